@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// The `ftjs` command.
+
+import { Command } from 'commander';
+import { registerReplay } from './replay.js';
+import { registerRun } from './run.js';
+
+const program = new Command();
+program
+  .name('ftjs')
+  .description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.')
+  .version('0.1.0')
+  .showHelpAfterError();
+registerRun(program);
+registerReplay(program);
+
+program.parseAsync(process.argv).catch((error: Error) => {
+  process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);
+  process.exit(process.exitCode && process.exitCode !== 0 ? process.exitCode : 1);
+});

@@ -1,0 +1,20 @@
+// Node logs: JSON lines by default (for machines), human-readable with --pretty or on a terminal.
+
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export interface LoggerOptions {
+  pretty?: boolean;
+  level?: string;
+  name?: string;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? process.env.FTJS_LOG_LEVEL ?? 'info';
+  const base = { name: options.name ?? 'ftjs' };
+  const usePretty = options.pretty ?? process.stdout.isTTY === true;
+  if (usePretty) {
+    return pino({ level, base }, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true }));
+  }
+  return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime });
+}

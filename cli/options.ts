@@ -1,0 +1,84 @@
+// Flags shared by the commands that boot a VM: limits, env, logging. Each limit has a name, a default
+// (hypervisor/limits.ts and friends) and a flag here.
+
+import { InvalidArgumentError, type Command } from 'commander';
+import { DEFAULT_LIMITS, type VmLimits } from '../hypervisor/limits.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
+import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/front-door.js';
+
+export function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+export function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a TCP port: "${value}"`);
+  return n;
+}
+
+function envPair(value: string, previous: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`--env takes KEY=VALUE, got "${value}"`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+const MiB = 1024 * 1024;
+
+export function addVmOptions(command: Command): Command {
+  return command
+    .option('--env <KEY=VALUE>', 'a string the guest sees in env (repeatable)', envPair, {})
+    .option('--memory-limit-mb <mb>', 'guest heap limit; over it the guest gets an out-of-memory error', positiveInt('--memory-limit-mb'), DEFAULT_LIMITS.memoryLimitBytes / MiB)
+    .option('--max-stack-kb <kb>', 'guest stack; deeper recursion is a guest stack-overflow error', positiveInt('--max-stack-kb'), DEFAULT_LIMITS.maxStackBytes / 1024)
+    .option('--task-budget-ms <ms>', 'CPU budget of one task; past it the task is preempted and its request gets 503', positiveInt('--task-budget-ms'), DEFAULT_LIMITS.taskBudgetMs)
+    .option('--max-response-bytes <n>', 'largest response body a guest may return (else 500)', positiveInt('--max-response-bytes'), DEFAULT_LIMITS.maxResponseBytes)
+    .option('--max-timers <n>', 'timers a guest may hold at once', positiveInt('--max-timers'), DEFAULT_LIMITS.maxTimers)
+    .option('--max-pending-fetches <n>', 'outbound fetches a guest may have in flight', positiveInt('--max-pending-fetches'), DEFAULT_LIMITS.maxPendingFetches)
+    .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask);
+}
+
+export function addServeOptions(command: Command): Command {
+  return command
+    .option('--max-request-bytes <n>', 'largest request body accepted (else 413)', positiveInt('--max-request-bytes'), DEFAULT_MAX_REQUEST_BYTES)
+    .option('--max-queued-requests <n>', 'requests waiting for the VM; past it new ones get 503', positiveInt('--max-queued-requests'), DEFAULT_LIVE_LOOP_OPTIONS.maxQueuedEvents)
+    .option('--fetch-timeout-ms <ms>', 'timeout of a guest outbound fetch', positiveInt('--fetch-timeout-ms'), DEFAULT_LIVE_LOOP_OPTIONS.fetchTimeoutMs)
+    .option('--max-fetch-response-bytes <n>', 'largest outbound fetch response a guest may receive', positiveInt('--max-fetch-response-bytes'), DEFAULT_LIVE_LOOP_OPTIONS.maxFetchResponseBytes);
+}
+
+export function addLogOptions(command: Command): Command {
+  return command.option('--pretty', 'human-readable logs (default when stdout is a terminal)').option('--log-level <level>', 'trace|debug|info|warn|error', 'info');
+}
+
+export interface VmFlags {
+  env: Record<string, string>;
+  memoryLimitMb: number;
+  maxStackKb: number;
+  taskBudgetMs: number;
+  maxResponseBytes: number;
+  maxTimers: number;
+  maxPendingFetches: number;
+  maxConsoleLines: number;
+}
+
+export function limitsFrom(flags: VmFlags): VmLimits {
+  return {
+    ...DEFAULT_LIMITS,
+    memoryLimitBytes: flags.memoryLimitMb * MiB,
+    maxStackBytes: flags.maxStackKb * 1024,
+    taskBudgetMs: flags.taskBudgetMs,
+    maxResponseBytes: flags.maxResponseBytes,
+    maxTimers: flags.maxTimers,
+    maxPendingFetches: flags.maxPendingFetches,
+    maxConsoleLinesPerTask: flags.maxConsoleLines,
+  };
+}
+
+export interface ServeFlags {
+  maxRequestBytes: number;
+  maxQueuedRequests: number;
+  fetchTimeoutMs: number;
+  maxFetchResponseBytes: number;
+}

@@ -1,0 +1,57 @@
+// `ftjs run`: serve a guest unreplicated, optionally recording a trace.
+
+import type { Command } from 'commander';
+import { makeBootConfig } from '../hypervisor/boot-config.js';
+import { loadGuest } from '../hypervisor/sources.js';
+import { StandaloneNode } from '../hypervisor/standalone.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
+import { createLogger } from './logger.js';
+import { addLogOptions, addServeOptions, addVmOptions, limitsFrom, port, type ServeFlags, type VmFlags } from './options.js';
+
+interface RunFlags extends VmFlags, ServeFlags {
+  port: number;
+  host: string;
+  record?: string;
+  pretty?: boolean;
+  logLevel: string;
+}
+
+export function registerRun(program: Command): void {
+  const command = program
+    .command('run')
+    .summary('serve a guest unreplicated (optionally recording a trace)')
+    .description('Serve the guest module <entry> over HTTP in one VM, without a backup. With --record, every nondeterministic input is written to a trace that `ftjs replay` re-executes bit for bit.')
+    .argument('<entry>', 'the guest ES module (export default { fetch(request, env, ctx) })')
+    .option('-p, --port <port>', 'HTTP port (0 picks a free one)', port, 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--record <file>', 'write a trace of the run to <file> (must not exist)');
+  addVmOptions(command);
+  addServeOptions(command);
+  addLogOptions(command);
+  command.action(async (entry: string, flags: RunFlags) => {
+    const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: 'run' });
+    const config = makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags));
+    const node = await StandaloneNode.start({
+      config,
+      host: flags.host,
+      port: flags.port,
+      ...(flags.record ? { recordPath: flags.record } : {}),
+      maxRequestBytes: flags.maxRequestBytes,
+      loop: { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: flags.maxQueuedRequests, fetchTimeoutMs: flags.fetchTimeoutMs, maxFetchResponseBytes: flags.maxFetchResponseBytes },
+      logger,
+    });
+    logger.info({ url: node.url, record: flags.record ?? null }, `serving ${entry} on ${node.url}`);
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      node.stop().then(
+        () => process.exit(),
+        (error: Error) => {
+          logger.error({ err: error }, 'stop failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  });
+}

@@ -1,0 +1,50 @@
+// The boot config is everything a VM is booted from: guest sources, env, limits. It is the trace
+// header's payload and what a backup receives from its primary, so a replay boots the very same VM.
+
+import type { TraceHeader } from '../logging-channel/trace-file.js';
+import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from './engine.js';
+import { DEFAULT_LIMITS, type VmLimits } from './limits.js';
+import { guestHash, sha256Hex, type GuestCode } from './sources.js';
+import type { BootConfig } from './vm.js';
+
+export class BootConfigError extends Error {
+  override name = 'BootConfigError';
+}
+
+export function makeBootConfig(guest: GuestCode, env: Record<string, string>, limits: Partial<VmLimits> = {}): BootConfig {
+  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits } };
+}
+
+export function traceHeaderFor(config: BootConfig, node?: string): TraceHeader {
+  return {
+    formatVersion: 1,
+    engine: { name: ENGINE_NAME, version: ENGINE_VERSION, wasmSha256: engineWasmSha256() },
+    guest: { entry: config.entry, sources: config.sources, hash: config.guestHash },
+    boot: { env: config.env, limits: config.limits },
+    createdAt: new Date().toISOString(),
+    ...(node ? { node } : {}),
+  };
+}
+
+/** Checks that this build can replay what `header` describes, and rebuilds the boot config from it. */
+export function bootConfigFromTrace(header: TraceHeader, where: string): BootConfig {
+  const engine = `${header.engine.name}@${header.engine.version}`;
+  if (header.engine.name !== ENGINE_NAME || header.engine.version !== ENGINE_VERSION) {
+    throw new BootConfigError(`${where}: recorded with engine ${engine}; this ftjs runs ${ENGINE_NAME}@${ENGINE_VERSION} and cannot replay it exactly`);
+  }
+  if (header.engine.wasmSha256 !== engineWasmSha256()) {
+    throw new BootConfigError(`${where}: recorded with a different build of ${engine} (wasm sha256 ${header.engine.wasmSha256.slice(0, 12)}…, this one ${engineWasmSha256().slice(0, 12)}…)`);
+  }
+  for (const source of header.guest.sources) {
+    if (sha256Hex(source.text) !== source.sha256) throw new BootConfigError(`${where}: guest source "${source.name}" does not match its recorded hash`);
+  }
+  if (guestHash(header.guest.sources) !== header.guest.hash) throw new BootConfigError(`${where}: guest hash does not match its sources`);
+  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits> };
+  return {
+    entry: header.guest.entry,
+    sources: header.guest.sources,
+    guestHash: header.guest.hash,
+    env: boot.env ?? {},
+    limits: { ...DEFAULT_LIMITS, ...(boot.limits ?? {}) },
+  };
+}

@@ -1,0 +1,192 @@
+// Loads the pinned QuickJS build and wraps every emscripten import through which the host could leak
+// into the guest. The clock goes to the input port; local time and time zone are fixed to UTC; the
+// environment is empty. Anything we do not recognise fails the boot: an engine upgrade must be a
+// deliberate act, re-measured, never a silent change of what the guest can see.
+
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSWASMModule } from 'quickjs-emscripten-core';
+import releaseSyncModule from '@jitl/quickjs-wasmfile-release-sync';
+import type { QuickJSSyncVariant } from 'quickjs-emscripten-core';
+
+const releaseSync = releaseSyncModule as unknown as QuickJSSyncVariant;
+
+export const ENGINE_NAME = 'quickjs-emscripten/release-sync';
+export const ENGINE_VERSION = '0.32.0';
+/** SHA-256 of the pinned emscripten-module.wasm; the import identification below was measured on it. */
+export const ENGINE_WASM_SHA256 = 'pinned-at-first-boot';
+
+const WASM_PAGE_BYTES = 65536;
+const WASM_MAX_PAGES = 32768;
+export const DEFAULT_INITIAL_MEMORY_BYTES = 16 * 1024 * 1024;
+
+export class EngineError extends Error {
+  override name = 'EngineError';
+}
+
+/** What the engine asks of the hypervisor: the clock. Everything else is answered deterministically. */
+export interface EngineClock {
+  /** Milliseconds since the epoch, as the guest must see it. */
+  nowMs(): number;
+}
+
+export interface Engine {
+  module: QuickJSWASMModule;
+  memory: WebAssembly.Memory;
+  wasmSha256: string;
+}
+
+type ImportRole = 'date_now' | 'localtime' | 'tzset' | 'environ_get' | 'environ_sizes_get' | 'setitimer' | 'passthrough';
+
+// Each import is recognised by what its glue source does. Passthrough imports touch nothing
+// nondeterministic: assertions, abort, exit, fd stubs, heap resize, and quickjs-emscripten callbacks.
+function classify(source: string): ImportRole {
+  if (/^\(\)\s*=>\s*Date\.now\(\)$/.test(source)) return 'date_now';
+  if (source.includes('getTimezoneOffset') && source.includes('getSeconds')) return 'localtime';
+  if (source.includes('getTimezoneOffset') && source.includes('UTC')) return 'tzset';
+  if (source.includes('setTimeout')) return 'setitimer';
+  if (/ra\(\)/.test(source) && source.includes('length') && !source.includes('for(f of')) return 'environ_sizes_get';
+  if (/for\s*\(\s*\w+ of \w+\(\)\)/.test(source)) return 'environ_get';
+  return 'passthrough';
+}
+
+const PASSTHROUGH_MARKERS = [
+  'Assertion failed', // assert
+  'N("")', // abort
+  'Q=!1', // keepalive clear
+  'return 52', // fd stub
+  'return 70', // fd stub
+  'la.decode', // fd_write (printf): QuickJS never prints in this build, but it is harmless
+  't.grow', // emscripten_resize_heap
+  'callbacks.', // quickjs-emscripten host callbacks
+  'G=a', // proc_exit
+];
+
+const REQUIRED_ROLES: ImportRole[] = ['date_now', 'localtime', 'tzset', 'environ_get', 'environ_sizes_get'];
+
+let compiled: { module: WebAssembly.Module; sha256: string } | undefined;
+
+function compileOnce(): { module: WebAssembly.Module; sha256: string } {
+  if (compiled) return compiled;
+  const require = createRequire(import.meta.url);
+  const pkg = require('@jitl/quickjs-wasmfile-release-sync/package.json') as { version: string };
+  if (pkg.version !== ENGINE_VERSION) {
+    throw new EngineError(
+      `engine build mismatch: @jitl/quickjs-wasmfile-release-sync is ${pkg.version}, ftjs is pinned to ${ENGINE_VERSION}; ` +
+        `reinstall with 'npm ci' (the import identification and position counter were measured on ${ENGINE_VERSION})`,
+    );
+  }
+  const bytes = readFileSync(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm'));
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  compiled = { module: new WebAssembly.Module(bytes), sha256 };
+  return compiled;
+}
+
+export function engineWasmSha256(): string {
+  return compileOnce().sha256;
+}
+
+/**
+ * Boots a fresh WebAssembly instance of QuickJS with wrapped imports.
+ * `initialMemoryBytes` must equal the memory size of a snapshot that will be copied in (growing
+ * after boot leaves emscripten's heap views stale).
+ */
+export async function bootEngine(clock: EngineClock, initialMemoryBytes = DEFAULT_INITIAL_MEMORY_BYTES): Promise<Engine> {
+  const { module: wasmModule, sha256 } = compileOnce();
+  if (initialMemoryBytes % WASM_PAGE_BYTES !== 0) throw new EngineError(`initial memory ${initialMemoryBytes} is not a multiple of 64 KiB`);
+  const memory = new WebAssembly.Memory({ initial: initialMemoryBytes / WASM_PAGE_BYTES, maximum: WASM_MAX_PAGES });
+
+  const variant = newVariant(releaseSync, {
+    wasmMemory: memory,
+    emscriptenModule: {
+      instantiateWasm(imports: WebAssembly.Imports, onSuccess: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void) {
+        wrapImports(imports, memory, clock);
+        const instance = new WebAssembly.Instance(wasmModule, imports);
+        onSuccess(instance, wasmModule);
+        return instance.exports;
+      },
+    } as never,
+  });
+  const module = await newQuickJSWASMModuleFromVariant(variant);
+  return { module, memory, wasmSha256: sha256 };
+}
+
+function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Memory, clock: EngineClock): void {
+  const table = imports.a as Record<string, unknown> | undefined;
+  if (!table) throw new EngineError('engine build mismatch: no import module "a"; is this the pinned quickjs-emscripten build?');
+  const found = new Map<ImportRole, string>();
+  for (const [name, value] of Object.entries(table)) {
+    if (typeof value !== 'function') continue;
+    const source = value.toString();
+    const role = classify(source);
+    if (role === 'passthrough') {
+      if (!PASSTHROUGH_MARKERS.some((marker) => source.includes(marker))) {
+        throw new EngineError(`engine build mismatch: unrecognised emscripten import "a.${name}": ${source.slice(0, 120)}`);
+      }
+      continue;
+    }
+    if (found.has(role)) throw new EngineError(`engine build mismatch: two imports look like ${role} ("a.${found.get(role)}" and "a.${name}")`);
+    found.set(role, name);
+    table[name] = replacement(role, memory, clock);
+  }
+  for (const role of REQUIRED_ROLES) {
+    if (!found.has(role)) throw new EngineError(`engine build mismatch: could not identify the ${role} import; refusing to boot a VM that could read the host's ${role}`);
+  }
+}
+
+function i32(memory: WebAssembly.Memory): Int32Array {
+  return new Int32Array(memory.buffer);
+}
+
+function replacement(role: ImportRole, memory: WebAssembly.Memory, clock: EngineClock): (...args: never[]) => unknown {
+  switch (role) {
+    case 'date_now':
+      return () => clock.nowMs();
+    case 'localtime':
+      // localtime_r(time, tm): the guest lives in UTC whatever the host's TZ.
+      return ((timeSeconds: bigint | number, tmPtr: number) => {
+        const t = Number(timeSeconds);
+        const d = new Date(t * 1000);
+        const heap = i32(memory);
+        const base = tmPtr >> 2;
+        const year = d.getUTCFullYear();
+        const startOfYear = Date.UTC(year, 0, 1);
+        heap[base + 0] = d.getUTCSeconds();
+        heap[base + 1] = d.getUTCMinutes();
+        heap[base + 2] = d.getUTCHours();
+        heap[base + 3] = d.getUTCDate();
+        heap[base + 4] = d.getUTCMonth();
+        heap[base + 5] = year - 1900;
+        heap[base + 6] = d.getUTCDay();
+        heap[base + 7] = Math.floor((d.getTime() - startOfYear) / 86400000);
+        heap[base + 8] = 0; // tm_isdst
+        heap[base + 9] = 0; // tm_gmtoff
+      }) as never;
+    case 'tzset':
+      // tzset_js(timezone, daylight, std_name, dst_name): UTC, no DST.
+      return ((timezonePtr: number, daylightPtr: number, stdNamePtr: number, dstNamePtr: number) => {
+        const heap = i32(memory);
+        heap[timezonePtr >> 2] = 0;
+        heap[daylightPtr >> 2] = 0;
+        const bytes = new Uint8Array(memory.buffer);
+        bytes.set([0x55, 0x54, 0x43, 0], stdNamePtr); // "UTC\0"
+        bytes.set([0x55, 0x54, 0x43, 0], dstNamePtr);
+      }) as never;
+    case 'environ_sizes_get':
+      return ((countPtr: number, bufSizePtr: number) => {
+        const heap = i32(memory);
+        heap[countPtr >> 2] = 0;
+        heap[bufSizePtr >> 2] = 0;
+        return 0;
+      }) as never;
+    case 'environ_get':
+      return (() => 0) as never;
+    case 'setitimer':
+      return (() => {
+        throw new EngineError('the engine asked for a host timer (setitimer); ftjs guests get timers only through the input port');
+      }) as never;
+    case 'passthrough':
+      throw new EngineError('passthrough has no replacement');
+  }
+}

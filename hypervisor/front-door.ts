@@ -1,0 +1,124 @@
+// The node's HTTP face: guest traffic on the live node, `/_ft/health` and `/_ft/status` on every node.
+// Request bodies are bounded here, at the edge, before anything reaches the log or the VM.
+
+import http from 'node:http';
+import type { Logger } from 'pino';
+import type { HeaderList } from '../logging-channel/entry.js';
+import { QueueFullError, type LiveLoop } from './live-loop.js';
+
+export interface FrontDoorOptions {
+  maxRequestBytes: number;
+  /** Seconds a client is told to wait when this node does not serve guest traffic. */
+  retryAfterSeconds: number;
+}
+
+export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
+
+export interface NodeView {
+  /** The loop serving guest traffic, or null when this node is not live. */
+  liveLoop(): LiveLoop | null;
+  status(): Promise<Record<string, unknown>>;
+  /** Why guest traffic is refused, when liveLoop() is null. */
+  notLiveReason(): string;
+}
+
+// Headers that belong to one hop and must not be passed to or from the guest as-is.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'content-length']);
+
+export function createFrontDoor(view: NodeView, options: FrontDoorOptions, logger: Logger): http.Server {
+  const server = http.createServer((req, res) => {
+    void handle(view, options, logger, req, res).catch((error: Error) => {
+      logger.error({ err: error }, 'front door: request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error in the ftjs node' });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  return server;
+}
+
+async function handle(view: NodeView, options: FrontDoorOptions, logger: Logger, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const path = req.url ?? '/';
+  if (path === '/_ft/health' || path === '/_ft/status') {
+    await drain(req);
+    const status = await view.status();
+    if (path === '/_ft/status') return sendJson(res, 200, status);
+    const live = view.liveLoop() !== null;
+    return sendJson(res, live ? 200 : 503, { live, role: status.role, epoch: status.epoch });
+  }
+  const loop = view.liveLoop();
+  if (!loop) {
+    await drain(req);
+    res.setHeader('retry-after', String(options.retryAfterSeconds));
+    return sendJson(res, 503, { error: `this node does not serve guest traffic: ${view.notLiveReason()}` });
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > options.maxRequestBytes) {
+    req.resume();
+    return sendJson(res, 413, { error: `request body of ${declared} bytes exceeds the limit of ${options.maxRequestBytes} bytes (--max-request-bytes)` }, true);
+  }
+  const body = await readBody(req, options.maxRequestBytes);
+  if (body === null) {
+    return sendJson(res, 413, { error: `request body exceeds the limit of ${options.maxRequestBytes} bytes (--max-request-bytes)` }, true);
+  }
+  const headers: HeaderList = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!HOP_BY_HOP.has(name)) headers.push([name, raw[i + 1]!]);
+  }
+  const host = req.headers.host ?? 'localhost';
+  const url = `http://${host}${path.startsWith('/') ? path : `/${path}`}`;
+  let response;
+  try {
+    response = await loop.submitRequest(req.method ?? 'GET', url, headers, body);
+  } catch (error) {
+    if (error instanceof QueueFullError) {
+      res.setHeader('retry-after', String(options.retryAfterSeconds));
+      return sendJson(res, 503, { error: error.message });
+    }
+    throw error;
+  }
+  if (res.destroyed) return;
+  const flat: string[] = [];
+  for (const [name, value] of response.headers) if (!HOP_BY_HOP.has(name.toLowerCase())) flat.push(name, value);
+  flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
+  res.writeHead(response.status, response.statusText || undefined, flat);
+  res.end(req.method === 'HEAD' ? undefined : response.body);
+  void logger;
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown, close = false): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(close ? { connection: 'close' } : {}) });
+  res.end(body);
+}
+
+function drain(req: http.IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    req.resume();
+    req.on('end', resolve);
+    req.on('error', () => resolve());
+  });
+}
+
+/** Reads the body, or returns null once it passes `maxBytes`. */
+function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Uint8Array | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      if (over) return;
+      total += chunk.byteLength;
+      if (total > maxBytes) {
+        over = true;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(over ? null : new Uint8Array(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,320 @@
+// Guest-side half of the hypervisor: evaluated once at boot, after web.js, inside the VM.
+// It owns every per-request host object on the guest side (resolvers, timer callbacks) in tables keyed
+// by ids, so that the whole VM is plain WASM memory and can be snapshotted. It talks to the host through
+// one function captured here and then removed from the global object; the guest cannot reach it.
+// The completion value of this script is the dispatch function the host calls to deliver events.
+(function () {
+  'use strict';
+  const host = globalThis.__ftjs_host;
+  const web = globalThis.__ftjs_web;
+  delete globalThis.__ftjs_host;
+  delete globalThis.__ftjs_web;
+
+  // Host operations (keep in sync with hypervisor/vm.ts HostOp).
+  const OP_RESPOND = 1;
+  const OP_FETCH = 2;
+  const OP_TIMER_SET = 3;
+  const OP_TIMER_CLEAR = 4;
+  const OP_CONSOLE = 5;
+  const OP_ENTROPY = 6;
+  const OP_BOOTED = 7;
+
+  // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
+  delete globalThis.WeakRef;
+  delete globalThis.FinalizationRegistry;
+
+  const define = (name, value) =>
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+
+  const JSONstringify = JSON.stringify;
+  const JSONparse = JSON.parse;
+  const ArrayBufferSlice = Function.prototype.call.bind(ArrayBuffer.prototype.slice);
+
+  /** The request whose work is running: inherited by timers and fetches it starts. */
+  let currentOwner = 0;
+  let app = null;
+  let env = Object.freeze({});
+
+  // ---------- console ----------
+  const LEVELS = ['debug', 'log', 'info', 'warn', 'error'];
+  function inspect(value, depth, seen) {
+    switch (typeof value) {
+      case 'string':
+        return depth === 0 ? value : JSONstringify(value);
+      case 'number':
+      case 'boolean':
+      case 'undefined':
+        return String(value);
+      case 'bigint':
+        return value + 'n';
+      case 'symbol':
+        return value.toString();
+      case 'function':
+        return '[Function: ' + (value.name || 'anonymous') + ']';
+    }
+    if (value === null) return 'null';
+    if (value instanceof Error) return value.stack ? value.name + ': ' + value.message + '\n' + value.stack : value.name + ': ' + value.message;
+    if (seen.includes(value)) return '[Circular]';
+    if (depth > 3) return Array.isArray(value) ? '[Array]' : '[Object]';
+    seen = seen.concat([value]);
+    if (Array.isArray(value)) return '[ ' + value.map((v) => inspect(v, depth + 1, seen)).join(', ') + ' ]';
+    if (value instanceof Date) return isNaN(value) ? 'Invalid Date' : value.toISOString();
+    if (value instanceof Map) return 'Map(' + value.size + ') { ' + [...value].map(([k, v]) => inspect(k, depth + 1, seen) + ' => ' + inspect(v, depth + 1, seen)).join(', ') + ' }';
+    if (value instanceof Set) return 'Set(' + value.size + ') { ' + [...value].map((v) => inspect(v, depth + 1, seen)).join(', ') + ' }';
+    const keys = Object.keys(value);
+    const name = value.constructor && value.constructor !== Object && typeof value.constructor.name === 'string' ? value.constructor.name + ' ' : '';
+    if (keys.length === 0) return name + '{}';
+    return name + '{ ' + keys.map((k) => k + ': ' + inspect(value[k], depth + 1, seen)).join(', ') + ' }';
+  }
+  function format(args) {
+    let out = '';
+    for (let i = 0; i < args.length; i++) out += (i ? ' ' : '') + inspect(args[i], 0, []);
+    return out;
+  }
+  const counts = new Map();
+  const console = {};
+  for (let i = 0; i < LEVELS.length; i++) {
+    const level = i;
+    console[LEVELS[i]] = function (...args) {
+      host(OP_CONSOLE, level, format(args));
+    };
+  }
+  console.trace = function (...args) {
+    host(OP_CONSOLE, 0, format(args) + '\n' + new Error().stack);
+  };
+  console.assert = function (condition, ...args) {
+    if (!condition) host(OP_CONSOLE, 4, 'Assertion failed' + (args.length ? ': ' + format(args) : ''));
+  };
+  console.count = function (label = 'default') {
+    const n = (counts.get(label) || 0) + 1;
+    counts.set(label, n);
+    host(OP_CONSOLE, 1, label + ': ' + n);
+  };
+  console.time = console.timeEnd = console.timeLog = console.group = console.groupEnd = console.table = console.dir = function (...args) {
+    host(OP_CONSOLE, 1, format(args));
+  };
+  define('console', console);
+
+  function reportError(where, error) {
+    host(OP_CONSOLE, 4, 'Uncaught (' + where + ') ' + inspect(error, 0, []));
+  }
+
+  // ---------- microtasks ----------
+  define('queueMicrotask', function queueMicrotask(callback) {
+    if (typeof callback !== 'function') throw new TypeError('queueMicrotask: callback must be a function');
+    Promise.resolve().then(() => {
+      try {
+        callback();
+      } catch (error) {
+        reportError('queueMicrotask', error);
+      }
+    });
+  });
+
+  // ---------- timers ----------
+  const timers = new Map();
+  let nextTimerId = 1;
+  const MAX_DELAY_MS = 2147483647;
+  function delayOf(ms) {
+    ms = Number(ms);
+    if (!(ms > 0)) return 0;
+    return ms > MAX_DELAY_MS ? MAX_DELAY_MS : Math.floor(ms);
+  }
+  function addTimer(callback, ms, args, repeat) {
+    if (typeof callback !== 'function') throw new TypeError('timer callback must be a function (string callbacks are not supported)');
+    const id = nextTimerId++;
+    const delay = delayOf(ms);
+    timers.set(id, { callback, args, repeat: repeat ? Math.max(delay, 1) : 0, owner: currentOwner });
+    host(OP_TIMER_SET, id, delay, currentOwner);
+    return id;
+  }
+  function clearTimer(id) {
+    id = Number(id);
+    if (timers.delete(id)) host(OP_TIMER_CLEAR, id);
+  }
+  define('setTimeout', function setTimeout(callback, ms, ...args) {
+    return addTimer(callback, ms, args, false);
+  });
+  define('setInterval', function setInterval(callback, ms, ...args) {
+    return addTimer(callback, ms, args, true);
+  });
+  define('clearTimeout', function clearTimeout(id) {
+    clearTimer(id);
+  });
+  define('clearInterval', function clearInterval(id) {
+    clearTimer(id);
+  });
+  function fireTimer(id) {
+    const timer = timers.get(id);
+    if (!timer) return;
+    if (timer.repeat) host(OP_TIMER_SET, id, timer.repeat, timer.owner);
+    else timers.delete(id);
+    currentOwner = timer.owner;
+    try {
+      timer.callback(...timer.args);
+    } catch (error) {
+      reportError('timer', error);
+    }
+  }
+
+  // ---------- time ----------
+  // Date.now() reads the engine clock import, which the hypervisor feeds from the input port.
+  const timeOrigin = Date.now();
+  const performance = {
+    timeOrigin,
+    now: function now() {
+      return Date.now() - timeOrigin;
+    },
+    mark() {},
+    measure() {},
+    toJSON() {
+      return { timeOrigin };
+    },
+  };
+  define('performance', performance);
+
+  // ---------- entropy ----------
+  function randomBytes(length) {
+    return new Uint8Array(host(OP_ENTROPY, length));
+  }
+  const MAX_RANDOM_BYTES = 65536;
+  const hex = [];
+  for (let i = 0; i < 256; i++) hex.push((i < 16 ? '0' : '') + i.toString(16));
+  const crypto = {
+    getRandomValues(array) {
+      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView) {
+        throw new TypeError('crypto.getRandomValues: argument must be an integer TypedArray');
+      }
+      if (array.byteLength > MAX_RANDOM_BYTES) {
+        throw new (globalThis.DOMException || Error)('crypto.getRandomValues: ' + array.byteLength + ' bytes requested, at most 65536 allowed', 'QuotaExceededError');
+      }
+      new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(randomBytes(array.byteLength));
+      return array;
+    },
+    randomUUID() {
+      const b = randomBytes(16);
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      let s = '';
+      for (let i = 0; i < 16; i++) {
+        s += hex[b[i]];
+        if (i === 3 || i === 5 || i === 7 || i === 9) s += '-';
+      }
+      return s;
+    },
+  };
+  define('crypto', crypto);
+
+  // ---------- outbound fetch ----------
+  const fetches = new Map();
+  let nextFetchId = 1;
+  function bodyBuffer(bytes) {
+    if (!bytes || bytes.byteLength === 0) return undefined;
+    if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer;
+    return ArrayBufferSlice(bytes.buffer, bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  }
+  define('fetch', function fetch(input, init) {
+    let parts;
+    try {
+      parts = web.requestParts(web.toRequest(input, init));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const id = nextFetchId++;
+    return new Promise((resolve, reject) => {
+      fetches.set(id, { resolve, reject, url: parts.url, owner: currentOwner });
+      host(OP_FETCH, id, JSONstringify([parts.method, parts.url, parts.headers]), bodyBuffer(parts.body), currentOwner);
+    });
+  });
+  function fetchDone(id, meta, body) {
+    const pending = fetches.get(id);
+    if (!pending) return;
+    fetches.delete(id);
+    currentOwner = pending.owner;
+    const [error, status, statusText, headers] = JSONparse(meta);
+    if (error !== null) {
+      pending.reject(new TypeError('fetch failed: ' + error));
+      return;
+    }
+    pending.resolve(web.makeResponse(status, statusText, headers, body ? new Uint8Array(body) : null, pending.url));
+  }
+
+  // ---------- inbound requests ----------
+  function respond(id, response) {
+    if (!(response instanceof Response)) {
+      fail(id, new TypeError('fetch handler must return a Response (or a promise of one), got ' + (response === null ? 'null' : typeof response)));
+      return;
+    }
+    let parts;
+    try {
+      parts = web.responseParts(response);
+    } catch (error) {
+      fail(id, error);
+      return;
+    }
+    host(OP_RESPOND, id, JSONstringify([parts.status, parts.statusText, parts.headers]), bodyBuffer(parts.body));
+  }
+  function fail(id, error) {
+    reportError('fetch handler', error);
+    const message = error instanceof Error ? error.name + ': ' + error.message : String(error);
+    host(OP_RESPOND, id, JSONstringify([500, 'Internal Server Error', [['content-type', 'application/json']]]), bodyBuffer(new TextEncoder().encode(JSONstringify({ error: 'guest exception', message }))));
+  }
+  function onRequest(id, meta, body) {
+    const [method, url, headers] = JSONparse(meta);
+    const request = web.makeRequest(method, url, headers, body ? new Uint8Array(body) : null);
+    currentOwner = id;
+    const ctx = {
+      waitUntil(promise) {
+        Promise.resolve(promise).catch((error) => reportError('waitUntil', error));
+      },
+      passThroughOnException() {},
+    };
+    let result;
+    try {
+      result = app.fetch(request, env, ctx);
+    } catch (error) {
+      fail(id, error);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+      Promise.resolve(result).then(
+        (response) => respond(id, response),
+        (error) => fail(id, error),
+      );
+    } else {
+      respond(id, result);
+    }
+  }
+
+  // ---------- boot ----------
+  function boot(entry, envJson) {
+    env = Object.freeze(JSONparse(envJson));
+    import(entry).then(
+      (namespace) => {
+        const candidate = namespace.default;
+        if (!candidate || typeof candidate.fetch !== 'function') {
+          host(OP_BOOTED, 0, 'the guest module "' + entry + '" must export default { fetch(request, env, ctx) }');
+          return;
+        }
+        app = candidate;
+        host(OP_BOOTED, 1, '');
+      },
+      (error) => host(OP_BOOTED, 0, 'the guest module "' + entry + '" failed to load: ' + inspect(error, 0, [])),
+    );
+  }
+
+  // The host's single entry point. Kinds: keep in sync with hypervisor/vm.ts GuestEvent.
+  return function dispatch(kind, id, meta, body) {
+    currentOwner = 0;
+    switch (kind) {
+      case 1:
+        return onRequest(id, meta, body);
+      case 2:
+        return fireTimer(id);
+      case 3:
+        return fetchDone(id, meta, body);
+      case 9:
+        return boot(meta, body);
+    }
+  };
+})();

@@ -1,0 +1,259 @@
+// The live event loop on the node's main thread: queues events from the world (inbound requests,
+// timer deadlines, outbound fetch results), hands them to the VM worker in batches, appends the
+// resulting entries to the log, and passes every output through the output gate (the Output Rule).
+
+import type { Logger } from 'pino';
+import type { HeaderList } from '../logging-channel/entry.js';
+import type { Log } from '../recorder/log.js';
+import type { VmHost } from './vm-host.js';
+import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
+import type { RunReply, VmState } from './vm-protocol.js';
+
+export interface OutputGate {
+  /** Release `release` once the entry `seq` is safe (acknowledged by the backup, or at once when alone). */
+  hold(seq: number, release: () => void): void;
+}
+
+export interface LiveLoopOptions {
+  /** Events waiting for the VM; past it new requests get 503. */
+  maxQueuedEvents: number;
+  /** Events handed to the worker in one message. */
+  batchMaxEvents: number;
+  fetchTimeoutMs: number;
+  maxFetchResponseBytes: number;
+  /** Consulted before each batch: false holds new requests in the queue (lag control). */
+  admit?: () => boolean;
+}
+
+export const DEFAULT_LIVE_LOOP_OPTIONS: LiveLoopOptions = {
+  maxQueuedEvents: 1024,
+  batchMaxEvents: 64,
+  fetchTimeoutMs: 30_000,
+  maxFetchResponseBytes: 8 * 1024 * 1024,
+};
+
+export interface GuestResponse {
+  status: number;
+  statusText: string;
+  headers: HeaderList;
+  body: Uint8Array;
+}
+
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+type Waiter = (response: GuestResponse) => void;
+
+export class LiveLoop {
+  private readonly queue: Array<{ event: LiveEvent; waiter?: Waiter }> = [];
+  private readonly waiters = new Map<number, Waiter>();
+  private running = false;
+  private stopped = false;
+  private idleResolvers: Array<() => void> = [];
+  private timer: { handle: NodeJS.Timeout; timerId: number; deadlineMs: number } | null = null;
+  private readonly timersQueued = new Set<number>();
+  private fetchesInFlight = 0;
+  private lastState: VmState | null = null;
+  /** Seq of the last TaskEnd appended: the state the VM is in. */
+  lastTaskSeq = 0;
+  tasksRun = 0;
+  onFatal: (error: Error) => void = () => {};
+
+  constructor(
+    private readonly vm: VmHost,
+    private readonly log: Log,
+    private readonly gate: OutputGate,
+    private readonly logger: Logger,
+    private readonly options: LiveLoopOptions,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get vmState(): VmState | null {
+    return this.lastState;
+  }
+
+  /** Takes the result of the boot task (or the state after go-live) and starts serving. */
+  start(reply: RunReply): void {
+    this.absorb(reply);
+    this.schedule();
+  }
+
+  /** Re-issues outbound fetches that started and never completed (after go-live). */
+  reissue(fetches: Array<Extract<Output, { kind: 'fetch' }>>): void {
+    for (const f of fetches) this.performFetch(f);
+  }
+
+  submitRequest(method: string, url: string, headers: HeaderList, body: Uint8Array): Promise<GuestResponse> {
+    if (this.stopped) return Promise.reject(new QueueFullError('the node is stopping'));
+    if (this.queue.length >= this.options.maxQueuedEvents) {
+      return Promise.reject(new QueueFullError(`request queue is full (${this.options.maxQueuedEvents} waiting, --max-queued-requests)`));
+    }
+    return new Promise<GuestResponse>((resolve) => {
+      this.queue.push({ event: { kind: 'request', method, url, headers, body }, waiter: resolve });
+      this.schedule();
+    });
+  }
+
+  /** Stops taking requests and resolves once the VM is idle. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer.handle);
+    this.timer = null;
+    if (!this.running) return;
+    await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
+  }
+
+  /** Resolves the next time the loop has nothing running and nothing queued. */
+  whenIdle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleResolvers.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.running || this.queue.length === 0) {
+      if (!this.running) this.notifyIdle();
+      return;
+    }
+    if (this.options.admit && !this.options.admit()) return; // lag control: kick() resumes
+    this.running = true;
+    void this.pump();
+  }
+
+  /** Lag control lifted: try again. */
+  kick(): void {
+    this.schedule();
+  }
+
+  private notifyIdle(): void {
+    const resolvers = this.idleResolvers;
+    this.idleResolvers = [];
+    for (const r of resolvers) r();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      const batch = this.queue.splice(0, this.options.batchMaxEvents);
+      for (const item of batch) if (item.event.kind === 'timer') this.timersQueued.delete(item.event.timerId);
+      const reply = await this.vm.run(batch.map((b) => b.event));
+      // Map each request to the VM's id for it before any output is processed: a response can come
+      // from a later task of the same batch.
+      reply.results.forEach((result, i) => {
+        const waiter = batch[i]!.waiter;
+        if (waiter && result.requestId) this.waiters.set(result.requestId, waiter);
+      });
+      this.absorb(reply);
+    } catch (error) {
+      this.running = false;
+      this.onFatal(error as Error);
+      return;
+    }
+    this.running = false;
+    this.schedule();
+  }
+
+  private absorb(reply: RunReply): void {
+    for (const result of reply.results) this.absorbTask(result);
+    this.lastState = reply.state;
+    this.armTimer(reply.state.nextTimer);
+  }
+
+  private absorbTask(result: TaskResult): void {
+    const entries = this.log.append(result.entries);
+    const tag = entries[entries.length - 1]!.seq;
+    this.lastTaskSeq = tag;
+    this.tasksRun++;
+    if (result.console.length > 0) this.printConsole(result.console, tag);
+    for (const output of result.outputs) {
+      if (output.kind === 'response') {
+        const waiter = this.waiters.get(output.requestId);
+        this.waiters.delete(output.requestId);
+        if (!waiter) continue; // the client is gone (or this is a replayed request after go-live)
+        this.gate.hold(tag, () => waiter(output));
+      } else {
+        this.gate.hold(tag, () => this.performFetch(output));
+      }
+    }
+  }
+
+  private printConsole(lines: ConsoleLine[], seq: number): void {
+    for (const line of lines) {
+      const level = line.level === 'error' ? 'error' : line.level === 'warn' ? 'warn' : line.level === 'debug' ? 'debug' : 'info';
+      this.logger[level]({ seq, guest: true }, line.text);
+    }
+  }
+
+  private armTimer(next: { timerId: number; deadlineMs: number } | null): void {
+    if (this.stopped) return;
+    if (next && this.timersQueued.has(next.timerId)) next = null;
+    if (this.timer && next && this.timer.timerId === next.timerId && this.timer.deadlineMs === next.deadlineMs) return;
+    if (this.timer) clearTimeout(this.timer.handle);
+    this.timer = null;
+    if (!next) return;
+    const { timerId, deadlineMs } = next;
+    const delayMs = Math.max(0, Math.min(deadlineMs - Date.now(), 2_147_483_647));
+    const handle = setTimeout(() => {
+      this.timer = null;
+      this.timersQueued.add(timerId);
+      this.queue.push({ event: { kind: 'timer', timerId } });
+      this.schedule();
+    }, delayMs);
+    this.timer = { handle, timerId, deadlineMs };
+  }
+
+  private performFetch(output: Extract<Output, { kind: 'fetch' }>): void {
+    this.fetchesInFlight++;
+    const { fetchId } = output;
+    const finish = (result: Omit<Extract<LiveEvent, { kind: 'fetch-result' }>['result'], 'fetchId'>) => {
+      this.fetchesInFlight--;
+      if (this.stopped) return;
+      this.queue.push({ event: { kind: 'fetch-result', result: { fetchId, ...result } } });
+      this.schedule();
+    };
+    const failed = (message: string) => finish({ error: message, status: 0, statusText: '', headers: [], body: new Uint8Array(0) });
+    const init: RequestInit = {
+      method: output.method,
+      headers: output.headers,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(this.options.fetchTimeoutMs),
+    };
+    if (output.body.byteLength > 0) init.body = output.body as Uint8Array<ArrayBuffer>;
+    fetch(output.url, init)
+      .then(async (response) => {
+        const body = await readLimited(response, this.options.maxFetchResponseBytes);
+        const headers: HeaderList = [];
+        response.headers.forEach((value, name) => headers.push([name, value]));
+        finish({ error: null, status: response.status, statusText: response.statusText, headers, body });
+      })
+      .catch((error: Error) => {
+        const cause = (error as { cause?: Error }).cause;
+        const message = error.name === 'TimeoutError' ? `timed out after ${this.options.fetchTimeoutMs} ms (--fetch-timeout-ms)` : `${error.message}${cause ? `: ${cause.message}` : ''}`;
+        this.logger.warn({ fetchId, url: output.url }, `outbound fetch failed: ${message}`);
+        failed(message);
+      });
+  }
+}
+
+async function readLimited(response: Response, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(response.headers.get('content-length') ?? -1);
+  if (declared > maxBytes) throw new Error(`response of ${declared} bytes exceeds --max-fetch-response-bytes=${maxBytes}`);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (response.body) {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      total += chunk.byteLength;
+      if (total > maxBytes) throw new Error(`response exceeds --max-fetch-response-bytes=${maxBytes}`);
+      chunks.push(chunk);
+    }
+  }
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    body.set(c, offset);
+    offset += c.byteLength;
+  }
+  return body;
+}

@@ -1,0 +1,131 @@
+// An unreplicated node (`ftjs run`): one live VM behind the front door, outputs released at once,
+// the log optionally recorded to a trace file.
+
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { Kind } from '../logging-channel/entry.js';
+import { TraceWriter } from '../logging-channel/trace-file.js';
+import { Log } from '../recorder/log.js';
+import { traceHeaderFor } from './boot-config.js';
+import { createFrontDoor } from './front-door.js';
+import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
+import { VmHost } from './vm-host.js';
+import type { BootConfig } from './vm.js';
+
+export interface StandaloneOptions {
+  config: BootConfig;
+  host: string;
+  port: number;
+  recordPath?: string;
+  maxRequestBytes: number;
+  loop: LiveLoopOptions;
+  logger: Logger;
+}
+
+export class StandaloneNode {
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    private readonly vm: VmHost,
+    private readonly loop: LiveLoop,
+    private readonly log: Log,
+    private readonly server: Server,
+    private readonly trace: TraceWriter | null,
+    private readonly logger: Logger,
+    readonly url: string,
+  ) {}
+
+  static async start(options: StandaloneOptions): Promise<StandaloneNode> {
+    const { config, logger } = options;
+    const trace = options.recordPath ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run')) : null;
+    const log = new Log();
+    if (trace) log.addSink((entries) => trace.append(entries));
+    const vm = VmHost.start(config.limits);
+    let loop: LiveLoop | null = null;
+    vm.onFatal = (error) => {
+      logger.fatal({ err: error }, 'the VM died; stopping');
+      process.exitCode = 70;
+      void loop?.stop();
+    };
+    const started = performance.now();
+    let bootReply;
+    try {
+      bootReply = await vm.boot(config, 'live');
+    } catch (error) {
+      await vm.terminate();
+      await trace?.close();
+      throw error;
+    }
+    loop = new LiveLoop(vm, log, { hold: (_seq, release) => release() }, logger, options.loop);
+    loop.onFatal = vm.onFatal;
+    loop.start(bootReply);
+    if (trace) {
+      // One write per batch of tasks (coalesced per tick): a crash loses at most the batch in flight.
+      let flushQueued = false;
+      log.addSink(() => {
+        if (flushQueued) return;
+        flushQueued = true;
+        queueMicrotask(() => {
+          flushQueued = false;
+          trace.flush();
+        });
+      });
+      trace.flush();
+    }
+    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(performance.now() - started), memoryBytes: bootReply.state.memoryBytes }, 'guest booted');
+
+    const node: { loop: LiveLoop } = { loop };
+    const server = createFrontDoor(
+      {
+        liveLoop: () => node.loop,
+        notLiveReason: () => 'stopping',
+        status: async () => ({
+          role: 'standalone',
+          epoch: 0,
+          seq: log.lastSeq,
+          taskSeq: node.loop.lastTaskSeq,
+          pos: node.loop.vmState?.pos ?? 0,
+          tasks: node.loop.tasksRun,
+          queued: node.loop.queued,
+          guestTimeMs: node.loop.vmState?.guestTimeMs ?? 0,
+          memoryBytes: node.loop.vmState?.memoryBytes ?? 0,
+          recording: options.recordPath ?? null,
+        }),
+      },
+      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
+      logger,
+    );
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+    return new StandaloneNode(vm, loop, log, server, trace, logger, url);
+  }
+
+  get lastSeq(): number {
+    return this.log.lastSeq;
+  }
+
+  /** Stops serving, lets the VM go idle, records the final state hash, closes the trace. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.server.close();
+      this.server.closeAllConnections();
+      await this.loop.stop();
+      if (this.vm.alive) {
+        const state = await this.vm.state(true);
+        this.log.appendControl(Kind.StateHash, new Uint8Array(Buffer.from(state.stateHash!, 'hex')));
+        this.logger.info({ seq: this.log.lastSeq, pos: state.pos, stateHash: state.stateHash }, 'final state');
+      }
+      if (this.trace) {
+        await this.trace.close();
+        this.logger.info({ trace: this.trace.path, bytes: this.trace.bytesWritten }, 'trace closed');
+      }
+      await this.vm.terminate();
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,103 @@
+// The main thread's handle on a VM worker: request/reply over postMessage, one request at a time
+// in order (the worker serialises them), and a loud, single fatal signal if the VM dies.
+
+import { Worker } from 'node:worker_threads';
+import type { Entry } from '../logging-channel/entry.js';
+import { workerStackSizeMb, type VmLimits } from './limits.js';
+import type { BootConfig, LiveEvent, Snapshot } from './vm.js';
+import type { PendingFetch, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
+
+export class VmError extends Error {
+  constructor(name: string, message: string, readonly remoteStack?: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+export class VmHost {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private dead: Error | null = null;
+  /** Called once if the worker dies or reports a fatal error. */
+  onFatal: (error: Error) => void = () => {};
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (message: VmReply | VmFatalMessage) => {
+      if ('fatal' in message) {
+        this.die(new VmError(message.fatal.name, `VM fatal: ${message.fatal.message}`, message.fatal.stack));
+        return;
+      }
+      const waiter = this.pending.get(message.id);
+      if (!waiter) return;
+      this.pending.delete(message.id);
+      if (message.ok) waiter.resolve(message.value);
+      else waiter.reject(new VmError(message.error.name, message.error.message, message.error.stack));
+    });
+    worker.on('error', (error) => this.die(error));
+    worker.on('exit', (code) => this.die(new VmError('VmExit', `VM worker exited with code ${code}`)));
+  }
+
+  static start(limits: VmLimits): VmHost {
+    const worker = new Worker(new URL('./vm-worker.js', import.meta.url), {
+      resourceLimits: { stackSizeMb: workerStackSizeMb(limits) },
+      stdout: false,
+      stderr: false,
+    });
+    return new VmHost(worker);
+  }
+
+  private die(error: Error): void {
+    if (this.dead) return;
+    this.dead = error;
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+    this.onFatal(error);
+  }
+
+  get alive(): boolean {
+    return this.dead === null;
+  }
+
+  private call<T>(request: VmRequest): Promise<T> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.worker.postMessage({ id, request });
+    });
+  }
+
+  boot(config: BootConfig, mode: 'live' | 'replay', snapshot?: Snapshot): Promise<RunReply> {
+    return this.call({ op: 'boot', config, mode, ...(snapshot ? { snapshot } : {}) });
+  }
+
+  run(events: LiveEvent[]): Promise<RunReply> {
+    return this.call({ op: 'run', events });
+  }
+
+  replay(tasks: Entry[][]): Promise<RunReply> {
+    return this.call({ op: 'replay', tasks });
+  }
+
+  goLive(limits?: Partial<VmLimits>): Promise<VmState> {
+    return this.call({ op: 'go-live', ...(limits ? { limits } : {}) });
+  }
+
+  state(hash = false): Promise<VmState> {
+    return this.call({ op: 'state', hash });
+  }
+
+  snapshot(): Promise<Snapshot> {
+    return this.call({ op: 'snapshot' });
+  }
+
+  pendingFetches(): Promise<PendingFetch[]> {
+    return this.call({ op: 'pending-fetches' });
+  }
+
+  async terminate(): Promise<void> {
+    this.dead ??= new VmError('VmStopped', 'VM stopped');
+    this.onFatal = () => {};
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,41 @@
+// Messages between the node (main thread) and its VM worker. The worker owns the VM; the main thread
+// owns sockets, timers and the log. Everything crossing here is structured-cloneable data.
+
+import type { Entry } from '../logging-channel/entry.js';
+import type { VmLimits } from './limits.js';
+import type { BootConfig, LiveEvent, Output, Snapshot, TaskResult } from './vm.js';
+
+export type VmRequest =
+  | { op: 'boot'; config: BootConfig; mode: 'live' | 'replay'; snapshot?: Snapshot }
+  | { op: 'run'; events: LiveEvent[] }
+  | { op: 'replay'; tasks: Entry[][] }
+  | { op: 'go-live'; limits?: Partial<VmLimits> }
+  | { op: 'state'; hash: boolean }
+  | { op: 'snapshot' }
+  | { op: 'pending-fetches' };
+
+export interface VmState {
+  pos: number;
+  tasks: number;
+  guestTimeMs: number;
+  memoryBytes: number;
+  /** SHA-256 of memory + devices, when asked for. */
+  stateHash?: string;
+  nextTimer: { timerId: number; deadlineMs: number } | null;
+}
+
+export interface RunReply {
+  results: TaskResult[];
+  state: VmState;
+}
+
+export type VmReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { name: string; message: string; stack?: string } };
+
+/** Sent unprompted when the VM cannot go on (a host exception escaped the engine). */
+export interface VmFatalMessage {
+  fatal: { name: string; message: string; stack?: string };
+}
+
+export type PendingFetch = Extract<Output, { kind: 'fetch' }>;

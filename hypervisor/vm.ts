@@ -1,0 +1,703 @@
+// One guest VM: a QuickJS runtime + context in its own WebAssembly instance, its devices (clock,
+// entropy, timers, inbound requests, outbound fetch, console), and the task loop. It runs inside the VM
+// worker. The same code serves the live and the replay role; only the input port differs.
+//
+// Snapshot rules (DESIGN.md, rule 4): exactly one host function, registered at boot in a fixed order;
+// per-request objects live in guest-side tables; device tables here are plain data.
+
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
+import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent } from '../logging-channel/entry.js';
+import {
+  decodeFetchResultEvent,
+  decodeRequestEvent,
+  decodeTaskEnd,
+  decodeTimerEvent,
+  encodeFetchResultEvent,
+  encodeRequestEvent,
+  encodeTaskEnd,
+  encodeTimerEvent,
+} from '../logging-channel/codec.js';
+import { bootEngine, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
+import type { VmLimits } from './limits.js';
+import type { Divergence, InputPort } from './port.js';
+import { Position, type PositionState } from './position.js';
+import type { GuestSource } from './sources.js';
+import { resolveModuleName } from './sources.js';
+
+export interface BootConfig {
+  entry: string;
+  sources: GuestSource[];
+  guestHash: string;
+  env: Record<string, string>;
+  limits: VmLimits;
+}
+
+export type Output =
+  | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array };
+
+export const CONSOLE_LEVELS = ['debug', 'log', 'info', 'warn', 'error'] as const;
+export type ConsoleLevel = (typeof CONSOLE_LEVELS)[number];
+export interface ConsoleLine {
+  level: ConsoleLevel;
+  text: string;
+}
+
+export interface TaskResult {
+  /** Live: the entries this task appended, in order (start, inputs, task end). Replay: empty. */
+  entries: RawEntry[];
+  kind: string;
+  /** For request tasks: the request id the VM gave the request. */
+  requestId: number;
+  outputs: Output[];
+  console: ConsoleLine[];
+  preempted: boolean;
+  pos: number;
+  divergence: Divergence | null;
+}
+
+/** Inputs of a live task, before the VM turns them into a start entry. */
+export type LiveEvent =
+  | { kind: 'request'; method: string; url: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'timer'; timerId: number }
+  | { kind: 'fetch-result'; result: FetchResultEvent };
+
+export interface DeviceState {
+  position: PositionState;
+  clockReads: number;
+  clockLastMs: number;
+  entropyPool: string; // base64
+  entropyOffset: number;
+  nextRequestId: number;
+  pendingRequests: number[];
+  timers: Array<[id: number, deadlineMs: number, owner: number]>;
+  fetches: Array<[id: number, owner: number, method: string, url: string, headers: HeaderList, body: string]>;
+  tasks: number;
+}
+
+export interface Snapshot {
+  engine: string;
+  guestHash: string;
+  memory: Uint8Array;
+  devices: DeviceState;
+}
+
+export class VmFatal extends Error {
+  override name = 'VmFatal';
+}
+
+export class BootError extends Error {
+  override name = 'BootError';
+}
+
+// Host operations the guest glue may call (hypervisor/guest/runtime.js).
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7 } as const;
+// Events the host delivers to the guest glue's dispatch function.
+const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Boot: 9 } as const;
+
+const ENTROPY_POOL_BYTES = 256;
+const MAX_ENTROPY_REQUEST_BYTES = 65536;
+/** A task whose job queue does not drain within this many rounds is a wedged VM. */
+const MAX_DRAIN_ROUNDS = 100_000;
+const EMPTY = new Uint8Array(0);
+
+const WEB_JS = readFileSync(new URL('../../hypervisor/guest/web.js', import.meta.url), 'utf8');
+const RUNTIME_JS = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
+
+class Clock {
+  reads = 0;
+  lastMs = 0;
+}
+
+export class Vm {
+  private readonly position: Position;
+  private readonly clockState = new Clock();
+  private port: InputPort;
+  private runtime!: QuickJSRuntime;
+  private context!: QuickJSContext;
+  private dispatch!: QuickJSHandle;
+  private handlerCalls = 0;
+  private engineBooted = false;
+  private calibrating = false;
+
+  // Device tables (snapshot state).
+  private entropyPool: Uint8Array = EMPTY;
+  private entropyOffset = 0;
+  private nextRequestId = 1;
+  private readonly pendingRequests = new Set<number>();
+  private readonly timers = new Map<number, { deadlineMs: number; owner: number }>();
+  private readonly fetches = new Map<number, { owner: number; method: string; url: string; headers: HeaderList; body: Uint8Array }>();
+  private tasks = 0;
+
+  // Per-task scratch (not state: empty between tasks).
+  private inTask = false;
+  private preempted = false;
+  private outputs: Output[] = [];
+  private consoleLines: ConsoleLine[] = [];
+  private consoleDropped = 0;
+  private entries: RawEntry[] = [];
+  private bootMessage: string | null = null;
+  private booted = false;
+
+  private constructor(
+    private readonly engine: Engine,
+    readonly config: BootConfig,
+    port: InputPort,
+  ) {
+    this.port = port;
+    this.position = new Position(engine.memory);
+  }
+
+  /** The live port appends here; the VM hands the entries out with the task result. */
+  readonly sink = { push: (entry: RawEntry) => void this.entries.push(entry) };
+
+  /**
+   * Boots a VM. With `snapshot`, boots the identical sequence and then copies the snapshot's memory
+   * and device tables in; the VM then continues exactly where the snapshotted one was.
+   */
+  static async create(config: BootConfig, port: InputPort, snapshot?: Snapshot): Promise<Vm> {
+    if (snapshot && snapshot.guestHash !== config.guestHash) throw new BootError('snapshot was taken of another guest');
+    let vm: Vm | undefined;
+    const engine = await bootEngine({ nowMs: () => vm!.readClock() }, snapshot ? snapshot.memory.byteLength : undefined);
+    if (snapshot) {
+      // The restore boots the identical sequence with a port that answers nothing real (every value
+      // it hands out is overwritten by the snapshot's memory), then copies the snapshot in.
+      vm = new Vm(engine, config, new NullPort());
+      vm.bootSequence();
+      vm.restore(snapshot);
+      vm.port = port;
+    } else {
+      // The engine boot itself (its clock read seeds Math.random) happens inside the Boot task.
+      vm = new Vm(engine, config, port);
+    }
+    return vm;
+  }
+
+  setPort(port: InputPort): void {
+    if (this.inTask) throw new VmFatal('cannot switch ports inside a task');
+    this.port = port;
+  }
+
+  get mode(): 'live' | 'replay' {
+    return this.port.mode;
+  }
+
+  get pos(): number {
+    return this.position.read();
+  }
+
+  get taskCount(): number {
+    return this.tasks;
+  }
+
+  get memoryBytes(): number {
+    return this.engine.memory.buffer.byteLength;
+  }
+
+  // ---------------------------------------------------------------- boot
+
+  private bootSequence(): void {
+    this.engineBooted = true;
+    const { module } = this.engine;
+    const limits = this.config.limits;
+    const runtime = module.newRuntime();
+    this.runtime = runtime;
+    runtime.setMemoryLimit(limits.memoryLimitBytes);
+    runtime.setMaxStackSize(limits.maxStackBytes);
+    const sources = new Map(this.config.sources.map((s) => [s.name, s.text]));
+    runtime.setModuleLoader(
+      (name) => {
+        const text = sources.get(name);
+        return text === undefined ? { error: new Error(`guest module "${name}" was not loaded at boot (missing file?)`) } : text;
+      },
+      (base, requested) => {
+        try {
+          return resolveModuleName(base, requested);
+        } catch (error) {
+          return { error: error as Error };
+        }
+      },
+    );
+    runtime.setInterruptHandler(() => this.onInterrupt());
+    const context = runtime.newContext();
+    this.context = context;
+    this.calibrate();
+
+    const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
+    context.setProp(context.global, '__ftjs_host', hostFn);
+    hostFn.dispose();
+    this.evalScript(WEB_JS, 'ftjs:web.js').dispose();
+    this.dispatch = this.evalScript(RUNTIME_JS, 'ftjs:runtime.js');
+    if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
+  }
+
+  private evalScript(code: string, filename: string): QuickJSHandle {
+    const result = this.context.evalCode(code, filename, { type: 'global', strict: true });
+    if (result.error) {
+      const detail = this.context.dump(result.error);
+      result.error.dispose();
+      throw new VmFatal(`${filename} failed to evaluate: ${JSON.stringify(detail)}`);
+    }
+    return result.value;
+  }
+
+  private calibrate(): void {
+    const context = this.context;
+    const contextPointer = (context as unknown as { ctx: { value: number } }).ctx.value;
+    const run = (iterations: number) => {
+      const r = context.evalCode(`for (let i = 0; i < ${iterations}; i++) {}`, 'ftjs:calibrate.js');
+      if (r.error) {
+        r.error.dispose();
+        throw new VmFatal('calibration loop failed');
+      }
+      r.value.dispose();
+    };
+    this.calibrating = true;
+    run(INTERRUPT_SCAN_ITERATIONS);
+    this.calibrating = false;
+    this.position.settle(contextPointer, run, () => this.handlerCalls);
+    // Verify the arithmetic across handler calls: n iterations cost exactly 2n+2 polls plus a fixed overhead.
+    const cost = (n: number) => {
+      const before = this.position.read();
+      run(n);
+      return this.position.read() - before;
+    };
+    const base = cost(0);
+    const long = cost(7_000);
+    if (long - base !== 14_000) throw new VmFatal(`position arithmetic check failed: 7000 iterations cost ${long - base} polls, expected 14000`);
+  }
+
+  private onInterrupt(): boolean {
+    this.handlerCalls++;
+    this.position.onHandler();
+    if (this.calibrating) {
+      const contextPointer = (this.context as unknown as { ctx: { value: number } }).ctx.value;
+      this.position.scanForCounter(contextPointer);
+      return false;
+    }
+    if (!this.inTask) return false;
+    if (this.preempted) {
+      // Once preempted, stop every poll of the task until it drains: the rest of the task is then
+      // determined by the preemption position alone, on both sides.
+      this.position.fireAfter(1);
+      return true;
+    }
+    if (this.port.preempt(this.position.read())) {
+      this.preempted = true;
+      this.position.fireAfter(1);
+      return true;
+    }
+    return false;
+  }
+
+  private readClock(): number {
+    const index = this.clockState.reads++;
+    const timeMs = this.port.clock(index, this.position.read(), this.clockState.lastMs);
+    // The first read (the Math.random seed inside JS_NewContext) carries a random fraction; the
+    // guest's millisecond clock continues from its integer part.
+    this.clockState.lastMs = index === 0 ? Math.floor(timeMs) : timeMs;
+    return timeMs;
+  }
+
+  // ---------------------------------------------------------------- host calls
+
+  private onHostCall(args: QuickJSHandle[]): QuickJSHandle | undefined {
+    const c = this.context;
+    const op = c.getNumber(args[0]!);
+    switch (op) {
+      case HostOp.Respond:
+        this.respond(c.getNumber(args[1]!), c.getString(args[2]!), this.bytesArg(args[3]));
+        return undefined;
+      case HostOp.Fetch:
+        this.startFetch(c.getNumber(args[1]!), c.getString(args[2]!), this.bytesArg(args[3]), c.getNumber(args[4]!));
+        return undefined;
+      case HostOp.TimerSet:
+        this.setTimer(c.getNumber(args[1]!), c.getNumber(args[2]!), c.getNumber(args[3]!));
+        return undefined;
+      case HostOp.TimerClear:
+        this.timers.delete(c.getNumber(args[1]!));
+        return undefined;
+      case HostOp.Console:
+        this.addConsole(CONSOLE_LEVELS[c.getNumber(args[1]!)] ?? 'log', c.getString(args[2]!));
+        return undefined;
+      case HostOp.Entropy:
+        return c.newArrayBuffer(this.drawEntropy(c.getNumber(args[1]!)).slice().buffer);
+      case HostOp.Booted:
+        this.booted = c.getNumber(args[1]!) === 1;
+        this.bootMessage = c.getString(args[2]!);
+        return undefined;
+      default:
+        throw new VmFatal(`guest runtime called unknown host op ${op}`);
+    }
+  }
+
+  private bytesArg(handle: QuickJSHandle | undefined): Uint8Array {
+    if (!handle || this.context.typeof(handle) === 'undefined') return EMPTY;
+    const view = this.context.getArrayBuffer(handle);
+    const copy = view.value.slice();
+    view.dispose();
+    return copy;
+  }
+
+  private respond(requestId: number, meta: string, body: Uint8Array): void {
+    if (!this.pendingRequests.delete(requestId)) {
+      this.addConsole('warn', `ftjs: response to request ${requestId} ignored: it was already answered`);
+      return;
+    }
+    const [status, statusText, headers] = JSON.parse(meta) as [number, string, HeaderList];
+    const limit = this.config.limits.maxResponseBytes;
+    if (body.byteLength > limit) {
+      const message = `response body of ${body.byteLength} bytes exceeds the limit of ${limit} bytes (--max-response-bytes)`;
+      this.addConsole('error', `ftjs: request ${requestId}: ${message}`);
+      this.outputs.push(errorResponse(requestId, 500, 'Internal Server Error', message));
+      return;
+    }
+    this.outputs.push({ kind: 'response', requestId, status, statusText, headers, body });
+  }
+
+  private startFetch(fetchId: number, meta: string, body: Uint8Array, owner: number): void {
+    const [method, url, headers] = JSON.parse(meta) as [string, string, HeaderList];
+    if (this.fetches.size >= this.config.limits.maxPendingFetches) {
+      // Completed at once with an error, through the same path as a network failure.
+      throw new Error(`too many outbound fetches in flight (limit ${this.config.limits.maxPendingFetches}, --max-pending-fetches)`);
+    }
+    this.fetches.set(fetchId, { owner, method, url, headers, body });
+    this.outputs.push({ kind: 'fetch', fetchId, method, url, headers, body });
+  }
+
+  private setTimer(timerId: number, delayMs: number, owner: number): void {
+    if (!this.timers.has(timerId) && this.timers.size >= this.config.limits.maxTimers) {
+      throw new Error(`too many timers (limit ${this.config.limits.maxTimers}, --max-timers)`);
+    }
+    this.timers.set(timerId, { deadlineMs: this.readClock() + delayMs, owner });
+  }
+
+  private addConsole(level: ConsoleLevel, text: string): void {
+    const limits = this.config.limits;
+    if (this.consoleLines.length >= limits.maxConsoleLinesPerTask) {
+      this.consoleDropped++;
+      return;
+    }
+    if (text.length > limits.maxConsoleLineBytes) text = `${text.slice(0, limits.maxConsoleLineBytes)}… [${text.length - limits.maxConsoleLineBytes} more characters cut]`;
+    this.consoleLines.push({ level, text });
+  }
+
+  private drawEntropy(length: number): Uint8Array {
+    if (!(length >= 0 && length <= MAX_ENTROPY_REQUEST_BYTES)) throw new RangeError(`entropy request of ${length} bytes`);
+    if (length > ENTROPY_POOL_BYTES) return this.port.entropy(length, this.position.read());
+    if (this.entropyPool.byteLength - this.entropyOffset < length) {
+      this.entropyPool = this.port.entropy(ENTROPY_POOL_BYTES, this.position.read());
+      this.entropyOffset = 0;
+    }
+    const bytes = this.entropyPool.subarray(this.entropyOffset, this.entropyOffset + length);
+    this.entropyOffset += length;
+    return bytes;
+  }
+
+  // ---------------------------------------------------------------- tasks
+
+  /** Live: runs one event as a task, recording every input. */
+  runLive(event: LiveEvent): TaskResult {
+    this.assertMode('live');
+    const pos = this.position.read();
+    switch (event.kind) {
+      case 'request': {
+        const request: RequestEvent = { requestId: this.nextRequestId, method: event.method, url: event.url, headers: event.headers, body: event.body };
+        return this.execute({ kind: Kind.Request, pos, payload: encodeRequestEvent(request) }, { kind: Kind.Request, event: request }, null);
+      }
+      case 'timer':
+        return this.execute({ kind: Kind.Timer, pos, payload: encodeTimerEvent({ timerId: event.timerId }) }, { kind: Kind.Timer, event }, null);
+      case 'fetch-result':
+        return this.execute({ kind: Kind.FetchResult, pos, payload: encodeFetchResultEvent(event.result) }, { kind: Kind.FetchResult, event: event.result }, null);
+    }
+  }
+
+  /** Live: the boot task (evaluation of the guest module). */
+  bootLive(): TaskResult {
+    this.assertMode('live');
+    return this.execute({ kind: Kind.Boot, pos: this.position.read(), payload: EMPTY }, { kind: Kind.Boot }, null);
+  }
+
+  /** Replay: runs one recorded task (its start entry through its TaskEnd entry). */
+  replay(task: Entry[]): TaskResult {
+    this.assertMode('replay');
+    const start = task[0]!;
+    const pos = this.position.read();
+    if (start.pos !== pos) {
+      this.port.diverge(start.seq, pos, kindName[start.kind] ?? '?', `task start at pos ${start.pos}`, `VM is at pos ${pos}`);
+      return { entries: [], kind: kindName[start.kind] ?? '?', requestId: 0, outputs: [], console: [], preempted: false, pos, divergence: this.port.divergence() };
+    }
+    return this.execute(start, decodeStart(start), task);
+  }
+
+  private assertMode(mode: 'live' | 'replay'): void {
+    if (this.port.mode !== mode) throw new VmFatal(`VM is in ${this.port.mode} mode, asked to run a ${mode} task`);
+    if (this.inTask) throw new VmFatal('task started inside a task');
+  }
+
+  private execute(start: RawEntry, decoded: StartEvent, recorded: Entry[] | null): TaskResult {
+    if (!this.engineBooted && decoded.kind !== Kind.Boot) throw new VmFatal('the first task must be the boot task');
+    this.inTask = true;
+    this.preempted = false;
+    this.outputs = [];
+    this.consoleLines = [];
+    this.consoleDropped = 0;
+    this.entries = recorded ? [] : [start];
+    this.port.beginTask(recorded ? recorded.slice(1) : null);
+    let owner = 0;
+    let requestId = 0;
+    try {
+      switch (decoded.kind) {
+        case Kind.Request: {
+          const event = decoded.event;
+          if (event.requestId !== this.nextRequestId) {
+            this.port.diverge((start as Entry).seq, start.pos, 'Request', `request id ${event.requestId}`, `next request id ${this.nextRequestId}`);
+          }
+          this.nextRequestId = event.requestId + 1;
+          requestId = owner = event.requestId;
+          this.pendingRequests.add(requestId);
+          this.deliver(GuestEvent.Request, requestId, JSON.stringify([event.method, event.url, event.headers]), event.body);
+          break;
+        }
+        case Kind.Timer: {
+          const { timerId } = decoded.event;
+          owner = this.timers.get(timerId)?.owner ?? 0;
+          this.timers.delete(timerId);
+          this.deliver(GuestEvent.Timer, timerId, '', EMPTY);
+          break;
+        }
+        case Kind.FetchResult: {
+          const result = decoded.event;
+          owner = this.fetches.get(result.fetchId)?.owner ?? 0;
+          this.fetches.delete(result.fetchId);
+          this.deliver(GuestEvent.FetchResult, result.fetchId, JSON.stringify([result.error, result.status, result.statusText, result.headers]), result.body);
+          break;
+        }
+        case Kind.Boot:
+          if (this.engineBooted) throw new VmFatal('the VM was booted twice');
+          this.bootSequence();
+          this.deliver(GuestEvent.Boot, 0, this.config.entry, JSON.stringify(this.config.env));
+          break;
+      }
+      this.drainJobs();
+    } finally {
+      this.inTask = false;
+    }
+    const preempted = this.preempted;
+    if (preempted) {
+      const budget = this.config.limits.taskBudgetMs;
+      this.addConsole('error', `ftjs: task preempted: it ran past its CPU budget of ${budget} ms (--task-budget-ms)`);
+      if (owner && this.pendingRequests.delete(owner)) {
+        this.outputs.push(errorResponse(owner, 503, 'Service Unavailable', `the request ran past its CPU budget of ${budget} ms (--task-budget-ms) and was stopped`));
+      }
+    }
+    if (this.consoleDropped > 0) {
+      this.consoleLines.push({ level: 'warn', text: `ftjs: ${this.consoleDropped} console lines dropped (limit ${this.config.limits.maxConsoleLinesPerTask} per task)` });
+      this.consoleDropped = 0;
+    }
+    this.tasks++;
+    const pos = this.position.read();
+    const hash = taskHash(this.outputs, this.consoleLines);
+    const outputCount = this.outputs.length + this.consoleLines.length;
+    const end = this.port.endTask(pos);
+    if (end) {
+      const expected = decodeTaskEnd(end.payload);
+      if (end.pos !== pos) this.port.diverge(end.seq, pos, 'TaskEnd', `task end at pos ${end.pos}`, `task ended at pos ${pos}`);
+      else if (!bytesEqual(expected.hash, hash) || expected.outputCount !== outputCount) {
+        this.port.diverge(end.seq, pos, 'TaskEnd', `${expected.outputCount} outputs, hash ${hex(expected.hash)}`, `${outputCount} outputs, hash ${hex(hash)}`);
+      }
+    } else {
+      this.entries.push({ kind: Kind.TaskEnd, pos, payload: encodeTaskEnd({ outputCount, hash }) });
+    }
+    if (decoded.kind === Kind.Boot && !this.booted && !this.port.divergence()) {
+      throw new BootError(this.bootMessage || `the guest module "${this.config.entry}" did not finish evaluating in its boot task (top-level await on something that never settles?)`);
+    }
+    const entries = this.entries;
+    this.entries = [];
+    return { entries, kind: kindName[start.kind] ?? '?', requestId, outputs: this.outputs, console: this.consoleLines, preempted, pos, divergence: this.port.divergence() };
+  }
+
+  private deliver(kind: number, id: number, meta: string, body: Uint8Array | string): void {
+    const c = this.context;
+    const bodyHandle = typeof body === 'string' ? c.newString(body) : body.byteLength > 0 ? c.newArrayBuffer(body.slice().buffer) : c.undefined;
+    const args = [c.newNumber(kind), c.newNumber(id), c.newString(meta), bodyHandle];
+    try {
+      const result = c.callFunction(this.dispatch, c.undefined, ...args);
+      if (result.error) this.guestError('event delivery', result.error);
+      else result.value.dispose();
+    } finally {
+      for (const a of args) a.dispose();
+    }
+  }
+
+  private drainJobs(): void {
+    for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
+      if (!this.runtime.hasPendingJob()) return;
+      const result = this.runtime.executePendingJobs();
+      if (result.error) this.guestError('promise job', result.error);
+      else result.dispose();
+    }
+    throw new VmFatal(`task did not reach quiescence within ${MAX_DRAIN_ROUNDS} job rounds`);
+  }
+
+  private guestError(where: string, error: QuickJSHandle): void {
+    const detail = this.context.dump(error) as { name?: string; message?: string; stack?: string } | string;
+    error.dispose();
+    const text = typeof detail === 'object' && detail !== null ? `${detail.name ?? 'Error'}: ${detail.message ?? ''}${detail.stack ? `\n${detail.stack}` : ''}` : String(detail);
+    this.addConsole('error', `Uncaught (${where}) ${text}`);
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** The next timer to fire: earliest deadline, then lowest id. */
+  nextTimer(): { timerId: number; deadlineMs: number } | null {
+    let best: { timerId: number; deadlineMs: number } | null = null;
+    for (const [timerId, { deadlineMs }] of this.timers) {
+      if (!best || deadlineMs < best.deadlineMs || (deadlineMs === best.deadlineMs && timerId < best.timerId)) best = { timerId, deadlineMs };
+    }
+    return best;
+  }
+
+  /** Outbound fetches started and not completed (go-live re-issues them). */
+  pendingFetches(): Array<Extract<Output, { kind: 'fetch' }>> {
+    return [...this.fetches].map(([fetchId, f]) => ({ kind: 'fetch', fetchId, method: f.method, url: f.url, headers: f.headers, body: f.body }));
+  }
+
+  /** The time the guest last saw. */
+  get guestTimeMs(): number {
+    return this.clockState.lastMs;
+  }
+
+  devices(): DeviceState {
+    return {
+      position: this.position.state(),
+      clockReads: this.clockState.reads,
+      clockLastMs: this.clockState.lastMs,
+      entropyPool: Buffer.from(this.entropyPool).toString('base64'),
+      entropyOffset: this.entropyOffset,
+      nextRequestId: this.nextRequestId,
+      pendingRequests: [...this.pendingRequests],
+      timers: [...this.timers].map(([id, t]) => [id, t.deadlineMs, t.owner]),
+      fetches: [...this.fetches].map(([id, f]) => [id, f.owner, f.method, f.url, f.headers, Buffer.from(f.body).toString('base64')]),
+      tasks: this.tasks,
+    };
+  }
+
+  /** SHA-256 over the whole VM state: linear memory and device tables. Only between tasks. */
+  stateHash(): string {
+    if (this.inTask) throw new VmFatal('stateHash inside a task');
+    return createHash('sha256').update(new Uint8Array(this.engine.memory.buffer)).update(JSON.stringify(this.devices())).digest('hex');
+  }
+
+  snapshot(): Snapshot {
+    if (this.inTask) throw new VmFatal('snapshot inside a task');
+    return {
+      engine: `${ENGINE_NAME}@${ENGINE_VERSION}`,
+      guestHash: this.config.guestHash,
+      memory: new Uint8Array(this.engine.memory.buffer).slice(),
+      devices: this.devices(),
+    };
+  }
+
+  private restore(snapshot: Snapshot): void {
+    const memory = new Uint8Array(this.engine.memory.buffer);
+    if (memory.byteLength !== snapshot.memory.byteLength) {
+      throw new BootError(`snapshot memory is ${snapshot.memory.byteLength} bytes, the fresh VM has ${memory.byteLength}`);
+    }
+    memory.set(snapshot.memory);
+    const d = snapshot.devices;
+    this.position.restore(d.position);
+    this.clockState.reads = d.clockReads;
+    this.clockState.lastMs = d.clockLastMs;
+    this.entropyPool = new Uint8Array(Buffer.from(d.entropyPool, 'base64'));
+    this.entropyOffset = d.entropyOffset;
+    this.nextRequestId = d.nextRequestId;
+    this.pendingRequests.clear();
+    for (const id of d.pendingRequests) this.pendingRequests.add(id);
+    this.timers.clear();
+    for (const [id, deadlineMs, owner] of d.timers) this.timers.set(id, { deadlineMs, owner });
+    this.fetches.clear();
+    for (const [id, owner, method, url, headers, body] of d.fetches) this.fetches.set(id, { owner, method, url, headers, body: new Uint8Array(Buffer.from(body, 'base64')) });
+    this.tasks = d.tasks;
+  }
+}
+
+const INTERRUPT_SCAN_ITERATIONS = 20_000;
+
+type StartEvent =
+  | { kind: typeof Kind.Request; event: RequestEvent }
+  | { kind: typeof Kind.Timer; event: { timerId: number } }
+  | { kind: typeof Kind.FetchResult; event: FetchResultEvent }
+  | { kind: typeof Kind.Boot };
+
+function decodeStart(start: Entry): StartEvent {
+  switch (start.kind) {
+    case Kind.Request:
+      return { kind: Kind.Request, event: decodeRequestEvent(start.payload) };
+    case Kind.Timer:
+      return { kind: Kind.Timer, event: decodeTimerEvent(start.payload) };
+    case Kind.FetchResult:
+      return { kind: Kind.FetchResult, event: decodeFetchResultEvent(start.payload) };
+    case Kind.Boot:
+      return { kind: Kind.Boot };
+    default:
+      throw new VmFatal(`seq ${start.seq}: entry kind ${kindName[start.kind] ?? start.kind} does not start a task`);
+  }
+}
+
+/** Answers boot-time clock reads of a VM that is about to be overwritten by a snapshot. */
+class NullPort implements InputPort {
+  readonly mode = 'live' as const;
+  beginTask(): void {}
+  endTask(): null {
+    return null;
+  }
+  diverge(): void {}
+  clock(): number {
+    return 0;
+  }
+  entropy(length: number): Uint8Array {
+    return new Uint8Array(length);
+  }
+  preempt(): boolean {
+    return false;
+  }
+  divergence(): Divergence | null {
+    return null;
+  }
+}
+
+function errorResponse(requestId: number, status: number, statusText: string, message: string): Output {
+  return {
+    kind: 'response',
+    requestId,
+    status,
+    statusText,
+    headers: [['content-type', 'application/json']],
+    body: new TextEncoder().encode(JSON.stringify({ error: message })),
+  };
+}
+
+/** First 16 bytes of SHA-256 over the task's outputs and console lines, each length-framed. */
+export function taskHash(outputs: Output[], consoleLines: ConsoleLine[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const o of outputs) {
+    const meta = o.kind === 'response' ? JSON.stringify(['response', o.requestId, o.status, o.statusText, o.headers]) : JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
+    h.update(`${meta.length}:${meta}${o.body.byteLength}:`);
+    h.update(o.body);
+  }
+  for (const line of consoleLines) h.update(`console:${line.level}:${line.text.length}:${line.text}`);
+  return new Uint8Array(h.digest().subarray(0, 16));
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
