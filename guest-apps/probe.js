@@ -58,6 +58,11 @@ const KNOWN_CONSTRUCTORS = new Set([
   ...PROMISED_WEB_GLOBALS.filter((n) => /^[A-Z]/.test(n)),
   ...BENIGN_EXTRA_GLOBALS.filter((n) => /^[A-Z]/.test(n)),
   'Console', 'Navigator',
+  // Intl service constructors (only present if the engine has Intl).
+  'Collator', 'DateTimeFormat', 'DisplayNames', 'DurationFormat', 'ListFormat', 'Locale', 'NumberFormat',
+  'PluralRules', 'RelativeTimeFormat', 'Segmenter',
+  // Base class a JS implementation of Request/Response commonly uses.
+  'Body',
 ]);
 
 // Property names that smell like host glue wherever they appear.

@@ -15,10 +15,11 @@ const releaseSync = releaseSyncModule as unknown as QuickJSSyncVariant;
 export const ENGINE_NAME = 'quickjs-emscripten/release-sync';
 export const ENGINE_VERSION = '0.32.0';
 /** SHA-256 of the pinned emscripten-module.wasm; the import identification below was measured on it. */
-export const ENGINE_WASM_SHA256 = 'pinned-at-first-boot';
+export const ENGINE_WASM_SHA256 = '105c3bed22d457e43e3d1c3c1c6959fda62a8fe06f0fc8a985303c3a2be72232';
 
 const WASM_PAGE_BYTES = 65536;
 const WASM_MAX_PAGES = 32768;
+/** The engine's own footprint before any guest allocation (the default initial memory of the build). */
 export const DEFAULT_INITIAL_MEMORY_BYTES = 16 * 1024 * 1024;
 
 export class EngineError extends Error {
@@ -39,29 +40,30 @@ export interface Engine {
 
 type ImportRole = 'date_now' | 'localtime' | 'tzset' | 'environ_get' | 'environ_sizes_get' | 'setitimer' | 'passthrough';
 
-// Each import is recognised by what its glue source does. Passthrough imports touch nothing
-// nondeterministic: assertions, abort, exit, fd stubs, heap resize, and quickjs-emscripten callbacks.
-function classify(source: string): ImportRole {
-  if (/^\(\)\s*=>\s*Date\.now\(\)$/.test(source)) return 'date_now';
-  if (source.includes('getTimezoneOffset') && source.includes('getSeconds')) return 'localtime';
-  if (source.includes('getTimezoneOffset') && source.includes('UTC')) return 'tzset';
-  if (source.includes('setTimeout')) return 'setitimer';
-  if (/ra\(\)/.test(source) && source.includes('length') && !source.includes('for(f of')) return 'environ_sizes_get';
-  if (/for\s*\(\s*\w+ of \w+\(\)\)/.test(source)) return 'environ_get';
-  return 'passthrough';
-}
-
-const PASSTHROUGH_MARKERS = [
-  'Assertion failed', // assert
-  'N("")', // abort
-  'Q=!1', // keepalive clear
-  'return 52', // fd stub
-  'return 70', // fd stub
-  'la.decode', // fd_write (printf): QuickJS never prints in this build, but it is harmless
-  't.grow', // emscripten_resize_heap
-  'callbacks.', // quickjs-emscripten host callbacks
-  'G=a', // proc_exit
+// Every import of the pinned build, recognised by what its glue source does (names are minified).
+// Passthrough imports touch nothing nondeterministic: assertions, abort, exit, fd stubs, heap resize,
+// and the quickjs-emscripten callbacks. Anything not in this table fails the boot.
+const IMPORT_TABLE: Array<[ImportRole, (source: string) => boolean]> = [
+  ['date_now', (s) => /^\(\)\s*=>\s*Date\.now\(\)$/.test(s)],
+  ['localtime', (s) => s.includes('getTimezoneOffset') && s.includes('getSeconds')],
+  ['tzset', (s) => s.includes('getTimezoneOffset') && s.includes('UTC')],
+  ['setitimer', (s) => s.includes('setTimeout')],
+  ['environ_get', (s) => /for\s*\(\s*\w+ of \w+\(\)\)/.test(s)],
+  ['environ_sizes_get', (s) => /=\w+\(\);M\[a>>2\]=b\.length/.test(s)],
+  ['passthrough', (s) => s.includes('Assertion failed')], // __assert_fail
+  ['passthrough', (s) => s === '()=>N("")'], // abort
+  ['passthrough', (s) => s === '()=>{Q=!1;S=0}'], // keepalive clear
+  ['passthrough', (s) => s === '()=>52' || s === 'function(){return 70}'], // fd_close / fd_seek stubs
+  ['passthrough', (s) => s.includes('la.decode')], // fd_write to stdout/stderr: QuickJS never prints in this build
+  ['passthrough', (s) => s.includes('.grow(')], // emscripten_resize_heap
+  ['passthrough', (s) => s.includes('onExit')], // proc_exit
+  ['passthrough', (s) => s.includes('d.callbacks.')], // quickjs-emscripten host callbacks
 ];
+
+function classify(source: string): ImportRole | null {
+  for (const [role, matches] of IMPORT_TABLE) if (matches(source)) return role;
+  return null;
+}
 
 const REQUIRED_ROLES: ImportRole[] = ['date_now', 'localtime', 'tzset', 'environ_get', 'environ_sizes_get'];
 
@@ -79,6 +81,9 @@ function compileOnce(): { module: WebAssembly.Module; sha256: string } {
   }
   const bytes = readFileSync(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm'));
   const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== ENGINE_WASM_SHA256) {
+    throw new EngineError(`engine build mismatch: emscripten-module.wasm has sha256 ${sha256}, ftjs is pinned to ${ENGINE_WASM_SHA256}; reinstall with 'npm ci'`);
+  }
   compiled = { module: new WebAssembly.Module(bytes), sha256 };
   return compiled;
 }
@@ -92,10 +97,14 @@ export function engineWasmSha256(): string {
  * `initialMemoryBytes` must equal the memory size of a snapshot that will be copied in (growing
  * after boot leaves emscripten's heap views stale).
  */
-export async function bootEngine(clock: EngineClock, initialMemoryBytes = DEFAULT_INITIAL_MEMORY_BYTES): Promise<Engine> {
+export async function bootEngine(clock: EngineClock, initialMemoryBytes: number, maximumMemoryBytes: number): Promise<Engine> {
   const { module: wasmModule, sha256 } = compileOnce();
   if (initialMemoryBytes % WASM_PAGE_BYTES !== 0) throw new EngineError(`initial memory ${initialMemoryBytes} is not a multiple of 64 KiB`);
-  const memory = new WebAssembly.Memory({ initial: initialMemoryBytes / WASM_PAGE_BYTES, maximum: WASM_MAX_PAGES });
+  // This build's malloc cannot size its blocks (no malloc_usable_size), so QuickJS's own memory
+  // limit undercounts badly. The WASM memory's maximum is the limit that holds: past it the heap
+  // cannot grow, malloc fails, and the guest gets a catchable out-of-memory error.
+  const maximumPages = Math.min(WASM_MAX_PAGES, Math.ceil(Math.max(maximumMemoryBytes, initialMemoryBytes) / WASM_PAGE_BYTES));
+  const memory = new WebAssembly.Memory({ initial: initialMemoryBytes / WASM_PAGE_BYTES, maximum: maximumPages });
 
   const variant = newVariant(releaseSync, {
     wasmMemory: memory,
@@ -120,12 +129,8 @@ function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Memory, c
     if (typeof value !== 'function') continue;
     const source = value.toString();
     const role = classify(source);
-    if (role === 'passthrough') {
-      if (!PASSTHROUGH_MARKERS.some((marker) => source.includes(marker))) {
-        throw new EngineError(`engine build mismatch: unrecognised emscripten import "a.${name}": ${source.slice(0, 120)}`);
-      }
-      continue;
-    }
+    if (role === null) throw new EngineError(`engine build mismatch: unrecognised emscripten import "a.${name}": ${source.slice(0, 120)}`);
+    if (role === 'passthrough') continue;
     if (found.has(role)) throw new EngineError(`engine build mismatch: two imports look like ${role} ("a.${found.get(role)}" and "a.${name}")`);
     found.set(role, name);
     table[name] = replacement(role, memory, clock);

@@ -2,7 +2,8 @@
 // error when hit. They are part of the boot config, so a replay runs under the recorded limits.
 
 export interface VmLimits {
-  /** Guest heap (QuickJS malloc limit). Over it the guest gets a catchable out-of-memory error. */
+  /** Guest memory: how far the VM's linear memory may grow past the engine's base (and QuickJS's own
+   *  malloc limit). Over it the guest gets a catchable out-of-memory error. */
   memoryLimitBytes: number;
   /** Guest stack. Deeper recursion is a guest `InternalError: stack overflow`. */
   maxStackBytes: number;

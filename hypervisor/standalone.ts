@@ -32,6 +32,7 @@ export class StandaloneNode {
     private readonly log: Log,
     private readonly server: Server,
     private readonly trace: TraceWriter | null,
+    private readonly traceClosed: { value: boolean },
     private readonly logger: Logger,
     readonly url: string,
   ) {}
@@ -40,6 +41,7 @@ export class StandaloneNode {
     const { config, logger } = options;
     const trace = options.recordPath ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run')) : null;
     const log = new Log();
+    const traceClosed = { value: false };
     if (trace) log.addSink((entries) => trace.append(entries));
     const vm = VmHost.start(config.limits);
     let loop: LiveLoop | null = null;
@@ -68,7 +70,7 @@ export class StandaloneNode {
         flushQueued = true;
         queueMicrotask(() => {
           flushQueued = false;
-          trace.flush();
+          if (!traceClosed.value) trace.flush();
         });
       });
       trace.flush();
@@ -102,7 +104,7 @@ export class StandaloneNode {
     });
     const address = server.address() as AddressInfo;
     const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-    return new StandaloneNode(vm, loop, log, server, trace, logger, url);
+    return new StandaloneNode(vm, loop, log, server, trace, traceClosed, logger, url);
   }
 
   get lastSeq(): number {
@@ -121,6 +123,7 @@ export class StandaloneNode {
         this.logger.info({ seq: this.log.lastSeq, pos: state.pos, stateHash: state.stateHash }, 'final state');
       }
       if (this.trace) {
+        this.traceClosed.value = true;
         await this.trace.close();
         this.logger.info({ trace: this.trace.path, bytes: this.trace.bytesWritten }, 'trace closed');
       }

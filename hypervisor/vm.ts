@@ -19,7 +19,7 @@ import {
   encodeTaskEnd,
   encodeTimerEvent,
 } from '../logging-channel/codec.js';
-import { bootEngine, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
+import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
 import type { VmLimits } from './limits.js';
 import type { Divergence, InputPort } from './port.js';
 import { Position, type PositionState } from './position.js';
@@ -160,7 +160,8 @@ export class Vm {
   static async create(config: BootConfig, port: InputPort, snapshot?: Snapshot): Promise<Vm> {
     if (snapshot && snapshot.guestHash !== config.guestHash) throw new BootError('snapshot was taken of another guest');
     let vm: Vm | undefined;
-    const engine = await bootEngine({ nowMs: () => vm!.readClock() }, snapshot ? snapshot.memory.byteLength : undefined);
+    const maximumBytes = DEFAULT_INITIAL_MEMORY_BYTES + config.limits.memoryLimitBytes;
+    const engine = await bootEngine({ nowMs: () => vm!.readClock() }, snapshot ? snapshot.memory.byteLength : DEFAULT_INITIAL_MEMORY_BYTES, maximumBytes);
     if (snapshot) {
       // The restore boots the identical sequence with a port that answers nothing real (every value
       // it hands out is overwritten by the snapshot's memory), then copies the snapshot in.
@@ -478,7 +479,7 @@ export class Vm {
         case Kind.Boot:
           if (this.engineBooted) throw new VmFatal('the VM was booted twice');
           this.bootSequence();
-          this.deliver(GuestEvent.Boot, 0, this.config.entry, JSON.stringify(this.config.env));
+          this.deliver(GuestEvent.Boot, 0, `./${this.config.entry}`, JSON.stringify(this.config.env));
           break;
       }
       this.drainJobs();

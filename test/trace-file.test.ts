@@ -1,0 +1,473 @@
+// Trace file tests: writing and reading, torn and corrupt tails (lenient and strict), corruption in
+// the middle, seq gaps, header damage and foreign files. Real temporary directories throughout.
+// They run against the compiled output (build first: npx tsc -p tsconfig.json).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { encodeBatch, encodeClockReading, encodeRequestEvent, encodeTaskEnd } from '../dist/logging-channel/codec.js';
+import { Kind, type Entry, type KindCode } from '../dist/logging-channel/entry.js';
+import {
+  TraceError,
+  TraceFullError,
+  TraceWriter,
+  encodeTraceHeader,
+  openTraceReader,
+  readTrace,
+  type TraceHeader,
+} from '../dist/logging-channel/trace-file.js';
+
+let dir: string;
+let counter = 0;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ftjs-trace-'));
+});
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+function tmp(name = 'trace'): string {
+  return path.join(dir, `${name}-${++counter}.ftr`);
+}
+
+const header: TraceHeader = {
+  formatVersion: 1,
+  engine: { name: 'quickjs-emscripten', version: '0.32.0', wasmSha256: 'ab'.repeat(32) },
+  guest: { entry: 'main.js', sources: [{ name: 'main.js', sha256: 'cd'.repeat(32), text: 'export default { fetch() { return new Response("héllo 🎉") } }' }], hash: 'ef'.repeat(32) },
+  boot: { env: { A: '1' }, limits: { memoryBytes: 64 << 20 }, config: { port: 8080 } },
+  createdAt: '2025-01-02T03:04:05.678Z',
+  node: 'node-a',
+};
+
+function hash16(seed: number): Uint8Array {
+  return Uint8Array.from({ length: 16 }, (_, i) => (seed * 13 + i) & 0xff);
+}
+
+/** A realistic log: Boot, then request/clock/task-end triples. */
+function makeEntries(count: number, firstSeq = 1): Entry[] {
+  const out: Entry[] = [];
+  let pos = 0;
+  for (let i = 0; i < count; i++) {
+    const seq = firstSeq + i;
+    let kind: KindCode;
+    let payload: Uint8Array;
+    if (seq === 1) {
+      kind = Kind.Boot;
+      payload = new Uint8Array(0);
+    } else if (seq % 3 === 2) {
+      kind = Kind.Request;
+      payload = encodeRequestEvent({ requestId: seq, method: 'GET', url: `/kv/${seq}`, headers: [['host', 'x']], body: new Uint8Array(0) });
+    } else if (seq % 3 === 0) {
+      kind = Kind.Clock;
+      payload = encodeClockReading({ readIndex: seq, timeMs: 1_700_000_000_000 + seq });
+      pos += 17;
+    } else {
+      kind = Kind.TaskEnd;
+      payload = encodeTaskEnd({ outputCount: 1, hash: hash16(seq) });
+      pos += 1000;
+    }
+    out.push({ seq, pos, kind, payload });
+  }
+  return out;
+}
+
+function plain(entries: Entry[]): string[] {
+  return entries.map((e) => `${e.seq}/${e.pos}/${e.kind}/${Buffer.from(e.payload).toString('hex')}`);
+}
+
+/** Write a trace with blocks of the given sizes; returns the path and each block's file offset. */
+async function writeTrace(blockSizes: number[]): Promise<{ file: string; entries: Entry[]; offsets: number[]; size: number }> {
+  const file = tmp();
+  const total = blockSizes.reduce((a, b) => a + b, 0);
+  const entries = makeEntries(total);
+  const w = await TraceWriter.open(file, header);
+  const offsets: number[] = [];
+  let at = 0;
+  for (const n of blockSizes) {
+    offsets.push(w.bytesWritten);
+    w.append(entries.slice(at, at + n));
+    w.flush();
+    at += n;
+  }
+  w.close();
+  return { file, entries, offsets, size: fs.statSync(file).size };
+}
+
+async function expectTraceError(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<TraceError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, `expected TraceError ${code}`).toBeInstanceOf(TraceError);
+  const err = caught as TraceError;
+  expect(err.code, err.message).toBe(code);
+  if (pattern !== undefined) expect(err.message).toMatch(pattern);
+  return err;
+}
+
+function copyWith(file: string, edit: (bytes: Buffer) => Buffer): string {
+  const out = tmp('edited');
+  fs.writeFileSync(out, edit(fs.readFileSync(file)));
+  return out;
+}
+
+/** Build a trace by hand from encoded batches (to produce what the writer refuses to). */
+function craftTrace(batches: Uint8Array[], headerBytes = encodeTraceHeader(header)): string {
+  const parts: Uint8Array[] = [headerBytes];
+  for (const b of batches) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(b.byteLength);
+    parts.push(len, b);
+  }
+  const file = tmp('crafted');
+  fs.writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
+function craftHeader(json: string, magic = 'FTJSTRC1'): Uint8Array {
+  const body = Buffer.from(json, 'utf8');
+  const out = Buffer.alloc(12 + body.byteLength + 4);
+  out.write(magic, 0, 'latin1');
+  out.writeUInt32LE(body.byteLength, 8);
+  body.copy(out, 12);
+  out.writeUInt32LE(crc32(out.subarray(0, 12 + body.byteLength)), 12 + body.byteLength);
+  return out;
+}
+
+describe('TraceWriter + readTrace', () => {
+  it('round-trips the header and the entries across several blocks', async () => {
+    const { file, entries, offsets, size } = await writeTrace([1, 10, 100, 7]);
+    const trace = await readTrace(file);
+    expect(trace.header).toEqual(header);
+    expect(plain(trace.entries)).toEqual(plain(entries));
+    expect(trace.blocks).toBe(4);
+    expect(trace.bytes).toBe(size);
+    expect(trace.truncated).toBeUndefined();
+    expect(offsets[0]).toBe(encodeTraceHeader(header).byteLength);
+    expect(fs.readFileSync(file).subarray(0, 8).toString('latin1')).toBe('FTJSTRC1');
+  });
+
+  it('reads a trace with a header and no blocks', async () => {
+    const { file } = await writeTrace([]);
+    const trace = await readTrace(file);
+    expect(trace.entries).toEqual([]);
+    expect(trace.blocks).toBe(0);
+  });
+
+  it('streams blocks with their offsets and seq ranges', async () => {
+    const { file, offsets } = await writeTrace([3, 4, 5]);
+    const reader = await openTraceReader(file);
+    expect(reader.header.node).toBe('node-a');
+    const seen: Array<[number, number, number, number]> = [];
+    for await (const block of reader) seen.push([block.offset, block.firstSeq, block.lastSeq, block.entries.length]);
+    await reader.close();
+    expect(seen).toEqual([
+      [offsets[0], 1, 3, 3],
+      [offsets[1], 4, 7, 4],
+      [offsets[2], 8, 12, 5],
+    ]);
+    expect(reader.validBytes).toBe(reader.fileBytes);
+  });
+
+  it('buffers appends and writes a block only at flush (or at blockBytes)', async () => {
+    const file = tmp();
+    const entries = makeEntries(1000);
+    const w = await TraceWriter.open(file, header, { blockBytes: 4096 });
+    const headerBytes = w.bytesWritten;
+    w.append(entries.slice(0, 2));
+    expect(w.pendingEntries).toBe(2);
+    expect(fs.statSync(file).size).toBe(headerBytes);
+    for (const e of entries.slice(2)) w.append([e]);
+    expect(w.blocksWritten).toBeGreaterThan(1);
+    w.close();
+    w.close(); // idempotent
+    const trace = await readTrace(file);
+    expect(plain(trace.entries)).toEqual(plain(entries));
+    expect(trace.blocks).toBe(w.blocksWritten);
+  });
+
+  it('splits a flush into several blocks when entries exceed the batch limit', async () => {
+    const file = tmp();
+    const entries: Entry[] = Array.from({ length: 10 }, (_, i) => ({ seq: i + 1, pos: i, kind: Kind.Entropy, payload: new Uint8Array(300).fill(i) }));
+    const w = await TraceWriter.open(file, header, { maxBatchBytes: 1024, blockBytes: 1 << 20 });
+    w.append(entries);
+    w.close();
+    expect(w.blocksWritten).toBeGreaterThanOrEqual(4);
+    const trace = await readTrace(file, { maxBatchBytes: 1024 });
+    expect(plain(trace.entries)).toEqual(plain(entries));
+    // A single payload that cannot fit one block is refused at append time.
+    const w2 = await TraceWriter.open(tmp(), header, { maxBatchBytes: 1024 });
+    expect(() => w2.append([{ seq: 1, pos: 0, kind: Kind.Entropy, payload: new Uint8Array(1024) }])).toThrow(/cannot fit in one block/);
+    w2.close();
+  });
+
+  it('insists that appends continue the seq and never move pos backwards', async () => {
+    const w = await TraceWriter.open(tmp(), header);
+    const entries = makeEntries(10);
+    expect(() => w.append([entries[1]!])).toThrow(/seq 2 does not continue the trace \(expected 1\)/);
+    w.append(entries.slice(0, 5));
+    expect(() => w.append([entries[6]!])).toThrow(/seq 7 does not continue the trace \(expected 6\)/);
+    // A bad entry in the middle of a call rejects the whole call.
+    expect(() => w.append([entries[5]!, { ...entries[6]!, seq: 8 }])).toThrow(/expected 7/);
+    expect(w.nextSeq).toBe(6);
+    expect(() => w.append([{ ...entries[5]!, pos: 0 }])).toThrow(/before the previous pos/);
+    expect(() => w.append([{ ...entries[5]!, kind: 99 as KindCode }])).toThrow(/unknown kind 99/);
+    w.append(entries.slice(5));
+    w.close();
+    expect(() => w.append([])).toThrow(/closed/);
+  });
+
+  it('starts at firstSeq when told to', async () => {
+    const file = tmp();
+    const entries = makeEntries(5, 101);
+    const w = await TraceWriter.open(file, header, { firstSeq: 101 });
+    w.append(entries);
+    w.close();
+    expect(plain((await readTrace(file)).entries)).toEqual(plain(entries));
+  });
+
+  it('never clobbers an existing file unless asked', async () => {
+    const { file } = await writeTrace([3]);
+    await expect(TraceWriter.open(file, header)).rejects.toThrow(/EEXIST/);
+    const w = await TraceWriter.open(file, header, { overwrite: true });
+    w.close();
+    expect((await readTrace(file)).blocks).toBe(0);
+  });
+
+  it('refuses an invalid header', async () => {
+    await expect(TraceWriter.open(tmp(), { ...header, formatVersion: 2 as 1 })).rejects.toThrow(/formatVersion must be 1/);
+    await expect(TraceWriter.open(tmp(), { ...header, engine: { ...header.engine, version: 3 as unknown as string } })).rejects.toThrow(/header.engine.version is not a string/);
+  });
+
+  it('stops at maxBytes with a clear error, leaving whole blocks and the entries buffered', async () => {
+    const file = tmp();
+    const headerBytes = encodeTraceHeader(header).byteLength;
+    const w = await TraceWriter.open(file, header, { maxBytes: headerBytes + 400 });
+    const entries = makeEntries(200);
+    w.append(entries.slice(0, 5));
+    w.flush();
+    w.append(entries.slice(5));
+    let err: unknown;
+    try {
+      w.flush();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TraceFullError);
+    expect((err as TraceFullError).code).toBe('TRACE_FULL');
+    expect((err as Error).message).toMatch(/trace size limit reached: a \d+-byte block would take the file from \d+ to \d+ bytes, above maxBytes \d+/);
+    expect(w.pendingEntries).toBe(195);
+    expect(fs.statSync(file).size).toBeLessThanOrEqual(headerBytes + 400);
+    expect(() => w.close()).toThrow(TraceFullError);
+    const trace = await readTrace(file);
+    expect(plain(trace.entries)).toEqual(plain(entries.slice(0, 5)));
+    await expect(TraceWriter.open(tmp(), header, { maxBytes: 10 })).rejects.toThrow(TraceFullError);
+  });
+
+  it('holds 100k entries without trouble', async () => {
+    const file = tmp();
+    const entries = makeEntries(100_000);
+    const w = await TraceWriter.open(file, header);
+    for (let i = 0; i < entries.length; i += 3) w.append(entries.slice(i, i + 3));
+    w.close();
+    const trace = await readTrace(file);
+    expect(trace.entries.length).toBe(100_000);
+    expect(trace.entries[99_999]!.seq).toBe(100_000);
+    expect(plain(trace.entries.slice(-50))).toEqual(plain(entries.slice(-50)));
+    // Payloads are views into the blocks read, not copies per entry.
+    expect(trace.entries[10]!.payload.buffer).toBe(trace.entries[11]!.payload.buffer);
+  });
+});
+
+describe('torn and corrupt tails', () => {
+  it('reads a trace truncated at every byte of its last block: lenient stops, strict says TRUNCATED', async () => {
+    const { file, entries, offsets, size } = await writeTrace([5, 6, 9]);
+    const lastAt = offsets[2]!;
+    const full = fs.readFileSync(file);
+    for (let cut = lastAt; cut < size; cut++) {
+      const cutFile = tmp('cut');
+      fs.writeFileSync(cutFile, full.subarray(0, cut));
+      const trace = await readTrace(cutFile, { lenient: true });
+      expect(plain(trace.entries)).toEqual(plain(entries.slice(0, 11)));
+      expect(trace.blocks).toBe(2);
+      expect(trace.bytes).toBe(lastAt);
+      if (cut === lastAt) {
+        expect(trace.truncated).toBeUndefined();
+        expect((await readTrace(cutFile)).blocks).toBe(2);
+      } else {
+        expect(trace.truncated?.atOffset).toBe(lastAt);
+        expect(trace.truncated?.reason).toMatch(/file ends inside a block length|runs past the end of the file/);
+        const err = await expectTraceError(readTrace(cutFile), 'TRUNCATED', new RegExp(`: truncated block at byte ${lastAt}`));
+        expect(err.offset).toBe(lastAt);
+        expect(err.path).toBe(cutFile);
+      }
+      fs.rmSync(cutFile);
+    }
+  });
+
+  it('treats every flipped byte in the last block as a damaged tail (lenient) or an error (strict)', async () => {
+    const { file, entries, offsets, size } = await writeTrace([5, 6, 9]);
+    const lastAt = offsets[2]!;
+    for (let i = lastAt; i < size; i++) {
+      const bad = copyWith(file, (b) => {
+        b[i]! ^= 0xff;
+        return b;
+      });
+      const trace = await readTrace(bad, { lenient: true });
+      expect(plain(trace.entries)).toEqual(plain(entries.slice(0, 11)));
+      expect(trace.truncated?.atOffset).toBe(lastAt);
+      // A damaged length may point past the end of the file (TRUNCATED); anything else is CORRUPT.
+      const code = trace.truncated!.reason.includes('past the end') ? 'TRUNCATED' : 'CORRUPT';
+      if (i >= lastAt + 4) expect(code).toBe('CORRUPT');
+      const err = await expectTraceError(readTrace(bad), code);
+      expect(err.offset).toBe(lastAt);
+      fs.rmSync(bad);
+    }
+  });
+
+  it('names the block, its seqs and the cause in strict errors', async () => {
+    const { file, offsets, size } = await writeTrace([5, 6, 9]);
+    const bad = copyWith(file, (b) => {
+      b[size - 10]! ^= 0x01;
+      return b;
+    });
+    const err = await expectTraceError(readTrace(bad), 'CORRUPT');
+    expect(err.message).toBe(`${bad}: corrupt block at byte ${offsets[2]} (seqs 12..20): ${err.message.split(': ').slice(-1)[0]}`);
+    expect(err.message).toMatch(new RegExp(`corrupt block at byte ${offsets[2]} \\(seqs 12\\.\\.20\\): checksum mismatch \\(stored 0x[0-9a-f]+, computed 0x[0-9a-f]+\\) at byte ${size - 4}$`));
+  });
+
+  it('treats a zero-filled tail (a crash after the file grew) as torn', async () => {
+    const { file, entries, size } = await writeTrace([4, 4]);
+    const padded = copyWith(file, (b) => Buffer.concat([b, Buffer.alloc(4096)]));
+    const trace = await readTrace(padded, { lenient: true });
+    expect(plain(trace.entries)).toEqual(plain(entries));
+    expect(trace.truncated).toEqual({ atOffset: size, reason: expect.stringMatching(/impossible block length 0/) });
+    await expectTraceError(readTrace(padded), 'CORRUPT', /impossible block length 0/);
+  });
+});
+
+describe('corruption in the middle', () => {
+  it('is an error even when lenient, for every flipped byte of a middle block', async () => {
+    const { file, offsets } = await writeTrace([5, 6, 9]);
+    for (let i = offsets[1]!; i < offsets[2]!; i++) {
+      const bad = copyWith(file, (b) => {
+        b[i]! ^= 0xff;
+        return b;
+      });
+      for (const lenient of [false, true]) {
+        const err = await expectTraceError(readTrace(bad, { lenient }), 'CORRUPT');
+        expect(err.offset).toBe(offsets[1]);
+        expect(err.message).toMatch(new RegExp(`corrupt block at byte ${offsets[1]}`));
+      }
+      fs.rmSync(bad);
+    }
+  });
+
+  it('does not mistake a damaged length that points past the end for a torn tail', async () => {
+    const { file, offsets, size } = await writeTrace([5, 6, 9]);
+    const bad = copyWith(file, (b) => {
+      // A plausible length (under the batch limit) that now "runs past the end of the file".
+      b.writeUInt32LE(size - offsets[1]! + 10, offsets[1]!);
+      return b;
+    });
+    const err = await expectTraceError(readTrace(bad, { lenient: true }), 'CORRUPT', /runs past the end of the file.*a valid block follows at byte \d+, so this is not a torn tail/);
+    expect(err.offset).toBe(offsets[1]);
+    expect(err.message).toContain(`valid block follows at byte ${offsets[2]}`);
+  });
+
+  it('detects a seq gap between blocks, naming both seqs', async () => {
+    const entries = makeEntries(10);
+    const file = craftTrace([encodeBatch(entries.slice(0, 3)), encodeBatch(entries.slice(5, 8))]);
+    for (const lenient of [false, true]) {
+      const err = await expectTraceError(readTrace(file, { lenient }), 'CORRUPT', /\(seqs 6\.\.8\): seq gap: block starts at seq 6, expected seq 4 after seq 3/);
+      expect(err.offset).toBe(encodeTraceHeader(header).byteLength + 4 + encodeBatch(entries.slice(0, 3)).byteLength);
+    }
+    // An overlap (a repeated block) is a gap too.
+    const again = craftTrace([encodeBatch(entries.slice(0, 3)), encodeBatch(entries.slice(0, 3))]);
+    await expectTraceError(readTrace(again), 'CORRUPT', /block starts at seq 1, expected seq 4/);
+  });
+
+  it('detects pos going backwards across blocks', async () => {
+    const a: Entry[] = [{ seq: 1, pos: 500, kind: Kind.Noop, payload: new Uint8Array(0) }];
+    const b: Entry[] = [{ seq: 2, pos: 499, kind: Kind.Noop, payload: new Uint8Array(0) }];
+    await expectTraceError(readTrace(craftTrace([encodeBatch(a), encodeBatch(b)])), 'CORRUPT', /pos goes backwards: seq 2 has pos 499 after pos 500 at seq 1/);
+  });
+
+  it('rejects a block whose length disagrees with its batch', async () => {
+    const entries = makeEntries(6);
+    const first = encodeBatch(entries.slice(0, 3));
+    const second = encodeBatch(entries.slice(3));
+    const padded = new Uint8Array(first.byteLength + 2);
+    padded.set(first);
+    await expectTraceError(readTrace(craftTrace([padded, second])), 'CORRUPT', /2 trailing bytes after the batch/);
+  });
+});
+
+describe('header problems', () => {
+  it('rejects every flipped byte of the header, in both modes', async () => {
+    const { file } = await writeTrace([3]);
+    const headerBytes = encodeTraceHeader(header).byteLength;
+    for (let i = 0; i < headerBytes; i++) {
+      const bad = copyWith(file, (b) => {
+        b[i]! ^= 0x01;
+        return b;
+      });
+      const expected = i < 7 ? 'NOT_A_TRACE' : i === 7 ? 'UNSUPPORTED_VERSION' : null;
+      for (const lenient of [false, true]) {
+        let caught: unknown;
+        try {
+          await readTrace(bad, { lenient });
+        } catch (err) {
+          caught = err;
+        }
+        expect(caught, `flip at ${i}`).toBeInstanceOf(TraceError);
+        const code = (caught as TraceError).code;
+        if (expected !== null) expect(code).toBe(expected);
+        else expect(['CORRUPT', 'TRUNCATED']).toContain(code);
+        if (i >= 12) expect((caught as TraceError).message).toMatch(/corrupt header: checksum mismatch/);
+      }
+      fs.rmSync(bad);
+    }
+  });
+
+  it('says TRUNCATED for a file cut inside its header', async () => {
+    const { file } = await writeTrace([3]);
+    const full = fs.readFileSync(file);
+    const headerBytes = encodeTraceHeader(header).byteLength;
+    for (let cut = 0; cut < headerBytes; cut++) {
+      const cutFile = tmp('cut');
+      fs.writeFileSync(cutFile, full.subarray(0, cut));
+      const err = await expectTraceError(readTrace(cutFile, { lenient: true }), 'TRUNCATED', /truncated header/);
+      expect(err.offset).toBe(0);
+      fs.rmSync(cutFile);
+    }
+  });
+
+  it('says NOT_A_TRACE for foreign files', async () => {
+    const foreign = tmp('foreign');
+    fs.writeFileSync(foreign, '{"formatVersion":1,"hello":"world"}\n');
+    await expectTraceError(readTrace(foreign), 'NOT_A_TRACE', /not a trace file \(it does not start with "FTJSTRC1"\)/);
+    const png = tmp('png');
+    fs.writeFileSync(png, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]));
+    await expectTraceError(readTrace(png, { lenient: true }), 'NOT_A_TRACE');
+    const short = tmp('short');
+    fs.writeFileSync(short, 'XY');
+    await expectTraceError(readTrace(short), 'NOT_A_TRACE');
+  });
+
+  it('says UNSUPPORTED_VERSION for a newer magic or formatVersion', async () => {
+    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify(header), 'FTJSTRC2'))), 'UNSUPPORTED_VERSION', /format "2" is not supported/);
+    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify({ ...header, formatVersion: 2 })))), 'UNSUPPORTED_VERSION', /formatVersion 2 is not supported/);
+  });
+
+  it('says CORRUPT for a well-checksummed header that is not valid', async () => {
+    await expectTraceError(readTrace(craftTrace([], craftHeader('{not json'))), 'CORRUPT', /corrupt header: invalid JSON/);
+    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify({ ...header, guest: { ...header.guest, sources: [{ name: 'a' }] } })))), 'CORRUPT', /header.guest.sources\[0\].sha256 is not a string/);
+    const huge = Buffer.from(craftHeader('{}'));
+    huge.writeUInt32LE(0xffffffff, 8);
+    await expectTraceError(readTrace(craftTrace([], huge)), 'CORRUPT', /declares 4294967295 bytes of JSON, above MAX_TRACE_HEADER_BYTES/);
+  });
+});
