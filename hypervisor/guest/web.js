@@ -423,20 +423,24 @@
   }
 
   const ASCII_WS_RE = /[\t\n\f\r ]/g;
-  // Forgiving-base64 decode to bytes; null on failure.
+  // Forgiving-base64 decode to bytes. On failure returns BASE64_BAD_CHAR or BASE64_BAD_LENGTH
+  // (both are failures per spec; the distinction only selects Node's error message).
+  const BASE64_BAD_CHAR = 1, BASE64_BAD_LENGTH = 2;
   function base64DecodeBytes(s) {
     if (/[\t\n\f\r ]/.test(s)) s = s.replace(ASCII_WS_RE, '');
     let len = s.length;
     if (len % 4 === 0 && len > 0) {
       if (s.charCodeAt(len - 1) === 61) { len--; if (s.charCodeAt(len - 1) === 61) len--; }
     }
-    if (len % 4 === 1) return null;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 128 || B64_REV[c] < 0) return BASE64_BAD_CHAR;
+    }
+    if (len % 4 === 1) return BASE64_BAD_LENGTH;
     const out = new Uint8Array((len * 3) >> 2);
     let buf = 0, bits = 0, p = 0;
     for (let i = 0; i < len; i++) {
-      const c = s.charCodeAt(i);
-      const v = c < 128 ? B64_REV[c] : -1;
-      if (v < 0) return null;
+      const v = B64_REV[s.charCodeAt(i)];
       buf = (buf << 6) | v;
       bits += 6;
       if (bits >= 8) {
@@ -450,7 +454,8 @@
   function atob(data) {
     requireArgs(arguments.length, 1, 'atob');
     const bytes = base64DecodeBytes(toDOMString(data));
-    if (bytes === null) throw new DOMException('The string to be decoded is not correctly encoded.', 'InvalidCharacterError');
+    if (bytes === BASE64_BAD_CHAR) throw new DOMException('Invalid character', 'InvalidCharacterError');
+    if (bytes === BASE64_BAD_LENGTH) throw new DOMException('The string to be decoded is not correctly encoded.', 'InvalidCharacterError');
     return latin1ToString(bytes, 0, bytes.length);
   }
 
@@ -854,6 +859,7 @@
     let d = domain.normalize('NFKC').toLowerCase().normalize('NFC');
     d = d.replace(/[\u00AD\u034F\u180B-\u180D\u200B\uFE00-\uFE0F\uFEFF]/g, '').replace(/[\u3002\uFF0E\uFF61]/g, '.');
     if (!NON_ASCII_RE.test(d)) return d;
+    if (d.indexOf('\uFFFD') >= 0) return null; // e.g. lone surrogates: disallowed by UTS #46
     const labels = d.split('.');
     for (let i = 0; i < labels.length; i++) {
       if (NON_ASCII_RE.test(labels[i])) labels[i] = 'xn--' + punycodeEncode(labels[i]);
@@ -863,7 +869,7 @@
 
   function domainToASCII(domain) {
     const result = NON_ASCII_RE.test(domain) ? idnaToASCII(domain) : domain.toLowerCase();
-    if (result === '' || FORBIDDEN_DOMAIN_RE.test(result)) return null;
+    if (result === null || result === '' || FORBIDDEN_DOMAIN_RE.test(result)) return null;
     return result;
   }
 
@@ -1385,9 +1391,9 @@
         if (iter !== undefined) {
           if (typeof iter !== 'function') throw new TypeError('URLSearchParams: Symbol.iterator is not a function');
           for (const pair of init) {
-            if (!isObjectLike(pair) || typeof pair[Symbol.iterator] !== 'function') throw new TypeError('URLSearchParams: each query pair must be an iterable [name, value] tuple');
+            if (!isObjectLike(pair) || typeof pair[Symbol.iterator] !== 'function') throw new TypeError('Each query pair must be an iterable [name, value] tuple');
             const arr = Array.from(pair);
-            if (arr.length !== 2) throw new TypeError('URLSearchParams: each query pair must be an iterable [name, value] tuple');
+            if (arr.length !== 2) throw new TypeError('Each query pair must be an iterable [name, value] tuple');
             this.#list.push([toUSVString(arr[0]), toUSVString(arr[1])]);
           }
         } else {
@@ -2032,14 +2038,14 @@
           if (!isObjectLike(pair) || typeof pair[Symbol.iterator] !== 'function') throw new TypeError('Headers constructor: expected name/value pair to be length 2, found 0.');
           const arr = Array.isArray(pair) ? pair : Array.from(pair);
           if (arr.length !== 2) throw new TypeError(`Headers constructor: expected name/value pair to be length 2, found ${arr.length}.`);
-          this.#append(toDOMString(arr[0]), toDOMString(arr[1]), 'Headers constructor');
+          this.#append(toDOMString(arr[0]), toDOMString(arr[1]), 'Headers.append');
         }
       } else {
         for (const key of Reflect.ownKeys(init)) {
           if (typeof key !== 'string') continue;
           const desc = Reflect.getOwnPropertyDescriptor(init, key);
           if (desc === undefined || !desc.enumerable) continue;
-          this.#append(key, toDOMString(init[key]), 'Headers constructor');
+          this.#append(key, toDOMString(init[key]), 'Headers.append');
         }
       }
     }
@@ -2765,6 +2771,7 @@
         transfer = Array.from(options.transfer);
         const seen = new Set();
         for (const b of transfer) {
+          if (!isObjectLike(b)) throw new TypeError("Failed to execute 'structuredClone': transfer list entries must be objects");
           if (!(b instanceof ArrayBuffer)) throw new DOMException('Value not transferable', 'DataCloneError');
           if (seen.has(b)) throw new DOMException('ArrayBuffer at index is a duplicate of an earlier ArrayBuffer.', 'DataCloneError');
           if (b.detached) throw new DOMException('An ArrayBuffer is detached and could not be cloned.', 'DataCloneError');

@@ -1,0 +1,91 @@
+// Recording overhead, in process: the same kv.js workload through the live loop, with and without a
+// trace file, alternating rounds in one run on one machine. Prints throughput and the ratio.
+//
+//   npm run build && node dist/bench/record-overhead.js [--requests N] [--rounds R] [--concurrency C]
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { makeBootConfig } from '../hypervisor/boot-config.js';
+import { LiveLoop, DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
+import { loadGuest } from '../hypervisor/sources.js';
+import { VmHost } from '../hypervisor/vm-host.js';
+import { traceHeaderFor } from '../hypervisor/boot-config.js';
+import { TraceWriter } from '../logging-channel/trace-file.js';
+import { Log } from '../recorder/log.js';
+import { argNumber, median, projectPath } from './util.js';
+
+const requests = argNumber('--requests', 20_000);
+const rounds = argNumber('--rounds', 5);
+const concurrency = argNumber('--concurrency', 64);
+const logger = pino({ level: 'warn' });
+const config = makeBootConfig(loadGuest(projectPath('guest-apps/kv.js')), {});
+const encoder = new TextEncoder();
+
+async function once(record: boolean, dir: string, round: number): Promise<{ rps: number; traceBytes: number }> {
+  const vm = VmHost.start(config.limits);
+  const log = new Log();
+  const trace = record ? await TraceWriter.open(path.join(dir, `r${round}.trace`), traceHeaderFor(config)) : null;
+  if (trace) {
+    log.addSink((entries) => trace.append(entries));
+    let queued = false;
+    log.addSink(() => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        trace.flush();
+      });
+    });
+  }
+  const loop = new LiveLoop(vm, log, { hold: (_s, release) => release() }, logger, { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: concurrency * 2 });
+  loop.start(await vm.boot(config, 'live'));
+  let sent = 0;
+  const worker = async () => {
+    while (sent < requests) {
+      const i = sent++;
+      const key = `k${i % 1000}`;
+      const r = i % 2 === 0
+        ? await loop.submitRequest('PUT', `http://bench/kv/${key}`, [['content-type', 'text/plain']], encoder.encode(`value-${i}`))
+        : await loop.submitRequest('GET', `http://bench/kv/${key}`, [], new Uint8Array(0));
+      if (r.status !== 200 && r.status !== 404) throw new Error(`unexpected status ${r.status}`);
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await loop.stop();
+  const traceBytes = trace ? (trace.close(), trace.bytesWritten) : 0;
+  await vm.terminate();
+  return { rps: requests / seconds, traceBytes };
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-'));
+const plain: number[] = [];
+const recorded: number[] = [];
+let bytesPerRequest = 0;
+try {
+  await once(false, dir, -1); // warm-up
+  for (let r = 0; r < rounds; r++) {
+    plain.push((await once(false, dir, r)).rps);
+    const rec = await once(true, dir, r);
+    recorded.push(rec.rps);
+    bytesPerRequest = rec.traceBytes / requests;
+    process.stderr.write(`round ${r + 1}/${rounds}: unrecorded ${plain[r]!.toFixed(0)} req/s, recorded ${recorded[r]!.toFixed(0)} req/s\n`);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+const result = {
+  benchmark: 'record-overhead',
+  guest: 'kv.js',
+  requests,
+  rounds,
+  concurrency,
+  unrecordedMedianRps: Math.round(median(plain)),
+  recordedMedianRps: Math.round(median(recorded)),
+  ratio: Number((median(recorded) / median(plain)).toFixed(3)),
+  traceBytesPerRequest: Number(bytesPerRequest.toFixed(1)),
+};
+console.log(JSON.stringify(result, null, 2));

@@ -1,0 +1,111 @@
+// Replay determinism (DESIGN invariant 1) for every guest app: record a scripted workload under one
+// time zone and locale, replay under others; every output hash, console line and the final state
+// hash must match. A second recording differs (time, randomness) and replays exactly too.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { replayJson, runSteps, send, startRun, tempDir, waitFor, type StepResult } from './helpers.js';
+import { withUpstream, workloads, type Workload } from './workloads.js';
+
+const RECORD_ENV = { TZ: 'UTC', LANG: 'en_US.UTF-8', LC_ALL: 'en_US.UTF-8' };
+const REPLAY_ENVS = [
+  { TZ: 'Pacific/Chatham', LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' },
+  { TZ: 'America/St_Johns', LANG: 'ja_JP.UTF-8', LC_ALL: 'ja_JP.UTF-8' },
+];
+
+let upstream: http.Server;
+let upstreamUrl = '';
+const dir = tempDir();
+
+beforeAll(async () => {
+  // A real upstream on loopback for outbound.js: echoes method, path and body; /status/N answers N.
+  upstream = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => {
+      const status = /^\/status\/(\d{3})/.exec(req.url ?? '')?.[1];
+      res.writeHead(status ? Number(status) : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ method: req.method, path: req.url, body }));
+    });
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+});
+
+afterAll(() => new Promise<void>((resolve) => upstream.close(() => resolve())));
+
+interface Recording {
+  trace: string;
+  results: StepResult[];
+  consoleLines: string[];
+  finalStateHash: string;
+}
+
+async function record(name: string, workload: Workload, suffix: string): Promise<Recording> {
+  const trace = path.join(dir, `${name}-${suffix}.trace`);
+  const node = await startRun(workload.app, { record: trace, env: workload.env ?? {}, processEnv: RECORD_ENV });
+  try {
+    const results = await runSteps(node.url, workload.steps);
+    if (name === 'timers') {
+      // Let every scheduled timer fire inside the recording.
+      await waitFor(async () => JSON.parse((await send(node.url, { method: 'GET', path: '/pending' })).body).pending.length === 0, 'timers to drain', 10_000, 50);
+    }
+    await node.stop('SIGINT');
+    expect(node.exitCode).toBe(0);
+    const consoleLines = node.lines.filter((l) => l.guest === true).map((l) => l.msg);
+    const final = node.find((l) => l.msg === 'final state');
+    expect(final, 'the node logs its final state hash on shutdown').toBeDefined();
+    return { trace, results, consoleLines, finalStateHash: final!.stateHash as string };
+  } finally {
+    await node.stop('SIGKILL');
+  }
+}
+
+describe.each(Object.keys(workloads))('%s', (name) => {
+  test('records under TZ=UTC and replays bit for bit under other time zones and locales', async () => {
+    const workload = name === 'outbound' ? withUpstream(workloads[name]!, upstreamUrl) : workloads[name]!;
+    const first = await record(name, workload, 'a');
+    expect(first.results.length).toBe(workload.steps.length);
+    for (const env of REPLAY_ENVS) {
+      const replay = await replayJson(first.trace, env);
+      expect(replay.summary.divergence, `${name} replay under ${env.TZ}`).toBeNull();
+      expect(replay.code).toBe(0);
+      expect(replay.summary.ok).toBe(true);
+      expect(replay.summary.tasks).toBeGreaterThanOrEqual(workload.steps.length + 1);
+      expect(replay.summary.stateHashesVerified).toBe(1);
+      expect(replay.summary.finalStateHash).toBe(first.finalStateHash);
+      // The replay prints the guest console exactly as the recording logged it.
+      expect(replay.console.map((c) => c.text)).toEqual(first.consoleLines);
+    }
+  });
+});
+
+test('a second recording of random.js differs in time and randomness and still replays exactly', async () => {
+  const workload = workloads.random!;
+  const a = await record('random', workload, 'first');
+  const b = await record('random', workload, 'second');
+  const stateA = a.results.filter((_, i) => workload.steps[i]!.path.startsWith('/state')).map((r) => r.body);
+  const stateB = b.results.filter((_, i) => workload.steps[i]!.path.startsWith('/state')).map((r) => r.body);
+  expect(stateA.length).toBeGreaterThan(0);
+  expect(stateA).not.toEqual(stateB);
+  expect(a.finalStateHash).not.toBe(b.finalStateHash);
+  for (const rec of [a, b]) {
+    const replay = await replayJson(rec.trace, REPLAY_ENVS[0]);
+    expect(replay.code).toBe(0);
+    expect(replay.summary.finalStateHash).toBe(rec.finalStateHash);
+  }
+});
+
+test('the guest sees UTC and the recorded clock whatever the host time zone', async () => {
+  const node = await startRun('guest-apps/random.js', { processEnv: { TZ: 'Asia/Kathmandu' } });
+  try {
+    const now = JSON.parse((await send(node.url, { method: 'GET', path: '/now' })).body) as Record<string, unknown>;
+    expect(JSON.stringify(now)).toContain('"timezoneOffset":0');
+    const before = Date.now();
+    expect(Math.abs((now.dateNow as number) - before)).toBeLessThan(60_000);
+  } finally {
+    await node.stop();
+  }
+});

@@ -1,0 +1,173 @@
+// Shared helpers for process-level tests: real `ftjs` processes, real sockets on 127.0.0.1.
+// Tests wait on conditions (a log line, a health check, an exit), never on fixed sleeps.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(ROOT, 'dist/cli/ftjs.js');
+
+export function tempDir(prefix = 'ftjs-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+export async function waitFor<T>(probe: () => T | Promise<T>, what: string, timeoutMs = 20_000, intervalMs = 20): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A running `ftjs` child process whose JSON log lines are collected. */
+export class FtjsProcess {
+  readonly lines: LogLine[] = [];
+  stdout = '';
+  stderr = '';
+  exitCode: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly child: ChildProcess) {
+    let buffered = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stdout += chunk;
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.startsWith('{')) {
+          try {
+            this.lines.push(JSON.parse(line) as LogLine);
+          } catch {
+            /* not a log line */
+          }
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code, signal) => {
+        this.exitCode = code;
+        this.signal = signal;
+        resolve(code);
+      }),
+    );
+  }
+
+  find(predicate: (line: LogLine) => boolean): LogLine | undefined {
+    return this.lines.find(predicate);
+  }
+
+  waitForLog(predicate: (line: LogLine) => boolean, what: string, timeoutMs = 20_000): Promise<LogLine> {
+    return waitFor(() => {
+      if (this.exitCode !== null) throw new Error(`process exited with ${this.exitCode} before ${what}: ${this.stderr.slice(-2000)}`);
+      return this.find(predicate);
+    }, what, timeoutMs);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
+    if (this.exitCode === null && this.signal === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export function spawnFtjs(args: string[], env: Record<string, string> = {}): FtjsProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, FTJS_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new FtjsProcess(child);
+}
+
+/** Starts `ftjs run` on a free port and waits until it serves. */
+export async function startRun(app: string, options: { record?: string; env?: Record<string, string>; processEnv?: Record<string, string>; args?: string[] } = {}): Promise<FtjsProcess & { url: string }> {
+  const args = ['run', app, '--port', '0', '--log-level', 'info'];
+  if (options.record) args.push('--record', options.record);
+  for (const [k, v] of Object.entries(options.env ?? {})) args.push('--env', `${k}=${v}`);
+  args.push(...(options.args ?? []));
+  const proc = spawnFtjs(args, options.processEnv);
+  const line = await proc.waitForLog((l) => typeof l.url === 'string' && l.msg.startsWith('serving'), 'the node to serve');
+  return Object.assign(proc, { url: line.url as string });
+}
+
+export interface Step {
+  method: string;
+  path: string;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+export interface StepResult {
+  status: number;
+  body: string;
+}
+
+export async function send(baseUrl: string, step: Step): Promise<StepResult> {
+  const init: RequestInit = { method: step.method, headers: step.headers ?? {} };
+  if (step.body !== undefined) init.body = step.body;
+  const response = await fetch(baseUrl + step.path, init);
+  return { status: response.status, body: await response.text() };
+}
+
+export async function runSteps(baseUrl: string, steps: Step[]): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  for (const step of steps) results.push(await send(baseUrl, step));
+  return results;
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs an `ftjs` command to completion. */
+export async function ftjs(args: string[], env: Record<string, string> = {}, input?: string): Promise<CommandResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  if (input !== undefined) child.stdin!.end(input);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
+
+export interface ReplayJson {
+  console: Array<{ seq: number; level: string; text: string }>;
+  summary: Record<string, unknown> & { ok: boolean; tasks: number; entries: number; finalStateHash: string; divergence: null | { seq: number; pos: number; expected: string; actual: string } };
+}
+
+/** `ftjs replay --json`, parsed. */
+export async function replayJson(trace: string, env: Record<string, string> = {}, extra: string[] = []): Promise<CommandResult & ReplayJson> {
+  const result = await ftjs(['replay', trace, '--json', ...extra], env);
+  const console: ReplayJson['console'] = [];
+  let summary: ReplayJson['summary'] | undefined;
+  for (const line of result.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const parsed = JSON.parse(line) as { type: string };
+    if (parsed.type === 'console') console.push(parsed as unknown as ReplayJson['console'][number]);
+    if (parsed.type === 'summary') summary = parsed as unknown as ReplayJson['summary'];
+  }
+  if (!summary) throw new Error(`replay printed no summary (exit ${result.code}): ${result.stderr} ${result.stdout.slice(-500)}`);
+  return { ...result, console, summary };
+}
