@@ -53,6 +53,14 @@ export function registerReplay(program: Command): void {
         }
         process.exitCode = summary.divergence ? EXIT_DIVERGED : 0;
       } catch (error) {
+        const errno = (error as NodeJS.ErrnoException).code;
+        if (errno === 'ENOENT' || errno === 'EACCES' || errno === 'EISDIR') {
+          const message = `cannot read trace ${trace}: ${errno === 'ENOENT' ? 'no such file' : errno === 'EACCES' ? 'permission denied' : 'is a directory'}`;
+          if (flags.json) out(JSON.stringify({ type: 'error', ok: false, error: message, code: errno }));
+          else process.stderr.write(`ftjs replay: ${message}\n`);
+          process.exitCode = EXIT_BAD_TRACE;
+          return;
+        }
         if (error instanceof TraceError || error instanceof BadTraceError || error instanceof BootConfigError) {
           if (flags.json) out(JSON.stringify({ type: 'error', ok: false, error: error.message, code: (error as TraceError).code ?? error.name }));
           else process.stderr.write(`ftjs replay: ${error.message}\n`);

@@ -22,6 +22,10 @@
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;
   delete globalThis.FinalizationRegistry;
+  // Shared memory and Atomics.wait could block the VM outside the interrupt handler's reach (and a
+  // timed wait reads the host clock); a single-threaded guest has no use for them.
+  delete globalThis.SharedArrayBuffer;
+  delete globalThis.Atomics;
 
   const define = (name, value) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });

@@ -151,13 +151,15 @@
   // Encode a JS string as UTF-8. Lone surrogates become U+FFFD (EF BF BD).
   function utf8Encode(str) {
     const len = str.length;
+    // Optimistic single pass assuming ASCII (the common case).
+    const ascii = new Uint8Array(len);
     let i = 0;
-    for (; i < len; i++) if (str.charCodeAt(i) >= 0x80) break;
-    if (i === len) {
-      const out = new Uint8Array(len);
-      for (let k = 0; k < len; k++) out[k] = str.charCodeAt(k);
-      return out;
+    for (; i < len; i++) {
+      const c = str.charCodeAt(i);
+      if (c >= 0x80) break;
+      ascii[i] = c;
     }
+    if (i === len) return ascii;
     // Count the exact length of the non-ASCII remainder.
     let n = i;
     for (let j = i; j < len; j++) {
@@ -168,7 +170,7 @@
       else n += 3;
     }
     const out = new Uint8Array(n);
-    for (let k = 0; k < i; k++) out[k] = str.charCodeAt(k);
+    out.set(ascii.subarray(0, i));
     let p = i;
     for (let j = i; j < len; j++) {
       let c = str.charCodeAt(j);
@@ -1360,14 +1362,70 @@
     if (e !== u.path.length) u.path = u.path.slice(0, e);
   }
 
+  // Fast path for the overwhelmingly common absolute URL shape
+  //   (http|https|ws|wss|ftp)://lower-case-domain[:port][/path][?query][#fragment]
+  // made only of characters that need no percent-encoding. Anything else (upper case, IP
+  // addresses, credentials, backslashes, dot segments, non-ASCII, whitespace, ...) goes through
+  // the full state machine, so results are identical; the fast path only skips work.
+  const FAST_URL_RE = (function () {
+    const cls = (bit, extraExcluded) => {
+      let out = '';
+      for (let c = 0x21; c < 0x7F; c++) {
+        if ((ENCODE_SETS[c] & bit) !== 0 || extraExcluded.indexOf(String.fromCharCode(c)) >= 0) continue;
+        out += '\\x' + c.toString(16).padStart(2, '0');
+      }
+      return '[' + out + ']*';
+    };
+    return new RegExp(
+      '^(https?|wss?|ftp)://([a-z0-9_-]+(?:\\.[a-z0-9_-]+)*\\.?)(?::([0-9]{1,5}))?' +
+      '(/' + cls(SET_PATH, '\\?#') + ')?' +
+      '(?:\\?(' + cls(SET_SPECIAL_QUERY, '#') + '))?' +
+      '(?:#(' + cls(SET_FRAGMENT, '') + '))?$');
+  })();
+  function fastParse(input) {
+    const m = FAST_URL_RE.exec(input);
+    if (m === null) return null;
+    const host = m[2];
+    // A host whose last label could be a number must go through the IPv4 logic.
+    let e = host.length - 1;
+    if (host.charCodeAt(e) === 0x2E) e--;
+    const dot = host.lastIndexOf('.', e);
+    if (!isAlpha(host.charCodeAt(dot + 1))) return null;
+    const scheme = m[1];
+    let port = null;
+    if (m[3] !== undefined) {
+      port = parseInt(m[3], 10);
+      if (port > 65535) return null;
+      if (port === SPECIAL_PORTS.get(scheme)) port = null;
+    }
+    const pathStr = m[4];
+    let path;
+    if (pathStr === undefined || pathStr.length === 1) {
+      path = [''];
+    } else {
+      path = pathStr.slice(1).split('/');
+      if (pathStr.indexOf('.') >= 0 || pathStr.indexOf('%') >= 0) {
+        for (let i = 0; i < path.length; i++) if (isSingleDot(path[i]) || isDoubleDot(path[i])) return null;
+      }
+    }
+    const q = m[5], f = m[6];
+    return {
+      scheme, username: '', password: '', host, port, path,
+      query: q === undefined ? null : q, fragment: f === undefined ? null : f,
+    };
+  }
+
   // Parse a string into a URL record (throws TypeError "Invalid URL" on failure).
   function parseURLOrThrow(url, base) {
+    const s = toUSVString(url);
     let b = null;
     if (base !== undefined) {
       b = basicParse(toUSVString(base), null, null, 0);
       if (b === null) throw new TypeError('Invalid URL');
     }
-    const r = basicParse(toUSVString(url), b, null, 0);
+    let r = fastParse(s);
+    if (r !== null) return r;
+    r = basicParse(s, b, null, 0);
     if (r === null) throw new TypeError('Invalid URL');
     return r;
   }
@@ -1535,7 +1593,8 @@
     #u;
     #sp = null;
     constructor(url, base = undefined) {
-      requireArgs(arguments.length, 1, "Failed to construct 'URL'");
+      // (no arity check: `new URL()` parses "undefined" and throws "Invalid URL" anyway; touching
+      // `arguments` would cost an allocation on every construction)
       this.#u = parseURLOrThrow(url, base);
     }
 
@@ -2295,7 +2354,7 @@
 
     constructor(input, init = undefined) {
       if (input === kInternal) return;
-      requireArgs(arguments.length, 1, "Failed to construct 'Request'");
+      // (no arity check: `new Request()` fails to parse "undefined" and throws a TypeError anyway)
       const dict = toDictionary(init, "Failed to construct 'Request'");
       let src = null;
       if (input instanceof Request) {
@@ -2524,8 +2583,10 @@
       if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
       if (!REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
       if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
-      if (headers === undefined) headers = headersFromPairs([['content-type', 'application/json']], GUARD_NONE);
-      else if (!headersHasLower(headers, 'content-type')) headersAppendTrusted(headers, 'content-type', 'application/json');
+      if (headers === undefined) {
+        headers = new Headers(kInternal);
+        headersAppendTrusted(headers, 'content-type', 'application/json');
+      } else if (!headersHasLower(headers, 'content-type')) headersAppendTrusted(headers, 'content-type', 'application/json');
       return responseFast(status, statusText, headers, bytes, 'default', '');
     }
 

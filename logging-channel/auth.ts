@@ -1,0 +1,267 @@
+// The logging-channel handshake: mutual challenge-response over a shared secret, then identity checks.
+//
+//   primary -> backup   CONTROL {t:'hello', nonce: serverNonce, formatVersion, engine, guestHash}
+//   backup  -> primary  CONTROL {t:'auth', nonce: clientNonce, proof: HMAC(secret, 'backup|serverNonce|clientNonce'),
+//                                formatVersion, engine, guestHash?, nodeId, resumeFromSeq}
+//   primary -> backup   CONTROL {t:'welcome', proof: HMAC(secret, 'primary|clientNonce|serverNonce'), bootConfig, firstSeq}
+//                    or CONTROL {t:'refuse', code, reason}, then a WebSocket close with that code
+//
+// Each side proves it knows the secret by a MAC over a fresh nonce of the other side, so the secret
+// never crosses the wire and a recorded handshake cannot be replayed. The role label and the nonce
+// order differ between the two proofs, so one side's proof is never valid as the other's. Proofs
+// are compared with crypto.timingSafeEqual.
+//
+// What this does NOT give: integrity of the stream after the handshake against an active
+// man-in-the-middle (it could relay the handshake and then tamper). Run the channel on a private
+// network or over wss:// for that.
+
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ControlObject } from './frames.js';
+
+/** WebSocket close codes (and `refuse` codes) of the logging channel. */
+export const RefuseCode = {
+  /** The peer's proof does not match: wrong secret, or not our peer at all. */
+  AuthFailed: 4001,
+  /** The two nodes speak different log formats. */
+  FormatMismatch: 4002,
+  /** The two nodes run different engines (QuickJS build): replay would diverge. */
+  EngineMismatch: 4003,
+  /** The backup was given a different guest than the primary runs. */
+  GuestMismatch: 4004,
+  /** Another backup (another nodeId) is attached. */
+  AlreadyAttached: 4005,
+  /** The backup asked to resume from a seq the primary no longer retains (or never had). */
+  CannotResume: 4006,
+  /** Bad, oversized or unknown frame, seq gap, bad ack, handshake timeout. */
+  ProtocolError: 4007,
+  /** A newer connection from the same nodeId replaced this one (a second process with one nodeId). */
+  Replaced: 4008,
+} as const;
+export type RefuseCodeValue = (typeof RefuseCode)[keyof typeof RefuseCode];
+
+export const REFUSE_AUTH_FAILED = RefuseCode.AuthFailed;
+export const REFUSE_FORMAT_MISMATCH = RefuseCode.FormatMismatch;
+export const REFUSE_ENGINE_MISMATCH = RefuseCode.EngineMismatch;
+export const REFUSE_GUEST_MISMATCH = RefuseCode.GuestMismatch;
+export const REFUSE_ALREADY_ATTACHED = RefuseCode.AlreadyAttached;
+export const REFUSE_CANNOT_RESUME = RefuseCode.CannotResume;
+export const REFUSE_PROTOCOL_ERROR = RefuseCode.ProtocolError;
+export const REFUSE_REPLACED = RefuseCode.Replaced;
+
+/**
+ * Codes after which a backup stops reconnecting: retrying cannot help (wrong secret, another guest,
+ * another backup in its place). 4007 is not fatal: a protocol error may be one damaged connection.
+ */
+export function isFatalRefusal(code: number): boolean {
+  return code >= RefuseCode.AuthFailed && code <= RefuseCode.CannotResume || code === RefuseCode.Replaced;
+}
+
+/** Default time allowed from connection to welcome, in ms. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+/** A shared secret shorter than this is refused at startup: it could be guessed. */
+export const MIN_SECRET_BYTES = 16;
+/** Random bytes per nonce. */
+const NONCE_BYTES = 32;
+/** Longest nodeId accepted (it is logged and compared, nothing more). */
+export const MAX_NODE_ID_CHARS = 256;
+/** WebSocket close reasons are limited to 123 bytes; the full reason travels in the refuse message. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/** A refusal to carry from the check that failed to the code that closes the connection. */
+export class RefusalError extends Error {
+  override name = 'RefusalError';
+  constructor(
+    readonly code: RefuseCodeValue,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+export type Secret = string | Uint8Array;
+
+export function secretBytes(secret: Secret): Buffer {
+  const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
+  if (bytes.byteLength < MIN_SECRET_BYTES) {
+    throw new RangeError(`logging channel: the shared secret must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes.byteLength}`);
+  }
+  return bytes;
+}
+
+export function newNonce(): string {
+  return randomBytes(NONCE_BYTES).toString('base64url');
+}
+
+export type ProofRole = 'backup' | 'primary';
+
+/** HMAC-SHA256(secret, `${role}|${ownNonceSeenSecond}...`) as lowercase hex. */
+export function computeProof(secret: Buffer, role: ProofRole, firstNonce: string, secondNonce: string): string {
+  return createHmac('sha256', secret).update(`${role}|${firstNonce}|${secondNonce}`, 'utf8').digest('hex');
+}
+
+/** Constant-time check of a proof received from the peer. */
+export function verifyProof(secret: Buffer, role: ProofRole, firstNonce: string, secondNonce: string, proof: string): boolean {
+  const expected = Buffer.from(computeProof(secret, role, firstNonce, secondNonce), 'hex');
+  const got = Buffer.from(proof, 'hex');
+  // Buffer.from(hex) stops at the first non-hex pair; a wrong length is simply a wrong proof.
+  if (got.byteLength !== expected.byteLength) return false;
+  return timingSafeEqual(got, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identities and their checks
+
+export interface PrimaryIdentity {
+  /** Log format version (codec/trace format). */
+  formatVersion: number;
+  /** Engine name and build, e.g. "quickjs-emscripten/release-sync@0.32.0+ab12...". */
+  engine: string;
+  /** Hash of the guest code the primary runs. */
+  guestHash: string;
+}
+
+export interface BackupIdentity {
+  formatVersion: number;
+  engine: string;
+  /** Only when the backup was given the guest itself; otherwise it takes the primary's. */
+  guestHash?: string;
+}
+
+/** The first identity difference between the nodes, as a refusal; null when they match. */
+export function checkIdentity(primary: PrimaryIdentity, backup: BackupIdentity): RefusalError | null {
+  if (primary.formatVersion !== backup.formatVersion) {
+    return new RefusalError(
+      RefuseCode.FormatMismatch,
+      `format version mismatch: primary writes log format ${primary.formatVersion}, backup reads format ${backup.formatVersion}`,
+    );
+  }
+  if (primary.engine !== backup.engine) {
+    return new RefusalError(
+      RefuseCode.EngineMismatch,
+      `engine mismatch: primary runs ${primary.engine}, backup runs ${backup.engine}`,
+    );
+  }
+  if (backup.guestHash !== undefined && primary.guestHash !== backup.guestHash) {
+    return new RefusalError(
+      RefuseCode.GuestMismatch,
+      `guest hash mismatch: primary runs guest ${primary.guestHash}, backup was given guest ${backup.guestHash}`,
+    );
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake messages and their validation. A message that does not have the expected shape is a
+// protocol error (4007); the checks name the field.
+
+export interface HelloMessage {
+  t: 'hello';
+  nonce: string;
+  formatVersion: number;
+  engine: string;
+  guestHash: string;
+}
+
+export interface AuthMessage {
+  t: 'auth';
+  nonce: string;
+  proof: string;
+  formatVersion: number;
+  engine: string;
+  guestHash?: string;
+  nodeId: string;
+  /** The backup has received every entry up to this seq (0: none). */
+  resumeFromSeq: number;
+}
+
+export interface WelcomeMessage {
+  t: 'welcome';
+  proof: string;
+  bootConfig: unknown;
+  /** Seq of the first entry this connection will carry: the backup's resumeFromSeq + 1. */
+  firstSeq: number;
+}
+
+export interface RefuseMessage {
+  t: 'refuse';
+  code: number;
+  reason: string;
+}
+
+function protocolError(message: string): RefusalError {
+  return new RefusalError(RefuseCode.ProtocolError, `protocol error: ${message}`);
+}
+
+function field<T>(msg: ControlObject, name: string, check: (v: unknown) => v is T, want: string): T {
+  const value = msg[name];
+  if (!check(value)) throw protocolError(`${msg.t} message: field "${name}" must be ${want}`);
+  return value;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isNonce = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9_-]{16,128}$/.test(v);
+const isProof = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isVersion = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isNodeId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_NODE_ID_CHARS;
+
+/** Expect a CONTROL message of type `t`; throws a 4007 RefusalError otherwise. */
+export function expectMessage(msg: ControlObject, t: 'hello'): HelloMessage;
+export function expectMessage(msg: ControlObject, t: 'auth'): AuthMessage;
+export function expectMessage(msg: ControlObject, t: 'welcome'): WelcomeMessage;
+export function expectMessage(msg: ControlObject, t: 'hello' | 'auth' | 'welcome'): HelloMessage | AuthMessage | WelcomeMessage {
+  if (msg.t !== t) throw protocolError(`expected a "${t}" message, got "${msg.t}"`);
+  switch (t) {
+    case 'hello':
+      return {
+        t,
+        nonce: field(msg, 'nonce', isNonce, 'a base64url nonce'),
+        formatVersion: field(msg, 'formatVersion', isVersion, 'an integer'),
+        engine: field(msg, 'engine', isString, 'a string'),
+        guestHash: field(msg, 'guestHash', isString, 'a string'),
+      };
+    case 'auth': {
+      const auth: AuthMessage = {
+        t,
+        nonce: field(msg, 'nonce', isNonce, 'a base64url nonce'),
+        proof: field(msg, 'proof', isProof, '64 lowercase hex digits'),
+        formatVersion: field(msg, 'formatVersion', isVersion, 'an integer'),
+        engine: field(msg, 'engine', isString, 'a string'),
+        nodeId: field(msg, 'nodeId', isNodeId, `a non-empty string of at most ${MAX_NODE_ID_CHARS} characters`),
+        resumeFromSeq: field(msg, 'resumeFromSeq', isSeq, 'an integer >= 0'),
+      };
+      if (msg.guestHash !== undefined) auth.guestHash = field(msg, 'guestHash', isString, 'a string when present');
+      return auth;
+    }
+    case 'welcome':
+      if (!('bootConfig' in msg)) throw protocolError('welcome message: field "bootConfig" is missing');
+      return {
+        t,
+        proof: field(msg, 'proof', isProof, '64 lowercase hex digits'),
+        bootConfig: msg.bootConfig,
+        firstSeq: field(msg, 'firstSeq', isSeq, 'an integer >= 0'),
+      };
+  }
+}
+
+/** A refuse message, or null when `msg` is something else. Malformed refusals still count as 4007. */
+export function asRefusal(msg: ControlObject): RefuseMessage | null {
+  if (msg.t !== 'refuse') return null;
+  const code = typeof msg.code === 'number' && Number.isInteger(msg.code) ? msg.code : RefuseCode.ProtocolError;
+  const reason = typeof msg.reason === 'string' ? msg.reason : '(no reason given)';
+  return { t: 'refuse', code, reason };
+}
+
+/** `reason` cut to fit a WebSocket close frame (123 bytes of UTF-8), on a character boundary. */
+export function closeReason(reason: string): string {
+  if (Buffer.byteLength(reason, 'utf8') <= MAX_CLOSE_REASON_BYTES) return reason;
+  let out = '';
+  let bytes = 0;
+  for (const ch of reason) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (bytes + n > MAX_CLOSE_REASON_BYTES - 3) break;
+    out += ch;
+    bytes += n;
+  }
+  return `${out}...`;
+}

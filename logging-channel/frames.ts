@@ -1,0 +1,198 @@
+// Logging-channel frames: one WebSocket binary message = 1 type byte + payload.
+//
+//   0x01 ENTRIES    payload = one batch (codec.ts encodeBatch), dense seqs, carries its own CRC
+//   0x02 ACK        varuint seq: the backup has received every entry up to and including seq
+//   0x03 HEARTBEAT  varuint seq: the sender's last seq (log seq on the primary, received seq on the backup)
+//   0x10 CONTROL    UTF-8 JSON object with a string field `t` (the handshake: hello/auth/welcome/refuse)
+//
+// decodeFrame validates everything and throws a FrameError that names the problem, so a bad frame
+// is refused at the edge (DESIGN rule 6) and never reaches the VM.
+
+import { ByteReader, ByteWriter, CodecError } from './bytes.js';
+import { MAX_BATCH_BYTES, decodeBatch, encodeBatchInto } from './codec.js';
+import type { Entry } from './entry.js';
+
+export const FrameType = {
+  Entries: 0x01,
+  Ack: 0x02,
+  Heartbeat: 0x03,
+  Control: 0x10,
+} as const;
+export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
+
+/** Default bound on one frame (type byte + payload), in bytes: one full-size batch. */
+export const DEFAULT_MAX_FRAME_BYTES = MAX_BATCH_BYTES + 1;
+/** Smallest frame bound we accept: the handshake messages must fit comfortably. */
+export const MIN_MAX_FRAME_BYTES = 4 * 1024;
+/** Default period between heartbeats, in ms. */
+export const DEFAULT_HEARTBEAT_MS = 200;
+/** Default silence after which the peer is suspected (DESIGN: 3 heartbeat periods), in ms. */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3 * DEFAULT_HEARTBEAT_MS;
+
+/** Upper bound of a batch's own framing: magic, restLength, firstSeq, count, posBase (varuints), CRC. */
+export const BATCH_OVERHEAD_MAX_BYTES = 1 + 8 + 8 + 8 + 8 + 4;
+const TYPE_BYTES = 1;
+
+/**
+ * Wire bytes of entries (RetainedLog.from's budget) that fit in one ENTRIES frame of `maxFrameBytes`.
+ * An entry bigger than this can never be sent: the node must bound entries (request size, fetch
+ * body size) below it.
+ */
+export function entriesBudgetBytes(maxFrameBytes: number): number {
+  return maxFrameBytes - TYPE_BYTES - BATCH_OVERHEAD_MAX_BYTES;
+}
+
+/** A malformed frame. `frameType` is the type byte when one was read. */
+export class FrameError extends Error {
+  override name = 'FrameError';
+  constructor(
+    message: string,
+    readonly frameType?: number,
+  ) {
+    super(message);
+  }
+}
+
+export type Frame =
+  | { type: 'entries'; entries: Entry[] }
+  | { type: 'ack'; seq: number }
+  | { type: 'heartbeat'; seq: number }
+  | { type: 'control'; message: ControlObject };
+
+/** A CONTROL payload: a JSON object with a string `t`. Its fields are checked by auth.ts. */
+export type ControlObject = { t: string } & Record<string, unknown>;
+
+export function frameTypeName(code: number): string {
+  switch (code) {
+    case FrameType.Entries:
+      return 'ENTRIES';
+    case FrameType.Ack:
+      return 'ACK';
+    case FrameType.Heartbeat:
+      return 'HEARTBEAT';
+    case FrameType.Control:
+      return 'CONTROL';
+    default:
+      return `0x${code.toString(16).padStart(2, '0')}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding. Every encoder returns a fresh buffer the caller owns: ws may keep a reference to it
+// until the bytes are written out, so a shared buffer must never be handed to send().
+
+/** Writer reused for ENTRIES frames; the batch is copied out once (as encodeBatch would). */
+let entriesWriter = new ByteWriter(64 * 1024);
+/** Above this capacity the writer is dropped after use so one huge frame is not kept forever. */
+const KEEP_WRITER_BYTES = 1024 * 1024;
+
+/** One ENTRIES frame holding `entries` (dense seqs). Throws CodecError if it exceeds maxFrameBytes. */
+export function encodeEntriesFrame(entries: readonly Entry[], maxFrameBytes: number): Uint8Array {
+  const w = entriesWriter;
+  w.reset();
+  try {
+    // The type byte goes in the headroom right before the batch: no second copy of the batch.
+    const { start } = encodeBatchInto(w, entries, { maxBytes: maxFrameBytes - TYPE_BYTES, headroomBytes: TYPE_BYTES });
+    w.setU8At(start - TYPE_BYTES, FrameType.Entries);
+    return w.finish(start - TYPE_BYTES);
+  } finally {
+    w.reset();
+    if (w.capacity > KEEP_WRITER_BYTES) entriesWriter = new ByteWriter(64 * 1024);
+  }
+}
+
+function encodeSeqFrame(type: number, seq: number, what: string): Uint8Array {
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`${what} frame: seq ${seq} is not an integer >= 0`);
+  const w = new ByteWriter(TYPE_BYTES + 8);
+  w.u8(type);
+  w.varuint(seq, 'seq');
+  return w.finish();
+}
+
+export function encodeAckFrame(seq: number): Uint8Array {
+  return encodeSeqFrame(FrameType.Ack, seq, 'ACK');
+}
+
+export function encodeHeartbeatFrame(seq: number): Uint8Array {
+  return encodeSeqFrame(FrameType.Heartbeat, seq, 'HEARTBEAT');
+}
+
+export function encodeControlFrame(message: ControlObject): Uint8Array {
+  const json = JSON.stringify(message);
+  const body = Buffer.from(json, 'utf8');
+  const out = new Uint8Array(TYPE_BYTES + body.byteLength);
+  out[0] = FrameType.Control;
+  out.set(body, TYPE_BYTES);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Decode and validate one frame. ENTRIES payloads are decoded into entries whose payloads are views
+ * into `bytes` (keep `bytes` unmodified while they are in use).
+ */
+export function decodeFrame(bytes: Uint8Array): Frame {
+  if (bytes.byteLength === 0) throw new FrameError('empty frame (no type byte)');
+  const type = bytes[0]!;
+  const payload = bytes.subarray(TYPE_BYTES);
+  switch (type) {
+    case FrameType.Entries: {
+      try {
+        // The transport already bounds the frame (maxPayload); do not apply a second, smaller bound.
+        const entries = decodeBatch(payload, undefined, { maxBytes: Math.max(MAX_BATCH_BYTES, payload.byteLength) });
+        return { type: 'entries', entries };
+      } catch (err) {
+        if (err instanceof CodecError) throw new FrameError(`bad ENTRIES frame: ${err.message}`, type);
+        throw err;
+      }
+    }
+    case FrameType.Ack:
+      return { type: 'ack', seq: decodeSeq(payload, 'ACK', type) };
+    case FrameType.Heartbeat:
+      return { type: 'heartbeat', seq: decodeSeq(payload, 'HEARTBEAT', type) };
+    case FrameType.Control:
+      return { type: 'control', message: decodeControl(payload, type) };
+    default:
+      throw new FrameError(`unknown frame type 0x${type.toString(16).padStart(2, '0')} (${bytes.byteLength} bytes)`, type);
+  }
+}
+
+function decodeSeq(payload: Uint8Array, name: string, type: number): number {
+  const r = new ByteReader(payload, 0, payload.byteLength, `${name} frame`);
+  try {
+    const seq = r.varuint('seq');
+    r.expectEnd('the seq');
+    return seq;
+  } catch (err) {
+    if (err instanceof CodecError) {
+      const problem = err.detail.startsWith('truncated') || err.detail.includes('varuint') ? 'bad varuint' : 'trailing bytes';
+      throw new FrameError(`bad ${name} frame: ${problem}: ${err.message}`, type);
+    }
+    throw err;
+  }
+}
+
+function decodeControl(payload: Uint8Array, type: number): ControlObject {
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    throw new FrameError('bad CONTROL frame: payload is not valid UTF-8', type);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new FrameError(`bad CONTROL frame: bad JSON: ${(err as Error).message}`, type);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FrameError('bad CONTROL frame: JSON is not an object', type);
+  }
+  const t = (value as Record<string, unknown>).t;
+  if (typeof t !== 'string') throw new FrameError('bad CONTROL frame: no string field "t"', type);
+  return value as ControlObject;
+}
