@@ -121,7 +121,7 @@ export async function bootEngine(clock: EngineClock, initialMemoryBytes: number,
   return { module, memory, wasmSha256: sha256 };
 }
 
-function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Memory, clock: EngineClock): void {
+export function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Memory, clock: EngineClock): void {
   const table = imports.a as Record<string, unknown> | undefined;
   if (!table) throw new EngineError('engine build mismatch: no import module "a"; is this the pinned quickjs-emscripten build?');
   const found = new Map<ImportRole, string>();

@@ -53,7 +53,7 @@ export const REFUSE_REPLACED = RefuseCode.Replaced;
  * another backup in its place). 4007 is not fatal: a protocol error may be one damaged connection.
  */
 export function isFatalRefusal(code: number): boolean {
-  return code >= RefuseCode.AuthFailed && code <= RefuseCode.CannotResume || code === RefuseCode.Replaced;
+  return (code >= RefuseCode.AuthFailed && code <= RefuseCode.CannotResume) || code === RefuseCode.Replaced;
 }
 
 /** Default time allowed from connection to welcome, in ms. */
@@ -94,7 +94,7 @@ export function newNonce(): string {
 
 export type ProofRole = 'backup' | 'primary';
 
-/** HMAC-SHA256(secret, `${role}|${ownNonceSeenSecond}...`) as lowercase hex. */
+/** HMAC-SHA256(secret, `${role}|${firstNonce}|${secondNonce}`) as lowercase hex. */
 export function computeProof(secret: Buffer, role: ProofRole, firstNonce: string, secondNonce: string): string {
   return createHmac('sha256', secret).update(`${role}|${firstNonce}|${secondNonce}`, 'utf8').digest('hex');
 }
