@@ -1,0 +1,323 @@
+// The node's role logic as a pure state machine (etcd-io/raft style): inputs and a clock in, actions
+// out. It does no I/O and reads no real time, so the whole pair can later run inside one seeded
+// simulation. The shells (hypervisor/primary.ts, hypervisor/backup.ts) perform the actions.
+//
+// Roles:
+//   primary  — live; streams its log; while a backup is attached, outputs wait for its acks.
+//   backup   — replays the primary's log; never emits an output.
+//   claiming — wants to run alone (a backup whose primary went silent, or a primary whose backup did)
+//              and waits for the epoch test-and-set on the shared directory. Releases nothing.
+//   live     — runs alone in an epoch it won (a former backup, or a primary that lost its backup).
+//   halted   — lost an epoch, diverged, or was refused: releases nothing, ever again.
+//
+// Every output release is decided here: acks come in as inputs and releases go out as actions. A
+// node that notices a gap in its own clock (it was paused or starved) releases nothing until it has
+// checked that no newer epoch exists: stale acks read after a SIGCONT must not leak a response from a
+// primary that was replaced while it slept.
+
+export type Role = 'primary' | 'backup' | 'claiming' | 'live' | 'halted';
+
+export interface RoleConfig {
+  heartbeatMs: number;
+  heartbeatTimeoutMs: number;
+  /** Wait between attempts when the shared directory cannot be reached. */
+  claimRetryMs: number;
+  maxLagMs: number;
+  maxLagBytes: number;
+}
+
+export type RoleInput =
+  | { type: 'tick'; nowMs: number }
+  /** A backup attached (primary) / the primary welcomed us (backup). */
+  | { type: 'peer-up'; nowMs: number }
+  /** The peer's connection dropped. */
+  | { type: 'peer-down'; nowMs: number; reason: string }
+  /** Any frame from the peer (traffic counts as a heartbeat). */
+  | { type: 'peer-traffic'; nowMs: number }
+  /** Primary: the backup acknowledged receipt of every entry up to `seq`. */
+  | { type: 'acked'; nowMs: number; seq: number }
+  /** The node appended an entry to its log (no no-op needed this period). */
+  | { type: 'appended'; nowMs: number }
+  /** Primary: backup lag after an append or an ack. */
+  | { type: 'lag'; nowMs: number; lagMs: number; lagBytes: number }
+  /** Backup: every received entry has been replayed (the drain before a claim). */
+  | { type: 'drained'; nowMs: number }
+  | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
+  /** Result of a 'check-epoch': the newest epoch on the shared directory, or null if unreachable. */
+  | { type: 'epoch-checked'; nowMs: number; newestEpoch: number | null; detail: string }
+  /** Backup: replay diverged / the primary refused us. Primary: its backup can no longer take over. */
+  | { type: 'fatal'; nowMs: number; reason: string; exitCode?: number };
+
+export type RoleAction =
+  | { type: 'append-noop' }
+  /** A backup attached: from now on outputs wait for its acknowledgement (the Output Rule). */
+  | { type: 'hold-outputs' }
+  /** Release every held output with seq <= `seq`. */
+  | { type: 'release-through'; seq: number }
+  /** Running alone in an epoch we hold: release everything held and stop holding. */
+  | { type: 'release-all' }
+  | { type: 'admit'; admit: boolean; reason: string }
+  | { type: 'drop-peer'; reason: string }
+  /** Backup: finish replaying everything received, then report 'drained'. */
+  | { type: 'drain' }
+  | { type: 'claim'; epoch: number }
+  /** Read the newest epoch on the shared directory and report 'epoch-checked'. */
+  | { type: 'check-epoch' }
+  /** Backup: switch the input port to live, re-issue unfinished fetches, serve. */
+  | { type: 'go-live'; epoch: number }
+  | { type: 'halt'; reason: string; exitCode: number }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; data?: Record<string, unknown> };
+
+/** Exit codes of a halting node (distinct, so an operator and a drill can tell why). */
+export const EXIT_LOST_EPOCH = 75;
+export const EXIT_DIVERGED = 76;
+export const EXIT_REFUSED = 77;
+
+export class RoleMachine {
+  private roleNow: Role;
+  private epochNow: number;
+  private peerUp = false;
+  /** A backup has been attached in this epoch: outputs are held for its acks. */
+  private holding = false;
+  private lastPeerTrafficMs: number;
+  private lastAppendMs: number;
+  private lastTickMs: number;
+  private suspected = false;
+  private admitting = true;
+  private claimEpoch = 0;
+  private claimRetryAtMs = 0;
+  private claimingFor: 'backup' | 'primary' | null = null;
+  /** Releases wait while the node verifies its epoch after a gap in its own clock. */
+  private verifying = false;
+  private ackedSeq = 0;
+  private releasedSeq = 0;
+
+  constructor(
+    readonly config: RoleConfig,
+    role: 'primary' | 'backup',
+    epoch: number,
+    nowMs: number,
+  ) {
+    if (!(config.heartbeatMs > 0 && config.heartbeatTimeoutMs > config.heartbeatMs)) {
+      throw new RangeError(`heartbeat timeout (${config.heartbeatTimeoutMs} ms) must exceed the heartbeat period (${config.heartbeatMs} ms)`);
+    }
+    this.roleNow = role;
+    this.epochNow = epoch;
+    this.lastPeerTrafficMs = nowMs;
+    this.lastAppendMs = nowMs;
+    this.lastTickMs = nowMs;
+  }
+
+  get role(): Role {
+    return this.roleNow;
+  }
+
+  get epoch(): number {
+    return this.epochNow;
+  }
+
+  /** Outputs are held for a backup's acks (rather than flowing at once). */
+  get holdsOutputs(): boolean {
+    return this.holding || this.roleNow === 'claiming';
+  }
+
+  /** A gap in the node's own clock longer than this means it was paused or starved. */
+  private get pauseToleranceMs(): number {
+    return this.config.heartbeatTimeoutMs / 2;
+  }
+
+  step(input: RoleInput): RoleAction[] {
+    const out: RoleAction[] = [];
+    if (this.roleNow === 'halted') return out; // a halted node does nothing, whatever it hears
+    this.noticeGap(input.nowMs, out);
+    switch (input.type) {
+      case 'tick':
+        this.onTick(input.nowMs, out);
+        break;
+      case 'peer-up':
+        this.onPeerUp(input.nowMs, out);
+        break;
+      case 'peer-down':
+        if (this.peerUp) out.push({ type: 'log', level: 'warn', msg: `peer connection lost: ${input.reason}` });
+        this.peerUp = false;
+        break;
+      case 'peer-traffic':
+        this.lastPeerTrafficMs = input.nowMs;
+        break;
+      case 'acked':
+        if (input.seq > this.ackedSeq) this.ackedSeq = input.seq;
+        this.lastPeerTrafficMs = input.nowMs;
+        this.release(out);
+        break;
+      case 'appended':
+        this.lastAppendMs = input.nowMs;
+        break;
+      case 'lag':
+        this.onLag(input, out);
+        break;
+      case 'drained':
+        if (this.roleNow === 'claiming' && this.claimingFor === 'backup' && this.claimEpoch === 0) {
+          this.claimEpoch = this.epochNow + 1;
+          out.push({ type: 'claim', epoch: this.claimEpoch });
+        }
+        break;
+      case 'claim-result':
+        this.onClaimResult(input, out);
+        break;
+      case 'epoch-checked':
+        this.onEpochChecked(input, out);
+        break;
+      case 'fatal':
+        this.onFatal(input, out);
+        break;
+    }
+    return out;
+  }
+
+  private noticeGap(nowMs: number, out: RoleAction[]): void {
+    const gapMs = nowMs - this.lastTickMs;
+    this.lastTickMs = Math.max(this.lastTickMs, nowMs);
+    if (gapMs <= this.pauseToleranceMs || this.verifying) return;
+    if (this.roleNow !== 'primary' && this.roleNow !== 'live') return;
+    this.verifying = true;
+    out.push({ type: 'log', level: 'warn', msg: `this node did not run for ${gapMs} ms (paused or starved): holding every output until the shared directory confirms epoch ${this.epochNow} is still ours` }, { type: 'check-epoch' });
+  }
+
+  private onTick(nowMs: number, out: RoleAction[]): void {
+    const silentMs = nowMs - this.lastPeerTrafficMs;
+    switch (this.roleNow) {
+      case 'primary':
+      case 'live':
+        if (nowMs - this.lastAppendMs >= this.config.heartbeatMs) {
+          this.lastAppendMs = nowMs;
+          out.push({ type: 'append-noop' });
+        }
+        if (this.roleNow === 'primary' && this.holding && silentMs >= this.config.heartbeatTimeoutMs) {
+          this.startClaim('primary', out, `backup silent for ${silentMs} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
+        }
+        break;
+      case 'backup':
+        if (!this.suspected && silentMs >= this.config.heartbeatTimeoutMs) {
+          this.suspected = true;
+          this.startClaim('backup', out, `primary silent for ${silentMs} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
+        }
+        break;
+      case 'claiming':
+        if (this.claimRetryAtMs > 0 && nowMs >= this.claimRetryAtMs) {
+          this.claimRetryAtMs = 0;
+          out.push({ type: 'claim', epoch: this.claimEpoch });
+        }
+        break;
+    }
+  }
+
+  private onPeerUp(nowMs: number, out: RoleAction[]): void {
+    this.lastPeerTrafficMs = nowMs;
+    if (this.roleNow === 'primary') {
+      this.peerUp = true;
+      if (!this.holding) out.push({ type: 'hold-outputs' }, { type: 'log', level: 'info', msg: 'backup attached: outputs now wait for its acknowledgement' });
+      this.holding = true;
+    } else if (this.roleNow === 'backup') {
+      this.peerUp = true;
+      this.suspected = false;
+    } else {
+      out.push({ type: 'drop-peer', reason: `this node is ${this.roleNow} in epoch ${this.epochNow} and does not take a peer` });
+    }
+  }
+
+  private release(out: RoleAction[]): void {
+    if (this.verifying || this.roleNow !== 'primary' || !this.holding) return;
+    if (this.ackedSeq > this.releasedSeq) {
+      this.releasedSeq = this.ackedSeq;
+      out.push({ type: 'release-through', seq: this.ackedSeq });
+    }
+  }
+
+  private onLag(input: Extract<RoleInput, { type: 'lag' }>, out: RoleAction[]): void {
+    if (this.roleNow !== 'primary') return;
+    const over =
+      input.lagMs > this.config.maxLagMs
+        ? `backup lag ${Math.round(input.lagMs)} ms exceeds --max-lag-ms=${this.config.maxLagMs}`
+        : input.lagBytes > this.config.maxLagBytes
+          ? `backup lag ${input.lagBytes} bytes exceeds --max-log-buffer-bytes=${this.config.maxLagBytes}`
+          : null;
+    if (over && this.admitting) {
+      this.admitting = false;
+      out.push({ type: 'admit', admit: false, reason: over }, { type: 'log', level: 'warn', msg: `throttling: ${over}; new requests queue, then get 503`, data: { lagMs: input.lagMs, lagBytes: input.lagBytes } });
+    } else if (!over && !this.admitting) {
+      this.admitting = true;
+      out.push({ type: 'admit', admit: true, reason: 'backup caught up' }, { type: 'log', level: 'info', msg: 'backup caught up: admitting requests again' });
+    }
+  }
+
+  private startClaim(want: 'backup' | 'primary', out: RoleAction[], why: string): void {
+    this.claimingFor = want;
+    this.roleNow = 'claiming';
+    this.claimEpoch = 0;
+    out.push({ type: 'log', level: 'warn', msg: `${want === 'backup' ? 'primary' : 'backup'} lost: ${why}` });
+    if (want === 'backup') {
+      // Drain every received entry and finish the task in flight before claiming.
+      out.push({ type: 'drain' });
+      return;
+    }
+    if (this.peerUp) out.push({ type: 'drop-peer', reason: why });
+    this.peerUp = false;
+    this.claimEpoch = this.epochNow + 1;
+    out.push({ type: 'claim', epoch: this.claimEpoch });
+  }
+
+  private onClaimResult(input: Extract<RoleInput, { type: 'claim-result' }>, out: RoleAction[]): void {
+    if (this.roleNow !== 'claiming' || input.epoch !== this.claimEpoch) return;
+    if (input.result === 'unreachable') {
+      // Never go live on a guess: wait and claim the same epoch again.
+      this.claimRetryAtMs = input.nowMs + this.config.claimRetryMs;
+      out.push({ type: 'log', level: 'warn', msg: `shared directory unreachable (${input.detail}); retrying the claim of epoch ${input.epoch} in ${this.config.claimRetryMs} ms` });
+      return;
+    }
+    if (input.result === 'lost') {
+      this.halt(out, `lost the claim for epoch ${input.epoch}: ${input.detail}`, EXIT_LOST_EPOCH);
+      return;
+    }
+    this.epochNow = input.epoch;
+    this.holding = false;
+    this.roleNow = 'live';
+    this.lastAppendMs = input.nowMs;
+    if (this.claimingFor === 'backup') out.push({ type: 'go-live', epoch: input.epoch });
+    out.push({ type: 'release-all' }, { type: 'log', level: 'info', msg: `won epoch ${input.epoch}: running alone, outputs flow at once` });
+    if (!this.admitting) {
+      this.admitting = true;
+      out.push({ type: 'admit', admit: true, reason: 'running alone' });
+    }
+  }
+
+  private onEpochChecked(input: Extract<RoleInput, { type: 'epoch-checked' }>, out: RoleAction[]): void {
+    if (!this.verifying) return;
+    if (input.newestEpoch === null) {
+      out.push({ type: 'log', level: 'warn', msg: `cannot check the epoch (${input.detail}); still holding outputs` }, { type: 'check-epoch' });
+      return;
+    }
+    if (input.newestEpoch > this.epochNow) {
+      this.halt(out, `epoch ${input.newestEpoch} was claimed by another node while this node held epoch ${this.epochNow}`, EXIT_LOST_EPOCH);
+      return;
+    }
+    this.verifying = false;
+    out.push({ type: 'log', level: 'info', msg: `epoch ${this.epochNow} is still ours: releasing outputs again` });
+    if (this.roleNow === 'live') out.push({ type: 'release-all' });
+    this.release(out);
+  }
+
+  private onFatal(input: Extract<RoleInput, { type: 'fatal' }>, out: RoleAction[]): void {
+    if (this.roleNow === 'backup' || this.roleNow === 'claiming') {
+      this.halt(out, input.reason, input.exitCode ?? EXIT_DIVERGED);
+    } else if (this.roleNow === 'primary') {
+      // The backup can no longer take over: continue alone once the next epoch is won.
+      this.startClaim('primary', out, input.reason);
+    }
+  }
+
+  private halt(out: RoleAction[], reason: string, exitCode: number): void {
+    this.roleNow = 'halted';
+    this.verifying = false;
+    out.push({ type: 'log', level: 'error', msg: `halting: ${reason}` }, { type: 'halt', reason, exitCode });
+  }
+}

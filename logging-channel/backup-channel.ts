@@ -1,0 +1,500 @@
+// The backup's end of the logging channel: dials the primary, authenticates both ways, receives the
+// log, acknowledges it, and keeps reconnecting until closed or refused.
+//
+// Receipt is acknowledged BEFORE the entries are handed to the node ('entries'): the Output Rule is
+// about receipt, not execution, and the primary's outputs wait on this ACK, so it must not queue
+// behind replay work. Entries are delivered exactly once and in order across reconnects: a resumed
+// connection starts at receivedSeq + 1, a resend overlap is dropped, a gap is a protocol error.
+//
+// A refusal that retrying cannot fix (4001-4006: wrong secret, other engine or guest, another backup
+// attached, log no longer retained; 4008: another process with our nodeId) stops the channel and
+// emits 'refused': it is fatal for the node. Anything else (lost connection, protocol error,
+// handshake timeout, silence) is logged and followed by a new dial after reconnectDelayMs.
+
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { WebSocket, type RawData } from 'ws';
+import type { Logger } from 'pino';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  RefusalError,
+  RefuseCode,
+  asRefusal,
+  closeReason,
+  computeProof,
+  expectMessage,
+  isFatalRefusal,
+  newNonce,
+  secretBytes,
+  verifyProof,
+  type BackupIdentity,
+  type Secret,
+} from './auth.js';
+import type { Entry } from './entry.js';
+import {
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameError,
+  MIN_MAX_FRAME_BYTES,
+  decodeFrame,
+  encodeAckFrame,
+  encodeControlFrame,
+  encodeHeartbeatFrame,
+  type ControlObject,
+  type Frame,
+} from './frames.js';
+
+/** Default pause between a lost connection and the next dial, in ms. */
+export const DEFAULT_RECONNECT_DELAY_MS = 200;
+/** How long a closing primary gets to answer our close frame before the socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
+export interface BackupChannelOptions {
+  /** ws://host:port of the primary's logging channel. */
+  url: string;
+  secret: Secret;
+  identity: BackupIdentity;
+  nodeId: string;
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+  maxFrameBytes?: number;
+  reconnectDelayMs?: number;
+  handshakeTimeoutMs?: number;
+  /** Entries this backup already holds (e.g. from a snapshot): the stream resumes after it. Default 0. */
+  receivedSeq?: number;
+  logger: Logger;
+}
+
+export interface WelcomeEvent {
+  bootConfig: unknown;
+  /** Seq of the first entry this connection carries (receivedSeq + 1 at the time of the welcome). */
+  firstSeq: number;
+  /** False for the first welcome of this channel, true after a reconnect. */
+  reconnect: boolean;
+}
+export interface BackupRefusedEvent {
+  code: number;
+  reason: string;
+}
+export interface DisconnectedEvent {
+  code: number;
+  reason: string;
+}
+export interface PrimarySilentEvent {
+  silentMs: number;
+}
+
+export type BackupChannelEvents = {
+  welcome: [WelcomeEvent];
+  /** New entries, dense and in order, each delivered once. Their receipt is already acknowledged. */
+  entries: [entries: Entry[]];
+  /** No frame from the primary for heartbeatTimeoutMs (connected or not). Once per silence. */
+  'primary-silent': [PrimarySilentEvent];
+  /** Fatal refusal: the channel has stopped and will not reconnect. */
+  refused: [BackupRefusedEvent];
+  /** A welcomed connection ended; a new dial follows unless closed or refused. */
+  disconnected: [DisconnectedEvent];
+};
+
+interface Conn {
+  ws: WebSocket;
+  state: 'hello' | 'welcome' | 'open' | 'closed';
+  clientNonce: string;
+  serverNonce: string;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  closeTimer: NodeJS.Timeout | undefined;
+  closeReason: string | undefined;
+  /** Set when this connection ended in a refusal already reported (by message or by us). */
+  refusalHandled: boolean;
+  welcomed: boolean;
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`BackupChannel: ${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+export class BackupChannel extends EventEmitter<BackupChannelEvents> {
+  private readonly url: string;
+  private readonly secret: Buffer;
+  private readonly identity: BackupIdentity;
+  readonly nodeId: string;
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly reconnectDelayMs: number;
+  readonly maxFrameBytes: number;
+  private readonly logger: Logger;
+  private conn: Conn | null = null;
+  private received: number;
+  private primaryLast = 0;
+  private welcomes = 0;
+  /** Time of the last frame from an authenticated primary; null until the first welcome. */
+  private lastHeardAt: number | null = null;
+  private lastHeartbeatAt = 0;
+  private silentReported = false;
+  private failedDials = 0;
+  private tickTimer: NodeJS.Timeout;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private stopped = false;
+
+  private constructor(opts: BackupChannelOptions) {
+    super();
+    this.url = opts.url;
+    this.secret = secretBytes(opts.secret);
+    this.identity = { ...opts.identity };
+    if (typeof opts.nodeId !== 'string' || opts.nodeId.length === 0) throw new RangeError('BackupChannel: nodeId must be a non-empty string');
+    this.nodeId = opts.nodeId;
+    this.heartbeatMs = positiveInt('heartbeatMs', opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+    this.heartbeatTimeoutMs = positiveInt('heartbeatTimeoutMs', opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS);
+    if (this.heartbeatTimeoutMs <= this.heartbeatMs) {
+      throw new RangeError(`BackupChannel: heartbeatTimeoutMs (${this.heartbeatTimeoutMs}) must exceed heartbeatMs (${this.heartbeatMs})`);
+    }
+    this.handshakeTimeoutMs = positiveInt('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    this.reconnectDelayMs = positiveInt('reconnectDelayMs', opts.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS);
+    this.maxFrameBytes = positiveInt('maxFrameBytes', opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    if (this.maxFrameBytes < MIN_MAX_FRAME_BYTES) {
+      throw new RangeError(`BackupChannel: maxFrameBytes must be at least ${MIN_MAX_FRAME_BYTES}, got ${this.maxFrameBytes}`);
+    }
+    const start = opts.receivedSeq ?? 0;
+    if (!Number.isSafeInteger(start) || start < 0) throw new RangeError(`BackupChannel: receivedSeq must be an integer >= 0, got ${start}`);
+    this.received = start;
+    this.logger = opts.logger.child({ component: 'logging-channel', role: 'backup', nodeId: this.nodeId });
+    this.tickTimer = setInterval(() => this.tick(), tickMs(this.heartbeatMs, this.heartbeatTimeoutMs));
+    this.tickTimer.unref();
+  }
+
+  /**
+   * Create the channel and dial on the next tick, so that listeners attached right after this call
+   * see every event. It keeps (re)connecting until close() or a fatal refusal.
+   */
+  static connect(opts: BackupChannelOptions): BackupChannel {
+    const channel = new BackupChannel(opts);
+    setImmediate(() => channel.dial());
+    return channel;
+  }
+
+  /** Every entry up to this seq has been received (and acknowledged). */
+  get receivedSeq(): number {
+    return this.received;
+  }
+
+  /** The primary's last log seq, as of its last heartbeat (lag = primarySeq - receivedSeq). */
+  get primarySeq(): number {
+    return Math.max(this.primaryLast, this.received);
+  }
+
+  /** Welcomed by an authenticated primary and the connection is up. */
+  get connected(): boolean {
+    return this.conn !== null && this.conn.state === 'open';
+  }
+
+  /** Stop: close the connection and never reconnect. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.tickTimer);
+    clearTimeout(this.reconnectTimer);
+    const conn = this.conn;
+    if (conn !== null && conn.ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        conn.ws.once('close', () => resolve());
+        this.closeConn(conn, 1000, 'backup shutting down');
+      });
+    }
+    this.logger.info('logging channel closed');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Dialling and the handshake
+
+  private dial(): void {
+    if (this.closed || this.stopped || this.conn !== null) return;
+    const ws = new WebSocket(this.url, { maxPayload: this.maxFrameBytes, perMessageDeflate: false });
+    const conn: Conn = {
+      ws,
+      state: 'hello',
+      clientNonce: newNonce(),
+      serverNonce: '',
+      handshakeTimer: undefined,
+      closeTimer: undefined,
+      closeReason: undefined,
+      refusalHandled: false,
+      welcomed: false,
+    };
+    this.conn = conn;
+    // Covers the TCP connect, the HTTP upgrade, hello and welcome.
+    conn.handshakeTimer = setTimeout(() => {
+      this.protocolError(conn, `handshake timeout: no welcome within ${this.handshakeTimeoutMs} ms`);
+    }, this.handshakeTimeoutMs);
+    ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
+    ws.on('error', (err) => this.onSocketError(conn, err));
+    ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString('utf8')));
+  }
+
+  private onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
+    if (conn.state === 'closed' || this.conn !== conn) return;
+    let frame: Frame;
+    try {
+      if (!isBinary) throw new FrameError('text message (the logging channel carries binary frames only)');
+      frame = decodeFrame(toBytes(data));
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.protocolError(conn, err.message);
+      return;
+    }
+    try {
+      if (frame.type === 'control') {
+        const refusal = asRefusal(frame.message);
+        if (refusal !== null) {
+          this.onRefused(conn, refusal.code, refusal.reason);
+          return;
+        }
+      }
+      switch (conn.state) {
+        case 'hello':
+          this.onHello(conn, frame);
+          return;
+        case 'welcome':
+          this.onWelcome(conn, frame);
+          return;
+        case 'open':
+          this.onStreamFrame(conn, frame);
+          return;
+      }
+    } catch (err) {
+      if (!(err instanceof RefusalError)) throw err;
+      if (err.code === RefuseCode.ProtocolError) this.protocolError(conn, err.reason.replace(/^protocol error: /, ''));
+      else this.refuseFatally(conn, err.code, err.reason);
+    }
+  }
+
+  private onHello(conn: Conn, frame: Frame): void {
+    if (frame.type !== 'control') {
+      throw new RefusalError(RefuseCode.ProtocolError, `protocol error: expected the hello CONTROL message, got a ${frame.type.toUpperCase()} frame`);
+    }
+    const hello = expectMessage(frame.message, 'hello');
+    conn.serverNonce = hello.nonce;
+    const auth: ControlObject = {
+      t: 'auth',
+      nonce: conn.clientNonce,
+      proof: computeProof(this.secret, 'backup', hello.nonce, conn.clientNonce),
+      formatVersion: this.identity.formatVersion,
+      engine: this.identity.engine,
+      nodeId: this.nodeId,
+      resumeFromSeq: this.received,
+    };
+    if (this.identity.guestHash !== undefined) auth.guestHash = this.identity.guestHash;
+    conn.state = 'welcome';
+    this.send(conn, encodeControlFrame(auth));
+  }
+
+  private onWelcome(conn: Conn, frame: Frame): void {
+    if (frame.type !== 'control') {
+      throw new RefusalError(RefuseCode.ProtocolError, `protocol error: expected the welcome CONTROL message, got a ${frame.type.toUpperCase()} frame`);
+    }
+    const welcome = expectMessage(frame.message, 'welcome');
+    if (!verifyProof(this.secret, 'primary', conn.clientNonce, conn.serverNonce, welcome.proof)) {
+      throw new RefusalError(
+        RefuseCode.AuthFailed,
+        `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`,
+      );
+    }
+    if (welcome.firstSeq !== this.received + 1) {
+      throw new RefusalError(
+        RefuseCode.ProtocolError,
+        `protocol error: welcome says the stream starts at seq ${welcome.firstSeq}, but this backup has received through seq ${this.received}`,
+      );
+    }
+    clearTimeout(conn.handshakeTimer);
+    conn.state = 'open';
+    conn.welcomed = true;
+    const reconnect = this.welcomes > 0;
+    this.welcomes++;
+    this.failedDials = 0;
+    this.heard();
+    this.lastHeartbeatAt = performance.now();
+    this.logger.info({ url: this.url, firstSeq: welcome.firstSeq, reconnect }, reconnect ? 'reconnected to the primary' : 'connected to the primary');
+    this.emit('welcome', { bootConfig: welcome.bootConfig, firstSeq: welcome.firstSeq, reconnect });
+  }
+
+  private onStreamFrame(conn: Conn, frame: Frame): void {
+    this.heard();
+    switch (frame.type) {
+      case 'entries':
+        this.onEntries(conn, frame.entries);
+        return;
+      case 'heartbeat':
+        // The primary's log never ends before what it already sent us.
+        if (frame.seq < this.received) {
+          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: primary heartbeat claims its log ends at seq ${frame.seq}, but it sent through seq ${this.received}`);
+        }
+        this.primaryLast = frame.seq;
+        return;
+      case 'ack':
+        throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected ACK frame from the primary');
+      case 'control':
+        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: unexpected CONTROL "${frame.message.t}" message after the handshake`);
+    }
+  }
+
+  private onEntries(conn: Conn, entries: Entry[]): void {
+    const first = entries[0]!.seq;
+    const last = entries[entries.length - 1]!.seq;
+    // Already have all of them: a resend overlap, harmless.
+    if (last <= this.received) return;
+    if (first > this.received + 1) {
+      throw new RefusalError(
+        RefuseCode.ProtocolError,
+        `protocol error: seq gap: expected seq ${this.received + 1}, got a batch of seqs ${first}..${last}`,
+      );
+    }
+    const fresh = first === this.received + 1 ? entries : entries.slice(this.received + 1 - first);
+    this.received = last;
+    // Receipt first (Output Rule): the primary's outputs wait on this ack, not on our replay.
+    this.send(conn, encodeAckFrame(last));
+    this.emit('entries', fresh);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Liveness
+
+  private heard(): void {
+    this.lastHeardAt = performance.now();
+    if (this.silentReported) {
+      this.silentReported = false;
+      this.logger.info('primary heard again');
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const conn = this.conn;
+    if (conn !== null && conn.state === 'open' && now - this.lastHeartbeatAt >= this.heartbeatMs) {
+      this.lastHeartbeatAt = now;
+      this.send(conn, encodeHeartbeatFrame(this.received));
+    }
+    if (this.lastHeardAt === null || this.silentReported) return;
+    const silentMs = Math.round(now - this.lastHeardAt);
+    if (silentMs < this.heartbeatTimeoutMs) return;
+    this.silentReported = true;
+    this.logger.warn({ silentMs }, `primary silent for ${silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);
+    this.emit('primary-silent', { silentMs });
+    // A silent connection may be half-open (the primary's host died without a FIN): drop it so the
+    // background dials can find a primary that is still alive.
+    if (this.conn !== null && this.conn.state !== 'closed') {
+      const c = this.conn;
+      c.closeReason ??= `primary silent for ${silentMs} ms`;
+      this.closeConn(c, 1001, 'primary silent');
+      c.ws.terminate();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Errors, refusals and closing
+
+  /** Not fatal: log, tell the primary why, close; a new dial follows. */
+  private protocolError(conn: Conn, problem: string): void {
+    if (conn.state === 'closed') return;
+    const reason = `protocol error: ${problem}`;
+    this.logger.error({ code: RefuseCode.ProtocolError, url: this.url }, `closing connection to the primary: ${reason}`);
+    this.send(conn, encodeControlFrame({ t: 'refuse', code: RefuseCode.ProtocolError, reason }));
+    this.closeConn(conn, RefuseCode.ProtocolError, reason);
+  }
+
+  /** We refuse the primary (its proof is wrong): fatal. */
+  private refuseFatally(conn: Conn, code: number, reason: string): void {
+    if (conn.state === 'closed') return;
+    this.send(conn, encodeControlFrame({ t: 'refuse', code, reason }));
+    this.closeConn(conn, code, reason);
+    this.stop(conn, code, reason, 'refused the primary');
+  }
+
+  /** The primary refused us. */
+  private onRefused(conn: Conn, code: number, reason: string): void {
+    if (isFatalRefusal(code)) {
+      this.closeConn(conn, 1000, 'refused');
+      this.stop(conn, code, reason, 'refused by the primary');
+      return;
+    }
+    this.logger.error({ code, url: this.url }, `refused by the primary: ${reason}`);
+    this.closeConn(conn, 1000, 'refused');
+  }
+
+  private stop(conn: Conn, code: number, reason: string, what: string): void {
+    conn.refusalHandled = true;
+    conn.closeReason ??= `${what} (${code}): ${reason}`;
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.logger.error({ code, url: this.url }, `${what}; not reconnecting: ${reason}`);
+    this.emit('refused', { code, reason });
+  }
+
+  private onSocketError(conn: Conn, err: Error & { code?: string }): void {
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      conn.closeReason ??= `protocol error: frame larger than maxFrameBytes (${this.maxFrameBytes} bytes)`;
+      this.logger.error({ code: RefuseCode.ProtocolError, url: this.url, wsCode: err.code }, `closing connection to the primary: ${conn.closeReason}`);
+    } else if (err.code?.startsWith('WS_ERR_')) {
+      conn.closeReason ??= `protocol error: ${err.message}`;
+      this.logger.error({ code: RefuseCode.ProtocolError, url: this.url, wsCode: err.code }, `closing connection to the primary: ${conn.closeReason}`);
+    } else {
+      conn.closeReason ??= `${err.message}`;
+      // While the primary is down every dial fails: say so once, then quietly keep trying.
+      const level = conn.welcomed || this.failedDials === 0 ? 'warn' : 'debug';
+      this.logger[level]({ url: this.url, err: { code: err.code, message: err.message } }, `logging channel: ${err.message}`);
+    }
+  }
+
+  private onClose(conn: Conn, code: number, reason: string): void {
+    clearTimeout(conn.handshakeTimer);
+    clearTimeout(conn.closeTimer);
+    const wasWelcomed = conn.welcomed;
+    conn.state = 'closed';
+    if (this.conn === conn) this.conn = null;
+    if (!conn.refusalHandled && isFatalRefusal(code)) {
+      // Closed with a refusal code but no refuse message reached us: the close frame is the refusal.
+      this.stop(conn, code, reason || `closed with code ${code}`, 'refused by the primary');
+    }
+    const why = conn.closeReason ?? `connection closed by the primary (code ${code}${reason ? `: ${reason}` : ''})`;
+    if (wasWelcomed) {
+      this.logger.warn({ code, url: this.url, receivedSeq: this.received }, `disconnected from the primary: ${why}`);
+      this.emit('disconnected', { code, reason: why });
+    } else {
+      this.failedDials++;
+    }
+    if (!this.closed && !this.stopped) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = setTimeout(() => this.dial(), this.reconnectDelayMs);
+    }
+  }
+
+  private closeConn(conn: Conn, code: number, reason: string): void {
+    conn.closeReason ??= reason;
+    if (conn.state !== 'closed') conn.state = 'closed';
+    clearTimeout(conn.handshakeTimer);
+    const ws = conn.ws;
+    if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
+    else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    if (conn.closeTimer === undefined && ws.readyState !== WebSocket.CLOSED) {
+      conn.closeTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+      conn.closeTimer.unref();
+    }
+  }
+
+  private send(conn: Conn, frame: Uint8Array): void {
+    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(frame, { binary: true });
+  }
+}
+
+function tickMs(heartbeatMs: number, heartbeatTimeoutMs: number): number {
+  return Math.max(5, Math.min(heartbeatMs, Math.floor(heartbeatTimeoutMs / 4)));
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}

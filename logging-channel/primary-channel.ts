@@ -1,0 +1,667 @@
+// The primary's end of the logging channel: a WebSocket server that streams the log to one backup.
+//
+// Life of a connection: the backup dials; we send `hello` with a fresh nonce; it answers `auth`
+// (its proof, identity, nodeId and the seq it has received through); we verify the proof, the
+// identity and the resume point, and answer `welcome` (our proof, the boot config) or `refuse` +
+// close with the refusal code (auth.ts). A welcomed connection is "attached": we send the retained
+// log from resumeFromSeq + 1, then new entries as the node appends them, coalesced into frames of at
+// most maxFrameBytes; the backup acknowledges cumulatively and we emit 'ack'.
+//
+// This is transport only. It never decides that the backup is dead ('peer-silent' is a report; the
+// node calls drop()) and never trims the log (the node does, from 'ack'). Anything a peer sends that
+// is not exactly the protocol is refused at the edge with a logged error.
+
+import { EventEmitter } from 'node:events';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { Logger } from 'pino';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  RefusalError,
+  RefuseCode,
+  asRefusal,
+  checkIdentity,
+  closeReason,
+  computeProof,
+  expectMessage,
+  newNonce,
+  secretBytes,
+  verifyProof,
+  type AuthMessage,
+  type PrimaryIdentity,
+  type Secret,
+} from './auth.js';
+import {
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameError,
+  MIN_MAX_FRAME_BYTES,
+  decodeFrame,
+  encodeControlFrame,
+  encodeEntriesFrame,
+  encodeHeartbeatFrame,
+  entriesBudgetBytes,
+  type ControlObject,
+  type Frame,
+} from './frames.js';
+import type { RetainedLog } from './retained-log.js';
+
+/** Default bound on bytes queued in the WebSocket before we stop sending (backpressure). */
+export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/** Connections still in the handshake at once; more are turned away (no unbounded queue). */
+export const MAX_PENDING_HANDSHAKES = 8;
+/** TCP connections the port accepts at once (handshakes, junk, the attached backup). */
+export const MAX_CONNECTIONS = 64;
+/** How long a closing peer gets to answer our close frame before its socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+/** How often HTTP connections are checked against the header/request timeouts, in ms. */
+const HTTP_TIMEOUT_CHECK_MS = 1000;
+
+export interface PrimaryChannelOptions {
+  host: string;
+  /** 0 picks a free port (read it back from `.port`). */
+  port: number;
+  secret: Secret;
+  identity: PrimaryIdentity;
+  /** JSON-serialisable; sent to the backup in `welcome`. Must fit in one frame. */
+  bootConfig: unknown;
+  log: RetainedLog;
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+  /** Bound on one WebSocket message in either direction, in bytes (ws maxPayload). */
+  maxFrameBytes?: number;
+  handshakeTimeoutMs?: number;
+  /** Stop sending while more than this many bytes wait in the socket; resume once they drain. */
+  maxBufferedBytes?: number;
+  logger: Logger;
+}
+
+export interface AttachedEvent {
+  nodeId: string;
+  resumeFromSeq: number;
+  /** "address:port" of the backup. */
+  remote: string;
+}
+export interface DetachedEvent {
+  nodeId: string;
+  reason: string;
+}
+export interface RefusedEvent {
+  code: number;
+  reason: string;
+  remote: string;
+}
+export interface PeerSilentEvent {
+  silentMs: number;
+}
+
+export type PrimaryChannelEvents = {
+  attached: [AttachedEvent];
+  detached: [DetachedEvent];
+  refused: [RefusedEvent];
+  /** The attached backup has received every entry up to this seq (cumulative, increasing). */
+  ack: [seq: number];
+  /** No frame from the attached backup for heartbeatTimeoutMs. Once per silence. */
+  'peer-silent': [PeerSilentEvent];
+  /** The node broke a contract of the channel (an entry that can never fit in a frame). */
+  error: [Error];
+};
+
+interface Conn {
+  ws: WebSocket;
+  remote: string;
+  state: 'handshake' | 'attached' | 'closed';
+  serverNonce: string;
+  nodeId: string;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  closeTimer: NodeJS.Timeout | undefined;
+  /** Why we closed it, for the 'detached' event and the log (set before the close happens). */
+  closeReason: string | undefined;
+  // While attached:
+  sentSeq: number;
+  lastHeardAt: number;
+  lastHeartbeatAt: number;
+  silentReported: boolean;
+  /** Waiting for the socket to drain below maxBufferedBytes. */
+  blocked: boolean;
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`PrimaryChannel: ${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
+  private readonly server: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly secret: Buffer;
+  private readonly identity: PrimaryIdentity;
+  private readonly bootConfig: unknown;
+  private readonly log: RetainedLog;
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxBufferedBytes: number;
+  private readonly logger: Logger;
+  private readonly pending = new Set<Conn>();
+  private session: Conn | null = null;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private pumpScheduled = false;
+  private closing = false;
+  private acked = 0;
+  /** Frames of entries sent since listen (for tests and metrics). */
+  framesSent = 0;
+
+  /** Bound on one frame, in bytes. */
+  readonly maxFrameBytes: number;
+
+  private constructor(opts: PrimaryChannelOptions) {
+    super();
+    this.secret = secretBytes(opts.secret);
+    this.identity = { ...opts.identity };
+    this.bootConfig = opts.bootConfig;
+    this.log = opts.log;
+    this.heartbeatMs = positiveInt('heartbeatMs', opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+    this.heartbeatTimeoutMs = positiveInt('heartbeatTimeoutMs', opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS);
+    if (this.heartbeatTimeoutMs <= this.heartbeatMs) {
+      throw new RangeError(`PrimaryChannel: heartbeatTimeoutMs (${this.heartbeatTimeoutMs}) must exceed heartbeatMs (${this.heartbeatMs})`);
+    }
+    this.handshakeTimeoutMs = positiveInt('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    this.maxBufferedBytes = positiveInt('maxBufferedBytes', opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+    this.maxFrameBytes = positiveInt('maxFrameBytes', opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    if (this.maxFrameBytes < MIN_MAX_FRAME_BYTES) {
+      throw new RangeError(`PrimaryChannel: maxFrameBytes must be at least ${MIN_MAX_FRAME_BYTES}, got ${this.maxFrameBytes}`);
+    }
+    // Fail at startup, not at the first backup: a welcome that cannot be sent would refuse every backup.
+    const welcomeBytes = encodeControlFrame({ t: 'welcome', proof: '0'.repeat(64), bootConfig: this.bootConfig, firstSeq: Number.MAX_SAFE_INTEGER }).byteLength;
+    if (welcomeBytes > this.maxFrameBytes) {
+      throw new RangeError(`PrimaryChannel: the boot config makes a ${welcomeBytes}-byte welcome frame, above maxFrameBytes (${this.maxFrameBytes})`);
+    }
+    this.logger = opts.logger.child({ component: 'logging-channel', role: 'primary' });
+
+    this.server = http.createServer({
+      // A connection that never completes its HTTP upgrade is dropped like a slow handshake.
+      headersTimeout: this.handshakeTimeoutMs,
+      requestTimeout: this.handshakeTimeoutMs,
+      connectionsCheckingInterval: Math.min(HTTP_TIMEOUT_CHECK_MS, this.handshakeTimeoutMs),
+    });
+    this.server.maxConnections = MAX_CONNECTIONS;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.maxFrameBytes,
+      // Compression would let a small frame inflate past our bounds' intent and costs CPU on the hot path.
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on('request', (req, res) => {
+      this.logger.warn({ remote: remoteOf(req.socket), method: req.method, url: req.url }, 'refused a plain HTTP request on the logging-channel port (it speaks WebSocket only)');
+      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
+      res.end('this port is the ftjs logging channel: WebSocket only\n');
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Garbage on the port (not HTTP at all) lands here; an attached backup is a different socket.
+      this.logger.warn(
+        { remote: remoteOf(socket), err: { code: err.code, message: err.message } },
+        `refused a non-WebSocket connection on the logging-channel port: ${err.code ?? err.message}`,
+      );
+      if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      socket.destroy();
+    });
+    this.wss.on('wsClientError', (err, socket, req) => {
+      this.logger.warn({ remote: remoteOf(req.socket), err: { message: err.message } }, `refused a bad WebSocket upgrade: ${err.message}`);
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      socket.destroy();
+    });
+  }
+
+  /** Start listening. Resolves once the port is bound. */
+  static async listen(opts: PrimaryChannelOptions): Promise<PrimaryChannel> {
+    const channel = new PrimaryChannel(opts);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      channel.server.once('error', onError);
+      channel.server.listen(opts.port, opts.host, () => {
+        channel.server.off('error', onError);
+        resolve();
+      });
+    });
+    channel.server.on('error', (err) => channel.logger.error({ err }, 'logging-channel server error'));
+    channel.tickTimer = setInterval(() => channel.tick(), tickMs(channel.heartbeatMs, channel.heartbeatTimeoutMs));
+    channel.tickTimer.unref();
+    channel.logger.info({ port: channel.port, host: opts.host }, 'logging channel listening');
+    return channel;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get attached(): boolean {
+    return this.session !== null;
+  }
+
+  /** nodeId of the attached backup, or null. */
+  get attachedNodeId(): string | null {
+    return this.session?.nodeId ?? null;
+  }
+
+  /**
+   * Through which seq the attached (or last attached) backup has confirmed receipt: its
+   * resumeFromSeq when it attached, then its ACKs. 0 before any backup attached.
+   */
+  get ackedSeq(): number {
+    return this.acked;
+  }
+
+  /** Last seq sent to the attached backup (its resumeFromSeq right after attaching); 0 when detached. */
+  get sentSeq(): number {
+    return this.session?.sentSeq ?? 0;
+  }
+
+  /** The largest entry (payload + framing, RetainedLog wire bytes) that fits in one frame. */
+  get maxEntryBytes(): number {
+    return entriesBudgetBytes(this.maxFrameBytes);
+  }
+
+  /** The node appended to the log: schedule a send. Calls in the same tick share one pass. */
+  notifyAppended(): void {
+    if (this.session === null || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Close the attached backup's connection (the node decided it is gone). No-op when detached. */
+  drop(reason: string): void {
+    const s = this.session;
+    if (s === null) return;
+    this.logger.warn({ nodeId: s.nodeId, remote: s.remote }, `dropping backup: ${reason}`);
+    this.detach(s, `dropped: ${reason}`);
+    // The peer is probably dead: send the close frame but do not wait for its answer.
+    this.closeConn(s, 1000, `dropped: ${reason}`);
+    s.ws.terminate();
+  }
+
+  /** Close every connection and the port. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.tickTimer);
+    const conns = [...this.pending];
+    if (this.session !== null) {
+      conns.push(this.session);
+      this.detach(this.session, 'primary channel closed');
+    }
+    const closed = conns.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.ws.readyState === WebSocket.CLOSED) return resolve();
+          c.ws.once('close', () => resolve());
+          this.closeConn(c, 1001, 'primary shutting down');
+        }),
+    );
+    await Promise.all(closed);
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.wss.close();
+    this.logger.info('logging channel closed');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connections and the handshake
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.closing || this.pending.size >= MAX_PENDING_HANDSHAKES) {
+      this.logger.warn({ remote: remoteOf(socket), pending: this.pending.size }, `turned away a connection: ${this.closing ? 'closing' : `${MAX_PENDING_HANDSHAKES} handshakes already in progress`}`);
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n');
+      socket.destroy();
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, remoteOf(req.socket)));
+  }
+
+  private onConnection(ws: WebSocket, remote: string): void {
+    const conn: Conn = {
+      ws,
+      remote,
+      state: 'handshake',
+      serverNonce: newNonce(),
+      nodeId: '',
+      handshakeTimer: undefined,
+      closeTimer: undefined,
+      closeReason: undefined,
+      sentSeq: 0,
+      lastHeardAt: 0,
+      lastHeartbeatAt: 0,
+      silentReported: false,
+      blocked: false,
+    };
+    this.pending.add(conn);
+    ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
+    ws.on('error', (err) => this.onSocketError(conn, err));
+    ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString('utf8')));
+    conn.handshakeTimer = setTimeout(() => {
+      this.refuse(conn, new RefusalError(RefuseCode.ProtocolError, `protocol error: handshake timeout: no valid auth within ${this.handshakeTimeoutMs} ms`));
+    }, this.handshakeTimeoutMs);
+    this.sendControl(conn, {
+      t: 'hello',
+      nonce: conn.serverNonce,
+      formatVersion: this.identity.formatVersion,
+      engine: this.identity.engine,
+      guestHash: this.identity.guestHash,
+    });
+  }
+
+  private onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
+    if (conn.state === 'closed') return;
+    let frame: Frame;
+    try {
+      if (!isBinary) throw new FrameError('text message (the logging channel carries binary frames only)');
+      frame = decodeFrame(toBytes(data));
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.protocolError(conn, err.message);
+      return;
+    }
+    try {
+      if (conn.state === 'handshake') this.onAuth(conn, frame);
+      else this.onAttachedFrame(conn, frame);
+    } catch (err) {
+      if (!(err instanceof RefusalError)) throw err;
+      if (conn.state === 'handshake') this.refuse(conn, err);
+      else this.protocolError(conn, err.reason.replace(/^protocol error: /, ''));
+    }
+  }
+
+  private onAuth(conn: Conn, frame: Frame): void {
+    if (frame.type !== 'control') {
+      throw new RefusalError(RefuseCode.ProtocolError, `protocol error: expected the auth CONTROL message, got a ${frame.type.toUpperCase()} frame`);
+    }
+    const theirRefusal = asRefusal(frame.message);
+    if (theirRefusal !== null) {
+      this.logger.error({ remote: conn.remote, code: theirRefusal.code }, `the backup refused the handshake: ${theirRefusal.reason}`);
+      this.closeConn(conn, 1000, 'refused by the backup');
+      return;
+    }
+    const auth = expectMessage(frame.message, 'auth');
+    conn.nodeId = auth.nodeId;
+    // The proof first: nothing else an unauthenticated peer says is worth acting on.
+    if (!verifyProof(this.secret, 'backup', conn.serverNonce, auth.nonce, auth.proof)) {
+      throw new RefusalError(RefuseCode.AuthFailed, `auth failed: the backup's proof does not match this primary's shared secret (wrong --secret?)`);
+    }
+    const mismatch = checkIdentity(this.identity, auth);
+    if (mismatch !== null) throw mismatch;
+    const current = this.session;
+    if (current !== null && current.nodeId !== auth.nodeId) {
+      throw new RefusalError(
+        RefuseCode.AlreadyAttached,
+        `already attached: backup "${current.nodeId}" (${current.remote}) is attached; refusing backup "${auth.nodeId}"`,
+      );
+    }
+    this.checkResume(auth);
+
+    if (current !== null) {
+      // The same node dialled again: its old connection is dead or half-open (or a second process
+      // runs with one nodeId, which 4008 stops). The new connection is the one that counts.
+      const why = `replaced by a newer connection from the same node (${conn.remote})`;
+      this.sendControl(current, { t: 'refuse', code: RefuseCode.Replaced, reason: why });
+      this.detach(current, why);
+      this.closeConn(current, RefuseCode.Replaced, why);
+    }
+    clearTimeout(conn.handshakeTimer);
+    this.pending.delete(conn);
+    const now = performance.now();
+    conn.state = 'attached';
+    conn.sentSeq = auth.resumeFromSeq;
+    conn.lastHeardAt = now;
+    conn.lastHeartbeatAt = now;
+    this.session = conn;
+    this.sendControl(conn, {
+      t: 'welcome',
+      proof: computeProof(this.secret, 'primary', auth.nonce, conn.serverNonce),
+      bootConfig: this.bootConfig,
+      firstSeq: auth.resumeFromSeq + 1,
+    });
+    const previousAck = this.acked;
+    this.acked = auth.resumeFromSeq;
+    this.logger.info(
+      { nodeId: auth.nodeId, remote: conn.remote, resumeFromSeq: auth.resumeFromSeq, lastSeq: this.log.lastSeq },
+      'backup attached',
+    );
+    this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: auth.resumeFromSeq, remote: conn.remote });
+    // Its resume point is a receipt: it may cover acks that were in flight when the old connection died.
+    if (this.session === conn && auth.resumeFromSeq > previousAck) this.emit('ack', auth.resumeFromSeq);
+    this.notifyAppended();
+  }
+
+  private checkResume(auth: AuthMessage): void {
+    const { firstSeq, lastSeq } = this.log;
+    if (auth.resumeFromSeq > lastSeq) {
+      throw new RefusalError(
+        RefuseCode.CannotResume,
+        `cannot resume: the backup has received through seq ${auth.resumeFromSeq} but this primary's log ends at seq ${lastSeq} (a backup of another run?)`,
+      );
+    }
+    if (auth.resumeFromSeq + 1 < firstSeq) {
+      throw new RefusalError(
+        RefuseCode.CannotResume,
+        `cannot resume: the backup needs entries from seq ${auth.resumeFromSeq + 1}, but this primary retains only seq ${firstSeq}..${lastSeq}`,
+      );
+    }
+  }
+
+  private onAttachedFrame(conn: Conn, frame: Frame): void {
+    conn.lastHeardAt = performance.now();
+    if (conn.silentReported) {
+      conn.silentReported = false;
+      this.logger.info({ nodeId: conn.nodeId }, 'backup heard again');
+    }
+    switch (frame.type) {
+      case 'ack': {
+        if (frame.seq <= this.acked) {
+          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: regressing ack: seq ${frame.seq} after ack of seq ${this.acked}`);
+        }
+        if (frame.seq > conn.sentSeq) {
+          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: ack of seq ${frame.seq} beyond the last sent seq ${conn.sentSeq}`);
+        }
+        this.acked = frame.seq;
+        this.emit('ack', frame.seq);
+        return;
+      }
+      case 'heartbeat':
+        if (frame.seq > conn.sentSeq) {
+          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat claims seq ${frame.seq}, beyond the last sent seq ${conn.sentSeq}`);
+        }
+        return;
+      case 'control': {
+        const theirRefusal = asRefusal(frame.message);
+        if (theirRefusal !== null) {
+          const why = `refused by the backup (${theirRefusal.code}): ${theirRefusal.reason}`;
+          this.logger.error({ nodeId: conn.nodeId, remote: conn.remote, code: theirRefusal.code }, why);
+          this.detach(conn, why);
+          this.closeConn(conn, 1000, 'refused by the backup');
+          return;
+        }
+        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: unexpected CONTROL "${frame.message.t}" message after the handshake`);
+      }
+      case 'entries':
+        throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected ENTRIES frame from the backup');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sending the log
+
+  private pump(): void {
+    const s = this.session;
+    if (s === null || s.state !== 'attached' || s.blocked || s.ws.readyState !== WebSocket.OPEN) return;
+    const log = this.log;
+    const budget = entriesBudgetBytes(this.maxFrameBytes);
+    while (s.sentSeq < log.lastSeq) {
+      if (s.ws.bufferedAmount > this.maxBufferedBytes) {
+        // The send callbacks of the queued frames will resume us as the socket drains.
+        s.blocked = true;
+        return;
+      }
+      if (s.sentSeq + 1 < log.firstSeq) {
+        const why = `cannot resume: entries from seq ${s.sentSeq + 1} were trimmed (retained: ${log.firstSeq}..${log.lastSeq}) before they were sent to the backup`;
+        this.logger.error({ nodeId: s.nodeId }, why);
+        this.sendControl(s, { t: 'refuse', code: RefuseCode.CannotResume, reason: why });
+        this.detach(s, why);
+        this.closeConn(s, RefuseCode.CannotResume, why);
+        return;
+      }
+      const entries = log.from(s.sentSeq + 1, budget);
+      let frame: Uint8Array;
+      try {
+        frame = encodeEntriesFrame(entries, this.maxFrameBytes);
+      } catch (err) {
+        const why = `cannot send seq ${entries[0]!.seq}: ${(err as Error).message} (maxFrameBytes ${this.maxFrameBytes}; entries must stay under maxEntryBytes ${budget})`;
+        this.logger.error({ nodeId: s.nodeId }, why);
+        this.detach(s, why);
+        this.closeConn(s, 1011, 'primary cannot send its log');
+        this.emit('error', new Error(`logging channel: ${why}`));
+        return;
+      }
+      s.ws.send(frame, { binary: true }, (err) => this.onSent(s, err));
+      s.sentSeq = entries[entries.length - 1]!.seq;
+      this.framesSent++;
+    }
+  }
+
+  private onSent(s: Conn, err: Error | undefined): void {
+    if (err !== undefined || !s.blocked || this.session !== s) return;
+    if (s.ws.bufferedAmount <= this.maxBufferedBytes / 2) {
+      s.blocked = false;
+      this.notifyAppended();
+    }
+  }
+
+  private tick(): void {
+    const s = this.session;
+    if (s === null) return;
+    const now = performance.now();
+    if (now - s.lastHeartbeatAt >= this.heartbeatMs) {
+      s.lastHeartbeatAt = now;
+      this.send(s, encodeHeartbeatFrame(this.log.lastSeq));
+    }
+    const silentMs = Math.round(now - s.lastHeardAt);
+    if (!s.silentReported && silentMs >= this.heartbeatTimeoutMs) {
+      s.silentReported = true;
+      this.logger.warn({ nodeId: s.nodeId, silentMs }, `backup silent for ${silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);
+      this.emit('peer-silent', { silentMs });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Refusals, errors and closing
+
+  private refuse(conn: Conn, refusal: RefusalError): void {
+    if (conn.state === 'closed') return;
+    this.logger.error({ code: refusal.code, remote: conn.remote, nodeId: conn.nodeId || undefined }, `refused backup: ${refusal.reason}`);
+    this.sendControl(conn, { t: 'refuse', code: refusal.code, reason: refusal.reason });
+    this.closeConn(conn, refusal.code, refusal.reason);
+    this.emit('refused', { code: refusal.code, reason: refusal.reason, remote: conn.remote });
+  }
+
+  /** A bad frame: refuse during the handshake, drop the backup after it. */
+  private protocolError(conn: Conn, problem: string): void {
+    const reason = `protocol error: ${problem}`;
+    if (conn.state === 'handshake') {
+      this.refuse(conn, new RefusalError(RefuseCode.ProtocolError, reason));
+      return;
+    }
+    if (conn.state !== 'attached') return;
+    this.logger.error({ code: RefuseCode.ProtocolError, nodeId: conn.nodeId, remote: conn.remote }, `dropping backup: ${reason}`);
+    this.sendControl(conn, { t: 'refuse', code: RefuseCode.ProtocolError, reason });
+    this.detach(conn, reason);
+    this.closeConn(conn, RefuseCode.ProtocolError, reason);
+  }
+
+  private onSocketError(conn: Conn, err: Error & { code?: string }): void {
+    // ws reports frames it cannot accept (oversized, bad opcode, bad masking) here and then closes
+    // the connection itself (1009 / 1002); socket errors (ECONNRESET) end in 'close' too.
+    const oversized = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+    const problem = oversized ? `frame larger than maxFrameBytes (${this.maxFrameBytes} bytes)` : err.message;
+    if (err.code?.startsWith('WS_ERR_')) {
+      const reason = `protocol error: ${problem}`;
+      conn.closeReason ??= reason;
+      this.logger.error({ code: RefuseCode.ProtocolError, nodeId: conn.nodeId || undefined, remote: conn.remote, wsCode: err.code }, `closing connection: ${reason}`);
+      if (conn.state === 'handshake') this.emit('refused', { code: RefuseCode.ProtocolError, reason, remote: conn.remote });
+    } else {
+      conn.closeReason ??= `socket error: ${err.message}`;
+      this.logger.warn({ nodeId: conn.nodeId || undefined, remote: conn.remote, err: { code: err.code, message: err.message } }, 'logging-channel socket error');
+    }
+    if (conn.state === 'attached') this.detach(conn, conn.closeReason);
+    conn.state = 'closed';
+    clearTimeout(conn.handshakeTimer);
+  }
+
+  private onClose(conn: Conn, code: number, reason: string): void {
+    clearTimeout(conn.handshakeTimer);
+    clearTimeout(conn.closeTimer);
+    this.pending.delete(conn);
+    if (conn.state === 'handshake') {
+      this.logger.warn({ remote: conn.remote, code }, `connection closed during the handshake${reason ? `: ${reason}` : ''}`);
+    }
+    if (conn.state === 'attached') {
+      this.detach(conn, conn.closeReason ?? `connection closed by the backup (code ${code}${reason ? `: ${reason}` : ''})`);
+    }
+    conn.state = 'closed';
+  }
+
+  /** Forget the attached backup (once) and tell the node. */
+  private detach(conn: Conn, reason: string): void {
+    if (this.session !== conn) return;
+    this.session = null;
+    conn.state = 'closed';
+    conn.closeReason ??= reason;
+    this.logger.info({ nodeId: conn.nodeId, remote: conn.remote, sentSeq: conn.sentSeq, ackedSeq: this.acked }, `backup detached: ${reason}`);
+    this.emit('detached', { nodeId: conn.nodeId, reason });
+  }
+
+  /** Send a close frame and destroy the socket if the peer does not answer within CLOSE_GRACE_MS. */
+  private closeConn(conn: Conn, code: number, reason: string): void {
+    conn.closeReason ??= reason;
+    conn.state = 'closed';
+    clearTimeout(conn.handshakeTimer);
+    this.pending.delete(conn);
+    const ws = conn.ws;
+    if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
+    if (conn.closeTimer === undefined && ws.readyState !== WebSocket.CLOSED) {
+      conn.closeTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+      conn.closeTimer.unref();
+    }
+  }
+
+  private sendControl(conn: Conn, message: ControlObject): void {
+    this.send(conn, encodeControlFrame(message));
+  }
+
+  private send(conn: Conn, frame: Uint8Array): void {
+    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(frame, { binary: true });
+  }
+}
+
+/** Tick often enough to notice silence within a quarter of the timeout, and to heartbeat on time. */
+function tickMs(heartbeatMs: number, heartbeatTimeoutMs: number): number {
+  return Math.max(5, Math.min(heartbeatMs, Math.floor(heartbeatTimeoutMs / 4)));
+}
+
+function remoteOf(socket: Duplex | { remoteAddress?: string; remotePort?: number }): string {
+  const s = socket as { remoteAddress?: string; remotePort?: number };
+  return `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
