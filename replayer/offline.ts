@@ -2,8 +2,9 @@
 // from the recorded inputs, and verifies every task's position and output hash and every recorded
 // state hash. The trace is streamed block by block, so a long trace never sits in memory whole.
 
-import { Kind, isControl, isTaskStart, kindName, type Entry } from '../logging-channel/entry.js';
-import { openTraceReader, TraceError, type TraceHeader, type TraceTruncation } from '../logging-channel/trace-file.js';
+import { Kind, type Entry } from '../logging-channel/entry.js';
+import { MalformedLogError, TaskAssembler, type Assembled } from './task-assembler.js';
+import { openTraceReader, type TraceHeader, type TraceTruncation } from '../logging-channel/trace-file.js';
 import { bootConfigFromTrace } from '../hypervisor/boot-config.js';
 import type { Divergence } from '../hypervisor/port.js';
 import { VmHost } from '../hypervisor/vm-host.js';
@@ -36,9 +37,7 @@ export interface ReplaySummary {
 }
 
 /** The trace is not a well-formed recording (exit code 2), as opposed to a divergence (exit code 1). */
-export class BadTraceError extends Error {
-  override name = 'BadTraceError';
-}
+export { MalformedLogError as BadTraceError };
 
 export async function replayTrace(path: string, options: ReplayOptions = {}): Promise<ReplaySummary> {
   const started = performance.now();
@@ -67,7 +66,6 @@ export async function replayTrace(path: string, options: ReplayOptions = {}): Pr
   try {
     await vm.boot(config, 'replay');
     let pending: Entry[][] = [];
-    let current: Entry[] | null = null;
 
     const flush = async (): Promise<boolean> => {
       if (pending.length === 0) return true;
@@ -91,41 +89,33 @@ export async function replayTrace(path: string, options: ReplayOptions = {}): Pr
       return true;
     };
 
+    const assembler = new TaskAssembler(path);
+    const assembled: Assembled[] = [];
     outer: for await (const block of reader) {
       for (const entry of block.entries) {
         summary.entries++;
         summary.lastSeq = entry.seq;
-        if (isControl(entry.kind)) {
-          if (current) throw new BadTraceError(`${path}: seq ${entry.seq}: ${kindName[entry.kind]} entry inside the task that started at seq ${current[0]!.seq}`);
-          if (entry.kind === Kind.StateHash) {
+        assembler.push(entry, assembled);
+        for (const item of assembled.splice(0)) {
+          if (item.type === 'task') {
+            pending.push(item.entries);
+            if (pending.length >= batchTasks && !(await flush())) break outer;
+          } else if (item.entry.kind === Kind.StateHash) {
             if (!(await flush())) break outer;
             const state = await vm.state(true);
-            const expected = Buffer.from(entry.payload).toString('hex');
+            const expected = Buffer.from(item.entry.payload).toString('hex');
             if (state.stateHash !== expected) {
-              summary.divergence = { seq: entry.seq, pos: state.pos, expectedKind: 'StateHash', expected: `state ${expected}`, actual: `state ${state.stateHash}` };
+              summary.divergence = { seq: item.entry.seq, pos: state.pos, expectedKind: 'StateHash', expected: `state ${expected}`, actual: `state ${state.stateHash}` };
               break outer;
             }
             summary.stateHashesVerified++;
-          }
-          continue;
-        }
-        if (isTaskStart(entry.kind)) {
-          if (current) throw new BadTraceError(`${path}: seq ${entry.seq}: ${kindName[entry.kind]} starts a task before the task at seq ${current[0]!.seq} ended`);
-          current = [entry];
-        } else {
-          if (!current) throw new BadTraceError(`${path}: seq ${entry.seq}: ${kindName[entry.kind]} entry outside any task`);
-          current.push(entry);
-          if (entry.kind === Kind.TaskEnd) {
-            pending.push(current);
-            current = null;
-            if (pending.length >= batchTasks && !(await flush())) break outer;
           }
         }
       }
     }
     if (!summary.divergence) {
       await flush();
-      if (current) summary.incompleteTaskFromSeq = current[0]!.seq;
+      summary.incompleteTaskFromSeq = assembler.openTaskSeq;
     }
     summary.truncated = reader.truncated ?? null;
     if (!summary.divergence) {
@@ -134,9 +124,8 @@ export async function replayTrace(path: string, options: ReplayOptions = {}): Pr
       summary.finalPos = state.pos;
     }
   } catch (error) {
-    if (fatal) throw fatal;
-    if (error instanceof TraceError) throw error;
-    throw error;
+    // A dead VM explains the failure better than the rejected request that noticed it.
+    throw fatal ?? error;
   } finally {
     await reader.close();
     await vm.terminate();

@@ -119,7 +119,9 @@ async function expectSameAsync(expr: string, withMessage = false) {
 }
 
 beforeAll(async () => {
-  mod = await newQuickJSWASMModuleFromVariant(variant);
+  // The package's CommonJS-only type declarations make TypeScript (NodeNext) see the module
+  // namespace here, while Node's ESM loader really yields the variant object.
+  mod = await newQuickJSWASMModuleFromVariant(variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0]);
   rt = mod.newRuntime();
   vm = bootContext(rt);
   // What the hypervisor does: capture the interface object, then delete it.
