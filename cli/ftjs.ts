@@ -4,6 +4,8 @@
 import { Command } from 'commander';
 import { registerReplay } from './replay.js';
 import { registerRun } from './run.js';
+import { registerPair } from './pair.js';
+import { registerUp } from './up.js';
 
 const program = new Command();
 program
@@ -13,6 +15,8 @@ program
   .showHelpAfterError();
 registerRun(program);
 registerReplay(program);
+registerPair(program);
+registerUp(program);
 
 program.parseAsync(process.argv).catch((error: Error) => {
   process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);

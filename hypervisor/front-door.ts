@@ -27,7 +27,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te
 
 export function createFrontDoor(view: NodeView, options: FrontDoorOptions, logger: Logger): http.Server {
   const server = http.createServer((req, res) => {
-    void handle(view, options, logger, req, res).catch((error: Error) => {
+    void handle(view, options, req, res).catch((error: Error) => {
       logger.error({ err: error }, 'front door: request failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error in the ftjs node' });
       else res.destroy();
@@ -37,7 +37,7 @@ export function createFrontDoor(view: NodeView, options: FrontDoorOptions, logge
   return server;
 }
 
-async function handle(view: NodeView, options: FrontDoorOptions, logger: Logger, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(view: NodeView, options: FrontDoorOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = req.url ?? '/';
   if (path === '/_ft/health' || path === '/_ft/status') {
     await drain(req);
@@ -82,10 +82,11 @@ async function handle(view: NodeView, options: FrontDoorOptions, logger: Logger,
   if (res.destroyed) return;
   const flat: string[] = [];
   for (const [name, value] of response.headers) if (!HOP_BY_HOP.has(name.toLowerCase())) flat.push(name, value);
+  // Which log entry produced this response: replay it with `ftjs replay --until <seq>`.
+  flat.push('ftjs-seq', String(response.seq));
   flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
   res.writeHead(response.status, response.statusText || undefined, flat);
   res.end(req.method === 'HEAD' ? undefined : response.body);
-  void logger;
 }
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown, close = false): void {

@@ -33,6 +33,8 @@ export const DEFAULT_LIVE_LOOP_OPTIONS: LiveLoopOptions = {
 };
 
 export interface GuestResponse {
+  /** Seq of the last entry of the task that produced the response. */
+  seq: number;
   status: number;
   statusText: string;
   headers: HeaderList;
@@ -172,7 +174,7 @@ export class LiveLoop {
         const waiter = this.waiters.get(output.requestId);
         this.waiters.delete(output.requestId);
         if (!waiter) continue; // the client is gone (or this is a replayed request after go-live)
-        this.gate.hold(tag, () => waiter(output));
+        this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body }));
       } else {
         this.gate.hold(tag, () => this.performFetch(output));
       }

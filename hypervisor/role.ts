@@ -32,8 +32,8 @@ export type RoleInput =
   | { type: 'peer-up'; nowMs: number }
   /** The peer's connection dropped. */
   | { type: 'peer-down'; nowMs: number; reason: string }
-  /** Any frame from the peer (traffic counts as a heartbeat). */
-  | { type: 'peer-traffic'; nowMs: number }
+  /** The peer was last heard at `atMs` (any frame counts as a heartbeat). */
+  | { type: 'peer-traffic'; nowMs: number; atMs: number }
   /** Primary: the backup acknowledged receipt of every entry up to `seq`. */
   | { type: 'acked'; nowMs: number; seq: number }
   /** The node appended an entry to its log (no no-op needed this period). */
@@ -42,6 +42,8 @@ export type RoleInput =
   | { type: 'lag'; nowMs: number; lagMs: number; lagBytes: number }
   /** Backup: every received entry has been replayed (the drain before a claim). */
   | { type: 'drained'; nowMs: number }
+  /** Backup: the primary's log says it holds `epoch`. */
+  | { type: 'epoch-seen'; nowMs: number; epoch: number }
   | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
   /** Result of a 'check-epoch': the newest epoch on the shared directory, or null if unreachable. */
   | { type: 'epoch-checked'; nowMs: number; newestEpoch: number | null; detail: string }
@@ -142,7 +144,7 @@ export class RoleMachine {
         this.peerUp = false;
         break;
       case 'peer-traffic':
-        this.lastPeerTrafficMs = input.nowMs;
+        this.lastPeerTrafficMs = Math.max(this.lastPeerTrafficMs, Math.min(input.atMs, input.nowMs));
         break;
       case 'acked':
         if (input.seq > this.ackedSeq) this.ackedSeq = input.seq;
@@ -160,6 +162,9 @@ export class RoleMachine {
           this.claimEpoch = this.epochNow + 1;
           out.push({ type: 'claim', epoch: this.claimEpoch });
         }
+        break;
+      case 'epoch-seen':
+        if (this.roleNow === 'backup' && input.epoch > this.epochNow) this.epochNow = input.epoch;
         break;
       case 'claim-result':
         this.onClaimResult(input, out);

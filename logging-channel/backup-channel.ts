@@ -93,7 +93,7 @@ export type BackupChannelEvents = {
   'primary-silent': [PrimarySilentEvent];
   /** Fatal refusal: the channel has stopped and will not reconnect. */
   refused: [BackupRefusedEvent];
-  /** A welcomed connection ended; a new dial follows unless closed or refused. */
+  /** A welcomed connection ended (not by our own pause/close); a new dial follows unless refused. */
   disconnected: [DisconnectedEvent];
 };
 
@@ -139,6 +139,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private stopped = false;
+  /** pause()d: no connection, no dials, no 'entries' until resume(). */
+  private paused = false;
 
   private constructor(opts: BackupChannelOptions) {
     super();
@@ -191,6 +193,43 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     return this.conn !== null && this.conn.state === 'open';
   }
 
+  /**
+   * performance.now() at which the last frame from the authenticated primary arrived (any frame
+   * counts as a heartbeat); null before the first welcome.
+   */
+  get lastHeardAtMs(): number | null {
+    return this.lastHeardAt;
+  }
+
+  /** True between pause() and resume(). */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * Stop receiving, at once: close the connection and do not dial again until resume(). No
+   * 'entries' event follows this call, and nothing more is acknowledged, so the entries received so
+   * far are a fixed set (the drain before a go-live replays exactly these). Silence reports stop too.
+   */
+  pause(): void {
+    if (this.paused || this.closed) return;
+    this.paused = true;
+    clearTimeout(this.reconnectTimer);
+    const conn = this.conn;
+    if (conn !== null && conn.state !== 'closed') this.closeConn(conn, 1001, 'backup paused');
+    this.logger.info({ receivedSeq: this.received }, 'logging channel paused');
+  }
+
+  /** Undo pause(): dial again, resuming after receivedSeq. */
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    this.lastHeardAt = this.lastHeardAt === null ? null : performance.now();
+    this.silentReported = false;
+    this.logger.info({ receivedSeq: this.received }, 'logging channel resumed');
+    if (this.conn === null) this.dial();
+  }
+
   /** Stop: close the connection and never reconnect. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -211,7 +250,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   // Dialling and the handshake
 
   private dial(): void {
-    if (this.closed || this.stopped || this.conn !== null) return;
+    if (this.closed || this.stopped || this.paused || this.conn !== null) return;
     const ws = new WebSocket(this.url, { maxPayload: this.maxFrameBytes, perMessageDeflate: false });
     const conn: Conn = {
       ws,
@@ -376,7 +415,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       this.lastHeartbeatAt = now;
       this.send(conn, encodeHeartbeatFrame(this.received));
     }
-    if (this.lastHeardAt === null || this.silentReported) return;
+    if (this.lastHeardAt === null || this.silentReported || this.paused) return;
     const silentMs = Math.round(now - this.lastHeardAt);
     if (silentMs < this.heartbeatTimeoutMs) return;
     this.silentReported = true;
@@ -459,13 +498,16 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       this.stop(conn, code, reason || `closed with code ${code}`, 'refused by the primary');
     }
     const why = conn.closeReason ?? `connection closed by the primary (code ${code}${reason ? `: ${reason}` : ''})`;
-    if (wasWelcomed) {
+    if (wasWelcomed && (this.paused || this.closed)) {
+      // Our own doing (pause/close): not news for the node.
+      this.logger.info({ code, url: this.url, receivedSeq: this.received }, `disconnected from the primary: ${why}`);
+    } else if (wasWelcomed) {
       this.logger.warn({ code, url: this.url, receivedSeq: this.received }, `disconnected from the primary: ${why}`);
       this.emit('disconnected', { code, reason: why });
     } else {
       this.failedDials++;
     }
-    if (!this.closed && !this.stopped) {
+    if (!this.closed && !this.stopped && !this.paused) {
       clearTimeout(this.reconnectTimer);
       this.reconnectTimer = setTimeout(() => this.dial(), this.reconnectDelayMs);
     }

@@ -153,6 +153,8 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private pumpScheduled = false;
   private closing = false;
   private acked = 0;
+  /** performance.now() of the last frame from an attached backup; null before any attached. */
+  private lastHeard: number | null = null;
   /** Frames of entries sent since listen (for tests and metrics). */
   framesSent = 0;
 
@@ -256,6 +258,14 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
    */
   get ackedSeq(): number {
     return this.acked;
+  }
+
+  /**
+   * performance.now() at which the last frame from an attached backup arrived (any frame counts as
+   * a heartbeat); null before any backup attached. Kept after a detach.
+   */
+  get lastHeardAtMs(): number | null {
+    return this.lastHeard;
   }
 
   /** Last seq sent to the attached backup (its resumeFromSeq right after attaching); 0 when detached. */
@@ -422,6 +432,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     conn.sentSeq = auth.resumeFromSeq;
     conn.lastHeardAt = now;
     conn.lastHeartbeatAt = now;
+    this.lastHeard = now;
     this.session = conn;
     this.sendControl(conn, {
       t: 'welcome',
@@ -459,6 +470,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   private onAttachedFrame(conn: Conn, frame: Frame): void {
     conn.lastHeardAt = performance.now();
+    this.lastHeard = conn.lastHeardAt;
     if (conn.silentReported) {
       conn.silentReported = false;
       this.logger.info({ nodeId: conn.nodeId }, 'backup heard again');

@@ -159,6 +159,26 @@ describe('installation', () => {
     expect(r.v).toEqual([]);
   });
 
+  it('keeps working after the hypervisor deletes SharedArrayBuffer, Atomics, WeakRef, FinalizationRegistry', () => {
+    const ctx = rt.newContext();
+    try {
+      evalOrThrow(ctx, WEB_JS);
+      evalOrThrow(ctx, 'delete globalThis.SharedArrayBuffer; delete globalThis.Atomics; delete globalThis.WeakRef; delete globalThis.FinalizationRegistry;');
+      const r = qjsAsync(`(async () => [
+        await new Response(new Uint8Array([104, 105]).buffer).text(),
+        new TextDecoder().decode(new Uint8Array([0xC3, 0xA9]).buffer),
+        await new Blob([new ArrayBuffer(2)]).arrayBuffer().then((b) => b.byteLength),
+        structuredClone(new ArrayBuffer(3)).byteLength,
+        await new Response(new URLSearchParams('a=1')).text(),
+        new Blob([{}]).size,
+        new TextDecoder().decode(new ArrayBuffer(0)),
+      ])()`, ctx);
+      expect(r).toEqual({ v: ['hi', 'é', 2, 3, 'a=1', 15, ''] });
+    } finally {
+      ctx.dispose();
+    }
+  });
+
   it('boots and works without touching Date or Math.random (determinism)', () => {
     const poisoned = rt.newContext();
     try {
@@ -829,7 +849,7 @@ describe('hypervisor interface', () => {
       const p2 = __web.requestParts(req);
       return [p1.body === body, p1.method, p1.url, p1.headers, p2.headers, req.bodyUsed, Array.from(new Uint8Array(await req.arrayBuffer()))];
     })()`);
-    expect(r).toEqual({ v: [true, 'POST', 'http://h/', [['A', '1']], [['a', '1'], ['b', '2']], false, [1, 2, 3]] });
+    expect(r).toEqual({ v: [true, 'POST', 'http://h/', [['a', '1']], [['a', '1'], ['b', '2']], false, [1, 2, 3]] });
   });
 
   it('toRequest normalises fetch arguments like new Request', () => {
@@ -880,10 +900,42 @@ describe('hypervisor interface', () => {
     }
   });
 
+  it('clone() keeps the headers guard (immutable redirect headers stay immutable)', () => {
+    const r = qjs(`[Response.redirect('http://a/').clone(), new Response('x').clone()].map((c) => { try { c.headers.set('a', 'b'); return 'mutable'; } catch (e) { return e.name; } })`);
+    expect(r).toEqual({ v: ['TypeError', 'mutable'] });
+  });
+
   it('Response.error / redirect / null-body responses have null body in responseParts', () => {
     const r = qjs(`[__web.responseParts(Response.error()), __web.responseParts(Response.redirect('http://a/b', 307)), __web.responseParts(new Response(null, {status: 204}))]
       .map((p) => [p.status, p.headers, p.body])`);
     expect(r).toEqual({ v: [[0, [], null], [307, [['location', 'http://a/b']], null], [204, [], null]] });
+  });
+
+  it('runs a typical fetch-handler service end to end', () => {
+    const r = qjsAsync(`(async () => {
+      const handler = async (request) => {
+        const url = new URL(request.url);
+        if (request.method === 'POST' && url.pathname === '/api/echo') {
+          const body = await request.json();
+          return Response.json({ echo: body, q: url.searchParams.get('q'), ua: request.headers.get('User-Agent') }, { status: 201 });
+        }
+        const headers = new Headers({ 'Cache-Control': 'no-store' });
+        headers.append('Set-Cookie', 'a=1; Path=/');
+        headers.append('Set-Cookie', 'b=2; Path=/');
+        return new Response('not found: ' + url.pathname, { status: 404, headers });
+      };
+      const ok = await handler(__web.makeRequest('POST', 'http://svc/api/echo?q=%E2%9C%93', [['user-agent', 'test/1'], ['content-type', 'application/json']],
+        new TextEncoder().encode(JSON.stringify({ n: 1, s: 'ü' }))));
+      const nf = await handler(__web.makeRequest('GET', 'http://svc/missing%20page', [], null));
+      const a = __web.responseParts(ok), b = __web.responseParts(nf);
+      const dec = new TextDecoder();
+      return [a.status, a.headers, JSON.parse(dec.decode(a.body)), b.status, b.headers, dec.decode(b.body)];
+    })()`);
+    expect(r).toEqual({ v: [
+      201, [['content-type', 'application/json']], { echo: { n: 1, s: 'ü' }, q: '✓', ua: 'test/1' },
+      404, [['cache-control', 'no-store'], ['set-cookie', 'a=1; Path=/'], ['set-cookie', 'b=2; Path=/'], ['content-type', 'text/plain;charset=UTF-8']],
+      'not found: /missing%20page',
+    ] });
   });
 
   it('per-request overhead: makeRequest + Response.json + responseParts (10k iterations in QuickJS)', () => {

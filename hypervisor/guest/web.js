@@ -1,16 +1,25 @@
 // ftjs guest web platform: WinterTC / Workers-style web APIs for a bare QuickJS context.
 //
 // This file is evaluated as a *script* (not a module) inside the guest VM at boot. It has no host
-// dependencies at all: it never calls a host function, never reads Date or Math.random, and keeps
-// all state inside the objects it creates, so that a replayed VM behaves bit-for-bit like the
-// recorded one.
+// dependencies at all: it never calls a host function, never reads the clock (Date.now, new
+// Date()) or Math.random, and keeps all state inside the objects it creates, so that a replayed
+// VM behaves bit-for-bit like the recorded one. Built-ins it relies on at call time (escape,
+// decodeURIComponent) are captured at boot, so guest monkey-patching cannot change its behaviour.
 //
 // Installed globals (non-enumerable, writable, configurable, as in browsers):
 //   DOMException, Event, EventTarget, AbortController, AbortSignal, TextEncoder, TextDecoder,
 //   atob, btoa, URL, URLSearchParams, Headers, Blob, Request, Response, structuredClone.
 //
 // Hypervisor interface: `globalThis.__ftjs_web` (captured then deleted by the hypervisor), see the
-// end of this file.
+// end of this file. Notes for its users:
+//   * makeRequest() does not validate and does not copy: the headers array and the body
+//     Uint8Array become owned by the Request (do not mutate them afterwards). Header names are
+//     lower-cased lazily, when the service first reads `request.headers`. The inbound request's
+//     headers are mutable (the spec would make them immutable; being lenient breaks nothing).
+//   * makeResponse() headers are immutable (guard "immutable"), response type is "basic".
+//   * responseParts()/requestParts() return headers in insertion order with lower-cased names,
+//     values of repeated names combined with ", ", except set-cookie which stays one entry per
+//     cookie. The body is the internal Uint8Array itself (not a copy): treat it as read-only.
 //
 // Deliberate choices / known gaps (all documented again where they matter):
 //   * Bodies are kept internally as Uint8Array (strings are UTF-8 encoded once at construction).
@@ -29,6 +38,9 @@
   'use strict';
 
   const kInternal = Object.freeze({}); // private construction token, never leaves this closure
+  // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
+  const nativeEscape = escape;
+  const nativeDecodeURIComponent = decodeURIComponent;
   const EOF = -1;
   const EMPTY_BYTES = new Uint8Array(0); // shared, never mutated
 
@@ -61,9 +73,10 @@
     if (n < want) throw new TypeError(`${what}: ${want} argument${want === 1 ? '' : 's'} required, but only ${n} present.`);
   }
 
-  const hasSAB = typeof SharedArrayBuffer === 'function';
+  // Captured now: the hypervisor's runtime.js deletes the SharedArrayBuffer global after boot.
+  const SAB = typeof SharedArrayBuffer === 'function' ? SharedArrayBuffer : null;
   function isArrayBufferLike(v) {
-    return v instanceof ArrayBuffer || (hasSAB && v instanceof SharedArrayBuffer);
+    return v instanceof ArrayBuffer || (SAB !== null && v instanceof SharedArrayBuffer);
   }
 
   // Copy any BufferSource into a fresh Uint8Array; returns null if v is not a BufferSource.
@@ -216,15 +229,22 @@
   // `fatal` and an error is found; otherwise errors become U+FFFD exactly as the spec says.
   function utf8DecodeCore(bytes, fatal, st) {
     const len = bytes.length;
+    if (len === 0) return '';
+    if (st === null || st.need === 0) {
+      // Native fast path: bytes -> Latin-1 string -> escape() gives %XX for every non-ASCII
+      // byte -> decodeURIComponent() decodes UTF-8. ECMAScript's Decode throws on anything that
+      // is not well-formed UTF-8 (overlong forms, surrogates, > U+10FFFF, truncation), so when it
+      // succeeds the result is exactly what the spec decoder produces (and no state is pending).
+      try {
+        return nativeDecodeURIComponent(nativeEscape(latin1ToString(bytes, 0, len)));
+      } catch {
+        // fall through to the exact decoder for error handling
+      }
+    }
     let need = 0, seen = 0, cp = 0, lower = 0x80, upper = 0xBF;
     if (st !== null) { need = st.need; seen = st.seen; cp = st.cp; lower = st.lower; upper = st.upper; }
     let i = 0;
-    if (need === 0) {
-      while (i < len && bytes[i] < 0x80) i++;
-      if (i === len) return len === 0 ? '' : latin1ToString(bytes, 0, len);
-    }
-    const prefix = i > 0 ? latin1ToString(bytes, 0, i) : '';
-    const units = new Uint16Array(len - i + 4);
+    const units = new Uint16Array(len + 4);
     let n = 0;
     for (; i < len; i++) {
       const b = bytes[i];
@@ -270,7 +290,7 @@
     } else {
       st.need = need; st.seen = seen; st.cp = cp; st.lower = lower; st.upper = upper;
     }
-    let s = prefix;
+    let s = '';
     for (let k = 0; k < n; k += CHUNK) s += String.fromCharCode.apply(null, units.subarray(k, Math.min(n, k + CHUNK)));
     return s;
   }
@@ -340,7 +360,7 @@
     #state = null; // streaming state, null when idle
     #bomSeen = false;
     constructor(label = 'utf-8', options = undefined) {
-      const l = toDOMString(label).replace(/^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, '').toLowerCase();
+      const l = label === 'utf-8' ? label : toDOMString(label).replace(/^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, '').toLowerCase();
       if (!UTF8_LABELS.has(l)) throw new RangeError(`The "${label}" encoding is not supported`);
       if (options !== undefined && options !== null && !isObjectLike(options)) throw new TypeError('TextDecoder options must be an object');
       this.#fatal = options ? Boolean(options.fatal) : false;
@@ -568,7 +588,7 @@
     if (!s.isWellFormed()) s = s.toWellFormed();
     if (s.indexOf('%') < 0) return s;
     try {
-      return decodeURIComponent(s);
+      return nativeDecodeURIComponent(s);
     } catch {
       return utf8DecodeNoBOM(pctDecodeToBytes(s));
     }
@@ -2072,7 +2092,7 @@
   let headersHasLower; // (h, lowerName) => boolean
   let headersGetLower; // (h, lowerName) => string|null
   let headersAppendTrusted; // (h, lowerName, value)
-  let headersSetGuard; // (h, guard)
+  let headersGuardOf; // (h) => guard
   let headersClone; // (h, guard) => Headers
 
   class Headers {
@@ -2230,7 +2250,7 @@
         if (n === 'set-cookie') (h.#cookies || (h.#cookies = [])).push(v);
         h.#sorted = null;
       };
-      headersSetGuard = (h, g) => { h.#guard = g; };
+      headersGuardOf = (h) => h.#guard;
       headersClone = (h, guard) => {
         const c = new Headers(kInternal);
         for (const [k, v] of h.#map) c.#map.set(k, v);
@@ -2499,7 +2519,7 @@
         return {
           method: r.#method,
           url: r.#url,
-          headers: r.#headers === null ? r.#raw.slice() : headersToList(r.#headers),
+          headers: headersToList(r.headers),
           body: r.#body,
         };
       };
@@ -2625,7 +2645,7 @@
       const r = new Response(kInternal);
       r.#status = this.#status;
       r.#statusText = this.#statusText;
-      r.#headers = headersClone(this.#headers, this.#type === 'default' ? GUARD_NONE : GUARD_IMMUTABLE);
+      r.#headers = headersClone(this.#headers, headersGuardOf(this.#headers));
       r.#body = this.#body;
       r.#type = this.#type;
       r.#url = this.#url;

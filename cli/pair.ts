@@ -1,0 +1,146 @@
+// `ftjs primary` and `ftjs backup`: the two halves of a fault-tolerant pair.
+
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import { makeBootConfig } from '../hypervisor/boot-config.js';
+import { BackupNode } from '../hypervisor/backup.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS, type LiveLoopOptions } from '../hypervisor/live-loop.js';
+import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../hypervisor/pair.js';
+import { PrimaryNode, type HaltEvent } from '../hypervisor/primary.js';
+import { loadGuest } from '../hypervisor/sources.js';
+import { createLogger } from './logger.js';
+import { addLogOptions, addServeOptions, addVmOptions, limitsFrom, port, positiveInt, type ServeFlags, type VmFlags } from './options.js';
+
+interface PairFlags extends ServeFlags {
+  port: number;
+  host: string;
+  sharedDir: string;
+  secret?: string;
+  nodeId?: string;
+  heartbeatMs: number;
+  heartbeatTimeoutMs?: number;
+  maxLagMs: number;
+  maxLogBufferBytes: number;
+  trace?: string;
+  pretty?: boolean;
+  logLevel: string;
+}
+
+function addPairOptions(command: Command): Command {
+  return command
+    .requiredOption('--shared-dir <dir>', 'shared directory for the epoch test-and-set (both nodes must see the same one)')
+    .option('--secret <secret>', 'shared secret of the pair (or FTJS_SECRET); at least 16 bytes, never sent in clear')
+    .option('--node-id <id>', 'this node\'s name in logs and epoch claims (default: host-role-random)')
+    .option('--heartbeat-ms <ms>', 'heartbeat period of the logging channel', positiveInt('--heartbeat-ms'), DEFAULT_PAIR_SETTINGS.heartbeatMs)
+    .option('--heartbeat-timeout-ms <ms>', 'silence after which the peer is declared lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
+    .option('--max-lag-ms <ms>', 'primary: past this backup lag, stop admitting new requests', positiveInt('--max-lag-ms'), DEFAULT_PAIR_SETTINGS.maxLagMs)
+    .option('--max-log-buffer-bytes <n>', 'primary: bound on the log kept for the backup; unacknowledged bytes past it stop admission', positiveInt('--max-log-buffer-bytes'), DEFAULT_PAIR_SETTINGS.maxLogBufferBytes)
+    .option('--trace <file>', 'also write this node\'s log as a trace file (replayable with ftjs replay)');
+}
+
+function secretFrom(flags: PairFlags): string {
+  const secret = flags.secret ?? process.env.FTJS_SECRET;
+  if (!secret) throw new Error('the pair needs a shared secret: pass --secret or set FTJS_SECRET (at least 16 bytes)');
+  if (Buffer.byteLength(secret) < 16) throw new Error('the shared secret must be at least 16 bytes');
+  return secret;
+}
+
+function pairSettings(flags: PairFlags): PairSettings {
+  const heartbeatTimeoutMs = flags.heartbeatTimeoutMs ?? 3 * flags.heartbeatMs;
+  if (heartbeatTimeoutMs <= flags.heartbeatMs) throw new Error(`--heartbeat-timeout-ms (${heartbeatTimeoutMs}) must exceed --heartbeat-ms (${flags.heartbeatMs})`);
+  return { ...DEFAULT_PAIR_SETTINGS, heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs, maxLagMs: flags.maxLagMs, maxLogBufferBytes: flags.maxLogBufferBytes };
+}
+
+function loopOptions(flags: ServeFlags): LiveLoopOptions {
+  return { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: flags.maxQueuedRequests, fetchTimeoutMs: flags.fetchTimeoutMs, maxFetchResponseBytes: flags.maxFetchResponseBytes };
+}
+
+function exitOnHalt(node: { on(event: 'halt', listener: (e: HaltEvent) => void): unknown }, logger: Logger): void {
+  node.on('halt', (e) => {
+    logger.error({ exitCode: e.exitCode }, `exiting: ${e.reason}`);
+    logger.flush?.();
+    process.exit(e.exitCode);
+  });
+}
+
+function stopOnSignals(node: { stop(): Promise<void> }, logger: Logger): void {
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'stopping');
+    void node.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+export function registerPair(program: Command): void {
+  const primary = program
+    .command('primary')
+    .summary('serve a guest and stream its log to a backup')
+    .description('Serve the guest on --port and accept one backup on --replication-port. Outputs are held until the backup acknowledges the entry that produced them; with no backup attached the primary runs alone in the epoch it holds.')
+    .argument('<entry>', 'the guest ES module')
+    .option('-p, --port <port>', 'HTTP port for guest traffic', port, 8081)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--replication-port <port>', 'port of the logging channel (WebSocket)', port, 9091)
+    .option('--replication-host <host>', 'address of the logging channel', '127.0.0.1');
+  addPairOptions(primary);
+  addVmOptions(primary);
+  addServeOptions(primary);
+  addLogOptions(primary);
+  primary.action(async (entry: string, flags: PairFlags & VmFlags & { replicationPort: number; replicationHost: string }) => {
+    const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
+    const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
+    const node = await PrimaryNode.start({
+      config: makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags)),
+      nodeId,
+      host: flags.host,
+      port: flags.port,
+      replicationHost: flags.replicationHost,
+      replicationPort: flags.replicationPort,
+      sharedDir: flags.sharedDir,
+      secret: secretFrom(flags),
+      pair: pairSettings(flags),
+      maxRequestBytes: flags.maxRequestBytes,
+      loop: loopOptions(flags),
+      ...(flags.trace ? { tracePath: flags.trace } : {}),
+      logger,
+    });
+    logger.info({ url: node.url, replication: node.replicationUrl }, `primary serving ${entry} on ${node.url}; logging channel on ${node.replicationUrl}`);
+    exitOnHalt(node, logger);
+    stopOnSignals(node, logger);
+  });
+
+  const backup = program
+    .command('backup')
+    .summary('replay a primary\'s log one step behind, ready to take over')
+    .description('Dial the primary, receive its guest and boot config (verified by hash and engine version), acknowledge and replay its log. Guest traffic gets 503 with Retry-After until this node goes live.')
+    .argument('[entry]', 'optional: the guest module; if given, its hash must match the primary\'s')
+    .requiredOption('--primary <url>', 'the primary\'s logging channel, ws://HOST:PORT')
+    .option('-p, --port <port>', 'HTTP port (health, status; guest traffic once live)', port, 8082)
+    .option('--host <host>', 'address to listen on', '127.0.0.1');
+  addPairOptions(backup);
+  addServeOptions(backup);
+  addLogOptions(backup);
+  backup.action(async (entry: string | undefined, flags: PairFlags & { primary: string }) => {
+    const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
+    const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
+    const node = await BackupNode.start({
+      primaryUrl: flags.primary,
+      nodeId,
+      host: flags.host,
+      port: flags.port,
+      sharedDir: flags.sharedDir,
+      secret: secretFrom(flags),
+      ...(entry ? { guestHash: loadGuest(entry).hash } : {}),
+      pair: pairSettings(flags),
+      maxRequestBytes: flags.maxRequestBytes,
+      loop: loopOptions(flags),
+      ...(flags.trace ? { tracePath: flags.trace } : {}),
+      logger,
+    });
+    logger.info({ url: node.url, primary: flags.primary }, `backup of ${flags.primary}; health and status on ${node.url}`);
+    exitOnHalt(node, logger);
+    stopOnSignals(node, logger);
+  });
+}

@@ -1,0 +1,326 @@
+// The backup node: receives the guest and boot config from its primary (verified by hash and engine
+// version), acknowledges every entry on receipt, and replays the log one step behind, a whole task at
+// a time (it never starts a task whose inputs have not all arrived). It never emits an output. When
+// the role machine says so, it drains, wins the next epoch and goes live with identical state.
+
+import { EventEmitter } from 'node:events';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { Kind, type Entry } from '../logging-channel/entry.js';
+import { decodeEpochMark, encodeEpochMark } from '../logging-channel/codec.js';
+import { BackupChannel } from '../logging-channel/backup-channel.js';
+import { TraceWriter } from '../logging-channel/trace-file.js';
+import { Log } from '../recorder/log.js';
+import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
+import { Arbiter } from './arbiter.js';
+import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
+import { createFrontDoor } from './front-door.js';
+import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
+import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_FORMAT_VERSION, type PairSettings } from './pair.js';
+import type { HaltEvent } from './primary.js';
+import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
+import { VmHost } from './vm-host.js';
+import type { BootConfig } from './vm.js';
+import type { Divergence } from './port.js';
+
+export interface BackupOptions {
+  primaryUrl: string;
+  nodeId: string;
+  host: string;
+  port: number;
+  sharedDir: string;
+  secret: string;
+  /** When given, the backup refuses a primary that runs other code. */
+  guestHash?: string;
+  pair: PairSettings;
+  maxRequestBytes: number;
+  loop: LiveLoopOptions;
+  tracePath?: string;
+  logger: Logger;
+}
+
+/** Tasks handed to the replaying worker per message. */
+const REPLAY_BATCH_TASKS = 64;
+
+export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch: number }] }> {
+  url = '';
+  private channel!: BackupChannel;
+  private server!: Server;
+  private readonly machine: RoleMachine;
+  private readonly arbiter: Arbiter;
+  private readonly logger: Logger;
+  private vm: VmHost | null = null;
+  private config: BootConfig | null = null;
+  private assembler = new TaskAssembler('logging channel');
+  /** Received, not yet replayed: whole tasks and control entries, in log order. */
+  private readonly queue: Assembled[] = [];
+  private replaying = false;
+  private readonly idleWaiters: Array<() => void> = [];
+  private replayedSeq = 0;
+  private replayedPos = 0;
+  private divergence: Divergence | null = null;
+  private draining = false;
+  private loop: LiveLoop | null = null;
+  private log: Log | null = null;
+  private trace: TraceWriter | null = null;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private bootError: Error | null = null;
+
+  private constructor(private readonly options: BackupOptions) {
+    super();
+    this.logger = options.logger;
+    this.arbiter = new Arbiter(options.sharedDir, options.nodeId);
+    // The epoch is learned from the primary's log (its Epoch entry); 0 until then.
+    this.machine = new RoleMachine(roleConfig(options.pair), 'backup', 0, monotonicMs());
+  }
+
+  static async start(options: BackupOptions): Promise<BackupNode> {
+    const node = new BackupNode(options);
+    await node.begin();
+    return node;
+  }
+
+  private async begin(): Promise<void> {
+    const { options, logger } = this;
+    this.server = createFrontDoor(
+      {
+        liveLoop: () => (this.machine.role === 'live' ? this.loop : null),
+        notLiveReason: () => (this.machine.role === 'halted' ? 'this node halted' : `this node is the ${this.machine.role}; the primary serves`),
+        status: () => this.status(),
+      },
+      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
+      logger,
+    );
+    this.url = await listen(this.server, options.port, options.host);
+    this.channel = BackupChannel.connect({
+      url: options.primaryUrl,
+      secret: options.secret,
+      identity: { formatVersion: TRACE_FORMAT_VERSION, engine: engineIdentity(), ...(options.guestHash ? { guestHash: options.guestHash } : {}) },
+      nodeId: options.nodeId,
+      heartbeatMs: options.pair.heartbeatMs,
+      heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
+      logger,
+    });
+    this.channel.on('welcome', (e) => void this.onWelcome(e.bootConfig, e.reconnect));
+    this.channel.on('entries', (entries) => this.onEntries(entries));
+    this.channel.on('disconnected', (e) => this.step({ type: 'peer-down', nowMs: monotonicMs(), reason: e.reason }));
+    // A refusal is final (wrong secret, another guest or engine, another backup in place).
+    this.channel.on('refused', (e) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the primary refused this backup (${e.code}): ${e.reason}`, exitCode: EXIT_REFUSED }));
+    this.tickTimer = setInterval(() => this.tick(), tickMs(options.pair));
+  }
+
+  private async onWelcome(bootConfig: unknown, reconnect: boolean): Promise<void> {
+    this.step({ type: 'peer-up', nowMs: monotonicMs() });
+    if (reconnect || this.vm) return;
+    try {
+      const header = bootConfig as BootConfig;
+      // Same checks as a trace header: every source matches its hash, and this engine can replay it.
+      this.config = bootConfigFromTrace(traceHeaderFor(header), 'primary boot config');
+      this.vm = VmHost.start(this.config.limits);
+      this.vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the replaying VM died: ${error.message}` });
+      await this.vm.boot(this.config, 'replay');
+      if (this.options.tracePath) {
+        this.trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(this.config, this.options.nodeId));
+      }
+      this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; replaying');
+      this.pump();
+    } catch (error) {
+      this.bootError = error as Error;
+      this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `cannot boot the primary's guest: ${(error as Error).message}` });
+    }
+  }
+
+  private onEntries(entries: Entry[]): void {
+    if (this.stopped || this.machine.role === 'halted') return;
+    this.trace?.append(entries);
+    const assembled: Assembled[] = [];
+    try {
+      for (const entry of entries) this.assembler.push(entry, assembled);
+    } catch (error) {
+      this.step({ type: 'fatal', nowMs: monotonicMs(), reason: (error as Error).message });
+      return;
+    }
+    for (const item of assembled) this.queue.push(item);
+    this.pump();
+  }
+
+  /** Replays queued tasks in order, one worker message at a time; control entries apply in place. */
+  private pump(): void {
+    if (this.replaying || !this.vm || this.divergence || this.stopped) return;
+    while (this.queue.length > 0 && this.queue[0]!.type === 'control') {
+      const { entry } = this.queue.shift() as Extract<Assembled, { type: 'control' }>;
+      if (entry.kind === Kind.Epoch) this.step({ type: 'epoch-seen', nowMs: monotonicMs(), epoch: decodeEpochMark(entry.payload).epoch });
+      this.replayedSeq = entry.seq;
+    }
+    if (this.queue.length === 0) {
+      this.trace?.flush();
+      const waiters = this.idleWaiters.splice(0);
+      for (const resolve of waiters) resolve();
+      if (this.draining) {
+        this.draining = false;
+        this.step({ type: 'drained', nowMs: monotonicMs() });
+      }
+      return;
+    }
+    const tasks: Entry[][] = [];
+    while (tasks.length < REPLAY_BATCH_TASKS && this.queue.length > 0 && this.queue[0]!.type === 'task') {
+      tasks.push((this.queue.shift() as Extract<Assembled, { type: 'task' }>).entries);
+    }
+    this.replaying = true;
+    this.vm.replay(tasks).then(
+      (reply) => {
+        this.replaying = false;
+        for (let i = 0; i < reply.results.length; i++) {
+          const result = reply.results[i]!;
+          const task = tasks[i]!;
+          if (result.divergence) {
+            this.onDivergence(result.divergence);
+            return;
+          }
+          this.replayedSeq = task[task.length - 1]!.seq;
+          this.replayedPos = result.pos;
+          for (const line of result.console) this.logger.debug({ seq: this.replayedSeq, guest: true, replay: true, level: line.level }, line.text);
+        }
+        this.pump();
+      },
+      (error: Error) => {
+        this.replaying = false;
+        this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `replay failed: ${error.message}` });
+      },
+    );
+  }
+
+  private onDivergence(d: Divergence): void {
+    this.divergence = d;
+    this.logger.error(
+      { seq: d.seq, pos: d.pos, entryKind: d.expectedKind, expected: d.expected, actual: d.actual },
+      `DIVERGENCE: the backup's replay differs from the primary at seq ${d.seq} (pos ${d.pos}); replay stopped, this backup can no longer take over — the primary is UNPROTECTED`,
+    );
+    this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `replay diverged at seq ${d.seq}, pos ${d.pos}: expected ${d.expected}, got ${d.actual}`, exitCode: EXIT_DIVERGED });
+  }
+
+  private tick(): void {
+    const nowMs = monotonicMs();
+    const heardAt = this.channel.lastHeardAtMs;
+    if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
+    this.step({ type: 'tick', nowMs });
+  }
+
+  private step(input: RoleInput): void {
+    if (this.stopped) return;
+    drive(this.machine, input, (action) => this.perform(action), this.logger);
+  }
+
+  private perform(action: RoleAction): void {
+    switch (action.type) {
+      case 'drain':
+        // Everything received is replayed, including the task in flight, before the claim.
+        this.draining = true;
+        this.pump();
+        break;
+      case 'claim': {
+        const epoch = action.epoch;
+        this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq }, `drained; claiming epoch ${epoch}`);
+        void this.arbiter.claim(epoch, 'backup').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
+        break;
+      }
+      case 'go-live':
+        void this.goLive(action.epoch);
+        break;
+      case 'release-all':
+      case 'append-noop':
+        if (action.type === 'append-noop') this.log?.appendControl(Kind.Noop, new Uint8Array(0));
+        break;
+      case 'halt':
+        this.halt({ reason: action.reason, exitCode: action.exitCode });
+        break;
+      case 'drop-peer':
+        void this.channel.close();
+        break;
+      case 'check-epoch':
+        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), newestEpoch: newest, detail: String(newest) }));
+        break;
+      case 'admit':
+      case 'hold-outputs':
+      case 'release-through':
+        break;
+    }
+  }
+
+  private async goLive(epoch: number): Promise<void> {
+    const t0 = monotonicMs();
+    const vm = this.vm;
+    if (!vm) {
+      this.halt({ reason: 'won the epoch but never received the guest', exitCode: EXIT_REFUSED });
+      return;
+    }
+    // No more entries: close the channel, then replay whatever arrived since the drain.
+    await this.channel.close();
+    await this.whenReplayed();
+    const state = await vm.goLive();
+    const t1 = monotonicMs();
+    this.log = new Log(this.replayedSeq, this.replayedPos);
+    if (this.trace) {
+      const trace = this.trace;
+      this.log.addSink((entries) => trace.append(entries));
+      this.log.addSink(() => trace.flush());
+    }
+    this.loop = new LiveLoop(vm, this.log, { hold: (_seq, release) => release() }, this.logger, this.options.loop);
+    this.loop.onFatal = (error) => this.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
+    this.loop.start({ results: [], state });
+    this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch, nodeId: this.options.nodeId }));
+    const fetches = await vm.pendingFetches();
+    this.loop.reissue(fetches);
+    this.logger.info(
+      { epoch, seq: this.replayedSeq, pos: state.pos, switchMs: Math.round(t1 - t0), totalMs: Math.round(monotonicMs() - t0), reissuedFetches: fetches.length },
+      `LIVE: won epoch ${epoch}, drained through seq ${this.replayedSeq}; serving`,
+    );
+    this.emit('live', { epoch });
+  }
+
+  private whenReplayed(): Promise<void> {
+    if (!this.replaying && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.pump();
+    });
+  }
+
+  private halt(event: HaltEvent): void {
+    if (this.stopped) return;
+    this.logger.error({ exitCode: event.exitCode }, `backup halted: ${event.reason}`);
+    void this.stop().then(() => this.emit('halt', event));
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const state = this.vm?.alive && !this.divergence ? await this.vm.state(true) : null;
+    return {
+      role: this.machine.role,
+      node: this.options.nodeId,
+      epoch: this.machine.epoch,
+      seq: this.log ? this.log.lastSeq : this.replayedSeq,
+      stateHash: state?.stateHash ?? null,
+      pos: state?.pos ?? null,
+      receivedSeq: this.channel.receivedSeq,
+      replayedSeq: this.replayedSeq,
+      queuedTasks: this.queue.length,
+      connected: this.channel.connected,
+      divergence: this.divergence,
+      bootError: this.bootError?.message ?? null,
+      primary: this.options.primaryUrl,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.tickTimer);
+    this.server?.close();
+    this.server?.closeAllConnections();
+    await this.loop?.stop();
+    await this.channel?.close();
+    if (this.trace) await this.trace.close();
+    await this.vm?.terminate();
+  }
+}

@@ -1,0 +1,793 @@
+// Logging-channel transport tests: the retained log, the frame codec, and the primary/backup
+// channels over real WebSockets on 127.0.0.1 (port 0), with real timers. Tests wait on conditions,
+// never on fixed sleeps. Hand-written peers (raw `ws` clients and servers that complete the
+// handshake themselves) play the malicious or silent side.
+// They run against the compiled output (build first: npx tsc -p tsconfig.json).
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { once } from 'node:events';
+import * as net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { pino, type Logger } from 'pino';
+import { WebSocket, WebSocketServer } from 'ws';
+import { PrimaryChannel, type AttachedEvent, type DetachedEvent, type RefusedEvent } from '../dist/logging-channel/primary-channel.js';
+import { BackupChannel, type BackupChannelOptions, type WelcomeEvent } from '../dist/logging-channel/backup-channel.js';
+import { LogBufferFullError, RetainedLog, entryWireBytes } from '../dist/logging-channel/retained-log.js';
+import {
+  FrameError,
+  FrameType,
+  decodeFrame,
+  encodeAckFrame,
+  encodeControlFrame,
+  encodeEntriesFrame,
+  encodeHeartbeatFrame,
+  entriesBudgetBytes,
+  type Frame,
+} from '../dist/logging-channel/frames.js';
+import { RefuseCode, computeProof, secretBytes, type AuthMessage } from '../dist/logging-channel/auth.js';
+import { Kind, type Entry } from '../dist/logging-channel/entry.js';
+
+const SECRET = 'test-secret-0123456789abcdef';
+const IDENTITY = { formatVersion: 1, engine: 'quickjs-emscripten/release-sync@0.32.0+ab12cd', guestHash: 'guest-hash-1' };
+const BOOT = { guest: 'main.js', env: { A: '1' } };
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** Poll `predicate` until it holds; fail with `what` after `timeoutMs`. */
+async function waitFor(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`waitFor: timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface LogLine {
+  level: number;
+  msg: string;
+  code?: number;
+  [key: string]: unknown;
+}
+
+/** A pino logger whose lines are parsed into `lines`. */
+function captureLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
+  return { logger, lines };
+}
+
+const ERROR = 50;
+const WARN = 40;
+
+function logged(lines: LogLine[], level: number, pattern: RegExp, code?: number): boolean {
+  return lines.some((l) => l.level >= level && pattern.test(l.msg) && (code === undefined || l.code === code));
+}
+
+/** Entries seq from..from+count-1 whose payload bytes are derived from the seq (checkable). */
+function makeEntries(from: number, count: number, payloadBytes = 8): Entry[] {
+  const out: Entry[] = [];
+  for (let i = 0; i < count; i++) {
+    const seq = from + i;
+    const payload = new Uint8Array(payloadBytes);
+    for (let j = 0; j < payloadBytes; j++) payload[j] = (seq * 7 + j) & 0xff;
+    out.push({ seq, pos: seq * 3, kind: Kind.Entropy, payload });
+  }
+  return out;
+}
+
+function payloadMatches(e: Entry): boolean {
+  for (let j = 0; j < e.payload.byteLength; j++) if (e.payload[j] !== ((e.seq * 7 + j) & 0xff)) return false;
+  return e.pos === e.seq * 3;
+}
+
+/**
+ * Call `onFrame` with every frame any WebSocket in this process sends (the channels and the test
+ * share the `ws` module). Restored after the test.
+ */
+function spySends(onFrame: (bytes: Uint8Array) => void): void {
+  const original = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (this: WebSocket, data: unknown, ...rest: unknown[]) {
+    if (data instanceof Uint8Array) onFrame(data);
+    return (original as (...args: unknown[]) => void).call(this, data, ...rest);
+  } as typeof WebSocket.prototype.send;
+  cleanups.push(() => {
+    WebSocket.prototype.send = original;
+  });
+}
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+interface PrimaryHarness {
+  primary: PrimaryChannel;
+  log: RetainedLog;
+  lines: LogLine[];
+  attached: AttachedEvent[];
+  detached: DetachedEvent[];
+  refused: RefusedEvent[];
+  acks: number[];
+  silent: number[];
+  url: string;
+  /** Append `count` new entries and tell the channel. */
+  append(count: number, payloadBytes?: number): void;
+}
+
+async function startPrimary(opts: { entries?: number; heartbeatMs?: number; heartbeatTimeoutMs?: number; maxFrameBytes?: number; maxLogBytes?: number } = {}): Promise<PrimaryHarness> {
+  const { logger, lines } = captureLogger();
+  const log = new RetainedLog(opts.maxLogBytes ?? 64 * 1024 * 1024);
+  if (opts.entries) log.append(makeEntries(1, opts.entries));
+  const primary = await PrimaryChannel.listen({
+    host: '127.0.0.1',
+    port: 0,
+    secret: SECRET,
+    identity: IDENTITY,
+    bootConfig: BOOT,
+    log,
+    heartbeatMs: opts.heartbeatMs ?? 100,
+    heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 2000,
+    maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024,
+    logger,
+  });
+  cleanups.push(() => primary.close());
+  const h: PrimaryHarness = {
+    primary,
+    log,
+    lines,
+    attached: [],
+    detached: [],
+    refused: [],
+    acks: [],
+    silent: [],
+    url: `ws://127.0.0.1:${primary.port}`,
+    append(count, payloadBytes = 8) {
+      log.append(makeEntries(log.lastSeq + 1, count, payloadBytes));
+      primary.notifyAppended();
+    },
+  };
+  primary.on('attached', (e) => h.attached.push(e));
+  primary.on('detached', (e) => h.detached.push(e));
+  primary.on('refused', (e) => h.refused.push(e));
+  primary.on('ack', (seq) => h.acks.push(seq));
+  primary.on('peer-silent', (e) => h.silent.push(e.silentMs));
+  return h;
+}
+
+interface BackupHarness {
+  backup: BackupChannel;
+  lines: LogLine[];
+  received: Entry[];
+  entryEvents: number;
+  welcomes: WelcomeEvent[];
+  refused: Array<{ code: number; reason: string }>;
+  silent: number[];
+}
+
+function startBackup(url: string, overrides: Partial<BackupChannelOptions> = {}): BackupHarness {
+  const { logger, lines } = captureLogger();
+  const backup = BackupChannel.connect({
+    url,
+    secret: SECRET,
+    identity: { formatVersion: IDENTITY.formatVersion, engine: IDENTITY.engine, guestHash: IDENTITY.guestHash },
+    nodeId: 'backup-1',
+    heartbeatMs: 100,
+    heartbeatTimeoutMs: 2000,
+    maxFrameBytes: 64 * 1024,
+    reconnectDelayMs: 20,
+    logger,
+    ...overrides,
+  });
+  cleanups.push(() => backup.close());
+  const h: BackupHarness = { backup, lines, received: [], entryEvents: 0, welcomes: [], refused: [], silent: [] };
+  backup.on('entries', (es) => {
+    h.entryEvents++;
+    // Payloads are views into the frame; the frame is not reused, so keeping them is fine.
+    h.received.push(...es);
+  });
+  backup.on('welcome', (e) => h.welcomes.push(e));
+  backup.on('refused', (e) => h.refused.push(e));
+  backup.on('primary-silent', (e) => h.silent.push(e.silentMs));
+  return h;
+}
+
+function expectSeqsExactly(received: Entry[], n: number): void {
+  expect(received.length).toBe(n);
+  for (let i = 0; i < n; i++) {
+    if (received[i]!.seq !== i + 1) throw new Error(`entry ${i} has seq ${received[i]!.seq}, expected ${i + 1}`);
+    if (!payloadMatches(received[i]!)) throw new Error(`entry seq ${i + 1} has the wrong payload`);
+  }
+}
+
+/** A hand-written backup: completes the handshake itself, then does what the test says. */
+async function rawBackup(
+  url: string,
+  opts: { nodeId?: string; resumeFromSeq?: number; secret?: string } = {},
+): Promise<{ ws: WebSocket; frames: Frame[]; closed: Promise<[number, Buffer]> }> {
+  const ws = new WebSocket(url);
+  const frames: Frame[] = [];
+  const closed = once(ws, 'close') as Promise<[number, Buffer]>;
+  const clientNonce = randomBytes(32).toString('base64url');
+  const welcomed = new Promise<void>((resolve, reject) => {
+    ws.on('message', (data: Buffer) => {
+      const frame = decodeFrame(data);
+      frames.push(frame);
+      if (frame.type !== 'control') return;
+      const m = frame.message;
+      if (m.t === 'hello') {
+        const auth: AuthMessage = {
+          t: 'auth',
+          nonce: clientNonce,
+          proof: computeProof(secretBytes(opts.secret ?? SECRET), 'backup', m.nonce as string, clientNonce),
+          formatVersion: IDENTITY.formatVersion,
+          engine: IDENTITY.engine,
+          nodeId: opts.nodeId ?? 'raw-backup',
+          resumeFromSeq: opts.resumeFromSeq ?? 0,
+        };
+        ws.send(encodeControlFrame(auth as unknown as { t: string }));
+      } else if (m.t === 'welcome') resolve();
+      else if (m.t === 'refuse') reject(new Error(`refused: ${String(m.reason)}`));
+    });
+    ws.on('error', reject);
+  });
+  cleanups.push(() => ws.terminate());
+  await welcomed;
+  return { ws, frames, closed };
+}
+
+/** A hand-written primary: welcomes every backup (with a proof made from `secret`), then calls `onWelcomed`. */
+async function fakePrimary(
+  onWelcomed: (ws: WebSocket, auth: Record<string, unknown>) => void,
+  opts: { secret?: string } = {},
+): Promise<{ url: string; closeCodes: number[]; refusals: Array<Record<string, unknown>>; connections: number }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  const state = { url: `ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}`, closeCodes: [] as number[], refusals: [] as Array<Record<string, unknown>>, connections: 0 };
+  wss.on('connection', (ws) => {
+    state.connections++;
+    const serverNonce = randomBytes(32).toString('base64url');
+    ws.on('close', (code) => state.closeCodes.push(code));
+    ws.on('error', () => {});
+    ws.on('message', (data: Buffer) => {
+      const frame = decodeFrame(data);
+      if (frame.type !== 'control') return;
+      const m = frame.message;
+      if (m.t === 'auth') {
+        ws.send(
+          encodeControlFrame({
+            t: 'welcome',
+            proof: computeProof(secretBytes(opts.secret ?? SECRET), 'primary', m.nonce as string, serverNonce),
+            bootConfig: BOOT,
+            firstSeq: (m.resumeFromSeq as number) + 1,
+          }),
+        );
+        onWelcomed(ws, m);
+      } else if (m.t === 'refuse') state.refusals.push(m);
+    });
+    ws.send(encodeControlFrame({ t: 'hello', nonce: serverNonce, ...IDENTITY }));
+  });
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => resolve());
+      }),
+  );
+  return state;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RetainedLog
+
+describe('RetainedLog', () => {
+  it('appends densely, serves ranges bounded by bytes (at least one entry), trims', () => {
+    const log = new RetainedLog(1 << 20);
+    expect([log.firstSeq, log.lastSeq, log.bytes]).toEqual([1, 0, 0]);
+    log.append(makeEntries(1, 100, 10));
+    expect([log.firstSeq, log.lastSeq, log.count]).toEqual([1, 100, 100]);
+    const per = entryWireBytes(makeEntries(2, 1, 10)[0]!, 3);
+    expect(log.bytes).toBe(per * 100);
+    expect(log.from(1, per * 10).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(log.from(95, 1 << 20).map((e) => e.seq)).toEqual([95, 96, 97, 98, 99, 100]);
+    expect(log.from(50, 1).map((e) => e.seq)).toEqual([50]); // at least one
+    expect(log.from(101, 1000)).toEqual([]);
+    // No copies: the retained objects themselves.
+    const again = makeEntries(101, 1);
+    log.append(again);
+    expect(log.from(101, 1000)[0]).toBe(again[0]);
+    expect(() => log.append(makeEntries(103, 1))).toThrow(/dense.*got seq 103, expected 102/);
+    log.trimThrough(40);
+    expect([log.firstSeq, log.lastSeq, log.count]).toEqual([41, 101, 61]);
+    expect(() => log.from(40, 100)).toThrow(RangeError);
+    log.trimThrough(30); // already gone: no-op
+    expect(log.firstSeq).toBe(41);
+    expect(() => log.trimThrough(102)).toThrow(/ends at seq 101/);
+    log.trimThrough(101);
+    expect([log.firstSeq, log.lastSeq, log.count, log.bytes]).toEqual([102, 101, 0, 0]);
+    log.append(makeEntries(102, 3));
+    expect(log.from(102, 1000).map((e) => e.seq)).toEqual([102, 103, 104]);
+  });
+
+  it('refuses to grow past maxBytes, naming the bound and the flag, and keeps nothing of the failed append', () => {
+    const log = new RetainedLog(1000);
+    log.append(makeEntries(1, 5, 100));
+    const before = log.bytes;
+    let caught: unknown;
+    try {
+      log.append(makeEntries(6, 5, 100));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(LogBufferFullError);
+    expect((caught as Error).message).toMatch(/1000-byte bound/);
+    expect((caught as Error).message).toMatch(/--max-log-buffer-bytes/);
+    expect([log.lastSeq, log.bytes]).toEqual([5, before]);
+    log.trimThrough(5);
+    log.append(makeEntries(6, 5, 100));
+    expect(log.lastSeq).toBe(10);
+  });
+
+  it('compacts after many trims and stays correct', () => {
+    const log = new RetainedLog(1 << 24);
+    for (let s = 1; s <= 20_000; s += 100) {
+      log.append(makeEntries(s, 100));
+      log.trimThrough(s + 49);
+    }
+    expect([log.firstSeq, log.lastSeq]).toEqual([19_951, 20_000]);
+    const got = log.from(19_951, 1 << 20);
+    expect(got.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => 19_951 + i));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+
+describe('frames', () => {
+  it('round-trips every frame type', () => {
+    const entries = makeEntries(7, 3, 5);
+    const f = decodeFrame(encodeEntriesFrame(entries, 4096));
+    expect(f.type).toBe('entries');
+    expect((f as { entries: Entry[] }).entries.map((e) => [e.seq, e.pos, e.kind, [...e.payload]])).toEqual(
+      entries.map((e) => [e.seq, e.pos, e.kind, [...e.payload]]),
+    );
+    expect(decodeFrame(encodeAckFrame(300))).toEqual({ type: 'ack', seq: 300 });
+    expect(decodeFrame(encodeHeartbeatFrame(0))).toEqual({ type: 'heartbeat', seq: 0 });
+    expect(decodeFrame(encodeControlFrame({ t: 'x', n: 1 }))).toEqual({ type: 'control', message: { t: 'x', n: 1 } });
+  });
+
+  it('refuses malformed frames with a FrameError naming the problem', () => {
+    const cases: Array<[Uint8Array, RegExp]> = [
+      [new Uint8Array(0), /empty frame/],
+      [Uint8Array.of(0x7f, 1, 2), /unknown frame type 0x7f/],
+      [Uint8Array.of(FrameType.Ack), /bad ACK frame: bad varuint/],
+      [Uint8Array.of(FrameType.Ack, 0x80), /bad ACK frame: bad varuint/],
+      [Uint8Array.of(FrameType.Heartbeat, 5, 0), /bad HEARTBEAT frame: trailing bytes/],
+      [Uint8Array.of(FrameType.Control, ...Buffer.from('{nope')), /bad JSON/],
+      [Uint8Array.of(FrameType.Control, ...Buffer.from('[1]')), /not an object/],
+      [Uint8Array.of(FrameType.Control, ...Buffer.from('{"x":1}')), /no string field "t"/],
+      [Uint8Array.of(FrameType.Entries, 0xf1, 3, 1, 2, 3), /bad ENTRIES frame/],
+    ];
+    for (const [bytes, pattern] of cases) {
+      expect(() => decodeFrame(bytes)).toThrow(FrameError);
+      expect(() => decodeFrame(bytes)).toThrow(pattern);
+    }
+    const good = encodeEntriesFrame(makeEntries(1, 2), 4096);
+    good[good.length - 6]! ^= 0xff;
+    expect(() => decodeFrame(good)).toThrow(/checksum mismatch/);
+  });
+
+  it('keeps ENTRIES frames within maxFrameBytes', () => {
+    const log = new RetainedLog(1 << 24);
+    log.append(makeEntries(1, 2000, 100));
+    const maxFrameBytes = 8192;
+    let seq = 1;
+    while (seq <= 2000) {
+      const batch = log.from(seq, entriesBudgetBytes(maxFrameBytes));
+      const frame = encodeEntriesFrame(batch, maxFrameBytes);
+      expect(frame.byteLength).toBeLessThanOrEqual(maxFrameBytes);
+      seq = batch[batch.length - 1]!.seq + 1;
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The channel
+
+describe('logging channel: handshake', () => {
+  it('authenticates both ways, welcomes with the boot config and streams the retained log', async () => {
+    const p = await startPrimary({ entries: 10 });
+    const b = startBackup(p.url);
+    await waitFor(() => b.backup.receivedSeq === 10 && p.primary.ackedSeq === 10, 5000, 'first 10 entries acked');
+    expect(b.welcomes).toEqual([{ bootConfig: BOOT, firstSeq: 1, reconnect: false }]);
+    expect(p.attached).toEqual([{ nodeId: 'backup-1', resumeFromSeq: 0, remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) }]);
+    expect(p.primary.attached).toBe(true);
+    expect(b.backup.connected).toBe(true);
+    expectSeqsExactly(b.received, 10);
+    p.append(5);
+    await waitFor(() => p.primary.ackedSeq === 15, 5000, 'ack of 15');
+    expectSeqsExactly(b.received, 15);
+    expect(p.acks.at(-1)).toBe(15);
+    expect(p.refused).toEqual([]);
+  });
+
+  it('refuses a backup with the wrong secret (4001) and the backup stops', async () => {
+    const p = await startPrimary({ entries: 3 });
+    const b = startBackup(p.url, { secret: 'not-the-secret-0123456789' });
+    await waitFor(() => b.refused.length === 1 && p.refused.length === 1, 5000, 'refusal');
+    expect(b.refused[0]!.code).toBe(RefuseCode.AuthFailed);
+    expect(b.refused[0]!.reason).toMatch(/auth failed: the backup's proof/);
+    expect(p.refused[0]!.code).toBe(4001);
+    expect(logged(p.lines, ERROR, /refused backup: auth failed/, 4001)).toBe(true);
+    expect(logged(b.lines, ERROR, /not reconnecting: auth failed/, 4001)).toBe(true);
+    expect(b.received).toEqual([]);
+    expect(b.welcomes).toEqual([]);
+    // A good backup still attaches afterwards, and the refused one never came back.
+    const good = startBackup(p.url, { nodeId: 'backup-2' });
+    await waitFor(() => good.backup.receivedSeq === 3, 5000, 'good backup');
+    expect(p.refused.length).toBe(1);
+  });
+
+  it('refuses a fake primary that cannot prove the secret (4001)', async () => {
+    const fake = await fakePrimary((ws) => ws.send(encodeEntriesFrame(makeEntries(1, 3), 4096)), { secret: 'impostor-secret-0123456789' });
+    const b = startBackup(fake.url);
+    await waitFor(() => b.refused.length === 1 && fake.closeCodes.length === 1, 5000, 'refusal of the fake primary');
+    expect(b.refused[0]).toEqual({ code: 4001, reason: expect.stringMatching(/auth failed: the primary's proof does not match/) });
+    expect(fake.closeCodes).toEqual([4001]);
+    expect(fake.refusals[0]).toMatchObject({ t: 'refuse', code: 4001 });
+    expect(logged(b.lines, ERROR, /auth failed: the primary's proof/, 4001)).toBe(true);
+    expect(b.welcomes).toEqual([]);
+    expect(b.received).toEqual([]);
+    expect(fake.connections).toBe(1);
+  });
+
+  const mismatches: Array<[string, Partial<BackupChannelOptions['identity']>, number, RegExp]> = [
+    ['format', { formatVersion: 2 }, RefuseCode.FormatMismatch, /format version mismatch: primary writes log format 1, backup reads format 2/],
+    ['engine', { engine: 'quickjs-emscripten/release-sync@0.31.0+ffff' }, RefuseCode.EngineMismatch, /engine mismatch: primary runs quickjs-emscripten\/release-sync@0\.32\.0\+ab12cd, backup runs quickjs-emscripten\/release-sync@0\.31\.0\+ffff/],
+    ['guest', { guestHash: 'other-guest' }, RefuseCode.GuestMismatch, /guest hash mismatch: primary runs guest guest-hash-1, backup was given guest other-guest/],
+  ];
+  for (const [name, change, code, pattern] of mismatches) {
+    it(`refuses a ${name} mismatch with ${code} and a reason naming both sides`, async () => {
+      const p = await startPrimary({ entries: 3 });
+      const b = startBackup(p.url, { identity: { ...IDENTITY, ...change } });
+      await waitFor(() => b.refused.length === 1 && p.refused.length === 1, 5000, 'refusal');
+      expect(b.refused[0]!.code).toBe(code);
+      expect(b.refused[0]!.reason).toMatch(pattern);
+      expect(p.refused[0]!.code).toBe(code);
+      expect(p.refused[0]!.reason).toMatch(pattern);
+      expect(logged(p.lines, ERROR, pattern, code)).toBe(true);
+      expect(b.received).toEqual([]);
+      expect(p.attached).toEqual([]);
+    });
+  }
+
+  it('accepts a backup that was not given the guest (no guestHash)', async () => {
+    const p = await startPrimary({ entries: 4 });
+    const b = startBackup(p.url, { identity: { formatVersion: IDENTITY.formatVersion, engine: IDENTITY.engine } });
+    await waitFor(() => b.backup.receivedSeq === 4, 5000, 'entries');
+    expect(b.refused).toEqual([]);
+    expect(b.welcomes[0]!.bootConfig).toEqual(BOOT);
+  });
+
+  it('refuses a second backup with another nodeId (4005) while the first stays attached', async () => {
+    const p = await startPrimary({ entries: 2 });
+    const a = startBackup(p.url, { nodeId: 'node-a' });
+    await waitFor(() => a.backup.receivedSeq === 2, 5000, 'first backup');
+    const b = startBackup(p.url, { nodeId: 'node-b' });
+    await waitFor(() => b.refused.length === 1, 5000, 'refusal of node-b');
+    expect(b.refused[0]!.code).toBe(RefuseCode.AlreadyAttached);
+    expect(b.refused[0]!.reason).toMatch(/already attached: backup "node-a" .* refusing backup "node-b"/);
+    expect(logged(p.lines, ERROR, /already attached/, 4005)).toBe(true);
+    p.append(3);
+    await waitFor(() => a.backup.receivedSeq === 5, 5000, 'node-a keeps receiving');
+    expect(p.detached).toEqual([]);
+    expect(p.primary.attachedNodeId).toBe('node-a');
+  });
+
+  it('lets a new connection from the same nodeId replace the old one', async () => {
+    const p = await startPrimary({ entries: 2 });
+    const a = startBackup(p.url, { nodeId: 'same' });
+    await waitFor(() => a.backup.receivedSeq === 2, 5000, 'first connection');
+    const b = startBackup(p.url, { nodeId: 'same' });
+    await waitFor(() => p.attached.length === 2 && b.backup.receivedSeq === 2, 5000, 'replacement');
+    expect(p.detached).toEqual([{ nodeId: 'same', reason: expect.stringMatching(/replaced by a newer connection/) }]);
+    // The replaced connection's owner is told (4008) and does not fight back.
+    await waitFor(() => a.refused.length === 1, 5000, 'old connection told');
+    expect(a.refused[0]!.code).toBe(RefuseCode.Replaced);
+    p.append(3);
+    await waitFor(() => b.backup.receivedSeq === 5, 5000, 'new connection receives');
+    expect(a.backup.receivedSeq).toBe(2);
+    expect(p.attached.length).toBe(2);
+  });
+
+  it('refuses to resume from a trimmed seq, or from beyond the log (4006)', async () => {
+    const p = await startPrimary({ entries: 100 });
+    p.log.trimThrough(50);
+    const b = startBackup(p.url, { receivedSeq: 10 });
+    await waitFor(() => b.refused.length === 1, 5000, 'refusal');
+    expect(b.refused[0]!.code).toBe(RefuseCode.CannotResume);
+    expect(b.refused[0]!.reason).toMatch(/cannot resume: the backup needs entries from seq 11, but this primary retains only seq 51\.\.100/);
+    expect(logged(p.lines, ERROR, /cannot resume/, 4006)).toBe(true);
+
+    const c = startBackup(p.url, { receivedSeq: 500, nodeId: 'future' });
+    await waitFor(() => c.refused.length === 1, 5000, 'refusal');
+    expect(c.refused[0]!.reason).toMatch(/received through seq 500 but this primary's log ends at seq 100/);
+
+    // Resuming exactly at the trim point works.
+    const d = startBackup(p.url, { receivedSeq: 50, nodeId: 'ok' });
+    await waitFor(() => d.backup.receivedSeq === 100, 5000, 'resume from 51');
+    expect(d.received[0]!.seq).toBe(51);
+    expect(d.welcomes[0]!.firstSeq).toBe(51);
+  });
+
+  it('times out a peer that connects and never authenticates (4007)', async () => {
+    const { logger, lines } = captureLogger();
+    const primary = await PrimaryChannel.listen({
+      host: '127.0.0.1', port: 0, secret: SECRET, identity: IDENTITY, bootConfig: BOOT, log: new RetainedLog(1 << 20),
+      heartbeatMs: 50, heartbeatTimeoutMs: 150, maxFrameBytes: 8192, handshakeTimeoutMs: 150, logger,
+    });
+    cleanups.push(() => primary.close());
+    const ws = new WebSocket(`ws://127.0.0.1:${primary.port}`);
+    cleanups.push(() => ws.terminate());
+    const [code] = (await once(ws, 'close')) as [number];
+    expect(code).toBe(4007);
+    expect(logged(lines, ERROR, /handshake timeout/, 4007)).toBe(true);
+  });
+});
+
+describe('logging channel: streaming', () => {
+  it('streams 5,000 entries in batches and every one is acknowledged', async () => {
+    const p = await startPrimary();
+    const b = startBackup(p.url);
+    await waitFor(() => p.primary.attached && b.backup.connected, 5000, 'attach');
+    const n = 5000;
+    for (let i = 0; i < n; i++) {
+      p.append(1, 16);
+      // Let the event loop turn now and then, as a busy primary's would.
+      if (i % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => p.primary.ackedSeq === n, 10_000, 'all acked');
+    expectSeqsExactly(b.received, n);
+    expect(p.primary.framesSent).toBeLessThan(n / 20);
+    expect(b.entryEvents).toBe(p.primary.framesSent);
+    // Acks are cumulative and strictly increasing.
+    for (let i = 1; i < p.acks.length; i++) expect(p.acks[i]!).toBeGreaterThan(p.acks[i - 1]!);
+    expect(p.acks.at(-1)).toBe(n);
+    expect(p.silent).toEqual([]);
+    expect(b.silent).toEqual([]);
+  });
+
+  it('sends the ACK for a batch before it emits the batch', async () => {
+    // Every send() of an ACK frame is recorded; the 'entries' listener checks that the ACK covering
+    // its batch was already handed to the socket. Emitting first, then acking, fails this.
+    let lastAckSent = 0;
+    let acksSeen = 0;
+    spySends((data) => {
+      if (data[0] !== FrameType.Ack) return;
+      const f = decodeFrame(data);
+      if (f.type === 'ack') {
+        lastAckSent = Math.max(lastAckSent, f.seq);
+        acksSeen++;
+      }
+    });
+    const p = await startPrimary({ entries: 50 });
+    const b = startBackup(p.url);
+    const violations: string[] = [];
+    let checked = 0;
+    b.backup.on('entries', (es) => {
+      checked++;
+      const last = es[es.length - 1]!.seq;
+      if (lastAckSent < last) violations.push(`entries through ${last} emitted with only ${lastAckSent} acked`);
+    });
+    await waitFor(() => b.backup.receivedSeq === 50, 5000, 'first batch');
+    for (let i = 0; i < 20; i++) {
+      p.append(5);
+      await waitFor(() => b.backup.receivedSeq === 50 + 5 * (i + 1), 5000, 'batch');
+    }
+    await waitFor(() => p.primary.ackedSeq === 150, 5000, 'all acked');
+    expect(violations).toEqual([]);
+    expect(checked).toBeGreaterThanOrEqual(21);
+    expect(acksSeen).toBeGreaterThanOrEqual(checked);
+  });
+
+  it('resumes after the connection is cut mid-stream: no loss, no duplicates', async () => {
+    const p = await startPrimary({ maxFrameBytes: 16 * 1024 });
+    const b = startBackup(p.url, { maxFrameBytes: 16 * 1024 });
+    await waitFor(() => p.primary.attached && b.backup.connected, 5000, 'attach');
+    let dropped = false;
+    p.primary.once('ack', () => {
+      dropped = true;
+      p.primary.drop('test: cut mid-stream');
+    });
+    const n = 4000;
+    for (let i = 0; i < n; i += 50) {
+      p.append(50, 512);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => b.backup.receivedSeq === n && p.primary.ackedSeq === n, 15_000, 'all entries after the cut');
+    expect(dropped).toBe(true);
+    expectSeqsExactly(b.received, n);
+    expect(b.welcomes.map((w) => w.reconnect)).toEqual([false, true]);
+    expect(p.attached.length).toBe(2);
+    expect(p.attached[1]!.resumeFromSeq).toBeGreaterThan(0);
+    expect(b.welcomes[1]!.firstSeq).toBe(p.attached[1]!.resumeFromSeq + 1);
+    expect(p.detached[0]!.reason).toMatch(/dropped: test: cut mid-stream/);
+  });
+
+  it('pause() stops receipt at once (a fixed set to drain); resume() continues without loss', async () => {
+    const p = await startPrimary({ entries: 10 });
+    const b = startBackup(p.url);
+    await waitFor(() => b.backup.receivedSeq === 10 && p.primary.ackedSeq === 10, 5000, 'attach');
+    const disconnected: unknown[] = [];
+    b.backup.on('disconnected', (e) => disconnected.push(e));
+    b.backup.pause();
+    expect(b.backup.connected).toBe(false);
+    expect(b.backup.isPaused).toBe(true);
+    const frozen = b.received.length;
+    p.append(5);
+    await waitFor(() => p.detached.length === 1, 5000, 'primary sees the backup go');
+    expect(b.received.length).toBe(frozen);
+    expect(p.primary.ackedSeq).toBe(10);
+    expect(disconnected).toEqual([]); // our own doing, not news
+    b.backup.resume();
+    await waitFor(() => b.backup.receivedSeq === 15 && p.primary.ackedSeq === 15, 5000, 'resumed');
+    expectSeqsExactly(b.received, 15);
+    expect(p.attached[1]!.resumeFromSeq).toBe(10);
+  });
+
+  it('logs garbage on the port and keeps streaming to the attached backup', async () => {
+    const p = await startPrimary({ entries: 5 });
+    const b = startBackup(p.url);
+    await waitFor(() => b.backup.receivedSeq === 5, 5000, 'attach');
+
+    const junk = net.connect(p.primary.port, '127.0.0.1');
+    cleanups.push(() => junk.destroy());
+    await once(junk, 'connect');
+    junk.write(Buffer.from('\x00\xff\x13garbage garbage\r\n\r\n', 'latin1'));
+    await waitFor(() => logged(p.lines, WARN, /non-WebSocket connection/), 5000, 'garbage logged');
+
+    const badUpgrade = net.connect(p.primary.port, '127.0.0.1');
+    cleanups.push(() => badUpgrade.destroy());
+    await once(badUpgrade, 'connect');
+    badUpgrade.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await waitFor(() => logged(p.lines, WARN, /bad WebSocket upgrade/), 5000, 'bad upgrade logged');
+
+    const res = await fetch(`http://127.0.0.1:${p.primary.port}/`);
+    expect(res.status).toBe(426);
+    await res.text();
+    expect(logged(p.lines, WARN, /plain HTTP request/)).toBe(true);
+
+    p.append(20);
+    await waitFor(() => b.backup.receivedSeq === 25 && p.primary.ackedSeq === 25, 5000, 'still streaming');
+    expectSeqsExactly(b.received, 25);
+    expect(p.detached).toEqual([]);
+    expect(p.primary.attached).toBe(true);
+  });
+});
+
+describe('logging channel: bad peers', () => {
+  const badFrames: Array<[string, () => Uint8Array | string, RegExp, number]> = [
+    ['an unknown frame type', () => Uint8Array.of(0x7f, 1, 2, 3), /unknown frame type 0x7f/, 4007],
+    [
+      'a corrupt batch',
+      () => {
+        const f = encodeEntriesFrame(makeEntries(1, 3), 4096);
+        f[8]! ^= 0x55;
+        return f;
+      },
+      /bad ENTRIES frame: .*checksum mismatch/,
+      4007,
+    ],
+    ['a seq gap', () => encodeEntriesFrame(makeEntries(5, 3), 4096), /seq gap: expected seq 1, got a batch of seqs 5\.\.7/, 4007],
+    ['an ACK from the primary', () => encodeAckFrame(1), /unexpected ACK frame from the primary/, 4007],
+    ['a text message', () => 'hello', /text message/, 4007],
+    ['an oversized frame', () => new Uint8Array(9000).fill(0x03), /larger than maxFrameBytes \(8192 bytes\)/, 1009],
+  ];
+  for (const [what, frame, pattern, closeCode] of badFrames) {
+    it(`backup refuses ${what} from a malicious primary: logged, closed, no entries`, async () => {
+      const fake = await fakePrimary((ws) => {
+        const data = frame();
+        ws.send(data, { binary: typeof data !== 'string' });
+      });
+      const b = startBackup(fake.url, { maxFrameBytes: 8192, reconnectDelayMs: 60_000 });
+      await waitFor(() => fake.closeCodes.length >= 1, 5000, 'backup closes');
+      expect(fake.closeCodes[0]).toBe(closeCode);
+      await waitFor(() => logged(b.lines, ERROR, pattern), 5000, 'error logged');
+      expect(logged(b.lines, ERROR, pattern, 4007)).toBe(true);
+      expect(b.received).toEqual([]);
+      expect(b.entryEvents).toBe(0);
+      expect(b.refused).toEqual([]); // not fatal: it would dial again
+      expect(b.backup.connected).toBe(false);
+    });
+  }
+
+  const badBackupFrames: Array<[string, () => Uint8Array, RegExp, number]> = [
+    ['an unknown frame type', () => Uint8Array.of(0x42), /unknown frame type 0x42/, 4007],
+    ['an ack beyond what was sent', () => encodeAckFrame(99), /ack of seq 99 beyond the last sent seq 3/, 4007],
+    ['an ENTRIES frame', () => encodeEntriesFrame(makeEntries(1, 1), 4096), /unexpected ENTRIES frame/, 4007],
+    ['a bad varuint', () => Uint8Array.of(FrameType.Ack, 0xff), /bad ACK frame: bad varuint/, 4007],
+    ['an oversized frame', () => new Uint8Array(9000).fill(0x03), /larger than maxFrameBytes \(8192 bytes\)/, 1009],
+  ];
+  for (const [what, frame, pattern, closeCode] of badBackupFrames) {
+    it(`primary drops an attached backup that sends ${what}`, async () => {
+      const p = await startPrimary({ entries: 3, maxFrameBytes: 8192 });
+      const raw = await rawBackup(p.url);
+      await waitFor(() => p.primary.sentSeq === 3, 5000, 'entries sent');
+      raw.ws.send(frame());
+      const [code] = await raw.closed;
+      expect(code).toBe(closeCode);
+      await waitFor(() => p.detached.length === 1, 5000, 'detached');
+      expect(p.detached[0]!.reason).toMatch(pattern);
+      expect(logged(p.lines, ERROR, pattern, 4007)).toBe(true);
+      expect(p.primary.attached).toBe(false);
+    });
+  }
+
+  it('primary refuses a regressing ack', async () => {
+    const p = await startPrimary({ entries: 3 });
+    const raw = await rawBackup(p.url);
+    await waitFor(() => p.primary.sentSeq === 3, 5000, 'entries sent');
+    raw.ws.send(encodeAckFrame(3));
+    await waitFor(() => p.primary.ackedSeq === 3, 5000, 'ack');
+    raw.ws.send(encodeAckFrame(2));
+    const [code] = await raw.closed;
+    expect(code).toBe(4007);
+    expect(logged(p.lines, ERROR, /regressing ack: seq 2 after ack of seq 3/, 4007)).toBe(true);
+  });
+});
+
+describe('logging channel: heartbeats', () => {
+  it('primary reports a silent backup once and leaves the decision to the node', async () => {
+    const p = await startPrimary({ entries: 1, heartbeatMs: 50, heartbeatTimeoutMs: 150 });
+    const raw = await rawBackup(p.url);
+    await waitFor(() => p.silent.length === 1, 5000, 'peer-silent');
+    expect(p.silent[0]!).toBeGreaterThanOrEqual(150);
+    expect(p.primary.attached).toBe(true);
+    expect(logged(p.lines, WARN, /backup silent for \d+ ms/)).toBe(true);
+    // The silent peer still receives our heartbeats (with the log's last seq).
+    await waitFor(() => raw.frames.some((f) => f.type === 'heartbeat' && f.seq === 1), 5000, 'heartbeat received');
+    // Hearing from it again re-arms the report.
+    raw.ws.send(encodeHeartbeatFrame(1));
+    await waitFor(() => logged(p.lines, 30, /backup heard again/), 5000, 'heard again');
+    await waitFor(() => p.silent.length === 2, 5000, 'second silence');
+    p.primary.drop('silent');
+    await waitFor(() => p.detached.length === 1, 5000, 'detached');
+    const [code] = await raw.closed;
+    // drop() sends a close frame but does not wait for a possibly dead peer: 1000, or 1006 if cut first.
+    expect([1000, 1006]).toContain(code);
+  });
+
+  it('a healthy pair keeps each other alive', async () => {
+    const p = await startPrimary({ entries: 1, heartbeatMs: 40, heartbeatTimeoutMs: 300 });
+    const b = startBackup(p.url, { heartbeatMs: 40, heartbeatTimeoutMs: 300 });
+    await waitFor(() => b.backup.receivedSeq === 1, 5000, 'attach');
+    // Wait out several timeouts, measured in heartbeats actually sent (both directions).
+    let beats = 0;
+    spySends((data) => {
+      if (data[0] === FrameType.Heartbeat) beats++;
+    });
+    await waitFor(() => beats >= 36, 5000, '36 heartbeats (over two timeouts)');
+    expect(p.silent).toEqual([]);
+    expect(b.silent).toEqual([]);
+    expect(b.backup.primarySeq).toBe(1);
+    // Both sides expose when they last heard the peer, on the performance.now() clock.
+    const now = performance.now();
+    expect(now - p.primary.lastHeardAtMs!).toBeLessThan(300);
+    expect(now - b.backup.lastHeardAtMs!).toBeLessThan(300);
+  });
+
+  it('backup reports a silent primary and keeps dialling', async () => {
+    const fake = await fakePrimary(() => {
+      /* welcome, then silence */
+    });
+    const b = startBackup(fake.url, { heartbeatMs: 50, heartbeatTimeoutMs: 150 });
+    await waitFor(() => b.silent.length >= 1, 5000, 'primary-silent');
+    expect(b.silent[0]!).toBeGreaterThanOrEqual(150);
+    expect(logged(b.lines, WARN, /primary silent for \d+ ms/)).toBe(true);
+    // It dropped the silent connection and dialled again (the fake welcomes it again).
+    await waitFor(() => b.welcomes.length >= 2, 5000, 'reconnect');
+    expect(b.welcomes[1]!.reconnect).toBe(true);
+    expect(b.refused).toEqual([]);
+  });
+});
