@@ -11,6 +11,7 @@ import { decodeEpochMark, encodeEpochMark } from '../logging-channel/codec.js';
 import { BackupChannel } from '../logging-channel/backup-channel.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
 import { Log } from '../recorder/log.js';
+import { OutputBuffer } from '../recorder/output-buffer.js';
 import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
 import { Arbiter } from './arbiter.js';
 import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
@@ -61,6 +62,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private divergence: Divergence | null = null;
   private draining = false;
   private loop: LiveLoop | null = null;
+  /** Used once live: outputs flow at once unless the machine holds them (epoch check after a pause). */
+  private readonly outputs = new OutputBuffer(true);
   private log: Log | null = null;
   private trace: TraceWriter | null = null;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -228,9 +231,14 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       case 'go-live':
         void this.goLive(action.epoch);
         break;
-      case 'release-all':
       case 'append-noop':
-        if (action.type === 'append-noop') this.log?.appendControl(Kind.Noop, new Uint8Array(0));
+        this.log?.appendControl(Kind.Noop, new Uint8Array(0));
+        break;
+      case 'hold-outputs':
+        this.outputs.setDirect(false);
+        break;
+      case 'release-all':
+        this.outputs.setDirect(true);
         break;
       case 'halt':
         this.halt({ reason: action.reason, exitCode: action.exitCode });
@@ -238,12 +246,14 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       case 'drop-peer':
         void this.channel.close();
         break;
-      case 'check-epoch':
-        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), newestEpoch: newest, detail: String(newest) }));
+      case 'check-epoch': {
+        const checkId = action.checkId;
+        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), checkId, newestEpoch: newest, detail: String(newest) }));
         break;
+      }
       case 'admit':
-      case 'hold-outputs':
       case 'release-through':
+      case 'epoch-won': // go-live writes the epoch mark into the new log
         break;
     }
   }
@@ -266,7 +276,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.log.addSink((entries) => trace.append(entries));
       this.log.addSink(() => trace.flush());
     }
-    this.loop = new LiveLoop(vm, this.log, { hold: (_seq, release) => release() }, this.logger, this.options.loop);
+    this.loop = new LiveLoop(vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, this.logger, this.options.loop);
     this.loop.onFatal = (error) => this.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
     this.loop.start({ results: [], state });
     this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch, nodeId: this.options.nodeId }));
@@ -289,7 +299,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   private halt(event: HaltEvent): void {
     if (this.stopped) return;
-    this.logger.error({ exitCode: event.exitCode }, `backup halted: ${event.reason}`);
+    const dropped = this.outputs.halt();
+    this.logger.error({ exitCode: event.exitCode, heldOutputsDropped: dropped }, `backup halted: ${event.reason}`);
     void this.stop().then(() => this.emit('halt', event));
   }
 

@@ -215,7 +215,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       case 'release-all':
         this.lag.reset();
         this.outputs.setDirect(true);
-        this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch: this.machine.epoch, nodeId: this.options.nodeId }));
+        break;
+      case 'epoch-won':
+        this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch: action.epoch, nodeId: this.options.nodeId }));
         break;
       case 'admit':
         this.admitting = action.admit;
@@ -229,9 +231,11 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         void this.arbiter.claim(epoch, 'primary').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
-      case 'check-epoch':
-        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), newestEpoch: newest, detail: newest === null ? `${this.options.sharedDir} unreachable` : `newest epoch ${newest}` }));
+      case 'check-epoch': {
+        const checkId = action.checkId;
+        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), checkId, newestEpoch: newest, detail: newest === null ? `${this.options.sharedDir} unreachable` : `newest epoch ${newest}` }));
         break;
+      }
       case 'halt':
         this.halt({ reason: action.reason, exitCode: action.exitCode });
         break;

@@ -45,8 +45,8 @@ export type RoleInput =
   /** Backup: the primary's log says it holds `epoch`. */
   | { type: 'epoch-seen'; nowMs: number; epoch: number }
   | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
-  /** Result of a 'check-epoch': the newest epoch on the shared directory, or null if unreachable. */
-  | { type: 'epoch-checked'; nowMs: number; newestEpoch: number | null; detail: string }
+  /** Result of the 'check-epoch' with this `checkId`: the newest epoch on the shared directory, or null if unreachable. */
+  | { type: 'epoch-checked'; nowMs: number; checkId: number; newestEpoch: number | null; detail: string }
   /** Backup: replay diverged / the primary refused us. Primary: its backup can no longer take over. */
   | { type: 'fatal'; nowMs: number; reason: string; exitCode?: number };
 
@@ -63,8 +63,10 @@ export type RoleAction =
   /** Backup: finish replaying everything received, then report 'drained'. */
   | { type: 'drain' }
   | { type: 'claim'; epoch: number }
-  /** Read the newest epoch on the shared directory and report 'epoch-checked'. */
-  | { type: 'check-epoch' }
+  /** Read the newest epoch on the shared directory (start the read now) and report 'epoch-checked' with this id. */
+  | { type: 'check-epoch'; checkId: number }
+  /** An epoch was won: mark it in the log. */
+  | { type: 'epoch-won'; epoch: number }
   /** Backup: switch the input port to live, re-issue unfinished fetches, serve. */
   | { type: 'go-live'; epoch: number }
   | { type: 'halt'; reason: string; exitCode: number }
@@ -85,12 +87,16 @@ export class RoleMachine {
   private lastAppendMs: number;
   private lastTickMs: number;
   private suspected = false;
+  /** Backup: the primary welcomed us at least once (no suspicion before that: nothing to take over). */
+  private welcomed = false;
   private admitting = true;
   private claimEpoch = 0;
-  private claimRetryAtMs = 0;
+  private claimRetryAtMs: number | null = null;
   private claimingFor: 'backup' | 'primary' | null = null;
   /** Releases wait while the node verifies its epoch after a gap in its own clock. */
   private verifying = false;
+  /** Only the answer to the newest check counts: an older read may predate a later pause. */
+  private checkId = 0;
   private ackedSeq = 0;
   private releasedSeq = 0;
 
@@ -103,6 +109,7 @@ export class RoleMachine {
     if (!(config.heartbeatMs > 0 && config.heartbeatTimeoutMs > config.heartbeatMs)) {
       throw new RangeError(`heartbeat timeout (${config.heartbeatTimeoutMs} ms) must exceed the heartbeat period (${config.heartbeatMs} ms)`);
     }
+    if (!(Number.isFinite(config.claimRetryMs) && config.claimRetryMs >= 0)) throw new RangeError(`claimRetryMs must be a finite number >= 0, got ${config.claimRetryMs}`);
     this.roleNow = role;
     this.epochNow = epoch;
     this.lastPeerTrafficMs = nowMs;
@@ -118,9 +125,14 @@ export class RoleMachine {
     return this.epochNow;
   }
 
-  /** Outputs are held for a backup's acks (rather than flowing at once). */
+  /** Outputs are held (for a backup's acks, a claim, or an epoch check) rather than flowing at once. */
   get holdsOutputs(): boolean {
-    return this.holding || this.roleNow === 'claiming';
+    return this.holding || this.verifying || this.roleNow === 'claiming';
+  }
+
+  /** Outputs flow at once (no backup to wait for) when nothing else holds them. */
+  private get direct(): boolean {
+    return this.roleNow === 'live' || (this.roleNow === 'primary' && !this.holding);
   }
 
   /** A gap in the node's own clock longer than this means it was paused or starved. */
@@ -144,7 +156,7 @@ export class RoleMachine {
         this.peerUp = false;
         break;
       case 'peer-traffic':
-        this.lastPeerTrafficMs = Math.max(this.lastPeerTrafficMs, Math.min(input.atMs, input.nowMs));
+        if (Number.isFinite(input.atMs)) this.lastPeerTrafficMs = Math.max(this.lastPeerTrafficMs, Math.min(input.atMs, input.nowMs));
         break;
       case 'acked':
         if (input.seq > this.ackedSeq) this.ackedSeq = input.seq;
@@ -163,9 +175,11 @@ export class RoleMachine {
           out.push({ type: 'claim', epoch: this.claimEpoch });
         }
         break;
-      case 'epoch-seen':
-        if (this.roleNow === 'backup' && input.epoch > this.epochNow) this.epochNow = input.epoch;
+      case 'epoch-seen': {
+        const following = this.roleNow === 'backup' || (this.roleNow === 'claiming' && this.claimingFor === 'backup' && this.claimEpoch === 0);
+        if (following && input.epoch > this.epochNow) this.epochNow = input.epoch;
         break;
+      }
       case 'claim-result':
         this.onClaimResult(input, out);
         break;
@@ -182,10 +196,16 @@ export class RoleMachine {
   private noticeGap(nowMs: number, out: RoleAction[]): void {
     const gapMs = nowMs - this.lastTickMs;
     this.lastTickMs = Math.max(this.lastTickMs, nowMs);
-    if (gapMs <= this.pauseToleranceMs || this.verifying) return;
+    if (!(gapMs > this.pauseToleranceMs)) return;
     if (this.roleNow !== 'primary' && this.roleNow !== 'live') return;
+    // A new gap invalidates any check in flight: its read may predate this pause.
+    if (!this.verifying && this.direct) out.push({ type: 'hold-outputs' });
     this.verifying = true;
-    out.push({ type: 'log', level: 'warn', msg: `this node did not run for ${gapMs} ms (paused or starved): holding every output until the shared directory confirms epoch ${this.epochNow} is still ours` }, { type: 'check-epoch' });
+    this.checkId++;
+    out.push(
+      { type: 'log', level: 'warn', msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): holding every output until the shared directory confirms epoch ${this.epochNow} is still ours` },
+      { type: 'check-epoch', checkId: this.checkId },
+    );
   }
 
   private onTick(nowMs: number, out: RoleAction[]): void {
@@ -202,14 +222,14 @@ export class RoleMachine {
         }
         break;
       case 'backup':
-        if (!this.suspected && silentMs >= this.config.heartbeatTimeoutMs) {
+        if (this.welcomed && !this.suspected && silentMs >= this.config.heartbeatTimeoutMs) {
           this.suspected = true;
           this.startClaim('backup', out, `primary silent for ${silentMs} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
         }
         break;
       case 'claiming':
-        if (this.claimRetryAtMs > 0 && nowMs >= this.claimRetryAtMs) {
-          this.claimRetryAtMs = 0;
+        if (this.claimRetryAtMs !== null && nowMs >= this.claimRetryAtMs) {
+          this.claimRetryAtMs = null;
           out.push({ type: 'claim', epoch: this.claimEpoch });
         }
         break;
@@ -224,6 +244,7 @@ export class RoleMachine {
       this.holding = true;
     } else if (this.roleNow === 'backup') {
       this.peerUp = true;
+      this.welcomed = true;
       this.suspected = false;
     } else {
       out.push({ type: 'drop-peer', reason: `this node is ${this.roleNow} in epoch ${this.epochNow} and does not take a peer` });
@@ -285,10 +306,12 @@ export class RoleMachine {
     }
     this.epochNow = input.epoch;
     this.holding = false;
+    // Winning epoch N+1 proves no newer epoch exists: any check in flight is answered.
+    this.verifying = false;
     this.roleNow = 'live';
     this.lastAppendMs = input.nowMs;
     if (this.claimingFor === 'backup') out.push({ type: 'go-live', epoch: input.epoch });
-    out.push({ type: 'release-all' }, { type: 'log', level: 'info', msg: `won epoch ${input.epoch}: running alone, outputs flow at once` });
+    out.push({ type: 'epoch-won', epoch: input.epoch }, { type: 'release-all' }, { type: 'log', level: 'info', msg: `won epoch ${input.epoch}: running alone, outputs flow at once` });
     if (!this.admitting) {
       this.admitting = true;
       out.push({ type: 'admit', admit: true, reason: 'running alone' });
@@ -296,9 +319,17 @@ export class RoleMachine {
   }
 
   private onEpochChecked(input: Extract<RoleInput, { type: 'epoch-checked' }>, out: RoleAction[]): void {
-    if (!this.verifying) return;
+    if (!this.verifying || input.checkId !== this.checkId) return; // a stale answer
+    if (this.roleNow === 'claiming') {
+      // The claim decides: a newest epoch equal to the one we claim may be our own claim's file.
+      if (input.newestEpoch !== null && input.newestEpoch > Math.max(this.epochNow, this.claimEpoch)) {
+        this.halt(out, `epoch ${input.newestEpoch} was claimed by another node while this node held epoch ${this.epochNow}`, EXIT_LOST_EPOCH);
+      }
+      return;
+    }
     if (input.newestEpoch === null) {
-      out.push({ type: 'log', level: 'warn', msg: `cannot check the epoch (${input.detail}); still holding outputs` }, { type: 'check-epoch' });
+      this.checkId++;
+      out.push({ type: 'log', level: 'warn', msg: `cannot check the epoch (${input.detail}); still holding outputs` }, { type: 'check-epoch', checkId: this.checkId });
       return;
     }
     if (input.newestEpoch > this.epochNow) {
@@ -307,16 +338,18 @@ export class RoleMachine {
     }
     this.verifying = false;
     out.push({ type: 'log', level: 'info', msg: `epoch ${this.epochNow} is still ours: releasing outputs again` });
-    if (this.roleNow === 'live') out.push({ type: 'release-all' });
-    this.release(out);
+    if (this.direct) out.push({ type: 'release-all' });
+    else this.release(out);
   }
 
   private onFatal(input: Extract<RoleInput, { type: 'fatal' }>, out: RoleAction[]): void {
-    if (this.roleNow === 'backup' || this.roleNow === 'claiming') {
+    if (this.roleNow === 'backup' || (this.roleNow === 'claiming' && this.claimingFor === 'backup')) {
       this.halt(out, input.reason, input.exitCode ?? EXIT_DIVERGED);
     } else if (this.roleNow === 'primary') {
       // The backup can no longer take over: continue alone once the next epoch is won.
       this.startClaim('primary', out, input.reason);
+    } else {
+      out.push({ type: 'log', level: 'warn', msg: `ignored while ${this.roleNow}: ${input.reason}` });
     }
   }
 

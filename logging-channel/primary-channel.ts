@@ -548,8 +548,9 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     }
   }
 
-  private onSent(s: Conn, err: Error | undefined): void {
-    if (err !== undefined || !s.blocked || this.session !== s) return;
+  private onSent(s: Conn, err: Error | null | undefined): void {
+    // Node passes null (not undefined) for a successful write.
+    if (err != null || !s.blocked || this.session !== s) return;
     if (s.ws.bufferedAmount <= this.maxBufferedBytes / 2) {
       s.blocked = false;
       this.notifyAppended();

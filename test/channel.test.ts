@@ -86,10 +86,10 @@ function payloadMatches(e: Entry): boolean {
  * Call `onFrame` with every frame any WebSocket in this process sends (the channels and the test
  * share the `ws` module). Restored after the test.
  */
-function spySends(onFrame: (bytes: Uint8Array) => void): void {
+function spySends(onFrame: (bytes: Uint8Array, ws: WebSocket) => void): void {
   const original = WebSocket.prototype.send;
   WebSocket.prototype.send = function (this: WebSocket, data: unknown, ...rest: unknown[]) {
-    if (data instanceof Uint8Array) onFrame(data);
+    if (data instanceof Uint8Array) onFrame(data, this);
     return (original as (...args: unknown[]) => void).call(this, data, ...rest);
   } as typeof WebSocket.prototype.send;
   cleanups.push(() => {
@@ -116,7 +116,9 @@ interface PrimaryHarness {
   append(count: number, payloadBytes?: number): void;
 }
 
-async function startPrimary(opts: { entries?: number; heartbeatMs?: number; heartbeatTimeoutMs?: number; maxFrameBytes?: number; maxLogBytes?: number } = {}): Promise<PrimaryHarness> {
+async function startPrimary(
+  opts: { entries?: number; heartbeatMs?: number; heartbeatTimeoutMs?: number; maxFrameBytes?: number; maxLogBytes?: number; maxBufferedBytes?: number } = {},
+): Promise<PrimaryHarness> {
   const { logger, lines } = captureLogger();
   const log = new RetainedLog(opts.maxLogBytes ?? 64 * 1024 * 1024);
   if (opts.entries) log.append(makeEntries(1, opts.entries));
@@ -130,6 +132,7 @@ async function startPrimary(opts: { entries?: number; heartbeatMs?: number; hear
     heartbeatMs: opts.heartbeatMs ?? 100,
     heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 2000,
     maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024,
+    ...(opts.maxBufferedBytes !== undefined ? { maxBufferedBytes: opts.maxBufferedBytes } : {}),
     logger,
   });
   cleanups.push(() => primary.close());
@@ -613,6 +616,35 @@ describe('logging channel: streaming', () => {
     expect(p.attached[1]!.resumeFromSeq).toBeGreaterThan(0);
     expect(b.welcomes[1]!.firstSeq).toBe(p.attached[1]!.resumeFromSeq + 1);
     expect(p.detached[0]!.reason).toMatch(/dropped: test: cut mid-stream/);
+  });
+
+  it('stops sending above maxBufferedBytes while the backup does not read, and continues as it drains', async () => {
+    const maxBufferedBytes = 1024 * 1024;
+    const p = await startPrimary({ maxBufferedBytes, maxFrameBytes: 64 * 1024, heartbeatTimeoutMs: 30_000 });
+    let maxBufferedBeforeSend = 0;
+    spySends((data, ws) => {
+      if (data[0] === FrameType.Entries) maxBufferedBeforeSend = Math.max(maxBufferedBeforeSend, ws.bufferedAmount);
+    });
+    const raw = await rawBackup(p.url);
+    raw.ws.pause(); // the backup stops reading: the socket's buffers fill up
+    const n = 3000;
+    p.append(n, 8 * 1024); // 24 MiB, far more than the kernel buffers hold
+    // Wait until the primary has stopped sending (sentSeq stays put across polls).
+    let last = -1;
+    await waitFor(() => {
+      const stuck = p.primary.sentSeq === last && last > 0;
+      last = p.primary.sentSeq;
+      return stuck;
+    }, 5000, 'sending to stall');
+    expect(p.primary.sentSeq).toBeLessThan(n);
+    expect(maxBufferedBeforeSend).toBeLessThanOrEqual(maxBufferedBytes);
+    raw.ws.resume();
+    await waitFor(() => p.primary.sentSeq === n, 10_000, 'the rest once drained');
+    const receivedCount = (): number => raw.frames.reduce((k, f) => k + (f.type === 'entries' ? f.entries.length : 0), 0);
+    await waitFor(() => receivedCount() === n, 10_000, 'all received');
+    const seqs = raw.frames.flatMap((f) => (f.type === 'entries' ? f.entries.map((e) => e.seq) : []));
+    expect(seqs.every((seq, i) => seq === i + 1)).toBe(true);
+    expect(maxBufferedBeforeSend).toBeLessThanOrEqual(maxBufferedBytes);
   });
 
   it('pause() stops receipt at once (a fixed set to drain); resume() continues without loss', async () => {

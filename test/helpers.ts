@@ -78,8 +78,10 @@ export class FtjsProcess {
 
   waitForLog(predicate: (line: LogLine) => boolean, what: string, timeoutMs = 20_000): Promise<LogLine> {
     return waitFor(() => {
+      const found = this.find(predicate);
+      if (found) return found;
       if (this.exitCode !== null) throw new Error(`process exited with ${this.exitCode} before ${what}: ${this.stderr.slice(-2000)}`);
-      return this.find(predicate);
+      return undefined;
     }, what, timeoutMs);
   }
 
@@ -170,4 +172,79 @@ export async function replayJson(trace: string, env: Record<string, string> = {}
   }
   if (!summary) throw new Error(`replay printed no summary (exit ${result.code}): ${result.stderr} ${result.stdout.slice(-500)}`);
   return { ...result, console, summary };
+}
+
+export const TEST_SECRET = 'test-secret-0123456789abcdef';
+
+export async function status(url: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${url}/_ft/status`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+export interface PairProcesses {
+  primary: FtjsProcess & { url: string; replication: string };
+  backup: FtjsProcess & { url: string };
+  sharedDir: string;
+  stop(): Promise<void>;
+}
+
+export interface PairOptions {
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+  primaryArgs?: string[];
+  backupArgs?: string[];
+  sharedDir?: string;
+}
+
+export async function startPrimary(app: string, options: PairOptions = {}): Promise<FtjsProcess & { url: string; replication: string }> {
+  const sharedDir = options.sharedDir ?? tempDir('ftjs-shared-');
+  const timing = [...(options.heartbeatMs ? ['--heartbeat-ms', String(options.heartbeatMs)] : []), ...(options.heartbeatTimeoutMs ? ['--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs)] : [])];
+  const proc = spawnFtjs(['primary', app, '--port', '0', '--replication-port', '0', '--shared-dir', sharedDir, '--node-id', 'primary', ...timing, ...(options.primaryArgs ?? [])], { FTJS_SECRET: TEST_SECRET });
+  const line = await proc.waitForLog((l) => typeof l.replication === 'string' && typeof l.url === 'string', 'the primary to serve');
+  return Object.assign(proc, { url: line.url as string, replication: line.replication as string });
+}
+
+export async function startBackup(replication: string, sharedDir: string, options: PairOptions & { secret?: string; entry?: string; nodeId?: string } = {}): Promise<FtjsProcess & { url: string }> {
+  const timing = [...(options.heartbeatMs ? ['--heartbeat-ms', String(options.heartbeatMs)] : []), ...(options.heartbeatTimeoutMs ? ['--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs)] : [])];
+  const args = ['backup', ...(options.entry ? [options.entry] : []), '--primary', replication, '--port', '0', '--shared-dir', sharedDir, '--node-id', options.nodeId ?? 'backup', ...timing, ...(options.backupArgs ?? [])];
+  const proc = spawnFtjs(args, { FTJS_SECRET: options.secret ?? TEST_SECRET });
+  const line = await proc.waitForLog((l) => typeof l.url === 'string' && typeof l.primary === 'string', 'the backup to listen');
+  return Object.assign(proc, { url: line.url as string });
+}
+
+/** A primary and a backup of `app`, with the backup attached and caught up with the boot. */
+export async function startPair(app: string, options: PairOptions = {}): Promise<PairProcesses> {
+  const sharedDir = options.sharedDir ?? tempDir('ftjs-shared-');
+  const primary = await startPrimary(app, { ...options, sharedDir });
+  const backup = await startBackup(primary.replication, sharedDir, options);
+  await waitFor(async () => (await status(primary.url)).backupAttached === true && ((await status(backup.url)).replayedSeq as number) > 0, 'the backup to attach and replay');
+  return {
+    primary,
+    backup,
+    sharedDir,
+    async stop() {
+      for (const p of [primary, backup]) {
+        if (p.signal === null && p.exitCode === null) {
+          try {
+            p.child.kill('SIGCONT');
+          } catch {
+            /* already gone */
+          }
+        }
+      }
+      await Promise.all([primary.stop('SIGKILL'), backup.stop('SIGKILL')]);
+    },
+  };
+}
+
+/** Waits until the backup has replayed exactly what the primary has, with the same state hash. */
+export async function waitInSync(primaryUrl: string, backupUrl: string, timeoutMs = 20_000): Promise<{ seq: number; stateHash: string }> {
+  return waitFor(async () => {
+    const p = await status(primaryUrl);
+    const b = await status(backupUrl);
+    const p2 = await status(primaryUrl);
+    // A no-op may land between the reads; equal seqs before and after pin the primary's state.
+    if (p.seq === b.seq && p2.seq === p.seq && p.stateHash === b.stateHash && p.stateHash) return { seq: p.seq as number, stateHash: p.stateHash as string };
+    return null;
+  }, 'the backup to be in sync with the primary', timeoutMs, 10);
 }

@@ -76,7 +76,7 @@
   // Captured now: the hypervisor's runtime.js deletes the SharedArrayBuffer global after boot.
   const SAB = typeof SharedArrayBuffer === 'function' ? SharedArrayBuffer : null;
   function isArrayBufferLike(v) {
-    return v instanceof ArrayBuffer || (SAB !== null && v instanceof SharedArrayBuffer);
+    return v instanceof ArrayBuffer || (SAB !== null && v instanceof SAB);
   }
 
   // Copy any BufferSource into a fresh Uint8Array; returns null if v is not a BufferSource.

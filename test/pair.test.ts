@@ -1,0 +1,138 @@
+// Primary and backup in lock-step (issue 3 acceptance): real processes, real sockets on 127.0.0.1,
+// real signals, a real shared directory.
+
+import net from 'node:net';
+import { afterEach, describe, expect, test } from 'vitest';
+import { send, spawnFtjs, startBackup, startPair, status, waitFor, waitInSync, type PairProcesses } from './helpers.js';
+import { mixedWorkload, MIXED_APPS } from './workloads.js';
+
+let pair: PairProcesses | null = null;
+afterEach(async () => {
+  await pair?.stop();
+  pair = null;
+});
+
+describe('lock-step', () => {
+  test.each(Object.entries(MIXED_APPS))('after a workload on %s, once quiet, the backup has the primary\'s seq and state hash', async (service, app) => {
+    pair = await startPair(app);
+    const steps = mixedWorkload(120, 7).filter((s) => s.service === service);
+    expect(steps.length).toBeGreaterThan(20);
+    // Concurrent clients, so batches of tasks stream while the backup replays.
+    const queue = [...steps];
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let step = queue.shift(); step; step = queue.shift()) {
+          const res = await send(pair!.primary.url, step);
+          expect(res.status).toBeLessThan(500);
+        }
+      }),
+    );
+    const synced = await waitInSync(pair.primary.url, pair.backup.url);
+    expect(synced.seq).toBeGreaterThan(steps.length * 2);
+    if (service === 'bank') {
+      const audit = JSON.parse((await send(pair.primary.url, { method: 'GET', path: '/audit' })).body);
+      expect(audit.ok).toBe(true);
+    }
+    const b = await status(pair.backup.url);
+    expect(b.divergence).toBeNull();
+    expect(b.receivedSeq).toBeGreaterThanOrEqual(b.replayedSeq as number);
+  });
+});
+
+describe('the Output Rule, black-box', () => {
+  test('with the backup stopped (less than the heartbeat timeout) no response leaves the primary; after SIGCONT they all arrive', async () => {
+    pair = await startPair('guest-apps/kv.js', { heartbeatMs: 200, heartbeatTimeoutMs: 10_000 });
+    const { primary, backup } = pair;
+    expect((await send(primary.url, { method: 'PUT', path: '/kv/warm', body: 'up' })).status).toBe(200);
+    await waitInSync(primary.url, backup.url);
+
+    backup.child.kill('SIGSTOP');
+    let resumedAt = Infinity;
+    const arrivals: Array<{ at: number; seq: number; status: number }> = [];
+    const requests = Array.from({ length: 5 }, (_, i) =>
+      fetch(`${primary.url}/kv/held-${i}`, { method: 'PUT', body: `v${i}` }).then(async (res) => {
+        await res.text();
+        arrivals.push({ at: performance.now(), seq: Number(res.headers.get('ftjs-seq')), status: res.status });
+      }),
+    );
+    // The primary ran every request (execution never waits) and holds all five responses.
+    await waitFor(async () => ((await status(primary.url)).heldOutputs as number) >= 5, 'five held outputs on the primary');
+    const held = await status(primary.url);
+    expect(held.lagEntries as number).toBeGreaterThan(0);
+    expect(arrivals).toEqual([]);
+
+    resumedAt = performance.now();
+    backup.child.kill('SIGCONT');
+    await Promise.all(requests);
+    expect(arrivals.length).toBe(5);
+    // Count responses seen before the backup could have acknowledged their entry: must be zero.
+    const early = arrivals.filter((a) => a.at < resumedAt);
+    expect(early.length).toBe(0);
+    const b = await status(backup.url);
+    for (const a of arrivals) {
+      expect(a.status).toBe(200);
+      expect(a.seq).toBeLessThanOrEqual(b.receivedSeq as number);
+    }
+    expect((await status(primary.url)).heldOutputs).toBe(0);
+    await waitInSync(primary.url, backup.url);
+  });
+});
+
+describe('refusals at the edge', () => {
+  test('a wrong secret, another guest, a second backup and garbage bytes are refused and logged; the pair keeps running', async () => {
+    pair = await startPair('guest-apps/kv.js');
+    const { primary, backup, sharedDir } = pair;
+
+    const wrongSecret = await startBackup(primary.replication, sharedDir, { secret: 'not-the-right-secret-at-all', nodeId: 'intruder' });
+    expect(await wrongSecret.exited).toBe(77);
+    expect(wrongSecret.stdout).toMatch(/auth/i);
+
+    const otherGuest = await startBackup(primary.replication, sharedDir, { entry: 'guest-apps/bank.js', nodeId: 'other-guest' });
+    expect(await otherGuest.exited).toBe(77);
+    expect(otherGuest.stdout).toMatch(/guest/i);
+
+    const second = await startBackup(primary.replication, sharedDir, { nodeId: 'second-backup' });
+    expect(await second.exited).toBe(77);
+    expect(second.stdout).toMatch(/already attached|another backup/i);
+
+    const port = Number(new URL(primary.replication).port);
+    const garbage = net.connect(port, '127.0.0.1', () => garbage.write('\x16\x03\x01 garbage \x00\xff\r\n\r\nmore garbage'));
+    garbage.on('error', () => {});
+
+    await primary.waitForLog((l) => /refus|auth|garbage|bad request|client error/i.test(l.msg) && /intruder|auth/i.test(JSON.stringify(l)), 'the primary to log the wrong secret');
+    await primary.waitForLog((l) => /guest/i.test(l.msg) && /refus|mismatch/i.test(l.msg), 'the primary to log the guest mismatch');
+    await primary.waitForLog((l) => /non-WebSocket connection/i.test(l.msg), 'the primary to log the garbage bytes');
+    garbage.destroy();
+
+    // The pair is unharmed: the original backup still follows.
+    expect((await send(primary.url, { method: 'PUT', path: '/kv/after', body: 'still here' })).status).toBe(200);
+    await waitInSync(primary.url, backup.url);
+    expect((await status(primary.url)).backupAttached).toBe(true);
+  });
+});
+
+describe('ftjs up', () => {
+  test('brings up the pair behind one front door; requests through it work', async () => {
+    const up = spawnFtjs(['up', '--port', '0']);
+    try {
+      const line = await up.waitForLog((l) => typeof l.frontDoor === 'string', 'the front door');
+      const door = line.frontDoor as string;
+      const put = await waitFor(async () => {
+        const res = await fetch(`${door}/kv/hello`, { method: 'PUT', body: 'world' });
+        return res.status === 200 ? res : null;
+      }, 'the front door to route to the primary');
+      expect(await put.json()).toEqual({ ok: true });
+      const get = await fetch(`${door}/kv/hello`);
+      expect(await get.json()).toEqual({ key: 'hello', value: 'world' });
+      const backupUrl = line.backup as string;
+      const backupHealth = await fetch(`${backupUrl}/_ft/health`);
+      expect(backupHealth.status).toBe(503);
+      const guestOnBackup = await fetch(`${backupUrl}/kv/hello`);
+      expect(guestOnBackup.status).toBe(503);
+      expect(guestOnBackup.headers.get('retry-after')).toBeTruthy();
+    } finally {
+      up.child.kill('SIGINT');
+      await up.exited;
+    }
+  });
+});
