@@ -212,7 +212,9 @@
   // ---------- outbound fetch ----------
   const fetches = new Map();
   let nextFetchId = 1;
+  // A body crosses to the host as an ArrayBuffer, or as a string the host encodes to UTF-8 itself.
   function bodyBuffer(bytes) {
+    if (typeof bytes === 'string') return bytes.length === 0 ? undefined : bytes;
     if (!bytes || bytes.byteLength === 0) return undefined;
     if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer;
     return ArrayBufferSlice(bytes.buffer, bytes.byteOffset, bytes.byteOffset + bytes.byteLength);

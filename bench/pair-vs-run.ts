@@ -1,0 +1,124 @@
+// Throughput and latency of kv.js unreplicated (`ftjs run`) and as a pair (through the primary's
+// port, backup attached), under the same closed-loop HTTP load, alternating rounds in one run on one
+// machine. Also: log bytes per request on the logging channel.
+//
+//   npm run build && node dist/bench/pair-vs-run.js [--seconds S] [--rounds R] [--connections C]
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { closedLoop, kvMix, type LoadResult } from './load.js';
+import { argNumber, median, projectPath } from './util.js';
+
+const seconds = argNumber('--seconds', 5);
+const rounds = argNumber('--rounds', 3);
+const connections = argNumber('--connections', 32);
+const CLI = projectPath('dist/cli/ftjs.js');
+const KV = projectPath('guest-apps/kv.js');
+const SECRET = 'bench-secret-0123456789abcdef';
+
+interface Node {
+  child: ChildProcess;
+  url: string;
+  extra: Record<string, unknown>;
+}
+
+function start(args: string[], ready: (line: Record<string, unknown>) => boolean): Promise<Node> {
+  const child = spawn(process.execPath, [CLI, ...args, '--log-level', 'info'], { env: { ...process.env, FTJS_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          const parsed = JSON.parse(line) as Record<string, unknown>;
+          if (ready(parsed)) resolve({ child, url: parsed.url as string, extra: parsed });
+        } catch {
+          /* not JSON */
+        }
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`node exited with ${code} before it was ready`)));
+  });
+}
+
+async function stop(node: Node): Promise<void> {
+  node.child.kill('SIGKILL');
+  await new Promise((resolve) => node.child.once('exit', resolve));
+}
+
+async function status(url: string): Promise<Record<string, unknown>> {
+  return (await (await fetch(`${url}/_ft/status`)).json()) as Record<string, unknown>;
+}
+
+async function runRound(): Promise<LoadResult> {
+  const node = await start(['run', KV, '--port', '0'], (l) => typeof l.url === 'string' && String(l.msg).startsWith('serving'));
+  try {
+    await closedLoop(node.url, connections, 1000, kvMix); // warm-up
+    return await closedLoop(node.url, connections, seconds * 1000, kvMix);
+  } finally {
+    await stop(node);
+  }
+}
+
+async function pairRound(): Promise<LoadResult & { logBytesPerRequest: number; maxLagMs: number }> {
+  const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-shared-'));
+  const primary = await start(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], (l) => typeof l.replication === 'string');
+  const backup = await start(['backup', '--primary', primary.extra.replication as string, '--port', '0', '--shared-dir', shared], (l) => typeof l.primary === 'string' && typeof l.url === 'string');
+  try {
+    for (let i = 0; i < 200 && (await status(primary.url)).backupAttached !== true; i++) await new Promise((r) => setTimeout(r, 25));
+    await closedLoop(primary.url, connections, 1000, kvMix); // warm-up
+    const before = await status(primary.url);
+    let maxLagMs = 0;
+    const sampler = setInterval(() => void status(primary.url).then((s) => (maxLagMs = Math.max(maxLagMs, s.lagMs as number))), 100);
+    const result = await closedLoop(primary.url, connections, seconds * 1000, kvMix);
+    clearInterval(sampler);
+    const after = await status(primary.url);
+    const logBytes = ((after.retainedLog as { bytes: number }).bytes - (before.retainedLog as { bytes: number }).bytes);
+    if (after.role !== 'primary' || after.backupAttached !== true) throw new Error(`the pair did not stay intact: ${JSON.stringify(after)}`);
+    return { ...result, logBytesPerRequest: logBytes / result.requests, maxLagMs };
+  } finally {
+    await stop(backup);
+    await stop(primary);
+    rmSync(shared, { recursive: true, force: true });
+  }
+}
+
+const runs: LoadResult[] = [];
+const pairs: Array<LoadResult & { logBytesPerRequest: number; maxLagMs: number }> = [];
+for (let r = 0; r < rounds; r++) {
+  runs.push(await runRound());
+  pairs.push(await pairRound());
+  const a = runs[r]!;
+  const b = pairs[r]!;
+  process.stderr.write(`round ${r + 1}/${rounds}: run ${a.rps.toFixed(0)} req/s p50 ${a.p50Ms.toFixed(2)} p99 ${a.p99Ms.toFixed(2)} ms | pair ${b.rps.toFixed(0)} req/s p50 ${b.p50Ms.toFixed(2)} p99 ${b.p99Ms.toFixed(2)} ms, ${b.logBytesPerRequest.toFixed(1)} log B/req\n`);
+}
+const m = (xs: number[]) => Number(median(xs).toFixed(2));
+// The requests' own bytes in the log: method, path, header names and values, body (kvMix, average).
+const own = (() => {
+  let total = 0;
+  for (let i = 0; i < 1000; i++) {
+    const r = kvMix(i);
+    total += r.method.length + `http://127.0.0.1:00000${r.path}`.length + (r.body ? 'content-type'.length + 'text/plain'.length + 'content-length'.length + 2 + r.body.length : 0) + 'host'.length + '127.0.0.1:00000'.length + 'connection'.length + 'keep-alive'.length;
+  }
+  return total / 1000;
+})();
+const result = {
+  benchmark: 'pair-vs-run',
+  guest: 'kv.js (50% PUT, 50% GET over 1,000 keys)',
+  connections,
+  secondsPerRound: seconds,
+  rounds,
+  run: { rps: m(runs.map((r) => r.rps)), p50Ms: m(runs.map((r) => r.p50Ms)), p99Ms: m(runs.map((r) => r.p99Ms)), errors: runs.reduce((a, r) => a + r.errors, 0) },
+  pair: { rps: m(pairs.map((r) => r.rps)), p50Ms: m(pairs.map((r) => r.p50Ms)), p99Ms: m(pairs.map((r) => r.p99Ms)), errors: pairs.reduce((a, r) => a + r.errors, 0), maxLagMs: Math.max(...pairs.map((p) => p.maxLagMs)) },
+  throughputRatio: Number((median(pairs.map((r) => r.rps)) / median(runs.map((r) => r.rps))).toFixed(3)),
+  p99AddedMs: Number((median(pairs.map((r) => r.p99Ms)) - median(runs.map((r) => r.p99Ms))).toFixed(2)),
+  logBytesPerRequest: m(pairs.map((p) => p.logBytesPerRequest)),
+  requestOwnBytes: Number(own.toFixed(1)),
+  logOverheadBytesPerRequest: Number((median(pairs.map((p) => p.logBytesPerRequest)) - own).toFixed(1)),
+};
+console.log(JSON.stringify(result, null, 2));
