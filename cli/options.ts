@@ -37,7 +37,9 @@ export function addVmOptions(command: Command): Command {
     .option('--max-response-bytes <n>', 'largest response body a guest may return (else 500)', positiveInt('--max-response-bytes'), DEFAULT_LIMITS.maxResponseBytes)
     .option('--max-timers <n>', 'timers a guest may hold at once', positiveInt('--max-timers'), DEFAULT_LIMITS.maxTimers)
     .option('--max-pending-fetches <n>', 'outbound fetches a guest may have in flight', positiveInt('--max-pending-fetches'), DEFAULT_LIMITS.maxPendingFetches)
-    .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask);
+    .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask)
+    .option('--idempotency-max-keys <n>', 'Idempotency-Key responses remembered for exactly-once retries', positiveInt('--idempotency-max-keys'), DEFAULT_LIMITS.idempotencyMaxKeys)
+    .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs);
 }
 
 export function addServeOptions(command: Command): Command {
@@ -61,6 +63,8 @@ export interface VmFlags {
   maxTimers: number;
   maxPendingFetches: number;
   maxConsoleLines: number;
+  idempotencyMaxKeys: number;
+  idempotencyTtlMs: number;
 }
 
 export function limitsFrom(flags: VmFlags): VmLimits {
@@ -73,6 +77,8 @@ export function limitsFrom(flags: VmFlags): VmLimits {
     maxTimers: flags.maxTimers,
     maxPendingFetches: flags.maxPendingFetches,
     maxConsoleLinesPerTask: flags.maxConsoleLines,
+    idempotencyMaxKeys: flags.idempotencyMaxKeys,
+    idempotencyTtlMs: flags.idempotencyTtlMs,
   };
 }
 

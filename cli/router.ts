@@ -66,24 +66,45 @@ export class Router {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
-    const node = await this.target();
-    if (!node) {
-      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
-      res.end(JSON.stringify({ error: 'no node of the pair is live' }));
-      return;
+    // Only a request with an Idempotency-Key may be sent twice: the pair answers a retry with the
+    // original response instead of running it again.
+    const retriable = typeof req.headers['idempotency-key'] === 'string';
+    const deadline = Date.now() + this.options.waitForLiveMs;
+    let lastError = 'no node of the pair is live';
+    for (let attempt = 1; ; attempt++) {
+      const node = await this.target();
+      if (node) {
+        const outcome = await this.attempt(node, req, body);
+        if (outcome.kind === 'response') {
+          const { upstream } = outcome;
+          // A node that is not live (503 from the node itself) is as good as down for a retriable request.
+          const notLive = upstream.statusCode === 503 && upstream.headers['ftjs-seq'] === undefined;
+          if (!(retriable && notLive && Date.now() < deadline)) {
+            res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, upstream.headers);
+            upstream.pipe(res);
+            return;
+          }
+          upstream.resume();
+          lastError = `${node.name} is not live`;
+        } else {
+          lastError = `the live node (${node.name}) failed: ${outcome.error.message}`;
+          this.options.logger.warn({ node: node.name, err: outcome.error.message, retriable, attempt }, 'front door: forwarding failed');
+        }
+        if (!retriable || Date.now() >= deadline) break;
+        if (this.live?.name === node.name) this.live = null; // look again before the next attempt
+      } else break;
+      await new Promise((resolve) => setTimeout(resolve, this.options.healthIntervalMs));
     }
-    const url = new URL(req.url ?? '/', node.url);
-    const upstream = http.request(url, { method: req.method, headers: { ...req.headers, host: url.host } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, up.headers);
-      up.pipe(res);
+    res.writeHead(retriable ? 503 : 502, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end(JSON.stringify({ error: lastError }));
+  }
+
+  private attempt(node: { name: string; url: string }, req: http.IncomingMessage, body: Buffer): Promise<{ kind: 'response'; upstream: http.IncomingMessage } | { kind: 'error'; error: Error }> {
+    return new Promise((resolve) => {
+      const url = new URL(req.url ?? '/', node.url);
+      const upstream = http.request(url, { method: req.method, headers: { ...req.headers, host: url.host } }, (up) => resolve({ kind: 'response', upstream: up }));
+      upstream.on('error', (error) => resolve({ kind: 'error', error }));
+      upstream.end(body);
     });
-    upstream.on('error', (error) => {
-      this.options.logger.warn({ node: node.name, err: error.message }, 'front door: forwarding failed');
-      if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'application/json', 'retry-after': '1' });
-        res.end(JSON.stringify({ error: `the live node (${node.name}) failed: ${error.message}` }));
-      } else res.destroy();
-    });
-    upstream.end(body);
   }
 }

@@ -19,6 +19,10 @@ export interface VmLimits {
   maxTimers: number;
   /** Outbound fetches a guest may have in flight at once. */
   maxPendingFetches: number;
+  /** Idempotency keys remembered (with their responses) for exactly-once retries. */
+  idempotencyMaxKeys: number;
+  /** How long a finished idempotency key is remembered, in guest milliseconds. */
+  idempotencyTtlMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
@@ -30,6 +34,8 @@ export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
   maxConsoleLinesPerTask: 1000,
   maxTimers: 10_000,
   maxPendingFetches: 1_000,
+  idempotencyMaxKeys: 10_000,
+  idempotencyTtlMs: 24 * 60 * 60 * 1000,
 });
 
 /** Host thread stack for the VM worker: comfortably above maxStackBytes so the guest overflows first. */

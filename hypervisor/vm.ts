@@ -95,7 +95,7 @@ export class BootError extends Error {
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
 const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7 } as const;
 // Events the host delivers to the guest glue's dispatch function.
-const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Boot: 9 } as const;
+const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
 
 const ENTROPY_POOL_BYTES = 256;
 const MAX_ENTROPY_REQUEST_BYTES = 65536;
@@ -464,7 +464,10 @@ export class Vm {
           this.nextRequestId = event.requestId + 1;
           requestId = owner = event.requestId;
           this.pendingRequests.add(requestId);
-          this.deliver(GuestEvent.Request, requestId, JSON.stringify([event.method, event.url, event.headers]), event.body);
+          // For an Idempotency-Key, the glue compares a retry's body by digest (hashed here, natively).
+          const keyed = event.headers.some(([name]) => name === 'idempotency-key');
+          const bodyDigest = keyed ? createHash('sha256').update(event.body).digest('hex').slice(0, 32) : '';
+          this.deliver(GuestEvent.Request, requestId, JSON.stringify([event.method, event.url, event.headers, bodyDigest]), event.body);
           break;
         }
         case Kind.Timer: {
@@ -484,7 +487,12 @@ export class Vm {
         case Kind.Boot:
           if (this.engineBooted) throw new VmFatal('the VM was booted twice');
           this.bootSequence();
-          this.deliver(GuestEvent.Boot, 0, `./${this.config.entry}`, JSON.stringify(this.config.env));
+          this.deliver(
+            GuestEvent.Boot,
+            0,
+            `./${this.config.entry}`,
+            JSON.stringify({ env: this.config.env, idempotency: { maxKeys: this.config.limits.idempotencyMaxKeys, ttlMs: this.config.limits.idempotencyTtlMs } }),
+          );
           break;
       }
       this.drainJobs();
@@ -494,9 +502,20 @@ export class Vm {
     const preempted = this.preempted;
     if (preempted) {
       const budget = this.config.limits.taskBudgetMs;
+      const message = `the request ran past its CPU budget of ${budget} ms (--task-budget-ms) and was stopped`;
       this.addConsole('error', `ftjs: task preempted: it ran past its CPU budget of ${budget} ms (--task-budget-ms)`);
       if (owner && this.pendingRequests.delete(owner)) {
-        this.outputs.push(errorResponse(owner, 503, 'Service Unavailable', `the request ran past its CPU budget of ${budget} ms (--task-budget-ms) and was stopped`));
+        this.outputs.push(errorResponse(owner, 503, 'Service Unavailable', message));
+        // Tell the guest glue (still inside this task, so replay does the same): a retry of an
+        // idempotent request must run afresh, and anyone waiting on it gets the 503 too.
+        this.preempted = false;
+        this.inTask = true;
+        try {
+          this.deliver(GuestEvent.Aborted, owner, message, EMPTY);
+          this.drainJobs();
+        } finally {
+          this.inTask = false;
+        }
       }
     }
     if (this.consoleDropped > 0) {

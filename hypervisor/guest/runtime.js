@@ -38,6 +38,7 @@
   let currentOwner = 0;
   let app = null;
   let env = Object.freeze({});
+  let idempotency = { maxKeys: 10000, ttlMs: 86400000 };
 
   // ---------- console ----------
   const LEVELS = ['debug', 'log', 'info', 'warn', 'error'];
@@ -245,6 +246,78 @@
     pending.resolve(web.makeResponse(status, statusText, headers, body ? new Uint8Array(body) : null, pending.url));
   }
 
+  // ---------- exactly-once for clients ----------
+  // A request with an Idempotency-Key runs once: its response is kept here, in guest memory, so it
+  // is replicated, snapshotted and replayed with everything else. A retry (after a failover, to either
+  // node) gets the original response; a retry while the original runs waits for it. Bounded by key
+  // count and age (--idempotency-max-keys, --idempotency-ttl-ms); the oldest finished keys go first.
+  const keyed = new Map(); // key -> { fingerprint, done, response: [meta, body], waiters: [id], atMs }
+  const keyOfRequest = new Map(); // request id -> key
+  function send(id, meta, body) {
+    host(OP_RESPOND, id, meta, body);
+    const key = keyOfRequest.get(id);
+    if (key === undefined) return;
+    keyOfRequest.delete(id);
+    const entry = keyed.get(key);
+    if (!entry) return;
+    entry.done = true;
+    entry.response = [meta, body];
+    const replayedMeta = withHeader(meta, 'idempotent-replayed', 'true');
+    for (const waiter of entry.waiters) host(OP_RESPOND, waiter, replayedMeta, body);
+    entry.waiters = [];
+  }
+  function withHeader(meta, name, value) {
+    const parsed = JSONparse(meta);
+    parsed[2] = parsed[2].concat([[name, value]]);
+    return JSONstringify(parsed);
+  }
+  function plainResponse(id, status, statusText, message) {
+    host(OP_RESPOND, id, JSONstringify([status, statusText, [['content-type', 'application/json']]]), JSONstringify({ error: message }));
+  }
+  function evictKeys(nowMs) {
+    for (const [key, entry] of keyed) {
+      if (keyed.size < idempotency.maxKeys && nowMs - entry.atMs <= idempotency.ttlMs) break;
+      if (!entry.done) {
+        if (nowMs - entry.atMs <= idempotency.ttlMs) break;
+        continue; // still running past its age: keep it, its waiters need it
+      }
+      keyed.delete(key);
+    }
+  }
+  /** Returns true when the request was answered (or parked) from the table instead of running. */
+  function idempotent(id, key, method, url, bodyDigest) {
+    const nowMs = Date.now();
+    evictKeys(nowMs);
+    const fingerprint = method + ' ' + url.replace(/^[a-z]+:\/\/[^/]*/i, '') + ' (body sha256 ' + bodyDigest.slice(0, 12) + ')';
+    const entry = keyed.get(key);
+    if (entry) {
+      if (entry.fingerprint !== fingerprint) {
+        plainResponse(id, 422, 'Unprocessable Entity', 'Idempotency-Key ' + JSONstringify(key) + ' was first used for ' + entry.fingerprint + ', not ' + fingerprint);
+      } else if (entry.done) {
+        host(OP_RESPOND, id, withHeader(entry.response[0], 'idempotent-replayed', 'true'), entry.response[1]);
+      } else {
+        entry.waiters.push(id);
+      }
+      return true;
+    }
+    if (keyed.size >= idempotency.maxKeys) {
+      plainResponse(id, 503, 'Service Unavailable', 'too many idempotency keys in flight (--idempotency-max-keys=' + idempotency.maxKeys + ')');
+      return true;
+    }
+    keyed.set(key, { fingerprint, done: false, response: null, waiters: [], atMs: nowMs });
+    keyOfRequest.set(id, key);
+    return false;
+  }
+  /** The host stopped request `id` (CPU budget): its key is forgotten, so a retry runs afresh. */
+  function aborted(id, message) {
+    const key = keyOfRequest.get(id);
+    if (key === undefined) return;
+    keyOfRequest.delete(id);
+    const entry = keyed.get(key);
+    keyed.delete(key);
+    if (entry) for (const waiter of entry.waiters) plainResponse(waiter, 503, 'Service Unavailable', message);
+  }
+
   // ---------- inbound requests ----------
   function respond(id, response) {
     if (!(response instanceof Response)) {
@@ -258,15 +331,21 @@
       fail(id, error);
       return;
     }
-    host(OP_RESPOND, id, JSONstringify([parts.status, parts.statusText, parts.headers]), bodyBuffer(parts.body));
+    send(id, JSONstringify([parts.status, parts.statusText, parts.headers]), bodyBuffer(parts.body));
   }
   function fail(id, error) {
     reportError('fetch handler', error);
     const message = error instanceof Error ? error.name + ': ' + error.message : String(error);
-    host(OP_RESPOND, id, JSONstringify([500, 'Internal Server Error', [['content-type', 'application/json']]]), bodyBuffer(new TextEncoder().encode(JSONstringify({ error: 'guest exception', message }))));
+    send(id, JSONstringify([500, 'Internal Server Error', [['content-type', 'application/json']]]), JSONstringify({ error: 'guest exception', message }));
   }
   function onRequest(id, meta, body) {
-    const [method, url, headers] = JSONparse(meta);
+    const [method, url, headers, bodyDigest] = JSONparse(meta);
+    for (let i = 0; i < headers.length; i++) {
+      if (headers[i][0] === 'idempotency-key') {
+        if (idempotent(id, headers[i][1], method, url, bodyDigest)) return;
+        break;
+      }
+    }
     const request = web.makeRequest(method, url, headers, body ? new Uint8Array(body) : null);
     currentOwner = id;
     const ctx = {
@@ -293,8 +372,10 @@
   }
 
   // ---------- boot ----------
-  function boot(entry, envJson) {
-    env = Object.freeze(JSONparse(envJson));
+  function boot(entry, configJson) {
+    const config = JSONparse(configJson);
+    env = Object.freeze(config.env);
+    idempotency = config.idempotency;
     import(entry).then(
       (namespace) => {
         const candidate = namespace.default;
@@ -319,6 +400,8 @@
         return fireTimer(id);
       case 3:
         return fetchDone(id, meta, body);
+      case 4:
+        return aborted(id, meta);
       case 9:
         return boot(meta, body);
     }
