@@ -6,6 +6,7 @@ import { registerReplay } from './replay.js';
 import { registerRun } from './run.js';
 import { registerPair } from './pair.js';
 import { registerUp } from './up.js';
+import { registerDrill } from './drill.js';
 
 const program = new Command();
 program
@@ -17,6 +18,7 @@ registerRun(program);
 registerReplay(program);
 registerPair(program);
 registerUp(program);
+registerDrill(program);
 
 program.parseAsync(process.argv).catch((error: Error) => {
   process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);

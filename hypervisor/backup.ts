@@ -90,6 +90,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       {
         liveLoop: () => (this.machine.role === 'live' ? this.loop : null),
         notLiveReason: () => (this.machine.role === 'halted' ? 'this node halted' : `this node is the ${this.machine.role}; the primary serves`),
+        identity: () => ({ node: this.options.nodeId, epoch: this.machine.epoch }),
+        healthy: () => this.machine.role === 'live' && !this.machine.verifyingEpoch,
         status: () => this.status(),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
@@ -265,8 +267,10 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.halt({ reason: 'won the epoch but never received the guest', exitCode: EXIT_REFUSED });
       return;
     }
-    // No more entries: close the channel, then replay whatever arrived since the drain.
-    await this.channel.close();
+    // No more entries: cut the channel at once (a partitioned primary never answers a graceful
+    // close), then replay whatever arrived since the drain.
+    this.channel.pause();
+    void this.channel.close();
     await this.whenReplayed();
     const state = await vm.goLive();
     const t1 = monotonicMs();

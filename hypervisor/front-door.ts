@@ -20,6 +20,10 @@ export interface NodeView {
   status(): Promise<Record<string, unknown>>;
   /** Why guest traffic is refused, when liveLoop() is null. */
   notLiveReason(): string;
+  /** 200 on /_ft/health: this node is live and its outputs flow (not claiming, not verifying its epoch). */
+  healthy(): boolean;
+  /** Who answers, stamped on every guest response (ftjs-node, ftjs-epoch). */
+  identity(): { node: string; epoch: number };
 }
 
 // Headers that belong to one hop and must not be passed to or from the guest as-is.
@@ -43,7 +47,7 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
     await drain(req);
     const status = await view.status();
     if (path === '/_ft/status') return sendJson(res, 200, status);
-    const live = view.liveLoop() !== null;
+    const live = view.healthy();
     return sendJson(res, live ? 200 : 503, { live, role: status.role, epoch: status.epoch });
   }
   const loop = view.liveLoop();
@@ -82,8 +86,10 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
   if (res.destroyed) return;
   const flat: string[] = [];
   for (const [name, value] of response.headers) if (!HOP_BY_HOP.has(name.toLowerCase())) flat.push(name, value);
-  // Which log entry produced this response: replay it with `ftjs replay --until <seq>`.
-  flat.push('ftjs-seq', String(response.seq));
+  // Which log entry produced this response (replay it with `ftjs replay`), and which node in which
+  // epoch released it (a drill checks that one node speaks per epoch).
+  const who = view.identity();
+  flat.push('ftjs-seq', String(response.seq), 'ftjs-node', who.node, 'ftjs-epoch', String(who.epoch));
   flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
   res.writeHead(response.status, response.statusText || undefined, flat);
   res.end(req.method === 'HEAD' ? undefined : response.body);

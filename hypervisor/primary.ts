@@ -137,6 +137,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       {
         liveLoop: () => (!this.machine ? null : this.machine.role === 'primary' || this.machine.role === 'live' || this.machine.role === 'claiming' ? this.loop : null),
         notLiveReason: () => (this.machine ? `this node is ${this.machine.role}` : 'this node is starting'),
+        identity: () => ({ node: this.options.nodeId, epoch: this.machine?.epoch ?? 0 }),
+        healthy: () => !!this.machine && (this.machine.role === 'primary' || this.machine.role === 'live') && !this.machine.verifyingEpoch,
         status: () => this.status(),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },

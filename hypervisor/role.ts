@@ -135,6 +135,11 @@ export class RoleMachine {
     return this.roleNow === 'live' || (this.roleNow === 'primary' && !this.holding);
   }
 
+  /** The node is checking that its epoch is still its own (after a pause): nothing is released. */
+  get verifyingEpoch(): boolean {
+    return this.verifying;
+  }
+
   /** A gap in the node's own clock longer than this means it was paused or starved. */
   private get pauseToleranceMs(): number {
     return this.config.heartbeatTimeoutMs / 2;

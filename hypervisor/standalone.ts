@@ -82,6 +82,8 @@ export class StandaloneNode {
       {
         liveLoop: () => node.loop,
         notLiveReason: () => 'stopping',
+        identity: () => ({ node: 'standalone', epoch: 0 }),
+        healthy: () => true,
         status: async () => ({
           role: 'standalone',
           epoch: 0,

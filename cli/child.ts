@@ -1,0 +1,100 @@
+// A child `ftjs` node process whose JSON log lines are parsed as they come (for `up` and `drill`).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('./ftjs.js', import.meta.url));
+
+export interface LogLine {
+  level: number;
+  time: string;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export class NodeProcess {
+  readonly lines: LogLine[] = [];
+  readonly child: ChildProcess;
+  exitCode: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  readonly exited: Promise<void>;
+  private readonly watchers: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+
+  constructor(
+    readonly name: string,
+    args: string[],
+    env: Record<string, string>,
+    onLine?: (text: string, parsed: LogLine | null) => void,
+  ) {
+    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buffered = '';
+    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const text = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        let parsed: LogLine | null = null;
+        if (text.startsWith('{')) {
+          try {
+            parsed = JSON.parse(text) as LogLine;
+          } catch {
+            parsed = null;
+          }
+        }
+        if (parsed) {
+          this.lines.push(parsed);
+          for (const w of this.watchers.splice(0)) {
+            if (w.match(parsed)) w.resolve(parsed);
+            else this.watchers.push(w);
+          }
+        }
+        onLine?.(text, parsed);
+      }
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => onLine?.(chunk.trimEnd(), null));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => {
+        this.exitCode = code;
+        this.signal = signal;
+        resolve();
+      }),
+    );
+  }
+
+  get running(): boolean {
+    return this.exitCode === null && this.signal === null;
+  }
+
+  /** The first log line matching `match` (already seen or yet to come); rejects if the process exits first. */
+  waitFor(match: (l: LogLine) => boolean, what: string, timeoutMs: number): Promise<LogLine> {
+    const seen = this.lines.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no "${what}" within ${timeoutMs} ms`)), timeoutMs);
+      void this.exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`${this.name} exited (code ${this.exitCode ?? this.signal}) before "${what}"`));
+      });
+      this.watchers.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+    });
+  }
+
+  signalSafe(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  async kill(): Promise<void> {
+    if (this.running) {
+      this.child.kill('SIGCONT');
+      this.child.kill('SIGKILL');
+    }
+    await this.exited;
+  }
+}

@@ -1,0 +1,379 @@
+// `ftjs drill`: failover drills with invariant checks built in. Each round starts a fresh pair on
+// 127.0.0.1 (a real shared directory, real processes), drives a client load of transfers with unique
+// idempotency keys plus reads, injects one fault at a random moment, and checks what the clients saw:
+// every acknowledged write present on the live node, no effect applied twice, one speaker per epoch,
+// no divergence. The workload speaks the API of guest-apps/bank.js (the default guest).
+
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InvalidArgumentError, type Command } from 'commander';
+import pino from 'pino';
+import { NodeProcess, type LogLine } from './child.js';
+import { positiveInt } from './options.js';
+import { Relay } from './relay.js';
+import { Router } from './router.js';
+
+export const FAULTS = ['kill-primary', 'kill-backup', 'pause-primary', 'partition'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+const DEFAULT_GUEST = fileURLToPath(new URL('../../guest-apps/bank.js', import.meta.url));
+const ACCOUNTS = 10;
+const OPENING_BALANCE = 100_000;
+const CLIENTS = 4;
+/** A write is retried (same key) until acknowledged, for at most this long. */
+const WRITE_RETRY_MS = 15_000;
+
+interface DrillFlags {
+  rounds: number;
+  fault: Fault;
+  json?: boolean;
+  seed?: number;
+  heartbeatMs: number;
+  keep?: boolean;
+}
+
+export interface RoundResult {
+  round: number;
+  fault: Fault;
+  /** ms from the fault to the survivor declaring its peer lost. */
+  detectionMs: number | null;
+  /** ms from the fault to the survivor running alone in a new epoch. */
+  goLiveMs: number | null;
+  /** Longest stretch without a successful client response, around the fault. */
+  clientGapMs: number;
+  writesAcked: number;
+  writesLost: number;
+  duplicates: number;
+  liveNode: string | null;
+  epochs: Record<string, string[]>;
+  violations: string[];
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+const timeOf = (line: LogLine) => Date.parse(line.time);
+
+interface Ack {
+  key: string;
+  transferId: string | null;
+  node: string;
+  epoch: number;
+  atMs: number;
+}
+
+export async function runRound(round: number, fault: Fault, entry: string, random: () => number, heartbeatMs: number, progress: (msg: string) => void): Promise<RoundResult> {
+  const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
+  const secret = randomBytes(24).toString('base64url');
+  const [primaryPort, backupPort, replicationPort] = [await freePort(), await freePort(), await freePort()];
+  const relay = fault === 'partition' ? new Relay(replicationPort) : null;
+  const backupTarget = relay ? await relay.listen() : replicationPort;
+  const common = ['--shared-dir', sharedDir, '--heartbeat-ms', String(heartbeatMs), '--log-level', 'info'];
+  const env = { FTJS_SECRET: secret };
+  const primary = new NodeProcess('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...common], env);
+  const logger = pino({ level: 'silent' });
+  const router = new Router({
+    nodes: [
+      { name: 'primary', url: `http://127.0.0.1:${primaryPort}` },
+      { name: 'backup', url: `http://127.0.0.1:${backupPort}` },
+    ],
+    healthIntervalMs: 20,
+    waitForLiveMs: 5_000,
+    logger,
+  });
+  let backup: NodeProcess | null = null;
+  const violations: string[] = [];
+  try {
+    await primary.waitFor((l) => typeof l.replication === 'string', 'primary serving', 20_000);
+    backup = new NodeProcess('backup', ['backup', '--primary', `ws://127.0.0.1:${backupTarget}`, '--port', String(backupPort), '--node-id', 'backup', ...common], env);
+    await backup.waitFor((l) => typeof l.primary === 'string' && typeof l.url === 'string', 'backup listening', 20_000);
+    await primary.waitFor((l) => l.msg === 'backup attached', 'backup attached', 20_000);
+    await new Promise<void>((resolve) => router.server.listen(0, '127.0.0.1', resolve));
+    router.start();
+    const door = `http://127.0.0.1:${(router.server.address() as net.AddressInfo).port}`;
+    progress(`round ${round}: pair up (primary :${primaryPort}, backup :${backupPort}); opening ${ACCOUNTS} accounts`);
+
+    const call = async (method: string, pathname: string, body?: unknown, key?: string) => {
+      const res = await fetch(door + pathname, {
+        method,
+        headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await res.text();
+      return { status: res.status, text, node: res.headers.get('ftjs-node') ?? '?', epoch: Number(res.headers.get('ftjs-epoch') ?? -1) };
+    };
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const r = await call('POST', '/accounts', { id: `acct-${i}`, balance: OPENING_BALANCE }, `open-${round}-${i}`);
+      if (r.status !== 201) throw new Error(`could not open account acct-${i}: ${r.status} ${r.text}`);
+    }
+
+    // The load: keyed transfers (retried with the same key until acknowledged) and reads.
+    const acks: Ack[] = [];
+    const successes: number[] = [];
+    const served: Array<{ node: string; epoch: number; atMs: number }> = [];
+    let stopIssuing = false;
+    let issued = 0;
+    const client = async (c: number) => {
+      for (let n = 0; !stopIssuing; n++) {
+        if (n % 4 === 3) {
+          try {
+            const r = await call('GET', `/accounts/acct-${Math.floor(random() * ACCOUNTS)}`);
+            if (r.status === 200) {
+              successes.push(Date.now());
+              served.push({ node: r.node, epoch: r.epoch, atMs: Date.now() });
+            }
+          } catch {
+            /* a read may fail during the failover; reads are not retried */
+          }
+          continue;
+        }
+        const key = `t-${round}-${c}-${n}`;
+        const from = Math.floor(random() * ACCOUNTS);
+        const to = (from + 1 + Math.floor(random() * (ACCOUNTS - 1))) % ACCOUNTS;
+        issued++;
+        const deadline = Date.now() + WRITE_RETRY_MS;
+        for (;;) {
+          try {
+            const r = await call('POST', '/transfer', { from: `acct-${from}`, to: `acct-${to}`, amount: 1 }, key);
+            if (r.status === 201) {
+              const now = Date.now();
+              acks.push({ key, transferId: (JSON.parse(r.text) as { id: string }).id, node: r.node, epoch: r.epoch, atMs: now });
+              successes.push(now);
+              served.push({ node: r.node, epoch: r.epoch, atMs: now });
+              break;
+            }
+            if (r.status < 500) throw new Error(`transfer ${key} refused: ${r.status} ${r.text}`);
+          } catch (error) {
+            if ((error as Error).message.startsWith('transfer')) throw error;
+          }
+          if (Date.now() > deadline) {
+            violations.push(`write ${key} was never acknowledged within ${WRITE_RETRY_MS} ms`);
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+    };
+    const load = Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
+
+    // The fault, at a random moment.
+    const delayMs = 400 + Math.floor(random() * 800);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const faultAt = Date.now();
+    progress(`round ${round}: ${fault} after ${delayMs} ms of load (${acks.length} writes acknowledged so far)`);
+    const b = backup;
+    const survivor = fault === 'kill-backup' ? primary : b;
+    switch (fault) {
+      case 'kill-primary':
+        primary.signalSafe('SIGKILL');
+        break;
+      case 'kill-backup':
+        b.signalSafe('SIGKILL');
+        break;
+      case 'pause-primary':
+        primary.signalSafe('SIGSTOP');
+        break;
+      case 'partition':
+        relay!.cut();
+        break;
+    }
+
+    // Wait for a node to run alone in a new epoch.
+    let liveLine: LogLine | null = null;
+    let lostLine: LogLine | null = null;
+    // A primary runs alone once it won; a backup once it has also switched its port and serves.
+    const wonEpoch = (l: LogLine) => (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
+    if (fault === 'partition') {
+      // The loser halts (its wait rejects when it exits); the first node to win is the one that counts.
+      const winner = await Promise.any([primary.waitFor(wonEpoch, 'won epoch', 15_000).then((l) => ({ l, node: primary })), b.waitFor(wonEpoch, 'won epoch', 15_000).then((l) => ({ l, node: b }))]).catch(() => null);
+      if (winner) {
+        liveLine = winner.l;
+        lostLine = winner.node.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
+        const loser = winner.node === primary ? b : primary;
+        await Promise.race([loser.exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+        if (loser.exitCode !== 75) violations.push(`partition: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch)`);
+      }
+    } else {
+      liveLine = await survivor.waitFor(wonEpoch, 'won epoch', 15_000).catch(() => null);
+      lostLine = survivor.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
+    }
+    const liveAt = liveLine ? timeOf(liveLine) : null;
+    if (!liveLine) violations.push(`no node went live within 15 s of the fault`);
+    if (fault === 'pause-primary') {
+      primary.signalSafe('SIGCONT');
+      await Promise.race([primary.exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      if (primary.exitCode !== 75) violations.push(`the paused primary did not halt with exit 75 after it resumed (got ${primary.exitCode ?? primary.signal ?? 'still running'})`);
+      const late = served.filter((s) => s.node === 'primary' && liveAt !== null && s.atMs > liveAt);
+      if (late.length > 0) violations.push(`${late.length} responses came from the old primary after the backup went live`);
+    }
+
+    // More load on the survivor, then stop issuing and let every in-flight write be acknowledged.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    stopIssuing = true;
+    await load;
+    progress(`round ${round}: load stopped: ${acks.length} writes acknowledged of ${issued} issued; checking the live node`);
+
+    // Checks on the node that is live now.
+    const live = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const results = await Promise.all(
+          [primary, b].map(async (p) => {
+            const url = p === primary ? `http://127.0.0.1:${primaryPort}` : `http://127.0.0.1:${backupPort}`;
+            try {
+              const res = await fetch(`${url}/_ft/health`, { signal: AbortSignal.timeout(1000) });
+              await res.arrayBuffer();
+              return res.status === 200 ? { p, url } : null;
+            } catch {
+              return null;
+            }
+          }),
+        );
+        const liveNodes = results.filter((r) => r !== null);
+        if (liveNodes.length > 1) violations.push(`two nodes report live: ${liveNodes.map((n) => n!.p.name).join(', ')}`);
+        if (liveNodes.length >= 1) return liveNodes[0]!;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return null;
+    })();
+    let writesLost = 0;
+    let duplicates = 0;
+    if (!live) violations.push('no node is live after the round');
+    else {
+      const ledger = JSON.parse(await (await fetch(`${live.url}/transfers?limit=1000`)).text()) as { transfers: Array<{ id: string }> };
+      const audit = JSON.parse(await (await fetch(`${live.url}/audit`)).text()) as { ok: boolean; transfers: number };
+      const ids = new Set(ledger.transfers.map((t) => t.id));
+      writesLost = acks.filter((a) => a.transferId && !ids.has(a.transferId)).length;
+      duplicates = Math.max(0, audit.transfers - acks.length);
+      if (!audit.ok) violations.push(`the live node's audit fails: ${JSON.stringify(audit)}`);
+      if (writesLost > 0) violations.push(`${writesLost} acknowledged writes are missing on the live node`);
+      if (duplicates > 0) violations.push(`${duplicates} transfers were applied beyond those acknowledged (duplicates)`);
+      const status = (await (await fetch(`${live.url}/_ft/status`)).json()) as { divergence?: unknown };
+      if (status.divergence) violations.push(`divergence: ${JSON.stringify(status.divergence)}`);
+    }
+    for (const p of [primary, b]) if (p.lines.some((l) => /DIVERGENCE/.test(l.msg))) violations.push(`${p.name} reported a divergence`);
+
+    const epochs: Record<string, Set<string>> = {};
+    for (const s of served) (epochs[s.epoch] ??= new Set()).add(s.node);
+    for (const [epoch, nodes] of Object.entries(epochs)) if (nodes.size > 1) violations.push(`epoch ${epoch}: outputs released by ${[...nodes].join(' and ')}`);
+
+    const around = successes.filter((t) => t >= faultAt - 1000).sort((x, y) => x - y);
+    let clientGapMs = 0;
+    for (let i = 1; i < around.length; i++) clientGapMs = Math.max(clientGapMs, around[i]! - around[i - 1]!);
+    if (around.length > 0) clientGapMs = Math.max(clientGapMs, around[0]! - faultAt);
+
+    return {
+      round,
+      fault,
+      detectionMs: lostLine ? Math.max(0, timeOf(lostLine) - faultAt) : null,
+      goLiveMs: liveAt !== null ? Math.max(0, liveAt - faultAt) : null,
+      clientGapMs,
+      writesAcked: acks.length,
+      writesLost,
+      duplicates,
+      liveNode: live?.p.name ?? null,
+      epochs: Object.fromEntries(Object.entries(epochs).map(([e, n]) => [e, [...n]])),
+      violations,
+    };
+  } finally {
+    router.stop();
+    relay?.close();
+    await primary.kill();
+    await backup?.kill();
+    rmSync(sharedDir, { recursive: true, force: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1]! : (s[(s.length >> 1) - 1]! + s[s.length >> 1]!) / 2;
+}
+
+export function summarize(results: RoundResult[]) {
+  const num = (xs: Array<number | null>) => xs.filter((x): x is number => x !== null);
+  const gaps = results.map((r) => r.clientGapMs);
+  const goLive = num(results.map((r) => r.goLiveMs));
+  const detection = num(results.map((r) => r.detectionMs));
+  return {
+    rounds: results.length,
+    passed: results.filter((r) => r.violations.length === 0).length,
+    detectionMs: { p50: median(detection), max: Math.max(...detection) },
+    goLiveMs: { p50: median(goLive), max: Math.max(...goLive) },
+    clientGapMs: { p50: median(gaps), max: Math.max(...gaps) },
+    writesAcked: results.reduce((a, r) => a + r.writesAcked, 0),
+    writesLost: results.reduce((a, r) => a + r.writesLost, 0),
+    duplicates: results.reduce((a, r) => a + r.duplicates, 0),
+  };
+}
+
+function fault(value: string): Fault {
+  if (!(FAULTS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--fault must be one of ${FAULTS.join(', ')}`);
+  return value as Fault;
+}
+
+export function registerDrill(program: Command): void {
+  program
+    .command('drill')
+    .summary('failover drills: inject faults under load and check the invariants')
+    .description(
+      'Each round starts a fresh primary + backup pair on 127.0.0.1, drives keyed transfers and reads (the bank.js API), injects the fault at a random moment, and checks: every acknowledged write present on the live node, no effect applied twice, at most one node released outputs per epoch, no divergence. Prints a table per round and a summary; exits 1 if any invariant broke.\n' +
+        'Faults: kill-primary (SIGKILL), kill-backup (SIGKILL), pause-primary (SIGSTOP, then SIGCONT once the backup is live: the old primary must halt without releasing anything), partition (the logging channel is cut through a relay; the shared directory stays reachable: exactly one node may be live afterwards).',
+    )
+    .argument('[entry]', 'guest speaking the bank.js API', DEFAULT_GUEST)
+    .option('--rounds <n>', 'rounds to run (a fresh pair each)', positiveInt('--rounds'), 5)
+    .requiredOption('--fault <kind>', FAULTS.join('|'), fault)
+    .option('--seed <n>', 'seed of the fault timing and the workload (default: random, printed)', positiveInt('--seed'))
+    .option('--heartbeat-ms <ms>', 'heartbeat period of the pair (timeout = 3 periods)', positiveInt('--heartbeat-ms'), 100)
+    .option('--json', 'print the results as JSON')
+    .action(async (entry: string, flags: DrillFlags) => {
+      const seed = flags.seed ?? (randomBytes(4).readUInt32LE(0) % 1_000_000) + 1;
+      const random = mulberry32(seed);
+      const progress = (msg: string) => process.stderr.write(`${msg}\n`);
+      progress(`ftjs drill: ${flags.rounds} rounds of ${flags.fault}, seed ${seed}`);
+      const results: RoundResult[] = [];
+      for (let round = 1; round <= flags.rounds; round++) {
+        const result = await runRound(round, flags.fault, entry, random, flags.heartbeatMs, progress);
+        results.push(result);
+        if (!flags.json) printRow(result, round === 1);
+        for (const v of result.violations) progress(`  VIOLATION: ${v}`);
+      }
+      const summary = summarize(results);
+      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, seed, summary, rounds: results }, null, 2));
+      else {
+        console.log(
+          `\nsummary (${flags.fault}, seed ${seed}): ${summary.passed}/${summary.rounds} rounds passed; detection p50 ${summary.detectionMs.p50} ms max ${summary.detectionMs.max} ms; ` +
+            `go-live p50 ${summary.goLiveMs.p50} ms max ${summary.goLiveMs.max} ms; client-visible gap p50 ${summary.clientGapMs.p50} ms max ${summary.clientGapMs.max} ms; ` +
+            `${summary.writesAcked} writes acknowledged, ${summary.writesLost} lost, ${summary.duplicates} duplicates`,
+        );
+      }
+      process.exitCode = summary.passed === summary.rounds ? 0 : 1;
+    });
+}
+
+function printRow(r: RoundResult, header: boolean): void {
+  const cols = ['round', 'fault', 'detect ms', 'go-live ms', 'gap ms', 'acked', 'lost', 'dups', 'live', 'ok'];
+  const cells = [r.round, r.fault, r.detectionMs ?? '-', r.goLiveMs ?? '-', r.clientGapMs, r.writesAcked, r.writesLost, r.duplicates, r.liveNode ?? '-', r.violations.length === 0 ? 'yes' : 'NO'].map(String);
+  const widths = [5, 13, 9, 10, 7, 6, 5, 5, 8, 3];
+  if (header) console.log(cols.map((c, i) => c.padEnd(widths[i]!)).join(' '));
+  console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join(' '));
+}
