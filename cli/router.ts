@@ -42,7 +42,7 @@ export class Router {
     let found: { name: string; url: string } | null = null;
     for (const node of this.options.nodes) {
       try {
-        const res = await fetch(`${node.url}/_ft/health`, { signal: AbortSignal.timeout(this.options.healthIntervalMs * 4) });
+        const res = await fetch(`${node.url}/_ft/health`, { signal: AbortSignal.timeout(Math.max(250, this.options.healthIntervalMs * 4)) });
         await res.arrayBuffer();
         if (res.status === 200) {
           found = node;

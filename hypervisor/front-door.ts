@@ -43,12 +43,15 @@ export function createFrontDoor(view: NodeView, options: FrontDoorOptions, logge
 
 async function handle(view: NodeView, options: FrontDoorOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = req.url ?? '/';
-  if (path === '/_ft/health' || path === '/_ft/status') {
+  if (path === '/_ft/health') {
+    // Cheap by design: load balancers poll it often, and it must never wait behind the guest.
     await drain(req);
-    const status = await view.status();
-    if (path === '/_ft/status') return sendJson(res, 200, status);
     const live = view.healthy();
-    return sendJson(res, live ? 200 : 503, { live, role: status.role, epoch: status.epoch });
+    return sendJson(res, live ? 200 : 503, { live, ...view.identity() });
+  }
+  if (path === '/_ft/status') {
+    await drain(req);
+    return sendJson(res, 200, await view.status());
   }
   const loop = view.liveLoop();
   if (!loop) {

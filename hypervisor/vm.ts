@@ -613,8 +613,15 @@ export class Vm {
   /** SHA-256 over the whole VM state: linear memory and device tables. Only between tasks. */
   stateHash(): string {
     if (this.inTask) throw new VmFatal('stateHash inside a task');
-    return createHash('sha256').update(new Uint8Array(this.engine.memory.buffer)).update(JSON.stringify(this.devices())).digest('hex');
+    // The state changes only by running tasks: a hash at the same task count and position still holds.
+    const at = `${this.tasks}:${this.position.read()}`;
+    if (this.cachedHash?.at !== at) {
+      this.cachedHash = { at, hash: createHash('sha256').update(new Uint8Array(this.engine.memory.buffer)).update(JSON.stringify(this.devices())).digest('hex') };
+    }
+    return this.cachedHash.hash;
   }
+
+  private cachedHash: { at: string; hash: string } | null = null;
 
   snapshot(): Snapshot {
     if (this.inTask) throw new VmFatal('snapshot inside a task');
