@@ -74,6 +74,13 @@ async function freePort(): Promise<number> {
 
 const timeOf = (line: LogLine) => Date.parse(line.time);
 
+/** Waits for `promise` at most `ms` (without leaving a timer behind to keep the process alive). */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 interface Ack {
   key: string;
   transferId: string | null;
@@ -211,7 +218,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
         liveLine = winner.l;
         lostLine = winner.node.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
         const loser = winner.node === primary ? b : primary;
-        await Promise.race([loser.exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+        await within(loser.exited, 10_000);
         if (loser.exitCode !== 75) violations.push(`partition: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch)`);
       }
     } else {
@@ -222,7 +229,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     if (!liveLine) violations.push(`no node went live within 15 s of the fault`);
     if (fault === 'pause-primary') {
       primary.signalSafe('SIGCONT');
-      await Promise.race([primary.exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      await within(primary.exited, 10_000);
       if (primary.exitCode !== 75) violations.push(`the paused primary did not halt with exit 75 after it resumed (got ${primary.exitCode ?? primary.signal ?? 'still running'})`);
       const late = served.filter((s) => s.node === 'primary' && liveAt !== null && s.atMs > liveAt);
       if (late.length > 0) violations.push(`${late.length} responses came from the old primary after the backup went live`);
