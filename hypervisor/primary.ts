@@ -209,6 +209,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         this.log.appendControl(Kind.Noop, new Uint8Array(0));
         break;
       case 'hold-outputs':
+        this.lag.rebase(monotonicMs());
         this.outputs.setDirect(false);
         break;
       case 'release-through':

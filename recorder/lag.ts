@@ -34,6 +34,11 @@ export class LagTracker {
     }
   }
 
+  /** A backup just attached: what it must catch up on is owed from now, not from when it was appended. */
+  rebase(nowMs: number): void {
+    for (let i = this.head; i < this.batches.length; i++) this.batches[i]!.atMs = nowMs;
+  }
+
   /** Forget everything outstanding (the backup is gone; nothing is owed to it any more). */
   reset(): void {
     this.batches.length = 0;

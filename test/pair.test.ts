@@ -78,6 +78,36 @@ describe('the Output Rule, black-box', () => {
   });
 });
 
+describe('lag control', () => {
+  test('past --max-lag-ms the primary stops admitting: requests queue, then get 503; it resumes when the backup catches up', async () => {
+    pair = await startPair('guest-apps/kv.js', { heartbeatMs: 200, heartbeatTimeoutMs: 20_000, primaryArgs: ['--max-lag-ms', '300', '--max-queued-requests', '3'] });
+    const { primary, backup } = pair;
+    await waitInSync(primary.url, backup.url);
+    const throttles = () => primary.lines.filter((l) => /throttling: backup lag \d+ ms exceeds --max-lag-ms=300/.test(l.msg)).length;
+    const before = throttles();
+    backup.child.kill('SIGSTOP');
+    // The first request runs and its output is held; the lag then grows past 300 ms.
+    const first = fetch(`${primary.url}/kv/a`, { method: 'PUT', body: '1' });
+    await waitFor(() => throttles() > before, 'the primary to throttle');
+    expect((await status(primary.url)).admitting).toBe(false);
+    // New requests wait in the queue (not run), and past the queue bound they are refused with 503.
+    const queued = [1, 2, 3].map((i) => fetch(`${primary.url}/kv/q${i}`, { method: 'PUT', body: String(i) }));
+    await waitFor(async () => (await status(primary.url)).queued === 3, 'three queued requests');
+    const refused = await fetch(`${primary.url}/kv/over`, { method: 'PUT', body: 'x' });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.text()).toContain('--max-queued-requests');
+    const tasksWhileThrottled = (await status(primary.url)).tasks;
+
+    backup.child.kill('SIGCONT');
+    const answers = await Promise.all([first, ...queued]);
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    await primary.waitForLog((l) => /backup caught up: admitting requests again/.test(l.msg), 'the primary to admit again');
+    expect((await status(primary.url)).tasks as number).toBeGreaterThan(tasksWhileThrottled as number);
+    await waitInSync(primary.url, backup.url);
+  });
+});
+
 describe('refusals at the edge', () => {
   test('a wrong secret, another guest, a second backup and garbage bytes are refused and logged; the pair keeps running', async () => {
     pair = await startPair('guest-apps/kv.js');

@@ -212,6 +212,7 @@
   }
 
   const CHUNK = 8192;
+  const NON_ASCII_RE = /[^\x00-\x7F]/;
   // Bytes (each < 256) to a string of the same code units.
   function latin1ToString(bytes, start, end) {
     if (end - start <= CHUNK) return String.fromCharCode.apply(null, start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
@@ -231,12 +232,15 @@
     const len = bytes.length;
     if (len === 0) return '';
     if (st === null || st.need === 0) {
-      // Native fast path: bytes -> Latin-1 string -> escape() gives %XX for every non-ASCII
-      // byte -> decodeURIComponent() decodes UTF-8. ECMAScript's Decode throws on anything that
-      // is not well-formed UTF-8 (overlong forms, surrogates, > U+10FFFF, truncation), so when it
-      // succeeds the result is exactly what the spec decoder produces (and no state is pending).
+      // Native fast paths: bytes -> Latin-1 string, which is the result if it is all ASCII.
+      // Otherwise escape() gives %XX for every non-ASCII byte and decodeURIComponent() decodes
+      // UTF-8. ECMAScript's Decode throws on anything that is not well-formed UTF-8 (overlong
+      // forms, surrogates, > U+10FFFF, truncation), so when it succeeds the result is exactly
+      // what the spec decoder produces (and no state is pending).
+      const latin1 = latin1ToString(bytes, 0, len);
+      if (!NON_ASCII_RE.test(latin1)) return latin1;
       try {
-        return nativeDecodeURIComponent(nativeEscape(latin1ToString(bytes, 0, len)));
+        return nativeDecodeURIComponent(nativeEscape(latin1));
       } catch {
         // fall through to the exact decoder for error handling
       }
@@ -684,7 +688,6 @@
 
   const FORBIDDEN_HOST_RE = /[\x00\t\n\r #/:<>?@[\\\]^|]/;
   const FORBIDDEN_DOMAIN_RE = /[\x00-\x20#%/:<>?@[\\\]^|\x7F]/;
-  const NON_ASCII_RE = /[^\x00-\x7F]/;
 
   function parseIPv4Number(s) {
     if (s === '') return null;
@@ -1384,9 +1387,11 @@
 
   // Fast path for the overwhelmingly common absolute URL shape
   //   (http|https|ws|wss|ftp)://lower-case-domain[:port][/path][?query][#fragment]
-  // made only of characters that need no percent-encoding. Anything else (upper case, IP
-  // addresses, credentials, backslashes, dot segments, non-ASCII, whitespace, ...) goes through
-  // the full state machine, so results are identical; the fast path only skips work.
+  // made only of characters that need no percent-encoding, and already in its serialized form
+  // (the only change the parser would make is adding a missing "/" path). Anything else (upper
+  // case, IP addresses, credentials, backslashes, dot segments, default or zero-padded ports,
+  // non-ASCII, whitespace, ...) goes through the full state machine, so results are identical;
+  // the fast path only skips work. Such a URL is kept as its href string plus two offsets.
   const FAST_URL_RE = (function () {
     const cls = (bit, extraExcluded) => {
       let out = '';
@@ -1399,39 +1404,51 @@
     return new RegExp(
       '^(https?|wss?|ftp)://([a-z0-9_-]+(?:\\.[a-z0-9_-]+)*\\.?)(?::([0-9]{1,5}))?' +
       '(/' + cls(SET_PATH, '\\?#') + ')?' +
-      '(?:\\?(' + cls(SET_SPECIAL_QUERY, '#') + '))?' +
-      '(?:#(' + cls(SET_FRAGMENT, '') + '))?$');
+      '(?:\\?' + cls(SET_SPECIAL_QUERY, '#') + ')?' +
+      '(?:#' + cls(SET_FRAGMENT, '') + ')?$');
   })();
-  function fastParse(input) {
+  // A "." or ".." segment, in any of its percent-encoded spellings.
+  const DOT_SEGMENT_RE = /\/(?:\.|%2e)(?:\.|%2e)?(?=\/|$)/i;
+  let fastPS = 0, fastPE = 0; // side results of fastHref(): path start and end offsets in the href
+  // The href of `input` if it has the fast shape (see above), else null.
+  function fastHref(input) {
     const m = FAST_URL_RE.exec(input);
     if (m === null) return null;
     const host = m[2];
     // A host whose last label could be a number must go through the IPv4 logic.
     let e = host.length - 1;
     if (host.charCodeAt(e) === 0x2E) e--;
-    const dot = host.lastIndexOf('.', e);
-    if (!isAlpha(host.charCodeAt(dot + 1))) return null;
-    const scheme = m[1];
-    let port = null;
-    if (m[3] !== undefined) {
-      port = parseInt(m[3], 10);
-      if (port > 65535) return null;
-      if (port === SPECIAL_PORTS.get(scheme)) port = null;
+    if (!isAlpha(host.charCodeAt(host.lastIndexOf('.', e) + 1))) return null;
+    let ps = m[1].length + 3 + host.length;
+    const port = m[3];
+    if (port !== undefined) {
+      if (port.length > 1 && port.charCodeAt(0) === 0x30) return null; // leading zeros are dropped
+      const n = +port;
+      if (n > 65535 || n === SPECIAL_PORTS.get(m[1])) return null;
+      ps += port.length + 1;
     }
-    const pathStr = m[4];
-    let path;
-    if (pathStr === undefined || pathStr.length === 1) {
-      path = [''];
-    } else {
-      path = pathStr.slice(1).split('/');
-      if (pathStr.indexOf('.') >= 0 || pathStr.indexOf('%') >= 0) {
-        for (let i = 0; i < path.length; i++) if (isSingleDot(path[i]) || isDoubleDot(path[i])) return null;
-      }
+    const path = m[4];
+    fastPS = ps;
+    if (path === undefined) {
+      fastPE = ps + 1;
+      return input.slice(0, ps) + '/' + input.slice(ps);
     }
-    const q = m[5], f = m[6];
+    if (DOT_SEGMENT_RE.test(path)) return null;
+    fastPE = ps + path.length;
+    return input;
+  }
+  // The URL record of a fast-shape href.
+  function fastRecord(h, ps, pe) {
+    const hs = h.indexOf(':') + 3;
+    let he = h.indexOf(':', hs);
+    if (he < 0 || he > ps) he = ps;
+    const f = h.indexOf('#', pe);
     return {
-      scheme, username: '', password: '', host, port, path,
-      query: q === undefined ? null : q, fragment: f === undefined ? null : f,
+      scheme: h.slice(0, hs - 3), username: '', password: '', host: h.slice(hs, he),
+      port: he < ps ? +h.slice(he + 1, ps) : null,
+      path: h.slice(ps + 1, pe).split('/'),
+      query: h.charCodeAt(pe) === 0x3F ? h.slice(pe + 1, f < 0 ? h.length : f) : null,
+      fragment: f < 0 ? null : h.slice(f + 1),
     };
   }
 
@@ -1443,9 +1460,9 @@
       b = basicParse(toUSVString(base), null, null, 0);
       if (b === null) throw new TypeError('Invalid URL');
     }
-    let r = fastParse(s);
-    if (r !== null) return r;
-    r = basicParse(s, b, null, 0);
+    const h = fastHref(s);
+    if (h !== null) return fastRecord(h, fastPS, fastPE);
+    const r = basicParse(s, b, null, 0);
     if (r === null) throw new TypeError('Invalid URL');
     return r;
   }
@@ -1610,12 +1627,30 @@
   // ---------------------------------------------------------------------------------------------
 
   class URL {
-    #u;
+    #u = null; // URL record; null while the URL is in fast form: #href with path offsets #ps, #pe
+    #href = '';
+    #ps = 0;
+    #pe = 0;
     #sp = null;
     constructor(url, base = undefined) {
       // (no arity check: `new URL()` parses "undefined" and throws "Invalid URL" anyway; touching
       // `arguments` would cost an allocation on every construction)
-      this.#u = parseURLOrThrow(url, base);
+      const s = typeof url === 'string' ? url : toUSVString(url);
+      let b = null;
+      if (base !== undefined) {
+        b = basicParse(toUSVString(base), null, null, 0);
+        if (b === null) throw new TypeError('Invalid URL');
+      }
+      const h = fastHref(s);
+      if (h !== null) {
+        this.#href = h;
+        this.#ps = fastPS;
+        this.#pe = fastPE;
+        return;
+      }
+      const r = basicParse(typeof url === 'string' ? toUSVString(s) : s, b, null, 0);
+      if (r === null) throw new TypeError('Invalid URL');
+      this.#u = r;
     }
 
     static canParse(url, base = undefined) {
@@ -1636,71 +1671,107 @@
       }
     }
 
+    // The URL record (built from the fast form on first need).
+    #rec() {
+      let u = this.#u;
+      if (u === null) u = this.#u = fastRecord(this.#href, this.#ps, this.#pe);
+      return u;
+    }
     #resyncParams() {
       if (this.#sp !== null) spSetList(this.#sp, this.#u.query === null ? [] : formParse(this.#u.query));
     }
 
-    get href() { return serializeURL(this.#u, false); }
+    get href() { return this.#u === null ? this.#href : serializeURL(this.#u, false); }
     set href(value) {
       const r = basicParse(toUSVString(value), null, null, 0);
       if (r === null) throw new TypeError('Invalid URL');
-      copyURLRecordInto(this.#u, r);
+      copyURLRecordInto(this.#rec(), r);
       this.#resyncParams();
     }
-    get origin() { return serializeOrigin(this.#u); }
-    get protocol() { return this.#u.scheme + ':'; }
-    set protocol(value) {
-      basicParse(toUSVString(value) + ':', null, this.#u, S_SCHEME_START);
-    }
-    get username() { return this.#u.username; }
-    set username(value) {
+    get origin() { return this.#u === null ? this.#href.slice(0, this.#ps) : serializeOrigin(this.#u); }
+    get protocol() {
       const u = this.#u;
+      if (u === null) return this.#href.slice(0, this.#href.indexOf(':') + 1);
+      return u.scheme + ':';
+    }
+    set protocol(value) {
+      basicParse(toUSVString(value) + ':', null, this.#rec(), S_SCHEME_START);
+    }
+    get username() { return this.#u === null ? '' : this.#u.username; }
+    set username(value) {
+      const u = this.#rec();
       if (cannotHaveCredentialsOrPort(u)) return;
       u.username = pctEncode(toUSVString(value), SET_USERINFO, false);
     }
-    get password() { return this.#u.password; }
+    get password() { return this.#u === null ? '' : this.#u.password; }
     set password(value) {
-      const u = this.#u;
+      const u = this.#rec();
       if (cannotHaveCredentialsOrPort(u)) return;
       u.password = pctEncode(toUSVString(value), SET_USERINFO, false);
     }
     get host() {
       const u = this.#u;
+      if (u === null) return this.#href.slice(this.#href.indexOf(':') + 3, this.#ps);
       if (u.host === null) return '';
       return u.port === null ? u.host : u.host + ':' + u.port;
     }
     set host(value) {
-      const u = this.#u;
+      const u = this.#rec();
       if (hasOpaquePath(u)) return;
       basicParse(toUSVString(value), null, u, S_HOST);
     }
-    get hostname() { const h = this.#u.host; return h === null ? '' : h; }
-    set hostname(value) {
+    get hostname() {
       const u = this.#u;
+      if (u === null) {
+        const h = this.#href, ps = this.#ps;
+        const hs = h.indexOf(':') + 3;
+        const c = h.indexOf(':', hs);
+        return h.slice(hs, c >= 0 && c < ps ? c : ps);
+      }
+      return u.host === null ? '' : u.host;
+    }
+    set hostname(value) {
+      const u = this.#rec();
       if (hasOpaquePath(u)) return;
       basicParse(toUSVString(value), null, u, S_HOSTNAME);
     }
-    get port() { const p = this.#u.port; return p === null ? '' : String(p); }
-    set port(value) {
+    get port() {
       const u = this.#u;
+      if (u === null) {
+        const h = this.#href, ps = this.#ps;
+        const c = h.indexOf(':', h.indexOf(':') + 3);
+        return c >= 0 && c < ps ? h.slice(c + 1, ps) : '';
+      }
+      return u.port === null ? '' : String(u.port);
+    }
+    set port(value) {
+      const u = this.#rec();
       if (cannotHaveCredentialsOrPort(u)) return;
       const v = toUSVString(value);
       if (v === '') u.port = null;
       else basicParse(v, null, u, S_PORT);
     }
-    get pathname() { return serializePath(this.#u); }
+    get pathname() { return this.#u === null ? this.#href.slice(this.#ps, this.#pe) : serializePath(this.#u); }
     set pathname(value) {
-      const u = this.#u;
+      const u = this.#rec();
       if (hasOpaquePath(u)) return;
       u.path = [];
       basicParse(toUSVString(value), null, u, S_PATH_START);
     }
     get search() {
-      const q = this.#u.query;
+      const u = this.#u;
+      if (u === null) {
+        const h = this.#href, pe = this.#pe;
+        if (h.charCodeAt(pe) !== 0x3F) return '';
+        let e = h.indexOf('#', pe);
+        if (e < 0) e = h.length;
+        return e - pe === 1 ? '' : h.slice(pe, e);
+      }
+      const q = u.query;
       return q === null || q === '' ? '' : '?' + q;
     }
     set search(value) {
-      const u = this.#u;
+      const u = this.#rec();
       let v = toUSVString(value);
       if (v === '') {
         u.query = null;
@@ -1715,15 +1786,21 @@
     }
     get searchParams() {
       let sp = this.#sp;
-      if (sp === null) sp = this.#sp = spCreateForURL(this.#u);
+      if (sp === null) sp = this.#sp = spCreateForURL(this.#rec());
       return sp;
     }
     get hash() {
-      const f = this.#u.fragment;
+      const u = this.#u;
+      if (u === null) {
+        const h = this.#href;
+        const f = h.indexOf('#', this.#pe);
+        return f < 0 || f === h.length - 1 ? '' : h.slice(f);
+      }
+      const f = u.fragment;
       return f === null || f === '' ? '' : '#' + f;
     }
     set hash(value) {
-      const u = this.#u;
+      const u = this.#rec();
       let v = toUSVString(value);
       if (v === '') {
         u.fragment = null;
@@ -1734,8 +1811,8 @@
       u.fragment = '';
       basicParse(v, null, u, S_FRAGMENT);
     }
-    toString() { return serializeURL(this.#u, false); }
-    toJSON() { return serializeURL(this.#u, false); }
+    toString() { return this.#u === null ? this.#href : serializeURL(this.#u, false); }
+    toJSON() { return this.#u === null ? this.#href : serializeURL(this.#u, false); }
   }
   setTag(URL, 'URL');
   for (const k of ['href', 'origin', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'searchParams', 'hash', 'toString', 'toJSON']) {
@@ -2067,9 +2144,33 @@
   // Headers
   // ---------------------------------------------------------------------------------------------
 
+  // A header list is an Array of [lowerCaseName, value] entries: one entry per name, in the order
+  // names were first added, the values of a repeated name combined with ", " (set-cookie too; its
+  // separate values are also kept in a `cookies` array, see listForWire). Entries are never
+  // mutated (combining a value replaces the entry), so entries and whole lists can be shared.
+  //
+  // Cost notes (QuickJS is an interpreter: a builtin call is cheap, an interpreted loop over
+  // characters is not): names and values are validated with a cache lookup first; small lists are
+  // searched linearly, long ones (> INDEX_MIN entries) get a Map index built on demand.
+
   const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
   const BAD_HEADER_VALUE_RE = /[\0\r\n]|[^\0-\xFF]/;
+  // Matches every value that is not already normalised and valid (leading or trailing HTTP
+  // whitespace, NUL/CR/LF, a code unit above 0xFF); a value it does not match is used as is.
+  const HEADER_VALUE_SLOW_RE = /^[\t\n\r ]|[\t\n\r ]$|[\0\r\n]|[^\0-\xFF]/;
   const GUARD_NONE = 0, GUARD_IMMUTABLE = 1;
+  const INDEX_MIN = 8;
+  const isArray = Array.isArray;
+  const objectKeys = Object.keys;
+  const ARRAY_ITERATOR = Array.prototype[Symbol.iterator];
+  const NO_HEADERS = Object.freeze([]); // shared empty header list (copied before any change)
+
+  // Validation results for recently seen header names and values: one Map lookup instead of a
+  // regular expression test plus toLowerCase(). Bounded (cleared when full), and their contents
+  // depend only on the strings seen, so behaviour stays deterministic.
+  const CACHE_MAX = 128;
+  const nameCache = new Map(); // name as given -> lower-cased name (valid names only)
+  const valueCache = new Map(); // value as given -> normalised value (valid values only)
 
   function isHTTPWhitespace(c) { return c === 0x20 || c === 0x09 || c === 0x0A || c === 0x0D; }
   function normalizeHeaderValue(v) {
@@ -2080,15 +2181,106 @@
     while (e > s && isHTTPWhitespace(v.charCodeAt(e - 1))) e--;
     return s === 0 && e === len ? v : v.slice(s, e);
   }
-  function checkHeaderName(name, what) {
+  // The lower-cased form of a valid header name (TypeError otherwise).
+  function headerName(name, what) {
+    let lower = nameCache.get(name);
+    if (lower !== undefined) return lower;
     if (!TOKEN_RE.test(name)) throw new TypeError(`${what}: "${name}" is an invalid header name.`);
+    lower = name.toLowerCase();
+    if (name.length <= 64) {
+      if (nameCache.size >= CACHE_MAX) nameCache.clear();
+      nameCache.set(name, lower);
+    }
+    return lower;
   }
-  function checkHeaderValue(value, what) {
-    if (BAD_HEADER_VALUE_RE.test(value)) throw new TypeError(`${what}: "${value}" is an invalid header value.`);
+  // The normalised form of a valid header value (TypeError otherwise).
+  function headerValue(value, what) {
+    let v = valueCache.get(value);
+    if (v !== undefined) return v;
+    v = value;
+    if (HEADER_VALUE_SLOW_RE.test(value)) {
+      v = normalizeHeaderValue(value);
+      if (BAD_HEADER_VALUE_RE.test(v)) throw new TypeError(`${what}: "${v}" is an invalid header value.`);
+    }
+    if (value.length <= 128) {
+      if (valueCache.size >= CACHE_MAX) valueCache.clear();
+      valueCache.set(value, v);
+    }
+    return v;
+  }
+  // Lower-case a trusted header name (from the hypervisor: not validated).
+  function lowerName(name) {
+    let lower = nameCache.get(name);
+    if (lower !== undefined) return lower;
+    lower = name.toLowerCase();
+    if (name.length <= 64 && TOKEN_RE.test(name)) {
+      if (nameCache.size >= CACHE_MAX) nameCache.clear();
+      nameCache.set(name, lower);
+    }
+    return lower;
   }
 
-  let headersFromPairs; // (pairs, guard) => Headers, no validation (trusted input)
-  let headersToList; // (h) => Array<[name, value]> insertion order, set-cookie expanded
+  function listFind(list, name) {
+    for (let i = 0; i < list.length; i++) if (list[i][0] === name) return i;
+    return -1;
+  }
+  function makeIndex(list) {
+    const index = new Map();
+    for (let i = 0; i < list.length; i++) index.set(list[i][0], i);
+    return index;
+  }
+  // Add to a list being built; `index` is null or a Map index of it. Returns the (new) index.
+  function listAdd(list, index, name, value) {
+    let j = -1;
+    if (index !== null) {
+      const k = index.get(name);
+      if (k !== undefined) j = k;
+    } else {
+      for (let i = 0; i < list.length; i++) if (list[i][0] === name) { j = i; break; }
+    }
+    if (j >= 0) {
+      list[j] = [name, list[j][1] + ', ' + value];
+      return index;
+    }
+    if (index !== null) index.set(name, list.length);
+    list.push([name, value]);
+    return index === null && list.length > INDEX_MIN ? makeIndex(list) : index;
+  }
+  function addCookie(cookies, value) {
+    if (cookies === null) return [value];
+    cookies.push(value);
+    return cookies;
+  }
+  // The list as the hypervisor wants it: set-cookie values as separate entries.
+  function listForWire(list, cookies) {
+    if (cookies === null) return list;
+    const out = [];
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      if (e[0] === 'set-cookie') {
+        for (let k = 0; k < cookies.length; k++) out.push(['set-cookie', cookies[k]]);
+      } else {
+        out.push(e);
+      }
+    }
+    return out;
+  }
+  function compareEntries(a, b) {
+    return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+  }
+  // One [name, value] pair of a sequence<sequence<ByteString>>, as strings.
+  function headerPair(pair) {
+    if (!isObjectLike(pair) || typeof pair[Symbol.iterator] !== 'function') throw new TypeError('Headers constructor: expected name/value pair to be length 2, found 0.');
+    const arr = isArray(pair) ? pair : Array.from(pair);
+    if (arr.length !== 2) throw new TypeError(`Headers constructor: expected name/value pair to be length 2, found ${arr.length}.`);
+    return arr;
+  }
+
+  let buildList; // (init: HeadersInit) => list (validated); its set-cookie values are left in builtCookies
+  let builtCookies = null;
+  let headersWrap; // (list, cookies, guard) => Headers owning list and cookies
+  let headersFromRaw; // (pairs, guard) => Headers, trusted pairs (names lower-cased here, no validation)
+  let headersListOf; // (h) => list for the hypervisor (internal, read-only; set-cookie expanded)
   let headersHasLower; // (h, lowerName) => boolean
   let headersGetLower; // (h, lowerName) => string|null
   let headersAppendTrusted; // (h, lowerName, value)
@@ -2096,109 +2288,99 @@
   let headersClone; // (h, guard) => Headers
 
   class Headers {
-    #map = new Map(); // lower-cased name -> combined value
+    #list = null; // header list (see above)
     #cookies = null; // string[] of set-cookie values, or null
     #guard = GUARD_NONE;
-    #sorted = null; // cached sort-and-combine result
+    #index = null; // Map name -> position in #list, built on demand for long lists
     constructor(init = undefined) {
-      if (init === kInternal || init === undefined) return;
-      if (init instanceof Headers) {
-        for (const [k, v] of init.#map) this.#map.set(k, v);
-        if (init.#cookies !== null) this.#cookies = init.#cookies.slice();
+      if (init === kInternal) return;
+      if (init === undefined) {
+        this.#list = [];
         return;
       }
-      if (!isObjectLike(init)) {
-        throw new TypeError('Headers constructor: Argument 1 could not be converted to one of: sequence<sequence<ByteString>>, record<ByteString, ByteString>.');
-      }
-      const iter = init[Symbol.iterator];
-      if (iter !== undefined && iter !== null) {
-        if (typeof iter !== 'function') throw new TypeError('Headers constructor: Symbol.iterator is not a function');
-        for (const pair of init) {
-          if (!isObjectLike(pair) || typeof pair[Symbol.iterator] !== 'function') throw new TypeError('Headers constructor: expected name/value pair to be length 2, found 0.');
-          const arr = Array.isArray(pair) ? pair : Array.from(pair);
-          if (arr.length !== 2) throw new TypeError(`Headers constructor: expected name/value pair to be length 2, found ${arr.length}.`);
-          this.#append(toDOMString(arr[0]), toDOMString(arr[1]), 'Headers.append');
-        }
-      } else {
-        for (const key of Reflect.ownKeys(init)) {
-          if (typeof key !== 'string') continue;
-          const desc = Reflect.getOwnPropertyDescriptor(init, key);
-          if (desc === undefined || !desc.enumerable) continue;
-          this.#append(key, toDOMString(init[key]), 'Headers.append');
-        }
-      }
+      this.#list = buildList(init);
+      this.#cookies = builtCookies;
     }
 
-    #append(name, value, what) {
-      value = normalizeHeaderValue(value);
-      checkHeaderName(name, what);
-      checkHeaderValue(value, what);
-      if (this.#guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
-      const lower = name.toLowerCase();
-      const prev = this.#map.get(lower);
-      this.#map.set(lower, prev === undefined ? value : prev + ', ' + value);
-      if (lower === 'set-cookie') (this.#cookies || (this.#cookies = [])).push(value);
-      this.#sorted = null;
+    #find(name) {
+      const list = this.#list;
+      let index = this.#index;
+      if (index === null) {
+        if (list.length <= INDEX_MIN) {
+          for (let i = 0; i < list.length; i++) if (list[i][0] === name) return i;
+          return -1;
+        }
+        index = this.#index = makeIndex(list);
+      }
+      const j = index.get(name);
+      return j === undefined ? -1 : j;
+    }
+    // Append a validated, lower-cased name and a normalised value.
+    #add(name, value) {
+      const list = this.#list;
+      const j = this.#find(name);
+      if (j >= 0) {
+        list[j] = [name, list[j][1] + ', ' + value];
+      } else {
+        if (this.#index !== null) this.#index.set(name, list.length);
+        list.push([name, value]);
+      }
+      if (name === 'set-cookie') this.#cookies = addCookie(this.#cookies, value);
     }
 
     append(name, value) {
       requireArgs(arguments.length, 2, "Failed to execute 'append' on 'Headers'");
-      this.#append(toDOMString(name), toDOMString(value), 'Headers.append');
+      name = toDOMString(name);
+      value = toDOMString(value);
+      const lower = headerName(name, 'Headers.append');
+      value = headerValue(value, 'Headers.append');
+      if (this.#guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
+      this.#add(lower, value);
     }
     delete(name) {
       requireArgs(arguments.length, 1, "Failed to execute 'delete' on 'Headers'");
-      name = toDOMString(name);
-      checkHeaderName(name, 'Headers.delete');
+      const lower = headerName(toDOMString(name), 'Headers.delete');
       if (this.#guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
-      const lower = name.toLowerCase();
-      if (!this.#map.delete(lower)) return;
+      const j = this.#find(lower);
+      if (j < 0) return;
+      this.#list.splice(j, 1);
+      this.#index = null;
       if (lower === 'set-cookie') this.#cookies = null;
-      this.#sorted = null;
     }
     get(name) {
       requireArgs(arguments.length, 1, "Failed to execute 'get' on 'Headers'");
-      name = toDOMString(name);
-      checkHeaderName(name, 'Headers.get');
-      const v = this.#map.get(name.toLowerCase());
-      return v === undefined ? null : v;
+      const j = this.#find(headerName(toDOMString(name), 'Headers.get'));
+      return j < 0 ? null : this.#list[j][1];
     }
     getSetCookie() {
       return this.#cookies === null ? [] : this.#cookies.slice();
     }
     has(name) {
       requireArgs(arguments.length, 1, "Failed to execute 'has' on 'Headers'");
-      name = toDOMString(name);
-      checkHeaderName(name, 'Headers.has');
-      return this.#map.has(name.toLowerCase());
+      return this.#find(headerName(toDOMString(name), 'Headers.has')) >= 0;
     }
     set(name, value) {
       requireArgs(arguments.length, 2, "Failed to execute 'set' on 'Headers'");
       name = toDOMString(name);
-      value = normalizeHeaderValue(toDOMString(value));
-      checkHeaderName(name, 'Headers.set');
-      checkHeaderValue(value, 'Headers.set');
+      value = toDOMString(value);
+      const lower = headerName(name, 'Headers.set');
+      value = headerValue(value, 'Headers.set');
       if (this.#guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
-      const lower = name.toLowerCase();
-      this.#map.set(lower, value);
+      const list = this.#list;
+      const j = this.#find(lower);
+      if (j >= 0) {
+        list[j] = [lower, value];
+      } else {
+        if (this.#index !== null) this.#index.set(lower, list.length);
+        list.push([lower, value]);
+      }
       if (lower === 'set-cookie') this.#cookies = [value];
-      this.#sorted = null;
     }
 
-    // "Sort and combine": names lower-cased and sorted; set-cookie values kept separate.
+    // "Sort and combine": names sorted; set-cookie values kept separate.
     #pairs() {
-      let s = this.#sorted;
-      if (s !== null) return s;
-      const names = Array.from(this.#map.keys()).sort();
-      s = [];
-      for (let i = 0; i < names.length; i++) {
-        const n = names[i];
-        if (n === 'set-cookie' && this.#cookies !== null) {
-          for (const c of this.#cookies) s.push([n, c]);
-        } else {
-          s.push([n, this.#map.get(n)]);
-        }
-      }
-      return (this.#sorted = s);
+      const sorted = this.#list.slice().sort(compareEntries);
+      return this.#cookies === null ? sorted : listForWire(sorted, this.#cookies);
     }
 
     forEach(callback, thisArg = undefined) {
@@ -2217,47 +2399,89 @@
     }
 
     static {
-      headersFromPairs = (pairs, guard) => {
-        const h = new Headers(kInternal);
-        h.#guard = guard;
-        const map = h.#map;
-        for (let i = 0; i < pairs.length; i++) {
-          const pair = pairs[i];
-          const name = pair[0].toLowerCase();
-          const value = pair[1];
-          const prev = map.get(name);
-          map.set(name, prev === undefined ? value : prev + ', ' + value);
-          if (name === 'set-cookie') (h.#cookies || (h.#cookies = [])).push(value);
+      buildList = (init) => {
+        if (!isObjectLike(init)) {
+          throw new TypeError('Headers constructor: Argument 1 could not be converted to one of: sequence<sequence<ByteString>>, record<ByteString, ByteString>.');
         }
-        return h;
-      };
-      headersToList = (h) => {
-        const out = [];
-        for (const [k, v] of h.#map) {
-          if (k === 'set-cookie' && h.#cookies !== null) {
-            for (const c of h.#cookies) out.push([k, c]);
+        if (#list in init) {
+          builtCookies = init.#cookies === null ? null : init.#cookies.slice();
+          return init.#list.slice();
+        }
+        const list = [];
+        let index = null;
+        let cookies = null;
+        const iter = init[Symbol.iterator];
+        if (iter !== undefined && iter !== null) {
+          if (typeof iter !== 'function') throw new TypeError('Headers constructor: Symbol.iterator is not a function');
+          if (iter === ARRAY_ITERATOR && isArray(init)) {
+            for (let i = 0; i < init.length; i++) {
+              const arr = headerPair(init[i]);
+              const n = toDOMString(arr[0]), v = toDOMString(arr[1]);
+              const name = headerName(n, 'Headers.append');
+              const value = headerValue(v, 'Headers.append');
+              index = listAdd(list, index, name, value);
+              if (name === 'set-cookie') cookies = addCookie(cookies, value);
+            }
           } else {
-            out.push([k, v]);
+            for (const pair of init) {
+              const arr = headerPair(pair);
+              const n = toDOMString(arr[0]), v = toDOMString(arr[1]);
+              const name = headerName(n, 'Headers.append');
+              const value = headerValue(v, 'Headers.append');
+              index = listAdd(list, index, name, value);
+              if (name === 'set-cookie') cookies = addCookie(cookies, value);
+            }
+          }
+        } else {
+          // record<ByteString, ByteString>: own enumerable string keys, in property order.
+          const keys = objectKeys(init);
+          for (let i = 0; i < keys.length; i++) {
+            const key = keys[i];
+            const v = init[key];
+            const str = typeof v === 'string' ? v : toDOMString(v);
+            const name = headerName(key, 'Headers.append');
+            const value = headerValue(str, 'Headers.append');
+            index = listAdd(list, index, name, value);
+            if (name === 'set-cookie') cookies = addCookie(cookies, value);
           }
         }
-        return out;
+        builtCookies = cookies;
+        return list;
       };
-      headersHasLower = (h, n) => h.#map.has(n);
-      headersGetLower = (h, n) => { const v = h.#map.get(n); return v === undefined ? null : v; };
-      headersAppendTrusted = (h, n, v) => {
-        const prev = h.#map.get(n);
-        h.#map.set(n, prev === undefined ? v : prev + ', ' + v);
-        if (n === 'set-cookie') (h.#cookies || (h.#cookies = [])).push(v);
-        h.#sorted = null;
+      headersWrap = (list, cookies, guard) => {
+        const h = new Headers(kInternal);
+        h.#list = list;
+        h.#cookies = cookies;
+        h.#guard = guard;
+        return h;
       };
+      headersFromRaw = (pairs, guard) => {
+        const list = [];
+        let index = null;
+        let cookies = null;
+        for (let i = 0; i < pairs.length; i++) {
+          const pair = pairs[i];
+          const name = lowerName(pair[0]);
+          const value = pair[1];
+          index = listAdd(list, index, name, value);
+          if (name === 'set-cookie') cookies = addCookie(cookies, value);
+        }
+        const h = new Headers(kInternal);
+        h.#list = list;
+        h.#cookies = cookies;
+        h.#guard = guard;
+        h.#index = index;
+        return h;
+      };
+      headersListOf = (h) => listForWire(h.#list, h.#cookies);
+      headersHasLower = (h, n) => h.#find(n) >= 0;
+      headersGetLower = (h, n) => {
+        const j = h.#find(n);
+        return j < 0 ? null : h.#list[j][1];
+      };
+      headersAppendTrusted = (h, n, v) => h.#add(n, v);
       headersGuardOf = (h) => h.#guard;
-      headersClone = (h, guard) => {
-        const c = new Headers(kInternal);
-        for (const [k, v] of h.#map) c.#map.set(k, v);
-        if (h.#cookies !== null) c.#cookies = h.#cookies.slice();
-        c.#guard = guard;
-        return c;
-      };
+      headersClone = (h, guard) => headersWrap(h.#list.slice(), h.#cookies === null ? null : h.#cookies.slice(), guard);
     }
   }
   Headers.prototype[Symbol.iterator] = Headers.prototype.entries;
@@ -2267,33 +2491,55 @@
   // Bodies
   // ---------------------------------------------------------------------------------------------
 
+  // A body is kept in the form it was given: a string (a USVString: well-formed, UTF-8 encoded
+  // only when bytes are asked for, by arrayBuffer()/bytes()/blob()/`body`, or by the hypervisor's
+  // host side, which encodes natively), or a Uint8Array that nothing outside references and that is
+  // never mutated, or null.
+
   const TEXT_PLAIN = 'text/plain;charset=UTF-8';
   const FORM_URLENCODED = 'application/x-www-form-urlencoded;charset=UTF-8';
+  const JSONparse = JSON.parse;
+  const JSONstringify = JSON.stringify;
 
-  // "Extract a body": returns the bytes and leaves the Content-Type to use (or null) in
-  // `extractedType` (avoids allocating a result pair on the hot path).
+  // "Extract a body": returns the body (see above) and leaves the Content-Type to use (or null) in
+  // `extractedType` (avoids allocating a result pair on the hot path). Read it right after the call.
   let extractedType = null;
   function extractBody(init) {
-    extractedType = null;
     if (typeof init === 'string') {
       extractedType = TEXT_PLAIN;
-      return utf8Encode(init);
+      return init.isWellFormed() ? init : init.toWellFormed();
     }
     if (isObjectLike(init)) {
       const b = copyBufferSource(init);
-      if (b !== null) return b;
+      if (b !== null) {
+        extractedType = null;
+        return b;
+      }
       if (init instanceof URLSearchParams) {
+        const s = init.toString();
         extractedType = FORM_URLENCODED;
-        return utf8Encode(init.toString());
+        return s;
       }
       if (init instanceof Blob) {
         const t = init.type;
-        if (t !== '') extractedType = t;
+        extractedType = t !== '' ? t : null;
         return blobBytes(init); // Blob bytes are never mutated, no copy needed
       }
     }
+    const s = toUSVString(init);
     extractedType = TEXT_PLAIN;
-    return utf8Encode(toUSVString(init));
+    return s;
+  }
+
+  // text() of a body (null, string or bytes): UTF-8 decode, dropping a leading BOM.
+  function bodyText(b) {
+    if (typeof b === 'string') return b.charCodeAt(0) === 0xFEFF ? b.slice(1) : b;
+    return b === null ? '' : utf8DecodeStripBOM(b);
+  }
+  // A fresh Uint8Array of a body's bytes.
+  function bodyBytesCopy(b) {
+    if (typeof b === 'string') return utf8Encode(b);
+    return b === null ? new Uint8Array(0) : b.slice();
   }
 
   function bodyUnusable() {
@@ -2301,33 +2547,26 @@
   }
 
   const BODY_TEXT = 0, BODY_JSON = 1, BODY_ARRAYBUFFER = 2, BODY_BYTES = 3, BODY_BLOB = 4;
-  function consumeBody(kind, bytes, headers) {
+  function consumeBody(kind, b, contentType) {
     switch (kind) {
       case BODY_TEXT:
-        return Promise.resolve(bytes === null ? '' : utf8DecodeStripBOM(bytes));
+        return Promise.resolve(bodyText(b));
       case BODY_JSON: {
         try {
-          return Promise.resolve(JSON.parse(bytes === null ? '' : utf8DecodeStripBOM(bytes)));
+          return Promise.resolve(JSONparse(bodyText(b)));
         } catch (e) {
           return Promise.reject(e);
         }
       }
       case BODY_ARRAYBUFFER:
-        return Promise.resolve(bytes === null ? new ArrayBuffer(0) : bytes.slice().buffer);
+        return Promise.resolve(bodyBytesCopy(b).buffer);
       case BODY_BYTES:
-        return Promise.resolve(bytes === null ? new Uint8Array(0) : bytes.slice());
+        return Promise.resolve(bodyBytesCopy(b));
       default: {
-        const ct = headers === null ? null : headersGetLower(headers, 'content-type');
-        return Promise.resolve(makeBlob(bytes === null ? EMPTY_BYTES : bytes, ct === null ? '' : normalizeBlobType(ct)));
+        const bytes = typeof b === 'string' ? utf8Encode(b) : b === null ? EMPTY_BYTES : b;
+        return Promise.resolve(makeBlob(bytes, contentType === null ? '' : normalizeBlobType(contentType)));
       }
     }
-  }
-
-  // WebIDL dictionary argument: undefined/null mean "all defaults" (returned as null).
-  function toDictionary(init, what) {
-    if (init === undefined || init === null) return null;
-    if (!isObjectLike(init)) throw new TypeError(`${what}: The provided init is not an object.`);
-    return init;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2336,6 +2575,12 @@
 
   const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
   const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
+  // Common method strings -> their normalised form (a Map lookup instead of validation).
+  const METHOD_CACHE = new Map([['PATCH', 'PATCH'], ['patch', 'patch']]);
+  for (const m of NORMALIZED_METHODS) {
+    METHOD_CACHE.set(m, m);
+    METHOD_CACHE.set(m.toLowerCase(), m);
+  }
   const REQUEST_ENUMS = {
     mode: ['same-origin', 'no-cors', 'cors', 'navigate'],
     credentials: ['omit', 'same-origin', 'include'],
@@ -2345,16 +2590,34 @@
     priority: ['high', 'low', 'auto'],
     duplex: ['half'],
   };
+  const REQUEST_ENUM_KEYS = Object.keys(REQUEST_ENUMS);
   const REQUEST_DEFAULTS = {
     mode: 'cors', credentials: 'same-origin', cache: 'default', referrer: 'about:client', referrerPolicy: '',
     integrity: '', keepalive: false, priority: 'auto', duplex: 'half', destination: '',
   };
 
-  function normalizeMethod(m) {
+  function normalizeMethod(v) {
+    if (typeof v === 'string') {
+      const known = METHOD_CACHE.get(v);
+      if (known !== undefined) return known;
+    }
+    const m = toDOMString(v);
     if (!TOKEN_RE.test(m)) throw new TypeError(`'${m}' is not a valid HTTP method.`);
     const up = m.toUpperCase();
     if (FORBIDDEN_METHODS.has(up)) throw new TypeError(`'${m}' HTTP method is unsupported.`);
     return NORMALIZED_METHODS.has(up) ? up : m;
+  }
+
+  // The serialized URL of a Request input that is not a Request.
+  function requestURL(input) {
+    const s = typeof input === 'string' ? input : toUSVString(input);
+    const href = fastHref(s);
+    if (href !== null) return href;
+    const u = typeof input === 'string' ? toUSVString(s) : s;
+    const rec = basicParse(u, null, null, 0);
+    if (rec === null) throw new TypeError(`Failed to parse URL from ${u}`);
+    if (includesCredentials(rec)) throw new TypeError(`Request cannot be constructed from a URL that includes credentials: ${u}`);
+    return serializeURL(rec, false);
   }
 
   let requestFast; // (method, url, rawHeaders, body) => Request
@@ -2363,10 +2626,11 @@
   class Request {
     #method = 'GET';
     #url = '';
-    #headers = null; // Headers, created lazily when #raw is set
-    #raw = null; // Array<[name, value]> from the hypervisor, until headers are materialised
-    #body = null; // Uint8Array | null
-    #bodyView = null; // memoised copy handed out by the `body` getter
+    // Headers; or, until `headers` is first read, an Array of trusted [name, value] pairs (names
+    // not necessarily lower-cased; never mutated, so it can be shared) or null (no headers).
+    #hdr = null;
+    #body = null; // string | Uint8Array | null (see Bodies)
+    #bodyView = null; // memoised bytes handed out by the `body` getter
     #used = false;
     #signal = null; // AbortSignal, created lazily
     #redirect = 'follow';
@@ -2375,9 +2639,13 @@
     constructor(input, init = undefined) {
       if (input === kInternal) return;
       // (no arity check: `new Request()` fails to parse "undefined" and throws a TypeError anyway)
-      const dict = toDictionary(init, "Failed to construct 'Request'");
+      let dict = null;
+      if (init !== undefined && init !== null) {
+        if (!isObjectLike(init)) throw new TypeError("Failed to construct 'Request': The provided init is not an object.");
+        dict = init;
+      }
       let src = null;
-      if (input instanceof Request) {
+      if (isObjectLike(input) && #method in input) {
         src = input;
         if (src.#used) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
         this.#method = src.#method;
@@ -2385,19 +2653,19 @@
         this.#redirect = src.#redirect;
         this.#opts = src.#opts;
       } else {
-        const s = toUSVString(input);
-        const rec = basicParse(s, null, null, 0);
-        if (rec === null) throw new TypeError(`Failed to parse URL from ${s}`);
-        if (includesCredentials(rec)) throw new TypeError(`Request cannot be constructed from a URL that includes credentials: ${s}`);
-        this.#url = serializeURL(rec, false);
+        this.#url = requestURL(input);
       }
 
       let initBody;
       let signalSrc = src !== null ? src.#signal : null;
+      let hdr = null; // becomes #hdr: Headers, an Array (see #hdr), or null
+      let shared = false; // hdr is the input request's pair array (must not be changed)
       if (dict !== null) {
-        if (dict.method !== undefined) this.#method = normalizeMethod(toDOMString(dict.method));
+        const method = dict.method;
+        if (method !== undefined) this.#method = normalizeMethod(method);
         let opts = null; // copy-on-write of the input's options
-        for (const key in REQUEST_ENUMS) {
+        for (let i = 0; i < REQUEST_ENUM_KEYS.length; i++) {
+          const key = REQUEST_ENUM_KEYS[i];
           const v = dict[key];
           if (v === undefined) continue;
           const s = toDOMString(v);
@@ -2406,20 +2674,33 @@
           if (key === 'redirect') this.#redirect = s;
           else (opts || (opts = { ...this.#opts }))[key] = s;
         }
-        if (dict.referrer !== undefined) (opts || (opts = { ...this.#opts })).referrer = toUSVString(dict.referrer);
-        if (dict.integrity !== undefined) (opts || (opts = { ...this.#opts })).integrity = toDOMString(dict.integrity);
-        if (dict.keepalive !== undefined) (opts || (opts = { ...this.#opts })).keepalive = Boolean(dict.keepalive);
+        const referrer = dict.referrer;
+        if (referrer !== undefined) (opts || (opts = { ...this.#opts })).referrer = toUSVString(referrer);
+        const integrity = dict.integrity;
+        if (integrity !== undefined) (opts || (opts = { ...this.#opts })).integrity = toDOMString(integrity);
+        const keepalive = dict.keepalive;
+        if (keepalive !== undefined) (opts || (opts = { ...this.#opts })).keepalive = Boolean(keepalive);
         if (opts !== null) this.#opts = opts;
-        if (dict.signal !== undefined) {
-          if (dict.signal !== null && !(dict.signal instanceof AbortSignal)) throw new TypeError("Failed to construct 'Request': member signal is not of type AbortSignal.");
-          signalSrc = dict.signal;
+        const signal = dict.signal;
+        if (signal !== undefined) {
+          if (signal !== null && !(signal instanceof AbortSignal)) throw new TypeError("Failed to construct 'Request': member signal is not of type AbortSignal.");
+          signalSrc = signal;
         }
-        if (dict.headers !== undefined) this.#headers = new Headers(dict.headers);
+        const headers = dict.headers;
+        if (headers !== undefined) {
+          const list = buildList(headers);
+          hdr = builtCookies === null ? list : headersWrap(list, builtCookies, GUARD_NONE);
+        }
         initBody = dict.body;
       }
-      if (this.#headers === null) {
-        if (src !== null) this.#headers = headersClone(src.headers, GUARD_NONE);
-        else this.#headers = new Headers(kInternal);
+      if (hdr === null && src !== null) {
+        const h = src.#hdr;
+        if (isArray(h)) {
+          hdr = h;
+          shared = true;
+        } else if (h !== null) {
+          hdr = headersClone(h, GUARD_NONE);
+        }
       }
       if (signalSrc !== null) this.#signal = dependentSignal([signalSrc]);
 
@@ -2430,21 +2711,30 @@
       }
       if (hasInitBody) {
         this.#body = extractBody(initBody);
-        if (extractedType !== null && !headersHasLower(this.#headers, 'content-type')) headersAppendTrusted(this.#headers, 'content-type', extractedType);
+        const type = extractedType;
+        if (type !== null) {
+          if (hdr === null) {
+            hdr = [['content-type', type]];
+          } else if (isArray(hdr) && !shared) {
+            if (listFind(hdr, 'content-type') < 0) hdr.push(['content-type', type]);
+          } else {
+            if (shared) hdr = headersFromRaw(hdr, GUARD_NONE);
+            if (!headersHasLower(hdr, 'content-type')) headersAppendTrusted(hdr, 'content-type', type);
+          }
+        }
       } else if (inputBody !== null) {
         this.#body = inputBody;
         src.#used = true; // the input's body is transferred to the new request
       }
+      this.#hdr = hdr;
     }
 
     get method() { return this.#method; }
     get url() { return this.#url; }
     get headers() {
-      let h = this.#headers;
-      if (h === null) {
-        h = this.#headers = headersFromPairs(this.#raw, GUARD_NONE);
-        this.#raw = null;
-      }
+      const h = this.#hdr;
+      if (h === null) return (this.#hdr = headersWrap([], null, GUARD_NONE));
+      if (isArray(h)) return (this.#hdr = headersFromRaw(h, GUARD_NONE));
       return h;
     }
     get destination() { return ''; }
@@ -2474,7 +2764,7 @@
       const b = this.#body;
       if (b === null) return null;
       let v = this.#bodyView;
-      if (v === null) v = this.#bodyView = b.slice();
+      if (v === null) v = this.#bodyView = bodyBytesCopy(b);
       return v;
     }
     get bodyUsed() { return this.#used; }
@@ -2483,9 +2773,15 @@
       if (this.#used) return Promise.reject(bodyUnusable());
       const b = this.#body;
       if (b !== null) this.#used = true;
-      return consumeBody(kind, b, kind === BODY_BLOB ? this.headers : null);
+      return consumeBody(kind, b, kind === BODY_BLOB ? headersGetLower(this.headers, 'content-type') : null);
     }
-    text() { return this.#consume(BODY_TEXT); }
+    text() {
+      if (this.#used) return Promise.reject(bodyUnusable());
+      const b = this.#body;
+      if (b === null) return Promise.resolve('');
+      this.#used = true;
+      return Promise.resolve(bodyText(b));
+    }
     json() { return this.#consume(BODY_JSON); }
     arrayBuffer() { return this.#consume(BODY_ARRAYBUFFER); }
     bytes() { return this.#consume(BODY_BYTES); }
@@ -2496,9 +2792,9 @@
       const r = new Request(kInternal);
       r.#method = this.#method;
       r.#url = this.#url;
-      if (this.#headers !== null) r.#headers = headersClone(this.#headers, GUARD_NONE);
-      else r.#raw = this.#raw;
-      r.#body = this.#body; // internal bytes are never mutated, sharing is safe
+      const h = this.#hdr;
+      r.#hdr = h === null || isArray(h) ? h : headersClone(h, GUARD_NONE); // arrays are never mutated
+      r.#body = this.#body; // bodies are never mutated, sharing is safe
       r.#redirect = this.#redirect;
       r.#opts = this.#opts;
       if (this.#signal !== null) r.#signal = dependentSignal([this.#signal]);
@@ -2510,16 +2806,17 @@
         const r = new Request(kInternal);
         r.#method = method;
         r.#url = url;
-        r.#raw = rawHeaders;
+        r.#hdr = rawHeaders;
         r.#body = body;
         return r;
       };
       requestPartsOf = (r) => {
         if (!(isObjectLike(r) && #method in r)) throw new TypeError('requestParts: argument is not a Request');
+        const h = r.#hdr;
         return {
           method: r.#method,
           url: r.#url,
-          headers: headersToList(r.headers),
+          headers: h === null ? [] : headersListOf(isArray(h) ? headersFromRaw(h, GUARD_NONE) : h),
           body: r.#body,
         };
       };
@@ -2536,6 +2833,7 @@
 
   // WebIDL "unsigned short" conversion (modulo 2^16).
   function toUint16(v) {
+    if (typeof v === 'number' && (v & 0xFFFF) === v) return v;
     const n = Number(v);
     if (!Number.isFinite(n)) return 0;
     let x = Math.trunc(n) % 65536;
@@ -2549,36 +2847,49 @@
   class Response {
     #status = 200;
     #statusText = '';
-    #headers = null;
-    #body = null;
-    #bodyView = null;
+    // Headers; or, until `headers` is first read, the validated header list (no set-cookie entries,
+    // guard "none"; NO_HEADERS when empty) as an Array.
+    #hdr = NO_HEADERS;
+    #body = null; // string | Uint8Array | null (see Bodies)
+    #bodyView = null; // memoised bytes handed out by the `body` getter
     #used = false;
     #type = 'default';
     #url = '';
 
     constructor(body = null, init = undefined) {
       if (body === kInternal) return;
-      const dict = toDictionary(init, "Failed to construct 'Response'");
       let status = 200, statusText = '', headers;
-      if (dict !== null) {
-        if (dict.status !== undefined) status = toUint16(dict.status);
-        if (dict.statusText !== undefined) statusText = toDOMString(dict.statusText);
-        headers = dict.headers;
+      if (init !== undefined && init !== null) {
+        if (!isObjectLike(init)) throw new TypeError("Failed to construct 'Response': The provided init is not an object.");
+        const s = init.status;
+        if (s !== undefined) status = toUint16(s);
+        const t = init.statusText;
+        if (t !== undefined) statusText = toDOMString(t);
+        headers = init.headers;
       }
       if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
-      if (!REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
+      if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
       this.#status = status;
       this.#statusText = statusText;
-      this.#headers = headers === undefined ? new Headers(kInternal) : new Headers(headers);
+      let list = NO_HEADERS, cookies = null;
+      if (headers !== undefined) {
+        list = buildList(headers);
+        cookies = builtCookies;
+      }
       if (body !== null && body !== undefined) {
         if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
         this.#body = extractBody(body);
-        if (extractedType !== null && !headersHasLower(this.#headers, 'content-type')) headersAppendTrusted(this.#headers, 'content-type', extractedType);
+        const type = extractedType;
+        if (type !== null && listFind(list, 'content-type') < 0) {
+          if (list === NO_HEADERS) list = [['content-type', type]];
+          else list.push(['content-type', type]);
+        }
       }
+      this.#hdr = cookies === null ? list : headersWrap(list, cookies, GUARD_NONE);
     }
 
     static error() {
-      return responseFast(0, '', headersFromPairs([], GUARD_IMMUTABLE), null, 'error', '');
+      return responseFast(0, '', headersWrap([], null, GUARD_IMMUTABLE), null, 'error', '');
     }
     static redirect(url, status = 302) {
       requireArgs(arguments.length, 1, "Failed to execute 'redirect' on 'Response'");
@@ -2587,27 +2898,38 @@
       if (rec === null) throw new TypeError(`Failed to parse URL from ${s}`);
       const st = toUint16(status);
       if (!REDIRECT_STATUSES.has(st)) throw new RangeError(`Invalid status code ${st}`);
-      return responseFast(st, '', headersFromPairs([['location', serializeURL(rec, false)]], GUARD_IMMUTABLE), null, 'default', '');
+      return responseFast(st, '', headersWrap([['location', serializeURL(rec, false)]], null, GUARD_IMMUTABLE), null, 'default', '');
     }
     static json(data, init = undefined) {
-      const text = JSON.stringify(data);
+      const text = JSONstringify(data);
       if (text === undefined) throw new TypeError('Value is not JSON serializable');
-      const bytes = utf8Encode(text);
-      const dict = toDictionary(init, "Failed to execute 'json' on 'Response'");
       let status = 200, statusText = '', headers;
-      if (dict !== null) {
-        if (dict.status !== undefined) status = toUint16(dict.status);
-        if (dict.statusText !== undefined) statusText = toDOMString(dict.statusText);
-        if (dict.headers !== undefined) headers = new Headers(dict.headers);
+      if (init !== undefined && init !== null) {
+        if (!isObjectLike(init)) throw new TypeError("Failed to execute 'json' on 'Response': The provided init is not an object.");
+        const s = init.status;
+        if (s !== undefined) status = toUint16(s);
+        const t = init.statusText;
+        if (t !== undefined) statusText = toDOMString(t);
+        headers = init.headers;
+      }
+      let list = NO_HEADERS, cookies = null;
+      if (headers !== undefined) {
+        list = buildList(headers);
+        cookies = builtCookies;
       }
       if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
-      if (!REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
+      if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
       if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
-      if (headers === undefined) {
-        headers = new Headers(kInternal);
-        headersAppendTrusted(headers, 'content-type', 'application/json');
-      } else if (!headersHasLower(headers, 'content-type')) headersAppendTrusted(headers, 'content-type', 'application/json');
-      return responseFast(status, statusText, headers, bytes, 'default', '');
+      if (listFind(list, 'content-type') < 0) {
+        if (list === NO_HEADERS) list = [['content-type', 'application/json']];
+        else list.push(['content-type', 'application/json']);
+      }
+      const r = new Response(kInternal);
+      r.#status = status;
+      r.#statusText = statusText;
+      r.#hdr = cookies === null ? list : headersWrap(list, cookies, GUARD_NONE);
+      r.#body = text; // JSON.stringify() output is always well-formed
+      return r;
     }
 
     get type() { return this.#type; }
@@ -2616,14 +2938,18 @@
     get status() { return this.#status; }
     get ok() { return this.#status >= 200 && this.#status <= 299; }
     get statusText() { return this.#statusText; }
-    get headers() { return this.#headers; }
+    get headers() {
+      const h = this.#hdr;
+      if (!isArray(h)) return h;
+      return (this.#hdr = headersWrap(h === NO_HEADERS ? [] : h, null, GUARD_NONE));
+    }
 
     // No ReadableStream here: `body` is null or a Uint8Array copy of the bytes (see file header).
     get body() {
       const b = this.#body;
       if (b === null) return null;
       let v = this.#bodyView;
-      if (v === null) v = this.#bodyView = b.slice();
+      if (v === null) v = this.#bodyView = bodyBytesCopy(b);
       return v;
     }
     get bodyUsed() { return this.#used; }
@@ -2632,9 +2958,25 @@
       if (this.#used) return Promise.reject(bodyUnusable());
       const b = this.#body;
       if (b !== null) this.#used = true;
-      return consumeBody(kind, b, this.#headers);
+      let ct = null;
+      if (kind === BODY_BLOB) {
+        const h = this.#hdr;
+        if (isArray(h)) {
+          const j = listFind(h, 'content-type');
+          if (j >= 0) ct = h[j][1];
+        } else {
+          ct = headersGetLower(h, 'content-type');
+        }
+      }
+      return consumeBody(kind, b, ct);
     }
-    text() { return this.#consume(BODY_TEXT); }
+    text() {
+      if (this.#used) return Promise.reject(bodyUnusable());
+      const b = this.#body;
+      if (b === null) return Promise.resolve('');
+      this.#used = true;
+      return Promise.resolve(bodyText(b));
+    }
     json() { return this.#consume(BODY_JSON); }
     arrayBuffer() { return this.#consume(BODY_ARRAYBUFFER); }
     bytes() { return this.#consume(BODY_BYTES); }
@@ -2645,8 +2987,9 @@
       const r = new Response(kInternal);
       r.#status = this.#status;
       r.#statusText = this.#statusText;
-      r.#headers = headersClone(this.#headers, headersGuardOf(this.#headers));
-      r.#body = this.#body;
+      const h = this.#hdr;
+      r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : h.slice()) : headersClone(h, headersGuardOf(h));
+      r.#body = this.#body; // bodies are never mutated, sharing is safe
       r.#type = this.#type;
       r.#url = this.#url;
       return r;
@@ -2657,7 +3000,7 @@
         const r = new Response(kInternal);
         r.#status = status;
         r.#statusText = statusText;
-        r.#headers = headers;
+        r.#hdr = headers;
         r.#body = body;
         r.#type = type;
         r.#url = url;
@@ -2665,7 +3008,8 @@
       };
       responsePartsOf = (r) => {
         if (!(isObjectLike(r) && #status in r)) throw new TypeError('responseParts: argument is not a Response');
-        return { status: r.#status, statusText: r.#statusText, headers: headersToList(r.#headers), body: r.#body };
+        const h = r.#hdr;
+        return { status: r.#status, statusText: r.#statusText, headers: isArray(h) ? h : headersListOf(h), body: r.#body };
       };
     }
   }
@@ -2898,7 +3242,7 @@
     },
     // Outbound fetch result: immutable headers, type "basic".
     makeResponse(status, statusText, headers, body, url) {
-      return responseFast(status, statusText, headersFromPairs(headers, GUARD_IMMUTABLE), body, 'basic', url);
+      return responseFast(status, statusText, headersFromRaw(headers, GUARD_IMMUTABLE), body, 'basic', url);
     },
     responseParts(r) {
       return responsePartsOf(r);
