@@ -12,6 +12,7 @@ interface RunFlags extends VmFlags, ServeFlags {
   port: number;
   host: string;
   record?: string;
+  trace?: string;
   pretty?: boolean;
   logLevel: string;
 }
@@ -24,13 +25,15 @@ export function registerRun(program: Command): void {
     .argument('<entry>', 'the guest ES module (export default { fetch(request, env, ctx) })')
     .option('-p, --port <port>', 'HTTP port (0 picks a free one)', port, 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--record <file>', 'write a trace of the run to <file> (must not exist)');
+    .option('--record <file>', 'write a trace of the run to <file> (must not exist)')
+    .option('--trace <file>', 'same as --record (the name the pair commands use)');
   addVmOptions(command);
   addServeOptions(command);
   addLogOptions(command);
   command.action(async (entry: string, flags: RunFlags) => {
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: 'run' });
     const config = makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags));
+    flags.record ??= flags.trace;
     const node = await StandaloneNode.start({
       config,
       host: flags.host,

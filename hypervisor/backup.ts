@@ -66,6 +66,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private readonly outputs = new OutputBuffer(true);
   private log: Log | null = null;
   private trace: TraceWriter | null = null;
+  private traceBacklog: Entry[] = [];
   private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private bootError: Error | null = null;
@@ -126,7 +127,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the replaying VM died: ${error.message}` });
       await this.vm.boot(this.config, 'replay');
       if (this.options.tracePath) {
-        this.trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(this.config, this.options.nodeId));
+        const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(this.config, this.options.nodeId));
+        // Entries that arrived while the file was being created go in first, in order.
+        trace.append(this.traceBacklog);
+        this.traceBacklog = [];
+        this.trace = trace;
       }
       this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; replaying');
       this.pump();
@@ -138,7 +143,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   private onEntries(entries: Entry[]): void {
     if (this.stopped || this.machine.role === 'halted') return;
-    this.trace?.append(entries);
+    if (this.trace) this.trace.append(entries);
+    else if (this.options.tracePath) for (const entry of entries) this.traceBacklog.push(entry);
     const assembled: Assembled[] = [];
     try {
       for (const entry of entries) this.assembler.push(entry, assembled);

@@ -2,8 +2,9 @@
 // real signals, a real shared directory.
 
 import net from 'node:net';
+import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { send, spawnFtjs, startBackup, startPair, status, waitFor, waitInSync, type PairProcesses } from './helpers.js';
+import { replayJson, send, spawnFtjs, startBackup, startPair, status, tempDir, waitFor, waitInSync, type PairProcesses } from './helpers.js';
 import { mixedWorkload, MIXED_APPS } from './workloads.js';
 
 let pair: PairProcesses | null = null;
@@ -36,6 +37,24 @@ describe('lock-step', () => {
     const b = await status(pair.backup.url);
     expect(b.divergence).toBeNull();
     expect(b.receivedSeq).toBeGreaterThanOrEqual(b.replayedSeq as number);
+  });
+});
+
+describe('traces', () => {
+  test('both nodes write their log as a trace (--trace), and both replay bit for bit', async () => {
+    const dir = tempDir();
+    const primaryTrace = path.join(dir, 'primary.trace');
+    const backupTrace = path.join(dir, 'backup.trace');
+    pair = await startPair('guest-apps/bank.js', { primaryArgs: ['--trace', primaryTrace], backupArgs: ['--trace', backupTrace] });
+    for (const step of mixedWorkload(60, 3).filter((s) => s.service === 'bank')) await send(pair.primary.url, step);
+    const synced = await waitInSync(pair.primary.url, pair.backup.url);
+    await Promise.all([pair.primary.stop('SIGTERM'), pair.backup.stop('SIGTERM')]);
+    for (const trace of [primaryTrace, backupTrace]) {
+      const replay = await replayJson(trace, { TZ: 'Asia/Tokyo' });
+      expect(replay.summary.divergence, trace).toBeNull();
+      expect(replay.code).toBe(0);
+      expect(replay.summary.lastSeq as number).toBeGreaterThanOrEqual(synced.seq);
+    }
   });
 });
 
