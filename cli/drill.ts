@@ -83,6 +83,8 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
 
 interface Ack {
   key: string;
+  from: number;
+  to: number;
   transferId: string | null;
   node: string;
   epoch: number;
@@ -165,7 +167,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
             const r = await call('POST', '/transfer', { from: `acct-${from}`, to: `acct-${to}`, amount: 1 }, key);
             if (r.status === 201) {
               const now = Date.now();
-              acks.push({ key, transferId: (JSON.parse(r.text) as { id: string }).id, node: r.node, epoch: r.epoch, atMs: now });
+              acks.push({ key, from, to, transferId: (JSON.parse(r.text) as { id: string }).id, node: r.node, epoch: r.epoch, atMs: now });
               successes.push(now);
               served.push({ node: r.node, epoch: r.epoch, atMs: now });
               break;
@@ -267,11 +269,26 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     let duplicates = 0;
     if (!live) violations.push('no node is live after the round');
     else {
-      const ledger = JSON.parse(await (await fetch(`${live.url}/transfers?limit=1000`)).text()) as { transfers: Array<{ id: string }> };
+      // Reconcile the live node against what the clients were told: the number of transfers, every
+      // account's balance (each acknowledged transfer moved 1 cent), and, where the ledger listing
+      // (the 1,000 most recent) covers them all, every acknowledged transfer id.
       const audit = JSON.parse(await (await fetch(`${live.url}/audit`)).text()) as { ok: boolean; transfers: number };
-      const ids = new Set(ledger.transfers.map((t) => t.id));
-      writesLost = acks.filter((a) => a.transferId && !ids.has(a.transferId)).length;
       duplicates = Math.max(0, audit.transfers - acks.length);
+      writesLost = Math.max(0, acks.length - audit.transfers);
+      const expected = new Array<number>(ACCOUNTS).fill(OPENING_BALANCE);
+      for (const a of acks) {
+        expected[a.from]! -= 1;
+        expected[a.to]! += 1;
+      }
+      for (let i = 0; i < ACCOUNTS; i++) {
+        const account = JSON.parse(await (await fetch(`${live.url}/accounts/acct-${i}`)).text()) as { balance: number };
+        if (account.balance !== expected[i]) violations.push(`acct-${i} holds ${account.balance}, the acknowledged transfers say ${expected[i]}`);
+      }
+      if (audit.transfers <= 1000) {
+        const ledger = JSON.parse(await (await fetch(`${live.url}/transfers?limit=1000`)).text()) as { transfers: Array<{ id: string }> };
+        const ids = new Set(ledger.transfers.map((t) => t.id));
+        writesLost = Math.max(writesLost, acks.filter((a) => a.transferId && !ids.has(a.transferId)).length);
+      }
       if (!audit.ok) violations.push(`the live node's audit fails: ${JSON.stringify(audit)}`);
       if (writesLost > 0) violations.push(`${writesLost} acknowledged writes are missing on the live node`);
       if (duplicates > 0) violations.push(`${duplicates} transfers were applied beyond those acknowledged (duplicates)`);

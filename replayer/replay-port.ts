@@ -8,8 +8,16 @@ import { Kind, kindName, type Entry } from '../logging-channel/entry.js';
 import { decodeClockReading } from '../logging-channel/codec.js';
 import type { Divergence, InputPort } from '../hypervisor/port.js';
 
+/**
+ * Test-only fault injection: FTJS_TEST_PERTURB_CLOCK_FROM_SEQ=N makes the first clock reading at or
+ * after seq N one millisecond late on replay: a deliberately nondeterministic build, to prove that a
+ * divergence is detected and reported. Never set in production.
+ */
+const PERTURB_FROM_SEQ = Number(process.env.FTJS_TEST_PERTURB_CLOCK_FROM_SEQ ?? 0);
+
 export class ReplayPort implements InputPort {
   readonly mode = 'replay' as const;
+  private perturbed = false;
   private entries: Entry[] = [];
   private next = 0;
   private endPos = 0;
@@ -62,6 +70,10 @@ export class ReplayPort implements InputPort {
       return lastMs;
     }
     this.next++;
+    if (PERTURB_FROM_SEQ > 0 && !this.perturbed && entry.seq >= PERTURB_FROM_SEQ) {
+      this.perturbed = true;
+      return reading.timeMs + 1;
+    }
     return reading.timeMs;
   }
 

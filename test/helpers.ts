@@ -196,18 +196,18 @@ export interface PairOptions {
   sharedDir?: string;
 }
 
-export async function startPrimary(app: string, options: PairOptions = {}): Promise<FtjsProcess & { url: string; replication: string }> {
+export async function startPrimary(app: string, options: PairOptions = {}): Promise<FtjsProcess & { url: string; replication: string; sharedDir: string }> {
   const sharedDir = options.sharedDir ?? tempDir('ftjs-shared-');
   const timing = [...(options.heartbeatMs ? ['--heartbeat-ms', String(options.heartbeatMs)] : []), ...(options.heartbeatTimeoutMs ? ['--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs)] : [])];
   const proc = spawnFtjs(['primary', app, '--port', '0', '--replication-port', '0', '--shared-dir', sharedDir, '--node-id', 'primary', ...timing, ...(options.primaryArgs ?? [])], { FTJS_SECRET: TEST_SECRET });
   const line = await proc.waitForLog((l) => typeof l.replication === 'string' && typeof l.url === 'string', 'the primary to serve');
-  return Object.assign(proc, { url: line.url as string, replication: line.replication as string });
+  return Object.assign(proc, { url: line.url as string, replication: line.replication as string, sharedDir });
 }
 
-export async function startBackup(replication: string, sharedDir: string, options: PairOptions & { secret?: string; entry?: string; nodeId?: string } = {}): Promise<FtjsProcess & { url: string }> {
+export async function startBackup(replication: string, sharedDir: string, options: PairOptions & { secret?: string; entry?: string; nodeId?: string; env?: Record<string, string> } = {}): Promise<FtjsProcess & { url: string }> {
   const timing = [...(options.heartbeatMs ? ['--heartbeat-ms', String(options.heartbeatMs)] : []), ...(options.heartbeatTimeoutMs ? ['--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs)] : [])];
   const args = ['backup', ...(options.entry ? [options.entry] : []), '--primary', replication, '--port', '0', '--shared-dir', sharedDir, '--node-id', options.nodeId ?? 'backup', ...timing, ...(options.backupArgs ?? [])];
-  const proc = spawnFtjs(args, { FTJS_SECRET: options.secret ?? TEST_SECRET });
+  const proc = spawnFtjs(args, { FTJS_SECRET: options.secret ?? TEST_SECRET, ...(options.env ?? {}) });
   const line = await proc.waitForLog((l) => typeof l.url === 'string' && typeof l.primary === 'string', 'the backup to listen');
   return Object.assign(proc, { url: line.url as string });
 }

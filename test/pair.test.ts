@@ -4,7 +4,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { replayJson, send, spawnFtjs, startBackup, startPair, status, tempDir, waitFor, waitInSync, type PairProcesses } from './helpers.js';
+import { replayJson, send, spawnFtjs, startBackup, startPair, startPrimary, status, tempDir, waitFor, waitInSync, type PairProcesses } from './helpers.js';
 import { mixedWorkload, MIXED_APPS } from './workloads.js';
 
 let pair: PairProcesses | null = null;
@@ -94,6 +94,29 @@ describe('the Output Rule, black-box', () => {
     }
     expect((await status(primary.url)).heldOutputs).toBe(0);
     await waitInSync(primary.url, backup.url);
+  });
+});
+
+describe('divergence', () => {
+  test('a backup whose replay diverges stops, reports the first divergent seq loudly and exits 76; the primary carries on alone', async () => {
+    const primary = await startPrimary('guest-apps/random.js');
+    // A deliberately nondeterministic backup: its replay sees one clock reading 1 ms late.
+    const backup = await startBackup(primary.replication, primary.sharedDir, { env: { FTJS_TEST_PERTURB_CLOCK_FROM_SEQ: '12' } });
+    pair = { primary, backup, sharedDir: primary.sharedDir, stop: async () => void (await Promise.all([primary.stop('SIGKILL'), backup.stop('SIGKILL')])) };
+    await waitFor(async () => (await status(primary.url)).backupAttached === true, 'the backup to attach');
+    for (let i = 0; i < 5 && backup.exitCode === null; i++) expect((await send(primary.url, { method: 'GET', path: '/now' })).status).toBe(200);
+    await backup.exited;
+    expect(backup.exitCode).toBe(76);
+    const report = backup.find((l) => /^DIVERGENCE/.test(l.msg))!;
+    expect(report).toBeDefined();
+    expect(report.seq as number).toBeGreaterThanOrEqual(12);
+    expect(report.expected).toMatch(/hash|clock|pos/);
+    expect(report.actual).toBeDefined();
+    // The primary, now unprotected, wins the next epoch and keeps serving.
+    await waitFor(async () => (await status(primary.url)).role === 'live', 'the primary to run alone');
+    const st = await status(primary.url);
+    expect(st.epoch).toBe(2);
+    expect((await send(primary.url, { method: 'GET', path: '/now' })).status).toBe(200);
   });
 });
 

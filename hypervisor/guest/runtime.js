@@ -287,7 +287,6 @@
   /** Returns true when the request was answered (or parked) from the table instead of running. */
   function idempotent(id, key, method, url, bodyDigest) {
     const nowMs = Date.now();
-    evictKeys(nowMs);
     const fingerprint = method + ' ' + url.replace(/^[a-z]+:\/\/[^/]*/i, '') + ' (body sha256 ' + bodyDigest.slice(0, 12) + ')';
     const entry = keyed.get(key);
     if (entry) {
@@ -300,6 +299,8 @@
       }
       return true;
     }
+    // Make room only for a new key, after the lookup: a retry must find its own key still there.
+    evictKeys(nowMs);
     if (keyed.size >= idempotency.maxKeys) {
       plainResponse(id, 503, 'Service Unavailable', 'too many idempotency keys in flight (--idempotency-max-keys=' + idempotency.maxKeys + ')');
       return true;

@@ -1399,41 +1399,35 @@
         if ((ENCODE_SETS[c] & bit) !== 0 || extraExcluded.indexOf(String.fromCharCode(c)) >= 0) continue;
         out += '\\x' + c.toString(16).padStart(2, '0');
       }
-      return '[' + out + ']*';
+      return '[' + out + ']';
     };
+    // Groups: 1 everything before the path, 2 scheme, 3 port, 4 path ('' when absent). The host's
+    // last label must start with a letter (otherwise it could be a number: IPv4 logic), and a path
+    // segment must not be a dot segment ("." or "..", also percent-encoded).
     return new RegExp(
-      '^(https?|wss?|ftp)://([a-z0-9_-]+(?:\\.[a-z0-9_-]+)*\\.?)(?::([0-9]{1,5}))?' +
-      '(/' + cls(SET_PATH, '\\?#') + ')?' +
-      '(?:\\?' + cls(SET_SPECIAL_QUERY, '#') + ')?' +
-      '(?:#' + cls(SET_FRAGMENT, '') + ')?$');
+      '^((https?|wss?|ftp)://(?:[a-z0-9_-]+\\.)*[a-z][a-z0-9_-]*\\.?(?::([0-9]{1,5}))?)' +
+      '((?:/(?!(?:\\.|%2[eE]){1,2}(?:[/?#]|$))' + cls(SET_PATH, '/\\?#') + '*)*)' +
+      '(?:\\?' + cls(SET_SPECIAL_QUERY, '#') + '*)?' +
+      '(?:#' + cls(SET_FRAGMENT, '') + '*)?$');
   })();
-  // A "." or ".." segment, in any of its percent-encoded spellings.
-  const DOT_SEGMENT_RE = /\/(?:\.|%2e)(?:\.|%2e)?(?=\/|$)/i;
   let fastPS = 0, fastPE = 0; // side results of fastHref(): path start and end offsets in the href
   // The href of `input` if it has the fast shape (see above), else null.
   function fastHref(input) {
     const m = FAST_URL_RE.exec(input);
     if (m === null) return null;
-    const host = m[2];
-    // A host whose last label could be a number must go through the IPv4 logic.
-    let e = host.length - 1;
-    if (host.charCodeAt(e) === 0x2E) e--;
-    if (!isAlpha(host.charCodeAt(host.lastIndexOf('.', e) + 1))) return null;
-    let ps = m[1].length + 3 + host.length;
+    const ps = m[1].length;
     const port = m[3];
     if (port !== undefined) {
       if (port.length > 1 && port.charCodeAt(0) === 0x30) return null; // leading zeros are dropped
       const n = +port;
-      if (n > 65535 || n === SPECIAL_PORTS.get(m[1])) return null;
-      ps += port.length + 1;
+      if (n > 65535 || n === SPECIAL_PORTS.get(m[2])) return null;
     }
     const path = m[4];
     fastPS = ps;
-    if (path === undefined) {
+    if (path === '') {
       fastPE = ps + 1;
       return input.slice(0, ps) + '/' + input.slice(ps);
     }
-    if (DOT_SEGMENT_RE.test(path)) return null;
     fastPE = ps + path.length;
     return input;
   }
@@ -1627,8 +1621,9 @@
   // ---------------------------------------------------------------------------------------------
 
   class URL {
-    #u = null; // URL record; null while the URL is in fast form: #href with path offsets #ps, #pe
-    #href = '';
+    // The URL record, or (fast form, until a record is needed) the href string, with the path's
+    // start and end offsets in #ps and #pe.
+    #u;
     #ps = 0;
     #pe = 0;
     #sp = null;
@@ -1643,7 +1638,7 @@
       }
       const h = fastHref(s);
       if (h !== null) {
-        this.#href = h;
+        this.#u = h;
         this.#ps = fastPS;
         this.#pe = fastPE;
         return;
@@ -1673,37 +1668,47 @@
 
     // The URL record (built from the fast form on first need).
     #rec() {
-      let u = this.#u;
-      if (u === null) u = this.#u = fastRecord(this.#href, this.#ps, this.#pe);
-      return u;
+      const u = this.#u;
+      return typeof u === 'string' ? (this.#u = fastRecord(u, this.#ps, this.#pe)) : u;
     }
     #resyncParams() {
       if (this.#sp !== null) spSetList(this.#sp, this.#u.query === null ? [] : formParse(this.#u.query));
     }
 
-    get href() { return this.#u === null ? this.#href : serializeURL(this.#u, false); }
+    get href() {
+      const u = this.#u;
+      return typeof u === 'string' ? u : serializeURL(u, false);
+    }
     set href(value) {
       const r = basicParse(toUSVString(value), null, null, 0);
       if (r === null) throw new TypeError('Invalid URL');
       copyURLRecordInto(this.#rec(), r);
       this.#resyncParams();
     }
-    get origin() { return this.#u === null ? this.#href.slice(0, this.#ps) : serializeOrigin(this.#u); }
+    get origin() {
+      const u = this.#u;
+      return typeof u === 'string' ? u.slice(0, this.#ps) : serializeOrigin(u);
+    }
     get protocol() {
       const u = this.#u;
-      if (u === null) return this.#href.slice(0, this.#href.indexOf(':') + 1);
-      return u.scheme + ':';
+      return typeof u === 'string' ? u.slice(0, u.indexOf(':') + 1) : u.scheme + ':';
     }
     set protocol(value) {
       basicParse(toUSVString(value) + ':', null, this.#rec(), S_SCHEME_START);
     }
-    get username() { return this.#u === null ? '' : this.#u.username; }
+    get username() {
+      const u = this.#u;
+      return typeof u === 'string' ? '' : u.username;
+    }
     set username(value) {
       const u = this.#rec();
       if (cannotHaveCredentialsOrPort(u)) return;
       u.username = pctEncode(toUSVString(value), SET_USERINFO, false);
     }
-    get password() { return this.#u === null ? '' : this.#u.password; }
+    get password() {
+      const u = this.#u;
+      return typeof u === 'string' ? '' : u.password;
+    }
     set password(value) {
       const u = this.#rec();
       if (cannotHaveCredentialsOrPort(u)) return;
@@ -1711,7 +1716,7 @@
     }
     get host() {
       const u = this.#u;
-      if (u === null) return this.#href.slice(this.#href.indexOf(':') + 3, this.#ps);
+      if (typeof u === 'string') return u.slice(u.indexOf(':') + 3, this.#ps);
       if (u.host === null) return '';
       return u.port === null ? u.host : u.host + ':' + u.port;
     }
@@ -1722,11 +1727,11 @@
     }
     get hostname() {
       const u = this.#u;
-      if (u === null) {
-        const h = this.#href, ps = this.#ps;
-        const hs = h.indexOf(':') + 3;
-        const c = h.indexOf(':', hs);
-        return h.slice(hs, c >= 0 && c < ps ? c : ps);
+      if (typeof u === 'string') {
+        const ps = this.#ps;
+        const hs = u.indexOf(':') + 3;
+        const c = u.indexOf(':', hs);
+        return u.slice(hs, c >= 0 && c < ps ? c : ps);
       }
       return u.host === null ? '' : u.host;
     }
@@ -1737,10 +1742,10 @@
     }
     get port() {
       const u = this.#u;
-      if (u === null) {
-        const h = this.#href, ps = this.#ps;
-        const c = h.indexOf(':', h.indexOf(':') + 3);
-        return c >= 0 && c < ps ? h.slice(c + 1, ps) : '';
+      if (typeof u === 'string') {
+        const ps = this.#ps;
+        const c = u.indexOf(':', u.indexOf(':') + 3);
+        return c >= 0 && c < ps ? u.slice(c + 1, ps) : '';
       }
       return u.port === null ? '' : String(u.port);
     }
@@ -1751,7 +1756,10 @@
       if (v === '') u.port = null;
       else basicParse(v, null, u, S_PORT);
     }
-    get pathname() { return this.#u === null ? this.#href.slice(this.#ps, this.#pe) : serializePath(this.#u); }
+    get pathname() {
+      const u = this.#u;
+      return typeof u === 'string' ? u.slice(this.#ps, this.#pe) : serializePath(u);
+    }
     set pathname(value) {
       const u = this.#rec();
       if (hasOpaquePath(u)) return;
@@ -1760,12 +1768,12 @@
     }
     get search() {
       const u = this.#u;
-      if (u === null) {
-        const h = this.#href, pe = this.#pe;
-        if (h.charCodeAt(pe) !== 0x3F) return '';
-        let e = h.indexOf('#', pe);
-        if (e < 0) e = h.length;
-        return e - pe === 1 ? '' : h.slice(pe, e);
+      if (typeof u === 'string') {
+        const pe = this.#pe;
+        if (u.charCodeAt(pe) !== 0x3F) return '';
+        let e = u.indexOf('#', pe);
+        if (e < 0) e = u.length;
+        return e - pe === 1 ? '' : u.slice(pe, e);
       }
       const q = u.query;
       return q === null || q === '' ? '' : '?' + q;
@@ -1791,10 +1799,9 @@
     }
     get hash() {
       const u = this.#u;
-      if (u === null) {
-        const h = this.#href;
-        const f = h.indexOf('#', this.#pe);
-        return f < 0 || f === h.length - 1 ? '' : h.slice(f);
+      if (typeof u === 'string') {
+        const f = u.indexOf('#', this.#pe);
+        return f < 0 || f === u.length - 1 ? '' : u.slice(f);
       }
       const f = u.fragment;
       return f === null || f === '' ? '' : '#' + f;
@@ -1811,8 +1818,14 @@
       u.fragment = '';
       basicParse(v, null, u, S_FRAGMENT);
     }
-    toString() { return this.#u === null ? this.#href : serializeURL(this.#u, false); }
-    toJSON() { return this.#u === null ? this.#href : serializeURL(this.#u, false); }
+    toString() {
+      const u = this.#u;
+      return typeof u === 'string' ? u : serializeURL(u, false);
+    }
+    toJSON() {
+      const u = this.#u;
+      return typeof u === 'string' ? u : serializeURL(u, false);
+    }
   }
   setTag(URL, 'URL');
   for (const k of ['href', 'origin', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'searchParams', 'hash', 'toString', 'toJSON']) {

@@ -1,0 +1,77 @@
+// Exactly-once for clients: the Idempotency-Key table is replicated VM state, so a retry after a
+// failover (to the other node) returns the original response instead of running again.
+
+import { afterEach, expect, test } from 'vitest';
+import { send, startPair, startRun, status, waitFor, type PairProcesses } from './helpers.js';
+
+let pair: PairProcesses | null = null;
+afterEach(async () => {
+  await pair?.stop();
+  pair = null;
+});
+
+const transfer = (key: string, amount: number) => ({ method: 'POST', path: '/transfer', body: JSON.stringify({ from: 'a', to: 'b', amount }), headers: { 'content-type': 'application/json', 'idempotency-key': key } });
+
+test('a retry after the primary died goes to the new live node and gets the original response; the effect applied once', async () => {
+  pair = await startPair('guest-apps/bank.js');
+  const { primary, backup } = pair;
+  for (const [id, balance] of [['a', 1000], ['b', 0]] as const) {
+    expect((await send(primary.url, { method: 'POST', path: '/accounts', body: JSON.stringify({ id, balance }) })).status).toBe(201);
+  }
+  const original = await send(primary.url, transfer('pay-1', 250));
+  expect(original.status).toBe(201);
+
+  primary.child.kill('SIGKILL');
+  await waitFor(async () => (await fetch(`${backup.url}/_ft/health`)).status === 200, 'the backup to go live');
+
+  const retry = await fetch(`${backup.url}/transfer`, { method: 'POST', body: transfer('pay-1', 250).body, headers: transfer('pay-1', 250).headers });
+  expect(retry.status).toBe(201);
+  expect(retry.headers.get('idempotent-replayed')).toBe('true');
+  expect(await retry.text()).toBe(original.body);
+  const a = JSON.parse((await send(backup.url, { method: 'GET', path: '/accounts/a' })).body);
+  expect(a.balance).toBe(750);
+  const audit = JSON.parse((await send(backup.url, { method: 'GET', path: '/audit' })).body);
+  expect(audit.transfers).toBe(1);
+  expect(audit.ok).toBe(true);
+
+  // The same key for another request is refused, not silently answered with the old response.
+  const misuse = await send(backup.url, transfer('pay-1', 999));
+  expect(misuse.status).toBe(422);
+  expect(misuse.body).toContain('pay-1');
+  expect((await status(backup.url)).role).toBe('live');
+});
+
+test('a retry that arrives while the original is still running waits for it and gets the same response', async () => {
+  const node = await startRun('guest-apps/timers.js');
+  try {
+    const headers = { 'idempotency-key': 'slow-1' };
+    const [first, second] = await Promise.all([
+      fetch(`${node.url}/delay?ms=300`, { headers }),
+      new Promise<Response>((resolve) => setTimeout(() => resolve(fetch(`${node.url}/delay?ms=300`, { headers })), 50)),
+    ]);
+    const [a, b] = [await first.text(), await second.text()];
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(200);
+    expect(b).toBe(a);
+    expect([first.headers.get('idempotent-replayed'), second.headers.get('idempotent-replayed')]).toEqual([null, 'true']);
+  } finally {
+    await node.stop();
+  }
+});
+
+test('the key table is bounded by --idempotency-max-keys: the oldest finished key is forgotten first', async () => {
+  const node = await startRun('guest-apps/kv.js', { args: ['--idempotency-max-keys', '2'] });
+  try {
+    const put = (key: string, value: string) => send(node.url, { method: 'PUT', path: '/kv/x', body: value, headers: { 'idempotency-key': key } });
+    await put('k1', 'one');
+    await put('k2', 'two');
+    await put('k3', 'three'); // evicts k1
+    const again = await fetch(`${node.url}/kv/x`, { method: 'PUT', body: 'two', headers: { 'idempotency-key': 'k2' } });
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const forgotten = await fetch(`${node.url}/kv/x`, { method: 'PUT', body: 'one', headers: { 'idempotency-key': 'k1' } });
+    expect(forgotten.headers.get('idempotent-replayed')).toBeNull();
+    expect(JSON.parse((await send(node.url, { method: 'GET', path: '/kv/x' })).body).value).toBe('one');
+  } finally {
+    await node.stop();
+  }
+});

@@ -1,0 +1,1398 @@
+// Role state machine tests: every transition of hypervisor/role.ts, driven input by input with the
+// exact actions asserted, plus a seeded randomized run that checks the protocol's safety invariants
+// on every step. The machine is pure, so these run in microseconds and need no processes or sockets.
+// They run against the compiled output (build first: npx tsc -p tsconfig.json).
+
+import { describe, expect, test } from 'vitest';
+import {
+  EXIT_DIVERGED,
+  EXIT_LOST_EPOCH,
+  EXIT_REFUSED,
+  RoleMachine,
+  type Role,
+  type RoleAction,
+  type RoleConfig,
+  type RoleInput,
+} from '../dist/hypervisor/role.js';
+
+// heartbeat 100 ms, suspicion after 300 ms, pause tolerance (timeout / 2) 150 ms.
+const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000 };
+
+/** The machine's actions for one input, without its log lines (asserted separately where they matter). */
+function acts(m: RoleMachine, input: RoleInput): RoleAction[] {
+  return m.step(input).filter((a) => a.type !== 'log');
+}
+
+const tick = (m: RoleMachine, nowMs: number) => acts(m, { type: 'tick', nowMs });
+const peerUp = (m: RoleMachine, nowMs: number) => acts(m, { type: 'peer-up', nowMs });
+const peerDown = (m: RoleMachine, nowMs: number) => acts(m, { type: 'peer-down', nowMs, reason: 'socket closed' });
+/** Peer traffic last heard at `atMs` (default: just now), reported at `nowMs`. */
+const traffic = (m: RoleMachine, nowMs: number, atMs = nowMs) => acts(m, { type: 'peer-traffic', nowMs, atMs });
+const epochSeen = (m: RoleMachine, nowMs: number, epoch: number) => acts(m, { type: 'epoch-seen', nowMs, epoch });
+const acked = (m: RoleMachine, nowMs: number, seq: number) => acts(m, { type: 'acked', nowMs, seq });
+const appended = (m: RoleMachine, nowMs: number) => acts(m, { type: 'appended', nowMs });
+const lag = (m: RoleMachine, nowMs: number, lagMs: number, lagBytes: number) => acts(m, { type: 'lag', nowMs, lagMs, lagBytes });
+const drained = (m: RoleMachine, nowMs: number) => acts(m, { type: 'drained', nowMs });
+const claimResult = (m: RoleMachine, nowMs: number, epoch: number, result: 'won' | 'lost' | 'unreachable') =>
+  acts(m, { type: 'claim-result', nowMs, epoch, result, detail: `test ${result}` });
+/** The answer to the 'check-epoch' with `checkId`. */
+const epochChecked = (m: RoleMachine, nowMs: number, checkId: number, newestEpoch: number | null) =>
+  acts(m, { type: 'epoch-checked', nowMs, checkId, newestEpoch, detail: 'test' });
+const fatal = (m: RoleMachine, nowMs: number, exitCode?: number) =>
+  acts(m, exitCode === undefined ? { type: 'fatal', nowMs, reason: 'test fatal' } : { type: 'fatal', nowMs, reason: 'test fatal', exitCode });
+
+/** Tick every `stepMs` over (from, to]; returns the non-empty action lists keyed by time. */
+function tickRange(m: RoleMachine, from: number, to: number, stepMs = 50): Array<[number, RoleAction[]]> {
+  const seen: Array<[number, RoleAction[]]> = [];
+  for (let t = from + stepMs; t <= to; t += stepMs) {
+    const a = tick(m, t);
+    if (a.length > 0) seen.push([t, a]);
+  }
+  return seen;
+}
+
+const NOOP: RoleAction = { type: 'append-noop' };
+const HOLD: RoleAction = { type: 'hold-outputs' };
+const RELEASE_ALL: RoleAction = { type: 'release-all' };
+const DRAIN: RoleAction = { type: 'drain' };
+const check = (checkId: number): RoleAction => ({ type: 'check-epoch', checkId });
+const releaseThrough = (seq: number): RoleAction => ({ type: 'release-through', seq });
+const claim = (epoch: number): RoleAction => ({ type: 'claim', epoch });
+const won = (epoch: number): RoleAction => ({ type: 'epoch-won', epoch });
+const goLive = (epoch: number): RoleAction => ({ type: 'go-live', epoch });
+const dropPeer = (): RoleAction => ({ type: 'drop-peer', reason: expect.any(String) as unknown as string });
+const halt = (exitCode: number): RoleAction => ({ type: 'halt', reason: expect.any(String) as unknown as string, exitCode });
+const admit = (on: boolean): RoleAction => ({ type: 'admit', admit: on, reason: expect.any(String) as unknown as string });
+const logLine = (level: 'info' | 'warn' | 'error', msg: RegExp | string): RoleAction =>
+  ({ type: 'log', level, msg: (typeof msg === 'string' ? expect.stringContaining(msg) : expect.stringMatching(msg)) as unknown as string });
+
+/** Every kind of input, with assorted values, at `nowMs` (for "a halted machine does nothing"). */
+function everyInput(nowMs: number, epoch: number): RoleInput[] {
+  const inputs: RoleInput[] = [
+    { type: 'tick', nowMs },
+    { type: 'tick', nowMs: nowMs + 100_000 },
+    { type: 'peer-up', nowMs },
+    { type: 'peer-down', nowMs, reason: 'x' },
+    { type: 'peer-traffic', nowMs, atMs: nowMs },
+    { type: 'epoch-seen', nowMs, epoch: epoch + 3 },
+    { type: 'appended', nowMs },
+    { type: 'lag', nowMs, lagMs: 1e9, lagBytes: 1e12 },
+    { type: 'lag', nowMs, lagMs: 0, lagBytes: 0 },
+    { type: 'drained', nowMs },
+    { type: 'fatal', nowMs, reason: 'x' },
+    { type: 'fatal', nowMs, reason: 'x', exitCode: EXIT_REFUSED },
+  ];
+  for (const checkId of [0, 1, 2, 3, 10]) {
+    for (const newestEpoch of [null, epoch, epoch + 5]) inputs.push({ type: 'epoch-checked', nowMs, checkId, newestEpoch, detail: 'x' });
+  }
+  for (const seq of [0, 1, 5, 1_000, 1_000_000]) inputs.push({ type: 'acked', nowMs, seq });
+  for (let e = epoch - 1; e <= epoch + 3; e++) {
+    for (const result of ['won', 'lost', 'unreachable'] as const) inputs.push({ type: 'claim-result', nowMs, epoch: e, result, detail: 'x' });
+  }
+  return inputs;
+}
+
+function expectInert(m: RoleMachine, fromMs: number): void {
+  const epoch = m.epoch;
+  let now = fromMs;
+  for (let round = 0; round < 3; round++) {
+    for (const input of everyInput(now, epoch)) {
+      expect(m.step(input), `halted machine answered ${JSON.stringify(input)}`).toEqual([]);
+      expect(m.role).toBe('halted');
+      expect(m.epoch).toBe(epoch);
+    }
+    now += 10_000;
+  }
+}
+
+/** A primary at epoch 1 with a backup attached at t=0 (hold-outputs already consumed). */
+function attachedPrimary(cfg: RoleConfig = CFG): RoleMachine {
+  const m = new RoleMachine(cfg, 'primary', 1, 0);
+  expect(peerUp(m, 0)).toEqual([HOLD]);
+  return m;
+}
+
+/** A backup at epoch 1, welcomed at t=0. */
+function welcomedBackup(cfg: RoleConfig = CFG): RoleMachine {
+  const m = new RoleMachine(cfg, 'backup', 1, 0);
+  expect(peerUp(m, 0)).toEqual([]);
+  return m;
+}
+
+/** A former backup that won epoch 2 at t=610 and is live. */
+function liveFromBackup(): RoleMachine {
+  const m = welcomedBackup();
+  expect(tick(m, 300)).toEqual([DRAIN]);
+  expect(drained(m, 600)).toEqual([claim(2)]);
+  expect(claimResult(m, 610, 2, 'won')).toEqual([goLive(2), won(2), RELEASE_ALL]);
+  expect(m.holdsOutputs).toBe(false);
+  return m;
+}
+
+describe('constructor', () => {
+  test('rejects a heartbeat timeout that does not exceed the heartbeat period', () => {
+    expect(() => new RoleMachine({ ...CFG, heartbeatMs: 100, heartbeatTimeoutMs: 100 }, 'primary', 1, 0)).toThrow(RangeError);
+    expect(() => new RoleMachine({ ...CFG, heartbeatMs: 100, heartbeatTimeoutMs: 99 }, 'backup', 1, 0)).toThrow(RangeError);
+    expect(() => new RoleMachine({ ...CFG, heartbeatMs: 100, heartbeatTimeoutMs: 0 }, 'primary', 1, 0)).toThrow(/must exceed the heartbeat period/);
+    expect(() => new RoleMachine({ ...CFG, heartbeatMs: 0, heartbeatTimeoutMs: 300 }, 'primary', 1, 0)).toThrow(RangeError);
+    expect(() => new RoleMachine({ ...CFG, heartbeatMs: -5, heartbeatTimeoutMs: 300 }, 'primary', 1, 0)).toThrow(RangeError);
+    expect(() => new RoleMachine({ ...CFG, heartbeatMs: Number.NaN, heartbeatTimeoutMs: 300 }, 'primary', 1, 0)).toThrow(RangeError);
+    expect(() => new RoleMachine({ ...CFG, heartbeatMs: 100, heartbeatTimeoutMs: Number.NaN }, 'primary', 1, 0)).toThrow(RangeError);
+  });
+
+  test('rejects a non-finite or negative claimRetryMs; accepts 0', () => {
+    for (const claimRetryMs of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, -0.5]) {
+      for (const role of ['primary', 'backup'] as const) {
+        expect(() => new RoleMachine({ ...CFG, claimRetryMs }, role, 1, 0), `claimRetryMs ${claimRetryMs}`).toThrow(RangeError);
+      }
+    }
+    expect(() => new RoleMachine({ ...CFG, claimRetryMs: Number.NaN }, 'primary', 1, 0)).toThrow(/claimRetryMs/);
+    expect(new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'primary', 1, 0).role).toBe('primary');
+    expect(new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'backup', 1, 0).role).toBe('backup');
+  });
+
+  test('accepts a timeout just above the period and starts in the given role and epoch', () => {
+    const p = new RoleMachine({ ...CFG, heartbeatMs: 100, heartbeatTimeoutMs: 101 }, 'primary', 7, 5_000);
+    expect(p.role).toBe('primary');
+    expect(p.epoch).toBe(7);
+    expect(p.holdsOutputs).toBe(false);
+    const b = new RoleMachine(CFG, 'backup', 3, 0);
+    expect(b.role).toBe('backup');
+    expect(b.epoch).toBe(3);
+    expect(b.holdsOutputs).toBe(false);
+  });
+});
+
+describe('primary alone (no backup ever attached)', () => {
+  test('appends a no-op once per heartbeat period of idleness', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tickRange(m, 0, 1_000, 25)).toEqual([100, 200, 300, 400, 500, 600, 700, 800, 900, 1_000].map((t) => [t, [NOOP]]));
+  });
+
+  test('the period counts from the last tick that appended, even when ticks are late', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(m, 99)).toEqual([]);
+    expect(tick(m, 130)).toEqual([NOOP]);
+    expect(tick(m, 229)).toEqual([]);
+    expect(tick(m, 230)).toEqual([NOOP]);
+  });
+
+  test('an append by the node itself makes the no-op unnecessary for a period', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(appended(m, 90)).toEqual([]);
+    expect(tick(m, 100)).toEqual([]);
+    expect(tick(m, 150)).toEqual([]);
+    expect(tick(m, 189)).toEqual([]);
+    expect(tick(m, 190)).toEqual([NOOP]);
+    // Steady traffic: never a no-op.
+    const busy = new RoleMachine(CFG, 'primary', 1, 0);
+    for (let t = 40; t <= 2_000; t += 40) {
+      expect(appended(busy, t)).toEqual([]);
+      expect(tick(busy, t + 20)).toEqual([]);
+    }
+  });
+
+  test('never claims, however long it hears nothing, while no backup was ever attached', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    const seen = tickRange(m, 0, 20_000, 50);
+    expect(seen.length).toBe(200);
+    for (const [, a] of seen) expect(a).toEqual([NOOP]);
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(1);
+    // A peer-down for a peer that never came up changes nothing and says nothing.
+    expect(m.step({ type: 'peer-down', nowMs: 20_010, reason: 'x' })).toEqual([]);
+    expect(tickRange(m, 20_000, 25_000, 100).every(([, a]) => a.length === 1 && a[0]!.type === 'append-noop')).toBe(true);
+    expect(m.role).toBe('primary');
+  });
+
+  test('acks without an attached backup release nothing (outputs are not held)', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(acked(m, 10, 5)).toEqual([]);
+    expect(m.holdsOutputs).toBe(false);
+  });
+});
+
+describe('primary with a backup', () => {
+  test('a backup attaching makes outputs wait: hold-outputs exactly once', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    const first = m.step({ type: 'peer-up', nowMs: 10 });
+    expect(first).toEqual([HOLD, logLine('info', 'backup attached')]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(peerUp(m, 20)).toEqual([]);
+    // Lost and re-attached: still holding, no second hold-outputs.
+    expect(m.step({ type: 'peer-down', nowMs: 30, reason: 'socket closed' })).toEqual([logLine('warn', 'socket closed')]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(peerUp(m, 40)).toEqual([]);
+    expect(m.holdsOutputs).toBe(true);
+  });
+
+  test('acks release through the acked seq, monotonically; a regressing or repeated ack releases nothing', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 10, 0)).toEqual([]);
+    expect(acked(m, 20, 5)).toEqual([releaseThrough(5)]);
+    expect(acked(m, 30, 5)).toEqual([]);
+    expect(acked(m, 40, 3)).toEqual([]);
+    expect(acked(m, 50, 4)).toEqual([]);
+    expect(acked(m, 60, 6)).toEqual([releaseThrough(6)]);
+    expect(acked(m, 70, 100)).toEqual([releaseThrough(100)]);
+    expect(acked(m, 80, 1)).toEqual([]);
+    expect(acked(m, 90, 101)).toEqual([releaseThrough(101)]);
+    expect(m.role).toBe('primary');
+  });
+
+  test('a backup that re-attaches after a drop continues from the released seq', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 10, 8)).toEqual([releaseThrough(8)]);
+    expect(peerDown(m, 20)).toEqual([]);
+    expect(peerUp(m, 30)).toEqual([]);
+    expect(acked(m, 40, 8)).toEqual([]);
+    expect(acked(m, 50, 9)).toEqual([releaseThrough(9)]);
+  });
+
+  test('traffic and acks keep the backup alive: no claim while it talks', () => {
+    const m = attachedPrimary();
+    for (let t = 50; t <= 5_000; t += 50) {
+      const a = t % 200 === 0 ? acked(m, t, t) : traffic(m, t);
+      expect(a.filter((x) => x.type === 'claim' || x.type === 'drop-peer')).toEqual([]);
+      expect(tick(m, t + 10).filter((x) => x.type !== 'append-noop')).toEqual([]);
+    }
+    expect(m.role).toBe('primary');
+  });
+
+  test('no-ops continue at one per period while a backup is attached', () => {
+    const m = attachedPrimary();
+    const seen: number[] = [];
+    for (let t = 50; t <= 1_000; t += 50) {
+      traffic(m, t);
+      if (tick(m, t).some((a) => a.type === 'append-noop')) seen.push(t);
+    }
+    expect(seen).toEqual([100, 200, 300, 400, 500, 600, 700, 800, 900, 1_000]);
+  });
+});
+
+describe('primary: backup silent past the timeout', () => {
+  test('drops the peer and claims epoch+1 exactly when the timeout passes', () => {
+    const m = attachedPrimary();
+    expect(tickRange(m, 0, 250)).toEqual([[100, [NOOP]], [200, [NOOP]]]);
+    expect(tick(m, 299)).toEqual([]);
+    const out = m.step({ type: 'tick', nowMs: 300 });
+    expect(out.filter((a) => a.type !== 'log')).toEqual([NOOP, dropPeer(), claim(2)]);
+    expect(out.some((a) => a.type === 'log' && a.level === 'warn' && /backup lost/.test(a.msg))).toBe(true);
+    expect(m.role).toBe('claiming');
+    expect(m.epoch).toBe(1);
+    expect(m.holdsOutputs).toBe(true);
+    // Claiming: no further claims, no no-ops, no drop-peer.
+    expect(tickRange(m, 300, 2_000)).toEqual([]);
+  });
+
+  test('a backup whose connection already dropped is not dropped again; the claim still happens', () => {
+    const m = attachedPrimary();
+    expect(peerDown(m, 50)).toEqual([]);
+    expect(tick(m, 100)).toEqual([NOOP]);
+    expect(tick(m, 200)).toEqual([NOOP]);
+    expect(tick(m, 300)).toEqual([NOOP, claim(2)]);
+  });
+
+  test('claim won: epoch-won, release-all, then the log; live in the new epoch, peers refused', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 10, 3)).toEqual([releaseThrough(3)]);
+    expect(tickRange(m, 0, 310, 10).at(-1)).toEqual([310, [dropPeer(), claim(2)]]); // 300 ms after the ack
+    expect(m.role).toBe('claiming');
+    const out = m.step({ type: 'claim-result', nowMs: 320, epoch: 2, result: 'won', detail: 'created epoch-2' });
+    // A primary does not go-live: it already is.
+    expect(out).toEqual([won(2), RELEASE_ALL, logLine('info', 'won epoch 2')]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(2);
+    expect(m.holdsOutputs).toBe(false);
+    // Live: acks release nothing more, peers are dropped, no-ops continue from the won time.
+    expect(acked(m, 330, 50)).toEqual([]);
+    expect(peerUp(m, 340)).toEqual([dropPeer()]);
+    expect(tick(m, 419)).toEqual([]);
+    expect(tick(m, 420)).toEqual([NOOP]);
+    // A duplicate won for the same epoch is ignored.
+    expect(claimResult(m, 430, 2, 'won')).toEqual([]);
+    expect(m.epoch).toBe(2);
+  });
+
+  test('claim lost: halts with EXIT_LOST_EPOCH and is inert from then on', () => {
+    const m = attachedPrimary();
+    tickRange(m, 0, 300);
+    expect(m.role).toBe('claiming');
+    const out = m.step({ type: 'claim-result', nowMs: 310, epoch: 2, result: 'lost', detail: 'epoch-2 held by b' });
+    expect(out).toEqual([logLine('error', 'epoch-2 held by b'), halt(EXIT_LOST_EPOCH)]);
+    expect(m.role).toBe('halted');
+    expect(m.epoch).toBe(1);
+    expectInert(m, 320);
+  });
+
+  test('claim results for another epoch, or outside a claim, are ignored', () => {
+    const m = attachedPrimary();
+    expect(claimResult(m, 10, 2, 'won')).toEqual([]);
+    expect(claimResult(m, 20, 2, 'lost')).toEqual([]);
+    expect(m.role).toBe('primary');
+    expect(tickRange(m, 20, 320).at(-1)).toEqual([320, [NOOP, dropPeer(), claim(2)]]);
+    expect(m.role).toBe('claiming');
+    for (const e of [0, 1, 3, 4]) {
+      expect(claimResult(m, 330, e, 'won')).toEqual([]);
+      expect(claimResult(m, 330, e, 'lost')).toEqual([]);
+      expect(claimResult(m, 330, e, 'unreachable')).toEqual([]);
+    }
+    expect(tickRange(m, 330, 2_000)).toEqual([]); // none of those scheduled a retry
+    expect(m.role).toBe('claiming');
+    expect(m.epoch).toBe(1);
+    expect(claimResult(m, 2_010, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+  });
+
+  test('shared directory unreachable: retries the same epoch after claimRetryMs, not before, never goes live on a guess', () => {
+    const m = attachedPrimary();
+    tickRange(m, 0, 300);
+    const out = m.step({ type: 'claim-result', nowMs: 310, epoch: 2, result: 'unreachable', detail: 'EIO' });
+    expect(out).toEqual([logLine('warn', /EIO.*retrying the claim of epoch 2 in 500 ms/)]);
+    expect(m.role).toBe('claiming');
+    expect(tickRange(m, 310, 800, 10)).toEqual([]); // retry due at 810
+    expect(tick(m, 809)).toEqual([]);
+    expect(tick(m, 810)).toEqual([claim(2)]);
+    expect(tickRange(m, 810, 3_000, 10)).toEqual([]); // one retry per unreachable result
+    // Unreachable again (answered late): next retry counts from that answer.
+    expect(claimResult(m, 3_000, 2, 'unreachable')).toEqual([]);
+    expect(tick(m, 3_499)).toEqual([]);
+    expect(tick(m, 3_500)).toEqual([claim(2)]);
+    // Many more unreachable answers over a long outage: never live, never a new epoch, nothing released.
+    let now = 3_500;
+    for (let i = 0; i < 50; i++) {
+      expect(claimResult(m, now + 5, 2, 'unreachable')).toEqual([]);
+      expect(acked(m, now + 6, 100 + i)).toEqual([]);
+      expect(tickRange(m, now + 6, now + 504, 100)).toEqual([]);
+      expect(tick(m, now + 504)).toEqual([]);
+      expect(tick(m, now + 505)).toEqual([claim(2)]);
+      now += 505;
+      expect(m.role).toBe('claiming');
+      expect(m.epoch).toBe(1);
+      expect(m.holdsOutputs).toBe(true);
+    }
+    expect(claimResult(m, now + 1, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(2);
+  });
+
+  test('an unreachable claim at t=0 with claimRetryMs=0 is retried at once, and only once', () => {
+    const m = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'primary', 1, 0);
+    expect(fatal(m, 0)).toEqual([claim(2)]);
+    expect(claimResult(m, 0, 2, 'unreachable')).toEqual([]);
+    expect(tick(m, 0)).toEqual([claim(2)]);
+    expect(tick(m, 0)).toEqual([]);
+    expect(tick(m, 1)).toEqual([]);
+    expect(claimResult(m, 1, 2, 'unreachable')).toEqual([]);
+    expect(tick(m, 1)).toEqual([claim(2)]);
+    expect(claimResult(m, 2, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    // The backup alike, from a clock that starts at 0.
+    const b = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'backup', 0, 0);
+    expect(peerUp(b, 0)).toEqual([]);
+    expect(tick(b, 300)).toEqual([DRAIN]);
+    expect(drained(b, 300)).toEqual([claim(1)]);
+    expect(claimResult(b, 300, 1, 'unreachable')).toEqual([]);
+    expect(tick(b, 300)).toEqual([claim(1)]);
+  });
+
+  test('acks that arrive while claiming release nothing (release-all only after the win)', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 100, 4)).toEqual([releaseThrough(4)]);
+    expect(tick(m, 100)).toEqual([NOOP]);
+    expect(tick(m, 200)).toEqual([NOOP]);
+    expect(tick(m, 300)).toEqual([NOOP]);
+    expect(tick(m, 400)).toEqual([NOOP, dropPeer(), claim(2)]);
+    expect(acked(m, 410, 9)).toEqual([]);
+    expect(acked(m, 420, 12)).toEqual([]);
+    expect(peerUp(m, 425)).toEqual([dropPeer()]); // a backup attaching mid-claim is refused
+    expect(claimResult(m, 430, 2, 'unreachable')).toEqual([]);
+    expect(acked(m, 440, 13)).toEqual([]);
+    expect(claimResult(m, 450, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(acked(m, 460, 14)).toEqual([]);
+  });
+});
+
+describe('backup', () => {
+  test('primary silent: drain exactly once, then drained → claim(epoch+1), won → go-live, epoch-won, release-all', () => {
+    const m = welcomedBackup();
+    expect(tickRange(m, 0, 250)).toEqual([]);
+    expect(tick(m, 299)).toEqual([]);
+    const out = m.step({ type: 'tick', nowMs: 300 });
+    expect(out).toEqual([logLine('warn', /primary lost: primary silent for 300 ms/), DRAIN]);
+    expect(m.role).toBe('claiming');
+    expect(m.holdsOutputs).toBe(true);
+    expect(tickRange(m, 300, 2_000)).toEqual([]); // no second drain, no claim before drained
+    expect(drained(m, 2_010)).toEqual([claim(2)]);
+    expect(drained(m, 2_020)).toEqual([]); // a second drained does not claim twice
+    expect(tickRange(m, 2_020, 4_000)).toEqual([]);
+    const wonOut = m.step({ type: 'claim-result', nowMs: 4_010, epoch: 2, result: 'won', detail: 'created' });
+    expect(wonOut).toEqual([goLive(2), won(2), RELEASE_ALL, logLine('info', 'won epoch 2')]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(2);
+    expect(m.holdsOutputs).toBe(false);
+  });
+
+  test('claim lost: halts with EXIT_LOST_EPOCH, never goes live, inert afterwards', () => {
+    const m = welcomedBackup();
+    expect(tick(m, 300)).toEqual([DRAIN]);
+    expect(drained(m, 310)).toEqual([claim(2)]);
+    expect(claimResult(m, 320, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expect(m.role).toBe('halted');
+    expect(m.epoch).toBe(1);
+    expectInert(m, 330);
+  });
+
+  test('claim unreachable: retries the same epoch after claimRetryMs, never live on a guess', () => {
+    const m = welcomedBackup();
+    tick(m, 300);
+    expect(drained(m, 310)).toEqual([claim(2)]);
+    expect(claimResult(m, 320, 2, 'unreachable')).toEqual([]);
+    expect(tickRange(m, 320, 810, 10)).toEqual([]);
+    expect(tick(m, 819)).toEqual([]);
+    expect(tick(m, 820)).toEqual([claim(2)]);
+    expect(drained(m, 830)).toEqual([]);
+    expect(claimResult(m, 840, 2, 'won')).toEqual([goLive(2), won(2), RELEASE_ALL]);
+  });
+
+  test('traffic before the timeout resets suspicion', () => {
+    const m = welcomedBackup();
+    expect(tick(m, 250)).toEqual([]);
+    expect(traffic(m, 250)).toEqual([]);
+    expect(tick(m, 400)).toEqual([]);
+    expect(tick(m, 549)).toEqual([]);
+    expect(tick(m, 550)).toEqual([DRAIN]);
+  });
+
+  test('a primary that keeps talking is never suspected; peer-up (welcome) also counts as traffic', () => {
+    const m = welcomedBackup();
+    for (let t = 50; t <= 10_000; t += 50) {
+      if (t % 250 === 0) expect(traffic(m, t)).toEqual([]);
+      expect(tick(m, t)).toEqual([]);
+    }
+    expect(m.role).toBe('backup');
+    const w = new RoleMachine(CFG, 'backup', 1, 0);
+    expect(tick(w, 250)).toEqual([]);
+    expect(peerUp(w, 290)).toEqual([]);
+    expect(tick(w, 500)).toEqual([]);
+    expect(tick(w, 589)).toEqual([]);
+    expect(tick(w, 590)).toEqual([DRAIN]);
+  });
+
+  test('a backup releases nothing, appends no no-ops, ignores lag and stray claim/drain/check inputs', () => {
+    const m = welcomedBackup();
+    for (let t = 10; t <= 250; t += 10) {
+      expect(acked(m, t, t)).toEqual([]);
+      expect(lag(m, t, 1e9, 1e12)).toEqual([]);
+      expect(appended(m, t)).toEqual([]);
+      expect(drained(m, t)).toEqual([]); // not suspecting: a drained report claims nothing
+      expect(claimResult(m, t, 2, 'won')).toEqual([]);
+      for (const id of [0, 1, 2]) {
+        expect(epochChecked(m, t, id, 9)).toEqual([]);
+        expect(epochChecked(m, t, id, null)).toEqual([]);
+      }
+      expect(tick(m, t)).toEqual([]);
+    }
+    expect(m.role).toBe('backup');
+    expect(m.epoch).toBe(1);
+    expect(m.holdsOutputs).toBe(false);
+  });
+
+  test('a backup ignores gaps in its own clock (no check-epoch, no hold); a long pause just means suspicion', () => {
+    const m = welcomedBackup();
+    expect(traffic(m, 100)).toEqual([]);
+    expect(tick(m, 250)).toEqual([]);
+    expect(traffic(m, 10_000)).toEqual([]); // woke up to buffered frames: the primary is alive
+    expect(tick(m, 10_100)).toEqual([]);
+    expect(m.holdsOutputs).toBe(false);
+    expect(tick(m, 50_000)).toEqual([DRAIN]); // no check-epoch
+    expect(drained(m, 100_000)).toEqual([claim(2)]); // a claiming backup notices no gap either
+    expect(claimResult(m, 200_000, 2, 'won')).toEqual([goLive(2), won(2), RELEASE_ALL]);
+  });
+
+  test('a claiming backup refuses a late welcome', () => {
+    const m = welcomedBackup();
+    tick(m, 300);
+    expect(peerUp(m, 310)).toEqual([dropPeer()]);
+    expect(traffic(m, 320)).toEqual([]);
+    expect(m.role).toBe('claiming');
+    expect(drained(m, 330)).toEqual([claim(2)]);
+  });
+
+  test('a backup that was never welcomed does not suspect, and accepts a late welcome', () => {
+    // The backup shell builds the machine and ticks before the primary listens: nothing to take over yet.
+    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    expect(tickRange(m, 0, 1_000)).toEqual([]);
+    expect(traffic(m, 1_000, 900)).toEqual([]); // traffic alone is not a welcome
+    expect(tickRange(m, 1_000, 3_000)).toEqual([]);
+    expect(tick(m, 60_000)).toEqual([]);
+    expect(drained(m, 60_010)).toEqual([]);
+    expect(m.role).toBe('backup');
+    expect(m.holdsOutputs).toBe(false);
+    expect(peerUp(m, 61_010)).toEqual([]);
+    expect(m.role).toBe('backup');
+    expect(epochSeen(m, 61_020, 1)).toEqual([]);
+    expect(tick(m, 61_309)).toEqual([]);
+    expect(tick(m, 61_310)).toEqual([DRAIN]); // from the welcome on, suspicion works as usual
+    expect(drained(m, 61_320)).toEqual([claim(2)]);
+  });
+
+  test('a welcome counts once: a backup whose primary dropped and never came back suspects it', () => {
+    const m = welcomedBackup();
+    expect(peerDown(m, 100)).toEqual([]);
+    expect(tick(m, 299)).toEqual([]);
+    expect(tick(m, 300)).toEqual([DRAIN]); // counted from the welcome at 0
+  });
+
+  test('a never-welcomed backup still halts on fatal', () => {
+    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    expect(fatal(m, 10, EXIT_REFUSED)).toEqual([halt(EXIT_REFUSED)]);
+    expectInert(m, 20);
+  });
+
+  test('peer-traffic counts from when the peer was last heard (atMs), never later than now, never backwards', () => {
+    const a = welcomedBackup();
+    expect(traffic(a, 250, 100)).toEqual([]); // reported at 250, heard at 100
+    expect(tick(a, 399)).toEqual([]);
+    expect(tick(a, 400)).toEqual([DRAIN]);
+    const b = welcomedBackup();
+    expect(traffic(b, 100, 5_000)).toEqual([]); // a future timestamp counts as now
+    expect(tick(b, 399)).toEqual([]);
+    expect(tick(b, 400)).toEqual([DRAIN]);
+    const c = welcomedBackup();
+    expect(traffic(c, 200, 200)).toEqual([]);
+    expect(traffic(c, 250, 50)).toEqual([]); // an older report does not move the last-heard time back
+    expect(tick(c, 499)).toEqual([]);
+    expect(tick(c, 500)).toEqual([DRAIN]);
+    // The primary side alike: a stale last-heard time lets the timeout run.
+    const p = attachedPrimary();
+    expect(traffic(p, 100, 0)).toEqual([]);
+    expect(tick(p, 200)).toEqual([NOOP]);
+    expect(tick(p, 300)).toEqual([NOOP, dropPeer(), claim(2)]);
+  });
+
+  test('peer-traffic with a non-finite atMs is ignored', () => {
+    for (const atMs of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      const b = welcomedBackup();
+      expect(traffic(b, 100, atMs)).toEqual([]);
+      expect(tick(b, 299)).toEqual([]);
+      expect(tick(b, 300), `backup, atMs ${atMs}`).toEqual([DRAIN]);
+      const p = attachedPrimary();
+      expect(traffic(p, 100, atMs)).toEqual([]);
+      expect(tick(p, 200)).toEqual([NOOP]);
+      expect(tick(p, 300), `primary, atMs ${atMs}`).toEqual([NOOP, dropPeer(), claim(2)]);
+    }
+  });
+
+  test("epoch-seen: the backup adopts the primary's (newer) epoch and claims the one after it", () => {
+    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    expect(peerUp(m, 0)).toEqual([]);
+    expect(epochSeen(m, 10, 4)).toEqual([]);
+    expect(m.epoch).toBe(4);
+    expect(epochSeen(m, 20, 2)).toEqual([]); // never backwards
+    expect(epochSeen(m, 30, 4)).toEqual([]);
+    expect(m.epoch).toBe(4);
+    expect(epochSeen(m, 40, 5)).toEqual([]);
+    expect(m.epoch).toBe(5);
+    expect(tick(m, 300)).toEqual([DRAIN]);
+    expect(drained(m, 310)).toEqual([claim(6)]);
+    expect(claimResult(m, 320, 6, 'won')).toEqual([goLive(6), won(6), RELEASE_ALL]);
+    expect(m.epoch).toBe(6);
+    expect(epochSeen(m, 330, 9)).toEqual([]); // live: its epoch is the one it won
+    expect(m.epoch).toBe(6);
+  });
+
+  test('epoch-seen is ignored by a primary, claiming or not', () => {
+    const m = attachedPrimary();
+    expect(epochSeen(m, 10, 9)).toEqual([]);
+    expect(m.epoch).toBe(1);
+    expect(fatal(m, 20)).toEqual([dropPeer(), claim(2)]);
+    expect(epochSeen(m, 30, 9)).toEqual([]);
+    expect(m.epoch).toBe(1);
+    expect(claimResult(m, 40, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(m.epoch).toBe(2);
+  });
+
+  test('an epoch seen while draining (before the claim) counts for the claim; after the claim it is ignored', () => {
+    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    expect(peerUp(m, 0)).toEqual([]);
+    expect(tick(m, 300)).toEqual([DRAIN]);
+    expect(m.role).toBe('claiming');
+    expect(epochSeen(m, 310, 3)).toEqual([]); // replayed during the drain
+    expect(m.epoch).toBe(3);
+    expect(epochSeen(m, 315, 2)).toEqual([]); // never backwards
+    expect(m.epoch).toBe(3);
+    expect(drained(m, 320)).toEqual([claim(4)]);
+    expect(epochSeen(m, 330, 7)).toEqual([]); // the claim is out: the epoch no longer moves
+    expect(m.epoch).toBe(3);
+    expect(claimResult(m, 340, 4, 'unreachable')).toEqual([]);
+    expect(tick(m, 840)).toEqual([claim(4)]); // the retry claims the same epoch
+    expect(claimResult(m, 850, 8, 'won')).toEqual([]);
+    expect(claimResult(m, 860, 4, 'won')).toEqual([goLive(4), won(4), RELEASE_ALL]);
+    expect(m.epoch).toBe(4);
+  });
+});
+
+describe('fatal', () => {
+  test('on a backup: halts with EXIT_DIVERGED, or the given exit code', () => {
+    const a = welcomedBackup();
+    expect(fatal(a, 10)).toEqual([halt(EXIT_DIVERGED)]);
+    expect(a.role).toBe('halted');
+    expectInert(a, 20);
+    const b = new RoleMachine(CFG, 'backup', 4, 0);
+    expect(fatal(b, 10, EXIT_REFUSED)).toEqual([halt(EXIT_REFUSED)]);
+    expect(b.epoch).toBe(4);
+    expectInert(b, 20);
+  });
+
+  test('on a backup that is draining or claiming: halts, never goes live', () => {
+    const a = welcomedBackup();
+    tick(a, 300);
+    expect(fatal(a, 310)).toEqual([halt(EXIT_DIVERGED)]); // divergence found while draining
+    expectInert(a, 320);
+    const b = welcomedBackup();
+    tick(b, 300);
+    drained(b, 310);
+    expect(fatal(b, 320, 99)).toEqual([halt(99)]);
+    expectInert(b, 330);
+  });
+
+  test('on a primary: drops its backup and claims epoch+1 to continue alone', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 10, 2)).toEqual([releaseThrough(2)]);
+    expect(fatal(m, 20)).toEqual([dropPeer(), claim(2)]);
+    expect(m.role).toBe('claiming');
+    expect(acked(m, 30, 5)).toEqual([]);
+    expect(claimResult(m, 40, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(2);
+  });
+
+  test('on a primary with no backup connected: claims without a drop-peer', () => {
+    const m = new RoleMachine(CFG, 'primary', 3, 0);
+    expect(fatal(m, 20)).toEqual([claim(4)]);
+    expect(claimResult(m, 30, 4, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(m, 40);
+  });
+
+  test('on a live node: a warning and nothing else', () => {
+    const m = liveFromBackup();
+    expect(m.step({ type: 'fatal', nowMs: 620, reason: 'xyzzy' })).toEqual([logLine('warn', /ignored while live: xyzzy/)]);
+    expect(m.step({ type: 'fatal', nowMs: 630, reason: 'q', exitCode: EXIT_REFUSED })).toEqual([logLine('warn', 'q')]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(2);
+    expect(m.holdsOutputs).toBe(false);
+    expect(tick(m, 710)).toEqual([NOOP]);
+  });
+
+  test('on a claiming primary: a warning, no halt; the claim result decides', () => {
+    const m = attachedPrimary();
+    expect(tickRange(m, 0, 300).at(-1)).toEqual([300, [NOOP, dropPeer(), claim(2)]]);
+    expect(m.step({ type: 'fatal', nowMs: 310, reason: 'xyzzy' })).toEqual([logLine('warn', /ignored while claiming: xyzzy/)]);
+    expect(fatal(m, 315, EXIT_DIVERGED)).toEqual([]);
+    expect(m.role).toBe('claiming');
+    expect(claimResult(m, 320, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    // Losing still halts.
+    const n = attachedPrimary();
+    expect(fatal(n, 10)).toEqual([dropPeer(), claim(2)]);
+    expect(fatal(n, 20)).toEqual([]);
+    expect(claimResult(n, 30, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+  });
+});
+
+describe('gap detection (the node was paused)', () => {
+  test('a stale ack after a pause releases nothing until the epoch is confirmed; then releases what was acked meanwhile', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 50, 1)).toEqual([releaseThrough(1)]);
+    expect(tick(m, 100)).toEqual([NOOP]);
+    const out = m.step({ type: 'acked', nowMs: 251, seq: 3 }); // 151 ms since the last input: paused
+    // Already holding for the backup: no hold-outputs, just the check.
+    expect(out).toEqual([logLine('warn', /did not run for 151 ms.*epoch 1/), check(1)]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(acked(m, 300, 5)).toEqual([]);
+    expect(tick(m, 350)).toEqual([NOOP]);
+    expect(acked(m, 360, 4)).toEqual([]);
+    const confirmed = m.step({ type: 'epoch-checked', nowMs: 370, checkId: 1, newestEpoch: 1, detail: 'epoch-1' });
+    expect(confirmed).toEqual([logLine('info', 'epoch 1 is still ours'), releaseThrough(5)]);
+    expect(m.holdsOutputs).toBe(true); // still holding for the backup's acks
+    expect(acked(m, 380, 6)).toEqual([releaseThrough(6)]);
+    expect(epochChecked(m, 390, 1, 1)).toEqual([]); // an answer already given changes nothing
+    expect(epochChecked(m, 395, 1, 9)).toEqual([]); // not even a newer epoch: nothing is being checked
+    expect(m.role).toBe('primary');
+  });
+
+  test('the tolerance is heartbeatTimeoutMs/2: a gap of exactly 150 ms is not a pause, 151 ms is', () => {
+    const m = attachedPrimary();
+    expect(traffic(m, 50)).toEqual([]);
+    expect(tick(m, 200)).toEqual([NOOP]);
+    expect(traffic(m, 350)).toEqual([]);
+    expect(acked(m, 360, 2)).toEqual([releaseThrough(2)]);
+    expect(tick(m, 511)).toEqual([check(1), NOOP]);
+  });
+
+  test('a gap is measured between any two inputs, and a clock that steps back is not a gap', () => {
+    const m = attachedPrimary();
+    expect(traffic(m, 100)).toEqual([]);
+    expect(traffic(m, 50)).toEqual([]); // backwards
+    expect(traffic(m, 240)).toEqual([]); // 140 ms after the newest time seen
+    expect(acked(m, 250, 1)).toEqual([releaseThrough(1)]);
+    expect(appended(m, 401)).toEqual([check(1)]);
+  });
+
+  test('newer epoch found: halts with EXIT_LOST_EPOCH and releases nothing in between', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 50, 1)).toEqual([releaseThrough(1)]);
+    // Paused for 10 s; the first thing read after SIGCONT is a stale ack.
+    expect(acked(m, 10_050, 7)).toEqual([check(1)]);
+    expect(tick(m, 10_060)).toEqual([NOOP]); // the ack counted as traffic: no claim yet
+    expect(acked(m, 10_070, 9)).toEqual([]);
+    const out = m.step({ type: 'epoch-checked', nowMs: 10_080, checkId: 1, newestEpoch: 2, detail: 'epoch-2 exists' });
+    expect(out).toEqual([logLine('error', /epoch 2 was claimed by another node/), halt(EXIT_LOST_EPOCH)]);
+    expect(m.role).toBe('halted');
+    expectInert(m, 10_090);
+  });
+
+  test('shared directory unreachable: checks again with a new id and keeps holding; only the newest id counts', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 50, 1)).toEqual([releaseThrough(1)]);
+    expect(acked(m, 1_000, 2)).toEqual([check(1)]);
+    for (let i = 0; i < 10; i++) {
+      const t = 1_010 + i * 20;
+      const out = m.step({ type: 'epoch-checked', nowMs: t, checkId: i + 1, newestEpoch: null, detail: 'EIO' });
+      expect(out).toEqual([logLine('warn', /cannot check the epoch \(EIO\)/), check(i + 2)]);
+      expect(acked(m, t + 10, 3 + i)).toEqual([]);
+      expect(epochChecked(m, t + 11, i + 1, 1)).toEqual([]); // the superseded id: ignored
+      expect(m.holdsOutputs).toBe(true);
+    }
+    expect(epochChecked(m, 1_300, 11, 1)).toEqual([releaseThrough(12)]);
+  });
+
+  test('a new gap while verifying asks again with a new id (no second hold); answers to older ids are ignored, whatever they say', () => {
+    const m = attachedPrimary();
+    expect(traffic(m, 1_000)).toEqual([check(1)]);
+    expect(traffic(m, 2_000)).toEqual([check(2)]);
+    expect(epochChecked(m, 2_010, 1, 1)).toEqual([]); // read before the second pause: no confirmation
+    expect(epochChecked(m, 2_020, 1, 5)).toEqual([]); // ... and no halt
+    expect(epochChecked(m, 2_030, 1, null)).toEqual([]); // ... and no re-check
+    expect(epochChecked(m, 2_035, 0, 1)).toEqual([]); // an id never issued
+    expect(epochChecked(m, 2_036, 3, 1)).toEqual([]); // nor issued yet
+    expect(acked(m, 2_040, 4)).toEqual([]);
+    expect(m.role).toBe('primary');
+    expect(m.holdsOutputs).toBe(true);
+    expect(epochChecked(m, 2_050, 2, 1)).toEqual([releaseThrough(4)]);
+    expect(traffic(m, 4_000)).toEqual([check(3)]); // a new pause after the answer: a new check
+    expect(epochChecked(m, 4_010, 3, 1)).toEqual([]); // confirmed, but nothing new was acked
+    expect(acked(m, 4_020, 5)).toEqual([releaseThrough(5)]);
+  });
+
+  test('an answer delivered after a new pause is stale: the pause is checked again first', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 50, 1)).toEqual([releaseThrough(1)]);
+    expect(acked(m, 1_000, 2)).toEqual([check(1)]); // pause #1; the shell reads the directory: newest 1
+    // ... pause #2 (10 s) before the answer is delivered; the backup may have claimed epoch 2 meanwhile.
+    const after = [...acked(m, 11_000, 3), ...epochChecked(m, 11_001, 1, 1)];
+    expect(after).toEqual([check(2)]);
+    // The answer itself may be what wakes the node: same verdict.
+    const n = attachedPrimary();
+    expect(acked(n, 1_000, 2)).toEqual([check(1)]);
+    expect(epochChecked(n, 11_000, 1, 1)).toEqual([check(2)]);
+    expect(acked(n, 11_010, 3)).toEqual([]);
+    expect(epochChecked(n, 11_020, 2, 1)).toEqual([releaseThrough(3)]);
+  });
+
+  test('paused past the heartbeat timeout: checks the epoch and claims; losing halts', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 50, 1)).toEqual([releaseThrough(1)]);
+    expect(tick(m, 5_000)).toEqual([check(1), NOOP, dropPeer(), claim(2)]);
+    expect(m.role).toBe('claiming');
+    expect(acked(m, 5_010, 3)).toEqual([]);
+    expect(claimResult(m, 5_020, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(m, 5_030);
+  });
+
+  test('a primary alone holds its outputs after a pause (hold-outputs, then the check), and releases all when confirmed', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    const out = m.step({ type: 'tick', nowMs: 1_000 });
+    expect(out).toEqual([HOLD, logLine('warn', /did not run for 1000 ms/), check(1), NOOP]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(tick(m, 1_050)).toEqual([]);
+    expect(acked(m, 1_060, 3)).toEqual([]); // stray ack: no release-through from a node that holds for no backup
+    expect(epochChecked(m, 1_070, 1, 1)).toEqual([RELEASE_ALL]);
+    expect(m.holdsOutputs).toBe(false);
+    expect(m.role).toBe('primary');
+    expect(tick(m, 1_100)).toEqual([NOOP]);
+    // Another pause: a new hold, a new id.
+    expect(tick(m, 2_000)).toEqual([HOLD, check(2), NOOP]);
+    expect(epochChecked(m, 2_010, 1, 1)).toEqual([]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(epochChecked(m, 2_020, 2, 0)).toEqual([RELEASE_ALL]); // an older epoch on the directory confirms too
+  });
+
+  test('a lone primary: unreachable keeps holding, a newer epoch halts, a second gap does not hold twice', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(m, 1_010, 1, null)).toEqual([check(2)]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(tick(m, 2_000)).toEqual([check(3), NOOP]);
+    expect(epochChecked(m, 2_010, 2, 1)).toEqual([]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(epochChecked(m, 2_020, 3, 2)).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(m, 2_030);
+  });
+
+  test('a backup attaching while a lone primary verifies: the confirmation releases through its acks, not everything', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(peerUp(m, 1_010)).toEqual([HOLD]); // outputs now wait for the backup's acks
+    expect(acked(m, 1_020, 4)).toEqual([]);
+    expect(epochChecked(m, 1_030, 1, 1)).toEqual([releaseThrough(4)]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(acked(m, 1_040, 5)).toEqual([releaseThrough(5)]);
+  });
+
+  test('a live node holds its outputs after a pause; same epoch → release-all; unreachable → ask again; newer → halt', () => {
+    const a = liveFromBackup();
+    const out = a.step({ type: 'tick', nowMs: 1_000 });
+    expect(out).toEqual([HOLD, logLine('warn', /did not run for 390 ms.*epoch 2/), check(1), NOOP]);
+    expect(a.holdsOutputs).toBe(true);
+    expect(tick(a, 1_050)).toEqual([]);
+    expect(acked(a, 1_055, 7)).toEqual([]);
+    expect(epochChecked(a, 1_060, 1, null)).toEqual([check(2)]);
+    expect(epochChecked(a, 1_065, 1, 2)).toEqual([]); // superseded
+    expect(a.holdsOutputs).toBe(true);
+    expect(epochChecked(a, 1_070, 2, 2)).toEqual([RELEASE_ALL]);
+    expect(a.holdsOutputs).toBe(false);
+    expect(epochChecked(a, 1_075, 2, 2)).toEqual([]); // no second release-all
+    expect(a.role).toBe('live');
+    // A second pause while verifying asks again without a second hold.
+    expect(tick(a, 2_000)).toEqual([HOLD, check(3), NOOP]);
+    expect(tick(a, 3_000)).toEqual([check(4), NOOP]);
+    expect(epochChecked(a, 3_010, 3, 2)).toEqual([]);
+    expect(a.holdsOutputs).toBe(true);
+    expect(epochChecked(a, 3_020, 4, 2)).toEqual([RELEASE_ALL]);
+    const b = liveFromBackup();
+    expect(tick(b, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(b, 1_010, 1, 3)).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(b, 1_020);
+  });
+
+  test('an older epoch on the directory counts as confirmation', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 1_000, 2)).toEqual([check(1)]);
+    expect(epochChecked(m, 1_010, 1, 0)).toEqual([releaseThrough(2)]);
+  });
+
+  test('while claiming, the newest epoch equal to the claimed one (maybe our own claim file) does not halt: the claim decides', () => {
+    const m = attachedPrimary();
+    expect(tick(m, 5_000)).toEqual([check(1), NOOP, dropPeer(), claim(2)]);
+    expect(epochChecked(m, 5_010, 1, 2)).toEqual([]);
+    expect(m.role).toBe('claiming');
+    expect(m.holdsOutputs).toBe(true);
+    expect(acked(m, 5_015, 3)).toEqual([]);
+    expect(claimResult(m, 5_020, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(m.epoch).toBe(2);
+    // Same answer, then a lost claim: the claim result halts.
+    const n = attachedPrimary();
+    expect(tick(n, 5_000)).toEqual([check(1), NOOP, dropPeer(), claim(2)]);
+    expect(epochChecked(n, 5_010, 1, 2)).toEqual([]);
+    expect(claimResult(n, 5_020, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+  });
+
+  test('while claiming, an unreachable or an old-epoch answer changes nothing (no re-check, no release)', () => {
+    for (const newest of [null, 0, 1]) {
+      const m = attachedPrimary();
+      expect(tick(m, 5_000)).toEqual([check(1), NOOP, dropPeer(), claim(2)]);
+      expect(epochChecked(m, 5_010, 1, newest), `newest ${newest}`).toEqual([]);
+      expect(m.role).toBe('claiming');
+      expect(m.holdsOutputs).toBe(true);
+      expect(claimResult(m, 5_020, 2, 'unreachable')).toEqual([]);
+      expect(tick(m, 5_520)).toEqual([claim(2)]);
+      expect(claimResult(m, 5_530, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    }
+  });
+
+  test('while claiming, a newest epoch above the claimed one halts; a stale answer saying so does not', () => {
+    const m = attachedPrimary();
+    expect(tick(m, 5_000)).toEqual([check(1), NOOP, dropPeer(), claim(2)]);
+    expect(epochChecked(m, 5_010, 1, 3)).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(m, 5_020);
+    const n = attachedPrimary();
+    expect(traffic(n, 1_000)).toEqual([check(1)]);
+    expect(tick(n, 2_000)).toEqual([check(2), NOOP, dropPeer(), claim(2)]);
+    expect(epochChecked(n, 2_010, 1, 3)).toEqual([]);
+    expect(n.role).toBe('claiming');
+    expect(epochChecked(n, 2_020, 2, 3)).toEqual([halt(EXIT_LOST_EPOCH)]);
+  });
+
+  test('a claim won while a check is outstanding ends the check: release-all once, the later answer is ignored', () => {
+    // Winning epoch N+1 proves nobody holds a newer epoch.
+    const m = attachedPrimary();
+    expect(tick(m, 5_000)).toEqual([check(1), NOOP, dropPeer(), claim(2)]);
+    expect(claimResult(m, 5_010, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(m.role).toBe('live');
+    expect(m.holdsOutputs).toBe(false);
+    expect(epochChecked(m, 5_020, 1, 1)).toEqual([]);
+    expect(epochChecked(m, 5_030, 1, null)).toEqual([]);
+    expect(epochChecked(m, 5_040, 1, 9)).toEqual([]);
+    expect(m.role).toBe('live');
+    // A lone primary told to continue alone right after a pause: hold, check, claim; the win releases.
+    const lone = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(fatal(lone, 1_000)).toEqual([HOLD, check(1), claim(2)]);
+    expect(lone.holdsOutputs).toBe(true);
+    expect(claimResult(lone, 1_010, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(epochChecked(lone, 1_020, 1, 1)).toEqual([]);
+    expect(lone.holdsOutputs).toBe(false);
+    expect(tick(lone, 1_110)).toEqual([NOOP]);
+  });
+
+  test('contract: the pause tolerance is heartbeatTimeoutMs/2 whatever the period, so inputs must come more often than that', () => {
+    // Accepted by the constructor; a shell ticking once per heartbeat period would check its epoch on
+    // every tick and hold its outputs in between. (pair.ts ticks every heartbeatMs/4, capped at 25 ms.)
+    const cfg = { ...CFG, heartbeatMs: 100, heartbeatTimeoutMs: 150 };
+    const m = new RoleMachine(cfg, 'primary', 1, 0);
+    expect(tick(m, 100)).toEqual([HOLD, check(1), NOOP]);
+    const fine = new RoleMachine(cfg, 'primary', 1, 0);
+    for (let t = 25; t <= 1_000; t += 25) expect(tick(fine, t).filter((a) => a.type === 'check-epoch' || a.type === 'hold-outputs')).toEqual([]);
+  });
+});
+
+describe('lag control', () => {
+  test('over maxLagMs or maxLagBytes → admit:false once; back under → admit:true once', () => {
+    const m = attachedPrimary();
+    expect(lag(m, 10, 1_000, 1_000_000)).toEqual([]); // at the limit is not over it
+    const over = m.step({ type: 'lag', nowMs: 20, lagMs: 1_001, lagBytes: 0 });
+    expect(over.filter((a) => a.type !== 'log')).toEqual([admit(false)]);
+    expect(over.find((a) => a.type === 'admit')).toMatchObject({ reason: expect.stringContaining('--max-lag-ms=1000') });
+    expect(lag(m, 30, 5_000, 0)).toEqual([]);
+    expect(lag(m, 40, 0, 2_000_000)).toEqual([]);
+    expect(lag(m, 50, 5_000, 2_000_000)).toEqual([]);
+    expect(lag(m, 60, 1_000, 1_000_000)).toEqual([admit(true)]);
+    expect(lag(m, 70, 0, 0)).toEqual([]);
+    const bytes = m.step({ type: 'lag', nowMs: 80, lagMs: 0, lagBytes: 1_000_001 });
+    expect(bytes.filter((a) => a.type !== 'log')).toEqual([admit(false)]);
+    expect(bytes.find((a) => a.type === 'admit')).toMatchObject({ reason: expect.stringContaining('bytes') });
+    expect(lag(m, 90, 999, 999_999)).toEqual([admit(true)]);
+  });
+
+  test('a won claim re-admits a throttled primary; without throttling, no admit', () => {
+    const m = attachedPrimary();
+    expect(lag(m, 10, 9_999, 0)).toEqual([admit(false)]);
+    expect(tickRange(m, 0, 300).at(-1)).toEqual([300, [NOOP, dropPeer(), claim(2)]]);
+    expect(m.role).toBe('claiming');
+    expect(lag(m, 310, 0, 0)).toEqual([]); // lag is a primary's concern only
+    expect(claimResult(m, 320, 2, 'won')).toEqual([won(2), RELEASE_ALL, admit(true)]);
+    expect(lag(m, 330, 9_999, 9e9)).toEqual([]); // live: nobody to lag behind
+    const n = attachedPrimary();
+    expect(fatal(n, 10)).toEqual([dropPeer(), claim(2)]);
+    expect(claimResult(n, 20, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+  });
+
+  test('a throttled primary that loses its claim halts without re-admitting', () => {
+    const m = attachedPrimary();
+    expect(lag(m, 10, 9_999, 0)).toEqual([admit(false)]);
+    expect(fatal(m, 20)).toEqual([dropPeer(), claim(2)]);
+    expect(claimResult(m, 30, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+  });
+
+  // BUG: a lone primary (no backup ever attached) that verifies its epoch after a pause can be left
+  // throttled for good. While it verifies, holdsOutputs is true, so hypervisor/primary.ts reports lag on
+  // every tick; the hold-outputs rebased the lag tracker, so lag.ms counts from the pause. If the
+  // directory read takes longer than maxLagMs (1 s by default; an unreachable directory makes it last
+  // the whole outage), onLag (role 'primary', no backup) answers admit:false. The confirmation then
+  // releases everything but does not re-admit (a won claim does), and from then on holdsOutputs is false,
+  // so the shell reports no more lag and sends no acks: nothing ever re-admits. New requests queue,
+  // then get 503, with no backup to catch up. Either lag must not throttle a primary holding for no
+  // backup, or the confirmation of a direct node must re-admit it, as winning an epoch does.
+  test.fails('BUG: a lone primary is not left throttled once its epoch is confirmed (no backup to lag behind)', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(m.holdsOutputs).toBe(true); // primary.ts reports lag on each tick while this holds
+    for (let t = 1_025; t <= 2_100; t += 25) tick(m, t); // the shell keeps ticking; the read takes 1.1 s
+    const during = lag(m, 2_100, 1_100, 0); // lag since the hold (the tracker was rebased then)
+    const after = epochChecked(m, 2_110, 1, 1);
+    expect(after).toContainEqual(RELEASE_ALL);
+    expect(m.holdsOutputs).toBe(false); // no more lag reports from here on: only an admit action re-admits
+    const admits = [...during, ...after].filter((a): a is Extract<RoleAction, { type: 'admit' }> => a.type === 'admit');
+    expect(admits.at(-1)?.admit ?? true).toBe(true); // actual: admit:false, never followed by admit:true
+  });
+});
+
+describe('live node', () => {
+  test('appends a no-op each heartbeat period of idleness, never claims, drops any peer', () => {
+    const m = liveFromBackup();
+    const seen = tickRange(m, 610, 5_610, 10);
+    expect(seen.map(([t]) => t)).toEqual(Array.from({ length: 50 }, (_, i) => 710 + i * 100));
+    for (const [, a] of seen) expect(a).toEqual([NOOP]);
+    expect(peerUp(m, 5_620)).toEqual([dropPeer()]);
+    expect(traffic(m, 5_630)).toEqual([]);
+    expect(acked(m, 5_640, 3)).toEqual([]);
+    expect(drained(m, 5_650)).toEqual([]);
+    expect(peerDown(m, 5_660)).toEqual([]);
+    expect(appended(m, 5_700)).toEqual([]);
+    expect(tick(m, 5_750)).toEqual([]);
+    expect(tick(m, 5_800)).toEqual([NOOP]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(2);
+    expect(m.holdsOutputs).toBe(false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Seeded randomized run: safety invariants on every step.
+//
+// The environment is modelled the way the shells (hypervisor/primary.ts, backup.ts) behave: every
+// 'check-epoch' gets one 'epoch-checked' answer carrying its checkId and every 'claim' one
+// 'claim-result', delivered later. Epoch reads are independent promises, so answers arrive out of
+// order, and answers to superseded checks (stale) still arrive; a few answers are even delivered twice.
+// 'drained' follows a 'drain'. Stray claim results for epochs never claimed and stray 'drained'
+// reports are mixed in (the machine must ignore them). Clocks are monotone with occasional large
+// jumps (a paused process).
+//
+// The checks below are computed from what the environment saw (inputs given, actions received),
+// not from the machine's private state.
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Coverage = Record<string, number>;
+
+function bump(c: Coverage, what: string): void {
+  c[what] = (c[what] ?? 0) + 1;
+}
+
+const RELEASES = new Set(['release-through', 'release-all']);
+const ALLOWED_MOVES = new Set(['primary→primary', 'primary→claiming', 'primary→halted', 'backup→backup', 'backup→claiming', 'backup→halted', 'claiming→claiming', 'claiming→live', 'claiming→halted', 'live→live', 'live→halted', 'halted→halted']);
+
+/** A compact rendering of an action, for comparing what came out with what had to. */
+function show(a: RoleAction): string {
+  switch (a.type) {
+    case 'release-through':
+      return `release-through:${a.seq}`;
+    case 'check-epoch':
+      return `check-epoch:${a.checkId}`;
+    case 'claim':
+    case 'epoch-won':
+    case 'go-live':
+      return `${a.type}:${a.epoch}`;
+    case 'halt':
+      return `halt:${a.exitCode}`;
+    case 'admit':
+      return `admit:${a.admit}`;
+    default:
+      return a.type;
+  }
+}
+
+/** Runs one random sequence; returns null or a description of the first invariant broken. */
+function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): string | null {
+  const rnd = mulberry32(seed * 2 + (start === 'primary' ? 0 : 1));
+  const int = (n: number) => Math.floor(rnd() * n);
+  const heartbeatMs = 10 + int(200);
+  const cfg: RoleConfig = {
+    heartbeatMs,
+    heartbeatTimeoutMs: heartbeatMs + 1 + int(heartbeatMs * 5),
+    claimRetryMs: rnd() < 0.1 ? 0 : 1 + int(1_000),
+    maxLagMs: 100 + int(2_000),
+    maxLagBytes: 1_000 + int(1_000_000),
+  };
+  const toleranceMs = cfg.heartbeatTimeoutMs / 2;
+  let now = int(10_000);
+  const m = new RoleMachine(cfg, start, start === 'backup' && rnd() < 0.5 ? 0 : 1 + int(5), now);
+  const trail: RoleInput[] = [];
+
+  // What the environment knows.
+  let lastSeenMs = now; // the newest clock reading given to the machine
+  let lastHeardMs = now; // when the peer was last heard (peer-up, acks, peer-traffic)
+  let maxAcked = 0;
+  let lastReleased = 0;
+  let welcomed = false; // backup: a peer-up arrived while it was a backup
+  let attached = false; // primary: a backup attached (its outputs wait for acks until an epoch is won)
+  let shellHolding = start === 'backup'; // the shell's output buffer (hold-outputs / release-all); a backup emits nothing
+  let verifying = false; // from a gap's check-epoch to the answer to the newest check (or a win, or a halt)
+  let newestCheckId = 0;
+  const outstanding: number[] = []; // check ids asked and not answered yet
+  const answered: number[] = [];
+  const claimsInFlight: number[] = [];
+  let claimEpoch = 0; // the epoch this node claims (0: no claim issued yet)
+  let retryAtMs: number | null = null;
+  let drainAsked = false;
+  let drains = 0;
+  let admitting = true;
+  const steps = 20 + int(300);
+
+  for (let i = 0; i < steps; i++) {
+    // Monotone clock: mostly small steps, sometimes none, occasionally a large jump (a pause).
+    const p = rnd();
+    if (p < 0.05) now += Math.floor(toleranceMs) + int(cfg.heartbeatTimeoutMs * 10);
+    else if (p >= 0.25) now += int(Math.floor(cfg.heartbeatMs * 1.2));
+    const nowMs = now;
+
+    let input: RoleInput;
+    const k = rnd();
+    if (k < 0.27) input = { type: 'tick', nowMs };
+    else if (k < 0.31) input = { type: 'peer-up', nowMs };
+    else if (k < 0.34) input = { type: 'peer-down', nowMs, reason: 'r' };
+    else if (k < 0.44) {
+      const q = rnd();
+      const atMs =
+        q < 0.78 ? nowMs - int(cfg.heartbeatMs * 2)
+        : q < 0.88 ? nowMs - int(cfg.heartbeatTimeoutMs * 5)
+        : q < 0.97 ? nowMs + int(100)
+        : [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY][int(3)]!;
+      input = { type: 'peer-traffic', nowMs, atMs };
+    } else if (k < 0.55) input = { type: 'acked', nowMs, seq: Math.max(0, maxAcked - 4 + int(12)) };
+    else if (k < 0.59) input = { type: 'appended', nowMs };
+    else if (k < 0.64) input = { type: 'lag', nowMs, lagMs: int(cfg.maxLagMs * 2), lagBytes: int(cfg.maxLagBytes * 2) };
+    else if (k < 0.68) {
+      if (drainAsked || rnd() < 0.2) {
+        drainAsked = false;
+        input = { type: 'drained', nowMs };
+      } else input = { type: 'tick', nowMs };
+    } else if (k < 0.72) input = { type: 'epoch-seen', nowMs, epoch: Math.max(0, m.epoch - 1 + int(4)) };
+    else if (k < 0.83) {
+      const r = rnd();
+      const result = r < 0.35 ? 'won' : r < 0.55 ? 'lost' : 'unreachable';
+      if (claimsInFlight.length > 0 && rnd() < 0.9) input = { type: 'claim-result', nowMs, epoch: claimsInFlight.shift()!, result, detail: 'd' };
+      else input = { type: 'claim-result', nowMs, epoch: Math.max(claimEpoch, m.epoch) + 1 + int(3), result, detail: 'stray' }; // never claimed: ignored
+    } else if (k < 0.985) {
+      const r = rnd();
+      let checkId: number | null = null;
+      if (outstanding.length > 0 && r < 0.9) {
+        const at = int(outstanding.length); // any of them: reads complete out of order
+        checkId = outstanding.splice(at, 1)[0]!;
+        if (outstanding.some((id) => id < checkId!)) bump(cov, 'answer:out-of-order');
+        answered.push(checkId);
+      } else if (answered.length > 0 && r < 0.95) {
+        checkId = answered[int(answered.length)]!; // delivered twice
+        bump(cov, 'answer:duplicate');
+      }
+      if (checkId === null) input = { type: 'tick', nowMs };
+      else {
+        const e = rnd();
+        const newestEpoch = e < 0.25 ? null : e < 0.38 ? Math.max(0, m.epoch - 1) : e < 0.75 ? m.epoch : e < 0.9 ? m.epoch + 1 : m.epoch + 2;
+        input = { type: 'epoch-checked', nowMs, checkId, newestEpoch, detail: 'd' };
+      }
+    } else input = rnd() < 0.5 ? { type: 'fatal', nowMs, reason: 'f' } : { type: 'fatal', nowMs, reason: 'f', exitCode: 70 + int(10) };
+    trail.push(input);
+    if (input.type === 'acked') maxAcked = Math.max(maxAcked, input.seq);
+
+    // ---- What must happen, from what the environment knows before the step.
+    const roleBefore: Role = m.role;
+    const epochBefore = m.epoch;
+    const verifyingBefore = verifying;
+    const gap = nowMs - lastSeenMs > toleranceMs;
+    lastSeenMs = Math.max(lastSeenMs, nowMs);
+    const runs = roleBefore === 'primary' || roleBefore === 'live'; // its outputs can leave
+    const gapCheck = gap && runs;
+    const direct = roleBefore === 'live' || (roleBefore === 'primary' && !attached);
+    const checked = input.type === 'epoch-checked' ? input : null;
+    const answersNewest = checked !== null && !gapCheck && verifyingBefore && checked.checkId === newestCheckId;
+    const confirms = answersNewest && roleBefore !== 'claiming' && checked.newestEpoch !== null && checked.newestEpoch <= epochBefore;
+    const reasks = answersNewest && roleBefore !== 'claiming' && checked.newestEpoch === null;
+    const newerFound =
+      answersNewest && checked.newestEpoch !== null && checked.newestEpoch > (roleBefore === 'claiming' ? Math.max(epochBefore, claimEpoch) : epochBefore);
+    const claimAnswer = roleBefore === 'claiming' && input.type === 'claim-result' && claimEpoch !== 0 && input.epoch === claimEpoch ? input.result : null;
+    const wonClaim = claimAnswer === 'won';
+    const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && start === 'backup'));
+    const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && start === 'primary'));
+    const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? (input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED : null;
+    const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
+    const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent;
+    const expectClaim =
+      (input.type === 'tick' && roleBefore === 'primary' && attached && silent) ||
+      (input.type === 'fatal' && roleBefore === 'primary') ||
+      (input.type === 'drained' && roleBefore === 'claiming' && start === 'backup' && claimEpoch === 0) ||
+      (input.type === 'tick' && roleBefore === 'claiming' && retryAtMs !== null && nowMs >= retryAtMs);
+    const following = roleBefore === 'backup' || (roleBefore === 'claiming' && start === 'backup' && claimEpoch === 0);
+
+    const out = m.step(input);
+    const roleAfter: Role = m.role;
+    const acts = out.filter((a) => a.type !== 'log');
+    const shown = acts.map(show);
+    const fail = (msg: string) =>
+      `seed ${seed} (${start}) step ${i}: ${msg}\n  config ${JSON.stringify(cfg)}\n  role ${roleBefore} → ${roleAfter}, epoch ${epochBefore} → ${m.epoch}, verifying ${verifyingBefore}, newest check ${newestCheckId}, claim ${claimEpoch}\n  input ${JSON.stringify(input)}\n  actions ${JSON.stringify(out)}\n  last inputs ${JSON.stringify(trail.slice(-12))}`;
+
+    bump(cov, `role:${roleAfter}`);
+    for (const a of acts) bump(cov, `action:${a.type}`);
+    if (roleBefore === 'halted') {
+      if (out.length > 0) return fail('a halted machine emitted actions');
+      if (roleAfter !== 'halted' || m.epoch !== epochBefore) return fail('a halted machine changed');
+      continue;
+    }
+    if (!ALLOWED_MOVES.has(`${roleBefore}→${roleAfter}`)) return fail(`role moved ${roleBefore} → ${roleAfter}`);
+
+    // ---- The invariant: nothing is released between a gap's hold-outputs / check-epoch and the answer
+    // to the newest check (or an epoch won). A gap in this very step counts (a stale ack read on waking).
+    const releases = acts.filter((a) => RELEASES.has(a.type));
+    if ((verifyingBefore || gapCheck) && releases.length > 0 && !(answersNewest || wonClaim))
+      return fail(`${releases[0]!.type} between a gap's hold-outputs/check-epoch and the answer to the newest check`);
+
+    // ---- Epoch checks: asked exactly on a gap (primary/live) and on an unreachable answer to the newest
+    // check (not while claiming), with ever-increasing ids.
+    const checks = acts.filter((a): a is Extract<RoleAction, { type: 'check-epoch' }> => a.type === 'check-epoch');
+    if (checks.length !== (gapCheck ? 1 : 0) + (reasks ? 1 : 0))
+      return fail(`${checks.length} check-epoch, expected ${gapCheck ? 'one for the gap' : reasks ? 'one for the unreachable answer' : 'none'}`);
+    for (const c of checks) {
+      if (c.checkId <= newestCheckId) return fail(`check-epoch id ${c.checkId} after ${newestCheckId}`);
+      newestCheckId = c.checkId;
+      outstanding.push(c.checkId);
+    }
+    if (gapCheck) bump(cov, verifyingBefore ? 'gap:while-verifying' : 'gap:first');
+    if (checked !== null) {
+      if (!answersNewest && checks.length === 0) {
+        // Ignored: stale, duplicate or unrequested. Nothing at all may come of it.
+        if (acts.length > 0 || roleAfter !== roleBefore || m.epoch !== epochBefore) return fail('an answer to an old check had an effect');
+        bump(cov, checked.checkId < newestCheckId ? 'answer:superseded-ignored' : 'answer:unrequested-ignored');
+      } else if (answersNewest) bump(cov, `answer:newest:${roleBefore}`);
+    }
+
+    // ---- Holds: one on a gap that finds the outputs flowing (live, or primary with no backup yet), first
+    // of all; one when a backup first attaches to a primary.
+    const gapHold = gapCheck && !verifyingBefore && direct;
+    const attachHold = input.type === 'peer-up' && roleBefore === 'primary' && !attached;
+    const holds = acts.filter((a) => a.type === 'hold-outputs').length;
+    if (holds !== (gapHold ? 1 : 0) + (attachHold ? 1 : 0)) return fail(`${holds} hold-outputs, expected gap ${gapHold} + attach ${attachHold}`);
+    if (gapHold) {
+      if (shown[0] !== 'hold-outputs' || shown[1] !== `check-epoch:${newestCheckId}`) return fail('a gap on a direct node must emit hold-outputs, then check-epoch, first');
+      bump(cov, `gap:hold:${roleBefore}`);
+    }
+
+    // ---- Releases, exactly.
+    let expectedReleases: string[] = [];
+    if (wonClaim) expectedReleases = ['release-all'];
+    else if (confirms) expectedReleases = direct ? ['release-all'] : maxAcked > lastReleased ? [`release-through:${maxAcked}`] : [];
+    else if (input.type === 'acked' && roleBefore === 'primary' && attached && !verifyingBefore && !gapCheck && maxAcked > lastReleased) expectedReleases = [`release-through:${maxAcked}`];
+    const gotReleases = releases.map(show);
+    if (gotReleases.join() !== expectedReleases.join()) return fail(`releases ${JSON.stringify(gotReleases)}, expected ${JSON.stringify(expectedReleases)}`);
+    for (const a of releases) {
+      if (a.type === 'release-through') {
+        if (a.seq <= lastReleased || a.seq > maxAcked) return fail(`release-through ${a.seq} after ${lastReleased}, largest ack ${maxAcked}`);
+        lastReleased = a.seq;
+      }
+    }
+    if (confirms) bump(cov, `confirm:${expectedReleases[0]?.split(':')[0] ?? 'nothing-new'}`);
+
+    // ---- Halts, exactly, and nothing else with them.
+    const halts = acts.filter((a): a is Extract<RoleAction, { type: 'halt' }> => a.type === 'halt');
+    if (expectedHalt === null ? halts.length > 0 : halts.length !== 1 || halts[0]!.exitCode !== expectedHalt)
+      return fail(`halts ${JSON.stringify(halts.map(show))}, expected ${expectedHalt ?? 'none'}`);
+    if ((roleAfter === 'halted') !== (expectedHalt !== null)) return fail('the halted role and the halt action disagree');
+    if (expectedHalt !== null) {
+      if (acts.length !== 1) return fail('a halt with other actions');
+      bump(cov, newerFound ? `halt:newer-epoch:${roleBefore}` : fatalHalts ? 'halt:fatal' : 'halt:lost');
+    }
+    if (answersNewest && roleBefore === 'claiming' && checked.newestEpoch === claimEpoch) bump(cov, 'claiming:own-epoch-seen');
+
+    // ---- Winning: go-live (backup), epoch-won, release-all, in that order; live in the claimed epoch.
+    const winning = acts.filter((a) => a.type === 'go-live' || a.type === 'epoch-won' || a.type === 'release-all').map(show);
+    if (wonClaim) {
+      const want = [...(start === 'backup' ? [`go-live:${claimEpoch}`] : []), `epoch-won:${claimEpoch}`, 'release-all'];
+      if (winning.join() !== want.join()) return fail(`won: ${JSON.stringify(winning)}, expected ${JSON.stringify(want)}`);
+      if (roleAfter !== 'live' || m.epoch !== claimEpoch || claimEpoch !== epochBefore + 1) return fail('won, but not live in epoch+1');
+      if (verifyingBefore) bump(cov, 'won:while-verifying');
+    } else if (acts.some((a) => a.type === 'go-live' || a.type === 'epoch-won')) return fail('go-live/epoch-won without a won claim');
+
+    // ---- Epoch: moves only by a won claim, or an epoch seen while following the primary.
+    const expectedEpoch = wonClaim ? claimEpoch : input.type === 'epoch-seen' && following && input.epoch > epochBefore ? input.epoch : epochBefore;
+    if (m.epoch !== expectedEpoch) return fail(`epoch ${m.epoch}, expected ${expectedEpoch}`);
+    if (input.type === 'epoch-seen' && expectedEpoch !== epochBefore) bump(cov, roleBefore === 'backup' ? 'epoch-by-seen' : 'epoch-by-seen-while-draining');
+    if (wonClaim) bump(cov, 'epoch-by-win');
+
+    // ---- Drain and claims.
+    const drainsNow = acts.filter((a) => a.type === 'drain').length;
+    if (drainsNow !== (expectDrain ? 1 : 0)) return fail(`${drainsNow} drain, expected ${expectDrain ? 1 : 0} (welcomed ${welcomed}, silent ${silent})`);
+    if (input.type === 'tick' && roleBefore === 'backup' && !welcomed && silent) bump(cov, 'backup:unwelcomed-silent');
+    if (expectDrain) {
+      drains++;
+      drainAsked = true;
+      if (start !== 'backup' || drains > 1) return fail('drain twice or from a primary');
+    }
+    const claims = acts.filter((a): a is Extract<RoleAction, { type: 'claim' }> => a.type === 'claim');
+    if (claims.length !== (expectClaim ? 1 : 0)) return fail(`${claims.length} claims, expected ${expectClaim ? 1 : 0}`);
+    for (const c of claims) {
+      if (roleAfter !== 'claiming' || c.epoch !== m.epoch + 1 || (claimEpoch !== 0 && c.epoch !== claimEpoch)) return fail(`claim(${c.epoch}) at epoch ${m.epoch} as ${roleAfter}, claiming ${claimEpoch}`);
+      if (retryAtMs !== null && input.type === 'tick' && roleBefore === 'claiming') bump(cov, 'claim:retry');
+      claimEpoch = c.epoch;
+      claimsInFlight.push(c.epoch);
+      retryAtMs = null;
+    }
+    if (claimAnswer === 'unreachable') retryAtMs = nowMs + cfg.claimRetryMs;
+
+    // ---- Fatal on a node that runs alone (or is about to): a warning, nothing else.
+    if (fatalIgnored) {
+      if (acts.some((a) => a.type !== 'hold-outputs' && a.type !== 'check-epoch') || roleAfter !== roleBefore) return fail('fatal on a live node or a claiming primary did something');
+      if (!out.some((a) => a.type === 'log' && a.level === 'warn' && a.msg.includes('ignored'))) return fail('fatal ignored without a warning');
+      bump(cov, `fatal-ignored:${roleBefore}`);
+    }
+
+    // ---- Admission.
+    for (const a of acts) {
+      if (a.type !== 'admit') continue;
+      if (a.admit === admitting) return fail(`admit:${a.admit} repeated`);
+      // Throttling follows the backup's lag; re-admission may also come with a release-all (running alone).
+      const onLag = input.type === 'lag' && roleBefore === 'primary';
+      if (!onLag && !(a.admit && acts.some((x) => x.type === 'release-all'))) return fail(`admit:${a.admit} other than on lag, or with a release-all`);
+      admitting = a.admit;
+    }
+
+    // ---- The shell's output buffer: held for as long as the epoch is being verified.
+    for (const a of acts) {
+      if (a.type === 'hold-outputs') shellHolding = true;
+      else if (a.type === 'release-all') shellHolding = false;
+    }
+    if (gapCheck) verifying = true;
+    if (confirms || wonClaim || roleAfter === 'halted') verifying = false;
+    if (verifying && !shellHolding) return fail('outputs flow directly while the epoch is being verified');
+    if (attachHold) attached = true;
+    if (roleAfter !== 'halted') {
+      const holdsOutputs = roleAfter === 'claiming' || verifying || (roleAfter === 'primary' && attached);
+      if (m.holdsOutputs !== holdsOutputs) return fail(`holdsOutputs ${m.holdsOutputs}, expected ${holdsOutputs}`);
+    }
+
+    // ---- Environment bookkeeping.
+    if (input.type === 'peer-up') {
+      lastHeardMs = nowMs;
+      if (roleBefore === 'backup') welcomed = true;
+    } else if (input.type === 'acked') lastHeardMs = nowMs;
+    else if (input.type === 'peer-traffic' && Number.isFinite(input.atMs)) lastHeardMs = Math.max(lastHeardMs, Math.min(input.atMs, nowMs));
+  }
+  return null;
+}
+
+describe('randomized (seeded)', () => {
+  test('2,000 seeds × {primary, backup}: safety invariants hold on every step', () => {
+    const cov: Coverage = {};
+    const failures: string[] = [];
+    for (let seed = 1; seed <= 2_000; seed++) {
+      for (const start of ['primary', 'backup'] as const) {
+        const f = runSeed(seed, start, cov);
+        if (f) failures.push(f);
+      }
+    }
+    if (failures.length > 0) {
+      console.error(`${failures.length} failing sequences; first:\n${failures[0]}`);
+      console.error(`failing seeds: ${failures.map((f) => f.split(' step')[0]).slice(0, 20).join(', ')}`);
+    }
+    expect(failures.slice(0, 3)).toEqual([]);
+    // The run must actually reach the interesting states, or it proves nothing.
+    for (const what of [
+      'role:primary', 'role:backup', 'role:claiming', 'role:live', 'role:halted', 'epoch-by-win', 'epoch-by-seen', 'epoch-by-seen-while-draining',
+      'action:append-noop', 'action:hold-outputs', 'action:release-through', 'action:release-all', 'action:admit', 'action:drop-peer',
+      'action:drain', 'action:claim', 'action:check-epoch', 'action:epoch-won', 'action:go-live', 'action:halt',
+      'gap:first', 'gap:while-verifying', 'gap:hold:primary', 'gap:hold:live',
+      'answer:out-of-order', 'answer:duplicate', 'answer:superseded-ignored', 'answer:unrequested-ignored',
+      'answer:newest:primary', 'answer:newest:live', 'answer:newest:claiming',
+      'confirm:release-all', 'confirm:release-through', 'confirm:nothing-new',
+      'halt:newer-epoch:primary', 'halt:newer-epoch:live', 'halt:newer-epoch:claiming', 'halt:fatal', 'halt:lost',
+      'claiming:own-epoch-seen', 'won:while-verifying', 'claim:retry', 'backup:unwelcomed-silent',
+      'fatal-ignored:live', 'fatal-ignored:claiming',
+    ]) {
+      expect(cov[what] ?? 0, `coverage of ${what}`).toBeGreaterThan(20);
+    }
+  });
+});
