@@ -109,7 +109,12 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     healthIntervalMs: 20,
     waitForLiveMs: 5_000,
     logger,
+    // Guest responses as they leave a node (stamped by the node), timed at the front door.
+    onUpstreamResponse: (node, headers, atMs) => {
+      if (headers['ftjs-seq'] !== undefined) released.push({ node, epoch: Number(headers['ftjs-epoch']), atMs });
+    },
   });
+  const released: Array<{ node: string; epoch: number; atMs: number }> = [];
   let backup: NodeProcess | null = null;
   const violations: string[] = [];
   try {
@@ -140,7 +145,6 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     // The load: keyed transfers (retried with the same key until acknowledged) and reads.
     const acks: Ack[] = [];
     const successes: number[] = [];
-    const served: Array<{ node: string; epoch: number; atMs: number }> = [];
     let stopIssuing = false;
     let issued = 0;
     const client = async (c: number) => {
@@ -148,10 +152,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
         if (n % 4 === 3) {
           try {
             const r = await call('GET', `/accounts/acct-${Math.floor(random() * ACCOUNTS)}`);
-            if (r.status === 200) {
-              successes.push(Date.now());
-              served.push({ node: r.node, epoch: r.epoch, atMs: Date.now() });
-            }
+            if (r.status === 200) successes.push(Date.now());
           } catch {
             /* a read may fail during the failover; reads are not retried */
           }
@@ -169,7 +170,6 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
               const now = Date.now();
               acks.push({ key, from, to, transferId: (JSON.parse(r.text) as { id: string }).id, node: r.node, epoch: r.epoch, atMs: now });
               successes.push(now);
-              served.push({ node: r.node, epoch: r.epoch, atMs: now });
               break;
             }
             if (r.status < 500) throw new Error(`transfer ${key} refused: ${r.status} ${r.text}`);
@@ -230,11 +230,14 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     const liveAt = liveLine ? timeOf(liveLine) : null;
     if (!liveLine) violations.push(`no node went live within 15 s of the fault`);
     if (fault === 'pause-primary') {
+      // The old primary is stopped from the fault until now, which is after the backup went live:
+      // anything it releases from here on would be a response from a replaced primary.
+      const resumedAt = Date.now();
       primary.signalSafe('SIGCONT');
       await within(primary.exited, 10_000);
       if (primary.exitCode !== 75) violations.push(`the paused primary did not halt with exit 75 after it resumed (got ${primary.exitCode ?? primary.signal ?? 'still running'})`);
-      const late = served.filter((s) => s.node === 'primary' && liveAt !== null && s.atMs > liveAt);
-      if (late.length > 0) violations.push(`${late.length} responses came from the old primary after the backup went live`);
+      const late = released.filter((r) => r.node === 'primary' && r.atMs >= resumedAt);
+      if (late.length > 0) violations.push(`${late.length} responses left the old primary after it resumed (the backup was live)`);
     }
 
     // More load on the survivor, then stop issuing and let every in-flight write be acknowledged.
@@ -298,7 +301,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     for (const p of [primary, b]) if (p.lines.some((l) => /DIVERGENCE/.test(l.msg))) violations.push(`${p.name} reported a divergence`);
 
     const epochs: Record<string, Set<string>> = {};
-    for (const s of served) (epochs[s.epoch] ??= new Set()).add(s.node);
+    for (const s of released) (epochs[s.epoch] ??= new Set()).add(s.node);
     for (const [epoch, nodes] of Object.entries(epochs)) if (nodes.size > 1) violations.push(`epoch ${epoch}: outputs released by ${[...nodes].join(' and ')}`);
 
     const around = successes.filter((t) => t >= faultAt - 1000).sort((x, y) => x - y);

@@ -11,6 +11,8 @@ export interface RouterOptions {
   /** How long a request waits for some node to become live before it gets 503. */
   waitForLiveMs: number;
   logger: Logger;
+  /** Called as each node response's headers arrive (a drill uses it to time who spoke when). */
+  onUpstreamResponse?: (node: string, headers: http.IncomingHttpHeaders, atMs: number) => void;
 }
 
 export class Router {
@@ -102,7 +104,10 @@ export class Router {
   private attempt(node: { name: string; url: string }, req: http.IncomingMessage, body: Buffer): Promise<{ kind: 'response'; upstream: http.IncomingMessage } | { kind: 'error'; error: Error }> {
     return new Promise((resolve) => {
       const url = new URL(req.url ?? '/', node.url);
-      const upstream = http.request(url, { method: req.method, headers: { ...req.headers, host: url.host } }, (up) => resolve({ kind: 'response', upstream: up }));
+      const upstream = http.request(url, { method: req.method, headers: { ...req.headers, host: url.host } }, (up) => {
+        this.options.onUpstreamResponse?.(node.name, up.headers, Date.now());
+        resolve({ kind: 'response', upstream: up });
+      });
       upstream.on('error', (error) => resolve({ kind: 'error', error }));
       upstream.end(body);
     });
