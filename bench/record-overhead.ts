@@ -13,7 +13,7 @@ import { loadGuest } from '../hypervisor/sources.js';
 import { VmHost } from '../hypervisor/vm-host.js';
 import { traceHeaderFor } from '../hypervisor/boot-config.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
-import { Log } from '../recorder/log.js';
+import { Log, traceSink } from '../recorder/log.js';
 import { argNumber, median, projectPath } from './util.js';
 
 const requests = argNumber('--requests', 20_000);
@@ -27,18 +27,7 @@ async function once(record: boolean, dir: string, round: number): Promise<{ rps:
   const vm = VmHost.start(config.limits);
   const log = new Log();
   const trace = record ? await TraceWriter.open(path.join(dir, `r${round}.trace`), traceHeaderFor(config)) : null;
-  if (trace) {
-    log.addSink((entries) => trace.append(entries));
-    let queued = false;
-    log.addSink(() => {
-      if (queued) return;
-      queued = true;
-      queueMicrotask(() => {
-        queued = false;
-        trace.flush();
-      });
-    });
-  }
+  if (trace) log.addSink(traceSink(trace).sink);
   const loop = new LiveLoop(vm, log, { hold: (_s, release) => release() }, logger, { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: concurrency * 2 });
   loop.start(await vm.boot(config, 'live'));
   let sent = 0;

@@ -1,6 +1,7 @@
 // A child `ftjs` node process whose JSON log lines are parsed as they come (for `up` and `drill`).
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('./ftjs.js', import.meta.url));
@@ -97,4 +98,13 @@ export class NodeProcess {
     }
     await this.exited;
   }
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a child that must be told its port up front). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import pino from 'pino';
-import { NodeProcess, type LogLine } from './child.js';
+import { freePort, NodeProcess, type LogLine } from './child.js';
 import { positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
@@ -64,13 +64,6 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const timeOf = (line: LogLine) => Date.parse(line.time);
 

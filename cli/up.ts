@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { freePort } from './child.js';
 import { createLogger } from './logger.js';
 import { port } from './options.js';
 import { Router } from './router.js';
@@ -24,13 +25,6 @@ interface UpFlags {
 const CLI = fileURLToPath(new URL('./ftjs.js', import.meta.url));
 const DEFAULT_GUEST = fileURLToPath(new URL('../../guest-apps/kv.js', import.meta.url));
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: p } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return p;
-}
 
 export function registerUp(program: Command): void {
   program

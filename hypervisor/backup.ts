@@ -10,7 +10,7 @@ import { Kind, type Entry } from '../logging-channel/entry.js';
 import { decodeEpochMark, encodeEpochMark } from '../logging-channel/codec.js';
 import { BackupChannel } from '../logging-channel/backup-channel.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
-import { Log } from '../recorder/log.js';
+import { Log, traceSink } from '../recorder/log.js';
 import { OutputBuffer } from '../recorder/output-buffer.js';
 import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
 import { Arbiter } from './arbiter.js';
@@ -67,6 +67,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private log: Log | null = null;
   private trace: TraceWriter | null = null;
   private traceBacklog: Entry[] = [];
+  private traceOut: { close(): void } | null = null;
   private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private bootError: Error | null = null;
@@ -282,9 +283,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     const t1 = monotonicMs();
     this.log = new Log(this.replayedSeq, this.replayedPos);
     if (this.trace) {
-      const trace = this.trace;
-      this.log.addSink((entries) => trace.append(entries));
-      this.log.addSink(() => trace.flush());
+      const out = traceSink(this.trace);
+      this.traceOut = out;
+      this.log.addSink(out.sink);
     }
     this.loop = new LiveLoop(vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, this.logger, this.options.loop);
     this.loop.onFatal = (error) => this.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
@@ -341,6 +342,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.server?.closeAllConnections();
     await this.loop?.stop();
     await this.channel?.close();
+    this.traceOut?.close();
     if (this.trace) await this.trace.close();
     await this.vm?.terminate();
   }

@@ -11,7 +11,7 @@ import { PrimaryChannel } from '../logging-channel/primary-channel.js';
 import { RetainedLog } from '../logging-channel/retained-log.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
 import { LagTracker } from '../recorder/lag.js';
-import { Log } from '../recorder/log.js';
+import { Log, traceSink } from '../recorder/log.js';
 import { OutputBuffer } from '../recorder/output-buffer.js';
 import { Arbiter } from './arbiter.js';
 import { traceHeaderFor } from './boot-config.js';
@@ -58,6 +58,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   private tickTimer: NodeJS.Timeout | undefined;
   private admitting = true;
   private trace: TraceWriter | null = null;
+  private traceOut: { close(): void } | null = null;
   private stopped = false;
   private readonly logger: Logger;
   private readonly arbiter: Arbiter;
@@ -93,8 +94,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
 
     if (options.tracePath) {
       this.trace = await TraceWriter.open(options.tracePath, traceHeaderFor(options.config, options.nodeId));
-      const trace = this.trace;
-      this.log.addSink((entries) => trace.append(entries));
+      const out = traceSink(this.trace);
+      this.traceOut = out;
+      this.log.addSink(out.sink);
     }
     this.log.addSink((entries) => this.onAppended(entries));
 
@@ -289,6 +291,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.server?.closeAllConnections();
     await this.loop?.stop();
     await this.channel?.close();
+    this.traceOut?.close();
     if (this.trace) await this.trace.close();
     await this.vm.terminate();
   }

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Kind } from '../logging-channel/entry.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
-import { Log } from '../recorder/log.js';
+import { Log, traceSink } from '../recorder/log.js';
 import { traceHeaderFor } from './boot-config.js';
 import { createFrontDoor } from './front-door.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
@@ -32,7 +32,7 @@ export class StandaloneNode {
     private readonly log: Log,
     private readonly server: Server,
     private readonly trace: TraceWriter | null,
-    private readonly traceClosed: { value: boolean },
+    private readonly traceOut: { close(): void } | null,
     private readonly logger: Logger,
     readonly url: string,
   ) {}
@@ -41,8 +41,8 @@ export class StandaloneNode {
     const { config, logger } = options;
     const trace = options.recordPath ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run')) : null;
     const log = new Log();
-    const traceClosed = { value: false };
-    if (trace) log.addSink((entries) => trace.append(entries));
+    const traceOut = trace ? traceSink(trace) : null;
+    if (traceOut) log.addSink(traceOut.sink);
     const vm = VmHost.start(config.limits);
     let loop: LiveLoop | null = null;
     vm.onFatal = (error) => {
@@ -62,19 +62,7 @@ export class StandaloneNode {
     loop = new LiveLoop(vm, log, { hold: (_seq, release) => release() }, logger, options.loop);
     loop.onFatal = vm.onFatal;
     loop.start(bootReply);
-    if (trace) {
-      // One write per batch of tasks (coalesced per tick): a crash loses at most the batch in flight.
-      let flushQueued = false;
-      log.addSink(() => {
-        if (flushQueued) return;
-        flushQueued = true;
-        queueMicrotask(() => {
-          flushQueued = false;
-          if (!traceClosed.value) trace.flush();
-        });
-      });
-      trace.flush();
-    }
+    trace?.flush();
     logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(performance.now() - started), memoryBytes: bootReply.state.memoryBytes }, 'guest booted');
 
     const node: { loop: LiveLoop } = { loop };
@@ -106,7 +94,7 @@ export class StandaloneNode {
     });
     const address = server.address() as AddressInfo;
     const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-    return new StandaloneNode(vm, loop, log, server, trace, traceClosed, logger, url);
+    return new StandaloneNode(vm, loop, log, server, trace, traceOut, logger, url);
   }
 
   get lastSeq(): number {
@@ -125,7 +113,7 @@ export class StandaloneNode {
         this.logger.info({ seq: this.log.lastSeq, pos: state.pos, stateHash: state.stateHash }, 'final state');
       }
       if (this.trace) {
-        this.traceClosed.value = true;
+        this.traceOut?.close();
         await this.trace.close();
         this.logger.info({ trace: this.trace.path, bytes: this.trace.bytesWritten }, 'trace closed');
       }

@@ -46,3 +46,26 @@ export class Log {
     return this.append([{ kind, pos: this.lastPos, payload }])[0]!;
   }
 }
+
+/**
+ * A sink that writes `trace` once per tick (after every batch of tasks appended in it): one write
+ * per batch rather than per entry, and a crash loses at most the batch in flight.
+ */
+export function traceSink(trace: { append(entries: readonly Entry[]): void; flush(): void }): { sink: LogSink; close(): void } {
+  let queued = false;
+  let closed = false;
+  return {
+    sink: (entries) => {
+      trace.append(entries);
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        if (!closed) trace.flush();
+      });
+    },
+    close: () => {
+      closed = true;
+    },
+  };
+}

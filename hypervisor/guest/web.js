@@ -2299,12 +2299,18 @@
   let headersAppendTrusted; // (h, lowerName, value)
   let headersGuardOf; // (h) => guard
   let headersClone; // (h, guard) => Headers
+  let headersFind; // (h, lowerName) => position in the list, or -1
+  let headersSorted; // (h) => sorted entries, set-cookie expanded ("sort and combine")
+
+  // Rarely needed state of a Headers object, allocated on demand (each private field costs time
+  // at construction, in the interpreter).
+  function headersExtra(guard, cookies, index) {
+    return { guard, cookies, index };
+  }
 
   class Headers {
     #list = null; // header list (see above)
-    #cookies = null; // string[] of set-cookie values, or null
-    #guard = GUARD_NONE;
-    #index = null; // Map name -> position in #list, built on demand for long lists
+    #x = null; // null, or extras: { guard, cookies (string[] of set-cookie values or null), index (Map or null) }
     constructor(init = undefined) {
       if (init === kInternal) return;
       if (init === undefined) {
@@ -2312,33 +2318,7 @@
         return;
       }
       this.#list = buildList(init);
-      this.#cookies = builtCookies;
-    }
-
-    #find(name) {
-      const list = this.#list;
-      let index = this.#index;
-      if (index === null) {
-        if (list.length <= INDEX_MIN) {
-          for (let i = 0; i < list.length; i++) if (list[i][0] === name) return i;
-          return -1;
-        }
-        index = this.#index = makeIndex(list);
-      }
-      const j = index.get(name);
-      return j === undefined ? -1 : j;
-    }
-    // Append a validated, lower-cased name and a normalised value.
-    #add(name, value) {
-      const list = this.#list;
-      const j = this.#find(name);
-      if (j >= 0) {
-        list[j] = [name, list[j][1] + ', ' + value];
-      } else {
-        if (this.#index !== null) this.#index.set(name, list.length);
-        list.push([name, value]);
-      }
-      if (name === 'set-cookie') this.#cookies = addCookie(this.#cookies, value);
+      if (builtCookies !== null) this.#x = headersExtra(GUARD_NONE, builtCookies, null);
     }
 
     append(name, value) {
@@ -2347,30 +2327,35 @@
       value = toDOMString(value);
       const lower = headerName(name, 'Headers.append');
       value = headerValue(value, 'Headers.append');
-      if (this.#guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
-      this.#add(lower, value);
+      const x = this.#x;
+      if (x !== null && x.guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
+      headersAppendTrusted(this, lower, value);
     }
     delete(name) {
       requireArgs(arguments.length, 1, "Failed to execute 'delete' on 'Headers'");
       const lower = headerName(toDOMString(name), 'Headers.delete');
-      if (this.#guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
-      const j = this.#find(lower);
+      const x = this.#x;
+      if (x !== null && x.guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
+      const j = headersFind(this, lower);
       if (j < 0) return;
       this.#list.splice(j, 1);
-      this.#index = null;
-      if (lower === 'set-cookie') this.#cookies = null;
+      if (x !== null) {
+        x.index = null;
+        if (lower === 'set-cookie') x.cookies = null;
+      }
     }
     get(name) {
       requireArgs(arguments.length, 1, "Failed to execute 'get' on 'Headers'");
-      const j = this.#find(headerName(toDOMString(name), 'Headers.get'));
+      const j = headersFind(this, headerName(toDOMString(name), 'Headers.get'));
       return j < 0 ? null : this.#list[j][1];
     }
     getSetCookie() {
-      return this.#cookies === null ? [] : this.#cookies.slice();
+      const x = this.#x;
+      return x === null || x.cookies === null ? [] : x.cookies.slice();
     }
     has(name) {
       requireArgs(arguments.length, 1, "Failed to execute 'has' on 'Headers'");
-      return this.#find(headerName(toDOMString(name), 'Headers.has')) >= 0;
+      return headersFind(this, headerName(toDOMString(name), 'Headers.has')) >= 0;
     }
     set(name, value) {
       requireArgs(arguments.length, 2, "Failed to execute 'set' on 'Headers'");
@@ -2378,54 +2363,70 @@
       value = toDOMString(value);
       const lower = headerName(name, 'Headers.set');
       value = headerValue(value, 'Headers.set');
-      if (this.#guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
+      let x = this.#x;
+      if (x !== null && x.guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
       const list = this.#list;
-      const j = this.#find(lower);
+      const j = headersFind(this, lower);
       if (j >= 0) {
         list[j] = [lower, value];
       } else {
-        if (this.#index !== null) this.#index.set(lower, list.length);
+        if (x !== null && x.index !== null) x.index.set(lower, list.length);
         list.push([lower, value]);
       }
-      if (lower === 'set-cookie') this.#cookies = [value];
-    }
-
-    // "Sort and combine": names sorted; set-cookie values kept separate.
-    #pairs() {
-      const sorted = this.#list.slice().sort(compareEntries);
-      return this.#cookies === null ? sorted : listForWire(sorted, this.#cookies);
+      if (lower === 'set-cookie') {
+        if (x === null) x = this.#x = headersExtra(GUARD_NONE, null, null);
+        x.cookies = [value];
+      }
     }
 
     forEach(callback, thisArg = undefined) {
       if (typeof callback !== 'function') throw new TypeError("Failed to execute 'forEach' on 'Headers': parameter 1 is not of type 'Function'.");
-      const pairs = this.#pairs();
+      const pairs = headersSorted(this);
       for (let i = 0; i < pairs.length; i++) callback.call(thisArg, pairs[i][1], pairs[i][0], this);
     }
     entries() {
-      return this.#pairs().map((p) => [p[0], p[1]])[Symbol.iterator]();
+      return headersSorted(this).map((p) => [p[0], p[1]])[Symbol.iterator]();
     }
     keys() {
-      return this.#pairs().map((p) => p[0])[Symbol.iterator]();
+      return headersSorted(this).map((p) => p[0])[Symbol.iterator]();
     }
     values() {
-      return this.#pairs().map((p) => p[1])[Symbol.iterator]();
+      return headersSorted(this).map((p) => p[1])[Symbol.iterator]();
     }
 
     static {
       buildList = (init) => {
-        if (!isObjectLike(init)) {
+        if ((typeof init !== 'object' || init === null) && typeof init !== 'function') {
           throw new TypeError('Headers constructor: Argument 1 could not be converted to one of: sequence<sequence<ByteString>>, record<ByteString, ByteString>.');
         }
         if (#list in init) {
-          builtCookies = init.#cookies === null ? null : init.#cookies.slice();
+          const x = init.#x;
+          builtCookies = x === null || x.cookies === null ? null : x.cookies.slice();
           return init.#list.slice();
         }
-        const list = [];
+        let list;
         let index = null;
         let cookies = null;
         const iter = init[Symbol.iterator];
-        if (iter !== undefined && iter !== null) {
+        if (iter === undefined || iter === null) {
+          // record<ByteString, ByteString>: own enumerable string keys, in property order.
+          const keys = objectKeys(init);
+          list = [];
+          for (let i = 0; i < keys.length; i++) {
+            const key = keys[i];
+            const v = init[key];
+            const str = typeof v === 'string' ? v : toDOMString(v);
+            let name = nameCache.get(key);
+            if (name === undefined) name = headerName(key, 'Headers.append');
+            let value = valueCache.get(str);
+            if (value === undefined) value = headerValue(str, 'Headers.append');
+            if (list.length === 0) list.push([name, value]);
+            else index = listAdd(list, index, name, value);
+            if (name === 'set-cookie') cookies = addCookie(cookies, value);
+          }
+        } else {
           if (typeof iter !== 'function') throw new TypeError('Headers constructor: Symbol.iterator is not a function');
+          list = [];
           if (iter === ARRAY_ITERATOR && isArray(init)) {
             for (let i = 0; i < init.length; i++) {
               const arr = headerPair(init[i]);
@@ -2445,18 +2446,6 @@
               if (name === 'set-cookie') cookies = addCookie(cookies, value);
             }
           }
-        } else {
-          // record<ByteString, ByteString>: own enumerable string keys, in property order.
-          const keys = objectKeys(init);
-          for (let i = 0; i < keys.length; i++) {
-            const key = keys[i];
-            const v = init[key];
-            const str = typeof v === 'string' ? v : toDOMString(v);
-            const name = headerName(key, 'Headers.append');
-            const value = headerValue(str, 'Headers.append');
-            index = listAdd(list, index, name, value);
-            if (name === 'set-cookie') cookies = addCookie(cookies, value);
-          }
         }
         builtCookies = cookies;
         return list;
@@ -2464,8 +2453,7 @@
       headersWrap = (list, cookies, guard) => {
         const h = new Headers(kInternal);
         h.#list = list;
-        h.#cookies = cookies;
-        h.#guard = guard;
+        if (cookies !== null || guard !== GUARD_NONE) h.#x = headersExtra(guard, cookies, null);
         return h;
       };
       headersFromRaw = (pairs, guard) => {
@@ -2481,20 +2469,60 @@
         }
         const h = new Headers(kInternal);
         h.#list = list;
-        h.#cookies = cookies;
-        h.#guard = guard;
-        h.#index = index;
+        if (cookies !== null || guard !== GUARD_NONE || index !== null) h.#x = headersExtra(guard, cookies, index);
         return h;
       };
-      headersListOf = (h) => listForWire(h.#list, h.#cookies);
-      headersHasLower = (h, n) => h.#find(n) >= 0;
+      headersFind = (h, name) => {
+        const list = h.#list;
+        const x = h.#x;
+        let index = x === null ? null : x.index;
+        if (index === null) {
+          if (list.length <= INDEX_MIN) {
+            for (let i = 0; i < list.length; i++) if (list[i][0] === name) return i;
+            return -1;
+          }
+          index = makeIndex(list);
+          if (x === null) h.#x = headersExtra(GUARD_NONE, null, index);
+          else x.index = index;
+        }
+        const j = index.get(name);
+        return j === undefined ? -1 : j;
+      };
+      // Append a lower-cased name and a normalised value (no validation, no guard check).
+      headersAppendTrusted = (h, name, value) => {
+        const list = h.#list;
+        const j = headersFind(h, name);
+        let x = h.#x;
+        if (j >= 0) {
+          list[j] = [name, list[j][1] + ', ' + value];
+        } else {
+          if (x !== null && x.index !== null) x.index.set(name, list.length);
+          list.push([name, value]);
+        }
+        if (name === 'set-cookie') {
+          if (x === null) x = h.#x = headersExtra(GUARD_NONE, null, null);
+          x.cookies = addCookie(x.cookies, value);
+        }
+      };
+      headersSorted = (h) => {
+        const sorted = h.#list.slice().sort(compareEntries);
+        const x = h.#x;
+        return x === null || x.cookies === null ? sorted : listForWire(sorted, x.cookies);
+      };
+      headersListOf = (h) => {
+        const x = h.#x;
+        return x === null || x.cookies === null ? h.#list : listForWire(h.#list, x.cookies);
+      };
+      headersHasLower = (h, n) => headersFind(h, n) >= 0;
       headersGetLower = (h, n) => {
-        const j = h.#find(n);
+        const j = headersFind(h, n);
         return j < 0 ? null : h.#list[j][1];
       };
-      headersAppendTrusted = (h, n, v) => h.#add(n, v);
-      headersGuardOf = (h) => h.#guard;
-      headersClone = (h, guard) => headersWrap(h.#list.slice(), h.#cookies === null ? null : h.#cookies.slice(), guard);
+      headersGuardOf = (h) => (h.#x === null ? GUARD_NONE : h.#x.guard);
+      headersClone = (h, guard) => {
+        const x = h.#x;
+        return headersWrap(h.#list.slice(), x === null || x.cookies === null ? null : x.cookies.slice(), guard);
+      };
     }
   }
   Headers.prototype[Symbol.iterator] = Headers.prototype.entries;
@@ -2635,6 +2663,7 @@
 
   let requestFast; // (method, url, rawHeaders, body) => Request
   let requestPartsOf; // (r) => parts
+  let requestConsume; // (r, kind) => Promise
 
   class Request {
     #method = 'GET';
@@ -2643,11 +2672,11 @@
     // not necessarily lower-cased; never mutated, so it can be shared) or null (no headers).
     #hdr = null;
     #body = null; // string | Uint8Array | null (see Bodies)
-    #bodyView = null; // memoised bytes handed out by the `body` getter
     #used = false;
-    #signal = null; // AbortSignal, created lazily
-    #redirect = 'follow';
-    #opts = null; // other RequestInit members that were given explicitly
+    // Rarely needed state, allocated on demand (each private field costs time at construction):
+    // null, or { signal (AbortSignal|null, created lazily), redirect, opts (other RequestInit
+    // members that were given explicitly, or null), bodyView (memoised `body` bytes, or null) }.
+    #x = null;
 
     constructor(input, init = undefined) {
       if (input === kInternal) return;
@@ -2658,25 +2687,29 @@
         dict = init;
       }
       let src = null;
+      let redirect = 'follow', opts = null, signalSrc = null;
       if (isObjectLike(input) && #method in input) {
         src = input;
         if (src.#used) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
         this.#method = src.#method;
         this.#url = src.#url;
-        this.#redirect = src.#redirect;
-        this.#opts = src.#opts;
+        const sx = src.#x;
+        if (sx !== null) {
+          redirect = sx.redirect;
+          opts = sx.opts;
+          signalSrc = sx.signal;
+        }
       } else {
         this.#url = requestURL(input);
       }
 
       let initBody;
-      let signalSrc = src !== null ? src.#signal : null;
       let hdr = null; // becomes #hdr: Headers, an Array (see #hdr), or null
       let shared = false; // hdr is the input request's pair array (must not be changed)
       if (dict !== null) {
         const method = dict.method;
         if (method !== undefined) this.#method = normalizeMethod(method);
-        let opts = null; // copy-on-write of the input's options
+        let own = null; // copy-on-write of the input's options
         for (let i = 0; i < REQUEST_ENUM_KEYS.length; i++) {
           const key = REQUEST_ENUM_KEYS[i];
           const v = dict[key];
@@ -2684,16 +2717,16 @@
           const s = toDOMString(v);
           if (!REQUEST_ENUMS[key].includes(s)) throw new TypeError(`Failed to construct 'Request': The provided value '${s}' is not a valid enum value of type Request${key[0].toUpperCase()}${key.slice(1)}.`);
           if (key === 'mode' && s === 'navigate') throw new TypeError("Failed to construct 'Request': Cannot construct a Request with a RequestInit whose mode member is set as 'navigate'.");
-          if (key === 'redirect') this.#redirect = s;
-          else (opts || (opts = { ...this.#opts }))[key] = s;
+          if (key === 'redirect') redirect = s;
+          else (own || (own = { ...opts }))[key] = s;
         }
         const referrer = dict.referrer;
-        if (referrer !== undefined) (opts || (opts = { ...this.#opts })).referrer = toUSVString(referrer);
+        if (referrer !== undefined) (own || (own = { ...opts })).referrer = toUSVString(referrer);
         const integrity = dict.integrity;
-        if (integrity !== undefined) (opts || (opts = { ...this.#opts })).integrity = toDOMString(integrity);
+        if (integrity !== undefined) (own || (own = { ...opts })).integrity = toDOMString(integrity);
         const keepalive = dict.keepalive;
-        if (keepalive !== undefined) (opts || (opts = { ...this.#opts })).keepalive = Boolean(keepalive);
-        if (opts !== null) this.#opts = opts;
+        if (keepalive !== undefined) (own || (own = { ...opts })).keepalive = Boolean(keepalive);
+        if (own !== null) opts = own;
         const signal = dict.signal;
         if (signal !== undefined) {
           if (signal !== null && !(signal instanceof AbortSignal)) throw new TypeError("Failed to construct 'Request': member signal is not of type AbortSignal.");
@@ -2715,7 +2748,8 @@
           hdr = headersClone(h, GUARD_NONE);
         }
       }
-      if (signalSrc !== null) this.#signal = dependentSignal([signalSrc]);
+      const signal = signalSrc !== null ? dependentSignal([signalSrc]) : null;
+      if (redirect !== 'follow' || opts !== null || signal !== null) this.#x = { signal, redirect, opts, bodyView: null };
 
       const inputBody = src !== null ? src.#body : null;
       const hasInitBody = initBody !== undefined && initBody !== null;
@@ -2751,43 +2785,37 @@
       return h;
     }
     get destination() { return ''; }
-    get referrer() { return this.#opt('referrer'); }
-    get referrerPolicy() { return this.#opt('referrerPolicy'); }
-    get mode() { return this.#opt('mode'); }
-    get credentials() { return this.#opt('credentials'); }
-    get cache() { return this.#opt('cache'); }
-    get redirect() { return this.#redirect; }
-    get integrity() { return this.#opt('integrity'); }
-    get keepalive() { return this.#opt('keepalive'); }
+    get referrer() { return requestOpt(this.#x, 'referrer'); }
+    get referrerPolicy() { return requestOpt(this.#x, 'referrerPolicy'); }
+    get mode() { return requestOpt(this.#x, 'mode'); }
+    get credentials() { return requestOpt(this.#x, 'credentials'); }
+    get cache() { return requestOpt(this.#x, 'cache'); }
+    get redirect() { return this.#x === null ? 'follow' : this.#x.redirect; }
+    get integrity() { return requestOpt(this.#x, 'integrity'); }
+    get keepalive() { return requestOpt(this.#x, 'keepalive'); }
     get isReloadNavigation() { return false; }
     get isHistoryNavigation() { return false; }
     get duplex() { return 'half'; }
     get signal() {
-      let s = this.#signal;
-      if (s === null) s = this.#signal = newSignal();
+      let x = this.#x;
+      if (x === null) x = this.#x = { signal: null, redirect: 'follow', opts: null, bodyView: null };
+      let s = x.signal;
+      if (s === null) s = x.signal = newSignal();
       return s;
-    }
-    #opt(k) {
-      const o = this.#opts;
-      return o !== null && o[k] !== undefined ? o[k] : REQUEST_DEFAULTS[k];
     }
 
     // No ReadableStream here: `body` is null or a Uint8Array copy of the bytes (see file header).
     get body() {
       const b = this.#body;
       if (b === null) return null;
-      let v = this.#bodyView;
-      if (v === null) v = this.#bodyView = bodyBytesCopy(b);
+      let x = this.#x;
+      if (x === null) x = this.#x = { signal: null, redirect: 'follow', opts: null, bodyView: null };
+      let v = x.bodyView;
+      if (v === null) v = x.bodyView = bodyBytesCopy(b);
       return v;
     }
     get bodyUsed() { return this.#used; }
 
-    #consume(kind) {
-      if (this.#used) return Promise.reject(bodyUnusable());
-      const b = this.#body;
-      if (b !== null) this.#used = true;
-      return consumeBody(kind, b, kind === BODY_BLOB ? headersGetLower(this.headers, 'content-type') : null);
-    }
     text() {
       if (this.#used) return Promise.reject(bodyUnusable());
       const b = this.#body;
@@ -2795,10 +2823,10 @@
       this.#used = true;
       return Promise.resolve(bodyText(b));
     }
-    json() { return this.#consume(BODY_JSON); }
-    arrayBuffer() { return this.#consume(BODY_ARRAYBUFFER); }
-    bytes() { return this.#consume(BODY_BYTES); }
-    blob() { return this.#consume(BODY_BLOB); }
+    json() { return requestConsume(this, BODY_JSON); }
+    arrayBuffer() { return requestConsume(this, BODY_ARRAYBUFFER); }
+    bytes() { return requestConsume(this, BODY_BYTES); }
+    blob() { return requestConsume(this, BODY_BLOB); }
 
     clone() {
       if (this.#used) throw new TypeError('Request.clone: Body has already been consumed.');
@@ -2808,9 +2836,10 @@
       const h = this.#hdr;
       r.#hdr = h === null || isArray(h) ? h : headersClone(h, GUARD_NONE); // arrays are never mutated
       r.#body = this.#body; // bodies are never mutated, sharing is safe
-      r.#redirect = this.#redirect;
-      r.#opts = this.#opts;
-      if (this.#signal !== null) r.#signal = dependentSignal([this.#signal]);
+      const x = this.#x;
+      if (x !== null) {
+        r.#x = { signal: x.signal === null ? null : dependentSignal([x.signal]), redirect: x.redirect, opts: x.opts, bodyView: null };
+      }
       return r;
     }
 
@@ -2833,7 +2862,17 @@
           body: r.#body,
         };
       };
+      requestConsume = (r, kind) => {
+        if (r.#used) return Promise.reject(bodyUnusable());
+        const b = r.#body;
+        if (b !== null) r.#used = true;
+        return consumeBody(kind, b, kind === BODY_BLOB ? headersGetLower(r.headers, 'content-type') : null);
+      };
     }
+  }
+  function requestOpt(x, k) {
+    const o = x === null ? null : x.opts;
+    return o !== null && o[k] !== undefined ? o[k] : REQUEST_DEFAULTS[k];
   }
   setTag(Request, 'Request');
 
@@ -2856,6 +2895,7 @@
 
   let responseFast; // (status, statusText, headers(Headers), body, type, url) => Response
   let responsePartsOf; // (r) => parts
+  let responseConsume; // (r, kind) => Promise
 
   class Response {
     #status = 200;
@@ -2864,10 +2904,10 @@
     // guard "none"; NO_HEADERS when empty) as an Array.
     #hdr = NO_HEADERS;
     #body = null; // string | Uint8Array | null (see Bodies)
-    #bodyView = null; // memoised bytes handed out by the `body` getter
     #used = false;
-    #type = 'default';
-    #url = '';
+    // Rarely needed state, allocated on demand (each private field costs time at construction):
+    // null (type "default", url "", no memoised body), or { type, url, bodyView }.
+    #x = null;
 
     constructor(body = null, init = undefined) {
       if (body === kInternal) return;
@@ -2945,8 +2985,8 @@
       return r;
     }
 
-    get type() { return this.#type; }
-    get url() { return this.#url; }
+    get type() { return this.#x === null ? 'default' : this.#x.type; }
+    get url() { return this.#x === null ? '' : this.#x.url; }
     get redirected() { return false; }
     get status() { return this.#status; }
     get ok() { return this.#status >= 200 && this.#status <= 299; }
@@ -2961,28 +3001,14 @@
     get body() {
       const b = this.#body;
       if (b === null) return null;
-      let v = this.#bodyView;
-      if (v === null) v = this.#bodyView = bodyBytesCopy(b);
+      let x = this.#x;
+      if (x === null) x = this.#x = { type: 'default', url: '', bodyView: null };
+      let v = x.bodyView;
+      if (v === null) v = x.bodyView = bodyBytesCopy(b);
       return v;
     }
     get bodyUsed() { return this.#used; }
 
-    #consume(kind) {
-      if (this.#used) return Promise.reject(bodyUnusable());
-      const b = this.#body;
-      if (b !== null) this.#used = true;
-      let ct = null;
-      if (kind === BODY_BLOB) {
-        const h = this.#hdr;
-        if (isArray(h)) {
-          const j = listFind(h, 'content-type');
-          if (j >= 0) ct = h[j][1];
-        } else {
-          ct = headersGetLower(h, 'content-type');
-        }
-      }
-      return consumeBody(kind, b, ct);
-    }
     text() {
       if (this.#used) return Promise.reject(bodyUnusable());
       const b = this.#body;
@@ -2990,10 +3016,10 @@
       this.#used = true;
       return Promise.resolve(bodyText(b));
     }
-    json() { return this.#consume(BODY_JSON); }
-    arrayBuffer() { return this.#consume(BODY_ARRAYBUFFER); }
-    bytes() { return this.#consume(BODY_BYTES); }
-    blob() { return this.#consume(BODY_BLOB); }
+    json() { return responseConsume(this, BODY_JSON); }
+    arrayBuffer() { return responseConsume(this, BODY_ARRAYBUFFER); }
+    bytes() { return responseConsume(this, BODY_BYTES); }
+    blob() { return responseConsume(this, BODY_BLOB); }
 
     clone() {
       if (this.#used) throw new TypeError('Response.clone: Body has already been consumed.');
@@ -3003,8 +3029,8 @@
       const h = this.#hdr;
       r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : h.slice()) : headersClone(h, headersGuardOf(h));
       r.#body = this.#body; // bodies are never mutated, sharing is safe
-      r.#type = this.#type;
-      r.#url = this.#url;
+      const x = this.#x;
+      if (x !== null) r.#x = { type: x.type, url: x.url, bodyView: null };
       return r;
     }
 
@@ -3015,14 +3041,29 @@
         r.#statusText = statusText;
         r.#hdr = headers;
         r.#body = body;
-        r.#type = type;
-        r.#url = url;
+        if (type !== 'default' || url !== '') r.#x = { type, url, bodyView: null };
         return r;
       };
       responsePartsOf = (r) => {
         if (!(isObjectLike(r) && #status in r)) throw new TypeError('responseParts: argument is not a Response');
         const h = r.#hdr;
         return { status: r.#status, statusText: r.#statusText, headers: isArray(h) ? h : headersListOf(h), body: r.#body };
+      };
+      responseConsume = (r, kind) => {
+        if (r.#used) return Promise.reject(bodyUnusable());
+        const b = r.#body;
+        if (b !== null) r.#used = true;
+        let ct = null;
+        if (kind === BODY_BLOB) {
+          const h = r.#hdr;
+          if (isArray(h)) {
+            const j = listFind(h, 'content-type');
+            if (j >= 0) ct = h[j][1];
+          } else {
+            ct = headersGetLower(h, 'content-type');
+          }
+        }
+        return consumeBody(kind, b, ct);
       };
     }
   }
