@@ -5,6 +5,7 @@ import type { TraceHeader } from '../logging-channel/trace-file.js';
 import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from './engine.js';
 import { DEFAULT_LIMITS, type VmLimits } from './limits.js';
 import { guestHash, sha256Hex, type GuestCode } from './sources.js';
+import { glueHash, localGlue, type Glue } from './glue.js';
 import type { BootConfig } from './vm.js';
 
 export class BootConfigError extends Error {
@@ -12,7 +13,7 @@ export class BootConfigError extends Error {
 }
 
 export function makeBootConfig(guest: GuestCode, env: Record<string, string>, limits: Partial<VmLimits> = {}): BootConfig {
-  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits } };
+  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue() };
 }
 
 export function traceHeaderFor(config: BootConfig, node?: string): TraceHeader {
@@ -20,7 +21,7 @@ export function traceHeaderFor(config: BootConfig, node?: string): TraceHeader {
     formatVersion: 1,
     engine: { name: ENGINE_NAME, version: ENGINE_VERSION, wasmSha256: engineWasmSha256() },
     guest: { entry: config.entry, sources: config.sources, hash: config.guestHash },
-    boot: { env: config.env, limits: config.limits },
+    boot: { env: config.env, limits: config.limits, glue: config.glue },
     createdAt: new Date().toISOString(),
     ...(node ? { node } : {}),
   };
@@ -39,8 +40,12 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
     if (sha256Hex(source.text) !== source.sha256) throw new BootConfigError(`${where}: guest source "${source.name}" does not match its recorded hash`);
   }
   if (guestHash(header.guest.sources) !== header.guest.hash) throw new BootConfigError(`${where}: guest hash does not match its sources`);
-  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits> };
+  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue };
+  const glue = boot.glue;
+  if (!glue || typeof glue.web !== 'string' || typeof glue.runtime !== 'string') throw new BootConfigError(`${where}: no hypervisor glue in the boot config (written by an older ftjs?)`);
+  if (glueHash(glue.web, glue.runtime) !== glue.sha256) throw new BootConfigError(`${where}: the hypervisor glue does not match its recorded hash`);
   return {
+    glue,
     entry: header.guest.entry,
     sources: header.guest.sources,
     guestHash: header.guest.hash,

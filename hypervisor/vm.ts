@@ -6,7 +6,6 @@
 // per-request objects live in guest-side tables; device tables here are plain data.
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
 import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent } from '../logging-channel/entry.js';
 import {
@@ -24,6 +23,7 @@ import type { VmLimits } from './limits.js';
 import type { Divergence, InputPort } from './port.js';
 import { Position, type PositionState } from './position.js';
 import type { GuestSource } from './sources.js';
+import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
 
 export interface BootConfig {
@@ -32,6 +32,8 @@ export interface BootConfig {
   guestHash: string;
   env: Record<string, string>;
   limits: VmLimits;
+  /** The hypervisor's guest-side code the VM boots with (hypervisor/glue.ts). */
+  glue: Glue;
 }
 
 export type Output =
@@ -104,8 +106,6 @@ const MAX_DRAIN_ROUNDS = 100_000;
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
 
-const WEB_JS = readFileSync(new URL('../../hypervisor/guest/web.js', import.meta.url), 'utf8');
-const RUNTIME_JS = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
 
 class Clock {
   reads = 0;
@@ -230,8 +230,8 @@ export class Vm {
     const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
     context.setProp(context.global, '__ftjs_host', hostFn);
     hostFn.dispose();
-    this.evalScript(WEB_JS, 'ftjs:web.js').dispose();
-    this.dispatch = this.evalScript(RUNTIME_JS, 'ftjs:runtime.js');
+    this.evalScript(this.config.glue.web, 'ftjs:web.js').dispose();
+    this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
   }
 
@@ -486,7 +486,12 @@ export class Vm {
         }
         case Kind.Boot:
           if (this.engineBooted) throw new VmFatal('the VM was booted twice');
+          // The engine and the hypervisor's glue boot outside the guest's CPU budget (positions still
+          // count, identically on both sides); the budget starts with the guest module's evaluation.
+          this.inTask = false;
           this.bootSequence();
+          this.inTask = true;
+          this.port.restartBudget?.();
           this.deliver(
             GuestEvent.Boot,
             0,
@@ -510,6 +515,7 @@ export class Vm {
         // idempotent request must run afresh, and anyone waiting on it gets the 503 too.
         this.preempted = false;
         this.inTask = true;
+        this.port.restartBudget?.();
         try {
           this.deliver(GuestEvent.Aborted, owner, message, EMPTY);
           this.drainJobs();

@@ -28,6 +28,10 @@ export class LivePort implements InputPort {
     this.taskStartMs = performance.now();
   }
 
+  restartBudget(): void {
+    this.taskStartMs = performance.now();
+  }
+
   endTask(): null {
     return null;
   }

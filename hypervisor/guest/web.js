@@ -2184,6 +2184,10 @@
   const CACHE_MAX = 128;
   const nameCache = new Map(); // name as given -> lower-cased name (valid names only)
   const valueCache = new Map(); // value as given -> normalised value (valid values only)
+  // name as given -> { raw: value as given, entry: [lower-cased name, normalised value] }: the
+  // list entry for the last valid value seen with that name (entries are immutable, so shared).
+  const entryCache = new Map();
+  const SYMBOL_ITERATOR = Symbol.iterator;
 
   function isHTTPWhitespace(c) { return c === 0x20 || c === 0x09 || c === 0x0A || c === 0x0D; }
   function normalizeHeaderValue(v) {
@@ -2221,6 +2225,20 @@
     }
     return v;
   }
+  // The list entry for a name and value given by the service (validated; TypeError otherwise).
+  function headerEntry(name, value) {
+    const c = entryCache.get(name);
+    if (c !== undefined && c.raw === value) return c.entry;
+    const entry = [headerName(name, 'Headers.append'), headerValue(value, 'Headers.append')];
+    if (c !== undefined) {
+      c.raw = value;
+      c.entry = entry;
+    } else if (name.length <= 64 && value.length <= 128) {
+      if (entryCache.size >= CACHE_MAX) entryCache.clear();
+      entryCache.set(name, { raw: value, entry });
+    }
+    return entry;
+  }
   // Lower-case a trusted header name (from the hypervisor: not validated).
   function lowerName(name) {
     let lower = nameCache.get(name);
@@ -2244,6 +2262,10 @@
   }
   // Add to a list being built; `index` is null or a Map index of it. Returns the (new) index.
   function listAdd(list, index, name, value) {
+    return listAddEntry(list, index, [name, value]);
+  }
+  function listAddEntry(list, index, entry) {
+    const name = entry[0];
     let j = -1;
     if (index !== null) {
       const k = index.get(name);
@@ -2252,11 +2274,11 @@
       for (let i = 0; i < list.length; i++) if (list[i][0] === name) { j = i; break; }
     }
     if (j >= 0) {
-      list[j] = [name, list[j][1] + ', ' + value];
+      list[j] = [name, list[j][1] + ', ' + entry[1]];
       return index;
     }
     if (index !== null) index.set(name, list.length);
-    list.push([name, value]);
+    list.push(entry);
     return index === null && list.length > INDEX_MIN ? makeIndex(list) : index;
   }
   function addCookie(cookies, value) {
@@ -2291,6 +2313,7 @@
 
   let buildList; // (init: HeadersInit) => list (validated); its set-cookie values are left in builtCookies
   let builtCookies = null;
+  let builtContentType = false; // whether the list buildList() last returned has a content-type entry
   let headersWrap; // (list, cookies, guard) => Headers owning list and cookies
   let headersFromRaw; // (pairs, guard) => Headers, trusted pairs (names lower-cased here, no validation)
   let headersListOf; // (h) => list for the hypervisor (internal, read-only; set-cookie expanded)
@@ -2401,53 +2424,57 @@
         }
         if (#list in init) {
           const x = init.#x;
+          const list = init.#list.slice();
           builtCookies = x === null || x.cookies === null ? null : x.cookies.slice();
-          return init.#list.slice();
+          builtContentType = listFind(list, 'content-type') >= 0;
+          return list;
         }
         let list;
         let index = null;
         let cookies = null;
-        const iter = init[Symbol.iterator];
+        let contentType = false;
+        const iter = init[SYMBOL_ITERATOR];
         if (iter === undefined || iter === null) {
           // record<ByteString, ByteString>: own enumerable string keys, in property order.
           const keys = objectKeys(init);
-          list = [];
           for (let i = 0; i < keys.length; i++) {
             const key = keys[i];
             const v = init[key];
             const str = typeof v === 'string' ? v : toDOMString(v);
-            let name = nameCache.get(key);
-            if (name === undefined) name = headerName(key, 'Headers.append');
-            let value = valueCache.get(str);
-            if (value === undefined) value = headerValue(str, 'Headers.append');
-            if (list.length === 0) list.push([name, value]);
-            else index = listAdd(list, index, name, value);
-            if (name === 'set-cookie') cookies = addCookie(cookies, value);
+            const c = entryCache.get(key);
+            const entry = c !== undefined && c.raw === str ? c.entry : headerEntry(key, str);
+            if (i === 0) list = [entry];
+            else index = listAddEntry(list, index, entry);
+            const name = entry[0];
+            if (name === 'content-type') contentType = true;
+            else if (name === 'set-cookie') cookies = addCookie(cookies, entry[1]);
           }
+          if (list === undefined) list = [];
         } else {
           if (typeof iter !== 'function') throw new TypeError('Headers constructor: Symbol.iterator is not a function');
           list = [];
           if (iter === ARRAY_ITERATOR && isArray(init)) {
             for (let i = 0; i < init.length; i++) {
               const arr = headerPair(init[i]);
-              const n = toDOMString(arr[0]), v = toDOMString(arr[1]);
-              const name = headerName(n, 'Headers.append');
-              const value = headerValue(v, 'Headers.append');
-              index = listAdd(list, index, name, value);
-              if (name === 'set-cookie') cookies = addCookie(cookies, value);
+              const entry = headerEntry(toDOMString(arr[0]), toDOMString(arr[1]));
+              index = listAddEntry(list, index, entry);
+              const name = entry[0];
+              if (name === 'content-type') contentType = true;
+              else if (name === 'set-cookie') cookies = addCookie(cookies, entry[1]);
             }
           } else {
             for (const pair of init) {
               const arr = headerPair(pair);
-              const n = toDOMString(arr[0]), v = toDOMString(arr[1]);
-              const name = headerName(n, 'Headers.append');
-              const value = headerValue(v, 'Headers.append');
-              index = listAdd(list, index, name, value);
-              if (name === 'set-cookie') cookies = addCookie(cookies, value);
+              const entry = headerEntry(toDOMString(arr[0]), toDOMString(arr[1]));
+              index = listAddEntry(list, index, entry);
+              const name = entry[0];
+              if (name === 'content-type') contentType = true;
+              else if (name === 'set-cookie') cookies = addCookie(cookies, entry[1]);
             }
           }
         }
         builtCookies = cookies;
+        builtContentType = contentType;
         return list;
       };
       headersWrap = (list, cookies, guard) => {
@@ -2899,14 +2926,13 @@
 
   class Response {
     #status = 200;
-    #statusText = '';
     // Headers; or, until `headers` is first read, the validated header list (no set-cookie entries,
     // guard "none"; NO_HEADERS when empty) as an Array.
     #hdr = NO_HEADERS;
     #body = null; // string | Uint8Array | null (see Bodies)
     #used = false;
     // Rarely needed state, allocated on demand (each private field costs time at construction):
-    // null (type "default", url "", no memoised body), or { type, url, bodyView }.
+    // null (statusText "", type "default", url "", no memoised body), or { statusText, type, url, bodyView }.
     #x = null;
 
     constructor(body = null, init = undefined) {
@@ -2923,17 +2949,24 @@
       if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
       if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
       this.#status = status;
-      this.#statusText = statusText;
-      let list = NO_HEADERS, cookies = null;
+      if (statusText !== '') this.#x = { statusText, type: 'default', url: '', bodyView: null };
+      let list = NO_HEADERS, cookies = null, hasType = false;
       if (headers !== undefined) {
         list = buildList(headers);
         cookies = builtCookies;
+        hasType = builtContentType;
       }
       if (body !== null && body !== undefined) {
         if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
-        this.#body = extractBody(body);
-        const type = extractedType;
-        if (type !== null && listFind(list, 'content-type') < 0) {
+        let type;
+        if (typeof body === 'string') {
+          this.#body = body.isWellFormed() ? body : body.toWellFormed();
+          type = TEXT_PLAIN;
+        } else {
+          this.#body = extractBody(body);
+          type = extractedType;
+        }
+        if (type !== null && !hasType) {
           if (list === NO_HEADERS) list = [['content-type', type]];
           else list.push(['content-type', type]);
         }
@@ -2965,21 +2998,22 @@
         if (t !== undefined) statusText = toDOMString(t);
         headers = init.headers;
       }
-      let list = NO_HEADERS, cookies = null;
+      let list = NO_HEADERS, cookies = null, hasType = false;
       if (headers !== undefined) {
         list = buildList(headers);
         cookies = builtCookies;
+        hasType = builtContentType;
       }
       if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
       if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
       if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
-      if (listFind(list, 'content-type') < 0) {
+      if (!hasType) {
         if (list === NO_HEADERS) list = [['content-type', 'application/json']];
         else list.push(['content-type', 'application/json']);
       }
       const r = new Response(kInternal);
       r.#status = status;
-      r.#statusText = statusText;
+      if (statusText !== '') r.#x = { statusText, type: 'default', url: '', bodyView: null };
       r.#hdr = cookies === null ? list : headersWrap(list, cookies, GUARD_NONE);
       r.#body = text; // JSON.stringify() output is always well-formed
       return r;
@@ -2990,7 +3024,7 @@
     get redirected() { return false; }
     get status() { return this.#status; }
     get ok() { return this.#status >= 200 && this.#status <= 299; }
-    get statusText() { return this.#statusText; }
+    get statusText() { return this.#x === null ? '' : this.#x.statusText; }
     get headers() {
       const h = this.#hdr;
       if (!isArray(h)) return h;
@@ -3002,7 +3036,7 @@
       const b = this.#body;
       if (b === null) return null;
       let x = this.#x;
-      if (x === null) x = this.#x = { type: 'default', url: '', bodyView: null };
+      if (x === null) x = this.#x = { statusText: '', type: 'default', url: '', bodyView: null };
       let v = x.bodyView;
       if (v === null) v = x.bodyView = bodyBytesCopy(b);
       return v;
@@ -3025,12 +3059,11 @@
       if (this.#used) throw new TypeError('Response.clone: Body has already been consumed.');
       const r = new Response(kInternal);
       r.#status = this.#status;
-      r.#statusText = this.#statusText;
       const h = this.#hdr;
       r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : h.slice()) : headersClone(h, headersGuardOf(h));
       r.#body = this.#body; // bodies are never mutated, sharing is safe
       const x = this.#x;
-      if (x !== null) r.#x = { type: x.type, url: x.url, bodyView: null };
+      if (x !== null) r.#x = { statusText: x.statusText, type: x.type, url: x.url, bodyView: null };
       return r;
     }
 
@@ -3038,16 +3071,16 @@
       responseFast = (status, statusText, headers, body, type, url) => {
         const r = new Response(kInternal);
         r.#status = status;
-        r.#statusText = statusText;
         r.#hdr = headers;
         r.#body = body;
-        if (type !== 'default' || url !== '') r.#x = { type, url, bodyView: null };
+        if (statusText !== '' || type !== 'default' || url !== '') r.#x = { statusText, type, url, bodyView: null };
         return r;
       };
       responsePartsOf = (r) => {
         if (!(isObjectLike(r) && #status in r)) throw new TypeError('responseParts: argument is not a Response');
         const h = r.#hdr;
-        return { status: r.#status, statusText: r.#statusText, headers: isArray(h) ? h : headersListOf(h), body: r.#body };
+        const x = r.#x;
+        return { status: r.#status, statusText: x === null ? '' : x.statusText, headers: isArray(h) ? h : headersListOf(h), body: r.#body };
       };
       responseConsume = (r, kind) => {
         if (r.#used) return Promise.reject(bodyUnusable());

@@ -1,0 +1,28 @@
+// The hypervisor's guest-side code (web APIs and the runtime glue) is part of what a VM is booted
+// from, like the guest's own sources: it travels in the boot config, so a backup and any replay run
+// exactly the glue the recording ran, whatever version of ftjs is installed where they run.
+
+import { readFileSync } from 'node:fs';
+import { sha256Hex } from './sources.js';
+
+export interface Glue {
+  web: string;
+  runtime: string;
+  sha256: string;
+}
+
+let loaded: Glue | undefined;
+
+/** The glue this build of ftjs ships (read once). */
+export function localGlue(): Glue {
+  if (!loaded) {
+    const web = readFileSync(new URL('../../hypervisor/guest/web.js', import.meta.url), 'utf8');
+    const runtime = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
+    loaded = { web, runtime, sha256: glueHash(web, runtime) };
+  }
+  return loaded;
+}
+
+export function glueHash(web: string, runtime: string): string {
+  return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}`);
+}
