@@ -197,7 +197,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     const heardAt = this.channel.lastHeardAtMs;
     if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
     this.step({ type: 'tick', nowMs });
-    if (this.machine.holdsOutputs) this.reportLag(nowMs);
+    if (this.machine.hasBackup) this.reportLag(nowMs);
   }
 
   private step(input: Parameters<RoleMachine['step']>[0]): void {

@@ -97,6 +97,7 @@ export class RoleMachine {
   private verifying = false;
   /** Only the answer to the newest check counts: an older read may predate a later pause. */
   private checkId = 0;
+  private checkRetryAtMs: number | null = null;
   private ackedSeq = 0;
   private releasedSeq = 0;
 
@@ -148,6 +149,7 @@ export class RoleMachine {
   step(input: RoleInput): RoleAction[] {
     const out: RoleAction[] = [];
     if (this.roleNow === 'halted') return out; // a halted node does nothing, whatever it hears
+    if (!Number.isFinite(input.nowMs)) return out; // a broken clock reading must not disable gap detection
     this.noticeGap(input.nowMs, out);
     switch (input.type) {
       case 'tick':
@@ -207,6 +209,7 @@ export class RoleMachine {
     if (!this.verifying && this.direct) out.push({ type: 'hold-outputs' });
     this.verifying = true;
     this.checkId++;
+    this.checkRetryAtMs = null;
     out.push(
       { type: 'log', level: 'warn', msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): holding every output until the shared directory confirms epoch ${this.epochNow} is still ours` },
       { type: 'check-epoch', checkId: this.checkId },
@@ -214,6 +217,11 @@ export class RoleMachine {
   }
 
   private onTick(nowMs: number, out: RoleAction[]): void {
+    if (this.verifying && this.checkRetryAtMs !== null && nowMs >= this.checkRetryAtMs) {
+      this.checkRetryAtMs = null;
+      this.checkId++;
+      out.push({ type: 'check-epoch', checkId: this.checkId });
+    }
     const silentMs = nowMs - this.lastPeerTrafficMs;
     switch (this.roleNow) {
       case 'primary':
@@ -264,8 +272,21 @@ export class RoleMachine {
     }
   }
 
+  /** A backup is attached in this epoch (its acks release the outputs). */
+  get hasBackup(): boolean {
+    return this.holding;
+  }
+
   private onLag(input: Extract<RoleInput, { type: 'lag' }>, out: RoleAction[]): void {
     if (this.roleNow !== 'primary') return;
+    if (!this.holding) {
+      // Lag is owed to a backup; with none attached there is nothing to throttle for.
+      if (!this.admitting) {
+        this.admitting = true;
+        out.push({ type: 'admit', admit: true, reason: 'no backup to wait for' });
+      }
+      return;
+    }
     const over =
       input.lagMs > this.config.maxLagMs
         ? `backup lag ${Math.round(input.lagMs)} ms exceeds --max-lag-ms=${this.config.maxLagMs}`
@@ -292,13 +313,15 @@ export class RoleMachine {
       return;
     }
     if (this.peerUp) out.push({ type: 'drop-peer', reason: why });
+    // A primary that was releasing directly must hold while it claims (nothing leaves mid-claim).
+    if (!this.holding && !this.verifying) out.push({ type: 'hold-outputs' });
     this.peerUp = false;
     this.claimEpoch = this.epochNow + 1;
     out.push({ type: 'claim', epoch: this.claimEpoch });
   }
 
   private onClaimResult(input: Extract<RoleInput, { type: 'claim-result' }>, out: RoleAction[]): void {
-    if (this.roleNow !== 'claiming' || input.epoch !== this.claimEpoch) return;
+    if (this.roleNow !== 'claiming' || this.claimEpoch === 0 || input.epoch !== this.claimEpoch) return;
     if (input.result === 'unreachable') {
       // Never go live on a guess: wait and claim the same epoch again.
       this.claimRetryAtMs = input.nowMs + this.config.claimRetryMs;
@@ -333,8 +356,9 @@ export class RoleMachine {
       return;
     }
     if (input.newestEpoch === null) {
-      this.checkId++;
-      out.push({ type: 'log', level: 'warn', msg: `cannot check the epoch (${input.detail}); still holding outputs` }, { type: 'check-epoch', checkId: this.checkId });
+      // Ask again after the claim retry period, not at once (a fast-failing directory would spin).
+      this.checkRetryAtMs = input.nowMs + this.config.claimRetryMs;
+      out.push({ type: 'log', level: 'warn', msg: `cannot check the epoch (${input.detail}); still holding outputs, asking again in ${this.config.claimRetryMs} ms` });
       return;
     }
     if (input.newestEpoch > this.epochNow) {

@@ -23,6 +23,7 @@ import type { VmLimits } from './limits.js';
 import type { Divergence, InputPort } from './port.js';
 import { Position, type PositionState } from './position.js';
 import type { GuestSource } from './sources.js';
+import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
 
@@ -578,6 +579,78 @@ export class Vm {
     error.dispose();
     const text = typeof detail === 'object' && detail !== null ? `${detail.name ?? 'Error'}: ${detail.message ?? ''}${detail.stack ? `\n${detail.stack}` : ''}` : String(detail);
     this.addConsole('error', `Uncaught (${where}) ${text}`);
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  private evalFormat: QuickJSHandle | null = null;
+
+  /**
+   * The debugger's eval (hypervisor/vm-eval.ts), for a scratch copy of a VM only: a replaying or
+   * serving VM never calls it. Evaluates `code` as a script in the guest's global scope (with `$mod`
+   * bound to the entry module's namespace), drains the jobs it queues, awaits a promise result, and
+   * formats the result in the guest. Whatever the code changes stays in this VM.
+   */
+  evaluate(code: string): EvalResult {
+    if (!this.engineBooted) throw new VmFatal('eval: the guest has not booted yet');
+    if (this.inTask) throw new VmFatal('eval inside a task');
+    const c = this.context;
+    this.inTask = true;
+    this.preempted = false;
+    this.outputs = [];
+    this.consoleLines = [];
+    this.consoleDropped = 0;
+    this.port.restartBudget?.();
+    try {
+      if (!this.evalFormat) {
+        this.evalFormat = this.evalScript(EVAL_FORMAT_JS, 'ftjs:inspect.js');
+        const setup = c.evalCode(`import(${JSON.stringify(`./${this.config.entry}`)}).then((m) => { globalThis.$mod = m; })`, 'ftjs:inspect-setup.js', { type: 'global' });
+        if (setup.error) setup.error.dispose();
+        else setup.value.dispose();
+        this.drainJobs();
+      }
+      let ok = true;
+      let handle: QuickJSHandle;
+      const result = c.evalCode(code, 'eval', { type: 'global' });
+      if (result.error) {
+        ok = false;
+        handle = result.error;
+      } else {
+        handle = result.value;
+        if (!this.preempted) this.drainJobs();
+        const state = c.getPromiseState(handle);
+        if (state.type === 'fulfilled' && !state.notAPromise) {
+          handle.dispose();
+          handle = state.value;
+        } else if (state.type === 'rejected') {
+          handle.dispose();
+          handle = state.error;
+          ok = false;
+        } else if (state.type === 'fulfilled') {
+          state.value.dispose();
+        }
+      }
+      const type = c.typeof(handle);
+      // The formatter gets a budget of its own.
+      this.preempted = false;
+      this.port.restartBudget?.();
+      const formatted = c.callFunction(this.evalFormat, c.undefined, handle);
+      handle.dispose();
+      let value: string;
+      if (formatted.error) {
+        value = `<cannot format the result: ${JSON.stringify(c.dump(formatted.error))}>`;
+        formatted.error.dispose();
+      } else {
+        value = c.getString(formatted.value);
+        formatted.value.dispose();
+      }
+      const interrupted = !ok && /interrupted/.test(value);
+      return { ok, value, type, console: this.consoleLines, interrupted, outputsDiscarded: this.outputs.length };
+    } finally {
+      this.inTask = false;
+      this.outputs = [];
+      this.consoleLines = [];
+    }
   }
 
   // ---------------------------------------------------------------- queries

@@ -12,21 +12,30 @@
 //
 // Hypervisor interface: `globalThis.__ftjs_web` (captured then deleted by the hypervisor), see the
 // end of this file. Notes for its users:
-//   * makeRequest() does not validate and does not copy: the headers array and the body
-//     Uint8Array become owned by the Request (do not mutate them afterwards). Header names are
-//     lower-cased lazily, when the service first reads `request.headers`. The inbound request's
-//     headers are mutable (the spec would make them immutable; being lenient breaks nothing).
+//   * makeRequest() does not validate and does not copy: the headers array and the body (a
+//     Uint8Array, or a string the host already decoded) become owned by the Request (do not mutate
+//     them afterwards). Header names are lower-cased lazily, when the service first reads
+//     `request.headers`. The inbound request's headers are mutable (the spec would make them
+//     immutable; being lenient breaks nothing).
 //   * makeResponse() headers are immutable (guard "immutable"), response type is "basic".
 //   * responseParts()/requestParts() return headers in insertion order with lower-cased names,
 //     values of repeated names combined with ", ", except set-cookie which stays one entry per
-//     cookie. The body is the internal Uint8Array itself (not a copy): treat it as read-only.
+//     cookie. The headers array and its entries may be internal: read them at once, never mutate
+//     them. The body is null, a string, or a Uint8Array, in the form the service gave it: a string
+//     body (given as a string, Response.json(), URLSearchParams, ...) stays a string, for the host
+//     to UTF-8 encode natively (it is always well-formed: lone surrogates were replaced by U+FFFD);
+//     other bodies are the internal Uint8Array itself (not a copy): treat it as read-only.
 //
 // Deliberate choices / known gaps (all documented again where they matter):
-//   * Bodies are kept internally as Uint8Array (strings are UTF-8 encoded once at construction).
-//     There is no ReadableStream in this runtime: the `body` getter of Request/Response returns
-//     null when there is no body, otherwise a Uint8Array *copy* of the body bytes (memoised per
-//     object, so `r.body === r.body`). Passing it to `new Response(...)`/`new Request(...)` works
-//     because BufferSource is a valid BodyInit. Reading `body` does not mark the body used.
+//   * Bodies are kept internally in the form they were given (a string is UTF-8 encoded only when
+//     bytes are asked for). There is no ReadableStream in this runtime: the `body` getter of
+//     Request/Response returns null when there is no body, otherwise a Uint8Array *copy* of the
+//     body bytes (memoised per object, so `r.body === r.body`). Passing it to
+//     `new Response(...)`/`new Request(...)` works because BufferSource is a valid BodyInit.
+//     Reading `body` does not mark the body used.
+//   * The record form of HeadersInit ({name: value}) reads the own enumerable string keys with
+//     Object.keys() (the spec interleaves the enumerability checks with the reads; only a getter
+//     that deletes or hides a later key can tell the difference).
 //   * URL hosts: non-ASCII domains are converted with an approximation of UTS #46 (NFKC +
 //     lower-casing + Punycode per label); the full UTS #46 mapping table and the Bidi/ContextJ
 //     checks are not implemented, and existing "xn--" labels are not validated.
@@ -2230,10 +2239,11 @@
     const c = entryCache.get(name);
     if (c !== undefined && c.raw === value) return c.entry;
     const entry = [headerName(name, 'Headers.append'), headerValue(value, 'Headers.append')];
+    if (value.length > 128) return entry;
     if (c !== undefined) {
       c.raw = value;
       c.entry = entry;
-    } else if (name.length <= 64 && value.length <= 128) {
+    } else if (name.length <= 64) {
       if (entryCache.size >= CACHE_MAX) entryCache.clear();
       entryCache.set(name, { raw: value, entry });
     }
