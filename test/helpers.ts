@@ -190,22 +190,27 @@ export interface PairProcesses {
 
 export interface PairOptions {
   heartbeatMs?: number;
+  /** Default 3000 ms in tests: a busy 2-core CI machine must not make a test pair fail over by accident. */
   heartbeatTimeoutMs?: number;
   primaryArgs?: string[];
   backupArgs?: string[];
   sharedDir?: string;
 }
 
+function timingArgs(options: PairOptions): string[] {
+  return ['--heartbeat-ms', String(options.heartbeatMs ?? 100), '--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs ?? 3000)];
+}
+
 export async function startPrimary(app: string, options: PairOptions = {}): Promise<FtjsProcess & { url: string; replication: string; sharedDir: string }> {
   const sharedDir = options.sharedDir ?? tempDir('ftjs-shared-');
-  const timing = [...(options.heartbeatMs ? ['--heartbeat-ms', String(options.heartbeatMs)] : []), ...(options.heartbeatTimeoutMs ? ['--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs)] : [])];
+  const timing = timingArgs(options);
   const proc = spawnFtjs(['primary', app, '--port', '0', '--replication-port', '0', '--shared-dir', sharedDir, '--node-id', 'primary', ...timing, ...(options.primaryArgs ?? [])], { FTJS_SECRET: TEST_SECRET });
   const line = await proc.waitForLog((l) => typeof l.replication === 'string' && typeof l.url === 'string', 'the primary to serve');
   return Object.assign(proc, { url: line.url as string, replication: line.replication as string, sharedDir });
 }
 
 export async function startBackup(replication: string, sharedDir: string, options: PairOptions & { secret?: string; entry?: string; nodeId?: string; env?: Record<string, string> } = {}): Promise<FtjsProcess & { url: string }> {
-  const timing = [...(options.heartbeatMs ? ['--heartbeat-ms', String(options.heartbeatMs)] : []), ...(options.heartbeatTimeoutMs ? ['--heartbeat-timeout-ms', String(options.heartbeatTimeoutMs)] : [])];
+  const timing = timingArgs(options);
   const args = ['backup', ...(options.entry ? [options.entry] : []), '--primary', replication, '--port', '0', '--shared-dir', sharedDir, '--node-id', options.nodeId ?? 'backup', ...timing, ...(options.backupArgs ?? [])];
   const proc = spawnFtjs(args, { FTJS_SECRET: options.secret ?? TEST_SECRET, ...(options.env ?? {}) });
   const line = await proc.waitForLog((l) => typeof l.url === 'string' && typeof l.primary === 'string', 'the backup to listen');
