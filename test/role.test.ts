@@ -92,14 +92,19 @@ function everyInput(nowMs: number, epoch: number): RoleInput[] {
   return inputs;
 }
 
+/** Everything a shell can observe of the machine, for "nothing changed" checks. */
+function observe(m: RoleMachine): { role: Role; epoch: number; holdsOutputs: boolean; hasBackup: boolean; verifyingEpoch: boolean } {
+  return { role: m.role, epoch: m.epoch, holdsOutputs: m.holdsOutputs, hasBackup: m.hasBackup, verifyingEpoch: m.verifyingEpoch };
+}
+
 function expectInert(m: RoleMachine, fromMs: number): void {
-  const epoch = m.epoch;
+  const before = observe(m);
+  expect(before.role).toBe('halted');
   let now = fromMs;
   for (let round = 0; round < 3; round++) {
-    for (const input of everyInput(now, epoch)) {
+    for (const input of everyInput(now, before.epoch)) {
       expect(m.step(input), `halted machine answered ${JSON.stringify(input)}`).toEqual([]);
-      expect(m.role).toBe('halted');
-      expect(m.epoch).toBe(epoch);
+      expect(observe(m)).toEqual(before);
     }
     now += 10_000;
   }
@@ -156,10 +161,14 @@ describe('constructor', () => {
     expect(p.role).toBe('primary');
     expect(p.epoch).toBe(7);
     expect(p.holdsOutputs).toBe(false);
+    expect(p.hasBackup).toBe(false);
+    expect(p.verifyingEpoch).toBe(false);
     const b = new RoleMachine(CFG, 'backup', 3, 0);
     expect(b.role).toBe('backup');
     expect(b.epoch).toBe(3);
     expect(b.holdsOutputs).toBe(false);
+    expect(b.hasBackup).toBe(false);
+    expect(b.verifyingEpoch).toBe(false);
   });
 });
 
@@ -209,21 +218,60 @@ describe('primary alone (no backup ever attached)', () => {
     const m = new RoleMachine(CFG, 'primary', 1, 0);
     expect(acked(m, 10, 5)).toEqual([]);
     expect(m.holdsOutputs).toBe(false);
+    expect(m.hasBackup).toBe(false);
+  });
+
+  test('lag never throttles a primary with no backup attached, however large (and says nothing)', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    for (const [lagMs, lagBytes] of [[1_001, 0], [0, 1_000_001], [1e9, 1e12], [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY], [0, 0], [5_000, 5e6]]) {
+      expect(m.step({ type: 'lag', nowMs: 10, lagMs: lagMs!, lagBytes: lagBytes! }), `lag ${lagMs} ms ${lagBytes} bytes`).toEqual([]);
+    }
+    expect(m.hasBackup).toBe(false);
+    expect(m.role).toBe('primary');
+    // The same lag throttles once a backup is attached: it is the backup's lag that counts.
+    expect(peerUp(m, 20)).toEqual([HOLD]);
+    expect(m.hasBackup).toBe(true);
+    expect(lag(m, 30, 1e9, 1e12)).toEqual([admit(false)]);
   });
 });
 
 describe('primary with a backup', () => {
   test('a backup attaching makes outputs wait: hold-outputs exactly once', () => {
     const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(m.hasBackup).toBe(false);
     const first = m.step({ type: 'peer-up', nowMs: 10 });
     expect(first).toEqual([HOLD, logLine('info', 'backup attached')]);
     expect(m.holdsOutputs).toBe(true);
+    expect(m.hasBackup).toBe(true);
     expect(peerUp(m, 20)).toEqual([]);
     // Lost and re-attached: still holding, no second hold-outputs.
     expect(m.step({ type: 'peer-down', nowMs: 30, reason: 'socket closed' })).toEqual([logLine('warn', 'socket closed')]);
     expect(m.holdsOutputs).toBe(true);
+    expect(m.hasBackup).toBe(true); // attached in this epoch: its acks still decide
     expect(peerUp(m, 40)).toEqual([]);
     expect(m.holdsOutputs).toBe(true);
+    expect(m.hasBackup).toBe(true);
+  });
+
+  test('hasBackup: true from the first attach through the claim; false again once a new epoch is won; never on a backup', () => {
+    const m = attachedPrimary();
+    expect(m.hasBackup).toBe(true);
+    expect(peerDown(m, 10)).toEqual([]);
+    expect(m.hasBackup).toBe(true);
+    expect(fatal(m, 20)).toEqual([claim(2)]); // no drop-peer (already down), no hold (already holding)
+    expect(m.role).toBe('claiming');
+    expect(m.hasBackup).toBe(true); // still epoch 1, the epoch the backup was attached in
+    expect(claimResult(m, 30, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(m.hasBackup).toBe(false);
+    expect(peerUp(m, 40)).toEqual([dropPeer()]); // live takes no peer
+    expect(m.hasBackup).toBe(false);
+    expect(lag(m, 50, 1e9, 1e12)).toEqual([]);
+    const b = welcomedBackup();
+    expect(b.hasBackup).toBe(false);
+    expect(peerUp(b, 10)).toEqual([]);
+    expect(b.hasBackup).toBe(false);
+    const l = liveFromBackup();
+    expect(l.hasBackup).toBe(false);
   });
 
   test('acks release through the acked seq, monotonically; a regressing or repeated ack releases nothing', () => {
@@ -377,7 +425,7 @@ describe('primary: backup silent past the timeout', () => {
 
   test('an unreachable claim at t=0 with claimRetryMs=0 is retried at once, and only once', () => {
     const m = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'primary', 1, 0);
-    expect(fatal(m, 0)).toEqual([claim(2)]);
+    expect(fatal(m, 0)).toEqual([HOLD, claim(2)]); // a lone primary holds before it claims
     expect(claimResult(m, 0, 2, 'unreachable')).toEqual([]);
     expect(tick(m, 0)).toEqual([claim(2)]);
     expect(tick(m, 0)).toEqual([]);
@@ -542,6 +590,29 @@ describe('backup', () => {
     expect(tick(m, 300)).toEqual([DRAIN]); // counted from the welcome at 0
   });
 
+  test('claim results are ignored while no claim has been issued (a backup still draining), whatever their epoch', () => {
+    for (const startEpoch of [0, 3]) {
+      const m = new RoleMachine(CFG, 'backup', startEpoch, 0);
+      expect(peerUp(m, 0)).toEqual([]);
+      expect(tick(m, 300)).toEqual([DRAIN]);
+      expect(m.role).toBe('claiming');
+      const before = observe(m);
+      let t = 300;
+      // 0 is the internal 'no claim yet' value; startEpoch+1 is the epoch the drain will claim.
+      for (const e of [0, startEpoch - 1, startEpoch, startEpoch + 1, startEpoch + 2]) {
+        for (const result of ['won', 'lost', 'unreachable'] as const) {
+          t += 1;
+          expect(m.step({ type: 'claim-result', nowMs: t, epoch: e, result, detail: 'early' }), `epoch ${e} ${result} from ${startEpoch}`).toEqual([]);
+          expect(observe(m)).toEqual(before);
+        }
+      }
+      expect(tickRange(m, t, t + 2_000)).toEqual([]); // no 'unreachable' scheduled a retry claim
+      expect(drained(m, t + 2_010)).toEqual([claim(startEpoch + 1)]);
+      expect(claimResult(m, t + 2_020, startEpoch + 1, 'won')).toEqual([goLive(startEpoch + 1), won(startEpoch + 1), RELEASE_ALL]);
+      expect(m.epoch).toBe(startEpoch + 1);
+    }
+  });
+
   test('a never-welcomed backup still halts on fatal', () => {
     const m = new RoleMachine(CFG, 'backup', 0, 0);
     expect(fatal(m, 10, EXIT_REFUSED)).toEqual([halt(EXIT_REFUSED)]);
@@ -666,11 +737,57 @@ describe('fatal', () => {
     expect(m.epoch).toBe(2);
   });
 
-  test('on a primary with no backup connected: claims without a drop-peer', () => {
+  test('on a primary with no backup connected: claims without a drop-peer (holding first: it was releasing directly)', () => {
     const m = new RoleMachine(CFG, 'primary', 3, 0);
-    expect(fatal(m, 20)).toEqual([claim(4)]);
+    expect(fatal(m, 20)).toEqual([HOLD, claim(4)]);
     expect(claimResult(m, 30, 4, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
     expectInert(m, 40);
+  });
+
+  test('a lone primary holds its outputs before it claims (nothing is released mid-claim); the win releases them', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(m.holdsOutputs).toBe(false);
+    const out = m.step({ type: 'fatal', nowMs: 10, reason: 'xyzzy' });
+    expect(out).toEqual([logLine('warn', /backup lost: xyzzy/), HOLD, claim(2)]);
+    expect(m.role).toBe('claiming');
+    expect(m.holdsOutputs).toBe(true);
+    expect(m.hasBackup).toBe(false);
+    expect(acked(m, 20, 5)).toEqual([]);
+    // An unreachable directory: the retry claims again, without another hold.
+    expect(claimResult(m, 30, 2, 'unreachable')).toEqual([]);
+    expect(tickRange(m, 30, 520, 10)).toEqual([]);
+    expect(tick(m, 530)).toEqual([claim(2)]);
+    expect(claimResult(m, 540, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(m.holdsOutputs).toBe(false);
+    // After a confirmed pause the outputs flow directly again, so a later fatal holds again.
+    const p = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(p, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(p, 1_010, 1, 1)).toEqual([RELEASE_ALL]);
+    expect(fatal(p, 1_020)).toEqual([HOLD, claim(2)]);
+    expect(p.holdsOutputs).toBe(true);
+  });
+
+  test('a primary whose outputs are already held claims without an extra hold-outputs', () => {
+    // Held for a backup that is still connected: drop it, then claim.
+    const a = attachedPrimary();
+    expect(fatal(a, 10)).toEqual([dropPeer(), claim(2)]);
+    // Held for a backup that has since disconnected.
+    const b = attachedPrimary();
+    expect(peerDown(b, 10)).toEqual([]);
+    expect(fatal(b, 20)).toEqual([claim(2)]);
+    // A lone primary verifying its epoch after a pause: the gap's hold covers the claim.
+    const c = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(c, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(fatal(c, 1_010)).toEqual([claim(2)]);
+    expect(c.holdsOutputs).toBe(true);
+    // ... and a verification still waiting to retry an unreachable read.
+    const d = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(d, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(d, 1_010, 1, null)).toEqual([]);
+    expect(fatal(d, 1_020)).toEqual([claim(2)]);
+    // The gap noticed in the very step of the fatal holds once, before the check and the claim.
+    const e = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(fatal(e, 1_000)).toEqual([HOLD, check(1), claim(2)]);
   });
 
   test('on a live node: a warning and nothing else', () => {
@@ -750,19 +867,77 @@ describe('gap detection (the node was paused)', () => {
     expectInert(m, 10_090);
   });
 
-  test('shared directory unreachable: checks again with a new id and keeps holding; only the newest id counts', () => {
+  test('shared directory unreachable: checks again with a new id claimRetryMs later (on a tick), keeps holding; only the newest id counts', () => {
     const m = attachedPrimary();
     expect(acked(m, 50, 1)).toEqual([releaseThrough(1)]);
     expect(acked(m, 1_000, 2)).toEqual([check(1)]);
     for (let i = 0; i < 10; i++) {
-      const t = 1_010 + i * 20;
+      const t = 1_010 + i * 600;
       const out = m.step({ type: 'epoch-checked', nowMs: t, checkId: i + 1, newestEpoch: null, detail: 'EIO' });
-      expect(out).toEqual([logLine('warn', /cannot check the epoch \(EIO\)/), check(i + 2)]);
+      // Not at once: a fast-failing directory must not make the node spin on epoch reads.
+      expect(out).toEqual([logLine('warn', /cannot check the epoch \(EIO\).*asking again in 500 ms/)]);
+      expect(m.verifyingEpoch).toBe(true);
       expect(acked(m, t + 10, 3 + i)).toEqual([]);
-      expect(epochChecked(m, t + 11, i + 1, 1)).toEqual([]); // the superseded id: ignored
+      expect(epochChecked(m, t + 11, i, 1)).toEqual([]); // superseded (or, for 0, never issued): ignored
+      // Traffic and appends keep the backup alive and the no-op away; only the retry can act.
+      for (const dt of [100, 200, 300, 400]) {
+        expect(appended(m, t + dt)).toEqual([]);
+        expect(traffic(m, t + dt)).toEqual([]);
+        expect(tick(m, t + dt)).toEqual([]);
+      }
+      expect(tick(m, t + 499)).toEqual([]);
+      expect(tick(m, t + 500)).toEqual([check(i + 2), NOOP]); // due; the no-op is a period after the append at t+400
+      expect(tick(m, t + 510)).toEqual([]); // one check per unreachable answer
       expect(m.holdsOutputs).toBe(true);
+      expect(m.role).toBe('primary');
     }
-    expect(epochChecked(m, 1_300, 11, 1)).toEqual([releaseThrough(12)]);
+    expect(epochChecked(m, 7_000, 10, 1)).toEqual([]); // superseded
+    expect(epochChecked(m, 7_010, 11, 1)).toEqual([releaseThrough(12)]);
+    expect(m.verifyingEpoch).toBe(false);
+  });
+
+  test('an unreachable answer does not re-ask before claimRetryMs however many ticks come; the retry fires on the first tick at or after it', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(m, 1_010, 1, null)).toEqual([]); // due at 1_510
+    const seen = tickRange(m, 1_010, 1_500, 1);
+    expect(seen).toEqual([1_100, 1_200, 1_300, 1_400, 1_500].map((t) => [t, [NOOP]]));
+    // Other inputs at or past the due time do not ask: only a tick does.
+    expect(appended(m, 1_520)).toEqual([]);
+    expect(traffic(m, 1_530)).toEqual([]);
+    expect(acked(m, 1_540, 3)).toEqual([]);
+    expect(tick(m, 1_545)).toEqual([check(2)]); // the first tick after 1_510
+    expect(tickRange(m, 1_545, 2_045, 5).filter(([, a]) => a.some((x) => x.type === 'check-epoch'))).toEqual([]);
+    // Each unreachable answer schedules one retry from the time it is answered.
+    expect(epochChecked(m, 2_050, 2, null)).toEqual([]); // due at 2_550
+    expect(tick(m, 2_100)).toEqual([]);
+    expect(epochChecked(m, 2_110, 2, null)).toEqual([]); // answered again (same id): due at 2_610 now
+    expect(tickRange(m, 2_110, 2_600, 10).filter(([, a]) => a.some((x) => x.type === 'check-epoch'))).toEqual([]);
+    expect(tick(m, 2_610)).toEqual([check(3)]);
+    expect(epochChecked(m, 2_620, 3, 1)).toEqual([RELEASE_ALL]);
+    // With claimRetryMs 0 the retry is the next tick, even at the same time, and only one.
+    const z = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'primary', 1, 0);
+    expect(tick(z, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(z, 1_000, 1, null)).toEqual([]);
+    expect(tick(z, 1_000)).toEqual([check(2)]);
+    expect(tick(z, 1_000)).toEqual([]);
+  });
+
+  test('a new gap while a retry is scheduled asks at once with a new id and cancels the scheduled retry', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(m, 1_010, 1, null)).toEqual([]); // due at 1_510
+    expect(traffic(m, 1_200)).toEqual([check(2)]); // a 190 ms gap: no second hold
+    const seen = tickRange(m, 1_200, 2_500, 50);
+    expect(seen).toEqual([1_250, 1_350, 1_450, 1_550, 1_650, 1_750, 1_850, 1_950, 2_050, 2_150, 2_250, 2_350, 2_450].map((t) => [t, [NOOP]]));
+    expect(epochChecked(m, 2_510, 1, 1)).toEqual([]); // the old id stays superseded
+    expect(epochChecked(m, 2_520, 2, 1)).toEqual([RELEASE_ALL]);
+    // The gap may be the due tick itself: one check, the gap's.
+    const n = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(n, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(epochChecked(n, 1_010, 1, null)).toEqual([]); // due at 1_510
+    expect(tick(n, 2_000)).toEqual([check(2), NOOP]);
+    expect(tickRange(n, 2_000, 3_000, 50).filter(([, a]) => a.some((x) => x.type === 'check-epoch'))).toEqual([]);
   });
 
   test('a new gap while verifying asks again with a new id (no second hold); answers to older ids are ignored, whatever they say', () => {
@@ -829,7 +1004,10 @@ describe('gap detection (the node was paused)', () => {
   test('a lone primary: unreachable keeps holding, a newer epoch halts, a second gap does not hold twice', () => {
     const m = new RoleMachine(CFG, 'primary', 1, 0);
     expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
-    expect(epochChecked(m, 1_010, 1, null)).toEqual([check(2)]);
+    expect(epochChecked(m, 1_010, 1, null)).toEqual([]);
+    expect(m.holdsOutputs).toBe(true);
+    expect(tickRange(m, 1_010, 1_500, 50)).toEqual([1_110, 1_210, 1_310, 1_410].map((t) => [t, [NOOP]]));
+    expect(tick(m, 1_510)).toEqual([check(2), NOOP]);
     expect(m.holdsOutputs).toBe(true);
     expect(tick(m, 2_000)).toEqual([check(3), NOOP]);
     expect(epochChecked(m, 2_010, 2, 1)).toEqual([]);
@@ -855,12 +1033,15 @@ describe('gap detection (the node was paused)', () => {
     expect(a.holdsOutputs).toBe(true);
     expect(tick(a, 1_050)).toEqual([]);
     expect(acked(a, 1_055, 7)).toEqual([]);
-    expect(epochChecked(a, 1_060, 1, null)).toEqual([check(2)]);
-    expect(epochChecked(a, 1_065, 1, 2)).toEqual([]); // superseded
+    expect(epochChecked(a, 1_060, 1, null)).toEqual([]); // asks again at 1_560
+    expect(tickRange(a, 1_050, 1_550, 50)).toEqual([1_100, 1_200, 1_300, 1_400, 1_500].map((t) => [t, [NOOP]]));
+    expect(tick(a, 1_559)).toEqual([]);
+    expect(tick(a, 1_560)).toEqual([check(2)]);
+    expect(epochChecked(a, 1_565, 1, 2)).toEqual([]); // superseded
     expect(a.holdsOutputs).toBe(true);
-    expect(epochChecked(a, 1_070, 2, 2)).toEqual([RELEASE_ALL]);
+    expect(epochChecked(a, 1_570, 2, 2)).toEqual([RELEASE_ALL]);
     expect(a.holdsOutputs).toBe(false);
-    expect(epochChecked(a, 1_075, 2, 2)).toEqual([]); // no second release-all
+    expect(epochChecked(a, 1_575, 2, 2)).toEqual([]); // no second release-all
     expect(a.role).toBe('live');
     // A second pause while verifying asks again without a second hold.
     expect(tick(a, 2_000)).toEqual([HOLD, check(3), NOOP]);
@@ -920,6 +1101,30 @@ describe('gap detection (the node was paused)', () => {
     expect(epochChecked(n, 2_010, 1, 3)).toEqual([]);
     expect(n.role).toBe('claiming');
     expect(epochChecked(n, 2_020, 2, 3)).toEqual([halt(EXIT_LOST_EPOCH)]);
+  });
+
+  test('a retry scheduled before the claim still asks while claiming (the answer can only halt); a win cancels it', () => {
+    const m = attachedPrimary();
+    expect(traffic(m, 1_000)).toEqual([check(1)]);
+    expect(epochChecked(m, 1_010, 1, null)).toEqual([]); // due at 1_510
+    expect(tick(m, 1_100)).toEqual([NOOP]);
+    expect(tick(m, 1_200)).toEqual([NOOP]);
+    expect(tick(m, 1_300)).toEqual([NOOP, dropPeer(), claim(2)]); // the backup went silent at 1_000
+    expect(tickRange(m, 1_300, 1_500, 50)).toEqual([]);
+    expect(tick(m, 1_510)).toEqual([check(2)]);
+    expect(m.role).toBe('claiming');
+    expect(epochChecked(m, 1_520, 2, null)).toEqual([]); // while claiming, unreachable schedules nothing
+    expect(tickRange(m, 1_520, 3_000, 50)).toEqual([]);
+    expect(epochChecked(m, 3_010, 2, 3)).toEqual([halt(EXIT_LOST_EPOCH)]);
+    // A won claim ends the verification: the retry never fires.
+    const n = attachedPrimary();
+    expect(traffic(n, 1_000)).toEqual([check(1)]);
+    expect(epochChecked(n, 1_010, 1, null)).toEqual([]); // due at 1_510
+    expect(fatal(n, 1_020)).toEqual([dropPeer(), claim(2)]);
+    expect(claimResult(n, 1_030, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    expect(n.verifyingEpoch).toBe(false);
+    expect(tickRange(n, 1_030, 3_030, 50)).toEqual(Array.from({ length: 20 }, (_, i) => [1_130 + i * 100, [NOOP]]));
+    expect(n.holdsOutputs).toBe(false);
   });
 
   test('a claim won while a check is outstanding ends the check: release-all once, the later answer is ignored', () => {
@@ -992,26 +1197,142 @@ describe('lag control', () => {
     expect(claimResult(m, 30, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
   });
 
-  // BUG: a lone primary (no backup ever attached) that verifies its epoch after a pause can be left
-  // throttled for good. While it verifies, holdsOutputs is true, so hypervisor/primary.ts reports lag on
-  // every tick; the hold-outputs rebased the lag tracker, so lag.ms counts from the pause. If the
-  // directory read takes longer than maxLagMs (1 s by default; an unreachable directory makes it last
-  // the whole outage), onLag (role 'primary', no backup) answers admit:false. The confirmation then
-  // releases everything but does not re-admit (a won claim does), and from then on holdsOutputs is false,
-  // so the shell reports no more lag and sends no acks: nothing ever re-admits. New requests queue,
-  // then get 503, with no backup to catch up. Either lag must not throttle a primary holding for no
-  // backup, or the confirmation of a direct node must re-admit it, as winning an epoch does.
-  test.fails('BUG: a lone primary is not left throttled once its epoch is confirmed (no backup to lag behind)', () => {
+  // Regression: a lone primary that verified its epoch after a pause could be left throttled for good.
+  // While it verifies, holdsOutputs is true, so hypervisor/primary.ts reports lag on every tick, counted
+  // from the pause; a directory read slower than maxLagMs used to answer admit:false, the confirmation
+  // did not re-admit, and with holdsOutputs false again no lag report or ack ever came to re-admit it.
+  // Lag is owed to a backup: with none attached it never throttles.
+  test('a lone primary is not left throttled once its epoch is confirmed (no backup to lag behind)', () => {
     const m = new RoleMachine(CFG, 'primary', 1, 0);
     expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
     expect(m.holdsOutputs).toBe(true); // primary.ts reports lag on each tick while this holds
-    for (let t = 1_025; t <= 2_100; t += 25) tick(m, t); // the shell keeps ticking; the read takes 1.1 s
-    const during = lag(m, 2_100, 1_100, 0); // lag since the hold (the tracker was rebased then)
-    const after = epochChecked(m, 2_110, 1, 1);
-    expect(after).toContainEqual(RELEASE_ALL);
-    expect(m.holdsOutputs).toBe(false); // no more lag reports from here on: only an admit action re-admits
-    const admits = [...during, ...after].filter((a): a is Extract<RoleAction, { type: 'admit' }> => a.type === 'admit');
-    expect(admits.at(-1)?.admit ?? true).toBe(true); // actual: admit:false, never followed by admit:true
+    expect(m.hasBackup).toBe(false);
+    for (let t = 1_025; t <= 2_100; t += 25) {
+      tick(m, t); // the shell keeps ticking; the read takes 1.1 s
+      expect(lag(m, t, t - 1_000, 0), `lag at ${t}`).toEqual([]); // lag since the hold (the tracker was rebased then)
+    }
+    expect(lag(m, 2_100, 1e9, 1e12)).toEqual([]); // over both limits: still nothing to wait for
+    expect(epochChecked(m, 2_110, 1, 1)).toEqual([RELEASE_ALL]); // and no admit: it never stopped admitting
+    expect(m.holdsOutputs).toBe(false);
+    // Same through an unreachable directory that lasts the whole outage.
+    const n = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(tick(n, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    const admits: RoleAction[] = [];
+    let id = 1;
+    for (let t = 1_010; t <= 6_000; t += 10) {
+      if (t % 1_000 === 10) admits.push(...epochChecked(n, t, id, null).filter((a) => a.type === 'admit'));
+      const a = tick(n, t);
+      if (a.some((x) => x.type === 'check-epoch')) id++;
+      admits.push(...a.filter((x) => x.type === 'admit'), ...lag(n, t, t - 1_000, t * 100));
+    }
+    expect(id).toBeGreaterThan(3); // the retries did happen
+    expect(admits).toEqual([]);
+    expect(epochChecked(n, 6_010, id, 1)).toEqual([RELEASE_ALL]);
+  });
+});
+
+describe('non-finite clock readings', () => {
+  const BAD = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+
+  /** Every input with a broken clock reading (and, where it has one, a sane atMs). */
+  function junk(epoch: number): RoleInput[] {
+    const inputs: RoleInput[] = [];
+    for (const bad of BAD) {
+      inputs.push(...everyInput(bad, epoch), { type: 'peer-traffic', nowMs: bad, atMs: 1_000_000 }, { type: 'peer-traffic', nowMs: bad, atMs: 0 });
+    }
+    return inputs;
+  }
+
+  /** Finite inputs from `t` on that exercise what a broken reading could have disturbed: gap detection, suspicion, acks, lag, claims, checks. */
+  function continuation(t: number, epoch: number): RoleInput[] {
+    return [
+      { type: 'tick', nowMs: t + 10 },
+      { type: 'lag', nowMs: t + 20, lagMs: 1e9, lagBytes: 0 },
+      { type: 'acked', nowMs: t + 30, seq: 7 },
+      { type: 'tick', nowMs: t + 60 },
+      { type: 'drained', nowMs: t + 70 },
+      { type: 'claim-result', nowMs: t + 80, epoch: epoch + 1, result: 'unreachable', detail: 'c' },
+      { type: 'tick', nowMs: t + 1_000 }, // a gap, a suspicion, a retry due
+      ...[1, 2, 3, 4].map((checkId, i): RoleInput => ({ type: 'epoch-checked', nowMs: t + 1_010 + i, checkId, newestEpoch: epoch, detail: 'c' })),
+      { type: 'tick', nowMs: t + 1_100 },
+      { type: 'drained', nowMs: t + 1_105 },
+      { type: 'acked', nowMs: t + 1_110, seq: 9 },
+      { type: 'claim-result', nowMs: t + 1_120, epoch: epoch + 1, result: 'won', detail: 'c' },
+      { type: 'tick', nowMs: t + 1_200 },
+      { type: 'fatal', nowMs: t + 1_210, reason: 'c' },
+      { type: 'tick', nowMs: t + 1_300 },
+      { type: 'tick', nowMs: t + 5_000 },
+    ];
+  }
+
+  const scenarios: Array<[string, () => RoleMachine, number]> = [
+    ['lone primary', () => new RoleMachine(CFG, 'primary', 1, 0), 0],
+    ['primary with a backup', () => { const m = attachedPrimary(); acked(m, 50, 1); return m; }, 50],
+    ['lone primary verifying, retry scheduled', () => { const m = new RoleMachine(CFG, 'primary', 1, 0); tick(m, 1_000); epochChecked(m, 1_010, 1, null); return m; }, 1_010],
+    ['claiming primary', () => { const m = attachedPrimary(); fatal(m, 10); return m; }, 10],
+    ['welcomed backup', () => welcomedBackup(), 0],
+    ['unwelcomed backup', () => new RoleMachine(CFG, 'backup', 0, 0), 0],
+    ['draining backup', () => { const m = welcomedBackup(); tick(m, 300); return m; }, 300],
+    ['claiming backup', () => { const m = welcomedBackup(); tick(m, 300); drained(m, 310); return m; }, 310],
+    ['live', () => liveFromBackup(), 610],
+  ];
+
+  for (const [name, build, t] of scenarios) {
+    test(`ignored entirely (no action, no state change, later behaviour unchanged): ${name}`, () => {
+      const m = build();
+      const twin = build(); // never sees a broken reading
+      expect(observe(m)).toEqual(observe(twin));
+      const bad = junk(m.epoch);
+      const feedJunk = (when: string) => {
+        const before = observe(m);
+        for (const input of bad) {
+          expect(m.step(input), `${when}: ${JSON.stringify(input)}`).toEqual([]);
+          expect(observe(m), `${when}: ${JSON.stringify(input)}`).toEqual(before);
+        }
+      };
+      feedJunk('before');
+      let acted = 0;
+      for (const input of continuation(t, twin.epoch)) {
+        const want = twin.step(input);
+        acted += want.length;
+        expect(m.step(input), `after junk: ${JSON.stringify(input)}`).toEqual(want);
+        expect(observe(m)).toEqual(observe(twin));
+        feedJunk(`after ${JSON.stringify(input)}`);
+      }
+      expect(acted).toBeGreaterThan(0); // the continuation did exercise the machine
+    });
+  }
+
+  test('a broken reading does not disable gap detection, attach a backup, release, claim or halt', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    for (const bad of BAD) {
+      expect(tick(m, bad)).toEqual([]);
+      expect(peerUp(m, bad)).toEqual([]);
+      expect(fatal(m, bad)).toEqual([]);
+    }
+    expect(m.hasBackup).toBe(false);
+    expect(m.role).toBe('primary');
+    expect(tick(m, 100)).toEqual([NOOP]); // the no-op period still counts from 0
+    expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]); // a gap is still a gap
+    for (const bad of BAD) {
+      expect(epochChecked(m, bad, 1, 1)).toEqual([]);
+      expect(epochChecked(m, bad, 1, 9)).toEqual([]);
+    }
+    expect(m.verifyingEpoch).toBe(true);
+    expect(epochChecked(m, 1_010, 1, 1)).toEqual([RELEASE_ALL]);
+    const p = attachedPrimary();
+    for (const bad of BAD) {
+      expect(acked(p, bad, 5)).toEqual([]);
+      expect(lag(p, bad, 1e9, 1e12)).toEqual([]);
+      expect(traffic(p, bad, 250)).toEqual([]); // not heard: the timeout still counts from 0
+    }
+    expect(acked(p, 10, 3)).toEqual([releaseThrough(3)]); // the ack of 5 was never taken
+    expect(tick(p, 100)).toEqual([NOOP]);
+    expect(tick(p, 200)).toEqual([NOOP]);
+    expect(tick(p, 310)).toEqual([NOOP, dropPeer(), claim(2)]); // silent since the ack at 10
+    for (const bad of BAD) expect(claimResult(p, bad, 2, 'won')).toEqual([]);
+    expect(p.role).toBe('claiming');
+    expect(claimResult(p, 320, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
   });
 });
 
@@ -1042,9 +1363,12 @@ describe('live node', () => {
 // 'check-epoch' gets one 'epoch-checked' answer carrying its checkId and every 'claim' one
 // 'claim-result', delivered later. Epoch reads are independent promises, so answers arrive out of
 // order, and answers to superseded checks (stale) still arrive; a few answers are even delivered twice.
-// 'drained' follows a 'drain'. Stray claim results for epochs never claimed and stray 'drained'
-// reports are mixed in (the machine must ignore them). Clocks are monotone with occasional large
-// jumps (a paused process).
+// 'drained' follows a 'drain'. Stray claim results for epochs never claimed (including while no claim
+// has been issued at all, e.g. a backup still draining) and stray 'drained' reports are mixed in (the
+// machine must ignore them), and so are inputs carrying a broken (non-finite) clock reading, which must
+// be ignored entirely. An unreachable answer to the newest check is retried by the machine itself:
+// 'check-epoch' on the first tick claimRetryMs later, unless a new gap asked first. Clocks are
+// monotone with occasional large jumps (a paused process).
 //
 // The checks below are computed from what the environment saw (inputs given, actions received),
 // not from the machine's private state.
@@ -1120,6 +1444,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
   const claimsInFlight: number[] = [];
   let claimEpoch = 0; // the epoch this node claims (0: no claim issued yet)
   let retryAtMs: number | null = null;
+  let checkRetryAtMs: number | null = null; // an unreachable answer to the newest check: ask again at the first tick from then
   let drainAsked = false;
   let drains = 0;
   let admitting = true;
@@ -1131,6 +1456,20 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     if (p < 0.05) now += Math.floor(toleranceMs) + int(cfg.heartbeatTimeoutMs * 10);
     else if (p >= 0.25) now += int(Math.floor(cfg.heartbeatMs * 1.2));
     const nowMs = now;
+
+    // Now and then an input with a broken clock reading: it must change nothing at all.
+    if (rnd() < 0.03) {
+      const pool = everyInput([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY][int(3)]!, m.epoch);
+      const bad = pool[int(pool.length)]!;
+      trail.push(bad);
+      const before = JSON.stringify(observe(m));
+      const got = m.step(bad);
+      if (got.length > 0 || JSON.stringify(observe(m)) !== before)
+        return `seed ${seed} (${start}) step ${i}: a non-finite clock reading had an effect\n  config ${JSON.stringify(cfg)}\n  input ${JSON.stringify(bad)}\n  actions ${JSON.stringify(got)}\n  state ${before} → ${JSON.stringify(observe(m))}\n  last inputs ${JSON.stringify(trail.slice(-12))}`;
+      bump(cov, `junk:${bad.type}`);
+      bump(cov, 'junk:non-finite');
+      continue;
+    }
 
     let input: RoleInput;
     const k = rnd();
@@ -1158,6 +1497,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       const r = rnd();
       const result = r < 0.35 ? 'won' : r < 0.55 ? 'lost' : 'unreachable';
       if (claimsInFlight.length > 0 && rnd() < 0.9) input = { type: 'claim-result', nowMs, epoch: claimsInFlight.shift()!, result, detail: 'd' };
+      else if (claimEpoch === 0 && rnd() < 0.6) input = { type: 'claim-result', nowMs, epoch: [0, m.epoch, m.epoch + 1][int(3)]!, result, detail: 'no claim yet' }; // ignored
       else input = { type: 'claim-result', nowMs, epoch: Math.max(claimEpoch, m.epoch) + 1 + int(3), result, detail: 'stray' }; // never claimed: ignored
     } else if (k < 0.985) {
       const r = rnd();
@@ -1193,7 +1533,10 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const checked = input.type === 'epoch-checked' ? input : null;
     const answersNewest = checked !== null && !gapCheck && verifyingBefore && checked.checkId === newestCheckId;
     const confirms = answersNewest && roleBefore !== 'claiming' && checked.newestEpoch !== null && checked.newestEpoch <= epochBefore;
-    const reasks = answersNewest && roleBefore !== 'claiming' && checked.newestEpoch === null;
+    // An unreachable answer schedules a retry (not while claiming: the claim decides); the retry is the
+    // first tick at or after it, unless a gap asked first (a gap cancels it).
+    const schedulesRetry = answersNewest && roleBefore !== 'claiming' && checked.newestEpoch === null;
+    const retryDue = input.type === 'tick' && !gapCheck && verifyingBefore && checkRetryAtMs !== null && nowMs >= checkRetryAtMs;
     const newerFound =
       answersNewest && checked.newestEpoch !== null && checked.newestEpoch > (roleBefore === 'claiming' ? Math.max(epochBefore, claimEpoch) : epochBefore);
     const claimAnswer = roleBefore === 'claiming' && input.type === 'claim-result' && claimEpoch !== 0 && input.epoch === claimEpoch ? input.result : null;
@@ -1232,17 +1575,26 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     if ((verifyingBefore || gapCheck) && releases.length > 0 && !(answersNewest || wonClaim))
       return fail(`${releases[0]!.type} between a gap's hold-outputs/check-epoch and the answer to the newest check`);
 
-    // ---- Epoch checks: asked exactly on a gap (primary/live) and on an unreachable answer to the newest
-    // check (not while claiming), with ever-increasing ids.
+    // ---- Epoch checks: asked exactly on a gap (primary/live) and on the first tick claimRetryMs after an
+    // unreachable answer to the newest check (never at once: a fast-failing directory must not spin),
+    // with ever-increasing ids.
     const checks = acts.filter((a): a is Extract<RoleAction, { type: 'check-epoch' }> => a.type === 'check-epoch');
-    if (checks.length !== (gapCheck ? 1 : 0) + (reasks ? 1 : 0))
-      return fail(`${checks.length} check-epoch, expected ${gapCheck ? 'one for the gap' : reasks ? 'one for the unreachable answer' : 'none'}`);
+    if (checks.length !== (gapCheck ? 1 : 0) + (retryDue ? 1 : 0))
+      return fail(`${checks.length} check-epoch, expected ${gapCheck ? 'one for the gap' : retryDue ? `one: the retry was due at ${checkRetryAtMs}` : `none (retry due at ${checkRetryAtMs})`}`);
     for (const c of checks) {
       if (c.checkId <= newestCheckId) return fail(`check-epoch id ${c.checkId} after ${newestCheckId}`);
       newestCheckId = c.checkId;
       outstanding.push(c.checkId);
     }
     if (gapCheck) bump(cov, verifyingBefore ? 'gap:while-verifying' : 'gap:first');
+    if (gapCheck && checkRetryAtMs !== null) bump(cov, 'gap:cancels-retry');
+    if (retryDue) bump(cov, `check:retry:${roleBefore}`);
+    else if (input.type === 'tick' && verifyingBefore && checkRetryAtMs !== null && !gapCheck) bump(cov, 'check:retry-not-yet');
+    if (gapCheck || retryDue) checkRetryAtMs = null;
+    if (schedulesRetry) {
+      checkRetryAtMs = nowMs + cfg.claimRetryMs;
+      bump(cov, `check:unreachable:${roleBefore}`);
+    }
     if (checked !== null) {
       if (!answersNewest && checks.length === 0) {
         // Ignored: stale, duplicate or unrequested. Nothing at all may come of it.
@@ -1252,15 +1604,23 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     }
 
     // ---- Holds: one on a gap that finds the outputs flowing (live, or primary with no backup yet), first
-    // of all; one when a backup first attaches to a primary.
+    // of all; one when a backup first attaches to a primary; one right before the claim of a primary
+    // that was releasing directly (no backup attached, not verifying).
     const gapHold = gapCheck && !verifyingBefore && direct;
     const attachHold = input.type === 'peer-up' && roleBefore === 'primary' && !attached;
+    const claimHold = expectClaim && roleBefore === 'primary' && !attached && !verifyingBefore && !gapCheck;
     const holds = acts.filter((a) => a.type === 'hold-outputs').length;
-    if (holds !== (gapHold ? 1 : 0) + (attachHold ? 1 : 0)) return fail(`${holds} hold-outputs, expected gap ${gapHold} + attach ${attachHold}`);
+    if (holds !== (gapHold ? 1 : 0) + (attachHold ? 1 : 0) + (claimHold ? 1 : 0))
+      return fail(`${holds} hold-outputs, expected gap ${gapHold} + attach ${attachHold} + lone claim ${claimHold}`);
     if (gapHold) {
       if (shown[0] !== 'hold-outputs' || shown[1] !== `check-epoch:${newestCheckId}`) return fail('a gap on a direct node must emit hold-outputs, then check-epoch, first');
       bump(cov, `gap:hold:${roleBefore}`);
     }
+    if (claimHold) {
+      const at = shown.indexOf('hold-outputs');
+      if (!shown[at + 1]?.startsWith('claim:')) return fail('a lone primary must emit hold-outputs right before its claim');
+      bump(cov, 'claim:lone-hold');
+    } else if (expectClaim && roleBefore === 'primary') bump(cov, attached ? 'claim:primary-held-for-backup' : 'claim:primary-held-for-check');
 
     // ---- Releases, exactly.
     let expectedReleases: string[] = [];
@@ -1322,6 +1682,12 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       retryAtMs = null;
     }
     if (claimAnswer === 'unreachable') retryAtMs = nowMs + cfg.claimRetryMs;
+    if (input.type === 'claim-result' && claimAnswer === null) {
+      // Not an answer to the claim issued (or no claim issued yet): nothing may come of it.
+      if (acts.some((a) => a.type !== 'hold-outputs' && a.type !== 'check-epoch') || roleAfter !== roleBefore || m.epoch !== epochBefore)
+        return fail('a claim result for no claim issued, or another epoch, had an effect');
+      if (roleBefore === 'claiming' && claimEpoch === 0) bump(cov, `claim-result:before-claim:${input.epoch === 0 ? 'zero' : 'other'}`);
+    }
 
     // ---- Fatal on a node that runs alone (or is about to): a warning, nothing else.
     if (fatalIgnored) {
@@ -1330,28 +1696,42 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       bump(cov, `fatal-ignored:${roleBefore}`);
     }
 
-    // ---- Admission.
-    for (const a of acts) {
-      if (a.type !== 'admit') continue;
-      if (a.admit === admitting) return fail(`admit:${a.admit} repeated`);
-      // Throttling follows the backup's lag; re-admission may also come with a release-all (running alone).
-      const onLag = input.type === 'lag' && roleBefore === 'primary';
-      if (!onLag && !(a.admit && acts.some((x) => x.type === 'release-all'))) return fail(`admit:${a.admit} other than on lag, or with a release-all`);
-      admitting = a.admit;
-    }
+    // ---- Admission, exactly. Throttling follows the lag of an attached backup; a primary with no backup
+    // is never throttled (a lag report re-admits it if it somehow was); a won claim re-admits.
+    let expectedAdmits: string[] = [];
+    if (input.type === 'lag' && roleBefore === 'primary') {
+      const over = input.lagMs > cfg.maxLagMs || input.lagBytes > cfg.maxLagBytes;
+      if (attached) expectedAdmits = over && admitting ? ['admit:false'] : !over && !admitting ? ['admit:true'] : [];
+      else {
+        expectedAdmits = admitting ? [] : ['admit:true'];
+        if (over) bump(cov, verifyingBefore || gapCheck ? 'lag:no-backup-over-while-verifying' : 'lag:no-backup-over');
+      }
+    } else if (wonClaim && !admitting) expectedAdmits = ['admit:true'];
+    const gotAdmits = acts.filter((a) => a.type === 'admit').map(show);
+    if (gotAdmits.join() !== expectedAdmits.join()) return fail(`admits ${JSON.stringify(gotAdmits)}, expected ${JSON.stringify(expectedAdmits)}`);
+    for (const a of acts) if (a.type === 'admit') admitting = a.admit;
+    if (!admitting && !(attached && roleAfter !== 'live')) return fail(`throttled as ${roleAfter} with no backup attached in this epoch`);
 
-    // ---- The shell's output buffer: held for as long as the epoch is being verified.
+    // ---- The shell's output buffer: held for as long as the epoch is being verified, and whenever a
+    // claim goes out (nothing is released mid-claim).
     for (const a of acts) {
       if (a.type === 'hold-outputs') shellHolding = true;
       else if (a.type === 'release-all') shellHolding = false;
+      else if (a.type === 'claim' && !shellHolding) return fail('a claim while the shell releases outputs directly');
     }
     if (gapCheck) verifying = true;
-    if (confirms || wonClaim || roleAfter === 'halted') verifying = false;
+    if (confirms || wonClaim || roleAfter === 'halted') {
+      verifying = false;
+      checkRetryAtMs = null; // the verification is over: nothing left to retry
+    }
     if (verifying && !shellHolding) return fail('outputs flow directly while the epoch is being verified');
     if (attachHold) attached = true;
     if (roleAfter !== 'halted') {
       const holdsOutputs = roleAfter === 'claiming' || verifying || (roleAfter === 'primary' && attached);
       if (m.holdsOutputs !== holdsOutputs) return fail(`holdsOutputs ${m.holdsOutputs}, expected ${holdsOutputs}`);
+      const hasBackup = attached && (roleAfter === 'primary' || roleAfter === 'claiming');
+      if (m.hasBackup !== hasBackup) return fail(`hasBackup ${m.hasBackup}, expected ${hasBackup}`);
+      if (m.verifyingEpoch !== verifying) return fail(`verifyingEpoch ${m.verifyingEpoch}, expected ${verifying}`);
     }
 
     // ---- Environment bookkeeping.
@@ -1391,6 +1771,12 @@ describe('randomized (seeded)', () => {
       'halt:newer-epoch:primary', 'halt:newer-epoch:live', 'halt:newer-epoch:claiming', 'halt:fatal', 'halt:lost',
       'claiming:own-epoch-seen', 'won:while-verifying', 'claim:retry', 'backup:unwelcomed-silent',
       'fatal-ignored:live', 'fatal-ignored:claiming',
+      'check:unreachable:primary', 'check:unreachable:live', 'check:retry:primary', 'check:retry:live', 'check:retry:claiming',
+      'check:retry-not-yet', 'gap:cancels-retry',
+      'claim:lone-hold', 'claim:primary-held-for-backup', 'claim:primary-held-for-check',
+      'claim-result:before-claim:zero', 'claim-result:before-claim:other',
+      'lag:no-backup-over', 'lag:no-backup-over-while-verifying',
+      'junk:non-finite', 'junk:tick', 'junk:peer-up', 'junk:acked', 'junk:lag', 'junk:drained', 'junk:claim-result', 'junk:epoch-checked', 'junk:fatal',
     ]) {
       expect(cov[what] ?? 0, `coverage of ${what}`).toBeGreaterThan(20);
     }
