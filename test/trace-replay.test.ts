@@ -78,14 +78,15 @@ test('a foreign file and a missing file are exit 2 with a clear message', async 
 });
 
 test('a tampered input is a divergence: exit 1 naming the first divergent seq', async () => {
-  // Rewrite one recorded request (same length, valid checksums) so the guest sees a different key:
-  // the replay must detect that the outputs differ at that task's end.
+  // Rewrite one recorded request (valid checksums) so the guest reads another key: the task's own
+  // output (the value it answers) differs, so the replay must report a divergence at its end.
   const { TraceWriter, readTrace } = await import('../dist/logging-channel/trace-file.js');
   const { decodeRequestEvent, encodeRequestEvent } = await import('../dist/logging-channel/codec.js');
   const contents = await readTrace(trace);
-  const target = contents.entries.find((e) => e.kind === Kind.Request && decodeRequestEvent(e.payload).method === 'PUT' && e.seq > 20)!;
+  const target = contents.entries.find((e) => e.kind === Kind.Request && decodeRequestEvent(e.payload).method === 'GET' && e.seq > 20)!;
   const event = decodeRequestEvent(target.payload);
-  const tampered = contents.entries.map((e) => (e === target ? { ...e, payload: encodeRequestEvent({ ...event, body: new TextEncoder().encode('tampered') }) } : e));
+  const tampered = contents.entries.map((e) => (e === target ? { ...e, payload: encodeRequestEvent({ ...event, url: event.url.replace(/\/kv\/k(\d+)$/, '/kv/k0') }) } : e));
+  expect(decodeRequestEvent(tampered.find((e) => e.seq === target.seq)!.payload).url).not.toBe(event.url);
   const file = path.join(dir, 'tampered.trace');
   const writer = await TraceWriter.open(file, contents.header);
   writer.append(tampered);

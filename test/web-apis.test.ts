@@ -961,3 +961,200 @@ describe('hypervisor interface', () => {
     expect(usPerRequest).toBeLessThan(500);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Fast paths and lazily built state: the results must not depend on which path was taken.
+
+const FAST_PATH_CASES = [
+  // URL fast form (kept as its href until a record is needed) against Node, every getter
+  ...['http://a.com', 'http://a.com?x=1#f', 'http://a.com/?', 'http://a.com/#', 'http://a.com/p?#', 'http://a.com:8080/p/q?r=s#t',
+    'http://a.com:0/', 'http://a.com:080/', 'http://a.com:80/x', 'https://a.com:443', 'ws://h.io/x', 'wss://h.io:444/', 'ftp://f.org:21/x',
+    'http://a.b./p', 'http://a.com/%2e%2E/x', 'http://a.com/x/.well-known/y', 'http://a.com/.../x', 'http://a.com/x/.', 'http://a.com/x/..?q',
+    'http://a.com/%2E', 'http://a.com/a.b/c%2ed', 'http://a_b-c.d-e/f_g', 'http://a.1/', 'http://a.0x1f/', 'http://1.2.3.4:5/', 'http://a.com:65536/',
+    'http://a.com/p^[]|@:;=,$!*()\'~', 'http://a.com/?q=\'"`{}^|\\\\', 'http://a.com/#`{}|', 'http://a.com/a//b///', 'http://a.com//', 'http://a.com/x?y?z#w#v',
+  ].map((u) => `(() => { const x = new URL(${JSON.stringify(u)}); return [x.href, x.origin, x.protocol, x.username, x.password, x.host, x.hostname, x.port, x.pathname, x.search, x.hash, String(x), x.toJSON(), [...x.searchParams]]; })()`),
+  // setters and searchParams on a fast-form URL
+  '(() => { const u = new URL("http://a.com:81/p?x=1#h"); u.search = "y=2"; return [u.href, u.port, u.pathname]; })()',
+  '(() => { const u = new URL("http://a.com/p?x=1#h"); const sp = u.searchParams; sp.append("z", "é"); return [u.href, u.search, u.hash]; })()',
+  '(() => { const u = new URL("http://a.com/p"); u.hash = "f"; u.pathname = "/q r"; return u.href; })()',
+  '(() => { const u = new URL("http://a.com/p"); u.host = "b.org:99"; return [u.href, u.origin, u.port]; })()',
+  '(() => { const u = new URL("http://a.com/p"); u.port = "8080"; u.protocol = "https"; return [u.href, u.origin]; })()',
+  '(() => { const u = new URL("http://a.com/p"); u.username = "me"; u.password = "pw"; return [u.href, u.username, u.password, u.host]; })()',
+  '(() => { const u = new URL("http://a.com/p"); u.href = "ftp://b.org/q"; return [u.href, u.protocol, u.pathname]; })()',
+  '(() => { const u = new URL("http://a.com/p?q=1"); u.search = ""; return [u.href, u.search, [...u.searchParams]]; })()',
+  'new URL("http://a.com/x", "not a base")',
+  'new URL("http://a.com/x", "http://b.org/y").href',
+  'URL.canParse("http://a.com:99999/") + "," + URL.canParse("http://a.com/", "nope") + "," + URL.canParse("http://a.com/..")',
+  'new Request("http://a.com").url + " " + new Request("http://a.com:80/x/../y").url + " " + new Request(new URL("http://a.com/?q#h")).url',
+  // Headers: long lists (indexed lookups), repeated and mixed-case names
+  '(() => { const h = new Headers(); for (let i = 0; i < 20; i++) h.append("X-H" + (i % 12), String(i)); h.delete("x-h3"); h.set("X-H5", "five"); h.append("x-h20", "new"); return [[...h], h.get("x-h7"), h.has("X-H3"), h.get("x-h20")]; })()',
+  '(() => { const pairs = []; for (let i = 0; i < 15; i++) pairs.push(["N" + (i % 10), "v" + i]); const h = new Headers(pairs); return [[...h], h.get("n4"), h.get("n9"), h.get("n10")]; })()',
+  '(() => { const h = new Headers({A: "1", a: "2", B: " 3 ", b: "4"}); return [...h]; })()',
+  // Header validation results are cached: the answers must not change with repetition
+  '[0, 1, 2].map(() => [...new Headers({"X-Pad": " \\tv\\t "})])',
+  '[0, 1].map(() => { try { return [...new Headers({"bad name": "x"})]; } catch (e) { return e.name; } })',
+  '[0, 1].map(() => { try { return [...new Headers([["x", "a\\nb"]])]; } catch (e) { return e.name; } })',
+  '(() => { const h = new Headers({"x": "ok"}); try { h.append("x", "bad\\u0000"); } catch (e) { return [e.name, [...h]]; } })()',
+  // Response/Request headers are built lazily: the init is still read (and validated) at construction
+  '(() => { const init = {a: "1"}; const r = new Response("x", {headers: init}); init.a = "2"; init.b = "3"; return [...r.headers]; })()',
+  '(() => { const init = [["a", "1"]]; const r = new Request("http://x/", {headers: init}); init.push(["b", "2"]); return [...r.headers]; })()',
+  '(() => { let n = 0; const init = { get a() { n++; return "v"; } }; const r = new Response(null, {headers: init}); const a = n; r.headers; return [a, n]; })()',
+  'new Response("x", {headers: {"a b": "1"}})',
+  'new Response("x", {headers: {"a": "\\n1"}}).headers.get("a")',
+  'new Response("x", {headers: {"a": "1\\n2"}})',
+  'new Request("http://x/", {headers: {"a": "\\u0100"}})',
+  '(() => { const r = new Response("x", {headers: {"Content-Type": "a/b"}}); return [...r.headers]; })()',
+  '(() => { const r = new Response("x", {headers: [["set-cookie", "a"], ["X", "1"], ["Set-Cookie", "b"]]}); return [[...r.headers], r.headers.getSetCookie()]; })()',
+  '(() => { const a = new Response("x", {headers: {k: "1"}}); const b = a.clone(); b.headers.append("k", "2"); a.headers.set("j", "0"); return [[...a.headers], [...b.headers]]; })()',
+  '(() => { const a = new Response("x", {headers: {k: "1"}}); a.headers.append("m", "2"); const b = a.clone(); b.headers.delete("k"); return [[...a.headers], [...b.headers]]; })()',
+  '(() => { const a = new Request("http://x/", {method: "POST", body: "b", headers: {k: "1"}}); const b = new Request(a); b.headers.set("k", "2"); return [[...a.headers], [...b.headers]]; })()',
+  '(() => { const a = new Request("http://x/", {headers: {k: "1"}}); const b = a.clone(); const c = new Request(a, {method: "PUT", body: "z"}); return [[...b.headers], [...c.headers], [...a.headers]]; })()',
+  '(() => { const r = Response.json({a: 1}, {status: 201, statusText: "Made", headers: {"x-y": "z"}}); const c = r.clone(); return [c.status, c.statusText, c.type, c.url, [...c.headers]]; })()',
+  '[new Response("x", {status: 201, statusText: "OK!"}).statusText, new Response().statusText, Response.error().clone().type]',
+];
+
+const FAST_PATH_ASYNC_CASES = [
+  // String bodies are UTF-8 encoded only when bytes are asked for
+  '(async () => { const r = new Response("a\\ud800b\\udc00"); return [Array.from(new Uint8Array(await r.clone().arrayBuffer())), Array.from(await r.clone().bytes()), await r.text()]; })()',
+  '(async () => { const r = new Response("é€"); const b = await r.blob(); return [b.size, b.type, await b.text()]; })()',
+  '(async () => { const r = new Request("http://x/", {method: "POST", body: "\\ufeff{\\"k\\":\\"é\\"}"}); return [await r.clone().text(), await r.json()]; })()',
+  '(async () => { const r = new Response("hi"); await r.text(); return [r.bodyUsed, await r.arrayBuffer().catch((e) => e.name), await r.text().catch((e) => e.name)]; })()',
+  '(async () => { const r = new Response("hi"); await r.text(); try { r.clone(); return "cloned"; } catch (e) { return e.name; } })()',
+  '(async () => { const r = new Response(""); return [r.body === null, await r.text(), r.bodyUsed, [...r.headers]]; })()',
+  '(async () => { const a = new Request("http://x/", {method: "POST", body: "é"}); const b = new Request(a); return [a.bodyUsed, b.bodyUsed, await b.text(), await a.text().catch((e) => e.name)]; })()',
+  '(async () => { const r = new Response(new URLSearchParams({q: "a b", "é": "1"})); return [await r.clone().text(), Array.from(await r.bytes())]; })()',
+  '(async () => Promise.all([new Response(new Uint8Array([0x68, 0xC3, 0xA9])).text(), new Response(new Uint8Array([0x68, 0x69])).text(), new Response(new Uint8Array([0xC3])).text()]))()',
+  '(async () => { const d = new TextDecoder(); return [d.decode(new Uint8Array([0x61, 0x62])), d.decode(new Uint8Array([0xE2, 0x82]), {stream: true}), d.decode(new Uint8Array([0xAC]))]; })()',
+];
+
+describe('fast paths and lazy state (compared with Node)', () => {
+  it.each(FAST_PATH_CASES)('%s', (expr) => {
+    expectSame(expr);
+  });
+  it.each(FAST_PATH_ASYNC_CASES)('async: %s', async (expr) => {
+    await expectSameAsync(expr);
+  });
+});
+
+describe('hypervisor interface: body forms', () => {
+  it('a string body given to Response comes out of responseParts as that very string', () => {
+    const r = qjs(`(() => {
+      const s = 'hello ' + 'world';
+      const p = __web.responseParts(new Response(s, {status: 201}));
+      return [p.body === s, typeof p.body, p.status, p.headers];
+    })()`);
+    expect(r).toEqual({ v: [true, 'string', 201, [['content-type', 'text/plain;charset=UTF-8']]] });
+  });
+
+  it('non-ASCII string bodies round-trip (responseParts, text, and UTF-8 bytes identical to Node)', async () => {
+    const s = 'é€😀 ü\u0000\u07FF\uFFFF';
+    const r = qjsAsync(`(async () => {
+      const s = ${JSON.stringify(s)};
+      const res = new Response(s);
+      const p = __web.responseParts(res);
+      const bytes = Array.from(new Uint8Array(await res.clone().arrayBuffer()));
+      return [p.body === s, await res.text(), bytes, __web.responseParts(res).body === s];
+    })()`);
+    expect(r).toEqual({ v: [true, s, Array.from(new TextEncoder().encode(s)), true] });
+  });
+
+  it('lone surrogates in a string body come out as U+FFFD (the string is well-formed)', () => {
+    const r = qjs(`(() => {
+      const a = __web.responseParts(new Response('a\\ud800b\\udc00')).body;
+      const b = __web.requestParts(new Request('http://h/', {method: 'POST', body: '\\udbff'})).body;
+      return [a, a.isWellFormed(), b];
+    })()`);
+    expect(r).toEqual({ v: ['a\uFFFDb\uFFFD', true, '\uFFFD'] });
+  });
+
+  it('BufferSource bodies come out as (copied) bytes; text-like bodies as strings', () => {
+    const r = qjs(`(() => {
+      const ab = new Uint8Array([1, 2, 3]).buffer;
+      const u8 = new Uint8Array([4, 5]);
+      const dv = new DataView(new Uint8Array([9, 6, 7]).buffer, 1);
+      const parts = [new Response(ab), new Response(u8), new Response(dv), new Response(new Blob(['bl'])),
+        new Response(new URLSearchParams({a: 'b c'})), Response.json({k: 'é'}), new Response(12), new Response(null), new Response()]
+        .map((res) => __web.responseParts(res));
+      const desc = (b) => b === null ? null : typeof b === 'string' ? ['str', b] : [b instanceof Uint8Array, Array.from(b)];
+      return [parts.map((p) => desc(p.body)), parts[1].body !== u8, parts.map((p) => p.headers.map((h) => h[1]).join())];
+    })()`);
+    expect(r).toEqual({ v: [
+      [[true, [1, 2, 3]], [true, [4, 5]], [true, [6, 7]], [true, [98, 108]], ['str', 'a=b+c'], ['str', '{"k":"é"}'], ['str', '12'], null, null],
+      true,
+      ['', '', '', '', 'application/x-www-form-urlencoded;charset=UTF-8', 'application/json', 'text/plain;charset=UTF-8', '', ''],
+    ] });
+  });
+
+  it('requestParts gives string bodies as strings and binary bodies as bytes', () => {
+    const r = qjs(`(() => {
+      const a = __web.requestParts(__web.toRequest('http://h/a', {method: 'PUT', body: 'v€'}));
+      const b = __web.requestParts(__web.toRequest('http://h/b', {method: 'PUT', body: new Uint8Array([0xFF]).buffer}));
+      const c = __web.requestParts(__web.toRequest(new Request('http://h/c', {method: 'POST', body: 'moved'})));
+      const d = __web.requestParts(__web.toRequest('http://h/d'));
+      return [a.body, a.headers, b.body instanceof Uint8Array, Array.from(b.body), b.headers, c.body, d.body, d.headers];
+    })()`);
+    expect(r).toEqual({ v: ['v€', [['content-type', 'text/plain;charset=UTF-8']], true, [0xFF], [], 'moved', null, []] });
+  });
+
+  it('makeRequest accepts a string body (decoded by the host) as well as bytes', () => {
+    const r = qjsAsync(`(async () => {
+      const a = __web.makeRequest('PUT', 'http://h/a', [['Content-Type', 'application/json']], '\\ufeff{"v":"é"}');
+      const pa = __web.requestParts(a);
+      const b = __web.makeRequest('PUT', 'http://h/b', [], 'x€');
+      const c = __web.makeRequest('PUT', 'http://h/c', [], new TextEncoder().encode('x€'));
+      return [pa.body, pa.headers, await a.json(), a.bodyUsed, Array.from(b.body), await b.text(), await c.text(), Array.from(new Uint8Array(await __web.makeRequest('PUT', 'http://h/', [], 'é').arrayBuffer()))];
+    })()`);
+    expect(r).toEqual({ v: ['\uFEFF{"v":"é"}', [['content-type', 'application/json']], { v: 'é' }, true, [0x78, 0xE2, 0x82, 0xAC], 'x€', 'x€', [0xC3, 0xA9]] });
+  });
+
+  it('the body getter of a string body gives its UTF-8 bytes (memoised copy) without consuming it', () => {
+    const r = qjsAsync(`(async () => {
+      const r = new Response('é€😀 x');
+      const b = r.body;
+      b[0] = 0;
+      const q = new Request('http://h/', {method: 'POST', body: 'ü'});
+      return [r.body === b, r.bodyUsed, await r.text(), r.bodyUsed, __web.responseParts(r).body, Array.from(q.body), await q.text()];
+    })()`);
+    expect(r).toEqual({ v: [true, false, 'é€😀 x', true, 'é€😀 x', [0xC3, 0xBC], 'ü'] });
+  });
+
+  it('responseParts reflects header changes made through the lazily created headers object', () => {
+    const r = qjs(`(() => {
+      const res = new Response('x', {headers: {'X-A': '1'}});
+      // (the headers array may be internal: the hypervisor serializes it at once, and so does this test)
+      const before = JSON.parse(JSON.stringify(__web.responseParts(res).headers));
+      res.headers.append('x-b', '2');
+      res.headers.append('Set-Cookie', 'c=1');
+      res.headers.append('set-cookie', 'd=2');
+      const after = JSON.parse(JSON.stringify(__web.responseParts(res).headers));
+      const clone = res.clone();
+      clone.headers.delete('x-a');
+      return [before, after, __web.responseParts(clone).headers, __web.responseParts(res).headers.length];
+    })()`);
+    expect(r).toEqual({ v: [
+      [['x-a', '1'], ['content-type', 'text/plain;charset=UTF-8']],
+      [['x-a', '1'], ['content-type', 'text/plain;charset=UTF-8'], ['x-b', '2'], ['set-cookie', 'c=1'], ['set-cookie', 'd=2']],
+      [['content-type', 'text/plain;charset=UTF-8'], ['x-b', '2'], ['set-cookie', 'c=1'], ['set-cookie', 'd=2']],
+      5,
+    ] });
+  });
+
+  it('a request made by makeRequest keeps its raw headers until read, and copies share nothing mutable', () => {
+    const r = qjs(`(() => {
+      const raw = [['Host', 'h'], ['X-Multi', 'a'], ['x-multi', 'b']];
+      const req = __web.makeRequest('POST', 'http://h/', raw, 'body');
+      const clone = req.clone();
+      clone.headers.append('x-new', '1');
+      const copy = new Request(req);
+      copy.headers.set('x-multi', 'c');
+      return [__web.requestParts(req).headers, __web.requestParts(copy).headers, __web.requestParts(clone).headers, [...req.headers], raw.length, req.bodyUsed, copy.bodyUsed];
+    })()`);
+    expect(r).toEqual({ v: [
+      [['host', 'h'], ['x-multi', 'a, b']],
+      [['host', 'h'], ['x-multi', 'c']],
+      [['host', 'h'], ['x-multi', 'a, b'], ['x-new', '1']],
+      [['host', 'h'], ['x-multi', 'a, b']],
+      3, true, false,
+    ] });
+  });
+});

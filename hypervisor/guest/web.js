@@ -221,6 +221,8 @@
   }
 
   const CHUNK = 8192;
+  const fromCharCode = String.fromCharCode;
+  const reflectApply = Reflect.apply;
   const NON_ASCII_RE = /[^\x00-\x7F]/;
   // Bytes (each < 256) to a string of the same code units.
   function latin1ToString(bytes, start, end) {
@@ -1425,12 +1427,7 @@
     const m = FAST_URL_RE.exec(input);
     if (m === null) return null;
     const ps = m[1].length;
-    const port = m[3];
-    if (port !== undefined) {
-      if (port.length > 1 && port.charCodeAt(0) === 0x30) return null; // leading zeros are dropped
-      const n = +port;
-      if (n > 65535 || n === SPECIAL_PORTS.get(m[2])) return null;
-    }
+    if (m[3] !== undefined && !fastPortOK(m[3], m[2])) return null;
     const path = m[4];
     fastPS = ps;
     if (path === '') {
@@ -1439,6 +1436,12 @@
     }
     fastPE = ps + path.length;
     return input;
+  }
+  // Whether an explicit port is serialized as given: not the scheme's default, no leading zero.
+  function fastPortOK(port, scheme) {
+    if (port.length > 1 && port.charCodeAt(0) === 0x30) return false;
+    const n = +port;
+    return n <= 65535 && n !== SPECIAL_PORTS.get(scheme);
   }
   // The URL record of a fast-shape href.
   function fastRecord(h, ps, pe) {
@@ -1645,11 +1648,19 @@
         b = basicParse(toUSVString(base), null, null, 0);
         if (b === null) throw new TypeError('Invalid URL');
       }
-      const h = fastHref(s);
-      if (h !== null) {
-        this.#u = h;
-        this.#ps = fastPS;
-        this.#pe = fastPE;
+      // fastHref(), inlined (this is the hot path)
+      const m = FAST_URL_RE.exec(s);
+      if (m !== null && (m[3] === undefined || fastPortOK(m[3], m[2]))) {
+        const ps = m[1].length;
+        const path = m[4];
+        this.#ps = ps;
+        if (path === '') {
+          this.#u = s.slice(0, ps) + '/' + s.slice(ps);
+          this.#pe = ps + 1;
+        } else {
+          this.#u = s;
+          this.#pe = ps + path.length;
+        }
         return;
       }
       const r = basicParse(typeof url === 'string' ? toUSVString(s) : s, b, null, 0);
@@ -2169,11 +2180,13 @@
   // A header list is an Array of [lowerCaseName, value] entries: one entry per name, in the order
   // names were first added, the values of a repeated name combined with ", " (set-cookie too; its
   // separate values are also kept in a `cookies` array, see listForWire). Entries are never
-  // mutated (combining a value replaces the entry), so entries and whole lists can be shared.
+  // mutated (combining a value replaces the entry), so one entry can be shared by many lists.
   //
   // Cost notes (QuickJS is an interpreter: a builtin call is cheap, an interpreted loop over
-  // characters is not): names and values are validated with a cache lookup first; small lists are
-  // searched linearly, long ones (> INDEX_MIN entries) get a Map index built on demand.
+  // characters is not, and every object or private field allocated costs): names and values are
+  // validated with a cache lookup first; small lists are searched linearly, long ones
+  // (> INDEX_MIN entries) get a Map index built on demand; Request and Response keep their header
+  // list (or the hypervisor's raw pairs) and only build a Headers object when `headers` is read.
 
   const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
   const BAD_HEADER_VALUE_RE = /[\0\r\n]|[^\0-\xFF]/;
@@ -2270,10 +2283,7 @@
     for (let i = 0; i < list.length; i++) index.set(list[i][0], i);
     return index;
   }
-  // Add to a list being built; `index` is null or a Map index of it. Returns the (new) index.
-  function listAdd(list, index, name, value) {
-    return listAddEntry(list, index, [name, value]);
-  }
+  // Add an entry to a list being built; `index` is null or a Map index of it. Returns the (new) index.
   function listAddEntry(list, index, entry) {
     const name = entry[0];
     let j = -1;
@@ -2379,7 +2389,10 @@
     }
     get(name) {
       requireArgs(arguments.length, 1, "Failed to execute 'get' on 'Headers'");
-      const j = headersFind(this, headerName(toDOMString(name), 'Headers.get'));
+      if (typeof name !== 'string') name = toDOMString(name);
+      let lower = nameCache.get(name);
+      if (lower === undefined) lower = headerName(name, 'Headers.get');
+      const j = headersFind(this, lower);
       return j < 0 ? null : this.#list[j][1];
     }
     getSetCookie() {
@@ -2499,10 +2512,11 @@
         let cookies = null;
         for (let i = 0; i < pairs.length; i++) {
           const pair = pairs[i];
-          const name = lowerName(pair[0]);
-          const value = pair[1];
-          index = listAdd(list, index, name, value);
-          if (name === 'set-cookie') cookies = addCookie(cookies, value);
+          const raw = pair[0];
+          const name = lowerName(raw);
+          // a trusted pair is never mutated: it can be the entry itself when its name is lower case
+          index = listAddEntry(list, index, name === raw && pair.length === 2 ? pair : [name, pair[1]]);
+          if (name === 'set-cookie') cookies = addCookie(cookies, pair[1]);
         }
         const h = new Headers(kInternal);
         h.#list = list;
@@ -2578,6 +2592,12 @@
   const FORM_URLENCODED = 'application/x-www-form-urlencoded;charset=UTF-8';
   const JSONparse = JSON.parse;
   const JSONstringify = JSON.stringify;
+  // Shared header list entries (entries are never mutated).
+  const ENTRY_TEXT_PLAIN = ['content-type', TEXT_PLAIN];
+  const ENTRY_JSON = ['content-type', 'application/json'];
+  function contentTypeEntry(type) {
+    return type === TEXT_PLAIN ? ENTRY_TEXT_PLAIN : ['content-type', type];
+  }
 
   // "Extract a body": returns the body (see above) and leaves the Content-Type to use (or null) in
   // `extractedType` (avoids allocating a result pair on the hot path). Read it right after the call.
@@ -2612,7 +2632,12 @@
   // text() of a body (null, string or bytes): UTF-8 decode, dropping a leading BOM.
   function bodyText(b) {
     if (typeof b === 'string') return b.charCodeAt(0) === 0xFEFF ? b.slice(1) : b;
-    return b === null ? '' : utf8DecodeStripBOM(b);
+    if (b === null) return '';
+    if (b.length <= CHUNK) {
+      const s = reflectApply(fromCharCode, null, b);
+      if (!NON_ASCII_RE.test(s)) return s; // all ASCII (so no BOM either)
+    }
+    return utf8DecodeStripBOM(b);
   }
   // A fresh Uint8Array of a body's bytes.
   function bodyBytesCopy(b) {
@@ -2798,9 +2823,9 @@
         const type = extractedType;
         if (type !== null) {
           if (hdr === null) {
-            hdr = [['content-type', type]];
+            hdr = [contentTypeEntry(type)];
           } else if (isArray(hdr) && !shared) {
-            if (listFind(hdr, 'content-type') < 0) hdr.push(['content-type', type]);
+            if (listFind(hdr, 'content-type') < 0) hdr.push(contentTypeEntry(type));
           } else {
             if (shared) hdr = headersFromRaw(hdr, GUARD_NONE);
             if (!headersHasLower(hdr, 'content-type')) headersAppendTrusted(hdr, 'content-type', type);
@@ -2945,13 +2970,13 @@
     // null (statusText "", type "default", url "", no memoised body), or { statusText, type, url, bodyView }.
     #x = null;
 
-    constructor(body = null, init = undefined) {
+    constructor(body = null, init) { // (Response.length is 0, as in Node)
       if (body === kInternal) return;
       let status = 200, statusText = '', headers;
       if (init !== undefined && init !== null) {
         if (!isObjectLike(init)) throw new TypeError("Failed to construct 'Response': The provided init is not an object.");
         const s = init.status;
-        if (s !== undefined) status = toUint16(s);
+        if (s !== undefined) status = typeof s === 'number' && (s & 0xFFFF) === s ? s : toUint16(s);
         const t = init.statusText;
         if (t !== undefined) statusText = toDOMString(t);
         headers = init.headers;
@@ -2968,17 +2993,16 @@
       }
       if (body !== null && body !== undefined) {
         if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
-        let type;
+        let entry = ENTRY_TEXT_PLAIN;
         if (typeof body === 'string') {
           this.#body = body.isWellFormed() ? body : body.toWellFormed();
-          type = TEXT_PLAIN;
         } else {
           this.#body = extractBody(body);
-          type = extractedType;
+          entry = extractedType === null ? null : contentTypeEntry(extractedType);
         }
-        if (type !== null && !hasType) {
-          if (list === NO_HEADERS) list = [['content-type', type]];
-          else list.push(['content-type', type]);
+        if (entry !== null && !hasType) {
+          if (list === NO_HEADERS) list = [entry];
+          else list.push(entry);
         }
       }
       this.#hdr = cookies === null ? list : headersWrap(list, cookies, GUARD_NONE);
@@ -3003,7 +3027,7 @@
       if (init !== undefined && init !== null) {
         if (!isObjectLike(init)) throw new TypeError("Failed to execute 'json' on 'Response': The provided init is not an object.");
         const s = init.status;
-        if (s !== undefined) status = toUint16(s);
+        if (s !== undefined) status = typeof s === 'number' && (s & 0xFFFF) === s ? s : toUint16(s);
         const t = init.statusText;
         if (t !== undefined) statusText = toDOMString(t);
         headers = init.headers;
@@ -3018,8 +3042,8 @@
       if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
       if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
       if (!hasType) {
-        if (list === NO_HEADERS) list = [['content-type', 'application/json']];
-        else list.push(['content-type', 'application/json']);
+        if (list === NO_HEADERS) list = [ENTRY_JSON];
+        else list.push(ENTRY_JSON);
       }
       const r = new Response(kInternal);
       r.#status = status;
