@@ -107,8 +107,13 @@ export async function startRun(app: string, options: { record?: string; env?: Re
   for (const [k, v] of Object.entries(options.env ?? {})) args.push('--env', `${k}=${v}`);
   args.push(...(options.args ?? []));
   const proc = spawnFtjs(args, options.processEnv);
-  const line = await proc.waitForLog((l) => typeof l.url === 'string' && l.msg.startsWith('serving'), 'the node to serve');
-  return Object.assign(proc, { url: line.url as string });
+  try {
+    const line = await proc.waitForLog((l) => typeof l.url === 'string' && l.msg.startsWith('serving'), 'the node to serve');
+    return Object.assign(proc, { url: line.url as string });
+  } catch (error) {
+    await proc.stop('SIGKILL');
+    throw error;
+  }
 }
 
 export interface Step {
@@ -205,7 +210,10 @@ export async function startPrimary(app: string, options: PairOptions = {}): Prom
   const sharedDir = options.sharedDir ?? tempDir('ftjs-shared-');
   const timing = timingArgs(options);
   const proc = spawnFtjs(['primary', app, '--port', '0', '--replication-port', '0', '--shared-dir', sharedDir, '--node-id', 'primary', ...timing, ...(options.primaryArgs ?? [])], { FTJS_SECRET: TEST_SECRET });
-  const line = await proc.waitForLog((l) => typeof l.replication === 'string' && typeof l.url === 'string', 'the primary to serve');
+  const line = await proc.waitForLog((l) => typeof l.replication === 'string' && typeof l.url === 'string', 'the primary to serve').catch(async (error: Error) => {
+    await proc.stop('SIGKILL');
+    throw error;
+  });
   return Object.assign(proc, { url: line.url as string, replication: line.replication as string, sharedDir });
 }
 
@@ -213,7 +221,10 @@ export async function startBackup(replication: string, sharedDir: string, option
   const timing = timingArgs(options);
   const args = ['backup', ...(options.entry ? [options.entry] : []), '--primary', replication, '--port', '0', '--shared-dir', sharedDir, '--node-id', options.nodeId ?? 'backup', ...timing, ...(options.backupArgs ?? [])];
   const proc = spawnFtjs(args, { FTJS_SECRET: options.secret ?? TEST_SECRET, ...(options.env ?? {}) });
-  const line = await proc.waitForLog((l) => typeof l.url === 'string' && typeof l.primary === 'string', 'the backup to listen');
+  const line = await proc.waitForLog((l) => typeof l.url === 'string' && typeof l.primary === 'string', 'the backup to listen').catch(async (error: Error) => {
+    await proc.stop('SIGKILL');
+    throw error;
+  });
   return Object.assign(proc, { url: line.url as string });
 }
 
@@ -221,14 +232,23 @@ export async function startBackup(replication: string, sharedDir: string, option
 export async function startPair(app: string, options: PairOptions = {}): Promise<PairProcesses> {
   const sharedDir = options.sharedDir ?? tempDir('ftjs-shared-');
   const primary = await startPrimary(app, { ...options, sharedDir });
-  const backup = await startBackup(primary.replication, sharedDir, options);
-  await waitFor(async () => (await status(primary.url)).backupAttached === true && ((await status(backup.url)).replayedSeq as number) > 0, 'the backup to attach and replay');
+  let backup: (FtjsProcess & { url: string }) | null = null;
+  try {
+    backup = await startBackup(primary.replication, sharedDir, options);
+    const b = backup;
+    await waitFor(async () => (await status(primary.url)).backupAttached === true && ((await status(b.url)).replayedSeq as number) > 0, 'the backup to attach and replay');
+  } catch (error) {
+    // Never leave a node running behind a failed start.
+    await Promise.all([primary.stop('SIGKILL'), backup?.stop('SIGKILL')]);
+    throw error;
+  }
+  const started = backup!;
   return {
     primary,
-    backup,
+    backup: started,
     sharedDir,
     async stop() {
-      for (const p of [primary, backup]) {
+      for (const p of [primary, started]) {
         if (p.signal === null && p.exitCode === null) {
           try {
             p.child.kill('SIGCONT');
@@ -237,7 +257,7 @@ export async function startPair(app: string, options: PairOptions = {}): Promise
           }
         }
       }
-      await Promise.all([primary.stop('SIGKILL'), backup.stop('SIGKILL')]);
+      await Promise.all([primary.stop('SIGKILL'), started.stop('SIGKILL')]);
     },
   };
 }
