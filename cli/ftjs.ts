@@ -3,6 +3,7 @@
 
 import { Command } from 'commander';
 import { registerReplay } from './replay.js';
+import { registerInspect } from './inspect.js';
 import { registerRun } from './run.js';
 import { registerPair } from './pair.js';
 import { registerUp } from './up.js';
@@ -16,6 +17,7 @@ program
   .showHelpAfterError();
 registerRun(program);
 registerReplay(program);
+registerInspect(program);
 registerPair(program);
 registerUp(program);
 registerDrill(program);

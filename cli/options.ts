@@ -88,3 +88,21 @@ export interface ServeFlags {
   fetchTimeoutMs: number;
   maxFetchResponseBytes: number;
 }
+
+/** Default size of one trace segment (`--trace-max-mb`). */
+export const DEFAULT_TRACE_MAX_MB = 1024;
+
+/** `--trace-max-mb`: traces rotate into numbered segments (file, file.1, file.2, ...) of at most this size. */
+export function addTraceSizeOption(command: Command): Command {
+  return command.option(
+    '--trace-max-mb <mb>',
+    'largest trace file: past it the trace continues in <file>.1, <file>.2, ... (each a valid trace; `ftjs replay <file>` reads them all as one)',
+    positiveInt('--trace-max-mb'),
+    DEFAULT_TRACE_MAX_MB,
+  );
+}
+
+/** The bytes of one trace segment from `--trace-max-mb`. */
+export function traceSegmentBytes(flags: { traceMaxMb: number }): number {
+  return flags.traceMaxMb * MiB;
+}

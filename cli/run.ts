@@ -6,13 +6,14 @@ import { loadGuest } from '../hypervisor/sources.js';
 import { StandaloneNode } from '../hypervisor/standalone.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
 import { createLogger } from './logger.js';
-import { addLogOptions, addServeOptions, addVmOptions, limitsFrom, port, type ServeFlags, type VmFlags } from './options.js';
+import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface RunFlags extends VmFlags, ServeFlags {
   port: number;
   host: string;
   record?: string;
   trace?: string;
+  traceMaxMb: number;
   pretty?: boolean;
   logLevel: string;
 }
@@ -27,6 +28,7 @@ export function registerRun(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--record <file>', 'write a trace of the run to <file> (must not exist)')
     .option('--trace <file>', 'same as --record (the name the pair commands use)');
+  addTraceSizeOption(command);
   addVmOptions(command);
   addServeOptions(command);
   addLogOptions(command);
@@ -38,7 +40,7 @@ export function registerRun(program: Command): void {
       config,
       host: flags.host,
       port: flags.port,
-      ...(flags.record ? { recordPath: flags.record } : {}),
+      ...(flags.record ? { recordPath: flags.record, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
       maxRequestBytes: flags.maxRequestBytes,
       loop: { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: flags.maxQueuedRequests, fetchTimeoutMs: flags.fetchTimeoutMs, maxFetchResponseBytes: flags.maxFetchResponseBytes },
       logger,

@@ -18,6 +18,8 @@ export interface StandaloneOptions {
   host: string;
   port: number;
   recordPath?: string;
+  /** Rotate the trace into segments of this many bytes (TraceWriterOptions.segmentBytes). */
+  traceSegmentBytes?: number;
   maxRequestBytes: number;
   loop: LiveLoopOptions;
   logger: Logger;
@@ -39,7 +41,9 @@ export class StandaloneNode {
 
   static async start(options: StandaloneOptions): Promise<StandaloneNode> {
     const { config, logger } = options;
-    const trace = options.recordPath ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run')) : null;
+    const trace = options.recordPath
+      ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run'), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {})
+      : null;
     const log = new Log();
     const traceOut = trace ? traceSink(trace) : null;
     if (traceOut) log.addSink(traceOut.sink);

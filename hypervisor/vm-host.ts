@@ -5,7 +5,8 @@ import { Worker } from 'node:worker_threads';
 import type { Entry } from '../logging-channel/entry.js';
 import { workerStackSizeMb, type VmLimits } from './limits.js';
 import type { BootConfig, LiveEvent, Snapshot } from './vm.js';
-import type { PendingFetch, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
+import type { EvalResult } from './vm-eval.js';
+import type { CheckpointReply, PendingFetch, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 export class VmError extends Error {
   constructor(name: string, message: string, readonly remoteStack?: string) {
@@ -93,6 +94,32 @@ export class VmHost {
 
   pendingFetches(): Promise<PendingFetch[]> {
     return this.call({ op: 'pending-fetches' });
+  }
+
+  // The replay debugger's operations (replay mode).
+
+  reset(): Promise<VmState> {
+    return this.call({ op: 'reset' });
+  }
+
+  checkpointSave(id: number, compress: boolean): Promise<CheckpointReply> {
+    return this.call({ op: 'checkpoint-save', id, compress });
+  }
+
+  checkpointRestore(id: number): Promise<VmState> {
+    return this.call({ op: 'checkpoint-restore', id });
+  }
+
+  checkpointDrop(ids: number[]): Promise<CheckpointReply> {
+    return this.call({ op: 'checkpoint-drop', ids });
+  }
+
+  eval(code: string, budgetMs: number): Promise<EvalResult> {
+    return this.call({ op: 'eval', code, budgetMs });
+  }
+
+  replayCopy(tasks: Entry[][], faultInjection: boolean): Promise<RunReply> {
+    return this.call({ op: 'replay-copy', tasks, faultInjection });
   }
 
   async terminate(): Promise<void> {

@@ -12,7 +12,25 @@ export type VmRequest =
   | { op: 'go-live'; limits?: Partial<VmLimits> }
   | { op: 'state'; hash: boolean }
   | { op: 'snapshot' }
-  | { op: 'pending-fetches' };
+  | { op: 'pending-fetches' }
+  // The replay debugger (replayer/session.ts). Checkpoints stay in the worker (replayer/checkpoints.ts).
+  /** Replay mode: replace the VM with a fresh one, before its boot task. */
+  | { op: 'reset' }
+  /** Store a checkpoint of the VM (between tasks) under `id`. */
+  | { op: 'checkpoint-save'; id: number; compress: boolean }
+  /** Replace the VM with the one checkpoint `id` holds. */
+  | { op: 'checkpoint-restore'; id: number }
+  | { op: 'checkpoint-drop'; ids: number[] }
+  /** Evaluate `code` in a scratch copy of the VM (hypervisor/vm-eval.ts); the VM itself is untouched. */
+  | { op: 'eval'; code: string; budgetMs: number }
+  /** Replay `tasks` in a scratch copy of the VM (e.g. without test fault injection); the VM is untouched. */
+  | { op: 'replay-copy'; tasks: Entry[][]; faultInjection: boolean };
+
+export interface CheckpointReply {
+  /** Bytes all checkpoints hold now. */
+  bytes: number;
+  count: number;
+}
 
 export interface VmState {
   pos: number;

@@ -4,13 +4,32 @@
 
 import { parentPort } from 'node:worker_threads';
 import { LivePort } from '../recorder/live-port.js';
+import { CheckpointStore } from '../replayer/checkpoints.js';
 import { ReplayPort } from '../replayer/replay-port.js';
-import { Vm } from './vm.js';
-import type { RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
+import { Vm, type BootConfig } from './vm.js';
+import { InspectPort } from './vm-eval.js';
+import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 if (!parentPort) throw new Error('vm-worker must run as a worker thread');
 const port = parentPort;
 let vm: Vm | null = null;
+let bootConfig: BootConfig | null = null;
+let replayPort: ReplayPort | null = null;
+/** Debugger checkpoints, with whether the test-only fault had been injected at each. */
+const checkpoints = new CheckpointStore<{ perturbed: boolean }>();
+/** Bumped whenever the VM changes: an eval copy is good for one generation. */
+let generation = 0;
+let scratch: { vm: Vm; generation: number } | null = null;
+
+function checkpointReply(): CheckpointReply {
+  return { bytes: checkpoints.bytes, count: checkpoints.count };
+}
+
+/** A copy of the VM in its current state, with its own port. */
+async function copyOf(v: Vm, inputPort: ConstructorParameters<typeof ReplayPort>[0] | InspectPort): Promise<Vm> {
+  const p = inputPort instanceof InspectPort ? inputPort : new ReplayPort(inputPort);
+  return Vm.create(v.config, p, v.snapshot());
+}
 
 function state(vm: Vm, hash: boolean): VmState {
   return {
@@ -34,9 +53,11 @@ async function handle(request: VmRequest): Promise<unknown> {
       if (vm) throw new Error('VM already booted');
       const live = request.mode === 'live';
       let v: Vm;
-      const inputPort = live ? new LivePort({ push: (e) => v.sink.push(e) }, { taskBudgetMs: request.config.limits.taskBudgetMs }) : new ReplayPort();
+      if (!live) replayPort = new ReplayPort();
+      const inputPort = live ? new LivePort({ push: (e) => v.sink.push(e) }, { taskBudgetMs: request.config.limits.taskBudgetMs }) : replayPort!;
       v = await Vm.create(request.config, inputPort, request.snapshot);
       vm = v;
+      bootConfig = request.config;
       if (live && !request.snapshot) {
         const result = v.bootLive();
         return { results: [result], state: state(v, false) } satisfies RunReply;
@@ -44,11 +65,13 @@ async function handle(request: VmRequest): Promise<unknown> {
       return { results: [], state: state(v, false) } satisfies RunReply;
     }
     case 'run': {
+      generation++;
       const v = need();
       const results = request.events.map((event) => v.runLive(event));
       return { results, state: state(v, false) } satisfies RunReply;
     }
     case 'replay': {
+      generation++;
       const v = need();
       const results = [];
       for (const task of request.tasks) {
@@ -59,6 +82,7 @@ async function handle(request: VmRequest): Promise<unknown> {
       return { results, state: state(v, false) } satisfies RunReply;
     }
     case 'go-live': {
+      generation++;
       const v = need();
       v.setPort(new LivePort(v.sink, { taskBudgetMs: request.limits?.taskBudgetMs ?? v.config.limits.taskBudgetMs }));
       return state(v, false);
@@ -69,6 +93,62 @@ async function handle(request: VmRequest): Promise<unknown> {
       return need().snapshot();
     case 'pending-fetches':
       return need().pendingFetches();
+    case 'reset': {
+      need();
+      generation++;
+      replayPort = new ReplayPort();
+      vm = await Vm.create(bootConfig!, replayPort);
+      return state(vm, false);
+    }
+    case 'checkpoint-save': {
+      const v = need();
+      checkpoints.save(request.id, v.snapshot(), { perturbed: replayPort?.perturbed ?? false }, request.compress);
+      return checkpointReply();
+    }
+    case 'checkpoint-restore': {
+      const v = need();
+      generation++;
+      const { snapshot, extra } = checkpoints.load(request.id);
+      replayPort = new ReplayPort({ perturbed: extra.perturbed });
+      // In place when the memory has not grown since (no engine boot); else a fresh VM from the snapshot.
+      if (v.rewindInPlace(snapshot)) v.setPort(replayPort);
+      else vm = await Vm.create(bootConfig!, replayPort, snapshot);
+      return state(need(), false);
+    }
+    case 'checkpoint-drop':
+      for (const id of request.ids) checkpoints.drop(id);
+      return checkpointReply();
+    case 'eval': {
+      const v = need();
+      if (v.taskCount === 0) {
+        return { ok: false, value: 'the guest has not booted yet (the VM is before its boot task)', type: 'error', console: [], interrupted: false, outputsDiscarded: 0 };
+      }
+      try {
+        if (!scratch || scratch.generation !== generation) {
+          scratch = null;
+          scratch = { vm: await copyOf(v, new InspectPort(request.budgetMs)), generation };
+        }
+        return scratch.vm.evaluate(request.code);
+      } catch (error) {
+        // Only the copy can be hurt by what an expression does: drop it, keep the VM.
+        scratch = null;
+        const e = error as Error;
+        return { ok: false, value: `ftjs eval failed: ${e.name}: ${e.message} (the scratch copy was discarded; the replay is unaffected)`, type: 'error', console: [], interrupted: false, outputsDiscarded: 0 };
+      }
+    }
+    case 'replay-copy': {
+      const v = need();
+      const copyPort = { faultInjection: request.faultInjection, perturbed: replayPort?.perturbed ?? false };
+      // Before the boot task there is nothing to copy: a fresh VM is the same state.
+      const copy = v.taskCount === 0 ? await Vm.create(v.config, new ReplayPort(copyPort)) : await copyOf(v, copyPort);
+      const results = [];
+      for (const task of request.tasks) {
+        const result = copy.replay(task);
+        results.push(result);
+        if (result.divergence) break;
+      }
+      return { results, state: state(copy, false) } satisfies RunReply;
+    }
   }
 }
 

@@ -626,7 +626,7 @@ export class Vm {
           handle.dispose();
           handle = state.error;
           ok = false;
-        } else if (state.type === 'fulfilled') {
+        } else if (state.type === 'fulfilled' && state.value !== handle) {
           state.value.dispose();
         }
       }
@@ -710,6 +710,20 @@ export class Vm {
       memory: new Uint8Array(this.engine.memory.buffer).slice(),
       devices: this.devices(),
     };
+  }
+
+  /**
+   * The replay debugger's fast restore: puts this VM back to `snapshot` (taken of a VM of the same boot
+   * config, between tasks) in place, without booting a new engine. Possible only while this VM's memory
+   * is as large as the snapshot's (WASM memory never shrinks); returns false otherwise, and the caller
+   * boots a fresh VM from the snapshot (Vm.create) instead.
+   */
+  rewindInPlace(snapshot: Snapshot): boolean {
+    if (this.inTask) throw new VmFatal('rewind inside a task');
+    if (!this.engineBooted || snapshot.guestHash !== this.config.guestHash || snapshot.memory.byteLength !== this.engine.memory.buffer.byteLength) return false;
+    this.restore(snapshot);
+    this.cachedHash = null;
+    return true;
   }
 
   private restore(snapshot: Snapshot): void {

@@ -52,6 +52,11 @@ export interface TraceHeader {
   createdAt: string;
   /** Id of the node that recorded it. */
   node?: string;
+  /**
+   * Set on the second and later segments of a rotated trace (`file.1`, `file.2`, ...): the segment's
+   * number and the seq of its first entry. The first segment (`file`) has none.
+   */
+  segment?: { index: number; firstSeq: number };
 }
 
 export type TraceErrorCode = 'NOT_A_TRACE' | 'UNSUPPORTED_VERSION' | 'CORRUPT' | 'TRUNCATED';
@@ -114,6 +119,12 @@ function headerProblem(value: unknown): string | null {
   if (!isObject(boot)) return 'header.boot is not an object';
   if (!isString(createdAt)) return 'header.createdAt is not a string';
   if (node !== undefined && !isString(node)) return 'header.node is not a string';
+  const segment = value['segment'];
+  if (segment !== undefined) {
+    if (!isObject(segment)) return 'header.segment is not an object';
+    if (!Number.isSafeInteger(segment['index']) || (segment['index'] as number) < 1) return 'header.segment.index is not a positive integer';
+    if (!Number.isSafeInteger(segment['firstSeq']) || (segment['firstSeq'] as number) < 1) return 'header.segment.firstSeq is not a positive integer';
+  }
   return null;
 }
 
@@ -141,8 +152,18 @@ export function encodeTraceHeader(header: TraceHeader): Uint8Array {
 // Writer
 
 export interface TraceWriterOptions {
-  /** Refuse to grow the file past this many bytes (TraceFullError). Default DEFAULT_MAX_TRACE_BYTES. */
+  /**
+   * Refuse to grow the file past this many bytes (TraceFullError). Default DEFAULT_MAX_TRACE_BYTES.
+   * With `segmentBytes`, the bound on all segments together (default: none).
+   */
   maxBytes?: number;
+  /**
+   * Rotate: rather than grow a file past this many bytes, close it and continue in the next segment,
+   * `<file>.1`, `<file>.2`, ... Each segment is a valid trace (the same header, plus its segment
+   * number and first seq) and the segments read as one trace (openTraceSegments). A segment always
+   * holds at least one block, so it can exceed this bound by up to one block when a block is larger.
+   */
+  segmentBytes?: number;
   /** append() writes a block by itself once this many entry bytes are buffered. Default DEFAULT_BLOCK_BYTES. */
   blockBytes?: number;
   /** Upper bound on one block's batch (MAX_BATCH_BYTES by default; readers enforce the same bound). */
@@ -166,8 +187,13 @@ export class TraceWriter {
   private pendingBytes = 0;
   private seqNext: number;
   private lastPos = 0;
+  /** Bytes in the current segment's file. */
   private written: number;
+  /** Bytes in the earlier (closed) segments. */
+  private writtenBefore = 0;
   private blockCount = 0;
+  private blocksInSegment = 0;
+  private segmentIndex = 0;
   /** Set when a write failed: the file was cut back to its last whole block and is closed for writing. */
   private broken: Error | null = null;
 
@@ -179,6 +205,9 @@ export class TraceWriter {
     readonly blockBytes: number,
     readonly maxBatchBytes: number,
     firstSeq: number,
+    private readonly header: TraceHeader,
+    readonly segmentBytes: number | null,
+    private readonly overwrite: boolean,
   ) {
     this.fd = fd;
     this.written = headerBytes;
@@ -186,7 +215,9 @@ export class TraceWriter {
   }
 
   static async open(filePath: string, header: TraceHeader, opts: TraceWriterOptions = {}): Promise<TraceWriter> {
-    const maxBytes = opts.maxBytes ?? DEFAULT_MAX_TRACE_BYTES;
+    const segmentBytes = opts.segmentBytes ?? null;
+    if (segmentBytes !== null && !(segmentBytes > 0)) throw new RangeError(`TraceWriter: segmentBytes must be positive, got ${segmentBytes}`);
+    const maxBytes = opts.maxBytes ?? (segmentBytes !== null ? Number.POSITIVE_INFINITY : DEFAULT_MAX_TRACE_BYTES);
     const blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
     const maxBatchBytes = opts.maxBatchBytes ?? MAX_BATCH_BYTES;
     const firstSeq = opts.firstSeq ?? 1;
@@ -198,6 +229,15 @@ export class TraceWriter {
     if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw new RangeError(`TraceWriter: firstSeq must be >= 1, got ${firstSeq}`);
     const headerBytes = encodeTraceHeader(header);
     if (headerBytes.byteLength > maxBytes) throw new TraceFullError(filePath, maxBytes, 0, headerBytes.byteLength);
+    if (segmentBytes !== null) {
+      // Segments left by an earlier trace of the same name would read as part of this one.
+      for (let i = 1; fs.existsSync(traceSegmentPath(filePath, i)); i++) {
+        if (opts.overwrite !== true) {
+          throw Object.assign(new Error(`${traceSegmentPath(filePath, i)} exists: a segment of an earlier trace named ${filePath} (remove it, or pick another name)`), { code: 'EEXIST' });
+        }
+        fs.unlinkSync(traceSegmentPath(filePath, i));
+      }
+    }
     const fd = fs.openSync(filePath, opts.overwrite === true ? 'w' : 'wx');
     try {
       writeFully(fd, headerBytes, 0);
@@ -208,7 +248,7 @@ export class TraceWriter {
       fs.closeSync(fd);
       throw err;
     }
-    return new TraceWriter(filePath, fd, headerBytes.byteLength, maxBytes, blockBytes, maxBatchBytes, firstSeq);
+    return new TraceWriter(filePath, fd, headerBytes.byteLength, maxBytes, blockBytes, maxBatchBytes, firstSeq, header, segmentBytes, opts.overwrite === true);
   }
 
   /** Seq the next appended entry must have. */
@@ -216,9 +256,19 @@ export class TraceWriter {
     return this.seqNext;
   }
 
-  /** Bytes in the file (header + whole blocks). Buffered entries are not counted. */
+  /** Bytes in the file (header + whole blocks), over all segments. Buffered entries are not counted. */
   get bytesWritten(): number {
-    return this.written;
+    return this.writtenBefore + this.written;
+  }
+
+  /** Segments written so far (1 until the first rotation). */
+  get segments(): number {
+    return this.segmentIndex + 1;
+  }
+
+  /** The file being written now: `path`, or `path.N` after N rotations. */
+  get currentPath(): string {
+    return traceSegmentPath(this.path, this.segmentIndex);
   }
 
   get blocksWritten(): number {
@@ -289,7 +339,6 @@ export class TraceWriter {
   }
 
   private writeBlock(entries: readonly Entry[]): void {
-    const fd = this.fd!;
     const w = this.writer;
     w.reset();
     // Encode with room for the u32 frame length right before the batch, so the frame is one
@@ -298,7 +347,8 @@ export class TraceWriter {
     const frameAt = start - FRAME_PREFIX_BYTES;
     w.setU32At(frameAt, end - start);
     const frame = w.view(frameAt, end);
-    this.ensureRoom(frame.byteLength);
+    this.ensureRoom(frame.byteLength, entries[0]!.seq);
+    const fd = this.fd!;
     try {
       writeFully(fd, frame, this.written);
     } catch (err) {
@@ -314,18 +364,58 @@ export class TraceWriter {
     }
     this.written += frame.byteLength;
     this.blockCount++;
+    this.blocksInSegment++;
     w.reset();
   }
 
   /**
-   * The one place that decides what happens at the size limit. Today it refuses; rotation into
-   * segments will instead close this file and continue in the next segment (same header, first seq
-   * = the block's first seq) before writing.
+   * The one place that decides what happens at the size limit: without segments it refuses; with
+   * segments it closes this file and continues in the next segment (same header, with the segment's
+   * number and first seq = the block's first seq) before the block is written.
    */
-  private ensureRoom(frameBytes: number): void {
-    if (this.written + frameBytes > this.maxBytes) {
-      throw new TraceFullError(this.path, this.maxBytes, this.written, frameBytes);
+  private ensureRoom(frameBytes: number, firstSeq: number): void {
+    if (this.segmentBytes === null) {
+      if (this.written + frameBytes > this.maxBytes) throw new TraceFullError(this.path, this.maxBytes, this.written, frameBytes);
+      return;
     }
+    if (this.writtenBefore + this.written + frameBytes > this.maxBytes) {
+      throw new TraceFullError(this.path, this.maxBytes, this.writtenBefore + this.written, frameBytes);
+    }
+    if (this.blocksInSegment > 0 && this.written + frameBytes > this.segmentBytes) this.rotate(firstSeq);
+  }
+
+  private rotate(firstSeq: number): void {
+    const index = this.segmentIndex + 1;
+    const next = traceSegmentPath(this.path, index);
+    const headerBytes = encodeTraceHeader({ ...this.header, segment: { index, firstSeq } });
+    const old = this.fd!;
+    this.fd = null;
+    try {
+      fs.fsyncSync(old);
+    } finally {
+      fs.closeSync(old);
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(next, this.overwrite ? 'w' : 'wx');
+    } catch (err) {
+      this.broken = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    }
+    try {
+      writeFully(fd, headerBytes, 0);
+      fs.fsyncSync(fd);
+      syncDirectory(path.dirname(next));
+    } catch (err) {
+      fs.closeSync(fd);
+      this.broken = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    }
+    this.fd = fd;
+    this.writtenBefore += this.written;
+    this.written = headerBytes.byteLength;
+    this.segmentIndex = index;
+    this.blocksInSegment = 0;
   }
 
   /** Make everything written so far durable. Buffered entries are not written (call flush first). */
@@ -337,22 +427,52 @@ export class TraceWriter {
   /** Flush, fsync and close. The fd is closed even if flushing fails. Idempotent. */
   close(): void {
     if (this.fd === null) return;
-    const fd = this.fd;
     try {
       if (this.broken === null) {
         this.flush();
-        fs.fsyncSync(fd);
+        // flush() may have rotated: sync whichever segment is open now.
+        if (this.fd !== null) fs.fsyncSync(this.fd);
       }
     } finally {
+      const fd = this.fd;
       this.fd = null;
-      fs.closeSync(fd);
+      if (fd !== null) fs.closeSync(fd);
     }
   }
 
   private assertWritable(): void {
-    if (this.fd === null) throw new Error(`${this.path}: trace writer is closed`);
     if (this.broken !== null) throw new Error(`${this.path}: trace writer failed earlier: ${this.broken.message}`);
+    if (this.fd === null) throw new Error(`${this.path}: trace writer is closed`);
   }
+}
+
+/** The file of segment `index` of the rotated trace `first` (`first` itself for 0). */
+export function traceSegmentPath(first: string, index: number): string {
+  return index === 0 ? first : `${first}.${index}`;
+}
+
+/**
+ * The files of a trace: `first`, then `first.1`, `first.2`, ... as long as they exist. A later
+ * segment after a missing one is an error (the trace would silently end early).
+ */
+export function traceSegmentPaths(first: string): string[] {
+  const paths = [first];
+  for (let i = 1; fs.existsSync(traceSegmentPath(first, i)); i++) paths.push(traceSegmentPath(first, i));
+  const base = path.basename(first);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(path.dirname(first));
+  } catch {
+    // Unreadable directory: the files themselves will say what is wrong.
+  }
+  for (const name of names) {
+    if (!name.startsWith(`${base}.`)) continue;
+    const index = Number(name.slice(base.length + 1));
+    if (Number.isSafeInteger(index) && index > paths.length - 1 && String(index) === name.slice(base.length + 1)) {
+      throw new TraceError('CORRUPT', first, 0, `${first}: segment ${paths.length} of this rotated trace is missing (${traceSegmentPath(first, paths.length)}), but segment ${index} exists`);
+    }
+  }
+  return paths;
 }
 
 function writeFully(fd: number, bytes: Uint8Array, position: number): void {
@@ -505,6 +625,30 @@ export class TraceReader {
   }
 
   private async readBlock(at: number): Promise<{ block: TraceBlock } | { problem: string; pastEnd: boolean }> {
+    const result = await this.decodeFrame(at);
+    if (!('block' in result)) return result;
+    const { block } = result;
+    const first = block.entries[0]!;
+    if (this.expectedSeq !== null && first.seq !== this.expectedSeq) {
+      this.fail('CORRUPT', at, `${seqLabel(first.seq, block.lastSeq)}: seq gap: block starts at seq ${first.seq}, expected seq ${this.expectedSeq} after seq ${this.lastSeq}`);
+    }
+    if (first.pos < this.lastPos) {
+      this.fail('CORRUPT', at, `${seqLabel(first.seq, block.lastSeq)}: pos goes backwards: seq ${first.seq} has pos ${first.pos} after pos ${this.lastPos} at seq ${this.lastSeq}`);
+    }
+    return result;
+  }
+
+  /**
+   * The block at file offset `offset`, read on its own (random access: it does not disturb the
+   * iteration). For offsets an iteration has already validated, such as a block index built from it.
+   */
+  async readBlockAt(offset: number): Promise<TraceBlock> {
+    const result = await this.decodeFrame(offset);
+    if ('problem' in result) this.fail(result.pastEnd ? 'TRUNCATED' : 'CORRUPT', offset, `: ${result.problem}`);
+    return result.block;
+  }
+
+  private async decodeFrame(at: number): Promise<{ block: TraceBlock } | { problem: string; pastEnd: boolean }> {
     const size = this.source.size;
     if (size - at < FRAME_PREFIX_BYTES) {
       return { problem: `file ends inside a block length (${size - at} of ${FRAME_PREFIX_BYTES} bytes)`, pastEnd: true };
@@ -528,12 +672,6 @@ export class TraceReader {
     }
     const first = entries[0]!;
     const last = entries[entries.length - 1]!;
-    if (this.expectedSeq !== null && first.seq !== this.expectedSeq) {
-      this.fail('CORRUPT', at, `${seqLabel(first.seq, last.seq)}: seq gap: block starts at seq ${first.seq}, expected seq ${this.expectedSeq} after seq ${this.lastSeq}`);
-    }
-    if (first.pos < this.lastPos) {
-      this.fail('CORRUPT', at, `${seqLabel(first.seq, last.seq)}: pos goes backwards: seq ${first.seq} has pos ${first.pos} after pos ${this.lastPos} at seq ${this.lastSeq}`);
-    }
     return { block: { offset: at, byteLength: FRAME_PREFIX_BYTES + length, firstSeq: first.seq, lastSeq: last.seq, entries } };
   }
 
@@ -693,4 +831,109 @@ export async function readTrace(filePath: string, opts: TraceReadOptions = {}): 
   } finally {
     await reader.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotated traces: segments read as one
+
+export interface SegmentBlock extends TraceBlock {
+  /** Index of the segment (0 for the first file) the block is in. */
+  segment: number;
+}
+
+/**
+ * Reads a trace and its rotated segments (`file`, `file.1`, `file.2`, ...) as one: every segment's
+ * header must be the first one's (same guest, engine and boot config) with the next segment number,
+ * and each segment must start at the seq after the previous one's last. Only the last segment may
+ * end torn (with `lenient`); earlier segments were closed whole by the writer.
+ */
+export class SegmentedTraceReader {
+  /** Set when a lenient read stopped before the end of the last segment. */
+  truncated: TraceTruncation | undefined;
+  private started = false;
+
+  private constructor(
+    readonly paths: string[],
+    readonly readers: TraceReader[],
+  ) {}
+
+  static async open(first: string, opts: TraceReadOptions = {}): Promise<SegmentedTraceReader> {
+    const paths = traceSegmentPaths(first);
+    const readers: TraceReader[] = [];
+    try {
+      for (let i = 0; i < paths.length; i++) {
+        const last = i === paths.length - 1;
+        readers.push(await TraceReader.open(paths[i]!, { ...opts, lenient: last && opts.lenient === true }));
+      }
+      const head = readers[0]!.header;
+      if (head.segment !== undefined) {
+        throw new TraceError('CORRUPT', first, 0, `${first}: this is segment ${head.segment.index} of a rotated trace (it starts at seq ${head.segment.firstSeq}); pass the trace's first file`);
+      }
+      for (let i = 1; i < readers.length; i++) {
+        const h = readers[i]!.header;
+        const why =
+          h.segment?.index !== i ? `its header says segment ${h.segment?.index ?? 'none'}` :
+          h.guest.hash !== head.guest.hash ? 'it holds another guest' :
+          h.engine.wasmSha256 !== head.engine.wasmSha256 || h.engine.version !== head.engine.version ? 'it was written by another engine' :
+          JSON.stringify(h.boot) !== JSON.stringify(head.boot) ? 'its boot config differs' : null;
+        if (why !== null) throw new TraceError('CORRUPT', paths[i]!, 0, `${paths[i]}: not segment ${i} of ${first}: ${why}`);
+      }
+    } catch (err) {
+      await Promise.all(readers.map((r) => r.close()));
+      throw err;
+    }
+    return new SegmentedTraceReader(paths, readers);
+  }
+
+  get header(): TraceHeader {
+    return this.readers[0]!.header;
+  }
+
+  /** Bytes of all segment files. */
+  get fileBytes(): number {
+    return this.readers.reduce((sum, r) => sum + r.fileBytes, 0);
+  }
+
+  /** Bytes read and found good so far, over all segments. */
+  get validBytes(): number {
+    return this.readers.reduce((sum, r) => sum + r.validBytes, 0);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<SegmentBlock> {
+    return this.blocks();
+  }
+
+  /** Every segment's blocks, in order. Can be iterated once. */
+  async *blocks(): AsyncGenerator<SegmentBlock> {
+    if (this.started) throw new Error(`${this.paths[0]}: a SegmentedTraceReader can be iterated only once`);
+    this.started = true;
+    let lastSeq: number | null = null;
+    for (let i = 0; i < this.readers.length; i++) {
+      const reader = this.readers[i]!;
+      const expected = i === 0 ? null : reader.header.segment!.firstSeq;
+      if (i > 0 && lastSeq !== null && expected !== lastSeq + 1) {
+        throw new TraceError('CORRUPT', reader.path, 0, `${reader.path}: segment ${i} starts at seq ${expected}, but segment ${i - 1} ends at seq ${lastSeq}`);
+      }
+      let first = true;
+      for await (const block of reader) {
+        if (first && expected !== null && block.firstSeq !== expected) {
+          throw new TraceError('CORRUPT', reader.path, block.offset, `${reader.path}: segment ${i} says it starts at seq ${expected}, its first block starts at seq ${block.firstSeq}`);
+        }
+        first = false;
+        lastSeq = block.lastSeq;
+        yield { ...block, segment: i };
+      }
+      if (reader.truncated) this.truncated = reader.truncated;
+      if (first && expected !== null) lastSeq = expected - 1;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.readers.map((r) => r.close()));
+  }
+}
+
+/** Open a trace and its rotated segments for streaming, as one trace. */
+export async function openTraceSegments(first: string, opts: TraceReadOptions = {}): Promise<SegmentedTraceReader> {
+  return SegmentedTraceReader.open(first, opts);
 }

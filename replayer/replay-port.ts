@@ -15,14 +15,28 @@ import type { Divergence, InputPort } from '../hypervisor/port.js';
  */
 const PERTURB_FROM_SEQ = Number(process.env.FTJS_TEST_PERTURB_CLOCK_FROM_SEQ ?? 0);
 
+export interface ReplayPortOptions {
+  /** Apply the test-only fault injection (FTJS_TEST_PERTURB_CLOCK_FROM_SEQ) if it is set. Default true. */
+  faultInjection?: boolean;
+  /** The injected fault was already applied before this port took over (restored checkpoints). */
+  perturbed?: boolean;
+}
+
 export class ReplayPort implements InputPort {
   readonly mode = 'replay' as const;
-  private perturbed = false;
+  private readonly perturbFromSeq: number;
+  /** The test-only fault was applied (it is applied once per replay). */
+  perturbed: boolean;
   private entries: Entry[] = [];
   private next = 0;
   private endPos = 0;
   private endSeq = 0;
   private first: Divergence | null = null;
+
+  constructor(options: ReplayPortOptions = {}) {
+    this.perturbFromSeq = options.faultInjection === false ? 0 : PERTURB_FROM_SEQ;
+    this.perturbed = options.perturbed ?? false;
+  }
 
   /** Loads the inputs of one task: every entry after the task-start entry, ending with its TaskEnd. */
   beginTask(inputs: Entry[] | null): void {
@@ -70,7 +84,7 @@ export class ReplayPort implements InputPort {
       return lastMs;
     }
     this.next++;
-    if (PERTURB_FROM_SEQ > 0 && !this.perturbed && entry.seq >= PERTURB_FROM_SEQ) {
+    if (this.perturbFromSeq > 0 && !this.perturbed && entry.seq >= this.perturbFromSeq) {
       this.perturbed = true;
       return reading.timeMs + 1;
     }

@@ -1,0 +1,101 @@
+// Bounded traces: with --trace-max-mb a trace rotates into numbered segments (file, file.1, ...),
+// each a valid trace starting at the next seq, and `ftjs replay` / `ftjs inspect` given the first file
+// read them all as one. A segment passed as the first file, or a missing middle segment, is an error.
+
+import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, test } from 'vitest';
+import { Kind, type Entry } from '../dist/logging-channel/entry.js';
+import { openTraceReader, openTraceSegments, TraceWriter, traceSegmentPaths } from '../dist/logging-channel/trace-file.js';
+import { ftjs, replayJson, runSteps, startRun, tempDir } from './helpers.js';
+
+const MiB = 1024 * 1024;
+
+const header = {
+  formatVersion: 1 as const,
+  engine: { name: 'test', version: '0', wasmSha256: 'x' },
+  guest: { entry: 'a.js', sources: [], hash: 'h' },
+  boot: {},
+  createdAt: new Date(0).toISOString(),
+};
+
+function entries(from: number, count: number, bytes: number): Entry[] {
+  return Array.from({ length: count }, (_, i) => ({ seq: from + i, pos: (from + i) * 10, kind: Kind.Entropy, payload: new Uint8Array(bytes).fill(i & 255) }));
+}
+
+test('TraceWriter rotates into segments that read as one trace, and refuses stale segments', async () => {
+  const dir = tempDir('ftjs-rotation-');
+  const file = path.join(dir, 't.trace');
+  const writer = await TraceWriter.open(file, header, { segmentBytes: 64 * 1024, blockBytes: 16 * 1024 });
+  for (let i = 0; i < 40; i++) writer.append(entries(1 + i * 10, 10, 1000));
+  writer.close();
+  expect(writer.segments).toBeGreaterThan(3);
+  const paths = traceSegmentPaths(file);
+  expect(paths.length).toBe(writer.segments);
+  let total = 0;
+  for (const [i, p] of paths.entries()) {
+    expect(statSync(p).size).toBeLessThanOrEqual(64 * 1024);
+    total += statSync(p).size;
+    const reader = await openTraceReader(p);
+    expect(reader.header.segment?.index).toBe(i === 0 ? undefined : i);
+    for await (const block of reader) if (i > 0) expect(block.firstSeq).toBeGreaterThanOrEqual(reader.header.segment!.firstSeq);
+    await reader.close();
+  }
+  expect(writer.bytesWritten).toBe(total);
+  const all = await openTraceSegments(file);
+  const seqs: number[] = [];
+  for await (const block of all) for (const e of block.entries) seqs.push(e.seq);
+  await all.close();
+  expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+
+  // A new trace of the same name must not pick up the old segments.
+  renameSync(file, `${file}.moved`);
+  await expect(TraceWriter.open(file, header, { segmentBytes: 64 * 1024 })).rejects.toThrow(/t\.trace\.1 exists: a segment of an earlier trace/);
+  const again = await TraceWriter.open(file, header, { segmentBytes: 64 * 1024, overwrite: true });
+  again.append(entries(1, 3, 10));
+  again.close();
+  expect(existsSync(`${file}.1`)).toBe(false);
+});
+
+test('ftjs run --trace-max-mb: a rotated trace replays and inspects as one; a later segment alone or a missing one is exit 2', async () => {
+  const dir = tempDir('ftjs-rotation-');
+  const trace = path.join(dir, 'kv.trace');
+  const node = await startRun('guest-apps/kv.js', { record: trace, args: ['--trace-max-mb', '1'] });
+  try {
+    const big = 'x'.repeat(100_000);
+    for (let i = 0; i < 25; i++) await runSteps(node.url, [{ method: 'PUT', path: `/kv/k${i}`, body: `${big}${i}` }, { method: 'GET', path: `/kv/k${i}` }]);
+  } finally {
+    await node.stop();
+  }
+  const segments = traceSegmentPaths(trace);
+  expect(segments.length).toBeGreaterThanOrEqual(3);
+  for (const s of segments) expect(statSync(s).size).toBeLessThanOrEqual(1 * MiB);
+
+  const replay = await replayJson(trace);
+  expect(replay.code, replay.stderr).toBe(0);
+  expect(replay.summary.segments).toBe(segments.length);
+  expect(replay.summary.tasks).toBe(51);
+  expect(replay.summary.stateHashesVerified).toBe(1);
+
+  const inspect = JSON.parse((await ftjs(['inspect', trace, '--json'])).stdout) as { segments: string[]; tasks: { total: number }; entries: { total: number } };
+  expect(inspect.segments).toEqual(segments);
+  expect(inspect.tasks.total).toBe(51);
+  expect(inspect.entries.total).toBe(replay.summary.entries);
+
+  // The debugger reaches into a later segment and back.
+  const last = replay.summary.lastSeq;
+  const debug = await ftjs(['replay', trace, '--json', '--until', String(last - 3)], {}, 'eval [...(globalThis.x = [1])].length\ngoto 5\ncontinue\n');
+  expect(debug.code, debug.stderr).toBe(0);
+  expect(debug.stdout).toContain('"type":"summary","ok":true');
+
+  const later = await ftjs(['replay', segments[1]!]);
+  expect(later.code).toBe(2);
+  expect(later.stderr).toContain('this is segment 1 of a rotated trace');
+  renameSync(segments[1]!, `${segments[1]}.away`);
+  const gap = await ftjs(['replay', trace]);
+  expect(gap.code).toBe(2);
+  expect(gap.stderr).toMatch(/segment 1 of this rotated trace is missing/);
+  renameSync(`${segments[1]}.away`, segments[1]!);
+  writeFileSync(path.join(dir, 'unrelated.txt'), '');
+  expect((await ftjs(['replay', trace])).code).toBe(0);
+});
