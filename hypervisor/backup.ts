@@ -37,6 +37,8 @@ export interface BackupOptions {
   maxRequestBytes: number;
   loop: LiveLoopOptions;
   tracePath?: string;
+  /** Rotate the trace into segments of this many bytes. */
+  traceSegmentBytes?: number;
   logger: Logger;
 }
 
@@ -128,7 +130,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the replaying VM died: ${error.message}` });
       await this.vm.boot(this.config, 'replay');
       if (this.options.tracePath) {
-        const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(this.config, this.options.nodeId));
+        const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(this.config, this.options.nodeId), this.options.traceSegmentBytes ? { segmentBytes: this.options.traceSegmentBytes } : {});
         // Entries that arrived while the file was being created go in first, in order.
         trace.append(this.traceBacklog);
         this.traceBacklog = [];
