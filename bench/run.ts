@@ -7,6 +7,7 @@ import { projectPath } from './util.js';
 const benches: Array<[string, string[]]> = [
   ['record-overhead', ['--requests', '20000', '--rounds', '5']],
   ['pair-vs-run', ['--seconds', '5', '--rounds', '3']],
+  ['checkpoint', ['--keys', '20000', '--rounds', '10']],
   ['replay-speed', []],
 ];
 let failed = 0;

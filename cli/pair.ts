@@ -8,10 +8,11 @@ import { makeBootConfig } from '../hypervisor/boot-config.js';
 import { BackupNode } from '../hypervisor/backup.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS, type LiveLoopOptions } from '../hypervisor/live-loop.js';
 import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../hypervisor/pair.js';
-import { PrimaryNode, type HaltEvent } from '../hypervisor/primary.js';
+import { DEFAULT_CHECKPOINT_KEEP } from '../hypervisor/checkpoint.js';
+import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervisor/primary.js';
 import { loadGuest } from '../hypervisor/sources.js';
 import { createLogger } from './logger.js';
-import { addLogOptions, addServeOptions, addVmOptions, limitsFrom, port, positiveInt, type ServeFlags, type VmFlags } from './options.js';
+import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface PairFlags extends ServeFlags {
   port: number;
@@ -24,12 +25,13 @@ interface PairFlags extends ServeFlags {
   maxLagMs: number;
   maxLogBufferBytes: number;
   trace?: string;
+  traceMaxMb: number;
   pretty?: boolean;
   logLevel: string;
 }
 
 function addPairOptions(command: Command): Command {
-  return command
+  return addTraceSizeOption(command
     .requiredOption('--shared-dir <dir>', 'shared directory for the epoch test-and-set (both nodes must see the same one)')
     .option('--secret <secret>', 'shared secret of the pair (or FTJS_SECRET); at least 16 bytes, never sent in clear')
     .option('--node-id <id>', 'this node\'s name in logs and epoch claims (default: host-role-random)')
@@ -37,7 +39,29 @@ function addPairOptions(command: Command): Command {
     .option('--heartbeat-timeout-ms <ms>', 'silence after which the peer is declared lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
     .option('--max-lag-ms <ms>', 'primary: past this backup lag, stop admitting new requests', positiveInt('--max-lag-ms'), DEFAULT_PAIR_SETTINGS.maxLagMs)
     .option('--max-log-buffer-bytes <n>', 'primary: bound on the log kept for the backup; unacknowledged bytes past it stop admission', positiveInt('--max-log-buffer-bytes'), DEFAULT_PAIR_SETTINGS.maxLogBufferBytes)
-    .option('--trace <file>', 'also write this node\'s log as a trace file (replayable with ftjs replay)');
+    .option('--trace <file>', 'also write this node\'s log as a trace file (replayable with ftjs replay)'));
+}
+
+interface CheckpointFlags {
+  checkpointEvery?: number;
+  checkpointEveryMs?: number;
+  checkpointKeep: number;
+  checkpointDir?: string;
+  restoreFrom?: string;
+}
+
+function checkpointOptions(flags: PairFlags & CheckpointFlags): { checkpoint?: CheckpointSettings; restoreFrom?: string } {
+  const on = flags.checkpointEvery !== undefined || flags.checkpointEveryMs !== undefined;
+  if (!on && flags.checkpointDir !== undefined) throw new Error('--checkpoint-dir needs --checkpoint-every or --checkpoint-every-ms');
+  const checkpoint: CheckpointSettings | undefined = on
+    ? {
+        dir: flags.checkpointDir ?? flags.sharedDir,
+        keep: flags.checkpointKeep,
+        ...(flags.checkpointEvery !== undefined ? { everyEntries: flags.checkpointEvery } : {}),
+        ...(flags.checkpointEveryMs !== undefined ? { everyMs: flags.checkpointEveryMs } : {}),
+      }
+    : undefined;
+  return { ...(checkpoint ? { checkpoint } : {}), ...(flags.restoreFrom !== undefined ? { restoreFrom: flags.restoreFrom } : {}) };
 }
 
 function secretFrom(flags: PairFlags): string {
@@ -83,12 +107,17 @@ export function registerPair(program: Command): void {
     .option('-p, --port <port>', 'HTTP port for guest traffic', port, 8081)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--replication-port <port>', 'port of the logging channel (WebSocket)', port, 9091)
-    .option('--replication-host <host>', 'address of the logging channel', '127.0.0.1');
+    .option('--replication-host <host>', 'address of the logging channel', '127.0.0.1')
+    .option('--checkpoint-every <entries>', 'durable checkpoints: write a snapshot of the VM and the log since it to the checkpoint directory once this many log entries were appended since the last one (default: off)', positiveInt('--checkpoint-every'))
+    .option('--checkpoint-every-ms <ms>', 'durable checkpoints: also (or only) once this long has passed since the last one, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
+    .option('--checkpoint-keep <n>', 'checkpoints kept; older ones and the logs only they need are removed', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
+    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir)')
+    .option('--restore-from <dir>', 'after both nodes were lost: boot from the newest valid checkpoint in <dir> plus its log instead of booting the guest fresh (<entry> must be the same guest); logs the durable end and what may be missing after it');
   addPairOptions(primary);
   addVmOptions(primary);
   addServeOptions(primary);
   addLogOptions(primary);
-  primary.action(async (entry: string, flags: PairFlags & VmFlags & { replicationPort: number; replicationHost: string }) => {
+  primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const node = await PrimaryNode.start({
@@ -103,7 +132,8 @@ export function registerPair(program: Command): void {
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
-      ...(flags.trace ? { tracePath: flags.trace } : {}),
+      ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
+      ...checkpointOptions(flags),
       logger,
     });
     logger.info({ url: node.url, replication: node.replicationUrl }, `primary serving ${entry} on ${node.url}; logging channel on ${node.replicationUrl}`);
@@ -136,7 +166,7 @@ export function registerPair(program: Command): void {
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
-      ...(flags.trace ? { tracePath: flags.trace } : {}),
+      ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
       logger,
     });
     logger.info({ url: node.url, primary: flags.primary }, `backup of ${flags.primary}; health and status on ${node.url}`);

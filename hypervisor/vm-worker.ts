@@ -169,6 +169,9 @@ port.on('message', (message: { id: number; request: VmRequest }) => {
         process.exit(70);
       }
     }
-    port.postMessage(reply);
+    // A snapshot's memory is a fresh copy: hand it over instead of copying it again (the
+    // primary's pause while checkpointing is mostly this transfer).
+    const transfer = reply.ok && message.request.op === 'snapshot' ? [(reply.value as { memory: Uint8Array }).memory.buffer as ArrayBuffer] : [];
+    port.postMessage(reply, transfer);
   });
 });
