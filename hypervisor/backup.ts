@@ -65,7 +65,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private draining = false;
   private loop: LiveLoop | null = null;
   /** Used once live: outputs flow at once unless the machine holds them (epoch check after a pause). */
-  private readonly outputs = new OutputBuffer(true);
+  private readonly outputs = new OutputBuffer(true, () => this.machine.mayRelease(monotonicMs()));
   private log: Log | null = null;
   private trace: TraceWriter | null = null;
   private traceBacklog: Entry[] = [];
@@ -219,6 +219,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     const heardAt = this.channel.lastHeardAtMs;
     if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
     this.step({ type: 'tick', nowMs });
+    this.outputs.retry();
   }
 
   private step(input: RoleInput): void {

@@ -83,7 +83,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   private checkpointer: Checkpointer | null = null;
   private bootEpoch = 0;
   private readonly lag = new LagTracker();
-  private readonly outputs = new OutputBuffer(true);
+  private readonly outputs = new OutputBuffer(true, () => !this.machine || this.machine.mayRelease(monotonicMs()));
   private machine!: RoleMachine;
   private loop!: LiveLoop;
   private channel!: PrimaryChannel;
@@ -382,6 +382,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     const heardAt = this.channel.lastHeardAtMs;
     if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
     this.step({ type: 'tick', nowMs });
+    this.outputs.retry();
     if (this.machine.hasBackup) this.reportLag(nowMs);
     this.checkpointer?.maybe();
   }

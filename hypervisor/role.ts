@@ -136,6 +136,17 @@ export class RoleMachine {
     return this.roleNow === 'live' || (this.roleNow === 'primary' && !this.holding);
   }
 
+  /**
+   * The release lease: may an output leave right now? Only a node that speaks (primary, live), is
+   * not verifying its epoch, and has been stepped within the pause tolerance. A node woken from a
+   * pause finds its lease expired until its next input has noticed the gap and the epoch is checked.
+   */
+  mayRelease(nowMs: number): boolean {
+    if (this.roleNow !== 'primary' && this.roleNow !== 'live') return false;
+    if (this.verifying) return false;
+    return nowMs - this.lastTickMs <= this.pauseToleranceMs;
+  }
+
   /** The node is checking that its epoch is still its own (after a pause): nothing is released. */
   get verifyingEpoch(): boolean {
     return this.verifying;

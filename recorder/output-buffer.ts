@@ -1,5 +1,9 @@
 // The Output Rule: an output (response, outbound request) produced by a task leaves the node only once
 // the backup has acknowledged the seq of that task's last entry. Execution never waits; only outputs do.
+//
+// Every single release also asks `mayRelease` (the role machine's lease): a node stopped by SIGSTOP in
+// the middle of releasing a burst must not finish the burst when it wakes, after another node may
+// have taken over. What the lease holds back stays queued until the machine releases it again.
 
 export class OutputBuffer {
   private readonly queue: Array<{ seq: number; release: () => void }> = [];
@@ -9,7 +13,10 @@ export class OutputBuffer {
   private halted = false;
 
   /** `direct`: no backup attached in an epoch this node holds, so outputs flow at once. */
-  constructor(direct: boolean) {
+  constructor(
+    direct: boolean,
+    private readonly mayRelease: () => boolean = () => true,
+  ) {
     this.direct = direct;
   }
 
@@ -28,26 +35,31 @@ export class OutputBuffer {
 
   hold(seq: number, release: () => void): void {
     if (this.halted) return; // a halted node releases nothing, ever
-    if (this.direct || seq <= this.acked) {
+    const tail = this.queue[this.queue.length - 1];
+    if (this.head < this.queue.length && tail && tail.seq > seq) throw new Error(`output buffer: seq ${seq} held after ${tail.seq}`);
+    // Order is kept: nothing overtakes an output already waiting.
+    if (this.held === 0 && (this.direct || seq <= this.acked) && this.mayRelease()) {
       release();
       return;
     }
-    const tail = this.queue[this.queue.length - 1];
-    if (tail && tail.seq > seq) throw new Error(`output buffer: seq ${seq} held after ${tail.seq}`);
     this.queue.push({ seq, release });
   }
 
-  /** The backup acknowledged receipt of every entry up to `seq`. */
+  /** The backup acknowledged receipt of every entry up to `seq` (and the machine allows release). */
   ack(seq: number): void {
-    if (seq <= this.acked) return;
-    this.acked = seq;
-    this.drain(seq);
+    if (seq > this.acked) this.acked = seq;
+    this.drain(this.acked);
   }
 
-  /** Go direct (backup lost and the epoch won): release everything held, in order. */
+  /** Go direct (backup lost and the epoch won) or back to holding for a backup. */
   setDirect(direct: boolean): void {
     this.direct = direct;
     if (direct) this.drain(Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Release what the lease held back earlier, if it allows now (called on every tick). */
+  retry(): void {
+    if (this.held > 0) this.drain(this.direct ? Number.MAX_SAFE_INTEGER : this.acked);
   }
 
   /** The node lost its epoch: drop everything held and never release again. */
@@ -61,7 +73,7 @@ export class OutputBuffer {
 
   private drain(upTo: number): void {
     if (this.halted) return;
-    while (this.head < this.queue.length && this.queue[this.head]!.seq <= upTo) {
+    while (this.head < this.queue.length && this.queue[this.head]!.seq <= upTo && this.mayRelease()) {
       const item = this.queue[this.head]!;
       this.head++;
       item.release();

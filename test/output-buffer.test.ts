@@ -1,0 +1,66 @@
+// The output buffer: outputs leave in order, only once acknowledged (or direct), and never while the
+// role machine's lease is expired (a node woken from a pause finishes no burst on its own).
+
+import { expect, test } from 'vitest';
+import { OutputBuffer } from '../dist/recorder/output-buffer.js';
+
+function harness(direct: boolean) {
+  let lease = true;
+  const released: number[] = [];
+  const buffer = new OutputBuffer(direct, () => lease);
+  const hold = (seq: number, id = seq) => buffer.hold(seq, () => released.push(id));
+  return { buffer, released, hold, setLease: (v: boolean) => (lease = v) };
+}
+
+test('held until acknowledged, then released in order up to the acked seq', () => {
+  const h = harness(false);
+  h.hold(3);
+  h.hold(5);
+  h.hold(9);
+  expect(h.released).toEqual([]);
+  h.buffer.ack(5);
+  expect(h.released).toEqual([3, 5]);
+  expect(h.buffer.held).toBe(1);
+  h.buffer.ack(4); // a regressing ack changes nothing
+  expect(h.released).toEqual([3, 5]);
+  h.buffer.ack(9);
+  expect(h.released).toEqual([3, 5, 9]);
+});
+
+test('an expired lease stops a burst midway; the rest leaves on retry, in order, once the lease is back', () => {
+  let grants = 2; // the lease allows two more releases, then expires (the node was paused mid-burst)
+  const out: number[] = [];
+  const buffer = new OutputBuffer(false, () => grants-- > 0);
+  for (let seq = 1; seq <= 6; seq++) buffer.hold(seq, () => out.push(seq));
+  buffer.ack(6);
+  expect(out).toEqual([1, 2]);
+  expect(buffer.held).toBe(4);
+  buffer.retry(); // still expired
+  expect(out).toEqual([1, 2]);
+  grants = Infinity; // the epoch was confirmed: the lease is valid again
+  buffer.retry();
+  expect(out).toEqual([1, 2, 3, 4, 5, 6]);
+});
+
+test('direct mode: nothing overtakes an output the lease held back', () => {
+  const d = harness(true);
+  d.setLease(false);
+  d.hold(10);
+  d.setLease(true);
+  d.hold(11);
+  expect(d.released).toEqual([]);
+  d.buffer.retry();
+  expect(d.released).toEqual([10, 11]);
+});
+
+test('a halted buffer drops what it holds and never releases again', () => {
+  const h = harness(false);
+  h.hold(1);
+  h.hold(2);
+  expect(h.buffer.halt()).toBe(2);
+  h.buffer.ack(10);
+  h.buffer.setDirect(true);
+  h.hold(3);
+  h.buffer.retry();
+  expect(h.released).toEqual([]);
+});
