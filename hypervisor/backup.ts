@@ -146,8 +146,6 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   private onEntries(entries: Entry[]): void {
     if (this.stopped || this.machine.role === 'halted') return;
-    if (this.trace) this.trace.append(entries);
-    else if (this.options.tracePath) for (const entry of entries) this.traceBacklog.push(entry);
     const assembled: Assembled[] = [];
     try {
       for (const entry of entries) this.assembler.push(entry, assembled);
@@ -155,7 +153,15 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.step({ type: 'fatal', nowMs: monotonicMs(), reason: (error as Error).message });
       return;
     }
-    for (const item of assembled) this.queue.push(item);
+    for (const item of assembled) {
+      this.queue.push(item);
+      // The trace takes whole tasks only: a task cut off by the primary's death never completed
+      // there either (its outputs were never released), and after go-live the log continues
+      // from the last whole task.
+      const traced = item.type === 'task' ? item.entries : [item.entry];
+      if (this.trace) this.trace.append(traced);
+      else if (this.options.tracePath) for (const entry of traced) this.traceBacklog.push(entry);
+    }
     this.pump();
   }
 

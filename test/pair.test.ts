@@ -58,6 +58,32 @@ describe('traces', () => {
   });
 });
 
+describe('traces across a failover', () => {
+  test('the backup\'s trace covers the primary\'s log, the go-live and its own epoch, and replays bit for bit', async () => {
+    const dir = tempDir();
+    const backupTrace = path.join(dir, 'backup.trace');
+    pair = await startPair('guest-apps/kv.js', { heartbeatTimeoutMs: 600, backupArgs: ['--trace', backupTrace] });
+    const { primary, backup } = pair;
+    // Writers keep the primary busy so that the kill is likely to cut a task in flight.
+    let stop = false;
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; !stop; i++) await fetch(`${primary.url}/kv/w${w}-${i}`, { method: 'PUT', body: String(i) }).then((r) => r.text()).catch(() => undefined);
+    });
+    await waitFor(async () => ((await status(primary.url)).seq as number) > 200, 'some load on the primary');
+    primary.child.kill('SIGKILL');
+    stop = true;
+    await Promise.all(writers);
+    await waitFor(async () => (await fetch(`${backup.url}/_ft/health`)).status === 200, 'the backup to go live');
+    for (let i = 0; i < 5; i++) expect((await send(backup.url, { method: 'PUT', path: `/kv/after-${i}`, body: 'live' })).status).toBe(200);
+    const live = await status(backup.url);
+    await backup.stop('SIGTERM');
+    const replay = await replayJson(backupTrace);
+    expect(replay.summary.divergence).toBeNull();
+    expect(replay.code).toBe(0);
+    expect(replay.summary.lastSeq as number).toBeGreaterThanOrEqual(live.seq as number);
+  });
+});
+
 describe('the Output Rule, black-box', () => {
   test('with the backup stopped (less than the heartbeat timeout) no response leaves the primary; after SIGCONT they all arrive', async () => {
     pair = await startPair('guest-apps/kv.js', { heartbeatMs: 200, heartbeatTimeoutMs: 10_000 });
