@@ -96,7 +96,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         notLiveReason: () => (this.machine.role === 'halted' ? 'this node halted' : `this node is the ${this.machine.role}; the primary serves`),
         identity: () => ({ node: this.options.nodeId, epoch: this.machine.epoch }),
         healthy: () => this.machine.role === 'live' && !this.machine.verifyingEpoch,
-        status: () => this.status(),
+        status: (o) => this.status(o),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
       logger,
@@ -324,8 +324,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     void this.stop().then(() => this.emit('halt', event));
   }
 
-  async status(): Promise<Record<string, unknown>> {
-    const state = this.vm?.alive && !this.divergence ? await this.vm.state(true) : null;
+  async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {
+    const state = this.vm?.alive && !this.divergence ? await this.vm.state(options.hash) : null;
     return {
       role: this.machine.role,
       node: this.options.nodeId,

@@ -17,7 +17,8 @@ export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
 export interface NodeView {
   /** The loop serving guest traffic, or null when this node is not live. */
   liveLoop(): LiveLoop | null;
-  status(): Promise<Record<string, unknown>>;
+  /** `hash`: include the state hash (SHA-256 of the whole VM memory: costly, computed behind the guest's tasks). */
+  status(options: { hash: boolean }): Promise<Record<string, unknown>>;
   /** Why guest traffic is refused, when liveLoop() is null. */
   notLiveReason(): string;
   /** 200 on /_ft/health: this node is live and its outputs flow (not claiming, not verifying its epoch). */
@@ -49,9 +50,10 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
     const live = view.healthy();
     return sendJson(res, live ? 200 : 503, { live, ...view.identity() });
   }
-  if (path === '/_ft/status') {
+  if (path === '/_ft/status' || path === '/_ft/status?hash=0') {
+    // ?hash=0 leaves out the state hash, for frequent polling (lag, roles) that must not slow the guest.
     await drain(req);
-    return sendJson(res, 200, await view.status());
+    return sendJson(res, 200, await view.status({ hash: path === '/_ft/status' }));
   }
   const loop = view.liveLoop();
   if (!loop) {

@@ -210,7 +210,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         notLiveReason: () => (this.machine ? `this node is ${this.machine.role}` : 'this node is starting'),
         identity: () => ({ node: this.options.nodeId, epoch: this.machine?.epoch ?? 0 }),
         healthy: () => !!this.machine && (this.machine.role === 'primary' || this.machine.role === 'live') && !this.machine.verifyingEpoch,
-        status: () => this.status(),
+        status: (o) => this.status(o),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
       logger,
@@ -444,8 +444,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     void this.stop().then(() => this.emit('halt', event));
   }
 
-  async status(): Promise<Record<string, unknown>> {
-    const state = this.vm.alive ? await this.vm.state(true) : null;
+  async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {
+    const state = this.vm.alive ? await this.vm.state(options.hash) : null;
     const nowMs = monotonicMs();
     const lag = this.lag.now(nowMs);
     return {
