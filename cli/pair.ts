@@ -148,11 +148,15 @@ export function registerPair(program: Command): void {
     .argument('[entry]', 'optional: the guest module; if given, its hash must match the primary\'s')
     .requiredOption('--primary <url>', 'the primary\'s logging channel, ws://HOST:PORT')
     .option('-p, --port <port>', 'HTTP port (health, status; guest traffic once live)', port, 8082)
-    .option('--host <host>', 'address to listen on', '127.0.0.1');
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--checkpoint-every <entries>', 'once live (after a failover): durable checkpoints every this many log entries (default: off)', positiveInt('--checkpoint-every'))
+    .option('--checkpoint-every-ms <ms>', 'once live: durable checkpoints also (or only) this often, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
+    .option('--checkpoint-keep <n>', 'checkpoints kept', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
+    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir)');
   addPairOptions(backup);
   addServeOptions(backup);
   addLogOptions(backup);
-  backup.action(async (entry: string | undefined, flags: PairFlags & { primary: string }) => {
+  backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & { primary: string }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const node = await BackupNode.start({
@@ -167,6 +171,7 @@ export function registerPair(program: Command): void {
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
       ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
+      ...checkpointOptions(flags),
       logger,
     });
     logger.info({ url: node.url, primary: flags.primary }, `backup of ${flags.primary}; health and status on ${node.url}`);

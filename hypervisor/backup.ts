@@ -14,12 +14,13 @@ import { Log, traceSink } from '../recorder/log.js';
 import { OutputBuffer } from '../recorder/output-buffer.js';
 import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
 import { Arbiter } from './arbiter.js';
+import { Checkpointer, supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
 import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
 import { createFrontDoor } from './front-door.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
 import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_FORMAT_VERSION, type PairSettings } from './pair.js';
 import type { HaltEvent } from './primary.js';
-import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
+import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
 import { VmHost } from './vm-host.js';
 import type { BootConfig } from './vm.js';
 import type { Divergence } from './port.js';
@@ -39,6 +40,8 @@ export interface BackupOptions {
   tracePath?: string;
   /** Rotate the trace into segments of this many bytes. */
   traceSegmentBytes?: number;
+  /** Once live: write durable checkpoints (the primary's durability carries on after a failover). */
+  checkpoint?: CheckpointSettings;
   logger: Logger;
 }
 
@@ -66,6 +69,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private loop: LiveLoop | null = null;
   /** Used once live: outputs flow at once unless the machine holds them (epoch check after a pause). */
   private readonly outputs = new OutputBuffer(true, () => this.machine.mayRelease(monotonicMs()));
+  private checkpointer: Checkpointer | null = null;
   private log: Log | null = null;
   private trace: TraceWriter | null = null;
   private traceBacklog: Entry[] = [];
@@ -226,6 +230,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
     this.step({ type: 'tick', nowMs });
     this.outputs.retry();
+    this.checkpointer?.maybe();
   }
 
   private step(input: RoleInput): void {
@@ -296,17 +301,40 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.traceOut = out;
       this.log.addSink(out.sink);
     }
-    this.loop = new LiveLoop(vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, this.logger, this.options.loop);
+    const checkpointed = this.options.checkpoint ? await this.startCheckpointer(this.options.checkpoint, epoch) : null;
+    this.loop = new LiveLoop(vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, this.logger, { ...this.options.loop, admit: () => !checkpointed?.paused });
     this.loop.onFatal = (error) => this.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
     this.loop.start({ results: [], state });
     this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch, nodeId: this.options.nodeId }));
     const fetches = await vm.pendingFetches();
     this.loop.reissue(fetches);
+    // The old primary's log chain may not hold everything this node drained: start a fresh one.
+    if (checkpointed) void checkpointed.now('go-live').catch((error: Error) => this.logger.error({ err: error }, 'go-live checkpoint failed'));
     this.logger.info(
       { epoch, seq: this.replayedSeq, pos: state.pos, switchMs: Math.round(t1 - t0), totalMs: Math.round(monotonicMs() - t0), reissuedFetches: fetches.length },
       `LIVE: won epoch ${epoch}, drained through seq ${this.replayedSeq}; serving`,
     );
     this.emit('live', { epoch });
+  }
+
+  /** Durable checkpoints once live: files beyond what this node drained belong to no future; move them aside. */
+  private async startCheckpointer(settings: CheckpointSettings, epoch: number): Promise<Checkpointer> {
+    const moved = await supersedeBeyond(settings.dir, this.replayedSeq, epoch);
+    if (moved.length > 0) this.logger.warn({ moved: moved.length }, `moved ${moved.length} checkpoint/log files beyond seq ${this.replayedSeq} aside (superseded-epoch-${epoch})`);
+    const checkpointer = new Checkpointer(settings, {
+      vm: this.vm!,
+      log: this.log!,
+      loop: () => (this.stopped ? null : this.loop),
+      config: this.config!,
+      nodeId: this.options.nodeId,
+      epoch: () => this.machine.epoch,
+      live: () => !this.stopped && this.machine.role === 'live',
+      newestEpoch: () => this.arbiter.newestEpoch(),
+      onSuperseded: (newest) => this.halt({ reason: `the shared directory holds epoch ${newest}, newer than this node's: another node serves now`, exitCode: EXIT_LOST_EPOCH }),
+      logger: this.logger,
+    });
+    this.checkpointer = checkpointer;
+    return checkpointer;
   }
 
   private whenReplayed(): Promise<void> {
@@ -338,6 +366,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       queuedTasks: this.queue.length,
       connected: this.channel.connected,
       divergence: this.divergence,
+      lastCheckpoint: this.checkpointer?.newest ?? null,
+      checkpoint: this.checkpointer?.status() ?? null,
       bootError: this.bootError?.message ?? null,
       primary: this.options.primaryUrl,
     };
@@ -351,6 +381,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.server?.closeAllConnections();
     await this.loop?.stop();
     await this.channel?.close();
+    await this.checkpointer?.close();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
     await this.vm?.terminate();

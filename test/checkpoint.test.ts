@@ -247,3 +247,28 @@ describe('checkpoint files', () => {
     expect((await checkpointStatus(primary.url)).taken).toBe(taken);
   });
 });
+
+describe('checkpoints across a failover', () => {
+  test('a backup that went live keeps the service durable: both nodes lost after the failover, restore brings back writes from both epochs', async () => {
+    const dir = tempDir('ftjs-shared-');
+    const args = ['--checkpoint-every', '50'];
+    const pair = await startPair(KV, { sharedDir: dir, heartbeatTimeoutMs: 600, primaryArgs: args, backupArgs: args });
+    track(pair.primary);
+    track(pair.backup);
+    for (let i = 0; i < 20; i++) await put(pair.primary.url, `before-${i}`, `b${i}`);
+    await kill9(pair.primary);
+    await waitFor(async () => (await fetch(`${pair.backup.url}/_ft/health`)).status === 200, 'the backup to go live');
+    let last = 0;
+    for (let i = 0; i < 20; i++) last = await put(pair.backup.url, `after-${i}`, `a${i}`);
+    // The live backup took a checkpoint at go-live and writes the log after it.
+    await waitDurable(pair.backup.url, last, 1);
+    await kill9(pair.backup);
+
+    const restored = track(await restore(KV, dir));
+    for (let i = 0; i < 20; i++) {
+      expect(await getValue(restored.url, `before-${i}`)).toBe(`b${i}`);
+      expect(await getValue(restored.url, `after-${i}`)).toBe(`a${i}`);
+    }
+    expect((await status(restored.url)).epoch).toBe(3);
+  });
+});
