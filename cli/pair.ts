@@ -9,10 +9,11 @@ import { BackupNode } from '../hypervisor/backup.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS, type LiveLoopOptions } from '../hypervisor/live-loop.js';
 import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../hypervisor/pair.js';
 import { DEFAULT_CHECKPOINT_KEEP } from '../hypervisor/checkpoint.js';
+import { DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES } from '../logging-channel/primary-channel.js';
 import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervisor/primary.js';
 import { loadGuest } from '../hypervisor/sources.js';
 import { createLogger } from './logger.js';
-import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface PairFlags extends ServeFlags {
   port: number;
@@ -108,6 +109,7 @@ export function registerPair(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--replication-port <port>', 'port of the logging channel (WebSocket)', port, 9091)
     .option('--replication-host <host>', 'address of the logging channel', '127.0.0.1')
+    .option('--join-by-snapshot-after <entries>', 'a fresh backup joins by a snapshot of the VM (then the log after it) once the log is this long; 0: always', nonNegativeInt('--join-by-snapshot-after'), DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES)
     .option('--checkpoint-every <entries>', 'durable checkpoints: write a snapshot of the VM and the log since it to the checkpoint directory once this many log entries were appended since the last one (default: off)', positiveInt('--checkpoint-every'))
     .option('--checkpoint-every-ms <ms>', 'durable checkpoints: also (or only) once this long has passed since the last one, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
     .option('--checkpoint-keep <n>', 'checkpoints kept; older ones and the logs only they need are removed', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
@@ -117,7 +119,7 @@ export function registerPair(program: Command): void {
   addVmOptions(primary);
   addServeOptions(primary);
   addLogOptions(primary);
-  primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string }) => {
+  primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const node = await PrimaryNode.start({
@@ -134,6 +136,7 @@ export function registerPair(program: Command): void {
       loop: loopOptions(flags),
       ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
       ...checkpointOptions(flags),
+      joinBySnapshotAfterEntries: flags.joinBySnapshotAfter,
       logger,
     });
     logger.info({ url: node.url, replication: node.replicationUrl }, `primary serving ${entry} on ${node.url}; logging channel on ${node.replicationUrl}`);

@@ -22,7 +22,8 @@ import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_F
 import type { HaltEvent } from './primary.js';
 import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
 import { VmHost } from './vm-host.js';
-import type { BootConfig } from './vm.js';
+import { decodeSnapshot } from './snapshot-wire.js';
+import type { BootConfig, Snapshot } from './vm.js';
 import type { Divergence } from './port.js';
 
 export interface BackupOptions {
@@ -115,7 +116,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
       logger,
     });
-    this.channel.on('welcome', (e) => void this.onWelcome(e.bootConfig, e.reconnect));
+    this.channel.on('welcome', (e) => void this.onWelcome(e.bootConfig, e.reconnect, e.snapshot !== undefined));
+    this.channel.on('snapshot', (e) => void this.onSnapshot(e));
     this.channel.on('entries', (entries) => this.onEntries(entries));
     this.channel.on('disconnected', (e) => this.step({ type: 'peer-down', nowMs: monotonicMs(), reason: e.reason }));
     // A refusal is final (wrong secret, another guest or engine, another backup in place).
@@ -123,28 +125,63 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.tickTimer = setInterval(() => this.tick(), tickMs(options.pair));
   }
 
-  private async onWelcome(bootConfig: unknown, reconnect: boolean): Promise<void> {
+  private async onWelcome(bootConfig: unknown, reconnect: boolean, bySnapshot: boolean): Promise<void> {
     this.step({ type: 'peer-up', nowMs: monotonicMs() });
-    if (reconnect || this.vm) return;
+    if (reconnect || this.vm || this.config) return;
     try {
       const header = bootConfig as BootConfig;
       // Same checks as a trace header: every source matches its hash, and this engine can replay it.
       this.config = bootConfigFromTrace(traceHeaderFor(header), 'primary boot config');
-      this.vm = VmHost.start(this.config.limits);
-      this.vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the replaying VM died: ${error.message}` });
-      await this.vm.boot(this.config, 'replay');
-      if (this.options.tracePath) {
-        const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(this.config, this.options.nodeId), this.options.traceSegmentBytes ? { segmentBytes: this.options.traceSegmentBytes } : {});
-        // Entries that arrived while the file was being created go in first, in order.
-        trace.append(this.traceBacklog);
-        this.traceBacklog = [];
-        this.trace = trace;
+      if (bySnapshot) {
+        this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; joining by snapshot');
+        return; // the VM boots from the snapshot when it has arrived
       }
+      await this.bootVm(null);
       this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; replaying');
       this.pump();
     } catch (error) {
       this.bootError = error as Error;
       this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `cannot boot the primary's guest: ${(error as Error).message}` });
+    }
+  }
+
+  /** Joining by snapshot: the VM continues exactly where the primary's was at the snapshot's seq. */
+  private async onSnapshot(e: { seq: number; pos: number; data: Uint8Array }): Promise<void> {
+    if (this.vm || !this.config) return;
+    const started = monotonicMs();
+    try {
+      const snapshot = await decodeSnapshot(e.data);
+      if (snapshot.guestHash !== this.config.guestHash) throw new Error('the snapshot is of another guest');
+      this.replayedSeq = e.seq;
+      this.replayedPos = e.pos;
+      await this.bootVm(snapshot, e.seq + 1);
+      this.joinedAt = { seq: e.seq, bytes: e.data.byteLength, bootMs: Math.round(monotonicMs() - started) };
+      this.logger.info({ seq: e.seq, bytes: e.data.byteLength, bootMs: this.joinedAt.bootMs }, `joined by snapshot at seq ${e.seq}; replaying the log after it`);
+      this.pump();
+    } catch (error) {
+      this.bootError = error as Error;
+      this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `cannot boot from the primary's snapshot: ${(error as Error).message}` });
+    }
+  }
+
+  private joinedAt: { seq: number; bytes: number; bootMs: number } | null = null;
+
+  private async bootVm(snapshot: Snapshot | null, traceFirstSeq = 1): Promise<void> {
+    const config = this.config!;
+    const vm = VmHost.start(config.limits);
+    vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the replaying VM died: ${error.message}` });
+    await vm.boot(config, 'replay', snapshot ?? undefined);
+    this.vm = vm;
+    if (this.options.tracePath) {
+      // After a join by snapshot the trace starts at the snapshot's seq + 1 (it does not replay alone).
+      const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(config, this.options.nodeId), {
+        ...(this.options.traceSegmentBytes ? { segmentBytes: this.options.traceSegmentBytes } : {}),
+        firstSeq: traceFirstSeq,
+      });
+      // Entries that arrived while the file was being created go in first, in order.
+      trace.append(this.traceBacklog);
+      this.traceBacklog = [];
+      this.trace = trace;
     }
   }
 
@@ -366,6 +403,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       queuedTasks: this.queue.length,
       connected: this.channel.connected,
       divergence: this.divergence,
+      joinedBySnapshot: this.joinedAt,
       lastCheckpoint: this.checkpointer?.newest ?? null,
       checkpoint: this.checkpointer?.status() ?? null,
       bootError: this.bootError?.message ?? null,

@@ -13,7 +13,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Kind, type Entry } from '../logging-channel/entry.js';
 import { encodeEpochMark } from '../logging-channel/codec.js';
-import { PrimaryChannel } from '../logging-channel/primary-channel.js';
+import { PrimaryChannel, type SnapshotForJoin } from '../logging-channel/primary-channel.js';
+import { encodeSnapshot } from './snapshot-wire.js';
 import { RetainedLog } from '../logging-channel/retained-log.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
 import { LagTracker } from '../recorder/lag.js';
@@ -57,6 +58,8 @@ export interface PrimaryOptions {
   maxRequestBytes: number;
   loop: LiveLoopOptions;
   tracePath?: string;
+  /** A fresh backup joins by snapshot once the log is this long (or no longer starts at seq 1). */
+  joinBySnapshotAfterEntries?: number;
   /** Rotate the --trace file into segments of this many bytes (TraceWriterOptions.segmentBytes). */
   traceSegmentBytes?: number;
   /** Durable checkpoints; off when absent. */
@@ -81,6 +84,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   private restorePoint: (LoadedCheckpoint & { skipped: SkippedCheckpoint[] }) | null;
   private restored: (ChainReplay & { checkpoint: string; checkpointSeq: number; checkpointEpoch: number; skipped: SkippedCheckpoint[] }) | null = null;
   private checkpointer: Checkpointer | null = null;
+  /** Admission paused while the VM is copied out for a backup joining by snapshot. */
+  private joinPaused = false;
   private bootEpoch = 0;
   private readonly lag = new LagTracker();
   private readonly outputs = new OutputBuffer(true, () => !this.machine || this.machine.mayRelease(monotonicMs()));
@@ -161,7 +166,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     }
     this.log.addSink((entries) => this.onAppended(entries));
 
-    this.loop = new LiveLoop(this.vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, logger, { ...options.loop, admit: () => this.admitting && !this.checkpointer?.paused });
+    this.loop = new LiveLoop(this.vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, logger, { ...options.loop, admit: () => this.admitting && !this.checkpointer?.paused && !this.joinPaused });
     this.loop.onFatal = (error) => this.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
     this.loop.start(bootReply);
     this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch, nodeId: options.nodeId }));
@@ -186,12 +191,16 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       log: this.retained,
       heartbeatMs: options.pair.heartbeatMs,
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
+      snapshotProvider: () => this.snapshotForJoin(),
+      ...(options.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: options.joinBySnapshotAfterEntries } : {}),
       logger,
     });
     this.channel.on('attached', (e) => {
       logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
       if (this.machine) this.step({ type: 'peer-up', nowMs: monotonicMs() });
       else this.attachedBeforeStart = true;
+      // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
+      this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch: this.machine?.epoch ?? epoch, nodeId: options.nodeId }));
     });
     this.channel.on('ack', (seq) => {
       if (!this.machine) return;
@@ -372,6 +381,36 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     if (this.machine) this.step({ type: 'appended', nowMs });
   }
 
+  /**
+   * A snapshot for a backup that joins now: admission pauses only while the VM is copied out between
+   * tasks (the copy is queued behind the batch in flight, and no new batch starts); compression runs
+   * after serving resumed.
+   */
+  private async snapshotForJoin(): Promise<SnapshotForJoin> {
+    const started = monotonicMs();
+    this.joinPaused = true;
+    let snapshot;
+    let seq: number;
+    let pos: number;
+    try {
+      snapshot = await this.vm.snapshot();
+      seq = this.log.lastSeq;
+      pos = this.log.pos;
+      // The first entry after the snapshot tells the joining backup which epoch it follows.
+      this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch: this.machine?.epoch ?? this.bootEpoch, nodeId: this.options.nodeId }));
+    } finally {
+      this.joinPaused = false;
+      this.loop.kick();
+    }
+    const pauseMs = monotonicMs() - started;
+    const data = await encodeSnapshot(snapshot);
+    this.logger.info({ seq, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, encodeMs: Math.round(monotonicMs() - started - pauseMs) }, `snapshot for a joining backup at seq ${seq}`);
+    this.lastJoin = { seq, pauseMs, bytes: data.byteLength, memoryBytes: snapshot.memory.byteLength };
+    return { seq, pos, data };
+  }
+
+  private lastJoin: { seq: number; pauseMs: number; bytes: number; memoryBytes: number } | null = null;
+
   private reportLag(nowMs: number): void {
     const lag = this.lag.now(nowMs);
     this.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes });
@@ -468,6 +507,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       memoryBytes: state?.memoryBytes ?? null,
       replication: this.replicationUrl,
       lastCheckpoint: this.checkpointer?.newest ?? null,
+      lastJoinSnapshot: this.lastJoin,
       checkpoint: this.checkpointer?.status() ?? null,
       restoredFrom: this.restored
         ? { checkpoint: this.restored.checkpoint, checkpointSeq: this.restored.checkpointSeq, replayedEntries: this.restored.entries, durableSeq: this.restored.seq, durableGuestTime: new Date(this.restored.guestTimeMs).toISOString(), skipped: this.restored.skipped, chainBroken: this.restored.broken }

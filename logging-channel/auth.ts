@@ -175,6 +175,7 @@ export interface AuthMessage {
 }
 
 export interface WelcomeMessage {
+  snapshot?: unknown;
   t: 'welcome';
   proof: string;
   bootConfig: unknown;
@@ -240,6 +241,8 @@ export function expectMessage(msg: ControlObject, t: 'hello' | 'auth' | 'welcome
         proof: field(msg, 'proof', isProof, '64 lowercase hex digits'),
         bootConfig: msg.bootConfig,
         firstSeq: field(msg, 'firstSeq', isSeq, 'an integer >= 0'),
+        // Join by snapshot: its description (checked by the backup channel).
+        ...('snapshot' in msg ? { snapshot: msg.snapshot } : {}),
       };
   }
 }

@@ -11,6 +11,7 @@
 // emits 'refused': it is fatal for the node. Anything else (lost connection, protocol error,
 // handshake timeout, silence) is logged and followed by a new dial after reconnectDelayMs.
 
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
@@ -66,7 +67,25 @@ export interface BackupChannelOptions {
   logger: Logger;
 }
 
+export interface SnapshotMeta {
+  seq: number;
+  pos: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface SnapshotEvent {
+  seq: number;
+  pos: number;
+  data: Uint8Array;
+}
+
+/** Largest snapshot a backup accepts when joining (a VM's memory is at most 2 GiB). */
+export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024;
+
 export interface WelcomeEvent {
+  /** Joining by snapshot: a 'snapshot' event follows, then entries from `snapshot.seq + 1`. */
+  snapshot?: SnapshotMeta;
   bootConfig: unknown;
   /** Seq of the first entry this connection carries (receivedSeq + 1 at the time of the welcome). */
   firstSeq: number;
@@ -87,6 +106,8 @@ export interface PrimarySilentEvent {
 
 export type BackupChannelEvents = {
   welcome: [WelcomeEvent];
+  /** The joining snapshot, complete and verified (its receipt is already acknowledged). */
+  snapshot: [SnapshotEvent];
   /** New entries, dense and in order, each delivered once. Their receipt is already acknowledged. */
   entries: [entries: Entry[]];
   /** No frame from the primary for heartbeatTimeoutMs (connected or not). Once per silence. */
@@ -99,7 +120,9 @@ export type BackupChannelEvents = {
 
 interface Conn {
   ws: WebSocket;
-  state: 'hello' | 'welcome' | 'open' | 'closed';
+  state: 'hello' | 'welcome' | 'snapshot' | 'open' | 'closed';
+  /** While receiving a snapshot: its description and the chunks so far. */
+  snapshot: { meta: SnapshotMeta; chunks: Uint8Array[]; received: number } | null;
   clientNonce: string;
   serverNonce: string;
   handshakeTimer: NodeJS.Timeout | undefined;
@@ -262,6 +285,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       closeReason: undefined,
       refusalHandled: false,
       welcomed: false,
+      snapshot: null,
     };
     this.conn = conn;
     // Covers the TCP connect, the HTTP upgrade, hello and welcome.
@@ -298,6 +322,9 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
           return;
         case 'welcome':
           this.onWelcome(conn, frame);
+          return;
+        case 'snapshot':
+          this.onSnapshotFrame(conn, frame);
           return;
         case 'open':
           this.onStreamFrame(conn, frame);
@@ -341,14 +368,20 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
         `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`,
       );
     }
-    if (welcome.firstSeq !== this.received + 1) {
+    const snapshot = (welcome as { snapshot?: SnapshotMeta }).snapshot;
+    if (snapshot !== undefined) {
+      if (this.received !== 0 || welcome.firstSeq !== snapshot.seq + 1 || !(snapshot.bytes > 0 && snapshot.bytes <= MAX_SNAPSHOT_BYTES) || typeof snapshot.sha256 !== 'string') {
+        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: bad snapshot in the welcome: ${JSON.stringify(snapshot)} (received through seq ${this.received})`);
+      }
+    } else if (welcome.firstSeq !== this.received + 1) {
       throw new RefusalError(
         RefuseCode.ProtocolError,
         `protocol error: welcome says the stream starts at seq ${welcome.firstSeq}, but this backup has received through seq ${this.received}`,
       );
     }
     clearTimeout(conn.handshakeTimer);
-    conn.state = 'open';
+    conn.state = snapshot ? 'snapshot' : 'open';
+    conn.snapshot = snapshot ? { meta: snapshot, chunks: [], received: 0 } : null;
     conn.welcomed = true;
     const reconnect = this.welcomes > 0;
     this.welcomes++;
@@ -356,7 +389,32 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     this.heard();
     this.lastHeartbeatAt = performance.now();
     this.logger.info({ url: this.url, firstSeq: welcome.firstSeq, reconnect }, reconnect ? 'reconnected to the primary' : 'connected to the primary');
-    this.emit('welcome', { bootConfig: welcome.bootConfig, firstSeq: welcome.firstSeq, reconnect });
+    this.emit('welcome', { bootConfig: welcome.bootConfig, firstSeq: welcome.firstSeq, reconnect, ...(snapshot ? { snapshot } : {}) });
+  }
+
+  private onSnapshotFrame(conn: Conn, frame: Frame): void {
+    this.heard();
+    if (frame.type === 'heartbeat') return;
+    if (frame.type !== 'snapshot') throw new RefusalError(RefuseCode.ProtocolError, `protocol error: expected SNAPSHOT frames, got a ${frame.type.toUpperCase()} frame`);
+    const snap = conn.snapshot!;
+    snap.received += frame.bytes.byteLength;
+    if (snap.received > snap.meta.bytes) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: the snapshot is larger than the ${snap.meta.bytes} bytes announced`);
+    snap.chunks.push(frame.bytes.slice());
+    if (snap.received < snap.meta.bytes) return;
+    const data = new Uint8Array(snap.meta.bytes);
+    let offset = 0;
+    for (const chunk of snap.chunks) {
+      data.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    conn.snapshot = null;
+    if (createHash('sha256').update(data).digest('hex') !== snap.meta.sha256) throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: the snapshot does not match its SHA-256');
+    this.received = snap.meta.seq;
+    conn.state = 'open';
+    // Receipt first, as for entries: the state through this seq is now on this node.
+    this.send(conn, encodeAckFrame(snap.meta.seq));
+    this.logger.info({ seq: snap.meta.seq, bytes: data.byteLength }, 'snapshot received');
+    this.emit('snapshot', { seq: snap.meta.seq, pos: snap.meta.pos, data });
   }
 
   private onStreamFrame(conn: Conn, frame: Frame): void {
@@ -374,6 +432,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
         return;
       case 'ack':
         throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected ACK frame from the primary');
+      case 'snapshot':
+        throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected SNAPSHOT frame after the snapshot');
       case 'control':
         throw new RefusalError(RefuseCode.ProtocolError, `protocol error: unexpected CONTROL "${frame.message.t}" message after the handshake`);
     }

@@ -16,6 +16,8 @@ export const FrameType = {
   Entries: 0x01,
   Ack: 0x02,
   Heartbeat: 0x03,
+  /** A chunk of a VM snapshot (join by snapshot), sent between the welcome and the first entries. */
+  Snapshot: 0x04,
   Control: 0x10,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
@@ -57,6 +59,7 @@ export type Frame =
   | { type: 'entries'; entries: Entry[] }
   | { type: 'ack'; seq: number }
   | { type: 'heartbeat'; seq: number }
+  | { type: 'snapshot'; bytes: Uint8Array }
   | { type: 'control'; message: ControlObject };
 
 /** A CONTROL payload: a JSON object with a string `t`. Its fields are checked by auth.ts. */
@@ -72,6 +75,8 @@ export function frameTypeName(code: number): string {
       return 'HEARTBEAT';
     case FrameType.Control:
       return 'CONTROL';
+    case FrameType.Snapshot:
+      return 'SNAPSHOT';
     default:
       return `0x${code.toString(16).padStart(2, '0')}`;
   }
@@ -117,6 +122,13 @@ export function encodeHeartbeatFrame(seq: number): Uint8Array {
   return encodeSeqFrame(FrameType.Heartbeat, seq, 'HEARTBEAT');
 }
 
+export function encodeSnapshotFrame(chunk: Uint8Array): Uint8Array {
+  const out = new Uint8Array(TYPE_BYTES + chunk.byteLength);
+  out[0] = FrameType.Snapshot;
+  out.set(chunk, TYPE_BYTES);
+  return out;
+}
+
 export function encodeControlFrame(message: ControlObject): Uint8Array {
   const json = JSON.stringify(message);
   const body = Buffer.from(json, 'utf8');
@@ -156,6 +168,9 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       return { type: 'heartbeat', seq: decodeSeq(payload, 'HEARTBEAT', type) };
     case FrameType.Control:
       return { type: 'control', message: decodeControl(payload, type) };
+    case FrameType.Snapshot:
+      if (payload.byteLength === 0) throw new FrameError('empty SNAPSHOT frame', type);
+      return { type: 'snapshot', bytes: payload };
     default:
       throw new FrameError(`unknown frame type 0x${type.toString(16).padStart(2, '0')} (${bytes.byteLength} bytes)`, type);
   }

@@ -11,6 +11,7 @@
 // node calls drop()) and never trims the log (the node does, from 'ack'). Anything a peer sends that
 // is not exactly the protocol is refused at the edge with a logged error.
 
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -44,6 +45,7 @@ import {
   encodeControlFrame,
   encodeEntriesFrame,
   encodeHeartbeatFrame,
+  encodeSnapshotFrame,
   entriesBudgetBytes,
   type ControlObject,
   type Frame,
@@ -77,8 +79,26 @@ export interface PrimaryChannelOptions {
   handshakeTimeoutMs?: number;
   /** Stop sending while more than this many bytes wait in the socket; resume once they drain. */
   maxBufferedBytes?: number;
+  /**
+   * Join by snapshot: a fresh backup (resume from 0) receives a VM snapshot taken now, then the log
+   * after it, when the log cannot serve it from seq 1 or is at least `joinBySnapshotAfterEntries` long.
+   */
+  snapshotProvider?: () => Promise<SnapshotForJoin>;
+  joinBySnapshotAfterEntries?: number;
   logger: Logger;
 }
+
+export interface SnapshotForJoin {
+  /** The snapshot holds the state after every entry through `seq`. */
+  seq: number;
+  pos: number;
+  data: Uint8Array;
+}
+
+/** Default log length past which a fresh backup joins by snapshot rather than replaying from seq 1. */
+export const DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES = 10_000;
+/** Bytes of snapshot per SNAPSHOT frame. */
+const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 export interface AttachedEvent {
   nodeId: string;
@@ -128,6 +148,8 @@ interface Conn {
   silentReported: boolean;
   /** Waiting for the socket to drain below maxBufferedBytes. */
   blocked: boolean;
+  /** Joining by snapshot: no entries are sent until the snapshot has been. */
+  snapshotting: boolean;
 }
 
 function positiveInt(name: string, value: number): number {
@@ -146,6 +168,8 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private readonly heartbeatTimeoutMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly maxBufferedBytes: number;
+  private readonly snapshotProvider: (() => Promise<SnapshotForJoin>) | undefined;
+  private readonly joinBySnapshotAfterEntries: number;
   private readonly logger: Logger;
   private readonly pending = new Set<Conn>();
   private session: Conn | null = null;
@@ -174,6 +198,8 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     }
     this.handshakeTimeoutMs = positiveInt('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
     this.maxBufferedBytes = positiveInt('maxBufferedBytes', opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+    this.snapshotProvider = opts.snapshotProvider;
+    this.joinBySnapshotAfterEntries = opts.joinBySnapshotAfterEntries ?? DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES;
     this.maxFrameBytes = positiveInt('maxFrameBytes', opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
     if (this.maxFrameBytes < MIN_MAX_FRAME_BYTES) {
       throw new RangeError(`PrimaryChannel: maxFrameBytes must be at least ${MIN_MAX_FRAME_BYTES}, got ${this.maxFrameBytes}`);
@@ -352,6 +378,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       lastHeartbeatAt: 0,
       silentReported: false,
       blocked: false,
+      snapshotting: false,
     };
     this.pending.add(conn);
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
@@ -415,7 +442,8 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
         `already attached: backup "${current.nodeId}" (${current.remote}) is attached; refusing backup "${auth.nodeId}"`,
       );
     }
-    this.checkResume(auth);
+    const bySnapshot = auth.resumeFromSeq === 0 && this.snapshotProvider !== undefined && (this.log.firstSeq > 1 || this.log.lastSeq >= this.joinBySnapshotAfterEntries);
+    if (!bySnapshot) this.checkResume(auth);
 
     if (current !== null) {
       // The same node dialled again: its old connection is dead or half-open (or a second process
@@ -434,6 +462,15 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     conn.lastHeartbeatAt = now;
     this.lastHeard = now;
     this.session = conn;
+    if (bySnapshot) {
+      conn.snapshotting = true;
+      conn.sentSeq = 0;
+      this.acked = 0;
+      this.logger.info({ nodeId: auth.nodeId, remote: conn.remote, lastSeq: this.log.lastSeq, retainedFrom: this.log.firstSeq }, 'backup attached; it joins by snapshot');
+      this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: 0, remote: conn.remote });
+      void this.sendSnapshot(conn, auth.nonce);
+      return;
+    }
     this.sendControl(conn, {
       t: 'welcome',
       proof: computeProof(this.secret, 'primary', auth.nonce, conn.serverNonce),
@@ -449,6 +486,46 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: auth.resumeFromSeq, remote: conn.remote });
     // Its resume point is a receipt: it may cover acks that were in flight when the old connection died.
     if (this.session === conn && auth.resumeFromSeq > previousAck) this.emit('ack', auth.resumeFromSeq);
+    this.notifyAppended();
+  }
+
+  /** Takes a snapshot, then sends the welcome, the snapshot in chunks, and the log after it. */
+  private async sendSnapshot(conn: Conn, clientNonce: string): Promise<void> {
+    const started = performance.now();
+    let snapshot: SnapshotForJoin;
+    try {
+      snapshot = await this.snapshotProvider!();
+    } catch (err) {
+      const why = `cannot take a snapshot for the joining backup: ${(err as Error).message}`;
+      this.logger.error({ nodeId: conn.nodeId }, why);
+      if (this.session === conn) this.detach(conn, why);
+      this.closeConn(conn, 1011, 'primary cannot take a snapshot');
+      return;
+    }
+    if (this.session !== conn || conn.state !== 'attached') return;
+    const sha256 = createHash('sha256').update(snapshot.data).digest('hex');
+    this.sendControl(conn, {
+      t: 'welcome',
+      proof: computeProof(this.secret, 'primary', clientNonce, conn.serverNonce),
+      bootConfig: this.bootConfig,
+      firstSeq: snapshot.seq + 1,
+      snapshot: { seq: snapshot.seq, pos: snapshot.pos, bytes: snapshot.data.byteLength, sha256 },
+    });
+    for (let offset = 0; offset < snapshot.data.byteLength; offset += SNAPSHOT_CHUNK_BYTES) {
+      if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
+      // Backpressure: a 20 MiB snapshot must not sit in the socket's buffer all at once.
+      while (conn.ws.bufferedAmount > this.maxBufferedBytes) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
+      }
+      conn.ws.send(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES)), { binary: true });
+    }
+    conn.sentSeq = snapshot.seq;
+    conn.snapshotting = false;
+    this.logger.info(
+      { nodeId: conn.nodeId, seq: snapshot.seq, bytes: snapshot.data.byteLength, ms: Math.round(performance.now() - started) },
+      `snapshot sent to the joining backup (seq ${snapshot.seq}); streaming the log after it`,
+    );
     this.notifyAppended();
   }
 
@@ -505,6 +582,8 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       }
       case 'entries':
         throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected ENTRIES frame from the backup');
+      case 'snapshot':
+        throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected SNAPSHOT frame from the backup');
     }
   }
 
@@ -513,7 +592,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   private pump(): void {
     const s = this.session;
-    if (s === null || s.state !== 'attached' || s.blocked || s.ws.readyState !== WebSocket.OPEN) return;
+    if (s === null || s.state !== 'attached' || s.blocked || s.snapshotting || s.ws.readyState !== WebSocket.OPEN) return;
     const log = this.log;
     const budget = entriesBudgetBytes(this.maxFrameBytes);
     while (s.sentSeq < log.lastSeq) {

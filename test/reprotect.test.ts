@@ -1,0 +1,57 @@
+// Re-protection, first half: a new backup joins a running primary from a snapshot of its VM
+// (compressed, in chunks) and then the log after it, while the primary keeps serving. Afterwards it
+// holds the primary's exact state, and a kill of the primary makes it live with every acknowledged write.
+
+import { afterEach, expect, test } from 'vitest';
+import { startBackup, startPrimary, status, waitFor, waitInSync, type FtjsProcess } from './helpers.js';
+
+const running: FtjsProcess[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.stop('SIGKILL')));
+});
+
+test('a backup joins a primary holding 20+ MiB of guest state, under load, by snapshot; then takes over with every acknowledged write', async () => {
+  const primary = await startPrimary('guest-apps/kv.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--join-by-snapshot-after', '0', '--max-request-bytes', String(2 * 1024 * 1024)] });
+  running.push(primary);
+  // 32 values of 1 MiB: the guest holds well over 20 MiB of state before any backup exists.
+  const big = 'x'.repeat(1024 * 1024);
+  for (let i = 0; i < 32; i++) expect((await fetch(`${primary.url}/kv/big-${i}`, { method: 'PUT', body: big + i })).status).toBe(200);
+  const engineBaseBytes = 16 * 1024 * 1024;
+  expect(((await status(primary.url)).memoryBytes as number) - engineBaseBytes).toBeGreaterThan(20 * 1024 * 1024);
+
+  // Load while the backup joins: every acknowledged write is remembered.
+  const acked = new Map<string, string>();
+  let stop = false;
+  const writers = Array.from({ length: 3 }, async (_, w) => {
+    for (let i = 0; !stop; i++) {
+      const key = `w${w}-${i}`;
+      const res = await fetch(`${primary.url}/kv/${key}`, { method: 'PUT', body: `v${i}` }).catch(() => null);
+      if (res && res.status === 200) acked.set(key, `v${i}`);
+      await res?.text();
+    }
+  });
+  const backup = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 600 });
+  running.push(backup);
+  const joined = await backup.waitForLog((l) => /^joined by snapshot at seq \d+/.test(l.msg), 'the backup to join by snapshot', 30_000);
+  expect(joined.bytes as number).toBeGreaterThan(0);
+  await waitFor(() => acked.size > 50, 'writes after the join');
+  stop = true;
+  await Promise.all(writers);
+
+  // The backup holds the primary's exact state at the same seq.
+  const synced = await waitInSync(primary.url, backup.url);
+  expect(synced.seq).toBeGreaterThan(joined.seq as number);
+  const st = await status(primary.url);
+  expect((st.lastJoinSnapshot as { pauseMs: number }).pauseMs).toBeGreaterThan(0);
+
+  primary.child.kill('SIGKILL');
+  await waitFor(async () => (await fetch(`${backup.url}/_ft/health`)).status === 200, 'the backup to go live');
+  expect((await status(backup.url)).epoch).toBe(2);
+  for (const [key, value] of acked) {
+    const res = await fetch(`${backup.url}/kv/${key}`);
+    expect(res.status, key).toBe(200);
+    expect(((await res.json()) as { value: string }).value).toBe(value);
+  }
+  const one = await fetch(`${backup.url}/kv/big-7`);
+  expect(((await one.json()) as { value: string }).value).toBe(big + 7);
+});
