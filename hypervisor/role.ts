@@ -270,6 +270,14 @@ export class RoleMachine {
       this.peerUp = true;
       this.welcomed = true;
       this.suspected = false;
+    } else if (this.roleNow === 'live') {
+      // Re-protection: a new backup attached to the node running alone. It is a primary again, in the
+      // epoch it holds, and its outputs wait for the new backup's acknowledgements from now on.
+      this.roleNow = 'primary';
+      this.peerUp = true;
+      this.holding = true;
+      this.claimingFor = null;
+      out.push({ type: 'hold-outputs' }, { type: 'log', level: 'info', msg: `backup attached: re-protected in epoch ${this.epochNow}; outputs now wait for its acknowledgement` });
     } else {
       out.push({ type: 'drop-peer', reason: `this node is ${this.roleNow} in epoch ${this.epochNow} and does not take a peer` });
     }

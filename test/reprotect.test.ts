@@ -55,3 +55,39 @@ test('a backup joins a primary holding 20+ MiB of guest state, under load, by sn
   const one = await fetch(`${backup.url}/kv/big-7`);
   expect(((await one.json()) as { value: string }).value).toBe(big + 7);
 });
+
+test('repeated failover: the backup dies, the primary runs alone, a fresh backup joins it by snapshot, then the primary dies and the new backup takes over', async () => {
+  const primary = await startPrimary('guest-apps/bank.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--join-by-snapshot-after', '0'] });
+  running.push(primary);
+  const post = (url: string, path: string, body: unknown, key?: string) =>
+    fetch(url + path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) } });
+  for (const id of ['a', 'b']) expect((await post(primary.url, '/accounts', { id, balance: 1000 })).status).toBe(201);
+  const first = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 600, nodeId: 'backup-1' });
+  running.push(first);
+  await first.waitForLog((l) => /^joined by snapshot/.test(l.msg), 'the first backup to join');
+  for (let i = 0; i < 10; i++) expect((await post(primary.url, '/transfer', { from: 'a', to: 'b', amount: 1 }, `t1-${i}`)).status).toBe(201);
+
+  // The backup dies: the primary wins epoch 2 and runs alone.
+  first.child.kill('SIGKILL');
+  await waitFor(async () => (await status(primary.url)).role === 'live', 'the primary to run alone');
+  expect((await status(primary.url)).epoch).toBe(2);
+  for (let i = 0; i < 10; i++) expect((await post(primary.url, '/transfer', { from: 'a', to: 'b', amount: 1 }, `t2-${i}`)).status).toBe(201);
+
+  // A fresh backup joins the live node by snapshot: it is a primary again, in epoch 2.
+  const second = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 600, nodeId: 'backup-2' });
+  running.push(second);
+  await second.waitForLog((l) => /^joined by snapshot/.test(l.msg), 'the second backup to join');
+  await waitFor(async () => (await status(primary.url)).role === 'primary', 'the live node to be a primary again');
+  for (let i = 0; i < 10; i++) expect((await post(primary.url, '/transfer', { from: 'a', to: 'b', amount: 1 }, `t3-${i}`)).status).toBe(201);
+  await waitInSync(primary.url, second.url);
+
+  // The primary dies: the second backup wins epoch 3 with every acknowledged transfer.
+  primary.child.kill('SIGKILL');
+  await waitFor(async () => (await fetch(`${second.url}/_ft/health`)).status === 200, 'the second backup to go live');
+  expect((await status(second.url)).epoch).toBe(3);
+  const audit = (await (await fetch(`${second.url}/audit`)).json()) as { ok: boolean; transfers: number };
+  expect(audit.ok).toBe(true);
+  expect(audit.transfers).toBe(30);
+  const a = (await (await fetch(`${second.url}/accounts/a`)).json()) as { balance: number };
+  expect(a.balance).toBe(970);
+});

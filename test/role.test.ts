@@ -253,7 +253,7 @@ describe('primary with a backup', () => {
     expect(m.hasBackup).toBe(true);
   });
 
-  test('hasBackup: true from the first attach through the claim; false again once a new epoch is won; never on a backup', () => {
+  test('hasBackup: true from the first attach through the claim; false once a new epoch is won; true again when a new backup re-protects it; never on a backup', () => {
     const m = attachedPrimary();
     expect(m.hasBackup).toBe(true);
     expect(peerDown(m, 10)).toEqual([]);
@@ -263,9 +263,17 @@ describe('primary with a backup', () => {
     expect(m.hasBackup).toBe(true); // still epoch 1, the epoch the backup was attached in
     expect(claimResult(m, 30, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
     expect(m.hasBackup).toBe(false);
-    expect(peerUp(m, 40)).toEqual([dropPeer()]); // live takes no peer
-    expect(m.hasBackup).toBe(false);
-    expect(lag(m, 50, 1e9, 1e12)).toEqual([]);
+    expect(m.role).toBe('live');
+    expect(lag(m, 35, 1e9, 1e12)).toEqual([]); // live: nobody to lag behind
+    // A new backup attaches to the live node: re-protected, a primary again in the epoch it holds.
+    expect(peerUp(m, 40)).toEqual([HOLD]);
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(2);
+    expect(m.hasBackup).toBe(true);
+    expect(m.holdsOutputs).toBe(true);
+    expect(lag(m, 50, 1e9, 1e12)).toEqual([admit(false)]); // the new backup's lag throttles
+    expect(peerUp(m, 60)).toEqual([]); // attached already: no second hold
+    expect(m.hasBackup).toBe(true);
     const b = welcomedBackup();
     expect(b.hasBackup).toBe(false);
     expect(peerUp(b, 10)).toEqual([]);
@@ -341,7 +349,7 @@ describe('primary: backup silent past the timeout', () => {
     expect(tick(m, 300)).toEqual([NOOP, claim(2)]);
   });
 
-  test('claim won: epoch-won, release-all, then the log; live in the new epoch, peers refused', () => {
+  test('claim won: epoch-won, release-all, then the log; live in the new epoch; a new backup re-protects it in that epoch', () => {
     const m = attachedPrimary();
     expect(acked(m, 10, 3)).toEqual([releaseThrough(3)]);
     expect(tickRange(m, 0, 310, 10).at(-1)).toEqual([310, [dropPeer(), claim(2)]]); // 300 ms after the ack
@@ -352,13 +360,51 @@ describe('primary: backup silent past the timeout', () => {
     expect(m.role).toBe('live');
     expect(m.epoch).toBe(2);
     expect(m.holdsOutputs).toBe(false);
-    // Live: acks release nothing more, peers are dropped, no-ops continue from the won time.
+    // Live: acks release nothing more, no-ops continue from the won time.
     expect(acked(m, 330, 50)).toEqual([]);
-    expect(peerUp(m, 340)).toEqual([dropPeer()]);
+    expect(m.hasBackup).toBe(false);
+    // A new backup attaches: re-protected in epoch 2 (no drop-peer), a primary again, outputs held.
+    const attach = m.step({ type: 'peer-up', nowMs: 340 });
+    expect(attach).toEqual([HOLD, logLine('info', 're-protected in epoch 2')]);
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(2);
+    expect(m.hasBackup).toBe(true);
+    expect(m.holdsOutputs).toBe(true);
     expect(tick(m, 419)).toEqual([]);
     expect(tick(m, 420)).toEqual([NOOP]);
-    // A duplicate won for the same epoch is ignored.
+    // A duplicate won for the same epoch is ignored (not claiming).
     expect(claimResult(m, 430, 2, 'won')).toEqual([]);
+    expect(m.epoch).toBe(2);
+    expect(m.role).toBe('primary');
+    // The new backup's acks release through them (the ack of 50 while live was released by the win's release-all).
+    expect(acked(m, 440, 60)).toEqual([releaseThrough(60)]);
+    expect(acked(m, 450, 55)).toEqual([]);
+    expect(m.holdsOutputs).toBe(true);
+    // Silent past the timeout (counted from the last ack at 450): drop it and claim epoch 3.
+    expect(tickRange(m, 440, 740, 10)).toEqual([[520, [NOOP]], [620, [NOOP]], [720, [NOOP]]]);
+    expect(tick(m, 749)).toEqual([]);
+    expect(tick(m, 750)).toEqual([dropPeer(), claim(3)]);
+    expect(m.role).toBe('claiming');
+    expect(m.epoch).toBe(2);
+    expect(claimResult(m, 760, 3, 'won')).toEqual([won(3), RELEASE_ALL]); // no go-live: it already is
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(3);
+    expect(m.hasBackup).toBe(false);
+  });
+
+  test('a claiming node still refuses a backup that attaches mid-claim (drop-peer, stays claiming)', () => {
+    const m = attachedPrimary();
+    expect(fatal(m, 10)).toEqual([dropPeer(), claim(2)]);
+    const out = m.step({ type: 'peer-up', nowMs: 20 });
+    expect(out).toEqual([dropPeer()]);
+    expect(m.role).toBe('claiming');
+    expect(m.hasBackup).toBe(true); // still epoch 1's backup
+    expect(claimResult(m, 30, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
+    // Claiming after a re-protection alike.
+    expect(peerUp(m, 40)).toEqual([HOLD]);
+    expect(fatal(m, 50)).toEqual([dropPeer(), claim(3)]);
+    expect(peerUp(m, 60)).toEqual([dropPeer()]);
+    expect(m.role).toBe('claiming');
     expect(m.epoch).toBe(2);
   });
 
@@ -1337,22 +1383,180 @@ describe('non-finite clock readings', () => {
 });
 
 describe('live node', () => {
-  test('appends a no-op each heartbeat period of idleness, never claims, drops any peer', () => {
+  test('appends a no-op each heartbeat period of idleness, never claims while alone; a backup attaching re-protects it', () => {
     const m = liveFromBackup();
     const seen = tickRange(m, 610, 5_610, 10);
     expect(seen.map(([t]) => t)).toEqual(Array.from({ length: 50 }, (_, i) => 710 + i * 100));
     for (const [, a] of seen) expect(a).toEqual([NOOP]);
-    expect(peerUp(m, 5_620)).toEqual([dropPeer()]);
+    // Alone: traffic, stray acks, drained reports, a peer-down, lag: nothing (no release, no claim, no throttle).
+    expect(traffic(m, 5_615)).toEqual([]);
+    expect(acked(m, 5_617, 3)).toEqual([]);
+    expect(drained(m, 5_618)).toEqual([]);
+    expect(peerDown(m, 5_619)).toEqual([]);
+    expect(lag(m, 5_619, 1e9, 1e12)).toEqual([]);
+    expect(m.role).toBe('live');
+    expect(m.hasBackup).toBe(false);
+    expect(m.holdsOutputs).toBe(false);
+    // A new backup attaches: a primary again in epoch 2, holding for it; no drop-peer, no claim, no release.
+    const out = m.step({ type: 'peer-up', nowMs: 5_620 });
+    expect(out).toEqual([HOLD, { type: 'log', level: 'info', msg: expect.stringMatching(/^backup attached: re-protected in epoch 2; /) }]);
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(2);
+    expect(m.hasBackup).toBe(true);
+    expect(m.holdsOutputs).toBe(true);
+    expect(m.verifyingEpoch).toBe(false);
+    expect(m.mayRelease(5_620)).toBe(true);
+    // It behaves as a protected primary: acks release through them, monotonically.
     expect(traffic(m, 5_630)).toEqual([]);
-    expect(acked(m, 5_640, 3)).toEqual([]);
-    expect(drained(m, 5_650)).toEqual([]);
-    expect(peerDown(m, 5_660)).toEqual([]);
+    expect(acked(m, 5_650, 7)).toEqual([releaseThrough(7)]);
+    expect(acked(m, 5_660, 7)).toEqual([]);
+    expect(acked(m, 5_670, 9)).toEqual([releaseThrough(9)]);
     expect(appended(m, 5_700)).toEqual([]);
     expect(tick(m, 5_750)).toEqual([]);
     expect(tick(m, 5_800)).toEqual([NOOP]);
+    // The new backup's lag throttles, its catching up re-admits.
+    expect(lag(m, 5_810, 1_001, 0)).toEqual([admit(false)]);
+    expect(lag(m, 5_820, 0, 0)).toEqual([admit(true)]);
+    // Silent past the timeout (counted from its last ack at 5_670): drop it and claim epoch 3.
+    expect(tickRange(m, 5_820, 5_960, 10)).toEqual([[5_900, [NOOP]]]);
+    expect(tick(m, 5_969)).toEqual([]);
+    const lost = m.step({ type: 'tick', nowMs: 5_970 });
+    expect(lost.filter((a) => a.type !== 'log')).toEqual([dropPeer(), claim(3)]); // no hold: already holding
+    expect(lost).toContainEqual(logLine('warn', /backup lost: backup silent for 300 ms/));
+    expect(m.role).toBe('claiming');
+    expect(m.epoch).toBe(2);
+    expect(m.holdsOutputs).toBe(true);
+    expect(acked(m, 5_980, 20)).toEqual([]); // nothing leaves mid-claim
+    expect(claimResult(m, 5_990, 3, 'won')).toEqual([won(3), RELEASE_ALL]); // no go-live: it already runs
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(3);
+    expect(m.hasBackup).toBe(false);
+    expect(m.holdsOutputs).toBe(false);
+  });
+
+  test('re-protected then peer-down: still holding for it (its acks decide), the timeout still claims, fatal claims', () => {
+    const m = liveFromBackup();
+    expect(peerUp(m, 620)).toEqual([HOLD]);
+    expect(m.step({ type: 'peer-down', nowMs: 630, reason: 'socket closed' })).toEqual([logLine('warn', 'socket closed')]);
+    expect(m.role).toBe('primary');
+    expect(m.hasBackup).toBe(true);
+    expect(m.holdsOutputs).toBe(true);
+    expect(peerUp(m, 640)).toEqual([]); // re-attached to the primary it now is: no second hold
+    expect(peerDown(m, 650)).toEqual([]);
+    expect(tickRange(m, 650, 930, 10)).toEqual([[710, [NOOP]], [810, [NOOP]], [910, [NOOP]]]);
+    expect(tick(m, 939)).toEqual([]);
+    expect(tick(m, 940)).toEqual([claim(3)]); // 300 ms after the re-attach at 640; the peer is down: no drop-peer
+    expect(claimResult(m, 950, 3, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(m, 960);
+    // A fatal on the re-protected primary claims the next epoch (no longer ignored as on a live node).
+    const n = liveFromBackup();
+    expect(fatal(n, 620)).toEqual([]); // live: ignored
+    expect(peerUp(n, 630)).toEqual([HOLD]);
+    expect(fatal(n, 640)).toEqual([dropPeer(), claim(3)]);
+    expect(fatal(n, 650)).toEqual([]); // a claiming primary ignores it; never a halt for a former backup now claiming as a primary
+    expect(n.role).toBe('claiming');
+    expect(drained(n, 660)).toEqual([]); // the drain is a backup's, not this claim's
+    expect(epochSeen(n, 670, 9)).toEqual([]);
+    expect(n.epoch).toBe(2);
+    expect(claimResult(n, 680, 3, 'won')).toEqual([won(3), RELEASE_ALL]); // no go-live this time
+  });
+
+  test('re-protection while verifying its epoch after a pause: hold (again), keep verifying; the confirmation releases through acks only', () => {
+    const m = liveFromBackup();
+    expect(tick(m, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(peerUp(m, 1_010)).toEqual([HOLD]);
+    expect(m.role).toBe('primary');
+    expect(m.verifyingEpoch).toBe(true);
+    expect(m.mayRelease(1_010)).toBe(false);
+    expect(acked(m, 1_020, 4)).toEqual([]); // not while verifying
+    expect(epochChecked(m, 1_030, 1, 2)).toEqual([releaseThrough(4)]); // not release-all: a backup is attached now
+    expect(m.verifyingEpoch).toBe(false);
+    expect(m.holdsOutputs).toBe(true);
+    expect(acked(m, 1_040, 5)).toEqual([releaseThrough(5)]);
+    // A newer epoch found instead: halt.
+    const n = liveFromBackup();
+    expect(tick(n, 1_000)).toEqual([HOLD, check(1), NOOP]);
+    expect(peerUp(n, 1_010)).toEqual([HOLD]);
+    expect(epochChecked(n, 1_020, 1, 3)).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(n, 1_030);
+    // The pause noticed in the very step of the attach: the gap's hold and check first, then the re-protection's hold.
+    const g = liveFromBackup();
+    const out = g.step({ type: 'peer-up', nowMs: 1_000 });
+    expect(out.filter((a) => a.type !== 'log')).toEqual([HOLD, check(1), HOLD]);
+    expect(out.at(-1)).toEqual(logLine('info', 're-protected in epoch 2'));
+    expect(g.role).toBe('primary');
+    expect(g.verifyingEpoch).toBe(true);
+    expect(epochChecked(g, 1_010, 1, 2)).toEqual([]); // nothing acked yet: nothing to release
+    expect(acked(g, 1_020, 1)).toEqual([releaseThrough(1)]);
+  });
+});
+
+describe('full cycle: re-protection across epochs', () => {
+  test('primary → backup lost → claim won (live, epoch 2) → new backup (primary, epoch 2) → acks release → backup lost → claim 3 won → live', () => {
+    const m = attachedPrimary();
+    expect(m.epoch).toBe(1);
+    expect(acked(m, 50, 5)).toEqual([releaseThrough(5)]);
+    // Backup lost (silent from 50): drop it, claim epoch 2, win, run alone.
+    expect(tickRange(m, 50, 340, 10)).toEqual([[100, [NOOP]], [200, [NOOP]], [300, [NOOP]]]);
+    expect(tick(m, 350)).toEqual([dropPeer(), claim(2)]);
+    expect(m.role).toBe('claiming');
+    expect(acked(m, 355, 6)).toEqual([]); // a late ack mid-claim releases nothing
+    expect(claimResult(m, 360, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
     expect(m.role).toBe('live');
     expect(m.epoch).toBe(2);
+    expect(m.hasBackup).toBe(false);
     expect(m.holdsOutputs).toBe(false);
+    expect(tickRange(m, 360, 1_000, 10).map(([t]) => t)).toEqual([460, 560, 660, 760, 860, 960]); // alone: no-ops, no claim
+    expect(m.role).toBe('live');
+    // A new backup attaches: primary in epoch 2, holding.
+    const attach = m.step({ type: 'peer-up', nowMs: 1_000 });
+    expect(attach).toEqual([HOLD, logLine('info', 're-protected in epoch 2')]);
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(2);
+    expect(m.hasBackup).toBe(true);
+    expect(m.holdsOutputs).toBe(true);
+    // Its acks release through them, and keep it alive.
+    for (let t = 1_010, seq = 10; t <= 2_000; t += 10, seq++) {
+      const a = t % 50 === 0 ? acked(m, t, seq) : tick(m, t);
+      if (t % 50 === 0) expect(a, `ack ${seq} at ${t}`).toEqual([releaseThrough(seq)]);
+      else expect(a.filter((x) => x.type !== 'append-noop')).toEqual([]);
+    }
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(2);
+    // Backup lost again (last ack at 2_000): drop it, claim epoch 3 exactly at the timeout.
+    expect(tickRange(m, 2_000, 2_290, 10).every(([, a]) => a.every((x) => x.type === 'append-noop'))).toBe(true);
+    expect(tick(m, 2_299).filter((x) => x.type !== 'append-noop')).toEqual([]);
+    expect(tick(m, 2_300).filter((x) => x.type !== 'append-noop')).toEqual([dropPeer(), claim(3)]);
+    expect(m.role).toBe('claiming');
+    expect(m.epoch).toBe(2);
+    expect(m.holdsOutputs).toBe(true);
+    expect(claimResult(m, 2_310, 2, 'won')).toEqual([]); // the old epoch's answer is not this claim's
+    expect(claimResult(m, 2_320, 3, 'won')).toEqual([won(3), RELEASE_ALL]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(3);
+    expect(m.hasBackup).toBe(false);
+    expect(m.holdsOutputs).toBe(false);
+    expect(acked(m, 2_330, 500)).toEqual([]);
+    // ... and the cycle can go on: a third backup re-protects it in epoch 3.
+    expect(peerUp(m, 2_340)).toEqual([HOLD]);
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(3);
+    expect(acked(m, 2_350, 501)).toEqual([releaseThrough(501)]);
+  });
+
+  test('a former backup runs the same cycle: live in 2, re-protected, claims 3 as a primary (no drain, no go-live)', () => {
+    const m = liveFromBackup();
+    expect(peerUp(m, 620)).toEqual([HOLD]);
+    expect(m.role).toBe('primary');
+    expect(acked(m, 630, 1)).toEqual([releaseThrough(1)]);
+    expect(tickRange(m, 630, 920, 10).every(([, a]) => a.every((x) => x.type === 'append-noop'))).toBe(true);
+    expect(tick(m, 930).filter((x) => x.type !== 'append-noop')).toEqual([dropPeer(), claim(3)]); // not a drain
+    expect(claimResult(m, 940, 3, 'unreachable')).toEqual([]);
+    expect(tick(m, 1_439)).toEqual([]);
+    expect(tick(m, 1_440)).toEqual([claim(3)]);
+    expect(claimResult(m, 1_450, 3, 'won')).toEqual([won(3), RELEASE_ALL]);
+    expect(m.role).toBe('live');
+    expect(m.epoch).toBe(3);
   });
 });
 
@@ -1363,7 +1567,10 @@ describe('live node', () => {
 // 'check-epoch' gets one 'epoch-checked' answer carrying its checkId and every 'claim' one
 // 'claim-result', delivered later. Epoch reads are independent promises, so answers arrive out of
 // order, and answers to superseded checks (stale) still arrive; a few answers are even delivered twice.
-// 'drained' follows a 'drain'. Stray claim results for epochs never claimed (including while no claim
+// 'drained' follows a 'drain'. A 'peer-up' may come in any role: to a live node it is a new backup
+// attaching, which re-protects it (a primary again, in the epoch it holds, holding for that backup's
+// acks), so one run can go through several epochs: primary → claiming → live → primary → claiming → ...
+// Stray claim results for epochs never claimed (including while no claim
 // has been issued at all, e.g. a backup still draining) and stray 'drained' reports are mixed in (the
 // machine must ignore them), and so are inputs carrying a broken (non-finite) clock reading, which must
 // be ignored entirely. An unreachable answer to the newest check is retried by the machine itself:
@@ -1390,7 +1597,7 @@ function bump(c: Coverage, what: string): void {
 }
 
 const RELEASES = new Set(['release-through', 'release-all']);
-const ALLOWED_MOVES = new Set(['primary→primary', 'primary→claiming', 'primary→halted', 'backup→backup', 'backup→claiming', 'backup→halted', 'claiming→claiming', 'claiming→live', 'claiming→halted', 'live→live', 'live→halted', 'halted→halted']);
+const ALLOWED_MOVES = new Set(['primary→primary', 'primary→claiming', 'primary→halted', 'backup→backup', 'backup→claiming', 'backup→halted', 'claiming→claiming', 'claiming→live', 'claiming→halted', 'live→live', 'live→primary', 'live→halted', 'halted→halted']);
 
 /** A compact rendering of an action, for comparing what came out with what had to. */
 function show(a: RoleAction): string {
@@ -1435,7 +1642,11 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
   let maxAcked = 0;
   let lastReleased = 0;
   let welcomed = false; // backup: a peer-up arrived while it was a backup
-  let attached = false; // primary: a backup attached (its outputs wait for acks until an epoch is won)
+  let attached = false; // primary: a backup attached in this epoch (its outputs wait for its acks); cleared when an epoch is won
+  let peerConnected = false; // the peer's connection is up, as far as the machine was told (peer-up … peer-down / a claim's drop-peer)
+  let claimingFor: 'backup' | 'primary' | null = null; // why the current (or last) claim started: a lost primary, or a lost backup
+  let epochsWon = 0;
+  let reprotections = 0; // peer-ups that turned this live node back into a primary
   let shellHolding = start === 'backup'; // the shell's output buffer (hold-outputs / release-all); a backup emits nothing
   let verifying = false; // from a gap's check-epoch to the answer to the newest check (or a win, or a halt)
   let newestCheckId = 0;
@@ -1541,17 +1752,21 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       answersNewest && checked.newestEpoch !== null && checked.newestEpoch > (roleBefore === 'claiming' ? Math.max(epochBefore, claimEpoch) : epochBefore);
     const claimAnswer = roleBefore === 'claiming' && input.type === 'claim-result' && claimEpoch !== 0 && input.epoch === claimEpoch ? input.result : null;
     const wonClaim = claimAnswer === 'won';
-    const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && start === 'backup'));
-    const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && start === 'primary'));
+    const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup'));
+    const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && claimingFor === 'primary'));
     const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? (input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED : null;
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
     const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent;
     const expectClaim =
       (input.type === 'tick' && roleBefore === 'primary' && attached && silent) ||
       (input.type === 'fatal' && roleBefore === 'primary') ||
-      (input.type === 'drained' && roleBefore === 'claiming' && start === 'backup' && claimEpoch === 0) ||
+      (input.type === 'drained' && roleBefore === 'claiming' && claimingFor === 'backup' && claimEpoch === 0) ||
       (input.type === 'tick' && roleBefore === 'claiming' && retryAtMs !== null && nowMs >= retryAtMs);
-    const following = roleBefore === 'backup' || (roleBefore === 'claiming' && start === 'backup' && claimEpoch === 0);
+    const following = roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup' && claimEpoch === 0);
+    // A new backup attaching to a live node re-protects it: primary again, same epoch, holding for it.
+    const reprotect = input.type === 'peer-up' && roleBefore === 'live';
+    // A node that is claiming takes no peer; a primary that claims drops the backup still connected.
+    const expectDrops = (input.type === 'peer-up' && roleBefore === 'claiming' ? 1 : 0) + (expectClaim && roleBefore === 'primary' && peerConnected ? 1 : 0);
 
     const out = m.step(input);
     const roleAfter: Role = m.role;
@@ -1610,8 +1825,8 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const attachHold = input.type === 'peer-up' && roleBefore === 'primary' && !attached;
     const claimHold = expectClaim && roleBefore === 'primary' && !attached && !verifyingBefore && !gapCheck;
     const holds = acts.filter((a) => a.type === 'hold-outputs').length;
-    if (holds !== (gapHold ? 1 : 0) + (attachHold ? 1 : 0) + (claimHold ? 1 : 0))
-      return fail(`${holds} hold-outputs, expected gap ${gapHold} + attach ${attachHold} + lone claim ${claimHold}`);
+    if (holds !== (gapHold ? 1 : 0) + (attachHold ? 1 : 0) + (claimHold ? 1 : 0) + (reprotect ? 1 : 0))
+      return fail(`${holds} hold-outputs, expected gap ${gapHold} + attach ${attachHold} + lone claim ${claimHold} + re-protection ${reprotect}`);
     if (gapHold) {
       if (shown[0] !== 'hold-outputs' || shown[1] !== `check-epoch:${newestCheckId}`) return fail('a gap on a direct node must emit hold-outputs, then check-epoch, first');
       bump(cov, `gap:hold:${roleBefore}`);
@@ -1621,6 +1836,32 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       if (!shown[at + 1]?.startsWith('claim:')) return fail('a lone primary must emit hold-outputs right before its claim');
       bump(cov, 'claim:lone-hold');
     } else if (expectClaim && roleBefore === 'primary') bump(cov, attached ? 'claim:primary-held-for-backup' : 'claim:primary-held-for-check');
+
+    // ---- Re-protection: a live node that hears peer-up is a primary again in the same epoch, holding for
+    // the new backup (hasBackup), its hold-outputs the last action (after a gap's hold and check, if this
+    // very step noticed one), then the info log; no drop-peer, no claim, no release.
+    if (reprotect) {
+      if (roleAfter !== 'primary') return fail(`peer-up on a live node left it ${roleAfter}, expected primary (re-protected)`);
+      if (m.epoch !== epochBefore) return fail(`re-protection moved the epoch ${epochBefore} → ${m.epoch}`);
+      if (!m.hasBackup || !m.holdsOutputs) return fail(`re-protected, but hasBackup ${m.hasBackup} holdsOutputs ${m.holdsOutputs}`);
+      if (shown.at(-1) !== 'hold-outputs') return fail(`re-protection: hold-outputs must be the last action, got ${JSON.stringify(shown)}`);
+      const wantShown = [...(gapHold ? ['hold-outputs'] : []), ...(gapCheck ? [`check-epoch:${newestCheckId}`] : []), 'hold-outputs'];
+      if (shown.join() !== wantShown.join()) return fail(`re-protection: actions ${JSON.stringify(shown)}, expected ${JSON.stringify(wantShown)}`);
+      const last = out.at(-1);
+      if (!(last?.type === 'log' && last.level === 'info' && last.msg.startsWith(`backup attached: re-protected in epoch ${epochBefore};`)))
+        return fail('re-protection without its info log right after the hold');
+      reprotections++;
+      bump(cov, 'reprotect');
+      bump(cov, `reprotect:from-${start}`);
+      if (verifyingBefore || gapCheck) bump(cov, 'reprotect:while-verifying');
+      if (epochsWon >= 2) bump(cov, 'reprotect:after-second-win');
+    } else if (roleBefore === 'live' && roleAfter === 'primary') return fail(`live → primary on ${input.type}, not a peer-up`);
+
+    // ---- Drops, exactly: a claiming node refuses a peer; a primary that starts a claim drops the backup
+    // still connected (first of its actions but a gap's). Never on a live node's peer-up.
+    const drops = acts.filter((a) => a.type === 'drop-peer').length;
+    if (drops !== expectDrops) return fail(`${drops} drop-peer, expected ${expectDrops} (peer connected ${peerConnected})`);
+    if (drops > 0) bump(cov, input.type === 'peer-up' ? 'drop:claiming-refuses' : reprotections > 0 ? 'drop:reprotected-backup-lost' : 'drop:backup-lost');
 
     // ---- Releases, exactly.
     let expectedReleases: string[] = [];
@@ -1633,6 +1874,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       if (a.type === 'release-through') {
         if (a.seq <= lastReleased || a.seq > maxAcked) return fail(`release-through ${a.seq} after ${lastReleased}, largest ack ${maxAcked}`);
         lastReleased = a.seq;
+        if (reprotections > 0) bump(cov, 'release-through:after-reprotect');
       }
     }
     if (confirms) bump(cov, `confirm:${expectedReleases[0]?.split(':')[0] ?? 'nothing-new'}`);
@@ -1651,10 +1893,12 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     // ---- Winning: go-live (backup), epoch-won, release-all, in that order; live in the claimed epoch.
     const winning = acts.filter((a) => a.type === 'go-live' || a.type === 'epoch-won' || a.type === 'release-all').map(show);
     if (wonClaim) {
-      const want = [...(start === 'backup' ? [`go-live:${claimEpoch}`] : []), `epoch-won:${claimEpoch}`, 'release-all'];
+      const want = [...(claimingFor === 'backup' ? [`go-live:${claimEpoch}`] : []), `epoch-won:${claimEpoch}`, 'release-all'];
       if (winning.join() !== want.join()) return fail(`won: ${JSON.stringify(winning)}, expected ${JSON.stringify(want)}`);
       if (roleAfter !== 'live' || m.epoch !== claimEpoch || claimEpoch !== epochBefore + 1) return fail('won, but not live in epoch+1');
       if (verifyingBefore) bump(cov, 'won:while-verifying');
+      epochsWon++;
+      if (reprotections > 0) bump(cov, `won:after-reprotect:${claimingFor}`);
     } else if (acts.some((a) => a.type === 'go-live' || a.type === 'epoch-won')) return fail('go-live/epoch-won without a won claim');
 
     // ---- Epoch: moves only by a won claim, or an epoch seen while following the primary.
@@ -1673,6 +1917,15 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       if (start !== 'backup' || drains > 1) return fail('drain twice or from a primary');
     }
     const claims = acts.filter((a): a is Extract<RoleAction, { type: 'claim' }> => a.type === 'claim');
+    if (roleBefore !== 'claiming' && roleAfter === 'claiming') {
+      // A new claim cycle (a re-protected primary claims again, one epoch later than its last claim).
+      if (expectDrain) claimingFor = 'backup';
+      else if (expectClaim && roleBefore === 'primary') claimingFor = 'primary';
+      else return fail(`claiming after ${input.type} as ${roleBefore}`);
+      claimEpoch = 0;
+      retryAtMs = null;
+      if (claimingFor === 'primary' && reprotections > 0) bump(cov, 'claim:after-reprotect');
+    }
     if (claims.length !== (expectClaim ? 1 : 0)) return fail(`${claims.length} claims, expected ${expectClaim ? 1 : 0}`);
     for (const c of claims) {
       if (roleAfter !== 'claiming' || c.epoch !== m.epoch + 1 || (claimEpoch !== 0 && c.epoch !== claimEpoch)) return fail(`claim(${c.epoch}) at epoch ${m.epoch} as ${roleAfter}, claiming ${claimEpoch}`);
@@ -1710,6 +1963,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const gotAdmits = acts.filter((a) => a.type === 'admit').map(show);
     if (gotAdmits.join() !== expectedAdmits.join()) return fail(`admits ${JSON.stringify(gotAdmits)}, expected ${JSON.stringify(expectedAdmits)}`);
     for (const a of acts) if (a.type === 'admit') admitting = a.admit;
+    if (reprotections > 0 && gotAdmits.includes('admit:false')) bump(cov, 'throttle:after-reprotect');
     if (!admitting && !(attached && roleAfter !== 'live')) return fail(`throttled as ${roleAfter} with no backup attached in this epoch`);
 
     // ---- The shell's output buffer: held for as long as the epoch is being verified, and whenever a
@@ -1725,7 +1979,8 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       checkRetryAtMs = null; // the verification is over: nothing left to retry
     }
     if (verifying && !shellHolding) return fail('outputs flow directly while the epoch is being verified');
-    if (attachHold) attached = true;
+    if (attachHold || reprotect) attached = true;
+    if (wonClaim) attached = false; // a new epoch: no backup attached in it yet
     if (roleAfter !== 'halted') {
       const holdsOutputs = roleAfter === 'claiming' || verifying || (roleAfter === 'primary' && attached);
       if (m.holdsOutputs !== holdsOutputs) return fail(`holdsOutputs ${m.holdsOutputs}, expected ${holdsOutputs}`);
@@ -1735,10 +1990,13 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     }
 
     // ---- Environment bookkeeping.
+    if (expectClaim && roleBefore === 'primary') peerConnected = false; // dropped (or already down)
     if (input.type === 'peer-up') {
       lastHeardMs = nowMs;
       if (roleBefore === 'backup') welcomed = true;
-    } else if (input.type === 'acked') lastHeardMs = nowMs;
+      if (roleBefore === 'primary' || roleBefore === 'backup' || roleBefore === 'live') peerConnected = true; // a claiming node refused it
+    } else if (input.type === 'peer-down') peerConnected = false;
+    else if (input.type === 'acked') lastHeardMs = nowMs;
     else if (input.type === 'peer-traffic' && Number.isFinite(input.atMs)) lastHeardMs = Math.max(lastHeardMs, Math.min(input.atMs, nowMs));
   }
   return null;
@@ -1776,6 +2034,8 @@ describe('randomized (seeded)', () => {
       'claim:lone-hold', 'claim:primary-held-for-backup', 'claim:primary-held-for-check',
       'claim-result:before-claim:zero', 'claim-result:before-claim:other',
       'lag:no-backup-over', 'lag:no-backup-over-while-verifying',
+      'reprotect', 'reprotect:from-primary', 'reprotect:from-backup', 'reprotect:while-verifying', 'reprotect:after-second-win',
+      'claim:after-reprotect', 'won:after-reprotect:primary', 'release-through:after-reprotect', 'throttle:after-reprotect', 'drop:claiming-refuses', 'drop:backup-lost', 'drop:reprotected-backup-lost',
       'junk:non-finite', 'junk:tick', 'junk:peer-up', 'junk:acked', 'junk:lag', 'junk:drained', 'junk:claim-result', 'junk:epoch-checked', 'junk:fatal',
     ]) {
       expect(cov[what] ?? 0, `coverage of ${what}`).toBeGreaterThan(20);
