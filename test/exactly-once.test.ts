@@ -75,3 +75,40 @@ test('the key table is bounded by --idempotency-max-keys: the oldest finished ke
     await node.stop();
   }
 });
+
+test('go-live re-issues an outbound fetch that started on the dead primary; a keyed retry gets its result', async () => {
+  // An upstream that holds its first answer until told to (the primary dies meanwhile).
+  const { createServer } = await import('node:http');
+  const seen: string[] = [];
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const upstream = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    const answer = () => res.end(JSON.stringify({ answer: 42, attempt: seen.length }));
+    if (seen.length === 1) void held.then(answer);
+    else answer();
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const upstreamUrl = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
+  try {
+    pair = await startPair('guest-apps/outbound.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--env', `UPSTREAM=${upstreamUrl}`] });
+    const { primary, backup } = pair;
+    const headers = { 'idempotency-key': 'proxy-1' };
+    const first = fetch(`${primary.url}/proxy?path=/slow`, { headers }).catch(() => null);
+    await waitFor(() => seen.length === 1, 'the primary to start the outbound fetch');
+    primary.child.kill('SIGKILL');
+    await first; // the client's connection died with the primary
+    await waitFor(async () => (await fetch(`${backup.url}/_ft/health`)).status === 200, 'the backup to go live');
+    // The backup re-issued the fetch the log shows started and never completed.
+    await waitFor(() => seen.length === 2, 'the re-issued fetch');
+    expect(seen).toEqual(['/slow', '/slow']);
+    const retry = await fetch(`${backup.url}/proxy?path=/slow`, { headers });
+    expect(retry.status).toBe(200);
+    const body = (await retry.json()) as { status: number; body: string };
+    expect(body.status).toBe(200);
+    expect(JSON.parse(body.body)).toEqual({ answer: 42, attempt: 2 });
+  } finally {
+    release();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  }
+});
