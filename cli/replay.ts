@@ -4,7 +4,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { TraceError } from '../logging-channel/trace-file.js';
 import { BootConfigError } from '../hypervisor/boot-config.js';
-import { BadTraceError } from '../replayer/offline.js';
+import { MalformedLogError as BadTraceError } from '../replayer/task-assembler.js';
 import { runDebugger } from '../replayer/debugger.js';
 import { formatDivergenceReport } from '../replayer/divergence.js';
 import { DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_MAX_CHECKPOINTS, ReplayNotReproducibleError, ReplaySession, type ReplaySummary } from '../replayer/session.js';

@@ -109,12 +109,6 @@ export class LiveLoop {
     await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
   }
 
-  /** Resolves the next time the loop has nothing running and nothing queued. */
-  whenIdle(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.idleResolvers.push(resolve));
-  }
-
   private schedule(): void {
     if (this.running || this.queue.length === 0) {
       if (!this.running) this.notifyIdle();

@@ -17,7 +17,6 @@ import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import {
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
   RefusalError,
   RefuseCode,
   asRefusal,
@@ -33,11 +32,7 @@ import {
 } from './auth.js';
 import type { Entry } from './entry.js';
 import {
-  DEFAULT_HEARTBEAT_MS,
-  DEFAULT_HEARTBEAT_TIMEOUT_MS,
-  DEFAULT_MAX_FRAME_BYTES,
   FrameError,
-  MIN_MAX_FRAME_BYTES,
   decodeFrame,
   encodeAckFrame,
   encodeControlFrame,
@@ -45,6 +40,7 @@ import {
   type ControlObject,
   type Frame,
 } from './frames.js';
+import { channelSettings, positiveInt } from './settings.js';
 
 /** Default pause between a lost connection and the next dial, in ms. */
 export const DEFAULT_RECONNECT_DELAY_MS = 200;
@@ -133,10 +129,6 @@ interface Conn {
   welcomed: boolean;
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`BackupChannel: ${name} must be a positive integer, got ${value}`);
-  return value;
-}
 
 export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private readonly url: string;
@@ -172,17 +164,12 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     this.identity = { ...opts.identity };
     if (typeof opts.nodeId !== 'string' || opts.nodeId.length === 0) throw new RangeError('BackupChannel: nodeId must be a non-empty string');
     this.nodeId = opts.nodeId;
-    this.heartbeatMs = positiveInt('heartbeatMs', opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
-    this.heartbeatTimeoutMs = positiveInt('heartbeatTimeoutMs', opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS);
-    if (this.heartbeatTimeoutMs <= this.heartbeatMs) {
-      throw new RangeError(`BackupChannel: heartbeatTimeoutMs (${this.heartbeatTimeoutMs}) must exceed heartbeatMs (${this.heartbeatMs})`);
-    }
-    this.handshakeTimeoutMs = positiveInt('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
-    this.reconnectDelayMs = positiveInt('reconnectDelayMs', opts.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS);
-    this.maxFrameBytes = positiveInt('maxFrameBytes', opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
-    if (this.maxFrameBytes < MIN_MAX_FRAME_BYTES) {
-      throw new RangeError(`BackupChannel: maxFrameBytes must be at least ${MIN_MAX_FRAME_BYTES}, got ${this.maxFrameBytes}`);
-    }
+    const settings = channelSettings('BackupChannel', opts);
+    this.heartbeatMs = settings.heartbeatMs;
+    this.heartbeatTimeoutMs = settings.heartbeatTimeoutMs;
+    this.handshakeTimeoutMs = settings.handshakeTimeoutMs;
+    this.maxFrameBytes = settings.maxFrameBytes;
+    this.reconnectDelayMs = positiveInt('BackupChannel', 'reconnectDelayMs', opts.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS);
     const start = opts.receivedSeq ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) throw new RangeError(`BackupChannel: receivedSeq must be an integer >= 0, got ${start}`);
     this.received = start;

@@ -20,7 +20,6 @@ import { performance } from 'node:perf_hooks';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import {
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
   RefusalError,
   RefuseCode,
   asRefusal,
@@ -36,11 +35,7 @@ import {
   type Secret,
 } from './auth.js';
 import {
-  DEFAULT_HEARTBEAT_MS,
-  DEFAULT_HEARTBEAT_TIMEOUT_MS,
-  DEFAULT_MAX_FRAME_BYTES,
   FrameError,
-  MIN_MAX_FRAME_BYTES,
   decodeFrame,
   encodeControlFrame,
   encodeEntriesFrame,
@@ -50,6 +45,7 @@ import {
   type ControlObject,
   type Frame,
 } from './frames.js';
+import { channelSettings, positiveInt } from './settings.js';
 import type { RetainedLog } from './retained-log.js';
 
 /** Default bound on bytes queued in the WebSocket before we stop sending (backpressure). */
@@ -152,10 +148,6 @@ interface Conn {
   snapshotting: boolean;
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`PrimaryChannel: ${name} must be a positive integer, got ${value}`);
-  return value;
-}
 
 export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private readonly server: http.Server;
@@ -191,19 +183,14 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     this.identity = { ...opts.identity };
     this.bootConfig = opts.bootConfig;
     this.log = opts.log;
-    this.heartbeatMs = positiveInt('heartbeatMs', opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
-    this.heartbeatTimeoutMs = positiveInt('heartbeatTimeoutMs', opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS);
-    if (this.heartbeatTimeoutMs <= this.heartbeatMs) {
-      throw new RangeError(`PrimaryChannel: heartbeatTimeoutMs (${this.heartbeatTimeoutMs}) must exceed heartbeatMs (${this.heartbeatMs})`);
-    }
-    this.handshakeTimeoutMs = positiveInt('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
-    this.maxBufferedBytes = positiveInt('maxBufferedBytes', opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+    const settings = channelSettings('PrimaryChannel', opts);
+    this.heartbeatMs = settings.heartbeatMs;
+    this.heartbeatTimeoutMs = settings.heartbeatTimeoutMs;
+    this.handshakeTimeoutMs = settings.handshakeTimeoutMs;
+    this.maxFrameBytes = settings.maxFrameBytes;
+    this.maxBufferedBytes = positiveInt('PrimaryChannel', 'maxBufferedBytes', opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
     this.snapshotProvider = opts.snapshotProvider;
     this.joinBySnapshotAfterEntries = opts.joinBySnapshotAfterEntries ?? DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES;
-    this.maxFrameBytes = positiveInt('maxFrameBytes', opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
-    if (this.maxFrameBytes < MIN_MAX_FRAME_BYTES) {
-      throw new RangeError(`PrimaryChannel: maxFrameBytes must be at least ${MIN_MAX_FRAME_BYTES}, got ${this.maxFrameBytes}`);
-    }
     // Fail at startup, not at the first backup: a welcome that cannot be sent would refuse every backup.
     const welcomeBytes = encodeControlFrame({ t: 'welcome', proof: '0'.repeat(64), bootConfig: this.bootConfig, firstSeq: Number.MAX_SAFE_INTEGER }).byteLength;
     if (welcomeBytes > this.maxFrameBytes) {

@@ -28,11 +28,6 @@ export class OutputBuffer {
     return this.queue.length - this.head;
   }
 
-  /** The seq of the oldest held output, if any. */
-  get oldestHeldSeq(): number | null {
-    return this.held > 0 ? this.queue[this.head]!.seq : null;
-  }
-
   hold(seq: number, release: () => void): void {
     if (this.halted) return; // a halted node releases nothing, ever
     const tail = this.queue[this.queue.length - 1];
