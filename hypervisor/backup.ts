@@ -98,9 +98,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.server = createFrontDoor(
       {
         liveLoop: () => (this.machine.role === 'live' ? this.loop : null),
-        notLiveReason: () => (this.machine.role === 'halted' ? 'this node halted' : `this node is the ${this.machine.role}; the primary serves`),
+        notLiveReason: () =>
+          this.machine.role === 'halted' ? 'this node halted' : this.machine.role === 'live' ? 'this node is going live (replaying the last entries)' : `this node is the ${this.machine.role}; the primary serves`,
         identity: () => ({ node: this.options.nodeId, epoch: this.machine.epoch }),
-        healthy: () => this.machine.role === 'live' && !this.machine.verifyingEpoch,
+        // Live in the role machine is not yet serving: go-live first replays what arrived and switches the VM.
+        healthy: () => this.machine.role === 'live' && this.loop !== null && !this.machine.verifyingEpoch,
         status: (o) => this.status(o),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },

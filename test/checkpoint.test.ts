@@ -54,8 +54,8 @@ async function waitDurable(url: string, seq: number, taken = 1): Promise<{ state
 
 async function put(url: string, key: string, value: string): Promise<number> {
   const res = await fetch(`${url}/kv/${key}`, { method: 'PUT', body: value });
-  expect(res.status).toBe(200);
-  await res.text();
+  const text = await res.text();
+  expect(res.status, `PUT /kv/${key}: ${text}`).toBe(200);
   return Number(res.headers.get('ftjs-seq'));
 }
 
