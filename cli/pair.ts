@@ -155,11 +155,15 @@ export function registerPair(program: Command): void {
     .option('--checkpoint-every <entries>', 'once live (after a failover): durable checkpoints every this many log entries (default: off)', positiveInt('--checkpoint-every'))
     .option('--checkpoint-every-ms <ms>', 'once live: durable checkpoints also (or only) this often, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
     .option('--checkpoint-keep <n>', 'checkpoints kept', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
-    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir)');
+    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir)')
+    .option('--replication-port <port>', 'once live (after a failover): accept a fresh backup on this logging-channel port, so the service is protected again (default: off; the node then runs alone)', port)
+    .option('--replication-host <host>', 'address of that logging channel', '127.0.0.1')
+    .option('--join-by-snapshot-after <entries>', 'once live: a fresh backup joins by snapshot once the log is this long; 0: always', nonNegativeInt('--join-by-snapshot-after'), DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES);
   addPairOptions(backup);
   addServeOptions(backup);
   addLogOptions(backup);
-  backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & { primary: string }) => {
+  backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & { primary: string; replicationPort?: number; replicationHost: string; joinBySnapshotAfter: number }) => {
+    const secret = secretFrom(flags);
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const node = await BackupNode.start({
@@ -168,8 +172,11 @@ export function registerPair(program: Command): void {
       host: flags.host,
       port: flags.port,
       sharedDir: flags.sharedDir,
-      secret: secretFrom(flags),
+      secret,
       ...(entry ? { guestHash: loadGuest(entry).hash } : {}),
+      ...(flags.replicationPort !== undefined
+        ? { replication: { host: flags.replicationHost, port: flags.replicationPort, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter } }
+        : {}),
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),

@@ -7,20 +7,19 @@ import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { Kind, type Entry } from '../logging-channel/entry.js';
-import { decodeEpochMark, encodeEpochMark } from '../logging-channel/codec.js';
+import { decodeEpochMark } from '../logging-channel/codec.js';
 import { BackupChannel } from '../logging-channel/backup-channel.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
 import { Log, traceSink } from '../recorder/log.js';
-import { OutputBuffer } from '../recorder/output-buffer.js';
 import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
 import { Arbiter } from './arbiter.js';
-import { Checkpointer, supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
+import { supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
 import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
 import { createFrontDoor } from './front-door.js';
-import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
-import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_FORMAT_VERSION, type PairSettings } from './pair.js';
-import type { HaltEvent } from './primary.js';
-import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
+import type { LiveLoopOptions } from './live-loop.js';
+import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
+import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
+import { Serving, type ReplicationListen } from './serving.js';
 import { VmHost } from './vm-host.js';
 import { decodeSnapshot } from './snapshot-wire.js';
 import type { BootConfig, Snapshot } from './vm.js';
@@ -43,13 +42,15 @@ export interface BackupOptions {
   traceSegmentBytes?: number;
   /** Once live: write durable checkpoints (the primary's durability carries on after a failover). */
   checkpoint?: CheckpointSettings;
+  /** Once live: accept a fresh backup here (re-protection); none: run alone after a failover. */
+  replication?: ReplicationListen;
   logger: Logger;
 }
 
 /** Tasks handed to the replaying worker per message. */
 const REPLAY_BATCH_TASKS = 64;
 
-export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch: number }] }> {
+export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch: number; replicationUrl: string | null }] }> {
   url = '';
   private channel!: BackupChannel;
   private server!: Server;
@@ -67,10 +68,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private replayedPos = 0;
   private divergence: Divergence | null = null;
   private draining = false;
-  private loop: LiveLoop | null = null;
-  /** Used once live: outputs flow at once unless the machine holds them (epoch check after a pause). */
-  private readonly outputs = new OutputBuffer(true, () => this.machine.mayRelease(monotonicMs()));
-  private checkpointer: Checkpointer | null = null;
+  /** Once live: the same serving side a primary has (live loop, Output Rule, channel for a new backup). */
+  private serving: Serving | null = null;
   private log: Log | null = null;
   private trace: TraceWriter | null = null;
   private traceBacklog: Entry[] = [];
@@ -97,12 +96,12 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     const { options, logger } = this;
     this.server = createFrontDoor(
       {
-        liveLoop: () => (this.machine.role === 'live' ? this.loop : null),
+        liveLoop: () => (this.serving && this.speaks() ? this.serving.loop : null),
         notLiveReason: () =>
           this.machine.role === 'halted' ? 'this node halted' : this.machine.role === 'live' ? 'this node is going live (replaying the last entries)' : `this node is the ${this.machine.role}; the primary serves`,
         identity: () => ({ node: this.options.nodeId, epoch: this.machine.epoch }),
         // Live in the role machine is not yet serving: go-live first replays what arrived and switches the VM.
-        healthy: () => this.machine.role === 'live' && this.loop !== null && !this.machine.verifyingEpoch,
+        healthy: () => this.serving !== null && (this.machine.role === 'live' || this.machine.role === 'primary') && !this.machine.verifyingEpoch,
         status: (o) => this.status(o),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
@@ -121,7 +120,10 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.channel.on('welcome', (e) => void this.onWelcome(e.bootConfig, e.reconnect, e.snapshot !== undefined));
     this.channel.on('snapshot', (e) => void this.onSnapshot(e));
     this.channel.on('entries', (entries) => this.onEntries(entries));
-    this.channel.on('disconnected', (e) => this.step({ type: 'peer-down', nowMs: monotonicMs(), reason: e.reason }));
+    // Once live, the peer is a new backup on this node's own channel: the old primary's is history.
+    this.channel.on('disconnected', (e) => {
+      if (!this.serving) this.step({ type: 'peer-down', nowMs: monotonicMs(), reason: e.reason });
+    });
     // A refusal is final (wrong secret, another guest or engine, another backup in place).
     this.channel.on('refused', (e) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the primary refused this backup (${e.code}): ${e.reason}`, exitCode: EXIT_REFUSED }));
     this.tickTimer = setInterval(() => this.tick(), tickMs(options.pair));
@@ -188,7 +190,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   }
 
   private onEntries(entries: Entry[]): void {
-    if (this.stopped || this.machine.role === 'halted') return;
+    if (this.stopped || this.serving || this.machine.role === 'halted') return;
     const assembled: Assembled[] = [];
     try {
       for (const entry of entries) this.assembler.push(entry, assembled);
@@ -263,13 +265,21 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `replay diverged at seq ${d.seq}, pos ${d.pos}: expected ${d.expected}, got ${d.actual}`, exitCode: EXIT_DIVERGED });
   }
 
+  /** Serving guest traffic: live alone, a primary again (re-protected), or claiming after losing its backup. */
+  private speaks(): boolean {
+    const role = this.machine.role;
+    return role === 'live' || role === 'primary' || role === 'claiming';
+  }
+
   private tick(): void {
     const nowMs = monotonicMs();
-    const heardAt = this.channel.lastHeardAtMs;
-    if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
+    if (this.serving) {
+      this.serving.tick(nowMs);
+    } else {
+      const heardAt = this.channel.lastHeardAtMs;
+      if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
+    }
     this.step({ type: 'tick', nowMs });
-    this.outputs.retry();
-    this.checkpointer?.maybe();
   }
 
   private step(input: RoleInput): void {
@@ -278,6 +288,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   }
 
   private perform(action: RoleAction): void {
+    if (this.serving?.perform(action)) return;
     switch (action.type) {
       case 'drain':
         // Everything received is replayed, including the task in flight, before the claim.
@@ -286,21 +297,12 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         break;
       case 'claim': {
         const epoch = action.epoch;
-        this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq }, `drained; claiming epoch ${epoch}`);
-        void this.arbiter.claim(epoch, 'backup').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
+        if (!this.serving) this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq }, `drained; claiming epoch ${epoch}`);
+        void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
       case 'go-live':
         void this.goLive(action.epoch);
-        break;
-      case 'append-noop':
-        this.log?.appendControl(Kind.Noop, new Uint8Array(0));
-        break;
-      case 'hold-outputs':
-        this.outputs.setDirect(false);
-        break;
-      case 'release-all':
-        this.outputs.setDirect(true);
         break;
       case 'halt':
         this.halt({ reason: action.reason, exitCode: action.exitCode });
@@ -313,9 +315,14 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), checkId, newestEpoch: newest, detail: String(newest) }));
         break;
       }
+      // Before go-live there is nothing to serve: go-live writes the epoch mark into the new log, and
+      // the serving side starts with outputs flowing (or held, if the machine holds them by then).
+      case 'append-noop':
+      case 'hold-outputs':
+      case 'release-all':
       case 'admit':
       case 'release-through':
-      case 'epoch-won': // go-live writes the epoch mark into the new log
+      case 'epoch-won':
         break;
     }
   }
@@ -334,46 +341,53 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     await this.whenReplayed();
     const state = await vm.goLive();
     const t1 = monotonicMs();
-    this.log = new Log(this.replayedSeq, this.replayedPos);
+    const { options } = this;
+    if (options.checkpoint) {
+      // Files beyond what this node drained belong to no future: move them aside.
+      const moved = await supersedeBeyond(options.checkpoint.dir, this.replayedSeq, epoch);
+      if (moved.length > 0) this.logger.warn({ moved: moved.length }, `moved ${moved.length} checkpoint/log files beyond seq ${this.replayedSeq} aside (superseded-epoch-${epoch})`);
+    }
+    if (this.stopped) return;
+    // From here to serving.start nothing waits: no role action can fall between the two sides.
+    const log = new Log(this.replayedSeq, this.replayedPos);
+    this.log = log;
     if (this.trace) {
       const out = traceSink(this.trace);
       this.traceOut = out;
-      this.log.addSink(out.sink);
+      log.addSink(out.sink);
     }
-    const checkpointed = this.options.checkpoint ? await this.startCheckpointer(this.options.checkpoint, epoch) : null;
-    this.loop = new LiveLoop(vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, this.logger, { ...this.options.loop, admit: () => !checkpointed?.paused });
-    this.loop.onFatal = (error) => this.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
-    this.loop.start({ results: [], state });
-    this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch, nodeId: this.options.nodeId }));
+    const serving = new Serving(
+      {
+        vm,
+        config: this.config!,
+        log,
+        arbiter: this.arbiter,
+        machine: () => this.machine,
+        step: (input) => this.step(input),
+        bootEpoch: epoch,
+        halt: (event) => this.halt(event),
+      },
+      { nodeId: options.nodeId, pair: options.pair, loop: options.loop, replication: options.replication ?? null, logger: this.logger },
+    );
+    if (options.checkpoint) serving.startCheckpointer(options.checkpoint);
+    this.serving = serving;
+    serving.start({ results: [], state }, epoch);
     const fetches = await vm.pendingFetches();
-    this.loop.reissue(fetches);
+    serving.loop.reissue(fetches);
     // The old primary's log chain may not hold everything this node drained: start a fresh one.
-    if (checkpointed) void checkpointed.now('go-live').catch((error: Error) => this.logger.error({ err: error }, 'go-live checkpoint failed'));
+    void serving.checkpointer?.now('go-live').catch((error: Error) => this.logger.error({ err: error }, 'go-live checkpoint failed'));
     this.logger.info(
       { epoch, seq: this.replayedSeq, pos: state.pos, switchMs: Math.round(t1 - t0), totalMs: Math.round(monotonicMs() - t0), reissuedFetches: fetches.length },
       `LIVE: won epoch ${epoch}, drained through seq ${this.replayedSeq}; serving`,
     );
-    this.emit('live', { epoch });
-  }
-
-  /** Durable checkpoints once live: files beyond what this node drained belong to no future; move them aside. */
-  private async startCheckpointer(settings: CheckpointSettings, epoch: number): Promise<Checkpointer> {
-    const moved = await supersedeBeyond(settings.dir, this.replayedSeq, epoch);
-    if (moved.length > 0) this.logger.warn({ moved: moved.length }, `moved ${moved.length} checkpoint/log files beyond seq ${this.replayedSeq} aside (superseded-epoch-${epoch})`);
-    const checkpointer = new Checkpointer(settings, {
-      vm: this.vm!,
-      log: this.log!,
-      loop: () => (this.stopped ? null : this.loop),
-      config: this.config!,
-      nodeId: this.options.nodeId,
-      epoch: () => this.machine.epoch,
-      live: () => !this.stopped && this.machine.role === 'live',
-      newestEpoch: () => this.arbiter.newestEpoch(),
-      onSuperseded: (newest) => this.halt({ reason: `the shared directory holds epoch ${newest}, newer than this node's: another node serves now`, exitCode: EXIT_LOST_EPOCH }),
-      logger: this.logger,
-    });
-    this.checkpointer = checkpointer;
-    return checkpointer;
+    try {
+      await serving.listen();
+      if (serving.replicationUrl) this.logger.info({ replication: serving.replicationUrl }, `a new backup can join this node on ${serving.replicationUrl}`);
+    } catch (error) {
+      // Serving goes on unprotected: better than refusing traffic because a port is taken.
+      this.logger.error({ err: error }, `cannot open the logging channel for a new backup: ${(error as Error).message}; serving alone`);
+    }
+    this.emit('live', { epoch, replicationUrl: serving.replicationUrl });
   }
 
   private whenReplayed(): Promise<void> {
@@ -386,7 +400,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   private halt(event: HaltEvent): void {
     if (this.stopped) return;
-    const dropped = this.outputs.halt();
+    const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ exitCode: event.exitCode, heldOutputsDropped: dropped }, `backup halted: ${event.reason}`);
     void this.stop().then(() => this.emit('halt', event));
   }
@@ -406,10 +420,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       connected: this.channel.connected,
       divergence: this.divergence,
       joinedBySnapshot: this.joinedAt,
-      lastCheckpoint: this.checkpointer?.newest ?? null,
-      checkpoint: this.checkpointer?.status() ?? null,
       bootError: this.bootError?.message ?? null,
       primary: this.options.primaryUrl,
+      ...(this.serving ? this.serving.status() : { lastCheckpoint: null, checkpoint: null }),
     };
   }
 
@@ -419,9 +432,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     clearInterval(this.tickTimer);
     this.server?.close();
     this.server?.closeAllConnections();
-    await this.loop?.stop();
+    await this.serving?.stop();
     await this.channel?.close();
-    await this.checkpointer?.close();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
     await this.vm?.terminate();

@@ -17,6 +17,12 @@ export interface PairSettings {
   claimRetryMs: number;
 }
 
+/** Why a node stopped for good, and the exit code its process ends with. */
+export interface HaltEvent {
+  reason: string;
+  exitCode: number;
+}
+
 export const DEFAULT_HEARTBEAT_MS = 100;
 export const DEFAULT_PAIR_SETTINGS: PairSettings = {
   heartbeatMs: DEFAULT_HEARTBEAT_MS,

@@ -11,19 +11,11 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Kind, type Entry } from '../logging-channel/entry.js';
-import { encodeEpochMark } from '../logging-channel/codec.js';
-import { PrimaryChannel, type SnapshotForJoin } from '../logging-channel/primary-channel.js';
-import { encodeSnapshot } from './snapshot-wire.js';
-import { RetainedLog } from '../logging-channel/retained-log.js';
 import { TraceWriter } from '../logging-channel/trace-file.js';
-import { LagTracker } from '../recorder/lag.js';
 import { Log, traceSink } from '../recorder/log.js';
-import { OutputBuffer } from '../recorder/output-buffer.js';
 import { Arbiter } from './arbiter.js';
 import { traceHeaderFor } from './boot-config.js';
 import {
-  Checkpointer,
   newestValidCheckpoint,
   replayLogChain,
   RestoreError,
@@ -35,15 +27,16 @@ import {
   type SkippedCheckpoint,
 } from './checkpoint.js';
 import { createFrontDoor } from './front-door.js';
-import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
-import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_FORMAT_VERSION, type PairSettings } from './pair.js';
-import { EXIT_LOST_EPOCH, RoleMachine, type RoleAction } from './role.js';
+import type { LiveLoopOptions } from './live-loop.js';
+import { drive, listen, monotonicMs, roleConfig, tickMs, type HaltEvent, type PairSettings } from './pair.js';
+import { RoleMachine, type RoleAction } from './role.js';
+import { Serving } from './serving.js';
 import { VmHost } from './vm-host.js';
 import type { BootConfig } from './vm.js';
 import type { RunReply } from './vm-protocol.js';
-import { MAX_BATCH_BYTES } from '../logging-channel/codec.js';
 
 export type { CheckpointSettings, CheckpointStats } from './checkpoint.js';
+export type { HaltEvent } from './pair.js';
 
 export interface PrimaryOptions {
   config: BootConfig;
@@ -69,32 +62,19 @@ export interface PrimaryOptions {
   logger: Logger;
 }
 
-export interface HaltEvent {
-  reason: string;
-  exitCode: number;
-}
-
 export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   url = '';
   replicationUrl = '';
   private log!: Log;
-  private retained!: RetainedLog;
   /** The boot config the VM runs (the checkpoint's after a restore). */
   readonly config: BootConfig;
   private restorePoint: (LoadedCheckpoint & { skipped: SkippedCheckpoint[] }) | null;
   private restored: (ChainReplay & { checkpoint: string; checkpointSeq: number; checkpointEpoch: number; skipped: SkippedCheckpoint[] }) | null = null;
-  private checkpointer: Checkpointer | null = null;
-  /** Admission paused while the VM is copied out for a backup joining by snapshot. */
-  private joinPaused = false;
+  private serving!: Serving;
   private bootEpoch = 0;
-  private readonly lag = new LagTracker();
-  private readonly outputs = new OutputBuffer(true, () => !this.machine || this.machine.mayRelease(monotonicMs()));
-  private machine!: RoleMachine;
-  private loop!: LiveLoop;
-  private channel!: PrimaryChannel;
+  private machine: RoleMachine | null = null;
   private server!: Server;
   private tickTimer: NodeJS.Timeout | undefined;
-  private admitting = true;
   private trace: TraceWriter | null = null;
   private traceOut: { close(): void } | null = null;
   private stopped = false;
@@ -153,69 +133,34 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       bootReply = await this.restore(epoch);
     } else {
       this.log = new Log();
-      // History is kept for a backup that joins from seq 1; bounded, with headroom for one batch.
-      this.retained = new RetainedLog(options.pair.maxLogBufferBytes + MAX_BATCH_BYTES);
       if (options.tracePath) {
         this.trace = await TraceWriter.open(options.tracePath, traceHeaderFor(config, options.nodeId), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {});
         const out = traceSink(this.trace);
         this.traceOut = out;
         this.log.addSink(out.sink);
       }
-      if (options.checkpoint) this.startCheckpointer(options.checkpoint);
+      this.serving = this.newServing();
+      if (options.checkpoint) this.serving.startCheckpointer(options.checkpoint);
       bootReply = await this.vm.boot(config, 'live');
     }
-    this.log.addSink((entries) => this.onAppended(entries));
-
-    this.loop = new LiveLoop(this.vm, this.log, { hold: (seq, release) => this.outputs.hold(seq, release) }, logger, { ...options.loop, admit: () => this.admitting && !this.checkpointer?.paused && !this.joinPaused });
-    this.loop.onFatal = (error) => this.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
-    this.loop.start(bootReply);
-    this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch, nodeId: options.nodeId }));
+    this.serving.start(bootReply, epoch);
     if (this.restored) {
       const fetches = await this.vm.pendingFetches();
-      this.loop.reissue(fetches);
+      this.serving.loop.reissue(fetches);
       this.reportRestore(epoch, monotonicMs() - started, fetches.length);
       // Checkpoints in another directory than the one restored from need a base of their own now.
-      if (this.checkpointer && path.resolve(options.checkpoint!.dir) !== path.resolve(options.restoreFrom!)) await this.checkpointNow('restore');
+      if (this.serving.checkpointer && path.resolve(options.checkpoint!.dir) !== path.resolve(options.restoreFrom!)) await this.checkpointNow('restore');
     } else {
       logger.info({ epoch, guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(monotonicMs() - started) }, 'guest booted');
       // The first checkpoint, right after boot: from now on there is always a base to restore from.
-      if (this.checkpointer) await this.checkpointNow('boot');
+      if (this.serving.checkpointer) await this.checkpointNow('boot');
     }
 
-    this.channel = await PrimaryChannel.listen({
-      host: options.replicationHost,
-      port: options.replicationPort,
-      secret: options.secret,
-      identity: { formatVersion: TRACE_FORMAT_VERSION, engine: engineIdentity(), guestHash: config.guestHash },
-      bootConfig: config,
-      log: this.retained,
-      heartbeatMs: options.pair.heartbeatMs,
-      heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
-      snapshotProvider: () => this.snapshotForJoin(),
-      ...(options.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: options.joinBySnapshotAfterEntries } : {}),
-      logger,
-    });
-    this.channel.on('attached', (e) => {
-      logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
-      if (this.machine) this.step({ type: 'peer-up', nowMs: monotonicMs() });
-      else this.attachedBeforeStart = true;
-      // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
-      this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch: this.machine?.epoch ?? epoch, nodeId: options.nodeId }));
-    });
-    this.channel.on('ack', (seq) => {
-      if (!this.machine) return;
-      const nowMs = monotonicMs();
-      this.lag.acknowledged(seq);
-      this.step({ type: 'acked', nowMs, seq });
-      this.reportLag(nowMs);
-    });
-    this.channel.on('detached', (e) => this.step({ type: 'peer-down', nowMs: monotonicMs(), reason: `${e.nodeId}: ${e.reason}` }));
-    this.channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
-    this.replicationUrl = `ws://${options.replicationHost}:${this.channel.port}`;
-
+    await this.serving.listen();
+    this.replicationUrl = this.serving.replicationUrl ?? '';
     this.server = createFrontDoor(
       {
-        liveLoop: () => (!this.machine ? null : this.machine.role === 'primary' || this.machine.role === 'live' || this.machine.role === 'claiming' ? this.loop : null),
+        liveLoop: () => (this.machine && (this.machine.role === 'primary' || this.machine.role === 'live' || this.machine.role === 'claiming') ? this.serving.loop : null),
         notLiveReason: () => (this.machine ? `this node is ${this.machine.role}` : 'this node is starting'),
         identity: () => ({ node: this.options.nodeId, epoch: this.machine?.epoch ?? 0 }),
         healthy: () => !!this.machine && (this.machine.role === 'primary' || this.machine.role === 'live') && !this.machine.verifyingEpoch,
@@ -225,13 +170,40 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       logger,
     );
     this.url = await listen(this.server, options.port, options.host);
-    // Created last, right before its first tick: the boot must not look like a pause.
+    // Created last, right before its first tick: the boot must not look like a pause. A backup that
+    // attached before is told to it now.
     this.machine = new RoleMachine(roleConfig(options.pair), 'primary', epoch, monotonicMs());
-    if (this.attachedBeforeStart || this.channel.attached) this.step({ type: 'peer-up', nowMs: monotonicMs() });
+    if (this.serving.attached) this.step({ type: 'peer-up', nowMs: monotonicMs() });
     this.tickTimer = setInterval(() => this.tick(), tickMs(options.pair));
   }
 
-  private attachedBeforeStart = false;
+  private newServing(): Serving {
+    const { options } = this;
+    return new Serving(
+      {
+        vm: this.vm,
+        config: this.config,
+        log: this.log,
+        arbiter: this.arbiter,
+        machine: () => this.machine,
+        step: (input) => this.step(input),
+        bootEpoch: this.bootEpoch,
+        halt: (event) => this.halt(event),
+      },
+      {
+        nodeId: options.nodeId,
+        pair: options.pair,
+        loop: options.loop,
+        replication: {
+          host: options.replicationHost,
+          port: options.replicationPort,
+          secret: options.secret,
+          ...(options.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: options.joinBySnapshotAfterEntries } : {}),
+        },
+        logger: options.logger,
+      },
+    );
+  }
 
   /** A fresh primary takes the next epoch; it waits (never guesses) while the directory is unreachable. */
   private async claimFirstEpoch(): Promise<number> {
@@ -250,7 +222,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
 
   /**
    * Boots the VM from the checkpoint chosen in start() and replays the log chain after it (replay
-   * mode), then switches the VM to live. Sets up the log, the retained log and the checkpoint log to
+   * mode), then switches the VM to live. Sets up the log, the serving side and the checkpoint log to
    * continue where the durable log ended.
    */
   private async restore(epoch: number): Promise<RunReply> {
@@ -277,9 +249,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     if (moved.length > 0) logger.warn({ moved: moved.map((f) => path.basename(f)) }, `moved ${moved.length} checkpoint/log files beyond the restored end (seq ${chain.seq}) to ${path.join(dir, `superseded-epoch-${epoch}`)}`);
     const state = await this.vm.goLive();
     this.log = new Log(chain.seq, chain.pos);
-    this.retained = new RetainedLog(options.pair.maxLogBufferBytes + MAX_BATCH_BYTES, chain.seq, chain.pos);
+    this.serving = this.newServing();
     if (options.checkpoint) {
-      const checkpointer = this.startCheckpointer(options.checkpoint);
+      const checkpointer = this.serving.startCheckpointer(options.checkpoint);
       // Same directory: the chain continues (the checkpoint restored from stays the base, a new log
       // follows on from the durable end). Elsewhere: boot() takes a first checkpoint there.
       if (path.resolve(options.checkpoint.dir) === path.resolve(dir)) await checkpointer.continueChain(h.seq, chain.seq, chain.tasks);
@@ -321,27 +293,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     );
   }
 
-  private startCheckpointer(settings: CheckpointSettings): Checkpointer {
-    const checkpointer = new Checkpointer(settings, {
-      vm: this.vm,
-      log: this.log,
-      loop: () => (this.stopped ? null : (this.loop ?? null)),
-      config: this.config,
-      nodeId: this.options.nodeId,
-      epoch: () => this.machine?.epoch ?? this.bootEpoch,
-      live: () => !this.stopped && !!this.machine && (this.machine.role === 'primary' || this.machine.role === 'live'),
-      onDurable: (seq) => this.trimRetained(seq),
-      newestEpoch: () => this.arbiter.newestEpoch(),
-      onSuperseded: (newest) => this.halt({ reason: `the shared directory holds epoch ${newest}, newer than this node's: another node serves now`, exitCode: EXIT_LOST_EPOCH }),
-      logger: this.logger,
-    });
-    this.checkpointer = checkpointer;
-    return checkpointer;
-  }
-
   /** The newest durable checkpoint (for a backup that joins by snapshot), or null. */
   get newestCheckpoint(): CheckpointStats | null {
-    return this.checkpointer?.newest ?? null;
+    return this.serving?.checkpointer?.newest ?? null;
   }
 
   /**
@@ -349,81 +303,15 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
    * checkpoint's figures once it is durable. Rejects when checkpoints are off.
    */
   checkpointNow(reason = 'requested'): Promise<CheckpointStats | null> {
-    if (!this.checkpointer) return Promise.reject(new Error('checkpoints are off (--checkpoint-every / --checkpoint-every-ms)'));
-    return this.checkpointer.now(reason);
-  }
-
-  /**
-   * The in-memory history before a durable checkpoint at `seq` is needed only by a backup: while one
-   * is attached, entries it has acknowledged (and that the checkpoint holds) are dropped; with none
-   * attached the history is kept for a backup that joins from seq 1.
-   */
-  private trimRetained(seq: number): void {
-    if (!this.channel?.attached) return;
-    const through = Math.min(seq, this.channel.ackedSeq, this.retained.lastSeq);
-    if (through >= this.retained.firstSeq) this.retained.trimThrough(through);
-  }
-
-  private onAppended(entries: readonly Entry[]): void {
-    const nowMs = monotonicMs();
-    const before = this.retained.bytes;
-    this.retained.append(entries);
-    this.lag.appended(entries[entries.length - 1]!.seq, this.retained.bytes - before, nowMs);
-    // Keep at most --max-log-buffer-bytes of history (oldest first; a backup joining later than that
-    // needs a snapshot, which re-protection brings).
-    const bound = this.options.pair.maxLogBufferBytes;
-    if (this.retained.bytes > bound) {
-      const keepFrom = this.machine?.holdsOutputs ? this.channel.ackedSeq : this.log.lastSeq;
-      let through = this.retained.firstSeq;
-      while (this.retained.bytes > bound && through <= keepFrom) this.retained.trimThrough(through++);
-    }
-    this.channel?.notifyAppended();
-    if (this.machine) this.step({ type: 'appended', nowMs });
-  }
-
-  /**
-   * A snapshot for a backup that joins now: admission pauses only while the VM is copied out between
-   * tasks (the copy is queued behind the batch in flight, and no new batch starts); compression runs
-   * after serving resumed.
-   */
-  private async snapshotForJoin(): Promise<SnapshotForJoin> {
-    const started = monotonicMs();
-    this.joinPaused = true;
-    let snapshot;
-    let seq: number;
-    let pos: number;
-    try {
-      snapshot = await this.vm.snapshot();
-      seq = this.log.lastSeq;
-      pos = this.log.pos;
-      // The first entry after the snapshot tells the joining backup which epoch it follows.
-      this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch: this.machine?.epoch ?? this.bootEpoch, nodeId: this.options.nodeId }));
-    } finally {
-      this.joinPaused = false;
-      this.loop.kick();
-    }
-    const pauseMs = monotonicMs() - started;
-    const data = await encodeSnapshot(snapshot);
-    this.logger.info({ seq, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, encodeMs: Math.round(monotonicMs() - started - pauseMs) }, `snapshot for a joining backup at seq ${seq}`);
-    this.lastJoin = { seq, pauseMs, bytes: data.byteLength, memoryBytes: snapshot.memory.byteLength };
-    return { seq, pos, data };
-  }
-
-  private lastJoin: { seq: number; pauseMs: number; bytes: number; memoryBytes: number } | null = null;
-
-  private reportLag(nowMs: number): void {
-    const lag = this.lag.now(nowMs);
-    this.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes });
+    const checkpointer = this.serving?.checkpointer;
+    if (!checkpointer) return Promise.reject(new Error('checkpoints are off (--checkpoint-every / --checkpoint-every-ms)'));
+    return checkpointer.now(reason);
   }
 
   private tick(): void {
     const nowMs = monotonicMs();
-    const heardAt = this.channel.lastHeardAtMs;
-    if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
+    this.serving.tick(nowMs);
     this.step({ type: 'tick', nowMs });
-    this.outputs.retry();
-    if (this.machine.hasBackup) this.reportLag(nowMs);
-    this.checkpointer?.maybe();
   }
 
   private step(input: Parameters<RoleMachine['step']>[0]): void {
@@ -432,31 +320,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   }
 
   private perform(action: RoleAction): void {
+    if (this.serving.perform(action)) return;
     switch (action.type) {
-      case 'append-noop':
-        this.log.appendControl(Kind.Noop, new Uint8Array(0));
-        break;
-      case 'hold-outputs':
-        this.lag.rebase(monotonicMs());
-        this.outputs.setDirect(false);
-        break;
-      case 'release-through':
-        this.outputs.ack(action.seq);
-        break;
-      case 'release-all':
-        this.lag.reset();
-        this.outputs.setDirect(true);
-        break;
-      case 'epoch-won':
-        this.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch: action.epoch, nodeId: this.options.nodeId }));
-        break;
-      case 'admit':
-        this.admitting = action.admit;
-        if (action.admit) this.loop.kick();
-        break;
-      case 'drop-peer':
-        this.channel.drop(action.reason);
-        break;
       case 'claim': {
         const epoch = action.epoch;
         void this.arbiter.claim(epoch, 'primary').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
@@ -470,45 +335,29 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       case 'halt':
         this.halt({ reason: action.reason, exitCode: action.exitCode });
         break;
-      case 'drain':
-      case 'go-live':
+      default:
         throw new Error(`primary asked to ${action.type}`);
     }
   }
 
   private halt(event: HaltEvent): void {
     if (this.stopped) return;
-    const dropped = this.outputs.halt();
+    const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ heldOutputsDropped: dropped, exitCode: event.exitCode }, `primary halted: ${event.reason}`);
     void this.stop().then(() => this.emit('halt', event));
   }
 
   async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {
     const state = this.vm.alive ? await this.vm.state(options.hash) : null;
-    const nowMs = monotonicMs();
-    const lag = this.lag.now(nowMs);
     return {
-      role: this.machine.role,
+      role: this.machine?.role ?? 'starting',
       node: this.options.nodeId,
-      epoch: this.machine.epoch,
+      epoch: this.machine?.epoch ?? this.bootEpoch,
       seq: this.log.lastSeq,
       pos: state?.pos ?? null,
       stateHash: state?.stateHash ?? null,
-      tasks: this.loop.tasksRun,
-      ackedSeq: this.channel.ackedSeq,
-      backupAttached: this.channel.attached,
-      heldOutputs: this.outputs.held,
-      lagEntries: this.machine.holdsOutputs ? lag.entries : 0,
-      lagBytes: this.machine.holdsOutputs ? lag.bytes : 0,
-      lagMs: this.machine.holdsOutputs ? Math.round(lag.ms) : 0,
-      admitting: this.admitting,
-      queued: this.loop.queued,
-      retainedLog: { firstSeq: this.retained.firstSeq, bytes: this.retained.bytes },
       memoryBytes: state?.memoryBytes ?? null,
-      replication: this.replicationUrl,
-      lastCheckpoint: this.checkpointer?.newest ?? null,
-      lastJoinSnapshot: this.lastJoin,
-      checkpoint: this.checkpointer?.status() ?? null,
+      ...this.serving.status(),
       restoredFrom: this.restored
         ? { checkpoint: this.restored.checkpoint, checkpointSeq: this.restored.checkpointSeq, replayedEntries: this.restored.entries, durableSeq: this.restored.seq, durableGuestTime: new Date(this.restored.guestTimeMs).toISOString(), skipped: this.restored.skipped, chainBroken: this.restored.broken }
         : null,
@@ -521,12 +370,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     clearInterval(this.tickTimer);
     this.server?.close();
     this.server?.closeAllConnections();
-    await this.loop?.stop();
-    await this.channel?.close();
-    await this.checkpointer?.close();
+    await this.serving?.stop();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
     await this.vm.terminate();
   }
 }
-

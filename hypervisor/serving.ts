@@ -1,0 +1,325 @@
+// The serving side of a node that speaks: the live loop, the Output Rule, the log it keeps for a
+// backup, the logging channel a backup dials, lag control, join by snapshot and durable checkpoints.
+// A primary has it from boot; a backup gets the same one when it goes live, so a live ex-backup
+// accepts a fresh backup exactly as a primary does (re-protection, repeated failover).
+//
+// Role decisions stay in the node's RoleMachine: this part feeds it inputs (attached, acked, lag,
+// appended) through `host.step` and performs the serving actions it returns.
+
+import type { Logger } from 'pino';
+import { Kind, type Entry } from '../logging-channel/entry.js';
+import { encodeEpochMark, MAX_BATCH_BYTES } from '../logging-channel/codec.js';
+import { PrimaryChannel, type SnapshotForJoin } from '../logging-channel/primary-channel.js';
+import { RetainedLog } from '../logging-channel/retained-log.js';
+import { LagTracker } from '../recorder/lag.js';
+import type { Log } from '../recorder/log.js';
+import { OutputBuffer } from '../recorder/output-buffer.js';
+import type { Arbiter } from './arbiter.js';
+import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
+import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
+import { engineIdentity, monotonicMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
+import { EXIT_LOST_EPOCH, type RoleAction, type RoleInput, type RoleMachine } from './role.js';
+import { encodeSnapshot } from './snapshot-wire.js';
+import type { VmHost } from './vm-host.js';
+import type { BootConfig } from './vm.js';
+import type { RunReply } from './vm-protocol.js';
+
+/** Where this node accepts a backup on the logging channel. */
+export interface ReplicationListen {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  secret: string;
+  /** A fresh backup joins by snapshot once the log is this long (or no longer starts at seq 1). */
+  joinBySnapshotAfterEntries?: number;
+}
+
+export interface ServingOptions {
+  nodeId: string;
+  pair: PairSettings;
+  loop: LiveLoopOptions;
+  /** null: no logging channel; this node serves alone and no backup can join it. */
+  replication: ReplicationListen | null;
+  logger: Logger;
+}
+
+/** What the serving side needs of its node. */
+export interface ServingHost {
+  vm: VmHost;
+  config: BootConfig;
+  /** The node's log, continuing from where the VM is (seq and pos of its last entry). */
+  log: Log;
+  arbiter: Arbiter;
+  /** The node's role machine; null while the node is still starting. */
+  machine: () => RoleMachine | null;
+  /** Feeds an input to the node's role machine (and performs what it returns). */
+  step: (input: RoleInput) => void;
+  /** The epoch to mark in the log when none is known to the machine yet. */
+  bootEpoch: number;
+  halt: (event: HaltEvent) => void;
+}
+
+export interface JoinFigures {
+  seq: number;
+  pauseMs: number;
+  bytes: number;
+  memoryBytes: number;
+}
+
+export class Serving {
+  readonly retained: RetainedLog;
+  readonly loop: LiveLoop;
+  readonly outputs: OutputBuffer;
+  private readonly lag = new LagTracker();
+  private channel: PrimaryChannel | null = null;
+  private checkpointerNow: Checkpointer | null = null;
+  private admitting = true;
+  /** Admission paused while the VM is copied out for a backup joining by snapshot. */
+  private joinPaused = false;
+  private lastJoin: JoinFigures | null = null;
+  private stopped = false;
+  replicationUrl: string | null = null;
+
+  constructor(
+    private readonly host: ServingHost,
+    private readonly options: ServingOptions,
+  ) {
+    const { log, vm } = host;
+    // History is kept for a backup that joins from the log's start; bounded, with headroom for one batch.
+    this.retained = new RetainedLog(options.pair.maxLogBufferBytes + MAX_BATCH_BYTES, log.lastSeq, log.pos);
+    // A node that is verifying its epoch when it starts serving holds from the first output.
+    this.outputs = new OutputBuffer(!(host.machine()?.holdsOutputs ?? false), () => {
+      const machine = host.machine();
+      return !machine || machine.mayRelease(monotonicMs());
+    });
+    log.addSink((entries) => this.onAppended(entries));
+    this.loop = new LiveLoop(vm, log, { hold: (seq, release) => this.outputs.hold(seq, release) }, options.logger, {
+      ...options.loop,
+      admit: () => this.admitting && !this.checkpointerNow?.paused && !this.joinPaused,
+    });
+    this.loop.onFatal = (error) => host.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
+  }
+
+  get checkpointer(): Checkpointer | null {
+    return this.checkpointerNow;
+  }
+
+  get attached(): boolean {
+    return this.channel?.attached ?? false;
+  }
+
+  /** Starts durable checkpoints (before the loop starts, so the checkpoint log sees every entry). */
+  startCheckpointer(settings: CheckpointSettings): Checkpointer {
+    if (this.checkpointerNow) throw new Error('checkpoints already started');
+    const { host } = this;
+    const checkpointer = new Checkpointer(settings, {
+      vm: host.vm,
+      log: host.log,
+      loop: () => (this.stopped ? null : this.loop),
+      config: host.config,
+      nodeId: this.options.nodeId,
+      epoch: () => host.machine()?.epoch ?? host.bootEpoch,
+      live: () => {
+        const role = host.machine()?.role;
+        return !this.stopped && (role === 'primary' || role === 'live');
+      },
+      onDurable: (seq) => this.trimRetained(seq),
+      newestEpoch: () => host.arbiter.newestEpoch(),
+      onSuperseded: (newest) => host.halt({ reason: `the shared directory holds epoch ${newest}, newer than this node's: another node serves now`, exitCode: EXIT_LOST_EPOCH }),
+      logger: this.options.logger,
+    });
+    this.checkpointerNow = checkpointer;
+    return checkpointer;
+  }
+
+  /** Starts serving from the VM's state in `reply`, and marks the epoch this node speaks in. */
+  start(reply: RunReply, epoch: number): void {
+    this.loop.start(reply);
+    this.markEpoch(epoch);
+  }
+
+  private markEpoch(epoch: number): void {
+    this.host.log.appendControl(Kind.Epoch, encodeEpochMark({ epoch, nodeId: this.options.nodeId }));
+  }
+
+  /** Opens the logging channel for a backup (when this node has one configured). */
+  async listen(): Promise<void> {
+    const replication = this.options.replication;
+    if (!replication || this.channel) return;
+    const { host, options } = this;
+    const { logger } = options;
+    const channel = await PrimaryChannel.listen({
+      host: replication.host,
+      port: replication.port,
+      secret: replication.secret,
+      identity: { formatVersion: TRACE_FORMAT_VERSION, engine: engineIdentity(), guestHash: host.config.guestHash },
+      bootConfig: host.config,
+      log: this.retained,
+      heartbeatMs: options.pair.heartbeatMs,
+      heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
+      snapshotProvider: () => this.snapshotForJoin(),
+      ...(replication.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: replication.joinBySnapshotAfterEntries } : {}),
+      logger,
+    });
+    if (this.stopped) {
+      await channel.close();
+      return;
+    }
+    this.channel = channel;
+    channel.on('attached', (e) => {
+      logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
+      host.step({ type: 'peer-up', nowMs: monotonicMs() });
+      // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
+      this.markEpoch(host.machine()?.epoch ?? host.bootEpoch);
+    });
+    channel.on('ack', (seq) => {
+      const nowMs = monotonicMs();
+      this.lag.acknowledged(seq);
+      host.step({ type: 'acked', nowMs, seq });
+      this.reportLag(nowMs);
+    });
+    channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: monotonicMs(), reason: `${e.nodeId}: ${e.reason}` }));
+    channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
+    this.replicationUrl = `ws://${replication.host}:${channel.port}`;
+  }
+
+  /**
+   * The in-memory history before a durable checkpoint at `seq` is needed only by a backup: while one
+   * is attached, entries it has acknowledged (and that the checkpoint holds) are dropped; with none
+   * attached the history is kept for a backup that joins from the log's start.
+   */
+  private trimRetained(seq: number): void {
+    if (!this.channel?.attached) return;
+    const through = Math.min(seq, this.channel.ackedSeq, this.retained.lastSeq);
+    if (through >= this.retained.firstSeq) this.retained.trimThrough(through);
+  }
+
+  private onAppended(entries: readonly Entry[]): void {
+    const nowMs = monotonicMs();
+    const before = this.retained.bytes;
+    this.retained.append(entries);
+    this.lag.appended(entries[entries.length - 1]!.seq, this.retained.bytes - before, nowMs);
+    // Keep at most --max-log-buffer-bytes of history (oldest first; a backup joining later than that
+    // joins by snapshot).
+    const bound = this.options.pair.maxLogBufferBytes;
+    if (this.retained.bytes > bound) {
+      const keepFrom = this.host.machine()?.holdsOutputs && this.channel ? this.channel.ackedSeq : this.host.log.lastSeq;
+      let through = this.retained.firstSeq;
+      while (this.retained.bytes > bound && through <= keepFrom) this.retained.trimThrough(through++);
+    }
+    this.channel?.notifyAppended();
+    this.host.step({ type: 'appended', nowMs });
+  }
+
+  /**
+   * A snapshot for a backup that joins now: admission pauses only while the VM is copied out between
+   * tasks (the copy is queued behind the batch in flight, and no new batch starts); compression runs
+   * after serving resumed.
+   */
+  private async snapshotForJoin(): Promise<SnapshotForJoin> {
+    const { host } = this;
+    const started = monotonicMs();
+    this.joinPaused = true;
+    let snapshot;
+    let seq: number;
+    let pos: number;
+    try {
+      snapshot = await host.vm.snapshot();
+      seq = host.log.lastSeq;
+      pos = host.log.pos;
+      // The first entry after the snapshot tells the joining backup which epoch it follows.
+      this.markEpoch(host.machine()?.epoch ?? host.bootEpoch);
+    } finally {
+      this.joinPaused = false;
+      this.loop.kick();
+    }
+    const pauseMs = monotonicMs() - started;
+    const data = await encodeSnapshot(snapshot);
+    this.options.logger.info(
+      { seq, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, encodeMs: Math.round(monotonicMs() - started - pauseMs) },
+      `snapshot for a joining backup at seq ${seq}`,
+    );
+    this.lastJoin = { seq, pauseMs, bytes: data.byteLength, memoryBytes: snapshot.memory.byteLength };
+    return { seq, pos, data };
+  }
+
+  private reportLag(nowMs: number): void {
+    const lag = this.lag.now(nowMs);
+    this.host.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes });
+  }
+
+  /** Periodic work: the backup's heartbeats, outputs the lease held back, lag, checkpoint triggers. */
+  tick(nowMs: number): void {
+    const heardAt = this.channel?.lastHeardAtMs ?? null;
+    if (heardAt !== null) this.host.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
+    this.outputs.retry();
+    if (this.host.machine()?.hasBackup) this.reportLag(nowMs);
+    this.checkpointerNow?.maybe();
+  }
+
+  /** Performs a role action that concerns serving; false when the action is not one of them. */
+  perform(action: RoleAction): boolean {
+    switch (action.type) {
+      case 'append-noop':
+        this.host.log.appendControl(Kind.Noop, new Uint8Array(0));
+        return true;
+      case 'hold-outputs':
+        this.lag.rebase(monotonicMs());
+        this.outputs.setDirect(false);
+        return true;
+      case 'release-through':
+        this.outputs.ack(action.seq);
+        return true;
+      case 'release-all':
+        this.lag.reset();
+        this.outputs.setDirect(true);
+        return true;
+      case 'epoch-won':
+        this.markEpoch(action.epoch);
+        return true;
+      case 'admit':
+        this.admitting = action.admit;
+        if (action.admit) this.loop.kick();
+        return true;
+      case 'drop-peer':
+        this.channel?.drop(action.reason);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** The node halts: whatever is held never leaves. Returns how many outputs were dropped. */
+  halt(): number {
+    return this.outputs.halt();
+  }
+
+  status(): Record<string, unknown> {
+    const lag = this.lag.now(monotonicMs());
+    const holds = this.host.machine()?.holdsOutputs ?? false;
+    return {
+      tasks: this.loop.tasksRun,
+      ackedSeq: this.channel?.ackedSeq ?? 0,
+      backupAttached: this.attached,
+      heldOutputs: this.outputs.held,
+      lagEntries: holds ? lag.entries : 0,
+      lagBytes: holds ? lag.bytes : 0,
+      lagMs: holds ? Math.round(lag.ms) : 0,
+      admitting: this.admitting,
+      queued: this.loop.queued,
+      retainedLog: { firstSeq: this.retained.firstSeq, bytes: this.retained.bytes },
+      replication: this.replicationUrl,
+      lastCheckpoint: this.checkpointerNow?.newest ?? null,
+      lastJoinSnapshot: this.lastJoin,
+      checkpoint: this.checkpointerNow?.status() ?? null,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.loop.stop();
+    await this.channel?.close();
+    await this.checkpointerNow?.close();
+  }
+}
