@@ -91,3 +91,31 @@ test('repeated failover: the backup dies, the primary runs alone, a fresh backup
   const a = (await (await fetch(`${second.url}/accounts/a`)).json()) as { balance: number };
   expect(a.balance).toBe(970);
 });
+
+test('a live ex-backup takes a fresh backup too: three failovers in a row on one service, each new backup joining the node that just went live', async () => {
+  const primary = await startPrimary('guest-apps/bank.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--join-by-snapshot-after', '0'] });
+  running.push(primary);
+  const post = (url: string, path: string, body: unknown, key: string) =>
+    fetch(url + path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'idempotency-key': key } });
+  for (const id of ['a', 'b']) expect((await post(primary.url, '/accounts', { id, balance: 1000 }, `open-${id}`)).status).toBe(201);
+
+  let serving: { url: string; replication: string; child: { kill(signal: NodeJS.Signals): boolean } } = primary;
+  for (let round = 1; round <= 3; round++) {
+    // Each backup will accept the next one once it goes live (--replication-port 0: any free port).
+    const backup = await startBackup(serving.replication, primary.sharedDir, { heartbeatTimeoutMs: 600, nodeId: `backup-${round}`, backupArgs: ['--replication-port', '0', '--join-by-snapshot-after', '0'] });
+    running.push(backup);
+    await waitFor(async () => (await status(serving.url)).role === 'primary' && (await status(serving.url)).backupAttached === true, `round ${round}: the serving node to be protected`);
+    for (let i = 0; i < 5; i++) expect((await post(serving.url, '/transfer', { from: 'a', to: 'b', amount: 1 }, `r${round}-${i}`)).status).toBe(201);
+    await waitInSync(serving.url, backup.url);
+
+    serving.child.kill('SIGKILL');
+    await waitFor(async () => (await fetch(`${backup.url}/_ft/health`)).status === 200, `round ${round}: the backup to go live`);
+    const st = await status(backup.url);
+    expect(st.epoch).toBe(round + 1);
+    expect(st.replication).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    serving = Object.assign(backup, { replication: st.replication as string });
+  }
+  const audit = (await (await fetch(`${serving.url}/audit`)).json()) as { ok: boolean; transfers: number };
+  expect(audit).toMatchObject({ ok: true, transfers: 15 });
+  expect(((await (await fetch(`${serving.url}/accounts/a`)).json()) as { balance: number }).balance).toBe(985);
+});
