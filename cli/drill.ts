@@ -16,24 +16,20 @@ import { freePort, NodeProcess, type LogLine } from './child.js';
 import { positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
+import { runReprotectDrill, type ReprotectRound } from './drill-reprotect.js';
+import { ACCOUNTS, caller, clientGapMs, openAccounts, reconcile, speakerViolations, Workload } from './drill-workload.js';
 
 export const FAULTS = ['kill-primary', 'kill-backup', 'pause-primary', 'partition'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 const DEFAULT_GUEST = fileURLToPath(new URL('../../guest-apps/bank.js', import.meta.url));
-const ACCOUNTS = 10;
-const OPENING_BALANCE = 100_000;
-const CLIENTS = 4;
-/** A write is retried (same key) until acknowledged, for at most this long. */
-const WRITE_RETRY_MS = 15_000;
-
 interface DrillFlags {
   rounds: number;
   fault: Fault;
   json?: boolean;
   seed?: number;
   heartbeatMs: number;
-  keep?: boolean;
+  reprotect?: boolean;
 }
 
 export interface RoundResult {
@@ -74,16 +70,6 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-interface Ack {
-  key: string;
-  from: number;
-  to: number;
-  transferId: string | null;
-  node: string;
-  epoch: number;
-  atMs: number;
-}
-
 export async function runRound(round: number, fault: Fault, entry: string, random: () => number, heartbeatMs: number, progress: (msg: string) => void): Promise<RoundResult> {
   const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
   const secret = randomBytes(24).toString('base64url');
@@ -120,70 +106,16 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     const door = `http://127.0.0.1:${(router.server.address() as net.AddressInfo).port}`;
     progress(`round ${round}: pair up (primary :${primaryPort}, backup :${backupPort}); opening ${ACCOUNTS} accounts`);
 
-    const call = async (method: string, pathname: string, body?: unknown, key?: string) => {
-      const res = await fetch(door + pathname, {
-        method,
-        headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(10_000),
-      });
-      const text = await res.text();
-      return { status: res.status, text, node: res.headers.get('ftjs-node') ?? '?', epoch: Number(res.headers.get('ftjs-epoch') ?? -1) };
-    };
-    for (let i = 0; i < ACCOUNTS; i++) {
-      const r = await call('POST', '/accounts', { id: `acct-${i}`, balance: OPENING_BALANCE }, `open-${round}-${i}`);
-      if (r.status !== 201) throw new Error(`could not open account acct-${i}: ${r.status} ${r.text}`);
-    }
-
-    // The load: keyed transfers (retried with the same key until acknowledged) and reads.
-    const acks: Ack[] = [];
-    const successes: number[] = [];
-    let stopIssuing = false;
-    let issued = 0;
-    const client = async (c: number) => {
-      for (let n = 0; !stopIssuing; n++) {
-        if (n % 4 === 3) {
-          try {
-            const r = await call('GET', `/accounts/acct-${Math.floor(random() * ACCOUNTS)}`);
-            if (r.status === 200) successes.push(Date.now());
-          } catch {
-            /* a read may fail during the failover; reads are not retried */
-          }
-          continue;
-        }
-        const key = `t-${round}-${c}-${n}`;
-        const from = Math.floor(random() * ACCOUNTS);
-        const to = (from + 1 + Math.floor(random() * (ACCOUNTS - 1))) % ACCOUNTS;
-        issued++;
-        const deadline = Date.now() + WRITE_RETRY_MS;
-        for (;;) {
-          try {
-            const r = await call('POST', '/transfer', { from: `acct-${from}`, to: `acct-${to}`, amount: 1 }, key);
-            if (r.status === 201) {
-              const now = Date.now();
-              acks.push({ key, from, to, transferId: (JSON.parse(r.text) as { id: string }).id, node: r.node, epoch: r.epoch, atMs: now });
-              successes.push(now);
-              break;
-            }
-            if (r.status < 500) throw new Error(`transfer ${key} refused: ${r.status} ${r.text}`);
-          } catch (error) {
-            if ((error as Error).message.startsWith('transfer')) throw error;
-          }
-          if (Date.now() > deadline) {
-            violations.push(`write ${key} was never acknowledged within ${WRITE_RETRY_MS} ms`);
-            break;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-      }
-    };
-    const load = Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
+    const call = caller(door);
+    await openAccounts(call, `r${round}`);
+    const workload = new Workload(call, random, `t-${round}`);
+    workload.start();
 
     // The fault, at a random moment.
     const delayMs = 400 + Math.floor(random() * 800);
     await new Promise((resolve) => setTimeout(resolve, delayMs));
     const faultAt = Date.now();
-    progress(`round ${round}: ${fault} after ${delayMs} ms of load (${acks.length} writes acknowledged so far)`);
+    progress(`round ${round}: ${fault} after ${delayMs} ms of load (${workload.acks.length} writes acknowledged so far)`);
     const b = backup;
     const survivor = fault === 'kill-backup' ? primary : b;
     switch (fault) {
@@ -235,9 +167,10 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
 
     // More load on the survivor, then stop issuing and let every in-flight write be acknowledged.
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    stopIssuing = true;
-    await load;
-    progress(`round ${round}: load stopped: ${acks.length} writes acknowledged of ${issued} issued; checking the live node`);
+    await workload.stop();
+    const acks = workload.acks;
+    violations.push(...workload.violations);
+    progress(`round ${round}: load stopped: ${acks.length} writes acknowledged of ${workload.issued} issued; checking the live node`);
 
     // Checks on the node that is live now.
     const live = await (async () => {
@@ -265,54 +198,27 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     let duplicates = 0;
     if (!live) violations.push('no node is live after the round');
     else {
-      // Reconcile the live node against what the clients were told: the number of transfers, every
-      // account's balance (each acknowledged transfer moved 1 cent), and, where the ledger listing
-      // (the 1,000 most recent) covers them all, every acknowledged transfer id.
-      const audit = JSON.parse(await (await fetch(`${live.url}/audit`)).text()) as { ok: boolean; transfers: number };
-      duplicates = Math.max(0, audit.transfers - acks.length);
-      writesLost = Math.max(0, acks.length - audit.transfers);
-      const expected = new Array<number>(ACCOUNTS).fill(OPENING_BALANCE);
-      for (const a of acks) {
-        expected[a.from]! -= 1;
-        expected[a.to]! += 1;
-      }
-      for (let i = 0; i < ACCOUNTS; i++) {
-        const account = JSON.parse(await (await fetch(`${live.url}/accounts/acct-${i}`)).text()) as { balance: number };
-        if (account.balance !== expected[i]) violations.push(`acct-${i} holds ${account.balance}, the acknowledged transfers say ${expected[i]}`);
-      }
-      if (audit.transfers <= 1000) {
-        const ledger = JSON.parse(await (await fetch(`${live.url}/transfers?limit=1000`)).text()) as { transfers: Array<{ id: string }> };
-        const ids = new Set(ledger.transfers.map((t) => t.id));
-        writesLost = Math.max(writesLost, acks.filter((a) => a.transferId && !ids.has(a.transferId)).length);
-      }
-      if (!audit.ok) violations.push(`the live node's audit fails: ${JSON.stringify(audit)}`);
-      if (writesLost > 0) violations.push(`${writesLost} acknowledged writes are missing on the live node`);
-      if (duplicates > 0) violations.push(`${duplicates} transfers were applied beyond those acknowledged (duplicates)`);
-      const status = (await (await fetch(`${live.url}/_ft/status`)).json()) as { divergence?: unknown };
-      if (status.divergence) violations.push(`divergence: ${JSON.stringify(status.divergence)}`);
+      const reconciled = await reconcile(live.url, acks);
+      writesLost = reconciled.writesLost;
+      duplicates = reconciled.duplicates;
+      violations.push(...reconciled.violations);
     }
     for (const p of [primary, b]) if (p.lines.some((l) => /DIVERGENCE/.test(l.msg))) violations.push(`${p.name} reported a divergence`);
 
-    const epochs: Record<string, Set<string>> = {};
-    for (const s of released) (epochs[s.epoch] ??= new Set()).add(s.node);
-    for (const [epoch, nodes] of Object.entries(epochs)) if (nodes.size > 1) violations.push(`epoch ${epoch}: outputs released by ${[...nodes].join(' and ')}`);
-
-    const around = successes.filter((t) => t >= faultAt - 1000).sort((x, y) => x - y);
-    let clientGapMs = 0;
-    for (let i = 1; i < around.length; i++) clientGapMs = Math.max(clientGapMs, around[i]! - around[i - 1]!);
-    if (around.length > 0) clientGapMs = Math.max(clientGapMs, around[0]! - faultAt);
+    const speakers = speakerViolations(released);
+    violations.push(...speakers.violations);
 
     return {
       round,
       fault,
       detectionMs: lostLine ? Math.max(0, timeOf(lostLine) - faultAt) : null,
       goLiveMs: liveAt !== null ? Math.max(0, liveAt - faultAt) : null,
-      clientGapMs,
+      clientGapMs: clientGapMs(workload.successes, faultAt),
       writesAcked: acks.length,
       writesLost,
       duplicates,
       liveNode: live?.p.name ?? null,
-      epochs: Object.fromEntries(Object.entries(epochs).map(([e, n]) => [e, [...n]])),
+      epochs: speakers.epochs,
       violations,
     };
   } finally {
@@ -329,13 +235,17 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1]! : (s[(s.length >> 1) - 1]! + s[s.length >> 1]!) / 2;
 }
 
-export function summarize(results: RoundResult[]) {
-  const num = (xs: Array<number | null>) => xs.filter((x): x is number => x !== null);
+/** `rounds`: how many were asked for (a re-protect drill stops at the first broken round). */
+export function summarize(results: RoundResult[], rounds = results.length) {
+  const num = (xs: Array<number | null | undefined>) => xs.filter((x): x is number => typeof x === 'number');
   const gaps = results.map((r) => r.clientGapMs);
   const goLive = num(results.map((r) => r.goLiveMs));
   const detection = num(results.map((r) => r.detectionMs));
+  const joins = num(results.map((r) => (r as Partial<ReprotectRound>).joinMs));
+  const pauses = num(results.map((r) => (r as Partial<ReprotectRound>).joinPauseMs));
   return {
-    rounds: results.length,
+    rounds,
+    join: joins.length > 0 ? { joinMs: { p50: median(joins), max: Math.max(...joins) }, pauseMs: { p50: median(pauses), max: Math.max(...pauses) } } : null,
     passed: results.filter((r) => r.violations.length === 0).length,
     detectionMs: { p50: median(detection), max: Math.max(...detection) },
     goLiveMs: { p50: median(goLive), max: Math.max(...goLive) },
@@ -364,25 +274,32 @@ export function registerDrill(program: Command): void {
     .requiredOption('--fault <kind>', FAULTS.join('|'), fault)
     .option('--seed <n>', 'seed of the fault timing and the workload (default: random, printed)', positiveInt('--seed'))
     .option('--heartbeat-ms <ms>', 'heartbeat period of the pair (timeout = 3 periods)', positiveInt('--heartbeat-ms'), 100)
+    .option('--reprotect', 'one service through all rounds (with --fault kill-primary): after each failover a fresh backup joins the new live node by snapshot, and the next round kills that node; invariants are checked across all epochs')
     .option('--json', 'print the results as JSON')
     .action(async (entry: string, flags: DrillFlags) => {
+      if (flags.reprotect && flags.fault !== 'kill-primary') throw new InvalidArgumentError('--reprotect drills consecutive failovers of one service: use it with --fault kill-primary');
       const seed = flags.seed ?? (randomBytes(4).readUInt32LE(0) % 1_000_000) + 1;
       const random = mulberry32(seed);
       const progress = (msg: string) => process.stderr.write(`${msg}\n`);
-      progress(`ftjs drill: ${flags.rounds} rounds of ${flags.fault}, seed ${seed}`);
+      progress(`ftjs drill: ${flags.rounds} rounds of ${flags.fault}${flags.reprotect ? ' on one service, re-protected after each' : ''}, seed ${seed}`);
       const results: RoundResult[] = [];
-      for (let round = 1; round <= flags.rounds; round++) {
-        const result = await runRound(round, flags.fault, entry, random, flags.heartbeatMs, progress);
+      const report = (result: RoundResult) => {
         results.push(result);
-        if (!flags.json) printRow(result, round === 1);
+        if (!flags.json) printRow(result, results.length === 1);
         for (const v of result.violations) progress(`  VIOLATION: ${v}`);
+      };
+      if (flags.reprotect) {
+        await runReprotectDrill(flags.rounds, entry, random, flags.heartbeatMs, progress, report);
+      } else {
+        for (let round = 1; round <= flags.rounds; round++) report(await runRound(round, flags.fault, entry, random, flags.heartbeatMs, progress));
       }
-      const summary = summarize(results);
-      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, seed, summary, rounds: results }, null, 2));
+      const summary = summarize(results, flags.rounds);
+      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, seed, summary, rounds: results }, null, 2));
       else {
+        const join = summary.join ? `; join by snapshot p50 ${summary.join.joinMs.p50} ms max ${summary.join.joinMs.max} ms, primary pause p50 ${summary.join.pauseMs.p50} ms max ${summary.join.pauseMs.max} ms` : '';
         console.log(
-          `\nsummary (${flags.fault}, seed ${seed}): ${summary.passed}/${summary.rounds} rounds passed; detection p50 ${summary.detectionMs.p50} ms max ${summary.detectionMs.max} ms; ` +
-            `go-live p50 ${summary.goLiveMs.p50} ms max ${summary.goLiveMs.max} ms; client-visible gap p50 ${summary.clientGapMs.p50} ms max ${summary.clientGapMs.max} ms; ` +
+          `\nsummary (${flags.fault}${flags.reprotect ? ', one service' : ''}, seed ${seed}): ${summary.passed}/${summary.rounds} rounds passed; detection p50 ${summary.detectionMs.p50} ms max ${summary.detectionMs.max} ms; ` +
+            `go-live p50 ${summary.goLiveMs.p50} ms max ${summary.goLiveMs.max} ms; client-visible gap p50 ${summary.clientGapMs.p50} ms max ${summary.clientGapMs.max} ms${join}; ` +
             `${summary.writesAcked} writes acknowledged, ${summary.writesLost} lost, ${summary.duplicates} duplicates`,
         );
       }

@@ -36,13 +36,24 @@ export class Router {
     this.server.closeAllConnections();
   }
 
+  /** A node joins the set the front door routes among (a fresh backup that may go live later). */
+  addNode(node: { name: string; url: string }): void {
+    if (this.options.nodes.some((n) => n.name === node.name)) throw new Error(`front door: a node named ${node.name} is already routed to`);
+    this.options.nodes.push(node);
+  }
+
+  removeNode(name: string): void {
+    const i = this.options.nodes.findIndex((n) => n.name === name);
+    if (i >= 0) this.options.nodes.splice(i, 1);
+  }
+
   get liveNode(): string | null {
     return this.live?.name ?? null;
   }
 
   private async poll(): Promise<void> {
     let found: { name: string; url: string } | null = null;
-    for (const node of this.options.nodes) {
+    for (const node of [...this.options.nodes]) {
       try {
         const res = await fetch(`${node.url}/_ft/health`, { signal: AbortSignal.timeout(Math.max(250, this.options.healthIntervalMs * 4)) });
         await res.arrayBuffer();

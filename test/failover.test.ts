@@ -27,6 +27,27 @@ describe.each(['kill-primary', 'kill-backup', 'pause-primary', 'partition'])('dr
   });
 });
 
+test('drill --reprotect: one service through consecutive failovers, a fresh backup joining each new live node; every epoch clean', async () => {
+  const result = await ftjs(['drill', '--rounds', '2', '--fault', 'kill-primary', '--reprotect', '--seed', '42', '--json']);
+  expect(result.code, result.stderr).toBe(0);
+  const drill = JSON.parse(result.stdout) as DrillJson & { reprotect: boolean; rounds: Array<{ joinMs: number | null; joinBytes: number | null }> };
+  expect(drill.reprotect).toBe(true);
+  expect(drill.summary).toMatchObject({ rounds: 2, passed: 2, writesLost: 0, duplicates: 0 });
+  // The same service: each round's live node is the previous round's fresh backup, in the next epoch.
+  expect(drill.rounds.map((r) => r.liveNode)).toEqual(['node-1', 'node-2']);
+  for (const r of drill.rounds) {
+    expect(r.violations).toEqual([]);
+    expect(r.writesAcked).toBeGreaterThan(20);
+    expect(r.joinBytes).toBeGreaterThan(0);
+  }
+  expect(Object.keys(drill.rounds[1]!.epochs).sort()).toEqual(['1', '2', '3']);
+  for (const nodes of Object.values(drill.rounds[1]!.epochs)) expect(nodes.length).toBe(1);
+  // A re-protect drill only makes sense for kill-primary.
+  const refused = await ftjs(['drill', '--rounds', '1', '--fault', 'kill-backup', '--reprotect']);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toContain('--reprotect drills consecutive failovers of one service: use it with --fault kill-primary');
+});
+
 describe('shared directory', () => {
   let pair: PairProcesses | null = null;
   afterEach(async () => {

@@ -1,0 +1,177 @@
+// The drills' client side: keyed transfers (retried with the same Idempotency-Key until acknowledged)
+// and reads against the bank.js API through the front door, and the reconciliation of what the
+// clients were told against the live node's ledger.
+
+export const ACCOUNTS = 10;
+export const OPENING_BALANCE = 100_000;
+const CLIENTS = 4;
+/** A write is retried (same key) until acknowledged, for at most this long. */
+const WRITE_RETRY_MS = 15_000;
+
+export interface Ack {
+  key: string;
+  from: number;
+  to: number;
+  transferId: string | null;
+  node: string;
+  epoch: number;
+  atMs: number;
+}
+
+export interface CallResult {
+  status: number;
+  text: string;
+  node: string;
+  epoch: number;
+}
+
+export type Call = (method: string, pathname: string, body?: unknown, key?: string) => Promise<CallResult>;
+
+/** A client call through the front door at `door`, with the node and epoch that answered. */
+export function caller(door: string): Call {
+  return async (method, pathname, body, key) => {
+    const res = await fetch(door + pathname, {
+      method,
+      headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    return { status: res.status, text, node: res.headers.get('ftjs-node') ?? '?', epoch: Number(res.headers.get('ftjs-epoch') ?? -1) };
+  };
+}
+
+export async function openAccounts(call: Call, keyPrefix: string): Promise<void> {
+  for (let i = 0; i < ACCOUNTS; i++) {
+    const r = await call('POST', '/accounts', { id: `acct-${i}`, balance: OPENING_BALANCE }, `${keyPrefix}-open-${i}`);
+    if (r.status !== 201) throw new Error(`could not open account acct-${i}: ${r.status} ${r.text}`);
+  }
+}
+
+/** Client load; `start` begins it, `stop` stops issuing and waits for every write in flight. */
+export class Workload {
+  readonly acks: Ack[] = [];
+  /** Times of successful client responses (for the client-visible gap). */
+  readonly successes: number[] = [];
+  readonly violations: string[] = [];
+  issued = 0;
+  private stopIssuing = false;
+  private running: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly call: Call,
+    private readonly random: () => number,
+    /** Distinguishes the keys of one run of load from another's. */
+    private readonly keyPrefix: string,
+  ) {}
+
+  start(): void {
+    if (this.running) throw new Error('the workload is already running');
+    this.stopIssuing = false;
+    this.running = Promise.all(Array.from({ length: CLIENTS }, (_, c) => this.client(c)));
+  }
+
+  async stop(): Promise<void> {
+    this.stopIssuing = true;
+    await this.running;
+    this.running = null;
+  }
+
+  private async client(c: number): Promise<void> {
+    const { call, random } = this;
+    for (let n = 0; !this.stopIssuing; n++) {
+      if (n % 4 === 3) {
+        try {
+          const r = await call('GET', `/accounts/acct-${Math.floor(random() * ACCOUNTS)}`);
+          if (r.status === 200) this.successes.push(Date.now());
+        } catch {
+          /* a read may fail during the failover; reads are not retried */
+        }
+        continue;
+      }
+      const key = `${this.keyPrefix}-${c}-${n}`;
+      const from = Math.floor(random() * ACCOUNTS);
+      const to = (from + 1 + Math.floor(random() * (ACCOUNTS - 1))) % ACCOUNTS;
+      this.issued++;
+      const deadline = Date.now() + WRITE_RETRY_MS;
+      for (;;) {
+        try {
+          const r = await call('POST', '/transfer', { from: `acct-${from}`, to: `acct-${to}`, amount: 1 }, key);
+          if (r.status === 201) {
+            const now = Date.now();
+            this.acks.push({ key, from, to, transferId: (JSON.parse(r.text) as { id: string }).id, node: r.node, epoch: r.epoch, atMs: now });
+            this.successes.push(now);
+            break;
+          }
+          if (r.status < 500) throw new Error(`transfer ${key} refused: ${r.status} ${r.text}`);
+        } catch (error) {
+          if ((error as Error).message.startsWith('transfer')) throw error;
+        }
+        if (Date.now() > deadline) {
+          this.violations.push(`write ${key} was never acknowledged within ${WRITE_RETRY_MS} ms`);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  }
+}
+
+export interface Reconciled {
+  writesLost: number;
+  duplicates: number;
+  transfers: number;
+  violations: string[];
+}
+
+/**
+ * Reconciles the live node against what the clients were told: the number of transfers, every
+ * account's balance (each acknowledged transfer moved 1 cent), and every acknowledged transfer id
+ * among `recent` that the ledger listing (the 1,000 most recent) still covers.
+ */
+export async function reconcile(liveUrl: string, acks: readonly Ack[], recent: readonly Ack[] = acks): Promise<Reconciled> {
+  const violations: string[] = [];
+  const get = async (pathname: string) => JSON.parse(await (await fetch(`${liveUrl}${pathname}`, { signal: AbortSignal.timeout(10_000) })).text()) as unknown;
+  const audit = (await get('/audit')) as { ok: boolean; transfers: number };
+  const duplicates = Math.max(0, audit.transfers - acks.length);
+  let writesLost = Math.max(0, acks.length - audit.transfers);
+  const expected = new Array<number>(ACCOUNTS).fill(OPENING_BALANCE);
+  for (const a of acks) {
+    expected[a.from]! -= 1;
+    expected[a.to]! += 1;
+  }
+  for (let i = 0; i < ACCOUNTS; i++) {
+    const account = (await get(`/accounts/acct-${i}`)) as { balance: number };
+    if (account.balance !== expected[i]) violations.push(`acct-${i} holds ${account.balance}, the acknowledged transfers say ${expected[i]}`);
+  }
+  const listed = audit.transfers - (acks.length - recent.length);
+  if (listed <= 1000) {
+    const ledger = (await get('/transfers?limit=1000')) as { transfers: Array<{ id: string }> };
+    const ids = new Set(ledger.transfers.map((t) => t.id));
+    writesLost = Math.max(writesLost, recent.filter((a) => a.transferId && !ids.has(a.transferId)).length);
+  }
+  if (!audit.ok) violations.push(`the live node's audit fails: ${JSON.stringify(audit)}`);
+  if (writesLost > 0) violations.push(`${writesLost} acknowledged writes are missing on the live node`);
+  if (duplicates > 0) violations.push(`${duplicates} transfers were applied beyond those acknowledged (duplicates)`);
+  const status = (await get('/_ft/status')) as { divergence?: unknown };
+  if (status.divergence) violations.push(`divergence: ${JSON.stringify(status.divergence)}`);
+  return { writesLost, duplicates, transfers: audit.transfers, violations };
+}
+
+/** Longest stretch without a successful client response, from a second before the fault on. */
+export function clientGapMs(successes: readonly number[], faultAtMs: number): number {
+  const around = successes.filter((t) => t >= faultAtMs - 1000).sort((x, y) => x - y);
+  let gap = 0;
+  for (let i = 1; i < around.length; i++) gap = Math.max(gap, around[i]! - around[i - 1]!);
+  if (around.length > 0) gap = Math.max(gap, around[0]! - faultAtMs);
+  return gap;
+}
+
+/** Epochs in which more than one node released outputs (a split brain a client could see). */
+export function speakerViolations(released: ReadonlyArray<{ node: string; epoch: number }>): { epochs: Record<string, string[]>; violations: string[] } {
+  const epochs: Record<string, Set<string>> = {};
+  for (const s of released) (epochs[s.epoch] ??= new Set()).add(s.node);
+  const violations: string[] = [];
+  for (const [epoch, nodes] of Object.entries(epochs)) if (nodes.size > 1) violations.push(`epoch ${epoch}: outputs released by ${[...nodes].join(' and ')}`);
+  return { epochs: Object.fromEntries(Object.entries(epochs).map(([e, n]) => [e, [...n]])), violations };
+}
