@@ -8,6 +8,7 @@ const benches: Array<[string, string[]]> = [
   ['record-overhead', ['--requests', '20000', '--rounds', '5']],
   ['pair-vs-run', ['--seconds', '5', '--rounds', '3']],
   ['checkpoint', ['--keys', '20000', '--rounds', '10']],
+  ['snapshot-delta', ['--keys', '20480', '--rounds', '3']],
   ['replay-speed', []],
 ];
 let failed = 0;

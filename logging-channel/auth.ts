@@ -2,7 +2,7 @@
 //
 //   primary -> backup   CONTROL {t:'hello', nonce: serverNonce, formatVersion, engine, guestHash}
 //   backup  -> primary  CONTROL {t:'auth', nonce: clientNonce, proof: HMAC(secret, 'backup|serverNonce|clientNonce'),
-//                                formatVersion, engine, guestHash?, nodeId, resumeFromSeq}
+//                                formatVersion, engine, guestHash?, nodeId, resumeFromSeq, snapshotBase?}
 //   primary -> backup   CONTROL {t:'welcome', proof: HMAC(secret, 'primary|clientNonce|serverNonce'), bootConfig, firstSeq}
 //                    or CONTROL {t:'refuse', code, reason}, then a WebSocket close with that code
 //
@@ -172,6 +172,8 @@ export interface AuthMessage {
   nodeId: string;
   /** The backup has received every entry up to this seq (0: none). */
   resumeFromSeq: number;
+  /** A memory the backup holds: a join by snapshot may send only the pages that differ from it. */
+  snapshotBase?: SnapshotBaseOffer;
 }
 
 export interface WelcomeMessage {
@@ -232,6 +234,7 @@ export function expectMessage(msg: ControlObject, t: 'hello' | 'auth' | 'welcome
         resumeFromSeq: field(msg, 'resumeFromSeq', isSeq, 'an integer >= 0'),
       };
       if (msg.guestHash !== undefined) auth.guestHash = field(msg, 'guestHash', isString, 'a string when present');
+      if (msg.snapshotBase !== undefined) auth.snapshotBase = parseSnapshotBaseOffer(msg.snapshotBase);
       return auth;
     }
     case 'welcome':
@@ -245,6 +248,77 @@ export function expectMessage(msg: ControlObject, t: 'hello' | 'auth' | 'welcome
         ...('snapshot' in msg ? { snapshot: msg.snapshot } : {}),
       };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The snapshot base a backup may offer in its auth message: the page hashes of a VM memory it holds
+// (hypervisor/snapshot-wire.ts SnapshotBase), so a join by snapshot can send only the changed pages.
+// On the wire the hashes are base64. The channel only checks the offer's shape; what it is worth is
+// the snapshot provider's business, and the backup verifies the memory it rebuilds end to end.
+
+/** Bytes of one page digest (SHA-256). Must equal hypervisor/page-delta.ts PAGE_DIGEST_BYTES. */
+export const SNAPSHOT_BASE_DIGEST_BYTES = 32;
+/** Smallest page size an offer may use: below the OS page, hashes cost more than they save. */
+export const MIN_SNAPSHOT_BASE_PAGE_BYTES = 4 * 1024;
+/** Largest page size an offer may use. */
+export const MAX_SNAPSHOT_BASE_PAGE_BYTES = 16 * 1024 * 1024;
+/** Largest base memory an offer may describe (a WASM32 memory, as we run it, is at most 2 GiB). */
+export const MAX_SNAPSHOT_BASE_MEMORY_BYTES = 2 * 1024 * 1024 * 1024;
+
+export interface SnapshotBaseOffer {
+  /** Digest of the base memory (hypervisor/page-delta.ts memoryDigest), 64 lowercase hex digits. */
+  digest: string;
+  memoryBytes: number;
+  pageBytes: number;
+  /** SNAPSHOT_BASE_DIGEST_BYTES per page, ceil(memoryBytes / pageBytes) pages. */
+  pageHashes: Uint8Array;
+}
+
+/** The offer as it travels in the auth message. */
+export function encodeSnapshotBaseOffer(offer: SnapshotBaseOffer): Record<string, unknown> {
+  const hashes = Buffer.from(offer.pageHashes.buffer, offer.pageHashes.byteOffset, offer.pageHashes.byteLength);
+  return { digest: offer.digest, memoryBytes: offer.memoryBytes, pageBytes: offer.pageBytes, pageHashes: hashes.toString('base64') };
+}
+
+/**
+ * The first problem with an offer's fields as [field, what it must be], or null. `hashBytes` is the
+ * length of its page hashes (already decoded from base64 on the wire).
+ */
+export function snapshotBaseOfferProblem(offer: Record<string, unknown>, hashBytes: number): [field: string, want: string] | null {
+  if (typeof offer.digest !== 'string' || !/^[0-9a-f]{64}$/.test(offer.digest)) return ['digest', '64 lowercase hex digits'];
+  const memoryBytes = offer.memoryBytes;
+  if (typeof memoryBytes !== 'number' || !Number.isSafeInteger(memoryBytes) || memoryBytes < 1 || memoryBytes > MAX_SNAPSHOT_BASE_MEMORY_BYTES) {
+    return ['memoryBytes', `an integer from 1 to ${MAX_SNAPSHOT_BASE_MEMORY_BYTES}`];
+  }
+  const pageBytes = offer.pageBytes;
+  // Bounds first: the bit test is only valid within 32-bit integers.
+  if (typeof pageBytes !== 'number' || !Number.isSafeInteger(pageBytes) || pageBytes < MIN_SNAPSHOT_BASE_PAGE_BYTES || pageBytes > MAX_SNAPSHOT_BASE_PAGE_BYTES || (pageBytes & (pageBytes - 1)) !== 0) {
+    return ['pageBytes', `a power of two from ${MIN_SNAPSHOT_BASE_PAGE_BYTES} to ${MAX_SNAPSHOT_BASE_PAGE_BYTES}`];
+  }
+  const pages = Math.ceil(memoryBytes / pageBytes);
+  if (hashBytes !== pages * SNAPSHOT_BASE_DIGEST_BYTES) {
+    return ['pageHashes', `${pages * SNAPSHOT_BASE_DIGEST_BYTES} bytes (${pages} pages x ${SNAPSHOT_BASE_DIGEST_BYTES}), got ${hashBytes}`];
+  }
+  return null;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function parseSnapshotBaseOffer(value: unknown): SnapshotBaseOffer {
+  const fail = (name: string, want: string) => protocolError(`auth message: field "snapshotBase${name ? `.${name}` : ''}" must be ${want}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail('', 'an object {digest, memoryBytes, pageBytes, pageHashes} when present');
+  const offer = value as Record<string, unknown>;
+  const encoded = offer.pageHashes;
+  if (typeof encoded !== 'string' || encoded.length % 4 !== 0 || !BASE64.test(encoded)) throw fail('pageHashes', 'a base64 string');
+  const hashes = Buffer.from(encoded, 'base64');
+  const problem = snapshotBaseOfferProblem(offer, hashes.byteLength);
+  if (problem !== null) throw fail(...problem);
+  return {
+    digest: offer.digest as string,
+    memoryBytes: offer.memoryBytes as number,
+    pageBytes: offer.pageBytes as number,
+    pageHashes: new Uint8Array(hashes.buffer, hashes.byteOffset, hashes.byteLength),
+  };
 }
 
 /** A refuse message, or null when `msg` is something else. Malformed refusals still count as 4007. */

@@ -23,12 +23,15 @@ import {
   closeReason,
   computeProof,
   expectMessage,
+  encodeSnapshotBaseOffer,
   isFatalRefusal,
   newNonce,
   secretBytes,
+  snapshotBaseOfferProblem,
   verifyProof,
   type BackupIdentity,
   type Secret,
+  type SnapshotBaseOffer,
 } from './auth.js';
 import type { Entry } from './entry.js';
 import {
@@ -60,6 +63,13 @@ export interface BackupChannelOptions {
   handshakeTimeoutMs?: number;
   /** Entries this backup already holds (e.g. from a snapshot): the stream resumes after it. Default 0. */
   receivedSeq?: number;
+  /**
+   * A VM memory this backup holds (e.g. from a checkpoint), described by its page hashes
+   * (hypervisor/snapshot-wire.ts snapshotBaseOf). Offered while joining (receivedSeq 0): a primary
+   * that joins us by snapshot may then send a delta against it ('snapshot' event with delta: true).
+   * Left out of the auth message if it would not fit in one frame.
+   */
+  snapshotBase?: SnapshotBaseOffer;
   logger: Logger;
 }
 
@@ -68,12 +78,18 @@ export interface SnapshotMeta {
   pos: number;
   bytes: number;
   sha256: string;
+  /** A delta against the base this backup offered (its digest). */
+  baseDigest?: string;
 }
 
 export interface SnapshotEvent {
   seq: number;
   pos: number;
   data: Uint8Array;
+  /** `data` holds only the pages that differ from the offered base: decode it with that base's memory. */
+  delta: boolean;
+  /** When `delta`: the digest of the base (the offered snapshotBase's). Null for a full snapshot. */
+  baseDigest: string | null;
 }
 
 /** Largest snapshot a backup accepts when joining (a VM's memory is at most 2 GiB). */
@@ -139,6 +155,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private readonly heartbeatTimeoutMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly reconnectDelayMs: number;
+  private snapshotBase: SnapshotBaseOffer | null;
   readonly maxFrameBytes: number;
   private readonly logger: Logger;
   private conn: Conn | null = null;
@@ -173,6 +190,11 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     const start = opts.receivedSeq ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) throw new RangeError(`BackupChannel: receivedSeq must be an integer >= 0, got ${start}`);
     this.received = start;
+    this.snapshotBase = opts.snapshotBase ?? null;
+    if (this.snapshotBase !== null) {
+      const problem = snapshotBaseOfferProblem({ ...this.snapshotBase }, this.snapshotBase.pageHashes.byteLength);
+      if (problem !== null) throw new RangeError(`BackupChannel: snapshotBase.${problem[0]} must be ${problem[1]}`);
+    }
     this.logger = opts.logger.child({ component: 'logging-channel', role: 'backup', nodeId: this.nodeId });
     this.tickTimer = setInterval(() => this.tick(), tickMs(this.heartbeatMs, this.heartbeatTimeoutMs));
     this.tickTimer.unref();
@@ -340,8 +362,18 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       resumeFromSeq: this.received,
     };
     if (this.identity.guestHash !== undefined) auth.guestHash = this.identity.guestHash;
+    // Only a join (nothing received yet) is served by a snapshot: a resume never uses the base.
+    let authFrame = encodeControlFrame(auth);
+    if (this.snapshotBase !== null && this.received === 0) {
+      const offered = encodeControlFrame({ ...auth, snapshotBase: encodeSnapshotBaseOffer(this.snapshotBase) });
+      if (offered.byteLength <= this.maxFrameBytes) authFrame = offered;
+      else {
+        this.logger.warn({ memoryBytes: this.snapshotBase.memoryBytes, pageBytes: this.snapshotBase.pageBytes, frameBytes: offered.byteLength, maxFrameBytes: this.maxFrameBytes }, 'the snapshot base does not fit in one frame: not offering it (a join will take a full snapshot)');
+        this.snapshotBase = null;
+      }
+    }
     conn.state = 'welcome';
-    this.send(conn, encodeControlFrame(auth));
+    this.send(conn, authFrame);
   }
 
   private onWelcome(conn: Conn, frame: Frame): void {
@@ -359,6 +391,12 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     if (snapshot !== undefined) {
       if (this.received !== 0 || welcome.firstSeq !== snapshot.seq + 1 || !(snapshot.bytes > 0 && snapshot.bytes <= MAX_SNAPSHOT_BYTES) || typeof snapshot.sha256 !== 'string') {
         throw new RefusalError(RefuseCode.ProtocolError, `protocol error: bad snapshot in the welcome: ${JSON.stringify(snapshot)} (received through seq ${this.received})`);
+      }
+      if (snapshot.baseDigest !== undefined && snapshot.baseDigest !== this.snapshotBase?.digest) {
+        throw new RefusalError(
+          RefuseCode.ProtocolError,
+          `protocol error: the welcome announces a delta against base ${String(snapshot.baseDigest)}, but this backup offered ${this.snapshotBase ? `base ${this.snapshotBase.digest}` : 'no base'}`,
+        );
       }
     } else if (welcome.firstSeq !== this.received + 1) {
       throw new RefusalError(
@@ -400,8 +438,9 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     conn.state = 'open';
     // Receipt first, as for entries: the state through this seq is now on this node.
     this.send(conn, encodeAckFrame(snap.meta.seq));
-    this.logger.info({ seq: snap.meta.seq, bytes: data.byteLength }, 'snapshot received');
-    this.emit('snapshot', { seq: snap.meta.seq, pos: snap.meta.pos, data });
+    const baseDigest = snap.meta.baseDigest ?? null;
+    this.logger.info({ seq: snap.meta.seq, bytes: data.byteLength, kind: baseDigest !== null ? 'incremental' : 'full', ...(baseDigest !== null ? { baseDigest } : {}) }, 'snapshot received');
+    this.emit('snapshot', { seq: snap.meta.seq, pos: snap.meta.pos, data, delta: baseDigest !== null, baseDigest });
   }
 
   private onStreamFrame(conn: Conn, frame: Frame): void {

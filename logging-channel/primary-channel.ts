@@ -33,6 +33,7 @@ import {
   type AuthMessage,
   type PrimaryIdentity,
   type Secret,
+  type SnapshotBaseOffer,
 } from './auth.js';
 import {
   FrameError,
@@ -78,22 +79,28 @@ export interface PrimaryChannelOptions {
   /**
    * Join by snapshot: a fresh backup (resume from 0) receives a VM snapshot taken now, then the log
    * after it, when the log cannot serve it from seq 1 or is at least `joinBySnapshotAfterEntries` long.
+   * `base` is the memory the backup offered to receive a delta against (null: none offered); the
+   * provider may send a delta against it (set `baseDigest`) or ignore it and send a full snapshot.
    */
-  snapshotProvider?: () => Promise<SnapshotForJoin>;
+  snapshotProvider?: SnapshotProvider;
   joinBySnapshotAfterEntries?: number;
   logger: Logger;
 }
+
+export type SnapshotProvider = (base: SnapshotBaseOffer | null) => Promise<SnapshotForJoin>;
 
 export interface SnapshotForJoin {
   /** The snapshot holds the state after every entry through `seq`. */
   seq: number;
   pos: number;
   data: Uint8Array;
+  /** Set when `data` is a delta against the offered base: that base's digest. Absent: a full snapshot. */
+  baseDigest?: string;
 }
 
 /** Default log length past which a fresh backup joins by snapshot rather than replaying from seq 1. */
 export const DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES = 10_000;
-/** Bytes of snapshot per SNAPSHOT frame. */
+/** Bytes of snapshot per SNAPSHOT frame (less when maxFrameBytes is smaller). */
 const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 export interface AttachedEvent {
@@ -160,7 +167,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private readonly heartbeatTimeoutMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly maxBufferedBytes: number;
-  private readonly snapshotProvider: (() => Promise<SnapshotForJoin>) | undefined;
+  private readonly snapshotProvider: SnapshotProvider | undefined;
   private readonly joinBySnapshotAfterEntries: number;
   private readonly logger: Logger;
   private readonly pending = new Set<Conn>();
@@ -453,9 +460,13 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       conn.snapshotting = true;
       conn.sentSeq = 0;
       this.acked = 0;
-      this.logger.info({ nodeId: auth.nodeId, remote: conn.remote, lastSeq: this.log.lastSeq, retainedFrom: this.log.firstSeq }, 'backup attached; it joins by snapshot');
+      const base = auth.snapshotBase ?? null;
+      this.logger.info(
+        { nodeId: auth.nodeId, remote: conn.remote, lastSeq: this.log.lastSeq, retainedFrom: this.log.firstSeq, ...(base ? { baseDigest: base.digest, baseMemoryBytes: base.memoryBytes } : {}) },
+        `backup attached; it joins by snapshot${base ? ' (it offers a base memory for a delta)' : ''}`,
+      );
       this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: 0, remote: conn.remote });
-      void this.sendSnapshot(conn, auth.nonce);
+      void this.sendSnapshot(conn, auth.nonce, base);
       return;
     }
     this.sendControl(conn, {
@@ -477,11 +488,15 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   }
 
   /** Takes a snapshot, then sends the welcome, the snapshot in chunks, and the log after it. */
-  private async sendSnapshot(conn: Conn, clientNonce: string): Promise<void> {
+  private async sendSnapshot(conn: Conn, clientNonce: string, base: SnapshotBaseOffer | null): Promise<void> {
     const started = performance.now();
     let snapshot: SnapshotForJoin;
     try {
-      snapshot = await this.snapshotProvider!();
+      snapshot = await this.snapshotProvider!(base);
+      // A delta against anything but the offered base could not be rebuilt by the backup.
+      if (snapshot.baseDigest !== undefined && snapshot.baseDigest !== base?.digest) {
+        throw new Error(`the snapshot provider made a delta against base ${snapshot.baseDigest}, but the backup offered ${base ? `base ${base.digest}` : 'no base'}`);
+      }
     } catch (err) {
       const why = `cannot take a snapshot for the joining backup: ${(err as Error).message}`;
       this.logger.error({ nodeId: conn.nodeId }, why);
@@ -496,22 +511,26 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       proof: computeProof(this.secret, 'primary', clientNonce, conn.serverNonce),
       bootConfig: this.bootConfig,
       firstSeq: snapshot.seq + 1,
-      snapshot: { seq: snapshot.seq, pos: snapshot.pos, bytes: snapshot.data.byteLength, sha256 },
+      snapshot: { seq: snapshot.seq, pos: snapshot.pos, bytes: snapshot.data.byteLength, sha256, ...(snapshot.baseDigest !== undefined ? { baseDigest: snapshot.baseDigest } : {}) },
     });
-    for (let offset = 0; offset < snapshot.data.byteLength; offset += SNAPSHOT_CHUNK_BYTES) {
+    // A chunk and its type byte must fit in one frame, or the backup drops the connection as oversized.
+    const chunkBytes = Math.min(SNAPSHOT_CHUNK_BYTES, this.maxFrameBytes - 1);
+    for (let offset = 0; offset < snapshot.data.byteLength; offset += chunkBytes) {
       if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
       // Backpressure: a 20 MiB snapshot must not sit in the socket's buffer all at once.
       while (conn.ws.bufferedAmount > this.maxBufferedBytes) {
         await new Promise((resolve) => setTimeout(resolve, 5));
         if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
       }
-      conn.ws.send(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES)), { binary: true });
+      conn.ws.send(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + chunkBytes)), { binary: true });
     }
     conn.sentSeq = snapshot.seq;
     conn.snapshotting = false;
+    const kind = snapshot.baseDigest !== undefined ? 'incremental' : 'full';
+    const why = kind === 'full' && base !== null ? ', though the backup offered a base' : '';
     this.logger.info(
-      { nodeId: conn.nodeId, seq: snapshot.seq, bytes: snapshot.data.byteLength, ms: Math.round(performance.now() - started) },
-      `snapshot sent to the joining backup (seq ${snapshot.seq}); streaming the log after it`,
+      { nodeId: conn.nodeId, seq: snapshot.seq, kind, bytes: snapshot.data.byteLength, baseOffered: base !== null, ms: Math.round(performance.now() - started) },
+      `${kind} snapshot of ${snapshot.data.byteLength} bytes sent to the joining backup (seq ${snapshot.seq}${why}); streaming the log after it`,
     );
     this.notifyAppended();
   }

@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
-import { PrimaryChannel, type AttachedEvent, type DetachedEvent, type RefusedEvent } from '../dist/logging-channel/primary-channel.js';
-import { BackupChannel, type BackupChannelOptions, type WelcomeEvent } from '../dist/logging-channel/backup-channel.js';
+import { PrimaryChannel, type AttachedEvent, type DetachedEvent, type RefusedEvent, type SnapshotProvider } from '../dist/logging-channel/primary-channel.js';
+import { BackupChannel, type BackupChannelOptions, type SnapshotEvent, type WelcomeEvent } from '../dist/logging-channel/backup-channel.js';
 import { LogBufferFullError, RetainedLog, entryWireBytes } from '../dist/logging-channel/retained-log.js';
 import {
   FrameError,
@@ -25,8 +25,10 @@ import {
   entriesBudgetBytes,
   type Frame,
 } from '../dist/logging-channel/frames.js';
-import { RefuseCode, computeProof, secretBytes, type AuthMessage } from '../dist/logging-channel/auth.js';
+import { RefuseCode, computeProof, encodeSnapshotBaseOffer, secretBytes, type AuthMessage, type SnapshotBaseOffer } from '../dist/logging-channel/auth.js';
 import { Kind, type Entry } from '../dist/logging-channel/entry.js';
+import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/snapshot-wire.js';
+import type { Snapshot } from '../dist/hypervisor/vm.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
 const IDENTITY = { formatVersion: 1, engine: 'quickjs-emscripten/release-sync@0.32.0+ab12cd', guestHash: 'guest-hash-1' };
@@ -117,7 +119,16 @@ interface PrimaryHarness {
 }
 
 async function startPrimary(
-  opts: { entries?: number; heartbeatMs?: number; heartbeatTimeoutMs?: number; maxFrameBytes?: number; maxLogBytes?: number; maxBufferedBytes?: number } = {},
+  opts: {
+    entries?: number;
+    heartbeatMs?: number;
+    heartbeatTimeoutMs?: number;
+    maxFrameBytes?: number;
+    maxLogBytes?: number;
+    maxBufferedBytes?: number;
+    snapshotProvider?: SnapshotProvider;
+    joinBySnapshotAfterEntries?: number;
+  } = {},
 ): Promise<PrimaryHarness> {
   const { logger, lines } = captureLogger();
   const log = new RetainedLog(opts.maxLogBytes ?? 64 * 1024 * 1024);
@@ -133,6 +144,8 @@ async function startPrimary(
     heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 2000,
     maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024,
     ...(opts.maxBufferedBytes !== undefined ? { maxBufferedBytes: opts.maxBufferedBytes } : {}),
+    ...(opts.snapshotProvider !== undefined ? { snapshotProvider: opts.snapshotProvider } : {}),
+    ...(opts.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: opts.joinBySnapshotAfterEntries } : {}),
     logger,
   });
   cleanups.push(() => primary.close());
@@ -207,7 +220,7 @@ function expectSeqsExactly(received: Entry[], n: number): void {
 /** A hand-written backup: completes the handshake itself, then does what the test says. */
 async function rawBackup(
   url: string,
-  opts: { nodeId?: string; resumeFromSeq?: number; secret?: string } = {},
+  opts: { nodeId?: string; resumeFromSeq?: number; secret?: string; extraAuth?: Record<string, unknown> } = {},
 ): Promise<{ ws: WebSocket; frames: Frame[]; closed: Promise<[number, Buffer]> }> {
   const ws = new WebSocket(url);
   const frames: Frame[] = [];
@@ -229,7 +242,7 @@ async function rawBackup(
           nodeId: opts.nodeId ?? 'raw-backup',
           resumeFromSeq: opts.resumeFromSeq ?? 0,
         };
-        ws.send(encodeControlFrame(auth as unknown as { t: string }));
+        ws.send(encodeControlFrame({ ...(auth as unknown as { t: string }), ...opts.extraAuth }));
       } else if (m.t === 'welcome') resolve();
       else if (m.t === 'refuse') reject(new Error(`refused: ${String(m.reason)}`));
     });
@@ -766,6 +779,142 @@ describe('logging channel: bad peers', () => {
     const [code] = await raw.closed;
     expect(code).toBe(4007);
     expect(logged(p.lines, ERROR, /regressing ack: seq 2 after ack of seq 3/, 4007)).toBe(true);
+  });
+});
+
+describe('logging channel: join by snapshot', () => {
+  // Synthetic VM snapshots through the real wire format: A is the memory the backup holds, B the
+  // primary's now (two pages changed, one page grown).
+  const PAGE = 64 * 1024;
+  const memoryA = new Uint8Array(randomBytes(16 * PAGE));
+  const memoryB = new Uint8Array(17 * PAGE);
+  memoryB.set(memoryA);
+  memoryB.set(randomBytes(100), 3 * PAGE + 17);
+  memoryB.set(randomBytes(PAGE), 9 * PAGE);
+  memoryB.fill(7, 16 * PAGE);
+  const snapshotB = { engine: IDENTITY.engine, guestHash: IDENTITY.guestHash, memory: memoryB, devices: { clockReads: 3 } } as unknown as Snapshot;
+
+  /** A provider that makes a delta when offered a base, and records what it was offered. */
+  function deltaProvider(log: () => RetainedLog, offers: Array<SnapshotBaseOffer | null>): SnapshotProvider {
+    return async (base) => {
+      offers.push(base);
+      const data = await encodeSnapshot(snapshotB, base);
+      return { seq: log().lastSeq, pos: log().lastSeq * 3, data, ...(base ? { baseDigest: base.digest } : {}) };
+    };
+  }
+
+  async function joined(b: BackupHarness): Promise<SnapshotEvent> {
+    const events: SnapshotEvent[] = [];
+    b.backup.on('snapshot', (e) => events.push(e));
+    await waitFor(() => events.length === 1, 5000, 'the snapshot');
+    return events[0]!;
+  }
+
+  it('a backup that offers a base gets a delta from the provider (which sees the offer), then the log after it', async () => {
+    const offers: Array<SnapshotBaseOffer | null> = [];
+    let log: RetainedLog | null = null;
+    const p = await startPrimary({ entries: 20, joinBySnapshotAfterEntries: 1, snapshotProvider: deltaProvider(() => log!, offers) });
+    log = p.log;
+    const base = snapshotBaseOf(memoryA, PAGE);
+    const b = startBackup(p.url, { snapshotBase: base });
+    const e = await joined(b);
+    // The offer crossed the wire intact.
+    expect(offers.length).toBe(1);
+    expect(offers[0]!.digest).toBe(base.digest);
+    expect(offers[0]!.memoryBytes).toBe(memoryA.byteLength);
+    expect(offers[0]!.pageBytes).toBe(PAGE);
+    expect(Buffer.compare(offers[0]!.pageHashes, base.pageHashes)).toBe(0);
+    // The backup knows it got a delta against its base, and rebuilds B from it.
+    expect(e).toMatchObject({ seq: 20, pos: 60, delta: true, baseDigest: base.digest });
+    expect(b.welcomes[0]!.snapshot).toMatchObject({ seq: 20, baseDigest: base.digest });
+    const header = readSnapshotHeader(e.data);
+    expect(header.kind === 'delta' && header.pages).toEqual([3, 9, 16]);
+    const full = await encodeSnapshot(snapshotB);
+    expect(e.data.byteLength * 4).toBeLessThan(full.byteLength);
+    const rebuilt = await decodeSnapshot(e.data, memoryA);
+    expect(Buffer.compare(rebuilt.memory, memoryB)).toBe(0);
+    expect(rebuilt.devices).toEqual(snapshotB.devices);
+    expect(logged(p.lines, 30, new RegExp(`^incremental snapshot of ${e.data.byteLength} bytes sent to the joining backup`))).toBe(true);
+    // Then the log after the snapshot.
+    p.append(5);
+    await waitFor(() => b.backup.receivedSeq === 25 && p.primary.ackedSeq === 25, 5000, 'entries after the snapshot');
+    expect(b.received.map((x) => x.seq)).toEqual([21, 22, 23, 24, 25]);
+  });
+
+  it('without an offer, or with a provider that ignores it, the backup gets a full snapshot (delta: false)', async () => {
+    const offers: Array<SnapshotBaseOffer | null> = [];
+    let log: RetainedLog | null = null;
+    const p = await startPrimary({ entries: 5, joinBySnapshotAfterEntries: 1, snapshotProvider: deltaProvider(() => log!, offers) });
+    log = p.log;
+    const e = await joined(startBackup(p.url));
+    expect(offers).toEqual([null]);
+    expect(e).toMatchObject({ seq: 5, delta: false, baseDigest: null });
+    expect(Buffer.compare((await decodeSnapshot(e.data)).memory, memoryB)).toBe(0);
+
+    // A provider written before deltas: no argument, always full.
+    const legacy = await startPrimary({
+      entries: 5,
+      joinBySnapshotAfterEntries: 1,
+      snapshotProvider: async () => ({ seq: 5, pos: 15, data: await encodeSnapshot(snapshotB) }),
+    });
+    const e2 = await joined(startBackup(legacy.url, { snapshotBase: snapshotBaseOf(memoryA, PAGE) }));
+    expect(e2).toMatchObject({ seq: 5, delta: false, baseDigest: null });
+    expect(logged(legacy.lines, 30, /^full snapshot of \d+ bytes sent to the joining backup \(seq 5, though the backup offered a base\)/)).toBe(true);
+  });
+
+  it('an offer too large for one frame is not sent: the backup warns and joins by a full snapshot (in chunks that fit the frame)', async () => {
+    const offers: Array<SnapshotBaseOffer | null> = [];
+    let log: RetainedLog | null = null;
+    const p = await startPrimary({ entries: 5, joinBySnapshotAfterEntries: 1, maxFrameBytes: 8192, snapshotProvider: deltaProvider(() => log!, offers) });
+    log = p.log;
+    // 4 KiB pages: 256 hashes of 32 bytes, over 8 KiB once in base64.
+    const b = startBackup(p.url, { maxFrameBytes: 8192, snapshotBase: snapshotBaseOf(memoryA, 4096) });
+    const e = await joined(b);
+    expect(offers).toEqual([null]);
+    expect(e.delta).toBe(false);
+    expect(logged(b.lines, WARN, /snapshot base does not fit in one frame: not offering it/)).toBe(true);
+    expect(Buffer.compare((await decodeSnapshot(e.data)).memory, memoryB)).toBe(0);
+  });
+
+  it('a provider that makes a delta against another base than the one offered is a bug: the backup gets no snapshot', async () => {
+    const p = await startPrimary({
+      entries: 5,
+      joinBySnapshotAfterEntries: 1,
+      snapshotProvider: async () => ({ seq: 5, pos: 15, data: new Uint8Array(8), baseDigest: 'f'.repeat(64) }),
+    });
+    const b = startBackup(p.url, { snapshotBase: snapshotBaseOf(memoryA, PAGE), reconnectDelayMs: 60_000 });
+    await waitFor(() => logged(p.lines, ERROR, /made a delta against base f{64}, but the backup offered base [0-9a-f]{64}/), 5000, 'the error');
+    expect(b.backup.connected).toBe(false);
+  });
+
+  const validOffer = () => encodeSnapshotBaseOffer(snapshotBaseOf(memoryA, PAGE));
+  const malformed: Array<[string, () => unknown, RegExp]> = [
+    ['not an object', () => 'yes please', /field "snapshotBase" must be an object/],
+    ['a digest that is not hex', () => ({ ...validOffer(), digest: 'xyz' }), /field "snapshotBase\.digest" must be 64 lowercase hex digits/],
+    ['memoryBytes over 2 GiB', () => ({ ...validOffer(), memoryBytes: 3 * 1024 ** 3 }), /field "snapshotBase\.memoryBytes" must be an integer from 1 to 2147483648/],
+    ['pageBytes not a power of two', () => ({ ...validOffer(), pageBytes: 3000 }), /field "snapshotBase\.pageBytes" must be a power of two from 4096 to 16777216/],
+    ['pageBytes too small', () => ({ ...validOffer(), pageBytes: 512 }), /field "snapshotBase\.pageBytes" must be a power of two/],
+    ['pageHashes not base64', () => ({ ...validOffer(), pageHashes: 'not base64!' }), /field "snapshotBase\.pageHashes" must be a base64 string/],
+    ['pageHashes of the wrong length', () => ({ ...validOffer(), memoryBytes: 17 * PAGE }), /field "snapshotBase\.pageHashes" must be 544 bytes \(17 pages x 32\), got 512/],
+  ];
+  for (const [what, offer, pattern] of malformed) {
+    it(`refuses an offer with ${what} (4007), naming the field`, async () => {
+      const p = await startPrimary({ entries: 5, joinBySnapshotAfterEntries: 1, snapshotProvider: async () => ({ seq: 5, pos: 15, data: new Uint8Array(8) }) });
+      await expect(rawBackup(p.url, { extraAuth: { snapshotBase: offer() } })).rejects.toThrow(pattern);
+      await waitFor(() => p.refused.length === 1, 5000, 'refusal');
+      expect(p.refused[0]!.code).toBe(RefuseCode.ProtocolError);
+      expect(p.refused[0]!.reason).toMatch(pattern);
+      expect(logged(p.lines, ERROR, pattern, 4007)).toBe(true);
+      expect(p.attached).toEqual([]);
+    });
+  }
+
+  it('BackupChannel refuses a malformed offer at once, naming the field', () => {
+    const { logger } = captureLogger();
+    const base = snapshotBaseOf(memoryA, PAGE);
+    const opts = { url: 'ws://127.0.0.1:1', secret: SECRET, identity: IDENTITY, nodeId: 'n', logger };
+    expect(() => BackupChannel.connect({ ...opts, snapshotBase: { ...base, pageHashes: base.pageHashes.subarray(1) } })).toThrow(/BackupChannel: snapshotBase\.pageHashes must be 512 bytes/);
+    expect(() => BackupChannel.connect({ ...opts, snapshotBase: { ...base, pageBytes: 100 } })).toThrow(/BackupChannel: snapshotBase\.pageBytes must be a power of two/);
   });
 });
 
