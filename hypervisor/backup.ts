@@ -13,7 +13,7 @@ import { TraceWriter } from '../logging-channel/trace-file.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
 import { Arbiter } from './arbiter.js';
-import { supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
+import { newestValidCheckpoint, supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
 import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
 import { createFrontDoor } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
@@ -21,7 +21,8 @@ import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_F
 import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
 import { Serving, type ReplicationListen } from './serving.js';
 import { VmHost } from './vm-host.js';
-import { decodeSnapshot } from './snapshot-wire.js';
+import { pageBytesFor } from './page-delta.js';
+import { decodeSnapshot, snapshotBaseOf, type SnapshotBase } from './snapshot-wire.js';
 import type { BootConfig, Snapshot } from './vm.js';
 import type { Divergence } from './port.js';
 
@@ -49,6 +50,8 @@ export interface BackupOptions {
 
 /** Tasks handed to the replaying worker per message. */
 const REPLAY_BATCH_TASKS = 64;
+/** Bound on the page hashes a joining backup offers (they travel in one handshake frame, as base64). */
+const MAX_JOIN_BASE_HASH_BYTES = 1024 * 1024;
 
 export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch: number; replicationUrl: string | null }] }> {
   url = '';
@@ -77,6 +80,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private bootError: Error | null = null;
+  /** While joining: the memory of the newest checkpoint on disk, offered as the base of an incremental snapshot. */
+  private joinBase: { memory: Uint8Array; offer: SnapshotBase; file: string; seq: number } | null = null;
 
   private constructor(private readonly options: BackupOptions) {
     super();
@@ -108,6 +113,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       logger,
     );
     this.url = await listen(this.server, options.port, options.host);
+    this.joinBase = await this.loadJoinBase();
     this.channel = BackupChannel.connect({
       url: options.primaryUrl,
       secret: options.secret,
@@ -115,6 +121,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       nodeId: options.nodeId,
       heartbeatMs: options.pair.heartbeatMs,
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
+      ...(this.joinBase ? { snapshotBase: this.joinBase.offer } : {}),
       logger,
     });
     this.channel.on('welcome', (e) => void this.onWelcome(e.bootConfig, e.reconnect, e.snapshot !== undefined));
@@ -132,6 +139,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private async onWelcome(bootConfig: unknown, reconnect: boolean, bySnapshot: boolean): Promise<void> {
     this.step({ type: 'peer-up', nowMs: monotonicMs() });
     if (reconnect || this.vm || this.config) return;
+    if (!bySnapshot) this.joinBase = null; // replaying from seq 1: the base is not needed
     try {
       const header = bootConfig as BootConfig;
       // Same checks as a trace header: every source matches its hash, and this engine can replay it.
@@ -149,18 +157,47 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     }
   }
 
-  /** Joining by snapshot: the VM continues exactly where the primary's was at the snapshot's seq. */
-  private async onSnapshot(e: { seq: number; pos: number; data: Uint8Array }): Promise<void> {
-    if (this.vm || !this.config) return;
+  /**
+   * A base for an incremental join: the newest valid checkpoint in the checkpoint directory (the
+   * shared one by default), whose memory the primary's VM mostly still holds. None: a full snapshot.
+   */
+  private async loadJoinBase(): Promise<{ memory: Uint8Array; offer: SnapshotBase; file: string; seq: number } | null> {
+    const dir = this.options.checkpoint?.dir ?? this.options.sharedDir;
     const started = monotonicMs();
     try {
-      const snapshot = await decodeSnapshot(e.data);
+      const loaded = await newestValidCheckpoint(dir, this.logger);
+      if (this.options.guestHash && loaded.config.guestHash !== this.options.guestHash) return null;
+      const memory = loaded.snapshot.memory;
+      const offer = snapshotBaseOf(memory, pageBytesFor(memory.byteLength, MAX_JOIN_BASE_HASH_BYTES));
+      this.logger.info(
+        { checkpoint: loaded.file, seq: loaded.header.seq, memoryBytes: memory.byteLength, pageBytes: offer.pageBytes, loadMs: Math.round(monotonicMs() - started) },
+        `offering checkpoint ${loaded.file} (seq ${loaded.header.seq}) as the base of an incremental snapshot, if this backup joins by snapshot`,
+      );
+      return { memory, offer, file: loaded.file, seq: loaded.header.seq };
+    } catch (error) {
+      this.logger.debug({ dir, reason: (error as Error).message }, 'no checkpoint to offer as a join base; a join by snapshot sends the whole memory');
+      return null;
+    }
+  }
+
+  /** Joining by snapshot: the VM continues exactly where the primary's was at the snapshot's seq. */
+  private async onSnapshot(e: { seq: number; pos: number; data: Uint8Array; delta: boolean }): Promise<void> {
+    if (this.vm || !this.config) return;
+    const started = monotonicMs();
+    const base = this.joinBase;
+    this.joinBase = null; // the base's memory can go once the snapshot is decoded
+    try {
+      const snapshot = await decodeSnapshot(e.data, e.delta ? base?.memory : null);
       if (snapshot.guestHash !== this.config.guestHash) throw new Error('the snapshot is of another guest');
       this.replayedSeq = e.seq;
       this.replayedPos = e.pos;
       await this.bootVm(snapshot, e.seq + 1);
-      this.joinedAt = { seq: e.seq, bytes: e.data.byteLength, bootMs: Math.round(monotonicMs() - started) };
-      this.logger.info({ seq: e.seq, bytes: e.data.byteLength, bootMs: this.joinedAt.bootMs }, `joined by snapshot at seq ${e.seq}; replaying the log after it`);
+      const kind = e.delta ? 'incremental' : 'full';
+      this.joinedAt = { seq: e.seq, bytes: e.data.byteLength, bootMs: Math.round(monotonicMs() - started), kind, ...(e.delta && base ? { baseCheckpointSeq: base.seq } : {}) };
+      this.logger.info(
+        { seq: e.seq, kind, bytes: e.data.byteLength, memoryBytes: snapshot.memory.byteLength, bootMs: this.joinedAt.bootMs, ...(e.delta && base ? { base: base.file } : {}) },
+        `joined by snapshot at seq ${e.seq} (${kind}${e.delta && base ? ` against checkpoint seq ${base.seq}` : ''}); replaying the log after it`,
+      );
       this.pump();
     } catch (error) {
       this.bootError = error as Error;
@@ -168,7 +205,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     }
   }
 
-  private joinedAt: { seq: number; bytes: number; bootMs: number } | null = null;
+  private joinedAt: { seq: number; bytes: number; bootMs: number; kind: 'incremental' | 'full'; baseCheckpointSeq?: number } | null = null;
 
   private async bootVm(snapshot: Snapshot | null, traceFirstSeq = 1): Promise<void> {
     const config = this.config!;

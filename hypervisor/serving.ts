@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { Kind, type Entry } from '../logging-channel/entry.js';
 import { encodeEpochMark, MAX_BATCH_BYTES } from '../logging-channel/codec.js';
+import type { SnapshotBaseOffer } from '../logging-channel/auth.js';
 import { PrimaryChannel, type SnapshotForJoin } from '../logging-channel/primary-channel.js';
 import { RetainedLog } from '../logging-channel/retained-log.js';
 import { LagTracker } from '../recorder/lag.js';
@@ -19,7 +20,7 @@ import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, monotonicMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
 import { EXIT_LOST_EPOCH, type RoleAction, type RoleInput, type RoleMachine } from './role.js';
-import { encodeSnapshot } from './snapshot-wire.js';
+import { encodeSnapshot, readSnapshotHeader } from './snapshot-wire.js';
 import type { VmHost } from './vm-host.js';
 import type { BootConfig } from './vm.js';
 import type { RunReply } from './vm-protocol.js';
@@ -64,6 +65,10 @@ export interface JoinFigures {
   pauseMs: number;
   bytes: number;
   memoryBytes: number;
+  /** A delta against the memory the backup offered (pages changed since its checkpoint), or the whole memory. */
+  kind: 'incremental' | 'full';
+  /** Pages sent in an incremental snapshot. */
+  pages: number | null;
 }
 
 export class Serving {
@@ -157,7 +162,7 @@ export class Serving {
       log: this.retained,
       heartbeatMs: options.pair.heartbeatMs,
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
-      snapshotProvider: () => this.snapshotForJoin(),
+      snapshotProvider: (base) => this.snapshotForJoin(base),
       ...(replication.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: replication.joinBySnapshotAfterEntries } : {}),
       logger,
     });
@@ -213,10 +218,11 @@ export class Serving {
 
   /**
    * A snapshot for a backup that joins now: admission pauses only while the VM is copied out between
-   * tasks (the copy is queued behind the batch in flight, and no new batch starts); compression runs
-   * after serving resumed.
+   * tasks (the copy is queued behind the batch in flight, and no new batch starts); hashing and
+   * compression run after serving resumed. With a `base` offered (the memory of a checkpoint the
+   * backup holds), only the pages that differ from it are sent.
    */
-  private async snapshotForJoin(): Promise<SnapshotForJoin> {
+  private async snapshotForJoin(base: SnapshotBaseOffer | null): Promise<SnapshotForJoin> {
     const { host } = this;
     const started = monotonicMs();
     this.joinPaused = true;
@@ -234,13 +240,25 @@ export class Serving {
       this.loop.kick();
     }
     const pauseMs = monotonicMs() - started;
-    const data = await encodeSnapshot(snapshot);
+    let data: Uint8Array | null = null;
+    if (base) {
+      try {
+        data = await encodeSnapshot(snapshot, base);
+      } catch (error) {
+        // A base that cannot serve (another page size, a larger memory than ours): send it whole.
+        this.options.logger.warn({ err: error }, `cannot send a delta against the joining backup's base: ${(error as Error).message}; sending the whole snapshot`);
+      }
+    }
+    const kind = data ? 'incremental' : 'full';
+    if (!data) data = await encodeSnapshot(snapshot);
+    const header = readSnapshotHeader(data);
+    const pages = header.kind === 'delta' ? header.pages.length : null;
     this.options.logger.info(
-      { seq, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, encodeMs: Math.round(monotonicMs() - started - pauseMs) },
-      `snapshot for a joining backup at seq ${seq}`,
+      { seq, kind, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, pages, encodeMs: Math.round(monotonicMs() - started - pauseMs) },
+      `snapshot for a joining backup at seq ${seq} (${kind})`,
     );
-    this.lastJoin = { seq, pauseMs, bytes: data.byteLength, memoryBytes: snapshot.memory.byteLength };
-    return { seq, pos, data };
+    this.lastJoin = { seq, pauseMs, bytes: data.byteLength, memoryBytes: snapshot.memory.byteLength, kind, pages };
+    return { seq, pos, data, ...(kind === 'incremental' ? { baseDigest: base!.digest } : {}) };
   }
 
   private reportLag(nowMs: number): void {

@@ -119,3 +119,32 @@ test('a live ex-backup takes a fresh backup too: three failovers in a row on one
   expect(audit).toMatchObject({ ok: true, transfers: 15 });
   expect(((await (await fetch(`${serving.url}/accounts/a`)).json()) as { balance: number }).balance).toBe(985);
 });
+
+test('incremental join: a backup offers the newest checkpoint on the shared directory as a base and receives only the pages changed since; it reaches the exact state', async () => {
+  const primary = await startPrimary('guest-apps/kv.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--join-by-snapshot-after', '0', '--checkpoint-every-ms', '300', '--max-request-bytes', String(2 * 1024 * 1024)] });
+  running.push(primary);
+  // 16 values of 1 MiB of varied (poorly compressible) text, then a checkpoint of that state.
+  const value = (i: number) => Array.from({ length: 1024 * 64 }, (_, j) => ((i * 7919 + j * 104729) % 1_000_003).toString(36).padStart(4, '0').slice(0, 4)).join('').slice(0, 1024 * 1024);
+  for (let i = 0; i < 16; i++) expect((await fetch(`${primary.url}/kv/big-${i}`, { method: 'PUT', body: value(i) })).status).toBe(200);
+  const filledSeq = (await status(primary.url)).seq as number;
+  // --checkpoint-every-ms 300: the time trigger writes a checkpoint of the filled state.
+  await waitFor(async () => (((await status(primary.url)).lastCheckpoint as { seq: number } | null)?.seq ?? 0) >= filledSeq, 'a checkpoint of the filled state');
+  // A few writes after the checkpoint: the delta holds these pages, not the 16 MiB.
+  for (let i = 0; i < 10; i++) expect((await fetch(`${primary.url}/kv/small-${i}`, { method: 'PUT', body: `after-${i}` })).status).toBe(200);
+
+  const backup = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 600 });
+  running.push(backup);
+  const joined = await backup.waitForLog((l) => /^joined by snapshot at seq \d+/.test(l.msg), 'the backup to join by snapshot', 30_000);
+  expect(joined.kind).toBe('incremental');
+  const memoryBytes = joined.memoryBytes as number;
+  // Far less than the memory, and far less than the whole memory compressed would be (16 MiB of varied text).
+  expect(joined.bytes as number).toBeLessThan(memoryBytes / 20);
+  const sent = (await status(primary.url)).lastJoinSnapshot as { kind: string; bytes: number; pages: number };
+  expect(sent).toMatchObject({ kind: 'incremental', bytes: joined.bytes });
+  expect(sent.pages).toBeGreaterThan(0);
+  await waitInSync(primary.url, backup.url);
+  primary.child.kill('SIGKILL');
+  await waitFor(async () => (await fetch(`${backup.url}/_ft/health`)).status === 200, 'the backup to go live');
+  expect(await (await fetch(`${backup.url}/kv/big-5`)).json()).toMatchObject({ value: value(5) });
+  expect(await (await fetch(`${backup.url}/kv/small-9`)).json()).toMatchObject({ value: 'after-9' });
+});
