@@ -2,9 +2,15 @@
 // port, backup attached), under the same closed-loop HTTP load, alternating rounds in one run on one
 // machine. Also: log bytes per request on the logging channel.
 //
-//   npm run build && node dist/bench/pair-vs-run.js [--seconds S] [--rounds R] [--connections C]
+//   npm run build && node dist/bench/pair-vs-run.js [--seconds S] [--rounds R] [--connections C] [--pin]
+//
+// --pin emulates the production topology on one 2-core machine: the serving node (ftjs run, or the
+// primary) on CPU 0, the backup on CPU 1 (as if on its own host), and this load generator on CPU 1
+// in both configurations (sharing the backup's core in the pair: the pair is disadvantaged, not helped).
+// Without it every process floats over both cores, and the backup's re-execution competes with the
+// primary for the same CPU.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +23,13 @@ const connections = argNumber('--connections', 32);
 const CLI = projectPath('dist/cli/ftjs.js');
 const KV = projectPath('guest-apps/kv.js');
 const SECRET = 'bench-secret-0123456789abcdef';
+const pin = process.argv.includes('--pin');
+/** CPU of each part under --pin. */
+const CPU = { serving: 0, backup: 1, load: 1 } as const;
+if (pin) {
+  // Every thread of this process (-a), the load generator's and libuv's.
+  execFileSync('taskset', ['-a', '-cp', String(CPU.load), String(process.pid)], { stdio: 'ignore' });
+}
 
 interface Node {
   child: ChildProcess;
@@ -24,8 +37,10 @@ interface Node {
   extra: Record<string, unknown>;
 }
 
-function start(args: string[], ready: (line: Record<string, unknown>) => boolean): Promise<Node> {
-  const child = spawn(process.execPath, [CLI, ...args, '--log-level', 'info'], { env: { ...process.env, FTJS_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
+function start(args: string[], ready: (line: Record<string, unknown>) => boolean, cpu: number): Promise<Node> {
+  const command = [process.execPath, CLI, ...args, '--log-level', 'info'];
+  const [file, ...argv] = pin ? ['taskset', '-c', String(cpu), ...command] : command;
+  const child = spawn(file!, argv, { env: { ...process.env, FTJS_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let buffered = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -57,7 +72,7 @@ async function status(url: string): Promise<Record<string, unknown>> {
 }
 
 async function runRound(): Promise<LoadResult> {
-  const node = await start(['run', KV, '--port', '0'], (l) => typeof l.url === 'string' && String(l.msg).startsWith('serving'));
+  const node = await start(['run', KV, '--port', '0'], (l) => typeof l.url === 'string' && String(l.msg).startsWith('serving'), CPU.serving);
   try {
     await closedLoop(node.url, connections, 1000, kvMix); // warm-up
     return await closedLoop(node.url, connections, seconds * 1000, kvMix);
@@ -68,8 +83,8 @@ async function runRound(): Promise<LoadResult> {
 
 async function pairRound(): Promise<LoadResult & { logBytesPerRequest: number; maxLagMs: number }> {
   const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-shared-'));
-  const primary = await start(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], (l) => typeof l.replication === 'string');
-  const backup = await start(['backup', '--primary', primary.extra.replication as string, '--port', '0', '--shared-dir', shared], (l) => typeof l.primary === 'string' && typeof l.url === 'string');
+  const primary = await start(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], (l) => typeof l.replication === 'string', CPU.serving);
+  const backup = await start(['backup', '--primary', primary.extra.replication as string, '--port', '0', '--shared-dir', shared], (l) => typeof l.primary === 'string' && typeof l.url === 'string', CPU.backup);
   try {
     for (let i = 0; i < 200 && (await status(primary.url)).backupAttached !== true; i++) await new Promise((r) => setTimeout(r, 25));
     await closedLoop(primary.url, connections, 1000, kvMix); // warm-up
@@ -112,6 +127,7 @@ const result = {
   benchmark: 'pair-vs-run',
   guest: 'kv.js (50% PUT, 50% GET over 1,000 keys)',
   connections,
+  pinned: pin ? CPU : false,
   secondsPerRound: seconds,
   rounds,
   run: { rps: m(runs.map((r) => r.rps)), p50Ms: m(runs.map((r) => r.p50Ms)), p99Ms: m(runs.map((r) => r.p99Ms)), errors: runs.reduce((a, r) => a + r.errors, 0) },
