@@ -9,6 +9,7 @@ const benches: Array<[string, string[]]> = [
   ['pair-vs-run', ['--seconds', '5', '--rounds', '3']],
   ['checkpoint', ['--keys', '20000', '--rounds', '10']],
   ['snapshot-delta', ['--keys', '20480', '--rounds', '3']],
+  ['join', ['--mib', '20', '--joins', '3']],
   ['replay-speed', []],
 ];
 let failed = 0;

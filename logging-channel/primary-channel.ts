@@ -153,6 +153,8 @@ interface Conn {
   blocked: boolean;
   /** Joining by snapshot: no entries are sent until the snapshot has been. */
   snapshotting: boolean;
+  /** The welcome has gone out: before it, no other frame may (a joining backup waits for it first). */
+  welcomed: boolean;
 }
 
 
@@ -263,8 +265,9 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     return (this.server.address() as AddressInfo).port;
   }
 
+  /** A backup is attached and welcomed (one still receiving its snapshot counts from the welcome). */
   get attached(): boolean {
-    return this.session !== null;
+    return this.session !== null && this.session.welcomed;
   }
 
   /** nodeId of the attached backup, or null. */
@@ -373,6 +376,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       silentReported: false,
       blocked: false,
       snapshotting: false,
+      welcomed: false,
     };
     this.pending.add(conn);
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
@@ -465,7 +469,8 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
         { nodeId: auth.nodeId, remote: conn.remote, lastSeq: this.log.lastSeq, retainedFrom: this.log.firstSeq, ...(base ? { baseDigest: base.digest, baseMemoryBytes: base.memoryBytes } : {}) },
         `backup attached; it joins by snapshot${base ? ' (it offers a base memory for a delta)' : ''}`,
       );
-      this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: 0, remote: conn.remote });
+      // 'attached' waits for the welcome: until then the backup cannot take over (so outputs need
+      // not wait for it) and is silent by protocol (so its silence must not count against it).
       void this.sendSnapshot(conn, auth.nonce, base);
       return;
     }
@@ -513,6 +518,12 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       firstSeq: snapshot.seq + 1,
       snapshot: { seq: snapshot.seq, pos: snapshot.pos, bytes: snapshot.data.byteLength, sha256, ...(snapshot.baseDigest !== undefined ? { baseDigest: snapshot.baseDigest } : {}) },
     });
+    // The silence clock starts now: the snapshot took as long as it took to encode.
+    const welcomedAt = performance.now();
+    conn.lastHeardAt = welcomedAt;
+    conn.lastHeartbeatAt = welcomedAt;
+    this.lastHeard = welcomedAt;
+    this.emit('attached', { nodeId: conn.nodeId, resumeFromSeq: 0, remote: conn.remote });
     // A chunk and its type byte must fit in one frame, or the backup drops the connection as oversized.
     const chunkBytes = Math.min(SNAPSHOT_CHUNK_BYTES, this.maxFrameBytes - 1);
     for (let offset = 0; offset < snapshot.data.byteLength; offset += chunkBytes) {
@@ -644,7 +655,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   private tick(): void {
     const s = this.session;
-    if (s === null) return;
+    if (s === null || !s.welcomed) return;
     const now = performance.now();
     if (now - s.lastHeartbeatAt >= this.heartbeatMs) {
       s.lastHeartbeatAt = now;
@@ -740,6 +751,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   }
 
   private sendControl(conn: Conn, message: ControlObject): void {
+    if (message.t === 'welcome') conn.welcomed = true;
     this.send(conn, encodeControlFrame(message));
   }
 

@@ -841,6 +841,39 @@ describe('logging channel: join by snapshot', () => {
     expect(b.received.map((x) => x.seq)).toEqual([21, 22, 23, 24, 25]);
   });
 
+  it('a snapshot slower than the heartbeat timeout: nothing is sent before the welcome, and the backup counts as attached (and silent) only from it', async () => {
+    let release: () => void = () => {};
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const p = await startPrimary({
+      entries: 5,
+      heartbeatMs: 20,
+      heartbeatTimeoutMs: 60,
+      joinBySnapshotAfterEntries: 1,
+      snapshotProvider: async () => {
+        await slow; // encoding a large memory can take seconds
+        return { seq: 5, pos: 15, data: await encodeSnapshot(snapshotB) };
+      },
+    });
+    const b = startBackup(p.url, { heartbeatMs: 20, heartbeatTimeoutMs: 60 });
+    const events: SnapshotEvent[] = [];
+    b.backup.on('snapshot', (e) => events.push(e));
+    await waitFor(() => logged(p.lines, 30, /joins by snapshot/), 5000, 'the join to start');
+    // Many heartbeat timeouts pass while the snapshot is being made: no heartbeat reaches the waiting
+    // backup (it would refuse it as a protocol error), and the primary neither counts it attached nor silent.
+    const since = Date.now();
+    await waitFor(() => Date.now() - since > 300, 5000, 'several heartbeat timeouts');
+    expect(p.attached).toEqual([]);
+    expect(p.primary.attached).toBe(false);
+    expect(p.silent).toEqual([]);
+    release();
+    await waitFor(() => events.length === 1, 5000, 'the snapshot');
+    expect(p.attached).toHaveLength(1);
+    expect(p.refused).toEqual([]);
+    expect(b.refused).toEqual([]);
+    p.append(3);
+    await waitFor(() => b.backup.receivedSeq === 8, 5000, 'the log after the snapshot');
+  });
+
   it('without an offer, or with a provider that ignores it, the backup gets a full snapshot (delta: false)', async () => {
     const offers: Array<SnapshotBaseOffer | null> = [];
     let log: RetainedLog | null = null;
