@@ -13,6 +13,11 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
+/** When a node logged `line`, in epoch milliseconds. */
+export function timeOf(line: LogLine): number {
+  return Date.parse(line.time);
+}
+
 export class NodeProcess {
   readonly lines: LogLine[] = [];
   readonly child: ChildProcess;

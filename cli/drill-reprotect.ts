@@ -10,7 +10,7 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { freePort, NodeProcess, type LogLine } from './child.js';
+import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
 import { caller, clientGapMs, openAccounts, reconcile, speakerViolations, Workload, type Ack } from './drill-workload.js';
 import { Router } from './router.js';
 import type { RoundResult } from './drill.js';
@@ -33,8 +33,6 @@ interface Node {
 
 /** How long one step of a round (go-live, join, catch-up) may take before the round fails. */
 const STEP_TIMEOUT_MS = 30_000;
-
-const timeOf = (line: LogLine) => Date.parse(line.time);
 
 async function statusOf(url: string): Promise<Record<string, unknown> | null> {
   try {

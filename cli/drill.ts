@@ -12,12 +12,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import pino from 'pino';
-import { freePort, NodeProcess, type LogLine } from './child.js';
+import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
 import { positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
 import { runReprotectDrill, type ReprotectRound } from './drill-reprotect.js';
 import { ACCOUNTS, caller, clientGapMs, openAccounts, reconcile, speakerViolations, Workload } from './drill-workload.js';
+import { mulberry32 } from './seeded-random.js';
 
 export const FAULTS = ['kill-primary', 'kill-backup', 'pause-primary', 'partition'] as const;
 export type Fault = (typeof FAULTS)[number];
@@ -48,20 +49,6 @@ export interface RoundResult {
   epochs: Record<string, string[]>;
   violations: string[];
 }
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-
-const timeOf = (line: LogLine) => Date.parse(line.time);
 
 /** Waits for `promise` at most `ms` (without leaving a timer behind to keep the process alive). */
 async function within(promise: Promise<unknown>, ms: number): Promise<void> {

@@ -53,7 +53,15 @@ const REPLAY_BATCH_TASKS = 64;
 /** Bound on the page hashes a joining backup offers (they travel in one handshake frame, as base64). */
 const MAX_JOIN_BASE_HASH_BYTES = 1024 * 1024;
 
-export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch: number; replicationUrl: string | null }] }> {
+/** A checkpoint's memory offered as the base of an incremental snapshot, and the offer made of it. */
+interface JoinBase {
+  memory: Uint8Array;
+  offer: SnapshotBase;
+  file: string;
+  seq: number;
+}
+
+export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch: number }] }> {
   url = '';
   private channel!: BackupChannel;
   private server!: Server;
@@ -81,7 +89,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private stopped = false;
   private bootError: Error | null = null;
   /** While joining: the memory of the newest checkpoint on disk, offered as the base of an incremental snapshot. */
-  private joinBase: { memory: Uint8Array; offer: SnapshotBase; file: string; seq: number } | null = null;
+  private joinBase: JoinBase | null = null;
 
   private constructor(private readonly options: BackupOptions) {
     super();
@@ -101,12 +109,12 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     const { options, logger } = this;
     this.server = createFrontDoor(
       {
-        liveLoop: () => (this.serving && this.speaks() ? this.serving.loop : null),
+        liveLoop: () => (this.serving && this.machine.servesTraffic ? this.serving.loop : null),
         notLiveReason: () =>
           this.machine.role === 'halted' ? 'this node halted' : this.machine.role === 'live' ? 'this node is going live (replaying the last entries)' : `this node is the ${this.machine.role}; the primary serves`,
         identity: () => ({ node: this.options.nodeId, epoch: this.machine.epoch }),
         // Live in the role machine is not yet serving: go-live first replays what arrived and switches the VM.
-        healthy: () => this.serving !== null && (this.machine.role === 'live' || this.machine.role === 'primary') && !this.machine.verifyingEpoch,
+        healthy: () => this.serving !== null && this.machine.healthy,
         status: (o) => this.status(o),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
@@ -161,7 +169,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
    * A base for an incremental join: the newest valid checkpoint in the checkpoint directory (the
    * shared one by default), whose memory the primary's VM mostly still holds. None: a full snapshot.
    */
-  private async loadJoinBase(): Promise<{ memory: Uint8Array; offer: SnapshotBase; file: string; seq: number } | null> {
+  private async loadJoinBase(): Promise<JoinBase | null> {
     const dir = this.options.checkpoint?.dir ?? this.options.sharedDir;
     const started = monotonicMs();
     try {
@@ -302,12 +310,6 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `replay diverged at seq ${d.seq}, pos ${d.pos}: expected ${d.expected}, got ${d.actual}`, exitCode: EXIT_DIVERGED });
   }
 
-  /** Serving guest traffic: live alone, a primary again (re-protected), or claiming after losing its backup. */
-  private speaks(): boolean {
-    const role = this.machine.role;
-    return role === 'live' || role === 'primary' || role === 'claiming';
-  }
-
   private tick(): void {
     const nowMs = monotonicMs();
     if (this.serving) {
@@ -424,7 +426,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       // Serving goes on unprotected: better than refusing traffic because a port is taken.
       this.logger.error({ err: error }, `cannot open the logging channel for a new backup: ${(error as Error).message}; serving alone`);
     }
-    this.emit('live', { epoch, replicationUrl: serving.replicationUrl });
+    this.emit('live', { epoch });
   }
 
   private whenReplayed(): Promise<void> {

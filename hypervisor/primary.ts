@@ -160,10 +160,10 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.replicationUrl = this.serving.replicationUrl ?? '';
     this.server = createFrontDoor(
       {
-        liveLoop: () => (this.machine && (this.machine.role === 'primary' || this.machine.role === 'live' || this.machine.role === 'claiming') ? this.serving.loop : null),
+        liveLoop: () => (this.machine?.servesTraffic ? this.serving.loop : null),
         notLiveReason: () => (this.machine ? `this node is ${this.machine.role}` : 'this node is starting'),
         identity: () => ({ node: this.options.nodeId, epoch: this.machine?.epoch ?? 0 }),
-        healthy: () => !!this.machine && (this.machine.role === 'primary' || this.machine.role === 'live') && !this.machine.verifyingEpoch,
+        healthy: () => this.machine?.healthy ?? false,
         status: (o) => this.status(o),
       },
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },

@@ -142,9 +142,22 @@ export class RoleMachine {
    * pause finds its lease expired until its next input has noticed the gap and the epoch is checked.
    */
   mayRelease(nowMs: number): boolean {
-    if (this.roleNow !== 'primary' && this.roleNow !== 'live') return false;
-    if (this.verifying) return false;
-    return nowMs - this.lastTickMs <= this.pauseToleranceMs;
+    return this.healthy && nowMs - this.lastTickMs <= this.pauseToleranceMs;
+  }
+
+  /** A node that speaks: primary or live (it may release outputs, lease permitting). */
+  get speaks(): boolean {
+    return this.roleNow === 'primary' || this.roleNow === 'live';
+  }
+
+  /** Takes guest traffic: it speaks, or it lost its backup and claims the next epoch (outputs held meanwhile). */
+  get servesTraffic(): boolean {
+    return this.speaks || (this.roleNow === 'claiming' && this.claimingFor === 'primary');
+  }
+
+  /** What /_ft/health reports: this node speaks and is not verifying its epoch after a pause. */
+  get healthy(): boolean {
+    return this.speaks && !this.verifying;
   }
 
   /** The node is checking that its epoch is still its own (after a pause): nothing is released. */

@@ -124,10 +124,7 @@ export class Serving {
       config: host.config,
       nodeId: this.options.nodeId,
       epoch: () => host.machine()?.epoch ?? host.bootEpoch,
-      live: () => {
-        const role = host.machine()?.role;
-        return !this.stopped && (role === 'primary' || role === 'live');
-      },
+      live: () => !this.stopped && (host.machine()?.speaks ?? false),
       onDurable: (seq) => this.trimRetained(seq),
       newestEpoch: () => host.arbiter.newestEpoch(),
       onSuperseded: (newest) => host.halt({ reason: `the shared directory holds epoch ${newest}, newer than this node's: another node serves now`, exitCode: EXIT_LOST_EPOCH }),

@@ -17,6 +17,8 @@
 // body is ideal); the workload also probes GET /status/404 and POST /hook.
 // One step deliberately fetches http://127.0.0.1:1/ (connection refused -> 502).
 
+import { mulberry32 } from '../dist/cli/seeded-random.js';
+
 export interface Step {
   method: string;
   path: string;
@@ -422,18 +424,6 @@ export const MIXED_APPS: Record<MixedService, string> = {
 export interface MixedStep extends Step {
   /** Which service the step goes to (see MIXED_APPS). */
   service: MixedService;
-}
-
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const MIXED_ACCOUNTS = 10;
