@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
-import { caller, clientGapMs, openAccounts, reconcile, speakerViolations, Workload, type Ack } from './drill-workload.js';
+import { caller, clientGapMs, evidenceOf, openAccounts, reconcile, speakerViolations, Workload, type Ack } from './drill-workload.js';
 import { Router } from './router.js';
 import type { RoundResult } from './drill.js';
 
@@ -177,6 +177,7 @@ export async function runReprotectDrill(
         joinMs,
         joinPauseMs,
         joinBytes,
+        ...(violations.length > 0 ? { evidence: evidenceOf([liveNode.proc, ...(fresh ? [fresh.proc] : [])]) } : {}),
       };
       results.push(result);
       onRound(result);

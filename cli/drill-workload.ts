@@ -2,6 +2,8 @@
 // and reads against the bank.js API through the front door, and the reconciliation of what the
 // clients were told against the live node's ledger.
 
+import type { LogLine } from './child.js';
+
 export const ACCOUNTS = 10;
 export const OPENING_BALANCE = 100_000;
 const CLIENTS = 4;
@@ -174,4 +176,18 @@ export function speakerViolations(released: ReadonlyArray<{ node: string; epoch:
   const violations: string[] = [];
   for (const [epoch, nodes] of Object.entries(epochs)) if (nodes.size > 1) violations.push(`epoch ${epoch}: outputs released by ${[...nodes].join(' and ')}`);
   return { epochs: Object.fromEntries(Object.entries(epochs).map(([e, n]) => [e, [...n]])), violations };
+}
+
+/** The last `max` warnings and errors of each node, as `name level: message {fields}`. */
+export function evidenceOf(nodes: Array<{ name: string; lines: readonly LogLine[] }>, max = 12): string[] {
+  const out: string[] = [];
+  for (const n of nodes) {
+    const bad = n.lines.filter((l) => l.level >= 40).slice(-max);
+    for (const l of bad) {
+      const { level, time, msg, pid: _pid, hostname: _host, node: _node, ...fields } = l;
+      const extra = Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
+      out.push(`${n.name} ${time.slice(11, 23)} ${level >= 50 ? 'error' : 'warn'}: ${msg}${extra}`);
+    }
+  }
+  return out;
 }

@@ -17,7 +17,7 @@ import { positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
 import { runReprotectDrill, type ReprotectRound } from './drill-reprotect.js';
-import { ACCOUNTS, caller, clientGapMs, openAccounts, reconcile, speakerViolations, Workload } from './drill-workload.js';
+import { ACCOUNTS, caller, clientGapMs, evidenceOf, openAccounts, reconcile, speakerViolations, Workload } from './drill-workload.js';
 import { mulberry32 } from './seeded-random.js';
 
 export const FAULTS = ['kill-primary', 'kill-backup', 'pause-primary', 'partition'] as const;
@@ -48,7 +48,10 @@ export interface RoundResult {
   liveNode: string | null;
   epochs: Record<string, string[]>;
   violations: string[];
+  /** When a round broke: the nodes' warnings and errors, the evidence an operator reads first. */
+  evidence?: string[];
 }
+
 
 /** Waits for `promise` at most `ms` (without leaving a timer behind to keep the process alive). */
 async function within(promise: Promise<unknown>, ms: number): Promise<void> {
@@ -207,6 +210,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
       liveNode: live?.p.name ?? null,
       epochs: speakers.epochs,
       violations,
+      ...(violations.length > 0 ? { evidence: evidenceOf([primary, b]) } : {}),
     };
   } finally {
     router.stop();
@@ -274,6 +278,7 @@ export function registerDrill(program: Command): void {
         results.push(result);
         if (!flags.json) printRow(result, results.length === 1);
         for (const v of result.violations) progress(`  VIOLATION: ${v}`);
+        for (const e of result.evidence ?? []) progress(`    ${e}`);
       };
       if (flags.reprotect) {
         await runReprotectDrill(flags.rounds, entry, random, flags.heartbeatMs, progress, report);
