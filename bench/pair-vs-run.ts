@@ -94,7 +94,7 @@ async function pairRound(): Promise<LoadResult & { logBytesPerRequest: number; m
     const result = await closedLoop(primary.url, connections, seconds * 1000, kvMix);
     clearInterval(sampler);
     const after = await status(primary.url);
-    const logBytes = ((after.retainedLog as { bytes: number }).bytes - (before.retainedLog as { bytes: number }).bytes);
+    const logBytes = (after.logBytesAppended as number) - (before.logBytesAppended as number);
     if (after.role !== 'primary' || after.backupAttached !== true) throw new Error(`the pair did not stay intact: ${JSON.stringify(after)}`);
     return { ...result, logBytesPerRequest: logBytes / result.requests, maxLagMs };
   } finally {

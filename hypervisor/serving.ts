@@ -177,6 +177,10 @@ export class Serving {
     channel.on('ack', (seq) => {
       const nowMs = monotonicMs();
       this.lag.acknowledged(seq);
+      // What the backup holds is needed again only to resume it from where it acknowledged, and a
+      // fresh backup would join by snapshot: keeping that history would grow the heap (and the GC's
+      // work on every request) up to --max-log-buffer-bytes for nothing.
+      if (channel.joinsBySnapshot && seq >= this.retained.firstSeq) this.retained.trimThrough(Math.min(seq, this.retained.lastSeq));
       host.step({ type: 'acked', nowMs, seq });
       this.reportLag(nowMs);
     });
@@ -188,7 +192,8 @@ export class Serving {
   /**
    * The in-memory history before a durable checkpoint at `seq` is needed only by a backup: while one
    * is attached, entries it has acknowledged (and that the checkpoint holds) are dropped; with none
-   * attached the history is kept for a backup that joins from the log's start.
+   * attached the history is kept for a backup that joins from the log's start (short logs only:
+   * past --join-by-snapshot-after the 'ack' handler drops acknowledged history anyway).
    */
   private trimRetained(seq: number): void {
     if (!this.channel?.attached) return;
@@ -323,6 +328,7 @@ export class Serving {
       admitting: this.admitting,
       queued: this.loop.queued,
       retainedLog: { firstSeq: this.retained.firstSeq, bytes: this.retained.bytes },
+      logBytesAppended: this.lag.appendedBytes,
       replication: this.replicationUrl,
       lastCheckpoint: this.checkpointerNow?.newest ?? null,
       lastJoinSnapshot: this.lastJoin,

@@ -279,6 +279,14 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
    * Through which seq the attached (or last attached) backup has confirmed receipt: its
    * resumeFromSeq when it attached, then its ACKs. 0 before any backup attached.
    */
+  /**
+   * A backup that joins now (not resuming) gets a snapshot, not the log from seq 1: from then on the
+   * history the attached backup acknowledged serves nobody and the node may drop it.
+   */
+  get joinsBySnapshot(): boolean {
+    return this.snapshotProvider !== undefined && (this.log.firstSeq > 1 || this.log.lastSeq >= this.joinBySnapshotAfterEntries);
+  }
+
   get ackedSeq(): number {
     return this.acked;
   }
@@ -440,7 +448,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
         `already attached: backup "${current.nodeId}" (${current.remote}) is attached; refusing backup "${auth.nodeId}"`,
       );
     }
-    const bySnapshot = auth.resumeFromSeq === 0 && this.snapshotProvider !== undefined && (this.log.firstSeq > 1 || this.log.lastSeq >= this.joinBySnapshotAfterEntries);
+    const bySnapshot = auth.resumeFromSeq === 0 && this.joinsBySnapshot;
     if (!bySnapshot) this.checkResume(auth);
 
     if (current !== null) {

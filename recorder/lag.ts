@@ -21,6 +21,11 @@ export class LagTracker {
     this.batches.push({ lastSeq, bytesThrough: this.bytesTotal, atMs: nowMs });
   }
 
+  /** Log bytes appended over this node's life (wire bytes: what the channel carries). */
+  get appendedBytes(): number {
+    return this.bytesTotal;
+  }
+
   acknowledged(seq: number): void {
     if (seq <= this.acked) return;
     this.acked = seq;

@@ -80,6 +80,13 @@ test('repeated failover: the backup dies, the primary runs alone, a fresh backup
   await waitFor(async () => (await status(primary.url)).role === 'primary', 'the live node to be a primary again');
   for (let i = 0; i < 10; i++) expect((await post(primary.url, '/transfer', { from: 'a', to: 'b', amount: 1 }, `t3-${i}`)).status).toBe(201);
   await waitInSync(primary.url, second.url);
+  // A fresh backup would join by snapshot, so the history the attached one acknowledged is dropped:
+  // the primary keeps no more than the unacknowledged tail.
+  await waitFor(async () => {
+    const s = await status(primary.url);
+    const retained = s.retainedLog as { firstSeq: number; bytes: number };
+    return retained.firstSeq === (s.ackedSeq as number) + 1 && retained.firstSeq > 1;
+  }, 'the acknowledged history to be trimmed');
 
   // The primary dies: the second backup wins epoch 3 with every acknowledged transfer.
   primary.child.kill('SIGKILL');
