@@ -2,16 +2,20 @@
 // trace's bytes read, and entries per second. Redrawn at most every 100 ms; cleared before other output.
 
 export interface ProgressSample {
+  /** The seq reached. */
   entries: number;
+  /** Bytes read of totalBytes: both must count the same things (a trace's blocks, not its file headers). */
   bytes: number;
   totalBytes: number;
+  /** Entries executed in all, monotonic (going back replays some again): the rate counts these. */
+  executed?: number;
 }
 
 export class ProgressBar {
   private lastDraw = 0;
   private shown = false;
   private started = performance.now();
-  private startEntries = 0;
+  private startExecuted = 0;
   private readonly enabled: boolean;
 
   constructor(
@@ -21,10 +25,10 @@ export class ProgressBar {
     this.enabled = enabled && stream.isTTY === true;
   }
 
-  /** Starts timing a new run (entries/s counts from here). */
-  restart(entries: number): void {
+  /** Starts timing a new run (a move in the debugger): entries/s counts from here, from `executed` entries executed so far. */
+  restart(executed: number): void {
     this.started = performance.now();
-    this.startEntries = entries;
+    this.startExecuted = executed;
     this.lastDraw = 0;
   }
 
@@ -37,7 +41,7 @@ export class ProgressBar {
     const share = p.totalBytes > 0 ? Math.min(1, p.bytes / p.totalBytes) : 0;
     const width = 30;
     const filled = Math.round(share * width);
-    const rate = (p.entries - this.startEntries) / ((now - this.started) / 1000);
+    const rate = ((p.executed ?? p.entries) - this.startExecuted) / ((now - this.started) / 1000);
     const line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(share * 100).toFixed(0).padStart(3)}%  ${p.entries} entries  ${Math.round(rate)} entries/s`;
     this.stream.write(`\r${line}\x1b[K`);
     this.shown = true;

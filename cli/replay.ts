@@ -112,7 +112,7 @@ export function registerReplay(program: Command): void {
         };
 
         if (!debug) {
-          progress.restart(0);
+          progress.restart(s.entriesExecuted);
           const outcome = await s.continue();
           progress.clear();
           if (outcome === 'diverged') printReport();
@@ -122,7 +122,7 @@ export function registerReplay(program: Command): void {
             await runDebugger(s, { input: process.stdin, output: process.stdout, json, interactive, onMoveEnd: () => progress.clear(), onEnd: printSummary });
           }
         } else {
-          progress.restart(0);
+          progress.restart(s.entriesExecuted);
           const outcome = flags.until !== undefined ? await s.goto(flags.until) : await s.gotoPos(flags.untilPos!);
           progress.clear();
           if (outcome === 'diverged') printReport();
@@ -138,7 +138,8 @@ export function registerReplay(program: Command): void {
             output: process.stdout,
             json,
             interactive,
-            onMoveStart: () => progress.restart(info.seq),
+            // Each move times itself: entries/s counts from the entries executed before it.
+            onMoveStart: () => progress.restart(s.entriesExecuted),
             onMoveEnd: () => progress.clear(),
             onEnd: printSummary,
           });

@@ -14,6 +14,7 @@ interface RunFlags extends VmFlags, ServeFlags {
   record?: string;
   trace?: string;
   traceMaxMb: number;
+  traceOutputsMaxBytes: number;
   pretty?: boolean;
   logLevel: string;
 }
@@ -40,7 +41,7 @@ export function registerRun(program: Command): void {
       config,
       host: flags.host,
       port: flags.port,
-      ...(flags.record ? { recordPath: flags.record, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
+      ...(flags.record ? { recordPath: flags.record, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
       maxRequestBytes: flags.maxRequestBytes,
       loop: { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: flags.maxQueuedRequests, fetchTimeoutMs: flags.fetchTimeoutMs, maxFetchResponseBytes: flags.maxFetchResponseBytes },
       logger,

@@ -16,9 +16,15 @@ export function makeBootConfig(guest: GuestCode, env: Record<string, string>, li
   return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue() };
 }
 
-export function traceHeaderFor(config: BootConfig, node?: string): TraceHeader {
+/**
+ * The header of a trace of `config`. With `outputsMaxBytes` > 0 the trace also keeps what each task
+ * emitted, up to that many bytes per task (format 2); otherwise it is a format-1 trace.
+ */
+export function traceHeaderFor(config: BootConfig, node?: string, opts: { outputsMaxBytes?: number } = {}): TraceHeader {
+  const outputsMaxBytes = opts.outputsMaxBytes ?? 0;
   return {
-    formatVersion: 1,
+    formatVersion: outputsMaxBytes > 0 ? 2 : 1,
+    ...(outputsMaxBytes > 0 ? { outputs: { maxBytesPerTask: outputsMaxBytes } } : {}),
     engine: { name: ENGINE_NAME, version: ENGINE_VERSION, wasmSha256: engineWasmSha256() },
     guest: { entry: config.entry, sources: config.sources, hash: config.guestHash },
     boot: { env: config.env, limits: config.limits, glue: config.glue },

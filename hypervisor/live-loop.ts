@@ -61,6 +61,8 @@ export class LiveLoop {
   lastTaskSeq = 0;
   tasksRun = 0;
   onFatal: (error: Error) => void = () => {};
+  /** Called with each task's TaskEnd seq and result once its entries are in the log (the trace keeps its outputs). */
+  onTask: ((seq: number, result: TaskResult) => void) | null = null;
 
   constructor(
     private readonly vm: VmHost,
@@ -162,6 +164,7 @@ export class LiveLoop {
     const tag = entries[entries.length - 1]!.seq;
     this.lastTaskSeq = tag;
     this.tasksRun++;
+    this.onTask?.(tag, result);
     if (result.console.length > 0) this.printConsole(result.console, tag);
     for (const output of result.outputs) {
       if (output.kind === 'response') {

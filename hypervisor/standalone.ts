@@ -5,7 +5,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Kind } from '../logging-channel/entry.js';
-import { TraceWriter } from '../logging-channel/trace-file.js';
+import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { traceHeaderFor } from './boot-config.js';
 import { createFrontDoor } from './front-door.js';
@@ -20,6 +21,8 @@ export interface StandaloneOptions {
   recordPath?: string;
   /** Rotate the trace into segments of this many bytes (TraceWriterOptions.segmentBytes). */
   traceSegmentBytes?: number;
+  /** What the trace keeps of each task's outputs, in bytes (0: none). Default DEFAULT_TRACE_OUTPUTS_MAX_BYTES. */
+  traceOutputsMaxBytes?: number;
   maxRequestBytes: number;
   loop: LiveLoopOptions;
   logger: Logger;
@@ -42,7 +45,7 @@ export class StandaloneNode {
   static async start(options: StandaloneOptions): Promise<StandaloneNode> {
     const { config, logger } = options;
     const trace = options.recordPath
-      ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run'), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {})
+      ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run', { outputsMaxBytes: options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {})
       : null;
     const log = new Log();
     const traceOut = trace ? traceSink(trace) : null;
@@ -65,6 +68,7 @@ export class StandaloneNode {
     }
     loop = new LiveLoop(vm, log, { hold: (_seq, release) => release() }, logger, options.loop);
     loop.onFatal = vm.onFatal;
+    if (trace) loop.onTask = traceOutputsHook(trace);
     loop.start(bootReply);
     trace?.flush();
     logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(performance.now() - started), memoryBytes: bootReply.state.memoryBytes }, 'guest booted');

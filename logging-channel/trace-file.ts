@@ -5,7 +5,11 @@
 //   u32      header length (little-endian)
 //            header JSON (UTF-8): TraceHeader
 //   u32      CRC-32 of every byte before it (magic, length and JSON)
-//   blocks, each: u32 length, then one batch (codec.ts; the batch carries its own CRC-32)
+//   blocks, each: u32 length, then one batch (codec.ts; the batch carries its own CRC-32), or, in
+//            format 2, an outputs block (task-outputs.ts: what tasks emitted, trace-only, no seq)
+//
+// Format 2 ("FTJSTRC2") is format 1 plus outputs blocks, declared by `header.outputs`. This build
+// writes format 1 when a trace keeps no outputs (so older builds read it) and reads both.
 //
 // Blocks are appended as the run goes, one write() per block, so a crash leaves whole blocks plus at
 // most one torn block at the end. A reader can always tell the two apart: a torn block either runs
@@ -18,9 +22,16 @@ import { crc32 } from 'node:zlib';
 import { ByteWriter, CodecError } from './bytes.js';
 import { BATCH_MAGIC, MAX_BATCH_BYTES, MIN_BATCH_BYTES, decodeBatch, encodeBatchInto, readBatchHeader } from './codec.js';
 import { isKnownKind, type Entry } from './entry.js';
+import { OUTPUTS_MAGIC, captureTaskOutputs, decodeOutputsBlock, encodeOutputsBlocks, type EmittedOutput, type TaskOutputsRecord } from './task-outputs.js';
+export type { TaskOutputsRecord } from './task-outputs.js';
 
+/** Magic of a format-1 trace ("FTJSTRC" + the format version digit). */
 export const TRACE_MAGIC = 'FTJSTRC1';
-export const TRACE_FORMAT_VERSION = 1;
+/** The newest trace format (2: outputs blocks). */
+export const TRACE_FORMAT_VERSION = 2;
+/** Formats this build reads and writes. */
+export const TRACE_FORMAT_VERSIONS: readonly number[] = [1, 2];
+export type TraceFormatVersion = 1 | 2;
 /** Upper bound on the header JSON (it holds the guest's sources), in bytes. */
 export const MAX_TRACE_HEADER_BYTES = 64 * 1024 * 1024;
 /** Default limit on a trace file's size, in bytes. */
@@ -29,6 +40,10 @@ export const DEFAULT_MAX_TRACE_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_BLOCK_BYTES = 256 * 1024;
 
 const MAGIC_BYTES = Buffer.from(TRACE_MAGIC, 'latin1');
+/** The magic of a trace of format `version`. */
+function magicFor(version: number): Buffer {
+  return Buffer.from(`FTJSTRC${version}`, 'latin1');
+}
 /** "FTJSTRC" without the version digit: a file with this prefix is a trace of some format. */
 const MAGIC_FAMILY_BYTES = 7;
 const U32_BYTES = 4;
@@ -43,7 +58,8 @@ const ENTRY_OVERHEAD_MAX_BYTES = 1 + 8 + 8;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
 export interface TraceHeader {
-  formatVersion: 1;
+  /** 1, or 2 when the trace also keeps what tasks emitted (`outputs`). */
+  formatVersion: TraceFormatVersion;
   engine: { name: string; version: string; wasmSha256: string };
   guest: { entry: string; sources: Array<{ name: string; sha256: string; text: string }>; hash: string };
   /** Config, env and limits the VM was booted with. */
@@ -57,6 +73,12 @@ export interface TraceHeader {
    * number and the seq of its first entry. The first segment (`file`) has none.
    */
   segment?: { index: number; firstSeq: number };
+  /**
+   * Format 2: the trace also holds outputs blocks (task-outputs.ts), keeping at most this many bytes
+   * of each task's outputs and console lines. A task may still have none (a backup's trace: it emits
+   * only once it is live).
+   */
+  outputs?: { maxBytesPerTask: number };
 }
 
 export type TraceErrorCode = 'NOT_A_TRACE' | 'UNSUPPORTED_VERSION' | 'CORRUPT' | 'TRUNCATED';
@@ -125,13 +147,20 @@ function headerProblem(value: unknown): string | null {
     if (!Number.isSafeInteger(segment['index']) || (segment['index'] as number) < 1) return 'header.segment.index is not a positive integer';
     if (!Number.isSafeInteger(segment['firstSeq']) || (segment['firstSeq'] as number) < 1) return 'header.segment.firstSeq is not a positive integer';
   }
+  const outputs = value['outputs'];
+  if (outputs !== undefined) {
+    if (value['formatVersion'] === 1) return 'header.outputs needs formatVersion 2';
+    if (!isObject(outputs)) return 'header.outputs is not an object';
+    if (!Number.isSafeInteger(outputs['maxBytesPerTask']) || (outputs['maxBytesPerTask'] as number) < 1) return 'header.outputs.maxBytesPerTask is not a positive integer';
+  }
   return null;
 }
 
 /** The header as it sits at the start of the file: magic, length, JSON, CRC. */
 export function encodeTraceHeader(header: TraceHeader): Uint8Array {
-  if ((header as { formatVersion: unknown }).formatVersion !== TRACE_FORMAT_VERSION) {
-    throw new TypeError(`trace header: formatVersion must be ${TRACE_FORMAT_VERSION}`);
+  const version = (header as { formatVersion: unknown }).formatVersion;
+  if (!TRACE_FORMAT_VERSIONS.includes(version as number)) {
+    throw new TypeError(`trace header: formatVersion must be one of ${TRACE_FORMAT_VERSIONS.join(', ')}`);
   }
   const problem = headerProblem(header);
   if (problem !== null) throw new TypeError(`trace header: ${problem}`);
@@ -140,7 +169,7 @@ export function encodeTraceHeader(header: TraceHeader): Uint8Array {
     throw new RangeError(`trace header: ${json.byteLength} bytes of JSON, above MAX_TRACE_HEADER_BYTES ${MAX_TRACE_HEADER_BYTES}`);
   }
   const out = Buffer.alloc(HEADER_PREFIX_BYTES + json.byteLength + U32_BYTES);
-  MAGIC_BYTES.copy(out, 0);
+  magicFor(version as number).copy(out, 0);
   out.writeUInt32LE(json.byteLength, MAGIC_BYTES.byteLength);
   json.copy(out, HEADER_PREFIX_BYTES);
   const crcAt = HEADER_PREFIX_BYTES + json.byteLength;
@@ -185,6 +214,14 @@ export class TraceWriter {
   private pending: Entry[] = [];
   /** Upper bound of the encoded size of `pending` (entries + their framing), in bytes. */
   private pendingBytes = 0;
+  /** Task outputs records waiting for the next flush (written after the entries). */
+  private pendingOutputs: TaskOutputsRecord[] = [];
+  private lastOutputsSeq = 0;
+  private outputsWriter = new ByteWriter(16 * 1024);
+  /** Task outputs records not written: they did not fit in a block, or the trace was at maxBytes. */
+  outputsDropped = 0;
+  /** Task outputs records written. */
+  outputsWritten = 0;
   private seqNext: number;
   private lastPos = 0;
   /** Bytes in the current segment's file. */
@@ -279,6 +316,38 @@ export class TraceWriter {
     return this.pending.length;
   }
 
+  /** Whether this trace keeps task outputs (header.outputs, format 2). */
+  get keepsOutputs(): boolean {
+    return this.header.outputs !== undefined;
+  }
+
+  /** The per-task cap on kept outputs, or null when the trace keeps none. */
+  get outputsMaxBytesPerTask(): number | null {
+    return this.header.outputs?.maxBytesPerTask ?? null;
+  }
+
+  /** Open and not failed. */
+  get writable(): boolean {
+    return this.fd !== null && this.broken === null;
+  }
+
+  /**
+   * Buffer what a task emitted (trace-only: no seq, never part of the log), written after the
+   * buffered entries at the next flush. `record.seq` is the task's TaskEnd seq: already appended, and
+   * after the previous record's. Record it with captureTaskOutputs (which applies the per-task cap).
+   */
+  appendOutputs(record: TaskOutputsRecord): void {
+    this.assertWritable();
+    if (!this.keepsOutputs) throw new Error(`${this.path}: appendOutputs: this trace keeps no outputs (its header has no outputs field)`);
+    if (!Number.isSafeInteger(record.seq) || record.seq >= this.seqNext || record.seq <= this.lastOutputsSeq) {
+      throw new RangeError(`${this.path}: appendOutputs: seq ${record.seq} is not an appended TaskEnd after seq ${this.lastOutputsSeq}`);
+    }
+    this.lastOutputsSeq = record.seq;
+    this.pendingOutputs.push(record);
+    // No flush from here: the records go out with the next flush of entries (once per tick with
+    // traceSink), so keeping outputs adds no write and no failure mode of its own to a task.
+  }
+
   /**
    * Buffer entries. They must continue the seq (dense) and never move pos backwards; a violation
    * throws before any of them is accepted. Writes a block by itself once `blockBytes` are buffered.
@@ -336,6 +405,36 @@ export class TraceWriter {
       this.pendingBytes -= bytes - BATCH_OVERHEAD_MAX_BYTES;
     }
     this.pendingBytes = 0;
+    if (this.pendingOutputs.length > 0) this.writeOutputs();
+  }
+
+  /**
+   * Write the buffered task outputs as outputs blocks. They are optional: a block that would take
+   * the trace past maxBytes is dropped (counted in outputsDropped), never an error.
+   */
+  private writeOutputs(): void {
+    const records = this.pendingOutputs;
+    this.pendingOutputs = [];
+    const w = this.outputsWriter;
+    try {
+      this.outputsDropped += encodeOutputsBlocks(w, records, this.maxBatchBytes, FRAME_PREFIX_BYTES, (start, end, count) => {
+        const frameAt = start - FRAME_PREFIX_BYTES;
+        w.setU32At(frameAt, end - start);
+        const frame = w.view(frameAt, end);
+        const total = this.segmentBytes === null ? this.written : this.writtenBefore + this.written;
+        if (total + frame.byteLength > this.maxBytes) {
+          this.outputsDropped += count;
+          return;
+        }
+        // Rotating: the next segment starts at the next entry's seq (the entries are all written).
+        if (this.segmentBytes !== null && this.blocksInSegment > 0 && this.written + frame.byteLength > this.segmentBytes) this.rotate(this.seqNext);
+        this.writeFrame(frame);
+        this.outputsWritten += count;
+      });
+    } finally {
+      w.reset();
+      if (w.capacity > 4 * 1024 * 1024) this.outputsWriter = new ByteWriter(16 * 1024);
+    }
   }
 
   private writeBlock(entries: readonly Entry[]): void {
@@ -348,6 +447,12 @@ export class TraceWriter {
     w.setU32At(frameAt, end - start);
     const frame = w.view(frameAt, end);
     this.ensureRoom(frame.byteLength, entries[0]!.seq);
+    this.writeFrame(frame);
+    w.reset();
+  }
+
+  /** One positioned write of a whole block; on failure the file is cut back to its last whole block. */
+  private writeFrame(frame: Uint8Array): void {
     const fd = this.fd!;
     try {
       writeFully(fd, frame, this.written);
@@ -365,7 +470,6 @@ export class TraceWriter {
     this.written += frame.byteLength;
     this.blockCount++;
     this.blocksInSegment++;
-    w.reset();
   }
 
   /**
@@ -446,6 +550,22 @@ export class TraceWriter {
   }
 }
 
+/**
+ * For a live loop's onTask: keeps each task's outputs and console lines in `trace` (capped per task
+ * by header.outputs.maxBytesPerTask), or null when the trace keeps none. A writer that is closed or
+ * failed is left alone (the entries' own append reports a failed trace).
+ */
+export function traceOutputsHook(
+  trace: TraceWriter,
+): ((seq: number, result: { outputs: readonly EmittedOutput[]; console: ReadonlyArray<{ level: string; text: string }> }) => void) | null {
+  const max = trace.outputsMaxBytesPerTask;
+  if (max === null) return null;
+  return (seq, result) => {
+    if (!trace.writable) return;
+    trace.appendOutputs(captureTaskOutputs(seq, result.outputs, result.console, max));
+  };
+}
+
 /** The file of segment `index` of the rotated trace `first` (`first` itself for 0). */
 export function traceSegmentPath(first: string, index: number): string {
   return index === 0 ? first : `${first}.${index}`;
@@ -503,6 +623,24 @@ export interface TraceReadOptions {
   lenient?: boolean;
   /** Largest batch accepted in a block (MAX_BATCH_BYTES by default). */
   maxBatchBytes?: number;
+  /**
+   * Called for each outputs block (format 2) as the iteration passes it; iteration itself yields
+   * only the blocks of entries. The records' bodies are views into the block as read.
+   */
+  onOutputs?: (block: OutputsBlock) => void;
+}
+
+/** An outputs block (task-outputs.ts): what tasks emitted, keyed by their TaskEnd seq. */
+export interface OutputsBlock {
+  /** File offset of the block's u32 length. */
+  offset: number;
+  byteLength: number;
+  /** TaskEnd seqs of its first and last record. */
+  firstSeq: number;
+  lastSeq: number;
+  records: TaskOutputsRecord[];
+  /** Index of the segment it is in (set by SegmentedTraceReader). */
+  segment?: number;
 }
 
 export interface TraceBlock {
@@ -572,6 +710,7 @@ export class TraceReader {
     private readonly handle: fs.promises.FileHandle,
     private readonly lenient: boolean,
     private readonly maxBatchBytes: number,
+    private readonly onOutputs: ((block: OutputsBlock) => void) | undefined,
   ) {
     this.offset = headerBytes;
   }
@@ -583,7 +722,7 @@ export class TraceReader {
       const { size } = await handle.stat();
       const source = new FileSource(handle, size);
       const { header, headerBytes } = await readHeader(filePath, source);
-      return new TraceReader(filePath, header, headerBytes, source, handle, opts.lenient === true, opts.maxBatchBytes ?? MAX_BATCH_BYTES);
+      return new TraceReader(filePath, header, headerBytes, source, handle, opts.lenient === true, opts.maxBatchBytes ?? MAX_BATCH_BYTES, opts.onOutputs);
     } catch (err) {
       await handle.close();
       throw err;
@@ -615,6 +754,11 @@ export class TraceReader {
         await this.stop(at, result.problem, result.pastEnd);
         return;
       }
+      if ('outputs' in result) {
+        this.offset = at + result.outputs.byteLength;
+        this.onOutputs?.(result.outputs);
+        continue;
+      }
       const block = result.block;
       this.offset = at + block.byteLength;
       this.expectedSeq = block.lastSeq + 1;
@@ -624,7 +768,7 @@ export class TraceReader {
     }
   }
 
-  private async readBlock(at: number): Promise<{ block: TraceBlock } | { problem: string; pastEnd: boolean }> {
+  private async readBlock(at: number): Promise<FrameResult> {
     const result = await this.decodeFrame(at);
     if (!('block' in result)) return result;
     const { block } = result;
@@ -645,10 +789,19 @@ export class TraceReader {
   async readBlockAt(offset: number): Promise<TraceBlock> {
     const result = await this.decodeFrame(offset);
     if ('problem' in result) this.fail(result.pastEnd ? 'TRUNCATED' : 'CORRUPT', offset, `: ${result.problem}`);
+    if ('outputs' in result) this.fail('CORRUPT', offset, ': an outputs block where a block of entries was expected');
     return result.block;
   }
 
-  private async decodeFrame(at: number): Promise<{ block: TraceBlock } | { problem: string; pastEnd: boolean }> {
+  /** The outputs block at file offset `offset` (random access, like readBlockAt). */
+  async readOutputsAt(offset: number): Promise<OutputsBlock> {
+    const result = await this.decodeFrame(offset);
+    if ('problem' in result) this.fail(result.pastEnd ? 'TRUNCATED' : 'CORRUPT', offset, `: ${result.problem}`);
+    if (!('outputs' in result)) this.fail('CORRUPT', offset, ': a block of entries where an outputs block was expected');
+    return result.outputs;
+  }
+
+  private async decodeFrame(at: number): Promise<FrameResult> {
     const size = this.source.size;
     if (size - at < FRAME_PREFIX_BYTES) {
       return { problem: `file ends inside a block length (${size - at} of ${FRAME_PREFIX_BYTES} bytes)`, pastEnd: true };
@@ -663,6 +816,19 @@ export class TraceReader {
       return { problem: `block of ${length} bytes runs past the end of the file (${size - batchAt} present)`, pastEnd: true };
     }
     const bytes = await this.source.read(batchAt, length);
+    if (bytes[0] === OUTPUTS_MAGIC) {
+      if (this.header.formatVersion < 2) return { problem: 'an outputs block in a format-1 trace', pastEnd: false };
+      let records: TaskOutputsRecord[];
+      try {
+        records = decodeOutputsBlock(bytes);
+      } catch (err) {
+        if (!(err instanceof CodecError)) throw err;
+        return { problem: `${err.detail} at byte ${batchAt + err.offset}`, pastEnd: false };
+      }
+      const firstSeq = records[0]?.seq ?? 0;
+      const lastSeq = records[records.length - 1]?.seq ?? 0;
+      return { outputs: { offset: at, byteLength: FRAME_PREFIX_BYTES + length, firstSeq, lastSeq, records } };
+    }
     let entries: Entry[];
     try {
       entries = decodeBatch(bytes, undefined, { maxBytes: this.maxBatchBytes });
@@ -717,6 +883,8 @@ export class TraceReader {
   }
 }
 
+type FrameResult = { block: TraceBlock } | { outputs: OutputsBlock } | { problem: string; pastEnd: boolean };
+
 function seqLabel(firstSeq: number, lastSeq: number): string {
   return ` (seqs ${firstSeq}..${lastSeq})`;
 }
@@ -732,9 +900,9 @@ async function readHeader(filePath: string, source: FileSource): Promise<{ heade
   if (!Buffer.from(prefix.buffer, prefix.byteOffset, family).equals(MAGIC_BYTES.subarray(0, family))) {
     fail('NOT_A_TRACE', 0, `not a trace file (it does not start with "${TRACE_MAGIC}")`);
   }
-  if (magicPresent === MAGIC_BYTES.byteLength && prefix[MAGIC_FAMILY_BYTES] !== MAGIC_BYTES[MAGIC_FAMILY_BYTES]) {
-    const version = String.fromCharCode(prefix[MAGIC_FAMILY_BYTES]!);
-    fail('UNSUPPORTED_VERSION', 0, `trace file format "${version}" is not supported (this build reads format ${TRACE_FORMAT_VERSION})`);
+  const magicVersion = magicPresent === MAGIC_BYTES.byteLength ? String.fromCharCode(prefix[MAGIC_FAMILY_BYTES]!) : '1';
+  if (!TRACE_FORMAT_VERSIONS.map(String).includes(magicVersion)) {
+    fail('UNSUPPORTED_VERSION', 0, `trace file format "${magicVersion}" is not supported (this build reads formats ${TRACE_FORMAT_VERSIONS.join(' and ')})`);
   }
   if (prefix.byteLength < HEADER_PREFIX_BYTES) {
     fail('TRUNCATED', 0, `truncated header: the file has only ${size} bytes`);
@@ -761,8 +929,11 @@ async function readHeader(filePath: string, source: FileSource): Promise<{ heade
     return fail('CORRUPT', HEADER_PREFIX_BYTES, `corrupt header: invalid JSON: ${(err as Error).message}`);
   }
   const version = (parsed as { formatVersion?: unknown } | null)?.formatVersion;
-  if (version !== TRACE_FORMAT_VERSION) {
-    fail('UNSUPPORTED_VERSION', HEADER_PREFIX_BYTES, `trace header formatVersion ${JSON.stringify(version)} is not supported (this build reads ${TRACE_FORMAT_VERSION})`);
+  if (!TRACE_FORMAT_VERSIONS.includes(version as number)) {
+    fail('UNSUPPORTED_VERSION', HEADER_PREFIX_BYTES, `trace header formatVersion ${JSON.stringify(version)} is not supported (this build reads ${TRACE_FORMAT_VERSIONS.join(' and ')})`);
+  }
+  if (String(version) !== magicVersion) {
+    fail('CORRUPT', HEADER_PREFIX_BYTES, `corrupt header: formatVersion ${JSON.stringify(version)} but the magic says format ${magicVersion}`);
   }
   const problem = headerProblem(parsed);
   if (problem !== null) fail('CORRUPT', HEADER_PREFIX_BYTES, `corrupt header: ${problem}`);
@@ -784,13 +955,15 @@ async function findValidBlockAfter(source: FileSource, from: number, maxBatchByt
     const view = new DataView(window.buffer, window.byteOffset, window.byteLength);
     const lastCandidate = Math.min(window.byteLength - minFrame, windowBytes - 1);
     for (let i = 0; i <= lastCandidate; i++) {
-      if (window[i + FRAME_PREFIX_BYTES] !== BATCH_MAGIC) continue;
+      const magic = window[i + FRAME_PREFIX_BYTES];
+      if (magic !== BATCH_MAGIC && magic !== OUTPUTS_MAGIC) continue;
       const length = view.getUint32(i, true);
       const at = windowAt + i;
       if (length < MIN_BATCH_BYTES || length > maxBatchBytes || at + FRAME_PREFIX_BYTES + length > size) continue;
       const bytes = await source.read(at + FRAME_PREFIX_BYTES, length);
       try {
-        decodeBatch(bytes, undefined, { maxBytes: maxBatchBytes });
+        if (magic === OUTPUTS_MAGIC) decodeOutputsBlock(bytes);
+        else decodeBatch(bytes, undefined, { maxBytes: maxBatchBytes });
         return at;
       } catch {
         // Not a block; keep looking.
@@ -813,11 +986,20 @@ export interface TraceContents {
   /** Bytes read and found good: header + whole valid blocks (the file size unless truncated). */
   bytes: number;
   truncated?: TraceTruncation;
+  /** Task outputs records (format 2 traces that keep them; empty otherwise), in file order. */
+  outputs: TaskOutputsRecord[];
 }
 
 /** Read a whole trace. Entry payloads are views into the blocks as read (one copy of the file). */
 export async function readTrace(filePath: string, opts: TraceReadOptions = {}): Promise<TraceContents> {
-  const reader = await openTraceReader(filePath, opts);
+  const outputs: TaskOutputsRecord[] = [];
+  const reader = await openTraceReader(filePath, {
+    ...opts,
+    onOutputs: (block) => {
+      for (const r of block.records) outputs.push(r);
+      opts.onOutputs?.(block);
+    },
+  });
   try {
     const entries: Entry[] = [];
     let blocks = 0;
@@ -825,7 +1007,7 @@ export async function readTrace(filePath: string, opts: TraceReadOptions = {}): 
       for (const entry of block.entries) entries.push(entry);
       blocks++;
     }
-    const out: TraceContents = { header: reader.header, entries, blocks, bytes: reader.validBytes };
+    const out: TraceContents = { header: reader.header, entries, blocks, bytes: reader.validBytes, outputs };
     if (reader.truncated !== undefined) out.truncated = reader.truncated;
     return out;
   } finally {
@@ -863,7 +1045,15 @@ export class SegmentedTraceReader {
     try {
       for (let i = 0; i < paths.length; i++) {
         const last = i === paths.length - 1;
-        readers.push(await TraceReader.open(paths[i]!, { ...opts, lenient: last && opts.lenient === true }));
+        const onOutputs = opts.onOutputs;
+        const segment = i;
+        readers.push(
+          await TraceReader.open(paths[i]!, {
+            ...opts,
+            lenient: last && opts.lenient === true,
+            ...(onOutputs ? { onOutputs: (block: OutputsBlock) => onOutputs({ ...block, segment }) } : {}),
+          }),
+        );
       }
       const head = readers[0]!.header;
       if (head.segment !== undefined) {
@@ -897,6 +1087,16 @@ export class SegmentedTraceReader {
   /** Bytes read and found good so far, over all segments. */
   get validBytes(): number {
     return this.readers.reduce((sum, r) => sum + r.validBytes, 0);
+  }
+
+  /** Bytes of all segments' blocks (their files without their headers): the total for a progress bar. */
+  get blockBytes(): number {
+    return this.readers.reduce((sum, r) => sum + r.fileBytes - r.headerBytes, 0);
+  }
+
+  /** Bytes of blocks read so far (entries and outputs blocks), over all segments: what blockBytes counts. */
+  get blockBytesRead(): number {
+    return this.readers.reduce((sum, r) => sum + r.validBytes - r.headerBytes, 0);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<SegmentBlock> {

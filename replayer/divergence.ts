@@ -1,28 +1,37 @@
 // Divergence reports: what the operator needs to see when a replay disagrees with its recording.
 //
-// A trace holds the inputs of every task and a hash of its outputs, not the outputs themselves. So the
-// report shows the actual outputs (bodies in full, up to a bound), the console lines and guest
-// exception stacks of the divergent task, the event that started it and every entry of the task,
-// decoded. The expected outputs are shown only when they can be obtained honestly: the session replays
-// the task again from the same state without test fault injection, and uses that run only if it
-// reproduces the recorded output hash. Then the report has a readable diff, expected against actual.
+// The log holds the inputs of every task and a hash of its outputs. The report shows the actual outputs
+// (bodies in full, up to a bound), the console lines and guest exception stacks of the divergent task,
+// the event that started it and every entry of the task, decoded, and a readable diff of expected
+// against actual outputs. The expected side is what the recording node emitted, when the trace keeps
+// it (outputs blocks, format 2: logging-channel/task-outputs.ts; cut to a per-task cap, and then the
+// comparison stops where the recorded bytes stop). For an older trace, which keeps only the hash, the
+// session replays the task again from the same state without test fault injection, and uses that run
+// only if it reproduces the recorded output hash; otherwise there is no expected side.
 
 import type { Entry } from '../logging-channel/entry.js';
 import { Kind } from '../logging-channel/entry.js';
 import type { Divergence } from '../hypervisor/port.js';
 import type { ConsoleLine, Output, TaskResult } from '../hypervisor/vm.js';
+import { cutUtf8, type TaskOutputsRecord } from '../logging-channel/task-outputs.js';
 import { describeEntry, type EntryView } from './entry-view.js';
 
 const MAX_BODY_CHARS = 64 * 1024;
 const MAX_TASK_ENTRIES = 200;
 
-export type OutputView =
+/** An output as shown. `bodyKeptBytes`: set when only that many of bodyBytes were recorded (the trace's cap). */
+export type OutputView = (
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: Array<[string, string]>; body: string; bodyBytes: number }
-  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: Array<[string, string]>; body: string; bodyBytes: number };
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: Array<[string, string]>; body: string; bodyBytes: number }
+) & { bodyKeptBytes?: number; headersOmitted?: number };
 
 export interface TaskOutputs {
   outputs: OutputView[];
   console: ConsoleLine[];
+  /** Recorded outputs only: console lines not kept (past the cap). */
+  consoleOmitted?: number;
+  /** Recorded outputs only: something was cut to the trace's per-task cap. */
+  truncated?: boolean;
 }
 
 export interface DivergenceReport {
@@ -32,6 +41,8 @@ export interface DivergenceReport {
   expected: TaskOutputs | null;
   /** Where the expected outputs come from, or why there are none. */
   expectedNote: string;
+  /** 'recorded': kept in the trace by the recording node; 'rerun': a re-run without fault injection. */
+  expectedSource: 'recorded' | 'rerun' | null;
   /** Expected against actual, line by line ('- ' expected only, '+ ' actual only, '  ' both). */
   diff: string[] | null;
   /** Guest exceptions the task raised (console lines of uncaught errors, with their stacks). */
@@ -52,12 +63,56 @@ function outputsOf(result: TaskResult): TaskOutputs {
   return { outputs: result.outputs.map(outputView), console: result.console };
 }
 
+/** Recorded outputs as views: a cut body says how many of its bytes were kept. */
+export function recordedOutputs(record: TaskOutputsRecord): TaskOutputs {
+  const outputs = record.outputs.map((o) => {
+    const view: OutputView = outputView(o);
+    view.bodyBytes = o.bodyBytes;
+    if (o.body.byteLength < o.bodyBytes) view.bodyKeptBytes = o.body.byteLength;
+    if (o.headersOmitted > 0) view.headersOmitted = o.headersOmitted;
+    return view;
+  });
+  const console = record.console.map((l) => ({ level: l.level as ConsoleLine['level'], text: Buffer.byteLength(l.text, 'utf8') < l.textBytes ? `${l.text}…` : l.text }));
+  return { outputs, console, consoleOmitted: record.consoleOmitted, truncated: record.truncated };
+}
+
+/**
+ * The actual outputs as the recorded ones can be compared with them: where the recording kept only a
+ * prefix (of a body, of a console line, of the console lines), the actual is cut the same way.
+ */
+function comparableActual(actual: TaskResult, expected: TaskOutputs): TaskOutputs {
+  const outputs = actual.outputs.map((o, i) => {
+    const kept = expected.outputs[i]?.bodyKeptBytes;
+    const view = outputView(kept !== undefined && kept < o.body.byteLength ? { ...o, body: o.body.subarray(0, kept) } : o);
+    view.bodyBytes = o.body.byteLength;
+    if (kept !== undefined) view.bodyKeptBytes = Math.min(kept, o.body.byteLength);
+    const omitted = expected.outputs[i]?.headersOmitted;
+    if (omitted !== undefined) {
+      view.headers = view.headers.slice(0, Math.max(0, view.headers.length - omitted));
+      view.headersOmitted = omitted;
+    }
+    return view;
+  });
+  const keptLines = expected.console.length;
+  const console = (expected.consoleOmitted ?? 0) > 0 ? actual.console.slice(0, keptLines) : actual.console.slice();
+  for (let i = 0; i < console.length && i < keptLines; i++) {
+    const e = expected.console[i]!.text;
+    if (e.endsWith('…')) {
+      const cut = cutUtf8(console[i]!.text, Buffer.byteLength(e.slice(0, -1), 'utf8'));
+      if (cut !== console[i]!.text) console[i] = { ...console[i]!, text: `${cut}…` };
+    }
+  }
+  return { outputs, console };
+}
+
 export function buildDivergenceReport(input: {
   divergence: Divergence;
   task: Entry[] | null;
   clockBefore?: number;
   actual: TaskResult | null;
   reference: TaskResult | null;
+  /** What the recording node emitted (the trace's outputs record): preferred to `reference`. */
+  recorded?: TaskOutputsRecord | null;
   referenceNote: string;
 }): DivergenceReport {
   let task: DivergenceReport['task'] = null;
@@ -79,15 +134,19 @@ export function buildDivergenceReport(input: {
     };
   }
   const actual = input.actual ? outputsOf(input.actual) : null;
-  const expected = input.reference ? outputsOf(input.reference) : null;
+  const expectedSource = input.recorded ? 'recorded' : input.reference ? 'rerun' : null;
+  const expected = input.recorded ? recordedOutputs(input.recorded) : input.reference ? outputsOf(input.reference) : null;
   const exceptions = (actual?.console ?? []).filter((l) => l.level === 'error' && /^Uncaught|Error:/.test(l.text)).map((l) => l.text);
+  let diff: string[] | null = null;
+  if (expected && input.actual) diff = diffOutputs(expected, input.recorded ? comparableActual(input.actual, expected) : actual!);
   return {
     divergence: input.divergence,
     task,
     actual,
     expected,
     expectedNote: input.referenceNote,
-    diff: expected && actual ? diffOutputs(expected, actual) : null,
+    expectedSource,
+    diff,
     exceptions,
   };
 }
@@ -129,12 +188,21 @@ export function diffLines(a: string[], b: string[]): string[] {
   const midA = a.slice(start, endA);
   const midB = b.slice(start, endB);
   const out: string[] = [];
+  // An item can span several lines (a console line with a stack): each of them gets the marker.
+  const push = (marker: string, line: string) => {
+    const physical = line.split('\n');
+    if (physical.length > 1 && physical[physical.length - 1] === '') physical.pop();
+    for (const l of physical) out.push(`${marker}${l}`);
+  };
   // Context: up to 3 common lines before and after the change.
-  const context = (lines: string[]) => lines.map((l) => `  ${l}`);
+  const context = (lines: string[]) => {
+    for (const l of lines) push('  ', l);
+  };
   if (start > 3) out.push(`  … ${start - 3} equal lines`);
-  out.push(...context(a.slice(Math.max(0, start - 3), start)));
+  context(a.slice(Math.max(0, start - 3), start));
   if (midA.length * midB.length > 4_000_000) {
-    out.push(...midA.map((l) => `- ${l}`), ...midB.map((l) => `+ ${l}`));
+    for (const l of midA) push('- ', l);
+    for (const l of midB) push('+ ', l);
   } else {
     // LCS table over the middle.
     const n = midA.length;
@@ -145,15 +213,15 @@ export function diffLines(a: string[], b: string[]): string[] {
     let j = 0;
     while (i < n || j < m) {
       if (i < n && j < m && midA[i] === midB[j]) {
-        out.push(`  ${midA[i]}`);
+        push('  ', midA[i]!);
         i++;
         j++;
-      } else if (i < n && (j === m || table[i + 1]![j]! >= table[i]![j + 1]!)) out.push(`- ${midA[i++]}`);
-      else out.push(`+ ${midB[j++]}`);
+      } else if (i < n && (j === m || table[i + 1]![j]! >= table[i]![j + 1]!)) push('- ', midA[i++]!);
+      else push('+ ', midB[j++]!);
     }
   }
   const tail = a.slice(endA);
-  out.push(...context(tail.slice(0, 3)));
+  context(tail.slice(0, 3));
   if (tail.length > 3) out.push(`  … ${tail.length - 3} equal lines`);
   return out;
 }
@@ -167,7 +235,7 @@ function diffOutputs(expected: TaskOutputs, actual: TaskOutputs): string[] {
     if (!e || !a) {
       const only = (e ?? a)!;
       out.push(`${outputTitle(only)}: only in the ${e ? 'expected' : 'actual'} outputs`);
-      for (const line of [...metaLines(only), '', ...bodyLines(only.body)]) out.push(`${e ? '-' : '+'} ${line}`);
+      for (const line of [...metaLines(only), '', ...bodyLines(only.body)]) for (const physical of line.split('\n')) out.push(`${e ? '-' : '+'} ${physical}`);
       continue;
     }
     const metaE = metaLines(e);
@@ -175,16 +243,19 @@ function diffOutputs(expected: TaskOutputs, actual: TaskOutputs): string[] {
     const bodyE = bodyLines(e.body);
     const bodyA = bodyLines(a.body);
     const sameMeta = metaE.join('\n') === metaA.join('\n') && outputTitle(e) === outputTitle(a);
-    const sameBody = e.body === a.body;
+    const sameBody = e.body === a.body && e.bodyBytes === a.bodyBytes;
     if (sameMeta && sameBody) {
       out.push(`${outputTitle(a)}: identical`);
       continue;
     }
     out.push(outputTitle(e) === outputTitle(a) ? `${outputTitle(a)}:` : `${outputTitle(e)} (expected) / ${outputTitle(a)} (actual):`);
     if (!sameMeta) out.push(...diffLines(metaE, metaA));
+    if (e.headersOmitted) out.push(`(the trace kept the first ${metaE.length - 1} headers; ${e.headersOmitted} more not compared)`);
     if (!sameBody) {
       out.push(`body (${e.bodyBytes} bytes expected, ${a.bodyBytes} bytes actual):`);
-      out.push(...diffLines(bodyE, bodyA));
+      if (e.bodyKeptBytes !== undefined) out.push(`(truncated: the trace kept the first ${e.bodyKeptBytes} of the ${e.bodyBytes} bytes expected; compared on those)`);
+      if (e.body === a.body) out.push('  (the compared bytes are identical; the lengths differ)');
+      else out.push(...diffLines(bodyE, bodyA));
     }
   }
   const consoleE = expected.console.map((l) => `${l.level}: ${l.text}`);
@@ -193,6 +264,7 @@ function diffOutputs(expected: TaskOutputs, actual: TaskOutputs): string[] {
     out.push('console lines:');
     out.push(...diffLines(consoleE, consoleA));
   }
+  if ((expected.consoleOmitted ?? 0) > 0) out.push(`(the trace kept ${expected.console.length} console lines of this task; ${expected.consoleOmitted} more not compared)`);
   return out;
 }
 
@@ -227,7 +299,9 @@ export function formatDivergenceReport(r: DivergenceReport): string {
     if (r.task.entriesOmitted > 0) lines.push(`      (${r.task.entriesOmitted} entries not shown)`);
   }
   if (r.diff) {
-    lines.push(`  outputs, expected (-) against actual (+): ${r.expectedNote}`);
+    const source = r.expectedSource === 'recorded' ? 'recorded in the trace' : r.expectedSource === 'rerun' ? 're-run without fault injection' : 'see below';
+    lines.push(`  outputs: expected (-) vs actual (+); expected = ${source}`);
+    if (r.expected?.truncated) lines.push(`    (${r.expectedNote})`);
     lines.push(...indent(r.diff));
   } else if (!r.task) {
     lines.push(`  ${r.expectedNote}`);

@@ -149,7 +149,7 @@ export function renderInspectHtml(r: InspectReport): string {
     ['seqs', `${r.seqs.first}..${r.seqs.last} (${r.entries.total} entries)`],
     ['guest time', r.time ? `${iso(r.time.firstMs)} .. ${iso(r.time.lastMs)} (${(r.time.spanMs / 1000).toFixed(1)} s, ${r.time.clockReadings} clock readings)` : 'unknown: the guest never read the clock'],
     ['tasks', `${r.tasks.total} (${Object.entries(r.tasks.byKind).map(([k, n]) => `${n} ${k}`).join(', ')})`],
-    ['outputs', `${r.outputs.total} outputs and console lines`],
+    ['outputs', `${r.outputs.total} outputs and console lines${r.outputs.recorded ? `; responses by status: ${Object.entries(r.outputs.recorded.responsesByStatus).map(([st, n]) => `${st}: ${n}`).join(', ') || 'none'}` : ''}`],
     ['preemptions', String(r.preemptions.length)],
     ['state hashes', String(r.stateHashes)],
   ];

@@ -45,7 +45,15 @@ export interface InspectReport {
   entries: { total: number; byKind: Record<string, { count: number; payloadBytes: number }> };
   tasks: { total: number; byKind: Record<string, number>; incompleteFromSeq: number | null };
   requests: { total: number; byRoute: Array<{ route: string; count: number }> };
-  outputs: { total: number; maxPerTask: number };
+  outputs: {
+    total: number;
+    maxPerTask: number;
+    /**
+     * From the outputs the trace keeps (format 2; null for a trace that keeps only hashes): tasks with a
+     * record, responses by status, outbound fetches, records cut to the per-task cap.
+     */
+    recorded: { tasks: number; responsesByStatus: Record<string, number>; fetches: number; truncated: number; maxBytesPerTask: number } | null;
+  };
   preemptions: Array<{ seq: number; taskSeq: number; label: string }>;
   epochs: Array<{ seq: number; epoch: number; nodeId: string }>;
   stateHashes: number;
@@ -67,7 +75,20 @@ export interface InspectOptions {
 const ENTRY_FRAMING = 4;
 
 export async function inspectTrace(path: string, options: InspectOptions = {}): Promise<InspectReport> {
-  const reader = await openTraceSegments(path, { lenient: options.lenient ?? false });
+  const recorded = { tasks: 0, responsesByStatus: {} as Record<string, number>, fetches: 0, truncated: 0 };
+  const reader = await openTraceSegments(path, {
+    lenient: options.lenient ?? false,
+    onOutputs: (block) => {
+      for (const r of block.records) {
+        recorded.tasks++;
+        if (r.truncated) recorded.truncated++;
+        for (const o of r.outputs) {
+          if (o.kind === 'fetch') recorded.fetches++;
+          else recorded.responsesByStatus[o.status] = (recorded.responsesByStatus[o.status] ?? 0) + 1;
+        }
+      }
+    },
+  });
   const header: TraceHeader = reader.header;
   const byKind: Record<string, { count: number; payloadBytes: number }> = {};
   const tasksByKind: Record<string, number> = {};
@@ -189,7 +210,7 @@ export async function inspectTrace(path: string, options: InspectOptions = {}): 
     entries: { total, byKind },
     tasks: { total: marks.length, byKind: tasksByKind, incompleteFromSeq: current ? current.seq : null },
     requests: { total: requests, byRoute: [...routes].map(([route, count]) => ({ route, count })).sort((a, b) => b.count - a.count || (a.route < b.route ? -1 : 1)) },
-    outputs: { total: outputsTotal, maxPerTask: outputsMax },
+    outputs: { total: outputsTotal, maxPerTask: outputsMax, recorded: header.outputs ? { ...recorded, maxBytesPerTask: header.outputs.maxBytesPerTask } : null },
     preemptions,
     epochs,
     stateHashes,
@@ -236,7 +257,14 @@ export function formatInspectReport(r: InspectReport): string {
   lines.push(`requests by route: ${r.requests.total}`);
   for (const { route, count } of r.requests.byRoute.slice(0, 20)) lines.push(`  ${String(count).padStart(9)}  ${route}`);
   if (r.requests.byRoute.length > 20) lines.push(`  ... ${r.requests.byRoute.length - 20} more routes`);
-  lines.push(`outputs and console lines: ${r.outputs.total} (at most ${r.outputs.maxPerTask} in one task; the trace holds their count and hash, not their bodies)`);
+  const rec = r.outputs.recorded;
+  if (rec) {
+    const statuses = Object.entries(rec.responsesByStatus).map(([status, count]) => `${status}: ${count}`).join(', ');
+    lines.push(`outputs and console lines: ${r.outputs.total} (at most ${r.outputs.maxPerTask} in one task)`);
+    lines.push(`  kept in the trace for ${rec.tasks} tasks (up to ${rec.maxBytesPerTask} bytes each${rec.truncated ? `; ${rec.truncated} cut to it` : ''}): responses by status ${statuses || 'none'}; ${rec.fetches} outbound fetches`);
+  } else {
+    lines.push(`outputs and console lines: ${r.outputs.total} (at most ${r.outputs.maxPerTask} in one task; the trace holds their count and hash, not their bodies)`);
+  }
   lines.push(`preemptions: ${r.preemptions.length}`);
   for (const p of r.preemptions.slice(0, 10)) lines.push(`  seq ${p.seq} in the task at seq ${p.taskSeq}: ${p.label}`);
   if (r.epochs.length > 0) lines.push(`epochs: ${r.epochs.map((e) => `${e.epoch} by ${e.nodeId} at seq ${e.seq}`).join('; ')}`);

@@ -57,10 +57,14 @@ export const DEFAULT_MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024;
 const DEFAULT_HISTORY_LIMIT = 10_000;
 
 export interface Progress {
+  /** The seq reached (entries of the trace behind the VM). */
   entries: number;
   tasks: number;
+  /** Bytes of the trace's blocks read so far, and of all of them (file headers not counted). */
   bytes: number;
   totalBytes: number;
+  /** Entries executed by this session in all, going back included (grows monotonically: for rates). */
+  executed: number;
 }
 
 export interface ReplaySummary {
@@ -237,6 +241,7 @@ export class ReplaySession {
   /** Start seq of the task that diverged: no move goes past it. */
   private blockedAt: number | null = null;
   private rewinding = false;
+  private executedEntries = 0;
   private readonly startedAt = performance.now();
   private readonly opts: Required<Omit<SessionOptions, 'onConsole' | 'onProgress' | 'checkpointTasks' | 'lenient'>> & SessionOptions;
 
@@ -301,6 +306,11 @@ export class ReplaySession {
 
   get tasksExecuted(): number {
     return this.tasksDone;
+  }
+
+  /** Entries executed by this session in all (monotonic; a progress bar's rate counts from it). */
+  get entriesExecuted(): number {
+    return this.executedEntries;
   }
 
   /** The last seq of the trace, if it has been read to the end. */
@@ -387,8 +397,10 @@ export class ReplaySession {
     for (const unit of units) {
       if (unit.type === 'control') {
         this.vmSeq = unit.entry.seq + 1;
+        this.executedEntries++;
         continue;
       }
+      this.executedEntries += unit.entries.length;
       const result = reply!.results[r++]!;
       if (result.divergence) {
         await this.diverged(unit, result);
@@ -408,7 +420,7 @@ export class ReplaySession {
       }
     }
     if (reply) this.vmState = reply.state;
-    this.opts.onProgress?.({ entries: this.vmSeq - 1, tasks: this.tasksDone, bytes: this.store.indexedBytes, totalBytes: this.store.totalBytes });
+    this.opts.onProgress?.({ entries: this.vmSeq - 1, tasks: this.tasksDone, bytes: this.store.blockBytesRead, totalBytes: this.store.blockBytes, executed: this.executedEntries });
     if (tasks.length > 0) await this.maybeCheckpoint();
     return true;
   }
@@ -469,6 +481,22 @@ export class ReplaySession {
     }
     this.blockedAt = start;
     await this.rewindTo(start);
+    const clockBefore = start > 1 ? await this.store.clockAt(start - 1) : 0;
+    // The expected side: what the recording node emitted, when the trace keeps it.
+    const recorded = await this.store.taskOutputs(unitEnd(unit));
+    if (recorded) {
+      this.report = buildDivergenceReport({
+        divergence: result.divergence!,
+        task: unit.entries,
+        clockBefore,
+        actual: result,
+        reference: null,
+        recorded,
+        referenceNote: `expected outputs as recorded in the trace${recorded.truncated ? ` (cut to ${this.store.header.outputs!.maxBytesPerTask} bytes per task by --trace-outputs-max-bytes)` : ''}`,
+      });
+      this.pointSeq = start;
+      return;
+    }
     let reference: TaskResult | null = null;
     let referenceNote: string;
     try {
@@ -476,14 +504,15 @@ export class ReplaySession {
       const ref = copy.results[0] ?? null;
       if (ref && !ref.divergence) {
         reference = ref;
-        referenceNote = 'expected outputs: this task replayed again from the same state without test fault injection, which reproduces the recorded output hash';
+        referenceNote = 'expected outputs from a re-run of this task without fault injection (it reproduces the recorded output hash)';
       } else {
-        referenceNote = 'the trace records only a hash of each task\'s outputs, and no re-execution reproduces it: the expected outputs are not available';
+        referenceNote = this.store.keepsOutputs
+          ? 'the trace keeps no outputs for this task (it was replayed, not run, by the node that recorded it) and no re-execution reproduces its recorded output hash: the expected outputs are not available'
+          : 'this trace records only a hash of each task\'s outputs (it was written by an older ftjs or with --trace-outputs-max-bytes 0), and no re-execution reproduces it: the expected outputs are not available';
       }
     } catch (error) {
       referenceNote = `the reference re-execution failed: ${(error as Error).message}`;
     }
-    const clockBefore = start > 1 ? await this.store.clockAt(start - 1) : 0;
     this.report = buildDivergenceReport({ divergence: result.divergence!, task: unit.entries, clockBefore, actual: result, reference, referenceNote });
     this.pointSeq = start;
   }

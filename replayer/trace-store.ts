@@ -7,7 +7,7 @@
 
 import { decodeClockReading, decodeEpochMark } from '../logging-channel/codec.js';
 import { Kind, type Entry } from '../logging-channel/entry.js';
-import { openTraceReader, openTraceSegments, type SegmentBlock, type SegmentedTraceReader, type TraceHeader, type TraceReader, type TraceTruncation } from '../logging-channel/trace-file.js';
+import { openTraceReader, openTraceSegments, type OutputsBlock, type SegmentBlock, type SegmentedTraceReader, type TaskOutputsRecord, type TraceHeader, type TraceReader, type TraceTruncation } from '../logging-channel/trace-file.js';
 
 export interface TraceStoreOptions {
   lenient?: boolean;
@@ -35,6 +35,56 @@ const COLUMNS = 9;
 export function guestClock(payload: Uint8Array): number {
   const reading = decodeClockReading(payload);
   return reading.readIndex === 0 ? Math.floor(reading.timeMs) : reading.timeMs;
+}
+
+/**
+ * How far past the block holding a TaskEnd the store reads to find its outputs record. The writer puts
+ * a task's record in an outputs block right after the entries written in the same flush (one event
+ * loop tick), so it is never far; this bounds the search in a trace where a task has none.
+ */
+const OUTPUTS_LOOKAHEAD_BLOCKS = 64;
+
+/** Where the outputs blocks are: segment, offset, first and last TaskEnd seq of each. */
+class OutputsTable {
+  private data = new Float64Array(4 * 256);
+  length = 0;
+  push(b: OutputsBlock): void {
+    if ((this.length + 1) * 4 > this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    const o = this.length * 4;
+    this.data[o] = b.segment ?? 0;
+    this.data[o + 1] = b.offset;
+    this.data[o + 2] = b.firstSeq;
+    this.data[o + 3] = b.lastSeq;
+    this.length++;
+  }
+  segment(i: number): number {
+    return this.data[i * 4]!;
+  }
+  offset(i: number): number {
+    return this.data[i * 4 + 1]!;
+  }
+  firstSeq(i: number): number {
+    return this.data[i * 4 + 2]!;
+  }
+  lastSeq(i: number): number {
+    return this.data[i * 4 + 3]!;
+  }
+  /** Index of the block whose record range holds `seq`, or -1. */
+  find(seq: number): number {
+    let lo = 0;
+    let hi = this.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.lastSeq(mid) < seq) lo = mid + 1;
+      else if (this.firstSeq(mid) > seq) hi = mid - 1;
+      else return mid;
+    }
+    return -1;
+  }
 }
 
 /** A growable table of numbers, one row per block. */
@@ -83,6 +133,11 @@ class BlockTable {
 
 export class TraceStore {
   private readonly table = new BlockTable();
+  private readonly outputsTable = new OutputsTable();
+  /** Status counts of the recorded responses (from outputs blocks), as far as the trace is read. */
+  readonly recordedStatuses = new Map<number, number>();
+  recordedOutputs = 0;
+  recordedTasks = 0;
   private readonly cache = new Map<number, Entry[]>();
   private iterator: AsyncIterator<SegmentBlock> | null;
   private randomReaders: Array<TraceReader | null>;
@@ -103,8 +158,52 @@ export class TraceStore {
   }
 
   static async open(path: string, options: TraceStoreOptions = {}): Promise<TraceStore> {
-    const reader = await openTraceSegments(path, { lenient: options.lenient ?? false });
-    return new TraceStore(path, reader, options.cacheBlocks ?? 256);
+    let store: TraceStore | null = null;
+    const reader = await openTraceSegments(path, { lenient: options.lenient ?? false, onOutputs: (block) => store?.indexOutputs(block) });
+    store = new TraceStore(path, reader, options.cacheBlocks ?? 256);
+    return store;
+  }
+
+  private indexOutputs(block: OutputsBlock): void {
+    if (block.records.length === 0) return;
+    this.outputsTable.push(block);
+    this.recordedTasks += block.records.length;
+    for (const r of block.records) {
+      for (const o of r.outputs) {
+        this.recordedOutputs++;
+        if (o.kind === 'response') this.recordedStatuses.set(o.status, (this.recordedStatuses.get(o.status) ?? 0) + 1);
+      }
+    }
+  }
+
+  /** Whether the trace keeps what tasks emitted (format 2 with header.outputs). */
+  get keepsOutputs(): boolean {
+    return this.header.outputs !== undefined;
+  }
+
+  /**
+   * What the task whose TaskEnd is `endSeq` emitted, as the recording node kept it, or null: the
+   * trace keeps no outputs (an older trace, or recorded with --trace-outputs-max-bytes 0), or none for
+   * this task (a backup's trace before it went live).
+   */
+  async taskOutputs(endSeq: number): Promise<TaskOutputsRecord | null> {
+    if (!this.keepsOutputs || !(await this.ensureSeq(endSeq))) return null;
+    const holding = this.blockIndexOf(endSeq);
+    // Read on until an outputs block reaches the seq (records come in TaskEnd order), or far enough.
+    while (!this.done && (this.outputsTable.length === 0 || this.outputsTable.lastSeq(this.outputsTable.length - 1) < endSeq)) {
+      if (this.table.length - 1 - holding >= OUTPUTS_LOOKAHEAD_BLOCKS) break;
+      if (!(await this.scanNext())) break;
+    }
+    const i = this.outputsTable.find(endSeq);
+    if (i < 0) return null;
+    const segment = this.outputsTable.segment(i);
+    let reader = this.randomReaders[segment];
+    if (!reader) {
+      reader = await openTraceReader(this.reader.paths[segment]!);
+      this.randomReaders[segment] = reader;
+    }
+    const block = await reader.readOutputsAt(this.outputsTable.offset(i));
+    return block.records.find((r) => r.seq === endSeq) ?? null;
   }
 
   get header(): TraceHeader {
@@ -127,6 +226,16 @@ export class TraceStore {
   /** Bytes of the blocks indexed so far. */
   get indexedBytes(): number {
     return this.readBytesTotal;
+  }
+
+  /** Bytes of all the trace's blocks (its files without their headers): the whole, for a progress bar. */
+  get blockBytes(): number {
+    return this.reader.blockBytes;
+  }
+
+  /** Bytes of blocks read so far (of entries and of outputs): the part of blockBytes done. */
+  get blockBytesRead(): number {
+    return this.reader.blockBytesRead;
   }
 
   get blockCount(): number {

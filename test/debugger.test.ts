@@ -221,7 +221,8 @@ test('a deliberately nondeterministic replay: the report names the first diverge
   expect(human.code).toBe(1);
   expect(human.stderr).toContain(`DIVERGENCE at seq ${time.endSeq}`);
   expect(human.stderr).toContain(`in the task at seq ${time.seq}..${time.endSeq}, started by Request`);
-  expect(human.stderr).toContain('expected (-) against actual (+)');
+  // The expected side is what the recording node emitted, kept in the trace.
+  expect(human.stderr).toContain('outputs: expected (-) vs actual (+); expected = recorded in the trace');
   expect(human.stderr).toContain(`-   "now": ${expectedNow},`);
   expect(human.stderr).toContain(`+   "now": ${actualNow},`);
   expect(human.stderr).toContain(`log: time is ${actualNow}`);
@@ -251,6 +252,11 @@ test('a divergent task that throws: the report carries the guest exception with 
   expect(report.exceptions[0]).toContain('boom from the guest');
   expect(report.exceptions[0]).toContain('at fail (debuggee.js');
   expect(report.diff.some((l) => l.startsWith('+ error: Uncaught') && l.includes('boom from the guest'))).toBe(true);
+  // Every line of the exception's stack carries the marker, not only the first.
+  const stack = report.diff.filter((l) => l.includes('at fail (debuggee.js'));
+  expect(stack.length).toBeGreaterThan(0);
+  for (const line of stack) expect(line).toMatch(/^[-+] /);
+  expect(stack.filter((l) => l.startsWith('+ ')).length).toBe(stack.filter((l) => l.startsWith('- ')).length);
 });
 
 test('going back to before the guest memory grew restores into a fresh VM, and the replay still verifies', async () => {

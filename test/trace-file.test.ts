@@ -238,7 +238,8 @@ describe('TraceWriter + readTrace', () => {
   });
 
   it('refuses an invalid header', async () => {
-    await expect(TraceWriter.open(tmp(), { ...header, formatVersion: 2 as 1 })).rejects.toThrow(/formatVersion must be 1/);
+    await expect(TraceWriter.open(tmp(), { ...header, formatVersion: 3 as 1 })).rejects.toThrow(/formatVersion must be one of 1, 2/);
+    await expect(TraceWriter.open(tmp(), { ...header, outputs: { maxBytesPerTask: 1024 } })).rejects.toThrow(/header.outputs needs formatVersion 2/);
     await expect(TraceWriter.open(tmp(), { ...header, engine: { ...header.engine, version: 3 as unknown as string } })).rejects.toThrow(/header.engine.version is not a string/);
   });
 
@@ -459,8 +460,10 @@ describe('header problems', () => {
   });
 
   it('says UNSUPPORTED_VERSION for a newer magic or formatVersion', async () => {
-    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify(header), 'FTJSTRC2'))), 'UNSUPPORTED_VERSION', /format "2" is not supported/);
-    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify({ ...header, formatVersion: 2 })))), 'UNSUPPORTED_VERSION', /formatVersion 2 is not supported/);
+    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify(header), 'FTJSTRC3'))), 'UNSUPPORTED_VERSION', /format "3" is not supported/);
+    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify({ ...header, formatVersion: 3 })))), 'UNSUPPORTED_VERSION', /formatVersion 3 is not supported/);
+    // A format-2 header behind a format-1 magic (or the reverse) is damage, not a version.
+    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify({ ...header, formatVersion: 2 })))), 'CORRUPT', /the magic says format 1/);
   });
 
   it('says CORRUPT for a well-checksummed header that is not valid', async () => {
@@ -469,5 +472,100 @@ describe('header problems', () => {
     const huge = Buffer.from(craftHeader('{}'));
     huge.writeUInt32LE(0xffffffff, 8);
     await expectTraceError(readTrace(craftTrace([], huge)), 'CORRUPT', /declares 4294967295 bytes of JSON, above MAX_TRACE_HEADER_BYTES/);
+  });
+});
+
+describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
+  const v2: TraceHeader = { ...header, formatVersion: 2, outputs: { maxBytesPerTask: 64 } };
+  const taskEnds = (entries: Entry[]) => entries.filter((e) => e.kind === Kind.TaskEnd).map((e) => e.seq);
+
+  async function writeWithOutputs(file: string, count: number) {
+    const { captureTaskOutputs } = await import('../dist/logging-channel/task-outputs.js');
+    const entries = makeEntries(count);
+    const w = await TraceWriter.open(file, v2, { blockBytes: 200 });
+    const records = [];
+    for (const e of entries) {
+      w.append([e]);
+      if (e.kind !== Kind.TaskEnd) continue;
+      const body = new TextEncoder().encode(`body of ${e.seq} `.repeat(e.seq % 7 === 0 ? 20 : 1));
+      const record = captureTaskOutputs(e.seq, [{ kind: 'response', requestId: e.seq, status: 200 + (e.seq % 2), statusText: 'OK', headers: [['content-type', 'text/plain']], body }], [{ level: 'log', text: `line ${e.seq}` }], v2.outputs!.maxBytesPerTask);
+      w.appendOutputs(record);
+      records.push(record);
+    }
+    w.close();
+    return { entries, records, writer: w };
+  }
+
+  it('round-trip next to the entries, keyed by TaskEnd seq, without changing the entries or their seqs', async () => {
+    const file = tmp('outputs');
+    const { entries, records, writer } = await writeWithOutputs(file, 60);
+    expect(writer.outputsWritten).toBe(records.length);
+    expect(fs.readFileSync(file).subarray(0, 8).toString('latin1')).toBe('FTJSTRC2');
+    const trace = await readTrace(file);
+    expect(plain(trace.entries)).toEqual(plain(entries));
+    expect(trace.outputs.map((r) => r.seq)).toEqual(taskEnds(entries));
+    const cut = trace.outputs.find((r) => r.seq % 7 === 0)!;
+    expect(cut.truncated).toBe(true);
+    expect(cut.outputs[0]!.bodyBytes).toBeGreaterThan(64);
+    expect(cut.outputs[0]!.body.byteLength).toBeLessThan(64);
+    const whole = trace.outputs.find((r) => r.seq % 7 !== 0)!;
+    expect(whole.truncated).toBe(false);
+    expect(new TextDecoder().decode(whole.outputs[0]!.body)).toBe(`body of ${whole.seq} `);
+    expect(whole.console).toEqual([{ level: 'log', text: `line ${whole.seq}`, textBytes: `line ${whole.seq}`.length }]);
+    // The same entries as a format-1 trace: the outputs blocks are all the difference.
+    const plainFile = tmp('plain');
+    const w1 = await TraceWriter.open(plainFile, header, { blockBytes: 200 });
+    for (const e of entries) w1.append([e]);
+    w1.close();
+    expect((await readTrace(plainFile)).outputs).toEqual([]);
+  });
+
+  it('a torn outputs block at the tail is a torn tail (--lenient); a damaged one mid-file is corruption', async () => {
+    const file = tmp('outputs-torn');
+    await writeWithOutputs(file, 31);
+    const offsets: Array<{ offset: number; outputs: boolean }> = [];
+    const reader = await openTraceReader(file, { onOutputs: (b) => offsets.push({ offset: b.offset, outputs: true }) });
+    for await (const b of reader) offsets.push({ offset: b.offset, outputs: false });
+    await reader.close();
+    offsets.sort((a, b) => a.offset - b.offset);
+    expect(offsets[offsets.length - 1]!.outputs).toBe(true);
+    const torn = tmp('torn');
+    fs.writeFileSync(torn, fs.readFileSync(file).subarray(0, fs.statSync(file).size - 3));
+    await expectTraceError(readTrace(torn), 'TRUNCATED');
+    expect((await readTrace(torn, { lenient: true })).truncated).toBeDefined();
+    const mid = offsets.find((o, i) => o.outputs && i < offsets.length - 2)!;
+    const damaged = tmp('damaged');
+    const bytes = fs.readFileSync(file);
+    bytes[mid.offset + 9] = bytes[mid.offset + 9]! ^ 0x10;
+    fs.writeFileSync(damaged, bytes);
+    await expectTraceError(readTrace(damaged, { lenient: true }), 'CORRUPT', new RegExp(`at byte ${mid.offset}.*a valid block follows`));
+  });
+
+  it('captureTaskOutputs keeps metadata, then bodies, then console lines, within the cap, and says what it cut', async () => {
+    const { captureTaskOutputs } = await import('../dist/logging-channel/task-outputs.js');
+    const body = new Uint8Array(100).fill(65);
+    const r = captureTaskOutputs(9, [{ kind: 'fetch', fetchId: 1, method: 'POST', url: 'http://x/y', headers: [['a', 'b']], body }], [{ level: 'error', text: 'é'.repeat(40) }, { level: 'log', text: 'gone' }], 80);
+    expect(r.truncated).toBe(true);
+    const f = r.outputs[0]!;
+    expect(f.kind === 'fetch' && f.url).toBe('http://x/y');
+    expect(f.bodyBytes).toBe(100);
+    // 4 (POST) + 10 (url) + 2 (header) = 16 bytes of metadata: 64 left for the body, none for the console.
+    expect(f.body.byteLength).toBe(64);
+    expect(r.console).toEqual([]);
+    expect(r.consoleOmitted).toBe(2);
+    const small = captureTaskOutputs(9, [], [{ level: 'error', text: 'é'.repeat(40) }], 11);
+    // A cut never splits a character.
+    expect(small.console[0]!.text).toBe('é'.repeat(5));
+    expect(small.console[0]!.textBytes).toBe(80);
+  });
+
+  it('appendOutputs refuses a trace without outputs and a record for a seq not yet appended', async () => {
+    const w1 = await TraceWriter.open(tmp(), header);
+    expect(() => w1.appendOutputs({ seq: 1, truncated: false, outputs: [], console: [], consoleOmitted: 0 })).toThrow(/keeps no outputs/);
+    w1.close();
+    const w2 = await TraceWriter.open(tmp(), v2);
+    w2.append(makeEntries(4));
+    expect(() => w2.appendOutputs({ seq: 5, truncated: false, outputs: [], console: [], consoleOmitted: 0 })).toThrow(/not an appended TaskEnd/);
+    w2.close();
   });
 });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { expect, test } from 'vitest';
 import { Kind, type Entry } from '../dist/logging-channel/entry.js';
 import { openTraceReader, openTraceSegments, TraceWriter, traceSegmentPaths } from '../dist/logging-channel/trace-file.js';
-import { ftjs, replayJson, runSteps, startRun, tempDir } from './helpers.js';
+import { ftjs, replayJson, runSteps, startPair, startRun, tempDir, waitInSync, type PairProcesses } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -44,7 +44,11 @@ test('TraceWriter rotates into segments that read as one trace, and refuses stal
   expect(writer.bytesWritten).toBe(total);
   const all = await openTraceSegments(file);
   const seqs: number[] = [];
+  expect(all.blockBytesRead).toBe(0);
   for await (const block of all) for (const e of block.entries) seqs.push(e.seq);
+  // What a progress bar counts as read reaches its total: segment headers are in neither.
+  expect(all.blockBytesRead).toBe(all.blockBytes);
+  expect(all.blockBytes).toBe(total - all.readers.reduce((sum, r) => sum + r.headerBytes, 0));
   await all.close();
   expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
 
@@ -98,4 +102,44 @@ test('ftjs run --trace-max-mb: a rotated trace replays and inspects as one; a la
   renameSync(`${segments[1]}.away`, segments[1]!);
   writeFileSync(path.join(dir, 'unrelated.txt'), '');
   expect((await ftjs(['replay', trace])).code).toBe(0);
+});
+
+test('ftjs primary / backup --trace --trace-max-mb: both traces rotate, and each replays as one', async () => {
+  const dir = tempDir('ftjs-rotation-');
+  const primaryTrace = path.join(dir, 'primary.trace');
+  const backupTrace = path.join(dir, 'backup.trace');
+  const rotate = ['--trace-max-mb', '1'];
+  let pair: PairProcesses | null = null;
+  try {
+    pair = await startPair('guest-apps/kv.js', { primaryArgs: ['--trace', primaryTrace, ...rotate], backupArgs: ['--trace', backupTrace, ...rotate] });
+    const big = 'x'.repeat(100_000);
+    for (let i = 0; i < 25; i++) await runSteps(pair.primary.url, [{ method: 'PUT', path: `/kv/k${i}`, body: `${big}${i}` }, { method: 'GET', path: `/kv/k${i}` }]);
+    const synced = await waitInSync(pair.primary.url, pair.backup.url);
+    await Promise.all([pair.primary.stop('SIGTERM'), pair.backup.stop('SIGTERM')]);
+
+    const outputsKept: number[] = [];
+    for (const trace of [primaryTrace, backupTrace]) {
+      const segments = traceSegmentPaths(trace);
+      expect(segments.length, trace).toBeGreaterThanOrEqual(3);
+      for (const s of segments) expect(statSync(s).size, s).toBeLessThanOrEqual(1 * MiB);
+      const replay = await replayJson(trace);
+      expect(replay.code, `${trace}: ${replay.stderr}`).toBe(0);
+      expect(replay.summary.divergence).toBeNull();
+      expect(replay.summary.segments).toBe(segments.length);
+      expect(replay.summary.lastSeq as number).toBeGreaterThanOrEqual(synced.seq);
+      expect(replay.summary.tasks).toBeGreaterThanOrEqual(51);
+      let kept = 0;
+      const reader = await openTraceSegments(trace, { onOutputs: (b) => (kept += b.records.length) });
+      for await (const _block of reader) {
+        /* read it all */
+      }
+      await reader.close();
+      outputsKept.push(kept);
+    }
+    // The primary's trace keeps what its tasks emitted; the backup's has none (it replayed, it never emitted).
+    expect(outputsKept[0]).toBeGreaterThanOrEqual(51);
+    expect(outputsKept[1]).toBe(0);
+  } finally {
+    await pair?.stop();
+  }
 });

@@ -1,0 +1,281 @@
+// What a task emitted (its outputs and console lines), as a trace keeps it for divergence reports.
+//
+// A TaskEnd entry carries only a hash of its task's outputs: enough to verify a replay, not to show
+// what was expected when it fails. So the node that records a trace also writes, next to the log,
+// trace-only "outputs" blocks holding each task's outputs and console lines as emitted, keyed by the
+// seq of the task's TaskEnd and capped per task (`--trace-outputs-max-bytes`). They are never part of
+// the log: the logging channel does not carry them and they take no seq.
+//
+// Outputs block (the payload of one trace-file block, after its u32 length):
+//   u8 0xF2 (OUTPUTS_MAGIC) | u8 version (1) | u32 record count | records... | u32 CRC-32 of all before
+// record:
+//   varuint taskEndSeq | u8 flags (bit 0: something was cut to the cap) | varuint output count |
+//   outputs... | varuint console line count | lines... | varuint console lines omitted
+// output:
+//   u8 kind (0 response, 1 fetch)
+//   response: varuint requestId | varuint status | str statusText
+//   fetch:    varuint fetchId | str method | str url
+//   varuint header count | (str name | str value)... | varuint headers omitted |
+//   varuint body bytes (as emitted) | bytes body (kept: a prefix when cut)
+// console line: str level | varuint text bytes (as emitted) | str text (kept: a prefix when cut)
+
+import { crc32 } from 'node:zlib';
+import { ByteReader, ByteWriter, CodecError } from './bytes.js';
+import type { HeaderList } from './entry.js';
+
+export const OUTPUTS_MAGIC = 0xf2;
+const OUTPUTS_BLOCK_VERSION = 1;
+const CRC_BYTES = 4;
+/** magic + version + count + CRC: the framing of an outputs block. */
+export const OUTPUTS_BLOCK_OVERHEAD_BYTES = 1 + 1 + 4 + CRC_BYTES;
+
+/** Default cap on what a trace keeps of one task's outputs and console lines. */
+export const DEFAULT_TRACE_OUTPUTS_MAX_BYTES = 16 * 1024;
+/** Largest cap accepted (a record must fit in one block). */
+export const MAX_TRACE_OUTPUTS_MAX_BYTES = 1024 * 1024;
+
+export type RecordedOutput =
+  | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number }
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number };
+
+export interface RecordedConsoleLine {
+  level: string;
+  /** The text kept (a prefix of the line when it was cut). */
+  text: string;
+  /** UTF-8 bytes of the line as emitted. */
+  textBytes: number;
+}
+
+export interface TaskOutputsRecord {
+  /** Seq of the task's TaskEnd entry. */
+  seq: number;
+  /** Something (a body, a header, a console line) was cut to the cap. */
+  truncated: boolean;
+  outputs: RecordedOutput[];
+  console: RecordedConsoleLine[];
+  /** Console lines not kept at all (past the cap). */
+  consoleOmitted: number;
+}
+
+/** What a live task emitted, as the VM reports it (structurally: hypervisor/vm.ts Output, ConsoleLine). */
+export type EmittedOutput =
+  | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array };
+
+/**
+ * The record a trace keeps of one task: its outputs' metadata first, then their bodies, then its
+ * console lines, each cut to what is left of `maxBytes` (counted in UTF-8 / body bytes). Bodies are
+ * kept by reference (a view when cut): the caller must not mutate them.
+ */
+export function captureTaskOutputs(
+  seq: number,
+  outputs: readonly EmittedOutput[],
+  consoleLines: ReadonlyArray<{ level: string; text: string }>,
+  maxBytes: number,
+): TaskOutputsRecord {
+  let budget = maxBytes;
+  let truncated = false;
+  const fitText = (text: string): string => {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes <= budget) {
+      budget -= bytes;
+      return text;
+    }
+    truncated = true;
+    const kept = cutUtf8(text, budget);
+    budget = 0;
+    return kept;
+  };
+  const fitHeaders = (headers: HeaderList): { headers: HeaderList; omitted: number } => {
+    const kept: HeaderList = [];
+    let omitted = 0;
+    for (const [name, value] of headers) {
+      const bytes = Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
+      if (omitted === 0 && bytes <= budget) {
+        budget -= bytes;
+        kept.push([name, value]);
+      } else {
+        omitted++;
+        truncated = true;
+      }
+    }
+    return { headers: kept, omitted };
+  };
+  const recorded: RecordedOutput[] = outputs.map((o) => {
+    if (o.kind === 'response') {
+      const statusText = fitText(o.statusText);
+      const { headers, omitted } = fitHeaders(o.headers);
+      return { kind: 'response', requestId: o.requestId, status: o.status, statusText, headers, headersOmitted: omitted, body: o.body, bodyBytes: o.body.byteLength };
+    }
+    const method = fitText(o.method);
+    const url = fitText(o.url);
+    const { headers, omitted } = fitHeaders(o.headers);
+    return { kind: 'fetch', fetchId: o.fetchId, method, url, headers, headersOmitted: omitted, body: o.body, bodyBytes: o.body.byteLength };
+  });
+  for (const o of recorded) {
+    if (o.body.byteLength <= budget) {
+      budget -= o.body.byteLength;
+      continue;
+    }
+    truncated = true;
+    o.body = o.body.subarray(0, budget);
+    budget = 0;
+  }
+  const lines: RecordedConsoleLine[] = [];
+  let consoleOmitted = 0;
+  for (const line of consoleLines) {
+    if (budget === 0) {
+      consoleOmitted++;
+      truncated = true;
+      continue;
+    }
+    const textBytes = Buffer.byteLength(line.text, 'utf8');
+    lines.push({ level: line.level, text: fitText(line.text), textBytes });
+  }
+  return { seq, truncated, outputs: recorded, console: lines, consoleOmitted };
+}
+
+/** The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that ends on a whole character. */
+export function cutUtf8(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.byteLength <= maxBytes) return text;
+  let end = Math.max(0, maxBytes);
+  // Back off continuation bytes (10xxxxxx) so a character is never split.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
+/** Cut a string to valid UTF-16 (str() refuses lone surrogates, which the guest can produce). */
+function wellFormed(text: string): string {
+  return (text as string & { toWellFormed?: () => string }).toWellFormed?.() ?? Buffer.from(text, 'utf8').toString('utf8');
+}
+
+/** Encodes one record into `w`. */
+function encodeRecord(w: ByteWriter, r: TaskOutputsRecord): void {
+  w.varuint(r.seq, 'seq');
+  w.u8(r.truncated ? 1 : 0, 'flags');
+  w.varuint(r.outputs.length, 'output count');
+  for (const o of r.outputs) {
+    if (o.kind === 'response') {
+      w.u8(0, 'output kind');
+      w.varuint(o.requestId, 'requestId');
+      w.varuint(o.status, 'status');
+      w.str(wellFormed(o.statusText), 'statusText');
+    } else {
+      w.u8(1, 'output kind');
+      w.varuint(o.fetchId, 'fetchId');
+      w.str(wellFormed(o.method), 'method');
+      w.str(wellFormed(o.url), 'url');
+    }
+    w.varuint(o.headers.length, 'header count');
+    for (const [name, value] of o.headers) {
+      w.str(wellFormed(name), 'header name');
+      w.str(wellFormed(value), 'header value');
+    }
+    w.varuint(o.headersOmitted, 'headers omitted');
+    w.varuint(o.bodyBytes, 'body bytes');
+    w.bytes(o.body, 'body');
+  }
+  w.varuint(r.console.length, 'console count');
+  for (const l of r.console) {
+    w.str(wellFormed(l.level), 'console level');
+    w.varuint(l.textBytes, 'console text bytes');
+    w.str(wellFormed(l.text), 'console text');
+  }
+  w.varuint(r.consoleOmitted, 'console omitted');
+}
+
+/**
+ * Encodes records as outputs blocks into `w` (after whatever it holds), each with `headroomBytes`
+ * reserved before it, none above `maxBlockBytes`. Calls `emit(start, end)` for each block, where
+ * [start, end) is the block in `w`, holding `count` records, and the headroom is right before `start`. A record that cannot fit
+ * in a block alone is dropped; returns how many were.
+ */
+export function encodeOutputsBlocks(
+  w: ByteWriter,
+  records: readonly TaskOutputsRecord[],
+  maxBlockBytes: number,
+  headroomBytes: number,
+  emit: (start: number, end: number, count: number) => void,
+): number {
+  let dropped = 0;
+  let i = 0;
+  while (i < records.length) {
+    w.reset();
+    w.skip(headroomBytes);
+    const start = w.length;
+    w.u8(OUTPUTS_MAGIC, 'magic');
+    w.u8(OUTPUTS_BLOCK_VERSION, 'version');
+    const countAt = w.skip(4);
+    let count = 0;
+    while (i < records.length) {
+      const before = w.length;
+      encodeRecord(w, records[i]!);
+      if (w.length - start + CRC_BYTES > maxBlockBytes) {
+        w.truncate(before);
+        if (count === 0) {
+          dropped++;
+          i++;
+          continue;
+        }
+        break;
+      }
+      count++;
+      i++;
+    }
+    if (count === 0) break;
+    w.setU32At(countAt, count);
+    w.u32(crc32(w.view(start, w.length)), 'crc');
+    emit(start, w.length, count);
+  }
+  return dropped;
+}
+
+/** Decodes one outputs block (exactly `bytes`). Throws CodecError saying what and where. */
+export function decodeOutputsBlock(bytes: Uint8Array): TaskOutputsRecord[] {
+  if (bytes.byteLength < OUTPUTS_BLOCK_OVERHEAD_BYTES) throw new CodecError(`outputs block: ${bytes.byteLength} bytes, below the minimum ${OUTPUTS_BLOCK_OVERHEAD_BYTES}`, 0);
+  const crcAt = bytes.byteLength - CRC_BYTES;
+  const stored = new DataView(bytes.buffer, bytes.byteOffset + crcAt, CRC_BYTES).getUint32(0, true);
+  const computed = crc32(bytes.subarray(0, crcAt));
+  if (stored !== computed) throw new CodecError(`outputs block: checksum mismatch (stored 0x${stored.toString(16)}, computed 0x${computed.toString(16)})`, crcAt);
+  const r = new ByteReader(bytes, 0, crcAt, 'outputs block');
+  if (r.u8('magic') !== OUTPUTS_MAGIC) r.fail('bad magic', 0);
+  const version = r.u8('version');
+  if (version !== OUTPUTS_BLOCK_VERSION) r.fail(`outputs block version ${version} is not supported`, 1);
+  const count = r.u32('count');
+  const records: TaskOutputsRecord[] = [];
+  for (let k = 0; k < count; k++) {
+    const seq = r.varuint('seq');
+    const truncated = (r.u8('flags') & 1) === 1;
+    const outputCount = r.varuint('output count');
+    if (outputCount > r.remaining) r.fail(`output count ${outputCount} cannot fit`);
+    const outputs: RecordedOutput[] = [];
+    for (let j = 0; j < outputCount; j++) {
+      const kind = r.u8('output kind');
+      let head: { kind: 'response'; requestId: number; status: number; statusText: string } | { kind: 'fetch'; fetchId: number; method: string; url: string };
+      if (kind === 0) head = { kind: 'response', requestId: r.varuint('requestId'), status: r.varuint('status'), statusText: r.str('statusText') };
+      else if (kind === 1) head = { kind: 'fetch', fetchId: r.varuint('fetchId'), method: r.str('method'), url: r.str('url') };
+      else throw new CodecError(`outputs block: unknown output kind ${kind}`, r.offset - 1);
+      const headerCount = r.varuint('header count');
+      if (headerCount > r.remaining) r.fail(`header count ${headerCount} cannot fit`);
+      const headers: HeaderList = [];
+      for (let h = 0; h < headerCount; h++) headers.push([r.str('header name'), r.str('header value')]);
+      const headersOmitted = r.varuint('headers omitted');
+      const bodyBytes = r.varuint('body bytes');
+      const body = r.bytes('body');
+      outputs.push({ ...head, headers, headersOmitted, body, bodyBytes } as RecordedOutput);
+    }
+    const consoleCount = r.varuint('console count');
+    if (consoleCount > r.remaining) r.fail(`console count ${consoleCount} cannot fit`);
+    const lines: RecordedConsoleLine[] = [];
+    for (let j = 0; j < consoleCount; j++) {
+      const level = r.str('console level');
+      const textBytes = r.varuint('console text bytes');
+      lines.push({ level, textBytes, text: r.str('console text') });
+    }
+    const consoleOmitted = r.varuint('console omitted');
+    records.push({ seq, truncated, outputs, console: lines, consoleOmitted });
+  }
+  r.expectEnd('outputs block');
+  return records;
+}
