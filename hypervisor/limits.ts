@@ -38,6 +38,38 @@ export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
   idempotencyTtlMs: 24 * 60 * 60 * 1000,
 });
 
+/**
+ * The engine's C stack: the pinned build (ENGINE_WASM_SHA256) keeps a fixed 5 MiB emscripten stack in
+ * linear memory, just above its static data (the wasm's __stack_pointer starts at 5 MiB + 88 KiB).
+ * QuickJS's stack check only guards JS frames, so the guest's limit must leave room below it for the
+ * C code that runs under the deepest JS frame (host calls, libc, the interrupt handler). Measured:
+ * at 5120 KiB naive recursion is still a clean stack overflow, a few KiB more and it runs off the
+ * stack into static data ("memory access out of bounds", the VM dies); past ~5200 KiB the limit
+ * wraps below address 0 and every call overflows, so the VM cannot even boot.
+ */
+export const ENGINE_STACK_BYTES = 5 * 1024 * 1024;
+/** Room kept below the guest's deepest frame for the engine's own C frames. */
+const ENGINE_STACK_HEADROOM_BYTES = 1024 * 1024;
+/** Largest guest stack (`--max-stack-kb`) the engine can honour: 4096 KiB. */
+export const MAX_STACK_BYTES_LIMIT = ENGINE_STACK_BYTES - ENGINE_STACK_HEADROOM_BYTES;
+export const MAX_STACK_KB_LIMIT = MAX_STACK_BYTES_LIMIT / 1024;
+
+/** Why --max-stack-kb is bounded (shared by the CLI's flag check and assertLimits). */
+export const MAX_STACK_WHY = `the engine's own C stack is ${ENGINE_STACK_BYTES / 1024 / 1024} MiB (fixed in the pinned QuickJS build) and ${ENGINE_STACK_HEADROOM_BYTES / 1024 / 1024} MiB of it stays reserved for the engine below the guest's deepest frame`;
+
+export class LimitError extends Error {
+  override name = 'LimitError';
+}
+
+/** Checks limits that come from elsewhere than the CLI (programmatic use, a trace header). */
+export function assertLimits(limits: VmLimits): void {
+  const stack = limits.maxStackBytes;
+  if (!Number.isSafeInteger(stack) || stack <= 0) throw new LimitError(`maxStackBytes must be a positive integer, got ${stack}`);
+  if (stack > MAX_STACK_BYTES_LIMIT) {
+    throw new LimitError(`--max-stack-kb must be at most ${MAX_STACK_KB_LIMIT}: ${MAX_STACK_WHY} (got maxStackBytes ${stack}, ${stack / 1024} KiB)`);
+  }
+}
+
 /** Host thread stack for the VM worker: comfortably above maxStackBytes so the guest overflows first. */
 export function workerStackSizeMb(limits: VmLimits): number {
   return Math.max(4, Math.ceil((limits.maxStackBytes * 4) / (1024 * 1024)));

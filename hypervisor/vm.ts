@@ -19,7 +19,7 @@ import {
   encodeTimerEvent,
 } from '../logging-channel/codec.js';
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
-import type { VmLimits } from './limits.js';
+import { assertLimits, type VmLimits } from './limits.js';
 import type { Divergence, InputPort } from './port.js';
 import { Position, type PositionState } from './position.js';
 import type { GuestSource } from './sources.js';
@@ -105,6 +105,8 @@ const MAX_ENTROPY_REQUEST_BYTES = 65536;
 /** A task whose job queue does not drain within this many rounds is a wedged VM. */
 const MAX_DRAIN_ROUNDS = 100_000;
 const EMPTY = new Uint8Array(0);
+/** Module name the normalizer gives an import it cannot resolve (see bootSequence). */
+const UNRESOLVED_MODULE = '/unresolved';
 const utf8 = new TextEncoder();
 
 
@@ -161,6 +163,8 @@ export class Vm {
    */
   static async create(config: BootConfig, port: InputPort, snapshot?: Snapshot): Promise<Vm> {
     if (snapshot && snapshot.guestHash !== config.guestHash) throw new BootError('snapshot was taken of another guest');
+    // Limits that bypassed the CLI's checks (programmatic use, a trace header) fail here, by name.
+    assertLimits(config.limits);
     let vm: Vm | undefined;
     const maximumBytes = DEFAULT_INITIAL_MEMORY_BYTES + config.limits.memoryLimitBytes;
     const engine = await bootEngine({ nowMs: () => vm!.readClock() }, snapshot ? snapshot.memory.byteLength : DEFAULT_INITIAL_MEMORY_BYTES, maximumBytes);
@@ -210,8 +214,18 @@ export class Vm {
     runtime.setMemoryLimit(limits.memoryLimitBytes);
     runtime.setMaxStackSize(limits.maxStackBytes);
     const sources = new Map(this.config.sources.map((s) => [s.name, s.text]));
+    // An error from the normalizer is lost: the engine goes on to load the module named "" and the
+    // guest sees that load's error. So a failed resolve hands the loader a name no guest module can
+    // have (resolved names are relative) and the loader, called right after, reports the resolve
+    // error, which names the specifier.
+    let resolveError: Error | null = null;
     runtime.setModuleLoader(
       (name) => {
+        if (name === UNRESOLVED_MODULE && resolveError) {
+          const error = resolveError;
+          resolveError = null;
+          return { error };
+        }
         const text = sources.get(name);
         return text === undefined ? { error: new Error(`guest module "${name}" was not loaded at boot (missing file?)`) } : text;
       },
@@ -219,7 +233,8 @@ export class Vm {
         try {
           return resolveModuleName(base, requested);
         } catch (error) {
-          return { error: error as Error };
+          resolveError = error as Error;
+          return UNRESOLVED_MODULE;
         }
       },
     );
@@ -252,8 +267,16 @@ export class Vm {
     const run = (iterations: number) => {
       const r = context.evalCode(`for (let i = 0; i < ${iterations}; i++) {}`, 'ftjs:calibrate.js');
       if (r.error) {
+        // Say what failed: an engine that cannot run an empty loop is misconfigured (its stack or
+        // memory limit), not a guest problem.
+        // Plain property reads: dump() runs JSON.stringify, which fails too when the stack limit is broken.
+        const read = (key: string) => context.getProp(r.error!, key).consume((h) => (context.typeof(h) === 'string' ? context.getString(h) : ''));
+        const why = `${read('name')}: ${read('message')}`;
         r.error.dispose();
-        throw new VmFatal('calibration loop failed');
+        const limits = this.config.limits;
+        throw new VmFatal(
+          `calibration loop failed at boot (the engine could not run an empty loop): ${why}; limits --max-stack-kb ${limits.maxStackBytes / 1024}, --memory-limit-mb ${limits.memoryLimitBytes / 1024 / 1024}`,
+        );
       }
       r.value.dispose();
     };

@@ -4,9 +4,10 @@
 
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { assertLimits, DEFAULT_LIMITS } from '../dist/hypervisor/limits.js';
 import { Kind } from '../dist/logging-channel/entry.js';
 import { readTrace } from '../dist/logging-channel/trace-file.js';
-import { replayJson, send, startRun, tempDir } from './helpers.js';
+import { ftjs, replayJson, send, startRun, tempDir } from './helpers.js';
 
 const dir = tempDir();
 
@@ -42,9 +43,11 @@ describe('bad guests are stopped and the VM keeps serving', () => {
       const recurse = await send(node.url, { method: 'GET', path: '/recurse?depth=1000000' });
       expect(recurse.status).toBe(500);
       expect(recurse.body).toContain('stack overflow');
+      // Engine limits name the flag that raises them, as the CPU and body limits do.
+      expect(JSON.parse(recurse.body).message).toMatch(/^InternalError: stack overflow \(.*--max-stack-kb\)$/);
       const bomb = await send(node.url, { method: 'GET', path: '/alloc?mb=4096' });
       expect(bomb.status).toBe(500);
-      expect(bomb.body).toContain('out of memory');
+      expect(JSON.parse(bomb.body).message).toMatch(/^InternalError: out of memory \(.*--memory-limit-mb\)$/);
       const thrown = await send(node.url, { method: 'GET', path: '/throw' });
       expect(thrown.status).toBe(500);
       const work = await send(node.url, { method: 'GET', path: '/work?n=1000' });
@@ -56,6 +59,11 @@ describe('bad guests are stopped and the VM keeps serving', () => {
     } finally {
       await node.stop();
     }
+    const logged = node.lines.filter((l) => l.guest === true && l.level === 50).map((l) => l.msg);
+    // The hint is on the first line: a deep recursion's stack trace runs past the console line limit.
+    const firstLines = logged.map((m) => m.split('\n')[0]);
+    expect(firstLines).toContainEqual(expect.stringMatching(/^Uncaught \(fetch handler\) InternalError: stack overflow \(.*--max-stack-kb\)$/));
+    expect(firstLines).toContainEqual(expect.stringMatching(/^Uncaught \(fetch handler\) InternalError: out of memory \(.*--memory-limit-mb\)$/));
     const { entries } = await readTrace(trace);
     const preempts = entries.filter((e) => e.kind === Kind.Preempt);
     expect(preempts.length).toBe(1);
@@ -81,5 +89,64 @@ describe('bad guests are stopped and the VM keeps serving', () => {
     } finally {
       await node.stop();
     }
+  });
+});
+
+describe('guest console and imports', () => {
+  test('console.time/timeLog/timeEnd read the recorded clock and group indents, as in Node; both replay exactly', async () => {
+    const trace = path.join(dir, 'console.trace');
+    const node = await startRun('test/guests/console.js', { record: trace });
+    try {
+      expect((await send(node.url, { method: 'GET', path: '/timers' })).status).toBe(200);
+      expect((await send(node.url, { method: 'GET', path: '/groups' })).status).toBe(200);
+    } finally {
+      await node.stop();
+    }
+    const guest = node.lines.filter((l) => l.guest === true).map((l) => ({ level: l.level, text: l.msg }));
+    const texts = guest.map((l) => l.text);
+    // Timers: a 20 ms timer sits between time and timeLog/timeEnd; Node's "label: Nms" format.
+    const waited = texts.filter((t) => t.startsWith('wait: '));
+    expect(waited).toHaveLength(2);
+    expect(waited[0]).toMatch(/^wait: \d+(\.\d+)?ms halfway \{ n: 1 \}$/);
+    expect(waited[1]).toMatch(/^wait: \d+(\.\d+)?ms$/);
+    expect(Number(/(\d+(?:\.\d+)?)ms/.exec(waited[1]!)![1])).toBeGreaterThanOrEqual(20);
+    expect(texts.some((t) => /^default: \d+(\.\d+)?ms$/.test(t))).toBe(true);
+    // Node's warnings, at warn level (40).
+    const warnings = guest.filter((l) => l.level === 40).map((l) => l.text);
+    expect(warnings).toEqual(expect.arrayContaining([
+      "Warning: Label 'wait' already exists for console.time()",
+      "Warning: No such label 'wait' for console.timeEnd()",
+      "Warning: No such label 'never' for console.timeLog()",
+    ]));
+    // Groups: two spaces a level, on every line; an extra groupEnd stays at the top.
+    const from = texts.indexOf('top');
+    expect(texts.slice(from)).toEqual(['top', 'outer', '  in outer', '    two\n    lines', '  back in outer', 'top again']);
+    const replay = await replayJson(trace, { TZ: 'Pacific/Chatham' });
+    expect(replay.summary.divergence).toBeNull();
+    expect(replay.code).toBe(0);
+    expect(replay.console.map((c) => c.text)).toEqual(texts);
+  });
+
+  test('a computed dynamic import of a bare specifier rejects with a message naming it', async () => {
+    const node = await startRun('test/guests/console.js');
+    try {
+      const res = await send(node.url, { method: 'GET', path: '/import' });
+      expect(res.body).toContain('"lodash"');
+      expect(res.body).toContain('only relative imports');
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
+describe('limit flags', () => {
+  test('--max-stack-kb past what the engine can honour is refused up front, with the bound and why', async () => {
+    const result = await ftjs(['run', 'guest-apps/kv.js', '--port', '0', '--max-stack-kb', '6000']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/--max-stack-kb must be at most 4096: the engine's own C stack is 5 MiB/);
+    expect(result.stderr).not.toContain('calibration');
+    // The same bound holds for limits that do not come through the CLI (programmatic use, a trace header).
+    expect(() => assertLimits({ ...DEFAULT_LIMITS, maxStackBytes: 6000 * 1024 })).toThrow(/--max-stack-kb must be at most 4096/);
+    expect(() => assertLimits({ ...DEFAULT_LIMITS, maxStackBytes: 4096 * 1024 })).not.toThrow();
   });
 });
