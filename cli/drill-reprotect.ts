@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
-import { caller, clientGapMs, evidenceOf, openAccounts, reconcile, speakerViolations, Workload, type Ack } from './drill-workload.js';
+import { caller, clientGapMs, evidenceOf, goLiveViolation, openAccounts, reconcile, speakerViolations, timingArgs, Workload, type Ack, type DrillTiming } from './drill-workload.js';
 import { Router } from './router.js';
 import type { RoundResult } from './drill.js';
 
@@ -57,13 +57,13 @@ export async function runReprotectDrill(
   rounds: number,
   entry: string,
   random: () => number,
-  heartbeatMs: number,
+  timing: DrillTiming,
   progress: (msg: string) => void,
   onRound: (result: ReprotectRound) => void,
 ): Promise<ReprotectRound[]> {
   const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
   const env = { FTJS_SECRET: randomBytes(24).toString('base64url') };
-  const common = ['--shared-dir', sharedDir, '--heartbeat-ms', String(heartbeatMs), '--log-level', 'info'];
+  const common = ['--shared-dir', sharedDir, ...timingArgs(timing), '--log-level', 'info'];
   const nodes: Node[] = [];
   const released: Array<{ node: string; epoch: number; atMs: number }> = [];
   const router = new Router({
@@ -116,6 +116,9 @@ export async function runReprotectDrill(
       const lostLine = backup.proc.lines.find((l) => /^primary lost: /.test(l.msg)) ?? null;
       router.removeNode(serving.name);
       if (!liveLine) violations.push(`${backup.name} did not go live within ${STEP_TIMEOUT_MS} ms of the fault`);
+      const goLiveMs = liveLine ? Math.max(0, timeOf(liveLine) - faultAt) : null;
+      const slow = goLiveViolation(goLiveMs, timing);
+      if (slow) violations.push(slow);
 
       // Re-protect: a fresh backup joins the node that just went live, while the load goes on.
       let joinMs: number | null = null;
@@ -166,7 +169,7 @@ export async function runReprotectDrill(
         round,
         fault: 'kill-primary',
         detectionMs: lostLine ? Math.max(0, timeOf(lostLine) - faultAt) : null,
-        goLiveMs: liveLine ? Math.max(0, timeOf(liveLine) - faultAt) : null,
+        goLiveMs,
         clientGapMs: clientGapMs(workload.successes, faultAt),
         writesAcked: workload.acks.length,
         writesLost: reconciled.writesLost,

@@ -4,6 +4,30 @@
 
 import type { LogLine } from './child.js';
 
+/** The heartbeat settings of a drill's pairs, and the go-live budget its rounds are held to. */
+export interface DrillTiming {
+  heartbeatMs: number;
+  heartbeatTimeoutMs: number;
+  /** Beyond detection (the heartbeat timeout): drain, claim and switch to serving. */
+  maxGoLiveMs: number;
+}
+
+/** The pair's flags for this timing. */
+export function timingArgs(timing: DrillTiming): string[] {
+  return ['--heartbeat-ms', String(timing.heartbeatMs), '--heartbeat-timeout-ms', String(timing.heartbeatTimeoutMs)];
+}
+
+/**
+ * A survivor must run alone within the heartbeat timeout (detection) plus the go-live budget of the
+ * fault; later is a broken round. null: within the bound (or no go-live at all, reported elsewhere).
+ */
+export function goLiveViolation(goLiveMs: number | null, timing: DrillTiming): string | null {
+  if (goLiveMs === null) return null;
+  const boundMs = timing.heartbeatTimeoutMs + timing.maxGoLiveMs;
+  if (goLiveMs <= boundMs) return null;
+  return `go-live took ${goLiveMs} ms from the fault, over the bound of ${boundMs} ms (heartbeat timeout ${timing.heartbeatTimeoutMs} ms + --max-go-live-ms ${timing.maxGoLiveMs})`;
+}
+
 export const ACCOUNTS = 10;
 export const OPENING_BALANCE = 100_000;
 const CLIENTS = 4;

@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import pino from 'pino';
 import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
-import { positiveInt } from './options.js';
+import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
 import { runReprotectDrill, type ReprotectRound } from './drill-reprotect.js';
-import { ACCOUNTS, caller, clientGapMs, evidenceOf, openAccounts, reconcile, speakerViolations, Workload } from './drill-workload.js';
+import { ACCOUNTS, caller, clientGapMs, evidenceOf, goLiveViolation, openAccounts, reconcile, speakerViolations, timingArgs, Workload, type DrillTiming } from './drill-workload.js';
 import { mulberry32 } from './seeded-random.js';
 
 export const FAULTS = ['kill-primary', 'kill-backup', 'pause-primary', 'partition'] as const;
@@ -30,8 +30,13 @@ interface DrillFlags {
   json?: boolean;
   seed?: number;
   heartbeatMs: number;
+  heartbeatTimeoutMs?: number;
+  maxGoLiveMs: number;
   reprotect?: boolean;
 }
+
+/** Default of --max-go-live-ms: drain, claim and switch, beyond the heartbeat timeout. */
+export const DEFAULT_MAX_GO_LIVE_MS = 1000;
 
 export interface RoundResult {
   round: number;
@@ -60,13 +65,13 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function runRound(round: number, fault: Fault, entry: string, random: () => number, heartbeatMs: number, progress: (msg: string) => void): Promise<RoundResult> {
+export async function runRound(round: number, fault: Fault, entry: string, random: () => number, timing: DrillTiming, progress: (msg: string) => void): Promise<RoundResult> {
   const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
   const secret = randomBytes(24).toString('base64url');
   const [primaryPort, backupPort, replicationPort] = [await freePort(), await freePort(), await freePort()];
   const relay = fault === 'partition' ? new Relay(replicationPort) : null;
   const backupTarget = relay ? await relay.listen() : replicationPort;
-  const common = ['--shared-dir', sharedDir, '--heartbeat-ms', String(heartbeatMs), '--log-level', 'info'];
+  const common = ['--shared-dir', sharedDir, ...timingArgs(timing), '--log-level', 'info'];
   const env = { FTJS_SECRET: secret };
   const primary = new NodeProcess('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...common], env);
   const logger = pino({ level: 'silent' });
@@ -144,6 +149,9 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     }
     const liveAt = liveLine ? timeOf(liveLine) : null;
     if (!liveLine) violations.push(`no node went live within 15 s of the fault`);
+    const goLiveMs = liveAt !== null ? Math.max(0, liveAt - faultAt) : null;
+    const slow = goLiveViolation(goLiveMs, timing);
+    if (slow) violations.push(slow);
     if (fault === 'pause-primary') {
       // The old primary is stopped from the fault until now, which is after the backup went live:
       // anything it releases from here on would be a response from a replaced primary.
@@ -202,7 +210,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
       round,
       fault,
       detectionMs: lostLine ? Math.max(0, timeOf(lostLine) - faultAt) : null,
-      goLiveMs: liveAt !== null ? Math.max(0, liveAt - faultAt) : null,
+      goLiveMs,
       clientGapMs: clientGapMs(workload.successes, faultAt),
       writesAcked: acks.length,
       writesLost,
@@ -264,11 +272,19 @@ export function registerDrill(program: Command): void {
     .option('--rounds <n>', 'rounds to run (a fresh pair each)', positiveInt('--rounds'), 5)
     .requiredOption('--fault <kind>', FAULTS.join('|'), fault)
     .option('--seed <n>', 'seed of the fault timing and the workload (default: random, printed)', positiveInt('--seed'))
-    .option('--heartbeat-ms <ms>', 'heartbeat period of the pair (timeout = 3 periods)', positiveInt('--heartbeat-ms'), 100)
+    .option('--heartbeat-ms <ms>', 'heartbeat period of the pair', positiveInt('--heartbeat-ms'), 100)
+    .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
+    .option(
+      '--max-go-live-ms <ms>',
+      'go-live budget: a round fails unless a node runs alone within the heartbeat timeout plus this many ms of the fault (drain, claim, switch)',
+      positiveInt('--max-go-live-ms'),
+      DEFAULT_MAX_GO_LIVE_MS,
+    )
     .option('--reprotect', 'one service through all rounds (with --fault kill-primary): after each failover a fresh backup joins the new live node by snapshot, and the next round kills that node; invariants are checked across all epochs')
     .option('--json', 'print the results as JSON')
     .action(async (entry: string, flags: DrillFlags) => {
       if (flags.reprotect && flags.fault !== 'kill-primary') throw new InvalidArgumentError('--reprotect drills consecutive failovers of one service: use it with --fault kill-primary');
+      const timing: DrillTiming = { heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs: heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs), maxGoLiveMs: flags.maxGoLiveMs };
       const seed = flags.seed ?? (randomBytes(4).readUInt32LE(0) % 1_000_000) + 1;
       const random = mulberry32(seed);
       const progress = (msg: string) => process.stderr.write(`${msg}\n`);
@@ -281,12 +297,12 @@ export function registerDrill(program: Command): void {
         for (const e of result.evidence ?? []) progress(`    ${e}`);
       };
       if (flags.reprotect) {
-        await runReprotectDrill(flags.rounds, entry, random, flags.heartbeatMs, progress, report);
+        await runReprotectDrill(flags.rounds, entry, random, timing, progress, report);
       } else {
-        for (let round = 1; round <= flags.rounds; round++) report(await runRound(round, flags.fault, entry, random, flags.heartbeatMs, progress));
+        for (let round = 1; round <= flags.rounds; round++) report(await runRound(round, flags.fault, entry, random, timing, progress));
       }
       const summary = summarize(results, flags.rounds);
-      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, seed, summary, rounds: results }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, seed, timing, summary, rounds: results }, null, 2));
       else {
         const join = summary.join ? `; join by snapshot p50 ${summary.join.joinMs.p50} ms max ${summary.join.joinMs.max} ms, primary pause p50 ${summary.join.pauseMs.p50} ms max ${summary.join.pauseMs.max} ms` : '';
         console.log(

@@ -2,9 +2,10 @@
 // (hypervisor/limits.ts and friends) and a flag here.
 
 import { InvalidArgumentError, type Command } from 'commander';
-import { DEFAULT_LIMITS, type VmLimits } from '../hypervisor/limits.js';
+import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, type VmLimits } from '../hypervisor/limits.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
 import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/front-door.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES, MAX_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 
 export function positiveInt(name: string) {
   return (value: string): number => {
@@ -20,6 +21,20 @@ export function nonNegativeInt(name: string) {
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer >= 0, got "${value}"`);
     return n;
   };
+}
+
+/** The heartbeat timeout: three periods unless given; it must be longer than one period. */
+export function heartbeatTimeoutFor(heartbeatMs: number, heartbeatTimeoutMs: number | undefined): number {
+  const timeoutMs = heartbeatTimeoutMs ?? 3 * heartbeatMs;
+  if (timeoutMs <= heartbeatMs) throw new Error(`--heartbeat-timeout-ms (${timeoutMs}) must exceed --heartbeat-ms (${heartbeatMs})`);
+  return timeoutMs;
+}
+
+/** `--max-stack-kb`: bounded by the engine's own stack (hypervisor/limits.ts); past it the VM cannot boot. */
+function maxStackKb(value: string): number {
+  const kb = positiveInt('--max-stack-kb')(value);
+  if (kb > MAX_STACK_KB_LIMIT) throw new InvalidArgumentError(`--max-stack-kb must be at most ${MAX_STACK_KB_LIMIT}: ${MAX_STACK_WHY} (got ${kb})`);
+  return kb;
 }
 
 export function port(value: string): number {
@@ -40,7 +55,7 @@ export function addVmOptions(command: Command): Command {
   return command
     .option('--env <KEY=VALUE>', 'a string the guest sees in env (repeatable)', envPair, {})
     .option('--memory-limit-mb <mb>', 'guest heap limit; over it the guest gets an out-of-memory error', positiveInt('--memory-limit-mb'), DEFAULT_LIMITS.memoryLimitBytes / MiB)
-    .option('--max-stack-kb <kb>', 'guest stack; deeper recursion is a guest stack-overflow error', positiveInt('--max-stack-kb'), DEFAULT_LIMITS.maxStackBytes / 1024)
+    .option('--max-stack-kb <kb>', `guest stack (at most ${MAX_STACK_KB_LIMIT}); deeper recursion is a guest stack-overflow error`, maxStackKb, DEFAULT_LIMITS.maxStackBytes / 1024)
     .option('--task-budget-ms <ms>', 'CPU budget of one task; past it the task is preempted and its request gets 503', positiveInt('--task-budget-ms'), DEFAULT_LIMITS.taskBudgetMs)
     .option('--max-response-bytes <n>', 'largest response body a guest may return (else 500)', positiveInt('--max-response-bytes'), DEFAULT_LIMITS.maxResponseBytes)
     .option('--max-timers <n>', 'timers a guest may hold at once', positiveInt('--max-timers'), DEFAULT_LIMITS.maxTimers)
@@ -100,14 +115,28 @@ export interface ServeFlags {
 /** Default size of one trace segment (`--trace-max-mb`). */
 export const DEFAULT_TRACE_MAX_MB = 1024;
 
-/** `--trace-max-mb`: traces rotate into numbered segments (file, file.1, file.2, ...) of at most this size. */
+/**
+ * `--trace-max-mb`: traces rotate into numbered segments (file, file.1, file.2, ...) of at most this size.
+ * `--trace-outputs-max-bytes`: what a trace keeps of each task's outputs and console lines.
+ */
 export function addTraceSizeOption(command: Command): Command {
-  return command.option(
-    '--trace-max-mb <mb>',
-    'largest trace file: past it the trace continues in <file>.1, <file>.2, ... (each a valid trace; `ftjs replay <file>` reads them all as one)',
-    positiveInt('--trace-max-mb'),
-    DEFAULT_TRACE_MAX_MB,
-  );
+  return command
+    .option(
+      '--trace-max-mb <mb>',
+      'largest trace file: past it the trace continues in <file>.1, <file>.2, ... (each a valid trace; `ftjs replay <file>` reads them all as one)',
+      positiveInt('--trace-max-mb'),
+      DEFAULT_TRACE_MAX_MB,
+    )
+    .option(
+      '--trace-outputs-max-bytes <bytes>',
+      `the trace also keeps what each task emitted (response status, headers and body; outbound requests; console lines), up to this many bytes per task (bodies past it are cut and marked), so a divergence report can show the expected outputs; trace-only, never sent to the backup; 0: off (at most ${MAX_TRACE_OUTPUTS_MAX_BYTES})`,
+      (value: string) => {
+        const n = nonNegativeInt('--trace-outputs-max-bytes')(value);
+        if (n > MAX_TRACE_OUTPUTS_MAX_BYTES) throw new InvalidArgumentError(`--trace-outputs-max-bytes must be at most ${MAX_TRACE_OUTPUTS_MAX_BYTES}, got "${value}"`);
+        return n;
+      },
+      DEFAULT_TRACE_OUTPUTS_MAX_BYTES,
+    );
 }
 
 /** The bytes of one trace segment from `--trace-max-mb`. */

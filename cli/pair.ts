@@ -13,7 +13,7 @@ import { DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES } from '../logging-channel/prima
 import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervisor/primary.js';
 import { loadGuest } from '../hypervisor/sources.js';
 import { createLogger } from './logger.js';
-import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface PairFlags extends ServeFlags {
   port: number;
@@ -27,6 +27,7 @@ interface PairFlags extends ServeFlags {
   maxLogBufferBytes: number;
   trace?: string;
   traceMaxMb: number;
+  traceOutputsMaxBytes: number;
   pretty?: boolean;
   logLevel: string;
 }
@@ -73,8 +74,7 @@ function secretFrom(flags: PairFlags): string {
 }
 
 function pairSettings(flags: PairFlags): PairSettings {
-  const heartbeatTimeoutMs = flags.heartbeatTimeoutMs ?? 3 * flags.heartbeatMs;
-  if (heartbeatTimeoutMs <= flags.heartbeatMs) throw new Error(`--heartbeat-timeout-ms (${heartbeatTimeoutMs}) must exceed --heartbeat-ms (${flags.heartbeatMs})`);
+  const heartbeatTimeoutMs = heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs);
   return { ...DEFAULT_PAIR_SETTINGS, heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs, maxLagMs: flags.maxLagMs, maxLogBufferBytes: flags.maxLogBufferBytes };
 }
 
@@ -134,7 +134,7 @@ export function registerPair(program: Command): void {
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
-      ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
+      ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
       ...checkpointOptions(flags),
       joinBySnapshotAfterEntries: flags.joinBySnapshotAfter,
       logger,
@@ -180,7 +180,7 @@ export function registerPair(program: Command): void {
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
-      ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags) } : {}),
+      ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
       ...checkpointOptions(flags),
       logger,
     });

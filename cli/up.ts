@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { freePort } from './child.js';
 import { createLogger } from './logger.js';
-import { port } from './options.js';
+import { DEFAULT_HEARTBEAT_MS } from '../hypervisor/pair.js';
+import { heartbeatTimeoutFor, port, positiveInt } from './options.js';
 import { Router } from './router.js';
 
 interface UpFlags {
@@ -19,7 +20,8 @@ interface UpFlags {
   host: string;
   pretty?: boolean;
   logLevel: string;
-  heartbeatMs?: string;
+  heartbeatMs: number;
+  heartbeatTimeoutMs?: number;
 }
 
 const CLI = fileURLToPath(new URL('./ftjs.js', import.meta.url));
@@ -36,15 +38,19 @@ export function registerUp(program: Command): void {
     .option('--host <host>', 'front door address', '127.0.0.1')
     .option('--pretty', 'human-readable logs (default on a terminal)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
-    .option('--heartbeat-ms <ms>', 'heartbeat period of the pair')
+    .option('--heartbeat-ms <ms>', 'heartbeat period of the pair', positiveInt('--heartbeat-ms'), DEFAULT_HEARTBEAT_MS)
+    .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
     .action(async (entry: string, flags: UpFlags) => {
+      // Checked before anything starts: a bad pair of values would only fail inside both children.
+      const heartbeatTimeoutMs = heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs);
       const pretty = flags.pretty ?? process.stdout.isTTY === true;
       const logger = createLogger({ pretty, level: flags.logLevel, name: 'up' });
       const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-shared-'));
       const secret = randomBytes(24).toString('base64url');
       const [primaryPort, backupPort, replicationPort] = [await freePort(), await freePort(), await freePort()];
-      const common = ['--shared-dir', sharedDir, '--log-level', flags.logLevel, ...(pretty ? ['--pretty'] : []), ...(flags.heartbeatMs ? ['--heartbeat-ms', flags.heartbeatMs] : [])];
+      const common = ['--shared-dir', sharedDir, '--log-level', flags.logLevel, ...(pretty ? ['--pretty'] : []), '--heartbeat-ms', String(flags.heartbeatMs), '--heartbeat-timeout-ms', String(heartbeatTimeoutMs)];
       const children: ChildProcess[] = [];
+      const pids: Record<string, number | undefined> = {};
       let stopping = false;
       const launch = (name: string, args: string[]) => {
         const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FTJS_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -66,6 +72,7 @@ export function registerUp(program: Command): void {
           if (!stopping) logger.warn({ node: name, code, signal }, `${name} exited (code ${code ?? signal}); the other node carries on`);
         });
         children.push(child);
+        pids[name] = child.pid;
       };
       launch('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...common]);
       launch('backup', ['backup', '--primary', `ws://127.0.0.1:${replicationPort}`, '--port', String(backupPort), '--node-id', 'backup', ...common]);
@@ -86,8 +93,9 @@ export function registerUp(program: Command): void {
       router.start();
       const frontDoor = `http://${flags.host}:${(router.server.address() as net.AddressInfo).port}`;
       logger.info(
-        { frontDoor, primary: `http://127.0.0.1:${primaryPort}`, backup: `http://127.0.0.1:${backupPort}`, sharedDir },
-        `ftjs up: front door ${frontDoor} (primary http://127.0.0.1:${primaryPort}, backup http://127.0.0.1:${backupPort}); Ctrl-C stops everything`,
+        // The children's pids, so an operator (or a test) can stop one node and watch the other take over.
+        { frontDoor, primary: `http://127.0.0.1:${primaryPort}`, backup: `http://127.0.0.1:${backupPort}`, primaryPid: pids.primary, backupPid: pids.backup, sharedDir },
+        `ftjs up: front door ${frontDoor} (primary http://127.0.0.1:${primaryPort} pid ${pids.primary}, backup http://127.0.0.1:${backupPort} pid ${pids.backup}); Ctrl-C stops everything`,
       );
       const stop = () => {
         if (stopping) return;

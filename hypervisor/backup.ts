@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { Kind, type Entry } from '../logging-channel/entry.js';
 import { decodeEpochMark } from '../logging-channel/codec.js';
 import { BackupChannel } from '../logging-channel/backup-channel.js';
-import { TraceWriter } from '../logging-channel/trace-file.js';
+import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
 import { Arbiter } from './arbiter.js';
@@ -41,6 +42,11 @@ export interface BackupOptions {
   tracePath?: string;
   /** Rotate the trace into segments of this many bytes. */
   traceSegmentBytes?: number;
+  /**
+   * What the trace keeps of each task's outputs once this node is live, in bytes (0: none; default
+   * DEFAULT_TRACE_OUTPUTS_MAX_BYTES). Tasks replayed as a backup emit nothing, so they have none.
+   */
+  traceOutputsMaxBytes?: number;
   /** Once live: write durable checkpoints (the primary's durability carries on after a failover). */
   checkpoint?: CheckpointSettings;
   /** Once live: accept a fresh backup here (re-protection); none: run alone after a failover. */
@@ -79,6 +85,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private replayedPos = 0;
   private divergence: Divergence | null = null;
   private draining = false;
+  /** When the primary was declared lost (the drain began), and when the first claim went out: go-live timings. */
+  private lostAtMs: number | null = null;
+  private claimStartedAtMs: number | null = null;
   /** Once live: the same serving side a primary has (live loop, Output Rule, channel for a new backup). */
   private serving: Serving | null = null;
   private log: Log | null = null;
@@ -223,7 +232,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.vm = vm;
     if (this.options.tracePath) {
       // After a join by snapshot the trace starts at the snapshot's seq + 1 (it does not replay alone).
-      const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(config, this.options.nodeId), {
+      const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(config, this.options.nodeId, { outputsMaxBytes: this.options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }), {
         ...(this.options.traceSegmentBytes ? { segmentBytes: this.options.traceSegmentBytes } : {}),
         firstSeq: traceFirstSeq,
       });
@@ -331,12 +340,18 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     switch (action.type) {
       case 'drain':
         // Everything received is replayed, including the task in flight, before the claim.
+        this.lostAtMs = monotonicMs();
         this.draining = true;
         this.pump();
         break;
       case 'claim': {
         const epoch = action.epoch;
-        if (!this.serving) this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq }, `drained; claiming epoch ${epoch}`);
+        // Once, at the first claim: a claim retried while the directory is unreachable is not a new drain.
+        if (!this.serving && this.claimStartedAtMs === null) {
+          this.claimStartedAtMs = monotonicMs();
+          const drainMs = this.lostAtMs === null ? null : Math.round(this.claimStartedAtMs - this.lostAtMs);
+          this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs }, `drained in ${drainMs} ms; claiming epoch ${epoch}`);
+        }
         void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
@@ -408,6 +423,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       },
       { nodeId: options.nodeId, pair: options.pair, loop: options.loop, replication: options.replication ?? null, logger: this.logger },
     );
+    if (this.trace) serving.loop.onTask = traceOutputsHook(this.trace);
     if (options.checkpoint) serving.startCheckpointer(options.checkpoint);
     this.serving = serving;
     serving.start({ results: [], state }, epoch);
@@ -415,9 +431,12 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     serving.loop.reissue(fetches);
     // The old primary's log chain may not hold everything this node drained: start a fresh one.
     void serving.checkpointer?.now('go-live').catch((error: Error) => this.logger.error({ err: error }, 'go-live checkpoint failed'));
+    // sinceLostMs: from declaring the primary lost to serving (drain + claim + switch); add the
+    // heartbeat timeout for the time from the fault itself.
+    const sinceLostMs = this.lostAtMs === null ? null : Math.round(monotonicMs() - this.lostAtMs);
     this.logger.info(
-      { epoch, seq: this.replayedSeq, pos: state.pos, switchMs: Math.round(t1 - t0), totalMs: Math.round(monotonicMs() - t0), reissuedFetches: fetches.length },
-      `LIVE: won epoch ${epoch}, drained through seq ${this.replayedSeq}; serving`,
+      { epoch, seq: this.replayedSeq, pos: state.pos, switchMs: Math.round(t1 - t0), totalMs: Math.round(monotonicMs() - t0), sinceLostMs, reissuedFetches: fetches.length },
+      `LIVE: won epoch ${epoch}, drained through seq ${this.replayedSeq}; serving ${sinceLostMs} ms after the primary was declared lost`,
     );
     try {
       await serving.listen();

@@ -11,7 +11,8 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { TraceWriter } from '../logging-channel/trace-file.js';
+import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { Arbiter } from './arbiter.js';
 import { traceHeaderFor } from './boot-config.js';
@@ -55,6 +56,8 @@ export interface PrimaryOptions {
   joinBySnapshotAfterEntries?: number;
   /** Rotate the --trace file into segments of this many bytes (TraceWriterOptions.segmentBytes). */
   traceSegmentBytes?: number;
+  /** What the --trace file keeps of each task's outputs, in bytes (0: none). Default DEFAULT_TRACE_OUTPUTS_MAX_BYTES. */
+  traceOutputsMaxBytes?: number;
   /** Durable checkpoints; off when absent. */
   checkpoint?: CheckpointSettings;
   /** Boot from the newest valid checkpoint in this directory plus its log, not from the guest fresh. */
@@ -134,12 +137,14 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     } else {
       this.log = new Log();
       if (options.tracePath) {
-        this.trace = await TraceWriter.open(options.tracePath, traceHeaderFor(config, options.nodeId), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {});
+        this.trace = await TraceWriter.open(options.tracePath, traceHeaderFor(config, options.nodeId, { outputsMaxBytes: options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {});
         const out = traceSink(this.trace);
         this.traceOut = out;
         this.log.addSink(out.sink);
       }
       this.serving = this.newServing();
+      // The trace also keeps what each task emitted (trace-only: the logging channel never sees it).
+      if (this.trace) this.serving.loop.onTask = traceOutputsHook(this.trace);
       if (options.checkpoint) this.serving.startCheckpointer(options.checkpoint);
       bootReply = await this.vm.boot(config, 'live');
     }
@@ -320,6 +325,10 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   }
 
   private perform(action: RoleAction): void {
+    if (action.type === 'release-all') {
+      this.releaseAll(action);
+      return;
+    }
     if (this.serving.perform(action)) return;
     switch (action.type) {
       case 'claim': {
@@ -338,6 +347,19 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       default:
         throw new Error(`primary asked to ${action.type}`);
     }
+  }
+
+  /**
+   * Running alone in an epoch it won (or confirmed after a pause): what was held leaves now. Logged
+   * with the count, so an operator sees what the claim was holding back (the lease may keep some
+   * until the next tick: those are still held).
+   */
+  private releaseAll(action: Extract<RoleAction, { type: 'release-all' }>): void {
+    const heldBefore = this.serving.status().heldOutputs as number;
+    this.serving.perform(action);
+    const heldOutputs = this.serving.status().heldOutputs as number;
+    const epoch = this.machine?.epoch;
+    this.logger.info({ epoch, releasedOutputs: heldBefore - heldOutputs, heldOutputs }, `released ${heldBefore - heldOutputs} held outputs in epoch ${epoch}`);
   }
 
   private halt(event: HaltEvent): void {

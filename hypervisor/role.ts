@@ -77,6 +77,12 @@ export const EXIT_LOST_EPOCH = 75;
 export const EXIT_DIVERGED = 76;
 export const EXIT_REFUSED = 77;
 
+/**
+ * While the shared directory stays unreachable, a warning at the first failed attempt, then at most
+ * one this often: the retries run every claimRetryMs, and an outage of minutes must not flood the log.
+ */
+export const UNREACHABLE_WARN_EVERY_MS = 5_000;
+
 export class RoleMachine {
   private roleNow: Role;
   private epochNow: number;
@@ -100,6 +106,10 @@ export class RoleMachine {
   private checkRetryAtMs: number | null = null;
   private ackedSeq = 0;
   private releasedSeq = 0;
+  /** When the first claim of the current attempt to run alone went out (for the time the claim took). */
+  private claimStartedAtMs: number | null = null;
+  /** The shared directory has not answered since `sinceMs`: attempts so far, and the last warning. */
+  private unreachable: { sinceMs: number; attempts: number; warnedAtMs: number } | null = null;
 
   constructor(
     readonly config: RoleConfig,
@@ -203,6 +213,7 @@ export class RoleMachine {
       case 'drained':
         if (this.roleNow === 'claiming' && this.claimingFor === 'backup' && this.claimEpoch === 0) {
           this.claimEpoch = this.epochNow + 1;
+          this.claimStartedAtMs = input.nowMs;
           out.push({ type: 'claim', epoch: this.claimEpoch });
         }
         break;
@@ -255,13 +266,13 @@ export class RoleMachine {
           out.push({ type: 'append-noop' });
         }
         if (this.roleNow === 'primary' && this.holding && silentMs >= this.config.heartbeatTimeoutMs) {
-          this.startClaim('primary', out, `backup silent for ${silentMs} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
+          this.startClaim('primary', nowMs, out, `backup silent for ${Math.round(silentMs)} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
         }
         break;
       case 'backup':
         if (this.welcomed && !this.suspected && silentMs >= this.config.heartbeatTimeoutMs) {
           this.suspected = true;
-          this.startClaim('backup', out, `primary silent for ${silentMs} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
+          this.startClaim('backup', nowMs, out, `primary silent for ${Math.round(silentMs)} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
         }
         break;
       case 'claiming':
@@ -334,7 +345,7 @@ export class RoleMachine {
     }
   }
 
-  private startClaim(want: 'backup' | 'primary', out: RoleAction[], why: string): void {
+  private startClaim(want: 'backup' | 'primary', nowMs: number, out: RoleAction[], why: string): void {
     this.claimingFor = want;
     this.roleNow = 'claiming';
     this.claimEpoch = 0;
@@ -349,6 +360,7 @@ export class RoleMachine {
     if (!this.holding && !this.verifying) out.push({ type: 'hold-outputs' });
     this.peerUp = false;
     this.claimEpoch = this.epochNow + 1;
+    this.claimStartedAtMs = nowMs;
     out.push({ type: 'claim', epoch: this.claimEpoch });
   }
 
@@ -357,9 +369,16 @@ export class RoleMachine {
     if (input.result === 'unreachable') {
       // Never go live on a guess: wait and claim the same epoch again.
       this.claimRetryAtMs = input.nowMs + this.config.claimRetryMs;
-      out.push({ type: 'log', level: 'warn', msg: `shared directory unreachable (${input.detail}); retrying the claim of epoch ${input.epoch} in ${this.config.claimRetryMs} ms` });
+      this.noteUnreachable(
+        input.nowMs,
+        input.detail,
+        `shared directory unreachable (${input.detail}); retrying the claim of epoch ${input.epoch} in ${this.config.claimRetryMs} ms, until it answers`,
+        `retrying the claim of epoch ${input.epoch} every ${this.config.claimRetryMs} ms`,
+        out,
+      );
       return;
     }
+    this.noteReachable(input.nowMs, out);
     if (input.result === 'lost') {
       this.halt(out, `lost the claim for epoch ${input.epoch}: ${input.detail}`, EXIT_LOST_EPOCH);
       return;
@@ -370,8 +389,14 @@ export class RoleMachine {
     this.verifying = false;
     this.roleNow = 'live';
     this.lastAppendMs = input.nowMs;
+    const claimMs = this.claimStartedAtMs === null ? null : Math.round(input.nowMs - this.claimStartedAtMs);
+    this.claimStartedAtMs = null;
     if (this.claimingFor === 'backup') out.push({ type: 'go-live', epoch: input.epoch });
-    out.push({ type: 'epoch-won', epoch: input.epoch }, { type: 'release-all' }, { type: 'log', level: 'info', msg: `won epoch ${input.epoch}: running alone, outputs flow at once` });
+    out.push(
+      { type: 'epoch-won', epoch: input.epoch },
+      { type: 'release-all' },
+      { type: 'log', level: 'info', msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`}: running alone, outputs flow at once`, data: { claimMs } },
+    );
     if (!this.admitting) {
       this.admitting = true;
       out.push({ type: 'admit', admit: true, reason: 'running alone' });
@@ -390,9 +415,16 @@ export class RoleMachine {
     if (input.newestEpoch === null) {
       // Ask again after the claim retry period, not at once (a fast-failing directory would spin).
       this.checkRetryAtMs = input.nowMs + this.config.claimRetryMs;
-      out.push({ type: 'log', level: 'warn', msg: `cannot check the epoch (${input.detail}); still holding outputs, asking again in ${this.config.claimRetryMs} ms` });
+      this.noteUnreachable(
+        input.nowMs,
+        input.detail,
+        `cannot check the epoch (${input.detail}); still holding outputs, asking again in ${this.config.claimRetryMs} ms, until the shared directory answers`,
+        `holding outputs; asking again every ${this.config.claimRetryMs} ms`,
+        out,
+      );
       return;
     }
+    this.noteReachable(input.nowMs, out);
     if (input.newestEpoch > this.epochNow) {
       this.halt(out, `epoch ${input.newestEpoch} was claimed by another node while this node held epoch ${this.epochNow}`, EXIT_LOST_EPOCH);
       return;
@@ -408,10 +440,42 @@ export class RoleMachine {
       this.halt(out, input.reason, input.exitCode ?? EXIT_DIVERGED);
     } else if (this.roleNow === 'primary') {
       // The backup can no longer take over: continue alone once the next epoch is won.
-      this.startClaim('primary', out, input.reason);
+      this.startClaim('primary', input.nowMs, out, input.reason);
     } else {
       out.push({ type: 'log', level: 'warn', msg: `ignored while ${this.roleNow}: ${input.reason}` });
     }
+  }
+
+  /**
+   * One more attempt found the shared directory unreachable: `first` is logged at once, then a
+   * reminder at most every UNREACHABLE_WARN_EVERY_MS with how long and how many attempts so far.
+   */
+  private noteUnreachable(nowMs: number, detail: string, first: string, doing: string, out: RoleAction[]): void {
+    const u = this.unreachable;
+    if (u === null) {
+      this.unreachable = { sinceMs: nowMs, attempts: 1, warnedAtMs: nowMs };
+      out.push({ type: 'log', level: 'warn', msg: first, data: { unreachableAttempts: 1 } });
+      return;
+    }
+    u.attempts++;
+    if (nowMs - u.warnedAtMs < UNREACHABLE_WARN_EVERY_MS) return;
+    u.warnedAtMs = nowMs;
+    const unreachableMs = Math.round(nowMs - u.sinceMs);
+    out.push({
+      type: 'log',
+      level: 'warn',
+      msg: `shared directory still unreachable for ${Math.round(unreachableMs / 1000)} s, ${u.attempts} attempts (${detail}); ${doing}`,
+      data: { unreachableMs, unreachableAttempts: u.attempts },
+    });
+  }
+
+  /** The shared directory answered again after an outage: say so once, with its length. */
+  private noteReachable(nowMs: number, out: RoleAction[]): void {
+    const u = this.unreachable;
+    if (u === null) return;
+    this.unreachable = null;
+    const unreachableMs = Math.round(nowMs - u.sinceMs);
+    out.push({ type: 'log', level: 'info', msg: `shared directory reachable again after ${Math.round(unreachableMs / 1000)} s, ${u.attempts} attempts`, data: { unreachableMs, unreachableAttempts: u.attempts } });
   }
 
   private halt(out: RoleAction[], reason: string, exitCode: number): void {

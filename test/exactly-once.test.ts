@@ -10,6 +10,15 @@ afterEach(async () => {
   pair = null;
 });
 
+/** Starts a request and returns once the node has run its task (it may still await a timer); not its response. */
+async function runningAfter(url: string, start: () => Promise<Response>): Promise<{ response: Promise<Response> }> {
+  const before = (await status(url)).tasks as number;
+  const response = start();
+  response.catch(() => {}); // a failing test stops the node under it: not an unhandled rejection too
+  await waitFor(async () => ((await status(url)).tasks as number) > before, 'the request to start running');
+  return { response }; // wrapped: an async function would otherwise wait for the response itself
+}
+
 const transfer = (key: string, amount: number) => ({ method: 'POST', path: '/transfer', body: JSON.stringify({ from: 'a', to: 'b', amount }), headers: { 'content-type': 'application/json', 'idempotency-key': key } });
 
 test('a retry after the primary died goes to the new live node and gets the original response; the effect applied once', async () => {
@@ -71,6 +80,64 @@ test('the key table is bounded by --idempotency-max-keys: the oldest finished ke
     const forgotten = await fetch(`${node.url}/kv/x`, { method: 'PUT', body: 'one', headers: { 'idempotency-key': 'k1' } });
     expect(forgotten.headers.get('idempotent-replayed')).toBeNull();
     expect(JSON.parse((await send(node.url, { method: 'GET', path: '/kv/x' })).body).value).toBe('one');
+  } finally {
+    await node.stop();
+  }
+});
+
+test('a key still running at the head of the table does not block eviction: the oldest finished keys go, new keys are admitted', async () => {
+  const node = await startRun('guest-apps/timers.js', { args: ['--idempotency-max-keys', '2'] });
+  try {
+    const keyed = (key: string, path: string) => fetch(`${node.url}${path}`, { headers: { 'idempotency-key': key } });
+    // The oldest entry runs long (a 3 s timer); its waiters need it, so it must stay.
+    const slow = await runningAfter(node.url, () => keyed('slow', '/delay?ms=3000'));
+    expect((await keyed('a', '/delay?ms=0')).status).toBe(200);
+    // The table is full (slow running, a finished): a, not slow, makes room for b.
+    const b = await keyed('b', '/delay?ms=0');
+    expect(b.status, await b.clone().text()).toBe(200);
+    expect((await keyed('c', '/delay?ms=0')).status).toBe(200);
+    // slow is still there: a retry waits for it and gets its response.
+    const retry = await keyed('slow', '/delay?ms=3000');
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(await retry.text()).toBe(await (await slow.response).text());
+    // a was dropped to make room for b (so it runs afresh); c is remembered.
+    expect((await keyed('a', '/delay?ms=0')).headers.get('idempotent-replayed')).toBeNull();
+    expect((await keyed('c', '/delay?ms=0')).headers.get('idempotent-replayed')).toBe('true');
+  } finally {
+    await node.stop();
+  }
+});
+
+test('with every key in the table still running, a new key is refused with 503', async () => {
+  const node = await startRun('guest-apps/timers.js', { args: ['--idempotency-max-keys', '2'] });
+  try {
+    const keyed = (key: string) => fetch(`${node.url}/delay?ms=1000`, { headers: { 'idempotency-key': key } });
+    const running = [await runningAfter(node.url, () => keyed('r1')), await runningAfter(node.url, () => keyed('r2'))];
+    const refused = await keyed('r3');
+    expect(refused.status).toBe(503);
+    expect(await refused.text()).toContain('--idempotency-max-keys=2');
+    for (const r of await Promise.all(running.map((r) => r.response))) expect(r.status).toBe(200);
+  } finally {
+    await node.stop();
+  }
+});
+
+test('--idempotency-ttl-ms: a key is replayed within its TTL and runs afresh after it', async () => {
+  const node = await startRun('guest-apps/kv.js', { args: ['--idempotency-ttl-ms', '2000'] });
+  try {
+    const put = (value: string) => fetch(`${node.url}/kv/ttl`, { method: 'PUT', body: value, headers: { 'idempotency-key': 'ttl-1' } });
+    expect((await put('v')).status).toBe(200);
+    const within = await put('v');
+    expect(within.headers.get('idempotent-replayed')).toBe('true');
+    // Past the TTL (no other key arrives to evict it), the same key runs again as a new request.
+    const fresh = await waitFor(async () => {
+      const res = await put('v');
+      return res.headers.get('idempotent-replayed') === null ? res : null;
+    }, 'the key to expire', 20_000, 100);
+    expect(fresh.status).toBe(200);
+    // ... and is remembered again from then on.
+    expect((await put('v')).headers.get('idempotent-replayed')).toBe('true');
   } finally {
     await node.stop();
   }

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { replayJson, send, spawnFtjs, startBackup, startPair, startPrimary, status, tempDir, waitFor, waitInSync, type PairProcesses } from './helpers.js';
+import { ftjs, replayJson, send, spawnFtjs, startBackup, startPair, startPrimary, status, tempDir, waitFor, waitInSync, type PairProcesses } from './helpers.js';
 import { mixedWorkload, MIXED_APPS } from './workloads.js';
 
 let pair: PairProcesses | null = null;
@@ -232,5 +232,67 @@ describe('ftjs up', () => {
       up.child.kill('SIGINT');
       await up.exited;
     }
+  });
+
+  test('the front door retries a keyed request on the other node when the live one dies mid-request; an unkeyed one gets 502', async () => {
+    const up = spawnFtjs(['up', 'guest-apps/timers.js', '--port', '0', '--heartbeat-timeout-ms', '500']);
+    const pids: number[] = [];
+    try {
+      const line = await up.waitForLog((l) => typeof l.frontDoor === 'string', 'the front door');
+      const [door, primaryUrl, backupUrl] = [line.frontDoor, line.primary, line.backup] as string[];
+      pids.push(line.primaryPid as number, line.backupPid as number);
+      expect(pids.every((pid) => Number.isInteger(pid) && pid > 0)).toBe(true);
+      await waitFor(async () => (await status(primaryUrl!)).backupAttached === true && (await fetch(`${door}/`)).status === 200, 'the pair to be up behind the front door');
+
+      /** Starts a slow request through the door and returns once `nodeUrl` has run its task and the backup holds it. */
+      const inFlight = async (nodeUrl: string, headers: Record<string, string>) => {
+        const before = (await status(nodeUrl)).tasks as number;
+        const response = fetch(`${door}/delay?ms=3000`, { headers });
+        response.catch(() => {}); // awaited below; a failing test must not add an unhandled rejection
+        await waitFor(async () => ((await status(nodeUrl)).tasks as number) > before, 'the slow request to start');
+        return { response };
+      };
+
+      // Keyed: the primary dies with the request in flight; the door retries it on the backup once
+      // it is live, and the backup answers with the original's response (it replayed the request).
+      const keyed = await inFlight(primaryUrl!, { 'idempotency-key': 'slow-1' });
+      const seq = (await status(primaryUrl!)).seq as number;
+      await waitFor(async () => ((await status(backupUrl!)).receivedSeq as number) >= seq, 'the backup to hold the request');
+      process.kill(pids[0]!, 'SIGKILL');
+      const retried = await keyed.response;
+      expect(retried.status).toBe(200);
+      expect(retried.headers.get('ftjs-node')).toBe('backup');
+      expect(retried.headers.get('ftjs-epoch')).toBe('2');
+      expect(retried.headers.get('idempotent-replayed')).toBe('true');
+      expect(((await retried.json()) as { requested: number }).requested).toBe(3000);
+      await up.waitForLog((l) => /forwarding failed/.test(l.msg) && l.retriable === true, 'the front door to log the failed attempt');
+
+      // Unkeyed: never sent twice. The live node dies with it in flight: 502 (a retried request
+      // would instead wait for a live node and end in 503).
+      const unkeyed = await inFlight(backupUrl!, {});
+      process.kill(pids[1]!, 'SIGKILL');
+      const failed = await unkeyed.response;
+      expect(failed.status).toBe(502);
+      expect(await failed.text()).toContain('the live node (backup) failed');
+    } finally {
+      up.child.kill('SIGINT');
+      await up.exited;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+  });
+
+  test('validates its heartbeat flags before starting anything', async () => {
+    const bad = await ftjs(['up', '--port', '0', '--heartbeat-ms', 'soon']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--heartbeat-ms must be a positive integer, got "soon"');
+    const inverted = await ftjs(['up', '--port', '0', '--heartbeat-ms', '200', '--heartbeat-timeout-ms', '150']);
+    expect(inverted.code).not.toBe(0);
+    expect(inverted.stderr).toContain('--heartbeat-timeout-ms (150) must exceed --heartbeat-ms (200)');
   });
 });

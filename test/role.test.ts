@@ -63,8 +63,9 @@ const goLive = (epoch: number): RoleAction => ({ type: 'go-live', epoch });
 const dropPeer = (): RoleAction => ({ type: 'drop-peer', reason: expect.any(String) as unknown as string });
 const halt = (exitCode: number): RoleAction => ({ type: 'halt', reason: expect.any(String) as unknown as string, exitCode });
 const admit = (on: boolean): RoleAction => ({ type: 'admit', admit: on, reason: expect.any(String) as unknown as string });
+/** A log line by level and message (its data fields, if any, are asserted separately where they matter). */
 const logLine = (level: 'info' | 'warn' | 'error', msg: RegExp | string): RoleAction =>
-  ({ type: 'log', level, msg: (typeof msg === 'string' ? expect.stringContaining(msg) : expect.stringMatching(msg)) as unknown as string });
+  expect.objectContaining({ type: 'log', level, msg: typeof msg === 'string' ? expect.stringContaining(msg) : expect.stringMatching(msg) }) as unknown as RoleAction;
 
 /** Every kind of input, with assorted values, at `nowMs` (for "a halted machine does nothing"). */
 function everyInput(nowMs: number, epoch: number): RoleInput[] {
@@ -467,6 +468,33 @@ describe('primary: backup silent past the timeout', () => {
     expect(claimResult(m, now + 1, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
     expect(m.role).toBe('live');
     expect(m.epoch).toBe(2);
+  });
+
+  test('a long outage of the shared directory: warned at once, then at most every 5 s with its length and attempts; its end is logged; the won line says how long the claim took', () => {
+    const m = attachedPrimary();
+    tickRange(m, 0, 250);
+    // A fractional clock: the message rounds what it reports.
+    const lost = m.step({ type: 'tick', nowMs: 300.6 }).filter((a) => a.type === 'log');
+    expect(lost).toEqual([logLine('warn', /^backup lost: backup silent for 301 ms \(timeout 300 ms\)$/)]);
+    const warnings: Array<[number, RoleAction]> = [];
+    let now = 310;
+    for (let attempt = 1; attempt <= 60; attempt++) {
+      for (const a of m.step({ type: 'claim-result', nowMs: now, epoch: 2, result: 'unreachable', detail: 'ENOENT' })) {
+        if (a.type === 'log') warnings.push([now, a]);
+      }
+      now += 250;
+    }
+    // 60 attempts over ~15 s (the last at 15_060): the first at once, then one per 5 s, with how long and how often.
+    expect(warnings.map(([t]) => t)).toEqual([310, 5_310, 10_310]);
+    expect(warnings[0]![1]).toEqual(logLine('warn', /^shared directory unreachable \(ENOENT\); retrying the claim of epoch 2/));
+    expect(warnings[1]![1]).toEqual(logLine('warn', 'shared directory still unreachable for 5 s, 21 attempts (ENOENT); retrying the claim of epoch 2 every 500 ms'));
+    expect(warnings[1]![1]).toMatchObject({ data: { unreachableMs: 5_000, unreachableAttempts: 21 } });
+    expect(warnings[2]![1]).toEqual(logLine('warn', 'still unreachable for 10 s, 41 attempts'));
+    // The directory answers: the outage's end is logged once, and the won line carries the claim time.
+    const won = m.step({ type: 'claim-result', nowMs: 20_000, epoch: 2, result: 'won', detail: 'created' });
+    const logs = won.filter((a) => a.type === 'log');
+    expect(logs).toEqual([logLine('info', /^shared directory reachable again after 20 s, 60 attempts/), logLine('info', /^won epoch 2 \(claim took 19699 ms\)/)]);
+    expect(logs[1]).toMatchObject({ data: { claimMs: 19_699 } }); // claimed at t=300.6
   });
 
   test('an unreachable claim at t=0 with claimRetryMs=0 is retried at once, and only once', () => {
@@ -920,8 +948,11 @@ describe('gap detection (the node was paused)', () => {
     for (let i = 0; i < 10; i++) {
       const t = 1_010 + i * 600;
       const out = m.step({ type: 'epoch-checked', nowMs: t, checkId: i + 1, newestEpoch: null, detail: 'EIO' });
-      // Not at once: a fast-failing directory must not make the node spin on epoch reads.
-      expect(out).toEqual([logLine('warn', /cannot check the epoch \(EIO\).*asking again in 500 ms/)]);
+      // Not at once: a fast-failing directory must not make the node spin on epoch reads. Warned
+      // at the first answer, then once UNREACHABLE_WARN_EVERY_MS (5 s) later.
+      if (i === 0) expect(out).toEqual([logLine('warn', /cannot check the epoch \(EIO\).*asking again in 500 ms/)]);
+      else if (i === 9) expect(out).toEqual([logLine('warn', /^shared directory still unreachable for 5 s, 10 attempts \(EIO\); holding outputs/)]);
+      else expect(out).toEqual([]);
       expect(m.verifyingEpoch).toBe(true);
       expect(acked(m, t + 10, 3 + i)).toEqual([]);
       expect(epochChecked(m, t + 11, i, 1)).toEqual([]); // superseded (or, for 0, never issued): ignored

@@ -78,30 +78,83 @@
   }
   const counts = new Map();
   const console = {};
+  // console.group indentation, as Node: every line of every console call is indented.
+  let groupIndent = '';
+  function print(level, text) {
+    host(OP_CONSOLE, level, groupIndent ? groupIndent + text.replace(/\n/g, '\n' + groupIndent) : text);
+  }
   for (let i = 0; i < LEVELS.length; i++) {
     const level = i;
     console[LEVELS[i]] = function (...args) {
-      host(OP_CONSOLE, level, format(args));
+      print(level, format(args));
     };
   }
   console.trace = function (...args) {
-    host(OP_CONSOLE, 0, format(args) + '\n' + new Error().stack);
+    print(0, format(args) + '\n' + new Error().stack);
   };
   console.assert = function (condition, ...args) {
-    if (!condition) host(OP_CONSOLE, 4, 'Assertion failed' + (args.length ? ': ' + format(args) : ''));
+    if (!condition) print(4, 'Assertion failed' + (args.length ? ': ' + format(args) : ''));
   };
   console.count = function (label = 'default') {
     const n = (counts.get(label) || 0) + 1;
     counts.set(label, n);
-    host(OP_CONSOLE, 1, label + ': ' + n);
+    print(1, label + ': ' + n);
   };
-  console.time = console.timeEnd = console.timeLog = console.group = console.groupEnd = console.table = console.dir = function (...args) {
-    host(OP_CONSOLE, 1, format(args));
+  // console.time on performance.now(), which reads the recorded clock: replay prints the same figures.
+  // Output and warnings as Node's ("label: 12.5ms", "1.250s" from a second on).
+  const timeStarts = new Map();
+  function elapsed(label, method) {
+    label = String(label);
+    const start = timeStarts.get(label);
+    if (start === undefined) {
+      print(3, "Warning: No such label '" + label + "' for console." + method + '()');
+      return null;
+    }
+    const ms = performance.now() - start;
+    return label + ': ' + (ms >= 1000 ? (ms / 1000).toFixed(3) + 's' : Number(ms.toFixed(3)) + 'ms');
+  }
+  console.time = function (label = 'default') {
+    label = String(label);
+    if (timeStarts.has(label)) print(3, "Warning: Label '" + label + "' already exists for console.time()");
+    else timeStarts.set(label, performance.now());
+  };
+  console.timeLog = function (label = 'default', ...data) {
+    const line = elapsed(label, 'timeLog');
+    if (line !== null) print(1, data.length ? line + ' ' + format(data) : line);
+  };
+  console.timeEnd = function (label = 'default') {
+    const line = elapsed(label, 'timeEnd');
+    if (line === null) return;
+    timeStarts.delete(String(label));
+    print(1, line);
+  };
+  console.group = console.groupCollapsed = function (...label) {
+    if (label.length) print(1, format(label));
+    groupIndent += '  ';
+  };
+  console.groupEnd = function () {
+    groupIndent = groupIndent.slice(0, -2);
+  };
+  console.table = console.dir = function (...args) {
+    print(1, format(args));
   };
   define('console', console);
 
+  // QuickJS's own out-of-memory and stack-overflow errors are the VM's limits being hit: say which
+  // flag raises them, as the host does for the CPU and body limits.
+  const EngineInternalError = globalThis.InternalError; // captured: the guest may replace the global
+  function limitHint(error) {
+    if (!(error instanceof EngineInternalError)) return '';
+    if (error.message === 'out of memory') return ' (the guest hit its memory limit: --memory-limit-mb)';
+    if (error.message === 'stack overflow') return ' (the guest hit its stack limit: --max-stack-kb)';
+    return '';
+  }
   function reportError(where, error) {
-    host(OP_CONSOLE, 4, 'Uncaught (' + where + ') ' + inspect(error, 0, []));
+    let text = inspect(error, 0, []);
+    const hint = limitHint(error);
+    // On the first line, before the stack: a deep recursion's stack runs past the console line limit.
+    if (hint) text = text.indexOf('\n') < 0 ? text + hint : text.replace('\n', hint + '\n');
+    host(OP_CONSOLE, 4, 'Uncaught (' + where + ') ' + text);
   }
 
   // ---------- microtasks ----------
@@ -274,21 +327,26 @@
   function plainResponse(id, status, statusText, message) {
     host(OP_RESPOND, id, JSONstringify([status, statusText, [['content-type', 'application/json']]]), JSONstringify({ error: message }));
   }
+  /** The table holds keys oldest first (by guest time): drop finished ones past their age or the count. */
   function evictKeys(nowMs) {
     for (const [key, entry] of keyed) {
+      // Under the count and this one young: the rest are younger still.
       if (keyed.size < idempotency.maxKeys && nowMs - entry.atMs <= idempotency.ttlMs) break;
-      if (!entry.done) {
-        if (nowMs - entry.atMs <= idempotency.ttlMs) break;
-        continue; // still running past its age: keep it, its waiters need it
-      }
-      keyed.delete(key);
+      // A running key stays, whatever its age or the count (its waiters need it): look past it, so a
+      // long request at the head does not pin the table full of finished keys behind it.
+      if (entry.done) keyed.delete(key);
     }
   }
   /** Returns true when the request was answered (or parked) from the table instead of running. */
   function idempotent(id, key, method, url, bodyDigest) {
     const nowMs = Date.now();
     const fingerprint = method + ' ' + url.replace(/^[a-z]+:\/\/[^/]*/i, '') + ' (body sha256 ' + bodyDigest.slice(0, 12) + ')';
-    const entry = keyed.get(key);
+    let entry = keyed.get(key);
+    // A finished key past its age is forgotten even when no new key came along to evict it.
+    if (entry && entry.done && nowMs - entry.atMs > idempotency.ttlMs) {
+      keyed.delete(key);
+      entry = undefined;
+    }
     if (entry) {
       if (entry.fingerprint !== fingerprint) {
         plainResponse(id, 422, 'Unprocessable Entity', 'Idempotency-Key ' + JSONstringify(key) + ' was first used for ' + entry.fingerprint + ', not ' + fingerprint);
@@ -336,7 +394,7 @@
   }
   function fail(id, error) {
     reportError('fetch handler', error);
-    const message = error instanceof Error ? error.name + ': ' + error.message : String(error);
+    const message = (error instanceof Error ? error.name + ': ' + error.message : String(error)) + limitHint(error);
     send(id, JSONstringify([500, 'Internal Server Error', [['content-type', 'application/json']]]), JSONstringify({ error: 'guest exception', message }));
   }
   function onRequest(id, meta, body) {

@@ -1,0 +1,98 @@
+// The arbiter (hypervisor/arbiter.ts) on a real temporary directory: the epoch test-and-set that
+// keeps two nodes from both running alone. Exclusive create decides; the file says who and when.
+
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, expect, test } from 'vitest';
+import { Arbiter, epochFileName } from '../dist/hypervisor/arbiter.js';
+import { tempDir } from './helpers.js';
+
+const dirs: string[] = [];
+function freshDir(): string {
+  const dir = tempDir('ftjs-arbiter-');
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+test('two arbiters claiming the same epoch at once: exactly one wins, every time', async () => {
+  const dir = freshDir();
+  const a = new Arbiter(dir, 'node-a');
+  const b = new Arbiter(dir, 'node-b');
+  for (let epoch = 1; epoch <= 100; epoch++) {
+    // Alternate who starts first, so neither always has the head start.
+    const [first, second] = epoch % 2 ? [a, b] : [b, a];
+    const results = await Promise.all([first.claim(epoch, 'backup'), second.claim(epoch, 'primary')]);
+    const won = results.filter((r) => r.result === 'won');
+    expect(won, `epoch ${epoch}: ${JSON.stringify(results)}`).toHaveLength(1);
+    expect(results.filter((r) => r.result === 'lost'), `epoch ${epoch}`).toHaveLength(1);
+    const winner = results[0]!.result === 'won' ? first : second;
+    // The file names the winner, whoever lost.
+    expect((await a.owner(epoch))?.nodeId).toBe(winner.nodeId);
+  }
+  expect(readdirSync(dir).filter((n) => n.startsWith('epoch-'))).toHaveLength(100);
+  expect(await a.newestEpoch()).toBe(100);
+  expect(await b.newestEpoch()).toBe(100);
+});
+
+test('the epoch file holds who and when; newestEpoch reads it back; a loser is told who holds it', async () => {
+  const dir = freshDir();
+  const arbiter = new Arbiter(dir, 'node-a');
+  expect(await arbiter.newestEpoch()).toBe(0);
+  const before = Date.now();
+  const won = await arbiter.claim(1, 'primary');
+  const after = Date.now();
+  expect(won.result).toBe('won');
+  expect(won.detail).toContain(path.join(dir, epochFileName(1)));
+
+  const claim = JSON.parse(readFileSync(path.join(dir, 'epoch-0000000001'), 'utf8')) as Record<string, unknown>;
+  expect(claim).toMatchObject({ epoch: 1, nodeId: 'node-a', role: 'primary', pid: process.pid });
+  expect(typeof claim.host).toBe('string');
+  const claimedAt = Date.parse(claim.claimedAt as string);
+  expect(claimedAt).toBeGreaterThanOrEqual(before);
+  expect(claimedAt).toBeLessThanOrEqual(after);
+  expect(await arbiter.owner(1)).toEqual(claim);
+  expect(await arbiter.newestEpoch()).toBe(1);
+
+  const lost = await new Arbiter(dir, 'node-b').claim(1, 'backup');
+  expect(lost.result).toBe('lost');
+  expect(lost.detail).toContain('node-a');
+  // Files that are not epoch claims are not epochs.
+  writeFileSync(path.join(dir, 'epoch-99'), 'x');
+  writeFileSync(path.join(dir, 'notes.txt'), 'x');
+  expect(await arbiter.newestEpoch()).toBe(1);
+});
+
+test('a claim for an epoch older than the newest loses, even where its own file was free', async () => {
+  const dir = freshDir();
+  const a = new Arbiter(dir, 'node-a');
+  const b = new Arbiter(dir, 'node-b');
+  expect((await a.claim(1, 'primary')).result).toBe('won');
+  expect((await b.claim(5, 'backup')).result).toBe('won');
+  // Epoch 3 was never claimed, but epoch 5 exists: someone moved on already.
+  const stale = await a.claim(3, 'primary');
+  expect(stale.result).toBe('lost');
+  expect(stale.detail).toContain('epoch 5');
+  expect((await a.claim(1, 'primary')).result).toBe('lost');
+  expect(await a.newestEpoch()).toBe(5);
+});
+
+test('the same node claiming again an epoch it already holds (a claim that timed out, then landed) wins', async () => {
+  const dir = freshDir();
+  const a = new Arbiter(dir, 'node-a');
+  expect((await a.claim(2, 'backup')).result).toBe('won');
+  expect((await new Arbiter(dir, 'node-a').claim(2, 'backup')).result).toBe('won');
+  expect((await new Arbiter(dir, 'node-b').claim(2, 'backup')).result).toBe('lost');
+});
+
+test('a missing directory is unreachable: no claim is won and no epoch is guessed', async () => {
+  const dir = path.join(freshDir(), 'gone');
+  const arbiter = new Arbiter(dir, 'node-a');
+  const result = await arbiter.claim(1, 'backup');
+  expect(result.result).toBe('unreachable');
+  expect(result.detail).toContain(dir);
+  expect(await arbiter.newestEpoch()).toBeNull();
+  expect(await arbiter.owner(1)).toBeNull();
+});
