@@ -1,5 +1,7 @@
 // Recording overhead, in process: the same kv.js workload through the live loop, with and without a
-// trace file, alternating rounds in one run on one machine. Prints throughput and the ratio.
+// trace file, alternating rounds in one run on one machine. Recorded as `ftjs run --record` records:
+// the log entries and each task's outputs (--trace-outputs-max-bytes, default 16 KiB per task); also
+// with entries only (--trace-outputs-max-bytes 0). Prints throughput and the ratios.
 //
 //   npm run build && node dist/bench/record-overhead.js [--requests N] [--rounds R] [--concurrency C]
 
@@ -12,7 +14,8 @@ import { LiveLoop, DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js'
 import { loadGuest } from '../hypervisor/sources.js';
 import { VmHost } from '../hypervisor/vm-host.js';
 import { traceHeaderFor } from '../hypervisor/boot-config.js';
-import { TraceWriter } from '../logging-channel/trace-file.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
+import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { argNumber, median, projectPath } from './util.js';
 
@@ -23,12 +26,14 @@ const logger = pino({ level: 'warn' });
 const config = makeBootConfig(loadGuest(projectPath('guest-apps/kv.js')), {});
 const encoder = new TextEncoder();
 
-async function once(record: boolean, dir: string, round: number): Promise<{ rps: number; traceBytes: number }> {
+/** null: unrecorded; else the outputs kept per task (0: entries only). */
+async function once(outputsMaxBytes: number | null, dir: string, round: number): Promise<{ rps: number; traceBytes: number }> {
   const vm = VmHost.start(config.limits);
   const log = new Log();
-  const trace = record ? await TraceWriter.open(path.join(dir, `r${round}.trace`), traceHeaderFor(config)) : null;
+  const trace = outputsMaxBytes !== null ? await TraceWriter.open(path.join(dir, `r${round}-${outputsMaxBytes}.trace`), traceHeaderFor(config, 'bench', { outputsMaxBytes })) : null;
   if (trace) log.addSink(traceSink(trace).sink);
   const loop = new LiveLoop(vm, log, { hold: (_s, release) => release() }, logger, { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: concurrency * 2 });
+  if (trace) loop.onTask = traceOutputsHook(trace);
   loop.start(await vm.boot(config, 'live'));
   let sent = 0;
   const worker = async () => {
@@ -53,15 +58,20 @@ async function once(record: boolean, dir: string, round: number): Promise<{ rps:
 const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-'));
 const plain: number[] = [];
 const recorded: number[] = [];
+const entriesOnly: number[] = [];
 let bytesPerRequest = 0;
+let entriesOnlyBytesPerRequest = 0;
 try {
-  await once(false, dir, -1); // warm-up
+  await once(null, dir, -1); // warm-up
   for (let r = 0; r < rounds; r++) {
-    plain.push((await once(false, dir, r)).rps);
-    const rec = await once(true, dir, r);
+    plain.push((await once(null, dir, r)).rps);
+    const rec = await once(DEFAULT_TRACE_OUTPUTS_MAX_BYTES, dir, r);
     recorded.push(rec.rps);
     bytesPerRequest = rec.traceBytes / requests;
-    process.stderr.write(`round ${r + 1}/${rounds}: unrecorded ${plain[r]!.toFixed(0)} req/s, recorded ${recorded[r]!.toFixed(0)} req/s\n`);
+    const bare = await once(0, dir, r);
+    entriesOnly.push(bare.rps);
+    entriesOnlyBytesPerRequest = bare.traceBytes / requests;
+    process.stderr.write(`round ${r + 1}/${rounds}: unrecorded ${plain[r]!.toFixed(0)} req/s, recorded ${recorded[r]!.toFixed(0)} req/s, entries only ${entriesOnly[r]!.toFixed(0)} req/s\n`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -76,5 +86,8 @@ const result = {
   recordedMedianRps: Math.round(median(recorded)),
   ratio: Number((median(recorded) / median(plain)).toFixed(3)),
   traceBytesPerRequest: Number(bytesPerRequest.toFixed(1)),
+  entriesOnlyMedianRps: Math.round(median(entriesOnly)),
+  entriesOnlyRatio: Number((median(entriesOnly) / median(plain)).toFixed(3)),
+  entriesOnlyTraceBytesPerRequest: Number(entriesOnlyBytesPerRequest.toFixed(1)),
 };
 console.log(JSON.stringify(result, null, 2));
