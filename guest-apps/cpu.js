@@ -5,7 +5,8 @@
 //   GET /spin?ms=N          busy-loops on Date.now() for N ms, returns iterations
 //   GET /work?n=N           counts primes below N (deterministic)
 //   GET /forever            while (true) {} -- the host has to preempt it
-//   GET /recurse?depth=N    naive recursion N deep (deep => stack overflow)
+//   GET /recurse?depth=N    naive recursion N deep (deep => stack overflow); &kind=stringify|parse|flat:
+//                           the engine's own recursion over data N deep (JSON.stringify, JSON.parse, flat)
 //   GET /alloc?mb=N&kind=k  allocates and holds N MiB (kind: buffer | array | string)
 //   GET /throw              throws an Error
 //   GET /reject             rejects after a microtask hop
@@ -80,9 +81,24 @@ function depthOf(n) {
   return 1 + depthOf(n - 1);
 }
 
+function nested(depth) {
+  let v = [];
+  for (let i = 0; i < depth; i++) v = [v];
+  return v;
+}
+
 function recurse(url) {
   const depth = intParam(url, 'depth', 0, 1_000_000_000);
-  return json({ depth: depthOf(depth) });
+  switch (url.searchParams.get('kind') ?? 'js') {
+    case 'stringify':
+      return json({ length: JSON.stringify(nested(depth)).length });
+    case 'parse':
+      return json({ type: typeof JSON.parse('['.repeat(depth) + ']'.repeat(depth)) });
+    case 'flat':
+      return json({ length: nested(depth).flat(Infinity).length });
+    default:
+      return json({ depth: depthOf(depth) });
+  }
 }
 
 function alloc(url) {
@@ -134,7 +150,7 @@ const ROUTES = {
       'GET /spin?ms=N',
       'GET /work?n=N',
       'GET /forever',
-      'GET /recurse?depth=N',
+      'GET /recurse?depth=N&kind=js|stringify|parse|flat',
       'GET /alloc?mb=N&kind=buffer|array|string',
       'GET /throw',
       'GET /reject',

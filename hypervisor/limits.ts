@@ -70,7 +70,18 @@ export function assertLimits(limits: VmLimits): void {
   }
 }
 
-/** Host thread stack for the VM worker: comfortably above maxStackBytes so the guest overflows first. */
+/**
+ * Host stack per byte of guest stack. QuickJS checks the guest's limit against the engine's C stack
+ * (in linear memory), but the wasm frames themselves live on the worker thread's native stack, and
+ * some native recursions (JSON.stringify of nested data) use far more of it per level than of the C
+ * stack: with 4x, `JSON.stringify` of 20,000 nested arrays overflowed the thread (a host crash, the
+ * node exits) before the guest's 512 KiB limit. Measured at 512 KiB: 8 MiB (16x) turns stringify,
+ * parse and flat at any depth into a guest `stack overflow`; 32x leaves room for frame sizes that
+ * differ between V8's tiers.
+ */
+const WORKER_STACK_PER_GUEST_STACK = 32;
+
+/** Host thread stack for the VM worker: far enough above maxStackBytes that the guest overflows first. */
 export function workerStackSizeMb(limits: VmLimits): number {
-  return Math.max(4, Math.ceil((limits.maxStackBytes * 4) / (1024 * 1024)));
+  return Math.max(16, Math.ceil((limits.maxStackBytes * WORKER_STACK_PER_GUEST_STACK) / (1024 * 1024)));
 }

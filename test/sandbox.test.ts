@@ -45,6 +45,13 @@ describe('bad guests are stopped and the VM keeps serving', () => {
       expect(recurse.body).toContain('stack overflow');
       // Engine limits name the flag that raises them, as the CPU and body limits do.
       expect(JSON.parse(recurse.body).message).toMatch(/^InternalError: stack overflow \(.*--max-stack-kb\)$/);
+      // The engine's own recursion (C code under JSON and flat) must hit the guest's stack limit
+      // before the worker thread's: that one is a host crash, and not even deterministic.
+      for (const kind of ['stringify', 'parse', 'flat']) {
+        const deep = await send(node.url, { method: 'GET', path: `/recurse?depth=200000&kind=${kind}` });
+        expect(deep.status, `${kind}: ${deep.body}`).toBe(500);
+        expect(deep.body).toContain('stack overflow');
+      }
       const bomb = await send(node.url, { method: 'GET', path: '/alloc?mb=4096' });
       expect(bomb.status).toBe(500);
       expect(JSON.parse(bomb.body).message).toMatch(/^InternalError: out of memory \(.*--memory-limit-mb\)$/);
