@@ -1,6 +1,6 @@
 // The drills' client side: keyed transfers (retried with the same Idempotency-Key until acknowledged)
-// and reads against the bank.js API through the front door, and the reconciliation of what the
-// clients were told against the live node's ledger.
+// and reads against the bank.js API through the front door, the reconciliation of what the
+// clients were told against the live node's ledger, and the nodes' own warnings as evidence when a round breaks.
 
 import type { LogLine } from './child.js';
 

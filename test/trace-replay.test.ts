@@ -139,14 +139,20 @@ function reportOf(result: { stdout: string }): ReportJson {
   return JSON.parse(line) as ReportJson;
 }
 
-test('a real divergence (a tampered input, no test hook): the report diffs the outputs recorded in the trace against the actual ones', async () => {
-  const file = path.join(dir, 'tampered-recorded.trace');
-  const { taskEnd } = await tamperRequest(trace, file, (url) => url.replace(/\/kv\/k12$/, '/kv/k10'));
+/** Rewrites one request of `source` into `file` and replays it: a divergence at that task, diffed against the recorded outputs. */
+async function divergenceFromRecorded(source: string, file: string, change: (url: string) => string): Promise<{ report: ReportJson; taskEnd: number }> {
+  const { taskEnd } = await tamperRequest(source, file, change);
   const json = await replayJson(file);
   expect(json.code).toBe(1);
   expect(json.summary.divergence!.seq).toBe(taskEnd);
   const report = reportOf(json);
   expect(report.expectedSource).toBe('recorded');
+  return { report, taskEnd };
+}
+
+test('a real divergence (a tampered input, no test hook): the report diffs the outputs recorded in the trace against the actual ones', async () => {
+  const file = path.join(dir, 'tampered-recorded.trace');
+  const { report, taskEnd } = await divergenceFromRecorded(trace, file, (url) => url.replace(/\/kv\/k12$/, '/kv/k10'));
   expect(JSON.parse(report.expected!.outputs[0]!.body)).toEqual({ key: 'k12', value: 'v12' });
   expect(JSON.parse(report.actual.outputs[0]!.body)).toEqual({ key: 'k10', value: 'v10' });
   expect(report.diff).toContain('-   "key": "k12",');
@@ -232,12 +238,7 @@ test('--trace-outputs-max-bytes: a body over the cap is cut and marked, the kept
 
   // A divergence in the cut task: compared on the bytes kept, and the report says so.
   const file = path.join(dir, 'capped-tampered.trace');
-  const { taskEnd } = await tamperRequest(capped, file, (url) => url.replace(/\/kv\/big2$/, '/kv/big1'));
-  const json = await replayJson(file);
-  expect(json.code).toBe(1);
-  expect(json.summary.divergence!.seq).toBe(taskEnd);
-  const report = reportOf(json);
-  expect(report.expectedSource).toBe('recorded');
+  const { report } = await divergenceFromRecorded(capped, file, (url) => url.replace(/\/kv\/big2$/, '/kv/big1'));
   expect(report.expected!.truncated).toBe(true);
   const expected = report.expected!.outputs[0]!;
   expect(expected.bodyBytes).toBeGreaterThan(3000);
