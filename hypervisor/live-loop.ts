@@ -3,7 +3,7 @@
 // resulting entries to the log, and passes every output through the output gate (the Output Rule).
 
 import type { Logger } from 'pino';
-import type { HeaderList } from '../logging-channel/entry.js';
+import type { HeaderList, RawEntry } from '../logging-channel/entry.js';
 import type { Log } from '../recorder/log.js';
 import type { VmHost } from './vm-host.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
@@ -154,14 +154,30 @@ export class LiveLoop {
   }
 
   private absorb(reply: RunReply): void {
-    for (const result of reply.results) this.absorbTask(result);
+    const { results } = reply;
+    if (results.length > 0) {
+      // One append for the whole batch: the log's sinks (the logging channel, lag tracking, the
+      // trace) do their per-append work once per batch rather than once per task.
+      let count = 0;
+      for (const result of results) {
+        if (result.entries.length === 0) throw new Error(`live loop: a ${result.kind} task returned no log entries (every live task ends with a TaskEnd)`);
+        count += result.entries.length;
+      }
+      const raw: RawEntry[] = new Array(count);
+      let i = 0;
+      for (const result of results) for (const entry of result.entries) raw[i++] = entry;
+      let seq = this.log.append(raw)[0]!.seq - 1;
+      for (const result of results) {
+        seq += result.entries.length;
+        this.absorbTask(seq, result);
+      }
+    }
     this.lastState = reply.state;
     this.armTimer(reply.state.nextTimer);
   }
 
-  private absorbTask(result: TaskResult): void {
-    const entries = this.log.append(result.entries);
-    const tag = entries[entries.length - 1]!.seq;
+  /** `tag`: the seq of the task's TaskEnd, already in the log. */
+  private absorbTask(tag: number, result: TaskResult): void {
     this.lastTaskSeq = tag;
     this.tasksRun++;
     this.onTask?.(tag, result);

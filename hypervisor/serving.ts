@@ -11,7 +11,7 @@ import { Kind, type Entry } from '../logging-channel/entry.js';
 import { encodeEpochMark, MAX_BATCH_BYTES } from '../logging-channel/codec.js';
 import type { SnapshotBaseOffer } from '../logging-channel/auth.js';
 import { PrimaryChannel, type SnapshotForJoin } from '../logging-channel/primary-channel.js';
-import { RetainedLog } from '../logging-channel/retained-log.js';
+import { entryWireBytes, RetainedLog } from '../logging-channel/retained-log.js';
 import { LagTracker } from '../recorder/lag.js';
 import type { Log } from '../recorder/log.js';
 import { OutputBuffer } from '../recorder/output-buffer.js';
@@ -203,19 +203,31 @@ export class Serving {
 
   private onAppended(entries: readonly Entry[]): void {
     const nowMs = monotonicMs();
+    this.makeRoom(entries);
     const before = this.retained.bytes;
     this.retained.append(entries);
     this.lag.appended(entries[entries.length - 1]!.seq, this.retained.bytes - before, nowMs);
-    // Keep at most --max-log-buffer-bytes of history (oldest first; a backup joining later than that
-    // joins by snapshot).
-    const bound = this.options.pair.maxLogBufferBytes;
-    if (this.retained.bytes > bound) {
-      const keepFrom = this.host.machine()?.holdsOutputs && this.channel ? this.channel.ackedSeq : this.host.log.lastSeq;
-      let through = this.retained.firstSeq;
-      while (this.retained.bytes > bound && through <= keepFrom) this.retained.trimThrough(through++);
-    }
     this.channel?.notifyAppended();
     this.host.step({ type: 'appended', nowMs });
+  }
+
+  /**
+   * Keep at most --max-log-buffer-bytes of history (oldest first; a backup joining later than that
+   * joins by snapshot), making room before a batch is appended: a batch of a whole VM run can be
+   * larger than the retained log's headroom. What the backup has not acknowledged is never dropped.
+   */
+  private makeRoom(entries: readonly Entry[]): void {
+    const bound = this.options.pair.maxLogBufferBytes;
+    let incoming = 0;
+    let pos = entries[0]!.pos;
+    for (const entry of entries) {
+      incoming += entryWireBytes(entry, pos);
+      pos = entry.pos;
+    }
+    if (this.retained.bytes + incoming <= bound) return;
+    const keepFrom = this.host.machine()?.holdsOutputs && this.channel ? this.channel.ackedSeq : this.host.log.lastSeq;
+    let through = this.retained.firstSeq;
+    while (this.retained.bytes + incoming > bound && through <= keepFrom && through <= this.retained.lastSeq) this.retained.trimThrough(through++);
   }
 
   /**

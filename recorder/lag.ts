@@ -1,6 +1,8 @@
 // How far the backup trails the primary: entries, bytes and the age of the oldest unacknowledged
 // entry. Tracked per appended batch (not per entry), so the hot path adds one small record.
 
+import { Fifo } from './fifo.js';
+
 export interface Lag {
   entries: number;
   bytes: number;
@@ -8,8 +10,7 @@ export interface Lag {
 }
 
 export class LagTracker {
-  private readonly batches: Array<{ lastSeq: number; bytesThrough: number; atMs: number }> = [];
-  private head = 0;
+  private readonly batches = new Fifo<{ lastSeq: number; bytesThrough: number; atMs: number }>();
   private bytesTotal = 0;
   private bytesAcked = 0;
   private lastSeq = 0;
@@ -29,31 +30,26 @@ export class LagTracker {
   acknowledged(seq: number): void {
     if (seq <= this.acked) return;
     this.acked = seq;
-    while (this.head < this.batches.length && this.batches[this.head]!.lastSeq <= seq) {
-      this.bytesAcked = this.batches[this.head]!.bytesThrough;
-      this.head++;
-    }
-    if (this.head > 1024 && this.head * 2 > this.batches.length) {
-      this.batches.splice(0, this.head);
-      this.head = 0;
+    for (let oldest = this.batches.peek(); oldest && oldest.lastSeq <= seq; oldest = this.batches.peek()) {
+      this.bytesAcked = oldest.bytesThrough;
+      this.batches.shift();
     }
   }
 
   /** A backup just attached: what it must catch up on is owed from now, not from when it was appended. */
   rebase(nowMs: number): void {
-    for (let i = this.head; i < this.batches.length; i++) this.batches[i]!.atMs = nowMs;
+    this.batches.forEach((batch) => (batch.atMs = nowMs));
   }
 
   /** Forget everything outstanding (the backup is gone; nothing is owed to it any more). */
   reset(): void {
-    this.batches.length = 0;
-    this.head = 0;
+    this.batches.clear();
     this.bytesAcked = this.bytesTotal;
     this.acked = this.lastSeq;
   }
 
   now(nowMs: number): Lag {
-    const oldest = this.batches[this.head];
+    const oldest = this.batches.peek();
     return {
       entries: this.lastSeq - this.acked,
       bytes: this.bytesTotal - this.bytesAcked,

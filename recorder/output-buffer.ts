@@ -5,9 +5,10 @@
 // the middle of releasing a burst must not finish the burst when it wakes, after another node may
 // have taken over. What the lease holds back stays queued until the machine releases it again.
 
+import { Fifo } from './fifo.js';
+
 export class OutputBuffer {
-  private readonly queue: Array<{ seq: number; release: () => void }> = [];
-  private head = 0;
+  private readonly queue = new Fifo<{ seq: number; release: () => void }>();
   private acked = 0;
   private direct: boolean;
   private halted = false;
@@ -25,13 +26,13 @@ export class OutputBuffer {
   }
 
   get held(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   hold(seq: number, release: () => void): void {
     if (this.halted) return; // a halted node releases nothing, ever
-    const tail = this.queue[this.queue.length - 1];
-    if (this.head < this.queue.length && tail && tail.seq > seq) throw new Error(`output buffer: seq ${seq} held after ${tail.seq}`);
+    const tail = this.queue.peekLast();
+    if (tail && tail.seq > seq) throw new Error(`output buffer: seq ${seq} held after ${tail.seq}`);
     // Order is kept: nothing overtakes an output already waiting.
     if (this.held === 0 && (this.direct || seq <= this.acked) && this.mayRelease()) {
       release();
@@ -61,21 +62,15 @@ export class OutputBuffer {
   halt(): number {
     const dropped = this.held;
     this.halted = true;
-    this.queue.length = 0;
-    this.head = 0;
+    this.queue.clear();
     return dropped;
   }
 
   private drain(upTo: number): void {
     if (this.halted) return;
-    while (this.head < this.queue.length && this.queue[this.head]!.seq <= upTo && this.mayRelease()) {
-      const item = this.queue[this.head]!;
-      this.head++;
-      item.release();
-    }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
+    for (let next = this.queue.peek(); next && next.seq <= upTo && this.mayRelease(); next = this.queue.peek()) {
+      this.queue.shift();
+      next.release();
     }
   }
 }

@@ -64,3 +64,30 @@ test('a halted buffer drops what it holds and never releases again', () => {
   h.buffer.retry();
   expect(h.released).toEqual([]);
 });
+
+test('the queue under the buffer keeps order across wrap-around and growth', async () => {
+  const { Fifo } = await import('../dist/recorder/fifo.js');
+  const q = new Fifo<number>(4);
+  const model: number[] = [];
+  let next = 0;
+  // Interleave pushes and shifts so the head wraps the ring several times while it doubles.
+  for (let round = 0; round < 200; round++) {
+    const pushes = (round * 7) % 5;
+    const shifts = (round * 3) % 4;
+    for (let i = 0; i < pushes; i++) {
+      q.push(next);
+      model.push(next++);
+    }
+    for (let i = 0; i < shifts && model.length > 0; i++) expect(q.shift()).toBe(model.shift());
+    expect(q.length).toBe(model.length);
+    expect(q.peek()).toBe(model[0]);
+    expect(q.peekLast()).toBe(model[model.length - 1]);
+  }
+  const seen: number[] = [];
+  q.forEach((v) => seen.push(v));
+  expect(seen).toEqual(model);
+  q.clear();
+  expect(q.length).toBe(0);
+  expect(q.peek()).toBeUndefined();
+  expect(() => q.shift()).toThrow(/empty/);
+});

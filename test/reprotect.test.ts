@@ -156,3 +156,27 @@ test('incremental join: a backup offers the newest checkpoint on the shared dire
   expect(await (await fetch(`${backup.url}/kv/big-5`)).json()).toMatchObject({ value: value(5) });
   expect(await (await fetch(`${backup.url}/kv/small-9`)).json()).toMatchObject({ value: 'after-9' });
 });
+
+test('a primary alone keeps at most --max-log-buffer-bytes of history, trimming before each batch, and a backup that comes later joins by snapshot', async () => {
+  const boundBytes = 20_000;
+  const primary = await startPrimary('guest-apps/kv.js', { primaryArgs: ['--max-log-buffer-bytes', String(boundBytes), '--join-by-snapshot-after', '1000000'] });
+  running.push(primary);
+  const value = 'v'.repeat(2_000);
+  for (let round = 0; round < 5; round++) {
+    // Concurrent requests: the VM runs them as one batch, appended to the log at once.
+    const statuses = await Promise.all(Array.from({ length: 30 }, (_, i) => fetch(`${primary.url}/kv/k${round}-${i}`, { method: 'PUT', body: value }).then((r) => r.status)));
+    expect(statuses.every((s) => s === 200 || s === 201)).toBe(true);
+    const s = await status(primary.url);
+    const retained = s.retainedLog as { firstSeq: number; bytes: number };
+    expect(retained.bytes).toBeLessThanOrEqual(boundBytes + 31 * 2_200);
+    expect(s.role).toBe('primary');
+  }
+  // By now far more than the bound was appended: the oldest history is gone, never the node.
+  const s = await status(primary.url);
+  expect((s.retainedLog as { firstSeq: number }).firstSeq).toBeGreaterThan(1);
+  expect(s.logBytesAppended as number).toBeGreaterThan(5 * boundBytes);
+  const backup = await startBackup(primary.replication, primary.sharedDir, { nodeId: 'late-backup' });
+  running.push(backup);
+  await backup.waitForLog((l) => /^joined by snapshot/.test(l.msg), 'the late backup to join by snapshot');
+  await waitInSync(primary.url, backup.url);
+});
