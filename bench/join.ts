@@ -5,51 +5,19 @@
 //
 //   npm run build && node dist/bench/join.js [--mib 20] [--joins 3] [--writes-after 100]
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { argNumber, median, projectPath } from './util.js';
+import type { ChildProcess } from 'node:child_process';
+import { argNumber, median, projectPath, spawnFtjs, type LogLine } from './util.js';
 
 const mib = argNumber('--mib', 20);
 const joins = argNumber('--joins', 3);
 const writesAfter = argNumber('--writes-after', 100);
-const CLI = projectPath('dist/cli/ftjs.js');
 const KV = projectPath('guest-apps/kv.js');
 const env = { ...process.env, FTJS_SECRET: 'bench-secret-0123456789abcdef' };
 
-type Line = Record<string, unknown>;
-
-function spawnNode(args: string[]): { child: ChildProcess; waitFor: (match: (l: Line) => boolean) => Promise<Line> } {
-  const child = spawn(process.execPath, [CLI, ...args, '--log-level', 'info'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: Line[] = [];
-  const watchers: Array<{ match: (l: Line) => boolean; resolve: (l: Line) => void }> = [];
-  let buffered = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buffered += chunk;
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const text = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      let line: Line;
-      try {
-        line = JSON.parse(text) as Line;
-      } catch {
-        continue;
-      }
-      lines.push(line);
-      for (const w of watchers.splice(0)) (w.match(line) ? w.resolve(line) : watchers.push(w));
-    }
-  });
-  const waitFor = (match: (l: Line) => boolean) =>
-    new Promise<Line>((resolve, reject) => {
-      const seen = lines.find(match);
-      if (seen) return resolve(seen);
-      watchers.push({ match, resolve });
-      child.once('exit', (code) => reject(new Error(`ftjs ${args[0]} exited with ${code}`)));
-    });
-  return { child, waitFor };
-}
+const spawnNode = (args: string[]) => spawnFtjs(args, { env });
 
 async function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -68,8 +36,8 @@ function value(i: number): string {
   return out.slice(0, 1024 * 1024);
 }
 
-async function status(url: string): Promise<Line> {
-  return (await (await fetch(`${url}/_ft/status?hash=0`)).json()) as Line;
+async function status(url: string): Promise<LogLine> {
+  return (await (await fetch(`${url}/_ft/status?hash=0`)).json()) as LogLine;
 }
 
 async function measure(kind: 'full' | 'incremental') {

@@ -15,18 +15,17 @@
 // Without it every process floats over both cores, and the backup's re-execution competes with the
 // primary for the same CPU.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { closedLoop, kvMix, type LoadResult } from './load.js';
-import { argNumber, median, projectPath } from './util.js';
+import { argNumber, median, projectPath, spawnFtjs, type LogLine } from './util.js';
 
 const seconds = argNumber('--seconds', 5);
 const rounds = argNumber('--rounds', 3);
 const connections = argNumber('--connections', 32);
 const warmupSeconds = argNumber('--warmup-seconds', 10);
-const CLI = projectPath('dist/cli/ftjs.js');
 const KV = projectPath('guest-apps/kv.js');
 const SECRET = 'bench-secret-0123456789abcdef';
 const pin = process.argv.includes('--pin');
@@ -43,28 +42,10 @@ interface Node {
   extra: Record<string, unknown>;
 }
 
-function start(args: string[], ready: (line: Record<string, unknown>) => boolean, cpu: number): Promise<Node> {
-  const command = [process.execPath, CLI, ...args, '--log-level', 'info'];
-  const [file, ...argv] = pin ? ['taskset', '-c', String(cpu), ...command] : command;
-  const child = spawn(file!, argv, { env: { ...process.env, FTJS_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          const parsed = JSON.parse(line) as Record<string, unknown>;
-          if (ready(parsed)) resolve({ child, url: parsed.url as string, extra: parsed });
-        } catch {
-          /* not JSON */
-        }
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`node exited with ${code} before it was ready`)));
-  });
+async function start(args: string[], ready: (line: LogLine) => boolean, cpu: number): Promise<Node> {
+  const { child, waitFor } = spawnFtjs(args, { env: { ...process.env, FTJS_SECRET: SECRET }, ...(pin ? { cpu } : {}) });
+  const line = await waitFor(ready);
+  return { child, url: line.url as string, extra: line };
 }
 
 async function stop(node: Node): Promise<void> {

@@ -1,5 +1,6 @@
 // Small helpers shared by the benchmarks.
 
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,4 +33,47 @@ export function projectPath(relative: string): string {
     dir = parent;
   }
   return path.join(dir, relative);
+}
+
+/** One line of an ftjs node's JSON log. */
+export type LogLine = Record<string, unknown>;
+
+/**
+ * Starts `ftjs <args>` with its log on a pipe; `waitFor` resolves with the first log line (seen or
+ * to come) that matches. `cpu`: pin the process (every thread) to that CPU with taskset.
+ */
+export function spawnFtjs(
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; cpu?: number },
+): { child: ChildProcess; waitFor: (match: (l: LogLine) => boolean) => Promise<LogLine> } {
+  const command = [process.execPath, projectPath('dist/cli/ftjs.js'), ...args, '--log-level', 'info'];
+  const [file, ...argv] = options.cpu === undefined ? command : ['taskset', '-c', String(options.cpu), ...command];
+  const child = spawn(file!, argv, { env: options.env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: LogLine[] = [];
+  const watchers: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  let buffered = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const text = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        continue;
+      }
+      lines.push(line);
+      for (const w of watchers.splice(0)) (w.match(line) ? w.resolve(line) : watchers.push(w));
+    }
+  });
+  const waitFor = (match: (l: LogLine) => boolean) =>
+    new Promise<LogLine>((resolve, reject) => {
+      const seen = lines.find(match);
+      if (seen) return resolve(seen);
+      watchers.push({ match, resolve });
+      child.once('exit', (code) => reject(new Error(`ftjs ${args[0]} exited with ${code}`)));
+    });
+  return { child, waitFor };
 }

@@ -30,21 +30,8 @@ function iso(ms: number): string {
   return ms > 0 ? new Date(ms).toISOString() : '-';
 }
 
-interface Mark {
-  seq: number;
-  endSeq: number;
-  kind: string;
-  timeMs: number;
-  durationMs: number;
-  work: number;
-  bytes: number;
-  outputs: number;
-  preempted: boolean;
-  timed: boolean;
-  label: string;
-  /** Tasks this mark stands for (1, or a bucket's count). */
-  count: number;
-}
+/** A task's mark, or a bucket of consecutive tasks (`count` of them) past MAX_MARKS. */
+type Mark = Omit<TaskMark, 'entries'> & { count: number };
 
 function bucketed(marks: TaskMark[]): Mark[] {
   if (marks.length <= MAX_MARKS) return marks.map((m) => ({ ...m, count: 1 }));
