@@ -3,6 +3,7 @@
 // stack large enough that deep guest recursion is a guest error, not a host crash.
 
 import { parentPort } from 'node:worker_threads';
+import type { Entry } from '../logging-channel/entry.js';
 import { LivePort } from '../recorder/live-port.js';
 import { CheckpointStore } from '../replayer/checkpoints.js';
 import { ReplayPort } from '../replayer/replay-port.js';
@@ -42,6 +43,17 @@ function state(vm: Vm, hash: boolean): VmState {
   };
 }
 
+/** Replays `tasks` in order, stopping at the first that diverges (its result is the last one). */
+function replayTasks(v: Vm, tasks: Entry[][]): RunReply {
+  const results = [];
+  for (const task of tasks) {
+    const result = v.replay(task);
+    results.push(result);
+    if (result.divergence) break;
+  }
+  return { results, state: state(v, false) };
+}
+
 function need(): Vm {
   if (!vm) throw new Error('VM not booted');
   return vm;
@@ -72,14 +84,7 @@ async function handle(request: VmRequest): Promise<unknown> {
     }
     case 'replay': {
       generation++;
-      const v = need();
-      const results = [];
-      for (const task of request.tasks) {
-        const result = v.replay(task);
-        results.push(result);
-        if (result.divergence) break;
-      }
-      return { results, state: state(v, false) } satisfies RunReply;
+      return replayTasks(need(), request.tasks);
     }
     case 'go-live': {
       generation++;
@@ -141,13 +146,7 @@ async function handle(request: VmRequest): Promise<unknown> {
       const copyPort = { faultInjection: request.faultInjection, perturbed: replayPort?.perturbed ?? false };
       // Before the boot task there is nothing to copy: a fresh VM is the same state.
       const copy = v.taskCount === 0 ? await Vm.create(v.config, new ReplayPort(copyPort)) : await copyOf(v, copyPort);
-      const results = [];
-      for (const task of request.tasks) {
-        const result = copy.replay(task);
-        results.push(result);
-        if (result.divergence) break;
-      }
-      return { results, state: state(copy, false) } satisfies RunReply;
+      return replayTasks(copy, request.tasks);
     }
   }
 }
