@@ -76,8 +76,9 @@ export class VmHost {
     return this.call({ op: 'run', events });
   }
 
-  replay(tasks: Entry[][]): Promise<RunReply> {
-    return this.call({ op: 'replay', tasks });
+  /** Replays `tasks`, or only a prefix of them once `sliceMs` has passed (see the results' length). */
+  replay(tasks: Entry[][], sliceMs?: number): Promise<RunReply> {
+    return this.call({ op: 'replay', tasks, ...(sliceMs === undefined ? {} : { sliceMs }) });
   }
 
   goLive(limits?: Partial<VmLimits>): Promise<VmState> {

@@ -8,7 +8,8 @@ import type { BootConfig, LiveEvent, Output, Snapshot, TaskResult } from './vm.j
 export type VmRequest =
   | { op: 'boot'; config: BootConfig; mode: 'live' | 'replay'; snapshot?: Snapshot }
   | { op: 'run'; events: LiveEvent[] }
-  | { op: 'replay'; tasks: Entry[][] }
+  /** Replays a prefix of `tasks`: all of them, or those done once `sliceMs` has passed (at least one). */
+  | { op: 'replay'; tasks: Entry[][]; sliceMs?: number }
   | { op: 'go-live'; limits?: Partial<VmLimits> }
   | { op: 'state'; hash: boolean }
   | { op: 'snapshot' }
