@@ -68,7 +68,9 @@ async function runRound(): Promise<LoadResult> {
   }
 }
 
-async function pairRound(): Promise<LoadResult & { logBytesPerRequest: number; maxLagMs: number }> {
+type PairResult = LoadResult & { logBytesPerRequest: number; maxLagMs: number; holdP50Ms: number; holdP99Ms: number };
+
+async function pairRound(): Promise<PairResult> {
   const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-shared-'));
   const primary = await start(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], (l) => typeof l.replication === 'string', CPU.serving);
   const backup = await start(['backup', '--primary', primary.extra.replication as string, '--port', '0', '--shared-dir', shared], (l) => typeof l.primary === 'string' && typeof l.url === 'string', CPU.backup);
@@ -83,7 +85,9 @@ async function pairRound(): Promise<LoadResult & { logBytesPerRequest: number; m
     const after = await status(primary.url);
     const logBytes = (after.logBytesAppended as number) - (before.logBytesAppended as number);
     if (after.role !== 'primary' || after.backupAttached !== true) throw new Error(`the pair did not stay intact: ${JSON.stringify(after)}`);
-    return { ...result, logBytesPerRequest: logBytes / result.requests, maxLagMs };
+    // The primary's own measure of the Output Rule: append to ack of its last 1,024 batches (~ this window).
+    const holds = after.outputHoldMs as { p50Ms: number; p99Ms: number };
+    return { ...result, logBytesPerRequest: logBytes / result.requests, maxLagMs, holdP50Ms: holds.p50Ms, holdP99Ms: holds.p99Ms };
   } finally {
     await stop(backup);
     await stop(primary);
@@ -92,13 +96,13 @@ async function pairRound(): Promise<LoadResult & { logBytesPerRequest: number; m
 }
 
 const runs: LoadResult[] = [];
-const pairs: Array<LoadResult & { logBytesPerRequest: number; maxLagMs: number }> = [];
+const pairs: PairResult[] = [];
 for (let r = 0; r < rounds; r++) {
   runs.push(await runRound());
   pairs.push(await pairRound());
   const a = runs[r]!;
   const b = pairs[r]!;
-  process.stderr.write(`round ${r + 1}/${rounds}: run ${a.rps.toFixed(0)} req/s p50 ${a.p50Ms.toFixed(2)} p99 ${a.p99Ms.toFixed(2)} ms | pair ${b.rps.toFixed(0)} req/s p50 ${b.p50Ms.toFixed(2)} p99 ${b.p99Ms.toFixed(2)} ms, ${b.logBytesPerRequest.toFixed(1)} log B/req\n`);
+  process.stderr.write(`round ${r + 1}/${rounds}: run ${a.rps.toFixed(0)} req/s p50 ${a.p50Ms.toFixed(2)} p99 ${a.p99Ms.toFixed(2)} ms | pair ${b.rps.toFixed(0)} req/s p50 ${b.p50Ms.toFixed(2)} p99 ${b.p99Ms.toFixed(2)} ms, ${b.logBytesPerRequest.toFixed(1)} log B/req, outputs held p50 ${b.holdP50Ms} p99 ${b.holdP99Ms} ms\n`);
 }
 const m = (xs: number[]) => Number(median(xs).toFixed(2));
 // The requests' own bytes in the log: method, path, header names and values, body (kvMix, average).
@@ -119,7 +123,9 @@ const result = {
   warmupSeconds,
   rounds,
   run: { rps: m(runs.map((r) => r.rps)), p50Ms: m(runs.map((r) => r.p50Ms)), p99Ms: m(runs.map((r) => r.p99Ms)), errors: runs.reduce((a, r) => a + r.errors, 0) },
-  pair: { rps: m(pairs.map((r) => r.rps)), p50Ms: m(pairs.map((r) => r.p50Ms)), p99Ms: m(pairs.map((r) => r.p99Ms)), errors: pairs.reduce((a, r) => a + r.errors, 0), maxLagMs: Math.max(...pairs.map((p) => p.maxLagMs)) },
+  pair: { rps: m(pairs.map((r) => r.rps)), p50Ms: m(pairs.map((r) => r.p50Ms)), p99Ms: m(pairs.map((r) => r.p99Ms)), errors: pairs.reduce((a, r) => a + r.errors, 0), maxLagMs: Math.max(...pairs.map((p) => p.maxLagMs)),
+    // Append to ack, as the primary measured it (status outputHoldMs): what the Output Rule added.
+    outputHoldP50Ms: m(pairs.map((p) => p.holdP50Ms)), outputHoldP99Ms: m(pairs.map((p) => p.holdP99Ms)) },
   throughputRatio: Number((median(pairs.map((r) => r.rps)) / median(runs.map((r) => r.rps))).toFixed(3)),
   p99AddedMs: Number((median(pairs.map((r) => r.p99Ms)) - median(runs.map((r) => r.p99Ms))).toFixed(2)),
   // Each round runs both configurations back to back: its own ratio is free of the drift between

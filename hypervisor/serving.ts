@@ -176,7 +176,7 @@ export class Serving {
     });
     channel.on('ack', (seq) => {
       const nowMs = monotonicMs();
-      this.lag.acknowledged(seq);
+      this.lag.acknowledged(seq, nowMs);
       // What the backup holds is needed again only to resume it from where it acknowledged, and a
       // fresh backup would join by snapshot: keeping that history would grow the heap (and the GC's
       // work on every request) up to --max-log-buffer-bytes for nothing.
@@ -337,6 +337,7 @@ export class Serving {
       lagEntries: holds ? lag.entries : 0,
       lagBytes: holds ? lag.bytes : 0,
       lagMs: holds ? Math.round(lag.ms) : 0,
+      outputHoldMs: this.lag.holds(),
       admitting: this.admitting,
       queued: this.loop.queued,
       retainedLog: { firstSeq: this.retained.firstSeq, bytes: this.retained.bytes },

@@ -103,6 +103,7 @@ describe('the Output Rule, black-box', () => {
     // The primary ran every request (execution never waits) and holds all five responses.
     await waitFor(async () => ((await status(primary.url)).heldOutputs as number) >= 5, 'five held outputs on the primary');
     const held = await status(primary.url);
+    const heldSeenAt = performance.now();
     expect(held.lagEntries as number).toBeGreaterThan(0);
     expect(arrivals).toEqual([]);
 
@@ -118,7 +119,15 @@ describe('the Output Rule, black-box', () => {
       expect(a.status).toBe(200);
       expect(a.seq).toBeLessThanOrEqual(b.receivedSeq as number);
     }
-    expect((await status(primary.url)).heldOutputs).toBe(0);
+    const after = await status(primary.url);
+    expect(after.heldOutputs).toBe(0);
+    // The primary's own account of the hold: those batches were appended before we saw them held
+    // and acknowledged after SIGCONT.
+    const holds = after.outputHoldMs as { batches: number; p50Ms: number; p99Ms: number; maxMs: number };
+    expect(holds.batches).toBeGreaterThanOrEqual(1);
+    expect(holds.maxMs).toBeGreaterThanOrEqual(resumedAt - heldSeenAt);
+    expect(holds.p50Ms).toBeLessThanOrEqual(holds.p99Ms);
+    expect(holds.p99Ms).toBeLessThanOrEqual(holds.maxMs);
     await waitInSync(primary.url, backup.url);
   });
 });
