@@ -3,6 +3,7 @@
 // exactly the glue the recording ran, whatever version of ftjs is installed where they run.
 
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { sha256Hex } from './sources.js';
 
 export interface Glue {
@@ -16,7 +17,14 @@ let loaded: Glue | undefined;
 /** The glue this build of ftjs ships (read once). */
 export function localGlue(): Glue {
   if (!loaded) {
-    const web = readFileSync(new URL('../../hypervisor/guest/web.js', import.meta.url), 'utf8');
+    // Built by hypervisor/glue-build.ts (npm run build): the web platform and its polyfills in one script.
+    const built = new URL('./guest/web.js', import.meta.url);
+    let web: string;
+    try {
+      web = readFileSync(built, 'utf8');
+    } catch (error) {
+      throw new Error(`the guest web platform is not built (${fileURLToPath(built)}: ${(error as NodeJS.ErrnoException).code}); run npm run build`);
+    }
     const runtime = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
     loaded = { web, runtime, sha256: glueHash(web, runtime) };
   }

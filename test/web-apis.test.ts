@@ -1,4 +1,4 @@
-// Conformance tests for hypervisor/guest/web.js: every probe expression is evaluated inside a
+// Conformance tests for the guest web platform (hypervisor/guest/web/, built into dist): every probe expression is evaluated inside a
 // bare QuickJS context (with web.js installed) and, where Node 20 implements the same API
 // natively, in Node too; the JSON-encoded results must agree.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import type { QuickJSContext, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
 
-const WEB_JS = readFileSync(new URL('../hypervisor/guest/web.js', import.meta.url), 'utf8');
+const WEB_JS = readFileSync(new URL('../dist/hypervisor/guest/web.js', import.meta.url), 'utf8');
 
 // Structural description of a value, so that non-JSON values (Map, Date, typed arrays, errors,
 // shared references) can be compared across the two engines. Defined in both.
