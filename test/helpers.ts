@@ -161,7 +161,7 @@ export async function ftjs(args: string[], env: Record<string, string> = {}, inp
 
 export interface ReplayJson {
   console: Array<{ seq: number; level: string; text: string }>;
-  summary: Record<string, unknown> & { ok: boolean; tasks: number; entries: number; finalStateHash: string; divergence: null | { seq: number; pos: number; expected: string; actual: string } };
+  summary: Record<string, unknown> & { ok: boolean; tasks: number; entries: number; lastSeq: number; finalStateHash: string; divergence: null | { seq: number; pos: number; expected: string; actual: string } };
 }
 
 /** `ftjs replay --json`, parsed. */
