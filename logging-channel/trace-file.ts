@@ -22,6 +22,7 @@ import { crc32 } from 'node:zlib';
 import { ByteWriter, CodecError } from './bytes.js';
 import { BATCH_MAGIC, MAX_BATCH_BYTES, MIN_BATCH_BYTES, decodeBatch, encodeBatchInto, readBatchHeader } from './codec.js';
 import { isKnownKind, type Entry } from './entry.js';
+import { OutputsOrder } from './outputs-order.js';
 import { OUTPUTS_MAGIC, captureTaskOutputs, decodeOutputsBlock, encodeOutputsBlocks, type EmittedOutput, type TaskOutputsRecord } from './task-outputs.js';
 export type { TaskOutputsRecord } from './task-outputs.js';
 
@@ -628,6 +629,8 @@ export interface TraceReadOptions {
    * only the blocks of entries. The records' bodies are views into the block as read.
    */
   onOutputs?: (block: OutputsBlock) => void;
+  /** @internal Shared by the segments of a rotated trace: an outputs block may follow its tasks across a rotation. */
+  outputsOrder?: OutputsOrder;
 }
 
 /** An outputs block (task-outputs.ts): what tasks emitted, keyed by their TaskEnd seq. */
@@ -711,6 +714,7 @@ export class TraceReader {
     private readonly lenient: boolean,
     private readonly maxBatchBytes: number,
     private readonly onOutputs: ((block: OutputsBlock) => void) | undefined,
+    private readonly outputsOrder: OutputsOrder,
   ) {
     this.offset = headerBytes;
   }
@@ -722,7 +726,7 @@ export class TraceReader {
       const { size } = await handle.stat();
       const source = new FileSource(handle, size);
       const { header, headerBytes } = await readHeader(filePath, source);
-      return new TraceReader(filePath, header, headerBytes, source, handle, opts.lenient === true, opts.maxBatchBytes ?? MAX_BATCH_BYTES, opts.onOutputs);
+      return new TraceReader(filePath, header, headerBytes, source, handle, opts.lenient === true, opts.maxBatchBytes ?? MAX_BATCH_BYTES, opts.onOutputs, opts.outputsOrder ?? new OutputsOrder());
     } catch (err) {
       await handle.close();
       throw err;
@@ -755,11 +759,14 @@ export class TraceReader {
         return;
       }
       if ('outputs' in result) {
+        const misplaced = this.outputsOrder.check(result.outputs.records.map((r) => r.seq));
+        if (misplaced !== null) this.fail('CORRUPT', at, `: ${misplaced}`);
         this.offset = at + result.outputs.byteLength;
         this.onOutputs?.(result.outputs);
         continue;
       }
       const block = result.block;
+      this.outputsOrder.entries(block.entries);
       this.offset = at + block.byteLength;
       this.expectedSeq = block.lastSeq + 1;
       this.lastSeq = block.lastSeq;
@@ -1042,6 +1049,7 @@ export class SegmentedTraceReader {
   static async open(first: string, opts: TraceReadOptions = {}): Promise<SegmentedTraceReader> {
     const paths = traceSegmentPaths(first);
     const readers: TraceReader[] = [];
+    const outputsOrder = new OutputsOrder();
     try {
       for (let i = 0; i < paths.length; i++) {
         const last = i === paths.length - 1;
@@ -1051,6 +1059,7 @@ export class SegmentedTraceReader {
           await TraceReader.open(paths[i]!, {
             ...opts,
             lenient: last && opts.lenient === true,
+            outputsOrder,
             ...(onOutputs ? { onOutputs: (block: OutputsBlock) => onOutputs({ ...block, segment }) } : {}),
           }),
         );

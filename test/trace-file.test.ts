@@ -541,6 +541,38 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     await expectTraceError(readTrace(damaged, { lenient: true }), 'CORRUPT', new RegExp(`at byte ${mid.offset}.*a valid block follows`));
   });
 
+  it('an outputs block duplicated, moved ahead of its tasks or naming a seq that is no TaskEnd is refused as corruption', async () => {
+    const file = tmp('outputs-moved');
+    await writeWithOutputs(file, 40);
+    const bytes = fs.readFileSync(file);
+    const frames: Array<{ offset: number; end: number; outputs: boolean }> = [];
+    const reader = await openTraceReader(file, { onOutputs: (b) => frames.push({ offset: b.offset, end: b.offset + b.byteLength, outputs: true }) });
+    for await (const b of reader) frames.push({ offset: b.offset, end: b.offset + b.byteLength, outputs: false });
+    await reader.close();
+    frames.sort((a, b) => a.offset - b.offset);
+    const headerEnd = frames[0]!.offset;
+    const at = frames.findIndex((f, i) => f.outputs && i > 2 && !frames[i - 1]!.outputs);
+    const outputs = frames[at]!;
+    const slice = (f: { offset: number; end: number }) => bytes.subarray(f.offset, f.end);
+    const rebuilt = (order: Array<{ offset: number; end: number }>) => {
+      const out = tmp('reordered');
+      fs.writeFileSync(out, Buffer.concat([bytes.subarray(0, headerEnd), ...order.map(slice)]));
+      return out;
+    };
+    const duplicated = [...frames.slice(0, at + 1), outputs, ...frames.slice(at + 1)];
+    await expectTraceError(readTrace(rebuilt(duplicated)), 'CORRUPT', /comes after the record for seq \d+ \(a duplicated or moved outputs block\)/);
+    const ahead = [...frames.slice(0, at - 1), outputs, frames[at - 1]!, ...frames.slice(at + 1)];
+    await expectTraceError(readTrace(rebuilt(ahead), { lenient: true }), 'CORRUPT', /not a TaskEnd read before it/);
+    const first = [outputs, ...frames.filter((_, i) => i !== at)];
+    await expectTraceError(readTrace(rebuilt(first)), 'CORRUPT', new RegExp(`corrupt block at byte ${headerEnd}: outputs record names seq`));
+    // Moved later, past the next block of entries but still in order, it describes the same tasks: read as before.
+    const later = frames.findIndex((f, i) => i > at + 1 && f.outputs);
+    const delayed = [...frames.slice(0, at), frames[at + 1]!, outputs, ...frames.slice(at + 2)];
+    expect(frames[at + 1]!.outputs).toBe(false);
+    expect(later).toBeGreaterThan(at + 1);
+    expect((await readTrace(rebuilt(delayed))).outputs).toEqual((await readTrace(file)).outputs);
+  });
+
   it('captureTaskOutputs keeps metadata, then bodies, then console lines, within the cap, and says what it cut', async () => {
     const { captureTaskOutputs } = await import('../dist/logging-channel/task-outputs.js');
     const body = new Uint8Array(100).fill(65);
