@@ -13,6 +13,7 @@ import { DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES } from '../logging-channel/prima
 import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervisor/primary.js';
 import { loadGuest } from '../hypervisor/sources.js';
 import { createLogger } from './logger.js';
+import { readSecret } from './secret.js';
 import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface PairFlags extends ServeFlags {
@@ -20,6 +21,7 @@ interface PairFlags extends ServeFlags {
   host: string;
   sharedDir: string;
   secret?: string;
+  secretFile?: string;
   nodeId?: string;
   heartbeatMs: number;
   heartbeatTimeoutMs?: number;
@@ -35,7 +37,8 @@ interface PairFlags extends ServeFlags {
 function addPairOptions(command: Command): Command {
   return addTraceSizeOption(command
     .requiredOption('--shared-dir <dir>', 'shared directory for the epoch test-and-set (both nodes must see the same one)')
-    .option('--secret <secret>', 'shared secret of the pair (or FTJS_SECRET); at least 16 bytes, never sent in clear')
+    .option('--secret-file <file>', 'file holding the shared secret of the pair (or set FTJS_SECRET); at least 16 bytes, never sent in clear')
+    .option('--secret <secret>', 'the shared secret itself: visible to every local user in ps, so prefer --secret-file or FTJS_SECRET (a warning says so)')
     .option('--node-id <id>', 'this node\'s name in logs and epoch claims (default: host-role-random)')
     .option('--heartbeat-ms <ms>', 'heartbeat period of the logging channel', positiveInt('--heartbeat-ms'), DEFAULT_PAIR_SETTINGS.heartbeatMs)
     .option('--heartbeat-timeout-ms <ms>', 'silence after which the peer is declared lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
@@ -66,10 +69,9 @@ function checkpointOptions(flags: PairFlags & CheckpointFlags): { checkpoint?: C
   return { ...(checkpoint ? { checkpoint } : {}), ...(flags.restoreFrom !== undefined ? { restoreFrom: flags.restoreFrom } : {}) };
 }
 
-function secretFrom(flags: PairFlags): string {
-  const secret = flags.secret ?? process.env.FTJS_SECRET;
-  if (!secret) throw new Error('the pair needs a shared secret: pass --secret or set FTJS_SECRET (at least 16 bytes)');
-  if (Buffer.byteLength(secret) < 16) throw new Error('the shared secret must be at least 16 bytes');
+function secretFrom(flags: PairFlags, logger: Logger): string {
+  const { secret, warnings } = readSecret(flags);
+  for (const warning of warnings) logger.warn(warning);
   return secret;
 }
 
@@ -130,7 +132,7 @@ export function registerPair(program: Command): void {
       replicationHost: flags.replicationHost,
       replicationPort: flags.replicationPort,
       sharedDir: flags.sharedDir,
-      secret: secretFrom(flags),
+      secret: secretFrom(flags, logger),
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
@@ -163,9 +165,9 @@ export function registerPair(program: Command): void {
   addServeOptions(backup);
   addLogOptions(backup);
   backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & { primary: string; replicationPort?: number; replicationHost: string; joinBySnapshotAfter: number }) => {
-    const secret = secretFrom(flags);
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
+    const secret = secretFrom(flags, logger);
     const node = await BackupNode.start({
       primaryUrl: flags.primary,
       nodeId,
