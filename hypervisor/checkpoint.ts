@@ -817,6 +817,9 @@ export async function readCheckpoint(file: string): Promise<LoadedCheckpoint> {
     memory: new Uint8Array(memory.buffer, memory.byteOffset, memory.byteLength),
     devices: header.devices,
   };
+  // The CRCs catch damage; an edit with its CRCs recomputed changes the state the header vouches for.
+  const stateHash = await snapshotStateHash(snapshot);
+  if (stateHash !== header.stateHash) fail(`corrupt: the memory and device tables hash to ${stateHash.slice(0, 12)}…, the header says ${header.stateHash.slice(0, 12)}…`);
   return { file, header, config, snapshot, bytes: size };
 }
 

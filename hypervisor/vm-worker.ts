@@ -4,6 +4,7 @@
 
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
+import { CodecError } from '../logging-channel/bytes.js';
 import type { Entry } from '../logging-channel/entry.js';
 import { LivePort } from '../recorder/live-port.js';
 import { CheckpointStore } from '../replayer/checkpoints.js';
@@ -66,7 +67,17 @@ function replayTasks(v: Vm, tasks: Entry[][], sliceMs = Infinity): RunReply {
   const results = [];
   const started = performance.now();
   for (const task of tasks) {
-    const result = v.replay(task);
+    let result;
+    try {
+      result = v.replay(task);
+    } catch (error) {
+      // An entry whose payload does not decode passed its block's CRC: the log itself is malformed
+      // (or was edited), which is no divergence. Name the task so the caller can say where.
+      if (!(error instanceof CodecError)) throw error;
+      const malformed = new Error(`seqs ${task[0]!.seq}..${task[task.length - 1]!.seq}: ${error.message}`);
+      malformed.name = 'MalformedLogError';
+      throw malformed;
+    }
     results.push(result);
     if (result.divergence || performance.now() - started >= sliceMs) break;
   }

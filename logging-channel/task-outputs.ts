@@ -19,6 +19,7 @@
 //   varuint body bytes (as emitted) | bytes body (kept: a prefix when cut)
 // console line: str level | varuint text bytes (as emitted) | str text (kept: a prefix when cut)
 
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { ByteReader, ByteWriter, CodecError } from './bytes.js';
 import type { HeaderList } from './entry.js';
@@ -136,6 +137,25 @@ export function captureTaskOutputs(
 }
 
 /** The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that ends on a whole character. */
+/**
+ * The TaskEnd hash of what a whole (uncut) record describes, framed exactly as the VM hashes a task's
+ * outputs and console lines (hypervisor/vm.ts taskHash); null when the record was cut to the cap, so
+ * it cannot be checked. A reader compares it with the TaskEnd's: a record edited with its CRC fixed
+ * would otherwise show a false "expected" side in a divergence report.
+ */
+export function recordTaskHash(record: TaskOutputsRecord): Uint8Array | null {
+  if (record.truncated || record.consoleOmitted > 0) return null;
+  const h = createHash('sha256');
+  for (const o of record.outputs) {
+    if (o.headersOmitted > 0 || o.body.byteLength !== o.bodyBytes) return null;
+    const meta = o.kind === 'response' ? JSON.stringify(['response', o.requestId, o.status, o.statusText, o.headers]) : JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
+    h.update(`${meta.length}:${meta}${o.body.byteLength}:`);
+    h.update(o.body);
+  }
+  for (const line of record.console) h.update(`console:${line.level}:${line.text.length}:${line.text}`);
+  return new Uint8Array(h.digest().subarray(0, 16));
+}
+
 export function cutUtf8(text: string, maxBytes: number): string {
   const bytes = Buffer.from(text, 'utf8');
   if (bytes.byteLength <= maxBytes) return text;

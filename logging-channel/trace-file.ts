@@ -759,7 +759,7 @@ export class TraceReader {
         return;
       }
       if ('outputs' in result) {
-        const misplaced = this.outputsOrder.check(result.outputs.records.map((r) => r.seq));
+        const misplaced = this.outputsOrder.check(result.outputs.records);
         if (misplaced !== null) this.fail('CORRUPT', at, `: ${misplaced}`);
         this.offset = at + result.outputs.byteLength;
         this.onOutputs?.(result.outputs);

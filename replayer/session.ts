@@ -292,7 +292,10 @@ export class ReplaySession {
     try {
       return await promise;
     } catch (error) {
-      throw this.fatal ?? error;
+      if (this.fatal) throw this.fatal;
+      // The VM worker names a log entry that does not decode (vm-worker.ts replayTasks).
+      if (error instanceof Error && error.name === 'MalformedLogError') throw new MalformedLogError(`${this.store.path}: malformed log at ${error.message}`);
+      throw error;
     }
   }
 

@@ -480,15 +480,23 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
   const taskEnds = (entries: Entry[]) => entries.filter((e) => e.kind === Kind.TaskEnd).map((e) => e.seq);
 
   async function writeWithOutputs(file: string, count: number) {
-    const { captureTaskOutputs } = await import('../dist/logging-channel/task-outputs.js');
+    const { captureTaskOutputs, recordTaskHash } = await import('../dist/logging-channel/task-outputs.js');
     const entries = makeEntries(count);
     const w = await TraceWriter.open(file, v2, { blockBytes: 200 });
     const records = [];
     for (const e of entries) {
-      w.append([e]);
-      if (e.kind !== Kind.TaskEnd) continue;
+      if (e.kind !== Kind.TaskEnd) {
+        w.append([e]);
+        continue;
+      }
       const body = new TextEncoder().encode(`body of ${e.seq} `.repeat(e.seq % 7 === 0 ? 20 : 1));
-      const record = captureTaskOutputs(e.seq, [{ kind: 'response', requestId: e.seq, status: 200 + (e.seq % 2), statusText: 'OK', headers: [['content-type', 'text/plain']], body }], [{ level: 'log', text: `line ${e.seq}` }], v2.outputs!.maxBytesPerTask);
+      const emitted = [{ kind: 'response' as const, requestId: e.seq, status: 200 + (e.seq % 2), statusText: 'OK', headers: [['content-type', 'text/plain']] as Array<[string, string]>, body }];
+      const lines = [{ level: 'log', text: `line ${e.seq}` }];
+      // The TaskEnd carries the hash of what the task emitted, as a VM's does: a reader checks whole records against it.
+      const whole = captureTaskOutputs(e.seq, emitted, lines, 1 << 20);
+      e.payload = encodeTaskEnd({ outputCount: 1, hash: recordTaskHash(whole)! });
+      w.append([e]);
+      const record = captureTaskOutputs(e.seq, emitted, lines, v2.outputs!.maxBytesPerTask);
       w.appendOutputs(record);
       records.push(record);
     }
@@ -565,6 +573,16 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     await expectTraceError(readTrace(rebuilt(ahead), { lenient: true }), 'CORRUPT', /not a TaskEnd read before it/);
     const first = [outputs, ...frames.filter((_, i) => i !== at)];
     await expectTraceError(readTrace(rebuilt(first)), 'CORRUPT', new RegExp(`corrupt block at byte ${headerEnd}: outputs record names seq`));
+    // A body edited and the block's CRC fixed up, as an attacker would: the record no longer hashes to its TaskEnd's.
+    const edited = Buffer.from(bytes);
+    const body = edited.indexOf('body of ', outputs.offset);
+    expect(body).toBeGreaterThan(outputs.offset);
+    expect(body).toBeLessThan(outputs.end);
+    edited.write('BODY', body, 'latin1');
+    edited.writeUInt32LE(crc32(edited.subarray(outputs.offset + 4, outputs.end - 4)), outputs.end - 4);
+    const alteredFile = tmp('altered');
+    fs.writeFileSync(alteredFile, edited);
+    await expectTraceError(readTrace(alteredFile), 'CORRUPT', /outputs record for seq \d+ does not hash to its TaskEnd's hash .*: it was altered/);
     // Moved later, past the next block of entries but still in order, it describes the same tasks: read as before.
     const later = frames.findIndex((f, i) => i > at + 1 && f.outputs);
     const delayed = [...frames.slice(0, at), frames[at + 1]!, outputs, ...frames.slice(at + 2)];
