@@ -1,13 +1,19 @@
 // The node's HTTP face: guest traffic on the live node, `/_ft/health` and `/_ft/status` on every node.
 // Request bodies are bounded here, at the edge, before anything reaches the log or the VM.
 
+import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { HeaderList } from '../logging-channel/entry.js';
 import { QueueFullError, type LiveLoop } from './live-loop.js';
+import { classifyTarget } from './request-target.js';
 
 export interface FrontDoorOptions {
   maxRequestBytes: number;
+  /** The origin guests see in request URLs (--public-url); without it, the validated Host header's. */
+  publicOrigin?: string | null;
+  /** When set, /_ft/status answers only requests with `Authorization: Bearer <token>` (health stays open for load balancers). */
+  adminToken?: string | null;
   /** Seconds a client is told to wait when this node does not serve guest traffic. */
   retryAfterSeconds: number;
 }
@@ -43,18 +49,14 @@ export function createFrontDoor(view: NodeView, options: FrontDoorOptions, logge
 }
 
 async function handle(view: NodeView, options: FrontDoorOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  const path = req.url ?? '/';
-  if (path === '/_ft/health') {
-    // Cheap by design: load balancers poll it often, and it must never wait behind the guest.
+  // HTTP/1.1 requires a Host header (RFC 9112 §3.2); HTTP/1.0 may omit it.
+  const host = req.headers.host ?? (req.httpVersion === '1.0' ? 'localhost' : undefined);
+  const target = classifyTarget(req.url ?? '/', host, options.publicOrigin ?? null);
+  if (target.kind === 'bad') {
     await drain(req);
-    const live = view.healthy();
-    return sendJson(res, live ? 200 : 503, { live, ...view.identity() });
+    return sendJson(res, target.status, { error: target.reason });
   }
-  if (path === '/_ft/status' || path === '/_ft/status?hash=0') {
-    // ?hash=0 leaves out the state hash, for frequent polling (lag, roles) that must not slow the guest.
-    await drain(req);
-    return sendJson(res, 200, await view.status({ hash: path === '/_ft/status' }));
-  }
+  if (target.kind === 'operator') return operator(view, options, target.endpoint, target.query, req, res);
   const loop = view.liveLoop();
   if (!loop) {
     await drain(req);
@@ -76,8 +78,7 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
     const name = raw[i]!.toLowerCase();
     if (!HOP_BY_HOP.has(name)) headers.push([name, raw[i + 1]!]);
   }
-  const host = req.headers.host ?? 'localhost';
-  const url = `http://${host}${path.startsWith('/') ? path : `/${path}`}`;
+  const url = target.url;
   let response;
   try {
     response = await loop.submitRequest(req.method ?? 'GET', url, headers, body);
@@ -98,6 +99,31 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
   flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
   res.writeHead(response.status, response.statusText || undefined, flat);
   res.end(req.method === 'HEAD' ? undefined : response.body);
+}
+
+/** The node's own endpoints: never the guest's, whatever spelling of /_ft/ reached them. */
+async function operator(view: NodeView, options: FrontDoorOptions, endpoint: string, query: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  await drain(req);
+  if (endpoint === 'health') {
+    // Cheap by design: load balancers poll it often, and it must never wait behind the guest.
+    const live = view.healthy();
+    return sendJson(res, live ? 200 : 503, { live, ...view.identity() });
+  }
+  if (endpoint === 'status') {
+    if (options.adminToken && !bearerMatches(req.headers.authorization, options.adminToken)) {
+      res.setHeader('www-authenticate', 'Bearer realm="ftjs"');
+      return sendJson(res, 401, { error: '/_ft/status needs Authorization: Bearer <admin token>' });
+    }
+    // ?hash=0 leaves out the state hash, for frequent polling (lag, roles) that must not slow the guest.
+    return sendJson(res, 200, await view.status({ hash: !/[?&]hash=0(?:&|$)/.test(query) }));
+  }
+  return sendJson(res, 404, { error: `no operator endpoint /_ft/${endpoint} (there are /_ft/health and /_ft/status); /_ft/ never reaches the guest` });
+}
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const wanted = Buffer.from(token);
+  return given.byteLength === wanted.byteLength && timingSafeEqual(given, wanted);
 }
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown, close = false): void {
