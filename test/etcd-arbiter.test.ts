@@ -1,0 +1,98 @@
+// The epoch arbiter on a real etcd: one winner per epoch under races, through a leader's death in a
+// three-member cluster, 'unreachable' (never a guess) without etcd, and a lease that is lost with it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdArbiter, parseEtcdUrl } from '../dist/hypervisor/arbiter-etcd.js';
+import { startEtcd, type EtcdCluster } from './etcd-cluster.js';
+import { waitFor } from './helpers.js';
+
+describe('parseEtcdUrl', () => {
+  it('reads hosts, prefix and TLS, and refuses what is not an etcd URL', () => {
+    expect(parseEtcdUrl('etcd://127.0.0.1:2379/svc')).toEqual({ hosts: ['http://127.0.0.1:2379'], prefix: '/svc/', tls: false });
+    expect(parseEtcdUrl('etcds://a:1,b:2')).toEqual({ hosts: ['https://a:1', 'https://b:2'], prefix: '/ftjs/', tls: true });
+    expect(() => parseEtcdUrl('http://a:1/x')).toThrow(/is not etcd:\/\/host:port/);
+    expect(() => parseEtcdUrl('etcd://a/x')).toThrow(/"a" is not host:port/);
+  });
+});
+
+describe('etcd arbiter, one member', () => {
+  let etcd: EtcdCluster;
+  beforeAll(async () => {
+    etcd = await startEtcd(1);
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('100 two-way races give exactly one winner each; the loser is told who holds the epoch', async () => {
+    const url = etcd.arbiterUrl('races');
+    const a = new EtcdArbiter(url, 'node-a');
+    const b = new EtcdArbiter(url, 'node-b');
+    try {
+      for (let epoch = 1; epoch <= 100; epoch++) {
+        const [ra, rb] = await Promise.all([a.claim(epoch, 'backup'), b.claim(epoch, 'primary')]);
+        const results = [ra.result, rb.result].sort();
+        expect(results, `epoch ${epoch}: ${ra.detail} / ${rb.detail}`).toEqual(['lost', 'won']);
+        const loser = ra.result === 'lost' ? ra : rb;
+        expect(loser.detail).toMatch(new RegExp(`epoch ${epoch} is held by node-[ab]`));
+      }
+      expect(await a.newestEpoch()).toBe(100);
+      // No epoch at or below the newest can be claimed again, by anyone.
+      expect((await a.claim(100, 'backup')).result).toBe('lost');
+      expect((await b.claim(37, 'backup')).result).toBe('lost');
+      expect((await b.claim(101, 'backup')).result).toBe('won');
+      expect((await a.owner(101))?.nodeId).toBe('node-b');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('a lease kept alive by the live node is reported lost once etcd is gone, and claims are then unreachable', async () => {
+    const solo = await startEtcd(1);
+    const arbiter = new EtcdArbiter(solo.arbiterUrl('lease'), 'node-a', { timeoutMs: 500 });
+    let lost: string | null = null;
+    try {
+      expect((await arbiter.claim(1, 'primary')).result).toBe('won');
+      await arbiter.holdLease(1, 1000, (why) => (lost = why));
+      await solo.kill(solo.members[0]!);
+      const why = await waitFor(() => lost, 'the lease to be reported lost', 30_000);
+      expect(why).toMatch(/etcd lease lost/);
+      const claim = await arbiter.claim(2, 'primary');
+      expect(claim.result).toBe('unreachable');
+      expect(await arbiter.newestEpoch()).toBeNull();
+    } finally {
+      await arbiter.close();
+      await solo.stop();
+    }
+  });
+});
+
+describe('etcd arbiter, three members', () => {
+  it('never gives one epoch to two nodes while the leader is killed mid-race; claims carry on on the survivors', async () => {
+    const etcd = await startEtcd(3);
+    const url = etcd.arbiterUrl('failover');
+    const nodes = ['node-a', 'node-b', 'node-c'].map((id) => new EtcdArbiter(url, id, { timeoutMs: 1500 }));
+    const winners = new Map<number, string[]>();
+    try {
+      let killed = false;
+      for (let epoch = 1; epoch <= 40; epoch++) {
+        if (epoch === 15) {
+          await etcd.kill(await etcd.leader());
+          killed = true;
+        }
+        const results = await Promise.all(nodes.map((n) => n.claim(epoch, 'backup')));
+        winners.set(epoch, nodes.filter((_, i) => results[i]!.result === 'won').map((n) => n.nodeId));
+        for (const r of results) expect(['won', 'lost', 'unreachable']).toContain(r.result);
+      }
+      expect(killed).toBe(true);
+      for (const [epoch, won] of winners) expect(won.length, `epoch ${epoch}: ${won.join(', ')}`).toBeLessThanOrEqual(1);
+      // Once a new leader is elected, epochs are won again.
+      const late = [...winners].filter(([epoch, won]) => epoch > 25 && won.length === 1);
+      expect(late.length).toBeGreaterThan(10);
+      // Every recorded owner agrees with the winner seen by the racers.
+      for (const [epoch, won] of late) expect((await nodes[0]!.owner(epoch))?.nodeId).toBe(won[0]);
+    } finally {
+      await Promise.all(nodes.map((n) => n.close()));
+      await etcd.stop();
+    }
+  }, 120_000);
+});
