@@ -4,3 +4,5 @@
 import './platform.js';
 import './encoding.js';
 import './forms.js';
+import './navigator.js';
+import './urlpattern.js';
