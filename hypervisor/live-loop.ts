@@ -56,6 +56,10 @@ export class LiveLoop {
   private timer: { handle: NodeJS.Timeout; timerId: number; deadlineMs: number } | null = null;
   private readonly timersQueued = new Set<number>();
   private fetchesInFlight = 0;
+  /** Outbound fetches in flight, by fetch id: the guest may abort them. */
+  private readonly fetchControllers = new Map<number, AbortController>();
+  /** Aborts released before their fetch (not expected: the gate releases in order). */
+  private readonly abortedBeforeStart = new Set<number>();
   private lastState: VmState | null = null;
   /** Seq of the last TaskEnd appended: the state the VM is in. */
   lastTaskSeq = 0;
@@ -192,6 +196,18 @@ export class LiveLoop {
         this.gate.hold(tag, () => this.performFetch(output));
       }
     }
+    for (const fetchId of result.fetchAborts) this.gate.hold(tag, () => this.cancelFetch(fetchId));
+  }
+
+  /** The guest aborted outbound fetch `fetchId` (its VM no longer waits for it): cancel the request. */
+  private cancelFetch(fetchId: number): void {
+    const controller = this.fetchControllers.get(fetchId);
+    if (!controller) {
+      this.abortedBeforeStart.add(fetchId);
+      return;
+    }
+    this.fetchControllers.delete(fetchId);
+    controller.abort();
   }
 
   private printConsole(lines: ConsoleLine[], seq: number): void {
@@ -220,10 +236,16 @@ export class LiveLoop {
   }
 
   private performFetch(output: Extract<Output, { kind: 'fetch' }>): void {
-    this.fetchesInFlight++;
     const { fetchId } = output;
+    if (this.abortedBeforeStart.delete(fetchId)) return;
+    this.fetchesInFlight++;
+    const cancel = new AbortController();
+    this.fetchControllers.set(fetchId, cancel);
     const finish = (result: Omit<Extract<LiveEvent, { kind: 'fetch-result' }>['result'], 'fetchId'>) => {
       this.fetchesInFlight--;
+      // Cancelled by the guest: the VM forgot this fetch, its result must not become an event.
+      if (this.fetchControllers.get(fetchId) !== cancel) return;
+      this.fetchControllers.delete(fetchId);
       if (this.stopped) return;
       this.queue.push({ event: { kind: 'fetch-result', result: { fetchId, ...result } } });
       this.schedule();
@@ -233,7 +255,7 @@ export class LiveLoop {
       method: output.method,
       headers: output.headers,
       redirect: 'manual',
-      signal: AbortSignal.timeout(this.options.fetchTimeoutMs),
+      signal: AbortSignal.any([AbortSignal.timeout(this.options.fetchTimeoutMs), cancel.signal]),
     };
     if (output.body.byteLength > 0) init.body = output.body as Uint8Array<ArrayBuffer>;
     fetch(output.url, init)
@@ -245,6 +267,10 @@ export class LiveLoop {
       })
       .catch((error: Error) => {
         const cause = (error as { cause?: Error }).cause;
+        if (cancel.signal.aborted) {
+          this.fetchesInFlight--; // the guest's abort, not a failure: nothing to deliver
+          return;
+        }
         const message = error.name === 'TimeoutError' ? `timed out after ${this.options.fetchTimeoutMs} ms (--fetch-timeout-ms)` : `${error.message}${cause ? `: ${cause.message}` : ''}`;
         this.logger.warn({ fetchId, url: output.url }, `outbound fetch failed: ${message}`);
         failed(message);

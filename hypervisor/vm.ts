@@ -55,6 +55,8 @@ export interface TaskResult {
   /** For request tasks: the request id the VM gave the request. */
   requestId: number;
   outputs: Output[];
+  /** Outbound fetches the guest aborted in this task: the node cancels them (after the task's outputs). */
+  fetchAborts: number[];
   console: ConsoleLine[];
   preempted: boolean;
   pos: number;
@@ -96,7 +98,7 @@ export class BootError extends Error {
 }
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7 } as const;
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8 } as const;
 // Events the host delivers to the guest glue's dispatch function.
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
 
@@ -139,6 +141,7 @@ export class Vm {
   private inTask = false;
   private preempted = false;
   private outputs: Output[] = [];
+  private fetchAborts: number[] = [];
   private consoleLines: ConsoleLine[] = [];
   private consoleDropped = 0;
   private entries: RawEntry[] = [];
@@ -354,6 +357,17 @@ export class Vm {
         this.booted = c.getNumber(args[1]!) === 1;
         this.bootMessage = c.getString(args[2]!);
         return undefined;
+      case HostOp.FetchAbort: {
+        // The guest aborted an outbound fetch: it is no longer pending (go-live will not re-issue
+        // it), and the node cancels it once the task's entries are safe (TaskResult.fetchAborts).
+        const fetchId = c.getNumber(args[1]!);
+        if (!this.fetches.delete(fetchId)) return undefined;
+        // Started in this same task: it never leaves at all.
+        const started = this.outputs.findIndex((o) => o.kind === 'fetch' && o.fetchId === fetchId);
+        if (started >= 0) this.outputs.splice(started, 1);
+        else this.fetchAborts.push(fetchId);
+        return undefined;
+      }
       default:
         throw new VmFatal(`guest runtime called unknown host op ${op}`);
     }
@@ -457,7 +471,7 @@ export class Vm {
     const pos = this.position.read();
     if (start.pos !== pos) {
       this.port.diverge(start.seq, pos, kindName[start.kind] ?? '?', `task start at pos ${start.pos}`, `VM is at pos ${pos}`);
-      return { entries: [], kind: kindName[start.kind] ?? '?', requestId: 0, outputs: [], console: [], preempted: false, pos, divergence: this.port.divergence() };
+      return { entries: [], kind: kindName[start.kind] ?? '?', requestId: 0, outputs: [], fetchAborts: [], console: [], preempted: false, pos, divergence: this.port.divergence() };
     }
     return this.execute(start, decodeStart(start), task);
   }
@@ -472,6 +486,7 @@ export class Vm {
     this.inTask = true;
     this.preempted = false;
     this.outputs = [];
+    this.fetchAborts = [];
     this.consoleLines = [];
     this.consoleDropped = 0;
     this.entries = recorded ? [] : [start];
@@ -571,7 +586,7 @@ export class Vm {
     }
     const entries = this.entries;
     this.entries = [];
-    return { entries, kind: kindName[start.kind] ?? '?', requestId, outputs: this.outputs, console: this.consoleLines, preempted, pos, divergence: this.port.divergence() };
+    return { entries, kind: kindName[start.kind] ?? '?', requestId, outputs: this.outputs, fetchAborts: this.fetchAborts, console: this.consoleLines, preempted, pos, divergence: this.port.divergence() };
   }
 
   private deliver(kind: number, id: number, meta: string, body: Uint8Array | string): void {

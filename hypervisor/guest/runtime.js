@@ -18,6 +18,7 @@
   const OP_CONSOLE = 5;
   const OP_ENTROPY = 6;
   const OP_BOOTED = 7;
+  const OP_FETCH_ABORT = 8;
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;
@@ -202,6 +203,8 @@
   define('clearInterval', function clearInterval(id) {
     clearTimer(id);
   });
+  // AbortSignal.timeout() fires through a guest timer (recorded like any other).
+  web.useTimer((callback, ms) => addTimer(callback, ms, [], false));
   function fireTimer(id) {
     const timer = timers.get(id);
     if (!timer) return;
@@ -274,9 +277,16 @@
     return ArrayBufferSlice(bytes.buffer, bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   }
   define('fetch', function fetch(input, init) {
-    let parts;
+    let parts, signal;
     try {
-      parts = web.requestParts(web.toRequest(input, init));
+      const request = web.toRequest(input, init);
+      signal = web.requestSignal(request);
+      // An aborted signal rejects at once with its reason: no request leaves.
+      if (signal !== null) {
+        const [aborted, reason] = web.abortState(signal);
+        if (aborted) return Promise.reject(reason);
+      }
+      parts = web.requestParts(request);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -284,6 +294,16 @@
     return new Promise((resolve, reject) => {
       fetches.set(id, { resolve, reject, url: parts.url, owner: currentOwner });
       host(OP_FETCH, id, JSONstringify([parts.method, parts.url, parts.headers]), bodyBuffer(parts.body), currentOwner);
+      // Aborted in flight: the guest sees the rejection in the task that aborted (a deterministic
+      // consequence of recorded events), and the host cancels the outbound request; its result, if
+      // any arrives, is never delivered.
+      if (signal !== null) {
+        web.onAbort(signal, (reason) => {
+          if (!fetches.delete(id)) return; // already answered
+          host(OP_FETCH_ABORT, id);
+          reject(reason);
+        });
+      }
     });
   });
   function fetchDone(id, meta, body) {
