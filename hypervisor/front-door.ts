@@ -25,6 +25,8 @@ export interface NodeView {
   healthy(): boolean;
   /** Who answers, stamped on every guest response (ftjs-node, ftjs-epoch). */
   identity(): { node: string; epoch: number };
+  /** `ftjs run --test-scheduled`: the configured crons that POST /_ft/scheduled may fire now; absent: the endpoint is off. */
+  testScheduled?(): readonly string[];
 }
 
 // Headers that belong to one hop and must not be passed to or from the guest as-is.
@@ -55,6 +57,7 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
     await drain(req);
     return sendJson(res, 200, await view.status({ hash: path === '/_ft/status' }));
   }
+  if (view.testScheduled && (path === '/_ft/scheduled' || path.startsWith('/_ft/scheduled?'))) return fireScheduled(view, view.testScheduled(), req, res);
   const loop = view.liveLoop();
   if (!loop) {
     await drain(req);
@@ -98,6 +101,22 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
   flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
   res.writeHead(response.status, response.statusText || undefined, flat);
   res.end(req.method === 'HEAD' ? undefined : response.body);
+}
+
+/** POST /_ft/scheduled[?cron=EXPR]: one firing of a configured cron trigger now (as wrangler's --test-scheduled). */
+async function fireScheduled(view: NodeView, crons: readonly string[], req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  await drain(req);
+  if (req.method !== 'POST') return sendJson(res, 405, { error: 'POST /_ft/scheduled fires a cron trigger' });
+  const loop = view.liveLoop();
+  if (!loop) return sendJson(res, 503, { error: `this node does not serve: ${view.notLiveReason()}` });
+  const asked = new URL(req.url ?? '/', 'http://x').searchParams.get('cron');
+  const cron = asked ?? crons[0];
+  if (cron === undefined || !crons.includes(cron)) {
+    return sendJson(res, 400, { error: cron === undefined ? 'no cron trigger is configured (--cron)' : `"${cron}" is not one of the configured cron triggers: ${JSON.stringify(crons)}` });
+  }
+  const scheduledTimeMs = Date.now();
+  loop.triggerCron(cron, scheduledTimeMs);
+  return sendJson(res, 202, { cron, scheduledTime: scheduledTimeMs });
 }
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown, close = false): void {

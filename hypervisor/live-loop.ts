@@ -8,6 +8,7 @@ import type { Log } from '../recorder/log.js';
 import type { VmHost } from './vm-host.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
 import type { RunReply, VmState } from './vm-protocol.js';
+import { CronScheduler } from './cron-scheduler.js';
 
 export interface OutputGate {
   /** Release `release` once the entry `seq` is safe (acknowledged by the backup, or at once when alone). */
@@ -61,6 +62,7 @@ export class LiveLoop {
   /** Aborts released before their fetch (not expected: the gate releases in order). */
   private readonly abortedBeforeStart = new Set<number>();
   private lastState: VmState | null = null;
+  private cron: CronScheduler | null = null;
   /** Seq of the last TaskEnd appended: the state the VM is in. */
   lastTaskSeq = 0;
   tasksRun = 0;
@@ -106,11 +108,32 @@ export class LiveLoop {
     });
   }
 
+  /**
+   * Fires cron triggers (Workers syntax, UTC) on this node's clock, from now on: each firing becomes a
+   * queued 'scheduled' event, so it is recorded like a request and a replay re-delivers it from the log.
+   * Only the live side evaluates schedules; a backup starts them when it goes live (Serving.start).
+   */
+  startCrons(expressions: readonly string[]): void {
+    if (expressions.length === 0 || this.stopped || this.cron) return;
+    this.cron = new CronScheduler(expressions, (cron, scheduledTimeMs) => this.triggerCron(cron, scheduledTimeMs));
+    const next = this.cron.nextFiringMs;
+    this.logger.info({ crons: expressions, nextFiring: next === null ? null : new Date(next).toISOString() }, `cron triggers armed (${expressions.length}); next firing ${next === null ? 'never' : new Date(next).toISOString()}`);
+  }
+
+  /** Queues one firing of `cron` (a schedule's, or `--test-scheduled`'s /_ft/scheduled). */
+  triggerCron(cron: string, scheduledTimeMs: number): void {
+    if (this.stopped) return;
+    this.logger.debug({ cron, scheduledTime: new Date(scheduledTimeMs).toISOString() }, 'cron trigger fired');
+    this.queue.push({ event: { kind: 'scheduled', event: { cron, scheduledTimeMs } } });
+    this.schedule();
+  }
+
   /** Stops taking requests and resolves once the VM is idle. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer.handle);
     this.timer = null;
+    this.cron?.stop();
     if (!this.running) return;
     await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
   }

@@ -7,16 +7,18 @@
 
 import { createHash } from 'node:crypto';
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
-import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent } from '../logging-channel/entry.js';
+import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent, type ScheduledEvent } from '../logging-channel/entry.js';
 import {
   decodeFetchResultEvent,
   decodeRequestEvent,
   decodeTaskEnd,
   decodeTimerEvent,
+  decodeScheduledEvent,
   encodeFetchResultEvent,
   encodeRequestEvent,
   encodeTaskEnd,
   encodeTimerEvent,
+  encodeScheduledEvent,
 } from '../logging-channel/codec.js';
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
 import { assertLimits, type VmLimits } from './limits.js';
@@ -29,6 +31,8 @@ import { resolveModuleName } from './sources.js';
 
 export interface BootConfig {
   entry: string;
+  /** Cron triggers (--cron, Workers syntax): the live node delivers each firing to scheduled(). */
+  crons?: string[];
   sources: GuestSource[];
   guestHash: string;
   env: Record<string, string>;
@@ -67,7 +71,8 @@ export interface TaskResult {
 export type LiveEvent =
   | { kind: 'request'; method: string; url: string; headers: HeaderList; body: Uint8Array }
   | { kind: 'timer'; timerId: number }
-  | { kind: 'fetch-result'; result: FetchResultEvent };
+  | { kind: 'fetch-result'; result: FetchResultEvent }
+  | { kind: 'scheduled'; event: ScheduledEvent };
 
 export interface DeviceState {
   position: PositionState;
@@ -100,7 +105,7 @@ export class BootError extends Error {
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
 const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8 } as const;
 // Events the host delivers to the guest glue's dispatch function.
-const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
+const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, Boot: 9 } as const;
 
 const ENTROPY_POOL_BYTES = 256;
 const MAX_ENTROPY_REQUEST_BYTES = 65536;
@@ -455,6 +460,8 @@ export class Vm {
         return this.execute({ kind: Kind.Timer, pos, payload: encodeTimerEvent({ timerId: event.timerId }) }, { kind: Kind.Timer, event }, null);
       case 'fetch-result':
         return this.execute({ kind: Kind.FetchResult, pos, payload: encodeFetchResultEvent(event.result) }, { kind: Kind.FetchResult, event: event.result }, null);
+      case 'scheduled':
+        return this.execute({ kind: Kind.Scheduled, pos, payload: encodeScheduledEvent(event.event) }, { kind: Kind.Scheduled, event: event.event }, null);
     }
   }
 
@@ -521,6 +528,11 @@ export class Vm {
           owner = this.fetches.get(result.fetchId)?.owner ?? 0;
           this.fetches.delete(result.fetchId);
           this.deliver(GuestEvent.FetchResult, result.fetchId, JSON.stringify([result.error, result.status, result.statusText, result.headers]), result.body);
+          break;
+        }
+        case Kind.Scheduled: {
+          const { cron, scheduledTimeMs } = decoded.event;
+          this.deliver(GuestEvent.Scheduled, scheduledTimeMs, cron, EMPTY);
           break;
         }
         case Kind.Boot:
@@ -793,6 +805,7 @@ type StartEvent =
   | { kind: typeof Kind.Request; event: RequestEvent }
   | { kind: typeof Kind.Timer; event: { timerId: number } }
   | { kind: typeof Kind.FetchResult; event: FetchResultEvent }
+  | { kind: typeof Kind.Scheduled; event: ScheduledEvent }
   | { kind: typeof Kind.Boot };
 
 function decodeStart(start: Entry): StartEvent {
@@ -803,6 +816,8 @@ function decodeStart(start: Entry): StartEvent {
       return { kind: Kind.Timer, event: decodeTimerEvent(start.payload) };
     case Kind.FetchResult:
       return { kind: Kind.FetchResult, event: decodeFetchResultEvent(start.payload) };
+    case Kind.Scheduled:
+      return { kind: Kind.Scheduled, event: decodeScheduledEvent(start.payload) };
     case Kind.Boot:
       return { kind: Kind.Boot };
     default:
