@@ -62,7 +62,7 @@ export class CronScheduler {
       // Every expression due at this minute fires, each once, in the order given.
       for (const s of this.schedules) if (s.next(this.lastFiredMs) === due) this.fire(s.expression, due);
       // A node that was stalled past later firings skips them: Workers, too, fires a missed trigger once.
-      this.lastFiredMs = Math.max(due, Math.floor(this.clock.now() / 60_000) * 60_000 - 1);
+      this.lastFiredMs = Math.max(due, this.clock.now());
       this.arm();
     }, delayMs);
   }
