@@ -53,6 +53,8 @@ function lazyScriptDefines(): Record<string, string> {
       write: false,
       format: 'iife',
       globalName: '__ftjs_lazy',
+      // Only evaluated on first use, never read: minified, it costs less to carry in every boot.
+      minify: true,
       platform: 'neutral',
       mainFields: ['module', 'main'],
       target: 'es2023',
