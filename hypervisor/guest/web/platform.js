@@ -42,8 +42,10 @@
 //     checks are not implemented, and existing "xn--" labels are not validated.
 //   * URL path percent-encoding follows Node 20 / current browsers (`^` is not encoded in paths),
 //     and opaque paths use the "strip trailing spaces" rule, as Node 20 does.
-//   * TextDecoder supports UTF-8 only (RangeError for other labels).
-//   * FormData, ReadableStream, File, crypto, timers (AbortSignal.timeout) are not provided.
+//   * TextDecoder decodes UTF-8 here; encoding.js adds UTF-16LE/BE and windows-1252.
+//   * FormData and File are in forms.js (they plug into the bodies through setFormBodyHooks).
+//     AbortSignal.timeout() runs on the runtime's timers (useTimer). ReadableStream and crypto are
+//     not provided here.
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -3444,4 +3446,4 @@ globalThis.__ftjs_web = {
 };
 
 // For the other modules of the guest web platform (forms.js, encoding.js, ...).
-export { Blob, blobBytes, makeBlob, DOMException, defineGlobal, setTag, isObjectLike, toUSVString, toDOMString, requireArgs, utf8Encode, utf8DecodeNoBOM, latin1ToString, formParse, kInternal };
+export { Blob, blobBytes, makeBlob, DOMException, defineGlobal, setTag, isObjectLike, toUSVString, requireArgs, utf8Encode, utf8DecodeNoBOM, latin1ToString, formParse };
