@@ -33,9 +33,13 @@ describe('FormData', () => {
       fd.set('a', 'replaced'); fd.delete('b');
       const keys = [...fd.keys()], values = [...fd.values()].map((v) => typeof v);
       const seen = []; fd.forEach((v, k, o) => seen.push(k, o === fd));
-      return [before, keys, values, seen, await (${DESCRIBE})(fd), Object.prototype.toString.call(fd)];
+      const it = fd.entries(); const first = it.next().value; fd.append('late', 'x');
+      const rest = [...it].map(([k]) => k);
+      return [before, keys, values, seen, await (${DESCRIBE})(fd), Object.prototype.toString.call(fd), Object.prototype.toString.call(it), first[0], rest,
+        typeof it[Symbol.iterator], it[Symbol.iterator]() === it];
     })()`);
     expect((r.v as unknown[])[1]).toEqual(['a', 'f', 'g', 'h']);
+    expect((r.v as unknown[])[8]).toEqual(['f', 'g', 'h', 'late']);
   });
 
   it('rejects a third argument with a string value, and missing arguments', async () => {

@@ -120,15 +120,14 @@ class FormData {
       callback.call(thisArg, v, k, this);
     }
   }
-  *entries() {
-    // Live, as the spec's iterator: entries appended while iterating are visited.
-    for (let i = 0; i < this.#list.length; i++) yield [this.#list[i][0], this.#list[i][1]];
+  entries() {
+    return new FormDataIterator(this, ITER_ENTRIES);
   }
-  *keys() {
-    for (let i = 0; i < this.#list.length; i++) yield this.#list[i][0];
+  keys() {
+    return new FormDataIterator(this, ITER_KEYS);
   }
-  *values() {
-    for (let i = 0; i < this.#list.length; i++) yield this.#list[i][1];
+  values() {
+    return new FormDataIterator(this, ITER_VALUES);
   }
   [Symbol.iterator]() {
     return this.entries();
@@ -139,6 +138,27 @@ class FormData {
   }
 }
 setTag(FormData, 'FormData');
+
+// The spec's iterator: live (entries appended while iterating are visited), tagged "FormData Iterator".
+const ITER_ENTRIES = 0, ITER_KEYS = 1, ITER_VALUES = 2;
+const IteratorPrototype = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
+class FormDataIterator {
+  #form;
+  #kind;
+  #index = 0;
+  constructor(form, kind) {
+    this.#form = form;
+    this.#kind = kind;
+  }
+  next() {
+    const list = formEntries(this.#form);
+    if (this.#index >= list.length) return { value: undefined, done: true };
+    const [k, v] = list[this.#index++];
+    return { value: this.#kind === ITER_ENTRIES ? [k, v] : this.#kind === ITER_KEYS ? k : v, done: false };
+  }
+}
+Object.setPrototypeOf(FormDataIterator.prototype, IteratorPrototype);
+Object.defineProperty(FormDataIterator.prototype, Symbol.toStringTag, { value: 'FormData Iterator', configurable: true });
 
 // ---------------------------------------------------------------------------------------------
 // multipart/form-data: serialize (RFC 7578, as the HTML standard and undici write it)
