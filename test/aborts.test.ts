@@ -57,14 +57,19 @@ describe('fetch with an AbortSignal, on ftjs run, recorded and replayed', () => 
     expect(await get('/abort-same-task')).toEqual({ ok: false, name: 'Error', message: 'changed my mind' });
     expect(hangs.filter((h) => h.url === '/hang?pre' || h.url === '/hang?same-task')).toEqual([]);
 
-    // AbortSignal.timeout: a TimeoutError after the delay, and the real request is cancelled.
-    const timedOut = await get('/timeout?ms=150');
+    // An abort in flight (from another request's task, through AbortSignal.any), once the upstream
+    // holds the request: the fetch rejects with an AbortError and the real request is cancelled.
+    const held = get('/held?id=1');
+    await waitFor(() => hangs.find((h) => h.url === '/hang?held'), 'the upstream to receive the held request');
+    expect(await get('/abort?id=1')).toEqual({ aborted: true });
+    expect(await held).toMatchObject({ ok: false, name: 'AbortError' });
+    await waitFor(() => hangs.find((h) => h.url === '/hang?held')?.closedEarly, 'the upstream to see the aborted request cancelled');
+
+    // AbortSignal.timeout: a TimeoutError after the delay (a recorded timer), and the real request is
+    // cancelled. (1 s: time for the request to reach the upstream first, even on a loaded machine.)
+    const timedOut = await get('/timeout?ms=1000');
     expect(timedOut).toMatchObject({ ok: false, name: 'TimeoutError', message: 'The operation was aborted due to timeout', waitedAtLeast: true });
     await waitFor(() => hangs.find((h) => h.url === '/hang?timeout')?.closedEarly, 'the upstream to see the timed-out request cancelled');
-
-    // An abort from a timer through AbortSignal.any: AbortError, and the upstream request cancelled.
-    expect(await get('/abort-later')).toMatchObject({ ok: false, name: 'AbortError' });
-    await waitFor(() => hangs.find((h) => h.url === '/hang?later')?.closedEarly, 'the upstream to see the aborted request cancelled');
 
     // A signal that never fires does not disturb a fetch that completes.
     expect(await get('/completes')).toMatchObject({ ok: true, status: 200 });

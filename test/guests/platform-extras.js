@@ -1,6 +1,8 @@
 // A guest exercising this runtime's aborts, forms, encodings and navigator end to end (test/aborts.test.ts).
 // env.UPSTREAM: an HTTP server whose /hang never answers and whose /echo echoes the request.
 
+const held = new Map();
+
 function json(data, status = 200) {
   return new Response(JSON.stringify(data), { status, headers: { 'content-type': 'application/json' } });
 }
@@ -30,11 +32,18 @@ export default {
         const r = await outcome(fetch(`${up}/hang?timeout`, { signal: AbortSignal.timeout(ms) }));
         return json({ ...r, waitedAtLeast: Date.now() - started >= ms });
       }
-      case '/abort-later': {
+      case '/held': {
+        // A fetch that waits until /abort aborts it (another request: a task of its own).
         const c = new AbortController();
-        setTimeout(() => c.abort(), 20);
+        held.set(url.searchParams.get('id'), c);
         const any = AbortSignal.any([c.signal, new AbortController().signal]);
-        return json(await outcome(fetch(new Request(`${up}/hang?later`, { signal: any }))));
+        return json(await outcome(fetch(new Request(`${up}/hang?held`, { signal: any }))));
+      }
+      case '/abort': {
+        const c = held.get(url.searchParams.get('id'));
+        held.delete(url.searchParams.get('id'));
+        c?.abort();
+        return json({ aborted: c !== undefined });
       }
       case '/abort-same-task': {
         const c = new AbortController();
