@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
-import { caller, clientGapMs, evidenceOf, goLiveViolation, openAccounts, reconcile, speakerViolations, timingArgs, Workload, type Ack, type DrillTiming } from './drill-workload.js';
+import { caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
+import { chooseService } from './drill-service.js';
+import type { WorkloadOptions } from './drill.js';
 import { Router } from './router.js';
 import type { RoundResult } from './drill.js';
 
@@ -60,6 +62,7 @@ export async function runReprotectDrill(
   timing: DrillTiming,
   progress: (msg: string) => void,
   onRound: (result: ReprotectRound) => void,
+  choice: WorkloadOptions = { workload: 'auto' },
 ): Promise<ReprotectRound[]> {
   const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
   const env = { FTJS_SECRET: randomBytes(24).toString('base64url') };
@@ -91,7 +94,7 @@ export async function runReprotectDrill(
   };
 
   const results: ReprotectRound[] = [];
-  const allAcks: Ack[] = [];
+  const allAcks: object[] = [];
   try {
     let serving = await startNode('node-0', 'primary');
     let backup = await startNode('node-1', 'backup', serving.replicationPort);
@@ -99,12 +102,13 @@ export async function runReprotectDrill(
     await new Promise<void>((resolve) => router.server.listen(0, '127.0.0.1', resolve));
     router.start();
     const call = caller(`http://127.0.0.1:${(router.server.address() as net.AddressInfo).port}`);
-    await openAccounts(call, 'drill');
+    const service = await chooseService(call, choice.workload, choice.kvPrefix);
+    await service.prepare(call, 'drill');
     progress(`reprotect drill: one service, ${rounds} consecutive failovers; node-0 serves, node-1 is its backup`);
 
     for (let round = 1; round <= rounds; round++) {
       const violations: string[] = [];
-      const workload = new Workload(call, random, `t-${round}`);
+      const workload = service.load(call, random, `t-${round}`);
       workload.start();
       const delayMs = 400 + Math.floor(random() * 800);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -159,7 +163,7 @@ export async function runReprotectDrill(
       if (epoch !== round + 1) violations.push(`${liveNode.name} serves in epoch ${String(epoch)}, expected ${round + 1} (one new epoch per failover)`);
 
       // Every write acknowledged in any epoch so far, once; this round's by transfer id.
-      const reconciled = await reconcile(liveNode.url, allAcks, workload.acks).catch((error: Error) => ({ writesLost: 0, duplicates: 0, transfers: 0, violations: [`cannot reconcile ${liveNode.name}: ${error.message}`] }));
+      const reconciled = await service.reconcile(liveNode.url, allAcks, workload.acks).catch((error: Error) => ({ writesLost: 0, duplicates: 0, transfers: 0, violations: [`cannot reconcile ${liveNode.name}: ${error.message}`] }));
       violations.push(...reconciled.violations);
       const speakers = speakerViolations(released);
       violations.push(...speakers.violations);
@@ -168,6 +172,7 @@ export async function runReprotectDrill(
       const result: ReprotectRound = {
         round,
         fault: 'kill-primary',
+        workload: service.description,
         detectionMs: lostLine ? Math.max(0, timeOf(lostLine) - faultAt) : null,
         goLiveMs,
         clientGapMs: clientGapMs(workload.successes, faultAt),

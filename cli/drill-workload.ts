@@ -51,19 +51,21 @@ export interface CallResult {
   epoch: number;
 }
 
+/** `body`: a string goes as text, anything else as JSON. */
 export type Call = (method: string, pathname: string, body?: unknown, key?: string) => Promise<CallResult>;
 
 /** A client call through the front door at `door`, with the node and epoch that answered. */
 export function caller(door: string): Call {
   return async (method, pathname, body, key) => {
+    const text = typeof body === 'string';
     const res = await fetch(door + pathname, {
       method,
-      headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      headers: { 'content-type': text ? 'text/plain' : 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+      ...(body === undefined ? {} : { body: text ? body : JSON.stringify(body) }),
       signal: AbortSignal.timeout(10_000),
     });
-    const text = await res.text();
-    return { status: res.status, text, node: res.headers.get('ftjs-node') ?? '?', epoch: Number(res.headers.get('ftjs-epoch') ?? -1) };
+    const answer = await res.text();
+    return { status: res.status, text: answer, node: res.headers.get('ftjs-node') ?? '?', epoch: Number(res.headers.get('ftjs-epoch') ?? -1) };
   };
 }
 

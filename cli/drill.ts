@@ -2,7 +2,8 @@
 // 127.0.0.1 (a real shared directory, real processes), drives a client load of transfers with unique
 // idempotency keys plus reads, injects one fault at a random moment, and checks what the clients saw:
 // every acknowledged write present on the live node, no effect applied twice, one speaker per epoch,
-// no divergence. The workload speaks the API of guest-apps/bank.js (the default guest).
+// no divergence. The workload is the guest's (cli/drill-service.ts): bank.js's ledger, or the generic
+// keyed store any guest with PUT/GET <prefix>/<key> can be checked with.
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +18,8 @@ import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
 import { runReprotectDrill, type ReprotectRound } from './drill-reprotect.js';
-import { ACCOUNTS, caller, clientGapMs, evidenceOf, goLiveViolation, openAccounts, reconcile, speakerViolations, timingArgs, Workload, type DrillTiming } from './drill-workload.js';
+import { caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
+import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
 import { mulberry32 } from './seeded-random.js';
 
 export const FAULTS = ['kill-primary', 'kill-backup', 'pause-primary', 'partition'] as const;
@@ -33,6 +35,14 @@ interface DrillFlags {
   heartbeatTimeoutMs?: number;
   maxGoLiveMs: number;
   reprotect?: boolean;
+  workload: WorkloadChoice;
+  kvPrefix?: string;
+}
+
+/** Which workload a drill drives: `--workload`, and the prefix of the keyed store (`--kv-prefix`). */
+export interface WorkloadOptions {
+  workload: WorkloadChoice;
+  kvPrefix?: string;
 }
 
 /** Default of --max-go-live-ms: drain, claim and switch, beyond the heartbeat timeout. */
@@ -41,6 +51,8 @@ export const DEFAULT_MAX_GO_LIVE_MS = 1000;
 export interface RoundResult {
   round: number;
   fault: Fault;
+  /** The workload driven (bank ledger, or keyed store at a prefix). */
+  workload: string;
   /** ms from the fault to the survivor declaring its peer lost. */
   detectionMs: number | null;
   /** ms from the fault to the survivor running alone in a new epoch. */
@@ -65,7 +77,7 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function runRound(round: number, fault: Fault, entry: string, random: () => number, timing: DrillTiming, progress: (msg: string) => void): Promise<RoundResult> {
+export async function runRound(round: number, fault: Fault, entry: string, random: () => number, timing: DrillTiming, progress: (msg: string) => void, choice: WorkloadOptions = { workload: 'auto' }): Promise<RoundResult> {
   const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
   const secret = randomBytes(24).toString('base64url');
   const [primaryPort, backupPort, replicationPort] = [await freePort(), await freePort(), await freePort()];
@@ -99,11 +111,11 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     await new Promise<void>((resolve) => router.server.listen(0, '127.0.0.1', resolve));
     router.start();
     const door = `http://127.0.0.1:${(router.server.address() as net.AddressInfo).port}`;
-    progress(`round ${round}: pair up (primary :${primaryPort}, backup :${backupPort}); opening ${ACCOUNTS} accounts`);
-
     const call = caller(door);
-    await openAccounts(call, `r${round}`);
-    const workload = new Workload(call, random, `t-${round}`);
+    const service = await chooseService(call, choice.workload, choice.kvPrefix);
+    progress(`round ${round}: pair up (primary :${primaryPort}, backup :${backupPort}); workload: ${service.description}`);
+    await service.prepare(call, `r${round}`);
+    const workload = service.load(call, random, `t-${round}`);
     workload.start();
 
     // The fault, at a random moment.
@@ -196,7 +208,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     let duplicates = 0;
     if (!live) violations.push('no node is live after the round');
     else {
-      const reconciled = await reconcile(live.url, acks);
+      const reconciled = await service.reconcile(live.url, acks, acks);
       writesLost = reconciled.writesLost;
       duplicates = reconciled.duplicates;
       violations.push(...reconciled.violations);
@@ -209,6 +221,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     return {
       round,
       fault,
+      workload: service.description,
       detectionMs: lostLine ? Math.max(0, timeOf(lostLine) - faultAt) : null,
       goLiveMs,
       clientGapMs: clientGapMs(workload.successes, faultAt),
@@ -255,6 +268,11 @@ export function summarize(results: RoundResult[], rounds = results.length) {
   };
 }
 
+function workloadChoice(value: string): WorkloadChoice {
+  if (!(WORKLOADS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--workload must be one of ${WORKLOADS.join(', ')}`);
+  return value as WorkloadChoice;
+}
+
 function fault(value: string): Fault {
   if (!(FAULTS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--fault must be one of ${FAULTS.join(', ')}`);
   return value as Fault;
@@ -265,10 +283,17 @@ export function registerDrill(program: Command): void {
     .command('drill')
     .summary('failover drills: inject faults under load and check the invariants')
     .description(
-      'Each round starts a fresh primary + backup pair on 127.0.0.1, drives keyed transfers and reads (the bank.js API), injects the fault at a random moment, and checks: every acknowledged write present on the live node, no effect applied twice, at most one node released outputs per epoch, no divergence. Prints a table per round and a summary; exits 1 if any invariant broke.\n' +
+      'Each round starts a fresh primary + backup pair on 127.0.0.1, drives keyed writes and reads (the guest\'s workload, see --workload), injects the fault at a random moment, and checks: every acknowledged write present on the live node, no effect applied twice, at most one node released outputs per epoch, no divergence. Prints a table per round and a summary; exits 1 if any invariant broke.\n' +
         'Faults: kill-primary (SIGKILL), kill-backup (SIGKILL), pause-primary (SIGSTOP, then SIGCONT once the backup is live: the old primary must halt without releasing anything), partition (the logging channel is cut through a relay; the shared directory stays reachable: exactly one node may be live afterwards).',
     )
-    .argument('[entry]', 'guest speaking the bank.js API', DEFAULT_GUEST)
+    .argument('[entry]', 'the guest to drill (default guest-apps/bank.js)', DEFAULT_GUEST)
+    .option(
+      '--workload <kind>',
+      'auto: what the guest declares at GET /.well-known/ftjs-drill ({"workload":"bank"} or {"workload":"kv","prefix":"/kv"}), else kv; bank: transfers between accounts (the bank.js API, reconciled to the cent, duplicates counted); kv: keyed writes and reads, PUT/GET <prefix>/<key> with Idempotency-Key (every acknowledged key read back)',
+      workloadChoice,
+      'auto',
+    )
+    .option('--kv-prefix <path>', 'the keyed store\'s path prefix for --workload kv (default: the guest\'s declaration, else /kv)')
     .option('--rounds <n>', 'rounds to run (a fresh pair each)', positiveInt('--rounds'), 5)
     .requiredOption('--fault <kind>', FAULTS.join('|'), fault)
     .option('--seed <n>', 'seed of the fault timing and the workload (default: random, printed)', positiveInt('--seed'))
@@ -286,6 +311,7 @@ export function registerDrill(program: Command): void {
       if (flags.reprotect && flags.fault !== 'kill-primary') throw new InvalidArgumentError('--reprotect drills consecutive failovers of one service: use it with --fault kill-primary');
       const timing: DrillTiming = { heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs: heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs), maxGoLiveMs: flags.maxGoLiveMs };
       const seed = flags.seed ?? (randomBytes(4).readUInt32LE(0) % 1_000_000) + 1;
+      const workloadOptions: WorkloadOptions = { workload: flags.workload, ...(flags.kvPrefix !== undefined ? { kvPrefix: flags.kvPrefix } : {}) };
       const random = mulberry32(seed);
       const progress = (msg: string) => process.stderr.write(`${msg}\n`);
       progress(`ftjs drill: ${flags.rounds} rounds of ${flags.fault}${flags.reprotect ? ' on one service, re-protected after each' : ''}, seed ${seed}`);
@@ -297,12 +323,12 @@ export function registerDrill(program: Command): void {
         for (const e of result.evidence ?? []) progress(`    ${e}`);
       };
       if (flags.reprotect) {
-        await runReprotectDrill(flags.rounds, entry, random, timing, progress, report);
+        await runReprotectDrill(flags.rounds, entry, random, timing, progress, report, workloadOptions);
       } else {
-        for (let round = 1; round <= flags.rounds; round++) report(await runRound(round, flags.fault, entry, random, timing, progress));
+        for (let round = 1; round <= flags.rounds; round++) report(await runRound(round, flags.fault, entry, random, timing, progress, workloadOptions));
       }
       const summary = summarize(results, flags.rounds);
-      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, seed, timing, summary, rounds: results }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, workload: results[0]?.workload ?? null, seed, timing, summary, rounds: results }, null, 2));
       else {
         const join = summary.join ? `; join by snapshot p50 ${summary.join.joinMs.p50} ms max ${summary.join.joinMs.max} ms, primary pause p50 ${summary.join.pauseMs.p50} ms max ${summary.join.pauseMs.max} ms` : '';
         console.log(

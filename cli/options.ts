@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, type VmLimits } from
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
 import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/front-door.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES, MAX_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
+import { CronError, parseCron } from '../hypervisor/cron.js';
 
 export function positiveInt(name: string) {
   return (value: string): number => {
@@ -50,6 +51,26 @@ function envPair(value: string, previous: Record<string, string>): Record<string
 }
 
 const MiB = 1024 * 1024;
+
+/** `--cron "<expr>"` (repeatable): checked here, so a bad expression is an error naming its field before anything starts. */
+function cronList(value: string, previous: string[]): string[] {
+  try {
+    parseCron(value);
+  } catch (error) {
+    if (error instanceof CronError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
+  return [...previous, value];
+}
+
+export function addCronOption(command: Command): Command {
+  return command.option(
+    '--cron <expression>',
+    'a cron trigger in the Workers syntax, e.g. "*/5 * * * *" (UTC; repeatable): each firing calls the guest\'s scheduled(controller, env, ctx) as a recorded event',
+    cronList,
+    [],
+  );
+}
 
 export function addVmOptions(command: Command): Command {
   return command

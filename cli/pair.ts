@@ -14,7 +14,7 @@ import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervi
 import { loadGuest } from '../hypervisor/sources.js';
 import { createLogger } from './logger.js';
 import { readSecret } from './secret.js';
-import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface PairFlags extends ServeFlags {
   port: number;
@@ -118,14 +118,15 @@ export function registerPair(program: Command): void {
     .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir)')
     .option('--restore-from <dir>', 'after both nodes were lost: boot from the newest valid checkpoint in <dir> plus its log instead of booting the guest fresh (<entry> must be the same guest); logs the durable end and what may be missing after it');
   addPairOptions(primary);
+  addCronOption(primary);
   addVmOptions(primary);
   addServeOptions(primary);
   addLogOptions(primary);
-  primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number }) => {
+  primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number; cron: string[] }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const node = await PrimaryNode.start({
-      config: makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags)),
+      config: makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags), flags.cron),
       nodeId,
       host: flags.host,
       port: flags.port,

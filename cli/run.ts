@@ -6,7 +6,7 @@ import { loadGuest } from '../hypervisor/sources.js';
 import { StandaloneNode } from '../hypervisor/standalone.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
 import { createLogger } from './logger.js';
-import { addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface RunFlags extends VmFlags, ServeFlags {
   port: number;
@@ -17,6 +17,8 @@ interface RunFlags extends VmFlags, ServeFlags {
   traceOutputsMaxBytes: number;
   pretty?: boolean;
   logLevel: string;
+  cron: string[];
+  testScheduled?: boolean;
 }
 
 export function registerRun(program: Command): void {
@@ -30,12 +32,14 @@ export function registerRun(program: Command): void {
     .option('--record <file>', 'write a trace of the run to <file> (must not exist)')
     .option('--trace <file>', 'same as --record (the name the pair commands use)');
   addTraceSizeOption(command);
+  addCronOption(command);
+  command.option('--test-scheduled', 'serve POST /_ft/scheduled?cron=EXPR, which fires one of the --cron triggers now (for trying a scheduled() handler; off by default: any client could fire it)');
   addVmOptions(command);
   addServeOptions(command);
   addLogOptions(command);
   command.action(async (entry: string, flags: RunFlags) => {
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: 'run' });
-    const config = makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags));
+    const config = makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags), flags.cron);
     flags.record ??= flags.trace;
     const node = await StandaloneNode.start({
       config,
@@ -43,6 +47,7 @@ export function registerRun(program: Command): void {
       port: flags.port,
       ...(flags.record ? { recordPath: flags.record, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
       maxRequestBytes: flags.maxRequestBytes,
+      testScheduled: flags.testScheduled === true,
       loop: { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: flags.maxQueuedRequests, fetchTimeoutMs: flags.fetchTimeoutMs, maxFetchResponseBytes: flags.maxFetchResponseBytes },
       logger,
     });

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { freePort } from './child.js';
 import { createLogger } from './logger.js';
 import { DEFAULT_HEARTBEAT_MS } from '../hypervisor/pair.js';
-import { heartbeatTimeoutFor, port, positiveInt } from './options.js';
+import { addCronOption, heartbeatTimeoutFor, port, positiveInt } from './options.js';
 import { Router } from './router.js';
 
 interface UpFlags {
@@ -22,6 +22,7 @@ interface UpFlags {
   logLevel: string;
   heartbeatMs: number;
   heartbeatTimeoutMs?: number;
+  cron: string[];
 }
 
 const CLI = fileURLToPath(new URL('./ftjs.js', import.meta.url));
@@ -29,7 +30,7 @@ const DEFAULT_GUEST = fileURLToPath(new URL('../../guest-apps/kv.js', import.met
 
 
 export function registerUp(program: Command): void {
-  program
+  const command = program
     .command('up')
     .summary('run a primary + backup pair behind one front door (the default for npm start)')
     .description('Start a primary and a backup of <entry> (default guest-apps/kv.js) as child processes on 127.0.0.1, with a fresh shared directory and secret, and a front door that routes to whichever node is live. Ctrl-C stops everything.')
@@ -39,8 +40,9 @@ export function registerUp(program: Command): void {
     .option('--pretty', 'human-readable logs (default on a terminal)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
     .option('--heartbeat-ms <ms>', 'heartbeat period of the pair', positiveInt('--heartbeat-ms'), DEFAULT_HEARTBEAT_MS)
-    .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
-    .action(async (entry: string, flags: UpFlags) => {
+    .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'));
+  // The primary takes the schedule; it travels to the backup in the boot config.
+  addCronOption(command).action(async (entry: string, flags: UpFlags) => {
       // Checked before anything starts: a bad pair of values would only fail inside both children.
       const heartbeatTimeoutMs = heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs);
       const pretty = flags.pretty ?? process.stdout.isTTY === true;
@@ -74,7 +76,8 @@ export function registerUp(program: Command): void {
         children.push(child);
         pids[name] = child.pid;
       };
-      launch('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...common]);
+      const crons = flags.cron.flatMap((c) => ['--cron', c]);
+      launch('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...crons, ...common]);
       launch('backup', ['backup', '--primary', `ws://127.0.0.1:${replicationPort}`, '--port', String(backupPort), '--node-id', 'backup', ...common]);
 
       const router = new Router({

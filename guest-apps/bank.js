@@ -148,6 +148,9 @@ async function route(request) {
     return audit();
   }
 
+  // The drill contract (README, `ftjs drill`): check this guest with the ledger workload.
+  if (pathname === '/.well-known/ftjs-drill') return json({ workload: 'bank' });
+
   return json({ error: 'not found' }, 404);
 }
 

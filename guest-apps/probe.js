@@ -40,7 +40,7 @@ const BENIGN_EXTRA_GLOBALS = [
   'CountQueuingStrategy', 'Crypto', 'CryptoKey', 'CustomEvent', 'DOMException', 'DecompressionStream',
   'Event', 'EventTarget', 'File', 'FormData', 'Intl', 'Performance', 'ReadableStream',
   'ReadableStreamDefaultReader', 'SubtleCrypto', 'TextDecoderStream', 'TextEncoderStream',
-  'TransformStream', 'WritableStream', 'navigator', 'reportError', 'self',
+  'TransformStream', 'WritableStream', 'navigator', 'reportError', 'self', 'Navigator', 'URLPattern',
 ];
 
 // Names that must not exist at all: host capabilities or nondeterminism sources.

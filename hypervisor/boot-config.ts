@@ -12,8 +12,8 @@ export class BootConfigError extends Error {
   override name = 'BootConfigError';
 }
 
-export function makeBootConfig(guest: GuestCode, env: Record<string, string>, limits: Partial<VmLimits> = {}): BootConfig {
-  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue() };
+export function makeBootConfig(guest: GuestCode, env: Record<string, string>, limits: Partial<VmLimits> = {}, crons: string[] = []): BootConfig {
+  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue(), ...(crons.length > 0 ? { crons } : {}) };
 }
 
 /**
@@ -27,7 +27,8 @@ export function traceHeaderFor(config: BootConfig, node?: string, opts: { output
     ...(outputsMaxBytes > 0 ? { outputs: { maxBytesPerTask: outputsMaxBytes } } : {}),
     engine: { name: ENGINE_NAME, version: ENGINE_VERSION, wasmSha256: engineWasmSha256() },
     guest: { entry: config.entry, sources: config.sources, hash: config.guestHash },
-    boot: { env: config.env, limits: config.limits, glue: config.glue },
+    // The cron schedule travels with the boot config, so a backup fires it after go-live.
+    boot: { env: config.env, limits: config.limits, glue: config.glue, ...(config.crons ? { crons: config.crons } : {}) },
     createdAt: new Date().toISOString(),
     ...(node ? { node } : {}),
   };
@@ -46,7 +47,7 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
     if (sha256Hex(source.text) !== source.sha256) throw new BootConfigError(`${where}: guest source "${source.name}" does not match its recorded hash`);
   }
   if (guestHash(header.guest.sources) !== header.guest.hash) throw new BootConfigError(`${where}: guest hash does not match its sources`);
-  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue };
+  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue; crons?: string[] };
   const glue = boot.glue;
   if (!glue || typeof glue.web !== 'string' || typeof glue.runtime !== 'string') throw new BootConfigError(`${where}: no hypervisor glue in the boot config (written by an older ftjs?)`);
   if (glueHash(glue.web, glue.runtime) !== glue.sha256) throw new BootConfigError(`${where}: the hypervisor glue does not match its recorded hash`);
@@ -57,5 +58,6 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
     guestHash: header.guest.hash,
     env: boot.env ?? {},
     limits: { ...DEFAULT_LIMITS, ...(boot.limits ?? {}) },
+    ...(Array.isArray(boot.crons) && boot.crons.length > 0 ? { crons: boot.crons.map(String) } : {}),
   };
 }

@@ -31,6 +31,8 @@ export interface NodeView {
   healthy(): boolean;
   /** Who answers, stamped on every guest response (ftjs-node, ftjs-epoch). */
   identity(): { node: string; epoch: number };
+  /** `ftjs run --test-scheduled`: the configured crons that POST /_ft/scheduled may fire now; absent: the endpoint is off. */
+  testScheduled?(): readonly string[];
 }
 
 // Headers that belong to one hop and must not be passed to or from the guest as-is.
@@ -117,6 +119,7 @@ async function operator(view: NodeView, options: FrontDoorOptions, endpoint: str
     // ?hash=0 leaves out the state hash, for frequent polling (lag, roles) that must not slow the guest.
     return sendJson(res, 200, await view.status({ hash: !/[?&]hash=0(?:&|$)/.test(query) }));
   }
+  if (endpoint === 'scheduled' && view.testScheduled) return fireScheduled(view, view.testScheduled(), query, req, res);
   return sendJson(res, 404, { error: `no operator endpoint /_ft/${endpoint} (there are /_ft/health and /_ft/status); /_ft/ never reaches the guest` });
 }
 
@@ -124,6 +127,21 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
   const wanted = Buffer.from(token);
   return given.byteLength === wanted.byteLength && timingSafeEqual(given, wanted);
+}
+
+/** POST /_ft/scheduled[?cron=EXPR]: one firing of a configured cron trigger now (as wrangler's --test-scheduled). */
+function fireScheduled(view: NodeView, crons: readonly string[], query: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (req.method !== 'POST') return sendJson(res, 405, { error: 'POST /_ft/scheduled fires a cron trigger' });
+  const loop = view.liveLoop();
+  if (!loop) return sendJson(res, 503, { error: `this node does not serve: ${view.notLiveReason()}` });
+  const asked = new URLSearchParams(query).get('cron');
+  const cron = asked ?? crons[0];
+  if (cron === undefined || !crons.includes(cron)) {
+    return sendJson(res, 400, { error: cron === undefined ? 'no cron trigger is configured (--cron)' : `"${cron}" is not one of the configured cron triggers: ${JSON.stringify(crons)}` });
+  }
+  const scheduledTimeMs = Date.now();
+  loop.triggerCron(cron, scheduledTimeMs);
+  return sendJson(res, 202, { cron, scheduledTime: scheduledTimeMs });
 }
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown, close = false): void {

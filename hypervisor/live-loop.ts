@@ -8,6 +8,7 @@ import type { Log } from '../recorder/log.js';
 import type { VmHost } from './vm-host.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
 import type { RunReply, VmState } from './vm-protocol.js';
+import { CronScheduler } from './cron-scheduler.js';
 
 export interface OutputGate {
   /** Release `release` once the entry `seq` is safe (acknowledged by the backup, or at once when alone). */
@@ -56,7 +57,12 @@ export class LiveLoop {
   private timer: { handle: NodeJS.Timeout; timerId: number; deadlineMs: number } | null = null;
   private readonly timersQueued = new Set<number>();
   private fetchesInFlight = 0;
+  /** Outbound fetches in flight, by fetch id: the guest may abort them. */
+  private readonly fetchControllers = new Map<number, AbortController>();
+  /** Aborts released before their fetch (not expected: the gate releases in order). */
+  private readonly abortedBeforeStart = new Set<number>();
   private lastState: VmState | null = null;
+  private cron: CronScheduler | null = null;
   /** Seq of the last TaskEnd appended: the state the VM is in. */
   lastTaskSeq = 0;
   tasksRun = 0;
@@ -102,11 +108,32 @@ export class LiveLoop {
     });
   }
 
+  /**
+   * Fires cron triggers (Workers syntax, UTC) on this node's clock, from now on: each firing becomes a
+   * queued 'scheduled' event, so it is recorded like a request and a replay re-delivers it from the log.
+   * Only the live side evaluates schedules; a backup starts them when it goes live (Serving.start).
+   */
+  startCrons(expressions: readonly string[]): void {
+    if (expressions.length === 0 || this.stopped || this.cron) return;
+    this.cron = new CronScheduler(expressions, (cron, scheduledTimeMs) => this.triggerCron(cron, scheduledTimeMs));
+    const next = this.cron.nextFiringMs;
+    this.logger.info({ crons: expressions, nextFiring: next === null ? null : new Date(next).toISOString() }, `cron triggers armed (${expressions.length}); next firing ${next === null ? 'never' : new Date(next).toISOString()}`);
+  }
+
+  /** Queues one firing of `cron` (a schedule's, or `--test-scheduled`'s /_ft/scheduled). */
+  triggerCron(cron: string, scheduledTimeMs: number): void {
+    if (this.stopped) return;
+    this.logger.debug({ cron, scheduledTime: new Date(scheduledTimeMs).toISOString() }, 'cron trigger fired');
+    this.queue.push({ event: { kind: 'scheduled', event: { cron, scheduledTimeMs } } });
+    this.schedule();
+  }
+
   /** Stops taking requests and resolves once the VM is idle. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer.handle);
     this.timer = null;
+    this.cron?.stop();
     if (!this.running) return;
     await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
   }
@@ -192,6 +219,18 @@ export class LiveLoop {
         this.gate.hold(tag, () => this.performFetch(output));
       }
     }
+    for (const fetchId of result.fetchAborts) this.gate.hold(tag, () => this.cancelFetch(fetchId));
+  }
+
+  /** The guest aborted outbound fetch `fetchId` (its VM no longer waits for it): cancel the request. */
+  private cancelFetch(fetchId: number): void {
+    const controller = this.fetchControllers.get(fetchId);
+    if (!controller) {
+      this.abortedBeforeStart.add(fetchId);
+      return;
+    }
+    this.fetchControllers.delete(fetchId);
+    controller.abort();
   }
 
   private printConsole(lines: ConsoleLine[], seq: number): void {
@@ -220,10 +259,16 @@ export class LiveLoop {
   }
 
   private performFetch(output: Extract<Output, { kind: 'fetch' }>): void {
-    this.fetchesInFlight++;
     const { fetchId } = output;
+    if (this.abortedBeforeStart.delete(fetchId)) return;
+    this.fetchesInFlight++;
+    const cancel = new AbortController();
+    this.fetchControllers.set(fetchId, cancel);
     const finish = (result: Omit<Extract<LiveEvent, { kind: 'fetch-result' }>['result'], 'fetchId'>) => {
       this.fetchesInFlight--;
+      // Cancelled by the guest: the VM forgot this fetch, its result must not become an event.
+      if (this.fetchControllers.get(fetchId) !== cancel) return;
+      this.fetchControllers.delete(fetchId);
       if (this.stopped) return;
       this.queue.push({ event: { kind: 'fetch-result', result: { fetchId, ...result } } });
       this.schedule();
@@ -233,7 +278,7 @@ export class LiveLoop {
       method: output.method,
       headers: output.headers,
       redirect: 'manual',
-      signal: AbortSignal.timeout(this.options.fetchTimeoutMs),
+      signal: AbortSignal.any([AbortSignal.timeout(this.options.fetchTimeoutMs), cancel.signal]),
     };
     if (output.body.byteLength > 0) init.body = output.body as Uint8Array<ArrayBuffer>;
     fetch(output.url, init)
@@ -245,6 +290,10 @@ export class LiveLoop {
       })
       .catch((error: Error) => {
         const cause = (error as { cause?: Error }).cause;
+        if (cancel.signal.aborted) {
+          this.fetchesInFlight--; // the guest's abort, not a failure: nothing to deliver
+          return;
+        }
         const message = error.name === 'TimeoutError' ? `timed out after ${this.options.fetchTimeoutMs} ms (--fetch-timeout-ms)` : `${error.message}${cause ? `: ${cause.message}` : ''}`;
         this.logger.warn({ fetchId, url: output.url }, `outbound fetch failed: ${message}`);
         failed(message);

@@ -137,6 +137,7 @@ export class Serving {
   /** Starts serving from the VM's state in `reply`, and marks the epoch this node speaks in. */
   start(reply: RunReply, epoch: number): void {
     this.loop.start(reply);
+    this.loop.startCrons(this.host.config.crons ?? []);
     this.markEpoch(epoch);
   }
 

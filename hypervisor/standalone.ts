@@ -24,6 +24,8 @@ export interface StandaloneOptions {
   /** What the trace keeps of each task's outputs, in bytes (0: none). Default DEFAULT_TRACE_OUTPUTS_MAX_BYTES. */
   traceOutputsMaxBytes?: number;
   maxRequestBytes: number;
+  /** Serve POST /_ft/scheduled, which fires a configured cron trigger now (`--test-scheduled`). */
+  testScheduled?: boolean;
   loop: LiveLoopOptions;
   logger: Logger;
 }
@@ -70,6 +72,7 @@ export class StandaloneNode {
     loop.onFatal = vm.onFatal;
     if (trace) loop.onTask = traceOutputsHook(trace);
     loop.start(bootReply);
+    loop.startCrons(config.crons ?? []);
     trace?.flush();
     logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(performance.now() - started), memoryBytes: bootReply.state.memoryBytes }, 'guest booted');
 
@@ -80,6 +83,7 @@ export class StandaloneNode {
         notLiveReason: () => 'stopping',
         identity: () => ({ node: 'standalone', epoch: 0 }),
         healthy: () => true,
+        ...(options.testScheduled ? { testScheduled: () => config.crons ?? [] } : {}),
         status: async () => ({
           role: 'standalone',
           epoch: 0,

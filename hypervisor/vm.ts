@@ -7,16 +7,18 @@
 
 import { createHash } from 'node:crypto';
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
-import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent } from '../logging-channel/entry.js';
+import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent, type ScheduledEvent } from '../logging-channel/entry.js';
 import {
   decodeFetchResultEvent,
   decodeRequestEvent,
   decodeTaskEnd,
   decodeTimerEvent,
+  decodeScheduledEvent,
   encodeFetchResultEvent,
   encodeRequestEvent,
   encodeTaskEnd,
   encodeTimerEvent,
+  encodeScheduledEvent,
 } from '../logging-channel/codec.js';
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
 import { assertLimits, type VmLimits } from './limits.js';
@@ -29,6 +31,8 @@ import { resolveModuleName } from './sources.js';
 
 export interface BootConfig {
   entry: string;
+  /** Cron triggers (--cron, Workers syntax): the live node delivers each firing to scheduled(). */
+  crons?: string[];
   sources: GuestSource[];
   guestHash: string;
   env: Record<string, string>;
@@ -55,6 +59,8 @@ export interface TaskResult {
   /** For request tasks: the request id the VM gave the request. */
   requestId: number;
   outputs: Output[];
+  /** Outbound fetches the guest aborted in this task: the node cancels them (after the task's outputs). */
+  fetchAborts: number[];
   console: ConsoleLine[];
   preempted: boolean;
   pos: number;
@@ -65,7 +71,8 @@ export interface TaskResult {
 export type LiveEvent =
   | { kind: 'request'; method: string; url: string; headers: HeaderList; body: Uint8Array }
   | { kind: 'timer'; timerId: number }
-  | { kind: 'fetch-result'; result: FetchResultEvent };
+  | { kind: 'fetch-result'; result: FetchResultEvent }
+  | { kind: 'scheduled'; event: ScheduledEvent };
 
 export interface DeviceState {
   position: PositionState;
@@ -96,9 +103,9 @@ export class BootError extends Error {
 }
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7 } as const;
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8 } as const;
 // Events the host delivers to the guest glue's dispatch function.
-const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
+const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, Boot: 9 } as const;
 
 const ENTROPY_POOL_BYTES = 256;
 const MAX_ENTROPY_REQUEST_BYTES = 65536;
@@ -139,6 +146,7 @@ export class Vm {
   private inTask = false;
   private preempted = false;
   private outputs: Output[] = [];
+  private fetchAborts: number[] = [];
   private consoleLines: ConsoleLine[] = [];
   private consoleDropped = 0;
   private entries: RawEntry[] = [];
@@ -354,6 +362,17 @@ export class Vm {
         this.booted = c.getNumber(args[1]!) === 1;
         this.bootMessage = c.getString(args[2]!);
         return undefined;
+      case HostOp.FetchAbort: {
+        // The guest aborted an outbound fetch: it is no longer pending (go-live will not re-issue
+        // it), and the node cancels it once the task's entries are safe (TaskResult.fetchAborts).
+        const fetchId = c.getNumber(args[1]!);
+        if (!this.fetches.delete(fetchId)) return undefined;
+        // Started in this same task: it never leaves at all.
+        const started = this.outputs.findIndex((o) => o.kind === 'fetch' && o.fetchId === fetchId);
+        if (started >= 0) this.outputs.splice(started, 1);
+        else this.fetchAborts.push(fetchId);
+        return undefined;
+      }
       default:
         throw new VmFatal(`guest runtime called unknown host op ${op}`);
     }
@@ -441,6 +460,8 @@ export class Vm {
         return this.execute({ kind: Kind.Timer, pos, payload: encodeTimerEvent({ timerId: event.timerId }) }, { kind: Kind.Timer, event }, null);
       case 'fetch-result':
         return this.execute({ kind: Kind.FetchResult, pos, payload: encodeFetchResultEvent(event.result) }, { kind: Kind.FetchResult, event: event.result }, null);
+      case 'scheduled':
+        return this.execute({ kind: Kind.Scheduled, pos, payload: encodeScheduledEvent(event.event) }, { kind: Kind.Scheduled, event: event.event }, null);
     }
   }
 
@@ -457,7 +478,7 @@ export class Vm {
     const pos = this.position.read();
     if (start.pos !== pos) {
       this.port.diverge(start.seq, pos, kindName[start.kind] ?? '?', `task start at pos ${start.pos}`, `VM is at pos ${pos}`);
-      return { entries: [], kind: kindName[start.kind] ?? '?', requestId: 0, outputs: [], console: [], preempted: false, pos, divergence: this.port.divergence() };
+      return { entries: [], kind: kindName[start.kind] ?? '?', requestId: 0, outputs: [], fetchAborts: [], console: [], preempted: false, pos, divergence: this.port.divergence() };
     }
     return this.execute(start, decodeStart(start), task);
   }
@@ -472,6 +493,7 @@ export class Vm {
     this.inTask = true;
     this.preempted = false;
     this.outputs = [];
+    this.fetchAborts = [];
     this.consoleLines = [];
     this.consoleDropped = 0;
     this.entries = recorded ? [] : [start];
@@ -506,6 +528,11 @@ export class Vm {
           owner = this.fetches.get(result.fetchId)?.owner ?? 0;
           this.fetches.delete(result.fetchId);
           this.deliver(GuestEvent.FetchResult, result.fetchId, JSON.stringify([result.error, result.status, result.statusText, result.headers]), result.body);
+          break;
+        }
+        case Kind.Scheduled: {
+          const { cron, scheduledTimeMs } = decoded.event;
+          this.deliver(GuestEvent.Scheduled, scheduledTimeMs, cron, EMPTY);
           break;
         }
         case Kind.Boot:
@@ -571,7 +598,7 @@ export class Vm {
     }
     const entries = this.entries;
     this.entries = [];
-    return { entries, kind: kindName[start.kind] ?? '?', requestId, outputs: this.outputs, console: this.consoleLines, preempted, pos, divergence: this.port.divergence() };
+    return { entries, kind: kindName[start.kind] ?? '?', requestId, outputs: this.outputs, fetchAborts: this.fetchAborts, console: this.consoleLines, preempted, pos, divergence: this.port.divergence() };
   }
 
   private deliver(kind: number, id: number, meta: string, body: Uint8Array | string): void {
@@ -778,6 +805,7 @@ type StartEvent =
   | { kind: typeof Kind.Request; event: RequestEvent }
   | { kind: typeof Kind.Timer; event: { timerId: number } }
   | { kind: typeof Kind.FetchResult; event: FetchResultEvent }
+  | { kind: typeof Kind.Scheduled; event: ScheduledEvent }
   | { kind: typeof Kind.Boot };
 
 function decodeStart(start: Entry): StartEvent {
@@ -788,6 +816,8 @@ function decodeStart(start: Entry): StartEvent {
       return { kind: Kind.Timer, event: decodeTimerEvent(start.payload) };
     case Kind.FetchResult:
       return { kind: Kind.FetchResult, event: decodeFetchResultEvent(start.payload) };
+    case Kind.Scheduled:
+      return { kind: Kind.Scheduled, event: decodeScheduledEvent(start.payload) };
     case Kind.Boot:
       return { kind: Kind.Boot };
     default:

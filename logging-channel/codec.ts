@@ -43,6 +43,7 @@ import {
   type RequestEvent,
   type TaskEnd,
   type TimerEvent,
+  type ScheduledEvent,
 } from './entry.js';
 
 export { CodecError } from './bytes.js';
@@ -195,6 +196,23 @@ export function decodeTimerEvent(payload: Uint8Array): TimerEvent {
   return { timerId };
 }
 
+// Scheduled: str cron, varuint scheduledTimeMs.
+
+export function encodeScheduledEvent(event: ScheduledEvent): Uint8Array {
+  return encodeWith((w) => {
+    w.str(event.cron, 'cron');
+    w.varuint(event.scheduledTimeMs, 'scheduledTimeMs');
+  });
+}
+
+export function decodeScheduledEvent(payload: Uint8Array): ScheduledEvent {
+  const r = payloadReader(payload, 'Scheduled');
+  const cron = r.str('cron');
+  const scheduledTimeMs = r.varuint('scheduledTimeMs');
+  r.expectEnd('Scheduled');
+  return { cron, scheduledTimeMs };
+}
+
 // FetchResult: varuint fetchId, u8 outcome (0 response, 1 error), then either
 // str error, or varuint status, str statusText, headers, bytes body.
 
@@ -321,6 +339,7 @@ export function decodeEpochMark(payload: Uint8Array): EpochMark {
 export type DecodedPayload =
   | { kind: 'Request'; value: RequestEvent }
   | { kind: 'Timer'; value: TimerEvent }
+  | { kind: 'Scheduled'; value: ScheduledEvent }
   | { kind: 'FetchResult'; value: FetchResultEvent }
   | { kind: 'Clock'; value: ClockReading }
   | { kind: 'Entropy'; value: Uint8Array }
@@ -332,6 +351,7 @@ export function decodePayload(kind: number, payload: Uint8Array): DecodedPayload
   switch (kind) {
     case Kind.Request: return { kind: 'Request', value: decodeRequestEvent(payload) };
     case Kind.Timer: return { kind: 'Timer', value: decodeTimerEvent(payload) };
+    case Kind.Scheduled: return { kind: 'Scheduled', value: decodeScheduledEvent(payload) };
     case Kind.FetchResult: return { kind: 'FetchResult', value: decodeFetchResultEvent(payload) };
     case Kind.Clock: return { kind: 'Clock', value: decodeClockReading(payload) };
     case Kind.Entropy: return { kind: 'Entropy', value: payload };

@@ -10,7 +10,7 @@ import type { InspectReport, TaskMark } from './inspect.js';
 
 export const MAX_MARKS = 5000;
 const BUCKETS = 2000;
-const LANES = ['Boot', 'Request', 'Timer', 'FetchResult'];
+const LANES = ['Boot', 'Request', 'Timer', 'FetchResult', 'Scheduled'];
 const LANE_HEIGHT = 26;
 const WORK_HEIGHT = 70;
 const AXIS_HEIGHT = 22;
@@ -150,7 +150,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.kv th{border:none;col
 .frame{position:relative}.lanes{position:absolute;left:0;top:0;width:${LEFT}px}
 svg text{font-size:11px;fill:#445}.lane-line{stroke:#e3e3ea}.axis line{stroke:#aab}
 rect.task,rect.bucket{fill-opacity:.8;cursor:pointer}rect.task:hover,rect.bucket:hover{fill-opacity:1;stroke:#000}
-.k-Request{fill:#3b82c4}.k-Timer{fill:#d9902f}.k-FetchResult{fill:#4aa36b}.k-Boot{fill:#8a5cc2}
+.k-Request{fill:#3b82c4}.k-Timer{fill:#d9902f}.k-FetchResult{fill:#4aa36b}.k-Boot{fill:#8a5cc2}.k-Scheduled{fill:#c24f7a}
 rect.untimed{fill-opacity:.45}rect.work{fill-opacity:.5}rect.preempted{stroke:#d11;stroke-width:2}rect.bps{fill:#7a8799}
 #tooltip{position:fixed;pointer-events:none;background:#1d232a;color:#fff;padding:6px 8px;border-radius:4px;white-space:pre;font-size:12px;z-index:2;max-width:60ch}
 .controls{margin:6px 0}.controls button{font:inherit;padding:1px 10px}.note{color:#667}.none{color:#889}`;

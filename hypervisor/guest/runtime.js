@@ -18,6 +18,7 @@
   const OP_CONSOLE = 5;
   const OP_ENTROPY = 6;
   const OP_BOOTED = 7;
+  const OP_FETCH_ABORT = 8;
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;
@@ -202,6 +203,8 @@
   define('clearInterval', function clearInterval(id) {
     clearTimer(id);
   });
+  // AbortSignal.timeout() fires through a guest timer (recorded like any other).
+  web.useTimer((callback, ms) => addTimer(callback, ms, [], false));
   function fireTimer(id) {
     const timer = timers.get(id);
     if (!timer) return;
@@ -274,9 +277,16 @@
     return ArrayBufferSlice(bytes.buffer, bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   }
   define('fetch', function fetch(input, init) {
-    let parts;
+    let parts, signal;
     try {
-      parts = web.requestParts(web.toRequest(input, init));
+      const request = web.toRequest(input, init);
+      signal = web.requestSignal(request);
+      // An aborted signal rejects at once with its reason: no request leaves.
+      if (signal !== null) {
+        const [aborted, reason] = web.abortState(signal);
+        if (aborted) return Promise.reject(reason);
+      }
+      parts = web.requestParts(request);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -284,6 +294,16 @@
     return new Promise((resolve, reject) => {
       fetches.set(id, { resolve, reject, url: parts.url, owner: currentOwner });
       host(OP_FETCH, id, JSONstringify([parts.method, parts.url, parts.headers]), bodyBuffer(parts.body), currentOwner);
+      // Aborted in flight: the guest sees the rejection in the task that aborted (a deterministic
+      // consequence of recorded events), and the host cancels the outbound request; its result, if
+      // any arrives, is never delivered.
+      if (signal !== null) {
+        web.onAbort(signal, (reason) => {
+          if (!fetches.delete(id)) return; // already answered
+          host(OP_FETCH_ABORT, id);
+          reject(reason);
+        });
+      }
     });
   });
   function fetchDone(id, meta, body) {
@@ -407,15 +427,10 @@
     }
     const request = web.makeRequest(method, url, headers, body ? new Uint8Array(body) : null);
     currentOwner = id;
-    const ctx = {
-      waitUntil(promise) {
-        Promise.resolve(promise).catch((error) => reportError('waitUntil', error));
-      },
-      passThroughOnException() {},
-    };
     let result;
     try {
-      result = app.fetch(request, env, ctx);
+      if (typeof app.fetch !== 'function') throw new TypeError('the guest module exports no fetch(request, env, ctx) handler (only scheduled): it cannot answer requests');
+      result = app.fetch(request, env, executionContext());
     } catch (error) {
       fail(id, error);
       return;
@@ -430,6 +445,42 @@
     }
   }
 
+  // ctx of a handler. waitUntil: the task runs every promise to quiescence anyway, so it only reports
+  // a rejection. passThroughOnException: there is no origin behind an ftjs node to pass through to;
+  // it is accepted and changes nothing (an exception still gives the 500 answer and is logged).
+  function executionContext() {
+    return {
+      waitUntil(promise) {
+        Promise.resolve(promise).catch((error) => reportError('waitUntil', error));
+      },
+      passThroughOnException() {},
+    };
+  }
+
+  // ---------- cron triggers ----------
+  let warnedNoScheduled = false;
+  function onScheduled(scheduledTime, cron) {
+    if (typeof app.scheduled !== 'function') {
+      if (!warnedNoScheduled) {
+        warnedNoScheduled = true;
+        host(OP_CONSOLE, 3, 'ftjs: cron trigger "' + cron + '" fired but the guest module exports no scheduled(controller, env, ctx) handler: cron triggers are ignored (this warning is shown once)');
+      }
+      return;
+    }
+    // noRetry(): Workers may retry a failed firing; ftjs never retries, so it has nothing to turn off.
+    const controller = Object.freeze({ cron, scheduledTime, type: 'scheduled', noRetry() {} });
+    let result;
+    try {
+      result = app.scheduled(controller, env, executionContext());
+    } catch (error) {
+      reportError('scheduled handler', error);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+      Promise.resolve(result).catch((error) => reportError('scheduled handler', error));
+    }
+  }
+
   // ---------- boot ----------
   function boot(entry, configJson) {
     const config = JSONparse(configJson);
@@ -438,8 +489,8 @@
     import(entry).then(
       (namespace) => {
         const candidate = namespace.default;
-        if (!candidate || typeof candidate.fetch !== 'function') {
-          host(OP_BOOTED, 0, 'the guest module "' + entry + '" must export default { fetch(request, env, ctx) }');
+        if (!candidate || (typeof candidate.fetch !== 'function' && typeof candidate.scheduled !== 'function')) {
+          host(OP_BOOTED, 0, 'the guest module "' + entry + '" must export default { fetch(request, env, ctx) } (or a scheduled(controller, env, ctx) handler)');
           return;
         }
         app = candidate;
@@ -461,6 +512,8 @@
         return fetchDone(id, meta, body);
       case 4:
         return aborted(id, meta);
+      case 5:
+        return onScheduled(id, meta);
       case 9:
         return boot(meta, body);
     }

@@ -42,8 +42,10 @@
 //     checks are not implemented, and existing "xn--" labels are not validated.
 //   * URL path percent-encoding follows Node 20 / current browsers (`^` is not encoded in paths),
 //     and opaque paths use the "strip trailing spaces" rule, as Node 20 does.
-//   * TextDecoder supports UTF-8 only (RangeError for other labels).
-//   * FormData, ReadableStream, File, crypto, timers (AbortSignal.timeout) are not provided.
+//   * TextDecoder decodes UTF-8 here; encoding.js adds UTF-16LE/BE and windows-1252.
+//   * FormData and File are in forms.js (they plug into the bodies through setFormBodyHooks).
+//     AbortSignal.timeout() runs on the runtime's timers (useTimer). ReadableStream and crypto are
+//     not provided here.
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -368,19 +370,30 @@ class TextEncoder {
 }
 setTag(TextEncoder, 'TextEncoder');
 
+// Encodings other than UTF-8 live in encoding.js: lookup(label) gives null or a decoder
+// { name, bom (drop a leading U+FEFF), decode(bytes, fatal, state|null, flush) } (setTextDecoderHooks).
+let legacyEncodings = null;
+export function setTextDecoderHooks(hooks) {
+  legacyEncodings = hooks;
+}
+
 class TextDecoder {
   #fatal;
   #ignoreBOM;
   #state = null; // streaming state, null when idle
   #bomSeen = false;
+  #legacy = null; // a decoder from encoding.js, null for UTF-8
   constructor(label = 'utf-8', options = undefined) {
     const l = label === 'utf-8' ? label : toDOMString(label).replace(/^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, '').toLowerCase();
-    if (!UTF8_LABELS.has(l)) throw new RangeError(`The "${label}" encoding is not supported`);
+    if (!UTF8_LABELS.has(l)) {
+      this.#legacy = legacyEncodings === null ? null : legacyEncodings.lookup(l);
+      if (this.#legacy === null) throw new RangeError(`The "${label}" encoding is not supported`);
+    }
     if (options !== undefined && options !== null && !isObjectLike(options)) throw new TypeError('TextDecoder options must be an object');
     this.#fatal = options ? Boolean(options.fatal) : false;
     this.#ignoreBOM = options ? Boolean(options.ignoreBOM) : false;
   }
-  get encoding() { return 'utf-8'; }
+  get encoding() { return this.#legacy === null ? 'utf-8' : this.#legacy.name; }
   get fatal() { return this.#fatal; }
   get ignoreBOM() { return this.#ignoreBOM; }
   decode(input = undefined, options = undefined) {
@@ -391,11 +404,13 @@ class TextDecoder {
       if (bytes === null) throw new TypeError("Failed to execute 'decode' on 'TextDecoder': The provided value is not of type '(ArrayBuffer or ArrayBufferView)'");
     }
     const stream = options !== undefined && options !== null ? Boolean(options.stream) : false;
+    const legacy = this.#legacy;
     let st = this.#state;
-    if (stream && st === null) st = this.#state = { need: 0, seen: 0, cp: 0, lower: 0x80, upper: 0xBF };
+    if (stream && st === null) st = this.#state = legacy !== null ? legacy.newState() : { need: 0, seen: 0, cp: 0, lower: 0x80, upper: 0xBF };
     let out;
     try {
-      if (st === null) out = utf8DecodeCore(bytes, this.#fatal, null);
+      if (legacy !== null) out = legacy.decode(bytes, this.#fatal, st, !stream);
+      else if (st === null) out = utf8DecodeCore(bytes, this.#fatal, null);
       else {
         out = utf8DecodeCore(bytes, this.#fatal, st);
         if (!stream) {
@@ -412,7 +427,7 @@ class TextDecoder {
       this.#bomSeen = false;
       throw e;
     }
-    if (!this.#ignoreBOM && !this.#bomSeen && out.length > 0) {
+    if (!this.#ignoreBOM && !this.#bomSeen && out.length > 0 && (legacy === null || legacy.bom)) {
       this.#bomSeen = true;
       if (out.charCodeAt(0) === 0xFEFF) out = out.slice(1);
     }
@@ -1996,6 +2011,12 @@ setTag(EventTarget, 'EventTarget');
 let signalAbort; // (signal, reason)
 let newSignal; // () => AbortSignal
 let dependentSignal; // (signals) => AbortSignal
+let abortState; // (signal) => [aborted, reason]
+let addAbortAlgorithm; // (signal, (reason) => void)
+const NOT_ABORTED = Object.freeze([false, undefined]);
+// The runtime's setTimeout (runtime.js hands it over through __ftjs_web.useTimer): a timeout signal
+// fires through a recorded guest timer.
+let guestTimer = null; // (callback, ms) => id
 
 function defaultAbortReason() {
   return new DOMException('This operation was aborted', 'AbortError');
@@ -2007,6 +2028,7 @@ class AbortSignal extends EventTarget {
   #onabort = null;
   #onabortInstalled = false;
   #dependents = null;
+  #algorithms = null; // the spec's abort algorithms (internal: fetch cancels its request with one)
   constructor(key) {
     if (key !== kInternal) throw new TypeError('Illegal constructor');
     super();
@@ -2034,8 +2056,16 @@ class AbortSignal extends EventTarget {
     return s;
   }
   static timeout(ms) {
-    // There are no timers inside the deterministic guest.
-    throw new DOMException('AbortSignal.timeout() is not supported in this runtime', 'NotSupportedError');
+    // WebIDL [EnforceRange] unsigned long long.
+    const n = Number(ms);
+    if (!Number.isFinite(n) || Math.trunc(n) < 0 || Math.trunc(n) > Number.MAX_SAFE_INTEGER) {
+      throw new TypeError(`Failed to execute 'timeout' on 'AbortSignal': Value is outside the 'unsigned long long' value range.`);
+    }
+    if (guestTimer === null) throw new DOMException('AbortSignal.timeout() needs the runtime\'s timers', 'NotSupportedError');
+    const s = new AbortSignal(kInternal);
+    // A guest timer: its firing is a recorded timer event, so replay aborts at the same point.
+    guestTimer(() => signalAbort(s, new DOMException('The operation was aborted due to timeout', 'TimeoutError')), Math.trunc(n));
+    return s;
   }
   static any(signals) {
     const list = Array.from(signals);
@@ -2045,6 +2075,8 @@ class AbortSignal extends EventTarget {
 
   static {
     newSignal = () => new AbortSignal(kInternal);
+    abortState = (s) => (s.#aborted ? [true, s.#reason] : NOT_ABORTED);
+    addAbortAlgorithm = (s, fn) => (s.#algorithms || (s.#algorithms = [])).push(fn);
     dependentSignal = (list) => {
       const r = new AbortSignal(kInternal);
       for (const s of list) {
@@ -2057,12 +2089,18 @@ class AbortSignal extends EventTarget {
       for (const s of list) (s.#dependents || (s.#dependents = [])).push(r);
       return r;
     };
+    const runAbortAlgorithms = (s) => {
+      const list = s.#algorithms;
+      s.#algorithms = null;
+      if (list !== null) for (const fn of list) fn(s.#reason);
+    };
     signalAbort = (s, reason) => {
       if (s.#aborted) return;
       s.#aborted = true;
       s.#reason = reason === undefined ? defaultAbortReason() : reason;
       const deps = s.#dependents;
       s.#dependents = null;
+      runAbortAlgorithms(s);
       const fire = [];
       if (deps !== null) {
         for (const d of deps) {
@@ -2073,6 +2111,7 @@ class AbortSignal extends EventTarget {
         }
       }
       s.dispatchEvent(new Event('abort'));
+      for (const d of fire) runAbortAlgorithms(d);
       for (const d of fire) {
         const dd = d.#dependents;
         d.#dependents = null;
@@ -2623,9 +2662,20 @@ function extractBody(init) {
       return blobBytes(init); // Blob bytes are never mutated, no copy needed
     }
   }
+  if (formBodyHooks !== null && formBodyHooks.isFormData(init)) {
+    const r = formBodyHooks.serialize(init);
+    extractedType = r.type;
+    return r.body;
+  }
   const s = toUSVString(init);
   extractedType = TEXT_PLAIN;
   return s;
+}
+
+// FormData lives in forms.js; it plugs its body serializer and parser in here (setFormBodyHooks).
+let formBodyHooks = null; // { isFormData(v), serialize(fd) => { body, type }, parse(bytes, contentType) => Promise<FormData> }
+export function setFormBodyHooks(hooks) {
+  formBodyHooks = hooks;
 }
 
 // text() of a body (null, string or bytes): UTF-8 decode, dropping a leading BOM.
@@ -2648,7 +2698,7 @@ function bodyUnusable() {
   return new TypeError('Body is unusable: Body has already been read');
 }
 
-const BODY_TEXT = 0, BODY_JSON = 1, BODY_ARRAYBUFFER = 2, BODY_BYTES = 3, BODY_BLOB = 4;
+const BODY_TEXT = 0, BODY_JSON = 1, BODY_ARRAYBUFFER = 2, BODY_BYTES = 3, BODY_BLOB = 4, BODY_FORMDATA = 5;
 function consumeBody(kind, b, contentType) {
   switch (kind) {
     case BODY_TEXT:
@@ -2664,6 +2714,8 @@ function consumeBody(kind, b, contentType) {
       return Promise.resolve(bodyBytesCopy(b).buffer);
     case BODY_BYTES:
       return Promise.resolve(bodyBytesCopy(b));
+    case BODY_FORMDATA:
+      return formBodyHooks.parse(typeof b === 'string' ? utf8Encode(b) : b === null ? EMPTY_BYTES : b, contentType);
     default: {
       const bytes = typeof b === 'string' ? utf8Encode(b) : b === null ? EMPTY_BYTES : b;
       return Promise.resolve(makeBlob(bytes, contentType === null ? '' : normalizeBlobType(contentType)));
@@ -2724,6 +2776,7 @@ function requestURL(input) {
 
 let requestFast; // (method, url, rawHeaders, body) => Request
 let requestPartsOf; // (r) => parts
+let requestSignalOf; // (r) => AbortSignal | null (a dependent of the one given, or null)
 let requestConsume; // (r, kind) => Promise
 
 class Request {
@@ -2888,6 +2941,7 @@ class Request {
   arrayBuffer() { return requestConsume(this, BODY_ARRAYBUFFER); }
   bytes() { return requestConsume(this, BODY_BYTES); }
   blob() { return requestConsume(this, BODY_BLOB); }
+  formData() { return requestConsume(this, BODY_FORMDATA); }
 
   clone() {
     if (this.#used) throw new TypeError('Request.clone: Body has already been consumed.');
@@ -2913,6 +2967,7 @@ class Request {
       r.#body = body;
       return r;
     };
+    requestSignalOf = (r) => (r.#x === null ? null : r.#x.signal);
     requestPartsOf = (r) => {
       if (!(isObjectLike(r) && #method in r)) throw new TypeError('requestParts: argument is not a Request');
       const h = r.#hdr;
@@ -2927,7 +2982,7 @@ class Request {
       if (r.#used) return Promise.reject(bodyUnusable());
       const b = r.#body;
       if (b !== null) r.#used = true;
-      return consumeBody(kind, b, kind === BODY_BLOB ? headersGetLower(r.headers, 'content-type') : null);
+      return consumeBody(kind, b, kind >= BODY_BLOB ? headersGetLower(r.headers, 'content-type') : null);
     };
   }
 }
@@ -3087,6 +3142,7 @@ class Response {
   arrayBuffer() { return responseConsume(this, BODY_ARRAYBUFFER); }
   bytes() { return responseConsume(this, BODY_BYTES); }
   blob() { return responseConsume(this, BODY_BLOB); }
+  formData() { return responseConsume(this, BODY_FORMDATA); }
 
   clone() {
     if (this.#used) throw new TypeError('Response.clone: Body has already been consumed.');
@@ -3120,7 +3176,7 @@ class Response {
       const b = r.#body;
       if (b !== null) r.#used = true;
       let ct = null;
-      if (kind === BODY_BLOB) {
+      if (kind >= BODY_BLOB) {
         const h = r.#hdr;
         if (isArray(h)) {
           const j = listFind(h, 'content-type');
@@ -3373,4 +3429,21 @@ globalThis.__ftjs_web = {
   toRequest(input, init) {
     return new Request(input, init);
   },
+  // The signal fetch must honour (null when none was given), its state, and an abort hook that
+  // guest patches to AbortSignal/EventTarget cannot reach.
+  requestSignal(r) {
+    return requestSignalOf(r);
+  },
+  abortState(signal) {
+    return abortState(signal);
+  },
+  onAbort(signal, fn) {
+    addAbortAlgorithm(signal, fn);
+  },
+  useTimer(setTimer) {
+    guestTimer = setTimer;
+  },
 };
+
+// For the other modules of the guest web platform (forms.js, encoding.js, ...).
+export { Blob, blobBytes, makeBlob, DOMException, defineGlobal, setTag, isObjectLike, toUSVString, requireArgs, utf8Encode, utf8DecodeNoBOM, latin1ToString, formParse };
