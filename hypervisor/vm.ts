@@ -26,6 +26,7 @@ import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
+import { splitWebGlue } from './glue.js';
 
 export interface BootConfig {
   entry: string;
@@ -96,7 +97,7 @@ export class BootError extends Error {
 }
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7 } as const;
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, LazyModule: 8, RespondHead: 9, RespondChunk: 10, RespondEnd: 11 } as const;
 // Events the host delivers to the guest glue's dispatch function.
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
 
@@ -143,6 +144,8 @@ export class Vm {
   private consoleDropped = 0;
   private entries: RawEntry[] = [];
   private bootMessage: string | null = null;
+  /** Code of the web glue's lazy modules, by name (hypervisor/glue.ts splitWebGlue). Not state: from the boot config. */
+  private lazyModules: Record<string, string> = {};
   private booted = false;
 
   private constructor(
@@ -246,7 +249,9 @@ export class Vm {
     const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
     context.setProp(context.global, '__ftjs_host', hostFn);
     hostFn.dispose();
-    this.evalScript(this.config.glue.web, 'ftjs:web.js').dispose();
+    const web = splitWebGlue(this.config.glue.web);
+    this.lazyModules = web.lazy;
+    this.evalScript(web.boot, 'ftjs:web.js').dispose();
     this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
   }
@@ -350,6 +355,11 @@ export class Vm {
         return undefined;
       case HostOp.Entropy:
         return c.newArrayBuffer(this.drawEntropy(c.getNumber(args[1]!)).slice().buffer);
+      case HostOp.LazyModule: {
+        // A pure function of the boot config: the same code at the same position on every node.
+        const code = this.lazyModules[c.getString(args[1]!)];
+        return code === undefined ? undefined : c.newString(code);
+      }
       case HostOp.Booted:
         this.booted = c.getNumber(args[1]!) === 1;
         this.bootMessage = c.getString(args[2]!);

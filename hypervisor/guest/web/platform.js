@@ -29,11 +29,11 @@
 //
 // Deliberate choices / known gaps (all documented again where they matter):
 //   * Bodies are kept internally in the form they were given (a string is UTF-8 encoded only when
-//     bytes are asked for). There is no ReadableStream in this runtime: the `body` getter of
-//     Request/Response returns null when there is no body, otherwise a Uint8Array *copy* of the
-//     body bytes (memoised per object, so `r.body === r.body`). Passing it to
-//     `new Response(...)`/`new Request(...)` works because BufferSource is a valid BodyInit.
-//     Reading `body` does not mark the body used.
+//     bytes are asked for), or as a ReadableStream (hypervisor/guest/web/streams.js, loaded lazily).
+//     The `body` getter of Request/Response returns null when there is no body, otherwise a
+//     ReadableStream: for a string or bytes body it is made on first read of `body` and replaces
+//     the bytes; while nothing has read or locked it, consumers (text(), the hypervisor's
+//     responseParts) still take the bytes whole, without running the stream.
 //   * The record form of HeadersInit ({name: value}) reads the own enumerable string keys with
 //     Object.keys() (the spec interleaves the enumerability checks with the reads; only a getter
 //     that deletes or hides a later key can tell the difference).
@@ -43,7 +43,9 @@
 //   * URL path percent-encoding follows Node 20 / current browsers (`^` is not encoded in paths),
 //     and opaque paths use the "strip trailing spaces" rule, as Node 20 does.
 //   * TextDecoder supports UTF-8 only (RangeError for other labels).
-//   * FormData, ReadableStream, File, crypto, timers (AbortSignal.timeout) are not provided.
+//   * FormData, File, crypto, timers (AbortSignal.timeout) are not provided.
+
+import { installStreams, isReadableStream, streams } from './streams.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -2159,6 +2161,9 @@ class Blob {
   bytes() {
     return Promise.resolve(this.#bytes.slice());
   }
+  stream() {
+    return streams().bytesStream(this.#bytes);
+  }
 
   static {
     blobBytes = (b) => b.#bytes;
@@ -2622,6 +2627,11 @@ function extractBody(init) {
       extractedType = t !== '' ? t : null;
       return blobBytes(init); // Blob bytes are never mutated, no copy needed
     }
+    if (isReadableStream(init)) {
+      if (init.locked || streams().isDisturbed(init)) throw new TypeError('Response body object should not be disturbed or locked');
+      extractedType = null;
+      return init;
+    }
   }
   const s = toUSVString(init);
   extractedType = TEXT_PLAIN;
@@ -2649,7 +2659,18 @@ function bodyUnusable() {
 }
 
 const BODY_TEXT = 0, BODY_JSON = 1, BODY_ARRAYBUFFER = 2, BODY_BYTES = 3, BODY_BLOB = 4;
+// A body that is a ReadableStream (not a string, bytes or null).
+function isStreamBody(b) {
+  return b !== null && typeof b === 'object' && isReadableStream(b);
+}
+// A stream body that cannot be read (any more): consumers reject with this.
+function streamBodyUnusable(b) {
+  return b.locked || streams().isDisturbed(b);
+}
 function consumeBody(kind, b, contentType) {
+  if (isStreamBody(b)) {
+    return streams().readAllBytes(b, 'Body').then((bytes) => consumeBody(kind, bytes, contentType));
+  }
   switch (kind) {
     case BODY_TEXT:
       return Promise.resolve(bodyText(b));
@@ -2723,6 +2744,7 @@ function requestURL(input) {
 }
 
 let requestFast; // (method, url, rawHeaders, body) => Request
+let requestSetBody; // (r, body) => void
 let requestPartsOf; // (r) => parts
 let requestConsume; // (r, kind) => Promise
 
@@ -2865,22 +2887,22 @@ class Request {
     return s;
   }
 
-  // No ReadableStream here: `body` is null or a Uint8Array copy of the bytes (see file header).
+  // A ReadableStream (made on first read from a string or bytes body, see file header), or null.
   get body() {
     const b = this.#body;
-    if (b === null) return null;
-    let x = this.#x;
-    if (x === null) x = this.#x = { signal: null, redirect: 'follow', opts: null, bodyView: null };
-    let v = x.bodyView;
-    if (v === null) v = x.bodyView = bodyBytesCopy(b);
-    return v;
+    if (b === null || isStreamBody(b)) return b;
+    return (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
   }
-  get bodyUsed() { return this.#used; }
+  get bodyUsed() {
+    const b = this.#body;
+    return this.#used || (isStreamBody(b) && streams().isDisturbed(b));
+  }
 
   text() {
     if (this.#used) return Promise.reject(bodyUnusable());
     const b = this.#body;
     if (b === null) return Promise.resolve('');
+    if (isStreamBody(b)) return requestConsume(this, BODY_TEXT);
     this.#used = true;
     return Promise.resolve(bodyText(b));
   }
@@ -2890,13 +2912,13 @@ class Request {
   blob() { return requestConsume(this, BODY_BLOB); }
 
   clone() {
-    if (this.#used) throw new TypeError('Request.clone: Body has already been consumed.');
+    if (this.bodyUsed) throw new TypeError('Request.clone: Body has already been consumed.');
     const r = new Request(kInternal);
     r.#method = this.#method;
     r.#url = this.#url;
     const h = this.#hdr;
     r.#hdr = h === null || isArray(h) ? h : headersClone(h, GUARD_NONE); // arrays are never mutated
-    r.#body = this.#body; // bodies are never mutated, sharing is safe
+    r.#body = cloneBody(this, this.#body); // bodies are never mutated, sharing is safe (streams are teed)
     const x = this.#x;
     if (x !== null) {
       r.#x = { signal: x.signal === null ? null : dependentSignal([x.signal]), redirect: x.redirect, opts: x.opts, bodyView: null };
@@ -2905,6 +2927,7 @@ class Request {
   }
 
   static {
+    requestSetBody = (r, b) => { r.#body = b; };
     requestFast = (method, url, rawHeaders, body) => {
       const r = new Request(kInternal);
       r.#method = method;
@@ -2924,12 +2947,20 @@ class Request {
       };
     };
     requestConsume = (r, kind) => {
-      if (r.#used) return Promise.reject(bodyUnusable());
       const b = r.#body;
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
       if (b !== null) r.#used = true;
       return consumeBody(kind, b, kind === BODY_BLOB ? headersGetLower(r.headers, 'content-type') : null);
     };
   }
+}
+// The body of a clone of `owner` (whose body is `b`): a stream is teed, the owner keeping one branch.
+function cloneBody(owner, b) {
+  if (!isStreamBody(b)) return b;
+  const [mine, theirs] = b.tee();
+  if (owner instanceof Request) requestSetBody(owner, mine);
+  else responseSetBody(owner, mine);
+  return theirs;
 }
 function requestOpt(x, k) {
   const o = x === null ? null : x.opts;
@@ -2955,6 +2986,7 @@ function toUint16(v) {
 }
 
 let responseFast; // (status, statusText, headers(Headers), body, type, url) => Response
+let responseSetBody; // (r, body) => void
 let responsePartsOf; // (r) => parts
 let responseConsume; // (r, kind) => Promise
 
@@ -3064,22 +3096,22 @@ class Response {
     return (this.#hdr = headersWrap(h === NO_HEADERS ? [] : h, null, GUARD_NONE));
   }
 
-  // No ReadableStream here: `body` is null or a Uint8Array copy of the bytes (see file header).
+  // A ReadableStream (made on first read from a string or bytes body, see file header), or null.
   get body() {
     const b = this.#body;
-    if (b === null) return null;
-    let x = this.#x;
-    if (x === null) x = this.#x = { statusText: '', type: 'default', url: '', bodyView: null };
-    let v = x.bodyView;
-    if (v === null) v = x.bodyView = bodyBytesCopy(b);
-    return v;
+    if (b === null || isStreamBody(b)) return b;
+    return (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
   }
-  get bodyUsed() { return this.#used; }
+  get bodyUsed() {
+    const b = this.#body;
+    return this.#used || (isStreamBody(b) && streams().isDisturbed(b));
+  }
 
   text() {
     if (this.#used) return Promise.reject(bodyUnusable());
     const b = this.#body;
     if (b === null) return Promise.resolve('');
+    if (isStreamBody(b)) return responseConsume(this, BODY_TEXT);
     this.#used = true;
     return Promise.resolve(bodyText(b));
   }
@@ -3089,18 +3121,19 @@ class Response {
   blob() { return responseConsume(this, BODY_BLOB); }
 
   clone() {
-    if (this.#used) throw new TypeError('Response.clone: Body has already been consumed.');
+    if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.');
     const r = new Response(kInternal);
     r.#status = this.#status;
     const h = this.#hdr;
     r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : h.slice()) : headersClone(h, headersGuardOf(h));
-    r.#body = this.#body; // bodies are never mutated, sharing is safe
+    r.#body = cloneBody(this, this.#body); // bodies are never mutated, sharing is safe (streams are teed)
     const x = this.#x;
     if (x !== null) r.#x = { statusText: x.statusText, type: x.type, url: x.url, bodyView: null };
     return r;
   }
 
   static {
+    responseSetBody = (r, b) => { r.#body = b; };
     responseFast = (status, statusText, headers, body, type, url) => {
       const r = new Response(kInternal);
       r.#status = status;
@@ -3116,8 +3149,8 @@ class Response {
       return { status: r.#status, statusText: x === null ? '' : x.statusText, headers: isArray(h) ? h : headersListOf(h), body: r.#body };
     };
     responseConsume = (r, kind) => {
-      if (r.#used) return Promise.reject(bodyUnusable());
       const b = r.#body;
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
       if (b !== null) r.#used = true;
       let ct = null;
       if (kind === BODY_BLOB) {
@@ -3352,6 +3385,7 @@ defineGlobal('Headers', Headers);
 defineGlobal('Request', Request);
 defineGlobal('Response', Response);
 defineGlobal('structuredClone', structuredClone);
+installStreams({ AbortController, AbortSignal, DOMException, TextEncoder, TextDecoder, viewBufferSource });
 
 // Hypervisor interface (captured, then deleted, by the hypervisor).
 globalThis.__ftjs_web = {
@@ -3372,5 +3406,17 @@ globalThis.__ftjs_web = {
   },
   toRequest(input, init) {
     return new Request(input, init);
+  },
+  // Streamed bodies (hypervisor/guest/web/streams.js): whether `body` (from responseParts/requestParts)
+  // is a ReadableStream; its bytes when it is an untouched stream made from bytes (else null); a
+  // Promise of all its bytes.
+  isStream(body) {
+    return isStreamBody(body);
+  },
+  intactBytes(stream) {
+    return streams().takeIntactBytes(stream);
+  },
+  readAll(stream) {
+    return streams().readAllBytes(stream, 'fetch');
   },
 };
