@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { Logger } from 'pino';
 import type { HeaderList } from '../logging-channel/entry.js';
 import { QueueFullError, type LiveLoop } from './live-loop.js';
+import type { ResponseStream } from './response-stream.js';
 
 export interface FrontDoorOptions {
   maxRequestBytes: number;
@@ -95,9 +96,33 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
   // epoch released it (a drill checks that one node speaks per epoch).
   const who = view.identity();
   flat.push('ftjs-seq', String(response.seq), 'ftjs-node', who.node, 'ftjs-epoch', String(who.epoch));
+  if (response.stream) return sendStreamed(req, res, response.status, response.statusText, flat, response.stream);
   flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
   res.writeHead(response.status, response.statusText || undefined, flat);
   res.end(req.method === 'HEAD' ? undefined : response.body);
+}
+
+/**
+ * A streamed response: the head at once (chunked, no content-length), then each chunk as the output
+ * gate releases it. A stream that fails ends the HTTP response without its last chunk (the socket is
+ * destroyed), so the client sees it cut off rather than complete.
+ */
+function sendStreamed(req: http.IncomingMessage, res: http.ServerResponse, status: number, statusText: string, headers: string[], stream: ResponseStream): void {
+  res.writeHead(status, statusText || undefined, headers);
+  res.flushHeaders();
+  if (req.method === 'HEAD') {
+    stream.detach();
+    res.end();
+    return;
+  }
+  res.on('close', () => stream.detach());
+  stream.attach({
+    write: (chunk) => void res.write(chunk),
+    end: (error) => {
+      if (error === null) res.end();
+      else res.destroy(new Error(`the guest's response stream failed: ${error}`));
+    },
+  });
 }
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown, close = false): void {

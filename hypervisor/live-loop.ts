@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { HeaderList, RawEntry } from '../logging-channel/entry.js';
 import type { Log } from '../recorder/log.js';
+import { ResponseStream } from './response-stream.js';
 import type { VmHost } from './vm-host.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
 import type { RunReply, VmState } from './vm-protocol.js';
@@ -39,6 +40,8 @@ export interface GuestResponse {
   statusText: string;
   headers: HeaderList;
   body: Uint8Array;
+  /** A streamed response: `body` is empty and the chunks come through this, as the gate releases them. */
+  stream: ResponseStream | null;
 }
 
 export class QueueFullError extends Error {
@@ -50,6 +53,8 @@ type Waiter = (response: GuestResponse) => void;
 export class LiveLoop {
   private readonly queue: Array<{ event: LiveEvent; waiter?: Waiter }> = [];
   private readonly waiters = new Map<number, Waiter>();
+  /** Streamed responses whose head was produced and whose end was not, by request id (those with a client). */
+  private readonly streams = new Map<number, ResponseStream>();
   private running = false;
   private stopped = false;
   private idleResolvers: Array<() => void> = [];
@@ -183,13 +188,38 @@ export class LiveLoop {
     this.onTask?.(tag, result);
     if (result.console.length > 0) this.printConsole(result.console, tag);
     for (const output of result.outputs) {
-      if (output.kind === 'response') {
-        const waiter = this.waiters.get(output.requestId);
-        this.waiters.delete(output.requestId);
-        if (!waiter) continue; // the client is gone (or this is a replayed request after go-live)
-        this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body }));
-      } else {
-        this.gate.hold(tag, () => this.performFetch(output));
+      switch (output.kind) {
+        case 'response': {
+          const waiter = this.waiters.get(output.requestId);
+          this.waiters.delete(output.requestId);
+          if (!waiter) continue; // the client is gone (or this is a replayed request after go-live)
+          this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body, stream: null }));
+          break;
+        }
+        case 'head': {
+          const waiter = this.waiters.get(output.requestId);
+          this.waiters.delete(output.requestId);
+          if (!waiter) continue;
+          const stream = new ResponseStream();
+          this.streams.set(output.requestId, stream);
+          this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body, stream }));
+          break;
+        }
+        // Each chunk and the end wait for the entries of the task that produced them (the Output Rule).
+        case 'chunk': {
+          const stream = this.streams.get(output.requestId);
+          if (stream) this.gate.hold(tag, () => stream.write(output.body));
+          break;
+        }
+        case 'end': {
+          const stream = this.streams.get(output.requestId);
+          this.streams.delete(output.requestId);
+          if (stream) this.gate.hold(tag, () => stream.end(output.error));
+          break;
+        }
+        case 'fetch':
+          this.gate.hold(tag, () => this.performFetch(output));
+          break;
       }
     }
   }

@@ -40,7 +40,12 @@ export interface BootConfig {
 
 export type Output =
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
-  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array };
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array }
+  // A streamed response (body a ReadableStream): its head, then its chunks, each from the task that
+  // produced it, then its end (error: the stream failed or was stopped; the HTTP response is cut off).
+  | { kind: 'head'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'chunk'; requestId: number; body: Uint8Array }
+  | { kind: 'end'; requestId: number; error: string | null; body: Uint8Array };
 
 export const CONSOLE_LEVELS = ['debug', 'log', 'info', 'warn', 'error'] as const;
 export type ConsoleLevel = (typeof CONSOLE_LEVELS)[number];
@@ -77,6 +82,8 @@ export interface DeviceState {
   nextRequestId: number;
   pendingRequests: number[];
   timers: Array<[id: number, deadlineMs: number, owner: number]>;
+  /** Streamed responses in progress: request id and body bytes sent so far (absent in older snapshots). */
+  streams?: Array<[requestId: number, bytes: number]>;
   fetches: Array<[id: number, owner: number, method: string, url: string, headers: HeaderList, body: string]>;
   tasks: number;
 }
@@ -132,6 +139,8 @@ export class Vm {
   private entropyOffset = 0;
   private nextRequestId = 1;
   private readonly pendingRequests = new Set<number>();
+  /** Streamed responses whose head went out and whose end has not: request id -> body bytes so far. */
+  private readonly streams = new Map<number, number>();
   private readonly timers = new Map<number, { deadlineMs: number; owner: number }>();
   private readonly fetches = new Map<number, { owner: number; method: string; url: string; headers: HeaderList; body: Uint8Array }>();
   private tasks = 0;
@@ -355,6 +364,13 @@ export class Vm {
         return undefined;
       case HostOp.Entropy:
         return c.newArrayBuffer(this.drawEntropy(c.getNumber(args[1]!)).slice().buffer);
+      case HostOp.RespondHead:
+        return this.respondHead(c.getNumber(args[1]!), c.getString(args[2]!)) ? c.true : c.false;
+      case HostOp.RespondChunk:
+        return this.respondChunk(c.getNumber(args[1]!), this.bytesArg(args[2])) ? c.true : c.false;
+      case HostOp.RespondEnd:
+        this.respondEnd(c.getNumber(args[1]!), args[2] && c.typeof(args[2]) === 'string' ? c.getString(args[2]) : null);
+        return undefined;
       case HostOp.LazyModule: {
         // A pure function of the boot config: the same code at the same position on every node.
         const code = this.lazyModules[c.getString(args[1]!)];
@@ -395,6 +411,50 @@ export class Vm {
       return;
     }
     this.outputs.push({ kind: 'response', requestId, status, statusText, headers, body });
+  }
+
+  /** The head of a streamed response; false tells the guest to stop reading its stream (no chunk will go out). */
+  private respondHead(requestId: number, meta: string): boolean {
+    if (!this.pendingRequests.delete(requestId)) {
+      this.addConsole('warn', `ftjs: response to request ${requestId} ignored: it was already answered`);
+      return false;
+    }
+    const limit = this.config.limits.maxOpenStreams;
+    if (this.streams.size >= limit) {
+      const message = `too many streamed responses in progress (limit ${limit}, --max-open-streams)`;
+      this.addConsole('error', `ftjs: request ${requestId}: ${message}`);
+      this.outputs.push(errorResponse(requestId, 503, 'Service Unavailable', message));
+      return false;
+    }
+    const [status, statusText, headers] = JSON.parse(meta) as [number, string, HeaderList];
+    this.streams.set(requestId, 0);
+    this.outputs.push({ kind: 'head', requestId, status, statusText, headers, body: EMPTY });
+    return true;
+  }
+
+  /** One chunk of a streamed response; false (the stream ended, or it ran past its limit) stops the guest reading. */
+  private respondChunk(requestId: number, body: Uint8Array): boolean {
+    const sent = this.streams.get(requestId);
+    if (sent === undefined) return false;
+    const limit = this.config.limits.maxStreamedResponseBytes;
+    if (sent + body.byteLength > limit) {
+      const message = `streamed response body passed the limit of ${limit} bytes (--max-streamed-response-bytes); the response was cut off`;
+      this.addConsole('error', `ftjs: request ${requestId}: ${message}`);
+      this.endStream(requestId, message);
+      return false;
+    }
+    this.streams.set(requestId, sent + body.byteLength);
+    if (body.byteLength > 0) this.outputs.push({ kind: 'chunk', requestId, body });
+    return true;
+  }
+
+  private respondEnd(requestId: number, error: string | null): void {
+    if (this.streams.has(requestId)) this.endStream(requestId, error);
+  }
+
+  private endStream(requestId: number, error: string | null): void {
+    this.streams.delete(requestId);
+    this.outputs.push({ kind: 'end', requestId, error, body: EMPTY });
   }
 
   private startFetch(fetchId: number, meta: string, body: Uint8Array, owner: number): void {
@@ -543,6 +603,8 @@ export class Vm {
       const budget = this.config.limits.taskBudgetMs;
       const message = `the request ran past its CPU budget of ${budget} ms (--task-budget-ms) and was stopped`;
       this.addConsole('error', `ftjs: task preempted: it ran past its CPU budget of ${budget} ms (--task-budget-ms)`);
+      // A streamed response whose producer was stopped is cut off (the guest's next chunk is refused).
+      if (owner && this.streams.has(owner)) this.endStream(owner, message);
       if (owner && this.pendingRequests.delete(owner)) {
         this.outputs.push(errorResponse(owner, 503, 'Service Unavailable', message));
         // Tell the guest glue (still inside this task, so replay does the same): a retry of an
@@ -717,6 +779,7 @@ export class Vm {
       nextRequestId: this.nextRequestId,
       pendingRequests: [...this.pendingRequests],
       timers: [...this.timers].map(([id, t]) => [id, t.deadlineMs, t.owner]),
+      ...(this.streams.size > 0 ? { streams: [...this.streams] } : {}),
       fetches: [...this.fetches].map(([id, f]) => [id, f.owner, f.method, f.url, f.headers, Buffer.from(f.body).toString('base64')]),
       tasks: this.tasks,
     };
@@ -776,6 +839,8 @@ export class Vm {
     for (const id of d.pendingRequests) this.pendingRequests.add(id);
     this.timers.clear();
     for (const [id, deadlineMs, owner] of d.timers) this.timers.set(id, { deadlineMs, owner });
+    this.streams.clear();
+    for (const [id, bytes] of d.streams ?? []) this.streams.set(id, bytes);
     this.fetches.clear();
     for (const [id, owner, method, url, headers, body] of d.fetches) this.fetches.set(id, { owner, method, url, headers, body: new Uint8Array(Buffer.from(body, 'base64')) });
     this.tasks = d.tasks;
@@ -842,12 +907,28 @@ function errorResponse(requestId: number, status: number, statusText: string, me
 export function taskHash(outputs: Output[], consoleLines: ConsoleLine[]): Uint8Array {
   const h = createHash('sha256');
   for (const o of outputs) {
-    const meta = o.kind === 'response' ? JSON.stringify(['response', o.requestId, o.status, o.statusText, o.headers]) : JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
+    const meta = outputMeta(o);
     h.update(`${meta.length}:${meta}${o.body.byteLength}:`);
     h.update(o.body);
   }
   for (const line of consoleLines) h.update(`console:${line.level}:${line.text.length}:${line.text}`);
   return new Uint8Array(h.digest().subarray(0, 16));
+}
+
+/** What identifies an output besides its body, for the task hash. */
+function outputMeta(o: Output): string {
+  switch (o.kind) {
+    case 'response':
+      return JSON.stringify(['response', o.requestId, o.status, o.statusText, o.headers]);
+    case 'fetch':
+      return JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
+    case 'head':
+      return JSON.stringify(['head', o.requestId, o.status, o.statusText, o.headers]);
+    case 'chunk':
+      return JSON.stringify(['chunk', o.requestId]);
+    case 'end':
+      return JSON.stringify(['end', o.requestId, o.error]);
+  }
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -12,9 +12,11 @@
 //   varuint taskEndSeq | u8 flags (bit 0: something was cut to the cap) | varuint output count |
 //   outputs... | varuint console line count | lines... | varuint console lines omitted
 // output:
-//   u8 kind (0 response, 1 fetch)
-//   response: varuint requestId | varuint status | str statusText
+//   u8 kind (0 response, 1 fetch, 2 streamed response head, 3 stream chunk, 4 stream end)
+//   response, head: varuint requestId | varuint status | str statusText
 //   fetch:    varuint fetchId | str method | str url
+//   chunk:    varuint requestId
+//   end:      varuint requestId | u8 has error | (str error, when it has)
 //   varuint header count | (str name | str value)... | varuint headers omitted |
 //   varuint body bytes (as emitted) | bytes body (kept: a prefix when cut)
 // console line: str level | varuint text bytes (as emitted) | str text (kept: a prefix when cut)
@@ -36,7 +38,13 @@ export const MAX_TRACE_OUTPUTS_MAX_BYTES = 1024 * 1024;
 
 export type RecordedOutput =
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number }
-  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number };
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number }
+  // Parts of a streamed response (head: status and headers; chunk: body; end: error or null).
+  | { kind: StreamPart; requestId: number; status: number; statusText: string; error: string | null; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number };
+
+export type StreamPart = 'head' | 'chunk' | 'end';
+const STREAM_KIND_CODES: Record<StreamPart, number> = { head: 2, chunk: 3, end: 4 };
+const STREAM_KINDS: Record<number, StreamPart> = { 2: 'head', 3: 'chunk', 4: 'end' };
 
 export interface RecordedConsoleLine {
   level: string;
@@ -60,7 +68,10 @@ export interface TaskOutputsRecord {
 /** What a live task emitted, as the VM reports it (structurally: hypervisor/vm.ts Output, ConsoleLine). */
 export type EmittedOutput =
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
-  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array };
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'head'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'chunk'; requestId: number; body: Uint8Array }
+  | { kind: 'end'; requestId: number; error: string | null; body: Uint8Array };
 
 /**
  * The record a trace keeps of one task: its outputs' metadata first, then their bodies, then its
@@ -106,6 +117,11 @@ export function captureTaskOutputs(
       const statusText = fitText(o.statusText);
       const { headers, omitted } = fitHeaders(o.headers);
       return { kind: 'response', requestId: o.requestId, status: o.status, statusText, headers, headersOmitted: omitted, body: o.body, bodyBytes: o.body.byteLength };
+    }
+    if (o.kind === 'head' || o.kind === 'chunk' || o.kind === 'end') {
+      const head = o.kind === 'head' ? { status: o.status, statusText: fitText(o.statusText), ...fitHeaders(o.headers) } : { status: 0, statusText: '', headers: [], omitted: 0 };
+      const error = o.kind === 'end' && o.error !== null ? fitText(o.error) : null;
+      return { kind: o.kind, requestId: o.requestId, status: head.status, statusText: head.statusText, error, headers: head.headers, headersOmitted: head.omitted, body: o.body, bodyBytes: o.body.byteLength };
     }
     const method = fitText(o.method);
     const url = fitText(o.url);
@@ -161,6 +177,16 @@ function encodeRecord(w: ByteWriter, r: TaskOutputsRecord): void {
       w.varuint(o.requestId, 'requestId');
       w.varuint(o.status, 'status');
       w.str(wellFormed(o.statusText), 'statusText');
+    } else if (o.kind !== 'fetch') {
+      w.u8(STREAM_KIND_CODES[o.kind], 'output kind');
+      w.varuint(o.requestId, 'requestId');
+      if (o.kind === 'head') {
+        w.varuint(o.status, 'status');
+        w.str(wellFormed(o.statusText), 'statusText');
+      } else if (o.kind === 'end') {
+        w.u8(o.error === null ? 0 : 1, 'has error');
+        if (o.error !== null) w.str(wellFormed(o.error), 'error');
+      }
     } else {
       w.u8(1, 'output kind');
       w.varuint(o.fetchId, 'fetchId');
@@ -252,10 +278,17 @@ export function decodeOutputsBlock(bytes: Uint8Array): TaskOutputsRecord[] {
     const outputs: RecordedOutput[] = [];
     for (let j = 0; j < outputCount; j++) {
       const kind = r.u8('output kind');
-      let head: { kind: 'response'; requestId: number; status: number; statusText: string } | { kind: 'fetch'; fetchId: number; method: string; url: string };
+      let head: Record<string, unknown>;
+      const part = STREAM_KINDS[kind];
       if (kind === 0) head = { kind: 'response', requestId: r.varuint('requestId'), status: r.varuint('status'), statusText: r.str('statusText') };
       else if (kind === 1) head = { kind: 'fetch', fetchId: r.varuint('fetchId'), method: r.str('method'), url: r.str('url') };
-      else throw new CodecError(`outputs block: unknown output kind ${kind}`, r.offset - 1);
+      else if (part !== undefined) {
+        head = { kind: part, requestId: r.varuint('requestId'), status: 0, statusText: '', error: null };
+        if (part === 'head') {
+          head.status = r.varuint('status');
+          head.statusText = r.str('statusText');
+        } else if (part === 'end' && r.u8('has error') === 1) head.error = r.str('error');
+      } else throw new CodecError(`outputs block: unknown output kind ${kind}`, r.offset - 1);
       const headerCount = r.varuint('header count');
       if (headerCount > r.remaining) r.fail(`header count ${headerCount} cannot fit`);
       const headers: HeaderList = [];

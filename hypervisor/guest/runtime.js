@@ -18,6 +18,10 @@
   const OP_CONSOLE = 5;
   const OP_ENTROPY = 6;
   const OP_BOOTED = 7;
+  // 8 (lazy web modules) is called by the web glue (hypervisor/guest/web/lazy.js).
+  const OP_RESPOND_HEAD = 9;
+  const OP_RESPOND_CHUNK = 10;
+  const OP_RESPOND_END = 11;
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;
@@ -280,12 +284,28 @@
     } catch (error) {
       return Promise.reject(error);
     }
+    // A streamed request body is read whole first (outbound bodies leave as one output).
+    if (web.isStream(parts.body)) {
+      const intact = web.intactBytes(parts.body);
+      if (intact === null) {
+        const owner = currentOwner;
+        return web.readAll(parts.body).then((bytes) => {
+          currentOwner = owner;
+          parts.body = bytes;
+          return startFetch(parts);
+        });
+      }
+      parts.body = intact;
+    }
+    return startFetch(parts);
+  });
+  function startFetch(parts) {
     const id = nextFetchId++;
     return new Promise((resolve, reject) => {
       fetches.set(id, { resolve, reject, url: parts.url, owner: currentOwner });
       host(OP_FETCH, id, JSONstringify([parts.method, parts.url, parts.headers]), bodyBuffer(parts.body), currentOwner);
     });
-  });
+  }
   function fetchDone(id, meta, body) {
     const pending = fetches.get(id);
     if (!pending) return;
@@ -308,6 +328,10 @@
   const keyOfRequest = new Map(); // request id -> key
   function send(id, meta, body) {
     host(OP_RESPOND, id, meta, body);
+    remember(id, meta, body);
+  }
+  /** Keeps the response of a keyed request (a streamed one once it ended) and answers its waiters. */
+  function remember(id, meta, body) {
     const key = keyOfRequest.get(id);
     if (key === undefined) return;
     keyOfRequest.delete(id);
@@ -390,7 +414,80 @@
       fail(id, error);
       return;
     }
-    send(id, JSONstringify([parts.status, parts.statusText, parts.headers]), bodyBuffer(parts.body));
+    const meta = JSONstringify([parts.status, parts.statusText, parts.headers]);
+    let body = parts.body;
+    if (web.isStream(body)) {
+      // A stream made from bytes that nothing read: sent whole, as any other body.
+      const intact = web.intactBytes(body);
+      if (intact === null) return streamOut(id, meta, body);
+      body = intact;
+    }
+    send(id, meta, bodyBuffer(body));
+  }
+  // A streamed response: its head now, then each chunk as the stream gives it (in whatever task that
+  // is: each is an output of its own task, held by the Output Rule like any other), then its end.
+  // The host answers false when it will send no more (the response hit a limit, or was stopped):
+  // the stream is then cancelled. A keyed request's response is kept whole once it ended.
+  function streamOut(id, meta, stream) {
+    let reader;
+    try {
+      reader = stream.getReader();
+    } catch (error) {
+      fail(id, error);
+      return;
+    }
+    if (!host(OP_RESPOND_HEAD, id, meta)) {
+      reader.cancel(new TypeError('the response was refused by the host'));
+      return;
+    }
+    const keep = keyOfRequest.has(id) ? [] : null;
+    const stop = (message) => {
+      host(OP_RESPOND_END, id, message);
+      aborted(id, 'the streamed response failed: ' + message);
+    };
+    const pump = () =>
+      reader.read().then(
+        (step) => {
+          currentOwner = id;
+          if (step.done) {
+            host(OP_RESPOND_END, id);
+            if (keep !== null) remember(id, meta, bodyBuffer(concatChunks(keep)));
+            return;
+          }
+          const chunk = step.value;
+          if (!(chunk instanceof Uint8Array)) {
+            const error = new TypeError('a response body stream must give Uint8Array chunks, got ' + (chunk === null ? 'null' : typeof chunk));
+            reportError('response stream', error);
+            stop(error.name + ': ' + error.message);
+            reader.cancel(error);
+            return;
+          }
+          if (!host(OP_RESPOND_CHUNK, id, bodyBuffer(chunk))) {
+            aborted(id, 'the streamed response was cut off by the host');
+            reader.cancel(new TypeError('the response was cut off by the host'));
+            return;
+          }
+          if (keep !== null) keep.push(chunk.slice());
+          return pump();
+        },
+        (error) => {
+          currentOwner = id;
+          reportError('response stream', error);
+          stop(error instanceof Error ? error.name + ': ' + error.message : String(error));
+        },
+      );
+    pump();
+  }
+  function concatChunks(chunks) {
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) total += chunks[i].byteLength;
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      out.set(chunks[i], offset);
+      offset += chunks[i].byteLength;
+    }
+    return out;
   }
   function fail(id, error) {
     reportError('fetch handler', error);
