@@ -97,7 +97,13 @@ export default {
         // A stream that waits for /release (a second request): shows open streams count.
         return new Response(new ReadableStream({ start(c) { c.enqueue(encoder.encode('open\n')); globalThis.held = (globalThis.held ?? []).concat([c]); } }));
       case '/release':
-        for (const c of globalThis.held ?? []) c.close();
+        for (const c of globalThis.held ?? []) {
+          try {
+            c.close();
+          } catch {
+            // a stream the host refused (cancelled) cannot be closed
+          }
+        }
         globalThis.held = [];
         return new Response('released');
       case '/blob':
