@@ -45,7 +45,7 @@
 //   * TextDecoder supports UTF-8 only (RangeError for other labels).
 //   * FormData, File, crypto, timers (AbortSignal.timeout) are not provided.
 
-import { installStreams, isReadableStream, streams } from './streams.js';
+import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -2661,7 +2661,7 @@ function bodyUnusable() {
 const BODY_TEXT = 0, BODY_JSON = 1, BODY_ARRAYBUFFER = 2, BODY_BYTES = 3, BODY_BLOB = 4;
 // A body that is a ReadableStream (not a string, bytes or null).
 function isStreamBody(b) {
-  return b !== null && typeof b === 'object' && isReadableStream(b);
+  return streamsLoaded && b !== null && typeof b === 'object' && isReadableStream(b);
 }
 // A stream body that cannot be read (any more): consumers reject with this.
 function streamBodyUnusable(b) {

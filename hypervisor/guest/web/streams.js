@@ -3,7 +3,7 @@
 // The platform's bodies reach streams through the functions here, which never load the module
 // for a body that is only bytes (the hot path of every request).
 
-import { lazyGlobals, lazyModule, isLoaded, provideIntrinsic } from './lazy.js';
+import { lazyGlobals, lazyModule, provideIntrinsic } from './lazy.js';
 
 const STREAM_GLOBALS = [
   'ReadableStream', 'ReadableStreamDefaultReader', 'ReadableStreamBYOBReader', 'ReadableStreamBYOBRequest',
@@ -14,15 +14,22 @@ const STREAM_GLOBALS = [
 const COMPRESSION_GLOBALS = ['CompressionStream', 'DecompressionStream'];
 
 let platformImports = null;
+let exports = null;
+/** Whether the streams module was loaded: before it, no value can be a stream (checked on every body). */
+export let streamsLoaded = false;
 
 /** The streams module's exports (loads it on first call). */
 export function streams() {
-  return lazyModule('streams', platformImports);
+  if (exports === null) {
+    exports = lazyModule('streams', platformImports);
+    streamsLoaded = true;
+  }
+  return exports;
 }
 
 /** True when `value` is a guest ReadableStream; never loads the module (no stream exists before it is loaded). */
 export function isReadableStream(value) {
-  return isLoaded('streams') && streams().isReadableStream(value);
+  return streamsLoaded && exports.isReadableStream(value);
 }
 
 /** Called once by platform.js with the platform classes and helpers the lazy modules use. */
