@@ -89,7 +89,10 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
     }
     throw error;
   }
-  if (res.destroyed) return;
+  if (res.destroyed) {
+    response.stream?.detach(); // the client left before the head: cancel the guest's stream
+    return;
+  }
   const flat: string[] = [];
   for (const [name, value] of response.headers) if (!HOP_BY_HOP.has(name.toLowerCase())) flat.push(name, value);
   // Which log entry produced this response (replay it with `ftjs replay`), and which node in which
@@ -115,6 +118,7 @@ function sendStreamed(req: http.IncomingMessage, res: http.ServerResponse, statu
     res.end();
     return;
   }
+  // Closed before the end (the client went away): the guest's stream is cancelled, by a recorded event.
   res.on('close', () => stream.detach());
   stream.attach({
     write: (chunk) => void res.write(chunk),

@@ -107,6 +107,16 @@ export class LiveLoop {
     });
   }
 
+  /**
+   * The client of a streamed response went away before its end: a recorded event tells the guest, whose
+   * stream is then cancelled (a no-op task when the stream ended meanwhile).
+   */
+  private cancelStream(requestId: number): void {
+    if (this.stopped) return;
+    this.queue.push({ event: { kind: 'stream-cancel', requestId } });
+    this.schedule();
+  }
+
   /** Stops taking requests and resolves once the VM is idle. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -200,8 +210,9 @@ export class LiveLoop {
           const waiter = this.waiters.get(output.requestId);
           this.waiters.delete(output.requestId);
           if (!waiter) continue;
-          const stream = new ResponseStream();
-          this.streams.set(output.requestId, stream);
+          const requestId = output.requestId;
+          const stream = new ResponseStream(() => this.cancelStream(requestId));
+          this.streams.set(requestId, stream);
           this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body, stream }));
           break;
         }

@@ -11,10 +11,12 @@ import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, typ
 import {
   decodeFetchResultEvent,
   decodeRequestEvent,
+  decodeStreamCancelEvent,
   decodeTaskEnd,
   decodeTimerEvent,
   encodeFetchResultEvent,
   encodeRequestEvent,
+  encodeStreamCancelEvent,
   encodeTaskEnd,
   encodeTimerEvent,
 } from '../logging-channel/codec.js';
@@ -71,7 +73,8 @@ export interface TaskResult {
 export type LiveEvent =
   | { kind: 'request'; method: string; url: string; headers: HeaderList; body: Uint8Array }
   | { kind: 'timer'; timerId: number }
-  | { kind: 'fetch-result'; result: FetchResultEvent };
+  | { kind: 'fetch-result'; result: FetchResultEvent }
+  | { kind: 'stream-cancel'; requestId: number };
 
 export interface DeviceState {
   position: PositionState;
@@ -106,7 +109,7 @@ export class BootError extends Error {
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
 const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, LazyModule: 8, RespondHead: 9, RespondChunk: 10, RespondEnd: 11 } as const;
 // Events the host delivers to the guest glue's dispatch function.
-const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
+const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, StreamCancel: 5, Boot: 9 } as const;
 
 const ENTROPY_POOL_BYTES = 256;
 const MAX_ENTROPY_REQUEST_BYTES = 65536;
@@ -511,6 +514,8 @@ export class Vm {
         return this.execute({ kind: Kind.Timer, pos, payload: encodeTimerEvent({ timerId: event.timerId }) }, { kind: Kind.Timer, event }, null);
       case 'fetch-result':
         return this.execute({ kind: Kind.FetchResult, pos, payload: encodeFetchResultEvent(event.result) }, { kind: Kind.FetchResult, event: event.result }, null);
+      case 'stream-cancel':
+        return this.execute({ kind: Kind.StreamCancel, pos, payload: encodeStreamCancelEvent({ requestId: event.requestId }) }, { kind: Kind.StreamCancel, event }, null);
     }
   }
 
@@ -569,6 +574,17 @@ export class Vm {
           owner = this.timers.get(timerId)?.owner ?? 0;
           this.timers.delete(timerId);
           this.deliver(GuestEvent.Timer, timerId, '', EMPTY);
+          break;
+        }
+        case Kind.StreamCancel: {
+          // The client went away: the response ends here (nothing more can reach it) and the guest's
+          // stream is cancelled. A stream that already ended makes this task a no-op.
+          const { requestId: id } = decoded.event;
+          owner = id;
+          if (this.streams.has(id)) {
+            this.endStream(id, 'the client went away');
+            this.deliver(GuestEvent.StreamCancel, id, '', EMPTY);
+          }
           break;
         }
         case Kind.FetchResult: {
@@ -853,6 +869,7 @@ type StartEvent =
   | { kind: typeof Kind.Request; event: RequestEvent }
   | { kind: typeof Kind.Timer; event: { timerId: number } }
   | { kind: typeof Kind.FetchResult; event: FetchResultEvent }
+  | { kind: typeof Kind.StreamCancel; event: { requestId: number } }
   | { kind: typeof Kind.Boot };
 
 function decodeStart(start: Entry): StartEvent {
@@ -863,6 +880,8 @@ function decodeStart(start: Entry): StartEvent {
       return { kind: Kind.Timer, event: decodeTimerEvent(start.payload) };
     case Kind.FetchResult:
       return { kind: Kind.FetchResult, event: decodeFetchResultEvent(start.payload) };
+    case Kind.StreamCancel:
+      return { kind: Kind.StreamCancel, event: decodeStreamCancelEvent(start.payload) };
     case Kind.Boot:
       return { kind: Kind.Boot };
     default:

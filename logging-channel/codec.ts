@@ -43,6 +43,7 @@ import {
   type RequestEvent,
   type TaskEnd,
   type TimerEvent,
+  type StreamCancelEvent,
 } from './entry.js';
 
 export { CodecError } from './bytes.js';
@@ -195,6 +196,19 @@ export function decodeTimerEvent(payload: Uint8Array): TimerEvent {
   return { timerId };
 }
 
+// StreamCancel: varuint requestId.
+
+export function encodeStreamCancelEvent(event: StreamCancelEvent): Uint8Array {
+  return encodeWith((w) => w.varuint(event.requestId, 'requestId'));
+}
+
+export function decodeStreamCancelEvent(payload: Uint8Array): StreamCancelEvent {
+  const r = payloadReader(payload, 'StreamCancel');
+  const requestId = r.varuint('requestId');
+  r.expectEnd('StreamCancel');
+  return { requestId };
+}
+
 // FetchResult: varuint fetchId, u8 outcome (0 response, 1 error), then either
 // str error, or varuint status, str statusText, headers, bytes body.
 
@@ -321,6 +335,7 @@ export function decodeEpochMark(payload: Uint8Array): EpochMark {
 export type DecodedPayload =
   | { kind: 'Request'; value: RequestEvent }
   | { kind: 'Timer'; value: TimerEvent }
+  | { kind: 'StreamCancel'; value: StreamCancelEvent }
   | { kind: 'FetchResult'; value: FetchResultEvent }
   | { kind: 'Clock'; value: ClockReading }
   | { kind: 'Entropy'; value: Uint8Array }
@@ -332,6 +347,7 @@ export function decodePayload(kind: number, payload: Uint8Array): DecodedPayload
   switch (kind) {
     case Kind.Request: return { kind: 'Request', value: decodeRequestEvent(payload) };
     case Kind.Timer: return { kind: 'Timer', value: decodeTimerEvent(payload) };
+    case Kind.StreamCancel: return { kind: 'StreamCancel', value: decodeStreamCancelEvent(payload) };
     case Kind.FetchResult: return { kind: 'FetchResult', value: decodeFetchResultEvent(payload) };
     case Kind.Clock: return { kind: 'Clock', value: decodeClockReading(payload) };
     case Kind.Entropy: return { kind: 'Entropy', value: payload };

@@ -27,6 +27,8 @@ export const Kind = {
   Epoch: 10,
   /** SHA-256 of the whole VM state (linear memory + device tables) between tasks. Payload: 32 bytes. */
   StateHash: 11,
+  /** The client of a streamed response went away (one task: the guest's stream is cancelled). Payload: StreamCancelEvent. */
+  StreamCancel: 12,
 } as const;
 
 export type KindName = keyof typeof Kind;
@@ -42,7 +44,7 @@ export function isKnownKind(code: number): code is KindCode {
 
 /** Kinds that start a task in the VM. */
 export function isTaskStart(kind: number): boolean {
-  return kind === Kind.Request || kind === Kind.Timer || kind === Kind.FetchResult || kind === Kind.Boot;
+  return kind === Kind.Request || kind === Kind.Timer || kind === Kind.FetchResult || kind === Kind.Boot || kind === Kind.StreamCancel;
 }
 
 /** Kinds that the VM never sees (they exist for the channel and the operator). */
@@ -73,6 +75,11 @@ export interface RequestEvent {
 
 export interface TimerEvent {
   timerId: number;
+}
+
+export interface StreamCancelEvent {
+  /** The request whose streamed response lost its client. */
+  requestId: number;
 }
 
 export interface FetchResultEvent {

@@ -146,6 +146,28 @@ describe('streamed responses from ftjs run', () => {
     expect(lines.length).toBe(2);
   });
 
+  test('a client that goes away cancels the guest\'s stream by a recorded event: its slot is free again, and the trace replays', async () => {
+    const trace = path.join(tempDir(), 'cancel.trace');
+    run = await startRun(GUEST, { record: trace, args: ['--max-open-streams', '1'] });
+    const abort = new AbortController();
+    const res = await fetch(`${run.url}/ticks?gap=20`, { signal: abort.signal });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('tick 2')) text += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    const line = await run.waitForLog((l) => /^ticks cancelled after \d+: AbortError: the client closed the connection$/.test(l.msg), 'the guest to see the cancel');
+    // The one stream slot is free again.
+    const again = await fetch(`${run.url}/stream?n=2&gap=1`);
+    expect(again.status).toBe(200);
+    expect((await readLines(again)).length).toBe(2);
+    await run.stop('SIGTERM');
+    run = null;
+    const replay = await replayJson(trace, { TZ: 'Pacific/Chatham' });
+    expect(replay.summary.divergence).toBeNull();
+    expect(replay.code).toBe(0);
+    expect(replay.console.some((c) => c.text === line.msg)).toBe(true);
+  });
+
   test('an Idempotency-Key request with a streamed body: the retry gets the whole stored body', async () => {
     run = await startRun(GUEST);
     const headers = { 'idempotency-key': 'stream-once' };

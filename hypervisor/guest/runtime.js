@@ -37,6 +37,7 @@
   const JSONstringify = JSON.stringify;
   const JSONparse = JSON.parse;
   const ArrayBufferSlice = Function.prototype.call.bind(ArrayBuffer.prototype.slice);
+  const AbortReason = globalThis.DOMException || Error; // captured: the guest may replace the global
 
   /** The request whose work is running: inherited by timers and fetches it starts. */
   let currentOwner = 0;
@@ -428,6 +429,7 @@
   // is: each is an output of its own task, held by the Output Rule like any other), then its end.
   // The host answers false when it will send no more (the response hit a limit, or was stopped):
   // the stream is then cancelled. A keyed request's response is kept whole once it ended.
+  const streamsOut = new Map(); // request id -> cancel(reason), while its stream is being sent
   function streamOut(id, meta, stream) {
     let reader;
     try {
@@ -441,15 +443,26 @@
       return;
     }
     const keep = keyOfRequest.has(id) ? [] : null;
+    let cancelled = false;
+    streamsOut.set(id, (reason) => {
+      // The host ended the response (the client went away): what the stream gives from now on is dropped.
+      cancelled = true;
+      streamsOut.delete(id);
+      aborted(id, 'the streamed response was cut off: ' + reason);
+      reader.cancel(new AbortReason(reason, 'AbortError'));
+    });
     const stop = (message) => {
+      streamsOut.delete(id);
       host(OP_RESPOND_END, id, message);
       aborted(id, 'the streamed response failed: ' + message);
     };
     const pump = () =>
       reader.read().then(
         (step) => {
+          if (cancelled) return;
           currentOwner = id;
           if (step.done) {
+            streamsOut.delete(id);
             host(OP_RESPOND_END, id);
             if (keep !== null) remember(id, meta, bodyBuffer(concatChunks(keep)));
             return;
@@ -463,6 +476,7 @@
             return;
           }
           if (!host(OP_RESPOND_CHUNK, id, bodyBuffer(chunk))) {
+            streamsOut.delete(id);
             aborted(id, 'the streamed response was cut off by the host');
             reader.cancel(new TypeError('the response was cut off by the host'));
             return;
@@ -471,6 +485,7 @@
           return pump();
         },
         (error) => {
+          if (cancelled) return;
           currentOwner = id;
           reportError('response stream', error);
           stop(error instanceof Error ? error.name + ': ' + error.message : String(error));
@@ -558,6 +573,12 @@
         return fetchDone(id, meta, body);
       case 4:
         return aborted(id, meta);
+      case 5: {
+        const cancel = streamsOut.get(id);
+        currentOwner = id;
+        if (cancel) cancel('the client closed the connection');
+        return;
+      }
       case 9:
         return boot(meta, body);
     }

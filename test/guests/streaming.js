@@ -90,6 +90,26 @@ export default {
             },
           }),
         );
+      case '/ticks': {
+        // An endless event stream (as SSE would be): it stops when the client goes away.
+        let timer = 0;
+        let n = 0;
+        return new Response(
+          new ReadableStream({
+            start(controller) {
+              const tick = () => {
+                controller.enqueue(encoder.encode(`tick ${n++}\n`));
+                timer = setTimeout(tick, gap);
+              };
+              tick();
+            },
+            cancel(reason) {
+              clearTimeout(timer);
+              console.log(`ticks cancelled after ${n}: ${reason && reason.name}: ${reason && reason.message}`);
+            },
+          }),
+        );
+      }
       case '/strings':
         // Chunks that are not bytes: an error the guest's console names.
         return new Response(new ReadableStream({ start(c) { c.enqueue('not bytes'); c.close(); } }));
