@@ -88,6 +88,9 @@ export class LiveLoop {
   /** Takes the result of the boot task (or the state after go-live) and starts serving. */
   start(reply: RunReply): void {
     this.absorb(reply);
+    // Streams the VM was sending when this node took over (go-live, restart from a checkpoint) have
+    // no client here: their clients were connected to the node that failed. Cancel them.
+    for (const requestId of reply.state.openStreams ?? []) if (!this.streams.has(requestId)) this.cancelStream(requestId);
     this.schedule();
   }
 

@@ -775,6 +775,11 @@ export class Vm {
     return best;
   }
 
+  /** Streamed responses in progress: a node that goes live has no client for them (go-live cancels them). */
+  get openStreams(): number[] {
+    return [...this.streams.keys()];
+  }
+
   /** Outbound fetches started and not completed (go-live re-issues them). */
   pendingFetches(): Array<Extract<Output, { kind: 'fetch' }>> {
     return [...this.fetches].map(([fetchId, f]) => ({ kind: 'fetch', fetchId, method: f.method, url: f.url, headers: f.headers, body: f.body }));

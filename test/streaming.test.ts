@@ -203,6 +203,25 @@ describe('streamed responses from a pair', () => {
     expect(replay.code).toBe(0);
   });
 
+  test('a backup that takes over mid-stream cancels the stream (its client was the dead primary\'s) by a recorded event', async () => {
+    // The limits travel in the boot config: the backup runs with the primary's --max-open-streams.
+    pair = await startPair(GUEST, { primaryArgs: ['--max-open-streams', '1'] });
+    const { primary, backup } = pair;
+    const res = await fetch(`${primary.url}/ticks?gap=50`);
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('tick 2')) text += new TextDecoder().decode((await reader.read()).value);
+    // The backup has replayed the stream's start: it holds an open stream in its VM.
+    await waitFor(async () => ((await status(backup.url)).replayedSeq as number) >= ((await status(primary.url)).seq as number) - 2, 'the backup to replay the stream');
+    primary.child.kill('SIGKILL');
+    await reader.read().catch(() => null); // the client's connection died with the primary
+    await waitFor(async () => (await fetch(`${backup.url}/_ft/health`)).status === 200, 'the backup to go live');
+    await backup.waitForLog((l) => /^ticks cancelled after \d+: AbortError: the client closed the connection$/.test(l.msg), 'the new live node to cancel the orphaned stream');
+    // Its one stream slot is free for new clients.
+    const lines = await readLines(await fetch(`${backup.url}/stream?n=2&gap=1`));
+    expect(lines.length).toBe(2);
+  });
+
   test('with the backup stopped, no chunk after the first held one leaves; after SIGCONT the rest arrive, in order', async () => {
     // Lag control would stop running tasks (timers too) once the lag passes --max-lag-ms: set it past the test.
     pair = await startPair(GUEST, { heartbeatMs: 200, heartbeatTimeoutMs: 10_000, primaryArgs: ['--max-lag-ms', '8000'] });
