@@ -3,6 +3,8 @@
 // is an output of the task that produced it and obeys the Output Rule (with the backup stopped, no
 // chunk after the first held one leaves); the traces replay and verify. Real processes, real sockets.
 
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { gunzipSync, gzipSync, deflateSync, deflateRawSync, inflateSync, inflateRawSync } from 'node:zlib';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -113,6 +115,31 @@ describe('streamed responses from ftjs run', () => {
     const plain = await fetch(`${run.url}/plain`);
     expect(plain.headers.get('content-length')).toBe('10');
     expect(await plain.text()).toBe('plain body');
+  });
+
+  test('an outbound fetch with a stream body sends it whole; an upstream body passed on untouched goes out whole, not chunked', async () => {
+    const received: string[] = [];
+    const upstream = http.createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        received.push(body);
+        res.writeHead(201, { 'content-type': 'text/x-echo' }).end(`echo: ${body}`);
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    try {
+      run = await startRun(GUEST);
+      const to = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+      const res = await fetch(`${run.url}/proxy?to=${encodeURIComponent(to)}`);
+      expect(received).toEqual(['streamed upstream body']);
+      expect(res.status).toBe(201);
+      expect(res.headers.get('content-type')).toBe('text/x-echo');
+      expect(res.headers.get('content-length')).toBe(String('echo: streamed upstream body'.length));
+      expect(await res.text()).toBe('echo: streamed upstream body');
+    } finally {
+      upstream.close();
+    }
   });
 
   test('a stream that fails cuts the response off; non-byte chunks are a named error; the limits hold, with their flags', async () => {

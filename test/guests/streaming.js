@@ -126,6 +126,16 @@ export default {
         }
         globalThis.held = [];
         return new Response('released');
+      case '/proxy': {
+        // An outbound fetch whose body is a stream (read whole first: outbound bodies leave as one output),
+        // and the upstream's body passed on as the response body (untouched: sent whole, not streamed).
+        const upstream = await fetch(url.searchParams.get('to'), {
+          method: 'POST',
+          body: ReadableStream.from(['streamed ', 'upstream ', 'body']).pipeThrough(new TextEncoderStream()),
+          duplex: 'half',
+        });
+        return new Response(upstream.body, upstream);
+      }
       case '/blob':
         return new Response(new Blob(['from ', 'a blob']).stream());
       case '/plain':
