@@ -259,6 +259,12 @@ describe('what is ftjs\'s own', () => {
     expect(out.v[2]).toEqual(['TypeError', 'CompressionStream: chunk must be an ArrayBuffer or an ArrayBufferView']);
   });
 
+  test('structuredClone refuses streams with a DataCloneError, as the HTML spec says (Node 20 throws a TypeError)', () => {
+    expect(inGuest(`return [new ReadableStream(), new WritableStream(), new TransformStream()].map((s) => { try { structuredClone(s); return 'cloned'; } catch (e) { return e.name; } });`)).toEqual({
+      v: ['DataCloneError', 'DataCloneError', 'DataCloneError'],
+    });
+  });
+
   test('compressed bytes from the guest decompress with node:zlib; gzip carries no time, so output is a pure function of input', () => {
     const text = 'ftjs '.repeat(1000);
     const bytes = (format: string) =>

@@ -3179,6 +3179,8 @@ const ERROR_CTORS = {
 const UNCLONEABLE_TAGS = new Set([
   '[object Promise]', '[object WeakMap]', '[object WeakSet]', '[object WeakRef]', '[object FinalizationRegistry]',
   '[object Generator]', '[object AsyncGenerator]', '[object Proxy]', '[object Module]',
+  // Streams are transferable, not cloneable (no transfer of streams here).
+  '[object ReadableStream]', '[object WritableStream]', '[object TransformStream]',
 ]);
 const PLATFORM_UNCLONEABLE = [Headers, Request, Response, URL, URLSearchParams, AbortController, EventTarget, Event, TextEncoder, TextDecoder];
 const getRegExpSource = Object.getOwnPropertyDescriptor(RegExp.prototype, 'source').get;
