@@ -79,6 +79,8 @@ export function addVmOptions(command: Command): Command {
     .option('--max-stack-kb <kb>', `guest stack (at most ${MAX_STACK_KB_LIMIT}); deeper recursion is a guest stack-overflow error`, maxStackKb, DEFAULT_LIMITS.maxStackBytes / 1024)
     .option('--task-budget-ms <ms>', 'CPU budget of one task; past it the task is preempted and its request gets 503', positiveInt('--task-budget-ms'), DEFAULT_LIMITS.taskBudgetMs)
     .option('--max-response-bytes <n>', 'largest response body a guest may return (else 500)', positiveInt('--max-response-bytes'), DEFAULT_LIMITS.maxResponseBytes)
+    .option('--max-streamed-response-bytes <n>', 'largest body a streamed (ReadableStream) response may send; past it the response is cut off', positiveInt('--max-streamed-response-bytes'), DEFAULT_LIMITS.maxStreamedResponseBytes)
+    .option('--max-open-streams <n>', 'streamed responses in progress at once; one more gets 503', positiveInt('--max-open-streams'), DEFAULT_LIMITS.maxOpenStreams)
     .option('--max-timers <n>', 'timers a guest may hold at once', positiveInt('--max-timers'), DEFAULT_LIMITS.maxTimers)
     .option('--max-pending-fetches <n>', 'outbound fetches a guest may have in flight', positiveInt('--max-pending-fetches'), DEFAULT_LIMITS.maxPendingFetches)
     .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask)
@@ -104,6 +106,8 @@ export interface VmFlags {
   maxStackKb: number;
   taskBudgetMs: number;
   maxResponseBytes: number;
+  maxStreamedResponseBytes: number;
+  maxOpenStreams: number;
   maxTimers: number;
   maxPendingFetches: number;
   maxConsoleLines: number;
@@ -118,6 +122,8 @@ export function limitsFrom(flags: VmFlags): VmLimits {
     maxStackBytes: flags.maxStackKb * 1024,
     taskBudgetMs: flags.taskBudgetMs,
     maxResponseBytes: flags.maxResponseBytes,
+    maxStreamedResponseBytes: flags.maxStreamedResponseBytes,
+    maxOpenStreams: flags.maxOpenStreams,
     maxTimers: flags.maxTimers,
     maxPendingFetches: flags.maxPendingFetches,
     maxConsoleLinesPerTask: flags.maxConsoleLines,

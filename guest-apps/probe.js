@@ -41,6 +41,10 @@ const BENIGN_EXTRA_GLOBALS = [
   'Event', 'EventTarget', 'File', 'FormData', 'Intl', 'Performance', 'ReadableStream',
   'ReadableStreamDefaultReader', 'SubtleCrypto', 'TextDecoderStream', 'TextEncoderStream',
   'TransformStream', 'WritableStream', 'navigator', 'reportError', 'self', 'Navigator', 'URLPattern',
+  // The rest of the WHATWG Streams interfaces (installed with ReadableStream).
+  'ReadableStreamBYOBReader', 'ReadableStreamBYOBRequest', 'ReadableStreamDefaultController',
+  'ReadableByteStreamController', 'WritableStreamDefaultWriter', 'WritableStreamDefaultController',
+  'TransformStreamDefaultController',
 ];
 
 // Names that must not exist at all: host capabilities or nondeterminism sources.

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { HeaderList } from '../logging-channel/entry.js';
 import { QueueFullError, type LiveLoop } from './live-loop.js';
 import { classifyTarget } from './request-target.js';
+import type { ResponseStream } from './response-stream.js';
 
 export interface FrontDoorOptions {
   maxRequestBytes: number;
@@ -91,13 +92,17 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
     }
     throw error;
   }
-  if (res.destroyed) return;
+  if (res.destroyed) {
+    response.stream?.detach(); // the client left before the head: cancel the guest's stream
+    return;
+  }
   const flat: string[] = [];
   for (const [name, value] of response.headers) if (!HOP_BY_HOP.has(name.toLowerCase())) flat.push(name, value);
   // Which log entry produced this response (replay it with `ftjs replay`), and which node in which
   // epoch released it (a drill checks that one node speaks per epoch).
   const who = view.identity();
   flat.push('ftjs-seq', String(response.seq), 'ftjs-node', who.node, 'ftjs-epoch', String(who.epoch));
+  if (response.stream) return sendStreamed(req, res, response.status, response.statusText, flat, response.stream);
   flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
   res.writeHead(response.status, response.statusText || undefined, flat);
   res.end(req.method === 'HEAD' ? undefined : response.body);
@@ -142,6 +147,30 @@ function fireScheduled(view: NodeView, crons: readonly string[], query: string, 
   const scheduledTimeMs = Date.now();
   loop.triggerCron(cron, scheduledTimeMs);
   return sendJson(res, 202, { cron, scheduledTime: scheduledTimeMs });
+}
+
+/**
+ * A streamed response: the head at once (chunked, no content-length), then each chunk as the output
+ * gate releases it. A stream that fails ends the HTTP response without its last chunk (the socket is
+ * destroyed), so the client sees it cut off rather than complete.
+ */
+function sendStreamed(req: http.IncomingMessage, res: http.ServerResponse, status: number, statusText: string, headers: string[], stream: ResponseStream): void {
+  res.writeHead(status, statusText || undefined, headers);
+  res.flushHeaders();
+  if (req.method === 'HEAD') {
+    stream.detach();
+    res.end();
+    return;
+  }
+  // Closed before the end (the client went away): the guest's stream is cancelled, by a recorded event.
+  res.on('close', () => stream.detach());
+  stream.attach({
+    write: (chunk) => void res.write(chunk),
+    end: (error) => {
+      if (error === null) res.end();
+      else res.destroy(new Error(`the guest's response stream failed: ${error}`));
+    },
+  });
 }
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown, close = false): void {

@@ -34,3 +34,27 @@ export function localGlue(): Glue {
 export function glueHash(web: string, runtime: string): string {
   return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}`);
 }
+
+/**
+ * Separates the web glue's boot script from its lazy modules (hypervisor/glue-build.ts). The whole
+ * string is what is hashed and recorded; only `boot` is evaluated at boot. A glue without the marker
+ * (an older build) is all boot script.
+ */
+export const LAZY_MODULES_MARKER = '\n//# ftjs-lazy-modules\n';
+
+export function splitWebGlue(web: string): { boot: string; lazy: Record<string, string> } {
+  const at = web.indexOf(LAZY_MODULES_MARKER);
+  if (at < 0) return { boot: web, lazy: {} };
+  return { boot: web.slice(0, at), lazy: JSON.parse(web.slice(at + LAZY_MODULES_MARKER.length)) as Record<string, string> };
+}
+
+/**
+ * Globals a lazy module sees as they were at boot (the parameters of its wrapper function, in this
+ * order; hypervisor/guest/web/lazy.js passes the values it captured). Changing the list changes the glue.
+ */
+export const LAZY_INTRINSICS = [
+  'Object', 'Function', 'Array', 'Promise', 'Symbol', 'Error', 'TypeError', 'RangeError', 'Reflect', 'Math', 'Number', 'String',
+  'ArrayBuffer', 'DataView', 'Uint8Array', 'Uint16Array', 'Uint32Array', 'Int8Array', 'Int16Array', 'Int32Array', 'Float32Array',
+  'Float64Array', 'BigInt64Array', 'BigUint64Array', 'Uint8ClampedArray', 'Map', 'Set', 'WeakMap', 'JSON',
+  'queueMicrotask', 'AbortController', 'AbortSignal', 'DOMException', 'TextEncoder', 'TextDecoder', 'globalThis', 'self', 'global', 'window',
+] as const;

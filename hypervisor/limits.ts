@@ -11,6 +11,10 @@ export interface VmLimits {
   taskBudgetMs: number;
   /** Largest response body a guest may return; larger gives the client a 500. */
   maxResponseBytes: number;
+  /** Largest body a streamed response (a ReadableStream body) may send; past it the response is cut off. */
+  maxStreamedResponseBytes: number;
+  /** Streamed responses in progress at once; one more gets a 503. */
+  maxOpenStreams: number;
   /** Longest console line kept (longer lines are cut, with a marker). */
   maxConsoleLineBytes: number;
   /** Console lines kept per task (the rest are counted, not kept). */
@@ -30,6 +34,8 @@ export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
   maxStackBytes: 512 * 1024,
   taskBudgetMs: 1000,
   maxResponseBytes: 8 * 1024 * 1024,
+  maxStreamedResponseBytes: 64 * 1024 * 1024,
+  maxOpenStreams: 256,
   maxConsoleLineBytes: 8 * 1024,
   maxConsoleLinesPerTask: 1000,
   maxTimers: 10_000,

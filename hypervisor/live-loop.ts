@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { HeaderList, RawEntry } from '../logging-channel/entry.js';
 import type { Log } from '../recorder/log.js';
+import { ResponseStream } from './response-stream.js';
 import type { VmHost } from './vm-host.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
 import type { RunReply, VmState } from './vm-protocol.js';
@@ -40,6 +41,8 @@ export interface GuestResponse {
   statusText: string;
   headers: HeaderList;
   body: Uint8Array;
+  /** A streamed response: `body` is empty and the chunks come through this, as the gate releases them. */
+  stream: ResponseStream | null;
 }
 
 export class QueueFullError extends Error {
@@ -51,6 +54,8 @@ type Waiter = (response: GuestResponse) => void;
 export class LiveLoop {
   private readonly queue: Array<{ event: LiveEvent; waiter?: Waiter }> = [];
   private readonly waiters = new Map<number, Waiter>();
+  /** Streamed responses whose head was produced and whose end was not, by request id (those with a client). */
+  private readonly streams = new Map<number, ResponseStream>();
   private running = false;
   private stopped = false;
   private idleResolvers: Array<() => void> = [];
@@ -89,6 +94,9 @@ export class LiveLoop {
   /** Takes the result of the boot task (or the state after go-live) and starts serving. */
   start(reply: RunReply): void {
     this.absorb(reply);
+    // Streams the VM was sending when this node took over (go-live, restart from a checkpoint) have
+    // no client here: their clients were connected to the node that failed. Cancel them.
+    for (const requestId of reply.state.openStreams ?? []) if (!this.streams.has(requestId)) this.cancelStream(requestId);
     this.schedule();
   }
 
@@ -125,6 +133,16 @@ export class LiveLoop {
     if (this.stopped) return;
     this.logger.debug({ cron, scheduledTime: new Date(scheduledTimeMs).toISOString() }, 'cron trigger fired');
     this.queue.push({ event: { kind: 'scheduled', event: { cron, scheduledTimeMs } } });
+    this.schedule();
+  }
+
+  /**
+   * The client of a streamed response went away before its end: a recorded event tells the guest, whose
+   * stream is then cancelled (a no-op task when the stream ended meanwhile).
+   */
+  private cancelStream(requestId: number): void {
+    if (this.stopped) return;
+    this.queue.push({ event: { kind: 'stream-cancel', requestId } });
     this.schedule();
   }
 
@@ -210,13 +228,39 @@ export class LiveLoop {
     this.onTask?.(tag, result);
     if (result.console.length > 0) this.printConsole(result.console, tag);
     for (const output of result.outputs) {
-      if (output.kind === 'response') {
-        const waiter = this.waiters.get(output.requestId);
-        this.waiters.delete(output.requestId);
-        if (!waiter) continue; // the client is gone (or this is a replayed request after go-live)
-        this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body }));
-      } else {
-        this.gate.hold(tag, () => this.performFetch(output));
+      switch (output.kind) {
+        case 'response': {
+          const waiter = this.waiters.get(output.requestId);
+          this.waiters.delete(output.requestId);
+          if (!waiter) continue; // the client is gone (or this is a replayed request after go-live)
+          this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body, stream: null }));
+          break;
+        }
+        case 'head': {
+          const waiter = this.waiters.get(output.requestId);
+          this.waiters.delete(output.requestId);
+          if (!waiter) continue;
+          const requestId = output.requestId;
+          const stream = new ResponseStream(() => this.cancelStream(requestId));
+          this.streams.set(requestId, stream);
+          this.gate.hold(tag, () => waiter({ seq: tag, status: output.status, statusText: output.statusText, headers: output.headers, body: output.body, stream }));
+          break;
+        }
+        // Each chunk and the end wait for the entries of the task that produced them (the Output Rule).
+        case 'chunk': {
+          const stream = this.streams.get(output.requestId);
+          if (stream) this.gate.hold(tag, () => stream.write(output.body));
+          break;
+        }
+        case 'end': {
+          const stream = this.streams.get(output.requestId);
+          this.streams.delete(output.requestId);
+          if (stream) this.gate.hold(tag, () => stream.end(output.error));
+          break;
+        }
+        case 'fetch':
+          this.gate.hold(tag, () => this.performFetch(output));
+          break;
       }
     }
     for (const fetchId of result.fetchAborts) this.gate.hold(tag, () => this.cancelFetch(fetchId));

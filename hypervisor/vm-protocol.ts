@@ -41,6 +41,8 @@ export interface VmState {
   /** SHA-256 of memory + devices, when asked for. */
   stateHash?: string;
   nextTimer: { timerId: number; deadlineMs: number } | null;
+  /** Streamed responses in progress (request ids), when there are any. */
+  openStreams?: number[];
 }
 
 export interface RunReply {

@@ -55,6 +55,7 @@ function state(vm: Vm, hash: boolean): VmState {
     guestTimeMs: vm.guestTimeMs,
     memoryBytes: vm.memoryBytes,
     nextTimer: vm.nextTimer(),
+    ...(vm.openStreams.length > 0 ? { openStreams: vm.openStreams } : {}),
     ...(hash ? { stateHash: vm.stateHash() } : {}),
   };
 }

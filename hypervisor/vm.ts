@@ -11,15 +11,18 @@ import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, typ
 import {
   decodeFetchResultEvent,
   decodeRequestEvent,
+  decodeStreamCancelEvent,
   decodeTaskEnd,
   decodeTimerEvent,
   decodeScheduledEvent,
   encodeFetchResultEvent,
   encodeRequestEvent,
+  encodeStreamCancelEvent,
   encodeTaskEnd,
   encodeTimerEvent,
   encodeScheduledEvent,
 } from '../logging-channel/codec.js';
+import { taskHash } from '../logging-channel/task-outputs.js';
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
 import { assertLimits, type VmLimits } from './limits.js';
 import type { Divergence, InputPort } from './port.js';
@@ -28,6 +31,7 @@ import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
+import { splitWebGlue } from './glue.js';
 
 export interface BootConfig {
   entry: string;
@@ -43,7 +47,12 @@ export interface BootConfig {
 
 export type Output =
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
-  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array };
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array }
+  // A streamed response (body a ReadableStream): its head, then its chunks, each from the task that
+  // produced it, then its end (error: the stream failed or was stopped; the HTTP response is cut off).
+  | { kind: 'head'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'chunk'; requestId: number; body: Uint8Array }
+  | { kind: 'end'; requestId: number; error: string | null; body: Uint8Array };
 
 export const CONSOLE_LEVELS = ['debug', 'log', 'info', 'warn', 'error'] as const;
 export type ConsoleLevel = (typeof CONSOLE_LEVELS)[number];
@@ -72,7 +81,8 @@ export type LiveEvent =
   | { kind: 'request'; method: string; url: string; headers: HeaderList; body: Uint8Array }
   | { kind: 'timer'; timerId: number }
   | { kind: 'fetch-result'; result: FetchResultEvent }
-  | { kind: 'scheduled'; event: ScheduledEvent };
+  | { kind: 'scheduled'; event: ScheduledEvent }
+  | { kind: 'stream-cancel'; requestId: number };
 
 export interface DeviceState {
   position: PositionState;
@@ -83,6 +93,8 @@ export interface DeviceState {
   nextRequestId: number;
   pendingRequests: number[];
   timers: Array<[id: number, deadlineMs: number, owner: number]>;
+  /** Streamed responses in progress: request id and body bytes sent so far (absent in older snapshots). */
+  streams?: Array<[requestId: number, bytes: number]>;
   fetches: Array<[id: number, owner: number, method: string, url: string, headers: HeaderList, body: string]>;
   tasks: number;
 }
@@ -103,9 +115,9 @@ export class BootError extends Error {
 }
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8 } as const;
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8, LazyModule: 9, RespondHead: 10, RespondChunk: 11, RespondEnd: 12 } as const;
 // Events the host delivers to the guest glue's dispatch function.
-const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, Boot: 9 } as const;
+const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, StreamCancel: 6, Boot: 9 } as const;
 
 const ENTROPY_POOL_BYTES = 256;
 const MAX_ENTROPY_REQUEST_BYTES = 65536;
@@ -138,6 +150,8 @@ export class Vm {
   private entropyOffset = 0;
   private nextRequestId = 1;
   private readonly pendingRequests = new Set<number>();
+  /** Streamed responses whose head went out and whose end has not: request id -> body bytes so far. */
+  private readonly streams = new Map<number, number>();
   private readonly timers = new Map<number, { deadlineMs: number; owner: number }>();
   private readonly fetches = new Map<number, { owner: number; method: string; url: string; headers: HeaderList; body: Uint8Array }>();
   private tasks = 0;
@@ -151,6 +165,8 @@ export class Vm {
   private consoleDropped = 0;
   private entries: RawEntry[] = [];
   private bootMessage: string | null = null;
+  /** Code of the web glue's lazy modules, by name (hypervisor/glue.ts splitWebGlue). Not state: from the boot config. */
+  private lazyModules: Record<string, string> = {};
   private booted = false;
 
   private constructor(
@@ -254,7 +270,9 @@ export class Vm {
     const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
     context.setProp(context.global, '__ftjs_host', hostFn);
     hostFn.dispose();
-    this.evalScript(this.config.glue.web, 'ftjs:web.js').dispose();
+    const web = splitWebGlue(this.config.glue.web);
+    this.lazyModules = web.lazy;
+    this.evalScript(web.boot, 'ftjs:web.js').dispose();
     this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
   }
@@ -358,6 +376,18 @@ export class Vm {
         return undefined;
       case HostOp.Entropy:
         return c.newArrayBuffer(this.drawEntropy(c.getNumber(args[1]!)).slice().buffer);
+      case HostOp.RespondHead:
+        return this.respondHead(c.getNumber(args[1]!), c.getString(args[2]!)) ? c.true : c.false;
+      case HostOp.RespondChunk:
+        return this.respondChunk(c.getNumber(args[1]!), this.bytesArg(args[2])) ? c.true : c.false;
+      case HostOp.RespondEnd:
+        this.respondEnd(c.getNumber(args[1]!), args[2] && c.typeof(args[2]) === 'string' ? c.getString(args[2]) : null);
+        return undefined;
+      case HostOp.LazyModule: {
+        // A pure function of the boot config: the same code at the same position on every node.
+        const code = this.lazyModules[c.getString(args[1]!)];
+        return code === undefined ? undefined : c.newString(code);
+      }
       case HostOp.Booted:
         this.booted = c.getNumber(args[1]!) === 1;
         this.bootMessage = c.getString(args[2]!);
@@ -404,6 +434,50 @@ export class Vm {
       return;
     }
     this.outputs.push({ kind: 'response', requestId, status, statusText, headers, body });
+  }
+
+  /** The head of a streamed response; false tells the guest to stop reading its stream (no chunk will go out). */
+  private respondHead(requestId: number, meta: string): boolean {
+    if (!this.pendingRequests.delete(requestId)) {
+      this.addConsole('warn', `ftjs: response to request ${requestId} ignored: it was already answered`);
+      return false;
+    }
+    const limit = this.config.limits.maxOpenStreams;
+    if (this.streams.size >= limit) {
+      const message = `too many streamed responses in progress (limit ${limit}, --max-open-streams)`;
+      this.addConsole('error', `ftjs: request ${requestId}: ${message}`);
+      this.outputs.push(errorResponse(requestId, 503, 'Service Unavailable', message));
+      return false;
+    }
+    const [status, statusText, headers] = JSON.parse(meta) as [number, string, HeaderList];
+    this.streams.set(requestId, 0);
+    this.outputs.push({ kind: 'head', requestId, status, statusText, headers, body: EMPTY });
+    return true;
+  }
+
+  /** One chunk of a streamed response; false (the stream ended, or it ran past its limit) stops the guest reading. */
+  private respondChunk(requestId: number, body: Uint8Array): boolean {
+    const sent = this.streams.get(requestId);
+    if (sent === undefined) return false;
+    const limit = this.config.limits.maxStreamedResponseBytes;
+    if (sent + body.byteLength > limit) {
+      const message = `streamed response body passed the limit of ${limit} bytes (--max-streamed-response-bytes); the response was cut off`;
+      this.addConsole('error', `ftjs: request ${requestId}: ${message}`);
+      this.endStream(requestId, message);
+      return false;
+    }
+    this.streams.set(requestId, sent + body.byteLength);
+    if (body.byteLength > 0) this.outputs.push({ kind: 'chunk', requestId, body });
+    return true;
+  }
+
+  private respondEnd(requestId: number, error: string | null): void {
+    if (this.streams.has(requestId)) this.endStream(requestId, error);
+  }
+
+  private endStream(requestId: number, error: string | null): void {
+    this.streams.delete(requestId);
+    this.outputs.push({ kind: 'end', requestId, error, body: EMPTY });
   }
 
   private startFetch(fetchId: number, meta: string, body: Uint8Array, owner: number): void {
@@ -462,6 +536,8 @@ export class Vm {
         return this.execute({ kind: Kind.FetchResult, pos, payload: encodeFetchResultEvent(event.result) }, { kind: Kind.FetchResult, event: event.result }, null);
       case 'scheduled':
         return this.execute({ kind: Kind.Scheduled, pos, payload: encodeScheduledEvent(event.event) }, { kind: Kind.Scheduled, event: event.event }, null);
+      case 'stream-cancel':
+        return this.execute({ kind: Kind.StreamCancel, pos, payload: encodeStreamCancelEvent({ requestId: event.requestId }) }, { kind: Kind.StreamCancel, event }, null);
     }
   }
 
@@ -523,6 +599,17 @@ export class Vm {
           this.deliver(GuestEvent.Timer, timerId, '', EMPTY);
           break;
         }
+        case Kind.StreamCancel: {
+          // The client went away: the response ends here (nothing more can reach it) and the guest's
+          // stream is cancelled. A stream that already ended makes this task a no-op.
+          const { requestId: id } = decoded.event;
+          owner = id;
+          if (this.streams.has(id)) {
+            this.endStream(id, 'the client went away');
+            this.deliver(GuestEvent.StreamCancel, id, '', EMPTY);
+          }
+          break;
+        }
         case Kind.FetchResult: {
           const result = decoded.event;
           owner = this.fetches.get(result.fetchId)?.owner ?? 0;
@@ -560,6 +647,8 @@ export class Vm {
       const budget = this.config.limits.taskBudgetMs;
       const message = `the request ran past its CPU budget of ${budget} ms (--task-budget-ms) and was stopped`;
       this.addConsole('error', `ftjs: task preempted: it ran past its CPU budget of ${budget} ms (--task-budget-ms)`);
+      // A streamed response whose producer was stopped is cut off (the guest's next chunk is refused).
+      if (owner && this.streams.has(owner)) this.endStream(owner, message);
       if (owner && this.pendingRequests.delete(owner)) {
         this.outputs.push(errorResponse(owner, 503, 'Service Unavailable', message));
         // Tell the guest glue (still inside this task, so replay does the same): a retry of an
@@ -714,6 +803,11 @@ export class Vm {
     return best;
   }
 
+  /** Streamed responses in progress: a node that goes live has no client for them (go-live cancels them). */
+  get openStreams(): number[] {
+    return [...this.streams.keys()];
+  }
+
   /** Outbound fetches started and not completed (go-live re-issues them). */
   pendingFetches(): Array<Extract<Output, { kind: 'fetch' }>> {
     return [...this.fetches].map(([fetchId, f]) => ({ kind: 'fetch', fetchId, method: f.method, url: f.url, headers: f.headers, body: f.body }));
@@ -734,6 +828,7 @@ export class Vm {
       nextRequestId: this.nextRequestId,
       pendingRequests: [...this.pendingRequests],
       timers: [...this.timers].map(([id, t]) => [id, t.deadlineMs, t.owner]),
+      ...(this.streams.size > 0 ? { streams: [...this.streams] } : {}),
       fetches: [...this.fetches].map(([id, f]) => [id, f.owner, f.method, f.url, f.headers, Buffer.from(f.body).toString('base64')]),
       tasks: this.tasks,
     };
@@ -793,6 +888,8 @@ export class Vm {
     for (const id of d.pendingRequests) this.pendingRequests.add(id);
     this.timers.clear();
     for (const [id, deadlineMs, owner] of d.timers) this.timers.set(id, { deadlineMs, owner });
+    this.streams.clear();
+    for (const [id, bytes] of d.streams ?? []) this.streams.set(id, bytes);
     this.fetches.clear();
     for (const [id, owner, method, url, headers, body] of d.fetches) this.fetches.set(id, { owner, method, url, headers, body: new Uint8Array(Buffer.from(body, 'base64')) });
     this.tasks = d.tasks;
@@ -806,6 +903,7 @@ type StartEvent =
   | { kind: typeof Kind.Timer; event: { timerId: number } }
   | { kind: typeof Kind.FetchResult; event: FetchResultEvent }
   | { kind: typeof Kind.Scheduled; event: ScheduledEvent }
+  | { kind: typeof Kind.StreamCancel; event: { requestId: number } }
   | { kind: typeof Kind.Boot };
 
 function decodeStart(start: Entry): StartEvent {
@@ -818,6 +916,8 @@ function decodeStart(start: Entry): StartEvent {
       return { kind: Kind.FetchResult, event: decodeFetchResultEvent(start.payload) };
     case Kind.Scheduled:
       return { kind: Kind.Scheduled, event: decodeScheduledEvent(start.payload) };
+    case Kind.StreamCancel:
+      return { kind: Kind.StreamCancel, event: decodeStreamCancelEvent(start.payload) };
     case Kind.Boot:
       return { kind: Kind.Boot };
     default:
@@ -858,17 +958,6 @@ function errorResponse(requestId: number, status: number, statusText: string, me
   };
 }
 
-/** First 16 bytes of SHA-256 over the task's outputs and console lines, each length-framed. */
-export function taskHash(outputs: Output[], consoleLines: ConsoleLine[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const o of outputs) {
-    const meta = o.kind === 'response' ? JSON.stringify(['response', o.requestId, o.status, o.statusText, o.headers]) : JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
-    h.update(`${meta.length}:${meta}${o.body.byteLength}:`);
-    h.update(o.body);
-  }
-  for (const line of consoleLines) h.update(`console:${line.level}:${line.text.length}:${line.text}`);
-  return new Uint8Array(h.digest().subarray(0, 16));
-}
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;

@@ -44,6 +44,7 @@ import {
   type TaskEnd,
   type TimerEvent,
   type ScheduledEvent,
+  type StreamCancelEvent,
 } from './entry.js';
 
 export { CodecError } from './bytes.js';
@@ -213,6 +214,19 @@ export function decodeScheduledEvent(payload: Uint8Array): ScheduledEvent {
   return { cron, scheduledTimeMs };
 }
 
+// StreamCancel: varuint requestId.
+
+export function encodeStreamCancelEvent(event: StreamCancelEvent): Uint8Array {
+  return encodeWith((w) => w.varuint(event.requestId, 'requestId'));
+}
+
+export function decodeStreamCancelEvent(payload: Uint8Array): StreamCancelEvent {
+  const r = payloadReader(payload, 'StreamCancel');
+  const requestId = r.varuint('requestId');
+  r.expectEnd('StreamCancel');
+  return { requestId };
+}
+
 // FetchResult: varuint fetchId, u8 outcome (0 response, 1 error), then either
 // str error, or varuint status, str statusText, headers, bytes body.
 
@@ -340,6 +354,7 @@ export type DecodedPayload =
   | { kind: 'Request'; value: RequestEvent }
   | { kind: 'Timer'; value: TimerEvent }
   | { kind: 'Scheduled'; value: ScheduledEvent }
+  | { kind: 'StreamCancel'; value: StreamCancelEvent }
   | { kind: 'FetchResult'; value: FetchResultEvent }
   | { kind: 'Clock'; value: ClockReading }
   | { kind: 'Entropy'; value: Uint8Array }
@@ -352,6 +367,7 @@ export function decodePayload(kind: number, payload: Uint8Array): DecodedPayload
     case Kind.Request: return { kind: 'Request', value: decodeRequestEvent(payload) };
     case Kind.Timer: return { kind: 'Timer', value: decodeTimerEvent(payload) };
     case Kind.Scheduled: return { kind: 'Scheduled', value: decodeScheduledEvent(payload) };
+    case Kind.StreamCancel: return { kind: 'StreamCancel', value: decodeStreamCancelEvent(payload) };
     case Kind.FetchResult: return { kind: 'FetchResult', value: decodeFetchResultEvent(payload) };
     case Kind.Clock: return { kind: 'Clock', value: decodeClockReading(payload) };
     case Kind.Entropy: return { kind: 'Entropy', value: payload };

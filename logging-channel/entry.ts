@@ -29,6 +29,8 @@ export const Kind = {
   StateHash: 11,
   /** A cron trigger fires (one task: the guest's scheduled() handler). Payload: ScheduledEvent. */
   Scheduled: 12,
+  /** The client of a streamed response went away (one task: the guest's stream is cancelled). Payload: StreamCancelEvent. */
+  StreamCancel: 13,
 } as const;
 
 export type KindName = keyof typeof Kind;
@@ -44,7 +46,7 @@ export function isKnownKind(code: number): code is KindCode {
 
 /** Kinds that start a task in the VM. */
 export function isTaskStart(kind: number): boolean {
-  return kind === Kind.Request || kind === Kind.Timer || kind === Kind.FetchResult || kind === Kind.Boot || kind === Kind.Scheduled;
+  return kind === Kind.Request || kind === Kind.Timer || kind === Kind.FetchResult || kind === Kind.Boot || kind === Kind.Scheduled || kind === Kind.StreamCancel;
 }
 
 /** Kinds that the VM never sees (they exist for the channel and the operator). */
@@ -82,6 +84,11 @@ export interface ScheduledEvent {
   cron: string;
   /** The firing's scheduled time (ms since the epoch, UTC, a whole minute): controller.scheduledTime. */
   scheduledTimeMs: number;
+}
+
+export interface StreamCancelEvent {
+  /** The request whose streamed response lost its client. */
+  requestId: number;
 }
 
 export interface FetchResultEvent {

@@ -12,9 +12,11 @@
 //   varuint taskEndSeq | u8 flags (bit 0: something was cut to the cap) | varuint output count |
 //   outputs... | varuint console line count | lines... | varuint console lines omitted
 // output:
-//   u8 kind (0 response, 1 fetch)
-//   response: varuint requestId | varuint status | str statusText
+//   u8 kind (0 response, 1 fetch, 2 streamed response head, 3 stream chunk, 4 stream end)
+//   response, head: varuint requestId | varuint status | str statusText
 //   fetch:    varuint fetchId | str method | str url
+//   chunk:    varuint requestId
+//   end:      varuint requestId | u8 has error | (str error, when it has)
 //   varuint header count | (str name | str value)... | varuint headers omitted |
 //   varuint body bytes (as emitted) | bytes body (kept: a prefix when cut)
 // console line: str level | varuint text bytes (as emitted) | str text (kept: a prefix when cut)
@@ -37,7 +39,13 @@ export const MAX_TRACE_OUTPUTS_MAX_BYTES = 1024 * 1024;
 
 export type RecordedOutput =
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number }
-  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number };
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number }
+  // Parts of a streamed response (head: status and headers; chunk: body; end: error or null).
+  | { kind: StreamPart; requestId: number; status: number; statusText: string; error: string | null; headers: HeaderList; headersOmitted: number; body: Uint8Array; bodyBytes: number };
+
+export type StreamPart = 'head' | 'chunk' | 'end';
+const STREAM_KIND_CODES: Record<StreamPart, number> = { head: 2, chunk: 3, end: 4 };
+const STREAM_KINDS: Record<number, StreamPart> = { 2: 'head', 3: 'chunk', 4: 'end' };
 
 export interface RecordedConsoleLine {
   level: string;
@@ -61,7 +69,10 @@ export interface TaskOutputsRecord {
 /** What a live task emitted, as the VM reports it (structurally: hypervisor/vm.ts Output, ConsoleLine). */
 export type EmittedOutput =
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
-  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array };
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'head'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'chunk'; requestId: number; body: Uint8Array }
+  | { kind: 'end'; requestId: number; error: string | null; body: Uint8Array };
 
 /**
  * The record a trace keeps of one task: its outputs' metadata first, then their bodies, then its
@@ -108,6 +119,11 @@ export function captureTaskOutputs(
       const { headers, omitted } = fitHeaders(o.headers);
       return { kind: 'response', requestId: o.requestId, status: o.status, statusText, headers, headersOmitted: omitted, body: o.body, bodyBytes: o.body.byteLength };
     }
+    if (o.kind === 'head' || o.kind === 'chunk' || o.kind === 'end') {
+      const head = o.kind === 'head' ? { status: o.status, statusText: fitText(o.statusText), ...fitHeaders(o.headers) } : { status: 0, statusText: '', headers: [], omitted: 0 };
+      const error = o.kind === 'end' && o.error !== null ? fitText(o.error) : null;
+      return { kind: o.kind, requestId: o.requestId, status: head.status, statusText: head.statusText, error, headers: head.headers, headersOmitted: head.omitted, body: o.body, bodyBytes: o.body.byteLength };
+    }
     const method = fitText(o.method);
     const url = fitText(o.url);
     const { headers, omitted } = fitHeaders(o.headers);
@@ -137,23 +153,53 @@ export function captureTaskOutputs(
 }
 
 /** The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that ends on a whole character. */
+/** An output as the task hash sees it: a VM's Output or a whole RecordedOutput. */
+export type HashedOutput =
+  | { kind: 'response' | 'head'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array }
+  | { kind: 'chunk'; requestId: number; body: Uint8Array }
+  | { kind: 'end'; requestId: number; error: string | null; body: Uint8Array };
+
 /**
- * The TaskEnd hash of what a whole (uncut) record describes, framed exactly as the VM hashes a task's
- * outputs and console lines (hypervisor/vm.ts taskHash); null when the record was cut to the cap, so
- * it cannot be checked. A reader compares it with the TaskEnd's: a record edited with its CRC fixed
- * would otherwise show a false "expected" side in a divergence report.
+ * The TaskEnd hash: the first 16 bytes of SHA-256 over a task's outputs and console lines, each
+ * length-framed. The VM computes it live and in replay; a trace reader recomputes it from a whole record.
  */
-export function recordTaskHash(record: TaskOutputsRecord): Uint8Array | null {
-  if (record.truncated || record.consoleOmitted > 0) return null;
+export function taskHash(outputs: readonly HashedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): Uint8Array {
   const h = createHash('sha256');
-  for (const o of record.outputs) {
-    if (o.headersOmitted > 0 || o.body.byteLength !== o.bodyBytes) return null;
-    const meta = o.kind === 'response' ? JSON.stringify(['response', o.requestId, o.status, o.statusText, o.headers]) : JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
+  for (const o of outputs) {
+    const meta = outputMeta(o);
     h.update(`${meta.length}:${meta}${o.body.byteLength}:`);
     h.update(o.body);
   }
-  for (const line of record.console) h.update(`console:${line.level}:${line.text.length}:${line.text}`);
+  for (const line of consoleLines) h.update(`console:${line.level}:${line.text.length}:${line.text}`);
   return new Uint8Array(h.digest().subarray(0, 16));
+}
+
+/** What identifies an output besides its body, for the task hash. */
+function outputMeta(o: HashedOutput): string {
+  switch (o.kind) {
+    case 'response':
+      return JSON.stringify(['response', o.requestId, o.status, o.statusText, o.headers]);
+    case 'fetch':
+      return JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
+    case 'head':
+      return JSON.stringify(['head', o.requestId, o.status, o.statusText, o.headers]);
+    case 'chunk':
+      return JSON.stringify(['chunk', o.requestId]);
+    case 'end':
+      return JSON.stringify(['end', o.requestId, o.error]);
+  }
+}
+
+/**
+ * The TaskEnd hash of what a whole (uncut) record describes; null when the record was cut to the
+ * cap, so it cannot be checked. A reader compares it with the TaskEnd's: a record edited with its
+ * CRC fixed would otherwise show a false "expected" side in a divergence report.
+ */
+export function recordTaskHash(record: TaskOutputsRecord): Uint8Array | null {
+  if (record.truncated || record.consoleOmitted > 0) return null;
+  if (record.outputs.some((o) => o.headersOmitted > 0 || o.body.byteLength !== o.bodyBytes)) return null;
+  return taskHash(record.outputs as HashedOutput[], record.console);
 }
 
 export function cutUtf8(text: string, maxBytes: number): string {
@@ -181,6 +227,16 @@ function encodeRecord(w: ByteWriter, r: TaskOutputsRecord): void {
       w.varuint(o.requestId, 'requestId');
       w.varuint(o.status, 'status');
       w.str(wellFormed(o.statusText), 'statusText');
+    } else if (o.kind !== 'fetch') {
+      w.u8(STREAM_KIND_CODES[o.kind], 'output kind');
+      w.varuint(o.requestId, 'requestId');
+      if (o.kind === 'head') {
+        w.varuint(o.status, 'status');
+        w.str(wellFormed(o.statusText), 'statusText');
+      } else if (o.kind === 'end') {
+        w.u8(o.error === null ? 0 : 1, 'has error');
+        if (o.error !== null) w.str(wellFormed(o.error), 'error');
+      }
     } else {
       w.u8(1, 'output kind');
       w.varuint(o.fetchId, 'fetchId');
@@ -272,10 +328,17 @@ export function decodeOutputsBlock(bytes: Uint8Array): TaskOutputsRecord[] {
     const outputs: RecordedOutput[] = [];
     for (let j = 0; j < outputCount; j++) {
       const kind = r.u8('output kind');
-      let head: { kind: 'response'; requestId: number; status: number; statusText: string } | { kind: 'fetch'; fetchId: number; method: string; url: string };
+      let head: Record<string, unknown>;
+      const part = STREAM_KINDS[kind];
       if (kind === 0) head = { kind: 'response', requestId: r.varuint('requestId'), status: r.varuint('status'), statusText: r.str('statusText') };
       else if (kind === 1) head = { kind: 'fetch', fetchId: r.varuint('fetchId'), method: r.str('method'), url: r.str('url') };
-      else throw new CodecError(`outputs block: unknown output kind ${kind}`, r.offset - 1);
+      else if (part !== undefined) {
+        head = { kind: part, requestId: r.varuint('requestId'), status: 0, statusText: '', error: null };
+        if (part === 'head') {
+          head.status = r.varuint('status');
+          head.statusText = r.str('statusText');
+        } else if (part === 'end' && r.u8('has error') === 1) head.error = r.str('error');
+      } else throw new CodecError(`outputs block: unknown output kind ${kind}`, r.offset - 1);
       const headerCount = r.varuint('header count');
       if (headerCount > r.remaining) r.fail(`header count ${headerCount} cannot fit`);
       const headers: HeaderList = [];

@@ -200,7 +200,7 @@ export async function runDebugger(session: ReplaySession, options: DebuggerOptio
             print(`${total} outputs up to here${forgotten ? ` (the oldest ${forgotten} are no longer kept)` : ''}; the last ${records.length}:`);
             for (const r of records) {
               const o = outputSummary(r.output);
-              print(`  seq ${String(r.seq).padEnd(8)} ${o.kind === 'response' ? `response #${o.id} ${o.status}` : `fetch #${o.id} ${o.method} ${o.url}`}  ${o.body}`);
+              print(`  seq ${String(r.seq).padEnd(8)} ${o.kind === 'fetch' ? `fetch #${o.id} ${o.method} ${o.url}` : `${o.kind} #${o.id}${o.status !== undefined ? ` ${o.status}` : ''}`}  ${o.body}`);
             }
           }
           break;
@@ -253,7 +253,14 @@ export async function runDebugger(session: ReplaySession, options: DebuggerOptio
 }
 
 function outputSummary(o: import('../hypervisor/vm.js').Output): { kind: string; id: number; status?: number; method?: string; url?: string; body: string; bodyBytes: number } {
-  return o.kind === 'response'
-    ? { kind: 'response', id: o.requestId, status: o.status, body: bodyPreview(o.body, 120), bodyBytes: o.body.byteLength }
-    : { kind: 'fetch', id: o.fetchId, method: o.method, url: o.url, body: bodyPreview(o.body, 120), bodyBytes: o.body.byteLength };
+  const body = bodyPreview(o.body, 120);
+  switch (o.kind) {
+    case 'fetch':
+      return { kind: 'fetch', id: o.fetchId, method: o.method, url: o.url, body, bodyBytes: o.body.byteLength };
+    case 'response':
+    case 'head':
+      return { kind: o.kind, id: o.requestId, status: o.status, body, bodyBytes: o.body.byteLength };
+    default:
+      return { kind: o.kind, id: o.requestId, body, bodyBytes: o.body.byteLength };
+  }
 }

@@ -23,6 +23,8 @@ const MAX_TASK_ENTRIES = 200;
 export type OutputView = (
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: Array<[string, string]>; body: string; bodyBytes: number }
   | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: Array<[string, string]>; body: string; bodyBytes: number }
+  // A part of a streamed response: head (status, headers), chunk (body) or end (error or null).
+  | { kind: 'head' | 'chunk' | 'end'; requestId: number; status: number; statusText: string; error: string | null; headers: Array<[string, string]>; body: string; bodyBytes: number }
 ) & { bodyKeptBytes?: number; headersOmitted?: number };
 
 export interface TaskOutputs {
@@ -51,12 +53,20 @@ export interface DivergenceReport {
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
-export function outputView(o: Output): OutputView {
+export function outputView(o: Output | TaskOutputsRecord['outputs'][number]): OutputView {
   const body = utf8.decode(o.body.subarray(0, MAX_BODY_CHARS * 4));
   const clipped = body.length > MAX_BODY_CHARS ? `${body.slice(0, MAX_BODY_CHARS)}… (${o.body.byteLength} bytes)` : body;
-  return o.kind === 'response'
-    ? { kind: 'response', requestId: o.requestId, status: o.status, statusText: o.statusText, headers: o.headers, body: clipped, bodyBytes: o.body.byteLength }
-    : { kind: 'fetch', fetchId: o.fetchId, method: o.method, url: o.url, headers: o.headers, body: clipped, bodyBytes: o.body.byteLength };
+  switch (o.kind) {
+    case 'response':
+      return { kind: 'response', requestId: o.requestId, status: o.status, statusText: o.statusText, headers: o.headers, body: clipped, bodyBytes: o.body.byteLength };
+    case 'fetch':
+      return { kind: 'fetch', fetchId: o.fetchId, method: o.method, url: o.url, headers: o.headers, body: clipped, bodyBytes: o.body.byteLength };
+    default: {
+      const head = o.kind === 'head' ? o : null;
+      const error = 'error' in o ? o.error : null;
+      return { kind: o.kind, requestId: o.requestId, status: head?.status ?? 0, statusText: head?.statusText ?? '', error, headers: head?.headers ?? [], body: clipped, bodyBytes: o.body.byteLength };
+    }
+  }
 }
 
 function outputsOf(result: TaskResult): TaskOutputs {
@@ -154,11 +164,21 @@ export function buildDivergenceReport(input: {
 // ------------------------------------------------------------------ diff
 
 function outputTitle(o: OutputView): string {
-  return o.kind === 'response' ? `response to request #${o.requestId}` : `outbound fetch #${o.fetchId}`;
+  if (o.kind === 'fetch') return `outbound fetch #${o.fetchId}`;
+  if (o.kind === 'response') return `response to request #${o.requestId}`;
+  return `streamed response to request #${o.requestId} (${o.kind})`;
+}
+
+/** The first line describing an output: its status, its request line, or how its stream ended. */
+function outputLine(o: OutputView): string {
+  if (o.kind === 'fetch') return `${o.method} ${o.url}`;
+  if (o.kind === 'response' || o.kind === 'head') return `${o.status} ${o.statusText}`.trimEnd();
+  if (o.kind === 'end') return o.error === null ? 'end' : `end with error: ${o.error}`;
+  return 'chunk';
 }
 
 function metaLines(o: OutputView): string[] {
-  const lines = o.kind === 'response' ? [`status: ${o.status} ${o.statusText}`.trimEnd()] : [`${o.method} ${o.url}`];
+  const lines = o.kind === 'response' || o.kind === 'head' ? [`status: ${outputLine(o)}`] : [outputLine(o)];
   for (const [name, value] of o.headers) lines.push(`${name}: ${value}`);
   return lines;
 }
@@ -277,7 +297,7 @@ function indent(lines: string[], by = '    '): string[] {
 function describeOutputs(outputs: TaskOutputs): string[] {
   const lines: string[] = [];
   for (const o of outputs.outputs) {
-    lines.push(`${outputTitle(o)}: ${o.kind === 'response' ? `${o.status} ${o.statusText}`.trimEnd() : `${o.method} ${o.url}`}, ${o.bodyBytes} bytes`);
+    lines.push(`${outputTitle(o)}: ${outputLine(o)}, ${o.bodyBytes} bytes`);
     lines.push(...indent(bodyLines(o.body).slice(0, 40), '  '));
   }
   if (outputs.outputs.length === 0) lines.push('(no outputs)');

@@ -66,6 +66,8 @@ export function describePayload(entry: Entry): string {
         return `timer #${d.value.timerId}`;
       case 'Scheduled':
         return `cron "${d.value.cron}" at ${new Date(d.value.scheduledTimeMs).toISOString()}`;
+      case 'StreamCancel':
+        return `the client of streamed response #${d.value.requestId} went away`;
       case 'FetchResult': {
         const f = d.value;
         return f.error !== null ? `fetch #${f.fetchId} failed: ${f.error}` : `fetch #${f.fetchId} -> ${f.status} (${f.body.byteLength} bytes)`;

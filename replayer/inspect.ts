@@ -52,7 +52,8 @@ export interface InspectReport {
      * From the outputs the trace keeps (format 2; null for a trace that keeps only hashes): tasks with a
      * record, responses by status, outbound fetches, records cut to the per-task cap.
      */
-    recorded: { tasks: number; responsesByStatus: Record<string, number>; fetches: number; truncated: number; maxBytesPerTask: number } | null;
+    /** responsesByStatus counts streamed responses by their head; streamChunks counts their chunks. */
+    recorded: { tasks: number; responsesByStatus: Record<string, number>; fetches: number; streamChunks: number; truncated: number; maxBytesPerTask: number } | null;
   };
   preemptions: Array<{ seq: number; taskSeq: number; label: string }>;
   epochs: Array<{ seq: number; epoch: number; nodeId: string }>;
@@ -75,7 +76,7 @@ export interface InspectOptions {
 const ENTRY_FRAMING = 4;
 
 export async function inspectTrace(path: string, options: InspectOptions = {}): Promise<InspectReport> {
-  const recorded = { tasks: 0, responsesByStatus: {} as Record<string, number>, fetches: 0, truncated: 0 };
+  const recorded = { tasks: 0, responsesByStatus: {} as Record<string, number>, fetches: 0, streamChunks: 0, truncated: 0 };
   const reader = await openTraceSegments(path, {
     lenient: options.lenient ?? false,
     onOutputs: (block) => {
@@ -84,7 +85,8 @@ export async function inspectTrace(path: string, options: InspectOptions = {}): 
         if (r.truncated) recorded.truncated++;
         for (const o of r.outputs) {
           if (o.kind === 'fetch') recorded.fetches++;
-          else recorded.responsesByStatus[o.status] = (recorded.responsesByStatus[o.status] ?? 0) + 1;
+          else if (o.kind === 'chunk') recorded.streamChunks++;
+          else if (o.kind === 'response' || o.kind === 'head') recorded.responsesByStatus[o.status] = (recorded.responsesByStatus[o.status] ?? 0) + 1;
         }
       }
     },
@@ -261,7 +263,7 @@ export function formatInspectReport(r: InspectReport): string {
   if (rec) {
     const statuses = Object.entries(rec.responsesByStatus).map(([status, count]) => `${status}: ${count}`).join(', ');
     lines.push(`outputs and console lines: ${r.outputs.total} (at most ${r.outputs.maxPerTask} in one task)`);
-    lines.push(`  kept in the trace for ${rec.tasks} tasks (up to ${rec.maxBytesPerTask} bytes each${rec.truncated ? `; ${rec.truncated} cut to it` : ''}): responses by status ${statuses || 'none'}; ${rec.fetches} outbound fetches`);
+    lines.push(`  kept in the trace for ${rec.tasks} tasks (up to ${rec.maxBytesPerTask} bytes each${rec.truncated ? `; ${rec.truncated} cut to it` : ''}): responses by status ${statuses || 'none'}${rec.streamChunks ? ` (${rec.streamChunks} streamed chunks)` : ''}; ${rec.fetches} outbound fetches`);
   } else {
     lines.push(`outputs and console lines: ${r.outputs.total} (at most ${r.outputs.maxPerTask} in one task; the trace holds their count and hash, not their bodies)`);
   }

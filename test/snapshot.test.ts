@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 const request = (method: string, url: string, body = ''): LiveEvent => ({ kind: 'request', method, url: `http://vm${url}`, headers: [], body: new TextEncoder().encode(body) });
-const bodyOf = (r: TaskResult) => r.outputs.map((o) => `${o.kind === 'response' ? o.status : o.url} ${Buffer.from(o.body).toString()}`);
+const bodyOf = (r: TaskResult) => r.outputs.map((o) => `${o.kind === 'response' ? o.status : o.kind === 'fetch' ? o.url : o.kind} ${Buffer.from(o.body).toString()}`);
 
 /** Splits a run of entries into tasks (each from its start entry through its TaskEnd). */
 function tasksOf(entries: Entry[]): Entry[][] {

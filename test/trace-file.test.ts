@@ -609,6 +609,34 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     expect(small.console[0]!.textBytes).toBe(80);
   });
 
+  it('a streamed response\'s head, chunk and end outputs round-trip through an outputs block', async () => {
+    const { captureTaskOutputs, decodeOutputsBlock, encodeOutputsBlocks } = await import('../dist/logging-channel/task-outputs.js');
+    const { ByteWriter } = await import('../dist/logging-channel/bytes.js');
+    const empty = new Uint8Array(0);
+    const record = captureTaskOutputs(
+      12,
+      [
+        { kind: 'head', requestId: 3, status: 206, statusText: 'Partial', headers: [['content-type', 'text/plain']], body: empty },
+        { kind: 'chunk', requestId: 3, body: new TextEncoder().encode('chunk one') },
+        { kind: 'end', requestId: 3, error: 'Error: the source broke', body: empty },
+        { kind: 'end', requestId: 4, error: null, body: empty },
+      ],
+      [],
+      1024,
+    );
+    const w = new ByteWriter(256);
+    const blocks: Uint8Array[] = [];
+    encodeOutputsBlocks(w, [record], 4096, 0, (start, end) => blocks.push(w.view(start, end).slice()));
+    const [decoded] = decodeOutputsBlock(blocks[0]!);
+    expect(decoded!.seq).toBe(12);
+    expect(decoded!.outputs.map((o) => [o.kind, 'requestId' in o ? o.requestId : null, 'status' in o ? o.status : null, 'error' in o ? o.error : null, o.headers, new TextDecoder().decode(o.body)])).toEqual([
+      ['head', 3, 206, null, [['content-type', 'text/plain']], ''],
+      ['chunk', 3, 0, null, [], 'chunk one'],
+      ['end', 3, 0, 'Error: the source broke', [], ''],
+      ['end', 4, 0, null, [], ''],
+    ]);
+  });
+
   it('appendOutputs refuses a trace without outputs and a record for a seq not yet appended', async () => {
     const w1 = await TraceWriter.open(tmp(), header);
     expect(() => w1.appendOutputs({ seq: 1, truncated: false, outputs: [], console: [], consoleOmitted: 0 })).toThrow(/keeps no outputs/);

@@ -19,6 +19,10 @@
   const OP_ENTROPY = 6;
   const OP_BOOTED = 7;
   const OP_FETCH_ABORT = 8;
+  // 9 (lazy web modules) is called by the web glue (hypervisor/guest/web/lazy.js).
+  const OP_RESPOND_HEAD = 10;
+  const OP_RESPOND_CHUNK = 11;
+  const OP_RESPOND_END = 12;
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;
@@ -34,6 +38,7 @@
   const JSONstringify = JSON.stringify;
   const JSONparse = JSON.parse;
   const ArrayBufferSlice = Function.prototype.call.bind(ArrayBuffer.prototype.slice);
+  const AbortReason = globalThis.DOMException || Error; // captured: the guest may replace the global
 
   /** The request whose work is running: inherited by timers and fetches it starts. */
   let currentOwner = 0;
@@ -290,6 +295,22 @@
     } catch (error) {
       return Promise.reject(error);
     }
+    // A streamed request body is read whole first (outbound bodies leave as one output).
+    if (web.isStream(parts.body)) {
+      const intact = web.intactBytes(parts.body);
+      if (intact === null) {
+        const owner = currentOwner;
+        return web.readAll(parts.body).then((bytes) => {
+          currentOwner = owner;
+          parts.body = bytes;
+          return startFetch(parts, signal);
+        });
+      }
+      parts.body = intact;
+    }
+    return startFetch(parts, signal);
+  });
+  function startFetch(parts, signal) {
     const id = nextFetchId++;
     return new Promise((resolve, reject) => {
       fetches.set(id, { resolve, reject, url: parts.url, owner: currentOwner });
@@ -305,7 +326,7 @@
         });
       }
     });
-  });
+  }
   function fetchDone(id, meta, body) {
     const pending = fetches.get(id);
     if (!pending) return;
@@ -328,6 +349,10 @@
   const keyOfRequest = new Map(); // request id -> key
   function send(id, meta, body) {
     host(OP_RESPOND, id, meta, body);
+    remember(id, meta, body);
+  }
+  /** Keeps the response of a keyed request (a streamed one once it ended) and answers its waiters. */
+  function remember(id, meta, body) {
     const key = keyOfRequest.get(id);
     if (key === undefined) return;
     keyOfRequest.delete(id);
@@ -410,7 +435,94 @@
       fail(id, error);
       return;
     }
-    send(id, JSONstringify([parts.status, parts.statusText, parts.headers]), bodyBuffer(parts.body));
+    const meta = JSONstringify([parts.status, parts.statusText, parts.headers]);
+    let body = parts.body;
+    if (web.isStream(body)) {
+      // A stream made from bytes that nothing read: sent whole, as any other body.
+      const intact = web.intactBytes(body);
+      if (intact === null) return streamOut(id, meta, body);
+      body = intact;
+    }
+    send(id, meta, bodyBuffer(body));
+  }
+  // A streamed response: its head now, then each chunk as the stream gives it (in whatever task that
+  // is: each is an output of its own task, held by the Output Rule like any other), then its end.
+  // The host answers false when it will send no more (the response hit a limit, or was stopped):
+  // the stream is then cancelled. A keyed request's response is kept whole once it ended.
+  const streamsOut = new Map(); // request id -> cancel(reason), while its stream is being sent
+  function streamOut(id, meta, stream) {
+    let reader;
+    try {
+      reader = stream.getReader();
+    } catch (error) {
+      fail(id, error);
+      return;
+    }
+    if (!host(OP_RESPOND_HEAD, id, meta)) {
+      reader.cancel(new TypeError('the response was refused by the host'));
+      return;
+    }
+    const keep = keyOfRequest.has(id) ? [] : null;
+    let cancelled = false;
+    streamsOut.set(id, (reason) => {
+      // The host ended the response (the client went away): what the stream gives from now on is dropped.
+      cancelled = true;
+      streamsOut.delete(id);
+      aborted(id, 'the streamed response was cut off: ' + reason);
+      reader.cancel(new AbortReason(reason, 'AbortError'));
+    });
+    const stop = (message) => {
+      streamsOut.delete(id);
+      host(OP_RESPOND_END, id, message);
+      aborted(id, 'the streamed response failed: ' + message);
+    };
+    const pump = () =>
+      reader.read().then(
+        (step) => {
+          if (cancelled) return;
+          currentOwner = id;
+          if (step.done) {
+            streamsOut.delete(id);
+            host(OP_RESPOND_END, id);
+            if (keep !== null) remember(id, meta, bodyBuffer(concatChunks(keep)));
+            return;
+          }
+          const chunk = step.value;
+          if (!(chunk instanceof Uint8Array)) {
+            const error = new TypeError('a response body stream must give Uint8Array chunks, got ' + (chunk === null ? 'null' : typeof chunk));
+            reportError('response stream', error);
+            stop(error.name + ': ' + error.message);
+            reader.cancel(error);
+            return;
+          }
+          if (!host(OP_RESPOND_CHUNK, id, bodyBuffer(chunk))) {
+            streamsOut.delete(id);
+            aborted(id, 'the streamed response was cut off by the host');
+            reader.cancel(new TypeError('the response was cut off by the host'));
+            return;
+          }
+          if (keep !== null) keep.push(chunk.slice());
+          return pump();
+        },
+        (error) => {
+          if (cancelled) return;
+          currentOwner = id;
+          reportError('response stream', error);
+          stop(error instanceof Error ? error.name + ': ' + error.message : String(error));
+        },
+      );
+    pump();
+  }
+  function concatChunks(chunks) {
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) total += chunks[i].byteLength;
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      out.set(chunks[i], offset);
+      offset += chunks[i].byteLength;
+    }
+    return out;
   }
   function fail(id, error) {
     reportError('fetch handler', error);
@@ -514,6 +626,12 @@
         return aborted(id, meta);
       case 5:
         return onScheduled(id, meta);
+      case 6: {
+        const cancel = streamsOut.get(id);
+        currentOwner = id;
+        if (cancel) cancel('the client closed the connection');
+        return;
+      }
       case 9:
         return boot(meta, body);
     }

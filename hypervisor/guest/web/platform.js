@@ -29,11 +29,11 @@
 //
 // Deliberate choices / known gaps (all documented again where they matter):
 //   * Bodies are kept internally in the form they were given (a string is UTF-8 encoded only when
-//     bytes are asked for). There is no ReadableStream in this runtime: the `body` getter of
-//     Request/Response returns null when there is no body, otherwise a Uint8Array *copy* of the
-//     body bytes (memoised per object, so `r.body === r.body`). Passing it to
-//     `new Response(...)`/`new Request(...)` works because BufferSource is a valid BodyInit.
-//     Reading `body` does not mark the body used.
+//     bytes are asked for), or as a ReadableStream (hypervisor/guest/web/streams.js, loaded lazily).
+//     The `body` getter of Request/Response returns null when there is no body, otherwise a
+//     ReadableStream: for a string or bytes body it is made on first read of `body` and replaces
+//     the bytes; while nothing has read or locked it, consumers (text(), the hypervisor's
+//     responseParts) still take the bytes whole, without running the stream.
 //   * The record form of HeadersInit ({name: value}) reads the own enumerable string keys with
 //     Object.keys() (the spec interleaves the enumerability checks with the reads; only a getter
 //     that deletes or hides a later key can tell the difference).
@@ -44,8 +44,10 @@
 //     and opaque paths use the "strip trailing spaces" rule, as Node 20 does.
 //   * TextDecoder decodes UTF-8 here; encoding.js adds UTF-16LE/BE and windows-1252.
 //   * FormData and File are in forms.js (they plug into the bodies through setFormBodyHooks).
-//     AbortSignal.timeout() runs on the runtime's timers (useTimer). ReadableStream and crypto are
-//     not provided here.
+//     AbortSignal.timeout() runs on the runtime's timers (useTimer). ReadableStream is in
+//     streams.js (loaded on first use); crypto is not provided here.
+
+import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -2198,6 +2200,9 @@ class Blob {
   bytes() {
     return Promise.resolve(this.#bytes.slice());
   }
+  stream() {
+    return streams().bytesStream(this.#bytes);
+  }
 
   static {
     blobBytes = (b) => b.#bytes;
@@ -2661,6 +2666,11 @@ function extractBody(init) {
       extractedType = t !== '' ? t : null;
       return blobBytes(init); // Blob bytes are never mutated, no copy needed
     }
+    if (isReadableStream(init)) {
+      if (init.locked || streams().isDisturbed(init)) throw new TypeError('Response body object should not be disturbed or locked');
+      extractedType = null;
+      return init;
+    }
   }
   if (formBodyHooks !== null && formBodyHooks.isFormData(init)) {
     const r = formBodyHooks.serialize(init);
@@ -2699,7 +2709,18 @@ function bodyUnusable() {
 }
 
 const BODY_TEXT = 0, BODY_JSON = 1, BODY_ARRAYBUFFER = 2, BODY_BYTES = 3, BODY_BLOB = 4, BODY_FORMDATA = 5;
+// A body that is a ReadableStream (not a string, bytes or null).
+function isStreamBody(b) {
+  return streamsLoaded && b !== null && typeof b === 'object' && isReadableStream(b);
+}
+// A stream body that cannot be read (any more): consumers reject with this.
+function streamBodyUnusable(b) {
+  return b.locked || streams().isDisturbed(b);
+}
 function consumeBody(kind, b, contentType) {
+  if (isStreamBody(b)) {
+    return streams().readAllBytes(b, 'Body').then((bytes) => consumeBody(kind, bytes, contentType));
+  }
   switch (kind) {
     case BODY_TEXT:
       return Promise.resolve(bodyText(b));
@@ -2775,6 +2796,7 @@ function requestURL(input) {
 }
 
 let requestFast; // (method, url, rawHeaders, body) => Request
+let requestSetBody; // (r, body) => void
 let requestPartsOf; // (r) => parts
 let requestSignalOf; // (r) => AbortSignal | null (a dependent of the one given, or null)
 let requestConsume; // (r, kind) => Promise
@@ -2918,22 +2940,22 @@ class Request {
     return s;
   }
 
-  // No ReadableStream here: `body` is null or a Uint8Array copy of the bytes (see file header).
+  // A ReadableStream (made on first read from a string or bytes body, see file header), or null.
   get body() {
     const b = this.#body;
-    if (b === null) return null;
-    let x = this.#x;
-    if (x === null) x = this.#x = { signal: null, redirect: 'follow', opts: null, bodyView: null };
-    let v = x.bodyView;
-    if (v === null) v = x.bodyView = bodyBytesCopy(b);
-    return v;
+    if (b === null || isStreamBody(b)) return b;
+    return (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
   }
-  get bodyUsed() { return this.#used; }
+  get bodyUsed() {
+    const b = this.#body;
+    return this.#used || (isStreamBody(b) && streams().isDisturbed(b));
+  }
 
   text() {
     if (this.#used) return Promise.reject(bodyUnusable());
     const b = this.#body;
     if (b === null) return Promise.resolve('');
+    if (isStreamBody(b)) return requestConsume(this, BODY_TEXT);
     this.#used = true;
     return Promise.resolve(bodyText(b));
   }
@@ -2944,13 +2966,13 @@ class Request {
   formData() { return requestConsume(this, BODY_FORMDATA); }
 
   clone() {
-    if (this.#used) throw new TypeError('Request.clone: Body has already been consumed.');
+    if (this.bodyUsed) throw new TypeError('Request.clone: Body has already been consumed.');
     const r = new Request(kInternal);
     r.#method = this.#method;
     r.#url = this.#url;
     const h = this.#hdr;
     r.#hdr = h === null || isArray(h) ? h : headersClone(h, GUARD_NONE); // arrays are never mutated
-    r.#body = this.#body; // bodies are never mutated, sharing is safe
+    r.#body = cloneBody(this, this.#body); // bodies are never mutated, sharing is safe (streams are teed)
     const x = this.#x;
     if (x !== null) {
       r.#x = { signal: x.signal === null ? null : dependentSignal([x.signal]), redirect: x.redirect, opts: x.opts, bodyView: null };
@@ -2959,6 +2981,7 @@ class Request {
   }
 
   static {
+    requestSetBody = (r, b) => { r.#body = b; };
     requestFast = (method, url, rawHeaders, body) => {
       const r = new Request(kInternal);
       r.#method = method;
@@ -2979,12 +3002,20 @@ class Request {
       };
     };
     requestConsume = (r, kind) => {
-      if (r.#used) return Promise.reject(bodyUnusable());
       const b = r.#body;
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
       if (b !== null) r.#used = true;
       return consumeBody(kind, b, kind >= BODY_BLOB ? headersGetLower(r.headers, 'content-type') : null);
     };
   }
+}
+// The body of a clone of `owner` (whose body is `b`): a stream is teed, the owner keeping one branch.
+function cloneBody(owner, b) {
+  if (!isStreamBody(b)) return b;
+  const [mine, theirs] = b.tee();
+  if (owner instanceof Request) requestSetBody(owner, mine);
+  else responseSetBody(owner, mine);
+  return theirs;
 }
 function requestOpt(x, k) {
   const o = x === null ? null : x.opts;
@@ -3010,6 +3041,7 @@ function toUint16(v) {
 }
 
 let responseFast; // (status, statusText, headers(Headers), body, type, url) => Response
+let responseSetBody; // (r, body) => void
 let responsePartsOf; // (r) => parts
 let responseConsume; // (r, kind) => Promise
 
@@ -3119,22 +3151,22 @@ class Response {
     return (this.#hdr = headersWrap(h === NO_HEADERS ? [] : h, null, GUARD_NONE));
   }
 
-  // No ReadableStream here: `body` is null or a Uint8Array copy of the bytes (see file header).
+  // A ReadableStream (made on first read from a string or bytes body, see file header), or null.
   get body() {
     const b = this.#body;
-    if (b === null) return null;
-    let x = this.#x;
-    if (x === null) x = this.#x = { statusText: '', type: 'default', url: '', bodyView: null };
-    let v = x.bodyView;
-    if (v === null) v = x.bodyView = bodyBytesCopy(b);
-    return v;
+    if (b === null || isStreamBody(b)) return b;
+    return (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
   }
-  get bodyUsed() { return this.#used; }
+  get bodyUsed() {
+    const b = this.#body;
+    return this.#used || (isStreamBody(b) && streams().isDisturbed(b));
+  }
 
   text() {
     if (this.#used) return Promise.reject(bodyUnusable());
     const b = this.#body;
     if (b === null) return Promise.resolve('');
+    if (isStreamBody(b)) return responseConsume(this, BODY_TEXT);
     this.#used = true;
     return Promise.resolve(bodyText(b));
   }
@@ -3145,18 +3177,19 @@ class Response {
   formData() { return responseConsume(this, BODY_FORMDATA); }
 
   clone() {
-    if (this.#used) throw new TypeError('Response.clone: Body has already been consumed.');
+    if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.');
     const r = new Response(kInternal);
     r.#status = this.#status;
     const h = this.#hdr;
     r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : h.slice()) : headersClone(h, headersGuardOf(h));
-    r.#body = this.#body; // bodies are never mutated, sharing is safe
+    r.#body = cloneBody(this, this.#body); // bodies are never mutated, sharing is safe (streams are teed)
     const x = this.#x;
     if (x !== null) r.#x = { statusText: x.statusText, type: x.type, url: x.url, bodyView: null };
     return r;
   }
 
   static {
+    responseSetBody = (r, b) => { r.#body = b; };
     responseFast = (status, statusText, headers, body, type, url) => {
       const r = new Response(kInternal);
       r.#status = status;
@@ -3172,8 +3205,8 @@ class Response {
       return { status: r.#status, statusText: x === null ? '' : x.statusText, headers: isArray(h) ? h : headersListOf(h), body: r.#body };
     };
     responseConsume = (r, kind) => {
-      if (r.#used) return Promise.reject(bodyUnusable());
       const b = r.#body;
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
       if (b !== null) r.#used = true;
       let ct = null;
       if (kind >= BODY_BLOB) {
@@ -3202,6 +3235,8 @@ const ERROR_CTORS = {
 const UNCLONEABLE_TAGS = new Set([
   '[object Promise]', '[object WeakMap]', '[object WeakSet]', '[object WeakRef]', '[object FinalizationRegistry]',
   '[object Generator]', '[object AsyncGenerator]', '[object Proxy]', '[object Module]',
+  // Streams are transferable, not cloneable (no transfer of streams here).
+  '[object ReadableStream]', '[object WritableStream]', '[object TransformStream]',
 ]);
 const PLATFORM_UNCLONEABLE = [Headers, Request, Response, URL, URLSearchParams, AbortController, EventTarget, Event, TextEncoder, TextDecoder];
 const getRegExpSource = Object.getOwnPropertyDescriptor(RegExp.prototype, 'source').get;
@@ -3408,6 +3443,7 @@ defineGlobal('Headers', Headers);
 defineGlobal('Request', Request);
 defineGlobal('Response', Response);
 defineGlobal('structuredClone', structuredClone);
+installStreams({ AbortController, AbortSignal, DOMException, TextEncoder, TextDecoder, viewBufferSource });
 
 // Hypervisor interface (captured, then deleted, by the hypervisor).
 globalThis.__ftjs_web = {
@@ -3442,6 +3478,18 @@ globalThis.__ftjs_web = {
   },
   useTimer(setTimer) {
     guestTimer = setTimer;
+  },
+  // Streamed bodies (hypervisor/guest/web/streams.js): whether `body` (from responseParts/requestParts)
+  // is a ReadableStream; its bytes when it is an untouched stream made from bytes (else null); a
+  // Promise of all its bytes.
+  isStream(body) {
+    return isStreamBody(body);
+  },
+  intactBytes(stream) {
+    return streams().takeIntactBytes(stream);
+  },
+  readAll(stream) {
+    return streams().readAllBytes(stream, 'fetch');
   },
 };
 
