@@ -26,6 +26,7 @@ import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
+import { subtleHostOp } from './subtle/host-op.js';
 
 export interface BootConfig {
   entry: string;
@@ -96,7 +97,8 @@ export class BootError extends Error {
 }
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7 } as const;
+// Crypto (8) is crypto.subtle (hypervisor/guest/web/subtle.js): a pure function of its arguments.
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, Crypto: 8 } as const;
 // Events the host delivers to the guest glue's dispatch function.
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
 
@@ -354,9 +356,25 @@ export class Vm {
         this.booted = c.getNumber(args[1]!) === 1;
         this.bootMessage = c.getString(args[2]!);
         return undefined;
+      case HostOp.Crypto:
+        return this.cryptoCall(args);
       default:
         throw new VmFatal(`guest runtime called unknown host op ${op}`);
     }
+  }
+
+  /** crypto.subtle: (op, json, ...buffers) → [json, ...buffers] (hypervisor/subtle/host-op.ts). */
+  private cryptoCall(args: QuickJSHandle[]): QuickJSHandle {
+    const c = this.context;
+    const buffers = args.slice(2).map((handle) => this.bytesArg(handle));
+    const answer = subtleHostOp({ json: c.getString(args[1]!), buffers });
+    const result = c.newArray();
+    const parts = [c.newString(answer.json), ...answer.buffers.map((bytes) => c.newArrayBuffer(new Uint8Array(bytes).buffer))] // a copy: a Buffer may be a view of a shared pool;
+    parts.forEach((part, index) => {
+      c.setProp(result, index, part);
+      part.dispose();
+    });
+    return result;
   }
 
   /** A body from the guest: an ArrayBuffer, or a string the host encodes as UTF-8 (faster than the interpreter). */

@@ -260,6 +260,7 @@
       }
       return s;
     },
+    subtle: web.subtle, // hypervisor/guest/web/subtle.js
   };
   define('crypto', crypto);
 

@@ -3374,3 +3374,6 @@ globalThis.__ftjs_web = {
     return new Request(input, init);
   },
 };
+
+// For the other modules of the web platform (hypervisor/guest/web/).
+export { DOMException, defineGlobal, setTag };

@@ -1,0 +1,118 @@
+// CryptoKeys as the host sees them: plain data that lives in the guest (snapshot rule: no host
+// handles), and their conversion to and from Node KeyObjects. Key material is raw bytes for secret
+// keys, SPKI DER for public keys and PKCS #8 DER for private keys, whatever format they came in.
+
+import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { type Algorithm } from './algorithms.js';
+import { invalidAccess, syntaxError } from './errors.js';
+
+export type KeyType = 'secret' | 'private' | 'public';
+export type KeyUsage = 'encrypt' | 'decrypt' | 'sign' | 'verify' | 'deriveKey' | 'deriveBits' | 'wrapKey' | 'unwrapKey';
+
+/** The algorithm a key carries (CryptoKey.algorithm). */
+export interface KeyAlgorithm {
+  name: string;
+  length?: number;
+  hash?: { name: string };
+  namedCurve?: string;
+  modulusLength?: number;
+  publicExponent?: Uint8Array;
+}
+
+export interface KeyDesc {
+  type: KeyType;
+  extractable: boolean;
+  algorithm: KeyAlgorithm;
+  usages: KeyUsage[];
+  material: Uint8Array;
+}
+
+const SIGN: Record<KeyType, KeyUsage[]> = { secret: [], private: ['sign'], public: ['verify'] };
+const CIPHER: KeyUsage[] = ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'];
+const DERIVE: KeyUsage[] = ['deriveKey', 'deriveBits'];
+
+/** The usages a key of this algorithm and type may have. */
+export function allowedUsages(algorithm: string, type: KeyType): KeyUsage[] {
+  switch (algorithm) {
+    case 'HMAC':
+      return ['sign', 'verify'];
+    case 'AES-CTR':
+    case 'AES-CBC':
+    case 'AES-GCM':
+      return CIPHER;
+    case 'AES-KW':
+      return ['wrapKey', 'unwrapKey'];
+    case 'PBKDF2':
+    case 'HKDF':
+      return DERIVE;
+    case 'ECDH':
+      return type === 'private' ? DERIVE : [];
+    default:
+      return SIGN[type];
+  }
+}
+
+/** What Node calls the family in its "Unsupported key usage for …" message. */
+function family(algorithm: string): string {
+  if (algorithm.startsWith('AES-')) return 'an AES key';
+  if (algorithm.startsWith('RSA')) return 'an RSA key';
+  if (algorithm === 'ECDSA' || algorithm === 'ECDH') return `an ${algorithm} key`;
+  return `a ${algorithm} key`;
+}
+
+/** SyntaxError unless every usage is one an algorithm's key(s) may have (pair: either half's). */
+export function checkUsages(algorithm: string, usages: KeyUsage[], types: KeyType[]): void {
+  const allowed = new Set(types.flatMap((type) => allowedUsages(algorithm, type)));
+  for (const usage of usages) if (!allowed.has(usage)) throw syntaxError(`Unsupported key usage for ${family(algorithm)}`);
+}
+
+/** The usages (deduplicated, in the caller's order, as Node 20 keeps them) a key of `type` gets. */
+export function usagesFor(algorithm: string, type: KeyType, usages: KeyUsage[]): KeyUsage[] {
+  const allowed = allowedUsages(algorithm, type);
+  return [...new Set(usages)].filter((usage) => allowed.includes(usage));
+}
+
+export function makeKey(type: KeyType, extractable: boolean, algorithm: KeyAlgorithm, usages: KeyUsage[], material: Uint8Array): KeyDesc {
+  return { type, extractable, algorithm, usages: usagesFor(algorithm.name, type, usages), material };
+}
+
+/** The checks every operation starts with (§14.3): same algorithm, and the key allows the usage. */
+export function checkKeyFor(key: KeyDesc, algorithm: Algorithm, usage: KeyUsage): void {
+  if (key.algorithm.name !== algorithm.name || !key.usages.includes(usage)) {
+    throw invalidAccess(usage === 'sign' || usage === 'verify' ? `Unable to use this key to ${usage}` : 'The requested operation is not valid for the provided key');
+  }
+}
+
+export function keyObject(key: KeyDesc): KeyObject {
+  const material = Buffer.from(key.material.buffer, key.material.byteOffset, key.material.byteLength);
+  switch (key.type) {
+    case 'secret':
+      return createSecretKey(material);
+    case 'private':
+      return createPrivateKey({ key: material, format: 'der', type: 'pkcs8' });
+    case 'public':
+      return createPublicKey({ key: material, format: 'der', type: 'spki' });
+  }
+}
+
+/** The material a KeyObject is stored as in the guest. */
+export function materialOf(object: KeyObject): Uint8Array {
+  if (object.type === 'secret') return new Uint8Array(object.export());
+  if (object.type === 'private') return new Uint8Array(object.export({ format: 'der', type: 'pkcs8' }));
+  return new Uint8Array(object.export({ format: 'der', type: 'spki' }));
+}
+
+/** Minimal big-endian bytes of a non-negative integer (RSA's publicExponent). */
+export function bigintBytes(value: bigint): Uint8Array {
+  let hex = value.toString(16);
+  if (hex.length % 2) hex = '0' + hex;
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+export function bytesBigint(bytes: Uint8Array): bigint {
+  return bytes.byteLength === 0 ? 0n : BigInt('0x' + Buffer.from(bytes).toString('hex'));
+}
+
+/** Node's curve names (asymmetricKeyDetails.namedCurve) for the WebCrypto ones. */
+export const OPENSSL_CURVES: Record<string, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
+export const CURVE_BYTES: Record<string, number> = { 'P-256': 32, 'P-384': 48 };

@@ -1,0 +1,87 @@
+// RSA key generation as a pure function of a seed the guest drew from its recorded entropy, so a
+// replay regenerates the same key without the key being logged (keys can be large; a seed is 32 bytes).
+//
+// Candidates come from AES-256-CTR keyed with the seed (the core of NIST SP 800-90A's CTR_DRBG), in
+// the manner of FIPS 186-4 B.3.3: each prime has its top two bits set, so that n has exactly
+// modulusLength bits, and gcd(p - 1, e) = 1. Primality is OpenSSL's (crypto.checkPrimeSync): it
+// never rejects a prime, and accepts a composite with probability at most 2^-128 (64 Miller-Rabin
+// rounds with witnesses of its own choosing), so the result depends on the seed alone, except with
+// that probability, at which a replay would stop at the divergence check rather than go astray.
+
+import { checkPrimeSync, createCipheriv, createPrivateKey } from 'node:crypto';
+import { bytesBigint } from './keys.js';
+
+/** Largest modulus ftjs generates: an 8192-bit key takes seconds, and the VM waits for the host op. */
+export const MAX_RSA_MODULUS_BITS = 8192;
+export const RSA_SEED_BYTES = 32;
+const PRIMALITY_CHECKS = 64;
+
+class Stream {
+  private readonly cipher;
+  constructor(seed: Uint8Array) {
+    this.cipher = createCipheriv('aes-256-ctr', seed, Buffer.alloc(16));
+  }
+  next(length: number): Buffer {
+    return this.cipher.update(Buffer.alloc(length));
+  }
+}
+
+const b64 = (value: bigint): string => {
+  let hex = value.toString(16);
+  if (hex.length % 2) hex = '0' + hex;
+  return Buffer.from(hex, 'hex').toString('base64url');
+};
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+function modInverse(a: bigint, m: bigint): bigint {
+  let [oldR, r] = [a % m, m];
+  let [oldS, s] = [1n, 0n];
+  while (r) {
+    const q = oldR / r;
+    [oldR, r] = [r, oldR - q * r];
+    [oldS, s] = [s, oldS - q * s];
+  }
+  return ((oldS % m) + m) % m;
+}
+
+function prime(bits: number, e: bigint, stream: Stream): bigint {
+  const top = (3n << BigInt(bits - 2)) | 1n;
+  const mask = (1n << BigInt(bits)) - 1n;
+  for (;;) {
+    const candidate = (bytesBigint(stream.next(Math.ceil(bits / 8))) & mask) | top;
+    if (gcd(candidate - 1n, e) !== 1n) continue;
+    if (checkPrimeSync(candidate, { checks: PRIMALITY_CHECKS })) return candidate;
+  }
+}
+
+/** A PKCS #8 DER RSA private key of `modulusBits` bits, determined by `seed`. */
+export function generateRsa(modulusBits: number, publicExponent: bigint, seed: Uint8Array): Buffer {
+  const stream = new Stream(seed);
+  const pBits = Math.ceil(modulusBits / 2);
+  const qBits = modulusBits - pBits;
+  for (;;) {
+    let p = prime(pBits, publicExponent, stream);
+    let q = prime(qBits, publicExponent, stream);
+    if (p === q) continue;
+    if (p < q) [p, q] = [q, p];
+    const n = p * q;
+    const lambda = ((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n);
+    const d = modInverse(publicExponent, lambda);
+    const jwk = {
+      kty: 'RSA',
+      n: b64(n),
+      e: b64(publicExponent),
+      d: b64(d),
+      p: b64(p),
+      q: b64(q),
+      dp: b64(d % (p - 1n)),
+      dq: b64(d % (q - 1n)),
+      qi: b64(modInverse(q, p)),
+    };
+    return createPrivateKey({ key: jwk, format: 'jwk' }).export({ format: 'der', type: 'pkcs8' });
+  }
+}
