@@ -88,12 +88,9 @@ function importSecret(format: KeyFormat, keyData: Uint8Array | JsonWebKey, algor
   const bits = bytes.byteLength * 8;
   if (name === 'HMAC') {
     if (bits === 0) throw dataError('Zero-length key is not supported');
-    let length = bits;
-    if (algorithm.length !== undefined && algorithm.length !== null) {
-      if (algorithm.length > bits || algorithm.length <= bits - 8) throw dataError('Invalid key length');
-      length = algorithm.length;
-    }
-    return makeKey('secret', extractable, { name, length, hash: { name: algorithm.hash!.name } }, usages, bytes);
+    // Node 20 wants length to be the key's exact size (the spec allows up to 7 bits fewer).
+    if (algorithm.length !== undefined && algorithm.length !== null && algorithm.length !== bits) throw dataError('Invalid key length');
+    return makeKey('secret', extractable, { name, length: bits, hash: { name: algorithm.hash!.name } }, usages, bytes);
   }
   if (bits !== 128 && bits !== 192 && bits !== 256) throw dataError('Invalid key length');
   return makeKey('secret', extractable, { name, length: bits }, usages, bytes);

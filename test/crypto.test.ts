@@ -1,0 +1,330 @@
+// crypto.subtle in the guest against Node 20's webcrypto: the same programs (test/guests/
+// crypto-cases.js) run in a real ftjs guest and in Node, and must describe the same results byte for
+// byte: deterministic algorithms directly; randomized ones (ECDSA, RSA-PSS, generated keys) by
+// verifying each side's output with the other side; ECDSA also against RFC 6979's vectors, Ed25519
+// against RFC 8032's. Error cases must raise the same error types. A guest that generates keys and
+// signs is recorded under TZ=UTC and replayed under TZ=Pacific/Chatham, bit for bit.
+
+import { createECDH, createPublicKey, generateKeyPairSync, webcrypto, type JsonWebKey } from 'node:crypto';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+// @ts-expect-error plain JS shared with the guest (no types)
+import { runPrograms } from './guests/crypto-cases.js';
+import { replayJson, send, startRun, tempDir } from './helpers.js';
+
+type Call = { op: string; args: unknown[]; as?: string };
+type Program = Call[];
+type Result = Record<string, unknown> & { hex?: string; error?: string };
+
+const subtle = webcrypto.subtle;
+const utf8 = (text: string) => ({ utf8: text });
+const hex = (h: string) => ({ hex: h });
+const bytes = (n: number, seed = 1) => hex(Array.from({ length: n }, (_, i) => ((i * 31 + seed * 17) & 0xff).toString(16).padStart(2, '0')).join(''));
+const derHex = (der: Buffer) => hex(der.toString('hex'));
+
+let lab: Awaited<ReturnType<typeof startRun>>;
+beforeAll(async () => {
+  lab = await startRun('test/guests/crypto-lab.js');
+});
+afterAll(async () => {
+  await lab?.stop();
+});
+
+async function inGuest(programs: Program[]): Promise<Result[][]> {
+  const res = await fetch(lab.url, { method: 'POST', body: JSON.stringify(programs) });
+  expect(res.status).toBe(200);
+  return (await res.json()) as Result[][];
+}
+const inNode = (programs: Program[]): Promise<Result[][]> => runPrograms(subtle, programs) as Promise<Result[][]>;
+
+/** Runs the programs on both sides and expects identical descriptions, call by call. */
+async function expectSame(programs: Program[]): Promise<Result[][]> {
+  const [guest, node] = await Promise.all([inGuest(programs), inNode(programs)]);
+  programs.forEach((program, i) => {
+    program.forEach((call, j) => {
+      expect(guest[i]![j], `program ${i} call ${j} (${call.op} ${JSON.stringify(call.args).slice(0, 160)})`).toEqual(node[i]![j]);
+    });
+  });
+  return guest;
+}
+
+const HASHES = ['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512'];
+
+describe('deterministic algorithms agree with Node byte for byte', () => {
+  test('digest: SHA-1/256/384/512', async () => {
+    const inputs = [utf8(''), utf8('abc'), utf8('a'.repeat(1000)), bytes(256)];
+    await expectSame(HASHES.map((hash) => inputs.map((data) => ({ op: 'digest', args: [{ name: hash }, data] }))));
+    await expectSame([[{ op: 'digest', args: ['sha-256', utf8('case-insensitive names')] }]]);
+  });
+
+  test('HMAC: import raw/jwk, sign, verify, export', async () => {
+    const programs: Program[] = HASHES.map((hash) => [
+      { op: 'importKey', args: ['raw', bytes(32), { name: 'HMAC', hash }, true, ['sign', 'verify']], as: 'k' },
+      { op: 'sign', args: ['HMAC', '$k', utf8('The quick brown fox')], as: 's' },
+      { op: 'verify', args: ['HMAC', '$k', '$s', utf8('The quick brown fox')] },
+      { op: 'verify', args: ['HMAC', '$k', '$s', utf8('The quick brown fax')] },
+      { op: 'exportKey', args: ['raw', '$k'] },
+      { op: 'exportKey', args: ['jwk', '$k'], as: 'j' },
+      { op: 'importKey', args: ['jwk', '$j', { name: 'HMAC', hash: { name: hash } }, false, ['verify']], as: 'k2' },
+      { op: 'verify', args: [{ name: 'HMAC' }, '$k2', '$s', utf8('The quick brown fox')] },
+      { op: 'importKey', args: ['raw', bytes(32, 2), { name: 'HMAC', hash, length: 250 }, true, ['sign']] },
+      { op: 'importKey', args: ['raw', bytes(200, 3), { name: 'HMAC', hash }, true, ['sign']], as: 'long' },
+      { op: 'sign', args: ['HMAC', '$long', bytes(1000)] },
+    ]);
+    await expectSame(programs);
+  });
+
+  test('AES-GCM, AES-CBC, AES-CTR (with counter wrap-around), AES-KW', async () => {
+    const programs: Program[] = [];
+    for (const length of [128, 192, 256]) {
+      const key = bytes(length / 8, length);
+      const gcm = (iv: unknown, extra: Record<string, unknown> = {}) => ({ name: 'AES-GCM', iv, ...extra });
+      programs.push([
+        { op: 'importKey', args: ['raw', key, 'AES-GCM', true, ['encrypt', 'decrypt']], as: 'k' },
+        { op: 'encrypt', args: [gcm(bytes(12)), '$k', utf8('attack at dawn')], as: 'c' },
+        { op: 'decrypt', args: [gcm(bytes(12)), '$k', '$c'] },
+        { op: 'encrypt', args: [gcm(bytes(16), { additionalData: utf8('header'), tagLength: 96 }), '$k', bytes(100)], as: 'c2' },
+        { op: 'decrypt', args: [gcm(bytes(16), { additionalData: utf8('header'), tagLength: 96 }), '$k', '$c2'] },
+        { op: 'decrypt', args: [gcm(bytes(16), { additionalData: utf8('other'), tagLength: 96 }), '$k', '$c2'] },
+        { op: 'encrypt', args: [gcm(bytes(12)), '$k', utf8('')] },
+        { op: 'exportKey', args: ['jwk', '$k'] },
+      ]);
+      programs.push([
+        { op: 'importKey', args: ['raw', key, 'AES-CBC', true, ['encrypt', 'decrypt']], as: 'k' },
+        ...[0, 15, 16, 33].flatMap((n): Call[] => [
+          { op: 'encrypt', args: [{ name: 'AES-CBC', iv: bytes(16) }, '$k', bytes(n)], as: `c${n}` },
+          { op: 'decrypt', args: [{ name: 'AES-CBC', iv: bytes(16) }, '$k', `$c${n}`] },
+        ]),
+        { op: 'decrypt', args: [{ name: 'AES-CBC', iv: bytes(16) }, '$k', bytes(32, 9)] },
+        { op: 'exportKey', args: ['jwk', '$k'] },
+      ]);
+      programs.push([
+        { op: 'importKey', args: ['raw', key, 'AES-CTR', true, ['encrypt', 'decrypt']], as: 'k' },
+        { op: 'encrypt', args: [{ name: 'AES-CTR', counter: bytes(16), length: 128 }, '$k', bytes(70)], as: 'c' },
+        { op: 'decrypt', args: [{ name: 'AES-CTR', counter: bytes(16), length: 128 }, '$k', '$c'] },
+        { op: 'encrypt', args: [{ name: 'AES-CTR', counter: bytes(16), length: 64 }, '$k', bytes(70)] },
+        // The low 8 bits of the counter wrap after one block: only those bits count.
+        { op: 'encrypt', args: [{ name: 'AES-CTR', counter: hex('0f'.repeat(15) + 'ff'), length: 8 }, '$k', bytes(48)] },
+        { op: 'exportKey', args: ['jwk', '$k'] },
+      ]);
+      programs.push([
+        { op: 'importKey', args: ['raw', key, 'AES-KW', true, ['wrapKey', 'unwrapKey']], as: 'kw' },
+        { op: 'importKey', args: ['raw', bytes(32, 5), 'AES-GCM', true, ['encrypt']], as: 'inner' },
+        { op: 'wrapKey', args: ['raw', '$inner', '$kw', 'AES-KW'], as: 'w' },
+        { op: 'unwrapKey', args: ['raw', '$w', '$kw', 'AES-KW', 'AES-GCM', true, ['encrypt']], as: 'back' },
+        { op: 'exportKey', args: ['raw', '$back'] },
+        { op: 'exportKey', args: ['jwk', '$kw'] },
+      ]);
+    }
+    // wrapKey with AES-GCM and the jwk format
+    programs.push([
+      { op: 'importKey', args: ['raw', bytes(16), 'AES-GCM', true, ['wrapKey', 'unwrapKey']], as: 'kw' },
+      { op: 'importKey', args: ['raw', bytes(32, 5), { name: 'HMAC', hash: 'SHA-384' }, true, ['sign']], as: 'inner' },
+      { op: 'wrapKey', args: ['jwk', '$inner', '$kw', { name: 'AES-GCM', iv: bytes(12) }], as: 'w' },
+      { op: 'unwrapKey', args: ['jwk', '$w', '$kw', { name: 'AES-GCM', iv: bytes(12) }, { name: 'HMAC', hash: 'SHA-384' }, true, ['sign']] },
+    ]);
+    await expectSame(programs);
+  });
+
+  test('PBKDF2 and HKDF: deriveBits and deriveKey', async () => {
+    const programs: Program[] = HASHES.map((hash) => [
+      { op: 'importKey', args: ['raw', utf8('password'), 'PBKDF2', false, ['deriveBits', 'deriveKey']], as: 'p' },
+      { op: 'deriveBits', args: [{ name: 'PBKDF2', hash, salt: utf8('salt'), iterations: 1 }, '$p', 160] },
+      { op: 'deriveBits', args: [{ name: 'PBKDF2', hash, salt: bytes(16), iterations: 1000 }, '$p', 512] },
+      { op: 'deriveKey', args: [{ name: 'PBKDF2', hash, salt: bytes(16), iterations: 10 }, '$p', { name: 'AES-GCM', length: 256 }, true, ['encrypt']], as: 'a' },
+      { op: 'exportKey', args: ['raw', '$a'] },
+      { op: 'deriveKey', args: [{ name: 'PBKDF2', hash, salt: bytes(16), iterations: 10 }, '$p', { name: 'HMAC', hash: 'SHA-256' }, true, ['sign']], as: 'h' },
+      { op: 'exportKey', args: ['jwk', '$h'] },
+      { op: 'importKey', args: ['raw', bytes(22), 'HKDF', false, ['deriveBits', 'deriveKey']], as: 'ikm' },
+      { op: 'deriveBits', args: [{ name: 'HKDF', hash, salt: bytes(13), info: bytes(10) }, '$ikm', 336] },
+      { op: 'deriveBits', args: [{ name: 'HKDF', hash, salt: hex(''), info: hex('') }, '$ikm', 0] },
+      { op: 'deriveBits', args: [{ name: 'HKDF', hash, salt: hex(''), info: hex('') }, '$ikm', 2040] },
+      { op: 'deriveKey', args: [{ name: 'HKDF', hash, salt: bytes(8), info: utf8('aes') }, '$ikm', { name: 'AES-CBC', length: 128 }, true, ['decrypt']], as: 'a2' },
+      { op: 'exportKey', args: ['raw', '$a2'] },
+    ]);
+    await expectSame(programs);
+  });
+
+  test('RSASSA-PKCS1-v1_5 and RSA-PSS with salt length 0: import/export in every format, sign, verify', async () => {
+    const programs: Program[] = [];
+    for (const [modulusLength, hash] of [[1024, 'SHA-1'], [2048, 'SHA-256'], [3072, 'SHA-512']] as const) {
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength });
+      const pkcs8 = derHex(privateKey.export({ format: 'der', type: 'pkcs8' }));
+      const spki = derHex(publicKey.export({ format: 'der', type: 'spki' }));
+      const jwk = privateKey.export({ format: 'jwk' });
+      for (const name of ['RSASSA-PKCS1-v1_5', 'RSA-PSS']) {
+        const params = name === 'RSA-PSS' ? { name, saltLength: 0 } : { name };
+        programs.push([
+          { op: 'importKey', args: ['pkcs8', pkcs8, { name, hash }, true, ['sign']], as: 'priv' },
+          { op: 'importKey', args: ['spki', spki, { name, hash }, true, ['verify']], as: 'pub' },
+          { op: 'sign', args: [params, '$priv', utf8('message')], as: 's' },
+          { op: 'verify', args: [params, '$pub', '$s', utf8('message')] },
+          { op: 'verify', args: [params, '$pub', '$s', utf8('massage')] },
+          { op: 'exportKey', args: ['pkcs8', '$priv'] },
+          { op: 'exportKey', args: ['spki', '$pub'] },
+          { op: 'exportKey', args: ['jwk', '$priv'] },
+          { op: 'exportKey', args: ['jwk', '$pub'] },
+          { op: 'importKey', args: ['jwk', jwk, { name, hash }, true, ['sign']], as: 'privJwk' },
+          { op: 'sign', args: [params, '$privJwk', bytes(500)] },
+          { op: 'exportKey', args: ['spki', '$privJwk'] },
+        ]);
+      }
+    }
+    await expectSame(programs);
+  });
+
+  test('ECDSA and ECDH keys in every format, and ECDH deriveBits', async () => {
+    const programs: Program[] = [];
+    for (const curve of ['P-256', 'P-384']) {
+      const nodeCurve = curve === 'P-256' ? 'prime256v1' : 'secp384r1';
+      const a = generateKeyPairSync('ec', { namedCurve: nodeCurve });
+      const b = generateKeyPairSync('ec', { namedCurve: nodeCurve });
+      const jwkA = a.privateKey.export({ format: 'jwk' });
+      const raw = createECDH(nodeCurve);
+      raw.setPrivateKey(Buffer.from(jwkA.d!, 'base64url'));
+      for (const name of ['ECDSA', 'ECDH']) {
+        const usage = name === 'ECDSA' ? ['sign'] : ['deriveBits', 'deriveKey'];
+        programs.push([
+          { op: 'importKey', args: ['pkcs8', derHex(a.privateKey.export({ format: 'der', type: 'pkcs8' })), { name, namedCurve: curve }, true, usage], as: 'priv' },
+          { op: 'importKey', args: ['spki', derHex(a.publicKey.export({ format: 'der', type: 'spki' })), { name, namedCurve: curve }, true, name === 'ECDSA' ? ['verify'] : []], as: 'pub' },
+          { op: 'importKey', args: ['raw', hex(raw.getPublicKey('hex', 'uncompressed')), { name, namedCurve: curve }, true, []], as: 'rawPub' },
+          { op: 'importKey', args: ['raw', hex(raw.getPublicKey('hex', 'compressed')), { name, namedCurve: curve }, true, []], as: 'compressed' },
+          { op: 'importKey', args: ['jwk', jwkA, { name, namedCurve: curve }, true, usage], as: 'privJwk' },
+          { op: 'exportKey', args: ['pkcs8', '$priv'] },
+          { op: 'exportKey', args: ['jwk', '$priv'] },
+          { op: 'exportKey', args: ['spki', '$pub'] },
+          { op: 'exportKey', args: ['raw', '$pub'] },
+          { op: 'exportKey', args: ['jwk', '$rawPub'] },
+          { op: 'exportKey', args: ['spki', '$compressed'] },
+          { op: 'exportKey', args: ['pkcs8', '$privJwk'] },
+        ]);
+      }
+      programs.push([
+        { op: 'importKey', args: ['pkcs8', derHex(a.privateKey.export({ format: 'der', type: 'pkcs8' })), { name: 'ECDH', namedCurve: curve }, false, ['deriveBits', 'deriveKey']], as: 'a' },
+        { op: 'importKey', args: ['spki', derHex(b.publicKey.export({ format: 'der', type: 'spki' })), { name: 'ECDH', namedCurve: curve }, false, []], as: 'b' },
+        { op: 'deriveBits', args: [{ name: 'ECDH', public: '$b' }, '$a', null] },
+        { op: 'deriveBits', args: [{ name: 'ECDH', public: '$b' }, '$a', 128] },
+        { op: 'deriveKey', args: [{ name: 'ECDH', public: '$b' }, '$a', { name: 'AES-GCM', length: 128 }, true, ['encrypt']], as: 'k' },
+        { op: 'exportKey', args: ['raw', '$k'] },
+      ]);
+    }
+    await expectSame(programs);
+  });
+
+  test('Ed25519: RFC 8032 test vectors, and keys in every format', async () => {
+    const vectors = [
+      { seed: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', message: '', signature: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b' },
+      { seed: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb', message: '72', signature: '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00' },
+    ];
+    const programs: Program[] = vectors.map((v) => [
+      { op: 'importKey', args: ['pkcs8', hex('302e020100300506032b657004220420' + v.seed), 'Ed25519', true, ['sign']], as: 'priv' },
+      { op: 'sign', args: ['Ed25519', '$priv', hex(v.message)], as: 's' },
+      { op: 'exportKey', args: ['jwk', '$priv'], as: 'j' },
+      { op: 'exportKey', args: ['pkcs8', '$priv'] },
+      { op: 'importKey', args: ['jwk', { kty: 'OKP', crv: 'Ed25519', x: '$j.x' }, { name: 'Ed25519' }, true, ['verify']], as: 'pub' },
+      { op: 'verify', args: ['Ed25519', '$pub', '$s', hex(v.message)] },
+      { op: 'verify', args: ['Ed25519', '$pub', '$s', hex(v.message + '00')] },
+      { op: 'exportKey', args: ['raw', '$pub'], as: 'raw' },
+      { op: 'importKey', args: ['raw', '$raw', 'Ed25519', true, ['verify']], as: 'pub2' },
+      { op: 'exportKey', args: ['spki', '$pub2'] },
+    ]);
+    const guest = await expectSame(programs);
+    vectors.forEach((v, i) => expect(guest[i]![1]).toEqual({ hex: v.signature }));
+  });
+});
+
+describe('randomized algorithms: each side verifies the other', () => {
+  // RFC 6979 A.2.5 (P-256) and A.2.6 (P-384), SHA-256 rows: deterministic ECDSA gives these exact signatures.
+  const RFC6979 = [
+    { curve: 'P-256', d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721', message: 'sample', r: 'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716', s: 'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8' },
+    { curve: 'P-256', d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721', message: 'test', r: 'f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367', s: '019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083' },
+    { curve: 'P-384', d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5', message: 'sample', r: '21b13d1e013c7fa1392d03c5f99af8b30c570c6f98d4ea8e354b63a21d3daa33bde1e888e63355d92fa2b3c36d8fb2cd', s: 'f3aa443fb107745bf4bd77cb3891674632068a10ca67e3d45db2266fa7d1feebefdc63eccd1ac42ec0cb8668a4fa0ab0' },
+    { curve: 'P-384', d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5', message: 'test', r: '6d6defac9ab64dabafe36c6bf510352a4cc27001263638e5b16d9bb51d451559f918eedaf2293be5b475cc8f0188636b', s: '2d46f3becbcc523d5f1a1256bf0c9b024d879ba9e838144c8ba6baeb4b53b47d51ab373f9845c0514eefb14024787265' },
+  ];
+
+  function ecJwk(curve: string, dHex: string): JsonWebKey {
+    const ecdh = createECDH(curve === 'P-256' ? 'prime256v1' : 'secp384r1');
+    ecdh.setPrivateKey(Buffer.from(dHex, 'hex'));
+    const point = ecdh.getPublicKey();
+    const size = (point.length - 1) / 2;
+    return { kty: 'EC', crv: curve, d: Buffer.from(dHex, 'hex').toString('base64url'), x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') };
+  }
+
+  test('ECDSA signatures are RFC 6979 deterministic and verify on both sides', async () => {
+    const programs: Program[] = RFC6979.map((v) => {
+      const jwk = ecJwk(v.curve, v.d);
+      return [
+        { op: 'importKey', args: ['jwk', jwk, { name: 'ECDSA', namedCurve: v.curve }, true, ['sign']], as: 'priv' },
+        { op: 'importKey', args: ['jwk', { kty: 'EC', crv: v.curve, x: jwk.x, y: jwk.y }, { name: 'ECDSA', namedCurve: v.curve }, true, ['verify']], as: 'pub' },
+        { op: 'sign', args: [{ name: 'ECDSA', hash: 'SHA-256' }, '$priv', utf8(v.message)], as: 's' },
+        { op: 'verify', args: [{ name: 'ECDSA', hash: 'SHA-256' }, '$pub', '$s', utf8(v.message)] },
+      ];
+    });
+    const guest = await inGuest(programs);
+    RFC6979.forEach((v, i) => {
+      expect(guest[i]![2], `${v.curve} ${v.message}`).toEqual({ hex: v.r + v.s });
+      expect(guest[i]![3]).toBe(true);
+    });
+    // Every hash on both curves: the guest's signature verifies in Node, Node's in the guest.
+    const cross: Program[] = [];
+    for (const curve of ['P-256', 'P-384']) {
+      const jwk = ecJwk(curve, curve === 'P-256' ? RFC6979[0]!.d : RFC6979[2]!.d);
+      for (const hash of HASHES) {
+        cross.push([
+          { op: 'importKey', args: ['jwk', jwk, { name: 'ECDSA', namedCurve: curve }, true, ['sign']], as: 'priv' },
+          { op: 'sign', args: [{ name: 'ECDSA', hash }, '$priv', utf8(`message for ${hash}`)] },
+        ]);
+      }
+    }
+    await crossVerify(cross, (program, signature) => {
+      const [importCall, signCall] = program as [Call, Call];
+      const jwk = importCall.args[1] as JsonWebKey;
+      return [
+        { op: 'importKey', args: ['jwk', { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y }, importCall.args[2], true, ['verify']], as: 'pub' },
+        { op: 'verify', args: [signCall.args[0], '$pub', signature, signCall.args[2]] },
+      ];
+    });
+    // Deterministic: the same signature twice in the guest.
+    const twice = await inGuest([cross[0]!, cross[0]!]);
+    expect(twice[0]![1]).toEqual(twice[1]![1]);
+  });
+
+  test('RSA-PSS signatures with a salt verify on both sides', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pkcs8 = derHex(privateKey.export({ format: 'der', type: 'pkcs8' }));
+    const programs: Program[] = [];
+    for (const hash of HASHES) {
+      for (const saltLength of [20, 32, 64]) {
+        programs.push([
+          { op: 'importKey', args: ['pkcs8', pkcs8, { name: 'RSA-PSS', hash }, true, ['sign']], as: 'priv' },
+          { op: 'sign', args: [{ name: 'RSA-PSS', saltLength }, '$priv', utf8(`pss ${hash} ${saltLength}`)] },
+        ]);
+      }
+    }
+    const publicJwk = createPublicKey(privateKey).export({ format: 'jwk' });
+    await crossVerify(programs, (program, signature) => {
+      const [importCall, signCall] = program as [Call, Call];
+      return [
+        { op: 'importKey', args: ['jwk', publicJwk, importCall.args[2], true, ['verify']], as: 'pub' },
+        { op: 'verify', args: [signCall.args[0], '$pub', signature, signCall.args[2]] },
+      ];
+    });
+  });
+
+  /**
+   * Signs with each program on both sides (the last call's result is a signature), then verifies the
+   * guest's signatures in Node and Node's in the guest with `verifier`, whose last call must give true.
+   */
+  async function crossVerify(programs: Program[], verifier: (program: Program, signature: { hex: string }) => Program): Promise<void> {
+    const [guest, node] = await Promise.all([inGuest(programs), inNode(programs)]);
+    const lastOf = (results: Result[]) => results[results.length - 1] as { hex: string };
+    const guestSigned = programs.map((program, i) => verifier(program, lastOf(guest[i]!)));
+    const nodeSigned = programs.map((program, i) => verifier(program, lastOf(node[i]!)));
+    const [nodeVerdicts, guestVerdicts] = await Promise.all([inNode(guestSigned), inGuest(nodeSigned)]);
+    programs.forEach((_, i) => {
+      expect(lastOf(guest[i]!).hex, `guest signature ${i}`).toMatch(/^[0-9a-f]+$/);
+      expect(nodeVerdicts[i]!.at(-1), `Node verifies the guest's signature ${i}`).toBe(true);
+      expect(guestVerdicts[i]!.at(-1), `the guest verifies Node's signature ${i}`).toBe(true);
+    });
+  }
+});
