@@ -6,7 +6,7 @@
 // {entropy: n}: "draw n bytes from the recorded entropy input and ask again with them as `entropy`".
 
 import { digestBlockBits, normalize, type Algorithm } from './algorithms.js';
-import { operationError, SubtleError } from './errors.js';
+import { operationError, SubtleError, typeError } from './errors.js';
 import { generateKey } from './generate.js';
 import { exportKey, importKey, type KeyFormat } from './import-export.js';
 import { type KeyDesc, type KeyUsage } from './keys.js';
@@ -103,7 +103,7 @@ function keyLength(algorithm: Algorithm): number | null {
     return length;
   }
   if (algorithm.name === 'HMAC') {
-    if (algorithm.length === 0) throw new TypeError('HMAC key length must not be 0');
+    if (algorithm.length === 0) throw typeError('HMAC key length must not be 0');
     return algorithm.length ?? digestBlockBits(algorithm.hash!);
   }
   return null;

@@ -4,7 +4,7 @@
 
 import { createPrivateKey, createPublicKey, createSecretKey, ECDH, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { type Algorithm } from './algorithms.js';
-import { dataError, invalidAccess, notSupported, syntaxError } from './errors.js';
+import { dataError, invalidAccess, notSupported, syntaxError, typeError } from './errors.js';
 import {
   bigintBytes,
   checkUsages,
@@ -45,13 +45,12 @@ function jwkAlg(algorithm: KeyAlgorithm): string | undefined {
 
 export function importKey(format: KeyFormat, keyData: Uint8Array | JsonWebKey, algorithm: Algorithm, extractable: boolean, usages: KeyUsage[]): KeyDesc {
   const name = algorithm.name;
-  if (format === 'jwk' ? keyData instanceof Uint8Array : !(keyData instanceof Uint8Array)) {
-    throw new TypeError(format === 'jwk' ? 'keyData must be an object for the jwk format' : 'keyData must be a BufferSource');
-  }
   let key: KeyDesc;
+  // (Node checks the format PBKDF2 and HKDF support before the type of keyData.)
+  if ((name === 'PBKDF2' || name === 'HKDF') && format !== 'raw') throw notSupported(`Unable to import ${name} key with format ${format}`);
+  if (format === 'jwk' && keyData instanceof Uint8Array) throw typeError('keyData must be a JsonWebKey for the jwk format');
   if (name === 'HMAC' || name in AES_ALG_SUFFIX) key = importSecret(format, keyData, algorithm, extractable, usages);
   else if (name === 'PBKDF2' || name === 'HKDF') {
-    if (format !== 'raw') throw notSupported(`Unable to import ${name} key with format ${format}`);
     checkUsages(name, usages, ['secret']);
     if (extractable) throw syntaxError(`${name} keys are not extractable`);
     key = makeKey('secret', false, { name }, usages, (keyData as Uint8Array).slice());
@@ -183,7 +182,6 @@ export function exportKey(format: KeyFormat, key: KeyDesc): Uint8Array | JsonWeb
       return rawPublic(key);
     case 'spki':
     case 'pkcs8':
-      if (key.type === 'secret') throw notSupported(`Unable to export ${name} secret key using ${format} format`);
       if (key.type !== (format === 'spki' ? 'public' : 'private')) throw invalidAccess(`Unable to export a ${key.type} key using ${format} format`);
       return key.material.slice();
     case 'jwk': {

@@ -1,12 +1,12 @@
 // RSA key generation as a pure function of a seed the guest drew from its recorded entropy, so a
 // replay regenerates the same key without the key being logged (keys can be large; a seed is 32 bytes).
 //
-// Candidates come from AES-256-CTR keyed with the seed (the core of NIST SP 800-90A's CTR_DRBG), in
-// the manner of FIPS 186-4 B.3.3: each prime has its top two bits set, so that n has exactly
-// modulusLength bits, and gcd(p - 1, e) = 1. Primality is OpenSSL's (crypto.checkPrimeSync): it
-// never rejects a prime, and accepts a composite with probability at most 2^-128 (64 Miller-Rabin
-// rounds with witnesses of its own choosing), so the result depends on the seed alone, except with
-// that probability, at which a replay would stop at the divergence check rather than go astray.
+// Random bits come from AES-256-CTR keyed with the seed (the core of NIST SP 800-90A's CTR_DRBG).
+// Each prime has its top two bits set, so that n has exactly modulusLength bits, and gcd(p - 1, e)
+// = 1. Primality is OpenSSL's (crypto.checkPrimeSync, its default rounds for the size): it never
+// rejects a prime, and accepts a composite with probability at most 2^-128 (Miller-Rabin with
+// witnesses of its own choosing), so the result depends on the seed alone, except with that
+// probability, at which a replay would stop at the divergence check rather than go astray.
 
 import { checkPrimeSync, createCipheriv, createPrivateKey } from 'node:crypto';
 import { bytesBigint } from './keys.js';
@@ -14,7 +14,6 @@ import { bytesBigint } from './keys.js';
 /** Largest modulus ftjs generates: an 8192-bit key takes seconds, and the VM waits for the host op. */
 export const MAX_RSA_MODULUS_BITS = 8192;
 export const RSA_SEED_BYTES = 32;
-const PRIMALITY_CHECKS = 64;
 
 class Stream {
   private readonly cipher;
@@ -48,13 +47,39 @@ function modInverse(a: bigint, m: bigint): bigint {
   return ((oldS % m) + m) % m;
 }
 
+/** Odd primes below 2^16, for the sieve. */
+const SMALL_PRIMES: number[] = (() => {
+  const limit = 1 << 16;
+  const composite = new Uint8Array(limit);
+  const primes: number[] = [];
+  for (let i = 3; i < limit; i += 2) {
+    if (composite[i]) continue;
+    primes.push(i);
+    for (let j = i * i; j < limit; j += 2 * i) composite[j] = 1;
+  }
+  return primes;
+})();
+/** How far an incremental search goes from one random start before drawing another. */
+const MAX_SEARCH_STEP = 1 << 20;
+
+/**
+ * A prime of exactly `bits` bits with its top two bits set and gcd(p - 1, e) = 1: an incremental
+ * search (as OpenSSL's) from a random odd start, sieved by the primes below 2^16 so that only about
+ * one candidate in ten reaches OpenSSL's primality test.
+ */
 function prime(bits: number, e: bigint, stream: Stream): bigint {
   const top = (3n << BigInt(bits - 2)) | 1n;
   const mask = (1n << BigInt(bits)) - 1n;
   for (;;) {
-    const candidate = (bytesBigint(stream.next(Math.ceil(bits / 8))) & mask) | top;
-    if (gcd(candidate - 1n, e) !== 1n) continue;
-    if (checkPrimeSync(candidate, { checks: PRIMALITY_CHECKS })) return candidate;
+    const start = (bytesBigint(stream.next(Math.ceil(bits / 8))) & mask) | top;
+    const residues = SMALL_PRIMES.map((p) => Number(start % BigInt(p)));
+    search: for (let step = 0; step < MAX_SEARCH_STEP; step += 2) {
+      for (let i = 0; i < SMALL_PRIMES.length; i++) if ((residues[i]! + step) % SMALL_PRIMES[i]! === 0) continue search;
+      const candidate = start + BigInt(step);
+      if (candidate > mask) break; // ran past `bits` bits: draw a new start
+      if (gcd(candidate - 1n, e) !== 1n) continue;
+      if (checkPrimeSync(candidate)) return candidate;
+    }
   }
 }
 

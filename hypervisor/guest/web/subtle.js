@@ -184,7 +184,10 @@ function formatOf(method, value) {
 }
 
 function jwkOf(method, value) {
-  if (value === null || typeof value !== 'object' || isArrayBuffer(value) || isView(value)) throw fail(method, 'keyData is not a JsonWebKey.');
+  if (value === null || typeof value !== 'object') throw fail(method, 'keyData is not a JsonWebKey.');
+  // A BufferSource goes to the host as bytes: it decides which error comes first, as Node does.
+  const bytes = bytesOf(value);
+  if (bytes !== undefined) return bytes;
   const jwk = {};
   for (let i = 0; i < JWK_STRINGS.length; i++) {
     const member = value[JWK_STRINGS[i]];
