@@ -148,9 +148,9 @@ describe('installation', () => {
     expect(r).toEqual({ v: ['function', false, true, true] });
   });
 
-  it('exposes the hypervisor interface object with exactly the five functions', () => {
+  it('exposes the hypervisor interface object with exactly the five functions and crypto.subtle', () => {
     const r = qjs(`Object.keys(__web).sort().map((k) => k + ':' + typeof __web[k])`);
-    expect(r.v).toEqual(['makeRequest:function', 'makeResponse:function', 'requestParts:function', 'responseParts:function', 'toRequest:function']);
+    expect(r.v).toEqual(['makeRequest:function', 'makeResponse:function', 'requestParts:function', 'responseParts:function', 'subtle:object', 'toRequest:function']);
     expect(qjs(`typeof globalThis.__ftjs_web`).v).toBe('undefined');
   });
 
