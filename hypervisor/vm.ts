@@ -363,13 +363,18 @@ export class Vm {
     }
   }
 
-  /** crypto.subtle: (op, json, ...buffers) → [json, ...buffers] (hypervisor/subtle/host-op.ts). */
+  /**
+   * crypto.subtle: (op, json, ...buffers) → an ArrayBuffer, 0/1 (verify), or [json, ...buffers]
+   * (hypervisor/subtle/host-op.ts). Buffers are copied: a node Buffer may be a view of a shared pool.
+   */
   private cryptoCall(args: QuickJSHandle[]): QuickJSHandle {
     const c = this.context;
     const buffers = args.slice(2).map((handle) => this.bytesArg(handle));
     const answer = subtleHostOp({ json: c.getString(args[1]!), buffers });
+    if (answer instanceof Uint8Array) return c.newArrayBuffer(new Uint8Array(answer).buffer);
+    if (typeof answer === 'boolean') return c.newNumber(answer ? 1 : 0);
     const result = c.newArray();
-    const parts = [c.newString(answer.json), ...answer.buffers.map((bytes) => c.newArrayBuffer(new Uint8Array(bytes).buffer))] // a copy: a Buffer may be a view of a shared pool;
+    const parts = [c.newString(answer.json), ...answer.buffers.map((bytes) => c.newArrayBuffer(new Uint8Array(bytes).buffer))];
     parts.forEach((part, index) => {
       c.setProp(result, index, part);
       part.dispose();

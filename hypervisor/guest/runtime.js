@@ -18,6 +18,7 @@
   const OP_CONSOLE = 5;
   const OP_ENTROPY = 6;
   const OP_BOOTED = 7;
+  // 8: crypto.subtle, called by hypervisor/guest/web/subtle.js (OP_CRYPTO there).
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;

@@ -2,8 +2,9 @@
 // arguments, so the primary and a replaying backup compute the same bytes. Requests and answers are
 // JSON in which byte strings travel as separate ArrayBuffers, referenced as {"$b": index}.
 //
-// Request: {op, ...arguments} (see dispatch). Answer: {ok: result}, {error: {name, message}}, or
-// {entropy: n}: "draw n bytes from the recorded entropy input and ask again with them as `entropy`".
+// Request: {op, ...arguments} (see dispatch). Answer: the result if it is bytes or a boolean, else
+// {ok: result}, {error: {name, message}}, or {entropy: n}: "draw n bytes from the recorded entropy
+// input and ask again with them as `entropy`".
 
 import { digestBlockBits, normalize, type Algorithm } from './algorithms.js';
 import { operationError, SubtleError, typeError } from './errors.js';
@@ -21,7 +22,13 @@ export interface WireMessage {
 
 type Request = Record<string, unknown> & { op: string };
 
-export function subtleHostOp(message: WireMessage): WireMessage {
+/**
+ * What the guest gets back: the result itself when it is bytes (most operations) or a boolean
+ * (verify), the cheap common cases; otherwise the JSON answer and its buffers.
+ */
+export type SubtleAnswer = Uint8Array | boolean | WireMessage;
+
+export function subtleHostOp(message: WireMessage): SubtleAnswer {
   let answer: unknown;
   try {
     const request = JSON.parse(message.json, (_key, value: unknown) => {
@@ -39,6 +46,8 @@ export function subtleHostOp(message: WireMessage): WireMessage {
         ? { error: { name: error.errorName, message: error.message } }
         : { error: { name: 'OperationError', message: (error as Error)?.message ?? String(error) } };
   }
+  const ok = (answer as { ok?: unknown }).ok;
+  if (ok instanceof Uint8Array || typeof ok === 'boolean') return ok;
   const buffers: Uint8Array[] = [];
   return { json: JSON.stringify(encode(answer, buffers)), buffers };
 }

@@ -29,6 +29,7 @@ const hasOwn = Object.hasOwn;
 const arrayIncludes = Array.prototype.includes;
 const StringCtor = String;
 const NumberCtor = Number;
+const numberIsFinite = Number.isFinite;
 const getter = (proto, name) => Object.getOwnPropertyDescriptor(proto, name).get;
 const abByteLength = getter(ArrayBuffer.prototype, 'byteLength');
 const TypedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
@@ -52,7 +53,17 @@ function fail(method, message) {
   return new TypeError("Failed to execute '" + method + "' on 'SubtleCrypto': " + message);
 }
 
+const NativeArrayBuffer = ArrayBuffer;
+const hasInstance = Function.prototype[Symbol.hasInstance];
+
+/** For values this module made (no exception, which costs tens of µs in QuickJS). */
+function isOwnArrayBuffer(value) {
+  return reflectApply(hasInstance, NativeArrayBuffer, [value]);
+}
+
+/** For values from the guest: a genuine ArrayBuffer, not one with a forged prototype. */
 function isArrayBuffer(value) {
+  if (value === null || typeof value !== 'object' || isView(value)) return false;
   try {
     reflectApply(abByteLength, value, []);
     return true;
@@ -64,15 +75,15 @@ function isArrayBuffer(value) {
 /** A copy of a BufferSource's bytes as a fresh ArrayBuffer, or undefined if `value` is not one. */
 function bytesOf(value) {
   let view;
-  if (isArrayBuffer(value)) view = new Uint8Array(value);
-  else if (isView(value)) {
+  if (isView(value)) {
     const isTyped = !(value instanceof DataView);
     view = new Uint8Array(
       reflectApply(isTyped ? taBuffer : dvBuffer, value, []),
       reflectApply(isTyped ? taByteOffset : dvByteOffset, value, []),
       reflectApply(isTyped ? taByteLength : dvByteLength, value, []),
     );
-  } else return undefined;
+  } else if (isArrayBuffer(value)) view = new Uint8Array(value);
+  else return undefined;
   const copy = new Uint8Array(view.length);
   reflectApply(u8Set, copy, [view]);
   return copy.buffer;
@@ -210,12 +221,40 @@ function requireArgs(method, args, count) {
 
 // ---------- the host call ----------
 
+// A key's JSON on the wire up to its material's buffer index, computed once per key (keys go to the
+// host with every operation). Only keys carry it, so the guest cannot forge one.
+const kWire = Symbol('wire');
+
+function keyWire(desc, buffers) {
+  let prefix = desc[kWire];
+  if (prefix === undefined) {
+    const algorithm = desc.algorithm;
+    // The host reads a key's algorithm but never its publicExponent: not sent.
+    const sent = { name: algorithm.name, hash: algorithm.hash, length: algorithm.length, namedCurve: algorithm.namedCurve, modulusLength: algorithm.modulusLength };
+    prefix = '{"type":' + quote(desc.type) + ',"extractable":' + (desc.extractable ? 'true' : 'false') +
+      ',"algorithm":' + encode(sent, buffers) + ',"usages":' + encode(desc.usages, buffers) + ',"material":{"$b":';
+    desc[kWire] = prefix;
+  }
+  buffers[buffers.length] = desc.material;
+  return prefix + (buffers.length - 1) + '}}';
+}
+
+// JSON.stringify costs ~2 µs a call in QuickJS; the strings sent are mostly names that need no escape.
+const PLAIN_STRING_RE = /^[\w\-. ]*$/;
+const regExpTest = RegExp.prototype.test;
+function quote(text) {
+  return reflectApply(regExpTest, PLAIN_STRING_RE, [text]) ? '"' + text + '"' : JSONstringify(text);
+}
+
 /** JSON with ArrayBuffers moved out into `buffers` (written by hand: JSON.stringify would consult toJSON). */
 function encode(value, buffers) {
   if (value === null || value === undefined) return 'null';
   const type = typeof value;
-  if (type === 'string' || type === 'number' || type === 'boolean') return JSONstringify(value);
-  if (isArrayBuffer(value)) {
+  if (type === 'string') return quote(value);
+  if (type === 'boolean') return value ? 'true' : 'false';
+  if (type === 'number') return numberIsFinite(value) ? '' + value : 'null';
+  if (kWire in value) return keyWire(value, buffers);
+  if (isOwnArrayBuffer(value)) {
     buffers[buffers.length] = value;
     return '{"$b":' + (buffers.length - 1) + '}';
   }
@@ -231,7 +270,7 @@ function encode(value, buffers) {
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
     if (value[key] === undefined) continue;
-    out += (first ? '' : ',') + JSONstringify(key) + ':' + encode(value[key], buffers);
+    out += (first ? '' : ',') + quote(key) + ':' + encode(value[key], buffers);
     first = false;
   }
   return out + '}';
@@ -244,6 +283,8 @@ function call(request) {
     const args = [OP_CRYPTO, json];
     for (let i = 0; i < buffers.length; i++) args[i + 2] = buffers[i];
     const answerParts = reflectApply(host, undefined, args);
+    if (typeof answerParts === 'number') return answerParts === 1;
+    if (isOwnArrayBuffer(answerParts)) return answerParts;
     const answer = JSONparse(answerParts[0], (key, value) =>
       value !== null && typeof value === 'object' && hasOwn(value, '$b') ? answerParts[value.$b + 1] : value,
     );
@@ -261,6 +302,7 @@ function call(request) {
 }
 
 function newKey(desc) {
+  desc[kWire] = undefined; // marks it a key (see keyWire)
   return new CryptoKey(kConstruct, desc);
 }
 
