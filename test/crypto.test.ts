@@ -365,6 +365,7 @@ describe('errors: the same error types as Node 20', () => {
       [{ op: 'generateKey', args: [{ name: 'HMAC' }, true, ['sign']] }],
       [{ op: 'generateKey', args: [{ name: 'HMAC', hash: 'SHA-256' }, true, []] }],
       [{ op: 'generateKey', args: [{ name: 'HMAC', hash: 'SHA-256' }, true, ['sign', 'bogus']] }],
+      [{ op: 'generateKey', args: [{ name: 'HMAC', hash: 'SHA-256', length: 250 }, true, ['sign']] }],
       [{ op: 'generateKey', args: [{ name: 'ECDSA', namedCurve: 'P-256' }, true, ['encrypt']] }],
       [{ op: 'generateKey', args: [{ name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']] }],
       [{ op: 'generateKey', args: [{ name: 'ECDSA', namedCurve: 'P-255' }, true, ['sign']] }],

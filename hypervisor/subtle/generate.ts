@@ -8,10 +8,13 @@
 
 import { createECDH, createPrivateKey, createPublicKey } from 'node:crypto';
 import { digestBlockBits, type Algorithm } from './algorithms.js';
-import { operationError, syntaxError } from './errors.js';
+import { operationError, syntaxError, typeError } from './errors.js';
 import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, makeKey, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
 import { generateRsa, MAX_RSA_MODULUS_BITS, RSA_SEED_BYTES } from './rsa-generate.js';
 import { notSupported } from './errors.js';
+
+/** A generated HMAC key is entropy bytes, and one entropy request is at most 64 KiB (hypervisor/vm.ts). */
+export const MAX_HMAC_KEY_BITS = 65536 * 8;
 
 export interface KeyPair {
   privateKey: KeyDesc;
@@ -36,6 +39,8 @@ export function generateKey(algorithm: Algorithm, extractable: boolean, usages: 
     if (name === 'HMAC') {
       bits = algorithm.length ?? digestBlockBits(algorithm.hash!);
       if (bits === 0) throw operationError('Zero-length key is not supported');
+      if (bits % 8 !== 0) throw typeError(`The property 'algorithm.length' must be a multiple of 8. Received ${bits}`);
+      if (bits > MAX_HMAC_KEY_BITS) throw operationError(`HMAC keys ftjs generates are at most ${MAX_HMAC_KEY_BITS} bits (the entropy one request may draw)`);
     } else {
       bits = algorithm.length!;
       if (bits !== 128 && bits !== 192 && bits !== 256) throw operationError('AES key length must be 128, 192, or 256 bits');
