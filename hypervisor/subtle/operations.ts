@@ -12,6 +12,7 @@ import {
   hkdfSync,
   pbkdf2Sync,
   sign as nodeSign,
+  timingSafeEqual,
   verify as nodeVerify,
   type CipherGCMTypes,
 } from 'node:crypto';
@@ -68,7 +69,7 @@ export function verify(algorithm: Algorithm, key: KeyDesc, signature: Uint8Array
   const name = algorithm.name;
   if (name === 'HMAC') {
     const expected = createHmac(digestName(key.algorithm.hash!), buf(key.material)).update(data).digest();
-    return expected.equals(signature);
+    return expected.length === signature.byteLength && timingSafeEqual(expected, signature);
   }
   requireType(key, 'public', 'verify');
   const object = keyObject(key);
