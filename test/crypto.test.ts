@@ -10,6 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 // @ts-expect-error plain JS shared with the guest (no types)
 import { runPrograms } from './guests/crypto-cases.js';
+// @ts-expect-error plain JS shared with the guest (no types)
+import { randomValuesErrors } from './guests/crypto-lab.js';
 import { replayJson, send, startRun, tempDir } from './helpers.js';
 
 type Call = { op: string; args: unknown[]; as?: string };
@@ -451,9 +453,11 @@ describe('errors: the same error types as Node 20', () => {
     expect(node.filter((results) => !results.at(-1)!.error).length).toBe(1);
   });
 
-  test('CryptoKey and SubtleCrypto cannot be constructed by the guest; globals are in place', async () => {
+  test('CryptoKey and SubtleCrypto cannot be constructed by the guest; globals are in place; getRandomValues errors as in Node', async () => {
     const res = await fetch(lab.url + '/globals');
     expect(await res.json()).toEqual({
+      getRandomValues: randomValuesErrors(),
+      uuid: true,
       cryptoKey: 'TypeError',
       subtleCrypto: 'TypeError',
       subtleIsSubtleCrypto: true,

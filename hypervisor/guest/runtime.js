@@ -241,8 +241,10 @@
   for (let i = 0; i < 256; i++) hex.push((i < 16 ? '0' : '') + i.toString(16));
   const crypto = {
     getRandomValues(array) {
-      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView) {
-        throw new TypeError('crypto.getRandomValues: argument must be an integer TypedArray');
+      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView ||
+          (typeof Float16Array === 'function' && array instanceof Float16Array)) {
+        // As Node 20 and the spec: a DOMException, not a TypeError.
+        throw new (globalThis.DOMException || Error)('crypto.getRandomValues: the data argument must be an integer-type TypedArray', 'TypeMismatchError');
       }
       if (array.byteLength > MAX_RANDOM_BYTES) {
         throw new (globalThis.DOMException || Error)('crypto.getRandomValues: ' + array.byteLength + ' bytes requested, at most 65536 allowed', 'QuotaExceededError');

@@ -11,8 +11,12 @@
 import { checkPrimeSync, createCipheriv, createPrivateKey } from 'node:crypto';
 import { bytesBigint } from './keys.js';
 
-/** Largest modulus ftjs generates: an 8192-bit key takes seconds, and the VM waits for the host op. */
-export const MAX_RSA_MODULUS_BITS = 8192;
+/**
+ * Largest modulus ftjs generates. The VM waits for a host op and cannot be preempted inside it: a
+ * 4096-bit key takes 3-4 s on a loaded 2-core machine, an 8192-bit one could take a minute.
+ * (Importing larger keys is fine: that is cheap.)
+ */
+export const MAX_RSA_MODULUS_BITS = 4096;
 export const RSA_SEED_BYTES = 32;
 
 class Stream {

@@ -12,6 +12,18 @@ const errorName = (f) => {
   }
 };
 
+/** What crypto.getRandomValues does with each kind of argument (shared with the test, run in Node too). */
+export function randomValuesErrors() {
+  const cases = [new Float32Array(1), new Float64Array(1), new DataView(new ArrayBuffer(1)), 5, new ArrayBuffer(4), new BigInt64Array(2), new Uint8ClampedArray(2), new Int16Array(3), new Uint8Array(65536), new Uint8Array(65537)];
+  return cases.map((value) => {
+    try {
+      return crypto.getRandomValues(value) === value ? 'same array' : 'another array';
+    } catch (error) {
+      return error.constructor.name + ':' + error.name;
+    }
+  });
+}
+
 export default {
   async fetch(request) {
     if (new URL(request.url).pathname === '/globals') {
@@ -23,6 +35,8 @@ export default {
         tag: Object.prototype.toString.call(crypto.subtle),
         keyTag: Object.prototype.toString.call(key),
         methods: Object.getOwnPropertyNames(SubtleCrypto.prototype).filter((name) => name !== 'constructor').sort(),
+        getRandomValues: randomValuesErrors(),
+        uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(crypto.randomUUID()),
       });
     }
     return Response.json(await runPrograms(crypto.subtle, await request.json()));
