@@ -453,6 +453,20 @@ describe('errors: the same error types as Node 20', () => {
     expect(node.filter((results) => !results.at(-1)!.error).length).toBe(1);
   });
 
+  test('host-side work is bounded: PBKDF2 iterations and generated RSA sizes (where ftjs differs from Node on purpose)', async () => {
+    const k = { op: 'importKey', args: ['raw', bytes(8), 'PBKDF2', false, ['deriveBits']], as: 'p' };
+    const pbkdf2 = (iterations: number) => ({ op: 'deriveBits', args: [{ name: 'PBKDF2', hash: 'SHA-256', salt: bytes(8), iterations }, '$p', 256] });
+    const rsa = (modulusLength: number) => ({ op: 'generateKey', args: [{ name: 'RSA-PSS', modulusLength, publicExponent: hex('010001'), hash: 'SHA-256' }, true, ['sign']] });
+    const guest = await inGuest([[k, pbkdf2(1_000_001)], [k, pbkdf2(1_000)], [rsa(4104)], [rsa(256)], [{ op: 'generateKey', args: [{ name: 'HMAC', hash: 'SHA-1', length: 65537 * 8 }, true, ['sign']] }]]);
+    expect(guest.map((results) => results.at(-1)!.error ?? 'ok')).toEqual([
+      'DOMException:NotSupportedError',
+      'ok',
+      'DOMException:OperationError',
+      'DOMException:OperationError',
+      'DOMException:OperationError',
+    ]);
+  });
+
   test('CryptoKey and SubtleCrypto cannot be constructed by the guest; globals are in place; getRandomValues errors as in Node', async () => {
     const res = await fetch(lab.url + '/globals');
     expect(await res.json()).toEqual({
