@@ -313,6 +313,47 @@ describe('randomized algorithms: each side verifies the other', () => {
     });
   });
 
+  test('RSA-OAEP: keys in every format; what one side encrypts, the other decrypts', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pkcs8 = derHex(privateKey.export({ format: 'der', type: 'pkcs8' }));
+    const spki = derHex(publicKey.export({ format: 'der', type: 'spki' }));
+    const keyPrograms: Program[] = HASHES.map((hash) => [
+      { op: 'importKey', args: ['pkcs8', pkcs8, { name: 'RSA-OAEP', hash }, true, ['decrypt', 'unwrapKey']], as: 'priv' },
+      { op: 'importKey', args: ['spki', spki, { name: 'RSA-OAEP', hash }, true, ['encrypt']], as: 'pub' },
+      { op: 'exportKey', args: ['jwk', '$priv'] },
+      { op: 'exportKey', args: ['jwk', '$pub'], as: 'j' },
+      { op: 'importKey', args: ['jwk', '$j', { name: 'RSA-OAEP', hash }, true, ['encrypt', 'wrapKey']], as: 'pub2' },
+      { op: 'exportKey', args: ['spki', '$pub2'] },
+      { op: 'encrypt', args: [{ name: 'RSA-OAEP' }, '$pub', bytes(300)] },
+      { op: 'encrypt', args: [{ name: 'RSA-OAEP' }, '$priv', bytes(10)] },
+    ]);
+    await expectSame(keyPrograms);
+    const encryptions: Program[] = [];
+    for (const hash of HASHES) {
+      for (const label of [undefined, utf8('a label')]) {
+        const params = label ? { name: 'RSA-OAEP', label } : { name: 'RSA-OAEP' };
+        encryptions.push([
+          { op: 'importKey', args: ['spki', spki, { name: 'RSA-OAEP', hash }, false, ['encrypt']], as: 'pub' },
+          { op: 'encrypt', args: [params, '$pub', utf8(`secret under ${hash}`)] },
+        ]);
+      }
+    }
+    const decrypting = (program: Program, ciphertext: Result): Program => [
+      { op: 'importKey', args: ['pkcs8', pkcs8, (program[0]!.args[2] as object), false, ['decrypt']], as: 'priv' },
+      { op: 'decrypt', args: [program[1]!.args[0], '$priv', ciphertext] },
+    ];
+    const [guest, node] = await Promise.all([inGuest(encryptions), inNode(encryptions)]);
+    const [nodeOpens, guestOpens] = await Promise.all([inNode(encryptions.map((p, i) => decrypting(p, guest[i]!.at(-1)!))), inGuest(encryptions.map((p, i) => decrypting(p, node[i]!.at(-1)!)))]);
+    encryptions.forEach((program, i) => {
+      const plain = { hex: Buffer.from((program[1]!.args[2] as { utf8: string }).utf8).toString('hex') };
+      expect(nodeOpens[i]!.at(-1), `Node decrypts the guest's ciphertext ${i}`).toEqual(plain);
+      expect(guestOpens[i]!.at(-1), `the guest decrypts Node's ciphertext ${i}`).toEqual(plain);
+    });
+    // Encryption is randomized (the seed comes from the entropy input): twice, two ciphertexts.
+    const twice = await inGuest([encryptions[0]!, encryptions[0]!]);
+    expect(twice[0]![1]).not.toEqual(twice[1]![1]);
+  });
+
   /**
    * Signs with each program on both sides (the last call's result is a signature), then verifies the
    * guest's signatures in Node and Node's in the guest with `verifier`, whose last call must give true.

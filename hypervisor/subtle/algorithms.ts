@@ -36,6 +36,7 @@ export interface Algorithm {
   info?: Uint8Array;
   iterations?: number;
   public?: unknown;
+  label?: Uint8Array;
 }
 
 type MemberKind = 'bytes' | 'ulong' | 'ushort' | 'octet' | 'string' | 'hash' | 'key';
@@ -58,6 +59,7 @@ const RSA_IMPORT: Dictionary = { type: 'RsaHashedImportParams', members: [req('h
 const RSA_PSS: Dictionary = { type: 'RsaPssParams', members: [req('saltLength', 'ulong')] };
 const EC_GEN: Dictionary = { type: 'EcKeyGenParams', members: [req('namedCurve', 'string')] };
 const EC_IMPORT: Dictionary = { type: 'EcKeyImportParams', members: [req('namedCurve', 'string')] };
+const RSA_OAEP: Dictionary = { type: 'RsaOaepParams', members: [opt('label', 'bytes')] };
 const ECDSA: Dictionary = { type: 'EcdsaParams', members: [req('hash', 'hash')] };
 const ECDH_DERIVE: Dictionary = { type: 'EcdhKeyDeriveParams', members: [req('public', 'key')] };
 const HMAC_GEN: Dictionary = { type: 'HmacKeyGenParams', members: [req('hash', 'hash'), opt('length', 'ulong')] };
@@ -72,6 +74,7 @@ const PBKDF2: Dictionary = { type: 'Pbkdf2Params', members: [req('hash', 'hash')
 
 const AES = ['AES-CTR', 'AES-CBC', 'AES-GCM', 'AES-KW'];
 const AES_ENCRYPT: Record<string, Dictionary> = { 'AES-CTR': AES_CTR, 'AES-CBC': AES_CBC, 'AES-GCM': AES_GCM };
+const ENCRYPT: Record<string, Dictionary> = { ...AES_ENCRYPT, 'RSA-OAEP': RSA_OAEP };
 
 /** The spec's table of supported algorithms per operation (those ftjs implements). */
 const SUPPORTED: Record<Operation, Record<string, Dictionary>> = {
@@ -79,6 +82,7 @@ const SUPPORTED: Record<Operation, Record<string, Dictionary>> = {
   generateKey: {
     'RSASSA-PKCS1-v1_5': RSA_GEN,
     'RSA-PSS': RSA_GEN,
+    'RSA-OAEP': RSA_GEN,
     ECDSA: EC_GEN,
     ECDH: EC_GEN,
     Ed25519: NONE,
@@ -88,6 +92,7 @@ const SUPPORTED: Record<Operation, Record<string, Dictionary>> = {
   importKey: {
     'RSASSA-PKCS1-v1_5': RSA_IMPORT,
     'RSA-PSS': RSA_IMPORT,
+    'RSA-OAEP': RSA_IMPORT,
     ECDSA: EC_IMPORT,
     ECDH: EC_IMPORT,
     Ed25519: NONE,
@@ -98,8 +103,8 @@ const SUPPORTED: Record<Operation, Record<string, Dictionary>> = {
   },
   sign: { 'RSASSA-PKCS1-v1_5': NONE, 'RSA-PSS': RSA_PSS, ECDSA, Ed25519: NONE, HMAC: NONE },
   verify: { 'RSASSA-PKCS1-v1_5': NONE, 'RSA-PSS': RSA_PSS, ECDSA, Ed25519: NONE, HMAC: NONE },
-  encrypt: AES_ENCRYPT,
-  decrypt: AES_ENCRYPT,
+  encrypt: ENCRYPT,
+  decrypt: ENCRYPT,
   deriveBits: { ECDH: ECDH_DERIVE, HKDF, PBKDF2 },
   'get key length': {
     ...Object.fromEntries(AES.map((name) => [name, AES_DERIVED])),
@@ -107,8 +112,8 @@ const SUPPORTED: Record<Operation, Record<string, Dictionary>> = {
     HKDF: NONE,
     PBKDF2: NONE,
   },
-  wrapKey: { ...AES_ENCRYPT, 'AES-KW': NONE },
-  unwrapKey: { ...AES_ENCRYPT, 'AES-KW': NONE },
+  wrapKey: { ...ENCRYPT, 'AES-KW': NONE },
+  unwrapKey: { ...ENCRYPT, 'AES-KW': NONE },
 };
 
 const canonicalNames = new Map<string, string>();

@@ -90,7 +90,7 @@ export function generateKey(algorithm: Algorithm, extractable: boolean, usages: 
 }
 
 function checkPrivateUsages(name: string, usages: KeyUsage[]): void {
-  const privateUsages = name === 'ECDH' ? ['deriveKey', 'deriveBits'] : ['sign'];
+  const privateUsages = name === 'ECDH' ? ['deriveKey', 'deriveBits'] : name === 'RSA-OAEP' ? ['decrypt', 'unwrapKey'] : ['sign'];
   if (!usages.some((usage) => privateUsages.includes(usage))) throw syntaxError('Usages cannot be empty when creating a key.');
 }
 

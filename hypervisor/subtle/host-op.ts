@@ -88,7 +88,7 @@ function dispatch(r: Request): unknown {
     case 'verify':
       return ok(verify(normalize('verify', r.alg), key(r.key), bytes(r.signature), bytes(r.data)));
     case 'encrypt':
-      return ok(encrypt(normalize('encrypt', r.alg), key(r.key), bytes(r.data)));
+      return ok(encrypt(normalize('encrypt', r.alg), key(r.key), bytes(r.data), entropy(r)));
     case 'decrypt':
       return ok(decrypt(normalize('decrypt', r.alg), key(r.key), bytes(r.data)));
     case 'deriveBits':
@@ -134,7 +134,7 @@ function wrapKey(r: Request): unknown {
   checkKeyFor(wrapping, algorithm, 'wrapKey');
   const exported = exportKey(r.format as KeyFormat, key(r.key));
   const data = exported instanceof Uint8Array ? exported : encoder.encode(JSON.stringify(exported));
-  return cipher(algorithm, wrapping, data, true);
+  return cipher(algorithm, wrapping, data, true, entropy(r));
 }
 
 function unwrapKey(r: Request): unknown {
@@ -142,7 +142,7 @@ function unwrapKey(r: Request): unknown {
   const importAlgorithm = normalize('importKey', r.unwrappedAlg);
   const unwrapping = key(r.unwrappingKey);
   checkKeyFor(unwrapping, algorithm, 'unwrapKey');
-  const data = cipher(algorithm, unwrapping, bytes(r.data), false);
+  const data = cipher(algorithm, unwrapping, bytes(r.data), false, undefined) as Uint8Array;
   let keyData: Uint8Array | object = data;
   if (r.format === 'jwk') {
     try {

@@ -21,7 +21,7 @@ import {
 
 export type KeyFormat = 'raw' | 'jwk' | 'spki' | 'pkcs8';
 
-const RSA = new Set(['RSASSA-PKCS1-v1_5', 'RSA-PSS']);
+const RSA = new Set(['RSASSA-PKCS1-v1_5', 'RSA-PSS', 'RSA-OAEP']);
 const EC = new Set(['ECDSA', 'ECDH']);
 const AES_ALG_SUFFIX: Record<string, string> = { 'AES-CTR': 'CTR', 'AES-CBC': 'CBC', 'AES-GCM': 'GCM', 'AES-KW': 'KW' };
 const HASH_SUFFIX: Record<string, string> = { 'SHA-1': '1', 'SHA-256': '256', 'SHA-384': '384', 'SHA-512': '512' };
@@ -36,6 +36,8 @@ function jwkAlg(algorithm: KeyAlgorithm): string | undefined {
       return `RS${hash}`;
     case 'RSA-PSS':
       return `PS${hash}`;
+    case 'RSA-OAEP':
+      return hash === '1' ? 'RSA-OAEP' : `RSA-OAEP-${hash}`;
     case 'Ed25519':
       return 'Ed25519';
     default:
@@ -144,7 +146,7 @@ function parseAsymmetric(format: KeyFormat, keyData: Uint8Array | JsonWebKey, al
 function checkJwk(jwk: JsonWebKey, algorithm: Algorithm, extractable: boolean, usages: KeyUsage[]): void {
   const name = algorithm.name;
   if (RSA.has(name)) {
-    checkJwkCommon(jwk, 'RSA', 'sig', extractable, usages);
+    checkJwkCommon(jwk, 'RSA', name === 'RSA-OAEP' ? 'enc' : 'sig', extractable, usages);
     const expected = jwkAlg({ name, hash: algorithm.hash });
     if (jwk.alg !== undefined && jwk.alg !== expected) throw dataError('JWK "alg" does not match the requested algorithm');
   } else if (EC.has(name)) {

@@ -47,6 +47,8 @@ export function allowedUsages(algorithm: string, type: KeyType): KeyUsage[] {
       return DERIVE;
     case 'ECDH':
       return type === 'private' ? DERIVE : [];
+    case 'RSA-OAEP':
+      return type === 'private' ? ['decrypt', 'unwrapKey'] : type === 'public' ? ['encrypt', 'wrapKey'] : [];
     default:
       return SIGN[type];
   }

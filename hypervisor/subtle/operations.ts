@@ -22,6 +22,7 @@ import { invalidAccess, notSupported, operationError } from './errors.js';
 import { checkKeyFor, keyObject, type KeyDesc } from './keys.js';
 import { type NeedEntropy } from './generate.js';
 import { pssSign } from './pss.js';
+import { oaepDecrypt, oaepEncrypt, oaepMaxMessageBytes } from './oaep.js';
 
 /**
  * Most PBKDF2 iterations one deriveBits may ask for. The VM waits for a host op and cannot be
@@ -91,18 +92,19 @@ export function verify(algorithm: Algorithm, key: KeyDesc, signature: Uint8Array
 
 const GCM_TAG_BITS = new Set([32, 64, 96, 104, 112, 120, 128]);
 
-export function encrypt(algorithm: Algorithm, key: KeyDesc, data: Uint8Array): Uint8Array {
+export function encrypt(algorithm: Algorithm, key: KeyDesc, data: Uint8Array, entropy: Uint8Array | undefined): Uint8Array | NeedEntropy {
   checkKeyFor(key, algorithm, 'encrypt');
-  return cipher(algorithm, key, data, true);
+  return cipher(algorithm, key, data, true, entropy);
 }
 
 export function decrypt(algorithm: Algorithm, key: KeyDesc, data: Uint8Array): Uint8Array {
   checkKeyFor(key, algorithm, 'decrypt');
-  return cipher(algorithm, key, data, false);
+  return cipher(algorithm, key, data, false, undefined) as Uint8Array;
 }
 
-/** AES in the mode `algorithm` names, after the caller checked the key's usage. */
-export function cipher(algorithm: Algorithm, key: KeyDesc, data: Uint8Array, encrypting: boolean): Uint8Array {
+/** RSA-OAEP or AES in the mode `algorithm` names, after the caller checked the key's usage. */
+export function cipher(algorithm: Algorithm, key: KeyDesc, data: Uint8Array, encrypting: boolean, entropy: Uint8Array | undefined): Uint8Array | NeedEntropy {
+  if (algorithm.name === 'RSA-OAEP') return rsaOaep(algorithm, key, data, encrypting, entropy);
   const bits = key.algorithm.length!;
   const keyBytes = buf(key.material);
   switch (algorithm.name) {
@@ -142,6 +144,17 @@ export function cipher(algorithm: Algorithm, key: KeyDesc, data: Uint8Array, enc
     default: // AES-KW (wrapKey / unwrapKey only)
       return aesKw(bits, keyBytes, data, encrypting);
   }
+}
+
+function rsaOaep(algorithm: Algorithm, key: KeyDesc, data: Uint8Array, encrypting: boolean, entropy: Uint8Array | undefined): Uint8Array | NeedEntropy {
+  if (key.type !== (encrypting ? 'public' : 'private')) throw invalidAccess('The requested operation is not valid for the provided key');
+  const hash = digestName(key.algorithm.hash!);
+  const label = algorithm.label ?? new Uint8Array(0);
+  if (!encrypting) return oaepDecrypt(keyObject(key), hash, data, label);
+  const hashBytes = digestBytes(key.algorithm.hash!);
+  if (data.byteLength > oaepMaxMessageBytes(key.algorithm.modulusLength!, hashBytes)) throw operationError('The data is too long for this key and hash');
+  if (!entropy) return { entropy: hashBytes };
+  return oaepEncrypt(keyObject(key), hash, data, label, entropy.subarray(0, hashBytes));
 }
 
 /** AES-CTR where only the low `length` bits of the counter block count (and wrap), as the spec says. */

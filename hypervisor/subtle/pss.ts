@@ -5,7 +5,7 @@
 import { createHash, privateEncrypt, constants, type KeyObject } from 'node:crypto';
 import { operationError } from './errors.js';
 
-function mgf1(hash: string, seed: Buffer, length: number): Buffer {
+export function mgf1(hash: string, seed: Buffer, length: number): Buffer {
   const blocks: Buffer[] = [];
   for (let counter = 0, size = 0; size < length; counter++) {
     const c = Buffer.alloc(4);
