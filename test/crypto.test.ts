@@ -206,6 +206,8 @@ describe('deterministic algorithms agree with Node byte for byte', () => {
         { op: 'importKey', args: ['spki', derHex(b.publicKey.export({ format: 'der', type: 'spki' })), { name: 'ECDH', namedCurve: curve }, false, []], as: 'b' },
         { op: 'deriveBits', args: [{ name: 'ECDH', public: '$b' }, '$a', null] },
         { op: 'deriveBits', args: [{ name: 'ECDH', public: '$b' }, '$a', 128] },
+        { op: 'deriveBits', args: [{ name: 'ECDH', public: '$b' }, '$a', 12] },
+        { op: 'deriveBits', args: [{ name: 'ECDH', public: '$b' }, '$a'] },
         { op: 'deriveKey', args: [{ name: 'ECDH', public: '$b' }, '$a', { name: 'AES-GCM', length: 128 }, true, ['encrypt']], as: 'k' },
         { op: 'exportKey', args: ['raw', '$k'] },
       ]);
