@@ -51,6 +51,7 @@ async function expectSame(programs: Program[]): Promise<Result[][]> {
 }
 
 const HASHES = ['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512'];
+const NODE_CURVES: Record<string, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1' };
 
 describe('deterministic algorithms agree with Node byte for byte', () => {
   test('digest: SHA-1/256/384/512', async () => {
@@ -177,8 +178,8 @@ describe('deterministic algorithms agree with Node byte for byte', () => {
 
   test('ECDSA and ECDH keys in every format, and ECDH deriveBits', async () => {
     const programs: Program[] = [];
-    for (const curve of ['P-256', 'P-384']) {
-      const nodeCurve = curve === 'P-256' ? 'prime256v1' : 'secp384r1';
+    for (const curve of ['P-256', 'P-384', 'P-521']) {
+      const nodeCurve = NODE_CURVES[curve]!;
       const a = generateKeyPairSync('ec', { namedCurve: nodeCurve });
       const b = generateKeyPairSync('ec', { namedCurve: nodeCurve });
       const jwkA = a.privateKey.export({ format: 'jwk' });
@@ -238,16 +239,17 @@ describe('deterministic algorithms agree with Node byte for byte', () => {
 });
 
 describe('randomized algorithms: each side verifies the other', () => {
-  // RFC 6979 A.2.5 (P-256) and A.2.6 (P-384), SHA-256 rows: deterministic ECDSA gives these exact signatures.
+  // RFC 6979 A.2.5 (P-256), A.2.6 (P-384) and A.2.7 (P-521), SHA-256 rows: deterministic ECDSA gives these exact signatures.
   const RFC6979 = [
     { curve: 'P-256', d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721', message: 'sample', r: 'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716', s: 'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8' },
     { curve: 'P-256', d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721', message: 'test', r: 'f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367', s: '019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083' },
     { curve: 'P-384', d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5', message: 'sample', r: '21b13d1e013c7fa1392d03c5f99af8b30c570c6f98d4ea8e354b63a21d3daa33bde1e888e63355d92fa2b3c36d8fb2cd', s: 'f3aa443fb107745bf4bd77cb3891674632068a10ca67e3d45db2266fa7d1feebefdc63eccd1ac42ec0cb8668a4fa0ab0' },
+    { curve: 'P-521', d: '00fad06daa62ba3b25d2fb40133da757205de67f5bb0018fee8c86e1b68c7e75caa896eb32f1f47c70855836a6d16fcc1466f6d8fbec67db89ec0c08b0e996b83538', message: 'sample', r: '01511bb4d675114fe266fc4372b87682baecc01d3cc62cf2303c92b3526012659d16876e25c7c1e57648f23b73564d67f61c6f14d527d54972810421e7d87589e1a7', s: '004a171143a83163d6df460aaf61522695f207a58b95c0644d87e52aa1a347916e4f7a72930b1bc06dbe22ce3f58264afd23704cbb63b29b931f7de6c9d949a7ecfc' },
     { curve: 'P-384', d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5', message: 'test', r: '6d6defac9ab64dabafe36c6bf510352a4cc27001263638e5b16d9bb51d451559f918eedaf2293be5b475cc8f0188636b', s: '2d46f3becbcc523d5f1a1256bf0c9b024d879ba9e838144c8ba6baeb4b53b47d51ab373f9845c0514eefb14024787265' },
   ];
 
   function ecJwk(curve: string, dHex: string): JsonWebKey {
-    const ecdh = createECDH(curve === 'P-256' ? 'prime256v1' : 'secp384r1');
+    const ecdh = createECDH(NODE_CURVES[curve]!);
     ecdh.setPrivateKey(Buffer.from(dHex, 'hex'));
     const point = ecdh.getPublicKey();
     const size = (point.length - 1) / 2;
@@ -271,8 +273,8 @@ describe('randomized algorithms: each side verifies the other', () => {
     });
     // Every hash on both curves: the guest's signature verifies in Node, Node's in the guest.
     const cross: Program[] = [];
-    for (const curve of ['P-256', 'P-384']) {
-      const jwk = ecJwk(curve, curve === 'P-256' ? RFC6979[0]!.d : RFC6979[2]!.d);
+    for (const curve of ['P-256', 'P-384', 'P-521']) {
+      const jwk = ecJwk(curve, RFC6979.find((v) => v.curve === curve)!.d);
       for (const hash of HASHES) {
         cross.push([
           { op: 'importKey', args: ['jwk', jwk, { name: 'ECDSA', namedCurve: curve }, true, ['sign']], as: 'priv' },
@@ -560,6 +562,7 @@ describe('a guest that generates keys and signs', () => {
       const sig = (name: string) => Buffer.from(result[name] as string, 'hex');
       expect(await subtle.verify(alg('ECDSA', { hash: 'SHA-256' }), await publicKey('p256', alg('ECDSA', { namedCurve: 'P-256' })), sig('p256'), data)).toBe(true);
       expect(await subtle.verify(alg('ECDSA', { hash: 'SHA-384' }), await publicKey('p384', alg('ECDSA', { namedCurve: 'P-384' })), sig('p384'), data)).toBe(true);
+      expect(await subtle.verify(alg('ECDSA', { hash: 'SHA-512' }), await publicKey('p521', alg('ECDSA', { namedCurve: 'P-521' })), sig('p521'), data)).toBe(true);
       expect(await subtle.verify(alg('RSA-PSS', { saltLength: 32 }), await publicKey('pss', alg('RSA-PSS', { hash: 'SHA-256' })), sig('pss'), data)).toBe(true);
       expect(await subtle.verify(alg('RSASSA-PKCS1-v1_5'), await publicKey('pkcs1', alg('RSASSA-PKCS1-v1_5', { hash: 'SHA-256' })), sig('pkcs1'), data)).toBe(true);
       expect(await subtle.verify(alg('Ed25519'), await publicKey('ed25519', alg('Ed25519')), sig('ed25519'), data)).toBe(true);

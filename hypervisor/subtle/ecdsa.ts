@@ -8,12 +8,7 @@
 // 6-8 ms a signature; this takes about 0.1 ms.)
 
 import { createECDH, createHmac } from 'node:crypto';
-import { CURVE_BYTES, OPENSSL_CURVES } from './keys.js';
-
-const ORDERS: Record<string, bigint> = {
-  'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
-  'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
-};
+import { CURVE_BYTES, CURVE_ORDERS, OPENSSL_CURVES } from './keys.js';
 
 const toBigint = (bytes: Uint8Array): bigint => (bytes.byteLength === 0 ? 0n : BigInt('0x' + Buffer.from(bytes).toString('hex')));
 const toBytes = (value: bigint, length: number): Buffer => Buffer.from(value.toString(16).padStart(length * 2, '0'), 'hex');
@@ -29,16 +24,11 @@ function modInverse(a: bigint, m: bigint): bigint {
   return ((oldS % m) + m) % m;
 }
 
-/** The curve order of a supported curve (generate.ts derives private keys modulo it). */
-export function curveOrder(curve: string): bigint {
-  return ORDERS[curve]!;
-}
-
 /** IEEE P1363 (r || s) signature of `digest` (the message's hash, by `hash`) with private scalar `d`. */
 export function ecdsaSign(curve: string, hash: string, dBytes: Uint8Array, digest: Uint8Array): Uint8Array {
-  const n = ORDERS[curve]!;
-  const size = CURVE_BYTES[curve]!; // rlen / 8: both curves' orders are a whole number of bytes
-  const qlen = size * 8;
+  const n = CURVE_ORDERS[curve]!;
+  const size = CURVE_BYTES[curve]!; // rlen / 8
+  const qlen = n.toString(2).length; // 521 for P-521: not a whole number of bytes
   const hmacName = hash.replace('-', '').toLowerCase();
   const bits2int = (bytes: Uint8Array): bigint => {
     const value = toBigint(bytes);

@@ -9,7 +9,7 @@
 import { createECDH, createPrivateKey, createPublicKey } from 'node:crypto';
 import { digestBlockBits, type Algorithm } from './algorithms.js';
 import { operationError, syntaxError, typeError } from './errors.js';
-import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, makeKey, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
+import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, CURVE_ORDERS, makeKey, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
 import { generateRsa, MAX_RSA_MODULUS_BITS, RSA_SEED_BYTES } from './rsa-generate.js';
 import { notSupported } from './errors.js';
 
@@ -24,10 +24,6 @@ export interface NeedEntropy {
   entropy: number;
 }
 
-const CURVE_ORDERS: Record<string, bigint> = {
-  'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
-  'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
-};
 /** PKCS #8 header of an Ed25519 private key (RFC 8410), before the 32-byte seed. */
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
@@ -58,7 +54,7 @@ export function generateKey(algorithm: Algorithm, extractable: boolean, usages: 
     const order = CURVE_ORDERS[curve];
     if (!order) throw notSupported(`Unsupported named curve ${curve}`);
     checkPrivateUsages(name, usages);
-    const bytes = CURVE_BYTES[curve]! + 8;
+    const bytes = Math.ceil((order.toString(2).length + 64) / 8);
     if (!entropy) return { entropy: bytes };
     pkcs8 = ecPrivateKey(curve, (bytesBigint(entropy.subarray(0, bytes)) % (order - 1n)) + 1n);
   } else if (name === 'Ed25519') {

@@ -152,7 +152,7 @@ function checkJwk(jwk: JsonWebKey, algorithm: Algorithm, extractable: boolean, u
   } else if (EC.has(name)) {
     checkJwkCommon(jwk, 'EC', name === 'ECDSA' ? 'sig' : 'enc', extractable, usages);
     if (jwk.crv !== algorithm.namedCurve) throw dataError('JWK "crv" does not match the requested algorithm');
-    if (name === 'ECDSA' && jwk.alg !== undefined && jwk.alg !== { 'P-256': 'ES256', 'P-384': 'ES384' }[algorithm.namedCurve!]) {
+    if (name === 'ECDSA' && jwk.alg !== undefined && jwk.alg !== { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' }[algorithm.namedCurve!]) {
       throw dataError('JWK "alg" does not match the requested algorithm');
     }
   } else {

@@ -116,5 +116,11 @@ export function bytesBigint(bytes: Uint8Array): bigint {
 }
 
 /** Node's curve names (asymmetricKeyDetails.namedCurve) for the WebCrypto ones. */
-export const OPENSSL_CURVES: Record<string, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
-export const CURVE_BYTES: Record<string, number> = { 'P-256': 32, 'P-384': 48 };
+export const OPENSSL_CURVES: Record<string, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1' };
+export const CURVE_BYTES: Record<string, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
+/** The order n of each curve's base point. */
+export const CURVE_ORDERS: Record<string, bigint> = {
+  'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+  'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+  'P-521': 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
+};

@@ -1,6 +1,6 @@
 // A guest that generates keys and signs with them (test/crypto.test.ts records it and replays it):
 //
-//   GET /keys   generates an ECDSA P-256 and P-384, RSA-PSS, RSASSA-PKCS1-v1_5, Ed25519, HMAC,
+//   GET /keys   generates an ECDSA P-256, P-384 and P-521, RSA-PSS, RSASSA-PKCS1-v1_5, Ed25519, HMAC,
 //               AES-GCM and ECDH key (all randomness from the recorded entropy input), keeps them,
 //               and answers their public halves (JWK) and secret keys (raw, hex)
 //   POST /sign  signs the body with every key kept (ECDSA, RSA-PSS with a 32-byte salt, RSASSA,
@@ -16,6 +16,7 @@ async function generate() {
   return {
     p256: await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']),
     p384: await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify']),
+    p521: await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-521' }, true, ['sign', 'verify']),
     pss: await subtle.generateKey({ name: 'RSA-PSS', ...RSA }, true, ['sign', 'verify']),
     pkcs1: await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', ...RSA, modulusLength: 1024 }, true, ['sign', 'verify']),
     ed25519: await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']),
@@ -39,6 +40,7 @@ async function sign(data) {
   const result = {
     p256: hex(await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.p256.privateKey, data)),
     p384: hex(await subtle.sign({ name: 'ECDSA', hash: 'SHA-384' }, keys.p384.privateKey, data)),
+    p521: hex(await subtle.sign({ name: 'ECDSA', hash: 'SHA-512' }, keys.p521.privateKey, data)),
     pss: hex(await subtle.sign({ name: 'RSA-PSS', saltLength: 32 }, keys.pss.privateKey, data)),
     pkcs1: hex(await subtle.sign('RSASSA-PKCS1-v1_5', keys.pkcs1.privateKey, data)),
     ed25519: hex(await subtle.sign('Ed25519', keys.ed25519.privateKey, data)),
