@@ -238,6 +238,56 @@ describe('deterministic algorithms agree with Node byte for byte', () => {
   });
 });
 
+describe('Ed448, X25519 and X448 agree with Node too', () => {
+  test('keys in every format, Ed448 signatures (deterministic), X25519/X448 deriveBits', async () => {
+    const programs: Program[] = [];
+    for (const name of ['Ed448', 'X25519', 'X448']) {
+      const type = name.toLowerCase() as 'ed448' | 'x25519' | 'x448';
+      const a = generateKeyPairSync(type as 'ed448');
+      const b = generateKeyPairSync(type as 'ed448');
+      const signing = name === 'Ed448';
+      const usages = signing ? ['sign'] : ['deriveBits', 'deriveKey'];
+      const program: Program = [
+        { op: 'importKey', args: ['pkcs8', derHex(a.privateKey.export({ format: 'der', type: 'pkcs8' })), name, true, usages], as: 'priv' },
+        { op: 'importKey', args: ['spki', derHex(a.publicKey.export({ format: 'der', type: 'spki' })), { name }, true, signing ? ['verify'] : []], as: 'pub' },
+        { op: 'importKey', args: ['jwk', a.privateKey.export({ format: 'jwk' }), { name }, true, usages], as: 'privJwk' },
+        { op: 'exportKey', args: ['jwk', '$priv'] },
+        { op: 'exportKey', args: ['jwk', '$pub'] },
+        { op: 'exportKey', args: ['raw', '$pub'], as: 'raw' },
+        { op: 'importKey', args: ['raw', '$raw', name, true, signing ? ['verify'] : []] },
+        { op: 'exportKey', args: ['pkcs8', '$privJwk'] },
+        { op: 'exportKey', args: ['spki', '$pub'] },
+        { op: 'importKey', args: ['raw', bytes(20), name, true, []] },
+      ];
+      if (signing) {
+        program.push(
+          { op: 'sign', args: [{ name }, '$priv', utf8('Ed448 message')], as: 's' },
+          { op: 'verify', args: [{ name }, '$pub', '$s', utf8('Ed448 message')] },
+          { op: 'verify', args: [{ name }, '$pub', '$s', utf8('Ed448 massage')] },
+          { op: 'sign', args: [{ name, context: bytes(3) }, '$priv', utf8('x')] },
+        );
+      } else {
+        program.push(
+          { op: 'importKey', args: ['spki', derHex(b.publicKey.export({ format: 'der', type: 'spki' })), name, true, []], as: 'peer' },
+          { op: 'deriveBits', args: [{ name, public: '$peer' }, '$priv', null] },
+          { op: 'deriveBits', args: [{ name, public: '$peer' }, '$priv', 128] },
+          { op: 'deriveKey', args: [{ name, public: '$peer' }, '$priv', { name: 'HMAC', hash: 'SHA-256', length: 256 }, true, ['sign']], as: 'h' },
+          { op: 'exportKey', args: ['raw', '$h'] },
+          { op: 'deriveBits', args: [{ name: 'ECDH', public: '$peer' }, '$priv', 128] },
+        );
+      }
+      programs.push(program);
+    }
+    // generated in the guest: usable, with the usages and algorithm Node gives
+    programs.push([
+      { op: 'generateKey', args: [{ name: 'X25519' }, true, ['deriveBits']], as: 'x' },
+      { op: 'generateKey', args: [{ name: 'Ed448' }, false, ['sign', 'verify']], as: 'e' },
+      { op: 'generateKey', args: [{ name: 'X448' }, true, ['verify']] },
+    ]);
+    await expectSame(programs);
+  });
+});
+
 describe('randomized algorithms: each side verifies the other', () => {
   // RFC 6979 A.2.5 (P-256), A.2.6 (P-384) and A.2.7 (P-521), SHA-256 rows: deterministic ECDSA gives these exact signatures.
   const RFC6979 = [

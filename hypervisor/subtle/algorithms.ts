@@ -37,6 +37,7 @@ export interface Algorithm {
   iterations?: number;
   public?: unknown;
   label?: Uint8Array;
+  context?: Uint8Array;
 }
 
 type MemberKind = 'bytes' | 'ulong' | 'ushort' | 'octet' | 'string' | 'hash' | 'key';
@@ -60,6 +61,7 @@ const RSA_PSS: Dictionary = { type: 'RsaPssParams', members: [req('saltLength', 
 const EC_GEN: Dictionary = { type: 'EcKeyGenParams', members: [req('namedCurve', 'string')] };
 const EC_IMPORT: Dictionary = { type: 'EcKeyImportParams', members: [req('namedCurve', 'string')] };
 const RSA_OAEP: Dictionary = { type: 'RsaOaepParams', members: [opt('label', 'bytes')] };
+const ED448: Dictionary = { type: 'Ed448Params', members: [opt('context', 'bytes')] };
 const ECDSA: Dictionary = { type: 'EcdsaParams', members: [req('hash', 'hash')] };
 const ECDH_DERIVE: Dictionary = { type: 'EcdhKeyDeriveParams', members: [req('public', 'key')] };
 const HMAC_GEN: Dictionary = { type: 'HmacKeyGenParams', members: [req('hash', 'hash'), opt('length', 'ulong')] };
@@ -86,6 +88,9 @@ const SUPPORTED: Record<Operation, Record<string, Dictionary>> = {
     ECDSA: EC_GEN,
     ECDH: EC_GEN,
     Ed25519: NONE,
+    Ed448: NONE,
+    X25519: NONE,
+    X448: NONE,
     HMAC: HMAC_GEN,
     ...Object.fromEntries(AES.map((name) => [name, AES_GEN])),
   },
@@ -96,16 +101,19 @@ const SUPPORTED: Record<Operation, Record<string, Dictionary>> = {
     ECDSA: EC_IMPORT,
     ECDH: EC_IMPORT,
     Ed25519: NONE,
+    Ed448: NONE,
+    X25519: NONE,
+    X448: NONE,
     HMAC: HMAC_IMPORT,
     PBKDF2: NONE,
     HKDF: NONE,
     ...Object.fromEntries(AES.map((name) => [name, NONE])),
   },
-  sign: { 'RSASSA-PKCS1-v1_5': NONE, 'RSA-PSS': RSA_PSS, ECDSA, Ed25519: NONE, HMAC: NONE },
-  verify: { 'RSASSA-PKCS1-v1_5': NONE, 'RSA-PSS': RSA_PSS, ECDSA, Ed25519: NONE, HMAC: NONE },
+  sign: { 'RSASSA-PKCS1-v1_5': NONE, 'RSA-PSS': RSA_PSS, ECDSA, Ed25519: NONE, Ed448: ED448, HMAC: NONE },
+  verify: { 'RSASSA-PKCS1-v1_5': NONE, 'RSA-PSS': RSA_PSS, ECDSA, Ed25519: NONE, Ed448: ED448, HMAC: NONE },
   encrypt: ENCRYPT,
   decrypt: ENCRYPT,
-  deriveBits: { ECDH: ECDH_DERIVE, HKDF, PBKDF2 },
+  deriveBits: { ECDH: ECDH_DERIVE, X25519: ECDH_DERIVE, X448: ECDH_DERIVE, HKDF, PBKDF2 },
   'get key length': {
     ...Object.fromEntries(AES.map((name) => [name, AES_DERIVED])),
     HMAC: HMAC_IMPORT,

@@ -3,13 +3,13 @@
 // needs; the guest draws them and calls again. So replay regenerates every key byte for byte.
 //   secret keys:  the entropy bytes are the key;
 //   EC keys:      d = (c mod (n - 1)) + 1 for c of bitlen(n) + 64 entropy bits (FIPS 186-4 B.4.1);
-//   Ed25519:      32 entropy bytes are the private key (RFC 8032's seed);
+//   Ed25519, Ed448, X25519, X448: entropy bytes are the private key (RFC 8032's seed, RFC 7748's k);
 //   RSA:          a 32-byte seed, expanded deterministically (rsa-generate.ts).
 
 import { createECDH, createPrivateKey, createPublicKey } from 'node:crypto';
 import { digestBlockBits, type Algorithm } from './algorithms.js';
 import { operationError, syntaxError, typeError } from './errors.js';
-import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, CURVE_ORDERS, makeKey, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
+import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, CURVE_ORDERS, makeKey, OKP, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
 import { generateRsa, MAX_RSA_MODULUS_BITS, RSA_SEED_BYTES } from './rsa-generate.js';
 import { notSupported } from './errors.js';
 
@@ -24,8 +24,6 @@ export interface NeedEntropy {
   entropy: number;
 }
 
-/** PKCS #8 header of an Ed25519 private key (RFC 8410), before the 32-byte seed. */
-const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 export function generateKey(algorithm: Algorithm, extractable: boolean, usages: KeyUsage[], entropy: Uint8Array | undefined): KeyDesc | KeyPair | NeedEntropy {
   const name = algorithm.name;
@@ -57,10 +55,11 @@ export function generateKey(algorithm: Algorithm, extractable: boolean, usages: 
     const bytes = Math.ceil((order.toString(2).length + 64) / 8);
     if (!entropy) return { entropy: bytes };
     pkcs8 = ecPrivateKey(curve, (bytesBigint(entropy.subarray(0, bytes)) % (order - 1n)) + 1n);
-  } else if (name === 'Ed25519') {
+  } else if (name in OKP) {
+    const okp = OKP[name]!;
     checkPrivateUsages(name, usages);
-    if (!entropy) return { entropy: 32 };
-    pkcs8 = Buffer.concat([ED25519_PKCS8_PREFIX, entropy.subarray(0, 32)]);
+    if (!entropy) return { entropy: okp.bytes };
+    pkcs8 = Buffer.concat([Buffer.from(okp.pkcs8Prefix, 'hex'), entropy.subarray(0, okp.bytes)]);
   } else {
     const bits = algorithm.modulusLength!;
     const e = bytesBigint(algorithm.publicExponent!);
@@ -75,7 +74,7 @@ export function generateKey(algorithm: Algorithm, extractable: boolean, usages: 
   const keyAlgorithm =
     name === 'ECDSA' || name === 'ECDH'
       ? { name, namedCurve: algorithm.namedCurve! }
-      : name === 'Ed25519'
+      : name in OKP
         ? { name }
         : { name, modulusLength: algorithm.modulusLength!, publicExponent: bigintBytes(bytesBigint(algorithm.publicExponent!)), hash: { name: algorithm.hash!.name } };
   return {
@@ -86,7 +85,7 @@ export function generateKey(algorithm: Algorithm, extractable: boolean, usages: 
 }
 
 function checkPrivateUsages(name: string, usages: KeyUsage[]): void {
-  const privateUsages = name === 'ECDH' ? ['deriveKey', 'deriveBits'] : name === 'RSA-OAEP' ? ['decrypt', 'unwrapKey'] : ['sign'];
+  const privateUsages = name === 'ECDH' || name === 'X25519' || name === 'X448' ? ['deriveKey', 'deriveBits'] : name === 'RSA-OAEP' ? ['decrypt', 'unwrapKey'] : ['sign'];
   if (!usages.some((usage) => privateUsages.includes(usage))) throw syntaxError('Usages cannot be empty when creating a key.');
 }
 

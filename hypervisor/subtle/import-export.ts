@@ -12,6 +12,7 @@ import {
   keyObject,
   makeKey,
   materialOf,
+  OKP,
   OPENSSL_CURVES,
   type KeyAlgorithm,
   type KeyDesc,
@@ -39,7 +40,8 @@ function jwkAlg(algorithm: KeyAlgorithm): string | undefined {
     case 'RSA-OAEP':
       return hash === '1' ? 'RSA-OAEP' : `RSA-OAEP-${hash}`;
     case 'Ed25519':
-      return 'Ed25519';
+    case 'Ed448':
+      return algorithm.name; // as Node 20 (RFC 8037 would say EdDSA)
     default:
       return algorithm.name in AES_ALG_SUFFIX ? `A${algorithm.length}${AES_ALG_SUFFIX[algorithm.name]}` : undefined;
   }
@@ -119,7 +121,7 @@ function importAsymmetric(format: KeyFormat, keyData: Uint8Array | JsonWebKey, a
     if (details.namedCurve !== OPENSSL_CURVES[algorithm.namedCurve!]) throw dataError('Named curve mismatch');
     keyAlgorithm = { name, namedCurve: algorithm.namedCurve! };
   } else {
-    if (object.asymmetricKeyType !== 'ed25519') throw dataError('Invalid key type');
+    if (object.asymmetricKeyType !== OKP[name]!.nodeType) throw dataError('Invalid key type');
     keyAlgorithm = { name };
   }
   return makeKey(type, extractable, keyAlgorithm, usages, materialOf(object));
@@ -156,17 +158,17 @@ function checkJwk(jwk: JsonWebKey, algorithm: Algorithm, extractable: boolean, u
       throw dataError('JWK "alg" does not match the requested algorithm');
     }
   } else {
-    checkJwkCommon(jwk, 'OKP', 'sig', extractable, usages);
-    if (jwk.crv !== 'Ed25519') throw dataError('JWK "crv" Parameter and algorithm name mismatch');
-    if (jwk.alg !== undefined && jwk.alg !== 'Ed25519' && jwk.alg !== 'EdDSA') throw dataError('JWK "alg" does not match the requested algorithm');
+    checkJwkCommon(jwk, 'OKP', name.startsWith('Ed') ? 'sig' : 'enc', extractable, usages);
+    if (jwk.crv !== name) throw dataError('JWK "crv" Parameter and algorithm name mismatch');
+    if (name.startsWith('Ed') && jwk.alg !== undefined && jwk.alg !== name && jwk.alg !== 'EdDSA') throw dataError('JWK "alg" does not match the requested algorithm');
   }
 }
 
-/** A raw public key (an EC point, compressed or not, or an Ed25519 key) as a JWK Node can parse. */
+/** A raw public key (an EC point, compressed or not, or an OKP key) as a JWK Node can parse. */
 function rawPublicJwk(name: string, curve: string | undefined, raw: Uint8Array): JsonWebKey {
-  if (name === 'Ed25519') {
-    if (raw.byteLength !== 32) throw dataError('Invalid keyData');
-    return { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') };
+  if (name in OKP) {
+    if (raw.byteLength !== OKP[name]!.bytes) throw dataError('Invalid keyData');
+    return { kty: 'OKP', crv: name, x: Buffer.from(raw).toString('base64url') };
   }
   const size = CURVE_BYTES[curve!]!;
   const point = ECDH.convertKey(Buffer.from(raw), OPENSSL_CURVES[curve!]!, undefined, undefined, 'uncompressed') as Buffer;
@@ -199,7 +201,7 @@ export function exportKey(format: KeyFormat, key: KeyDesc): Uint8Array | JsonWeb
 function rawPublic(key: KeyDesc): Uint8Array {
   const jwk = keyObject(key).export({ format: 'jwk' });
   const x = Buffer.from(jwk.x!, 'base64url');
-  if (key.algorithm.name === 'Ed25519') return new Uint8Array(x);
+  if (key.algorithm.name in OKP) return new Uint8Array(x);
   return new Uint8Array(Buffer.concat([Buffer.from([4]), x, Buffer.from(jwk.y!, 'base64url')]));
 }
 

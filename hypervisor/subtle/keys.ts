@@ -46,6 +46,8 @@ export function allowedUsages(algorithm: string, type: KeyType): KeyUsage[] {
     case 'HKDF':
       return DERIVE;
     case 'ECDH':
+    case 'X25519':
+    case 'X448':
       return type === 'private' ? DERIVE : [];
     case 'RSA-OAEP':
       return type === 'private' ? ['decrypt', 'unwrapKey'] : type === 'public' ? ['encrypt', 'wrapKey'] : [];
@@ -58,7 +60,7 @@ export function allowedUsages(algorithm: string, type: KeyType): KeyUsage[] {
 function family(algorithm: string): string {
   if (algorithm.startsWith('AES-')) return 'an AES key';
   if (algorithm.startsWith('RSA')) return 'an RSA key';
-  if (algorithm === 'ECDSA' || algorithm === 'ECDH') return `an ${algorithm} key`;
+  if (algorithm === 'ECDSA' || algorithm === 'ECDH' || algorithm === 'Ed25519' || algorithm === 'Ed448') return `an ${algorithm} key`;
   return `a ${algorithm} key`;
 }
 
@@ -116,6 +118,14 @@ export function bytesBigint(bytes: Uint8Array): bigint {
 }
 
 /** Node's curve names (asymmetricKeyDetails.namedCurve) for the WebCrypto ones. */
+/** The OKP algorithms (RFC 8037): Node's key type, key size, and the PKCS #8 DER before the private key. */
+export const OKP: Record<string, { nodeType: string; bytes: number; pkcs8Prefix: string }> = {
+  Ed25519: { nodeType: 'ed25519', bytes: 32, pkcs8Prefix: '302e020100300506032b657004220420' },
+  Ed448: { nodeType: 'ed448', bytes: 57, pkcs8Prefix: '3047020100300506032b6571043b0439' },
+  X25519: { nodeType: 'x25519', bytes: 32, pkcs8Prefix: '302e020100300506032b656e04220420' },
+  X448: { nodeType: 'x448', bytes: 56, pkcs8Prefix: '3046020100300506032b656f043a0438' },
+};
+
 export const OPENSSL_CURVES: Record<string, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1' };
 export const CURVE_BYTES: Record<string, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
 /** The order n of each curve's base point. */

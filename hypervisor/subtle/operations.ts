@@ -60,7 +60,8 @@ export function sign(algorithm: Algorithm, key: KeyDesc, data: Uint8Array, entro
       const d = Buffer.from(object.export({ format: 'jwk' }).d!, 'base64url');
       return ecdsaSign(key.algorithm.namedCurve!, algorithm.hash!.name, d, createHash(digestName(algorithm.hash!)).update(data).digest());
     }
-    default: // Ed25519: deterministic by construction (RFC 8032)
+    default: // Ed25519, Ed448: deterministic by construction (RFC 8032)
+      if (algorithm.context !== undefined && algorithm.context.byteLength > 0) throw notSupported('Non zero-length context is not yet supported.');
       return nodeSign(null, data, object);
   }
 }
@@ -73,6 +74,7 @@ export function verify(algorithm: Algorithm, key: KeyDesc, signature: Uint8Array
     return expected.length === signature.byteLength && timingSafeEqual(expected, signature);
   }
   requireType(key, 'public', 'verify');
+  if (algorithm.context !== undefined && algorithm.context.byteLength > 0) throw notSupported('Non zero-length context is not yet supported.');
   const object = keyObject(key);
   try {
     switch (name) {
@@ -186,7 +188,7 @@ function aesKw(bits: number, key: Buffer, data: Uint8Array, wrapping: boolean): 
 
 export function deriveBits(algorithm: Algorithm, key: KeyDesc, length: number | null, usage: 'deriveBits' | 'deriveKey' = 'deriveBits'): Uint8Array {
   checkKeyFor(key, algorithm, usage);
-  if (algorithm.name === 'ECDH') return ecdh(algorithm, key, length);
+  if (algorithm.name === 'ECDH' || algorithm.name === 'X25519' || algorithm.name === 'X448') return ecdh(algorithm, key, length);
   if (length === null) throw operationError('length cannot be null');
   if (length % 8 !== 0) throw operationError('length must be a multiple of 8');
   const hash = digestName(algorithm.hash!);
@@ -206,7 +208,7 @@ function ecdh(algorithm: Algorithm, key: KeyDesc, length: number | null): Uint8A
   const peer = algorithm.public as KeyDesc;
   if (key.type !== 'private') throw invalidAccess('The requested operation is not valid for the provided key');
   if (peer.type !== 'public') throw invalidAccess('algorithm.public must be a public key');
-  if (peer.algorithm.name !== 'ECDH') throw invalidAccess('The public and private keys must be ECDH keys');
+  if (peer.algorithm.name !== key.algorithm.name) throw invalidAccess('Key algorithm mismatch');
   if (peer.algorithm.namedCurve !== key.algorithm.namedCurve) throw invalidAccess('The public and private keys must be on the same curve');
   const secret = diffieHellman({ privateKey: keyObject(key), publicKey: keyObject(peer) });
   if (length === null) return secret;

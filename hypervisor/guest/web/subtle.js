@@ -46,7 +46,7 @@ const kConstruct = objectFreeze({});
 const USAGES = ['encrypt', 'decrypt', 'sign', 'verify', 'deriveKey', 'deriveBits', 'wrapKey', 'unwrapKey'];
 const FORMATS = ['raw', 'spki', 'pkcs8', 'jwk'];
 const JWK_STRINGS = ['kty', 'use', 'alg', 'crv', 'x', 'y', 'd', 'n', 'e', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
-const BYTE_MEMBERS = ['publicExponent', 'iv', 'counter', 'additionalData', 'salt', 'info', 'label'];
+const BYTE_MEMBERS = ['publicExponent', 'iv', 'counter', 'additionalData', 'salt', 'info', 'label', 'context'];
 const NUMBER_MEMBERS = ['length', 'modulusLength', 'saltLength', 'tagLength', 'iterations'];
 
 function fail(method, message) {
