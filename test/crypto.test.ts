@@ -403,6 +403,19 @@ describe('randomized algorithms: each side verifies the other', () => {
       expect(nodeOpens[i]!.at(-1), `Node decrypts the guest's ciphertext ${i}`).toEqual(plain);
       expect(guestOpens[i]!.at(-1), `the guest decrypts Node's ciphertext ${i}`).toEqual(plain);
     });
+    // wrapKey with RSA-OAEP: the guest wraps, Node unwraps.
+    const wrap: Program = [
+      { op: 'importKey', args: ['spki', spki, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['wrapKey']], as: 'pub' },
+      { op: 'importKey', args: ['raw', bytes(32, 7), 'AES-GCM', true, ['encrypt']], as: 'inner' },
+      { op: 'wrapKey', args: ['raw', '$inner', '$pub', { name: 'RSA-OAEP' }] },
+    ];
+    const [wrapped] = await inGuest([wrap]);
+    const [unwrapped] = await inNode([[
+      { op: 'importKey', args: ['pkcs8', pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['unwrapKey']], as: 'priv' },
+      { op: 'unwrapKey', args: ['raw', wrapped!.at(-1), '$priv', { name: 'RSA-OAEP' }, 'AES-GCM', true, ['encrypt']], as: 'k' },
+      { op: 'exportKey', args: ['raw', '$k'] },
+    ]]);
+    expect(unwrapped!.at(-1)).toEqual(bytes(32, 7));
     // Encryption is randomized (the seed comes from the entropy input): twice, two ciphertexts.
     const twice = await inGuest([encryptions[0]!, encryptions[0]!]);
     expect(twice[0]![1]).not.toEqual(twice[1]![1]);
