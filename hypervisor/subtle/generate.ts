@@ -8,10 +8,9 @@
 
 import { createECDH, createPrivateKey, createPublicKey } from 'node:crypto';
 import { digestBlockBits, type Algorithm } from './algorithms.js';
-import { operationError, syntaxError, typeError } from './errors.js';
+import { notSupported, operationError, syntaxError, typeError } from './errors.js';
 import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, CURVE_ORDERS, makeKey, OKP, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
 import { generateRsa, MAX_RSA_MODULUS_BITS, RSA_SEED_BYTES } from './rsa-generate.js';
-import { notSupported } from './errors.js';
 
 /** A generated HMAC key is entropy bytes, and one entropy request is at most 64 KiB (hypervisor/vm.ts). */
 export const MAX_HMAC_KEY_BITS = 65536 * 8;

@@ -7,13 +7,11 @@
 // input and ask again with them as `entropy`".
 
 import { digestBlockBits, normalize, type Algorithm } from './algorithms.js';
-import { operationError, SubtleError, typeError } from './errors.js';
+import { dataError, operationError, SubtleError, typeError } from './errors.js';
 import { generateKey } from './generate.js';
 import { exportKey, importKey, type KeyFormat } from './import-export.js';
-import { type KeyDesc, type KeyUsage } from './keys.js';
+import { checkKeyFor, type KeyDesc, type KeyUsage } from './keys.js';
 import { cipher, decrypt, deriveBits, digest, encrypt, sign, verify } from './operations.js';
-import { checkKeyFor } from './keys.js';
-import { dataError } from './errors.js';
 
 export interface WireMessage {
   json: string;

@@ -2,7 +2,7 @@
 // raw, jwk, spki, pkcs8. Parsing and serialising is Node's (KeyObject), so the bytes match Node's
 // webcrypto; the WebCrypto checks around it (usages, JWK members, curves) are done here.
 
-import { createPrivateKey, createPublicKey, createSecretKey, ECDH, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, ECDH, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { type Algorithm } from './algorithms.js';
 import { dataError, invalidAccess, notSupported, syntaxError, typeError } from './errors.js';
 import {
@@ -203,9 +203,4 @@ function rawPublic(key: KeyDesc): Uint8Array {
   const x = Buffer.from(jwk.x!, 'base64url');
   if (key.algorithm.name in OKP) return new Uint8Array(x);
   return new Uint8Array(Buffer.concat([Buffer.from([4]), x, Buffer.from(jwk.y!, 'base64url')]));
-}
-
-/** A secret key from bytes (generateKey and deriveKey share it). */
-export function secretKey(algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[], bytes: Uint8Array): KeyDesc {
-  return makeKey('secret', extractable, algorithm, usages, new Uint8Array(createSecretKey(bytes).export()));
 }
