@@ -5,7 +5,8 @@
 // r and s are a few BigInt operations mod n. Verification stays with Node (OpenSSL).
 //
 // (@noble/curves does the same in pure JS, but took 0.4-1.2 s to warm up per curve and hash, then
-// 6-8 ms a signature; this takes about 0.1 ms.)
+// 6-8 ms a signature, on a loaded 2-core machine; this took 0.6-4 ms there, mostly OpenSSL's k·G.)
+// The BigInt steps are not constant-time; k·G, where the secret nonce is used on its own, is.
 
 import { createECDH, createHmac } from 'node:crypto';
 import { CURVE_BYTES, CURVE_ORDERS, OPENSSL_CURVES } from './keys.js';
