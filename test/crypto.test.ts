@@ -591,11 +591,12 @@ describe('errors: the same error types as Node 20', () => {
     ]);
   });
 
-  test('CryptoKey and SubtleCrypto cannot be constructed by the guest; globals are in place; getRandomValues errors as in Node', async () => {
+  test('CryptoKey and SubtleCrypto cannot be constructed by the guest; globals are in place; keys survive structuredClone; getRandomValues errors as in Node', async () => {
     const res = await exchange('GET', lab.url + '/globals');
     expect(JSON.parse(res.body)).toEqual({
       getRandomValues: randomValuesErrors(),
       uuid: true,
+      clone: { tag: '[object CryptoKey]', distinct: true, same: true },
       cryptoKey: 'TypeError',
       subtleCrypto: 'TypeError',
       subtleIsSubtleCrypto: true,

@@ -11,7 +11,7 @@
 // as {"$b": index}. Answers: {ok}, {error: {name, message}}, or {entropy: n} ("ask again with n
 // entropy bytes").
 
-import { DOMException, defineGlobal, setTag } from './platform.js';
+import { DOMException, defineGlobal, registerCloner, setTag } from './platform.js';
 
 const host = globalThis.__ftjs_host;
 const OP_ENTROPY = 6;
@@ -396,6 +396,12 @@ class SubtleCrypto {
   }
 }
 setTag(SubtleCrypto, 'SubtleCrypto');
+
+// structuredClone(key) gives another CryptoKey with the same material (as in Node).
+registerCloner('[object CryptoKey]', (value) => {
+  const desc = descOf(value);
+  return desc === undefined ? undefined : newKey(desc);
+});
 
 defineGlobal('CryptoKey', CryptoKey);
 defineGlobal('SubtleCrypto', SubtleCrypto);
