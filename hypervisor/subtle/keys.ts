@@ -2,7 +2,7 @@
 // handles), and their conversion to and from Node KeyObjects. Key material is raw bytes for secret
 // keys, SPKI DER for public keys and PKCS #8 DER for private keys, whatever format they came in.
 
-import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { type Algorithm } from './algorithms.js';
 import { invalidAccess, syntaxError } from './errors.js';
 
@@ -87,16 +87,30 @@ export function checkKeyFor(key: KeyDesc, algorithm: Algorithm, usage: KeyUsage)
   }
 }
 
+/**
+ * Parsed keys by type and material digest, most recently used last. Parsing a DER key costs OpenSSL
+ * 0.3-1.7 ms, more than most operations with it; Node's webcrypto parses once per CryptoKey, and this
+ * cache of a pure function does the same for keys in use. It is not VM state: a miss only costs time.
+ */
+const parsedKeys = new Map<string, KeyObject>();
+export const PARSED_KEY_CACHE_ENTRIES = 256;
+
 export function keyObject(key: KeyDesc): KeyObject {
   const material = Buffer.from(key.material.buffer, key.material.byteOffset, key.material.byteLength);
-  switch (key.type) {
-    case 'secret':
-      return createSecretKey(material);
-    case 'private':
-      return createPrivateKey({ key: material, format: 'der', type: 'pkcs8' });
-    case 'public':
-      return createPublicKey({ key: material, format: 'der', type: 'spki' });
+  if (key.type === 'secret') return createSecretKey(material);
+  const id = key.type + createHash('sha256').update(material).digest('base64');
+  let object = parsedKeys.get(id);
+  if (object) {
+    parsedKeys.delete(id);
+  } else {
+    object =
+      key.type === 'private'
+        ? createPrivateKey({ key: material, format: 'der', type: 'pkcs8' })
+        : createPublicKey({ key: material, format: 'der', type: 'spki' });
+    if (parsedKeys.size >= PARSED_KEY_CACHE_ENTRIES) parsedKeys.delete(parsedKeys.keys().next().value!);
   }
+  parsedKeys.set(id, object);
+  return object;
 }
 
 /** The material a KeyObject is stored as in the guest. */
