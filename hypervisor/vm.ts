@@ -32,6 +32,7 @@ import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
 import { splitWebGlue } from './glue.js';
+import { subtleHostOp } from './subtle/host-op.js';
 
 export interface BootConfig {
   entry: string;
@@ -115,7 +116,8 @@ export class BootError extends Error {
 }
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8, LazyModule: 9, RespondHead: 10, RespondChunk: 11, RespondEnd: 12 } as const;
+// Crypto (13) is crypto.subtle (hypervisor/guest/web/subtle.js): a pure function of its arguments.
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8, LazyModule: 9, RespondHead: 10, RespondChunk: 11, RespondEnd: 12, Crypto: 13 } as const;
 // Events the host delivers to the guest glue's dispatch function.
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, StreamCancel: 6, Boot: 9 } as const;
 
@@ -403,9 +405,30 @@ export class Vm {
         else this.fetchAborts.push(fetchId);
         return undefined;
       }
+      case HostOp.Crypto:
+        return this.cryptoCall(args);
       default:
         throw new VmFatal(`guest runtime called unknown host op ${op}`);
     }
+  }
+
+  /**
+   * crypto.subtle: (op, json, ...buffers) → an ArrayBuffer, 0/1 (verify), or [json, ...buffers]
+   * (hypervisor/subtle/host-op.ts). Buffers are copied: a node Buffer may be a view of a shared pool.
+   */
+  private cryptoCall(args: QuickJSHandle[]): QuickJSHandle {
+    const c = this.context;
+    const buffers = args.slice(2).map((handle) => this.bytesArg(handle));
+    const answer = subtleHostOp({ json: c.getString(args[1]!), buffers });
+    if (answer instanceof Uint8Array) return c.newArrayBuffer(new Uint8Array(answer).buffer);
+    if (typeof answer === 'boolean') return c.newNumber(answer ? 1 : 0);
+    const result = c.newArray();
+    const parts = [c.newString(answer.json), ...answer.buffers.map((bytes) => c.newArrayBuffer(new Uint8Array(bytes).buffer))];
+    parts.forEach((part, index) => {
+      c.setProp(result, index, part);
+      part.dispose();
+    });
+    return result;
   }
 
   /** A body from the guest: an ArrayBuffer, or a string the host encodes as UTF-8 (faster than the interpreter). */

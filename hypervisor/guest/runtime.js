@@ -23,6 +23,7 @@
   const OP_RESPOND_HEAD = 10;
   const OP_RESPOND_CHUNK = 11;
   const OP_RESPOND_END = 12;
+  // 13: crypto.subtle, called by hypervisor/guest/web/subtle.js (OP_CRYPTO there).
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;
@@ -248,8 +249,10 @@
   for (let i = 0; i < 256; i++) hex.push((i < 16 ? '0' : '') + i.toString(16));
   const crypto = {
     getRandomValues(array) {
-      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView) {
-        throw new TypeError('crypto.getRandomValues: argument must be an integer TypedArray');
+      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView ||
+          (typeof Float16Array === 'function' && array instanceof Float16Array)) {
+        // As Node 20 and the spec: a DOMException, not a TypeError.
+        throw new (globalThis.DOMException || Error)('crypto.getRandomValues: the data argument must be an integer-type TypedArray', 'TypeMismatchError');
       }
       if (array.byteLength > MAX_RANDOM_BYTES) {
         throw new (globalThis.DOMException || Error)('crypto.getRandomValues: ' + array.byteLength + ' bytes requested, at most 65536 allowed', 'QuotaExceededError');
@@ -268,6 +271,7 @@
       }
       return s;
     },
+    subtle: web.subtle, // hypervisor/guest/web/subtle.js
   };
   define('crypto', crypto);
 

@@ -6,3 +6,4 @@ import './encoding.js';
 import './forms.js';
 import './navigator.js';
 import './urlpattern.js';
+import './subtle.js';

@@ -3269,6 +3269,13 @@ function defineOwn(obj, key, value) {
   else obj[key] = value;
 }
 
+// Serializable platform objects of other modules (CryptoKey): tag → function that clones one, or
+// answers undefined if `v` only pretends to have the tag.
+const platformCloners = new Map();
+function registerCloner(tag, clone) {
+  platformCloners.set(tag, clone);
+}
+
 function cloneValue(v, memory) {
   const t = typeof v;
   if (t === 'symbol' || t === 'function') throw dataCloneError(v);
@@ -3379,6 +3386,14 @@ function cloneValue(v, memory) {
       break;
     default: {
       if (UNCLONEABLE_TAGS.has(tag)) throw dataCloneError(v);
+      const cloner = platformCloners.get(tag);
+      if (cloner !== undefined) {
+        out = cloner(v);
+        if (out !== undefined) {
+          memory.set(v, out);
+          return out;
+        }
+      }
       if (ArrayBuffer.isView(v)) {
         const name = getTypedArrayTag.call(v);
         if (name !== undefined) {
@@ -3493,5 +3508,5 @@ globalThis.__ftjs_web = {
   },
 };
 
-// For the other modules of the guest web platform (forms.js, encoding.js, ...).
-export { Blob, blobBytes, makeBlob, DOMException, defineGlobal, setTag, isObjectLike, toUSVString, requireArgs, utf8Encode, utf8DecodeNoBOM, latin1ToString, formParse };
+// For the other modules of the guest web platform (forms.js, encoding.js, subtle.js, ...).
+export { Blob, blobBytes, makeBlob, DOMException, defineGlobal, registerCloner, setTag, isObjectLike, toUSVString, requireArgs, utf8Encode, utf8DecodeNoBOM, latin1ToString, formParse };
