@@ -15,6 +15,8 @@
 // checked that no newer epoch exists: stale acks read after a SIGCONT must not leak a response from a
 // primary that was replaced while it slept.
 
+import { invariant } from '../logging-channel/invariant.js';
+
 export type Role = 'primary' | 'backup' | 'claiming' | 'live' | 'halted';
 
 export interface RoleConfig {
@@ -232,7 +234,24 @@ export class RoleMachine {
         this.onFatal(input, out);
         break;
     }
+    this.checkReleases(out);
     return out;
+  }
+
+  /**
+   * The Output Rule and one speaker per epoch, asserted on every batch: a release comes only from a
+   * node that speaks and is not verifying its epoch, and a release through a seq only from a primary
+   * whose backup acknowledged that seq. A broken one throws: the node must stop, not release.
+   */
+  private checkReleases(out: readonly RoleAction[]): void {
+    for (const action of out) {
+      if (action.type === 'release-through') {
+        invariant(this.roleNow === 'primary' && this.holding && !this.verifying, `release through seq ${action.seq} by a ${this.roleNow}${this.verifying ? ' verifying its epoch' : ''}`);
+        invariant(action.seq <= this.ackedSeq, `release through seq ${action.seq} beyond the acknowledged seq ${this.ackedSeq}`);
+      } else if (action.type === 'release-all') {
+        invariant(this.speaks && !this.verifying && !this.holding, `release of every held output by a ${this.roleNow} in epoch ${this.epochNow}${this.holding ? ' that has a backup' : ''}`);
+      }
+    }
   }
 
   private noticeGap(nowMs: number, out: RoleAction[]): void {
