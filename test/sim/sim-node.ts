@@ -182,6 +182,7 @@ export class SimNode implements Owner {
   }
 
   private perform(action: RoleAction): void {
+    if (action.type === 'epoch-won' && this.serving) this.sim.onLive(this, action.epoch, this.serving.log.lastSeq);
     if (this.serving?.perform(action)) return;
     switch (action.type) {
       case 'claim': {
@@ -306,7 +307,7 @@ export class SimNode implements Owner {
     const stream = this.stream!;
     try {
       if (m.kind === 'snapshot') {
-        if (this.vm || !this.config) return;
+        if (!this.config || this.replayedSeq !== 0 || this.queue.length > 0) return;
         this.performStream(end, stream.snapshotReceived(m.seq, nowMs));
         void this.bootFromSnapshot(m.seq, m.pos, m.snapshot);
         return;
@@ -360,10 +361,18 @@ export class SimNode implements Owner {
     }
   }
 
+  /**
+   * Boots the replaying VM. A joiner welcomed from seq 1 by one primary and then joined by snapshot
+   * (by the same primary after its log grew, or by another) replaces the VM it booted for seq 1: it
+   * never replayed anything on it.
+   */
   private async bootVm(snapshot: { seq: number; pos: number; snapshot: import('../../hypervisor/vm.js').Snapshot } | null): Promise<void> {
+    const old = this.vm;
     const vm = this.env.startVm(this.config!.limits) as SimVm;
     this.vm = vm;
+    if (old) void old.terminate();
     await vm.boot(this.config!, 'replay', snapshot?.snapshot);
+    if (this.vm !== vm) return;
     this.pump();
   }
 
@@ -454,7 +463,7 @@ export class SimNode implements Owner {
     serving.start({ results: [], state }, epoch);
     serving.loop.reissue(await vm.pendingFetches());
     this.sim.note(`${this.id}: LIVE in epoch ${epoch} from seq ${this.replayedSeq}`);
-    this.sim.onLive(this, epoch);
+    this.sim.onLive(this, epoch, this.replayedSeq);
   }
 
   // ---------------------------------------------------------------- faults

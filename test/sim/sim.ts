@@ -76,6 +76,10 @@ export class Sim {
   readonly violations: string[] = [];
   readonly faultLog: string[] = [];
   private readonly speakers = new Map<number, string>();
+  /** Every output released: [epoch, seq, node] (the lineage check). */
+  private readonly releases: Array<{ epoch: number; seq: number; node: string }> = [];
+  /** Each epoch a node went live in, and the seq its log continued from. */
+  private readonly epochBases = new Map<number, { node: string; baseSeq: number }>();
   /** Serving incarnation -> the highest seq a backup of it has received. */
   private readonly received = new Map<string, number>();
   private healthyView: SimNode[] = [];
@@ -114,6 +118,11 @@ export class Sim {
     const speaker = this.speakers.get(epoch);
     if (speaker === undefined) this.speakers.set(epoch, node.id);
     else if (speaker !== node.id) this.violate(`two speakers in epoch ${epoch}: ${speaker} and ${node.id}`);
+    // The lineage: a newer epoch that started from an earlier seq does not hold this output's effect.
+    for (const [e, base] of this.epochBases) {
+      if (e > epoch && base.baseSeq < seq && base.node !== node.id) this.violate(`acknowledged effect lost: ${node.id} released seq ${seq} in epoch ${epoch}, but epoch ${e} (${base.node}) continues from seq ${base.baseSeq}`);
+    }
+    if (this.releases.length < 100_000) this.releases.push({ epoch, seq, node: node.id });
     release();
   }
 
@@ -133,9 +142,15 @@ export class Sim {
     this.violate(`divergence on ${node.id}: ${what}`);
   }
 
-  onLive(node: SimNode, epoch: number): void {
-    void node;
-    void epoch;
+  /** `node` goes live in `epoch` with a log that continues from `baseSeq`. */
+  onLive(node: SimNode, epoch: number, baseSeq: number): void {
+    this.epochBases.set(epoch, { node: node.id, baseSeq });
+    for (const r of this.releases) {
+      if (r.epoch < epoch && r.seq > baseSeq && r.node !== node.id) {
+        this.violate(`acknowledged effect lost: ${r.node} released seq ${r.seq} in epoch ${r.epoch}, but ${node.id} goes live in epoch ${epoch} from seq ${baseSeq}`);
+        break;
+      }
+    }
   }
 
   /** Where a backup dials: the node that serves (the operator's --primary, found by asking health). */
