@@ -174,7 +174,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   }
 
   private async onWelcome(bootConfig: unknown, reconnect: boolean, bySnapshot: boolean): Promise<void> {
-    this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
+    // A backup joining by snapshot has nothing to take over with until the snapshot is in: it
+    // counts as welcomed (and may suspect its primary) only from then on (onSnapshot).
+    if (!bySnapshot || this.vm) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
     if (reconnect || this.vm || this.config) return;
     if (!bySnapshot) this.joinBase = null; // replaying from seq 1: the base is not needed
     try {
@@ -229,6 +231,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.replayedSeq = e.seq;
       this.replayedPos = e.pos;
       await this.bootVm(snapshot, e.seq + 1);
+      this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
       const kind = e.delta ? 'incremental' : 'full';
       this.joinedAt = { seq: e.seq, bytes: e.data.byteLength, bootMs: Math.round(this.env.clock.monoMs() - started), kind, ...(e.delta && base ? { baseCheckpointSeq: base.seq } : {}) };
       this.logger.info(

@@ -183,7 +183,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     // attached before is told to it now.
     this.machine = new RoleMachine(roleConfig(options.pair), 'primary', epoch, this.env.clock.monoMs());
     this.stepper = new Stepper(this.machine, (action) => this.perform(action), logger);
-    if (this.serving.attached) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
+    if (this.serving.attached) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs(), ...(this.serving.attachedNodeId ? { peer: this.serving.attachedNodeId } : {}) });
     this.tickTimer = this.env.timers.every(tickMs(options.pair), () => this.tick());
   }
 

@@ -30,10 +30,13 @@ export interface RoleConfig {
 
 export type RoleInput =
   | { type: 'tick'; nowMs: number }
-  /** A backup attached (primary) / the primary welcomed us (backup). */
-  | { type: 'peer-up'; nowMs: number }
+  /**
+   * A backup attached (primary) / the primary welcomed us (backup). `peer`: the backup's nodeId (a
+   * primary that lost one backup fences it with a claim before it takes another).
+   */
+  | { type: 'peer-up'; nowMs: number; peer?: string }
   /** The peer's connection dropped. */
-  | { type: 'peer-down'; nowMs: number; reason: string }
+  | { type: 'peer-down'; nowMs: number; reason: string; peer?: string }
   /** The peer was last heard at `atMs` (any frame counts as a heartbeat). */
   | { type: 'peer-traffic'; nowMs: number; atMs: number }
   /** Primary: the backup acknowledged receipt of every entry up to `seq`. */
@@ -89,6 +92,15 @@ export class RoleMachine {
   private roleNow: Role;
   private epochNow: number;
   private peerUp = false;
+  /** Primary: the nodeId of the backup attached in this epoch, when the shell says. */
+  private peerId: string | null = null;
+  /**
+   * Primary: a backup lost in this epoch, that may be claiming the next one right now (it suspects
+   * us). Until it is fenced (we win the next epoch) or it comes back, no other backup may take its
+   * place: acks from a new backup would release outputs the lost one never received, and if the lost
+   * one wins, those effects are gone.
+   */
+  private lostPeer: string | null = null;
   /** A backup has been attached in this epoch: outputs are held for its acks. */
   private holding = false;
   private lastPeerTrafficMs: number;
@@ -192,10 +204,11 @@ export class RoleMachine {
         this.onTick(input.nowMs, out);
         break;
       case 'peer-up':
-        this.onPeerUp(input.nowMs, out);
+        this.onPeerUp(input.nowMs, out, input.peer);
         break;
       case 'peer-down':
         if (this.peerUp) out.push({ type: 'log', level: 'warn', msg: `peer connection lost: ${input.reason}` });
+        if (this.peerUp && this.roleNow === 'primary') this.lostPeer = this.peerId ?? input.peer ?? null;
         this.peerUp = false;
         break;
       case 'peer-traffic':
@@ -303,8 +316,20 @@ export class RoleMachine {
     }
   }
 
-  private onPeerUp(nowMs: number, out: RoleAction[]): void {
+  private onPeerUp(nowMs: number, out: RoleAction[], peer: string | undefined): void {
     this.lastPeerTrafficMs = nowMs;
+    if (this.roleNow === 'primary' && this.lostPeer !== null && peer !== undefined && peer !== this.lostPeer) {
+      // Another backup while the lost one may be claiming: fence the lost one first (win the next
+      // epoch); the new backup is dropped now and attaches again once this node runs alone.
+      this.peerUp = true;
+      this.peerId = peer;
+      this.startClaim('primary', nowMs, out, `backup ${this.lostPeer} was lost and may be claiming; fencing it before backup ${peer} replaces it`);
+      return;
+    }
+    if (this.roleNow === 'primary' || this.roleNow === 'live') {
+      if (peer !== undefined) this.peerId = peer;
+      if (peer === this.lostPeer) this.lostPeer = null;
+    }
     if (this.roleNow === 'primary') {
       this.peerUp = true;
       if (!this.holding) out.push({ type: 'hold-outputs' }, { type: 'log', level: 'info', msg: 'backup attached: outputs now wait for its acknowledgement' });
@@ -404,6 +429,9 @@ export class RoleMachine {
     }
     this.epochNow = input.epoch;
     this.holding = false;
+    // A new epoch fences every backup of the old one: none of them can win it any more.
+    this.lostPeer = null;
+    this.peerId = null;
     // Winning epoch N+1 proves no newer epoch exists: any check in flight is answered.
     this.verifying = false;
     this.roleNow = 'live';

@@ -121,6 +121,11 @@ export class Serving {
     return this.channel?.attached ?? false;
   }
 
+  /** nodeId of the attached backup, or null. */
+  get attachedNodeId(): string | null {
+    return this.channel?.attachedNodeId ?? null;
+  }
+
   /** Starts durable checkpoints (before the loop starts, so the checkpoint log sees every entry). */
   startCheckpointer(settings: CheckpointSettings): Checkpointer {
     if (this.checkpointerNow) throw new Error('checkpoints already started');
@@ -180,7 +185,7 @@ export class Serving {
     this.channel = channel;
     channel.on('attached', (e) => {
       logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
-      host.step({ type: 'peer-up', nowMs: this.host.env.clock.monoMs() });
+      host.step({ type: 'peer-up', nowMs: this.host.env.clock.monoMs(), peer: e.nodeId });
       // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
       this.markEpoch(host.machine()?.epoch ?? host.bootEpoch);
     });
@@ -194,7 +199,7 @@ export class Serving {
       host.step({ type: 'acked', nowMs, seq });
       this.reportLag(nowMs);
     });
-    channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}` }));
+    channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
     this.replicationUrl = `ws://${replication.host}:${channel.port}`;
   }

@@ -320,7 +320,8 @@ export class SimNode implements Owner {
         const snap = frame.message.snapshot as { seq: number; pos: number } | undefined;
         this.performStream(end, stream.welcome(Number(frame.message.firstSeq), snap ? snap.seq : null, nowMs));
         this.welcomed = true;
-        this.step({ type: 'peer-up', nowMs });
+        // Joining by snapshot: nothing to take over with until it is in (bootFromSnapshot steps peer-up).
+        if (!snap || this.vm) this.step({ type: 'peer-up', nowMs });
         if (!this.config) {
           this.config = this.sim.config;
           if (!snap) void this.bootVm(null);
@@ -381,6 +382,7 @@ export class SimNode implements Owner {
     this.replayedPos = pos;
     this.sim.note(`${this.id}: joined by snapshot at seq ${seq}`);
     await this.bootVm({ seq, pos, snapshot });
+    this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
   }
 
   private onEntries(entries: Entry[]): void {

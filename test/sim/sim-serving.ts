@@ -136,7 +136,7 @@ export class SimServing {
   }
 
   private onBackupAttached(): void {
-    this.node.step({ type: 'peer-up', nowMs: this.node.env.clock.monoMs() });
+    this.node.step({ type: 'peer-up', nowMs: this.node.env.clock.monoMs(), peer: this.attachedNow!.nodeId });
     this.markEpoch(this.node.machine.epoch);
   }
 
@@ -222,7 +222,7 @@ export class SimServing {
     this.attachedNow = null;
     this.stream.detach();
     this.node.sim.note(`${this.node.id}: backup ${a.nodeId} detached: ${reason}`);
-    this.node.step({ type: 'peer-down', nowMs: this.node.env.clock.monoMs(), reason: `${a.nodeId}: ${reason}` });
+    this.node.step({ type: 'peer-down', nowMs: this.node.env.clock.monoMs(), reason: `${a.nodeId}: ${reason}`, peer: a.nodeId });
   }
 
   // ---------------------------------------------------------------- the log and the stream
