@@ -46,6 +46,8 @@ export class SimNode implements Owner {
   /** This node's monotonic clock runs ahead of the world's by this much (clock jumps). */
   clockOffsetMs = 0;
   wallOffsetMs = 0;
+  /** When this node last stalled (a pause ended, or its clock jumped): accuracy is judged against it. */
+  lastStallAtMs = -Infinity;
   readonly env: Env;
   machine!: RoleMachine;
   private stepper!: Stepper;
@@ -444,6 +446,14 @@ export class SimNode implements Owner {
     return this.receivedSeq - this.replayedSeq;
   }
 
+  /** What a takeover would cost now: the virtual time to replay every task received and not yet replayed. */
+  get backlogReplayMs(): number {
+    if (this.serving || !this.vm) return 0;
+    let tasks = 0;
+    for (const item of this.queue) if (item.type === 'task') tasks++;
+    return tasks * this.timing.replayTaskMs * (this.faults.replaySlowdown ?? 1);
+  }
+
   private whenReplayed(): Promise<void> {
     if (!this.replaying && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
@@ -465,13 +475,14 @@ export class SimNode implements Owner {
     serving.start({ results: [], state }, epoch);
     serving.loop.reissue(await vm.pendingFetches());
     this.sim.note(`${this.id}: LIVE in epoch ${epoch} from seq ${this.replayedSeq}`);
-    this.sim.onLive(this, epoch, this.replayedSeq);
+    this.sim.onLive(this, epoch, this.replayedSeq, this.primaryId);
   }
 
   // ---------------------------------------------------------------- faults
 
   pause(forMs: number): void {
     this.pausedUntilMs = Math.max(this.pausedUntilMs, this.world.nowMs + forMs);
+    this.lastStallAtMs = Math.max(this.lastStallAtMs, this.pausedUntilMs);
     this.sim.note(`${this.id}: PAUSE ${forMs} ms`);
   }
 }

@@ -1,0 +1,33 @@
+// `node dist/test/sim/plants.js [--max-seeds N] [--plant NAME]`: plants each bug (test/sim/sim.ts
+// plantFaults: a faulty node or environment inside the simulator, never a production switch) and
+// runs seeds from 1 until the simulator catches it, or N seeds pass. Prints, per plant, after how
+// many seeds it was caught and by which check.
+
+import { PLANTS, Sim, type Plant } from './sim.js';
+import { reproduce } from './repro.js';
+
+async function hunt(plant: Plant, maxSeeds: number): Promise<{ plant: Plant; caughtAtSeed: number | null; by: string; wallS: number }> {
+  const started = performance.now();
+  const strictAccuracy = plant === 'stall-claim';
+  for (let seed = 1; seed <= maxSeeds; seed++) {
+    const result = await new Sim({ seed, plant, strictAccuracy }).run();
+    if (!result.ok) {
+      return { plant, caughtAtSeed: seed, by: `${result.violations[0]}  [${reproduce(seed, plant, strictAccuracy)}]`, wallS: (performance.now() - started) / 1000 };
+    }
+  }
+  return { plant, caughtAtSeed: null, by: `not caught in ${maxSeeds} seeds`, wallS: (performance.now() - started) / 1000 };
+}
+
+const argv = process.argv.slice(2);
+let maxSeeds = 1000;
+let only: Plant[] = [...PLANTS];
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--max-seeds') maxSeeds = Number(argv[++i]);
+  else if (argv[i] === '--plant') only = [argv[++i] as Plant];
+  else throw new Error(`unknown argument ${argv[i]} (--max-seeds N, --plant ${PLANTS.join('|')})`);
+}
+for (const plant of only) {
+  if (!PLANTS.includes(plant)) throw new Error(`unknown plant ${plant}`);
+  const r = await hunt(plant, maxSeeds);
+  console.log(`${plant}: ${r.caughtAtSeed === null ? 'NOT CAUGHT' : `caught at seed ${r.caughtAtSeed}`} (${r.wallS.toFixed(1)} s): ${r.by}`);
+}
