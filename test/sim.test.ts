@@ -44,7 +44,11 @@ describe('simulation', () => {
   }, 120_000);
 
   it('an unbounded replay backlog is caught (bounded lag)', async () => {
-    const result = await new Sim({ seed: 1, ...QUICK, plant: 'replay-backlog' }).run();
-    expect(result.violations.join('\n')).toMatch(/bounded lag/);
-  }, 60_000);
+    let caught: string | null = null;
+    for (let seed = 1; seed <= 20 && !caught; seed++) {
+      const result = await new Sim({ seed, faultMs: 2_000, livenessMs: 3_000, plant: 'replay-backlog' }).run();
+      if (!result.ok) caught = result.violations.join('\n');
+    }
+    expect(caught).toMatch(/bounded lag/);
+  }, 120_000);
 });
