@@ -47,10 +47,12 @@ async function main(): Promise<void> {
   const started = performance.now();
   let failed = 0;
   let accuracy = 0;
+  let compared = 0;
   let simMs = 0;
   for (const seed of args.seeds) {
     const result: SimResult = await new Sim({ seed, verbose: args.verbose, ...(args.plant ? { plant: args.plant } : {}), ...(args.strictAccuracy ? { strictAccuracy: true } : {}) }).run();
     simMs += result.simMs;
+    if (result.comparedStates) compared++;
     if (result.accuracy.length > 0) {
       accuracy++;
       if (args.verbose || args.seeds.length === 1) console.log(`seed ${seed}: ${result.accuracy.join('; ')}`);
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
   }
   const wallMs = performance.now() - started;
   console.log(
-    `${args.seeds.length} seeds, ${failed} failed, ${accuracy} with a takeover on the backup's own stall (accuracy${args.strictAccuracy ? ', failing' : ', counted only: issue 15'}), in ${(wallMs / 1000).toFixed(1)} s: ${((args.seeds.length / wallMs) * 60_000).toFixed(0)} seeds/minute, ${(simMs / wallMs).toFixed(1)} simulated s per wall s`,
+    `${args.seeds.length} seeds, ${failed} failed, ${compared} ended with the live node's and its backup's state hashes compared, ${accuracy} with a takeover on the backup's own stall (accuracy${args.strictAccuracy ? ', failing' : ', counted only: issue 15'}), in ${(wallMs / 1000).toFixed(1)} s: ${((args.seeds.length / wallMs) * 60_000).toFixed(0)} seeds/minute, ${(simMs / wallMs).toFixed(1)} simulated s per wall s`,
   );
   process.exitCode = failed > 0 ? 1 : 0;
 }

@@ -53,6 +53,8 @@ export interface SimResult {
   simMs: number;
   faults: string[];
   requests: number;
+  /** The live node's and its backup's states were compared at the end (and matched, if ok). */
+  comparedStates: boolean;
 }
 
 const configs = new Map<App, BootConfig>();
@@ -93,6 +95,8 @@ export class Sim {
   private nodeCount = 0;
   private requests = 0;
   private healedAtMs = Infinity;
+  /** The final state comparison ran (the backup had caught up). */
+  comparedStates = false;
 
   constructor(readonly options: SimOptions) {
     this.world = new World(options.seed);
@@ -414,6 +418,7 @@ export class Sim {
       simMs: w.nowMs,
       faults: this.faultLog,
       requests: this.requests,
+      comparedStates: this.comparedStates,
     };
   }
 
@@ -465,6 +470,25 @@ export class Sim {
     }
     await w.runUntil(fromMs + 3_000, () => this.check());
     if (reader.pending > 0) this.violate(`liveness: ${reader.pending} final reads got no answer within 3 s`);
+    this.compareStates();
+  }
+
+  /**
+   * No divergence: once the live node is idle and its backup has replayed through the live node's
+   * last task, both VMs hold the same state (memory and device tables, hashed).
+   */
+  private compareStates(): void {
+    const live = this.nodes.find((n) => n.healthy);
+    const backup = live && this.nodes.find((n) => n.id === live.serving?.attachedNodeId);
+    const a = live?.vm?.inner;
+    const b = backup?.vm?.inner;
+    if (!live || !backup || !a || !b || backup.crashed || backup.halted) return;
+    if (live.serving!.loop.queued > 0 || backup.replayedSeq < live.serving!.loop.lastTaskSeq || backup.backlog > 0) return;
+    if (a.taskCount !== b.taskCount) return; // the backup is at another task boundary
+    const ha = a.stateHash();
+    const hb = b.stateHash();
+    this.comparedStates = true;
+    if (ha !== hb) this.violate(`divergence: ${live.id} and its backup ${backup.id} hold different states after ${a.taskCount} tasks (${ha.slice(0, 12)} vs ${hb.slice(0, 12)})`);
   }
 }
 
