@@ -48,11 +48,6 @@ export function roleConfig(settings: PairSettings): RoleConfig {
   };
 }
 
-/** Monotonic milliseconds: the only clock the role machine is given. */
-export function monotonicMs(): number {
-  return performance.now();
-}
-
 /** The tick period: fine enough that a timeout is noticed within a quarter heartbeat. */
 export function tickMs(settings: PairSettings): number {
   return Math.max(5, Math.min(25, Math.floor(settings.heartbeatMs / 4)));
