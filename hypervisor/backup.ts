@@ -13,15 +13,14 @@ import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js'
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
-import { Arbiter } from './arbiter.js';
+import { realEnv, type ArbiterStore, type Env, type TimerHandle, type VmHandle } from './env.js';
 import { newestValidCheckpoint, supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
 import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
 import { createFrontDoor } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
-import { drive, engineIdentity, listen, monotonicMs, roleConfig, tickMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
+import { engineIdentity, listen, roleConfig, Stepper, tickMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
 import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
 import { Serving, type ReplicationListen } from './serving.js';
-import { VmHost } from './vm-host.js';
 import { pageBytesFor } from './page-delta.js';
 import { decodeSnapshot, snapshotBaseOf, type SnapshotBase } from './snapshot-wire.js';
 import type { BootConfig, Snapshot } from './vm.js';
@@ -51,6 +50,8 @@ export interface BackupOptions {
   checkpoint?: CheckpointSettings;
   /** Once live: accept a fresh backup here (re-protection); none: run alone after a failover. */
   replication?: ReplicationListen;
+  /** The world this node runs in (default: the real one). */
+  env?: Env;
   logger: Logger;
 }
 
@@ -80,9 +81,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private channel!: BackupChannel;
   private server!: Server;
   private readonly machine: RoleMachine;
-  private readonly arbiter: Arbiter;
+  private readonly arbiter: ArbiterStore;
+  private readonly env: Env;
+  private readonly stepper: Stepper;
   private readonly logger: Logger;
-  private vm: VmHost | null = null;
+  private vm: VmHandle | null = null;
   private config: BootConfig | null = null;
   private assembler = new TaskAssembler('logging channel');
   /** Received, not yet replayed: whole tasks and control entries, in log order. */
@@ -107,7 +110,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private trace: TraceWriter | null = null;
   private traceBacklog: Entry[] = [];
   private traceOut: { close(): void } | null = null;
-  private tickTimer: NodeJS.Timeout | undefined;
+  private tickTimer: TimerHandle | undefined;
   private stopped = false;
   private bootError: Error | null = null;
   /** While joining: the memory of the newest checkpoint on disk, offered as the base of an incremental snapshot. */
@@ -116,9 +119,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private constructor(private readonly options: BackupOptions) {
     super();
     this.logger = options.logger;
-    this.arbiter = new Arbiter(options.sharedDir, options.nodeId);
+    this.env = options.env ?? realEnv;
+    this.arbiter = this.env.arbiter(options.sharedDir, options.nodeId);
     // The epoch is learned from the primary's log (its Epoch entry); 0 until then.
-    this.machine = new RoleMachine(roleConfig(options.pair), 'backup', 0, monotonicMs());
+    this.machine = new RoleMachine(roleConfig(options.pair), 'backup', 0, this.env.clock.monoMs());
+    this.stepper = new Stepper(this.machine, (action) => this.perform(action), this.logger);
   }
 
   static async start(options: BackupOptions): Promise<BackupNode> {
@@ -151,6 +156,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       nodeId: options.nodeId,
       heartbeatMs: options.pair.heartbeatMs,
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
+      clock: this.env.clock,
+      timers: this.env.timers,
       ...(this.joinBase ? { snapshotBase: this.joinBase.offer } : {}),
       logger,
     });
@@ -159,15 +166,17 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.channel.on('entries', (entries) => this.onEntries(entries));
     // Once live, the peer is a new backup on this node's own channel: the old primary's is history.
     this.channel.on('disconnected', (e) => {
-      if (!this.serving) this.step({ type: 'peer-down', nowMs: monotonicMs(), reason: e.reason });
+      if (!this.serving) this.step({ type: 'peer-down', nowMs: this.env.clock.monoMs(), reason: e.reason });
     });
     // A refusal is final (wrong secret, another guest or engine, another backup in place).
-    this.channel.on('refused', (e) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the primary refused this backup (${e.code}): ${e.reason}`, exitCode: EXIT_REFUSED }));
-    this.tickTimer = setInterval(() => this.tick(), tickMs(options.pair));
+    this.channel.on('refused', (e) => this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `the primary refused this backup (${e.code}): ${e.reason}`, exitCode: EXIT_REFUSED }));
+    this.tickTimer = this.env.timers.every(tickMs(options.pair), () => this.tick());
   }
 
   private async onWelcome(bootConfig: unknown, reconnect: boolean, bySnapshot: boolean): Promise<void> {
-    this.step({ type: 'peer-up', nowMs: monotonicMs() });
+    // A backup joining by snapshot has nothing to take over with until the snapshot is in: it
+    // counts as welcomed (and may suspect its primary) only from then on (onSnapshot).
+    if (!bySnapshot || this.vm) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
     if (reconnect || this.vm || this.config) return;
     if (!bySnapshot) this.joinBase = null; // replaying from seq 1: the base is not needed
     try {
@@ -183,7 +192,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.pump();
     } catch (error) {
       this.bootError = error as Error;
-      this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `cannot boot the primary's guest: ${(error as Error).message}` });
+      this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `cannot boot the primary's guest: ${(error as Error).message}` });
     }
   }
 
@@ -193,14 +202,14 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
    */
   private async loadJoinBase(): Promise<JoinBase | null> {
     const dir = this.options.checkpoint?.dir ?? this.options.sharedDir;
-    const started = monotonicMs();
+    const started = this.env.clock.monoMs();
     try {
       const loaded = await newestValidCheckpoint(dir, this.logger);
       if (this.options.guestHash && loaded.config.guestHash !== this.options.guestHash) return null;
       const memory = loaded.snapshot.memory;
       const offer = snapshotBaseOf(memory, pageBytesFor(memory.byteLength, MAX_JOIN_BASE_HASH_BYTES));
       this.logger.info(
-        { checkpoint: loaded.file, seq: loaded.header.seq, memoryBytes: memory.byteLength, pageBytes: offer.pageBytes, loadMs: Math.round(monotonicMs() - started) },
+        { checkpoint: loaded.file, seq: loaded.header.seq, memoryBytes: memory.byteLength, pageBytes: offer.pageBytes, loadMs: Math.round(this.env.clock.monoMs() - started) },
         `offering checkpoint ${loaded.file} (seq ${loaded.header.seq}) as the base of an incremental snapshot, if this backup joins by snapshot`,
       );
       return { memory, offer, file: loaded.file, seq: loaded.header.seq };
@@ -213,7 +222,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   /** Joining by snapshot: the VM continues exactly where the primary's was at the snapshot's seq. */
   private async onSnapshot(e: { seq: number; pos: number; data: Uint8Array; delta: boolean }): Promise<void> {
     if (this.vm || !this.config) return;
-    const started = monotonicMs();
+    const started = this.env.clock.monoMs();
     const base = this.joinBase;
     this.joinBase = null; // the base's memory can go once the snapshot is decoded
     try {
@@ -222,8 +231,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.replayedSeq = e.seq;
       this.replayedPos = e.pos;
       await this.bootVm(snapshot, e.seq + 1);
+      this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
       const kind = e.delta ? 'incremental' : 'full';
-      this.joinedAt = { seq: e.seq, bytes: e.data.byteLength, bootMs: Math.round(monotonicMs() - started), kind, ...(e.delta && base ? { baseCheckpointSeq: base.seq } : {}) };
+      this.joinedAt = { seq: e.seq, bytes: e.data.byteLength, bootMs: Math.round(this.env.clock.monoMs() - started), kind, ...(e.delta && base ? { baseCheckpointSeq: base.seq } : {}) };
       this.logger.info(
         { seq: e.seq, kind, bytes: e.data.byteLength, memoryBytes: snapshot.memory.byteLength, bootMs: this.joinedAt.bootMs, ...(e.delta && base ? { base: base.file } : {}) },
         `joined by snapshot at seq ${e.seq} (${kind}${e.delta && base ? ` against checkpoint seq ${base.seq}` : ''}); replaying the log after it`,
@@ -231,7 +241,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.pump();
     } catch (error) {
       this.bootError = error as Error;
-      this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `cannot boot from the primary's snapshot: ${(error as Error).message}` });
+      this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `cannot boot from the primary's snapshot: ${(error as Error).message}` });
     }
   }
 
@@ -239,8 +249,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   private async bootVm(snapshot: Snapshot | null, traceFirstSeq = 1): Promise<void> {
     const config = this.config!;
-    const vm = VmHost.start(config.limits);
-    vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `the replaying VM died: ${error.message}` });
+    const vm = this.env.startVm(config.limits);
+    vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `the replaying VM died: ${error.message}` });
     await vm.boot(config, 'replay', snapshot ?? undefined);
     this.vm = vm;
     if (this.options.tracePath) {
@@ -262,7 +272,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     try {
       for (const entry of entries) this.assembler.push(entry, assembled);
     } catch (error) {
-      this.step({ type: 'fatal', nowMs: monotonicMs(), reason: (error as Error).message });
+      this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: (error as Error).message });
       return;
     }
     for (const item of assembled) {
@@ -282,7 +292,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     if (this.replaying || !this.vm || this.divergence || this.stopped) return;
     while (this.queue.length > 0 && this.queue[0]!.type === 'control') {
       const { entry } = this.queue.shift() as Extract<Assembled, { type: 'control' }>;
-      if (entry.kind === Kind.Epoch) this.step({ type: 'epoch-seen', nowMs: monotonicMs(), epoch: decodeEpochMark(entry.payload).epoch });
+      if (entry.kind === Kind.Epoch) this.step({ type: 'epoch-seen', nowMs: this.env.clock.monoMs(), epoch: decodeEpochMark(entry.payload).epoch });
       this.replayedSeq = entry.seq;
     }
     if (this.queue.length === 0) {
@@ -291,7 +301,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       for (const resolve of waiters) resolve();
       if (this.draining) {
         this.draining = false;
-        this.step({ type: 'drained', nowMs: monotonicMs() });
+        this.step({ type: 'drained', nowMs: this.env.clock.monoMs() });
       }
       return;
     }
@@ -306,7 +316,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       (reply) => {
         this.replaying = false;
         if (reply.results.length < 1 || reply.results.length > tasks.length) {
-          this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `replay returned ${reply.results.length} results for ${tasks.length} tasks` });
+          this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `replay returned ${reply.results.length} results for ${tasks.length} tasks` });
           return;
         }
         this.queue.splice(0, reply.results.length);
@@ -326,7 +336,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       },
       (error: Error) => {
         this.replaying = false;
-        this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `replay failed: ${error.message}` });
+        this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `replay failed: ${error.message}` });
       },
     );
   }
@@ -337,11 +347,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       { seq: d.seq, pos: d.pos, entryKind: d.expectedKind, expected: d.expected, actual: d.actual },
       `DIVERGENCE: the backup's replay differs from the primary at seq ${d.seq} (pos ${d.pos}); replay stopped, this backup can no longer take over — the primary is UNPROTECTED`,
     );
-    this.step({ type: 'fatal', nowMs: monotonicMs(), reason: `replay diverged at seq ${d.seq}, pos ${d.pos}: expected ${d.expected}, got ${d.actual}`, exitCode: EXIT_DIVERGED });
+    this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `replay diverged at seq ${d.seq}, pos ${d.pos}: expected ${d.expected}, got ${d.actual}`, exitCode: EXIT_DIVERGED });
   }
 
   private tick(): void {
-    const nowMs = monotonicMs();
+    const nowMs = this.env.clock.monoMs();
     if (this.serving) {
       this.serving.tick(nowMs);
     } else {
@@ -353,7 +363,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   private step(input: RoleInput): void {
     if (this.stopped) return;
-    drive(this.machine, input, (action) => this.perform(action), this.logger);
+    this.stepper.step(input);
   }
 
   private perform(action: RoleAction): void {
@@ -361,7 +371,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     switch (action.type) {
       case 'drain':
         // Everything received is replayed, including the task in flight, before the claim.
-        this.lostAtMs = monotonicMs();
+        this.lostAtMs = this.env.clock.monoMs();
         this.draining = true;
         this.pump();
         break;
@@ -369,11 +379,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         const epoch = action.epoch;
         // Once, at the first claim: a claim retried while the directory is unreachable is not a new drain.
         if (!this.serving && this.claimStartedAtMs === null) {
-          this.claimStartedAtMs = monotonicMs();
+          this.claimStartedAtMs = this.env.clock.monoMs();
           const drainMs = this.lostAtMs === null ? null : Math.round(this.claimStartedAtMs - this.lostAtMs);
           this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs }, `drained in ${drainMs} ms; claiming epoch ${epoch}`);
         }
-        void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
+        void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup').then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
       case 'go-live':
@@ -387,7 +397,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         break;
       case 'check-epoch': {
         const checkId = action.checkId;
-        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), checkId, newestEpoch: newest, detail: String(newest) }));
+        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: this.env.clock.monoMs(), checkId, newestEpoch: newest, detail: String(newest) }));
         break;
       }
       // Before go-live there is nothing to serve: go-live writes the epoch mark into the new log, and
@@ -403,7 +413,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   }
 
   private async goLive(epoch: number): Promise<void> {
-    const t0 = monotonicMs();
+    const t0 = this.env.clock.monoMs();
     const vm = this.vm;
     if (!vm) {
       this.halt({ reason: 'won the epoch but never received the guest', exitCode: EXIT_REFUSED });
@@ -415,7 +425,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     void this.channel.close();
     await this.whenReplayed();
     const state = await vm.goLive();
-    const t1 = monotonicMs();
+    const t1 = this.env.clock.monoMs();
     const { options } = this;
     if (options.checkpoint) {
       // Files beyond what this node drained belong to no future: move them aside.
@@ -437,6 +447,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         config: this.config!,
         log,
         arbiter: this.arbiter,
+        env: this.env,
         machine: () => this.machine,
         step: (input) => this.step(input),
         bootEpoch: epoch,
@@ -454,9 +465,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     void serving.checkpointer?.now('go-live').catch((error: Error) => this.logger.error({ err: error }, 'go-live checkpoint failed'));
     // sinceLostMs: from declaring the primary lost to serving (drain + claim + switch); add the
     // heartbeat timeout for the time from the fault itself.
-    const sinceLostMs = this.lostAtMs === null ? null : Math.round(monotonicMs() - this.lostAtMs);
+    const sinceLostMs = this.lostAtMs === null ? null : Math.round(this.env.clock.monoMs() - this.lostAtMs);
     this.logger.info(
-      { epoch, seq: this.replayedSeq, pos: state.pos, switchMs: Math.round(t1 - t0), totalMs: Math.round(monotonicMs() - t0), sinceLostMs, reissuedFetches: fetches.length },
+      { epoch, seq: this.replayedSeq, pos: state.pos, switchMs: Math.round(t1 - t0), totalMs: Math.round(this.env.clock.monoMs() - t0), sinceLostMs, reissuedFetches: fetches.length },
       `LIVE: won epoch ${epoch}, drained through seq ${this.replayedSeq}; serving ${sinceLostMs} ms after the primary was declared lost`,
     );
     try {
@@ -508,7 +519,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.tickTimer);
+    this.tickTimer?.cancel();
     this.server?.close();
     this.server?.closeAllConnections();
     await this.serving?.stop();

@@ -34,7 +34,7 @@ import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from './engine.js';
 import type { Log } from '../recorder/log.js';
 import type { LiveLoop } from './live-loop.js';
-import type { VmHost } from './vm-host.js';
+import type { VmHandle as VmHost } from './env.js';
 import type { BootConfig, DeviceState, Snapshot } from './vm.js';
 
 export const CHECKPOINT_MAGIC = 'FTJSCKP1';

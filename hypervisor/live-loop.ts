@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { HeaderList, RawEntry } from '../logging-channel/entry.js';
 import type { Log } from '../recorder/log.js';
 import { ResponseStream } from './response-stream.js';
-import type { VmHost } from './vm-host.js';
+import { realEnv, type Env, type TimerHandle, type VmHandle } from './env.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
 import type { RunReply, VmState } from './vm-protocol.js';
 import { CronScheduler } from './cron-scheduler.js';
@@ -59,7 +59,7 @@ export class LiveLoop {
   private running = false;
   private stopped = false;
   private idleResolvers: Array<() => void> = [];
-  private timer: { handle: NodeJS.Timeout; timerId: number; deadlineMs: number } | null = null;
+  private timer: { handle: TimerHandle; timerId: number; deadlineMs: number } | null = null;
   private readonly timersQueued = new Set<number>();
   private fetchesInFlight = 0;
   /** Outbound fetches in flight, by fetch id: the guest may abort them. */
@@ -76,11 +76,13 @@ export class LiveLoop {
   onTask: ((seq: number, result: TaskResult) => void) | null = null;
 
   constructor(
-    private readonly vm: VmHost,
+    private readonly vm: VmHandle,
     private readonly log: Log,
     private readonly gate: OutputGate,
     private readonly logger: Logger,
     private readonly options: LiveLoopOptions,
+    /** Wall clock for timer deadlines, timers, outbound fetch. */
+    private readonly env: Pick<Env, 'clock' | 'timers' | 'fetch'> = realEnv,
   ) {}
 
   get queued(): number {
@@ -149,7 +151,7 @@ export class LiveLoop {
   /** Stops taking requests and resolves once the VM is idle. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer.handle);
+    this.timer?.handle.cancel();
     this.timer = null;
     this.cron?.stop();
     if (!this.running) return;
@@ -288,17 +290,17 @@ export class LiveLoop {
     if (this.stopped) return;
     if (next && this.timersQueued.has(next.timerId)) next = null;
     if (this.timer && next && this.timer.timerId === next.timerId && this.timer.deadlineMs === next.deadlineMs) return;
-    if (this.timer) clearTimeout(this.timer.handle);
+    this.timer?.handle.cancel();
     this.timer = null;
     if (!next) return;
     const { timerId, deadlineMs } = next;
-    const delayMs = Math.max(0, Math.min(deadlineMs - Date.now(), 2_147_483_647));
-    const handle = setTimeout(() => {
+    const delayMs = Math.max(0, Math.min(deadlineMs - this.env.clock.wallMs(), 2_147_483_647));
+    const handle = this.env.timers.after(delayMs, () => {
       this.timer = null;
       this.timersQueued.add(timerId);
       this.queue.push({ event: { kind: 'timer', timerId } });
       this.schedule();
-    }, delayMs);
+    });
     this.timer = { handle, timerId, deadlineMs };
   }
 
@@ -325,7 +327,7 @@ export class LiveLoop {
       signal: AbortSignal.any([AbortSignal.timeout(this.options.fetchTimeoutMs), cancel.signal]),
     };
     if (output.body.byteLength > 0) init.body = output.body as Uint8Array<ArrayBuffer>;
-    fetch(output.url, init)
+    this.env.fetch(output.url, init)
       .then(async (response) => {
         const body = await readLimited(response, this.options.maxFetchResponseBytes);
         const headers: HeaderList = [];

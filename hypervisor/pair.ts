@@ -48,21 +48,43 @@ export function roleConfig(settings: PairSettings): RoleConfig {
   };
 }
 
-/** Monotonic milliseconds: the only clock the role machine is given. */
-export function monotonicMs(): number {
-  return performance.now();
-}
-
 /** The tick period: fine enough that a timeout is noticed within a quarter heartbeat. */
 export function tickMs(settings: PairSettings): number {
   return Math.max(5, Math.min(25, Math.floor(settings.heartbeatMs / 4)));
 }
 
-/** Feeds one input to the machine and performs its actions, in order. */
-export function drive(machine: RoleMachine, input: RoleInput, perform: (action: RoleAction) => void, logger: Logger): void {
-  for (const action of machine.step(input)) {
-    if (action.type === 'log') logger[action.level]({ role: machine.role, epoch: machine.epoch, ...(action.data ?? {}) }, action.msg);
-    else perform(action);
+/**
+ * Feeds inputs to the role machine and performs its actions, in order, one batch at a time (raft's
+ * Ready): an action whose side effect produces another input (an append that reports 'appended', an
+ * admit that runs the loop) never steps the machine re-entrantly; that input waits in the queue until
+ * the whole batch has been performed, so every batch sees the machine in the state that made it.
+ */
+export class Stepper {
+  private readonly queue: RoleInput[] = [];
+  private stepping = false;
+
+  constructor(
+    private readonly machine: RoleMachine,
+    private readonly perform: (action: RoleAction) => void,
+    private readonly logger: Logger,
+  ) {}
+
+  step(input: RoleInput): void {
+    this.queue.push(input);
+    if (this.stepping) return;
+    this.stepping = true;
+    try {
+      for (let next = this.queue.shift(); next !== undefined; next = this.queue.shift()) {
+        for (const action of this.machine.step(next)) {
+          if (action.type === 'log') this.logger[action.level]({ role: this.machine.role, epoch: this.machine.epoch, ...(action.data ?? {}) }, action.msg);
+          else this.perform(action);
+        }
+      }
+    } finally {
+      this.stepping = false;
+      // An action that threw leaves its batch unfinished: what it queued is dropped with it.
+      this.queue.length = 0;
+    }
   }
 }
 

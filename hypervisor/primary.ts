@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 import { Log, traceSink } from '../recorder/log.js';
-import { Arbiter } from './arbiter.js';
+import { realEnv, type ArbiterStore, type Env, type TimerHandle, type VmHandle } from './env.js';
 import { traceHeaderFor } from './boot-config.js';
 import {
   newestValidCheckpoint,
@@ -29,10 +29,9 @@ import {
 } from './checkpoint.js';
 import { createFrontDoor } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
-import { drive, listen, monotonicMs, roleConfig, tickMs, type HaltEvent, type PairSettings } from './pair.js';
+import { listen, roleConfig, Stepper, tickMs, type HaltEvent, type PairSettings } from './pair.js';
 import { RoleMachine, type RoleAction } from './role.js';
 import { Serving } from './serving.js';
-import { VmHost } from './vm-host.js';
 import type { BootConfig } from './vm.js';
 import type { RunReply } from './vm-protocol.js';
 
@@ -62,6 +61,8 @@ export interface PrimaryOptions {
   checkpoint?: CheckpointSettings;
   /** Boot from the newest valid checkpoint in this directory plus its log, not from the guest fresh. */
   restoreFrom?: string;
+  /** The world this node runs in (default: the real one). */
+  env?: Env;
   logger: Logger;
 }
 
@@ -77,23 +78,26 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   private bootEpoch = 0;
   private machine: RoleMachine | null = null;
   private server!: Server;
-  private tickTimer: NodeJS.Timeout | undefined;
+  private tickTimer: TimerHandle | undefined;
   private trace: TraceWriter | null = null;
   private traceOut: { close(): void } | null = null;
   private stopped = false;
   private readonly logger: Logger;
-  private readonly arbiter: Arbiter;
+  private readonly arbiter: ArbiterStore;
+  private readonly env: Env;
+  private stepper: Stepper | null = null;
 
   private constructor(
     private readonly options: PrimaryOptions,
-    private readonly vm: VmHost,
+    private readonly vm: VmHandle,
     restorePoint: (LoadedCheckpoint & { skipped: SkippedCheckpoint[] }) | null,
   ) {
     super();
     this.logger = options.logger;
     this.restorePoint = restorePoint;
     this.config = restorePoint?.config ?? options.config;
-    this.arbiter = new Arbiter(options.sharedDir, options.nodeId);
+    this.env = options.env ?? realEnv;
+    this.arbiter = this.env.arbiter(options.sharedDir, options.nodeId);
   }
 
   static async start(options: PrimaryOptions): Promise<PrimaryNode> {
@@ -112,7 +116,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       }
     }
     if (options.checkpoint) await mkdir(options.checkpoint.dir, { recursive: true });
-    const vm = VmHost.start((restorePoint?.config ?? options.config).limits);
+    const vm = (options.env ?? realEnv).startVm((restorePoint?.config ?? options.config).limits);
     const node = new PrimaryNode(options, vm, restorePoint);
     try {
       await node.boot();
@@ -130,7 +134,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.bootEpoch = epoch;
     this.vm.onFatal = (error) => this.halt({ reason: `the VM died: ${error.message}`, exitCode: 70 });
 
-    const started = monotonicMs();
+    const started = this.env.clock.monoMs();
     let bootReply: RunReply;
     if (this.restorePoint) {
       bootReply = await this.restore(epoch);
@@ -152,11 +156,11 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     if (this.restored) {
       const fetches = await this.vm.pendingFetches();
       this.serving.loop.reissue(fetches);
-      this.reportRestore(epoch, monotonicMs() - started, fetches.length);
+      this.reportRestore(epoch, this.env.clock.monoMs() - started, fetches.length);
       // Checkpoints in another directory than the one restored from need a base of their own now.
       if (this.serving.checkpointer && path.resolve(options.checkpoint!.dir) !== path.resolve(options.restoreFrom!)) await this.checkpointNow('restore');
     } else {
-      logger.info({ epoch, guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(monotonicMs() - started) }, 'guest booted');
+      logger.info({ epoch, guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(this.env.clock.monoMs() - started) }, 'guest booted');
       // The first checkpoint, right after boot: from now on there is always a base to restore from.
       if (this.serving.checkpointer) await this.checkpointNow('boot');
     }
@@ -177,9 +181,10 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.url = await listen(this.server, options.port, options.host);
     // Created last, right before its first tick: the boot must not look like a pause. A backup that
     // attached before is told to it now.
-    this.machine = new RoleMachine(roleConfig(options.pair), 'primary', epoch, monotonicMs());
-    if (this.serving.attached) this.step({ type: 'peer-up', nowMs: monotonicMs() });
-    this.tickTimer = setInterval(() => this.tick(), tickMs(options.pair));
+    this.machine = new RoleMachine(roleConfig(options.pair), 'primary', epoch, this.env.clock.monoMs());
+    this.stepper = new Stepper(this.machine, (action) => this.perform(action), logger);
+    if (this.serving.attached) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs(), ...(this.serving.attachedNodeId ? { peer: this.serving.attachedNodeId } : {}) });
+    this.tickTimer = this.env.timers.every(tickMs(options.pair), () => this.tick());
   }
 
   private newServing(): Serving {
@@ -190,6 +195,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         config: this.config,
         log: this.log,
         arbiter: this.arbiter,
+        env: this.env,
         machine: () => this.machine,
         step: (input) => this.step(input),
         bootEpoch: this.bootEpoch,
@@ -220,7 +226,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         if (result.result === 'lost') continue; // someone took it in between: take the next one
       }
       if (attempt === 1 || attempt % 20 === 0) this.logger.warn({ sharedDir: this.options.sharedDir }, `shared directory unreachable; waiting to claim an epoch (attempt ${attempt})`);
-      await new Promise((resolve) => setTimeout(resolve, this.options.pair.claimRetryMs));
+      await new Promise<void>((resolve) => this.env.timers.after(this.options.pair.claimRetryMs, resolve));
       if (this.stopped) throw new Error('stopped while waiting for the shared directory');
     }
   }
@@ -314,14 +320,14 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   }
 
   private tick(): void {
-    const nowMs = monotonicMs();
+    const nowMs = this.env.clock.monoMs();
     this.serving.tick(nowMs);
     this.step({ type: 'tick', nowMs });
   }
 
   private step(input: Parameters<RoleMachine['step']>[0]): void {
-    if (this.stopped || !this.machine) return;
-    drive(this.machine, input, (action) => this.perform(action), this.logger);
+    if (this.stopped || !this.stepper) return;
+    this.stepper.step(input);
   }
 
   private perform(action: RoleAction): void {
@@ -333,12 +339,12 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     switch (action.type) {
       case 'claim': {
         const epoch = action.epoch;
-        void this.arbiter.claim(epoch, 'primary').then((r) => this.step({ type: 'claim-result', nowMs: monotonicMs(), epoch, result: r.result, detail: r.detail }));
+        void this.arbiter.claim(epoch, 'primary').then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
       case 'check-epoch': {
         const checkId = action.checkId;
-        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: monotonicMs(), checkId, newestEpoch: newest, detail: newest === null ? `${this.options.sharedDir} unreachable` : `newest epoch ${newest}` }));
+        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: this.env.clock.monoMs(), checkId, newestEpoch: newest, detail: newest === null ? `${this.options.sharedDir} unreachable` : `newest epoch ${newest}` }));
         break;
       }
       case 'halt':
@@ -389,7 +395,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.tickTimer);
+    this.tickTimer?.cancel();
     this.server?.close();
     this.server?.closeAllConnections();
     await this.serving?.stop();

@@ -15,6 +15,8 @@
 // checked that no newer epoch exists: stale acks read after a SIGCONT must not leak a response from a
 // primary that was replaced while it slept.
 
+import { invariant } from '../logging-channel/invariant.js';
+
 export type Role = 'primary' | 'backup' | 'claiming' | 'live' | 'halted';
 
 export interface RoleConfig {
@@ -28,10 +30,13 @@ export interface RoleConfig {
 
 export type RoleInput =
   | { type: 'tick'; nowMs: number }
-  /** A backup attached (primary) / the primary welcomed us (backup). */
-  | { type: 'peer-up'; nowMs: number }
+  /**
+   * A backup attached (primary) / the primary welcomed us (backup). `peer`: the backup's nodeId (a
+   * primary that lost one backup fences it with a claim before it takes another).
+   */
+  | { type: 'peer-up'; nowMs: number; peer?: string }
   /** The peer's connection dropped. */
-  | { type: 'peer-down'; nowMs: number; reason: string }
+  | { type: 'peer-down'; nowMs: number; reason: string; peer?: string }
   /** The peer was last heard at `atMs` (any frame counts as a heartbeat). */
   | { type: 'peer-traffic'; nowMs: number; atMs: number }
   /** Primary: the backup acknowledged receipt of every entry up to `seq`. */
@@ -87,6 +92,15 @@ export class RoleMachine {
   private roleNow: Role;
   private epochNow: number;
   private peerUp = false;
+  /** Primary: the nodeId of the backup attached in this epoch, when the shell says. */
+  private peerId: string | null = null;
+  /**
+   * Primary: a backup lost in this epoch, that may be claiming the next one right now (it suspects
+   * us). Until it is fenced (we win the next epoch) or it comes back, no other backup may take its
+   * place: acks from a new backup would release outputs the lost one never received, and if the lost
+   * one wins, those effects are gone.
+   */
+  private lostPeer: string | null = null;
   /** A backup has been attached in this epoch: outputs are held for its acks. */
   private holding = false;
   private lastPeerTrafficMs: number;
@@ -190,10 +204,11 @@ export class RoleMachine {
         this.onTick(input.nowMs, out);
         break;
       case 'peer-up':
-        this.onPeerUp(input.nowMs, out);
+        this.onPeerUp(input.nowMs, out, input.peer);
         break;
       case 'peer-down':
         if (this.peerUp) out.push({ type: 'log', level: 'warn', msg: `peer connection lost: ${input.reason}` });
+        if (this.peerUp && this.roleNow === 'primary') this.lostPeer = this.peerId ?? input.peer ?? null;
         this.peerUp = false;
         break;
       case 'peer-traffic':
@@ -232,7 +247,24 @@ export class RoleMachine {
         this.onFatal(input, out);
         break;
     }
+    this.checkReleases(out);
     return out;
+  }
+
+  /**
+   * The Output Rule and one speaker per epoch, asserted on every batch: a release comes only from a
+   * node that speaks and is not verifying its epoch, and a release through a seq only from a primary
+   * whose backup acknowledged that seq. A broken one throws: the node must stop, not release.
+   */
+  private checkReleases(out: readonly RoleAction[]): void {
+    for (const action of out) {
+      if (action.type === 'release-through') {
+        invariant(this.roleNow === 'primary' && this.holding && !this.verifying, `release through seq ${action.seq} by a ${this.roleNow}${this.verifying ? ' verifying its epoch' : ''}`);
+        invariant(action.seq <= this.ackedSeq, `release through seq ${action.seq} beyond the acknowledged seq ${this.ackedSeq}`);
+      } else if (action.type === 'release-all') {
+        invariant(this.speaks && !this.verifying && !this.holding, `release of every held output by a ${this.roleNow} in epoch ${this.epochNow}${this.holding ? ' that has a backup' : ''}`);
+      }
+    }
   }
 
   private noticeGap(nowMs: number, out: RoleAction[]): void {
@@ -284,8 +316,20 @@ export class RoleMachine {
     }
   }
 
-  private onPeerUp(nowMs: number, out: RoleAction[]): void {
+  private onPeerUp(nowMs: number, out: RoleAction[], peer: string | undefined): void {
     this.lastPeerTrafficMs = nowMs;
+    if (this.roleNow === 'primary' && this.lostPeer !== null && peer !== undefined && peer !== this.lostPeer) {
+      // Another backup while the lost one may be claiming: fence the lost one first (win the next
+      // epoch); the new backup is dropped now and attaches again once this node runs alone.
+      this.peerUp = true;
+      this.peerId = peer;
+      this.startClaim('primary', nowMs, out, `backup ${this.lostPeer} was lost and may be claiming; fencing it before backup ${peer} replaces it`);
+      return;
+    }
+    if (this.roleNow === 'primary' || this.roleNow === 'live') {
+      if (peer !== undefined) this.peerId = peer;
+      if (peer === this.lostPeer) this.lostPeer = null;
+    }
     if (this.roleNow === 'primary') {
       this.peerUp = true;
       if (!this.holding) out.push({ type: 'hold-outputs' }, { type: 'log', level: 'info', msg: 'backup attached: outputs now wait for its acknowledgement' });
@@ -385,6 +429,9 @@ export class RoleMachine {
     }
     this.epochNow = input.epoch;
     this.holding = false;
+    // A new epoch fences every backup of the old one: none of them can win it any more.
+    this.lostPeer = null;
+    this.peerId = null;
     // Winning epoch N+1 proves no newer epoch exists: any check in flight is answered.
     this.verifying = false;
     this.roleNow = 'live';

@@ -15,13 +15,12 @@ import { entryWireBytes, RetainedLog } from '../logging-channel/retained-log.js'
 import { LagTracker } from '../recorder/lag.js';
 import type { Log } from '../recorder/log.js';
 import { OutputBuffer } from '../recorder/output-buffer.js';
-import type { Arbiter } from './arbiter.js';
+import type { ArbiterStore, Env, VmHandle } from './env.js';
 import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
-import { engineIdentity, monotonicMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
+import { engineIdentity, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
 import { EXIT_LOST_EPOCH, type RoleAction, type RoleInput, type RoleMachine } from './role.js';
 import { encodeSnapshot, readSnapshotHeader } from './snapshot-wire.js';
-import type { VmHost } from './vm-host.js';
 import type { BootConfig } from './vm.js';
 import type { RunReply } from './vm-protocol.js';
 
@@ -46,11 +45,13 @@ export interface ServingOptions {
 
 /** What the serving side needs of its node. */
 export interface ServingHost {
-  vm: VmHost;
+  vm: VmHandle;
   config: BootConfig;
   /** The node's log, continuing from where the VM is (seq and pos of its last entry). */
   log: Log;
-  arbiter: Arbiter;
+  arbiter: ArbiterStore;
+  /** The node's world: clock and timers for the serving side, its channel and its live loop. */
+  env: Env;
   /** The node's role machine; null while the node is still starting. */
   machine: () => RoleMachine | null;
   /** Feeds an input to the node's role machine (and performs what it returns). */
@@ -95,13 +96,20 @@ export class Serving {
     // A node that is verifying its epoch when it starts serving holds from the first output.
     this.outputs = new OutputBuffer(!(host.machine()?.holdsOutputs ?? false), () => {
       const machine = host.machine();
-      return !machine || machine.mayRelease(monotonicMs());
+      return !machine || machine.mayRelease(this.host.env.clock.monoMs());
     });
     log.addSink((entries) => this.onAppended(entries));
-    this.loop = new LiveLoop(vm, log, { hold: (seq, release) => this.outputs.hold(seq, release) }, options.logger, {
-      ...options.loop,
-      admit: () => this.admitting && !this.checkpointerNow?.paused && !this.joinPaused,
-    });
+    this.loop = new LiveLoop(
+      vm,
+      log,
+      { hold: (seq, release) => this.outputs.hold(seq, release) },
+      options.logger,
+      {
+        ...options.loop,
+        admit: () => this.admitting && !this.checkpointerNow?.paused && !this.joinPaused,
+      },
+      host.env,
+    );
     this.loop.onFatal = (error) => host.halt({ reason: `the live loop failed: ${error.message}`, exitCode: 70 });
   }
 
@@ -111,6 +119,11 @@ export class Serving {
 
   get attached(): boolean {
     return this.channel?.attached ?? false;
+  }
+
+  /** nodeId of the attached backup, or null. */
+  get attachedNodeId(): string | null {
+    return this.channel?.attachedNodeId ?? null;
   }
 
   /** Starts durable checkpoints (before the loop starts, so the checkpoint log sees every entry). */
@@ -161,6 +174,8 @@ export class Serving {
       heartbeatMs: options.pair.heartbeatMs,
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
       snapshotProvider: (base) => this.snapshotForJoin(base),
+      clock: host.env.clock,
+      timers: host.env.timers,
       ...(replication.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: replication.joinBySnapshotAfterEntries } : {}),
       logger,
     });
@@ -171,12 +186,12 @@ export class Serving {
     this.channel = channel;
     channel.on('attached', (e) => {
       logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
-      host.step({ type: 'peer-up', nowMs: monotonicMs() });
+      host.step({ type: 'peer-up', nowMs: this.host.env.clock.monoMs(), peer: e.nodeId });
       // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
       this.markEpoch(host.machine()?.epoch ?? host.bootEpoch);
     });
     channel.on('ack', (seq) => {
-      const nowMs = monotonicMs();
+      const nowMs = this.host.env.clock.monoMs();
       this.lag.acknowledged(seq, nowMs);
       // What the backup holds is needed again only to resume it from where it acknowledged, and a
       // fresh backup would join by snapshot: keeping that history would grow the heap (and the GC's
@@ -185,7 +200,7 @@ export class Serving {
       host.step({ type: 'acked', nowMs, seq });
       this.reportLag(nowMs);
     });
-    channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: monotonicMs(), reason: `${e.nodeId}: ${e.reason}` }));
+    channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
     this.replicationUrl = `ws://${replication.host}:${channel.port}`;
   }
@@ -203,7 +218,7 @@ export class Serving {
   }
 
   private onAppended(entries: readonly Entry[]): void {
-    const nowMs = monotonicMs();
+    const nowMs = this.host.env.clock.monoMs();
     this.makeRoom(entries);
     const before = this.retained.bytes;
     this.retained.append(entries);
@@ -239,7 +254,7 @@ export class Serving {
    */
   private async snapshotForJoin(base: SnapshotBaseOffer | null): Promise<SnapshotForJoin> {
     const { host } = this;
-    const started = monotonicMs();
+    const started = this.host.env.clock.monoMs();
     this.joinPaused = true;
     let snapshot;
     let seq: number;
@@ -254,7 +269,7 @@ export class Serving {
       this.joinPaused = false;
       this.loop.kick();
     }
-    const pauseMs = monotonicMs() - started;
+    const pauseMs = this.host.env.clock.monoMs() - started;
     let data: Uint8Array | null = null;
     if (base) {
       try {
@@ -269,7 +284,7 @@ export class Serving {
     const header = readSnapshotHeader(data);
     const pages = header.kind === 'delta' ? header.pages.length : null;
     this.options.logger.info(
-      { seq, kind, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, pages, encodeMs: Math.round(monotonicMs() - started - pauseMs) },
+      { seq, kind, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, pages, encodeMs: Math.round(this.host.env.clock.monoMs() - started - pauseMs) },
       `snapshot for a joining backup at seq ${seq} (${kind})`,
     );
     this.lastJoin = { seq, pauseMs, bytes: data.byteLength, memoryBytes: snapshot.memory.byteLength, kind, pages };
@@ -297,7 +312,7 @@ export class Serving {
         this.host.log.appendControl(Kind.Noop, new Uint8Array(0));
         return true;
       case 'hold-outputs':
-        this.lag.rebase(monotonicMs());
+        this.lag.rebase(this.host.env.clock.monoMs());
         this.outputs.setDirect(false);
         return true;
       case 'release-through':
@@ -328,7 +343,7 @@ export class Serving {
   }
 
   status(): Record<string, unknown> {
-    const lag = this.lag.now(monotonicMs());
+    const lag = this.lag.now(this.host.env.clock.monoMs());
     const holds = this.host.machine()?.holdsOutputs ?? false;
     return {
       tasks: this.loop.tasksRun,

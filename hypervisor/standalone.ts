@@ -11,7 +11,7 @@ import { Log, traceSink } from '../recorder/log.js';
 import { traceHeaderFor } from './boot-config.js';
 import { createFrontDoor } from './front-door.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
-import { VmHost } from './vm-host.js';
+import { realEnv, type Env, type VmHandle } from './env.js';
 import type { BootConfig } from './vm.js';
 
 export interface StandaloneOptions {
@@ -27,6 +27,8 @@ export interface StandaloneOptions {
   /** Serve POST /_ft/scheduled, which fires a configured cron trigger now (`--test-scheduled`). */
   testScheduled?: boolean;
   loop: LiveLoopOptions;
+  /** The world this node runs in (default: the real one). */
+  env?: Env;
   logger: Logger;
 }
 
@@ -34,7 +36,7 @@ export class StandaloneNode {
   private stopping: Promise<void> | null = null;
 
   private constructor(
-    private readonly vm: VmHost,
+    private readonly vm: VmHandle,
     private readonly loop: LiveLoop,
     private readonly log: Log,
     private readonly server: Server,
@@ -52,14 +54,15 @@ export class StandaloneNode {
     const log = new Log();
     const traceOut = trace ? traceSink(trace) : null;
     if (traceOut) log.addSink(traceOut.sink);
-    const vm = VmHost.start(config.limits);
+    const env = options.env ?? realEnv;
+    const vm = env.startVm(config.limits);
     let loop: LiveLoop | null = null;
     vm.onFatal = (error) => {
       logger.fatal({ err: error }, 'the VM died; stopping');
       process.exitCode = 70;
       void loop?.stop();
     };
-    const started = performance.now();
+    const started = env.clock.monoMs();
     let bootReply;
     try {
       bootReply = await vm.boot(config, 'live');
@@ -68,13 +71,13 @@ export class StandaloneNode {
       await trace?.close();
       throw error;
     }
-    loop = new LiveLoop(vm, log, { hold: (_seq, release) => release() }, logger, options.loop);
+    loop = new LiveLoop(vm, log, { hold: (_seq, release) => release() }, logger, options.loop, env);
     loop.onFatal = vm.onFatal;
     if (trace) loop.onTask = traceOutputsHook(trace);
     loop.start(bootReply);
     loop.startCrons(config.crons ?? []);
     trace?.flush();
-    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(performance.now() - started), memoryBytes: bootReply.state.memoryBytes }, 'guest booted');
+    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(env.clock.monoMs() - started), memoryBytes: bootReply.state.memoryBytes }, 'guest booted');
 
     const node: { loop: LiveLoop } = { loop };
     const server = createFrontDoor(

@@ -13,7 +13,6 @@
 
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import {
@@ -44,6 +43,8 @@ import {
   type Frame,
 } from './frames.js';
 import { channelSettings, positiveInt } from './settings.js';
+import { BackupSession, type BackupSessionAction } from './backup-session.js';
+import { realClock, realTimers, type Clock, type TimerHandle, type Timers } from './time.js';
 
 /** Default pause between a lost connection and the next dial, in ms. */
 export const DEFAULT_RECONNECT_DELAY_MS = 200;
@@ -70,6 +71,9 @@ export interface BackupChannelOptions {
    * Left out of the auth message if it would not fit in one frame.
    */
   snapshotBase?: SnapshotBaseOffer;
+  /** Monotonic time and timers (default: the process's own). */
+  clock?: Clock;
+  timers?: Timers;
   logger: Logger;
 }
 
@@ -137,8 +141,8 @@ interface Conn {
   snapshot: { meta: SnapshotMeta; chunks: Uint8Array[]; received: number } | null;
   clientNonce: string;
   serverNonce: string;
-  handshakeTimer: NodeJS.Timeout | undefined;
-  closeTimer: NodeJS.Timeout | undefined;
+  handshakeTimer: TimerHandle | undefined;
+  closeTimer: TimerHandle | undefined;
   closeReason: string | undefined;
   /** Set when this connection ended in a refusal already reported (by message or by us). */
   refusalHandled: boolean;
@@ -159,16 +163,14 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   readonly maxFrameBytes: number;
   private readonly logger: Logger;
   private conn: Conn | null = null;
-  private received: number;
-  private primaryLast = 0;
+  /** The stream's rules and facts (received seq, heartbeats, silence): one owner, pure. */
+  private readonly stream: BackupSession;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
   private welcomes = 0;
-  /** Time of the last frame from an authenticated primary; null until the first welcome. */
-  private lastHeardAt: number | null = null;
-  private lastHeartbeatAt = 0;
-  private silentReported = false;
   private failedDials = 0;
-  private tickTimer: NodeJS.Timeout;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private tickTimer: TimerHandle;
+  private reconnectTimer: TimerHandle | undefined;
   private closed = false;
   private stopped = false;
   /** pause()d: no connection, no dials, no 'entries' until resume(). */
@@ -189,15 +191,16 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     this.reconnectDelayMs = positiveInt('BackupChannel', 'reconnectDelayMs', opts.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS);
     const start = opts.receivedSeq ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) throw new RangeError(`BackupChannel: receivedSeq must be an integer >= 0, got ${start}`);
-    this.received = start;
+    this.stream = new BackupSession({ heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs }, start);
+    this.clock = opts.clock ?? realClock;
+    this.timers = opts.timers ?? realTimers;
     this.snapshotBase = opts.snapshotBase ?? null;
     if (this.snapshotBase !== null) {
       const problem = snapshotBaseOfferProblem({ ...this.snapshotBase }, this.snapshotBase.pageHashes.byteLength);
       if (problem !== null) throw new RangeError(`BackupChannel: snapshotBase.${problem[0]} must be ${problem[1]}`);
     }
     this.logger = opts.logger.child({ component: 'logging-channel', role: 'backup', nodeId: this.nodeId });
-    this.tickTimer = setInterval(() => this.tick(), tickMs(this.heartbeatMs, this.heartbeatTimeoutMs));
-    this.tickTimer.unref();
+    this.tickTimer = this.timers.every(tickMs(this.heartbeatMs, this.heartbeatTimeoutMs), () => this.tick(), true);
   }
 
   /**
@@ -212,12 +215,12 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
 
   /** Every entry up to this seq has been received (and acknowledged). */
   get receivedSeq(): number {
-    return this.received;
+    return this.stream.receivedSeq;
   }
 
   /** The primary's last log seq, as of its last heartbeat (lag = primarySeq - receivedSeq). */
   get primarySeq(): number {
-    return Math.max(this.primaryLast, this.received);
+    return this.stream.primarySeq;
   }
 
   /** Welcomed by an authenticated primary and the connection is up. */
@@ -226,11 +229,11 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   }
 
   /**
-   * performance.now() at which the last frame from the authenticated primary arrived (any frame
+   * The clock's monoMs() at which the last frame from the authenticated primary arrived (any frame
    * counts as a heartbeat); null before the first welcome.
    */
   get lastHeardAtMs(): number | null {
-    return this.lastHeardAt;
+    return this.stream.lastHeardAtMs;
   }
 
   /** True between pause() and resume(). */
@@ -246,19 +249,18 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   pause(): void {
     if (this.paused || this.closed) return;
     this.paused = true;
-    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer?.cancel();
     const conn = this.conn;
     if (conn !== null && conn.state !== 'closed') this.closeConn(conn, 1001, 'backup paused');
-    this.logger.info({ receivedSeq: this.received }, 'logging channel paused');
+    this.logger.info({ receivedSeq: this.stream.receivedSeq }, 'logging channel paused');
   }
 
   /** Undo pause(): dial again, resuming after receivedSeq. */
   resume(): void {
     if (!this.paused || this.closed) return;
     this.paused = false;
-    this.lastHeardAt = this.lastHeardAt === null ? null : performance.now();
-    this.silentReported = false;
-    this.logger.info({ receivedSeq: this.received }, 'logging channel resumed');
+    this.stream.resumed(this.clock.monoMs());
+    this.logger.info({ receivedSeq: this.stream.receivedSeq }, 'logging channel resumed');
     if (this.conn === null) this.dial();
   }
 
@@ -266,8 +268,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.tickTimer);
-    clearTimeout(this.reconnectTimer);
+    this.tickTimer.cancel();
+    this.reconnectTimer?.cancel();
     const conn = this.conn;
     if (conn !== null && conn.ws.readyState !== WebSocket.CLOSED) {
       await new Promise<void>((resolve) => {
@@ -298,9 +300,9 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     };
     this.conn = conn;
     // Covers the TCP connect, the HTTP upgrade, hello and welcome.
-    conn.handshakeTimer = setTimeout(() => {
+    conn.handshakeTimer = this.timers.after(this.handshakeTimeoutMs, () => {
       this.protocolError(conn, `handshake timeout: no welcome within ${this.handshakeTimeoutMs} ms`);
-    }, this.handshakeTimeoutMs);
+    });
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
     ws.on('error', (err) => this.onSocketError(conn, err));
     ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString('utf8')));
@@ -359,12 +361,12 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       formatVersion: this.identity.formatVersion,
       engine: this.identity.engine,
       nodeId: this.nodeId,
-      resumeFromSeq: this.received,
+      resumeFromSeq: this.stream.receivedSeq,
     };
     if (this.identity.guestHash !== undefined) auth.guestHash = this.identity.guestHash;
     // Only a join (nothing received yet) is served by a snapshot: a resume never uses the base.
     let authFrame = encodeControlFrame(auth);
-    if (this.snapshotBase !== null && this.received === 0) {
+    if (this.snapshotBase !== null && this.stream.receivedSeq === 0) {
       const offered = encodeControlFrame({ ...auth, snapshotBase: encodeSnapshotBaseOffer(this.snapshotBase) });
       if (offered.byteLength <= this.maxFrameBytes) authFrame = offered;
       else {
@@ -389,8 +391,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
     const snapshot = (welcome as { snapshot?: SnapshotMeta }).snapshot;
     if (snapshot !== undefined) {
-      if (this.received !== 0 || welcome.firstSeq !== snapshot.seq + 1 || !(snapshot.bytes > 0 && snapshot.bytes <= MAX_SNAPSHOT_BYTES) || typeof snapshot.sha256 !== 'string') {
-        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: bad snapshot in the welcome: ${JSON.stringify(snapshot)} (received through seq ${this.received})`);
+      if (this.stream.receivedSeq !== 0 || welcome.firstSeq !== snapshot.seq + 1 || !(snapshot.bytes > 0 && snapshot.bytes <= MAX_SNAPSHOT_BYTES) || typeof snapshot.sha256 !== 'string') {
+        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: bad snapshot in the welcome: ${JSON.stringify(snapshot)} (received through seq ${this.stream.receivedSeq})`);
       }
       if (snapshot.baseDigest !== undefined && snapshot.baseDigest !== this.snapshotBase?.digest) {
         throw new RefusalError(
@@ -398,27 +400,22 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
           `protocol error: the welcome announces a delta against base ${String(snapshot.baseDigest)}, but this backup offered ${this.snapshotBase ? `base ${this.snapshotBase.digest}` : 'no base'}`,
         );
       }
-    } else if (welcome.firstSeq !== this.received + 1) {
-      throw new RefusalError(
-        RefuseCode.ProtocolError,
-        `protocol error: welcome says the stream starts at seq ${welcome.firstSeq}, but this backup has received through seq ${this.received}`,
-      );
     }
-    clearTimeout(conn.handshakeTimer);
+    const welcomed = this.stream.welcome(welcome.firstSeq, snapshot ? snapshot.seq : null, this.clock.monoMs());
+    conn.handshakeTimer?.cancel();
     conn.state = snapshot ? 'snapshot' : 'open';
     conn.snapshot = snapshot ? { meta: snapshot, chunks: [], received: 0 } : null;
     conn.welcomed = true;
     const reconnect = this.welcomes > 0;
     this.welcomes++;
     this.failedDials = 0;
-    this.heard();
-    this.lastHeartbeatAt = performance.now();
+    this.performStream(conn, welcomed);
     this.logger.info({ url: this.url, firstSeq: welcome.firstSeq, reconnect }, reconnect ? 'reconnected to the primary' : 'connected to the primary');
     this.emit('welcome', { bootConfig: welcome.bootConfig, firstSeq: welcome.firstSeq, reconnect, ...(snapshot ? { snapshot } : {}) });
   }
 
   private onSnapshotFrame(conn: Conn, frame: Frame): void {
-    this.heard();
+    this.performStream(conn, this.stream.heard(this.clock.monoMs()));
     if (frame.type === 'heartbeat') return;
     if (frame.type !== 'snapshot') throw new RefusalError(RefuseCode.ProtocolError, `protocol error: expected SNAPSHOT frames, got a ${frame.type.toUpperCase()} frame`);
     const snap = conn.snapshot!;
@@ -434,27 +431,22 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
     conn.snapshot = null;
     if (createHash('sha256').update(data).digest('hex') !== snap.meta.sha256) throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: the snapshot does not match its SHA-256');
-    this.received = snap.meta.seq;
     conn.state = 'open';
     // Receipt first, as for entries: the state through this seq is now on this node.
-    this.send(conn, encodeAckFrame(snap.meta.seq));
+    this.performStream(conn, this.stream.snapshotReceived(snap.meta.seq, this.clock.monoMs()));
     const baseDigest = snap.meta.baseDigest ?? null;
     this.logger.info({ seq: snap.meta.seq, bytes: data.byteLength, kind: baseDigest !== null ? 'incremental' : 'full', ...(baseDigest !== null ? { baseDigest } : {}) }, 'snapshot received');
     this.emit('snapshot', { seq: snap.meta.seq, pos: snap.meta.pos, data, delta: baseDigest !== null, baseDigest });
   }
 
   private onStreamFrame(conn: Conn, frame: Frame): void {
-    this.heard();
+    const nowMs = this.clock.monoMs();
     switch (frame.type) {
       case 'entries':
-        this.onEntries(conn, frame.entries);
+        this.performStream(conn, this.stream.onEntries(frame.entries, nowMs));
         return;
       case 'heartbeat':
-        // The primary's log never ends before what it already sent us.
-        if (frame.seq < this.received) {
-          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: primary heartbeat claims its log ends at seq ${frame.seq}, but it sent through seq ${this.received}`);
-        }
-        this.primaryLast = frame.seq;
+        this.performStream(conn, this.stream.onHeartbeat(frame.seq, nowMs));
         return;
       case 'ack':
         throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected ACK frame from the primary');
@@ -465,46 +457,40 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
   }
 
-  private onEntries(conn: Conn, entries: Entry[]): void {
-    const first = entries[0]!.seq;
-    const last = entries[entries.length - 1]!.seq;
-    // Already have all of them: a resend overlap, harmless.
-    if (last <= this.received) return;
-    if (first > this.received + 1) {
-      throw new RefusalError(
-        RefuseCode.ProtocolError,
-        `protocol error: seq gap: expected seq ${this.received + 1}, got a batch of seqs ${first}..${last}`,
-      );
+  /** Performs what the stream session returned (`conn`: the connection it concerns, if any). */
+  private performStream(conn: Conn | null, actions: BackupSessionAction[]): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send-ack':
+          // Receipt first (Output Rule): the primary's outputs wait on this ack, not on our replay.
+          if (conn) this.send(conn, encodeAckFrame(action.seq));
+          break;
+        case 'deliver':
+          this.emit('entries', action.entries);
+          break;
+        case 'send-heartbeat':
+          if (conn) this.send(conn, encodeHeartbeatFrame(action.seq));
+          break;
+        case 'primary-heard':
+          this.logger.info('primary heard again');
+          break;
+        case 'primary-silent':
+          this.onSilent(action.silentMs);
+          break;
+      }
     }
-    const fresh = first === this.received + 1 ? entries : entries.slice(this.received + 1 - first);
-    this.received = last;
-    // Receipt first (Output Rule): the primary's outputs wait on this ack, not on our replay.
-    this.send(conn, encodeAckFrame(last));
-    this.emit('entries', fresh);
   }
 
   // -------------------------------------------------------------------------------------------
   // Liveness
 
-  private heard(): void {
-    this.lastHeardAt = performance.now();
-    if (this.silentReported) {
-      this.silentReported = false;
-      this.logger.info('primary heard again');
-    }
+  private tick(): void {
+    const conn = this.conn;
+    const open = conn !== null && conn.state === 'open' ? conn : null;
+    this.performStream(open, this.stream.tick(this.clock.monoMs(), open !== null, this.paused));
   }
 
-  private tick(): void {
-    const now = performance.now();
-    const conn = this.conn;
-    if (conn !== null && conn.state === 'open' && now - this.lastHeartbeatAt >= this.heartbeatMs) {
-      this.lastHeartbeatAt = now;
-      this.send(conn, encodeHeartbeatFrame(this.received));
-    }
-    if (this.lastHeardAt === null || this.silentReported || this.paused) return;
-    const silentMs = Math.round(now - this.lastHeardAt);
-    if (silentMs < this.heartbeatTimeoutMs) return;
-    this.silentReported = true;
+  private onSilent(silentMs: number): void {
     this.logger.warn({ silentMs }, `primary silent for ${silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);
     this.emit('primary-silent', { silentMs });
     // A silent connection may be half-open (the primary's host died without a FIN): drop it so the
@@ -553,7 +539,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     conn.closeReason ??= `${what} (${code}): ${reason}`;
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer?.cancel();
     this.logger.error({ code, url: this.url }, `${what}; not reconnecting: ${reason}`);
     this.emit('refused', { code, reason });
   }
@@ -574,8 +560,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   }
 
   private onClose(conn: Conn, code: number, reason: string): void {
-    clearTimeout(conn.handshakeTimer);
-    clearTimeout(conn.closeTimer);
+    conn.handshakeTimer?.cancel();
+    conn.closeTimer?.cancel();
     const wasWelcomed = conn.welcomed;
     conn.state = 'closed';
     if (this.conn === conn) this.conn = null;
@@ -586,29 +572,28 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     const why = conn.closeReason ?? `connection closed by the primary (code ${code}${reason ? `: ${reason}` : ''})`;
     if (wasWelcomed && (this.paused || this.closed)) {
       // Our own doing (pause/close): not news for the node.
-      this.logger.info({ code, url: this.url, receivedSeq: this.received }, `disconnected from the primary: ${why}`);
+      this.logger.info({ code, url: this.url, receivedSeq: this.stream.receivedSeq }, `disconnected from the primary: ${why}`);
     } else if (wasWelcomed) {
-      this.logger.warn({ code, url: this.url, receivedSeq: this.received }, `disconnected from the primary: ${why}`);
+      this.logger.warn({ code, url: this.url, receivedSeq: this.stream.receivedSeq }, `disconnected from the primary: ${why}`);
       this.emit('disconnected', { code, reason: why });
     } else {
       this.failedDials++;
     }
     if (!this.closed && !this.stopped && !this.paused) {
-      clearTimeout(this.reconnectTimer);
-      this.reconnectTimer = setTimeout(() => this.dial(), this.reconnectDelayMs);
+      this.reconnectTimer?.cancel();
+      this.reconnectTimer = this.timers.after(this.reconnectDelayMs, () => this.dial());
     }
   }
 
   private closeConn(conn: Conn, code: number, reason: string): void {
     conn.closeReason ??= reason;
     if (conn.state !== 'closed') conn.state = 'closed';
-    clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer?.cancel();
     const ws = conn.ws;
     if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
     else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
     if (conn.closeTimer === undefined && ws.readyState !== WebSocket.CLOSED) {
-      conn.closeTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
-      conn.closeTimer.unref();
+      conn.closeTimer = this.timers.after(CLOSE_GRACE_MS, () => ws.terminate(), true);
     }
   }
 

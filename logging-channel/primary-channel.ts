@@ -16,7 +16,6 @@ import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { performance } from 'node:perf_hooks';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import {
@@ -48,6 +47,8 @@ import {
 } from './frames.js';
 import { channelSettings, positiveInt } from './settings.js';
 import type { RetainedLog } from './retained-log.js';
+import { PrimarySession, type PrimarySessionAction } from './primary-session.js';
+import { realClock, realTimers, type Clock, type TimerHandle, type Timers } from './time.js';
 
 /** Default bound on bytes queued in the WebSocket before we stop sending (backpressure). */
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -84,6 +85,9 @@ export interface PrimaryChannelOptions {
    */
   snapshotProvider?: SnapshotProvider;
   joinBySnapshotAfterEntries?: number;
+  /** Monotonic time and timers (default: the process's own). */
+  clock?: Clock;
+  timers?: Timers;
   logger: Logger;
 }
 
@@ -140,19 +144,12 @@ interface Conn {
   state: 'handshake' | 'attached' | 'closed';
   serverNonce: string;
   nodeId: string;
-  handshakeTimer: NodeJS.Timeout | undefined;
-  closeTimer: NodeJS.Timeout | undefined;
+  handshakeTimer: TimerHandle | undefined;
+  closeTimer: TimerHandle | undefined;
   /** Why we closed it, for the 'detached' event and the log (set before the close happens). */
   closeReason: string | undefined;
-  // While attached:
-  sentSeq: number;
-  lastHeardAt: number;
-  lastHeartbeatAt: number;
-  silentReported: boolean;
   /** Waiting for the socket to drain below maxBufferedBytes. */
   blocked: boolean;
-  /** Joining by snapshot: no entries are sent until the snapshot has been. */
-  snapshotting: boolean;
   /** The welcome has gone out: before it, no other frame may (a joining backup waits for it first). */
   welcomed: boolean;
 }
@@ -174,12 +171,13 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private readonly logger: Logger;
   private readonly pending = new Set<Conn>();
   private session: Conn | null = null;
-  private tickTimer: NodeJS.Timeout | undefined;
+  private tickTimer: TimerHandle | undefined;
   private pumpScheduled = false;
   private closing = false;
-  private acked = 0;
-  /** performance.now() of the last frame from an attached backup; null before any attached. */
-  private lastHeard: number | null = null;
+  /** The stream's rules and facts (acked and sent seq, heartbeats, silence): one owner, pure. */
+  private readonly stream: PrimarySession;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
   /** Frames of entries sent since listen (for tests and metrics). */
   framesSent = 0;
 
@@ -200,6 +198,9 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     this.maxBufferedBytes = positiveInt('PrimaryChannel', 'maxBufferedBytes', opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
     this.snapshotProvider = opts.snapshotProvider;
     this.joinBySnapshotAfterEntries = opts.joinBySnapshotAfterEntries ?? DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES;
+    this.clock = opts.clock ?? realClock;
+    this.timers = opts.timers ?? realTimers;
+    this.stream = new PrimarySession({ heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs });
     // Fail at startup, not at the first backup: a welcome that cannot be sent would refuse every backup.
     const welcomeBytes = encodeControlFrame({ t: 'welcome', proof: '0'.repeat(64), bootConfig: this.bootConfig, firstSeq: Number.MAX_SAFE_INTEGER }).byteLength;
     if (welcomeBytes > this.maxFrameBytes) {
@@ -255,8 +256,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       });
     });
     channel.server.on('error', (err) => channel.logger.error({ err }, 'logging-channel server error'));
-    channel.tickTimer = setInterval(() => channel.tick(), tickMs(channel.heartbeatMs, channel.heartbeatTimeoutMs));
-    channel.tickTimer.unref();
+    channel.tickTimer = channel.timers.every(tickMs(channel.heartbeatMs, channel.heartbeatTimeoutMs), () => channel.tick(), true);
     channel.logger.info({ port: channel.port, host: opts.host }, 'logging channel listening');
     return channel;
   }
@@ -288,20 +288,20 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   }
 
   get ackedSeq(): number {
-    return this.acked;
+    return this.stream.ackedSeq;
   }
 
   /**
-   * performance.now() at which the last frame from an attached backup arrived (any frame counts as
+   * The clock's monoMs() at which the last frame from an attached backup arrived (any frame counts as
    * a heartbeat); null before any backup attached. Kept after a detach.
    */
   get lastHeardAtMs(): number | null {
-    return this.lastHeard;
+    return this.stream.lastHeardAtMs;
   }
 
   /** Last seq sent to the attached backup (its resumeFromSeq right after attaching); 0 when detached. */
   get sentSeq(): number {
-    return this.session?.sentSeq ?? 0;
+    return this.session ? this.stream.sentSeq : 0;
   }
 
   /** The largest entry (payload + framing, RetainedLog wire bytes) that fits in one frame. */
@@ -334,7 +334,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    clearInterval(this.tickTimer);
+    this.tickTimer?.cancel();
     const conns = [...this.pending];
     if (this.session !== null) {
       conns.push(this.session);
@@ -378,21 +378,16 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       handshakeTimer: undefined,
       closeTimer: undefined,
       closeReason: undefined,
-      sentSeq: 0,
-      lastHeardAt: 0,
-      lastHeartbeatAt: 0,
-      silentReported: false,
       blocked: false,
-      snapshotting: false,
       welcomed: false,
     };
     this.pending.add(conn);
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
     ws.on('error', (err) => this.onSocketError(conn, err));
     ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString('utf8')));
-    conn.handshakeTimer = setTimeout(() => {
+    conn.handshakeTimer = this.timers.after(this.handshakeTimeoutMs, () => {
       this.refuse(conn, new RefusalError(RefuseCode.ProtocolError, `protocol error: handshake timeout: no valid auth within ${this.handshakeTimeoutMs} ms`));
-    }, this.handshakeTimeoutMs);
+    });
     this.sendControl(conn, {
       t: 'hello',
       nonce: conn.serverNonce,
@@ -449,7 +444,10 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       );
     }
     const bySnapshot = auth.resumeFromSeq === 0 && this.joinsBySnapshot;
-    if (!bySnapshot) this.checkResume(auth);
+    if (!bySnapshot) {
+      const problem = PrimarySession.resumeProblem(auth.resumeFromSeq, this.log.firstSeq, this.log.lastSeq);
+      if (problem !== null) throw problem;
+    }
 
     if (current !== null) {
       // The same node dialled again: its old connection is dead or half-open (or a second process
@@ -459,19 +457,12 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       this.detach(current, why);
       this.closeConn(current, RefuseCode.Replaced, why);
     }
-    clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer?.cancel();
     this.pending.delete(conn);
-    const now = performance.now();
     conn.state = 'attached';
-    conn.sentSeq = auth.resumeFromSeq;
-    conn.lastHeardAt = now;
-    conn.lastHeartbeatAt = now;
-    this.lastHeard = now;
     this.session = conn;
+    const resumed = this.stream.attach(auth.resumeFromSeq, this.clock.monoMs(), bySnapshot);
     if (bySnapshot) {
-      conn.snapshotting = true;
-      conn.sentSeq = 0;
-      this.acked = 0;
       const base = auth.snapshotBase ?? null;
       this.logger.info(
         { nodeId: auth.nodeId, remote: conn.remote, lastSeq: this.log.lastSeq, retainedFrom: this.log.firstSeq, ...(base ? { baseDigest: base.digest, baseMemoryBytes: base.memoryBytes } : {}) },
@@ -488,21 +479,19 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       bootConfig: this.bootConfig,
       firstSeq: auth.resumeFromSeq + 1,
     });
-    const previousAck = this.acked;
-    this.acked = auth.resumeFromSeq;
     this.logger.info(
       { nodeId: auth.nodeId, remote: conn.remote, resumeFromSeq: auth.resumeFromSeq, lastSeq: this.log.lastSeq },
       'backup attached',
     );
     this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: auth.resumeFromSeq, remote: conn.remote });
     // Its resume point is a receipt: it may cover acks that were in flight when the old connection died.
-    if (this.session === conn && auth.resumeFromSeq > previousAck) this.emit('ack', auth.resumeFromSeq);
+    if (this.session === conn) this.performStream(conn, resumed);
     this.notifyAppended();
   }
 
   /** Takes a snapshot, then sends the welcome, the snapshot in chunks, and the log after it. */
   private async sendSnapshot(conn: Conn, clientNonce: string, base: SnapshotBaseOffer | null): Promise<void> {
-    const started = performance.now();
+    const started = this.clock.monoMs();
     let snapshot: SnapshotForJoin;
     try {
       snapshot = await this.snapshotProvider!(base);
@@ -527,10 +516,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       snapshot: { seq: snapshot.seq, pos: snapshot.pos, bytes: snapshot.data.byteLength, sha256, ...(snapshot.baseDigest !== undefined ? { baseDigest: snapshot.baseDigest } : {}) },
     });
     // The silence clock starts now: the snapshot took as long as it took to encode.
-    const welcomedAt = performance.now();
-    conn.lastHeardAt = welcomedAt;
-    conn.lastHeartbeatAt = welcomedAt;
-    this.lastHeard = welcomedAt;
+    this.stream.snapshotWelcomed(this.clock.monoMs());
     this.emit('attached', { nodeId: conn.nodeId, resumeFromSeq: 0, remote: conn.remote });
     // A chunk and its type byte must fit in one frame, or the backup drops the connection as oversized.
     const chunkBytes = Math.min(SNAPSHOT_CHUNK_BYTES, this.maxFrameBytes - 1);
@@ -538,77 +524,53 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
       // Backpressure: a 20 MiB snapshot must not sit in the socket's buffer all at once.
       while (conn.ws.bufferedAmount > this.maxBufferedBytes) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await new Promise<void>((resolve) => this.timers.after(5, resolve));
         if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
       }
       conn.ws.send(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + chunkBytes)), { binary: true });
     }
-    conn.sentSeq = snapshot.seq;
-    conn.snapshotting = false;
+    this.stream.snapshotSent(snapshot.seq);
     const kind = snapshot.baseDigest !== undefined ? 'incremental' : 'full';
     const why = kind === 'full' && base !== null ? ', though the backup offered a base' : '';
     this.logger.info(
-      { nodeId: conn.nodeId, seq: snapshot.seq, kind, bytes: snapshot.data.byteLength, baseOffered: base !== null, ms: Math.round(performance.now() - started) },
+      { nodeId: conn.nodeId, seq: snapshot.seq, kind, bytes: snapshot.data.byteLength, baseOffered: base !== null, ms: Math.round(this.clock.monoMs() - started) },
       `${kind} snapshot of ${snapshot.data.byteLength} bytes sent to the joining backup (seq ${snapshot.seq}${why}); streaming the log after it`,
     );
     this.notifyAppended();
   }
 
-  private checkResume(auth: AuthMessage): void {
-    const { firstSeq, lastSeq } = this.log;
-    if (auth.resumeFromSeq > lastSeq) {
-      throw new RefusalError(
-        RefuseCode.CannotResume,
-        `cannot resume: the backup has received through seq ${auth.resumeFromSeq} but this primary's log ends at seq ${lastSeq} (a backup of another run?)`,
-      );
+  private onAttachedFrame(conn: Conn, frame: Frame): void {
+    if (frame.type === 'control') {
+      const theirRefusal = asRefusal(frame.message);
+      if (theirRefusal !== null) {
+        const why = `refused by the backup (${theirRefusal.code}): ${theirRefusal.reason}`;
+        this.logger.error({ nodeId: conn.nodeId, remote: conn.remote, code: theirRefusal.code }, why);
+        this.detach(conn, why);
+        this.closeConn(conn, 1000, 'refused by the backup');
+        return;
+      }
     }
-    if (auth.resumeFromSeq + 1 < firstSeq) {
-      throw new RefusalError(
-        RefuseCode.CannotResume,
-        `cannot resume: the backup needs entries from seq ${auth.resumeFromSeq + 1}, but this primary retains only seq ${firstSeq}..${lastSeq}`,
-      );
-    }
+    this.performStream(conn, this.stream.onFrame(frame, this.clock.monoMs()));
   }
 
-  private onAttachedFrame(conn: Conn, frame: Frame): void {
-    conn.lastHeardAt = performance.now();
-    this.lastHeard = conn.lastHeardAt;
-    if (conn.silentReported) {
-      conn.silentReported = false;
-      this.logger.info({ nodeId: conn.nodeId }, 'backup heard again');
-    }
-    switch (frame.type) {
-      case 'ack': {
-        if (frame.seq <= this.acked) {
-          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: regressing ack: seq ${frame.seq} after ack of seq ${this.acked}`);
-        }
-        if (frame.seq > conn.sentSeq) {
-          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: ack of seq ${frame.seq} beyond the last sent seq ${conn.sentSeq}`);
-        }
-        this.acked = frame.seq;
-        this.emit('ack', frame.seq);
-        return;
+  /** Performs what the stream session returned, for the attached connection `conn`. */
+  private performStream(conn: Conn, actions: PrimarySessionAction[]): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'acked':
+          this.emit('ack', action.seq);
+          break;
+        case 'send-heartbeat':
+          this.send(conn, encodeHeartbeatFrame(action.seq));
+          break;
+        case 'peer-heard':
+          this.logger.info({ nodeId: conn.nodeId }, 'backup heard again');
+          break;
+        case 'peer-silent':
+          this.logger.warn({ nodeId: conn.nodeId, silentMs: action.silentMs }, `backup silent for ${action.silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);
+          this.emit('peer-silent', { silentMs: action.silentMs });
+          break;
       }
-      case 'heartbeat':
-        if (frame.seq > conn.sentSeq) {
-          throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat claims seq ${frame.seq}, beyond the last sent seq ${conn.sentSeq}`);
-        }
-        return;
-      case 'control': {
-        const theirRefusal = asRefusal(frame.message);
-        if (theirRefusal !== null) {
-          const why = `refused by the backup (${theirRefusal.code}): ${theirRefusal.reason}`;
-          this.logger.error({ nodeId: conn.nodeId, remote: conn.remote, code: theirRefusal.code }, why);
-          this.detach(conn, why);
-          this.closeConn(conn, 1000, 'refused by the backup');
-          return;
-        }
-        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: unexpected CONTROL "${frame.message.t}" message after the handshake`);
-      }
-      case 'entries':
-        throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected ENTRIES frame from the backup');
-      case 'snapshot':
-        throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected SNAPSHOT frame from the backup');
     }
   }
 
@@ -617,24 +579,24 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   private pump(): void {
     const s = this.session;
-    if (s === null || s.state !== 'attached' || s.blocked || s.snapshotting || s.ws.readyState !== WebSocket.OPEN) return;
+    if (s === null || s.state !== 'attached' || s.blocked || !this.stream.streaming || s.ws.readyState !== WebSocket.OPEN) return;
     const log = this.log;
     const budget = entriesBudgetBytes(this.maxFrameBytes);
-    while (s.sentSeq < log.lastSeq) {
+    while (this.stream.sentSeq < log.lastSeq) {
       if (s.ws.bufferedAmount > this.maxBufferedBytes) {
         // The send callbacks of the queued frames will resume us as the socket drains.
         s.blocked = true;
         return;
       }
-      if (s.sentSeq + 1 < log.firstSeq) {
-        const why = `cannot resume: entries from seq ${s.sentSeq + 1} were trimmed (retained: ${log.firstSeq}..${log.lastSeq}) before they were sent to the backup`;
+      if (this.stream.sentSeq + 1 < log.firstSeq) {
+        const why = `cannot resume: entries from seq ${this.stream.sentSeq + 1} were trimmed (retained: ${log.firstSeq}..${log.lastSeq}) before they were sent to the backup`;
         this.logger.error({ nodeId: s.nodeId }, why);
         this.sendControl(s, { t: 'refuse', code: RefuseCode.CannotResume, reason: why });
         this.detach(s, why);
         this.closeConn(s, RefuseCode.CannotResume, why);
         return;
       }
-      const entries = log.from(s.sentSeq + 1, budget);
+      const entries = log.from(this.stream.sentSeq + 1, budget);
       let frame: Uint8Array;
       try {
         frame = encodeEntriesFrame(entries, this.maxFrameBytes);
@@ -647,7 +609,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
         return;
       }
       s.ws.send(frame, { binary: true }, (err) => this.onSent(s, err));
-      s.sentSeq = entries[entries.length - 1]!.seq;
+      this.stream.entriesSent(entries[entries.length - 1]!.seq);
       this.framesSent++;
     }
   }
@@ -664,17 +626,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private tick(): void {
     const s = this.session;
     if (s === null || !s.welcomed) return;
-    const now = performance.now();
-    if (now - s.lastHeartbeatAt >= this.heartbeatMs) {
-      s.lastHeartbeatAt = now;
-      this.send(s, encodeHeartbeatFrame(this.log.lastSeq));
-    }
-    const silentMs = Math.round(now - s.lastHeardAt);
-    if (!s.silentReported && silentMs >= this.heartbeatTimeoutMs) {
-      s.silentReported = true;
-      this.logger.warn({ nodeId: s.nodeId, silentMs }, `backup silent for ${silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);
-      this.emit('peer-silent', { silentMs });
-    }
+    this.performStream(s, this.stream.tick(this.clock.monoMs(), this.log.lastSeq));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -718,12 +670,12 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     }
     if (conn.state === 'attached') this.detach(conn, conn.closeReason);
     conn.state = 'closed';
-    clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer?.cancel();
   }
 
   private onClose(conn: Conn, code: number, reason: string): void {
-    clearTimeout(conn.handshakeTimer);
-    clearTimeout(conn.closeTimer);
+    conn.handshakeTimer?.cancel();
+    conn.closeTimer?.cancel();
     this.pending.delete(conn);
     if (conn.state === 'handshake') {
       this.logger.warn({ remote: conn.remote, code }, `connection closed during the handshake${reason ? `: ${reason}` : ''}`);
@@ -737,10 +689,12 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   /** Forget the attached backup (once) and tell the node. */
   private detach(conn: Conn, reason: string): void {
     if (this.session !== conn) return;
+    const sentSeq = this.stream.sentSeq;
     this.session = null;
+    this.stream.detach();
     conn.state = 'closed';
     conn.closeReason ??= reason;
-    this.logger.info({ nodeId: conn.nodeId, remote: conn.remote, sentSeq: conn.sentSeq, ackedSeq: this.acked }, `backup detached: ${reason}`);
+    this.logger.info({ nodeId: conn.nodeId, remote: conn.remote, sentSeq, ackedSeq: this.stream.ackedSeq }, `backup detached: ${reason}`);
     this.emit('detached', { nodeId: conn.nodeId, reason });
   }
 
@@ -748,13 +702,12 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private closeConn(conn: Conn, code: number, reason: string): void {
     conn.closeReason ??= reason;
     conn.state = 'closed';
-    clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer?.cancel();
     this.pending.delete(conn);
     const ws = conn.ws;
     if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
     if (conn.closeTimer === undefined && ws.readyState !== WebSocket.CLOSED) {
-      conn.closeTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
-      conn.closeTimer.unref();
+      conn.closeTimer = this.timers.after(CLOSE_GRACE_MS, () => ws.terminate(), true);
     }
   }
 

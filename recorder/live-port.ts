@@ -11,25 +11,44 @@ const EMPTY = new Uint8Array(0);
 export interface LivePortOptions {
   /** CPU budget of one task in wall-clock ms; past it the task is preempted at its next poll check. */
   taskBudgetMs: number;
+  /** Where the world's values come from (default: the process's clocks and OS randomness; the simulator's are seeded). */
+  world?: LivePortWorld;
 }
+
+/** The world a live port reads: the same three things whatever runs the node. */
+export interface LivePortWorld {
+  /** Monotonic ms (the CPU budget). */
+  monoMs(): number;
+  /** Wall-clock ms since the epoch (the guest's Date). */
+  wallMs(): number;
+  randomBytes(length: number): Uint8Array;
+}
+
+const REAL_WORLD: LivePortWorld = {
+  monoMs: () => performance.now(),
+  wallMs: () => Date.now(),
+  randomBytes: (length) => new Uint8Array(randomBytes(length)),
+};
 
 export class LivePort implements InputPort {
   readonly mode = 'live' as const;
   private taskStartMs = 0;
+  private readonly world: LivePortWorld;
 
   constructor(
     private readonly sink: EntrySink,
     private readonly options: LivePortOptions,
   ) {
     if (!(options.taskBudgetMs > 0)) throw new RangeError(`taskBudgetMs must be > 0, got ${options.taskBudgetMs}`);
+    this.world = options.world ?? REAL_WORLD;
   }
 
   beginTask(): void {
-    this.taskStartMs = performance.now();
+    this.taskStartMs = this.world.monoMs();
   }
 
   restartBudget(): void {
-    this.taskStartMs = performance.now();
+    this.taskStartMs = this.world.monoMs();
   }
 
   endTask(): null {
@@ -39,9 +58,12 @@ export class LivePort implements InputPort {
   diverge(): void {}
 
   clock(readIndex: number, pos: number, lastMs: number): number {
-    let now = Date.now();
+    let now = this.world.wallMs();
     // The first read seeds Math.random inside JS_NewContext (from microseconds): give it entropy.
-    if (readIndex === 0) now += randomBytes(2).readUInt16LE(0) / 65536;
+    if (readIndex === 0) {
+      const r = this.world.randomBytes(2);
+      now += (r[0]! | (r[1]! << 8)) / 65536;
+    }
     // The guest's clock never runs backwards, whatever the host's clock does.
     const timeMs = Math.max(lastMs, now);
     if (timeMs !== lastMs) {
@@ -51,13 +73,13 @@ export class LivePort implements InputPort {
   }
 
   entropy(length: number, pos: number): Uint8Array {
-    const bytes = new Uint8Array(randomBytes(length));
+    const bytes = this.world.randomBytes(length);
     this.sink.push({ kind: Kind.Entropy, pos, payload: bytes });
     return bytes;
   }
 
   preempt(pos: number): boolean {
-    if (performance.now() - this.taskStartMs <= this.options.taskBudgetMs) return false;
+    if (this.world.monoMs() - this.taskStartMs <= this.options.taskBudgetMs) return false;
     this.sink.push({ kind: Kind.Preempt, pos, payload: EMPTY });
     return true;
   }

@@ -5,6 +5,7 @@
 // the middle of releasing a burst must not finish the burst when it wakes, after another node may
 // have taken over. What the lease holds back stays queued until the machine releases it again.
 
+import { invariant } from '../logging-channel/invariant.js';
 import { Fifo } from './fifo.js';
 
 export class OutputBuffer {
@@ -69,6 +70,8 @@ export class OutputBuffer {
   private drain(upTo: number): void {
     if (this.halted) return;
     for (let next = this.queue.peek(); next && next.seq <= upTo && this.mayRelease(); next = this.queue.peek()) {
+      // The Output Rule: held for a backup, nothing leaves past what it acknowledged.
+      invariant(this.direct || next.seq <= this.acked, `output of seq ${next.seq} released past the acknowledged seq ${this.acked}`);
       this.queue.shift();
       next.release();
     }

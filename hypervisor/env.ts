@@ -1,0 +1,50 @@
+// The node's world, passed in rather than imported (DESIGN rule 3; TigerBeetle's replica generic over
+// its time, storage and network). Everything a node does that touches the world goes through one of
+// these: the production implementation (realEnv) reads the real clocks, arms real timers, creates
+// the shared-directory Arbiter and VM workers and calls the global fetch; the simulator
+// (test/sim/) gives virtual time, seeded entropy, a simulated shared directory and in-process VMs.
+//
+// The protocol cores (hypervisor/role.ts, logging-channel/*-session.ts) take none of this: they are
+// handed the time as data and return actions. Only the shells hold an Env.
+
+import { randomBytes } from 'node:crypto';
+import { realClock, realTimers, type Clock, type Timers } from '../logging-channel/time.js';
+import { Arbiter, type ClaimResult } from './arbiter.js';
+import type { VmLimits } from './limits.js';
+import { VmHost } from './vm-host.js';
+
+export { realClock, realTimers, type Clock, type TimerHandle, type Timers } from '../logging-channel/time.js';
+
+/** The shared storage the epoch test-and-set runs on (hypervisor/arbiter.ts is the directory one). */
+export interface ArbiterStore {
+  newestEpoch(): Promise<number | null>;
+  claim(epoch: number, role: string): Promise<ClaimResult>;
+}
+
+/** What a node asks of its VM (hypervisor/vm-host.ts talks to a worker; the simulator runs it in process). */
+export type VmHandle = Pick<VmHost, 'boot' | 'run' | 'replay' | 'goLive' | 'state' | 'snapshot' | 'pendingFetches' | 'terminate' | 'alive'> & {
+  onFatal: (error: Error) => void;
+};
+
+export interface Env {
+  clock: Clock;
+  timers: Timers;
+  /** OS randomness (nonces, the guest's entropy on the live port). */
+  randomBytes(length: number): Uint8Array;
+  /** The shared storage of `dir` as node `nodeId` sees it. */
+  arbiter(dir: string, nodeId: string): ArbiterStore;
+  /** A new VM for a guest with these limits. */
+  startVm(limits: VmLimits): VmHandle;
+  /** Outbound HTTP for the guest's fetch (after the Output Rule released it). */
+  fetch(url: string, init: RequestInit): Promise<Response>;
+}
+
+/** Today's behaviour: performance.now/Date.now, Node timers, the shared directory, a VM worker, global fetch. */
+export const realEnv: Env = {
+  clock: realClock,
+  timers: realTimers,
+  randomBytes: (length) => new Uint8Array(randomBytes(length)),
+  arbiter: (dir, nodeId) => new Arbiter(dir, nodeId),
+  startVm: (limits) => VmHost.start(limits),
+  fetch: (url, init) => fetch(url, init),
+};

@@ -1,0 +1,84 @@
+// The shared directory in the simulator: one table of epoch claims, the same test-and-set rules as
+// hypervisor/arbiter.ts (exclusive create, then confirm no newer epoch), seen by each node through
+// its own path that the seed can partition, slow down or fail (EIO, ENOSPC).
+
+import type { ClaimResult } from '../../hypervisor/arbiter.js';
+import type { ArbiterStore } from '../../hypervisor/env.js';
+import type { Owner, World } from './world.js';
+
+export interface DiskFaults {
+  /** Node id -> virtual ms until which it cannot reach the directory. */
+  partitionedUntil: Map<string, number>;
+  /** Until then every operation fails with this code. */
+  failing: { untilMs: number; code: 'EIO' | 'ENOSPC' } | null;
+  /** Until then every operation takes this long (ms). */
+  slow: { untilMs: number; ms: number } | null;
+}
+
+/** An operation that gets no answer within this long is reported unreachable (DEFAULT_CLAIM_TIMEOUT_MS). */
+const TIMEOUT_MS = 2_000;
+
+export class SharedDirectory {
+  readonly claims = new Map<number, string>();
+  readonly faults: DiskFaults = { partitionedUntil: new Map(), failing: null, slow: null };
+
+  constructor(private readonly world: World) {}
+
+  get newest(): number {
+    let n = 0;
+    for (const e of this.claims.keys()) n = Math.max(n, e);
+    return n;
+  }
+
+  /** Node `nodeId`'s view (its own partition and the disk's state). */
+  view(owner: Owner): ArbiterStore {
+    return {
+      newestEpoch: () => this.op(owner, () => this.newest).then((r) => (r.ok ? r.value : null)),
+      claim: (epoch, role) => this.claim(owner, epoch, role),
+    };
+  }
+
+  private async claim(owner: Owner, epoch: number, role: string): Promise<ClaimResult> {
+    const created = await this.op(owner, () => {
+      if (this.claims.has(epoch)) return this.claims.get(epoch)!;
+      this.claims.set(epoch, owner.id);
+      this.world.note(`arbiter: ${owner.id} (${role}) created epoch ${epoch}`);
+      return owner.id;
+    });
+    if (!created.ok) return { result: 'unreachable', detail: `shared dir: ${created.why}` };
+    if (created.value !== owner.id) return { result: 'lost', detail: `epoch ${epoch} is held by ${created.value}` };
+    const newest = await this.op(owner, () => this.newest);
+    if (!newest.ok) return { result: 'unreachable', detail: `shared dir: cannot list epochs after claiming ${epoch}` };
+    if (newest.value > epoch) return { result: 'lost', detail: `epoch ${newest.value} already exists beyond epoch ${epoch}` };
+    return { result: 'won', detail: `created epoch ${epoch}` };
+  }
+
+  /**
+   * One filesystem operation from `owner`: it takes the disk's latency, then happens atomically
+   * (or fails). A partitioned node's operation never reaches the disk and times out.
+   */
+  private op<T>(owner: Owner, body: () => T): Promise<{ ok: true; value: T } | { ok: false; why: string }> {
+    const now = this.world.nowMs;
+    const f = this.faults;
+    const cut = (f.partitionedUntil.get(owner.id) ?? 0) > now;
+    const latency = f.slow && f.slow.untilMs > now ? f.slow.ms : this.world.int(1, 5);
+    return new Promise((resolve) => {
+      if (cut || latency >= TIMEOUT_MS) {
+        // A slow disk may still apply the create after the caller gave up (a claim that "timed out").
+        if (!cut && latency >= TIMEOUT_MS) this.world.at(latency, null, () => void this.tryApply(body));
+        this.world.at(TIMEOUT_MS, owner, () => resolve({ ok: false, why: 'ETIMEDOUT' }));
+        return;
+      }
+      this.world.at(latency, owner, () => {
+        const failing = f.failing && f.failing.untilMs > this.world.nowMs ? f.failing.code : null;
+        if (failing) return resolve({ ok: false, why: failing });
+        resolve({ ok: true, value: body() });
+      });
+    });
+  }
+
+  private tryApply(body: () => unknown): void {
+    const failing = this.faults.failing && this.faults.failing.untilMs > this.world.nowMs;
+    if (!failing) body();
+  }
+}

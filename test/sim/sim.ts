@@ -1,0 +1,589 @@
+// One seeded simulation of the whole pair: a primary, its backup, joining backups, clients, the front
+// door's routing and the shared directory, on virtual time, with real QuickJS VMs running real guests
+// (guest-apps/kv.js, bank.js). The seed picks the app, the faults and every delay. Invariants are
+// checked after every event; liveness once the faults have healed. See test/sim/main.ts for the CLI.
+
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { makeBootConfig } from '../../hypervisor/boot-config.js';
+import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../../hypervisor/pair.js';
+import { loadGuest } from '../../hypervisor/sources.js';
+import type { BootConfig } from '../../hypervisor/vm.js';
+import { BankClient, BANK_ACCOUNTS, KvClient, type Client, type HttpRequest, type HttpResponse } from './clients.js';
+import { SharedDirectory } from './sim-arbiter.js';
+import { Network, pairKey } from './sim-net.js';
+import { SimNode, type NodeFaults } from './sim-node.js';
+import type { SimServing } from './sim-serving.js';
+import { World, type Owner } from './world.js';
+import { InvariantError } from '../../logging-channel/invariant.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+export type App = 'kv' | 'bank';
+
+export interface SimOptions {
+  seed: number;
+  /** Virtual ms during which faults are injected (from 1 s on). */
+  faultMs?: number;
+  /** After the faults heal: the service must be live and protected within this long. */
+  livenessMs?: number;
+  /** How many faults the seed injects, at most. */
+  maxFaults?: number;
+  clients?: number;
+  /** Faults planted in the first primary (A) or backup (B). */
+  plant?: Plant;
+  /** Accuracy (DESIGN invariant 7: a stalled node never claims on its own silence) fails the run, not only counts. */
+  strictAccuracy?: boolean;
+  verbose?: boolean;
+}
+
+export type Plant = 'early-release' | 'loser-serves' | 'stall-claim' | 'replay-backlog' | 'no-reverify';
+export const PLANTS: readonly Plant[] = ['early-release', 'loser-serves', 'stall-claim', 'replay-backlog', 'no-reverify'];
+
+export interface SimResult {
+  seed: number;
+  app: App;
+  ok: boolean;
+  violations: string[];
+  /** Takeovers on the backup's own stall (a known gap: issue 15's stall detection). */
+  accuracy: string[];
+  digest: string;
+  steps: number;
+  simMs: number;
+  faults: string[];
+  requests: number;
+  /** The live node's and its backup's states were compared at the end (and matched, if ok). */
+  comparedStates: boolean;
+}
+
+const configs = new Map<App, BootConfig>();
+function configFor(app: App): BootConfig {
+  let c = configs.get(app);
+  if (!c) {
+    c = makeBootConfig(loadGuest(path.join(ROOT, 'guest-apps', `${app}.js`)), {});
+    configs.set(app, c);
+  }
+  return c;
+}
+
+const silent = pino({ level: 'silent' });
+
+export const SIM_PAIR: PairSettings = { ...DEFAULT_PAIR_SETTINGS, maxLogBufferBytes: 8 * 1024 * 1024 };
+
+export class Sim {
+  readonly world: World;
+  readonly net: Network;
+  readonly directory: SharedDirectory;
+  readonly nodes: SimNode[] = [];
+  readonly clients: Client[] = [];
+  readonly config: BootConfig;
+  readonly app: App;
+  readonly violations: string[] = [];
+  readonly accuracy: string[] = [];
+  /** Until when the network between nodes had a fault (a partition or chaos), per node pair or for all. */
+  private netFaultUntil = new Map<string, number>();
+  readonly faultLog: string[] = [];
+  private readonly speakers = new Map<number, string>();
+  /** Every output released: [epoch, seq, node] (the lineage check). */
+  private readonly releases: Array<{ epoch: number; seq: number; node: string }> = [];
+  /** Each epoch a node went live in, and the seq its log continued from. */
+  private readonly epochBases = new Map<number, { node: string; baseSeq: number }>();
+  /** Serving incarnation -> the highest seq a backup of it has received. */
+  private readonly received = new Map<string, number>();
+  private healthyView: SimNode[] = [];
+  private nodeCount = 0;
+  private requests = 0;
+  private healedAtMs = Infinity;
+  /** The final state comparison ran (the backup had caught up). */
+  comparedStates = false;
+
+  constructor(readonly options: SimOptions) {
+    this.world = new World(options.seed);
+    this.world.verbose = options.verbose ?? false;
+    this.net = new Network(this.world);
+    this.directory = new SharedDirectory(this.world);
+    this.app = this.world.chance(0.5) ? 'kv' : 'bank';
+    this.config = configFor(this.app);
+  }
+
+  note(line: string): void {
+    this.world.note(line);
+  }
+
+  violate(what: string): void {
+    if (this.violations.length < 10) this.violations.push(`t=${this.world.nowMs.toFixed(1)} ms: ${what}`);
+  }
+
+  // ---------------------------------------------------------------- hooks the nodes call
+
+  /** An output leaves `node` (serving instance `serving`), for the task whose last entry is `seq`. */
+  released(node: SimNode, serving: SimServing, seq: number, release: () => void): void {
+    const epoch = node.machine.epoch;
+    // The Output Rule: with a backup attached in this epoch, the backup must hold the entry.
+    if (node.machine.hasBackup) {
+      const got = this.received.get(serving.incarnation) ?? 0;
+      if (got < seq) this.violate(`Output Rule: ${node.id} released the output of seq ${seq} in epoch ${epoch}, but its backup has received only through seq ${got}`);
+    }
+    // One speaker per epoch.
+    const speaker = this.speakers.get(epoch);
+    if (speaker === undefined) this.speakers.set(epoch, node.id);
+    else if (speaker !== node.id) this.violate(`two speakers in epoch ${epoch}: ${speaker} and ${node.id}`);
+    // The lineage: a newer epoch that started from an earlier seq does not hold this output's effect.
+    for (const [e, base] of this.epochBases) {
+      if (e > epoch && base.baseSeq < seq && base.node !== node.id) this.violate(`acknowledged effect lost: ${node.id} released seq ${seq} in epoch ${epoch}, but epoch ${e} (${base.node}) continues from seq ${base.baseSeq}`);
+    }
+    if (this.releases.length < 100_000) this.releases.push({ epoch, seq, node: node.id });
+    release();
+  }
+
+  receivedBy(backup: SimNode, seq: number): void {
+    const primary = this.nodes.find((n) => n.id === backup.primaryId);
+    const serving = primary?.serving;
+    if (!serving) return;
+    const key = serving.incarnation;
+    this.received.set(key, Math.max(this.received.get(key) ?? 0, seq));
+  }
+
+  onHalt(node: SimNode, reason: string, exitCode: number): void {
+    if (exitCode === 70) this.violate(`${node.id} stopped on a broken invariant or a dead VM: ${reason}`);
+  }
+
+  onDivergence(node: SimNode, what: string): void {
+    this.violate(`divergence on ${node.id}: ${what}`);
+  }
+
+  /** `node` goes live in `epoch` with a log that continues from `baseSeq`. */
+  onLive(node: SimNode, epoch: number, baseSeq: number, tookOverFrom: string | null = null): void {
+    const other = this.epochBases.get(epoch);
+    if (other && other.node !== node.id) this.violate(`two nodes live in epoch ${epoch}: ${other.node} and ${node.id}`);
+    this.epochBases.set(epoch, { node: node.id, baseSeq });
+    if (tookOverFrom !== null) this.judgeAccuracy(node, tookOverFrom);
+    for (const r of this.releases) {
+      if (r.epoch < epoch && r.seq > baseSeq && r.node !== node.id) {
+        this.violate(`acknowledged effect lost: ${r.node} released seq ${r.seq} in epoch ${r.epoch}, but ${node.id} goes live in epoch ${epoch} from seq ${baseSeq}`);
+        break;
+      }
+    }
+  }
+
+  /**
+   * A backup took over from `fromId`: was that primary really gone? If it was alive, not stalled and
+   * reachable over the channel, and the backup itself had just stalled, the takeover was on the
+   * backup's own silence (DESIGN invariant 7).
+   */
+  private judgeAccuracy(node: SimNode, fromId: string): void {
+    const old = this.nodes.find((n) => n.id === fromId);
+    if (!old || old.crashed || old.halted) return;
+    const windowMs = 3 * SIM_PAIR.heartbeatTimeoutMs;
+    const since = this.world.nowMs - windowMs;
+    if (old.lastStallAtMs >= since) return;
+    if ((this.netFaultUntil.get(pairKey(node.id, old.id)) ?? -Infinity) >= since || (this.netFaultUntil.get('*') ?? -Infinity) >= since) return;
+    if ((this.directory.faults.slow?.untilMs ?? -Infinity) >= since) return;
+    if (node.lastStallAtMs < since) return;
+    const what = `accuracy: ${node.id} took over from ${old.id}, which was alive and reachable, on the silence of its own stall (it stalled until t=${node.lastStallAtMs.toFixed(0)})`;
+    this.accuracy.push(`t=${this.world.nowMs.toFixed(1)} ms: ${what}`);
+    if (this.options.strictAccuracy) this.violate(what);
+  }
+
+  /** Where a backup dials: the node that serves (the operator's --primary, found by asking health). */
+  routeFor(backup: SimNode): SimNode | null {
+    const serving = this.nodes.filter((n) => n !== backup && !n.crashed && !n.halted && n.serving && n.machine.servesTraffic);
+    return serving.length > 0 ? serving[0]! : null;
+  }
+
+  // ---------------------------------------------------------------- nodes
+
+  private spawn(faults: NodeFaults = {}): SimNode {
+    const id = String.fromCharCode(65 + this.nodeCount++);
+    const node = new SimNode(id, this, this.world, SIM_PAIR, silent, { taskMs: 0.5, replayTaskMs: 0.5 }, faults);
+    this.nodes.push(node);
+    return node;
+  }
+
+  // ---------------------------------------------------------------- the front door
+
+  private refreshHealth(): void {
+    this.healthyView = this.nodes.filter((n) => n.healthy);
+    this.world.at(100, null, () => this.refreshHealth());
+  }
+
+  private readonly send = (client: Client, request: HttpRequest, answer: (r: HttpResponse | null) => void): void => {
+    this.requests++;
+    // A load balancer with a health view up to 100 ms old: it may still send to a node that just stopped.
+    const view = this.healthyView.filter((n) => !n.halted);
+    if (view.length === 0) return void this.world.at(1, client, () => answer({ status: 503, body: 'no live node', node: '-', epoch: 0 }));
+    const node = view[0]!;
+    this.world.at(this.net.delayMs(), node, () => {
+      const serving = node.serving;
+      if (!serving || !node.machine.servesTraffic) return void this.world.at(this.net.delayMs(), client, () => answer({ status: 503, body: `not serving (${node.role})`, node: node.id, epoch: node.machine?.epoch ?? 0 }));
+      const headers: Array<[string, string]> = request.key ? [['idempotency-key', request.key]] : [];
+      if (request.body) headers.push(['content-type', 'application/json']);
+      serving.loop.submitRequest(request.method, `http://sim${request.path}`, headers, new TextEncoder().encode(request.body)).then(
+        (response) => {
+          const epoch = node.machine.epoch;
+          const body = new TextDecoder().decode(response.body);
+          this.world.at(this.net.delayMs(), client, () => answer({ status: response.status, body, node: node.id, epoch }));
+        },
+        () => this.world.at(this.net.delayMs(), client, () => answer({ status: 503, body: 'queue full', node: node.id, epoch: 0 })),
+      );
+    });
+  };
+
+  // ---------------------------------------------------------------- faults
+
+  private planFaults(startMs: number, endMs: number): void {
+    const w = this.world;
+    const count = w.int(1, this.options.maxFaults ?? 4);
+    for (let i = 0; i < count; i++) {
+      const at = w.int(startMs, endMs);
+      const kind = w.pick(['crash', 'crash', 'pause', 'pause', 'clock', 'chaos', 'partition', 'arbiter', 'disk-fail', 'disk-slow'] as const);
+      w.at(at - w.nowMs, null, () => this.inject(kind, endMs));
+    }
+  }
+
+  private inject(kind: string, healAtMs: number): void {
+    const w = this.world;
+    const alive = this.nodes.filter((n) => !n.crashed && !n.halted && n.machine);
+    if (alive.length === 0) return;
+    const serving = alive.find((n) => n.serving && n.machine.speaks);
+    const untilMs = (lo: number, hi: number): number => Math.min(healAtMs, w.nowMs + w.int(lo, hi));
+    let what = '';
+    switch (kind) {
+      case 'crash': {
+        // Never the last copy: a primary only while its backup is attached, a backup any time.
+        // Never the last copy of the state: some other node must hold a VM (a serving node, or a
+        // backup that has booted one), and a serving victim's own backup must be one of them.
+        const victim = w.pick(alive);
+        const holds = (n: SimNode): boolean => n !== victim && !n.crashed && !n.halted && n.vm?.inner != null;
+        if (!this.nodes.some(holds)) return;
+        if (victim.serving) {
+          const backup = this.nodes.find((n) => n.id === victim.serving!.attachedNodeId);
+          if (!(victim.serving.attached && victim.machine.hasBackup && backup && holds(backup))) return;
+        }
+        victim.crash();
+        what = `crash ${victim.id}`;
+        this.spawnJoinerLater();
+        break;
+      }
+      case 'pause': {
+        const victim = w.pick(alive);
+        const ms = w.int(50, 1_500);
+        victim.pause(ms);
+        what = `pause ${victim.id} ${ms} ms`;
+        break;
+      }
+      case 'clock': {
+        const victim = w.pick(alive);
+        const ms = w.int(100, 2_000);
+        victim.clockOffsetMs += ms;
+        victim.lastStallAtMs = w.nowMs;
+        victim.wallOffsetMs += w.int(-5_000, 5_000);
+        what = `clock jump ${victim.id} +${ms} ms`;
+        break;
+      }
+      case 'chaos': {
+        const until = untilMs(200, 1_500);
+        this.net.faults.chaos = { untilMs: until, loss: 0.05, dup: 0.05, reorder: 0.05, maxDelayMs: 30 };
+        this.netFaultUntil.set('*', until);
+        what = `network chaos until ${until}`;
+        break;
+      }
+      case 'partition': {
+        if (!serving) return;
+        const other = alive.find((n) => n !== serving);
+        if (!other) return;
+        const until = untilMs(200, 2_000);
+        this.net.faults.partitions.set(pairKey(serving.id, other.id), until);
+        this.netFaultUntil.set(pairKey(serving.id, other.id), until);
+        what = `partition ${serving.id}|${other.id} until ${until}`;
+        break;
+      }
+      case 'arbiter': {
+        const victim = w.pick(alive);
+        const until = untilMs(200, 3_000);
+        this.directory.faults.partitionedUntil.set(victim.id, until);
+        what = `shared directory unreachable from ${victim.id} until ${until}`;
+        break;
+      }
+      case 'disk-fail': {
+        const until = untilMs(200, 2_000);
+        const code = w.pick(['EIO', 'ENOSPC'] as const);
+        this.directory.faults.failing = { untilMs: until, code };
+        what = `shared directory fails with ${code} until ${until}`;
+        break;
+      }
+      case 'disk-slow': {
+        const until = untilMs(500, 3_000);
+        const ms = w.int(50, 2_500);
+        this.directory.faults.slow = { untilMs: until, ms };
+        what = `shared directory takes ${ms} ms per operation until ${until}`;
+        break;
+      }
+    }
+    this.faultLog.push(`${w.nowMs.toFixed(0)}: ${what}`);
+    this.note(`FAULT ${what}`);
+  }
+
+  /** Re-protection: a fresh node joins whichever node serves, a little after a node was lost. */
+  private spawnJoinerLater(): void {
+    if (this.nodeCount >= 6) return;
+    this.world.at(this.world.int(200, 1_500), null, () => {
+      const node = this.spawn();
+      this.note(`${node.id}: starts as a joining backup`);
+      node.startBackup();
+    });
+  }
+
+  /** Spawn a joiner whenever the serving node runs alone and no spare is on its way. */
+  private watchProtection(): void {
+    const w = this.world;
+    w.at(500, null, () => {
+      const live = this.nodes.find((n) => n.healthy && n.machine.role === 'live');
+      const spare = this.nodes.some((n) => !n.crashed && !n.halted && !n.serving);
+      if (live && !spare) {
+        if (this.nodeCount < 6) {
+          const node = this.spawn();
+          this.note(`${node.id}: starts as a joining backup (the live node runs alone)`);
+          node.startBackup();
+        }
+      }
+      this.watchProtection();
+    });
+  }
+
+  // ---------------------------------------------------------------- the run
+
+  private check(): void {
+    // Bounded lag (DESIGN invariant 5): a takeover never has more to replay than the timeout plus its budget.
+    for (const n of this.nodes) {
+      if (n.crashed || n.halted) continue;
+      const ms = n.backlogReplayMs;
+      if (ms > SIM_PAIR.heartbeatTimeoutMs + SIM_PAIR.maxLagMs && !this.violations.some((v) => v.includes('bounded lag'))) {
+        this.violate(`bounded lag: ${n.id}'s replay backlog would take ${Math.round(ms)} ms to replay (bound ${SIM_PAIR.heartbeatTimeoutMs + SIM_PAIR.maxLagMs} ms)`);
+      }
+    }
+    for (const c of this.clients) if (c.violation && !this.violations.some((v) => v.includes(c.violation!))) this.violate(c.violation);
+  }
+
+  async run(): Promise<SimResult> {
+    const w = this.world;
+    const o = this.options;
+    const plant = o.plant;
+    const faultStart = 1_000;
+    const faultEnd = faultStart + (o.faultMs ?? 4_000);
+    const liveness = o.livenessMs ?? 5_000;
+    const primary = this.spawn(plantFaults(plant, 'primary', this));
+    const backup = this.spawn(plantFaults(plant, 'backup', this));
+    void primary.startPrimary(this.config);
+    w.at(5, null, () => backup.startBackup());
+    this.refreshHealth();
+    this.watchProtection();
+    const clients = o.clients ?? 3;
+    for (let i = 0; i < clients; i++) {
+      const id = `c${i}`;
+      const client =
+        this.app === 'kv'
+          ? new KvClient(id, w, this.send, [20, 120])
+          : new BankClient(id, w, this.send, [20, 120], i === 0, () => (this.clients[0] as BankClient).opened);
+      this.clients.push(client);
+      client.start(300 + i * 7);
+    }
+    if (plant) plantScenario(plant, this, faultStart);
+    else this.planFaults(faultStart, faultEnd);
+    const checked = (): void => this.check();
+    try {
+      await w.runUntil(faultEnd, checked);
+      this.healedAtMs = w.nowMs;
+      this.heal();
+      this.note('HEALED');
+      await w.runUntil(faultEnd + liveness, checked);
+      this.checkLiveness(faultEnd);
+      await this.finalReads(faultEnd + liveness);
+    } catch (error) {
+      if (error instanceof InvariantError) this.violate(`production invariant: ${error.message}`);
+      else this.violate(`the simulation crashed: ${(error as Error).stack ?? String(error)}`);
+    }
+    for (const c of this.clients) c.stopped = true;
+    for (const n of this.nodes) n.crash();
+    this.check();
+    return {
+      seed: o.seed,
+      app: this.app,
+      ok: this.violations.length === 0,
+      violations: this.violations,
+      accuracy: this.accuracy,
+      digest: w.digest(),
+      steps: w.steps,
+      simMs: w.nowMs,
+      faults: this.faultLog,
+      requests: this.requests,
+      comparedStates: this.comparedStates,
+    };
+  }
+
+  private heal(): void {
+    this.net.faults.partitions.clear();
+    this.net.faults.chaos = null;
+    this.directory.faults.partitionedUntil.clear();
+    this.directory.faults.failing = null;
+    this.directory.faults.slow = null;
+  }
+
+  /** Once healed: one node serves and is healthy, clients got answers since, and a backup protects it. */
+  private checkLiveness(healedAtMs: number): void {
+    const live = this.nodes.filter((n) => n.healthy);
+    if (live.length !== 1) {
+      this.violate(`liveness: ${live.length} healthy nodes ${this.options.livenessMs ?? 5_000} ms after the faults healed (${this.nodes.map((n) => `${n.id}:${n.role}`).join(' ')})`);
+      return;
+    }
+    const stuck = this.clients.filter((c) => c.lastAckAtMs < healedAtMs + 1);
+    if (stuck.length > 0) this.violate(`liveness: ${stuck.map((c) => c.id).join(', ')} got no answer after the faults healed`);
+    const node = live[0]!;
+    const backup = this.nodes.find((n) => n.id === node.serving?.attachedNodeId);
+    if (!node.machine.hasBackup || !backup || backup.crashed || backup.halted) {
+      this.violate(`liveness: ${node.id} is not protected ${this.options.livenessMs ?? 5_000} ms after the faults healed (${this.nodes.map((n) => `${n.id}:${n.role}`).join(' ')})`);
+    } else if (backup.backlog > 2_000) {
+      this.violate(`bounded lag: ${backup.id}'s replay backlog is ${backup.backlog} entries (a takeover would replay them all)`);
+    }
+  }
+
+  /** Reads back everything the clients were told, through the front door. */
+  private async finalReads(fromMs: number): Promise<void> {
+    for (const c of this.clients) c.stopped = true;
+    const w = this.world;
+    const reader = new FinalReader(w, this.send);
+    if (this.app === 'kv') {
+      for (const c of this.clients as KvClient[]) {
+        for (const key of c.lastAcked.keys()) reader.get(`/kv/${key}`, (r) => c.checkRead(key, r));
+      }
+    } else {
+      reader.get('/transfers?limit=1000', (r) => {
+        const { transfers, count } = JSON.parse(r.body) as { transfers: Array<{ id: string }>; count: number };
+        for (const c of this.clients as BankClient[]) c.checkFinal(transfers, count);
+      });
+      reader.get('/audit', (r) => {
+        const audit = JSON.parse(r.body) as { ok: boolean };
+        if (!audit.ok) this.violate('the final ledger does not balance');
+      });
+      void BANK_ACCOUNTS;
+    }
+    await w.runUntil(fromMs + 3_000, () => this.check());
+    if (reader.pending > 0) this.violate(`liveness: ${reader.pending} final reads got no answer within 3 s`);
+    this.compareStates();
+  }
+
+  /**
+   * No divergence: once the live node is idle and its backup has replayed through the live node's
+   * last task, both VMs hold the same state (memory and device tables, hashed).
+   */
+  private compareStates(): void {
+    const live = this.nodes.find((n) => n.healthy);
+    const backup = live && this.nodes.find((n) => n.id === live.serving?.attachedNodeId);
+    const a = live?.vm?.inner;
+    const b = backup?.vm?.inner;
+    if (!live || !backup || !a || !b || backup.crashed || backup.halted) return;
+    if (live.serving!.loop.queued > 0 || backup.replayedSeq < live.serving!.loop.lastTaskSeq || backup.backlog > 0) return;
+    if (a.taskCount !== b.taskCount) return; // the backup is at another task boundary
+    const ha = a.stateHash();
+    const hb = b.stateHash();
+    this.comparedStates = true;
+    if (ha !== hb) this.violate(`divergence: ${live.id} and its backup ${backup.id} hold different states after ${a.taskCount} tasks (${ha.slice(0, 12)} vs ${hb.slice(0, 12)})`);
+  }
+}
+
+/** Sends final reads, retrying until answered. */
+class FinalReader implements Owner {
+  readonly id = 'reader';
+  crashed = false;
+  pausedUntilMs = 0;
+  pending = 0;
+
+  constructor(
+    private readonly world: World,
+    private readonly send: (client: Client, request: HttpRequest, answer: (r: HttpResponse | null) => void) => void,
+  ) {}
+
+  get(path: string, check: (r: HttpResponse) => void): void {
+    this.pending++;
+    const attempt = (): void => {
+      let done = false;
+      this.world.at(1_000, this, () => {
+        if (!done) {
+          done = true;
+          attempt();
+        }
+      });
+      this.send(this as unknown as Client, { method: 'GET', path, body: '', key: null }, (r) => {
+        if (done) return;
+        if (!r || r.status === 503) return;
+        done = true;
+        this.pending--;
+        check(r);
+      });
+    };
+    attempt();
+  }
+}
+
+/** The planted bugs: faults inside one simulated node (never a production switch). */
+function plantFaults(plant: Plant | undefined, role: 'primary' | 'backup', sim: Sim): NodeFaults {
+  switch (plant) {
+    case 'early-release':
+      // The Output Rule's gate lets every output out at once.
+      return role === 'primary' ? { gate: () => ({ hold: (_seq, release) => release() }) } : {};
+    case 'loser-serves':
+      // A lost claim is taken for a win: the loser goes on serving in the epoch it lost.
+      return { claimResult: (r) => (r === 'lost' ? 'won' : r) };
+    case 'replay-backlog':
+      // The backup replays 100x slower than the primary runs, and nothing bounds its backlog.
+      return role === 'backup' ? { replaySlowdown: 100 } : {};
+    case 'no-reverify':
+      // The epoch check after a pause always answers "still ours".
+      return role === 'primary' ? { epochChecked: (_newest, own) => own } : {};
+    case 'stall-claim':
+    case undefined:
+      void sim;
+      return {};
+  }
+}
+
+/** The fault schedule that exposes each planted bug (plus the seed's usual faults). */
+function plantScenario(plant: Plant, sim: Sim, faultStart: number): void {
+  const w = sim.world;
+  const at = faultStart + w.int(0, 2_000);
+  const a = (): SimNode => sim.nodes[0]!;
+  const b = (): SimNode => sim.nodes[1]!;
+  switch (plant) {
+    case 'early-release':
+    case 'replay-backlog':
+      // A crash of the primary: what it released early, or what the backup must replay, shows.
+      w.at(at, null, () => {
+        if (w.chance(0.5)) a().crash();
+        sim.note('FAULT (plant scenario) crash A');
+      });
+      break;
+    case 'loser-serves':
+      // Both sides claim: a partition between primary and backup.
+      w.at(at, null, () => {
+        sim.net.faults.partitions.set(pairKey('A', 'B'), w.nowMs + w.int(400, 2_000));
+        sim.note('FAULT (plant scenario) partition A|B');
+      });
+      break;
+    case 'stall-claim':
+      // The backup stalls past the heartbeat timeout while the primary is fine but slow to reach the
+      // shared directory (so it does not fence the backup first): the backup wakes to a silence that
+      // is its own, and claims on it (production has no stall detection for backups: issue 15).
+      w.at(at, null, () => {
+        const ms = w.int(100, 1_500);
+        b().pause(ms);
+        sim.directory.faults.partitionedUntil.set('A', w.nowMs + ms + w.int(0, 1_000));
+        sim.note(`FAULT (plant scenario) pause B ${ms} ms, A cannot reach the shared directory meanwhile`);
+      });
+      break;
+    case 'no-reverify':
+      // The primary stalls past the timeout; its backup takes over meanwhile.
+      w.at(at, null, () => a().pause(w.int(100, 1_500)));
+      break;
+  }
+}
