@@ -12,10 +12,11 @@ import type { Command } from 'commander';
 import { freePort } from './child.js';
 import { createLogger } from './logger.js';
 import { DEFAULT_HEARTBEAT_MS } from '../hypervisor/pair.js';
-import { heartbeatTimeoutFor, port, positiveInt } from './options.js';
+import { addBundleOption, heartbeatTimeoutFor, port, positiveInt } from './options.js';
 import { Router } from './router.js';
 
 interface UpFlags {
+  bundle: boolean;
   port: number;
   host: string;
   pretty?: boolean;
@@ -29,18 +30,19 @@ const DEFAULT_GUEST = fileURLToPath(new URL('../../guest-apps/kv.js', import.met
 
 
 export function registerUp(program: Command): void {
-  program
+  const command = program
     .command('up')
     .summary('run a primary + backup pair behind one front door (the default for npm start)')
     .description('Start a primary and a backup of <entry> (default guest-apps/kv.js) as child processes on 127.0.0.1, with a fresh shared directory and secret, and a front door that routes to whichever node is live. Ctrl-C stops everything.')
-    .argument('[entry]', 'the guest ES module', DEFAULT_GUEST)
+    .argument('[entry]', 'the guest entry (.js, .mjs, .ts, .tsx, .jsx), bundled with its npm dependencies', DEFAULT_GUEST)
     .option('-p, --port <port>', 'front door port', port, 8080)
     .option('--host <host>', 'front door address', '127.0.0.1')
     .option('--pretty', 'human-readable logs (default on a terminal)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
     .option('--heartbeat-ms <ms>', 'heartbeat period of the pair', positiveInt('--heartbeat-ms'), DEFAULT_HEARTBEAT_MS)
-    .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
-    .action(async (entry: string, flags: UpFlags) => {
+    .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'));
+  addBundleOption(command);
+  command.action(async (entry: string, flags: UpFlags) => {
       // Checked before anything starts: a bad pair of values would only fail inside both children.
       const heartbeatTimeoutMs = heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs);
       const pretty = flags.pretty ?? process.stdout.isTTY === true;
@@ -74,7 +76,7 @@ export function registerUp(program: Command): void {
         children.push(child);
         pids[name] = child.pid;
       };
-      launch('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...common]);
+      launch('primary', ['primary', entry, ...(flags.bundle === false ? ['--no-bundle'] : []), '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...common]);
       launch('backup', ['backup', '--primary', `ws://127.0.0.1:${replicationPort}`, '--port', String(backupPort), '--node-id', 'backup', ...common]);
 
       const router = new Router({
