@@ -1,9 +1,8 @@
 // The guest code of a node started from an entry file: bundled with esbuild (the default) or, with
 // --no-bundle, the ES modules as they are. Runs once, at boot, in the CLI process.
 
-import path from 'node:path';
 import type { Logger } from 'pino';
-import { bundleGuest, checkSyntax } from '../hypervisor/bundle.js';
+import { bundleGuest, checkModuleSyntax } from '../hypervisor/bundle.js';
 import { loadGuest, type GuestCode } from '../hypervisor/sources.js';
 
 export interface GuestFlags {
@@ -13,8 +12,7 @@ export interface GuestFlags {
 
 export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Logger): Promise<GuestCode> {
   if (flags.bundle === false) {
-    const code = loadGuest(entry);
-    await checkSyntax(code, path.dirname(path.resolve(entry)));
+    const code = loadGuest(entry, { checkSyntax: checkModuleSyntax });
     logger?.info({ guest: code.entry, modules: code.sources.length }, `loaded ${entry} unbundled (--no-bundle)`);
     return code;
   }

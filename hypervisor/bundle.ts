@@ -10,9 +10,9 @@
 
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { build, transform, type BuildFailure, type Message } from 'esbuild';
+import { build, transformSync, type BuildFailure, type Message } from 'esbuild';
 import { nodeBuiltinsPlugin } from './node-builtins.js';
-import { GuestLoadError, guestHash, isSourceMapName, MAX_GUEST_SOURCE_BYTES, sha256Hex, SOURCE_MAP_SUFFIX, type GuestCode, type GuestSource } from './sources.js';
+import { GuestLoadError, guestHash, MAX_GUEST_SOURCE_BYTES, sha256Hex, SOURCE_MAP_SUFFIX, type GuestCode, type GuestSource } from './sources.js';
 
 /** The export conditions wrangler resolves packages with (workerd first). */
 export const BUNDLE_CONDITIONS = ['workerd', 'worker', 'browser'] as const;
@@ -140,23 +140,15 @@ export function formatMessage(message: Message): string {
 }
 
 /**
- * Checks the syntax of every module of an unbundled guest (--no-bundle) with esbuild's parser, so a
+ * Checks the syntax of one module of an unbundled guest (--no-bundle) with esbuild's parser, so a
  * syntax error is reported at file:line:col before the VM boots, not as the engine's SyntaxError.
  */
-export async function checkSyntax(code: GuestCode, root: string): Promise<void> {
-  const failures: string[] = [];
-  await Promise.all(
-    code.sources
-      .filter((s) => !isSourceMapName(s.name))
-      .map(async (s) => {
-        try {
-          await transform(s.text, { loader: 'js', format: 'esm', sourcefile: s.name, logLevel: 'silent', target: 'esnext' });
-        } catch (error) {
-          const failure = error as BuildFailure;
-          if (!Array.isArray(failure.errors)) throw error;
-          failures.push(...failure.errors.slice(0, MAX_ERRORS_SHOWN).map((m) => formatMessage(m)));
-        }
-      }),
-  );
-  if (failures.length > 0) throw new GuestLoadError(`syntax error in the guest (${root}):\n${failures.join('\n')}`);
+export function checkModuleSyntax(name: string, text: string): void {
+  try {
+    transformSync(text, { loader: 'js', format: 'esm', sourcefile: name, logLevel: 'silent', target: 'esnext' });
+  } catch (error) {
+    const failure = error as BuildFailure;
+    if (!Array.isArray(failure.errors)) throw error;
+    throw new GuestLoadError(`syntax error in the guest:\n${failure.errors.slice(0, MAX_ERRORS_SHOWN).map((m) => formatMessage(m)).join('\n')}`);
+  }
 }

@@ -89,9 +89,10 @@ export function moduleImports(name: string, text: string): string[] {
 /**
  * Loads an already-bundled guest (`--no-bundle`): the ES module `entryPath` and every module it
  * imports, relatively, as they are. A module that ends in a `//# sourceMappingURL=` comment naming a
- * file next to it (or a data: URL) brings its source map along.
+ * file next to it (or a data: URL) brings its source map along. `checkSyntax` (the CLI passes
+ * esbuild's parser) runs on each module before it is lexed, for errors at file:line:col.
  */
-export function loadGuest(entryPath: string): GuestCode {
+export function loadGuest(entryPath: string, opts: { checkSyntax?: (name: string, text: string) => void } = {}): GuestCode {
   const root = path.dirname(path.resolve(entryPath));
   const entry = path.basename(entryPath);
   if (NEEDS_BUNDLING.includes(path.extname(entry))) {
@@ -109,6 +110,7 @@ export function loadGuest(entryPath: string): GuestCode {
     const file = path.join(root, ...name.split('/'));
     const text = readSource(file, importedBy ? `"${name}" imported by "${importedBy}"` : null);
     add({ name, sha256: sha256Hex(text), text });
+    opts.checkSyntax?.(name, text);
     const map = sourceMapOf(file, text);
     if (map !== null) add({ name: name + SOURCE_MAP_SUFFIX, sha256: sha256Hex(map), text: map });
     for (const specifier of moduleImports(name, text)) visit(resolveModuleName(name, specifier), name);
