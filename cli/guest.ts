@@ -2,7 +2,6 @@
 // --no-bundle, the ES modules as they are. Runs once, at boot, in the CLI process.
 
 import type { Logger } from 'pino';
-import { bundleGuest, checkModuleSyntax } from '../hypervisor/bundle.js';
 import { loadGuest, type GuestCode } from '../hypervisor/sources.js';
 
 export interface GuestFlags {
@@ -11,6 +10,8 @@ export interface GuestFlags {
 }
 
 export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Logger): Promise<GuestCode> {
+  // Loaded here, not at the top: commands that never bundle (replay, inspect) do not pay for esbuild.
+  const { bundleGuest, checkModuleSyntax } = await import('../hypervisor/bundle.js');
   if (flags.bundle === false) {
     const code = loadGuest(entry, { checkSyntax: checkModuleSyntax });
     logger?.info({ guest: code.entry, modules: code.sources.length }, `loaded ${entry} unbundled (--no-bundle)`);

@@ -44,11 +44,15 @@ export function projectRootOf(dir: string): string {
   }
 }
 
-/** The VM module name of the bundle of `entryPath`: `src/index.ts` → `index.bundle.js`. */
+/**
+ * The VM module name of the bundle of `entryPath`: the entry's file name as JavaScript, so logs and
+ * traces name the guest as the user does (`kv.js` → `kv.js`, `src/index.ts` → `index.js`).
+ */
 export function bundleModuleName(entryPath: string): string {
   const base = path.basename(entryPath);
   const ext = path.extname(base);
-  return `${ext ? base.slice(0, -ext.length) : base}.bundle.js`;
+  if (ext === '.js' || ext === '.mjs') return base;
+  return `${ext ? base.slice(0, -ext.length) : base}.js`;
 }
 
 export async function bundleGuest(entryPath: string): Promise<BundledGuest> {
@@ -63,6 +67,8 @@ export async function bundleGuest(entryPath: string): Promise<BundledGuest> {
       entryPoints: [entry],
       absWorkingDir: projectRoot,
       outfile: path.join(projectRoot, name),
+      // Nothing is written (write: false); the output may share the entry's name.
+      allowOverwrite: true,
       bundle: true,
       write: false,
       metafile: true,

@@ -1,5 +1,5 @@
 // Maps guest stack frames back to the original files. A bundled guest's stacks name the bundle
-// (`index.bundle.js:1234:17`); its source map travels in the boot config with it (a source named
+// (`index.js:1234:17`); its source map travels in the boot config with it (a source named
 // `<module>.map`), so every node and every replay can turn that into `src/index.ts:12:5` with no
 // source tree at hand.
 //
