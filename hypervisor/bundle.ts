@@ -79,6 +79,8 @@ export async function bundleGuest(entryPath: string): Promise<BundledGuest> {
       target: BUNDLE_TARGET,
       sourcemap: 'external',
       sourcesContent: false,
+      // As wrangler: functions and classes keep their names (`fn.name`, stack frames) through renaming.
+      keepNames: true,
       // As wrangler: libraries branch on it. A fixed value: the bundle must not depend on the host's environment.
       define: { 'process.env.NODE_ENV': '"production"' },
       loader: { '.txt': 'text', '.html': 'text', '.sql': 'text' },

@@ -4,7 +4,9 @@
 // names the package (or the project file) that imports it and the import, at the import's file:line:col.
 //
 // As in a Workers build, what the project itself provides wins: a package of that name in node_modules
-// (a polyfill such as `buffer`) or a `browser` field mapping of it is used as esbuild resolves it.
+// (a polyfill such as `buffer`) is used as esbuild resolves it. (A package.json `browser` field that
+// maps a built-in to false is not applied: esbuild applies those maps only on platform `browser`, and
+// the bundle is built for `neutral`, as wrangler builds it.)
 
 import { builtinModules } from 'node:module';
 import path from 'node:path';
@@ -41,7 +43,7 @@ export function nodeBuiltinsPlugin(projectRoot: string): Plugin {
     setup(build) {
       build.onResolve({ filter: CANDIDATE }, async (args) => {
         if (!isNodeBuiltin(args.path) || (args.pluginData as { [PROBE]?: boolean } | undefined)?.[PROBE]) return undefined;
-        // What esbuild itself makes of it: a polyfill package or a browser-field mapping is fine.
+        // What esbuild itself makes of it: a polyfill package of that name is fine.
         const probe = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: { [PROBE]: true } });
         if (probe.errors.length === 0 && !probe.external && probe.path) {
           return { path: probe.path, namespace: probe.namespace, sideEffects: probe.sideEffects, suffix: probe.suffix, pluginData: probe.pluginData };
