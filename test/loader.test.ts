@@ -229,7 +229,7 @@ export default { fetch: () => Response.json({ usage, template, words, helper: he
 });
 
 describe('traces of bundled guests', () => {
-  test('a trace recorded from a bundled entry replays after the project folder is deleted, stacks mapped', async () => {
+  test('a trace recorded from a bundled entry replays after the project folder is deleted; stacks are mapped in the replay and in the debugger', async () => {
     const dir = tsProject();
     const trace = path.join(tempDir('ftjs-trace-'), 'app.trace');
     const node = await startRun(path.join(dir, 'src/index.ts'), { record: trace });
@@ -248,6 +248,18 @@ describe('traces of bundled guests', () => {
     expect(replay.code).toBe(0);
     const boom = replay.console.find((l) => l.text.includes('boom in typescript'));
     expect(boom?.text).toMatch(new RegExp(`at fail \\(src/index\\.ts:${lineOf(TS_ENTRY, 'THROW-LINE')}:\\d+\\)`));
+
+    // The debugger, stopped after the first request: an exception its eval raises names the .ts line too.
+    const { entries } = await readTrace(trace);
+    const second = entries.filter((e) => e.kind === Kind.Request)[1]!;
+    const debug = await ftjs(['replay', trace, '--json', '--until', String(second.seq)], {}, "eval $mod.default.fetch(new Request('http://guest/boom'))\nquit\n");
+    const evaluated = debug.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { command?: string; ok?: boolean; value?: string })
+      .find((l) => l.command === 'eval');
+    expect(evaluated?.ok).toBe(false);
+    expect(evaluated?.value).toMatch(new RegExp(`boom in typescript[^]*at fail \\(src/index\\.ts:${lineOf(TS_ENTRY, 'THROW-LINE')}:\\d+\\)`));
   });
 
   test('a divergence report names the original .ts file:line of the guest exception', async () => {
