@@ -117,6 +117,12 @@ export async function bundleGuest(entryPath: string): Promise<BundledGuest> {
 
 const MAX_ERRORS_SHOWN = 10;
 
+/** The package a bare specifier names: `hono/jwt` → `hono`, `@scope/pkg/sub` → `@scope/pkg`. */
+function packageOf(specifier: string): string {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+}
+
 function checkEntry(entry: string): void {
   let isFile = false;
   try {
@@ -143,7 +149,15 @@ export function formatMessage(message: Message): string {
     const gutter = `    ${loc.line} | `;
     lines.push(`${gutter}${loc.lineText}`, `${' '.repeat(gutter.length - 2)}| ${' '.repeat(loc.column)}^`);
   }
-  for (const note of message.notes) lines.push(`  note: ${where(note.location)}${note.text}`);
+  for (const note of message.notes) {
+    // esbuild suggests marking an unresolved package external; a guest cannot load one at run time.
+    if (/as external to exclude it from the bundle/.test(note.text)) {
+      const name = /^Could not resolve "([^"]+)"/.exec(message.text)?.[1];
+      lines.push(`  note: ftjs resolves packages from node_modules at or above the entry's project${name && !name.startsWith('.') ? ` (is "${name}" installed? npm install ${packageOf(name)})` : ''}`);
+      continue;
+    }
+    lines.push(`  note: ${where(note.location)}${note.text}`);
+  }
   return lines.join('\n');
 }
 

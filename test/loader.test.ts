@@ -157,6 +157,15 @@ describe('bundling at boot', () => {
     expect(result.stderr).not.toMatch(/serving/);
   });
 
+  test('a package that is not installed is named at its import, with how to install it', async () => {
+    const dir = project({ 'package.json': '{"name":"app"}', 'src/index.ts': "import { jwt } from '@acme/auth/jwt';\nexport default { fetch: () => new Response(String(jwt)) };\n" });
+    const result = await ftjs(['run', path.join(dir, 'src/index.ts'), '--port', '0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('src/index.ts:1:21: Could not resolve "@acme/auth/jwt"');
+    expect(result.stderr).toContain('is "@acme/auth/jwt" installed? npm install @acme/auth');
+    expect(result.stderr).not.toContain('as external');
+  });
+
   test('an entry the bundler cannot take is refused by name', async () => {
     const dir = project({ 'app.json': '{}' });
     const result = await ftjs(['run', path.join(dir, 'app.json'), '--port', '0']);
