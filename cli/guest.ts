@@ -11,13 +11,14 @@ export interface GuestFlags {
 
 export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Logger): Promise<GuestCode> {
   // Loaded here, not at the top: commands that never bundle (replay, inspect) do not pay for esbuild.
-  const { bundleGuest, checkModuleSyntax } = await import('../hypervisor/bundle.js');
+  const { bundleGuest, checkModuleSyntax, stopBundler } = await import('../hypervisor/bundle.js');
   if (flags.bundle === false) {
     const code = loadGuest(entry, { checkSyntax: checkModuleSyntax });
     logger?.info({ guest: code.entry, modules: code.sources.length }, `loaded ${entry} unbundled (--no-bundle)`);
     return code;
   }
-  const bundled = await bundleGuest(entry);
+  // Once per process: esbuild's service is not needed again while the node runs.
+  const bundled = await bundleGuest(entry).finally(() => stopBundler());
   for (const warning of bundled.warnings) logger?.warn({ guest: bundled.entry }, `bundler warning: ${warning}`);
   const [module, map] = bundled.sources;
   logger?.info(

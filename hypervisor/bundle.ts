@@ -10,7 +10,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { build, transformSync, type BuildFailure, type Message } from 'esbuild';
+import { build, stop, transformSync, type BuildFailure, type BuildOptions, type Message } from 'esbuild';
 import { nodeBuiltinsPlugin } from './node-builtins.js';
 import { GuestLoadError, guestHash, MAX_GUEST_SOURCE_BYTES, sha256Hex, SOURCE_MAP_SUFFIX, type GuestCode, type GuestSource } from './sources.js';
 
@@ -63,30 +63,7 @@ export async function bundleGuest(entryPath: string): Promise<BundledGuest> {
   const started = performance.now();
   let result;
   try {
-    result = await build({
-      entryPoints: [entry],
-      absWorkingDir: projectRoot,
-      outfile: path.join(projectRoot, name),
-      // Nothing is written (write: false); the output may share the entry's name.
-      allowOverwrite: true,
-      bundle: true,
-      write: false,
-      metafile: true,
-      format: 'esm',
-      platform: 'neutral',
-      conditions: [...BUNDLE_CONDITIONS],
-      mainFields: [...BUNDLE_MAIN_FIELDS],
-      target: BUNDLE_TARGET,
-      sourcemap: 'external',
-      sourcesContent: false,
-      // As wrangler: functions and classes keep their names (`fn.name`, stack frames) through renaming.
-      keepNames: true,
-      // As wrangler: libraries branch on it. A fixed value: the bundle must not depend on the host's environment.
-      define: { 'process.env.NODE_ENV': '"production"' },
-      loader: { '.txt': 'text', '.html': 'text', '.sql': 'text' },
-      logLevel: 'silent',
-      plugins: [nodeBuiltinsPlugin(projectRoot)],
-    });
+    result = await build({ ...buildOptions(entry, projectRoot, name), write: false, metafile: true });
   } catch (error) {
     const failure = error as BuildFailure;
     if (!Array.isArray(failure.errors)) throw error;
@@ -112,6 +89,37 @@ export async function bundleGuest(entryPath: string): Promise<BundledGuest> {
     inputFiles: Object.keys(result.metafile.inputs).length,
     bundleMs,
     warnings: result.warnings.map((m) => formatMessage(m)),
+  };
+}
+
+/** Stops esbuild's service process (a long-running node has no more use for it). */
+export async function stopBundler(): Promise<void> {
+  await stop();
+}
+
+/** The esbuild settings of a guest bundle: wrangler's, deterministic, nothing written. */
+function buildOptions(entry: string, projectRoot: string, name: string): BuildOptions {
+  return {
+    entryPoints: [entry],
+    absWorkingDir: projectRoot,
+    outfile: path.join(projectRoot, name),
+    // Nothing is written (write: false); the output may share the entry's name.
+    allowOverwrite: true,
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    conditions: [...BUNDLE_CONDITIONS],
+    mainFields: [...BUNDLE_MAIN_FIELDS],
+    target: BUNDLE_TARGET,
+    sourcemap: 'external',
+    sourcesContent: false,
+    // As wrangler: functions and classes keep their names (`fn.name`, stack frames) through renaming.
+    keepNames: true,
+    // As wrangler: libraries branch on it. A fixed value: the bundle must not depend on the host's environment.
+    define: { 'process.env.NODE_ENV': '"production"' },
+    loader: { '.txt': 'text', '.html': 'text', '.sql': 'text' },
+    logLevel: 'silent',
+    plugins: [nodeBuiltinsPlugin(projectRoot)],
   };
 }
 
