@@ -88,6 +88,14 @@ export function addVmOptions(command: Command): Command {
     .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs);
 }
 
+/** `--no-bundle` (flags.bundle false): load the entry's ES modules as they are instead of bundling it (cli/guest.ts). */
+export function addBundleOption(command: Command): Command {
+  return command.option(
+    '--no-bundle',
+    'load <entry> as ES modules as they are, for code that is already bundled: relative imports only (found by an ES module lexer), no TypeScript, no npm packages. By default <entry> (.js, .mjs, .ts, .tsx, .jsx) is bundled with its npm dependencies by esbuild at boot',
+  );
+}
+
 export function addServeOptions(command: Command): Command {
   return command
     .option('--max-request-bytes <n>', 'largest request body accepted (else 413)', positiveInt('--max-request-bytes'), DEFAULT_MAX_REQUEST_BYTES)

@@ -11,12 +11,12 @@ import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../hypervisor/pair.js'
 import { DEFAULT_CHECKPOINT_KEEP } from '../hypervisor/checkpoint.js';
 import { DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES } from '../logging-channel/primary-channel.js';
 import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervisor/primary.js';
-import { loadGuest } from '../hypervisor/sources.js';
+import { prepareGuest, type GuestFlags } from './guest.js';
 import { createLogger } from './logger.js';
 import { readSecret } from './secret.js';
-import { addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { addBundleOption, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
-interface PairFlags extends ServeFlags {
+interface PairFlags extends ServeFlags, GuestFlags {
   port: number;
   host: string;
   sharedDir: string;
@@ -106,7 +106,7 @@ export function registerPair(program: Command): void {
     .command('primary')
     .summary('serve a guest and stream its log to a backup')
     .description('Serve the guest on --port and accept one backup on --replication-port. Outputs are held until the backup acknowledges the entry that produced them; with no backup attached the primary runs alone in the epoch it holds.')
-    .argument('<entry>', 'the guest ES module')
+    .argument('<entry>', 'the guest entry (.js, .mjs, .ts, .tsx, .jsx), bundled with its npm dependencies')
     .option('-p, --port <port>', 'HTTP port for guest traffic', port, 8081)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--replication-port <port>', 'port of the logging channel (WebSocket)', port, 9091)
@@ -120,13 +120,14 @@ export function registerPair(program: Command): void {
   addPairOptions(primary);
   addCronOption(primary);
   addVmOptions(primary);
+  addBundleOption(primary);
   addServeOptions(primary);
   addLogOptions(primary);
   primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number; cron: string[] }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const node = await PrimaryNode.start({
-      config: makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags), flags.cron),
+      config: makeBootConfig(await prepareGuest(entry, flags, logger), flags.env, limitsFrom(flags), flags.cron),
       nodeId,
       host: flags.host,
       port: flags.port,
@@ -151,7 +152,7 @@ export function registerPair(program: Command): void {
     .command('backup')
     .summary('replay a primary\'s log one step behind, ready to take over')
     .description('Dial the primary, receive its guest and boot config (verified by hash and engine version), acknowledge and replay its log. Guest traffic gets 503 with Retry-After until this node goes live.')
-    .argument('[entry]', 'optional: the guest module; if given, its hash must match the primary\'s')
+    .argument('[entry]', 'optional: the guest entry; if given, its bundle (or, with --no-bundle, its modules) must hash as the primary\'s')
     .requiredOption('--primary <url>', 'the primary\'s logging channel, ws://HOST:PORT')
     .option('-p, --port <port>', 'HTTP port (health, status; guest traffic once live)', port, 8082)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -164,6 +165,7 @@ export function registerPair(program: Command): void {
     .option('--join-by-snapshot-after <entries>', 'once live: a fresh backup joins by snapshot once the log is this long; 0: always', nonNegativeInt('--join-by-snapshot-after'), DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES);
   addPairOptions(backup);
   addServeOptions(backup);
+  addBundleOption(backup);
   addLogOptions(backup);
   backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & { primary: string; replicationPort?: number; replicationHost: string; joinBySnapshotAfter: number }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
@@ -176,7 +178,7 @@ export function registerPair(program: Command): void {
       port: flags.port,
       sharedDir: flags.sharedDir,
       secret,
-      ...(entry ? { guestHash: loadGuest(entry).hash } : {}),
+      ...(entry ? { guestHash: (await prepareGuest(entry, flags, logger)).hash } : {}),
       ...(flags.replicationPort !== undefined
         ? { replication: { host: flags.replicationHost, port: flags.replicationPort, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter } }
         : {}),

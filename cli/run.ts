@@ -2,13 +2,13 @@
 
 import type { Command } from 'commander';
 import { makeBootConfig } from '../hypervisor/boot-config.js';
-import { loadGuest } from '../hypervisor/sources.js';
+import { prepareGuest, type GuestFlags } from './guest.js';
 import { StandaloneNode } from '../hypervisor/standalone.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
 import { createLogger } from './logger.js';
-import { addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { addBundleOption, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
-interface RunFlags extends VmFlags, ServeFlags {
+interface RunFlags extends VmFlags, ServeFlags, GuestFlags {
   port: number;
   host: string;
   record?: string;
@@ -26,7 +26,7 @@ export function registerRun(program: Command): void {
     .command('run')
     .summary('serve a guest unreplicated (optionally recording a trace)')
     .description('Serve the guest module <entry> over HTTP in one VM, without a backup. With --record, every nondeterministic input is written to a trace that `ftjs replay` re-executes bit for bit.')
-    .argument('<entry>', 'the guest ES module (export default { fetch(request, env, ctx) })')
+    .argument('<entry>', 'the guest entry (.js, .mjs, .ts, .tsx, .jsx; export default { fetch(request, env, ctx) }), bundled with its npm dependencies')
     .option('-p, --port <port>', 'HTTP port (0 picks a free one)', port, 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--record <file>', 'write a trace of the run to <file> (must not exist)')
@@ -35,11 +35,12 @@ export function registerRun(program: Command): void {
   addCronOption(command);
   command.option('--test-scheduled', 'serve POST /_ft/scheduled?cron=EXPR, which fires one of the --cron triggers now (for trying a scheduled() handler; off by default: any client could fire it)');
   addVmOptions(command);
+  addBundleOption(command);
   addServeOptions(command);
   addLogOptions(command);
   command.action(async (entry: string, flags: RunFlags) => {
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: 'run' });
-    const config = makeBootConfig(loadGuest(entry), flags.env, limitsFrom(flags), flags.cron);
+    const config = makeBootConfig(await prepareGuest(entry, flags, logger), flags.env, limitsFrom(flags), flags.cron);
     flags.record ??= flags.trace;
     const node = await StandaloneNode.start({
       config,

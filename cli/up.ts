@@ -12,10 +12,11 @@ import type { Command } from 'commander';
 import { freePort } from './child.js';
 import { createLogger } from './logger.js';
 import { DEFAULT_HEARTBEAT_MS } from '../hypervisor/pair.js';
-import { addCronOption, heartbeatTimeoutFor, port, positiveInt } from './options.js';
+import { addBundleOption, addCronOption, heartbeatTimeoutFor, port, positiveInt } from './options.js';
 import { Router } from './router.js';
 
 interface UpFlags {
+  bundle: boolean;
   port: number;
   host: string;
   pretty?: boolean;
@@ -34,13 +35,14 @@ export function registerUp(program: Command): void {
     .command('up')
     .summary('run a primary + backup pair behind one front door (the default for npm start)')
     .description('Start a primary and a backup of <entry> (default guest-apps/kv.js) as child processes on 127.0.0.1, with a fresh shared directory and secret, and a front door that routes to whichever node is live. Ctrl-C stops everything.')
-    .argument('[entry]', 'the guest ES module', DEFAULT_GUEST)
+    .argument('[entry]', 'the guest entry (.js, .mjs, .ts, .tsx, .jsx), bundled with its npm dependencies', DEFAULT_GUEST)
     .option('-p, --port <port>', 'front door port', port, 8080)
     .option('--host <host>', 'front door address', '127.0.0.1')
     .option('--pretty', 'human-readable logs (default on a terminal)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
     .option('--heartbeat-ms <ms>', 'heartbeat period of the pair', positiveInt('--heartbeat-ms'), DEFAULT_HEARTBEAT_MS)
     .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'));
+  addBundleOption(command);
   // The primary takes the schedule; it travels to the backup in the boot config.
   addCronOption(command).action(async (entry: string, flags: UpFlags) => {
       // Checked before anything starts: a bad pair of values would only fail inside both children.
@@ -77,7 +79,7 @@ export function registerUp(program: Command): void {
         pids[name] = child.pid;
       };
       const crons = flags.cron.flatMap((c) => ['--cron', c]);
-      launch('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...crons, ...common]);
+      launch('primary', ['primary', entry, ...(flags.bundle === false ? ['--no-bundle'] : []), '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...crons, ...common]);
       launch('backup', ['backup', '--primary', `ws://127.0.0.1:${replicationPort}`, '--port', String(backupPort), '--node-id', 'backup', ...common]);
 
       const router = new Router({

@@ -30,7 +30,8 @@ import { Position, type PositionState } from './position.js';
 import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
-import { resolveModuleName } from './sources.js';
+import { isSourceMapName, resolveModuleName } from './sources.js';
+import { StackMapper } from './stack-map.js';
 import { splitWebGlue } from './glue.js';
 import { subtleHostOp } from './subtle/host-op.js';
 
@@ -178,7 +179,11 @@ export class Vm {
   ) {
     this.port = port;
     this.position = new Position(engine.memory);
+    this.stacks = new StackMapper(config.sources);
   }
+
+  /** Maps guest stack frames to the original files (the bundle's source map); display only, never hashed. */
+  private readonly stacks: StackMapper;
 
   /** The live port appends here; the VM hands the entries out with the task result. */
   readonly sink = { push: (entry: RawEntry) => void this.entries.push(entry) };
@@ -239,7 +244,7 @@ export class Vm {
     this.runtime = runtime;
     runtime.setMemoryLimit(limits.memoryLimitBytes);
     runtime.setMaxStackSize(limits.maxStackBytes);
-    const sources = new Map(this.config.sources.map((s) => [s.name, s.text]));
+    const sources = new Map(this.config.sources.filter((s) => !isSourceMapName(s.name)).map((s) => [s.name, s.text]));
     // An error from the normalizer is lost: the engine goes on to load the module named "" and the
     // guest sees that load's error. So a failed resolve hands the loader a name no guest module can
     // have (resolved names are relative) and the loader, called right after, reports the resolve
@@ -693,7 +698,11 @@ export class Vm {
     }
     this.tasks++;
     const pos = this.position.read();
-    const hash = taskHash(this.outputs, this.consoleLines);
+    // Console lines name original file:line (stack-map.ts) wherever they go: the log, a trace's outputs
+    // record, a replay. The mapping is a pure function of the boot config, so the hash covers the
+    // mapped lines, and a trace reader can check a whole record against it.
+    const consoleLines = this.stacks.hasMaps ? this.consoleLines.map((l) => ({ level: l.level, text: this.stacks.mapText(l.text) })) : this.consoleLines;
+    const hash = taskHash(this.outputs, consoleLines);
     const outputCount = this.outputs.length + this.consoleLines.length;
     const end = this.port.endTask(pos);
     if (end) {
@@ -706,11 +715,11 @@ export class Vm {
       this.entries.push({ kind: Kind.TaskEnd, pos, payload: encodeTaskEnd({ outputCount, hash }) });
     }
     if (decoded.kind === Kind.Boot && !this.booted && !this.port.divergence()) {
-      throw new BootError(this.bootMessage || `the guest module "${this.config.entry}" did not finish evaluating in its boot task (top-level await on something that never settles?)`);
+      throw new BootError(this.bootMessage ? this.stacks.mapText(this.bootMessage) : `the guest module "${this.config.entry}" did not finish evaluating in its boot task (top-level await on something that never settles?)`);
     }
     const entries = this.entries;
     this.entries = [];
-    return { entries, kind: kindName[start.kind] ?? '?', requestId, outputs: this.outputs, fetchAborts: this.fetchAborts, console: this.consoleLines, preempted, pos, divergence: this.port.divergence() };
+    return { entries, kind: kindName[start.kind] ?? '?', requestId, outputs: this.outputs, fetchAborts: this.fetchAborts, console: consoleLines, preempted, pos, divergence: this.port.divergence() };
   }
 
   private deliver(kind: number, id: number, meta: string, body: Uint8Array | string): void {
@@ -807,7 +816,8 @@ export class Vm {
         formatted.value.dispose();
       }
       const interrupted = !ok && /interrupted/.test(value);
-      return { ok, value, type, console: this.consoleLines, interrupted, outputsDiscarded: this.outputs.length };
+      const consoleLines = this.consoleLines.map((l) => ({ level: l.level, text: this.stacks.mapText(l.text) }));
+      return { ok, value: this.stacks.mapText(value), type, console: consoleLines, interrupted, outputsDiscarded: this.outputs.length };
     } finally {
       this.inTask = false;
       this.outputs = [];

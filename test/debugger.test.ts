@@ -250,10 +250,11 @@ test('a divergent task that throws: the report carries the guest exception with 
   const report = jsonLines(json).find((l) => l.type === 'divergence') as unknown as { exceptions: string[]; diff: string[] };
   expect(report.exceptions.length).toBe(1);
   expect(report.exceptions[0]).toContain('boom from the guest');
-  expect(report.exceptions[0]).toContain('at fail (debuggee.js');
+  // The guest was bundled at boot; its stack names the original file, through the bundle's source map.
+  expect(report.exceptions[0]).toContain('at fail (test/guests/debuggee.js:');
   expect(report.diff.some((l) => l.startsWith('+ error: Uncaught') && l.includes('boom from the guest'))).toBe(true);
   // Every line of the exception's stack carries the marker, not only the first.
-  const stack = report.diff.filter((l) => l.includes('at fail (debuggee.js'));
+  const stack = report.diff.filter((l) => l.includes('at fail (test/guests/debuggee.js:'));
   expect(stack.length).toBeGreaterThan(0);
   for (const line of stack) expect(line).toMatch(/^[-+] /);
   expect(stack.filter((l) => l.startsWith('+ ')).length).toBe(stack.filter((l) => l.startsWith('- ')).length);

@@ -14,7 +14,9 @@ const dir = tempDir();
 describe('escape probes', () => {
   test('find no host capability and no unrecorded value; the probe run replays exactly', async () => {
     const trace = path.join(dir, 'probe.trace');
-    const node = await startRun('guest-apps/probe.js', { record: trace, processEnv: { TZ: 'Europe/Paris' } });
+    // Unbundled: the probe inspects the VM's globals as they are, and a bundler rewrites a bare
+    // `require` into its own throwing shim (esbuild's `__require`), which the probe would report.
+    const node = await startRun('guest-apps/probe.js', { record: trace, processEnv: { TZ: 'Europe/Paris' }, args: ['--no-bundle'] });
     let report: { ok: boolean; findings: unknown[]; probes: Record<string, unknown> };
     try {
       const res = await send(node.url, { method: 'GET', path: '/probe' });

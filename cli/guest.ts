@@ -1,0 +1,29 @@
+// The guest code of a node started from an entry file: bundled with esbuild (the default) or, with
+// --no-bundle, the ES modules as they are. Runs once, at boot, in the CLI process.
+
+import type { Logger } from 'pino';
+import { loadGuest, type GuestCode } from '../hypervisor/sources.js';
+
+export interface GuestFlags {
+  /** false with --no-bundle. */
+  bundle: boolean;
+}
+
+export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Logger): Promise<GuestCode> {
+  // Loaded here, not at the top: commands that never bundle (replay, inspect) do not pay for esbuild.
+  const { bundleGuest, checkModuleSyntax, stopBundler } = await import('../hypervisor/bundle.js');
+  if (flags.bundle === false) {
+    const code = loadGuest(entry, { checkSyntax: checkModuleSyntax });
+    logger?.info({ guest: code.entry, modules: code.sources.length }, `loaded ${entry} unbundled (--no-bundle)`);
+    return code;
+  }
+  // Once per process: esbuild's service is not needed again while the node runs.
+  const bundled = await bundleGuest(entry).finally(() => stopBundler());
+  for (const warning of bundled.warnings) logger?.warn({ guest: bundled.entry }, `bundler warning: ${warning}`);
+  const [module, map] = bundled.sources;
+  logger?.info(
+    { guest: bundled.entry, projectRoot: bundled.projectRoot, inputFiles: bundled.inputFiles, bundleBytes: module!.text.length, sourceMapBytes: map!.text.length, bundleMs: Math.round(bundled.bundleMs) },
+    `bundled ${entry} (${bundled.inputFiles} files) in ${Math.round(bundled.bundleMs)} ms`,
+  );
+  return { entry: bundled.entry, sources: bundled.sources, hash: bundled.hash };
+}
