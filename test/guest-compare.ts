@@ -55,7 +55,7 @@ const CTX = { waitUntil() {}, passThroughOnException() {} };
 export async function both(baseUrl: string, app: Fetcher, env: Record<string, string>, route: RouteRequest): Promise<{ ftjs: Seen; node: Seen }> {
   const init = (): RequestInit => ({ method: route.method, headers: route.headers ?? {}, ...(route.body !== undefined ? { body: route.body as BodyInit } : {}) });
   const ftjs = await seen(await fetch(baseUrl + route.path, init()));
-  const node = await seen(await app.fetch(new Request(`http://localhost${route.path}`, init()), env, CTX));
+  const node = await seen(await app.fetch(new Request(baseUrl + route.path, init()), env, CTX));
   return { ftjs, node };
 }
 
