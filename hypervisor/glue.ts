@@ -9,6 +9,8 @@ import { sha256Hex } from './sources.js';
 export interface Glue {
   web: string;
   runtime: string;
+  /** Chunks the guest glue compiles on first use (host op LazyGlue), by name: the Intl polyfill and its data. */
+  lazy?: Record<string, string>;
   sha256: string;
 }
 
@@ -26,11 +28,17 @@ export function localGlue(): Glue {
       throw new Error(`the guest web platform is not built (${fileURLToPath(built)}: ${(error as NodeJS.ErrnoException).code}); run npm run build`);
     }
     const runtime = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
-    loaded = { web, runtime, sha256: glueHash(web, runtime) };
+    const lazy = JSON.parse(readFileSync(new URL('./guest/lazy.json', import.meta.url), 'utf8')) as Record<string, string>;
+    loaded = { web, runtime, lazy, sha256: glueHash(web, runtime, lazy) };
   }
   return loaded;
 }
 
-export function glueHash(web: string, runtime: string): string {
-  return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}`);
+export function glueHash(web: string, runtime: string, lazy: Record<string, string> = {}): string {
+  // A glue without lazy chunks hashes as it did before they existed, so older traces still verify.
+  const chunks = Object.keys(lazy)
+    .sort()
+    .map((name) => `\n${name} ${sha256Hex(lazy[name]!)}`)
+    .join('');
+  return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}${chunks}`);
 }

@@ -96,7 +96,7 @@ export class BootError extends Error {
 }
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7 } as const;
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, LazyGlue: 8 } as const;
 // Events the host delivers to the guest glue's dispatch function.
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Boot: 9 } as const;
 
@@ -251,6 +251,24 @@ export class Vm {
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
   }
 
+  /**
+   * Compiles a lazy glue chunk (an expression, see hypervisor/lazy-glue-build.ts) from the boot config,
+   * so replay compiles the same text; the guest glue runs what it evaluates to. A chunk that fails to
+   * compile (out of memory) is handed back as the error value, for the glue to throw.
+   * Like the glue at boot, loading it is not the guest's work: the task's CPU budget starts again here
+   * and again when the glue says the chunk has run (name ""). The load itself can still be preempted
+   * (its code runs as guest code, which the guest may have patched); the glue then retries it.
+   */
+  private compileLazyGlue(name: string): QuickJSHandle | undefined {
+    if (this.inTask) this.port.restartBudget?.();
+    if (name === '') return undefined;
+    const lazy = this.config.glue.lazy;
+    const code = lazy && Object.hasOwn(lazy, name) ? lazy[name]! : undefined;
+    if (code === undefined) return undefined;
+    const result = this.context.evalCode(code, `ftjs:${name}.js`, { type: 'global', strict: true });
+    return result.error ?? result.value;
+  }
+
   private evalScript(code: string, filename: string): QuickJSHandle {
     const result = this.context.evalCode(code, filename, { type: 'global', strict: true });
     if (result.error) {
@@ -354,6 +372,8 @@ export class Vm {
         this.booted = c.getNumber(args[1]!) === 1;
         this.bootMessage = c.getString(args[2]!);
         return undefined;
+      case HostOp.LazyGlue:
+        return this.compileLazyGlue(c.getString(args[1]!));
       default:
         throw new VmFatal(`guest runtime called unknown host op ${op}`);
     }

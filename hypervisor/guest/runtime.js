@@ -18,6 +18,7 @@
   const OP_CONSOLE = 5;
   const OP_ENTROPY = 6;
   const OP_BOOTED = 7;
+  // 8 (OP_LAZY_GLUE) is called by the web glue's lazy Intl (web/intl.js), which captured the host itself.
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;

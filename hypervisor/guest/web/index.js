@@ -2,3 +2,4 @@
 // VM evaluates at boot, before the runtime glue. Each module installs its globals when it runs; the
 // order here is the order they install in. Keep it stable: the bundle is part of a trace's boot config.
 import './platform.js';
+import './intl.js';
