@@ -3,6 +3,7 @@
 // exactly the glue the recording ran, whatever version of ftjs is installed where they run.
 
 import { readFileSync } from 'node:fs';
+import { brotliDecompressSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from './sources.js';
 
@@ -41,4 +42,12 @@ export function glueHash(web: string, runtime: string, lazy: Record<string, stri
     .map((name) => `\n${name} ${sha256Hex(lazy[name]!)}`)
     .join('');
   return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}${chunks}`);
+}
+
+/** The source of lazy chunk `name` (hypervisor/lazy-glue-build.ts stores it brotli-compressed, base64). */
+export function lazyGlueSource(glue: Glue, name: string): string | undefined {
+  const stored = glue.lazy && Object.hasOwn(glue.lazy, name) ? glue.lazy[name]! : undefined;
+  if (stored === undefined) return undefined;
+  if (!stored.startsWith('br64:')) return stored;
+  return brotliDecompressSync(Buffer.from(stored.slice('br64:'.length), 'base64')).toString('utf8');
 }

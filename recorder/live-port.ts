@@ -28,8 +28,8 @@ export class LivePort implements InputPort {
     this.taskStartMs = performance.now();
   }
 
-  restartBudget(): void {
-    this.taskStartMs = performance.now();
+  restartBudget(graceMs = 0): void {
+    this.taskStartMs = performance.now() + graceMs;
   }
 
   endTask(): null {

@@ -72,7 +72,7 @@ function load() {
   const inner = {};
   let loaded;
   try {
-    loaded = run('intl', inner, (exports) => exports.finish((name) => run(name, inner, () => undefined)));
+    loaded = run('intl', inner, (exports) => exports.finish((name, after) => run(name, inner, after)));
   } finally {
     restoreMethods();
   }
