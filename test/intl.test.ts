@@ -128,6 +128,11 @@ describe('Intl in the guest against Node 20', () => {
     expect(guestString(vm, '(1234.5).toLocaleString()')).toBe('1,234.5');
     expect(guestString(vm, "new Date(0).toLocaleString('en-US', {timeZone:'UTC'})")).toBe(new Date(0).toLocaleString('en-US', { timeZone: 'UTC' }));
     expect(guestString(vm, 'new Date(0).toLocaleString()')).toBe('1/1/1970, 12:00:00 AM');
+    // supportedValuesOf('timeZone') lists the bundled tz data (IANA names; ICU lists CLDR's older ones).
+    const zones = JSON.parse(guestString(vm, "JSON.stringify(Intl.supportedValuesOf('timeZone'))")) as string[];
+    expect(zones.length).toBeGreaterThan(400);
+    expect(zones).toEqual(expect.arrayContaining(['America/New_York', 'Europe/Berlin', 'Asia/Kolkata', 'Pacific/Chatham', 'UTC']));
+    expect(zones).toEqual([...zones].sort());
     // After loading, the members are plain data properties of the same object.
     expect(guestString(vm, "String(typeof Object.getOwnPropertyDescriptor(Intl, 'NumberFormat').value)")).toBe('function');
     expect(guestString(vm, 'String(new Intl.NumberFormat() instanceof Intl.NumberFormat)')).toBe('true');

@@ -1,18 +1,19 @@
 // Intl and the toLocale* methods, installed lazily. The polyfill (FormatJS, our Collator, locale and
-// time-zone data: hypervisor/guest/intl/, several hundred KB) is not part of the boot glue: it is a
-// lazy chunk of the boot config that the host compiles on the first real use of Intl (host op
+// time-zone data: hypervisor/guest/intl/, 3.5 MB) is not part of the boot glue: it comes in lazy
+// chunks of the boot config that the host compiles on the first real use of Intl (host op
 // LAZY_GLUE), so a service that never formats a number pays nothing at boot. First use is itself a
 // deterministic guest action, so a replay loads it at the very same point.
 //
 // What is installed at boot is small: `globalThis.Intl`, an ordinary object whose members are
-// accessors that load the polyfill (after which they are plain data properties), and the ECMA-402 versions of Number/BigInt/Date/String/Array toLocale* methods and
-// localeCompare. Everything they call on a receiver is captured here, at boot.
+// accessors that load the polyfill (after which they are plain data properties), and the ECMA-402
+// versions of the Number/BigInt/Date/String/Array toLocale* methods and localeCompare. Everything
+// they call on a receiver is captured here, at boot.
 
 const host = globalThis.__ftjs_host;
 const OP_LAZY_GLUE = 8;
 
 const { defineProperty, getOwnPropertyDescriptor } = Object;
-const { apply, deleteProperty } = Reflect;
+const { apply } = Reflect;
 const StringCtor = String;
 const ObjectCtor = Object;
 const numberValue = Number.prototype.valueOf;
