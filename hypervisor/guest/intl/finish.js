@@ -90,14 +90,16 @@ function hookLocaleLoading(Intl, load, localeChunks, warm) {
 }
 
 /**
- * Intl.supportedValuesOf('timeZone') is the bundled tz data's zone names. The polyfill's own answer
+ * Intl.supportedValuesOf('timeZone') is the bundled tz data's zone names and UTC. The polyfill's own answer
  * builds a DateTimeFormat per candidate zone (2 s in QuickJS) and finds fewer.
  */
 function hookSupportedTimeZones(Intl, zoneNames) {
   const supportedValuesOf = Intl.supportedValuesOf;
+  // UTC is no zone of the data (the polyfill knows it without), but it is a supported value.
+  const zones = [...new Set([...zoneNames, 'UTC'])].sort();
   const hooked = {
     supportedValuesOf(key) {
-      return String(key) === 'timeZone' ? [...zoneNames] : supportedValuesOf(key);
+      return String(key) === 'timeZone' ? [...zones] : supportedValuesOf(key);
     },
   }.supportedValuesOf;
   Object.defineProperty(Intl, 'supportedValuesOf', { value: hooked, writable: true, enumerable: false, configurable: true });
