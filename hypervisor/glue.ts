@@ -29,7 +29,13 @@ export function localGlue(): Glue {
       throw new Error(`the guest web platform is not built (${fileURLToPath(built)}: ${(error as NodeJS.ErrnoException).code}); run npm run build`);
     }
     const runtime = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
-    const lazy = JSON.parse(readFileSync(new URL('./guest/lazy.json', import.meta.url), 'utf8')) as Record<string, string>;
+    const lazyFile = new URL('./guest/lazy.json', import.meta.url);
+    let lazy: Record<string, string>;
+    try {
+      lazy = JSON.parse(readFileSync(lazyFile, 'utf8')) as Record<string, string>;
+    } catch (error) {
+      throw new Error(`the guest's lazy glue (Intl) is not built (${fileURLToPath(lazyFile)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); run npm run build`);
+    }
     loaded = { web, runtime, lazy, sha256: glueHash(web, runtime, lazy) };
   }
   return loaded;
