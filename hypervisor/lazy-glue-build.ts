@@ -114,34 +114,27 @@ function assertJsonSafe(value: unknown, where: string): void {
   throw new Error(`${where} cannot travel as JSON (${typeof value})`);
 }
 
-// Two patches to intl-datetimeformat make a locale's first use affordable in QuickJS (each fails the
-// build if the code it patches has changed):
-//  * pairing each of a locale's ~500 skeletons with an interval format parsed every interval key again
-//    for each skeleton (500 x 700 parses); the parse of a key is pure, so it is memoized;
-//  * every skeleton's range patterns were parsed up front, for formatRange; they are parsed on first use
-//    (hypervisor/guest/intl/patches/parse-skeleton.*.js, the original and its replacement).
-const INTERVAL_CANDIDATE = 'const candidate = parseDateTimeSkeleton(key);';
+// Two patches to intl-datetimeformat make a locale's first use affordable in QuickJS. Each is a pair of
+// files in hypervisor/guest/intl/patches/ (the original text and its replacement); the build fails if
+// the original is no longer found, so an upgrade of the package cannot skip one silently.
+//  * interval-match: each of a locale's ~500 skeletons looked for its interval format by parsing every
+//    interval key again (500 x 700 parses); the parse of a key is pure, so it is memoized;
+//  * parse-skeleton: every skeleton's range patterns were parsed up front, for formatRange; they are
+//    parsed on first use.
 const PATCHES_DIR = new URL('../../hypervisor/guest/intl/patches/', import.meta.url);
+const DATETIMEFORMAT_PATCHES = ['interval-match', 'parse-skeleton'];
 const patchDateTimeFormat: Plugin = {
   name: 'ftjs-intl-patch-datetimeformat',
   setup(build) {
     build.onLoad({ filter: /[\\/]@formatjs[\\/]intl-datetimeformat[\\/]polyfill-force\.js$/ }, (args) => {
       let text = readFileSync(args.path, 'utf8');
-      const replace = (from: string, to: string, what: string) => {
-        if (text.split(from).length !== 2) throw new Error(`${args.path}: the code patched for ${what} has changed; review the patch`);
+      for (const patch of DATETIMEFORMAT_PATCHES) {
+        const from = readFileSync(new URL(`${patch}.original.js`, PATCHES_DIR), 'utf8');
+        const to = readFileSync(new URL(`${patch}.patched.js`, PATCHES_DIR), 'utf8');
+        if (text.split(from).length !== 2) throw new Error(`${args.path}: the code patched by ${patch} has changed; review hypervisor/guest/intl/patches/${patch}.*`);
         text = text.replace(from, () => to);
-      };
-      replace(
-        INTERVAL_CANDIDATE,
-        'let candidate = parsedIntervalKeys.get(key); if (candidate === undefined) parsedIntervalKeys.set(key, (candidate = parseDateTimeSkeleton(key)));',
-        'memoized interval keys',
-      );
-      replace(
-        readFileSync(new URL('parse-skeleton.original.js', PATCHES_DIR), 'utf8'),
-        readFileSync(new URL('parse-skeleton.patched.js', PATCHES_DIR), 'utf8'),
-        'lazy range patterns',
-      );
-      return { contents: `const parsedIntervalKeys = new Map();\n${text}`, loader: 'js' };
+      }
+      return { contents: text, loader: 'js' };
     });
   },
 };
