@@ -71,6 +71,10 @@ const KNOWN_CONSTRUCTORS = new Set([
 
 // Property names that smell like host glue wherever they appear.
 const SUSPICIOUS_NAME = /host|ftjs|hypervisor|bridge|native|recorder|replay|quickjs|emscripten|wasm|^HEAP|malloc|ccall|cwrap|^__/i;
+// The guest's Intl is a polyfill (FormatJS, hypervisor/guest/intl/) that keeps its data hooks as
+// static members of the constructors (__addLocaleData, __defaultLocale, tzData, ...): guest-side data
+// and functions, not host glue.
+const INTL_POLYFILL_INTERNAL = /^globalThis\.Intl\.[A-Za-z]+\.(__\w+|tzData|calendarData|localeData)\b/;
 const STANDARD_NAMES_MATCHING = new Set([
   'host', 'hostname', '__proto__', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__',
 ]);
@@ -361,7 +365,7 @@ function walkGraph(maxDepth = 3, maxNodes = 20_000) {
     seen.add(value);
     const ctor = ctorName(value);
     const allowedNullProto = value === Object.prototype || path.endsWith('[Symbol(Symbol.unscopables)]');
-    if (!KNOWN_CONSTRUCTORS.has(ctor) && !(ctor === '(null prototype)' && allowedNullProto)) {
+    if (!KNOWN_CONSTRUCTORS.has(ctor) && !(ctor === '(null prototype)' && allowedNullProto) && !INTL_POLYFILL_INTERNAL.test(path)) {
       if (unknownConstructors.length < 50) unknownConstructors.push({ path, ctor });
     }
     if (t === 'function' && value !== Function.prototype && !KNOWN_CONSTRUCTORS.has(attempt(() => value.name).value)) {
@@ -387,6 +391,7 @@ function walkGraph(maxDepth = 3, maxNodes = 20_000) {
         typeof key === 'string' &&
         SUSPICIOUS_NAME.test(key) &&
         !STANDARD_NAMES_MATCHING.has(key) &&
+        !INTL_POLYFILL_INTERNAL.test(childPath) &&
         suspiciousNames.length < 50
       ) {
         suspiciousNames.push(childPath);

@@ -50,7 +50,10 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
   const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue; crons?: string[] };
   const glue = boot.glue;
   if (!glue || typeof glue.web !== 'string' || typeof glue.runtime !== 'string') throw new BootConfigError(`${where}: no hypervisor glue in the boot config (written by an older ftjs?)`);
-  if (glueHash(glue.web, glue.runtime) !== glue.sha256) throw new BootConfigError(`${where}: the hypervisor glue does not match its recorded hash`);
+  if (glue.lazy !== undefined && (typeof glue.lazy !== 'object' || glue.lazy === null || Object.values(glue.lazy).some((text) => typeof text !== 'string'))) {
+    throw new BootConfigError(`${where}: the hypervisor glue's lazy chunks are malformed`);
+  }
+  if (glueHash(glue.web, glue.runtime, glue.lazy) !== glue.sha256) throw new BootConfigError(`${where}: the hypervisor glue does not match its recorded hash`);
   return {
     glue,
     entry: header.guest.entry,

@@ -12,9 +12,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { LAZY_INTRINSICS, LAZY_MODULES_MARKER } from './glue.js';
+import { bundleLazyGlue } from './lazy-glue-build.js';
 
 /** Where the built glue lives, next to the compiled hypervisor. */
 export const BUILT_WEB_GLUE = new URL('./guest/web.js', import.meta.url);
+/** The lazy chunks (hypervisor/lazy-glue-build.ts), by name, as JSON. */
+export const BUILT_LAZY_GLUE = new URL('./guest/lazy.json', import.meta.url);
 const WEB_ENTRY = new URL('../../hypervisor/guest/web/index.js', import.meta.url);
 /** Lazy modules, by the name the guest asks for (hypervisor/guest/web/lazy.js). Order is part of the glue. */
 const LAZY_ENTRIES: ReadonlyArray<[name: string, entry: URL]> = [
@@ -106,4 +109,5 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const out = fileURLToPath(BUILT_WEB_GLUE);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, bundleWebGlue());
+  writeFileSync(fileURLToPath(BUILT_LAZY_GLUE), JSON.stringify(await bundleLazyGlue()));
 }

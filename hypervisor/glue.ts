@@ -3,12 +3,15 @@
 // exactly the glue the recording ran, whatever version of ftjs is installed where they run.
 
 import { readFileSync } from 'node:fs';
+import { brotliDecompressSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from './sources.js';
 
 export interface Glue {
   web: string;
   runtime: string;
+  /** Chunks the guest glue compiles on first use (host op LazyGlue), by name: the Intl polyfill and its data. */
+  lazy?: Record<string, string>;
   sha256: string;
 }
 
@@ -26,13 +29,33 @@ export function localGlue(): Glue {
       throw new Error(`the guest web platform is not built (${fileURLToPath(built)}: ${(error as NodeJS.ErrnoException).code}); run npm run build`);
     }
     const runtime = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
-    loaded = { web, runtime, sha256: glueHash(web, runtime) };
+    const lazyFile = new URL('./guest/lazy.json', import.meta.url);
+    let lazy: Record<string, string>;
+    try {
+      lazy = JSON.parse(readFileSync(lazyFile, 'utf8')) as Record<string, string>;
+    } catch (error) {
+      throw new Error(`the guest's lazy glue (Intl) is not built (${fileURLToPath(lazyFile)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); run npm run build`);
+    }
+    loaded = { web, runtime, lazy, sha256: glueHash(web, runtime, lazy) };
   }
   return loaded;
 }
 
-export function glueHash(web: string, runtime: string): string {
-  return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}`);
+export function glueHash(web: string, runtime: string, lazy: Record<string, string> = {}): string {
+  // A glue without lazy chunks hashes as it did before they existed, so older traces still verify.
+  const chunks = Object.keys(lazy)
+    .sort()
+    .map((name) => `\n${name} ${sha256Hex(lazy[name]!)}`)
+    .join('');
+  return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}${chunks}`);
+}
+
+/** The source of lazy chunk `name` (hypervisor/lazy-glue-build.ts stores it brotli-compressed, base64). */
+export function lazyGlueSource(glue: Glue, name: string): string | undefined {
+  const stored = glue.lazy && Object.hasOwn(glue.lazy, name) ? glue.lazy[name]! : undefined;
+  if (stored === undefined) return undefined;
+  if (!stored.startsWith('br64:')) return stored;
+  return brotliDecompressSync(Buffer.from(stored.slice('br64:'.length), 'base64')).toString('utf8');
 }
 
 /**

@@ -19,8 +19,11 @@ export interface InputPort {
   readonly mode: 'live' | 'replay';
   /** A task starts. Live: `recorded` is null and the CPU budget starts. Replay: the task's inputs after its start entry. */
   beginTask(recorded: Entry[] | null): void;
-  /** Live: start the current task's CPU budget again (after the engine's own boot work). */
-  restartBudget?(): void;
+  /**
+   * Live: start the current task's CPU budget again (after the engine's own boot work), `graceMs`
+   * later than now when given (the hypervisor's lazy glue loading, see Vm.compileLazyGlue).
+   */
+  restartBudget?(graceMs?: number): void;
   /** The task ended at `pos`. Replay: returns its recorded TaskEnd entry (inputs left unconsumed are a divergence). */
   endTask(pos: number): Entry | null;
   /** The guest read the clock (the `readIndex`-th read since boot) at `pos`. Returns ms since the epoch. */

@@ -29,10 +29,9 @@ import type { Divergence, InputPort } from './port.js';
 import { Position, type PositionState } from './position.js';
 import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
-import type { Glue } from './glue.js';
+import { lazyGlueSource, splitWebGlue, type Glue } from './glue.js';
 import { isSourceMapName, resolveModuleName } from './sources.js';
 import { StackMapper } from './stack-map.js';
-import { splitWebGlue } from './glue.js';
 import { subtleHostOp } from './subtle/host-op.js';
 
 export interface BootConfig {
@@ -118,10 +117,17 @@ export class BootError extends Error {
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
 // Crypto (13) is crypto.subtle (hypervisor/guest/web/subtle.js): a pure function of its arguments.
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8, LazyModule: 9, RespondHead: 10, RespondChunk: 11, RespondEnd: 12, Crypto: 13 } as const;
+const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8, LazyModule: 9, RespondHead: 10, RespondChunk: 11, RespondEnd: 12, Crypto: 13, LazyGlue: 14 } as const;
 // Events the host delivers to the guest glue's dispatch function.
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, StreamCancel: 6, Boot: 9 } as const;
 
+/**
+ * Loading lazy glue (the Intl polyfill and its data, hypervisor/lazy-glue-build.ts) is the hypervisor's
+ * work, not the guest's: over a VM's lifetime, loads may take up to this many task budgets of wall time
+ * beyond the guest's own budget. Past that (a guest that keeps a load from finishing, say by patching
+ * a builtin the polyfill calls) they count against the task budget like guest code.
+ */
+const LAZY_GLUE_GRACE_BUDGETS = 10;
 const ENTROPY_POOL_BYTES = 256;
 const MAX_ENTROPY_REQUEST_BYTES = 65536;
 /** A task whose job queue does not drain within this many rounds is a wedged VM. */
@@ -158,6 +164,9 @@ export class Vm {
   private readonly timers = new Map<number, { deadlineMs: number; owner: number }>();
   private readonly fetches = new Map<number, { owner: number; method: string; url: string; headers: HeaderList; body: Uint8Array }>();
   private tasks = 0;
+  // Live-only accounting of lazy glue loads (not guest state: it only moves the live port's deadline).
+  private lazyGraceLeftMs = Number.NaN;
+  private lazyGrace: { startMs: number; grantedMs: number } | null = null;
 
   // Per-task scratch (not state: empty between tasks).
   private inTask = false;
@@ -282,6 +291,42 @@ export class Vm {
     this.evalScript(web.boot, 'ftjs:web.js').dispose();
     this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
+  }
+
+  /**
+   * Compiles a lazy glue chunk (an expression, see hypervisor/lazy-glue-build.ts) from the boot config,
+   * so replay compiles the same text; the guest glue runs what it evaluates to. A chunk that fails to
+   * compile (out of memory) is handed back as the error value, for the glue to throw.
+   * Like the glue at boot, loading it is not the guest's work: from here until the glue says the chunk
+   * has run (name ""), the task's CPU budget is extended by what is left of the VM's lazy-glue grace
+   * (LAZY_GLUE_GRACE_BUDGETS), and then it starts again. Past the grace a load is preempted like guest
+   * code, and the glue retries it at the next use.
+   */
+  private compileLazyGlue(name: string): QuickJSHandle | undefined {
+    if (this.inTask) {
+      this.settleLazyGrace();
+      if (name === '') {
+        this.port.restartBudget?.();
+      } else {
+        if (Number.isNaN(this.lazyGraceLeftMs)) this.lazyGraceLeftMs = LAZY_GLUE_GRACE_BUDGETS * this.config.limits.taskBudgetMs;
+        this.lazyGrace = { startMs: performance.now(), grantedMs: this.lazyGraceLeftMs };
+        this.lazyGraceLeftMs = 0;
+        this.port.restartBudget?.(this.lazyGrace.grantedMs);
+      }
+    }
+    if (name === '') return undefined;
+    const code = lazyGlueSource(this.config.glue, name);
+    if (code === undefined) return undefined;
+    const result = this.context.evalCode(code, `ftjs:${name}.js`, { type: 'global', strict: true });
+    return result.error ?? result.value;
+  }
+
+  /** Gives back the part of the last grant a load did not use (a preempted load used it all). */
+  private settleLazyGrace(): void {
+    if (!this.lazyGrace) return;
+    const usedMs = Math.min(this.lazyGrace.grantedMs, performance.now() - this.lazyGrace.startMs);
+    this.lazyGraceLeftMs += this.lazyGrace.grantedMs - usedMs;
+    this.lazyGrace = null;
   }
 
   private evalScript(code: string, filename: string): QuickJSHandle {
@@ -412,6 +457,8 @@ export class Vm {
       }
       case HostOp.Crypto:
         return this.cryptoCall(args);
+      case HostOp.LazyGlue:
+        return this.compileLazyGlue(c.getString(args[1]!));
       default:
         throw new VmFatal(`guest runtime called unknown host op ${op}`);
     }

@@ -47,8 +47,8 @@ export class LivePort implements InputPort {
     this.taskStartMs = this.world.monoMs();
   }
 
-  restartBudget(): void {
-    this.taskStartMs = this.world.monoMs();
+  restartBudget(graceMs = 0): void {
+    this.taskStartMs = this.world.monoMs() + graceMs;
   }
 
   endTask(): null {

@@ -24,6 +24,7 @@
   const OP_RESPOND_CHUNK = 11;
   const OP_RESPOND_END = 12;
   // 13: crypto.subtle, called by hypervisor/guest/web/subtle.js (OP_CRYPTO there).
+  // 14 (OP_LAZY_GLUE) is called by the web glue's lazy Intl (web/intl.js), which captured the host itself.
 
   // Not provably deterministic across a host-side allocation difference (notes/quickjs.md): removed.
   delete globalThis.WeakRef;
