@@ -11,6 +11,29 @@ import path from 'node:path';
 export const BUILT_WEB_GLUE = new URL('./guest/web.js', import.meta.url);
 const WEB_ENTRY = new URL('../../hypervisor/guest/web/index.js', import.meta.url);
 
+const IDNA_ENTRY = new URL('../../hypervisor/guest/web/idna-impl.js', import.meta.url);
+
+// The UTS #46 implementation as one expression whose value is idna-impl.js's exports. It travels
+// in the glue as a string that idna.js evaluates on first use (see there for why).
+function bundleIdnaSource(): string {
+  const result = buildSync({
+    entryPoints: [fileURLToPath(IDNA_ENTRY)],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    globalName: '__idna',
+    platform: 'neutral',
+    mainFields: ['module', 'main'],
+    target: 'es2023',
+    charset: 'utf8',
+    minify: true,
+    legalComments: 'inline',
+    logLevel: 'silent',
+  });
+  // The function scope keeps `var __idna` out of the guest's globals.
+  return `(function () {\n${result.outputFiles[0]!.text}\nreturn __idna;\n})()`;
+}
+
 export function bundleWebGlue(): string {
   const result = buildSync({
     entryPoints: [fileURLToPath(WEB_ENTRY)],
@@ -25,6 +48,8 @@ export function bundleWebGlue(): string {
     legalComments: 'inline',
     // The bundler renames classes it moves (class Request → _Request); the guest sees the spec names.
     keepNames: true,
+    // idna.js's __FTJS_IDNA_SOURCE__: the UTS #46 implementation as source text.
+    define: { __FTJS_IDNA_SOURCE__: JSON.stringify(bundleIdnaSource()) },
     logLevel: 'silent',
   });
   return result.outputFiles[0]!.text;

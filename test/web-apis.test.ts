@@ -372,6 +372,30 @@ describe('URL (compared with Node)', () => {
   });
 });
 
+// UTS #46 hosts where Node 20's ICU-based IDNA is itself wrong, so the expectation is the URL
+// Standard's (as in WPT url/resources/toascii.json and IdnaTestV2.json), not Node's answer.
+const IDNA_CASES: Array<[string, string | null]> = [
+  ['http://GOO\u200B\u2060\uFEFFgoo.com', 'googoo.com'], // zero-width: "ignored" code points
+  ['http://\uFDD0zyx.com', null], // a noncharacter is disallowed
+  ['http://fa\u00DF.de', 'xn--fa-hia.de'], // nontransitional: ß stays
+  ['http://\u2167.example', 'viii.example'], // mapped (Roman numeral eight)
+  ['http://xn--a.\u00DF', null], // a Punycode label beside a deviation (toascii.json)
+  ['http://xn--zca.xn--zca', 'xn--zca.xn--zca'], // valid Punycode labels are kept
+  ['http://xn--ls8h.la', 'xn--ls8h.la'],
+  ['http://a\u200Cb.com', null], // ZWNJ without a ContextJ context
+  ['http://\u0915\u094D\u200C\u0937.in', 'xn--11b2ezcs70k.in'], // ZWNJ after a virama is allowed
+  ['http://\u0661.\u0661a', null], // Bidi rule: an RTL label may not contain L
+  ['http://-x.example', '-x.example'], // CheckHyphens is off in the URL Standard
+  ['http://EXAMPLE.com', 'example.com'], // plain ASCII never loads the table
+];
+
+describe('URL hosts: UTS #46 (URL Standard, not Node 20)', () => {
+  it.each(IDNA_CASES)('%s', (input, host) => {
+    const got = qjs(`(() => { try { return new URL(${JSON.stringify(input)}).host; } catch (e) { return e.name; } })()`);
+    expect(got).toEqual({ v: host ?? 'TypeError' });
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 
 const SEARCH_PARAMS_CASES = [

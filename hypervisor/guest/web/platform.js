@@ -37,13 +37,14 @@
 //   * The record form of HeadersInit ({name: value}) reads the own enumerable string keys with
 //     Object.keys() (the spec interleaves the enumerability checks with the reads; only a getter
 //     that deletes or hides a later key can tell the difference).
-//   * URL hosts: non-ASCII domains are converted with an approximation of UTS #46 (NFKC +
-//     lower-casing + Punycode per label); the full UTS #46 mapping table and the Bidi/ContextJ
-//     checks are not implemented, and existing "xn--" labels are not validated.
+//   * URL hosts: UTS #46 ToASCII (tr46, as whatwg-url) in idna.js, loaded on the first host that
+//     is not plain ASCII.
 //   * URL path percent-encoding follows Node 20 / current browsers (`^` is not encoded in paths),
 //     and opaque paths use the "strip trailing spaces" rule, as Node 20 does.
 //   * TextDecoder supports UTF-8 only (RangeError for other labels).
 //   * FormData, ReadableStream, File, crypto, timers (AbortSignal.timeout) are not provided.
+
+import { uts46ToASCII } from './idna.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -842,68 +843,8 @@ function serializeIPv6(a) {
   return out;
 }
 
-// Punycode (RFC 3492) encoder for one label.
-function punycodeEncode(label) {
-  const cps = [];
-  for (const ch of label) cps.push(ch.codePointAt(0));
-  const base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700;
-  const digit = (d) => String.fromCharCode(d < 26 ? 0x61 + d : 0x16 + d);
-  const adapt = (delta, numPoints, first) => {
-    delta = first ? Math.floor(delta / damp) : delta >> 1;
-    delta += Math.floor(delta / numPoints);
-    let k = 0;
-    while (delta > ((base - tMin) * tMax) >> 1) { delta = Math.floor(delta / (base - tMin)); k += base; }
-    return k + Math.floor(((base - tMin + 1) * delta) / (delta + skew));
-  };
-  let out = '';
-  for (const c of cps) if (c < 0x80) out += String.fromCharCode(c);
-  const b = out.length;
-  let h = b;
-  if (b > 0) out += '-';
-  let n = 128, delta = 0, bias = 72;
-  while (h < cps.length) {
-    let m = 0x7FFFFFFF;
-    for (const c of cps) if (c >= n && c < m) m = c;
-    delta += (m - n) * (h + 1);
-    n = m;
-    for (const c of cps) {
-      if (c < n) delta++;
-      if (c === n) {
-        let q = delta;
-        for (let k = base; ; k += base) {
-          const t = k <= bias ? tMin : k >= bias + tMax ? tMax : k - bias;
-          if (q < t) break;
-          out += digit(t + ((q - t) % (base - t)));
-          q = Math.floor((q - t) / (base - t));
-        }
-        out += digit(q);
-        bias = adapt(delta, h + 1, h === b);
-        delta = 0;
-        h++;
-      }
-    }
-    delta++;
-    n++;
-  }
-  return out;
-}
-
-// Approximate UTS #46 ToASCII for non-ASCII domains: NFKC + lower-case + removal of
-// "ignored" code points + IDNA dot mapping, then Punycode for non-ASCII labels.
-function idnaToASCII(domain) {
-  let d = domain.normalize('NFKC').toLowerCase().normalize('NFC');
-  d = d.replace(/[\u00AD\u034F\u180B-\u180D\u200B\uFE00-\uFE0F\uFEFF]/g, '').replace(/[\u3002\uFF0E\uFF61]/g, '.');
-  if (!NON_ASCII_RE.test(d)) return d;
-  if (d.indexOf('\uFFFD') >= 0) return null; // e.g. lone surrogates: disallowed by UTS #46
-  const labels = d.split('.');
-  for (let i = 0; i < labels.length; i++) {
-    if (NON_ASCII_RE.test(labels[i])) labels[i] = 'xn--' + punycodeEncode(labels[i]);
-  }
-  return labels.join('.');
-}
-
 function domainToASCII(domain) {
-  const result = NON_ASCII_RE.test(domain) ? idnaToASCII(domain) : domain.toLowerCase();
+  const result = uts46ToASCII(domain);
   if (result === null || result === '' || FORBIDDEN_DOMAIN_RE.test(result)) return null;
   return result;
 }
