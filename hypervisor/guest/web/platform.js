@@ -161,6 +161,12 @@ class DOMException extends Error {
   get code() { return domCodeByName.get(this.#name) || 0; }
 }
 setTag(DOMException, 'DOMException');
+// WebIDL attributes are enumerable (class getters are not).
+for (const k of ['name', 'message', 'code']) {
+  const d = Object.getOwnPropertyDescriptor(DOMException.prototype, k);
+  d.enumerable = true;
+  Object.defineProperty(DOMException.prototype, k, d);
+}
 for (const [, c, k] of DOM_ERROR_CODES) {
   Object.defineProperty(DOMException, k, { value: c, enumerable: true });
   Object.defineProperty(DOMException.prototype, k, { value: c, enumerable: true });
@@ -1420,6 +1426,9 @@ function parseURLOrThrow(url, base) {
 let spCreateForURL; // (record) => URLSearchParams linked to the record
 let spSetList; // (sp, list)
 
+const ITER_ENTRIES = 0, ITER_KEYS = 1, ITER_VALUES = 2;
+let spList; // (URLSearchParams) => its live list, set in the class's static block
+
 class URLSearchParams {
   #list = [];
   #rec = null; // linked URL record, or null
@@ -1438,11 +1447,17 @@ class URLSearchParams {
           this.#list.push([toUSVString(arr[0]), toUSVString(arr[1])]);
         }
       } else {
+        // record<USVString, USVString>: keys that become equal as USVStrings (lone surrogates)
+        // keep the first one's place and the last one's value.
+        const byKey = new Map();
         for (const key of Reflect.ownKeys(init)) {
           if (typeof key !== 'string') continue;
           const desc = Reflect.getOwnPropertyDescriptor(init, key);
           if (desc === undefined || !desc.enumerable) continue;
-          this.#list.push([toUSVString(key), toUSVString(init[key])]);
+          const k = toUSVString(key), v = toUSVString(init[key]);
+          const entry = byKey.get(k);
+          if (entry !== undefined) entry[1] = v;
+          else { const e = [k, v]; byKey.set(k, e); this.#list.push(e); }
         }
       }
       return;
@@ -1545,17 +1560,13 @@ class URLSearchParams {
     const list = this.#list;
     for (let i = 0; i < list.length; i++) callback.call(thisArg, list[i][1], list[i][0], this);
   }
-  entries() {
-    return this.#list.map((e) => [e[0], e[1]])[Symbol.iterator]();
-  }
-  keys() {
-    return this.#list.map((e) => e[0])[Symbol.iterator]();
-  }
-  values() {
-    return this.#list.map((e) => e[1])[Symbol.iterator]();
-  }
+  // WebIDL pair iterators are live: they index into the current list on every next().
+  entries() { return new URLSearchParamsIterator(this, ITER_ENTRIES); }
+  keys() { return new URLSearchParamsIterator(this, ITER_KEYS); }
+  values() { return new URLSearchParamsIterator(this, ITER_VALUES); }
 
   static {
+    spList = (sp) => sp.#list;
     spCreateForURL = (rec) => {
       const sp = new URLSearchParams(kInternal);
       sp.#rec = rec;
@@ -1567,6 +1578,27 @@ class URLSearchParams {
 }
 URLSearchParams.prototype[Symbol.iterator] = URLSearchParams.prototype.entries;
 setTag(URLSearchParams, 'URLSearchParams');
+
+class URLSearchParamsIterator {
+  #params;
+  #kind;
+  #index = 0;
+  constructor(params, kind) {
+    this.#params = params;
+    this.#kind = kind;
+  }
+  next() {
+    const list = spList(this.#params);
+    if (this.#index >= list.length) return { value: undefined, done: true };
+    const e = list[this.#index++];
+    const kind = this.#kind;
+    return { value: kind === ITER_ENTRIES ? [e[0], e[1]] : kind === ITER_KEYS ? e[0] : e[1], done: false };
+  }
+}
+Object.setPrototypeOf(URLSearchParamsIterator.prototype, Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())));
+delete URLSearchParamsIterator.prototype.constructor;
+Object.defineProperty(URLSearchParamsIterator.prototype, Symbol.toStringTag, { value: 'URLSearchParams Iterator', configurable: true });
+Object.defineProperty(URLSearchParamsIterator.prototype, 'next', { enumerable: true });
 
 // ---------------------------------------------------------------------------------------------
 // URL
@@ -2136,7 +2168,9 @@ const HEADER_VALUE_SLOW_RE = /^[\t\n\r ]|[\t\n\r ]$|[\0\r\n]|[^\0-\xFF]/;
 const GUARD_NONE = 0, GUARD_IMMUTABLE = 1;
 const INDEX_MIN = 8;
 const isArray = Array.isArray;
-const objectKeys = Object.keys;
+const reflectOwnKeys = Reflect.ownKeys;
+const NON_LATIN1_RE = /[^\x00-\xFF]/;
+const reflectGetOwnPropertyDescriptor = Reflect.getOwnPropertyDescriptor;
 const ARRAY_ITERATOR = Array.prototype[Symbol.iterator];
 const NO_HEADERS = Object.freeze([]); // shared empty header list (copied before any change)
 
@@ -2284,6 +2318,7 @@ let headersGuardOf; // (h) => guard
 let headersClone; // (h, guard) => Headers
 let headersFind; // (h, lowerName) => position in the list, or -1
 let headersSorted; // (h) => sorted entries, set-cookie expanded ("sort and combine")
+const headersSortedOf = (h) => () => headersSorted(h);
 
 // Rarely needed state of a Headers object, allocated on demand (each private field costs time
 // at construction, in the interpreter).
@@ -2370,22 +2405,18 @@ class Headers {
     const pairs = headersSorted(this);
     for (let i = 0; i < pairs.length; i++) callback.call(thisArg, pairs[i][1], pairs[i][0], this);
   }
-  entries() {
-    return headersSorted(this).map((p) => [p[0], p[1]])[Symbol.iterator]();
-  }
-  keys() {
-    return headersSorted(this).map((p) => p[0])[Symbol.iterator]();
-  }
-  values() {
-    return headersSorted(this).map((p) => p[1])[Symbol.iterator]();
-  }
+  // Live, as WebIDL iterables are: every next() sorts and combines the current list.
+  entries() { return new HeadersIterator(headersSortedOf(this), ITER_ENTRIES); }
+  keys() { return new HeadersIterator(headersSortedOf(this), ITER_KEYS); }
+  values() { return new HeadersIterator(headersSortedOf(this), ITER_VALUES); }
 
   static {
     buildList = (init) => {
       if ((typeof init !== 'object' || init === null) && typeof init !== 'function') {
         throw new TypeError('Headers constructor: Argument 1 could not be converted to one of: sequence<sequence<ByteString>>, record<ByteString, ByteString>.');
       }
-      if (#list in init) {
+      // Another Headers is a sequence: copy its list directly unless its iteration was replaced.
+      if (#list in init && init[SYMBOL_ITERATOR] === headersEntries) {
         const x = init.#x;
         const list = init.#list.slice();
         builtCookies = x === null || x.cookies === null ? null : x.cookies.slice();
@@ -2398,15 +2429,21 @@ class Headers {
       let contentType = false;
       const iter = init[SYMBOL_ITERATOR];
       if (iter === undefined || iter === null) {
-        // record<ByteString, ByteString>: own enumerable string keys, in property order.
-        const keys = objectKeys(init);
+        // record<ByteString, ByteString>: own keys in property order; each one's descriptor is
+        // read just before its value (observable with proxies and getters); symbols throw.
+        const keys = reflectOwnKeys(init);
+        let first = true;
         for (let i = 0; i < keys.length; i++) {
           const key = keys[i];
+          const d = reflectGetOwnPropertyDescriptor(init, key);
+          if (d === undefined || !d.enumerable) continue;
+          if (typeof key === 'symbol') throw new TypeError('Headers constructor: a record key cannot be a Symbol');
+          if (NON_LATIN1_RE.test(key)) throw new TypeError(`Headers constructor: "${key}" is not a valid ByteString`);
           const v = init[key];
           const str = typeof v === 'string' ? v : toDOMString(v);
           const c = entryCache.get(key);
           const entry = c !== undefined && c.raw === str ? c.entry : headerEntry(key, str);
-          if (i === 0) list = [entry];
+          if (first) { list = [entry]; first = false; }
           else index = listAddEntry(list, index, entry);
           const name = entry[0];
           if (name === 'content-type') contentType = true;
@@ -2517,7 +2554,36 @@ class Headers {
   }
 }
 Headers.prototype[Symbol.iterator] = Headers.prototype.entries;
+const headersEntries = Headers.prototype.entries;
 setTag(Headers, 'Headers');
+// WebIDL operations are enumerable (class methods are not).
+for (const k of ['append', 'delete', 'get', 'getSetCookie', 'has', 'set', 'forEach', 'entries', 'keys', 'values']) {
+  const d = Object.getOwnPropertyDescriptor(Headers.prototype, k);
+  if (d === undefined) continue;
+  d.enumerable = true;
+  Object.defineProperty(Headers.prototype, k, d);
+}
+
+class HeadersIterator {
+  #sorted;
+  #kind;
+  #index = 0;
+  constructor(sorted, kind) {
+    this.#sorted = sorted;
+    this.#kind = kind;
+  }
+  next() {
+    const pairs = this.#sorted();
+    if (this.#index >= pairs.length) return { value: undefined, done: true };
+    const p = pairs[this.#index++];
+    const kind = this.#kind;
+    return { value: kind === ITER_ENTRIES ? [p[0], p[1]] : kind === ITER_KEYS ? p[0] : p[1], done: false };
+  }
+}
+Object.setPrototypeOf(HeadersIterator.prototype, Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())));
+delete HeadersIterator.prototype.constructor;
+Object.defineProperty(HeadersIterator.prototype, Symbol.toStringTag, { value: 'Headers Iterator', configurable: true });
+Object.defineProperty(HeadersIterator.prototype, 'next', { enumerable: true });
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
