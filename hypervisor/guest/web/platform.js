@@ -2758,7 +2758,6 @@ class Request {
     let redirect = 'follow', opts = null, signalSrc = null;
     if (isObjectLike(input) && #method in input) {
       src = input;
-      if (src.#used) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
       this.#method = src.#method;
       this.#url = src.#url;
       const sx = src.#x;
@@ -2838,6 +2837,8 @@ class Request {
         }
       }
     } else if (inputBody !== null) {
+      // Only a body taken over from the input needs the input to be usable (a new body replaces it).
+      if (src.#used) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
       this.#body = inputBody;
       src.#used = true; // the input's body is transferred to the new request
     }
@@ -3162,6 +3163,7 @@ const getSetSize = Object.getOwnPropertyDescriptor(Set.prototype, 'size').get;
 const getABByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get;
 const TypedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
 const getTypedArrayTag = Object.getOwnPropertyDescriptor(TypedArrayProto, Symbol.toStringTag).get;
+const typedArraySlice = TypedArrayProto.slice;
 
 function dataCloneError(v) {
   let what;
@@ -3260,8 +3262,15 @@ function cloneValue(v, memory) {
       return v;
     case '[object DataView]':
       if (ArrayBuffer.isView(v) && getTypedArrayTag.call(v) === undefined) {
+        let offset, length;
+        try {
+          offset = v.byteOffset;
+          length = v.byteLength;
+        } catch {
+          throw new DOMException('A DataView out of bounds of its resized ArrayBuffer could not be cloned.', 'DataCloneError');
+        }
         const buf = cloneValue(v.buffer, memory);
-        out = new DataView(buf, v.byteOffset, v.byteLength);
+        out = new DataView(buf, offset, length);
         memory.set(v, out);
         return out;
       }
@@ -3298,6 +3307,10 @@ function cloneValue(v, memory) {
       if (ArrayBuffer.isView(v)) {
         const name = getTypedArrayTag.call(v);
         if (name !== undefined) {
+          // Out of bounds of a shrunk resizable buffer: every TypedArray method validates that.
+          try { typedArraySlice.call(v, 0, 0); } catch {
+            throw new DOMException('A TypedArray out of bounds of its resized ArrayBuffer could not be cloned.', 'DataCloneError');
+          }
           const buf = cloneValue(v.buffer, memory);
           out = new globalThis[name](buf, v.byteOffset, v.length);
           memory.set(v, out);
