@@ -3,6 +3,7 @@
 // bundle is then read as a file, and travels in the boot config like the guest's own code.
 
 import { buildSync } from 'esbuild';
+import { compactIdnaRegexes, compactIdnaTable } from './idna-data.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -29,6 +30,10 @@ function bundleIdnaSource(): string {
     minify: true,
     legalComments: 'inline',
     logLevel: 'silent',
+    define: {
+      __FTJS_IDNA_TABLE__: JSON.stringify(compactIdnaTable()),
+      __FTJS_IDNA_REGEXES__: JSON.stringify(compactIdnaRegexes()),
+    },
   });
   // The function scope keeps `var __idna` out of the guest's globals.
   return `(function () {\n${result.outputFiles[0]!.text}\nreturn __idna;\n})()`;

@@ -12,11 +12,11 @@ function load() {
 }
 
 const NON_ASCII_RE = /[^\x00-\x7F]/;
-const PUNYCODE_LABEL_RE = /(?:^|\.)xn--/i;
 
-// Returns the ASCII domain, or null on failure. ASCII domains without a Punycode label only need
-// lower-casing (the spec's own shortcut), so they never load the table.
+// Returns the ASCII domain, or null on failure. An ASCII domain is only lower-cased, Punycode
+// labels included, as the current URL Standard and browsers do (WPT toascii.json: "xn--a" stays
+// "xn--a"), so plain hosts never load the table.
 export function uts46ToASCII(domain) {
-  if (!NON_ASCII_RE.test(domain) && !PUNYCODE_LABEL_RE.test(domain)) return domain.toLowerCase();
+  if (!NON_ASCII_RE.test(domain)) return domain.toLowerCase();
   return load().domainToASCII(domain);
 }
