@@ -41,7 +41,11 @@ function resolveScript(root: string, testDir: string, ref: string): string {
   return path.posix.normalize(rel);
 }
 
-export function loadTest(root: string, file: string): LoadedTest {
+/** The test file is not in the WPT copy: reported as a file with no subtests and this harness error. */
+export const MISSING = 'missing from the WPT copy';
+
+export function loadTest(root: string, file: string): LoadedTest | null {
+  if (!existsSync(path.join(root, file))) return null;
   const source = readFileSync(path.join(root, file), 'utf8');
   const testDir = path.posix.dirname(file);
   const scripts: Script[] = [];
@@ -76,6 +80,10 @@ export interface FileResult {
   total: number;
   harnessError: string | null;
   results: SubtestResult[];
+}
+
+export function missingFile(file: string): FileResult {
+  return { file, passed: 0, total: 0, harnessError: MISSING, results: [] };
 }
 
 export function summarize(file: string, json: string): FileResult {

@@ -6,12 +6,12 @@ import { readFileSync } from 'node:fs';
 import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import type { QuickJSContext, QuickJSWASMModule } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
-import { loadTest, readResource, SHIM_SOURCE, summarize, type FileResult } from './files.js';
+import { loadTest, missingFile, readResource, SHIM_SOURCE, summarize, type FileResult } from './files.js';
 
 const WEB_GLUE = readFileSync(new URL('../../dist/hypervisor/guest/web.js', import.meta.url), 'utf8');
 
 /** Wall-clock budget for one file in the guest; a file past it is interrupted and its open subtests time out. */
-export const GUEST_FILE_TIMEOUT_MS = 20_000;
+export const GUEST_FILE_TIMEOUT_MS = Number(process.env.FTJS_WPT_FILE_TIMEOUT_MS) || 20_000;
 /** Timer firings allowed for one file: a test polling forever on a virtual clock ends here. */
 const MAX_TIMER_FIRINGS = 100_000;
 const MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024;
@@ -47,6 +47,7 @@ function callDriver(ctx: QuickJSContext, expr: string): unknown {
 
 export async function runInGuest(root: string, file: string): Promise<FileResult> {
   const test = loadTest(root, file);
+  if (test === null) return missingFile(file);
   const mod = await quickjs();
   const rt = mod.newRuntime();
   rt.setMemoryLimit(MEMORY_LIMIT_BYTES);

@@ -22,11 +22,19 @@ for (const script of scripts) {
 }
 process.on('unhandledRejection', () => {});
 process.on('uncaughtException', (e) => globalThis.__wpt.harnessError(`uncaught: ${e && e.message}`));
+// A file whose open subtests make no progress for QUIET_MS of real time (no virtual timer left,
+// no result coming from native work) is finished, and those subtests time out.
+const QUIET_MS = 5000;
 const deadline = Date.now() + timeoutMs;
+let lastProgress = Date.now();
+let lastCount = -1;
 while (Date.now() <= deadline) {
   await new Promise((resolve) => realSetImmediate(resolve));
   if (!globalThis.__wpt.pending()) break;
+  const count = globalThis.__wpt.progress();
+  if (count !== lastCount) { lastCount = count; lastProgress = Date.now(); }
   if (globalThis.__wpt.fireNextTimer()) continue;
+  if (Date.now() - lastProgress > QUIET_MS) break;
   await new Promise((resolve) => realSetTimeout(resolve, 2));
 }
 parentPort.postMessage(globalThis.__wpt.finish());

@@ -1,10 +1,10 @@
 // Runs one WPT file under Node (the version running this process: the baseline is Node 20) in a
 // fresh worker thread, so tests that patch globals cannot leak into the next file.
 import { Worker } from 'node:worker_threads';
-import { loadTest, readResource, SHIM_SOURCE, summarize, type FileResult } from './files.js';
+import { loadTest, missingFile, readResource, SHIM_SOURCE, summarize, type FileResult } from './files.js';
 
 /** Wall-clock budget for one file under Node. */
-export const NODE_FILE_TIMEOUT_MS = 20_000;
+export const NODE_FILE_TIMEOUT_MS = Number(process.env.FTJS_WPT_FILE_TIMEOUT_MS) || 20_000;
 
 // Every .json the test or its scripts name, relative to the test's directory or the root, is handed
 // to the worker up front (the shim reads resources synchronously).
@@ -23,6 +23,7 @@ function resourcesFor(root: string, base: string, sources: string[]): Record<str
 
 export function runInNode(root: string, file: string): Promise<FileResult> {
   const test = loadTest(root, file);
+  if (test === null) return Promise.resolve(missingFile(file));
   const resources = resourcesFor(root, test.base, test.scripts.map((s) => s.source));
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./node-worker.mjs', import.meta.url), {

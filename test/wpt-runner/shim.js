@@ -463,6 +463,7 @@
     fireNextTimer,
     harnessError: (msg) => { if (!harnessError) harnessError = msg; },
     pending: () => tests.some((t) => t.phase === 0) || results.length < tests.length,
+    progress: () => results.length * 1e6 + tests.length,
     finish() {
       for (const t of tests) if (t.phase === 0) { t.phase = 1; results.push({ name: String(t.name), status: TIMEOUT, message: 'did not complete' }); }
       for (const cb of completionCallbacks) { try { cb(tests, {}); } catch { /* ignore */ } }
