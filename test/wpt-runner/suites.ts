@@ -133,7 +133,7 @@ export const SUITES: Suite[] = [
       'backpressure.any.js', 'cancel.any.js', 'errors.any.js', 'flush.any.js', 'general.any.js', 'lipfuzz.any.js',
       'patched-global.any.js', 'properties.any.js', 'reentrant-strategies.any.js', 'strategies.any.js', 'terminate.any.js',
     ]),
-    floor: 0, node20: 0, awaiting: 'streams branch',
+    floor: 0, node20: 0, awaiting: 'streams branch; the files are not in the copy measured here',
   },
   {
     name: 'streams: piping',
@@ -148,12 +148,12 @@ export const SUITES: Suite[] = [
   {
     name: 'streams: queuing strategies',
     files: ['streams/queuing-strategies.any.js'],
-    floor: 0, node20: 0, awaiting: 'streams branch',
+    floor: 0, node20: 0, awaiting: 'streams branch; the files are not in the copy measured here',
   },
   {
     name: 'WebCrypto: digest',
     files: ['WebCryptoAPI/digest/digest.https.any.js'],
-    floor: 0, node20: 0, awaiting: 'crypto.subtle branch',
+    floor: 0, node20: 84, awaiting: 'crypto.subtle branch',
   },
   {
     name: 'WebCrypto: import/export',
@@ -163,19 +163,19 @@ export const SUITES: Suite[] = [
       'okp_importKey_failures_Ed25519.https.any.js', 'okp_importKey_failures_X25519.https.any.js',
       'rsa_importKey.https.any.js', 'symmetric_importKey.https.any.js',
     ]),
-    floor: 0, node20: 0, awaiting: 'crypto.subtle branch',
+    floor: 0, node20: 3559, awaiting: 'crypto.subtle branch',
   },
   {
     name: 'WebCrypto: sign/verify',
     files: dir('WebCryptoAPI/sign_verify', [
       'ecdsa.https.any.js', 'eddsa_curve25519.https.any.js', 'hmac.https.any.js', 'rsa_pkcs.https.any.js', 'rsa_pss.https.any.js',
     ]),
-    floor: 0, node20: 0, awaiting: 'crypto.subtle branch',
+    floor: 0, node20: 449, awaiting: 'crypto.subtle branch',
   },
   {
     name: 'WebCrypto: encrypt/decrypt',
     files: dir('WebCryptoAPI/encrypt_decrypt', ['aes_cbc.https.any.js', 'aes_ctr.https.any.js', 'aes_gcm.https.any.js', 'rsa_oaep.https.any.js']),
-    floor: 0, node20: 0, awaiting: 'crypto.subtle branch',
+    floor: 0, node20: 511, awaiting: 'crypto.subtle branch',
   },
   {
     name: 'WebCrypto: deriveBits/deriveKey',
@@ -183,7 +183,7 @@ export const SUITES: Suite[] = [
       'hkdf.https.any.js', 'pbkdf2.https.any.js', 'ecdh_bits.https.any.js', 'ecdh_keys.https.any.js',
       'derived_bits_length.https.any.js', 'derive_key_and_encrypt.https.any.js',
     ]),
-    floor: 0, node20: 0, awaiting: 'crypto.subtle branch',
+    floor: 1, node20: 12398, awaiting: 'crypto.subtle branch',
   },
   {
     name: 'WebCrypto: generateKey',
@@ -193,6 +193,6 @@ export const SUITES: Suite[] = [
       'failures_AES-CBC.https.any.js', 'failures_AES-GCM.https.any.js', 'failures_HMAC.https.any.js',
       'failures_ECDSA.https.any.js', 'failures_Ed25519.https.any.js', 'failures_RSASSA-PKCS1-v1_5.https.any.js',
     ]),
-    floor: 0, node20: 0, awaiting: 'crypto.subtle branch',
+    floor: 0, node20: 4308, awaiting: 'crypto.subtle branch',
   },
 ];
