@@ -226,7 +226,8 @@
     if (typeof e !== 'object' || e === null || e.constructor !== Type) fail('rejected with ' + describeError(e) + ', expected ' + Type.name, d);
   }, p, d);
   A.promise_rejects_dom = (t, type, ...rest) => {
-    const ctor = rest.length >= 2 && typeof rest[0] === 'function' && typeof rest[1] !== 'string' && !(rest[1] instanceof Promise) && rest.length === 3 ? rest.shift() : global.DOMException;
+    // (t, type, promise, description) or (t, type, constructor, promise, description)
+    const ctor = typeof rest[0] === 'function' ? rest.shift() : global.DOMException;
     const [p, d] = rest;
     return promiseRejects(t, (e) => checkDom(type, ctor, e, d), p, d);
   };

@@ -2170,7 +2170,7 @@ const INDEX_MIN = 8;
 const isArray = Array.isArray;
 const reflectOwnKeys = Reflect.ownKeys;
 const NON_LATIN1_RE = /[^\x00-\xFF]/;
-const reflectGetOwnPropertyDescriptor = Reflect.getOwnPropertyDescriptor;
+const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
 const ARRAY_ITERATOR = Array.prototype[Symbol.iterator];
 const NO_HEADERS = Object.freeze([]); // shared empty header list (copied before any change)
 
@@ -2435,13 +2435,14 @@ class Headers {
         let first = true;
         for (let i = 0; i < keys.length; i++) {
           const key = keys[i];
-          const d = reflectGetOwnPropertyDescriptor(init, key);
-          if (d === undefined || !d.enumerable) continue;
+          // [[GetOwnProperty]] without allocating a descriptor (this is every Response's path).
+          if (!propertyIsEnumerable.call(init, key)) continue;
           if (typeof key === 'symbol') throw new TypeError('Headers constructor: a record key cannot be a Symbol');
-          if (NON_LATIN1_RE.test(key)) throw new TypeError(`Headers constructor: "${key}" is not a valid ByteString`);
+          // The key becomes a ByteString before its value is read; a cached key is a known-good name.
+          const c = entryCache.get(key);
+          if (c === undefined && NON_LATIN1_RE.test(key)) throw new TypeError(`Headers constructor: "${key}" is not a valid ByteString`);
           const v = init[key];
           const str = typeof v === 'string' ? v : toDOMString(v);
-          const c = entryCache.get(key);
           const entry = c !== undefined && c.raw === str ? c.entry : headerEntry(key, str);
           if (first) { list = [entry]; first = false; }
           else index = listAddEntry(list, index, entry);
