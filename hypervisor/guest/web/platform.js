@@ -2318,7 +2318,9 @@ let headersGuardOf; // (h) => guard
 let headersClone; // (h, guard) => Headers
 let headersFind; // (h, lowerName) => position in the list, or -1
 let headersSorted; // (h) => sorted entries, set-cookie expanded ("sort and combine")
-const headersSortedOf = (h) => () => headersSorted(h);
+let headersListRef; // (h) => its header list itself (read-only)
+// Counts changes to any Headers' list, so that an iterator can tell in O(1) that nothing changed.
+let headersEpoch = 0;
 
 // Rarely needed state of a Headers object, allocated on demand (each private field costs time
 // at construction, in the interpreter).
@@ -2357,6 +2359,7 @@ class Headers {
     const j = headersFind(this, lower);
     if (j < 0) return;
     this.#list.splice(j, 1);
+    headersEpoch++;
     if (x !== null) {
       x.index = null;
       if (lower === 'set-cookie') x.cookies = null;
@@ -2388,6 +2391,7 @@ class Headers {
     if (x !== null && x.guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
     const list = this.#list;
     const j = headersFind(this, lower);
+    headersEpoch++;
     if (j >= 0) {
       list[j] = [lower, value];
     } else {
@@ -2405,10 +2409,10 @@ class Headers {
     const pairs = headersSorted(this);
     for (let i = 0; i < pairs.length; i++) callback.call(thisArg, pairs[i][1], pairs[i][0], this);
   }
-  // Live, as WebIDL iterables are: every next() sorts and combines the current list.
-  entries() { return new HeadersIterator(headersSortedOf(this), ITER_ENTRIES); }
-  keys() { return new HeadersIterator(headersSortedOf(this), ITER_KEYS); }
-  values() { return new HeadersIterator(headersSortedOf(this), ITER_VALUES); }
+  // Live, as WebIDL iterables are: next() sees the current list, sorted and combined.
+  entries() { return new HeadersIterator(this, ITER_ENTRIES); }
+  keys() { return new HeadersIterator(this, ITER_KEYS); }
+  values() { return new HeadersIterator(this, ITER_VALUES); }
 
   static {
     buildList = (init) => {
@@ -2520,6 +2524,7 @@ class Headers {
     // Append a lower-cased name and a normalised value (no validation, no guard check).
     headersAppendTrusted = (h, name, value) => {
       const list = h.#list;
+      headersEpoch++;
       const j = headersFind(h, name);
       let x = h.#x;
       if (j >= 0) {
@@ -2533,6 +2538,7 @@ class Headers {
         x.cookies = addCookie(x.cookies, value);
       }
     };
+    headersListRef = (h) => h.#list;
     headersSorted = (h) => {
       const sorted = h.#list.slice().sort(compareEntries);
       const x = h.#x;
@@ -2566,20 +2572,36 @@ for (const k of ['append', 'delete', 'get', 'getSetCookie', 'has', 'set', 'forEa
 }
 
 class HeadersIterator {
-  #sorted;
+  #headers;
   #kind;
   #index = 0;
-  constructor(sorted, kind) {
-    this.#sorted = sorted;
+  #seen = null; // the list entries #sorted was made from (entries are replaced, never mutated)
+  #sorted = null;
+  #epoch = -1; // headersEpoch when #seen was last found current
+  constructor(headers, kind) {
+    this.#headers = headers;
     this.#kind = kind;
   }
   next() {
-    const pairs = this.#sorted();
+    if (this.#epoch !== headersEpoch) {
+      const list = headersListRef(this.#headers);
+      if (this.#sorted === null || !sameEntries(this.#seen, list)) {
+        this.#seen = list.slice();
+        this.#sorted = headersSorted(this.#headers);
+      }
+      this.#epoch = headersEpoch;
+    }
+    const pairs = this.#sorted;
     if (this.#index >= pairs.length) return { value: undefined, done: true };
     const p = pairs[this.#index++];
     const kind = this.#kind;
     return { value: kind === ITER_ENTRIES ? [p[0], p[1]] : kind === ITER_KEYS ? p[0] : p[1], done: false };
   }
+}
+function sameEntries(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 Object.setPrototypeOf(HeadersIterator.prototype, Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())));
 delete HeadersIterator.prototype.constructor;
