@@ -399,6 +399,10 @@ describe('URL hosts: UTS #46 (URL Standard, not Node 20)', () => {
 // ---------------------------------------------------------------------------------------------
 
 const SEARCH_PARAMS_CASES = [
+  '(() => { const p = new URLSearchParams("a=1&b=2&c=3"); const out = []; for (const [k] of p) { out.push(k); if (k === "a") p.delete("a"); } return out; })()',
+  '(() => { const p = new URLSearchParams("a=1"); const out = []; for (const [k] of p) { out.push(k); if (out.length < 3) p.append("n" + out.length, "x"); } return out; })()',
+  'Object.prototype.toString.call(new URLSearchParams("a=1").keys())',
+  'new URLSearchParams({"\\uD835x": "1", "xx": "2", "\\uD83Dx": "3"}).toString()',
   'new URLSearchParams("?a=1&b=2&a=3").getAll("a")',
   'new URLSearchParams("a=%zz&b=%E2%82%AC&c=%FF&d=+x+%2B").toString()',
   '[...new URLSearchParams("a=%zz&b=%E2%82%AC&c=%FF&d=+x+%2B&e&&=f")]',
@@ -550,6 +554,13 @@ describe('atob / btoa (compared with Node)', () => {
 // ---------------------------------------------------------------------------------------------
 
 const HEADERS_CASES = [
+  '(() => { const h = new Headers([["a", "1"], ["b", "2"], ["c", "3"]]); const out = []; for (const [k] of h) { out.push(k); if (k === "a") h.delete("b"); } return out; })()',
+  '(() => { const h = new Headers([["b", "2"]]); const out = []; for (const [k] of h) { out.push(k); if (k === "b") h.append("c", "3"); } return out; })()',
+  'Object.prototype.toString.call(new Headers().entries())',
+  '(() => { const h = new Headers({ a: "1" }); h[Symbol.iterator] = function* () { yield ["x", "y"]; }; return [...new Headers(h)]; })()',
+  'new Headers({ [Symbol("s")]: "x" })',
+  'new Headers({ "\\u0100": "x" })',
+  'Object.keys(Headers.prototype).sort()',
   '[...new Headers({"B": "2", "a": "1", "c": "3"})]',
   '(() => { const h = new Headers(); h.append("X-A", "1"); h.append("x-a", " 2 "); return [h.get("X-a"), [...h]]; })()',
   '(() => { const h = new Headers([["Set-Cookie", "a=1"], ["set-cookie", "b=2"], ["Accept", "x"], ["Zed", "z"]]); return [h.get("set-cookie"), h.getSetCookie(), [...h]]; })()',
