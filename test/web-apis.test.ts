@@ -636,6 +636,7 @@ const REQUEST_CASES = [
 ];
 
 const REQUEST_ASYNC_CASES = [
+  '(async () => { const r1 = new Request("http://x/", { method: "POST", body: "a" }); await r1.text(); const r2 = new Request(r1, { body: "b" }); return [r1.bodyUsed, await r2.text()]; })()',
   '(async () => { const r = new Request("http://x/", {method: "POST", body: "héllo"}); const t = await r.text(); return [t, r.bodyUsed]; })()',
   '(async () => { const r = new Request("http://x/", {method: "POST", body: \'{"a":[1,2]}\'}); return await r.json(); })()',
   '(async () => { const r = new Request("http://x/", {method: "POST", body: "abc"}); const c = r.clone(); return [await r.text(), await c.text(), c.bodyUsed]; })()',
@@ -766,6 +767,8 @@ describe('Response (compared with Node)', () => {
 // ---------------------------------------------------------------------------------------------
 
 const CLONE_CASES = [
+  '(() => { const ab = new ArrayBuffer(16, { maxByteLength: 32 }); const ta = new Uint8Array(ab, 8); ab.resize(0); try { structuredClone(ta); return "cloned"; } catch (e) { return [e.name, e.code]; } })()',
+  '(() => { const ab = new ArrayBuffer(16, { maxByteLength: 32 }); const dv = new DataView(ab, 8); ab.resize(0); try { structuredClone(dv); return "cloned"; } catch (e) { return [e.name, e.code]; } })()',
   'desc(structuredClone({a: 1, b: "x", c: [1, , 3], d: null, e: undefined, f: -0, g: 10n, h: true, i: NaN}))',
   'desc(structuredClone(new Date(12345)))',
   'desc(structuredClone(new Date(NaN)))',
