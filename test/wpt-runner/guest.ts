@@ -18,7 +18,7 @@ const MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024;
 
 let modulePromise: Promise<QuickJSWASMModule> | null = null;
 function quickjs(): Promise<QuickJSWASMModule> {
-  modulePromise ??= newQuickJSWASMModuleFromVariant(variant);
+  modulePromise ??= newQuickJSWASMModuleFromVariant(variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0]);
   return modulePromise;
 }
 
