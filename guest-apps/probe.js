@@ -700,8 +700,21 @@ function judge(p) {
 
 // ---------------------------------------------------------------------------
 
+// Hosts that need UTS #46: its table loads on the first one, so a replay must load it at the same
+// point and map them identically.
+function probeIdnaHosts() {
+  return ['fa\u00DF.de', 'GOO\u200B\u2060\uFEFFgoo.com', '\uFDD0zyx.com', 'xn--a.com'].map((h) => {
+    try {
+      return new URL(`http://${h}/`).host;
+    } catch (e) {
+      return e.name;
+    }
+  });
+}
+
 async function runAll(env, ctx, request) {
   const probes = {
+    idnaHosts: probeIdnaHosts(),
     typeofs: probeTypeofs(),
     globals: probeGlobals(),
     date: probeDate(),

@@ -8,6 +8,7 @@
 // globals. Parsing them at every boot would cost more than the rest of the platform together.
 
 import { buildSync, type BuildOptions } from 'esbuild';
+import { compactIdnaRegexes, compactIdnaTable } from './idna-data.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -47,7 +48,8 @@ function bundleEager(): string {
     ...COMMON,
     entryPoints: [fileURLToPath(WEB_ENTRY)],
     // navigator.userAgent names the ftjs version the glue was built from (hypervisor/guest/web/navigator.js).
-    define: { __FTJS_VERSION__: JSON.stringify(packageVersion()), ...lazyScriptDefines() },
+    // idna.js's __FTJS_IDNA_SOURCE__: the UTS #46 implementation as source text.
+    define: { __FTJS_VERSION__: JSON.stringify(packageVersion()), __FTJS_IDNA_SOURCE__: JSON.stringify(bundleIdnaSource()), ...lazyScriptDefines() },
   }).outputFiles![0]!.text;
 }
 
@@ -60,6 +62,33 @@ function bundleEager(): string {
 function bundleLazy(entry: URL): string {
   const code = buildSync({ ...COMMON, entryPoints: [fileURLToPath(entry)], globalName: LAZY_EXPORTS, minify: true, legalComments: 'none' }).outputFiles![0]!.text;
   return `(function (__ftjs_imports, ${LAZY_INTRINSICS.join(', ')}) {\n${code}\nreturn ${LAZY_EXPORTS};\n})`;
+}
+
+const IDNA_ENTRY = new URL('../../hypervisor/guest/web/idna-impl.js', import.meta.url);
+
+// The UTS #46 implementation as one expression whose value is idna-impl.js's exports. It travels
+// in the glue as a string that idna.js evaluates on first use (see there for why).
+function bundleIdnaSource(): string {
+  const result = buildSync({
+    entryPoints: [fileURLToPath(IDNA_ENTRY)],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    globalName: '__idna',
+    platform: 'neutral',
+    mainFields: ['module', 'main'],
+    target: 'es2023',
+    charset: 'utf8',
+    minify: true,
+    legalComments: 'inline',
+    logLevel: 'silent',
+    define: {
+      __FTJS_IDNA_TABLE__: JSON.stringify(compactIdnaTable()),
+      __FTJS_IDNA_REGEXES__: JSON.stringify(compactIdnaRegexes()),
+    },
+  });
+  // The function scope keeps `var __idna` out of the guest's globals.
+  return `(function () {\n${result.outputFiles[0]!.text}\nreturn __idna;\n})()`;
 }
 
 export function bundleWebGlue(): string {

@@ -1,26 +1,17 @@
 // A bare QuickJS context with the built guest web platform (dist/hypervisor/guest/web.js), and
 // the same probe run in Node 20, for tests that compare the two (forms, encodings, aborts, ...).
 // A fake host answers the entropy op from a seeded counter, so that code drawing on it runs.
-import { readFileSync } from 'node:fs';
 import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import type { QuickJSContext, QuickJSRuntime } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
-import { splitWebGlue } from '../dist/hypervisor/glue.js';
+import { installTestHost, WEB_GLUE } from './guest-host.js';
 
-// The boot part of the glue; its lazy modules (streams, compression) come through host op 9 on first use.
-const WEB = splitWebGlue(readFileSync(new URL('../dist/hypervisor/guest/web.js', import.meta.url), 'utf8'));
-export const WEB_JS = WEB.boot;
+export const WEB_JS = WEB_GLUE.boot;
 
 export type Outcome = { v?: unknown; err?: string; msg?: string };
 
 const wrapAsync = (expr: string) =>
   `globalThis.__probe = Promise.resolve().then(() => (${expr})).then((v) => JSON.stringify({ v }), (e) => JSON.stringify({ err: e && e.name, msg: e && e.message })); undefined;`;
-
-// Host op 6 (entropy): bytes 1, 2, 3, ... so that a boundary is deterministic in the test too; op 9: a lazy module's code.
-const FAKE_HOST = `(() => { let n = 0; const lazy = ${JSON.stringify(WEB.lazy)}; globalThis.__ftjs_host = (op, arg) => {
-  if (op === 9) return lazy[arg];
-  if (op !== 6) throw new Error('fake host: op ' + op);
-  const b = new Uint8Array(arg); for (let i = 0; i < arg; i++) b[i] = ++n & 255; return b.buffer; }; })();`;
 
 export class GuestWeb {
   private constructor(
@@ -33,7 +24,7 @@ export class GuestWeb {
     const rt = mod.newRuntime();
     const ctx = rt.newContext();
     const web = new GuestWeb(rt, ctx);
-    web.eval(FAKE_HOST);
+    installTestHost(ctx);
     web.eval(WEB_JS);
     web.eval('globalThis.__web = globalThis.__ftjs_web; delete globalThis.__ftjs_web;');
     return web;

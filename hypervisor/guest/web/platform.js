@@ -37,9 +37,8 @@
 //   * The record form of HeadersInit ({name: value}) reads the own enumerable string keys with
 //     Object.keys() (the spec interleaves the enumerability checks with the reads; only a getter
 //     that deletes or hides a later key can tell the difference).
-//   * URL hosts: non-ASCII domains are converted with an approximation of UTS #46 (NFKC +
-//     lower-casing + Punycode per label); the full UTS #46 mapping table and the Bidi/ContextJ
-//     checks are not implemented, and existing "xn--" labels are not validated.
+//   * URL hosts: UTS #46 ToASCII (tr46, as whatwg-url) in idna.js, loaded on the first host that
+//     is not plain ASCII.
 //   * URL path percent-encoding follows Node 20 / current browsers (`^` is not encoded in paths),
 //     and opaque paths use the "strip trailing spaces" rule, as Node 20 does.
 //   * TextDecoder decodes UTF-8 here; encoding.js adds UTF-16LE/BE and windows-1252.
@@ -48,6 +47,8 @@
 //     streams.js (loaded on first use); crypto is not provided here.
 
 import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
+
+import { uts46ToASCII } from './idna.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -164,6 +165,12 @@ class DOMException extends Error {
   get code() { return domCodeByName.get(this.#name) || 0; }
 }
 setTag(DOMException, 'DOMException');
+// WebIDL attributes are enumerable (class getters are not).
+for (const k of ['name', 'message', 'code']) {
+  const d = Object.getOwnPropertyDescriptor(DOMException.prototype, k);
+  d.enumerable = true;
+  Object.defineProperty(DOMException.prototype, k, d);
+}
 for (const [, c, k] of DOM_ERROR_CODES) {
   Object.defineProperty(DOMException, k, { value: c, enumerable: true });
   Object.defineProperty(DOMException.prototype, k, { value: c, enumerable: true });
@@ -859,68 +866,8 @@ function serializeIPv6(a) {
   return out;
 }
 
-// Punycode (RFC 3492) encoder for one label.
-function punycodeEncode(label) {
-  const cps = [];
-  for (const ch of label) cps.push(ch.codePointAt(0));
-  const base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700;
-  const digit = (d) => String.fromCharCode(d < 26 ? 0x61 + d : 0x16 + d);
-  const adapt = (delta, numPoints, first) => {
-    delta = first ? Math.floor(delta / damp) : delta >> 1;
-    delta += Math.floor(delta / numPoints);
-    let k = 0;
-    while (delta > ((base - tMin) * tMax) >> 1) { delta = Math.floor(delta / (base - tMin)); k += base; }
-    return k + Math.floor(((base - tMin + 1) * delta) / (delta + skew));
-  };
-  let out = '';
-  for (const c of cps) if (c < 0x80) out += String.fromCharCode(c);
-  const b = out.length;
-  let h = b;
-  if (b > 0) out += '-';
-  let n = 128, delta = 0, bias = 72;
-  while (h < cps.length) {
-    let m = 0x7FFFFFFF;
-    for (const c of cps) if (c >= n && c < m) m = c;
-    delta += (m - n) * (h + 1);
-    n = m;
-    for (const c of cps) {
-      if (c < n) delta++;
-      if (c === n) {
-        let q = delta;
-        for (let k = base; ; k += base) {
-          const t = k <= bias ? tMin : k >= bias + tMax ? tMax : k - bias;
-          if (q < t) break;
-          out += digit(t + ((q - t) % (base - t)));
-          q = Math.floor((q - t) / (base - t));
-        }
-        out += digit(q);
-        bias = adapt(delta, h + 1, h === b);
-        delta = 0;
-        h++;
-      }
-    }
-    delta++;
-    n++;
-  }
-  return out;
-}
-
-// Approximate UTS #46 ToASCII for non-ASCII domains: NFKC + lower-case + removal of
-// "ignored" code points + IDNA dot mapping, then Punycode for non-ASCII labels.
-function idnaToASCII(domain) {
-  let d = domain.normalize('NFKC').toLowerCase().normalize('NFC');
-  d = d.replace(/[\u00AD\u034F\u180B-\u180D\u200B\uFE00-\uFE0F\uFEFF]/g, '').replace(/[\u3002\uFF0E\uFF61]/g, '.');
-  if (!NON_ASCII_RE.test(d)) return d;
-  if (d.indexOf('\uFFFD') >= 0) return null; // e.g. lone surrogates: disallowed by UTS #46
-  const labels = d.split('.');
-  for (let i = 0; i < labels.length; i++) {
-    if (NON_ASCII_RE.test(labels[i])) labels[i] = 'xn--' + punycodeEncode(labels[i]);
-  }
-  return labels.join('.');
-}
-
 function domainToASCII(domain) {
-  const result = NON_ASCII_RE.test(domain) ? idnaToASCII(domain) : domain.toLowerCase();
+  const result = uts46ToASCII(domain);
   if (result === null || result === '' || FORBIDDEN_DOMAIN_RE.test(result)) return null;
   return result;
 }
@@ -1496,6 +1443,9 @@ function parseURLOrThrow(url, base) {
 let spCreateForURL; // (record) => URLSearchParams linked to the record
 let spSetList; // (sp, list)
 
+const ITER_ENTRIES = 0, ITER_KEYS = 1, ITER_VALUES = 2;
+let spList; // (URLSearchParams) => its live list, set in the class's static block
+
 class URLSearchParams {
   #list = [];
   #rec = null; // linked URL record, or null
@@ -1514,11 +1464,17 @@ class URLSearchParams {
           this.#list.push([toUSVString(arr[0]), toUSVString(arr[1])]);
         }
       } else {
+        // record<USVString, USVString>: keys that become equal as USVStrings (lone surrogates)
+        // keep the first one's place and the last one's value.
+        const byKey = new Map();
         for (const key of Reflect.ownKeys(init)) {
           if (typeof key !== 'string') continue;
           const desc = Reflect.getOwnPropertyDescriptor(init, key);
           if (desc === undefined || !desc.enumerable) continue;
-          this.#list.push([toUSVString(key), toUSVString(init[key])]);
+          const k = toUSVString(key), v = toUSVString(init[key]);
+          const entry = byKey.get(k);
+          if (entry !== undefined) entry[1] = v;
+          else { const e = [k, v]; byKey.set(k, e); this.#list.push(e); }
         }
       }
       return;
@@ -1621,17 +1577,13 @@ class URLSearchParams {
     const list = this.#list;
     for (let i = 0; i < list.length; i++) callback.call(thisArg, list[i][1], list[i][0], this);
   }
-  entries() {
-    return this.#list.map((e) => [e[0], e[1]])[Symbol.iterator]();
-  }
-  keys() {
-    return this.#list.map((e) => e[0])[Symbol.iterator]();
-  }
-  values() {
-    return this.#list.map((e) => e[1])[Symbol.iterator]();
-  }
+  // WebIDL pair iterators are live: they index into the current list on every next().
+  entries() { return new URLSearchParamsIterator(this, ITER_ENTRIES); }
+  keys() { return new URLSearchParamsIterator(this, ITER_KEYS); }
+  values() { return new URLSearchParamsIterator(this, ITER_VALUES); }
 
   static {
+    spList = (sp) => sp.#list;
     spCreateForURL = (rec) => {
       const sp = new URLSearchParams(kInternal);
       sp.#rec = rec;
@@ -1643,6 +1595,27 @@ class URLSearchParams {
 }
 URLSearchParams.prototype[Symbol.iterator] = URLSearchParams.prototype.entries;
 setTag(URLSearchParams, 'URLSearchParams');
+
+class URLSearchParamsIterator {
+  #params;
+  #kind;
+  #index = 0;
+  constructor(params, kind) {
+    this.#params = params;
+    this.#kind = kind;
+  }
+  next() {
+    const list = spList(this.#params);
+    if (this.#index >= list.length) return { value: undefined, done: true };
+    const e = list[this.#index++];
+    const kind = this.#kind;
+    return { value: kind === ITER_ENTRIES ? [e[0], e[1]] : kind === ITER_KEYS ? e[0] : e[1], done: false };
+  }
+}
+Object.setPrototypeOf(URLSearchParamsIterator.prototype, Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())));
+delete URLSearchParamsIterator.prototype.constructor;
+Object.defineProperty(URLSearchParamsIterator.prototype, Symbol.toStringTag, { value: 'URLSearchParams Iterator', configurable: true });
+Object.defineProperty(URLSearchParamsIterator.prototype, 'next', { enumerable: true });
 
 // ---------------------------------------------------------------------------------------------
 // URL
@@ -2239,7 +2212,9 @@ const HEADER_VALUE_SLOW_RE = /^[\t\n\r ]|[\t\n\r ]$|[\0\r\n]|[^\0-\xFF]/;
 const GUARD_NONE = 0, GUARD_IMMUTABLE = 1;
 const INDEX_MIN = 8;
 const isArray = Array.isArray;
-const objectKeys = Object.keys;
+const reflectOwnKeys = Reflect.ownKeys;
+const NON_LATIN1_RE = /[^\x00-\xFF]/;
+const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
 const ARRAY_ITERATOR = Array.prototype[Symbol.iterator];
 const NO_HEADERS = Object.freeze([]); // shared empty header list (copied before any change)
 
@@ -2387,6 +2362,9 @@ let headersGuardOf; // (h) => guard
 let headersClone; // (h, guard) => Headers
 let headersFind; // (h, lowerName) => position in the list, or -1
 let headersSorted; // (h) => sorted entries, set-cookie expanded ("sort and combine")
+let headersListRef; // (h) => its header list itself (read-only)
+// Counts changes to any Headers' list, so that an iterator can tell in O(1) that nothing changed.
+let headersEpoch = 0;
 
 // Rarely needed state of a Headers object, allocated on demand (each private field costs time
 // at construction, in the interpreter).
@@ -2425,6 +2403,7 @@ class Headers {
     const j = headersFind(this, lower);
     if (j < 0) return;
     this.#list.splice(j, 1);
+    headersEpoch++;
     if (x !== null) {
       x.index = null;
       if (lower === 'set-cookie') x.cookies = null;
@@ -2456,6 +2435,7 @@ class Headers {
     if (x !== null && x.guard === GUARD_IMMUTABLE) throw new TypeError('immutable');
     const list = this.#list;
     const j = headersFind(this, lower);
+    headersEpoch++;
     if (j >= 0) {
       list[j] = [lower, value];
     } else {
@@ -2473,22 +2453,18 @@ class Headers {
     const pairs = headersSorted(this);
     for (let i = 0; i < pairs.length; i++) callback.call(thisArg, pairs[i][1], pairs[i][0], this);
   }
-  entries() {
-    return headersSorted(this).map((p) => [p[0], p[1]])[Symbol.iterator]();
-  }
-  keys() {
-    return headersSorted(this).map((p) => p[0])[Symbol.iterator]();
-  }
-  values() {
-    return headersSorted(this).map((p) => p[1])[Symbol.iterator]();
-  }
+  // Live, as WebIDL iterables are: next() sees the current list, sorted and combined.
+  entries() { return new HeadersIterator(this, ITER_ENTRIES); }
+  keys() { return new HeadersIterator(this, ITER_KEYS); }
+  values() { return new HeadersIterator(this, ITER_VALUES); }
 
   static {
     buildList = (init) => {
       if ((typeof init !== 'object' || init === null) && typeof init !== 'function') {
         throw new TypeError('Headers constructor: Argument 1 could not be converted to one of: sequence<sequence<ByteString>>, record<ByteString, ByteString>.');
       }
-      if (#list in init) {
+      // Another Headers is a sequence: copy its list directly unless its iteration was replaced.
+      if (#list in init && init[SYMBOL_ITERATOR] === headersEntries) {
         const x = init.#x;
         const list = init.#list.slice();
         builtCookies = x === null || x.cookies === null ? null : x.cookies.slice();
@@ -2501,15 +2477,22 @@ class Headers {
       let contentType = false;
       const iter = init[SYMBOL_ITERATOR];
       if (iter === undefined || iter === null) {
-        // record<ByteString, ByteString>: own enumerable string keys, in property order.
-        const keys = objectKeys(init);
+        // record<ByteString, ByteString>: own keys in property order; each one's descriptor is
+        // read just before its value (observable with proxies and getters); symbols throw.
+        const keys = reflectOwnKeys(init);
+        let first = true;
         for (let i = 0; i < keys.length; i++) {
           const key = keys[i];
+          // [[GetOwnProperty]] without allocating a descriptor (this is every Response's path).
+          if (!propertyIsEnumerable.call(init, key)) continue;
+          if (typeof key === 'symbol') throw new TypeError('Headers constructor: a record key cannot be a Symbol');
+          // The key becomes a ByteString before its value is read; a cached key is a known-good name.
+          const c = entryCache.get(key);
+          if (c === undefined && NON_LATIN1_RE.test(key)) throw new TypeError(`Headers constructor: "${key}" is not a valid ByteString`);
           const v = init[key];
           const str = typeof v === 'string' ? v : toDOMString(v);
-          const c = entryCache.get(key);
           const entry = c !== undefined && c.raw === str ? c.entry : headerEntry(key, str);
-          if (i === 0) list = [entry];
+          if (first) { list = [entry]; first = false; }
           else index = listAddEntry(list, index, entry);
           const name = entry[0];
           if (name === 'content-type') contentType = true;
@@ -2585,6 +2568,7 @@ class Headers {
     // Append a lower-cased name and a normalised value (no validation, no guard check).
     headersAppendTrusted = (h, name, value) => {
       const list = h.#list;
+      headersEpoch++;
       const j = headersFind(h, name);
       let x = h.#x;
       if (j >= 0) {
@@ -2598,6 +2582,7 @@ class Headers {
         x.cookies = addCookie(x.cookies, value);
       }
     };
+    headersListRef = (h) => h.#list;
     headersSorted = (h) => {
       const sorted = h.#list.slice().sort(compareEntries);
       const x = h.#x;
@@ -2620,7 +2605,52 @@ class Headers {
   }
 }
 Headers.prototype[Symbol.iterator] = Headers.prototype.entries;
+const headersEntries = Headers.prototype.entries;
 setTag(Headers, 'Headers');
+// WebIDL operations are enumerable (class methods are not).
+for (const k of ['append', 'delete', 'get', 'getSetCookie', 'has', 'set', 'forEach', 'entries', 'keys', 'values']) {
+  const d = Object.getOwnPropertyDescriptor(Headers.prototype, k);
+  if (d === undefined) continue;
+  d.enumerable = true;
+  Object.defineProperty(Headers.prototype, k, d);
+}
+
+class HeadersIterator {
+  #headers;
+  #kind;
+  #index = 0;
+  #seen = null; // the list entries #sorted was made from (entries are replaced, never mutated)
+  #sorted = null;
+  #epoch = -1; // headersEpoch when #seen was last found current
+  constructor(headers, kind) {
+    this.#headers = headers;
+    this.#kind = kind;
+  }
+  next() {
+    if (this.#epoch !== headersEpoch) {
+      const list = headersListRef(this.#headers);
+      if (this.#sorted === null || !sameEntries(this.#seen, list)) {
+        this.#seen = list.slice();
+        this.#sorted = headersSorted(this.#headers);
+      }
+      this.#epoch = headersEpoch;
+    }
+    const pairs = this.#sorted;
+    if (this.#index >= pairs.length) return { value: undefined, done: true };
+    const p = pairs[this.#index++];
+    const kind = this.#kind;
+    return { value: kind === ITER_ENTRIES ? [p[0], p[1]] : kind === ITER_KEYS ? p[0] : p[1], done: false };
+  }
+}
+function sameEntries(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+Object.setPrototypeOf(HeadersIterator.prototype, Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())));
+delete HeadersIterator.prototype.constructor;
+Object.defineProperty(HeadersIterator.prototype, Symbol.toStringTag, { value: 'Headers Iterator', configurable: true });
+Object.defineProperty(HeadersIterator.prototype, 'next', { enumerable: true });
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
@@ -2826,7 +2856,6 @@ class Request {
     let redirect = 'follow', opts = null, signalSrc = null;
     if (isObjectLike(input) && #method in input) {
       src = input;
-      if (src.#used) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
       this.#method = src.#method;
       this.#url = src.#url;
       const sx = src.#x;
@@ -2906,6 +2935,8 @@ class Request {
         }
       }
     } else if (inputBody !== null) {
+      // Only a body taken over from the input needs the input to be usable (a new body replaces it).
+      if (src.#used) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
       this.#body = inputBody;
       src.#used = true; // the input's body is transferred to the new request
     }
@@ -3246,6 +3277,7 @@ const getSetSize = Object.getOwnPropertyDescriptor(Set.prototype, 'size').get;
 const getABByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get;
 const TypedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
 const getTypedArrayTag = Object.getOwnPropertyDescriptor(TypedArrayProto, Symbol.toStringTag).get;
+const typedArraySlice = TypedArrayProto.slice;
 
 function dataCloneError(v) {
   let what;
@@ -3351,8 +3383,15 @@ function cloneValue(v, memory) {
       return v;
     case '[object DataView]':
       if (ArrayBuffer.isView(v) && getTypedArrayTag.call(v) === undefined) {
+        let offset, length;
+        try {
+          offset = v.byteOffset;
+          length = v.byteLength;
+        } catch {
+          throw new DOMException('A DataView out of bounds of its resized ArrayBuffer could not be cloned.', 'DataCloneError');
+        }
         const buf = cloneValue(v.buffer, memory);
-        out = new DataView(buf, v.byteOffset, v.byteLength);
+        out = new DataView(buf, offset, length);
         memory.set(v, out);
         return out;
       }
@@ -3397,6 +3436,10 @@ function cloneValue(v, memory) {
       if (ArrayBuffer.isView(v)) {
         const name = getTypedArrayTag.call(v);
         if (name !== undefined) {
+          // Out of bounds of a shrunk resizable buffer: every TypedArray method validates that.
+          try { typedArraySlice.call(v, 0, 0); } catch {
+            throw new DOMException('A TypedArray out of bounds of its resized ArrayBuffer could not be cloned.', 'DataCloneError');
+          }
           const buf = cloneValue(v.buffer, memory);
           out = new globalThis[name](buf, v.byteOffset, v.length);
           memory.set(v, out);

@@ -1,0 +1,22 @@
+// UTS #46 ToASCII for URL hosts, loaded lazily. The implementation (idna-impl.js and its Unicode
+// table) arrives as source text from the build (__FTJS_IDNA_SOURCE__, defined in glue-build.ts), and is evaluated on the first domain that is not
+// plain lower-case-able ASCII. First use is a guest action, so when it happens is deterministic.
+
+// Captured at boot: the guest may replace or delete eval later.
+const indirectEval = globalThis.eval;
+let impl = null;
+
+function load() {
+  if (impl === null) impl = indirectEval(__FTJS_IDNA_SOURCE__);
+  return impl;
+}
+
+const NON_ASCII_RE = /[^\x00-\x7F]/;
+
+// Returns the ASCII domain, or null on failure. An ASCII domain is only lower-cased, Punycode
+// labels included, as the current URL Standard and browsers do (WPT toascii.json: "xn--a" stays
+// "xn--a"), so plain hosts never load the table.
+export function uts46ToASCII(domain) {
+  if (!NON_ASCII_RE.test(domain)) return domain.toLowerCase();
+  return load().domainToASCII(domain);
+}
