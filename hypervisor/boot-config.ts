@@ -7,13 +7,14 @@ import { DEFAULT_LIMITS, type VmLimits } from './limits.js';
 import { guestHash, sha256Hex, type GuestCode } from './sources.js';
 import { glueHash, localGlue, type Glue } from './glue.js';
 import type { BootConfig } from './vm.js';
+import { BOOT_FORMAT } from './boot-image.js';
 
 export class BootConfigError extends Error {
   override name = 'BootConfigError';
 }
 
 export function makeBootConfig(guest: GuestCode, env: Record<string, string>, limits: Partial<VmLimits> = {}): BootConfig {
-  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue() };
+  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue(), bootFormat: BOOT_FORMAT };
 }
 
 /**
@@ -27,7 +28,7 @@ export function traceHeaderFor(config: BootConfig, node?: string, opts: { output
     ...(outputsMaxBytes > 0 ? { outputs: { maxBytesPerTask: outputsMaxBytes } } : {}),
     engine: { name: ENGINE_NAME, version: ENGINE_VERSION, wasmSha256: engineWasmSha256() },
     guest: { entry: config.entry, sources: config.sources, hash: config.guestHash },
-    boot: { env: config.env, limits: config.limits, glue: config.glue },
+    boot: { env: config.env, limits: config.limits, glue: config.glue, ...(config.bootFormat !== undefined ? { format: config.bootFormat } : {}) },
     createdAt: new Date().toISOString(),
     ...(node ? { node } : {}),
   };
@@ -46,7 +47,7 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
     if (sha256Hex(source.text) !== source.sha256) throw new BootConfigError(`${where}: guest source "${source.name}" does not match its recorded hash`);
   }
   if (guestHash(header.guest.sources) !== header.guest.hash) throw new BootConfigError(`${where}: guest hash does not match its sources`);
-  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue };
+  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue; format?: number };
   const glue = boot.glue;
   if (!glue || typeof glue.web !== 'string' || typeof glue.runtime !== 'string') throw new BootConfigError(`${where}: no hypervisor glue in the boot config (written by an older ftjs?)`);
   if (glueHash(glue.web, glue.runtime) !== glue.sha256) throw new BootConfigError(`${where}: the hypervisor glue does not match its recorded hash`);
@@ -57,5 +58,7 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
     guestHash: header.guest.hash,
     env: boot.env ?? {},
     limits: { ...DEFAULT_LIMITS, ...(boot.limits ?? {}) },
+    // Absent in traces written before boot formats: the original sequence.
+    ...(boot.format !== undefined ? { bootFormat: boot.format } : {}),
   };
 }

@@ -26,6 +26,8 @@ import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
+import { applyImageMemory, BOOT_FORMAT, bootImageKey, captureMemory, defaultBootImageCache, type BootImage, type BootImageCache, type BootImageUse } from './boot-image.js';
+import { RandomState } from './random-state.js';
 
 export interface BootConfig {
   entry: string;
@@ -35,6 +37,13 @@ export interface BootConfig {
   limits: VmLimits;
   /** The hypervisor's guest-side code the VM boots with (hypervisor/glue.ts). */
   glue: Glue;
+  /** The boot sequence (hypervisor/boot-image.ts BOOT_FORMAT); absent in traces written before it. */
+  bootFormat?: number;
+}
+
+export interface VmOptions {
+  /** Where boot images come from and go (boot format 2); null boots in full every time. Default: this thread's cache. */
+  bootImages?: BootImageCache | null;
 }
 
 export type Output =
@@ -125,6 +134,17 @@ export class Vm {
   private handlerCalls = 0;
   private engineBooted = false;
   private calibrating = false;
+  private readonly randomState: RandomState;
+  /** Boot format 2: the engine's own clock read in JS_NewContext gets a constant, not an input. */
+  private fixedClock = false;
+  /** Host calls so far: a boot that made one before the guest is not captured as an image. */
+  private hostCallCount = 0;
+  private bootImages: BootImageCache | null = null;
+  private image: BootImage | null = null;
+  /** A snapshot is about to replace the memory: from the image take only where things are. */
+  private layoutOnly = false;
+  /** What this VM's boot did with boot images. */
+  imageUse: BootImageUse = { source: 'none' };
 
   // Device tables (snapshot state).
   private entropyPool: Uint8Array = EMPTY;
@@ -152,6 +172,7 @@ export class Vm {
   ) {
     this.port = port;
     this.position = new Position(engine.memory);
+    this.randomState = new RandomState(engine.memory);
   }
 
   /** The live port appends here; the VM hands the entries out with the task result. */
@@ -161,23 +182,35 @@ export class Vm {
    * Boots a VM. With `snapshot`, boots the identical sequence and then copies the snapshot's memory
    * and device tables in; the VM then continues exactly where the snapshotted one was.
    */
-  static async create(config: BootConfig, port: InputPort, snapshot?: Snapshot): Promise<Vm> {
+  static async create(config: BootConfig, port: InputPort, snapshot?: Snapshot, options: VmOptions = {}): Promise<Vm> {
     if (snapshot && snapshot.guestHash !== config.guestHash) throw new BootError('snapshot was taken of another guest');
     // Limits that bypassed the CLI's checks (programmatic use, a trace header) fail here, by name.
     assertLimits(config.limits);
     let vm: Vm | undefined;
     const maximumBytes = DEFAULT_INITIAL_MEMORY_BYTES + config.limits.memoryLimitBytes;
-    const engine = await bootEngine({ nowMs: () => vm!.readClock() }, snapshot ? snapshot.memory.byteLength : DEFAULT_INITIAL_MEMORY_BYTES, maximumBytes);
+    // Boot format 2 may start from an image of the pre-guest boot; the memory must be created at its size.
+    const images = config.bootFormat === BOOT_FORMAT ? (options.bootImages === undefined ? defaultBootImageCache() : options.bootImages) : null;
+    const found = images?.get(bootImageKey(config)) ?? null;
+    const initialBytes = snapshot ? snapshot.memory.byteLength : (found?.image.memoryBytes ?? DEFAULT_INITIAL_MEMORY_BYTES);
+    const engine = await bootEngine({ nowMs: () => vm!.readClock() }, initialBytes, maximumBytes);
     if (snapshot) {
       // The restore boots the identical sequence with a port that answers nothing real (every value
-      // it hands out is overwritten by the snapshot's memory), then copies the snapshot in.
+      // it hands out is overwritten by the snapshot's memory), then copies the snapshot in. With a
+      // boot image's layout the glue need not run: the snapshot's memory replaces its work anyway.
       vm = new Vm(engine, config, new NullPort());
+      vm.bootImages = images;
+      vm.image = found?.image ?? null;
+      vm.layoutOnly = vm.image !== null;
       vm.bootSequence();
       vm.restore(snapshot);
       vm.port = port;
     } else {
-      // The engine boot itself (its clock read seeds Math.random) happens inside the Boot task.
+      // The engine boot itself happens inside the Boot task (format 1: its clock read seeds Math.random).
       vm = new Vm(engine, config, port);
+      vm.bootImages = images;
+      vm.image = found?.image ?? null;
+      if (found) vm.imageUse = { source: found.source };
+      else if (!images) vm.imageUse = { source: 'none', reason: config.bootFormat === BOOT_FORMAT ? 'boot images disabled' : `boot format ${config.bootFormat ?? 1} has no images` };
     }
     return vm;
   }
@@ -206,6 +239,9 @@ export class Vm {
   // ---------------------------------------------------------------- boot
 
   private bootSequence(): void {
+    if (this.config.bootFormat !== undefined && this.config.bootFormat !== BOOT_FORMAT) {
+      throw new BootError(`boot format ${this.config.bootFormat} is not one this ftjs knows (it knows 1 and ${BOOT_FORMAT})`);
+    }
     this.engineBooted = true;
     const { module } = this.engine;
     const limits = this.config.limits;
@@ -239,6 +275,7 @@ export class Vm {
       },
     );
     runtime.setInterruptHandler(() => this.onInterrupt());
+    if (this.config.bootFormat === BOOT_FORMAT) return this.bootFormat2(runtime);
     const context = runtime.newContext();
     this.context = context;
     this.calibrate();
@@ -249,6 +286,87 @@ export class Vm {
     this.evalScript(this.config.glue.web, 'ftjs:web.js').dispose();
     this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
+  }
+
+  /**
+   * Boot format 2, after the runtime is set up. Every path runs the same steps up to the host function,
+   * so that every pointer the host holds (context, global object) is the same; then either the glue
+   * runs (and the result may be kept as an image), or an image's memory is copied in, or (restoring a
+   * snapshot) only the image's layout is taken. The guest's Math.random seed comes after (seedRandom).
+   */
+  private bootFormat2(runtime: QuickJSRuntime): void {
+    this.fixedClock = true;
+    try {
+      this.context = runtime.newContext();
+    } finally {
+      this.fixedClock = false;
+    }
+    const context = this.context;
+    const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
+    context.setProp(context.global, '__ftjs_host', hostFn);
+    hostFn.dispose();
+    if (this.image) {
+      if (!this.layoutOnly) applyImageMemory(this.engine.memory, this.image);
+      this.adoptLayout(this.image);
+      return;
+    }
+    this.calibrate();
+    this.randomState.locate(contextPointerOf(context), () => {
+      const r = context.evalCode('Math.random()', 'ftjs:random-check.js');
+      if (r.error) {
+        r.error.dispose();
+        throw new VmFatal('Math.random() failed at boot');
+      }
+      return r.value.consume((v) => context.getNumber(v));
+    });
+    const inputsBefore = this.clockState.reads + this.hostCallCount + this.entropyPool.byteLength;
+    this.evalScript(this.config.glue.web, 'ftjs:web.js').dispose();
+    this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
+    if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
+    if (!this.bootImages) return;
+    if (this.clockState.reads + this.hostCallCount + this.entropyPool.byteLength !== inputsBefore || this.consoleLines.length > 0) {
+      this.imageUse = { source: 'none', reason: 'the glue read the clock, drew entropy, called the host or logged while booting: no image kept' };
+      return;
+    }
+    const { pages, data } = captureMemory(this.engine.memory);
+    this.bootImages.put({
+      key: bootImageKey(this.config),
+      memoryBytes: this.engine.memory.buffer.byteLength,
+      layout: {
+        contextPointer: contextPointerOf(context),
+        globalPointer: context.global.value as number,
+        dispatchPointer: this.dispatch.value as number,
+        counterAddress: this.position.address,
+        randomStateAddress: this.randomState.stateAddress,
+      },
+      position: this.position.state(),
+      handlerCalls: this.handlerCalls,
+      pages,
+      data,
+    });
+    this.imageUse = { source: 'captured' };
+  }
+
+  /** Takes the pointers and positions of an image's boot; the prefix must have put the host's own pointers where the image has them. */
+  private adoptLayout(image: BootImage): void {
+    const layout = image.layout;
+    const context = this.context;
+    if (contextPointerOf(context) !== layout.contextPointer || context.global.value !== layout.globalPointer) {
+      throw new VmFatal(`boot image does not fit this boot: context ${contextPointerOf(context)}/${layout.contextPointer}, global ${String(context.global.value)}/${layout.globalPointer}`);
+    }
+    this.position.adopt(layout.counterAddress);
+    this.position.restore(image.position);
+    this.handlerCalls = image.handlerCalls;
+    this.randomState.adopt(layout.randomStateAddress);
+    const memory = (context as unknown as { memory?: { heapValueHandle?: (ptr: number) => QuickJSHandle } }).memory;
+    if (typeof memory?.heapValueHandle !== 'function') throw new VmFatal('quickjs-emscripten has no heapValueHandle: cannot boot from an image with this version');
+    this.dispatch = memory.heapValueHandle(layout.dispatchPointer);
+  }
+
+  /** Boot format 2: Math.random's seed, from the entropy input, after the boot's clock reading (which starts the guest's clock). */
+  private seedRandom(): void {
+    this.readClock();
+    this.randomState.seed(this.drawEntropy(8));
   }
 
   private evalScript(code: string, filename: string): QuickJSHandle {
@@ -319,6 +437,7 @@ export class Vm {
   }
 
   private readClock(): number {
+    if (this.fixedClock) return BOOT_CLOCK_MS;
     const index = this.clockState.reads++;
     const timeMs = this.port.clock(index, this.position.read(), this.clockState.lastMs);
     // The first read (the Math.random seed inside JS_NewContext) carries a random fraction; the
@@ -330,6 +449,7 @@ export class Vm {
   // ---------------------------------------------------------------- host calls
 
   private onHostCall(args: QuickJSHandle[]): QuickJSHandle | undefined {
+    this.hostCallCount++;
     const c = this.context;
     const op = c.getNumber(args[0]!);
     switch (op) {
@@ -516,6 +636,7 @@ export class Vm {
           this.bootSequence();
           this.inTask = true;
           this.port.restartBudget?.();
+          if (this.config.bootFormat === BOOT_FORMAT) this.seedRandom();
           this.deliver(
             GuestEvent.Boot,
             0,
@@ -773,6 +894,12 @@ export class Vm {
 }
 
 const INTERRUPT_SCAN_ITERATIONS = 20_000;
+/** Boot format 2: what the engine's clock read inside JS_NewContext returns (the real seed comes after the glue). */
+const BOOT_CLOCK_MS = 0;
+
+function contextPointerOf(context: QuickJSContext): number {
+  return (context as unknown as { ctx: { value: number } }).ctx.value;
+}
 
 type StartEvent =
   | { kind: typeof Kind.Request; event: RequestEvent }

@@ -216,8 +216,10 @@
   }
 
   // ---------- time ----------
-  // Date.now() reads the engine clock import, which the hypervisor feeds from the input port.
-  const timeOrigin = Date.now();
+  // Date.now() reads the engine clock import, which the hypervisor feeds from the input port. The
+  // origin is taken when the guest boots, not while this glue evaluates: a glue that reads no input
+  // can be booted from an image (hypervisor/boot-image.ts).
+  let timeOrigin = 0;
   const performance = {
     timeOrigin,
     now: function now() {
@@ -432,6 +434,8 @@
 
   // ---------- boot ----------
   function boot(entry, configJson) {
+    timeOrigin = Date.now();
+    performance.timeOrigin = timeOrigin;
     const config = JSONparse(configJson);
     env = Object.freeze(config.env);
     idempotency = config.idempotency;

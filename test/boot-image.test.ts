@@ -1,0 +1,183 @@
+// Boot images (hypervisor/boot-image.ts): a VM booted from an image of the pre-guest boot must be bit
+// for bit the VM a full boot builds. Checked by state hashes and positions after every task, between
+// VMs booted with and without images, live and in replay, from memory and from disk; a trace recorded
+// with images replays on a VM without them, and the reverse. Math.random still differs per boot.
+
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, test } from 'vitest';
+import { BootImageCache, BOOT_FORMAT } from '../dist/hypervisor/boot-image.js';
+import { makeBootConfig } from '../dist/hypervisor/boot-config.js';
+import { glueHash } from '../dist/hypervisor/glue.js';
+import { loadGuest } from '../dist/hypervisor/sources.js';
+import { Vm, type BootConfig, type LiveEvent, type TaskResult } from '../dist/hypervisor/vm.js';
+import type { Entry } from '../dist/logging-channel/entry.js';
+import { Log } from '../dist/recorder/log.js';
+import { LivePort } from '../dist/recorder/live-port.js';
+import { ReplayPort } from '../dist/replayer/replay-port.js';
+import { ROOT, tempDir } from './helpers.js';
+
+const request = (method: string, url: string, body = ''): LiveEvent => ({ kind: 'request', method, url: `http://vm${url}`, headers: [], body: new TextEncoder().encode(body) });
+const RANDOM_EVENTS = [request('GET', '/roll?n=5'), request('GET', '/uuid?n=3'), request('GET', '/now'), request('POST', '/shuffle', '[1,2,3,4,5,6,7,8]'), request('GET', '/state')];
+const KV_EVENTS = [request('PUT', '/kv/a', 'one'), request('PUT', '/kv/b', 'two'), request('GET', '/kv'), request('DELETE', '/kv/a'), request('GET', '/kv/b')];
+
+const configOf = (app: string): BootConfig => makeBootConfig(loadGuest(path.join(ROOT, 'guest-apps', app)), {});
+const body = (r: TaskResult) => r.outputs.map((o) => Buffer.from(o.body).toString());
+
+interface Step {
+  pos: number;
+  stateHash: string;
+}
+
+interface Recording {
+  tasks: Entry[][];
+  steps: Step[];
+  results: TaskResult[];
+  vm: Vm;
+}
+
+/** Runs the boot task and `events` live, keeping the log split into tasks and the state after each. */
+async function record(config: BootConfig, events: LiveEvent[], bootImages: BootImageCache | null): Promise<Recording> {
+  const log = new Log();
+  // eslint-disable-next-line prefer-const
+  let vm: Vm;
+  const port = new LivePort({ push: (e) => vm.sink.push(e) }, { taskBudgetMs: 10_000 });
+  vm = await Vm.create(config, port, undefined, { bootImages });
+  const tasks: Entry[][] = [];
+  const steps: Step[] = [];
+  const results: TaskResult[] = [];
+  for (const run of [() => vm.bootLive(), ...events.map((e) => () => vm.runLive(e))]) {
+    const result = run();
+    expect(result.divergence).toBeNull();
+    tasks.push(log.append(result.entries));
+    results.push(result);
+    steps.push({ pos: vm.pos, stateHash: vm.stateHash() });
+  }
+  return { tasks, steps, results, vm };
+}
+
+async function replay(config: BootConfig, tasks: Entry[][], bootImages: BootImageCache | null): Promise<{ steps: Step[]; vm: Vm }> {
+  const vm = await Vm.create(config, new ReplayPort(), undefined, { bootImages });
+  const steps: Step[] = [];
+  for (const task of tasks) {
+    const result = vm.replay(task);
+    expect(result.divergence).toBeNull();
+    steps.push({ pos: vm.pos, stateHash: vm.stateHash() });
+  }
+  return { steps, vm };
+}
+
+test.each([
+  ['random.js', RANDOM_EVENTS],
+  ['kv.js', KV_EVENTS],
+])('%s: VMs booted from an image and in full reach the same state hash and position after every task', async (app, events) => {
+  const config = configOf(app);
+  expect(config.bootFormat).toBe(BOOT_FORMAT);
+  const images = new BootImageCache({ dir: null });
+
+  // Recorded without images; replayed from an image (kept by the first replay's full boot) and in full.
+  const plain = await record(config, events, null);
+  expect(plain.vm.imageUse.source).toBe('none');
+  const capturing = await replay(config, plain.tasks, images);
+  const fromImage = await replay(config, plain.tasks, images);
+  const full = await replay(config, plain.tasks, null);
+  expect(fromImage.vm.imageUse.source).toBe('memory');
+  expect(capturing.steps).toEqual(plain.steps);
+  expect(fromImage.steps).toEqual(plain.steps);
+  expect(full.steps).toEqual(plain.steps);
+
+  // Recorded with an image; replayed on a VM without images.
+  const imaged = await record(config, events, images);
+  expect(imaged.vm.imageUse.source).toBe('memory');
+  const check = await replay(config, imaged.tasks, null);
+  expect(check.steps).toEqual(imaged.steps);
+  expect(imaged.results.map(body).length).toBe(events.length + 1);
+});
+
+test('an image does not fix Math.random or the entropy: each boot from it draws its own seed', async () => {
+  const config = configOf('random.js');
+  const images = new BootImageCache({ dir: null });
+  await record(config, [], images); // keeps the image
+  const rolls = async () => {
+    const r = await record(config, [request('GET', '/roll?n=8'), request('GET', '/uuid?n=2')], images);
+    expect(r.vm.imageUse.source).toBe('memory');
+    return r.results.slice(1).map(body);
+  };
+  const [a, b] = [await rolls(), await rolls()];
+  expect(a[0]).not.toEqual(b[0]);
+  expect(a[1]).not.toEqual(b[1]);
+});
+
+test('an image file is reused by another cache on the same directory, verified, and a corrupt one is dropped', async () => {
+  const dir = tempDir('ftjs-images-');
+  const config = configOf('kv.js');
+  const writer = new BootImageCache({ dir });
+  const first = await record(config, KV_EVENTS, writer);
+  expect(first.vm.imageUse.source).toBe('captured');
+  await writer.flush();
+  expect(writer.problems).toEqual([]);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.img'));
+  expect(files.length).toBe(1);
+
+  // A fresh cache (as in a new process) boots from the file and replays the recording exactly.
+  const reader = new BootImageCache({ dir });
+  const fromDisk = await replay(config, first.tasks, reader);
+  expect(fromDisk.vm.imageUse.source).toBe('disk');
+  expect(fromDisk.steps).toEqual(first.steps);
+
+  // One flipped byte in the page data: the file fails its checksum, is removed, and the boot is a full one.
+  const file = path.join(dir, files[0]!);
+  const bytes = readFileSync(file);
+  bytes[bytes.length - 100] ^= 0xff;
+  writeFileSync(file, bytes);
+  const third = new BootImageCache({ dir });
+  const rebooted = await replay(config, first.tasks, third);
+  expect(rebooted.vm.imageUse.source).toBe('captured');
+  expect(third.problems.join('\n')).toMatch(/checksum mismatch/);
+  expect(rebooted.steps).toEqual(first.steps);
+  await third.flush();
+});
+
+test('a snapshot restored through an image layout (no glue evaluation) continues like the original', async () => {
+  const config = configOf('random.js');
+  const images = new BootImageCache({ dir: null });
+  const original = await record(config, RANDOM_EVENTS, images);
+  const snapshot = original.vm.snapshot();
+  const after = [request('GET', '/roll?n=3'), request('GET', '/bytes?n=40'), request('GET', '/state')];
+  const log = new Log();
+  log.append(original.tasks.flat().map(({ kind, pos, payload }) => ({ kind, pos, payload })));
+  const tail: Entry[][] = [];
+  for (const event of after) tail.push(log.append(original.vm.runLive(event).entries));
+  const finalHash = original.vm.stateHash();
+
+  for (const bootImages of [images, null]) {
+    const restored = await Vm.create(config, new ReplayPort(), snapshot, { bootImages });
+    expect(restored.stateHash()).toBe(original.steps.at(-1)!.stateHash);
+    for (const task of tail) expect(restored.replay(task).divergence).toBeNull();
+    expect(restored.stateHash()).toBe(finalHash);
+  }
+});
+
+test('a glue that reads the clock while booting is booted in full and no image is kept', async () => {
+  const base = configOf('kv.js');
+  const web = `${base.glue.web}\nglobalThis.__bootTime = Date.now(); delete globalThis.__bootTime;\n`;
+  const config: BootConfig = { ...base, glue: { web, runtime: base.glue.runtime, sha256: glueHash(web, base.glue.runtime) } };
+  const images = new BootImageCache({ dir: null });
+  const first = await record(config, KV_EVENTS, images);
+  expect(first.vm.imageUse.source).toBe('none');
+  expect(first.vm.imageUse.reason).toMatch(/read the clock/);
+  const again = await replay(config, first.tasks, images);
+  expect(again.vm.imageUse.source).toBe('none');
+  expect(again.steps).toEqual(first.steps);
+});
+
+test('a boot config without a boot format (older traces) boots the original sequence and replays', async () => {
+  const { bootFormat: _format, ...legacy } = configOf('random.js');
+  const images = new BootImageCache({ dir: null });
+  const recorded = await record(legacy, RANDOM_EVENTS, images);
+  expect(recorded.vm.imageUse.source).toBe('none');
+  const replayed = await replay(legacy, recorded.tasks, images);
+  expect(replayed.steps).toEqual(recorded.steps);
+  // The original sequence reads the clock inside JS_NewContext, before the position is calibrated.
+  expect(recorded.tasks[0]![1]).toMatchObject({ kind: 4, pos: 0 });
+});
