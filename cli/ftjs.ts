@@ -2,12 +2,22 @@
 // The `ftjs` command.
 
 import { Command } from 'commander';
-import { registerReplay } from './replay.js';
-import { registerInspect } from './inspect.js';
-import { registerRun } from './run.js';
-import { registerPair } from './pair.js';
-import { registerUp } from './up.js';
-import { registerDrill } from './drill.js';
+
+type Register = (program: Command) => void;
+
+// Each command's modules load only when that command runs: loading all of them (pino, ws, the node
+// roles, the replayer) cost more than a third of `ftjs run`'s cold start. Help and unknown commands
+// load every command, in this order.
+const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
+  [['run'], async () => (await import('./run.js')).registerRun],
+  [['replay'], async () => (await import('./replay.js')).registerReplay],
+  [['inspect'], async () => (await import('./inspect.js')).registerInspect],
+  [['primary', 'backup'], async () => (await import('./pair.js')).registerPair],
+  [['up'], async () => (await import('./up.js')).registerUp],
+  [['drill'], async () => (await import('./drill.js')).registerDrill],
+];
+
+const VM_COMMANDS = ['run', 'primary', 'backup', 'replay'];
 
 const program = new Command();
 program
@@ -15,12 +25,16 @@ program
   .description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.')
   .version('0.1.0')
   .showHelpAfterError();
-registerRun(program);
-registerReplay(program);
-registerInspect(program);
-registerPair(program);
-registerUp(program);
-registerDrill(program);
+
+const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+// A command that runs a VM starts its worker now, in parallel with loading the command's modules (a
+// --max-stack-kb other than the default makes the node start another one).
+if (named && VM_COMMANDS.includes(named)) {
+  const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/vm-host.js'), import('../hypervisor/limits.js')]);
+  VmHost.prestart(DEFAULT_LIMITS);
+}
+const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
+for (const [, load] of chosen.length === 1 ? chosen : COMMANDS) (await load())(program);
 
 program.parseAsync(process.argv).catch((error: Error) => {
   process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);

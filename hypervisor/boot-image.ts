@@ -40,6 +40,8 @@ export const IMAGE_PAGE_BYTES = 4096;
 export const DEFAULT_MEMORY_IMAGES = 4;
 /** Bytes of image files the cache directory may hold; the least recently used go first. */
 export const DEFAULT_BOOT_CACHE_MAX_BYTES = 256 * 1024 * 1024;
+/** A temporary file this old was left by a writer that died. */
+const STALE_TEMP_MS = 60_000;
 
 /** Where the pre-guest boot left the things the host holds pointers to. */
 export interface BootLayout {
@@ -203,6 +205,8 @@ export interface BootImageUse {
   source: 'memory' | 'disk' | 'captured' | 'none';
   /** Why there was no image to use or keep, if any. */
   reason?: string;
+  /** Image files found bad (and removed) or not written since the last boot. */
+  problems?: string[];
 }
 
 export class BootImageCache {
@@ -283,7 +287,13 @@ export class BootImageCache {
 
   private evict(): void {
     const dir = this.options.dir!;
-    const files = readdirSync(dir)
+    const names = readdirSync(dir);
+    // Temporary files of writers that died before their rename.
+    for (const f of names.filter((n) => n.endsWith('.tmp'))) {
+      const s = statSync(path.join(dir, f), { throwIfNoEntry: false });
+      if (s && Date.now() - s.mtimeMs > STALE_TEMP_MS) rmSync(path.join(dir, f), { force: true });
+    }
+    const files = names
       .filter((f) => f.endsWith('.img'))
       .map((f) => {
         const s = statSync(path.join(dir, f), { throwIfNoEntry: false });
@@ -309,8 +319,17 @@ export function bootCacheDirFromEnv(env: NodeJS.ProcessEnv = process.env): strin
 
 let processCache: BootImageCache | undefined;
 
+/** FTJS_BOOT_CACHE_MAX_MB, else DEFAULT_BOOT_CACHE_MAX_BYTES. */
+export function bootCacheMaxBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const configured = env.FTJS_BOOT_CACHE_MAX_MB;
+  if (configured === undefined || configured === '') return DEFAULT_BOOT_CACHE_MAX_BYTES;
+  const mb = Number(configured);
+  if (!Number.isFinite(mb) || mb < 0) throw new BootImageError(`FTJS_BOOT_CACHE_MAX_MB must be a number of MiB >= 0, got ${JSON.stringify(configured)}`);
+  return Math.floor(mb * 1024 * 1024);
+}
+
 /** This thread's cache, configured from the environment. */
 export function defaultBootImageCache(): BootImageCache {
-  processCache ??= new BootImageCache({ dir: bootCacheDirFromEnv() });
+  processCache ??= new BootImageCache({ dir: bootCacheDirFromEnv(), maxDiskBytes: bootCacheMaxBytesFromEnv() });
   return processCache;
 }

@@ -3,6 +3,7 @@
 
 import type { Entry } from '../logging-channel/entry.js';
 import type { VmLimits } from './limits.js';
+import type { BootImageUse } from './boot-image.js';
 import type { BootConfig, LiveEvent, Output, Snapshot, TaskResult } from './vm.js';
 
 export type VmRequest =
@@ -46,6 +47,8 @@ export interface VmState {
 export interface RunReply {
   results: TaskResult[];
   state: VmState;
+  /** Boot only: whether the VM started from a boot image (hypervisor/boot-image.ts). */
+  bootImage?: BootImageUse;
 }
 
 export type VmReply =

@@ -9,6 +9,7 @@ import { LivePort } from '../recorder/live-port.js';
 import { CheckpointStore } from '../replayer/checkpoints.js';
 import { ReplayPort } from '../replayer/replay-port.js';
 import { Vm, type BootConfig } from './vm.js';
+import { prepareEngine } from './engine.js';
 import { InspectPort } from './vm-eval.js';
 import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
@@ -27,6 +28,9 @@ const port = parentPort;
  */
 const VM_THREAD_NICE_OFFSET = 10;
 if (process.platform === 'linux') setPriority(0, Math.min(19, getPriority(0) + VM_THREAD_NICE_OFFSET));
+
+// Compile the engine while the main thread is still getting ready to send the boot request.
+void prepareEngine().catch(() => {}); // a failure is reported by the boot that needs the engine
 
 let vm: Vm | null = null;
 let bootConfig: BootConfig | null = null;
@@ -91,7 +95,7 @@ async function handle(request: VmRequest): Promise<unknown> {
       bootConfig = request.config;
       if (live && !request.snapshot) {
         const result = v.bootLive();
-        return { results: [result], state: state(v, false) } satisfies RunReply;
+        return { results: [result], state: state(v, false), bootImage: v.imageUse } satisfies RunReply;
       }
       return { results: [], state: state(v, false) } satisfies RunReply;
     }

@@ -211,6 +211,8 @@ export class Vm {
       vm.image = found?.image ?? null;
       if (found) vm.imageUse = { source: found.source };
       else if (!images) vm.imageUse = { source: 'none', reason: config.bootFormat === BOOT_FORMAT ? 'boot images disabled' : `boot format ${config.bootFormat ?? 1} has no images` };
+      const problems = images?.problems.splice(0) ?? [];
+      if (problems.length > 0) vm.imageUse.problems = problems;
     }
     return vm;
   }
@@ -325,7 +327,7 @@ export class Vm {
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
     if (!this.bootImages) return;
     if (this.clockState.reads + this.hostCallCount + this.entropyPool.byteLength !== inputsBefore || this.consoleLines.length > 0) {
-      this.imageUse = { source: 'none', reason: 'the glue read the clock, drew entropy, called the host or logged while booting: no image kept' };
+      this.imageUse = { ...this.imageUse, source: 'none', reason: 'the glue read the clock, drew entropy, called the host or logged while booting: no image kept' };
       return;
     }
     const { pages, data } = captureMemory(this.engine.memory);
@@ -344,7 +346,7 @@ export class Vm {
       pages,
       data,
     });
-    this.imageUse = { source: 'captured' };
+    this.imageUse = { ...this.imageUse, source: 'captured' };
   }
 
   /** Takes the pointers and positions of an image's boot; the prefix must have put the host's own pointers where the image has them. */
