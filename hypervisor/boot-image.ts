@@ -25,6 +25,7 @@ import { ENGINE_WASM_SHA256 } from './engine.js';
 import type { VmLimits } from './limits.js';
 import type { PositionState } from './position.js';
 import type { Glue } from './glue.js';
+import type { BootConfig, ConsoleLine } from './vm.js';
 
 /**
  * The boot sequence a boot config asks for. Absent (traces written before it): the engine's first clock
@@ -54,12 +55,28 @@ export interface BootLayout {
   randomStateAddress: number;
 }
 
+/**
+ * An image taken after the guest's boot task too: when the guest's top level took no input (no clock,
+ * entropy or Math.random, no timer or fetch), the post-boot memory differs between boots only in
+ * Math.random's state, which the hypervisor writes anyway. Then the guest need not be compiled again.
+ */
+export interface GuestPhase {
+  /** The position after the guest's boot task. */
+  position: PositionState;
+  /** The position before it, where the seed is drawn (the memory holds the counter as it is after). */
+  seedPos: number;
+  booted: boolean;
+  bootMessage: string | null;
+  console: ConsoleLine[];
+}
+
 export interface BootImage {
   key: string;
   memoryBytes: number;
   layout: BootLayout;
   position: PositionState;
   handlerCalls: number;
+  guest?: GuestPhase;
   /** Indices of the IMAGE_PAGE_BYTES pages that are not all zero, ascending. */
   pages: Uint32Array;
   /** Those pages, in order. */
@@ -109,6 +126,12 @@ export function bootImageKey(input: BootKeyInput): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
 }
 
+/** An image of the VM after the guest's boot task: the pre-guest key plus everything the guest's boot sees. */
+export function guestImageKey(config: BootConfig): string {
+  const parts = { boot: bootImageKey(config), guest: config.guestHash, entry: config.entry, env: config.env, limits: config.limits };
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
 const ZERO_PAGE = new Uint8Array(IMAGE_PAGE_BYTES);
 
 /** The non-zero pages of `memory`. */
@@ -124,17 +147,26 @@ export function captureMemory(memory: WebAssembly.Memory): { pages: Uint32Array;
   return { pages: Uint32Array.from(kept), data };
 }
 
-/** Makes `memory` equal to the image's memory: its pages copied in, every other page zero. */
+/**
+ * Makes `memory` equal to the image's memory: its pages copied in, every other page zero. Pages that
+ * are zero already are only read: writing zeros would make the OS back the whole fresh memory.
+ */
 export function applyImageMemory(memory: WebAssembly.Memory, image: BootImage): void {
-  const bytes = new Uint8Array(memory.buffer);
-  if (bytes.byteLength !== image.memoryBytes) throw new BootImageError(`boot image memory is ${image.memoryBytes} bytes, the VM has ${bytes.byteLength}`);
+  const bytes = Buffer.from(memory.buffer);
+  if (bytes.byteLength < image.memoryBytes) throw new BootImageError(`boot image memory is ${image.memoryBytes} bytes, the VM has only ${bytes.byteLength}`);
+  const clear = (from: number, to: number) => {
+    for (let page = from; page < to; page++) {
+      const start = page * IMAGE_PAGE_BYTES;
+      if (bytes.compare(ZERO_PAGE, 0, IMAGE_PAGE_BYTES, start, start + IMAGE_PAGE_BYTES) !== 0) bytes.fill(0, start, start + IMAGE_PAGE_BYTES);
+    }
+  };
   let next = 0; // first page not yet written
   image.pages.forEach((page, j) => {
-    if (page > next) bytes.fill(0, next * IMAGE_PAGE_BYTES, page * IMAGE_PAGE_BYTES);
+    clear(next, page);
     bytes.set(image.data.subarray(j * IMAGE_PAGE_BYTES, (j + 1) * IMAGE_PAGE_BYTES), page * IMAGE_PAGE_BYTES);
     next = page + 1;
   });
-  bytes.fill(0, next * IMAGE_PAGE_BYTES);
+  clear(next, bytes.byteLength / IMAGE_PAGE_BYTES);
 }
 
 interface ImageHeader {
@@ -143,6 +175,7 @@ interface ImageHeader {
   layout: BootLayout;
   position: PositionState;
   handlerCalls: number;
+  guest?: GuestPhase;
   pageCount: number;
   /** SHA-256 over the page index table and the page data. */
   sha256: string;
@@ -159,6 +192,7 @@ export function encodeImage(image: BootImage): Uint8Array {
     layout: image.layout,
     position: image.position,
     handlerCalls: image.handlerCalls,
+    ...(image.guest ? { guest: image.guest } : {}),
     pageCount: image.pages.length,
     sha256: digest(image.pages, image.data),
   };
@@ -189,7 +223,7 @@ export function decodeImage(bytes: Uint8Array, expectedKey: string): BootImage {
   if (digest(pages, data) !== header.sha256) throw new BootImageError('checksum mismatch (corrupt file)');
   const maxPage = header.memoryBytes / IMAGE_PAGE_BYTES;
   for (let j = 0; j < pages.length; j++) if (pages[j]! >= maxPage || (j > 0 && pages[j]! <= pages[j - 1]!)) throw new BootImageError('page table out of order or out of range');
-  return { key: header.key, memoryBytes: header.memoryBytes, layout: header.layout, position: header.position, handlerCalls: header.handlerCalls, pages, data };
+  return { key: header.key, memoryBytes: header.memoryBytes, layout: header.layout, position: header.position, handlerCalls: header.handlerCalls, ...(header.guest ? { guest: header.guest } : {}), pages, data };
 }
 
 export interface BootImageCacheOptions {
@@ -207,6 +241,10 @@ export interface BootImageUse {
   reason?: string;
   /** Image files found bad (and removed) or not written since the last boot. */
   problems?: string[];
+  /** The guest's boot task: run from an image of its end state ('memory' | 'disk'), run and kept ('captured'), or run. */
+  guest?: 'memory' | 'disk' | 'captured' | 'none';
+  /** Why the guest's boot was not kept, if it was not. */
+  guestReason?: string;
 }
 
 export class BootImageCache {

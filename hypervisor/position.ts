@@ -117,6 +117,13 @@ export class Position {
     throw new PositionError('interrupt counter calibration kept wrapping; engine build mismatch?');
   }
 
+  /** Makes read() give `pos` with the counter as it is in memory now (no polls may happen before the next restore). */
+  pin(pos: number): void {
+    if (this.counterAddress < 0) throw new PositionError('position not calibrated');
+    const counter = this.heap()[this.counterAddress >> 2]!;
+    this.basePolls = pos - (this.counterStart - counter);
+  }
+
   state(): PositionState {
     return { basePolls: this.basePolls, counterStart: this.counterStart };
   }

@@ -84,6 +84,12 @@ export class RandomState {
     this.write(state === 0n ? 1n : state);
   }
 
+  /** The current state (to tell whether the guest drew from Math.random). */
+  read(): bigint {
+    if (this.address < 0) throw new RandomStateError('random state not located');
+    return new BigUint64Array(this.memory.buffer, this.address, 1)[0]!;
+  }
+
   private write(state: bigint): void {
     if (this.address < 0) throw new RandomStateError('random state not located');
     new BigUint64Array(this.memory.buffer, this.address, 1)[0] = state;

@@ -71,7 +71,7 @@ export class StandaloneNode {
     if (trace) loop.onTask = traceOutputsHook(trace);
     loop.start(bootReply);
     trace?.flush();
-    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(performance.now() - started), memoryBytes: bootReply.state.memoryBytes, bootImage: bootReply.bootImage }, 'guest booted');
+    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(performance.now() - started), memoryBytes: bootReply.state.memoryBytes, bootImage: bootReply.bootImage, bootTimings: bootReply.bootTimings }, 'guest booted');
 
     const node: { loop: LiveLoop } = { loop };
     const server = createFrontDoor(

@@ -26,7 +26,7 @@ import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
-import { applyImageMemory, BOOT_FORMAT, bootImageKey, captureMemory, defaultBootImageCache, type BootImage, type BootImageCache, type BootImageUse } from './boot-image.js';
+import { applyImageMemory, BOOT_FORMAT, bootImageKey, captureMemory, defaultBootImageCache, guestImageKey, type BootImage, type BootImageCache, type BootImageUse, type BootLayout } from './boot-image.js';
 import { RandomState } from './random-state.js';
 
 export interface BootConfig {
@@ -39,6 +39,21 @@ export interface BootConfig {
   glue: Glue;
   /** The boot sequence (hypervisor/boot-image.ts BOOT_FORMAT); absent in traces written before it. */
   bootFormat?: number;
+}
+
+export interface BootTimings {
+  /** WebAssembly instance and quickjs-emscripten module (and the engine's compile, if not done before). */
+  engineMs?: number;
+  /** Runtime, context and host function. */
+  contextMs?: number;
+  /** Position counter calibration and the Math.random state's identification. */
+  calibrateMs?: number;
+  /** The hypervisor's glue (web platform and runtime). */
+  glueMs?: number;
+  /** Copying a boot image in, instead of calibrating and evaluating the glue. */
+  imageMs?: number;
+  /** The guest module: its compile and top-level evaluation (the boot task's guest part). */
+  guestMs?: number;
 }
 
 export interface VmOptions {
@@ -143,8 +158,16 @@ export class Vm {
   private image: BootImage | null = null;
   /** A snapshot is about to replace the memory: from the image take only where things are. */
   private layoutOnly = false;
+  /** The pre-guest boot took no input (it came from an image, or could have been kept as one). */
+  private preGuestPure = false;
+  /** An image of the guest's whole boot task (its memory is `image`'s): the guest module is not evaluated. */
+  private guestImage: BootImage | null = null;
+  /** The inputs and state when the guest's boot began, to tell whether its end state can be kept. */
+  private guestMark: { reads: number; hostCalls: number; pool: Uint8Array; offset: number; random: bigint; position: PositionState; pos: number } | null = null;
   /** What this VM's boot did with boot images. */
   imageUse: BootImageUse = { source: 'none' };
+  /** Where this VM's boot spent its time, in ms (diagnostics only: never reaches the guest). */
+  readonly bootTimings: BootTimings = {};
 
   // Device tables (snapshot state).
   private entropyPool: Uint8Array = EMPTY;
@@ -190,9 +213,12 @@ export class Vm {
     const maximumBytes = DEFAULT_INITIAL_MEMORY_BYTES + config.limits.memoryLimitBytes;
     // Boot format 2 may start from an image of the pre-guest boot; the memory must be created at its size.
     const images = config.bootFormat === BOOT_FORMAT ? (options.bootImages === undefined ? defaultBootImageCache() : options.bootImages) : null;
-    const found = images?.get(bootImageKey(config)) ?? null;
+    const guestFound = images && !snapshot ? images.get(guestImageKey(config)) : null;
+    const found = guestFound ?? images?.get(bootImageKey(config)) ?? null;
     const initialBytes = snapshot ? snapshot.memory.byteLength : (found?.image.memoryBytes ?? DEFAULT_INITIAL_MEMORY_BYTES);
+    const engineStarted = performance.now();
     const engine = await bootEngine({ nowMs: () => vm!.readClock() }, initialBytes, maximumBytes);
+    const engineMs = performance.now() - engineStarted;
     if (snapshot) {
       // The restore boots the identical sequence with a port that answers nothing real (every value
       // it hands out is overwritten by the snapshot's memory), then copies the snapshot in. With a
@@ -207,9 +233,11 @@ export class Vm {
     } else {
       // The engine boot itself happens inside the Boot task (format 1: its clock read seeds Math.random).
       vm = new Vm(engine, config, port);
+      vm.bootTimings.engineMs = engineMs;
       vm.bootImages = images;
       vm.image = found?.image ?? null;
-      if (found) vm.imageUse = { source: found.source };
+      vm.guestImage = guestFound?.image ?? null;
+      if (found) vm.imageUse = { source: found.source, ...(guestFound ? { guest: guestFound.source } : {}) };
       else if (!images) vm.imageUse = { source: 'none', reason: config.bootFormat === BOOT_FORMAT ? 'boot images disabled' : `boot format ${config.bootFormat ?? 1} has no images` };
       const problems = images?.problems.splice(0) ?? [];
       if (problems.length > 0) vm.imageUse.problems = problems;
@@ -297,6 +325,14 @@ export class Vm {
    * snapshot) only the image's layout is taken. The guest's Math.random seed comes after (seedRandom).
    */
   private bootFormat2(runtime: QuickJSRuntime): void {
+    const timings = this.bootTimings;
+    let mark = performance.now();
+    const lap = () => {
+      const now = performance.now();
+      const ms = now - mark;
+      mark = now;
+      return ms;
+    };
     this.fixedClock = true;
     try {
       this.context = runtime.newContext();
@@ -307,9 +343,14 @@ export class Vm {
     const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
     context.setProp(context.global, '__ftjs_host', hostFn);
     hostFn.dispose();
+    timings.contextMs = lap();
     if (this.image) {
       if (!this.layoutOnly) applyImageMemory(this.engine.memory, this.image);
       this.adoptLayout(this.image);
+      // A guest image's memory holds the counter as it is after the guest's boot: the seed is still drawn where it was.
+      if (this.image.guest && !this.layoutOnly) this.position.pin(this.image.guest.seedPos);
+      timings.imageMs = lap();
+      this.preGuestPure = true;
       return;
     }
     this.calibrate();
@@ -321,32 +362,93 @@ export class Vm {
       }
       return r.value.consume((v) => context.getNumber(v));
     });
+    timings.calibrateMs = lap();
     const inputsBefore = this.clockState.reads + this.hostCallCount + this.entropyPool.byteLength;
     this.evalScript(this.config.glue.web, 'ftjs:web.js').dispose();
     this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
     if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
+    timings.glueMs = lap();
     if (!this.bootImages) return;
     if (this.clockState.reads + this.hostCallCount + this.entropyPool.byteLength !== inputsBefore || this.consoleLines.length > 0) {
       this.imageUse = { ...this.imageUse, source: 'none', reason: 'the glue read the clock, drew entropy, called the host or logged while booting: no image kept' };
       return;
     }
+    this.preGuestPure = true;
     const { pages, data } = captureMemory(this.engine.memory);
     this.bootImages.put({
       key: bootImageKey(this.config),
       memoryBytes: this.engine.memory.buffer.byteLength,
-      layout: {
-        contextPointer: contextPointerOf(context),
-        globalPointer: context.global.value as number,
-        dispatchPointer: this.dispatch.value as number,
-        counterAddress: this.position.address,
-        randomStateAddress: this.randomState.stateAddress,
-      },
+      layout: this.layout(),
       position: this.position.state(),
       handlerCalls: this.handlerCalls,
       pages,
       data,
     });
     this.imageUse = { ...this.imageUse, source: 'captured' };
+  }
+
+  private layout(): BootLayout {
+    return {
+      contextPointer: contextPointerOf(this.context),
+      globalPointer: this.context.global.value as number,
+      dispatchPointer: this.dispatch.value as number,
+      counterAddress: this.position.address,
+      randomStateAddress: this.randomState.stateAddress,
+    };
+  }
+
+  /** The guest's boot task is about to run: what it starts from, to tell later whether it took any input. */
+  private markGuestPhase(): void {
+    this.guestMark = { reads: this.clockState.reads, hostCalls: this.hostCallCount, pool: this.entropyPool, offset: this.entropyOffset, random: this.randomState.read(), position: this.position.state(), pos: this.position.read() };
+  }
+
+  /**
+   * After the guest's boot task: keeps an image of the VM if the task took no input but the seed (so
+   * that its end state, Math.random's state aside, is the same on every boot) and did nothing but log
+   * and report that it booted.
+   */
+  private keepGuestImage(preempted: boolean): void {
+    const mark = this.guestMark;
+    this.guestMark = null;
+    if (!mark || !this.bootImages || !this.preGuestPure || this.port.divergence()) return;
+    const why = !this.booted
+      ? 'the guest did not boot'
+      : preempted
+        ? 'the boot was preempted'
+        : this.clockState.reads !== mark.reads || this.entropyPool !== mark.pool || this.entropyOffset !== mark.offset
+          ? 'the guest read the clock or drew entropy at its top level'
+          : this.randomState.read() !== mark.random
+            ? 'the guest called Math.random at its top level'
+            : this.hostCallCount !== mark.hostCalls + 1 + this.consoleLines.length || this.outputs.length > 0 || this.timers.size > 0 || this.fetches.size > 0
+              ? 'the guest set a timer or fetched at its top level'
+              : this.consoleLines.length >= this.config.limits.maxConsoleLinesPerTask
+                ? 'the guest logged more lines than a task keeps'
+                : null;
+    if (why) {
+      this.imageUse = { ...this.imageUse, guest: 'none', guestReason: why };
+      return;
+    }
+    const { pages, data } = captureMemory(this.engine.memory);
+    this.bootImages.put({
+      key: guestImageKey(this.config),
+      memoryBytes: this.engine.memory.buffer.byteLength,
+      layout: this.layout(),
+      position: mark.position,
+      handlerCalls: this.handlerCalls,
+      guest: { position: this.position.state(), seedPos: mark.pos, booted: this.booted, bootMessage: this.bootMessage, console: this.consoleLines.map((line) => ({ ...line })) },
+      pages,
+      data,
+    });
+    this.imageUse = { ...this.imageUse, guest: 'captured' };
+  }
+
+  /** The guest's boot task from an image of its end: its memory is in, the seed written; the rest is host-side. */
+  private finishBootFromImage(image: BootImage): void {
+    const guest = image.guest!;
+    this.position.restore(guest.position);
+    this.booted = guest.booted;
+    this.bootMessage = guest.bootMessage;
+    for (const line of guest.console) this.consoleLines.push({ ...line });
   }
 
   /** Takes the pointers and positions of an image's boot; the prefix must have put the host's own pointers where the image has them. */
@@ -600,6 +702,7 @@ export class Vm {
     this.port.beginTask(recorded ? recorded.slice(1) : null);
     let owner = 0;
     let requestId = 0;
+    let guestStarted = 0;
     try {
       switch (decoded.kind) {
         case Kind.Request: {
@@ -639,6 +742,12 @@ export class Vm {
           this.inTask = true;
           this.port.restartBudget?.();
           if (this.config.bootFormat === BOOT_FORMAT) this.seedRandom();
+          guestStarted = performance.now();
+          if (this.guestImage) {
+            this.finishBootFromImage(this.guestImage);
+            break;
+          }
+          if (this.config.bootFormat === BOOT_FORMAT) this.markGuestPhase();
           this.deliver(
             GuestEvent.Boot,
             0,
@@ -688,6 +797,10 @@ export class Vm {
       }
     } else {
       this.entries.push({ kind: Kind.TaskEnd, pos, payload: encodeTaskEnd({ outputCount, hash }) });
+    }
+    if (decoded.kind === Kind.Boot) {
+      this.bootTimings.guestMs = performance.now() - guestStarted;
+      this.keepGuestImage(preempted);
     }
     if (decoded.kind === Kind.Boot && !this.booted && !this.port.divergence()) {
       throw new BootError(this.bootMessage || `the guest module "${this.config.entry}" did not finish evaluating in its boot task (top-level await on something that never settles?)`);

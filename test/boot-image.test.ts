@@ -81,7 +81,9 @@ test.each([
   const capturing = await replay(config, plain.tasks, images);
   const fromImage = await replay(config, plain.tasks, images);
   const full = await replay(config, plain.tasks, null);
-  expect(fromImage.vm.imageUse.source).toBe('memory');
+  expect(capturing.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
+  // The guest's boot task itself comes from the image: its module is not even compiled.
+  expect(fromImage.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
   expect(capturing.steps).toEqual(plain.steps);
   expect(fromImage.steps).toEqual(plain.steps);
   expect(full.steps).toEqual(plain.steps);
@@ -108,32 +110,52 @@ test('an image does not fix Math.random or the entropy: each boot from it draws 
   expect(a[1]).not.toEqual(b[1]);
 });
 
+test('a guest that calls Math.random at its top level is not kept as an image: every boot gets its own numbers', async () => {
+  const dir = tempDir('ftjs-guest-');
+  writeFileSync(path.join(dir, 'id.js'), 'const id = Math.random();\nexport default { fetch() { return new Response(String(id)); } };\n');
+  const config = makeBootConfig(loadGuest(path.join(dir, 'id.js')), {});
+  const images = new BootImageCache({ dir: null });
+  const ids = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await record(config, [request('GET', '/')], images);
+    expect(r.vm.imageUse.guest).toBe('none');
+    expect(r.vm.imageUse.guestReason).toMatch(/Math.random/);
+    ids.push(body(r.results[1]!)[0]);
+    const check = await replay(config, r.tasks, null);
+    expect(check.steps).toEqual(r.steps);
+  }
+  expect(ids[0]).not.toBe(ids[1]);
+});
+
 test('an image file is reused by another cache on the same directory, verified, and a corrupt one is dropped', async () => {
   const dir = tempDir('ftjs-images-');
   const config = configOf('kv.js');
   const writer = new BootImageCache({ dir });
   const first = await record(config, KV_EVENTS, writer);
-  expect(first.vm.imageUse.source).toBe('captured');
+  expect(first.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
   await writer.flush();
   expect(writer.problems).toEqual([]);
+  // One image of the pre-guest boot (any guest), one of the guest's boot task.
   const files = readdirSync(dir).filter((f) => f.endsWith('.img'));
-  expect(files.length).toBe(1);
+  expect(files.length).toBe(2);
 
   // A fresh cache (as in a new process) boots from the file and replays the recording exactly.
   const reader = new BootImageCache({ dir });
   const fromDisk = await replay(config, first.tasks, reader);
-  expect(fromDisk.vm.imageUse.source).toBe('disk');
+  expect(fromDisk.vm.imageUse).toMatchObject({ source: 'disk', guest: 'disk' });
   expect(fromDisk.steps).toEqual(first.steps);
 
-  // One flipped byte in the page data: the file fails its checksum, is removed, and the boot is a full one.
-  const file = path.join(dir, files[0]!);
-  const bytes = readFileSync(file);
-  bytes[bytes.length - 100] ^= 0xff;
-  writeFileSync(file, bytes);
+  // One flipped byte in the page data of each: the files fail their checksums, are removed, and the boot is a full one.
+  for (const name of files) {
+    const file = path.join(dir, name);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 100] ^= 0xff;
+    writeFileSync(file, bytes);
+  }
   const third = new BootImageCache({ dir });
   const rebooted = await replay(config, first.tasks, third);
-  expect(rebooted.vm.imageUse.source).toBe('captured');
-  expect(third.problems.join('\n')).toMatch(/checksum mismatch/);
+  expect(rebooted.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
+  expect(rebooted.vm.imageUse.problems?.join('\n')).toMatch(/checksum mismatch/);
   expect(rebooted.steps).toEqual(first.steps);
   await third.flush();
 });
@@ -166,9 +188,25 @@ test('a glue that reads the clock while booting is booted in full and no image i
   const first = await record(config, KV_EVENTS, images);
   expect(first.vm.imageUse.source).toBe('none');
   expect(first.vm.imageUse.reason).toMatch(/read the clock/);
+  expect(first.vm.imageUse.guest).toBeUndefined();
   const again = await replay(config, first.tasks, images);
   expect(again.vm.imageUse.source).toBe('none');
   expect(again.steps).toEqual(first.steps);
+});
+
+test('a guest whose top level reads the clock boots from the glue image only, and replays exactly', async () => {
+  const dir = tempDir('ftjs-guest-');
+  writeFileSync(path.join(dir, 'clock.js'), "const bootedAt = Date.now();\nexport default { fetch() { return new Response(String(Date.now() - bootedAt)); } };\n");
+  const config = makeBootConfig(loadGuest(path.join(dir, 'clock.js')), {});
+  const images = new BootImageCache({ dir: null });
+  const first = await record(config, [request('GET', '/')], images);
+  expect(first.vm.imageUse).toMatchObject({ source: 'captured', guest: 'none' });
+  expect(first.vm.imageUse.guestReason).toMatch(/read the clock/);
+  const again = await replay(config, first.tasks, images);
+  expect(again.vm.imageUse).toMatchObject({ source: 'memory', guest: 'none' });
+  expect(again.steps).toEqual(first.steps);
+  const full = await replay(config, first.tasks, null);
+  expect(full.steps).toEqual(first.steps);
 });
 
 test('a boot config without a boot format (older traces) boots the original sequence and replays', async () => {

@@ -217,18 +217,22 @@
 
   // ---------- time ----------
   // Date.now() reads the engine clock import, which the hypervisor feeds from the input port. The
-  // origin is taken when the guest boots, not while this glue evaluates: a glue that reads no input
-  // can be booted from an image (hypervisor/boot-image.ts).
-  let timeOrigin = 0;
+  // origin is the guest's clock when it first asks for it, not when this glue or the guest's top level
+  // evaluates: a boot that reads no input can start from an image (hypervisor/boot-image.ts).
+  let timeOrigin = -1;
+  const origin = () => (timeOrigin < 0 ? (timeOrigin = Date.now()) : timeOrigin);
   const performance = {
-    timeOrigin,
+    get timeOrigin() {
+      return origin();
+    },
     now: function now() {
-      return Date.now() - timeOrigin;
+      const from = origin();
+      return Date.now() - from;
     },
     mark() {},
     measure() {},
     toJSON() {
-      return { timeOrigin };
+      return { timeOrigin: origin() };
     },
   };
   define('performance', performance);
@@ -434,8 +438,6 @@
 
   // ---------- boot ----------
   function boot(entry, configJson) {
-    timeOrigin = Date.now();
-    performance.timeOrigin = timeOrigin;
     const config = JSONparse(configJson);
     env = Object.freeze(config.env);
     idempotency = config.idempotency;
