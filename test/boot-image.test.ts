@@ -15,7 +15,7 @@ import type { Entry } from '../dist/logging-channel/entry.js';
 import { Log } from '../dist/recorder/log.js';
 import { LivePort } from '../dist/recorder/live-port.js';
 import { ReplayPort } from '../dist/replayer/replay-port.js';
-import { ROOT, tempDir } from './helpers.js';
+import { replayJson, ROOT, runSteps, startRun, tempDir, waitFor } from './helpers.js';
 
 const request = (method: string, url: string, body = ''): LiveEvent => ({ kind: 'request', method, url: `http://vm${url}`, headers: [], body: new TextEncoder().encode(body) });
 const RANDOM_EVENTS = [request('GET', '/roll?n=5'), request('GET', '/uuid?n=3'), request('GET', '/now'), request('POST', '/shuffle', '[1,2,3,4,5,6,7,8]'), request('GET', '/state')];
@@ -218,4 +218,45 @@ test('a boot config without a boot format (older traces) boots the original sequ
   expect(replayed.steps).toEqual(recorded.steps);
   // The original sequence reads the clock inside JS_NewContext, before the position is calibrated.
   expect(recorded.tasks[0]![1]).toMatchObject({ kind: 4, pos: 0 });
+});
+
+test('ftjs run booted from disk images records a trace that a process without images replays bit for bit', async () => {
+  const cache = tempDir('ftjs-cache-');
+  const trace = path.join(tempDir(), 'kv.trace');
+  const withImages = { FTJS_BOOT_CACHE_DIR: cache };
+  // The first run keeps the images; the second boots from them and records.
+  const warm = await startRun('guest-apps/kv.js', { processEnv: withImages });
+  expect((await warm.waitForLog((l) => l.msg === 'guest booted', 'boot')).bootImage).toMatchObject({ source: 'captured', guest: 'captured' });
+  // The worker writes its images in the background; a node stopped sooner leaves none (or a temp file).
+  await waitFor(() => readdirSync(cache).filter((f) => f.endsWith('.img')).length === 2, 'both images on disk');
+  await warm.stop();
+  const node = await startRun('guest-apps/kv.js', { record: trace, processEnv: withImages });
+  try {
+    expect((await node.waitForLog((l) => l.msg === 'guest booted', 'boot')).bootImage).toMatchObject({ source: 'disk', guest: 'disk' });
+    await runSteps(node.url, [{ method: 'PUT', path: '/kv/a', body: '1' }, { method: 'GET', path: '/kv/a' }, { method: 'GET', path: '/kv' }]);
+  } finally {
+    await node.stop();
+  }
+  const replayed = await replayJson(trace, { FTJS_BOOT_CACHE_DIR: 'off' });
+  expect(replayed.code).toBe(0);
+  expect(replayed.summary.divergence).toBeNull();
+  expect(replayed.summary.stateHashesVerified).toBe(1);
+});
+
+test('a Hono bundle boots from its images and serves what a full boot serves', async () => {
+  const { build } = await import('esbuild');
+  const dir = tempDir('ftjs-hono-');
+  const source = "import { Hono } from 'hono';\nimport { cors } from 'hono/cors';\nconst app = new Hono();\napp.use('*', cors());\napp.get('/', (c) => c.json({ hello: 'world' }));\napp.get('/p/:x', (c) => c.text('p=' + c.req.param('x')));\nexport default app;\n";
+  await build({ stdin: { contents: source, resolveDir: ROOT, loader: 'js' }, bundle: true, format: 'esm', platform: 'neutral', conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], minifyWhitespace: true, outfile: path.join(dir, 'app.js'), logLevel: 'error' });
+  const config = makeBootConfig(loadGuest(path.join(dir, 'app.js')), {});
+  const events = [request('GET', '/'), request('GET', '/p/42'), request('OPTIONS', '/p/1')];
+  const images = new BootImageCache({ dir: null });
+  const full = await record(config, events, null);
+  await replay(config, full.tasks, images); // keeps the images
+  const fromImages = await record(config, events, images);
+  expect(fromImages.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+  expect(fromImages.results.map(body)).toEqual(full.results.map(body));
+  expect(body(fromImages.results[1]!)).toEqual(['{"hello":"world"}']);
+  const check = await replay(config, fromImages.tasks, null);
+  expect(check.steps).toEqual(fromImages.steps);
 });
