@@ -4,7 +4,10 @@
 // ~100 KB). Every figure is a median over --runs fresh processes, the variants alternating so that
 // load from other work on the machine falls on all of them alike.
 //
-//   node dist/bench/boot.js [--runs 7]
+//   node dist/bench/boot.js [--runs 7] [--baseline <dir>]
+//
+// --baseline: another built checkout of ftjs (e.g. the commit before these cuts); its `ftjs run` cold
+// start is measured in the same rounds.
 //
 // "image": the VM starts from a boot image in a cache directory (the steady state: the first boot of a
 // build keeps one); "full": no image on disk (a build's first boot, which also keeps one in memory).
@@ -209,6 +212,8 @@ function summarise(samples: Array<Record<string, number | string>>): Record<stri
 
 async function main(): Promise<void> {
   const runs = argNumber('--runs', 7);
+  const baselineAt = process.argv.indexOf('--baseline');
+  const baselineCli = baselineAt >= 0 ? path.resolve(process.argv[baselineAt + 1]!, 'dist/cli/ftjs.js') : null;
   const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-boot-'));
   const cacheDir = path.join(dir, 'boot-images');
   const imageEnv = { ...process.env, FTJS_BOOT_CACHE_DIR: cacheDir };
@@ -220,14 +225,15 @@ async function main(): Promise<void> {
     const nodeServe = projectPath('dist/bench/node-serve.js');
 
     // The process-level pieces, alternating.
-    const pieces = { nodeEmptyMs: [] as number[], ftjsHelpMs: [] as number[], cliLoad: [] as Array<Record<string, number | string>>, workerStart: [] as Array<Record<string, number | string>> };
+    const pieces = { nodeEmptyMs: [] as number[], ftjsHelpMs: [] as number[], baselineHelpMs: [] as number[], cliLoad: [] as Array<Record<string, number | string>>, workerStart: [] as Array<Record<string, number | string>> };
     for (let i = 0; i < runs; i++) {
       pieces.nodeEmptyMs.push(await processMs(['-e', '0']));
       pieces.ftjsHelpMs.push(await processMs([cli, '--help']));
       pieces.cliLoad.push(await runChild(['cli-load']));
       pieces.workerStart.push(await runChild(['worker-start']));
+      if (baselineCli) pieces.baselineHelpMs.push(await processMs([baselineCli, '--help']));
     }
-    report.process = { nodeEmptyMs: med(pieces.nodeEmptyMs), ftjsHelpMs: med(pieces.ftjsHelpMs), runCommandModulesMs: summarise(pieces.cliLoad).importMs, vmWorker: summarise(pieces.workerStart) };
+    report.process = { nodeEmptyMs: med(pieces.nodeEmptyMs), ftjsHelpMs: med(pieces.ftjsHelpMs), ...(baselineCli ? { baselineHelpMs: med(pieces.baselineHelpMs) } : {}), runCommandModulesMs: summarise(pieces.cliLoad).importMs, vmWorker: summarise(pieces.workerStart) };
     process.stderr.write(`process: ${JSON.stringify(report.process)}\n`);
 
     for (const guest of guests) {
@@ -235,7 +241,7 @@ async function main(): Promise<void> {
       await runChild(['vm-phases', guest.file, 'on'], imageEnv);
       await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], imageEnv);
       const phases = { image: [] as Array<Record<string, number | string>>, full: [] as Array<Record<string, number | string>>, nodeImport: [] as Array<Record<string, number | string>> };
-      const cold = { ftjsImage: [] as number[], ftjsFull: [] as number[], node: [] as number[] };
+      const cold = { ftjsImage: [] as number[], ftjsFull: [] as number[], node: [] as number[], baseline: [] as number[] };
       for (let i = 0; i < runs; i++) {
         phases.image.push(await runChild(['vm-phases', guest.file, 'on'], imageEnv));
         phases.full.push(await runChild(['vm-phases', guest.file, 'on'], fullEnv));
@@ -243,6 +249,7 @@ async function main(): Promise<void> {
         cold.ftjsImage.push(await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], imageEnv));
         cold.ftjsFull.push(await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], fullEnv));
         cold.node.push(await coldStart([nodeServe, guest.file], process.env));
+        if (baselineCli) cold.baseline.push(await coldStart([baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info'], process.env));
       }
       const image = summarise(phases.image);
       const full = summarise(phases.full);
@@ -254,8 +261,12 @@ async function main(): Promise<void> {
         nodeImportMs,
         bootRatioImage: Math.round(((image.bootMs as number) / nodeImportMs) * 100) / 100,
         bootRatioFull: Math.round(((full.bootMs as number) / nodeImportMs) * 100) / 100,
-        coldStartMs: { ftjsImage: med(cold.ftjsImage), ftjsFull: med(cold.ftjsFull), node: med(cold.node) },
-        coldStartRatio: { image: Math.round((median(cold.ftjsImage) / median(cold.node)) * 100) / 100, full: Math.round((median(cold.ftjsFull) / median(cold.node)) * 100) / 100 },
+        coldStartMs: { ftjsImage: med(cold.ftjsImage), ftjsFull: med(cold.ftjsFull), node: med(cold.node), ...(baselineCli ? { baseline: med(cold.baseline) } : {}) },
+        coldStartRatio: {
+          image: Math.round((median(cold.ftjsImage) / median(cold.node)) * 100) / 100,
+          full: Math.round((median(cold.ftjsFull) / median(cold.node)) * 100) / 100,
+          ...(baselineCli ? { baseline: Math.round((median(cold.baseline) / median(cold.node)) * 100) / 100 } : {}),
+        },
       };
       report[guest.name] = entry;
       process.stderr.write(`${guest.name} (${guest.bytes} B): ${JSON.stringify(entry)}\n`);

@@ -94,7 +94,11 @@ let prepared: Promise<{ module: WebAssembly.Module; sha256: string }> | undefine
 export function prepareEngine(): Promise<{ module: WebAssembly.Module; sha256: string }> {
   prepared ??= (async () => {
     const { bytes, sha256 } = verifiedWasm();
-    const [module] = await Promise.all([WebAssembly.compile(bytes as unknown as BufferSource), import('quickjs-emscripten-core'), import('@jitl/quickjs-wasmfile-release-sync')]);
+    const loadVariant = async () => {
+      const variant = (await import('@jitl/quickjs-wasmfile-release-sync')).default as unknown as QuickJSSyncVariant;
+      await Promise.all([variant.importFFI(), variant.importModuleLoader()]); // the emscripten glue, loaded by the first boot otherwise
+    };
+    const [module] = await Promise.all([WebAssembly.compile(bytes as unknown as BufferSource), import('quickjs-emscripten-core'), loadVariant()]);
     return { module, sha256 };
   })();
   return prepared;
