@@ -29,7 +29,8 @@ program
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
 // A command that runs a VM starts its worker now, in parallel with loading the command's modules (a
 // --max-stack-kb other than the default makes the node start another one).
-if (named && VM_COMMANDS.includes(named)) {
+const helpOnly = process.argv.includes('--help') || process.argv.includes('-h');
+if (named && VM_COMMANDS.includes(named) && !helpOnly) {
   const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/vm-host.js'), import('../hypervisor/limits.js')]);
   VmHost.prestart(DEFAULT_LIMITS);
 }
