@@ -26,7 +26,7 @@ import type { GuestSource } from './sources.js';
 import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 import type { Glue } from './glue.js';
 import { resolveModuleName } from './sources.js';
-import { applyImageMemory, BOOT_FORMAT, bootImageKey, captureMemory, defaultBootImageCache, guestImageKey, type BootImage, type BootImageCache, type BootImageUse, type BootLayout } from './boot-image.js';
+import { applyImageMemory, BOOT_FORMAT, bootImageKey, captureMemory, defaultBootImageCache, guestImageKey, nonZeroPages, type BootImage, type BootImageCache, type BootImageUse, type BootLayout } from './boot-image.js';
 import { RandomState } from './random-state.js';
 
 export interface BootConfig {
@@ -158,6 +158,8 @@ export class Vm {
   private image: BootImage | null = null;
   /** A snapshot is about to replace the memory: from the image take only where things are. */
   private layoutOnly = false;
+  /** The pages the boot's prefix wrote (kept in images: see applyImageMemory). */
+  private prefixPages: number[] = [];
   /** The pre-guest boot took no input (it came from an image, or could have been kept as one). */
   private preGuestPure = false;
   /** An image of the guest's whole boot task (its memory is `image`'s): the guest module is not evaluated. */
@@ -351,8 +353,10 @@ export class Vm {
       if (this.image.guest && !this.layoutOnly) this.position.pin(this.image.guest.seedPos);
       timings.imageMs = lap();
       this.preGuestPure = true;
+      this.prefixPages = this.image.prefixPages;
       return;
     }
+    if (this.bootImages) this.prefixPages = nonZeroPages(this.engine.memory);
     this.calibrate();
     this.randomState.locate(contextPointerOf(context), () => {
       const r = context.evalCode('Math.random()', 'ftjs:random-check.js');
@@ -381,6 +385,7 @@ export class Vm {
       layout: this.layout(),
       position: this.position.state(),
       handlerCalls: this.handlerCalls,
+      prefixPages: this.prefixPages,
       pages,
       data,
     });
@@ -435,6 +440,7 @@ export class Vm {
       layout: this.layout(),
       position: mark.position,
       handlerCalls: this.handlerCalls,
+      prefixPages: this.prefixPages,
       guest: { position: this.position.state(), seedPos: mark.pos, booted: this.booted, bootMessage: this.bootMessage, console: this.consoleLines.map((line) => ({ ...line })) },
       pages,
       data,
