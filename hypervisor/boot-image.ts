@@ -305,8 +305,9 @@ export class BootImageCache {
       const file = this.file(image.key);
       const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       try {
-        await mkdir(dir, { recursive: true });
-        await writeFile(temp, encodeImage(image));
+        // A guest's image holds what its top level keeps, its env included: for this user only.
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await writeFile(temp, encodeImage(image), { mode: 0o600 });
         await rename(temp, file);
         this.evict();
       } catch (error) {

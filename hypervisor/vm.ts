@@ -550,8 +550,9 @@ export class Vm {
     if (this.fixedClock) return BOOT_CLOCK_MS;
     const index = this.clockState.reads++;
     const timeMs = this.port.clock(index, this.position.read(), this.clockState.lastMs);
-    // The first read (the Math.random seed inside JS_NewContext) carries a random fraction; the
-    // guest's millisecond clock continues from its integer part.
+    // The first read (format 1: the Math.random seed inside JS_NewContext; format 2: the boot's clock
+    // reading in seedRandom) carries a random fraction; the guest's millisecond clock continues from its
+    // integer part.
     this.clockState.lastMs = index === 0 ? Math.floor(timeMs) : timeMs;
     return timeMs;
   }
