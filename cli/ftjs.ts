@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ftjs` command.
 
-import { Command } from 'commander';
+import type { Command } from 'commander';
 
 type Register = (program: Command) => void;
 
@@ -19,23 +19,24 @@ const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
 
 const VM_COMMANDS = ['run', 'primary', 'backup', 'replay'];
 
-const program = new Command();
-program
-  .name('ftjs')
-  .description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.')
-  .version('0.1.0')
-  .showHelpAfterError();
-
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-// A command that runs a VM starts its worker now, in parallel with loading the command's modules (a
-// --max-stack-kb other than the default makes the node start another one).
+// A command that runs a VM starts its worker first, so that the worker's start overlaps loading the
+// command's modules (a --max-stack-kb other than the default makes the node start another one).
 const helpOnly = process.argv.includes('--help') || process.argv.includes('-h');
 if (named && VM_COMMANDS.includes(named) && !helpOnly) {
   const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/vm-host.js'), import('../hypervisor/limits.js')]);
   VmHost.prestart(DEFAULT_LIMITS);
 }
 const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
-for (const [, load] of chosen.length === 1 ? chosen : COMMANDS) (await load())(program);
+const [{ Command: CommandClass }, ...registers] = await Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())]);
+
+const program = new CommandClass();
+program
+  .name('ftjs')
+  .description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.')
+  .version('0.1.0')
+  .showHelpAfterError();
+for (const register of registers) register(program);
 
 program.parseAsync(process.argv).catch((error: Error) => {
   process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);
