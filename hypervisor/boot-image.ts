@@ -21,6 +21,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ENGINE_WASM_SHA256 } from './engine.js';
 import type { VmLimits } from './limits.js';
 import type { PositionState } from './position.js';
@@ -97,13 +98,18 @@ export interface BootKeyInput {
 
 let codeHash: string | undefined;
 
-/** SHA-256 over the hypervisor code that runs the pre-guest boot (or the bundle it was built into). */
+/**
+ * SHA-256 over the hypervisor's code (every module next to this one, or the bundle it was built into):
+ * the boot sequence, the module loader and anything they call. Any change of it is a new key.
+ */
 function hypervisorCodeHash(): string {
   if (codeHash) return codeHash;
   const h = createHash('sha256');
-  const files = ['./vm.js', './engine.js', './position.js', './random-state.js', './boot-image.js'].map((f) => new URL(f, import.meta.url));
+  const dir = fileURLToPath(new URL('.', import.meta.url));
+  const own = ['vm.js', 'engine.js', 'position.js', 'random-state.js', 'boot-image.js'];
   // In a bundle these files do not exist next to this module: the bundle itself holds them.
-  for (const file of files.every((f) => existsSync(f)) ? files : [new URL(import.meta.url)]) h.update(readFileSync(file));
+  const files = own.every((f) => existsSync(path.join(dir, f))) ? readdirSync(dir).filter((f) => f.endsWith('.js')).sort().map((f) => path.join(dir, f)) : [fileURLToPath(import.meta.url)];
+  for (const file of files) h.update(`${path.basename(file)}\0`).update(readFileSync(file));
   try {
     const require = createRequire(import.meta.url);
     h.update((require('quickjs-emscripten-core/package.json') as { version: string }).version);
