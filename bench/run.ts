@@ -11,6 +11,7 @@ const benches: Array<[string, string[]]> = [
   ['snapshot-delta', ['--keys', '20480', '--rounds', '3']],
   ['join', ['--mib', '20', '--joins', '3']],
   ['replay-speed', []],
+  ['boot', ['--runs', '7']],
 ];
 let failed = 0;
 for (const [name, args] of benches) {

@@ -1,26 +1,42 @@
 #!/usr/bin/env node
 // The `ftjs` command.
 
-import { Command } from 'commander';
-import { registerReplay } from './replay.js';
-import { registerInspect } from './inspect.js';
-import { registerRun } from './run.js';
-import { registerPair } from './pair.js';
-import { registerUp } from './up.js';
-import { registerDrill } from './drill.js';
+import type { Command } from 'commander';
 
-const program = new Command();
+type Register = (program: Command) => void;
+
+// Each command's modules load only when that command runs: loading all of them (pino, ws, the node
+// roles, the replayer) cost more than a third of `ftjs run`'s cold start. Help and unknown commands
+// load every command, in this order.
+const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
+  [['run'], async () => (await import('./run.js')).registerRun],
+  [['replay'], async () => (await import('./replay.js')).registerReplay],
+  [['inspect'], async () => (await import('./inspect.js')).registerInspect],
+  [['primary', 'backup'], async () => (await import('./pair.js')).registerPair],
+  [['up'], async () => (await import('./up.js')).registerUp],
+  [['drill'], async () => (await import('./drill.js')).registerDrill],
+];
+
+const VM_COMMANDS = ['run', 'primary', 'backup', 'replay'];
+
+const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+// A command that runs a VM starts its worker first, so that the worker's start overlaps loading the
+// command's modules (a --max-stack-kb other than the default makes the node start another one).
+const helpOnly = process.argv.includes('--help') || process.argv.includes('-h');
+if (named && VM_COMMANDS.includes(named) && !helpOnly) {
+  const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/vm-host.js'), import('../hypervisor/limits.js')]);
+  VmHost.prestart(DEFAULT_LIMITS);
+}
+const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
+const [{ Command: CommandClass }, ...registers] = await Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())]);
+
+const program = new CommandClass();
 program
   .name('ftjs')
   .description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.')
   .version('0.1.0')
   .showHelpAfterError();
-registerRun(program);
-registerReplay(program);
-registerInspect(program);
-registerPair(program);
-registerUp(program);
-registerDrill(program);
+for (const register of registers) register(program);
 
 program.parseAsync(process.argv).catch((error: Error) => {
   process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);

@@ -7,13 +7,14 @@ import { DEFAULT_LIMITS, type VmLimits } from './limits.js';
 import { guestHash, sha256Hex, type GuestCode } from './sources.js';
 import { glueHash, localGlue, type Glue } from './glue.js';
 import type { BootConfig } from './vm.js';
+import { BOOT_FORMAT } from './boot-image.js';
 
 export class BootConfigError extends Error {
   override name = 'BootConfigError';
 }
 
 export function makeBootConfig(guest: GuestCode, env: Record<string, string>, limits: Partial<VmLimits> = {}, crons: string[] = []): BootConfig {
-  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue(), ...(crons.length > 0 ? { crons } : {}) };
+  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue(), bootFormat: BOOT_FORMAT, ...(crons.length > 0 ? { crons } : {}) };
 }
 
 /**
@@ -28,7 +29,7 @@ export function traceHeaderFor(config: BootConfig, node?: string, opts: { output
     engine: { name: ENGINE_NAME, version: ENGINE_VERSION, wasmSha256: engineWasmSha256() },
     guest: { entry: config.entry, sources: config.sources, hash: config.guestHash },
     // The cron schedule travels with the boot config, so a backup fires it after go-live.
-    boot: { env: config.env, limits: config.limits, glue: config.glue, ...(config.crons ? { crons: config.crons } : {}) },
+    boot: { env: config.env, limits: config.limits, glue: config.glue, ...(config.bootFormat !== undefined ? { format: config.bootFormat } : {}), ...(config.crons ? { crons: config.crons } : {}) },
     createdAt: new Date().toISOString(),
     ...(node ? { node } : {}),
   };
@@ -47,7 +48,7 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
     if (sha256Hex(source.text) !== source.sha256) throw new BootConfigError(`${where}: guest source "${source.name}" does not match its recorded hash`);
   }
   if (guestHash(header.guest.sources) !== header.guest.hash) throw new BootConfigError(`${where}: guest hash does not match its sources`);
-  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue; crons?: string[] };
+  const boot = header.boot as { env?: Record<string, string>; limits?: Partial<VmLimits>; glue?: Glue; crons?: string[]; format?: number };
   const glue = boot.glue;
   if (!glue || typeof glue.web !== 'string' || typeof glue.runtime !== 'string') throw new BootConfigError(`${where}: no hypervisor glue in the boot config (written by an older ftjs?)`);
   if (glue.lazy !== undefined && (typeof glue.lazy !== 'object' || glue.lazy === null || Object.values(glue.lazy).some((text) => typeof text !== 'string'))) {
@@ -62,5 +63,7 @@ export function bootConfigFromTrace(header: TraceHeader, where: string): BootCon
     env: boot.env ?? {},
     limits: { ...DEFAULT_LIMITS, ...(boot.limits ?? {}) },
     ...(Array.isArray(boot.crons) && boot.crons.length > 0 ? { crons: boot.crons.map(String) } : {}),
+    // Absent in traces written before boot formats: the original sequence.
+    ...(boot.format !== undefined ? { bootFormat: boot.format } : {}),
   };
 }

@@ -6,11 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSWASMModule } from 'quickjs-emscripten-core';
-import releaseSyncModule from '@jitl/quickjs-wasmfile-release-sync';
-import type { QuickJSSyncVariant } from 'quickjs-emscripten-core';
-
-const releaseSync = releaseSyncModule as unknown as QuickJSSyncVariant;
+import type { QuickJSSyncVariant, QuickJSWASMModule } from 'quickjs-emscripten-core';
 
 export const ENGINE_NAME = 'quickjs-emscripten/release-sync';
 export const ENGINE_VERSION = '0.32.0';
@@ -67,10 +63,11 @@ function classify(source: string): ImportRole | null {
 
 const REQUIRED_ROLES: ImportRole[] = ['date_now', 'localtime', 'tzset', 'environ_get', 'environ_sizes_get'];
 
-let compiled: { module: WebAssembly.Module; sha256: string } | undefined;
+let verified: { bytes: Buffer; sha256: string } | undefined;
 
-function compileOnce(): { module: WebAssembly.Module; sha256: string } {
-  if (compiled) return compiled;
+/** The pinned engine's wasm, read once and checked against its pinned hash. */
+function verifiedWasm(): { bytes: Buffer; sha256: string } {
+  if (verified) return verified;
   const require = createRequire(import.meta.url);
   const pkg = require('@jitl/quickjs-wasmfile-release-sync/package.json') as { version: string };
   if (pkg.version !== ENGINE_VERSION) {
@@ -84,12 +81,31 @@ function compileOnce(): { module: WebAssembly.Module; sha256: string } {
   if (sha256 !== ENGINE_WASM_SHA256) {
     throw new EngineError(`engine build mismatch: emscripten-module.wasm has sha256 ${sha256}, ftjs is pinned to ${ENGINE_WASM_SHA256}; reinstall with 'npm ci'`);
   }
-  compiled = { module: new WebAssembly.Module(bytes), sha256 };
-  return compiled;
+  verified = { bytes, sha256 };
+  return verified;
+}
+
+let prepared: Promise<{ module: WebAssembly.Module; sha256: string }> | undefined;
+
+/**
+ * Compiles the engine (once per thread) and loads quickjs-emscripten, in the background: a VM worker
+ * calls it as it starts, so that the compile overlaps the main thread's work before the boot request.
+ */
+export function prepareEngine(): Promise<{ module: WebAssembly.Module; sha256: string }> {
+  prepared ??= (async () => {
+    const { bytes, sha256 } = verifiedWasm();
+    const loadVariant = async () => {
+      const variant = (await import('@jitl/quickjs-wasmfile-release-sync')).default as unknown as QuickJSSyncVariant;
+      await Promise.all([variant.importFFI(), variant.importModuleLoader()]); // the emscripten glue, loaded by the first boot otherwise
+    };
+    const [module] = await Promise.all([WebAssembly.compile(bytes as unknown as BufferSource), import('quickjs-emscripten-core'), loadVariant()]);
+    return { module, sha256 };
+  })();
+  return prepared;
 }
 
 export function engineWasmSha256(): string {
-  return compileOnce().sha256;
+  return verifiedWasm().sha256;
 }
 
 /**
@@ -98,7 +114,7 @@ export function engineWasmSha256(): string {
  * after boot leaves emscripten's heap views stale).
  */
 export async function bootEngine(clock: EngineClock, initialMemoryBytes: number, maximumMemoryBytes: number): Promise<Engine> {
-  const { module: wasmModule, sha256 } = compileOnce();
+  const { module: wasmModule, sha256 } = await prepareEngine();
   if (initialMemoryBytes % WASM_PAGE_BYTES !== 0) throw new EngineError(`initial memory ${initialMemoryBytes} is not a multiple of 64 KiB`);
   // This build's malloc cannot size its blocks (no malloc_usable_size), so QuickJS's own memory
   // limit undercounts badly. The WASM memory's maximum is the limit that holds: past it the heap
@@ -106,6 +122,9 @@ export async function bootEngine(clock: EngineClock, initialMemoryBytes: number,
   const maximumPages = Math.min(WASM_MAX_PAGES, Math.ceil(Math.max(maximumMemoryBytes, initialMemoryBytes) / WASM_PAGE_BYTES));
   const memory = new WebAssembly.Memory({ initial: initialMemoryBytes / WASM_PAGE_BYTES, maximum: maximumPages });
 
+  // Loaded here, not at import: a node's main thread needs this module's constants, not the engine.
+  const { newQuickJSWASMModuleFromVariant, newVariant } = await import('quickjs-emscripten-core');
+  const releaseSync = (await import('@jitl/quickjs-wasmfile-release-sync')).default as unknown as QuickJSSyncVariant;
   const variant = newVariant(releaseSync, {
     wasmMemory: memory,
     emscriptenModule: {

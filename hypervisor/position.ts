@@ -34,6 +34,18 @@ export class Position {
     return this.counterAddress >= 0;
   }
 
+  /** Byte address of the counter in linear memory (part of a boot image's layout). */
+  get address(): number {
+    return this.counterAddress;
+  }
+
+  /** Takes the counter's address from a boot image of the same engine and glue instead of calibrating. */
+  adopt(address: number): void {
+    if (!(address > 0 && address % 4 === 0)) throw new PositionError(`interrupt counter address ${address} is not an aligned address`);
+    this.counterAddress = address;
+    this.candidates = null;
+  }
+
   private heap(): Int32Array {
     return new Int32Array(this.memory.buffer);
   }
@@ -103,6 +115,13 @@ export class Position {
       return this.counterAddress - contextPointer;
     }
     throw new PositionError('interrupt counter calibration kept wrapping; engine build mismatch?');
+  }
+
+  /** Makes read() give `pos` with the counter as it is in memory now (no polls may happen before the next restore). */
+  pin(pos: number): void {
+    if (this.counterAddress < 0) throw new PositionError('position not calibrated');
+    const counter = this.heap()[this.counterAddress >> 2]!;
+    this.basePolls = pos - (this.counterStart - counter);
   }
 
   state(): PositionState {

@@ -77,7 +77,7 @@ export class StandaloneNode {
     loop.start(bootReply);
     loop.startCrons(config.crons ?? []);
     trace?.flush();
-    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(env.clock.monoMs() - started), memoryBytes: bootReply.state.memoryBytes }, 'guest booted');
+    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(env.clock.monoMs() - started), memoryBytes: bootReply.state.memoryBytes, bootImage: bootReply.bootImage, bootTimings: bootReply.bootTimings }, 'guest booted');
 
     const node: { loop: LiveLoop } = { loop };
     const server = createFrontDoor(

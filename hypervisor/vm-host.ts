@@ -15,6 +15,12 @@ export class VmError extends Error {
   }
 }
 
+function spawnWorker(stackSizeMb: number): Worker {
+  return new Worker(new URL('./vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb }, stdout: false, stderr: false });
+}
+
+let prestarted: { worker: Worker; stackSizeMb: number } | null = null;
+
 export class VmHost {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
@@ -39,12 +45,33 @@ export class VmHost {
   }
 
   static start(limits: VmLimits): VmHost {
-    const worker = new Worker(new URL('./vm-worker.js', import.meta.url), {
-      resourceLimits: { stackSizeMb: workerStackSizeMb(limits) },
-      stdout: false,
-      stderr: false,
+    const stackSizeMb = workerStackSizeMb(limits);
+    const early = prestarted;
+    prestarted = null;
+    if (early?.stackSizeMb === stackSizeMb) {
+      early.worker.ref();
+      return new VmHost(early.worker);
+    }
+    void early?.worker.terminate();
+    return new VmHost(spawnWorker(stackSizeMb));
+  }
+
+  /**
+   * Starts a VM worker before the node knows its guest (a worker takes tens of ms to start and
+   * compiles the engine as it starts): the next start() with the same limits adopts it. It does not
+   * keep the process alive while unclaimed.
+   */
+  static prestart(limits: VmLimits): void {
+    if (prestarted) return;
+    const stackSizeMb = workerStackSizeMb(limits);
+    const worker = spawnWorker(stackSizeMb);
+    worker.unref();
+    // Until adopted, a failure to start is reported by no one; the adopting host hears of an exit.
+    worker.on('error', () => {});
+    worker.once('exit', () => {
+      if (prestarted?.worker === worker) prestarted = null;
     });
-    return new VmHost(worker);
+    prestarted = { worker, stackSizeMb };
   }
 
   private die(error: Error): void {

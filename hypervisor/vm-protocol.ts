@@ -3,7 +3,8 @@
 
 import type { Entry } from '../logging-channel/entry.js';
 import type { VmLimits } from './limits.js';
-import type { BootConfig, LiveEvent, Output, Snapshot, TaskResult } from './vm.js';
+import type { BootImageUse } from './boot-image.js';
+import type { BootConfig, BootTimings, LiveEvent, Output, Snapshot, TaskResult } from './vm.js';
 
 export type VmRequest =
   | { op: 'boot'; config: BootConfig; mode: 'live' | 'replay'; snapshot?: Snapshot }
@@ -48,6 +49,10 @@ export interface VmState {
 export interface RunReply {
   results: TaskResult[];
   state: VmState;
+  /** Boot only: whether the VM started from a boot image (hypervisor/boot-image.ts). */
+  bootImage?: BootImageUse;
+  /** Boot only: where the boot spent its time. */
+  bootTimings?: BootTimings;
 }
 
 export type VmReply =

@@ -9,7 +9,8 @@ import type { Entry } from '../logging-channel/entry.js';
 import { LivePort } from '../recorder/live-port.js';
 import { CheckpointStore } from '../replayer/checkpoints.js';
 import { ReplayPort } from '../replayer/replay-port.js';
-import { Vm, type BootConfig } from './vm.js';
+import { Vm, type BootConfig, type BootTimings } from './vm.js';
+import { prepareEngine } from './engine.js';
 import { InspectPort } from './vm-eval.js';
 import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
@@ -28,6 +29,9 @@ const port = parentPort;
  */
 const VM_THREAD_NICE_OFFSET = 10;
 if (process.platform === 'linux') setPriority(0, Math.min(19, getPriority(0) + VM_THREAD_NICE_OFFSET));
+
+// Compile the engine while the main thread is still getting ready to send the boot request.
+void prepareEngine().catch(() => {}); // a failure is reported by the boot that needs the engine
 
 let vm: Vm | null = null;
 let bootConfig: BootConfig | null = null;
@@ -85,6 +89,10 @@ function replayTasks(v: Vm, tasks: Entry[][], sliceMs = Infinity): RunReply {
   return { results, state: state(v, false) };
 }
 
+function roundedTimings(timings: BootTimings): BootTimings {
+  return Object.fromEntries(Object.entries(timings).map(([k, ms]) => [k, Math.round(ms * 10) / 10]));
+}
+
 function need(): Vm {
   if (!vm) throw new Error('VM not booted');
   return vm;
@@ -103,7 +111,7 @@ async function handle(request: VmRequest): Promise<unknown> {
       bootConfig = request.config;
       if (live && !request.snapshot) {
         const result = v.bootLive();
-        return { results: [result], state: state(v, false) } satisfies RunReply;
+        return { results: [result], state: state(v, false), bootImage: v.imageUse, bootTimings: roundedTimings(v.bootTimings) } satisfies RunReply;
       }
       return { results: [], state: state(v, false) } satisfies RunReply;
     }

@@ -33,6 +33,8 @@ import { lazyGlueSource, splitWebGlue, type Glue } from './glue.js';
 import { isSourceMapName, resolveModuleName } from './sources.js';
 import { StackMapper } from './stack-map.js';
 import { subtleHostOp } from './subtle/host-op.js';
+import { applyImageMemory, BOOT_FORMAT, bootImageKey, captureMemory, defaultBootImageCache, guestImageKey, nonZeroPages, type BootImage, type BootImageCache, type BootImageUse, type BootLayout } from './boot-image.js';
+import { RandomState } from './random-state.js';
 
 export interface BootConfig {
   entry: string;
@@ -44,6 +46,28 @@ export interface BootConfig {
   limits: VmLimits;
   /** The hypervisor's guest-side code the VM boots with (hypervisor/glue.ts). */
   glue: Glue;
+  /** The boot sequence (hypervisor/boot-image.ts BOOT_FORMAT); absent in traces written before it. */
+  bootFormat?: number;
+}
+
+export interface BootTimings {
+  /** WebAssembly instance and quickjs-emscripten module (and the engine's compile, if not done before). */
+  engineMs?: number;
+  /** Runtime, context and host function. */
+  contextMs?: number;
+  /** Position counter calibration and the Math.random state's identification. */
+  calibrateMs?: number;
+  /** The hypervisor's glue (web platform and runtime). */
+  glueMs?: number;
+  /** Copying a boot image in, instead of calibrating and evaluating the glue. */
+  imageMs?: number;
+  /** The guest module: its compile and top-level evaluation (the boot task's guest part). */
+  guestMs?: number;
+}
+
+export interface VmOptions {
+  /** Where boot images come from and go (boot format 2); null boots in full every time. Default: this thread's cache. */
+  bootImages?: BootImageCache | null;
 }
 
 export type Output =
@@ -153,6 +177,27 @@ export class Vm {
   private handlerCalls = 0;
   private engineBooted = false;
   private calibrating = false;
+  private readonly randomState: RandomState;
+  /** Boot format 2: the engine's own clock read in JS_NewContext gets a constant, not an input. */
+  private fixedClock = false;
+  /** Host calls so far: a boot that made one before the guest is not captured as an image. */
+  private hostCallCount = 0;
+  private bootImages: BootImageCache | null = null;
+  private image: BootImage | null = null;
+  /** A snapshot is about to replace the memory: from the image take only where things are. */
+  private layoutOnly = false;
+  /** The pages the boot's prefix wrote (kept in images: see applyImageMemory). */
+  private prefixPages: number[] = [];
+  /** The pre-guest boot took no input (it came from an image, or could have been kept as one). */
+  private preGuestPure = false;
+  /** An image of the guest's whole boot task (its memory is `image`'s): the guest module is not evaluated. */
+  private guestImage: BootImage | null = null;
+  /** The inputs and state when the guest's boot began, to tell whether its end state can be kept. */
+  private guestMark: { reads: number; hostCalls: number; pool: Uint8Array; offset: number; random: bigint; position: PositionState; pos: number } | null = null;
+  /** What this VM's boot did with boot images. */
+  imageUse: BootImageUse = { source: 'none' };
+  /** Where this VM's boot spent its time, in ms (diagnostics only: never reaches the guest). */
+  readonly bootTimings: BootTimings = {};
 
   // Device tables (snapshot state).
   private entropyPool: Uint8Array = EMPTY;
@@ -189,6 +234,7 @@ export class Vm {
     this.port = port;
     this.position = new Position(engine.memory);
     this.stacks = new StackMapper(config.sources);
+    this.randomState = new RandomState(engine.memory);
   }
 
   /** Maps guest stack frames to the original files (the bundle's source map); display only, never hashed. */
@@ -201,23 +247,42 @@ export class Vm {
    * Boots a VM. With `snapshot`, boots the identical sequence and then copies the snapshot's memory
    * and device tables in; the VM then continues exactly where the snapshotted one was.
    */
-  static async create(config: BootConfig, port: InputPort, snapshot?: Snapshot): Promise<Vm> {
+  static async create(config: BootConfig, port: InputPort, snapshot?: Snapshot, options: VmOptions = {}): Promise<Vm> {
     if (snapshot && snapshot.guestHash !== config.guestHash) throw new BootError('snapshot was taken of another guest');
     // Limits that bypassed the CLI's checks (programmatic use, a trace header) fail here, by name.
     assertLimits(config.limits);
     let vm: Vm | undefined;
     const maximumBytes = DEFAULT_INITIAL_MEMORY_BYTES + config.limits.memoryLimitBytes;
-    const engine = await bootEngine({ nowMs: () => vm!.readClock() }, snapshot ? snapshot.memory.byteLength : DEFAULT_INITIAL_MEMORY_BYTES, maximumBytes);
+    // Boot format 2 may start from an image of the pre-guest boot; the memory must be created at its size.
+    const images = config.bootFormat === BOOT_FORMAT ? (options.bootImages === undefined ? defaultBootImageCache() : options.bootImages) : null;
+    const guestFound = images && !snapshot ? images.get(guestImageKey(config)) : null;
+    const found = guestFound ?? images?.get(bootImageKey(config)) ?? null;
+    const initialBytes = snapshot ? snapshot.memory.byteLength : (found?.image.memoryBytes ?? DEFAULT_INITIAL_MEMORY_BYTES);
+    const engineStarted = performance.now();
+    const engine = await bootEngine({ nowMs: () => vm!.readClock() }, initialBytes, maximumBytes);
+    const engineMs = performance.now() - engineStarted;
     if (snapshot) {
       // The restore boots the identical sequence with a port that answers nothing real (every value
-      // it hands out is overwritten by the snapshot's memory), then copies the snapshot in.
+      // it hands out is overwritten by the snapshot's memory), then copies the snapshot in. With a
+      // boot image's layout the glue need not run: the snapshot's memory replaces its work anyway.
       vm = new Vm(engine, config, new NullPort());
+      vm.bootImages = images;
+      vm.image = found?.image ?? null;
+      vm.layoutOnly = vm.image !== null;
       vm.bootSequence();
       vm.restore(snapshot);
       vm.port = port;
     } else {
-      // The engine boot itself (its clock read seeds Math.random) happens inside the Boot task.
+      // The engine boot itself happens inside the Boot task (format 1: its clock read seeds Math.random).
       vm = new Vm(engine, config, port);
+      vm.bootTimings.engineMs = engineMs;
+      vm.bootImages = images;
+      vm.image = found?.image ?? null;
+      vm.guestImage = guestFound?.image ?? null;
+      if (found) vm.imageUse = { source: found.source, ...(guestFound ? { guest: guestFound.source } : {}) };
+      else if (!images) vm.imageUse = { source: 'none', reason: config.bootFormat === BOOT_FORMAT ? 'boot images disabled' : `boot format ${config.bootFormat ?? 1} has no images` };
+      const problems = images?.problems.splice(0) ?? [];
+      if (problems.length > 0) vm.imageUse.problems = problems;
     }
     return vm;
   }
@@ -246,6 +311,9 @@ export class Vm {
   // ---------------------------------------------------------------- boot
 
   private bootSequence(): void {
+    if (this.config.bootFormat !== undefined && this.config.bootFormat !== BOOT_FORMAT) {
+      throw new BootError(`boot format ${this.config.bootFormat} is not one this ftjs knows (it knows 1 and ${BOOT_FORMAT})`);
+    }
     this.engineBooted = true;
     const { module } = this.engine;
     const limits = this.config.limits;
@@ -279,6 +347,7 @@ export class Vm {
       },
     );
     runtime.setInterruptHandler(() => this.onInterrupt());
+    if (this.config.bootFormat === BOOT_FORMAT) return this.bootFormat2(runtime);
     const context = runtime.newContext();
     this.context = context;
     this.calibrate();
@@ -327,6 +396,167 @@ export class Vm {
     const usedMs = Math.min(this.lazyGrace.grantedMs, performance.now() - this.lazyGrace.startMs);
     this.lazyGraceLeftMs += this.lazyGrace.grantedMs - usedMs;
     this.lazyGrace = null;
+  }
+
+  /**
+   * Boot format 2, after the runtime is set up. Every path runs the same steps up to the host function,
+   * so that every pointer the host holds (context, global object) is the same; then either the glue
+   * runs (and the result may be kept as an image), or an image's memory is copied in, or (restoring a
+   * snapshot) only the image's layout is taken. The guest's Math.random seed comes after (seedRandom).
+   */
+  private bootFormat2(runtime: QuickJSRuntime): void {
+    // The lazy modules' code is the guest's to ask for whichever way the VM booted (image or glue).
+    this.lazyModules = splitWebGlue(this.config.glue.web).lazy;
+    const timings = this.bootTimings;
+    let mark = performance.now();
+    const lap = () => {
+      const now = performance.now();
+      const ms = now - mark;
+      mark = now;
+      return ms;
+    };
+    this.fixedClock = true;
+    try {
+      this.context = runtime.newContext();
+    } finally {
+      this.fixedClock = false;
+    }
+    const context = this.context;
+    const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
+    context.setProp(context.global, '__ftjs_host', hostFn);
+    hostFn.dispose();
+    timings.contextMs = lap();
+    if (this.image) {
+      if (!this.layoutOnly) applyImageMemory(this.engine.memory, this.image);
+      this.adoptLayout(this.image);
+      // A guest image's memory holds the counter as it is after the guest's boot: the seed is still drawn where it was.
+      if (this.image.guest && !this.layoutOnly) this.position.pin(this.image.guest.seedPos);
+      timings.imageMs = lap();
+      this.preGuestPure = true;
+      this.prefixPages = this.image.prefixPages;
+      return;
+    }
+    if (this.bootImages) this.prefixPages = nonZeroPages(this.engine.memory);
+    this.calibrate();
+    this.randomState.locate(contextPointerOf(context), () => {
+      const r = context.evalCode('Math.random()', 'ftjs:random-check.js');
+      if (r.error) {
+        r.error.dispose();
+        throw new VmFatal('Math.random() failed at boot');
+      }
+      return r.value.consume((v) => context.getNumber(v));
+    });
+    timings.calibrateMs = lap();
+    const inputsBefore = this.clockState.reads + this.hostCallCount + this.entropyPool.byteLength;
+    this.evalScript(splitWebGlue(this.config.glue.web).boot, 'ftjs:web.js').dispose();
+    this.dispatch = this.evalScript(this.config.glue.runtime, 'ftjs:runtime.js');
+    if (context.typeof(this.dispatch) !== 'function') throw new VmFatal('guest runtime did not return its dispatch function');
+    timings.glueMs = lap();
+    if (!this.bootImages) return;
+    if (this.clockState.reads + this.hostCallCount + this.entropyPool.byteLength !== inputsBefore || this.consoleLines.length > 0) {
+      this.imageUse = { ...this.imageUse, source: 'none', reason: 'the glue read the clock, drew entropy, called the host or logged while booting: no image kept' };
+      return;
+    }
+    this.preGuestPure = true;
+    const { pages, data } = captureMemory(this.engine.memory);
+    this.bootImages.put({
+      key: bootImageKey(this.config),
+      memoryBytes: this.engine.memory.buffer.byteLength,
+      layout: this.layout(),
+      position: this.position.state(),
+      handlerCalls: this.handlerCalls,
+      prefixPages: this.prefixPages,
+      pages,
+      data,
+    });
+    this.imageUse = { ...this.imageUse, source: 'captured' };
+  }
+
+  private layout(): BootLayout {
+    return {
+      contextPointer: contextPointerOf(this.context),
+      globalPointer: this.context.global.value as number,
+      dispatchPointer: this.dispatch.value as number,
+      counterAddress: this.position.address,
+      randomStateAddress: this.randomState.stateAddress,
+    };
+  }
+
+  /** The guest's boot task is about to run: what it starts from, to tell later whether it took any input. */
+  private markGuestPhase(): void {
+    this.guestMark = { reads: this.clockState.reads, hostCalls: this.hostCallCount, pool: this.entropyPool, offset: this.entropyOffset, random: this.randomState.read(), position: this.position.state(), pos: this.position.read() };
+  }
+
+  /**
+   * After the guest's boot task: keeps an image of the VM if the task took no input but the seed (so
+   * that its end state, Math.random's state aside, is the same on every boot) and did nothing but log
+   * and report that it booted.
+   */
+  private keepGuestImage(preempted: boolean): void {
+    const mark = this.guestMark;
+    this.guestMark = null;
+    if (!mark || !this.bootImages || !this.preGuestPure || this.port.divergence()) return;
+    const why = !this.booted
+      ? 'the guest did not boot'
+      : preempted
+        ? 'the boot was preempted'
+        : this.clockState.reads !== mark.reads || this.entropyPool !== mark.pool || this.entropyOffset !== mark.offset
+          ? 'the guest read the clock or drew entropy at its top level'
+          : this.randomState.read() !== mark.random
+            ? 'the guest called Math.random at its top level'
+            : this.hostCallCount !== mark.hostCalls + 1 + this.consoleLines.length || this.outputs.length > 0 || this.timers.size > 0 || this.fetches.size > 0
+              ? 'the guest set a timer or fetched at its top level'
+              : this.consoleLines.length >= this.config.limits.maxConsoleLinesPerTask
+                ? 'the guest logged more lines than a task keeps'
+                : null;
+    if (why) {
+      this.imageUse = { ...this.imageUse, guest: 'none', guestReason: why };
+      return;
+    }
+    const { pages, data } = captureMemory(this.engine.memory);
+    this.bootImages.put({
+      key: guestImageKey(this.config),
+      memoryBytes: this.engine.memory.buffer.byteLength,
+      layout: this.layout(),
+      position: mark.position,
+      handlerCalls: this.handlerCalls,
+      prefixPages: this.prefixPages,
+      guest: { position: this.position.state(), seedPos: mark.pos, booted: this.booted, bootMessage: this.bootMessage, console: this.consoleLines.map((line) => ({ ...line })) },
+      pages,
+      data,
+    });
+    this.imageUse = { ...this.imageUse, guest: 'captured' };
+  }
+
+  /** The guest's boot task from an image of its end: its memory is in, the seed written; the rest is host-side. */
+  private finishBootFromImage(image: BootImage): void {
+    const guest = image.guest!;
+    this.position.restore(guest.position);
+    this.booted = guest.booted;
+    this.bootMessage = guest.bootMessage;
+    for (const line of guest.console) this.consoleLines.push({ ...line });
+  }
+
+  /** Takes the pointers and positions of an image's boot; the prefix must have put the host's own pointers where the image has them. */
+  private adoptLayout(image: BootImage): void {
+    const layout = image.layout;
+    const context = this.context;
+    if (contextPointerOf(context) !== layout.contextPointer || context.global.value !== layout.globalPointer) {
+      throw new VmFatal(`boot image does not fit this boot: context ${contextPointerOf(context)}/${layout.contextPointer}, global ${String(context.global.value)}/${layout.globalPointer}`);
+    }
+    this.position.adopt(layout.counterAddress);
+    this.position.restore(image.position);
+    this.handlerCalls = image.handlerCalls;
+    this.randomState.adopt(layout.randomStateAddress);
+    const memory = (context as unknown as { memory?: { heapValueHandle?: (ptr: number) => QuickJSHandle } }).memory;
+    if (typeof memory?.heapValueHandle !== 'function') throw new VmFatal('quickjs-emscripten has no heapValueHandle: cannot boot from an image with this version');
+    this.dispatch = memory.heapValueHandle(layout.dispatchPointer);
+  }
+
+  /** Boot format 2: Math.random's seed, from the entropy input, after the boot's clock reading (which starts the guest's clock). */
+  private seedRandom(): void {
+    this.readClock();
+    this.randomState.seed(this.drawEntropy(8));
   }
 
   private evalScript(code: string, filename: string): QuickJSHandle {
@@ -397,10 +627,12 @@ export class Vm {
   }
 
   private readClock(): number {
+    if (this.fixedClock) return BOOT_CLOCK_MS;
     const index = this.clockState.reads++;
     const timeMs = this.port.clock(index, this.position.read(), this.clockState.lastMs);
-    // The first read (the Math.random seed inside JS_NewContext) carries a random fraction; the
-    // guest's millisecond clock continues from its integer part.
+    // The first read (format 1: the Math.random seed inside JS_NewContext; format 2: the boot's clock
+    // reading in seedRandom) carries a random fraction; the guest's millisecond clock continues from its
+    // integer part.
     this.clockState.lastMs = index === 0 ? Math.floor(timeMs) : timeMs;
     return timeMs;
   }
@@ -408,6 +640,7 @@ export class Vm {
   // ---------------------------------------------------------------- host calls
 
   private onHostCall(args: QuickJSHandle[]): QuickJSHandle | undefined {
+    this.hostCallCount++;
     const c = this.context;
     const op = c.getNumber(args[0]!);
     switch (op) {
@@ -651,6 +884,7 @@ export class Vm {
     this.port.beginTask(recorded ? recorded.slice(1) : null);
     let owner = 0;
     let requestId = 0;
+    let guestStarted = 0;
     try {
       switch (decoded.kind) {
         case Kind.Request: {
@@ -705,6 +939,13 @@ export class Vm {
           this.bootSequence();
           this.inTask = true;
           this.port.restartBudget?.();
+          if (this.config.bootFormat === BOOT_FORMAT) this.seedRandom();
+          guestStarted = performance.now();
+          if (this.guestImage) {
+            this.finishBootFromImage(this.guestImage);
+            break;
+          }
+          if (this.config.bootFormat === BOOT_FORMAT) this.markGuestPhase();
           this.deliver(
             GuestEvent.Boot,
             0,
@@ -760,6 +1001,10 @@ export class Vm {
       }
     } else {
       this.entries.push({ kind: Kind.TaskEnd, pos, payload: encodeTaskEnd({ outputCount, hash }) });
+    }
+    if (decoded.kind === Kind.Boot) {
+      this.bootTimings.guestMs = performance.now() - guestStarted;
+      this.keepGuestImage(preempted);
     }
     if (decoded.kind === Kind.Boot && !this.booted && !this.port.divergence()) {
       throw new BootError(this.bootMessage ? this.stacks.mapText(this.bootMessage) : `the guest module "${this.config.entry}" did not finish evaluating in its boot task (top-level await on something that never settles?)`);
@@ -977,6 +1222,12 @@ export class Vm {
 }
 
 const INTERRUPT_SCAN_ITERATIONS = 20_000;
+/** Boot format 2: what the engine's clock read inside JS_NewContext returns (the real seed comes after the glue). */
+const BOOT_CLOCK_MS = 0;
+
+function contextPointerOf(context: QuickJSContext): number {
+  return (context as unknown as { ctx: { value: number } }).ctx.value;
+}
 
 type StartEvent =
   | { kind: typeof Kind.Request; event: RequestEvent }

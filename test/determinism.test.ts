@@ -93,8 +93,8 @@ describe.each(Object.keys(workloads))('%s', (name) => {
     // waits on its client, the replays are CPU, so the two share the machine well.
     const [, second] = await Promise.all([replayFirst(), record(name, workload, 'b')]);
 
-    // It differs: every app reads the clock (boot seeds Math.random from it, performance.timeOrigin
-    // takes it), so the recorded readings differ run to run, and with them the VM's final state.
+    // It differs: every boot reads the clock and draws Math.random's seed from the entropy input, so the
+    // recorded inputs differ run to run, and with them the VM's final state.
     const clockA = await recordedInputs(first.trace, Kind.Clock);
     const clockB = await recordedInputs(second.trace, Kind.Clock);
     expect(clockA.length).toBeGreaterThan(0);

@@ -226,17 +226,23 @@
   }
 
   // ---------- time ----------
-  // Date.now() reads the engine clock import, which the hypervisor feeds from the input port.
-  const timeOrigin = Date.now();
+  // Date.now() reads the engine clock import, which the hypervisor feeds from the input port. The
+  // origin is the guest's clock when it first asks for it, not when this glue or the guest's top level
+  // evaluates: a boot that reads no input can start from an image (hypervisor/boot-image.ts).
+  let timeOrigin = -1;
+  const origin = () => (timeOrigin < 0 ? (timeOrigin = Date.now()) : timeOrigin);
   const performance = {
-    timeOrigin,
+    get timeOrigin() {
+      return origin();
+    },
     now: function now() {
-      return Date.now() - timeOrigin;
+      const from = origin();
+      return Date.now() - from;
     },
     mark() {},
     measure() {},
     toJSON() {
-      return { timeOrigin };
+      return { timeOrigin: origin() };
     },
   };
   define('performance', performance);

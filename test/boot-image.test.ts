@@ -1,0 +1,262 @@
+// Boot images (hypervisor/boot-image.ts): a VM booted from an image of the pre-guest boot must be bit
+// for bit the VM a full boot builds. Checked by state hashes and positions after every task, between
+// VMs booted with and without images, live and in replay, from memory and from disk; a trace recorded
+// with images replays on a VM without them, and the reverse. Math.random still differs per boot.
+
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, test } from 'vitest';
+import { BootImageCache, BOOT_FORMAT } from '../dist/hypervisor/boot-image.js';
+import { makeBootConfig } from '../dist/hypervisor/boot-config.js';
+import { glueHash } from '../dist/hypervisor/glue.js';
+import { loadGuest } from '../dist/hypervisor/sources.js';
+import { Vm, type BootConfig, type LiveEvent, type TaskResult } from '../dist/hypervisor/vm.js';
+import type { Entry } from '../dist/logging-channel/entry.js';
+import { Log } from '../dist/recorder/log.js';
+import { LivePort } from '../dist/recorder/live-port.js';
+import { ReplayPort } from '../dist/replayer/replay-port.js';
+import { replayJson, ROOT, runSteps, startRun, tempDir, waitFor } from './helpers.js';
+
+const request = (method: string, url: string, body = ''): LiveEvent => ({ kind: 'request', method, url: `http://vm${url}`, headers: [], body: new TextEncoder().encode(body) });
+const RANDOM_EVENTS = [request('GET', '/roll?n=5'), request('GET', '/uuid?n=3'), request('GET', '/now'), request('POST', '/shuffle', '[1,2,3,4,5,6,7,8]'), request('GET', '/state')];
+const KV_EVENTS = [request('PUT', '/kv/a', 'one'), request('PUT', '/kv/b', 'two'), request('GET', '/kv'), request('DELETE', '/kv/a'), request('GET', '/kv/b')];
+
+const configOf = (app: string): BootConfig => makeBootConfig(loadGuest(path.join(ROOT, 'guest-apps', app)), {});
+const body = (r: TaskResult) => r.outputs.map((o) => Buffer.from(o.body).toString());
+
+interface Step {
+  pos: number;
+  stateHash: string;
+}
+
+interface Recording {
+  tasks: Entry[][];
+  steps: Step[];
+  results: TaskResult[];
+  vm: Vm;
+}
+
+/** Runs the boot task and `events` live, keeping the log split into tasks and the state after each. */
+async function record(config: BootConfig, events: LiveEvent[], bootImages: BootImageCache | null): Promise<Recording> {
+  const log = new Log();
+  // eslint-disable-next-line prefer-const
+  let vm: Vm;
+  const port = new LivePort({ push: (e) => vm.sink.push(e) }, { taskBudgetMs: 10_000 });
+  vm = await Vm.create(config, port, undefined, { bootImages });
+  const tasks: Entry[][] = [];
+  const steps: Step[] = [];
+  const results: TaskResult[] = [];
+  for (const run of [() => vm.bootLive(), ...events.map((e) => () => vm.runLive(e))]) {
+    const result = run();
+    expect(result.divergence).toBeNull();
+    tasks.push(log.append(result.entries));
+    results.push(result);
+    steps.push({ pos: vm.pos, stateHash: vm.stateHash() });
+  }
+  return { tasks, steps, results, vm };
+}
+
+async function replay(config: BootConfig, tasks: Entry[][], bootImages: BootImageCache | null): Promise<{ steps: Step[]; vm: Vm }> {
+  const vm = await Vm.create(config, new ReplayPort(), undefined, { bootImages });
+  const steps: Step[] = [];
+  for (const task of tasks) {
+    const result = vm.replay(task);
+    expect(result.divergence).toBeNull();
+    steps.push({ pos: vm.pos, stateHash: vm.stateHash() });
+  }
+  return { steps, vm };
+}
+
+test.each([
+  ['random.js', RANDOM_EVENTS],
+  ['kv.js', KV_EVENTS],
+])('%s: VMs booted from an image and in full reach the same state hash and position after every task', async (app, events) => {
+  const config = configOf(app);
+  expect(config.bootFormat).toBe(BOOT_FORMAT);
+  const images = new BootImageCache({ dir: null });
+
+  // Recorded without images; replayed from an image (kept by the first replay's full boot) and in full.
+  const plain = await record(config, events, null);
+  expect(plain.vm.imageUse.source).toBe('none');
+  const capturing = await replay(config, plain.tasks, images);
+  const fromImage = await replay(config, plain.tasks, images);
+  const full = await replay(config, plain.tasks, null);
+  expect(capturing.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
+  // The guest's boot task itself comes from the image: its module is not even compiled.
+  expect(fromImage.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+  expect(capturing.steps).toEqual(plain.steps);
+  expect(fromImage.steps).toEqual(plain.steps);
+  expect(full.steps).toEqual(plain.steps);
+
+  // Recorded with an image; replayed on a VM without images.
+  const imaged = await record(config, events, images);
+  expect(imaged.vm.imageUse.source).toBe('memory');
+  const check = await replay(config, imaged.tasks, null);
+  expect(check.steps).toEqual(imaged.steps);
+  expect(imaged.results.map(body).length).toBe(events.length + 1);
+});
+
+test('an image does not fix Math.random or the entropy: each boot from it draws its own seed', async () => {
+  const config = configOf('random.js');
+  const images = new BootImageCache({ dir: null });
+  await record(config, [], images); // keeps the image
+  const rolls = async () => {
+    const r = await record(config, [request('GET', '/roll?n=8'), request('GET', '/uuid?n=2')], images);
+    expect(r.vm.imageUse.source).toBe('memory');
+    return r.results.slice(1).map(body);
+  };
+  const [a, b] = [await rolls(), await rolls()];
+  expect(a[0]).not.toEqual(b[0]);
+  expect(a[1]).not.toEqual(b[1]);
+});
+
+test('a guest that calls Math.random at its top level is not kept as an image: every boot gets its own numbers', async () => {
+  const dir = tempDir('ftjs-guest-');
+  writeFileSync(path.join(dir, 'id.js'), 'const id = Math.random();\nexport default { fetch() { return new Response(String(id)); } };\n');
+  const config = makeBootConfig(loadGuest(path.join(dir, 'id.js')), {});
+  const images = new BootImageCache({ dir: null });
+  const ids = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await record(config, [request('GET', '/')], images);
+    expect(r.vm.imageUse.guest).toBe('none');
+    expect(r.vm.imageUse.guestReason).toMatch(/Math.random/);
+    ids.push(body(r.results[1]!)[0]);
+    const check = await replay(config, r.tasks, null);
+    expect(check.steps).toEqual(r.steps);
+  }
+  expect(ids[0]).not.toBe(ids[1]);
+});
+
+test('an image file is reused by another cache on the same directory, verified, and a corrupt one is dropped', async () => {
+  const dir = tempDir('ftjs-images-');
+  const config = configOf('kv.js');
+  const writer = new BootImageCache({ dir });
+  const first = await record(config, KV_EVENTS, writer);
+  expect(first.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
+  await writer.flush();
+  expect(writer.problems).toEqual([]);
+  // One image of the pre-guest boot (any guest), one of the guest's boot task.
+  const files = readdirSync(dir).filter((f) => f.endsWith('.img'));
+  expect(files.length).toBe(2);
+
+  // A fresh cache (as in a new process) boots from the file and replays the recording exactly.
+  const reader = new BootImageCache({ dir });
+  const fromDisk = await replay(config, first.tasks, reader);
+  expect(fromDisk.vm.imageUse).toMatchObject({ source: 'disk', guest: 'disk' });
+  expect(fromDisk.steps).toEqual(first.steps);
+
+  // One flipped byte in the page data of each: the files fail their checksums, are removed, and the boot is a full one.
+  for (const name of files) {
+    const file = path.join(dir, name);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 100] ^= 0xff;
+    writeFileSync(file, bytes);
+  }
+  const third = new BootImageCache({ dir });
+  const rebooted = await replay(config, first.tasks, third);
+  expect(rebooted.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
+  expect(rebooted.vm.imageUse.problems?.join('\n')).toMatch(/checksum mismatch/);
+  expect(rebooted.steps).toEqual(first.steps);
+  await third.flush();
+});
+
+test('a snapshot restored through an image layout (no glue evaluation) continues like the original', async () => {
+  const config = configOf('random.js');
+  const images = new BootImageCache({ dir: null });
+  const original = await record(config, RANDOM_EVENTS, images);
+  const snapshot = original.vm.snapshot();
+  const after = [request('GET', '/roll?n=3'), request('GET', '/bytes?n=40'), request('GET', '/state')];
+  const log = new Log();
+  log.append(original.tasks.flat().map(({ kind, pos, payload }) => ({ kind, pos, payload })));
+  const tail: Entry[][] = [];
+  for (const event of after) tail.push(log.append(original.vm.runLive(event).entries));
+  const finalHash = original.vm.stateHash();
+
+  for (const bootImages of [images, null]) {
+    const restored = await Vm.create(config, new ReplayPort(), snapshot, { bootImages });
+    expect(restored.stateHash()).toBe(original.steps.at(-1)!.stateHash);
+    for (const task of tail) expect(restored.replay(task).divergence).toBeNull();
+    expect(restored.stateHash()).toBe(finalHash);
+  }
+});
+
+test('a glue that reads the clock while booting is booted in full and no image is kept', async () => {
+  const base = configOf('kv.js');
+  const web = `${base.glue.web}\nglobalThis.__bootTime = Date.now(); delete globalThis.__bootTime;\n`;
+  const config: BootConfig = { ...base, glue: { web, runtime: base.glue.runtime, sha256: glueHash(web, base.glue.runtime) } };
+  const images = new BootImageCache({ dir: null });
+  const first = await record(config, KV_EVENTS, images);
+  expect(first.vm.imageUse.source).toBe('none');
+  expect(first.vm.imageUse.reason).toMatch(/read the clock/);
+  expect(first.vm.imageUse.guest).toBeUndefined();
+  const again = await replay(config, first.tasks, images);
+  expect(again.vm.imageUse.source).toBe('none');
+  expect(again.steps).toEqual(first.steps);
+});
+
+test('a guest whose top level reads the clock boots from the glue image only, and replays exactly', async () => {
+  const dir = tempDir('ftjs-guest-');
+  writeFileSync(path.join(dir, 'clock.js'), "const bootedAt = Date.now();\nexport default { fetch() { return new Response(String(Date.now() - bootedAt)); } };\n");
+  const config = makeBootConfig(loadGuest(path.join(dir, 'clock.js')), {});
+  const images = new BootImageCache({ dir: null });
+  const first = await record(config, [request('GET', '/')], images);
+  expect(first.vm.imageUse).toMatchObject({ source: 'captured', guest: 'none' });
+  expect(first.vm.imageUse.guestReason).toMatch(/read the clock/);
+  const again = await replay(config, first.tasks, images);
+  expect(again.vm.imageUse).toMatchObject({ source: 'memory', guest: 'none' });
+  expect(again.steps).toEqual(first.steps);
+  const full = await replay(config, first.tasks, null);
+  expect(full.steps).toEqual(first.steps);
+});
+
+test('a boot config without a boot format (older traces) boots the original sequence and replays', async () => {
+  const { bootFormat: _format, ...legacy } = configOf('random.js');
+  const images = new BootImageCache({ dir: null });
+  const recorded = await record(legacy, RANDOM_EVENTS, images);
+  expect(recorded.vm.imageUse.source).toBe('none');
+  const replayed = await replay(legacy, recorded.tasks, images);
+  expect(replayed.steps).toEqual(recorded.steps);
+  // The original sequence reads the clock inside JS_NewContext, before the position is calibrated.
+  expect(recorded.tasks[0]![1]).toMatchObject({ kind: 4, pos: 0 });
+});
+
+test('ftjs run booted from disk images records a trace that a process without images replays bit for bit', async () => {
+  const cache = tempDir('ftjs-cache-');
+  const trace = path.join(tempDir(), 'kv.trace');
+  const withImages = { FTJS_BOOT_CACHE_DIR: cache };
+  // The first run keeps the images; the second boots from them and records.
+  const warm = await startRun('guest-apps/kv.js', { processEnv: withImages });
+  expect((await warm.waitForLog((l) => l.msg === 'guest booted', 'boot')).bootImage).toMatchObject({ source: 'captured', guest: 'captured' });
+  // The worker writes its images in the background; a node stopped sooner leaves none (or a temp file).
+  await waitFor(() => readdirSync(cache).filter((f) => f.endsWith('.img')).length === 2, 'both images on disk');
+  await warm.stop();
+  const node = await startRun('guest-apps/kv.js', { record: trace, processEnv: withImages });
+  try {
+    expect((await node.waitForLog((l) => l.msg === 'guest booted', 'boot')).bootImage).toMatchObject({ source: 'disk', guest: 'disk' });
+    await runSteps(node.url, [{ method: 'PUT', path: '/kv/a', body: '1' }, { method: 'GET', path: '/kv/a' }, { method: 'GET', path: '/kv' }]);
+  } finally {
+    await node.stop();
+  }
+  const replayed = await replayJson(trace, { FTJS_BOOT_CACHE_DIR: 'off' });
+  expect(replayed.code).toBe(0);
+  expect(replayed.summary.divergence).toBeNull();
+  expect(replayed.summary.stateHashesVerified).toBe(1);
+});
+
+test('a Hono bundle boots from its images and serves what a full boot serves', async () => {
+  const { build } = await import('esbuild');
+  const dir = tempDir('ftjs-hono-');
+  const source = "import { Hono } from 'hono';\nimport { cors } from 'hono/cors';\nconst app = new Hono();\napp.use('*', cors());\napp.get('/', (c) => c.json({ hello: 'world' }));\napp.get('/p/:x', (c) => c.text('p=' + c.req.param('x')));\nexport default app;\n";
+  await build({ stdin: { contents: source, resolveDir: ROOT, loader: 'js' }, bundle: true, format: 'esm', platform: 'neutral', conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], minifyWhitespace: true, outfile: path.join(dir, 'app.js'), logLevel: 'error' });
+  const config = makeBootConfig(loadGuest(path.join(dir, 'app.js')), {});
+  const events = [request('GET', '/'), request('GET', '/p/42'), request('OPTIONS', '/p/1')];
+  const images = new BootImageCache({ dir: null });
+  const full = await record(config, events, null);
+  await replay(config, full.tasks, images); // keeps the images
+  const fromImages = await record(config, events, images);
+  expect(fromImages.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+  expect(fromImages.results.map(body)).toEqual(full.results.map(body));
+  expect(body(fromImages.results[1]!)).toEqual(['{"hello":"world"}']);
+  const check = await replay(config, fromImages.tasks, null);
+  expect(check.steps).toEqual(fromImages.steps);
+});
