@@ -8,7 +8,7 @@ import path from 'node:path';
 import { expect, test } from 'vitest';
 import { BootImageCache, BOOT_FORMAT } from '../dist/hypervisor/boot-image.js';
 import { makeBootConfig } from '../dist/hypervisor/boot-config.js';
-import { glueHash } from '../dist/hypervisor/glue.js';
+import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/glue.js';
 import { loadGuest } from '../dist/hypervisor/sources.js';
 import { Vm, type BootConfig, type LiveEvent, type TaskResult } from '../dist/hypervisor/vm.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
@@ -182,8 +182,10 @@ test('a snapshot restored through an image layout (no glue evaluation) continues
 
 test('a glue that reads the clock while booting is booted in full and no image is kept', async () => {
   const base = configOf('kv.js');
-  const web = `${base.glue.web}\nglobalThis.__bootTime = Date.now(); delete globalThis.__bootTime;\n`;
-  const config: BootConfig = { ...base, glue: { web, runtime: base.glue.runtime, sha256: glueHash(web, base.glue.runtime) } };
+  // The clock read goes at the end of the boot script, before the lazy modules that follow the marker.
+  const web = base.glue.web.replace(LAZY_MODULES_MARKER, `\nglobalThis.__bootTime = Date.now(); delete globalThis.__bootTime;\n${LAZY_MODULES_MARKER}`);
+  expect(web).not.toBe(base.glue.web);
+  const config: BootConfig = { ...base, glue: { ...base.glue, web, sha256: glueHash(web, base.glue.runtime, base.glue.lazy) } };
   const images = new BootImageCache({ dir: null });
   const first = await record(config, KV_EVENTS, images);
   expect(first.vm.imageUse.source).toBe('none');
