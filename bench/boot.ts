@@ -68,11 +68,11 @@ interface Guest {
 async function childVmPhases(file: string, images: boolean): Promise<void> {
   const t0 = performance.now();
   const [{ Vm }, { LivePort }, { makeBootConfig }, { loadGuest }, { defaultBootImageCache }] = await Promise.all([
-    import('../hypervisor/vm.js'),
+    import('../hypervisor/vm/vm.js'),
     import('../recorder/live-port.js'),
-    import('../hypervisor/boot-config.js'),
-    import('../hypervisor/sources.js'),
-    import('../hypervisor/boot-image.js'),
+    import('../hypervisor/vm/boot-config.js'),
+    import('../hypervisor/vm/sources.js'),
+    import('../hypervisor/vm/boot-image.js'),
   ]);
   const importMs = performance.now() - t0;
   const config = makeBootConfig(loadGuest(file), {});
@@ -107,7 +107,7 @@ async function childNodeImport(file: string): Promise<void> {
 /** A VM worker from spawn to its first reply (thread start, its modules, the engine compile begun). */
 async function childWorkerStart(): Promise<void> {
   const t0 = performance.now();
-  const worker = new Worker(new URL('../hypervisor/vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb: 16 } });
+  const worker = new Worker(new URL('../hypervisor/worker/vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb: 16 } });
   let onlineMs = 0;
   worker.once('online', () => (onlineMs = performance.now() - t0));
   await new Promise<void>((resolve) => {

@@ -1,4 +1,4 @@
-// Durable checkpoints, in process: a real primary node (hypervisor/primary.ts) serving kv.js filled
+// Durable checkpoints, in process: a real primary node (hypervisor/node/primary.ts) serving kv.js filled
 // with ~20 MiB of values, taking checkpoints on demand. Prints (JSON) the primary's pause while the
 // snapshot is taken (admission stopped -> resumed), the checkpoint write time (compress + hash + write
 // + fsync + rename, off the hot path), the file size, what clients saw meanwhile (request latency with
@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import pino from 'pino';
-import { makeBootConfig } from '../hypervisor/boot-config.js';
-import { listCheckpoints, readCheckpoint } from '../hypervisor/checkpoint.js';
-import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
-import { DEFAULT_PAIR_SETTINGS } from '../hypervisor/pair.js';
-import { PrimaryNode, type CheckpointStats } from '../hypervisor/primary.js';
-import { loadGuest } from '../hypervisor/sources.js';
-import { VmHost } from '../hypervisor/vm-host.js';
+import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { listCheckpoints, readCheckpoint } from '../hypervisor/node/checkpoint.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
+import { DEFAULT_PAIR_SETTINGS } from '../hypervisor/node/pair.js';
+import { PrimaryNode, type CheckpointStats } from '../hypervisor/node/primary.js';
+import { loadGuest } from '../hypervisor/vm/sources.js';
+import { VmHost } from '../hypervisor/worker/vm-host.js';
 import { argNumber, median, percentile, projectPath } from './util.js';
 
 const keys = argNumber('--keys', 20_000);

@@ -18,12 +18,12 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { BootConfigError } from '../hypervisor/boot-config.js';
-import { CheckpointError, readCheckpoint, type LoadedCheckpoint } from '../hypervisor/checkpoint.js';
+import { BootConfigError } from '../hypervisor/vm/boot-config.js';
+import { CheckpointError, readCheckpoint, type LoadedCheckpoint } from '../hypervisor/node/checkpoint.js';
 import { kindName } from '../logging-channel/entry.js';
 import { readTrace, TraceError, type TraceContents } from '../logging-channel/trace-file.js';
 import { MalformedLogError } from '../replayer/task-assembler.js';
-import { ReplayNotReproducibleError, ReplaySession } from '../replayer/session.js';
+import { ReplayNotReproducibleError, ReplaySession } from '../replayer/offline/session.js';
 import { argNumber, projectPath, spawnFtjs } from './util.js';
 
 /** A case that takes longer than this is a hang. */

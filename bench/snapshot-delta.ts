@@ -13,12 +13,12 @@
 //   npm run build && node dist/bench/snapshot-delta.js [--keys 20480] [--value-bytes 1024] [--rounds 3]
 
 import { createHash } from 'node:crypto';
-import { makeBootConfig } from '../hypervisor/boot-config.js';
-import { changedPagesByCompare, changedPagesOfHashes, memoryDigest, pageHashes, PAGE_BYTES } from '../hypervisor/page-delta.js';
-import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf, type SnapshotBase } from '../hypervisor/snapshot-wire.js';
-import { loadGuest } from '../hypervisor/sources.js';
-import { VmHost } from '../hypervisor/vm-host.js';
-import type { LiveEvent, Snapshot } from '../hypervisor/vm.js';
+import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { changedPagesByCompare, changedPagesOfHashes, memoryDigest, pageHashes, PAGE_BYTES } from '../hypervisor/vm/page-delta.js';
+import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf, type SnapshotBase } from '../hypervisor/vm/snapshot-wire.js';
+import { loadGuest } from '../hypervisor/vm/sources.js';
+import { VmHost } from '../hypervisor/worker/vm-host.js';
+import type { LiveEvent, Snapshot } from '../hypervisor/vm/vm.js';
 import { argNumber, median, projectPath } from './util.js';
 
 const keys = argNumber('--keys', 20_480);

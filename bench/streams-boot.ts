@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
-import { splitWebGlue } from '../hypervisor/glue.js';
-import { BUILT_WEB_GLUE } from '../hypervisor/glue-build.js';
+import { splitWebGlue } from '../hypervisor/vm/glue.js';
+import { BUILT_WEB_GLUE } from '../hypervisor/vm/glue-build.js';
 
 const OP_LAZY_MODULE = 8;
 const runs = Number(process.argv[2] ?? 25);

@@ -24,7 +24,7 @@ const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
 // command's modules (a --max-stack-kb other than the default makes the node start another one).
 const helpOnly = process.argv.includes('--help') || process.argv.includes('-h');
 if (named && VM_COMMANDS.includes(named) && !helpOnly) {
-  const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/vm-host.js'), import('../hypervisor/limits.js')]);
+  const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/worker/vm-host.js'), import('../hypervisor/vm/limits.js')]);
   VmHost.prestart(DEFAULT_LIMITS);
 }
 const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));

@@ -2,7 +2,7 @@
 // --no-bundle, the ES modules as they are. Runs once, at boot, in the CLI process.
 
 import type { Logger } from 'pino';
-import { loadGuest, type GuestCode } from '../hypervisor/sources.js';
+import { loadGuest, type GuestCode } from '../hypervisor/vm/sources.js';
 
 export interface GuestFlags {
   /** false with --no-bundle. */
@@ -11,7 +11,7 @@ export interface GuestFlags {
 
 export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Logger): Promise<GuestCode> {
   // Loaded here, not at the top: commands that never bundle (replay, inspect) do not pay for esbuild.
-  const { bundleGuest, checkModuleSyntax, stopBundler } = await import('../hypervisor/bundle.js');
+  const { bundleGuest, checkModuleSyntax, stopBundler } = await import('../hypervisor/vm/bundle.js');
   if (flags.bundle === false) {
     const code = loadGuest(entry, { checkSyntax: checkModuleSyntax });
     logger?.info({ guest: code.entry, modules: code.sources.length }, `loaded ${entry} unbundled (--no-bundle)`);

@@ -3,8 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { TraceError } from '../logging-channel/trace-file.js';
-import { formatInspectReport, inspectTrace } from '../replayer/inspect.js';
-import { renderInspectHtml } from '../replayer/inspect-html.js';
+import { formatInspectReport, inspectTrace } from '../replayer/offline/inspect.js';
+import { renderInspectHtml } from '../replayer/offline/inspect-html.js';
 import { positiveInt } from './options.js';
 import { EXIT_BAD_TRACE } from './replay.js';
 

@@ -1,12 +1,12 @@
 // Flags shared by the commands that boot a VM: limits, env, logging. Each limit has a name, a default
-// (hypervisor/limits.ts and friends) and a flag here.
+// (hypervisor/vm/limits.ts and friends) and a flag here.
 
 import { InvalidArgumentError, type Command } from 'commander';
-import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, type VmLimits } from '../hypervisor/limits.js';
-import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
-import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/front-door.js';
+import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, type VmLimits } from '../hypervisor/vm/limits.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
+import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/node/front-door.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES, MAX_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
-import { CronError, parseCron } from '../hypervisor/cron.js';
+import { CronError, parseCron } from '../hypervisor/node/cron.js';
 
 export function positiveInt(name: string) {
   return (value: string): number => {
@@ -31,7 +31,7 @@ export function heartbeatTimeoutFor(heartbeatMs: number, heartbeatTimeoutMs: num
   return timeoutMs;
 }
 
-/** `--max-stack-kb`: bounded by the engine's own stack (hypervisor/limits.ts); past it the VM cannot boot. */
+/** `--max-stack-kb`: bounded by the engine's own stack (hypervisor/vm/limits.ts); past it the VM cannot boot. */
 function maxStackKb(value: string): number {
   const kb = positiveInt('--max-stack-kb')(value);
   if (kb > MAX_STACK_KB_LIMIT) throw new InvalidArgumentError(`--max-stack-kb must be at most ${MAX_STACK_KB_LIMIT}: ${MAX_STACK_WHY} (got ${kb})`);

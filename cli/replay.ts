@@ -3,11 +3,11 @@
 
 import { InvalidArgumentError, type Command } from 'commander';
 import { TraceError } from '../logging-channel/trace-file.js';
-import { BootConfigError } from '../hypervisor/boot-config.js';
+import { BootConfigError } from '../hypervisor/vm/boot-config.js';
 import { MalformedLogError as BadTraceError } from '../replayer/task-assembler.js';
-import { runDebugger } from '../replayer/debugger.js';
+import { runDebugger } from '../replayer/offline/debugger.js';
 import { formatDivergenceReport } from '../replayer/divergence.js';
-import { DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_MAX_CHECKPOINTS, ReplayNotReproducibleError, ReplaySession, type ReplaySummary } from '../replayer/session.js';
+import { DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_MAX_CHECKPOINTS, ReplayNotReproducibleError, ReplaySession, type ReplaySummary } from '../replayer/offline/session.js';
 import { ProgressBar } from './progress.js';
 import { positiveInt } from './options.js';
 
@@ -129,7 +129,7 @@ export function registerReplay(program: Command): void {
           const info = await s.info();
           if (json) out(JSON.stringify({ type: 'debug', command: 'until', outcome, seq: info.seq, atEnd: info.atEnd, info }));
           else {
-            const { describePoint } = await import('../replayer/debugger.js');
+            const { describePoint } = await import('../replayer/offline/debugger.js');
             out(`${describePoint(info)}${interactive ? "   ('help' lists the commands)" : ''}`);
           }
           if (outcome === 'end') printSummary(await s.summary());

@@ -1,10 +1,10 @@
 // `ftjs run`: serve a guest unreplicated, optionally recording a trace.
 
 import type { Command } from 'commander';
-import { makeBootConfig } from '../hypervisor/boot-config.js';
+import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
 import { prepareGuest, type GuestFlags } from './guest.js';
-import { StandaloneNode } from '../hypervisor/standalone.js';
-import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/live-loop.js';
+import { StandaloneNode } from '../hypervisor/node/standalone.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
 import { createLogger } from './logger.js';
 import { addBundleOption, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { freePort } from './child.js';
 import { createLogger } from './logger.js';
-import { DEFAULT_HEARTBEAT_MS } from '../hypervisor/pair.js';
+import { DEFAULT_HEARTBEAT_MS } from '../hypervisor/node/pair.js';
 import { addBundleOption, addCronOption, heartbeatTimeoutFor, port, positiveInt } from './options.js';
 import { Router } from './router.js';
 

@@ -252,11 +252,11 @@ export function expectMessage(msg: ControlObject, t: 'hello' | 'auth' | 'welcome
 
 // ---------------------------------------------------------------------------------------------
 // The snapshot base a backup may offer in its auth message: the page hashes of a VM memory it holds
-// (hypervisor/snapshot-wire.ts SnapshotBase), so a join by snapshot can send only the changed pages.
+// (hypervisor/vm/snapshot-wire.ts SnapshotBase), so a join by snapshot can send only the changed pages.
 // On the wire the hashes are base64. The channel only checks the offer's shape; what it is worth is
 // the snapshot provider's business, and the backup verifies the memory it rebuilds end to end.
 
-/** Bytes of one page digest (SHA-256). Must equal hypervisor/page-delta.ts PAGE_DIGEST_BYTES. */
+/** Bytes of one page digest (SHA-256). Must equal hypervisor/vm/page-delta.ts PAGE_DIGEST_BYTES. */
 export const SNAPSHOT_BASE_DIGEST_BYTES = 32;
 /** Smallest page size an offer may use: below the OS page, hashes cost more than they save. */
 export const MIN_SNAPSHOT_BASE_PAGE_BYTES = 4 * 1024;
@@ -266,7 +266,7 @@ export const MAX_SNAPSHOT_BASE_PAGE_BYTES = 16 * 1024 * 1024;
 export const MAX_SNAPSHOT_BASE_MEMORY_BYTES = 2 * 1024 * 1024 * 1024;
 
 export interface SnapshotBaseOffer {
-  /** Digest of the base memory (hypervisor/page-delta.ts memoryDigest), 64 lowercase hex digits. */
+  /** Digest of the base memory (hypervisor/vm/page-delta.ts memoryDigest), 64 lowercase hex digits. */
   digest: string;
   memoryBytes: number;
   pageBytes: number;

@@ -66,7 +66,7 @@ export interface BackupChannelOptions {
   receivedSeq?: number;
   /**
    * A VM memory this backup holds (e.g. from a checkpoint), described by its page hashes
-   * (hypervisor/snapshot-wire.ts snapshotBaseOf). Offered while joining (receivedSeq 0): a primary
+   * (hypervisor/vm/snapshot-wire.ts snapshotBaseOf). Offered while joining (receivedSeq 0): a primary
    * that joins us by snapshot may then send a delta against it ('snapshot' event with delta: true).
    * Left out of the auth message if it would not fit in one frame.
    */

@@ -66,7 +66,7 @@ export interface TaskOutputsRecord {
   consoleOmitted: number;
 }
 
-/** What a live task emitted, as the VM reports it (structurally: hypervisor/vm.ts Output, ConsoleLine). */
+/** What a live task emitted, as the VM reports it (structurally: hypervisor/vm/vm.ts Output, ConsoleLine). */
 export type EmittedOutput =
   | { kind: 'response'; requestId: number; status: number; statusText: string; headers: HeaderList; body: Uint8Array }
   | { kind: 'fetch'; fetchId: number; method: string; url: string; headers: HeaderList; body: Uint8Array }

@@ -1,5 +1,5 @@
 // Time as the channel shells (and the nodes) are given it, never read from the process directly:
-// production passes the real clock and Node's timers (hypervisor/env.ts realEnv), the simulator
+// production passes the real clock and Node's timers (hypervisor/node/env.ts realEnv), the simulator
 // virtual ones. The pure sessions take plain numbers instead.
 
 export interface Clock {

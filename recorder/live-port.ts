@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kind } from '../logging-channel/entry.js';
 import { encodeClockReading } from '../logging-channel/codec.js';
-import type { Divergence, EntrySink, InputPort } from '../hypervisor/port.js';
+import type { Divergence, EntrySink, InputPort } from '../hypervisor/vm/port.js';
 
 const EMPTY = new Uint8Array(0);
 

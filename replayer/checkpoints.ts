@@ -8,10 +8,10 @@
 // pages change, so a checkpoint costs one memory compare plus those pages.
 //
 // The store only keeps what it is told to; which checkpoints to keep (count and byte bounds) is the
-// session's policy (replayer/session.ts), which asks `bytes` after each save and drops accordingly.
+// session's policy (replayer/offline/session.ts), which asks `bytes` after each save and drops accordingly.
 
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { Snapshot } from '../hypervisor/vm.js';
+import type { Snapshot } from '../hypervisor/vm/vm.js';
 
 export const PAGE_BYTES = 64 * 1024;
 

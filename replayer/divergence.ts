@@ -11,8 +11,8 @@
 
 import type { Entry } from '../logging-channel/entry.js';
 import { Kind } from '../logging-channel/entry.js';
-import type { Divergence } from '../hypervisor/port.js';
-import type { ConsoleLine, Output, TaskResult } from '../hypervisor/vm.js';
+import type { Divergence } from '../hypervisor/vm/port.js';
+import type { ConsoleLine, Output, TaskResult } from '../hypervisor/vm/vm.js';
 import { cutUtf8, type TaskOutputsRecord } from '../logging-channel/task-outputs.js';
 import { describeEntry, type EntryView } from './entry-view.js';
 

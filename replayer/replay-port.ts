@@ -6,7 +6,7 @@
 
 import { Kind, kindName, type Entry } from '../logging-channel/entry.js';
 import { decodeClockReading } from '../logging-channel/codec.js';
-import type { Divergence, InputPort } from '../hypervisor/port.js';
+import type { Divergence, InputPort } from '../hypervisor/vm/port.js';
 
 /**
  * Test-only fault injection: FTJS_TEST_PERTURB_CLOCK_FROM_SEQ=N makes the first clock reading at or

@@ -1,10 +1,10 @@
-// The arbiter (hypervisor/arbiter.ts) on a real temporary directory: the epoch test-and-set that
+// The arbiter (hypervisor/node/arbiter.ts) on a real temporary directory: the epoch test-and-set that
 // keeps two nodes from both running alone. Exclusive create decides; the file says who and when.
 
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, test } from 'vitest';
-import { Arbiter, epochFileName } from '../dist/hypervisor/arbiter.js';
+import { Arbiter, epochFileName } from '../dist/hypervisor/node/arbiter.js';
 import { tempDir } from './helpers.js';
 
 const dirs: string[] = [];

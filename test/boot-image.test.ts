@@ -1,4 +1,4 @@
-// Boot images (hypervisor/boot-image.ts): a VM booted from an image of the pre-guest boot must be bit
+// Boot images (hypervisor/vm/boot-image.ts): a VM booted from an image of the pre-guest boot must be bit
 // for bit the VM a full boot builds. Checked by state hashes and positions after every task, between
 // VMs booted with and without images, live and in replay, from memory and from disk; a trace recorded
 // with images replays on a VM without them, and the reverse. Math.random still differs per boot.
@@ -6,11 +6,11 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
-import { BootImageCache, BOOT_FORMAT } from '../dist/hypervisor/boot-image.js';
-import { makeBootConfig } from '../dist/hypervisor/boot-config.js';
-import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/glue.js';
-import { loadGuest } from '../dist/hypervisor/sources.js';
-import { Vm, type BootConfig, type LiveEvent, type TaskResult } from '../dist/hypervisor/vm.js';
+import { BootImageCache, BOOT_FORMAT } from '../dist/hypervisor/vm/boot-image.js';
+import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/vm/glue.js';
+import { loadGuest } from '../dist/hypervisor/vm/sources.js';
+import { Vm, type BootConfig, type LiveEvent, type TaskResult } from '../dist/hypervisor/vm/vm.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { Log } from '../dist/recorder/log.js';
 import { LivePort } from '../dist/recorder/live-port.js';

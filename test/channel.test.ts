@@ -27,8 +27,8 @@ import {
 } from '../dist/logging-channel/frames.js';
 import { RefuseCode, computeProof, encodeSnapshotBaseOffer, secretBytes, type AuthMessage, type SnapshotBaseOffer } from '../dist/logging-channel/auth.js';
 import { Kind, type Entry } from '../dist/logging-channel/entry.js';
-import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/snapshot-wire.js';
-import type { Snapshot } from '../dist/hypervisor/vm.js';
+import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/vm/snapshot-wire.js';
+import type { Snapshot } from '../dist/hypervisor/vm/vm.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
 const IDENTITY = { formatVersion: 1, engine: 'quickjs-emscripten/release-sync@0.32.0+ab12cd', guestHash: 'guest-hash-1' };

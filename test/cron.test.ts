@@ -1,8 +1,8 @@
-// Cron expressions in the Workers syntax (hypervisor/cron.ts) and the scheduler that fires them
-// (hypervisor/cron-scheduler.ts), run over days of virtual time.
+// Cron expressions in the Workers syntax (hypervisor/node/cron.ts) and the scheduler that fires them
+// (hypervisor/node/cron-scheduler.ts), run over days of virtual time.
 import { describe, expect, it } from 'vitest';
-import { CronError, parseCron } from '../dist/hypervisor/cron.js';
-import { CronScheduler, type SchedulerClock } from '../dist/hypervisor/cron-scheduler.js';
+import { CronError, parseCron } from '../dist/hypervisor/node/cron.js';
+import { CronScheduler, type SchedulerClock } from '../dist/hypervisor/node/cron-scheduler.js';
 
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString().replace(':00.000Z', 'Z'));

@@ -3,8 +3,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addressProblem, egressPolicy, hostAllowed, urlProblem } from '../dist/hypervisor/egress.js';
-import { egressFetch } from '../dist/hypervisor/egress-fetch.js';
+import { addressProblem, egressPolicy, hostAllowed, urlProblem } from '../dist/hypervisor/node/egress.js';
+import { egressFetch } from '../dist/hypervisor/node/egress-fetch.js';
 
 describe('egress policy', () => {
   it('denies loopback, link-local, private and reserved addresses by default, in both families and IPv4-mapped', () => {

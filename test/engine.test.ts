@@ -2,7 +2,7 @@
 // clock or time zone behind the input port's back must never boot.
 
 import { expect, test } from 'vitest';
-import { EngineError, wrapImports } from '../dist/hypervisor/engine.js';
+import { EngineError, wrapImports } from '../dist/hypervisor/vm/engine.js';
 
 const clock = { nowMs: () => 42 };
 const memory = new WebAssembly.Memory({ initial: 1, maximum: 2 });

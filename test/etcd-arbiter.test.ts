@@ -1,7 +1,7 @@
 // The epoch arbiter on a real etcd: one winner per epoch under races, through a leader's death in a
 // three-member cluster, 'unreachable' (never a guess) without etcd, and a lease that is lost with it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdArbiter, parseEtcdUrl } from '../dist/hypervisor/arbiter-etcd.js';
+import { EtcdArbiter, parseEtcdUrl } from '../dist/hypervisor/node/arbiter-etcd.js';
 import { startEtcd, type EtcdCluster } from './etcd-cluster.js';
 import { waitFor } from './helpers.js';
 

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundleGuest } from '../dist/hypervisor/bundle.js';
+import { bundleGuest } from '../dist/hypervisor/vm/bundle.js';
 import { tempDir } from './helpers.js';
 
 export interface Fetcher {

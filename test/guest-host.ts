@@ -3,8 +3,8 @@
 // from a counter, so tests of the web platform run what every VM boots without booting one.
 import { readFileSync } from 'node:fs';
 import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten-core';
-import { lazyGlueSource, localGlue, splitWebGlue } from '../dist/hypervisor/glue.js';
-import { subtleHostOp } from '../dist/hypervisor/subtle/host-op.js';
+import { lazyGlueSource, localGlue, splitWebGlue } from '../dist/hypervisor/vm/glue.js';
+import { subtleHostOp } from '../dist/hypervisor/vm/subtle/host-op.js';
 
 const OP_ENTROPY = 6;
 const OP_LAZY_MODULE = 9;
@@ -12,7 +12,7 @@ const OP_CRYPTO = 13;
 const OP_LAZY_GLUE = 14;
 
 /** The built web glue: its boot script (what a VM evaluates at boot) and its lazy modules. */
-export const WEB_GLUE = splitWebGlue(readFileSync(new URL('../dist/hypervisor/guest/web.js', import.meta.url), 'utf8'));
+export const WEB_GLUE = splitWebGlue(readFileSync(new URL('../dist/hypervisor/vm/guest/web.js', import.meta.url), 'utf8'));
 
 /** Sets `globalThis.__ftjs_host` in `ctx`; entropy bytes count 1, 2, 3, ... from `seed`. */
 export function installTestHost(ctx: QuickJSContext, seed = 0): void {

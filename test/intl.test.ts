@@ -6,10 +6,10 @@
 
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { makeBootConfig } from '../dist/hypervisor/boot-config.js';
-import { guestHash, sha256Hex } from '../dist/hypervisor/sources.js';
-import { InspectPort } from '../dist/hypervisor/vm-eval.js';
-import { Vm } from '../dist/hypervisor/vm.js';
+import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { guestHash, sha256Hex } from '../dist/hypervisor/vm/sources.js';
+import { InspectPort } from '../dist/hypervisor/vm/vm-eval.js';
+import { Vm } from '../dist/hypervisor/vm/vm.js';
 import { LivePort } from '../dist/recorder/live-port.js';
 import { replayJson, runSteps, startRun, tempDir } from './helpers.js';
 import { intlCases } from './intl-cases.js';

@@ -8,7 +8,7 @@
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { bundleGuest } from '../dist/hypervisor/bundle.js';
+import { bundleGuest } from '../dist/hypervisor/vm/bundle.js';
 import { readTrace } from '../dist/logging-channel/trace-file.js';
 import { Kind } from '../dist/logging-channel/entry.js';
 import { decodeRequestEvent } from '../dist/logging-channel/codec.js';

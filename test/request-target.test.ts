@@ -2,7 +2,7 @@
 // guest's URL, whose origin comes from a validated Host and whose path from the request-target.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classifyTarget, hostProblem, normalizePath, publicOrigin } from '../dist/hypervisor/request-target.js';
+import { classifyTarget, hostProblem, normalizePath, publicOrigin } from '../dist/hypervisor/node/request-target.js';
 import { startRun, type FtjsProcess } from './helpers.js';
 
 describe('classifyTarget', () => {

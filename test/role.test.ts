@@ -1,4 +1,4 @@
-// Role state machine tests: every transition of hypervisor/role.ts, driven input by input with the
+// Role state machine tests: every transition of hypervisor/node/role.ts, driven input by input with the
 // exact actions asserted, plus a seeded randomized run that checks the protocol's safety invariants
 // on every step. The machine is pure, so these run in microseconds and need no processes or sockets.
 // They run against the compiled output (build first: npx tsc -p tsconfig.json).
@@ -13,7 +13,7 @@ import {
   type RoleAction,
   type RoleConfig,
   type RoleInput,
-} from '../dist/hypervisor/role.js';
+} from '../dist/hypervisor/node/role.js';
 
 // heartbeat 100 ms, suspicion after 300 ms, pause tolerance (timeout / 2) 150 ms.
 const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000 };
@@ -1275,7 +1275,7 @@ describe('lag control', () => {
   });
 
   // Regression: a lone primary that verified its epoch after a pause could be left throttled for good.
-  // While it verifies, holdsOutputs is true, so hypervisor/primary.ts reports lag on every tick, counted
+  // While it verifies, holdsOutputs is true, so hypervisor/node/primary.ts reports lag on every tick, counted
   // from the pause; a directory read slower than maxLagMs used to answer admit:false, the confirmation
   // did not re-admit, and with holdsOutputs false again no lag report or ack ever came to re-admit it.
   // Lag is owed to a backup: with none attached it never throttles.
@@ -1594,7 +1594,7 @@ describe('full cycle: re-protection across epochs', () => {
 // ---------------------------------------------------------------------------------------------
 // Seeded randomized run: safety invariants on every step.
 //
-// The environment is modelled the way the shells (hypervisor/primary.ts, backup.ts) behave: every
+// The environment is modelled the way the shells (hypervisor/node/primary.ts, backup.ts) behave: every
 // 'check-epoch' gets one 'epoch-checked' answer carrying its checkId and every 'claim' one
 // 'claim-result', delivered later. Epoch reads are independent promises, so answers arrive out of
 // order, and answers to superseded checks (stale) still arrive; a few answers are even delivered twice.

@@ -6,10 +6,10 @@
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { makeBootConfig } from '../dist/hypervisor/boot-config.js';
-import { loadGuest } from '../dist/hypervisor/sources.js';
-import { VmHost } from '../dist/hypervisor/vm-host.js';
-import type { BootConfig, LiveEvent, Snapshot } from '../dist/hypervisor/vm.js';
+import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { loadGuest } from '../dist/hypervisor/vm/sources.js';
+import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
+import type { BootConfig, LiveEvent, Snapshot } from '../dist/hypervisor/vm/vm.js';
 import {
   PAGE_BYTES,
   PAGE_DIGEST_BYTES,
@@ -20,8 +20,8 @@ import {
   gatherPages,
   pageBytesFor,
   pageHashes,
-} from '../dist/hypervisor/page-delta.js';
-import { SnapshotWireError, decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/snapshot-wire.js';
+} from '../dist/hypervisor/vm/page-delta.js';
+import { SnapshotWireError, decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/vm/snapshot-wire.js';
 import { SNAPSHOT_BASE_DIGEST_BYTES } from '../dist/logging-channel/auth.js';
 import { ROOT } from './helpers.js';
 

@@ -5,10 +5,10 @@
 
 import path from 'node:path';
 import { afterEach, expect, test } from 'vitest';
-import { makeBootConfig } from '../dist/hypervisor/boot-config.js';
-import { loadGuest } from '../dist/hypervisor/sources.js';
-import { VmHost } from '../dist/hypervisor/vm-host.js';
-import type { LiveEvent, TaskResult } from '../dist/hypervisor/vm.js';
+import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { loadGuest } from '../dist/hypervisor/vm/sources.js';
+import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
+import type { LiveEvent, TaskResult } from '../dist/hypervisor/vm/vm.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { Log } from '../dist/recorder/log.js';
 import { ROOT } from './helpers.js';

@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import type { QuickJSContext, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
-import { splitWebGlue } from '../dist/hypervisor/glue.js';
+import { splitWebGlue } from '../dist/hypervisor/vm/glue.js';
 
-const WEB = splitWebGlue(readFileSync(new URL('../dist/hypervisor/guest/web.js', import.meta.url), 'utf8'));
+const WEB = splitWebGlue(readFileSync(new URL('../dist/hypervisor/vm/guest/web.js', import.meta.url), 'utf8'));
 const OP_LAZY_MODULE = 9;
 
 let mod: QuickJSWASMModule;

@@ -7,11 +7,11 @@ import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import type { QuickJSContext, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
 
-import { splitWebGlue } from '../dist/hypervisor/glue.js';
+import { splitWebGlue } from '../dist/hypervisor/vm/glue.js';
 
 // The boot part of the glue, and its lazy modules (streams, compression), which the VM hands over
 // through a host op on first use: evalWeb gives each context a host function that does the same.
-const WEB = splitWebGlue(readFileSync(new URL('../dist/hypervisor/guest/web.js', import.meta.url), 'utf8'));
+const WEB = splitWebGlue(readFileSync(new URL('../dist/hypervisor/vm/guest/web.js', import.meta.url), 'utf8'));
 const WEB_JS = WEB.boot;
 const OP_LAZY_MODULE = 9;
 

@@ -10,7 +10,7 @@
   delete globalThis.__ftjs_host;
   delete globalThis.__ftjs_web;
 
-  // Host operations (keep in sync with hypervisor/vm.ts HostOp).
+  // Host operations (keep in sync with hypervisor/vm/vm.ts HostOp).
   const OP_RESPOND = 1;
   const OP_FETCH = 2;
   const OP_TIMER_SET = 3;
@@ -228,7 +228,7 @@
   // ---------- time ----------
   // Date.now() reads the engine clock import, which the hypervisor feeds from the input port. The
   // origin is the guest's clock when it first asks for it, not when this glue or the guest's top level
-  // evaluates: a boot that reads no input can start from an image (hypervisor/boot-image.ts).
+  // evaluates: a boot that reads no input can start from an image (hypervisor/vm/boot-image.ts).
   let timeOrigin = -1;
   const origin = () => (timeOrigin < 0 ? (timeOrigin = Date.now()) : timeOrigin);
   const performance = {
@@ -623,7 +623,7 @@
     );
   }
 
-  // The host's single entry point. Kinds: keep in sync with hypervisor/vm.ts GuestEvent.
+  // The host's single entry point. Kinds: keep in sync with hypervisor/vm/vm.ts GuestEvent.
   return function dispatch(kind, id, meta, body) {
     currentOwner = 0;
     switch (kind) {

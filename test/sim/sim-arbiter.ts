@@ -1,9 +1,9 @@
 // The shared directory in the simulator: one table of epoch claims, the same test-and-set rules as
-// hypervisor/arbiter.ts (exclusive create, then confirm no newer epoch), seen by each node through
+// hypervisor/node/arbiter.ts (exclusive create, then confirm no newer epoch), seen by each node through
 // its own path that the seed can partition, slow down or fail (EIO, ENOSPC).
 
-import type { ClaimResult } from '../../hypervisor/arbiter.js';
-import type { ArbiterStore } from '../../hypervisor/env.js';
+import type { ClaimResult } from '../../hypervisor/node/arbiter.js';
+import type { ArbiterStore } from '../../hypervisor/node/env.js';
 import type { Owner, World } from './world.js';
 
 export interface DiskFaults {

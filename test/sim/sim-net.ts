@@ -5,7 +5,7 @@
 // a resume, never into a wrong log); partitions cut a node pair for a while (messages vanish, and a
 // close is never seen: the ends find out by silence, as with a dead host).
 
-import type { Snapshot } from '../../hypervisor/vm.js';
+import type { Snapshot } from '../../hypervisor/vm/vm.js';
 import type { Owner, World } from './world.js';
 
 export type Message =

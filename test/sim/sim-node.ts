@@ -1,6 +1,6 @@
 // One simulated ftjs node: the production role machine (driven by the production Stepper), the
 // production stream sessions, output buffer, live loop and task assembler, and a real QuickJS VM in
-// process; wired as hypervisor/primary.ts and backup.ts wire them, but on the simulated world.
+// process; wired as hypervisor/node/primary.ts and backup.ts wire them, but on the simulated world.
 // Everything the node touches comes from its Env: virtual clocks (with this node's own jumps), timers
 // on the world's queue (a paused node's wait), the simulated shared directory, in-process VMs.
 
@@ -12,10 +12,10 @@ import { decodeFrame, encodeAckFrame, encodeControlFrame, encodeHeartbeatFrame, 
 import { RefusalError } from '../../logging-channel/auth.js';
 import { Log } from '../../recorder/log.js';
 import { TaskAssembler, type Assembled } from '../../replayer/task-assembler.js';
-import type { Env, TimerHandle } from '../../hypervisor/env.js';
-import { roleConfig, Stepper, tickMs, type PairSettings } from '../../hypervisor/pair.js';
-import { EXIT_DIVERGED, RoleMachine, type RoleAction, type RoleInput } from '../../hypervisor/role.js';
-import type { BootConfig } from '../../hypervisor/vm.js';
+import type { Env, TimerHandle } from '../../hypervisor/node/env.js';
+import { roleConfig, Stepper, tickMs, type PairSettings } from '../../hypervisor/node/pair.js';
+import { EXIT_DIVERGED, RoleMachine, type RoleAction, type RoleInput } from '../../hypervisor/node/role.js';
+import type { BootConfig } from '../../hypervisor/vm/vm.js';
 import type { End, Message } from './sim-net.js';
 import { SimServing } from './sim-serving.js';
 import { SimVm, type SimVmTiming } from './sim-vm.js';
@@ -369,7 +369,7 @@ export class SimNode implements Owner {
    * (by the same primary after its log grew, or by another) replaces the VM it booted for seq 1: it
    * never replayed anything on it.
    */
-  private async bootVm(snapshot: { seq: number; pos: number; snapshot: import('../../hypervisor/vm.js').Snapshot } | null): Promise<void> {
+  private async bootVm(snapshot: { seq: number; pos: number; snapshot: import('../../hypervisor/vm/vm.js').Snapshot } | null): Promise<void> {
     const old = this.vm;
     const vm = this.env.startVm(this.config!.limits) as SimVm;
     this.vm = vm;
@@ -379,7 +379,7 @@ export class SimNode implements Owner {
     this.pump();
   }
 
-  private async bootFromSnapshot(seq: number, pos: number, snapshot: import('../../hypervisor/vm.js').Snapshot): Promise<void> {
+  private async bootFromSnapshot(seq: number, pos: number, snapshot: import('../../hypervisor/vm/vm.js').Snapshot): Promise<void> {
     this.replayedSeq = seq;
     this.replayedPos = pos;
     this.sim.note(`${this.id}: joined by snapshot at seq ${seq}`);
@@ -400,7 +400,7 @@ export class SimNode implements Owner {
     this.pump();
   }
 
-  /** Backup replay: as hypervisor/backup.ts pump(), one task per VM call. */
+  /** Backup replay: as hypervisor/node/backup.ts pump(), one task per VM call. */
   private pump(): void {
     const vm = this.vm;
     if (this.replaying || !vm || !vm.inner || this.halted || this.crashed) return;

@@ -1,5 +1,5 @@
 // The serving side of a simulated node (primary, or a backup once live): the production live loop,
-// output buffer, lag tracker, retained log and primary stream session, wired as hypervisor/serving.ts
+// output buffer, lag tracker, retained log and primary stream session, wired as hypervisor/node/serving.ts
 // and primary-channel.ts wire them, over the simulated network instead of a WebSocket server.
 
 import { RefusalError } from '../../logging-channel/auth.js';
@@ -11,9 +11,9 @@ import { RetainedLog } from '../../logging-channel/retained-log.js';
 import { LagTracker } from '../../recorder/lag.js';
 import { Log } from '../../recorder/log.js';
 import { OutputBuffer } from '../../recorder/output-buffer.js';
-import { LiveLoop } from '../../hypervisor/live-loop.js';
-import type { RoleAction } from '../../hypervisor/role.js';
-import type { RunReply } from '../../hypervisor/vm-protocol.js';
+import { LiveLoop } from '../../hypervisor/node/live-loop.js';
+import type { RoleAction } from '../../hypervisor/node/role.js';
+import type { RunReply } from '../../hypervisor/worker/vm-protocol.js';
 import type { End, Message } from './sim-net.js';
 import type { SimNode } from './sim-node.js';
 

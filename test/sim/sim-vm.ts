@@ -1,12 +1,12 @@
-// The simulator's VM factory: the real QuickJS VM (hypervisor/vm.ts) run in this process, not in a
+// The simulator's VM factory: the real QuickJS VM (hypervisor/vm/vm.ts) run in this process, not in a
 // worker, behind the same request/reply shape as VmHost. Each call takes virtual time (so a slow
 // guest or a slow backup is a fault the seed chooses), and its reply arrives as a world event.
 
 import type { Entry } from '../../logging-channel/entry.js';
-import type { VmHandle } from '../../hypervisor/env.js';
-import type { BootConfig, LiveEvent, Snapshot } from '../../hypervisor/vm.js';
-import { Vm } from '../../hypervisor/vm.js';
-import type { PendingFetch, RunReply, VmState } from '../../hypervisor/vm-protocol.js';
+import type { VmHandle } from '../../hypervisor/node/env.js';
+import type { BootConfig, LiveEvent, Snapshot } from '../../hypervisor/vm/vm.js';
+import { Vm } from '../../hypervisor/vm/vm.js';
+import type { PendingFetch, RunReply, VmState } from '../../hypervisor/worker/vm-protocol.js';
 import { LivePort, type LivePortWorld } from '../../recorder/live-port.js';
 import { ReplayPort } from '../../replayer/replay-port.js';
 import type { Owner, World } from './world.js';

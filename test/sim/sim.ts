@@ -6,10 +6,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { makeBootConfig } from '../../hypervisor/boot-config.js';
-import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../../hypervisor/pair.js';
-import { loadGuest } from '../../hypervisor/sources.js';
-import type { BootConfig } from '../../hypervisor/vm.js';
+import { makeBootConfig } from '../../hypervisor/vm/boot-config.js';
+import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../../hypervisor/node/pair.js';
+import { loadGuest } from '../../hypervisor/vm/sources.js';
+import type { BootConfig } from '../../hypervisor/vm/vm.js';
 import { BankClient, BANK_ACCOUNTS, KvClient, type Client, type HttpRequest, type HttpResponse } from './clients.js';
 import { SharedDirectory } from './sim-arbiter.js';
 import { Network, pairKey } from './sim-net.js';

@@ -1,5 +1,5 @@
 // The Intl polyfills, in dependency order (each installs itself on the `Intl` the chunk was called
-// with, see hypervisor/lazy-glue-build.ts). Locale data is imported after this module; the boot glue
+// with, see hypervisor/vm/lazy-glue-build.ts). Locale data is imported after this module; the boot glue
 // (hypervisor/guest/web/intl.js) puts back any Date/Number/BigInt/String methods they overwrite.
 import './base.js';
 import '@formatjs/intl-locale/polyfill-force.js';

@@ -12,7 +12,7 @@ import {
 } from './platform.js';
 
 const host = globalThis.__ftjs_host; // deleted by runtime.js after the bundle runs
-const OP_ENTROPY = 6; // hypervisor/vm.ts HostOp.Entropy
+const OP_ENTROPY = 6; // hypervisor/vm/vm.ts HostOp.Entropy
 const dateNow = Date.now;
 const atobNative = globalThis.atob; // platform.js's, captured before the guest can replace it
 const reflectApply = Reflect.apply;

@@ -1,10 +1,10 @@
 // The UTS #46 implementation behind idna.js: ToASCII as tr46 6.0.0 (the package whatwg-url uses;
 // MIT, (c) Sebastian Mayr and Timothy Gu) implements it, with its Unicode 17 data compacted at build
-// time (hypervisor/idna-data.ts) and decoded here on first use. Bundled separately and carried in
+// time (hypervisor/vm/idna-data.ts) and decoded here on first use. Bundled separately and carried in
 // the glue as a string that idna.js evaluates on the first host that needs it.
 import { decode as punycodeDecode, encode as punycodeEncode } from 'punycode/punycode.es6.js';
 
-// Defined by hypervisor/glue-build.ts.
+// Defined by hypervisor/vm/glue-build.ts.
 const TABLE = __FTJS_IDNA_TABLE__;
 const REGEX_SOURCES = __FTJS_IDNA_REGEXES__;
 

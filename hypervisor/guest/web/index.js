@@ -1,4 +1,4 @@
-// The guest web platform, bundled by esbuild (hypervisor/glue-build.ts) into one script that every
+// The guest web platform, bundled by esbuild (hypervisor/vm/glue-build.ts) into one script that every
 // VM evaluates at boot, before the runtime glue. Each module installs its globals when it runs; the
 // order here is the order they install in. Keep it stable: the bundle is part of a trace's boot config.
 import './platform.js';

@@ -7,7 +7,7 @@
 // become plain data properties, as any other global: the guest sees no difference but the first cost.
 
 const host = globalThis.__ftjs_host;
-const OP_LAZY_MODULE = 9; // keep in sync with hypervisor/vm.ts HostOp
+const OP_LAZY_MODULE = 9; // keep in sync with hypervisor/vm/vm.ts HostOp
 const indirectEval = globalThis.eval;
 const ObjectDefineProperty = Object.defineProperty;
 const PromiseResolve = Promise.resolve.bind(Promise);
@@ -18,7 +18,7 @@ function bootQueueMicrotask(callback) {
   PromiseThen(PromiseResolve(), () => callback());
 }
 
-// In the order of LAZY_INTRINSICS (hypervisor/glue.ts), after the imports object.
+// In the order of LAZY_INTRINSICS (hypervisor/vm/glue.ts), after the imports object.
 const intrinsics = [
   Object, Function, Array, Promise, Symbol, Error, TypeError, RangeError, Reflect, Math, Number, String,
   ArrayBuffer, DataView, Uint8Array, Uint16Array, Uint32Array, Int8Array, Int16Array, Int32Array, Float32Array,

@@ -1,7 +1,7 @@
 // ftjs guest web platform: WinterTC / Workers-style web APIs for a bare QuickJS context.
 //
 // This module is bundled with the rest of hypervisor/guest/web/ into one script the guest VM
-// evaluates at boot (hypervisor/glue-build.ts). It has no host
+// evaluates at boot (hypervisor/vm/glue-build.ts). It has no host
 // dependencies at all: it never calls a host function, never reads the clock (Date.now, new
 // Date()) or Math.random, and keeps all state inside the objects it creates, so that a replayed
 // VM behaves bit-for-bit like the recorded one. Built-ins it relies on at call time (escape,

@@ -4,15 +4,15 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { Kind } from '../logging-channel/entry.js';
-import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
-import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
-import { Log, traceSink } from '../recorder/log.js';
-import { traceHeaderFor } from './boot-config.js';
+import { Kind } from '../../logging-channel/entry.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
+import { Log, traceSink } from '../../recorder/log.js';
+import { traceHeaderFor } from '../vm/boot-config.js';
 import { createFrontDoor } from './front-door.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
 import { realEnv, type Env, type VmHandle } from './env.js';
-import type { BootConfig } from './vm.js';
+import type { BootConfig } from '../vm/vm.js';
 
 export interface StandaloneOptions {
   config: BootConfig;

@@ -5,7 +5,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from './engine.js';
+import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from '../vm/engine.js';
 import type { RoleAction, RoleConfig, RoleInput, RoleMachine } from './role.js';
 
 export interface PairSettings {

@@ -1,5 +1,5 @@
 // A guest's code as the boot config carries it: named sources with their hashes. Normally one
-// module, the esbuild bundle of the entry, plus its source map (hypervisor/bundle.ts). With
+// module, the esbuild bundle of the entry, plus its source map (hypervisor/vm/bundle.ts). With
 // `--no-bundle`, the ES modules as they are on disk: the entry and, transitively, every relative
 // import, found by a real ES module lexer (es-module-lexer), never by a text pattern, so an
 // `import x from 'y'` inside a comment or a string literal is just text.

@@ -1,5 +1,5 @@
 // Math.random's generator state inside the engine, so that the hypervisor can seed it from the input
-// port after the glue has booted (boot format 2, hypervisor/boot-image.ts).
+// port after the glue has booted (boot format 2, hypervisor/vm/boot-image.ts).
 //
 // QuickJS keeps one 64-bit xorshift64* state per context (`ctx->random_state`), seeded in
 // JS_NewContext from the clock. Boot format 2 gives that first clock read a constant, so everything up

@@ -17,19 +17,19 @@
 // be inspected there), replays it once more in a scratch copy without the test-only fault injection as
 // a reference, and keeps a report (replayer/divergence.ts).
 
-import { Kind, type Entry } from '../logging-channel/entry.js';
-import type { TraceTruncation } from '../logging-channel/trace-file.js';
-import { bootConfigFromTrace } from '../hypervisor/boot-config.js';
-import type { Divergence } from '../hypervisor/port.js';
-import type { EvalResult } from '../hypervisor/vm-eval.js';
-import { DEFAULT_EVAL_BUDGET_MS } from '../hypervisor/vm-eval.js';
-import { VmHost } from '../hypervisor/vm-host.js';
-import type { BootConfig, ConsoleLine, Output, TaskResult } from '../hypervisor/vm.js';
-import type { VmState } from '../hypervisor/vm-protocol.js';
-import { buildDivergenceReport, type DivergenceReport } from './divergence.js';
-import { decodeStateHash, describeEntry, type EntryView } from './entry-view.js';
-import { MalformedLogError, TaskAssembler, type Assembled } from './task-assembler.js';
-import { TraceStore } from './trace-store.js';
+import { Kind, type Entry } from '../../logging-channel/entry.js';
+import type { TraceTruncation } from '../../logging-channel/trace-file.js';
+import { bootConfigFromTrace } from '../../hypervisor/vm/boot-config.js';
+import type { Divergence } from '../../hypervisor/vm/port.js';
+import type { EvalResult } from '../../hypervisor/vm/vm-eval.js';
+import { DEFAULT_EVAL_BUDGET_MS } from '../../hypervisor/vm/vm-eval.js';
+import { VmHost } from '../../hypervisor/worker/vm-host.js';
+import type { BootConfig, ConsoleLine, Output, TaskResult } from '../../hypervisor/vm/vm.js';
+import type { VmState } from '../../hypervisor/worker/vm-protocol.js';
+import { buildDivergenceReport, type DivergenceReport } from '../divergence.js';
+import { decodeStateHash, describeEntry, type EntryView } from '../entry-view.js';
+import { MalformedLogError, TaskAssembler, type Assembled } from '../task-assembler.js';
+import { TraceStore } from '../trace-store.js';
 
 export interface SessionOptions {
   lenient?: boolean;
@@ -733,7 +733,7 @@ export class ReplaySession {
     return { records: this.consoleHistory.slice(-count), total, forgotten: total - this.consoleHistory.length };
   }
 
-  /** Evaluates `code` in a copy of the VM at the point (hypervisor/vm-eval.ts). */
+  /** Evaluates `code` in a copy of the VM at the point (hypervisor/vm/vm-eval.ts). */
   async eval(code: string): Promise<EvalResult> {
     if (this.tasksDone === 0) {
       return { ok: false, value: 'the guest has not booted yet: the VM is before the boot task (seq 1); step past it first', type: 'error', console: [], interrupted: false, outputsDiscarded: 0 };

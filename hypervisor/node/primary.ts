@@ -2,7 +2,7 @@
 // and holds every output until the backup has acknowledged the entry that produced it. All role
 // decisions come from the pure RoleMachine; this shell performs its actions.
 //
-// With checkpoints on (hypervisor/checkpoint.ts) it also writes, every --checkpoint-every entries or
+// With checkpoints on (hypervisor/node/checkpoint.ts) it also writes, every --checkpoint-every entries or
 // --checkpoint-every-ms, a snapshot of the VM and the log since it to a directory; with --restore-from
 // it boots from the newest valid checkpoint there plus its log instead of booting the guest fresh.
 
@@ -11,11 +11,11 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
-import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
-import { Log, traceSink } from '../recorder/log.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
+import { Log, traceSink } from '../../recorder/log.js';
 import { realEnv, type ArbiterStore, type Env, type TimerHandle, type VmHandle } from './env.js';
-import { traceHeaderFor } from './boot-config.js';
+import { traceHeaderFor } from '../vm/boot-config.js';
 import {
   newestValidCheckpoint,
   replayLogChain,
@@ -32,8 +32,8 @@ import type { LiveLoopOptions } from './live-loop.js';
 import { listen, roleConfig, Stepper, tickMs, type HaltEvent, type PairSettings } from './pair.js';
 import { RoleMachine, type RoleAction } from './role.js';
 import { Serving } from './serving.js';
-import type { BootConfig } from './vm.js';
-import type { RunReply } from './vm-protocol.js';
+import type { BootConfig } from '../vm/vm.js';
+import type { RunReply } from '../worker/vm-protocol.js';
 
 export type { CheckpointSettings, CheckpointStats } from './checkpoint.js';
 export type { HaltEvent } from './pair.js';

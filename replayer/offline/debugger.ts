@@ -3,8 +3,8 @@
 
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { bodyPreview } from './entry-view.js';
-import { formatDivergenceReport, type DivergenceReport } from './divergence.js';
+import { bodyPreview } from '../entry-view.js';
+import { formatDivergenceReport, type DivergenceReport } from '../divergence.js';
 import type { MoveOutcome, PointInfo, ReplaySession, ReplaySummary } from './session.js';
 
 export const DEBUGGER_HELP = `commands (a point is a seq: the moment just before that entry takes effect):
@@ -15,7 +15,7 @@ export const DEBUGGER_HELP = `commands (a point is a seq: the moment just before
   goto <seq>           move to seq, forward or backward (back: restore a checkpoint, replay forward)
   goto pos <pos>       move to the first entry at VM position pos or later
   eval <expr>          evaluate a JS expression in the guest at this point, on a copy of the VM
-                       (globals, $mod = the entry module's exports, import('./m.js') for other modules)
+                       (globals, $mod = the entry module's exports, import('../m.js') for other modules)
   outputs [n]          the last n outputs (responses, outbound fetches) up to here (default 10)
   console [n]          the last n guest console lines up to here (default 10)
   report               the divergence report again, if the replay diverged
@@ -252,7 +252,7 @@ export async function runDebugger(session: ReplaySession, options: DebuggerOptio
   }
 }
 
-function outputSummary(o: import('../hypervisor/vm.js').Output): { kind: string; id: number; status?: number; method?: string; url?: string; body: string; bodyBytes: number } {
+function outputSummary(o: import('../../hypervisor/vm/vm.js').Output): { kind: string; id: number; status?: number; method?: string; url?: string; body: string; bodyBytes: number } {
   const body = bodyPreview(o.body, 120);
   switch (o.kind) {
     case 'fetch':

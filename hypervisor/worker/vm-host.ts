@@ -2,10 +2,10 @@
 // in order (the worker serialises them), and a loud, single fatal signal if the VM dies.
 
 import { Worker } from 'node:worker_threads';
-import type { Entry } from '../logging-channel/entry.js';
-import { workerStackSizeMb, type VmLimits } from './limits.js';
-import type { BootConfig, LiveEvent, Snapshot } from './vm.js';
-import type { EvalResult } from './vm-eval.js';
+import type { Entry } from '../../logging-channel/entry.js';
+import { workerStackSizeMb, type VmLimits } from '../vm/limits.js';
+import type { BootConfig, LiveEvent, Snapshot } from '../vm/vm.js';
+import type { EvalResult } from '../vm/vm-eval.js';
 import type { CheckpointReply, PendingFetch, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 export class VmError extends Error {

@@ -1,6 +1,6 @@
 // The node's role logic as a pure state machine (etcd-io/raft style): inputs and a clock in, actions
 // out. It does no I/O and reads no real time, so the whole pair can later run inside one seeded
-// simulation. The shells (hypervisor/primary.ts, hypervisor/backup.ts) perform the actions.
+// simulation. The shells (hypervisor/node/primary.ts, hypervisor/node/backup.ts) perform the actions.
 //
 // Roles:
 //   primary  — live; streams its log; while a backup is attached, outputs wait for its acks.
@@ -15,7 +15,7 @@
 // checked that no newer epoch exists: stale acks read after a SIGCONT must not leak a response from a
 // primary that was replaced while it slept.
 
-import { invariant } from '../logging-channel/invariant.js';
+import { invariant } from '../../logging-channel/invariant.js';
 
 export type Role = 'primary' | 'backup' | 'claiming' | 'live' | 'halted';
 

@@ -3,7 +3,7 @@
 // appends entries; the replay port (replayer/replay-port.ts) serves entries from a log. The VM code
 // above the port is the same in both roles.
 
-import type { Entry, RawEntry } from '../logging-channel/entry.js';
+import type { Entry, RawEntry } from '../../logging-channel/entry.js';
 
 export interface Divergence {
   /** seq of the entry at which replay and record first disagreed (the task's first entry if unknown). */

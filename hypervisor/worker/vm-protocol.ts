@@ -1,10 +1,10 @@
 // Messages between the node (main thread) and its VM worker. The worker owns the VM; the main thread
 // owns sockets, timers and the log. Everything crossing here is structured-cloneable data.
 
-import type { Entry } from '../logging-channel/entry.js';
-import type { VmLimits } from './limits.js';
-import type { BootImageUse } from './boot-image.js';
-import type { BootConfig, BootTimings, LiveEvent, Output, Snapshot, TaskResult } from './vm.js';
+import type { Entry } from '../../logging-channel/entry.js';
+import type { VmLimits } from '../vm/limits.js';
+import type { BootImageUse } from '../vm/boot-image.js';
+import type { BootConfig, BootTimings, LiveEvent, Output, Snapshot, TaskResult } from '../vm/vm.js';
 
 export type VmRequest =
   | { op: 'boot'; config: BootConfig; mode: 'live' | 'replay'; snapshot?: Snapshot }
@@ -15,7 +15,7 @@ export type VmRequest =
   | { op: 'state'; hash: boolean }
   | { op: 'snapshot' }
   | { op: 'pending-fetches' }
-  // The replay debugger (replayer/session.ts). Checkpoints stay in the worker (replayer/checkpoints.ts).
+  // The replay debugger (replayer/offline/session.ts). Checkpoints stay in the worker (replayer/checkpoints.ts).
   /** Replay mode: replace the VM with a fresh one, before its boot task. */
   | { op: 'reset' }
   /** Store a checkpoint of the VM (between tasks) under `id`. */
@@ -23,7 +23,7 @@ export type VmRequest =
   /** Replace the VM with the one checkpoint `id` holds. */
   | { op: 'checkpoint-restore'; id: number }
   | { op: 'checkpoint-drop'; ids: number[] }
-  /** Evaluate `code` in a scratch copy of the VM (hypervisor/vm-eval.ts); the VM itself is untouched. */
+  /** Evaluate `code` in a scratch copy of the VM (hypervisor/vm/vm-eval.ts); the VM itself is untouched. */
   | { op: 'eval'; code: string; budgetMs: number }
   /** Replay `tasks` in a scratch copy of the VM (e.g. without test fault injection); the VM is untouched. */
   | { op: 'replay-copy'; tasks: Entry[][]; faultInjection: boolean };
@@ -49,7 +49,7 @@ export interface VmState {
 export interface RunReply {
   results: TaskResult[];
   state: VmState;
-  /** Boot only: whether the VM started from a boot image (hypervisor/boot-image.ts). */
+  /** Boot only: whether the VM started from a boot image (hypervisor/vm/boot-image.ts). */
   bootImage?: BootImageUse;
   /** Boot only: where the boot spent its time. */
   bootTimings?: BootTimings;

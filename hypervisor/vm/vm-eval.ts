@@ -8,7 +8,7 @@
 // `let`/`const`/`function` bindings of the guest's modules are not globals, and QuickJS offers no way
 // to evaluate inside a module's scope. What is reachable: globals (`globalThis.x`), and every binding a
 // module *exports*, through its namespace: `$mod` is bound to the entry module's namespace (exported
-// `let` bindings are live: `$mod.counter` is the current value), and `import('./lib/x.js')` works too
+// `let` bindings are live: `$mod.counter` is the current value), and `import('../lib/x.js')` works too
 // (a promise result is awaited). `console.log` in an expression prints with the result.
 
 import type { Divergence, InputPort } from './port.js';

@@ -6,25 +6,25 @@
 import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { Kind, type Entry } from '../logging-channel/entry.js';
-import { decodeEpochMark } from '../logging-channel/codec.js';
-import { BackupChannel } from '../logging-channel/backup-channel.js';
-import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
-import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
-import { Log, traceSink } from '../recorder/log.js';
-import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
+import { Kind, type Entry } from '../../logging-channel/entry.js';
+import { decodeEpochMark } from '../../logging-channel/codec.js';
+import { BackupChannel } from '../../logging-channel/backup-channel.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
+import { Log, traceSink } from '../../recorder/log.js';
+import { TaskAssembler, type Assembled } from '../../replayer/task-assembler.js';
 import { realEnv, type ArbiterStore, type Env, type TimerHandle, type VmHandle } from './env.js';
 import { newestValidCheckpoint, supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
-import { bootConfigFromTrace, traceHeaderFor } from './boot-config.js';
+import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
 import { createFrontDoor } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, listen, roleConfig, Stepper, tickMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
 import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
 import { Serving, type ReplicationListen } from './serving.js';
-import { pageBytesFor } from './page-delta.js';
-import { decodeSnapshot, snapshotBaseOf, type SnapshotBase } from './snapshot-wire.js';
-import type { BootConfig, Snapshot } from './vm.js';
-import type { Divergence } from './port.js';
+import { pageBytesFor } from '../vm/page-delta.js';
+import { decodeSnapshot, snapshotBaseOf, type SnapshotBase } from '../vm/snapshot-wire.js';
+import type { BootConfig, Snapshot } from '../vm/vm.js';
+import type { Divergence } from '../vm/port.js';
 
 export interface BackupOptions {
   primaryUrl: string;

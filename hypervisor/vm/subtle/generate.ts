@@ -12,7 +12,7 @@ import { notSupported, operationError, syntaxError, typeError } from './errors.j
 import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, CURVE_ORDERS, makeKey, OKP, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
 import { generateRsa, MAX_RSA_MODULUS_BITS, RSA_SEED_BYTES } from './rsa-generate.js';
 
-/** A generated HMAC key is entropy bytes, and one entropy request is at most 64 KiB (hypervisor/vm.ts). */
+/** A generated HMAC key is entropy bytes, and one entropy request is at most 64 KiB (hypervisor/vm/vm.ts). */
 export const MAX_HMAC_KEY_BITS = 65536 * 8;
 
 export interface KeyPair {

@@ -7,22 +7,22 @@
 // appended) through `host.step` and performs the serving actions it returns.
 
 import type { Logger } from 'pino';
-import { Kind, type Entry } from '../logging-channel/entry.js';
-import { encodeEpochMark, MAX_BATCH_BYTES } from '../logging-channel/codec.js';
-import type { SnapshotBaseOffer } from '../logging-channel/auth.js';
-import { PrimaryChannel, type SnapshotForJoin } from '../logging-channel/primary-channel.js';
-import { entryWireBytes, RetainedLog } from '../logging-channel/retained-log.js';
-import { LagTracker } from '../recorder/lag.js';
-import type { Log } from '../recorder/log.js';
-import { OutputBuffer } from '../recorder/output-buffer.js';
+import { Kind, type Entry } from '../../logging-channel/entry.js';
+import { encodeEpochMark, MAX_BATCH_BYTES } from '../../logging-channel/codec.js';
+import type { SnapshotBaseOffer } from '../../logging-channel/auth.js';
+import { PrimaryChannel, type SnapshotForJoin } from '../../logging-channel/primary-channel.js';
+import { entryWireBytes, RetainedLog } from '../../logging-channel/retained-log.js';
+import { LagTracker } from '../../recorder/lag.js';
+import type { Log } from '../../recorder/log.js';
+import { OutputBuffer } from '../../recorder/output-buffer.js';
 import type { ArbiterStore, Env, VmHandle } from './env.js';
 import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
 import { EXIT_LOST_EPOCH, type RoleAction, type RoleInput, type RoleMachine } from './role.js';
-import { encodeSnapshot, readSnapshotHeader } from './snapshot-wire.js';
-import type { BootConfig } from './vm.js';
-import type { RunReply } from './vm-protocol.js';
+import { encodeSnapshot, readSnapshotHeader } from '../vm/snapshot-wire.js';
+import type { BootConfig } from '../vm/vm.js';
+import type { RunReply } from '../worker/vm-protocol.js';
 
 /** Where this node accepts a backup on the logging channel. */
 export interface ReplicationListen {

@@ -20,7 +20,7 @@ let loaded: Glue | undefined;
 /** The glue this build of ftjs ships (read once). */
 export function localGlue(): Glue {
   if (!loaded) {
-    // Built by hypervisor/glue-build.ts (npm run build): the web platform and its polyfills in one script.
+    // Built by hypervisor/vm/glue-build.ts (npm run build): the web platform and its polyfills in one script.
     const built = new URL('./guest/web.js', import.meta.url);
     let web: string;
     try {
@@ -28,7 +28,7 @@ export function localGlue(): Glue {
     } catch (error) {
       throw new Error(`the guest web platform is not built (${fileURLToPath(built)}: ${(error as NodeJS.ErrnoException).code}); run npm run build`);
     }
-    const runtime = readFileSync(new URL('../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
+    const runtime = readFileSync(new URL('../../../hypervisor/guest/runtime.js', import.meta.url), 'utf8');
     const lazyFile = new URL('./guest/lazy.json', import.meta.url);
     let lazy: Record<string, string>;
     try {
@@ -50,7 +50,7 @@ export function glueHash(web: string, runtime: string, lazy: Record<string, stri
   return sha256Hex(`${sha256Hex(web)}\n${sha256Hex(runtime)}${chunks}`);
 }
 
-/** The source of lazy chunk `name` (hypervisor/lazy-glue-build.ts stores it brotli-compressed, base64). */
+/** The source of lazy chunk `name` (hypervisor/vm/lazy-glue-build.ts stores it brotli-compressed, base64). */
 export function lazyGlueSource(glue: Glue, name: string): string | undefined {
   const stored = glue.lazy && Object.hasOwn(glue.lazy, name) ? glue.lazy[name]! : undefined;
   if (stored === undefined) return undefined;
@@ -59,7 +59,7 @@ export function lazyGlueSource(glue: Glue, name: string): string | undefined {
 }
 
 /**
- * Separates the web glue's boot script from its lazy modules (hypervisor/glue-build.ts). The whole
+ * Separates the web glue's boot script from its lazy modules (hypervisor/vm/glue-build.ts). The whole
  * string is what is hashed and recorded; only `boot` is evaluated at boot. A glue without the marker
  * (an older build) is all boot script.
  */

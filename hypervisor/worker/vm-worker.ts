@@ -4,14 +4,14 @@
 
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { CodecError } from '../logging-channel/bytes.js';
-import type { Entry } from '../logging-channel/entry.js';
-import { LivePort } from '../recorder/live-port.js';
-import { CheckpointStore } from '../replayer/checkpoints.js';
-import { ReplayPort } from '../replayer/replay-port.js';
-import { Vm, type BootConfig, type BootTimings } from './vm.js';
-import { prepareEngine } from './engine.js';
-import { InspectPort } from './vm-eval.js';
+import { CodecError } from '../../logging-channel/bytes.js';
+import type { Entry } from '../../logging-channel/entry.js';
+import { LivePort } from '../../recorder/live-port.js';
+import { CheckpointStore } from '../../replayer/checkpoints.js';
+import { ReplayPort } from '../../replayer/replay-port.js';
+import { Vm, type BootConfig, type BootTimings } from '../vm/vm.js';
+import { prepareEngine } from '../vm/engine.js';
+import { InspectPort } from '../vm/vm-eval.js';
 import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 if (!parentPort) throw new Error('vm-worker must run as a worker thread');

@@ -3,12 +3,12 @@
 // resulting entries to the log, and passes every output through the output gate (the Output Rule).
 
 import type { Logger } from 'pino';
-import type { HeaderList, RawEntry } from '../logging-channel/entry.js';
-import type { Log } from '../recorder/log.js';
+import type { HeaderList, RawEntry } from '../../logging-channel/entry.js';
+import type { Log } from '../../recorder/log.js';
 import { ResponseStream } from './response-stream.js';
 import { realEnv, type Env, type TimerHandle, type VmHandle } from './env.js';
-import type { ConsoleLine, LiveEvent, Output, TaskResult } from './vm.js';
-import type { RunReply, VmState } from './vm-protocol.js';
+import type { ConsoleLine, LiveEvent, Output, TaskResult } from '../vm/vm.js';
+import type { RunReply, VmState } from '../worker/vm-protocol.js';
 import { CronScheduler } from './cron-scheduler.js';
 
 export interface OutputGate {

@@ -1,6 +1,6 @@
 // Bundles the guest glue that is NOT evaluated at boot: chunks a VM compiles on first use (today the
 // Intl polyfill, its locale data and its time-zone data). Each chunk travels in the boot config beside
-// the boot glue (hypervisor/glue.ts), so a replay loads exactly the chunks the recording loaded, and a
+// the boot glue (hypervisor/vm/glue.ts), so a replay loads exactly the chunks the recording loaded, and a
 // VM that never touches Intl pays nothing for it at boot.
 //
 // A chunk is one expression, `(function (Intl) { ... })`: the guest glue calls it with its own Intl
@@ -13,7 +13,7 @@ import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-const INTL_DIR = fileURLToPath(new URL('../../hypervisor/guest/intl/', import.meta.url));
+const INTL_DIR = fileURLToPath(new URL('../../../hypervisor/guest/intl/', import.meta.url));
 const require = createRequire(import.meta.url);
 
 /**
@@ -121,7 +121,7 @@ function assertJsonSafe(value: unknown, where: string): void {
 //    interval key again (500 x 700 parses); the parse of a key is pure, so it is memoized;
 //  * parse-skeleton: every skeleton's range patterns were parsed up front, for formatRange; they are
 //    parsed on first use.
-const PATCHES_DIR = new URL('../../hypervisor/guest/intl/patches/', import.meta.url);
+const PATCHES_DIR = new URL('../../../hypervisor/guest/intl/patches/', import.meta.url);
 const DATETIMEFORMAT_PATCHES = ['interval-match', 'parse-skeleton'];
 const patchDateTimeFormat: Plugin = {
   name: 'ftjs-intl-patch-datetimeformat',
@@ -183,7 +183,7 @@ export async function bundleLazyGlue(): Promise<Record<string, string>> {
 
 /**
  * Chunks travel compressed (brotli, base64): 3.5 MB of code and data become about 0.5 MB in every
- * boot config, trace header and welcome frame. hypervisor/glue.ts (lazyGlueSource) reverses it.
+ * boot config, trace header and welcome frame. hypervisor/vm/glue.ts (lazyGlueSource) reverses it.
  */
 function compressChunk(text: string): string {
   const bytes = Buffer.from(text, 'utf8');

@@ -3,7 +3,7 @@
 // bundle is then read as a file, and travels in the boot config like the guest's own code.
 //
 // Big, rarely used parts (hypervisor/guest/lazy/: streams, compression) are bundled separately and
-// appended after a marker (hypervisor/glue.ts, splitWebGlue): the VM evaluates only what precedes the
+// appended after a marker (hypervisor/vm/glue.ts, splitWebGlue): the VM evaluates only what precedes the
 // marker at boot, and hands a lazy module's code to the guest when the guest first touches one of its
 // globals. Parsing them at every boot would cost more than the rest of the platform together.
 
@@ -17,13 +17,13 @@ import { bundleLazyGlue } from './lazy-glue-build.js';
 
 /** Where the built glue lives, next to the compiled hypervisor. */
 export const BUILT_WEB_GLUE = new URL('./guest/web.js', import.meta.url);
-/** The lazy chunks (hypervisor/lazy-glue-build.ts), by name, as JSON. */
+/** The lazy chunks (hypervisor/vm/lazy-glue-build.ts), by name, as JSON. */
 export const BUILT_LAZY_GLUE = new URL('./guest/lazy.json', import.meta.url);
-const WEB_ENTRY = new URL('../../hypervisor/guest/web/index.js', import.meta.url);
+const WEB_ENTRY = new URL('../../../hypervisor/guest/web/index.js', import.meta.url);
 /** Lazy modules, by the name the guest asks for (hypervisor/guest/web/lazy.js). Order is part of the glue. */
 const LAZY_ENTRIES: ReadonlyArray<[name: string, entry: URL]> = [
-  ['streams', new URL('../../hypervisor/guest/lazy/streams.js', import.meta.url)],
-  ['compression', new URL('../../hypervisor/guest/lazy/compression.js', import.meta.url)],
+  ['streams', new URL('../../../hypervisor/guest/lazy/streams.js', import.meta.url)],
+  ['compression', new URL('../../../hypervisor/guest/lazy/compression.js', import.meta.url)],
 ];
 /** The name a lazy bundle's exports get inside its wrapper function. */
 const LAZY_EXPORTS = '__ftjs_lazy_exports';
@@ -64,7 +64,7 @@ function bundleLazy(entry: URL): string {
   return `(function (__ftjs_imports, ${LAZY_INTRINSICS.join(', ')}) {\n${code}\nreturn ${LAZY_EXPORTS};\n})`;
 }
 
-const IDNA_ENTRY = new URL('../../hypervisor/guest/web/idna-impl.js', import.meta.url);
+const IDNA_ENTRY = new URL('../../../hypervisor/guest/web/idna-impl.js', import.meta.url);
 
 // The UTS #46 implementation as one expression whose value is idna-impl.js's exports. It travels
 // in the glue as a string that idna.js evaluates on first use (see there for why).
@@ -98,7 +98,7 @@ export function bundleWebGlue(): string {
 }
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
@@ -113,7 +113,7 @@ function lazyScriptDefines(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, contents] of Object.entries(LAZY_SCRIPTS)) {
     const inner = buildSync({
-      stdin: { contents, resolveDir: fileURLToPath(new URL('../../', import.meta.url)), loader: 'js' },
+      stdin: { contents, resolveDir: fileURLToPath(new URL('../../../', import.meta.url)), loader: 'js' },
       bundle: true,
       write: false,
       format: 'iife',

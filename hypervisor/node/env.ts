@@ -4,24 +4,24 @@
 // the shared-directory Arbiter and VM workers and calls the global fetch; the simulator
 // (test/sim/) gives virtual time, seeded entropy, a simulated shared directory and in-process VMs.
 //
-// The protocol cores (hypervisor/role.ts, logging-channel/*-session.ts) take none of this: they are
+// The protocol cores (hypervisor/node/role.ts, logging-channel/*-session.ts) take none of this: they are
 // handed the time as data and return actions. Only the shells hold an Env.
 
 import { randomBytes } from 'node:crypto';
-import { realClock, realTimers, type Clock, type Timers } from '../logging-channel/time.js';
+import { realClock, realTimers, type Clock, type Timers } from '../../logging-channel/time.js';
 import { Arbiter, type ClaimResult } from './arbiter.js';
-import type { VmLimits } from './limits.js';
-import { VmHost } from './vm-host.js';
+import type { VmLimits } from '../vm/limits.js';
+import { VmHost } from '../worker/vm-host.js';
 
-export { realClock, realTimers, type Clock, type TimerHandle, type Timers } from '../logging-channel/time.js';
+export { realClock, realTimers, type Clock, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
-/** The shared storage the epoch test-and-set runs on (hypervisor/arbiter.ts is the directory one). */
+/** The shared storage the epoch test-and-set runs on (hypervisor/node/arbiter.ts is the directory one). */
 export interface ArbiterStore {
   newestEpoch(): Promise<number | null>;
   claim(epoch: number, role: string): Promise<ClaimResult>;
 }
 
-/** What a node asks of its VM (hypervisor/vm-host.ts talks to a worker; the simulator runs it in process). */
+/** What a node asks of its VM (hypervisor/worker/vm-host.ts talks to a worker; the simulator runs it in process). */
 export type VmHandle = Pick<VmHost, 'boot' | 'run' | 'replay' | 'goLive' | 'state' | 'snapshot' | 'pendingFetches' | 'terminate' | 'alive'> & {
   onFatal: (error: Error) => void;
 };

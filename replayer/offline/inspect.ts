@@ -1,16 +1,16 @@
 // `ftjs inspect`: what a trace holds, without replaying it. One pass over every block of every
 // segment: entries and bytes by kind, tasks, requests by route, outputs, preemptions, epochs, the
-// largest tasks, and the per-task data of the HTML timeline (replayer/inspect-html.ts).
+// largest tasks, and the per-task data of the HTML timeline (replayer/offline/inspect-html.ts).
 //
 // Time: a trace knows the guest's time only where the guest read the clock (a Clock entry). A task's
 // time is the first clock value it read or, when it read none, the last value read before it; its
 // duration is the clock span it saw itself (0 when it read the clock at most once). Its work is the
 // position span from its start to its end (interrupt polls: the VM's deterministic instruction count).
 
-import { decodeClockReading, decodeEpochMark, decodeRequestEvent, decodeTaskEnd } from '../logging-channel/codec.js';
-import { Kind, kindName, isControl, isTaskStart } from '../logging-channel/entry.js';
-import { openTraceSegments, type TraceHeader, type TraceTruncation } from '../logging-channel/trace-file.js';
-import { describePayload, routeOf } from './entry-view.js';
+import { decodeClockReading, decodeEpochMark, decodeRequestEvent, decodeTaskEnd } from '../../logging-channel/codec.js';
+import { Kind, kindName, isControl, isTaskStart } from '../../logging-channel/entry.js';
+import { openTraceSegments, type TraceHeader, type TraceTruncation } from '../../logging-channel/trace-file.js';
+import { describePayload, routeOf } from '../entry-view.js';
 
 export interface TaskMark {
   /** Seq of the start entry and of the TaskEnd. */

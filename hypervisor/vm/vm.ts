@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
-import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent, type ScheduledEvent } from '../logging-channel/entry.js';
+import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent, type ScheduledEvent } from '../../logging-channel/entry.js';
 import {
   decodeFetchResultEvent,
   decodeRequestEvent,
@@ -21,8 +21,8 @@ import {
   encodeTaskEnd,
   encodeTimerEvent,
   encodeScheduledEvent,
-} from '../logging-channel/codec.js';
-import { taskHash } from '../logging-channel/task-outputs.js';
+} from '../../logging-channel/codec.js';
+import { taskHash } from '../../logging-channel/task-outputs.js';
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
 import { assertLimits, type VmLimits } from './limits.js';
 import type { Divergence, InputPort } from './port.js';
@@ -44,9 +44,9 @@ export interface BootConfig {
   guestHash: string;
   env: Record<string, string>;
   limits: VmLimits;
-  /** The hypervisor's guest-side code the VM boots with (hypervisor/glue.ts). */
+  /** The hypervisor's guest-side code the VM boots with (hypervisor/vm/glue.ts). */
   glue: Glue;
-  /** The boot sequence (hypervisor/boot-image.ts BOOT_FORMAT); absent in traces written before it. */
+  /** The boot sequence (hypervisor/vm/boot-image.ts BOOT_FORMAT); absent in traces written before it. */
   bootFormat?: number;
 }
 
@@ -146,7 +146,7 @@ const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, E
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, StreamCancel: 6, Boot: 9 } as const;
 
 /**
- * Loading lazy glue (the Intl polyfill and its data, hypervisor/lazy-glue-build.ts) is the hypervisor's
+ * Loading lazy glue (the Intl polyfill and its data, hypervisor/vm/lazy-glue-build.ts) is the hypervisor's
  * work, not the guest's: over a VM's lifetime, loads may take up to this many task budgets of wall time
  * beyond the guest's own budget. Past that (a guest that keeps a load from finishing, say by patching
  * a builtin the polyfill calls) they count against the task budget like guest code.
@@ -222,7 +222,7 @@ export class Vm {
   private consoleDropped = 0;
   private entries: RawEntry[] = [];
   private bootMessage: string | null = null;
-  /** Code of the web glue's lazy modules, by name (hypervisor/glue.ts splitWebGlue). Not state: from the boot config. */
+  /** Code of the web glue's lazy modules, by name (hypervisor/vm/glue.ts splitWebGlue). Not state: from the boot config. */
   private lazyModules: Record<string, string> = {};
   private booted = false;
 
@@ -363,7 +363,7 @@ export class Vm {
   }
 
   /**
-   * Compiles a lazy glue chunk (an expression, see hypervisor/lazy-glue-build.ts) from the boot config,
+   * Compiles a lazy glue chunk (an expression, see hypervisor/vm/lazy-glue-build.ts) from the boot config,
    * so replay compiles the same text; the guest glue runs what it evaluates to. A chunk that fails to
    * compile (out of memory) is handed back as the error value, for the glue to throw.
    * Like the glue at boot, loading it is not the guest's work: from here until the glue says the chunk
@@ -1049,7 +1049,7 @@ export class Vm {
   private evalFormat: QuickJSHandle | null = null;
 
   /**
-   * The debugger's eval (hypervisor/vm-eval.ts), for a scratch copy of a VM only: a replaying or
+   * The debugger's eval (hypervisor/vm/vm-eval.ts), for a scratch copy of a VM only: a replaying or
    * serving VM never calls it. Evaluates `code` as a script in the guest's global scope (with `$mod`
    * bound to the entry module's namespace), drains the jobs it queues, awaits a promise result, and
    * formats the result in the guest. Whatever the code changes stays in this VM.
