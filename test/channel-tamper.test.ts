@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { decodeFrame, encodeEntriesFrame } from '../dist/logging-channel/frames.js';
 import { FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer, deriveChannelKeys } from '../dist/logging-channel/frame-mac.js';
-import { ROOT, TEST_SECRET, startBackup, startPrimary, status, tempDir, waitFor, waitInSync, type FtjsProcess } from './helpers.js';
+import { ROOT, TEST_SECRET, ftjs, startBackup, startPrimary, status, tempDir, waitFor, waitInSync, type FtjsProcess } from './helpers.js';
 
 const KV = path.join(ROOT, 'guest-apps/kv.js');
 const ENTRIES = 0x01;
@@ -288,8 +288,10 @@ describe('logging channel: TLS', () => {
     await primary.waitForLog((l) => /refused a TLS connection on the logging-channel port/.test(l.msg), 'the primary to refuse the stranger');
     expect((await status(primary.url)).backupAttached).toBe(false);
     // Flags that do not go together are an error at startup that names them.
-    const plain = await startBackup(primary.replication.replace('wss:', 'ws:'), primary.sharedDir, { backupArgs: tlsArgs(certs.backup, certs.ca), nodeId: 'plain' }).catch((e: Error) => e);
-    expect(String(plain)).toMatch(/TLS is configured .* but the primary's logging channel ws:\/\/.* is ws:\/\/: use wss:\/\//);
+    const plainUrl = primary.replication.replace('wss:', 'ws:');
+    const plain = await ftjs(['backup', '--primary', plainUrl, '--port', '0', '--shared-dir', primary.sharedDir, ...tlsArgs(certs.backup, certs.ca)], { FTJS_SECRET: TEST_SECRET });
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toMatch(/TLS is configured .* but the primary's logging channel ws:\/\/.* is ws:\/\/: use wss:\/\//);
   });
 });
 
