@@ -6,6 +6,10 @@
 // behind replay work. Entries are delivered exactly once and in order across reconnects: a resumed
 // connection starts at receivedSeq + 1, a resend overlap is dropped, a gap is a protocol error.
 //
+// Every frame after our auth is sealed both ways (frame-mac.ts). A frame that fails its tag is
+// tampering: it is logged with its seq and direction, never decoded (so never a divergence), and the
+// connection closes with 4009; the next dial resumes after receivedSeq.
+//
 // A refusal that retrying cannot fix (4001-4006: wrong secret, other engine or guest, another backup
 // attached, log no longer retained; 4008: another process with our nodeId) stops the channel and
 // emits 'refused': it is fatal for the node. Anything else (lost connection, protocol error,

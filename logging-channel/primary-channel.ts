@@ -7,6 +7,9 @@
 // log from resumeFromSeq + 1, then new entries as the node appends them, coalesced into frames of at
 // most maxFrameBytes; the backup acknowledges cumulatively and we emit 'ack'.
 //
+// From the welcome on, every frame we send is sealed, and from its auth on every frame the backup
+// sends must be (frame-mac.ts); one that fails is tampering: logged, 4009, the connection dropped.
+//
 // This is transport only. It never decides that the backup is dead ('peer-silent' is a report; the
 // node calls drop()) and never trims the log (the node does, from 'ack'). Anything a peer sends that
 // is not exactly the protocol is refused at the edge with a logged error.
