@@ -785,6 +785,25 @@ describe('logging channel: bad peers', () => {
     ['a bad varuint', () => Uint8Array.of(FrameType.Ack, 0xff), /bad ACK frame: bad varuint/, 4007],
     ['an oversized frame', () => new Uint8Array(9000).fill(0x03), /larger than maxFrameBytes \(8192 bytes\)/, 1009],
   ];
+  it('primary drops a backup whose frame fails authentication as tampering (4009), naming seq, direction and peer; the backup may come back', async () => {
+    const p = await startPrimary({ entries: 3 });
+    const raw = await rawBackup(p.url, { nodeId: 'raw-backup' });
+    await waitFor(() => p.primary.sentSeq === 3, 5000, 'entries sent');
+    // A well-formed ACK with a forged tag, written past the sealing wrapper (as a relay would inject it).
+    (WebSocket.prototype.send as (this: WebSocket, data: Buffer) => void).call(raw.ws, Buffer.concat([encodeAckFrame(3), Buffer.alloc(FRAME_TAG_BYTES)]));
+    const [code] = await raw.closed;
+    expect(code).toBe(RefuseCode.FrameAuthFailed);
+    await waitFor(() => p.detached.length === 1, 5000, 'detached');
+    expect(p.detached[0]!.reason).toMatch(/frame authentication failed: frame #0 \(backup->primary\) from backup "raw-backup" at 127\.0\.0\.1:\d+/);
+    const line = p.lines.find((l) => l.code === 4009 && /^tampering: frame #0 backup->primary from backup "raw-backup"/.test(l.msg));
+    expect(line).toMatchObject({ level: ERROR, seq: 0, direction: 'backup->primary', nodeId: 'raw-backup' });
+    // The ACK was not acted on.
+    expect(p.acks).toEqual([]);
+    // Not fatal: the same backup attaches again and is served.
+    const b = startBackup(p.url, { nodeId: 'raw-backup' });
+    await waitFor(() => b.backup.receivedSeq === 3, 5000, 'the backup back');
+  });
+
   for (const [what, frame, pattern, closeCode] of badBackupFrames) {
     it(`primary drops an attached backup that sends ${what}`, async () => {
       const p = await startPrimary({ entries: 3, maxFrameBytes: 8192 });
