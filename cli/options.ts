@@ -88,6 +88,14 @@ export function addVmOptions(command: Command): Command {
     .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs);
 }
 
+/** `--tls-cert`, `--tls-key`, `--tls-ca`: mutual TLS on the logging channel (logging-channel/channel-tls.ts). */
+export function addChannelTlsOptions(command: Command): Command {
+  return command
+    .option('--tls-cert <file>', 'logging channel over TLS (wss://), mutual: this node\'s certificate (PEM); needs --tls-key and --tls-ca too')
+    .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
+    .option('--tls-ca <file>', 'the CA (PEM) that signs both nodes\' certificates: the primary requires a backup certificate it signed, the backup checks the primary\'s against it');
+}
+
 /** `--no-bundle` (flags.bundle false): load the entry's ES modules as they are instead of bundling it (cli/guest.ts). */
 export function addBundleOption(command: Command): Command {
   return command.option(

@@ -14,9 +14,10 @@ import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervi
 import { prepareGuest, type GuestFlags } from './guest.js';
 import { createLogger } from './logger.js';
 import { readSecret } from './secret.js';
-import { addBundleOption, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { checkChannelUrl, readChannelTls, type ChannelTls, type TlsFlags } from '../logging-channel/channel-tls.js';
+import { addBundleOption, addChannelTlsOptions, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
-interface PairFlags extends ServeFlags, GuestFlags {
+interface PairFlags extends ServeFlags, GuestFlags, TlsFlags {
   port: number;
   host: string;
   sharedDir: string;
@@ -35,7 +36,7 @@ interface PairFlags extends ServeFlags, GuestFlags {
 }
 
 function addPairOptions(command: Command): Command {
-  return addTraceSizeOption(command
+  return addChannelTlsOptions(addTraceSizeOption(command
     .requiredOption('--shared-dir <dir>', 'shared directory for the epoch test-and-set (both nodes must see the same one)')
     .option('--secret-file <file>', 'file holding the shared secret of the pair (or set FTJS_SECRET); at least 16 bytes, never sent in clear')
     .option('--secret <secret>', 'the shared secret itself: visible to every local user in ps, so prefer --secret-file or FTJS_SECRET (a warning says so)')
@@ -44,7 +45,7 @@ function addPairOptions(command: Command): Command {
     .option('--heartbeat-timeout-ms <ms>', 'silence after which the peer is declared lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
     .option('--max-lag-ms <ms>', 'primary: past this backup lag, stop admitting new requests', positiveInt('--max-lag-ms'), DEFAULT_PAIR_SETTINGS.maxLagMs)
     .option('--max-log-buffer-bytes <n>', 'primary: bound on the log kept for the backup; unacknowledged bytes past it stop admission', positiveInt('--max-log-buffer-bytes'), DEFAULT_PAIR_SETTINGS.maxLogBufferBytes)
-    .option('--trace <file>', 'also write this node\'s log as a trace file (replayable with ftjs replay)'));
+    .option('--trace <file>', 'also write this node\'s log as a trace file (replayable with ftjs replay)')));
 }
 
 interface CheckpointFlags {
@@ -73,6 +74,12 @@ function secretFrom(flags: PairFlags, logger: Logger): string {
   const { secret, warnings } = readSecret(flags);
   for (const warning of warnings) logger.warn(warning);
   return secret;
+}
+
+/** The `--tls-*` files as `{ tls }`, or nothing when TLS is off. */
+function tlsFrom(flags: PairFlags): { tls?: ChannelTls } {
+  const tls = readChannelTls(flags);
+  return tls ? { tls } : {};
 }
 
 function pairSettings(flags: PairFlags): PairSettings {
@@ -135,6 +142,7 @@ export function registerPair(program: Command): void {
       replicationPort: flags.replicationPort,
       sharedDir: flags.sharedDir,
       secret: secretFrom(flags, logger),
+      ...tlsFrom(flags),
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
@@ -153,7 +161,7 @@ export function registerPair(program: Command): void {
     .summary('replay a primary\'s log one step behind, ready to take over')
     .description('Dial the primary, receive its guest and boot config (verified by hash and engine version), acknowledge and replay its log. Guest traffic gets 503 with Retry-After until this node goes live.')
     .argument('[entry]', 'optional: the guest entry; if given, its bundle (or, with --no-bundle, its modules) must hash as the primary\'s')
-    .requiredOption('--primary <url>', 'the primary\'s logging channel, ws://HOST:PORT')
+    .requiredOption('--primary <url>', 'the primary\'s logging channel, ws://HOST:PORT (wss://HOST:PORT with --tls-cert, --tls-key, --tls-ca)')
     .option('-p, --port <port>', 'HTTP port (health, status; guest traffic once live)', port, 8082)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--checkpoint-every <entries>', 'once live (after a failover): durable checkpoints every this many log entries (default: off)', positiveInt('--checkpoint-every'))
@@ -171,6 +179,9 @@ export function registerPair(program: Command): void {
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const secret = secretFrom(flags, logger);
+    const tls = tlsFrom(flags);
+    // Before anything starts: a scheme that does not match the TLS flags is a usage error.
+    checkChannelUrl(flags.primary, tls.tls);
     const node = await BackupNode.start({
       primaryUrl: flags.primary,
       nodeId,
@@ -178,9 +189,10 @@ export function registerPair(program: Command): void {
       port: flags.port,
       sharedDir: flags.sharedDir,
       secret,
+      ...tls,
       ...(entry ? { guestHash: (await prepareGuest(entry, flags, logger)).hash } : {}),
       ...(flags.replicationPort !== undefined
-        ? { replication: { host: flags.replicationHost, port: flags.replicationPort, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter } }
+        ? { replication: { host: flags.replicationHost, port: flags.replicationPort, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter, ...tls } }
         : {}),
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,

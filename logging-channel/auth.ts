@@ -11,9 +11,9 @@
 // order differ between the two proofs, so one side's proof is never valid as the other's. Proofs
 // are compared with crypto.timingSafeEqual.
 //
-// What this does NOT give: integrity of the stream after the handshake against an active
-// man-in-the-middle (it could relay the handshake and then tamper). Run the channel on a private
-// network or over wss:// for that.
+// Every frame after the handshake (from the welcome on) is authenticated under per-connection keys
+// derived from the secret and the handshake transcript (frame-mac.ts); a frame that fails is closed
+// with 4009, never taken for a divergence. Confidentiality needs wss:// (channel-tls.ts).
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ControlObject } from './frames.js';
@@ -36,6 +36,11 @@ export const RefuseCode = {
   ProtocolError: 4007,
   /** A newer connection from the same nodeId replaced this one (a second process with one nodeId). */
   Replaced: 4008,
+  /**
+   * A frame after the handshake failed authentication (frame-mac.ts): altered, replayed, reordered or
+   * injected on the way. Not fatal: the backup dials again and resumes.
+   */
+  FrameAuthFailed: 4009,
 } as const;
 export type RefuseCodeValue = (typeof RefuseCode)[keyof typeof RefuseCode];
 
@@ -47,10 +52,12 @@ export const REFUSE_ALREADY_ATTACHED = RefuseCode.AlreadyAttached;
 export const REFUSE_CANNOT_RESUME = RefuseCode.CannotResume;
 export const REFUSE_PROTOCOL_ERROR = RefuseCode.ProtocolError;
 export const REFUSE_REPLACED = RefuseCode.Replaced;
+export const REFUSE_FRAME_AUTH_FAILED = RefuseCode.FrameAuthFailed;
 
 /**
  * Codes after which a backup stops reconnecting: retrying cannot help (wrong secret, another guest,
- * another backup in its place). 4007 is not fatal: a protocol error may be one damaged connection.
+ * another backup in its place). 4007 and 4009 are not fatal: a protocol error or a tampered frame
+ * may be one damaged connection.
  */
 export function isFatalRefusal(code: number): boolean {
   return (code >= RefuseCode.AuthFailed && code <= RefuseCode.CannotResume) || code === RefuseCode.Replaced;

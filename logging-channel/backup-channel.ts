@@ -6,6 +6,10 @@
 // behind replay work. Entries are delivered exactly once and in order across reconnects: a resumed
 // connection starts at receivedSeq + 1, a resend overlap is dropped, a gap is a protocol error.
 //
+// Every frame after our auth is sealed both ways (frame-mac.ts). A frame that fails its tag is
+// tampering: it is logged with its seq and direction, never decoded (so never a divergence), and the
+// connection closes with 4009; the next dial resumes after receivedSeq.
+//
 // A refusal that retrying cannot fix (4001-4006: wrong secret, other engine or guest, another backup
 // attached, log no longer retained; 4008: another process with our nodeId) stops the channel and
 // emits 'refused': it is fatal for the node. Anything else (lost connection, protocol error,
@@ -42,6 +46,8 @@ import {
   type ControlObject,
   type Frame,
 } from './frames.js';
+import { FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer, deriveChannelKeys } from './frame-mac.js';
+import { backupTlsOptions, checkChannelUrl, type ChannelTls } from './channel-tls.js';
 import { channelSettings, positiveInt } from './settings.js';
 import { BackupSession, type BackupSessionAction } from './backup-session.js';
 import { realClock, realTimers, type Clock, type TimerHandle, type Timers } from './time.js';
@@ -74,6 +80,8 @@ export interface BackupChannelOptions {
   /** Monotonic time and timers (default: the process's own). */
   clock?: Clock;
   timers?: Timers;
+  /** Dial wss:// with mutual TLS (the url must be wss://, and wss:// needs this). */
+  tls?: ChannelTls;
   logger: Logger;
 }
 
@@ -147,11 +155,15 @@ interface Conn {
   /** Set when this connection ended in a refusal already reported (by message or by us). */
   refusalHandled: boolean;
   welcomed: boolean;
+  /** Set once our auth is out: we seal everything after it, and expect the primary to seal from its welcome on. */
+  sealer: FrameSealer | null;
+  opener: FrameOpener | null;
 }
 
 
 export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private readonly url: string;
+  private readonly tls: ChannelTls | undefined;
   private readonly secret: Buffer;
   private readonly identity: BackupIdentity;
   readonly nodeId: string;
@@ -178,7 +190,9 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
 
   private constructor(opts: BackupChannelOptions) {
     super();
+    checkChannelUrl(opts.url, opts.tls);
     this.url = opts.url;
+    this.tls = opts.tls;
     this.secret = secretBytes(opts.secret);
     this.identity = { ...opts.identity };
     if (typeof opts.nodeId !== 'string' || opts.nodeId.length === 0) throw new RangeError('BackupChannel: nodeId must be a non-empty string');
@@ -285,7 +299,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
 
   private dial(): void {
     if (this.closed || this.stopped || this.paused || this.conn !== null) return;
-    const ws = new WebSocket(this.url, { maxPayload: this.maxFrameBytes, perMessageDeflate: false });
+    const ws = new WebSocket(this.url, { maxPayload: this.maxFrameBytes + FRAME_TAG_BYTES, perMessageDeflate: false, ...(this.tls ? backupTlsOptions(this.tls) : {}) });
     const conn: Conn = {
       ws,
       state: 'hello',
@@ -297,6 +311,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       refusalHandled: false,
       welcomed: false,
       snapshot: null,
+      sealer: null,
+      opener: null,
     };
     this.conn = conn;
     // Covers the TCP connect, the HTTP upgrade, hello and welcome.
@@ -311,10 +327,20 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
     if (conn.state === 'closed' || this.conn !== conn) return;
     let frame: Frame;
+    let bytes: Uint8Array;
     try {
       if (!isBinary) throw new FrameError('text message (the logging channel carries binary frames only)');
-      frame = decodeFrame(toBytes(data));
+      bytes = toBytes(data);
+      // Authenticate before decoding: a tampered frame never reaches the codec, let alone the VM,
+      // so it can never be taken for a divergence.
+      if (conn.opener !== null) bytes = conn.opener.open(bytes);
+      frame = decodeFrame(bytes);
     } catch (err) {
+      if (err instanceof FrameAuthError) {
+        if (conn.state === 'welcome' && this.onUnsealedReply(conn, bytes!)) return;
+        this.tampered(conn, err);
+        return;
+      }
       if (!(err instanceof FrameError)) throw err;
       this.protocolError(conn, err.message);
       return;
@@ -329,7 +355,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       }
       switch (conn.state) {
         case 'hello':
-          this.onHello(conn, frame);
+          this.onHello(conn, frame, bytes);
           return;
         case 'welcome':
           this.onWelcome(conn, frame);
@@ -348,7 +374,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
   }
 
-  private onHello(conn: Conn, frame: Frame): void {
+  private onHello(conn: Conn, frame: Frame, helloFrame: Uint8Array): void {
     if (frame.type !== 'control') {
       throw new RefusalError(RefuseCode.ProtocolError, `protocol error: expected the hello CONTROL message, got a ${frame.type.toUpperCase()} frame`);
     }
@@ -376,6 +402,54 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
     conn.state = 'welcome';
     this.send(conn, authFrame);
+    // Everything after our auth is sealed both ways, under keys bound to this exact hello and auth.
+    const keys = deriveChannelKeys(this.secret, helloFrame, authFrame);
+    conn.sealer = new FrameSealer(keys.backupToPrimary);
+    conn.opener = new FrameOpener(keys.primaryToBackup, 'primary->backup');
+  }
+
+  /**
+   * Before the welcome, an unsealed reply is legitimate in two cases: the primary refused us before
+   * it could derive keys (a refuse), or the peer does not know the secret (its welcome's proof is
+   * wrong: refused as 4001, fatal, as before frames were sealed). True when handled.
+   */
+  private onUnsealedReply(conn: Conn, bytes: Uint8Array): boolean {
+    for (const candidate of [bytes, bytes.subarray(0, Math.max(0, bytes.byteLength - FRAME_TAG_BYTES))]) {
+      let frame: Frame;
+      try {
+        frame = decodeFrame(candidate);
+      } catch {
+        continue;
+      }
+      if (frame.type !== 'control') continue;
+      const refusal = candidate === bytes ? asRefusal(frame.message) : null;
+      if (refusal !== null) {
+        this.onRefused(conn, refusal.code, refusal.reason);
+        return true;
+      }
+      if (frame.message.t === 'welcome' && typeof frame.message.proof === 'string' && !verifyProof(this.secret, 'primary', conn.clientNonce, conn.serverNonce, frame.message.proof)) {
+        this.refuseFatally(
+          conn,
+          RefuseCode.AuthFailed,
+          `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`,
+        );
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A frame from the primary failed authentication: tampering on the path. Not fatal: dial again and resume. */
+  private tampered(conn: Conn, err: FrameAuthError): void {
+    if (conn.state === 'closed') return;
+    const peer = `the primary at ${this.url}`;
+    const reason = `frame authentication failed: frame #${err.seq} (${err.direction}) from ${peer}: ${err.detail}`;
+    this.logger.error(
+      { code: RefuseCode.FrameAuthFailed, tampering: true, seq: err.seq, direction: err.direction, url: this.url, receivedSeq: this.stream.receivedSeq },
+      `tampering: frame #${err.seq} ${err.direction} from ${peer} failed authentication (${err.detail}); nothing of it was used; closing the connection, will dial again and resume after seq ${this.stream.receivedSeq}`,
+    );
+    this.send(conn, encodeControlFrame({ t: 'refuse', code: RefuseCode.FrameAuthFailed, reason }));
+    this.closeConn(conn, RefuseCode.FrameAuthFailed, reason);
   }
 
   private onWelcome(conn: Conn, frame: Frame): void {
@@ -518,7 +592,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   /** We refuse the primary (its proof is wrong): fatal. */
   private refuseFatally(conn: Conn, code: number, reason: string): void {
     if (conn.state === 'closed') return;
-    this.send(conn, encodeControlFrame({ t: 'refuse', code, reason }));
+    // A peer that failed its proof cannot hold our keys: tell it in clear (there is nothing to protect).
+    this.send(conn, encodeControlFrame({ t: 'refuse', code, reason }), code !== RefuseCode.AuthFailed);
     this.closeConn(conn, code, reason);
     this.stop(conn, code, reason, 'refused the primary');
   }
@@ -597,8 +672,9 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
   }
 
-  private send(conn: Conn, frame: Uint8Array): void {
-    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(frame, { binary: true });
+  /** Sends `frame`, sealed once our auth is out. Seals only what really goes out: the seqs stay dense. */
+  private send(conn: Conn, frame: Uint8Array, seal = true): void {
+    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(seal && conn.sealer !== null ? conn.sealer.seal(frame) : frame, { binary: true });
   }
 }
 

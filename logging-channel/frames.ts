@@ -5,6 +5,9 @@
 //   0x03 HEARTBEAT  varuint seq: the sender's last seq (log seq on the primary, received seq on the backup)
 //   0x10 CONTROL    UTF-8 JSON object with a string field `t` (the handshake: hello/auth/welcome/refuse)
 //
+// After the handshake each frame travels sealed: the frame, then a 16-byte tag (frame-mac.ts).
+// maxFrameBytes bounds the frame; the tag comes on top.
+//
 // decodeFrame validates everything and throws a FrameError that names the problem, so a bad frame
 // is refused at the edge (DESIGN rule 6) and never reaches the VM.
 

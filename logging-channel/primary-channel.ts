@@ -7,6 +7,9 @@
 // log from resumeFromSeq + 1, then new entries as the node appends them, coalesced into frames of at
 // most maxFrameBytes; the backup acknowledges cumulatively and we emit 'ack'.
 //
+// From the welcome on, every frame we send is sealed, and from its auth on every frame the backup
+// sends must be (frame-mac.ts); one that fails is tampering: logged, 4009, the connection dropped.
+//
 // This is transport only. It never decides that the backup is dead ('peer-silent' is a report; the
 // node calls drop()) and never trims the log (the node does, from 'ack'). Anything a peer sends that
 // is not exactly the protocol is refused at the edge with a logged error.
@@ -14,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -45,6 +49,8 @@ import {
   type ControlObject,
   type Frame,
 } from './frames.js';
+import { FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer, deriveChannelKeys } from './frame-mac.js';
+import { primaryTlsOptions, type ChannelTls } from './channel-tls.js';
 import { channelSettings, positiveInt } from './settings.js';
 import type { RetainedLog } from './retained-log.js';
 import { PrimarySession, type PrimarySessionAction } from './primary-session.js';
@@ -88,6 +94,8 @@ export interface PrimaryChannelOptions {
   /** Monotonic time and timers (default: the process's own). */
   clock?: Clock;
   timers?: Timers;
+  /** Serve wss:// with mutual TLS: the backup must present a certificate signed by `ca`. */
+  tls?: ChannelTls;
   logger: Logger;
 }
 
@@ -152,11 +160,18 @@ interface Conn {
   blocked: boolean;
   /** The welcome has gone out: before it, no other frame may (a joining backup waits for it first). */
   welcomed: boolean;
+  /** The hello frame as sent: with the auth frame, the transcript the connection's keys derive from. */
+  helloFrame: Uint8Array;
+  /** Our key, once the backup's proof holds; the sealer starts with the welcome (frame #0). */
+  sendKey: Buffer | null;
+  sealer: FrameSealer | null;
+  /** Set once the backup's proof holds: every frame it sends after its auth is sealed. */
+  opener: FrameOpener | null;
 }
 
 
 export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private readonly wss: WebSocketServer;
   private readonly secret: Buffer;
   private readonly identity: PrimaryIdentity;
@@ -208,16 +223,25 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     }
     this.logger = opts.logger.child({ component: 'logging-channel', role: 'primary' });
 
-    this.server = http.createServer({
+    const httpOptions = {
       // A connection that never completes its HTTP upgrade is dropped like a slow handshake.
       headersTimeout: this.handshakeTimeoutMs,
       requestTimeout: this.handshakeTimeoutMs,
       connectionsCheckingInterval: Math.min(HTTP_TIMEOUT_CHECK_MS, this.handshakeTimeoutMs),
-    });
+    };
+    this.tls = opts.tls !== undefined;
+    this.server = opts.tls ? https.createServer({ ...httpOptions, ...primaryTlsOptions(opts.tls) }) : http.createServer(httpOptions);
+    if (opts.tls) {
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+        // No certificate, one not signed by our CA, or not TLS at all: refused before any WebSocket.
+        this.logger.warn({ remote: remoteOf(socket), err: { code: err.code, message: err.message } }, `refused a TLS connection on the logging-channel port: ${err.code ?? err.message}`);
+      });
+    }
     this.server.maxConnections = MAX_CONNECTIONS;
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: this.maxFrameBytes,
+      // maxFrameBytes bounds the frame; its tag (frame-mac.ts) rides on top.
+      maxPayload: this.maxFrameBytes + FRAME_TAG_BYTES,
       // Compression would let a small frame inflate past our bounds' intent and costs CPU on the hot path.
       perMessageDeflate: false,
       clientTracking: false,
@@ -264,6 +288,9 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   get port(): number {
     return (this.server.address() as AddressInfo).port;
   }
+
+  /** True when the channel is served as wss:// with mutual TLS. */
+  readonly tls: boolean;
 
   /** A backup is attached and welcomed (one still receiving its snapshot counts from the welcome). */
   get attached(): boolean {
@@ -369,17 +396,29 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   }
 
   private onConnection(ws: WebSocket, remote: string): void {
+    const serverNonce = newNonce();
+    const helloFrame = encodeControlFrame({
+      t: 'hello',
+      nonce: serverNonce,
+      formatVersion: this.identity.formatVersion,
+      engine: this.identity.engine,
+      guestHash: this.identity.guestHash,
+    });
     const conn: Conn = {
       ws,
       remote,
       state: 'handshake',
-      serverNonce: newNonce(),
+      serverNonce,
       nodeId: '',
       handshakeTimer: undefined,
       closeTimer: undefined,
       closeReason: undefined,
       blocked: false,
       welcomed: false,
+      helloFrame,
+      sendKey: null,
+      sealer: null,
+      opener: null,
     };
     this.pending.add(conn);
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
@@ -388,28 +427,30 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     conn.handshakeTimer = this.timers.after(this.handshakeTimeoutMs, () => {
       this.refuse(conn, new RefusalError(RefuseCode.ProtocolError, `protocol error: handshake timeout: no valid auth within ${this.handshakeTimeoutMs} ms`));
     });
-    this.sendControl(conn, {
-      t: 'hello',
-      nonce: conn.serverNonce,
-      formatVersion: this.identity.formatVersion,
-      engine: this.identity.engine,
-      guestHash: this.identity.guestHash,
-    });
+    this.send(conn, helloFrame);
   }
 
   private onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
     if (conn.state === 'closed') return;
     let frame: Frame;
+    let bytes: Uint8Array;
     try {
       if (!isBinary) throw new FrameError('text message (the logging channel carries binary frames only)');
-      frame = decodeFrame(toBytes(data));
+      bytes = toBytes(data);
+      // Authenticate before decoding: a tampered frame never reaches the codec, let alone the node.
+      if (conn.opener !== null) bytes = conn.opener.open(bytes);
+      frame = decodeFrame(bytes);
     } catch (err) {
+      if (err instanceof FrameAuthError) {
+        this.tampered(conn, err);
+        return;
+      }
       if (!(err instanceof FrameError)) throw err;
       this.protocolError(conn, err.message);
       return;
     }
     try {
-      if (conn.state === 'handshake') this.onAuth(conn, frame);
+      if (conn.state === 'handshake') this.onAuth(conn, frame, bytes);
       else this.onAttachedFrame(conn, frame);
     } catch (err) {
       if (!(err instanceof RefusalError)) throw err;
@@ -418,7 +459,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     }
   }
 
-  private onAuth(conn: Conn, frame: Frame): void {
+  private onAuth(conn: Conn, frame: Frame, authFrame: Uint8Array): void {
     if (frame.type !== 'control') {
       throw new RefusalError(RefuseCode.ProtocolError, `protocol error: expected the auth CONTROL message, got a ${frame.type.toUpperCase()} frame`);
     }
@@ -434,6 +475,10 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     if (!verifyProof(this.secret, 'backup', conn.serverNonce, auth.nonce, auth.proof)) {
       throw new RefusalError(RefuseCode.AuthFailed, `auth failed: the backup's proof does not match this primary's shared secret (wrong --secret?)`);
     }
+    // From here on the backup seals what it sends; we seal from the welcome on.
+    const keys = deriveChannelKeys(this.secret, conn.helloFrame, authFrame);
+    conn.opener = new FrameOpener(keys.backupToPrimary, 'backup->primary');
+    conn.sendKey = keys.primaryToBackup;
     const mismatch = checkIdentity(this.identity, auth);
     if (mismatch !== null) throw mismatch;
     const current = this.session;
@@ -527,7 +572,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
         await new Promise<void>((resolve) => this.timers.after(5, resolve));
         if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
       }
-      conn.ws.send(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + chunkBytes)), { binary: true });
+      conn.ws.send(conn.sealer!.seal(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + chunkBytes))), { binary: true });
     }
     this.stream.snapshotSent(snapshot.seq);
     const kind = snapshot.baseDigest !== undefined ? 'incremental' : 'full';
@@ -608,7 +653,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
         this.emit('error', new Error(`logging channel: ${why}`));
         return;
       }
-      s.ws.send(frame, { binary: true }, (err) => this.onSent(s, err));
+      s.ws.send(s.sealer!.seal(frame), { binary: true }, (err) => this.onSent(s, err));
       this.stream.entriesSent(entries[entries.length - 1]!.seq);
       this.framesSent++;
     }
@@ -652,6 +697,21 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     this.sendControl(conn, { t: 'refuse', code: RefuseCode.ProtocolError, reason });
     this.detach(conn, reason);
     this.closeConn(conn, RefuseCode.ProtocolError, reason);
+  }
+
+  /** A frame from the backup failed authentication: tampering on the path. Drop the connection, not the backup's future. */
+  private tampered(conn: Conn, err: FrameAuthError): void {
+    if (conn.state === 'closed') return;
+    const peer = `backup "${conn.nodeId}" at ${conn.remote}`;
+    const reason = `frame authentication failed: frame #${err.seq} (${err.direction}) from ${peer}: ${err.detail}`;
+    this.logger.error(
+      { code: RefuseCode.FrameAuthFailed, tampering: true, seq: err.seq, direction: err.direction, nodeId: conn.nodeId, remote: conn.remote },
+      `tampering: frame #${err.seq} ${err.direction} from ${peer} failed authentication (${err.detail}); closing the connection, the backup will dial again and resume`,
+    );
+    this.sendControl(conn, { t: 'refuse', code: RefuseCode.FrameAuthFailed, reason });
+    if (conn.state === 'attached') this.detach(conn, reason);
+    else this.emit('refused', { code: RefuseCode.FrameAuthFailed, reason, remote: conn.remote });
+    this.closeConn(conn, RefuseCode.FrameAuthFailed, reason);
   }
 
   private onSocketError(conn: Conn, err: Error & { code?: string }): void {
@@ -712,12 +772,17 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   }
 
   private sendControl(conn: Conn, message: ControlObject): void {
-    if (message.t === 'welcome') conn.welcomed = true;
+    if (message.t === 'welcome') {
+      conn.welcomed = true;
+      // The welcome is the first sealed frame (#0): it proves our keys, so the handshake transcript, to the backup.
+      if (conn.sendKey !== null && conn.sealer === null) conn.sealer = new FrameSealer(conn.sendKey);
+    }
     this.send(conn, encodeControlFrame(message));
   }
 
+  /** Sends `frame`, sealed once the welcome has gone out. Seals only what really goes out: the seqs stay dense. */
   private send(conn: Conn, frame: Uint8Array): void {
-    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(frame, { binary: true });
+    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(conn.sealer !== null ? conn.sealer.seal(frame) : frame, { binary: true });
   }
 }
 

@@ -25,6 +25,7 @@ import {
   entriesBudgetBytes,
   type Frame,
 } from '../dist/logging-channel/frames.js';
+import { FRAME_TAG_BYTES, FrameOpener, FrameSealer, deriveChannelKeys } from '../dist/logging-channel/frame-mac.js';
 import { RefuseCode, computeProof, encodeSnapshotBaseOffer, secretBytes, type AuthMessage, type SnapshotBaseOffer } from '../dist/logging-channel/auth.js';
 import { Kind, type Entry } from '../dist/logging-channel/entry.js';
 import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/vm/snapshot-wire.js';
@@ -217,6 +218,26 @@ function expectSeqsExactly(received: Entry[], n: number): void {
   }
 }
 
+/**
+ * From now on, seal what this hand-written peer sends (binary frames) under `key`, as a real end does
+ * after its auth (backup) or from its welcome (primary).
+ */
+function sealSends(ws: WebSocket, key: Buffer): void {
+  const sealer = new FrameSealer(key);
+  const original = ws.send.bind(ws) as (...args: unknown[]) => void;
+  ws.send = ((data: unknown, ...rest: unknown[]) => original(data instanceof Uint8Array ? sealer.seal(data) : data, ...rest)) as typeof ws.send;
+}
+
+/** Opens a sealed frame; before the welcome, an unsealed refusal is passed through as it is. */
+function openOrPlain(opener: FrameOpener | null, data: Uint8Array): Uint8Array {
+  if (opener === null) return data;
+  try {
+    return opener.open(data);
+  } catch {
+    return data;
+  }
+}
+
 /** A hand-written backup: completes the handshake itself, then does what the test says. */
 async function rawBackup(
   url: string,
@@ -226,9 +247,10 @@ async function rawBackup(
   const frames: Frame[] = [];
   const closed = once(ws, 'close') as Promise<[number, Buffer]>;
   const clientNonce = randomBytes(32).toString('base64url');
+  let opener: FrameOpener | null = null;
   const welcomed = new Promise<void>((resolve, reject) => {
     ws.on('message', (data: Buffer) => {
-      const frame = decodeFrame(data);
+      const frame = decodeFrame(openOrPlain(opener, data));
       frames.push(frame);
       if (frame.type !== 'control') return;
       const m = frame.message;
@@ -242,7 +264,11 @@ async function rawBackup(
           nodeId: opts.nodeId ?? 'raw-backup',
           resumeFromSeq: opts.resumeFromSeq ?? 0,
         };
-        ws.send(encodeControlFrame({ ...(auth as unknown as { t: string }), ...opts.extraAuth }));
+        const authFrame = encodeControlFrame({ ...(auth as unknown as { t: string }), ...opts.extraAuth });
+        ws.send(authFrame);
+        const keys = deriveChannelKeys(secretBytes(opts.secret ?? SECRET), data, authFrame);
+        opener = new FrameOpener(keys.primaryToBackup, 'primary->backup');
+        sealSends(ws, keys.backupToPrimary);
       } else if (m.t === 'welcome') resolve();
       else if (m.t === 'refuse') reject(new Error(`refused: ${String(m.reason)}`));
     });
@@ -264,13 +290,18 @@ async function fakePrimary(
   wss.on('connection', (ws) => {
     state.connections++;
     const serverNonce = randomBytes(32).toString('base64url');
+    const helloFrame = encodeControlFrame({ t: 'hello', nonce: serverNonce, ...IDENTITY });
+    let opener: FrameOpener | null = null;
     ws.on('close', (code) => state.closeCodes.push(code));
     ws.on('error', () => {});
     ws.on('message', (data: Buffer) => {
-      const frame = decodeFrame(data);
+      const frame = decodeFrame(openOrPlain(opener, data));
       if (frame.type !== 'control') return;
       const m = frame.message;
       if (m.t === 'auth') {
+        const keys = deriveChannelKeys(secretBytes(opts.secret ?? SECRET), helloFrame, data);
+        opener = new FrameOpener(keys.backupToPrimary, 'backup->primary');
+        sealSends(ws, keys.primaryToBackup);
         ws.send(
           encodeControlFrame({
             t: 'welcome',
@@ -282,7 +313,7 @@ async function fakePrimary(
         onWelcomed(ws, m);
       } else if (m.t === 'refuse') state.refusals.push(m);
     });
-    ws.send(encodeControlFrame({ t: 'hello', nonce: serverNonce, ...IDENTITY }));
+    ws.send(helloFrame);
   });
   cleanups.push(
     () =>
@@ -581,7 +612,7 @@ describe('logging channel: streaming', () => {
     let acksSeen = 0;
     spySends((data) => {
       if (data[0] !== FrameType.Ack) return;
-      const f = decodeFrame(data);
+      const f = decodeFrame(data.subarray(0, data.byteLength - FRAME_TAG_BYTES));
       if (f.type === 'ack') {
         lastAckSent = Math.max(lastAckSent, f.seq);
         acksSeen++;
@@ -754,6 +785,25 @@ describe('logging channel: bad peers', () => {
     ['a bad varuint', () => Uint8Array.of(FrameType.Ack, 0xff), /bad ACK frame: bad varuint/, 4007],
     ['an oversized frame', () => new Uint8Array(9000).fill(0x03), /larger than maxFrameBytes \(8192 bytes\)/, 1009],
   ];
+  it('primary drops a backup whose frame fails authentication as tampering (4009), naming seq, direction and peer; the backup may come back', async () => {
+    const p = await startPrimary({ entries: 3 });
+    const raw = await rawBackup(p.url, { nodeId: 'raw-backup' });
+    await waitFor(() => p.primary.sentSeq === 3, 5000, 'entries sent');
+    // A well-formed ACK with a forged tag, written past the sealing wrapper (as a relay would inject it).
+    (WebSocket.prototype.send as (this: WebSocket, data: Buffer) => void).call(raw.ws, Buffer.concat([encodeAckFrame(3), Buffer.alloc(FRAME_TAG_BYTES)]));
+    const [code] = await raw.closed;
+    expect(code).toBe(RefuseCode.FrameAuthFailed);
+    await waitFor(() => p.detached.length === 1, 5000, 'detached');
+    expect(p.detached[0]!.reason).toMatch(/frame authentication failed: frame #0 \(backup->primary\) from backup "raw-backup" at 127\.0\.0\.1:\d+/);
+    const line = p.lines.find((l) => l.code === 4009 && /^tampering: frame #0 backup->primary from backup "raw-backup"/.test(l.msg));
+    expect(line).toMatchObject({ level: ERROR, seq: 0, direction: 'backup->primary', nodeId: 'raw-backup' });
+    // The ACK was not acted on.
+    expect(p.acks).toEqual([]);
+    // Not fatal: the same backup attaches again and is served.
+    const b = startBackup(p.url, { nodeId: 'raw-backup' });
+    await waitFor(() => b.backup.receivedSeq === 3, 5000, 'the backup back');
+  });
+
   for (const [what, frame, pattern, closeCode] of badBackupFrames) {
     it(`primary drops an attached backup that sends ${what}`, async () => {
       const p = await startPrimary({ entries: 3, maxFrameBytes: 8192 });

@@ -3,6 +3,7 @@
 // a time (it never starts a task whose inputs have not all arrived). It never emits an output. When
 // the role machine says so, it drains, wins the next epoch and goes live with identical state.
 
+import type { ChannelTls } from '../logging-channel/channel-tls.js';
 import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -33,6 +34,8 @@ export interface BackupOptions {
   port: number;
   sharedDir: string;
   secret: string;
+  /** Dial the primary over wss:// with mutual TLS (primaryUrl must be wss://). */
+  tls?: ChannelTls;
   /** When given, the backup refuses a primary that runs other code. */
   guestHash?: string;
   pair: PairSettings;
@@ -159,6 +162,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       clock: this.env.clock,
       timers: this.env.timers,
       ...(this.joinBase ? { snapshotBase: this.joinBase.offer } : {}),
+      ...(options.tls ? { tls: options.tls } : {}),
       logger,
     });
     this.channel.on('welcome', (e) => void this.onWelcome(e.bootConfig, e.reconnect, e.snapshot !== undefined));

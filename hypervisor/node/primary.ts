@@ -6,6 +6,7 @@
 // --checkpoint-every-ms, a snapshot of the VM and the log since it to a directory; with --restore-from
 // it boots from the newest valid checkpoint there plus its log instead of booting the guest fresh.
 
+import type { ChannelTls } from '../logging-channel/channel-tls.js';
 import type { Server } from 'node:http';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -47,6 +48,8 @@ export interface PrimaryOptions {
   replicationPort: number;
   sharedDir: string;
   secret: string;
+  /** Serve the logging channel as wss:// with mutual TLS. */
+  tls?: ChannelTls;
   pair: PairSettings;
   maxRequestBytes: number;
   loop: LiveLoopOptions;
@@ -209,6 +212,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
           host: options.replicationHost,
           port: options.replicationPort,
           secret: options.secret,
+          ...(options.tls ? { tls: options.tls } : {}),
           ...(options.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: options.joinBySnapshotAfterEntries } : {}),
         },
         logger: options.logger,

@@ -6,6 +6,7 @@
 // Role decisions stay in the node's RoleMachine: this part feeds it inputs (attached, acked, lag,
 // appended) through `host.step` and performs the serving actions it returns.
 
+import type { ChannelTls } from '../logging-channel/channel-tls.js';
 import type { Logger } from 'pino';
 import { Kind, type Entry } from '../../logging-channel/entry.js';
 import { encodeEpochMark, MAX_BATCH_BYTES } from '../../logging-channel/codec.js';
@@ -32,6 +33,8 @@ export interface ReplicationListen {
   secret: string;
   /** A fresh backup joins by snapshot once the log is this long (or no longer starts at seq 1). */
   joinBySnapshotAfterEntries?: number;
+  /** Serve the channel as wss:// with mutual TLS. */
+  tls?: ChannelTls;
 }
 
 export interface ServingOptions {
@@ -177,6 +180,7 @@ export class Serving {
       clock: host.env.clock,
       timers: host.env.timers,
       ...(replication.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: replication.joinBySnapshotAfterEntries } : {}),
+      ...(replication.tls ? { tls: replication.tls } : {}),
       logger,
     });
     if (this.stopped) {
@@ -202,7 +206,7 @@ export class Serving {
     });
     channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
-    this.replicationUrl = `ws://${replication.host}:${channel.port}`;
+    this.replicationUrl = `${channel.tls ? 'wss' : 'ws'}://${replication.host}:${channel.port}`;
   }
 
   /**
