@@ -3,7 +3,7 @@
 // a time (it never starts a task whose inputs have not all arrived). It never emits an output. When
 // the role machine says so, it drains, wins the next epoch and goes live with identical state.
 
-import type { ChannelTls } from '../logging-channel/channel-tls.js';
+import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';

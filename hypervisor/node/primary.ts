@@ -6,7 +6,7 @@
 // --checkpoint-every-ms, a snapshot of the VM and the log since it to a directory; with --restore-from
 // it boots from the newest valid checkpoint there plus its log instead of booting the guest fresh.
 
-import type { ChannelTls } from '../logging-channel/channel-tls.js';
+import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import type { Server } from 'node:http';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';

@@ -6,7 +6,7 @@
 // Role decisions stay in the node's RoleMachine: this part feeds it inputs (attached, acked, lag,
 // appended) through `host.step` and performs the serving actions it returns.
 
-import type { ChannelTls } from '../logging-channel/channel-tls.js';
+import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import type { Logger } from 'pino';
 import { Kind, type Entry } from '../../logging-channel/entry.js';
 import { encodeEpochMark, MAX_BATCH_BYTES } from '../../logging-channel/codec.js';
