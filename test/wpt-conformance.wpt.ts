@@ -6,7 +6,7 @@
 // `npm run wpt` runs it, with FTJS_WPT_DIR naming a WPT checkout, and fails when none is found.
 import { afterAll, describe, expect, it } from 'vitest';
 import { wptRoot, type FileResult } from './wpt-runner/files.js';
-import { runInGuest } from './wpt-runner/guest.js';
+import { GUEST_FILE_TIMEOUT_MS, runInGuest } from './wpt-runner/guest.js';
 import { runInNode } from './wpt-runner/node.js';
 import { SUITES, type Suite } from './wpt-runner/suites.js';
 
@@ -46,7 +46,7 @@ describe('Web Platform Tests in the guest', () => {
       if (!suite.awaiting) {
         expect(passed, `guest passes fewer subtests than Node 20\n${explain(guest)}`).toBeGreaterThanOrEqual(suite.node20);
       }
-    }, withNode ? 3_600_000 : 120_000);
+    }, withNode ? 3_600_000 : Math.max(120_000, suite.files.length * (GUEST_FILE_TIMEOUT_MS + 5_000)));
   }
 });
 
