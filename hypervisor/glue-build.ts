@@ -24,7 +24,6 @@ const WEB_ENTRY = new URL('../../hypervisor/guest/web/index.js', import.meta.url
 const LAZY_ENTRIES: ReadonlyArray<[name: string, entry: URL]> = [
   ['streams', new URL('../../hypervisor/guest/lazy/streams.js', import.meta.url)],
   ['compression', new URL('../../hypervisor/guest/lazy/compression.js', import.meta.url)],
-  ['encodings', new URL('../../hypervisor/guest/lazy/encodings.js', import.meta.url)],
 ];
 /** The name a lazy bundle's exports get inside its wrapper function. */
 const LAZY_EXPORTS = '__ftjs_lazy_exports';

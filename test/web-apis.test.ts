@@ -2,27 +2,19 @@
 // bare QuickJS context (with web.js installed) and, where Node 20 implements the same API
 // natively, in Node too; the JSON-encoded results must agree.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import type { QuickJSContext, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
 
-import { splitWebGlue } from '../dist/hypervisor/glue.js';
+import { installTestHost, WEB_GLUE } from './guest-host.js';
 
 // The boot part of the glue, and its lazy modules (streams, compression), which the VM hands over
 // through a host op on first use: evalWeb gives each context a host function that does the same.
-const WEB = splitWebGlue(readFileSync(new URL('../dist/hypervisor/guest/web.js', import.meta.url), 'utf8'));
-const WEB_JS = WEB.boot;
-const OP_LAZY_MODULE = 9;
+const WEB_JS = WEB_GLUE.boot;
 
 function evalWeb(ctx: QuickJSContext): void {
-  const host = ctx.newFunction('host', (op, name) => {
-    if (ctx.getNumber(op) !== OP_LAZY_MODULE) return undefined;
-    const code = WEB.lazy[ctx.getString(name)];
-    return code === undefined ? undefined : ctx.newString(code);
-  });
-  ctx.setProp(ctx.global, '__ftjs_host', host);
-  host.dispose();
+  // The pure host ops as a VM answers them (lazy modules, lazy glue chunks such as the legacy encodings).
+  installTestHost(ctx);
   evalOrThrow(ctx, WEB_JS);
 }
 

@@ -1,9 +1,10 @@
-// The WHATWG Encoding Standard's legacy decoders that are not in the boot glue (lazy module,
-// hypervisor/guest/web/lazy.js): the single-byte encodings from their index tables, and the
+// The WHATWG Encoding Standard's legacy decoders that are not in the boot glue (a lazy glue chunk,
+// hypervisor/lazy-glue-build.ts): the single-byte encodings from their index tables, and the
 // multi-byte ones (gb18030/gbk, big5, euc-jp, iso-2022-jp, shift_jis, euc-kr) with the standard's
 // indexes. Both come from @exodus/bytes, whose decoders follow the standard's algorithms and pass
 // the WPT encoding suite; its multi-byte indexes (150 KB) are why this is lazy: web/encoding.js loads
-// it on the first TextDecoder of one of these encodings.
+// it on the first TextDecoder of one of these encodings. It runs as a global script: the builtins it
+// uses are the guest's at that moment (as for Intl's chunks).
 //
 // @exodus/bytes looks for a native TextDecoder/Buffer (by "[native code]" in their source text); the
 // guest's TextDecoder is ours, a class, so it always takes its pure JavaScript paths here.

@@ -6,10 +6,14 @@
 // UTF-16LE, UTF-16BE and windows-1252 (what real Workers code decodes: UTF-16 from binary formats
 // and BOM'd files, windows-1252 under its aliases "latin1", "ascii", "iso-8859-1") are here, at boot.
 // The other legacy encodings (single-byte tables and the CJK multi-byte ones, 150 KB of indexes)
-// are a lazy module (hypervisor/guest/lazy/encodings.js) loaded by the first TextDecoder that names one.
+// are a lazy glue chunk (hypervisor/guest/lazy/encodings.js, built by hypervisor/lazy-glue-build.ts,
+// brotli-compressed in the boot config) that the host compiles for the first TextDecoder naming one.
 
 import { latin1ToString, setTextDecoderHooks } from './platform.js';
-import { lazyModule } from './lazy.js';
+
+const host = globalThis.__ftjs_host;
+const OP_LAZY_GLUE = 14; // keep in sync with hypervisor/vm.ts HostOp
+const reflectApplyHost = Reflect.apply;
 
 const CHUNK = 8192;
 const fromCharCode = String.fromCharCode;
@@ -154,12 +158,28 @@ for (const name of Object.keys(LAZY_LABELS)) {
   LAZY_NAMES.set(name, name);
   for (const l of LAZY_LABELS[name].split(' ')) if (l !== '') LAZY_NAMES.set(l, name);
 }
-/** Decoders of the lazy module, made once per encoding (they hold no per-TextDecoder state). */
+/**
+ * The chunk's exports, compiled and run once. Loading is the hypervisor's work (its own CPU grace,
+ * like Intl's: hypervisor/vm.ts compileLazyGlue) until the empty-name call says it is done; a load
+ * preempted anyway leaves `chunk` null, and the next use tries again.
+ */
+let chunk = null;
+function encodingsChunk() {
+  if (chunk !== null) return chunk;
+  if (typeof host !== 'function') throw new RangeError('The legacy text encodings are unavailable: no host to load them from');
+  const f = reflectApplyHost(host, undefined, [OP_LAZY_GLUE, 'encodings']);
+  if (typeof f !== 'function') throw f === undefined ? new RangeError('The legacy text encodings are unavailable: the boot config has no "encodings" chunk') : f;
+  const exports = f(undefined);
+  reflectApplyHost(host, undefined, [OP_LAZY_GLUE, '']);
+  chunk = exports;
+  return chunk;
+}
+/** Decoders of the chunk, made once per encoding (they hold no per-TextDecoder state). */
 const lazyDecoders = new Map();
 function lazyDecoder(name) {
   let decoder = lazyDecoders.get(name);
   if (decoder === undefined) {
-    decoder = lazyModule('encodings', {}).decoderFor(name);
+    decoder = encodingsChunk().decoderFor(name);
     lazyDecoders.set(name, decoder);
   }
   return decoder;
