@@ -16,7 +16,7 @@
   const OP_TIMER_SET = 3;
   const OP_TIMER_CLEAR = 4;
   const OP_CONSOLE = 5;
-  const OP_ENTROPY = 6;
+  // 6 (entropy) is called by the web glue (hypervisor/guest/web/crypto.js, subtle.js).
   const OP_BOOTED = 7;
   const OP_FETCH_ABORT = 8;
   // 9 (lazy web modules) is called by the web glue (hypervisor/guest/web/lazy.js).
@@ -248,39 +248,7 @@
   define('performance', performance);
 
   // ---------- entropy ----------
-  function randomBytes(length) {
-    return new Uint8Array(host(OP_ENTROPY, length));
-  }
-  const MAX_RANDOM_BYTES = 65536;
-  const hex = [];
-  for (let i = 0; i < 256; i++) hex.push((i < 16 ? '0' : '') + i.toString(16));
-  const crypto = {
-    getRandomValues(array) {
-      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView ||
-          (typeof Float16Array === 'function' && array instanceof Float16Array)) {
-        // As Node 20 and the spec: a DOMException, not a TypeError.
-        throw new (globalThis.DOMException || Error)('crypto.getRandomValues: the data argument must be an integer-type TypedArray', 'TypeMismatchError');
-      }
-      if (array.byteLength > MAX_RANDOM_BYTES) {
-        throw new (globalThis.DOMException || Error)('crypto.getRandomValues: ' + array.byteLength + ' bytes requested, at most 65536 allowed', 'QuotaExceededError');
-      }
-      new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(randomBytes(array.byteLength));
-      return array;
-    },
-    randomUUID() {
-      const b = randomBytes(16);
-      b[6] = (b[6] & 0x0f) | 0x40;
-      b[8] = (b[8] & 0x3f) | 0x80;
-      let s = '';
-      for (let i = 0; i < 16; i++) {
-        s += hex[b[i]];
-        if (i === 3 || i === 5 || i === 7 || i === 9) s += '-';
-      }
-      return s;
-    },
-    subtle: web.subtle, // hypervisor/guest/web/subtle.js
-  };
-  define('crypto', crypto);
+  // `crypto` (getRandomValues, randomUUID, subtle; host op 6) is installed by the web glue: web/crypto.js.
 
   // ---------- outbound fetch ----------
   const fetches = new Map();

@@ -1,5 +1,5 @@
-// Bundles the guest glue that is NOT evaluated at boot: chunks a VM compiles on first use (today the
-// Intl polyfill, its locale data and its time-zone data). Each chunk travels in the boot config beside
+// Bundles the guest glue that is NOT evaluated at boot: chunks a VM compiles on first use (the Intl
+// polyfill, its locale data and its time-zone data; the legacy text encodings). Each chunk travels in the boot config beside
 // the boot glue (hypervisor/vm/glue.ts), so a replay loads exactly the chunks the recording loaded, and a
 // VM that never touches Intl pays nothing for it at boot.
 //
@@ -178,6 +178,9 @@ export async function bundleLazyGlue(): Promise<Record<string, string>> {
   );
   for (const [chunk, locales] of Object.entries(INTL_LOCALE_CHUNKS)) chunks[`intl-${chunk}`] = await bundle(localeImports(locales), `intl-${chunk}`);
   chunks['intl-tz'] = await bundle(`import '@formatjs/intl-datetimeformat/add-all-tz.js';`, 'intl-tz');
+  // The legacy text encodings (hypervisor/guest/web/encoding.js loads it): 150 KB of index tables,
+  // which compress to two thirds. Its `Intl` parameter is unused.
+  chunks['encodings'] = await bundle(`export { decoderFor } from '../lazy/encodings.js';`, 'encodings');
   return Object.fromEntries(Object.entries(chunks).map(([name, text]) => [name, compressChunk(text)]));
 }
 

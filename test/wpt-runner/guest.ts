@@ -43,14 +43,14 @@ function callDriver(ctx: QuickJSContext, expr: string): unknown {
   return v;
 }
 
-export async function runInGuest(root: string, file: string): Promise<FileResult> {
+export async function runInGuest(root: string, file: string, timeoutMs = GUEST_FILE_TIMEOUT_MS): Promise<FileResult> {
   const test = loadTest(root, file);
   if (test === null) return missingFile(file);
   const mod = await quickjs();
   const rt = mod.newRuntime();
   rt.setMemoryLimit(MEMORY_LIMIT_BYTES);
   rt.setMaxStackSize(4 * 1024 * 1024);
-  const deadline = Date.now() + GUEST_FILE_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
   rt.setInterruptHandler(() => Date.now() > deadline);
   const ctx = rt.newContext();
   try {

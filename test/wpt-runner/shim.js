@@ -430,7 +430,13 @@
     if (/^[a-z][a-z0-9+.-]*:/i.test(rel)) return Promise.reject(new TypeError('WPT runner: no network for ' + rel));
     try {
       const text = readResource(rel);
-      return Promise.resolve(new global.Response(text, { headers: { 'content-type': rel.endsWith('.json') ? 'application/json' : 'text/plain' } }));
+      const type = rel.endsWith('.json') ? 'application/json' : 'text/plain';
+      // In the guest, the Response the VM's fetch makes (immutable headers, a URL); in Node, a plain one.
+      const web = global.__ftjs_web;
+      if (web && typeof web.makeResponse === 'function') {
+        return Promise.resolve(web.makeResponse(200, 'OK', [['content-type', type]], new TextEncoder().encode(text), 'http://web-platform.test/' + resolvePath(rel)));
+      }
+      return Promise.resolve(new global.Response(text, { headers: { 'content-type': type } }));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -455,6 +461,11 @@
   global.clearTimeout = clearTimerV;
   global.clearInterval = clearTimerV;
   global.fetch = wptFetch;
+  // A VM has a console (runtime.js); the bare context does not. Test output is not a result: dropped.
+  if (typeof global.console === 'undefined') {
+    const quiet = () => {};
+    global.console = { log: quiet, info: quiet, warn: quiet, error: quiet, debug: quiet };
+  }
   global.self = global;
   global.GLOBAL = { isWindow: () => false, isWorker: () => false, isShadowRealm: () => false };
   global.location = { search: '', href: 'http://web-platform.test/', hash: '', origin: 'http://web-platform.test', protocol: 'http:', host: 'web-platform.test', hostname: 'web-platform.test', pathname: '/', port: '' };

@@ -20,6 +20,13 @@ import {
 
 const { TextEncoder, TextDecoder, viewBufferSource } = __ftjs_imports;
 
+// The spec's stream async iterators inherit from %AsyncIteratorPrototype% (so they have its
+// [Symbol.asyncIterator] and any helpers it gains); the polyfill's prototype is a plain object.
+Object.setPrototypeOf(
+  Object.getPrototypeOf(new ReadableStream().values()),
+  Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype),
+);
+
 function setTag(ctor, tag) {
   Object.defineProperty(ctor.prototype, Symbol.toStringTag, { value: tag, configurable: true });
 }

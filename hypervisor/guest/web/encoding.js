@@ -1,13 +1,19 @@
-// TextDecoder's encodings other than UTF-8 (WHATWG Encoding Standard): UTF-16LE, UTF-16BE and
-// windows-1252, under every label the standard's table gives them. platform.js's TextDecoder asks
-// lookup(label) for a decoder; a label not here (nor UTF-8's) is a RangeError naming it.
+// TextDecoder's encodings other than UTF-8 (WHATWG Encoding Standard), under every label the
+// standard's table gives them. platform.js's TextDecoder asks lookup(label) for a decoder; a label
+// not here (nor UTF-8's) is a RangeError naming it, as are the "replacement" labels (iso-2022-kr, ...),
+// which the standard forbids TextDecoder.
 //
-// Why only these: they are what real Workers code decodes (UTF-16 from binary formats and BOM'd
-// files, windows-1252 under its many aliases "latin1", "ascii", "iso-8859-1" for legacy text).
-// The legacy CJK and single-byte tables would add tens of KB to every boot for code that almost
-// never runs in a service.
+// UTF-16LE, UTF-16BE and windows-1252 (what real Workers code decodes: UTF-16 from binary formats
+// and BOM'd files, windows-1252 under its aliases "latin1", "ascii", "iso-8859-1") are here, at boot.
+// The other legacy encodings (single-byte tables and the CJK multi-byte ones, 150 KB of indexes)
+// are a lazy glue chunk (hypervisor/guest/lazy/encodings.js, built by hypervisor/lazy-glue-build.ts,
+// brotli-compressed in the boot config) that the host compiles for the first TextDecoder naming one.
 
 import { latin1ToString, setTextDecoderHooks } from './platform.js';
+
+const host = globalThis.__ftjs_host;
+const OP_LAZY_GLUE = 14; // keep in sync with hypervisor/vm.ts HostOp
+const reflectApplyHost = Reflect.apply;
 
 const CHUNK = 8192;
 const fromCharCode = String.fromCharCode;
@@ -109,8 +115,81 @@ label(windows1252, [
 label(utf16('utf-16le', false), ['csunicode', 'iso-10646-ucs-2', 'ucs-2', 'unicode', 'unicodefeff', 'utf-16', 'utf-16le']);
 label(utf16('utf-16be', true), ['unicodefffe', 'utf-16be']);
 
+// The legacy encodings of the lazy module, by name: their other labels (the standard's table).
+const LAZY_LABELS = {
+  'iso-8859-2': 'iso-ir-101 iso_8859-2:1987 iso8859-2 iso88592 iso_8859-2 csisolatin2 l2 latin2',
+  'iso-8859-3': 'iso-ir-109 iso_8859-3:1988 iso8859-3 iso88593 iso_8859-3 csisolatin3 l3 latin3',
+  'iso-8859-4': 'iso-ir-110 iso_8859-4:1988 iso8859-4 iso88594 iso_8859-4 csisolatin4 l4 latin4',
+  'iso-8859-5': 'csisolatincyrillic cyrillic iso-ir-144 iso_8859-5:1988 iso8859-5 iso88595 iso_8859-5',
+  'iso-8859-6': 'arabic asmo-708 csiso88596e csiso88596i csisolatinarabic ecma-114 iso-8859-6-e iso-8859-6-i iso-ir-127 iso_8859-6:1987 iso8859-6 iso88596 iso_8859-6',
+  'iso-8859-7': 'csisolatingreek ecma-118 elot_928 greek greek8 iso-ir-126 sun_eu_greek iso_8859-7:1987 iso8859-7 iso88597 iso_8859-7',
+  'iso-8859-8': 'csiso88598e csisolatinhebrew hebrew iso-8859-8-e iso-ir-138 visual iso_8859-8:1988 iso8859-8 iso88598 iso_8859-8',
+  'iso-8859-8-i': 'csiso88598i logical',
+  'iso-8859-10': 'iso8859-10 iso885910 csisolatin6 iso-ir-157 l6 latin6',
+  'iso-8859-13': 'iso8859-13 iso885913',
+  'iso-8859-14': 'iso8859-14 iso885914',
+  'iso-8859-15': 'iso8859-15 iso885915 csisolatin9 iso_8859-15 l9',
+  'iso-8859-16': '',
+  'koi8-r': 'cskoi8r koi koi8 koi8_r',
+  'koi8-u': 'koi8-ru',
+  'macintosh': 'csmacintosh mac x-mac-roman',
+  'windows-874': 'dos-874 iso-8859-11 iso8859-11 iso885911 tis-620',
+  'windows-1250': 'cp1250 x-cp1250',
+  'windows-1251': 'cp1251 x-cp1251',
+  'windows-1253': 'cp1253 x-cp1253',
+  'windows-1254': 'cp1254 x-cp1254 csisolatin5 iso-8859-9 iso-ir-148 iso8859-9 iso88599 iso_8859-9 iso_8859-9:1989 l5 latin5',
+  'windows-1255': 'cp1255 x-cp1255',
+  'windows-1256': 'cp1256 x-cp1256',
+  'windows-1257': 'cp1257 x-cp1257',
+  'windows-1258': 'cp1258 x-cp1258',
+  'x-mac-cyrillic': 'x-mac-ukrainian',
+  'ibm866': '866 cp866 csibm866',
+  'x-user-defined': '',
+  'gbk': 'chinese csgb2312 csiso58gb231280 gb2312 gb_2312 gb_2312-80 iso-ir-58 x-gbk',
+  'gb18030': '',
+  'big5': 'big5-hkscs cn-big5 csbig5 x-x-big5',
+  'euc-jp': 'cseucpkdfmtjapanese x-euc-jp',
+  'iso-2022-jp': 'csiso2022jp',
+  'shift_jis': 'csshiftjis ms932 ms_kanji shift-jis sjis windows-31j x-sjis',
+  'euc-kr': 'cseuckr csksc56011987 iso-ir-149 korean ks_c_5601-1987 ks_c_5601-1989 ksc5601 ksc_5601 windows-949',
+};
+const LAZY_NAMES = new Map();
+for (const name of Object.keys(LAZY_LABELS)) {
+  LAZY_NAMES.set(name, name);
+  for (const l of LAZY_LABELS[name].split(' ')) if (l !== '') LAZY_NAMES.set(l, name);
+}
+/**
+ * The chunk's exports, compiled and run once. Loading is the hypervisor's work (its own CPU grace,
+ * like Intl's: hypervisor/vm.ts compileLazyGlue) until the empty-name call says it is done; a load
+ * preempted anyway leaves `chunk` null, and the next use tries again.
+ */
+let chunk = null;
+function encodingsChunk() {
+  if (chunk !== null) return chunk;
+  if (typeof host !== 'function') throw new RangeError('The legacy text encodings are unavailable: no host to load them from');
+  const f = reflectApplyHost(host, undefined, [OP_LAZY_GLUE, 'encodings']);
+  if (typeof f !== 'function') throw f === undefined ? new RangeError('The legacy text encodings are unavailable: the boot config has no "encodings" chunk') : f;
+  const exports = f(undefined);
+  reflectApplyHost(host, undefined, [OP_LAZY_GLUE, '']);
+  chunk = exports;
+  return chunk;
+}
+/** Decoders of the chunk, made once per encoding (they hold no per-TextDecoder state). */
+const lazyDecoders = new Map();
+function lazyDecoder(name) {
+  let decoder = lazyDecoders.get(name);
+  if (decoder === undefined) {
+    decoder = encodingsChunk().decoderFor(name);
+    lazyDecoders.set(name, decoder);
+  }
+  return decoder;
+}
+
 setTextDecoderHooks({
   lookup(l) {
-    return ENCODINGS.get(l) ?? null;
+    const decoder = ENCODINGS.get(l);
+    if (decoder !== undefined) return decoder;
+    const name = LAZY_NAMES.get(l);
+    return name === undefined ? null : lazyDecoder(name);
   },
 });

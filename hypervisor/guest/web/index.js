@@ -7,4 +7,5 @@ import './forms.js';
 import './navigator.js';
 import './urlpattern.js';
 import './subtle.js';
+import './crypto.js';
 import './intl.js';

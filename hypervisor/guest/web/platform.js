@@ -2975,7 +2975,10 @@ class Request {
   get body() {
     const b = this.#body;
     if (b === null || isStreamBody(b)) return b;
-    return (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
+    const stream = (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
+    // A body consumed before it was a stream: its stream is as a read one, locked and disturbed.
+    if (this.#used) streams().takeIntactBytes(stream);
+    return stream;
   }
   get bodyUsed() {
     const b = this.#body;
@@ -3186,7 +3189,10 @@ class Response {
   get body() {
     const b = this.#body;
     if (b === null || isStreamBody(b)) return b;
-    return (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
+    const stream = (this.#body = streams().bytesStream(typeof b === 'string' ? utf8Encode(b) : b));
+    // A body consumed before it was a stream: its stream is as a read one, locked and disturbed.
+    if (this.#used) streams().takeIntactBytes(stream);
+    return stream;
   }
   get bodyUsed() {
     const b = this.#body;

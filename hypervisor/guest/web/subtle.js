@@ -405,5 +405,5 @@ registerCloner('[object CryptoKey]', (value) => {
 
 defineGlobal('CryptoKey', CryptoKey);
 defineGlobal('SubtleCrypto', SubtleCrypto);
-// runtime.js installs `crypto` (with getRandomValues, which it owns) and puts this on it.
-globalThis.__ftjs_web.subtle = new SubtleCrypto(kConstruct);
+// crypto.js installs `crypto` and puts this on it.
+export const subtle = new SubtleCrypto(kConstruct);

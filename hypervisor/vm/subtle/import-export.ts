@@ -4,7 +4,7 @@
 
 import { createPrivateKey, createPublicKey, ECDH, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { type Algorithm } from './algorithms.js';
-import { dataError, invalidAccess, notSupported, syntaxError, typeError } from './errors.js';
+import { dataError, invalidAccess, notSupported, SubtleError, syntaxError, typeError } from './errors.js';
 import {
   bigintBytes,
   checkUsages,
@@ -106,9 +106,13 @@ function importAsymmetric(format: KeyFormat, keyData: Uint8Array | JsonWebKey, a
   try {
     object = parseAsymmetric(format, keyData, algorithm, extractable, usages);
   } catch (error) {
-    if (error instanceof TypeError || (error as { errorName?: string }).errorName) throw error;
+    // Node's own parse errors (TypeErrors among them: ERR_CRYPTO_INVALID_JWK) are bad key data.
+    if (error instanceof SubtleError) throw error;
     throw dataError('Invalid keyData');
   }
+  if (format === 'jwk' && object.type === 'private' && !(RSA.has(name))) checkJwkPair(keyData as JsonWebKey, object);
+  // A compressed EC point exports uncompressed (as Node and the WPT expect): parse it again from its JWK.
+  if (object.type === 'public' && EC.has(name)) object = createPublicKey({ key: object.export({ format: 'jwk' }), format: 'jwk' });
   const type = object.type as KeyType;
   checkUsages(name, usages, [type]);
   const details = object.asymmetricKeyDetails ?? {};
@@ -143,6 +147,12 @@ function parseAsymmetric(format: KeyFormat, keyData: Uint8Array | JsonWebKey, al
       return jwk.d !== undefined ? createPrivateKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: jwk, format: 'jwk' });
     }
   }
+}
+
+/** A private JWK's public part (x, y) must be the one its private part (d) gives: Node does not check. */
+function checkJwkPair(jwk: JsonWebKey, object: KeyObject): void {
+  const derived = createPublicKey(object).export({ format: 'jwk' });
+  if (jwk.x !== derived.x || (derived.y !== undefined && jwk.y !== derived.y)) throw dataError('Invalid key pair');
 }
 
 function checkJwk(jwk: JsonWebKey, algorithm: Algorithm, extractable: boolean, usages: KeyUsage[]): void {
