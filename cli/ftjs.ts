@@ -8,6 +8,9 @@ import { registerRun } from './run.js';
 import { registerPair } from './pair.js';
 import { registerUp } from './up.js';
 import { registerDrill } from './drill.js';
+import { watchParent } from './parent-watch.js';
+
+watchParent();
 
 const program = new Command();
 program
