@@ -149,3 +149,25 @@ test('ftjs up on a port that is taken exits non-zero before starting any node', 
     blocker.close();
   }
 });
+
+test('ftjs up on SIGTERM stops its nodes and exits 0; guest flags reach the nodes', async () => {
+  const port = await freePort();
+  const up = spawnFtjs(['up', '--port', String(port), '--max-request-bytes', '64']);
+  const door = `http://127.0.0.1:${port}`;
+  let pids: number[] = [];
+  try {
+    const s = await waitFor(async () => {
+      const u = await upStatus(door);
+      return u?.protected ? u : null;
+    }, 'up to be protected', 60_000, 100);
+    pids = s.nodes.map((n) => n.pid);
+    // --max-request-bytes went to the nodes: a larger body is refused by the live node itself.
+    const big = await fetch(`${door}/kv/big`, { method: 'PUT', body: 'x'.repeat(100) });
+    expect(big.status).toBe(413);
+  } finally {
+    up.child.kill('SIGTERM');
+  }
+  expect(await up.exited).toBe(0);
+  expect(pids).toHaveLength(2);
+  expect(pids.filter(alive)).toEqual([]);
+}, 90_000);
