@@ -34,6 +34,8 @@ export class ProtectionWatch {
   private statuses = new Map<string, Status | null>();
   private lostNodes: Array<{ node: string; why: string; at: string }> = [];
   private backupLagEntries: number | null = null;
+  /** Some node has served: before that, a lost node means the pair cannot start (a bad guest, a bad flag). */
+  everLive = false;
 
   constructor(private readonly options: { logger: Logger; adminToken: string | null; router: Router | null }) {
     this.router = options.router;
@@ -84,6 +86,7 @@ export class ProtectionWatch {
     const live = this.liveMember();
     const liveStatus = live ? this.statuses.get(live.name) : null;
     if (!live || !liveStatus) return this.set(false, 'no node is live');
+    this.everLive = true;
     if (liveStatus.backupAttached !== true) return this.set(false, `${live.name} runs alone: no backup attached`);
     const backups = members.filter((m) => m !== live && this.statuses.get(m.name)?.role === 'backup' && this.statuses.get(m.name)?.connected === true);
     const liveSeq = Number(liveStatus.seq ?? 0);

@@ -126,6 +126,10 @@ async function runUp(program: Command, command: Command, entry: string, flags: U
     router.removeNode(m.name);
     if (stopping) return;
     watch.lost(m.name, `${m.name} exited (${signal ?? `code ${code}`})`);
+    if (!watch.everLive) {
+      logger.fatal({ node: m.name, code, signal }, `${m.name} exited (${signal ?? `code ${code}`}) before the service ever served: not restarting (its log above says why)`);
+      return stop(1);
+    }
     if (watch.members.size === 0) {
       logger.fatal({ node: m.name, code, signal }, `${m.name} exited (${signal ?? `code ${code}`}) and no node is left: the service is down`);
       return stop(1);
