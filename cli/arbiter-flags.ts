@@ -4,7 +4,8 @@
 
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseEtcdUrl, type EtcdArbiterOptions } from '../hypervisor/arbiter-etcd.js';
+import type { EtcdArbiterOptions } from '../hypervisor/arbiter-etcd.js';
+import { parseEtcdUrl } from '../hypervisor/etcd-url.js';
 
 export interface ArbiterFlags {
   sharedDir?: string;
