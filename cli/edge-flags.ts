@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { egressPolicy, type EgressPolicy } from '../hypervisor/egress.js';
+import { egressFetch } from '../hypervisor/egress-fetch.js';
 import type { EdgeOptions } from '../hypervisor/front-door.js';
 import { publicOrigin } from '../hypervisor/request-target.js';
 import type { Env } from '../hypervisor/env.js';
@@ -56,15 +57,12 @@ export interface Edge {
 
 export function edgeFrom(flags: EdgeFlags, ownPorts: ReadonlyArray<number | undefined>): Edge {
   const policy = egressPolicy(flags.allowFetch, ownPorts.filter((p): p is number => p !== undefined && p !== 0));
-  // undici loads beside the boot, not before it (about 0.1 s, more on a busy machine): a node's start,
-  // and a joining backup's, need no outbound fetch yet.
-  const loading = import('../hypervisor/egress-fetch.js').then((m) => m.egressFetch(policy));
-  loading.catch(() => undefined);
+  const fetch = egressFetch(policy);
   return {
     policy,
     frontDoor: { publicOrigin: flags.publicUrl !== undefined ? publicOrigin(flags.publicUrl) : null, adminToken: adminTokenFrom(flags) },
     // undici's fetch and the global one differ only in their type declarations.
-    fetch: (async (url: string, init: RequestInit) => (await loading)(url, init as never)) as unknown as Env['fetch'],
+    fetch: fetch as unknown as Env['fetch'],
     ownPort: (port) => void policy.ownPorts.add(port),
   };
 }

@@ -79,6 +79,16 @@ function secretFrom(flags: PairFlags, logger: Logger): string {
   return secret;
 }
 
+/**
+ * The arbiter the flags name; for etcd, its client loaded now, before the node starts: loading it takes
+ * up to a second on a busy machine, which must not stall heartbeats or a join later.
+ */
+async function loadedArbiter(flags: ArbiterFlags): Promise<ArbiterChoice> {
+  const arbiter = arbiterFrom(flags);
+  if (arbiter.kind === 'etcd') await import('../hypervisor/arbiter-etcd.js');
+  return arbiter;
+}
+
 /** The node's world: the chosen arbiter, and outbound fetch through the egress policy. */
 function nodeEnv(arbiter: ArbiterChoice, edge: Edge): Env {
   return { ...realEnv, arbiter: arbiterFactory(arbiter.etcd), fetch: edge.fetch };
@@ -135,7 +145,7 @@ export function registerPair(program: Command): void {
   primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number; cron: string[] }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
-    const arbiter = arbiterFrom(flags);
+    const arbiter = await loadedArbiter(flags);
     const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
     const checkpoints = checkpointOptions(flags, arbiter);
     const node = await PrimaryNode.start({
@@ -189,7 +199,7 @@ export function registerPair(program: Command): void {
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     const secret = secretFrom(flags, logger);
-    const arbiter = arbiterFrom(flags);
+    const arbiter = await loadedArbiter(flags);
     const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
     const checkpoints = checkpointOptions(flags, arbiter);
     const node = await BackupNode.start({

@@ -3,8 +3,8 @@
 // location string; this picks the implementation from the location's form.
 //
 // The etcd client (etcd3 and gRPC) takes about a second to load on a busy machine, so it is loaded
-// only for an etcd location, and at once when the arbiter is created (node start), not at the first
-// claim: a failover must not wait for a module load.
+// only for an etcd location (the CLI loads it before a node starts; here it then comes from the
+// module cache), never at the first claim: a failover must not wait for a module load.
 
 import { Arbiter } from './arbiter.js';
 import type { EtcdArbiter, EtcdArbiterOptions } from './arbiter-etcd.js';
