@@ -32,7 +32,8 @@ export class NodeProcess {
     env: Record<string, string>,
     onLine?: (text: string, parsed: LogLine | null) => void,
   ) {
-    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // stdin is a pipe the node watches (cli/parent-watch.ts): if this process dies, however, the node stops.
+    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FTJS_PARENT_WATCH: '1', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let buffered = '';
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
-import { caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
+import { arbiterArgs, caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
 import { chooseService } from './drill-service.js';
 import type { WorkloadOptions } from './drill.js';
 import { Router } from './router.js';
@@ -66,7 +66,7 @@ export async function runReprotectDrill(
 ): Promise<ReprotectRound[]> {
   const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
   const env = { FTJS_SECRET: randomBytes(24).toString('base64url') };
-  const common = ['--shared-dir', sharedDir, ...timingArgs(timing), '--log-level', 'info'];
+  const common = [...arbiterArgs(timing, sharedDir, `reprotect-${process.pid}-${Date.now()}`), ...timingArgs(timing), '--log-level', 'info'];
   const nodes: Node[] = [];
   const released: Array<{ node: string; epoch: number; atMs: number }> = [];
   const router = new Router({

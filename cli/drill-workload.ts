@@ -10,6 +10,19 @@ export interface DrillTiming {
   heartbeatTimeoutMs: number;
   /** Beyond detection (the heartbeat timeout): drain, claim and switch to serving. */
   maxGoLiveMs: number;
+  /**
+   * `--arbiter etcd://...` and its flags, when the drill's pairs claim epochs in etcd; each pair gets a
+   * prefix of its own under the given one. Absent: a fresh shared directory per pair.
+   */
+  etcd?: { url: string; args: string[] };
+}
+
+/** The arbiter flags of the pair named `pairName`: its own etcd prefix, or the shared directory `sharedDir`. */
+export function arbiterArgs(timing: DrillTiming, sharedDir: string, pairName: string): string[] {
+  if (!timing.etcd) return ['--shared-dir', sharedDir];
+  const url = timing.etcd.url.replace(/\/+$/, '');
+  const hasPrefix = /^etcds?:\/\/[^/]+\/./.test(url);
+  return ['--arbiter', `${hasPrefix ? url : `${url}/ftjs`}/${pairName}`, ...timing.etcd.args];
 }
 
 /** The pair's flags for this timing. */

@@ -18,7 +18,8 @@ import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
 import { runReprotectDrill, type ReprotectRound } from './drill-reprotect.js';
-import { caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
+import { arbiterArgs, caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
+import { arbiterFrom } from './arbiter-flags.js';
 import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
 import { mulberry32 } from './seeded-random.js';
 
@@ -37,6 +38,12 @@ interface DrillFlags {
   reprotect?: boolean;
   workload: WorkloadChoice;
   kvPrefix?: string;
+  arbiter?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdUser?: string;
+  etcdPasswordFile?: string;
 }
 
 /** Which workload a drill drives: `--workload`, and the prefix of the keyed store (`--kv-prefix`). */
@@ -83,7 +90,7 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
   const [primaryPort, backupPort, replicationPort] = [await freePort(), await freePort(), await freePort()];
   const relay = fault === 'partition' ? new Relay(replicationPort) : null;
   const backupTarget = relay ? await relay.listen() : replicationPort;
-  const common = ['--shared-dir', sharedDir, ...timingArgs(timing), '--log-level', 'info'];
+  const common = [...arbiterArgs(timing, sharedDir, `drill-${process.pid}-${Date.now()}-r${round}`), ...timingArgs(timing), '--log-level', 'info'];
   const env = { FTJS_SECRET: secret };
   const primary = new NodeProcess('primary', ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...common], env);
   const logger = pino({ level: 'silent' });
@@ -307,9 +314,23 @@ export function registerDrill(program: Command): void {
     )
     .option('--reprotect', 'one service through all rounds (with --fault kill-primary): after each failover a fresh backup joins the new live node by snapshot, and the next round kills that node; invariants are checked across all epochs')
     .option('--json', 'print the results as JSON')
+    .option('--arbiter <url>', 'claim epochs in etcd (etcd://host:port[,host:port]/prefix, etcds:// for TLS) instead of a fresh shared directory; each pair gets its own prefix under the given one')
+    .option('--etcd-ca <file>', 'etcds://: CA certificate (PEM)')
+    .option('--etcd-cert <file>', 'etcds://: client certificate (PEM)')
+    .option('--etcd-key <file>', 'etcds://: client private key (PEM)')
+    .option('--etcd-user <name>', 'etcd user (password from FTJS_ETCD_PASSWORD or --etcd-password-file)')
+    .option('--etcd-password-file <file>', 'file holding the etcd user\'s password')
     .action(async (entry: string, flags: DrillFlags) => {
       if (flags.reprotect && flags.fault !== 'kill-primary') throw new InvalidArgumentError('--reprotect drills consecutive failovers of one service: use it with --fault kill-primary');
       const timing: DrillTiming = { heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs: heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs), maxGoLiveMs: flags.maxGoLiveMs };
+      if (flags.arbiter !== undefined) {
+        arbiterFrom(flags); // checked here, before a round starts a node with it
+        const args: string[] = [];
+        for (const [flag, value] of [['--etcd-ca', flags.etcdCa], ['--etcd-cert', flags.etcdCert], ['--etcd-key', flags.etcdKey], ['--etcd-user', flags.etcdUser], ['--etcd-password-file', flags.etcdPasswordFile]] as const) {
+          if (value !== undefined) args.push(flag, flag === '--etcd-user' ? value : path.resolve(value));
+        }
+        timing.etcd = { url: flags.arbiter, args };
+      }
       const seed = flags.seed ?? (randomBytes(4).readUInt32LE(0) % 1_000_000) + 1;
       const workloadOptions: WorkloadOptions = { workload: flags.workload, ...(flags.kvPrefix !== undefined ? { kvPrefix: flags.kvPrefix } : {}) };
       const random = mulberry32(seed);

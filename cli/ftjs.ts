@@ -2,6 +2,10 @@
 // The `ftjs` command.
 
 import type { Command } from 'commander';
+import { watchParent } from './parent-watch.js';
+
+// A node started by `ftjs up` or a drill stops when its parent dies (no orphans).
+watchParent();
 
 type Register = (program: Command) => void;
 

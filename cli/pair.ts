@@ -15,12 +15,15 @@ import { prepareGuest, type GuestFlags } from './guest.js';
 import { createLogger } from './logger.js';
 import { readSecret } from './secret.js';
 import { checkChannelUrl, readChannelTls, type ChannelTls, type TlsFlags } from '../logging-channel/channel-tls.js';
+import { addArbiterOptions, arbiterFrom, checkpointDirFor, type ArbiterChoice, type ArbiterFlags } from './arbiter-flags.js';
+import { addEdgeOptions, edgeFrom, portOf, type Edge, type EdgeFlags } from './edge-flags.js';
+import { arbiterFactory } from '../hypervisor/node/arbiter-select.js';
+import { realEnv, type Env } from '../hypervisor/node/env.js';
 import { addBundleOption, addChannelTlsOptions, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
-interface PairFlags extends ServeFlags, GuestFlags, TlsFlags {
+interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, EdgeFlags {
   port: number;
   host: string;
-  sharedDir: string;
   secret?: string;
   secretFile?: string;
   nodeId?: string;
@@ -36,8 +39,9 @@ interface PairFlags extends ServeFlags, GuestFlags, TlsFlags {
 }
 
 function addPairOptions(command: Command): Command {
+  addArbiterOptions(command);
+  addEdgeOptions(command);
   return addChannelTlsOptions(addTraceSizeOption(command
-    .requiredOption('--shared-dir <dir>', 'shared directory for the epoch test-and-set (both nodes must see the same one)')
     .option('--secret-file <file>', 'file holding the shared secret of the pair (or set FTJS_SECRET); at least 16 bytes, never sent in clear')
     .option('--secret <secret>', 'the shared secret itself: visible to every local user in ps, so prefer --secret-file or FTJS_SECRET (a warning says so)')
     .option('--node-id <id>', 'this node\'s name in logs and epoch claims (default: host-role-random)')
@@ -56,12 +60,12 @@ interface CheckpointFlags {
   restoreFrom?: string;
 }
 
-function checkpointOptions(flags: PairFlags & CheckpointFlags): { checkpoint?: CheckpointSettings; restoreFrom?: string } {
+function checkpointOptions(flags: PairFlags & CheckpointFlags, arbiter: ArbiterChoice): { checkpoint?: CheckpointSettings; restoreFrom?: string } {
   const on = flags.checkpointEvery !== undefined || flags.checkpointEveryMs !== undefined;
   if (!on && flags.checkpointDir !== undefined) throw new Error('--checkpoint-dir needs --checkpoint-every or --checkpoint-every-ms');
   const checkpoint: CheckpointSettings | undefined = on
     ? {
-        dir: flags.checkpointDir ?? flags.sharedDir,
+        dir: checkpointDirFor(arbiter, flags.checkpointDir),
         keep: flags.checkpointKeep,
         ...(flags.checkpointEvery !== undefined ? { everyEntries: flags.checkpointEvery } : {}),
         ...(flags.checkpointEveryMs !== undefined ? { everyMs: flags.checkpointEveryMs } : {}),
@@ -80,6 +84,21 @@ function secretFrom(flags: PairFlags, logger: Logger): string {
 function tlsFrom(flags: PairFlags): { tls?: ChannelTls } {
   const tls = readChannelTls(flags);
   return tls ? { tls } : {};
+}
+
+/**
+ * The arbiter the flags name; for etcd, its client loaded now, before the node starts: loading it takes
+ * up to a second on a busy machine, which must not stall heartbeats or a join later.
+ */
+async function loadedArbiter(flags: ArbiterFlags): Promise<ArbiterChoice> {
+  const arbiter = arbiterFrom(flags);
+  if (arbiter.kind === 'etcd') await import('../hypervisor/node/arbiter-etcd.js');
+  return arbiter;
+}
+
+/** The node's world: the chosen arbiter, and outbound fetch through the egress policy. */
+function nodeEnv(arbiter: ArbiterChoice, edge: Edge): Env {
+  return { ...realEnv, arbiter: arbiterFactory(arbiter.etcd), fetch: edge.fetch };
 }
 
 function pairSettings(flags: PairFlags): PairSettings {
@@ -122,7 +141,7 @@ export function registerPair(program: Command): void {
     .option('--checkpoint-every <entries>', 'durable checkpoints: write a snapshot of the VM and the log since it to the checkpoint directory once this many log entries were appended since the last one (default: off)', positiveInt('--checkpoint-every'))
     .option('--checkpoint-every-ms <ms>', 'durable checkpoints: also (or only) once this long has passed since the last one, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
     .option('--checkpoint-keep <n>', 'checkpoints kept; older ones and the logs only they need are removed', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
-    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir)')
+    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir; required with --arbiter etcd)')
     .option('--restore-from <dir>', 'after both nodes were lost: boot from the newest valid checkpoint in <dir> plus its log instead of booting the guest fresh (<entry> must be the same guest); logs the durable end and what may be missing after it');
   addPairOptions(primary);
   addCronOption(primary);
@@ -133,6 +152,9 @@ export function registerPair(program: Command): void {
   primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number; cron: string[] }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
+    const arbiter = await loadedArbiter(flags);
+    const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
+    const checkpoints = checkpointOptions(flags, arbiter);
     const node = await PrimaryNode.start({
       config: makeBootConfig(await prepareGuest(entry, flags, logger), flags.env, limitsFrom(flags), flags.cron),
       nodeId,
@@ -140,18 +162,24 @@ export function registerPair(program: Command): void {
       port: flags.port,
       replicationHost: flags.replicationHost,
       replicationPort: flags.replicationPort,
-      sharedDir: flags.sharedDir,
+      sharedDir: arbiter.where,
+      env: nodeEnv(arbiter, edge),
+      frontDoor: edge.frontDoor,
       secret: secretFrom(flags, logger),
       ...tlsFrom(flags),
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
       ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
-      ...checkpointOptions(flags),
+      ...checkpoints,
       joinBySnapshotAfterEntries: flags.joinBySnapshotAfter,
       logger,
     });
-    logger.info({ url: node.url, replication: node.replicationUrl }, `primary serving ${entry} on ${node.url}; logging channel on ${node.replicationUrl}`);
+    for (const url of [node.url, node.replicationUrl]) {
+      const p = portOf(url);
+      if (p !== undefined) edge.ownPort(p);
+    }
+    logger.info({ url: node.url, replication: node.replicationUrl, arbiter: arbiter.where }, `primary serving ${entry} on ${node.url}; logging channel on ${node.replicationUrl}`);
     exitOnHalt(node, logger);
     stopOnSignals(node, logger);
   });
@@ -167,7 +195,7 @@ export function registerPair(program: Command): void {
     .option('--checkpoint-every <entries>', 'once live (after a failover): durable checkpoints every this many log entries (default: off)', positiveInt('--checkpoint-every'))
     .option('--checkpoint-every-ms <ms>', 'once live: durable checkpoints also (or only) this often, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
     .option('--checkpoint-keep <n>', 'checkpoints kept', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
-    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir)')
+    .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir; required with --arbiter etcd)')
     .option('--replication-port <port>', 'once live (after a failover): accept a fresh backup on this logging-channel port, so the service is protected again (default: off; the node then runs alone)', port)
     .option('--replication-host <host>', 'address of that logging channel', '127.0.0.1')
     .option('--join-by-snapshot-after <entries>', 'once live: a fresh backup joins by snapshot once the log is this long; 0: always', nonNegativeInt('--join-by-snapshot-after'), DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES);
@@ -182,12 +210,17 @@ export function registerPair(program: Command): void {
     const tls = tlsFrom(flags);
     // Before anything starts: a scheme that does not match the TLS flags is a usage error.
     checkChannelUrl(flags.primary, tls.tls);
+    const arbiter = await loadedArbiter(flags);
+    const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
+    const checkpoints = checkpointOptions(flags, arbiter);
     const node = await BackupNode.start({
       primaryUrl: flags.primary,
       nodeId,
       host: flags.host,
       port: flags.port,
-      sharedDir: flags.sharedDir,
+      sharedDir: arbiter.where,
+      env: nodeEnv(arbiter, edge),
+      frontDoor: edge.frontDoor,
       secret,
       ...tls,
       ...(entry ? { guestHash: (await prepareGuest(entry, flags, logger)).hash } : {}),
@@ -198,10 +231,12 @@ export function registerPair(program: Command): void {
       maxRequestBytes: flags.maxRequestBytes,
       loop: loopOptions(flags),
       ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
-      ...checkpointOptions(flags),
+      ...checkpoints,
       logger,
     });
-    logger.info({ url: node.url, primary: flags.primary }, `backup of ${flags.primary}; health and status on ${node.url}`);
+    const bound = portOf(node.url);
+    if (bound !== undefined) edge.ownPort(bound);
+    logger.info({ url: node.url, primary: flags.primary, arbiter: arbiter.where }, `backup of ${flags.primary}; health and status on ${node.url}`);
     exitOnHalt(node, logger);
     stopOnSignals(node, logger);
   });

@@ -1,6 +1,7 @@
 // The front door of `ftjs up`: one port that routes each request to whichever node is live, as any
 // load balancer would (HAProxy, nginx, a Kubernetes readiness probe): by polling /_ft/health.
 
+import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Logger } from 'pino';
 
@@ -13,6 +14,12 @@ export interface RouterOptions {
   logger: Logger;
   /** Called as each node response's headers arrive (a drill uses it to time who spoke when). */
   onUpstreamResponse?: (node: string, headers: http.IncomingHttpHeaders, atMs: number) => void;
+  /**
+   * `ftjs up`: the pair's protection, served at GET /_ft/up and stamped on every response as
+   * `ftjs-protected: yes|no`. `adminToken`: /_ft/up then needs it, as the nodes' /_ft/status does.
+   */
+  frontStatus?: () => Record<string, unknown>;
+  adminToken?: string | null;
 }
 
 export class Router {
@@ -76,6 +83,12 @@ export class Router {
   }
 
   private async forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const { frontStatus } = this.options;
+    if (frontStatus) {
+      const status = frontStatus();
+      if ((req.url ?? '').split('?')[0] === '/_ft/up') return this.sendUp(req, res, status);
+      res.setHeader('ftjs-protected', status.protected === true ? 'yes' : 'no');
+    }
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
@@ -112,6 +125,18 @@ export class Router {
     res.end(JSON.stringify({ error: lastError }));
   }
 
+  private sendUp(req: http.IncomingMessage, res: http.ServerResponse, status: Record<string, unknown>): void {
+    req.resume();
+    const token = this.options.adminToken;
+    if (token && !bearerMatches(req.headers.authorization, token)) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="ftjs"' });
+      res.end(JSON.stringify({ error: '/_ft/up needs Authorization: Bearer <admin token>' }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'ftjs-protected': status.protected === true ? 'yes' : 'no' });
+    res.end(JSON.stringify(status));
+  }
+
   private attempt(node: { name: string; url: string }, req: http.IncomingMessage, body: Buffer): Promise<{ kind: 'response'; upstream: http.IncomingMessage } | { kind: 'error'; error: Error }> {
     return new Promise((resolve) => {
       const url = new URL(req.url ?? '/', node.url);
@@ -123,4 +148,10 @@ export class Router {
       upstream.end(body);
     });
   }
+}
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const wanted = Buffer.from(token);
+  return given.byteLength === wanted.byteLength && timingSafeEqual(given, wanted);
 }

@@ -6,9 +6,11 @@ import { prepareGuest, type GuestFlags } from './guest.js';
 import { StandaloneNode } from '../hypervisor/node/standalone.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
 import { createLogger } from './logger.js';
+import { addEdgeOptions, edgeFrom, portOf, type EdgeFlags } from './edge-flags.js';
+import { realEnv } from '../hypervisor/node/env.js';
 import { addBundleOption, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
-interface RunFlags extends VmFlags, ServeFlags, GuestFlags {
+interface RunFlags extends VmFlags, ServeFlags, GuestFlags, EdgeFlags {
   port: number;
   host: string;
   record?: string;
@@ -37,11 +39,13 @@ export function registerRun(program: Command): void {
   addVmOptions(command);
   addBundleOption(command);
   addServeOptions(command);
+  addEdgeOptions(command);
   addLogOptions(command);
   command.action(async (entry: string, flags: RunFlags) => {
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: 'run' });
     const config = makeBootConfig(await prepareGuest(entry, flags, logger), flags.env, limitsFrom(flags), flags.cron);
     flags.record ??= flags.trace;
+    const edge = edgeFrom(flags, [flags.port]);
     const node = await StandaloneNode.start({
       config,
       host: flags.host,
@@ -49,9 +53,13 @@ export function registerRun(program: Command): void {
       ...(flags.record ? { recordPath: flags.record, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
       maxRequestBytes: flags.maxRequestBytes,
       testScheduled: flags.testScheduled === true,
+      env: { ...realEnv, fetch: edge.fetch },
+      frontDoor: edge.frontDoor,
       loop: { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: flags.maxQueuedRequests, fetchTimeoutMs: flags.fetchTimeoutMs, maxFetchResponseBytes: flags.maxFetchResponseBytes },
       logger,
     });
+    const bound = portOf(node.url);
+    if (bound !== undefined) edge.ownPort(bound);
     logger.info({ url: node.url, record: flags.record ?? null }, `serving ${entry} on ${node.url}`);
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'stopping');

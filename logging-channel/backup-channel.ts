@@ -56,6 +56,8 @@ import { realClock, realTimers, type Clock, type TimerHandle, type Timers } from
 export const DEFAULT_RECONNECT_DELAY_MS = 200;
 /** How long a closing primary gets to answer our close frame before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
+/** While the primary cannot be reached, a warning with the attempt count and last error this often. */
+export const DIAL_WARN_EVERY_MS = 3_000;
 
 export interface BackupChannelOptions {
   /** ws://host:port of the primary's logging channel. */
@@ -181,6 +183,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private readonly timers: Timers;
   private welcomes = 0;
   private failedDials = 0;
+  private lastDialWarnAtMs = 0;
   private tickTimer: TimerHandle;
   private reconnectTimer: TimerHandle | undefined;
   private closed = false;
@@ -653,6 +656,12 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       this.emit('disconnected', { code, reason: why });
     } else {
       this.failedDials++;
+      // A primary that stays unreachable (down, or a wrong address) is news every few seconds, not once.
+      const nowMs = this.clock.monoMs();
+      if (this.failedDials > 1 && nowMs - this.lastDialWarnAtMs >= DIAL_WARN_EVERY_MS) {
+        this.lastDialWarnAtMs = nowMs;
+        this.logger.warn({ url: this.url, attempts: this.failedDials, lastError: why }, `cannot reach the primary at ${this.url}: ${this.failedDials} attempts failed; last error: ${why}`);
+      } else if (this.failedDials === 1) this.lastDialWarnAtMs = nowMs;
     }
     if (!this.closed && !this.stopped && !this.paused) {
       this.reconnectTimer?.cancel();

@@ -48,7 +48,7 @@ describe('fetch with an AbortSignal, on ftjs run, recorded and replayed', () => 
   });
 
   it('serves, then replays under another time zone with the same outputs and state', async () => {
-    node = await startRun(APP, { record: trace, env: { UPSTREAM: upstreamUrl }, processEnv: { TZ: 'UTC' } });
+    node = await startRun(APP, { record: trace, env: { UPSTREAM: upstreamUrl }, processEnv: { TZ: 'UTC' }, args: ['--allow-fetch', '127.0.0.1'] });
     const get = async (p: string) => JSON.parse((await send(node!.url, { method: 'GET', path: p })).body);
 
     // Already aborted: rejected with the reason, nothing reaches the upstream.

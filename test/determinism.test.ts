@@ -47,7 +47,8 @@ interface Recording {
 
 async function record(name: string, workload: Workload, suffix: string): Promise<Recording> {
   const trace = path.join(dir, `${name}-${suffix}.trace`);
-  const node = await startRun(workload.app, { record: trace, env: workload.env ?? {}, processEnv: RECORD_ENV });
+  // The outbound workload's upstream is on 127.0.0.1, which the egress policy refuses unless allowed.
+  const node = await startRun(workload.app, { record: trace, env: workload.env ?? {}, processEnv: RECORD_ENV, args: ['--allow-fetch', '127.0.0.1'] });
   try {
     const results = await runSteps(node.url, workload.steps);
     if (name === 'timers') {

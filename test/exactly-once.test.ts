@@ -158,7 +158,7 @@ test('go-live re-issues an outbound fetch that started on the dead primary; a ke
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const upstreamUrl = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
   try {
-    pair = await startPair('guest-apps/outbound.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--env', `UPSTREAM=${upstreamUrl}`] });
+    pair = await startPair('guest-apps/outbound.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--env', `UPSTREAM=${upstreamUrl}`, '--allow-fetch', '127.0.0.1'], backupArgs: ['--allow-fetch', '127.0.0.1'] });
     const { primary, backup } = pair;
     const headers = { 'idempotency-key': 'proxy-1' };
     const first = fetch(`${primary.url}/proxy?path=/slow`, { headers }).catch(() => null);

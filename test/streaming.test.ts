@@ -137,7 +137,7 @@ describe('streamed responses from ftjs run', () => {
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     try {
-      run = await startRun(GUEST);
+      run = await startRun(GUEST, { args: ['--allow-fetch', '127.0.0.1'] });
       const to = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
       const res = await fetch(`${run.url}/proxy?to=${encodeURIComponent(to)}`);
       expect(received).toEqual(['streamed upstream body']);

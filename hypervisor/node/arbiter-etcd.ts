@@ -10,6 +10,10 @@
 import os from 'node:os';
 import { Etcd3, type IOptions, type Lease } from 'etcd3';
 import type { ClaimResult, EpochClaim } from './arbiter.js';
+import { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
+
+// In their own module so that the CLI can check a URL without loading the etcd client.
+export { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
 
 export const DEFAULT_ETCD_TIMEOUT_MS = 2_000;
 const EPOCH_DIGITS = 10;
@@ -20,23 +24,6 @@ export interface EtcdArbiterOptions {
   auth?: IOptions['auth'];
   /** Time an etcd call may take before the claim is reported unreachable. */
   timeoutMs?: number;
-}
-
-export class EtcdArbiterError extends Error {
-  override name = 'EtcdArbiterError';
-}
-
-/** `etcd://host:port[,host:port...]/prefix` (or etcds:// for TLS) → the client's hosts and the key prefix. */
-export function parseEtcdUrl(url: string): { hosts: string[]; prefix: string; tls: boolean } {
-  const m = /^(etcds?):\/\/([^/]+)(\/.*)?$/.exec(url);
-  if (!m) throw new EtcdArbiterError(`--arbiter ${JSON.stringify(url)} is not etcd://host:port[,host:port]/prefix`);
-  const tls = m[1] === 'etcds';
-  const hosts = m[2]!.split(',').map((h) => {
-    if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(h)) throw new EtcdArbiterError(`--arbiter ${JSON.stringify(url)}: "${h}" is not host:port`);
-    return `${tls ? 'https' : 'http'}://${h}`;
-  });
-  const prefix = (m[3] ?? '/ftjs').replace(/\/+$/, '') || '/ftjs';
-  return { hosts, prefix: `${prefix}/`, tls };
 }
 
 const pad = (epoch: number) => String(epoch).padStart(EPOCH_DIGITS, '0');

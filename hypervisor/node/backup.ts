@@ -17,7 +17,8 @@ import { TaskAssembler, type Assembled } from '../../replayer/task-assembler.js'
 import { realEnv, type ArbiterStore, type Env, type TimerHandle, type VmHandle } from './env.js';
 import { newestValidCheckpoint, supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
-import { createFrontDoor } from './front-door.js';
+import { createFrontDoor, type EdgeOptions } from './front-door.js';
+import { arbiterLabel } from './arbiter-select.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, listen, roleConfig, Stepper, tickMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
 import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
@@ -53,6 +54,8 @@ export interface BackupOptions {
   checkpoint?: CheckpointSettings;
   /** Once live: accept a fresh backup here (re-protection); none: run alone after a failover. */
   replication?: ReplicationListen;
+  /** Front-door settings from the CLI (--public-url, --admin-token-file): the guest's origin, the operator token. */
+  frontDoor?: EdgeOptions;
   /** The world this node runs in (default: the real one). */
   env?: Env;
   logger: Logger;
@@ -147,7 +150,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         healthy: () => this.serving !== null && this.machine.healthy,
         status: (o) => this.status(o),
       },
-      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
+      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1, ...options.frontDoor },
       logger,
     );
     this.url = await listen(this.server, options.port, options.host);
@@ -516,6 +519,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       joinedBySnapshot: this.joinedAt,
       bootError: this.bootError?.message ?? null,
       primary: this.options.primaryUrl,
+      arbiter: arbiterLabel(this.options.sharedDir),
       ...(this.serving ? this.serving.status() : { lastCheckpoint: null, checkpoint: null }),
     };
   }

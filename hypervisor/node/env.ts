@@ -9,9 +9,10 @@
 
 import { randomBytes } from 'node:crypto';
 import { realClock, realTimers, type Clock, type Timers } from '../../logging-channel/time.js';
-import { Arbiter, type ClaimResult } from './arbiter.js';
 import type { VmLimits } from '../vm/limits.js';
 import { VmHost } from '../worker/vm-host.js';
+import type { ClaimResult } from './arbiter.js';
+import { arbiterFactory } from './arbiter-select.js';
 
 export { realClock, realTimers, type Clock, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
@@ -31,20 +32,20 @@ export interface Env {
   timers: Timers;
   /** OS randomness (nonces, the guest's entropy on the live port). */
   randomBytes(length: number): Uint8Array;
-  /** The shared storage of `dir` as node `nodeId` sees it. */
-  arbiter(dir: string, nodeId: string): ArbiterStore;
+  /** The arbiter at `where` (a shared directory, or etcd://... ; hypervisor/arbiter-select.ts) as node `nodeId` sees it. */
+  arbiter(where: string, nodeId: string): ArbiterStore;
   /** A new VM for a guest with these limits. */
   startVm(limits: VmLimits): VmHandle;
   /** Outbound HTTP for the guest's fetch (after the Output Rule released it). */
   fetch(url: string, init: RequestInit): Promise<Response>;
 }
 
-/** Today's behaviour: performance.now/Date.now, Node timers, the shared directory, a VM worker, global fetch. */
+/** Today's behaviour: performance.now/Date.now, Node timers, the shared directory or etcd, a VM worker, global fetch (the CLI puts the egress policy's fetch in its place). */
 export const realEnv: Env = {
   clock: realClock,
   timers: realTimers,
   randomBytes: (length) => new Uint8Array(randomBytes(length)),
-  arbiter: (dir, nodeId) => new Arbiter(dir, nodeId),
+  arbiter: arbiterFactory(),
   startVm: (limits) => VmHost.start(limits),
   fetch: (url, init) => fetch(url, init),
 };

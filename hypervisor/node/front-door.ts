@@ -19,6 +19,9 @@ export interface FrontDoorOptions {
   retryAfterSeconds: number;
 }
 
+/** What the CLI sets at the edge (--public-url, --admin-token-file / FTJS_ADMIN_TOKEN). */
+export type EdgeOptions = Pick<FrontDoorOptions, 'publicOrigin' | 'adminToken'>;
+
 export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
 
 export interface NodeView {

@@ -28,7 +28,8 @@ import {
   type LoadedCheckpoint,
   type SkippedCheckpoint,
 } from './checkpoint.js';
-import { createFrontDoor } from './front-door.js';
+import { createFrontDoor, type EdgeOptions } from './front-door.js';
+import { arbiterLabel } from './arbiter-select.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { listen, roleConfig, Stepper, tickMs, type HaltEvent, type PairSettings } from './pair.js';
 import { RoleMachine, type RoleAction } from './role.js';
@@ -64,6 +65,8 @@ export interface PrimaryOptions {
   checkpoint?: CheckpointSettings;
   /** Boot from the newest valid checkpoint in this directory plus its log, not from the guest fresh. */
   restoreFrom?: string;
+  /** Front-door settings from the CLI (--public-url, --admin-token-file): the guest's origin, the operator token. */
+  frontDoor?: EdgeOptions;
   /** The world this node runs in (default: the real one). */
   env?: Env;
   logger: Logger;
@@ -178,7 +181,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         healthy: () => this.machine?.healthy ?? false,
         status: (o) => this.status(o),
       },
-      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
+      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1, ...options.frontDoor },
       logger,
     );
     this.url = await listen(this.server, options.port, options.host);
@@ -229,7 +232,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         if (result.result === 'won') return newest + 1;
         if (result.result === 'lost') continue; // someone took it in between: take the next one
       }
-      if (attempt === 1 || attempt % 20 === 0) this.logger.warn({ sharedDir: this.options.sharedDir }, `shared directory unreachable; waiting to claim an epoch (attempt ${attempt})`);
+      if (attempt === 1 || attempt % 20 === 0) this.logger.warn({ arbiter: this.options.sharedDir }, `arbiter ${this.options.sharedDir} unreachable; waiting to claim an epoch (attempt ${attempt})`);
       await new Promise<void>((resolve) => this.env.timers.after(this.options.pair.claimRetryMs, resolve));
       if (this.stopped) throw new Error('stopped while waiting for the shared directory');
     }
@@ -389,6 +392,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       pos: state?.pos ?? null,
       stateHash: state?.stateHash ?? null,
       memoryBytes: state?.memoryBytes ?? null,
+      arbiter: arbiterLabel(this.options.sharedDir),
       ...this.serving.status(),
       restoredFrom: this.restored
         ? { checkpoint: this.restored.checkpoint, checkpointSeq: this.restored.checkpointSeq, replayedEntries: this.restored.entries, durableSeq: this.restored.seq, durableGuestTime: new Date(this.restored.guestTimeMs).toISOString(), skipped: this.restored.skipped, chainBroken: this.restored.broken }

@@ -9,7 +9,7 @@ import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
 import { Log, traceSink } from '../../recorder/log.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
-import { createFrontDoor } from './front-door.js';
+import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
 import { realEnv, type Env, type VmHandle } from './env.js';
 import type { BootConfig } from '../vm/vm.js';
@@ -27,6 +27,8 @@ export interface StandaloneOptions {
   /** Serve POST /_ft/scheduled, which fires a configured cron trigger now (`--test-scheduled`). */
   testScheduled?: boolean;
   loop: LiveLoopOptions;
+  /** Front-door settings from the CLI (--public-url, --admin-token-file): the guest's origin, the operator token. */
+  frontDoor?: EdgeOptions;
   /** The world this node runs in (default: the real one). */
   env?: Env;
   logger: Logger;
@@ -100,7 +102,7 @@ export class StandaloneNode {
           recording: options.recordPath ?? null,
         }),
       },
-      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1 },
+      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1, ...options.frontDoor },
       logger,
     );
     await new Promise<void>((resolve, reject) => {
