@@ -7,3 +7,4 @@ import './forms.js';
 import './navigator.js';
 import './urlpattern.js';
 import './subtle.js';
+import './bounded-sort.js';
