@@ -8,3 +8,4 @@ import './navigator.js';
 import './urlpattern.js';
 import './subtle.js';
 import './bounded-sort.js';
+import './runtime-intrinsics.js';

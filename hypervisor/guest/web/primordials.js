@@ -30,11 +30,11 @@ export const StringCtor = String;
 
 export const PromiseCtor = Promise;
 export const PromiseThen = uncurryThis(Promise.prototype.then);
-const PromiseResolveStatic = Promise.resolve;
+const PromiseResolveStatic = uncurryThis(Promise.resolve);
 /** Promise.resolve(value) of the boot-time Promise (the guest may replace Promise.resolve). */
-export const PromiseResolve = (value) => FunctionCall.call(PromiseResolveStatic, PromiseCtor, value);
-const PromiseRejectStatic = Promise.reject;
-export const PromiseReject = (reason) => FunctionCall.call(PromiseRejectStatic, PromiseCtor, reason);
+export const PromiseResolve = (value) => PromiseResolveStatic(PromiseCtor, value);
+const PromiseRejectStatic = uncurryThis(Promise.reject);
+export const PromiseReject = (reason) => PromiseRejectStatic(PromiseCtor, reason);
 /** promise.catch(onRejected) without reading `then` off the promise (Promise.prototype.catch does). */
 export const PromiseCatch = (promise, onRejected) => PromiseThen(promise, undefined, onRejected);
 export const MapCtor = Map;
