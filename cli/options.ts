@@ -85,7 +85,8 @@ export function addVmOptions(command: Command): Command {
     .option('--max-pending-fetches <n>', 'outbound fetches a guest may have in flight', positiveInt('--max-pending-fetches'), DEFAULT_LIMITS.maxPendingFetches)
     .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask)
     .option('--idempotency-max-keys <n>', 'Idempotency-Key responses remembered for exactly-once retries', positiveInt('--idempotency-max-keys'), DEFAULT_LIMITS.idempotencyMaxKeys)
-    .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs);
+    .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs)
+    .option('--response-timeout-ms <ms>', 'a request the guest has not answered within this time gets 504 (decided on the recorded clock, at most 10% late)', positiveInt('--response-timeout-ms'), DEFAULT_LIMITS.responseTimeoutMs);
 }
 
 /** `--no-bundle` (flags.bundle false): load the entry's ES modules as they are instead of bundling it (cli/guest.ts). */
@@ -121,6 +122,7 @@ export interface VmFlags {
   maxConsoleLines: number;
   idempotencyMaxKeys: number;
   idempotencyTtlMs: number;
+  responseTimeoutMs: number;
 }
 
 export function limitsFrom(flags: VmFlags): VmLimits {
@@ -137,6 +139,7 @@ export function limitsFrom(flags: VmFlags): VmLimits {
     maxConsoleLinesPerTask: flags.maxConsoleLines,
     idempotencyMaxKeys: flags.idempotencyMaxKeys,
     idempotencyTtlMs: flags.idempotencyTtlMs,
+    responseTimeoutMs: flags.responseTimeoutMs,
   };
 }
 

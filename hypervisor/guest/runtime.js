@@ -256,7 +256,10 @@
   }
   function clearTimer(id) {
     id = NumberCtor(id);
-    if (MapDelete(timers, id)) host(OP_TIMER_CLEAR, id);
+    const timer = MapGet(timers, id);
+    if (timer === undefined || timer.internal) return; // the runtime's own timers are not the guest's to clear
+    MapDelete(timers, id);
+    host(OP_TIMER_CLEAR, id);
   }
   define('setTimeout', function setTimeout(callback, ms, ...args) {
     return addTimer(callback, ms, args, false);
@@ -283,6 +286,60 @@
     } catch (error) {
       reportError('timer', error);
     }
+  }
+
+  // ---------- response deadline ----------
+  // A request the guest has not answered within --response-timeout-ms gets 504, and its idempotency key
+  // is forgotten (its handler may run on; a late response is dropped by the host). Decided by a
+  // runtime timer on the recorded clock, so replay agrees. One timer ticks every tenth of the timeout
+  // while requests wait (no host call, no clock read per request); a request times out after ten
+  // full ticks, so between the timeout and 10% past it.
+  const DEADLINE_TICKS = 10;
+  let responseTimeoutMs = 0; // from the boot config; 0: no deadline
+  let deadlineTicks = 0; // ticks fired so far
+  let deadlineTimerId = 0; // the armed tick timer, or 0
+  const awaitingResponse = new MapCtor(); // request id -> tick count at which it times out (nondecreasing)
+  function watchDeadline(id) {
+    if (responseTimeoutMs <= 0) return;
+    // Arming now starts a full tick: ten ticks from now are the timeout. Armed before, the current
+    // tick is partly gone: one more.
+    let due = deadlineTicks + DEADLINE_TICKS + 1;
+    if (deadlineTimerId === 0) {
+      if (!armDeadlineTick()) return;
+      due = deadlineTicks + DEADLINE_TICKS;
+    }
+    MapSet(awaitingResponse, id, due);
+  }
+  function armDeadlineTick() {
+    const id = nextTimerId++;
+    try {
+      host(OP_TIMER_SET, id, MathMax(1, MathFloor((responseTimeoutMs + DEADLINE_TICKS - 1) / DEADLINE_TICKS)), 0);
+    } catch (error) {
+      reportError('response deadline', error); // the guest holds every timer it may (--max-timers)
+      return false;
+    }
+    MapSet(timers, id, { callback: deadlineTick, args: [], repeat: 0, owner: 0, internal: true });
+    deadlineTimerId = id;
+    return true;
+  }
+  function deadlineTick() {
+    deadlineTimerId = 0;
+    deadlineTicks++;
+    const late = [];
+    const it = MapEntries(awaitingResponse);
+    for (let step = MapIteratorNext(it); !step.done; step = MapIteratorNext(it)) {
+      if (step.value[1] > deadlineTicks) break;
+      late[late.length] = step.value[0];
+    }
+    for (let i = 0; i < late.length; i++) timeOut(late[i]);
+    if (MapSize(awaitingResponse) > 0) armDeadlineTick();
+  }
+  function timeOut(id) {
+    MapDelete(awaitingResponse, id);
+    const message = 'the request was not answered within ' + responseTimeoutMs + ' ms (--response-timeout-ms)';
+    host(OP_CONSOLE, 3, 'ftjs: request ' + id + ': ' + message + ': answered 504');
+    host(OP_RESPOND, id, JSONstringify([504, 'Gateway Timeout', [['content-type', 'application/json']]]), JSONstringify({ error: message }));
+    forgetKey(id, 504, 'Gateway Timeout', message);
   }
 
   // ---------- time ----------
@@ -416,6 +473,7 @@
   const keyed = new MapCtor(); // key -> { fingerprint, done, response: [meta, body], waiters: [id], atMs }
   const keyOfRequest = new MapCtor(); // request id -> key
   function send(id, meta, body) {
+    MapDelete(awaitingResponse, id);
     host(OP_RESPOND, id, meta, body);
     remember(id, meta, body);
   }
@@ -487,12 +545,17 @@
   }
   /** The host stopped request `id` (CPU budget): its key is forgotten, so a retry runs afresh. */
   function aborted(id, message) {
+    MapDelete(awaitingResponse, id);
+    forgetKey(id, 503, 'Service Unavailable', message);
+  }
+  /** Request `id` ended without a response to keep: its key is forgotten and its waiters get `status`. */
+  function forgetKey(id, status, statusText, message) {
     const key = MapGet(keyOfRequest, id);
     if (key === undefined) return;
     MapDelete(keyOfRequest, id);
     const entry = MapGet(keyed, key);
     MapDelete(keyed, key);
-    if (entry) for (let i = 0; i < entry.waiters.length; i++) plainResponse(entry.waiters[i], 503, 'Service Unavailable', message);
+    if (entry) for (let i = 0; i < entry.waiters.length; i++) plainResponse(entry.waiters[i], status, statusText, message);
   }
 
   /** The path (and query) of an absolute URL: what follows its scheme and authority. */
@@ -553,6 +616,7 @@
       fail(id, error);
       return;
     }
+    MapDelete(awaitingResponse, id);
     if (!host(OP_RESPOND_HEAD, id, meta)) {
       reader.cancel(new TypeError('the response was refused by the host'));
       return;
@@ -639,6 +703,7 @@
     }
     const request = web.makeRequest(method, url, headers, body ? new Uint8ArrayCtor(body) : null);
     currentOwner = id;
+    watchDeadline(id);
     let result;
     try {
       if (typeof app.fetch !== 'function') throw new TypeErrorCtor('the guest module exports no fetch(request, env, ctx) handler (only scheduled): it cannot answer requests');
@@ -699,6 +764,7 @@
     const config = JSONparse(configJson);
     env = ObjectFreeze(config.env);
     idempotency = config.idempotency;
+    if (config.responseTimeoutMs > 0) responseTimeoutMs = config.responseTimeoutMs;
     PromiseThen(
       import(entry),
       (namespace) => {
