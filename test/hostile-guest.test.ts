@@ -137,7 +137,7 @@ test('the replacement sorts keep the spec semantics: stable, undefined last, hol
   });
 });
 
-test('a guest that patches Promise, Map, Set, Array, Object, JSON, String and Function builtins still gets correct answers to its other requests, and the run replays', async () => {
+test('a guest that patches Promise, Map, Set, Array, Object, JSON, TypedArray and Function builtins (and the globals Promise, Response, Uint8Array) still gets correct answers to its other requests, and the run replays', async () => {
   const lines = await recordAndReplay(guest('hostile-patches.js'), [], async (url) => {
     const before = await send(url, { method: 'GET', path: '/plain' });
     expect(before).toEqual({ status: 200, body: 'ok #1 patched=false leaked=0' });

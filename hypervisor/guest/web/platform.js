@@ -48,6 +48,8 @@
 //     streams.js (loaded on first use); crypto is not provided here.
 
 import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
+// Boot-time intrinsics for the request/response/body paths (the guest may replace the globals).
+import { ArrayPush, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -118,7 +120,7 @@ function concatBytes(chunks, total) {
 // Report an exception from a callback that must not propagate (event listeners): it surfaces as
 // an unhandled promise rejection, which the host can observe, instead of being lost.
 function reportException(e) {
-  Promise.reject(e);
+  PromiseReject(e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,8 +142,8 @@ const DOM_ERROR_CODES = [
   ['TimeoutError', 23, 'TIMEOUT_ERR'], ['InvalidNodeTypeError', 24, 'INVALID_NODE_TYPE_ERR'],
   ['DataCloneError', 25, 'DATA_CLONE_ERR'],
 ];
-const domCodeByName = new Map();
-for (const [n, c] of DOM_ERROR_CODES) domCodeByName.set(n, c);
+const domCodeByName = new MapCtor();
+for (const [n, c] of DOM_ERROR_CODES) MapSet(domCodeByName, n, c);
 
 class DOMException extends Error {
   #name;
@@ -161,7 +163,7 @@ class DOMException extends Error {
   }
   get name() { return this.#name; }
   get message() { return this.#message; }
-  get code() { return domCodeByName.get(this.#name) || 0; }
+  get code() { return MapGet(domCodeByName, this.#name) || 0; }
 }
 setTag(DOMException, 'DOMException');
 for (const [, c, k] of DOM_ERROR_CODES) {
@@ -387,7 +389,7 @@ class TextDecoder {
   #legacy = null; // a decoder from encoding.js, null for UTF-8
   constructor(label = 'utf-8', options = undefined) {
     const l = label === 'utf-8' ? label : toDOMString(label).replace(/^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, '').toLowerCase();
-    if (!UTF8_LABELS.has(l)) {
+    if (!SetHas(UTF8_LABELS, l)) {
       this.#legacy = legacyEncodings === null ? null : legacyEncodings.lookup(l);
       if (this.#legacy === null) throw new RangeError(`The "${label}" encoding is not supported`);
     }
@@ -541,7 +543,7 @@ const ENCODE_SETS = new Uint8Array(128);
   }
 })();
 const HEX_BYTE = [];
-for (let i = 0; i < 256; i++) HEX_BYTE.push('%' + (i < 16 ? '0' : '') + i.toString(16).toUpperCase());
+for (let i = 0; i < 256; i++) ArrayPush(HEX_BYTE, '%' + (i < 16 ? '0' : '') + i.toString(16).toUpperCase());
 
 function pctEncodeCodePoint(cp) {
   if (cp < 0x80) return HEX_BYTE[cp];
@@ -636,8 +638,8 @@ function formParse(s) {
     if (amp > start) {
       const seq = s.slice(start, amp);
       const eq = seq.indexOf('=');
-      if (eq < 0) list.push([formDecode(seq), '']);
-      else list.push([formDecode(seq.slice(0, eq)), formDecode(seq.slice(eq + 1))]);
+      if (eq < 0) ArrayPush(list, [formDecode(seq), '']);
+      else ArrayPush(list, [formDecode(seq.slice(0, eq)), formDecode(seq.slice(eq + 1))]);
     }
     start = amp + 1;
   }
@@ -658,8 +660,8 @@ function formSerialize(list) {
 // ---------------------------------------------------------------------------------------------
 
 const SPECIAL_PORTS = new Map([['ftp', 21], ['file', null], ['http', 80], ['https', 443], ['ws', 80], ['wss', 443]]);
-function isSpecialScheme(s) { return SPECIAL_PORTS.has(s); }
-function defaultPort(s) { const p = SPECIAL_PORTS.get(s); return p === undefined ? null : p; }
+function isSpecialScheme(s) { return MapHas(SPECIAL_PORTS, s); }
+function defaultPort(s) { const p = MapGet(SPECIAL_PORTS, s); return p === undefined ? null : p; }
 
 // URL record: { scheme, username, password, host (string|null; serialized), port (number|null),
 //               path (string[] or string when opaque), query (string|null), fragment (string|null) }
@@ -744,7 +746,7 @@ function parseIPv4(s) {
   for (let i = 0; i < parts.length; i++) {
     const n = parseIPv4Number(parts[i]);
     if (n === null) return null;
-    nums.push(n);
+    ArrayPush(nums, n);
   }
   const last = nums.length - 1;
   for (let i = 0; i < last; i++) if (nums[i] > 255) return null;
@@ -862,7 +864,7 @@ function serializeIPv6(a) {
 // Punycode (RFC 3492) encoder for one label.
 function punycodeEncode(label) {
   const cps = [];
-  for (const ch of label) cps.push(ch.codePointAt(0));
+  for (const ch of label) ArrayPush(cps, ch.codePointAt(0));
   const base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700;
   const digit = (d) => String.fromCharCode(d < 26 ? 0x61 + d : 0x16 + d);
   const adapt = (delta, numPoints, first) => {
@@ -1232,7 +1234,7 @@ function basicParse(input, base, url, override) {
           if (base !== null && base.scheme === 'file') {
             url.host = base.host;
             if (!startsWithWindowsDriveLetter(input, p) && base.path.length > 0 && isNormalizedWindowsDriveLetter(base.path[0])) {
-              url.path.push(base.path[0]);
+              ArrayPush(url.path, base.path[0]);
             }
           }
           state = S_PATH;
@@ -1277,7 +1279,7 @@ function basicParse(input, base, url, override) {
           state = S_PATH;
           if (c !== 0x2F) p--;
         } else if (override && url.host === null) {
-          url.path.push('');
+          ArrayPush(url.path, '');
         }
         break;
 
@@ -1288,14 +1290,14 @@ function basicParse(input, base, url, override) {
           // and drive-letter checks give the same answers on raw and encoded forms.
           if (isDoubleDot(buffer)) {
             shortenPath(url);
-            if (!slash) url.path.push('');
+            if (!slash) ArrayPush(url.path, '');
           } else if (isSingleDot(buffer)) {
-            if (!slash) url.path.push('');
+            if (!slash) ArrayPush(url.path, '');
           } else {
             if (url.scheme === 'file' && url.path.length === 0 && isWindowsDriveLetter(buffer)) {
               buffer = buffer.charAt(0) + ':';
             }
-            url.path.push(pctEncode(buffer, SET_PATH, false));
+            ArrayPush(url.path, pctEncode(buffer, SET_PATH, false));
           }
           buffer = '';
           if (c === 0x3F) {
@@ -1457,7 +1459,7 @@ function fastHref(input) {
 function fastPortOK(port, scheme) {
   if (port.length > 1 && port.charCodeAt(0) === 0x30) return false;
   const n = +port;
-  return n <= 65535 && n !== SPECIAL_PORTS.get(scheme);
+  return n <= 65535 && n !== MapGet(SPECIAL_PORTS, scheme);
 }
 // The URL record of a fast-shape href.
 function fastRecord(h, ps, pe) {
@@ -1511,14 +1513,14 @@ class URLSearchParams {
           if (!isObjectLike(pair) || typeof pair[Symbol.iterator] !== 'function') throw new TypeError('Each query pair must be an iterable [name, value] tuple');
           const arr = Array.from(pair);
           if (arr.length !== 2) throw new TypeError('Each query pair must be an iterable [name, value] tuple');
-          this.#list.push([toUSVString(arr[0]), toUSVString(arr[1])]);
+          ArrayPush(this.#list, [toUSVString(arr[0]), toUSVString(arr[1])]);
         }
       } else {
         for (const key of Reflect.ownKeys(init)) {
           if (typeof key !== 'string') continue;
           const desc = Reflect.getOwnPropertyDescriptor(init, key);
           if (desc === undefined || !desc.enumerable) continue;
-          this.#list.push([toUSVString(key), toUSVString(init[key])]);
+          ArrayPush(this.#list, [toUSVString(key), toUSVString(init[key])]);
         }
       }
       return;
@@ -1540,7 +1542,7 @@ class URLSearchParams {
 
   append(name, value) {
     requireArgs(arguments.length, 2, "Failed to execute 'append' on 'URLSearchParams'");
-    this.#list.push([toUSVString(name), toUSVString(value)]);
+    ArrayPush(this.#list, [toUSVString(name), toUSVString(value)]);
     this.#update();
   }
   delete(name, value = undefined) {
@@ -1569,7 +1571,7 @@ class URLSearchParams {
     const n = toUSVString(name);
     const out = [];
     const list = this.#list;
-    for (let i = 0; i < list.length; i++) if (list[i][0] === n) out.push(list[i][1]);
+    for (let i = 0; i < list.length; i++) if (list[i][0] === n) ArrayPush(out, list[i][1]);
     return out;
   }
   has(name, value = undefined) {
@@ -1599,7 +1601,7 @@ class URLSearchParams {
       }
     }
     list.length = w;
-    if (!found) list.push([n, v]);
+    if (!found) ArrayPush(list, [n, v]);
     this.#update();
   }
   sort() {
@@ -1946,12 +1948,12 @@ class EventTarget {
     const o = flattenListenerOptions(options);
     if (o.signal !== null && !(o.signal instanceof AbortSignal)) throw new TypeError("Failed to execute 'addEventListener' on 'EventTarget': member signal is not of type 'AbortSignal'.");
     if (o.signal !== null && o.signal.aborted) return;
-    const map = this.#listeners || (this.#listeners = new Map());
-    let list = map.get(t);
-    if (list === undefined) map.set(t, (list = []));
+    const map = this.#listeners || (this.#listeners = new MapCtor());
+    let list = MapGet(map, t);
+    if (list === undefined) MapSet(map, t, (list = []));
     for (let i = 0; i < list.length; i++) if (list[i].callback === callback && list[i].capture === o.capture) return;
     const entry = { callback, capture: o.capture, once: o.once, removed: false };
-    list.push(entry);
+    ArrayPush(list, entry);
     if (o.signal !== null) {
       o.signal.addEventListener('abort', () => this.#remove(t, entry));
     }
@@ -1961,7 +1963,7 @@ class EventTarget {
     const map = this.#listeners;
     if (map === null) return;
     const t = toDOMString(type);
-    const list = map.get(t);
+    const list = MapGet(map, t);
     if (list === undefined) return;
     const capture = typeof options === 'boolean' ? options : isObjectLike(options) ? Boolean(options.capture) : false;
     for (let i = 0; i < list.length; i++) {
@@ -1973,7 +1975,7 @@ class EventTarget {
   }
   #remove(type, entry) {
     entry.removed = true;
-    const list = this.#listeners && this.#listeners.get(type);
+    const list = this.#listeners && MapGet(this.#listeners, type);
     if (!list) return;
     const i = list.indexOf(entry);
     if (i >= 0) list.splice(i, 1);
@@ -1983,7 +1985,7 @@ class EventTarget {
     eventSetDispatching(event, true);
     eventSetTarget(event, this);
     try {
-      const list = this.#listeners && this.#listeners.get(event.type);
+      const list = this.#listeners && MapGet(this.#listeners, event.type);
       if (list !== undefined && list !== null && list.length > 0) {
         const snapshot = list.slice();
         for (let i = 0; i < snapshot.length; i++) {
@@ -2078,7 +2080,7 @@ class AbortSignal extends EventTarget {
   static {
     newSignal = () => new AbortSignal(kInternal);
     abortState = (s) => (s.#aborted ? [true, s.#reason] : NOT_ABORTED);
-    addAbortAlgorithm = (s, fn) => (s.#algorithms || (s.#algorithms = [])).push(fn);
+    addAbortAlgorithm = (s, fn) => ArrayPush(s.#algorithms || (s.#algorithms = []), fn);
     dependentSignal = (list) => {
       const r = new AbortSignal(kInternal);
       for (const s of list) {
@@ -2088,7 +2090,7 @@ class AbortSignal extends EventTarget {
           return r;
         }
       }
-      for (const s of list) (s.#dependents || (s.#dependents = [])).push(r);
+      for (const s of list) ArrayPush(s.#dependents || (s.#dependents = []), r);
       return r;
     };
     const runAbortAlgorithms = (s) => {
@@ -2109,7 +2111,7 @@ class AbortSignal extends EventTarget {
           if (d.#aborted) continue;
           d.#aborted = true;
           d.#reason = s.#reason;
-          fire.push(d);
+          ArrayPush(fire, d);
         }
       }
       s.dispatchEvent(new Event('abort'));
@@ -2163,7 +2165,7 @@ class Blob {
           b = copyBufferSource(part);
           if (b === null) b = utf8Encode(toDOMString(part));
         }
-        chunks.push(b);
+        ArrayPush(chunks, b);
         total += b.length;
       }
       // Parts are fresh copies or immutable Blob bytes, so a single part can be used as is.
@@ -2192,13 +2194,13 @@ class Blob {
     return b;
   }
   text() {
-    return Promise.resolve(utf8DecodeStripBOM(this.#bytes));
+    return PromiseResolve(utf8DecodeStripBOM(this.#bytes));
   }
   arrayBuffer() {
-    return Promise.resolve(this.#bytes.slice().buffer);
+    return PromiseResolve(TypedArraySlice(this.#bytes).buffer);
   }
   bytes() {
-    return Promise.resolve(this.#bytes.slice());
+    return PromiseResolve(TypedArraySlice(this.#bytes));
   }
   stream() {
     return streams().bytesStream(this.#bytes);
@@ -2247,11 +2249,11 @@ const NO_HEADERS = Object.freeze([]); // shared empty header list (copied before
 // regular expression test plus toLowerCase(). Bounded (cleared when full), and their contents
 // depend only on the strings seen, so behaviour stays deterministic.
 const CACHE_MAX = 128;
-const nameCache = new Map(); // name as given -> lower-cased name (valid names only)
-const valueCache = new Map(); // value as given -> normalised value (valid values only)
+const nameCache = new MapCtor(); // name as given -> lower-cased name (valid names only)
+const valueCache = new MapCtor(); // value as given -> normalised value (valid values only)
 // name as given -> { raw: value as given, entry: [lower-cased name, normalised value] }: the
 // list entry for the last valid value seen with that name (entries are immutable, so shared).
-const entryCache = new Map();
+const entryCache = new MapCtor();
 const SYMBOL_ITERATOR = Symbol.iterator;
 
 function isHTTPWhitespace(c) { return c === 0x20 || c === 0x09 || c === 0x0A || c === 0x0D; }
@@ -2265,19 +2267,19 @@ function normalizeHeaderValue(v) {
 }
 // The lower-cased form of a valid header name (TypeError otherwise).
 function headerName(name, what) {
-  let lower = nameCache.get(name);
+  let lower = MapGet(nameCache, name);
   if (lower !== undefined) return lower;
   if (!TOKEN_RE.test(name)) throw new TypeError(`${what}: "${name}" is an invalid header name.`);
   lower = name.toLowerCase();
   if (name.length <= 64) {
     if (nameCache.size >= CACHE_MAX) nameCache.clear();
-    nameCache.set(name, lower);
+    MapSet(nameCache, name, lower);
   }
   return lower;
 }
 // The normalised form of a valid header value (TypeError otherwise).
 function headerValue(value, what) {
-  let v = valueCache.get(value);
+  let v = MapGet(valueCache, value);
   if (v !== undefined) return v;
   v = value;
   if (HEADER_VALUE_SLOW_RE.test(value)) {
@@ -2286,13 +2288,13 @@ function headerValue(value, what) {
   }
   if (value.length <= 128) {
     if (valueCache.size >= CACHE_MAX) valueCache.clear();
-    valueCache.set(value, v);
+    MapSet(valueCache, value, v);
   }
   return v;
 }
 // The list entry for a name and value given by the service (validated; TypeError otherwise).
 function headerEntry(name, value) {
-  const c = entryCache.get(name);
+  const c = MapGet(entryCache, name);
   if (c !== undefined && c.raw === value) return c.entry;
   const entry = [headerName(name, 'Headers.append'), headerValue(value, 'Headers.append')];
   if (value.length > 128) return entry;
@@ -2301,18 +2303,18 @@ function headerEntry(name, value) {
     c.entry = entry;
   } else if (name.length <= 64) {
     if (entryCache.size >= CACHE_MAX) entryCache.clear();
-    entryCache.set(name, { raw: value, entry });
+    MapSet(entryCache, name, { raw: value, entry });
   }
   return entry;
 }
 // Lower-case a trusted header name (from the hypervisor: not validated).
 function lowerName(name) {
-  let lower = nameCache.get(name);
+  let lower = MapGet(nameCache, name);
   if (lower !== undefined) return lower;
   lower = name.toLowerCase();
   if (name.length <= 64 && TOKEN_RE.test(name)) {
     if (nameCache.size >= CACHE_MAX) nameCache.clear();
-    nameCache.set(name, lower);
+    MapSet(nameCache, name, lower);
   }
   return lower;
 }
@@ -2322,8 +2324,8 @@ function listFind(list, name) {
   return -1;
 }
 function makeIndex(list) {
-  const index = new Map();
-  for (let i = 0; i < list.length; i++) index.set(list[i][0], i);
+  const index = new MapCtor();
+  for (let i = 0; i < list.length; i++) MapSet(index, list[i][0], i);
   return index;
 }
 // Add an entry to a list being built; `index` is null or a Map index of it. Returns the (new) index.
@@ -2331,7 +2333,7 @@ function listAddEntry(list, index, entry) {
   const name = entry[0];
   let j = -1;
   if (index !== null) {
-    const k = index.get(name);
+    const k = MapGet(index, name);
     if (k !== undefined) j = k;
   } else {
     for (let i = 0; i < list.length; i++) if (list[i][0] === name) { j = i; break; }
@@ -2340,13 +2342,13 @@ function listAddEntry(list, index, entry) {
     list[j] = [name, list[j][1] + ', ' + entry[1]];
     return index;
   }
-  if (index !== null) index.set(name, list.length);
-  list.push(entry);
+  if (index !== null) MapSet(index, name, list.length);
+  ArrayPush(list, entry);
   return index === null && list.length > INDEX_MIN ? makeIndex(list) : index;
 }
 function addCookie(cookies, value) {
   if (cookies === null) return [value];
-  cookies.push(value);
+  ArrayPush(cookies, value);
   return cookies;
 }
 // The list as the hypervisor wants it: set-cookie values as separate entries.
@@ -2356,9 +2358,9 @@ function listForWire(list, cookies) {
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     if (e[0] === 'set-cookie') {
-      for (let k = 0; k < cookies.length; k++) out.push(['set-cookie', cookies[k]]);
+      for (let k = 0; k < cookies.length; k++) ArrayPush(out, ['set-cookie', cookies[k]]);
     } else {
-      out.push(e);
+      ArrayPush(out, e);
     }
   }
   return out;
@@ -2433,7 +2435,7 @@ class Headers {
   get(name) {
     requireArgs(arguments.length, 1, "Failed to execute 'get' on 'Headers'");
     if (typeof name !== 'string') name = toDOMString(name);
-    let lower = nameCache.get(name);
+    let lower = MapGet(nameCache, name);
     if (lower === undefined) lower = headerName(name, 'Headers.get');
     const j = headersFind(this, lower);
     return j < 0 ? null : this.#list[j][1];
@@ -2459,8 +2461,8 @@ class Headers {
     if (j >= 0) {
       list[j] = [lower, value];
     } else {
-      if (x !== null && x.index !== null) x.index.set(lower, list.length);
-      list.push([lower, value]);
+      if (x !== null && x.index !== null) MapSet(x.index, lower, list.length);
+      ArrayPush(list, [lower, value]);
     }
     if (lower === 'set-cookie') {
       if (x === null) x = this.#x = headersExtra(GUARD_NONE, null, null);
@@ -2507,7 +2509,7 @@ class Headers {
           const key = keys[i];
           const v = init[key];
           const str = typeof v === 'string' ? v : toDOMString(v);
-          const c = entryCache.get(key);
+          const c = MapGet(entryCache, key);
           const entry = c !== undefined && c.raw === str ? c.entry : headerEntry(key, str);
           if (i === 0) list = [entry];
           else index = listAddEntry(list, index, entry);
@@ -2579,7 +2581,7 @@ class Headers {
         if (x === null) h.#x = headersExtra(GUARD_NONE, null, index);
         else x.index = index;
       }
-      const j = index.get(name);
+      const j = MapGet(index, name);
       return j === undefined ? -1 : j;
     };
     // Append a lower-cased name and a normalised value (no validation, no guard check).
@@ -2590,8 +2592,8 @@ class Headers {
       if (j >= 0) {
         list[j] = [name, list[j][1] + ', ' + value];
       } else {
-        if (x !== null && x.index !== null) x.index.set(name, list.length);
-        list.push([name, value]);
+        if (x !== null && x.index !== null) MapSet(x.index, name, list.length);
+        ArrayPush(list, [name, value]);
       }
       if (name === 'set-cookie') {
         if (x === null) x = h.#x = headersExtra(GUARD_NONE, null, null);
@@ -2719,27 +2721,27 @@ function streamBodyUnusable(b) {
 }
 function consumeBody(kind, b, contentType) {
   if (isStreamBody(b)) {
-    return streams().readAllBytes(b, 'Body').then((bytes) => consumeBody(kind, bytes, contentType));
+    return PromiseThen(streams().readAllBytes(b, 'Body'), (bytes) => consumeBody(kind, bytes, contentType));
   }
   switch (kind) {
     case BODY_TEXT:
-      return Promise.resolve(bodyText(b));
+      return PromiseResolve(bodyText(b));
     case BODY_JSON: {
       try {
-        return Promise.resolve(JSONparse(bodyText(b)));
+        return PromiseResolve(JSONparse(bodyText(b)));
       } catch (e) {
-        return Promise.reject(e);
+        return PromiseReject(e);
       }
     }
     case BODY_ARRAYBUFFER:
-      return Promise.resolve(bodyBytesCopy(b).buffer);
+      return PromiseResolve(bodyBytesCopy(b).buffer);
     case BODY_BYTES:
-      return Promise.resolve(bodyBytesCopy(b));
+      return PromiseResolve(bodyBytesCopy(b));
     case BODY_FORMDATA:
       return formBodyHooks.parse(typeof b === 'string' ? utf8Encode(b) : b === null ? EMPTY_BYTES : b, contentType);
     default: {
       const bytes = typeof b === 'string' ? utf8Encode(b) : b === null ? EMPTY_BYTES : b;
-      return Promise.resolve(makeBlob(bytes, contentType === null ? '' : normalizeBlobType(contentType)));
+      return PromiseResolve(makeBlob(bytes, contentType === null ? '' : normalizeBlobType(contentType)));
     }
   }
 }
@@ -2753,8 +2755,8 @@ const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 // Common method strings -> their normalised form (a Map lookup instead of validation).
 const METHOD_CACHE = new Map([['PATCH', 'PATCH'], ['patch', 'patch']]);
 for (const m of NORMALIZED_METHODS) {
-  METHOD_CACHE.set(m, m);
-  METHOD_CACHE.set(m.toLowerCase(), m);
+  MapSet(METHOD_CACHE, m, m);
+  MapSet(METHOD_CACHE, m.toLowerCase(), m);
 }
 const REQUEST_ENUMS = {
   mode: ['same-origin', 'no-cors', 'cors', 'navigate'],
@@ -2773,14 +2775,14 @@ const REQUEST_DEFAULTS = {
 
 function normalizeMethod(v) {
   if (typeof v === 'string') {
-    const known = METHOD_CACHE.get(v);
+    const known = MapGet(METHOD_CACHE, v);
     if (known !== undefined) return known;
   }
   const m = toDOMString(v);
   if (!TOKEN_RE.test(m)) throw new TypeError(`'${m}' is not a valid HTTP method.`);
   const up = m.toUpperCase();
-  if (FORBIDDEN_METHODS.has(up)) throw new TypeError(`'${m}' HTTP method is unsupported.`);
-  return NORMALIZED_METHODS.has(up) ? up : m;
+  if (SetHas(FORBIDDEN_METHODS, up)) throw new TypeError(`'${m}' HTTP method is unsupported.`);
+  return SetHas(NORMALIZED_METHODS, up) ? up : m;
 }
 
 // The serialized URL of a Request input that is not a Request.
@@ -2899,7 +2901,7 @@ class Request {
         if (hdr === null) {
           hdr = [contentTypeEntry(type)];
         } else if (isArray(hdr) && !shared) {
-          if (listFind(hdr, 'content-type') < 0) hdr.push(contentTypeEntry(type));
+          if (listFind(hdr, 'content-type') < 0) ArrayPush(hdr, contentTypeEntry(type));
         } else {
           if (shared) hdr = headersFromRaw(hdr, GUARD_NONE);
           if (!headersHasLower(hdr, 'content-type')) headersAppendTrusted(hdr, 'content-type', type);
@@ -2952,12 +2954,12 @@ class Request {
   }
 
   text() {
-    if (this.#used) return Promise.reject(bodyUnusable());
+    if (this.#used) return PromiseReject(bodyUnusable());
     const b = this.#body;
-    if (b === null) return Promise.resolve('');
+    if (b === null) return PromiseResolve('');
     if (isStreamBody(b)) return requestConsume(this, BODY_TEXT);
     this.#used = true;
-    return Promise.resolve(bodyText(b));
+    return PromiseResolve(bodyText(b));
   }
   json() { return requestConsume(this, BODY_JSON); }
   arrayBuffer() { return requestConsume(this, BODY_ARRAYBUFFER); }
@@ -3003,7 +3005,7 @@ class Request {
     };
     requestConsume = (r, kind) => {
       const b = r.#body;
-      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return PromiseReject(bodyUnusable());
       if (b !== null) r.#used = true;
       return consumeBody(kind, b, kind >= BODY_BLOB ? headersGetLower(r.headers, 'content-type') : null);
     };
@@ -3088,7 +3090,7 @@ class Response {
       }
       if (entry !== null && !hasType) {
         if (list === NO_HEADERS) list = [entry];
-        else list.push(entry);
+        else ArrayPush(list, entry);
       }
     }
     this.#hdr = cookies === null ? list : headersWrap(list, cookies, GUARD_NONE);
@@ -3103,7 +3105,7 @@ class Response {
     const rec = basicParse(s, null, null, 0);
     if (rec === null) throw new TypeError(`Failed to parse URL from ${s}`);
     const st = toUint16(status);
-    if (!REDIRECT_STATUSES.has(st)) throw new RangeError(`Invalid status code ${st}`);
+    if (!SetHas(REDIRECT_STATUSES, st)) throw new RangeError(`Invalid status code ${st}`);
     return responseFast(st, '', headersWrap([['location', serializeURL(rec, false)]], null, GUARD_IMMUTABLE), null, 'default', '');
   }
   static json(data, init = undefined) {
@@ -3129,7 +3131,7 @@ class Response {
     if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
     if (!hasType) {
       if (list === NO_HEADERS) list = [ENTRY_JSON];
-      else list.push(ENTRY_JSON);
+      else ArrayPush(list, ENTRY_JSON);
     }
     const r = new Response(kInternal);
     r.#status = status;
@@ -3163,12 +3165,12 @@ class Response {
   }
 
   text() {
-    if (this.#used) return Promise.reject(bodyUnusable());
+    if (this.#used) return PromiseReject(bodyUnusable());
     const b = this.#body;
-    if (b === null) return Promise.resolve('');
+    if (b === null) return PromiseResolve('');
     if (isStreamBody(b)) return responseConsume(this, BODY_TEXT);
     this.#used = true;
-    return Promise.resolve(bodyText(b));
+    return PromiseResolve(bodyText(b));
   }
   json() { return responseConsume(this, BODY_JSON); }
   arrayBuffer() { return responseConsume(this, BODY_ARRAYBUFFER); }
@@ -3206,7 +3208,7 @@ class Response {
     };
     responseConsume = (r, kind) => {
       const b = r.#body;
-      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return PromiseReject(bodyUnusable());
       if (b !== null) r.#used = true;
       let ct = null;
       if (kind >= BODY_BLOB) {
@@ -3271,21 +3273,21 @@ function defineOwn(obj, key, value) {
 
 // Serializable platform objects of other modules (CryptoKey): tag → function that clones one, or
 // answers undefined if `v` only pretends to have the tag.
-const platformCloners = new Map();
+const platformCloners = new MapCtor();
 function registerCloner(tag, clone) {
-  platformCloners.set(tag, clone);
+  MapSet(platformCloners, tag, clone);
 }
 
 function cloneValue(v, memory) {
   const t = typeof v;
   if (t === 'symbol' || t === 'function') throw dataCloneError(v);
   if (t !== 'object' || v === null) return v;
-  const seen = memory.get(v);
+  const seen = MapGet(memory, v);
   if (seen !== undefined) return seen;
 
   if (Array.isArray(v)) {
     const out = new Array(v.length);
-    memory.set(v, out);
+    MapSet(memory, v, out);
     for (const k of Object.keys(v)) defineOwn(out, k, cloneValue(v[k], memory));
     return out;
   }
@@ -3296,40 +3298,40 @@ function cloneValue(v, memory) {
     case '[object Object]':
       break;
     case '[object Date]':
-      if (isBrand(Date.prototype.getTime, v)) { out = new Date(Date.prototype.getTime.call(v)); memory.set(v, out); return out; }
+      if (isBrand(Date.prototype.getTime, v)) { out = new Date(Date.prototype.getTime.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object RegExp]':
-      if (isBrand(getRegExpSource, v) && v !== RegExp.prototype) { out = new RegExp(getRegExpSource.call(v), getRegExpFlags.call(v)); memory.set(v, out); return out; }
+      if (isBrand(getRegExpSource, v) && v !== RegExp.prototype) { out = new RegExp(getRegExpSource.call(v), getRegExpFlags.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object Boolean]':
-      if (isBrand(Boolean.prototype.valueOf, v)) { out = Object(Boolean.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(Boolean.prototype.valueOf, v)) { out = Object(Boolean.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object Number]':
-      if (isBrand(Number.prototype.valueOf, v)) { out = Object(Number.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(Number.prototype.valueOf, v)) { out = Object(Number.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object String]':
-      if (isBrand(String.prototype.valueOf, v)) { out = Object(String.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(String.prototype.valueOf, v)) { out = Object(String.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object BigInt]':
-      if (isBrand(BigInt.prototype.valueOf, v)) { out = Object(BigInt.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(BigInt.prototype.valueOf, v)) { out = Object(BigInt.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object Symbol]':
       throw dataCloneError(v);
     case '[object Map]':
       if (isBrand(getMapSize, v)) {
-        out = new Map();
-        memory.set(v, out);
+        out = new MapCtor();
+        MapSet(memory, v, out);
         const entries = Array.from(Map.prototype.entries.call(v));
-        for (const [k, val] of entries) out.set(cloneValue(k, memory), cloneValue(val, memory));
+        for (const [k, val] of entries) MapSet(out, cloneValue(k, memory), cloneValue(val, memory));
         return out;
       }
       break;
     case '[object Set]':
       if (isBrand(getSetSize, v)) {
-        out = new Set();
-        memory.set(v, out);
+        out = new SetCtor();
+        MapSet(memory, v, out);
         const values = Array.from(Set.prototype.values.call(v));
-        for (const val of values) out.add(cloneValue(val, memory));
+        for (const val of values) SetAdd(out, cloneValue(val, memory));
         return out;
       }
       break;
@@ -3342,18 +3344,18 @@ function cloneValue(v, memory) {
         } else {
           out = ArrayBuffer.prototype.slice.call(v, 0);
         }
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
     case '[object SharedArrayBuffer]':
-      memory.set(v, v);
+      MapSet(memory, v, v);
       return v;
     case '[object DataView]':
       if (ArrayBuffer.isView(v) && getTypedArrayTag.call(v) === undefined) {
         const buf = cloneValue(v.buffer, memory);
         out = new DataView(buf, v.byteOffset, v.byteLength);
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
@@ -3363,7 +3365,7 @@ function cloneValue(v, memory) {
       const md = Object.getOwnPropertyDescriptor(v, 'message');
       const message = md !== undefined && 'value' in md ? toDOMString(md.value) : undefined;
       out = message === undefined ? new ERROR_CTORS[name]() : new ERROR_CTORS[name](message);
-      memory.set(v, out);
+      MapSet(memory, v, out);
       const sd = Object.getOwnPropertyDescriptor(v, 'stack');
       if (sd !== undefined && typeof sd.value === 'string') Object.defineProperty(out, 'stack', { value: sd.value, writable: true, configurable: true, enumerable: false });
       const cd = Object.getOwnPropertyDescriptor(v, 'cause');
@@ -3373,24 +3375,24 @@ function cloneValue(v, memory) {
     case '[object DOMException]':
       if (v instanceof DOMException) {
         out = new DOMException(v.message, v.name);
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
     case '[object Blob]':
       if (v instanceof Blob) {
         out = makeBlob(blobBytes(v), v.type);
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
     default: {
-      if (UNCLONEABLE_TAGS.has(tag)) throw dataCloneError(v);
-      const cloner = platformCloners.get(tag);
+      if (SetHas(UNCLONEABLE_TAGS, tag)) throw dataCloneError(v);
+      const cloner = MapGet(platformCloners, tag);
       if (cloner !== undefined) {
         out = cloner(v);
         if (out !== undefined) {
-          memory.set(v, out);
+          MapSet(memory, v, out);
           return out;
         }
       }
@@ -3399,7 +3401,7 @@ function cloneValue(v, memory) {
         if (name !== undefined) {
           const buf = cloneValue(v.buffer, memory);
           out = new globalThis[name](buf, v.byteOffset, v.length);
-          memory.set(v, out);
+          MapSet(memory, v, out);
           return out;
         }
       }
@@ -3407,26 +3409,26 @@ function cloneValue(v, memory) {
   }
   for (let i = 0; i < PLATFORM_UNCLONEABLE.length; i++) if (v instanceof PLATFORM_UNCLONEABLE[i]) throw dataCloneError(v);
   out = {};
-  memory.set(v, out);
+  MapSet(memory, v, out);
   for (const k of Object.keys(v)) defineOwn(out, k, cloneValue(v[k], memory));
   return out;
 }
 
 function structuredClone(value, options = undefined) {
   requireArgs(arguments.length, 1, "Failed to execute 'structuredClone'");
-  const memory = new Map();
+  const memory = new MapCtor();
   let transfer = null;
   if (options !== undefined && options !== null) {
     if (!isObjectLike(options)) throw new TypeError("Failed to execute 'structuredClone': The provided value is not of type 'StructuredSerializeOptions'.");
     if (options.transfer !== undefined) {
       transfer = Array.from(options.transfer);
-      const seen = new Set();
+      const seen = new SetCtor();
       for (const b of transfer) {
         if (!isObjectLike(b)) throw new TypeError("Failed to execute 'structuredClone': transfer list entries must be objects");
         if (!(b instanceof ArrayBuffer)) throw new DOMException('Value not transferable', 'DataCloneError');
-        if (seen.has(b)) throw new DOMException('ArrayBuffer at index is a duplicate of an earlier ArrayBuffer.', 'DataCloneError');
+        if (SetHas(seen, b)) throw new DOMException('ArrayBuffer at index is a duplicate of an earlier ArrayBuffer.', 'DataCloneError');
         if (b.detached) throw new DOMException('An ArrayBuffer is detached and could not be cloned.', 'DataCloneError');
-        seen.add(b);
+        SetAdd(seen, b);
       }
     }
   }

@@ -52,6 +52,8 @@ export const SetHas = uncurryThis(Set.prototype.has);
 export const SetDelete = uncurryThis(Set.prototype.delete);
 
 export const ArraySlice = uncurryThis(Array.prototype.slice);
+export const ArrayPush = uncurryThis(Array.prototype.push);
+export const ArrayMap = uncurryThis(Array.prototype.map);
 export const ArraySort = uncurryThis(Array.prototype.sort);
 export const ArrayJoin = uncurryThis(Array.prototype.join);
 export const ArrayConcat = uncurryThis(Array.prototype.concat);
