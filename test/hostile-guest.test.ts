@@ -188,3 +188,60 @@ test('a handler that never resolves gets 504 at --response-timeout-ms, other req
   });
   expect(lines.filter((l) => l.includes('answered 504')).length).toBe(4);
 });
+
+test('repeat, padStart, padEnd and join give the native results (errors too), and long ones stay inside the CPU budget', async () => {
+  const probe = `
+  export default {
+    fetch(request) {
+      const url = new URL(request.url);
+      if (url.pathname === '/join') {
+        const a = new Array(Number(url.searchParams.get('n')));
+        for (let i = 0; i < a.length; i++) a[i] = i;
+        return new Response(String(a.join(',').length));
+      }
+      const attempt = (f) => { try { const v = f(); return typeof v === 'string' ? [v.length, v.slice(0, 12), v.slice(-12)] : v; } catch (e) { return e.constructor.name; } };
+      const sparse = [1, , 3, undefined, null];
+      sparse.length = 70000;
+      sparse[69999] = 'end';
+      return Response.json([
+        attempt(() => 'ab'.repeat(100000)),
+        attempt(() => 'ab'.repeat(3)),
+        attempt(() => ''.repeat(1e9)),
+        attempt(() => 'x'.repeat(-1)),
+        attempt(() => 'x'.repeat(Infinity)),
+        attempt(() => 'x'.repeat(2 ** 31)),
+        attempt(() => 'x'.repeat(70000.7)),
+        attempt(() => String.prototype.repeat.call(null, 2)),
+        attempt(() => String.prototype.repeat.call(12, 40000)),
+        attempt(() => 'abc'.padStart(100001, '12345')),
+        attempt(() => 'abc'.padEnd(100001, '12345')),
+        attempt(() => 'abc'.padEnd(100001)),
+        attempt(() => 'abc'.padStart(100001, '')),
+        attempt(() => 'abc'.padStart(2, 'z')),
+        attempt(() => 'abc'.padStart(NaN, 'z')),
+        attempt(() => 'abc'.padStart(2 ** 31, 'z')),
+        attempt(() => sparse.join()),
+        attempt(() => sparse.join('--')),
+        attempt(() => sparse.join(undefined)),
+        attempt(() => Array.prototype.join.call({ length: 3, 0: 'a', 2: 'c' }, '+')),
+        [String.prototype.repeat.length, String.prototype.padStart.length, String.prototype.padEnd.length, Array.prototype.join.length],
+        [String.prototype.repeat.name, String.prototype.padStart.name, Array.prototype.join.name],
+      ]);
+    },
+  };`;
+  const app = path.join(dir, 'strings-probe.js');
+  (await import('node:fs')).writeFileSync(app, probe);
+  await recordAndReplay(app, ['--task-budget-ms', '1000'], async (url) => {
+    const res = await send(url, { method: 'GET', path: '/' });
+    expect(res.status, res.body).toBe(200);
+    const body = probe.replace('export default', 'return').replace(/Response\.json\(/, '(');
+    const expected = new Function(body)().fetch({ url: 'http://x/' });
+    expect(JSON.parse(res.body)).toEqual(JSON.parse(JSON.stringify(expected)));
+    // Joining 10^7 numbers takes about 1.5 s: natively it ran to its end past the budget; now it is stopped.
+    const started = performance.now();
+    const big = await send(url, { method: 'GET', path: '/join?n=10000000' });
+    expect(big.status, big.body).toBe(503);
+    expect(performance.now() - started).toBeLessThan(2500);
+    expect((await send(url, { method: 'GET', path: '/join?n=100000' })).body).toBe(String(new Array(100000).fill(0).map((_, i) => i).join(',').length));
+  });
+});

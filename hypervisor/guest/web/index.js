@@ -8,4 +8,5 @@ import './navigator.js';
 import './urlpattern.js';
 import './subtle.js';
 import './bounded-sort.js';
+import './bounded-strings.js';
 import './runtime-intrinsics.js';
