@@ -65,8 +65,9 @@ test('a guest sorting 3x10^6 numbers is preempted at its CPU budget (503), the n
       const elapsedMs = performance.now() - started;
       expect(big.status, big.body).toBe(503);
       expect(big.body).toContain('--task-budget-ms');
-      // Before, the native sort ran 4.3 s (array) past a 1,000 ms budget. Allow for a loaded machine.
-      expect(elapsedMs).toBeLessThan(2500);
+      // Natively it answered 200 after 4.3 s (array; ~14 s for the JS merge unstopped). The 503 is the
+      // proof it was stopped; the bound allows for a loaded machine (the VM worker runs at low priority).
+      expect(elapsedMs).toBeLessThan(4000);
     }
     // Sorts of ordinary sizes still complete, correctly, on either side of the native threshold.
     for (const n of [100, 20_000]) {
@@ -102,9 +103,12 @@ test('the replacement sorts keep the spec semantics: stable, undefined last, hol
       const strings = [];
       for (let i = 0; i < N; i++) strings[i] = String(N - i);
       const native = strings.slice(0, 100).sort();
-      const f = new Float64Array(N);
-      for (let i = 0; i < N; i++) f[i] = i % 5 === 0 ? NaN : i % 7 === 0 ? -0 : i % 11 === 0 ? 0 : N - i;
+      const F = 70000; // past the typed arrays' native threshold
+      const f = new Float64Array(F);
+      for (let i = 0; i < F; i++) f[i] = i % 5 === 0 ? NaN : i % 7 === 0 ? -0 : i % 11 === 0 ? 0 : F - i;
       f.sort();
+      let typedOrdered = true;
+      for (let i = 1; i < F; i++) if (f[i - 1] > f[i]) typedOrdered = false;
       const toSorted = strings.toSorted();
       const typedToSorted = new Int32Array([3, 1, 2, ...new Array(N).fill(0)]).toSorted();
       let thrown = '';
@@ -115,7 +119,9 @@ test('the replacement sorts keep the spec semantics: stable, undefined last, hol
         sortedStrings: strings.sort().slice(0, 3),
         native,
         firstIsNegZero: Object.is(f[0], -0),
-        lastIsNaN: Number.isNaN(f[N - 1]),
+        lastIsNaN: Number.isNaN(f[F - 1]),
+        typedOrdered,
+        zerosInOrder: (() => { let seenPositive = false; for (let i = 0; i < F; i++) { if (Object.is(f[i], 0)) seenPositive = true; else if (Object.is(f[i], -0) && seenPositive) return false; } return seenPositive; })(),
         toSortedUnchanged: strings !== toSorted && toSorted.length === N,
         typedTail: Array.from(typedToSorted.slice(-3)),
         thrown,
@@ -241,7 +247,7 @@ test('repeat, padStart, padEnd and join give the native results (errors too), an
     const started = performance.now();
     const big = await send(url, { method: 'GET', path: '/join?n=10000000' });
     expect(big.status, big.body).toBe(503);
-    expect(performance.now() - started).toBeLessThan(2500);
+    expect(performance.now() - started).toBeLessThan(4000);
     expect((await send(url, { method: 'GET', path: '/join?n=100000' })).body).toBe(String(new Array(100000).fill(0).map((_, i) => i).join(',').length));
   });
 });

@@ -21,12 +21,19 @@ import {
   TypedArrayName,
   TypedArrayPrototype,
   TypedArraySort,
+  StringIndexOf,
+  uncurryThis,
 } from './primordials.js';
 
-/** Arrays up to this length are sorted natively in one go (about 10 ms for 8,192 numbers as strings). */
-export const NATIVE_SORT_MAX_LENGTH = 8192;
+const FunctionToString = uncurryThis(Function.prototype.toString);
+
+/** Arrays up to this length are sorted natively in one go (about 30 ms for 16,384 numbers, compared as strings). */
+export const NATIVE_SORT_MAX_LENGTH = 16384;
 /** Length of the runs the native sort orders before the JS merge. */
-const RUN_LENGTH = 8192;
+const RUN_LENGTH = 16384;
+/** Typed arrays sort natively faster (numbers, no strings): about 30 ms for 65,536 doubles. */
+const TYPED_NATIVE_SORT_MAX_LENGTH = 65536;
+const TYPED_RUN_LENGTH = 65536;
 
 const TypeErrorCtor = TypeError;
 const RangeErrorCtor = RangeError;
@@ -41,6 +48,23 @@ const ArrayProto = Array.prototype;
 const nativeArraySort = ArrayProto.sort;
 const nativeArrayToSorted = ArrayProto.toSorted;
 const nativeTypedArrayToSorted = TypedArrayPrototype.toSorted;
+
+/**
+ * A comparator the native sort may call without the interrupt handler being polled: a native function
+ * (Math.min, a bound function, a proxy). A JS comparator is polled on every call: the native sort with
+ * it is interruptible as it is, and calling it through a wrapper would cost 2-6x on every comparison.
+ */
+function unpolled(comparefn) {
+  try {
+    return StringIndexOf(FunctionToString(comparefn), '[native code]') >= 0;
+  } catch {
+    return true;
+  }
+}
+/** The comparator the native sort is given: a native one is called through a JS function. */
+function polled(comparefn) {
+  return unpolled(comparefn) ? (x, y) => comparefn(x, y) : comparefn;
+}
 
 function checkComparator(comparefn, method) {
   if (comparefn !== undefined && typeof comparefn !== 'function') {
@@ -154,9 +178,8 @@ function sortArrayLike(obj, len) {
 const methods = {
   sort(comparefn) {
     checkComparator(comparefn, 'Array.prototype.sort');
-    // A comparator written in JS is polled on every call: the native sort is then interruptible. A
-    // native one (Math.min, a bound function) may not be: it is called through a JS function.
-    if (comparefn !== undefined) return ArraySort(this, (x, y) => comparefn(x, y));
+    // A comparator written in JS is polled on every call: the native sort is then interruptible.
+    if (comparefn !== undefined) return ArraySort(this, polled(comparefn));
     if (ArrayIsArray(this) && this.length <= NATIVE_SORT_MAX_LENGTH) return ArraySort(this, comparefn);
     if (this === null || this === undefined) return ArraySort(this, comparefn); // its TypeError
     const obj = ObjectCtor(this);
@@ -170,7 +193,7 @@ const methods = {
     if (len > MAX_ARRAY_LENGTH) throw new RangeErrorCtor('Invalid array length');
     const copy = new Array(len);
     for (let i = 0; i < len; i++) copy[i] = obj[i];
-    if (comparefn !== undefined) return ArraySort(copy, (x, y) => comparefn(x, y));
+    if (comparefn !== undefined) return ArraySort(copy, polled(comparefn));
     return len <= NATIVE_SORT_MAX_LENGTH ? ArraySort(copy) : sortArrayLike(copy, len);
   },
 };
@@ -185,12 +208,12 @@ function sortTypedArray(ta, comparefn) {
   const Ctor = name === undefined ? undefined : TYPED_ARRAY_CTORS[name];
   if (Ctor === undefined) throw new TypeErrorCtor('this is not a typed array');
   const len = TypedArrayLength(ta);
-  if (comparefn !== undefined) return TypedArraySort(ta, (x, y) => comparefn(x, y)); // polled, as above
-  if (len <= NATIVE_SORT_MAX_LENGTH) return TypedArraySort(ta);
-  for (let lo = 0; lo < len; lo += RUN_LENGTH) TypedArraySort(runView(Ctor, ta, lo, lo + RUN_LENGTH < len ? lo + RUN_LENGTH : len));
+  if (comparefn !== undefined) return TypedArraySort(ta, polled(comparefn)); // polled, as above
+  if (len <= TYPED_NATIVE_SORT_MAX_LENGTH) return TypedArraySort(ta);
+  for (let lo = 0; lo < len; lo += TYPED_RUN_LENGTH) TypedArraySort(runView(Ctor, ta, lo, lo + TYPED_RUN_LENGTH < len ? lo + TYPED_RUN_LENGTH : len));
   const values = new Array(len);
   for (let i = 0; i < len; i++) values[i] = ta[i];
-  const sorted = mergeRuns(values, null, len, RUN_LENGTH, numericCompare);
+  const sorted = mergeRuns(values, null, len, TYPED_RUN_LENGTH, numericCompare);
   for (let i = 0; i < len; i++) ta[i] = sorted[i];
   return ta;
 }
