@@ -86,7 +86,7 @@ export function addVmOptions(command: Command): Command {
     .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask)
     .option('--idempotency-max-keys <n>', 'Idempotency-Key responses remembered for exactly-once retries', positiveInt('--idempotency-max-keys'), DEFAULT_LIMITS.idempotencyMaxKeys)
     .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs)
-    .option('--response-timeout-ms <ms>', 'a request the guest has not answered within this time gets 504 (decided on the recorded clock, at most 10% late)', positiveInt('--response-timeout-ms'), DEFAULT_LIMITS.responseTimeoutMs);
+    .option('--response-timeout-ms <ms>', 'a request the guest has not answered within this time gets 504 (decided on the recorded clock)', positiveInt('--response-timeout-ms'), DEFAULT_LIMITS.responseTimeoutMs);
 }
 
 /** `--no-bundle` (flags.bundle false): load the entry's ES modules as they are instead of bundling it (cli/guest.ts). */

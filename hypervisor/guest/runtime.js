@@ -291,48 +291,43 @@
   // ---------- response deadline ----------
   // A request the guest has not answered within --response-timeout-ms gets 504, and its idempotency key
   // is forgotten (its handler may run on; a late response is dropped by the host). Decided by a
-  // runtime timer on the recorded clock, so replay agrees. One timer ticks every tenth of the timeout
-  // while requests wait (no host call, no clock read per request); a request times out after ten
-  // full ticks, so between the timeout and 10% past it.
-  const DEADLINE_TICKS = 10;
+  // runtime-owned timer on the recorded clock, so replay agrees. Each request notes its arrival on
+  // that clock (one read); one timer, armed for the oldest deadline, serves them all and is not
+  // cleared when a request is answered (it finds nothing to do, and is armed again only when needed).
   let responseTimeoutMs = 0; // from the boot config; 0: no deadline
-  let deadlineTicks = 0; // ticks fired so far
-  let deadlineTimerId = 0; // the armed tick timer, or 0
-  const awaitingResponse = new MapCtor(); // request id -> tick count at which it times out (nondecreasing)
+  let deadlineTimerId = 0; // the armed deadline timer, or 0
+  const awaitingResponse = new MapCtor(); // request id -> deadline (guest ms), in arrival order
   function watchDeadline(id) {
     if (responseTimeoutMs <= 0) return;
-    // Arming now starts a full tick: ten ticks from now are the timeout. Armed before, the current
-    // tick is partly gone: one more.
-    let due = deadlineTicks + DEADLINE_TICKS + 1;
-    if (deadlineTimerId === 0) {
-      if (!armDeadlineTick()) return;
-      due = deadlineTicks + DEADLINE_TICKS;
-    }
-    MapSet(awaitingResponse, id, due);
+    MapSet(awaitingResponse, id, DateNow() + responseTimeoutMs);
+    if (deadlineTimerId === 0) armDeadlineTimer(responseTimeoutMs);
   }
-  function armDeadlineTick() {
+  function armDeadlineTimer(delayMs) {
     const id = nextTimerId++;
     try {
-      host(OP_TIMER_SET, id, MathMax(1, MathFloor((responseTimeoutMs + DEADLINE_TICKS - 1) / DEADLINE_TICKS)), 0);
+      host(OP_TIMER_SET, id, delayMs, 0);
     } catch (error) {
       reportError('response deadline', error); // the guest holds every timer it may (--max-timers)
-      return false;
+      return;
     }
-    MapSet(timers, id, { callback: deadlineTick, args: [], repeat: 0, owner: 0, internal: true });
+    MapSet(timers, id, { callback: deadlineDue, args: [], repeat: 0, owner: 0, internal: true });
     deadlineTimerId = id;
-    return true;
   }
-  function deadlineTick() {
+  function deadlineDue() {
     deadlineTimerId = 0;
-    deadlineTicks++;
+    const nowMs = DateNow();
     const late = [];
+    let nextDueMs = 0;
     const it = MapEntries(awaitingResponse);
     for (let step = MapIteratorNext(it); !step.done; step = MapIteratorNext(it)) {
-      if (step.value[1] > deadlineTicks) break;
+      if (step.value[1] > nowMs) {
+        nextDueMs = step.value[1];
+        break;
+      }
       late[late.length] = step.value[0];
     }
     for (let i = 0; i < late.length; i++) timeOut(late[i]);
-    if (MapSize(awaitingResponse) > 0) armDeadlineTick();
+    if (nextDueMs > 0) armDeadlineTimer(MathMax(1, nextDueMs - nowMs));
   }
   function timeOut(id) {
     MapDelete(awaitingResponse, id);

@@ -26,8 +26,11 @@ function patch() {
   Object.freeze = boom('Object.freeze');
   JSON.parse = boom('JSON.parse');
   JSON.stringify = boom('JSON.stringify');
-  // (String.prototype methods are left alone: the URL parser and Headers in the web platform still
-  // call them at call time, see hypervisor/guest/web/primordials.js.)
+  String.prototype.slice = boom('String.prototype.slice');
+  String.prototype.charCodeAt = boom('String.prototype.charCodeAt');
+  String.prototype.indexOf = boom('String.prototype.indexOf');
+  String.prototype.toLowerCase = boom('String.prototype.toLowerCase');
+  RegExp.prototype.exec = boom('RegExp.prototype.exec');
   Uint8Array.prototype.set = boom('Uint8Array.prototype.set');
   Object.getPrototypeOf(Uint8Array.prototype).slice = boom('TypedArray slice');
   Object.getPrototypeOf(Uint8Array.prototype).subarray = boom('TypedArray subarray');

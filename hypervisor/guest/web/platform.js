@@ -49,7 +49,7 @@
 
 import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
 // Boot-time intrinsics for the request/response/body paths (the guest may replace the globals).
-import { ArrayPush, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
+import { ArrayIsArray, ArrayIterator, ArrayMap, ArrayPush, ArraySlice, ArraySort, RegExpExec, StringCharCodeAt, StringIndexOf, StringSlice, StringToLowerCase, StringToUpperCase, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -57,6 +57,17 @@ const nativeEscape = escape;
 const nativeDecodeURIComponent = decodeURIComponent;
 const EOF = -1;
 const EMPTY_BYTES = new Uint8Array(0); // shared, never mutated
+
+/** re.test(s) through the boot-time exec (RegExp.prototype.test looks `exec` up on the regex). */
+function regExpTest(re, s) {
+  return RegExpExec(re, s) !== null;
+}
+/** x.slice(...) of the boot-time String, Array or TypedArray method, whichever `x` is. */
+function sliceOf(x, start, end) {
+  if (typeof x === 'string') return StringSlice(x, start, end);
+  if (ArrayIsArray(x)) return ArraySlice(x, start, end);
+  return TypedArraySlice(x, start, end);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -254,7 +265,7 @@ function utf8DecodeCore(bytes, fatal, st) {
     // forms, surrogates, > U+10FFFF, truncation), so when it succeeds the result is exactly
     // what the spec decoder produces (and no state is pending).
     const latin1 = latin1ToString(bytes, 0, len);
-    if (!NON_ASCII_RE.test(latin1)) return latin1;
+    if (!regExpTest(NON_ASCII_RE, latin1)) return latin1;
     try {
       return nativeDecodeURIComponent(nativeEscape(latin1));
     } catch {
@@ -482,7 +493,7 @@ const ASCII_WS_RE = /[\t\n\f\r ]/g;
 // (both are failures per spec; the distinction only selects Node's error message).
 const BASE64_BAD_CHAR = 1, BASE64_BAD_LENGTH = 2;
 function base64DecodeBytes(s) {
-  if (/[\t\n\f\r ]/.test(s)) s = s.replace(ASCII_WS_RE, '');
+  if (regExpTest(/[\t\n\f\r ]/, s)) s = s.replace(ASCII_WS_RE, '');
   let len = s.length;
   if (len % 4 === 0 && len > 0) {
     if (s.charCodeAt(len - 1) === 61) { len--; if (s.charCodeAt(len - 1) === 61) len--; }
@@ -725,7 +736,7 @@ function parseIPv4Number(s) {
   else if (s.length >= 2 && s.charCodeAt(0) === 0x30) { s = s.slice(1); radix = 8; }
   if (s === '') return 0;
   const re = radix === 10 ? /^[0-9]+$/ : radix === 16 ? /^[0-9A-Fa-f]+$/ : /^[0-7]+$/;
-  if (!re.test(s)) return null;
+  if (!regExpTest(re, s)) return null;
   return parseInt(s, radix);
 }
 function endsInNumber(s) {
@@ -735,7 +746,7 @@ function endsInNumber(s) {
     parts.pop();
   }
   const last = parts[parts.length - 1];
-  if (last !== '' && /^[0-9]+$/.test(last)) return true;
+  if (last !== '' && regExpTest(/^[0-9]+$/, last)) return true;
   return parseIPv4Number(last) !== null;
 }
 function parseIPv4(s) {
@@ -912,18 +923,18 @@ function punycodeEncode(label) {
 function idnaToASCII(domain) {
   let d = domain.normalize('NFKC').toLowerCase().normalize('NFC');
   d = d.replace(/[\u00AD\u034F\u180B-\u180D\u200B\uFE00-\uFE0F\uFEFF]/g, '').replace(/[\u3002\uFF0E\uFF61]/g, '.');
-  if (!NON_ASCII_RE.test(d)) return d;
+  if (!regExpTest(NON_ASCII_RE, d)) return d;
   if (d.indexOf('\uFFFD') >= 0) return null; // e.g. lone surrogates: disallowed by UTS #46
   const labels = d.split('.');
   for (let i = 0; i < labels.length; i++) {
-    if (NON_ASCII_RE.test(labels[i])) labels[i] = 'xn--' + punycodeEncode(labels[i]);
+    if (regExpTest(NON_ASCII_RE, labels[i])) labels[i] = 'xn--' + punycodeEncode(labels[i]);
   }
   return labels.join('.');
 }
 
 function domainToASCII(domain) {
-  const result = NON_ASCII_RE.test(domain) ? idnaToASCII(domain) : domain.toLowerCase();
-  if (result === null || result === '' || FORBIDDEN_DOMAIN_RE.test(result)) return null;
+  const result = regExpTest(NON_ASCII_RE, domain) ? idnaToASCII(domain) : domain.toLowerCase();
+  if (result === null || result === '' || regExpTest(FORBIDDEN_DOMAIN_RE, result)) return null;
   return result;
 }
 
@@ -935,7 +946,7 @@ function parseHost(input, isOpaque) {
     return a === null ? null : '[' + serializeIPv6(a) + ']';
   }
   if (isOpaque) {
-    if (FORBIDDEN_HOST_RE.test(input)) return null;
+    if (regExpTest(FORBIDDEN_HOST_RE, input)) return null;
     return pctEncode(input, SET_C0, false);
   }
   const domain = input.indexOf('%') < 0 ? (input.isWellFormed() ? input : input.toWellFormed()) : utf8DecodeNoBOM(pctDecodeToBytes(input));
@@ -1442,7 +1453,7 @@ const FAST_URL_RE = (function () {
 let fastPS = 0, fastPE = 0; // side results of fastHref(): path start and end offsets in the href
 // The href of `input` if it has the fast shape (see above), else null.
 function fastHref(input) {
-  const m = FAST_URL_RE.exec(input);
+  const m = RegExpExec(FAST_URL_RE, input);
   if (m === null) return null;
   const ps = m[1].length;
   if (m[3] !== undefined && !fastPortOK(m[3], m[2])) return null;
@@ -1450,14 +1461,14 @@ function fastHref(input) {
   fastPS = ps;
   if (path === '') {
     fastPE = ps + 1;
-    return input.slice(0, ps) + '/' + input.slice(ps);
+    return sliceOf(input, 0, ps) + '/' + sliceOf(input, ps);
   }
   fastPE = ps + path.length;
   return input;
 }
 // Whether an explicit port is serialized as given: not the scheme's default, no leading zero.
 function fastPortOK(port, scheme) {
-  if (port.length > 1 && port.charCodeAt(0) === 0x30) return false;
+  if (port.length > 1 && StringCharCodeAt(port, 0) === 0x30) return false;
   const n = +port;
   return n <= 65535 && n !== MapGet(SPECIAL_PORTS, scheme);
 }
@@ -1667,13 +1678,13 @@ class URL {
       if (b === null) throw new TypeError('Invalid URL');
     }
     // fastHref(), inlined (this is the hot path)
-    const m = FAST_URL_RE.exec(s);
+    const m = RegExpExec(FAST_URL_RE, s);
     if (m !== null && (m[3] === undefined || fastPortOK(m[3], m[2]))) {
       const ps = m[1].length;
       const path = m[4];
       this.#ps = ps;
       if (path === '') {
-        this.#u = s.slice(0, ps) + '/' + s.slice(ps);
+        this.#u = sliceOf(s, 0, ps) + '/' + sliceOf(s, ps);
         this.#pe = ps + 1;
       } else {
         this.#u = s;
@@ -1725,11 +1736,11 @@ class URL {
   }
   get origin() {
     const u = this.#u;
-    return typeof u === 'string' ? u.slice(0, this.#ps) : serializeOrigin(u);
+    return typeof u === 'string' ? sliceOf(u, 0, this.#ps) : serializeOrigin(u);
   }
   get protocol() {
     const u = this.#u;
-    return typeof u === 'string' ? u.slice(0, u.indexOf(':') + 1) : u.scheme + ':';
+    return typeof u === 'string' ? sliceOf(u, 0, StringIndexOf(u, ':') + 1) : u.scheme + ':';
   }
   set protocol(value) {
     basicParse(toUSVString(value) + ':', null, this.#rec(), S_SCHEME_START);
@@ -1754,7 +1765,7 @@ class URL {
   }
   get host() {
     const u = this.#u;
-    if (typeof u === 'string') return u.slice(u.indexOf(':') + 3, this.#ps);
+    if (typeof u === 'string') return sliceOf(u, StringIndexOf(u, ':') + 3, this.#ps);
     if (u.host === null) return '';
     return u.port === null ? u.host : u.host + ':' + u.port;
   }
@@ -1767,9 +1778,9 @@ class URL {
     const u = this.#u;
     if (typeof u === 'string') {
       const ps = this.#ps;
-      const hs = u.indexOf(':') + 3;
-      const c = u.indexOf(':', hs);
-      return u.slice(hs, c >= 0 && c < ps ? c : ps);
+      const hs = StringIndexOf(u, ':') + 3;
+      const c = StringIndexOf(u, ':', hs);
+      return sliceOf(u, hs, c >= 0 && c < ps ? c : ps);
     }
     return u.host === null ? '' : u.host;
   }
@@ -1782,8 +1793,8 @@ class URL {
     const u = this.#u;
     if (typeof u === 'string') {
       const ps = this.#ps;
-      const c = u.indexOf(':', u.indexOf(':') + 3);
-      return c >= 0 && c < ps ? u.slice(c + 1, ps) : '';
+      const c = StringIndexOf(u, ':', StringIndexOf(u, ':') + 3);
+      return c >= 0 && c < ps ? sliceOf(u, c + 1, ps) : '';
     }
     return u.port === null ? '' : String(u.port);
   }
@@ -1796,7 +1807,7 @@ class URL {
   }
   get pathname() {
     const u = this.#u;
-    return typeof u === 'string' ? u.slice(this.#ps, this.#pe) : serializePath(u);
+    return typeof u === 'string' ? sliceOf(u, this.#ps, this.#pe) : serializePath(u);
   }
   set pathname(value) {
     const u = this.#rec();
@@ -1808,10 +1819,10 @@ class URL {
     const u = this.#u;
     if (typeof u === 'string') {
       const pe = this.#pe;
-      if (u.charCodeAt(pe) !== 0x3F) return '';
-      let e = u.indexOf('#', pe);
+      if (StringCharCodeAt(u, pe) !== 0x3F) return '';
+      let e = StringIndexOf(u, '#', pe);
       if (e < 0) e = u.length;
-      return e - pe === 1 ? '' : u.slice(pe, e);
+      return e - pe === 1 ? '' : sliceOf(u, pe, e);
     }
     const q = u.query;
     return q === null || q === '' ? '' : '?' + q;
@@ -1825,7 +1836,7 @@ class URL {
       stripTrailingSpacesFromOpaquePath(u);
       return;
     }
-    if (v.charCodeAt(0) === 0x3F) v = v.slice(1);
+    if (StringCharCodeAt(v, 0) === 0x3F) v = sliceOf(v, 1);
     u.query = '';
     basicParse(v, null, u, S_QUERY);
     this.#resyncParams();
@@ -1838,8 +1849,8 @@ class URL {
   get hash() {
     const u = this.#u;
     if (typeof u === 'string') {
-      const f = u.indexOf('#', this.#pe);
-      return f < 0 || f === u.length - 1 ? '' : u.slice(f);
+      const f = StringIndexOf(u, '#', this.#pe);
+      return f < 0 || f === u.length - 1 ? '' : sliceOf(u, f);
     }
     const f = u.fragment;
     return f === null || f === '' ? '' : '#' + f;
@@ -1852,7 +1863,7 @@ class URL {
       stripTrailingSpacesFromOpaquePath(u);
       return;
     }
-    if (v.charCodeAt(0) === 0x23) v = v.slice(1);
+    if (StringCharCodeAt(v, 0) === 0x23) v = sliceOf(v, 1);
     u.fragment = '';
     basicParse(v, null, u, S_FRAGMENT);
   }
@@ -2144,7 +2155,7 @@ let blobBytes; // (blob) => Uint8Array (internal, never mutated)
 let makeBlob; // (bytes, type) => Blob
 
 function normalizeBlobType(t) {
-  return /[^\x20-\x7E]/.test(t) ? '' : t.toLowerCase();
+  return regExpTest(/[^\x20-\x7E]/, t) ? '' : t.toLowerCase();
 }
 
 class Blob {
@@ -2261,16 +2272,16 @@ function normalizeHeaderValue(v) {
   const len = v.length;
   if (len === 0) return v;
   let s = 0, e = len;
-  while (s < e && isHTTPWhitespace(v.charCodeAt(s))) s++;
-  while (e > s && isHTTPWhitespace(v.charCodeAt(e - 1))) e--;
-  return s === 0 && e === len ? v : v.slice(s, e);
+  while (s < e && isHTTPWhitespace(StringCharCodeAt(v, s))) s++;
+  while (e > s && isHTTPWhitespace(StringCharCodeAt(v, e - 1))) e--;
+  return s === 0 && e === len ? v : sliceOf(v, s, e);
 }
 // The lower-cased form of a valid header name (TypeError otherwise).
 function headerName(name, what) {
   let lower = MapGet(nameCache, name);
   if (lower !== undefined) return lower;
-  if (!TOKEN_RE.test(name)) throw new TypeError(`${what}: "${name}" is an invalid header name.`);
-  lower = name.toLowerCase();
+  if (!regExpTest(TOKEN_RE, name)) throw new TypeError(`${what}: "${name}" is an invalid header name.`);
+  lower = StringToLowerCase(name);
   if (name.length <= 64) {
     if (nameCache.size >= CACHE_MAX) nameCache.clear();
     MapSet(nameCache, name, lower);
@@ -2282,9 +2293,9 @@ function headerValue(value, what) {
   let v = MapGet(valueCache, value);
   if (v !== undefined) return v;
   v = value;
-  if (HEADER_VALUE_SLOW_RE.test(value)) {
+  if (regExpTest(HEADER_VALUE_SLOW_RE, value)) {
     v = normalizeHeaderValue(value);
-    if (BAD_HEADER_VALUE_RE.test(v)) throw new TypeError(`${what}: "${v}" is an invalid header value.`);
+    if (regExpTest(BAD_HEADER_VALUE_RE, v)) throw new TypeError(`${what}: "${v}" is an invalid header value.`);
   }
   if (value.length <= 128) {
     if (valueCache.size >= CACHE_MAX) valueCache.clear();
@@ -2311,8 +2322,8 @@ function headerEntry(name, value) {
 function lowerName(name) {
   let lower = MapGet(nameCache, name);
   if (lower !== undefined) return lower;
-  lower = name.toLowerCase();
-  if (name.length <= 64 && TOKEN_RE.test(name)) {
+  lower = StringToLowerCase(name);
+  if (name.length <= 64 && regExpTest(TOKEN_RE, name)) {
     if (nameCache.size >= CACHE_MAX) nameCache.clear();
     MapSet(nameCache, name, lower);
   }
@@ -2442,7 +2453,7 @@ class Headers {
   }
   getSetCookie() {
     const x = this.#x;
-    return x === null || x.cookies === null ? [] : x.cookies.slice();
+    return x === null || x.cookies === null ? [] : sliceOf(x.cookies);
   }
   has(name) {
     requireArgs(arguments.length, 1, "Failed to execute 'has' on 'Headers'");
@@ -2476,13 +2487,13 @@ class Headers {
     for (let i = 0; i < pairs.length; i++) callback.call(thisArg, pairs[i][1], pairs[i][0], this);
   }
   entries() {
-    return headersSorted(this).map((p) => [p[0], p[1]])[Symbol.iterator]();
+    return ArrayIterator(ArrayMap(headersSorted(this), (p) => [p[0], p[1]]));
   }
   keys() {
-    return headersSorted(this).map((p) => p[0])[Symbol.iterator]();
+    return ArrayIterator(ArrayMap(headersSorted(this), (p) => p[0]));
   }
   values() {
-    return headersSorted(this).map((p) => p[1])[Symbol.iterator]();
+    return ArrayIterator(ArrayMap(headersSorted(this), (p) => p[1]));
   }
 
   static {
@@ -2492,8 +2503,8 @@ class Headers {
       }
       if (#list in init) {
         const x = init.#x;
-        const list = init.#list.slice();
-        builtCookies = x === null || x.cookies === null ? null : x.cookies.slice();
+        const list = sliceOf(init.#list);
+        builtCookies = x === null || x.cookies === null ? null : sliceOf(x.cookies);
         builtContentType = listFind(list, 'content-type') >= 0;
         return list;
       }
@@ -2601,7 +2612,7 @@ class Headers {
       }
     };
     headersSorted = (h) => {
-      const sorted = h.#list.slice().sort(compareEntries);
+      const sorted = ArraySort(sliceOf(h.#list), compareEntries);
       const x = h.#x;
       return x === null || x.cookies === null ? sorted : listForWire(sorted, x.cookies);
     };
@@ -2617,7 +2628,7 @@ class Headers {
     headersGuardOf = (h) => (h.#x === null ? GUARD_NONE : h.#x.guard);
     headersClone = (h, guard) => {
       const x = h.#x;
-      return headersWrap(h.#list.slice(), x === null || x.cookies === null ? null : x.cookies.slice(), guard);
+      return headersWrap(sliceOf(h.#list), x === null || x.cookies === null ? null : sliceOf(x.cookies), guard);
     };
   }
 }
@@ -2692,18 +2703,18 @@ export function setFormBodyHooks(hooks) {
 
 // text() of a body (null, string or bytes): UTF-8 decode, dropping a leading BOM.
 function bodyText(b) {
-  if (typeof b === 'string') return b.charCodeAt(0) === 0xFEFF ? b.slice(1) : b;
+  if (typeof b === 'string') return StringCharCodeAt(b, 0) === 0xFEFF ? sliceOf(b, 1) : b;
   if (b === null) return '';
   if (b.length <= CHUNK) {
     const s = reflectApply(fromCharCode, null, b);
-    if (!NON_ASCII_RE.test(s)) return s; // all ASCII (so no BOM either)
+    if (!regExpTest(NON_ASCII_RE, s)) return s; // all ASCII (so no BOM either)
   }
   return utf8DecodeStripBOM(b);
 }
 // A fresh Uint8Array of a body's bytes.
 function bodyBytesCopy(b) {
   if (typeof b === 'string') return utf8Encode(b);
-  return b === null ? new Uint8Array(0) : b.slice();
+  return b === null ? new Uint8Array(0) : sliceOf(b);
 }
 
 function bodyUnusable() {
@@ -2756,7 +2767,7 @@ const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 const METHOD_CACHE = new Map([['PATCH', 'PATCH'], ['patch', 'patch']]);
 for (const m of NORMALIZED_METHODS) {
   MapSet(METHOD_CACHE, m, m);
-  MapSet(METHOD_CACHE, m.toLowerCase(), m);
+  MapSet(METHOD_CACHE, StringToLowerCase(m), m);
 }
 const REQUEST_ENUMS = {
   mode: ['same-origin', 'no-cors', 'cors', 'navigate'],
@@ -2779,8 +2790,8 @@ function normalizeMethod(v) {
     if (known !== undefined) return known;
   }
   const m = toDOMString(v);
-  if (!TOKEN_RE.test(m)) throw new TypeError(`'${m}' is not a valid HTTP method.`);
-  const up = m.toUpperCase();
+  if (!regExpTest(TOKEN_RE, m)) throw new TypeError(`'${m}' is not a valid HTTP method.`);
+  const up = StringToUpperCase(m);
   if (SetHas(FORBIDDEN_METHODS, up)) throw new TypeError(`'${m}' HTTP method is unsupported.`);
   return SetHas(NORMALIZED_METHODS, up) ? up : m;
 }
@@ -3070,7 +3081,7 @@ class Response {
       headers = init.headers;
     }
     if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
-    if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
+    if (statusText !== '' && !regExpTest(REASON_PHRASE_RE, statusText)) throw new TypeError('Invalid statusText');
     this.#status = status;
     if (statusText !== '') this.#x = { statusText, type: 'default', url: '', bodyView: null };
     let list = NO_HEADERS, cookies = null, hasType = false;
@@ -3127,7 +3138,7 @@ class Response {
       hasType = builtContentType;
     }
     if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
-    if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
+    if (statusText !== '' && !regExpTest(REASON_PHRASE_RE, statusText)) throw new TypeError('Invalid statusText');
     if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
     if (!hasType) {
       if (list === NO_HEADERS) list = [ENTRY_JSON];
@@ -3183,7 +3194,7 @@ class Response {
     const r = new Response(kInternal);
     r.#status = this.#status;
     const h = this.#hdr;
-    r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : h.slice()) : headersClone(h, headersGuardOf(h));
+    r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : sliceOf(h)) : headersClone(h, headersGuardOf(h));
     r.#body = cloneBody(this, this.#body); // bodies are never mutated, sharing is safe (streams are teed)
     const x = this.#x;
     if (x !== null) r.#x = { statusText: x.statusText, type: x.type, url: x.url, bodyView: null };
