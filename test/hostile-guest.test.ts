@@ -69,14 +69,11 @@ test('a guest sorting 3x10^6 numbers is preempted at its CPU budget (503), the n
       // proof it was stopped; the bound allows for a loaded machine (the VM worker runs at low priority).
       expect(elapsedMs).toBeLessThan(4000);
     }
-    // Sorts of ordinary sizes still complete, correctly, on either side of the native threshold.
-    for (const n of [100, 20_000]) {
-      const small = await send(url, { method: 'GET', path: `/array?n=${n}` });
-      expect(small.status).toBe(200);
-      expect(JSON.parse(small.body)).toMatchObject({ n, ordered: true });
-      const typed = await send(url, { method: 'GET', path: `/typed?n=${n}` });
-      expect(JSON.parse(typed.body)).toMatchObject({ n, ordered: true, first: -n / 2 });
-    }
+    // The node serves on (sorts past the native threshold are checked, without a clock, below).
+    const small = await send(url, { method: 'GET', path: '/array?n=100' });
+    expect(JSON.parse(small.body)).toMatchObject({ n: 100, ordered: true });
+    const typed = await send(url, { method: 'GET', path: '/typed?n=100' });
+    expect(JSON.parse(typed.body)).toMatchObject({ n: 100, ordered: true, first: -50 });
   });
 });
 
@@ -131,7 +128,8 @@ test('the replacement sorts keep the spec semantics: stable, undefined last, hol
   };`;
   const app = path.join(dir, 'sort-probe.js');
   (await import('node:fs')).writeFileSync(app, probe);
-  await recordAndReplay(app, [], async (url) => {
+  // A generous budget: this checks results, not time (the machine may be loaded).
+  await recordAndReplay(app, ['--task-budget-ms', '30000'], async (url) => {
     const res = await send(url, { method: 'GET', path: '/' });
     expect(res.status, res.body).toBe(200);
     const got = JSON.parse(res.body);
@@ -143,7 +141,7 @@ test('the replacement sorts keep the spec semantics: stable, undefined last, hol
   });
 });
 
-test('a guest that patches Promise, Map, Set, Array, Object, JSON, TypedArray and Function builtins (and the globals Promise, Response, Uint8Array) still gets correct answers to its other requests, and the run replays', async () => {
+test('a guest that patches Promise, Map, Set, Array, Object, JSON, String, RegExp, TypedArray and Function builtins (and the globals Promise, Response, Uint8Array) still gets correct answers to its other requests, and the run replays', async () => {
   const lines = await recordAndReplay(guest('hostile-patches.js'), [], async (url) => {
     const before = await send(url, { method: 'GET', path: '/plain' });
     expect(before).toEqual({ status: 200, body: 'ok #1 patched=false leaked=0' });

@@ -49,7 +49,7 @@
 
 import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
 // Boot-time intrinsics for the request/response/body paths (the guest may replace the globals).
-import { ArrayIsArray, ArrayIterator, ArrayMap, ArrayPush, ArraySlice, ArraySort, RegExpExec, StringCharCodeAt, StringIndexOf, StringSlice, StringToLowerCase, StringToUpperCase, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
+import { ArrayIndexOf, StringCodePointAt, ArrayIsArray, ArrayIterator, ArrayMap, ArrayPush, ArraySlice, ArraySort, RegExpExec, StringCharCodeAt, StringIndexOf, StringSlice, StringToLowerCase, StringToUpperCase, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
 
 const kInternal = Object.freeze({}); // private construction token, never leaves the bundle
 // Natives captured at boot, so later monkey-patching by guest code cannot affect this file.
@@ -61,6 +61,10 @@ const EMPTY_BYTES = new Uint8Array(0); // shared, never mutated
 /** re.test(s) through the boot-time exec (RegExp.prototype.test looks `exec` up on the regex). */
 function regExpTest(re, s) {
   return RegExpExec(re, s) !== null;
+}
+/** x.indexOf(...) of the boot-time String or Array method, whichever `x` is. */
+function indexOfOf(x, search, from) {
+  return typeof x === 'string' ? StringIndexOf(x, search, from) : ArrayIndexOf(x, search, from);
 }
 /** x.slice(...) of the boot-time String, Array or TypedArray method, whichever `x` is. */
 function sliceOf(x, start, end) {
@@ -478,11 +482,11 @@ function btoa(data) {
     out[p++] = B64.charCodeAt(c & 63);
   }
   if (i < len) {
-    const a = s.charCodeAt(i), b = i + 1 < len ? s.charCodeAt(i + 1) : 0;
+    const a = StringCharCodeAt(s, i), b = i + 1 < len ? StringCharCodeAt(s, i + 1) : 0;
     if ((a | b) > 0xFF) throw new DOMException('Invalid character', 'InvalidCharacterError');
-    out[p++] = B64.charCodeAt(a >> 2);
-    out[p++] = B64.charCodeAt(((a & 3) << 4) | (b >> 4));
-    out[p++] = i + 1 < len ? B64.charCodeAt((b & 15) << 2) : 61;
+    out[p++] = StringCharCodeAt(B64, a >> 2);
+    out[p++] = StringCharCodeAt(B64, ((a & 3) << 4) | (b >> 4));
+    out[p++] = i + 1 < len ? StringCharCodeAt(B64, (b & 15) << 2) : 61;
     out[p++] = 61;
   }
   return latin1ToString(out, 0, p);
@@ -496,17 +500,17 @@ function base64DecodeBytes(s) {
   if (regExpTest(/[\t\n\f\r ]/, s)) s = s.replace(ASCII_WS_RE, '');
   let len = s.length;
   if (len % 4 === 0 && len > 0) {
-    if (s.charCodeAt(len - 1) === 61) { len--; if (s.charCodeAt(len - 1) === 61) len--; }
+    if (StringCharCodeAt(s, len - 1) === 61) { len--; if (StringCharCodeAt(s, len - 1) === 61) len--; }
   }
   for (let i = 0; i < len; i++) {
-    const c = s.charCodeAt(i);
+    const c = StringCharCodeAt(s, i);
     if (c >= 128 || B64_REV[c] < 0) return BASE64_BAD_CHAR;
   }
   if (len % 4 === 1) return BASE64_BAD_LENGTH;
   const out = new Uint8Array((len * 3) >> 2);
   let buf = 0, bits = 0, p = 0;
   for (let i = 0; i < len; i++) {
-    const v = B64_REV[s.charCodeAt(i)];
+    const v = B64_REV[StringCharCodeAt(s, i)];
     buf = (buf << 6) | v;
     bits += 6;
     if (bits >= 8) {
@@ -533,7 +537,7 @@ const SET_C0 = 1, SET_FRAGMENT = 2, SET_QUERY = 4, SET_SPECIAL_QUERY = 8, SET_PA
   SET_USERINFO = 32, SET_COMPONENT = 64, SET_FORM = 128;
 const ENCODE_SETS = new Uint8Array(128);
 (function () {
-  const has = (list, c) => list.indexOf(String.fromCharCode(c)) >= 0;
+  const has = (list, c) => indexOfOf(list, String.fromCharCode(c)) >= 0;
   for (let c = 0; c < 128; c++) {
     let f = 0;
     const c0 = c < 0x20 || c === 0x7F;
@@ -569,26 +573,26 @@ function pctEncode(s, bit, spaceAsPlus) {
   const n = s.length;
   let i = 0;
   for (; i < n; i++) {
-    const c = s.charCodeAt(i);
+    const c = StringCharCodeAt(s, i);
     if (c >= 0x80 || (ENCODE_SETS[c] & bit) !== 0) break;
   }
   if (i === n) return s;
-  let out = s.slice(0, i);
+  let out = sliceOf(s, 0, i);
   let start = i;
   for (; i < n; i++) {
-    const c = s.charCodeAt(i);
+    const c = StringCharCodeAt(s, i);
     if (c < 0x80) {
       if ((ENCODE_SETS[c] & bit) !== 0) {
-        out += s.slice(start, i) + (spaceAsPlus && c === 0x20 ? '+' : HEX_BYTE[c]);
+        out += sliceOf(s, start, i) + (spaceAsPlus && c === 0x20 ? '+' : HEX_BYTE[c]);
         start = i + 1;
       }
       continue;
     }
-    out += s.slice(start, i);
+    out += sliceOf(s, start, i);
     let cp = c;
     if (c >= 0xD800 && c <= 0xDFFF) {
-      if (c <= 0xDBFF && i + 1 < n && (s.charCodeAt(i + 1) & 0xFC00) === 0xDC00) {
-        cp = 0x10000 + ((c - 0xD800) << 10) + (s.charCodeAt(i + 1) - 0xDC00);
+      if (c <= 0xDBFF && i + 1 < n && (StringCharCodeAt(s, i + 1) & 0xFC00) === 0xDC00) {
+        cp = 0x10000 + ((c - 0xD800) << 10) + (StringCharCodeAt(s, i + 1) - 0xDC00);
         i++;
       } else {
         cp = 0xFFFD;
@@ -597,7 +601,7 @@ function pctEncode(s, bit, spaceAsPlus) {
     out += pctEncodeCodePoint(cp);
     start = i + 1;
   }
-  return out + s.slice(start);
+  return out + sliceOf(s, start);
 }
 
 function hexVal(b) {
@@ -628,9 +632,9 @@ function pctDecodeToBytes(s) {
 // UTF-8 decode without BOM). decodeURIComponent is used as a native fast path: when it
 // succeeds every escape formed valid UTF-8, which is exactly what the spec would produce.
 function formDecode(s) {
-  if (s.indexOf('+') >= 0) s = s.replaceAll('+', ' ');
+  if (indexOfOf(s, '+') >= 0) s = s.replaceAll('+', ' ');
   if (!s.isWellFormed()) s = s.toWellFormed();
-  if (s.indexOf('%') < 0) return s;
+  if (indexOfOf(s, '%') < 0) return s;
   try {
     return nativeDecodeURIComponent(s);
   } catch {
@@ -644,13 +648,13 @@ function formParse(s) {
   let start = 0;
   const len = s.length;
   while (start <= len) {
-    let amp = s.indexOf('&', start);
+    let amp = indexOfOf(s, '&', start);
     if (amp < 0) amp = len;
     if (amp > start) {
-      const seq = s.slice(start, amp);
-      const eq = seq.indexOf('=');
+      const seq = sliceOf(s, start, amp);
+      const eq = indexOfOf(seq, '=');
       if (eq < 0) ArrayPush(list, [formDecode(seq), '']);
-      else ArrayPush(list, [formDecode(seq.slice(0, eq)), formDecode(seq.slice(eq + 1))]);
+      else ArrayPush(list, [formDecode(sliceOf(seq, 0, eq)), formDecode(sliceOf(seq, eq + 1))]);
     }
     start = amp + 1;
   }
@@ -692,30 +696,30 @@ function isDigit(c) { return c >= 0x30 && c <= 0x39; }
 function isHexDigit(c) { return isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66); }
 
 function isWindowsDriveLetter(s) {
-  if (s.length !== 2 || !isAlpha(s.charCodeAt(0))) return false;
-  const c = s.charCodeAt(1);
+  if (s.length !== 2 || !isAlpha(StringCharCodeAt(s, 0))) return false;
+  const c = StringCharCodeAt(s, 1);
   return c === 0x3A || c === 0x7C;
 }
 function isNormalizedWindowsDriveLetter(s) {
-  return s.length === 2 && isAlpha(s.charCodeAt(0)) && s.charCodeAt(1) === 0x3A;
+  return s.length === 2 && isAlpha(StringCharCodeAt(s, 0)) && StringCharCodeAt(s, 1) === 0x3A;
 }
 function startsWithWindowsDriveLetter(input, p) {
   if (input.length - p < 2) return false;
-  if (!isAlpha(input.charCodeAt(p))) return false;
-  const c1 = input.charCodeAt(p + 1);
+  if (!isAlpha(StringCharCodeAt(input, p))) return false;
+  const c1 = StringCharCodeAt(input, p + 1);
   if (c1 !== 0x3A && c1 !== 0x7C) return false;
   if (input.length - p === 2) return true;
-  const c2 = input.charCodeAt(p + 2);
+  const c2 = StringCharCodeAt(input, p + 2);
   return c2 === 0x2F || c2 === 0x5C || c2 === 0x3F || c2 === 0x23;
 }
 function isSingleDot(s) {
-  return s === '.' || (s.length === 3 && s.toLowerCase() === '%2e');
+  return s === '.' || (s.length === 3 && StringToLowerCase(s) === '%2e');
 }
 function isDoubleDot(s) {
   if (s === '..') return true;
   const l = s.length;
   if (l !== 4 && l !== 6) return false;
-  const t = s.toLowerCase();
+  const t = StringToLowerCase(s);
   return t === '.%2e' || t === '%2e.' || t === '%2e%2e';
 }
 function shortenPath(u) {
@@ -732,8 +736,8 @@ const FORBIDDEN_DOMAIN_RE = /[\x00-\x20#%/:<>?@[\\\]^|\x7F]/;
 function parseIPv4Number(s) {
   if (s === '') return null;
   let radix = 10;
-  if (s.length >= 2 && s.charCodeAt(0) === 0x30 && (s.charCodeAt(1) | 0x20) === 0x78) { s = s.slice(2); radix = 16; }
-  else if (s.length >= 2 && s.charCodeAt(0) === 0x30) { s = s.slice(1); radix = 8; }
+  if (s.length >= 2 && StringCharCodeAt(s, 0) === 0x30 && (StringCharCodeAt(s, 1) | 0x20) === 0x78) { s = sliceOf(s, 2); radix = 16; }
+  else if (s.length >= 2 && StringCharCodeAt(s, 0) === 0x30) { s = sliceOf(s, 1); radix = 8; }
   if (s === '') return 0;
   const re = radix === 10 ? /^[0-9]+$/ : radix === 16 ? /^[0-9A-Fa-f]+$/ : /^[0-7]+$/;
   if (!regExpTest(re, s)) return null;
@@ -774,7 +778,7 @@ function parseIPv6(input) {
   const address = [0, 0, 0, 0, 0, 0, 0, 0];
   const len = input.length;
   let pieceIndex = 0, compress = null, p = 0;
-  const at = (i) => (i < len ? input.charCodeAt(i) : EOF);
+  const at = (i) => (i < len ? StringCharCodeAt(input, i) : EOF);
   if (at(p) === 0x3A) {
     if (at(p + 1) !== 0x3A) return null;
     p += 2;
@@ -875,7 +879,7 @@ function serializeIPv6(a) {
 // Punycode (RFC 3492) encoder for one label.
 function punycodeEncode(label) {
   const cps = [];
-  for (const ch of label) ArrayPush(cps, ch.codePointAt(0));
+  for (const ch of label) ArrayPush(cps, StringCodePointAt(ch, 0));
   const base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700;
   const digit = (d) => String.fromCharCode(d < 26 ? 0x61 + d : 0x16 + d);
   const adapt = (delta, numPoints, first) => {
@@ -924,7 +928,7 @@ function idnaToASCII(domain) {
   let d = domain.normalize('NFKC').toLowerCase().normalize('NFC');
   d = d.replace(/[\u00AD\u034F\u180B-\u180D\u200B\uFE00-\uFE0F\uFEFF]/g, '').replace(/[\u3002\uFF0E\uFF61]/g, '.');
   if (!regExpTest(NON_ASCII_RE, d)) return d;
-  if (d.indexOf('\uFFFD') >= 0) return null; // e.g. lone surrogates: disallowed by UTS #46
+  if (indexOfOf(d, '\uFFFD') >= 0) return null; // e.g. lone surrogates: disallowed by UTS #46
   const labels = d.split('.');
   for (let i = 0; i < labels.length; i++) {
     if (regExpTest(NON_ASCII_RE, labels[i])) labels[i] = 'xn--' + punycodeEncode(labels[i]);
@@ -933,23 +937,23 @@ function idnaToASCII(domain) {
 }
 
 function domainToASCII(domain) {
-  const result = regExpTest(NON_ASCII_RE, domain) ? idnaToASCII(domain) : domain.toLowerCase();
+  const result = regExpTest(NON_ASCII_RE, domain) ? idnaToASCII(domain) : StringToLowerCase(domain);
   if (result === null || result === '' || regExpTest(FORBIDDEN_DOMAIN_RE, result)) return null;
   return result;
 }
 
 // Returns the serialized host, or null on failure.
 function parseHost(input, isOpaque) {
-  if (input.charCodeAt(0) === 0x5B) {
-    if (input.charCodeAt(input.length - 1) !== 0x5D) return null;
-    const a = parseIPv6(input.slice(1, -1));
+  if (StringCharCodeAt(input, 0) === 0x5B) {
+    if (StringCharCodeAt(input, input.length - 1) !== 0x5D) return null;
+    const a = parseIPv6(sliceOf(input, 1, -1));
     return a === null ? null : '[' + serializeIPv6(a) + ']';
   }
   if (isOpaque) {
     if (regExpTest(FORBIDDEN_HOST_RE, input)) return null;
     return pctEncode(input, SET_C0, false);
   }
-  const domain = input.indexOf('%') < 0 ? (input.isWellFormed() ? input : input.toWellFormed()) : utf8DecodeNoBOM(pctDecodeToBytes(input));
+  const domain = indexOfOf(input, '%') < 0 ? (input.isWellFormed() ? input : input.toWellFormed()) : utf8DecodeNoBOM(pctDecodeToBytes(input));
   const ascii = domainToASCII(domain);
   if (ascii === null) return null;
   if (endsInNumber(ascii)) {
@@ -975,11 +979,11 @@ const TAB_NEWLINE_RE = /[\t\n\r]/g;
 function basicParse(input, base, url, override) {
   if (url === null) {
     url = newURLRecord();
-    const c0 = input.length > 0 ? input.charCodeAt(0) : 0x21;
-    const cl = input.length > 0 ? input.charCodeAt(input.length - 1) : 0x21;
+    const c0 = input.length > 0 ? StringCharCodeAt(input, 0) : 0x21;
+    const cl = input.length > 0 ? StringCharCodeAt(input, input.length - 1) : 0x21;
     if (c0 <= 0x20 || cl <= 0x20) input = input.replace(C0_SPACE_TRIM_RE, '');
   }
-  if (input.indexOf('\t') >= 0 || input.indexOf('\n') >= 0 || input.indexOf('\r') >= 0) input = input.replace(TAB_NEWLINE_RE, '');
+  if (indexOfOf(input, '\t') >= 0 || indexOfOf(input, '\n') >= 0 || indexOfOf(input, '\r') >= 0) input = input.replace(TAB_NEWLINE_RE, '');
   let state = override || S_SCHEME_START;
   let buffer = '';
   let atSignSeen = false, insideBrackets = false, passwordTokenSeen = false;
@@ -987,7 +991,7 @@ function basicParse(input, base, url, override) {
   let special = isSpecialScheme(url.scheme);
   let p = 0;
   for (;;) {
-    const c = p < len ? input.charCodeAt(p) : EOF;
+    const c = p < len ? StringCharCodeAt(input, p) : EOF;
     switch (state) {
       case S_SCHEME_START:
         if (isAlpha(c)) {
@@ -1025,7 +1029,7 @@ function basicParse(input, base, url, override) {
             state = S_SPECIAL_RELATIVE_OR_AUTHORITY;
           } else if (special) {
             state = S_SPECIAL_AUTHORITY_SLASHES;
-          } else if (p + 1 < len && input.charCodeAt(p + 1) === 0x2F) {
+          } else if (p + 1 < len && StringCharCodeAt(input, p + 1) === 0x2F) {
             state = S_PATH_OR_AUTHORITY;
             p++;
           } else {
@@ -1060,7 +1064,7 @@ function basicParse(input, base, url, override) {
         break;
 
       case S_SPECIAL_RELATIVE_OR_AUTHORITY:
-        if (c === 0x2F && p + 1 < len && input.charCodeAt(p + 1) === 0x2F) {
+        if (c === 0x2F && p + 1 < len && StringCharCodeAt(input, p + 1) === 0x2F) {
           state = S_SPECIAL_AUTHORITY_IGNORE_SLASHES;
           p++;
         } else {
@@ -1084,7 +1088,7 @@ function basicParse(input, base, url, override) {
           url.password = base.password;
           url.host = base.host;
           url.port = base.port;
-          url.path = base.path.slice();
+          url.path = sliceOf(base.path);
           url.query = base.query;
           if (c === 0x3F) {
             url.query = '';
@@ -1117,7 +1121,7 @@ function basicParse(input, base, url, override) {
         break;
 
       case S_SPECIAL_AUTHORITY_SLASHES:
-        if (c === 0x2F && p + 1 < len && input.charCodeAt(p + 1) === 0x2F) {
+        if (c === 0x2F && p + 1 < len && StringCharCodeAt(input, p + 1) === 0x2F) {
           state = S_SPECIAL_AUTHORITY_IGNORE_SLASHES;
           p++;
         } else {
@@ -1140,13 +1144,13 @@ function basicParse(input, base, url, override) {
           if (passwordTokenSeen) {
             url.password += pctEncode(buffer, SET_USERINFO, false);
           } else {
-            const k = buffer.indexOf(':');
+            const k = indexOfOf(buffer, ':');
             if (k < 0) {
               url.username += pctEncode(buffer, SET_USERINFO, false);
             } else {
               passwordTokenSeen = true;
-              url.username += pctEncode(buffer.slice(0, k), SET_USERINFO, false);
-              url.password += pctEncode(buffer.slice(k + 1), SET_USERINFO, false);
+              url.username += pctEncode(sliceOf(buffer, 0, k), SET_USERINFO, false);
+              url.password += pctEncode(sliceOf(buffer, k + 1), SET_USERINFO, false);
             }
           }
           buffer = '';
@@ -1217,7 +1221,7 @@ function basicParse(input, base, url, override) {
           state = S_FILE_SLASH;
         } else if (base !== null && base.scheme === 'file') {
           url.host = base.host;
-          url.path = base.path.slice();
+          url.path = sliceOf(base.path);
           url.query = base.query;
           if (c === 0x3F) {
             url.query = '';
@@ -1321,10 +1325,10 @@ function basicParse(input, base, url, override) {
         } else {
           let j = p + 1;
           for (; j < len; j++) {
-            const d = input.charCodeAt(j);
+            const d = StringCharCodeAt(input, j);
             if (d === 0x2F || (special && d === 0x5C) || (!override && (d === 0x3F || d === 0x23))) break;
           }
-          buffer += input.slice(p, j);
+          buffer += sliceOf(input, p, j);
           p = j - 1;
         }
         break;
@@ -1339,10 +1343,10 @@ function basicParse(input, base, url, override) {
         } else if (c !== EOF) {
           let j = p + 1;
           for (; j < len; j++) {
-            const d = input.charCodeAt(j);
+            const d = StringCharCodeAt(input, j);
             if (d === 0x3F || d === 0x23) break;
           }
-          url.path += pctEncode(input.slice(p, j), SET_C0, false);
+          url.path += pctEncode(sliceOf(input, p, j), SET_C0, false);
           p = j - 1;
         }
         break;
@@ -1356,16 +1360,16 @@ function basicParse(input, base, url, override) {
             state = S_FRAGMENT;
           }
         } else {
-          let j = override ? len : input.indexOf('#', p + 1);
+          let j = override ? len : indexOfOf(input, '#', p + 1);
           if (j < 0) j = len;
-          buffer += input.slice(p, j);
+          buffer += sliceOf(input, p, j);
           p = j - 1;
         }
         break;
 
       case S_FRAGMENT:
         if (c !== EOF) {
-          url.fragment += pctEncode(input.slice(p), SET_FRAGMENT, false);
+          url.fragment += pctEncode(sliceOf(input, p), SET_FRAGMENT, false);
           p = len - 1;
         }
         break;
@@ -1421,8 +1425,8 @@ function serializeOrigin(u) {
 function stripTrailingSpacesFromOpaquePath(u) {
   if (!hasOpaquePath(u) || u.fragment !== null || u.query !== null) return;
   let e = u.path.length;
-  while (e > 0 && u.path.charCodeAt(e - 1) === 0x20) e--;
-  if (e !== u.path.length) u.path = u.path.slice(0, e);
+  while (e > 0 && StringCharCodeAt(u.path, e - 1) === 0x20) e--;
+  if (e !== u.path.length) u.path = sliceOf(u.path, 0, e);
 }
 
 // Fast path for the overwhelmingly common absolute URL shape
