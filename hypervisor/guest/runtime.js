@@ -291,9 +291,10 @@
   // ---------- response deadline ----------
   // A request the guest has not answered within --response-timeout-ms gets 504, and its idempotency key
   // is forgotten (its handler may run on; a late response is dropped by the host). Decided by a
-  // runtime-owned timer on the recorded clock, so replay agrees. Each request notes its arrival on
-  // that clock (one read); one timer, armed for the oldest deadline, serves them all and is not
-  // cleared when a request is answered (it finds nothing to do, and is armed again only when needed).
+  // runtime-owned timer on the recorded clock, so replay agrees. A request whose handler returned a
+  // promise notes the time then (one clock read; the handler's synchronous part is bounded by the CPU
+  // budget); one timer, armed for the oldest deadline, serves them all and is not cleared when a
+  // request is answered (it finds nothing to do, and is armed again only when needed).
   let responseTimeoutMs = 0; // from the boot config; 0: no deadline
   let deadlineTimerId = 0; // the armed deadline timer, or 0
   const awaitingResponse = new MapCtor(); // request id -> deadline (guest ms), in arrival order
@@ -698,7 +699,6 @@
     }
     const request = web.makeRequest(method, url, headers, body ? new Uint8ArrayCtor(body) : null);
     currentOwner = id;
-    watchDeadline(id);
     let result;
     try {
       if (typeof app.fetch !== 'function') throw new TypeErrorCtor('the guest module exports no fetch(request, env, ctx) handler (only scheduled): it cannot answer requests');
@@ -708,6 +708,9 @@
       return;
     }
     if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+      // Only a request still unanswered when its handler returns is watched: a synchronous answer
+      // reads no clock, and the guest's own first clock read in the task stays its own.
+      watchDeadline(id);
       settle(
         result,
         (response) => respond(id, response),
