@@ -9,7 +9,7 @@ import variant from '@jitl/quickjs-wasmfile-release-sync';
 import { splitWebGlue } from '../hypervisor/vm/glue.js';
 import { BUILT_WEB_GLUE } from '../hypervisor/vm/glue-build.js';
 
-const OP_LAZY_MODULE = 8;
+const OP_LAZY_MODULE = 9; // hypervisor/vm.ts HostOp.LazyModule
 const runs = Number(process.argv[2] ?? 25);
 const other = process.argv[3];
 

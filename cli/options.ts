@@ -85,7 +85,8 @@ export function addVmOptions(command: Command): Command {
     .option('--max-pending-fetches <n>', 'outbound fetches a guest may have in flight', positiveInt('--max-pending-fetches'), DEFAULT_LIMITS.maxPendingFetches)
     .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask)
     .option('--idempotency-max-keys <n>', 'Idempotency-Key responses remembered for exactly-once retries', positiveInt('--idempotency-max-keys'), DEFAULT_LIMITS.idempotencyMaxKeys)
-    .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs);
+    .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs)
+    .option('--response-timeout-ms <ms>', 'a request the guest has not answered within this time gets 504 (decided on the recorded clock)', positiveInt('--response-timeout-ms'), DEFAULT_LIMITS.responseTimeoutMs);
 }
 
 /** `--tls-cert`, `--tls-key`, `--tls-ca`: mutual TLS on the logging channel (logging-channel/channel-tls.ts). */
@@ -129,6 +130,7 @@ export interface VmFlags {
   maxConsoleLines: number;
   idempotencyMaxKeys: number;
   idempotencyTtlMs: number;
+  responseTimeoutMs: number;
 }
 
 export function limitsFrom(flags: VmFlags): VmLimits {
@@ -145,6 +147,7 @@ export function limitsFrom(flags: VmFlags): VmLimits {
     maxConsoleLinesPerTask: flags.maxConsoleLines,
     idempotencyMaxKeys: flags.idempotencyMaxKeys,
     idempotencyTtlMs: flags.idempotencyTtlMs,
+    responseTimeoutMs: flags.responseTimeoutMs,
   };
 }
 

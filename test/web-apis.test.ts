@@ -159,7 +159,7 @@ describe('installation', () => {
 
   it('exposes the hypervisor interface object with exactly its functions and crypto.subtle', () => {
     const r = qjs(`Object.keys(__web).sort().map((k) => k + ':' + typeof __web[k])`);
-    expect(r.v).toEqual(['abortState:function', 'intactBytes:function', 'isStream:function', 'makeRequest:function', 'makeResponse:function', 'onAbort:function', 'readAll:function', 'requestParts:function', 'requestSignal:function', 'responseParts:function', 'toRequest:function', 'useTimer:function']);
+    expect(r.v).toEqual(['abortState:function', 'intactBytes:function', 'isStream:function', 'makeRequest:function', 'makeResponse:function', 'onAbort:function', 'primordials:object', 'readAll:function', 'requestParts:function', 'requestSignal:function', 'responseParts:function', 'toRequest:function', 'useTimer:function']);
     expect(qjs(`typeof globalThis.__ftjs_web`).v).toBe('undefined');
   });
 

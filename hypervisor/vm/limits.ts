@@ -27,6 +27,8 @@ export interface VmLimits {
   idempotencyMaxKeys: number;
   /** How long a finished idempotency key is remembered, in guest milliseconds. */
   idempotencyTtlMs: number;
+  /** A request not answered within this many guest milliseconds gets 504 (its handler may run on). */
+  responseTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
@@ -42,6 +44,7 @@ export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
   maxPendingFetches: 1_000,
   idempotencyMaxKeys: 10_000,
   idempotencyTtlMs: 24 * 60 * 60 * 1000,
+  responseTimeoutMs: 30_000,
 });
 
 /**

@@ -950,7 +950,11 @@ export class Vm {
             GuestEvent.Boot,
             0,
             `./${this.config.entry}`,
-            JSON.stringify({ env: this.config.env, idempotency: { maxKeys: this.config.limits.idempotencyMaxKeys, ttlMs: this.config.limits.idempotencyTtlMs } }),
+            JSON.stringify({
+              env: this.config.env,
+              idempotency: { maxKeys: this.config.limits.idempotencyMaxKeys, ttlMs: this.config.limits.idempotencyTtlMs },
+              responseTimeoutMs: this.config.limits.responseTimeoutMs,
+            }),
           );
           break;
       }

@@ -9,3 +9,6 @@ import './urlpattern.js';
 import './subtle.js';
 import './crypto.js';
 import './intl.js';
+import './bounded-sort.js';
+import './bounded-strings.js';
+import './runtime-intrinsics.js';

@@ -47,6 +47,8 @@
 //     streams.js (loaded on first use); crypto is not provided here.
 
 import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
+// Boot-time intrinsics for the request/response/body paths (the guest may replace the globals).
+import { ArrayIndexOf, StringCodePointAt, ArrayIsArray, ArrayIterator, ArrayMap, ArrayPush, ArraySlice, ArraySort, RegExpExec, StringCharCodeAt, StringIndexOf, StringSlice, StringToLowerCase, StringToUpperCase, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
 
 import { uts46ToASCII } from './idna.js';
 
@@ -56,6 +58,21 @@ const nativeEscape = escape;
 const nativeDecodeURIComponent = decodeURIComponent;
 const EOF = -1;
 const EMPTY_BYTES = new Uint8Array(0); // shared, never mutated
+
+/** re.test(s) through the boot-time exec (RegExp.prototype.test looks `exec` up on the regex). */
+function regExpTest(re, s) {
+  return RegExpExec(re, s) !== null;
+}
+/** x.indexOf(...) of the boot-time String or Array method, whichever `x` is. */
+function indexOfOf(x, search, from) {
+  return typeof x === 'string' ? StringIndexOf(x, search, from) : ArrayIndexOf(x, search, from);
+}
+/** x.slice(...) of the boot-time String, Array or TypedArray method, whichever `x` is. */
+function sliceOf(x, start, end) {
+  if (typeof x === 'string') return StringSlice(x, start, end);
+  if (ArrayIsArray(x)) return ArraySlice(x, start, end);
+  return TypedArraySlice(x, start, end);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -119,7 +136,7 @@ function concatBytes(chunks, total) {
 // Report an exception from a callback that must not propagate (event listeners): it surfaces as
 // an unhandled promise rejection, which the host can observe, instead of being lost.
 function reportException(e) {
-  Promise.reject(e);
+  PromiseReject(e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,8 +158,8 @@ const DOM_ERROR_CODES = [
   ['TimeoutError', 23, 'TIMEOUT_ERR'], ['InvalidNodeTypeError', 24, 'INVALID_NODE_TYPE_ERR'],
   ['DataCloneError', 25, 'DATA_CLONE_ERR'],
 ];
-const domCodeByName = new Map();
-for (const [n, c] of DOM_ERROR_CODES) domCodeByName.set(n, c);
+const domCodeByName = new MapCtor();
+for (const [n, c] of DOM_ERROR_CODES) MapSet(domCodeByName, n, c);
 
 class DOMException extends Error {
   #name;
@@ -162,7 +179,7 @@ class DOMException extends Error {
   }
   get name() { return this.#name; }
   get message() { return this.#message; }
-  get code() { return domCodeByName.get(this.#name) || 0; }
+  get code() { return MapGet(domCodeByName, this.#name) || 0; }
 }
 setTag(DOMException, 'DOMException');
 // WebIDL attributes are enumerable (class getters are not).
@@ -259,7 +276,7 @@ function utf8DecodeCore(bytes, fatal, st) {
     // forms, surrogates, > U+10FFFF, truncation), so when it succeeds the result is exactly
     // what the spec decoder produces (and no state is pending).
     const latin1 = latin1ToString(bytes, 0, len);
-    if (!NON_ASCII_RE.test(latin1)) return latin1;
+    if (!regExpTest(NON_ASCII_RE, latin1)) return latin1;
     try {
       return nativeDecodeURIComponent(nativeEscape(latin1));
     } catch {
@@ -332,7 +349,7 @@ function utf8DecodeStripBOM(bytes) {
   return utf8DecodeCore(bytes, false, null);
 }
 
-const UTF8_LABELS = new Set(['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8']);
+const UTF8_LABELS = new SetCtor(['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8']);
 
 class TextEncoder {
   get encoding() { return 'utf-8'; }
@@ -394,7 +411,7 @@ class TextDecoder {
   #legacy = null; // a decoder from encoding.js, null for UTF-8
   constructor(label = 'utf-8', options = undefined) {
     const l = label === 'utf-8' ? label : toDOMString(label).replace(/^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, '').toLowerCase();
-    if (!UTF8_LABELS.has(l)) {
+    if (!SetHas(UTF8_LABELS, l)) {
       this.#legacy = legacyEncodings === null ? null : legacyEncodings.lookup(l);
       if (this.#legacy === null) throw new RangeError(`The "${label}" encoding is not supported`);
     }
@@ -472,11 +489,11 @@ function btoa(data) {
     out[p++] = B64.charCodeAt(c & 63);
   }
   if (i < len) {
-    const a = s.charCodeAt(i), b = i + 1 < len ? s.charCodeAt(i + 1) : 0;
+    const a = StringCharCodeAt(s, i), b = i + 1 < len ? StringCharCodeAt(s, i + 1) : 0;
     if ((a | b) > 0xFF) throw new DOMException('Invalid character', 'InvalidCharacterError');
-    out[p++] = B64.charCodeAt(a >> 2);
-    out[p++] = B64.charCodeAt(((a & 3) << 4) | (b >> 4));
-    out[p++] = i + 1 < len ? B64.charCodeAt((b & 15) << 2) : 61;
+    out[p++] = StringCharCodeAt(B64, a >> 2);
+    out[p++] = StringCharCodeAt(B64, ((a & 3) << 4) | (b >> 4));
+    out[p++] = i + 1 < len ? StringCharCodeAt(B64, (b & 15) << 2) : 61;
     out[p++] = 61;
   }
   return latin1ToString(out, 0, p);
@@ -487,20 +504,20 @@ const ASCII_WS_RE = /[\t\n\f\r ]/g;
 // (both are failures per spec; the distinction only selects Node's error message).
 const BASE64_BAD_CHAR = 1, BASE64_BAD_LENGTH = 2;
 function base64DecodeBytes(s) {
-  if (/[\t\n\f\r ]/.test(s)) s = s.replace(ASCII_WS_RE, '');
+  if (regExpTest(/[\t\n\f\r ]/, s)) s = s.replace(ASCII_WS_RE, '');
   let len = s.length;
   if (len % 4 === 0 && len > 0) {
-    if (s.charCodeAt(len - 1) === 61) { len--; if (s.charCodeAt(len - 1) === 61) len--; }
+    if (StringCharCodeAt(s, len - 1) === 61) { len--; if (StringCharCodeAt(s, len - 1) === 61) len--; }
   }
   for (let i = 0; i < len; i++) {
-    const c = s.charCodeAt(i);
+    const c = StringCharCodeAt(s, i);
     if (c >= 128 || B64_REV[c] < 0) return BASE64_BAD_CHAR;
   }
   if (len % 4 === 1) return BASE64_BAD_LENGTH;
   const out = new Uint8Array((len * 3) >> 2);
   let buf = 0, bits = 0, p = 0;
   for (let i = 0; i < len; i++) {
-    const v = B64_REV[s.charCodeAt(i)];
+    const v = B64_REV[StringCharCodeAt(s, i)];
     buf = (buf << 6) | v;
     bits += 6;
     if (bits >= 8) {
@@ -527,7 +544,7 @@ const SET_C0 = 1, SET_FRAGMENT = 2, SET_QUERY = 4, SET_SPECIAL_QUERY = 8, SET_PA
   SET_USERINFO = 32, SET_COMPONENT = 64, SET_FORM = 128;
 const ENCODE_SETS = new Uint8Array(128);
 (function () {
-  const has = (list, c) => list.indexOf(String.fromCharCode(c)) >= 0;
+  const has = (list, c) => indexOfOf(list, String.fromCharCode(c)) >= 0;
   for (let c = 0; c < 128; c++) {
     let f = 0;
     const c0 = c < 0x20 || c === 0x7F;
@@ -548,7 +565,7 @@ const ENCODE_SETS = new Uint8Array(128);
   }
 })();
 const HEX_BYTE = [];
-for (let i = 0; i < 256; i++) HEX_BYTE.push('%' + (i < 16 ? '0' : '') + i.toString(16).toUpperCase());
+for (let i = 0; i < 256; i++) ArrayPush(HEX_BYTE, '%' + (i < 16 ? '0' : '') + i.toString(16).toUpperCase());
 
 function pctEncodeCodePoint(cp) {
   if (cp < 0x80) return HEX_BYTE[cp];
@@ -563,26 +580,26 @@ function pctEncode(s, bit, spaceAsPlus) {
   const n = s.length;
   let i = 0;
   for (; i < n; i++) {
-    const c = s.charCodeAt(i);
+    const c = StringCharCodeAt(s, i);
     if (c >= 0x80 || (ENCODE_SETS[c] & bit) !== 0) break;
   }
   if (i === n) return s;
-  let out = s.slice(0, i);
+  let out = sliceOf(s, 0, i);
   let start = i;
   for (; i < n; i++) {
-    const c = s.charCodeAt(i);
+    const c = StringCharCodeAt(s, i);
     if (c < 0x80) {
       if ((ENCODE_SETS[c] & bit) !== 0) {
-        out += s.slice(start, i) + (spaceAsPlus && c === 0x20 ? '+' : HEX_BYTE[c]);
+        out += sliceOf(s, start, i) + (spaceAsPlus && c === 0x20 ? '+' : HEX_BYTE[c]);
         start = i + 1;
       }
       continue;
     }
-    out += s.slice(start, i);
+    out += sliceOf(s, start, i);
     let cp = c;
     if (c >= 0xD800 && c <= 0xDFFF) {
-      if (c <= 0xDBFF && i + 1 < n && (s.charCodeAt(i + 1) & 0xFC00) === 0xDC00) {
-        cp = 0x10000 + ((c - 0xD800) << 10) + (s.charCodeAt(i + 1) - 0xDC00);
+      if (c <= 0xDBFF && i + 1 < n && (StringCharCodeAt(s, i + 1) & 0xFC00) === 0xDC00) {
+        cp = 0x10000 + ((c - 0xD800) << 10) + (StringCharCodeAt(s, i + 1) - 0xDC00);
         i++;
       } else {
         cp = 0xFFFD;
@@ -591,7 +608,7 @@ function pctEncode(s, bit, spaceAsPlus) {
     out += pctEncodeCodePoint(cp);
     start = i + 1;
   }
-  return out + s.slice(start);
+  return out + sliceOf(s, start);
 }
 
 function hexVal(b) {
@@ -622,9 +639,9 @@ function pctDecodeToBytes(s) {
 // UTF-8 decode without BOM). decodeURIComponent is used as a native fast path: when it
 // succeeds every escape formed valid UTF-8, which is exactly what the spec would produce.
 function formDecode(s) {
-  if (s.indexOf('+') >= 0) s = s.replaceAll('+', ' ');
+  if (indexOfOf(s, '+') >= 0) s = s.replaceAll('+', ' ');
   if (!s.isWellFormed()) s = s.toWellFormed();
-  if (s.indexOf('%') < 0) return s;
+  if (indexOfOf(s, '%') < 0) return s;
   try {
     return nativeDecodeURIComponent(s);
   } catch {
@@ -638,13 +655,13 @@ function formParse(s) {
   let start = 0;
   const len = s.length;
   while (start <= len) {
-    let amp = s.indexOf('&', start);
+    let amp = indexOfOf(s, '&', start);
     if (amp < 0) amp = len;
     if (amp > start) {
-      const seq = s.slice(start, amp);
-      const eq = seq.indexOf('=');
-      if (eq < 0) list.push([formDecode(seq), '']);
-      else list.push([formDecode(seq.slice(0, eq)), formDecode(seq.slice(eq + 1))]);
+      const seq = sliceOf(s, start, amp);
+      const eq = indexOfOf(seq, '=');
+      if (eq < 0) ArrayPush(list, [formDecode(seq), '']);
+      else ArrayPush(list, [formDecode(sliceOf(seq, 0, eq)), formDecode(sliceOf(seq, eq + 1))]);
     }
     start = amp + 1;
   }
@@ -664,9 +681,9 @@ function formSerialize(list) {
 // URL parsing (WHATWG URL Standard, basic URL parser)
 // ---------------------------------------------------------------------------------------------
 
-const SPECIAL_PORTS = new Map([['ftp', 21], ['file', null], ['http', 80], ['https', 443], ['ws', 80], ['wss', 443]]);
-function isSpecialScheme(s) { return SPECIAL_PORTS.has(s); }
-function defaultPort(s) { const p = SPECIAL_PORTS.get(s); return p === undefined ? null : p; }
+const SPECIAL_PORTS = new MapCtor([['ftp', 21], ['file', null], ['http', 80], ['https', 443], ['ws', 80], ['wss', 443]]);
+function isSpecialScheme(s) { return MapHas(SPECIAL_PORTS, s); }
+function defaultPort(s) { const p = MapGet(SPECIAL_PORTS, s); return p === undefined ? null : p; }
 
 // URL record: { scheme, username, password, host (string|null; serialized), port (number|null),
 //               path (string[] or string when opaque), query (string|null), fragment (string|null) }
@@ -686,30 +703,30 @@ function isDigit(c) { return c >= 0x30 && c <= 0x39; }
 function isHexDigit(c) { return isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66); }
 
 function isWindowsDriveLetter(s) {
-  if (s.length !== 2 || !isAlpha(s.charCodeAt(0))) return false;
-  const c = s.charCodeAt(1);
+  if (s.length !== 2 || !isAlpha(StringCharCodeAt(s, 0))) return false;
+  const c = StringCharCodeAt(s, 1);
   return c === 0x3A || c === 0x7C;
 }
 function isNormalizedWindowsDriveLetter(s) {
-  return s.length === 2 && isAlpha(s.charCodeAt(0)) && s.charCodeAt(1) === 0x3A;
+  return s.length === 2 && isAlpha(StringCharCodeAt(s, 0)) && StringCharCodeAt(s, 1) === 0x3A;
 }
 function startsWithWindowsDriveLetter(input, p) {
   if (input.length - p < 2) return false;
-  if (!isAlpha(input.charCodeAt(p))) return false;
-  const c1 = input.charCodeAt(p + 1);
+  if (!isAlpha(StringCharCodeAt(input, p))) return false;
+  const c1 = StringCharCodeAt(input, p + 1);
   if (c1 !== 0x3A && c1 !== 0x7C) return false;
   if (input.length - p === 2) return true;
-  const c2 = input.charCodeAt(p + 2);
+  const c2 = StringCharCodeAt(input, p + 2);
   return c2 === 0x2F || c2 === 0x5C || c2 === 0x3F || c2 === 0x23;
 }
 function isSingleDot(s) {
-  return s === '.' || (s.length === 3 && s.toLowerCase() === '%2e');
+  return s === '.' || (s.length === 3 && StringToLowerCase(s) === '%2e');
 }
 function isDoubleDot(s) {
   if (s === '..') return true;
   const l = s.length;
   if (l !== 4 && l !== 6) return false;
-  const t = s.toLowerCase();
+  const t = StringToLowerCase(s);
   return t === '.%2e' || t === '%2e.' || t === '%2e%2e';
 }
 function shortenPath(u) {
@@ -726,11 +743,11 @@ const FORBIDDEN_DOMAIN_RE = /[\x00-\x20#%/:<>?@[\\\]^|\x7F]/;
 function parseIPv4Number(s) {
   if (s === '') return null;
   let radix = 10;
-  if (s.length >= 2 && s.charCodeAt(0) === 0x30 && (s.charCodeAt(1) | 0x20) === 0x78) { s = s.slice(2); radix = 16; }
-  else if (s.length >= 2 && s.charCodeAt(0) === 0x30) { s = s.slice(1); radix = 8; }
+  if (s.length >= 2 && StringCharCodeAt(s, 0) === 0x30 && (StringCharCodeAt(s, 1) | 0x20) === 0x78) { s = sliceOf(s, 2); radix = 16; }
+  else if (s.length >= 2 && StringCharCodeAt(s, 0) === 0x30) { s = sliceOf(s, 1); radix = 8; }
   if (s === '') return 0;
   const re = radix === 10 ? /^[0-9]+$/ : radix === 16 ? /^[0-9A-Fa-f]+$/ : /^[0-7]+$/;
-  if (!re.test(s)) return null;
+  if (!regExpTest(re, s)) return null;
   return parseInt(s, radix);
 }
 function endsInNumber(s) {
@@ -740,7 +757,7 @@ function endsInNumber(s) {
     parts.pop();
   }
   const last = parts[parts.length - 1];
-  if (last !== '' && /^[0-9]+$/.test(last)) return true;
+  if (last !== '' && regExpTest(/^[0-9]+$/, last)) return true;
   return parseIPv4Number(last) !== null;
 }
 function parseIPv4(s) {
@@ -751,7 +768,7 @@ function parseIPv4(s) {
   for (let i = 0; i < parts.length; i++) {
     const n = parseIPv4Number(parts[i]);
     if (n === null) return null;
-    nums.push(n);
+    ArrayPush(nums, n);
   }
   const last = nums.length - 1;
   for (let i = 0; i < last; i++) if (nums[i] > 255) return null;
@@ -768,7 +785,7 @@ function parseIPv6(input) {
   const address = [0, 0, 0, 0, 0, 0, 0, 0];
   const len = input.length;
   let pieceIndex = 0, compress = null, p = 0;
-  const at = (i) => (i < len ? input.charCodeAt(i) : EOF);
+  const at = (i) => (i < len ? StringCharCodeAt(input, i) : EOF);
   if (at(p) === 0x3A) {
     if (at(p + 1) !== 0x3A) return null;
     p += 2;
@@ -868,22 +885,22 @@ function serializeIPv6(a) {
 
 function domainToASCII(domain) {
   const result = uts46ToASCII(domain);
-  if (result === null || result === '' || FORBIDDEN_DOMAIN_RE.test(result)) return null;
+  if (result === null || result === '' || regExpTest(FORBIDDEN_DOMAIN_RE, result)) return null;
   return result;
 }
 
 // Returns the serialized host, or null on failure.
 function parseHost(input, isOpaque) {
-  if (input.charCodeAt(0) === 0x5B) {
-    if (input.charCodeAt(input.length - 1) !== 0x5D) return null;
-    const a = parseIPv6(input.slice(1, -1));
+  if (StringCharCodeAt(input, 0) === 0x5B) {
+    if (StringCharCodeAt(input, input.length - 1) !== 0x5D) return null;
+    const a = parseIPv6(sliceOf(input, 1, -1));
     return a === null ? null : '[' + serializeIPv6(a) + ']';
   }
   if (isOpaque) {
-    if (FORBIDDEN_HOST_RE.test(input)) return null;
+    if (regExpTest(FORBIDDEN_HOST_RE, input)) return null;
     return pctEncode(input, SET_C0, false);
   }
-  const domain = input.indexOf('%') < 0 ? (input.isWellFormed() ? input : input.toWellFormed()) : utf8DecodeNoBOM(pctDecodeToBytes(input));
+  const domain = indexOfOf(input, '%') < 0 ? (input.isWellFormed() ? input : input.toWellFormed()) : utf8DecodeNoBOM(pctDecodeToBytes(input));
   const ascii = domainToASCII(domain);
   if (ascii === null) return null;
   if (endsInNumber(ascii)) {
@@ -909,11 +926,11 @@ const TAB_NEWLINE_RE = /[\t\n\r]/g;
 function basicParse(input, base, url, override) {
   if (url === null) {
     url = newURLRecord();
-    const c0 = input.length > 0 ? input.charCodeAt(0) : 0x21;
-    const cl = input.length > 0 ? input.charCodeAt(input.length - 1) : 0x21;
+    const c0 = input.length > 0 ? StringCharCodeAt(input, 0) : 0x21;
+    const cl = input.length > 0 ? StringCharCodeAt(input, input.length - 1) : 0x21;
     if (c0 <= 0x20 || cl <= 0x20) input = input.replace(C0_SPACE_TRIM_RE, '');
   }
-  if (input.indexOf('\t') >= 0 || input.indexOf('\n') >= 0 || input.indexOf('\r') >= 0) input = input.replace(TAB_NEWLINE_RE, '');
+  if (indexOfOf(input, '\t') >= 0 || indexOfOf(input, '\n') >= 0 || indexOfOf(input, '\r') >= 0) input = input.replace(TAB_NEWLINE_RE, '');
   let state = override || S_SCHEME_START;
   let buffer = '';
   let atSignSeen = false, insideBrackets = false, passwordTokenSeen = false;
@@ -921,7 +938,7 @@ function basicParse(input, base, url, override) {
   let special = isSpecialScheme(url.scheme);
   let p = 0;
   for (;;) {
-    const c = p < len ? input.charCodeAt(p) : EOF;
+    const c = p < len ? StringCharCodeAt(input, p) : EOF;
     switch (state) {
       case S_SCHEME_START:
         if (isAlpha(c)) {
@@ -959,7 +976,7 @@ function basicParse(input, base, url, override) {
             state = S_SPECIAL_RELATIVE_OR_AUTHORITY;
           } else if (special) {
             state = S_SPECIAL_AUTHORITY_SLASHES;
-          } else if (p + 1 < len && input.charCodeAt(p + 1) === 0x2F) {
+          } else if (p + 1 < len && StringCharCodeAt(input, p + 1) === 0x2F) {
             state = S_PATH_OR_AUTHORITY;
             p++;
           } else {
@@ -994,7 +1011,7 @@ function basicParse(input, base, url, override) {
         break;
 
       case S_SPECIAL_RELATIVE_OR_AUTHORITY:
-        if (c === 0x2F && p + 1 < len && input.charCodeAt(p + 1) === 0x2F) {
+        if (c === 0x2F && p + 1 < len && StringCharCodeAt(input, p + 1) === 0x2F) {
           state = S_SPECIAL_AUTHORITY_IGNORE_SLASHES;
           p++;
         } else {
@@ -1018,7 +1035,7 @@ function basicParse(input, base, url, override) {
           url.password = base.password;
           url.host = base.host;
           url.port = base.port;
-          url.path = base.path.slice();
+          url.path = sliceOf(base.path);
           url.query = base.query;
           if (c === 0x3F) {
             url.query = '';
@@ -1051,7 +1068,7 @@ function basicParse(input, base, url, override) {
         break;
 
       case S_SPECIAL_AUTHORITY_SLASHES:
-        if (c === 0x2F && p + 1 < len && input.charCodeAt(p + 1) === 0x2F) {
+        if (c === 0x2F && p + 1 < len && StringCharCodeAt(input, p + 1) === 0x2F) {
           state = S_SPECIAL_AUTHORITY_IGNORE_SLASHES;
           p++;
         } else {
@@ -1074,13 +1091,13 @@ function basicParse(input, base, url, override) {
           if (passwordTokenSeen) {
             url.password += pctEncode(buffer, SET_USERINFO, false);
           } else {
-            const k = buffer.indexOf(':');
+            const k = indexOfOf(buffer, ':');
             if (k < 0) {
               url.username += pctEncode(buffer, SET_USERINFO, false);
             } else {
               passwordTokenSeen = true;
-              url.username += pctEncode(buffer.slice(0, k), SET_USERINFO, false);
-              url.password += pctEncode(buffer.slice(k + 1), SET_USERINFO, false);
+              url.username += pctEncode(sliceOf(buffer, 0, k), SET_USERINFO, false);
+              url.password += pctEncode(sliceOf(buffer, k + 1), SET_USERINFO, false);
             }
           }
           buffer = '';
@@ -1151,7 +1168,7 @@ function basicParse(input, base, url, override) {
           state = S_FILE_SLASH;
         } else if (base !== null && base.scheme === 'file') {
           url.host = base.host;
-          url.path = base.path.slice();
+          url.path = sliceOf(base.path);
           url.query = base.query;
           if (c === 0x3F) {
             url.query = '';
@@ -1179,7 +1196,7 @@ function basicParse(input, base, url, override) {
           if (base !== null && base.scheme === 'file') {
             url.host = base.host;
             if (!startsWithWindowsDriveLetter(input, p) && base.path.length > 0 && isNormalizedWindowsDriveLetter(base.path[0])) {
-              url.path.push(base.path[0]);
+              ArrayPush(url.path, base.path[0]);
             }
           }
           state = S_PATH;
@@ -1224,7 +1241,7 @@ function basicParse(input, base, url, override) {
           state = S_PATH;
           if (c !== 0x2F) p--;
         } else if (override && url.host === null) {
-          url.path.push('');
+          ArrayPush(url.path, '');
         }
         break;
 
@@ -1235,14 +1252,14 @@ function basicParse(input, base, url, override) {
           // and drive-letter checks give the same answers on raw and encoded forms.
           if (isDoubleDot(buffer)) {
             shortenPath(url);
-            if (!slash) url.path.push('');
+            if (!slash) ArrayPush(url.path, '');
           } else if (isSingleDot(buffer)) {
-            if (!slash) url.path.push('');
+            if (!slash) ArrayPush(url.path, '');
           } else {
             if (url.scheme === 'file' && url.path.length === 0 && isWindowsDriveLetter(buffer)) {
               buffer = buffer.charAt(0) + ':';
             }
-            url.path.push(pctEncode(buffer, SET_PATH, false));
+            ArrayPush(url.path, pctEncode(buffer, SET_PATH, false));
           }
           buffer = '';
           if (c === 0x3F) {
@@ -1255,10 +1272,10 @@ function basicParse(input, base, url, override) {
         } else {
           let j = p + 1;
           for (; j < len; j++) {
-            const d = input.charCodeAt(j);
+            const d = StringCharCodeAt(input, j);
             if (d === 0x2F || (special && d === 0x5C) || (!override && (d === 0x3F || d === 0x23))) break;
           }
-          buffer += input.slice(p, j);
+          buffer += sliceOf(input, p, j);
           p = j - 1;
         }
         break;
@@ -1273,10 +1290,10 @@ function basicParse(input, base, url, override) {
         } else if (c !== EOF) {
           let j = p + 1;
           for (; j < len; j++) {
-            const d = input.charCodeAt(j);
+            const d = StringCharCodeAt(input, j);
             if (d === 0x3F || d === 0x23) break;
           }
-          url.path += pctEncode(input.slice(p, j), SET_C0, false);
+          url.path += pctEncode(sliceOf(input, p, j), SET_C0, false);
           p = j - 1;
         }
         break;
@@ -1290,16 +1307,16 @@ function basicParse(input, base, url, override) {
             state = S_FRAGMENT;
           }
         } else {
-          let j = override ? len : input.indexOf('#', p + 1);
+          let j = override ? len : indexOfOf(input, '#', p + 1);
           if (j < 0) j = len;
-          buffer += input.slice(p, j);
+          buffer += sliceOf(input, p, j);
           p = j - 1;
         }
         break;
 
       case S_FRAGMENT:
         if (c !== EOF) {
-          url.fragment += pctEncode(input.slice(p), SET_FRAGMENT, false);
+          url.fragment += pctEncode(sliceOf(input, p), SET_FRAGMENT, false);
           p = len - 1;
         }
         break;
@@ -1355,8 +1372,8 @@ function serializeOrigin(u) {
 function stripTrailingSpacesFromOpaquePath(u) {
   if (!hasOpaquePath(u) || u.fragment !== null || u.query !== null) return;
   let e = u.path.length;
-  while (e > 0 && u.path.charCodeAt(e - 1) === 0x20) e--;
-  if (e !== u.path.length) u.path = u.path.slice(0, e);
+  while (e > 0 && StringCharCodeAt(u.path, e - 1) === 0x20) e--;
+  if (e !== u.path.length) u.path = sliceOf(u.path, 0, e);
 }
 
 // Fast path for the overwhelmingly common absolute URL shape
@@ -1387,7 +1404,7 @@ const FAST_URL_RE = (function () {
 let fastPS = 0, fastPE = 0; // side results of fastHref(): path start and end offsets in the href
 // The href of `input` if it has the fast shape (see above), else null.
 function fastHref(input) {
-  const m = FAST_URL_RE.exec(input);
+  const m = RegExpExec(FAST_URL_RE, input);
   if (m === null) return null;
   const ps = m[1].length;
   if (m[3] !== undefined && !fastPortOK(m[3], m[2])) return null;
@@ -1395,16 +1412,16 @@ function fastHref(input) {
   fastPS = ps;
   if (path === '') {
     fastPE = ps + 1;
-    return input.slice(0, ps) + '/' + input.slice(ps);
+    return sliceOf(input, 0, ps) + '/' + sliceOf(input, ps);
   }
   fastPE = ps + path.length;
   return input;
 }
 // Whether an explicit port is serialized as given: not the scheme's default, no leading zero.
 function fastPortOK(port, scheme) {
-  if (port.length > 1 && port.charCodeAt(0) === 0x30) return false;
+  if (port.length > 1 && StringCharCodeAt(port, 0) === 0x30) return false;
   const n = +port;
-  return n <= 65535 && n !== SPECIAL_PORTS.get(scheme);
+  return n <= 65535 && n !== MapGet(SPECIAL_PORTS, scheme);
 }
 // The URL record of a fast-shape href.
 function fastRecord(h, ps, pe) {
@@ -1461,20 +1478,20 @@ class URLSearchParams {
           if (!isObjectLike(pair) || typeof pair[Symbol.iterator] !== 'function') throw new TypeError('Each query pair must be an iterable [name, value] tuple');
           const arr = Array.from(pair);
           if (arr.length !== 2) throw new TypeError('Each query pair must be an iterable [name, value] tuple');
-          this.#list.push([toUSVString(arr[0]), toUSVString(arr[1])]);
+          ArrayPush(this.#list, [toUSVString(arr[0]), toUSVString(arr[1])]);
         }
       } else {
         // record<USVString, USVString>: keys that become equal as USVStrings (lone surrogates)
         // keep the first one's place and the last one's value.
-        const byKey = new Map();
+        const byKey = new MapCtor();
         for (const key of Reflect.ownKeys(init)) {
           if (typeof key !== 'string') continue;
           const desc = Reflect.getOwnPropertyDescriptor(init, key);
           if (desc === undefined || !desc.enumerable) continue;
           const k = toUSVString(key), v = toUSVString(init[key]);
-          const entry = byKey.get(k);
+          const entry = MapGet(byKey, k);
           if (entry !== undefined) entry[1] = v;
-          else { const e = [k, v]; byKey.set(k, e); this.#list.push(e); }
+          else { const e = [k, v]; MapSet(byKey, k, e); ArrayPush(this.#list, e); }
         }
       }
       return;
@@ -1496,7 +1513,7 @@ class URLSearchParams {
 
   append(name, value) {
     requireArgs(arguments.length, 2, "Failed to execute 'append' on 'URLSearchParams'");
-    this.#list.push([toUSVString(name), toUSVString(value)]);
+    ArrayPush(this.#list, [toUSVString(name), toUSVString(value)]);
     this.#update();
   }
   delete(name, value = undefined) {
@@ -1525,7 +1542,7 @@ class URLSearchParams {
     const n = toUSVString(name);
     const out = [];
     const list = this.#list;
-    for (let i = 0; i < list.length; i++) if (list[i][0] === n) out.push(list[i][1]);
+    for (let i = 0; i < list.length; i++) if (list[i][0] === n) ArrayPush(out, list[i][1]);
     return out;
   }
   has(name, value = undefined) {
@@ -1555,7 +1572,7 @@ class URLSearchParams {
       }
     }
     list.length = w;
-    if (!found) list.push([n, v]);
+    if (!found) ArrayPush(list, [n, v]);
     this.#update();
   }
   sort() {
@@ -1638,13 +1655,13 @@ class URL {
       if (b === null) throw new TypeError('Invalid URL');
     }
     // fastHref(), inlined (this is the hot path)
-    const m = FAST_URL_RE.exec(s);
+    const m = RegExpExec(FAST_URL_RE, s);
     if (m !== null && (m[3] === undefined || fastPortOK(m[3], m[2]))) {
       const ps = m[1].length;
       const path = m[4];
       this.#ps = ps;
       if (path === '') {
-        this.#u = s.slice(0, ps) + '/' + s.slice(ps);
+        this.#u = sliceOf(s, 0, ps) + '/' + sliceOf(s, ps);
         this.#pe = ps + 1;
       } else {
         this.#u = s;
@@ -1696,11 +1713,11 @@ class URL {
   }
   get origin() {
     const u = this.#u;
-    return typeof u === 'string' ? u.slice(0, this.#ps) : serializeOrigin(u);
+    return typeof u === 'string' ? sliceOf(u, 0, this.#ps) : serializeOrigin(u);
   }
   get protocol() {
     const u = this.#u;
-    return typeof u === 'string' ? u.slice(0, u.indexOf(':') + 1) : u.scheme + ':';
+    return typeof u === 'string' ? sliceOf(u, 0, StringIndexOf(u, ':') + 1) : u.scheme + ':';
   }
   set protocol(value) {
     basicParse(toUSVString(value) + ':', null, this.#rec(), S_SCHEME_START);
@@ -1725,7 +1742,7 @@ class URL {
   }
   get host() {
     const u = this.#u;
-    if (typeof u === 'string') return u.slice(u.indexOf(':') + 3, this.#ps);
+    if (typeof u === 'string') return sliceOf(u, StringIndexOf(u, ':') + 3, this.#ps);
     if (u.host === null) return '';
     return u.port === null ? u.host : u.host + ':' + u.port;
   }
@@ -1738,9 +1755,9 @@ class URL {
     const u = this.#u;
     if (typeof u === 'string') {
       const ps = this.#ps;
-      const hs = u.indexOf(':') + 3;
-      const c = u.indexOf(':', hs);
-      return u.slice(hs, c >= 0 && c < ps ? c : ps);
+      const hs = StringIndexOf(u, ':') + 3;
+      const c = StringIndexOf(u, ':', hs);
+      return sliceOf(u, hs, c >= 0 && c < ps ? c : ps);
     }
     return u.host === null ? '' : u.host;
   }
@@ -1753,8 +1770,8 @@ class URL {
     const u = this.#u;
     if (typeof u === 'string') {
       const ps = this.#ps;
-      const c = u.indexOf(':', u.indexOf(':') + 3);
-      return c >= 0 && c < ps ? u.slice(c + 1, ps) : '';
+      const c = StringIndexOf(u, ':', StringIndexOf(u, ':') + 3);
+      return c >= 0 && c < ps ? sliceOf(u, c + 1, ps) : '';
     }
     return u.port === null ? '' : String(u.port);
   }
@@ -1767,7 +1784,7 @@ class URL {
   }
   get pathname() {
     const u = this.#u;
-    return typeof u === 'string' ? u.slice(this.#ps, this.#pe) : serializePath(u);
+    return typeof u === 'string' ? sliceOf(u, this.#ps, this.#pe) : serializePath(u);
   }
   set pathname(value) {
     const u = this.#rec();
@@ -1779,10 +1796,10 @@ class URL {
     const u = this.#u;
     if (typeof u === 'string') {
       const pe = this.#pe;
-      if (u.charCodeAt(pe) !== 0x3F) return '';
-      let e = u.indexOf('#', pe);
+      if (StringCharCodeAt(u, pe) !== 0x3F) return '';
+      let e = StringIndexOf(u, '#', pe);
       if (e < 0) e = u.length;
-      return e - pe === 1 ? '' : u.slice(pe, e);
+      return e - pe === 1 ? '' : sliceOf(u, pe, e);
     }
     const q = u.query;
     return q === null || q === '' ? '' : '?' + q;
@@ -1796,7 +1813,7 @@ class URL {
       stripTrailingSpacesFromOpaquePath(u);
       return;
     }
-    if (v.charCodeAt(0) === 0x3F) v = v.slice(1);
+    if (StringCharCodeAt(v, 0) === 0x3F) v = sliceOf(v, 1);
     u.query = '';
     basicParse(v, null, u, S_QUERY);
     this.#resyncParams();
@@ -1809,8 +1826,8 @@ class URL {
   get hash() {
     const u = this.#u;
     if (typeof u === 'string') {
-      const f = u.indexOf('#', this.#pe);
-      return f < 0 || f === u.length - 1 ? '' : u.slice(f);
+      const f = StringIndexOf(u, '#', this.#pe);
+      return f < 0 || f === u.length - 1 ? '' : sliceOf(u, f);
     }
     const f = u.fragment;
     return f === null || f === '' ? '' : '#' + f;
@@ -1823,7 +1840,7 @@ class URL {
       stripTrailingSpacesFromOpaquePath(u);
       return;
     }
-    if (v.charCodeAt(0) === 0x23) v = v.slice(1);
+    if (StringCharCodeAt(v, 0) === 0x23) v = sliceOf(v, 1);
     u.fragment = '';
     basicParse(v, null, u, S_FRAGMENT);
   }
@@ -1919,12 +1936,12 @@ class EventTarget {
     const o = flattenListenerOptions(options);
     if (o.signal !== null && !(o.signal instanceof AbortSignal)) throw new TypeError("Failed to execute 'addEventListener' on 'EventTarget': member signal is not of type 'AbortSignal'.");
     if (o.signal !== null && o.signal.aborted) return;
-    const map = this.#listeners || (this.#listeners = new Map());
-    let list = map.get(t);
-    if (list === undefined) map.set(t, (list = []));
+    const map = this.#listeners || (this.#listeners = new MapCtor());
+    let list = MapGet(map, t);
+    if (list === undefined) MapSet(map, t, (list = []));
     for (let i = 0; i < list.length; i++) if (list[i].callback === callback && list[i].capture === o.capture) return;
     const entry = { callback, capture: o.capture, once: o.once, removed: false };
-    list.push(entry);
+    ArrayPush(list, entry);
     if (o.signal !== null) {
       o.signal.addEventListener('abort', () => this.#remove(t, entry));
     }
@@ -1934,7 +1951,7 @@ class EventTarget {
     const map = this.#listeners;
     if (map === null) return;
     const t = toDOMString(type);
-    const list = map.get(t);
+    const list = MapGet(map, t);
     if (list === undefined) return;
     const capture = typeof options === 'boolean' ? options : isObjectLike(options) ? Boolean(options.capture) : false;
     for (let i = 0; i < list.length; i++) {
@@ -1946,7 +1963,7 @@ class EventTarget {
   }
   #remove(type, entry) {
     entry.removed = true;
-    const list = this.#listeners && this.#listeners.get(type);
+    const list = this.#listeners && MapGet(this.#listeners, type);
     if (!list) return;
     const i = list.indexOf(entry);
     if (i >= 0) list.splice(i, 1);
@@ -1956,7 +1973,7 @@ class EventTarget {
     eventSetDispatching(event, true);
     eventSetTarget(event, this);
     try {
-      const list = this.#listeners && this.#listeners.get(event.type);
+      const list = this.#listeners && MapGet(this.#listeners, event.type);
       if (list !== undefined && list !== null && list.length > 0) {
         const snapshot = list.slice();
         for (let i = 0; i < snapshot.length; i++) {
@@ -2051,7 +2068,7 @@ class AbortSignal extends EventTarget {
   static {
     newSignal = () => new AbortSignal(kInternal);
     abortState = (s) => (s.#aborted ? [true, s.#reason] : NOT_ABORTED);
-    addAbortAlgorithm = (s, fn) => (s.#algorithms || (s.#algorithms = [])).push(fn);
+    addAbortAlgorithm = (s, fn) => ArrayPush(s.#algorithms || (s.#algorithms = []), fn);
     dependentSignal = (list) => {
       const r = new AbortSignal(kInternal);
       for (const s of list) {
@@ -2061,7 +2078,7 @@ class AbortSignal extends EventTarget {
           return r;
         }
       }
-      for (const s of list) (s.#dependents || (s.#dependents = [])).push(r);
+      for (const s of list) ArrayPush(s.#dependents || (s.#dependents = []), r);
       return r;
     };
     const runAbortAlgorithms = (s) => {
@@ -2082,7 +2099,7 @@ class AbortSignal extends EventTarget {
           if (d.#aborted) continue;
           d.#aborted = true;
           d.#reason = s.#reason;
-          fire.push(d);
+          ArrayPush(fire, d);
         }
       }
       s.dispatchEvent(new Event('abort'));
@@ -2115,7 +2132,7 @@ let blobBytes; // (blob) => Uint8Array (internal, never mutated)
 let makeBlob; // (bytes, type) => Blob
 
 function normalizeBlobType(t) {
-  return /[^\x20-\x7E]/.test(t) ? '' : t.toLowerCase();
+  return regExpTest(/[^\x20-\x7E]/, t) ? '' : t.toLowerCase();
 }
 
 class Blob {
@@ -2136,7 +2153,7 @@ class Blob {
           b = copyBufferSource(part);
           if (b === null) b = utf8Encode(toDOMString(part));
         }
-        chunks.push(b);
+        ArrayPush(chunks, b);
         total += b.length;
       }
       // Parts are fresh copies or immutable Blob bytes, so a single part can be used as is.
@@ -2165,13 +2182,13 @@ class Blob {
     return b;
   }
   text() {
-    return Promise.resolve(utf8DecodeStripBOM(this.#bytes));
+    return PromiseResolve(utf8DecodeStripBOM(this.#bytes));
   }
   arrayBuffer() {
-    return Promise.resolve(this.#bytes.slice().buffer);
+    return PromiseResolve(TypedArraySlice(this.#bytes).buffer);
   }
   bytes() {
-    return Promise.resolve(this.#bytes.slice());
+    return PromiseResolve(TypedArraySlice(this.#bytes));
   }
   stream() {
     return streams().bytesStream(this.#bytes);
@@ -2222,11 +2239,11 @@ const NO_HEADERS = Object.freeze([]); // shared empty header list (copied before
 // regular expression test plus toLowerCase(). Bounded (cleared when full), and their contents
 // depend only on the strings seen, so behaviour stays deterministic.
 const CACHE_MAX = 128;
-const nameCache = new Map(); // name as given -> lower-cased name (valid names only)
-const valueCache = new Map(); // value as given -> normalised value (valid values only)
+const nameCache = new MapCtor(); // name as given -> lower-cased name (valid names only)
+const valueCache = new MapCtor(); // value as given -> normalised value (valid values only)
 // name as given -> { raw: value as given, entry: [lower-cased name, normalised value] }: the
 // list entry for the last valid value seen with that name (entries are immutable, so shared).
-const entryCache = new Map();
+const entryCache = new MapCtor();
 const SYMBOL_ITERATOR = Symbol.iterator;
 
 function isHTTPWhitespace(c) { return c === 0x20 || c === 0x09 || c === 0x0A || c === 0x0D; }
@@ -2234,40 +2251,40 @@ function normalizeHeaderValue(v) {
   const len = v.length;
   if (len === 0) return v;
   let s = 0, e = len;
-  while (s < e && isHTTPWhitespace(v.charCodeAt(s))) s++;
-  while (e > s && isHTTPWhitespace(v.charCodeAt(e - 1))) e--;
-  return s === 0 && e === len ? v : v.slice(s, e);
+  while (s < e && isHTTPWhitespace(StringCharCodeAt(v, s))) s++;
+  while (e > s && isHTTPWhitespace(StringCharCodeAt(v, e - 1))) e--;
+  return s === 0 && e === len ? v : sliceOf(v, s, e);
 }
 // The lower-cased form of a valid header name (TypeError otherwise).
 function headerName(name, what) {
-  let lower = nameCache.get(name);
+  let lower = MapGet(nameCache, name);
   if (lower !== undefined) return lower;
-  if (!TOKEN_RE.test(name)) throw new TypeError(`${what}: "${name}" is an invalid header name.`);
-  lower = name.toLowerCase();
+  if (!regExpTest(TOKEN_RE, name)) throw new TypeError(`${what}: "${name}" is an invalid header name.`);
+  lower = StringToLowerCase(name);
   if (name.length <= 64) {
     if (nameCache.size >= CACHE_MAX) nameCache.clear();
-    nameCache.set(name, lower);
+    MapSet(nameCache, name, lower);
   }
   return lower;
 }
 // The normalised form of a valid header value (TypeError otherwise).
 function headerValue(value, what) {
-  let v = valueCache.get(value);
+  let v = MapGet(valueCache, value);
   if (v !== undefined) return v;
   v = value;
-  if (HEADER_VALUE_SLOW_RE.test(value)) {
+  if (regExpTest(HEADER_VALUE_SLOW_RE, value)) {
     v = normalizeHeaderValue(value);
-    if (BAD_HEADER_VALUE_RE.test(v)) throw new TypeError(`${what}: "${v}" is an invalid header value.`);
+    if (regExpTest(BAD_HEADER_VALUE_RE, v)) throw new TypeError(`${what}: "${v}" is an invalid header value.`);
   }
   if (value.length <= 128) {
     if (valueCache.size >= CACHE_MAX) valueCache.clear();
-    valueCache.set(value, v);
+    MapSet(valueCache, value, v);
   }
   return v;
 }
 // The list entry for a name and value given by the service (validated; TypeError otherwise).
 function headerEntry(name, value) {
-  const c = entryCache.get(name);
+  const c = MapGet(entryCache, name);
   if (c !== undefined && c.raw === value) return c.entry;
   const entry = [headerName(name, 'Headers.append'), headerValue(value, 'Headers.append')];
   if (value.length > 128) return entry;
@@ -2276,18 +2293,18 @@ function headerEntry(name, value) {
     c.entry = entry;
   } else if (name.length <= 64) {
     if (entryCache.size >= CACHE_MAX) entryCache.clear();
-    entryCache.set(name, { raw: value, entry });
+    MapSet(entryCache, name, { raw: value, entry });
   }
   return entry;
 }
 // Lower-case a trusted header name (from the hypervisor: not validated).
 function lowerName(name) {
-  let lower = nameCache.get(name);
+  let lower = MapGet(nameCache, name);
   if (lower !== undefined) return lower;
-  lower = name.toLowerCase();
-  if (name.length <= 64 && TOKEN_RE.test(name)) {
+  lower = StringToLowerCase(name);
+  if (name.length <= 64 && regExpTest(TOKEN_RE, name)) {
     if (nameCache.size >= CACHE_MAX) nameCache.clear();
-    nameCache.set(name, lower);
+    MapSet(nameCache, name, lower);
   }
   return lower;
 }
@@ -2297,8 +2314,8 @@ function listFind(list, name) {
   return -1;
 }
 function makeIndex(list) {
-  const index = new Map();
-  for (let i = 0; i < list.length; i++) index.set(list[i][0], i);
+  const index = new MapCtor();
+  for (let i = 0; i < list.length; i++) MapSet(index, list[i][0], i);
   return index;
 }
 // Add an entry to a list being built; `index` is null or a Map index of it. Returns the (new) index.
@@ -2306,7 +2323,7 @@ function listAddEntry(list, index, entry) {
   const name = entry[0];
   let j = -1;
   if (index !== null) {
-    const k = index.get(name);
+    const k = MapGet(index, name);
     if (k !== undefined) j = k;
   } else {
     for (let i = 0; i < list.length; i++) if (list[i][0] === name) { j = i; break; }
@@ -2315,13 +2332,13 @@ function listAddEntry(list, index, entry) {
     list[j] = [name, list[j][1] + ', ' + entry[1]];
     return index;
   }
-  if (index !== null) index.set(name, list.length);
-  list.push(entry);
+  if (index !== null) MapSet(index, name, list.length);
+  ArrayPush(list, entry);
   return index === null && list.length > INDEX_MIN ? makeIndex(list) : index;
 }
 function addCookie(cookies, value) {
   if (cookies === null) return [value];
-  cookies.push(value);
+  ArrayPush(cookies, value);
   return cookies;
 }
 // The list as the hypervisor wants it: set-cookie values as separate entries.
@@ -2331,9 +2348,9 @@ function listForWire(list, cookies) {
   for (let i = 0; i < list.length; i++) {
     const e = list[i];
     if (e[0] === 'set-cookie') {
-      for (let k = 0; k < cookies.length; k++) out.push(['set-cookie', cookies[k]]);
+      for (let k = 0; k < cookies.length; k++) ArrayPush(out, ['set-cookie', cookies[k]]);
     } else {
-      out.push(e);
+      ArrayPush(out, e);
     }
   }
   return out;
@@ -2412,14 +2429,14 @@ class Headers {
   get(name) {
     requireArgs(arguments.length, 1, "Failed to execute 'get' on 'Headers'");
     if (typeof name !== 'string') name = toDOMString(name);
-    let lower = nameCache.get(name);
+    let lower = MapGet(nameCache, name);
     if (lower === undefined) lower = headerName(name, 'Headers.get');
     const j = headersFind(this, lower);
     return j < 0 ? null : this.#list[j][1];
   }
   getSetCookie() {
     const x = this.#x;
-    return x === null || x.cookies === null ? [] : x.cookies.slice();
+    return x === null || x.cookies === null ? [] : sliceOf(x.cookies);
   }
   has(name) {
     requireArgs(arguments.length, 1, "Failed to execute 'has' on 'Headers'");
@@ -2439,8 +2456,8 @@ class Headers {
     if (j >= 0) {
       list[j] = [lower, value];
     } else {
-      if (x !== null && x.index !== null) x.index.set(lower, list.length);
-      list.push([lower, value]);
+      if (x !== null && x.index !== null) MapSet(x.index, lower, list.length);
+      ArrayPush(list, [lower, value]);
     }
     if (lower === 'set-cookie') {
       if (x === null) x = this.#x = headersExtra(GUARD_NONE, null, null);
@@ -2466,8 +2483,8 @@ class Headers {
       // Another Headers is a sequence: copy its list directly unless its iteration was replaced.
       if (#list in init && init[SYMBOL_ITERATOR] === headersEntries) {
         const x = init.#x;
-        const list = init.#list.slice();
-        builtCookies = x === null || x.cookies === null ? null : x.cookies.slice();
+        const list = sliceOf(init.#list);
+        builtCookies = x === null || x.cookies === null ? null : sliceOf(x.cookies);
         builtContentType = listFind(list, 'content-type') >= 0;
         return list;
       }
@@ -2562,7 +2579,7 @@ class Headers {
         if (x === null) h.#x = headersExtra(GUARD_NONE, null, index);
         else x.index = index;
       }
-      const j = index.get(name);
+      const j = MapGet(index, name);
       return j === undefined ? -1 : j;
     };
     // Append a lower-cased name and a normalised value (no validation, no guard check).
@@ -2574,8 +2591,8 @@ class Headers {
       if (j >= 0) {
         list[j] = [name, list[j][1] + ', ' + value];
       } else {
-        if (x !== null && x.index !== null) x.index.set(name, list.length);
-        list.push([name, value]);
+        if (x !== null && x.index !== null) MapSet(x.index, name, list.length);
+        ArrayPush(list, [name, value]);
       }
       if (name === 'set-cookie') {
         if (x === null) x = h.#x = headersExtra(GUARD_NONE, null, null);
@@ -2584,7 +2601,7 @@ class Headers {
     };
     headersListRef = (h) => h.#list;
     headersSorted = (h) => {
-      const sorted = h.#list.slice().sort(compareEntries);
+      const sorted = ArraySort(sliceOf(h.#list), compareEntries);
       const x = h.#x;
       return x === null || x.cookies === null ? sorted : listForWire(sorted, x.cookies);
     };
@@ -2600,7 +2617,7 @@ class Headers {
     headersGuardOf = (h) => (h.#x === null ? GUARD_NONE : h.#x.guard);
     headersClone = (h, guard) => {
       const x = h.#x;
-      return headersWrap(h.#list.slice(), x === null || x.cookies === null ? null : x.cookies.slice(), guard);
+      return headersWrap(sliceOf(h.#list), x === null || x.cookies === null ? null : sliceOf(x.cookies), guard);
     };
   }
 }
@@ -2720,18 +2737,18 @@ export function setFormBodyHooks(hooks) {
 
 // text() of a body (null, string or bytes): UTF-8 decode, dropping a leading BOM.
 function bodyText(b) {
-  if (typeof b === 'string') return b.charCodeAt(0) === 0xFEFF ? b.slice(1) : b;
+  if (typeof b === 'string') return StringCharCodeAt(b, 0) === 0xFEFF ? sliceOf(b, 1) : b;
   if (b === null) return '';
   if (b.length <= CHUNK) {
     const s = reflectApply(fromCharCode, null, b);
-    if (!NON_ASCII_RE.test(s)) return s; // all ASCII (so no BOM either)
+    if (!regExpTest(NON_ASCII_RE, s)) return s; // all ASCII (so no BOM either)
   }
   return utf8DecodeStripBOM(b);
 }
 // A fresh Uint8Array of a body's bytes.
 function bodyBytesCopy(b) {
   if (typeof b === 'string') return utf8Encode(b);
-  return b === null ? new Uint8Array(0) : b.slice();
+  return b === null ? new Uint8Array(0) : sliceOf(b);
 }
 
 function bodyUnusable() {
@@ -2749,27 +2766,27 @@ function streamBodyUnusable(b) {
 }
 function consumeBody(kind, b, contentType) {
   if (isStreamBody(b)) {
-    return streams().readAllBytes(b, 'Body').then((bytes) => consumeBody(kind, bytes, contentType));
+    return PromiseThen(streams().readAllBytes(b, 'Body'), (bytes) => consumeBody(kind, bytes, contentType));
   }
   switch (kind) {
     case BODY_TEXT:
-      return Promise.resolve(bodyText(b));
+      return PromiseResolve(bodyText(b));
     case BODY_JSON: {
       try {
-        return Promise.resolve(JSONparse(bodyText(b)));
+        return PromiseResolve(JSONparse(bodyText(b)));
       } catch (e) {
-        return Promise.reject(e);
+        return PromiseReject(e);
       }
     }
     case BODY_ARRAYBUFFER:
-      return Promise.resolve(bodyBytesCopy(b).buffer);
+      return PromiseResolve(bodyBytesCopy(b).buffer);
     case BODY_BYTES:
-      return Promise.resolve(bodyBytesCopy(b));
+      return PromiseResolve(bodyBytesCopy(b));
     case BODY_FORMDATA:
       return formBodyHooks.parse(typeof b === 'string' ? utf8Encode(b) : b === null ? EMPTY_BYTES : b, contentType);
     default: {
       const bytes = typeof b === 'string' ? utf8Encode(b) : b === null ? EMPTY_BYTES : b;
-      return Promise.resolve(makeBlob(bytes, contentType === null ? '' : normalizeBlobType(contentType)));
+      return PromiseResolve(makeBlob(bytes, contentType === null ? '' : normalizeBlobType(contentType)));
     }
   }
 }
@@ -2778,13 +2795,13 @@ function consumeBody(kind, b, contentType) {
 // Request
 // ---------------------------------------------------------------------------------------------
 
-const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
-const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
+const NORMALIZED_METHODS = new SetCtor(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+const FORBIDDEN_METHODS = new SetCtor(['CONNECT', 'TRACE', 'TRACK']);
 // Common method strings -> their normalised form (a Map lookup instead of validation).
-const METHOD_CACHE = new Map([['PATCH', 'PATCH'], ['patch', 'patch']]);
+const METHOD_CACHE = new MapCtor([['PATCH', 'PATCH'], ['patch', 'patch']]);
 for (const m of NORMALIZED_METHODS) {
-  METHOD_CACHE.set(m, m);
-  METHOD_CACHE.set(m.toLowerCase(), m);
+  MapSet(METHOD_CACHE, m, m);
+  MapSet(METHOD_CACHE, StringToLowerCase(m), m);
 }
 const REQUEST_ENUMS = {
   mode: ['same-origin', 'no-cors', 'cors', 'navigate'],
@@ -2803,14 +2820,14 @@ const REQUEST_DEFAULTS = {
 
 function normalizeMethod(v) {
   if (typeof v === 'string') {
-    const known = METHOD_CACHE.get(v);
+    const known = MapGet(METHOD_CACHE, v);
     if (known !== undefined) return known;
   }
   const m = toDOMString(v);
-  if (!TOKEN_RE.test(m)) throw new TypeError(`'${m}' is not a valid HTTP method.`);
-  const up = m.toUpperCase();
-  if (FORBIDDEN_METHODS.has(up)) throw new TypeError(`'${m}' HTTP method is unsupported.`);
-  return NORMALIZED_METHODS.has(up) ? up : m;
+  if (!regExpTest(TOKEN_RE, m)) throw new TypeError(`'${m}' is not a valid HTTP method.`);
+  const up = StringToUpperCase(m);
+  if (SetHas(FORBIDDEN_METHODS, up)) throw new TypeError(`'${m}' HTTP method is unsupported.`);
+  return SetHas(NORMALIZED_METHODS, up) ? up : m;
 }
 
 // The serialized URL of a Request input that is not a Request.
@@ -2928,7 +2945,7 @@ class Request {
         if (hdr === null) {
           hdr = [contentTypeEntry(type)];
         } else if (isArray(hdr) && !shared) {
-          if (listFind(hdr, 'content-type') < 0) hdr.push(contentTypeEntry(type));
+          if (listFind(hdr, 'content-type') < 0) ArrayPush(hdr, contentTypeEntry(type));
         } else {
           if (shared) hdr = headersFromRaw(hdr, GUARD_NONE);
           if (!headersHasLower(hdr, 'content-type')) headersAppendTrusted(hdr, 'content-type', type);
@@ -2986,12 +3003,12 @@ class Request {
   }
 
   text() {
-    if (this.#used) return Promise.reject(bodyUnusable());
+    if (this.#used) return PromiseReject(bodyUnusable());
     const b = this.#body;
-    if (b === null) return Promise.resolve('');
+    if (b === null) return PromiseResolve('');
     if (isStreamBody(b)) return requestConsume(this, BODY_TEXT);
     this.#used = true;
-    return Promise.resolve(bodyText(b));
+    return PromiseResolve(bodyText(b));
   }
   json() { return requestConsume(this, BODY_JSON); }
   arrayBuffer() { return requestConsume(this, BODY_ARRAYBUFFER); }
@@ -3037,7 +3054,7 @@ class Request {
     };
     requestConsume = (r, kind) => {
       const b = r.#body;
-      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return PromiseReject(bodyUnusable());
       if (b !== null) r.#used = true;
       return consumeBody(kind, b, kind >= BODY_BLOB ? headersGetLower(r.headers, 'content-type') : null);
     };
@@ -3062,7 +3079,7 @@ setTag(Request, 'Request');
 // ---------------------------------------------------------------------------------------------
 
 const REASON_PHRASE_RE = /^[\t\x20-\x7E\x80-\xFF]*$/;
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const REDIRECT_STATUSES = new SetCtor([301, 302, 303, 307, 308]);
 
 // WebIDL "unsigned short" conversion (modulo 2^16).
 function toUint16(v) {
@@ -3102,7 +3119,7 @@ class Response {
       headers = init.headers;
     }
     if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
-    if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
+    if (statusText !== '' && !regExpTest(REASON_PHRASE_RE, statusText)) throw new TypeError('Invalid statusText');
     this.#status = status;
     if (statusText !== '') this.#x = { statusText, type: 'default', url: '', bodyView: null };
     let list = NO_HEADERS, cookies = null, hasType = false;
@@ -3122,7 +3139,7 @@ class Response {
       }
       if (entry !== null && !hasType) {
         if (list === NO_HEADERS) list = [entry];
-        else list.push(entry);
+        else ArrayPush(list, entry);
       }
     }
     this.#hdr = cookies === null ? list : headersWrap(list, cookies, GUARD_NONE);
@@ -3137,7 +3154,7 @@ class Response {
     const rec = basicParse(s, null, null, 0);
     if (rec === null) throw new TypeError(`Failed to parse URL from ${s}`);
     const st = toUint16(status);
-    if (!REDIRECT_STATUSES.has(st)) throw new RangeError(`Invalid status code ${st}`);
+    if (!SetHas(REDIRECT_STATUSES, st)) throw new RangeError(`Invalid status code ${st}`);
     return responseFast(st, '', headersWrap([['location', serializeURL(rec, false)]], null, GUARD_IMMUTABLE), null, 'default', '');
   }
   static json(data, init = undefined) {
@@ -3159,11 +3176,11 @@ class Response {
       hasType = builtContentType;
     }
     if (status < 200 || status > 599) throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
-    if (statusText !== '' && !REASON_PHRASE_RE.test(statusText)) throw new TypeError('Invalid statusText');
+    if (statusText !== '' && !regExpTest(REASON_PHRASE_RE, statusText)) throw new TypeError('Invalid statusText');
     if (status === 204 || status === 205 || status === 304) throw new TypeError(`Response constructor: Invalid response status code ${status}`);
     if (!hasType) {
       if (list === NO_HEADERS) list = [ENTRY_JSON];
-      else list.push(ENTRY_JSON);
+      else ArrayPush(list, ENTRY_JSON);
     }
     const r = new Response(kInternal);
     r.#status = status;
@@ -3200,12 +3217,12 @@ class Response {
   }
 
   text() {
-    if (this.#used) return Promise.reject(bodyUnusable());
+    if (this.#used) return PromiseReject(bodyUnusable());
     const b = this.#body;
-    if (b === null) return Promise.resolve('');
+    if (b === null) return PromiseResolve('');
     if (isStreamBody(b)) return responseConsume(this, BODY_TEXT);
     this.#used = true;
-    return Promise.resolve(bodyText(b));
+    return PromiseResolve(bodyText(b));
   }
   json() { return responseConsume(this, BODY_JSON); }
   arrayBuffer() { return responseConsume(this, BODY_ARRAYBUFFER); }
@@ -3218,7 +3235,7 @@ class Response {
     const r = new Response(kInternal);
     r.#status = this.#status;
     const h = this.#hdr;
-    r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : h.slice()) : headersClone(h, headersGuardOf(h));
+    r.#hdr = isArray(h) ? (h === NO_HEADERS ? h : sliceOf(h)) : headersClone(h, headersGuardOf(h));
     r.#body = cloneBody(this, this.#body); // bodies are never mutated, sharing is safe (streams are teed)
     const x = this.#x;
     if (x !== null) r.#x = { statusText: x.statusText, type: x.type, url: x.url, bodyView: null };
@@ -3243,7 +3260,7 @@ class Response {
     };
     responseConsume = (r, kind) => {
       const b = r.#body;
-      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return Promise.reject(bodyUnusable());
+      if (r.#used || (isStreamBody(b) && streamBodyUnusable(b))) return PromiseReject(bodyUnusable());
       if (b !== null) r.#used = true;
       let ct = null;
       if (kind >= BODY_BLOB) {
@@ -3269,7 +3286,7 @@ const objToString = Object.prototype.toString;
 const ERROR_CTORS = {
   Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError,
 };
-const UNCLONEABLE_TAGS = new Set([
+const UNCLONEABLE_TAGS = new SetCtor([
   '[object Promise]', '[object WeakMap]', '[object WeakSet]', '[object WeakRef]', '[object FinalizationRegistry]',
   '[object Generator]', '[object AsyncGenerator]', '[object Proxy]', '[object Module]',
   // Streams are transferable, not cloneable (no transfer of streams here).
@@ -3309,21 +3326,21 @@ function defineOwn(obj, key, value) {
 
 // Serializable platform objects of other modules (CryptoKey): tag → function that clones one, or
 // answers undefined if `v` only pretends to have the tag.
-const platformCloners = new Map();
+const platformCloners = new MapCtor();
 function registerCloner(tag, clone) {
-  platformCloners.set(tag, clone);
+  MapSet(platformCloners, tag, clone);
 }
 
 function cloneValue(v, memory) {
   const t = typeof v;
   if (t === 'symbol' || t === 'function') throw dataCloneError(v);
   if (t !== 'object' || v === null) return v;
-  const seen = memory.get(v);
+  const seen = MapGet(memory, v);
   if (seen !== undefined) return seen;
 
   if (Array.isArray(v)) {
     const out = new Array(v.length);
-    memory.set(v, out);
+    MapSet(memory, v, out);
     for (const k of Object.keys(v)) defineOwn(out, k, cloneValue(v[k], memory));
     return out;
   }
@@ -3334,40 +3351,40 @@ function cloneValue(v, memory) {
     case '[object Object]':
       break;
     case '[object Date]':
-      if (isBrand(Date.prototype.getTime, v)) { out = new Date(Date.prototype.getTime.call(v)); memory.set(v, out); return out; }
+      if (isBrand(Date.prototype.getTime, v)) { out = new Date(Date.prototype.getTime.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object RegExp]':
-      if (isBrand(getRegExpSource, v) && v !== RegExp.prototype) { out = new RegExp(getRegExpSource.call(v), getRegExpFlags.call(v)); memory.set(v, out); return out; }
+      if (isBrand(getRegExpSource, v) && v !== RegExp.prototype) { out = new RegExp(getRegExpSource.call(v), getRegExpFlags.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object Boolean]':
-      if (isBrand(Boolean.prototype.valueOf, v)) { out = Object(Boolean.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(Boolean.prototype.valueOf, v)) { out = Object(Boolean.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object Number]':
-      if (isBrand(Number.prototype.valueOf, v)) { out = Object(Number.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(Number.prototype.valueOf, v)) { out = Object(Number.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object String]':
-      if (isBrand(String.prototype.valueOf, v)) { out = Object(String.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(String.prototype.valueOf, v)) { out = Object(String.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object BigInt]':
-      if (isBrand(BigInt.prototype.valueOf, v)) { out = Object(BigInt.prototype.valueOf.call(v)); memory.set(v, out); return out; }
+      if (isBrand(BigInt.prototype.valueOf, v)) { out = Object(BigInt.prototype.valueOf.call(v)); MapSet(memory, v, out); return out; }
       break;
     case '[object Symbol]':
       throw dataCloneError(v);
     case '[object Map]':
       if (isBrand(getMapSize, v)) {
-        out = new Map();
-        memory.set(v, out);
+        out = new MapCtor();
+        MapSet(memory, v, out);
         const entries = Array.from(Map.prototype.entries.call(v));
-        for (const [k, val] of entries) out.set(cloneValue(k, memory), cloneValue(val, memory));
+        for (const [k, val] of entries) MapSet(out, cloneValue(k, memory), cloneValue(val, memory));
         return out;
       }
       break;
     case '[object Set]':
       if (isBrand(getSetSize, v)) {
-        out = new Set();
-        memory.set(v, out);
+        out = new SetCtor();
+        MapSet(memory, v, out);
         const values = Array.from(Set.prototype.values.call(v));
-        for (const val of values) out.add(cloneValue(val, memory));
+        for (const val of values) SetAdd(out, cloneValue(val, memory));
         return out;
       }
       break;
@@ -3380,12 +3397,12 @@ function cloneValue(v, memory) {
         } else {
           out = ArrayBuffer.prototype.slice.call(v, 0);
         }
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
     case '[object SharedArrayBuffer]':
-      memory.set(v, v);
+      MapSet(memory, v, v);
       return v;
     case '[object DataView]':
       if (ArrayBuffer.isView(v) && getTypedArrayTag.call(v) === undefined) {
@@ -3398,7 +3415,7 @@ function cloneValue(v, memory) {
         }
         const buf = cloneValue(v.buffer, memory);
         out = new DataView(buf, offset, length);
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
@@ -3408,7 +3425,7 @@ function cloneValue(v, memory) {
       const md = Object.getOwnPropertyDescriptor(v, 'message');
       const message = md !== undefined && 'value' in md ? toDOMString(md.value) : undefined;
       out = message === undefined ? new ERROR_CTORS[name]() : new ERROR_CTORS[name](message);
-      memory.set(v, out);
+      MapSet(memory, v, out);
       const sd = Object.getOwnPropertyDescriptor(v, 'stack');
       if (sd !== undefined && typeof sd.value === 'string') Object.defineProperty(out, 'stack', { value: sd.value, writable: true, configurable: true, enumerable: false });
       const cd = Object.getOwnPropertyDescriptor(v, 'cause');
@@ -3418,24 +3435,24 @@ function cloneValue(v, memory) {
     case '[object DOMException]':
       if (v instanceof DOMException) {
         out = new DOMException(v.message, v.name);
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
     case '[object Blob]':
       if (v instanceof Blob) {
         out = makeBlob(blobBytes(v), v.type);
-        memory.set(v, out);
+        MapSet(memory, v, out);
         return out;
       }
       break;
     default: {
-      if (UNCLONEABLE_TAGS.has(tag)) throw dataCloneError(v);
-      const cloner = platformCloners.get(tag);
+      if (SetHas(UNCLONEABLE_TAGS, tag)) throw dataCloneError(v);
+      const cloner = MapGet(platformCloners, tag);
       if (cloner !== undefined) {
         out = cloner(v);
         if (out !== undefined) {
-          memory.set(v, out);
+          MapSet(memory, v, out);
           return out;
         }
       }
@@ -3448,7 +3465,7 @@ function cloneValue(v, memory) {
           }
           const buf = cloneValue(v.buffer, memory);
           out = new globalThis[name](buf, v.byteOffset, v.length);
-          memory.set(v, out);
+          MapSet(memory, v, out);
           return out;
         }
       }
@@ -3456,26 +3473,26 @@ function cloneValue(v, memory) {
   }
   for (let i = 0; i < PLATFORM_UNCLONEABLE.length; i++) if (v instanceof PLATFORM_UNCLONEABLE[i]) throw dataCloneError(v);
   out = {};
-  memory.set(v, out);
+  MapSet(memory, v, out);
   for (const k of Object.keys(v)) defineOwn(out, k, cloneValue(v[k], memory));
   return out;
 }
 
 function structuredClone(value, options = undefined) {
   requireArgs(arguments.length, 1, "Failed to execute 'structuredClone'");
-  const memory = new Map();
+  const memory = new MapCtor();
   let transfer = null;
   if (options !== undefined && options !== null) {
     if (!isObjectLike(options)) throw new TypeError("Failed to execute 'structuredClone': The provided value is not of type 'StructuredSerializeOptions'.");
     if (options.transfer !== undefined) {
       transfer = Array.from(options.transfer);
-      const seen = new Set();
+      const seen = new SetCtor();
       for (const b of transfer) {
         if (!isObjectLike(b)) throw new TypeError("Failed to execute 'structuredClone': transfer list entries must be objects");
         if (!(b instanceof ArrayBuffer)) throw new DOMException('Value not transferable', 'DataCloneError');
-        if (seen.has(b)) throw new DOMException('ArrayBuffer at index is a duplicate of an earlier ArrayBuffer.', 'DataCloneError');
+        if (SetHas(seen, b)) throw new DOMException('ArrayBuffer at index is a duplicate of an earlier ArrayBuffer.', 'DataCloneError');
         if (b.detached) throw new DOMException('An ArrayBuffer is detached and could not be cloned.', 'DataCloneError');
-        seen.add(b);
+        SetAdd(seen, b);
       }
     }
   }
