@@ -5,6 +5,7 @@
 // Captured at boot: the guest may replace or delete eval later.
 const indirectEval = globalThis.eval;
 let impl = null;
+import { RegExpExec, StringToLowerCase } from './primordials.js';
 
 function load() {
   if (impl === null) impl = indirectEval(__FTJS_IDNA_SOURCE__);
@@ -17,6 +18,6 @@ const NON_ASCII_RE = /[^\x00-\x7F]/;
 // labels included, as the current URL Standard and browsers do (WPT toascii.json: "xn--a" stays
 // "xn--a"), so plain hosts never load the table.
 export function uts46ToASCII(domain) {
-  if (!NON_ASCII_RE.test(domain)) return domain.toLowerCase();
+  if (RegExpExec(NON_ASCII_RE, domain) === null) return StringToLowerCase(domain);
   return load().domainToASCII(domain);
 }

@@ -48,7 +48,7 @@
 
 import { installStreams, isReadableStream, streams, streamsLoaded } from './streams.js';
 // Boot-time intrinsics for the request/response/body paths (the guest may replace the globals).
-import { ArrayIndexOf, StringCodePointAt, ArrayIsArray, ArrayIterator, ArrayMap, ArrayPush, ArraySlice, ArraySort, RegExpExec, StringCharCodeAt, StringIndexOf, StringSlice, StringToLowerCase, StringToUpperCase, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
+import { uncurryThis, ArrayIndexOf, StringCodePointAt, ArrayIsArray, ArrayIterator, ArrayMap, ArrayPush, ArraySlice, ArraySort, RegExpExec, StringCharCodeAt, StringIndexOf, StringSlice, StringToLowerCase, StringToUpperCase, MapCtor, MapDelete, MapGet, MapHas, MapSet, PromiseResolve, PromiseReject, PromiseThen, SetAdd, SetCtor, SetDelete, SetHas, TypedArraySlice } from './primordials.js';
 
 import { uts46ToASCII } from './idna.js';
 
@@ -2231,7 +2231,7 @@ const INDEX_MIN = 8;
 const isArray = Array.isArray;
 const reflectOwnKeys = Reflect.ownKeys;
 const NON_LATIN1_RE = /[^\x00-\xFF]/;
-const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
+const propertyIsEnumerable = uncurryThis(Object.prototype.propertyIsEnumerable);
 const ARRAY_ITERATOR = Array.prototype[Symbol.iterator];
 const NO_HEADERS = Object.freeze([]); // shared empty header list (copied before any change)
 
@@ -2501,11 +2501,11 @@ class Headers {
         for (let i = 0; i < keys.length; i++) {
           const key = keys[i];
           // [[GetOwnProperty]] without allocating a descriptor (this is every Response's path).
-          if (!propertyIsEnumerable.call(init, key)) continue;
+          if (!propertyIsEnumerable(init, key)) continue;
           if (typeof key === 'symbol') throw new TypeError('Headers constructor: a record key cannot be a Symbol');
           // The key becomes a ByteString before its value is read; a cached key is a known-good name.
-          const c = entryCache.get(key);
-          if (c === undefined && NON_LATIN1_RE.test(key)) throw new TypeError(`Headers constructor: "${key}" is not a valid ByteString`);
+          const c = MapGet(entryCache, key);
+          if (c === undefined && regExpTest(NON_LATIN1_RE, key)) throw new TypeError(`Headers constructor: "${key}" is not a valid ByteString`);
           const v = init[key];
           const str = typeof v === 'string' ? v : toDOMString(v);
           const entry = c !== undefined && c.raw === str ? c.entry : headerEntry(key, str);
