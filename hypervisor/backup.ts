@@ -22,6 +22,7 @@ import { engineIdentity, listen, roleConfig, Stepper, tickMs, TRACE_FORMAT_VERSI
 import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
 import { Serving, type ReplicationListen } from './serving.js';
 import { pageBytesFor } from './page-delta.js';
+import { ReplayBacklog } from '../replayer/replay-backlog.js';
 import { decodeSnapshot, snapshotBaseOf, type SnapshotBase } from './snapshot-wire.js';
 import type { BootConfig, Snapshot } from './vm.js';
 import type { Divergence } from './port.js';
@@ -90,6 +91,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private assembler = new TaskAssembler('logging channel');
   /** Received, not yet replayed: whole tasks and control entries, in log order. */
   private readonly queue: Assembled[] = [];
+  private readonly backlog = new ReplayBacklog();
   private replaying = false;
   /**
    * Tasks to hand the worker next: twice what the last slice got through (tasks it does not reach
@@ -161,6 +163,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       ...(this.joinBase ? { snapshotBase: this.joinBase.offer } : {}),
       logger,
     });
+    this.channel.replayProgress = () => ({ replayedSeq: this.replayedSeq, backlogMs: this.replayBacklogMs });
     this.channel.on('welcome', (e) => void this.onWelcome(e.bootConfig, e.reconnect, e.snapshot !== undefined));
     this.channel.on('snapshot', (e) => void this.onSnapshot(e));
     this.channel.on('entries', (entries) => this.onEntries(entries));
@@ -312,9 +315,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       tasks.push(item.entries);
     }
     this.replaying = true;
+    const replayStartedMs = this.env.clock.monoMs();
     this.vm.replay(tasks, REPLAY_SLICE_MS).then(
       (reply) => {
         this.replaying = false;
+        this.backlog.replayed(reply.results.length, this.env.clock.monoMs() - replayStartedMs);
         if (reply.results.length < 1 || reply.results.length > tasks.length) {
           this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `replay returned ${reply.results.length} results for ${tasks.length} tasks` });
           return;
@@ -495,6 +500,13 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     void this.stop().then(() => this.emit('halt', event));
   }
 
+  /** What a takeover would have to replay now, estimated in ms (the tasks queued, at the measured cost). */
+  get replayBacklogMs(): number {
+    let tasks = 0;
+    for (const item of this.queue) if (item.type === 'task') tasks++;
+    return this.backlog.estimateMs(tasks);
+  }
+
   async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {
     const state = this.vm?.alive && !this.divergence ? await this.vm.state(options.hash) : null;
     return {
@@ -507,6 +519,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       receivedSeq: this.channel.receivedSeq,
       replayedSeq: this.replayedSeq,
       queuedTasks: this.queue.length,
+      replayBacklogMs: this.serving ? 0 : Math.round(this.replayBacklogMs),
+      replayTaskMs: Math.round(this.backlog.taskMs * 1000) / 1000,
       connected: this.channel.connected,
       divergence: this.divergence,
       joinedBySnapshot: this.joinedAt,

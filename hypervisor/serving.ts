@@ -83,6 +83,9 @@ export class Serving {
   /** Admission paused while the VM is copied out for a backup joining by snapshot. */
   private joinPaused = false;
   private lastJoin: JoinFigures | null = null;
+  /** The attached backup's last reported replay progress, and when this node attached it. */
+  private replay: { replayedSeq: number; backlogMs: number; atMs: number } | null = null;
+  private attachedAtMs = 0;
   private stopped = false;
   replicationUrl: string | null = null;
 
@@ -186,6 +189,8 @@ export class Serving {
     this.channel = channel;
     channel.on('attached', (e) => {
       logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
+      this.attachedAtMs = this.host.env.clock.monoMs();
+      this.replay = null;
       host.step({ type: 'peer-up', nowMs: this.host.env.clock.monoMs(), peer: e.nodeId });
       // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
       this.markEpoch(host.machine()?.epoch ?? host.bootEpoch);
@@ -199,6 +204,10 @@ export class Serving {
       if (channel.joinsBySnapshot && seq >= this.retained.firstSeq) this.retained.trimThrough(Math.min(seq, this.retained.lastSeq));
       host.step({ type: 'acked', nowMs, seq });
       this.reportLag(nowMs);
+    });
+    channel.on('replay', (progress) => {
+      this.replay = { ...progress, atMs: this.host.env.clock.monoMs() };
+      this.reportLag(this.replay.atMs);
     });
     channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
@@ -293,7 +302,19 @@ export class Serving {
 
   private reportLag(nowMs: number): void {
     const lag = this.lag.now(nowMs);
-    this.host.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes });
+    const backlog = this.replayBacklogMs();
+    this.host.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes, ...(backlog !== null ? { replayBacklogMs: backlog } : {}) });
+  }
+
+  /**
+   * The attached backup's replay backlog as it last reported it (its heartbeats), or null before a
+   * report from the backup attached now. A report only ages: entries appended since are not in it,
+   * and the Output Rule plus the admission bound keep those few.
+   */
+  private replayBacklogMs(): number | null {
+    const r = this.replay;
+    if (!r || !this.channel?.attached || r.atMs < this.attachedAtMs) return null;
+    return r.backlogMs;
   }
 
   /** Periodic work: the backup's heartbeats, outputs the lease held back, lag, checkpoint triggers. */
@@ -349,6 +370,9 @@ export class Serving {
       tasks: this.loop.tasksRun,
       ackedSeq: this.channel?.ackedSeq ?? 0,
       backupAttached: this.attached,
+      protection: this.protection(),
+      backupReplayedSeq: this.replayBacklogMs() !== null ? this.replay!.replayedSeq : null,
+      replayBacklogMs: this.replayBacklogMs(),
       heldOutputs: this.outputs.held,
       lagEntries: holds ? lag.entries : 0,
       lagBytes: holds ? lag.bytes : 0,
@@ -363,6 +387,17 @@ export class Serving {
       lastJoinSnapshot: this.lastJoin,
       checkpoint: this.checkpointerNow?.status() ?? null,
     };
+  }
+
+  /**
+   * 'protected': a backup is attached and could take over within the replay bound; 'catching up': one
+   * is attached but its replay backlog is over --max-replay-lag-ms (or not yet reported);
+   * 'unprotected': none.
+   */
+  protection(): 'protected' | 'catching up' | 'unprotected' {
+    const machine = this.host.machine();
+    if (!machine?.hasBackup || !this.attached) return 'unprotected';
+    return machine.protecting ? 'protected' : 'catching up';
   }
 
   async stop(): Promise<void> {

@@ -16,7 +16,9 @@ import {
 } from '../dist/hypervisor/role.js';
 
 // heartbeat 100 ms, suspicion after 300 ms, pause tolerance (timeout / 2) 150 ms.
-const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000 };
+// These examples step time in jumps a real node would take for its own stalls; the stall rule (a gap
+// restarts the peer's silence) and the lease are tested in role-stall-lease.test.ts, and the model below.
+const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1e9, stallToleranceMs: 1e9 };
 
 /** The machine's actions for one input, without its log lines (asserted separately where they matter). */
 function acts(m: RoleMachine, input: RoleInput): RoleAction[] {
@@ -1661,6 +1663,9 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     claimRetryMs: rnd() < 0.1 ? 0 : 1 + int(1_000),
     maxLagMs: 100 + int(2_000),
     maxLagBytes: 1_000 + int(1_000_000),
+    // The lease's periodic checks are tested on their own (role-lease.test.ts); off in this model.
+    maxReplayLagMs: 1e12,
+    leaseMs: 1e12,
   };
   const toleranceMs = cfg.heartbeatTimeoutMs / 2;
   let now = int(10_000);
@@ -1786,6 +1791,8 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup'));
     const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && claimingFor === 'primary'));
     const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? (input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED : null;
+    // Every role: a gap in its own clock restarts the peer's silence (its own stall is not the peer's).
+    if (gap && roleBefore !== 'halted') lastHeardMs = Math.max(lastHeardMs, nowMs);
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
     const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent;
     const expectClaim =

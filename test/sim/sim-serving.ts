@@ -32,6 +32,8 @@ export class SimServing {
   readonly stream: PrimarySession;
   private readonly lag = new LagTracker();
   private attachedNow: Attached | null = null;
+  /** The attached backup's last replay backlog report (from its heartbeats), for the connection it came on. */
+  private replayBacklog: { backlogMs: number; end: End } | null = null;
   private admitting = true;
   private joinPaused = false;
   private pumpQueued = false;
@@ -201,6 +203,11 @@ export class SimServing {
         case 'send-heartbeat':
           end.send({ kind: 'frame', bytes: encodeHeartbeatFrame(action.seq) });
           break;
+        case 'replay-progress':
+          // As hypervisor/serving.ts: the backup's backlog report feeds lag control.
+          this.replayBacklog = { backlogMs: action.backlogMs, end };
+          this.reportLag(this.node.env.clock.monoMs());
+          break;
         case 'peer-silent':
         case 'peer-heard':
           break;
@@ -263,7 +270,9 @@ export class SimServing {
 
   private reportLag(nowMs: number): void {
     const lag = this.lag.now(nowMs);
-    this.node.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes });
+    const r = this.replayBacklog;
+    const backlog = r && this.attachedNow?.end === r.end ? r.backlogMs : null;
+    this.node.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes, ...(backlog !== null ? { replayBacklogMs: backlog } : {}) });
   }
 
   /** The channel's tick (heartbeats, silence) and the node's serving tick. */
