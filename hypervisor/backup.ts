@@ -235,6 +235,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.replayedPos = e.pos;
       await this.bootVm(snapshot, e.seq + 1);
       this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
+      stallForTest();
       const kind = e.delta ? 'incremental' : 'full';
       this.joinedAt = { seq: e.seq, bytes: e.data.byteLength, bootMs: Math.round(this.env.clock.monoMs() - started), kind, ...(e.delta && base ? { baseCheckpointSeq: base.seq } : {}) };
       this.logger.info(
@@ -541,5 +542,19 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
     await this.vm?.terminate();
+  }
+}
+
+/**
+ * Test only (process tests of issue 15): FTJS_TEST_JOIN_STALL_MS holds this node's main thread that
+ * long right after a join by snapshot, as a slow boot on a starved host does, while the primary's
+ * frames wait unread. Unset in production: nothing happens.
+ */
+function stallForTest(): void {
+  const ms = Number(process.env.FTJS_TEST_JOIN_STALL_MS ?? 0);
+  if (!(ms > 0)) return;
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // busy: a stalled main thread
   }
 }

@@ -349,7 +349,8 @@ export class Sim {
   private watchProtection(): void {
     const w = this.world;
     w.at(500, null, () => {
-      const live = this.nodes.find((n) => n.healthy && n.machine.role === 'live');
+      // A live node alone, or a primary whose backup is gone (a second primary's survivor).
+      const live = this.nodes.find((n) => n.healthy && !n.machine.hasBackup);
       const spare = this.nodes.some((n) => !n.crashed && !n.halted && !n.serving);
       if (live && !spare) {
         if (this.nodeCount < 6) {
