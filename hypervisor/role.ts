@@ -138,7 +138,7 @@ export class RoleMachine {
   private leaseCheckedAtMs: number;
   private leaseCheckId: number | null = null;
   /** Primary: the attached backup's replay backlog is within maxReplayLagMs (it could take over in time). */
-  private backupCaughtUp = false;
+  private backupCaughtUp: boolean | null = null;
   private ackedSeq = 0;
   private releasedSeq = 0;
   /** When the first claim of the current attempt to run alone went out (for the time the claim took). */
@@ -381,7 +381,7 @@ export class RoleMachine {
       if (peer !== undefined) this.peerId = peer;
       if (peer === this.lostPeer) this.lostPeer = null;
     }
-    if (this.roleNow === 'primary' || this.roleNow === 'live') this.backupCaughtUp = false;
+    if (this.roleNow === 'primary' || this.roleNow === 'live') this.backupCaughtUp = null;
     if (this.roleNow === 'primary') {
       this.peerUp = true;
       if (!this.holding) out.push({ type: 'hold-outputs' }, { type: 'log', level: 'info', msg: 'backup attached: outputs now wait for its acknowledgement' });
@@ -463,7 +463,7 @@ export class RoleMachine {
 
   /** Primary: a backup is attached and its replay backlog is within the bound (a takeover would be quick). */
   get protecting(): boolean {
-    return this.roleNow === 'primary' && this.holding && this.peerUp && this.backupCaughtUp;
+    return this.roleNow === 'primary' && this.holding && this.peerUp && this.backupCaughtUp === true;
   }
 
   private startClaim(want: 'backup' | 'primary', nowMs: number, out: RoleAction[], why: string): void {
@@ -514,7 +514,7 @@ export class RoleMachine {
     this.roleNow = 'live';
     this.lastAppendMs = input.nowMs;
     this.leaseCheckedAtMs = input.nowMs;
-    this.backupCaughtUp = false;
+    this.backupCaughtUp = null;
     const claimMs = this.claimStartedAtMs === null ? null : Math.round(input.nowMs - this.claimStartedAtMs);
     this.claimStartedAtMs = null;
     if (this.claimingFor === 'backup') out.push({ type: 'go-live', epoch: input.epoch });

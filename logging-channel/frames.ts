@@ -211,10 +211,15 @@ function decodeHeartbeat(payload: Uint8Array, type: number): Frame {
   try {
     const seq = r.varuint('seq');
     if (r.remaining === 0) return { type: 'heartbeat', seq };
-    const replayedSeq = r.varuint('replayedSeq');
-    const backlogMs = r.varuint('backlogMs');
-    r.expectEnd('the replay progress');
-    return { type: 'heartbeat', seq, replay: { replayedSeq, backlogMs } };
+    try {
+      const replayedSeq = r.varuint('replayedSeq');
+      const backlogMs = r.varuint('backlogMs');
+      r.expectEnd('the replay progress');
+      return { type: 'heartbeat', seq, replay: { replayedSeq, backlogMs } };
+    } catch (err) {
+      if (!(err instanceof CodecError)) throw err;
+      throw new FrameError(`bad HEARTBEAT frame: trailing bytes after the seq that are not a replay progress (varuint replayedSeq, varuint backlogMs): ${err.message}`, type);
+    }
   } catch (err) {
     if (err instanceof CodecError) {
       const problem = err.detail.startsWith('truncated') || err.detail.includes('varuint') ? 'bad varuint' : 'trailing bytes';
