@@ -385,7 +385,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   }
 
   async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {
-    const state = this.vm.alive ? await this.vm.state(options.hash) : null;
+    // The front door answers while the node is still booting (it binds before the claim): the VM is
+    // asked only once the node serves.
+    const state = this.machine && this.vm.alive ? await this.vm.state(options.hash) : null;
     return {
       role: this.machine?.role ?? 'starting',
       node: this.options.nodeId,
