@@ -13,6 +13,7 @@ import type { SnapshotBaseOffer } from '../logging-channel/auth.js';
 import { PrimaryChannel, type SnapshotForJoin } from '../logging-channel/primary-channel.js';
 import { entryWireBytes, RetainedLog } from '../logging-channel/retained-log.js';
 import { LagTracker } from '../recorder/lag.js';
+import { ReplayLag } from '../recorder/replay-lag.js';
 import type { Log } from '../recorder/log.js';
 import { OutputBuffer } from '../recorder/output-buffer.js';
 import type { ArbiterStore, Env, VmHandle } from './env.js';
@@ -83,9 +84,8 @@ export class Serving {
   /** Admission paused while the VM is copied out for a backup joining by snapshot. */
   private joinPaused = false;
   private lastJoin: JoinFigures | null = null;
-  /** The attached backup's last reported replay progress, and when this node attached it. */
-  private replay: { replayedSeq: number; backlogMs: number; atMs: number } | null = null;
-  private attachedAtMs = 0;
+  /** The attached backup's replay progress (its heartbeats): null until the backup attached now reports. */
+  private replay: ReplayLag | null = null;
   private stopped = false;
   replicationUrl: string | null = null;
 
@@ -189,7 +189,6 @@ export class Serving {
     this.channel = channel;
     channel.on('attached', (e) => {
       logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
-      this.attachedAtMs = this.host.env.clock.monoMs();
       this.replay = null;
       host.step({ type: 'peer-up', nowMs: this.host.env.clock.monoMs(), peer: e.nodeId });
       // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
@@ -206,8 +205,9 @@ export class Serving {
       this.reportLag(nowMs);
     });
     channel.on('replay', (progress) => {
-      this.replay = { ...progress, atMs: this.host.env.clock.monoMs() };
-      this.reportLag(this.replay.atMs);
+      if (!this.replay) this.replay = new ReplayLag();
+      this.replay.reported(progress);
+      this.reportLag(this.host.env.clock.monoMs());
     });
     channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
@@ -312,9 +312,9 @@ export class Serving {
    * and the Output Rule plus the admission bound keep those few.
    */
   private replayBacklogMs(): number | null {
-    const r = this.replay;
-    if (!r || !this.channel?.attached || r.atMs < this.attachedAtMs) return null;
-    return r.backlogMs;
+    if (!this.replay || !this.channel?.attached) return null;
+    const ms = this.replay.backlogMs(this.host.log.lastSeq);
+    return ms === null ? null : Math.round(ms);
   }
 
   /** Periodic work: the backup's heartbeats, outputs the lease held back, lag, checkpoint triggers. */

@@ -135,7 +135,7 @@ export type PrimaryChannelEvents = {
   /** No frame from the attached backup for heartbeatTimeoutMs. Once per silence. */
   'peer-silent': [PeerSilentEvent];
   /** The attached backup's replay progress (from its heartbeats). */
-  replay: [ReplayProgress];
+  replay: [ReplayProgress & { receivedSeq: number }];
   /** The node broke a contract of the channel (an entry that can never fit in a frame). */
   error: [Error];
 };
@@ -569,7 +569,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
           this.logger.info({ nodeId: conn.nodeId }, 'backup heard again');
           break;
         case 'replay-progress':
-          this.emit('replay', { replayedSeq: action.replayedSeq, backlogMs: action.backlogMs });
+          this.emit('replay', { receivedSeq: action.receivedSeq, replayedSeq: action.replayedSeq, backlogMs: action.backlogMs });
           break;
         case 'peer-silent':
           this.logger.warn({ nodeId: conn.nodeId, silentMs: action.silentMs }, `backup silent for ${action.silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);

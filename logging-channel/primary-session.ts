@@ -26,7 +26,7 @@ export type PrimarySessionAction =
   /** The backup was heard again after a reported silence. */
   | { type: 'peer-heard' }
   /** The backup's heartbeat said how far it has replayed and how long the rest would take. */
-  | { type: 'replay-progress'; replayedSeq: number; backlogMs: number };
+  | { type: 'replay-progress'; receivedSeq: number; replayedSeq: number; backlogMs: number };
 
 export class PrimarySession {
   private acked = 0;
@@ -151,7 +151,7 @@ export class PrimarySession {
         if (frame.seq > this.sent) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat claims seq ${frame.seq}, beyond the last sent seq ${this.sent}`);
         if (frame.replay) {
           if (frame.replay.replayedSeq > frame.seq) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat says seq ${frame.replay.replayedSeq} replayed, beyond seq ${frame.seq} received`);
-          out.push({ type: 'replay-progress', replayedSeq: frame.replay.replayedSeq, backlogMs: frame.replay.backlogMs });
+          out.push({ type: 'replay-progress', receivedSeq: frame.seq, replayedSeq: frame.replay.replayedSeq, backlogMs: frame.replay.backlogMs });
         }
         return out;
       case 'entries':

@@ -9,6 +9,7 @@ import { decodeFrame, encodeControlFrame, encodeEntriesFrame, encodeHeartbeatFra
 import { PrimarySession, type PrimarySessionAction } from '../../logging-channel/primary-session.js';
 import { RetainedLog } from '../../logging-channel/retained-log.js';
 import { LagTracker } from '../../recorder/lag.js';
+import { ReplayLag } from '../../recorder/replay-lag.js';
 import { Log } from '../../recorder/log.js';
 import { OutputBuffer } from '../../recorder/output-buffer.js';
 import { LiveLoop } from '../../hypervisor/live-loop.js';
@@ -33,7 +34,7 @@ export class SimServing {
   private readonly lag = new LagTracker();
   private attachedNow: Attached | null = null;
   /** The attached backup's last replay backlog report (from its heartbeats), for the connection it came on. */
-  private replayBacklog: { backlogMs: number; end: End } | null = null;
+  private replayBacklog: { lag: ReplayLag; end: End } | null = null;
   private admitting = true;
   private joinPaused = false;
   private pumpQueued = false;
@@ -205,7 +206,8 @@ export class SimServing {
           break;
         case 'replay-progress':
           // As hypervisor/serving.ts: the backup's backlog report feeds lag control.
-          this.replayBacklog = { backlogMs: action.backlogMs, end };
+          if (this.replayBacklog?.end !== end) this.replayBacklog = { lag: new ReplayLag(), end };
+          this.replayBacklog.lag.reported(action);
           this.reportLag(this.node.env.clock.monoMs());
           break;
         case 'peer-silent':
@@ -271,7 +273,7 @@ export class SimServing {
   private reportLag(nowMs: number): void {
     const lag = this.lag.now(nowMs);
     const r = this.replayBacklog;
-    const backlog = r && this.attachedNow?.end === r.end ? r.backlogMs : null;
+    const backlog = r && this.attachedNow?.end === r.end ? r.lag.backlogMs(this.log.lastSeq) : null;
     this.node.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes, ...(backlog !== null ? { replayBacklogMs: backlog } : {}) });
   }
 
