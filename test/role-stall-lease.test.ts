@@ -5,6 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { decodeFrame, encodeHeartbeatFrame } from '../dist/logging-channel/frames.js';
 import { ReplayBacklog } from '../dist/replayer/replay-backlog.js';
+import { DEFAULT_REPLAY_ENTRY_MS, ReplayLag } from '../dist/recorder/replay-lag.js';
 import { EXIT_LOST_EPOCH, RoleMachine, type RoleAction, type RoleConfig, type RoleInput } from '../dist/hypervisor/role.js';
 
 const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1000 };
@@ -80,6 +81,21 @@ describe('replay backlog', () => {
     expect(b.estimateMs(100)).toBe(100); // the default 1 ms per task before any measurement
     b.replayed(10, 50);
     expect(b.estimateMs(100)).toBe(500);
+  });
+
+  test('the primary adds what the backup has not received yet, at the per-entry cost its report implies', () => {
+    const lag = new ReplayLag();
+    expect(lag.backlogMs(50_000)).toBeNull();
+    // A joining backup holds seqs 1..1000, replayed none, and says that is 500 ms of replay.
+    lag.reported({ receivedSeq: 1_000, replayedSeq: 0, backlogMs: 500 });
+    expect(lag.backlogMs(50_000)).toBe(500 + 49_000 * 0.5);
+    // Fully caught up: nothing held, the last cost per entry stays.
+    lag.reported({ receivedSeq: 50_000, replayedSeq: 50_000, backlogMs: 0 });
+    expect(lag.backlogMs(50_010)).toBe(5);
+    // Before any backlog worth measuring, the default cost per entry.
+    const fresh = new ReplayLag();
+    fresh.reported({ receivedSeq: 10, replayedSeq: 5, backlogMs: 3 });
+    expect(fresh.backlogMs(1_010)).toBe(3 + 1_000 * DEFAULT_REPLAY_ENTRY_MS);
   });
 
   test('a heartbeat carries the replay progress; a plain one still decodes', () => {
