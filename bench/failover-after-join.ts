@@ -4,7 +4,7 @@
 // --kill-window-ms, and we time from the kill to the backup's health 200 (go-live, as a load
 // balancer sees it: detection + drain + claim + switch). Prints one line per round and p50/max.
 //
-//   npm run build && node dist/bench/failover-after-join.js [--entries 50000] [--rounds 5] [--kill-window-ms 3000]
+//   npm run build && node dist/bench/failover-after-join.js [--entries 50000] [--rounds 5] [--kill-window-ms 3000] [--heartbeat-timeout-ms 300]
 
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ import { argNumber, median, projectPath, spawnFtjs, type LogLine } from './util.
 const entries = argNumber('--entries', 50_000);
 const rounds = argNumber('--rounds', 5);
 const killWindowMs = argNumber('--kill-window-ms', 3_000);
+const heartbeatTimeoutMs = argNumber('--heartbeat-timeout-ms', 300);
+const timing = ['--heartbeat-timeout-ms', String(heartbeatTimeoutMs)];
 const KV = projectPath('guest-apps/kv.js');
 const env = { ...process.env, FTJS_SECRET: 'bench-secret-0123456789abcdef' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,7 +34,7 @@ async function kill(child: ChildProcess): Promise<void> {
 async function round(n: number) {
   const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-failover-'));
   // A join by log replay, never by snapshot: the backlog is the whole log.
-  const primary = spawnFtjs(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared, '--join-by-snapshot-after', String(10 * entries)], { env });
+  const primary = spawnFtjs(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared, '--join-by-snapshot-after', String(10 * entries), ...timing], { env });
   let backup: ReturnType<typeof spawnFtjs> | null = null;
   let stop = false;
   try {
@@ -59,13 +61,15 @@ async function round(n: number) {
       }
     });
     const joinStarted = performance.now();
-    backup = spawnFtjs(['backup', '--primary', ready.replication as string, '--port', '0', '--shared-dir', shared], { env });
+    backup = spawnFtjs(['backup', '--primary', ready.replication as string, '--port', '0', '--shared-dir', shared, ...timing], { env });
     const backupUrl = (await backup.waitFor((l) => typeof l.url === 'string' && typeof l.primary === 'string')).url as string;
     let maxBacklog = 0;
     for (;;) {
       const s = await status(url);
       maxBacklog = Math.max(maxBacklog, (s.replayBacklogMs as number | null) ?? 0);
       if (s.protection === 'protected') break;
+      // The primary gave up on the backup (it went silent past the timeout) and runs alone.
+      if (s.role === 'live') throw new Error(`round ${n}: the primary lost the joining backup (silent past ${heartbeatTimeoutMs} ms) and runs alone in epoch ${s.epoch}`);
       await sleep(20);
     }
     const catchUpMs = performance.now() - joinStarted;
@@ -88,6 +92,12 @@ async function round(n: number) {
 }
 
 const results = [];
-for (let n = 1; n <= rounds; n++) results.push(await round(n));
+for (let n = 1; n <= rounds; n++) {
+  try {
+    results.push(await round(n));
+  } catch (error) {
+    console.log(JSON.stringify({ round: n, failed: (error as Error).message }));
+  }
+}
 const goLive = results.map((r) => r.goLiveMs).sort((a, b) => a - b);
 console.log(JSON.stringify({ rounds, entries, goLiveP50Ms: median(goLive), goLiveMaxMs: goLive[goLive.length - 1], catchUpP50Ms: median(results.map((r) => r.catchUpMs)) }));
