@@ -79,8 +79,16 @@ describe('replay backlog', () => {
   test('the backup estimates its backlog from its measured replay cost per task', () => {
     const b = new ReplayBacklog();
     expect(b.estimateMs(100)).toBe(100); // the default 1 ms per task before any measurement
+    // 10 tasks in 50 ms against the default's weight of 32 tasks at 1 ms: (32 + 50) / 42 per task.
     b.replayed(10, 50);
-    expect(b.estimateMs(100)).toBe(500);
+    expect(b.taskMs).toBeCloseTo(82 / 42, 9);
+    // A cold first call of one task in 2.5 s moves it, but many measured tasks soon dominate.
+    const cold = new ReplayBacklog();
+    cold.replayed(1, 2_500);
+    expect(cold.taskMs).toBeLessThan(80);
+    for (let i = 0; i < 100; i++) cold.replayed(64, 64 * 2);
+    expect(cold.taskMs).toBeGreaterThan(2);
+    expect(cold.taskMs).toBeLessThan(2.1);
   });
 
   test('the primary adds what the backup has not received yet, at the per-entry cost its report implies', () => {
