@@ -17,6 +17,14 @@ const ticks = (m: RoleMachine, from: number, to: number, every = 20): RoleAction
 };
 
 describe('own stalls', () => {
+  test('a backup that has seen no epoch mark yet (nothing of the log) never suspects: it has nothing to take over with', () => {
+    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    acts(m, { type: 'peer-up', nowMs: 0 });
+    expect(ticks(m, 20, 3_000)).toEqual([]);
+    acts(m, { type: 'epoch-seen', nowMs: 3_000, epoch: 1 });
+    expect(ticks(m, 3_020, 3_020)).toEqual([{ type: 'drain' }]);
+  });
+
   test('a welcomed backup stalled past the timeout does not suspect on waking; a real silence after it still does', () => {
     const m = new RoleMachine(CFG, 'backup', 1, 0);
     acts(m, { type: 'peer-up', nowMs: 0 });

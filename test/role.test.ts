@@ -510,12 +510,12 @@ describe('primary: backup silent past the timeout', () => {
     expect(tick(m, 1)).toEqual([claim(2)]);
     expect(claimResult(m, 2, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
     // The backup alike, from a clock that starts at 0.
-    const b = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'backup', 0, 0);
+    const b = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'backup', 1, 0);
     expect(peerUp(b, 0)).toEqual([]);
     expect(tick(b, 300)).toEqual([DRAIN]);
-    expect(drained(b, 300)).toEqual([claim(1)]);
-    expect(claimResult(b, 300, 1, 'unreachable')).toEqual([]);
-    expect(tick(b, 300)).toEqual([claim(1)]);
+    expect(drained(b, 300)).toEqual([claim(2)]);
+    expect(claimResult(b, 300, 2, 'unreachable')).toEqual([]);
+    expect(tick(b, 300)).toEqual([claim(2)]);
   });
 
   test('acks that arrive while claiming release nothing (release-all only after the win)', () => {
@@ -667,7 +667,7 @@ describe('backup', () => {
   });
 
   test('claim results are ignored while no claim has been issued (a backup still draining), whatever their epoch', () => {
-    for (const startEpoch of [0, 3]) {
+    for (const startEpoch of [1, 3]) {
       const m = new RoleMachine(CFG, 'backup', startEpoch, 0);
       expect(peerUp(m, 0)).toEqual([]);
       expect(tick(m, 300)).toEqual([DRAIN]);
@@ -759,7 +759,7 @@ describe('backup', () => {
   });
 
   test('an epoch seen while draining (before the claim) counts for the claim; after the claim it is ignored', () => {
-    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    const m = new RoleMachine(CFG, 'backup', 1, 0);
     expect(peerUp(m, 0)).toEqual([]);
     expect(tick(m, 300)).toEqual([DRAIN]);
     expect(m.role).toBe('claiming');
@@ -1794,7 +1794,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     // Every role: a gap in its own clock restarts the peer's silence (its own stall is not the peer's).
     if (gap && roleBefore !== 'halted') lastHeardMs = Math.max(lastHeardMs, nowMs);
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
-    const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent;
+    const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent && epochBefore > 0;
     const expectClaim =
       (input.type === 'tick' && roleBefore === 'primary' && attached && silent) ||
       (input.type === 'fatal' && roleBefore === 'primary') ||
