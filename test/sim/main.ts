@@ -1,4 +1,5 @@
-// `npm run sim -- --seeds N | --seed S [--plant NAME] [--verbose]`: runs seeded simulations of the
+// `npm run sim -- --seeds N | --seed S [--plant NAME] [--scenario two-primaries|slow-join]
+// [--lenient-accuracy] [--verbose]`: runs seeded simulations of the
 // whole pair (test/sim/sim.ts) and prints one line per failing seed with the command that replays it.
 
 import { reproduce } from './repro.js';

@@ -56,7 +56,7 @@ export interface SimResult {
   app: App;
   ok: boolean;
   violations: string[];
-  /** Takeovers on the backup's own stall (a known gap: issue 15's stall detection). */
+  /** Takeovers on the backup's own stall (DESIGN invariant 7; a violation too unless strictAccuracy is false). */
   accuracy: string[];
   digest: string;
   steps: number;
