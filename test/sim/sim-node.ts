@@ -392,21 +392,27 @@ export class SimNode implements Owner {
    * (by the same primary after its log grew, or by another) replaces the VM it booted for seq 1: it
    * never replayed anything on it.
    */
-  private async bootVm(snapshot: { seq: number; pos: number; snapshot: import('../../hypervisor/vm.js').Snapshot } | null): Promise<void> {
+  private async bootVm(snapshot: { seq: number; pos: number; snapshot: import('../../hypervisor/vm.js').Snapshot } | null): Promise<boolean> {
     const old = this.vm;
     const vm = this.env.startVm(this.config!.limits) as SimVm;
     this.vm = vm;
     if (old) void old.terminate();
-    await vm.boot(this.config!, 'replay', snapshot?.snapshot);
-    if (this.vm !== vm) return;
+    try {
+      await vm.boot(this.config!, 'replay', snapshot?.snapshot);
+    } catch (error) {
+      if (this.vm !== vm || this.crashed || this.halted) return false; // replaced (a later join) or stopped meanwhile
+      throw error;
+    }
+    if (this.vm !== vm) return false;
     this.pump();
+    return true;
   }
 
   private async bootFromSnapshot(seq: number, pos: number, snapshot: import('../../hypervisor/vm.js').Snapshot): Promise<void> {
     this.replayedSeq = seq;
     this.replayedPos = pos;
     this.sim.note(`${this.id}: joined by snapshot at seq ${seq}`);
-    await this.bootVm({ seq, pos, snapshot });
+    if (!(await this.bootVm({ seq, pos, snapshot }))) return;
     this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
     // A slow join on a busy host: the main thread stalls right after the boot (loading, the first
     // replays), while the primary's frames wait unread in the socket.
