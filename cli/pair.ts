@@ -30,6 +30,8 @@ interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, Edge
   heartbeatMs: number;
   heartbeatTimeoutMs?: number;
   maxLagMs: number;
+  maxReplayLagMs: number;
+  leaseMs: number;
   maxLogBufferBytes: number;
   trace?: string;
   traceMaxMb: number;
@@ -48,6 +50,8 @@ function addPairOptions(command: Command): Command {
     .option('--heartbeat-ms <ms>', 'heartbeat period of the logging channel', positiveInt('--heartbeat-ms'), DEFAULT_PAIR_SETTINGS.heartbeatMs)
     .option('--heartbeat-timeout-ms <ms>', 'silence after which the peer is declared lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
     .option('--max-lag-ms <ms>', 'primary: past this backup lag, stop admitting new requests', positiveInt('--max-lag-ms'), DEFAULT_PAIR_SETTINGS.maxLagMs)
+    .option('--max-replay-lag-ms <ms>', 'primary: past this backup replay backlog (what a takeover would drain), stop admitting new requests; a backup over it is "catching up", not protecting', positiveInt('--max-replay-lag-ms'), DEFAULT_PAIR_SETTINGS.maxReplayLagMs)
+    .option('--lease-ms <ms>', 'a serving node re-verifies its epoch on the shared directory at least this often, and halts once a newer one exists', positiveInt('--lease-ms'), DEFAULT_PAIR_SETTINGS.leaseMs)
     .option('--max-log-buffer-bytes <n>', 'primary: bound on the log kept for the backup; unacknowledged bytes past it stop admission', positiveInt('--max-log-buffer-bytes'), DEFAULT_PAIR_SETTINGS.maxLogBufferBytes)
     .option('--trace <file>', 'also write this node\'s log as a trace file (replayable with ftjs replay)')));
 }
@@ -103,7 +107,7 @@ function nodeEnv(arbiter: ArbiterChoice, edge: Edge): Env {
 
 function pairSettings(flags: PairFlags): PairSettings {
   const heartbeatTimeoutMs = heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs);
-  return { ...DEFAULT_PAIR_SETTINGS, heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs, maxLagMs: flags.maxLagMs, maxLogBufferBytes: flags.maxLogBufferBytes };
+  return { ...DEFAULT_PAIR_SETTINGS, heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs, maxLagMs: flags.maxLagMs, maxReplayLagMs: flags.maxReplayLagMs, leaseMs: flags.leaseMs, maxLogBufferBytes: flags.maxLogBufferBytes };
 }
 
 function loopOptions(flags: ServeFlags): LiveLoopOptions {

@@ -37,7 +37,7 @@ import {
   type SnapshotBaseOffer,
 } from './auth.js';
 import type { Entry } from './entry.js';
-import {
+import { type ReplayProgress,
   FrameError,
   decodeFrame,
   encodeAckFrame,
@@ -169,6 +169,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private readonly secret: Buffer;
   private readonly identity: BackupIdentity;
   readonly nodeId: string;
+  /** The node's replay progress, sent with every heartbeat (the primary bounds the backlog with it). */
+  replayProgress: (() => ReplayProgress) | null = null;
   private readonly heartbeatMs: number;
   private readonly heartbeatTimeoutMs: number;
   private readonly handshakeTimeoutMs: number;
@@ -546,7 +548,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
           this.emit('entries', action.entries);
           break;
         case 'send-heartbeat':
-          if (conn) this.send(conn, encodeHeartbeatFrame(action.seq));
+          if (conn) this.send(conn, encodeHeartbeatFrame(action.seq, this.replayProgress?.()));
           break;
         case 'primary-heard':
           this.logger.info('primary heard again');

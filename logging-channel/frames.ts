@@ -2,7 +2,9 @@
 //
 //   0x01 ENTRIES    payload = one batch (codec.ts encodeBatch), dense seqs, carries its own CRC
 //   0x02 ACK        varuint seq: the backup has received every entry up to and including seq
-//   0x03 HEARTBEAT  varuint seq: the sender's last seq (log seq on the primary, received seq on the backup)
+//   0x03 HEARTBEAT  varuint seq: the sender's last seq (log seq on the primary, received seq on the backup);
+//                   from a backup optionally followed by varuint replayedSeq, varuint backlogMs: how far it
+//                   has replayed and its estimate of the time to replay the rest (the replay backlog)
 //   0x10 CONTROL    UTF-8 JSON object with a string field `t` (the handshake: hello/auth/welcome/refuse)
 //
 // After the handshake each frame travels sealed: the frame, then a 16-byte tag (frame-mac.ts).
@@ -61,7 +63,7 @@ export class FrameError extends Error {
 export type Frame =
   | { type: 'entries'; entries: Entry[] }
   | { type: 'ack'; seq: number }
-  | { type: 'heartbeat'; seq: number }
+  | { type: 'heartbeat'; seq: number; replay?: ReplayProgress }
   | { type: 'snapshot'; bytes: Uint8Array }
   | { type: 'control'; message: ControlObject };
 
@@ -121,8 +123,21 @@ export function encodeAckFrame(seq: number): Uint8Array {
   return encodeSeqFrame(FrameType.Ack, seq, 'ACK');
 }
 
-export function encodeHeartbeatFrame(seq: number): Uint8Array {
-  return encodeSeqFrame(FrameType.Heartbeat, seq, 'HEARTBEAT');
+/** A backup's replay progress, carried by its heartbeats. */
+export interface ReplayProgress {
+  replayedSeq: number;
+  backlogMs: number;
+}
+
+export function encodeHeartbeatFrame(seq: number, replay?: ReplayProgress): Uint8Array {
+  if (!replay) return encodeSeqFrame(FrameType.Heartbeat, seq, 'HEARTBEAT');
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`HEARTBEAT frame: seq ${seq} is not an integer >= 0`);
+  const w = new ByteWriter(TYPE_BYTES + 24);
+  w.u8(FrameType.Heartbeat);
+  w.varuint(seq, 'seq');
+  w.varuint(Math.max(0, Math.floor(replay.replayedSeq)), 'replayedSeq');
+  w.varuint(Math.max(0, Math.min(0xffff_ffff, Math.round(replay.backlogMs))), 'backlogMs');
+  return w.finish();
 }
 
 export function encodeSnapshotFrame(chunk: Uint8Array): Uint8Array {
@@ -168,7 +183,7 @@ export function decodeFrame(bytes: Uint8Array): Frame {
     case FrameType.Ack:
       return { type: 'ack', seq: decodeSeq(payload, 'ACK', type) };
     case FrameType.Heartbeat:
-      return { type: 'heartbeat', seq: decodeSeq(payload, 'HEARTBEAT', type) };
+      return decodeHeartbeat(payload, type);
     case FrameType.Control:
       return { type: 'control', message: decodeControl(payload, type) };
     case FrameType.Snapshot:
@@ -189,6 +204,29 @@ function decodeSeq(payload: Uint8Array, name: string, type: number): number {
     if (err instanceof CodecError) {
       const problem = err.detail.startsWith('truncated') || err.detail.includes('varuint') ? 'bad varuint' : 'trailing bytes';
       throw new FrameError(`bad ${name} frame: ${problem}: ${err.message}`, type);
+    }
+    throw err;
+  }
+}
+
+function decodeHeartbeat(payload: Uint8Array, type: number): Frame {
+  const r = new ByteReader(payload, 0, payload.byteLength, 'HEARTBEAT frame');
+  try {
+    const seq = r.varuint('seq');
+    if (r.remaining === 0) return { type: 'heartbeat', seq };
+    try {
+      const replayedSeq = r.varuint('replayedSeq');
+      const backlogMs = r.varuint('backlogMs');
+      r.expectEnd('the replay progress');
+      return { type: 'heartbeat', seq, replay: { replayedSeq, backlogMs } };
+    } catch (err) {
+      if (!(err instanceof CodecError)) throw err;
+      throw new FrameError(`bad HEARTBEAT frame: trailing bytes after the seq that are not a replay progress (varuint replayedSeq, varuint backlogMs): ${err.message}`, type);
+    }
+  } catch (err) {
+    if (err instanceof CodecError) {
+      const problem = err.detail.startsWith('truncated') || err.detail.includes('varuint') ? 'bad varuint' : 'trailing bytes';
+      throw new FrameError(`bad HEARTBEAT frame: ${problem}: ${err.message}`, type);
     }
     throw err;
   }

@@ -38,7 +38,7 @@ import {
   type Secret,
   type SnapshotBaseOffer,
 } from './auth.js';
-import {
+import { type ReplayProgress,
   FrameError,
   decodeFrame,
   encodeControlFrame,
@@ -142,6 +142,8 @@ export type PrimaryChannelEvents = {
   ack: [seq: number];
   /** No frame from the attached backup for heartbeatTimeoutMs. Once per silence. */
   'peer-silent': [PeerSilentEvent];
+  /** The attached backup's replay progress (from its heartbeats). */
+  replay: [ReplayProgress & { receivedSeq: number }];
   /** The node broke a contract of the channel (an entry that can never fit in a frame). */
   error: [Error];
 };
@@ -610,6 +612,9 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
           break;
         case 'peer-heard':
           this.logger.info({ nodeId: conn.nodeId }, 'backup heard again');
+          break;
+        case 'replay-progress':
+          this.emit('replay', { receivedSeq: action.receivedSeq, replayedSeq: action.replayedSeq, backlogMs: action.backlogMs });
           break;
         case 'peer-silent':
           this.logger.warn({ nodeId: conn.nodeId, silentMs: action.silentMs }, `backup silent for ${action.silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);

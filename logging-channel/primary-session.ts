@@ -24,7 +24,9 @@ export type PrimarySessionAction =
   /** No frame from the attached backup for the heartbeat timeout; once per silence. */
   | { type: 'peer-silent'; silentMs: number }
   /** The backup was heard again after a reported silence. */
-  | { type: 'peer-heard' };
+  | { type: 'peer-heard' }
+  /** The backup's heartbeat said how far it has replayed and how long the rest would take. */
+  | { type: 'replay-progress'; receivedSeq: number; replayedSeq: number; backlogMs: number };
 
 export class PrimarySession {
   private acked = 0;
@@ -147,6 +149,10 @@ export class PrimarySession {
         return out;
       case 'heartbeat':
         if (frame.seq > this.sent) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat claims seq ${frame.seq}, beyond the last sent seq ${this.sent}`);
+        if (frame.replay) {
+          if (frame.replay.replayedSeq > frame.seq) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat says seq ${frame.replay.replayedSeq} replayed, beyond seq ${frame.seq} received`);
+          out.push({ type: 'replay-progress', receivedSeq: frame.seq, replayedSeq: frame.replay.replayedSeq, backlogMs: frame.replay.backlogMs });
+        }
         return out;
       case 'entries':
         throw new RefusalError(RefuseCode.ProtocolError, 'protocol error: unexpected ENTRIES frame from the backup');

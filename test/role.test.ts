@@ -16,7 +16,9 @@ import {
 } from '../dist/hypervisor/node/role.js';
 
 // heartbeat 100 ms, suspicion after 300 ms, pause tolerance (timeout / 2) 150 ms.
-const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000 };
+// These examples step time in jumps a real node would take for its own stalls; the stall rule (a gap
+// restarts the peer's silence) and the lease are tested in role-stall-lease.test.ts, and the model below.
+const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1e9, stallToleranceMs: 1e9 };
 
 /** The machine's actions for one input, without its log lines (asserted separately where they matter). */
 function acts(m: RoleMachine, input: RoleInput): RoleAction[] {
@@ -508,12 +510,12 @@ describe('primary: backup silent past the timeout', () => {
     expect(tick(m, 1)).toEqual([claim(2)]);
     expect(claimResult(m, 2, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
     // The backup alike, from a clock that starts at 0.
-    const b = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'backup', 0, 0);
+    const b = new RoleMachine({ ...CFG, claimRetryMs: 0 }, 'backup', 1, 0);
     expect(peerUp(b, 0)).toEqual([]);
     expect(tick(b, 300)).toEqual([DRAIN]);
-    expect(drained(b, 300)).toEqual([claim(1)]);
-    expect(claimResult(b, 300, 1, 'unreachable')).toEqual([]);
-    expect(tick(b, 300)).toEqual([claim(1)]);
+    expect(drained(b, 300)).toEqual([claim(2)]);
+    expect(claimResult(b, 300, 2, 'unreachable')).toEqual([]);
+    expect(tick(b, 300)).toEqual([claim(2)]);
   });
 
   test('acks that arrive while claiming release nothing (release-all only after the win)', () => {
@@ -665,7 +667,7 @@ describe('backup', () => {
   });
 
   test('claim results are ignored while no claim has been issued (a backup still draining), whatever their epoch', () => {
-    for (const startEpoch of [0, 3]) {
+    for (const startEpoch of [1, 3]) {
       const m = new RoleMachine(CFG, 'backup', startEpoch, 0);
       expect(peerUp(m, 0)).toEqual([]);
       expect(tick(m, 300)).toEqual([DRAIN]);
@@ -757,7 +759,7 @@ describe('backup', () => {
   });
 
   test('an epoch seen while draining (before the claim) counts for the claim; after the claim it is ignored', () => {
-    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    const m = new RoleMachine(CFG, 'backup', 1, 0);
     expect(peerUp(m, 0)).toEqual([]);
     expect(tick(m, 300)).toEqual([DRAIN]);
     expect(m.role).toBe('claiming');
@@ -1661,6 +1663,9 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     claimRetryMs: rnd() < 0.1 ? 0 : 1 + int(1_000),
     maxLagMs: 100 + int(2_000),
     maxLagBytes: 1_000 + int(1_000_000),
+    // The lease's periodic checks are tested on their own (role-lease.test.ts); off in this model.
+    maxReplayLagMs: 1e12,
+    leaseMs: 1e12,
   };
   const toleranceMs = cfg.heartbeatTimeoutMs / 2;
   let now = int(10_000);
@@ -1786,8 +1791,10 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup'));
     const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && claimingFor === 'primary'));
     const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? (input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED : null;
+    // Every role: a gap in its own clock restarts the peer's silence (its own stall is not the peer's).
+    if (gap && roleBefore !== 'halted') lastHeardMs = Math.max(lastHeardMs, nowMs);
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
-    const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent;
+    const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent && epochBefore > 0;
     const expectClaim =
       (input.type === 'tick' && roleBefore === 'primary' && attached && silent) ||
       (input.type === 'fatal' && roleBefore === 'primary') ||

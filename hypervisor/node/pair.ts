@@ -15,6 +15,10 @@ export interface PairSettings {
   /** Bound on the log a primary keeps for its backup (unacknowledged entries and history). */
   maxLogBufferBytes: number;
   claimRetryMs: number;
+  /** Bound on the backup's replay backlog, in ms (what a takeover would have to drain). */
+  maxReplayLagMs: number;
+  /** A node that speaks re-verifies its epoch on the shared directory at least this often. */
+  leaseMs: number;
 }
 
 /** Why a node stopped for good, and the exit code its process ends with. */
@@ -24,12 +28,21 @@ export interface HaltEvent {
 }
 
 export const DEFAULT_HEARTBEAT_MS = 100;
+/**
+ * Go-live after a primary dies = detection (the heartbeat timeout) + the drain of the replay backlog
+ * + the claim and the switch: a 700 ms backlog leaves about 300 ms of the 1 s budget for the rest.
+ */
+export const DEFAULT_MAX_REPLAY_LAG_MS = 700;
+/** How often a node that speaks re-reads the newest epoch (one readdir of the shared directory). */
+export const DEFAULT_LEASE_MS = 1000;
 export const DEFAULT_PAIR_SETTINGS: PairSettings = {
   heartbeatMs: DEFAULT_HEARTBEAT_MS,
   heartbeatTimeoutMs: 3 * DEFAULT_HEARTBEAT_MS,
   maxLagMs: 1000,
   maxLogBufferBytes: 256 * 1024 * 1024,
   claimRetryMs: 250,
+  maxReplayLagMs: DEFAULT_MAX_REPLAY_LAG_MS,
+  leaseMs: DEFAULT_LEASE_MS,
 };
 
 export const TRACE_FORMAT_VERSION = 1;
@@ -45,6 +58,8 @@ export function roleConfig(settings: PairSettings): RoleConfig {
     claimRetryMs: settings.claimRetryMs,
     maxLagMs: settings.maxLagMs,
     maxLagBytes: settings.maxLogBufferBytes,
+    maxReplayLagMs: settings.maxReplayLagMs,
+    leaseMs: settings.leaseMs,
   };
 }
 

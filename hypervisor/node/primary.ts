@@ -30,6 +30,7 @@ import {
 } from './checkpoint.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import { arbiterLabel } from './arbiter-select.js';
+import { probePort } from './port-probe.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { listen, roleConfig, Stepper, tickMs, type HaltEvent, type PairSettings } from './pair.js';
 import { RoleMachine, type RoleAction } from './role.js';
@@ -136,6 +137,11 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   private async boot(): Promise<void> {
     const { options, logger } = this;
     const config = this.config;
+    // Claim an epoch only once this node can serve: its ports are bound (a primary that cannot bind
+    // must not use up an epoch, nor fence a node that serves).
+    this.server = this.createServer();
+    this.url = await listen(this.server, options.port, options.host);
+    await probePort(options.replicationPort, options.replicationHost);
     const epoch = await this.claimFirstEpoch();
     this.bootEpoch = epoch;
     this.vm.onFatal = (error) => this.halt({ reason: `the VM died: ${error.message}`, exitCode: 70 });
@@ -173,7 +179,17 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
 
     await this.serving.listen();
     this.replicationUrl = this.serving.replicationUrl ?? '';
-    this.server = createFrontDoor(
+    // Created last, right before its first tick: the boot must not look like a pause. A backup that
+    // attached before is told to it now.
+    this.machine = new RoleMachine(roleConfig(options.pair), 'primary', epoch, this.env.clock.monoMs());
+    this.stepper = new Stepper(this.machine, (action) => this.perform(action), logger);
+    if (this.serving.attached) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs(), ...(this.serving.attachedNodeId ? { peer: this.serving.attachedNodeId } : {}) });
+    this.tickTimer = this.env.timers.every(tickMs(options.pair), () => this.tick());
+  }
+
+  /** The front door; it answers 503 "starting" until the role machine exists. */
+  private createServer(): Server {
+    return createFrontDoor(
       {
         liveLoop: () => (this.machine?.servesTraffic ? this.serving.loop : null),
         notLiveReason: () => (this.machine ? `this node is ${this.machine.role}` : 'this node is starting'),
@@ -181,16 +197,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         healthy: () => this.machine?.healthy ?? false,
         status: (o) => this.status(o),
       },
-      { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1, ...options.frontDoor },
-      logger,
+      { maxRequestBytes: this.options.maxRequestBytes, retryAfterSeconds: 1, ...this.options.frontDoor },
+      this.logger,
     );
-    this.url = await listen(this.server, options.port, options.host);
-    // Created last, right before its first tick: the boot must not look like a pause. A backup that
-    // attached before is told to it now.
-    this.machine = new RoleMachine(roleConfig(options.pair), 'primary', epoch, this.env.clock.monoMs());
-    this.stepper = new Stepper(this.machine, (action) => this.perform(action), logger);
-    if (this.serving.attached) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs(), ...(this.serving.attachedNodeId ? { peer: this.serving.attachedNodeId } : {}) });
-    this.tickTimer = this.env.timers.every(tickMs(options.pair), () => this.tick());
   }
 
   private newServing(): Serving {
@@ -383,17 +392,19 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   }
 
   async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {
-    const state = this.vm.alive ? await this.vm.state(options.hash) : null;
+    // The front door answers while the node is still booting (it binds before the claim): the VM is
+    // asked only once the node serves.
+    const state = this.machine && this.vm.alive ? await this.vm.state(options.hash) : null;
     return {
       role: this.machine?.role ?? 'starting',
       node: this.options.nodeId,
       epoch: this.machine?.epoch ?? this.bootEpoch,
-      seq: this.log.lastSeq,
+      seq: this.log?.lastSeq ?? 0,
       pos: state?.pos ?? null,
       stateHash: state?.stateHash ?? null,
       memoryBytes: state?.memoryBytes ?? null,
       arbiter: arbiterLabel(this.options.sharedDir),
-      ...this.serving.status(),
+      ...(this.serving ? this.serving.status() : {}),
       restoredFrom: this.restored
         ? { checkpoint: this.restored.checkpoint, checkpointSeq: this.restored.checkpointSeq, replayedEntries: this.restored.entries, durableSeq: this.restored.seq, durableGuestTime: new Date(this.restored.guestTimeMs).toISOString(), skipped: this.restored.skipped, chainBroken: this.restored.broken }
         : null,

@@ -26,6 +26,19 @@ export interface RoleConfig {
   claimRetryMs: number;
   maxLagMs: number;
   maxLagBytes: number;
+  /**
+   * Bound on the backup's replay backlog (received, not yet replayed, estimated in ms): what a
+   * takeover would have to replay before going live. Over it the primary holds admission, and a
+   * backup over it is "catching up", not yet protecting.
+   */
+  maxReplayLagMs: number;
+  /** A node that speaks re-reads the newest epoch at least this often, and halts once a newer one exists. */
+  leaseMs: number;
+  /**
+   * A gap in the node's own clock longer than this restarts the peer's silence (its own stall is
+   * not the peer's). Default: the pause tolerance, half the heartbeat timeout.
+   */
+  stallToleranceMs?: number;
 }
 
 export type RoleInput =
@@ -43,8 +56,11 @@ export type RoleInput =
   | { type: 'acked'; nowMs: number; seq: number }
   /** The node appended an entry to its log (no no-op needed this period). */
   | { type: 'appended'; nowMs: number }
-  /** Primary: backup lag after an append or an ack. */
-  | { type: 'lag'; nowMs: number; lagMs: number; lagBytes: number }
+  /**
+   * Primary: backup lag after an append or an ack. `replayBacklogMs`: the backup's own estimate of
+   * what it has received but not yet replayed, in ms (from its last heartbeat; absent before one).
+   */
+  | { type: 'lag'; nowMs: number; lagMs: number; lagBytes: number; replayBacklogMs?: number }
   /** Backup: every received entry has been replayed (the drain before a claim). */
   | { type: 'drained'; nowMs: number }
   /** Backup: the primary's log says it holds `epoch`. */
@@ -118,6 +134,11 @@ export class RoleMachine {
   /** Only the answer to the newest check counts: an older read may predate a later pause. */
   private checkId = 0;
   private checkRetryAtMs: number | null = null;
+  /** The lease: when the last periodic epoch check went out, and its id while it is in flight. */
+  private leaseCheckedAtMs: number;
+  private leaseCheckId: number | null = null;
+  /** Primary: the attached backup's replay backlog is within maxReplayLagMs (it could take over in time). */
+  private backupCaughtUp: boolean | null = null;
   private ackedSeq = 0;
   private releasedSeq = 0;
   /** When the first claim of the current attempt to run alone went out (for the time the claim took). */
@@ -135,11 +156,14 @@ export class RoleMachine {
       throw new RangeError(`heartbeat timeout (${config.heartbeatTimeoutMs} ms) must exceed the heartbeat period (${config.heartbeatMs} ms)`);
     }
     if (!(Number.isFinite(config.claimRetryMs) && config.claimRetryMs >= 0)) throw new RangeError(`claimRetryMs must be a finite number >= 0, got ${config.claimRetryMs}`);
+    if (!(Number.isFinite(config.leaseMs) && config.leaseMs > 0)) throw new RangeError(`--lease-ms must be a number > 0, got ${config.leaseMs}`);
+    if (!(Number.isFinite(config.maxReplayLagMs) && config.maxReplayLagMs > 0)) throw new RangeError(`--max-replay-lag-ms must be a number > 0, got ${config.maxReplayLagMs}`);
     this.roleNow = role;
     this.epochNow = epoch;
     this.lastPeerTrafficMs = nowMs;
     this.lastAppendMs = nowMs;
     this.lastTickMs = nowMs;
+    this.leaseCheckedAtMs = nowMs;
   }
 
   get role(): Role {
@@ -270,6 +294,7 @@ export class RoleMachine {
   private noticeGap(nowMs: number, out: RoleAction[]): void {
     const gapMs = nowMs - this.lastTickMs;
     this.lastTickMs = Math.max(this.lastTickMs, nowMs);
+    if (gapMs > (this.config.stallToleranceMs ?? this.pauseToleranceMs)) this.discountStall(nowMs, gapMs, out);
     if (!(gapMs > this.pauseToleranceMs)) return;
     if (this.roleNow !== 'primary' && this.roleNow !== 'live') return;
     // A new gap invalidates any check in flight: its read may predate this pause.
@@ -283,7 +308,33 @@ export class RoleMachine {
     );
   }
 
+  /**
+   * The lease: a node that speaks re-reads the newest epoch at least every leaseMs, so a node that
+   * another one superseded (a second primary on the same shared directory, a takeover it missed)
+   * stops within a lease period, not only after a pause of its own.
+   */
+  private renewLease(nowMs: number, out: RoleAction[]): void {
+    if (!this.speaks || this.verifying || this.leaseCheckId !== null) return;
+    if (nowMs - this.leaseCheckedAtMs < this.config.leaseMs) return;
+    this.leaseCheckedAtMs = nowMs;
+    this.leaseCheckId = ++this.checkId;
+    out.push({ type: 'check-epoch', checkId: this.leaseCheckId });
+  }
+
+  /**
+   * Every role: silence heard across our own stall says nothing about the peer (its frames may sit
+   * unread in our socket). Suspicion starts over from now: a false suspicion costs a delay, never a
+   * node (DESIGN invariant 7).
+   */
+  private discountStall(nowMs: number, gapMs: number, out: RoleAction[]): void {
+    if (!(this.lastPeerTrafficMs < nowMs)) return;
+    const peer = this.roleNow === 'backup' || this.roleNow === 'claiming' ? 'primary' : 'backup';
+    out.push({ type: 'log', level: 'warn', msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): the ${peer}'s silence meanwhile is not counted`, data: { stallMs: Math.round(gapMs) } });
+    this.lastPeerTrafficMs = nowMs;
+  }
+
   private onTick(nowMs: number, out: RoleAction[]): void {
+    this.renewLease(nowMs, out);
     if (this.verifying && this.checkRetryAtMs !== null && nowMs >= this.checkRetryAtMs) {
       this.checkRetryAtMs = null;
       this.checkId++;
@@ -302,7 +353,11 @@ export class RoleMachine {
         }
         break;
       case 'backup':
-        if (this.welcomed && !this.suspected && silentMs >= this.config.heartbeatTimeoutMs) {
+        // Not before the backup knows which epoch it follows (the first epoch mark in the log): one
+        // that has received nothing of its primary's log has nothing to take over with, and its
+        // claim of epoch 1 could only lose (measured: a primary stalled 391 ms sending a 50k-entry
+        // log at attach; the joining backup claimed on that silence and was lost).
+        if (this.welcomed && !this.suspected && this.epochNow > 0 && silentMs >= this.config.heartbeatTimeoutMs) {
           this.suspected = true;
           this.startClaim('backup', nowMs, out, `primary silent for ${Math.round(silentMs)} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
         }
@@ -330,6 +385,7 @@ export class RoleMachine {
       if (peer !== undefined) this.peerId = peer;
       if (peer === this.lostPeer) this.lostPeer = null;
     }
+    if (this.roleNow === 'primary' || this.roleNow === 'live') this.backupCaughtUp = null;
     if (this.roleNow === 'primary') {
       this.peerUp = true;
       if (!this.holding) out.push({ type: 'hold-outputs' }, { type: 'log', level: 'info', msg: 'backup attached: outputs now wait for its acknowledgement' });
@@ -374,19 +430,44 @@ export class RoleMachine {
       }
       return;
     }
+    this.noteCatchUp(input.replayBacklogMs, out);
+    const backlog = input.replayBacklogMs;
     const over =
-      input.lagMs > this.config.maxLagMs
+      backlog !== undefined && backlog > this.config.maxReplayLagMs
+        ? `backup replay backlog ${Math.round(backlog)} ms exceeds --max-replay-lag-ms=${this.config.maxReplayLagMs} (a takeover would take that long to drain)`
+        : input.lagMs > this.config.maxLagMs
         ? `backup lag ${Math.round(input.lagMs)} ms exceeds --max-lag-ms=${this.config.maxLagMs}`
         : input.lagBytes > this.config.maxLagBytes
           ? `backup lag ${input.lagBytes} bytes exceeds --max-log-buffer-bytes=${this.config.maxLagBytes}`
           : null;
     if (over && this.admitting) {
       this.admitting = false;
-      out.push({ type: 'admit', admit: false, reason: over }, { type: 'log', level: 'warn', msg: `throttling: ${over}; new requests queue, then get 503`, data: { lagMs: input.lagMs, lagBytes: input.lagBytes } });
+      out.push({ type: 'admit', admit: false, reason: over }, { type: 'log', level: 'warn', msg: `throttling: ${over}; new requests queue, then get 503`, data: { lagMs: input.lagMs, lagBytes: input.lagBytes, replayBacklogMs: backlog ?? null } });
     } else if (!over && !this.admitting) {
       this.admitting = true;
       out.push({ type: 'admit', admit: true, reason: 'backup caught up' }, { type: 'log', level: 'info', msg: 'backup caught up: admitting requests again' });
     }
+  }
+
+  /**
+   * A backup protects only once a takeover would be quick: its replay backlog within the bound. Until
+   * then (a join replaying a long log) it is "catching up", said once each way.
+   */
+  private noteCatchUp(backlogMs: number | undefined, out: RoleAction[]): void {
+    if (backlogMs === undefined) return;
+    const within = backlogMs <= this.config.maxReplayLagMs;
+    if (within === this.backupCaughtUp) return;
+    this.backupCaughtUp = within;
+    out.push(
+      within
+        ? { type: 'log', level: 'info', msg: `backup caught up (replay backlog ${Math.round(backlogMs)} ms, bound ${this.config.maxReplayLagMs} ms): protected`, data: { replayBacklogMs: Math.round(backlogMs) } }
+        : { type: 'log', level: 'warn', msg: `backup catching up: replay backlog ${Math.round(backlogMs)} ms exceeds --max-replay-lag-ms=${this.config.maxReplayLagMs}; a takeover now would take that long`, data: { replayBacklogMs: Math.round(backlogMs) } },
+    );
+  }
+
+  /** Primary: a backup is attached and its replay backlog is within the bound (a takeover would be quick). */
+  get protecting(): boolean {
+    return this.roleNow === 'primary' && this.holding && this.peerUp && this.backupCaughtUp === true;
   }
 
   private startClaim(want: 'backup' | 'primary', nowMs: number, out: RoleAction[], why: string): void {
@@ -436,6 +517,8 @@ export class RoleMachine {
     this.verifying = false;
     this.roleNow = 'live';
     this.lastAppendMs = input.nowMs;
+    this.leaseCheckedAtMs = input.nowMs;
+    this.backupCaughtUp = null;
     const claimMs = this.claimStartedAtMs === null ? null : Math.round(input.nowMs - this.claimStartedAtMs);
     this.claimStartedAtMs = null;
     if (this.claimingFor === 'backup') out.push({ type: 'go-live', epoch: input.epoch });
@@ -451,6 +534,14 @@ export class RoleMachine {
   }
 
   private onEpochChecked(input: Extract<RoleInput, { type: 'epoch-checked' }>, out: RoleAction[]): void {
+    if (this.leaseCheckId !== null && input.checkId === this.leaseCheckId) {
+      this.leaseCheckId = null;
+      if (this.speaks && input.newestEpoch !== null && input.newestEpoch > this.epochNow) {
+        this.halt(out, `lease check: epoch ${input.newestEpoch} exists, newer than this node's epoch ${this.epochNow}: another node serves now`, EXIT_LOST_EPOCH);
+      }
+      // Unreachable: the next lease period asks again (a pause would also have this node verify).
+      return;
+    }
     if (!this.verifying || input.checkId !== this.checkId) return; // a stale answer
     if (this.roleNow === 'claiming') {
       // The claim decides: a newest epoch equal to the one we claim may be our own claim's file.

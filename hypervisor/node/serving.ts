@@ -14,6 +14,7 @@ import type { SnapshotBaseOffer } from '../../logging-channel/auth.js';
 import { PrimaryChannel, type SnapshotForJoin } from '../../logging-channel/primary-channel.js';
 import { entryWireBytes, RetainedLog } from '../../logging-channel/retained-log.js';
 import { LagTracker } from '../../recorder/lag.js';
+import { ReplayLag } from '../../recorder/replay-lag.js';
 import type { Log } from '../../recorder/log.js';
 import { OutputBuffer } from '../../recorder/output-buffer.js';
 import type { ArbiterStore, Env, VmHandle } from './env.js';
@@ -86,6 +87,8 @@ export class Serving {
   /** Admission paused while the VM is copied out for a backup joining by snapshot. */
   private joinPaused = false;
   private lastJoin: JoinFigures | null = null;
+  /** The attached backup's replay progress (its heartbeats): null until the backup attached now reports. */
+  private replay: ReplayLag | null = null;
   private stopped = false;
   replicationUrl: string | null = null;
 
@@ -190,6 +193,7 @@ export class Serving {
     this.channel = channel;
     channel.on('attached', (e) => {
       logger.info({ backup: e.nodeId, remote: e.remote, resumeFromSeq: e.resumeFromSeq }, 'backup attached');
+      this.replay = null;
       host.step({ type: 'peer-up', nowMs: this.host.env.clock.monoMs(), peer: e.nodeId });
       // The backup learns the epoch from the log; one that joins by snapshot never saw the first mark.
       this.markEpoch(host.machine()?.epoch ?? host.bootEpoch);
@@ -203,6 +207,11 @@ export class Serving {
       if (channel.joinsBySnapshot && seq >= this.retained.firstSeq) this.retained.trimThrough(Math.min(seq, this.retained.lastSeq));
       host.step({ type: 'acked', nowMs, seq });
       this.reportLag(nowMs);
+    });
+    channel.on('replay', (progress) => {
+      if (!this.replay) this.replay = new ReplayLag();
+      this.replay.reported(progress);
+      this.reportLag(this.host.env.clock.monoMs());
     });
     channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
@@ -297,7 +306,19 @@ export class Serving {
 
   private reportLag(nowMs: number): void {
     const lag = this.lag.now(nowMs);
-    this.host.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes });
+    const backlog = this.replayBacklogMs();
+    this.host.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes, ...(backlog !== null ? { replayBacklogMs: backlog } : {}) });
+  }
+
+  /**
+   * The attached backup's replay backlog as it last reported it (its heartbeats), or null before a
+   * report from the backup attached now. A report only ages: entries appended since are not in it,
+   * and the Output Rule plus the admission bound keep those few.
+   */
+  private replayBacklogMs(): number | null {
+    if (!this.replay || !this.channel?.attached) return null;
+    const ms = this.replay.backlogMs(this.host.log.lastSeq);
+    return ms === null ? null : Math.round(ms);
   }
 
   /** Periodic work: the backup's heartbeats, outputs the lease held back, lag, checkpoint triggers. */
@@ -353,6 +374,9 @@ export class Serving {
       tasks: this.loop.tasksRun,
       ackedSeq: this.channel?.ackedSeq ?? 0,
       backupAttached: this.attached,
+      protection: this.protection(),
+      backupReplayedSeq: this.replayBacklogMs() !== null ? this.replay!.replayedSeq : null,
+      replayBacklogMs: this.replayBacklogMs(),
       heldOutputs: this.outputs.held,
       lagEntries: holds ? lag.entries : 0,
       lagBytes: holds ? lag.bytes : 0,
@@ -367,6 +391,17 @@ export class Serving {
       lastJoinSnapshot: this.lastJoin,
       checkpoint: this.checkpointerNow?.status() ?? null,
     };
+  }
+
+  /**
+   * 'protected': a backup is attached and could take over within the replay bound; 'catching up': one
+   * is attached but its replay backlog is over --max-replay-lag-ms (or not yet reported);
+   * 'unprotected': none.
+   */
+  protection(): 'protected' | 'catching up' | 'unprotected' {
+    const machine = this.host.machine();
+    if (!machine?.hasBackup || !this.attached) return 'unprotected';
+    return machine.protecting ? 'protected' : 'catching up';
   }
 
   async stop(): Promise<void> {

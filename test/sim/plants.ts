@@ -8,7 +8,7 @@ import { reproduce } from './repro.js';
 
 async function hunt(plant: Plant, maxSeeds: number): Promise<{ plant: Plant; caughtAtSeed: number | null; by: string; wallS: number }> {
   const started = performance.now();
-  const strictAccuracy = plant === 'stall-claim';
+  const strictAccuracy = true;
   for (let seed = 1; seed <= maxSeeds; seed++) {
     const result = await new Sim({ seed, plant, strictAccuracy }).run();
     if (!result.ok) {
@@ -23,7 +23,7 @@ async function rate(plant: Plant, n: number): Promise<string> {
   let caught = 0;
   const by = new Map<string, number>();
   for (let seed = 1; seed <= n; seed++) {
-    const result = await new Sim({ seed, plant, strictAccuracy: plant === 'stall-claim' }).run();
+    const result = await new Sim({ seed, plant }).run();
     if (result.ok) continue;
     caught++;
     const check = result.violations[0]!.replace(/^t=[\d.]+ ms: /, '').split(':')[0]!;

@@ -1,7 +1,7 @@
 // The one command that replays a seed exactly (printed with every failure).
 
-import type { Plant } from './sim.js';
+import type { Plant, Scenario } from './sim.js';
 
-export function reproduce(seed: number, plant?: Plant, strictAccuracy = false): string {
-  return `npm run sim -- --seed ${seed}${plant ? ` --plant ${plant}` : ''}${strictAccuracy ? ' --strict-accuracy' : ''} --verbose`;
+export function reproduce(seed: number, plant?: Plant, strictAccuracy = true, scenario?: Scenario): string {
+  return `npm run sim -- --seed ${seed}${plant ? ` --plant ${plant}` : ''}${scenario ? ` --scenario ${scenario}` : ''}${strictAccuracy ? '' : ' --lenient-accuracy'} --verbose`;
 }

@@ -11,6 +11,7 @@ import { BackupSession, type BackupSessionAction } from '../../logging-channel/b
 import { decodeFrame, encodeAckFrame, encodeControlFrame, encodeHeartbeatFrame, FrameError } from '../../logging-channel/frames.js';
 import { RefusalError } from '../../logging-channel/auth.js';
 import { Log } from '../../recorder/log.js';
+import { ReplayBacklog } from '../../replayer/replay-backlog.js';
 import { TaskAssembler, type Assembled } from '../../replayer/task-assembler.js';
 import type { Env, TimerHandle } from '../../hypervisor/node/env.js';
 import { roleConfig, Stepper, tickMs, type PairSettings } from '../../hypervisor/node/pair.js';
@@ -35,8 +36,16 @@ export interface NodeFaults {
   claimResult?: (result: 'won' | 'lost' | 'unreachable') => 'won' | 'lost' | 'unreachable';
   /** Rewrites an epoch check's answer (planted bug: never re-verifies, i.e. always "still ours"). */
   epochChecked?: (newest: number | null, own: number) => number | null;
-  /** Replay cost multiplier (planted bug: an unbounded replay backlog). */
+  /** Replay cost multiplier (a slow backup). */
   replaySlowdown?: number;
+  /** Planted bug: the backup's heartbeats carry no replay progress (the primary cannot bound the backlog). */
+  noReplayProgress?: boolean;
+  /** Planted bug: the node's tick keeps running through its pauses (it never sees its own stall), while its channel waits. */
+  tickThroughPauses?: boolean;
+  /** Extra virtual ms the main thread stalls right after a joining snapshot arrives (a slow boot on a busy host). */
+  snapshotStallMs?: number;
+  /** Extra virtual ms a VM boot takes (a large snapshot). */
+  bootMs?: number;
 }
 
 export class SimNode implements Owner {
@@ -62,6 +71,7 @@ export class SimNode implements Owner {
   private paused = false;
   private readonly assembler = new TaskAssembler('sim logging channel');
   private readonly queue: Assembled[] = [];
+  private readonly replayCost = new ReplayBacklog();
   private replaying = false;
   replayedSeq = 0;
   private replayedPos = 0;
@@ -100,7 +110,7 @@ export class SimNode implements Owner {
       },
       randomBytes: (n) => world.bytes(n),
       arbiter: () => sim.directory.view(node),
-      startVm: () => new SimVm(world, node, { monoMs: () => node.env.clock.monoMs(), wallMs: () => node.env.clock.wallMs(), randomBytes: (n) => world.bytes(n) }, { ...timing, replayTaskMs: timing.replayTaskMs * (faults.replaySlowdown ?? 1) }),
+      startVm: () => new SimVm(world, node, { monoMs: () => node.env.clock.monoMs(), wallMs: () => node.env.clock.wallMs(), randomBytes: (n) => world.bytes(n) }, { ...timing, replayTaskMs: timing.replayTaskMs * (faults.replaySlowdown ?? 1), ...(faults.bootMs ? { bootMs: faults.bootMs } : {}) }),
       fetch: () => Promise.reject(new Error('no outbound network in the simulation')),
     };
   }
@@ -161,6 +171,18 @@ export class SimNode implements Owner {
 
   private startTicking(): void {
     const period = tickMs(this.pair);
+    if (this.faults.tickThroughPauses) {
+      // Planted: ticks owned by the world, not the node, so a pause leaves no gap in its tick clock.
+      let cancelled = false;
+      const arm = (): void => void this.world.at(period, null, () => {
+        if (cancelled || this.crashed || this.halted) return;
+        arm();
+        this.tick();
+      });
+      arm();
+      this.tickTimer = { cancel: () => void (cancelled = true) };
+      return;
+    }
     this.tickTimer = this.env.timers.every(period, () => this.tick());
   }
 
@@ -349,7 +371,8 @@ export class SimNode implements Owner {
           end?.send({ kind: 'frame', bytes: encodeAckFrame(a.seq) });
           break;
         case 'send-heartbeat':
-          end?.send({ kind: 'frame', bytes: encodeHeartbeatFrame(a.seq) });
+          // As hypervisor/backup.ts: every heartbeat carries the replay progress.
+          end?.send({ kind: 'frame', bytes: encodeHeartbeatFrame(a.seq, this.faults.noReplayProgress ? undefined : { replayedSeq: this.replayedSeq, backlogMs: this.estimatedBacklogMs }) });
           break;
         case 'deliver':
           this.onEntries(a.entries);
@@ -369,22 +392,34 @@ export class SimNode implements Owner {
    * (by the same primary after its log grew, or by another) replaces the VM it booted for seq 1: it
    * never replayed anything on it.
    */
-  private async bootVm(snapshot: { seq: number; pos: number; snapshot: import('../../hypervisor/vm/vm.js').Snapshot } | null): Promise<void> {
+  private async bootVm(snapshot: { seq: number; pos: number; snapshot: import('../../hypervisor/vm/vm.js').Snapshot } | null): Promise<boolean> {
     const old = this.vm;
     const vm = this.env.startVm(this.config!.limits) as SimVm;
     this.vm = vm;
     if (old) void old.terminate();
-    await vm.boot(this.config!, 'replay', snapshot?.snapshot);
-    if (this.vm !== vm) return;
+    try {
+      await vm.boot(this.config!, 'replay', snapshot?.snapshot);
+    } catch (error) {
+      if (this.vm !== vm || this.crashed || this.halted) return false; // replaced (a later join) or stopped meanwhile
+      throw error;
+    }
+    if (this.vm !== vm) return false;
     this.pump();
+    return true;
   }
 
   private async bootFromSnapshot(seq: number, pos: number, snapshot: import('../../hypervisor/vm/vm.js').Snapshot): Promise<void> {
     this.replayedSeq = seq;
     this.replayedPos = pos;
     this.sim.note(`${this.id}: joined by snapshot at seq ${seq}`);
-    await this.bootVm({ seq, pos, snapshot });
+    if (!(await this.bootVm({ seq, pos, snapshot }))) return;
     this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
+    // A slow join on a busy host: the main thread stalls right after the boot (loading, the first
+    // replays), while the primary's frames wait unread in the socket.
+    if (this.faults.snapshotStallMs) {
+      this.lastStallAtMs = this.world.nowMs + this.faults.snapshotStallMs;
+      this.pause(this.faults.snapshotStallMs);
+    }
   }
 
   private onEntries(entries: Entry[]): void {
@@ -419,9 +454,11 @@ export class SimNode implements Owner {
     }
     const task = (this.queue[0] as Extract<Assembled, { type: 'task' }>).entries;
     this.replaying = true;
+    const startedMs = this.env.clock.monoMs();
     vm.replay([task]).then(
       (reply) => {
         this.replaying = false;
+        this.replayCost.replayed(reply.results.length, this.env.clock.monoMs() - startedMs);
         this.queue.shift();
         const result = reply.results[0]!;
         if (result.divergence) {
@@ -439,6 +476,13 @@ export class SimNode implements Owner {
         this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `replay failed: ${error.message}` });
       },
     );
+  }
+
+  /** What the backup reports as its replay backlog: queued tasks at its measured cost (as hypervisor/backup.ts). */
+  get estimatedBacklogMs(): number {
+    let tasks = 0;
+    for (const item of this.queue) if (item.type === 'task') tasks++;
+    return this.replayCost.estimateMs(tasks);
   }
 
   /** The backup's replay backlog (received, not yet replayed), in entries. */

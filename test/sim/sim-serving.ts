@@ -9,6 +9,7 @@ import { decodeFrame, encodeControlFrame, encodeEntriesFrame, encodeHeartbeatFra
 import { PrimarySession, type PrimarySessionAction } from '../../logging-channel/primary-session.js';
 import { RetainedLog } from '../../logging-channel/retained-log.js';
 import { LagTracker } from '../../recorder/lag.js';
+import { ReplayLag } from '../../recorder/replay-lag.js';
 import { Log } from '../../recorder/log.js';
 import { OutputBuffer } from '../../recorder/output-buffer.js';
 import { LiveLoop } from '../../hypervisor/node/live-loop.js';
@@ -32,6 +33,8 @@ export class SimServing {
   readonly stream: PrimarySession;
   private readonly lag = new LagTracker();
   private attachedNow: Attached | null = null;
+  /** The attached backup's last replay backlog report (from its heartbeats), for the connection it came on. */
+  private replayBacklog: { lag: ReplayLag; end: End } | null = null;
   private admitting = true;
   private joinPaused = false;
   private pumpQueued = false;
@@ -201,6 +204,12 @@ export class SimServing {
         case 'send-heartbeat':
           end.send({ kind: 'frame', bytes: encodeHeartbeatFrame(action.seq) });
           break;
+        case 'replay-progress':
+          // As hypervisor/serving.ts: the backup's backlog report feeds lag control.
+          if (this.replayBacklog?.end !== end) this.replayBacklog = { lag: new ReplayLag(), end };
+          this.replayBacklog.lag.reported(action);
+          this.reportLag(this.node.env.clock.monoMs());
+          break;
         case 'peer-silent':
         case 'peer-heard':
           break;
@@ -263,7 +272,9 @@ export class SimServing {
 
   private reportLag(nowMs: number): void {
     const lag = this.lag.now(nowMs);
-    this.node.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes });
+    const r = this.replayBacklog;
+    const backlog = r && this.attachedNow?.end === r.end ? r.lag.backlogMs(this.log.lastSeq) : null;
+    this.node.step({ type: 'lag', nowMs, lagMs: lag.ms, lagBytes: lag.bytes, ...(backlog !== null ? { replayBacklogMs: backlog } : {}) });
   }
 
   /** The channel's tick (heartbeats, silence) and the node's serving tick. */

@@ -16,6 +16,8 @@ export interface SimVmTiming {
   taskMs: number;
   /** Virtual ms one task takes in replay (a slow backup: larger). */
   replayTaskMs: number;
+  /** Virtual ms a boot takes (default: one task's). */
+  bootMs?: number;
 }
 
 export class SimVm implements VmHandle {
@@ -58,7 +60,7 @@ export class SimVm implements VmHandle {
   }
 
   async boot(config: BootConfig, mode: 'live' | 'replay', snapshot?: Snapshot): Promise<RunReply> {
-    return this.call(this.timing.taskMs, async () => {
+    return this.call(this.timing.bootMs ?? this.timing.taskMs, async () => {
       let v: Vm;
       const port = mode === 'live' ? this.livePort(() => v) : new ReplayPort();
       v = await Vm.create(config, port, snapshot);

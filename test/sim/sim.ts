@@ -33,12 +33,22 @@ export interface SimOptions {
   clients?: number;
   /** Faults planted in the first primary (A) or backup (B). */
   plant?: Plant;
-  /** Accuracy (DESIGN invariant 7: a stalled node never claims on its own silence) fails the run, not only counts. */
+  /** Accuracy (DESIGN invariant 7: a stalled node never claims on its own silence) fails the run (default), or only counts. */
   strictAccuracy?: boolean;
+  /** A fixed scenario instead of the seed's random faults. */
+  scenario?: Scenario;
   verbose?: boolean;
 }
 
 export type Plant = 'early-release' | 'loser-serves' | 'stall-claim' | 'replay-backlog' | 'no-reverify';
+/**
+ * 'two-primaries': a second primary is started on the same shared directory (no clients: the state
+ * one of them served is lost by design); within the lease only one may serve.
+ * 'slow-join': the backup is lost, and the fresh one that joins boots for 3 s and then stalls its
+ * main thread for up to 3 s; it must not take that for its primary's death.
+ */
+export type Scenario = 'two-primaries' | 'slow-join';
+export const SCENARIOS: readonly Scenario[] = ['two-primaries', 'slow-join'];
 export const PLANTS: readonly Plant[] = ['early-release', 'loser-serves', 'stall-claim', 'replay-backlog', 'no-reverify'];
 
 export interface SimResult {
@@ -46,7 +56,7 @@ export interface SimResult {
   app: App;
   ok: boolean;
   violations: string[];
-  /** Takeovers on the backup's own stall (a known gap: issue 15's stall detection). */
+  /** Takeovers on the backup's own stall (DESIGN invariant 7; a violation too unless strictAccuracy is false). */
   accuracy: string[];
   digest: string;
   steps: number;
@@ -183,7 +193,7 @@ export class Sim {
     if (node.lastStallAtMs < since) return;
     const what = `accuracy: ${node.id} took over from ${old.id}, which was alive and reachable, on the silence of its own stall (it stalled until t=${node.lastStallAtMs.toFixed(0)})`;
     this.accuracy.push(`t=${this.world.nowMs.toFixed(1)} ms: ${what}`);
-    if (this.options.strictAccuracy) this.violate(what);
+    if (this.options.strictAccuracy ?? true) this.violate(what);
   }
 
   /** Where a backup dials: the node that serves (the operator's --primary, found by asking health). */
@@ -194,7 +204,7 @@ export class Sim {
 
   // ---------------------------------------------------------------- nodes
 
-  private spawn(faults: NodeFaults = {}): SimNode {
+  spawn(faults: NodeFaults = {}): SimNode {
     const id = String.fromCharCode(65 + this.nodeCount++);
     const node = new SimNode(id, this, this.world, SIM_PAIR, silent, { taskMs: 0.5, replayTaskMs: 0.5 }, faults);
     this.nodes.push(node);
@@ -339,7 +349,8 @@ export class Sim {
   private watchProtection(): void {
     const w = this.world;
     w.at(500, null, () => {
-      const live = this.nodes.find((n) => n.healthy && n.machine.role === 'live');
+      // A live node alone, or a primary whose backup is gone (a second primary's survivor).
+      const live = this.nodes.find((n) => n.healthy && !n.machine.hasBackup);
       const spare = this.nodes.some((n) => !n.crashed && !n.halted && !n.serving);
       if (live && !spare) {
         if (this.nodeCount < 6) {
@@ -364,6 +375,36 @@ export class Sim {
       }
     }
     for (const c of this.clients) if (c.violation && !this.violations.some((v) => v.includes(c.violation!))) this.violate(c.violation);
+    this.checkLease();
+  }
+
+  /** Since when each healthy node has served while a newer epoch existed on the shared directory. */
+  private readonly supersededSince = new Map<SimNode, number>();
+
+  /**
+   * The lease (DESIGN, the arbiter): a node that serves while a newer epoch exists stops within
+   * --lease-ms, plus a heartbeat timeout for the check to come and go. Not judged while the
+   * directory was slow, failing or cut off from it, or while the node itself was stalled.
+   */
+  private checkLease(): void {
+    const w = this.world;
+    const newest = this.directory.newest;
+    for (const n of this.nodes) {
+      if (!n.healthy || n.machine.epoch >= newest) {
+        this.supersededSince.delete(n);
+        continue;
+      }
+      const since = this.supersededSince.get(n) ?? w.nowMs;
+      this.supersededSince.set(n, since);
+      const boundMs = SIM_PAIR.leaseMs + SIM_PAIR.heartbeatTimeoutMs;
+      if (w.nowMs - since <= boundMs) continue;
+      const f = this.directory.faults;
+      const troubled = (f.slow?.untilMs ?? -Infinity) >= since - boundMs || (f.failing?.untilMs ?? -Infinity) >= since - boundMs || (f.partitionedUntil.get(n.id) ?? -Infinity) >= since - boundMs;
+      if (troubled || n.lastStallAtMs >= since - boundMs) continue;
+      if (!this.violations.some((v) => v.includes('lease:'))) {
+        this.violate(`lease: ${n.id} still serves in epoch ${n.machine.epoch} ${Math.round(w.nowMs - since)} ms after epoch ${newest} was claimed (--lease-ms ${SIM_PAIR.leaseMs})`);
+      }
+    }
   }
 
   async run(): Promise<SimResult> {
@@ -379,7 +420,7 @@ export class Sim {
     w.at(5, null, () => backup.startBackup());
     this.refreshHealth();
     this.watchProtection();
-    const clients = o.clients ?? 3;
+    const clients = o.clients ?? (o.scenario === 'two-primaries' ? 0 : 3);
     for (let i = 0; i < clients; i++) {
       const id = `c${i}`;
       const client =
@@ -389,7 +430,8 @@ export class Sim {
       this.clients.push(client);
       client.start(300 + i * 7);
     }
-    if (plant) plantScenario(plant, this, faultStart);
+    if (o.scenario) runScenario(o.scenario, this, faultStart);
+    else if (plant) plantScenario(plant, this, faultStart);
     else this.planFaults(faultStart, faultEnd);
     const checked = (): void => this.check();
     try {
@@ -536,12 +578,14 @@ function plantFaults(plant: Plant | undefined, role: 'primary' | 'backup', sim: 
       // A lost claim is taken for a win: the loser goes on serving in the epoch it lost.
       return { claimResult: (r) => (r === 'lost' ? 'won' : r) };
     case 'replay-backlog':
-      // The backup replays 100x slower than the primary runs, and nothing bounds its backlog.
-      return role === 'backup' ? { replaySlowdown: 100 } : {};
+      // The backup replays 100x slower than the primary runs, and its heartbeats do not say so.
+      return role === 'backup' ? { replaySlowdown: 100, noReplayProgress: true } : {};
     case 'no-reverify':
-      // The epoch check after a pause always answers "still ours".
+      // Every epoch check (after a pause, and the lease's) answers "still ours".
       return role === 'primary' ? { epochChecked: (_newest, own) => own } : {};
     case 'stall-claim':
+      // The backup's ticks run through its pauses: it never sees its own stall.
+      return role === 'backup' ? { tickThroughPauses: true } : {};
     case undefined:
       void sim;
       return {};
@@ -572,8 +616,8 @@ function plantScenario(plant: Plant, sim: Sim, faultStart: number): void {
       break;
     case 'stall-claim':
       // The backup stalls past the heartbeat timeout while the primary is fine but slow to reach the
-      // shared directory (so it does not fence the backup first): the backup wakes to a silence that
-      // is its own, and claims on it (production has no stall detection for backups: issue 15).
+      // shared directory (so it does not fence the backup first): a backup blind to its own stall
+      // wakes to a silence that is its own, and claims on it.
       w.at(at, null, () => {
         const ms = w.int(100, 1_500);
         b().pause(ms);
@@ -582,8 +626,43 @@ function plantScenario(plant: Plant, sim: Sim, faultStart: number): void {
       });
       break;
     case 'no-reverify':
-      // The primary stalls past the timeout; its backup takes over meanwhile.
-      w.at(at, null, () => a().pause(w.int(100, 1_500)));
+      // Either the primary stalls past the timeout and its backup takes over meanwhile, or a second
+      // primary starts on the same shared directory (only the lease stops the first).
+      if (w.chance(0.5)) w.at(at, null, () => a().pause(w.int(100, 1_500)));
+      else secondPrimary(sim, at);
+      break;
+  }
+}
+
+/** A second primary started on the same shared directory at `atMs` (operator error; the lease's case). */
+function secondPrimary(sim: Sim, atMs: number): void {
+  sim.world.at(atMs, null, () => {
+    const node = sim.spawn();
+    sim.note(`FAULT (scenario) ${node.id}: a second primary starts on the same shared directory`);
+    void node.startPrimary(sim.config);
+  });
+}
+
+function runScenario(scenario: Scenario, sim: Sim, faultStart: number): void {
+  const w = sim.world;
+  switch (scenario) {
+    case 'two-primaries':
+      secondPrimary(sim, w.int(0, faultStart + 2_000));
+      break;
+    case 'slow-join':
+      // The backup is lost; the joiner that replaces it boots for 3 s, then stalls up to 3 s.
+      w.at(faultStart + w.int(0, 1_000), null, () => {
+        const b = sim.nodes[1]!;
+        if (b.crashed || b.halted) return;
+        b.crash();
+        sim.note('FAULT (scenario) crash B');
+        const stallMs = w.int(500, 3_000);
+        w.at(w.int(100, 500), null, () => {
+          const node = sim.spawn({ bootMs: 3_000, snapshotStallMs: stallMs });
+          sim.note(`FAULT (scenario) ${node.id}: joins, boots for 3000 ms, then stalls ${stallMs} ms`);
+          node.startBackup();
+        });
+      });
       break;
   }
 }

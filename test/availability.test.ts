@@ -1,0 +1,48 @@
+// Issue 15, with real processes: a joining backup whose main thread stalls for 3 s right after its
+// snapshot boot does not take that for its primary's death; and two primaries started on one shared
+// directory: within --lease-ms only one of them serves.
+
+import { afterEach, expect, test } from 'vitest';
+import { startBackup, startPrimary, status, waitFor, type FtjsProcess } from './helpers.js';
+
+const running: FtjsProcess[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.stop('SIGKILL')));
+});
+
+const health = async (url: string): Promise<number> => (await fetch(`${url}/_ft/health`).catch(() => null))?.status ?? 0;
+
+test('a joining backup stalled 3 s after its snapshot boot does not claim; it catches up and protects', async () => {
+  const primary = await startPrimary('guest-apps/kv.js', { heartbeatTimeoutMs: 300, primaryArgs: ['--join-by-snapshot-after', '0'] });
+  running.push(primary);
+  for (let i = 0; i < 20; i++) expect((await fetch(`${primary.url}/kv/k${i}`, { method: 'PUT', body: `v${i}` })).status).toBe(200);
+  const backup = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 300, env: { FTJS_TEST_JOIN_STALL_MS: '3000' } });
+  running.push(backup);
+  await backup.waitForLog((l) => /^joined by snapshot at seq \d+/.test(l.msg), 'the backup to join by snapshot', 30_000);
+  await backup.waitForLog((l) => /did not run for \d+ ms .*silence meanwhile is not counted/.test(l.msg), 'the backup to notice its own stall', 15_000);
+  // Protected once its replay backlog is within the bound (its heartbeats say so).
+  await waitFor(async () => (await status(primary.url)).protection === 'protected', 'the primary to report itself protected', 15_000);
+  expect((await fetch(`${primary.url}/kv/after`, { method: 'PUT', body: 'x' })).status).toBe(200);
+  const s = await status(backup.url);
+  expect(s.role).toBe('backup');
+  expect(backup.lines.some((l) => /primary lost|claiming epoch/.test(String(l.msg)))).toBe(false);
+  expect((await status(primary.url)).role).toBe('primary');
+  expect(typeof (await status(primary.url)).replayBacklogMs).toBe('number');
+}, 60_000);
+
+test('two primaries on one shared directory: within --lease-ms only one serves', async () => {
+  const leaseMs = 500;
+  const first = await startPrimary('guest-apps/kv.js', { primaryArgs: ['--lease-ms', String(leaseMs)] });
+  running.push(first);
+  expect(await health(first.url)).toBe(200);
+  const second = await startPrimary('guest-apps/kv.js', { sharedDir: first.sharedDir, primaryArgs: ['--lease-ms', String(leaseMs)] });
+  running.push(second);
+  const servingAt = performance.now();
+  // The newer epoch's node serves; the older one's next lease check halts it.
+  await waitFor(async () => (await health(first.url)) !== 200, 'the first primary to stop serving', 10_000);
+  const overlapMs = performance.now() - servingAt;
+  expect(await health(second.url)).toBe(200);
+  // A lease period, plus a tick and the readdir and the health probe's own round trip.
+  expect(overlapMs).toBeLessThan(leaseMs + 500);
+  await first.waitForLog((l) => /lease check: epoch \d+ exists/.test(String(l.msg)), 'the first primary to say why it stopped');
+}, 60_000);

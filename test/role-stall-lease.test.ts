@@ -1,0 +1,121 @@
+// Issue 15 in the pure role machine: a node's own stall restarts its peer's silence (every role); the
+// lease re-reads the epoch every leaseMs and halts on a newer one; the replay backlog holds admission
+// and decides "protected" vs "catching up". Also the heartbeat's replay progress on the wire.
+
+import { describe, expect, test } from 'vitest';
+import { decodeFrame, encodeHeartbeatFrame } from '../dist/logging-channel/frames.js';
+import { ReplayBacklog } from '../dist/replayer/replay-backlog.js';
+import { DEFAULT_REPLAY_ENTRY_MS, ReplayLag } from '../dist/recorder/replay-lag.js';
+import { EXIT_LOST_EPOCH, RoleMachine, type RoleAction, type RoleConfig, type RoleInput } from '../dist/hypervisor/node/role.js';
+
+const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1000 };
+const acts = (m: RoleMachine, input: RoleInput): RoleAction[] => m.step(input).filter((a) => a.type !== 'log');
+const ticks = (m: RoleMachine, from: number, to: number, every = 20): RoleAction[] => {
+  const out: RoleAction[] = [];
+  for (let t = from; t <= to; t += every) out.push(...acts(m, { type: 'tick', nowMs: t }));
+  return out;
+};
+
+describe('own stalls', () => {
+  test('a backup that has seen no epoch mark yet (nothing of the log) never suspects: it has nothing to take over with', () => {
+    const m = new RoleMachine(CFG, 'backup', 0, 0);
+    acts(m, { type: 'peer-up', nowMs: 0 });
+    expect(ticks(m, 20, 3_000)).toEqual([]);
+    acts(m, { type: 'epoch-seen', nowMs: 3_000, epoch: 1 });
+    expect(ticks(m, 3_020, 3_020)).toEqual([{ type: 'drain' }]);
+  });
+
+  test('a welcomed backup stalled past the timeout does not suspect on waking; a real silence after it still does', () => {
+    const m = new RoleMachine(CFG, 'backup', 1, 0);
+    acts(m, { type: 'peer-up', nowMs: 0 });
+    expect(ticks(m, 20, 200)).toEqual([]);
+    // Stalled from 200 to 3200: the first input after it is a tick that sees a 3 s silence.
+    expect(acts(m, { type: 'tick', nowMs: 3_200 })).toEqual([]);
+    expect(m.role).toBe('backup');
+    // The primary really is silent from now on: suspicion after a full timeout of our own running time.
+    expect(ticks(m, 3_220, 3_480)).toEqual([]);
+    expect(ticks(m, 3_500, 3_520)).toEqual([{ type: 'drain' }]);
+  });
+
+  test('a primary stalled past the timeout does not claim against its backup on waking (it verifies its epoch instead)', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    acts(m, { type: 'peer-up', nowMs: 0, peer: 'b' });
+    ticks(m, 20, 200);
+    const woke = acts(m, { type: 'tick', nowMs: 2_000 });
+    expect(woke.some((a) => a.type === 'claim')).toBe(false);
+    expect(woke).toContainEqual({ type: 'check-epoch', checkId: 1 });
+  });
+});
+
+describe('lease', () => {
+  test('a live node re-reads the epoch every leaseMs, keeps serving on its own epoch, halts on a newer one', () => {
+    const m = new RoleMachine(CFG, 'primary', 3, 0);
+    const first = ticks(m, 20, 1_000).filter((a) => a.type === 'check-epoch');
+    expect(first).toEqual([{ type: 'check-epoch', checkId: 1 }]);
+    expect(acts(m, { type: 'epoch-checked', nowMs: 1_010, checkId: 1, newestEpoch: 3, detail: '' })).toEqual([]);
+    expect(m.healthy).toBe(true);
+    const second = ticks(m, 1_020, 2_000).filter((a) => a.type === 'check-epoch');
+    expect(second).toEqual([{ type: 'check-epoch', checkId: 2 }]);
+    const halted = acts(m, { type: 'epoch-checked', nowMs: 2_010, checkId: 2, newestEpoch: 4, detail: '' });
+    expect(halted).toContainEqual(expect.objectContaining({ type: 'halt', exitCode: EXIT_LOST_EPOCH }));
+    expect(m.role).toBe('halted');
+  });
+
+  test('no second lease check while one is in flight; an unreachable answer just waits for the next period', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    expect(ticks(m, 20, 3_000).filter((a) => a.type === 'check-epoch')).toEqual([{ type: 'check-epoch', checkId: 1 }]);
+    expect(acts(m, { type: 'epoch-checked', nowMs: 3_000, checkId: 1, newestEpoch: null, detail: 'EIO' })).toEqual([]);
+    expect(m.healthy).toBe(true);
+    expect(ticks(m, 3_020, 4_000).filter((a) => a.type === 'check-epoch')).toEqual([{ type: 'check-epoch', checkId: 2 }]);
+  });
+});
+
+describe('replay backlog', () => {
+  test('over --max-replay-lag-ms: admission held and "catching up"; within: admitting and protected', () => {
+    const m = new RoleMachine(CFG, 'primary', 1, 0);
+    acts(m, { type: 'peer-up', nowMs: 0, peer: 'b' });
+    expect(m.protecting).toBe(false); // no report yet
+    const over = m.step({ type: 'lag', nowMs: 10, lagMs: 0, lagBytes: 0, replayBacklogMs: 5_000 });
+    expect(over).toContainEqual(expect.objectContaining({ type: 'admit', admit: false }));
+    expect(over.some((a) => a.type === 'log' && /catching up/.test(a.msg))).toBe(true);
+    expect(m.protecting).toBe(false);
+    const within = m.step({ type: 'lag', nowMs: 20, lagMs: 0, lagBytes: 0, replayBacklogMs: 100 });
+    expect(within).toContainEqual(expect.objectContaining({ type: 'admit', admit: true }));
+    expect(m.protecting).toBe(true);
+  });
+
+  test('the backup estimates its backlog from its measured replay cost per task', () => {
+    const b = new ReplayBacklog();
+    expect(b.estimateMs(100)).toBe(100); // the default 1 ms per task before any measurement
+    // 10 tasks in 50 ms against the default's weight of 32 tasks at 1 ms: (32 + 50) / 42 per task.
+    b.replayed(10, 50);
+    expect(b.taskMs).toBeCloseTo(82 / 42, 9);
+    // A cold first call of one task in 2.5 s moves it, but many measured tasks soon dominate.
+    const cold = new ReplayBacklog();
+    cold.replayed(1, 2_500);
+    expect(cold.taskMs).toBeLessThan(80);
+    for (let i = 0; i < 100; i++) cold.replayed(64, 64 * 2);
+    expect(cold.taskMs).toBeGreaterThan(2);
+    expect(cold.taskMs).toBeLessThan(2.1);
+  });
+
+  test('the primary adds what the backup has not received yet, at the per-entry cost its report implies', () => {
+    const lag = new ReplayLag();
+    expect(lag.backlogMs(50_000)).toBeNull();
+    // A joining backup holds seqs 1..1000, replayed none, and says that is 500 ms of replay.
+    lag.reported({ receivedSeq: 1_000, replayedSeq: 0, backlogMs: 500 });
+    expect(lag.backlogMs(50_000)).toBe(500 + 49_000 * 0.5);
+    // Fully caught up: nothing held, the last cost per entry stays.
+    lag.reported({ receivedSeq: 50_000, replayedSeq: 50_000, backlogMs: 0 });
+    expect(lag.backlogMs(50_010)).toBe(5);
+    // Before any backlog worth measuring, the default cost per entry.
+    const fresh = new ReplayLag();
+    fresh.reported({ receivedSeq: 10, replayedSeq: 5, backlogMs: 3 });
+    expect(fresh.backlogMs(1_010)).toBe(3 + 1_000 * DEFAULT_REPLAY_ENTRY_MS);
+  });
+
+  test('a heartbeat carries the replay progress; a plain one still decodes', () => {
+    expect(decodeFrame(encodeHeartbeatFrame(42, { replayedSeq: 40, backlogMs: 1234 }))).toEqual({ type: 'heartbeat', seq: 42, replay: { replayedSeq: 40, backlogMs: 1234 } });
+    expect(decodeFrame(encodeHeartbeatFrame(42))).toEqual({ type: 'heartbeat', seq: 42 });
+  });
+});
