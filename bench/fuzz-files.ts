@@ -14,7 +14,7 @@
 //
 //   npm run build && node dist/bench/fuzz-files.js [--traces 1000] [--checkpoints 300] [--seed 1]
 
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -82,6 +82,7 @@ export async function makeSamples(dir: string): Promise<{ trace: string; checkpo
   await exited(run.child, 'SIGTERM');
 
   const shared = path.join(dir, 'shared');
+  mkdirSync(shared);
   const primary = spawnFtjs(
     ['primary', projectPath('guest-apps/kv.js'), '--port', '0', '--replication-port', '0', '--shared-dir', shared, '--checkpoint-every', '20', '--checkpoint-keep', '3'],
     { env: { ...process.env, FTJS_SECRET: SECRET } },
