@@ -26,8 +26,10 @@ const server = http.createServer((req, res) => {
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, { method: req.method, headers, body: hasBody ? Buffer.concat(chunks) : null });
     const response = await service.fetch(request, {}, ctx);
-    res.writeHead(response.status, response.statusText, Object.fromEntries(response.headers));
-    res.end(Buffer.from(await response.arrayBuffer()));
+    const body = Buffer.from(await response.arrayBuffer());
+    // A Content-Length, as ftjs sends: the load generator reads only length-delimited responses.
+    res.writeHead(response.status, response.statusText, { ...Object.fromEntries(response.headers), 'content-length': String(body.byteLength) });
+    res.end(body);
   })().catch((error: Error) => {
     res.writeHead(500, { 'content-type': 'text/plain' });
     res.end(error.stack);
