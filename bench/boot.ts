@@ -138,10 +138,12 @@ function runChild(args: string[], env: NodeJS.ProcessEnv = process.env): Promise
 
 function get(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', reject);
   });
 }
 
@@ -193,7 +195,17 @@ async function buildGuests(dir: string): Promise<Guest[]> {
     const file = path.join(dir, `${name}.mjs`);
     // Whitespace-minified: the loader on this branch still finds imports with a text pattern that
     // Hono's doc comments trip (issue 14); the code is the same.
-    await build({ stdin: { contents: source, resolveDir: projectPath('.'), loader: 'js' }, bundle: true, format: 'esm', platform: 'neutral', conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], minifyWhitespace: true, outfile: file, logLevel: 'error' });
+    await build({
+      stdin: { contents: source, resolveDir: projectPath('.'), loader: 'js' },
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      conditions: ['workerd', 'worker', 'browser'],
+      mainFields: ['module', 'main'],
+      minifyWhitespace: true,
+      outfile: file,
+      logLevel: 'error',
+    });
     guests.push({ name, file, bytes: statSync(file).size });
   }
   return guests;
@@ -225,7 +237,13 @@ async function main(): Promise<void> {
     const nodeServe = projectPath('dist/bench/node-serve.js');
 
     // The process-level pieces, alternating.
-    const pieces = { nodeEmptyMs: [] as number[], ftjsHelpMs: [] as number[], baselineHelpMs: [] as number[], cliLoad: [] as Array<Record<string, number | string>>, workerStart: [] as Array<Record<string, number | string>> };
+    const pieces = {
+      nodeEmptyMs: [] as number[],
+      ftjsHelpMs: [] as number[],
+      baselineHelpMs: [] as number[],
+      cliLoad: [] as Array<Record<string, number | string>>,
+      workerStart: [] as Array<Record<string, number | string>>,
+    };
     for (let i = 0; i < runs; i++) {
       pieces.nodeEmptyMs.push(await processMs(['-e', '0']));
       pieces.ftjsHelpMs.push(await processMs([cli, '--help']));
@@ -233,7 +251,13 @@ async function main(): Promise<void> {
       pieces.workerStart.push(await runChild(['worker-start']));
       if (baselineCli) pieces.baselineHelpMs.push(await processMs([baselineCli, '--help']));
     }
-    report.process = { nodeEmptyMs: med(pieces.nodeEmptyMs), ftjsHelpMs: med(pieces.ftjsHelpMs), ...(baselineCli ? { baselineHelpMs: med(pieces.baselineHelpMs) } : {}), runCommandModulesMs: summarise(pieces.cliLoad).importMs, vmWorker: summarise(pieces.workerStart) };
+    report.process = {
+      nodeEmptyMs: med(pieces.nodeEmptyMs),
+      ftjsHelpMs: med(pieces.ftjsHelpMs),
+      ...(baselineCli ? { baselineHelpMs: med(pieces.baselineHelpMs) } : {}),
+      runCommandModulesMs: summarise(pieces.cliLoad).importMs,
+      vmWorker: summarise(pieces.workerStart),
+    };
     process.stderr.write(`process: ${JSON.stringify(report.process)}\n`);
 
     for (const guest of guests) {

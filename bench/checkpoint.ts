@@ -9,13 +9,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
-import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
 import { listCheckpoints, readCheckpoint } from '../hypervisor/node/checkpoint.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
 import { DEFAULT_PAIR_SETTINGS } from '../hypervisor/node/pair.js';
-import { PrimaryNode, type CheckpointStats } from '../hypervisor/node/primary.js';
+import { type CheckpointStats, PrimaryNode } from '../hypervisor/node/primary.js';
+import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
 import { loadGuest } from '../hypervisor/vm/sources.js';
 import { VmHost } from '../hypervisor/worker/vm-host.js';
 import { argNumber, median, percentile, projectPath } from './util.js';

@@ -6,11 +6,11 @@
 //
 //   npm run build && node dist/bench/failover-after-join.js [--entries 50000] [--rounds 5] [--kill-window-ms 3000] [--heartbeat-timeout-ms 300]
 
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { argNumber, median, projectPath, spawnFtjs, type LogLine } from './util.js';
+import { argNumber, type LogLine, median, projectPath, spawnFtjs } from './util.js';
 
 const entries = argNumber('--entries', 50_000);
 const rounds = argNumber('--rounds', 5);
@@ -81,7 +81,16 @@ async function round(n: number) {
     const goLiveMs = performance.now() - killedAt;
     stop = true;
     await Promise.all(writers);
-    const r = { round: n, seqAtJoin, catchUpMs: Math.round(catchUpMs), maxReportedBacklogMs: maxBacklog, backlogAtKillMs: atKill.replayBacklogMs, goLiveMs: Math.round(goLiveMs), writesOk: ok, writesRefusedOrFailed: refused };
+    const r = {
+      round: n,
+      seqAtJoin,
+      catchUpMs: Math.round(catchUpMs),
+      maxReportedBacklogMs: maxBacklog,
+      backlogAtKillMs: atKill.replayBacklogMs,
+      goLiveMs: Math.round(goLiveMs),
+      writesOk: ok,
+      writesRefusedOrFailed: refused,
+    };
     console.log(JSON.stringify(r));
     return r;
   } finally {

@@ -14,16 +14,16 @@
 //
 //   npm run build && node dist/bench/fuzz-files.js [--traces 1000] [--checkpoints 300] [--seed 1]
 
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { CheckpointError, type LoadedCheckpoint, readCheckpoint } from '../hypervisor/node/checkpoint.js';
 import { BootConfigError } from '../hypervisor/vm/boot-config.js';
-import { CheckpointError, readCheckpoint, type LoadedCheckpoint } from '../hypervisor/node/checkpoint.js';
 import { kindName } from '../logging-channel/entry.js';
-import { readTrace, TraceError, type TraceContents } from '../logging-channel/trace-file.js';
-import { MalformedLogError } from '../replayer/task-assembler.js';
+import { readTrace, type TraceContents, TraceError } from '../logging-channel/trace-file.js';
 import { ReplayNotReproducibleError, ReplaySession } from '../replayer/offline/session.js';
+import { MalformedLogError } from '../replayer/task-assembler.js';
 import { argNumber, projectPath, spawnFtjs } from './util.js';
 
 /** A case that takes longer than this is a hang. */
@@ -83,10 +83,9 @@ export async function makeSamples(dir: string): Promise<{ trace: string; checkpo
 
   const shared = path.join(dir, 'shared');
   mkdirSync(shared);
-  const primary = spawnFtjs(
-    ['primary', projectPath('guest-apps/kv.js'), '--port', '0', '--replication-port', '0', '--shared-dir', shared, '--checkpoint-every', '20', '--checkpoint-keep', '3'],
-    { env: { ...process.env, FTJS_SECRET: SECRET } },
-  );
+  const primary = spawnFtjs(['primary', projectPath('guest-apps/kv.js'), '--port', '0', '--replication-port', '0', '--shared-dir', shared, '--checkpoint-every', '20', '--checkpoint-keep', '3'], {
+    env: { ...process.env, FTJS_SECRET: SECRET },
+  });
   const serving = await primary.waitFor((l) => typeof l.url === 'string' && typeof l.replication === 'string');
   for (let i = 0; i < 80; i++) await (await fetch(`${serving.url as string}/kv/key-${i % 17}`, { method: 'PUT', body: `value ${i} `.repeat(1 + (i % 5)) })).text();
   const wanted = 3;
@@ -95,7 +94,9 @@ export async function makeSamples(dir: string): Promise<{ trace: string; checkpo
     await (await fetch(`${serving.url as string}/kv/tick`, { method: 'PUT', body: String(tries) })).text();
   }
   await exited(primary.child, 'SIGTERM');
-  const checkpoints = readdirSync(shared).filter((f) => f.endsWith('.ftck')).map((f) => path.join(shared, f));
+  const checkpoints = readdirSync(shared)
+    .filter((f) => f.endsWith('.ftck'))
+    .map((f) => path.join(shared, f));
   return { trace, checkpoints };
 }
 
@@ -162,7 +163,11 @@ export const TRACE_MUTATIONS: Record<string, TraceMutation> = {
   'delete-block': (bytes, pick) => {
     const { headerEnd, frames } = framesOf(bytes);
     const i = pick(frames.length - 1); // never the last: that is a plain truncation
-    return assemble(bytes, headerEnd, frames.filter((_, k) => k !== i));
+    return assemble(
+      bytes,
+      headerEnd,
+      frames.filter((_, k) => k !== i),
+    );
   },
   'move-outputs-block': (bytes, pick) => {
     const { headerEnd, frames } = framesOf(bytes);
@@ -208,7 +213,9 @@ function compareTraces(a: TraceContents, b: TraceContents): { same: 'same' | 'pr
     const x = a.entries[i]!;
     const y = b.entries[i]!;
     if (x.seq !== y.seq || x.pos !== y.pos || x.kind !== y.kind || !Buffer.from(x.payload).equals(Buffer.from(y.payload))) {
-      return { difference: `entry seq ${x.seq} (${kindName[x.kind]}) differs: pos ${x.pos}→${y.pos}, payload ${Buffer.from(x.payload).toString('hex').slice(0, 80)} → ${Buffer.from(y.payload).toString('hex').slice(0, 80)}` };
+      return {
+        difference: `entry seq ${x.seq} (${kindName[x.kind]}) differs: pos ${x.pos}→${y.pos}, payload ${Buffer.from(x.payload).toString('hex').slice(0, 80)} → ${Buffer.from(y.payload).toString('hex').slice(0, 80)}`,
+      };
     }
   }
   // Outputs records are optional (a trace at its size cap drops some); each kept one must be the original's.

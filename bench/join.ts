@@ -5,11 +5,11 @@
 //
 //   npm run build && node dist/bench/join.js [--mib 20] [--joins 3] [--writes-after 100]
 
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { argNumber, median, projectPath, spawnFtjs, type LogLine } from './util.js';
+import { argNumber, type LogLine, median, projectPath, spawnFtjs } from './util.js';
 
 const mib = argNumber('--mib', 20);
 const joins = argNumber('--joins', 3);
@@ -43,7 +43,21 @@ async function status(url: string): Promise<LogLine> {
 async function measure(kind: 'full' | 'incremental') {
   const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-join-'));
   const checkpointArgs = kind === 'incremental' ? ['--checkpoint-every-ms', '500'] : [];
-  const primary = spawnNode(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared, '--join-by-snapshot-after', '0', '--max-request-bytes', String(2 * 1024 * 1024), ...checkpointArgs]);
+  const primary = spawnNode([
+    'primary',
+    KV,
+    '--port',
+    '0',
+    '--replication-port',
+    '0',
+    '--shared-dir',
+    shared,
+    '--join-by-snapshot-after',
+    '0',
+    '--max-request-bytes',
+    String(2 * 1024 * 1024),
+    ...checkpointArgs,
+  ]);
   const results: Array<{ joinMs: number; bytes: number; pauseMs: number; encodeMs: number; memoryBytes: number }> = [];
   try {
     const ready = await primary.waitFor((l) => typeof l.replication === 'string');

@@ -27,10 +27,7 @@ export interface LoadResult {
 /** Bytes of one request as sent: the same headers node:http's client sends (Host, Connection, and for a body Content-Type and Content-Length). */
 export function requestBytes(host: string, req: LoadRequest): Buffer {
   const body = req.body === undefined ? null : Buffer.from(req.body);
-  const head =
-    `${req.method} ${req.path} HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n` +
-    (body ? `Content-Type: text/plain\r\nContent-Length: ${body.byteLength}\r\n` : '') +
-    '\r\n';
+  const head = `${req.method} ${req.path} HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n` + (body ? `Content-Type: text/plain\r\nContent-Length: ${body.byteLength}\r\n` : '') + '\r\n';
   return body ? Buffer.concat([Buffer.from(head, 'latin1'), body]) : Buffer.from(head, 'latin1');
 }
 

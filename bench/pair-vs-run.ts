@@ -15,12 +15,12 @@
 // Without it every process floats over both cores, and the backup's re-execution competes with the
 // primary for the same CPU.
 
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { closedLoop, kvMix, type LoadResult } from './load.js';
-import { argNumber, median, projectPath, spawnFtjs, type LogLine } from './util.js';
+import { argNumber, type LogLine, median, projectPath, spawnFtjs } from './util.js';
 
 const seconds = argNumber('--seconds', 5);
 const rounds = argNumber('--rounds', 3);
@@ -73,7 +73,11 @@ type PairResult = LoadResult & { logBytesPerRequest: number; maxLagMs: number; h
 async function pairRound(): Promise<PairResult> {
   const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-shared-'));
   const primary = await start(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], (l) => typeof l.replication === 'string', CPU.serving);
-  const backup = await start(['backup', '--primary', primary.extra.replication as string, '--port', '0', '--shared-dir', shared], (l) => typeof l.primary === 'string' && typeof l.url === 'string', CPU.backup);
+  const backup = await start(
+    ['backup', '--primary', primary.extra.replication as string, '--port', '0', '--shared-dir', shared],
+    (l) => typeof l.primary === 'string' && typeof l.url === 'string',
+    CPU.backup,
+  );
   try {
     for (let i = 0; i < 200 && (await status(primary.url)).backupAttached !== true; i++) await new Promise((r) => setTimeout(r, 25));
     await closedLoop(primary.url, connections, warmupSeconds * 1000, kvMix);
@@ -102,7 +106,9 @@ for (let r = 0; r < rounds; r++) {
   pairs.push(await pairRound());
   const a = runs[r]!;
   const b = pairs[r]!;
-  process.stderr.write(`round ${r + 1}/${rounds}: run ${a.rps.toFixed(0)} req/s p50 ${a.p50Ms.toFixed(2)} p99 ${a.p99Ms.toFixed(2)} ms | pair ${b.rps.toFixed(0)} req/s p50 ${b.p50Ms.toFixed(2)} p99 ${b.p99Ms.toFixed(2)} ms, ${b.logBytesPerRequest.toFixed(1)} log B/req, outputs held p50 ${b.holdP50Ms} p99 ${b.holdP99Ms} ms\n`);
+  process.stderr.write(
+    `round ${r + 1}/${rounds}: run ${a.rps.toFixed(0)} req/s p50 ${a.p50Ms.toFixed(2)} p99 ${a.p99Ms.toFixed(2)} ms | pair ${b.rps.toFixed(0)} req/s p50 ${b.p50Ms.toFixed(2)} p99 ${b.p99Ms.toFixed(2)} ms, ${b.logBytesPerRequest.toFixed(1)} log B/req, outputs held p50 ${b.holdP50Ms} p99 ${b.holdP99Ms} ms\n`,
+  );
 }
 const m = (xs: number[]) => Number(median(xs).toFixed(2));
 // The requests' own bytes in the log: method, path, header names and values, body (kvMix, average).
@@ -110,7 +116,14 @@ const own = (() => {
   let total = 0;
   for (let i = 0; i < 1000; i++) {
     const r = kvMix(i);
-    total += r.method.length + `http://127.0.0.1:00000${r.path}`.length + (r.body ? 'content-type'.length + 'text/plain'.length + 'content-length'.length + 2 + r.body.length : 0) + 'host'.length + '127.0.0.1:00000'.length + 'connection'.length + 'keep-alive'.length;
+    total +=
+      r.method.length +
+      `http://127.0.0.1:00000${r.path}`.length +
+      (r.body ? 'content-type'.length + 'text/plain'.length + 'content-length'.length + 2 + r.body.length : 0) +
+      'host'.length +
+      '127.0.0.1:00000'.length +
+      'connection'.length +
+      'keep-alive'.length;
   }
   return total / 1000;
 })();
@@ -123,9 +136,16 @@ const result = {
   warmupSeconds,
   rounds,
   run: { rps: m(runs.map((r) => r.rps)), p50Ms: m(runs.map((r) => r.p50Ms)), p99Ms: m(runs.map((r) => r.p99Ms)), errors: runs.reduce((a, r) => a + r.errors, 0) },
-  pair: { rps: m(pairs.map((r) => r.rps)), p50Ms: m(pairs.map((r) => r.p50Ms)), p99Ms: m(pairs.map((r) => r.p99Ms)), errors: pairs.reduce((a, r) => a + r.errors, 0), maxLagMs: Math.max(...pairs.map((p) => p.maxLagMs)),
+  pair: {
+    rps: m(pairs.map((r) => r.rps)),
+    p50Ms: m(pairs.map((r) => r.p50Ms)),
+    p99Ms: m(pairs.map((r) => r.p99Ms)),
+    errors: pairs.reduce((a, r) => a + r.errors, 0),
+    maxLagMs: Math.max(...pairs.map((p) => p.maxLagMs)),
     // Append to ack, as the primary measured it (status outputHoldMs): what the Output Rule added.
-    outputHoldP50Ms: m(pairs.map((p) => p.holdP50Ms)), outputHoldP99Ms: m(pairs.map((p) => p.holdP99Ms)) },
+    outputHoldP50Ms: m(pairs.map((p) => p.holdP50Ms)),
+    outputHoldP99Ms: m(pairs.map((p) => p.holdP99Ms)),
+  },
   throughputRatio: Number((median(pairs.map((r) => r.rps)) / median(runs.map((r) => r.rps))).toFixed(3)),
   p99AddedMs: Number((median(pairs.map((r) => r.p99Ms)) - median(runs.map((r) => r.p99Ms))).toFixed(2)),
   // Each round runs both configurations back to back: its own ratio is free of the drift between

@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
-import { LiveLoop, DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS, LiveLoop } from '../hypervisor/node/live-loop.js';
+import { makeBootConfig, traceHeaderFor } from '../hypervisor/vm/boot-config.js';
 import { loadGuest } from '../hypervisor/vm/sources.js';
 import { VmHost } from '../hypervisor/worker/vm-host.js';
-import { traceHeaderFor } from '../hypervisor/vm/boot-config.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
 import { Log, traceSink } from '../recorder/log.js';
@@ -40,9 +39,10 @@ async function once(outputsMaxBytes: number | null, dir: string, round: number):
     while (sent < requests) {
       const i = sent++;
       const key = `k${i % 1000}`;
-      const r = i % 2 === 0
-        ? await loop.submitRequest('PUT', `http://bench/kv/${key}`, [['content-type', 'text/plain']], encoder.encode(`value-${i}`))
-        : await loop.submitRequest('GET', `http://bench/kv/${key}`, [], new Uint8Array(0));
+      const r =
+        i % 2 === 0
+          ? await loop.submitRequest('PUT', `http://bench/kv/${key}`, [['content-type', 'text/plain']], encoder.encode(`value-${i}`))
+          : await loop.submitRequest('GET', `http://bench/kv/${key}`, [], new Uint8Array(0));
       if (r.status !== 200 && r.status !== 404) throw new Error(`unexpected status ${r.status}`);
     }
   };

@@ -16,17 +16,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { bootConfigFromTrace, makeBootConfig, traceHeaderFor } from '../hypervisor/vm/boot-config.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS, LiveLoop } from '../hypervisor/node/live-loop.js';
+import { bootConfigFromTrace, makeBootConfig, traceHeaderFor } from '../hypervisor/vm/boot-config.js';
 import { loadGuest } from '../hypervisor/vm/sources.js';
 import { Vm } from '../hypervisor/vm/vm.js';
 import { VmHost } from '../hypervisor/worker/vm-host.js';
 import { readTrace, TraceWriter } from '../logging-channel/trace-file.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { CheckpointStore } from '../replayer/checkpoints.js';
-import { ReplayPort } from '../replayer/replay-port.js';
 import { ReplaySession } from '../replayer/offline/session.js';
-import { TaskAssembler, type Assembled } from '../replayer/task-assembler.js';
+import { ReplayPort } from '../replayer/replay-port.js';
+import { type Assembled, TaskAssembler } from '../replayer/task-assembler.js';
 import { argNumber, median, percentile, projectPath } from './util.js';
 
 const idleRequests = argNumber('--idle-requests', 300);
@@ -54,7 +54,10 @@ async function record(app: string, file: string, paths: string[], gapMs: number)
   const started = performance.now();
   for (let i = 0; i < paths.length; i++) {
     if (i > 0 && gapMs > 0) await sleep(gapMs);
-    const response = await fetch(url + paths[i]!, { method: paths[i]!.startsWith('/kv/') && i % 2 === 0 ? 'PUT' : 'GET', ...(paths[i]!.startsWith('/kv/') && i % 2 === 0 ? { body: `value-${i}` } : {}) });
+    const response = await fetch(url + paths[i]!, {
+      method: paths[i]!.startsWith('/kv/') && i % 2 === 0 ? 'PUT' : 'GET',
+      ...(paths[i]!.startsWith('/kv/') && i % 2 === 0 ? { body: `value-${i}` } : {}),
+    });
     await response.text();
   }
   const wallMs = performance.now() - started;
@@ -217,7 +220,12 @@ async function checkpointCost() {
 try {
   const idlePaths = Array.from({ length: idleRequests }, (_, i) => `/kv/k${Math.floor(i / 2) % 100}`);
   const idle = await recordedCase('idle', 'guest-apps/kv.js', idlePaths, idleGapMs);
-  const cpu = await recordedCase('cpu', 'guest-apps/cpu.js', Array.from({ length: cpuRequests }, () => `/work?n=${cpuN}`), 0);
+  const cpu = await recordedCase(
+    'cpu',
+    'guest-apps/cpu.js',
+    Array.from({ length: cpuRequests }, () => `/work?n=${cpuN}`),
+    0,
+  );
   const long = await longCase();
   const checkpoint = await checkpointCost();
   process.stdout.write(

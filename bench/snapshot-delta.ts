@@ -14,11 +14,11 @@
 
 import { createHash } from 'node:crypto';
 import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
-import { changedPagesByCompare, changedPagesOfHashes, memoryDigest, pageHashes, PAGE_BYTES } from '../hypervisor/vm/page-delta.js';
-import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf, type SnapshotBase } from '../hypervisor/vm/snapshot-wire.js';
+import { changedPagesByCompare, changedPagesOfHashes, memoryDigest, PAGE_BYTES, pageHashes } from '../hypervisor/vm/page-delta.js';
+import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, type SnapshotBase, snapshotBaseOf } from '../hypervisor/vm/snapshot-wire.js';
 import { loadGuest } from '../hypervisor/vm/sources.js';
-import { VmHost } from '../hypervisor/worker/vm-host.js';
 import type { LiveEvent, Snapshot } from '../hypervisor/vm/vm.js';
+import { VmHost } from '../hypervisor/worker/vm-host.js';
 import { argNumber, median, projectPath } from './util.js';
 
 const keys = argNumber('--keys', 20_480);

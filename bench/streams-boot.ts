@@ -4,8 +4,8 @@
 //   node dist/bench/streams-boot.js [runs] [path to another build's web.js to compare]
 
 import { readFileSync } from 'node:fs';
-import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
+import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import { splitWebGlue } from '../hypervisor/vm/glue.js';
 import { BUILT_WEB_GLUE } from '../hypervisor/vm/glue-build.js';
 
@@ -51,7 +51,11 @@ for (let i = 0; i < runs; i++) {
   if (other) samples[3]!.push(measure(splitWebGlue(readFileSync(other, 'utf8')).boot, {}, [])[0]!);
 }
 const row = (what: string, xs: number[]) => console.log(`${what.padEnd(44)} ${median(xs).toFixed(1).padStart(6)} ms CPU (median of ${xs.length})`);
-console.log(`boot script ${web.boot.length} B; lazy: ${Object.entries(web.lazy).map(([k, v]) => `${k} ${v.length} B`).join(', ')}`);
+console.log(
+  `boot script ${web.boot.length} B; lazy: ${Object.entries(web.lazy)
+    .map(([k, v]) => `${k} ${v.length} B`)
+    .join(', ')}`,
+);
 row('boot script evaluation (every boot)', samples[0]!);
 if (other) row(`boot script of ${other}`, samples[3]!);
 row('first use of streams (once per VM)', samples[1]!);

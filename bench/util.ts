@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmarks.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,10 +42,7 @@ export type LogLine = Record<string, unknown>;
  * Starts `ftjs <args>` with its log on a pipe; `waitFor` resolves with the first log line (seen or
  * to come) that matches. `cpu`: pin the process (every thread) to that CPU with taskset.
  */
-export function spawnFtjs(
-  args: string[],
-  options: { env: NodeJS.ProcessEnv; cpu?: number },
-): { child: ChildProcess; waitFor: (match: (l: LogLine) => boolean) => Promise<LogLine> } {
+export function spawnFtjs(args: string[], options: { env: NodeJS.ProcessEnv; cpu?: number }): { child: ChildProcess; waitFor: (match: (l: LogLine) => boolean) => Promise<LogLine> } {
   const command = [process.execPath, projectPath('dist/cli/ftjs.js'), ...args, '--log-level', 'info'];
   const [file, ...argv] = options.cpu === undefined ? command : ['taskset', '-c', String(options.cpu), ...command];
   const child = spawn(file!, argv, { env: options.env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -65,7 +62,7 @@ export function spawnFtjs(
         continue;
       }
       lines.push(line);
-      for (const w of watchers.splice(0)) (w.match(line) ? w.resolve(line) : watchers.push(w));
+      for (const w of watchers.splice(0)) w.match(line) ? w.resolve(line) : watchers.push(w);
     }
   });
   const waitFor = (match: (l: LogLine) => boolean) =>

@@ -23,11 +23,11 @@ export function addArbiterOptions(command: Command, sharedDirHelp = 'shared dire
     .option('--shared-dir <dir>', sharedDirHelp)
     .option('--create-shared-dir', 'create --shared-dir if it does not exist (by default a missing one is an error)')
     .option('--arbiter <url>', 'etcd v3 instead of a shared directory for the epoch claims: etcd://host:port[,host:port]/prefix, or etcds:// for TLS')
-    .option('--etcd-ca <file>', 'etcds://: CA certificate (PEM) that signed the etcd servers\' certificates')
+    .option('--etcd-ca <file>', "etcds://: CA certificate (PEM) that signed the etcd servers' certificates")
     .option('--etcd-cert <file>', 'etcds://: client certificate (PEM), with --etcd-key')
     .option('--etcd-key <file>', 'etcds://: client private key (PEM)')
     .option('--etcd-user <name>', 'etcd user; the password comes from FTJS_ETCD_PASSWORD or --etcd-password-file')
-    .option('--etcd-password-file <file>', 'file holding the etcd user\'s password');
+    .option('--etcd-password-file <file>', "file holding the etcd user's password");
 }
 
 export interface ArbiterChoice {
@@ -74,14 +74,19 @@ function etcdOptions(flags: ArbiterFlags, env: NodeJS.ProcessEnv): EtcdArbiterOp
   if (!tls && (flags.etcdCa || flags.etcdCert || flags.etcdKey)) throw new Error('--etcd-ca, --etcd-cert and --etcd-key need an etcds:// arbiter URL');
   if ((flags.etcdCert === undefined) !== (flags.etcdKey === undefined)) throw new Error('--etcd-cert and --etcd-key go together');
   if (tls) {
-    if (flags.etcdCa === undefined) throw new Error('an etcds:// arbiter needs --etcd-ca (the CA that signed the etcd servers\' certificates)');
+    if (flags.etcdCa === undefined) throw new Error("an etcds:// arbiter needs --etcd-ca (the CA that signed the etcd servers' certificates)");
     options.credentials = {
       rootCertificate: readFlagFile('--etcd-ca', flags.etcdCa),
       ...(flags.etcdCert !== undefined ? { certChain: readFlagFile('--etcd-cert', flags.etcdCert), privateKey: readFlagFile('--etcd-key', flags.etcdKey!) } : {}),
     };
   }
   if (flags.etcdUser !== undefined) {
-    const password = flags.etcdPasswordFile !== undefined ? readFlagFile('--etcd-password-file', flags.etcdPasswordFile).toString('utf8').replace(/\r?\n$/, '') : env.FTJS_ETCD_PASSWORD;
+    const password =
+      flags.etcdPasswordFile !== undefined
+        ? readFlagFile('--etcd-password-file', flags.etcdPasswordFile)
+            .toString('utf8')
+            .replace(/\r?\n$/, '')
+        : env.FTJS_ETCD_PASSWORD;
     if (password === undefined || password === '') throw new Error('--etcd-user needs a password: set FTJS_ETCD_PASSWORD or give --etcd-password-file');
     options.auth = { username: flags.etcdUser, password };
   } else if (flags.etcdPasswordFile !== undefined) throw new Error('--etcd-password-file needs --etcd-user');

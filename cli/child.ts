@@ -1,6 +1,6 @@
 // A child `ftjs` node process whose JSON log lines are parsed as they come (for `up` and `drill`).
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 

@@ -7,8 +7,8 @@
 // What it cannot see: a PUT applied twice stores the same value, so duplicates are harmless here
 // and are not counted (bank.js's ledger counts them).
 
-import type { Call } from './drill-workload.js';
 import type { ClientLoad, Reconciled } from './drill-service.js';
+import type { Call } from './drill-workload.js';
 
 const CLIENTS = 4;
 /** A write is retried (same key) until acknowledged, for at most this long. */

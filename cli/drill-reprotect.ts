@@ -10,12 +10,11 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
-import { arbiterArgs, caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
+import { freePort, NodeProcess, timeOf } from './child.js';
+import type { RoundResult, WorkloadOptions } from './drill.js';
 import { chooseService } from './drill-service.js';
-import type { WorkloadOptions } from './drill.js';
+import { arbiterArgs, caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, speakerViolations, timingArgs } from './drill-workload.js';
 import { Router } from './router.js';
-import type { RoundResult } from './drill.js';
 
 export interface ReprotectRound extends RoundResult {
   /** ms from starting the fresh backup to it holding the live node's state (joined by snapshot). */
@@ -163,7 +162,9 @@ export async function runReprotectDrill(
       if (epoch !== round + 1) violations.push(`${liveNode.name} serves in epoch ${String(epoch)}, expected ${round + 1} (one new epoch per failover)`);
 
       // Every write acknowledged in any epoch so far, once; this round's by transfer id.
-      const reconciled = await service.reconcile(liveNode.url, allAcks, workload.acks).catch((error: Error) => ({ writesLost: 0, duplicates: 0, transfers: 0, violations: [`cannot reconcile ${liveNode.name}: ${error.message}`] }));
+      const reconciled = await service
+        .reconcile(liveNode.url, allAcks, workload.acks)
+        .catch((error: Error) => ({ writesLost: 0, duplicates: 0, transfers: 0, violations: [`cannot reconcile ${liveNode.name}: ${error.message}`] }));
       violations.push(...reconciled.violations);
       const speakers = speakerViolations(released);
       violations.push(...speakers.violations);

@@ -6,8 +6,8 @@
 //   { "workload": "kv", "prefix": "/kv" }   PUT/GET <prefix>/<key>
 // `--workload bank|kv` overrides it; a guest that declares nothing gets the keyed store at /kv.
 
-import { KvLoad, reconcileKv, type KvAck } from './drill-kv.js';
-import { openAccounts, reconcile, Workload, type Ack, type Call, type Reconciled } from './drill-workload.js';
+import { type KvAck, KvLoad, reconcileKv } from './drill-kv.js';
+import { type Ack, type Call, openAccounts, type Reconciled, reconcile, Workload } from './drill-workload.js';
 
 export const WORKLOADS = ['auto', 'bank', 'kv'] as const;
 export type WorkloadChoice = (typeof WORKLOADS)[number];

@@ -7,20 +7,20 @@
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InvalidArgumentError, type Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { freePort, NodeProcess, timeOf, type LogLine } from './child.js';
+import { arbiterFrom } from './arbiter-flags.js';
+import { freePort, type LogLine, NodeProcess, timeOf } from './child.js';
+import { type ReprotectRound, runReprotectDrill } from './drill-reprotect.js';
+import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
+import { arbiterArgs, caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, speakerViolations, timingArgs } from './drill-workload.js';
 import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
-import { runReprotectDrill, type ReprotectRound } from './drill-reprotect.js';
-import { arbiterArgs, caller, clientGapMs, evidenceOf, goLiveViolation, speakerViolations, timingArgs, type DrillTiming } from './drill-workload.js';
-import { arbiterFrom } from './arbiter-flags.js';
-import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
 import { mulberry32 } from './seeded-random.js';
 
 export const FAULTS = ['kill-primary', 'kill-backup', 'pause-primary', 'partition'] as const;
@@ -76,7 +76,6 @@ export interface RoundResult {
   evidence?: string[];
 }
 
-
 /** Waits for `promise` at most `ms` (without leaving a timer behind to keep the process alive). */
 async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -84,7 +83,15 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function runRound(round: number, fault: Fault, entry: string, random: () => number, timing: DrillTiming, progress: (msg: string) => void, choice: WorkloadOptions = { workload: 'auto' }): Promise<RoundResult> {
+export async function runRound(
+  round: number,
+  fault: Fault,
+  entry: string,
+  random: () => number,
+  timing: DrillTiming,
+  progress: (msg: string) => void,
+  choice: WorkloadOptions = { workload: 'auto' },
+): Promise<RoundResult> {
   const sharedDir = mkdtempSync(path.join(tmpdir(), 'ftjs-drill-'));
   const secret = randomBytes(24).toString('base64url');
   const [primaryPort, backupPort, replicationPort] = [await freePort(), await freePort(), await freePort()];
@@ -154,7 +161,10 @@ export async function runRound(round: number, fault: Fault, entry: string, rando
     const wonEpoch = (l: LogLine) => (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
     if (fault === 'partition') {
       // The loser halts (its wait rejects when it exits); the first node to win is the one that counts.
-      const winner = await Promise.any([primary.waitFor(wonEpoch, 'won epoch', 15_000).then((l) => ({ l, node: primary })), b.waitFor(wonEpoch, 'won epoch', 15_000).then((l) => ({ l, node: b }))]).catch(() => null);
+      const winner = await Promise.any([
+        primary.waitFor(wonEpoch, 'won epoch', 15_000).then((l) => ({ l, node: primary })),
+        b.waitFor(wonEpoch, 'won epoch', 15_000).then((l) => ({ l, node: b })),
+      ]).catch(() => null);
       if (winner) {
         liveLine = winner.l;
         lostLine = winner.node.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
@@ -290,7 +300,7 @@ export function registerDrill(program: Command): void {
     .command('drill')
     .summary('failover drills: inject faults under load and check the invariants')
     .description(
-      'Each round starts a fresh primary + backup pair on 127.0.0.1, drives keyed writes and reads (the guest\'s workload, see --workload), injects the fault at a random moment, and checks: every acknowledged write present on the live node, no effect applied twice, at most one node released outputs per epoch, no divergence. Prints a table per round and a summary; exits 1 if any invariant broke.\n' +
+      "Each round starts a fresh primary + backup pair on 127.0.0.1, drives keyed writes and reads (the guest's workload, see --workload), injects the fault at a random moment, and checks: every acknowledged write present on the live node, no effect applied twice, at most one node released outputs per epoch, no divergence. Prints a table per round and a summary; exits 1 if any invariant broke.\n" +
         'Faults: kill-primary (SIGKILL), kill-backup (SIGKILL), pause-primary (SIGSTOP, then SIGCONT once the backup is live: the old primary must halt without releasing anything), partition (the logging channel is cut through a relay; the shared directory stays reachable: exactly one node may be live afterwards).',
     )
     .argument('[entry]', 'the guest to drill (default guest-apps/bank.js)', DEFAULT_GUEST)
@@ -300,7 +310,7 @@ export function registerDrill(program: Command): void {
       workloadChoice,
       'auto',
     )
-    .option('--kv-prefix <path>', 'the keyed store\'s path prefix for --workload kv (default: the guest\'s declaration, else /kv)')
+    .option('--kv-prefix <path>', "the keyed store's path prefix for --workload kv (default: the guest's declaration, else /kv)")
     .option('--rounds <n>', 'rounds to run (a fresh pair each)', positiveInt('--rounds'), 5)
     .requiredOption('--fault <kind>', FAULTS.join('|'), fault)
     .option('--seed <n>', 'seed of the fault timing and the workload (default: random, printed)', positiveInt('--seed'))
@@ -312,21 +322,30 @@ export function registerDrill(program: Command): void {
       positiveInt('--max-go-live-ms'),
       DEFAULT_MAX_GO_LIVE_MS,
     )
-    .option('--reprotect', 'one service through all rounds (with --fault kill-primary): after each failover a fresh backup joins the new live node by snapshot, and the next round kills that node; invariants are checked across all epochs')
+    .option(
+      '--reprotect',
+      'one service through all rounds (with --fault kill-primary): after each failover a fresh backup joins the new live node by snapshot, and the next round kills that node; invariants are checked across all epochs',
+    )
     .option('--json', 'print the results as JSON')
     .option('--arbiter <url>', 'claim epochs in etcd (etcd://host:port[,host:port]/prefix, etcds:// for TLS) instead of a fresh shared directory; each pair gets its own prefix under the given one')
     .option('--etcd-ca <file>', 'etcds://: CA certificate (PEM)')
     .option('--etcd-cert <file>', 'etcds://: client certificate (PEM)')
     .option('--etcd-key <file>', 'etcds://: client private key (PEM)')
     .option('--etcd-user <name>', 'etcd user (password from FTJS_ETCD_PASSWORD or --etcd-password-file)')
-    .option('--etcd-password-file <file>', 'file holding the etcd user\'s password')
+    .option('--etcd-password-file <file>', "file holding the etcd user's password")
     .action(async (entry: string, flags: DrillFlags) => {
       if (flags.reprotect && flags.fault !== 'kill-primary') throw new InvalidArgumentError('--reprotect drills consecutive failovers of one service: use it with --fault kill-primary');
       const timing: DrillTiming = { heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs: heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs), maxGoLiveMs: flags.maxGoLiveMs };
       if (flags.arbiter !== undefined) {
         arbiterFrom(flags); // checked here, before a round starts a node with it
         const args: string[] = [];
-        for (const [flag, value] of [['--etcd-ca', flags.etcdCa], ['--etcd-cert', flags.etcdCert], ['--etcd-key', flags.etcdKey], ['--etcd-user', flags.etcdUser], ['--etcd-password-file', flags.etcdPasswordFile]] as const) {
+        for (const [flag, value] of [
+          ['--etcd-ca', flags.etcdCa],
+          ['--etcd-cert', flags.etcdCert],
+          ['--etcd-key', flags.etcdKey],
+          ['--etcd-user', flags.etcdUser],
+          ['--etcd-password-file', flags.etcdPasswordFile],
+        ] as const) {
           if (value !== undefined) args.push(flag, flag === '--etcd-user' ? value : path.resolve(value));
         }
         timing.etcd = { url: flags.arbiter, args };
@@ -351,7 +370,9 @@ export function registerDrill(program: Command): void {
       const summary = summarize(results, flags.rounds);
       if (flags.json) console.log(JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, workload: results[0]?.workload ?? null, seed, timing, summary, rounds: results }, null, 2));
       else {
-        const join = summary.join ? `; join by snapshot p50 ${summary.join.joinMs.p50} ms max ${summary.join.joinMs.max} ms, primary pause p50 ${summary.join.pauseMs.p50} ms max ${summary.join.pauseMs.max} ms` : '';
+        const join = summary.join
+          ? `; join by snapshot p50 ${summary.join.joinMs.p50} ms max ${summary.join.joinMs.max} ms, primary pause p50 ${summary.join.pauseMs.p50} ms max ${summary.join.pauseMs.max} ms`
+          : '';
         console.log(
           `\nsummary (${flags.fault}${flags.reprotect ? ', one service' : ''}, seed ${seed}): ${summary.passed}/${summary.rounds} rounds passed; detection p50 ${summary.detectionMs.p50} ms max ${summary.detectionMs.max} ms; ` +
             `go-live p50 ${summary.goLiveMs.p50} ms max ${summary.goLiveMs.max} ms; client-visible gap p50 ${summary.clientGapMs.p50} ms max ${summary.clientGapMs.max} ms${join}; ` +
@@ -364,7 +385,9 @@ export function registerDrill(program: Command): void {
 
 function printRow(r: RoundResult, header: boolean): void {
   const cols = ['round', 'fault', 'detect ms', 'go-live ms', 'gap ms', 'acked', 'lost', 'dups', 'live', 'ok'];
-  const cells = [r.round, r.fault, r.detectionMs ?? '-', r.goLiveMs ?? '-', r.clientGapMs, r.writesAcked, r.writesLost, r.duplicates, r.liveNode ?? '-', r.violations.length === 0 ? 'yes' : 'NO'].map(String);
+  const cells = [r.round, r.fault, r.detectionMs ?? '-', r.goLiveMs ?? '-', r.clientGapMs, r.writesAcked, r.writesLost, r.duplicates, r.liveNode ?? '-', r.violations.length === 0 ? 'yes' : 'NO'].map(
+    String,
+  );
   const widths = [5, 13, 9, 10, 7, 6, 5, 5, 8, 3];
   if (header) console.log(cols.map((c, i) => c.padEnd(widths[i]!)).join(' '));
   console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join(' '));

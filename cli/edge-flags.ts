@@ -4,11 +4,11 @@
 
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { egressPolicy, type EgressPolicy } from '../hypervisor/node/egress.js';
+import { type EgressPolicy, egressPolicy } from '../hypervisor/node/egress.js';
 import { egressFetch } from '../hypervisor/node/egress-fetch.js';
+import type { Env } from '../hypervisor/node/env.js';
 import type { EdgeOptions } from '../hypervisor/node/front-door.js';
 import { publicOrigin } from '../hypervisor/node/request-target.js';
-import type { Env } from '../hypervisor/node/env.js';
 
 export interface EdgeFlags {
   allowFetch: string[];
@@ -23,7 +23,12 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function addEdgeOptions(command: Command): Command {
   return command
-    .option('--allow-fetch <host|cidr>', 'let the guest fetch this host (exact, or *.domain), IP address or CIDR although it is loopback, link-local, private or reserved (repeatable; by default those and this node\'s own ports are refused)', collect, [])
+    .option(
+      '--allow-fetch <host|cidr>',
+      "let the guest fetch this host (exact, or *.domain), IP address or CIDR although it is loopback, link-local, private or reserved (repeatable; by default those and this node's own ports are refused)",
+      collect,
+      [],
+    )
     .option('--public-url <url>', 'the origin guests see in request URLs (scheme://host[:port]), instead of the validated Host header')
     .option('--admin-token-file <file>', 'file holding a token that /_ft/status requires as "Authorization: Bearer <token>" (or set FTJS_ADMIN_TOKEN); /_ft/health stays open');
 }
@@ -42,7 +47,8 @@ export function adminTokenFrom(flags: EdgeFlags, env: NodeJS.ProcessEnv = proces
     if (flags.adminTokenFile !== undefined) throw new Error(`--admin-token-file ${flags.adminTokenFile} is empty`);
     return null;
   }
-  if (token.length < MIN_ADMIN_TOKEN_CHARS) throw new Error(`the admin token (${flags.adminTokenFile !== undefined ? `--admin-token-file ${flags.adminTokenFile}` : 'FTJS_ADMIN_TOKEN'}) must be at least ${MIN_ADMIN_TOKEN_CHARS} characters`);
+  if (token.length < MIN_ADMIN_TOKEN_CHARS)
+    throw new Error(`the admin token (${flags.adminTokenFile !== undefined ? `--admin-token-file ${flags.adminTokenFile}` : 'FTJS_ADMIN_TOKEN'}) must be at least ${MIN_ADMIN_TOKEN_CHARS} characters`);
   return token;
 }
 
@@ -56,7 +62,10 @@ export interface Edge {
 }
 
 export function edgeFrom(flags: EdgeFlags, ownPorts: ReadonlyArray<number | undefined>): Edge {
-  const policy = egressPolicy(flags.allowFetch, ownPorts.filter((p): p is number => p !== undefined && p !== 0));
+  const policy = egressPolicy(
+    flags.allowFetch,
+    ownPorts.filter((p): p is number => p !== undefined && p !== 0),
+  );
   const fetch = egressFetch(policy);
   return {
     policy,

@@ -35,11 +35,7 @@ const chosen = COMMANDS.filter(([names]) => named !== undefined && names.include
 const [{ Command: CommandClass }, ...registers] = await Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())]);
 
 const program = new CommandClass();
-program
-  .name('ftjs')
-  .description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.')
-  .version('0.1.0')
-  .showHelpAfterError();
+program.name('ftjs').description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.').version('0.1.0').showHelpAfterError();
 for (const register of registers) register(program);
 
 program.parseAsync(process.argv).catch((error: Error) => {

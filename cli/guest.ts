@@ -2,7 +2,7 @@
 // --no-bundle, the ES modules as they are. Runs once, at boot, in the CLI process.
 
 import type { Logger } from 'pino';
-import { loadGuest, type GuestCode } from '../hypervisor/vm/sources.js';
+import { type GuestCode, loadGuest } from '../hypervisor/vm/sources.js';
 
 export interface GuestFlags {
   /** false with --no-bundle. */
@@ -22,7 +22,14 @@ export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Lo
   for (const warning of bundled.warnings) logger?.warn({ guest: bundled.entry }, `bundler warning: ${warning}`);
   const [module, map] = bundled.sources;
   logger?.info(
-    { guest: bundled.entry, projectRoot: bundled.projectRoot, inputFiles: bundled.inputFiles, bundleBytes: module!.text.length, sourceMapBytes: map!.text.length, bundleMs: Math.round(bundled.bundleMs) },
+    {
+      guest: bundled.entry,
+      projectRoot: bundled.projectRoot,
+      inputFiles: bundled.inputFiles,
+      bundleBytes: module!.text.length,
+      sourceMapBytes: map!.text.length,
+      bundleMs: Math.round(bundled.bundleMs),
+    },
     `bundled ${entry} (${bundled.inputFiles} files) in ${Math.round(bundled.bundleMs)} ms`,
   );
   return { entry: bundled.entry, sources: bundled.sources, hash: bundled.hash };

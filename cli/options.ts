@@ -1,12 +1,12 @@
 // Flags shared by the commands that boot a VM: limits, env, logging. Each limit has a name, a default
 // (hypervisor/vm/limits.ts and friends) and a flag here.
 
-import { InvalidArgumentError, type Command } from 'commander';
-import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, type VmLimits } from '../hypervisor/vm/limits.js';
-import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
-import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/node/front-door.js';
-import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES, MAX_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
+import { type Command, InvalidArgumentError } from 'commander';
 import { CronError, parseCron } from '../hypervisor/node/cron.js';
+import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/node/front-door.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
+import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, type VmLimits } from '../hypervisor/vm/limits.js';
+import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES, MAX_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 
 export function positiveInt(name: string) {
   return (value: string): number => {
@@ -79,22 +79,32 @@ export function addVmOptions(command: Command): Command {
     .option('--max-stack-kb <kb>', `guest stack (at most ${MAX_STACK_KB_LIMIT}); deeper recursion is a guest stack-overflow error`, maxStackKb, DEFAULT_LIMITS.maxStackBytes / 1024)
     .option('--task-budget-ms <ms>', 'CPU budget of one task; past it the task is preempted and its request gets 503', positiveInt('--task-budget-ms'), DEFAULT_LIMITS.taskBudgetMs)
     .option('--max-response-bytes <n>', 'largest response body a guest may return (else 500)', positiveInt('--max-response-bytes'), DEFAULT_LIMITS.maxResponseBytes)
-    .option('--max-streamed-response-bytes <n>', 'largest body a streamed (ReadableStream) response may send; past it the response is cut off', positiveInt('--max-streamed-response-bytes'), DEFAULT_LIMITS.maxStreamedResponseBytes)
+    .option(
+      '--max-streamed-response-bytes <n>',
+      'largest body a streamed (ReadableStream) response may send; past it the response is cut off',
+      positiveInt('--max-streamed-response-bytes'),
+      DEFAULT_LIMITS.maxStreamedResponseBytes,
+    )
     .option('--max-open-streams <n>', 'streamed responses in progress at once; one more gets 503', positiveInt('--max-open-streams'), DEFAULT_LIMITS.maxOpenStreams)
     .option('--max-timers <n>', 'timers a guest may hold at once', positiveInt('--max-timers'), DEFAULT_LIMITS.maxTimers)
     .option('--max-pending-fetches <n>', 'outbound fetches a guest may have in flight', positiveInt('--max-pending-fetches'), DEFAULT_LIMITS.maxPendingFetches)
     .option('--max-console-lines <n>', 'console lines kept per task', positiveInt('--max-console-lines'), DEFAULT_LIMITS.maxConsoleLinesPerTask)
     .option('--idempotency-max-keys <n>', 'Idempotency-Key responses remembered for exactly-once retries', positiveInt('--idempotency-max-keys'), DEFAULT_LIMITS.idempotencyMaxKeys)
     .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs)
-    .option('--response-timeout-ms <ms>', 'a request the guest has not answered within this time gets 504 (decided on the recorded clock)', positiveInt('--response-timeout-ms'), DEFAULT_LIMITS.responseTimeoutMs);
+    .option(
+      '--response-timeout-ms <ms>',
+      'a request the guest has not answered within this time gets 504 (decided on the recorded clock)',
+      positiveInt('--response-timeout-ms'),
+      DEFAULT_LIMITS.responseTimeoutMs,
+    );
 }
 
 /** `--tls-cert`, `--tls-key`, `--tls-ca`: mutual TLS on the logging channel (logging-channel/channel-tls.ts). */
 export function addChannelTlsOptions(command: Command): Command {
   return command
-    .option('--tls-cert <file>', 'logging channel over TLS (wss://), mutual: this node\'s certificate (PEM); needs --tls-key and --tls-ca too')
+    .option('--tls-cert <file>', "logging channel over TLS (wss://), mutual: this node's certificate (PEM); needs --tls-key and --tls-ca too")
     .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
-    .option('--tls-ca <file>', 'the CA (PEM) that signs both nodes\' certificates: the primary requires a backup certificate it signed, the backup checks the primary\'s against it');
+    .option('--tls-ca <file>', "the CA (PEM) that signs both nodes' certificates: the primary requires a backup certificate it signed, the backup checks the primary's against it");
 }
 
 /** `--no-bundle` (flags.bundle false): load the entry's ES modules as they are instead of bundling it (cli/guest.ts). */

@@ -4,22 +4,38 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { arbiterFactory } from '../hypervisor/node/arbiter-select.js';
 import { BackupNode } from '../hypervisor/node/backup.js';
+import { DEFAULT_CHECKPOINT_KEEP } from '../hypervisor/node/checkpoint.js';
+import { type Env, realEnv } from '../hypervisor/node/env.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS, type LiveLoopOptions } from '../hypervisor/node/live-loop.js';
 import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../hypervisor/node/pair.js';
-import { DEFAULT_CHECKPOINT_KEEP } from '../hypervisor/node/checkpoint.js';
+import { type CheckpointSettings, type HaltEvent, PrimaryNode } from '../hypervisor/node/primary.js';
+import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { type ChannelTls, checkChannelUrl, readChannelTls, type TlsFlags } from '../logging-channel/channel-tls.js';
 import { DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES } from '../logging-channel/primary-channel.js';
-import { PrimaryNode, type CheckpointSettings, type HaltEvent } from '../hypervisor/node/primary.js';
-import { prepareGuest, type GuestFlags } from './guest.js';
+import { type ArbiterChoice, type ArbiterFlags, addArbiterOptions, arbiterFrom, checkpointDirFor } from './arbiter-flags.js';
+import { addEdgeOptions, type Edge, type EdgeFlags, edgeFrom, portOf } from './edge-flags.js';
+import { type GuestFlags, prepareGuest } from './guest.js';
 import { createLogger } from './logger.js';
+import {
+  addBundleOption,
+  addChannelTlsOptions,
+  addCronOption,
+  addLogOptions,
+  addServeOptions,
+  addTraceSizeOption,
+  addVmOptions,
+  heartbeatTimeoutFor,
+  limitsFrom,
+  nonNegativeInt,
+  port,
+  positiveInt,
+  type ServeFlags,
+  traceSegmentBytes,
+  type VmFlags,
+} from './options.js';
 import { readSecret } from './secret.js';
-import { checkChannelUrl, readChannelTls, type ChannelTls, type TlsFlags } from '../logging-channel/channel-tls.js';
-import { addArbiterOptions, arbiterFrom, checkpointDirFor, type ArbiterChoice, type ArbiterFlags } from './arbiter-flags.js';
-import { addEdgeOptions, edgeFrom, portOf, type Edge, type EdgeFlags } from './edge-flags.js';
-import { arbiterFactory } from '../hypervisor/node/arbiter-select.js';
-import { realEnv, type Env } from '../hypervisor/node/env.js';
-import { addBundleOption, addChannelTlsOptions, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, heartbeatTimeoutFor, limitsFrom, nonNegativeInt, port, positiveInt, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
 
 interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, EdgeFlags {
   port: number;
@@ -43,17 +59,36 @@ interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, Edge
 function addPairOptions(command: Command): Command {
   addArbiterOptions(command);
   addEdgeOptions(command);
-  return addChannelTlsOptions(addTraceSizeOption(command
-    .option('--secret-file <file>', 'file holding the shared secret of the pair (or set FTJS_SECRET); at least 16 bytes, never sent in clear')
-    .option('--secret <secret>', 'the shared secret itself: visible to every local user in ps, so prefer --secret-file or FTJS_SECRET (a warning says so)')
-    .option('--node-id <id>', 'this node\'s name in logs and epoch claims (default: host-role-random)')
-    .option('--heartbeat-ms <ms>', 'heartbeat period of the logging channel', positiveInt('--heartbeat-ms'), DEFAULT_PAIR_SETTINGS.heartbeatMs)
-    .option('--heartbeat-timeout-ms <ms>', 'silence after which the peer is declared lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
-    .option('--max-lag-ms <ms>', 'primary: past this backup lag, stop admitting new requests', positiveInt('--max-lag-ms'), DEFAULT_PAIR_SETTINGS.maxLagMs)
-    .option('--max-replay-lag-ms <ms>', 'primary: past this backup replay backlog (what a takeover would drain), stop admitting new requests; a backup over it is "catching up", not protecting', positiveInt('--max-replay-lag-ms'), DEFAULT_PAIR_SETTINGS.maxReplayLagMs)
-    .option('--lease-ms <ms>', 'a serving node re-verifies its epoch on the shared directory at least this often, and halts once a newer one exists', positiveInt('--lease-ms'), DEFAULT_PAIR_SETTINGS.leaseMs)
-    .option('--max-log-buffer-bytes <n>', 'primary: bound on the log kept for the backup; unacknowledged bytes past it stop admission', positiveInt('--max-log-buffer-bytes'), DEFAULT_PAIR_SETTINGS.maxLogBufferBytes)
-    .option('--trace <file>', 'also write this node\'s log as a trace file (replayable with ftjs replay)')));
+  return addChannelTlsOptions(
+    addTraceSizeOption(
+      command
+        .option('--secret-file <file>', 'file holding the shared secret of the pair (or set FTJS_SECRET); at least 16 bytes, never sent in clear')
+        .option('--secret <secret>', 'the shared secret itself: visible to every local user in ps, so prefer --secret-file or FTJS_SECRET (a warning says so)')
+        .option('--node-id <id>', "this node's name in logs and epoch claims (default: host-role-random)")
+        .option('--heartbeat-ms <ms>', 'heartbeat period of the logging channel', positiveInt('--heartbeat-ms'), DEFAULT_PAIR_SETTINGS.heartbeatMs)
+        .option('--heartbeat-timeout-ms <ms>', 'silence after which the peer is declared lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
+        .option('--max-lag-ms <ms>', 'primary: past this backup lag, stop admitting new requests', positiveInt('--max-lag-ms'), DEFAULT_PAIR_SETTINGS.maxLagMs)
+        .option(
+          '--max-replay-lag-ms <ms>',
+          'primary: past this backup replay backlog (what a takeover would drain), stop admitting new requests; a backup over it is "catching up", not protecting',
+          positiveInt('--max-replay-lag-ms'),
+          DEFAULT_PAIR_SETTINGS.maxReplayLagMs,
+        )
+        .option(
+          '--lease-ms <ms>',
+          'a serving node re-verifies its epoch on the shared directory at least this often, and halts once a newer one exists',
+          positiveInt('--lease-ms'),
+          DEFAULT_PAIR_SETTINGS.leaseMs,
+        )
+        .option(
+          '--max-log-buffer-bytes <n>',
+          'primary: bound on the log kept for the backup; unacknowledged bytes past it stop admission',
+          positiveInt('--max-log-buffer-bytes'),
+          DEFAULT_PAIR_SETTINGS.maxLogBufferBytes,
+        )
+        .option('--trace <file>', "also write this node's log as a trace file (replayable with ftjs replay)"),
+    ),
+  );
 }
 
 interface CheckpointFlags {
@@ -107,7 +142,15 @@ function nodeEnv(arbiter: ArbiterChoice, edge: Edge): Env {
 
 function pairSettings(flags: PairFlags): PairSettings {
   const heartbeatTimeoutMs = heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs);
-  return { ...DEFAULT_PAIR_SETTINGS, heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs, maxLagMs: flags.maxLagMs, maxReplayLagMs: flags.maxReplayLagMs, leaseMs: flags.leaseMs, maxLogBufferBytes: flags.maxLogBufferBytes };
+  return {
+    ...DEFAULT_PAIR_SETTINGS,
+    heartbeatMs: flags.heartbeatMs,
+    heartbeatTimeoutMs,
+    maxLagMs: flags.maxLagMs,
+    maxReplayLagMs: flags.maxReplayLagMs,
+    leaseMs: flags.leaseMs,
+    maxLogBufferBytes: flags.maxLogBufferBytes,
+  };
 }
 
 function loopOptions(flags: ServeFlags): LiveLoopOptions {
@@ -135,18 +178,36 @@ export function registerPair(program: Command): void {
   const primary = program
     .command('primary')
     .summary('serve a guest and stream its log to a backup')
-    .description('Serve the guest on --port and accept one backup on --replication-port. Outputs are held until the backup acknowledges the entry that produced them; with no backup attached the primary runs alone in the epoch it holds.')
+    .description(
+      'Serve the guest on --port and accept one backup on --replication-port. Outputs are held until the backup acknowledges the entry that produced them; with no backup attached the primary runs alone in the epoch it holds.',
+    )
     .argument('<entry>', 'the guest entry (.js, .mjs, .ts, .tsx, .jsx), bundled with its npm dependencies')
     .option('-p, --port <port>', 'HTTP port for guest traffic', port, 8081)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--replication-port <port>', 'port of the logging channel (WebSocket)', port, 9091)
     .option('--replication-host <host>', 'address of the logging channel', '127.0.0.1')
-    .option('--join-by-snapshot-after <entries>', 'a fresh backup joins by a snapshot of the VM (then the log after it) once the log is this long; 0: always', nonNegativeInt('--join-by-snapshot-after'), DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES)
-    .option('--checkpoint-every <entries>', 'durable checkpoints: write a snapshot of the VM and the log since it to the checkpoint directory once this many log entries were appended since the last one (default: off)', positiveInt('--checkpoint-every'))
-    .option('--checkpoint-every-ms <ms>', 'durable checkpoints: also (or only) once this long has passed since the last one, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
+    .option(
+      '--join-by-snapshot-after <entries>',
+      'a fresh backup joins by a snapshot of the VM (then the log after it) once the log is this long; 0: always',
+      nonNegativeInt('--join-by-snapshot-after'),
+      DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES,
+    )
+    .option(
+      '--checkpoint-every <entries>',
+      'durable checkpoints: write a snapshot of the VM and the log since it to the checkpoint directory once this many log entries were appended since the last one (default: off)',
+      positiveInt('--checkpoint-every'),
+    )
+    .option(
+      '--checkpoint-every-ms <ms>',
+      'durable checkpoints: also (or only) once this long has passed since the last one, if the guest ran since (default: off)',
+      positiveInt('--checkpoint-every-ms'),
+    )
     .option('--checkpoint-keep <n>', 'checkpoints kept; older ones and the logs only they need are removed', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
     .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir; required with --arbiter etcd)')
-    .option('--restore-from <dir>', 'after both nodes were lost: boot from the newest valid checkpoint in <dir> plus its log instead of booting the guest fresh (<entry> must be the same guest); logs the durable end and what may be missing after it');
+    .option(
+      '--restore-from <dir>',
+      'after both nodes were lost: boot from the newest valid checkpoint in <dir> plus its log instead of booting the guest fresh (<entry> must be the same guest); logs the durable end and what may be missing after it',
+    );
   addPairOptions(primary);
   addCronOption(primary);
   addVmOptions(primary);
@@ -190,19 +251,30 @@ export function registerPair(program: Command): void {
 
   const backup = program
     .command('backup')
-    .summary('replay a primary\'s log one step behind, ready to take over')
-    .description('Dial the primary, receive its guest and boot config (verified by hash and engine version), acknowledge and replay its log. Guest traffic gets 503 with Retry-After until this node goes live.')
-    .argument('[entry]', 'optional: the guest entry; if given, its bundle (or, with --no-bundle, its modules) must hash as the primary\'s')
-    .requiredOption('--primary <url>', 'the primary\'s logging channel, ws://HOST:PORT (wss://HOST:PORT with --tls-cert, --tls-key, --tls-ca)')
+    .summary("replay a primary's log one step behind, ready to take over")
+    .description(
+      'Dial the primary, receive its guest and boot config (verified by hash and engine version), acknowledge and replay its log. Guest traffic gets 503 with Retry-After until this node goes live.',
+    )
+    .argument('[entry]', "optional: the guest entry; if given, its bundle (or, with --no-bundle, its modules) must hash as the primary's")
+    .requiredOption('--primary <url>', "the primary's logging channel, ws://HOST:PORT (wss://HOST:PORT with --tls-cert, --tls-key, --tls-ca)")
     .option('-p, --port <port>', 'HTTP port (health, status; guest traffic once live)', port, 8082)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--checkpoint-every <entries>', 'once live (after a failover): durable checkpoints every this many log entries (default: off)', positiveInt('--checkpoint-every'))
     .option('--checkpoint-every-ms <ms>', 'once live: durable checkpoints also (or only) this often, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
     .option('--checkpoint-keep <n>', 'checkpoints kept', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
     .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir; required with --arbiter etcd)')
-    .option('--replication-port <port>', 'once live (after a failover): accept a fresh backup on this logging-channel port, so the service is protected again (default: off; the node then runs alone)', port)
+    .option(
+      '--replication-port <port>',
+      'once live (after a failover): accept a fresh backup on this logging-channel port, so the service is protected again (default: off; the node then runs alone)',
+      port,
+    )
     .option('--replication-host <host>', 'address of that logging channel', '127.0.0.1')
-    .option('--join-by-snapshot-after <entries>', 'once live: a fresh backup joins by snapshot once the log is this long; 0: always', nonNegativeInt('--join-by-snapshot-after'), DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES);
+    .option(
+      '--join-by-snapshot-after <entries>',
+      'once live: a fresh backup joins by snapshot once the log is this long; 0: always',
+      nonNegativeInt('--join-by-snapshot-after'),
+      DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES,
+    );
   addPairOptions(backup);
   addServeOptions(backup);
   addBundleOption(backup);

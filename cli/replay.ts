@@ -1,15 +1,15 @@
 // `ftjs replay`: re-execute a trace and verify it, or stop at a point and debug it there.
 // Exit 0 verified (or no divergence seen), 1 divergence, 2 unreadable trace.
 
-import { InvalidArgumentError, type Command } from 'commander';
-import { TraceError } from '../logging-channel/trace-file.js';
+import { type Command, InvalidArgumentError } from 'commander';
 import { BootConfigError } from '../hypervisor/vm/boot-config.js';
-import { MalformedLogError as BadTraceError } from '../replayer/task-assembler.js';
-import { runDebugger } from '../replayer/offline/debugger.js';
+import { TraceError } from '../logging-channel/trace-file.js';
 import { formatDivergenceReport } from '../replayer/divergence.js';
+import { runDebugger } from '../replayer/offline/debugger.js';
 import { DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_MAX_CHECKPOINTS, ReplayNotReproducibleError, ReplaySession, type ReplaySummary } from '../replayer/offline/session.js';
-import { ProgressBar } from './progress.js';
+import { MalformedLogError as BadTraceError } from '../replayer/task-assembler.js';
 import { positiveInt } from './options.js';
+import { ProgressBar } from './progress.js';
 
 interface ReplayFlags {
   json?: boolean;

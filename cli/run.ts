@@ -1,14 +1,14 @@
 // `ftjs run`: serve a guest unreplicated, optionally recording a trace.
 
 import type { Command } from 'commander';
-import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
-import { prepareGuest, type GuestFlags } from './guest.js';
-import { StandaloneNode } from '../hypervisor/node/standalone.js';
-import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
-import { createLogger } from './logger.js';
-import { addEdgeOptions, edgeFrom, portOf, type EdgeFlags } from './edge-flags.js';
 import { realEnv } from '../hypervisor/node/env.js';
-import { addBundleOption, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, traceSegmentBytes, type ServeFlags, type VmFlags } from './options.js';
+import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
+import { StandaloneNode } from '../hypervisor/node/standalone.js';
+import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { addEdgeOptions, type EdgeFlags, edgeFrom, portOf } from './edge-flags.js';
+import { type GuestFlags, prepareGuest } from './guest.js';
+import { createLogger } from './logger.js';
+import { addBundleOption, addCronOption, addLogOptions, addServeOptions, addTraceSizeOption, addVmOptions, limitsFrom, port, type ServeFlags, traceSegmentBytes, type VmFlags } from './options.js';
 
 interface RunFlags extends VmFlags, ServeFlags, GuestFlags, EdgeFlags {
   port: number;

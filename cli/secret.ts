@@ -27,7 +27,9 @@ export function readSecret(flags: SecretFlags, env: NodeJS.ProcessEnv = process.
       secret = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new SecretError(`cannot read the secret file ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message}`);
+      throw new SecretError(
+        `cannot read the secret file ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message}`,
+      );
     }
     if (process.platform !== 'win32' && (statSync(file).mode & 0o077) !== 0) {
       warnings.push(`the secret file ${file} is readable by other users (mode ${(statSync(file).mode & 0o777).toString(8)}); chmod 600 it`);

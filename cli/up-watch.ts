@@ -73,7 +73,15 @@ export class ProtectionWatch {
       backupLagEntries: this.backupLagEntries,
       nodes: [...this.members.values()].map((m) => {
         const s = this.statuses.get(m.name);
-        return { name: m.name, pid: m.child.pid ?? null, url: `http://127.0.0.1:${m.port}`, role: s?.role ?? null, epoch: s?.epoch ?? null, backupAttached: s?.backupAttached ?? null, replayedSeq: s?.replayedSeq ?? null };
+        return {
+          name: m.name,
+          pid: m.child.pid ?? null,
+          url: `http://127.0.0.1:${m.port}`,
+          role: s?.role ?? null,
+          epoch: s?.epoch ?? null,
+          backupAttached: s?.backupAttached ?? null,
+          replayedSeq: s?.replayedSeq ?? null,
+        };
       }),
       lost: this.lostNodes.slice(-20),
     };

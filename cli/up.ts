@@ -3,24 +3,24 @@
 // whichever node is live. It supervises the pair: a lost node is replaced by a fresh backup that joins
 // the survivor, and while the service runs unprotected it says so, loudly and in GET /_ft/up.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { freePort } from './child.js';
-import { createLogger } from './logger.js';
 import { DEFAULT_HEARTBEAT_MS } from '../hypervisor/node/pair.js';
-import { addBundleOption, addCronOption, addServeOptions, addVmOptions, heartbeatTimeoutFor, port, positiveInt } from './options.js';
-import { addArbiterOptions, arbiterFrom, type ArbiterFlags } from './arbiter-flags.js';
+import { type ArbiterFlags, addArbiterOptions, arbiterFrom } from './arbiter-flags.js';
+import { freePort } from './child.js';
 import { addEdgeOptions, adminTokenFrom, type EdgeFlags } from './edge-flags.js';
-import { Router } from './router.js';
 import { forwardedArgs } from './forward-flags.js';
-import { ProtectionWatch, type Member } from './up-watch.js';
+import { createLogger } from './logger.js';
+import { addBundleOption, addCronOption, addServeOptions, addVmOptions, heartbeatTimeoutFor, port, positiveInt } from './options.js';
+import { Router } from './router.js';
+import { type Member, ProtectionWatch } from './up-watch.js';
 
 interface UpFlags extends ArbiterFlags, EdgeFlags {
   bundle: boolean;
@@ -116,7 +116,19 @@ async function runUp(program: Command, command: Command, entry: string, flags: U
     backups++;
     const name = backups === 1 ? 'backup' : `backup-${backups}`;
     const [httpPort, replicationPort] = [await freePort(), await freePort()];
-    const args = ['backup', '--primary', `ws://127.0.0.1:${primaryReplicationPort}`, '--port', String(httpPort), '--replication-port', String(replicationPort), '--node-id', name, ...forwardedArgs(command, sub('backup'), skip), ...common];
+    const args = [
+      'backup',
+      '--primary',
+      `ws://127.0.0.1:${primaryReplicationPort}`,
+      '--port',
+      String(httpPort),
+      '--replication-port',
+      String(replicationPort),
+      '--node-id',
+      name,
+      ...forwardedArgs(command, sub('backup'), skip),
+      ...common,
+    ];
     return launch({ name, port: httpPort, replicationPort }, args);
   };
 
@@ -181,10 +193,18 @@ async function runUp(program: Command, command: Command, entry: string, flags: U
   });
 
   const [primaryPort, replicationPort] = [await freePort(), await freePort()];
-  const primary = launch(
-    { name: 'primary', port: primaryPort, replicationPort },
-    ['primary', entry, '--port', String(primaryPort), '--replication-port', String(replicationPort), '--node-id', 'primary', ...forwardedArgs(command, sub('primary'), skip), ...common],
-  );
+  const primary = launch({ name: 'primary', port: primaryPort, replicationPort }, [
+    'primary',
+    entry,
+    '--port',
+    String(primaryPort),
+    '--replication-port',
+    String(replicationPort),
+    '--node-id',
+    'primary',
+    ...forwardedArgs(command, sub('primary'), skip),
+    ...common,
+  ]);
   const backup = await launchBackup(replicationPort);
   router.start();
   watch.start();

@@ -137,22 +137,13 @@ export interface BackupIdentity {
 /** The first identity difference between the nodes, as a refusal; null when they match. */
 export function checkIdentity(primary: PrimaryIdentity, backup: BackupIdentity): RefusalError | null {
   if (primary.formatVersion !== backup.formatVersion) {
-    return new RefusalError(
-      RefuseCode.FormatMismatch,
-      `format version mismatch: primary writes log format ${primary.formatVersion}, backup reads format ${backup.formatVersion}`,
-    );
+    return new RefusalError(RefuseCode.FormatMismatch, `format version mismatch: primary writes log format ${primary.formatVersion}, backup reads format ${backup.formatVersion}`);
   }
   if (primary.engine !== backup.engine) {
-    return new RefusalError(
-      RefuseCode.EngineMismatch,
-      `engine mismatch: primary runs ${primary.engine}, backup runs ${backup.engine}`,
-    );
+    return new RefusalError(RefuseCode.EngineMismatch, `engine mismatch: primary runs ${primary.engine}, backup runs ${backup.engine}`);
   }
   if (backup.guestHash !== undefined && primary.guestHash !== backup.guestHash) {
-    return new RefusalError(
-      RefuseCode.GuestMismatch,
-      `guest hash mismatch: primary runs guest ${primary.guestHash}, backup was given guest ${backup.guestHash}`,
-    );
+    return new RefusalError(RefuseCode.GuestMismatch, `guest hash mismatch: primary runs guest ${primary.guestHash}, backup was given guest ${backup.guestHash}`);
   }
   return null;
 }
@@ -299,7 +290,13 @@ export function snapshotBaseOfferProblem(offer: Record<string, unknown>, hashByt
   }
   const pageBytes = offer.pageBytes;
   // Bounds first: the bit test is only valid within 32-bit integers.
-  if (typeof pageBytes !== 'number' || !Number.isSafeInteger(pageBytes) || pageBytes < MIN_SNAPSHOT_BASE_PAGE_BYTES || pageBytes > MAX_SNAPSHOT_BASE_PAGE_BYTES || (pageBytes & (pageBytes - 1)) !== 0) {
+  if (
+    typeof pageBytes !== 'number' ||
+    !Number.isSafeInteger(pageBytes) ||
+    pageBytes < MIN_SNAPSHOT_BASE_PAGE_BYTES ||
+    pageBytes > MAX_SNAPSHOT_BASE_PAGE_BYTES ||
+    (pageBytes & (pageBytes - 1)) !== 0
+  ) {
     return ['pageBytes', `a power of two from ${MIN_SNAPSHOT_BASE_PAGE_BYTES} to ${MAX_SNAPSHOT_BASE_PAGE_BYTES}`];
   }
   const pages = Math.ceil(memoryBytes / pageBytes);

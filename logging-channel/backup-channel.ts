@@ -17,40 +17,32 @@
 
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
+import { type RawData, WebSocket } from 'ws';
 import {
-  RefusalError,
-  RefuseCode,
   asRefusal,
+  type BackupIdentity,
   closeReason,
   computeProof,
-  expectMessage,
   encodeSnapshotBaseOffer,
+  expectMessage,
   isFatalRefusal,
   newNonce,
+  RefusalError,
+  RefuseCode,
+  type Secret,
+  type SnapshotBaseOffer,
   secretBytes,
   snapshotBaseOfferProblem,
   verifyProof,
-  type BackupIdentity,
-  type Secret,
-  type SnapshotBaseOffer,
 } from './auth.js';
-import type { Entry } from './entry.js';
-import { type ReplayProgress,
-  FrameError,
-  decodeFrame,
-  encodeAckFrame,
-  encodeControlFrame,
-  encodeHeartbeatFrame,
-  type ControlObject,
-  type Frame,
-} from './frames.js';
-import { FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer, deriveChannelKeys } from './frame-mac.js';
-import { backupTlsOptions, checkChannelUrl, type ChannelTls } from './channel-tls.js';
-import { channelSettings, positiveInt } from './settings.js';
 import { BackupSession, type BackupSessionAction } from './backup-session.js';
-import { realClock, realTimers, type Clock, type TimerHandle, type Timers } from './time.js';
+import { backupTlsOptions, type ChannelTls, checkChannelUrl } from './channel-tls.js';
+import type { Entry } from './entry.js';
+import { deriveChannelKeys, FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer } from './frame-mac.js';
+import { type ControlObject, decodeFrame, encodeAckFrame, encodeControlFrame, encodeHeartbeatFrame, type Frame, FrameError, type ReplayProgress } from './frames.js';
+import { channelSettings, positiveInt } from './settings.js';
+import { type Clock, realClock, realTimers, type TimerHandle, type Timers } from './time.js';
 
 /** Default pause between a lost connection and the next dial, in ms. */
 export const DEFAULT_RECONNECT_DELAY_MS = 200;
@@ -161,7 +153,6 @@ interface Conn {
   sealer: FrameSealer | null;
   opener: FrameOpener | null;
 }
-
 
 export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private readonly url: string;
@@ -401,7 +392,10 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       const offered = encodeControlFrame({ ...auth, snapshotBase: encodeSnapshotBaseOffer(this.snapshotBase) });
       if (offered.byteLength <= this.maxFrameBytes) authFrame = offered;
       else {
-        this.logger.warn({ memoryBytes: this.snapshotBase.memoryBytes, pageBytes: this.snapshotBase.pageBytes, frameBytes: offered.byteLength, maxFrameBytes: this.maxFrameBytes }, 'the snapshot base does not fit in one frame: not offering it (a join will take a full snapshot)');
+        this.logger.warn(
+          { memoryBytes: this.snapshotBase.memoryBytes, pageBytes: this.snapshotBase.pageBytes, frameBytes: offered.byteLength, maxFrameBytes: this.maxFrameBytes },
+          'the snapshot base does not fit in one frame: not offering it (a join will take a full snapshot)',
+        );
         this.snapshotBase = null;
       }
     }
@@ -433,11 +427,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
         return true;
       }
       if (frame.message.t === 'welcome' && typeof frame.message.proof === 'string' && !verifyProof(this.secret, 'primary', conn.clientNonce, conn.serverNonce, frame.message.proof)) {
-        this.refuseFatally(
-          conn,
-          RefuseCode.AuthFailed,
-          `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`,
-        );
+        this.refuseFatally(conn, RefuseCode.AuthFailed, `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`);
         return true;
       }
     }
@@ -463,10 +453,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
     const welcome = expectMessage(frame.message, 'welcome');
     if (!verifyProof(this.secret, 'primary', conn.clientNonce, conn.serverNonce, welcome.proof)) {
-      throw new RefusalError(
-        RefuseCode.AuthFailed,
-        `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`,
-      );
+      throw new RefusalError(RefuseCode.AuthFailed, `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`);
     }
     const snapshot = (welcome as { snapshot?: SnapshotMeta }).snapshot;
     if (snapshot !== undefined) {

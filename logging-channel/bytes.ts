@@ -55,10 +55,7 @@ function assertWellFormed(text: string, what: string, offset: number): void {
       i++;
       continue;
     }
-    throw new CodecError(
-      `cannot encode ${what}: lone surrogate U+${unit.toString(16).toUpperCase()} at index ${i} has no exact UTF-8 form`,
-      offset,
-    );
+    throw new CodecError(`cannot encode ${what}: lone surrogate U+${unit.toString(16).toUpperCase()} at index ${i} has no exact UTF-8 form`, offset);
   }
 }
 

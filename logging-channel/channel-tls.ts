@@ -35,7 +35,9 @@ export interface TlsFlags {
 /** The three `--tls-*` files read, or undefined when none is given; a clear error when only some are. */
 export function readChannelTls(flags: TlsFlags): ChannelTls | undefined {
   const given = { '--tls-cert': flags.tlsCert, '--tls-key': flags.tlsKey, '--tls-ca': flags.tlsCa };
-  const missing = Object.entries(given).filter(([, v]) => v === undefined).map(([k]) => k);
+  const missing = Object.entries(given)
+    .filter(([, v]) => v === undefined)
+    .map(([k]) => k);
   if (missing.length === 3) return undefined;
   if (missing.length > 0) throw new Error(`TLS for the logging channel needs --tls-cert, --tls-key and --tls-ca together; missing ${missing.join(', ')}`);
   const read = (flag: string, path: string): Buffer => {

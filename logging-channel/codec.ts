@@ -31,20 +31,20 @@
 import { crc32 } from 'node:zlib';
 import { ByteReader, ByteWriter, CodecError, MAX_VARUINT, utf8Length, varuintSize } from './bytes.js';
 import {
-  Kind,
-  isKnownKind,
-  kindName,
   type ClockReading,
   type Entry,
   type EpochMark,
   type FetchResultEvent,
   type HeaderList,
+  isKnownKind,
+  Kind,
   type KindCode,
+  kindName,
   type RequestEvent,
-  type TaskEnd,
-  type TimerEvent,
   type ScheduledEvent,
   type StreamCancelEvent,
+  type TaskEnd,
+  type TimerEvent,
 } from './entry.js';
 
 export { CodecError } from './bytes.js';
@@ -76,11 +76,38 @@ const METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPT
  * names so that every tag stays one byte.
  */
 const HEADER_NAMES: readonly string[] = [
-  'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'content-type',
-  'content-length', 'connection', 'cache-control', 'authorization', 'cookie', 'set-cookie', 'date',
-  'etag', 'if-none-match', 'if-modified-since', 'last-modified', 'location', 'origin', 'referer',
-  'server', 'transfer-encoding', 'vary', 'x-forwarded-for', 'x-forwarded-proto', 'x-request-id',
-  'idempotency-key', 'keep-alive', 'pragma', 'expires', 'content-encoding', 'access-control-allow-origin',
+  'host',
+  'user-agent',
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'content-type',
+  'content-length',
+  'connection',
+  'cache-control',
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'date',
+  'etag',
+  'if-none-match',
+  'if-modified-since',
+  'last-modified',
+  'location',
+  'origin',
+  'referer',
+  'server',
+  'transfer-encoding',
+  'vary',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-request-id',
+  'idempotency-key',
+  'keep-alive',
+  'pragma',
+  'expires',
+  'content-encoding',
+  'access-control-allow-origin',
 ];
 
 function indexOf(table: readonly string[]): ReadonlyMap<string, number> {
@@ -364,15 +391,24 @@ export type DecodedPayload =
 
 export function decodePayload(kind: number, payload: Uint8Array): DecodedPayload {
   switch (kind) {
-    case Kind.Request: return { kind: 'Request', value: decodeRequestEvent(payload) };
-    case Kind.Timer: return { kind: 'Timer', value: decodeTimerEvent(payload) };
-    case Kind.Scheduled: return { kind: 'Scheduled', value: decodeScheduledEvent(payload) };
-    case Kind.StreamCancel: return { kind: 'StreamCancel', value: decodeStreamCancelEvent(payload) };
-    case Kind.FetchResult: return { kind: 'FetchResult', value: decodeFetchResultEvent(payload) };
-    case Kind.Clock: return { kind: 'Clock', value: decodeClockReading(payload) };
-    case Kind.Entropy: return { kind: 'Entropy', value: payload };
-    case Kind.TaskEnd: return { kind: 'TaskEnd', value: decodeTaskEnd(payload) };
-    case Kind.Epoch: return { kind: 'Epoch', value: decodeEpochMark(payload) };
+    case Kind.Request:
+      return { kind: 'Request', value: decodeRequestEvent(payload) };
+    case Kind.Timer:
+      return { kind: 'Timer', value: decodeTimerEvent(payload) };
+    case Kind.Scheduled:
+      return { kind: 'Scheduled', value: decodeScheduledEvent(payload) };
+    case Kind.StreamCancel:
+      return { kind: 'StreamCancel', value: decodeStreamCancelEvent(payload) };
+    case Kind.FetchResult:
+      return { kind: 'FetchResult', value: decodeFetchResultEvent(payload) };
+    case Kind.Clock:
+      return { kind: 'Clock', value: decodeClockReading(payload) };
+    case Kind.Entropy:
+      return { kind: 'Entropy', value: payload };
+    case Kind.TaskEnd:
+      return { kind: 'TaskEnd', value: decodeTaskEnd(payload) };
+    case Kind.Epoch:
+      return { kind: 'Epoch', value: decodeEpochMark(payload) };
     case Kind.Preempt:
     case Kind.Noop:
     case Kind.Boot: {
@@ -399,11 +435,7 @@ let batchWriter = new ByteWriter(64 * 1024);
  * caller can put its own framing there (the trace file's u32 block length) and hand the whole range
  * to one write() without copying the batch.
  */
-export function encodeBatchInto(
-  w: ByteWriter,
-  entries: readonly Entry[],
-  opts: { maxBytes?: number; headroomBytes?: number } = {},
-): { start: number; end: number } {
+export function encodeBatchInto(w: ByteWriter, entries: readonly Entry[], opts: { maxBytes?: number; headroomBytes?: number } = {}): { start: number; end: number } {
   const maxBytes = opts.maxBytes ?? MAX_BATCH_BYTES;
   const headroomBytes = opts.headroomBytes ?? 0;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < MIN_BATCH_BYTES) {
@@ -455,10 +487,7 @@ export function encodeBatchInto(
       const bodyBytes = w.length - bodyAt + CRC_BYTES;
       const sizeSoFar = 1 + varuintSize(bodyBytes) + bodyBytes;
       if (sizeSoFar > maxBytes) {
-        throw new CodecError(
-          `encodeBatch: batch of ${entries.length} entries exceeds the ${maxBytes}-byte batch limit (MAX_BATCH_BYTES) at seq ${seq}`,
-          sizeSoFar,
-        );
+        throw new CodecError(`encodeBatch: batch of ${entries.length} entries exceeds the ${maxBytes}-byte batch limit (MAX_BATCH_BYTES) at seq ${seq}`, sizeSoFar);
       }
     }
     const restLength = w.length - bodyAt + CRC_BYTES;

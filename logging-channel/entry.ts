@@ -36,9 +36,7 @@ export const Kind = {
 export type KindName = keyof typeof Kind;
 export type KindCode = (typeof Kind)[KindName];
 
-export const kindName: Readonly<Record<number, KindName>> = Object.fromEntries(
-  Object.entries(Kind).map(([name, code]) => [code, name as KindName]),
-);
+export const kindName: Readonly<Record<number, KindName>> = Object.fromEntries(Object.entries(Kind).map(([name, code]) => [code, name as KindName]));
 
 export function isKnownKind(code: number): code is KindCode {
   return kindName[code] !== undefined;

@@ -14,7 +14,7 @@
 // is refused at the edge (DESIGN rule 6) and never reaches the VM.
 
 import { ByteReader, ByteWriter, CodecError } from './bytes.js';
-import { MAX_BATCH_BYTES, decodeBatch, encodeBatchInto } from './codec.js';
+import { decodeBatch, encodeBatchInto, MAX_BATCH_BYTES } from './codec.js';
 import type { Entry } from './entry.js';
 
 export const FrameType = {

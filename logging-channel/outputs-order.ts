@@ -6,7 +6,7 @@
 // A whole record must also hash to its TaskEnd's hash: that catches an edit whose CRC was fixed up.
 
 import { decodeTaskEnd } from './codec.js';
-import { Kind, type Entry } from './entry.js';
+import { type Entry, Kind } from './entry.js';
 import { recordTaskHash, type TaskOutputsRecord } from './task-outputs.js';
 
 export class OutputsOrder {

@@ -20,41 +20,41 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Logger } from 'pino';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import {
-  RefusalError,
-  RefuseCode,
   asRefusal,
   checkIdentity,
   closeReason,
   computeProof,
   expectMessage,
   newNonce,
-  secretBytes,
-  verifyProof,
-  type AuthMessage,
   type PrimaryIdentity,
+  RefusalError,
+  RefuseCode,
   type Secret,
   type SnapshotBaseOffer,
+  secretBytes,
+  verifyProof,
 } from './auth.js';
-import { type ReplayProgress,
-  FrameError,
+import { type ChannelTls, primaryTlsOptions } from './channel-tls.js';
+import { deriveChannelKeys, FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer } from './frame-mac.js';
+import {
+  type ControlObject,
   decodeFrame,
   encodeControlFrame,
   encodeEntriesFrame,
   encodeHeartbeatFrame,
   encodeSnapshotFrame,
   entriesBudgetBytes,
-  type ControlObject,
   type Frame,
+  FrameError,
+  type ReplayProgress,
 } from './frames.js';
-import { FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer, deriveChannelKeys } from './frame-mac.js';
-import { primaryTlsOptions, type ChannelTls } from './channel-tls.js';
-import { channelSettings, positiveInt } from './settings.js';
-import type { RetainedLog } from './retained-log.js';
 import { PrimarySession, type PrimarySessionAction } from './primary-session.js';
-import { realClock, realTimers, type Clock, type TimerHandle, type Timers } from './time.js';
+import type { RetainedLog } from './retained-log.js';
+import { channelSettings, positiveInt } from './settings.js';
+import { type Clock, realClock, realTimers, type TimerHandle, type Timers } from './time.js';
 
 /** Default bound on bytes queued in the WebSocket before we stop sending (backpressure). */
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -171,7 +171,6 @@ interface Conn {
   opener: FrameOpener | null;
 }
 
-
 export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private readonly server: http.Server | https.Server;
   private readonly wss: WebSocketServer;
@@ -256,10 +255,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       // Garbage on the port (not HTTP at all) lands here; an attached backup is a different socket.
-      this.logger.warn(
-        { remote: remoteOf(socket), err: { code: err.code, message: err.message } },
-        `refused a non-WebSocket connection on the logging-channel port: ${err.code ?? err.message}`,
-      );
+      this.logger.warn({ remote: remoteOf(socket), err: { code: err.code, message: err.message } }, `refused a non-WebSocket connection on the logging-channel port: ${err.code ?? err.message}`);
       if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       socket.destroy();
     });
@@ -296,7 +292,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   /** A backup is attached and welcomed (one still receiving its snapshot counts from the welcome). */
   get attached(): boolean {
-    return this.session !== null && this.session.welcomed;
+    return this.session?.welcomed === true;
   }
 
   /** nodeId of the attached backup, or null. */
@@ -485,10 +481,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     if (mismatch !== null) throw mismatch;
     const current = this.session;
     if (current !== null && current.nodeId !== auth.nodeId) {
-      throw new RefusalError(
-        RefuseCode.AlreadyAttached,
-        `already attached: backup "${current.nodeId}" (${current.remote}) is attached; refusing backup "${auth.nodeId}"`,
-      );
+      throw new RefusalError(RefuseCode.AlreadyAttached, `already attached: backup "${current.nodeId}" (${current.remote}) is attached; refusing backup "${auth.nodeId}"`);
     }
     const bySnapshot = auth.resumeFromSeq === 0 && this.joinsBySnapshot;
     if (!bySnapshot) {
@@ -526,10 +519,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       bootConfig: this.bootConfig,
       firstSeq: auth.resumeFromSeq + 1,
     });
-    this.logger.info(
-      { nodeId: auth.nodeId, remote: conn.remote, resumeFromSeq: auth.resumeFromSeq, lastSeq: this.log.lastSeq },
-      'backup attached',
-    );
+    this.logger.info({ nodeId: auth.nodeId, remote: conn.remote, resumeFromSeq: auth.resumeFromSeq, lastSeq: this.log.lastSeq }, 'backup attached');
     this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: auth.resumeFromSeq, remote: conn.remote });
     // Its resume point is a receipt: it may cover acks that were in flight when the old connection died.
     if (this.session === conn) this.performStream(conn, resumed);

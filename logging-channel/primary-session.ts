@@ -66,10 +66,7 @@ export class PrimarySession {
   /** Why a backup that has received through `resumeFromSeq` cannot resume on a log of firstSeq..lastSeq (null: it can). */
   static resumeProblem(resumeFromSeq: number, firstSeq: number, lastSeq: number): RefusalError | null {
     if (resumeFromSeq > lastSeq) {
-      return new RefusalError(
-        RefuseCode.CannotResume,
-        `cannot resume: the backup has received through seq ${resumeFromSeq} but this primary's log ends at seq ${lastSeq} (a backup of another run?)`,
-      );
+      return new RefusalError(RefuseCode.CannotResume, `cannot resume: the backup has received through seq ${resumeFromSeq} but this primary's log ends at seq ${lastSeq} (a backup of another run?)`);
     }
     if (resumeFromSeq + 1 < firstSeq) {
       return new RefusalError(RefuseCode.CannotResume, `cannot resume: the backup needs entries from seq ${resumeFromSeq + 1}, but this primary retains only seq ${firstSeq}..${lastSeq}`);
@@ -150,7 +147,8 @@ export class PrimarySession {
       case 'heartbeat':
         if (frame.seq > this.sent) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat claims seq ${frame.seq}, beyond the last sent seq ${this.sent}`);
         if (frame.replay) {
-          if (frame.replay.replayedSeq > frame.seq) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat says seq ${frame.replay.replayedSeq} replayed, beyond seq ${frame.seq} received`);
+          if (frame.replay.replayedSeq > frame.seq)
+            throw new RefusalError(RefuseCode.ProtocolError, `protocol error: heartbeat says seq ${frame.replay.replayedSeq} replayed, beyond seq ${frame.seq} received`);
           out.push({ type: 'replay-progress', receivedSeq: frame.seq, replayedSeq: frame.replay.replayedSeq, backlogMs: frame.replay.backlogMs });
         }
         return out;

@@ -23,7 +23,7 @@
 
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { ByteReader, ByteWriter, CodecError } from './bytes.js';
+import { ByteReader, type ByteWriter, CodecError } from './bytes.js';
 import type { HeaderList } from './entry.js';
 
 export const OUTPUTS_MAGIC = 0xf2;
@@ -79,12 +79,7 @@ export type EmittedOutput =
  * console lines, each cut to what is left of `maxBytes` (counted in UTF-8 / body bytes). Bodies are
  * kept by reference (a view when cut): the caller must not mutate them.
  */
-export function captureTaskOutputs(
-  seq: number,
-  outputs: readonly EmittedOutput[],
-  consoleLines: ReadonlyArray<{ level: string; text: string }>,
-  maxBytes: number,
-): TaskOutputsRecord {
+export function captureTaskOutputs(seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>, maxBytes: number): TaskOutputsRecord {
   let budget = maxBytes;
   let truncated = false;
   const fitText = (text: string): string => {
@@ -122,7 +117,17 @@ export function captureTaskOutputs(
     if (o.kind === 'head' || o.kind === 'chunk' || o.kind === 'end') {
       const head = o.kind === 'head' ? { status: o.status, statusText: fitText(o.statusText), ...fitHeaders(o.headers) } : { status: 0, statusText: '', headers: [], omitted: 0 };
       const error = o.kind === 'end' && o.error !== null ? fitText(o.error) : null;
-      return { kind: o.kind, requestId: o.requestId, status: head.status, statusText: head.statusText, error, headers: head.headers, headersOmitted: head.omitted, body: o.body, bodyBytes: o.body.byteLength };
+      return {
+        kind: o.kind,
+        requestId: o.requestId,
+        status: head.status,
+        statusText: head.statusText,
+        error,
+        headers: head.headers,
+        headersOmitted: head.omitted,
+        body: o.body,
+        bodyBytes: o.body.byteLength,
+      };
     }
     const method = fitText(o.method);
     const url = fitText(o.url);

@@ -20,10 +20,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { ByteWriter, CodecError } from './bytes.js';
-import { BATCH_MAGIC, MAX_BATCH_BYTES, MIN_BATCH_BYTES, decodeBatch, encodeBatchInto, readBatchHeader } from './codec.js';
-import { isKnownKind, type Entry } from './entry.js';
+import { BATCH_MAGIC, decodeBatch, encodeBatchInto, MAX_BATCH_BYTES, MIN_BATCH_BYTES, readBatchHeader } from './codec.js';
+import { type Entry, isKnownKind } from './entry.js';
 import { OutputsOrder } from './outputs-order.js';
-import { OUTPUTS_MAGIC, captureTaskOutputs, decodeOutputsBlock, encodeOutputsBlocks, type EmittedOutput, type TaskOutputsRecord } from './task-outputs.js';
+import { captureTaskOutputs, decodeOutputsBlock, type EmittedOutput, encodeOutputsBlocks, OUTPUTS_MAGIC, type TaskOutputsRecord } from './task-outputs.js';
+
 export type { TaskOutputsRecord } from './task-outputs.js';
 
 /** Magic of a format-1 trace ("FTJSTRC" + the format version digit). */
@@ -107,10 +108,7 @@ export class TraceFullError extends Error {
     readonly bytesWritten: number,
     readonly blockBytes: number,
   ) {
-    super(
-      `${path}: trace size limit reached: a ${blockBytes}-byte block would take the file from ${bytesWritten} ` +
-        `to ${bytesWritten + blockBytes} bytes, above maxBytes ${limitBytes}`,
-    );
+    super(`${path}: trace size limit reached: a ${blockBytes}-byte block would take the file from ${bytesWritten} ` + `to ${bytesWritten + blockBytes} bytes, above maxBytes ${limitBytes}`);
   }
 }
 
@@ -368,9 +366,7 @@ export class TraceWriter {
       if (!isKnownKind(entry.kind)) throw new RangeError(`${this.path}: append: seq ${seq} has unknown kind ${String(entry.kind)}`);
       if (!(entry.payload instanceof Uint8Array)) throw new TypeError(`${this.path}: append: seq ${seq} payload is not a Uint8Array`);
       if (entry.payload.byteLength > limit) {
-        throw new RangeError(
-          `${this.path}: append: seq ${seq} payload of ${entry.payload.byteLength} bytes cannot fit in one block (max ${limit})`,
-        );
+        throw new RangeError(`${this.path}: append: seq ${seq} payload of ${entry.payload.byteLength} bytes cannot fit in one block (max ${limit})`);
       }
       seq++;
       pos = entry.pos;
@@ -556,9 +552,7 @@ export class TraceWriter {
  * by header.outputs.maxBytesPerTask), or null when the trace keeps none. A writer that is closed or
  * failed is left alone (the entries' own append reports a failed trace).
  */
-export function traceOutputsHook(
-  trace: TraceWriter,
-): ((seq: number, result: { outputs: readonly EmittedOutput[]; console: ReadonlyArray<{ level: string; text: string }> }) => void) | null {
+export function traceOutputsHook(trace: TraceWriter): ((seq: number, result: { outputs: readonly EmittedOutput[]; console: ReadonlyArray<{ level: string; text: string }> }) => void) | null {
   const max = trace.outputsMaxBytesPerTask;
   if (max === null) return null;
   return (seq, result) => {
@@ -1071,10 +1065,15 @@ export class SegmentedTraceReader {
       for (let i = 1; i < readers.length; i++) {
         const h = readers[i]!.header;
         const why =
-          h.segment?.index !== i ? `its header says segment ${h.segment?.index ?? 'none'}` :
-          h.guest.hash !== head.guest.hash ? 'it holds another guest' :
-          h.engine.wasmSha256 !== head.engine.wasmSha256 || h.engine.version !== head.engine.version ? 'it was written by another engine' :
-          JSON.stringify(h.boot) !== JSON.stringify(head.boot) ? 'its boot config differs' : null;
+          h.segment?.index !== i
+            ? `its header says segment ${h.segment?.index ?? 'none'}`
+            : h.guest.hash !== head.guest.hash
+              ? 'it holds another guest'
+              : h.engine.wasmSha256 !== head.engine.wasmSha256 || h.engine.version !== head.engine.version
+                ? 'it was written by another engine'
+                : JSON.stringify(h.boot) !== JSON.stringify(head.boot)
+                  ? 'its boot config differs'
+                  : null;
         if (why !== null) throw new TraceError('CORRUPT', paths[i]!, 0, `${paths[i]}: not segment ${i} of ${first}: ${why}`);
       }
     } catch (err) {

@@ -2,9 +2,9 @@
 // for every value it hands the guest, at the exact position where the guest took it.
 
 import { randomBytes } from 'node:crypto';
-import { Kind } from '../logging-channel/entry.js';
-import { encodeClockReading } from '../logging-channel/codec.js';
 import type { Divergence, EntrySink, InputPort } from '../hypervisor/vm/port.js';
+import { encodeClockReading } from '../logging-channel/codec.js';
+import { Kind } from '../logging-channel/entry.js';
 
 const EMPTY = new Uint8Array(0);
 

@@ -9,10 +9,10 @@
 // session replays the task again from the same state without test fault injection, and uses that run
 // only if it reproduces the recorded output hash; otherwise there is no expected side.
 
-import type { Entry } from '../logging-channel/entry.js';
-import { Kind } from '../logging-channel/entry.js';
 import type { Divergence } from '../hypervisor/vm/port.js';
 import type { ConsoleLine, Output, TaskResult } from '../hypervisor/vm/vm.js';
+import type { Entry } from '../logging-channel/entry.js';
+import { Kind } from '../logging-channel/entry.js';
 import { cutUtf8, type TaskOutputsRecord } from '../logging-channel/task-outputs.js';
 import { describeEntry, type EntryView } from './entry-view.js';
 
@@ -307,11 +307,7 @@ function describeOutputs(outputs: TaskOutputs): string[] {
 /** The report as text, for a terminal. */
 export function formatDivergenceReport(r: DivergenceReport): string {
   const d = r.divergence;
-  const lines = [
-    `DIVERGENCE at seq ${d.seq}, pos ${d.pos} (entry kind ${d.expectedKind})`,
-    `  expected: ${d.expected}`,
-    `  actual:   ${d.actual}`,
-  ];
+  const lines = [`DIVERGENCE at seq ${d.seq}, pos ${d.pos} (entry kind ${d.expectedKind})`, `  expected: ${d.expected}`, `  actual:   ${d.actual}`];
   if (r.task) {
     lines.push(`  in the task at seq ${r.task.startSeq}..${r.task.endSeq}, started by ${r.task.kind} ${r.task.start.summary}`);
     lines.push('  entries of the task:');

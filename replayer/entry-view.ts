@@ -2,7 +2,7 @@
 // `ftjs inspect`.
 
 import { decodePayload } from '../logging-channel/codec.js';
-import { Kind, kindName, type Entry, type HeaderList } from '../logging-channel/entry.js';
+import { type Entry, type HeaderList, Kind, kindName } from '../logging-channel/entry.js';
 
 export interface EntryView {
   seq: number;

@@ -4,9 +4,9 @@
 // After the first divergence it answers with harmless values and interrupts the task, so the VM stays
 // consistent enough to report and inspect.
 
-import { Kind, kindName, type Entry } from '../logging-channel/entry.js';
-import { decodeClockReading } from '../logging-channel/codec.js';
 import type { Divergence, InputPort } from '../hypervisor/vm/port.js';
+import { decodeClockReading } from '../logging-channel/codec.js';
+import { type Entry, Kind, kindName } from '../logging-channel/entry.js';
 
 /**
  * Test-only fault injection: FTJS_TEST_PERTURB_CLOCK_FROM_SEQ=N makes the first clock reading at or

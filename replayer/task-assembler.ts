@@ -2,7 +2,7 @@
 // only ever starts a task whose every input has arrived. Control entries (no-op, epoch, state hash)
 // come out separately, in order. Entries out of place are a malformed log, reported by seq.
 
-import { Kind, isControl, isTaskStart, kindName, type Entry } from '../logging-channel/entry.js';
+import { type Entry, isControl, isTaskStart, Kind, kindName } from '../logging-channel/entry.js';
 
 export class MalformedLogError extends Error {
   override name = 'MalformedLogError';

@@ -6,8 +6,18 @@
 // costs about 80 bytes per block.
 
 import { decodeClockReading, decodeEpochMark } from '../logging-channel/codec.js';
-import { Kind, type Entry } from '../logging-channel/entry.js';
-import { openTraceReader, openTraceSegments, type OutputsBlock, type SegmentBlock, type SegmentedTraceReader, type TaskOutputsRecord, type TraceHeader, type TraceReader, type TraceTruncation } from '../logging-channel/trace-file.js';
+import { type Entry, Kind } from '../logging-channel/entry.js';
+import {
+  type OutputsBlock,
+  openTraceReader,
+  openTraceSegments,
+  type SegmentBlock,
+  type SegmentedTraceReader,
+  type TaskOutputsRecord,
+  type TraceHeader,
+  type TraceReader,
+  type TraceTruncation,
+} from '../logging-channel/trace-file.js';
 
 export interface TraceStoreOptions {
   lenient?: boolean;
@@ -394,7 +404,7 @@ export class TraceStore {
 
   /** The last clock value given to the guest at or before `seq` (0 if none). */
   async clockAt(seq: number): Promise<number> {
-    if (seq < 1 || this.table.length === 0 && !(await this.ensureSeq(1))) return 0;
+    if (seq < 1 || (this.table.length === 0 && !(await this.ensureSeq(1)))) return 0;
     if (!(await this.ensureSeq(seq))) return this.clock;
     const i = this.blockIndexOf(seq);
     if (i < 0) return 0;

@@ -34,7 +34,9 @@ describe('AbortSignal.any', () => {
     await same(`[AbortSignal.any([new AbortController().signal, AbortSignal.abort('done')]).reason, AbortSignal.any([]).aborted]`);
     // (messages differ: compare the error class only)
     expect(web.probe(`(() => { AbortSignal.any([{}]); })()`).err).toBe((await nodeProbe(`(() => { AbortSignal.any([{}]); })()`)).err);
-    await same(`(() => { const c = new AbortController(); const s = AbortSignal.any([c.signal]); c.abort(); return [s.reason.name, s.reason instanceof DOMException, s.reason === c.signal.reason]; })()`);
+    await same(
+      `(() => { const c = new AbortController(); const s = AbortSignal.any([c.signal]); c.abort(); return [s.reason.name, s.reason instanceof DOMException, s.reason === c.signal.reason]; })()`,
+    );
   });
 });
 

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replayJson, send, startRun, tempDir, waitFor, type FtjsProcess } from './helpers.js';
+import { type FtjsProcess, replayJson, send, startRun, tempDir, waitFor } from './helpers.js';
 
 const APP = 'test/guests/platform-extras.js';
 let upstream: http.Server;
@@ -88,7 +88,10 @@ describe('fetch with an AbortSignal, on ftjs run, recorded and replayed', () => 
     fd.append('a', '1');
     fd.append('f', new Blob(['data']), 'd.bin');
     const parsed = await fetch(`${node.url}/parse`, { method: 'POST', body: fd });
-    expect(await parsed.json()).toEqual([['a', '1'], ['f', 'd.bin', 'application/octet-stream', 'data']]);
+    expect(await parsed.json()).toEqual([
+      ['a', '1'],
+      ['f', 'd.bin', 'application/octet-stream', 'data'],
+    ]);
     const urlencoded = await fetch(`${node.url}/parse`, { method: 'POST', body: new URLSearchParams({ x: 'y z' }) });
     expect(await urlencoded.json()).toEqual([['x', 'y z']]);
 

@@ -27,7 +27,10 @@ test('two arbiters claiming the same epoch at once: exactly one wins, every time
     const results = await Promise.all([first.claim(epoch, 'backup'), second.claim(epoch, 'primary')]);
     const won = results.filter((r) => r.result === 'won');
     expect(won, `epoch ${epoch}: ${JSON.stringify(results)}`).toHaveLength(1);
-    expect(results.filter((r) => r.result === 'lost'), `epoch ${epoch}`).toHaveLength(1);
+    expect(
+      results.filter((r) => r.result === 'lost'),
+      `epoch ${epoch}`,
+    ).toHaveLength(1);
     const winner = results[0]!.result === 'won' ? first : second;
     // The file names the winner, whoever lost.
     expect((await a.owner(epoch))?.nodeId).toBe(winner.nodeId);

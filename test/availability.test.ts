@@ -3,7 +3,7 @@
 // directory: within --lease-ms only one of them serves.
 
 import { afterEach, expect, test } from 'vitest';
-import { startBackup, startPrimary, status, waitFor, type FtjsProcess } from './helpers.js';
+import { type FtjsProcess, startBackup, startPrimary, status, waitFor } from './helpers.js';
 
 const running: FtjsProcess[] = [];
 afterEach(async () => {

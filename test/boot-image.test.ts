@@ -3,19 +3,19 @@
 // VMs booted with and without images, live and in replay, from memory and from disk; a trace recorded
 // with images replays on a VM without them, and the reverse. Math.random still differs per boot.
 
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
-import { BootImageCache, BOOT_FORMAT } from '../dist/hypervisor/vm/boot-image.js';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { BOOT_FORMAT, BootImageCache } from '../dist/hypervisor/vm/boot-image.js';
 import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/vm/glue.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
-import { Vm, type BootConfig, type LiveEvent, type TaskResult } from '../dist/hypervisor/vm/vm.js';
+import { type BootConfig, type LiveEvent, type TaskResult, Vm } from '../dist/hypervisor/vm/vm.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
-import { Log } from '../dist/recorder/log.js';
 import { LivePort } from '../dist/recorder/live-port.js';
+import { Log } from '../dist/recorder/log.js';
 import { ReplayPort } from '../dist/replayer/replay-port.js';
-import { replayJson, ROOT, runSteps, startRun, tempDir, waitFor } from './helpers.js';
+import { ROOT, replayJson, runSteps, startRun, tempDir, waitFor } from './helpers.js';
 
 const request = (method: string, url: string, body = ''): LiveEvent => ({ kind: 'request', method, url: `http://vm${url}`, headers: [], body: new TextEncoder().encode(body) });
 const RANDOM_EVENTS = [request('GET', '/roll?n=5'), request('GET', '/uuid?n=3'), request('GET', '/now'), request('POST', '/shuffle', '[1,2,3,4,5,6,7,8]'), request('GET', '/state')];
@@ -198,7 +198,7 @@ test('a glue that reads the clock while booting is booted in full and no image i
 
 test('a guest whose top level reads the clock boots from the glue image only, and replays exactly', async () => {
   const dir = tempDir('ftjs-guest-');
-  writeFileSync(path.join(dir, 'clock.js'), "const bootedAt = Date.now();\nexport default { fetch() { return new Response(String(Date.now() - bootedAt)); } };\n");
+  writeFileSync(path.join(dir, 'clock.js'), 'const bootedAt = Date.now();\nexport default { fetch() { return new Response(String(Date.now() - bootedAt)); } };\n');
   const config = makeBootConfig(loadGuest(path.join(dir, 'clock.js')), {});
   const images = new BootImageCache({ dir: null });
   const first = await record(config, [request('GET', '/')], images);
@@ -235,7 +235,11 @@ test('ftjs run booted from disk images records a trace that a process without im
   const node = await startRun('guest-apps/kv.js', { record: trace, processEnv: withImages });
   try {
     expect((await node.waitForLog((l) => l.msg === 'guest booted', 'boot')).bootImage).toMatchObject({ source: 'disk', guest: 'disk' });
-    await runSteps(node.url, [{ method: 'PUT', path: '/kv/a', body: '1' }, { method: 'GET', path: '/kv/a' }, { method: 'GET', path: '/kv' }]);
+    await runSteps(node.url, [
+      { method: 'PUT', path: '/kv/a', body: '1' },
+      { method: 'GET', path: '/kv/a' },
+      { method: 'GET', path: '/kv' },
+    ]);
   } finally {
     await node.stop();
   }
@@ -248,8 +252,19 @@ test('ftjs run booted from disk images records a trace that a process without im
 test('a Hono bundle boots from its images and serves what a full boot serves', async () => {
   const { build } = await import('esbuild');
   const dir = tempDir('ftjs-hono-');
-  const source = "import { Hono } from 'hono';\nimport { cors } from 'hono/cors';\nconst app = new Hono();\napp.use('*', cors());\napp.get('/', (c) => c.json({ hello: 'world' }));\napp.get('/p/:x', (c) => c.text('p=' + c.req.param('x')));\nexport default app;\n";
-  await build({ stdin: { contents: source, resolveDir: ROOT, loader: 'js' }, bundle: true, format: 'esm', platform: 'neutral', conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], minifyWhitespace: true, outfile: path.join(dir, 'app.js'), logLevel: 'error' });
+  const source =
+    "import { Hono } from 'hono';\nimport { cors } from 'hono/cors';\nconst app = new Hono();\napp.use('*', cors());\napp.get('/', (c) => c.json({ hello: 'world' }));\napp.get('/p/:x', (c) => c.text('p=' + c.req.param('x')));\nexport default app;\n";
+  await build({
+    stdin: { contents: source, resolveDir: ROOT, loader: 'js' },
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    conditions: ['workerd', 'worker', 'browser'],
+    mainFields: ['module', 'main'],
+    minifyWhitespace: true,
+    outfile: path.join(dir, 'app.js'),
+    logLevel: 'error',
+  });
   const config = makeBootConfig(loadGuest(path.join(dir, 'app.js')), {});
   const events = [request('GET', '/'), request('GET', '/p/42'), request('OPTIONS', '/p/1')];
   const images = new BootImageCache({ dir: null });

@@ -3,16 +3,16 @@
 // CRC, or replays a frame, or (with TLS on) only records what it sees. The backup must refuse the
 // frame as tampering (4009), not diverge, and the pair must be protected again after a reconnect.
 
-import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deriveChannelKeys, FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer } from '../dist/logging-channel/frame-mac.js';
 import { decodeFrame, encodeEntriesFrame } from '../dist/logging-channel/frames.js';
-import { FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer, deriveChannelKeys } from '../dist/logging-channel/frame-mac.js';
-import { ROOT, TEST_SECRET, ftjs, startBackup, startPrimary, status, tempDir, waitFor, waitInSync, type FtjsProcess } from './helpers.js';
+import { type FtjsProcess, ftjs, ROOT, startBackup, startPrimary, status, TEST_SECRET, tempDir, waitFor, waitInSync } from './helpers.js';
 
 const KV = path.join(ROOT, 'guest-apps/kv.js');
 const ENTRIES = 0x01;
@@ -168,7 +168,9 @@ afterEach(async () => {
   while (stops.length > 0) await stops.pop()!();
 });
 
-async function pairThroughRelay(opts: { primaryArgs?: string[]; backupArgs?: string[]; scheme?: 'ws' | 'wss' } = {}): Promise<{ primary: FtjsProcess & { url: string; replication: string }; backup: FtjsProcess & { url: string }; relay: TamperRelay }> {
+async function pairThroughRelay(
+  opts: { primaryArgs?: string[]; backupArgs?: string[]; scheme?: 'ws' | 'wss' } = {},
+): Promise<{ primary: FtjsProcess & { url: string; replication: string }; backup: FtjsProcess & { url: string }; relay: TamperRelay }> {
   const primary = await startPrimary(KV, { primaryArgs: opts.primaryArgs ?? [] });
   stops.push(() => primary.stop('SIGKILL'));
   const replicationPort = Number(new URL(primary.replication).port);
@@ -252,7 +254,8 @@ function makeCerts(): { dir: string; ca: string; primary: [string, string]; back
   const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ext = path.join(dir, 'san.ext');
   writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  const ca = (name: string): void => run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-subj', `/CN=${name}`, '-days', '2');
+  const ca = (name: string): void =>
+    run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-subj', `/CN=${name}`, '-days', '2');
   const leaf = (name: string, signer: string): [string, string] => {
     run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
     run('x509', '-req', '-in', `${name}.csr`, '-CA', `${signer}.pem`, '-CAkey', `${signer}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', ext);
@@ -260,7 +263,14 @@ function makeCerts(): { dir: string; ca: string; primary: [string, string]; back
   };
   ca('pair-ca');
   ca('stranger-ca');
-  return { dir, ca: path.join(dir, 'pair-ca.pem'), primary: leaf('primary', 'pair-ca'), backup: leaf('backup', 'pair-ca'), strangerCa: path.join(dir, 'stranger-ca.pem'), stranger: leaf('stranger', 'stranger-ca') };
+  return {
+    dir,
+    ca: path.join(dir, 'pair-ca.pem'),
+    primary: leaf('primary', 'pair-ca'),
+    backup: leaf('backup', 'pair-ca'),
+    strangerCa: path.join(dir, 'stranger-ca.pem'),
+    stranger: leaf('stranger', 'stranger-ca'),
+  };
 }
 
 const tlsArgs = ([cert, key]: [string, string], ca: string): string[] => ['--tls-cert', cert, '--tls-key', key, '--tls-ca', ca];

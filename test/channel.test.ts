@@ -4,32 +4,22 @@
 // handshake themselves) play the malicious or silent side.
 // They run against the compiled output (build first: npx tsc -p tsconfig.json).
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as net from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { PrimaryChannel, type AttachedEvent, type DetachedEvent, type RefusedEvent, type SnapshotProvider } from '../dist/logging-channel/primary-channel.js';
-import { BackupChannel, type BackupChannelOptions, type SnapshotEvent, type WelcomeEvent } from '../dist/logging-channel/backup-channel.js';
-import { LogBufferFullError, RetainedLog, entryWireBytes } from '../dist/logging-channel/retained-log.js';
-import {
-  FrameError,
-  FrameType,
-  decodeFrame,
-  encodeAckFrame,
-  encodeControlFrame,
-  encodeEntriesFrame,
-  encodeHeartbeatFrame,
-  entriesBudgetBytes,
-  type Frame,
-} from '../dist/logging-channel/frames.js';
-import { FRAME_TAG_BYTES, FrameOpener, FrameSealer, deriveChannelKeys } from '../dist/logging-channel/frame-mac.js';
-import { RefuseCode, computeProof, encodeSnapshotBaseOffer, secretBytes, type AuthMessage, type SnapshotBaseOffer } from '../dist/logging-channel/auth.js';
-import { Kind, type Entry } from '../dist/logging-channel/entry.js';
 import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/vm/snapshot-wire.js';
 import type { Snapshot } from '../dist/hypervisor/vm/vm.js';
+import { type AuthMessage, computeProof, encodeSnapshotBaseOffer, RefuseCode, type SnapshotBaseOffer, secretBytes } from '../dist/logging-channel/auth.js';
+import { BackupChannel, type BackupChannelOptions, type SnapshotEvent, type WelcomeEvent } from '../dist/logging-channel/backup-channel.js';
+import { type Entry, Kind } from '../dist/logging-channel/entry.js';
+import { deriveChannelKeys, FRAME_TAG_BYTES, FrameOpener, FrameSealer } from '../dist/logging-channel/frame-mac.js';
+import { decodeFrame, encodeAckFrame, encodeControlFrame, encodeEntriesFrame, encodeHeartbeatFrame, entriesBudgetBytes, type Frame, FrameError, FrameType } from '../dist/logging-channel/frames.js';
+import { type AttachedEvent, type DetachedEvent, PrimaryChannel, type RefusedEvent, type SnapshotProvider } from '../dist/logging-channel/primary-channel.js';
+import { entryWireBytes, LogBufferFullError, RetainedLog } from '../dist/logging-channel/retained-log.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
 const IDENTITY = { formatVersion: 1, engine: 'quickjs-emscripten/release-sync@0.32.0+ab12cd', guestHash: 'guest-hash-1' };
@@ -396,9 +386,7 @@ describe('frames', () => {
     const entries = makeEntries(7, 3, 5);
     const f = decodeFrame(encodeEntriesFrame(entries, 4096));
     expect(f.type).toBe('entries');
-    expect((f as { entries: Entry[] }).entries.map((e) => [e.seq, e.pos, e.kind, [...e.payload]])).toEqual(
-      entries.map((e) => [e.seq, e.pos, e.kind, [...e.payload]]),
-    );
+    expect((f as { entries: Entry[] }).entries.map((e) => [e.seq, e.pos, e.kind, [...e.payload]])).toEqual(entries.map((e) => [e.seq, e.pos, e.kind, [...e.payload]]));
     expect(decodeFrame(encodeAckFrame(300))).toEqual({ type: 'ack', seq: 300 });
     expect(decodeFrame(encodeHeartbeatFrame(0))).toEqual({ type: 'heartbeat', seq: 0 });
     expect(decodeFrame(encodeControlFrame({ t: 'x', n: 1 }))).toEqual({ type: 'control', message: { t: 'x', n: 1 } });
@@ -491,7 +479,12 @@ describe('logging channel: handshake', () => {
 
   const mismatches: Array<[string, Partial<BackupChannelOptions['identity']>, number, RegExp]> = [
     ['format', { formatVersion: 2 }, RefuseCode.FormatMismatch, /format version mismatch: primary writes log format 1, backup reads format 2/],
-    ['engine', { engine: 'quickjs-emscripten/release-sync@0.31.0+ffff' }, RefuseCode.EngineMismatch, /engine mismatch: primary runs quickjs-emscripten\/release-sync@0\.32\.0\+ab12cd, backup runs quickjs-emscripten\/release-sync@0\.31\.0\+ffff/],
+    [
+      'engine',
+      { engine: 'quickjs-emscripten/release-sync@0.31.0+ffff' },
+      RefuseCode.EngineMismatch,
+      /engine mismatch: primary runs quickjs-emscripten\/release-sync@0\.32\.0\+ab12cd, backup runs quickjs-emscripten\/release-sync@0\.31\.0\+ffff/,
+    ],
     ['guest', { guestHash: 'other-guest' }, RefuseCode.GuestMismatch, /guest hash mismatch: primary runs guest guest-hash-1, backup was given guest other-guest/],
   ];
   for (const [name, change, code, pattern] of mismatches) {
@@ -571,8 +564,17 @@ describe('logging channel: handshake', () => {
   it('times out a peer that connects and never authenticates (4007)', async () => {
     const { logger, lines } = captureLogger();
     const primary = await PrimaryChannel.listen({
-      host: '127.0.0.1', port: 0, secret: SECRET, identity: IDENTITY, bootConfig: BOOT, log: new RetainedLog(1 << 20),
-      heartbeatMs: 50, heartbeatTimeoutMs: 150, maxFrameBytes: 8192, handshakeTimeoutMs: 150, logger,
+      host: '127.0.0.1',
+      port: 0,
+      secret: SECRET,
+      identity: IDENTITY,
+      bootConfig: BOOT,
+      log: new RetainedLog(1 << 20),
+      heartbeatMs: 50,
+      heartbeatTimeoutMs: 150,
+      maxFrameBytes: 8192,
+      handshakeTimeoutMs: 150,
+      logger,
     });
     cleanups.push(() => primary.close());
     const ws = new WebSocket(`ws://127.0.0.1:${primary.port}`);
@@ -675,11 +677,15 @@ describe('logging channel: streaming', () => {
     p.append(n, 8 * 1024); // 24 MiB, far more than the kernel buffers hold
     // Wait until the primary has stopped sending (sentSeq stays put across polls).
     let last = -1;
-    await waitFor(() => {
-      const stuck = p.primary.sentSeq === last && last > 0;
-      last = p.primary.sentSeq;
-      return stuck;
-    }, 5000, 'sending to stall');
+    await waitFor(
+      () => {
+        const stuck = p.primary.sentSeq === last && last > 0;
+        last = p.primary.sentSeq;
+        return stuck;
+      },
+      5000,
+      'sending to stall',
+    );
     expect(p.primary.sentSeq).toBeLessThan(n);
     expect(maxBufferedBeforeSend).toBeLessThanOrEqual(maxBufferedBytes);
     raw.ws.resume();

@@ -6,7 +6,7 @@
 import { appendFileSync, copyFileSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ftjs, replayJson, startPair, startPrimary, status, tempDir, TEST_SECRET, waitFor, type FtjsProcess, type LogLine } from './helpers.js';
+import { type FtjsProcess, ftjs, type LogLine, replayJson, startPair, startPrimary, status, TEST_SECRET, tempDir, waitFor } from './helpers.js';
 
 const KV = 'guest-apps/kv.js';
 const BANK = 'guest-apps/bank.js';
@@ -141,7 +141,11 @@ describe('restore after both nodes are lost', () => {
     }
     let lastSeq = 0;
     for (let i = 0; i < 60; i++) {
-      const res = await fetch(`${primary.url}/transfer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ from: accounts[i % 3], to: accounts[(i + 1) % 3], amount: 1 + i }) });
+      const res = await fetch(`${primary.url}/transfer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ from: accounts[i % 3], to: accounts[(i + 1) % 3], amount: 1 + i }),
+      });
       expect(res.status).toBe(201);
       await res.text();
       lastSeq = Number(res.headers.get('ftjs-seq'));

@@ -1,14 +1,11 @@
 // Codec tests: the byte writer/reader, every payload codec, and the batch codec's round trips and
 // rejection paths. They run against the compiled output (build first: npx tsc -p tsconfig.json).
 
-import { describe, expect, it } from 'vitest';
 import { crc32 } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
 import { ByteReader, ByteWriter, CodecError, MAX_VARUINT, varuintSize } from '../dist/logging-channel/bytes.js';
 import {
   BATCH_MAGIC,
-  MAX_BATCH_BYTES,
-  MAX_CLOCK_READ_INDEX,
-  MIN_BATCH_BYTES,
   decodeBatch,
   decodeClockReading,
   decodeEpochMark,
@@ -25,9 +22,12 @@ import {
   encodeRequestEvent,
   encodeTaskEnd,
   encodeTimerEvent,
+  MAX_BATCH_BYTES,
+  MAX_CLOCK_READ_INDEX,
+  MIN_BATCH_BYTES,
   readBatchHeader,
 } from '../dist/logging-channel/codec.js';
-import { Kind, type Entry, type KindCode, type RequestEvent } from '../dist/logging-channel/entry.js';
+import { type Entry, Kind, type KindCode, type RequestEvent } from '../dist/logging-channel/entry.js';
 
 const enc = new TextEncoder();
 
@@ -200,9 +200,29 @@ describe('ByteWriter / ByteReader', () => {
 
 describe('payload codecs', () => {
   const requests: RequestEvent[] = [
-    { requestId: 1, method: 'GET', url: '/kv/key', headers: [['host', 'localhost:8080'], ['accept', '*/*']], body: new Uint8Array(0) },
+    {
+      requestId: 1,
+      method: 'GET',
+      url: '/kv/key',
+      headers: [
+        ['host', 'localhost:8080'],
+        ['accept', '*/*'],
+      ],
+      body: new Uint8Array(0),
+    },
     { requestId: 0, method: 'PROPFIND', url: '', headers: [], body: allBytes() },
-    { requestId: MAX_VARUINT, method: 'get', url: '/ünïcödé/路径?q=🎉', headers: [['x-émoji', 'v👍'], ['HOST', 'Upper'], ['host', ''], ['host', 'dup']], body: enc.encode('{"a":1}') },
+    {
+      requestId: MAX_VARUINT,
+      method: 'get',
+      url: '/ünïcödé/路径?q=🎉',
+      headers: [
+        ['x-émoji', 'v👍'],
+        ['HOST', 'Upper'],
+        ['host', ''],
+        ['host', 'dup'],
+      ],
+      body: enc.encode('{"a":1}'),
+    },
     { requestId: 77, method: 'PUT', url: 'http://example.com/' + 'a'.repeat(5000), headers: [['content-type', 'application/octet-stream']], body: new Uint8Array(200_000).fill(0xab) },
   ];
 
@@ -219,7 +239,17 @@ describe('payload codecs', () => {
 
   it('FetchResult round-trips responses and errors', () => {
     const cases = [
-      { fetchId: 1, error: null, status: 200, statusText: 'OK', headers: [['content-type', 'text/plain'], ['x-custom', 'ü']] as Array<[string, string]>, body: enc.encode('hello') },
+      {
+        fetchId: 1,
+        error: null,
+        status: 200,
+        statusText: 'OK',
+        headers: [
+          ['content-type', 'text/plain'],
+          ['x-custom', 'ü'],
+        ] as Array<[string, string]>,
+        body: enc.encode('hello'),
+      },
       { fetchId: 0, error: null, status: 0, statusText: '', headers: [], body: new Uint8Array(0) },
       { fetchId: MAX_VARUINT, error: null, status: 999, statusText: 'Weird 🎉', headers: [], body: allBytes() },
       { fetchId: 5, error: 'network error: ECONNREFUSED 127.0.0.1:9', status: 0, statusText: '', headers: [], body: new Uint8Array(0) },
@@ -268,7 +298,11 @@ describe('payload codecs', () => {
   });
 
   it('Epoch round-trips', () => {
-    for (const mark of [{ epoch: 0, nodeId: '' }, { epoch: 1, nodeId: 'node-a' }, { epoch: MAX_VARUINT, nodeId: 'nœud-β-🎉' }]) {
+    for (const mark of [
+      { epoch: 0, nodeId: '' },
+      { epoch: 1, nodeId: 'node-a' },
+      { epoch: MAX_VARUINT, nodeId: 'nœud-β-🎉' },
+    ]) {
       expect(decodeEpochMark(encodeEpochMark(mark))).toEqual(mark);
     }
   });
@@ -351,7 +385,15 @@ function sampleEntries(firstSeq = 1, firstPos = 0): Entry[] {
 }
 
 /** Build a batch by hand (recomputing the CRC) to reach the checks behind the checksum. */
-function craftBatch(fields: { magic?: number; firstSeq: number; count: number; posBase: number; entries: Array<[kind: number, delta: number, payload: Uint8Array]>; extra?: Uint8Array; restDelta?: number }): Uint8Array {
+function craftBatch(fields: {
+  magic?: number;
+  firstSeq: number;
+  count: number;
+  posBase: number;
+  entries: Array<[kind: number, delta: number, payload: Uint8Array]>;
+  extra?: Uint8Array;
+  restDelta?: number;
+}): Uint8Array {
   const body = new ByteWriter();
   body.varuint(fields.firstSeq);
   body.varuint(fields.count);
@@ -436,7 +478,21 @@ describe('batch codec', () => {
     expectCodecError(() => encodeBatch([entry(1, 0, 42 as KindCode)]), /unknown kind 42/);
     expectCodecError(() => encodeBatch([{ seq: 1, pos: 0, kind: Kind.Noop, payload: [1, 2] as unknown as Uint8Array }]), /not a Uint8Array/);
     expectCodecError(() => encodeBatch([entry(MAX_VARUINT, 0, Kind.Noop), entry(MAX_VARUINT + 1, 0, Kind.Noop)]), /exceed 2\^53-1/);
-    expectCodecError(() => decodeBatch(craftBatch({ firstSeq: MAX_VARUINT, count: 2, posBase: 0, entries: [[Kind.Noop, 0, new Uint8Array(0)], [Kind.Noop, 0, new Uint8Array(0)]] })), /exceed 2\^53-1/);
+    expectCodecError(
+      () =>
+        decodeBatch(
+          craftBatch({
+            firstSeq: MAX_VARUINT,
+            count: 2,
+            posBase: 0,
+            entries: [
+              [Kind.Noop, 0, new Uint8Array(0)],
+              [Kind.Noop, 0, new Uint8Array(0)],
+            ],
+          }),
+        ),
+      /exceed 2\^53-1/,
+    );
   });
 
   it('enforces the batch size limit on both sides', () => {
@@ -475,12 +531,55 @@ describe('batch codec', () => {
 
   it('rejects structural problems behind a valid checksum, naming the seq', () => {
     const p3 = Uint8Array.of(1, 2, 3);
-    expectCodecError(() => decodeBatch(craftBatch({ firstSeq: 5, count: 2, posBase: 0, entries: [[Kind.Noop, 0, new Uint8Array(0)], [42, 0, new Uint8Array(0)]] })), /unknown kind 42 \(0x2a\) in entry seq 6 at byte \d+/);
+    expectCodecError(
+      () =>
+        decodeBatch(
+          craftBatch({
+            firstSeq: 5,
+            count: 2,
+            posBase: 0,
+            entries: [
+              [Kind.Noop, 0, new Uint8Array(0)],
+              [42, 0, new Uint8Array(0)],
+            ],
+          }),
+        ),
+      /unknown kind 42 \(0x2a\) in entry seq 6 at byte \d+/,
+    );
     expectCodecError(() => decodeBatch(craftBatch({ firstSeq: 0, count: 1, posBase: 0, entries: [[Kind.Noop, 0, p3]] })), /firstSeq is 0/);
     expectCodecError(() => decodeBatch(craftBatch({ firstSeq: 1, count: 0, posBase: 0, entries: [], extra: p3 })), /count is 0/);
     expectCodecError(() => decodeBatch(craftBatch({ firstSeq: 1, count: 1000, posBase: 0, entries: [[Kind.Noop, 0, p3]] })), /count 1000 cannot fit/);
-    expectCodecError(() => decodeBatch(craftBatch({ firstSeq: 1, count: 2, posBase: 0, entries: [[Kind.Noop, 0, p3], [Kind.Noop, 0, p3]], extra: Uint8Array.of(0) })), /1 unparsed bytes after the last entry \(seq 2\)/);
-    expectCodecError(() => decodeBatch(craftBatch({ firstSeq: 1, count: 2, posBase: MAX_VARUINT, entries: [[Kind.Noop, 0, p3], [Kind.Noop, 1, p3]] })), /pos of seq 2 exceeds 2\^53-1/);
+    expectCodecError(
+      () =>
+        decodeBatch(
+          craftBatch({
+            firstSeq: 1,
+            count: 2,
+            posBase: 0,
+            entries: [
+              [Kind.Noop, 0, p3],
+              [Kind.Noop, 0, p3],
+            ],
+            extra: Uint8Array.of(0),
+          }),
+        ),
+      /1 unparsed bytes after the last entry \(seq 2\)/,
+    );
+    expectCodecError(
+      () =>
+        decodeBatch(
+          craftBatch({
+            firstSeq: 1,
+            count: 2,
+            posBase: MAX_VARUINT,
+            entries: [
+              [Kind.Noop, 0, p3],
+              [Kind.Noop, 1, p3],
+            ],
+          }),
+        ),
+      /pos of seq 2 exceeds 2\^53-1/,
+    );
     // Second entry claims a 50-byte payload with 3 bytes left before the CRC.
     const overrun = craftBatch({ firstSeq: 1, count: 2, posBase: 0, entries: [[Kind.Noop, 0, p3]], extra: Uint8Array.of(Kind.Noop, 0, 50, 1, 2, 3) });
     expectCodecError(() => decodeBatch(overrun), /payload of seq 2 declares 50 bytes, only 3 left in the batch/);
@@ -526,15 +625,21 @@ describe('size: bytes per request', () => {
   function ownBytes(r: RequestEvent): number {
     return enc.encode(r.method).byteLength + enc.encode(r.url).byteLength + r.headers.reduce((n, [k, v]) => n + enc.encode(k).byteLength + enc.encode(v).byteLength, 0) + r.body.byteLength;
   }
-  const headers: Array<[string, string]> = [['host', 'localhost:8080'], ['user-agent', 'curl/8.5.0'], ['accept', '*/*']];
+  const headers: Array<[string, string]> = [
+    ['host', 'localhost:8080'],
+    ['user-agent', 'curl/8.5.0'],
+    ['accept', '*/*'],
+  ];
   const get = (id: number): RequestEvent => ({ requestId: id, method: 'GET', url: '/kv/key', headers, body: new Uint8Array(0) });
   const put = (id: number): RequestEvent => ({ requestId: id, method: 'PUT', url: '/kv/key', headers: [...headers, ['content-type', 'application/octet-stream']], body: new Uint8Array(32).fill(7) });
 
   // The same requests with header names outside the name table (case differs): pure framing cost.
-  const literal = (make: (id: number) => RequestEvent) => (id: number): RequestEvent => {
-    const r = make(id);
-    return { ...r, headers: r.headers.map(([k, v]) => [k.toUpperCase(), v] as [string, string]) };
-  };
+  const literal =
+    (make: (id: number) => RequestEvent) =>
+    (id: number): RequestEvent => {
+      const r = make(id);
+      return { ...r, headers: r.headers.map(([k, v]) => [k.toUpperCase(), v] as [string, string]) };
+    };
 
   function perRequest(make: (id: number) => RequestEvent, count: number, firstId: number): number {
     const entries: Entry[] = [];

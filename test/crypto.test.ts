@@ -5,7 +5,7 @@
 // against RFC 8032's. Error cases must raise the same error types. A guest that generates keys and
 // signs is recorded under TZ=UTC and replayed under TZ=Pacific/Chatham, bit for bit.
 
-import { createECDH, createPublicKey, generateKeyPairSync, webcrypto, type JsonWebKey } from 'node:crypto';
+import { createECDH, createPublicKey, generateKeyPairSync, type JsonWebKey, webcrypto } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -39,7 +39,10 @@ function exchange(method: string, url: string, body = ''): Promise<{ status: num
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method, agent: false, headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
       let text = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve({ status: res.statusCode!, body: text }));
+      res
+        .setEncoding('utf8')
+        .on('data', (chunk: string) => (text += chunk))
+        .on('end', () => resolve({ status: res.statusCode!, body: text }));
     });
     req.on('error', reject).end(body);
   });
@@ -166,7 +169,11 @@ describe('deterministic algorithms agree with Node byte for byte', () => {
 
   test('RSASSA-PKCS1-v1_5 and RSA-PSS with salt length 0: import/export in every format, sign, verify', async () => {
     const programs: Program[] = [];
-    for (const [modulusLength, hash] of [[1024, 'SHA-1'], [2048, 'SHA-256'], [3072, 'SHA-512']] as const) {
+    for (const [modulusLength, hash] of [
+      [1024, 'SHA-1'],
+      [2048, 'SHA-256'],
+      [3072, 'SHA-512'],
+    ] as const) {
       const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength });
       const pkcs8 = derHex(privateKey.export({ format: 'der', type: 'pkcs8' }));
       const spki = derHex(publicKey.export({ format: 'der', type: 'spki' }));
@@ -234,8 +241,16 @@ describe('deterministic algorithms agree with Node byte for byte', () => {
 
   test('Ed25519: RFC 8032 test vectors, and keys in every format', async () => {
     const vectors = [
-      { seed: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', message: '', signature: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b' },
-      { seed: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb', message: '72', signature: '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00' },
+      {
+        seed: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+        message: '',
+        signature: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+      },
+      {
+        seed: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
+        message: '72',
+        signature: '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
+      },
     ];
     const programs: Program[] = vectors.map((v) => [
       { op: 'importKey', args: ['pkcs8', hex('302e020100300506032b657004220420' + v.seed), 'Ed25519', true, ['sign']], as: 'priv' },
@@ -307,11 +322,41 @@ describe('Ed448, X25519 and X448 agree with Node too', () => {
 describe('randomized algorithms: each side verifies the other', () => {
   // RFC 6979 A.2.5 (P-256), A.2.6 (P-384) and A.2.7 (P-521), SHA-256 rows: deterministic ECDSA gives these exact signatures.
   const RFC6979 = [
-    { curve: 'P-256', d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721', message: 'sample', r: 'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716', s: 'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8' },
-    { curve: 'P-256', d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721', message: 'test', r: 'f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367', s: '019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083' },
-    { curve: 'P-384', d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5', message: 'sample', r: '21b13d1e013c7fa1392d03c5f99af8b30c570c6f98d4ea8e354b63a21d3daa33bde1e888e63355d92fa2b3c36d8fb2cd', s: 'f3aa443fb107745bf4bd77cb3891674632068a10ca67e3d45db2266fa7d1feebefdc63eccd1ac42ec0cb8668a4fa0ab0' },
-    { curve: 'P-521', d: '00fad06daa62ba3b25d2fb40133da757205de67f5bb0018fee8c86e1b68c7e75caa896eb32f1f47c70855836a6d16fcc1466f6d8fbec67db89ec0c08b0e996b83538', message: 'sample', r: '01511bb4d675114fe266fc4372b87682baecc01d3cc62cf2303c92b3526012659d16876e25c7c1e57648f23b73564d67f61c6f14d527d54972810421e7d87589e1a7', s: '004a171143a83163d6df460aaf61522695f207a58b95c0644d87e52aa1a347916e4f7a72930b1bc06dbe22ce3f58264afd23704cbb63b29b931f7de6c9d949a7ecfc' },
-    { curve: 'P-384', d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5', message: 'test', r: '6d6defac9ab64dabafe36c6bf510352a4cc27001263638e5b16d9bb51d451559f918eedaf2293be5b475cc8f0188636b', s: '2d46f3becbcc523d5f1a1256bf0c9b024d879ba9e838144c8ba6baeb4b53b47d51ab373f9845c0514eefb14024787265' },
+    {
+      curve: 'P-256',
+      d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721',
+      message: 'sample',
+      r: 'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716',
+      s: 'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8',
+    },
+    {
+      curve: 'P-256',
+      d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721',
+      message: 'test',
+      r: 'f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367',
+      s: '019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083',
+    },
+    {
+      curve: 'P-384',
+      d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5',
+      message: 'sample',
+      r: '21b13d1e013c7fa1392d03c5f99af8b30c570c6f98d4ea8e354b63a21d3daa33bde1e888e63355d92fa2b3c36d8fb2cd',
+      s: 'f3aa443fb107745bf4bd77cb3891674632068a10ca67e3d45db2266fa7d1feebefdc63eccd1ac42ec0cb8668a4fa0ab0',
+    },
+    {
+      curve: 'P-521',
+      d: '00fad06daa62ba3b25d2fb40133da757205de67f5bb0018fee8c86e1b68c7e75caa896eb32f1f47c70855836a6d16fcc1466f6d8fbec67db89ec0c08b0e996b83538',
+      message: 'sample',
+      r: '01511bb4d675114fe266fc4372b87682baecc01d3cc62cf2303c92b3526012659d16876e25c7c1e57648f23b73564d67f61c6f14d527d54972810421e7d87589e1a7',
+      s: '004a171143a83163d6df460aaf61522695f207a58b95c0644d87e52aa1a347916e4f7a72930b1bc06dbe22ce3f58264afd23704cbb63b29b931f7de6c9d949a7ecfc',
+    },
+    {
+      curve: 'P-384',
+      d: '6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5',
+      message: 'test',
+      r: '6d6defac9ab64dabafe36c6bf510352a4cc27001263638e5b16d9bb51d451559f918eedaf2293be5b475cc8f0188636b',
+      s: '2d46f3becbcc523d5f1a1256bf0c9b024d879ba9e838144c8ba6baeb4b53b47d51ab373f9845c0514eefb14024787265',
+    },
   ];
 
   function ecJwk(curve: string, dHex: string): JsonWebKey {
@@ -409,7 +454,7 @@ describe('randomized algorithms: each side verifies the other', () => {
       }
     }
     const decrypting = (program: Program, ciphertext: Result): Program => [
-      { op: 'importKey', args: ['pkcs8', pkcs8, (program[0]!.args[2] as object), false, ['decrypt']], as: 'priv' },
+      { op: 'importKey', args: ['pkcs8', pkcs8, program[0]!.args[2] as object, false, ['decrypt']], as: 'priv' },
       { op: 'decrypt', args: [program[1]!.args[0], '$priv', ciphertext] },
     ];
     const [guest, node] = await Promise.all([inGuest(encryptions), inNode(encryptions)]);
@@ -426,11 +471,13 @@ describe('randomized algorithms: each side verifies the other', () => {
       { op: 'wrapKey', args: ['raw', '$inner', '$pub', { name: 'RSA-OAEP' }] },
     ];
     const [wrapped] = await inGuest([wrap]);
-    const [unwrapped] = await inNode([[
-      { op: 'importKey', args: ['pkcs8', pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['unwrapKey']], as: 'priv' },
-      { op: 'unwrapKey', args: ['raw', wrapped!.at(-1), '$priv', { name: 'RSA-OAEP' }, 'AES-GCM', true, ['encrypt']], as: 'k' },
-      { op: 'exportKey', args: ['raw', '$k'] },
-    ]]);
+    const [unwrapped] = await inNode([
+      [
+        { op: 'importKey', args: ['pkcs8', pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['unwrapKey']], as: 'priv' },
+        { op: 'unwrapKey', args: ['raw', wrapped!.at(-1), '$priv', { name: 'RSA-OAEP' }, 'AES-GCM', true, ['encrypt']], as: 'k' },
+        { op: 'exportKey', args: ['raw', '$k'] },
+      ],
+    ]);
     expect(unwrapped!.at(-1)).toEqual(bytes(32, 7));
     // Encryption is randomized (the seed comes from the entropy input): twice, two ciphertexts.
     const twice = await inGuest([encryptions[0]!, encryptions[0]!]);
@@ -581,7 +628,13 @@ describe('errors: the same error types as Node 20', () => {
     const k = { op: 'importKey', args: ['raw', bytes(8), 'PBKDF2', false, ['deriveBits']], as: 'p' };
     const pbkdf2 = (iterations: number) => ({ op: 'deriveBits', args: [{ name: 'PBKDF2', hash: 'SHA-256', salt: bytes(8), iterations }, '$p', 256] });
     const rsa = (modulusLength: number) => ({ op: 'generateKey', args: [{ name: 'RSA-PSS', modulusLength, publicExponent: hex('010001'), hash: 'SHA-256' }, true, ['sign']] });
-    const guest = await inGuest([[k, pbkdf2(1_000_001)], [k, pbkdf2(1_000)], [rsa(4104)], [rsa(256)], [{ op: 'generateKey', args: [{ name: 'HMAC', hash: 'SHA-1', length: 65537 * 8 }, true, ['sign']] }]]);
+    const guest = await inGuest([
+      [k, pbkdf2(1_000_001)],
+      [k, pbkdf2(1_000)],
+      [rsa(4104)],
+      [rsa(256)],
+      [{ op: 'generateKey', args: [{ name: 'HMAC', hash: 'SHA-1', length: 65537 * 8 }, true, ['sign']] }],
+    ]);
     expect(guest.map((results) => results.at(-1)!.error ?? 'ok')).toEqual([
       'DOMException:NotSupportedError',
       'ok',
@@ -635,7 +688,8 @@ describe('a guest that generates keys and signs', () => {
 
     // The guest's keys and signatures are real: Node verifies every signature with the exported key.
     const alg = (name: string, extra: Record<string, unknown> = {}) => ({ name, ...extra });
-    const publicKey = (name: string, algorithm: Record<string, unknown>) => subtle.importKey('jwk', a.keys[name] as JsonWebKey, algorithm as unknown as Parameters<typeof subtle.importKey>[2], true, ['verify']);
+    const publicKey = (name: string, algorithm: Record<string, unknown>) =>
+      subtle.importKey('jwk', a.keys[name] as JsonWebKey, algorithm as unknown as Parameters<typeof subtle.importKey>[2], true, ['verify']);
     const secret = (name: string) => Buffer.from(a.keys[name] as string, 'hex');
     for (const { body, result } of a.signed) {
       const data = new TextEncoder().encode(body);
@@ -661,7 +715,10 @@ describe('a guest that generates keys and signs', () => {
     expect(replay.summary.divergence).toBeNull();
     expect(replay.code).toBe(0);
     expect(replay.summary.ok).toBe(true);
-    expect(replay.console.map((line) => line.text)).toEqual([expect.stringMatching(/^keys [0-9a-f]{64}$/), ...a.signed.map((s) => expect.stringMatching(new RegExp(`^signed ${s.body.length} bytes: [0-9a-f]{64}$`)))]);
+    expect(replay.console.map((line) => line.text)).toEqual([
+      expect.stringMatching(/^keys [0-9a-f]{64}$/),
+      ...a.signed.map((s) => expect.stringMatching(new RegExp(`^signed ${s.body.length} bytes: [0-9a-f]{64}$`))),
+    ]);
     // Keys come from the recorded entropy: a second recording made other keys, and replays too.
     expect(b.keys).not.toEqual(a.keys);
     const replayB = await replayJson(traceB, { TZ: 'Pacific/Chatham' });

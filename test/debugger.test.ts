@@ -6,9 +6,9 @@
 import path from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
 import { decodeRequestEvent } from '../dist/logging-channel/codec.js';
-import { Kind, type Entry } from '../dist/logging-channel/entry.js';
+import { type Entry, Kind } from '../dist/logging-channel/entry.js';
 import { readTrace } from '../dist/logging-channel/trace-file.js';
-import { ftjs, replayJson, runSteps, startRun, tempDir, type CommandResult } from './helpers.js';
+import { type CommandResult, ftjs, replayJson, runSteps, startRun, tempDir } from './helpers.js';
 
 const dir = tempDir('ftjs-debugger-');
 const trace = path.join(dir, 'debuggee.trace');
@@ -52,7 +52,15 @@ interface DebugLine {
   seq?: number;
   ok?: boolean;
   value?: string;
-  info?: { seq: number; atEnd: boolean; task: { startSeq: number; endSeq: number; entryIndex: number; entryCount: number; number: number; start: { kind: string; summary: string } } | null; vm: { tasks: number; booted: boolean }; epoch: { epoch: number }; guestTimeMs: number; entry: { kind: string } | null };
+  info?: {
+    seq: number;
+    atEnd: boolean;
+    task: { startSeq: number; endSeq: number; entryIndex: number; entryCount: number; number: number; start: { kind: string; summary: string } } | null;
+    vm: { tasks: number; booted: boolean };
+    epoch: { epoch: number };
+    guestTimeMs: number;
+    entry: { kind: string } | null;
+  };
   [key: string]: unknown;
 }
 
@@ -274,7 +282,11 @@ test('going back to before the guest memory grew restores into a fresh VM, and t
   }
   const cpuEntries = (await readTrace(cpuTrace)).entries;
   const starts = cpuEntries.filter((e) => e.kind === Kind.Request).map((e) => e.seq);
-  const result = await ftjs(['replay', cpuTrace, '--json', '--until', String(starts[2]!), '--checkpoint-tasks', '1'], {}, `info\ngoto ${starts[1]}\ninfo\neval "started" in $mod ? 1 : 0\ngoto ${starts[2]}\ninfo\ncontinue\n`);
+  const result = await ftjs(
+    ['replay', cpuTrace, '--json', '--until', String(starts[2]!), '--checkpoint-tasks', '1'],
+    {},
+    `info\ngoto ${starts[1]}\ninfo\neval "started" in $mod ? 1 : 0\ngoto ${starts[2]}\ninfo\ncontinue\n`,
+  );
   expect(result.code, result.stderr).toBe(0);
   const lines = jsonLines(result);
   const infos = lines.filter((l) => l.command === 'info').map((l) => l.info! as unknown as { seq: number; vm: { memoryBytes: number } });

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Kind } from '../dist/logging-channel/entry.js';
 import { readTrace } from '../dist/logging-channel/trace-file.js';
-import { replayJson, runSteps, send, startRun, tempDir, waitFor, type StepResult } from './helpers.js';
-import { withUpstream, workloads, type Workload } from './workloads.js';
+import { replayJson, runSteps, type StepResult, send, startRun, tempDir, waitFor } from './helpers.js';
+import { type Workload, withUpstream, workloads } from './workloads.js';
 
 const RECORD_ENV = { TZ: 'UTC', LANG: 'en_US.UTF-8', LC_ALL: 'en_US.UTF-8' };
 const REPLAY_ENVS = [

@@ -1,12 +1,13 @@
 // The node's edge flags on real processes: the egress policy (--allow-fetch) as the guest's outbound
 // fetch, --public-url, the admin token, and the arbiter flags' start-up errors.
+
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ftjs, startRun, tempDir, TEST_SECRET, type FtjsProcess } from './helpers.js';
+import { type FtjsProcess, ftjs, startRun, TEST_SECRET, tempDir } from './helpers.js';
 
 let upstream: http.Server;
 let upstreamUrl = '';
@@ -48,7 +49,7 @@ describe('egress policy (--allow-fetch)', () => {
     }
   });
 
-  test('--allow-fetch 127.0.0.1 opens a local upstream, but never the node\'s own ports', async () => {
+  test("--allow-fetch 127.0.0.1 opens a local upstream, but never the node's own ports", async () => {
     const node = await startRun('guest-apps/outbound.js', { env: { UPSTREAM: upstreamUrl }, args: ['--allow-fetch', '127.0.0.1'] });
     try {
       const ok = await guestFetch(node, `${upstreamUrl}/allowed`);

@@ -9,13 +9,31 @@ import { egressFetch } from '../dist/hypervisor/node/egress-fetch.js';
 describe('egress policy', () => {
   it('denies loopback, link-local, private and reserved addresses by default, in both families and IPv4-mapped', () => {
     const policy = egressPolicy([], []);
-    for (const address of ['127.0.0.1', '127.1.2.3', '::1', '10.0.0.1', '172.16.5.4', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::', 'fc00::1', 'fd12::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', '224.0.0.1', '255.255.255.255']) {
+    for (const address of [
+      '127.0.0.1',
+      '127.1.2.3',
+      '::1',
+      '10.0.0.1',
+      '172.16.5.4',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::',
+      'fc00::1',
+      'fd12::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '::ffff:10.0.0.1',
+      '224.0.0.1',
+      '255.255.255.255',
+    ]) {
       expect(addressProblem(policy, address, 80), address).not.toBeNull();
     }
     for (const address of ['93.184.216.34', '8.8.8.8', '2606:4700:4700::1111', '::ffff:8.8.8.8']) expect(addressProblem(policy, address, 443), address).toBeNull();
   });
 
-  it('--allow-fetch opens CIDRs, addresses and host names, but never the node\'s own ports', () => {
+  it("--allow-fetch opens CIDRs, addresses and host names, but never the node's own ports", () => {
     const policy = egressPolicy(['10.0.0.0/8', '127.0.0.1', '[::1]', 'api.internal', '*.corp.example'], [8080, 9091]);
     expect(addressProblem(policy, '10.1.2.3', 80)).toBeNull();
     expect(addressProblem(policy, '127.0.0.1', 3000)).toBeNull();

@@ -2,7 +2,7 @@
 // three-member cluster, 'unreachable' (never a guess) without etcd, and a lease that is lost with it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdArbiter, parseEtcdUrl } from '../dist/hypervisor/node/arbiter-etcd.js';
-import { startEtcd, type EtcdCluster } from './etcd-cluster.js';
+import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
 import { waitFor } from './helpers.js';
 
 describe('parseEtcdUrl', () => {
@@ -80,7 +80,10 @@ describe('etcd arbiter, three members', () => {
           killed = true;
         }
         const results = await Promise.all(nodes.map((n) => n.claim(epoch, 'backup')));
-        winners.set(epoch, nodes.filter((_, i) => results[i]!.result === 'won').map((n) => n.nodeId));
+        winners.set(
+          epoch,
+          nodes.filter((_, i) => results[i]!.result === 'won').map((n) => n.nodeId),
+        );
         for (const r of results) expect(['won', 'lost', 'unreachable']).toContain(r.result);
       }
       expect(killed).toBe(true);

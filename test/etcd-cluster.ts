@@ -1,6 +1,6 @@
 // Real etcd servers for the tests: one or three members on free 127.0.0.1 ports, each with its own
 // temporary data directory, started and killed like any process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,13 +40,36 @@ export async function startEtcd(size = 1): Promise<EtcdCluster> {
   const initialCluster = names.map((n, i) => `${n}=${peer(i)}`).join(',');
   const members: EtcdMember[] = names.map((name, i) => {
     const clientUrl = `http://127.0.0.1:${ports[2 * i]}`;
-    const child = spawn('etcd', [
-      '--name', name, '--data-dir', path.join(dir, name),
-      '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-      '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i),
-      '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', path.basename(dir),
-      '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'error',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      'etcd',
+      [
+        '--name',
+        name,
+        '--data-dir',
+        path.join(dir, name),
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peer(i),
+        '--initial-advertise-peer-urls',
+        peer(i),
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        path.basename(dir),
+        '--heartbeat-interval',
+        '50',
+        '--election-timeout',
+        '500',
+        '--log-level',
+        'error',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     const member: EtcdMember = { name, clientUrl, process: child, exited: false };
     child.on('exit', () => (member.exited = true));
     return member;
@@ -70,18 +93,23 @@ export async function startEtcd(size = 1): Promise<EtcdCluster> {
       await gone;
     },
     async leader() {
-      return waitFor(async () => {
-        for (const m of members.filter((x) => !x.exited)) {
-          try {
-            const r = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' });
-            const s = (await r.json()) as { header: { member_id: string }; leader: string };
-            if (s.leader && s.leader === s.header.member_id) return m;
-          } catch {
-            // Not answering: try the next one.
+      return waitFor(
+        async () => {
+          for (const m of members.filter((x) => !x.exited)) {
+            try {
+              const r = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+              const s = (await r.json()) as { header: { member_id: string }; leader: string };
+              if (s.leader && s.leader === s.header.member_id) return m;
+            } catch {
+              // Not answering: try the next one.
+            }
           }
-        }
-        return null;
-      }, 'an etcd leader', 20_000, 50);
+          return null;
+        },
+        'an etcd leader',
+        20_000,
+        50,
+      );
     },
     async stop() {
       await Promise.all(members.map((m) => cluster.kill(m)));

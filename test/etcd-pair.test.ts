@@ -2,8 +2,8 @@
 // directory, on primary and backup, and on `ftjs drill`.
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
-import { startEtcd, type EtcdCluster } from './etcd-cluster.js';
-import { ftjs, spawnFtjs, status, TEST_SECRET, waitFor, type FtjsProcess } from './helpers.js';
+import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
+import { type FtjsProcess, ftjs, spawnFtjs, status, TEST_SECRET, waitFor } from './helpers.js';
 
 let etcd: EtcdCluster;
 beforeAll(async () => {
@@ -53,7 +53,22 @@ test('a pair on etcd fails over: the backup claims epoch 2 through etcd and serv
 
 test('ftjs drill --arbiter etcd://... --fault kill-primary passes with nothing lost', async () => {
   // Timing bounds with room for a loaded 2-core machine: this test is about the claims going through etcd.
-  const r = await ftjs(['drill', '--arbiter', etcd.arbiterUrl(`drill-${process.pid}`), '--rounds', '2', '--fault', 'kill-primary', '--json', '--seed', '7', '--heartbeat-timeout-ms', '1000', '--max-go-live-ms', '3000']);
+  const r = await ftjs([
+    'drill',
+    '--arbiter',
+    etcd.arbiterUrl(`drill-${process.pid}`),
+    '--rounds',
+    '2',
+    '--fault',
+    'kill-primary',
+    '--json',
+    '--seed',
+    '7',
+    '--heartbeat-timeout-ms',
+    '1000',
+    '--max-go-live-ms',
+    '3000',
+  ]);
   expect(r.code, r.stderr.slice(-3000)).toBe(0);
   const report = JSON.parse(r.stdout) as { summary: { passed: number; rounds: number; writesLost: number; writesAcked: number } };
   expect(report.summary).toMatchObject({ passed: 2, rounds: 2, writesLost: 0 });

@@ -2,7 +2,7 @@
 // failover (to the other node) returns the original response instead of running again.
 
 import { afterEach, expect, test } from 'vitest';
-import { send, startPair, startRun, status, waitFor, type PairProcesses } from './helpers.js';
+import { type PairProcesses, send, startPair, startRun, status, waitFor } from './helpers.js';
 
 let pair: PairProcesses | null = null;
 afterEach(async () => {
@@ -19,12 +19,20 @@ async function runningAfter(url: string, start: () => Promise<Response>): Promis
   return { response }; // wrapped: an async function would otherwise wait for the response itself
 }
 
-const transfer = (key: string, amount: number) => ({ method: 'POST', path: '/transfer', body: JSON.stringify({ from: 'a', to: 'b', amount }), headers: { 'content-type': 'application/json', 'idempotency-key': key } });
+const transfer = (key: string, amount: number) => ({
+  method: 'POST',
+  path: '/transfer',
+  body: JSON.stringify({ from: 'a', to: 'b', amount }),
+  headers: { 'content-type': 'application/json', 'idempotency-key': key },
+});
 
 test('a retry after the primary died goes to the new live node and gets the original response; the effect applied once', async () => {
   pair = await startPair('guest-apps/bank.js');
   const { primary, backup } = pair;
-  for (const [id, balance] of [['a', 1000], ['b', 0]] as const) {
+  for (const [id, balance] of [
+    ['a', 1000],
+    ['b', 0],
+  ] as const) {
     expect((await send(primary.url, { method: 'POST', path: '/accounts', body: JSON.stringify({ id, balance }) })).status).toBe(201);
   }
   const original = await send(primary.url, transfer('pay-1', 250));
@@ -131,10 +139,15 @@ test('--idempotency-ttl-ms: a key is replayed within its TTL and runs afresh aft
     const within = await put('v');
     expect(within.headers.get('idempotent-replayed')).toBe('true');
     // Past the TTL (no other key arrives to evict it), the same key runs again as a new request.
-    const fresh = await waitFor(async () => {
-      const res = await put('v');
-      return res.headers.get('idempotent-replayed') === null ? res : null;
-    }, 'the key to expire', 20_000, 100);
+    const fresh = await waitFor(
+      async () => {
+        const res = await put('v');
+        return res.headers.get('idempotent-replayed') === null ? res : null;
+      },
+      'the key to expire',
+      20_000,
+      100,
+    );
     expect(fresh.status).toBe(200);
     // ... and is remembered again from then on.
     expect((await put('v')).headers.get('idempotent-replayed')).toBe('true');
@@ -158,7 +171,11 @@ test('go-live re-issues an outbound fetch that started on the dead primary; a ke
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const upstreamUrl = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
   try {
-    pair = await startPair('guest-apps/outbound.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--env', `UPSTREAM=${upstreamUrl}`, '--allow-fetch', '127.0.0.1'], backupArgs: ['--allow-fetch', '127.0.0.1'] });
+    pair = await startPair('guest-apps/outbound.js', {
+      heartbeatTimeoutMs: 600,
+      primaryArgs: ['--env', `UPSTREAM=${upstreamUrl}`, '--allow-fetch', '127.0.0.1'],
+      backupArgs: ['--allow-fetch', '127.0.0.1'],
+    });
     const { primary, backup } = pair;
     const headers = { 'idempotency-key': 'proxy-1' };
     const first = fetch(`${primary.url}/proxy?path=/slow`, { headers }).catch(() => null);

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { goLiveViolation } from '../dist/cli/drill-workload.js';
-import { ftjs, send, startPair, status, waitFor, type PairProcesses } from './helpers.js';
+import { ftjs, type PairProcesses, send, startPair, status, waitFor } from './helpers.js';
 
 interface DrillJson {
   timing: { heartbeatMs: number; heartbeatTimeoutMs: number; maxGoLiveMs: number };

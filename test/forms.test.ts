@@ -141,7 +141,12 @@ describe('Request/Response.formData()', () => {
       const fd = await new Response(body, { headers: { 'content-type': 'multipart/form-data; boundary=XyZ-bnd' } }).formData();
       return (${DESCRIBE})(fd);
     })()`);
-    expect(r).toEqual({ v: [['plain', 'v'], ['f', '[object File]', 'é.txt', 'text/plain', 1, 'x', true]] });
+    expect(r).toEqual({
+      v: [
+        ['plain', 'v'],
+        ['f', '[object File]', 'é.txt', 'text/plain', 1, 'x', true],
+      ],
+    });
   });
 
   it('parses application/x-www-form-urlencoded', async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BAD_VERDICTS, CHECKPOINT_MUTATIONS, TRACE_MUTATIONS, fuzzCheckpoints, fuzzTraces, makeSamples } from '../dist/bench/fuzz-files.js';
+import { BAD_VERDICTS, CHECKPOINT_MUTATIONS, fuzzCheckpoints, fuzzTraces, makeSamples, TRACE_MUTATIONS } from '../dist/bench/fuzz-files.js';
 
 describe('mutated traces and checkpoints', () => {
   it('300 traces and 100 checkpoints, every kind of mutation: no changed meaning accepted, no crash, no hang', async () => {

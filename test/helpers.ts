@@ -1,7 +1,7 @@
 // Shared helpers for process-level tests: real `ftjs` processes, real sockets on 127.0.0.1.
 // Tests wait on conditions (a log line, a health check, an exit), never on fixed sleeps.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -77,12 +77,16 @@ export class FtjsProcess {
   }
 
   waitForLog(predicate: (line: LogLine) => boolean, what: string, timeoutMs = 20_000): Promise<LogLine> {
-    return waitFor(() => {
-      const found = this.find(predicate);
-      if (found) return found;
-      if (this.exitCode !== null) throw new Error(`process exited with ${this.exitCode} before ${what}: ${this.stderr.slice(-2000)}`);
-      return undefined;
-    }, what, timeoutMs);
+    return waitFor(
+      () => {
+        const found = this.find(predicate);
+        if (found) return found;
+        if (this.exitCode !== null) throw new Error(`process exited with ${this.exitCode} before ${what}: ${this.stderr.slice(-2000)}`);
+        return undefined;
+      },
+      what,
+      timeoutMs,
+    );
   }
 
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
@@ -101,7 +105,10 @@ export function spawnFtjs(args: string[], env: Record<string, string> = {}): Ftj
 }
 
 /** Starts `ftjs run` on a free port and waits until it serves. */
-export async function startRun(app: string, options: { record?: string; env?: Record<string, string>; processEnv?: Record<string, string>; args?: string[] } = {}): Promise<FtjsProcess & { url: string }> {
+export async function startRun(
+  app: string,
+  options: { record?: string; env?: Record<string, string>; processEnv?: Record<string, string>; args?: string[] } = {},
+): Promise<FtjsProcess & { url: string }> {
   const args = ['run', app, '--port', '0', '--log-level', 'info'];
   if (options.record) args.push('--record', options.record);
   for (const [k, v] of Object.entries(options.env ?? {})) args.push('--env', `${k}=${v}`);
@@ -161,7 +168,14 @@ export async function ftjs(args: string[], env: Record<string, string> = {}, inp
 
 export interface ReplayJson {
   console: Array<{ seq: number; level: string; text: string }>;
-  summary: Record<string, unknown> & { ok: boolean; tasks: number; entries: number; lastSeq: number; finalStateHash: string; divergence: null | { seq: number; pos: number; expected: string; actual: string } };
+  summary: Record<string, unknown> & {
+    ok: boolean;
+    tasks: number;
+    entries: number;
+    lastSeq: number;
+    finalStateHash: string;
+    divergence: null | { seq: number; pos: number; expected: string; actual: string };
+  };
 }
 
 /** `ftjs replay --json`, parsed. */
@@ -209,22 +223,45 @@ function timingArgs(options: PairOptions): string[] {
 export async function startPrimary(app: string, options: PairOptions = {}): Promise<FtjsProcess & { url: string; replication: string; sharedDir: string }> {
   const sharedDir = options.sharedDir ?? tempDir('ftjs-shared-');
   const timing = timingArgs(options);
-  const proc = spawnFtjs(['primary', app, '--port', '0', '--replication-port', '0', '--shared-dir', sharedDir, '--node-id', 'primary', ...timing, ...(options.primaryArgs ?? [])], { FTJS_SECRET: TEST_SECRET });
-  const line = await proc.waitForLog((l) => typeof l.replication === 'string' && typeof l.url === 'string', 'the primary to serve').catch(async (error: Error) => {
-    await proc.stop('SIGKILL');
-    throw error;
+  const proc = spawnFtjs(['primary', app, '--port', '0', '--replication-port', '0', '--shared-dir', sharedDir, '--node-id', 'primary', ...timing, ...(options.primaryArgs ?? [])], {
+    FTJS_SECRET: TEST_SECRET,
   });
+  const line = await proc
+    .waitForLog((l) => typeof l.replication === 'string' && typeof l.url === 'string', 'the primary to serve')
+    .catch(async (error: Error) => {
+      await proc.stop('SIGKILL');
+      throw error;
+    });
   return Object.assign(proc, { url: line.url as string, replication: line.replication as string, sharedDir });
 }
 
-export async function startBackup(replication: string, sharedDir: string, options: PairOptions & { secret?: string; entry?: string; nodeId?: string; env?: Record<string, string> } = {}): Promise<FtjsProcess & { url: string }> {
+export async function startBackup(
+  replication: string,
+  sharedDir: string,
+  options: PairOptions & { secret?: string; entry?: string; nodeId?: string; env?: Record<string, string> } = {},
+): Promise<FtjsProcess & { url: string }> {
   const timing = timingArgs(options);
-  const args = ['backup', ...(options.entry ? [options.entry] : []), '--primary', replication, '--port', '0', '--shared-dir', sharedDir, '--node-id', options.nodeId ?? 'backup', ...timing, ...(options.backupArgs ?? [])];
+  const args = [
+    'backup',
+    ...(options.entry ? [options.entry] : []),
+    '--primary',
+    replication,
+    '--port',
+    '0',
+    '--shared-dir',
+    sharedDir,
+    '--node-id',
+    options.nodeId ?? 'backup',
+    ...timing,
+    ...(options.backupArgs ?? []),
+  ];
   const proc = spawnFtjs(args, { FTJS_SECRET: options.secret ?? TEST_SECRET, ...(options.env ?? {}) });
-  const line = await proc.waitForLog((l) => typeof l.url === 'string' && typeof l.primary === 'string', 'the backup to listen').catch(async (error: Error) => {
-    await proc.stop('SIGKILL');
-    throw error;
-  });
+  const line = await proc
+    .waitForLog((l) => typeof l.url === 'string' && typeof l.primary === 'string', 'the backup to listen')
+    .catch(async (error: Error) => {
+      await proc.stop('SIGKILL');
+      throw error;
+    });
   return Object.assign(proc, { url: line.url as string });
 }
 
@@ -264,12 +301,17 @@ export async function startPair(app: string, options: PairOptions = {}): Promise
 
 /** Waits until the backup has replayed exactly what the primary has, with the same state hash. */
 export async function waitInSync(primaryUrl: string, backupUrl: string, timeoutMs = 20_000): Promise<{ seq: number; stateHash: string }> {
-  return waitFor(async () => {
-    const p = await status(primaryUrl);
-    const b = await status(backupUrl);
-    const p2 = await status(primaryUrl);
-    // A no-op may land between the reads; equal seqs before and after pin the primary's state.
-    if (p.seq === b.seq && p2.seq === p.seq && p.stateHash === b.stateHash && p.stateHash) return { seq: p.seq as number, stateHash: p.stateHash as string };
-    return null;
-  }, 'the backup to be in sync with the primary', timeoutMs, 10);
+  return waitFor(
+    async () => {
+      const p = await status(primaryUrl);
+      const b = await status(backupUrl);
+      const p2 = await status(primaryUrl);
+      // A no-op may land between the reads; equal seqs before and after pin the primary's state.
+      if (p.seq === b.seq && p2.seq === p.seq && p.stateHash === b.stateHash && p.stateHash) return { seq: p.seq as number, stateHash: p.stateHash as string };
+      return null;
+    },
+    'the backup to be in sync with the primary',
+    timeoutMs,
+    10,
+  );
 }

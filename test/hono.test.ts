@@ -8,8 +8,8 @@
 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { both, header, importBundle, multipart, type Fetcher, type RouteRequest, type Seen } from './guest-compare.js';
-import { replayJson, startRun, tempDir, type FtjsProcess } from './helpers.js';
+import { both, type Fetcher, header, importBundle, multipart, type RouteRequest, type Seen } from './guest-compare.js';
+import { type FtjsProcess, replayJson, startRun, tempDir } from './helpers.js';
 
 const ENTRY = 'guest-apps/hono/src/index.ts';
 const ENV = { JWT_SECRET: 'test-jwt-secret-0123456789', ADMIN_USER: 'ops', ADMIN_PASSWORD: 'pa55word' };
@@ -57,7 +57,15 @@ const STEPS: Step[] = [
   { name: 'validator (form, urlencoded): missing key is 400', request: () => ({ method: 'POST', path: '/kv-form', headers: FORM_BODY, body: 'value=x' }) },
   {
     name: 'validator (form, multipart): valid',
-    request: () => ({ method: 'POST', path: '/kv-form', headers: MULTIPART, body: multipart(BOUNDARY, [{ name: 'key', value: 'multi-key' }, { name: 'value', value: 'multi value ✓' }]) }),
+    request: () => ({
+      method: 'POST',
+      path: '/kv-form',
+      headers: MULTIPART,
+      body: multipart(BOUNDARY, [
+        { name: 'key', value: 'multi-key' },
+        { name: 'value', value: 'multi value ✓' },
+      ]),
+    }),
   },
   { name: 'kv read of a form-written key', request: () => ({ method: 'GET', path: '/kv/multi-key' }) },
   { name: 'parseBody (urlencoded), repeated fields', request: () => ({ method: 'POST', path: '/form', headers: FORM_BODY, body: 'a=1&a=2&b=x%20y&empty=' }) },
@@ -77,7 +85,10 @@ const STEPS: Step[] = [
   { name: 'etag: If-None-Match answers 304', request: (ctx) => ({ method: 'GET', path: '/etag/kv/alpha', headers: { 'if-none-match': ctx.etag ?? '"none"' } }) },
   { name: 'etag: the value changes', request: () => ({ method: 'PUT', path: '/kv/alpha', body: 'uno' }) },
   { name: 'etag: a stale If-None-Match answers 200 with a new ETag', request: (ctx) => ({ method: 'GET', path: '/etag/kv/alpha', headers: { 'if-none-match': ctx.etag ?? '"none"' } }) },
-  { name: 'cors: preflight', request: () => ({ method: 'OPTIONS', path: '/kv/alpha', headers: { origin: ORIGIN, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'content-type' } }) },
+  {
+    name: 'cors: preflight',
+    request: () => ({ method: 'OPTIONS', path: '/kv/alpha', headers: { origin: ORIGIN, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'content-type' } }),
+  },
   { name: 'cors: a simple request', request: () => ({ method: 'GET', path: '/kv/alpha', headers: { origin: ORIGIN } }) },
   {
     name: 'jwt: sign',

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { ROOT, replayJson, send, startRun, type StepResult } from './helpers.js';
+import { ROOT, replayJson, type StepResult, send, startRun } from './helpers.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -246,6 +246,13 @@ test('repeat, padStart, padEnd and join give the native results (errors too), an
     const big = await send(url, { method: 'GET', path: '/join?n=10000000' });
     expect(big.status, big.body).toBe(503);
     expect(performance.now() - started).toBeLessThan(4000);
-    expect((await send(url, { method: 'GET', path: '/join?n=100000' })).body).toBe(String(new Array(100000).fill(0).map((_, i) => i).join(',').length));
+    expect((await send(url, { method: 'GET', path: '/join?n=100000' })).body).toBe(
+      String(
+        new Array(100000)
+          .fill(0)
+          .map((_, i) => i)
+          .join(',').length,
+      ),
+    );
   });
 });

@@ -63,15 +63,7 @@ const COLLATION_LISTS = [
   ['a b', 'ab', 'a-b', 'a_b', 'a.b', 'a,b', 'a!b', '$1', '1', '€2', '@', '#', ' '],
   ['Ωmega', 'alpha', 'Бета', 'бета', 'γάμμα', 'zeta', '1', '٣'],
 ];
-const COLLATOR_OPTIONS: object[] = [
-  {},
-  { sensitivity: 'base' },
-  { sensitivity: 'accent' },
-  { sensitivity: 'case' },
-  { numeric: true },
-  { caseFirst: 'upper' },
-  { ignorePunctuation: true },
-];
+const COLLATOR_OPTIONS: object[] = [{}, { sensitivity: 'base' }, { sensitivity: 'accent' }, { sensitivity: 'case' }, { numeric: true }, { caseFirst: 'upper' }, { ignorePunctuation: true }];
 
 const PLURAL_NUMBERS = ['0', '1', '2', '3', '5', '11', '21', '22', '101', '1.5', '1000000'];
 

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
 import { guestHash, sha256Hex } from '../dist/hypervisor/vm/sources.js';
-import { InspectPort } from '../dist/hypervisor/vm/vm-eval.js';
 import { Vm } from '../dist/hypervisor/vm/vm.js';
+import { InspectPort } from '../dist/hypervisor/vm/vm-eval.js';
 import { LivePort } from '../dist/recorder/live-port.js';
 import { replayJson, runSteps, startRun, tempDir } from './helpers.js';
 import { intlCases } from './intl-cases.js';
@@ -53,7 +53,7 @@ const KNOWN_DIFFERENCES: KnownDifference[] = [
     guestMatches: (node, guest) => guest === node.replace(', ', ' '),
   },
   {
-    why: 'formatToParts: V8 prints a plain space before AM/PM in format() but keeps CLDR\'s U+202F in formatToParts(); ftjs prints a plain space in both',
+    why: "formatToParts: V8 prints a plain space before AM/PM in format() but keeps CLDR's U+202F in formatToParts(); ftjs prints a plain space in both",
     applies: (e) => e.includes('formatToParts'),
     guestMatches: (node, guest) => node.includes('\u202f') && guest === node.replaceAll('\u202f', ' '),
   },
@@ -160,9 +160,7 @@ describe('Intl in the guest against Node 20', () => {
 
   test('a guest that patched a toLocale method before first use keeps its patch', async () => {
     const fresh = await bootVm();
-    expect(guestString(fresh, "Number.prototype.toLocaleString = function () { return 'mine'; }; String(new Intl.NumberFormat('de').format(1.5) + ' ' + (1).toLocaleString())")).toBe(
-      '1,5 mine',
-    );
+    expect(guestString(fresh, "Number.prototype.toLocaleString = function () { return 'mine'; }; String(new Intl.NumberFormat('de').format(1.5) + ' ' + (1).toLocaleString())")).toBe('1,5 mine');
     expect(guestString(fresh, "String(new Date(0).toLocaleDateString('de', {timeZone: 'UTC'}))")).toBe('1.1.1970');
   }, 60_000);
 
@@ -172,9 +170,7 @@ describe('Intl in the guest against Node 20', () => {
     const cut = fresh.evaluate("new Intl.NumberFormat('de').format(1234.5)");
     expect(cut.interrupted).toBe(true);
     fresh.setPort(new LivePort({ push() {} }, { taskBudgetMs: 600_000 }));
-    expect(guestString(fresh, "new Intl.NumberFormat('de').format(1234.5) + ' ' + (1234.5).toLocaleString('de') + ' ' + Number.prototype.toLocaleString.name")).toBe(
-      '1.234,5 1.234,5 toLocaleString',
-    );
+    expect(guestString(fresh, "new Intl.NumberFormat('de').format(1234.5) + ' ' + (1234.5).toLocaleString('de') + ' ' + Number.prototype.toLocaleString.name")).toBe('1.234,5 1.234,5 toLocaleString');
   }, 60_000);
 
   test('the matrix agrees with Node except for the known differences', () => {

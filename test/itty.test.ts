@@ -4,8 +4,8 @@
 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { both, importBundle, type Fetcher, type RouteRequest } from './guest-compare.js';
-import { replayJson, startRun, tempDir, type FtjsProcess } from './helpers.js';
+import { both, type Fetcher, importBundle, type RouteRequest } from './guest-compare.js';
+import { type FtjsProcess, replayJson, startRun, tempDir } from './helpers.js';
 
 const ENTRY = 'guest-apps/itty/index.js';
 const ORIGIN = 'https://app.example.com';

@@ -9,9 +9,9 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { bundleGuest } from '../dist/hypervisor/vm/bundle.js';
-import { readTrace } from '../dist/logging-channel/trace-file.js';
-import { Kind } from '../dist/logging-channel/entry.js';
 import { decodeRequestEvent } from '../dist/logging-channel/codec.js';
+import { Kind } from '../dist/logging-channel/entry.js';
+import { readTrace } from '../dist/logging-channel/trace-file.js';
 import { ftjs, replayJson, runSteps, send, startBackup, startPrimary, startRun, status, tempDir, waitFor, waitInSync } from './helpers.js';
 
 /** Writes `files` (path → text) under a fresh folder and returns it. */
@@ -39,9 +39,9 @@ const GREET_PACKAGE = {
     type: 'module',
     exports: { '.': { workerd: './workerd.js', node: './node.js', default: './default.js' } },
   }),
-  'node_modules/greet/workerd.js': "export const greet = (who) => `hello ${who} from the workerd build`;\n",
+  'node_modules/greet/workerd.js': 'export const greet = (who) => `hello ${who} from the workerd build`;\n',
   'node_modules/greet/node.js': "import { Buffer } from 'node:buffer';\nexport const greet = (who) => Buffer.from(`node build for ${who}`).toString();\n",
-  'node_modules/greet/default.js': "export const greet = (who) => `hello ${who} from the default build`;\n",
+  'node_modules/greet/default.js': 'export const greet = (who) => `hello ${who} from the default build`;\n',
 };
 
 const TS_ENTRY = `import { greet } from 'greet';
@@ -149,7 +149,10 @@ describe('bundling at boot', () => {
   });
 
   test('a TypeScript syntax error is a clear error at file:line:col, before anything boots', async () => {
-    const dir = project({ 'package.json': '{"name":"app"}', 'src/index.ts': 'interface A { x: number }\nconst a: A = { x: 1 };\nlet b c;\nexport default { fetch: () => new Response(String(a.x)) };\n' });
+    const dir = project({
+      'package.json': '{"name":"app"}',
+      'src/index.ts': 'interface A { x: number }\nconst a: A = { x: 1 };\nlet b c;\nexport default { fetch: () => new Response(String(a.x)) };\n',
+    });
     const result = await ftjs(['run', path.join(dir, 'src/index.ts'), '--port', '0']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('src/index.ts:3:7: Expected ";" but found "c"');
@@ -204,7 +207,11 @@ export default { fetch: () => Response.json({ usage, template, words, helper: he
   });
 
   test('a bare import is a clear error that suggests bundling; TypeScript is refused; a syntax error names file:line:col', async () => {
-    const dir = project({ 'app.js': "import { Hono } from 'hono';\nexport default new Hono();\n", 'app.ts': 'export default {};\n', 'broken.js': 'export default {\n  fetch() { return new Response("x") }\n  oops(\n};\n' });
+    const dir = project({
+      'app.js': "import { Hono } from 'hono';\nexport default new Hono();\n",
+      'app.ts': 'export default {};\n',
+      'broken.js': 'export default {\n  fetch() { return new Response("x") }\n  oops(\n};\n',
+    });
     const bare = await ftjs(['run', path.join(dir, 'app.js'), '--port', '0', '--no-bundle']);
     expect(bare.code).toBe(1);
     expect(bare.stderr).toContain('"app.js" imports "hono": only relative imports (./ or ../) resolve inside the VM');
@@ -292,7 +299,7 @@ describe('traces of bundled guests', () => {
     expect(report?.exceptions?.[0]).toMatch(new RegExp(`at fail \\(src/index\\.ts:${lineOf(TS_ENTRY, 'THROW-LINE')}:\\d+\\)`));
   });
 
-  test('a backup given the .ts entry bundles it to the primary\'s hash, attaches and replays in step', async () => {
+  test("a backup given the .ts entry bundles it to the primary's hash, attaches and replays in step", async () => {
     const entry = path.join(tsProject(), 'src/index.ts');
     const primary = await startPrimary(entry);
     let backup: Awaited<ReturnType<typeof startBackup>> | null = null;

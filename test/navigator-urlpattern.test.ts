@@ -1,8 +1,9 @@
 // navigator and URLPattern in the guest web platform. URLPattern is the urlpattern-polyfill package,
 // evaluated lazily on first use: compared here with the same package running in Node.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { readFileSync } from 'node:fs';
 import { URLPattern as NodeURLPattern } from 'urlpattern-polyfill/urlpattern';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestWeb } from './web-harness.js';
 
 let web: GuestWeb;
@@ -28,7 +29,9 @@ describe('URLPattern', () => {
     const ctx = web; // the shared context has not touched URLPattern yet
     expect(ctx.probe(fresh)).toEqual({ v: ['function', false] });
     expect(ctx.probe(`typeof URLPattern`)).toEqual({ v: 'function' });
-    expect(ctx.probe(`(() => { const d = Object.getOwnPropertyDescriptor(globalThis, 'URLPattern'); return [typeof d.value, d.writable, d.enumerable, d.configurable, URLPattern === URLPattern]; })()`)).toEqual({
+    expect(
+      ctx.probe(`(() => { const d = Object.getOwnPropertyDescriptor(globalThis, 'URLPattern'); return [typeof d.value, d.writable, d.enumerable, d.configurable, URLPattern === URLPattern]; })()`),
+    ).toEqual({
       v: ['function', true, false, true, true],
     });
     // Nothing of the polyfill's internals leaks into the global scope.

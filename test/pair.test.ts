@@ -4,8 +4,8 @@
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ftjs, replayJson, send, spawnFtjs, startBackup, startPair, startPrimary, status, tempDir, waitFor, waitInSync, type PairProcesses } from './helpers.js';
-import { mixedWorkload, MIXED_APPS } from './workloads.js';
+import { ftjs, type PairProcesses, replayJson, send, spawnFtjs, startBackup, startPair, startPrimary, status, tempDir, waitFor, waitInSync } from './helpers.js';
+import { MIXED_APPS, mixedWorkload } from './workloads.js';
 
 let pair: PairProcesses | null = null;
 afterEach(async () => {
@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 describe('lock-step', () => {
-  test.each(Object.entries(MIXED_APPS))('after a workload on %s, once quiet, the backup has the primary\'s seq and state hash', async (service, app) => {
+  test.each(Object.entries(MIXED_APPS))("after a workload on %s, once quiet, the backup has the primary's seq and state hash", async (service, app) => {
     pair = await startPair(app);
     const steps = mixedWorkload(120, 7).filter((s) => s.service === service);
     expect(steps.length).toBeGreaterThan(20);
@@ -59,7 +59,7 @@ describe('traces', () => {
 });
 
 describe('traces across a failover', () => {
-  test('the backup\'s trace covers the primary\'s log, the go-live and its own epoch, and replays bit for bit', async () => {
+  test("the backup's trace covers the primary's log, the go-live and its own epoch, and replays bit for bit", async () => {
     const dir = tempDir();
     const backupTrace = path.join(dir, 'backup.trace');
     pair = await startPair('guest-apps/kv.js', { heartbeatTimeoutMs: 600, backupArgs: ['--trace', backupTrace] });
@@ -67,7 +67,10 @@ describe('traces across a failover', () => {
     // Writers keep the primary busy so that the kill is likely to cut a task in flight.
     let stop = false;
     const writers = Array.from({ length: 4 }, async (_, w) => {
-      for (let i = 0; !stop; i++) await fetch(`${primary.url}/kv/w${w}-${i}`, { method: 'PUT', body: String(i) }).then((r) => r.text()).catch(() => undefined);
+      for (let i = 0; !stop; i++)
+        await fetch(`${primary.url}/kv/w${w}-${i}`, { method: 'PUT', body: String(i) })
+          .then((r) => r.text())
+          .catch(() => undefined);
     });
     await waitFor(async () => ((await status(primary.url)).seq as number) > 200, 'some load on the primary');
     primary.child.kill('SIGKILL');

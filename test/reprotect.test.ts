@@ -3,7 +3,7 @@
 // holds the primary's exact state, and a kill of the primary makes it live with every acknowledged write.
 
 import { afterEach, expect, test } from 'vitest';
-import { startBackup, startPrimary, status, waitFor, waitInSync, type FtjsProcess } from './helpers.js';
+import { type FtjsProcess, startBackup, startPrimary, status, waitFor, waitInSync } from './helpers.js';
 
 const running: FtjsProcess[] = [];
 afterEach(async () => {
@@ -109,7 +109,11 @@ test('a live ex-backup takes a fresh backup too: three failovers in a row on one
   let serving: { url: string; replication: string; child: { kill(signal: NodeJS.Signals): boolean } } = primary;
   for (let round = 1; round <= 3; round++) {
     // Each backup will accept the next one once it goes live (--replication-port 0: any free port).
-    const backup = await startBackup(serving.replication, primary.sharedDir, { heartbeatTimeoutMs: 600, nodeId: `backup-${round}`, backupArgs: ['--replication-port', '0', '--join-by-snapshot-after', '0'] });
+    const backup = await startBackup(serving.replication, primary.sharedDir, {
+      heartbeatTimeoutMs: 600,
+      nodeId: `backup-${round}`,
+      backupArgs: ['--replication-port', '0', '--join-by-snapshot-after', '0'],
+    });
     running.push(backup);
     await waitFor(async () => (await status(serving.url)).role === 'primary' && (await status(serving.url)).backupAttached === true, `round ${round}: the serving node to be protected`);
     for (let i = 0; i < 5; i++) expect((await post(serving.url, '/transfer', { from: 'a', to: 'b', amount: 1 }, `r${round}-${i}`)).status).toBe(201);
@@ -128,10 +132,16 @@ test('a live ex-backup takes a fresh backup too: three failovers in a row on one
 });
 
 test('incremental join: a backup offers the newest checkpoint on the shared directory as a base and receives only the pages changed since; it reaches the exact state', async () => {
-  const primary = await startPrimary('guest-apps/kv.js', { heartbeatTimeoutMs: 600, primaryArgs: ['--join-by-snapshot-after', '0', '--checkpoint-every-ms', '300', '--max-request-bytes', String(2 * 1024 * 1024)] });
+  const primary = await startPrimary('guest-apps/kv.js', {
+    heartbeatTimeoutMs: 600,
+    primaryArgs: ['--join-by-snapshot-after', '0', '--checkpoint-every-ms', '300', '--max-request-bytes', String(2 * 1024 * 1024)],
+  });
   running.push(primary);
   // 16 values of 1 MiB of varied (poorly compressible) text, then a checkpoint of that state.
-  const value = (i: number) => Array.from({ length: 1024 * 64 }, (_, j) => ((i * 7919 + j * 104729) % 1_000_003).toString(36).padStart(4, '0').slice(0, 4)).join('').slice(0, 1024 * 1024);
+  const value = (i: number) =>
+    Array.from({ length: 1024 * 64 }, (_, j) => ((i * 7919 + j * 104729) % 1_000_003).toString(36).padStart(4, '0').slice(0, 4))
+      .join('')
+      .slice(0, 1024 * 1024);
   for (let i = 0; i < 16; i++) expect((await fetch(`${primary.url}/kv/big-${i}`, { method: 'PUT', body: value(i) })).status).toBe(200);
   const filledSeq = (await status(primary.url)).seq as number;
   // --checkpoint-every-ms 300: the time trigger writes a checkpoint of the filled state.

@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyTarget, hostProblem, normalizePath, publicOrigin } from '../dist/hypervisor/node/request-target.js';
-import { startRun, type FtjsProcess } from './helpers.js';
+import { type FtjsProcess, startRun } from './helpers.js';
 
 describe('classifyTarget', () => {
   it('refuses a Host that is not a host[:port] authority', () => {

@@ -4,7 +4,7 @@
 // were gone. Also: the machine refuses to release beyond an ack (production assertion).
 
 import { describe, expect, test } from 'vitest';
-import { RoleMachine, type RoleAction, type RoleConfig, type RoleInput } from '../dist/hypervisor/node/role.js';
+import { type RoleAction, type RoleConfig, type RoleInput, RoleMachine } from '../dist/hypervisor/node/role.js';
 
 const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1e9, stallToleranceMs: 1e9 };
 const acts = (m: RoleMachine, input: RoleInput): RoleAction[] => m.step(input).filter((a) => a.type !== 'log');

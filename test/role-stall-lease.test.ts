@@ -3,10 +3,10 @@
 // and decides "protected" vs "catching up". Also the heartbeat's replay progress on the wire.
 
 import { describe, expect, test } from 'vitest';
+import { EXIT_LOST_EPOCH, type RoleAction, type RoleConfig, type RoleInput, RoleMachine } from '../dist/hypervisor/node/role.js';
 import { decodeFrame, encodeHeartbeatFrame } from '../dist/logging-channel/frames.js';
-import { ReplayBacklog } from '../dist/replayer/replay-backlog.js';
 import { DEFAULT_REPLAY_ENTRY_MS, ReplayLag } from '../dist/recorder/replay-lag.js';
-import { EXIT_LOST_EPOCH, RoleMachine, type RoleAction, type RoleConfig, type RoleInput } from '../dist/hypervisor/node/role.js';
+import { ReplayBacklog } from '../dist/replayer/replay-backlog.js';
 
 const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1000 };
 const acts = (m: RoleMachine, input: RoleInput): RoleAction[] => m.step(input).filter((a) => a.type !== 'log');

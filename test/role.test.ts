@@ -4,16 +4,7 @@
 // They run against the compiled output (build first: npx tsc -p tsconfig.json).
 
 import { describe, expect, test } from 'vitest';
-import {
-  EXIT_DIVERGED,
-  EXIT_LOST_EPOCH,
-  EXIT_REFUSED,
-  RoleMachine,
-  type Role,
-  type RoleAction,
-  type RoleConfig,
-  type RoleInput,
-} from '../dist/hypervisor/node/role.js';
+import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, type Role, type RoleAction, type RoleConfig, type RoleInput, RoleMachine } from '../dist/hypervisor/node/role.js';
 
 // heartbeat 100 ms, suspicion after 300 ms, pause tolerance (timeout / 2) 150 ms.
 // These examples step time in jumps a real node would take for its own stalls; the stall rule (a gap
@@ -35,11 +26,9 @@ const acked = (m: RoleMachine, nowMs: number, seq: number) => acts(m, { type: 'a
 const appended = (m: RoleMachine, nowMs: number) => acts(m, { type: 'appended', nowMs });
 const lag = (m: RoleMachine, nowMs: number, lagMs: number, lagBytes: number) => acts(m, { type: 'lag', nowMs, lagMs, lagBytes });
 const drained = (m: RoleMachine, nowMs: number) => acts(m, { type: 'drained', nowMs });
-const claimResult = (m: RoleMachine, nowMs: number, epoch: number, result: 'won' | 'lost' | 'unreachable') =>
-  acts(m, { type: 'claim-result', nowMs, epoch, result, detail: `test ${result}` });
+const claimResult = (m: RoleMachine, nowMs: number, epoch: number, result: 'won' | 'lost' | 'unreachable') => acts(m, { type: 'claim-result', nowMs, epoch, result, detail: `test ${result}` });
 /** The answer to the 'check-epoch' with `checkId`. */
-const epochChecked = (m: RoleMachine, nowMs: number, checkId: number, newestEpoch: number | null) =>
-  acts(m, { type: 'epoch-checked', nowMs, checkId, newestEpoch, detail: 'test' });
+const epochChecked = (m: RoleMachine, nowMs: number, checkId: number, newestEpoch: number | null) => acts(m, { type: 'epoch-checked', nowMs, checkId, newestEpoch, detail: 'test' });
 const fatal = (m: RoleMachine, nowMs: number, exitCode?: number) =>
   acts(m, exitCode === undefined ? { type: 'fatal', nowMs, reason: 'test fatal' } : { type: 'fatal', nowMs, reason: 'test fatal', exitCode });
 
@@ -226,7 +215,14 @@ describe('primary alone (no backup ever attached)', () => {
 
   test('lag never throttles a primary with no backup attached, however large (and says nothing)', () => {
     const m = new RoleMachine(CFG, 'primary', 1, 0);
-    for (const [lagMs, lagBytes] of [[1_001, 0], [0, 1_000_001], [1e9, 1e12], [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY], [0, 0], [5_000, 5e6]]) {
+    for (const [lagMs, lagBytes] of [
+      [1_001, 0],
+      [0, 1_000_001],
+      [1e9, 1e12],
+      [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
+      [0, 0],
+      [5_000, 5e6],
+    ]) {
       expect(m.step({ type: 'lag', nowMs: 10, lagMs: lagMs!, lagBytes: lagBytes! }), `lag ${lagMs} ms ${lagBytes} bytes`).toEqual([]);
     }
     expect(m.hasBackup).toBe(false);
@@ -332,7 +328,10 @@ describe('primary with a backup', () => {
 describe('primary: backup silent past the timeout', () => {
   test('drops the peer and claims epoch+1 exactly when the timeout passes', () => {
     const m = attachedPrimary();
-    expect(tickRange(m, 0, 250)).toEqual([[100, [NOOP]], [200, [NOOP]]]);
+    expect(tickRange(m, 0, 250)).toEqual([
+      [100, [NOOP]],
+      [200, [NOOP]],
+    ]);
     expect(tick(m, 299)).toEqual([]);
     const out = m.step({ type: 'tick', nowMs: 300 });
     expect(out.filter((a) => a.type !== 'log')).toEqual([NOOP, dropPeer(), claim(2)]);
@@ -384,7 +383,11 @@ describe('primary: backup silent past the timeout', () => {
     expect(acked(m, 450, 55)).toEqual([]);
     expect(m.holdsOutputs).toBe(true);
     // Silent past the timeout (counted from the last ack at 450): drop it and claim epoch 3.
-    expect(tickRange(m, 440, 740, 10)).toEqual([[520, [NOOP]], [620, [NOOP]], [720, [NOOP]]]);
+    expect(tickRange(m, 440, 740, 10)).toEqual([
+      [520, [NOOP]],
+      [620, [NOOP]],
+      [720, [NOOP]],
+    ]);
     expect(tick(m, 749)).toEqual([]);
     expect(tick(m, 750)).toEqual([dropPeer(), claim(3)]);
     expect(m.role).toBe('claiming');
@@ -1346,13 +1349,55 @@ describe('non-finite clock readings', () => {
 
   const scenarios: Array<[string, () => RoleMachine, number]> = [
     ['lone primary', () => new RoleMachine(CFG, 'primary', 1, 0), 0],
-    ['primary with a backup', () => { const m = attachedPrimary(); acked(m, 50, 1); return m; }, 50],
-    ['lone primary verifying, retry scheduled', () => { const m = new RoleMachine(CFG, 'primary', 1, 0); tick(m, 1_000); epochChecked(m, 1_010, 1, null); return m; }, 1_010],
-    ['claiming primary', () => { const m = attachedPrimary(); fatal(m, 10); return m; }, 10],
+    [
+      'primary with a backup',
+      () => {
+        const m = attachedPrimary();
+        acked(m, 50, 1);
+        return m;
+      },
+      50,
+    ],
+    [
+      'lone primary verifying, retry scheduled',
+      () => {
+        const m = new RoleMachine(CFG, 'primary', 1, 0);
+        tick(m, 1_000);
+        epochChecked(m, 1_010, 1, null);
+        return m;
+      },
+      1_010,
+    ],
+    [
+      'claiming primary',
+      () => {
+        const m = attachedPrimary();
+        fatal(m, 10);
+        return m;
+      },
+      10,
+    ],
     ['welcomed backup', () => welcomedBackup(), 0],
     ['unwelcomed backup', () => new RoleMachine(CFG, 'backup', 0, 0), 0],
-    ['draining backup', () => { const m = welcomedBackup(); tick(m, 300); return m; }, 300],
-    ['claiming backup', () => { const m = welcomedBackup(); tick(m, 300); drained(m, 310); return m; }, 310],
+    [
+      'draining backup',
+      () => {
+        const m = welcomedBackup();
+        tick(m, 300);
+        return m;
+      },
+      300,
+    ],
+    [
+      'claiming backup',
+      () => {
+        const m = welcomedBackup();
+        tick(m, 300);
+        drained(m, 310);
+        return m;
+      },
+      310,
+    ],
     ['live', () => liveFromBackup(), 610],
   ];
 
@@ -1476,7 +1521,11 @@ describe('live node', () => {
     expect(m.holdsOutputs).toBe(true);
     expect(peerUp(m, 640)).toEqual([]); // re-attached to the primary it now is: no second hold
     expect(peerDown(m, 650)).toEqual([]);
-    expect(tickRange(m, 650, 930, 10)).toEqual([[710, [NOOP]], [810, [NOOP]], [910, [NOOP]]]);
+    expect(tickRange(m, 650, 930, 10)).toEqual([
+      [710, [NOOP]],
+      [810, [NOOP]],
+      [910, [NOOP]],
+    ]);
     expect(tick(m, 939)).toEqual([]);
     expect(tick(m, 940)).toEqual([claim(3)]); // 300 ms after the re-attach at 640; the peer is down: no drop-peer
     expect(claimResult(m, 950, 3, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
@@ -1530,7 +1579,11 @@ describe('full cycle: re-protection across epochs', () => {
     expect(m.epoch).toBe(1);
     expect(acked(m, 50, 5)).toEqual([releaseThrough(5)]);
     // Backup lost (silent from 50): drop it, claim epoch 2, win, run alone.
-    expect(tickRange(m, 50, 340, 10)).toEqual([[100, [NOOP]], [200, [NOOP]], [300, [NOOP]]]);
+    expect(tickRange(m, 50, 340, 10)).toEqual([
+      [100, [NOOP]],
+      [200, [NOOP]],
+      [300, [NOOP]],
+    ]);
     expect(tick(m, 350)).toEqual([dropPeer(), claim(2)]);
     expect(m.role).toBe('claiming');
     expect(acked(m, 355, 6)).toEqual([]); // a late ack mid-claim releases nothing
@@ -1630,7 +1683,21 @@ function bump(c: Coverage, what: string): void {
 }
 
 const RELEASES = new Set(['release-through', 'release-all']);
-const ALLOWED_MOVES = new Set(['primary→primary', 'primary→claiming', 'primary→halted', 'backup→backup', 'backup→claiming', 'backup→halted', 'claiming→claiming', 'claiming→live', 'claiming→halted', 'live→live', 'live→primary', 'live→halted', 'halted→halted']);
+const ALLOWED_MOVES = new Set([
+  'primary→primary',
+  'primary→claiming',
+  'primary→halted',
+  'backup→backup',
+  'backup→claiming',
+  'backup→halted',
+  'claiming→claiming',
+  'claiming→live',
+  'claiming→halted',
+  'live→live',
+  'live→primary',
+  'live→halted',
+  'halted→halted',
+]);
 
 /** A compact rendering of an action, for comparing what came out with what had to. */
 function show(a: RoleAction): string {
@@ -1726,10 +1793,13 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     else if (k < 0.44) {
       const q = rnd();
       const atMs =
-        q < 0.78 ? nowMs - int(cfg.heartbeatMs * 2)
-        : q < 0.88 ? nowMs - int(cfg.heartbeatTimeoutMs * 5)
-        : q < 0.97 ? nowMs + int(100)
-        : [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY][int(3)]!;
+        q < 0.78
+          ? nowMs - int(cfg.heartbeatMs * 2)
+          : q < 0.88
+            ? nowMs - int(cfg.heartbeatTimeoutMs * 5)
+            : q < 0.97
+              ? nowMs + int(100)
+              : [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY][int(3)]!;
       input = { type: 'peer-traffic', nowMs, atMs };
     } else if (k < 0.55) input = { type: 'acked', nowMs, seq: Math.max(0, maxAcked - 4 + int(12)) };
     else if (k < 0.59) input = { type: 'appended', nowMs };
@@ -1744,7 +1814,8 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       const r = rnd();
       const result = r < 0.35 ? 'won' : r < 0.55 ? 'lost' : 'unreachable';
       if (claimsInFlight.length > 0 && rnd() < 0.9) input = { type: 'claim-result', nowMs, epoch: claimsInFlight.shift()!, result, detail: 'd' };
-      else if (claimEpoch === 0 && rnd() < 0.6) input = { type: 'claim-result', nowMs, epoch: [0, m.epoch, m.epoch + 1][int(3)]!, result, detail: 'no claim yet' }; // ignored
+      else if (claimEpoch === 0 && rnd() < 0.6)
+        input = { type: 'claim-result', nowMs, epoch: [0, m.epoch, m.epoch + 1][int(3)]!, result, detail: 'no claim yet' }; // ignored
       else input = { type: 'claim-result', nowMs, epoch: Math.max(claimEpoch, m.epoch) + 1 + int(3), result, detail: 'stray' }; // never claimed: ignored
     } else if (k < 0.985) {
       const r = rnd();
@@ -1784,13 +1855,12 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     // first tick at or after it, unless a gap asked first (a gap cancels it).
     const schedulesRetry = answersNewest && roleBefore !== 'claiming' && checked.newestEpoch === null;
     const retryDue = input.type === 'tick' && !gapCheck && verifyingBefore && checkRetryAtMs !== null && nowMs >= checkRetryAtMs;
-    const newerFound =
-      answersNewest && checked.newestEpoch !== null && checked.newestEpoch > (roleBefore === 'claiming' ? Math.max(epochBefore, claimEpoch) : epochBefore);
+    const newerFound = answersNewest && checked.newestEpoch !== null && checked.newestEpoch > (roleBefore === 'claiming' ? Math.max(epochBefore, claimEpoch) : epochBefore);
     const claimAnswer = roleBefore === 'claiming' && input.type === 'claim-result' && claimEpoch !== 0 && input.epoch === claimEpoch ? input.result : null;
     const wonClaim = claimAnswer === 'won';
     const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup'));
     const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && claimingFor === 'primary'));
-    const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? (input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED : null;
+    const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? ((input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED) : null;
     // Every role: a gap in its own clock restarts the peer's silence (its own stall is not the peer's).
     if (gap && roleBefore !== 'halted') lastHeardMs = Math.max(lastHeardMs, nowMs);
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
@@ -1966,7 +2036,8 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     }
     if (claims.length !== (expectClaim ? 1 : 0)) return fail(`${claims.length} claims, expected ${expectClaim ? 1 : 0}`);
     for (const c of claims) {
-      if (roleAfter !== 'claiming' || c.epoch !== m.epoch + 1 || (claimEpoch !== 0 && c.epoch !== claimEpoch)) return fail(`claim(${c.epoch}) at epoch ${m.epoch} as ${roleAfter}, claiming ${claimEpoch}`);
+      if (roleAfter !== 'claiming' || c.epoch !== m.epoch + 1 || (claimEpoch !== 0 && c.epoch !== claimEpoch))
+        return fail(`claim(${c.epoch}) at epoch ${m.epoch} as ${roleAfter}, claiming ${claimEpoch}`);
       if (retryAtMs !== null && input.type === 'tick' && roleBefore === 'claiming') bump(cov, 'claim:retry');
       claimEpoch = c.epoch;
       claimsInFlight.push(c.epoch);
@@ -2052,29 +2123,96 @@ describe('randomized (seeded)', () => {
     }
     if (failures.length > 0) {
       console.error(`${failures.length} failing sequences; first:\n${failures[0]}`);
-      console.error(`failing seeds: ${failures.map((f) => f.split(' step')[0]).slice(0, 20).join(', ')}`);
+      console.error(
+        `failing seeds: ${failures
+          .map((f) => f.split(' step')[0])
+          .slice(0, 20)
+          .join(', ')}`,
+      );
     }
     expect(failures.slice(0, 3)).toEqual([]);
     // The run must actually reach the interesting states, or it proves nothing.
     for (const what of [
-      'role:primary', 'role:backup', 'role:claiming', 'role:live', 'role:halted', 'epoch-by-win', 'epoch-by-seen', 'epoch-by-seen-while-draining',
-      'action:append-noop', 'action:hold-outputs', 'action:release-through', 'action:release-all', 'action:admit', 'action:drop-peer',
-      'action:drain', 'action:claim', 'action:check-epoch', 'action:epoch-won', 'action:go-live', 'action:halt',
-      'gap:first', 'gap:while-verifying', 'gap:hold:primary', 'gap:hold:live',
-      'answer:out-of-order', 'answer:duplicate', 'answer:superseded-ignored', 'answer:unrequested-ignored',
-      'answer:newest:primary', 'answer:newest:live', 'answer:newest:claiming',
-      'confirm:release-all', 'confirm:release-through', 'confirm:nothing-new',
-      'halt:newer-epoch:primary', 'halt:newer-epoch:live', 'halt:newer-epoch:claiming', 'halt:fatal', 'halt:lost',
-      'claiming:own-epoch-seen', 'won:while-verifying', 'claim:retry', 'backup:unwelcomed-silent',
-      'fatal-ignored:live', 'fatal-ignored:claiming',
-      'check:unreachable:primary', 'check:unreachable:live', 'check:retry:primary', 'check:retry:live', 'check:retry:claiming',
-      'check:retry-not-yet', 'gap:cancels-retry',
-      'claim:lone-hold', 'claim:primary-held-for-backup', 'claim:primary-held-for-check',
-      'claim-result:before-claim:zero', 'claim-result:before-claim:other',
-      'lag:no-backup-over', 'lag:no-backup-over-while-verifying',
-      'reprotect', 'reprotect:from-primary', 'reprotect:from-backup', 'reprotect:while-verifying', 'reprotect:after-second-win',
-      'claim:after-reprotect', 'won:after-reprotect:primary', 'release-through:after-reprotect', 'throttle:after-reprotect', 'drop:claiming-refuses', 'drop:backup-lost', 'drop:reprotected-backup-lost',
-      'junk:non-finite', 'junk:tick', 'junk:peer-up', 'junk:acked', 'junk:lag', 'junk:drained', 'junk:claim-result', 'junk:epoch-checked', 'junk:fatal',
+      'role:primary',
+      'role:backup',
+      'role:claiming',
+      'role:live',
+      'role:halted',
+      'epoch-by-win',
+      'epoch-by-seen',
+      'epoch-by-seen-while-draining',
+      'action:append-noop',
+      'action:hold-outputs',
+      'action:release-through',
+      'action:release-all',
+      'action:admit',
+      'action:drop-peer',
+      'action:drain',
+      'action:claim',
+      'action:check-epoch',
+      'action:epoch-won',
+      'action:go-live',
+      'action:halt',
+      'gap:first',
+      'gap:while-verifying',
+      'gap:hold:primary',
+      'gap:hold:live',
+      'answer:out-of-order',
+      'answer:duplicate',
+      'answer:superseded-ignored',
+      'answer:unrequested-ignored',
+      'answer:newest:primary',
+      'answer:newest:live',
+      'answer:newest:claiming',
+      'confirm:release-all',
+      'confirm:release-through',
+      'confirm:nothing-new',
+      'halt:newer-epoch:primary',
+      'halt:newer-epoch:live',
+      'halt:newer-epoch:claiming',
+      'halt:fatal',
+      'halt:lost',
+      'claiming:own-epoch-seen',
+      'won:while-verifying',
+      'claim:retry',
+      'backup:unwelcomed-silent',
+      'fatal-ignored:live',
+      'fatal-ignored:claiming',
+      'check:unreachable:primary',
+      'check:unreachable:live',
+      'check:retry:primary',
+      'check:retry:live',
+      'check:retry:claiming',
+      'check:retry-not-yet',
+      'gap:cancels-retry',
+      'claim:lone-hold',
+      'claim:primary-held-for-backup',
+      'claim:primary-held-for-check',
+      'claim-result:before-claim:zero',
+      'claim-result:before-claim:other',
+      'lag:no-backup-over',
+      'lag:no-backup-over-while-verifying',
+      'reprotect',
+      'reprotect:from-primary',
+      'reprotect:from-backup',
+      'reprotect:while-verifying',
+      'reprotect:after-second-win',
+      'claim:after-reprotect',
+      'won:after-reprotect:primary',
+      'release-through:after-reprotect',
+      'throttle:after-reprotect',
+      'drop:claiming-refuses',
+      'drop:backup-lost',
+      'drop:reprotected-backup-lost',
+      'junk:non-finite',
+      'junk:tick',
+      'junk:peer-up',
+      'junk:acked',
+      'junk:lag',
+      'junk:drained',
+      'junk:claim-result',
+      'junk:epoch-checked',
+      'junk:fatal',
     ]) {
       expect(cov[what] ?? 0, `coverage of ${what}`).toBeGreaterThan(20);
     }

@@ -122,11 +122,13 @@ describe('guest console and imports', () => {
     expect(texts.some((t) => /^default: \d+(\.\d+)?ms$/.test(t))).toBe(true);
     // Node's warnings, at warn level (40).
     const warnings = guest.filter((l) => l.level === 40).map((l) => l.text);
-    expect(warnings).toEqual(expect.arrayContaining([
-      "Warning: Label 'wait' already exists for console.time()",
-      "Warning: No such label 'wait' for console.timeEnd()",
-      "Warning: No such label 'never' for console.timeLog()",
-    ]));
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        "Warning: Label 'wait' already exists for console.time()",
+        "Warning: No such label 'wait' for console.timeEnd()",
+        "Warning: No such label 'never' for console.timeLog()",
+      ]),
+    );
     // Groups: two spaces a level, on every line; an extra groupEnd stays at the top.
     const from = texts.indexOf('top');
     expect(texts.slice(from)).toEqual(['top', 'outer', '  in outer', '    two\n    lines', '  back in outer', 'top again']);

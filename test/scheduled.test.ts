@@ -3,7 +3,7 @@
 // scheduled(); a bad expression; and a backup that arms the primary's schedule when it goes live.
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ftjs, replayJson, send, startPair, startRun, tempDir, waitFor, type FtjsProcess, type PairProcesses } from './helpers.js';
+import { type FtjsProcess, ftjs, type PairProcesses, replayJson, send, startPair, startRun, tempDir, waitFor } from './helpers.js';
 
 const fire = (url: string, cron?: string) => fetch(`${url}/_ft/scheduled${cron ? `?cron=${encodeURIComponent(cron)}` : ''}`, { method: 'POST' });
 
@@ -15,7 +15,12 @@ describe('ftjs run --cron', () => {
 
   it('delivers each firing to scheduled() as a recorded task, and replay reproduces it', async () => {
     const trace = path.join(tempDir(), 'cron.trace');
-    const node = await startRun('test/guests/cron.js', { record: trace, env: { NAME: 'cronny' }, args: ['--cron', '*/5 * * * *', '--cron', '0 0 1 1 *', '--test-scheduled'], processEnv: { TZ: 'UTC' } });
+    const node = await startRun('test/guests/cron.js', {
+      record: trace,
+      env: { NAME: 'cronny' },
+      args: ['--cron', '*/5 * * * *', '--cron', '0 0 1 1 *', '--test-scheduled'],
+      processEnv: { TZ: 'UTC' },
+    });
     nodes.push(node);
     const armed = node.find((l) => typeof l.msg === 'string' && l.msg.startsWith('cron triggers armed (2)'));
     expect(armed?.crons).toEqual(['*/5 * * * *', '0 0 1 1 *']);

@@ -3,25 +3,15 @@
 // the newer state. The wrong base, a damaged delta or no base at all fail loudly, naming the digests.
 // Real VMs (kv.js in live mode), no mocks. Runs against the compiled output (npx tsc -p . first).
 
-import path from 'node:path';
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { applyPages, changedPages, changedPagesByCompare, gatherPages, PAGE_BYTES, PAGE_DIGEST_BYTES, PageDeltaError, pageBytesFor, pageHashes } from '../dist/hypervisor/vm/page-delta.js';
+import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, SnapshotWireError, snapshotBaseOf } from '../dist/hypervisor/vm/snapshot-wire.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
-import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
 import type { BootConfig, LiveEvent, Snapshot } from '../dist/hypervisor/vm/vm.js';
-import {
-  PAGE_BYTES,
-  PAGE_DIGEST_BYTES,
-  PageDeltaError,
-  applyPages,
-  changedPages,
-  changedPagesByCompare,
-  gatherPages,
-  pageBytesFor,
-  pageHashes,
-} from '../dist/hypervisor/vm/page-delta.js';
-import { SnapshotWireError, decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/vm/snapshot-wire.js';
+import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
 import { SNAPSHOT_BASE_DIGEST_BYTES } from '../dist/logging-channel/auth.js';
 import { ROOT } from './helpers.js';
 

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
-import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
 import type { LiveEvent, TaskResult } from '../dist/hypervisor/vm/vm.js';
+import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { Log } from '../dist/recorder/log.js';
 import { ROOT } from './helpers.js';
@@ -37,7 +37,11 @@ function tasksOf(entries: Entry[]): Entry[][] {
 }
 
 test.each([
-  ['random.js', [request('GET', '/roll?n=5'), request('GET', '/uuid?n=3'), request('GET', '/now')], [request('GET', '/bytes?n=300'), request('GET', '/roll?n=9'), request('POST', '/shuffle', '[1,2,3,4,5,6,7,8]'), request('GET', '/state')]],
+  [
+    'random.js',
+    [request('GET', '/roll?n=5'), request('GET', '/uuid?n=3'), request('GET', '/now')],
+    [request('GET', '/bytes?n=300'), request('GET', '/roll?n=9'), request('POST', '/shuffle', '[1,2,3,4,5,6,7,8]'), request('GET', '/state')],
+  ],
   ['timers.js', [request('POST', '/schedule?ms=5&tag=before'), request('POST', '/interval?ms=5&count=3')], [request('GET', '/pending'), request('GET', '/events')]],
 ])('%s: a restored VM continues exactly like the original', async (app, before, after) => {
   const config = makeBootConfig(loadGuest(path.join(ROOT, 'guest-apps', app)), {});

@@ -6,9 +6,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { gunzipSync, gzipSync, deflateSync, deflateRawSync, inflateSync, inflateRawSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gunzipSync, gzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { afterEach, describe, expect, test } from 'vitest';
-import { replayJson, startPair, startRun, status, tempDir, waitFor, waitInSync, type FtjsProcess, type PairProcesses } from './helpers.js';
+import { type FtjsProcess, type PairProcesses, replayJson, startPair, startRun, status, tempDir, waitFor, waitInSync } from './helpers.js';
 
 const GUEST = 'test/guests/streaming.js';
 
@@ -110,7 +110,11 @@ describe('streamed responses from ftjs run', () => {
     const raw = Buffer.from(await (await fetch(`${run.url}/gzip?format=deflate-raw`, { method: 'POST', body: input })).arrayBuffer());
     expect(inflateRawSync(raw)).toEqual(input);
     // Node compresses, the guest decompresses.
-    for (const [format, data] of [['gzip', gzipSync(input)], ['deflate', deflateSync(input)], ['deflate-raw', deflateRawSync(input)]] as const) {
+    for (const [format, data] of [
+      ['gzip', gzipSync(input)],
+      ['deflate', deflateSync(input)],
+      ['deflate-raw', deflateRawSync(input)],
+    ] as const) {
       const back = await fetch(`${run.url}/gunzip?format=${format}`, { method: 'POST', body: data });
       expect(Buffer.from(await back.arrayBuffer()), format).toEqual(input);
     }
@@ -181,7 +185,7 @@ describe('streamed responses from ftjs run', () => {
     expect(lines.length).toBe(2);
   });
 
-  test('a client that goes away cancels the guest\'s stream by a recorded event: its slot is free again, and the trace replays', async () => {
+  test("a client that goes away cancels the guest's stream by a recorded event: its slot is free again, and the trace replays", async () => {
     const trace = path.join(tempDir(), 'cancel.trace');
     run = await startRun(GUEST, { record: trace, args: ['--max-open-streams', '1'] });
     const abort = new AbortController();
@@ -240,7 +244,7 @@ describe('streamed responses from a pair', () => {
     expect(replay.code).toBe(0);
   });
 
-  test('a backup that takes over mid-stream cancels the stream (its client was the dead primary\'s) by a recorded event', async () => {
+  test("a backup that takes over mid-stream cancels the stream (its client was the dead primary's) by a recorded event", async () => {
     // The limits travel in the boot config: the backup runs with the primary's --max-open-streams.
     pair = await startPair(GUEST, { primaryArgs: ['--max-open-streams', '1'] });
     const { primary, backup } = pair;

@@ -6,10 +6,10 @@
 
 import { readFileSync } from 'node:fs';
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
-import type { QuickJSContext, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten-core';
 import variant from '@jitl/quickjs-wasmfile-release-sync';
+import type { QuickJSContext, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten-core';
+import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { splitWebGlue } from '../dist/hypervisor/vm/glue.js';
 
 const WEB = splitWebGlue(readFileSync(new URL('../dist/hypervisor/vm/guest/web.js', import.meta.url), 'utf8'));
@@ -73,7 +73,7 @@ async function inNode(body: string): Promise<unknown> {
   const fn = (0, eval)(`(async () => { ${body} })`) as () => Promise<unknown>;
   return fn().then(
     (v) => JSON.parse(JSON.stringify({ v })),
-    (e: Error) => ({ err: e && e.name, msg: String(e && e.message) }),
+    (e: Error) => ({ err: e?.name, msg: String(e?.message) }),
   );
 }
 
@@ -205,16 +205,26 @@ describe('streams in the guest, compared with Node 20', () => {
   });
 });
 
-describe('what is ftjs\'s own', () => {
+describe("what is ftjs's own", () => {
   test('the streams and compression modules are evaluated on first use only, and the globals then become data properties', () => {
     lazyLoads = [];
     const c = bootContext();
     try {
       expect(lazyLoads).toEqual([]);
       // Plain bodies never load streams: the hot path of every request.
-      expect(inGuest(`return [await new Response('x').text(), await new Request('http://h/', { method: 'POST', body: 'y' }).text(), typeof Object.getOwnPropertyDescriptor(globalThis, 'ReadableStream').get]`, c)).toEqual({ v: ['x', 'y', 'function'] });
+      expect(
+        inGuest(
+          `return [await new Response('x').text(), await new Request('http://h/', { method: 'POST', body: 'y' }).text(), typeof Object.getOwnPropertyDescriptor(globalThis, 'ReadableStream').get]`,
+          c,
+        ),
+      ).toEqual({ v: ['x', 'y', 'function'] });
       expect(lazyLoads).toEqual([]);
-      expect(inGuest(`const R = ReadableStream; const d = Object.getOwnPropertyDescriptor(globalThis, 'ReadableStream'); return [typeof R, 'value' in d, d.writable, d.enumerable, d.configurable, typeof Object.getOwnPropertyDescriptor(globalThis, 'CompressionStream').get]`, c)).toEqual({ v: ['function', true, true, false, true, 'function'] });
+      expect(
+        inGuest(
+          `const R = ReadableStream; const d = Object.getOwnPropertyDescriptor(globalThis, 'ReadableStream'); return [typeof R, 'value' in d, d.writable, d.enumerable, d.configurable, typeof Object.getOwnPropertyDescriptor(globalThis, 'CompressionStream').get]`,
+          c,
+        ),
+      ).toEqual({ v: ['function', true, true, false, true, 'function'] });
       expect(lazyLoads).toEqual(['streams']);
       inGuest(`return typeof CompressionStream`, c);
       expect(lazyLoads).toEqual(['streams', 'compression']);
@@ -269,7 +279,11 @@ describe('what is ftjs\'s own', () => {
     const text = 'ftjs '.repeat(1000);
     const bytes = (format: string) =>
       Buffer.from(
-        (inGuest(`return Array.from(new Uint8Array(await new Response(new Blob([${JSON.stringify(text)}]).stream().pipeThrough(new CompressionStream('${format}'))).arrayBuffer()));`) as { v: number[] }).v,
+        (
+          inGuest(`return Array.from(new Uint8Array(await new Response(new Blob([${JSON.stringify(text)}]).stream().pipeThrough(new CompressionStream('${format}'))).arrayBuffer()));`) as {
+            v: number[];
+          }
+        ).v,
       );
     const gz = bytes('gzip');
     expect(gunzipSync(gz).toString()).toBe(text);

@@ -2,22 +2,14 @@
 // the middle, seq gaps, header damage and foreign files. Real temporary directories throughout.
 // They run against the compiled output (build first: npx tsc -p tsconfig.json).
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBatch, encodeClockReading, encodeRequestEvent, encodeTaskEnd } from '../dist/logging-channel/codec.js';
-import { Kind, type Entry, type KindCode } from '../dist/logging-channel/entry.js';
-import {
-  TraceError,
-  TraceFullError,
-  TraceWriter,
-  encodeTraceHeader,
-  openTraceReader,
-  readTrace,
-  type TraceHeader,
-} from '../dist/logging-channel/trace-file.js';
+import { type Entry, Kind, type KindCode } from '../dist/logging-channel/entry.js';
+import { encodeTraceHeader, openTraceReader, readTrace, TraceError, TraceFullError, type TraceHeader, TraceWriter } from '../dist/logging-channel/trace-file.js';
 
 let dir: string;
 let counter = 0;
@@ -468,7 +460,11 @@ describe('header problems', () => {
 
   it('says CORRUPT for a well-checksummed header that is not valid', async () => {
     await expectTraceError(readTrace(craftTrace([], craftHeader('{not json'))), 'CORRUPT', /corrupt header: invalid JSON/);
-    await expectTraceError(readTrace(craftTrace([], craftHeader(JSON.stringify({ ...header, guest: { ...header.guest, sources: [{ name: 'a' }] } })))), 'CORRUPT', /header.guest.sources\[0\].sha256 is not a string/);
+    await expectTraceError(
+      readTrace(craftTrace([], craftHeader(JSON.stringify({ ...header, guest: { ...header.guest, sources: [{ name: 'a' }] } })))),
+      'CORRUPT',
+      /header.guest.sources\[0\].sha256 is not a string/,
+    );
     const huge = Buffer.from(craftHeader('{}'));
     huge.writeUInt32LE(0xffffffff, 8);
     await expectTraceError(readTrace(craftTrace([], huge)), 'CORRUPT', /declares 4294967295 bytes of JSON, above MAX_TRACE_HEADER_BYTES/);
@@ -594,7 +590,15 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
   it('captureTaskOutputs keeps metadata, then bodies, then console lines, within the cap, and says what it cut', async () => {
     const { captureTaskOutputs } = await import('../dist/logging-channel/task-outputs.js');
     const body = new Uint8Array(100).fill(65);
-    const r = captureTaskOutputs(9, [{ kind: 'fetch', fetchId: 1, method: 'POST', url: 'http://x/y', headers: [['a', 'b']], body }], [{ level: 'error', text: 'é'.repeat(40) }, { level: 'log', text: 'gone' }], 80);
+    const r = captureTaskOutputs(
+      9,
+      [{ kind: 'fetch', fetchId: 1, method: 'POST', url: 'http://x/y', headers: [['a', 'b']], body }],
+      [
+        { level: 'error', text: 'é'.repeat(40) },
+        { level: 'log', text: 'gone' },
+      ],
+      80,
+    );
     expect(r.truncated).toBe(true);
     const f = r.outputs[0]!;
     expect(f.kind === 'fetch' && f.url).toBe('http://x/y');
@@ -609,7 +613,7 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     expect(small.console[0]!.textBytes).toBe(80);
   });
 
-  it('a streamed response\'s head, chunk and end outputs round-trip through an outputs block', async () => {
+  it("a streamed response's head, chunk and end outputs round-trip through an outputs block", async () => {
     const { captureTaskOutputs, decodeOutputsBlock, encodeOutputsBlocks } = await import('../dist/logging-channel/task-outputs.js');
     const { ByteWriter } = await import('../dist/logging-channel/bytes.js');
     const empty = new Uint8Array(0);
@@ -629,7 +633,9 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     encodeOutputsBlocks(w, [record], 4096, 0, (start, end) => blocks.push(w.view(start, end).slice()));
     const [decoded] = decodeOutputsBlock(blocks[0]!);
     expect(decoded!.seq).toBe(12);
-    expect(decoded!.outputs.map((o) => [o.kind, 'requestId' in o ? o.requestId : null, 'status' in o ? o.status : null, 'error' in o ? o.error : null, o.headers, new TextDecoder().decode(o.body)])).toEqual([
+    expect(
+      decoded!.outputs.map((o) => [o.kind, 'requestId' in o ? o.requestId : null, 'status' in o ? o.status : null, 'error' in o ? o.error : null, o.headers, new TextDecoder().decode(o.body)]),
+    ).toEqual([
       ['head', 3, 206, null, [['content-type', 'text/plain']], ''],
       ['chunk', 3, 0, null, [], 'chunk one'],
       ['end', 3, 0, 'Error: the source broke', [], ''],

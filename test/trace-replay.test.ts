@@ -11,7 +11,7 @@ import { ftjs, replayJson, runSteps, startRun, tempDir } from './helpers.js';
 
 const dir = tempDir();
 const trace = path.join(dir, 'kv.trace');
-let blockOffsets: number[] = [];
+const blockOffsets: number[] = [];
 /** Offsets of every block, outputs blocks included (the trace keeps what tasks emitted). */
 let allOffsets: number[] = [];
 
@@ -19,7 +19,11 @@ beforeAll(async () => {
   const node = await startRun('guest-apps/kv.js', { record: trace });
   try {
     // Separate requests so the trace holds many blocks (one flush per batch).
-    for (let i = 0; i < 30; i++) await runSteps(node.url, [{ method: 'PUT', path: `/kv/k${i}`, body: `v${i}` }, { method: 'GET', path: `/kv/k${i}` }]);
+    for (let i = 0; i < 30; i++)
+      await runSteps(node.url, [
+        { method: 'PUT', path: `/kv/k${i}`, body: `v${i}` },
+        { method: 'GET', path: `/kv/k${i}` },
+      ]);
   } finally {
     await node.stop();
   }
@@ -111,7 +115,9 @@ async function tamperRequest(source: string, file: string, change: (url: string)
   const { TraceWriter, readTrace } = await import('../dist/logging-channel/trace-file.js');
   const { decodeRequestEvent, encodeRequestEvent } = await import('../dist/logging-channel/codec.js');
   const contents = await readTrace(source);
-  const target = contents.entries.find((e) => e.kind === Kind.Request && decodeRequestEvent(e.payload).method === 'GET' && change(decodeRequestEvent(e.payload).url) !== decodeRequestEvent(e.payload).url)!;
+  const target = contents.entries.find(
+    (e) => e.kind === Kind.Request && decodeRequestEvent(e.payload).method === 'GET' && change(decodeRequestEvent(e.payload).url) !== decodeRequestEvent(e.payload).url,
+  )!;
   const event = decodeRequestEvent(target.payload);
   const tampered = contents.entries.map((e) => (e === target ? { ...e, payload: encodeRequestEvent({ ...event, url: change(event.url) }) } : e));
   const { outputs: _outputs, ...rest } = contents.header;
@@ -200,7 +206,10 @@ test('--trace-outputs-max-bytes: a body over the cap is cut and marked, the kept
   ];
   const capped = path.join(dir, 'capped.trace');
   const off = path.join(dir, 'off.trace');
-  for (const [file, cap] of [[capped, '1024'], [off, '0']] as const) {
+  for (const [file, cap] of [
+    [capped, '1024'],
+    [off, '0'],
+  ] as const) {
     const node = await startRun('guest-apps/kv.js', { record: file, args: ['--trace-outputs-max-bytes', cap] });
     try {
       await runSteps(node.url, steps);

@@ -5,9 +5,9 @@
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
-import { Kind, type Entry } from '../dist/logging-channel/entry.js';
+import { type Entry, Kind } from '../dist/logging-channel/entry.js';
 import { openTraceReader, openTraceSegments, TraceWriter, traceSegmentPaths } from '../dist/logging-channel/trace-file.js';
-import { ftjs, replayJson, runSteps, startPair, startRun, tempDir, waitInSync, type PairProcesses } from './helpers.js';
+import { ftjs, type PairProcesses, replayJson, runSteps, startPair, startRun, tempDir, waitInSync } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -68,7 +68,11 @@ test('ftjs run --trace-max-mb: a rotated trace replays and inspects as one; a la
   const node = await startRun('guest-apps/kv.js', { record: trace, args: ['--trace-max-mb', '2'] });
   try {
     const big = 'x'.repeat(100_000);
-    for (let i = 0; i < 40; i++) await runSteps(node.url, [{ method: 'PUT', path: `/kv/k${i}`, body: `${big}${i}` }, { method: 'GET', path: `/kv/k${i}` }]);
+    for (let i = 0; i < 40; i++)
+      await runSteps(node.url, [
+        { method: 'PUT', path: `/kv/k${i}`, body: `${big}${i}` },
+        { method: 'GET', path: `/kv/k${i}` },
+      ]);
   } finally {
     await node.stop();
   }
@@ -116,7 +120,11 @@ test('ftjs primary / backup --trace --trace-max-mb: both traces rotate, and each
   try {
     pair = await startPair('guest-apps/kv.js', { primaryArgs: ['--trace', primaryTrace, ...rotate], backupArgs: ['--trace', backupTrace, ...rotate] });
     const big = 'x'.repeat(100_000);
-    for (let i = 0; i < 40; i++) await runSteps(pair.primary.url, [{ method: 'PUT', path: `/kv/k${i}`, body: `${big}${i}` }, { method: 'GET', path: `/kv/k${i}` }]);
+    for (let i = 0; i < 40; i++)
+      await runSteps(pair.primary.url, [
+        { method: 'PUT', path: `/kv/k${i}`, body: `${big}${i}` },
+        { method: 'GET', path: `/kv/k${i}` },
+      ]);
     const synced = await waitInSync(pair.primary.url, pair.backup.url);
     await Promise.all([pair.primary.stop('SIGTERM'), pair.backup.stop('SIGTERM')]);
 

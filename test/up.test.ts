@@ -4,7 +4,7 @@
 // `up`, whether it is SIGKILLed or cannot bind its port.
 import net from 'node:net';
 import { expect, test } from 'vitest';
-import { ftjs, spawnFtjs, waitFor, type FtjsProcess } from './helpers.js';
+import { type FtjsProcess, ftjs, spawnFtjs, waitFor } from './helpers.js';
 
 interface UpStatus {
   protected: boolean;
@@ -77,7 +77,7 @@ async function reprotected(door: string, lostCount: number, killed: number): Pro
   return waitFor(
     async () => {
       const s = await upStatus(door);
-      return s && s.protected && s.lost.length === lostCount && !s.nodes.some((n) => n.pid === killed) ? s : null;
+      return s?.protected && s.lost.length === lostCount && !s.nodes.some((n) => n.pid === killed) ? s : null;
     },
     `up to be re-protected after losing ${lostCount} node(s)`,
     60_000,
@@ -156,10 +156,15 @@ test('ftjs up on SIGTERM stops its nodes and exits 0; guest flags reach the node
   const door = `http://127.0.0.1:${port}`;
   let pids: number[] = [];
   try {
-    const s = await waitFor(async () => {
-      const u = await upStatus(door);
-      return u?.protected ? u : null;
-    }, 'up to be protected', 60_000, 100);
+    const s = await waitFor(
+      async () => {
+        const u = await upStatus(door);
+        return u?.protected ? u : null;
+      },
+      'up to be protected',
+      60_000,
+      100,
+    );
     pids = s.nodes.map((n) => n.pid);
     // --max-request-bytes went to the nodes: a larger body is refused by the live node itself.
     const big = await fetch(`${door}/kv/big`, { method: 'PUT', body: 'x'.repeat(100) });

@@ -1,9 +1,10 @@
 // A bare QuickJS context with the built guest web platform (dist/hypervisor/guest/web.js), and
 // the same probe run in Node 20, for tests that compare the two (forms, encodings, aborts, ...).
 // A fake host answers the entropy op from a seeded counter, so that code drawing on it runs.
-import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
-import type { QuickJSContext, QuickJSRuntime } from 'quickjs-emscripten-core';
+
 import variant from '@jitl/quickjs-wasmfile-release-sync';
+import type { QuickJSContext, QuickJSRuntime } from 'quickjs-emscripten-core';
+import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import { installTestHost, WEB_GLUE } from './guest-host.js';
 
 export const WEB_JS = WEB_GLUE.boot;

@@ -40,10 +40,8 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
 const get = (path: string): Step => ({ method: 'GET', path });
 const head = (path: string): Step => ({ method: 'HEAD', path });
 const del = (path: string): Step => ({ method: 'DELETE', path });
-const put = (path: string, body: string, headers?: Record<string, string>): Step =>
-  headers ? { method: 'PUT', path, body, headers } : { method: 'PUT', path, body };
-const post = (path: string, body?: string): Step =>
-  body === undefined ? { method: 'POST', path } : { method: 'POST', path, body, headers: JSON_HEADERS };
+const put = (path: string, body: string, headers?: Record<string, string>): Step => (headers ? { method: 'PUT', path, body, headers } : { method: 'PUT', path, body });
+const post = (path: string, body?: string): Step => (body === undefined ? { method: 'POST', path } : { method: 'POST', path, body, headers: JSON_HEADERS });
 const postJson = (path: string, value: unknown): Step => post(path, JSON.stringify(value));
 const other = (method: string, path: string): Step => ({ method, path });
 
@@ -67,17 +65,7 @@ function kvSteps(): Step[] {
   s.push(put('/kv/key-0', 'updated'), get('/kv/key-0'));
   s.push(del('/kv/key-1'), del('/kv/key-1'), get('/kv/key-1'), del('/kv/never-existed'));
   // Error paths.
-  s.push(
-    other('POST', '/kv/key-2'),
-    other('PATCH', '/kv/key-2'),
-    other('DELETE', '/kv'),
-    other('POST', '/'),
-    get('/kv/%E0%A4%A'),
-    get('/kv/'),
-    put('/kv/', 'no key'),
-    get('/nope'),
-    get('/kvx'),
-  );
+  s.push(other('POST', '/kv/key-2'), other('PATCH', '/kv/key-2'), other('DELETE', '/kv'), other('POST', '/'), get('/kv/%E0%A4%A'), get('/kv/'), put('/kv/', 'no key'), get('/nope'), get('/kvx'));
   for (let i = 10; i < 20; i++) s.push(del(`/kv/key-${i}`));
   for (let i = 0; i < 5; i++) s.push(put(`/kv/round-${i}`, String(i * i)), get(`/kv/round-${i}`));
   s.push(get('/kv'));
@@ -321,18 +309,7 @@ function cpuSteps(): Step[] {
     get('/count'),
   );
   // The hostile ones: each must fail as a guest error, and the VM keeps serving.
-  s.push(
-    get('/forever'),
-    get('/count'),
-    get('/recurse?depth=1000000'),
-    get('/count'),
-    get('/alloc?mb=4096'),
-    get('/count'),
-    get('/throw'),
-    get('/count'),
-    get('/reject'),
-    get('/count'),
-  );
+  s.push(get('/forever'), get('/count'), get('/recurse?depth=1000000'), get('/count'), get('/alloc?mb=4096'), get('/count'), get('/throw'), get('/count'), get('/reject'), get('/count'));
   s.push(get('/work?n=100000'), get('/spin?ms=5'), get('/alloc?mb=1'), get('/count'));
   return s;
 }

@@ -1,13 +1,14 @@
 // The WPT runner's own harness (test/wpt-runner/shim.js and its two drivers), on a small WPT-shaped
 // tree written here: subtests must be counted as testharness.js counts them, in the guest and under
 // Node alike, whatever the outcome (pass, assertion failure, rejection, never finishing).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FileResult } from './wpt-runner/files.js';
 import { runInGuest } from './wpt-runner/guest.js';
 import { runInNode } from './wpt-runner/node.js';
-import type { FileResult } from './wpt-runner/files.js';
 
 let root: string;
 

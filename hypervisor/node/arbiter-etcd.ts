@@ -74,7 +74,12 @@ export class EtcdArbiter {
     const newestKey = `${this.prefix}newest`;
     try {
       // A missing key fails every Value compare, so the first claim ever creates `newest` on its own terms.
-      await this.withTimeout(this.client.if(newestKey, 'Create', '==', 0).then(this.client.put(newestKey).value(pad(0))).commit());
+      await this.withTimeout(
+        this.client
+          .if(newestKey, 'Create', '==', 0)
+          .then(this.client.put(newestKey).value(pad(0)))
+          .commit(),
+      );
       const result = await this.withTimeout(
         this.client
           .if(newestKey, 'Value', '<', pad(epoch))
@@ -110,7 +115,12 @@ export class EtcdArbiter {
       lost = true;
       onLost(`etcd lease lost: ${error.message}`);
     });
-    await this.withTimeout(lease.put(`${this.prefix}live`).value(JSON.stringify({ epoch, nodeId: this.nodeId })).exec());
+    await this.withTimeout(
+      lease
+        .put(`${this.prefix}live`)
+        .value(JSON.stringify({ epoch, nodeId: this.nodeId }))
+        .exec(),
+    );
     return {
       release: async () => {
         lost = true;

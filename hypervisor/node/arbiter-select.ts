@@ -6,9 +6,9 @@
 // only for an etcd location (the CLI loads it before a node starts; here it then comes from the
 // module cache), never at the first claim: a failover must not wait for a module load.
 
+import type { ClaimResult } from './arbiter.js';
 import { Arbiter } from './arbiter.js';
 import type { EtcdArbiter, EtcdArbiterOptions } from './arbiter-etcd.js';
-import type { ClaimResult } from './arbiter.js';
 import type { ArbiterStore } from './env.js';
 
 export function isEtcdLocation(where: string): boolean {

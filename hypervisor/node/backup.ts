@@ -3,31 +3,31 @@
 // a time (it never starts a task whose inputs have not all arrived). It never emits an output. When
 // the role machine says so, it drains, wins the next epoch and goes live with identical state.
 
-import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { Kind, type Entry } from '../../logging-channel/entry.js';
-import { decodeEpochMark } from '../../logging-channel/codec.js';
 import { BackupChannel } from '../../logging-channel/backup-channel.js';
-import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import type { ChannelTls } from '../../logging-channel/channel-tls.js';
+import { decodeEpochMark } from '../../logging-channel/codec.js';
+import { type Entry, Kind } from '../../logging-channel/entry.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
 import { Log, traceSink } from '../../recorder/log.js';
-import { TaskAssembler, type Assembled } from '../../replayer/task-assembler.js';
-import { realEnv, type ArbiterStore, type Env, type TimerHandle, type VmHandle } from './env.js';
-import { newestValidCheckpoint, supersedeBeyond, type CheckpointSettings } from './checkpoint.js';
-import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
-import { createFrontDoor, type EdgeOptions } from './front-door.js';
-import { arbiterLabel } from './arbiter-select.js';
-import type { LiveLoopOptions } from './live-loop.js';
-import { engineIdentity, listen, roleConfig, Stepper, tickMs, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
-import { EXIT_DIVERGED, EXIT_REFUSED, RoleMachine, type RoleAction, type RoleInput } from './role.js';
-import { Serving, type ReplicationListen } from './serving.js';
-import { pageBytesFor } from '../vm/page-delta.js';
 import { ReplayBacklog } from '../../replayer/replay-backlog.js';
-import { decodeSnapshot, snapshotBaseOf, type SnapshotBase } from '../vm/snapshot-wire.js';
-import type { BootConfig, Snapshot } from '../vm/vm.js';
+import { type Assembled, TaskAssembler } from '../../replayer/task-assembler.js';
+import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
+import { pageBytesFor } from '../vm/page-delta.js';
 import type { Divergence } from '../vm/port.js';
+import { decodeSnapshot, type SnapshotBase, snapshotBaseOf } from '../vm/snapshot-wire.js';
+import type { BootConfig, Snapshot } from '../vm/vm.js';
+import { arbiterLabel } from './arbiter-select.js';
+import { type CheckpointSettings, newestValidCheckpoint, supersedeBeyond } from './checkpoint.js';
+import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
+import { createFrontDoor, type EdgeOptions } from './front-door.js';
+import type { LiveLoopOptions } from './live-loop.js';
+import { engineIdentity, type HaltEvent, listen, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
+import { EXIT_DIVERGED, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
+import { type ReplicationListen, Serving } from './serving.js';
 
 export interface BackupOptions {
   primaryUrl: string;
@@ -146,7 +146,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       {
         liveLoop: () => (this.serving && this.machine.servesTraffic ? this.serving.loop : null),
         notLiveReason: () =>
-          this.machine.role === 'halted' ? 'this node halted' : this.machine.role === 'live' ? 'this node is going live (replaying the last entries)' : `this node is the ${this.machine.role}; the primary serves`,
+          this.machine.role === 'halted'
+            ? 'this node halted'
+            : this.machine.role === 'live'
+              ? 'this node is going live (replaying the last entries)'
+              : `this node is the ${this.machine.role}; the primary serves`,
         identity: () => ({ node: this.options.nodeId, epoch: this.machine.epoch }),
         // Live in the role machine is not yet serving: go-live first replays what arrived and switches the VM.
         healthy: () => this.serving !== null && this.machine.healthy,
@@ -266,10 +270,14 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.vm = vm;
     if (this.options.tracePath) {
       // After a join by snapshot the trace starts at the snapshot's seq + 1 (it does not replay alone).
-      const trace = await TraceWriter.open(this.options.tracePath, traceHeaderFor(config, this.options.nodeId, { outputsMaxBytes: this.options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }), {
-        ...(this.options.traceSegmentBytes ? { segmentBytes: this.options.traceSegmentBytes } : {}),
-        firstSeq: traceFirstSeq,
-      });
+      const trace = await TraceWriter.open(
+        this.options.tracePath,
+        traceHeaderFor(config, this.options.nodeId, { outputsMaxBytes: this.options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }),
+        {
+          ...(this.options.traceSegmentBytes ? { segmentBytes: this.options.traceSegmentBytes } : {}),
+          firstSeq: traceFirstSeq,
+        },
+      );
       // Entries that arrived while the file was being created go in first, in order.
       trace.append(this.traceBacklog);
       this.traceBacklog = [];

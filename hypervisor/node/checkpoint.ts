@@ -27,15 +27,15 @@ import { promisify } from 'node:util';
 import { crc32, deflateRaw, inflateRaw } from 'node:zlib';
 import type { Logger } from 'pino';
 import { decodeEpochMark } from '../../logging-channel/codec.js';
-import { Kind, type Entry } from '../../logging-channel/entry.js';
-import { openTraceReader, TraceWriter, type TraceHeader } from '../../logging-channel/trace-file.js';
-import { TaskAssembler, type Assembled } from '../../replayer/task-assembler.js';
+import { type Entry, Kind } from '../../logging-channel/entry.js';
+import { openTraceReader, type TraceHeader, TraceWriter } from '../../logging-channel/trace-file.js';
+import type { Log } from '../../recorder/log.js';
+import { type Assembled, TaskAssembler } from '../../replayer/task-assembler.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../vm/engine.js';
-import type { Log } from '../../recorder/log.js';
-import type { LiveLoop } from './live-loop.js';
-import type { VmHandle as VmHost } from './env.js';
 import type { BootConfig, DeviceState, Snapshot } from '../vm/vm.js';
+import type { VmHandle as VmHost } from './env.js';
+import type { LiveLoop } from './live-loop.js';
 
 export const CHECKPOINT_MAGIC = 'FTJSCKP1';
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -834,7 +834,8 @@ function headerProblem(h: CheckpointHeader): string | null {
   if (typeof h.stateHash !== 'string' || typeof h.guestHash !== 'string' || typeof h.snapshotEngine !== 'string') return 'missing stateHash, guestHash or snapshotEngine';
   if (typeof h.boot !== 'object' || h.boot === null || typeof h.devices !== 'object' || h.devices === null) return 'missing boot config or device tables';
   const m = h.memory;
-  if (typeof m !== 'object' || m === null || m.encoding !== 'deflate-raw' || !Number.isSafeInteger(m.bytes) || !Number.isSafeInteger(m.compressedBytes) || m.compressedBytes < 0) return 'bad memory description';
+  if (typeof m !== 'object' || m === null || m.encoding !== 'deflate-raw' || !Number.isSafeInteger(m.bytes) || !Number.isSafeInteger(m.compressedBytes) || m.compressedBytes < 0)
+    return 'bad memory description';
   return null;
 }
 
@@ -899,7 +900,19 @@ export interface ChainReplay {
  * in `broken`); a torn tail and an unfinished final task are dropped (reported).
  */
 export async function replayLogChain(dir: string, vm: VmHost, base: { seq: number; pos: number; guestTimeMs: number }, guestHash: string): Promise<ChainReplay> {
-  const result: ChainReplay = { seq: base.seq, pos: base.pos, entries: 0, tasks: 0, guestTimeMs: base.guestTimeMs, logs: [], lastEpoch: null, broken: null, droppedEntries: 0, torn: null, lastWriteAt: null };
+  const result: ChainReplay = {
+    seq: base.seq,
+    pos: base.pos,
+    entries: 0,
+    tasks: 0,
+    guestTimeMs: base.guestTimeMs,
+    logs: [],
+    lastEpoch: null,
+    broken: null,
+    droppedEntries: 0,
+    torn: null,
+    lastWriteAt: null,
+  };
   const logs = await listLogs(dir);
   let start = -1;
   for (let i = 0; i < logs.length; i++) if (logs[i]!.seq <= base.seq) start = i;

@@ -2,7 +2,7 @@
 // expression due then to `fire`, which queues a recorded 'scheduled' event (LiveLoop). The clock is
 // passed in so that the scheduling can be tested over days of virtual time.
 
-import { parseCron, type CronSchedule } from './cron.js';
+import { type CronSchedule, parseCron } from './cron.js';
 
 export interface SchedulerClock {
   now(): number;

@@ -191,7 +191,8 @@ function parseDayOfWeek(field: string, fail: (why: string) => never): DayOfWeek 
     const upper = part.toUpperCase();
     const last = /^(\w+)L$/.exec(upper);
     const nth = /^(\w+)#(\d+)$/.exec(upper);
-    if (upper === 'L') dow.days.add(6); // Quartz: "L" alone is the last day of the week, Saturday
+    if (upper === 'L')
+      dow.days.add(6); // Quartz: "L" alone is the last day of the week, Saturday
     else if (last) dow.lastOf.push(value(last[1]!));
     else if (nth) {
       const n = Number(nth[2]);

@@ -2,8 +2,8 @@
 // before it is dialled, a name at connect time on the addresses it resolved to. Redirects are not
 // followed here (redirect: 'manual'): each hop the guest follows is a fetch of its own, checked again.
 
-import { Agent, buildConnector, fetch as undiciFetch, type RequestInit as UndiciRequestInit, type Response as UndiciResponse } from 'undici';
-import { checkedLookup, EgressError, urlProblem, type EgressPolicy } from './egress.js';
+import { Agent, buildConnector, type RequestInit as UndiciRequestInit, type Response as UndiciResponse, fetch as undiciFetch } from 'undici';
+import { checkedLookup, EgressError, type EgressPolicy, urlProblem } from './egress.js';
 
 export type EgressFetch = (url: string, init: UndiciRequestInit) => Promise<UndiciResponse>;
 

@@ -8,13 +8,13 @@
 // handed the time as data and return actions. Only the shells hold an Env.
 
 import { randomBytes } from 'node:crypto';
-import { realClock, realTimers, type Clock, type Timers } from '../../logging-channel/time.js';
+import { type Clock, realClock, realTimers, type Timers } from '../../logging-channel/time.js';
 import type { VmLimits } from '../vm/limits.js';
 import { VmHost } from '../worker/vm-host.js';
 import type { ClaimResult } from './arbiter.js';
 import { arbiterFactory } from './arbiter-select.js';
 
-export { realClock, realTimers, type Clock, type TimerHandle, type Timers } from '../../logging-channel/time.js';
+export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
 /** The shared storage the epoch test-and-set runs on (hypervisor/node/arbiter.ts is the directory one). */
 export interface ArbiterStore {

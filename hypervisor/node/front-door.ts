@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { HeaderList } from '../../logging-channel/entry.js';
-import { QueueFullError, type LiveLoop } from './live-loop.js';
+import { type LiveLoop, QueueFullError } from './live-loop.js';
 import { classifyTarget } from './request-target.js';
 import type { ResponseStream } from './response-stream.js';
 

@@ -5,11 +5,11 @@
 import type { Logger } from 'pino';
 import type { HeaderList, RawEntry } from '../../logging-channel/entry.js';
 import type { Log } from '../../recorder/log.js';
-import { ResponseStream } from './response-stream.js';
-import { realEnv, type Env, type TimerHandle, type VmHandle } from './env.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from '../vm/vm.js';
 import type { RunReply, VmState } from '../worker/vm-protocol.js';
 import { CronScheduler } from './cron-scheduler.js';
+import { type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
+import { ResponseStream } from './response-stream.js';
 
 export interface OutputGate {
   /** Release `release` once the entry `seq` is safe (acknowledged by the backup, or at once when alone). */
@@ -61,7 +61,6 @@ export class LiveLoop {
   private idleResolvers: Array<() => void> = [];
   private timer: { handle: TimerHandle; timerId: number; deadlineMs: number } | null = null;
   private readonly timersQueued = new Set<number>();
-  private fetchesInFlight = 0;
   /** Outbound fetches in flight, by fetch id: the guest may abort them. */
   private readonly fetchControllers = new Map<number, AbortController>();
   /** Aborts released before their fetch (not expected: the gate releases in order). */
@@ -127,7 +126,10 @@ export class LiveLoop {
     if (expressions.length === 0 || this.stopped || this.cron) return;
     this.cron = new CronScheduler(expressions, (cron, scheduledTimeMs) => this.triggerCron(cron, scheduledTimeMs));
     const next = this.cron.nextFiringMs;
-    this.logger.info({ crons: expressions, nextFiring: next === null ? null : new Date(next).toISOString() }, `cron triggers armed (${expressions.length}); next firing ${next === null ? 'never' : new Date(next).toISOString()}`);
+    this.logger.info(
+      { crons: expressions, nextFiring: next === null ? null : new Date(next).toISOString() },
+      `cron triggers armed (${expressions.length}); next firing ${next === null ? 'never' : new Date(next).toISOString()}`,
+    );
   }
 
   /** Queues one firing of `cron` (a schedule's, or `--test-scheduled`'s /_ft/scheduled). */
@@ -307,11 +309,9 @@ export class LiveLoop {
   private performFetch(output: Extract<Output, { kind: 'fetch' }>): void {
     const { fetchId } = output;
     if (this.abortedBeforeStart.delete(fetchId)) return;
-    this.fetchesInFlight++;
     const cancel = new AbortController();
     this.fetchControllers.set(fetchId, cancel);
     const finish = (result: Omit<Extract<LiveEvent, { kind: 'fetch-result' }>['result'], 'fetchId'>) => {
-      this.fetchesInFlight--;
       // Cancelled by the guest: the VM forgot this fetch, its result must not become an event.
       if (this.fetchControllers.get(fetchId) !== cancel) return;
       this.fetchControllers.delete(fetchId);
@@ -327,7 +327,8 @@ export class LiveLoop {
       signal: AbortSignal.any([AbortSignal.timeout(this.options.fetchTimeoutMs), cancel.signal]),
     };
     if (output.body.byteLength > 0) init.body = output.body as Uint8Array<ArrayBuffer>;
-    this.env.fetch(output.url, init)
+    this.env
+      .fetch(output.url, init)
       .then(async (response) => {
         const body = await readLimited(response, this.options.maxFetchResponseBytes);
         const headers: HeaderList = [];
@@ -336,10 +337,8 @@ export class LiveLoop {
       })
       .catch((error: Error) => {
         const cause = (error as { cause?: Error }).cause;
-        if (cancel.signal.aborted) {
-          this.fetchesInFlight--; // the guest's abort, not a failure: nothing to deliver
-          return;
-        }
+        // The guest's abort, not a failure: nothing to deliver.
+        if (cancel.signal.aborted) return;
         const message = error.name === 'TimeoutError' ? `timed out after ${this.options.fetchTimeoutMs} ms (--fetch-timeout-ms)` : `${error.message}${cause ? `: ${cause.message}` : ''}`;
         this.logger.warn({ fetchId, url: output.url }, `outbound fetch failed: ${message}`);
         failed(message);

@@ -6,37 +6,37 @@
 // --checkpoint-every-ms, a snapshot of the VM and the log since it to a directory; with --restore-from
 // it boots from the newest valid checkpoint there plus its log instead of booting the guest fresh.
 
-import type { ChannelTls } from '../../logging-channel/channel-tls.js';
-import type { Server } from 'node:http';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
 import { Log, traceSink } from '../../recorder/log.js';
-import { realEnv, type ArbiterStore, type Env, type TimerHandle, type VmHandle } from './env.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
+import type { BootConfig } from '../vm/vm.js';
+import type { RunReply } from '../worker/vm-protocol.js';
+import { arbiterLabel } from './arbiter-select.js';
 import {
-  newestValidCheckpoint,
-  replayLogChain,
-  RestoreError,
-  supersedeBeyond,
   type ChainReplay,
   type CheckpointSettings,
   type CheckpointStats,
   type LoadedCheckpoint,
+  newestValidCheckpoint,
+  RestoreError,
+  replayLogChain,
   type SkippedCheckpoint,
+  supersedeBeyond,
 } from './checkpoint.js';
+import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
-import { arbiterLabel } from './arbiter-select.js';
-import { probePort } from './port-probe.js';
 import type { LiveLoopOptions } from './live-loop.js';
-import { listen, roleConfig, Stepper, tickMs, type HaltEvent, type PairSettings } from './pair.js';
-import { RoleMachine, type RoleAction } from './role.js';
+import { type HaltEvent, listen, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
+import { probePort } from './port-probe.js';
+import { type RoleAction, RoleMachine } from './role.js';
 import { Serving } from './serving.js';
-import type { BootConfig } from '../vm/vm.js';
-import type { RunReply } from '../worker/vm-protocol.js';
 
 export type { CheckpointSettings, CheckpointStats } from './checkpoint.js';
 export type { HaltEvent } from './pair.js';
@@ -119,7 +119,10 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         );
       }
       if (JSON.stringify(restorePoint.config.env) !== JSON.stringify(given.env) || JSON.stringify(restorePoint.config.limits) !== JSON.stringify(given.limits)) {
-        options.logger.warn({ checkpointEnv: Object.keys(restorePoint.config.env), checkpointLimits: restorePoint.config.limits }, 'the checkpoint\'s env and limits differ from the flags given; the checkpoint\'s are used (the VM was booted with them)');
+        options.logger.warn(
+          { checkpointEnv: Object.keys(restorePoint.config.env), checkpointLimits: restorePoint.config.limits },
+          "the checkpoint's env and limits differ from the flags given; the checkpoint's are used (the VM was booted with them)",
+        );
       }
     }
     if (options.checkpoint) await mkdir(options.checkpoint.dir, { recursive: true });
@@ -153,7 +156,11 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     } else {
       this.log = new Log();
       if (options.tracePath) {
-        this.trace = await TraceWriter.open(options.tracePath, traceHeaderFor(config, options.nodeId, { outputsMaxBytes: options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {});
+        this.trace = await TraceWriter.open(
+          options.tracePath,
+          traceHeaderFor(config, options.nodeId, { outputsMaxBytes: options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }),
+          options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {},
+        );
         const out = traceSink(this.trace);
         this.traceOut = out;
         this.log.addSink(out.sink);
@@ -269,11 +276,18 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     }
     const chain = await replayLogChain(dir, this.vm, { seq: h.seq, pos: h.pos, guestTimeMs: h.guestTimeMs }, this.config.guestHash);
     if (chain.broken) {
-      logger.error({ broken: chain.broken, durableSeq: chain.seq }, `the log chain after the checkpoint is broken: ${chain.broken}; restoring up to seq ${chain.seq}: entries after it are NOT restored`);
+      logger.error(
+        { broken: chain.broken, durableSeq: chain.seq },
+        `the log chain after the checkpoint is broken: ${chain.broken}; restoring up to seq ${chain.seq}: entries after it are NOT restored`,
+      );
     }
     // Files beyond the restored end belong to the lost timeline; new ones will take their names.
     const moved = await supersedeBeyond(dir, chain.seq, epoch);
-    if (moved.length > 0) logger.warn({ moved: moved.map((f) => path.basename(f)) }, `moved ${moved.length} checkpoint/log files beyond the restored end (seq ${chain.seq}) to ${path.join(dir, `superseded-epoch-${epoch}`)}`);
+    if (moved.length > 0)
+      logger.warn(
+        { moved: moved.map((f) => path.basename(f)) },
+        `moved ${moved.length} checkpoint/log files beyond the restored end (seq ${chain.seq}) to ${path.join(dir, `superseded-epoch-${epoch}`)}`,
+      );
     const state = await this.vm.goLive();
     this.log = new Log(chain.seq, chain.pos);
     this.serving = this.newServing();
@@ -360,7 +374,15 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       }
       case 'check-epoch': {
         const checkId = action.checkId;
-        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: this.env.clock.monoMs(), checkId, newestEpoch: newest, detail: newest === null ? `${this.options.sharedDir} unreachable` : `newest epoch ${newest}` }));
+        void this.arbiter.newestEpoch().then((newest) =>
+          this.step({
+            type: 'epoch-checked',
+            nowMs: this.env.clock.monoMs(),
+            checkId,
+            newestEpoch: newest,
+            detail: newest === null ? `${this.options.sharedDir} unreachable` : `newest epoch ${newest}`,
+          }),
+        );
         break;
       }
       case 'halt':
@@ -406,7 +428,15 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       arbiter: arbiterLabel(this.options.sharedDir),
       ...(this.serving ? this.serving.status() : {}),
       restoredFrom: this.restored
-        ? { checkpoint: this.restored.checkpoint, checkpointSeq: this.restored.checkpointSeq, replayedEntries: this.restored.entries, durableSeq: this.restored.seq, durableGuestTime: new Date(this.restored.guestTimeMs).toISOString(), skipped: this.restored.skipped, chainBroken: this.restored.broken }
+        ? {
+            checkpoint: this.restored.checkpoint,
+            checkpointSeq: this.restored.checkpointSeq,
+            replayedEntries: this.restored.entries,
+            durableSeq: this.restored.seq,
+            durableGuestTime: new Date(this.restored.guestTimeMs).toISOString(),
+            skipped: this.restored.skipped,
+            chainBroken: this.restored.broken,
+          }
         : null,
     };
   }

@@ -8,10 +8,7 @@
 /** Operator endpoints live under this prefix; nothing under it ever reaches the guest. */
 export const OPERATOR_PREFIX = '/_ft/';
 
-export type Target =
-  | { kind: 'operator'; endpoint: string; query: string }
-  | { kind: 'guest'; url: string }
-  | { kind: 'bad'; status: 400; reason: string };
+export type Target = { kind: 'operator'; endpoint: string; query: string } | { kind: 'guest'; url: string } | { kind: 'bad'; status: 400; reason: string };
 
 // RFC 3986 reg-name / IPv4address characters (unreserved, pct-encoded, sub-delims), or an IP-literal.
 const REG_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;

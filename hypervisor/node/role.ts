@@ -303,7 +303,11 @@ export class RoleMachine {
     this.checkId++;
     this.checkRetryAtMs = null;
     out.push(
-      { type: 'log', level: 'warn', msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): holding every output until the shared directory confirms epoch ${this.epochNow} is still ours` },
+      {
+        type: 'log',
+        level: 'warn',
+        msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): holding every output until the shared directory confirms epoch ${this.epochNow} is still ours`,
+      },
       { type: 'check-epoch', checkId: this.checkId },
     );
   }
@@ -329,7 +333,12 @@ export class RoleMachine {
   private discountStall(nowMs: number, gapMs: number, out: RoleAction[]): void {
     if (!(this.lastPeerTrafficMs < nowMs)) return;
     const peer = this.roleNow === 'backup' || this.roleNow === 'claiming' ? 'primary' : 'backup';
-    out.push({ type: 'log', level: 'warn', msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): the ${peer}'s silence meanwhile is not counted`, data: { stallMs: Math.round(gapMs) } });
+    out.push({
+      type: 'log',
+      level: 'warn',
+      msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): the ${peer}'s silence meanwhile is not counted`,
+      data: { stallMs: Math.round(gapMs) },
+    });
     this.lastPeerTrafficMs = nowMs;
   }
 
@@ -436,13 +445,16 @@ export class RoleMachine {
       backlog !== undefined && backlog > this.config.maxReplayLagMs
         ? `backup replay backlog ${Math.round(backlog)} ms exceeds --max-replay-lag-ms=${this.config.maxReplayLagMs} (a takeover would take that long to drain)`
         : input.lagMs > this.config.maxLagMs
-        ? `backup lag ${Math.round(input.lagMs)} ms exceeds --max-lag-ms=${this.config.maxLagMs}`
-        : input.lagBytes > this.config.maxLagBytes
-          ? `backup lag ${input.lagBytes} bytes exceeds --max-log-buffer-bytes=${this.config.maxLagBytes}`
-          : null;
+          ? `backup lag ${Math.round(input.lagMs)} ms exceeds --max-lag-ms=${this.config.maxLagMs}`
+          : input.lagBytes > this.config.maxLagBytes
+            ? `backup lag ${input.lagBytes} bytes exceeds --max-log-buffer-bytes=${this.config.maxLagBytes}`
+            : null;
     if (over && this.admitting) {
       this.admitting = false;
-      out.push({ type: 'admit', admit: false, reason: over }, { type: 'log', level: 'warn', msg: `throttling: ${over}; new requests queue, then get 503`, data: { lagMs: input.lagMs, lagBytes: input.lagBytes, replayBacklogMs: backlog ?? null } });
+      out.push(
+        { type: 'admit', admit: false, reason: over },
+        { type: 'log', level: 'warn', msg: `throttling: ${over}; new requests queue, then get 503`, data: { lagMs: input.lagMs, lagBytes: input.lagBytes, replayBacklogMs: backlog ?? null } },
+      );
     } else if (!over && !this.admitting) {
       this.admitting = true;
       out.push({ type: 'admit', admit: true, reason: 'backup caught up' }, { type: 'log', level: 'info', msg: 'backup caught up: admitting requests again' });
@@ -460,8 +472,18 @@ export class RoleMachine {
     this.backupCaughtUp = within;
     out.push(
       within
-        ? { type: 'log', level: 'info', msg: `backup caught up (replay backlog ${Math.round(backlogMs)} ms, bound ${this.config.maxReplayLagMs} ms): protected`, data: { replayBacklogMs: Math.round(backlogMs) } }
-        : { type: 'log', level: 'warn', msg: `backup catching up: replay backlog ${Math.round(backlogMs)} ms exceeds --max-replay-lag-ms=${this.config.maxReplayLagMs}; a takeover now would take that long`, data: { replayBacklogMs: Math.round(backlogMs) } },
+        ? {
+            type: 'log',
+            level: 'info',
+            msg: `backup caught up (replay backlog ${Math.round(backlogMs)} ms, bound ${this.config.maxReplayLagMs} ms): protected`,
+            data: { replayBacklogMs: Math.round(backlogMs) },
+          }
+        : {
+            type: 'log',
+            level: 'warn',
+            msg: `backup catching up: replay backlog ${Math.round(backlogMs)} ms exceeds --max-replay-lag-ms=${this.config.maxReplayLagMs}; a takeover now would take that long`,
+            data: { replayBacklogMs: Math.round(backlogMs) },
+          },
     );
   }
 
@@ -613,7 +635,12 @@ export class RoleMachine {
     if (u === null) return;
     this.unreachable = null;
     const unreachableMs = Math.round(nowMs - u.sinceMs);
-    out.push({ type: 'log', level: 'info', msg: `shared directory reachable again after ${Math.round(unreachableMs / 1000)} s, ${u.attempts} attempts`, data: { unreachableMs, unreachableAttempts: u.attempts } });
+    out.push({
+      type: 'log',
+      level: 'info',
+      msg: `shared directory reachable again after ${Math.round(unreachableMs / 1000)} s, ${u.attempts} attempts`,
+      data: { unreachableMs, unreachableAttempts: u.attempts },
+    });
   }
 
   private halt(out: RoleAction[], reason: string, exitCode: number): void {

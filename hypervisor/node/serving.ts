@@ -6,25 +6,25 @@
 // Role decisions stay in the node's RoleMachine: this part feeds it inputs (attached, acked, lag,
 // appended) through `host.step` and performs the serving actions it returns.
 
-import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import type { Logger } from 'pino';
-import { Kind, type Entry } from '../../logging-channel/entry.js';
-import { encodeEpochMark, MAX_BATCH_BYTES } from '../../logging-channel/codec.js';
 import type { SnapshotBaseOffer } from '../../logging-channel/auth.js';
+import type { ChannelTls } from '../../logging-channel/channel-tls.js';
+import { encodeEpochMark, MAX_BATCH_BYTES } from '../../logging-channel/codec.js';
+import { type Entry, Kind } from '../../logging-channel/entry.js';
 import { PrimaryChannel, type SnapshotForJoin } from '../../logging-channel/primary-channel.js';
 import { entryWireBytes, RetainedLog } from '../../logging-channel/retained-log.js';
 import { LagTracker } from '../../recorder/lag.js';
-import { ReplayLag } from '../../recorder/replay-lag.js';
 import type { Log } from '../../recorder/log.js';
 import { OutputBuffer } from '../../recorder/output-buffer.js';
-import type { ArbiterStore, Env, VmHandle } from './env.js';
-import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
-import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
-import { engineIdentity, TRACE_FORMAT_VERSION, type HaltEvent, type PairSettings } from './pair.js';
-import { EXIT_LOST_EPOCH, type RoleAction, type RoleInput, type RoleMachine } from './role.js';
+import { ReplayLag } from '../../recorder/replay-lag.js';
 import { encodeSnapshot, readSnapshotHeader } from '../vm/snapshot-wire.js';
 import type { BootConfig } from '../vm/vm.js';
 import type { RunReply } from '../worker/vm-protocol.js';
+import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
+import type { ArbiterStore, Env, VmHandle } from './env.js';
+import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
+import { engineIdentity, type HaltEvent, type PairSettings, TRACE_FORMAT_VERSION } from './pair.js';
+import { EXIT_LOST_EPOCH, type RoleAction, type RoleInput, type RoleMachine } from './role.js';
 
 /** Where this node accepts a backup on the logging channel. */
 export interface ReplicationListen {
@@ -297,7 +297,15 @@ export class Serving {
     const header = readSnapshotHeader(data);
     const pages = header.kind === 'delta' ? header.pages.length : null;
     this.options.logger.info(
-      { seq, kind, pauseMs: Math.round(pauseMs * 10) / 10, memoryBytes: snapshot.memory.byteLength, bytes: data.byteLength, pages, encodeMs: Math.round(this.host.env.clock.monoMs() - started - pauseMs) },
+      {
+        seq,
+        kind,
+        pauseMs: Math.round(pauseMs * 10) / 10,
+        memoryBytes: snapshot.memory.byteLength,
+        bytes: data.byteLength,
+        pages,
+        encodeMs: Math.round(this.host.env.clock.monoMs() - started - pauseMs),
+      },
       `snapshot for a joining backup at seq ${seq} (${kind})`,
     );
     this.lastJoin = { seq, pauseMs, bytes: data.byteLength, memoryBytes: snapshot.memory.byteLength, kind, pages };

@@ -5,14 +5,14 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Kind } from '../../logging-channel/entry.js';
-import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
 import { Log, traceSink } from '../../recorder/log.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
+import type { BootConfig } from '../vm/vm.js';
+import { type Env, realEnv, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
-import { realEnv, type Env, type VmHandle } from './env.js';
-import type { BootConfig } from '../vm/vm.js';
 
 export interface StandaloneOptions {
   config: BootConfig;
@@ -51,7 +51,11 @@ export class StandaloneNode {
   static async start(options: StandaloneOptions): Promise<StandaloneNode> {
     const { config, logger } = options;
     const trace = options.recordPath
-      ? await TraceWriter.open(options.recordPath, traceHeaderFor(config, 'run', { outputsMaxBytes: options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }), options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {})
+      ? await TraceWriter.open(
+          options.recordPath,
+          traceHeaderFor(config, 'run', { outputsMaxBytes: options.traceOutputsMaxBytes ?? DEFAULT_TRACE_OUTPUTS_MAX_BYTES }),
+          options.traceSegmentBytes ? { segmentBytes: options.traceSegmentBytes } : {},
+        )
       : null;
     const log = new Log();
     const traceOut = trace ? traceSink(trace) : null;
@@ -79,7 +83,17 @@ export class StandaloneNode {
     loop.start(bootReply);
     loop.startCrons(config.crons ?? []);
     trace?.flush();
-    logger.info({ guest: config.entry, guestHash: config.guestHash.slice(0, 12), bootMs: Math.round(env.clock.monoMs() - started), memoryBytes: bootReply.state.memoryBytes, bootImage: bootReply.bootImage, bootTimings: bootReply.bootTimings }, 'guest booted');
+    logger.info(
+      {
+        guest: config.entry,
+        guestHash: config.guestHash.slice(0, 12),
+        bootMs: Math.round(env.clock.monoMs() - started),
+        memoryBytes: bootReply.state.memoryBytes,
+        bootImage: bootReply.bootImage,
+        bootTimings: bootReply.bootTimings,
+      },
+      'guest booted',
+    );
 
     const node: { loop: LiveLoop } = { loop };
     const server = createFrontDoor(

@@ -2,19 +2,28 @@
 // header's payload and what a backup receives from its primary, so a replay boots the very same VM.
 
 import type { TraceHeader } from '../../logging-channel/trace-file.js';
-import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from './engine.js';
-import { DEFAULT_LIMITS, type VmLimits } from './limits.js';
-import { guestHash, sha256Hex, type GuestCode } from './sources.js';
-import { glueHash, localGlue, type Glue } from './glue.js';
-import type { BootConfig } from './vm.js';
 import { BOOT_FORMAT } from './boot-image.js';
+import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from './engine.js';
+import { type Glue, glueHash, localGlue } from './glue.js';
+import { DEFAULT_LIMITS, type VmLimits } from './limits.js';
+import { type GuestCode, guestHash, sha256Hex } from './sources.js';
+import type { BootConfig } from './vm.js';
 
 export class BootConfigError extends Error {
   override name = 'BootConfigError';
 }
 
 export function makeBootConfig(guest: GuestCode, env: Record<string, string>, limits: Partial<VmLimits> = {}, crons: string[] = []): BootConfig {
-  return { entry: guest.entry, sources: guest.sources, guestHash: guest.hash, env, limits: { ...DEFAULT_LIMITS, ...limits }, glue: localGlue(), bootFormat: BOOT_FORMAT, ...(crons.length > 0 ? { crons } : {}) };
+  return {
+    entry: guest.entry,
+    sources: guest.sources,
+    guestHash: guest.hash,
+    env,
+    limits: { ...DEFAULT_LIMITS, ...limits },
+    glue: localGlue(),
+    bootFormat: BOOT_FORMAT,
+    ...(crons.length > 0 ? { crons } : {}),
+  };
 }
 
 /**

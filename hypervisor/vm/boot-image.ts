@@ -23,9 +23,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENGINE_WASM_SHA256 } from './engine.js';
+import type { Glue } from './glue.js';
 import type { VmLimits } from './limits.js';
 import type { PositionState } from './position.js';
-import type { Glue } from './glue.js';
 import type { BootConfig, ConsoleLine } from './vm.js';
 
 /**
@@ -108,7 +108,12 @@ function hypervisorCodeHash(): string {
   const dir = fileURLToPath(new URL('.', import.meta.url));
   const own = ['vm.js', 'engine.js', 'position.js', 'random-state.js', 'boot-image.js'];
   // In a bundle these files do not exist next to this module: the bundle itself holds them.
-  const files = own.every((f) => existsSync(path.join(dir, f))) ? readdirSync(dir).filter((f) => f.endsWith('.js')).sort().map((f) => path.join(dir, f)) : [fileURLToPath(import.meta.url)];
+  const files = own.every((f) => existsSync(path.join(dir, f)))
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.js'))
+        .sort()
+        .map((f) => path.join(dir, f))
+    : [fileURLToPath(import.meta.url)];
   for (const file of files) h.update(`${path.basename(file)}\0`).update(readFileSync(file));
   try {
     const require = createRequire(import.meta.url);
@@ -189,7 +194,10 @@ interface ImageHeader {
 }
 
 function digest(pages: Uint32Array, data: Uint8Array): string {
-  return createHash('sha256').update(new Uint8Array(pages.buffer, pages.byteOffset, pages.byteLength)).update(data).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(pages.buffer, pages.byteOffset, pages.byteLength))
+    .update(data)
+    .digest('hex');
 }
 
 export function encodeImage(image: BootImage): Uint8Array {
@@ -232,7 +240,17 @@ export function decodeImage(bytes: Uint8Array, expectedKey: string): BootImage {
   const maxPage = header.memoryBytes / IMAGE_PAGE_BYTES;
   if (!Array.isArray(header.prefixPages) || !header.prefixPages.every((p) => Number.isInteger(p) && p >= 0 && p < maxPage)) throw new BootImageError('prefix pages out of range');
   for (let j = 0; j < pages.length; j++) if (pages[j]! >= maxPage || (j > 0 && pages[j]! <= pages[j - 1]!)) throw new BootImageError('page table out of order or out of range');
-  return { key: header.key, memoryBytes: header.memoryBytes, layout: header.layout, position: header.position, handlerCalls: header.handlerCalls, prefixPages: header.prefixPages, ...(header.guest ? { guest: header.guest } : {}), pages, data };
+  return {
+    key: header.key,
+    memoryBytes: header.memoryBytes,
+    layout: header.layout,
+    position: header.position,
+    handlerCalls: header.handlerCalls,
+    prefixPages: header.prefixPages,
+    ...(header.guest ? { guest: header.guest } : {}),
+    pages,
+    data,
+  };
 }
 
 export interface BootImageCacheOptions {

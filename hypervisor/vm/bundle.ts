@@ -10,9 +10,9 @@
 
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { build, stop, transformSync, type BuildFailure, type BuildOptions, type Message } from 'esbuild';
+import { type BuildFailure, type BuildOptions, build, type Message, stop, transformSync } from 'esbuild';
 import { nodeBuiltinsPlugin } from './node-builtins.js';
-import { GuestLoadError, guestHash, MAX_GUEST_SOURCE_BYTES, sha256Hex, SOURCE_MAP_SUFFIX, type GuestCode, type GuestSource } from './sources.js';
+import { type GuestCode, GuestLoadError, type GuestSource, guestHash, MAX_GUEST_SOURCE_BYTES, SOURCE_MAP_SUFFIX, sha256Hex } from './sources.js';
 
 /** The export conditions wrangler resolves packages with (workerd first). */
 export const BUNDLE_CONDITIONS = ['workerd', 'worker', 'browser'] as const;
@@ -153,7 +153,7 @@ export function formatMessage(message: Message): string {
   const where = (loc: Message['location']) => (loc ? `${loc.file}:${loc.line}:${loc.column + 1}: ` : '');
   const lines = [`${where(message.location)}${message.text}`];
   const loc = message.location;
-  if (loc && loc.lineText) {
+  if (loc?.lineText) {
     const gutter = `    ${loc.line} | `;
     lines.push(`${gutter}${loc.lineText}`, `${' '.repeat(gutter.length - 2)}| ${' '.repeat(loc.column)}^`);
   }
@@ -179,6 +179,11 @@ export function checkModuleSyntax(name: string, text: string): void {
   } catch (error) {
     const failure = error as BuildFailure;
     if (!Array.isArray(failure.errors)) throw error;
-    throw new GuestLoadError(`syntax error in the guest:\n${failure.errors.slice(0, MAX_ERRORS_SHOWN).map((m) => formatMessage(m)).join('\n')}`);
+    throw new GuestLoadError(
+      `syntax error in the guest:\n${failure.errors
+        .slice(0, MAX_ERRORS_SHOWN)
+        .map((m) => formatMessage(m))
+        .join('\n')}`,
+    );
   }
 }

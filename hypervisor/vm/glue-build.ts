@@ -7,12 +7,12 @@
 // marker at boot, and hands a lazy module's code to the guest when the guest first touches one of its
 // globals. Parsing them at every boot would cost more than the rest of the platform together.
 
-import { buildSync, type BuildOptions } from 'esbuild';
-import { compactIdnaRegexes, compactIdnaTable } from './idna-data.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BuildOptions, buildSync } from 'esbuild';
 import { LAZY_INTRINSICS, LAZY_MODULES_MARKER } from './glue.js';
+import { compactIdnaRegexes, compactIdnaTable } from './idna-data.js';
 import { bundleLazyGlue } from './lazy-glue-build.js';
 
 /** Where the built glue lives, next to the compiled hypervisor. */

@@ -3,8 +3,8 @@
 // exactly the glue the recording ran, whatever version of ftjs is installed where they run.
 
 import { readFileSync } from 'node:fs';
-import { brotliDecompressSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import { brotliDecompressSync } from 'node:zlib';
 import { sha256Hex } from './sources.js';
 
 export interface Glue {
@@ -76,8 +76,43 @@ export function splitWebGlue(web: string): { boot: string; lazy: Record<string, 
  * order; hypervisor/guest/web/lazy.js passes the values it captured). Changing the list changes the glue.
  */
 export const LAZY_INTRINSICS = [
-  'Object', 'Function', 'Array', 'Promise', 'Symbol', 'Error', 'TypeError', 'RangeError', 'Reflect', 'Math', 'Number', 'String',
-  'ArrayBuffer', 'DataView', 'Uint8Array', 'Uint16Array', 'Uint32Array', 'Int8Array', 'Int16Array', 'Int32Array', 'Float32Array',
-  'Float64Array', 'BigInt64Array', 'BigUint64Array', 'Uint8ClampedArray', 'Map', 'Set', 'WeakMap', 'JSON',
-  'queueMicrotask', 'AbortController', 'AbortSignal', 'DOMException', 'TextEncoder', 'TextDecoder', 'globalThis', 'self', 'global', 'window',
+  'Object',
+  'Function',
+  'Array',
+  'Promise',
+  'Symbol',
+  'Error',
+  'TypeError',
+  'RangeError',
+  'Reflect',
+  'Math',
+  'Number',
+  'String',
+  'ArrayBuffer',
+  'DataView',
+  'Uint8Array',
+  'Uint16Array',
+  'Uint32Array',
+  'Int8Array',
+  'Int16Array',
+  'Int32Array',
+  'Float32Array',
+  'Float64Array',
+  'BigInt64Array',
+  'BigUint64Array',
+  'Uint8ClampedArray',
+  'Map',
+  'Set',
+  'WeakMap',
+  'JSON',
+  'queueMicrotask',
+  'AbortController',
+  'AbortSignal',
+  'DOMException',
+  'TextEncoder',
+  'TextDecoder',
+  'globalThis',
+  'self',
+  'global',
+  'window',
 ] as const;

@@ -47,8 +47,14 @@ export function compactIdnaTable(): string {
     const cur = run as { letter: string; mapping: string | undefined; length: number; start: number } | null;
     if (cur !== null && mapping === undefined && cur.mapping === undefined && cur.letter === letter) {
       cur.length += hi - lo + 1;
-    } else if (cur !== null && offset !== null && (cur.letter === 's' || cur.letter === 'm') && cur.mapping !== undefined &&
-      cur.mapping.codePointAt(0)! - cur.start === offset && (cur.letter === 's' || shift(cur.start, cur.start + cur.length - 1, 1, cur.mapping) !== null)) {
+    } else if (
+      cur !== null &&
+      offset !== null &&
+      (cur.letter === 's' || cur.letter === 'm') &&
+      cur.mapping !== undefined &&
+      cur.mapping.codePointAt(0)! - cur.start === offset &&
+      (cur.letter === 's' || shift(cur.start, cur.start + cur.length - 1, 1, cur.mapping) !== null)
+    ) {
       cur.letter = 's';
       cur.length += 1;
     } else {
@@ -67,7 +73,7 @@ export function compactIdnaTable(): string {
 function rawCharacters(source: string): string {
   return source.replace(/\\u\{([0-9A-Fa-f]+)\}|\\u([0-9A-Fa-f]{4})/g, (escape, astral?: string, bmp?: string) => {
     const cp = parseInt((astral ?? bmp)!, 16);
-    if (cp < 0xA0 || (cp >= 0xD800 && cp <= 0xDFFF)) return escape;
+    if (cp < 0xa0 || (cp >= 0xd800 && cp <= 0xdfff)) return escape;
     return String.fromCodePoint(cp);
   });
 }

@@ -7,11 +7,11 @@
 // object, so the polyfills' and the locale data's free references to `Intl` bind to that object, never
 // to whatever the guest has put in `globalThis.Intl`.
 
-import { build, type Plugin } from 'esbuild';
 import { readFileSync } from 'node:fs';
-import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
+import { build, type Plugin } from 'esbuild';
 
 const INTL_DIR = fileURLToPath(new URL('../../../hypervisor/guest/intl/', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -140,9 +140,7 @@ const patchDateTimeFormat: Plugin = {
 };
 
 function localeImports(locales: string[]): string {
-  return locales
-    .flatMap((locale) => DATA_PACKAGES.filter((pkg) => hasLocaleData(pkg, locale)).map((pkg) => `import '@formatjs/${pkg}/locale-data/${locale}.js';`))
-    .join('\n');
+  return locales.flatMap((locale) => DATA_PACKAGES.filter((pkg) => hasLocaleData(pkg, locale)).map((pkg) => `import '@formatjs/${pkg}/locale-data/${locale}.js';`)).join('\n');
 }
 
 function hasLocaleData(pkg: string, locale: string): boolean {

@@ -82,7 +82,9 @@ export function pageHashes(memory: Uint8Array, pageBytes = PAGE_BYTES): Uint8Arr
 export function memoryDigest(hashes: Uint8Array, memoryBytes: number, pageBytes = PAGE_BYTES): string {
   const pages = pageCount(memoryBytes, pageBytes);
   if (hashes.byteLength !== pages * PAGE_DIGEST_BYTES) {
-    throw new PageDeltaError(`page hashes are ${hashes.byteLength} bytes; a memory of ${memoryBytes} bytes in ${pageBytes}-byte pages needs ${pages} x ${PAGE_DIGEST_BYTES} = ${pages * PAGE_DIGEST_BYTES}`);
+    throw new PageDeltaError(
+      `page hashes are ${hashes.byteLength} bytes; a memory of ${memoryBytes} bytes in ${pageBytes}-byte pages needs ${pages} x ${PAGE_DIGEST_BYTES} = ${pages * PAGE_DIGEST_BYTES}`,
+    );
   }
   return createHash('sha256').update(`${MEMORY_DIGEST_TAG}|${pageBytes}|${memoryBytes}|`).update(hashes).digest('hex');
 }
@@ -98,7 +100,10 @@ export function changedPages(memory: Uint8Array, baseHashes: Uint8Array, pageByt
 
 /** changedPages for a memory whose page hashes are already computed (`hashes`, from pageHashes). */
 export function changedPagesOfHashes(hashes: Uint8Array, baseHashes: Uint8Array): number[] {
-  for (const [what, h] of [['page hashes', hashes], ['base page hashes', baseHashes]] as const) {
+  for (const [what, h] of [
+    ['page hashes', hashes],
+    ['base page hashes', baseHashes],
+  ] as const) {
     if (h.byteLength % PAGE_DIGEST_BYTES !== 0) throw new PageDeltaError(`${what} are ${h.byteLength} bytes, not a multiple of ${PAGE_DIGEST_BYTES}`);
   }
   const basePages = baseHashes.byteLength / PAGE_DIGEST_BYTES;

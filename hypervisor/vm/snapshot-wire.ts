@@ -15,7 +15,7 @@
 
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { MAX_PAGE_BYTES, PAGE_BYTES, PAGE_DIGEST_BYTES, PageDeltaError, applyPages, changedPagesOfHashes, gatherPages, memoryDigest, pageCount, pageHashes, pagesBytes } from './page-delta.js';
+import { applyPages, changedPagesOfHashes, gatherPages, MAX_PAGE_BYTES, memoryDigest, PAGE_BYTES, PAGE_DIGEST_BYTES, PageDeltaError, pageCount, pageHashes, pagesBytes } from './page-delta.js';
 import type { Snapshot } from './vm.js';
 
 const deflateRaw = promisify(zlib.deflateRaw);
@@ -114,7 +114,9 @@ export async function decodeSnapshot(data: Uint8Array, baseMemory?: Uint8Array |
   }
   const rebuiltDigest = memoryDigest(pageHashes(memory, header.pageBytes), memory.byteLength, header.pageBytes);
   if (rebuiltDigest !== header.memoryDigest) {
-    throw new SnapshotWireError(`the memory rebuilt from the delta has digest ${rebuiltDigest}, the snapshot's memory had ${header.memoryDigest} (base ${short(base.digest)}, ${header.pages.length} pages)`);
+    throw new SnapshotWireError(
+      `the memory rebuilt from the delta has digest ${rebuiltDigest}, the snapshot's memory had ${header.memoryDigest} (base ${short(base.digest)}, ${header.pages.length} pages)`,
+    );
   }
   return snapshotOf(memory);
 }

@@ -8,7 +8,7 @@
 // debugger) shows original positions. Maps are decoded lazily, on the first frame that needs one.
 
 import { originalPositionFor, TraceMap } from '@jridgewell/trace-mapping';
-import { isSourceMapName, SOURCE_MAP_SUFFIX, type GuestSource } from './sources.js';
+import { type GuestSource, isSourceMapName, SOURCE_MAP_SUFFIX } from './sources.js';
 
 export class StackMapper {
   private readonly rawMaps = new Map<string, string>();

@@ -7,34 +7,46 @@
 
 import { createHash } from 'node:crypto';
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
-import { Kind, kindName, type Entry, type FetchResultEvent, type HeaderList, type RawEntry, type RequestEvent, type ScheduledEvent } from '../../logging-channel/entry.js';
 import {
   decodeFetchResultEvent,
   decodeRequestEvent,
+  decodeScheduledEvent,
   decodeStreamCancelEvent,
   decodeTaskEnd,
   decodeTimerEvent,
-  decodeScheduledEvent,
   encodeFetchResultEvent,
   encodeRequestEvent,
+  encodeScheduledEvent,
   encodeStreamCancelEvent,
   encodeTaskEnd,
   encodeTimerEvent,
-  encodeScheduledEvent,
 } from '../../logging-channel/codec.js';
+import { type Entry, type FetchResultEvent, type HeaderList, Kind, kindName, type RawEntry, type RequestEvent, type ScheduledEvent } from '../../logging-channel/entry.js';
 import { taskHash } from '../../logging-channel/task-outputs.js';
+import {
+  applyImageMemory,
+  BOOT_FORMAT,
+  type BootImage,
+  type BootImageCache,
+  type BootImageUse,
+  type BootLayout,
+  bootImageKey,
+  captureMemory,
+  defaultBootImageCache,
+  guestImageKey,
+  nonZeroPages,
+} from './boot-image.js';
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
+import { type Glue, lazyGlueSource, splitWebGlue } from './glue.js';
 import { assertLimits, type VmLimits } from './limits.js';
 import type { Divergence, InputPort } from './port.js';
 import { Position, type PositionState } from './position.js';
+import { RandomState } from './random-state.js';
 import type { GuestSource } from './sources.js';
-import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
-import { lazyGlueSource, splitWebGlue, type Glue } from './glue.js';
 import { isSourceMapName, resolveModuleName } from './sources.js';
 import { StackMapper } from './stack-map.js';
 import { subtleHostOp } from './subtle/host-op.js';
-import { applyImageMemory, BOOT_FORMAT, bootImageKey, captureMemory, defaultBootImageCache, guestImageKey, nonZeroPages, type BootImage, type BootImageCache, type BootImageUse, type BootLayout } from './boot-image.js';
-import { RandomState } from './random-state.js';
+import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
 
 export interface BootConfig {
   entry: string;
@@ -141,7 +153,22 @@ export class BootError extends Error {
 
 // Host operations the guest glue may call (hypervisor/guest/runtime.js).
 // Crypto (13) is crypto.subtle (hypervisor/guest/web/subtle.js): a pure function of its arguments.
-const HostOp = { Respond: 1, Fetch: 2, TimerSet: 3, TimerClear: 4, Console: 5, Entropy: 6, Booted: 7, FetchAbort: 8, LazyModule: 9, RespondHead: 10, RespondChunk: 11, RespondEnd: 12, Crypto: 13, LazyGlue: 14 } as const;
+const HostOp = {
+  Respond: 1,
+  Fetch: 2,
+  TimerSet: 3,
+  TimerClear: 4,
+  Console: 5,
+  Entropy: 6,
+  Booted: 7,
+  FetchAbort: 8,
+  LazyModule: 9,
+  RespondHead: 10,
+  RespondChunk: 11,
+  RespondEnd: 12,
+  Crypto: 13,
+  LazyGlue: 14,
+} as const;
 // Events the host delivers to the guest glue's dispatch function.
 const GuestEvent = { Request: 1, Timer: 2, FetchResult: 3, Aborted: 4, Scheduled: 5, StreamCancel: 6, Boot: 9 } as const;
 
@@ -160,7 +187,6 @@ const EMPTY = new Uint8Array(0);
 /** Module name the normalizer gives an import it cannot resolve (see bootSequence). */
 const UNRESOLVED_MODULE = '/unresolved';
 const utf8 = new TextEncoder();
-
 
 class Clock {
   reads = 0;
@@ -484,7 +510,15 @@ export class Vm {
 
   /** The guest's boot task is about to run: what it starts from, to tell later whether it took any input. */
   private markGuestPhase(): void {
-    this.guestMark = { reads: this.clockState.reads, hostCalls: this.hostCallCount, pool: this.entropyPool, offset: this.entropyOffset, random: this.randomState.read(), position: this.position.state(), pos: this.position.read() };
+    this.guestMark = {
+      reads: this.clockState.reads,
+      hostCalls: this.hostCallCount,
+      pool: this.entropyPool,
+      offset: this.entropyOffset,
+      random: this.randomState.read(),
+      position: this.position.state(),
+      pos: this.position.read(),
+    };
   }
 
   /**
@@ -1011,7 +1045,11 @@ export class Vm {
       this.keepGuestImage(preempted);
     }
     if (decoded.kind === Kind.Boot && !this.booted && !this.port.divergence()) {
-      throw new BootError(this.bootMessage ? this.stacks.mapText(this.bootMessage) : `the guest module "${this.config.entry}" did not finish evaluating in its boot task (top-level await on something that never settles?)`);
+      throw new BootError(
+        this.bootMessage
+          ? this.stacks.mapText(this.bootMessage)
+          : `the guest module "${this.config.entry}" did not finish evaluating in its boot task (top-level await on something that never settles?)`,
+      );
     }
     const entries = this.entries;
     this.entries = [];
@@ -1292,7 +1330,6 @@ function errorResponse(requestId: number, status: number, statusText: string, me
     body: new TextEncoder().encode(JSON.stringify({ error: message })),
   };
 }
-
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;

@@ -3,13 +3,17 @@
 
 import { Worker } from 'node:worker_threads';
 import type { Entry } from '../../logging-channel/entry.js';
-import { workerStackSizeMb, type VmLimits } from '../vm/limits.js';
+import { type VmLimits, workerStackSizeMb } from '../vm/limits.js';
 import type { BootConfig, LiveEvent, Snapshot } from '../vm/vm.js';
 import type { EvalResult } from '../vm/vm-eval.js';
 import type { CheckpointReply, PendingFetch, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 export class VmError extends Error {
-  constructor(name: string, message: string, readonly remoteStack?: string) {
+  constructor(
+    name: string,
+    message: string,
+    readonly remoteStack?: string,
+  ) {
     super(message);
     this.name = name;
   }

@@ -2,8 +2,8 @@
 // owns sockets, timers and the log. Everything crossing here is structured-cloneable data.
 
 import type { Entry } from '../../logging-channel/entry.js';
-import type { VmLimits } from '../vm/limits.js';
 import type { BootImageUse } from '../vm/boot-image.js';
+import type { VmLimits } from '../vm/limits.js';
 import type { BootConfig, BootTimings, LiveEvent, Output, Snapshot, TaskResult } from '../vm/vm.js';
 
 export type VmRequest =
@@ -55,9 +55,7 @@ export interface RunReply {
   bootTimings?: BootTimings;
 }
 
-export type VmReply =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: { name: string; message: string; stack?: string } };
+export type VmReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: { name: string; message: string; stack?: string } };
 
 /** Sent unprompted when the VM cannot go on (a host exception escaped the engine). */
 export interface VmFatalMessage {

@@ -9,8 +9,8 @@ import type { Entry } from '../../logging-channel/entry.js';
 import { LivePort } from '../../recorder/live-port.js';
 import { CheckpointStore } from '../../replayer/checkpoints.js';
 import { ReplayPort } from '../../replayer/replay-port.js';
-import { Vm, type BootConfig, type BootTimings } from '../vm/vm.js';
 import { prepareEngine } from '../vm/engine.js';
+import { type BootConfig, type BootTimings, Vm } from '../vm/vm.js';
 import { InspectPort } from '../vm/vm-eval.js';
 import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
@@ -177,7 +177,14 @@ async function handle(request: VmRequest): Promise<unknown> {
         // Only the copy can be hurt by what an expression does: drop it, keep the VM.
         scratch = null;
         const e = error as Error;
-        return { ok: false, value: `ftjs eval failed: ${e.name}: ${e.message} (the scratch copy was discarded; the replay is unaffected)`, type: 'error', console: [], interrupted: false, outputsDiscarded: 0 };
+        return {
+          ok: false,
+          value: `ftjs eval failed: ${e.name}: ${e.message} (the scratch copy was discarded; the replay is unaffected)`,
+          type: 'error',
+          console: [],
+          interrupted: false,
+          outputsDiscarded: 0,
+        };
       }
     }
     case 'replay-copy': {

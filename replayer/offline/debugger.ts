@@ -3,8 +3,8 @@
 
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { type DivergenceReport, formatDivergenceReport } from '../divergence.js';
 import { bodyPreview } from '../entry-view.js';
-import { formatDivergenceReport, type DivergenceReport } from '../divergence.js';
 import type { MoveOutcome, PointInfo, ReplaySession, ReplaySummary } from './session.js';
 
 export const DEBUGGER_HELP = `commands (a point is a seq: the moment just before that entry takes effect):
@@ -60,10 +60,13 @@ function infoText(info: PointInfo): string {
     lines.push(`  the VM executes whole tasks: it is at the start of this task (seq ${info.task.startSeq}); eval sees the state before the task`);
   }
   lines.push(`  VM: pos ${info.vm.pos}, ${info.vm.tasks} tasks executed, ${mib(info.vm.memoryBytes)} memory${info.vm.booted ? '' : ' (the guest has not booted yet)'}`);
-  lines.push(`  epoch: ${info.epoch.epoch}${info.epoch.nodeId ? ` (node ${info.epoch.nodeId})` : info.epoch.epoch === 0 ? ' (no epoch mark before this point: unreplicated run, or before go-live)' : ''}`);
+  lines.push(
+    `  epoch: ${info.epoch.epoch}${info.epoch.nodeId ? ` (node ${info.epoch.nodeId})` : info.epoch.epoch === 0 ? ' (no epoch mark before this point: unreplicated run, or before go-live)' : ''}`,
+  );
   lines.push(`  guest time: ${isoTime(info.guestTimeMs)}${info.guestTimeMs > 0 ? ` (${info.guestTimeMs} ms)` : ''} at this point; the VM's clock reads ${isoTime(info.vm.guestTimeMs)}`);
   lines.push(`  trace: ${info.lastSeq === null ? 'read up to here so far' : `${info.lastSeq} entries`}; checkpoints: ${info.checkpoints.count} (${mib(info.checkpoints.bytes)})`);
-  if (info.divergence) lines.push(`  DIVERGED at seq ${info.divergence.divergence.seq}: no move goes past the task at seq ${info.divergence.task?.startSeq ?? info.divergence.divergence.seq} ('report' shows it)`);
+  if (info.divergence)
+    lines.push(`  DIVERGED at seq ${info.divergence.divergence.seq}: no move goes past the task at seq ${info.divergence.task?.startSeq ?? info.divergence.divergence.seq} ('report' shows it)`);
   return lines.join('\n');
 }
 
@@ -78,7 +81,20 @@ function parse(line: string): Parsed {
   const word = (space < 0 ? trimmed : trimmed.slice(0, space)).toLowerCase();
   const arg = space < 0 ? '' : trimmed.slice(space + 1).trim();
   const aliases: Record<string, string> = {
-    i: 'info', ev: 'events', n: 'next', s: 'step', g: 'goto', p: 'eval', print: 'eval', o: 'outputs', c: 'continue', cont: 'continue', q: 'quit', exit: 'quit', h: 'help', '?': 'help',
+    i: 'info',
+    ev: 'events',
+    n: 'next',
+    s: 'step',
+    g: 'goto',
+    p: 'eval',
+    print: 'eval',
+    o: 'outputs',
+    c: 'continue',
+    cont: 'continue',
+    q: 'quit',
+    exit: 'quit',
+    h: 'help',
+    '?': 'help',
   };
   return { name: aliases[word] ?? word, arg };
 }

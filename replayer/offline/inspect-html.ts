@@ -106,11 +106,11 @@ export function renderInspectHtml(r: InspectReport): string {
       `<rect class="${m.count > 1 ? 'bucket' : 'task'} k-${esc(m.kind)}${m.preempted ? ' preempted' : ''}${m.timed ? '' : ' untimed'}" ${data} x="${x}" y="${AXIS_HEIGHT + lane * LANE_HEIGHT + 4}" width="${w}" height="${LANE_HEIGHT - 8}"><title>${esc(title)}</title></rect>`,
     );
     const h = workH(m.work);
-    bars.push(`<rect class="work k-${esc(m.kind)}" data-i="${i}" data-t="${m.timeMs - t0}" data-d="${m.durationMs}" x="${x}" y="${(AXIS_HEIGHT + lanesHeight + 10 + WORK_HEIGHT - h).toFixed(1)}" width="${w}" height="${h.toFixed(1)}"><title>seq ${m.seq}: ${m.work} polls</title></rect>`);
+    bars.push(
+      `<rect class="work k-${esc(m.kind)}" data-i="${i}" data-t="${m.timeMs - t0}" data-d="${m.durationMs}" x="${x}" y="${(AXIS_HEIGHT + lanesHeight + 10 + WORK_HEIGHT - h).toFixed(1)}" width="${w}" height="${h.toFixed(1)}"><title>seq ${m.seq}: ${m.work} polls</title></rect>`,
+    );
   });
-  const laneLabels = lanes
-    .map((k, i) => `<text class="lane-label" x="4" y="${AXIS_HEIGHT + i * LANE_HEIGHT + LANE_HEIGHT / 2 + 4}">${esc(k)}</text>`)
-    .join('');
+  const laneLabels = lanes.map((k, i) => `<text class="lane-label" x="4" y="${AXIS_HEIGHT + i * LANE_HEIGHT + LANE_HEIGHT / 2 + 4}">${esc(k)}</text>`).join('');
   const laneLines = lanes.map((_, i) => `<line class="lane-line" x1="0" x2="${width}" y1="${AXIS_HEIGHT + (i + 1) * LANE_HEIGHT}" y2="${AXIS_HEIGHT + (i + 1) * LANE_HEIGHT}"/>`).join('');
 
   // Bytes per second of guest time.
@@ -134,9 +134,28 @@ export function renderInspectHtml(r: InspectReport): string {
     ['recorded by', `${r.header.node ?? 'unknown'} at ${r.header.createdAt}`],
     ['engine', r.header.engine],
     ['seqs', `${r.seqs.first}..${r.seqs.last} (${r.entries.total} entries)`],
-    ['guest time', r.time ? `${iso(r.time.firstMs)} .. ${iso(r.time.lastMs)} (${(r.time.spanMs / 1000).toFixed(1)} s, ${r.time.clockReadings} clock readings)` : 'unknown: the guest never read the clock'],
-    ['tasks', `${r.tasks.total} (${Object.entries(r.tasks.byKind).map(([k, n]) => `${n} ${k}`).join(', ')})`],
-    ['outputs', `${r.outputs.total} outputs and console lines${r.outputs.recorded ? `; responses by status: ${Object.entries(r.outputs.recorded.responsesByStatus).map(([st, n]) => `${st}: ${n}`).join(', ') || 'none'}` : ''}`],
+    [
+      'guest time',
+      r.time ? `${iso(r.time.firstMs)} .. ${iso(r.time.lastMs)} (${(r.time.spanMs / 1000).toFixed(1)} s, ${r.time.clockReadings} clock readings)` : 'unknown: the guest never read the clock',
+    ],
+    [
+      'tasks',
+      `${r.tasks.total} (${Object.entries(r.tasks.byKind)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', ')})`,
+    ],
+    [
+      'outputs',
+      `${r.outputs.total} outputs and console lines${
+        r.outputs.recorded
+          ? `; responses by status: ${
+              Object.entries(r.outputs.recorded.responsesByStatus)
+                .map(([st, n]) => `${st}: ${n}`)
+                .join(', ') || 'none'
+            }`
+          : ''
+      }`,
+    ],
     ['preemptions', String(r.preemptions.length)],
     ['state hashes', String(r.stateHashes)],
   ];
@@ -241,17 +260,35 @@ ${bps.length > 0 && r.time ? `<div class="scroll" style="margin-left:0"><svg id=
 </section>
 <section id="tables">
 <h2>Entries by kind</h2>
-${table(['kind', 'entries', 'payload bytes'], kinds.map(([k, v]) => [k, v.count, v.payloadBytes]))}
+${table(
+  ['kind', 'entries', 'payload bytes'],
+  kinds.map(([k, v]) => [k, v.count, v.payloadBytes]),
+)}
 <h2>Requests by route</h2>
-${table(['route', 'requests'], r.requests.byRoute.slice(0, 100).map((x) => [x.route, x.count]))}
+${table(
+  ['route', 'requests'],
+  r.requests.byRoute.slice(0, 100).map((x) => [x.route, x.count]),
+)}
 <h2>Largest tasks (work)</h2>
-${table(['seq', 'kind', 'work (polls)', 'log bytes', 'outputs', 'event'], r.largestTasks.byWork.map((m) => [m.seq, m.kind, m.work, m.bytes, m.outputs, m.label + (m.preempted ? ' [preempted]' : '')]))}
+${table(
+  ['seq', 'kind', 'work (polls)', 'log bytes', 'outputs', 'event'],
+  r.largestTasks.byWork.map((m) => [m.seq, m.kind, m.work, m.bytes, m.outputs, m.label + (m.preempted ? ' [preempted]' : '')]),
+)}
 <h2>Largest tasks (log bytes)</h2>
-${table(['seq', 'kind', 'log bytes', 'work (polls)', 'event'], r.largestTasks.byBytes.map((m) => [m.seq, m.kind, m.bytes, m.work, m.label]))}
+${table(
+  ['seq', 'kind', 'log bytes', 'work (polls)', 'event'],
+  r.largestTasks.byBytes.map((m) => [m.seq, m.kind, m.bytes, m.work, m.label]),
+)}
 <h2>Preemptions</h2>
-${table(['seq', 'task', 'event'], r.preemptions.map((p) => [p.seq, p.taskSeq, p.label]))}
+${table(
+  ['seq', 'task', 'event'],
+  r.preemptions.map((p) => [p.seq, p.taskSeq, p.label]),
+)}
 <h2>Epochs</h2>
-${table(['seq', 'epoch', 'node'], r.epochs.map((e) => [e.seq, e.epoch, e.nodeId]))}
+${table(
+  ['seq', 'epoch', 'node'],
+  r.epochs.map((e) => [e.seq, e.epoch, e.nodeId]),
+)}
 </section>
 <script>${script}</script>
 </body>

@@ -8,7 +8,7 @@
 // position span from its start to its end (interrupt polls: the VM's deterministic instruction count).
 
 import { decodeClockReading, decodeEpochMark, decodeRequestEvent, decodeTaskEnd } from '../../logging-channel/codec.js';
-import { Kind, kindName, isControl, isTaskStart } from '../../logging-channel/entry.js';
+import { isControl, isTaskStart, Kind, kindName } from '../../logging-channel/entry.js';
 import { openTraceSegments, type TraceHeader, type TraceTruncation } from '../../logging-channel/trace-file.js';
 import { describePayload, routeOf } from '../entry-view.js';
 
@@ -255,15 +255,23 @@ export function formatInspectReport(r: InspectReport): string {
   for (const [kind, k] of Object.entries(r.entries.byKind).sort((a, b) => b[1].count - a[1].count)) {
     lines.push(`  ${kind.padEnd(12)} ${String(k.count).padStart(9)}  ${fmtBytes(k.payloadBytes).padStart(10)} payload`);
   }
-  lines.push(`tasks: ${r.tasks.total} (${Object.entries(r.tasks.byKind).map(([k, n]) => `${n} ${k}`).join(', ')})${r.tasks.incompleteFromSeq !== null ? `; the trace ends inside the task at seq ${r.tasks.incompleteFromSeq}` : ''}`);
+  lines.push(
+    `tasks: ${r.tasks.total} (${Object.entries(r.tasks.byKind)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ')})${r.tasks.incompleteFromSeq !== null ? `; the trace ends inside the task at seq ${r.tasks.incompleteFromSeq}` : ''}`,
+  );
   lines.push(`requests by route: ${r.requests.total}`);
   for (const { route, count } of r.requests.byRoute.slice(0, 20)) lines.push(`  ${String(count).padStart(9)}  ${route}`);
   if (r.requests.byRoute.length > 20) lines.push(`  ... ${r.requests.byRoute.length - 20} more routes`);
   const rec = r.outputs.recorded;
   if (rec) {
-    const statuses = Object.entries(rec.responsesByStatus).map(([status, count]) => `${status}: ${count}`).join(', ');
+    const statuses = Object.entries(rec.responsesByStatus)
+      .map(([status, count]) => `${status}: ${count}`)
+      .join(', ');
     lines.push(`outputs and console lines: ${r.outputs.total} (at most ${r.outputs.maxPerTask} in one task)`);
-    lines.push(`  kept in the trace for ${rec.tasks} tasks (up to ${rec.maxBytesPerTask} bytes each${rec.truncated ? `; ${rec.truncated} cut to it` : ''}): responses by status ${statuses || 'none'}${rec.streamChunks ? ` (${rec.streamChunks} streamed chunks)` : ''}; ${rec.fetches} outbound fetches`);
+    lines.push(
+      `  kept in the trace for ${rec.tasks} tasks (up to ${rec.maxBytesPerTask} bytes each${rec.truncated ? `; ${rec.truncated} cut to it` : ''}): responses by status ${statuses || 'none'}${rec.streamChunks ? ` (${rec.streamChunks} streamed chunks)` : ''}; ${rec.fetches} outbound fetches`,
+    );
   } else {
     lines.push(`outputs and console lines: ${r.outputs.total} (at most ${r.outputs.maxPerTask} in one task; the trace holds their count and hash, not their bodies)`);
   }

@@ -17,18 +17,18 @@
 // be inspected there), replays it once more in a scratch copy without the test-only fault injection as
 // a reference, and keeps a report (replayer/divergence.ts).
 
-import { Kind, type Entry } from '../../logging-channel/entry.js';
-import type { TraceTruncation } from '../../logging-channel/trace-file.js';
 import { bootConfigFromTrace } from '../../hypervisor/vm/boot-config.js';
 import type { Divergence } from '../../hypervisor/vm/port.js';
+import type { BootConfig, ConsoleLine, Output, TaskResult } from '../../hypervisor/vm/vm.js';
 import type { EvalResult } from '../../hypervisor/vm/vm-eval.js';
 import { DEFAULT_EVAL_BUDGET_MS } from '../../hypervisor/vm/vm-eval.js';
 import { VmHost } from '../../hypervisor/worker/vm-host.js';
-import type { BootConfig, ConsoleLine, Output, TaskResult } from '../../hypervisor/vm/vm.js';
 import type { VmState } from '../../hypervisor/worker/vm-protocol.js';
+import { type Entry, Kind } from '../../logging-channel/entry.js';
+import type { TraceTruncation } from '../../logging-channel/trace-file.js';
 import { buildDivergenceReport, type DivergenceReport } from '../divergence.js';
 import { decodeStateHash, describeEntry, type EntryView } from '../entry-view.js';
-import { MalformedLogError, TaskAssembler, type Assembled } from '../task-assembler.js';
+import { type Assembled, MalformedLogError, TaskAssembler } from '../task-assembler.js';
 import { TraceStore } from '../trace-store.js';
 
 export interface SessionOptions {
@@ -460,7 +460,13 @@ export class ReplaySession {
     // The state differs although every task before it verified: the difference is in state that no
     // output has shown yet. The VM stays right before the entry.
     const divergence: Divergence = { seq: entry.seq, pos: state.pos, expectedKind: 'StateHash', expected: `state ${expected}`, actual: `state ${state.stateHash}` };
-    this.report = buildDivergenceReport({ divergence, task: null, actual: null, reference: null, referenceNote: 'the VM state differs from the recorded state hash although every task before it verified: the difference is in state that no output has shown yet' });
+    this.report = buildDivergenceReport({
+      divergence,
+      task: null,
+      actual: null,
+      reference: null,
+      referenceNote: 'the VM state differs from the recorded state hash although every task before it verified: the difference is in state that no output has shown yet',
+    });
     this.blockedAt = entry.seq;
     this.pointSeq = entry.seq;
     return false;
@@ -511,7 +517,7 @@ export class ReplaySession {
       } else {
         referenceNote = this.store.keepsOutputs
           ? 'the trace keeps no outputs for this task (it was replayed, not run, by the node that recorded it) and no re-execution reproduces its recorded output hash: the expected outputs are not available'
-          : 'this trace records only a hash of each task\'s outputs (it was written by an older ftjs or with --trace-outputs-max-bytes 0), and no re-execution reproduces it: the expected outputs are not available';
+          : "this trace records only a hash of each task's outputs (it was written by an older ftjs or with --trace-outputs-max-bytes 0), and no re-execution reproduces it: the expected outputs are not available";
       }
     } catch (error) {
       referenceNote = `the reference re-execution failed: ${(error as Error).message}`;

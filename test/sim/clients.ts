@@ -131,7 +131,14 @@ export class BankClient extends Client {
   /** Idempotency-Key -> the transfer id the first 201 answer carried. */
   readonly transfers = new Map<string, string>();
 
-  constructor(id: string, world: World, send: Send, thinkMs: [number, number], private readonly opener: boolean, private readonly ready: () => boolean) {
+  constructor(
+    id: string,
+    world: World,
+    send: Send,
+    thinkMs: [number, number],
+    private readonly opener: boolean,
+    private readonly ready: () => boolean,
+  ) {
     super(id, world, send, thinkMs);
     this.setupDone = !opener;
   }

@@ -3,7 +3,7 @@
 // whole pair (test/sim/sim.ts) and prints one line per failing seed with the command that replays it.
 
 import { reproduce } from './repro.js';
-import { PLANTS, SCENARIOS, Sim, type Plant, type Scenario, type SimResult } from './sim.js';
+import { PLANTS, type Plant, SCENARIOS, type Scenario, Sim, type SimResult } from './sim.js';
 
 interface Args {
   seeds: number[];
@@ -42,8 +42,7 @@ function parse(argv: string[]): Args {
       const v = value();
       if (!SCENARIOS.includes(v as Scenario)) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')}, got ${v}`);
       scenario = v as Scenario;
-    }
-    else throw new Error(`unknown argument ${a} (use --seeds N | --seed S [--first-seed F] [--plant ${PLANTS.join('|')}] [--scenario ${SCENARIOS.join('|')}] [--lenient-accuracy] [--verbose])`);
+    } else throw new Error(`unknown argument ${a} (use --seeds N | --seed S [--first-seed F] [--plant ${PLANTS.join('|')}] [--scenario ${SCENARIOS.join('|')}] [--lenient-accuracy] [--verbose])`);
   }
   if (count > 0) for (let s = first; s < first + count; s++) seeds.push(s);
   if (seeds.length === 0) seeds = [first];
@@ -59,7 +58,13 @@ async function main(): Promise<void> {
   let compared = 0;
   let simMs = 0;
   for (const seed of args.seeds) {
-    const result: SimResult = await new Sim({ seed, verbose: args.verbose, ...(args.plant ? { plant: args.plant } : {}), strictAccuracy: args.strictAccuracy, ...(args.scenario ? { scenario: args.scenario } : {}) }).run();
+    const result: SimResult = await new Sim({
+      seed,
+      verbose: args.verbose,
+      ...(args.plant ? { plant: args.plant } : {}),
+      strictAccuracy: args.strictAccuracy,
+      ...(args.scenario ? { scenario: args.scenario } : {}),
+    }).run();
     simMs += result.simMs;
     if (result.comparedStates) compared++;
     if (result.accuracy.length > 0) {
@@ -68,9 +73,13 @@ async function main(): Promise<void> {
     }
     if (!result.ok) {
       failed++;
-      console.log(`seed ${seed} (${result.app}) FAILED: ${result.violations.join('; ')}\n  faults: ${result.faults.join(', ') || 'none'}\n  reproduce: ${reproduce(seed, args.plant, args.strictAccuracy, args.scenario)}`);
+      console.log(
+        `seed ${seed} (${result.app}) FAILED: ${result.violations.join('; ')}\n  faults: ${result.faults.join(', ') || 'none'}\n  reproduce: ${reproduce(seed, args.plant, args.strictAccuracy, args.scenario)}`,
+      );
     } else if (args.seeds.length === 1 || args.verbose) {
-      console.log(`seed ${seed} (${result.app}) ok: ${result.steps} events, ${result.requests} requests, ${Math.round(result.simMs)} virtual ms, faults: ${result.faults.join(', ') || 'none'}, digest ${result.digest.slice(0, 16)}`);
+      console.log(
+        `seed ${seed} (${result.app}) ok: ${result.steps} events, ${result.requests} requests, ${Math.round(result.simMs)} virtual ms, faults: ${result.faults.join(', ') || 'none'}, digest ${result.digest.slice(0, 16)}`,
+      );
     }
   }
   const wallMs = performance.now() - started;

@@ -3,8 +3,8 @@
 // runs seeds from 1 until the simulator catches it, or N seeds pass. Prints, per plant, after how
 // many seeds it was caught and by which check; with --rate N, how many of seeds 1..N catch it.
 
-import { PLANTS, Sim, type Plant } from './sim.js';
 import { reproduce } from './repro.js';
+import { PLANTS, type Plant, Sim } from './sim.js';
 
 async function hunt(plant: Plant, maxSeeds: number): Promise<{ plant: Plant; caughtAtSeed: number | null; by: string; wallS: number }> {
   const started = performance.now();

@@ -8,10 +8,7 @@
 import type { Snapshot } from '../../hypervisor/vm/vm.js';
 import type { Owner, World } from './world.js';
 
-export type Message =
-  | { kind: 'frame'; bytes: Uint8Array }
-  | { kind: 'snapshot'; seq: number; pos: number; snapshot: Snapshot }
-  | { kind: 'close'; reason: string };
+export type Message = { kind: 'frame'; bytes: Uint8Array } | { kind: 'snapshot'; seq: number; pos: number; snapshot: Snapshot } | { kind: 'close'; reason: string };
 
 export interface End {
   readonly owner: Owner;
@@ -68,7 +65,7 @@ export class Network {
 
   private pair(id: number, x: Owner, y: Owner): [End, End] {
     const net = this;
-    let lastArrival = [0, 0];
+    const lastArrival = [0, 0];
     const make = (self: Owner, peer: Owner, side: 0 | 1): End => ({
       owner: self,
       peer,

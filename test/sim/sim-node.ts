@@ -5,23 +5,23 @@
 // on the world's queue (a paused node's wait), the simulated shared directory, in-process VMs.
 
 import type { Logger } from 'pino';
-import { decodeEpochMark } from '../../logging-channel/codec.js';
-import { Kind, type Entry } from '../../logging-channel/entry.js';
-import { BackupSession, type BackupSessionAction } from '../../logging-channel/backup-session.js';
-import { decodeFrame, encodeAckFrame, encodeControlFrame, encodeHeartbeatFrame, FrameError } from '../../logging-channel/frames.js';
+import type { Env, TimerHandle } from '../../hypervisor/node/env.js';
+import { type PairSettings, roleConfig, Stepper, tickMs } from '../../hypervisor/node/pair.js';
+import { EXIT_DIVERGED, type RoleAction, type RoleInput, RoleMachine } from '../../hypervisor/node/role.js';
+import type { BootConfig } from '../../hypervisor/vm/vm.js';
 import { RefusalError } from '../../logging-channel/auth.js';
+import { BackupSession, type BackupSessionAction } from '../../logging-channel/backup-session.js';
+import { decodeEpochMark } from '../../logging-channel/codec.js';
+import { type Entry, Kind } from '../../logging-channel/entry.js';
+import { decodeFrame, encodeAckFrame, encodeControlFrame, encodeHeartbeatFrame, FrameError } from '../../logging-channel/frames.js';
 import { Log } from '../../recorder/log.js';
 import { ReplayBacklog } from '../../replayer/replay-backlog.js';
-import { TaskAssembler, type Assembled } from '../../replayer/task-assembler.js';
-import type { Env, TimerHandle } from '../../hypervisor/node/env.js';
-import { roleConfig, Stepper, tickMs, type PairSettings } from '../../hypervisor/node/pair.js';
-import { EXIT_DIVERGED, RoleMachine, type RoleAction, type RoleInput } from '../../hypervisor/node/role.js';
-import type { BootConfig } from '../../hypervisor/vm/vm.js';
+import { type Assembled, TaskAssembler } from '../../replayer/task-assembler.js';
+import type { Sim } from './sim.js';
 import type { End, Message } from './sim-net.js';
 import { SimServing } from './sim-serving.js';
 import { SimVm, type SimVmTiming } from './sim-vm.js';
 import type { Owner, World } from './world.js';
-import type { Sim } from './sim.js';
 
 /** Wall clock of the simulated world at virtual time 0 (2026-01-01). */
 const WALL_EPOCH_MS = 1_767_225_600_000;
@@ -89,16 +89,15 @@ export class SimNode implements Owner {
     readonly timing: SimVmTiming,
     readonly faults: NodeFaults = {},
   ) {
-    const node = this;
     this.env = {
-      clock: { monoMs: () => world.nowMs + node.clockOffsetMs, wallMs: () => WALL_EPOCH_MS + world.nowMs + node.wallOffsetMs },
+      clock: { monoMs: () => world.nowMs + this.clockOffsetMs, wallMs: () => WALL_EPOCH_MS + world.nowMs + this.wallOffsetMs },
       timers: {
-        after: (delayMs, fn) => world.at(delayMs, node, fn),
+        after: (delayMs, fn) => world.at(delayMs, this, fn),
         every: (periodMs, fn) => {
           let handle = { cancel() {} };
           let cancelled = false;
           const arm = (): void => {
-            handle = world.at(periodMs, node, () => {
+            handle = world.at(periodMs, this, () => {
               if (cancelled) return;
               arm();
               fn();
@@ -109,8 +108,14 @@ export class SimNode implements Owner {
         },
       },
       randomBytes: (n) => world.bytes(n),
-      arbiter: () => sim.directory.view(node),
-      startVm: () => new SimVm(world, node, { monoMs: () => node.env.clock.monoMs(), wallMs: () => node.env.clock.wallMs(), randomBytes: (n) => world.bytes(n) }, { ...timing, replayTaskMs: timing.replayTaskMs * (faults.replaySlowdown ?? 1), ...(faults.bootMs ? { bootMs: faults.bootMs } : {}) }),
+      arbiter: () => sim.directory.view(this),
+      startVm: () =>
+        new SimVm(
+          world,
+          this,
+          { monoMs: () => this.env.clock.monoMs(), wallMs: () => this.env.clock.wallMs(), randomBytes: (n) => world.bytes(n) },
+          { ...timing, replayTaskMs: timing.replayTaskMs * (faults.replaySlowdown ?? 1), ...(faults.bootMs ? { bootMs: faults.bootMs } : {}) },
+        ),
       fetch: () => Promise.reject(new Error('no outbound network in the simulation')),
     };
   }
@@ -174,11 +179,12 @@ export class SimNode implements Owner {
     if (this.faults.tickThroughPauses) {
       // Planted: ticks owned by the world, not the node, so a pause leaves no gap in its tick clock.
       let cancelled = false;
-      const arm = (): void => void this.world.at(period, null, () => {
-        if (cancelled || this.crashed || this.halted) return;
-        arm();
-        this.tick();
-      });
+      const arm = (): void =>
+        void this.world.at(period, null, () => {
+          if (cancelled || this.crashed || this.halted) return;
+          arm();
+          this.tick();
+        });
       arm();
       this.tickTimer = { cancel: () => void (cancelled = true) };
       return;
@@ -197,7 +203,7 @@ export class SimNode implements Owner {
     const nowMs = this.env.clock.monoMs();
     if (this.serving) this.serving.tick(nowMs);
     else if (this.stream) {
-      const open = this.conn !== null && this.conn.open && this.welcomed ? this.conn : null;
+      const open = this.conn?.open && this.welcomed ? this.conn : null;
       this.performStream(open, this.stream.tick(nowMs, open !== null, this.paused));
       const heardAt = this.stream.lastHeardAtMs;
       if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
@@ -294,19 +300,24 @@ export class SimNode implements Owner {
     }
     this.connecting = true;
     this.primaryId = target.id;
-    this.sim.net.connect(this, target, (end) => target.serving?.accept(end) ?? false, (end) => {
-      this.connecting = false;
-      if (!end) return void this.env.timers.after(RECONNECT_DELAY_MS, () => this.dial());
-      if (this.paused || this.serving || this.halted) return end.close('not wanted');
-      this.conn = end;
-      this.welcomed = false;
-      end.onMessage = (m) => this.onMessage(end, m);
-      end.onClose = (reason) => this.onClosed(end, reason);
-      end.send({ kind: 'frame', bytes: encodeControlFrame({ t: 'auth', nodeId: this.id, resumeFromSeq: this.stream!.receivedSeq }) });
-      this.env.timers.after(HANDSHAKE_TIMEOUT_MS, () => {
-        if (this.conn === end && !this.welcomed) this.closeConn('handshake timeout');
-      });
-    });
+    this.sim.net.connect(
+      this,
+      target,
+      (end) => target.serving?.accept(end) ?? false,
+      (end) => {
+        this.connecting = false;
+        if (!end) return void this.env.timers.after(RECONNECT_DELAY_MS, () => this.dial());
+        if (this.paused || this.serving || this.halted) return end.close('not wanted');
+        this.conn = end;
+        this.welcomed = false;
+        end.onMessage = (m) => this.onMessage(end, m);
+        end.onClose = (reason) => this.onClosed(end, reason);
+        end.send({ kind: 'frame', bytes: encodeControlFrame({ t: 'auth', nodeId: this.id, resumeFromSeq: this.stream!.receivedSeq }) });
+        this.env.timers.after(HANDSHAKE_TIMEOUT_MS, () => {
+          if (this.conn === end && !this.welcomed) this.closeConn('handshake timeout');
+        });
+      },
+    );
   }
 
   private closeConn(reason: string): void {
@@ -508,7 +519,7 @@ export class SimNode implements Owner {
 
   private async goLive(epoch: number): Promise<void> {
     const vm = this.vm;
-    if (!vm || !vm.inner) return this.halt('won the epoch but never received the guest', 77);
+    if (!vm?.inner) return this.halt('won the epoch but never received the guest', 77);
     this.paused = true;
     this.closeConn('going live');
     await this.whenReplayed();

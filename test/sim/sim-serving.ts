@@ -2,19 +2,19 @@
 // output buffer, lag tracker, retained log and primary stream session, wired as hypervisor/node/serving.ts
 // and primary-channel.ts wire them, over the simulated network instead of a WebSocket server.
 
-import { RefusalError } from '../../logging-channel/auth.js';
-import { encodeEpochMark } from '../../logging-channel/codec.js';
-import { Kind, type Entry } from '../../logging-channel/entry.js';
-import { decodeFrame, encodeControlFrame, encodeEntriesFrame, encodeHeartbeatFrame, entriesBudgetBytes, FrameError, DEFAULT_MAX_FRAME_BYTES } from '../../logging-channel/frames.js';
-import { PrimarySession, type PrimarySessionAction } from '../../logging-channel/primary-session.js';
-import { RetainedLog } from '../../logging-channel/retained-log.js';
-import { LagTracker } from '../../recorder/lag.js';
-import { ReplayLag } from '../../recorder/replay-lag.js';
-import { Log } from '../../recorder/log.js';
-import { OutputBuffer } from '../../recorder/output-buffer.js';
 import { LiveLoop } from '../../hypervisor/node/live-loop.js';
 import type { RoleAction } from '../../hypervisor/node/role.js';
 import type { RunReply } from '../../hypervisor/worker/vm-protocol.js';
+import { RefusalError } from '../../logging-channel/auth.js';
+import { encodeEpochMark } from '../../logging-channel/codec.js';
+import { type Entry, Kind } from '../../logging-channel/entry.js';
+import { DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeControlFrame, encodeEntriesFrame, encodeHeartbeatFrame, entriesBudgetBytes, FrameError } from '../../logging-channel/frames.js';
+import { PrimarySession, type PrimarySessionAction } from '../../logging-channel/primary-session.js';
+import { RetainedLog } from '../../logging-channel/retained-log.js';
+import { LagTracker } from '../../recorder/lag.js';
+import type { Log } from '../../recorder/log.js';
+import { OutputBuffer } from '../../recorder/output-buffer.js';
+import { ReplayLag } from '../../recorder/replay-lag.js';
 import type { End, Message } from './sim-net.js';
 import type { SimNode } from './sim-node.js';
 

@@ -2,11 +2,11 @@
 // worker, behind the same request/reply shape as VmHost. Each call takes virtual time (so a slow
 // guest or a slow backup is a fault the seed chooses), and its reply arrives as a world event.
 
-import type { Entry } from '../../logging-channel/entry.js';
 import type { VmHandle } from '../../hypervisor/node/env.js';
 import type { BootConfig, LiveEvent, Snapshot } from '../../hypervisor/vm/vm.js';
 import { Vm } from '../../hypervisor/vm/vm.js';
 import type { PendingFetch, RunReply, VmState } from '../../hypervisor/worker/vm-protocol.js';
+import type { Entry } from '../../logging-channel/entry.js';
 import { LivePort, type LivePortWorld } from '../../recorder/live-port.js';
 import { ReplayPort } from '../../replayer/replay-port.js';
 import type { Owner, World } from './world.js';

@@ -6,17 +6,17 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { makeBootConfig } from '../../hypervisor/vm/boot-config.js';
 import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../../hypervisor/node/pair.js';
+import { makeBootConfig } from '../../hypervisor/vm/boot-config.js';
 import { loadGuest } from '../../hypervisor/vm/sources.js';
 import type { BootConfig } from '../../hypervisor/vm/vm.js';
-import { BankClient, BANK_ACCOUNTS, KvClient, type Client, type HttpRequest, type HttpResponse } from './clients.js';
+import { InvariantError } from '../../logging-channel/invariant.js';
+import { BANK_ACCOUNTS, BankClient, type Client, type HttpRequest, type HttpResponse, KvClient } from './clients.js';
 import { SharedDirectory } from './sim-arbiter.js';
 import { Network, pairKey } from './sim-net.js';
-import { SimNode, type NodeFaults } from './sim-node.js';
+import { type NodeFaults, SimNode } from './sim-node.js';
 import type { SimServing } from './sim-serving.js';
-import { World, type Owner } from './world.js';
-import { InvariantError } from '../../logging-channel/invariant.js';
+import { type Owner, World } from './world.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -104,7 +104,6 @@ export class Sim {
   private healthyView: SimNode[] = [];
   private nodeCount = 0;
   private requests = 0;
-  private healedAtMs = Infinity;
   /** The final state comparison ran (the backup had caught up). */
   comparedStates = false;
 
@@ -141,7 +140,8 @@ export class Sim {
     else if (speaker !== node.id) this.violate(`two speakers in epoch ${epoch}: ${speaker} and ${node.id}`);
     // The lineage: a newer epoch that started from an earlier seq does not hold this output's effect.
     for (const [e, base] of this.epochBases) {
-      if (e > epoch && base.baseSeq < seq && base.node !== node.id) this.violate(`acknowledged effect lost: ${node.id} released seq ${seq} in epoch ${epoch}, but epoch ${e} (${base.node}) continues from seq ${base.baseSeq}`);
+      if (e > epoch && base.baseSeq < seq && base.node !== node.id)
+        this.violate(`acknowledged effect lost: ${node.id} released seq ${seq} in epoch ${epoch}, but epoch ${e} (${base.node}) continues from seq ${base.baseSeq}`);
     }
     if (this.releases.length < 100_000) this.releases.push({ epoch, seq, node: node.id });
     release();
@@ -226,7 +226,8 @@ export class Sim {
     const node = view[0]!;
     this.world.at(this.net.delayMs(), node, () => {
       const serving = node.serving;
-      if (!serving || !node.machine.servesTraffic) return void this.world.at(this.net.delayMs(), client, () => answer({ status: 503, body: `not serving (${node.role})`, node: node.id, epoch: node.machine?.epoch ?? 0 }));
+      if (!serving || !node.machine.servesTraffic)
+        return void this.world.at(this.net.delayMs(), client, () => answer({ status: 503, body: `not serving (${node.role})`, node: node.id, epoch: node.machine?.epoch ?? 0 }));
       const headers: Array<[string, string]> = request.key ? [['idempotency-key', request.key]] : [];
       if (request.body) headers.push(['content-type', 'application/json']);
       serving.loop.submitRequest(request.method, `http://sim${request.path}`, headers, new TextEncoder().encode(request.body)).then(
@@ -423,10 +424,7 @@ export class Sim {
     const clients = o.clients ?? (o.scenario === 'two-primaries' ? 0 : 3);
     for (let i = 0; i < clients; i++) {
       const id = `c${i}`;
-      const client =
-        this.app === 'kv'
-          ? new KvClient(id, w, this.send, [20, 120])
-          : new BankClient(id, w, this.send, [20, 120], i === 0, () => (this.clients[0] as BankClient).opened);
+      const client = this.app === 'kv' ? new KvClient(id, w, this.send, [20, 120]) : new BankClient(id, w, this.send, [20, 120], i === 0, () => (this.clients[0] as BankClient).opened);
       this.clients.push(client);
       client.start(300 + i * 7);
     }
@@ -436,7 +434,6 @@ export class Sim {
     const checked = (): void => this.check();
     try {
       await w.runUntil(faultEnd, checked);
-      this.healedAtMs = w.nowMs;
       this.heal();
       this.note('HEALED');
       await w.runUntil(faultEnd + liveness, checked);

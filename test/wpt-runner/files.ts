@@ -11,11 +11,7 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
  * test/wpt/ in this repo; then shared/wpt/ beside the repo, where CI lays the steering repo's shared/.
  */
 export function wptRoot(): string | null {
-  const candidates = [
-    process.env.FTJS_WPT_DIR,
-    path.join(REPO_ROOT, 'test/wpt'),
-    path.join(REPO_ROOT, '../shared/wpt'),
-  ];
+  const candidates = [process.env.FTJS_WPT_DIR, path.join(REPO_ROOT, 'test/wpt'), path.join(REPO_ROOT, '../shared/wpt')];
   for (const dir of candidates) if (dir && existsSync(path.join(dir, 'url'))) return path.resolve(dir);
   return null;
 }
@@ -35,7 +31,7 @@ export interface LoadedTest {
 
 const META_SCRIPT_RE = /^\/\/ META: script=(.+?)\s*$/gm;
 
-function resolveScript(root: string, testDir: string, ref: string): string {
+function resolveScript(_root: string, testDir: string, ref: string): string {
   const rel = ref.startsWith('/') ? ref.slice(1) : path.posix.join(testDir, ref);
   return path.posix.normalize(rel);
 }

@@ -2,11 +2,12 @@
 // (dist/hypervisor/guest/web.js, exactly what every VM evaluates at boot), then the harness shim,
 // the test's META scripts and the test. Promise jobs are drained to empty, then the next virtual
 // timer fires, until every subtest has finished or nothing is left to run.
-import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
-import type { QuickJSContext, QuickJSWASMModule } from 'quickjs-emscripten-core';
+
 import variant from '@jitl/quickjs-wasmfile-release-sync';
+import type { QuickJSContext, QuickJSWASMModule } from 'quickjs-emscripten-core';
+import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import { installTestHost, WEB_GLUE } from '../guest-host.js';
-import { loadTest, missingFile, readResource, SHIM_SOURCE, summarize, type FileResult } from './files.js';
+import { type FileResult, loadTest, missingFile, readResource, SHIM_SOURCE, summarize } from './files.js';
 
 /** Wall-clock budget for one file in the guest; a file past it is interrupted and its open subtests time out. */
 export const GUEST_FILE_TIMEOUT_MS = Number(process.env.FTJS_WPT_FILE_TIMEOUT_MS) || 20_000;

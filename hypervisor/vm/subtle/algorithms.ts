@@ -6,18 +6,7 @@
 
 import { notSupported, typeError } from './errors.js';
 
-export type Operation =
-  | 'digest'
-  | 'generateKey'
-  | 'importKey'
-  | 'sign'
-  | 'verify'
-  | 'encrypt'
-  | 'decrypt'
-  | 'deriveBits'
-  | 'get key length'
-  | 'wrapKey'
-  | 'unwrapKey';
+export type Operation = 'digest' | 'generateKey' | 'importKey' | 'sign' | 'verify' | 'encrypt' | 'decrypt' | 'deriveBits' | 'get key length' | 'wrapKey' | 'unwrapKey';
 
 /** A normalized algorithm: the canonical name plus the members its dictionary type has. */
 export interface Algorithm {

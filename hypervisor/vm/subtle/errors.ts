@@ -2,13 +2,7 @@
 // raises them as a TypeError (WebIDL conversion failures) or a DOMException with the spec's name,
 // the names Node 20's webcrypto uses for the same inputs.
 
-export type SubtleErrorName =
-  | 'TypeError'
-  | 'NotSupportedError'
-  | 'InvalidAccessError'
-  | 'DataError'
-  | 'OperationError'
-  | 'SyntaxError';
+export type SubtleErrorName = 'TypeError' | 'NotSupportedError' | 'InvalidAccessError' | 'DataError' | 'OperationError' | 'SyntaxError';
 
 export class SubtleError extends Error {
   constructor(

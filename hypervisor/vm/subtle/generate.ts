@@ -7,9 +7,9 @@
 //   RSA:          a 32-byte seed, expanded deterministically (rsa-generate.ts).
 
 import { createECDH, createPrivateKey, createPublicKey } from 'node:crypto';
-import { digestBlockBits, type Algorithm } from './algorithms.js';
+import { type Algorithm, digestBlockBits } from './algorithms.js';
 import { notSupported, operationError, syntaxError, typeError } from './errors.js';
-import { bigintBytes, bytesBigint, checkUsages, CURVE_BYTES, CURVE_ORDERS, makeKey, OKP, materialOf, OPENSSL_CURVES, type KeyDesc, type KeyUsage } from './keys.js';
+import { bigintBytes, bytesBigint, CURVE_BYTES, CURVE_ORDERS, checkUsages, type KeyDesc, type KeyUsage, makeKey, materialOf, OKP, OPENSSL_CURVES } from './keys.js';
 import { generateRsa, MAX_RSA_MODULUS_BITS, RSA_SEED_BYTES } from './rsa-generate.js';
 
 /** A generated HMAC key is entropy bytes, and one entropy request is at most 64 KiB (hypervisor/vm/vm.ts). */
@@ -22,7 +22,6 @@ export interface KeyPair {
 export interface NeedEntropy {
   entropy: number;
 }
-
 
 export function generateKey(algorithm: Algorithm, extractable: boolean, usages: KeyUsage[], entropy: Uint8Array | undefined): KeyDesc | KeyPair | NeedEntropy {
   const name = algorithm.name;
@@ -62,7 +61,8 @@ export function generateKey(algorithm: Algorithm, extractable: boolean, usages: 
   } else {
     const bits = algorithm.modulusLength!;
     const e = bytesBigint(algorithm.publicExponent!);
-    if (bits < 512 || bits > MAX_RSA_MODULUS_BITS) throw operationError(`RSA modulusLength must be between 512 and ${MAX_RSA_MODULUS_BITS} bits (ftjs generates keys deterministically in the host, and the VM waits)`);
+    if (bits < 512 || bits > MAX_RSA_MODULUS_BITS)
+      throw operationError(`RSA modulusLength must be between 512 and ${MAX_RSA_MODULUS_BITS} bits (ftjs generates keys deterministically in the host, and the VM waits)`);
     if (e < 3n || e % 2n === 0n || e >= 1n << 32n) throw operationError('Invalid public exponent');
     checkPrivateUsages(name, usages);
     if (!entropy) return { entropy: RSA_SEED_BYTES };

@@ -6,7 +6,7 @@
 // {ok: result}, {error: {name, message}}, or {entropy: n}: "draw n bytes from the recorded entropy
 // input and ask again with them as `entropy`".
 
-import { digestBlockBits, normalize, type Algorithm } from './algorithms.js';
+import { type Algorithm, digestBlockBits, normalize } from './algorithms.js';
 import { dataError, operationError, SubtleError, typeError } from './errors.js';
 import { generateKey } from './generate.js';
 import { exportKey, importKey, type KeyFormat } from './import-export.js';
@@ -39,10 +39,7 @@ export function subtleHostOp(message: WireMessage): SubtleAnswer {
     }) as Request;
     answer = dispatch(request);
   } catch (error) {
-    answer =
-      error instanceof SubtleError
-        ? { error: { name: error.errorName, message: error.message } }
-        : { error: { name: 'OperationError', message: (error as Error)?.message ?? String(error) } };
+    answer = error instanceof SubtleError ? { error: { name: error.errorName, message: error.message } } : { error: { name: 'OperationError', message: (error as Error)?.message ?? String(error) } };
   }
   const ok = (answer as { ok?: unknown }).ok;
   if (ok instanceof Uint8Array || typeof ok === 'boolean') return ok;

@@ -3,22 +3,9 @@
 // webcrypto; the WebCrypto checks around it (usages, JWK members, curves) are done here.
 
 import { createPrivateKey, createPublicKey, ECDH, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { type Algorithm } from './algorithms.js';
+import type { Algorithm } from './algorithms.js';
 import { dataError, invalidAccess, notSupported, SubtleError, syntaxError, typeError } from './errors.js';
-import {
-  bigintBytes,
-  checkUsages,
-  CURVE_BYTES,
-  keyObject,
-  makeKey,
-  materialOf,
-  OKP,
-  OPENSSL_CURVES,
-  type KeyAlgorithm,
-  type KeyDesc,
-  type KeyType,
-  type KeyUsage,
-} from './keys.js';
+import { bigintBytes, CURVE_BYTES, checkUsages, type KeyAlgorithm, type KeyDesc, type KeyType, type KeyUsage, keyObject, makeKey, materialOf, OKP, OPENSSL_CURVES } from './keys.js';
 
 export type KeyFormat = 'raw' | 'jwk' | 'spki' | 'pkcs8';
 
@@ -110,7 +97,7 @@ function importAsymmetric(format: KeyFormat, keyData: Uint8Array | JsonWebKey, a
     if (error instanceof SubtleError) throw error;
     throw dataError('Invalid keyData');
   }
-  if (format === 'jwk' && object.type === 'private' && !(RSA.has(name))) checkJwkPair(keyData as JsonWebKey, object);
+  if (format === 'jwk' && object.type === 'private' && !RSA.has(name)) checkJwkPair(keyData as JsonWebKey, object);
   // A compressed EC point exports uncompressed (as Node and the WPT expect): parse it again from its JWK.
   if (object.type === 'public' && EC.has(name)) object = createPublicKey({ key: object.export({ format: 'jwk' }), format: 'jwk' });
   const type = object.type as KeyType;

@@ -3,7 +3,7 @@
 // keys, SPKI DER for public keys and PKCS #8 DER for private keys, whatever format they came in.
 
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
-import { type Algorithm } from './algorithms.js';
+import type { Algorithm } from './algorithms.js';
 import { invalidAccess, syntaxError } from './errors.js';
 
 export type KeyType = 'secret' | 'private' | 'public';
@@ -103,10 +103,7 @@ export function keyObject(key: KeyDesc): KeyObject {
   if (object) {
     parsedKeys.delete(id);
   } else {
-    object =
-      key.type === 'private'
-        ? createPrivateKey({ key: material, format: 'der', type: 'pkcs8' })
-        : createPublicKey({ key: material, format: 'der', type: 'spki' });
+    object = key.type === 'private' ? createPrivateKey({ key: material, format: 'der', type: 'pkcs8' }) : createPublicKey({ key: material, format: 'der', type: 'spki' });
     if (parsedKeys.size >= PARSED_KEY_CACHE_ENTRIES) parsedKeys.delete(parsedKeys.keys().next().value!);
   }
   parsedKeys.set(id, object);

@@ -2,7 +2,7 @@
 // 8017 §7.1.1) here, then OpenSSL's raw RSA public operation. (Node's own OAEP draws the seed
 // itself and would diverge on replay.) Decryption has no randomness: it is OpenSSL's.
 
-import { constants, createHash, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
+import { constants, createHash, type KeyObject, privateDecrypt, publicEncrypt } from 'node:crypto';
 import { operationError } from './errors.js';
 import { mgf1 } from './pss.js';
 

@@ -3,6 +3,7 @@
 // bytes the guest drew), computed with node:crypto, or @noble/curves for RFC 6979 ECDSA signing.
 
 import {
+  type CipherGCMTypes,
   constants,
   createCipheriv,
   createDecipheriv,
@@ -10,19 +11,18 @@ import {
   createHmac,
   diffieHellman,
   hkdfSync,
-  pbkdf2Sync,
   sign as nodeSign,
-  timingSafeEqual,
   verify as nodeVerify,
-  type CipherGCMTypes,
+  pbkdf2Sync,
+  timingSafeEqual,
 } from 'node:crypto';
-import { digestBytes, digestName, type Algorithm } from './algorithms.js';
+import { type Algorithm, digestBytes, digestName } from './algorithms.js';
 import { ecdsaSign } from './ecdsa.js';
 import { invalidAccess, notSupported, operationError } from './errors.js';
-import { checkKeyFor, keyObject, type KeyDesc } from './keys.js';
-import { type NeedEntropy } from './generate.js';
-import { pssSign } from './pss.js';
+import type { NeedEntropy } from './generate.js';
+import { checkKeyFor, type KeyDesc, keyObject } from './keys.js';
 import { oaepDecrypt, oaepEncrypt, oaepMaxMessageBytes } from './oaep.js';
+import { pssSign } from './pss.js';
 
 /**
  * Most PBKDF2 iterations one deriveBits may ask for. The VM waits for a host op and cannot be

@@ -2,7 +2,7 @@
 // §9.1.1) here, then OpenSSL's raw RSA private operation (deterministic; its blinding does not change
 // the result). Node's own PSS signing draws the salt itself and would diverge on replay.
 
-import { createHash, privateEncrypt, constants, type KeyObject } from 'node:crypto';
+import { constants, createHash, type KeyObject, privateEncrypt } from 'node:crypto';
 import { operationError } from './errors.js';
 
 export function mgf1(hash: string, seed: Buffer, length: number): Buffer {
