@@ -17,7 +17,17 @@ const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
   [['replay'], async () => (await import('./replay.js')).registerReplay],
   [['inspect'], async () => (await import('./inspect.js')).registerInspect],
   [['primary', 'backup'], async () => (await import('./pair.js')).registerPair],
-  [['up'], async () => (await import('./up.js')).registerUp],
+  // `up` forwards its flags to the nodes by reading the primary and backup commands' options.
+  [
+    ['up'],
+    async () => {
+      const [{ registerPair }, { registerUp }] = await Promise.all([import('./pair.js'), import('./up.js')]);
+      return (program: Command) => {
+        registerPair(program);
+        registerUp(program);
+      };
+    },
+  ],
   [['drill'], async () => (await import('./drill.js')).registerDrill],
 ];
 
