@@ -5,7 +5,8 @@
 // are kept in a small LRU cache, so memory stays bounded whatever the length of the trace; the index
 // costs about 80 bytes per block.
 
-import { decodeClockReading, decodeEpochMark } from '../logging-channel/codec.js';
+import { CodecError, decodeClockReading, decodeEpochMark } from '../logging-channel/codec.js';
+import { MalformedLogError } from './task-assembler.js';
 import { type Entry, Kind } from '../logging-channel/entry.js';
 import {
   type OutputsBlock,
@@ -295,8 +296,14 @@ export class TraceStore {
     });
     this.readBytesTotal += block.byteLength;
     for (const entry of entries) {
-      if (entry.kind === Kind.Clock) this.clock = guestClock(entry.payload);
-      else if (entry.kind === Kind.Epoch) this.epoch = decodeEpochMark(entry.payload).epoch;
+      try {
+        if (entry.kind === Kind.Clock) this.clock = guestClock(entry.payload);
+        else if (entry.kind === Kind.Epoch) this.epoch = decodeEpochMark(entry.payload).epoch;
+      } catch (error) {
+        // A payload that does not decode passed its block's CRC: the log is malformed (or was edited).
+        if (!(error instanceof CodecError)) throw error;
+        throw new MalformedLogError(`${this.path}: malformed log at seq ${entry.seq}: ${error.message}`);
+      }
     }
     this.remember(this.table.length - 1, entries);
     return true;

@@ -196,7 +196,14 @@ export async function replayJson(trace: string, env: Record<string, string> = {}
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
 export async function status(url: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}/_ft/status`);
+  let res: Response;
+  try {
+    res = await fetch(`${url}/_ft/status`);
+  } catch {
+    // A pooled keep-alive socket the node closed as it was reused ("other side closed"): ask once more,
+    // on a fresh connection. A node that is gone fails this one too.
+    res = await fetch(`${url}/_ft/status`, { headers: { connection: 'close' } });
+  }
   return (await res.json()) as Record<string, unknown>;
 }
 
