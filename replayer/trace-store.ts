@@ -6,7 +6,6 @@
 // costs about 80 bytes per block.
 
 import { CodecError, decodeClockReading, decodeEpochMark } from '../logging-channel/codec.js';
-import { MalformedLogError } from './task-assembler.js';
 import { type Entry, Kind } from '../logging-channel/entry.js';
 import {
   type OutputsBlock,
@@ -19,6 +18,7 @@ import {
   type TraceReader,
   type TraceTruncation,
 } from '../logging-channel/trace-file.js';
+import { MalformedLogError } from './task-assembler.js';
 
 export interface TraceStoreOptions {
   lenient?: boolean;

@@ -222,7 +222,10 @@ test('a deliberately nondeterministic replay: the report names the first diverge
   // The guest's clock reading, and the runtime's arming the response deadline when the async handler
   // returned (logged only when the millisecond moved on since the guest's).
   const kinds = report.task.entries.map((e) => e.kind);
-  expect([['Request', 'Clock', 'TaskEnd'], ['Request', 'Clock', 'Clock', 'TaskEnd']]).toContainEqual(kinds);
+  expect([
+    ['Request', 'Clock', 'TaskEnd'],
+    ['Request', 'Clock', 'Clock', 'TaskEnd'],
+  ]).toContainEqual(kinds);
   const expectedNow = JSON.parse(report.expected!.outputs[0]!.body).now as number;
   const actualNow = JSON.parse(report.actual.outputs[0]!.body).now as number;
   expect(actualNow).toBe(expectedNow + 1);
