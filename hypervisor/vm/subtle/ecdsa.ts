@@ -9,21 +9,10 @@
 // The BigInt steps are not constant-time; k·G, where the secret nonce is used on its own, is.
 
 import { createECDH, createHmac } from 'node:crypto';
-import { CURVE_BYTES, CURVE_ORDERS, OPENSSL_CURVES } from './keys.js';
+import { CURVE_BYTES, CURVE_ORDERS, modInverse, OPENSSL_CURVES } from './keys.js';
 
 const toBigint = (bytes: Uint8Array): bigint => (bytes.byteLength === 0 ? 0n : BigInt('0x' + Buffer.from(bytes).toString('hex')));
 const toBytes = (value: bigint, length: number): Buffer => Buffer.from(value.toString(16).padStart(length * 2, '0'), 'hex');
-
-function modInverse(a: bigint, m: bigint): bigint {
-  let [oldR, r] = [a % m, m];
-  let [oldS, s] = [1n, 0n];
-  while (r) {
-    const q = oldR / r;
-    [oldR, r] = [r, oldR - q * r];
-    [oldS, s] = [s, oldS - q * s];
-  }
-  return ((oldS % m) + m) % m;
-}
 
 /** IEEE P1363 (r || s) signature of `digest` (the message's hash, by `hash`) with private scalar `d`. */
 export function ecdsaSign(curve: string, hash: string, dBytes: Uint8Array, digest: Uint8Array): Uint8Array {

@@ -9,7 +9,7 @@
 // probability, at which a replay would stop at the divergence check rather than go astray.
 
 import { checkPrimeSync, createCipheriv, createPrivateKey } from 'node:crypto';
-import { bytesBigint } from './keys.js';
+import { bytesBigint, modInverse } from './keys.js';
 
 /**
  * Largest modulus ftjs generates. The VM waits for a host op and cannot be preempted inside it: a
@@ -38,17 +38,6 @@ const b64 = (value: bigint): string => {
 function gcd(a: bigint, b: bigint): bigint {
   while (b) [a, b] = [b, a % b];
   return a;
-}
-
-function modInverse(a: bigint, m: bigint): bigint {
-  let [oldR, r] = [a % m, m];
-  let [oldS, s] = [1n, 0n];
-  while (r) {
-    const q = oldR / r;
-    [oldR, r] = [r, oldR - q * r];
-    [oldS, s] = [s, oldS - q * s];
-  }
-  return ((oldS % m) + m) % m;
 }
 
 /** Odd primes below 2^16, for the sieve. */
