@@ -9,7 +9,7 @@ import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
 import { splitWebGlue } from '../hypervisor/vm/glue.js';
 import { BUILT_WEB_GLUE } from '../hypervisor/vm/glue-build.js';
 
-const OP_LAZY_MODULE = 9; // hypervisor/vm.ts HostOp.LazyModule
+const OP_LAZY_MODULE = 9; // hypervisor/vm/vm.ts HostOp.LazyModule
 const runs = Number(process.argv[2] ?? 25);
 const other = process.argv[3];
 

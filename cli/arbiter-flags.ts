@@ -1,5 +1,5 @@
 // Where the epoch claims go: `--shared-dir <dir>` (the embedded default) or `--arbiter etcd://...`
-// (hypervisor/arbiter-etcd.ts), with etcd's TLS and auth flags. Checked before anything starts, so a
+// (hypervisor/node/arbiter-etcd.ts), with etcd's TLS and auth flags. Checked before anything starts, so a
 // missing directory or a bad URL is an error naming the flag, not a node waiting "unreachable".
 
 import { mkdirSync, readFileSync, statSync } from 'node:fs';

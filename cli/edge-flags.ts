@@ -1,5 +1,5 @@
 // The node's edge, from flags: which outbound fetches a guest may make (--allow-fetch, through the
-// egress policy of hypervisor/egress.ts), the origin guests see (--public-url), and the token that
+// egress policy of hypervisor/node/egress.ts), the origin guests see (--public-url), and the token that
 // guards the operator endpoints (--admin-token-file or FTJS_ADMIN_TOKEN).
 
 import { readFileSync } from 'node:fs';

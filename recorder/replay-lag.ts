@@ -1,7 +1,7 @@
 // What a takeover would cost, as the primary sees it: the backup's own estimate of the backlog it
 // holds (received, not yet replayed), plus the entries it has not even received yet (a backup
 // joining by replaying a long log is sent it over seconds; its first reports cover only the start)
-// at the cost per entry its report implies. Pure: the shells (hypervisor/serving.ts, the simulator)
+// at the cost per entry its report implies. Pure: the shells (hypervisor/node/serving.ts, the simulator)
 // feed it the backup's heartbeat reports and the log's end.
 
 /** Replay cost per entry assumed while the backup holds nothing to derive it from, in ms. */

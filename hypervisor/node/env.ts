@@ -32,7 +32,7 @@ export interface Env {
   timers: Timers;
   /** OS randomness (nonces, the guest's entropy on the live port). */
   randomBytes(length: number): Uint8Array;
-  /** The arbiter at `where` (a shared directory, or etcd://... ; hypervisor/arbiter-select.ts) as node `nodeId` sees it. */
+  /** The arbiter at `where` (a shared directory, or etcd://... ; hypervisor/node/arbiter-select.ts) as node `nodeId` sees it. */
   arbiter(where: string, nodeId: string): ArbiterStore;
   /** A new VM for a guest with these limits. */
   startVm(limits: VmLimits): VmHandle;

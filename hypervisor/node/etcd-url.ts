@@ -1,4 +1,4 @@
-// The `--arbiter etcd://...` URL, parsed without loading the etcd client (hypervisor/arbiter-etcd.ts).
+// The `--arbiter etcd://...` URL, parsed without loading the etcd client (hypervisor/node/arbiter-etcd.ts).
 
 export class EtcdArbiterError extends Error {
   override name = 'EtcdArbiterError';

@@ -382,7 +382,7 @@ export class SimNode implements Owner {
           end?.send({ kind: 'frame', bytes: encodeAckFrame(a.seq) });
           break;
         case 'send-heartbeat':
-          // As hypervisor/backup.ts: every heartbeat carries the replay progress.
+          // As hypervisor/node/backup.ts: every heartbeat carries the replay progress.
           end?.send({ kind: 'frame', bytes: encodeHeartbeatFrame(a.seq, this.faults.noReplayProgress ? undefined : { replayedSeq: this.replayedSeq, backlogMs: this.estimatedBacklogMs }) });
           break;
         case 'deliver':
@@ -489,7 +489,7 @@ export class SimNode implements Owner {
     );
   }
 
-  /** What the backup reports as its replay backlog: queued tasks at its measured cost (as hypervisor/backup.ts). */
+  /** What the backup reports as its replay backlog: queued tasks at its measured cost (as hypervisor/node/backup.ts). */
   get estimatedBacklogMs(): number {
     let tasks = 0;
     for (const item of this.queue) if (item.type === 'task') tasks++;

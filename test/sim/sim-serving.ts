@@ -205,7 +205,7 @@ export class SimServing {
           end.send({ kind: 'frame', bytes: encodeHeartbeatFrame(action.seq) });
           break;
         case 'replay-progress':
-          // As hypervisor/serving.ts: the backup's backlog report feeds lag control.
+          // As hypervisor/node/serving.ts: the backup's backlog report feeds lag control.
           if (this.replayBacklog?.end !== end) this.replayBacklog = { lag: new ReplayLag(), end };
           this.replayBacklog.lag.reported(action);
           this.reportLag(this.node.env.clock.monoMs());

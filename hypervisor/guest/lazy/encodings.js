@@ -1,5 +1,5 @@
 // The WHATWG Encoding Standard's legacy decoders that are not in the boot glue (a lazy glue chunk,
-// hypervisor/lazy-glue-build.ts): the single-byte encodings from their index tables, and the
+// hypervisor/vm/lazy-glue-build.ts): the single-byte encodings from their index tables, and the
 // multi-byte ones (gb18030/gbk, big5, euc-jp, iso-2022-jp, shift_jis, euc-kr) with the standard's
 // indexes. Both come from @exodus/bytes, whose decoders follow the standard's algorithms and pass
 // the WPT encoding suite; its multi-byte indexes (150 KB) are why this is lazy: web/encoding.js loads

@@ -6,13 +6,13 @@
 // UTF-16LE, UTF-16BE and windows-1252 (what real Workers code decodes: UTF-16 from binary formats
 // and BOM'd files, windows-1252 under its aliases "latin1", "ascii", "iso-8859-1") are here, at boot.
 // The other legacy encodings (single-byte tables and the CJK multi-byte ones, 150 KB of indexes)
-// are a lazy glue chunk (hypervisor/guest/lazy/encodings.js, built by hypervisor/lazy-glue-build.ts,
+// are a lazy glue chunk (hypervisor/guest/lazy/encodings.js, built by hypervisor/vm/lazy-glue-build.ts,
 // brotli-compressed in the boot config) that the host compiles for the first TextDecoder naming one.
 
 import { latin1ToString, setTextDecoderHooks } from './platform.js';
 
 const host = globalThis.__ftjs_host;
-const OP_LAZY_GLUE = 14; // keep in sync with hypervisor/vm.ts HostOp
+const OP_LAZY_GLUE = 14; // keep in sync with hypervisor/vm/vm.ts HostOp
 const reflectApplyHost = Reflect.apply;
 
 const CHUNK = 8192;
@@ -160,7 +160,7 @@ for (const name of Object.keys(LAZY_LABELS)) {
 }
 /**
  * The chunk's exports, compiled and run once. Loading is the hypervisor's work (its own CPU grace,
- * like Intl's: hypervisor/vm.ts compileLazyGlue) until the empty-name call says it is done; a load
+ * like Intl's: hypervisor/vm/vm.ts compileLazyGlue) until the empty-name call says it is done; a load
  * preempted anyway leaves `chunk` null, and the next use tries again.
  */
 let chunk = null;
