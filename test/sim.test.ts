@@ -8,28 +8,11 @@ import { Sim, type SimOptions } from '../dist/test/sim/sim.js';
 const QUICK: Omit<SimOptions, 'seed'> = { faultMs: 2_000, livenessMs: 3_000, clients: 2 };
 const SEEDS = Number(process.env.FTJS_SIM_SEEDS ?? 100);
 
-/**
- * Seeds that fail today, each an open bug with its reproduction; they are run too, and must still fail
- * (a fix shows up here, and the seed then joins the clean ones).
- */
-const KNOWN_FAILING: Record<number, string> = {
-  // A stale read from the primary in epoch 1 after pauses of its backup and an unreachable shared
-  // directory, found when every branch of 2026-12-05 was merged (the avail branch alone passes it).
-  // Repro: node -e "import('./dist/test/sim/sim.js').then(async ({Sim}) => console.log((await new Sim({seed: 35, faultMs: 2000, livenessMs: 3000, clients: 2}).run()).violations))"
-  35: 'acknowledged write lost or stale read',
-};
-
 describe('simulation', () => {
-  it(`${SEEDS} seeds run clean (Output Rule, one speaker per epoch, lineage, client histories, exactly once, liveness), but the known failing ones`, async () => {
+  it(`${SEEDS} seeds run clean (Output Rule, one speaker per epoch, lineage, client histories, exactly once, liveness)`, async () => {
     const failures: string[] = [];
     for (let seed = 1; seed <= SEEDS; seed++) {
-      const known = KNOWN_FAILING[seed];
       const result = await new Sim({ seed, ...QUICK }).run();
-      if (known !== undefined) {
-        expect(result.ok, `seed ${seed} is listed as failing (${known}) but ran clean: move it back to the clean seeds`).toBe(false);
-        expect(result.violations.join('; ')).toContain(known);
-        continue;
-      }
       if (!result.ok) failures.push(`seed ${seed}: ${result.violations.join('; ')} (faults: ${result.faults.join(', ')})`);
     }
     expect(failures).toEqual([]);

@@ -92,11 +92,14 @@ export class KvClient extends Client {
   private n = 0;
   /** key -> the value of its last acknowledged PUT. */
   readonly lastAcked = new Map<string, string>();
+  /** key -> the value of a PUT sent and not (yet) answered: it may or may not have taken effect. */
+  private readonly unanswered = new Map<string, string>();
 
   protected nextRequest(): HttpRequest {
     const key = `${this.id}-k${this.world.int(0, 2)}`;
     if (this.world.chance(0.5)) return { method: 'GET', path: `/kv/${key}`, body: '', key: null };
     const value = `${this.id}-v${++this.n}`;
+    this.unanswered.set(key, value);
     return { method: 'PUT', path: `/kv/${key}`, body: value, key: `${this.id}-put-${this.n}` };
   }
 
@@ -105,20 +108,30 @@ export class KvClient extends Client {
     if (request.method === 'PUT') {
       if (response.status !== 200) return this.fail(`PUT ${key} answered ${response.status}: ${response.body}`);
       this.lastAcked.set(key, request.body);
+      if (this.unanswered.get(key) === request.body) this.unanswered.delete(key);
       return;
     }
     this.checkRead(key, response);
   }
 
-  checkRead(key: string, response: HttpResponse): void {
-    const want = this.lastAcked.get(key);
+  /**
+   * The values a read of `key` sent now may return: the last acknowledged one, and the one of a PUT
+   * still in flight or abandoned when the client stopped (a read concurrent with a write may see either).
+   */
+  acceptable(key: string): Array<string | undefined> {
+    const pending = this.unanswered.get(key);
+    return pending === undefined ? [this.lastAcked.get(key)] : [this.lastAcked.get(key), pending];
+  }
+
+  checkRead(key: string, response: HttpResponse, acceptable: Array<string | undefined> = [this.lastAcked.get(key)]): void {
+    const want = acceptable[0];
     if (response.status === 404) {
       if (want !== undefined) this.fail(`acknowledged write lost: GET ${key} is 404 (node ${response.node}, epoch ${response.epoch}), but ${want} was acknowledged`);
       return;
     }
     if (response.status !== 200) return this.fail(`GET ${key} answered ${response.status}`);
     const got = (JSON.parse(response.body) as { value: string }).value;
-    if (got !== want) this.fail(`acknowledged write lost or stale read: GET ${key} = ${got} (node ${response.node}, epoch ${response.epoch}), last acknowledged ${want}`);
+    if (!acceptable.includes(got)) this.fail(`acknowledged write lost or stale read: GET ${key} = ${got} (node ${response.node}, epoch ${response.epoch}), last acknowledged ${want}`);
   }
 }
 

@@ -494,7 +494,11 @@ export class Sim {
     const reader = new FinalReader(w, this.send);
     if (this.app === 'kv') {
       for (const c of this.clients as KvClient[]) {
-        for (const key of c.lastAcked.keys()) reader.get(`/kv/${key}`, (r) => c.checkRead(key, r));
+        // What may be read is fixed when the read is sent: a PUT answered after it may or may not precede it.
+        for (const key of c.lastAcked.keys()) {
+          const acceptable = c.acceptable(key);
+          reader.get(`/kv/${key}`, (r) => c.checkRead(key, r, acceptable));
+        }
       }
     } else {
       reader.get('/transfers?limit=1000', (r) => {
