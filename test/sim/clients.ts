@@ -195,14 +195,22 @@ export class BankClient extends Client {
     this.transfers.set(request.key!, id);
   }
 
-  /** 201 answers seen for one key more than once are checked in onAnswer; this checks the final list. */
-  checkFinal(list: Array<{ id: string }>, count: number): void {
+  /** The transfers acknowledged so far: a final list read sent now must hold every one of them. */
+  acknowledged(): Map<string, string> {
+    return new Map(this.transfers);
+  }
+
+  /**
+   * 201 answers seen for one key more than once are checked in onAnswer; this checks the final list
+   * against the transfers acknowledged when it was requested (one acknowledged later may follow it).
+   */
+  checkFinal(list: Array<{ id: string }>, count: number, acknowledged: Map<string, string> = this.transfers): void {
     const ids = new Set<string>();
     for (const t of list) {
       if (ids.has(t.id)) this.fail(`transfer ${t.id} applied twice`);
       ids.add(t.id);
     }
     if (count > list.length) return; // the list is capped; nothing more to check
-    for (const [key, id] of this.transfers) if (!ids.has(id)) this.fail(`acknowledged transfer lost: ${key} (${id}) is not in the final list`);
+    for (const [key, id] of acknowledged) if (!ids.has(id)) this.fail(`acknowledged transfer lost: ${key} (${id}) is not in the final list`);
   }
 }

@@ -501,9 +501,10 @@ export class Sim {
         }
       }
     } else {
+      const acknowledged = (this.clients as BankClient[]).map((c) => c.acknowledged());
       reader.get('/transfers?limit=1000', (r) => {
         const { transfers, count } = JSON.parse(r.body) as { transfers: Array<{ id: string }>; count: number };
-        for (const c of this.clients as BankClient[]) c.checkFinal(transfers, count);
+        (this.clients as BankClient[]).forEach((c, i) => c.checkFinal(transfers, count, acknowledged[i]));
       });
       reader.get('/audit', (r) => {
         const audit = JSON.parse(r.body) as { ok: boolean };
