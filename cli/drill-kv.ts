@@ -8,9 +8,8 @@
 // and are not counted (bank.js's ledger counts them).
 
 import type { ClientLoad, Reconciled } from './drill-service.js';
-import type { Call } from './drill-workload.js';
+import { type Call, ClosedLoop } from './drill-workload.js';
 
-const CLIENTS = 4;
 /** A write is retried (same key) until acknowledged, for at most this long. */
 const WRITE_RETRY_MS = 15_000;
 
@@ -35,34 +34,19 @@ export function valueOf(text: string): string {
 
 const keyPath = (prefix: string, key: string) => `${prefix}/${encodeURIComponent(key)}`;
 
-export class KvLoad implements ClientLoad {
+export class KvLoad extends ClosedLoop implements ClientLoad {
   readonly acks: KvAck[] = [];
-  readonly successes: number[] = [];
-  readonly violations: string[] = [];
-  issued = 0;
-  private stopIssuing = false;
-  private running: Promise<unknown> | null = null;
 
   constructor(
     private readonly call: Call,
     private readonly random: () => number,
     private readonly keyPrefix: string,
     private readonly prefix: string,
-  ) {}
-
-  start(): void {
-    if (this.running) throw new Error('the workload is already running');
-    this.stopIssuing = false;
-    this.running = Promise.all(Array.from({ length: CLIENTS }, (_, c) => this.client(c)));
+  ) {
+    super();
   }
 
-  async stop(): Promise<void> {
-    this.stopIssuing = true;
-    await this.running;
-    this.running = null;
-  }
-
-  private async client(c: number): Promise<void> {
+  protected async client(c: number): Promise<void> {
     const mine: KvAck[] = [];
     for (let n = 0; !this.stopIssuing; n++) {
       if (n % 4 === 3 && mine.length > 0) {

@@ -90,21 +90,17 @@ export async function openAccounts(call: Call, keyPrefix: string): Promise<void>
 }
 
 /** Client load; `start` begins it, `stop` stops issuing and waits for every write in flight. */
-export class Workload {
-  readonly acks: Ack[] = [];
+/**
+ * A closed loop of CLIENTS concurrent clients, each issuing its next call as soon as the last one
+ * answered, until stop(): the lifecycle every drill workload shares (bank transfers, keyed writes).
+ */
+export abstract class ClosedLoop {
   /** Times of successful client responses (for the client-visible gap). */
   readonly successes: number[] = [];
   readonly violations: string[] = [];
   issued = 0;
-  private stopIssuing = false;
+  protected stopIssuing = false;
   private running: Promise<unknown> | null = null;
-
-  constructor(
-    private readonly call: Call,
-    private readonly random: () => number,
-    /** Distinguishes the keys of one run of load from another's. */
-    private readonly keyPrefix: string,
-  ) {}
 
   start(): void {
     if (this.running) throw new Error('the workload is already running');
@@ -118,7 +114,22 @@ export class Workload {
     this.running = null;
   }
 
-  private async client(c: number): Promise<void> {
+  protected abstract client(c: number): Promise<void>;
+}
+
+export class Workload extends ClosedLoop {
+  readonly acks: Ack[] = [];
+
+  constructor(
+    private readonly call: Call,
+    private readonly random: () => number,
+    /** Distinguishes the keys of one run of load from another's. */
+    private readonly keyPrefix: string,
+  ) {
+    super();
+  }
+
+  protected async client(c: number): Promise<void> {
     const { call, random } = this;
     for (let n = 0; !this.stopIssuing; n++) {
       if (n % 4 === 3) {
