@@ -14,7 +14,7 @@ import { makeBootConfig, traceHeaderFor } from '../hypervisor/vm/boot-config.js'
 import { loadGuest } from '../hypervisor/vm/sources.js';
 import { VmHost } from '../hypervisor/worker/vm-host.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
-import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-file.js';
+import { TraceWriter, traceOutputsHook } from '../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { argNumber, median, projectPath } from './util.js';
 

@@ -21,7 +21,8 @@ import { bootConfigFromTrace, makeBootConfig, traceHeaderFor } from '../hypervis
 import { loadGuest } from '../hypervisor/vm/sources.js';
 import { Vm } from '../hypervisor/vm/vm.js';
 import { VmHost } from '../hypervisor/worker/vm-host.js';
-import { readTrace, TraceWriter } from '../logging-channel/trace-file.js';
+import { readTrace } from '../logging-channel/trace-reader.js';
+import { TraceWriter } from '../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../recorder/log.js';
 import { CheckpointStore } from '../replayer/checkpoints.js';
 import { ReplaySession } from '../replayer/offline/session.js';

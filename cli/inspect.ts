@@ -2,7 +2,7 @@
 
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { TraceError } from '../logging-channel/trace-file.js';
+import { TraceError } from '../logging-channel/trace-format.js';
 import { formatInspectReport, inspectTrace } from '../replayer/offline/inspect.js';
 import { renderInspectHtml } from '../replayer/offline/inspect-html.js';
 import { positiveInt } from './options.js';

@@ -3,7 +3,7 @@
 
 import { type Command, InvalidArgumentError } from 'commander';
 import { BootConfigError } from '../hypervisor/vm/boot-config.js';
-import { TraceError } from '../logging-channel/trace-file.js';
+import { TraceError } from '../logging-channel/trace-format.js';
 import { formatDivergenceReport } from '../replayer/divergence.js';
 import { runDebugger } from '../replayer/offline/debugger.js';
 import { DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_MAX_CHECKPOINTS, ReplayNotReproducibleError, ReplaySession, type ReplaySummary } from '../replayer/offline/session.js';

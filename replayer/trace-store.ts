@@ -7,17 +7,10 @@
 
 import { CodecError, decodeClockReading, decodeEpochMark } from '../logging-channel/codec.js';
 import { type Entry, Kind } from '../logging-channel/entry.js';
-import {
-  type OutputsBlock,
-  openTraceReader,
-  openTraceSegments,
-  type SegmentBlock,
-  type SegmentedTraceReader,
-  type TaskOutputsRecord,
-  type TraceHeader,
-  type TraceReader,
-  type TraceTruncation,
-} from '../logging-channel/trace-file.js';
+import type { TaskOutputsRecord } from '../logging-channel/task-outputs.js';
+import type { TraceHeader } from '../logging-channel/trace-format.js';
+import { type OutputsBlock, openTraceReader, type TraceReader, type TraceTruncation } from '../logging-channel/trace-reader.js';
+import { openTraceSegments, type SegmentBlock, type SegmentedTraceReader } from '../logging-channel/trace-segments.js';
 import { MalformedLogError } from './task-assembler.js';
 
 export interface TraceStoreOptions {

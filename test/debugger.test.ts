@@ -7,7 +7,7 @@ import path from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
 import { decodeRequestEvent } from '../dist/logging-channel/codec.js';
 import { type Entry, Kind } from '../dist/logging-channel/entry.js';
-import { readTrace } from '../dist/logging-channel/trace-file.js';
+import { readTrace } from '../dist/logging-channel/trace-reader.js';
 import { type CommandResult, ftjs, replayJson, runSteps, startRun, tempDir } from './helpers.js';
 
 const dir = tempDir('ftjs-debugger-');

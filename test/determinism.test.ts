@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Kind } from '../dist/logging-channel/entry.js';
-import { readTrace } from '../dist/logging-channel/trace-file.js';
+import { readTrace } from '../dist/logging-channel/trace-reader.js';
 import { replayJson, runSteps, type StepResult, send, startRun, tempDir, waitFor } from './helpers.js';
 import { type Workload, withUpstream, workloads } from './workloads.js';
 

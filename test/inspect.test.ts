@@ -7,7 +7,7 @@ import path from 'node:path';
 import { JSDOM, VirtualConsole } from 'jsdom';
 import { beforeAll, expect, test } from 'vitest';
 import { Kind } from '../dist/logging-channel/entry.js';
-import { readTrace } from '../dist/logging-channel/trace-file.js';
+import { readTrace } from '../dist/logging-channel/trace-reader.js';
 import { ftjs, runSteps, startRun, tempDir } from './helpers.js';
 
 const dir = tempDir('ftjs-inspect-');

@@ -11,7 +11,7 @@ import { describe, expect, test } from 'vitest';
 import { bundleGuest } from '../dist/hypervisor/vm/bundle.js';
 import { decodeRequestEvent } from '../dist/logging-channel/codec.js';
 import { Kind } from '../dist/logging-channel/entry.js';
-import { readTrace } from '../dist/logging-channel/trace-file.js';
+import { readTrace } from '../dist/logging-channel/trace-reader.js';
 import { ftjs, replayJson, runSteps, send, startBackup, startPrimary, startRun, status, tempDir, waitFor, waitInSync } from './helpers.js';
 
 /** Writes `files` (path → text) under a fresh folder and returns it. */

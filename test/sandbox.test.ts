@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { assertLimits, DEFAULT_LIMITS } from '../dist/hypervisor/vm/limits.js';
 import { Kind } from '../dist/logging-channel/entry.js';
-import { readTrace } from '../dist/logging-channel/trace-file.js';
+import { readTrace } from '../dist/logging-channel/trace-reader.js';
 import { ftjs, replayJson, send, startRun, tempDir } from './helpers.js';
 
 const dir = tempDir();

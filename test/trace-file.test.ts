@@ -9,7 +9,9 @@ import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBatch, encodeClockReading, encodeRequestEvent, encodeTaskEnd } from '../dist/logging-channel/codec.js';
 import { type Entry, Kind, type KindCode } from '../dist/logging-channel/entry.js';
-import { encodeTraceHeader, openTraceReader, readTrace, TraceError, TraceFullError, type TraceHeader, TraceWriter } from '../dist/logging-channel/trace-file.js';
+import { encodeTraceHeader, TraceError, TraceFullError, type TraceHeader } from '../dist/logging-channel/trace-format.js';
+import { openTraceReader, readTrace } from '../dist/logging-channel/trace-reader.js';
+import { TraceWriter } from '../dist/logging-channel/trace-writer.js';
 
 let dir: string;
 let counter = 0;

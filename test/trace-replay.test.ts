@@ -6,7 +6,7 @@ import { copyFileSync, readFileSync, statSync, truncateSync, writeFileSync } fro
 import path from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
 import { Kind } from '../dist/logging-channel/entry.js';
-import { openTraceReader } from '../dist/logging-channel/trace-file.js';
+import { openTraceReader } from '../dist/logging-channel/trace-reader.js';
 import { ftjs, replayJson, runSteps, startRun, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -89,7 +89,8 @@ test('a foreign file and a missing file are exit 2 with a clear message', async 
 test('a tampered input is a divergence: exit 1 naming the first divergent seq', async () => {
   // Rewrite one recorded request (valid checksums) so the guest reads another key: the task's own
   // output (the value it answers) differs, so the replay must report a divergence at its end.
-  const { TraceWriter, readTrace } = await import('../dist/logging-channel/trace-file.js');
+  const { readTrace } = await import('../dist/logging-channel/trace-reader.js');
+  const { TraceWriter } = await import('../dist/logging-channel/trace-writer.js');
   const { decodeRequestEvent, encodeRequestEvent } = await import('../dist/logging-channel/codec.js');
   const contents = await readTrace(trace);
   const target = contents.entries.find((e) => e.kind === Kind.Request && decodeRequestEvent(e.payload).method === 'GET' && e.seq > 20)!;
@@ -112,7 +113,8 @@ test('a tampered input is a divergence: exit 1 naming the first divergent seq', 
 
 /** Rewrites `source` into `file` with the request at `target` changed (valid checksums), keeping the recorded outputs. */
 async function tamperRequest(source: string, file: string, change: (url: string) => string, options: { dropOutputs?: boolean } = {}): Promise<{ target: number; taskEnd: number }> {
-  const { TraceWriter, readTrace } = await import('../dist/logging-channel/trace-file.js');
+  const { readTrace } = await import('../dist/logging-channel/trace-reader.js');
+  const { TraceWriter } = await import('../dist/logging-channel/trace-writer.js');
   const { decodeRequestEvent, encodeRequestEvent } = await import('../dist/logging-channel/codec.js');
   const contents = await readTrace(source);
   const target = contents.entries.find(
@@ -176,7 +178,8 @@ test('a real divergence (a tampered input, no test hook): the report diffs the o
 });
 
 test('an old trace (format 1, hashes only) still replays; a divergence in it falls back to the hash-only report', async () => {
-  const { readTrace, TraceWriter } = await import('../dist/logging-channel/trace-file.js');
+  const { readTrace } = await import('../dist/logging-channel/trace-reader.js');
+  const { TraceWriter } = await import('../dist/logging-channel/trace-writer.js');
   const contents = await readTrace(trace);
   const { outputs: _outputs, ...rest } = contents.header;
   const old = path.join(dir, 'format1.trace');
@@ -197,7 +200,7 @@ test('an old trace (format 1, hashes only) still replays; a divergence in it fal
 });
 
 test('--trace-outputs-max-bytes: a body over the cap is cut and marked, the kept outputs stay within the cap per task, 0 turns them off', async () => {
-  const { readTrace } = await import('../dist/logging-channel/trace-file.js');
+  const { readTrace } = await import('../dist/logging-channel/trace-reader.js');
   const steps = [
     { method: 'PUT', path: '/kv/big1', body: `${'A'.repeat(3000)}1` },
     { method: 'PUT', path: '/kv/big2', body: `${'A'.repeat(3000)}2` },

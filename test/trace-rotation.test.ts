@@ -6,7 +6,9 @@ import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { type Entry, Kind } from '../dist/logging-channel/entry.js';
-import { openTraceReader, openTraceSegments, TraceWriter, traceSegmentPaths } from '../dist/logging-channel/trace-file.js';
+import { openTraceReader } from '../dist/logging-channel/trace-reader.js';
+import { openTraceSegments, traceSegmentPaths } from '../dist/logging-channel/trace-segments.js';
+import { TraceWriter } from '../dist/logging-channel/trace-writer.js';
 import { ftjs, type PairProcesses, replayJson, runSteps, startPair, startRun, tempDir, waitInSync } from './helpers.js';
 
 const MiB = 1024 * 1024;

@@ -11,7 +11,7 @@ import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { decodeEpochMark } from '../../logging-channel/codec.js';
 import { type Entry, Kind } from '../../logging-channel/entry.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
-import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../../recorder/log.js';
 import { ReplayBacklog } from '../../replayer/replay-backlog.js';
 import { type Assembled, TaskAssembler } from '../../replayer/task-assembler.js';

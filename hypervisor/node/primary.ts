@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
-import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../../recorder/log.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
 import type { BootConfig } from '../vm/vm.js';

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Kind } from '../../logging-channel/entry.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
-import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
+import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../../recorder/log.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
 import type { BootConfig } from '../vm/vm.js';

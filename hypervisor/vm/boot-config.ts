@@ -1,7 +1,7 @@
 // The boot config is everything a VM is booted from: guest sources, env, limits. It is the trace
 // header's payload and what a backup receives from its primary, so a replay boots the very same VM.
 
-import type { TraceHeader } from '../../logging-channel/trace-file.js';
+import type { TraceHeader } from '../../logging-channel/trace-format.js';
 import { BOOT_FORMAT } from './boot-image.js';
 import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from './engine.js';
 import { type Glue, glueHash, localGlue } from './glue.js';

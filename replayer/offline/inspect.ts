@@ -9,7 +9,9 @@
 
 import { decodeClockReading, decodeEpochMark, decodeRequestEvent, decodeTaskEnd } from '../../logging-channel/codec.js';
 import { isControl, isTaskStart, Kind, kindName } from '../../logging-channel/entry.js';
-import { openTraceSegments, type TraceHeader, type TraceTruncation } from '../../logging-channel/trace-file.js';
+import type { TraceHeader } from '../../logging-channel/trace-format.js';
+import type { TraceTruncation } from '../../logging-channel/trace-reader.js';
+import { openTraceSegments } from '../../logging-channel/trace-segments.js';
 import { describePayload, routeOf } from '../entry-view.js';
 
 export interface TaskMark {

@@ -25,7 +25,7 @@ import { DEFAULT_EVAL_BUDGET_MS } from '../../hypervisor/vm/vm-eval.js';
 import { VmHost } from '../../hypervisor/worker/vm-host.js';
 import type { VmState } from '../../hypervisor/worker/vm-protocol.js';
 import { type Entry, Kind } from '../../logging-channel/entry.js';
-import type { TraceTruncation } from '../../logging-channel/trace-file.js';
+import type { TraceTruncation } from '../../logging-channel/trace-reader.js';
 import { buildDivergenceReport, type DivergenceReport } from '../divergence.js';
 import { decodeStateHash, describeEntry, type EntryView } from '../entry-view.js';
 import { type Assembled, MalformedLogError, TaskAssembler } from '../task-assembler.js';
