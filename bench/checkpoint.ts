@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
-import { listCheckpoints, readCheckpoint } from '../hypervisor/node/checkpoint.js';
+import { listCheckpoints, readCheckpoint } from '../hypervisor/node/checkpoint-file.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
 import { DEFAULT_PAIR_SETTINGS } from '../hypervisor/node/pair.js';
 import { type CheckpointStats, PrimaryNode } from '../hypervisor/node/primary.js';

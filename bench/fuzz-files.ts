@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { CheckpointError, type LoadedCheckpoint, readCheckpoint } from '../hypervisor/node/checkpoint.js';
+import { CheckpointError, type LoadedCheckpoint, readCheckpoint } from '../hypervisor/node/checkpoint-file.js';
 import { BootConfigError } from '../hypervisor/vm/boot-config.js';
 import { kindName } from '../logging-channel/entry.js';
 import { TraceError } from '../logging-channel/trace-format.js';

@@ -19,17 +19,9 @@ import { traceHeaderFor } from '../vm/boot-config.js';
 import type { BootConfig } from '../vm/vm.js';
 import type { RunReply } from '../worker/vm-protocol.js';
 import { arbiterLabel } from './arbiter-select.js';
-import {
-  type ChainReplay,
-  type CheckpointSettings,
-  type CheckpointStats,
-  type LoadedCheckpoint,
-  newestValidCheckpoint,
-  RestoreError,
-  replayLogChain,
-  type SkippedCheckpoint,
-  supersedeBeyond,
-} from './checkpoint.js';
+import type { CheckpointSettings, CheckpointStats } from './checkpoint.js';
+import type { LoadedCheckpoint } from './checkpoint-file.js';
+import { type ChainReplay, newestValidCheckpoint, RestoreError, replayLogChain, type SkippedCheckpoint, supersedeBeyond } from './checkpoint-restore.js';
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
