@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
 import { guestHash, sha256Hex } from '../dist/hypervisor/vm/sources.js';
 import { Vm } from '../dist/hypervisor/vm/vm.js';
-import { InspectPort } from '../dist/hypervisor/vm/vm-eval.js';
+import { evaluate, InspectPort } from '../dist/hypervisor/vm/vm-eval.js';
 import { LivePort } from '../dist/recorder/live-port.js';
 import { replayJson, runSteps, startRun, tempDir } from './helpers.js';
 import { intlCases } from './intl-cases.js';
@@ -27,7 +27,7 @@ async function bootVm(): Promise<Vm> {
 
 /** Evaluates `code` in the guest; its result must be a string. */
 function guestString(vm: Vm, code: string): string {
-  const r = vm.evaluate(code);
+  const r = evaluate(vm, code);
   if (!r.ok) throw new Error(`guest threw: ${r.value}`);
   return r.value;
 }
@@ -167,7 +167,7 @@ describe('Intl in the guest against Node 20', () => {
   test('a first use preempted mid-load (CPU budget) leaves Intl working at the next use', async () => {
     const fresh = await bootVm();
     fresh.setPort(new InspectPort(1));
-    const cut = fresh.evaluate("new Intl.NumberFormat('de').format(1234.5)");
+    const cut = evaluate(fresh, "new Intl.NumberFormat('de').format(1234.5)");
     expect(cut.interrupted).toBe(true);
     fresh.setPort(new LivePort({ push() {} }, { taskBudgetMs: 600_000 }));
     expect(guestString(fresh, "new Intl.NumberFormat('de').format(1234.5) + ' ' + (1234.5).toLocaleString('de') + ' ' + Number.prototype.toLocaleString.name")).toBe('1.234,5 1.234,5 toLocaleString');

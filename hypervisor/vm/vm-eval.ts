@@ -11,8 +11,9 @@
 // `let` bindings are live: `$mod.counter` is the current value), and `import('../lib/x.js')` works too
 // (a promise result is awaited). `console.log` in an expression prints with the result.
 
+import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten-core';
 import type { Divergence, InputPort } from './port.js';
-import type { ConsoleLine } from './vm.js';
+import type { ConsoleLine, Vm } from './vm.js';
 
 export interface EvalResult {
   ok: boolean;
@@ -25,6 +26,80 @@ export interface EvalResult {
   interrupted: boolean;
   /** Outputs (responses, fetches) the expression produced: counted, never sent. */
   outputsDiscarded: number;
+}
+
+/** What an eval reaches of a scratch VM (Vm.runScratch), outside any task. */
+export interface ScratchScope {
+  readonly context: QuickJSContext;
+  /** The entry module's name (bound as `$mod`). */
+  readonly entry: string;
+  /** The code ran past its budget and was interrupted. */
+  readonly preempted: boolean;
+  /** Starts a fresh budget (and clears `preempted`). */
+  restartBudget(): void;
+  drainJobs(): void;
+  evalScript(code: string, filename: string): QuickJSHandle;
+  /** Maps bundled positions in a stack or message back to the guest's sources. */
+  mapText(text: string): string;
+}
+
+/** The guest-side formatter of each scratch context, evaluated on its first eval. */
+const formatters = new WeakMap<QuickJSContext, QuickJSHandle>();
+
+/**
+ * The debugger's eval, for a scratch copy of a VM only: evaluates `code` as a script in the guest's
+ * global scope (with `$mod` bound to the entry module's namespace), drains the jobs it queues, awaits
+ * a promise result, and formats the result in the guest. Whatever the code changes stays in `vm`.
+ */
+export function evaluate(vm: Vm, code: string): EvalResult {
+  const run = vm.runScratch((g) => {
+    const c = g.context;
+    let format = formatters.get(c);
+    if (!format) {
+      format = g.evalScript(EVAL_FORMAT_JS, 'ftjs:inspect.js');
+      formatters.set(c, format);
+      const setup = c.evalCode(`import(${JSON.stringify(`./${g.entry}`)}).then((m) => { globalThis.$mod = m; })`, 'ftjs:inspect-setup.js', { type: 'global' });
+      if (setup.error) setup.error.dispose();
+      else setup.value.dispose();
+      g.drainJobs();
+    }
+    let ok = true;
+    let handle: QuickJSHandle;
+    const result = c.evalCode(code, 'eval', { type: 'global' });
+    if (result.error) {
+      ok = false;
+      handle = result.error;
+    } else {
+      handle = result.value;
+      if (!g.preempted) g.drainJobs();
+      const state = c.getPromiseState(handle);
+      if (state.type === 'fulfilled' && !state.notAPromise) {
+        handle.dispose();
+        handle = state.value;
+      } else if (state.type === 'rejected') {
+        handle.dispose();
+        handle = state.error;
+        ok = false;
+      } else if (state.type === 'fulfilled' && state.value !== handle) {
+        state.value.dispose();
+      }
+    }
+    const type = c.typeof(handle);
+    // The formatter gets a budget of its own.
+    g.restartBudget();
+    const formatted = c.callFunction(format, c.undefined, handle);
+    handle.dispose();
+    let value: string;
+    if (formatted.error) {
+      value = `<cannot format the result: ${JSON.stringify(c.dump(formatted.error))}>`;
+      formatted.error.dispose();
+    } else {
+      value = c.getString(formatted.value);
+      formatted.value.dispose();
+    }
+    return { ok, value: g.mapText(value), type, interrupted: !ok && /interrupted/.test(value) };
+  });
+  return { ok: run.value.ok, value: run.value.value, type: run.value.type, console: run.console, interrupted: run.value.interrupted, outputsDiscarded: run.outputsDiscarded };
 }
 
 /** Default wall-clock budget of one eval. */

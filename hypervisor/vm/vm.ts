@@ -46,7 +46,7 @@ import type { GuestSource } from './sources.js';
 import { isSourceMapName, resolveModuleName } from './sources.js';
 import { StackMapper } from './stack-map.js';
 import { subtleHostOp } from './subtle/host-op.js';
-import { EVAL_FORMAT_JS, type EvalResult } from './vm-eval.js';
+import type { ScratchScope } from './vm-eval.js';
 
 export interface BootConfig {
   entry: string;
@@ -1088,70 +1088,39 @@ export class Vm {
 
   // ---------------------------------------------------------------- inspection
 
-  private evalFormat: QuickJSHandle | null = null;
-
   /**
-   * The debugger's eval (hypervisor/vm/vm-eval.ts), for a scratch copy of a VM only: a replaying or
-   * serving VM never calls it. Evaluates `code` as a script in the guest's global scope (with `$mod`
-   * bound to the entry module's namespace), drains the jobs it queues, awaits a promise result, and
-   * formats the result in the guest. Whatever the code changes stays in this VM.
+   * Runs `body` on the guest's context outside any task, for a scratch copy of a VM only (the
+   * debugger's eval, vm-eval.ts): a replaying or serving VM never calls it. Whatever `body` changes
+   * stays in this VM; outputs are counted and dropped, console lines come back with stacks mapped.
    */
-  evaluate(code: string): EvalResult {
+  runScratch<T>(body: (scope: ScratchScope) => T): { value: T; console: ConsoleLine[]; outputsDiscarded: number } {
     if (!this.engineBooted) throw new VmFatal('eval: the guest has not booted yet');
     if (this.inTask) throw new VmFatal('eval inside a task');
-    const c = this.context;
     this.inTask = true;
     this.preempted = false;
     this.outputs = [];
     this.consoleLines = [];
     this.consoleDropped = 0;
     this.port.restartBudget?.();
+    const vm = this;
+    const scope: ScratchScope = {
+      context: this.context,
+      entry: this.config.entry,
+      get preempted() {
+        return vm.preempted;
+      },
+      restartBudget: () => {
+        this.preempted = false;
+        this.port.restartBudget?.();
+      },
+      drainJobs: () => this.drainJobs(),
+      evalScript: (code, filename) => this.evalScript(code, filename),
+      mapText: (text) => this.stacks.mapText(text),
+    };
     try {
-      if (!this.evalFormat) {
-        this.evalFormat = this.evalScript(EVAL_FORMAT_JS, 'ftjs:inspect.js');
-        const setup = c.evalCode(`import(${JSON.stringify(`./${this.config.entry}`)}).then((m) => { globalThis.$mod = m; })`, 'ftjs:inspect-setup.js', { type: 'global' });
-        if (setup.error) setup.error.dispose();
-        else setup.value.dispose();
-        this.drainJobs();
-      }
-      let ok = true;
-      let handle: QuickJSHandle;
-      const result = c.evalCode(code, 'eval', { type: 'global' });
-      if (result.error) {
-        ok = false;
-        handle = result.error;
-      } else {
-        handle = result.value;
-        if (!this.preempted) this.drainJobs();
-        const state = c.getPromiseState(handle);
-        if (state.type === 'fulfilled' && !state.notAPromise) {
-          handle.dispose();
-          handle = state.value;
-        } else if (state.type === 'rejected') {
-          handle.dispose();
-          handle = state.error;
-          ok = false;
-        } else if (state.type === 'fulfilled' && state.value !== handle) {
-          state.value.dispose();
-        }
-      }
-      const type = c.typeof(handle);
-      // The formatter gets a budget of its own.
-      this.preempted = false;
-      this.port.restartBudget?.();
-      const formatted = c.callFunction(this.evalFormat, c.undefined, handle);
-      handle.dispose();
-      let value: string;
-      if (formatted.error) {
-        value = `<cannot format the result: ${JSON.stringify(c.dump(formatted.error))}>`;
-        formatted.error.dispose();
-      } else {
-        value = c.getString(formatted.value);
-        formatted.value.dispose();
-      }
-      const interrupted = !ok && /interrupted/.test(value);
-      const consoleLines = this.consoleLines.map((l) => ({ level: l.level, text: this.stacks.mapText(l.text) }));
-      return { ok, value: this.stacks.mapText(value), type, console: consoleLines, interrupted, outputsDiscarded: this.outputs.length };
+      const value = body(scope);
+      const console = this.consoleLines.map((l) => ({ level: l.level, text: this.stacks.mapText(l.text) }));
+      return { value, console, outputsDiscarded: this.outputs.length };
     } finally {
       this.inTask = false;
       this.outputs = [];

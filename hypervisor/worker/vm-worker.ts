@@ -11,7 +11,7 @@ import { CheckpointStore } from '../../replayer/checkpoints.js';
 import { ReplayPort } from '../../replayer/replay-port.js';
 import { prepareEngine } from '../vm/engine.js';
 import { type BootConfig, type BootTimings, Vm } from '../vm/vm.js';
-import { InspectPort } from '../vm/vm-eval.js';
+import { evaluate, InspectPort } from '../vm/vm-eval.js';
 import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 if (!parentPort) throw new Error('vm-worker must run as a worker thread');
@@ -172,7 +172,7 @@ async function handle(request: VmRequest): Promise<unknown> {
           scratch = null;
           scratch = { vm: await copyOf(v, new InspectPort(request.budgetMs)), generation };
         }
-        return scratch.vm.evaluate(request.code);
+        return evaluate(scratch.vm, request.code);
       } catch (error) {
         // Only the copy can be hurt by what an expression does: drop it, keep the VM.
         scratch = null;
