@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { CodecError } from './bytes.js';
 import { BATCH_MAGIC, decodeBatch, MAX_BATCH_BYTES, MIN_BATCH_BYTES, readBatchHeader } from './codec.js';
-import { type Entry, isKnownKind } from './entry.js';
+import type { Entry } from './entry.js';
 import { OutputsOrder } from './outputs-order.js';
 import { decodeOutputsBlock, OUTPUTS_MAGIC, type TaskOutputsRecord } from './task-outputs.js';
 import { checkTracePrefix, decodeTraceHeader, FRAME_PREFIX_BYTES, TRACE_PREFIX_BYTES, TraceError, type TraceErrorCode, type TraceHeader } from './trace-format.js';

@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { decodeEpochMark } from '../../logging-channel/codec.js';
-import { type Entry, Kind } from '../../logging-channel/entry.js';
+import { Kind } from '../../logging-channel/entry.js';
 import { openTraceReader } from '../../logging-channel/trace-reader.js';
 import { type Assembled, TaskAssembler } from '../../replayer/task-assembler.js';
 import { CheckpointError, type CheckpointFile, type LoadedCheckpoint, listCheckpoints, listLogs, readCheckpoint, syncDirectory } from './checkpoint-file.js';
