@@ -77,18 +77,18 @@ describe.each(Object.keys(workloads))('%s', (name) => {
     const workload = name === 'outbound' ? withUpstream(workloads[name]!, upstreamUrl) : workloads[name]!;
     const first = await record(name, workload, 'a');
     expect(first.results.length).toBe(workload.steps.length);
+    // Each recording replays under one of the two environments, so each workload is replayed under both.
     const replayFirst = async () => {
-      for (const env of REPLAY_ENVS) {
-        const replay = await replayJson(first.trace, env);
-        expect(replay.summary.divergence, `${name} replay under ${env.TZ}`).toBeNull();
-        expect(replay.code).toBe(0);
-        expect(replay.summary.ok).toBe(true);
-        expect(replay.summary.tasks).toBeGreaterThanOrEqual(workload.steps.length + 1);
-        expect(replay.summary.stateHashesVerified).toBe(1);
-        expect(replay.summary.finalStateHash).toBe(first.finalStateHash);
-        // The replay prints the guest console exactly as the recording logged it.
-        expect(replay.console.map((c) => c.text)).toEqual(first.consoleLines);
-      }
+      const env = REPLAY_ENVS[0]!;
+      const replay = await replayJson(first.trace, env);
+      expect(replay.summary.divergence, `${name} replay under ${env.TZ}`).toBeNull();
+      expect(replay.code).toBe(0);
+      expect(replay.summary.ok).toBe(true);
+      expect(replay.summary.tasks).toBeGreaterThanOrEqual(workload.steps.length + 1);
+      expect(replay.summary.stateHashesVerified).toBe(1);
+      expect(replay.summary.finalStateHash).toBe(first.finalStateHash);
+      // The replay prints the guest console exactly as the recording logged it.
+      expect(replay.console.map((c) => c.text)).toEqual(first.consoleLines);
     };
     // The second recording of the same workload runs while the first replays: the live node mostly
     // waits on its client, the replays are CPU, so the two share the machine well.
@@ -110,7 +110,7 @@ describe.each(Object.keys(workloads))('%s', (name) => {
       expect(states(first).length).toBeGreaterThan(0);
       expect(states(second)).not.toEqual(states(first));
     }
-    // And it replays exactly (one replay environment is enough: the first recording covered both).
+    // And it replays exactly, under the other environment.
     const replay = await replayJson(second.trace, REPLAY_ENVS[1]);
     expect(replay.summary.divergence, `${name} second recording`).toBeNull();
     expect(replay.code).toBe(0);
