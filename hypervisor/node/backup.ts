@@ -10,6 +10,7 @@ import { BackupChannel } from '../../logging-channel/backup-channel.js';
 import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { decodeEpochMark } from '../../logging-channel/codec.js';
 import { type Entry, Kind } from '../../logging-channel/entry.js';
+import { EpochHistory } from '../../logging-channel/epoch-history.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
 import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-file.js';
 import { Log, traceSink } from '../../recorder/log.js';
@@ -25,7 +26,7 @@ import { type CheckpointSettings, newestValidCheckpoint, supersedeBeyond } from 
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
-import { engineIdentity, type HaltEvent, listen, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
+import { engineIdentity, type HaltEvent, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
 import { EXIT_DIVERGED, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
 import { type ReplicationListen, Serving } from './serving.js';
 
@@ -159,7 +160,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1, ...options.frontDoor },
       logger,
     );
-    this.url = await listen(this.server, options.port, options.host);
+    this.url = await this.env.serveHttp(this.server, options.port, options.host);
     this.joinBase = await this.loadJoinBase();
     this.channel = BackupChannel.connect({
       url: options.primaryUrl,
@@ -170,6 +171,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
       clock: this.env.clock,
       timers: this.env.timers,
+      transport: this.env.transport,
+      randomBytes: (n) => this.env.randomBytes(n),
       ...(this.joinBase ? { snapshotBase: this.joinBase.offer } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
       logger,
@@ -473,6 +476,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         step: (input) => this.step(input),
         bootEpoch: epoch,
         halt: (event) => this.halt(event),
+        history: new EpochHistory(this.channel.history.through(this.replayedSeq)),
       },
       { nodeId: options.nodeId, pair: options.pair, loop: options.loop, replication: options.replication ?? null, logger: this.logger },
     );

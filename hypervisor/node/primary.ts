@@ -33,8 +33,7 @@ import {
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
-import { type HaltEvent, listen, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
-import { probePort } from './port-probe.js';
+import { type HaltEvent, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
 import { type RoleAction, RoleMachine } from './role.js';
 import { Serving } from './serving.js';
 
@@ -143,8 +142,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     // Claim an epoch only once this node can serve: its ports are bound (a primary that cannot bind
     // must not use up an epoch, nor fence a node that serves).
     this.server = this.createServer();
-    this.url = await listen(this.server, options.port, options.host);
-    await probePort(options.replicationPort, options.replicationHost);
+    this.url = await this.env.serveHttp(this.server, options.port, options.host);
+    await this.env.transport.probe(options.replicationHost, options.replicationPort);
     const epoch = await this.claimFirstEpoch();
     this.bootEpoch = epoch;
     this.vm.onFatal = (error) => this.halt({ reason: `the VM died: ${error.message}`, exitCode: 70 });

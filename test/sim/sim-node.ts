@@ -92,6 +92,7 @@ export class SimNode implements Owner {
     this.env = {
       clock: { monoMs: () => world.nowMs + this.clockOffsetMs, wallMs: () => WALL_EPOCH_MS + world.nowMs + this.wallOffsetMs },
       timers: {
+        soon: (fn) => void world.at(0, this, fn),
         after: (delayMs, fn) => world.at(delayMs, this, fn),
         every: (periodMs, fn) => {
           let handle = { cancel() {} };
@@ -353,7 +354,7 @@ export class SimNode implements Owner {
         if (frame.message.t === 'refuse') return this.closeConn(`refused: ${String(frame.message.reason)}`);
         if (frame.message.t !== 'welcome' || this.welcomed) throw new RefusalError(4007, `protocol error: unexpected ${frame.message.t}`);
         const snap = frame.message.snapshot as { seq: number; pos: number } | undefined;
-        this.performStream(end, stream.welcome(Number(frame.message.firstSeq), snap ? snap.seq : null, nowMs));
+        this.performStream(end, stream.welcome(Number(frame.message.firstSeq), snap ? { seq: snap.seq, pos: snap.pos, bytes: 1, sha256: '' } : null, nowMs));
         this.welcomed = true;
         // Joining by snapshot: nothing to take over with until it is in (bootFromSnapshot steps peer-up).
         if (!snap || this.vm) this.step({ type: 'peer-up', nowMs });
