@@ -76,7 +76,9 @@ export class EpochHistory {
       );
     }
     if (ours === null || ours.epoch !== claimed.epoch) {
-      return refuse(`the backup holds entries of epoch ${claimed.epoch} through seq ${resumeFromSeq}, but this primary's log is in epoch ${ours?.epoch ?? 'none'} there (its epochs: ${this.describe()})`);
+      return refuse(
+        `the backup holds entries of epoch ${claimed.epoch} through seq ${resumeFromSeq}, but this primary's log is in epoch ${ours?.epoch ?? 'none'} there (its epochs: ${this.describe()})`,
+      );
     }
     return null;
   }

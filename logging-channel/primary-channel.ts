@@ -20,19 +20,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import {
-  asRefusal,
-  computeProof,
-  expectMessage,
-  newNonce,
-  type PrimaryIdentity,
-  RefusalError,
-  RefuseCode,
-  type Secret,
-  type SnapshotBaseOffer,
-  secretBytes,
-  verifyProof,
-} from './auth.js';
+import { asRefusal, computeProof, expectMessage, newNonce, type PrimaryIdentity, RefusalError, RefuseCode, type Secret, type SnapshotBaseOffer, secretBytes, verifyProof } from './auth.js';
 import type { ChannelTls } from './channel-tls.js';
 import { deriveChannelKeys, FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer } from './frame-mac.js';
 import {

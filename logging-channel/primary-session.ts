@@ -96,8 +96,7 @@ export class PrimarySession {
     }
     const replaces = ctx.attachedNodeId;
     if (auth.resumeFromSeq === 0 && ctx.joinsBySnapshot) return { type: 'admit', bySnapshot: true, firstSeq: 0, replaces };
-    const problem =
-      PrimarySession.resumeProblem(auth.resumeFromSeq, ctx.log.firstSeq, ctx.log.lastSeq) ?? ctx.log.history.resumeProblem(auth.resumeFromSeq, auth.lineage ?? null);
+    const problem = PrimarySession.resumeProblem(auth.resumeFromSeq, ctx.log.firstSeq, ctx.log.lastSeq) ?? ctx.log.history.resumeProblem(auth.resumeFromSeq, auth.lineage ?? null);
     if (problem !== null) return refuse(problem);
     return { type: 'admit', bySnapshot: false, firstSeq: auth.resumeFromSeq + 1, replaces };
   }

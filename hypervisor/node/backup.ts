@@ -520,6 +520,23 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     void this.stop().then(() => this.emit('halt', event));
   }
 
+  /** The role machine, for read-only views (the simulator's checks). */
+  get roleMachine(): RoleMachine {
+    return this.machine;
+  }
+
+  /** The serving side once live (null before), for read-only views (the simulator's checks). */
+  get servingSide(): Serving | null {
+    return this.serving;
+  }
+
+  /** How far this backup has received and replayed, and the whole tasks queued between. */
+  get progress(): { receivedSeq: number; replayedSeq: number; queuedTasks: number } {
+    let tasks = 0;
+    for (const item of this.queue) if (item.type === 'task') tasks++;
+    return { receivedSeq: this.channel?.receivedSeq ?? 0, replayedSeq: this.replayedSeq, queuedTasks: tasks };
+  }
+
   /** What a takeover would have to replay now, estimated in ms (the tasks queued, at the measured cost). */
   get replayBacklogMs(): number {
     let tasks = 0;

@@ -333,6 +333,16 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     );
   }
 
+  /** The role machine (null while starting), for read-only views (the simulator's checks). */
+  get roleMachine(): RoleMachine | null {
+    return this.machine;
+  }
+
+  /** The serving side (null before the boot created it), for read-only views (the simulator's checks). */
+  get servingSide(): Serving | null {
+    return this.serving ?? null;
+  }
+
   /** The newest durable checkpoint (for a backup that joins by snapshot), or null. */
   get newestCheckpoint(): CheckpointStats | null {
     return this.serving?.checkpointer?.newest ?? null;
