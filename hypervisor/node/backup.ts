@@ -204,7 +204,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; joining by snapshot');
         return; // the VM boots from the snapshot when it has arrived
       }
-      await this.bootVm(null);
+      if (!(await this.bootVm(null))) return;
       this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; replaying');
       this.pump();
     } catch (error) {
@@ -238,7 +238,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   /** Joining by snapshot: the VM continues exactly where the primary's was at the snapshot's seq. */
   private async onSnapshot(e: { seq: number; pos: number; data: Uint8Array; delta: boolean }): Promise<void> {
-    if (this.vm || !this.config) return;
+    // A VM booted for an earlier welcome from seq 1 (a primary whose log still started there) has
+    // replayed nothing, or this would be a resume: the snapshot replaces it (found by the simulator).
+    if (!this.config || (this.vm && (this.replayedSeq > 0 || this.replaying || this.queue.length > 0))) return;
     const started = this.env.clock.monoMs();
     const base = this.joinBase;
     this.joinBase = null; // the base's memory can go once the snapshot is decoded
@@ -247,7 +249,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       if (snapshot.guestHash !== this.config.guestHash) throw new Error('the snapshot is of another guest');
       this.replayedSeq = e.seq;
       this.replayedPos = e.pos;
-      await this.bootVm(snapshot, e.seq + 1);
+      if (!(await this.bootVm(snapshot, e.seq + 1))) return;
       this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
       stallForTest();
       const kind = e.delta ? 'incremental' : 'full';
@@ -263,14 +265,28 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     }
   }
 
+  /** Counts VM boots: a boot that a later one superseded while it ran gives its VM up. */
+  private vmGeneration = 0;
   private joinedAt: { seq: number; bytes: number; bootMs: number; kind: 'incremental' | 'full'; baseCheckpointSeq?: number } | null = null;
 
-  private async bootVm(snapshot: Snapshot | null, traceFirstSeq = 1): Promise<void> {
+  /** Boots the replaying VM; false when a later boot (a snapshot join) superseded this one meanwhile. */
+  private async bootVm(snapshot: Snapshot | null, traceFirstSeq = 1): Promise<boolean> {
     const config = this.config!;
+    const generation = ++this.vmGeneration;
     const vm = this.env.startVm(config.limits);
     vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `the replaying VM died: ${error.message}` });
     await vm.boot(config, 'replay', snapshot ?? undefined);
+    if (generation !== this.vmGeneration || this.stopped) {
+      void vm.terminate();
+      return false;
+    }
+    const replaced = this.vm;
     this.vm = vm;
+    if (replaced) {
+      void replaced.terminate();
+      await this.trace?.close();
+      this.trace = null;
+    }
     if (this.options.tracePath) {
       // After a join by snapshot the trace starts at the snapshot's seq + 1 (it does not replay alone).
       const trace = await TraceWriter.open(
@@ -286,6 +302,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.traceBacklog = [];
       this.trace = trace;
     }
+    return true;
   }
 
   private onEntries(entries: Entry[]): void {

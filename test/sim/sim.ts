@@ -554,7 +554,7 @@ export class Sim {
     if (stuck.length > 0) this.violate(`liveness: ${stuck.map((c) => c.id).join(', ')} got no answer after the faults healed`);
     const node = live[0]!;
     const backup = this.nodes.find((n) => n.id === node.serving?.attachedNodeId);
-    if (!node.machine!.hasBackup || !backup || !backup.running) {
+    if (!node.machine!.hasBackup || !backup?.running) {
       this.violate(`liveness: ${node.id} is not protected ${this.options.livenessMs ?? 5_000} ms after the faults healed (${this.nodes.map((n) => `${n.id}:${n.role}`).join(' ')})`);
     } else if (backup.backlog > 2_000) {
       this.violate(`bounded lag: ${backup.id}'s replay backlog is ${backup.backlog} entries (a takeover would replay them all)`);
