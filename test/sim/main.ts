@@ -92,6 +92,7 @@ async function runJobs(args: Args & { first: number; count: number }): Promise<v
   const totals: Totals = { seeds: 0, failed: 0, simMs: 0, compared: 0, accuracy: 0 };
   const script = fileURLToPath(import.meta.url);
   let lastReport = 0;
+  let broken = false;
   const children = Array.from({ length: args.jobs }, (_, k) => {
     const count = Math.ceil((args.count - k) / args.jobs);
     const child = spawn(process.execPath, [script, '--child', '--seeds', String(count), '--first-seed', String(args.first + k), '--stride', String(args.jobs), ...args.argv], {
@@ -120,7 +121,16 @@ async function runJobs(args: Args & { first: number; count: number }): Promise<v
         }
       }
     });
-    return new Promise<void>((resolve) => child.on('close', () => resolve()));
+    return new Promise<void>((resolve) =>
+      child.on('close', (code, signal) => {
+        // 0: clean, 1: failing seeds (already printed); anything else is the run itself failing.
+        if (code !== 0 && code !== 1) {
+          console.log(`process ${k} of ${args.jobs} ended with ${signal ?? `exit code ${code}`}`);
+          broken = true;
+        }
+        resolve();
+      }),
+    );
   });
   const stop = (): void => {
     console.log('stopping: the seeds completed so far are counted');
@@ -129,7 +139,7 @@ async function runJobs(args: Args & { first: number; count: number }): Promise<v
   process.on('SIGTERM', stop);
   await Promise.all(children);
   console.log(summary(totals, performance.now() - started, args.strictAccuracy));
-  process.exitCode = totals.failed > 0 ? 1 : 0;
+  process.exitCode = broken ? 2 : totals.failed > 0 ? 1 : 0;
 }
 
 function summary(t: Totals, wallMs: number, strictAccuracy = true): string {

@@ -98,6 +98,8 @@ export class Sim {
   readonly accuracy: string[] = [];
   /** Until when the network between nodes had a fault (a partition or chaos), per node pair or for all. */
   private netFaultUntil = new Map<string, number>();
+  /** Until when the shared directory was slow or failing for everyone (kept after the heal clears the faults). */
+  private dirFaultUntil = -Infinity;
   readonly faultLog: string[] = [];
   private readonly speakers = new Map<number, string>();
   /** Every output released: [epoch, seq, node] (the lineage check). */
@@ -207,7 +209,9 @@ export class Sim {
     const since = this.world.nowMs - windowMs;
     if (old.lastStallAtMs >= since) return;
     if ((this.netFaultUntil.get(pairKey(node.id, old.id)) ?? -Infinity) >= since || (this.netFaultUntil.get('*') ?? -Infinity) >= since) return;
-    if ((this.directory.faults.slow?.untilMs ?? -Infinity) >= since) return;
+    // A directory that was slow or failing may have kept the old primary from fencing first (its claim
+    // against the taker did not complete); the takeover is then a race, not a stall mistaken for a death.
+    if (Math.max(this.dirFaultUntil, this.directory.faults.slow?.untilMs ?? -Infinity) >= since) return;
     if (node.lastStallAtMs < since) return;
     const what = `accuracy: ${node.id} took over from ${old.id}, which was alive and reachable, on the silence of its own stall (it stalled until t=${node.lastStallAtMs.toFixed(0)})`;
     this.accuracy.push(`t=${this.world.nowMs.toFixed(1)} ms: ${what}`);
@@ -394,6 +398,7 @@ export class Sim {
         const until = untilMs(200, 2_000);
         const code = w.pick(['EIO', 'ENOSPC'] as const);
         this.directory.faults.failing = { untilMs: until, code };
+        this.dirFaultUntil = Math.max(this.dirFaultUntil, until);
         what = `shared directory fails with ${code} until ${until}`;
         break;
       }
@@ -401,6 +406,7 @@ export class Sim {
         const until = untilMs(500, 3_000);
         const ms = w.int(50, 2_500);
         this.directory.faults.slow = { untilMs: until, ms };
+        this.dirFaultUntil = Math.max(this.dirFaultUntil, until);
         what = `shared directory takes ${ms} ms per operation until ${until}`;
         break;
       }
@@ -413,6 +419,8 @@ export class Sim {
   private spawnJoinerLater(): void {
     if (this.nodeCount >= 6) return;
     this.world.at(this.world.int(200, 1_500), null, () => {
+      // One joiner at a time, as an operator starts one: a second is refused while the first is attached (4005, final for it).
+      if (this.nodeCount >= 6 || this.nodes.some((n) => !n.crashed && !n.halted && n.machine?.role !== 'halted' && !n.serving)) return;
       const node = this.spawn();
       this.note(`${node.id}: starts as a joining backup`);
       node.startBackup();
