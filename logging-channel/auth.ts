@@ -16,6 +16,7 @@
 // with 4009, never taken for a divergence. Confidentiality needs wss:// (channel-tls.ts).
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { EpochStart } from './epoch-history.js';
 import type { ControlObject } from './frames.js';
 
 /** WebSocket close codes (and `refuse` codes) of the logging channel. */
@@ -95,8 +96,9 @@ export function secretBytes(secret: Secret): Buffer {
   return bytes;
 }
 
-export function newNonce(): string {
-  return randomBytes(NONCE_BYTES).toString('base64url');
+/** A fresh nonce from `entropy` (default: the OS's; a node passes its Env's, so a simulated run is seeded). */
+export function newNonce(entropy?: (length: number) => Uint8Array): string {
+  return Buffer.from(entropy ? entropy(NONCE_BYTES) : randomBytes(NONCE_BYTES)).toString('base64url');
 }
 
 export type ProofRole = 'backup' | 'primary';
@@ -170,6 +172,8 @@ export interface AuthMessage {
   nodeId: string;
   /** The backup has received every entry up to this seq (0: none). */
   resumeFromSeq: number;
+  /** The epoch its log is in at resumeFromSeq and where that epoch began (epoch-history.ts); absent: no mark received. */
+  lineage?: EpochStart;
   /** A memory the backup holds: a join by snapshot may send only the pages that differ from it. */
   snapshotBase?: SnapshotBaseOffer;
 }
@@ -181,6 +185,8 @@ export interface WelcomeMessage {
   bootConfig: unknown;
   /** Seq of the first entry this connection will carry: the backup's resumeFromSeq + 1. */
   firstSeq: number;
+  /** The primary's epoch history through firstSeq - 1 (a backup joining by snapshot adopts it). */
+  lineage?: EpochStart[];
 }
 
 export interface RefuseMessage {
@@ -233,6 +239,7 @@ export function expectMessage(msg: ControlObject, t: 'hello' | 'auth' | 'welcome
       };
       if (msg.guestHash !== undefined) auth.guestHash = field(msg, 'guestHash', isString, 'a string when present');
       if (msg.snapshotBase !== undefined) auth.snapshotBase = parseSnapshotBaseOffer(msg.snapshotBase);
+      if (msg.lineage !== undefined) auth.lineage = parseEpochStart(msg.lineage, 'auth message: field "lineage"');
       return auth;
     }
     case 'welcome':
@@ -244,8 +251,22 @@ export function expectMessage(msg: ControlObject, t: 'hello' | 'auth' | 'welcome
         firstSeq: field(msg, 'firstSeq', isSeq, 'an integer >= 0'),
         // Join by snapshot: its description (checked by the backup channel).
         ...('snapshot' in msg ? { snapshot: msg.snapshot } : {}),
+        ...(msg.lineage !== undefined ? { lineage: parseLineage(msg.lineage) } : {}),
       };
   }
+}
+
+/** An epoch start as it travels in the auth and welcome messages. */
+function parseEpochStart(value: unknown, where: string): EpochStart {
+  const v = value as Record<string, unknown> | null;
+  const ok = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  if (typeof v !== 'object' || v === null || !ok(v.epoch) || !ok(v.fromSeq) || v.fromSeq < 1) throw protocolError(`${where} must be {epoch, fromSeq} (integers, fromSeq >= 1)`);
+  return { epoch: v.epoch, fromSeq: v.fromSeq };
+}
+
+function parseLineage(value: unknown): EpochStart[] {
+  if (!Array.isArray(value) || value.length > 1_000_000) throw protocolError('welcome message: field "lineage" must be an array of {epoch, fromSeq}');
+  return value.map((v, i) => parseEpochStart(v, `welcome message: field "lineage[${i}]"`));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,15 +14,18 @@
 // attached, log no longer retained; 4008: another process with our nodeId) stops the channel and
 // emits 'refused': it is fatal for the node. Anything else (lost connection, protocol error,
 // handshake timeout, silence) is logged and followed by a new dial after reconnectDelayMs.
+//
+// The rules (what the auth says of this backup's log, what a welcome must be, receipt and acks,
+// heartbeats, silence) are the pure BackupSession's; this shell moves bytes through an injected
+// Transport (ws-transport.ts in production, the simulator's network in test/sim), seals and opens
+// frames, and arms timers.
 
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { type RawData, WebSocket } from 'ws';
 import {
   asRefusal,
   type BackupIdentity,
-  closeReason,
   computeProof,
   encodeSnapshotBaseOffer,
   expectMessage,
@@ -36,18 +39,21 @@ import {
   snapshotBaseOfferProblem,
   verifyProof,
 } from './auth.js';
-import { BackupSession, type BackupSessionAction } from './backup-session.js';
-import { backupTlsOptions, type ChannelTls, checkChannelUrl } from './channel-tls.js';
+import { BackupSession, type BackupSessionAction, type SnapshotMeta } from './backup-session.js';
+import { type ChannelTls, checkChannelUrl } from './channel-tls.js';
 import type { Entry } from './entry.js';
+import type { EpochHistory } from './epoch-history.js';
 import { deriveChannelKeys, FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer } from './frame-mac.js';
 import { type ControlObject, decodeFrame, encodeAckFrame, encodeControlFrame, encodeHeartbeatFrame, type Frame, FrameError, type ReplayProgress } from './frames.js';
 import { channelSettings, positiveInt } from './settings.js';
 import { type Clock, realClock, realTimers, type TimerHandle, type Timers } from './time.js';
+import type { Connection, Transport } from './transport.js';
+import { wsTransport } from './ws-transport.js';
+
+export { MAX_SNAPSHOT_BYTES, type SnapshotMeta } from './backup-session.js';
 
 /** Default pause between a lost connection and the next dial, in ms. */
 export const DEFAULT_RECONNECT_DELAY_MS = 200;
-/** How long a closing primary gets to answer our close frame before the socket is destroyed. */
-const CLOSE_GRACE_MS = 1000;
 /** While the primary cannot be reached, a warning with the attempt count and last error this often. */
 export const DIAL_WARN_EVERY_MS = 3_000;
 
@@ -76,16 +82,11 @@ export interface BackupChannelOptions {
   timers?: Timers;
   /** Dial wss:// with mutual TLS (the url must be wss://, and wss:// needs this). */
   tls?: ChannelTls;
+  /** The network (default: WebSocket, ws-transport.ts). */
+  transport?: Transport;
+  /** Entropy for the handshake's nonces (default: the OS's). */
+  randomBytes?: (length: number) => Uint8Array;
   logger: Logger;
-}
-
-export interface SnapshotMeta {
-  seq: number;
-  pos: number;
-  bytes: number;
-  sha256: string;
-  /** A delta against the base this backup offered (its digest). */
-  baseDigest?: string;
 }
 
 export interface SnapshotEvent {
@@ -97,9 +98,6 @@ export interface SnapshotEvent {
   /** When `delta`: the digest of the base (the offered snapshotBase's). Null for a full snapshot. */
   baseDigest: string | null;
 }
-
-/** Largest snapshot a backup accepts when joining (a VM's memory is at most 2 GiB). */
-export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024;
 
 export interface WelcomeEvent {
   /** Joining by snapshot: a 'snapshot' event follows, then entries from `snapshot.seq + 1`. */
@@ -137,15 +135,16 @@ export type BackupChannelEvents = {
 };
 
 interface Conn {
-  ws: WebSocket;
+  link: Connection;
   state: 'hello' | 'welcome' | 'snapshot' | 'open' | 'closed';
   /** While receiving a snapshot: its description and the chunks so far. */
   snapshot: { meta: SnapshotMeta; chunks: Uint8Array[]; received: number } | null;
   clientNonce: string;
   serverNonce: string;
   handshakeTimer: TimerHandle | undefined;
-  closeTimer: TimerHandle | undefined;
   closeReason: string | undefined;
+  /** The close event has come (the connection is gone). */
+  ended: boolean;
   /** Set when this connection ended in a refusal already reported (by message or by us). */
   refusalHandled: boolean;
   welcomed: boolean;
@@ -174,6 +173,9 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private readonly stream: BackupSession;
   private readonly clock: Clock;
   private readonly timers: Timers;
+  private readonly transport: Transport;
+  private readonly randomBytes: ((length: number) => Uint8Array) | undefined;
+  private readonly closedWaiters: Array<() => void> = [];
   private welcomes = 0;
   private failedDials = 0;
   private lastDialWarnAtMs = 0;
@@ -204,6 +206,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     this.stream = new BackupSession({ heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs }, start);
     this.clock = opts.clock ?? realClock;
     this.timers = opts.timers ?? realTimers;
+    this.transport = opts.transport ?? wsTransport;
+    this.randomBytes = opts.randomBytes;
     this.snapshotBase = opts.snapshotBase ?? null;
     if (this.snapshotBase !== null) {
       const problem = snapshotBaseOfferProblem({ ...this.snapshotBase }, this.snapshotBase.pageHashes.byteLength);
@@ -219,13 +223,18 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
    */
   static connect(opts: BackupChannelOptions): BackupChannel {
     const channel = new BackupChannel(opts);
-    setImmediate(() => channel.dial());
+    channel.timers.soon(() => channel.dial());
     return channel;
   }
 
   /** Every entry up to this seq has been received (and acknowledged). */
   get receivedSeq(): number {
     return this.stream.receivedSeq;
+  }
+
+  /** The epochs of what was received (a backup that goes live continues its log with this lineage). */
+  get history(): EpochHistory {
+    return this.stream.history;
   }
 
   /** The primary's last log seq, as of its last heartbeat (lag = primarySeq - receivedSeq). */
@@ -281,9 +290,9 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     this.tickTimer.cancel();
     this.reconnectTimer?.cancel();
     const conn = this.conn;
-    if (conn !== null && conn.ws.readyState !== WebSocket.CLOSED) {
+    if (conn !== null && !conn.ended) {
       await new Promise<void>((resolve) => {
-        conn.ws.once('close', () => resolve());
+        this.closedWaiters.push(resolve);
         this.closeConn(conn, 1000, 'backup shutting down');
       });
     }
@@ -295,15 +304,15 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
 
   private dial(): void {
     if (this.closed || this.stopped || this.paused || this.conn !== null) return;
-    const ws = new WebSocket(this.url, { maxPayload: this.maxFrameBytes + FRAME_TAG_BYTES, perMessageDeflate: false, ...(this.tls ? backupTlsOptions(this.tls) : {}) });
+    const link = this.transport.dial(this.url, { maxFrameBytes: this.maxFrameBytes + FRAME_TAG_BYTES, ...(this.tls ? { tls: this.tls } : {}) });
     const conn: Conn = {
-      ws,
+      link,
       state: 'hello',
-      clientNonce: newNonce(),
+      clientNonce: newNonce(this.randomBytes),
       serverNonce: '',
       handshakeTimer: undefined,
-      closeTimer: undefined,
       closeReason: undefined,
+      ended: false,
       refusalHandled: false,
       welcomed: false,
       snapshot: null,
@@ -315,18 +324,20 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     conn.handshakeTimer = this.timers.after(this.handshakeTimeoutMs, () => {
       this.protocolError(conn, `handshake timeout: no welcome within ${this.handshakeTimeoutMs} ms`);
     });
-    ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
-    ws.on('error', (err) => this.onSocketError(conn, err));
-    ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString('utf8')));
+    link.on({
+      message: (frame, isBinary) => this.onMessage(conn, frame, isBinary),
+      error: (err) => this.onSocketError(conn, err),
+      close: (code, reason) => this.onClose(conn, code, reason),
+    });
   }
 
-  private onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
+  private onMessage(conn: Conn, data: Uint8Array, isBinary: boolean): void {
     if (conn.state === 'closed' || this.conn !== conn) return;
     let frame: Frame;
     let bytes: Uint8Array;
     try {
       if (!isBinary) throw new FrameError('text message (the logging channel carries binary frames only)');
-      bytes = toBytes(data);
+      bytes = data;
       // Authenticate before decoding: a tampered frame never reaches the codec, let alone the VM,
       // so it can never be taken for a divergence.
       if (conn.opener !== null) bytes = conn.opener.open(bytes);
@@ -383,7 +394,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       formatVersion: this.identity.formatVersion,
       engine: this.identity.engine,
       nodeId: this.nodeId,
-      resumeFromSeq: this.stream.receivedSeq,
+      ...this.stream.resumePoint(),
     };
     if (this.identity.guestHash !== undefined) auth.guestHash = this.identity.guestHash;
     // Only a join (nothing received yet) is served by a snapshot: a resume never uses the base.
@@ -456,18 +467,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       throw new RefusalError(RefuseCode.AuthFailed, `auth failed: the primary's proof does not match this backup's shared secret (wrong --secret, or not the primary at ${this.url})`);
     }
     const snapshot = (welcome as { snapshot?: SnapshotMeta }).snapshot;
-    if (snapshot !== undefined) {
-      if (this.stream.receivedSeq !== 0 || welcome.firstSeq !== snapshot.seq + 1 || !(snapshot.bytes > 0 && snapshot.bytes <= MAX_SNAPSHOT_BYTES) || typeof snapshot.sha256 !== 'string') {
-        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: bad snapshot in the welcome: ${JSON.stringify(snapshot)} (received through seq ${this.stream.receivedSeq})`);
-      }
-      if (snapshot.baseDigest !== undefined && snapshot.baseDigest !== this.snapshotBase?.digest) {
-        throw new RefusalError(
-          RefuseCode.ProtocolError,
-          `protocol error: the welcome announces a delta against base ${String(snapshot.baseDigest)}, but this backup offered ${this.snapshotBase ? `base ${this.snapshotBase.digest}` : 'no base'}`,
-        );
-      }
-    }
-    const welcomed = this.stream.welcome(welcome.firstSeq, snapshot ? snapshot.seq : null, this.clock.monoMs());
+    const welcomed = this.stream.welcome(welcome.firstSeq, snapshot ?? null, this.clock.monoMs(), welcome.lineage ?? [], this.snapshotBase?.digest ?? null);
     conn.handshakeTimer?.cancel();
     conn.state = snapshot ? 'snapshot' : 'open';
     conn.snapshot = snapshot ? { meta: snapshot, chunks: [], received: 0 } : null;
@@ -565,7 +565,7 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
       const c = this.conn;
       c.closeReason ??= `primary silent for ${silentMs} ms`;
       this.closeConn(c, 1001, 'primary silent');
-      c.ws.terminate();
+      c.link.terminate();
     }
   }
 
@@ -628,7 +628,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
 
   private onClose(conn: Conn, code: number, reason: string): void {
     conn.handshakeTimer?.cancel();
-    conn.closeTimer?.cancel();
+    conn.ended = true;
+    for (const resolve of this.closedWaiters.splice(0)) resolve();
     const wasWelcomed = conn.welcomed;
     conn.state = 'closed';
     if (this.conn === conn) this.conn = null;
@@ -662,26 +663,15 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     conn.closeReason ??= reason;
     if (conn.state !== 'closed') conn.state = 'closed';
     conn.handshakeTimer?.cancel();
-    const ws = conn.ws;
-    if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
-    else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-    if (conn.closeTimer === undefined && ws.readyState !== WebSocket.CLOSED) {
-      conn.closeTimer = this.timers.after(CLOSE_GRACE_MS, () => ws.terminate(), true);
-    }
+    conn.link.close(code, reason);
   }
 
   /** Sends `frame`, sealed once our auth is out. Seals only what really goes out: the seqs stay dense. */
   private send(conn: Conn, frame: Uint8Array, seal = true): void {
-    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(seal && conn.sealer !== null ? conn.sealer.seal(frame) : frame, { binary: true });
+    if (conn.link.open) conn.link.send(seal && conn.sealer !== null ? conn.sealer.seal(frame) : frame);
   }
 }
 
 function tickMs(heartbeatMs: number, heartbeatTimeoutMs: number): number {
   return Math.max(5, Math.min(heartbeatMs, Math.floor(heartbeatTimeoutMs / 4)));
-}
-
-function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
 }

@@ -5,13 +5,30 @@
 //     receipt, and the primary's outputs wait on this ack);
 //   - entries are delivered exactly once and in order across reconnects: a resend overlap is dropped,
 //     a gap is a protocol error;
-//   - a welcome must start the stream right after what was received (or carry a snapshot on a join).
+//   - a welcome must start the stream right after what was received (or carry a snapshot on a join);
+//   - the resume point travels with its lineage (the epoch the log is in there and where it began), so
+//     the primary can refuse a backup whose log is another history (epoch-history.ts); a snapshot
+//     join adopts the primary's history through the snapshot.
 // The socket shell (backup-channel.ts) and the simulator feed it and perform its actions.
 
 import { RefusalError, RefuseCode } from './auth.js';
 import type { Entry } from './entry.js';
+import { EpochHistory, type EpochStart } from './epoch-history.js';
 import { invariant } from './invariant.js';
 import type { StreamTiming } from './primary-session.js';
+
+/** Largest snapshot a backup accepts when joining (a VM's memory is at most 2 GiB). */
+export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024;
+
+/** A join's snapshot as the welcome describes it. */
+export interface SnapshotMeta {
+  seq: number;
+  pos: number;
+  bytes: number;
+  sha256: string;
+  /** A delta against the base this backup offered (its digest). */
+  baseDigest?: string;
+}
 
 export type BackupSessionAction =
   | { type: 'send-heartbeat'; seq: number }
@@ -29,12 +46,26 @@ export class BackupSession {
   private lastHeard: number | null = null;
   private lastHeartbeatAtMs = 0;
   private silentReported = false;
+  private lineageNow: EpochHistory;
 
   constructor(
     readonly timing: StreamTiming,
     receivedSeq = 0,
+    history: readonly EpochStart[] = [],
   ) {
     this.received = receivedSeq;
+    this.lineageNow = new EpochHistory(history);
+  }
+
+  /** The epochs of what was received (a node that goes live continues its log with this lineage). */
+  get history(): EpochHistory {
+    return this.lineageNow;
+  }
+
+  /** What the auth message says of this backup's log: where to resume, and the lineage there. */
+  resumePoint(): { resumeFromSeq: number; lineage?: EpochStart } {
+    const at = this.lineageNow.at(this.received);
+    return { resumeFromSeq: this.received, ...(at !== null ? { lineage: { ...at } } : {}) };
   }
 
   get receivedSeq(): number {
@@ -51,14 +82,35 @@ export class BackupSession {
   }
 
   /**
-   * The primary's welcome: the stream starts at `firstSeq` (or after a snapshot through `snapshotSeq`).
-   * Throws RefusalError when it does not continue what this backup holds.
+   * The primary's welcome: the stream starts at `firstSeq` (or after a snapshot, described by
+   * `snapshot`, against the base this backup offered if any). Throws RefusalError when it does not
+   * continue what this backup holds. A snapshot join adopts `lineage`, the primary's epochs through it.
    */
-  welcome(firstSeq: number, snapshotSeq: number | null, nowMs: number): BackupSessionAction[] {
-    if (snapshotSeq !== null) {
-      if (this.received !== 0 || firstSeq !== snapshotSeq + 1) {
-        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: bad snapshot in the welcome: seq ${snapshotSeq}, stream from ${firstSeq} (received through seq ${this.received})`);
+  welcome(firstSeq: number, snapshot: SnapshotMeta | null, nowMs: number, lineage: readonly EpochStart[] = [], offeredBaseDigest: string | null = null): BackupSessionAction[] {
+    if (snapshot !== null) {
+      if (
+        this.received !== 0 ||
+        firstSeq !== snapshot.seq + 1 ||
+        !Number.isSafeInteger(snapshot.seq) ||
+        !(snapshot.bytes > 0 && snapshot.bytes <= MAX_SNAPSHOT_BYTES) ||
+        typeof snapshot.sha256 !== 'string'
+      ) {
+        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: bad snapshot in the welcome: ${JSON.stringify(snapshot)} (received through seq ${this.received})`);
       }
+      if (snapshot.baseDigest !== undefined && snapshot.baseDigest !== offeredBaseDigest) {
+        throw new RefusalError(
+          RefuseCode.ProtocolError,
+          `protocol error: the welcome announces a delta against base ${String(snapshot.baseDigest)}, but this backup offered ${offeredBaseDigest !== null ? `base ${offeredBaseDigest}` : 'no base'}`,
+        );
+      }
+      let adopted: EpochHistory;
+      try {
+        adopted = new EpochHistory(lineage);
+      } catch (error) {
+        throw new RefusalError(RefuseCode.ProtocolError, `protocol error: the welcome's lineage: ${(error as Error).message}`);
+      }
+      if (adopted.list.some((s) => s.fromSeq > snapshot.seq)) throw new RefusalError(RefuseCode.ProtocolError, `protocol error: the welcome's lineage goes past the snapshot (seq ${snapshot.seq})`);
+      this.lineageNow = adopted;
     } else if (firstSeq !== this.received + 1) {
       throw new RefusalError(RefuseCode.ProtocolError, `protocol error: welcome says the stream starts at seq ${firstSeq}, but this backup has received through seq ${this.received}`);
     }
@@ -91,6 +143,7 @@ export class BackupSession {
     }
     const fresh = first === this.received + 1 ? entries : entries.slice(this.received + 1 - first);
     this.received = last;
+    this.lineageNow.observe(fresh);
     out.push({ type: 'send-ack', seq: last }, { type: 'deliver', entries: fresh });
     return out;
   }

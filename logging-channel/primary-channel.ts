@@ -10,34 +10,18 @@
 // From the welcome on, every frame we send is sealed, and from its auth on every frame the backup
 // sends must be (frame-mac.ts); one that fails is tampering: logged, 4009, the connection dropped.
 //
-// This is transport only. It never decides that the backup is dead ('peer-silent' is a report; the
+// The rules (who may attach, from where it resumes, by snapshot or not; the stream's acks, heartbeats
+// and silence) are the pure PrimarySession's; this shell moves bytes (through an injected Transport:
+// ws-transport.ts in production, the simulator's network in test/sim), seals and opens frames, and
+// arms timers. It never decides that the backup is dead ('peer-silent' is a report; the
 // node calls drop()) and never trims the log (the node does, from 'ack'). Anything a peer sends that
 // is not exactly the protocol is refused at the edge with a logged error.
 
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import * as http from 'node:http';
-import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import {
-  asRefusal,
-  checkIdentity,
-  closeReason,
-  computeProof,
-  expectMessage,
-  newNonce,
-  type PrimaryIdentity,
-  RefusalError,
-  RefuseCode,
-  type Secret,
-  type SnapshotBaseOffer,
-  secretBytes,
-  verifyProof,
-} from './auth.js';
-import { type ChannelTls, primaryTlsOptions } from './channel-tls.js';
+import { asRefusal, computeProof, expectMessage, newNonce, type PrimaryIdentity, RefusalError, RefuseCode, type Secret, type SnapshotBaseOffer, secretBytes, verifyProof } from './auth.js';
+import type { ChannelTls } from './channel-tls.js';
 import { deriveChannelKeys, FRAME_TAG_BYTES, FrameAuthError, FrameOpener, FrameSealer } from './frame-mac.js';
 import {
   type ControlObject,
@@ -55,17 +39,14 @@ import { PrimarySession, type PrimarySessionAction } from './primary-session.js'
 import type { RetainedLog } from './retained-log.js';
 import { channelSettings, positiveInt } from './settings.js';
 import { type Clock, realClock, realTimers, type TimerHandle, type Timers } from './time.js';
+import type { Connection, Listener, Transport } from './transport.js';
+import { wsTransport } from './ws-transport.js';
 
 /** Default bound on bytes queued in the WebSocket before we stop sending (backpressure). */
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 /** Connections still in the handshake at once; more are turned away (no unbounded queue). */
 export const MAX_PENDING_HANDSHAKES = 8;
-/** TCP connections the port accepts at once (handshakes, junk, the attached backup). */
-export const MAX_CONNECTIONS = 64;
-/** How long a closing peer gets to answer our close frame before its socket is destroyed. */
-const CLOSE_GRACE_MS = 1000;
-/** How often HTTP connections are checked against the header/request timeouts, in ms. */
-const HTTP_TIMEOUT_CHECK_MS = 1000;
+export { MAX_CONNECTIONS } from './ws-transport.js';
 
 export interface PrimaryChannelOptions {
   host: string;
@@ -96,6 +77,10 @@ export interface PrimaryChannelOptions {
   timers?: Timers;
   /** Serve wss:// with mutual TLS: the backup must present a certificate signed by `ca`. */
   tls?: ChannelTls;
+  /** The network (default: WebSocket, ws-transport.ts). */
+  transport?: Transport;
+  /** Entropy for the handshake's nonces (default: the OS's). */
+  randomBytes?: (length: number) => Uint8Array;
   logger: Logger;
 }
 
@@ -149,13 +134,12 @@ export type PrimaryChannelEvents = {
 };
 
 interface Conn {
-  ws: WebSocket;
+  link: Connection;
   remote: string;
   state: 'handshake' | 'attached' | 'closed';
   serverNonce: string;
   nodeId: string;
   handshakeTimer: TimerHandle | undefined;
-  closeTimer: TimerHandle | undefined;
   /** Why we closed it, for the 'detached' event and the log (set before the close happens). */
   closeReason: string | undefined;
   /** Waiting for the socket to drain below maxBufferedBytes. */
@@ -172,8 +156,9 @@ interface Conn {
 }
 
 export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
-  private readonly server: http.Server | https.Server;
-  private readonly wss: WebSocketServer;
+  private listener: Listener | null = null;
+  private readonly transport: Transport;
+  private readonly randomBytes: ((length: number) => Uint8Array) | undefined;
   private readonly secret: Buffer;
   private readonly identity: PrimaryIdentity;
   private readonly bootConfig: unknown;
@@ -223,68 +208,34 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       throw new RangeError(`PrimaryChannel: the boot config makes a ${welcomeBytes}-byte welcome frame, above maxFrameBytes (${this.maxFrameBytes})`);
     }
     this.logger = opts.logger.child({ component: 'logging-channel', role: 'primary' });
-
-    const httpOptions = {
-      // A connection that never completes its HTTP upgrade is dropped like a slow handshake.
-      headersTimeout: this.handshakeTimeoutMs,
-      requestTimeout: this.handshakeTimeoutMs,
-      connectionsCheckingInterval: Math.min(HTTP_TIMEOUT_CHECK_MS, this.handshakeTimeoutMs),
-    };
+    this.transport = opts.transport ?? wsTransport;
+    this.randomBytes = opts.randomBytes;
     this.tls = opts.tls !== undefined;
-    this.server = opts.tls ? https.createServer({ ...httpOptions, ...primaryTlsOptions(opts.tls) }) : http.createServer(httpOptions);
-    if (opts.tls) {
-      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-        // No certificate, one not signed by our CA, or not TLS at all: refused before any WebSocket.
-        this.logger.warn({ remote: remoteOf(socket), err: { code: err.code, message: err.message } }, `refused a TLS connection on the logging-channel port: ${err.code ?? err.message}`);
-      });
-    }
-    this.server.maxConnections = MAX_CONNECTIONS;
-    this.wss = new WebSocketServer({
-      noServer: true,
-      // maxFrameBytes bounds the frame; its tag (frame-mac.ts) rides on top.
-      maxPayload: this.maxFrameBytes + FRAME_TAG_BYTES,
-      // Compression would let a small frame inflate past our bounds' intent and costs CPU on the hot path.
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
-    this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
-    this.server.on('request', (req, res) => {
-      this.logger.warn({ remote: remoteOf(req.socket), method: req.method, url: req.url }, 'refused a plain HTTP request on the logging-channel port (it speaks WebSocket only)');
-      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
-      res.end('this port is the ftjs logging channel: WebSocket only\n');
-    });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      // Garbage on the port (not HTTP at all) lands here; an attached backup is a different socket.
-      this.logger.warn({ remote: remoteOf(socket), err: { code: err.code, message: err.message } }, `refused a non-WebSocket connection on the logging-channel port: ${err.code ?? err.message}`);
-      if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-      socket.destroy();
-    });
-    this.wss.on('wsClientError', (err, socket, req) => {
-      this.logger.warn({ remote: remoteOf(req.socket), err: { message: err.message } }, `refused a bad WebSocket upgrade: ${err.message}`);
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-      socket.destroy();
-    });
   }
 
   /** Start listening. Resolves once the port is bound. */
   static async listen(opts: PrimaryChannelOptions): Promise<PrimaryChannel> {
     const channel = new PrimaryChannel(opts);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      channel.server.once('error', onError);
-      channel.server.listen(opts.port, opts.host, () => {
-        channel.server.off('error', onError);
-        resolve();
-      });
-    });
-    channel.server.on('error', (err) => channel.logger.error({ err }, 'logging-channel server error'));
+    channel.listener = await channel.transport.listen(
+      {
+        host: opts.host,
+        port: opts.port,
+        // maxFrameBytes bounds the frame; its tag (frame-mac.ts) rides on top.
+        maxFrameBytes: channel.maxFrameBytes + FRAME_TAG_BYTES,
+        handshakeTimeoutMs: channel.handshakeTimeoutMs,
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        turnAway: () => (channel.closing ? 'closing' : channel.pending.size >= MAX_PENDING_HANDSHAKES ? `${MAX_PENDING_HANDSHAKES} handshakes already in progress` : null),
+        logger: channel.logger,
+      },
+      (link) => channel.onConnection(link),
+    );
     channel.tickTimer = channel.timers.every(tickMs(channel.heartbeatMs, channel.heartbeatTimeoutMs), () => channel.tick(), true);
     channel.logger.info({ port: channel.port, host: opts.host }, 'logging channel listening');
     return channel;
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return this.listener?.port ?? 0;
   }
 
   /** True when the channel is served as wss:// with mutual TLS. */
@@ -338,7 +289,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   notifyAppended(): void {
     if (this.session === null || this.pumpScheduled) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    this.timers.soon(() => {
       this.pumpScheduled = false;
       this.pump();
     });
@@ -352,7 +303,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     this.detach(s, `dropped: ${reason}`);
     // The peer is probably dead: send the close frame but do not wait for its answer.
     this.closeConn(s, 1000, `dropped: ${reason}`);
-    s.ws.terminate();
+    s.link.terminate();
   }
 
   /** Close every connection and the port. */
@@ -365,36 +316,16 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       conns.push(this.session);
       this.detach(this.session, 'primary channel closed');
     }
-    const closed = conns.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.ws.readyState === WebSocket.CLOSED) return resolve();
-          c.ws.once('close', () => resolve());
-          this.closeConn(c, 1001, 'primary shutting down');
-        }),
-    );
-    await Promise.all(closed);
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.wss.close();
+    for (const c of conns) this.closeConn(c, 1001, 'primary shutting down');
+    await this.listener?.close();
     this.logger.info('logging channel closed');
   }
 
   // -------------------------------------------------------------------------------------------
   // Connections and the handshake
 
-  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.closing || this.pending.size >= MAX_PENDING_HANDSHAKES) {
-      this.logger.warn({ remote: remoteOf(socket), pending: this.pending.size }, `turned away a connection: ${this.closing ? 'closing' : `${MAX_PENDING_HANDSHAKES} handshakes already in progress`}`);
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n');
-      socket.destroy();
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, remoteOf(req.socket)));
-  }
-
-  private onConnection(ws: WebSocket, remote: string): void {
-    const serverNonce = newNonce();
+  private onConnection(link: Connection): void {
+    const serverNonce = newNonce(this.randomBytes);
     const helloFrame = encodeControlFrame({
       t: 'hello',
       nonce: serverNonce,
@@ -403,13 +334,12 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       guestHash: this.identity.guestHash,
     });
     const conn: Conn = {
-      ws,
-      remote,
+      link,
+      remote: link.remote,
       state: 'handshake',
       serverNonce,
       nodeId: '',
       handshakeTimer: undefined,
-      closeTimer: undefined,
       closeReason: undefined,
       blocked: false,
       welcomed: false,
@@ -419,22 +349,24 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       opener: null,
     };
     this.pending.add(conn);
-    ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
-    ws.on('error', (err) => this.onSocketError(conn, err));
-    ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString('utf8')));
+    link.on({
+      message: (frame, isBinary) => this.onMessage(conn, frame, isBinary),
+      error: (err) => this.onSocketError(conn, err),
+      close: (code, reason) => this.onClose(conn, code, reason),
+    });
     conn.handshakeTimer = this.timers.after(this.handshakeTimeoutMs, () => {
       this.refuse(conn, new RefusalError(RefuseCode.ProtocolError, `protocol error: handshake timeout: no valid auth within ${this.handshakeTimeoutMs} ms`));
     });
     this.send(conn, helloFrame);
   }
 
-  private onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
+  private onMessage(conn: Conn, data: Uint8Array, isBinary: boolean): void {
     if (conn.state === 'closed') return;
     let frame: Frame;
     let bytes: Uint8Array;
     try {
       if (!isBinary) throw new FrameError('text message (the logging channel carries binary frames only)');
-      bytes = toBytes(data);
+      bytes = data;
       // Authenticate before decoding: a tampered frame never reaches the codec, let alone the node.
       if (conn.opener !== null) bytes = conn.opener.open(bytes);
       frame = decodeFrame(bytes);
@@ -477,17 +409,18 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     const keys = deriveChannelKeys(this.secret, conn.helloFrame, authFrame);
     conn.opener = new FrameOpener(keys.backupToPrimary, 'backup->primary');
     conn.sendKey = keys.primaryToBackup;
-    const mismatch = checkIdentity(this.identity, auth);
-    if (mismatch !== null) throw mismatch;
     const current = this.session;
-    if (current !== null && current.nodeId !== auth.nodeId) {
-      throw new RefusalError(RefuseCode.AlreadyAttached, `already attached: backup "${current.nodeId}" (${current.remote}) is attached; refusing backup "${auth.nodeId}"`);
+    const admission = PrimarySession.admission(auth, {
+      identity: this.identity,
+      attachedNodeId: current?.nodeId ?? null,
+      log: { firstSeq: this.log.firstSeq, lastSeq: this.log.lastSeq, history: this.log.history },
+      joinsBySnapshot: this.joinsBySnapshot,
+    });
+    if (admission.type === 'refuse') {
+      const r = admission.refusal;
+      throw r.code === RefuseCode.AlreadyAttached && current !== null ? new RefusalError(r.code, `${r.reason} (attached from ${current.remote})`) : r;
     }
-    const bySnapshot = auth.resumeFromSeq === 0 && this.joinsBySnapshot;
-    if (!bySnapshot) {
-      const problem = PrimarySession.resumeProblem(auth.resumeFromSeq, this.log.firstSeq, this.log.lastSeq);
-      if (problem !== null) throw problem;
-    }
+    const bySnapshot = admission.bySnapshot;
 
     if (current !== null) {
       // The same node dialled again: its old connection is dead or half-open (or a second process
@@ -517,7 +450,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       t: 'welcome',
       proof: computeProof(this.secret, 'primary', auth.nonce, conn.serverNonce),
       bootConfig: this.bootConfig,
-      firstSeq: auth.resumeFromSeq + 1,
+      firstSeq: admission.firstSeq,
     });
     this.logger.info({ nodeId: auth.nodeId, remote: conn.remote, resumeFromSeq: auth.resumeFromSeq, lastSeq: this.log.lastSeq }, 'backup attached');
     this.emit('attached', { nodeId: auth.nodeId, resumeFromSeq: auth.resumeFromSeq, remote: conn.remote });
@@ -550,6 +483,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       proof: computeProof(this.secret, 'primary', clientNonce, conn.serverNonce),
       bootConfig: this.bootConfig,
       firstSeq: snapshot.seq + 1,
+      lineage: this.log.history.through(snapshot.seq),
       snapshot: { seq: snapshot.seq, pos: snapshot.pos, bytes: snapshot.data.byteLength, sha256, ...(snapshot.baseDigest !== undefined ? { baseDigest: snapshot.baseDigest } : {}) },
     });
     // The silence clock starts now: the snapshot took as long as it took to encode.
@@ -558,13 +492,13 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     // A chunk and its type byte must fit in one frame, or the backup drops the connection as oversized.
     const chunkBytes = Math.min(SNAPSHOT_CHUNK_BYTES, this.maxFrameBytes - 1);
     for (let offset = 0; offset < snapshot.data.byteLength; offset += chunkBytes) {
-      if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
+      if (this.session !== conn || !conn.link.open) return;
       // Backpressure: a 20 MiB snapshot must not sit in the socket's buffer all at once.
-      while (conn.ws.bufferedAmount > this.maxBufferedBytes) {
+      while (conn.link.bufferedBytes > this.maxBufferedBytes) {
         await new Promise<void>((resolve) => this.timers.after(5, resolve));
-        if (this.session !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
+        if (this.session !== conn || !conn.link.open) return;
       }
-      conn.ws.send(conn.sealer!.seal(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + chunkBytes))), { binary: true });
+      conn.link.send(conn.sealer!.seal(encodeSnapshotFrame(snapshot.data.subarray(offset, offset + chunkBytes))));
     }
     this.stream.snapshotSent(snapshot.seq);
     const kind = snapshot.baseDigest !== undefined ? 'incremental' : 'full';
@@ -619,11 +553,11 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   private pump(): void {
     const s = this.session;
-    if (s === null || s.state !== 'attached' || s.blocked || !this.stream.streaming || s.ws.readyState !== WebSocket.OPEN) return;
+    if (s === null || s.state !== 'attached' || s.blocked || !this.stream.streaming || !s.link.open) return;
     const log = this.log;
     const budget = entriesBudgetBytes(this.maxFrameBytes);
     while (this.stream.sentSeq < log.lastSeq) {
-      if (s.ws.bufferedAmount > this.maxBufferedBytes) {
+      if (s.link.bufferedBytes > this.maxBufferedBytes) {
         // The send callbacks of the queued frames will resume us as the socket drains.
         s.blocked = true;
         return;
@@ -648,7 +582,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
         this.emit('error', new Error(`logging channel: ${why}`));
         return;
       }
-      s.ws.send(s.sealer!.seal(frame), { binary: true }, (err) => this.onSent(s, err));
+      s.link.send(s.sealer!.seal(frame), (err) => this.onSent(s, err));
       this.stream.entriesSent(entries[entries.length - 1]!.seq);
       this.framesSent++;
     }
@@ -657,7 +591,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private onSent(s: Conn, err: Error | null | undefined): void {
     // Node passes null (not undefined) for a successful write.
     if (err != null || !s.blocked || this.session !== s) return;
-    if (s.ws.bufferedAmount <= this.maxBufferedBytes / 2) {
+    if (s.link.bufferedBytes <= this.maxBufferedBytes / 2) {
       s.blocked = false;
       this.notifyAppended();
     }
@@ -730,7 +664,6 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   private onClose(conn: Conn, code: number, reason: string): void {
     conn.handshakeTimer?.cancel();
-    conn.closeTimer?.cancel();
     this.pending.delete(conn);
     if (conn.state === 'handshake') {
       this.logger.warn({ remote: conn.remote, code }, `connection closed during the handshake${reason ? `: ${reason}` : ''}`);
@@ -759,11 +692,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     conn.state = 'closed';
     conn.handshakeTimer?.cancel();
     this.pending.delete(conn);
-    const ws = conn.ws;
-    if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
-    if (conn.closeTimer === undefined && ws.readyState !== WebSocket.CLOSED) {
-      conn.closeTimer = this.timers.after(CLOSE_GRACE_MS, () => ws.terminate(), true);
-    }
+    conn.link.close(code, reason);
   }
 
   private sendControl(conn: Conn, message: ControlObject): void {
@@ -777,22 +706,11 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
 
   /** Sends `frame`, sealed once the welcome has gone out. Seals only what really goes out: the seqs stay dense. */
   private send(conn: Conn, frame: Uint8Array): void {
-    if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(conn.sealer !== null ? conn.sealer.seal(frame) : frame, { binary: true });
+    if (conn.link.open) conn.link.send(conn.sealer !== null ? conn.sealer.seal(frame) : frame);
   }
 }
 
 /** Tick often enough to notice silence within a quarter of the timeout, and to heartbeat on time. */
 function tickMs(heartbeatMs: number, heartbeatTimeoutMs: number): number {
   return Math.max(5, Math.min(heartbeatMs, Math.floor(heartbeatTimeoutMs / 4)));
-}
-
-function remoteOf(socket: Duplex | { remoteAddress?: string; remotePort?: number }): string {
-  const s = socket as { remoteAddress?: string; remotePort?: number };
-  return `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
-}
-
-function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
 }

@@ -7,9 +7,27 @@
 // (test/sim/) feed it and perform what it returns. Protocol violations throw RefusalError (the
 // shell refuses or drops the peer); broken invariants of our own side throw InvariantError.
 
-import { RefusalError, RefuseCode } from './auth.js';
+import { type AuthMessage, checkIdentity, type PrimaryIdentity, RefusalError, RefuseCode } from './auth.js';
+import type { EpochHistory } from './epoch-history.js';
 import type { Frame } from './frames.js';
 import { invariant } from './invariant.js';
+
+/** What the primary knows when a backup's auth arrives (its proof already verified by the shell). */
+export interface AdmissionContext {
+  identity: PrimaryIdentity;
+  /** nodeId of the backup attached now, or null. */
+  attachedNodeId: string | null;
+  /** The retained log: what a resume can be served from, and the lineage it is checked against. */
+  log: { firstSeq: number; lastSeq: number; history: EpochHistory };
+  /** A backup that joins now (resume from 0) gets a snapshot rather than the log from seq 1. */
+  joinsBySnapshot: boolean;
+}
+
+/** The handshake's verdict on an authenticated backup. */
+export type Admission =
+  | { type: 'refuse'; refusal: RefusalError }
+  /** Welcome it: by snapshot, or resuming from its resume point; `replaces` is the same node's older connection, to close. */
+  | { type: 'admit'; bySnapshot: boolean; firstSeq: number; replaces: string | null };
 
 export interface StreamTiming {
   heartbeatMs: number;
@@ -61,6 +79,26 @@ export class PrimarySession {
   /** Entries may go out now (attached, welcomed, not in the middle of a snapshot). */
   get streaming(): boolean {
     return this.attachedNow && this.welcomed && !this.snapshotting;
+  }
+
+  /**
+   * The handshake's rules, in order: identity (format, engine, guest), one backup at a time (the same
+   * node dialling again replaces its old connection), then the resume point: a fresh backup joins (by
+   * snapshot once the log is long or trimmed), a resuming one must hold a prefix of this log (in range,
+   * and of the same lineage: epoch-history.ts). Pure: the shell performs the verdict.
+   */
+  static admission(auth: AuthMessage, ctx: AdmissionContext): Admission {
+    const refuse = (refusal: RefusalError): Admission => ({ type: 'refuse', refusal });
+    const mismatch = checkIdentity(ctx.identity, auth);
+    if (mismatch !== null) return refuse(mismatch);
+    if (ctx.attachedNodeId !== null && ctx.attachedNodeId !== auth.nodeId) {
+      return refuse(new RefusalError(RefuseCode.AlreadyAttached, `already attached: backup "${ctx.attachedNodeId}" is attached; refusing backup "${auth.nodeId}"`));
+    }
+    const replaces = ctx.attachedNodeId;
+    if (auth.resumeFromSeq === 0 && ctx.joinsBySnapshot) return { type: 'admit', bySnapshot: true, firstSeq: 0, replaces };
+    const problem = PrimarySession.resumeProblem(auth.resumeFromSeq, ctx.log.firstSeq, ctx.log.lastSeq) ?? ctx.log.history.resumeProblem(auth.resumeFromSeq, auth.lineage ?? null);
+    if (problem !== null) return refuse(problem);
+    return { type: 'admit', bySnapshot: false, firstSeq: auth.resumeFromSeq + 1, replaces };
   }
 
   /** Why a backup that has received through `resumeFromSeq` cannot resume on a log of firstSeq..lastSeq (null: it can). */

@@ -10,7 +10,8 @@
 // append is amortised O(1) and `from(seq)` finds its start by arithmetic, since seqs are dense.
 
 import { varuintSize } from './bytes.js';
-import type { Entry } from './entry.js';
+import { type Entry, Kind } from './entry.js';
+import { EpochHistory } from './epoch-history.js';
 
 /** The retained log would exceed its byte bound. Nothing of the failed append was retained. */
 export class LogBufferFullError extends Error {
@@ -57,11 +58,13 @@ export class RetainedLog {
    * @param maxBytes bound on retained payload + framing bytes (--max-log-buffer-bytes)
    * @param afterSeq the seq before the first entry this log will hold (0 for a fresh VM)
    * @param afterPos the pos of that entry (used only to size the first entry's posDelta)
+   * @param history the lineage of the log before afterSeq (a node that went live inherits its backup's)
    */
   constructor(
     readonly maxBytes: number,
     afterSeq = 0,
     afterPos = 0,
+    readonly history = new EpochHistory(),
   ) {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
       throw new RangeError(`RetainedLog: maxBytes (--max-log-buffer-bytes) must be a positive integer, got ${maxBytes}`);
@@ -114,8 +117,11 @@ export class RetainedLog {
       throw new LogBufferFullError(this.maxBytes, this.retainedBytes, added, this.first);
     }
     for (let i = 0; i < entries.length; i++) {
-      this.entries.push(entries[i]!);
+      const entry = entries[i]!;
+      this.entries.push(entry);
       this.costs.push(costs[i]!);
+      // The lineage outlives trimming: a backup proves its resume point against it.
+      if (entry.kind === Kind.Epoch) this.history.observe([entry]);
     }
     this.retainedBytes += added;
     this.lastPos = pos;

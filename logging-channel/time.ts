@@ -19,6 +19,8 @@ export interface Timers {
   after(delayMs: number, fn: () => void, background?: boolean): TimerHandle;
   /** Calls `fn` every `periodMs` until cancelled. */
   every(periodMs: number, fn: () => void, background?: boolean): TimerHandle;
+  /** Calls `fn` once, after the work of this turn (Node's setImmediate: sends coalesce, nothing waits a timer's ms). */
+  soon(fn: () => void): void;
 }
 
 export const realClock: Clock = {
@@ -36,5 +38,8 @@ export const realTimers: Timers = {
     const handle = setInterval(fn, periodMs);
     if (background) handle.unref();
     return { cancel: () => clearInterval(handle) };
+  },
+  soon(fn) {
+    setImmediate(fn);
   },
 };

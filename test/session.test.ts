@@ -10,6 +10,7 @@ import { InvariantError } from '../dist/logging-channel/invariant.js';
 import { PrimarySession } from '../dist/logging-channel/primary-session.js';
 
 const TIMING = { heartbeatMs: 100, heartbeatTimeoutMs: 300 };
+const snap = (seq: number) => ({ seq, pos: seq, bytes: 100, sha256: '0'.repeat(64) });
 const entries = (from: number, to: number): Entry[] => Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, pos: from + i, kind: 1, payload: new Uint8Array(0) }) as Entry);
 
 describe('primary session', () => {
@@ -78,10 +79,13 @@ describe('backup session', () => {
   test('a welcome must continue what was received; a snapshot only on a join', () => {
     const s = new BackupSession(TIMING, 10);
     expect(() => s.welcome(5, null, 0)).toThrow(/starts at seq 5/);
-    expect(() => s.welcome(21, 20, 0)).toThrow(/bad snapshot/);
+    expect(() => s.welcome(21, snap(20), 0)).toThrow(/bad snapshot/);
     expect(s.welcome(11, null, 0)).toEqual([]);
     const j = new BackupSession(TIMING);
-    j.welcome(21, 20, 0);
+    expect(() => j.welcome(22, snap(20), 0)).toThrow(/bad snapshot/);
+    expect(() => j.welcome(21, { ...snap(20), bytes: 0 }, 0)).toThrow(/bad snapshot/);
+    expect(() => j.welcome(21, { ...snap(20), baseDigest: 'f'.repeat(64) }, 0)).toThrow(/delta against base f+, but this backup offered no base/);
+    j.welcome(21, snap(20), 0);
     expect(j.snapshotReceived(20, 1)).toEqual([{ type: 'send-ack', seq: 20 }]);
     expect(j.receivedSeq).toBe(20);
   });

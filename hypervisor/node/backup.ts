@@ -10,6 +10,7 @@ import { BackupChannel } from '../../logging-channel/backup-channel.js';
 import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { decodeEpochMark } from '../../logging-channel/codec.js';
 import { type Entry, Kind } from '../../logging-channel/entry.js';
+import { EpochHistory } from '../../logging-channel/epoch-history.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outputs.js';
 import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../../recorder/log.js';
@@ -26,7 +27,7 @@ import { newestValidCheckpoint, supersedeBeyond } from './checkpoint-restore.js'
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
-import { engineIdentity, type HaltEvent, listen, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
+import { engineIdentity, type HaltEvent, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
 import { EXIT_DIVERGED, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
 import { type ReplicationListen, Serving } from './serving.js';
 
@@ -160,7 +161,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       { maxRequestBytes: options.maxRequestBytes, retryAfterSeconds: 1, ...options.frontDoor },
       logger,
     );
-    this.url = await listen(this.server, options.port, options.host);
+    this.url = await this.env.serveHttp(this.server, options.port, options.host);
     this.joinBase = await this.loadJoinBase();
     this.channel = BackupChannel.connect({
       url: options.primaryUrl,
@@ -171,6 +172,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       heartbeatTimeoutMs: options.pair.heartbeatTimeoutMs,
       clock: this.env.clock,
       timers: this.env.timers,
+      transport: this.env.transport,
+      randomBytes: (n) => this.env.randomBytes(n),
       ...(this.joinBase ? { snapshotBase: this.joinBase.offer } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
       logger,
@@ -202,7 +205,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; joining by snapshot');
         return; // the VM boots from the snapshot when it has arrived
       }
-      await this.bootVm(null);
+      if (!(await this.bootVm(null))) return;
       this.logger.info({ guest: this.config.entry, guestHash: this.config.guestHash.slice(0, 12), primary: this.options.primaryUrl }, 'received guest and boot config; replaying');
       this.pump();
     } catch (error) {
@@ -236,7 +239,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
 
   /** Joining by snapshot: the VM continues exactly where the primary's was at the snapshot's seq. */
   private async onSnapshot(e: { seq: number; pos: number; data: Uint8Array; delta: boolean }): Promise<void> {
-    if (this.vm || !this.config) return;
+    // A VM booted for an earlier welcome from seq 1 (a primary whose log still started there) has
+    // replayed nothing, or this would be a resume: the snapshot replaces it (found by the simulator).
+    if (!this.config || (this.vm && (this.replayedSeq > 0 || this.replaying || this.queue.length > 0))) return;
     const started = this.env.clock.monoMs();
     const base = this.joinBase;
     this.joinBase = null; // the base's memory can go once the snapshot is decoded
@@ -245,7 +250,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       if (snapshot.guestHash !== this.config.guestHash) throw new Error('the snapshot is of another guest');
       this.replayedSeq = e.seq;
       this.replayedPos = e.pos;
-      await this.bootVm(snapshot, e.seq + 1);
+      if (!(await this.bootVm(snapshot, e.seq + 1))) return;
       this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs() });
       stallForTest();
       const kind = e.delta ? 'incremental' : 'full';
@@ -261,14 +266,28 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     }
   }
 
+  /** Counts VM boots: a boot that a later one superseded while it ran gives its VM up. */
+  private vmGeneration = 0;
   private joinedAt: { seq: number; bytes: number; bootMs: number; kind: 'incremental' | 'full'; baseCheckpointSeq?: number } | null = null;
 
-  private async bootVm(snapshot: Snapshot | null, traceFirstSeq = 1): Promise<void> {
+  /** Boots the replaying VM; false when a later boot (a snapshot join) superseded this one meanwhile. */
+  private async bootVm(snapshot: Snapshot | null, traceFirstSeq = 1): Promise<boolean> {
     const config = this.config!;
+    const generation = ++this.vmGeneration;
     const vm = this.env.startVm(config.limits);
     vm.onFatal = (error) => this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `the replaying VM died: ${error.message}` });
     await vm.boot(config, 'replay', snapshot ?? undefined);
+    if (generation !== this.vmGeneration || this.stopped) {
+      void vm.terminate();
+      return false;
+    }
+    const replaced = this.vm;
     this.vm = vm;
+    if (replaced) {
+      void replaced.terminate();
+      await this.trace?.close();
+      this.trace = null;
+    }
     if (this.options.tracePath) {
       // After a join by snapshot the trace starts at the snapshot's seq + 1 (it does not replay alone).
       const trace = await TraceWriter.open(
@@ -284,6 +303,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       this.traceBacklog = [];
       this.trace = trace;
     }
+    return true;
   }
 
   private onEntries(entries: Entry[]): void {
@@ -474,6 +494,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         step: (input) => this.step(input),
         bootEpoch: epoch,
         halt: (event) => this.halt(event),
+        history: new EpochHistory(this.channel.history.through(this.replayedSeq)),
       },
       { nodeId: options.nodeId, pair: options.pair, loop: options.loop, replication: options.replication ?? null, logger: this.logger },
     );
@@ -515,6 +536,23 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ exitCode: event.exitCode, heldOutputsDropped: dropped }, `backup halted: ${event.reason}`);
     void this.stop().then(() => this.emit('halt', event));
+  }
+
+  /** The role machine, for read-only views (the simulator's checks). */
+  get roleMachine(): RoleMachine {
+    return this.machine;
+  }
+
+  /** The serving side once live (null before), for read-only views (the simulator's checks). */
+  get servingSide(): Serving | null {
+    return this.serving;
+  }
+
+  /** How far this backup has received and replayed, and the whole tasks queued between. */
+  get progress(): { receivedSeq: number; replayedSeq: number; queuedTasks: number } {
+    let tasks = 0;
+    for (const item of this.queue) if (item.type === 'task') tasks++;
+    return { receivedSeq: this.channel?.receivedSeq ?? 0, replayedSeq: this.replayedSeq, queuedTasks: tasks };
   }
 
   /** What a takeover would have to replay now, estimated in ms (the tasks queued, at the measured cost). */

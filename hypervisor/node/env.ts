@@ -8,11 +8,16 @@
 // handed the time as data and return actions. Only the shells hold an Env.
 
 import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
 import { type Clock, realClock, realTimers, type Timers } from '../../logging-channel/time.js';
+import type { Transport } from '../../logging-channel/transport.js';
+import { wsTransport } from '../../logging-channel/ws-transport.js';
 import type { VmLimits } from '../vm/limits.js';
 import { VmHost } from '../worker/vm-host.js';
 import type { ClaimResult } from './arbiter.js';
 import { arbiterFactory } from './arbiter-select.js';
+import { listen } from './pair.js';
+import { probePort } from './port-probe.js';
 
 export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
@@ -27,9 +32,19 @@ export type VmHandle = Pick<VmHost, 'boot' | 'run' | 'replay' | 'goLive' | 'stat
   onFatal: (error: Error) => void;
 };
 
+/** The logging channel's network (logging-channel/transport.ts), and the check that a port can be bound. */
+export interface NodeTransport extends Transport {
+  /** Resolves when `port` on `host` could be bound now (a node checks before it claims an epoch). */
+  probe(host: string, port: number): Promise<void>;
+}
+
 export interface Env {
   clock: Clock;
   timers: Timers;
+  /** The logging channel's connections: WebSocket in production, the simulated network in test/sim. */
+  transport: NodeTransport;
+  /** Binds the node's HTTP front door; resolves with its URL (the simulator sends requests to the live loop itself). */
+  serveHttp(server: Server, port: number, host: string): Promise<string>;
   /** OS randomness (nonces, the guest's entropy on the live port). */
   randomBytes(length: number): Uint8Array;
   /** The arbiter at `where` (a shared directory, or etcd://... ; hypervisor/node/arbiter-select.ts) as node `nodeId` sees it. */
@@ -44,6 +59,8 @@ export interface Env {
 export const realEnv: Env = {
   clock: realClock,
   timers: realTimers,
+  transport: { ...wsTransport, probe: (host, port) => probePort(port, host) },
+  serveHttp: listen,
   randomBytes: (length) => new Uint8Array(randomBytes(length)),
   arbiter: arbiterFactory(),
   startVm: (limits) => VmHost.start(limits),

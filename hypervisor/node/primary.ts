@@ -25,8 +25,7 @@ import { type ChainReplay, newestValidCheckpoint, RestoreError, replayLogChain, 
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
-import { type HaltEvent, listen, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
-import { probePort } from './port-probe.js';
+import { type HaltEvent, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
 import { type RoleAction, RoleMachine } from './role.js';
 import { Serving } from './serving.js';
 
@@ -135,8 +134,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     // Claim an epoch only once this node can serve: its ports are bound (a primary that cannot bind
     // must not use up an epoch, nor fence a node that serves).
     this.server = this.createServer();
-    this.url = await listen(this.server, options.port, options.host);
-    await probePort(options.replicationPort, options.replicationHost);
+    this.url = await this.env.serveHttp(this.server, options.port, options.host);
+    await this.env.transport.probe(options.replicationHost, options.replicationPort);
     const epoch = await this.claimFirstEpoch();
     this.bootEpoch = epoch;
     this.vm.onFatal = (error) => this.halt({ reason: `the VM died: ${error.message}`, exitCode: 70 });
@@ -324,6 +323,16 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         `The durable end of the log is seq ${r.seq} (guest time ${guestTime}; the last log write landed at ${lastWrite}): every response stamped ftjs-seq <= ${r.seq} is reflected; ` +
         `one stamped ftjs-epoch ${lostEpoch} with ftjs-seq > ${r.seq} was acknowledged but had not reached the durable log when the nodes were lost, and its effect is missing.${dropped}`,
     );
+  }
+
+  /** The role machine (null while starting), for read-only views (the simulator's checks). */
+  get roleMachine(): RoleMachine | null {
+    return this.machine;
+  }
+
+  /** The serving side (null before the boot created it), for read-only views (the simulator's checks). */
+  get servingSide(): Serving | null {
+    return this.serving ?? null;
   }
 
   /** The newest durable checkpoint (for a backup that joins by snapshot), or null. */

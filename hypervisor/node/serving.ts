@@ -11,6 +11,7 @@ import type { SnapshotBaseOffer } from '../../logging-channel/auth.js';
 import type { ChannelTls } from '../../logging-channel/channel-tls.js';
 import { encodeEpochMark, MAX_BATCH_BYTES } from '../../logging-channel/codec.js';
 import { type Entry, Kind } from '../../logging-channel/entry.js';
+import type { EpochHistory } from '../../logging-channel/epoch-history.js';
 import { PrimaryChannel, type SnapshotForJoin } from '../../logging-channel/primary-channel.js';
 import { entryWireBytes, RetainedLog } from '../../logging-channel/retained-log.js';
 import { LagTracker } from '../../recorder/lag.js';
@@ -62,6 +63,8 @@ export interface ServingHost {
   step: (input: RoleInput) => void;
   /** The epoch to mark in the log when none is known to the machine yet. */
   bootEpoch: number;
+  /** The lineage of the log before this node speaks (a backup that goes live: what it received); none for a fresh log. */
+  history?: EpochHistory;
   halt: (event: HaltEvent) => void;
 }
 
@@ -98,7 +101,7 @@ export class Serving {
   ) {
     const { log, vm } = host;
     // History is kept for a backup that joins from the log's start; bounded, with headroom for one batch.
-    this.retained = new RetainedLog(options.pair.maxLogBufferBytes + MAX_BATCH_BYTES, log.lastSeq, log.pos);
+    this.retained = new RetainedLog(options.pair.maxLogBufferBytes + MAX_BATCH_BYTES, log.lastSeq, log.pos, host.history);
     // A node that is verifying its epoch when it starts serving holds from the first output.
     this.outputs = new OutputBuffer(!(host.machine()?.holdsOutputs ?? false), () => {
       const machine = host.machine();
@@ -182,6 +185,8 @@ export class Serving {
       snapshotProvider: (base) => this.snapshotForJoin(base),
       clock: host.env.clock,
       timers: host.env.timers,
+      transport: host.env.transport,
+      randomBytes: (n) => host.env.randomBytes(n),
       ...(replication.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: replication.joinBySnapshotAfterEntries } : {}),
       ...(replication.tls ? { tls: replication.tls } : {}),
       logger,

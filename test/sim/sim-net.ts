@@ -1,24 +1,14 @@
-// The simulated network between nodes (the logging channel) and between clients and nodes. A
-// connection is a pair of ends carrying real encoded frames (logging-channel/frames.ts) — or, for a
-// join, the snapshot object itself. The seed controls per-message delay, and during chaos windows
-// loss, duplication and reordering (which the stream sessions must turn into a dropped connection and
-// a resume, never into a wrong log); partitions cut a node pair for a while (messages vanish, and a
-// close is never seen: the ends find out by silence, as with a dead host).
+// The simulated network: the logging channel's Transport (logging-channel/transport.ts) on the world's
+// queue. A connection carries the real sealed frames the production shells send, each delivered as an
+// event of the receiving node after a seeded delay. During chaos windows frames are lost, duplicated
+// or reordered (the shells' MAC turns that into a closed connection and a resume, never a wrong log);
+// a partition cuts a node pair for a while (frames vanish, and a close is never seen: the ends find
+// out by silence, as with a dead host). A dial to the channel's service address reaches whichever
+// node serves now (the operator's --primary, found by asking health).
 
-import type { Snapshot } from '../../hypervisor/vm/vm.js';
+import type { NodeTransport } from '../../hypervisor/node/env.js';
+import type { Connection, ConnectionHandlers, Listener, ListenOptions } from '../../logging-channel/transport.js';
 import type { Owner, World } from './world.js';
-
-export type Message = { kind: 'frame'; bytes: Uint8Array } | { kind: 'snapshot'; seq: number; pos: number; snapshot: Snapshot } | { kind: 'close'; reason: string };
-
-export interface End {
-  readonly owner: Owner;
-  readonly peer: Owner;
-  open: boolean;
-  onMessage: (m: Message) => void;
-  onClose: (reason: string) => void;
-  send(m: Message): void;
-  close(reason: string): void;
-}
 
 export interface NetFaults {
   /** "a|b" (sorted) -> until when the pair is cut. */
@@ -31,11 +21,122 @@ export function pairKey(a: string, b: string): string {
   return a < b ? `${a}|${b}` : `${b}|${a}`;
 }
 
+/** A listener as the network knows it: whose it is, and what it hands new connections to. */
+export interface SimListener {
+  readonly owner: Owner;
+  readonly id: number;
+  closed: boolean;
+  onConnection: (connection: Connection) => void;
+  readonly ends: Set<SimEnd>;
+}
+
+/** What the network asks of the simulation: where a dial goes, and a look at frames on the wire. */
+export interface NetHooks {
+  /** The listener a dial from `from` to `url` reaches now, or null (nobody serves: refused). */
+  route(from: Owner, url: string): SimListener | null;
+  /** A frame leaves `from` on a connection to `listener` (the checker's view of acks). */
+  onWire?(from: Owner, listener: SimListener, frame: Uint8Array): void;
+}
+
+export class SimEnd implements Connection {
+  open = false;
+  /** The other end; null while the dial is in flight. */
+  peer: SimEnd | null = null;
+  private handlers: ConnectionHandlers | null = null;
+  private ended = false;
+  private lastArrivalMs = 0;
+
+  constructor(
+    private readonly net: Network,
+    readonly owner: Owner,
+    readonly remote: string,
+    readonly listener: SimListener,
+  ) {}
+
+  get bufferedBytes(): number {
+    return 0;
+  }
+
+  on(handlers: ConnectionHandlers): void {
+    this.handlers = handlers;
+  }
+
+  send(frame: Uint8Array, written?: (error?: Error) => void): void {
+    const peer = this.peer;
+    if (!this.open || peer === null) return;
+    this.net.hooks.onWire?.(this.owner, this.listener, frame);
+    // A copy, as a socket makes one (a Buffer's slice() would be a view, often into a pool that later allocations overwrite).
+    this.net.carry(this, peer, new Uint8Array(frame));
+    if (written) this.net.world.at(0, this.owner, () => written());
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ended) return;
+    const wasOpen = this.open;
+    this.open = false;
+    const peer = this.peer;
+    if (wasOpen && peer !== null && !this.net.cut(this.owner.id, peer.owner.id)) {
+      // The close handshake: the peer hears it, and our side ends once its answer is back.
+      this.net.closeLater(peer, code, reason, this.net.delayMs());
+      this.net.closeLater(this, code, reason, 2 * this.net.delayMs());
+    } else {
+      // Nobody answers: the socket is destroyed after the close grace (ws-transport.ts).
+      this.net.closeLater(this, 1006, reason, wasOpen ? 1_000 : 0);
+    }
+  }
+
+  terminate(): void {
+    if (this.ended) return;
+    const peer = this.peer;
+    const wasOpen = this.open;
+    this.open = false;
+    if (wasOpen && peer !== null && !this.net.cut(this.owner.id, peer.owner.id)) this.net.closeLater(peer, 1006, '', this.net.delayMs());
+    this.net.closeLater(this, 1006, '', 0);
+  }
+
+  /** Delivered by the network, as an event of this end's owner. */
+  deliver(frame: Uint8Array): void {
+    if (!this.open || this.ended) return;
+    this.handlers?.message(frame, true);
+  }
+
+  opened(): void {
+    if (this.ended) return;
+    this.open = true;
+    this.handlers?.open?.();
+  }
+
+  failed(code: string): void {
+    if (this.ended) return;
+    const error = Object.assign(new Error(`connect ${code} ${this.remote}`), { code });
+    this.handlers?.error(error);
+    this.end(1006, '');
+  }
+
+  end(code: number, reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.open = false;
+    this.listener.ends.delete(this);
+    this.handlers?.close(code, reason);
+  }
+
+  /** In-order delivery on this direction unless a frame is picked to overtake (a reordering fault). */
+  arrivalAt(atMs: number, overtake: boolean): number {
+    const at = overtake ? atMs : Math.max(atMs, this.lastArrivalMs);
+    this.lastArrivalMs = Math.max(this.lastArrivalMs, at);
+    return at;
+  }
+}
+
 export class Network {
   readonly faults: NetFaults = { partitions: new Map(), chaos: null };
-  private conns = 0;
+  private listeners = 0;
 
-  constructor(private readonly world: World) {}
+  constructor(
+    readonly world: World,
+    readonly hooks: NetHooks,
+  ) {}
 
   cut(a: string, b: string): boolean {
     return (this.faults.partitions.get(pairKey(a, b)) ?? 0) > this.world.nowMs;
@@ -43,74 +144,104 @@ export class Network {
 
   /** One-way latency of one message now (ms). */
   delayMs(): number {
-    const c = this.faults.chaos && this.faults.chaos.untilMs > this.world.nowMs ? this.faults.chaos : null;
+    const c = this.chaosNow();
     const base = 0.1 + this.world.rand() * 0.9;
     return c ? base + this.world.rand() * c.maxDelayMs : base;
   }
 
-  /**
-   * Opens a connection from `from` to `to`; `accept` gives the listener's end (null: refused, e.g. a
-   * crashed or non-listening node). Resolves through `done` with the dialler's end or null.
-   */
-  connect(from: Owner, to: Owner, accept: (end: End) => boolean, done: (end: End | null) => void): void {
-    const id = ++this.conns;
-    const rtt = this.delayMs() * 2;
-    this.world.at(rtt / 2, to, () => {
-      if (to.crashed || this.cut(from.id, to.id)) return void this.world.at(rtt / 2 + 100, from, () => done(null));
-      const [a, b] = this.pair(id, from, to);
-      if (!accept(b)) return void this.world.at(rtt / 2, from, () => done(null));
-      this.world.at(rtt / 2, from, () => done(a));
-    });
+  private chaosNow(): NetFaults['chaos'] {
+    return this.faults.chaos && this.faults.chaos.untilMs > this.world.nowMs ? this.faults.chaos : null;
   }
 
-  private pair(id: number, x: Owner, y: Owner): [End, End] {
-    const net = this;
-    const lastArrival = [0, 0];
-    const make = (self: Owner, peer: Owner, side: 0 | 1): End => ({
-      owner: self,
-      peer,
-      open: true,
-      onMessage: () => {},
-      onClose: () => {},
-      send(m: Message) {
-        if (!this.open) return;
-        const other = side === 0 ? ends[1] : ends[0];
-        net.deliver(id, self, peer, other, m, lastArrival, side === 0 ? 1 : 0);
-      },
-      close(reason: string) {
-        if (!this.open) return;
-        this.open = false;
-        const other = side === 0 ? ends[1] : ends[0];
-        net.deliver(id, self, peer, other, { kind: 'close', reason }, lastArrival, side === 0 ? 1 : 0);
-      },
-    });
-    const ends: [End, End] = [make(x, y, 0), make(y, x, 1)];
-    return ends;
+  /** `owner`'s view of the network: the Transport its shells are given. */
+  transportFor(owner: Owner): NodeTransport {
+    return {
+      listen: (options, onConnection) => this.listen(owner, options, onConnection),
+      dial: (url) => this.dial(owner, url),
+      probe: async () => {},
+    };
   }
 
-  private deliver(id: number, from: Owner, to: Owner, end: End, m: Message, lastArrival: number[], dir: number): void {
+  private async listen(owner: Owner, _options: ListenOptions, onConnection: (c: Connection) => void): Promise<Listener> {
+    const listener: SimListener = { owner, id: ++this.listeners, closed: false, onConnection, ends: new Set() };
+    this.open.add(listener);
+    this.all.add(listener);
+    return {
+      port: 7000 + listener.id,
+      tls: false,
+      close: async () => {
+        listener.closed = true;
+        this.open.delete(listener);
+        for (const end of [...listener.ends]) if (end.owner === owner) end.terminate();
+        if (listener.ends.size === 0) this.all.delete(listener);
+      },
+    };
+  }
+
+  /** Listeners open now, and every listener that may still have connections. */
+  readonly open = new Set<SimListener>();
+  private readonly all = new Set<SimListener>();
+
+  private dial(from: Owner, url: string): Connection {
+    const listener = this.hooks.route(from, url);
     const w = this.world;
-    if (this.cut(from.id, to.id)) return;
-    const c = this.faults.chaos && this.faults.chaos.untilMs > w.nowMs ? this.faults.chaos : null;
-    const copies = m.kind === 'frame' && c && w.chance(c.dup) ? 2 : 1;
-    if (m.kind === 'frame' && c && w.chance(c.loss)) return;
+    if (listener === null) {
+      const end = new SimEnd(this, from, url, { owner: from, id: 0, closed: true, onConnection: () => {}, ends: new Set() });
+      w.at(this.delayMs(), from, () => end.failed('ECONNREFUSED'));
+      return end;
+    }
+    const mine = new SimEnd(this, from, url, listener);
+    listener.ends.add(mine);
+    const half = this.delayMs();
+    // Owned by the listener's host: a stopped process accepts nothing until it runs again, a dead one never.
+    w.at(half, listener.owner, () => {
+      if (listener.closed || listener.owner.crashed || this.cut(from.id, listener.owner.id)) {
+        // A SYN into a dead host or across a partition: the dialler times out.
+        w.at(half + 100, from, () => mine.failed('ETIMEDOUT'));
+        return;
+      }
+      const theirs = new SimEnd(this, listener.owner, from.id, listener);
+      listener.ends.add(theirs);
+      theirs.peer = mine;
+      mine.peer = theirs;
+      theirs.open = true;
+      // The upgrade's answer reaches the dialler before anything the listener sends after it.
+      const openAt = mine.arrivalAt(w.nowMs + half, false);
+      w.at(openAt - w.nowMs, from, () => mine.opened());
+      listener.onConnection(theirs);
+    });
+    return mine;
+  }
+
+  /** Carries one frame from `from` to `to` (loss, duplication, reordering and delay per the faults). */
+  carry(from: SimEnd, to: SimEnd, frame: Uint8Array): void {
+    const w = this.world;
+    if (this.cut(from.owner.id, to.owner.id)) return;
+    const c = this.chaosNow();
+    if (c && w.chance(c.loss)) return;
+    const copies = c && w.chance(c.dup) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      let at = w.nowMs + this.delayMs();
-      // In order unless this message is picked to overtake (a reordering fault).
-      if (!(m.kind === 'frame' && c && w.chance(c.reorder))) at = Math.max(at, lastArrival[dir]!);
-      lastArrival[dir] = Math.max(lastArrival[dir]!, at);
-      w.at(at - w.nowMs, to, () => {
-        if (!end.open && m.kind !== 'close') return;
-        if (this.cut(from.id, to.id)) return;
-        if (m.kind === 'close') {
-          if (!end.open) return;
-          end.open = false;
-          end.onClose(m.reason);
-          return;
-        }
-        end.onMessage(m);
+      const at = to.arrivalAt(w.nowMs + this.delayMs(), c !== null && w.chance(c.reorder));
+      w.at(at - w.nowMs, to.owner, () => {
+        if (this.cut(from.owner.id, to.owner.id)) return;
+        to.deliver(frame);
       });
     }
-    void id;
+  }
+
+  closeLater(end: SimEnd, code: number, reason: string, delayMs: number): void {
+    this.world.at(delayMs, end.owner, () => end.end(code, reason));
+  }
+
+  /** A host died: the kernel resets its connections (peers that can hear it see them close). */
+  crashed(owner: Owner): void {
+    for (const listener of [...this.open]) if (listener.owner === owner) this.open.delete(listener);
+    for (const listener of this.all) {
+      for (const end of [...listener.ends]) {
+        if (end.owner !== owner || !end.peer) continue;
+        const peer = end.peer;
+        if (!this.cut(owner.id, peer.owner.id)) this.closeLater(peer, 1006, '', this.delayMs());
+      }
+    }
   }
 }

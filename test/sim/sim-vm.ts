@@ -26,6 +26,8 @@ export class SimVm implements VmHandle {
   /** Calls are served one at a time, in order, like the worker's queue. */
   private busyUntilMs = 0;
   onFatal: (error: Error) => void = () => {};
+  /** Called once a boot completed (the simulator's slow-join fault stalls the host there). */
+  afterBoot: ((fromSnapshot: boolean) => void) | null = null;
 
   constructor(
     private readonly world: World,
@@ -65,6 +67,7 @@ export class SimVm implements VmHandle {
       const port = mode === 'live' ? this.livePort(() => v) : new ReplayPort();
       v = await Vm.create(config, port, snapshot);
       this.vm = v;
+      this.afterBoot?.(snapshot !== undefined);
       if (mode === 'live' && !snapshot) return { results: [v.bootLive()], state: this.stateOf(v, false) };
       return { results: [], state: this.stateOf(v, false) };
     });
@@ -78,8 +81,9 @@ export class SimVm implements VmHandle {
   }
 
   replay(tasks: Entry[][]): Promise<RunReply> {
-    // One task per call: the backup's pump asks again for the rest (its slices).
-    const batch = tasks.slice(0, 1);
+    // One task per call: the backup's pump asks again for the rest (its slices). The worker gets its
+    // tasks by structured clone: plain Uint8Arrays, never the Buffer views the channel decoded.
+    const batch = tasks.slice(0, 1).map((task) => task.map((e) => ({ ...e, payload: new Uint8Array(e.payload) })));
     return this.call(this.timing.replayTaskMs * batch.length, () => {
       const v = this.need();
       const results = [];

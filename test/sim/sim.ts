@@ -1,21 +1,26 @@
 // One seeded simulation of the whole pair: a primary, its backup, joining backups, clients, the front
 // door's routing and the shared directory, on virtual time, with real QuickJS VMs running real guests
-// (guest-apps/kv.js, bank.js). The seed picks the app, the faults and every delay. Invariants are
-// checked after every event; liveness once the faults have healed. See test/sim/main.ts for the CLI.
+// (guest-apps/kv.js, bank.js). The nodes are the production ones (hypervisor/node/primary.ts and
+// backup.ts, with their serving side and logging-channel shells) on a simulated Env (sim-node.ts). The
+// seed picks the app, the faults and every delay. Invariants are checked after every event; liveness
+// once the faults have healed. See test/sim/main.ts for the CLI.
 
+import './sync-zlib.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../../hypervisor/node/pair.js';
+import type { Serving } from '../../hypervisor/node/serving.js';
 import { makeBootConfig } from '../../hypervisor/vm/boot-config.js';
 import { loadGuest } from '../../hypervisor/vm/sources.js';
 import type { BootConfig } from '../../hypervisor/vm/vm.js';
+import { FRAME_TAG_BYTES } from '../../logging-channel/frame-mac.js';
+import { decodeFrame } from '../../logging-channel/frames.js';
 import { InvariantError } from '../../logging-channel/invariant.js';
 import { BANK_ACCOUNTS, BankClient, type Client, type HttpRequest, type HttpResponse, KvClient } from './clients.js';
 import { SharedDirectory } from './sim-arbiter.js';
-import { Network, pairKey } from './sim-net.js';
-import { type NodeFaults, SimNode } from './sim-node.js';
-import type { SimServing } from './sim-serving.js';
+import { Network, pairKey, type SimListener } from './sim-net.js';
+import { type NodeFaults, SimHost } from './sim-node.js';
 import { type Owner, World } from './world.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -85,7 +90,7 @@ export class Sim {
   readonly world: World;
   readonly net: Network;
   readonly directory: SharedDirectory;
-  readonly nodes: SimNode[] = [];
+  readonly nodes: SimHost[] = [];
   readonly clients: Client[] = [];
   readonly config: BootConfig;
   readonly app: App;
@@ -93,6 +98,8 @@ export class Sim {
   readonly accuracy: string[] = [];
   /** Until when the network between nodes had a fault (a partition or chaos), per node pair or for all. */
   private netFaultUntil = new Map<string, number>();
+  /** Until when the shared directory was slow or failing for everyone (kept after the heal clears the faults). */
+  private dirFaultUntil = -Infinity;
   readonly faultLog: string[] = [];
   private readonly speakers = new Map<number, string>();
   /** Every output released: [epoch, seq, node] (the lineage check). */
@@ -101,7 +108,10 @@ export class Sim {
   private readonly epochBases = new Map<number, { node: string; baseSeq: number }>();
   /** Serving incarnation -> the highest seq a backup of it has received. */
   private readonly received = new Map<string, number>();
-  private healthyView: SimNode[] = [];
+  private healthyView: SimHost[] = [];
+  /** Each serving side's identity for the checker (one per go-live), and the listener its backups dial. */
+  private readonly incarnations = new WeakMap<Serving, string>();
+  private readonly listenerIncarnation = new Map<number, string>();
   private nodeCount = 0;
   private requests = 0;
   /** The final state comparison ran (the backup had caught up). */
@@ -110,7 +120,10 @@ export class Sim {
   constructor(readonly options: SimOptions) {
     this.world = new World(options.seed);
     this.world.verbose = options.verbose ?? false;
-    this.net = new Network(this.world);
+    this.net = new Network(this.world, {
+      route: (from) => this.routeFor(from),
+      onWire: (from, listener, frame) => this.onWire(from, listener, frame),
+    });
     this.directory = new SharedDirectory(this.world);
     this.app = this.world.chance(0.5) ? 'kv' : 'bank';
     this.config = configFor(this.app);
@@ -126,12 +139,13 @@ export class Sim {
 
   // ---------------------------------------------------------------- hooks the nodes call
 
-  /** An output leaves `node` (serving instance `serving`), for the task whose last entry is `seq`. */
-  released(node: SimNode, serving: SimServing, seq: number, release: () => void): void {
-    const epoch = node.machine.epoch;
+  /** An output leaves `node` (serving side `serving`), for the task whose last entry is `seq`. */
+  released(node: SimHost, serving: Serving, seq: number, release: () => void): void {
+    const machine = node.machine!;
+    const epoch = machine.epoch;
     // The Output Rule: with a backup attached in this epoch, the backup must hold the entry.
-    if (node.machine.hasBackup) {
-      const got = this.received.get(serving.incarnation) ?? 0;
+    if (machine.hasBackup) {
+      const got = this.received.get(this.incarnations.get(serving) ?? '') ?? 0;
       if (got < seq) this.violate(`Output Rule: ${node.id} released the output of seq ${seq} in epoch ${epoch}, but its backup has received only through seq ${got}`);
     }
     // One speaker per epoch.
@@ -147,24 +161,30 @@ export class Sim {
     release();
   }
 
-  receivedBy(backup: SimNode, seq: number): void {
-    const primary = this.nodes.find((n) => n.id === backup.primaryId);
-    const serving = primary?.serving;
-    if (!serving) return;
-    const key = serving.incarnation;
-    this.received.set(key, Math.max(this.received.get(key) ?? 0, seq));
+  /**
+   * A frame on the wire from `from` to the node that listens on `listener`: an ACK is the backup's
+   * word that it holds every entry through its seq (it acknowledges on receipt, before replay).
+   */
+  private onWire(from: Owner, listener: SimListener, sealed: Uint8Array): void {
+    if (from === listener.owner || sealed.byteLength <= FRAME_TAG_BYTES) return;
+    const incarnation = this.listenerIncarnation.get(listener.id);
+    if (incarnation === undefined) return;
+    let frame;
+    try {
+      frame = decodeFrame(sealed.subarray(0, sealed.byteLength - FRAME_TAG_BYTES));
+    } catch {
+      return; // not a sealed frame (the auth), or not one that decodes: no ack
+    }
+    if (frame.type === 'ack') this.received.set(incarnation, Math.max(this.received.get(incarnation) ?? 0, frame.seq));
   }
 
-  onHalt(node: SimNode, reason: string, exitCode: number): void {
+  onHalt(node: SimHost, reason: string, exitCode: number): void {
     if (exitCode === 70) this.violate(`${node.id} stopped on a broken invariant or a dead VM: ${reason}`);
-  }
-
-  onDivergence(node: SimNode, what: string): void {
-    this.violate(`divergence on ${node.id}: ${what}`);
+    if (exitCode === 76) this.violate(`divergence on ${node.id}: ${reason}`);
   }
 
   /** `node` goes live in `epoch` with a log that continues from `baseSeq`. */
-  onLive(node: SimNode, epoch: number, baseSeq: number, tookOverFrom: string | null = null): void {
+  onLive(node: SimHost, epoch: number, baseSeq: number, tookOverFrom: string | null = null): void {
     const other = this.epochBases.get(epoch);
     if (other && other.node !== node.id) this.violate(`two nodes live in epoch ${epoch}: ${other.node} and ${node.id}`);
     this.epochBases.set(epoch, { node: node.id, baseSeq });
@@ -182,33 +202,91 @@ export class Sim {
    * reachable over the channel, and the backup itself had just stalled, the takeover was on the
    * backup's own silence (DESIGN invariant 7).
    */
-  private judgeAccuracy(node: SimNode, fromId: string): void {
+  private judgeAccuracy(node: SimHost, fromId: string): void {
     const old = this.nodes.find((n) => n.id === fromId);
     if (!old || old.crashed || old.halted) return;
     const windowMs = 3 * SIM_PAIR.heartbeatTimeoutMs;
     const since = this.world.nowMs - windowMs;
     if (old.lastStallAtMs >= since) return;
     if ((this.netFaultUntil.get(pairKey(node.id, old.id)) ?? -Infinity) >= since || (this.netFaultUntil.get('*') ?? -Infinity) >= since) return;
-    if ((this.directory.faults.slow?.untilMs ?? -Infinity) >= since) return;
+    // A directory that was slow or failing may have kept the old primary from fencing first (its claim
+    // against the taker did not complete); the takeover is then a race, not a stall mistaken for a death.
+    if (Math.max(this.dirFaultUntil, this.directory.faults.slow?.untilMs ?? -Infinity) >= since) return;
     if (node.lastStallAtMs < since) return;
     const what = `accuracy: ${node.id} took over from ${old.id}, which was alive and reachable, on the silence of its own stall (it stalled until t=${node.lastStallAtMs.toFixed(0)})`;
     this.accuracy.push(`t=${this.world.nowMs.toFixed(1)} ms: ${what}`);
     if (this.options.strictAccuracy ?? true) this.violate(what);
   }
 
-  /** Where a backup dials: the node that serves (the operator's --primary, found by asking health). */
-  routeFor(backup: SimNode): SimNode | null {
-    const serving = this.nodes.filter((n) => n !== backup && !n.crashed && !n.halted && n.serving && n.machine.servesTraffic);
-    return serving.length > 0 ? serving[0]! : null;
+  /** Where a backup dials: the node that serves (the operator's --primary, found by asking health), on its channel's listener. */
+  routeFor(from: Owner): SimListener | null {
+    for (const n of this.nodes) {
+      if (n === from || n.liveLoop === null) continue;
+      let newest: SimListener | null = null;
+      for (const l of this.net.open) if (l.owner === n && (newest === null || l.id > newest.id)) newest = l;
+      if (newest === null) continue;
+      if (from instanceof SimHost) from.primaryId = n.id;
+      return newest;
+    }
+    return null;
   }
 
   // ---------------------------------------------------------------- nodes
 
-  spawn(faults: NodeFaults = {}): SimNode {
+  spawn(faults: NodeFaults = {}): SimHost {
     const id = String.fromCharCode(65 + this.nodeCount++);
-    const node = new SimNode(id, this, this.world, SIM_PAIR, silent, { taskMs: 0.5, replayTaskMs: 0.5 }, faults);
+    const node = new SimHost(id, this, this.world, SIM_PAIR, this.options.verbose ? this.nodeLogger(id) : silent, { taskMs: 0.5, replayTaskMs: 0.5 }, faults);
     this.nodes.push(node);
     return node;
+  }
+
+  /** --verbose: the node's own log lines, on virtual time (printed, not hashed: the digest stays the seed's). */
+  private nodeLogger(id: string): pino.Logger {
+    const world = this.world;
+    return pino(
+      { level: 'info' },
+      {
+        write(line: string): void {
+          const { msg, level } = JSON.parse(line) as { msg: string; level: number };
+          console.log(`${world.nowMs.toFixed(3)} ${id} ${level >= 50 ? 'ERROR' : level >= 40 ? 'WARN' : 'info'}: ${msg}`);
+        },
+      },
+    );
+  }
+
+  /**
+   * Watches each node's serving side from the event it appears in (before any output can leave: a
+   * task takes virtual time): every release passes the checker (and, for the planted bug, no gate at
+   * all), its listener's acks count for it, and each new epoch it speaks in is a go-live.
+   */
+  private watchServing(n: SimHost): void {
+    const serving = n.serving;
+    if (serving === null || n.crashed) return;
+    if (!n.wrapped.has(serving)) {
+      n.wrapped.add(serving);
+      const incarnation = `${n.id}#${this.world.nowMs.toFixed(3)}`;
+      this.incarnations.set(serving, incarnation);
+      const outputs = serving.outputs;
+      const gate = outputs.hold.bind(outputs);
+      const releaseAtOnce = n.faults.releaseAtOnce === true;
+      outputs.hold = (seq, release) => {
+        const checked = (): void => this.released(n, serving, seq, release);
+        if (releaseAtOnce) checked();
+        else gate(seq, checked);
+      };
+    }
+    const incarnation = this.incarnations.get(serving)!;
+    for (const l of this.net.open) if (l.owner === n && !this.listenerIncarnation.has(l.id)) this.listenerIncarnation.set(l.id, incarnation);
+    // Each epoch starts at its first mark in the log (epoch-history.ts): the log continues from the seq before it.
+    const history = serving.retained.history.list;
+    const last = history[history.length - 1];
+    if (last === undefined || (n.seenEpoch !== null && last.epoch <= n.seenEpoch)) return;
+    const first = n.seenEpoch === null;
+    n.seenEpoch = last.epoch;
+    // A fresh primary's boot epoch is not a go-live; a backup's first epoch is its takeover.
+    if (first && !n.isBackupNode) return;
+    if (first) this.note(`${n.id}: LIVE in epoch ${last.epoch} from seq ${last.fromSeq - 1}`);
+    this.onLive(n, last.epoch, last.fromSeq - 1, first ? n.primaryId : null);
   }
 
   // ---------------------------------------------------------------- the front door
@@ -225,14 +303,13 @@ export class Sim {
     if (view.length === 0) return void this.world.at(1, client, () => answer({ status: 503, body: 'no live node', node: '-', epoch: 0 }));
     const node = view[0]!;
     this.world.at(this.net.delayMs(), node, () => {
-      const serving = node.serving;
-      if (!serving || !node.machine.servesTraffic)
-        return void this.world.at(this.net.delayMs(), client, () => answer({ status: 503, body: `not serving (${node.role})`, node: node.id, epoch: node.machine?.epoch ?? 0 }));
+      const loop = node.liveLoop;
+      if (!loop) return void this.world.at(this.net.delayMs(), client, () => answer({ status: 503, body: `not serving (${node.role})`, node: node.id, epoch: node.machine?.epoch ?? 0 }));
       const headers: Array<[string, string]> = request.key ? [['idempotency-key', request.key]] : [];
       if (request.body) headers.push(['content-type', 'application/json']);
-      serving.loop.submitRequest(request.method, `http://sim${request.path}`, headers, new TextEncoder().encode(request.body)).then(
+      loop.submitRequest(request.method, `http://sim${request.path}`, headers, new TextEncoder().encode(request.body)).then(
         (response) => {
-          const epoch = node.machine.epoch;
+          const epoch = node.machine?.epoch ?? 0;
           const body = new TextDecoder().decode(response.body);
           this.world.at(this.net.delayMs(), client, () => answer({ status: response.status, body, node: node.id, epoch }));
         },
@@ -255,9 +332,9 @@ export class Sim {
 
   private inject(kind: string, healAtMs: number): void {
     const w = this.world;
-    const alive = this.nodes.filter((n) => !n.crashed && !n.halted && n.machine);
+    const alive = this.nodes.filter((n) => n.running);
     if (alive.length === 0) return;
-    const serving = alive.find((n) => n.serving && n.machine.speaks);
+    const serving = alive.find((n) => n.serving && n.machine!.speaks);
     const untilMs = (lo: number, hi: number): number => Math.min(healAtMs, w.nowMs + w.int(lo, hi));
     let what = '';
     switch (kind) {
@@ -266,11 +343,11 @@ export class Sim {
         // Never the last copy of the state: some other node must hold a VM (a serving node, or a
         // backup that has booted one), and a serving victim's own backup must be one of them.
         const victim = w.pick(alive);
-        const holds = (n: SimNode): boolean => n !== victim && !n.crashed && !n.halted && n.vm?.inner != null;
+        const holds = (n: SimHost): boolean => n !== victim && n.running && n.vm?.inner != null;
         if (!this.nodes.some(holds)) return;
         if (victim.serving) {
           const backup = this.nodes.find((n) => n.id === victim.serving!.attachedNodeId);
-          if (!(victim.serving.attached && victim.machine.hasBackup && backup && holds(backup))) return;
+          if (!(victim.serving.attached && victim.machine!.hasBackup && backup && holds(backup))) return;
         }
         victim.crash();
         what = `crash ${victim.id}`;
@@ -321,6 +398,7 @@ export class Sim {
         const until = untilMs(200, 2_000);
         const code = w.pick(['EIO', 'ENOSPC'] as const);
         this.directory.faults.failing = { untilMs: until, code };
+        this.dirFaultUntil = Math.max(this.dirFaultUntil, until);
         what = `shared directory fails with ${code} until ${until}`;
         break;
       }
@@ -328,6 +406,7 @@ export class Sim {
         const until = untilMs(500, 3_000);
         const ms = w.int(50, 2_500);
         this.directory.faults.slow = { untilMs: until, ms };
+        this.dirFaultUntil = Math.max(this.dirFaultUntil, until);
         what = `shared directory takes ${ms} ms per operation until ${until}`;
         break;
       }
@@ -340,6 +419,8 @@ export class Sim {
   private spawnJoinerLater(): void {
     if (this.nodeCount >= 6) return;
     this.world.at(this.world.int(200, 1_500), null, () => {
+      // One joiner at a time, as an operator starts one: a second is refused while the first is attached (4005, final for it).
+      if (this.nodeCount >= 6 || this.nodes.some((n) => !n.crashed && !n.halted && n.machine?.role !== 'halted' && !n.serving)) return;
       const node = this.spawn();
       this.note(`${node.id}: starts as a joining backup`);
       node.startBackup();
@@ -351,8 +432,8 @@ export class Sim {
     const w = this.world;
     w.at(500, null, () => {
       // A live node alone, or a primary whose backup is gone (a second primary's survivor).
-      const live = this.nodes.find((n) => n.healthy && !n.machine.hasBackup);
-      const spare = this.nodes.some((n) => !n.crashed && !n.halted && !n.serving);
+      const live = this.nodes.find((n) => n.healthy && !n.machine!.hasBackup);
+      const spare = this.nodes.some((n) => !n.crashed && !n.halted && n.machine?.role !== 'halted' && !n.serving);
       if (live && !spare) {
         if (this.nodeCount < 6) {
           const node = this.spawn();
@@ -367,9 +448,10 @@ export class Sim {
   // ---------------------------------------------------------------- the run
 
   private check(): void {
+    for (const n of this.nodes) this.watchServing(n);
     // Bounded lag (DESIGN invariant 5): a takeover never has more to replay than the timeout plus its budget.
     for (const n of this.nodes) {
-      if (n.crashed || n.halted) continue;
+      if (!n.running) continue;
       const ms = n.backlogReplayMs;
       if (ms > SIM_PAIR.heartbeatTimeoutMs + SIM_PAIR.maxLagMs && !this.violations.some((v) => v.includes('bounded lag'))) {
         this.violate(`bounded lag: ${n.id}'s replay backlog would take ${Math.round(ms)} ms to replay (bound ${SIM_PAIR.heartbeatTimeoutMs + SIM_PAIR.maxLagMs} ms)`);
@@ -380,7 +462,7 @@ export class Sim {
   }
 
   /** Since when each healthy node has served while a newer epoch existed on the shared directory. */
-  private readonly supersededSince = new Map<SimNode, number>();
+  private readonly supersededSince = new Map<SimHost, number>();
 
   /**
    * The lease (DESIGN, the arbiter): a node that serves while a newer epoch exists stops within
@@ -391,7 +473,7 @@ export class Sim {
     const w = this.world;
     const newest = this.directory.newest;
     for (const n of this.nodes) {
-      if (!n.healthy || n.machine.epoch >= newest) {
+      if (!n.healthy || n.machine!.epoch >= newest) {
         this.supersededSince.delete(n);
         continue;
       }
@@ -403,7 +485,7 @@ export class Sim {
       const troubled = (f.slow?.untilMs ?? -Infinity) >= since - boundMs || (f.failing?.untilMs ?? -Infinity) >= since - boundMs || (f.partitionedUntil.get(n.id) ?? -Infinity) >= since - boundMs;
       if (troubled || n.lastStallAtMs >= since - boundMs) continue;
       if (!this.violations.some((v) => v.includes('lease:'))) {
-        this.violate(`lease: ${n.id} still serves in epoch ${n.machine.epoch} ${Math.round(w.nowMs - since)} ms after epoch ${newest} was claimed (--lease-ms ${SIM_PAIR.leaseMs})`);
+        this.violate(`lease: ${n.id} still serves in epoch ${n.machine!.epoch} ${Math.round(w.nowMs - since)} ms after epoch ${newest} was claimed (--lease-ms ${SIM_PAIR.leaseMs})`);
       }
     }
   }
@@ -417,7 +499,7 @@ export class Sim {
     const liveness = o.livenessMs ?? 5_000;
     const primary = this.spawn(plantFaults(plant, 'primary', this));
     const backup = this.spawn(plantFaults(plant, 'backup', this));
-    void primary.startPrimary(this.config);
+    primary.startPrimary(this.config);
     w.at(5, null, () => backup.startBackup());
     this.refreshHealth();
     this.watchProtection();
@@ -480,7 +562,7 @@ export class Sim {
     if (stuck.length > 0) this.violate(`liveness: ${stuck.map((c) => c.id).join(', ')} got no answer after the faults healed`);
     const node = live[0]!;
     const backup = this.nodes.find((n) => n.id === node.serving?.attachedNodeId);
-    if (!node.machine.hasBackup || !backup || backup.crashed || backup.halted) {
+    if (!node.machine!.hasBackup || !backup?.running) {
       this.violate(`liveness: ${node.id} is not protected ${this.options.livenessMs ?? 5_000} ms after the faults healed (${this.nodes.map((n) => `${n.id}:${n.role}`).join(' ')})`);
     } else if (backup.backlog > 2_000) {
       this.violate(`bounded lag: ${backup.id}'s replay backlog is ${backup.backlog} entries (a takeover would replay them all)`);
@@ -526,7 +608,7 @@ export class Sim {
     const backup = live && this.nodes.find((n) => n.id === live.serving?.attachedNodeId);
     const a = live?.vm?.inner;
     const b = backup?.vm?.inner;
-    if (!live || !backup || !a || !b || backup.crashed || backup.halted) return;
+    if (!live || !backup || !a || !b || !backup.running) return;
     if (live.serving!.loop.queued > 0 || backup.replayedSeq < live.serving!.loop.lastTaskSeq || backup.backlog > 0) return;
     if (a.taskCount !== b.taskCount) return; // the backup is at another task boundary
     this.comparedStates = true;
@@ -579,7 +661,7 @@ function plantFaults(plant: Plant | undefined, role: 'primary' | 'backup', sim: 
   switch (plant) {
     case 'early-release':
       // The Output Rule's gate lets every output out at once.
-      return role === 'primary' ? { gate: () => ({ hold: (_seq, release) => release() }) } : {};
+      return role === 'primary' ? { releaseAtOnce: true } : {};
     case 'loser-serves':
       // A lost claim is taken for a win: the loser goes on serving in the epoch it lost.
       return { claimResult: (r) => (r === 'lost' ? 'won' : r) };
@@ -588,7 +670,7 @@ function plantFaults(plant: Plant | undefined, role: 'primary' | 'backup', sim: 
       return role === 'backup' ? { replaySlowdown: 100, noReplayProgress: true } : {};
     case 'no-reverify':
       // Every epoch check (after a pause, and the lease's) answers "still ours".
-      return role === 'primary' ? { epochChecked: (_newest, own) => own } : {};
+      return role === 'primary' ? { newestEpoch: (newest, own) => own ?? newest } : {};
     case 'stall-claim':
       // The backup's ticks run through its pauses: it never sees its own stall.
       return role === 'backup' ? { tickThroughPauses: true } : {};
@@ -602,8 +684,8 @@ function plantFaults(plant: Plant | undefined, role: 'primary' | 'backup', sim: 
 function plantScenario(plant: Plant, sim: Sim, faultStart: number): void {
   const w = sim.world;
   const at = faultStart + w.int(0, 2_000);
-  const a = (): SimNode => sim.nodes[0]!;
-  const b = (): SimNode => sim.nodes[1]!;
+  const a = (): SimHost => sim.nodes[0]!;
+  const b = (): SimHost => sim.nodes[1]!;
   switch (plant) {
     case 'early-release':
     case 'replay-backlog':
@@ -645,7 +727,7 @@ function secondPrimary(sim: Sim, atMs: number): void {
   sim.world.at(atMs, null, () => {
     const node = sim.spawn();
     sim.note(`FAULT (scenario) ${node.id}: a second primary starts on the same shared directory`);
-    void node.startPrimary(sim.config);
+    node.startPrimary(sim.config);
   });
 }
 
