@@ -31,6 +31,7 @@ import {
   nonNegativeInt,
   port,
   positiveInt,
+  positiveNumber,
   type ServeFlags,
   traceSegmentBytes,
   type VmFlags,
@@ -48,6 +49,9 @@ interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, Edge
   maxLagMs: number;
   maxReplayLagMs: number;
   leaseMs: number;
+  phiThreshold: number;
+  phiMaxDelayMs: number;
+  witnessGraceMs: number;
   maxLogBufferBytes: number;
   trace?: string;
   traceMaxMb: number;
@@ -79,6 +83,24 @@ function addPairOptions(command: Command): Command {
           'a serving node re-verifies its epoch on the shared directory at least this often, and halts once a newer one exists',
           positiveInt('--lease-ms'),
           DEFAULT_PAIR_SETTINGS.leaseMs,
+        )
+        .option(
+          '--phi-threshold <phi>',
+          'past the heartbeat timeout, a peer is suspected once phi (how unlikely its silence is, given the jitter learned from its frames) reaches this',
+          positiveNumber('--phi-threshold'),
+          DEFAULT_PAIR_SETTINGS.phiThreshold,
+        )
+        .option(
+          '--phi-max-delay-ms <ms>',
+          'the longest the learned jitter may put suspicion off past the heartbeat timeout (a real death still goes live within the timeout + 1 s)',
+          nonNegativeInt('--phi-max-delay-ms'),
+          DEFAULT_PAIR_SETTINGS.phiMaxDelayMs,
+        )
+        .option(
+          '--witness-grace-ms <ms>',
+          'the longest a silent peer whose beacon on the shared directory still moves (alive, only busy) is not suspected past the heartbeat timeout',
+          nonNegativeInt('--witness-grace-ms'),
+          DEFAULT_PAIR_SETTINGS.witnessGraceMs,
         )
         .option(
           '--max-log-buffer-bytes <n>',
@@ -149,6 +171,9 @@ function pairSettings(flags: PairFlags): PairSettings {
     maxLagMs: flags.maxLagMs,
     maxReplayLagMs: flags.maxReplayLagMs,
     leaseMs: flags.leaseMs,
+    phiThreshold: flags.phiThreshold,
+    phiMaxDelayMs: flags.phiMaxDelayMs,
+    witnessGraceMs: flags.witnessGraceMs,
     maxLogBufferBytes: flags.maxLogBufferBytes,
   };
 }

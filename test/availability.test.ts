@@ -28,6 +28,10 @@ test('a joining backup stalled 3 s after its snapshot boot does not claim; it ca
   expect(backup.lines.some((l) => /primary lost|claiming epoch/.test(String(l.msg)))).toBe(false);
   expect((await status(primary.url)).role).toBe('primary');
   expect(typeof (await status(primary.url)).replayBacklogMs).toBe('number');
+  // Nor did the primary drop it: the backup's beacon thread kept moving while its main thread was held.
+  expect((await status(primary.url)).epoch).toBe(1);
+  expect(primary.lines.some((l) => /backup lost/.test(String(l.msg)))).toBe(false);
+  expect(primary.lines.some((l) => /backup not suspected yet: .*beacon moved/.test(String(l.msg)))).toBe(true);
 }, 60_000);
 
 test('two primaries on one shared directory: within --lease-ms only one serves', async () => {

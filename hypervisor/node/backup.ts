@@ -21,6 +21,7 @@ import type { Divergence } from '../vm/port.js';
 import { decodeSnapshot, type SnapshotBase, snapshotBaseOf } from '../vm/snapshot-wire.js';
 import type { BootConfig, Snapshot } from '../vm/vm.js';
 import { arbiterLabel } from './arbiter-select.js';
+import type { Witness } from './beacon.js';
 import { type CheckpointSettings, newestValidCheckpoint, supersedeBeyond } from './checkpoint.js';
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
@@ -92,6 +93,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private readonly env: Env;
   private readonly stepper: Stepper;
   private readonly logger: Logger;
+  private readonly witness: Witness | null;
   private vm: VmHandle | null = null;
   private config: BootConfig | null = null;
   private assembler = new TaskAssembler('logging channel');
@@ -130,7 +132,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.env = options.env ?? realEnv;
     this.arbiter = this.env.arbiter(options.sharedDir, options.nodeId);
     // The epoch is learned from the primary's log (its Epoch entry); 0 until then.
-    this.machine = new RoleMachine(roleConfig(options.pair), 'backup', 0, this.env.clock.monoMs());
+    this.witness = this.env.witness?.(options.sharedDir, options.nodeId, options.pair.heartbeatMs) ?? null;
+    this.machine = new RoleMachine(roleConfig(options.pair, this.witness !== null), 'backup', 0, this.env.clock.monoMs());
     this.stepper = new Stepper(this.machine, (action) => this.perform(action), this.logger);
   }
 
@@ -160,6 +163,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       logger,
     );
     this.url = await listen(this.server, options.port, options.host);
+    this.witness?.start();
     this.joinBase = await this.loadJoinBase();
     this.channel = BackupChannel.connect({
       url: options.primaryUrl,
@@ -421,6 +425,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: this.env.clock.monoMs(), checkId, newestEpoch: newest, detail: String(newest) }));
         break;
       }
+      case 'read-witness': {
+        const { readId } = action;
+        void this.witness?.read(action.peer, action.epoch).then((value) => this.step({ type: 'witness', nowMs: this.env.clock.monoMs(), readId, value }));
+        break;
+      }
       // Before go-live there is nothing to serve: go-live writes the epoch mark into the new log, and
       // the serving side starts with outputs flowing (or held, if the machine holds them by then).
       case 'append-noop':
@@ -557,6 +566,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     await this.channel?.close();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
+    await this.witness?.stop();
     await this.vm?.terminate();
   }
 }

@@ -12,7 +12,8 @@ import { type Clock, realClock, realTimers, type Timers } from '../../logging-ch
 import type { VmLimits } from '../vm/limits.js';
 import { VmHost } from '../worker/vm-host.js';
 import type { ClaimResult } from './arbiter.js';
-import { arbiterFactory } from './arbiter-select.js';
+import { arbiterFactory, isEtcdLocation } from './arbiter-select.js';
+import { DirWitness, type Witness } from './beacon.js';
 
 export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
@@ -38,6 +39,12 @@ export interface Env {
   startVm(limits: VmLimits): VmHandle;
   /** Outbound HTTP for the guest's fetch (after the Output Rule released it). */
   fetch(url: string, init: RequestInit): Promise<Response>;
+  /**
+   * The witness at `where` for node `nodeId`, beating every `periodMs` (hypervisor/node/beacon.ts), or
+   * null where there is none (etcd, or a world without one): suspicion then rests on the timeout and
+   * the learned jitter alone.
+   */
+  witness?(where: string, nodeId: string, periodMs: number): Witness | null;
 }
 
 /** Today's behaviour: performance.now/Date.now, Node timers, the shared directory or etcd, a VM worker, global fetch (the CLI puts the egress policy's fetch in its place). */
@@ -48,4 +55,5 @@ export const realEnv: Env = {
   arbiter: arbiterFactory(),
   startVm: (limits) => VmHost.start(limits),
   fetch: (url, init) => fetch(url, init),
+  witness: (where, nodeId, periodMs) => (isEtcdLocation(where) ? null : new DirWitness(where, nodeId, periodMs)),
 };
