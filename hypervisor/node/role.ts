@@ -16,6 +16,7 @@
 // primary that was replaced while it slept.
 
 import { invariant } from '../../logging-channel/invariant.js';
+import { admitRate } from './admission.js';
 import { Suspicion, type SuspicionConfig } from './suspicion.js';
 
 export type Role = 'primary' | 'backup' | 'claiming' | 'live' | 'halted';
@@ -87,7 +88,8 @@ export type RoleAction =
   | { type: 'release-through'; seq: number }
   /** Running alone in an epoch we hold: release everything held and stop holding. */
   | { type: 'release-all' }
-  | { type: 'admit'; admit: boolean; reason: string }
+  /** Admit new requests or hold them; `rate` (0..1, absent: 1): admit them slowed to that fraction of the full rate. */
+  | { type: 'admit'; admit: boolean; reason: string; rate?: number }
   | { type: 'drop-peer'; reason: string }
   /** Backup: finish replaying everything received, then report 'drained'. */
   | { type: 'drain' }
@@ -139,6 +141,8 @@ export class RoleMachine {
   /** Backup: the primary welcomed us at least once (no suspicion before that: nothing to take over). */
   private welcomed = false;
   private admitting = true;
+  /** While admitting: the fraction of the full rate (below 1 while the backup's replay backlog is past half the bound). */
+  private rate = 1;
   private claimEpoch = 0;
   private claimRetryAtMs: number | null = null;
   private claimingFor: 'backup' | 'primary' | null = null;
@@ -496,8 +500,9 @@ export class RoleMachine {
     if (this.roleNow !== 'primary') return;
     if (!this.holding) {
       // Lag is owed to a backup; with none attached there is nothing to throttle for.
-      if (!this.admitting) {
+      if (!this.admitting || this.rate < 1) {
         this.admitting = true;
+        this.rate = 1;
         out.push({ type: 'admit', admit: true, reason: 'no backup to wait for' });
       }
       return;
@@ -518,9 +523,32 @@ export class RoleMachine {
         { type: 'admit', admit: false, reason: over },
         { type: 'log', level: 'warn', msg: `throttling: ${over}; new requests queue, then get 503`, data: { lagMs: input.lagMs, lagBytes: input.lagBytes, replayBacklogMs: backlog ?? null } },
       );
-    } else if (!over && !this.admitting) {
-      this.admitting = true;
-      out.push({ type: 'admit', admit: true, reason: 'backup caught up' }, { type: 'log', level: 'info', msg: 'backup caught up: admitting requests again' });
+    } else if (!over) {
+      this.pace(backlog === undefined ? this.rate : admitRate(backlog, this.config.maxReplayLagMs), backlog, out);
+    }
+  }
+
+  /** Within the bounds: admit, slowed in proportion while the replay backlog is past half of its bound. */
+  private pace(rate: number, backlogMs: number | undefined, out: RoleAction[]): void {
+    const wasHeld = !this.admitting;
+    const wasRate = this.rate;
+    if (!wasHeld && rate === wasRate) return;
+    this.admitting = true;
+    this.rate = rate;
+    const pct = `${Math.round(rate * 100)}%`;
+    const backlog = backlogMs === undefined ? '' : ` (replay backlog ${Math.round(backlogMs)} ms, bound ${this.config.maxReplayLagMs} ms)`;
+    out.push({ type: 'admit', admit: true, reason: rate < 1 ? `slowed to ${pct}${backlog}` : 'backup caught up', ...(rate < 1 ? { rate } : {}) });
+    if (wasHeld) {
+      out.push({ type: 'log', level: 'info', msg: `backup caught up: admitting requests again${rate < 1 ? `, slowed to ${pct} of the full rate${backlog}` : ''}` });
+    } else if (rate < 1 && wasRate === 1) {
+      out.push({
+        type: 'log',
+        level: 'warn',
+        msg: `slowing admission to ${pct} of the full rate: the backup's replay backlog is past half of --max-replay-lag-ms${backlog}; over the bound, admission holds`,
+        data: { replayBacklogMs: backlogMs ?? null, admitRate: rate },
+      });
+    } else if (rate === 1) {
+      out.push({ type: 'log', level: 'info', msg: `admission back to the full rate${backlog}` });
     }
   }
 
@@ -612,8 +640,9 @@ export class RoleMachine {
       { type: 'release-all' },
       { type: 'log', level: 'info', msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`}: running alone, outputs flow at once`, data: { claimMs } },
     );
-    if (!this.admitting) {
+    if (!this.admitting || this.rate < 1) {
       this.admitting = true;
+      this.rate = 1;
       out.push({ type: 'admit', admit: true, reason: 'running alone' });
     }
   }
