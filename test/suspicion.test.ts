@@ -94,14 +94,14 @@ describe('suspicion before a claim (simulated time)', () => {
     // The first stalls: only the primary's main thread (its beacon thread runs on, the witness says
     // "alive"). Phi learns from them; from 10 s on the whole host is starved (the beacon stands still
     // too) and the learned jitter alone keeps the primary.
-    const beacon = (t: number) => (t < 10_000 ? String(Math.floor(t / 100)) : 'still');
+    const beacon = (t: number) => (t < 10_000 ? `${Math.floor(t / 100)}:5` : '1:5');
     const alive = run(m, 0, 20_000, jittery(Infinity, 350, 2_000), beacon);
     expect(alive.claimAtMs).toBeNull();
     expect(alive.acts).toContainEqual(expect.objectContaining({ type: 'log', data: { suspicionDeferredBy: 'witness' } }));
     expect(alive.acts).toContainEqual(expect.objectContaining({ type: 'log', data: { suspicionDeferredBy: 'phi' } }));
     expect(m.peerJitter!.samples).toBeGreaterThanOrEqual(PHI_MIN_SAMPLES);
 
-    const dead = run(m, 20_025, 30_000, jittery(20_100, 350, 2_000), () => 'still');
+    const dead = run(m, 20_025, 30_000, jittery(20_100, 350, 2_000), () => '1:5');
     const last = jittery(20_100, 350, 2_000)(20_100);
     expect(dead.claimAtMs).not.toBeNull();
     expect(dead.claimAtMs! - last).toBeGreaterThan(CFG.heartbeatTimeoutMs);
@@ -120,7 +120,7 @@ describe('suspicion before a claim (simulated time)', () => {
     const m = primary();
     // The backup beats until 1,000, then its main thread is busy until 4,000; its beacon thread runs on.
     const heard = (t: number) => (t < 1_000 || t >= 4_000 ? Math.floor(t / 100) * 100 : 900);
-    const { claimAtMs, acts } = run(m, 0, 6_000, heard, (t) => String(Math.floor(t / 100)));
+    const { claimAtMs, acts } = run(m, 0, 6_000, heard, (t) => `${Math.floor(t / 100)}:${Math.min(t, 1_000)}`);
     expect(claimAtMs).toBeNull();
     expect(m.role).toBe('primary');
     expect(acts).toContainEqual(expect.objectContaining({ type: 'read-witness', peer: 'b', epoch: 1 }));
@@ -129,14 +129,22 @@ describe('suspicion before a claim (simulated time)', () => {
 
   test('witness: a beacon that stands still is no evidence; the backup is suspected at the timeout', () => {
     const m = primary();
-    const { claimAtMs } = run(m, 0, 3_000, beats(1_000), () => '42');
+    const { claimAtMs } = run(m, 0, 3_000, beats(1_000), () => '42:7');
     expect(claimAtMs).toBeGreaterThanOrEqual(1_300);
     expect(claimAtMs).toBeLessThanOrEqual(1_300 + TICK_MS);
   });
 
+  test('witness: a peer running normally (main thread moving too) but unheard is unreachable, not busy: suspected at the timeout', () => {
+    const m = primary();
+    const { claimAtMs, acts } = run(m, 0, 3_000, beats(1_000), (t) => `${Math.floor(t / 100)}:${Math.floor(t / 25)}`);
+    expect(claimAtMs).toBeGreaterThanOrEqual(1_300);
+    expect(claimAtMs).toBeLessThanOrEqual(1_300 + TICK_MS);
+    expect(acts).toContainEqual(expect.objectContaining({ type: 'log', msg: expect.stringContaining('unreachable') }));
+  });
+
   test('witness: a peer alive but wedged is suspected once the grace runs out', () => {
     const m = primary();
-    const { claimAtMs } = run(m, 0, 10_000, beats(1_000), (t) => String(Math.floor(t / 100)));
+    const { claimAtMs } = run(m, 0, 10_000, beats(1_000), (t) => `${Math.floor(t / 100)}:3`);
     expect(claimAtMs).toBeGreaterThanOrEqual(1_000 + CFG.heartbeatTimeoutMs + SUSPICION.witnessGraceMs);
     expect(claimAtMs).toBeLessThanOrEqual(1_000 + CFG.heartbeatTimeoutMs + SUSPICION.witnessGraceMs + TICK_MS);
   });
@@ -153,9 +161,9 @@ describe('suspicion before a claim (simulated time)', () => {
     const id = s.wantsWitness(200)!;
     expect(id).not.toBeNull();
     s.heard(210);
-    s.witnessRead(220, id, 'a');
+    s.witnessRead(220, id, '1:1');
     expect(s.wantsWitness(500)).not.toBeNull();
-    s.witnessRead(520, id, 'b'); // stale id
+    s.witnessRead(520, id, '2:1'); // stale id
     expect(s.verdict(520)).toMatchObject({ suspect: true });
   });
 
@@ -165,7 +173,7 @@ describe('suspicion before a claim (simulated time)', () => {
     const id = s.wantsWitness(150);
     expect(id).not.toBeNull();
     expect(s.wantsWitness(175)).toBeNull();
-    s.witnessRead(180, id!, 'x');
+    s.witnessRead(180, id!, '1:1');
     expect(s.wantsWitness(200)).toBe(id);
   });
 
@@ -178,5 +186,55 @@ describe('suspicion before a claim (simulated time)', () => {
     expect(() => new Suspicion({ ...SUSPICION, phiThreshold: 0 }, 100, 300, 0)).toThrow(/--phi-threshold/);
     expect(() => new Suspicion({ ...SUSPICION, phiMaxDelayMs: -1 }, 100, 300, 0)).toThrow(/--phi-max-delay-ms/);
     expect(() => new Suspicion({ ...SUSPICION, witnessGraceMs: Number.NaN }, 100, 300, 0)).toThrow(/--witness-grace-ms/);
+  });
+});
+
+describe('the witness beacon on a shared directory (real files, a real thread)', () => {
+  test('the beat moves on its own thread while the main count moves only on tick(); a stopped beacon stands still', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { DirWitness } = await import('../dist/hypervisor/node/beacon.js');
+    const { realEnv } = await import('../dist/hypervisor/node/env.js');
+    const dir = await mkdtemp(path.join(tmpdir(), 'ftjs-beacon-'));
+    const a = new DirWitness(dir, 'node-a', 10);
+    const b = new DirWitness(dir, 'node-b', 10);
+    try {
+      expect(realEnv.witness!('etcd://127.0.0.1:2379/x', 'n', 100)).toBeNull();
+      expect(await b.read('node-a', 0)).toBeNull(); // not started: no beacon
+      a.start();
+      const read = async () => /^(\d+):(\d+)$/.exec((await b.read('node-a', 0)) ?? '');
+      const until = async (cond: () => Promise<boolean>, what: string) => {
+        const deadline = Date.now() + 10_000;
+        while (!(await cond())) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      await until(async () => (await read()) !== null, 'the first beat');
+      const first = (await read())!;
+      // The beat moves with no main-thread tick at all (the main count stays at 0).
+      await until(async () => (await read())![1] !== first[1], 'the beat to move');
+      expect(Number((await read())![2])).toBe(0);
+      a.tick();
+      a.tick();
+      await until(async () => Number((await read())![2]) === 2, 'the main count to show two ticks');
+      // A backup knows its primary by the epoch it follows: the epoch file names who claimed it.
+      const { Arbiter } = await import('../dist/hypervisor/node/arbiter.js');
+      expect((await new Arbiter(dir, 'node-a').claim(1, 'primary')).result).toBe('won');
+      expect(await b.read(null, 1)).toMatch(/^\d+:0+2$/);
+      expect(await b.read(null, 2)).toBeNull();
+      // A node reads itself as no evidence; an unknown peer too.
+      expect(await a.read('node-a', 0)).toBeNull();
+      expect(await b.read('node-c', 0)).toBeNull();
+      await a.stop();
+      const still = await b.read('node-a', 0);
+      await new Promise((r) => setTimeout(r, 50)); // five beacon periods: nothing may move (a check of absence)
+      expect(await b.read('node-a', 0)).toBe(still);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

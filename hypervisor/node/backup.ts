@@ -376,6 +376,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   }
 
   private tick(): void {
+    this.witness?.tick();
     const nowMs = this.env.clock.monoMs();
     if (this.serving) {
       this.serving.tick(nowMs);

@@ -1,8 +1,10 @@
 // The witness beacon (SWIM's indirect probe, with the shared directory as the witness): every node
-// runs a small thread that rewrites a counter in `<shared dir>/beacons/<node>` every heartbeat
-// period. That thread shares nothing with the node's main thread, so a node busy there (booting a
-// joined snapshot, sending a long log, a guest's long task) keeps its beacon moving, while a dead
-// or stopped process's beacon stands still. A node whose peer falls silent reads the peer's beacon
+// runs a small thread that rewrites `<beat>:<main>` in `<shared dir>/beacons/<node>` every heartbeat
+// period: its own counter, and the one the node's main thread advances on every tick (shared
+// memory). That thread shares nothing else with the main thread, so a node busy there (booting a
+// joined snapshot, a flood of frames) keeps its beat moving while its main count stands still: busy,
+// not dead. A dead or stopped process's beacon stands still altogether; a node that runs normally
+// but cannot be heard (a partition) moves both. A node whose peer falls silent reads the peer's beacon
 // and tells its role machine (hypervisor/node/suspicion.ts decides what a moving beacon is worth).
 //
 // No clocks are compared: the reader only looks at whether the counter changed between its own reads.
@@ -18,6 +20,8 @@ import { Arbiter } from './arbiter.js';
 export interface Witness {
   /** Starts this node's beacon thread (idempotent). */
   start(): void;
+  /** The node's main thread ran (call on every tick): its count in the beacon moves. */
+  tick(): void;
   /** The peer's beacon now: `peer`'s, or (null) the node's that claimed `epoch`. Null: none or unreadable. */
   read(peer: string | null, epoch: number): Promise<string | null>;
   stop(): Promise<void>;
@@ -36,7 +40,8 @@ const BEACON_THREAD = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
-const { file, periodMs, start } = workerData;
+const { file, periodMs, start, main } = workerData;
+const mainCount = new Int32Array(main);
 let fd = null;
 let n = start;
 function beat() {
@@ -45,7 +50,7 @@ function beat() {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fd = fs.openSync(file, 'w');
     }
-    fs.writeSync(fd, String(n++).padStart(20, '0'), 0);
+    fs.writeSync(fd, String(n++).padStart(16, '0') + ':' + String(Atomics.load(mainCount, 0) >>> 0).padStart(10, '0'), 0);
   } catch {
     if (fd !== null) { try { fs.closeSync(fd); } catch {} }
     fd = null;
@@ -59,6 +64,8 @@ setInterval(beat, periodMs);
 export class DirWitness implements Witness {
   private worker: Worker | null = null;
   private stopped = false;
+  /** The main thread's count, read by the beacon thread. */
+  private readonly mainCount = new Int32Array(new SharedArrayBuffer(4));
   /** Who claimed each epoch (a backup learns its primary's nodeId from the epoch file). */
   private readonly owners = new Map<number, string>();
   private readonly arbiter: Arbiter;
@@ -74,11 +81,20 @@ export class DirWitness implements Witness {
   start(): void {
     if (this.worker || this.stopped) return;
     // A random start: a restarted node with the same id never repeats the value its reader last saw.
-    const start = Math.floor(Math.random() * 1e15);
-    const worker = new Worker(BEACON_THREAD, { eval: true, workerData: { file: beaconFile(this.dir, this.nodeId), periodMs: this.periodMs, start }, stdout: false, stderr: false });
+    const start = Math.floor(Math.random() * 1e14);
+    const worker = new Worker(BEACON_THREAD, {
+      eval: true,
+      workerData: { file: beaconFile(this.dir, this.nodeId), periodMs: this.periodMs, start, main: this.mainCount.buffer },
+      stdout: false,
+      stderr: false,
+    });
     worker.unref();
     worker.on('error', () => undefined); // a beacon that dies is a beacon that stands still
     this.worker = worker;
+  }
+
+  tick(): void {
+    Atomics.add(this.mainCount, 0, 1);
   }
 
   async read(peer: string | null, epoch: number): Promise<string | null> {

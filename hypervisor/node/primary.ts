@@ -354,6 +354,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   }
 
   private tick(): void {
+    this.witness?.tick();
     const nowMs = this.env.clock.monoMs();
     this.serving.tick(nowMs);
     this.step({ type: 'tick', nowMs });

@@ -8,9 +8,11 @@
 //     (phi below the threshold) is not yet suspicion. Bounded by phiMaxDelayMs past the floor, so a
 //     real death still goes live within the heartbeat timeout + 1 s.
 //   - a witness (SWIM's indirect probe): each node's beacon thread, which no main-thread work can
-//     hold up, rewrites a counter on the arbiter every heartbeat period. A peer whose counter moved
-//     during this silence is alive, only busy (a joining backup booting, a primary sending a long
-//     log). Bounded by witnessGraceMs past the floor: a peer alive but wedged is dropped in the end.
+//     hold up, rewrites two counters on the arbiter every heartbeat period: its own, and the one the
+//     node's main thread advances every tick. A peer whose beacon moved during this silence while
+//     its main thread stood still is alive, only busy (a joining backup booting, a primary sending a
+//     long log). Bounded by witnessGraceMs past the floor: a peer alive but wedged is dropped in the
+//     end. A peer whose main thread moves too is not busy but unreachable (a partition): no delay.
 // Freshness needs no shared clock: the counter is judged by whether it changed between our own reads.
 
 export interface SuspicionConfig {
@@ -113,10 +115,14 @@ export class Suspicion {
   private lastHeardMs: number;
   /** The last heard time was a restart (attach, own stall): the next interval is not a sample. */
   private chainBroken = true;
-  /** Witness reads of the current silence: the first value, and when a different one was first seen. */
-  private witnessFirst: string | null = null;
-  private witnessLast: string | null = null;
-  private witnessChangedAtMs: number | null = null;
+  /**
+   * Witness reads of the current silence: the peer's beacon is `<beat>:<main>`, the beacon thread's
+   * counter and the main thread's (hypervisor/node/beacon.ts). When each was last seen to change.
+   */
+  private witnessLast: { beat: string; main: string } | null = null;
+  private beatChangedAtMs: number | null = null;
+  private mainChangedAtMs: number | null = null;
+  private witnessFirstAtMs: number | null = null;
   private witnessEpisode = 0;
   private witnessInFlight = false;
 
@@ -153,9 +159,10 @@ export class Suspicion {
   }
 
   private endEpisode(): void {
-    this.witnessFirst = null;
     this.witnessLast = null;
-    this.witnessChangedAtMs = null;
+    this.beatChangedAtMs = null;
+    this.mainChangedAtMs = null;
+    this.witnessFirstAtMs = null;
     this.witnessInFlight = false;
     this.witnessEpisode++;
   }
@@ -180,18 +187,29 @@ export class Suspicion {
   witnessRead(nowMs: number, readId: number, value: string | null): void {
     if (readId !== this.witnessEpisode) return;
     this.witnessInFlight = false;
-    if (value === null) return;
-    if (this.witnessFirst === null) {
-      this.witnessFirst = value;
-    } else if (value !== this.witnessLast) {
-      this.witnessChangedAtMs = nowMs;
+    const m = value === null ? null : /^(\d+):(\d+)$/.exec(value.trim());
+    if (m === null) return; // none, unreadable or torn: no evidence
+    const now = { beat: m[1]!, main: m[2]! };
+    const last = this.witnessLast;
+    if (last === null) {
+      this.witnessFirstAtMs = nowMs;
+    } else {
+      if (now.beat !== last.beat) this.beatChangedAtMs = nowMs;
+      if (now.main !== last.main) this.mainChangedAtMs = nowMs;
     }
-    this.witnessLast = value;
+    this.witnessLast = now;
   }
 
-  /** The beacon moved during this silence, within the last heartbeat timeout: the peer's process runs. */
-  private witnessFresh(nowMs: number): boolean {
-    return this.witnessChangedAtMs !== null && nowMs - this.witnessChangedAtMs <= this.heartbeatTimeoutMs;
+  /**
+   * The peer is alive but busy: during this silence its beacon thread moved (within the last
+   * heartbeat timeout) while its main thread stood still for at least a heartbeat period. A peer
+   * whose main thread moves too is running normally and still not heard: unreachable (a partition),
+   * not busy, and no reason to wait.
+   */
+  private witnessBusy(nowMs: number): boolean {
+    if (this.beatChangedAtMs === null || nowMs - this.beatChangedAtMs > this.heartbeatTimeoutMs) return false;
+    const mainStillSinceMs = this.mainChangedAtMs ?? this.witnessFirstAtMs!;
+    return nowMs - mainStillSinceMs >= this.heartbeatMs;
   }
 
   verdict(nowMs: number): Verdict {
@@ -200,11 +218,11 @@ export class Suspicion {
     const s = Math.round(silentMs);
     if (silentMs < timeout) return { suspect: false, by: 'timeout', why: `silent ${s} ms, under the ${timeout} ms timeout` };
     const pastMs = silentMs - timeout;
-    if (this.witnessFresh(nowMs) && pastMs < this.config.witnessGraceMs) {
+    if (this.witnessBusy(nowMs) && pastMs < this.config.witnessGraceMs) {
       return {
         suspect: false,
         by: 'witness',
-        why: `silent ${s} ms, but its beacon moved ${Math.round(nowMs - this.witnessChangedAtMs!)} ms ago: alive, only busy (waiting up to ${timeout + this.config.witnessGraceMs} ms)`,
+        why: `silent ${s} ms, but its beacon moved ${Math.round(nowMs - this.beatChangedAtMs!)} ms ago while its main thread stood still: alive, only busy (waiting up to ${timeout + this.config.witnessGraceMs} ms)`,
       };
     }
     if (this.phiNow.count >= PHI_MIN_SAMPLES && pastMs < this.config.phiMaxDelayMs) {
@@ -218,7 +236,13 @@ export class Suspicion {
       }
     }
     const phiNote = this.phiNow.count >= PHI_MIN_SAMPLES ? `, phi ${this.phiNow.phi(silentMs).toFixed(1)}` : '';
-    const witnessNote = this.config.witness ? (this.witnessFresh(nowMs) ? ', beacon still moving past the grace' : ', beacon still') : '';
+    const witnessNote = !this.config.witness
+      ? ''
+      : this.witnessBusy(nowMs)
+        ? ', its beacon still moving past the grace'
+        : this.mainChangedAtMs !== null
+          ? ', its beacon shows it running: unreachable'
+          : ', its beacon gives no sign of a busy peer';
     return { suspect: true, why: `silent for ${s} ms (timeout ${timeout} ms${phiNote}${witnessNote})` };
   }
 }
