@@ -178,6 +178,9 @@ export async function runRound(
     }
     const liveAt = liveLine ? timeOf(liveLine) : null;
     if (!liveLine) violations.push(`no node went live within 15 s of the fault`);
+    // A node that won its epoch before the fault took a live peer for dead: a false failover (DESIGN
+    // invariant 7), which the go-live figures below would otherwise show as a quick 0 ms.
+    if (liveAt !== null && liveAt < faultAt) violations.push(`false failover: the ${liveLine!.name} won a new epoch ${faultAt - liveAt} ms before the fault (${lostLine?.msg ?? 'no reason logged'})`);
     const goLiveMs = liveAt !== null ? Math.max(0, liveAt - faultAt) : null;
     const slow = goLiveViolation(goLiveMs, timing);
     if (slow) violations.push(slow);

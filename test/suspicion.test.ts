@@ -162,15 +162,24 @@ describe('suspicion before a claim (simulated time)', () => {
     expect(id).not.toBeNull();
     s.heard(210);
     s.witnessRead(220, id, '1:1');
-    expect(s.wantsWitness(500)).not.toBeNull();
-    s.witnessRead(520, id, '2:1'); // stale id
-    expect(s.verdict(520)).toMatchObject({ suspect: true });
+    const id2 = s.wantsWitness(500);
+    expect(id2).not.toBeNull();
+    s.witnessRead(520, id, '2:1'); // stale id: not counted
+    expect(s.verdict(520)).toMatchObject({ suspect: false, by: 'witness' }); // no read of this silence yet
+    s.witnessRead(530, id2!, '7:7');
+    s.witnessRead(560, s.wantsWitness(540)!, '7:7');
+    expect(s.verdict(560)).toMatchObject({ suspect: true }); // two reads, standing still: no sign of life
+    // Reads that never come put suspicion off by phiMaxDelayMs at most.
+    const slow = new Suspicion(SUSPICION, 100, 300, 0);
+    slow.wantsWitness(100);
+    expect(slow.verdict(300 + SUSPICION.phiMaxDelayMs - 1)).toMatchObject({ suspect: false });
+    expect(slow.verdict(300 + SUSPICION.phiMaxDelayMs)).toMatchObject({ suspect: true });
   });
 
-  test('no read before half the timeout of silence, and one read at a time', () => {
+  test('no read before a heartbeat period of silence, and one read at a time', () => {
     const s = new Suspicion(SUSPICION, 100, 300, 0);
-    expect(s.wantsWitness(140)).toBeNull();
-    const id = s.wantsWitness(150);
+    expect(s.wantsWitness(90)).toBeNull();
+    const id = s.wantsWitness(100);
     expect(id).not.toBeNull();
     expect(s.wantsWitness(175)).toBeNull();
     s.witnessRead(180, id!, '1:1');

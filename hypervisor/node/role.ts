@@ -374,8 +374,11 @@ export class RoleMachine {
       msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): the ${peer}'s silence meanwhile is not counted`,
       data: { stallMs: Math.round(gapMs) },
     });
-    this.lastPeerTrafficMs = nowMs;
-    this.suspicion?.restart(nowMs);
+    // Frames the peer sent meanwhile may still sit unread: half a timeout of our own running time
+    // before suspicion, whatever the silence was before the stall (at most that is kept).
+    const beforeMs = Math.max(0, nowMs - gapMs - this.lastPeerTrafficMs);
+    this.lastPeerTrafficMs = nowMs - Math.min(beforeMs, this.config.heartbeatTimeoutMs / 2);
+    this.suspicion?.restart(this.lastPeerTrafficMs);
   }
 
   /**

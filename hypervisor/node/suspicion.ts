@@ -123,6 +123,8 @@ export class Suspicion {
   private beatChangedAtMs: number | null = null;
   private mainChangedAtMs: number | null = null;
   private witnessFirstAtMs: number | null = null;
+  /** Reads answered in this silence (a beacon read needs a second one to say anything). */
+  private witnessReads = 0;
   private witnessEpisode = 0;
   private witnessInFlight = false;
 
@@ -163,6 +165,7 @@ export class Suspicion {
     this.beatChangedAtMs = null;
     this.mainChangedAtMs = null;
     this.witnessFirstAtMs = null;
+    this.witnessReads = 0;
     this.witnessInFlight = false;
     this.witnessEpisode++;
   }
@@ -172,13 +175,13 @@ export class Suspicion {
   }
 
   /**
-   * Should the shell read the peer's beacon now? From half the timeout of silence on (so that by the
-   * timeout there are reads more than a beacon period apart to compare), one read at a time. The id
-   * ties the answer to this silence.
+   * Should the shell read the peer's beacon now? From one heartbeat period of silence on (so that by
+   * the timeout there are reads more than a beacon period apart to compare), one read at a time. The
+   * id ties the answer to this silence.
    */
   wantsWitness(nowMs: number): number | null {
     if (!this.config.witness || this.witnessInFlight) return null;
-    if (this.silentMs(nowMs) < Math.max(this.heartbeatMs, this.heartbeatTimeoutMs / 2)) return null;
+    if (this.silentMs(nowMs) < this.heartbeatMs) return null;
     this.witnessInFlight = true;
     return this.witnessEpisode;
   }
@@ -188,6 +191,7 @@ export class Suspicion {
     if (readId !== this.witnessEpisode) return;
     this.witnessInFlight = false;
     const m = value === null ? null : /^(\d+):(\d+)$/.exec(value.trim());
+    this.witnessReads++;
     if (m === null) return; // none, unreadable or torn: no evidence
     const now = { beat: m[1]!, main: m[2]! };
     const last = this.witnessLast;
@@ -224,6 +228,10 @@ export class Suspicion {
         by: 'witness',
         why: `silent ${s} ms, but its beacon moved ${Math.round(nowMs - this.beatChangedAtMs!)} ms ago while its main thread stood still: alive, only busy (waiting up to ${timeout + this.config.witnessGraceMs} ms)`,
       };
+    }
+    if (this.config.witness && this.witnessReads < 2 && pastMs < this.config.phiMaxDelayMs) {
+      // On a starved host the reads themselves come late: wait for the witness to say something.
+      return { suspect: false, by: 'witness', why: `silent ${s} ms; waiting for a second read of its beacon (${this.witnessReads} so far)` };
     }
     if (this.phiNow.count >= PHI_MIN_SAMPLES && pastMs < this.config.phiMaxDelayMs) {
       const phi = this.phiNow.phi(silentMs);
