@@ -123,8 +123,9 @@ export class Suspicion {
   private beatChangedAtMs: number | null = null;
   private mainChangedAtMs: number | null = null;
   private witnessFirstAtMs: number | null = null;
-  /** Reads answered in this silence (a beacon read needs a second one to say anything). */
+  /** Reads answered in this silence, and when the last was (a beacon says something only over a span of reads). */
   private witnessReads = 0;
+  private witnessLastReadAtMs: number | null = null;
   private witnessEpisode = 0;
   private witnessInFlight = false;
 
@@ -166,6 +167,7 @@ export class Suspicion {
     this.mainChangedAtMs = null;
     this.witnessFirstAtMs = null;
     this.witnessReads = 0;
+    this.witnessLastReadAtMs = null;
     this.witnessInFlight = false;
     this.witnessEpisode++;
   }
@@ -193,6 +195,7 @@ export class Suspicion {
     const m = value === null ? null : /^(\d+):(\d+)$/.exec(value.trim());
     this.witnessReads++;
     if (m === null) return; // none, unreadable or torn: no evidence
+    this.witnessLastReadAtMs = nowMs;
     const now = { beat: m[1]!, main: m[2]! };
     const last = this.witnessLast;
     if (last === null) {
@@ -207,13 +210,27 @@ export class Suspicion {
   /**
    * The peer is alive but busy: during this silence its beacon thread moved (within the last
    * heartbeat timeout) while its main thread stood still for at least a heartbeat period. A peer
-   * whose main thread moves too is running normally and still not heard: unreachable (a partition),
-   * not busy, and no reason to wait.
+   * whose main thread moves too runs normally and is still not heard: its frames are late, or it is
+   * unreachable (a partition); that is worth a short wait only (witnessRunning).
    */
   private witnessBusy(nowMs: number): boolean {
     if (this.beatChangedAtMs === null || nowMs - this.beatChangedAtMs > this.heartbeatTimeoutMs) return false;
     const mainStillSinceMs = this.mainChangedAtMs ?? this.witnessFirstAtMs!;
     return nowMs - mainStillSinceMs >= this.heartbeatMs;
+  }
+
+  /** The peer's main thread moved during this silence, within the last heartbeat timeout. */
+  private witnessRunning(nowMs: number): boolean {
+    return this.mainChangedAtMs !== null && nowMs - this.mainChangedAtMs <= this.heartbeatTimeoutMs;
+  }
+
+  /**
+   * The witness has said what it can: its reads of this silence span more than a beacon period (a
+   * beacon that did not move meanwhile is still), or there is no beacon to read (none, unreadable).
+   */
+  private witnessSettled(): boolean {
+    if (this.witnessFirstAtMs === null) return this.witnessReads > 0;
+    return this.witnessLastReadAtMs! - this.witnessFirstAtMs >= 1.5 * this.heartbeatMs;
   }
 
   verdict(nowMs: number): Verdict {
@@ -229,18 +246,23 @@ export class Suspicion {
         why: `silent ${s} ms, but its beacon moved ${Math.round(nowMs - this.beatChangedAtMs!)} ms ago while its main thread stood still: alive, only busy (waiting up to ${timeout + this.config.witnessGraceMs} ms)`,
       };
     }
-    if (this.config.witness && this.witnessReads < 2 && pastMs < this.config.phiMaxDelayMs) {
-      // On a starved host the reads themselves come late: wait for the witness to say something.
-      return { suspect: false, by: 'witness', why: `silent ${s} ms; waiting for a second read of its beacon (${this.witnessReads} so far)` };
-    }
-    if (this.phiNow.count >= PHI_MIN_SAMPLES && pastMs < this.config.phiMaxDelayMs) {
-      const phi = this.phiNow.phi(silentMs);
-      if (phi < this.config.phiThreshold) {
-        return {
-          suspect: false,
-          by: 'phi',
-          why: `silent ${s} ms, phi ${phi.toFixed(1)} < ${this.config.phiThreshold} (learned jitter: mean ${Math.round(this.phiNow.meanMs)} ms, sd ${Math.round(this.phiNow.stdDevMs)} ms)`,
-        };
+    // The short waits below share one bound: a real death goes live within the timeout + 1 s.
+    if (pastMs < this.config.phiMaxDelayMs) {
+      if (this.config.witness && this.witnessRunning(nowMs)) {
+        return { suspect: false, by: 'witness', why: `silent ${s} ms, but its beacon shows its main thread running: its frames may be late (waiting up to ${timeout + this.config.phiMaxDelayMs} ms)` };
+      }
+      if (this.config.witness && !this.witnessSettled()) {
+        return { suspect: false, by: 'witness', why: `silent ${s} ms; its beacon not read over a beacon period yet (${this.witnessReads} reads)` };
+      }
+      if (this.phiNow.count >= PHI_MIN_SAMPLES) {
+        const phi = this.phiNow.phi(silentMs);
+        if (phi < this.config.phiThreshold) {
+          return {
+            suspect: false,
+            by: 'phi',
+            why: `silent ${s} ms, phi ${phi.toFixed(1)} < ${this.config.phiThreshold} (learned jitter: mean ${Math.round(this.phiNow.meanMs)} ms, sd ${Math.round(this.phiNow.stdDevMs)} ms)`,
+          };
+        }
       }
     }
     const phiNote = this.phiNow.count >= PHI_MIN_SAMPLES ? `, phi ${this.phiNow.phi(silentMs).toFixed(1)}` : '';
@@ -249,8 +271,8 @@ export class Suspicion {
       : this.witnessBusy(nowMs)
         ? ', its beacon still moving past the grace'
         : this.mainChangedAtMs !== null
-          ? ', its beacon shows it running: unreachable'
-          : ', its beacon gives no sign of a busy peer';
+          ? ', its beacon shows it running but it stays unheard: unreachable'
+          : ', its beacon stands still';
     return { suspect: true, why: `silent for ${s} ms (timeout ${timeout} ms${phiNote}${witnessNote})` };
   }
 }
