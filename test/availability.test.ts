@@ -50,3 +50,28 @@ test('two primaries on one shared directory: within --lease-ms only one serves',
   expect(overlapMs).toBeLessThan(leaseMs + 500);
   await first.waitForLog((l) => /lease check: epoch \d+ exists/.test(String(l.msg)), 'the first primary to say why it stopped');
 }, 60_000);
+
+test('a backup that loses its claim to the node that serves joins it again, fresh, instead of exiting (a false suspicion costs a delay, never a node)', async () => {
+  const primary = await startPrimary('guest-apps/kv.js', { heartbeatTimeoutMs: 300 });
+  running.push(primary);
+  const backup = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 300 });
+  running.push(backup);
+  await waitFor(async () => (await status(primary.url)).protection === 'protected', 'the primary to report itself protected', 30_000);
+  // Epoch 2 is taken already when the backup comes to claim it (as when its primary claimed first).
+  const { Arbiter } = await import('../dist/hypervisor/node/arbiter.js');
+  expect((await new Arbiter(primary.sharedDir, 'someone-else').claim(2, 'primary')).result).toBe('won');
+  primary.child.kill('SIGSTOP');
+  try {
+    await backup.waitForLog((l) => /lost the claim for epoch 2/.test(String(l.msg)), 'the backup to lose its claim', 15_000);
+    await backup.waitForLog((l) => /joining it again as a fresh backup/.test(String(l.msg)), 'the backup to join again', 15_000);
+    // The fresh backup dials the primary again (still stopped): the process lives on.
+    await backup.waitForLog(
+      (l) => /cannot reach the primary|backup of /.test(String(l.msg)) && backup.lines.indexOf(l) > backup.lines.findIndex((x) => /joining it again/.test(String(x.msg))),
+      'the fresh backup to start',
+      15_000,
+    );
+    expect(backup.exitCode).toBeNull();
+  } finally {
+    primary.child.kill('SIGCONT');
+  }
+}, 60_000);

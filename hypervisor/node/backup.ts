@@ -27,7 +27,7 @@ import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle }
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, listen, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
-import { EXIT_DIVERGED, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
+import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
 import { type ReplicationListen, Serving } from './serving.js';
 
 export interface BackupOptions {
@@ -523,7 +523,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     if (this.stopped) return;
     const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ exitCode: event.exitCode, heldOutputsDropped: dropped }, `backup halted: ${event.reason}`);
-    void this.stop().then(() => this.emit('halt', event));
+    const rejoin = event.exitCode === EXIT_LOST_EPOCH && this.serving === null;
+    void this.stop().then(() => this.emit('halt', rejoin ? { ...event, rejoin } : event));
   }
 
   /** What a takeover would have to replay now, estimated in ms (the tasks queued, at the measured cost). */

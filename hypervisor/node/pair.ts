@@ -32,6 +32,12 @@ export interface PairSettings {
 export interface HaltEvent {
   reason: string;
   exitCode: number;
+  /**
+   * A backup that lost its claim before it ever served: the epoch's winner runs, and this node can
+   * join it again as a fresh backup (it released nothing, so nothing of its state is owed). What a
+   * false suspicion costs is then a delay, never a node.
+   */
+  rejoin?: boolean;
 }
 
 export const DEFAULT_HEARTBEAT_MS = 100;
