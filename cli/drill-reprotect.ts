@@ -119,6 +119,9 @@ export async function runReprotectDrill(
       const lostLine = backup.proc.lines.find((l) => /^primary lost: /.test(l.msg)) ?? null;
       router.removeNode(serving.name);
       if (!liveLine) violations.push(`${backup.name} did not go live within ${STEP_TIMEOUT_MS} ms of the fault`);
+      // Won before the fault: it took a live primary for dead (a false failover, DESIGN invariant 7).
+      if (liveLine && timeOf(liveLine) < faultAt)
+        violations.push(`false failover: ${backup.name} went live ${faultAt - timeOf(liveLine)} ms before the fault (${lostLine?.msg ?? 'no reason logged'})`);
       const goLiveMs = liveLine ? Math.max(0, timeOf(liveLine) - faultAt) : null;
       const slow = goLiveViolation(goLiveMs, timing);
       if (slow) violations.push(slow);

@@ -57,12 +57,30 @@ export function kvService(prefix: string): DrillService {
 export async function chooseService(call: Call, choice: WorkloadChoice, kvPrefix: string | undefined): Promise<DrillService> {
   if (choice === 'bank') return bankService;
   if (choice === 'kv') return kvService(kvPrefix ?? DEFAULT_KV_PREFIX);
-  const r = await call('GET', DRILL_DECLARATION_PATH);
+  const r = await declaration(call);
   const declared = r.status === 200 ? parseDeclaration(r.text) : null;
   if (declared === null) return kvService(kvPrefix ?? DEFAULT_KV_PREFIX);
   if (declared.workload === 'bank') return bankService;
   if (declared.workload === 'kv') return kvService(kvPrefix ?? (typeof declared.prefix === 'string' ? declared.prefix : DEFAULT_KV_PREFIX));
   throw new Error(`GET ${DRILL_DECLARATION_PATH} declares workload ${JSON.stringify(declared.workload)}; ftjs drill knows "bank" and "kv"`);
+}
+
+/** How long the drill waits for the service to answer its declaration other than with a 5xx. */
+export const DECLARATION_WAIT_MS = 30_000;
+
+/**
+ * GET the declaration, again while the answer is a 5xx: the pair may not be serving yet (the front
+ * door finds no live node, or the primary holds admission while its backup catches up). Taking that
+ * 503 for "no declaration" drove the keyed store at a bank guest (404 on every write).
+ */
+async function declaration(call: Call): Promise<{ status: number; text: string }> {
+  const deadline = Date.now() + DECLARATION_WAIT_MS;
+  for (;;) {
+    const r = await call('GET', DRILL_DECLARATION_PATH);
+    if (r.status < 500) return r;
+    if (Date.now() >= deadline) throw new Error(`GET ${DRILL_DECLARATION_PATH} still answered ${r.status} after ${DECLARATION_WAIT_MS} ms: ${r.text.slice(0, 120)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 function parseDeclaration(text: string): { workload?: unknown; prefix?: unknown } {

@@ -183,7 +183,17 @@ export interface Reconciled {
  */
 export async function reconcile(liveUrl: string, acks: readonly Ack[], recent: readonly Ack[] = acks): Promise<Reconciled> {
   const violations: string[] = [];
-  const get = async (pathname: string) => JSON.parse(await (await fetch(`${liveUrl}${pathname}`, { signal: AbortSignal.timeout(10_000) })).text()) as unknown;
+  // The live node may answer 503 for a while (verifying its epoch after a stall, admission held): ask again.
+  const get = async (pathname: string): Promise<unknown> => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await fetch(`${liveUrl}${pathname}`, { signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      if (res.status === 200) return JSON.parse(text) as unknown;
+      if (res.status !== 503 || Date.now() >= deadline) throw new Error(`reconcile: GET ${pathname} on the live node answered ${res.status}: ${text.slice(0, 200)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
   const audit = (await get('/audit')) as { ok: boolean; transfers: number };
   const duplicates = Math.max(0, audit.transfers - acks.length);
   let writesLost = Math.max(0, acks.length - audit.transfers);

@@ -169,8 +169,11 @@ export async function runRound(
         liveLine = winner.l;
         lostLine = winner.node.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
         const loser = winner.node === primary ? b : primary;
-        await within(loser.exited, 10_000);
-        if (loser.exitCode !== 75) violations.push(`partition: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch)`);
+        await Promise.race([within(loser.exited, 10_000), loser.waitFor((l) => /joining it again as a fresh backup/.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
+        // A losing backup may instead join the winner again, fresh (it released nothing): a delay, not a node.
+        const rejoins = loser === b && loser.lines.some((l) => /joining it again as a fresh backup/.test(l.msg));
+        if (loser.exitCode !== 75 && !rejoins)
+          violations.push(`partition: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch) or a rejoin`);
       }
     } else {
       liveLine = await survivor.waitFor(wonEpoch, 'won epoch', 15_000).catch(() => null);
@@ -178,6 +181,9 @@ export async function runRound(
     }
     const liveAt = liveLine ? timeOf(liveLine) : null;
     if (!liveLine) violations.push(`no node went live within 15 s of the fault`);
+    // A node that won its epoch before the fault took a live peer for dead: a false failover (DESIGN
+    // invariant 7), which the go-live figures below would otherwise show as a quick 0 ms.
+    if (liveAt !== null && liveAt < faultAt) violations.push(`false failover: the ${liveLine!.name} won a new epoch ${faultAt - liveAt} ms before the fault (${lostLine?.msg ?? 'no reason logged'})`);
     const goLiveMs = liveAt !== null ? Math.max(0, liveAt - faultAt) : null;
     const slow = goLiveViolation(goLiveMs, timing);
     if (slow) violations.push(slow);

@@ -16,6 +16,14 @@ export function positiveInt(name: string) {
   };
 }
 
+export function positiveNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a number > 0, got "${value}"`);
+    return n;
+  };
+}
+
 export function nonNegativeInt(name: string) {
   return (value: string): number => {
     const n = Number(value);

@@ -31,6 +31,7 @@ import {
   nonNegativeInt,
   port,
   positiveInt,
+  positiveNumber,
   type ServeFlags,
   traceSegmentBytes,
   type VmFlags,
@@ -48,6 +49,9 @@ interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, Edge
   maxLagMs: number;
   maxReplayLagMs: number;
   leaseMs: number;
+  phiThreshold: number;
+  phiMaxDelayMs: number;
+  witnessGraceMs: number;
   maxLogBufferBytes: number;
   trace?: string;
   traceMaxMb: number;
@@ -79,6 +83,24 @@ function addPairOptions(command: Command): Command {
           'a serving node re-verifies its epoch on the shared directory at least this often, and halts once a newer one exists',
           positiveInt('--lease-ms'),
           DEFAULT_PAIR_SETTINGS.leaseMs,
+        )
+        .option(
+          '--phi-threshold <phi>',
+          'past the heartbeat timeout, a peer is suspected once phi (how unlikely its silence is, given the jitter learned from its frames) reaches this',
+          positiveNumber('--phi-threshold'),
+          DEFAULT_PAIR_SETTINGS.phiThreshold,
+        )
+        .option(
+          '--phi-max-delay-ms <ms>',
+          'the longest the learned jitter may put suspicion off past the heartbeat timeout (a real death still goes live within the timeout + 1 s)',
+          nonNegativeInt('--phi-max-delay-ms'),
+          DEFAULT_PAIR_SETTINGS.phiMaxDelayMs,
+        )
+        .option(
+          '--witness-grace-ms <ms>',
+          'the longest a silent peer whose beacon on the shared directory still moves (alive, only busy) is not suspected past the heartbeat timeout',
+          nonNegativeInt('--witness-grace-ms'),
+          DEFAULT_PAIR_SETTINGS.witnessGraceMs,
         )
         .option(
           '--max-log-buffer-bytes <n>',
@@ -149,6 +171,9 @@ function pairSettings(flags: PairFlags): PairSettings {
     maxLagMs: flags.maxLagMs,
     maxReplayLagMs: flags.maxReplayLagMs,
     leaseMs: flags.leaseMs,
+    phiThreshold: flags.phiThreshold,
+    phiMaxDelayMs: flags.phiMaxDelayMs,
+    witnessGraceMs: flags.witnessGraceMs,
     maxLogBufferBytes: flags.maxLogBufferBytes,
   };
 }
@@ -289,31 +314,59 @@ export function registerPair(program: Command): void {
     const arbiter = await loadedArbiter(flags);
     const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
     const checkpoints = checkpointOptions(flags, arbiter);
-    const node = await BackupNode.start({
-      primaryUrl: flags.primary,
-      nodeId,
-      host: flags.host,
-      port: flags.port,
-      sharedDir: arbiter.where,
-      env: nodeEnv(arbiter, edge),
-      frontDoor: edge.frontDoor,
-      secret,
-      ...tls,
-      ...(entry ? { guestHash: (await prepareGuest(entry, flags, logger)).hash } : {}),
-      ...(flags.replicationPort !== undefined
-        ? { replication: { host: flags.replicationHost, port: flags.replicationPort, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter, ...tls } }
-        : {}),
-      pair: pairSettings(flags),
-      maxRequestBytes: flags.maxRequestBytes,
-      loop: loopOptions(flags),
-      ...(flags.trace ? { tracePath: flags.trace, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
-      ...checkpoints,
-      logger,
-    });
+    const guestHash = entry ? (await prepareGuest(entry, flags, logger)).hash : undefined;
+    const start = (rejoins: number) =>
+      BackupNode.start({
+        primaryUrl: flags.primary,
+        nodeId,
+        host: flags.host,
+        port: flags.port,
+        sharedDir: arbiter.where,
+        env: nodeEnv(arbiter, edge),
+        frontDoor: edge.frontDoor,
+        secret,
+        ...tls,
+        ...(guestHash !== undefined ? { guestHash } : {}),
+        ...(flags.replicationPort !== undefined
+          ? { replication: { host: flags.replicationHost, port: flags.replicationPort, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter, ...tls } }
+          : {}),
+        pair: pairSettings(flags),
+        maxRequestBytes: flags.maxRequestBytes,
+        loop: loopOptions(flags),
+        ...(flags.trace
+          ? { tracePath: rejoins === 0 ? flags.trace : `${flags.trace}.rejoin-${rejoins}`, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes }
+          : {}),
+        ...checkpoints,
+        logger,
+      });
+    let node = await start(0);
     const bound = portOf(node.url);
     if (bound !== undefined) edge.ownPort(bound);
     logger.info({ url: node.url, primary: flags.primary, arbiter: arbiter.where }, `backup of ${flags.primary}; health and status on ${node.url}`);
-    exitOnHalt(node, logger);
-    stopOnSignals(node, logger);
+    // A backup that lost its claim to the node it followed joins that node again, fresh (a false
+    // suspicion costs a delay, never a node); any other halt ends the process.
+    let rejoins = 0;
+    const watch = (n: BackupNode) =>
+      n.on('halt', (e) => {
+        if (!e.rejoin) {
+          logger.error({ exitCode: e.exitCode }, `exiting: ${e.reason}`);
+          logger.flush?.();
+          process.exit(e.exitCode);
+        }
+        rejoins++;
+        logger.warn({ rejoins }, `lost the claim to the node that serves (${e.reason}); joining it again as a fresh backup`);
+        void start(rejoins).then(
+          (fresh) => {
+            node = fresh;
+            watch(fresh);
+          },
+          (error: Error) => {
+            logger.error({ err: error }, `cannot join again: ${error.message}`);
+            process.exit(e.exitCode);
+          },
+        );
+      });
+    watch(node);
+    stopOnSignals({ stop: () => node.stop() }, logger);
   });
 }

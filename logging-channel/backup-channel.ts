@@ -56,6 +56,8 @@ export { MAX_SNAPSHOT_BYTES, type SnapshotMeta } from './backup-session.js';
 export const DEFAULT_RECONNECT_DELAY_MS = 200;
 /** While the primary cannot be reached, a warning with the attempt count and last error this often. */
 export const DIAL_WARN_EVERY_MS = 3_000;
+/** A connection silent this many heartbeat timeouts is taken for half-open and dropped (dropIfHalfOpen). */
+export const HALF_OPEN_TIMEOUTS = 4;
 
 export interface BackupChannelOptions {
   /** ws://host:port of the primary's logging channel. */
@@ -185,6 +187,8 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
   private stopped = false;
   /** pause()d: no connection, no dials, no 'entries' until resume(). */
   private paused = false;
+  /** After a reported silence: when to drop the connection if nothing was heard since `heardAtMs`. */
+  private halfOpenCheck: { heardAtMs: number | null; atMs: number } | null = null;
 
   private constructor(opts: BackupChannelOptions) {
     super();
@@ -554,15 +558,30 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     const conn = this.conn;
     const open = conn !== null && conn.state === 'open' ? conn : null;
     this.performStream(open, this.stream.tick(this.clock.monoMs(), open !== null, this.paused));
+    this.dropIfHalfOpen(this.clock.monoMs());
   }
 
   private onSilent(silentMs: number): void {
     this.logger.warn({ silentMs }, `primary silent for ${silentMs} ms (heartbeatTimeoutMs ${this.heartbeatTimeoutMs})`);
     this.emit('primary-silent', { silentMs });
-    // A silent connection may be half-open (the primary's host died without a FIN): drop it so the
-    // background dials can find a primary that is still alive.
+    this.halfOpenCheck = { heardAtMs: this.stream.lastHeardAtMs, atMs: this.clock.monoMs() + (HALF_OPEN_TIMEOUTS - 1) * this.heartbeatTimeoutMs };
+  }
+
+  /**
+   * A connection still silent HALF_OPEN_TIMEOUTS heartbeat timeouts on may be half-open (the
+   * primary's host died without a FIN): drop it so the background dials can find a primary that is
+   * alive. Not at the first timeout: on a loaded host a primary is often that late, and a reconnect
+   * (a new handshake, under the same load) made a short silence a long one; the backup's role machine
+   * decides about the primary on its own meanwhile.
+   */
+  private dropIfHalfOpen(nowMs: number): void {
+    const check = this.halfOpenCheck;
+    if (check === null || nowMs < check.atMs) return;
+    this.halfOpenCheck = null;
+    if (this.stream.lastHeardAtMs !== check.heardAtMs) return; // heard since: not half-open
     if (this.conn !== null && this.conn.state !== 'closed') {
       const c = this.conn;
+      const silentMs = Math.round(nowMs - (check.heardAtMs ?? nowMs));
       c.closeReason ??= `primary silent for ${silentMs} ms`;
       this.closeConn(c, 1001, 'primary silent');
       c.link.terminate();

@@ -47,6 +47,13 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 /** Connections still in the handshake at once; more are turned away (no unbounded queue). */
 export const MAX_PENDING_HANDSHAKES = 8;
 export { MAX_CONNECTIONS } from './ws-transport.js';
+/**
+ * The longest one pass of the log sender runs before it yields to the event loop (and continues on
+ * the next turn). Without it, a backup attaching to a long log had the sender encode and seal up to
+ * the socket's 8 MiB bound in one go: 391 ms on a loaded 2-core host, with every heartbeat, ack
+ * and tick of the primary waiting behind it.
+ */
+export const SEND_SLICE_MS = 4;
 
 export interface PrimaryChannelOptions {
   host: string;
@@ -556,7 +563,13 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     if (s === null || s.state !== 'attached' || s.blocked || !this.stream.streaming || !s.link.open) return;
     const log = this.log;
     const budget = entriesBudgetBytes(this.maxFrameBytes);
+    const sliceEndsMs = this.clock.monoMs() + SEND_SLICE_MS;
     while (this.stream.sentSeq < log.lastSeq) {
+      if (this.clock.monoMs() >= sliceEndsMs) {
+        // Heartbeats, acks and timers go first; the rest of the log follows on the next turn.
+        this.notifyAppended();
+        return;
+      }
       if (s.link.bufferedBytes > this.maxBufferedBytes) {
         // The send callbacks of the queued frames will resume us as the socket drains.
         s.blocked = true;

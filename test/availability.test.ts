@@ -28,6 +28,10 @@ test('a joining backup stalled 3 s after its snapshot boot does not claim; it ca
   expect(backup.lines.some((l) => /primary lost|claiming epoch/.test(String(l.msg)))).toBe(false);
   expect((await status(primary.url)).role).toBe('primary');
   expect(typeof (await status(primary.url)).replayBacklogMs).toBe('number');
+  // Nor did the primary drop it: the backup's beacon thread kept moving while its main thread was held.
+  expect((await status(primary.url)).epoch).toBe(1);
+  expect(primary.lines.some((l) => /backup lost/.test(String(l.msg)))).toBe(false);
+  expect(primary.lines.some((l) => /backup not suspected yet: .*beacon moved/.test(String(l.msg)))).toBe(true);
 }, 60_000);
 
 test('two primaries on one shared directory: within --lease-ms only one serves', async () => {
@@ -45,4 +49,26 @@ test('two primaries on one shared directory: within --lease-ms only one serves',
   // A lease period, plus a tick and the readdir and the health probe's own round trip.
   expect(overlapMs).toBeLessThan(leaseMs + 500);
   await first.waitForLog((l) => /lease check: epoch \d+ exists/.test(String(l.msg)), 'the first primary to say why it stopped');
+}, 60_000);
+
+test('a backup that loses its claim to the node that serves joins it again, fresh, instead of exiting (a false suspicion costs a delay, never a node)', async () => {
+  const primary = await startPrimary('guest-apps/kv.js', { heartbeatTimeoutMs: 300 });
+  running.push(primary);
+  const backup = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 300 });
+  running.push(backup);
+  await waitFor(async () => (await status(primary.url)).protection === 'protected', 'the primary to report itself protected', 30_000);
+  // Epoch 2 is taken already when the backup comes to claim it (as when its primary claimed first).
+  const { Arbiter } = await import('../dist/hypervisor/node/arbiter.js');
+  expect((await new Arbiter(primary.sharedDir, 'someone-else').claim(2, 'primary')).result).toBe('won');
+  primary.child.kill('SIGSTOP');
+  try {
+    await backup.waitForLog((l) => /lost the claim for epoch 2/.test(String(l.msg)), 'the backup to lose its claim', 15_000);
+    await backup.waitForLog((l) => /joining it again as a fresh backup/.test(String(l.msg)), 'the backup to join again', 15_000);
+    // The fresh backup dials the primary again (stopped: its handshakes time out); the process lives on.
+    const rejoinedAt = backup.lines.findIndex((l) => /joining it again/.test(String(l.msg)));
+    await backup.waitForLog((l) => /handshake timeout|cannot reach the primary/.test(String(l.msg)) && backup.lines.indexOf(l) > rejoinedAt, 'the fresh backup to dial', 20_000);
+    expect(backup.exitCode).toBeNull();
+  } finally {
+    primary.child.kill('SIGCONT');
+  }
 }, 60_000);

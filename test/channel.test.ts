@@ -119,6 +119,7 @@ async function startPrimary(
     maxBufferedBytes?: number;
     snapshotProvider?: SnapshotProvider;
     joinBySnapshotAfterEntries?: number;
+    clock?: { monoMs(): number; wallMs(): number };
   } = {},
 ): Promise<PrimaryHarness> {
   const { logger, lines } = captureLogger();
@@ -137,6 +138,7 @@ async function startPrimary(
     ...(opts.maxBufferedBytes !== undefined ? { maxBufferedBytes: opts.maxBufferedBytes } : {}),
     ...(opts.snapshotProvider !== undefined ? { snapshotProvider: opts.snapshotProvider } : {}),
     ...(opts.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: opts.joinBySnapshotAfterEntries } : {}),
+    ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
     logger,
   });
   cleanups.push(() => primary.close());
@@ -1059,5 +1061,28 @@ describe('logging channel: heartbeats', () => {
     await waitFor(() => b.welcomes.length >= 2, 5000, 'reconnect');
     expect(b.welcomes[1]!.reconnect).toBe(true);
     expect(b.refused).toEqual([]);
+  });
+});
+
+describe('sending a long log at attach (issue 15)', () => {
+  it('goes out in slices of SEND_SLICE_MS: timers (heartbeats, acks, ticks) run between them, not after the whole log', async () => {
+    // A clock that advances 1 ms per reading: each slice holds a few frames, whatever this host's speed.
+    let t = 0;
+    const clock = { monoMs: () => ++t, wallMs: () => Date.now() };
+    const h = await startPrimary({ clock, heartbeatTimeoutMs: 1e9 });
+    h.log.append(makeEntries(1, 2_000, 1_024));
+    let turns = 0;
+    const timer = setInterval(() => turns++, 0);
+    cleanups.push(() => clearInterval(timer));
+    const turnAtFrame: number[] = [];
+    spySends((bytes) => {
+      if (bytes.byteLength > 16 * 1024) turnAtFrame.push(turns);
+    });
+    const b = startBackup(h.url, { heartbeatTimeoutMs: 1e9 });
+    await waitFor(() => b.received.length === 2_000, 10_000, 'the whole log to arrive');
+    expectSeqsExactly(b.received, 2_000);
+    // 2 MiB fits the socket's 8 MiB bound: unsliced, every frame would go in one synchronous pass.
+    expect(turnAtFrame.length).toBeGreaterThan(10);
+    expect(new Set(turnAtFrame).size).toBeGreaterThan(1);
   });
 });

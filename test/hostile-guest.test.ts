@@ -256,3 +256,85 @@ test('repeat, padStart, padEnd and join give the native results (errors too), an
     );
   });
 });
+
+test('JSON.stringify and JSON.parse keep the native results (errors too), and huge ones stay inside the CPU budget', async () => {
+  const probe = `
+  export default {
+    fetch(request) {
+      const url = new URL(request.url);
+      const n = Number(url.searchParams.get('n'));
+      if (url.pathname === '/stringify') return new Response(String(JSON.stringify(new Array(n).fill(1.5)).length));
+      if (url.pathname === '/parse') return new Response(String(JSON.parse('[' + '1.5,'.repeat(n) + '1.5]').length));
+      const attempt = (f) => { try { return f(); } catch (e) { return e.constructor.name; } };
+      const cyclic = { a: 1 };
+      cyclic.self = cyclic;
+      const nested = { b: 2, 1: 'one', a: [{ b: 3, c: 4 }, 5], c: { b: 6, z: 7 }, get g() { return 'getter'; } };
+      // A text longer than the native threshold (4 Mi code units): parsed by the JS parser.
+      const row = { s: 'quote " backslash \\\\ tab \\t é 😀 \\u2028', n: -1.25e-7, i: 12345678901234567890, t: true, f: false, z: null, o: {}, e: [], __proto__x: 1 };
+      const rows = new Array(33000).fill(row);
+      const big = JSON.stringify({ rows, '__proto__': { polluted: true }, dup: 1, tail: [1, [2, [3, [4]]]] }).replace('"tail"', '"dup":2,"tail"');
+      const parsedBig = JSON.parse(big);
+      const pad = ' '.repeat(4.2e6); // whitespace: over the native threshold at little cost
+      return Response.json([
+        JSON.stringify(nested),
+        JSON.stringify(nested, ['b', '1', 'a', 'missing', 'g', 1, 'b']),
+        JSON.stringify(nested, null, 2).length,
+        JSON.stringify(nested, (k, v) => (typeof v === 'number' ? v * 10 : v)),
+        JSON.stringify([new Number(3), new String('s'), new Boolean(false), undefined, () => 1, Symbol('x'), NaN, -0, Infinity]),
+        JSON.stringify({ toJSON(key) { return 'toJSON:' + key; } }),
+        JSON.stringify({ d: { toJSON(key) { return { key }; } } }, ['d', 'key']),
+        JSON.stringify(undefined) === undefined,
+        JSON.stringify('plain'),
+        attempt(() => JSON.stringify(cyclic)),
+        attempt(() => JSON.stringify({ x: cyclic }, ['x', 'self'])),
+        attempt(() => JSON.stringify({ n: 10n })),
+        JSON.parse('{"__proto__": {"x": 1}, "a": [1, {"b": "c"}], "a": 2}').__proto__,
+        Object.getPrototypeOf(JSON.parse('{"__proto__": {"x": 1}}')) === Object.prototype,
+        JSON.parse('[1, 2, {"k": 3}]', (k, v) => (typeof v === 'number' ? v + 1 : v)),
+        attempt(() => JSON.parse('{"a": 1,}')),
+        attempt(() => JSON.parse('')),
+        parsedBig.rows.length,
+        parsedBig.rows[39999],
+        Object.keys(parsedBig),
+        Object.getPrototypeOf(parsedBig) === Object.prototype && parsedBig.__proto__.polluted === true,
+        parsedBig.dup,
+        JSON.parse(pad + '[1, 2, {"k": 3, "drop": 4}]' + pad, (k, v) => (typeof v === 'number' ? v + 1 : k === 'drop' ? undefined : v)),
+        attempt(() => JSON.parse(pad + '1 x')),
+        attempt(() => JSON.parse(pad + '[1, 2')),
+        attempt(() => JSON.parse(pad + '"\\\\u12"')),
+        attempt(() => JSON.parse(big.replace('"t":true', '"t":tru'))),
+        attempt(() => JSON.parse(big.replace('-1.25e-7', '-01.25'))),
+        attempt(() => JSON.parse(big.replace('"s":"quote', '"s":"q\\nuote'.replace('\\\\n', '\\n')))),
+        big.length > 4 * 1024 * 1024,
+        [JSON.stringify.name, JSON.stringify.length, JSON.parse.name, JSON.parse.length],
+      ]);
+    },
+  };`;
+  const app = path.join(dir, 'json-probe.js');
+  (await import('node:fs')).writeFileSync(app, probe);
+  await recordAndReplay(app, ['--task-budget-ms', '60000'], async (url) => {
+    const res = await send(url, { method: 'GET', path: '/' });
+    expect(res.status, res.body).toBe(200);
+    // The same probe on Node's native JSON: every result must agree.
+    const body = probe.replace('export default', 'return').replace(/Response\.json\(/, '(');
+    const expected = new Function(body)().fetch({ url: 'http://x/' });
+    const got = JSON.parse(res.body);
+    expect(got).toEqual(JSON.parse(JSON.stringify(expected)));
+    expect(got.at(-2)).toBe(true); // the big text did take the JS parser
+  });
+  await recordAndReplay(app, ['--task-budget-ms', '1000'], async (url) => {
+    // Natively these ran to their end past the budget (they answered 200); now they are stopped.
+    for (const [what, n] of [
+      ['stringify', 10_000_000],
+      ['parse', 6_000_000],
+    ] as const) {
+      const started = performance.now();
+      const big = await send(url, { method: 'GET', path: `/${what}?n=${n}` });
+      expect(big.status, `${what}: ${big.body}`).toBe(503);
+      expect(big.body).toContain('--task-budget-ms');
+      expect(performance.now() - started).toBeLessThan(4000);
+    }
+    expect((await send(url, { method: 'GET', path: '/stringify?n=1000' })).body).toBe(String(JSON.stringify(new Array(1000).fill(1.5)).length));
+    expect((await send(url, { method: 'GET', path: '/parse?n=1000' })).body).toBe('1001');
+  });
+}, 180_000);

@@ -32,9 +32,10 @@ describe('own stalls', () => {
     // Stalled from 200 to 3200: the first input after it is a tick that sees a 3 s silence.
     expect(acts(m, { type: 'tick', nowMs: 3_200 })).toEqual([]);
     expect(m.role).toBe('backup');
-    // The primary really is silent from now on: suspicion after a full timeout of our own running time.
-    expect(ticks(m, 3_220, 3_480)).toEqual([]);
-    expect(ticks(m, 3_500, 3_520)).toEqual([{ type: 'drain' }]);
+    // The primary really is silent from now on. Its silence before the stall (200 ms) counts up to half
+    // a timeout (150 ms), the stall not at all: suspicion after another 150 ms of our own running time.
+    expect(ticks(m, 3_220, 3_340)).toEqual([]);
+    expect(ticks(m, 3_360, 3_360)).toEqual([{ type: 'drain' }]);
   });
 
   test('a primary stalled past the timeout does not claim against its backup on waking (it verifies its epoch instead)', () => {

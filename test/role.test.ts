@@ -1844,6 +1844,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const epochBefore = m.epoch;
     const verifyingBefore = verifying;
     const gap = nowMs - lastSeenMs > toleranceMs;
+    const stallStartMs = lastSeenMs;
     lastSeenMs = Math.max(lastSeenMs, nowMs);
     const runs = roleBefore === 'primary' || roleBefore === 'live'; // its outputs can leave
     const gapCheck = gap && runs;
@@ -1861,8 +1862,9 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup'));
     const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && claimingFor === 'primary'));
     const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? ((input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED) : null;
-    // Every role: a gap in its own clock restarts the peer's silence (its own stall is not the peer's).
-    if (gap && roleBefore !== 'halted') lastHeardMs = Math.max(lastHeardMs, nowMs);
+    // Every role: a gap in its own clock does not count as the peer's silence: what the peer was silent
+    // before the stall is kept up to half a timeout, the stall itself not at all.
+    if (gap && roleBefore !== 'halted') lastHeardMs = Math.max(lastHeardMs, nowMs - Math.min(Math.max(0, stallStartMs - lastHeardMs), cfg.heartbeatTimeoutMs / 2));
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
     const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent && epochBefore > 0;
     const expectClaim =

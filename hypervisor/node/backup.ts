@@ -22,13 +22,14 @@ import type { Divergence } from '../vm/port.js';
 import { decodeSnapshot, type SnapshotBase, snapshotBaseOf } from '../vm/snapshot-wire.js';
 import type { BootConfig, Snapshot } from '../vm/vm.js';
 import { arbiterLabel } from './arbiter-select.js';
+import type { Witness } from './beacon.js';
 import type { CheckpointSettings } from './checkpoint.js';
 import { newestValidCheckpoint, supersedeBeyond } from './checkpoint-restore.js';
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
-import { EXIT_DIVERGED, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
+import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
 import { type ReplicationListen, Serving } from './serving.js';
 
 export interface BackupOptions {
@@ -94,6 +95,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   private readonly env: Env;
   private readonly stepper: Stepper;
   private readonly logger: Logger;
+  private readonly witness: Witness | null;
   private vm: VmHandle | null = null;
   private config: BootConfig | null = null;
   private assembler = new TaskAssembler('logging channel');
@@ -132,7 +134,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.env = options.env ?? realEnv;
     this.arbiter = this.env.arbiter(options.sharedDir, options.nodeId);
     // The epoch is learned from the primary's log (its Epoch entry); 0 until then.
-    this.machine = new RoleMachine(roleConfig(options.pair), 'backup', 0, this.env.clock.monoMs());
+    this.witness = this.env.witness?.(options.sharedDir, options.nodeId, options.pair.heartbeatMs) ?? null;
+    this.machine = new RoleMachine(roleConfig(options.pair, this.witness !== null), 'backup', 0, this.env.clock.monoMs());
     this.stepper = new Stepper(this.machine, (action) => this.perform(action), this.logger);
   }
 
@@ -162,6 +165,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       logger,
     );
     this.url = await this.env.serveHttp(this.server, options.port, options.host);
+    this.witness?.start();
     this.joinBase = await this.loadJoinBase();
     this.channel = BackupChannel.connect({
       url: options.primaryUrl,
@@ -393,6 +397,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   }
 
   private tick(): void {
+    this.witness?.tick();
     const nowMs = this.env.clock.monoMs();
     if (this.serving) {
       this.serving.tick(nowMs);
@@ -440,6 +445,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       case 'check-epoch': {
         const checkId = action.checkId;
         void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: this.env.clock.monoMs(), checkId, newestEpoch: newest, detail: String(newest) }));
+        break;
+      }
+      case 'read-witness': {
+        const { readId } = action;
+        void this.witness?.read(action.peer, action.epoch).then((value) => this.step({ type: 'witness', nowMs: this.env.clock.monoMs(), readId, value }));
         break;
       }
       // Before go-live there is nothing to serve: go-live writes the epoch mark into the new log, and
@@ -535,7 +545,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     if (this.stopped) return;
     const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ exitCode: event.exitCode, heldOutputsDropped: dropped }, `backup halted: ${event.reason}`);
-    void this.stop().then(() => this.emit('halt', event));
+    const rejoin = event.exitCode === EXIT_LOST_EPOCH && this.serving === null;
+    void this.stop().then(() => this.emit('halt', rejoin ? { ...event, rejoin } : event));
   }
 
   /** The role machine, for read-only views (the simulator's checks). */
@@ -596,6 +607,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     await this.channel?.close();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
+    await this.witness?.stop();
     await this.vm?.terminate();
   }
 }

@@ -15,7 +15,8 @@ import { wsTransport } from '../../logging-channel/ws-transport.js';
 import type { VmLimits } from '../vm/limits.js';
 import { VmHost } from '../worker/vm-host.js';
 import type { ClaimResult } from './arbiter.js';
-import { arbiterFactory } from './arbiter-select.js';
+import { arbiterFactory, isEtcdLocation } from './arbiter-select.js';
+import { DirWitness, type Witness } from './beacon.js';
 import { listen } from './pair.js';
 import { probePort } from './port-probe.js';
 
@@ -53,6 +54,12 @@ export interface Env {
   startVm(limits: VmLimits): VmHandle;
   /** Outbound HTTP for the guest's fetch (after the Output Rule released it). */
   fetch(url: string, init: RequestInit): Promise<Response>;
+  /**
+   * The witness at `where` for node `nodeId`, beating every `periodMs` (hypervisor/node/beacon.ts), or
+   * null where there is none (etcd, or a world without one): suspicion then rests on the timeout and
+   * the learned jitter alone.
+   */
+  witness?(where: string, nodeId: string, periodMs: number): Witness | null;
 }
 
 /** Today's behaviour: performance.now/Date.now, Node timers, the shared directory or etcd, a VM worker, global fetch (the CLI puts the egress policy's fetch in its place). */
@@ -65,4 +72,5 @@ export const realEnv: Env = {
   arbiter: arbiterFactory(),
   startVm: (limits) => VmHost.start(limits),
   fetch: (url, init) => fetch(url, init),
+  witness: (where, nodeId, periodMs) => (isEtcdLocation(where) ? null : new DirWitness(where, nodeId, periodMs)),
 };

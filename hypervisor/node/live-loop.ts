@@ -7,6 +7,7 @@ import type { HeaderList, RawEntry } from '../../logging-channel/entry.js';
 import type { Log } from '../../recorder/log.js';
 import type { ConsoleLine, LiveEvent, Output, TaskResult } from '../vm/vm.js';
 import type { RunReply, VmState } from '../worker/vm-protocol.js';
+import { pauseAfterBatchMs } from './admission.js';
 import { CronScheduler } from './cron-scheduler.js';
 import { type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
 import { ResponseStream } from './response-stream.js';
@@ -25,7 +26,16 @@ export interface LiveLoopOptions {
   maxFetchResponseBytes: number;
   /** Consulted before each batch: false holds new requests in the queue (lag control). */
   admit?: () => boolean;
+  /**
+   * Consulted after each batch: the fraction (0..1] of the full rate to admit at. Below 1 the batch
+   * is smaller and the loop pauses after it (hypervisor/node/admission.ts), so the VM runs about
+   * that fraction of the time: the primary slows before it holds.
+   */
+  rate?: () => number;
 }
+
+/** A slowed loop still starts a batch at least this often. */
+export const MAX_PACE_PAUSE_MS = 100;
 
 export const DEFAULT_LIVE_LOOP_OPTIONS: LiveLoopOptions = {
   maxQueuedEvents: 1024,
@@ -60,6 +70,8 @@ export class LiveLoop {
   private stopped = false;
   private idleResolvers: Array<() => void> = [];
   private timer: { handle: TimerHandle; timerId: number; deadlineMs: number } | null = null;
+  /** Admission slowed: the pause after the last batch, until the next may start. */
+  private paceTimer: TimerHandle | null = null;
   private readonly timersQueued = new Set<number>();
   /** Outbound fetches in flight, by fetch id: the guest may abort them. */
   private readonly fetchControllers = new Map<number, AbortController>();
@@ -155,6 +167,8 @@ export class LiveLoop {
     this.stopped = true;
     this.timer?.handle.cancel();
     this.timer = null;
+    this.paceTimer?.cancel();
+    this.paceTimer = null;
     this.cron?.stop();
     if (!this.running) return;
     await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
@@ -165,6 +179,7 @@ export class LiveLoop {
       if (!this.running) this.notifyIdle();
       return;
     }
+    if (this.paceTimer !== null) return; // slowed: the pause after the last batch resumes us
     if (this.options.admit && !this.options.admit()) return; // lag control: kick() resumes
     this.running = true;
     void this.pump();
@@ -182,8 +197,10 @@ export class LiveLoop {
   }
 
   private async pump(): Promise<void> {
+    const rate = Math.min(1, this.options.rate?.() ?? 1);
+    const startedMs = this.env.clock.monoMs();
     try {
-      const batch = this.queue.splice(0, this.options.batchMaxEvents);
+      const batch = this.queue.splice(0, rate < 1 ? Math.max(1, Math.floor(this.options.batchMaxEvents * rate)) : this.options.batchMaxEvents);
       for (const item of batch) if (item.event.kind === 'timer') this.timersQueued.delete(item.event.timerId);
       const reply = await this.vm.run(batch.map((b) => b.event));
       // Map each request to the VM's id for it before any output is processed: a response can come
@@ -199,6 +216,13 @@ export class LiveLoop {
       return;
     }
     this.running = false;
+    const pauseMs = pauseAfterBatchMs(this.env.clock.monoMs() - startedMs, rate, MAX_PACE_PAUSE_MS);
+    if (pauseMs > 0 && !this.stopped) {
+      this.paceTimer = this.env.timers.after(pauseMs, () => {
+        this.paceTimer = null;
+        this.schedule();
+      });
+    }
     this.schedule();
   }
 

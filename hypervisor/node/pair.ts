@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from '../vm/engine.js';
 import type { RoleAction, RoleConfig, RoleInput, RoleMachine } from './role.js';
+import { DEFAULT_PHI_MAX_DELAY_MS, DEFAULT_PHI_THRESHOLD, DEFAULT_WITNESS_GRACE_MS } from './suspicion.js';
 
 export interface PairSettings {
   heartbeatMs: number;
@@ -19,12 +20,24 @@ export interface PairSettings {
   maxReplayLagMs: number;
   /** A node that speaks re-verifies its epoch on the shared directory at least this often. */
   leaseMs: number;
+  /** Phi (learned jitter of the peer's frames) at or above which a silence past the timeout is suspicion. */
+  phiThreshold: number;
+  /** The longest the learned jitter may put suspicion off past the heartbeat timeout. */
+  phiMaxDelayMs: number;
+  /** The longest a peer whose witness beacon still moves is not suspected past the heartbeat timeout. */
+  witnessGraceMs: number;
 }
 
 /** Why a node stopped for good, and the exit code its process ends with. */
 export interface HaltEvent {
   reason: string;
   exitCode: number;
+  /**
+   * A backup that lost its claim before it ever served: the epoch's winner runs, and this node can
+   * join it again as a fresh backup (it released nothing, so nothing of its state is owed). What a
+   * false suspicion costs is then a delay, never a node.
+   */
+  rejoin?: boolean;
 }
 
 export const DEFAULT_HEARTBEAT_MS = 100;
@@ -43,6 +56,9 @@ export const DEFAULT_PAIR_SETTINGS: PairSettings = {
   claimRetryMs: 250,
   maxReplayLagMs: DEFAULT_MAX_REPLAY_LAG_MS,
   leaseMs: DEFAULT_LEASE_MS,
+  phiThreshold: DEFAULT_PHI_THRESHOLD,
+  phiMaxDelayMs: DEFAULT_PHI_MAX_DELAY_MS,
+  witnessGraceMs: DEFAULT_WITNESS_GRACE_MS,
 };
 
 export const TRACE_FORMAT_VERSION = 1;
@@ -51,7 +67,8 @@ export function engineIdentity(): string {
   return `${ENGINE_NAME}@${ENGINE_VERSION}+${engineWasmSha256().slice(0, 16)}`;
 }
 
-export function roleConfig(settings: PairSettings): RoleConfig {
+/** `witness`: the node can read its peer's beacon (hypervisor/node/beacon.ts; a shared-directory arbiter). */
+export function roleConfig(settings: PairSettings, witness = false): RoleConfig {
   return {
     heartbeatMs: settings.heartbeatMs,
     heartbeatTimeoutMs: settings.heartbeatTimeoutMs,
@@ -60,6 +77,7 @@ export function roleConfig(settings: PairSettings): RoleConfig {
     maxLagBytes: settings.maxLogBufferBytes,
     maxReplayLagMs: settings.maxReplayLagMs,
     leaseMs: settings.leaseMs,
+    suspicion: { phiThreshold: settings.phiThreshold, phiMaxDelayMs: settings.phiMaxDelayMs, witnessGraceMs: settings.witnessGraceMs, witness },
   };
 }
 

@@ -19,6 +19,7 @@ import { traceHeaderFor } from '../vm/boot-config.js';
 import type { BootConfig } from '../vm/vm.js';
 import type { RunReply } from '../worker/vm-protocol.js';
 import { arbiterLabel } from './arbiter-select.js';
+import type { Witness } from './beacon.js';
 import type { CheckpointSettings, CheckpointStats } from './checkpoint.js';
 import type { LoadedCheckpoint } from './checkpoint-file.js';
 import { type ChainReplay, newestValidCheckpoint, RestoreError, replayLogChain, type SkippedCheckpoint, supersedeBeyond } from './checkpoint-restore.js';
@@ -84,6 +85,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   private readonly arbiter: ArbiterStore;
   private readonly env: Env;
   private stepper: Stepper | null = null;
+  private readonly witness: Witness | null;
 
   private constructor(
     private readonly options: PrimaryOptions,
@@ -96,6 +98,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.config = restorePoint?.config ?? options.config;
     this.env = options.env ?? realEnv;
     this.arbiter = this.env.arbiter(options.sharedDir, options.nodeId);
+    this.witness = this.env.witness?.(options.sharedDir, options.nodeId, options.pair.heartbeatMs) ?? null;
   }
 
   static async start(options: PrimaryOptions): Promise<PrimaryNode> {
@@ -138,6 +141,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     await this.env.transport.probe(options.replicationHost, options.replicationPort);
     const epoch = await this.claimFirstEpoch();
     this.bootEpoch = epoch;
+    this.witness?.start();
     this.vm.onFatal = (error) => this.halt({ reason: `the VM died: ${error.message}`, exitCode: 70 });
 
     const started = this.env.clock.monoMs();
@@ -179,7 +183,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.replicationUrl = this.serving.replicationUrl ?? '';
     // Created last, right before its first tick: the boot must not look like a pause. A backup that
     // attached before is told to it now.
-    this.machine = new RoleMachine(roleConfig(options.pair), 'primary', epoch, this.env.clock.monoMs());
+    this.machine = new RoleMachine(roleConfig(options.pair, this.witness !== null), 'primary', epoch, this.env.clock.monoMs());
     this.stepper = new Stepper(this.machine, (action) => this.perform(action), logger);
     if (this.serving.attached) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs(), ...(this.serving.attachedNodeId ? { peer: this.serving.attachedNodeId } : {}) });
     this.tickTimer = this.env.timers.every(tickMs(options.pair), () => this.tick());
@@ -351,6 +355,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   }
 
   private tick(): void {
+    this.witness?.tick();
     const nowMs = this.env.clock.monoMs();
     this.serving.tick(nowMs);
     this.step({ type: 'tick', nowMs });
@@ -389,6 +394,11 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
       case 'halt':
         this.halt({ reason: action.reason, exitCode: action.exitCode });
         break;
+      case 'read-witness': {
+        const { readId } = action;
+        void this.witness?.read(action.peer, action.epoch).then((value) => this.step({ type: 'witness', nowMs: this.env.clock.monoMs(), readId, value }));
+        break;
+      }
       default:
         throw new Error(`primary asked to ${action.type}`);
     }
@@ -451,6 +461,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     await this.serving?.stop();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
+    await this.witness?.stop();
     await this.vm.terminate();
   }
 }

@@ -16,6 +16,8 @@
 // primary that was replaced while it slept.
 
 import { invariant } from '../../logging-channel/invariant.js';
+import { admitRate } from './admission.js';
+import { Suspicion, type SuspicionConfig } from './suspicion.js';
 
 export type Role = 'primary' | 'backup' | 'claiming' | 'live' | 'halted';
 
@@ -39,6 +41,11 @@ export interface RoleConfig {
    * not the peer's). Default: the pause tolerance, half the heartbeat timeout.
    */
   stallToleranceMs?: number;
+  /**
+   * Confirmation of suspicion past the heartbeat timeout (learned jitter, witness beacon;
+   * hypervisor/node/suspicion.ts). Absent: the heartbeat timeout alone decides.
+   */
+  suspicion?: SuspicionConfig;
 }
 
 export type RoleInput =
@@ -68,6 +75,8 @@ export type RoleInput =
   | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
   /** Result of the 'check-epoch' with this `checkId`: the newest epoch on the shared directory, or null if unreachable. */
   | { type: 'epoch-checked'; nowMs: number; checkId: number; newestEpoch: number | null; detail: string }
+  /** The peer's witness beacon as read for the 'read-witness' with this id (null: none, unreadable). */
+  | { type: 'witness'; nowMs: number; readId: number; value: string | null }
   /** Backup: replay diverged / the primary refused us. Primary: its backup can no longer take over. */
   | { type: 'fatal'; nowMs: number; reason: string; exitCode?: number };
 
@@ -79,7 +88,8 @@ export type RoleAction =
   | { type: 'release-through'; seq: number }
   /** Running alone in an epoch we hold: release everything held and stop holding. */
   | { type: 'release-all' }
-  | { type: 'admit'; admit: boolean; reason: string }
+  /** Admit new requests or hold them; `rate` (0..1, absent: 1): admit them slowed to that fraction of the full rate. */
+  | { type: 'admit'; admit: boolean; reason: string; rate?: number }
   | { type: 'drop-peer'; reason: string }
   /** Backup: finish replaying everything received, then report 'drained'. */
   | { type: 'drain' }
@@ -91,6 +101,11 @@ export type RoleAction =
   /** Backup: switch the input port to live, re-issue unfinished fetches, serve. */
   | { type: 'go-live'; epoch: number }
   | { type: 'halt'; reason: string; exitCode: number }
+  /**
+   * Read the peer's witness beacon (start the read now) and report 'witness' with this id. `peer`:
+   * the backup's nodeId (primary); null: the owner of `epoch` (a backup reading its primary's).
+   */
+  | { type: 'read-witness'; readId: number; peer: string | null; epoch: number }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; data?: Record<string, unknown> };
 
 /** Exit codes of a halting node (distinct, so an operator and a drill can tell why). */
@@ -126,6 +141,8 @@ export class RoleMachine {
   /** Backup: the primary welcomed us at least once (no suspicion before that: nothing to take over). */
   private welcomed = false;
   private admitting = true;
+  /** While admitting: the fraction of the full rate (below 1 while the backup's replay backlog is past half the bound). */
+  private rate = 1;
   private claimEpoch = 0;
   private claimRetryAtMs: number | null = null;
   private claimingFor: 'backup' | 'primary' | null = null;
@@ -145,6 +162,10 @@ export class RoleMachine {
   private claimStartedAtMs: number | null = null;
   /** The shared directory has not answered since `sinceMs`: attempts so far, and the last warning. */
   private unreachable: { sinceMs: number; attempts: number; warnedAtMs: number } | null = null;
+  /** Confirms a silence past the timeout before a claim (null: the timeout alone decides). */
+  private readonly suspicion: Suspicion | null;
+  /** The evidence that last put suspicion off in this silence (logged once per kind). */
+  private deferredBy: 'phi' | 'witness' | null = null;
 
   constructor(
     readonly config: RoleConfig,
@@ -164,6 +185,13 @@ export class RoleMachine {
     this.lastAppendMs = nowMs;
     this.lastTickMs = nowMs;
     this.leaseCheckedAtMs = nowMs;
+    this.suspicion = config.suspicion ? new Suspicion(config.suspicion, config.heartbeatMs, config.heartbeatTimeoutMs, nowMs) : null;
+  }
+
+  /** The learned inter-arrival of the peer's frames (for status), or null without confirmation. */
+  get peerJitter(): { samples: number; meanMs: number; sdMs: number } | null {
+    const phi = this.suspicion?.phi;
+    return phi ? { samples: phi.count, meanMs: Math.round(phi.meanMs * 10) / 10, sdMs: Math.round(phi.stdDevMs * 10) / 10 } : null;
   }
 
   get role(): Role {
@@ -236,11 +264,18 @@ export class RoleMachine {
         this.peerUp = false;
         break;
       case 'peer-traffic':
-        if (Number.isFinite(input.atMs)) this.lastPeerTrafficMs = Math.max(this.lastPeerTrafficMs, Math.min(input.atMs, input.nowMs));
+        if (Number.isFinite(input.atMs)) {
+          this.lastPeerTrafficMs = Math.max(this.lastPeerTrafficMs, Math.min(input.atMs, input.nowMs));
+          this.suspicion?.heard(this.lastPeerTrafficMs);
+        }
+        break;
+      case 'witness':
+        this.suspicion?.witnessRead(input.nowMs, input.readId, input.value);
         break;
       case 'acked':
         if (input.seq > this.ackedSeq) this.ackedSeq = input.seq;
         this.lastPeerTrafficMs = input.nowMs;
+        this.suspicion?.heard(input.nowMs);
         this.release(out);
         break;
       case 'appended':
@@ -339,7 +374,37 @@ export class RoleMachine {
       msg: `this node did not run for ${Math.round(gapMs)} ms (paused or starved): the ${peer}'s silence meanwhile is not counted`,
       data: { stallMs: Math.round(gapMs) },
     });
-    this.lastPeerTrafficMs = nowMs;
+    // Frames the peer sent meanwhile may still sit unread: half a timeout of our own running time
+    // before suspicion, whatever the silence was before the stall (at most that is kept).
+    const beforeMs = Math.max(0, nowMs - gapMs - this.lastPeerTrafficMs);
+    this.lastPeerTrafficMs = nowMs - Math.min(beforeMs, this.config.heartbeatTimeoutMs / 2);
+    this.suspicion?.restart(this.lastPeerTrafficMs);
+  }
+
+  /**
+   * Is the peer's silence suspicion now? Past the heartbeat timeout, confirmed unless its learned
+   * jitter or its witness beacon puts it off (each for a bounded time; suspicion.ts). Asks for
+   * witness reads while the peer is silent, and says once per kind when evidence puts it off.
+   * Returns why the peer is suspected, or null.
+   */
+  private suspects(nowMs: number, silentMs: number, peer: string | null, out: RoleAction[]): string | null {
+    const s = this.suspicion;
+    if (s === null) return silentMs >= this.config.heartbeatTimeoutMs ? `silent for ${Math.round(silentMs)} ms (timeout ${this.config.heartbeatTimeoutMs} ms)` : null;
+    const readId = s.wantsWitness(nowMs);
+    if (readId !== null) out.push({ type: 'read-witness', readId, peer, epoch: this.epochNow });
+    const verdict = s.verdict(nowMs);
+    if (verdict.suspect) {
+      this.deferredBy = null;
+      return verdict.why;
+    }
+    if (verdict.by === 'timeout') {
+      this.deferredBy = null;
+    } else if (this.deferredBy !== verdict.by) {
+      this.deferredBy = verdict.by;
+      const who = this.roleNow === 'backup' ? 'primary' : 'backup';
+      out.push({ type: 'log', level: 'info', msg: `${who} not suspected yet: ${verdict.why}`, data: { suspicionDeferredBy: verdict.by } });
+    }
+    return null;
   }
 
   private onTick(nowMs: number, out: RoleAction[]): void {
@@ -357,8 +422,9 @@ export class RoleMachine {
           this.lastAppendMs = nowMs;
           out.push({ type: 'append-noop' });
         }
-        if (this.roleNow === 'primary' && this.holding && silentMs >= this.config.heartbeatTimeoutMs) {
-          this.startClaim('primary', nowMs, out, `backup silent for ${Math.round(silentMs)} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
+        if (this.roleNow === 'primary' && this.holding) {
+          const why = this.suspects(nowMs, silentMs, this.peerId ?? this.lostPeer, out);
+          if (why !== null) this.startClaim('primary', nowMs, out, `backup ${why}`);
         }
         break;
       case 'backup':
@@ -366,9 +432,12 @@ export class RoleMachine {
         // that has received nothing of its primary's log has nothing to take over with, and its
         // claim of epoch 1 could only lose (measured: a primary stalled 391 ms sending a 50k-entry
         // log at attach; the joining backup claimed on that silence and was lost).
-        if (this.welcomed && !this.suspected && this.epochNow > 0 && silentMs >= this.config.heartbeatTimeoutMs) {
-          this.suspected = true;
-          this.startClaim('backup', nowMs, out, `primary silent for ${Math.round(silentMs)} ms (timeout ${this.config.heartbeatTimeoutMs} ms)`);
+        if (this.welcomed && !this.suspected && this.epochNow > 0) {
+          const why = this.suspects(nowMs, silentMs, null, out);
+          if (why !== null) {
+            this.suspected = true;
+            this.startClaim('backup', nowMs, out, `primary ${why}`);
+          }
         }
         break;
       case 'claiming':
@@ -382,6 +451,7 @@ export class RoleMachine {
 
   private onPeerUp(nowMs: number, out: RoleAction[], peer: string | undefined): void {
     this.lastPeerTrafficMs = nowMs;
+    this.suspicion?.restart(nowMs);
     if (this.roleNow === 'primary' && this.lostPeer !== null && peer !== undefined && peer !== this.lostPeer) {
       // Another backup while the lost one may be claiming: fence the lost one first (win the next
       // epoch); the new backup is dropped now and attaches again once this node runs alone.
@@ -433,8 +503,9 @@ export class RoleMachine {
     if (this.roleNow !== 'primary') return;
     if (!this.holding) {
       // Lag is owed to a backup; with none attached there is nothing to throttle for.
-      if (!this.admitting) {
+      if (!this.admitting || this.rate < 1) {
         this.admitting = true;
+        this.rate = 1;
         out.push({ type: 'admit', admit: true, reason: 'no backup to wait for' });
       }
       return;
@@ -455,9 +526,32 @@ export class RoleMachine {
         { type: 'admit', admit: false, reason: over },
         { type: 'log', level: 'warn', msg: `throttling: ${over}; new requests queue, then get 503`, data: { lagMs: input.lagMs, lagBytes: input.lagBytes, replayBacklogMs: backlog ?? null } },
       );
-    } else if (!over && !this.admitting) {
-      this.admitting = true;
-      out.push({ type: 'admit', admit: true, reason: 'backup caught up' }, { type: 'log', level: 'info', msg: 'backup caught up: admitting requests again' });
+    } else if (!over) {
+      this.pace(backlog === undefined ? this.rate : admitRate(backlog, this.config.maxReplayLagMs), backlog, out);
+    }
+  }
+
+  /** Within the bounds: admit, slowed in proportion while the replay backlog is past half of its bound. */
+  private pace(rate: number, backlogMs: number | undefined, out: RoleAction[]): void {
+    const wasHeld = !this.admitting;
+    const wasRate = this.rate;
+    if (!wasHeld && rate === wasRate) return;
+    this.admitting = true;
+    this.rate = rate;
+    const pct = `${Math.round(rate * 100)}%`;
+    const backlog = backlogMs === undefined ? '' : ` (replay backlog ${Math.round(backlogMs)} ms, bound ${this.config.maxReplayLagMs} ms)`;
+    out.push({ type: 'admit', admit: true, reason: rate < 1 ? `slowed to ${pct}${backlog}` : 'backup caught up', ...(rate < 1 ? { rate } : {}) });
+    if (wasHeld) {
+      out.push({ type: 'log', level: 'info', msg: `backup caught up: admitting requests again${rate < 1 ? `, slowed to ${pct} of the full rate${backlog}` : ''}` });
+    } else if (rate < 1 && wasRate === 1) {
+      out.push({
+        type: 'log',
+        level: 'warn',
+        msg: `slowing admission to ${pct} of the full rate: the backup's replay backlog is past half of --max-replay-lag-ms${backlog}; over the bound, admission holds`,
+        data: { replayBacklogMs: backlogMs ?? null, admitRate: rate },
+      });
+    } else if (rate === 1) {
+      out.push({ type: 'log', level: 'info', msg: `admission back to the full rate${backlog}` });
     }
   }
 
@@ -549,8 +643,9 @@ export class RoleMachine {
       { type: 'release-all' },
       { type: 'log', level: 'info', msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`}: running alone, outputs flow at once`, data: { claimMs } },
     );
-    if (!this.admitting) {
+    if (!this.admitting || this.rate < 1) {
       this.admitting = true;
+      this.rate = 1;
       out.push({ type: 'admit', admit: true, reason: 'running alone' });
     }
   }

@@ -21,6 +21,7 @@ import { ReplayLag } from '../../recorder/replay-lag.js';
 import { encodeSnapshot, readSnapshotHeader } from '../vm/snapshot-wire.js';
 import type { BootConfig } from '../vm/vm.js';
 import type { RunReply } from '../worker/vm-protocol.js';
+import { admissionState } from './admission.js';
 import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
 import type { ArbiterStore, Env, VmHandle } from './env.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
@@ -87,6 +88,8 @@ export class Serving {
   private channel: PrimaryChannel | null = null;
   private checkpointerNow: Checkpointer | null = null;
   private admitting = true;
+  /** The fraction of the full rate new requests are admitted at (below 1: slowed for the backup's replay). */
+  private admitRate = 1;
   /** Admission paused while the VM is copied out for a backup joining by snapshot. */
   private joinPaused = false;
   private lastJoin: JoinFigures | null = null;
@@ -116,6 +119,7 @@ export class Serving {
       {
         ...options.loop,
         admit: () => this.admitting && !this.checkpointerNow?.paused && !this.joinPaused,
+        rate: () => this.admitRate,
       },
       host.env,
     );
@@ -365,6 +369,7 @@ export class Serving {
         return true;
       case 'admit':
         this.admitting = action.admit;
+        this.admitRate = action.rate ?? 1;
         if (action.admit) this.loop.kick();
         return true;
       case 'drop-peer':
@@ -396,6 +401,9 @@ export class Serving {
       lagMs: holds ? Math.round(lag.ms) : 0,
       outputHoldMs: this.lag.holds(),
       admitting: this.admitting,
+      admission: admissionState(this.admitting, this.admitRate),
+      admitRate: this.admitting ? this.admitRate : 0,
+      peerJitter: this.host.machine()?.peerJitter ?? null,
       queued: this.loop.queued,
       retainedLog: { firstSeq: this.retained.firstSeq, bytes: this.retained.bytes },
       logBytesAppended: this.lag.appendedBytes,

@@ -28,7 +28,19 @@ const port = parentPort;
  * value the node started with, since lowering it would need privilege.
  */
 const VM_THREAD_NICE_OFFSET = 10;
-if (process.platform === 'linux') setPriority(0, Math.min(19, getPriority(0) + VM_THREAD_NICE_OFFSET));
+let niced = false;
+/**
+ * Lowers the thread's priority once the VM runs live. A VM that replays (a backup, a restore) keeps
+ * the node's priority: on a host loaded by busy loops at normal priority a niced replay got about a
+ * tenth of a core's share, and a takeover's drain of a 700 ms backlog took 4.4 s (issue 15). The
+ * backup's acks do not wait behind it: replay runs in slices of 1 ms (hypervisor/node/backup.ts). A
+ * nice value only ever goes up without privilege, so once live it stays niced.
+ */
+function niceOnceLive(): void {
+  if (niced || process.platform !== 'linux') return;
+  niced = true;
+  setPriority(0, Math.min(19, getPriority(0) + VM_THREAD_NICE_OFFSET));
+}
 
 // Compile the engine while the main thread is still getting ready to send the boot request.
 void prepareEngine().catch(() => {}); // a failure is reported by the boot that needs the engine
@@ -109,6 +121,7 @@ async function handle(request: VmRequest): Promise<unknown> {
       v = await Vm.create(request.config, inputPort, request.snapshot);
       vm = v;
       bootConfig = request.config;
+      if (live) niceOnceLive();
       if (live && !request.snapshot) {
         const result = v.bootLive();
         return { results: [result], state: state(v, false), bootImage: v.imageUse, bootTimings: roundedTimings(v.bootTimings) } satisfies RunReply;
@@ -129,6 +142,7 @@ async function handle(request: VmRequest): Promise<unknown> {
       generation++;
       const v = need();
       v.setPort(new LivePort(v.sink, { taskBudgetMs: request.limits?.taskBudgetMs ?? v.config.limits.taskBudgetMs }));
+      niceOnceLive();
       return state(v, false);
     }
     case 'state':
