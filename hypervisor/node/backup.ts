@@ -23,6 +23,7 @@ import type { BootConfig, Snapshot } from '../vm/vm.js';
 import { arbiterLabel } from './arbiter-select.js';
 import { type CheckpointSettings, newestValidCheckpoint, supersedeBeyond } from './checkpoint.js';
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
+import { checkEpoch } from './epoch-check.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, listen, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
@@ -132,6 +133,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     // The epoch is learned from the primary's log (its Epoch entry); 0 until then.
     this.machine = new RoleMachine(roleConfig(options.pair), 'backup', 0, this.env.clock.monoMs());
     this.stepper = new Stepper(this.machine, (action) => this.perform(action), this.logger);
+    this.arbiter.watchNewer?.((epoch) => this.step({ type: 'newer-epoch', nowMs: this.env.clock.monoMs(), epoch }));
   }
 
   static async start(options: BackupOptions): Promise<BackupNode> {
@@ -404,7 +406,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
           const drainMs = this.lostAtMs === null ? null : Math.round(this.claimStartedAtMs - this.lostAtMs);
           this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs }, `drained in ${drainMs} ms; claiming epoch ${epoch}`);
         }
-        void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup').then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
+        void this.arbiter
+          .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs)
+          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
       case 'go-live':
@@ -417,8 +421,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         void this.channel.close();
         break;
       case 'check-epoch': {
-        const checkId = action.checkId;
-        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: this.env.clock.monoMs(), checkId, newestEpoch: newest, detail: String(newest) }));
+        void checkEpoch(this.arbiter, this.machine, this.options.pair.leaseMs, action.checkId, this.options.sharedDir, () => this.env.clock.monoMs()).then((input) => this.step(input));
         break;
       }
       // Before go-live there is nothing to serve: go-live writes the epoch mark into the new log, and
@@ -554,6 +557,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.server?.close();
     this.server?.closeAllConnections();
     await this.serving?.stop();
+    // Only once nothing can be released any more: a node claiming over this one may go ahead then.
+    await this.arbiter.releaseLease?.();
     await this.channel?.close();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();

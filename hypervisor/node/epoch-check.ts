@@ -1,0 +1,19 @@
+// The shells' answer to the role machine's 'check-epoch': the lease check. With etcd the node that
+// speaks renews its lease on its epoch in the same call (hypervisor/node/arbiter-etcd.ts); elsewhere it
+// reads the newest epoch. Either way the machine gets one 'epoch-checked' input.
+
+import type { ArbiterStore } from './env.js';
+import type { RoleInput, RoleMachine } from './role.js';
+
+export async function checkEpoch(arbiter: ArbiterStore, machine: RoleMachine | null, leaseMs: number, checkId: number, where: string, nowMs: () => number): Promise<RoleInput> {
+  const renew = arbiter.checkLease !== undefined && machine !== null && machine.speaks;
+  const { newest, leaseLost } = renew ? await arbiter.checkLease!(machine.epoch, leaseMs) : { newest: await arbiter.newestEpoch(), leaseLost: undefined };
+  return {
+    type: 'epoch-checked',
+    nowMs: nowMs(),
+    checkId,
+    newestEpoch: newest,
+    detail: newest === null ? `${where} unreachable` : `newest epoch ${newest}`,
+    ...(leaseLost !== undefined ? { leaseLost } : {}),
+  };
+}
