@@ -3,7 +3,7 @@
 // durable checkpoint. A restore reads that record and refuses a directory that holds an older one,
 // naming the node and directory to restore from instead.
 //
-// The shared directory keeps one record file per epoch (`checkpoint-NNNNNNNNNN`, replaced by rename,
+// The shared directory keeps one record file per epoch (`newest-checkpoint-NNNNNNNNNN`, replaced by rename,
 // written only by that epoch's holder); etcd keeps one key, written only while the writer's epoch is
 // the newest (hypervisor/node/arbiter-etcd.ts).
 
@@ -26,7 +26,7 @@ export interface CheckpointRecord {
   takenAt: string;
 }
 
-const RECORD_FILE = /^checkpoint-(\d{10})$/;
+const RECORD_FILE = /^newest-checkpoint-(\d{10})$/;
 
 export function recordFor(epoch: number, nodeId: string, dir: string, seq: number): CheckpointRecord {
   return { epoch, nodeId, host: os.hostname(), dir: path.resolve(dir), seq, takenAt: new Date().toISOString() };
@@ -34,7 +34,7 @@ export function recordFor(epoch: number, nodeId: string, dir: string, seq: numbe
 
 /** Shared directory: writes the record of `record.epoch` (atomically: a temporary file renamed over it). */
 export async function writeDirRecord(sharedDir: string, record: CheckpointRecord): Promise<boolean> {
-  const file = path.join(sharedDir, `checkpoint-${String(record.epoch).padStart(10, '0')}`);
+  const file = path.join(sharedDir, `newest-checkpoint-${String(record.epoch).padStart(10, '0')}`);
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     const handle = await fs.open(tmp, 'w', 0o644);
