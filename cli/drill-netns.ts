@@ -53,17 +53,16 @@ export class NetnsLab {
   private constructor(
     readonly topology: Topology,
     readonly options: NetnsOptions,
-    private readonly say: (line: string) => void,
   ) {}
 
   /** Builds everything, or throws NetnsUnavailable saying why (never a silent fallback to 127.0.0.1). */
   static async open(options: NetnsOptions, say: (line: string) => void): Promise<NetnsLab> {
     const why = netnsUnavailableReason();
-    if (why) throw new NetnsUnavailable(`--netns: ${why}`);
+    if (why) throw new NetnsUnavailable(why);
     ensureTool('iptables', 'iptables', say);
     ensureTool('etcd', 'etcd-server', say);
     const topology = buildTopology(0);
-    const lab = new NetnsLab(topology, options, say);
+    const lab = new NetnsLab(topology, options);
     try {
       say(
         `netns: primary ${topology.ns.primary} ${topology.ip.primary}, backup ${topology.ns.backup} ${topology.ip.backup}, etcd ${topology.ns.etcd} ${topology.ip.etcd}, wire ${topology.ns.wire} ${topology.ip.wire} (bridge), clients in the host namespace ${topology.ip.clients}`,

@@ -6,8 +6,7 @@ import type { ArbiterStore } from './env.js';
 import type { RoleInput, RoleMachine } from './role.js';
 
 export async function checkEpoch(arbiter: ArbiterStore, machine: RoleMachine | null, leaseMs: number, checkId: number, where: string, nowMs: () => number): Promise<RoleInput> {
-  const renew = arbiter.checkLease !== undefined && machine !== null && machine.speaks;
-  const { newest, leaseLost } = renew ? await arbiter.checkLease!(machine.epoch, leaseMs) : { newest: await arbiter.newestEpoch(), leaseLost: undefined };
+  const { newest, leaseLost } = arbiter.checkLease && machine?.speaks ? await arbiter.checkLease(machine.epoch, leaseMs) : { newest: await arbiter.newestEpoch(), leaseLost: undefined };
   return {
     type: 'epoch-checked',
     nowMs: nowMs(),
