@@ -84,10 +84,20 @@ function cleanupOnExit(): void {
   }
 }
 
+/** A 10.77.N.0/24 no host interface uses yet (another drill or benchmark may run at the same time). */
+function freeSubnet(start: number): number {
+  const used = tryRun('ip', ['-o', '-4', 'addr', 'show']).out;
+  for (let i = 0; i < 200; i++) {
+    const n = (start + i) % 200;
+    if (!used.includes(`10.77.${n}.`)) return n;
+  }
+  throw new NetnsUnavailable('no free 10.77.N.0/24 subnet for the drill namespaces');
+}
+
 /** Builds the namespaces, veths and bridge. `index` (0-199) keeps concurrent drills' subnets apart. */
 export function buildTopology(index: number, log?: (line: string) => void): Topology {
   const tag = `ftjs${process.pid % 100000}${index}`;
-  const subnet = `10.77.${(process.pid + index) % 200}`;
+  const subnet = `10.77.${freeSubnet((process.pid + index) % 200)}`;
   const ns = { primary: `${tag}-p`, backup: `${tag}-b`, etcd: `${tag}-e`, wire: `${tag}-w` };
   const ip = { wire: `${subnet}.1`, primary: `${subnet}.2`, backup: `${subnet}.3`, clients: `${subnet}.4`, etcd: `${subnet}.5` };
   const hostIf = `${tag}c`.slice(-15);
