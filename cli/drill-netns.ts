@@ -26,7 +26,7 @@ export type NetnsFault = (typeof NETNS_FAULTS)[number];
 /** Faults after which a node must run alone in a new epoch (the others must not cost a failover). */
 const FAILOVER: ReadonlySet<NetnsFault> = new Set(['kill-primary', 'pause-primary', 'partition', 'partition-oneway']);
 /** How long a fault that heals (arbiter, clients, loss) lasts: past the etcd lease's TTL. */
-export const DEFAULT_FAULT_HOLD_MS = 3_000;
+export const DEFAULT_FAULT_HOLD_MS = 4_000;
 export const DEFAULT_LOSS_PERCENT = 10;
 
 const NODE_PORT = 8080;

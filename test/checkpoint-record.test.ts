@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Arbiter } from '../dist/hypervisor/node/arbiter.js';
 import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
-import { type CheckpointRecord, olderThanRecorded, readDirRecord, recordFor, writeDirRecord } from '../dist/hypervisor/node/checkpoint-record.js';
+import { type CheckpointRecord, newestNamedSeq, olderThanRecorded, readDirRecord, recordFor, writeDirRecord } from '../dist/hypervisor/node/checkpoint-record.js';
 import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
 import { type FtjsProcess, ftjs, spawnFtjs, TEST_SECRET, tempDir, waitFor } from './helpers.js';
 
@@ -22,7 +22,7 @@ describe('the record', () => {
     expect(r).toMatchObject({ epoch: 2, nodeId: 'b', dir: '/data/b', seq: 120 });
     expect(olderThanRecorded(r, '/data/b', 120)).toBeNull();
     expect(olderThanRecorded(null, '/anything', 1)).toBeNull();
-    expect(olderThanRecorded(r, '/data/a', 90)).toMatch(/--restore-from \/data\/a: its newest checkpoint is at seq 90, but the arbiter records .* seq 120 .* in \/data\/b on node b/);
+    expect(olderThanRecorded(r, '/data/a', 90)).toMatch(/--restore-from \/data\/a: its newest checkpoint or log begins at seq 90, but the arbiter records .* seq 120 .* in \/data\/b on node b/);
     // The directory arbiter records only for the newest epoch.
     const arbiter = new Arbiter(dir, 'c');
     expect((await arbiter.claim(1, 'primary')).result).toBe('won');
@@ -68,10 +68,12 @@ for (const kind of ['shared-dir', 'etcd'] as const) {
       // Another node's directory that holds only that first checkpoint.
       const dirB = tempDir('ftjs-node-b-');
       cpSync(dirA, dirB, { recursive: true });
+      const copied = await newestNamedSeq(dirB);
+      expect(copied).toBeGreaterThanOrEqual(first.seq);
       for (let i = 0; i < 30; i++) await put(url, `k${i}`, `v${i}`);
       const newer = await waitFor(async () => {
         const r: CheckpointRecord | null = await reader.checkpointRecord();
-        return r !== null && r.seq > first.seq ? r : null;
+        return r !== null && r.seq > copied ? r : null;
       }, 'a newer checkpoint to be recorded');
       expect(newer.dir).toBe(path.resolve(dirA));
       a.child.kill('SIGKILL');
@@ -79,12 +81,16 @@ for (const kind of ['shared-dir', 'etcd'] as const) {
 
       const refused = await ftjs(['primary', KV, '--port', '0', '--replication-port', '0', '--node-id', 'node-b', ...arbiterArgs, '--restore-from', dirB], { FTJS_SECRET: TEST_SECRET });
       expect(refused.code).toBe(1);
-      expect(refused.stderr).toContain(`--restore-from ${dirB}: its newest checkpoint is at seq ${first.seq}`);
+      expect(refused.stderr).toContain(`--restore-from ${dirB}: its newest checkpoint or log begins at seq ${copied},`);
       expect(refused.stderr).toMatch(new RegExp(`records a newer durable checkpoint at seq \\d+ .* in ${path.resolve(dirA).replace(/[/\\-]/g, '\\$&')} on node node-a`));
 
       const restored = start(['--restore-from', dirA], 'node-b');
       const url2 = (await restored.waitForLog((l) => typeof l.url === 'string' && typeof l.replication === 'string', 'the restore to serve', 30_000)).url as string;
-      expect(restored.lines.some((l) => /the arbiter records the newest durable checkpoint at seq \d+ in .* on node node-a/.test(String(l.msg)))).toBe(true);
+      expect(
+        restored.lines.some((l) =>
+          /the arbiter records the newest durable checkpoint at seq \d+ in .* on node node-a \(host .*\); the newest checkpoint or log in .* begins at seq \d+/.test(String(l.msg)),
+        ),
+      ).toBe(true);
       const got = await fetch(`${url2}/kv/k29`);
       expect(await got.json()).toEqual({ key: 'k29', value: 'v29' });
     } finally {

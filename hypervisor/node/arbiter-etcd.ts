@@ -10,7 +10,7 @@
 // reached gives 'unreachable', never a guess.
 //
 // The lease (hypervisor/node/role.ts): every lease check of the holder is a keepalive of its lease and
-// a read of `newest`. Its TTL (whole seconds, at least leaseMs) outlives the holder's own release
+// a read of `newest`. Its TTL (whole seconds, three times leaseMs) outlives the holder's own release
 // window (leaseMs from the check's send time), so once live-N is gone the holder has stopped
 // releasing: a node claiming over an epoch it did not follow waits for that (lease-wait.ts).
 
@@ -26,6 +26,8 @@ export { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
 
 export const DEFAULT_ETCD_TIMEOUT_MS = 2_000;
 const EPOCH_DIGITS = 10;
+/** The etcd lease's TTL, in release windows (--lease-ms). */
+export const LEASE_TTL_WINDOWS = 3;
 
 export interface EtcdArbiterOptions {
   /** Client certificate credentials (etcds:// or --etcd-ca). */
@@ -212,7 +214,9 @@ export class EtcdArbiter {
 
   private newLease(leaseMs: number): Lease {
     // Whole seconds, never below the node's own release window (etcd may raise it to its minimum TTL).
-    return this.client.lease(Math.max(1, Math.ceil(leaseMs / 1000)), { autoKeepAlive: false });
+    // Three release windows: one slow keepalive on a loaded machine must not cost a node its lease;
+    // only a node claiming over this one waits the longer (a backup taking over does not wait).
+    return this.client.lease(Math.max(1, Math.ceil((LEASE_TTL_WINDOWS * leaseMs) / 1000)), { autoKeepAlive: false });
   }
 
   private livePut(epoch: number, leaseId: string) {

@@ -60,22 +60,36 @@ export async function readDirRecord(sharedDir: string): Promise<CheckpointRecord
 }
 
 /**
- * Why a restore from `dir`, whose newest checkpoint is at `seq`, would go back in time (or null when it
- * may go ahead): the arbiter's record names a newer checkpoint, and where it is.
+ * The newest seq a checkpoint directory names: of its checkpoints and of the logs after them (a corrupt
+ * newest checkpoint is skipped at restore for an older one whose log chain still reaches past it).
+ */
+export async function newestNamedSeq(dir: string): Promise<number> {
+  let newest = 0;
+  for (const name of await fs.readdir(dir)) {
+    const m = /^(?:checkpoint-(\d{12})\.ftck|log-(\d{12})\.trace)$/.exec(name);
+    if (m) newest = Math.max(newest, Number(m[1] ?? m[2]));
+  }
+  return newest;
+}
+
+/**
+ * Why a restore from `dir`, whose checkpoints and logs reach `seq`, would go back in time (or null when
+ * it may go ahead): the arbiter's record names a newer checkpoint, and where it is.
  */
 export function olderThanRecorded(record: CheckpointRecord | null, dir: string, seq: number): string | null {
   if (record === null || seq >= record.seq) return null;
   const here = path.resolve(dir) === record.dir && record.host === os.hostname() ? ' (this directory held it, but it is gone: restore from a copy of it)' : '';
   return (
-    `--restore-from ${dir}: its newest checkpoint is at seq ${seq}, but the arbiter records a newer durable checkpoint at seq ${record.seq} ` +
+    `--restore-from ${dir}: its newest checkpoint or log begins at seq ${seq}, but the arbiter records a newer durable checkpoint at seq ${record.seq} ` +
     `(epoch ${record.epoch}, taken ${record.takenAt}) in ${record.dir} on node ${record.nodeId} (host ${record.host})${here}; ` +
     `restore from that node's directory, or copy it here`
   );
 }
 
 /** Before a restore: refuses a directory older than the arbiter's record, and says where the newest is. */
-export async function checkRestoreSource(arbiter: ArbiterStore, dir: string, seq: number, logger: Logger): Promise<void> {
+export async function checkRestoreSource(arbiter: ArbiterStore, dir: string, logger: Logger): Promise<void> {
   if (!arbiter.checkpointRecord) return;
+  const seq = await newestNamedSeq(dir);
   let record: CheckpointRecord | null;
   try {
     record = await arbiter.checkpointRecord();
@@ -85,5 +99,8 @@ export async function checkRestoreSource(arbiter: ArbiterStore, dir: string, seq
   const older = olderThanRecorded(record, dir, seq);
   if (older) throw new Error(older);
   if (record)
-    logger.info({ record }, `the arbiter records the newest durable checkpoint at seq ${record.seq} in ${record.dir} on node ${record.nodeId} (host ${record.host}); restoring from seq ${seq}`);
+    logger.info(
+      { record },
+      `the arbiter records the newest durable checkpoint at seq ${record.seq} in ${record.dir} on node ${record.nodeId} (host ${record.host}); the newest checkpoint or log in ${dir} begins at seq ${seq}`,
+    );
 }

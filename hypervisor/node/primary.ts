@@ -117,7 +117,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     if (options.restoreFrom) {
       if (options.tracePath) throw new Error('--trace cannot be combined with --restore-from: a trace starts at boot (the checkpoint logs are the record after a restore)');
       restorePoint = await newestValidCheckpoint(options.restoreFrom, options.logger);
-      await checkRestoreSource((options.env ?? realEnv).arbiter(options.sharedDir, options.nodeId), options.restoreFrom, restorePoint.header.seq, options.logger);
+      await checkRestoreSource((options.env ?? realEnv).arbiter(options.sharedDir, options.nodeId), options.restoreFrom, options.logger);
       const given = options.config;
       if (restorePoint.config.guestHash !== given.guestHash) {
         throw new Error(
