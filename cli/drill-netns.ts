@@ -15,7 +15,7 @@ import pino from 'pino';
 import { type LogLine, NodeProcess, timeOf } from './child.js';
 import type { RoundResult, WorkloadOptions } from './drill.js';
 import { chooseService } from './drill-service.js';
-import { caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, speakerViolations, timingArgs } from './drill-workload.js';
+import { caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs } from './drill-workload.js';
 import { buildTopology, ensureTool, flushRules, iptables, NetnsUnavailable, netemAvailable, netemDelay, netnsUnavailableReason, type Topology } from './netns/topology.js';
 import { Router } from './router.js';
 
@@ -220,7 +220,7 @@ export async function runNetnsRound(
     'exec',
     t.ns.primary,
   ]);
-  const released: Array<{ node: string; epoch: number; atMs: number }> = [];
+  const released: Array<{ node: string; epoch: number; seq: number; atMs: number }> = [];
   const router = new Router({
     nodes: [
       { name: 'primary', url: `http://${t.ip.primary}:${NODE_PORT}` },
@@ -230,11 +230,12 @@ export async function runNetnsRound(
     waitForLiveMs: 10_000,
     logger: pino({ level: 'silent' }),
     onUpstreamResponse: (node, headers, atMs) => {
-      if (headers['ftjs-seq'] !== undefined) released.push({ node, epoch: Number(headers['ftjs-epoch']), atMs });
+      if (headers['ftjs-seq'] !== undefined) released.push({ node, epoch: Number(headers['ftjs-epoch']), seq: Number(headers['ftjs-seq']), atMs });
     },
   });
   let backup: NodeProcess | null = null;
   const violations: string[] = [];
+  let lateCovered = 0;
   try {
     await primary.waitFor((l) => typeof l.replication === 'string', 'primary serving', 30_000);
     const target = await lab.channelTarget();
@@ -283,8 +284,9 @@ export async function runNetnsRound(
           const resumedAt = Date.now();
           primary.signalSafe('SIGCONT');
           await within(primary.exited, 10_000);
-          const late = released.filter((r) => r.node === 'primary' && r.atMs >= resumedAt);
-          if (late.length > 0) violations.push(`${late.length} responses left the old primary after it resumed (the backup was live)`);
+          const late = lateReleases(released, resumedAt, takeoverSeqOf(b));
+          if (late.violation) violations.push(late.violation);
+          lateCovered = late.covered;
         } else if (fault !== 'kill-primary') await within(loser.exited, 10_000);
         if (fault !== 'kill-primary' && loser.exitCode !== 75)
           violations.push(`${fault}: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch)`);
@@ -355,6 +357,7 @@ export async function runNetnsRound(
       epochs: speakers.epochs,
       violations,
       commands,
+      ...(lateCovered > 0 ? { lateCovered } : {}),
       // What the nodes warned about (a lease taken again after the arbiter came back, a channel loss): read with the figures.
       nodeWarnings: evidenceOf([primary, b], 8),
       ...(violations.length > 0 ? { evidence: evidenceOf([primary, b]) } : {}),
