@@ -264,7 +264,8 @@ export async function runNetnsRound(
     if (fault === 'kill-primary') primary.signalSafe('SIGKILL');
     if (fault === 'pause-primary') primary.signalSafe('SIGSTOP');
 
-    const wonEpoch = (l: LogLine) => (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
+    // Only a claim the fault caused: a loaded host may have had a node claim before it (a stalled backup dropped).
+    const wonEpoch = (l: LogLine) => timeOf(l) >= faultAt && (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
     let goLiveMs: number | null = null;
     let detectionMs: number | null = null;
     if (FAILOVER.has(fault)) {
@@ -275,7 +276,7 @@ export async function runNetnsRound(
       if (!winner) violations.push(`no node went live within 20 s of the fault`);
       else {
         goLiveMs = Math.max(0, timeOf(winner.l) - faultAt);
-        const lost = winner.node.lines.find((l) => /^(primary|backup) lost: /.test(l.msg));
+        const lost = winner.node.lines.find((l) => timeOf(l) >= faultAt && /^(primary|backup) lost: /.test(l.msg));
         detectionMs = lost ? Math.max(0, timeOf(lost) - faultAt) : null;
         const slow = goLiveViolation(goLiveMs, timing);
         if (slow) violations.push(slow);

@@ -167,7 +167,8 @@ export async function runRound(
     let liveLine: LogLine | null = null;
     let lostLine: LogLine | null = null;
     // A primary runs alone once it won; a backup once it has also switched its port and serves.
-    const wonEpoch = (l: LogLine) => (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
+    // Only a claim the fault caused: a loaded host may have had a node claim before it (a stalled backup dropped).
+    const wonEpoch = (l: LogLine) => timeOf(l) >= faultAt && (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
     if (fault === 'partition') {
       // The loser halts (its wait rejects when it exits); the first node to win is the one that counts.
       const winner = await Promise.any([
@@ -176,14 +177,14 @@ export async function runRound(
       ]).catch(() => null);
       if (winner) {
         liveLine = winner.l;
-        lostLine = winner.node.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
+        lostLine = winner.node.lines.find((l) => timeOf(l) >= faultAt && /^(primary|backup) lost: /.test(l.msg)) ?? null;
         const loser = winner.node === primary ? b : primary;
         await within(loser.exited, 10_000);
         if (loser.exitCode !== 75) violations.push(`partition: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch)`);
       }
     } else {
       liveLine = await survivor.waitFor(wonEpoch, 'won epoch', 15_000).catch(() => null);
-      lostLine = survivor.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
+      lostLine = survivor.lines.find((l) => timeOf(l) >= faultAt && /^(primary|backup) lost: /.test(l.msg)) ?? null;
     }
     const liveAt = liveLine ? timeOf(liveLine) : null;
     if (!liveLine) violations.push(`no node went live within 15 s of the fault`);

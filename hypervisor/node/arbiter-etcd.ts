@@ -129,29 +129,32 @@ export class EtcdArbiter {
   }
 
   /**
-   * The holder's lease check: a keepalive of its lease on live-N (a fresh one, put only while N is
-   * still the newest epoch, when it holds none for N), then a read of `newest`. `leaseLost` when etcd
-   * says the lease expired: a node claiming over N may have relied on that.
+   * The holder's lease check: a keepalive of its lease on live-N, then a read of `newest`. When it holds
+   * none for N, or etcd says it expired, a fresh one is put on live-N, only while N is still the newest
+   * epoch (one transaction). That is safe: the node released nothing since its release window closed,
+   * before the expiry; a node that claimed over N after the expiry made N+1 the newest (then the put
+   * fails and the node halts on the newer epoch); one that claims later waits for this new lease.
    */
   async checkLease(epoch: number, leaseMs: number): Promise<LeaseCheck> {
+    let retaken: string | undefined;
     try {
       const held = this.held;
       if (held?.epoch === epoch) {
         try {
           await this.withTimeout(held.lease.keepaliveOnce());
+          return { newest: await this.newestEpoch() };
         } catch (error) {
           if (!(error instanceof EtcdLeaseInvalidError)) throw error;
           this.held = null;
-          return { newest: await this.newestEpoch(), leaseLost: `the etcd lease on epoch ${epoch} expired (etcd went unanswered past its TTL)` };
+          retaken = `the etcd lease on epoch ${epoch} had expired (etcd went unanswered past its TTL); epoch ${epoch} is still the newest, so a new lease is taken`;
         }
-        return { newest: await this.newestEpoch() };
       }
       const lease = this.newLease(leaseMs);
       const id = await this.withTimeout(lease.grant());
       const put = await this.withTimeout(this.client.if(`${this.prefix}newest`, 'Value', '==', pad(epoch)).then(this.livePut(epoch, id)).commit());
       if (put.succeeded) this.hold(epoch, lease);
       else void lease.revoke().catch(() => undefined);
-      return { newest: await this.newestEpoch() };
+      return { newest: await this.newestEpoch(), ...(put.succeeded && retaken ? { leaseRetaken: retaken } : {}) };
     } catch {
       return { newest: null };
     }

@@ -39,8 +39,12 @@ export interface ArbiterStore {
 export interface LeaseCheck {
   /** The newest epoch, or null when the arbiter cannot be reached. */
   newest: number | null;
-  /** The lease expired at the arbiter (another node may have relied on that). */
-  leaseLost?: string;
+  /**
+   * The lease had expired at the arbiter and a new one was taken, only because the epoch is still the
+   * newest: a node claiming over this one after the expiry would have made it newer (and waits for the
+   * new lease in turn: hypervisor/node/lease-wait.ts). Said in the log.
+   */
+  leaseRetaken?: string;
 }
 
 /** What a node asks of its VM (hypervisor/worker/vm-host.ts talks to a worker; the simulator runs it in process). */

@@ -6,13 +6,13 @@ import type { ArbiterStore } from './env.js';
 import type { RoleInput, RoleMachine } from './role.js';
 
 export async function checkEpoch(arbiter: ArbiterStore, machine: RoleMachine | null, leaseMs: number, checkId: number, where: string, nowMs: () => number): Promise<RoleInput> {
-  const { newest, leaseLost } = arbiter.checkLease && machine?.speaks ? await arbiter.checkLease(machine.epoch, leaseMs) : { newest: await arbiter.newestEpoch(), leaseLost: undefined };
+  const { newest, leaseRetaken } = arbiter.checkLease && machine?.speaks ? await arbiter.checkLease(machine.epoch, leaseMs) : { newest: await arbiter.newestEpoch(), leaseRetaken: undefined };
   return {
     type: 'epoch-checked',
     nowMs: nowMs(),
     checkId,
     newestEpoch: newest,
     detail: newest === null ? `${where} unreachable` : `newest epoch ${newest}`,
-    ...(leaseLost !== undefined ? { leaseLost } : {}),
+    ...(leaseRetaken !== undefined ? { leaseRetaken } : {}),
   };
 }

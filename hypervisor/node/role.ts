@@ -73,10 +73,10 @@ export type RoleInput =
   | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
   /**
    * Result of the 'check-epoch' with this `checkId`: the newest epoch on the shared directory, or null if
-   * unreachable. `leaseLost`: the arbiter's own lease on this node's epoch expired (etcd), so another node
-   * may have relied on that and claimed: the node halts.
+   * unreachable. `leaseRetaken`: the arbiter's own lease on this node's epoch had expired (etcd) and a new
+   * one was taken, the epoch being still the newest (a node that claimed meanwhile would have made it newer).
    */
-  | { type: 'epoch-checked'; nowMs: number; checkId: number; newestEpoch: number | null; detail: string; leaseLost?: string }
+  | { type: 'epoch-checked'; nowMs: number; checkId: number; newestEpoch: number | null; detail: string; leaseRetaken?: string }
   /** The arbiter reported (a watch) that `epoch` was claimed. */
   | { type: 'newer-epoch'; nowMs: number; epoch: number }
   /** Backup: replay diverged / the primary refused us. Primary: its backup can no longer take over. */
@@ -603,12 +603,8 @@ export class RoleMachine {
       this.leaseCheckId = null;
       if (this.speaks && input.newestEpoch !== null && input.newestEpoch > this.epochNow) {
         this.halt(out, `lease check: epoch ${input.newestEpoch} exists, newer than this node's epoch ${this.epochNow}: another node serves now`, EXIT_LOST_EPOCH);
-      } else if (this.speaks && input.leaseLost !== undefined) {
-        // Alone, this node released on that lease: a node claiming over it may have waited it out.
-        // With a backup, its acks guarded every output: the shell grants a new lease at the next check.
-        if (this.direct) this.halt(out, `lease check: ${input.leaseLost}; another node may have taken over once it expired`, EXIT_LOST_EPOCH);
-        else out.push({ type: 'log', level: 'warn', msg: `lease check: ${input.leaseLost}; a backup acknowledges every output, so a new lease is taken` });
       } else if (this.speaks && input.newestEpoch === this.epochNow) {
+        if (input.leaseRetaken !== undefined) out.push({ type: 'log', level: 'warn', msg: `lease check: ${input.leaseRetaken}` });
         this.leaseFromMs = Math.max(this.leaseFromMs, this.leaseCheckedAtMs);
         this.leaseLapseSaid = false;
       }
@@ -640,10 +636,7 @@ export class RoleMachine {
       this.halt(out, `epoch ${input.newestEpoch} was claimed by another node while this node held epoch ${this.epochNow}`, EXIT_LOST_EPOCH);
       return;
     }
-    if (input.leaseLost !== undefined) {
-      this.halt(out, `${input.leaseLost}; another node may have taken over once it expired`, EXIT_LOST_EPOCH);
-      return;
-    }
+    if (input.leaseRetaken !== undefined) out.push({ type: 'log', level: 'warn', msg: `epoch check: ${input.leaseRetaken}` });
     this.verifying = false;
     this.leaseFromMs = Math.max(this.leaseFromMs, this.verifySentAtMs);
     out.push({ type: 'log', level: 'info', msg: `epoch ${this.epochNow} is still ours: releasing outputs again` });
