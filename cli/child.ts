@@ -31,9 +31,12 @@ export class NodeProcess {
     args: string[],
     env: Record<string, string>,
     onLine?: (text: string, parsed: LogLine | null) => void,
+    /** Runs the node through this command, e.g. `ip netns exec <ns>` (it must exec, keeping the pid). */
+    wrapper: string[] = [],
   ) {
     // stdin is a pipe the node watches (cli/parent-watch.ts): if this process dies, however, the node stops.
-    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, FTJS_PARENT_WATCH: '1', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const [command, ...prefix] = [...wrapper, process.execPath];
+    this.child = spawn(command!, [...prefix, CLI, ...args], { env: { ...process.env, FTJS_PARENT_WATCH: '1', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let buffered = '';
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;

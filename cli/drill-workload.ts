@@ -251,3 +251,27 @@ export function evidenceOf(nodes: Array<{ name: string; lines: readonly LogLine[
   }
   return out;
 }
+
+/**
+ * pause-primary: responses of the old primary read by the drill after it was resumed. The drill reads
+ * them late when its own process was starved (a response the primary wrote before its SIGSTOP waits in
+ * the socket), so a late one is a violation only when the backup that took over had not received its
+ * seq when it claimed (`takeoverSeq`: its receivedSeq then): that effect would be missing on the live node.
+ */
+export function lateReleases(released: ReadonlyArray<{ node: string; seq: number; atMs: number }>, resumedAtMs: number, takeoverSeq: number | null): { violation: string | null; covered: number } {
+  const late = released.filter((r) => r.node === 'primary' && r.atMs >= resumedAtMs);
+  const beyond = late.filter((r) => takeoverSeq === null || r.seq > takeoverSeq);
+  return {
+    violation:
+      beyond.length > 0
+        ? `${beyond.length} responses left the old primary after it resumed (the backup was live) with seqs ${beyond.map((r) => r.seq).join(', ')} beyond ${takeoverSeq === null ? 'what the backup is known to have received' : `seq ${takeoverSeq}, the last the backup received before it claimed`}`
+        : null,
+    covered: late.length - beyond.length,
+  };
+}
+
+/** The seq the backup had received when it claimed (its "drained … claiming epoch" line), or null. */
+export function takeoverSeqOf(backup: { lines: readonly LogLine[] }): number | null {
+  const line = backup.lines.find((l) => typeof l.receivedSeq === 'number' && /claiming epoch/.test(l.msg));
+  return line ? (line.receivedSeq as number) : null;
+}

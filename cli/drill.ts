@@ -15,9 +15,10 @@ import { type Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { arbiterFrom } from './arbiter-flags.js';
 import { freePort, type LogLine, NodeProcess, timeOf } from './child.js';
+import { DEFAULT_FAULT_HOLD_MS, DEFAULT_LOSS_PERCENT, NETNS_FAULTS, type NetnsFault, NetnsLab, runNetnsRound } from './drill-netns.js';
 import { type ReprotectRound, runReprotectDrill } from './drill-reprotect.js';
 import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
-import { arbiterArgs, caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, speakerViolations, timingArgs } from './drill-workload.js';
+import { arbiterArgs, caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs } from './drill-workload.js';
 import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
@@ -29,7 +30,12 @@ export type Fault = (typeof FAULTS)[number];
 const DEFAULT_GUEST = fileURLToPath(new URL('../../guest-apps/bank.js', import.meta.url));
 interface DrillFlags {
   rounds: number;
-  fault: Fault;
+  fault: Fault | NetnsFault;
+  netns?: boolean;
+  latencyMs: number;
+  jitterMs: number;
+  lossPercent: number;
+  faultHoldMs: number;
   json?: boolean;
   seed?: number;
   heartbeatMs: number;
@@ -57,7 +63,7 @@ export const DEFAULT_MAX_GO_LIVE_MS = 1000;
 
 export interface RoundResult {
   round: number;
-  fault: Fault;
+  fault: Fault | NetnsFault;
   /** The workload driven (bank ledger, or keyed store at a prefix). */
   workload: string;
   /** ms from the fault to the survivor declaring its peer lost. */
@@ -72,6 +78,8 @@ export interface RoundResult {
   liveNode: string | null;
   epochs: Record<string, string[]>;
   violations: string[];
+  /** pause-primary: responses of the old primary the drill read after its resume, all of seqs the backup had received before it claimed (read late, harmless). */
+  lateCovered?: number;
   /** When a round broke: the nodes' warnings and errors, the evidence an operator reads first. */
   evidence?: string[];
 }
@@ -111,12 +119,13 @@ export async function runRound(
     logger,
     // Guest responses as they leave a node (stamped by the node), timed at the front door.
     onUpstreamResponse: (node, headers, atMs) => {
-      if (headers['ftjs-seq'] !== undefined) released.push({ node, epoch: Number(headers['ftjs-epoch']), atMs });
+      if (headers['ftjs-seq'] !== undefined) released.push({ node, epoch: Number(headers['ftjs-epoch']), seq: Number(headers['ftjs-seq']), atMs });
     },
   });
-  const released: Array<{ node: string; epoch: number; atMs: number }> = [];
+  const released: Array<{ node: string; epoch: number; seq: number; atMs: number }> = [];
   let backup: NodeProcess | null = null;
   const violations: string[] = [];
+  let lateCovered = 0;
   try {
     await primary.waitFor((l) => typeof l.replication === 'string', 'primary serving', 20_000);
     backup = new NodeProcess('backup', ['backup', '--primary', `ws://127.0.0.1:${backupTarget}`, '--port', String(backupPort), '--node-id', 'backup', ...common], env);
@@ -158,7 +167,8 @@ export async function runRound(
     let liveLine: LogLine | null = null;
     let lostLine: LogLine | null = null;
     // A primary runs alone once it won; a backup once it has also switched its port and serves.
-    const wonEpoch = (l: LogLine) => (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
+    // Only a claim the fault caused: a loaded host may have had a node claim before it (a stalled backup dropped).
+    const wonEpoch = (l: LogLine) => timeOf(l) >= faultAt && (l.name === 'backup' ? /^LIVE: won epoch \d+/ : /^won epoch \d+/).test(l.msg);
     if (fault === 'partition') {
       // The loser halts (its wait rejects when it exits); the first node to win is the one that counts.
       const winner = await Promise.any([
@@ -167,7 +177,7 @@ export async function runRound(
       ]).catch(() => null);
       if (winner) {
         liveLine = winner.l;
-        lostLine = winner.node.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
+        lostLine = winner.node.lines.find((l) => timeOf(l) >= faultAt && /^(primary|backup) lost: /.test(l.msg)) ?? null;
         const loser = winner.node === primary ? b : primary;
         await Promise.race([within(loser.exited, 10_000), loser.waitFor((l) => /joining it again as a fresh backup/.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
         // A losing backup may instead join the winner again, fresh (it released nothing): a delay, not a node.
@@ -177,7 +187,7 @@ export async function runRound(
       }
     } else {
       liveLine = await survivor.waitFor(wonEpoch, 'won epoch', 15_000).catch(() => null);
-      lostLine = survivor.lines.find((l) => /^(primary|backup) lost: /.test(l.msg)) ?? null;
+      lostLine = survivor.lines.find((l) => timeOf(l) >= faultAt && /^(primary|backup) lost: /.test(l.msg)) ?? null;
     }
     const liveAt = liveLine ? timeOf(liveLine) : null;
     if (!liveLine) violations.push(`no node went live within 15 s of the fault`);
@@ -194,8 +204,9 @@ export async function runRound(
       primary.signalSafe('SIGCONT');
       await within(primary.exited, 10_000);
       if (primary.exitCode !== 75) violations.push(`the paused primary did not halt with exit 75 after it resumed (got ${primary.exitCode ?? primary.signal ?? 'still running'})`);
-      const late = released.filter((r) => r.node === 'primary' && r.atMs >= resumedAt);
-      if (late.length > 0) violations.push(`${late.length} responses left the old primary after it resumed (the backup was live)`);
+      const late = lateReleases(released, resumedAt, takeoverSeqOf(b));
+      if (late.violation) violations.push(late.violation);
+      lateCovered = late.covered;
     }
 
     // More load on the survivor, then stop issuing and let every in-flight write be acknowledged.
@@ -254,6 +265,7 @@ export async function runRound(
       liveNode: live?.p.name ?? null,
       epochs: speakers.epochs,
       violations,
+      ...(lateCovered > 0 ? { lateCovered } : {}),
       ...(violations.length > 0 ? { evidence: evidenceOf([primary, b]) } : {}),
     };
   } finally {
@@ -265,9 +277,9 @@ export async function runRound(
   }
 }
 
-function median(xs: number[]): number {
+function median(xs: number[]): number | null {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1]! : (s[(s.length >> 1) - 1]! + s[s.length >> 1]!) / 2;
+  return s.length === 0 ? null : s.length % 2 ? s[s.length >> 1]! : (s[(s.length >> 1) - 1]! + s[s.length >> 1]!) / 2;
 }
 
 /** `rounds`: how many were asked for (a re-protect drill stops at the first broken round). */
@@ -282,8 +294,8 @@ export function summarize(results: RoundResult[], rounds = results.length) {
     rounds,
     join: joins.length > 0 ? { joinMs: { p50: median(joins), max: Math.max(...joins) }, pauseMs: { p50: median(pauses), max: Math.max(...pauses) } } : null,
     passed: results.filter((r) => r.violations.length === 0).length,
-    detectionMs: { p50: median(detection), max: Math.max(...detection) },
-    goLiveMs: { p50: median(goLive), max: Math.max(...goLive) },
+    detectionMs: { p50: median(detection), max: detection.length > 0 ? Math.max(...detection) : null },
+    goLiveMs: { p50: median(goLive), max: goLive.length > 0 ? Math.max(...goLive) : null },
     clientGapMs: { p50: median(gaps), max: Math.max(...gaps) },
     writesAcked: results.reduce((a, r) => a + r.writesAcked, 0),
     writesLost: results.reduce((a, r) => a + r.writesLost, 0),
@@ -296,9 +308,19 @@ function workloadChoice(value: string): WorkloadChoice {
   return value as WorkloadChoice;
 }
 
-function fault(value: string): Fault {
-  if (!(FAULTS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--fault must be one of ${FAULTS.join(', ')}`);
-  return value as Fault;
+function fault(value: string): Fault | NetnsFault {
+  if (!(FAULTS as readonly string[]).includes(value) && !(NETNS_FAULTS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`--fault must be one of ${FAULTS.join(', ')} (or with --netns: ${NETNS_FAULTS.join(', ')})`);
+  }
+  return value as Fault | NetnsFault;
+}
+
+function nonNegative(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!(Number.isFinite(n) && n >= 0)) throw new InvalidArgumentError(`${flag} must be a number >= 0`);
+    return n;
+  };
 }
 
 export function registerDrill(program: Command): void {
@@ -318,7 +340,15 @@ export function registerDrill(program: Command): void {
     )
     .option('--kv-prefix <path>', "the keyed store's path prefix for --workload kv (default: the guest's declaration, else /kv)")
     .option('--rounds <n>', 'rounds to run (a fresh pair each)', positiveInt('--rounds'), 5)
-    .requiredOption('--fault <kind>', FAULTS.join('|'), fault)
+    .requiredOption('--fault <kind>', `${FAULTS.join('|')}; with --netns: ${NETNS_FAULTS.join('|')}`, fault)
+    .option(
+      '--netns',
+      'Linux, root: primary, backup, clients and a fresh etcd in separate network namespaces joined by veth pairs on a bridge; faults by iptables (partition: the channel both ways, partition-oneway: primary→backup only, arbiter-primary: the primary cut from etcd only, clients: the clients cut from the primary, loss: random loss on the channel) and latency on the channel by tc netem, or a delaying relay where the kernel has no netem',
+    )
+    .option('--latency-ms <ms>', '--netns: round trip added between primary and backup on the logging channel', nonNegative('--latency-ms'), 0)
+    .option('--jitter-ms <ms>', '--netns: jitter on that round trip (uniform, ±)', nonNegative('--jitter-ms'), 0)
+    .option('--loss-percent <p>', '--netns, --fault loss: packets of the channel dropped at random, each way', nonNegative('--loss-percent'), DEFAULT_LOSS_PERCENT)
+    .option('--fault-hold-ms <ms>', '--netns: how long a fault that heals (arbiter-primary, clients, loss) lasts', positiveInt('--fault-hold-ms'), DEFAULT_FAULT_HOLD_MS)
     .option('--seed <n>', 'seed of the fault timing and the workload (default: random, printed)', positiveInt('--seed'))
     .option('--heartbeat-ms <ms>', 'heartbeat period of the pair', positiveInt('--heartbeat-ms'), 100)
     .option('--heartbeat-timeout-ms <ms>', 'silence after which a node declares its peer lost (default: 3 heartbeat periods)', positiveInt('--heartbeat-timeout-ms'))
@@ -341,6 +371,12 @@ export function registerDrill(program: Command): void {
     .option('--etcd-password-file <file>', "file holding the etcd user's password")
     .action(async (entry: string, flags: DrillFlags) => {
       if (flags.reprotect && flags.fault !== 'kill-primary') throw new InvalidArgumentError('--reprotect drills consecutive failovers of one service: use it with --fault kill-primary');
+      if (flags.netns) {
+        if (flags.reprotect) throw new InvalidArgumentError('--netns does not drill --reprotect');
+        if (flags.arbiter !== undefined) throw new InvalidArgumentError('--netns runs its own etcd in a namespace of its own (the arbiter on its own path): leave out --arbiter');
+        if (!(NETNS_FAULTS as readonly string[]).includes(flags.fault)) throw new InvalidArgumentError(`--fault ${flags.fault} is not a --netns fault: ${NETNS_FAULTS.join(', ')}`);
+      } else if (!(FAULTS as readonly string[]).includes(flags.fault)) throw new InvalidArgumentError(`--fault ${flags.fault} needs --netns`);
+      else if (flags.latencyMs > 0 || flags.jitterMs > 0) throw new InvalidArgumentError('--latency-ms and --jitter-ms need --netns');
       const timing: DrillTiming = { heartbeatMs: flags.heartbeatMs, heartbeatTimeoutMs: heartbeatTimeoutFor(flags.heartbeatMs, flags.heartbeatTimeoutMs), maxGoLiveMs: flags.maxGoLiveMs };
       if (flags.arbiter !== undefined) {
         arbiterFrom(flags); // checked here, before a round starts a node with it
@@ -368,20 +404,53 @@ export function registerDrill(program: Command): void {
         for (const v of result.violations) progress(`  VIOLATION: ${v}`);
         for (const e of result.evidence ?? []) progress(`    ${e}`);
       };
+      let latencyBy: string | null = null;
       if (flags.reprotect) {
         await runReprotectDrill(flags.rounds, entry, random, timing, progress, report, workloadOptions);
+      } else if (flags.netns) {
+        let lab: NetnsLab;
+        try {
+          lab = await NetnsLab.open({ latencyMs: flags.latencyMs, jitterMs: flags.jitterMs, lossPercent: flags.lossPercent, holdMs: flags.faultHoldMs }, progress);
+        } catch (error) {
+          progress(`ftjs drill --netns: ${(error as Error).message}`);
+          process.exitCode = 2;
+          return;
+        }
+        latencyBy = lab.latencyBy;
+        try {
+          for (let round = 1; round <= flags.rounds; round++) {
+            try {
+              const r = await runNetnsRound(lab, round, flags.fault as NetnsFault, entry, random, timing, progress, workloadOptions);
+              for (const c of r.commands) progress(`  ${c}`);
+              report(r);
+            } catch (error) {
+              // A round that could not even run (a node that did not start) is a broken round, not the end of the drill.
+              const broken = { round, fault: flags.fault, workload: '?', detectionMs: null, goLiveMs: null, clientGapMs: 0, writesAcked: 0, writesLost: 0, duplicates: 0, liveNode: null, epochs: {} };
+              report({ ...broken, violations: [`the round did not run: ${(error as Error).message}`] });
+            }
+          }
+        } finally {
+          await lab.close();
+        }
       } else {
-        for (let round = 1; round <= flags.rounds; round++) report(await runRound(round, flags.fault, entry, random, timing, progress, workloadOptions));
+        for (let round = 1; round <= flags.rounds; round++) report(await runRound(round, flags.fault as Fault, entry, random, timing, progress, workloadOptions));
       }
       const summary = summarize(results, flags.rounds);
-      if (flags.json) console.log(JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, workload: results[0]?.workload ?? null, seed, timing, summary, rounds: results }, null, 2));
+      const netns = flags.netns ? { latencyMs: flags.latencyMs, jitterMs: flags.jitterMs, latencyBy, lossPercent: flags.lossPercent, faultHoldMs: flags.faultHoldMs } : undefined;
+      if (flags.json)
+        console.log(
+          JSON.stringify({ fault: flags.fault, reprotect: !!flags.reprotect, workload: results[0]?.workload ?? null, seed, timing, ...(netns ? { netns } : {}), summary, rounds: results }, null, 2),
+        );
       else {
         const join = summary.join
           ? `; join by snapshot p50 ${summary.join.joinMs.p50} ms max ${summary.join.joinMs.max} ms, primary pause p50 ${summary.join.pauseMs.p50} ms max ${summary.join.pauseMs.max} ms`
           : '';
         console.log(
-          `\nsummary (${flags.fault}${flags.reprotect ? ', one service' : ''}, seed ${seed}): ${summary.passed}/${summary.rounds} rounds passed; detection p50 ${summary.detectionMs.p50} ms max ${summary.detectionMs.max} ms; ` +
-            `go-live p50 ${summary.goLiveMs.p50} ms max ${summary.goLiveMs.max} ms; client-visible gap p50 ${summary.clientGapMs.p50} ms max ${summary.clientGapMs.max} ms${join}; ` +
+          `\nsummary (${flags.fault}${flags.reprotect ? ', one service' : ''}, seed ${seed}): ${summary.passed}/${summary.rounds} rounds passed; ` +
+            (summary.goLiveMs.max === null
+              ? 'no failover; '
+              : `detection p50 ${summary.detectionMs.p50} ms max ${summary.detectionMs.max} ms; go-live p50 ${summary.goLiveMs.p50} ms max ${summary.goLiveMs.max} ms; `) +
+            `client-visible gap p50 ${summary.clientGapMs.p50} ms max ${summary.clientGapMs.max} ms${join}; ` +
             `${summary.writesAcked} writes acknowledged, ${summary.writesLost} lost, ${summary.duplicates} duplicates`,
         );
       }
@@ -394,7 +463,7 @@ function printRow(r: RoundResult, header: boolean): void {
   const cells = [r.round, r.fault, r.detectionMs ?? '-', r.goLiveMs ?? '-', r.clientGapMs, r.writesAcked, r.writesLost, r.duplicates, r.liveNode ?? '-', r.violations.length === 0 ? 'yes' : 'NO'].map(
     String,
   );
-  const widths = [5, 13, 9, 10, 7, 6, 5, 5, 8, 3];
+  const widths = [5, 16, 9, 10, 7, 6, 5, 5, 8, 3];
   if (header) console.log(cols.map((c, i) => c.padEnd(widths[i]!)).join(' '));
   console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join(' '));
 }

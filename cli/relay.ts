@@ -43,6 +43,13 @@ export class Relay {
     }
   }
 
+  /** The partition heals: the stalled connections go (their ends reconnect) and new ones pass again. */
+  heal(): void {
+    this.isCut = false;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
   close(): void {
     for (const s of this.sockets) s.destroy();
     this.server.close();

@@ -1,6 +1,7 @@
 // `ftjs drill` is not tied to bank.js: a guest declares its workload (GET /.well-known/ftjs-drill) or
 // gets the generic keyed workload, which checks every acknowledged write on the live node.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, test } from 'vitest';
+import { lateReleases, takeoverSeqOf } from '../dist/cli/drill-workload.js';
 import { ftjs } from './helpers.js';
 
 // These tests are about the workload, not failover timing: a generous go-live budget keeps a loaded
@@ -41,4 +42,23 @@ describe('ftjs drill with the keyed workload', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('--workload must be one of auto, bank, kv');
   }, 60_000);
+});
+
+describe('late releases of a resumed primary (pause-primary)', () => {
+  const released = [
+    { node: 'primary', seq: 90, atMs: 1_000 },
+    { node: 'primary', seq: 100, atMs: 2_000 },
+    { node: 'backup', seq: 130, atMs: 2_100 },
+    { node: 'primary', seq: 120, atMs: 2_200 },
+  ];
+  test('read after the resume but of a seq the backup had before it claimed: harmless, counted; beyond it: a violation naming the seqs', () => {
+    expect(lateReleases(released, 1_500, 120)).toEqual({ violation: null, covered: 2 });
+    expect(lateReleases(released, 1_500, 110)).toEqual({
+      violation: expect.stringMatching(/^1 responses .* with seqs 120 beyond seq 110, the last the backup received before it claimed$/),
+      covered: 1,
+    });
+    expect(lateReleases(released, 1_500, null).violation).toMatch(/seqs 100, 120 beyond what the backup is known to have received/);
+    expect(takeoverSeqOf({ lines: [{ level: 30, time: '', msg: 'drained in 3 ms; claiming epoch 2', receivedSeq: 558 }] })).toBe(558);
+    expect(takeoverSeqOf({ lines: [] })).toBeNull();
+  });
 });

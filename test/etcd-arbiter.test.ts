@@ -51,24 +51,40 @@ describe('etcd arbiter, one member', () => {
     }
   });
 
-  it('a lease kept alive by the live node is reported lost once etcd is gone, and claims are then unreachable', async () => {
+  it("the holder's lease check keeps its lease alive; left unrenewed past its TTL it is retaken only while its epoch is the newest; without etcd, checks and claims are unreachable", async () => {
     const solo = await startEtcd(1);
     const arbiter = new EtcdArbiter(solo.arbiterUrl('lease'), 'node-a', { timeoutMs: 500 });
-    let lost: string | null = null;
+    const reader = new EtcdArbiter(solo.arbiterUrl('lease'), 'reader', { timeoutMs: 500 });
     try {
-      expect((await arbiter.claim(1, 'primary')).result).toBe('won');
-      await arbiter.holdLease(1, 1000, (why) => (lost = why));
+      expect((await arbiter.claim(1, 'primary', 1000)).result).toBe('won');
+      expect(await reader.previousHolders(2)).toEqual([expect.stringContaining('"nodeId":"node-a"')]);
+      // Renewed every half second for three TTLs: the lease key stays.
+      const until = performance.now() + 3000;
+      while (performance.now() < until) {
+        expect(await arbiter.checkLease(1, 1000)).toEqual({ newest: 1 });
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      expect(await reader.previousHolders(2)).toHaveLength(1);
+      // Not renewed: etcd expires it, and the holder's next check says so.
+      await waitFor(async () => ((await reader.previousHolders(2))?.length === 0 ? true : null), 'the lease to expire', 20_000);
+      // The holder's next check finds it expired and takes a new one, epoch 1 being still the newest.
+      const retaken = await arbiter.checkLease(1, 1000);
+      expect(retaken).toEqual({ newest: 1, leaseRetaken: expect.stringMatching(/etcd lease on epoch 1 had expired/) });
+      expect(await reader.previousHolders(2)).toHaveLength(1);
+      // Once another node claimed epoch 2 after an expiry, no new lease is taken: the check says epoch 2.
+      await waitFor(async () => ((await reader.previousHolders(2))?.length === 0 ? true : null), 'the new lease to expire', 20_000);
+      expect((await reader.claim(2, 'primary')).result).toBe('won');
+      expect(await arbiter.checkLease(1, 1000)).toEqual({ newest: 2 });
+      expect(await reader.previousHolders(3)).toEqual([]);
       await solo.kill(solo.members[0]!);
-      const why = await waitFor(() => lost, 'the lease to be reported lost', 30_000);
-      expect(why).toMatch(/etcd lease lost/);
-      const claim = await arbiter.claim(2, 'primary');
-      expect(claim.result).toBe('unreachable');
+      expect(await arbiter.checkLease(1, 1000)).toEqual({ newest: null });
+      expect((await arbiter.claim(2, 'primary')).result).toBe('unreachable');
       expect(await arbiter.newestEpoch()).toBeNull();
     } finally {
-      await arbiter.close();
+      await Promise.all([arbiter.close(), reader.close()]);
       await solo.stop();
     }
-  });
+  }, 60_000);
 });
 
 describe('etcd arbiter, three members', () => {

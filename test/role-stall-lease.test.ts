@@ -71,6 +71,64 @@ describe('lease', () => {
   });
 });
 
+describe('release lease (issue 18)', () => {
+  test('a lone primary releases only within leaseMs of the send time of a read that confirmed its epoch', () => {
+    const m = new RoleMachine(CFG, 'primary', 2, 0, 0);
+    ticks(m, 20, 480);
+    expect(m.mayRelease(480)).toBe(true);
+    // The renewal goes out at half the lease and is not answered (etcd unreachable): outputs stop at 1000.
+    const renew = ticks(m, 500, 500).filter((a) => a.type === 'check-epoch');
+    expect(renew).toEqual([{ type: 'check-epoch', checkId: 1 }]);
+    ticks(m, 520, 1_000);
+    expect(m.mayRelease(1_000)).toBe(true);
+    ticks(m, 1_020, 1_020);
+    expect(m.mayRelease(1_020)).toBe(false);
+    // The answer confirms epoch 2 as read from t=500: outputs flow again until 1500, and stop after it.
+    acts(m, { type: 'epoch-checked', nowMs: 1_030, checkId: 1, newestEpoch: 2, detail: '' });
+    expect(m.mayRelease(1_030)).toBe(true);
+    // An unreachable answer does not renew it; with the lease out, it re-reads as often as a claim is retried.
+    const again = ticks(m, 1_040, 1_100).filter((a) => a.type === 'check-epoch');
+    expect(again).toEqual([{ type: 'check-epoch', checkId: 2 }]);
+    acts(m, { type: 'epoch-checked', nowMs: 1_110, checkId: 2, newestEpoch: null, detail: 'unreachable' });
+    ticks(m, 1_120, 1_520);
+    expect(m.mayRelease(1_520)).toBe(false);
+    expect(m.role).toBe('primary');
+  });
+
+  test('a primary whose backup acknowledges is not held by the lease (the acks guard its outputs)', () => {
+    const m = new RoleMachine(CFG, 'primary', 2, 0, 0);
+    acts(m, { type: 'peer-up', nowMs: 0, peer: 'b' });
+    for (let t = 20; t <= 2_000; t += 20) acts(m, { type: 'acked', nowMs: t, seq: t });
+    expect(m.role).toBe('primary');
+    expect(m.mayRelease(2_000)).toBe(true);
+  });
+
+  test('an etcd lease that was retaken (the epoch still the newest) renews the window and is logged; it never halts', () => {
+    const alone = new RoleMachine(CFG, 'primary', 2, 0, 0);
+    ticks(alone, 20, 500);
+    const out = alone.step({ type: 'epoch-checked', nowMs: 510, checkId: 1, newestEpoch: 2, detail: '', leaseRetaken: 'the etcd lease on epoch 2 had expired' });
+    expect(out).toContainEqual(expect.objectContaining({ type: 'log', level: 'warn', msg: expect.stringMatching(/had expired/) }));
+    expect(alone.role).toBe('primary');
+    expect(alone.leaseHeld(1_490)).toBe(true);
+  });
+
+  test("a newer epoch seen by the arbiter's watch halts a node that speaks at once; a claiming node is not halted by its own claim", () => {
+    const m = new RoleMachine(CFG, 'primary', 2, 0, 0);
+    expect(acts(m, { type: 'newer-epoch', nowMs: 10, epoch: 2 })).toEqual([]);
+    expect(acts(m, { type: 'newer-epoch', nowMs: 20, epoch: 3 })).toContainEqual(expect.objectContaining({ type: 'halt', exitCode: EXIT_LOST_EPOCH }));
+    const c = new RoleMachine(CFG, 'primary', 2, 0, 0);
+    acts(c, { type: 'peer-up', nowMs: 0, peer: 'b' });
+    acts(c, { type: 'fatal', nowMs: 10, reason: 'backup gone' });
+    expect(c.role).toBe('claiming');
+    expect(acts(c, { type: 'newer-epoch', nowMs: 20, epoch: 3 })).toEqual([]);
+    expect(c.role).toBe('claiming');
+    // Won: the lease runs from the claim's send time.
+    acts(c, { type: 'claim-result', nowMs: 30, epoch: 3, result: 'won', detail: '' });
+    expect(c.mayRelease(30)).toBe(true);
+    expect(c.leaseHeld(1_011)).toBe(false);
+  });
+});
+
 describe('replay backlog', () => {
   test('over --max-replay-lag-ms: admission held and "catching up"; within: admitting and protected', () => {
     const m = new RoleMachine(CFG, 'primary', 1, 0);

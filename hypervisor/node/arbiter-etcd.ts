@@ -2,14 +2,23 @@
 // already run for this job (etcd sits under every Kubernetes cluster). Under `prefix`:
 //   newest            the newest claimed epoch, zero-padded to 10 digits (so byte order is numeric order)
 //   epoch-NNNNNNNNNN  who claimed epoch N, and when
-//   live              the live node's lease key: {epoch, nodeId}, gone when its lease expires
-// Claiming epoch N is one transaction: if newest < N, then set newest = N and write epoch-N. etcd
-// linearizes transactions, so of any nodes racing for N exactly one wins, and none can claim an epoch
-// at or below one that exists. An etcd that cannot be reached gives 'unreachable', never a guess.
+//   live-NNNNNNNNNN   epoch N's holder's lease key: {epoch, nodeId}, gone when its lease expires
+//   checkpoint        where the newest durable checkpoint is: {epoch, nodeId, address, dir, seq}
+// Claiming epoch N is one transaction: if newest < N, then set newest = N, write epoch-N and live-N
+// (on a fresh lease of at least --lease-ms). etcd linearizes transactions, so of any nodes racing for
+// N exactly one wins, and none can claim an epoch at or below one that exists. An etcd that cannot be
+// reached gives 'unreachable', never a guess.
+//
+// The lease (hypervisor/node/role.ts): every lease check of the holder is a keepalive of its lease and
+// a read of `newest`. Its TTL (whole seconds, three times leaseMs) outlives the holder's own release
+// window (leaseMs from the check's send time), so once live-N is gone the holder has stopped
+// releasing: a node claiming over an epoch it did not follow waits for that (lease-wait.ts).
 
 import os from 'node:os';
-import { Etcd3, type IOptions, type Lease } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Lease, type Watcher } from 'etcd3';
 import type { ClaimResult, EpochClaim } from './arbiter.js';
+import type { CheckpointRecord } from './checkpoint-record.js';
+import type { LeaseCheck } from './env.js';
 import { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
 
 // In their own module so that the CLI can check a URL without loading the etcd client.
@@ -17,6 +26,8 @@ export { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
 
 export const DEFAULT_ETCD_TIMEOUT_MS = 2_000;
 const EPOCH_DIGITS = 10;
+/** The etcd lease's TTL, in release windows (--lease-ms). */
+export const LEASE_TTL_WINDOWS = 3;
 
 export interface EtcdArbiterOptions {
   /** Client certificate credentials (etcds:// or --etcd-ca). */
@@ -32,6 +43,9 @@ export class EtcdArbiter {
   private readonly client: Etcd3;
   private readonly prefix: string;
   private readonly timeoutMs: number;
+  /** The lease this node holds live-N on, for its newest epoch won. */
+  private held: { epoch: number; lease: Lease } | null = null;
+  private watcher: Watcher | null = null;
 
   constructor(
     readonly url: string,
@@ -68,10 +82,11 @@ export class EtcdArbiter {
     }
   }
 
-  async claim(epoch: number, role: string): Promise<ClaimResult> {
+  async claim(epoch: number, role: string, leaseMs?: number): Promise<ClaimResult> {
     if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch >= 10 ** EPOCH_DIGITS) throw new RangeError(`bad epoch ${epoch}`);
     const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString() };
     const newestKey = `${this.prefix}newest`;
+    let lease: Lease | null = null;
     try {
       // A missing key fails every Value compare, so the first claim ever creates `newest` on its own terms.
       await this.withTimeout(
@@ -80,16 +95,26 @@ export class EtcdArbiter {
           .then(this.client.put(newestKey).value(pad(0)))
           .commit(),
       );
+      const puts = [this.client.put(newestKey).value(pad(epoch)), this.client.put(`${this.prefix}epoch-${pad(epoch)}`).value(JSON.stringify(claim))];
+      if (leaseMs !== undefined) {
+        lease = this.newLease(leaseMs);
+        puts.push(this.livePut(epoch, await this.withTimeout(lease.grant())));
+      }
       const result = await this.withTimeout(
         this.client
           .if(newestKey, 'Value', '<', pad(epoch))
-          .then(this.client.put(newestKey).value(pad(epoch)), this.client.put(`${this.prefix}epoch-${pad(epoch)}`).value(JSON.stringify(claim)))
+          .then(...puts)
           .commit(),
       );
-      if (result.succeeded) return { result: 'won', detail: `etcd ${this.url}: epoch ${epoch} claimed` };
+      if (result.succeeded) {
+        if (lease) this.hold(epoch, lease);
+        return { result: 'won', detail: `etcd ${this.url}: epoch ${epoch} claimed` };
+      }
     } catch (error) {
+      void lease?.revoke().catch(() => undefined);
       return { result: 'unreachable', detail: `etcd ${this.url}: ${(error as Error).message}` };
     }
+    void lease?.revoke().catch(() => undefined);
     // Lost, or a claim of ours that timed out earlier did land: the epoch's record says which.
     const owner = await this.owner(epoch);
     if (owner?.nodeId === this.nodeId && owner.claimedAt !== claim.claimedAt) {
@@ -104,32 +129,114 @@ export class EtcdArbiter {
   }
 
   /**
-   * Holds an etcd lease of `ttlMs` for the live node of `epoch` (the `live` key lives and dies with it).
-   * `onLost` fires once when the lease cannot be kept alive: the node must then stop releasing outputs.
+   * The holder's lease check: a keepalive of its lease on live-N, then a read of `newest`. When it holds
+   * none for N, or etcd says it expired, a fresh one is put on live-N, only while N is still the newest
+   * epoch (one transaction). That is safe: the node released nothing since its release window closed,
+   * before the expiry; a node that claimed over N after the expiry made N+1 the newest (then the put
+   * fails and the node halts on the newer epoch); one that claims later waits for this new lease.
    */
-  async holdLease(epoch: number, ttlMs: number, onLost: (why: string) => void): Promise<{ release(): Promise<void> }> {
-    const lease: Lease = this.client.lease(Math.max(1, Math.ceil(ttlMs / 1000)), { autoKeepAlive: true });
-    let lost = false;
-    lease.on('lost', (error) => {
-      if (lost) return;
-      lost = true;
-      onLost(`etcd lease lost: ${error.message}`);
-    });
-    await this.withTimeout(
-      lease
-        .put(`${this.prefix}live`)
-        .value(JSON.stringify({ epoch, nodeId: this.nodeId }))
-        .exec(),
-    );
-    return {
-      release: async () => {
-        lost = true;
-        await lease.revoke().catch(() => undefined);
-      },
-    };
+  async checkLease(epoch: number, leaseMs: number): Promise<LeaseCheck> {
+    let retaken: string | undefined;
+    try {
+      const held = this.held;
+      if (held?.epoch === epoch) {
+        try {
+          await this.withTimeout(held.lease.keepaliveOnce());
+          return { newest: await this.newestEpoch() };
+        } catch (error) {
+          if (!(error instanceof EtcdLeaseInvalidError)) throw error;
+          this.held = null;
+          retaken = `the etcd lease on epoch ${epoch} had expired (etcd went unanswered past its TTL); epoch ${epoch} is still the newest, so a new lease is taken`;
+        }
+      }
+      const lease = this.newLease(leaseMs);
+      const id = await this.withTimeout(lease.grant());
+      const put = await this.withTimeout(this.client.if(`${this.prefix}newest`, 'Value', '==', pad(epoch)).then(this.livePut(epoch, id)).commit());
+      if (put.succeeded) this.hold(epoch, lease);
+      else void lease.revoke().catch(() => undefined);
+      return { newest: await this.newestEpoch(), ...(put.succeeded && retaken ? { leaseRetaken: retaken } : {}) };
+    } catch {
+      return { newest: null };
+    }
+  }
+
+  /** Live keys of epochs before `epoch` still held (a holder that may still release), or null when etcd cannot be read. */
+  async previousHolders(epoch: number): Promise<string[] | null> {
+    try {
+      const live = await this.withTimeout(this.client.getAll().prefix(`${this.prefix}live-`).strings());
+      return Object.entries(live)
+        .filter(([key]) => Number(key.slice(-EPOCH_DIGITS)) < epoch)
+        .map(([, value]) => value);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Calls `onEpoch` with each epoch claimed from now on (etcd's watch on `newest`). */
+  watchNewer(onEpoch: (epoch: number) => void): void {
+    if (this.watcher) return;
+    void this.client
+      .watch()
+      .key(`${this.prefix}newest`)
+      .create()
+      .then((watcher) => {
+        this.watcher = watcher;
+        watcher.on('put', (kv) => onEpoch(Number(kv.value.toString())));
+        // A dropped watch reconnects on its own; the lease checks cover the gap meanwhile.
+        watcher.on('error', () => undefined);
+      })
+      .catch(() => undefined);
+  }
+
+  /** A node that stops (or halts) gives its lease back, so a node claiming over it need not wait out the TTL. */
+  async releaseLease(): Promise<void> {
+    const held = this.held;
+    this.held = null;
+    if (held) await this.withTimeout(held.lease.revoke()).catch(() => undefined);
+  }
+
+  async recordCheckpoint(record: CheckpointRecord): Promise<boolean> {
+    try {
+      // Only while the recording node's epoch is the newest: a superseded node's checkpoint is not the newest durable end.
+      const r = await this.withTimeout(
+        this.client
+          .if(`${this.prefix}newest`, 'Value', '==', pad(record.epoch))
+          .then(this.client.put(`${this.prefix}checkpoint`).value(JSON.stringify(record)))
+          .commit(),
+      );
+      return r.succeeded;
+    } catch {
+      return false;
+    }
+  }
+
+  async checkpointRecord(): Promise<CheckpointRecord | null> {
+    const value = await this.withTimeout(this.client.get(`${this.prefix}checkpoint`).string());
+    return value === null ? null : (JSON.parse(value) as CheckpointRecord);
+  }
+
+  private newLease(leaseMs: number): Lease {
+    // Whole seconds, never below the node's own release window (etcd may raise it to its minimum TTL).
+    // Three release windows: one slow keepalive on a loaded machine must not cost a node its lease;
+    // only a node claiming over this one waits the longer (a backup taking over does not wait).
+    return this.client.lease(Math.max(1, Math.ceil((LEASE_TTL_WINDOWS * leaseMs) / 1000)), { autoKeepAlive: false });
+  }
+
+  private livePut(epoch: number, leaseId: string) {
+    return this.client
+      .put(`${this.prefix}live-${pad(epoch)}`)
+      .value(JSON.stringify({ epoch, nodeId: this.nodeId, pid: process.pid, host: os.hostname() }))
+      .lease(leaseId);
+  }
+
+  private hold(epoch: number, lease: Lease): void {
+    const before = this.held;
+    this.held = { epoch, lease };
+    if (before) void before.lease.revoke().catch(() => undefined);
   }
 
   async close(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
     this.client.close();
   }
 

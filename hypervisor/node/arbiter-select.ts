@@ -37,14 +37,40 @@ function lazyEtcd(where: string, nodeId: string, options: EtcdArbiterOptions): A
         return null;
       }
     },
-    claim: async (epoch, role): Promise<ClaimResult> => {
+    claim: async (epoch, role, leaseMs): Promise<ClaimResult> => {
       let arbiter: EtcdArbiter;
       try {
         arbiter = await loading;
       } catch (error) {
         return { result: 'unreachable', detail: `etcd ${where}: ${(error as Error).message}` };
       }
-      return arbiter.claim(epoch, role);
+      return arbiter.claim(epoch, role, leaseMs);
     },
+    checkLease: async (epoch, leaseMs) => {
+      try {
+        return await (await loading).checkLease(epoch, leaseMs);
+      } catch {
+        return { newest: null };
+      }
+    },
+    previousHolders: async (epoch) => {
+      try {
+        return await (await loading).previousHolders(epoch);
+      } catch {
+        return null;
+      }
+    },
+    watchNewer: (onEpoch) => void loading.then((a) => a.watchNewer(onEpoch)).catch(() => undefined),
+    releaseLease: async () => {
+      await (await loading.catch(() => null))?.releaseLease();
+    },
+    recordCheckpoint: async (record) => {
+      try {
+        return await (await loading).recordCheckpoint(record);
+      } catch {
+        return false;
+      }
+    },
+    checkpointRecord: async () => (await loading).checkpointRecord(),
   };
 }

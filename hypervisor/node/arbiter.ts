@@ -6,6 +6,7 @@
 import { constants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { type CheckpointRecord, readDirRecord, writeDirRecord } from './checkpoint-record.js';
 
 export type ClaimResult = { result: 'won' | 'lost' | 'unreachable'; detail: string };
 
@@ -81,6 +82,15 @@ export class Arbiter {
     if (newest === null) return { result: 'unreachable', detail: `${this.dir}: cannot list epochs after claiming ${epoch}` };
     if (newest > epoch) return { result: 'lost', detail: `epoch ${newest} already exists beyond epoch ${epoch}` };
     return { result: 'won', detail: `created ${path.join(this.dir, epochFileName(epoch))}` };
+  }
+
+  /** Where the newest durable checkpoint is: a record file per epoch (hypervisor/node/checkpoint-record.ts). */
+  async recordCheckpoint(record: CheckpointRecord): Promise<boolean> {
+    return (await this.newestEpoch()) === record.epoch && writeDirRecord(this.dir, record);
+  }
+
+  checkpointRecord(): Promise<CheckpointRecord | null> {
+    return readDirRecord(this.dir);
   }
 
   private async create(file: string, claim: EpochClaim): Promise<void> {

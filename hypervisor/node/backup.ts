@@ -26,6 +26,7 @@ import type { Witness } from './beacon.js';
 import type { CheckpointSettings } from './checkpoint.js';
 import { newestValidCheckpoint, supersedeBeyond } from './checkpoint-restore.js';
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
+import { checkEpoch } from './epoch-check.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
@@ -137,6 +138,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.witness = this.env.witness?.(options.sharedDir, options.nodeId, options.pair.heartbeatMs) ?? null;
     this.machine = new RoleMachine(roleConfig(options.pair, this.witness !== null), 'backup', 0, this.env.clock.monoMs());
     this.stepper = new Stepper(this.machine, (action) => this.perform(action), this.logger);
+    this.arbiter.watchNewer?.((epoch) => this.step({ type: 'newer-epoch', nowMs: this.env.clock.monoMs(), epoch }));
   }
 
   static async start(options: BackupOptions): Promise<BackupNode> {
@@ -430,7 +432,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
           const drainMs = this.lostAtMs === null ? null : Math.round(this.claimStartedAtMs - this.lostAtMs);
           this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs }, `drained in ${drainMs} ms; claiming epoch ${epoch}`);
         }
-        void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup').then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
+        void this.arbiter
+          .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs)
+          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
       case 'go-live':
@@ -443,8 +447,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         void this.channel.close();
         break;
       case 'check-epoch': {
-        const checkId = action.checkId;
-        void this.arbiter.newestEpoch().then((newest) => this.step({ type: 'epoch-checked', nowMs: this.env.clock.monoMs(), checkId, newestEpoch: newest, detail: String(newest) }));
+        void checkEpoch(this.arbiter, this.machine, this.options.pair.leaseMs, action.checkId, this.options.sharedDir, () => this.env.clock.monoMs()).then((input) => this.step(input));
         break;
       }
       case 'read-witness': {
@@ -604,6 +607,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.server?.close();
     this.server?.closeAllConnections();
     await this.serving?.stop();
+    // Only once nothing can be released any more: a node claiming over this one may go ahead then.
+    await this.arbiter.releaseLease?.();
     await this.channel?.close();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();

@@ -19,13 +19,38 @@ import { arbiterFactory, isEtcdLocation } from './arbiter-select.js';
 import { DirWitness, type Witness } from './beacon.js';
 import { listen } from './pair.js';
 import { probePort } from './port-probe.js';
+import type { CheckpointRecord } from './checkpoint-record.js';
 
 export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
 /** The shared storage the epoch test-and-set runs on (hypervisor/node/arbiter.ts is the directory one). */
 export interface ArbiterStore {
   newestEpoch(): Promise<number | null>;
-  claim(epoch: number, role: string): Promise<ClaimResult>;
+  /** `leaseMs`: the claimer will hold the epoch's lease (etcd grants one with the claim). */
+  claim(epoch: number, role: string, leaseMs?: number): Promise<ClaimResult>;
+  /** The holder of `epoch` renews its lease and reads the newest epoch (etcd; elsewhere the shell reads newestEpoch). */
+  checkLease?(epoch: number, leaseMs: number): Promise<LeaseCheck>;
+  /** Holders of epochs before `epoch` whose lease still runs (etcd), or null when unreadable. */
+  previousHolders?(epoch: number): Promise<string[] | null>;
+  /** Calls `onEpoch` with every epoch claimed from now on (etcd's watch). */
+  watchNewer?(onEpoch: (epoch: number) => void): void;
+  /** Gives this node's lease back (it stops): a node claiming over it need not wait out the TTL. */
+  releaseLease?(): Promise<void>;
+  /** Records where the newest durable checkpoint is (false: not recorded). */
+  recordCheckpoint?(record: CheckpointRecord): Promise<boolean>;
+  /** Where the newest durable checkpoint is, as recorded (null: none recorded). Throws when the arbiter cannot be read. */
+  checkpointRecord?(): Promise<CheckpointRecord | null>;
+}
+
+export interface LeaseCheck {
+  /** The newest epoch, or null when the arbiter cannot be reached. */
+  newest: number | null;
+  /**
+   * The lease had expired at the arbiter and a new one was taken, only because the epoch is still the
+   * newest: a node claiming over this one after the expiry would have made it newer (and waits for the
+   * new lease in turn: hypervisor/node/lease-wait.ts). Said in the log.
+   */
+  leaseRetaken?: string;
 }
 
 /** What a node asks of its VM (hypervisor/worker/vm-host.ts talks to a worker; the simulator runs it in process). */

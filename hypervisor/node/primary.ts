@@ -23,8 +23,11 @@ import type { Witness } from './beacon.js';
 import type { CheckpointSettings, CheckpointStats } from './checkpoint.js';
 import type { LoadedCheckpoint } from './checkpoint-file.js';
 import { type ChainReplay, newestValidCheckpoint, RestoreError, replayLogChain, type SkippedCheckpoint, supersedeBeyond } from './checkpoint-restore.js';
+import { checkRestoreSource } from './checkpoint-record.js';
 import { type ArbiterStore, type Env, realEnv, type TimerHandle, type VmHandle } from './env.js';
+import { checkEpoch } from './epoch-check.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
+import { awaitPreviousLeases } from './lease-wait.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { type HaltEvent, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
 import { type RoleAction, RoleMachine } from './role.js';
@@ -86,6 +89,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
   private readonly env: Env;
   private stepper: Stepper | null = null;
   private readonly witness: Witness | null;
+  /** When the claim of the first epoch went out: the lease runs from there. */
+  private claimSentAtMs = 0;
 
   private constructor(
     private readonly options: PrimaryOptions,
@@ -106,6 +111,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     if (options.restoreFrom) {
       if (options.tracePath) throw new Error('--trace cannot be combined with --restore-from: a trace starts at boot (the checkpoint logs are the record after a restore)');
       restorePoint = await newestValidCheckpoint(options.restoreFrom, options.logger);
+      await checkRestoreSource((options.env ?? realEnv).arbiter(options.sharedDir, options.nodeId), options.restoreFrom, options.logger);
       const given = options.config;
       if (restorePoint.config.guestHash !== given.guestHash) {
         throw new Error(
@@ -142,6 +148,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     const epoch = await this.claimFirstEpoch();
     this.bootEpoch = epoch;
     this.witness?.start();
+    // Boots meanwhile; nothing is released before it is over (hypervisor/node/lease-wait.ts).
+    const leaseWait = epoch > 1 ? awaitPreviousLeases(this.arbiter, epoch, options.pair.leaseMs, this.claimSentAtMs, this.env, logger, () => this.stopped) : Promise.resolve();
+    leaseWait.catch(() => undefined);
     this.vm.onFatal = (error) => this.halt({ reason: `the VM died: ${error.message}`, exitCode: 70 });
 
     const started = this.env.clock.monoMs();
@@ -183,8 +192,10 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.replicationUrl = this.serving.replicationUrl ?? '';
     // Created last, right before its first tick: the boot must not look like a pause. A backup that
     // attached before is told to it now.
-    this.machine = new RoleMachine(roleConfig(options.pair, this.witness !== null), 'primary', epoch, this.env.clock.monoMs());
+    await leaseWait;
+    this.machine = new RoleMachine(roleConfig(options.pair, this.witness !== null), 'primary', epoch, this.env.clock.monoMs(), this.claimSentAtMs);
     this.stepper = new Stepper(this.machine, (action) => this.perform(action), logger);
+    this.arbiter.watchNewer?.((newer) => this.step({ type: 'newer-epoch', nowMs: this.env.clock.monoMs(), epoch: newer }));
     if (this.serving.attached) this.step({ type: 'peer-up', nowMs: this.env.clock.monoMs(), ...(this.serving.attachedNodeId ? { peer: this.serving.attachedNodeId } : {}) });
     this.tickTimer = this.env.timers.every(tickMs(options.pair), () => this.tick());
   }
@@ -239,7 +250,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     for (let attempt = 1; ; attempt++) {
       const newest = await this.arbiter.newestEpoch();
       if (newest !== null) {
-        const result = await this.arbiter.claim(newest + 1, 'primary');
+        this.claimSentAtMs = this.env.clock.monoMs();
+        const result = await this.arbiter.claim(newest + 1, 'primary', this.options.pair.leaseMs);
         if (result.result === 'won') return newest + 1;
         if (result.result === 'lost') continue; // someone took it in between: take the next one
       }
@@ -375,22 +387,14 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     switch (action.type) {
       case 'claim': {
         const epoch = action.epoch;
-        void this.arbiter.claim(epoch, 'primary').then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
+        void this.arbiter
+          .claim(epoch, 'primary', this.options.pair.leaseMs)
+          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
         break;
       }
-      case 'check-epoch': {
-        const checkId = action.checkId;
-        void this.arbiter.newestEpoch().then((newest) =>
-          this.step({
-            type: 'epoch-checked',
-            nowMs: this.env.clock.monoMs(),
-            checkId,
-            newestEpoch: newest,
-            detail: newest === null ? `${this.options.sharedDir} unreachable` : `newest epoch ${newest}`,
-          }),
-        );
+      case 'check-epoch':
+        void checkEpoch(this.arbiter, this.machine, this.options.pair.leaseMs, action.checkId, this.options.sharedDir, () => this.env.clock.monoMs()).then((input) => this.step(input));
         break;
-      }
       case 'halt':
         this.halt({ reason: action.reason, exitCode: action.exitCode });
         break;
@@ -459,6 +463,8 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     this.server?.close();
     this.server?.closeAllConnections();
     await this.serving?.stop();
+    // Only once nothing can be released any more: a node claiming over this one may go ahead then.
+    await this.arbiter.releaseLease?.();
     this.traceOut?.close();
     if (this.trace) await this.trace.close();
     await this.witness?.stop();

@@ -34,7 +34,12 @@ export interface RoleConfig {
    * backup over it is "catching up", not yet protecting.
    */
   maxReplayLagMs: number;
-  /** A node that speaks re-reads the newest epoch at least this often, and halts once a newer one exists. */
+  /**
+   * The lease: a node that releases outputs on its own (no backup's acks to wait for) does so only
+   * within leaseMs of sending an epoch read that confirmed its epoch (re-read every leaseMs / 2), and
+   * halts once a newer epoch exists. A node that claims over an epoch it did not follow waits out a
+   * lease before it releases (hypervisor/node/lease-wait.ts).
+   */
   leaseMs: number;
   /**
    * A gap in the node's own clock longer than this restarts the peer's silence (its own stall is
@@ -73,8 +78,14 @@ export type RoleInput =
   /** Backup: the primary's log says it holds `epoch`. */
   | { type: 'epoch-seen'; nowMs: number; epoch: number }
   | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
-  /** Result of the 'check-epoch' with this `checkId`: the newest epoch on the shared directory, or null if unreachable. */
-  | { type: 'epoch-checked'; nowMs: number; checkId: number; newestEpoch: number | null; detail: string }
+  /**
+   * Result of the 'check-epoch' with this `checkId`: the newest epoch on the shared directory, or null if
+   * unreachable. `leaseRetaken`: the arbiter's own lease on this node's epoch had expired (etcd) and a new
+   * one was taken, the epoch being still the newest (a node that claimed meanwhile would have made it newer).
+   */
+  | { type: 'epoch-checked'; nowMs: number; checkId: number; newestEpoch: number | null; detail: string; leaseRetaken?: string }
+  /** The arbiter reported (a watch) that `epoch` was claimed. */
+  | { type: 'newer-epoch'; nowMs: number; epoch: number }
   /** The peer's witness beacon as read for the 'read-witness' with this id (null: none, unreadable). */
   | { type: 'witness'; nowMs: number; readId: number; value: string | null }
   /** Backup: replay diverged / the primary refused us. Primary: its backup can no longer take over. */
@@ -154,6 +165,12 @@ export class RoleMachine {
   /** The lease: when the last periodic epoch check went out, and its id while it is in flight. */
   private leaseCheckedAtMs: number;
   private leaseCheckId: number | null = null;
+  /** When the read (or claim) that last confirmed this node's epoch was sent: outputs flow on their own only within leaseMs of it. */
+  private leaseFromMs: number;
+  /** When the newest pause-verification read / the newest claim went out. */
+  private verifySentAtMs = 0;
+  private leaseLapseSaid = false;
+  private claimSentAtMs = 0;
   /** Primary: the attached backup's replay backlog is within maxReplayLagMs (it could take over in time). */
   private backupCaughtUp: boolean | null = null;
   private ackedSeq = 0;
@@ -172,6 +189,8 @@ export class RoleMachine {
     role: 'primary' | 'backup',
     epoch: number,
     nowMs: number,
+    /** When the claim (or read) that gave this node `epoch` was sent; default nowMs. */
+    leaseFromMs = nowMs,
   ) {
     if (!(config.heartbeatMs > 0 && config.heartbeatTimeoutMs > config.heartbeatMs)) {
       throw new RangeError(`heartbeat timeout (${config.heartbeatTimeoutMs} ms) must exceed the heartbeat period (${config.heartbeatMs} ms)`);
@@ -185,6 +204,7 @@ export class RoleMachine {
     this.lastAppendMs = nowMs;
     this.lastTickMs = nowMs;
     this.leaseCheckedAtMs = nowMs;
+    this.leaseFromMs = leaseFromMs;
     this.suspicion = config.suspicion ? new Suspicion(config.suspicion, config.heartbeatMs, config.heartbeatTimeoutMs, nowMs) : null;
   }
 
@@ -218,7 +238,12 @@ export class RoleMachine {
    * pause finds its lease expired until its next input has noticed the gap and the epoch is checked.
    */
   mayRelease(nowMs: number): boolean {
-    return this.healthy && nowMs - this.lastTickMs <= this.pauseToleranceMs;
+    return this.healthy && nowMs - this.lastTickMs <= this.pauseToleranceMs && (!this.direct || this.leaseHeld(nowMs));
+  }
+
+  /** The epoch was confirmed (read or won) within leaseMs: no other node can have claimed and waited out our lease. */
+  leaseHeld(nowMs: number): boolean {
+    return nowMs - this.leaseFromMs <= this.config.leaseMs;
   }
 
   /** A node that speaks: primary or live (it may release outputs, lease permitting). */
@@ -288,6 +313,7 @@ export class RoleMachine {
         if (this.roleNow === 'claiming' && this.claimingFor === 'backup' && this.claimEpoch === 0) {
           this.claimEpoch = this.epochNow + 1;
           this.claimStartedAtMs = input.nowMs;
+          this.claimSentAtMs = input.nowMs;
           out.push({ type: 'claim', epoch: this.claimEpoch });
         }
         break;
@@ -301,6 +327,11 @@ export class RoleMachine {
         break;
       case 'epoch-checked':
         this.onEpochChecked(input, out);
+        break;
+      case 'newer-epoch':
+        if ((this.speaks || this.verifying) && input.epoch > this.epochNow) {
+          this.halt(out, `epoch ${input.epoch} was claimed (seen by the arbiter's watch), newer than this node's epoch ${this.epochNow}: another node serves now`, EXIT_LOST_EPOCH);
+        }
         break;
       case 'fatal':
         this.onFatal(input, out);
@@ -336,6 +367,7 @@ export class RoleMachine {
     if (!this.verifying && this.direct) out.push({ type: 'hold-outputs' });
     this.verifying = true;
     this.checkId++;
+    this.verifySentAtMs = nowMs;
     this.checkRetryAtMs = null;
     out.push(
       {
@@ -353,8 +385,15 @@ export class RoleMachine {
    * stops within a lease period, not only after a pause of its own.
    */
   private renewLease(nowMs: number, out: RoleAction[]): void {
+    if (this.speaks && this.direct && !this.leaseHeld(nowMs) && !this.leaseLapseSaid) {
+      this.leaseLapseSaid = true;
+      out.push({ type: 'log', level: 'warn', msg: `lease ran out: no read confirmed epoch ${this.epochNow} within --lease-ms ${this.config.leaseMs}; holding every output until one does` });
+    }
     if (!this.speaks || this.verifying || this.leaseCheckId !== null) return;
-    if (nowMs - this.leaseCheckedAtMs < this.config.leaseMs) return;
+    // Renewed at half the lease, so a read that answers within the other half keeps outputs flowing;
+    // once it ran out, as often as a claim is retried.
+    const periodMs = this.leaseHeld(nowMs) ? this.config.leaseMs / 2 : Math.min(this.config.leaseMs / 2, this.config.claimRetryMs);
+    if (nowMs - this.leaseCheckedAtMs < periodMs) return;
     this.leaseCheckedAtMs = nowMs;
     this.leaseCheckId = ++this.checkId;
     out.push({ type: 'check-epoch', checkId: this.leaseCheckId });
@@ -412,6 +451,7 @@ export class RoleMachine {
     if (this.verifying && this.checkRetryAtMs !== null && nowMs >= this.checkRetryAtMs) {
       this.checkRetryAtMs = null;
       this.checkId++;
+      this.verifySentAtMs = nowMs;
       out.push({ type: 'check-epoch', checkId: this.checkId });
     }
     const silentMs = nowMs - this.lastPeerTrafficMs;
@@ -443,6 +483,7 @@ export class RoleMachine {
       case 'claiming':
         if (this.claimRetryAtMs !== null && nowMs >= this.claimRetryAtMs) {
           this.claimRetryAtMs = null;
+          this.claimSentAtMs = nowMs;
           out.push({ type: 'claim', epoch: this.claimEpoch });
         }
         break;
@@ -602,6 +643,7 @@ export class RoleMachine {
     this.peerUp = false;
     this.claimEpoch = this.epochNow + 1;
     this.claimStartedAtMs = nowMs;
+    this.claimSentAtMs = nowMs;
     out.push({ type: 'claim', epoch: this.claimEpoch });
   }
 
@@ -634,6 +676,7 @@ export class RoleMachine {
     this.roleNow = 'live';
     this.lastAppendMs = input.nowMs;
     this.leaseCheckedAtMs = input.nowMs;
+    this.leaseFromMs = this.claimSentAtMs;
     this.backupCaughtUp = null;
     const claimMs = this.claimStartedAtMs === null ? null : Math.round(input.nowMs - this.claimStartedAtMs);
     this.claimStartedAtMs = null;
@@ -655,8 +698,12 @@ export class RoleMachine {
       this.leaseCheckId = null;
       if (this.speaks && input.newestEpoch !== null && input.newestEpoch > this.epochNow) {
         this.halt(out, `lease check: epoch ${input.newestEpoch} exists, newer than this node's epoch ${this.epochNow}: another node serves now`, EXIT_LOST_EPOCH);
+      } else if (this.speaks && input.newestEpoch === this.epochNow) {
+        if (input.leaseRetaken !== undefined) out.push({ type: 'log', level: 'warn', msg: `lease check: ${input.leaseRetaken}` });
+        this.leaseFromMs = Math.max(this.leaseFromMs, this.leaseCheckedAtMs);
+        this.leaseLapseSaid = false;
       }
-      // Unreachable: the next lease period asks again (a pause would also have this node verify).
+      // Unreachable: the next lease period asks again; meanwhile the lease runs out and outputs wait.
       return;
     }
     if (!this.verifying || input.checkId !== this.checkId) return; // a stale answer
@@ -684,7 +731,9 @@ export class RoleMachine {
       this.halt(out, `epoch ${input.newestEpoch} was claimed by another node while this node held epoch ${this.epochNow}`, EXIT_LOST_EPOCH);
       return;
     }
+    if (input.leaseRetaken !== undefined) out.push({ type: 'log', level: 'warn', msg: `epoch check: ${input.leaseRetaken}` });
     this.verifying = false;
+    this.leaseFromMs = Math.max(this.leaseFromMs, this.verifySentAtMs);
     out.push({ type: 'log', level: 'info', msg: `epoch ${this.epochNow} is still ours: releasing outputs again` });
     if (this.direct) out.push({ type: 'release-all' });
     else this.release(out);

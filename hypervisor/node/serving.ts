@@ -23,6 +23,7 @@ import type { BootConfig } from '../vm/vm.js';
 import type { RunReply } from '../worker/vm-protocol.js';
 import { admissionState } from './admission.js';
 import { Checkpointer, type CheckpointSettings } from './checkpoint.js';
+import { recordFor } from './checkpoint-record.js';
 import type { ArbiterStore, Env, VmHandle } from './env.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, type PairSettings, TRACE_FORMAT_VERSION } from './pair.js';
@@ -151,13 +152,27 @@ export class Serving {
       nodeId: this.options.nodeId,
       epoch: () => host.machine()?.epoch ?? host.bootEpoch,
       live: () => !this.stopped && (host.machine()?.speaks ?? false),
-      onDurable: (seq) => this.trimRetained(seq),
+      onDurable: (seq) => {
+        this.trimRetained(seq);
+        this.recordCheckpoint(seq, settings.dir);
+      },
       newestEpoch: () => host.arbiter.newestEpoch(),
       onSuperseded: (newest) => host.halt({ reason: `the shared directory holds epoch ${newest}, newer than this node's: another node serves now`, exitCode: EXIT_LOST_EPOCH }),
       logger: this.options.logger,
     });
     this.checkpointerNow = checkpointer;
     return checkpointer;
+  }
+
+  /** Tells the arbiter this node's directory holds the newest durable checkpoint (hypervisor/node/checkpoint-record.ts). */
+  private recordCheckpoint(seq: number, dir: string): void {
+    const { host, options } = this;
+    const record = host.arbiter.recordCheckpoint;
+    if (!record) return;
+    const epoch = host.machine()?.epoch ?? host.bootEpoch;
+    void record.call(host.arbiter, recordFor(epoch, options.nodeId, dir, seq)).then((ok) => {
+      if (!ok) options.logger.warn({ seq, epoch }, `the arbiter did not record the checkpoint at seq ${seq} (unreachable, or epoch ${epoch} is no longer the newest)`);
+    });
   }
 
   /** Starts serving from the VM's state in `reply`, and marks the epoch this node speaks in. */

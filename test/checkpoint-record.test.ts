@@ -1,0 +1,101 @@
+// Durable checkpoints without a shared disk (issue 18): each node checkpoints to its own
+// --checkpoint-dir, the arbiter (shared directory or etcd) records which node's directory holds the
+// newest durable checkpoint, and a restore refuses an older directory, naming the one to use.
+import { cpSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Arbiter } from '../dist/hypervisor/node/arbiter.js';
+import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
+import { type CheckpointRecord, newestNamedSeq, olderThanRecorded, readDirRecord, recordFor, writeDirRecord } from '../dist/hypervisor/node/checkpoint-record.js';
+import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
+import { type FtjsProcess, ftjs, spawnFtjs, TEST_SECRET, tempDir, waitFor } from './helpers.js';
+
+describe('the record', () => {
+  test('shared directory: one record per epoch, the newest epoch wins; a directory older than the record is refused with where to go', async () => {
+    const dir = tempDir('ftjs-shared-');
+    expect(await readDirRecord(dir)).toBeNull();
+    expect(await writeDirRecord(dir, recordFor(1, 'a', '/data/a', 40))).toBe(true);
+    expect(await writeDirRecord(dir, recordFor(1, 'a', '/data/a', 90))).toBe(true);
+    expect((await readDirRecord(dir))?.seq).toBe(90);
+    expect(await writeDirRecord(dir, recordFor(2, 'b', '/data/b', 120))).toBe(true);
+    const r = (await readDirRecord(dir))!;
+    expect(r).toMatchObject({ epoch: 2, nodeId: 'b', dir: '/data/b', seq: 120 });
+    expect(olderThanRecorded(r, '/data/b', 120)).toBeNull();
+    expect(olderThanRecorded(null, '/anything', 1)).toBeNull();
+    expect(olderThanRecorded(r, '/data/a', 90)).toMatch(/--restore-from \/data\/a: its newest checkpoint or log begins at seq 90, but the arbiter records .* seq 120 .* in \/data\/b on node b/);
+    // The directory arbiter records only for the newest epoch.
+    const arbiter = new Arbiter(dir, 'c');
+    expect((await arbiter.claim(1, 'primary')).result).toBe('won');
+    expect(await arbiter.recordCheckpoint(recordFor(1, 'c', '/data/c', 5))).toBe(true);
+    expect((await arbiter.claim(2, 'primary')).result).toBe('won');
+    expect(await arbiter.recordCheckpoint(recordFor(1, 'c', '/data/c', 500))).toBe(false);
+    expect((await arbiter.checkpointRecord())?.seq).toBe(120);
+  });
+});
+
+let etcd: EtcdCluster;
+beforeAll(async () => {
+  etcd = await startEtcd(1);
+}, 60_000);
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+const KV = 'guest-apps/kv.js';
+
+async function put(url: string, key: string, value: string): Promise<void> {
+  const r = await fetch(`${url}/kv/${key}`, { method: 'PUT', body: value });
+  expect(r.status).toBe(200);
+}
+
+for (const kind of ['shared-dir', 'etcd'] as const) {
+  test(`${kind}: the arbiter names the node and directory of the newest checkpoint; restore refuses an older directory and restores from that one`, async () => {
+    const shared = tempDir('ftjs-shared-');
+    const arbiterArgs = kind === 'etcd' ? ['--arbiter', etcd.arbiterUrl(`ckrec-${process.pid}`)] : ['--shared-dir', shared];
+    const reader = kind === 'etcd' ? new EtcdArbiter(etcd.arbiterUrl(`ckrec-${process.pid}`), 'reader') : new Arbiter(shared, 'reader');
+    const dirA = tempDir('ftjs-node-a-');
+    const running: FtjsProcess[] = [];
+    const start = (args: string[], id: string) => {
+      const p = spawnFtjs(['primary', KV, '--port', '0', '--replication-port', '0', '--node-id', id, ...arbiterArgs, ...args], { FTJS_SECRET: TEST_SECRET });
+      running.push(p);
+      return p;
+    };
+    try {
+      const a = start(['--checkpoint-every', '10', '--checkpoint-dir', dirA], 'node-a');
+      const url = (await a.waitForLog((l) => typeof l.url === 'string' && typeof l.replication === 'string', 'node-a to serve')).url as string;
+      const first = await waitFor(async () => (await reader.checkpointRecord()) ?? null, 'the boot checkpoint to be recorded');
+      expect(first).toMatchObject({ epoch: 1, nodeId: 'node-a', dir: path.resolve(dirA) });
+      // Another node's directory that holds only that first checkpoint.
+      const dirB = tempDir('ftjs-node-b-');
+      cpSync(dirA, dirB, { recursive: true });
+      const copied = await newestNamedSeq(dirB);
+      expect(copied).toBeGreaterThanOrEqual(first.seq);
+      for (let i = 0; i < 30; i++) await put(url, `k${i}`, `v${i}`);
+      const newer = await waitFor(async () => {
+        const r: CheckpointRecord | null = await reader.checkpointRecord();
+        return r !== null && r.seq > copied ? r : null;
+      }, 'a newer checkpoint to be recorded');
+      expect(newer.dir).toBe(path.resolve(dirA));
+      a.child.kill('SIGKILL');
+      await a.exited;
+
+      const refused = await ftjs(['primary', KV, '--port', '0', '--replication-port', '0', '--node-id', 'node-b', ...arbiterArgs, '--restore-from', dirB], { FTJS_SECRET: TEST_SECRET });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`--restore-from ${dirB}: its newest checkpoint or log begins at seq ${copied},`);
+      expect(refused.stderr).toMatch(new RegExp(`records a newer durable checkpoint at seq \\d+ .* in ${path.resolve(dirA).replace(/[/\\-]/g, '\\$&')} on node node-a`));
+
+      const restored = start(['--restore-from', dirA], 'node-b');
+      const url2 = (await restored.waitForLog((l) => typeof l.url === 'string' && typeof l.replication === 'string', 'the restore to serve', 30_000)).url as string;
+      expect(
+        restored.lines.some((l) =>
+          /the arbiter records the newest durable checkpoint at seq \d+ in .* on node node-a \(host .*\); the newest checkpoint or log in .* begins at seq \d+/.test(String(l.msg)),
+        ),
+      ).toBe(true);
+      const got = await fetch(`${url2}/kv/k29`);
+      expect(await got.json()).toEqual({ key: 'k29', value: 'v29' });
+    } finally {
+      await Promise.all(running.map((p) => p.stop('SIGKILL')));
+      if (reader instanceof EtcdArbiter) await reader.close();
+    }
+  }, 120_000);
+}
