@@ -47,9 +47,16 @@ export function partOf(frame: CallFrame, projectRoot: string): Part | 'idle' {
 }
 
 /** CPU µs per part within [fromUs, toUs] of the monotonic clock, over every profile in `dir`. */
-export function aggregate(dir: string, fromUs: number, toUs: number, projectRoot: string): { byPart: Record<Part, number>; byFile: Map<string, number>; threads: number } {
+export function aggregate(
+  dir: string,
+  fromUs: number,
+  toUs: number,
+  projectRoot: string,
+): { byPart: Record<Part, number>; byFile: Map<string, number>; byThread: Map<string, number>; threads: number } {
   const byPart = Object.fromEntries(PARTS.map((p) => [p, 0])) as Record<Part, number>;
   const byFile = new Map<string, number>();
+  /** CPU µs by profile file (one per thread: CPU.<date>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread). */
+  const byThread = new Map<string, number>();
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   for (const name of files) {
     const profile = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as CpuProfile;
@@ -65,9 +72,10 @@ export function aggregate(dir: string, fromUs: number, toUs: number, projectRoot
       const part = partOf(frame, projectRoot);
       if (part === 'idle') continue;
       byPart[part] += weight;
+      byThread.set(name, (byThread.get(name) ?? 0) + weight);
       const key = `${part}: ${frame.url.replace(`file://${projectRoot}/`, '')} ${frame.functionName}`;
       byFile.set(key, (byFile.get(key) ?? 0) + weight);
     }
   }
-  return { byPart, byFile, threads: files.length };
+  return { byPart, byFile, byThread, threads: files.length };
 }

@@ -185,7 +185,7 @@ async function profileRun(): Promise<void> {
   } finally {
     await server.stop();
   }
-  const { byPart, byFile, threads } = aggregate(dir, from, to, projectPath('.'));
+  const { byPart, byFile, byThread, threads } = aggregate(dir, from, to, projectPath('.'));
   rmSync(dir, { recursive: true, force: true });
   const total = PARTS.reduce((a, p) => a + byPart[p], 0);
   const perRequest = (us: number) => Number((us / result.requests).toFixed(1));
@@ -199,6 +199,8 @@ async function profileRun(): Promise<void> {
         rps: Math.round(result.rps),
         requests: result.requests,
         cpuUsPerRequest: perRequest(total),
+        // Thread 0 is the main thread (front door, log, messaging); the other is the VM worker.
+        byThread: [...byThread.entries()].map(([file, us]) => ({ thread: file.split('.').at(-3), usPerRequest: perRequest(us) })),
         parts: PARTS.map((p) => ({ part: p, share: Number(((100 * byPart[p]) / total).toFixed(1)), usPerRequest: perRequest(byPart[p]) })),
         topFiles: top.map(([file, us]) => ({ file, usPerRequest: perRequest(us) })),
       },
@@ -233,11 +235,23 @@ if (profile) {
   const table = Object.fromEntries(
     chosen.map((c) => [
       c,
-      Object.fromEntries((['mix', 'get'] as const).map((w) => [w, { rps: Math.round(med(c, w, 'rps')), p50Ms: Number(med(c, w, 'p50Ms').toFixed(2)), p99Ms: Number(med(c, w, 'p99Ms').toFixed(2)), errors: samples.get(c)!.reduce((a, s) => a + s[w].errors, 0) }])),
+      Object.fromEntries(
+        (['mix', 'get'] as const).map((w) => [
+          w,
+          {
+            rps: Math.round(med(c, w, 'rps')),
+            p50Ms: Number(med(c, w, 'p50Ms').toFixed(2)),
+            p99Ms: Number(med(c, w, 'p99Ms').toFixed(2)),
+            errors: samples.get(c)!.reduce((a, s) => a + s[w].errors, 0),
+          },
+        ]),
+      ),
     ]),
   );
   const p99Added = (pair: Config, run: Config) =>
-    has(pair) && has(run) ? { mix: Number((med(pair, 'mix', 'p99Ms') - med(run, 'mix', 'p99Ms')).toFixed(2)), get: Number((med(pair, 'get', 'p99Ms') - med(run, 'get', 'p99Ms')).toFixed(2)) } : undefined;
+    has(pair) && has(run)
+      ? { mix: Number((med(pair, 'mix', 'p99Ms') - med(run, 'mix', 'p99Ms')).toFixed(2)), get: Number((med(pair, 'get', 'p99Ms') - med(run, 'get', 'p99Ms')).toFixed(2)) }
+      : undefined;
   process.stdout.write(
     `${JSON.stringify(
       {
