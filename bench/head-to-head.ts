@@ -6,6 +6,7 @@
 //   npm run build && node dist/bench/head-to-head.js [--rounds 5] [--seconds 4] [--warmup-seconds 3]
 //       [--connections 32] [--only run,node,workerd,pair,pair-long] [--long-warmup-seconds 10]
 //   node dist/bench/head-to-head.js --profile [--seconds 6]      # ftjs run's CPU per request, by part
+//   ... --baseline <dir>   # also `ftjs run` of another built checkout ("run-base"), in the same rounds
 //
 // Pinned: every server process (every thread: taskset at spawn) on CPU 0; this load generator on
 // CPU 1; a pair's backup on CPU 1 too (as if on its own host; it shares the generator's core, so the
@@ -31,16 +32,18 @@ const connections = argNumber('--connections', 32);
 const profile = process.argv.includes('--profile');
 const onlyArg = process.argv.indexOf('--only');
 const KV = projectPath('guest-apps/kv.js');
+const baselineAt = process.argv.indexOf('--baseline');
+const BASELINE_CLI = baselineAt >= 0 ? path.resolve(process.argv[baselineAt + 1]!, 'dist/cli/ftjs.js') : null;
 const SECRET = 'bench-secret-0123456789abcdef';
 const CPU = { server: 0, backup: 1, load: 1 } as const;
 execFileSync('taskset', ['-a', '-cp', String(CPU.load), String(process.pid)], { stdio: 'ignore' });
 
 const WORKERD = projectPath('node_modules/.bin/workerd');
 const haveWorkerd = existsSync(WORKERD);
-type Config = 'run' | 'node' | 'workerd' | 'pair' | 'run-long' | 'pair-long';
-const ALL: Config[] = ['run', 'node', 'workerd', 'pair', 'run-long', 'pair-long'];
+type Config = 'run' | 'run-base' | 'node' | 'workerd' | 'pair' | 'run-long' | 'pair-long';
+const ALL: Config[] = ['run', 'run-base', 'node', 'workerd', 'pair', 'run-long', 'pair-long'];
 const configs = (onlyArg >= 0 ? (process.argv[onlyArg + 1]!.split(',') as Config[]) : ALL).flatMap((c) => (c === 'pair-long' ? (['run-long', 'pair-long'] as Config[]) : [c]));
-const chosen = ALL.filter((c) => configs.includes(c) && (c !== 'workerd' || haveWorkerd));
+const chosen = ALL.filter((c) => (configs.includes(c) || (c === 'run-base' && BASELINE_CLI)) && (c !== 'workerd' || haveWorkerd) && (c !== 'run-base' || BASELINE_CLI));
 if (!haveWorkerd) process.stderr.write('workerd not installed (npm install --no-save workerd@1.20261123.1): its rows are skipped\n');
 
 interface Server {
@@ -73,8 +76,8 @@ async function waitListening(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} never answered`);
 }
 
-async function startFtjs(nodeArgs: string[] = []): Promise<Server> {
-  const { child, waitFor } = spawnFtjs(['run', KV, '--port', '0'], { env: { ...process.env, FTJS_SECRET: SECRET }, cpu: CPU.server, nodeArgs });
+async function startFtjs(nodeArgs: string[] = [], cli?: string): Promise<Server> {
+  const { child, waitFor } = spawnFtjs(['run', KV, '--port', '0'], { env: { ...process.env, FTJS_SECRET: SECRET }, cpu: CPU.server, nodeArgs, ...(cli ? { cli } : {}) });
   const line = await waitFor((l) => typeof l.url === 'string' && String(l.msg).startsWith('serving'));
   return {
     url: line.url as string,
@@ -158,7 +161,15 @@ interface Sample {
 }
 
 async function measure(config: Config): Promise<Sample> {
-  const start = { run: startFtjs, 'run-long': startFtjs, node: startNode, workerd: startWorkerd, pair: startPair, 'pair-long': startPair }[config];
+  const start = {
+    run: () => startFtjs(),
+    'run-base': () => startFtjs([], BASELINE_CLI!),
+    'run-long': () => startFtjs(),
+    node: startNode,
+    workerd: startWorkerd,
+    pair: startPair,
+    'pair-long': startPair,
+  }[config];
   const server = await start();
   try {
     const warm = config.endsWith('-long') ? longWarmupSeconds : warmupSeconds;
@@ -266,6 +277,8 @@ if (profile) {
         medians: table,
         ratios: {
           runOverNode: { mix: ratio('run', 'node', 'mix'), get: ratio('run', 'node', 'get') },
+          runBaseOverNode: { mix: ratio('run-base', 'node', 'mix'), get: ratio('run-base', 'node', 'get') },
+          runOverRunBase: { mix: ratio('run', 'run-base', 'mix'), get: ratio('run', 'run-base', 'get') },
           runOverWorkerd: { mix: ratio('run', 'workerd', 'mix'), get: ratio('run', 'workerd', 'get') },
           pairOverRun: { mix: ratio('pair', 'run', 'mix'), get: ratio('pair', 'run', 'get') },
           pairLongOverRunLong: { mix: ratio('pair-long', 'run-long', 'mix'), get: ratio('pair-long', 'run-long', 'get') },

@@ -44,9 +44,9 @@ export type LogLine = Record<string, unknown>;
  */
 export function spawnFtjs(
   args: string[],
-  options: { env: NodeJS.ProcessEnv; cpu?: number; nodeArgs?: string[] },
+  options: { env: NodeJS.ProcessEnv; cpu?: number; nodeArgs?: string[] /** another checkout's dist/cli/ftjs.js */; cli?: string },
 ): { child: ChildProcess; waitFor: (match: (l: LogLine) => boolean) => Promise<LogLine> } {
-  const command = [process.execPath, ...(options.nodeArgs ?? []), projectPath('dist/cli/ftjs.js'), ...args, '--log-level', 'info'];
+  const command = [process.execPath, ...(options.nodeArgs ?? []), options.cli ?? projectPath('dist/cli/ftjs.js'), ...args, '--log-level', 'info'];
   const [file, ...argv] = options.cpu === undefined ? command : ['taskset', '-c', String(options.cpu), ...command];
   const child = spawn(file!, argv, { env: options.env, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: LogLine[] = [];
