@@ -16,7 +16,7 @@
 // `ftjs run` given the same warm-up in the same round ("run-long") so that its ratio is like for like.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -49,7 +49,17 @@ if (!haveWorkerd) process.stderr.write('workerd not installed (npm install --no-
 interface Server {
   url: string;
   stop: () => Promise<void>;
+  /** The serving process (every thread): its CPU time per request is the measure least moved by other load. */
+  pid: number;
 }
+
+/** CPU ms (user + system, every thread) the process `pid` has used so far. */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 function waitExit(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
@@ -81,6 +91,7 @@ async function startFtjs(nodeArgs: string[] = [], cli?: string): Promise<Server>
   const line = await waitFor((l) => typeof l.url === 'string' && String(l.msg).startsWith('serving'));
   return {
     url: line.url as string,
+    pid: child.pid!,
     stop: async () => {
       // SIGTERM: a graceful exit, so that --cpu-prof writes its profiles.
       child.kill(profile ? 'SIGTERM' : 'SIGKILL');
@@ -95,7 +106,7 @@ async function startNode(): Promise<Server> {
     child.stdout!.setEncoding('utf8').once('data', (line: string) => resolve((JSON.parse(line) as { url: string }).url));
     child.once('exit', (code) => reject(new Error(`node-serve exited with ${code}`)));
   });
-  return { url, stop: () => (child.kill('SIGKILL'), waitExit(child)) };
+  return { url, pid: child.pid!, stop: () => (child.kill('SIGKILL'), waitExit(child)) };
 }
 
 async function startWorkerd(): Promise<Server> {
@@ -120,6 +131,7 @@ const kv :Workerd.Worker = (
   await waitListening(url, child);
   return {
     url,
+    pid: child.pid!,
     stop: async () => {
       child.kill('SIGKILL');
       await waitExit(child);
@@ -143,6 +155,7 @@ async function startPair(): Promise<Server> {
   }
   return {
     url,
+    pid: primary.child.pid!,
     stop: async () => {
       backup.child.kill('SIGKILL');
       primary.child.kill('SIGKILL');
@@ -155,9 +168,16 @@ async function startPair(): Promise<Server> {
 /** GETs of the keys the mix wrote (every key of the mix exists after the warm-up). */
 const getOnly = (i: number): LoadRequest => ({ method: 'GET', path: `/kv/k${i % 1000}` });
 
+type Measured = LoadResult & { cpuUsPerRequest: number };
 interface Sample {
-  mix: LoadResult;
-  get: LoadResult;
+  mix: Measured;
+  get: Measured;
+}
+
+async function measured(server: Server, next: (i: number) => LoadRequest): Promise<Measured> {
+  const before = cpuMsOf(server.pid);
+  const result = await closedLoop(server.url, connections, seconds * 1000, next);
+  return { ...result, cpuUsPerRequest: ((cpuMsOf(server.pid) - before) * 1000) / result.requests };
 }
 
 async function measure(config: Config): Promise<Sample> {
@@ -174,8 +194,8 @@ async function measure(config: Config): Promise<Sample> {
   try {
     const warm = config.endsWith('-long') ? longWarmupSeconds : warmupSeconds;
     await closedLoop(server.url, connections, warm * 1000, kvMix);
-    const mix = await closedLoop(server.url, connections, seconds * 1000, kvMix);
-    const get = await closedLoop(server.url, connections, seconds * 1000, getOnly);
+    const mix = await measured(server, kvMix);
+    const get = await measured(server, getOnly);
     return { mix, get };
   } finally {
     await server.stop();
@@ -232,11 +252,13 @@ if (profile) {
     for (const config of order) {
       const s = await measure(config);
       samples.get(config)!.push(s);
-      line.push(`${config} mix ${s.mix.rps.toFixed(0)} get ${s.get.rps.toFixed(0)} (p99 ${s.mix.p99Ms.toFixed(2)} ms)${s.mix.errors + s.get.errors ? ` errors ${s.mix.errors + s.get.errors}` : ''}`);
+      line.push(
+        `${config} mix ${s.mix.rps.toFixed(0)} (${s.mix.cpuUsPerRequest.toFixed(0)} µs CPU) get ${s.get.rps.toFixed(0)} (p99 ${s.mix.p99Ms.toFixed(2)} ms)${s.mix.errors + s.get.errors ? ` errors ${s.mix.errors + s.get.errors}` : ''}`,
+      );
     }
     process.stderr.write(`round ${r + 1}/${rounds}: ${line.join(' | ')}\n`);
   }
-  const med = (c: Config, w: 'mix' | 'get', f: 'rps' | 'p50Ms' | 'p99Ms') => median(samples.get(c)!.map((s) => s[w][f]));
+  const med = (c: Config, w: 'mix' | 'get', f: 'rps' | 'p50Ms' | 'p99Ms' | 'cpuUsPerRequest') => median(samples.get(c)!.map((s) => s[w][f]));
   const has = (c: Config) => samples.has(c);
   const ratio = (a: Config, b: Config, w: 'mix' | 'get') => {
     if (!has(a) || !has(b)) return undefined;
@@ -251,6 +273,7 @@ if (profile) {
           w,
           {
             rps: Math.round(med(c, w, 'rps')),
+            cpuUsPerRequest: Math.round(med(c, w, 'cpuUsPerRequest')),
             p50Ms: Number(med(c, w, 'p50Ms').toFixed(2)),
             p99Ms: Number(med(c, w, 'p99Ms').toFixed(2)),
             errors: samples.get(c)!.reduce((a, s) => a + s[w].errors, 0),
@@ -259,6 +282,8 @@ if (profile) {
       ),
     ]),
   );
+  // CPU per request of the serving process, b's over a's: what the throughput ratio would be on a core of its own.
+  const cpuRatio = (a: Config, b: Config, w: 'mix' | 'get') => (has(a) && has(b) ? Number((med(b, w, 'cpuUsPerRequest') / med(a, w, 'cpuUsPerRequest')).toFixed(3)) : undefined);
   const p99Added = (pair: Config, run: Config) =>
     has(pair) && has(run)
       ? { mix: Number((med(pair, 'mix', 'p99Ms') - med(run, 'mix', 'p99Ms')).toFixed(2)), get: Number((med(pair, 'get', 'p99Ms') - med(run, 'get', 'p99Ms')).toFixed(2)) }
@@ -282,6 +307,12 @@ if (profile) {
           runOverWorkerd: { mix: ratio('run', 'workerd', 'mix'), get: ratio('run', 'workerd', 'get') },
           pairOverRun: { mix: ratio('pair', 'run', 'mix'), get: ratio('pair', 'run', 'get') },
           pairLongOverRunLong: { mix: ratio('pair-long', 'run-long', 'mix'), get: ratio('pair-long', 'run-long', 'get') },
+        },
+        cpuPerRequestRatios: {
+          nodeOverRun: { mix: cpuRatio('run', 'node', 'mix'), get: cpuRatio('run', 'node', 'get') },
+          workerdOverRun: { mix: cpuRatio('run', 'workerd', 'mix'), get: cpuRatio('run', 'workerd', 'get') },
+          runBaseOverRun: { mix: cpuRatio('run', 'run-base', 'mix'), get: cpuRatio('run', 'run-base', 'get') },
+          runOverPrimary: { mix: cpuRatio('pair', 'run', 'mix'), get: cpuRatio('pair', 'run', 'get') },
         },
         p99AddedByPairMs: p99Added('pair', 'run'),
         p99AddedByPairLongMs: p99Added('pair-long', 'run-long'),
