@@ -202,9 +202,9 @@ async function measure(config: Config): Promise<Sample> {
   }
 }
 
-async function profileRun(): Promise<void> {
+async function profileRun(cli?: string): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-cpuprof-'));
-  const server = await startFtjs(['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200']);
+  const server = await startFtjs(['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200'], cli);
   let from = 0;
   let to = 0;
   let result: LoadResult;
@@ -225,6 +225,7 @@ async function profileRun(): Promise<void> {
     `${JSON.stringify(
       {
         benchmark: 'head-to-head --profile',
+        ftjs: cli ?? 'this checkout',
         guest: 'kv.js, PUT/GET mix',
         threadsProfiled: threads,
         rps: Math.round(result.rps),
@@ -243,6 +244,7 @@ async function profileRun(): Promise<void> {
 
 if (profile) {
   await profileRun();
+  if (BASELINE_CLI) await profileRun(BASELINE_CLI);
 } else {
   const samples = new Map<Config, Sample[]>(chosen.map((c) => [c, []]));
   for (let r = 0; r < rounds; r++) {
