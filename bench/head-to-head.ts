@@ -38,7 +38,8 @@ const SECRET = 'bench-secret-0123456789abcdef';
 const CPU = { server: 0, backup: 1, load: 1 } as const;
 execFileSync('taskset', ['-a', '-cp', String(CPU.load), String(process.pid)], { stdio: 'ignore' });
 
-const WORKERD = projectPath('node_modules/.bin/workerd');
+// The platform binary itself (the package's bin is a Node shim that spawns it: its CPU would not be the server's).
+const WORKERD = projectPath(`node_modules/@cloudflare/workerd-${process.platform}-${process.arch === 'x64' ? '64' : process.arch}/bin/workerd`);
 const haveWorkerd = existsSync(WORKERD);
 type Config = 'run' | 'run-base' | 'node' | 'workerd' | 'pair' | 'run-long' | 'pair-long';
 const ALL: Config[] = ['run', 'run-base', 'node', 'workerd', 'pair', 'run-long', 'pair-long'];
