@@ -217,7 +217,9 @@ async function profileRun(cli?: string): Promise<void> {
   } finally {
     await server.stop();
   }
-  const { byPart, byFile, byThread, threads } = aggregate(dir, from, to, projectPath('.'));
+  // The profiled checkout's own files are its "ftjs code" (a baseline's live in its own folder).
+  const root = cli ? path.resolve(path.dirname(cli), '..', '..') : projectPath('.');
+  const { byPart, byFile, byThread, threads } = aggregate(dir, from, to, root);
   rmSync(dir, { recursive: true, force: true });
   const total = PARTS.reduce((a, p) => a + byPart[p], 0);
   const perRequest = (us: number) => Number((us / result.requests).toFixed(1));
