@@ -131,9 +131,10 @@ export async function writeCachedBundle(entryPath: string, inputs: string[], bun
       bundle: { entry: bundle.entry, sources: bundle.sources, hash: bundle.hash, projectRoot: bundle.projectRoot, inputFiles: bundle.inputFiles, warnings: bundle.warnings },
     };
     const target = cacheFileOf(dir, entry);
-    await mkdir(path.dirname(target), { recursive: true });
+    // Private as the boot images are: a guest's code may hold what its owner would not share.
+    await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
     const temp = `${target}.${process.pid}.tmp`;
-    await writeFile(temp, JSON.stringify(file));
+    await writeFile(temp, JSON.stringify(file), { mode: 0o600 });
     await rename(temp, target);
     return true;
   } catch {
