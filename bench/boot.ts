@@ -13,7 +13,7 @@
 // build keeps one); "full": no image on disk (a build's first boot, which also keeps one in memory).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -147,8 +147,18 @@ function get(url: string): Promise<number> {
   });
 }
 
-/** Spawns a server, waits for its "serving" line, GETs / and returns ms from spawn to the 200. */
-function coldStart(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** CPU ms (user + system, every thread) the process `pid` has used so far (Linux). */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ = 100 on Linux
+}
+
+/**
+ * Spawns a server, waits for its "serving" line, GETs / and returns ms from spawn to the 200; `cpu`
+ * gets the CPU ms the server had used by then (the measure least moved by other load on the machine).
+ */
+function coldStart(argv: string[], env: NodeJS.ProcessEnv, cpu?: number[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -162,6 +172,7 @@ function coldStart(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       get(`${match[1]}/`).then(
         (status) => {
           const ms = performance.now() - started;
+          cpu?.push(cpuMsOf(child.pid!));
           child.kill('SIGKILL');
           status === 200 ? resolve(ms) : reject(new Error(`${argv.join(' ')}: GET / gave ${status}`));
         },
@@ -266,14 +277,15 @@ async function main(): Promise<void> {
       await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], imageEnv);
       const phases = { image: [] as Array<Record<string, number | string>>, full: [] as Array<Record<string, number | string>>, nodeImport: [] as Array<Record<string, number | string>> };
       const cold = { ftjsImage: [] as number[], ftjsFull: [] as number[], node: [] as number[], baseline: [] as number[] };
+      const cpu = { ftjsImage: [] as number[], ftjsFull: [] as number[], node: [] as number[], baseline: [] as number[] };
       for (let i = 0; i < runs; i++) {
         phases.image.push(await runChild(['vm-phases', guest.file, 'on'], imageEnv));
         phases.full.push(await runChild(['vm-phases', guest.file, 'on'], fullEnv));
         phases.nodeImport.push(await runChild(['node-import', guest.file]));
-        cold.ftjsImage.push(await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], imageEnv));
-        cold.ftjsFull.push(await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], fullEnv));
-        cold.node.push(await coldStart([nodeServe, guest.file], process.env));
-        if (baselineCli) cold.baseline.push(await coldStart([baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info'], process.env));
+        cold.ftjsImage.push(await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], imageEnv, cpu.ftjsImage));
+        cold.ftjsFull.push(await coldStart([cli, 'run', guest.file, '-p', '0', '--log-level', 'info'], fullEnv, cpu.ftjsFull));
+        cold.node.push(await coldStart([nodeServe, guest.file], process.env, cpu.node));
+        if (baselineCli) cold.baseline.push(await coldStart([baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info'], process.env, cpu.baseline));
       }
       const image = summarise(phases.image);
       const full = summarise(phases.full);
@@ -286,6 +298,7 @@ async function main(): Promise<void> {
         bootRatioImage: Math.round(((image.bootMs as number) / nodeImportMs) * 100) / 100,
         bootRatioFull: Math.round(((full.bootMs as number) / nodeImportMs) * 100) / 100,
         coldStartMs: { ftjsImage: med(cold.ftjsImage), ftjsFull: med(cold.ftjsFull), node: med(cold.node), ...(baselineCli ? { baseline: med(cold.baseline) } : {}) },
+        coldStartCpuMs: { ftjsImage: med(cpu.ftjsImage), ftjsFull: med(cpu.ftjsFull), node: med(cpu.node), ...(baselineCli ? { baseline: med(cpu.baseline) } : {}) },
         coldStartRatio: {
           image: Math.round((median(cold.ftjsImage) / median(cold.node)) * 100) / 100,
           full: Math.round((median(cold.ftjsFull) / median(cold.node)) * 100) / 100,

@@ -42,8 +42,11 @@ export type LogLine = Record<string, unknown>;
  * Starts `ftjs <args>` with its log on a pipe; `waitFor` resolves with the first log line (seen or
  * to come) that matches. `cpu`: pin the process (every thread) to that CPU with taskset.
  */
-export function spawnFtjs(args: string[], options: { env: NodeJS.ProcessEnv; cpu?: number }): { child: ChildProcess; waitFor: (match: (l: LogLine) => boolean) => Promise<LogLine> } {
-  const command = [process.execPath, projectPath('dist/cli/ftjs.js'), ...args, '--log-level', 'info'];
+export function spawnFtjs(
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; cpu?: number; nodeArgs?: string[] /** another checkout's dist/cli/ftjs.js */; cli?: string },
+): { child: ChildProcess; waitFor: (match: (l: LogLine) => boolean) => Promise<LogLine> } {
+  const command = [process.execPath, ...(options.nodeArgs ?? []), options.cli ?? projectPath('dist/cli/ftjs.js'), ...args, '--log-level', 'info'];
   const [file, ...argv] = options.cpu === undefined ? command : ['taskset', '-c', String(options.cpu), ...command];
   const child = spawn(file!, argv, { env: options.env, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: LogLine[] = [];

@@ -23,7 +23,8 @@ const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
     async () => {
       const [{ registerPair }, { registerUp }] = await Promise.all([import('./pair.js'), import('./up.js')]);
       return (program: Command) => {
-        registerPair(program);
+        // Help loads every command: the primary and backup commands are then registered already.
+        if (!program.commands.some((c) => c.name() === 'primary')) registerPair(program);
         registerUp(program);
       };
     },

@@ -2,6 +2,7 @@
 // --no-bundle, the ES modules as they are. Runs once, at boot, in the CLI process.
 
 import type { Logger } from 'pino';
+import { readCachedBundle, writeCachedBundle } from '../hypervisor/vm/bundle-cache.js';
 import { type GuestCode, loadGuest } from '../hypervisor/vm/sources.js';
 
 export interface GuestFlags {
@@ -10,6 +11,16 @@ export interface GuestFlags {
 }
 
 export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Logger): Promise<GuestCode> {
+  // The bundle of the last boot, when nothing it was built from has changed (bundle-cache.ts).
+  const cached = flags.bundle === false ? null : readCachedBundle(entry);
+  if (cached) {
+    for (const warning of cached.warnings) logger?.warn({ guest: cached.entry }, `bundler warning: ${warning}`);
+    logger?.info(
+      { guest: cached.entry, projectRoot: cached.projectRoot, inputFiles: cached.inputFiles, bundleBytes: cached.sources[0]!.text.length, bundleCache: true },
+      `bundled ${entry} (${cached.inputFiles} files): unchanged since the cached bundle`,
+    );
+    return { entry: cached.entry, sources: cached.sources, hash: cached.hash };
+  }
   // Loaded here, not at the top: commands that never bundle (replay, inspect) do not pay for esbuild.
   const { bundleGuest, checkModuleSyntax, stopBundler } = await import('../hypervisor/vm/bundle.js');
   if (flags.bundle === false) {
@@ -18,7 +29,9 @@ export async function prepareGuest(entry: string, flags: GuestFlags, logger?: Lo
     return code;
   }
   // Once per process: esbuild's service is not needed again while the node runs.
+  const buildStartedMs = Date.now();
   const bundled = await bundleGuest(entry).finally(() => stopBundler());
+  await writeCachedBundle(entry, bundled.inputs, bundled, buildStartedMs);
   for (const warning of bundled.warnings) logger?.warn({ guest: bundled.entry }, `bundler warning: ${warning}`);
   const [module, map] = bundled.sources;
   logger?.info(

@@ -28,6 +28,8 @@ export interface BundledGuest extends GuestCode {
   projectRoot: string;
   /** Input files that went into the bundle. */
   inputFiles: number;
+  /** Their absolute paths (what a cached bundle is checked against: bundle-cache.ts). */
+  inputs: string[];
   /** Wall-clock time of the esbuild step, ms. */
   bundleMs: number;
   /** esbuild's warnings, formatted as `file:line:col: text`. */
@@ -87,6 +89,7 @@ export async function bundleGuest(entryPath: string): Promise<BundledGuest> {
     hash: guestHash(sources),
     projectRoot,
     inputFiles: Object.keys(result.metafile.inputs).length,
+    inputs: Object.keys(result.metafile.inputs).map((input) => path.resolve(projectRoot, input)),
     bundleMs,
     warnings: result.warnings.map((m) => formatMessage(m)),
   };

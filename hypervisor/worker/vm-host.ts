@@ -19,8 +19,15 @@ export class VmError extends Error {
   }
 }
 
+/**
+ * The VM worker's young generation (V8 semi-spaces of 32 MiB, against 16 by default): each request
+ * allocates handles, strings and buffers that die by its end, and a larger nursery scavenges them
+ * less often (kv.js: ~5% less CPU per request in process, +7.5% throughput in issue 19).
+ */
+const VM_WORKER_YOUNG_GENERATION_MB = 96;
+
 function spawnWorker(stackSizeMb: number): Worker {
-  return new Worker(new URL('./vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb }, stdout: false, stderr: false });
+  return new Worker(new URL('./vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb, maxYoungGenerationSizeMb: VM_WORKER_YOUNG_GENERATION_MB }, stdout: false, stderr: false });
 }
 
 let prestarted: { worker: Worker; stackSizeMb: number } | null = null;
