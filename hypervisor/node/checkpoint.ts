@@ -3,7 +3,7 @@
 //
 // Files:
 //   checkpoint-<seq, 12 digits>.ftck   the VM at `seq` (a task boundary)
-//     "FTJSCKP1" | u32 header length | header JSON | u32 CRC-32 of the bytes before it
+//     "FTJSCKP2" | u32 header length | header JSON | u32 CRC-32 of the bytes before it
 //     | VM memory, deflate-raw (level 1) | u32 CRC-32 of every byte before it
 //     Written to a temporary name, fsynced, renamed, then the directory is fsynced: a crash leaves
 //     either the whole file under its name or nothing under its name.
@@ -20,7 +20,6 @@
 // and an unfinished final task is dropped (its outputs were released, if at all, only after its
 // entries were appended — see the durability contract in README.md).
 
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -33,12 +32,14 @@ import type { Log } from '../../recorder/log.js';
 import { type Assembled, TaskAssembler } from '../../replayer/task-assembler.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../vm/engine.js';
+import { fullStateHashAsync } from '../vm/state-hash.js';
 import type { BootConfig, DeviceState, Snapshot } from '../vm/vm.js';
 import type { VmHandle as VmHost } from './env.js';
 import type { LiveLoop } from './live-loop.js';
 
-export const CHECKPOINT_MAGIC = 'FTJSCKP1';
-export const CHECKPOINT_FORMAT_VERSION = 1;
+// Format 2: the state hash is state-hash.ts's page-hash tree (format 1 hashed the memory in one pass).
+export const CHECKPOINT_MAGIC = 'FTJSCKP2';
+export const CHECKPOINT_FORMAT_VERSION = 2;
 /** Checkpoints kept by default (--checkpoint-keep); older ones and the logs only they need are removed. */
 export const DEFAULT_CHECKPOINT_KEEP = 3;
 /** zlib level for the memory image: level 1 is several times faster than 6 for a few % more bytes. */
@@ -49,9 +50,6 @@ const STALE_TEMP_MS = 60_000;
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 /** Tasks handed to the replaying worker per message during a restore. */
 const RESTORE_BATCH_TASKS = 64;
-/** Bytes hashed per turn of the event loop when hashing a snapshot off the hot path. */
-const HASH_CHUNK_BYTES = 1024 * 1024;
-
 const MAGIC = Buffer.from(CHECKPOINT_MAGIC, 'latin1');
 const MAGIC_FAMILY = 7; // "FTJSCKP" without the version digit
 const PREFIX_BYTES = MAGIC.byteLength + 4;
@@ -63,7 +61,7 @@ const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
 
 export interface CheckpointHeader {
-  formatVersion: 1;
+  formatVersion: typeof CHECKPOINT_FORMAT_VERSION;
   /** The VM state is the state after entry `seq` (a task boundary). */
   seq: number;
   pos: number;
@@ -74,7 +72,7 @@ export interface CheckpointHeader {
   /** The time the guest last saw (its clock), ms since the epoch. */
   guestTimeMs: number;
   guestHash: string;
-  /** SHA-256 over memory + device tables, exactly as Vm.stateHash(): a restore must reproduce it. */
+  /** State hash over memory + device tables, exactly as Vm.stateHash() (state-hash.ts): a restore must reproduce it. */
   stateHash: string;
   /** `${ENGINE_NAME}@${ENGINE_VERSION}` of the snapshot. */
   snapshotEngine: string;
@@ -170,7 +168,8 @@ export async function writeCheckpoint(dir: string, config: BootConfig, snapshot:
   // Compressed on the libuv threadpool, in large chunks (fewer round trips to the main thread).
   const compressed = await deflateRawAsync(snapshot.memory, { level, chunkSize: 1024 * 1024 });
   const t1 = performance.now();
-  const stateHash = await snapshotStateHash(snapshot);
+  // A VM's snapshot carries its state hash (kept up to date page by page): no pass over the memory here.
+  const stateHash = snapshot.stateHash ?? (await snapshotStateHash(snapshot));
   const t2 = performance.now();
   const header: CheckpointHeader = {
     formatVersion: CHECKPOINT_FORMAT_VERSION,
@@ -228,16 +227,9 @@ export async function writeCheckpoint(dir: string, config: BootConfig, snapshot:
   return { file, bytes, memoryBytes: snapshot.memory.byteLength, compressMs: t1 - t0, hashMs: t2 - t1, syncMs: t3 - t2, totalMs: t3 - t0, stateHash };
 }
 
-/** SHA-256 over memory + device tables, as Vm.stateHash() computes it, in chunks (it yields between them). */
+/** The state hash over memory + device tables, as Vm.stateHash() computes it (state-hash.ts), yielding between slices. */
 export async function snapshotStateHash(snapshot: Snapshot): Promise<string> {
-  const hash = createHash('sha256');
-  const memory = snapshot.memory;
-  for (let at = 0; at < memory.byteLength; at += HASH_CHUNK_BYTES) {
-    hash.update(memory.subarray(at, Math.min(memory.byteLength, at + HASH_CHUNK_BYTES)));
-    if (at + HASH_CHUNK_BYTES < memory.byteLength) await new Promise((resolve) => setImmediate(resolve));
-  }
-  hash.update(JSON.stringify(snapshot.devices));
-  return hash.digest('hex');
+  return fullStateHashAsync(snapshot.memory, JSON.stringify(snapshot.devices));
 }
 
 async function syncDirectory(dir: string): Promise<void> {
@@ -640,8 +632,11 @@ export class Checkpointer {
   private async take(reason: string): Promise<void> {
     const { host, settings } = this;
     const { logger } = host;
+    // Pre-copy while serving goes on (hypervisor/vm/memory-tracker.ts): the pause copies only what was written since.
+    await host.vm.precopy?.().catch(() => {});
     const t0 = performance.now();
     let phase = 'snapshot';
+    let leased: Snapshot | null = null;
     try {
       // Pause admission; the batch in flight finishes (the worker answers in order), then the VM is
       // copied out between tasks. The seq it corresponds to is the log's last seq at that moment.
@@ -656,6 +651,7 @@ export class Checkpointer {
         await host.vm.state(false);
         const t1 = performance.now();
         snapshot = await host.vm.snapshot();
+        leased = snapshot;
         const t2 = performance.now();
         const known = host.loop()?.vmState;
         if (known && known.tasks !== snapshot.devices.tasks) throw new Error(`the snapshot is at task ${snapshot.devices.tasks} but the log at task ${known.tasks}`);
@@ -712,6 +708,8 @@ export class Checkpointer {
       const retryMs = Math.max(1000, settings.everyMs ?? 0);
       this.retryAtMs = performance.now() + retryMs;
       logger.error({ err: error, phase, dir: settings.dir }, `checkpoint failed (${phase}): ${(error as Error).message}; retrying in ${retryMs} ms`);
+    } finally {
+      if (leased) host.vm.releaseSnapshot?.(leased);
     }
   }
 

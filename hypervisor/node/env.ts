@@ -25,6 +25,9 @@ export interface ArbiterStore {
 /** What a node asks of its VM (hypervisor/worker/vm-host.ts talks to a worker; the simulator runs it in process). */
 export type VmHandle = Pick<VmHost, 'boot' | 'run' | 'replay' | 'goLive' | 'state' | 'snapshot' | 'pendingFetches' | 'terminate' | 'alive'> & {
   onFatal: (error: Error) => void;
+  /** Pre-copy before a snapshot, and the snapshot's release (vm-host.ts); a VM without a kept copy has neither. */
+  precopy?: VmHost['precopy'];
+  releaseSnapshot?: VmHost['releaseSnapshot'];
 };
 
 export interface Env {

@@ -13,7 +13,11 @@ export type VmRequest =
   | { op: 'replay'; tasks: Entry[][]; sliceMs?: number }
   | { op: 'go-live'; limits?: Partial<VmLimits> }
   | { op: 'state'; hash: boolean }
+  /** The VM as it is now; its memory is the kept copy (shared), leased until 'snapshot-release'. */
   | { op: 'snapshot' }
+  | { op: 'snapshot-release'; lease: number }
+  /** Pre-copy (hypervisor/vm/memory-tracker.ts): answered once the kept copy is nearly current. */
+  | { op: 'precopy' }
   | { op: 'pending-fetches' }
   // The replay debugger (replayer/offline/session.ts). Checkpoints stay in the worker (replayer/checkpoints.ts).
   /** Replay mode: replace the VM with a fresh one, before its boot task. */
@@ -44,6 +48,13 @@ export interface VmState {
   nextTimer: { timerId: number; deadlineMs: number } | null;
   /** Streamed responses in progress (request ids), when there are any. */
   openStreams?: number[];
+}
+
+export interface PrecopyReply {
+  /** Pages the final stop-and-copy would copy when the reply was sent. */
+  backlogPages: number;
+  /** Idle slices the pre-copy took. */
+  slices: number;
 }
 
 export interface RunReply {
