@@ -57,6 +57,8 @@ export class KeptCopy {
 
   invalidateAll(): void {
     const pages = this.memoryBytes / TRACK_PAGE_BYTES;
+    // Pushed in descending order: onto an empty list, that is the order refresh pops in.
+    const wasEmpty = this.staleList.length === 0;
     for (let p = pages - 1; p >= 0; p--) {
       if (this.stale[p] === 0 && !isMapPage(p)) {
         this.stale[p] = 1;
@@ -64,6 +66,7 @@ export class KeptCopy {
         this.sorted = false;
       }
     }
+    if (wasEmpty) this.sorted = true;
   }
 
   /** Copies stale pages from `memory`, at most `budget` (none while leased); returns how many stay stale. */

@@ -13,7 +13,7 @@ import { TRACK_MAP_ADDRESS, TRACK_MAP_BYTES, TRACK_PAGE_BYTES } from './wasm-dir
 export const IDLE_SLICE_PAGES = 256;
 /** A pre-copy round ends once no more than this many pages are left for the final stop-and-copy. */
 export const PRECOPY_DONE_PAGES = 512;
-const COPY_PAGES_PER_HASHED_PAGE = 8;
+const COPY_PAGES_PER_HASHED_PAGE = 4;
 
 export interface HostWrittenWord {
   /** Byte address the host writes from JS (the position counter, the random state); < 0: not yet known. */
@@ -81,6 +81,8 @@ export class MemoryTracker {
     const hashLeft = this.tree.refresh(memory, pages);
     // Copying a page costs a tenth of hashing it.
     const copyLeft = this.copy ? this.copy.refresh(memory, pages * COPY_PAGES_PER_HASHED_PAGE) : 0;
+    // While leased, the copy waits: its backlog is not this slice's to count.
+    if (this.copy?.isLeased) return { hash: hashLeft, copy: 0 };
     return { hash: hashLeft, copy: copyLeft };
   }
 

@@ -1,27 +1,43 @@
 // The VM worker's idle time: between requests, the page hashes and the kept copy of the VM's memory
 // (hypervisor/vm/memory-tracker.ts) catch up in slices of about a millisecond, so that a state hash or
 // a snapshot only finishes what was written since the last slice. A request that arrives meanwhile
-// waits at most one slice. Pre-copy requests (a join or a checkpoint coming) are answered from here
-// once the kept copy is within PRECOPY_DONE_PAGES of the memory.
+// waits at most one slice. Pre-copy requests (a join or a checkpoint coming, or a state hash: the page
+// hashes only) are answered from here once what is left for the request itself is at most
+// PRECOPY_DONE_PAGES pages, or after MAX_PRECOPY_SLICES slices (a guest that writes more pages per
+// request than a slice takes never converges: the request then pays for the rest, as VMotion's final
+// stop-and-copy does).
 
 import { PRECOPY_DONE_PAGES } from '../vm/memory-tracker.js';
 import type { Snapshot, Vm } from '../vm/vm.js';
 import type { PrecopyReply } from './vm-protocol.js';
 
+/**
+ * How often, at most, the end of a request looks for upkeep when no pre-copy waits: looking scans the
+ * write map, one byte per page (~15 µs at 200 MiB), too much to do after every request.
+ */
+export const UPKEEP_CHECK_MS = 5;
+
+/** Slices a pre-copy waits at most before it is answered anyway. */
+export const MAX_PRECOPY_SLICES = 200;
+
 export class MemoryUpkeep {
   /** Requests queued or in progress: idle slices run only when none is. */
   busy = 0;
   private scheduled = false;
-  private waiters: Array<{ id: number; slices: number }> = [];
+  private checkedAtMs = Number.NEGATIVE_INFINITY;
+  /** A slice found a request under way: the request's end resumes the work unthrottled. */
+  private interrupted = false;
+  private waiters: Array<{ id: number; slices: number; copy: boolean }> = [];
 
   constructor(
     private readonly vm: () => Vm | null,
     private readonly answer: (id: number, value: PrecopyReply) => void,
   ) {}
 
-  precopy(id: number): void {
-    this.vm()?.memoryTracker.keepCopy();
-    this.waiters.push({ id, slices: 0 });
+  /** Answers request `id` once the page hashes (and with `copy`, the kept copy) are nearly current. */
+  precopy(id: number, copy: boolean): void {
+    if (copy) this.vm()?.memoryTracker.keepCopy();
+    this.waiters.push({ id, slices: 0, copy });
     this.schedule();
   }
 
@@ -31,10 +47,18 @@ export class MemoryUpkeep {
     return { ...vm.snapshot(), stateHash: vm.stateHash(), pageHashes: vm.memoryTracker.pageHashes() };
   }
 
-  schedule(): void {
+  /** After a request (throttled), or `again` after a slice that left work. */
+  schedule(again = false): void {
     if (this.scheduled) return;
     const vm = this.vm();
-    if (!vm || (this.waiters.length === 0 && !vm.memoryTracker.needsUpkeep())) return;
+    if (!vm) return;
+    if (this.waiters.length === 0 && !again && !this.interrupted) {
+      const now = performance.now();
+      if (now - this.checkedAtMs < UPKEEP_CHECK_MS) return;
+      this.checkedAtMs = now;
+      if (!vm.memoryTracker.needsUpkeep()) return;
+    }
+    this.interrupted = false;
     this.scheduled = true;
     // setImmediate: messages that arrived meanwhile are handled first.
     setImmediate(() => {
@@ -46,18 +70,24 @@ export class MemoryUpkeep {
   private slice(): void {
     const vm = this.vm();
     if (!vm) {
-      this.waiters = [];
+      // The VM is gone: nothing to copy; the snapshot that follows reports why.
+      for (const w of this.waiters.splice(0)) this.answer(w.id, { backlogPages: 0, slices: w.slices });
       return;
     }
-    if (this.busy > 0) return; // the request's end schedules again
-    const tracker = vm.memoryTracker;
-    if (this.waiters.length > 0) tracker.keepCopy();
-    tracker.idle();
-    const backlog = tracker.copyBacklog();
-    for (const w of this.waiters) w.slices++;
-    if (this.waiters.length > 0 && backlog <= PRECOPY_DONE_PAGES) {
-      for (const w of this.waiters.splice(0)) this.answer(w.id, { backlogPages: backlog, slices: w.slices });
+    if (this.busy > 0) {
+      this.interrupted = true; // the request's end schedules again
+      return;
     }
-    this.schedule();
+    const tracker = vm.memoryTracker;
+    const left = tracker.idle();
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) {
+      w.slices++;
+      const backlog = w.copy ? Math.max(left.hash, left.copy) : left.hash;
+      if (backlog <= PRECOPY_DONE_PAGES || w.slices >= MAX_PRECOPY_SLICES) this.answer(w.id, { backlogPages: backlog, slices: w.slices });
+      else this.waiters.push(w);
+    }
+    this.schedule(this.waiters.length > 0 || Math.max(left.hash, left.copy) > PRECOPY_DONE_PAGES);
   }
 }

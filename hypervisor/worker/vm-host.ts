@@ -116,7 +116,12 @@ export class VmHost {
     return this.call({ op: 'go-live', ...(limits ? { limits } : {}) });
   }
 
-  state(hash = false): Promise<VmState> {
+  /**
+   * With `hash`: the page hashes catch up in idle slices first (memory-upkeep.ts), so the state hash
+   * itself stalls the VM only for the pages written since.
+   */
+  async state(hash = false): Promise<VmState> {
+    if (hash) await this.call({ op: 'precopy', copy: false });
     return this.call({ op: 'state', hash });
   }
 
@@ -137,7 +142,7 @@ export class VmHost {
    * memory is within a few hundred pages of the memory, copied in idle slices while requests go on.
    */
   precopy(): Promise<PrecopyReply> {
-    return this.call({ op: 'precopy' });
+    return this.call({ op: 'precopy', copy: true });
   }
 
   pendingFetches(): Promise<PendingFetch[]> {

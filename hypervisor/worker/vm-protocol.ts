@@ -16,8 +16,8 @@ export type VmRequest =
   /** The VM as it is now; its memory is the kept copy (shared), leased until 'snapshot-release'. */
   | { op: 'snapshot' }
   | { op: 'snapshot-release'; lease: number }
-  /** Pre-copy (hypervisor/vm/memory-tracker.ts): answered once the kept copy is nearly current. */
-  | { op: 'precopy' }
+  /** Pre-copy (hypervisor/worker/memory-upkeep.ts): answered once the page hashes (and with `copy`, the kept copy) are nearly current. */
+  | { op: 'precopy'; copy: boolean }
   | { op: 'pending-fetches' }
   // The replay debugger (replayer/offline/session.ts). Checkpoints stay in the worker (replayer/checkpoints.ts).
   /** Replay mode: replace the VM with a fresh one, before its boot task. */

@@ -213,7 +213,7 @@ const upkeep = new MemoryUpkeep(
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (message: { id: number; request: VmRequest }) => {
   // A pre-copy runs in the idle time between the requests that follow it, and answers when done.
-  if (message.request.op === 'precopy') return upkeep.precopy(message.id);
+  if (message.request.op === 'precopy') return upkeep.precopy(message.id, message.request.copy);
   upkeep.busy++;
   queue = queue.then(async () => {
     let reply: VmReply;
