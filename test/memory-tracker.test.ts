@@ -54,7 +54,7 @@ const section = (id: number, body: number[]) => [id, ...leb(body.length), ...bod
 const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
 
 /**
- * A module importing its memory, with store64(address, value) (i64.store offset=3), fill(d, v, n) and
+ * A module importing its memory, with store64(address, value) (i64.store offset=3, unaligned), fill(d, v, n) and
  * copy(d, s, n); plus __stack_pointer as global 0, as the engine has (its C stack holds the map).
  */
 function tinyModule(extraBody: number[] = []): Uint8Array {
@@ -76,7 +76,8 @@ function tinyModule(extraBody: number[] = []): Uint8Array {
       [1, 0x63, 0x00, 2],
     ]),
   );
-  const store = [0, 0x20, 0, 0x20, 1, 0x37, 3, 3, ...extraBody, 0x0b];
+  // i64.store with alignment hint 1 (as for a packed struct): it may cross a page edge.
+  const store = [0, 0x20, 0, 0x20, 1, 0x37, 0, 3, ...extraBody, 0x0b];
   const fill = [0, 0x20, 0, 0x20, 1, 0x20, 2, 0xfc, 11, 0, 0x0b];
   const copy = [0, 0x20, 0, 0x20, 1, 0x20, 2, 0xfc, 10, 0, 0, 0x0b];
   const code = section(

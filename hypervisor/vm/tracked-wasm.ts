@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { instrumentStores } from './wasm-dirty.js';
 
 /** Bumped whenever wasm-dirty.ts changes what it emits: older files are then ignored. */
-const REWRITE_VERSION = 1;
+const REWRITE_VERSION = 2;
 
 function cachePath(sha256: string): string {
   return fileURLToPath(new URL(`./engine-tracked-${sha256.slice(0, 16)}-v${REWRITE_VERSION}.wasm`, import.meta.url));

@@ -405,14 +405,20 @@ function rewriteBody(r: Reader, params: number, helperFunc: number, count: (kind
   const set = (l: number): void => void w.byte(0x21).u32(l);
   const tee = (l: number): void => void w.byte(0x22).u32(l);
 
-  /** After a write of `bytes` at local addr + offset: mark its first and last page (at most two: bytes <= 8). */
-  const check = (offset: number, bytes: number): void => {
+  /**
+   * After a write of `bytes` at local addr + offset: mark its first and last page (at most two: bytes
+   * <= 8). A store whose alignment hint is its size is aligned (the compiler emits such a hint only for
+   * an access the C code promises is aligned; unaligned ones, as through packed structs, get hint 0),
+   * and an aligned store of at most 8 bytes cannot cross a 4 KiB page: one mark.
+   */
+  const check = (offset: number, bytes: number, aligned: boolean): void => {
+    const straddles = bytes > 1 && !aligned;
     get(L('addr'));
     if (offset !== 0) w.byte(0x41).s32(offset).byte(0x6a);
-    if (bytes > 1) tee(L('e'));
+    if (straddles) tee(L('e'));
     w.byte(0x41).s32(PAGE_SHIFT).byte(0x76);
     storeMark(w);
-    if (bytes > 1) {
+    if (straddles) {
       get(L('e'));
       w.byte(0x41)
         .s32(bytes - 1)
@@ -450,7 +456,7 @@ function rewriteBody(r: Reader, params: number, helperFunc: number, count: (kind
       tee(L('addr'));
       get(valueLocal[type]!);
       w.byte(op).u32(align).u32(offset);
-      check(offset, bytes);
+      check(offset, bytes, 1 << align >= bytes);
       run = r.at;
       count('store');
       continue;
