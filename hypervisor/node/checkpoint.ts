@@ -23,7 +23,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { crc32, inflateRaw } from 'node:zlib';
+import { crc32, deflateRaw, inflateRaw } from 'node:zlib';
 import type { Logger } from 'pino';
 import { decodeEpochMark } from '../../logging-channel/codec.js';
 import { type Entry, Kind } from '../../logging-channel/entry.js';
@@ -31,7 +31,6 @@ import { openTraceReader, type TraceHeader, TraceWriter } from '../../logging-ch
 import type { Log } from '../../recorder/log.js';
 import { type Assembled, TaskAssembler } from '../../replayer/task-assembler.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
-import { deflateRawLowPriority } from '../vm/deflate-low.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../vm/engine.js';
 import { fullStateHashAsync } from '../vm/state-hash.js';
 import type { BootConfig, DeviceState, Snapshot } from '../vm/vm.js';
@@ -58,6 +57,7 @@ const CHECKPOINT_FILE = /^checkpoint-(\d{12})\.ftck$/;
 const LOG_FILE = /^log-(\d{12})\.trace$/;
 const TEMP_FILE = /^checkpoint-\d{12}\.ftck\.tmp-/;
 
+const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
 
 export interface CheckpointHeader {
@@ -166,8 +166,7 @@ export interface WrittenCheckpoint {
 export async function writeCheckpoint(dir: string, config: BootConfig, snapshot: Snapshot, meta: CheckpointMeta, level = CHECKPOINT_COMPRESSION_LEVEL): Promise<WrittenCheckpoint> {
   const t0 = performance.now();
   // Compressed on the libuv threadpool, in large chunks (fewer round trips to the main thread).
-  // A VM's kept copy is compressed by a lowest-priority thread (deflate-low.ts); other memory on the thread pool.
-  const compressed = Buffer.from(await deflateRawLowPriority(snapshot.memory, level));
+  const compressed = await deflateRawAsync(snapshot.memory, { level, chunkSize: 1024 * 1024 });
   const t1 = performance.now();
   // A VM's snapshot carries its state hash (kept up to date page by page): no pass over the memory here.
   const stateHash = snapshot.stateHash ?? (await snapshotStateHash(snapshot));

@@ -15,7 +15,6 @@
 
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { deflateRawLowPriority } from './deflate-low.js';
 import { applyPages, changedPagesOfHashes, gatherPages, MAX_PAGE_BYTES, memoryDigest, PAGE_BYTES, PAGE_DIGEST_BYTES, PageDeltaError, pageCount, pageHashes, pagesBytes } from './page-delta.js';
 import type { Snapshot } from './vm.js';
 
@@ -69,11 +68,7 @@ export type SnapshotHeader = FullHeader | DeltaHeader;
  */
 export async function encodeSnapshot(snapshot: Snapshot, base?: SnapshotBase | null): Promise<Uint8Array> {
   const common: CommonHeader = { engine: snapshot.engine, guestHash: snapshot.guestHash, devices: snapshot.devices, memoryBytes: snapshot.memory.byteLength };
-  if (!base) {
-    // A VM's kept copy is compressed by a lowest-priority thread (deflate-low.ts): it never holds up the guest.
-    const body = await deflateRawLowPriority(snapshot.memory, 1);
-    return frame({ kind: 'full', ...common }, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-  }
+  if (!base) return frame({ kind: 'full', ...common }, await deflateRaw(snapshot.memory, { level: 1 }));
   checkBase(base);
   // A VM's snapshot carries its 4 KiB page hashes (kept up to date page by page): no pass over the memory.
   const known = snapshot.pageHashes;
