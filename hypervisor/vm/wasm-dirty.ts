@@ -41,18 +41,18 @@ const I64 = 0x7e;
 const F32 = 0x7d;
 const F64 = 0x7c;
 
-/** Store opcodes: value type and bytes written. */
-const STORES: Record<number, [number, number]> = {
-  54: [I32, 4],
-  55: [I64, 8],
-  56: [F32, 4],
-  57: [F64, 8],
-  58: [I32, 1],
-  59: [I32, 2],
-  60: [I64, 1],
-  61: [I64, 2],
-  62: [I64, 4],
-};
+/** Store opcodes (0x36 i32.store .. 0x3e i64.store32): value type and bytes written. */
+const STORES = new Map<number, [type: number, bytes: number]>([
+  [0x36, [I32, 4]],
+  [0x37, [I64, 8]],
+  [0x38, [F32, 4]],
+  [0x39, [F64, 8]],
+  [0x3a, [I32, 1]],
+  [0x3b, [I32, 2]],
+  [0x3c, [I64, 1]],
+  [0x3d, [I64, 2]],
+  [0x3e, [I64, 4]],
+]);
 
 class Reader {
   at = 0;
@@ -133,13 +133,6 @@ class Writer {
       this.buf[this.n++] = b | 0x80;
     }
   }
-  name(s: string): this {
-    const b = Buffer.from(s, 'utf8');
-    return this.u32(b.length).bytes(b);
-  }
-  get length(): number {
-    return this.n;
-  }
   out(): Uint8Array {
     return this.buf.slice(0, this.n);
   }
@@ -169,15 +162,13 @@ interface ModuleFacts {
   /** Params per type index. */
   typeParams: number[];
   importedFuncs: number;
-  importedGlobals: number;
-  definedGlobals: number;
   /** Type index of each defined function. */
   funcTypes: number[];
   types: number;
 }
 
 function facts(secs: Section[]): ModuleFacts {
-  const f: ModuleFacts = { typeParams: [], importedFuncs: 0, importedGlobals: 0, definedGlobals: 0, funcTypes: [], types: 0 };
+  const f: ModuleFacts = { typeParams: [], importedFuncs: 0, funcTypes: [], types: 0 };
   for (const s of secs) {
     const r = new Reader(s.body);
     if (s.id === 1) {
@@ -208,14 +199,11 @@ function facts(secs: Section[]): ModuleFacts {
         } else if (kind === 3) {
           r.byte();
           r.byte();
-          f.importedGlobals++;
         } else throw new WasmRewriteError(`import kind ${kind} not supported`);
       }
     } else if (s.id === 3) {
       const n = r.u32();
       for (let i = 0; i < n; i++) f.funcTypes.push(r.u32());
-    } else if (s.id === 6) {
-      f.definedGlobals = r.u32();
     }
   }
   return f;
@@ -445,7 +433,7 @@ function rewriteBody(r: Reader, params: number, helperFunc: number, count: (kind
   while (r.at < code.length) {
     const start = r.at;
     const op = code[r.at++]!;
-    const store = STORES[op];
+    const store = STORES.get(op);
     if (store) {
       const [type, bytes] = store;
       const align = r.u32();
