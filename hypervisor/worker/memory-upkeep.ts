@@ -19,6 +19,11 @@ export const UPKEEP_CHECK_MS = 5;
 
 /** Slices a pre-copy waits at most before it is answered anyway. */
 export const MAX_PRECOPY_SLICES = 200;
+/**
+ * Time a pre-copy waits at most: slices run only when no request is queued, and a worker that always
+ * has one queued would otherwise never answer (a status would hang). The request then pays for the rest.
+ */
+export const MAX_PRECOPY_WAIT_MS = 2000;
 
 export class MemoryUpkeep {
   /** Requests queued or in progress: idle slices run only when none is. */
@@ -37,8 +42,15 @@ export class MemoryUpkeep {
   /** Answers request `id` once the page hashes (and with `copy`, the kept copy) are nearly current. */
   precopy(id: number, copy: boolean): void {
     if (copy) this.vm()?.memoryTracker.keepCopy();
-    this.waiters.push({ id, slices: 0, copy });
+    const waiter = { id, slices: 0, copy };
+    this.waiters.push(waiter);
     this.schedule();
+    setTimeout(() => {
+      const at = this.waiters.indexOf(waiter);
+      if (at < 0) return;
+      this.waiters.splice(at, 1);
+      this.answer(id, { backlogPages: -1, slices: waiter.slices });
+    }, MAX_PRECOPY_WAIT_MS).unref();
   }
 
   /** The snapshot for the 'snapshot' request: the kept copy, or a private copy while it is leased. */

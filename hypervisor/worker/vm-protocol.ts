@@ -51,7 +51,7 @@ export interface VmState {
 }
 
 export interface PrecopyReply {
-  /** Pages the final stop-and-copy would copy when the reply was sent. */
+  /** Pages the final stop-and-copy would copy when the reply was sent (-1: not known, the wait timed out). */
   backlogPages: number;
   /** Idle slices the pre-copy took. */
   slices: number;
