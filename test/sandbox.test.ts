@@ -154,10 +154,10 @@ describe('limit flags', () => {
   test('--max-stack-kb past what the engine can honour is refused up front, with the bound and why', async () => {
     const result = await ftjs(['run', 'guest-apps/kv.js', '--port', '0', '--max-stack-kb', '6000']);
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/--max-stack-kb must be at most 4096: the engine's own C stack is 5 MiB/);
+    expect(result.stderr).toMatch(/--max-stack-kb must be at most 3456: the engine's own C stack is 5 MiB/);
     expect(result.stderr).not.toContain('calibration');
     // The same bound holds for limits that do not come through the CLI (programmatic use, a trace header).
-    expect(() => assertLimits({ ...DEFAULT_LIMITS, maxStackBytes: 6000 * 1024 })).toThrow(/--max-stack-kb must be at most 4096/);
-    expect(() => assertLimits({ ...DEFAULT_LIMITS, maxStackBytes: 4096 * 1024 })).not.toThrow();
+    expect(() => assertLimits({ ...DEFAULT_LIMITS, maxStackBytes: 6000 * 1024 })).toThrow(/--max-stack-kb must be at most 3456/);
+    expect(() => assertLimits({ ...DEFAULT_LIMITS, maxStackBytes: 3456 * 1024 })).not.toThrow();
   });
 });

@@ -3,7 +3,7 @@
 //
 // Files:
 //   checkpoint-<seq, 12 digits>.ftck   the VM at `seq` (a task boundary)
-//     "FTJSCKP1" | u32 header length | header JSON | u32 CRC-32 of the bytes before it
+//     "FTJSCKP2" | u32 header length | header JSON | u32 CRC-32 of the bytes before it
 //     | VM memory, deflate-raw (level 1) | u32 CRC-32 of every byte before it
 //     Written to a temporary name, fsynced, renamed, then the directory is fsynced: a crash leaves
 //     either the whole file under its name or nothing under its name.
@@ -23,7 +23,6 @@
 // This file: the checkpoint file format (write, read, verify), the names in the directory, pruning.
 // The log: checkpoint-log.ts; when to take one: checkpoint.ts; restoring: checkpoint-restore.ts.
 
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -32,18 +31,18 @@ import { CONTAINER_PREFIX_BYTES, checkContainerHead, checkContainerPrefix, encod
 import type { TraceHeader } from '../../logging-channel/trace-format.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../vm/engine.js';
+import { fullStateHashAsync } from '../vm/state-hash.js';
 import type { BootConfig, DeviceState, Snapshot } from '../vm/vm.js';
 
-export const CHECKPOINT_MAGIC = 'FTJSCKP1';
-export const CHECKPOINT_FORMAT_VERSION = 1;
+// Format 2: the state hash is state-hash.ts's page-hash tree (format 1 hashed the memory in one pass).
+export const CHECKPOINT_MAGIC = 'FTJSCKP2';
+export const CHECKPOINT_FORMAT_VERSION = 2;
 /** zlib level for the memory image: level 1 is several times faster than 6 for a few % more bytes. */
 export const CHECKPOINT_COMPRESSION_LEVEL = 1;
 /** A temporary checkpoint file older than this is left over from a crash and is removed when pruning. */
 const STALE_TEMP_MS = 60_000;
 /** Upper bound on a checkpoint's header JSON. */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
-/** Bytes hashed per turn of the event loop when hashing a snapshot off the hot path. */
-const HASH_CHUNK_BYTES = 1024 * 1024;
 
 /** "FTJSCKP": the magic without its version digit. */
 const CHECKPOINT_MAGIC_FAMILY = 'FTJSCKP';
@@ -55,7 +54,7 @@ const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
 
 export interface CheckpointHeader {
-  formatVersion: 1;
+  formatVersion: typeof CHECKPOINT_FORMAT_VERSION;
   /** The VM state is the state after entry `seq` (a task boundary). */
   seq: number;
   pos: number;
@@ -66,7 +65,7 @@ export interface CheckpointHeader {
   /** The time the guest last saw (its clock), ms since the epoch. */
   guestTimeMs: number;
   guestHash: string;
-  /** SHA-256 over memory + device tables, exactly as Vm.stateHash(): a restore must reproduce it. */
+  /** State hash over memory + device tables, exactly as Vm.stateHash() (state-hash.ts): a restore must reproduce it. */
   stateHash: string;
   /** `${ENGINE_NAME}@${ENGINE_VERSION}` of the snapshot. */
   snapshotEngine: string;
@@ -155,7 +154,8 @@ export async function writeCheckpoint(dir: string, config: BootConfig, snapshot:
   // Compressed on the libuv threadpool, in large chunks (fewer round trips to the main thread).
   const compressed = await deflateRawAsync(snapshot.memory, { level, chunkSize: 1024 * 1024 });
   const t1 = performance.now();
-  const stateHash = await snapshotStateHash(snapshot);
+  // A VM's snapshot carries its state hash (kept up to date page by page): no pass over the memory here.
+  const stateHash = snapshot.stateHash ?? (await snapshotStateHash(snapshot));
   const t2 = performance.now();
   const header: CheckpointHeader = {
     formatVersion: CHECKPOINT_FORMAT_VERSION,
@@ -208,16 +208,9 @@ export async function writeCheckpoint(dir: string, config: BootConfig, snapshot:
   return { file, bytes, memoryBytes: snapshot.memory.byteLength, compressMs: t1 - t0, hashMs: t2 - t1, syncMs: t3 - t2, totalMs: t3 - t0, stateHash };
 }
 
-/** SHA-256 over memory + device tables, as Vm.stateHash() computes it, in chunks (it yields between them). */
+/** The state hash over memory + device tables, as Vm.stateHash() computes it (state-hash.ts), yielding between slices. */
 export async function snapshotStateHash(snapshot: Snapshot): Promise<string> {
-  const hash = createHash('sha256');
-  const memory = snapshot.memory;
-  for (let at = 0; at < memory.byteLength; at += HASH_CHUNK_BYTES) {
-    hash.update(memory.subarray(at, Math.min(memory.byteLength, at + HASH_CHUNK_BYTES)));
-    if (at + HASH_CHUNK_BYTES < memory.byteLength) await new Promise((resolve) => setImmediate(resolve));
-  }
-  hash.update(JSON.stringify(snapshot.devices));
-  return hash.digest('hex');
+  return fullStateHashAsync(snapshot.memory, JSON.stringify(snapshot.devices));
 }
 
 export async function syncDirectory(dir: string): Promise<void> {

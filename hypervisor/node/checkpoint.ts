@@ -149,8 +149,11 @@ export class Checkpointer {
   private async take(reason: string): Promise<void> {
     const { host, settings } = this;
     const { logger } = host;
+    // Pre-copy while serving goes on (hypervisor/vm/memory-tracker.ts): the pause copies only what was written since.
+    await host.vm.precopy?.().catch(() => {});
     const t0 = performance.now();
     let phase = 'snapshot';
+    let leased: Snapshot | null = null;
     try {
       // Pause admission; the batch in flight finishes (the worker answers in order), then the VM is
       // copied out between tasks. The seq it corresponds to is the log's last seq at that moment.
@@ -165,6 +168,7 @@ export class Checkpointer {
         await host.vm.state(false);
         const t1 = performance.now();
         snapshot = await host.vm.snapshot();
+        leased = snapshot;
         const t2 = performance.now();
         const known = host.loop()?.vmState;
         if (known && known.tasks !== snapshot.devices.tasks) throw new Error(`the snapshot is at task ${snapshot.devices.tasks} but the log at task ${known.tasks}`);
@@ -221,6 +225,8 @@ export class Checkpointer {
       const retryMs = Math.max(1000, settings.everyMs ?? 0);
       this.retryAtMs = performance.now() + retryMs;
       logger.error({ err: error, phase, dir: settings.dir }, `checkpoint failed (${phase}): ${(error as Error).message}; retrying in ${retryMs} ms`);
+    } finally {
+      if (leased) host.vm.releaseSnapshot?.(leased);
     }
   }
 

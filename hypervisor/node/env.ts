@@ -17,9 +17,9 @@ import { VmHost } from '../worker/vm-host.js';
 import type { ClaimResult } from './arbiter.js';
 import { arbiterFactory, isEtcdLocation } from './arbiter-select.js';
 import { DirWitness, type Witness } from './beacon.js';
+import type { CheckpointRecord } from './checkpoint-record.js';
 import { listen } from './pair.js';
 import { probePort } from './port-probe.js';
-import type { CheckpointRecord } from './checkpoint-record.js';
 
 export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
@@ -56,6 +56,9 @@ export interface LeaseCheck {
 /** What a node asks of its VM (hypervisor/worker/vm-host.ts talks to a worker; the simulator runs it in process). */
 export type VmHandle = Pick<VmHost, 'boot' | 'run' | 'replay' | 'goLive' | 'state' | 'snapshot' | 'pendingFetches' | 'terminate' | 'alive'> & {
   onFatal: (error: Error) => void;
+  /** Pre-copy before a snapshot, and the snapshot's release (vm-host.ts); a VM without a kept copy has neither. */
+  precopy?: VmHost['precopy'];
+  releaseSnapshot?: VmHost['releaseSnapshot'];
 };
 
 /** The logging channel's network (logging-channel/transport.ts), and the check that a port can be bound. */

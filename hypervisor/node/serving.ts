@@ -291,6 +291,8 @@ export class Serving {
    */
   private async snapshotForJoin(base: SnapshotBaseOffer | null): Promise<SnapshotForJoin> {
     const { host } = this;
+    // Pre-copy while serving goes on: the pause below then copies only the pages written since.
+    await host.vm.precopy?.();
     const started = this.host.env.clock.monoMs();
     this.joinPaused = true;
     let snapshot;
@@ -317,7 +319,11 @@ export class Serving {
       }
     }
     const kind = data ? 'incremental' : 'full';
-    if (!data) data = await encodeSnapshot(snapshot);
+    try {
+      if (!data) data = await encodeSnapshot(snapshot);
+    } finally {
+      host.vm.releaseSnapshot?.(snapshot);
+    }
     const header = readSnapshotHeader(data);
     const pages = header.kind === 'delta' ? header.pages.length : null;
     this.options.logger.info(

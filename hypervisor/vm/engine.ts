@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { QuickJSSyncVariant, QuickJSWASMModule } from 'quickjs-emscripten-core';
+import { DirtyPages } from './dirty-pages.js';
+import { trackedEngineWasm } from './tracked-wasm.js';
 
 export const ENGINE_NAME = 'quickjs-emscripten/release-sync';
 export const ENGINE_VERSION = '0.32.0';
@@ -32,6 +34,10 @@ export interface Engine {
   module: QuickJSWASMModule;
   memory: WebAssembly.Memory;
   wasmSha256: string;
+  /** Pages of `memory` written since last asked (dirty-pages.ts). */
+  dirty: DirtyPages;
+  /** The memory's maximum size (it never grows past). */
+  maxMemoryBytes: number;
 }
 
 type ImportRole = 'date_now' | 'localtime' | 'tzset' | 'environ_get' | 'environ_sizes_get' | 'setitimer' | 'passthrough';
@@ -98,7 +104,7 @@ export function prepareEngine(): Promise<{ module: WebAssembly.Module; sha256: s
       const variant = (await import('@jitl/quickjs-wasmfile-release-sync')).default as unknown as QuickJSSyncVariant;
       await Promise.all([variant.importFFI(), variant.importModuleLoader()]); // the emscripten glue, loaded by the first boot otherwise
     };
-    const [module] = await Promise.all([WebAssembly.compile(bytes as unknown as BufferSource), import('quickjs-emscripten-core'), loadVariant()]);
+    const [module] = await Promise.all([WebAssembly.compile(trackedEngineWasm(bytes, sha256) as unknown as BufferSource), import('quickjs-emscripten-core'), loadVariant()]);
     return { module, sha256 };
   })();
   return prepared;
@@ -121,6 +127,7 @@ export async function bootEngine(clock: EngineClock, initialMemoryBytes: number,
   // cannot grow, malloc fails, and the guest gets a catchable out-of-memory error.
   const maximumPages = Math.min(WASM_MAX_PAGES, Math.ceil(Math.max(maximumMemoryBytes, initialMemoryBytes) / WASM_PAGE_BYTES));
   const memory = new WebAssembly.Memory({ initial: initialMemoryBytes / WASM_PAGE_BYTES, maximum: maximumPages });
+  const dirty = new DirtyPages(memory);
 
   // Loaded here, not at import: a node's main thread needs this module's constants, not the engine.
   const { newQuickJSWASMModuleFromVariant, newVariant } = await import('quickjs-emscripten-core');
@@ -129,18 +136,41 @@ export async function bootEngine(clock: EngineClock, initialMemoryBytes: number,
     wasmMemory: memory,
     emscriptenModule: {
       instantiateWasm(imports: WebAssembly.Imports, onSuccess: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void) {
-        wrapImports(imports, memory, clock);
+        wrapImports(imports, memory, clock, dirty);
         const instance = new WebAssembly.Instance(wasmModule, imports);
-        onSuccess(instance, wasmModule);
-        return instance.exports;
+        const exports = trackHostWrites(instance.exports, dirty);
+        onSuccess({ exports } as WebAssembly.Instance, wasmModule);
+        return exports;
       },
     } as never,
   });
   const module = await newQuickJSWASMModuleFromVariant(variant);
-  return { module, memory, wasmSha256: sha256 };
+  return { module, memory, wasmSha256: sha256, dirty, maxMemoryBytes: maximumPages * WASM_PAGE_BYTES };
 }
 
-export function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Memory, clock: EngineClock): void {
+/** The pinned glue's minified export names of malloc and stackAlloc (emscripten-module.mjs: d._malloc=b.v, Y=b.Na). */
+const MALLOC_EXPORT = 'v';
+const STACK_ALLOC_EXPORT = 'Na';
+
+/**
+ * The glue writes into memory from JS only into blocks it has just taken from malloc or stackAlloc
+ * (strings and buffers passed in, out-parameters): report each such block as written.
+ */
+function trackHostWrites(exports: WebAssembly.Exports, dirty: DirtyPages): WebAssembly.Exports {
+  const malloc = exports[MALLOC_EXPORT];
+  const stackAlloc = exports[STACK_ALLOC_EXPORT];
+  if (typeof malloc !== 'function' || typeof stackAlloc !== 'function') {
+    throw new EngineError(`engine build mismatch: exports ${MALLOC_EXPORT} (malloc) or ${STACK_ALLOC_EXPORT} (stackAlloc) missing`);
+  }
+  const allocating = (alloc: (bytes: number) => number) => (bytes: number) => {
+    const pointer = alloc(bytes);
+    dirty.markRange(pointer, bytes);
+    return pointer;
+  };
+  return { ...exports, [MALLOC_EXPORT]: allocating(malloc as (bytes: number) => number), [STACK_ALLOC_EXPORT]: allocating(stackAlloc as (bytes: number) => number) };
+}
+
+export function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Memory, clock: EngineClock, dirty?: DirtyPages): void {
   const table = imports.a as Record<string, unknown> | undefined;
   if (!table) throw new EngineError('engine build mismatch: no import module "a"; is this the pinned quickjs-emscripten build?');
   const found = new Map<ImportRole, string>();
@@ -149,10 +179,14 @@ export function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Me
     const source = value.toString();
     const role = classify(source);
     if (role === null) throw new EngineError(`engine build mismatch: unrecognised emscripten import "a.${name}": ${source.slice(0, 120)}`);
-    if (role === 'passthrough') continue;
+    if (role === 'passthrough') {
+      // fd_write reports the bytes written through an out-parameter: a host write into memory.
+      if (dirty && source.includes('la.decode')) table[name] = markingOut(value as (...args: number[]) => number, 3, dirty);
+      continue;
+    }
     if (found.has(role)) throw new EngineError(`engine build mismatch: two imports look like ${role} ("a.${found.get(role)}" and "a.${name}")`);
     found.set(role, name);
-    table[name] = replacement(role, memory, clock);
+    table[name] = replacement(role, memory, clock, dirty);
   }
   for (const role of REQUIRED_ROLES) {
     if (!found.has(role)) throw new EngineError(`engine build mismatch: could not identify the ${role} import; refusing to boot a VM that could read the host's ${role}`);
@@ -163,7 +197,17 @@ function i32(memory: WebAssembly.Memory): Int32Array {
   return new Int32Array(memory.buffer);
 }
 
-function replacement(role: ImportRole, memory: WebAssembly.Memory, clock: EngineClock): (...args: never[]) => unknown {
+/** `fn`, reporting the 4-byte out-parameter at argument `index` as written. */
+function markingOut(fn: (...args: number[]) => number, index: number, dirty: DirtyPages): (...args: number[]) => number {
+  return (...args: number[]) => {
+    const result = fn(...args);
+    dirty.markRange(args[index]!, 4);
+    return result;
+  };
+}
+
+function replacement(role: ImportRole, memory: WebAssembly.Memory, clock: EngineClock, dirty?: DirtyPages): (...args: never[]) => unknown {
+  const wrote = (address: number, bytes: number): void => dirty?.markRange(address, bytes);
   switch (role) {
     case 'date_now':
       return () => clock.nowMs();
@@ -186,6 +230,7 @@ function replacement(role: ImportRole, memory: WebAssembly.Memory, clock: Engine
         heap[base + 7] = Math.floor((d.getTime() - startOfYear) / 86400000);
         heap[base + 8] = 0; // tm_isdst
         heap[base + 9] = 0; // tm_gmtoff
+        wrote(tmPtr, 40);
       }) as never;
     case 'tzset':
       // tzset_js(timezone, daylight, std_name, dst_name): UTC, no DST.
@@ -196,12 +241,21 @@ function replacement(role: ImportRole, memory: WebAssembly.Memory, clock: Engine
         const bytes = new Uint8Array(memory.buffer);
         bytes.set([0x55, 0x54, 0x43, 0], stdNamePtr); // "UTC\0"
         bytes.set([0x55, 0x54, 0x43, 0], dstNamePtr);
+        for (const [at, n] of [
+          [timezonePtr, 4],
+          [daylightPtr, 4],
+          [stdNamePtr, 4],
+          [dstNamePtr, 4],
+        ] as const)
+          wrote(at, n);
       }) as never;
     case 'environ_sizes_get':
       return ((countPtr: number, bufSizePtr: number) => {
         const heap = i32(memory);
         heap[countPtr >> 2] = 0;
         heap[bufSizePtr >> 2] = 0;
+        wrote(countPtr, 4);
+        wrote(bufSizePtr, 4);
         return 0;
       }) as never;
     case 'environ_get':

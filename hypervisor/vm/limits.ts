@@ -59,12 +59,17 @@ export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
 export const ENGINE_STACK_BYTES = 5 * 1024 * 1024;
 /** Room kept below the guest's deepest frame for the engine's own C frames. */
 const ENGINE_STACK_HEADROOM_BYTES = 1024 * 1024;
-/** Largest guest stack (`--max-stack-kb`) the engine can honour: 4096 KiB. */
-export const MAX_STACK_BYTES_LIMIT = ENGINE_STACK_BYTES - ENGINE_STACK_HEADROOM_BYTES;
+/**
+ * The bottom of the C stack holds the write-tracking map (wasm-dirty.ts TRACK_MAP_ADDRESS: 92 KiB to
+ * 604 KiB): no frame may reach it. Reserved with the static data below it, rounded up.
+ */
+const TRACKING_MAP_RESERVED_BYTES = 640 * 1024;
+/** Largest guest stack (`--max-stack-kb`) the engine can honour: 3456 KiB. */
+export const MAX_STACK_BYTES_LIMIT = ENGINE_STACK_BYTES - ENGINE_STACK_HEADROOM_BYTES - TRACKING_MAP_RESERVED_BYTES;
 export const MAX_STACK_KB_LIMIT = MAX_STACK_BYTES_LIMIT / 1024;
 
 /** Why --max-stack-kb is bounded (shared by the CLI's flag check and assertLimits). */
-export const MAX_STACK_WHY = `the engine's own C stack is ${ENGINE_STACK_BYTES / 1024 / 1024} MiB (fixed in the pinned QuickJS build) and ${ENGINE_STACK_HEADROOM_BYTES / 1024 / 1024} MiB of it stays reserved for the engine below the guest's deepest frame`;
+export const MAX_STACK_WHY = `the engine's own C stack is ${ENGINE_STACK_BYTES / 1024 / 1024} MiB (fixed in the pinned QuickJS build) and ${ENGINE_STACK_HEADROOM_BYTES / 1024 / 1024} MiB of it stays reserved for the engine below the guest's deepest frame, ${TRACKING_MAP_RESERVED_BYTES / 1024} KiB for static data and the write-tracking map`;
 
 export class LimitError extends Error {
   override name = 'LimitError';

@@ -70,7 +70,10 @@ export async function encodeSnapshot(snapshot: Snapshot, base?: SnapshotBase | n
   const common: CommonHeader = { engine: snapshot.engine, guestHash: snapshot.guestHash, devices: snapshot.devices, memoryBytes: snapshot.memory.byteLength };
   if (!base) return frame({ kind: 'full', ...common }, await deflateRaw(snapshot.memory, { level: 1 }));
   checkBase(base);
-  const hashes = pageHashes(snapshot.memory, base.pageBytes);
+  // A VM's snapshot carries its 4 KiB page hashes (kept up to date page by page): no pass over the memory.
+  const known = snapshot.pageHashes;
+  const reuse = known && base.pageBytes === PAGE_BYTES && known.byteLength === pageCount(snapshot.memory.byteLength) * PAGE_DIGEST_BYTES;
+  const hashes = reuse ? known : pageHashes(snapshot.memory, base.pageBytes);
   const pages = changedPagesOfHashes(hashes, base.pageHashes);
   const header: DeltaHeader = {
     kind: 'delta',

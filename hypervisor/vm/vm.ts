@@ -39,6 +39,7 @@ import {
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
 import { type Glue, lazyGlueSource, splitWebGlue } from './glue.js';
 import { assertLimits, type VmLimits } from './limits.js';
+import { MemoryTracker, withoutTrackingMap } from './memory-tracker.js';
 import type { Divergence, InputPort } from './port.js';
 import { Position, type PositionState } from './position.js';
 import { RandomState } from './random-state.js';
@@ -141,6 +142,12 @@ export interface Snapshot {
   guestHash: string;
   memory: Uint8Array;
   devices: DeviceState;
+  /** The state hash (state-hash.ts) of this memory and devices, when the VM that took it knew it. */
+  stateHash?: string;
+  /** SHA-256 of each 4 KiB page (page-delta.ts pageHashes), when the VM that took it knew them. */
+  pageHashes?: Uint8Array;
+  /** Set when `memory` is the VM's kept copy, shared: the id to release it by (memory-tracker.ts). */
+  lease?: number;
 }
 
 export class VmFatal extends Error {
@@ -261,7 +268,14 @@ export class Vm {
     this.position = new Position(engine.memory);
     this.stacks = new StackMapper(config.sources);
     this.randomState = new RandomState(engine.memory);
+    this.memoryTracker = new MemoryTracker(engine.memory, engine.dirty, engine.maxMemoryBytes, () => [
+      { address: this.position.address, bytes: 4 },
+      { address: this.randomState.stateAddress, bytes: 8 },
+    ]);
   }
+
+  /** Page hashes and kept copy of the memory, updated from the pages written (memory-tracker.ts). */
+  readonly memoryTracker: MemoryTracker;
 
   /** Maps guest stack frames to the original files (the bundle's source map); display only, never hashed. */
   private readonly stacks: StackMapper;
@@ -1170,15 +1184,33 @@ export class Vm {
     };
   }
 
-  /** SHA-256 over the whole VM state: linear memory and device tables. Only between tasks. */
+  /** The state hash over the whole VM state: linear memory and device tables (state-hash.ts). Only between tasks. */
   stateHash(): string {
     if (this.inTask) throw new VmFatal('stateHash inside a task');
     // The state changes only by running tasks: a hash at the same task count and position still holds.
     const at = `${this.tasks}:${this.position.read()}`;
-    if (this.cachedHash?.at !== at) {
-      this.cachedHash = { at, hash: createHash('sha256').update(new Uint8Array(this.engine.memory.buffer)).update(JSON.stringify(this.devices())).digest('hex') };
-    }
+    if (this.cachedHash?.at !== at) this.cachedHash = { at, hash: this.memoryTracker.stateHash(JSON.stringify(this.devices())) };
     return this.cachedHash.hash;
+  }
+
+  /**
+   * A snapshot whose memory is the kept copy (memory-tracker.ts), brought up to date by copying only
+   * the pages written since its last round; the copy is shared, and stays as it is until
+   * memoryTracker.releaseCopy(). Carries its state hash and page hashes.
+   */
+  leaseSnapshot(): Snapshot {
+    if (this.inTask) throw new VmFatal('snapshot inside a task');
+    const stateHash = this.stateHash();
+    const { memory, lease } = this.memoryTracker.leaseCopy();
+    return {
+      engine: `${ENGINE_NAME}@${ENGINE_VERSION}`,
+      guestHash: this.config.guestHash,
+      memory,
+      devices: this.devices(),
+      stateHash,
+      pageHashes: this.memoryTracker.pageHashes(),
+      lease,
+    };
   }
 
   private cachedHash: { at: string; hash: string } | null = null;
@@ -1188,7 +1220,7 @@ export class Vm {
     return {
       engine: `${ENGINE_NAME}@${ENGINE_VERSION}`,
       guestHash: this.config.guestHash,
-      memory: new Uint8Array(this.engine.memory.buffer).slice(),
+      memory: withoutTrackingMap(new Uint8Array(this.engine.memory.buffer).slice()),
       devices: this.devices(),
     };
   }
@@ -1213,6 +1245,7 @@ export class Vm {
       throw new BootError(`snapshot memory is ${snapshot.memory.byteLength} bytes, the fresh VM has ${memory.byteLength}`);
     }
     memory.set(snapshot.memory);
+    this.memoryTracker.invalidateAll();
     const d = snapshot.devices;
     this.position.restore(d.position);
     this.clockState.reads = d.clockReads;

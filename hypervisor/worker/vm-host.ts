@@ -6,7 +6,7 @@ import type { Entry } from '../../logging-channel/entry.js';
 import { type VmLimits, workerStackSizeMb } from '../vm/limits.js';
 import type { BootConfig, LiveEvent, Snapshot } from '../vm/vm.js';
 import type { EvalResult } from '../vm/vm-eval.js';
-import type { CheckpointReply, PendingFetch, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
+import type { CheckpointReply, PendingFetch, PrecopyReply, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 export class VmError extends Error {
   constructor(
@@ -123,12 +123,33 @@ export class VmHost {
     return this.call({ op: 'go-live', ...(limits ? { limits } : {}) });
   }
 
-  state(hash = false): Promise<VmState> {
+  /**
+   * With `hash`: the page hashes catch up in idle slices first (memory-upkeep.ts), so the state hash
+   * itself stalls the VM only for the pages written since.
+   */
+  async state(hash = false): Promise<VmState> {
+    if (hash) await this.call({ op: 'precopy', copy: false });
     return this.call({ op: 'state', hash });
   }
 
+  /**
+   * The VM as it is now. Its memory is usually the worker's kept copy, shared: call releaseSnapshot()
+   * once done with it (until then the copy is not brought up to date, and a further snapshot is copied whole).
+   */
   snapshot(): Promise<Snapshot> {
     return this.call({ op: 'snapshot' });
+  }
+
+  releaseSnapshot(snapshot: Snapshot): void {
+    if (snapshot.lease !== undefined && this.alive) void this.call({ op: 'snapshot-release', lease: snapshot.lease }).catch(() => {});
+  }
+
+  /**
+   * Pre-copy before a snapshot (a join, a checkpoint): resolves once the worker's kept copy of the
+   * memory is within a few hundred pages of the memory, copied in idle slices while requests go on.
+   */
+  precopy(): Promise<PrecopyReply> {
+    return this.call({ op: 'precopy', copy: true });
   }
 
   pendingFetches(): Promise<PendingFetch[]> {

@@ -13,7 +13,11 @@ export type VmRequest =
   | { op: 'replay'; tasks: Entry[][]; sliceMs?: number }
   | { op: 'go-live'; limits?: Partial<VmLimits> }
   | { op: 'state'; hash: boolean }
+  /** The VM as it is now; its memory is the kept copy (shared), leased until 'snapshot-release'. */
   | { op: 'snapshot' }
+  | { op: 'snapshot-release'; lease: number }
+  /** Pre-copy (hypervisor/worker/memory-upkeep.ts): answered once the page hashes (and with `copy`, the kept copy) are nearly current. */
+  | { op: 'precopy'; copy: boolean }
   | { op: 'pending-fetches' }
   // The replay debugger (replayer/offline/session.ts). Checkpoints stay in the worker (replayer/checkpoints.ts).
   /** Replay mode: replace the VM with a fresh one, before its boot task. */
@@ -44,6 +48,13 @@ export interface VmState {
   nextTimer: { timerId: number; deadlineMs: number } | null;
   /** Streamed responses in progress (request ids), when there are any. */
   openStreams?: number[];
+}
+
+export interface PrecopyReply {
+  /** Pages the final stop-and-copy would copy when the reply was sent (-1: not known, the wait timed out). */
+  backlogPages: number;
+  /** Idle slices the pre-copy took. */
+  slices: number;
 }
 
 export interface RunReply {

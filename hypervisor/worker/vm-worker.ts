@@ -12,6 +12,7 @@ import { ReplayPort } from '../../replayer/replay-port.js';
 import { prepareEngine } from '../vm/engine.js';
 import { type BootConfig, type BootTimings, Vm } from '../vm/vm.js';
 import { evaluate, InspectPort } from '../vm/vm-eval.js';
+import { MemoryUpkeep } from './memory-upkeep.js';
 import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 if (!parentPort) throw new Error('vm-worker must run as a worker thread');
@@ -148,7 +149,12 @@ async function handle(request: VmRequest): Promise<unknown> {
     case 'state':
       return state(need(), request.hash);
     case 'snapshot':
-      return need().snapshot();
+      return upkeep.snapshot(need());
+    case 'snapshot-release':
+      need().memoryTracker.releaseCopy(request.lease);
+      return null;
+    case 'precopy':
+      throw new Error('precopy is answered outside the queue');
     case 'pending-fetches':
       return need().pendingFetches();
     case 'reset': {
@@ -211,9 +217,18 @@ async function handle(request: VmRequest): Promise<unknown> {
   }
 }
 
+// Between requests, the VM's page hashes and kept copy catch up in small slices (memory-upkeep.ts).
+const upkeep = new MemoryUpkeep(
+  () => vm,
+  (id, value) => port.postMessage({ id, ok: true, value } satisfies VmReply),
+);
+
 // Requests are handled strictly one at a time, in order: the VM is single-threaded by nature.
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (message: { id: number; request: VmRequest }) => {
+  // A pre-copy runs in the idle time between the requests that follow it, and answers when done.
+  if (message.request.op === 'precopy') return upkeep.precopy(message.id, message.request.copy);
+  upkeep.busy++;
   queue = queue.then(async () => {
     let reply: VmReply;
     try {
@@ -228,9 +243,12 @@ port.on('message', (message: { id: number; request: VmRequest }) => {
         process.exit(70);
       }
     }
-    // A snapshot's memory is a fresh copy: hand it over instead of copying it again (the
-    // primary's pause while checkpointing is mostly this transfer).
-    const transfer = reply.ok && message.request.op === 'snapshot' ? [(reply.value as { memory: Uint8Array }).memory.buffer as ArrayBuffer] : [];
+    // A snapshot's memory is the kept copy (shared, not copied) or, if that was leased, a fresh copy:
+    // hand that over instead of copying it again.
+    const memory = reply.ok && message.request.op === 'snapshot' ? (reply.value as { memory: Uint8Array }).memory : null;
+    const transfer = memory && memory.buffer instanceof ArrayBuffer ? [memory.buffer] : [];
     port.postMessage(reply, transfer);
+    upkeep.busy--;
+    upkeep.schedule();
   });
 });

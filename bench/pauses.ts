@@ -1,0 +1,226 @@
+// Pauses of guest traffic for status (a state hash), checkpoint and join, against the guest's memory
+// (issue 19: target at most 10 ms at 200 MiB). One VM worker serves kv.js; its memory is grown with
+// 1 MiB values to each target size. A client on the main thread sends GETs back to back, as the node's
+// front door would, and every gap between two completions is recorded; an operation's pause is the
+// worst gap while it runs, next to the worst gap of quiet windows (150 ms, and as long as a
+// checkpoint's write: the machine's noise over a window that long). The operations are the node's own:
+//
+//   status      vm.state(true): the page hashes catch up between requests, then the state hash
+//   checkpoint  vm.precopy() with traffic, then admission paused for vm.snapshot() only, then
+//               writeCheckpoint (compression on the thread pool) with traffic, then the release
+//   join        the same pre-copy and pause, then encodeSnapshot as a delta against a base the
+//               joiner holds (the memory when growth ended), with traffic
+//
+// Also, timed on a buffer of each size in the same run, what the code before these changes did on
+// the serving path: SHA-256 of the whole memory on the VM thread (status), a copy of the whole memory
+// on the VM thread (checkpoint, join) and page hashes of the whole memory on the main thread (join).
+//
+//   npm run build && node dist/bench/pauses.js [--sizes 50,100,200] [--rounds 5]
+
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { writeCheckpoint } from '../hypervisor/node/checkpoint-file.js';
+import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { pageHashes } from '../hypervisor/vm/page-delta.js';
+import { encodeSnapshot, snapshotBaseOf } from '../hypervisor/vm/snapshot-wire.js';
+import { loadGuest } from '../hypervisor/vm/sources.js';
+import type { BootConfig, LiveEvent } from '../hypervisor/vm/vm.js';
+import { VmHost } from '../hypervisor/worker/vm-host.js';
+import { argNumber, median, projectPath } from './util.js';
+
+const sizesArg = process.argv.includes('--sizes') ? process.argv[process.argv.indexOf('--sizes') + 1]! : '50,100,200';
+const sizesMiB = sizesArg.split(',').map(Number);
+const rounds = argNumber('--rounds', 5);
+const MIB = 1024 * 1024;
+
+const request = (method: string, url: string, body: Uint8Array = new Uint8Array()): LiveEvent => ({ kind: 'request', method, url, headers: [], body });
+
+/** Back-to-back GETs; records every gap between completions while `recording`. */
+class Traffic {
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+  private last = 0;
+  gaps: Array<{ at: number; ms: number }> = [];
+  held = false;
+  private resume: (() => void) | null = null;
+
+  constructor(private readonly vm: VmHost) {}
+
+  start(): void {
+    this.running = true;
+    this.last = performance.now();
+    this.loop = (async () => {
+      while (this.running) {
+        if (this.held) await new Promise<void>((resolve) => (this.resume = resolve));
+        await this.vm.run([request('GET', 'http://vm/kv/key-1')]);
+        const now = performance.now();
+        this.gaps.push({ at: now, ms: now - this.last });
+        this.last = now;
+      }
+    })();
+  }
+
+  /** Admission paused (as the node pauses it): resolves once the request in flight completed. */
+  async hold(): Promise<void> {
+    this.held = true;
+    const n = this.gaps.length;
+    while (this.gaps.length === n) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  release(): void {
+    this.held = false;
+    this.resume?.();
+    this.resume = null;
+  }
+
+  worstGap(from: number, to: number): number {
+    return Math.max(0, ...this.gaps.filter((g) => g.at >= from && g.at <= to + 50).map((g) => g.ms));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.release();
+    await this.loop;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Row {
+  sizeMiB: number;
+  memoryMiB: number;
+  quietWorstGapMs: number[];
+  /** Worst gap over a quiet window as long as a checkpoint's write (the noise a long window sees). */
+  quietLongWorstGapMs: number;
+  status: { hashMs: number[]; worstGapMs: number[] };
+  checkpoint: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; writeMs: number[] };
+  join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[] };
+  before: { sha256WholeMs: number; copyWholeMs: number; pageHashesWholeMs: number };
+}
+
+async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
+  const vm = VmHost.start(config.limits);
+  try {
+    await vm.boot(config, 'live');
+    const value = new Uint8Array(MIB).fill(0x61);
+    let memoryBytes = 0;
+    for (let i = 0; memoryBytes < sizeMiB * MIB; i++) {
+      value[0] = 0x41 + (i % 26);
+      const reply = await vm.run([request('PUT', `http://vm/kv/big-${i}`, value)]);
+      memoryBytes = reply.state.memoryBytes;
+    }
+    await vm.run([request('PUT', 'http://vm/kv/key-1', new TextEncoder().encode('small'))]);
+    // The joiner's base: the memory as growth ended (a backup holding a checkpoint of it).
+    const baseSnapshot = await vm.snapshot();
+    const base = snapshotBaseOf(baseSnapshot.memory.slice());
+    vm.releaseSnapshot(baseSnapshot);
+
+    const traffic = new Traffic(vm);
+    traffic.start();
+    await sleep(300); // the idle slices catch up with the growth
+    const row: Row = {
+      sizeMiB,
+      memoryMiB: Math.round((memoryBytes / MIB) * 10) / 10,
+      quietWorstGapMs: [],
+      quietLongWorstGapMs: 0,
+      status: { hashMs: [], worstGapMs: [] },
+      checkpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [] },
+      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [] },
+      before: { sha256WholeMs: 0, copyWholeMs: 0, pageHashesWholeMs: 0 },
+    };
+    const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-pauses-'));
+    try {
+      for (let r = 0; r < rounds; r++) {
+        let t0 = performance.now();
+        await sleep(150);
+        row.quietWorstGapMs.push(traffic.worstGap(t0, performance.now() - 50));
+
+        t0 = performance.now();
+        await vm.state(true);
+        const t1 = performance.now();
+        row.status.hashMs.push(t1 - t0);
+        await sleep(60);
+        row.status.worstGapMs.push(traffic.worstGap(t0, t1));
+
+        for (const op of ['checkpoint', 'join'] as const) {
+          const start = performance.now();
+          await vm.precopy();
+          const precopied = performance.now();
+          await traffic.hold();
+          const paused = performance.now();
+          const snapshot = await vm.snapshot();
+          const resumed = performance.now();
+          traffic.release();
+          try {
+            if (op === 'checkpoint') {
+              await writeCheckpoint(dir, config, snapshot, { seq: r + 1, pos: 1, epoch: 1, node: 'bench', guestTimeMs: snapshot.devices.clockLastMs });
+              row.checkpoint.writeMs.push(performance.now() - resumed);
+            } else {
+              const data = await encodeSnapshot(snapshot, base);
+              row.join.encodeMs.push(performance.now() - resumed);
+              row.join.deltaPages.push(JSON.parse(Buffer.from(data.subarray(4, 4 + Buffer.from(data).readUInt32LE(0))).toString()).pages.length);
+            }
+          } finally {
+            vm.releaseSnapshot(snapshot);
+          }
+          const end = performance.now();
+          await sleep(60);
+          const target = op === 'checkpoint' ? row.checkpoint : row.join;
+          target.precopyMs.push(precopied - start);
+          target.pauseMs.push(resumed - paused);
+          // The pause itself, plus any gap while pre-copying or encoding/writing with traffic on.
+          target.worstGapMs.push(Math.max(traffic.worstGap(start, end), resumed - paused));
+          target.precopyGapMs.push(traffic.worstGap(start, precopied));
+          target.afterGapMs.push(traffic.worstGap(resumed + 20, end));
+          await sleep(100);
+        }
+      }
+      const quietFrom = performance.now();
+      await sleep(Math.max(1000, median(row.checkpoint.writeMs)));
+      row.quietLongWorstGapMs = traffic.worstGap(quietFrom, performance.now() - 50);
+    } finally {
+      await traffic.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    // What the code before did on the serving path, on a buffer of this size (one pass each, median of 3).
+    const buffer = new Uint8Array(memoryBytes).fill(0x62);
+    const time = (f: () => void) => median([0, 1, 2].map(() => ((t) => (f(), performance.now() - t))(performance.now())));
+    row.before.sha256WholeMs = time(() => createHash('sha256').update(buffer).digest());
+    row.before.copyWholeMs = time(() => buffer.slice());
+    row.before.pageHashesWholeMs = time(() => pageHashes(buffer));
+    return row;
+  } finally {
+    await vm.terminate();
+  }
+}
+
+const config = makeBootConfig(loadGuest(projectPath('guest-apps/kv.js')), {});
+const rows: Row[] = [];
+for (const size of sizesMiB) rows.push(await measureSize(config, size));
+
+const r1 = (n: number) => Math.round(n * 10) / 10;
+const summary = rows.map((row) => ({
+  memoryMiB: row.memoryMiB,
+  quietWorstGapMs: r1(median(row.quietWorstGapMs)),
+  quietLongWorstGapMs: r1(row.quietLongWorstGapMs),
+  statusReplyMs: r1(median(row.status.hashMs)),
+  statusWorstGapMs: { median: r1(median(row.status.worstGapMs)), max: r1(Math.max(...row.status.worstGapMs)) },
+  checkpointPauseMs: { median: r1(median(row.checkpoint.pauseMs)), max: r1(Math.max(...row.checkpoint.pauseMs)) },
+  checkpointWorstGapMs: { median: r1(median(row.checkpoint.worstGapMs)), max: r1(Math.max(...row.checkpoint.worstGapMs)) },
+  checkpointGapDuringPrecopyMs: r1(median(row.checkpoint.precopyGapMs)),
+  checkpointGapDuringWriteMs: r1(median(row.checkpoint.afterGapMs)),
+  checkpointPrecopyMs: r1(median(row.checkpoint.precopyMs)),
+  checkpointWriteMs: r1(median(row.checkpoint.writeMs)),
+  joinPauseMs: { median: r1(median(row.join.pauseMs)), max: r1(Math.max(...row.join.pauseMs)) },
+  joinWorstGapMs: { median: r1(median(row.join.worstGapMs)), max: r1(Math.max(...row.join.worstGapMs)) },
+  joinGapDuringPrecopyMs: r1(median(row.join.precopyGapMs)),
+  joinGapDuringEncodeMs: r1(median(row.join.afterGapMs)),
+  joinPrecopyMs: r1(median(row.join.precopyMs)),
+  joinEncodeMs: r1(median(row.join.encodeMs)),
+  joinDeltaPages: median(row.join.deltaPages),
+  before: { sha256WholeMs: r1(row.before.sha256WholeMs), copyWholeMs: r1(row.before.copyWholeMs), pageHashesWholeMs: r1(row.before.pageHashesWholeMs) },
+}));
+console.log(JSON.stringify({ rounds, rows: summary, raw: rows }, null, 1));
