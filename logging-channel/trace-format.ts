@@ -30,6 +30,8 @@ const TRACE_MAGIC_FAMILY = 'FTJSTRC';
 /** Formats this build reads and writes. */
 export const TRACE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 export type TraceFormatVersion = 1 | 2;
+/** The state hash formula of traces this build records (TraceHeader.stateHash). */
+export const STATE_HASH_SCHEME = 'page-tree';
 /** Bytes of the u32 length before each block. */
 export const FRAME_PREFIX_BYTES = 4;
 /** The bytes to read first: magic and header length (container.ts). */
@@ -42,6 +44,12 @@ export const DEFAULT_MAX_TRACE_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_BLOCK_BYTES = 256 * 1024;
 
 export interface TraceHeader {
+  /**
+   * How its StateHash entries were computed: 'page-tree' (hypervisor/vm/state-hash.ts). Absent in
+   * traces recorded before it: SHA-256 over the memory, then the device tables' JSON (replay computes
+   * that one for them).
+   */
+  stateHash?: typeof STATE_HASH_SCHEME;
   /** 1, or 2 when the trace also keeps what tasks emitted (`outputs`). */
   formatVersion: TraceFormatVersion;
   engine: { name: string; version: string; wasmSha256: string };
@@ -128,6 +136,8 @@ function traceHeaderProblem(value: unknown): string | null {
     if (!Number.isSafeInteger(segment['index']) || (segment['index'] as number) < 1) return 'header.segment.index is not a positive integer';
     if (!Number.isSafeInteger(segment['firstSeq']) || (segment['firstSeq'] as number) < 1) return 'header.segment.firstSeq is not a positive integer';
   }
+  const scheme = value['stateHash'];
+  if (scheme !== undefined && scheme !== STATE_HASH_SCHEME) return `header.stateHash ${JSON.stringify(scheme)} is not a state hash formula this build knows (it knows "${STATE_HASH_SCHEME}")`;
   const outputs = value['outputs'];
   if (outputs !== undefined) {
     if (value['formatVersion'] === 1) return 'header.outputs needs formatVersion 2';

@@ -262,3 +262,49 @@ test('--trace-outputs-max-bytes: a body over the cap is cut and marked, the kept
   const human = await ftjs(['replay', file]);
   expect(human.stderr).toContain(`truncated: the trace kept the first ${expected.bodyKeptBytes} of the ${expected.bodyBytes} bytes expected`);
 });
+
+test('a trace recorded before the page-tree state hash (no header.stateHash) is checked with the older formula', async () => {
+  const { readTrace } = await import('../dist/logging-channel/trace-reader.js');
+  const { TraceWriter } = await import('../dist/logging-channel/trace-writer.js');
+  const contents = await readTrace(trace);
+  expect(contents.header.stateHash).toBe('page-tree');
+  const mark = contents.entries.find((e) => e.kind === Kind.StateHash)!;
+  const { stateHash: _scheme, ...older } = contents.header;
+  const write = async (file: string, payload: Uint8Array) => {
+    const writer = await TraceWriter.open(file, older);
+    writer.append(contents.entries.map((e) => (e === mark ? { ...e, payload } : e)));
+    for (const record of contents.outputs) writer.appendOutputs(record);
+    writer.close();
+  };
+  // The page-tree value under an older header: replay computes the older formula, and they differ.
+  const mixed = path.join(dir, 'older-header.trace');
+  await write(mixed, mark.payload);
+  const json = await replayJson(mixed);
+  expect(json.code).toBe(1);
+  expect(json.summary.divergence!.seq).toBe(mark.seq);
+  const human = await ftjs(['replay', mixed]);
+  const legacy = /actual: {3}state ([0-9a-f]{64})/.exec(human.stderr)![1]!;
+  expect(legacy).not.toBe(Buffer.from(mark.payload).toString('hex'));
+  // The older formula's value (SHA-256 over memory, then the device tables) verifies.
+  const older1 = path.join(dir, 'older.trace');
+  await write(older1, new Uint8Array(Buffer.from(legacy, 'hex')));
+  expect((await ftjs(['replay', older1])).code).toBe(0);
+});
+
+test('a header naming a state hash formula this build does not know is refused (exit 2), and so is writing one', async () => {
+  const { readTrace } = await import('../dist/logging-channel/trace-reader.js');
+  const { TraceWriter } = await import('../dist/logging-channel/trace-writer.js');
+  const { encodeContainerHead } = await import('../dist/logging-channel/container.js');
+  const contents = await readTrace(trace);
+  const future = { ...contents.header, stateHash: 'page-tree-v9' } as unknown as typeof contents.header;
+  await expect(TraceWriter.open(path.join(dir, 'never.trace'), future)).rejects.toThrow(/stateHash "page-tree-v9" is not a state hash formula this build knows/);
+  // The same header with valid CRCs, put in front of the intact trace's blocks.
+  const bytes = readFileSync(trace);
+  const oldHeadBytes = 8 + 4 + bytes.readUInt32LE(8) + 4; // magic, length, JSON, CRC
+  const head = encodeContainerHead(bytes.subarray(0, 8).toString('latin1'), Buffer.from(JSON.stringify(future)));
+  const file = path.join(dir, 'future-hash.trace');
+  writeFileSync(file, Buffer.concat([head, bytes.subarray(oldHeadBytes)]));
+  const result = await ftjs(['replay', file]);
+  expect(result.code).toBe(2);
+  expect(result.stderr).toContain('is not a state hash formula this build knows');
+});

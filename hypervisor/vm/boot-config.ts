@@ -1,7 +1,7 @@
 // The boot config is everything a VM is booted from: guest sources, env, limits. It is the trace
 // header's payload and what a backup receives from its primary, so a replay boots the very same VM.
 
-import type { TraceHeader } from '../../logging-channel/trace-format.js';
+import { STATE_HASH_SCHEME, type TraceHeader } from '../../logging-channel/trace-format.js';
 import { BOOT_FORMAT } from './boot-image.js';
 import { ENGINE_NAME, ENGINE_VERSION, engineWasmSha256 } from './engine.js';
 import { type Glue, glueHash, localGlue } from './glue.js';
@@ -35,6 +35,7 @@ export function traceHeaderFor(config: BootConfig, node?: string, opts: { output
   return {
     formatVersion: outputsMaxBytes > 0 ? 2 : 1,
     ...(outputsMaxBytes > 0 ? { outputs: { maxBytesPerTask: outputsMaxBytes } } : {}),
+    stateHash: STATE_HASH_SCHEME,
     engine: { name: ENGINE_NAME, version: ENGINE_VERSION, wasmSha256: engineWasmSha256() },
     guest: { entry: config.entry, sources: config.sources, hash: config.guestHash },
     // The cron schedule travels with the boot config, so a backup fires it after go-live.

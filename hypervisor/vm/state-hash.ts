@@ -156,3 +156,12 @@ function grow(bytes: Uint8Array, length: number): Uint8Array<ArrayBuffer> {
   out.set(bytes);
   return out;
 }
+
+/**
+ * The state hash of traces recorded before the page tree (their header has no `stateHash`): SHA-256
+ * over the memory, then the device tables' JSON. The tracking map's pages are zero in a snapshot, as
+ * they were in the engine of those traces (the map lies where its stack never reached).
+ */
+export function legacyStateHash(snapshot: { memory: Uint8Array; devices: unknown }): string {
+  return createHash('sha256').update(snapshot.memory).update(JSON.stringify(snapshot.devices)).digest('hex');
+}

@@ -19,6 +19,7 @@
 
 import { bootConfigFromTrace } from '../../hypervisor/vm/boot-config.js';
 import type { Divergence } from '../../hypervisor/vm/port.js';
+import { legacyStateHash } from '../../hypervisor/vm/state-hash.js';
 import type { BootConfig, ConsoleLine, Output, TaskResult } from '../../hypervisor/vm/vm.js';
 import type { EvalResult } from '../../hypervisor/vm/vm-eval.js';
 import { DEFAULT_EVAL_BUDGET_MS } from '../../hypervisor/vm/vm-eval.js';
@@ -449,6 +450,8 @@ export class ReplaySession {
     const state = await this.guard(this.vm.state(true));
     this.vmState = state;
     const expected = decodeStateHash(entry.payload);
+    // A trace recorded before the page-tree hash holds the older formula's value: compute that one.
+    if (this.store.header.stateHash === undefined) state.stateHash = legacyStateHash(await this.guard(this.vm.snapshot()));
     if (state.stateHash === expected) {
       this.vmSeq = entry.seq + 1;
       if (entry.seq > this.stateHashFrontier) {
