@@ -27,6 +27,21 @@ interface Arrival<T> {
   atMs: number;
 }
 
+/**
+ * Reads until the body's text so far includes `wanted`. A body that ends first fails the test (a bare
+ * `while (!text.includes(...)) text += (await reader.read()).value` spins forever on an ended stream).
+ */
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, wanted: string): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes(wanted)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the body ended before "${wanted}" arrived; it had: ${JSON.stringify(text)}`);
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}
+
 /** Reads a streamed body line by line as it arrives; `onLine` sees each line the moment it is complete. */
 async function readLines(res: Response, onLine?: (line: string, index: number) => void): Promise<Array<Arrival<string>>> {
   const lines: Array<Arrival<string>> = [];
@@ -191,8 +206,7 @@ describe('streamed responses from ftjs run', () => {
     const abort = new AbortController();
     const res = await fetch(`${run.url}/ticks?gap=20`, { signal: abort.signal });
     const reader = res.body!.getReader();
-    let text = '';
-    while (!text.includes('tick 2')) text += new TextDecoder().decode((await reader.read()).value);
+    await readUntil(reader, 'tick 2');
     abort.abort();
     const line = await run.waitForLog((l) => /^ticks cancelled after \d+: AbortError: the client closed the connection$/.test(l.msg), 'the guest to see the cancel');
     // The one stream slot is free again.
@@ -250,8 +264,7 @@ describe('streamed responses from a pair', () => {
     const { primary, backup } = pair;
     const res = await fetch(`${primary.url}/ticks?gap=50`);
     const reader = res.body!.getReader();
-    let text = '';
-    while (!text.includes('tick 2')) text += new TextDecoder().decode((await reader.read()).value);
+    await readUntil(reader, 'tick 2');
     // The backup has replayed the stream's start: it holds an open stream in its VM.
     await waitFor(async () => ((await status(backup.url)).replayedSeq as number) >= ((await status(primary.url)).seq as number) - 2, 'the backup to replay the stream');
     primary.child.kill('SIGKILL');
