@@ -19,13 +19,6 @@ async function runningAfter(url: string, start: () => Promise<Response>): Promis
   return { response }; // wrapped: an async function would otherwise wait for the response itself
 }
 
-const transfer = (key: string, amount: number) => ({
-  method: 'POST',
-  path: '/transfer',
-  body: JSON.stringify({ from: 'a', to: 'b', amount }),
-  headers: { 'content-type': 'application/json', 'idempotency-key': key },
-});
-
 test('a retry that arrives while the original is still running waits for it and gets the same response', async () => {
   const node = await startRun('guest-apps/timers.js');
   try {
