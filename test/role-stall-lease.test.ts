@@ -122,6 +122,14 @@ describe('release lease (issue 18)', () => {
     expect(c.role).toBe('claiming');
     expect(acts(c, { type: 'newer-epoch', nowMs: 20, epoch: 3 })).toEqual([]);
     expect(c.role).toBe('claiming');
+    // Also one that was verifying its epoch after a stall when it began to claim.
+    const v = new RoleMachine(CFG, 'primary', 2, 0, 0);
+    acts(v, { type: 'peer-up', nowMs: 0, peer: 'b' });
+    acts(v, { type: 'tick', nowMs: 400 }); // a 400 ms gap: verifying
+    expect(v.verifyingEpoch).toBe(true);
+    acts(v, { type: 'fatal', nowMs: 410, reason: 'backup gone' });
+    expect(acts(v, { type: 'newer-epoch', nowMs: 420, epoch: 3 })).toEqual([]);
+    expect(v.role).toBe('claiming');
     // Won: the lease runs from the claim's send time.
     acts(c, { type: 'claim-result', nowMs: 30, epoch: 3, result: 'won', detail: '' });
     expect(c.mayRelease(30)).toBe(true);

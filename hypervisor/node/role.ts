@@ -329,7 +329,8 @@ export class RoleMachine {
         this.onEpochChecked(input, out);
         break;
       case 'newer-epoch':
-        if ((this.speaks || this.verifying) && input.epoch > this.epochNow) {
+        // Not while claiming: the epoch claimed may be this node's own (its claim's answer decides).
+        if (this.speaks && input.epoch > this.epochNow) {
           this.halt(out, `epoch ${input.epoch} was claimed (seen by the arbiter's watch), newer than this node's epoch ${this.epochNow}: another node serves now`, EXIT_LOST_EPOCH);
         }
         break;
