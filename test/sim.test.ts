@@ -43,10 +43,10 @@ describe('simulation', () => {
     expect(caught).toMatch(/two nodes live in epoch|two speakers in epoch|acknowledged effect lost/);
   }, 120_000);
 
-  it('a backup of one primary that dials a second one is refused on its lineage, not spliced onto another history (two-primaries, seed 52)', async () => {
+  it('a backup of one primary that dials a second one is refused on its lineage, not spliced onto another history (two-primaries, seed 23)', async () => {
     // Without the lineage check (logging-channel/epoch-history.ts) this seed ends with C and its backup
     // B holding different states: B resumed C's stream after entries of A's epoch 1.
-    const sim = new Sim({ seed: 52, scenario: 'two-primaries' });
+    const sim = new Sim({ seed: 23, scenario: 'two-primaries' });
     const result = await sim.run();
     expect(result.violations).toEqual([]);
     expect(sim.world.recent.join('\n')).toMatch(/B: HALT \(77\): the primary refused this backup \(4006\): cannot resume: lineage mismatch at seq \d+: the backup's log is in epoch 1/);

@@ -248,6 +248,14 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     // A VM booted for an earlier welcome from seq 1 (a primary whose log still started there) has
     // replayed nothing, or this would be a resume: the snapshot replaces it (found by the simulator).
     if (!this.config || (this.vm && (this.replayedSeq > 0 || this.replaying || this.queue.length > 0))) return;
+    const replaced = this.vm;
+    if (replaced) {
+      // Gone at once: nothing after the snapshot may be replayed on it while the snapshot boots.
+      this.vm = null;
+      void replaced.terminate();
+      await this.trace?.close();
+      this.trace = null;
+    }
     const started = this.env.clock.monoMs();
     const base = this.joinBase;
     this.joinBase = null; // the base's memory can go once the snapshot is decoded
@@ -287,13 +295,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       void vm.terminate();
       return false;
     }
-    const replaced = this.vm;
     this.vm = vm;
-    if (replaced) {
-      void replaced.terminate();
-      await this.trace?.close();
-      this.trace = null;
-    }
     if (this.options.tracePath) {
       // After a join by snapshot the trace starts at the snapshot's seq + 1 (it does not replay alone).
       const trace = await TraceWriter.open(

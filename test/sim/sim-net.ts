@@ -1,7 +1,8 @@
 // The simulated network: the logging channel's Transport (logging-channel/transport.ts) on the world's
 // queue. A connection carries the real sealed frames the production shells send, each delivered as an
-// event of the receiving node after a seeded delay. During chaos windows frames are lost, duplicated
-// or reordered (the shells' MAC turns that into a closed connection and a resume, never a wrong log);
+// event of the receiving node after a seeded delay. During chaos windows connections are reset, and
+// frames duplicated or reordered (the shells' MAC turns that into a closed connection and a resume,
+// never a wrong log);
 // a partition cuts a node pair for a while (frames vanish, and a close is never seen: the ends find
 // out by silence, as with a dead host). A dial to the channel's service address reaches whichever
 // node serves now (the operator's --primary, found by asking health).
@@ -218,7 +219,13 @@ export class Network {
     const w = this.world;
     if (this.cut(from.owner.id, to.owner.id)) return;
     const c = this.chaosNow();
-    if (c && w.chance(c.loss)) return;
+    if (c && w.chance(c.loss)) {
+      // A stream never loses one frame and carries on: a lost segment the peer cannot recover is a
+      // reset connection (the ends dial again and resume). Duplicates and reorders below are left to
+      // the MAC to catch.
+      from.terminate();
+      return;
+    }
     const copies = c && w.chance(c.dup) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const at = to.arrivalAt(w.nowMs + this.delayMs(), c !== null && w.chance(c.reorder));

@@ -220,15 +220,18 @@ export class Sim {
 
   /** Where a backup dials: the node that serves (the operator's --primary, found by asking health), on its channel's listener. */
   routeFor(from: Owner): SimListener | null {
+    // Of the nodes that say they serve, the one in the newest epoch (a stopped old primary still says so).
+    let best: { node: SimHost; listener: SimListener } | null = null;
     for (const n of this.nodes) {
       if (n === from || n.liveLoop === null) continue;
       let newest: SimListener | null = null;
       for (const l of this.net.open) if (l.owner === n && (newest === null || l.id > newest.id)) newest = l;
       if (newest === null) continue;
-      if (from instanceof SimHost) from.primaryId = n.id;
-      return newest;
+      if (best === null || n.machine!.epoch > best.node.machine!.epoch) best = { node: n, listener: newest };
     }
-    return null;
+    if (best === null) return null;
+    if (from instanceof SimHost) from.primaryId = best.node.id;
+    return best.listener;
   }
 
   // ---------------------------------------------------------------- nodes
