@@ -19,6 +19,9 @@ import { caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lat
 import { buildTopology, ensureTool, flushRules, iptables, NetnsUnavailable, netemAvailable, netemDelay, netnsUnavailableReason, type Topology } from './netns/topology.js';
 import { Router } from './router.js';
 
+/** What a losing backup logs when it joins the winner again instead of exiting (cli/pair.ts). */
+const REJOIN = /joining it again as a fresh backup/;
+
 /** Fault kinds of a netns drill. */
 export const NETNS_FAULTS = ['kill-primary', 'pause-primary', 'partition', 'partition-oneway', 'arbiter-primary', 'clients', 'loss'] as const;
 export type NetnsFault = (typeof NETNS_FAULTS)[number];
@@ -288,9 +291,13 @@ export async function runNetnsRound(
           const late = lateReleases(released, resumedAt, takeoverSeqOf(b));
           if (late.violation) violations.push(late.violation);
           lateCovered = late.covered;
-        } else if (fault !== 'kill-primary') await within(loser.exited, 10_000);
-        if (fault !== 'kill-primary' && loser.exitCode !== 75)
-          violations.push(`${fault}: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch)`);
+        } else if (fault !== 'kill-primary') {
+          await Promise.race([within(loser.exited, 10_000), loser.waitFor((l) => REJOIN.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
+        }
+        // A losing backup may instead join the winner again, fresh (it released nothing): a delay, not a node.
+        const rejoins = loser === b && loser.lines.some((l) => REJOIN.test(l.msg));
+        if (fault !== 'kill-primary' && loser.exitCode !== 75 && !rejoins)
+          violations.push(`${fault}: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch) or a rejoin`);
       }
     } else {
       await new Promise((resolve) => setTimeout(resolve, lab.options.holdMs));
