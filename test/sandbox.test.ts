@@ -16,7 +16,9 @@ describe('escape probes', () => {
     const trace = path.join(dir, 'probe.trace');
     // Unbundled: the probe inspects the VM's globals as they are, and a bundler rewrites a bare
     // `require` into its own throwing shim (esbuild's `__require`), which the probe would report.
-    const node = await startRun('guest-apps/probe.js', { record: trace, processEnv: { TZ: 'Europe/Paris' }, args: ['--no-bundle'] });
+    // The probe does much work in one request; a generous budget keeps a loaded host from preempting it
+    // (it got 503 under two CPU hogs at the default 1000 ms: the budget is wall time).
+    const node = await startRun('guest-apps/probe.js', { record: trace, processEnv: { TZ: 'Europe/Paris' }, args: ['--no-bundle', '--task-budget-ms', '10000'] });
     let report: { ok: boolean; findings: unknown[]; probes: Record<string, unknown> };
     try {
       const res = await send(node.url, { method: 'GET', path: '/probe' });
