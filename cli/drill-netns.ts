@@ -15,7 +15,7 @@ import pino from 'pino';
 import { type LogLine, NodeProcess, timeOf } from './child.js';
 import type { RoundResult, WorkloadOptions } from './drill.js';
 import { chooseService } from './drill-service.js';
-import { caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs } from './drill-workload.js';
+import { caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
 import { buildTopology, ensureTool, flushRules, iptables, NetnsUnavailable, netemAvailable, netemDelay, netnsUnavailableReason, type Topology } from './netns/topology.js';
 import { Router } from './router.js';
 
@@ -193,12 +193,6 @@ export function faultRules(fault: NetnsFault, t: Topology, lossPercent: number):
     default:
       return [];
   }
-}
-
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }
 
 export async function runNetnsRound(

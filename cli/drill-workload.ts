@@ -275,3 +275,10 @@ export function takeoverSeqOf(backup: { lines: readonly LogLine[] }): number | n
   const line = backup.lines.find((l) => typeof l.receivedSeq === 'number' && /claiming epoch/.test(l.msg));
   return line ? (line.receivedSeq as number) : null;
 }
+
+/** Waits for `promise` at most `ms` (without leaving a timer behind to keep the process alive). */
+export async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

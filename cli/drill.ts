@@ -18,7 +18,7 @@ import { freePort, type LogLine, NodeProcess, timeOf } from './child.js';
 import { DEFAULT_FAULT_HOLD_MS, DEFAULT_LOSS_PERCENT, NETNS_FAULTS, type NetnsFault, NetnsLab, runNetnsRound } from './drill-netns.js';
 import { type ReprotectRound, runReprotectDrill } from './drill-reprotect.js';
 import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
-import { arbiterArgs, caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs } from './drill-workload.js';
+import { arbiterArgs, caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
 import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
@@ -82,13 +82,6 @@ export interface RoundResult {
   lateCovered?: number;
   /** When a round broke: the nodes' warnings and errors, the evidence an operator reads first. */
   evidence?: string[];
-}
-
-/** Waits for `promise` at most `ms` (without leaving a timer behind to keep the process alive). */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }
 
 export async function runRound(
