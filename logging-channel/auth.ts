@@ -42,6 +42,14 @@ export const RefuseCode = {
    * injected on the way. Not fatal: the backup dials again and resumes.
    */
   FrameAuthFailed: 4009,
+  /**
+   * The node dialled holds less of the log than the backup has received: it cannot be the primary the
+   * backup followed (that one's log is never shorter than what it sent), so it is a stale node of an
+   * older epoch. Not fatal: the backup dials again, and its own silence rules decide a takeover (the
+   * claim is the arbiter's to grant). Halting here left no node to take over (sim seed 40: the live
+   * node crashed and its backup dialled the stale old primary).
+   */
+  Behind: 4010,
 } as const;
 export type RefuseCodeValue = (typeof RefuseCode)[keyof typeof RefuseCode];
 
@@ -54,11 +62,12 @@ export const REFUSE_CANNOT_RESUME = RefuseCode.CannotResume;
 export const REFUSE_PROTOCOL_ERROR = RefuseCode.ProtocolError;
 export const REFUSE_REPLACED = RefuseCode.Replaced;
 export const REFUSE_FRAME_AUTH_FAILED = RefuseCode.FrameAuthFailed;
+export const REFUSE_BEHIND = RefuseCode.Behind;
 
 /**
  * Codes after which a backup stops reconnecting: retrying cannot help (wrong secret, another guest,
  * another backup in its place). 4007 and 4009 are not fatal: a protocol error or a tampered frame
- * may be one damaged connection.
+ * may be one damaged connection; nor is 4010: a stale node answered where the primary was.
  */
 export function isFatalRefusal(code: number): boolean {
   return (code >= RefuseCode.AuthFailed && code <= RefuseCode.CannotResume) || code === RefuseCode.Replaced;

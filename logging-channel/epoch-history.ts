@@ -61,7 +61,8 @@ export class EpochHistory {
   /**
    * Why a backup that holds entries through `resumeFromSeq`, its last epoch `claimed`, does not hold a
    * prefix of this log (null: it does). The refusal is final for that backup (4006): its log is
-   * another history, and only a fresh join can make it a backup of this one.
+   * another history, and only a fresh join can make it a backup of this one; except when the backup's
+   * epoch is newer than any of this node's (4010: this node is the stale one).
    */
   resumeProblem(resumeFromSeq: number, claimed: EpochStart | null): RefusalError | null {
     if (resumeFromSeq === 0) return null;
@@ -69,6 +70,15 @@ export class EpochHistory {
     const refuse = (why: string) =>
       new RefusalError(RefuseCode.CannotResume, `cannot resume: lineage mismatch at seq ${resumeFromSeq}: ${why}; the backup's log is another history than this primary's (start it afresh to join)`);
     if (claimed === null) return ours === null ? null : refuse(`the backup holds no epoch mark, this primary's log is in epoch ${ours.epoch} (from seq ${ours.fromSeq}) there`);
+    const newest = this.starts[this.starts.length - 1];
+    if (newest !== undefined && claimed.epoch > newest.epoch) {
+      // The backup followed a newer epoch than any this node has held: this node is stale, not the
+      // primary it followed (4010, not final: it dials again, and its silence rules decide a takeover).
+      return new RefusalError(
+        RefuseCode.Behind,
+        `cannot resume: the backup's log is in epoch ${claimed.epoch} (from seq ${claimed.fromSeq}), newer than any epoch of this node (its epochs: ${this.describe()}): this node is behind, a stale node of an older epoch`,
+      );
+    }
     const same = this.starts.find((s) => s.epoch === claimed.epoch);
     if (same === undefined || same.fromSeq !== claimed.fromSeq) {
       return refuse(

@@ -104,7 +104,10 @@ export class PrimarySession {
   /** Why a backup that has received through `resumeFromSeq` cannot resume on a log of firstSeq..lastSeq (null: it can). */
   static resumeProblem(resumeFromSeq: number, firstSeq: number, lastSeq: number): RefusalError | null {
     if (resumeFromSeq > lastSeq) {
-      return new RefusalError(RefuseCode.CannotResume, `cannot resume: the backup has received through seq ${resumeFromSeq} but this primary's log ends at seq ${lastSeq} (a backup of another run?)`);
+      return new RefusalError(
+        RefuseCode.Behind,
+        `cannot resume: the backup has received through seq ${resumeFromSeq} but this primary's log ends at seq ${lastSeq} (this node is behind: a stale node of an older epoch, or a backup of another run)`,
+      );
     }
     if (resumeFromSeq + 1 < firstSeq) {
       return new RefusalError(RefuseCode.CannotResume, `cannot resume: the backup needs entries from seq ${resumeFromSeq + 1}, but this primary retains only seq ${firstSeq}..${lastSeq}`);

@@ -97,11 +97,12 @@ describe('resume lineage at the handshake (PrimarySession.admission)', () => {
     expect(verdict.refusal.reason).toMatch(/lineage mismatch at seq 45: the backup holds entries of epoch 1 through seq 45, but this primary's log is in epoch 2 there/);
   });
 
-  test('a backup of a second primary (another epoch, the same seqs) is refused, naming both histories', () => {
+  test('a backup of a newer primary (a newer epoch, the same seqs) is refused as by a stale node (4010, not final), naming both histories', () => {
     const verdict = admit(primary, auth(30, { epoch: 3, fromSeq: 2 }));
     expect(verdict).toMatchObject({ type: 'refuse' });
     if (verdict.type !== 'refuse') return;
-    expect(verdict.refusal.reason).toMatch(/the backup's log is in epoch 3 from seq 2, this primary's has no epoch 3 \(its epochs: 1 from seq 2, 2 from seq 41\)/);
+    expect(verdict.refusal.code).toBe(RefuseCode.Behind);
+    expect(verdict.refusal.reason).toMatch(/the backup's log is in epoch 3 \(from seq 2\), newer than any epoch of this node \(its epochs: 1 from seq 2, 2 from seq 41\): this node is behind/);
     // The same epoch begun at another seq is another history too.
     expect(admit(primary, auth(30, { epoch: 1, fromSeq: 5 }))).toMatchObject({ type: 'refuse', refusal: { code: RefuseCode.CannotResume } });
   });
