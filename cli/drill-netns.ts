@@ -15,7 +15,7 @@ import pino from 'pino';
 import { type LogLine, NodeProcess, timeOf } from './child.js';
 import type { RoundResult, WorkloadOptions } from './drill.js';
 import { chooseService } from './drill-service.js';
-import { caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
+import { caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
 import { buildTopology, ensureTool, flushRules, iptables, NetnsUnavailable, netemAvailable, netemDelay, netnsUnavailableReason, type Topology } from './netns/topology.js';
 import { Router } from './router.js';
 
@@ -333,18 +333,8 @@ export async function runNetnsRound(
       live = liveNodes[0] ?? null;
       if (!live) await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    let writesLost = 0;
-    let duplicates = 0;
-    if (!live) violations.push('no node is live after the round');
-    else {
-      const reconciled = await service.reconcile(live.url, acks, acks);
-      writesLost = reconciled.writesLost;
-      duplicates = reconciled.duplicates;
-      violations.push(...reconciled.violations);
-    }
-    for (const p of [primary, b]) if (p.lines.some((l) => /DIVERGENCE/.test(l.msg))) violations.push(`${p.name} reported a divergence`);
-    const speakers = speakerViolations(released);
-    violations.push(...speakers.violations);
+    const { writesLost, duplicates, ...checks } = await endOfRoundChecks(live, service, acks, [primary, b], released);
+    violations.push(...checks.violations);
     return {
       round,
       fault: fault as RoundResult['fault'],
@@ -356,7 +346,7 @@ export async function runNetnsRound(
       writesLost,
       duplicates,
       liveNode: live?.p.name ?? null,
-      epochs: speakers.epochs,
+      epochs: checks.epochs,
       violations,
       commands,
       ...(lateCovered > 0 ? { lateCovered } : {}),

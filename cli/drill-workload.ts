@@ -282,3 +282,30 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<voi
   await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
 }
+
+/**
+ * The checks at the end of every drill round: the live node holds every acknowledged write once
+ * (`service.reconcile`), no node reported a divergence, and each epoch had one speaker.
+ */
+export async function endOfRoundChecks(
+  live: { url: string } | null,
+  service: { reconcile(liveUrl: string, all: readonly object[], recent: readonly object[]): Promise<{ writesLost: number; duplicates: number; violations: string[] }> },
+  acks: readonly object[],
+  nodes: ReadonlyArray<{ name: string; lines: ReadonlyArray<{ msg: string }> }>,
+  released: ReadonlyArray<{ node: string; epoch: number }>,
+): Promise<{ writesLost: number; duplicates: number; epochs: Record<string, string[]>; violations: string[] }> {
+  const violations: string[] = [];
+  let writesLost = 0;
+  let duplicates = 0;
+  if (!live) violations.push('no node is live after the round');
+  else {
+    const reconciled = await service.reconcile(live.url, acks, acks);
+    writesLost = reconciled.writesLost;
+    duplicates = reconciled.duplicates;
+    violations.push(...reconciled.violations);
+  }
+  for (const p of nodes) if (p.lines.some((l) => /DIVERGENCE/.test(l.msg))) violations.push(`${p.name} reported a divergence`);
+  const speakers = speakerViolations(released);
+  violations.push(...speakers.violations);
+  return { writesLost, duplicates, epochs: speakers.epochs, violations };
+}

@@ -18,7 +18,7 @@ import { freePort, type LogLine, NodeProcess, timeOf } from './child.js';
 import { DEFAULT_FAULT_HOLD_MS, DEFAULT_LOSS_PERCENT, NETNS_FAULTS, type NetnsFault, NetnsLab, runNetnsRound } from './drill-netns.js';
 import { type ReprotectRound, runReprotectDrill } from './drill-reprotect.js';
 import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
-import { arbiterArgs, caller, clientGapMs, type DrillTiming, evidenceOf, goLiveViolation, lateReleases, speakerViolations, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
+import { arbiterArgs, caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
 import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
@@ -231,19 +231,8 @@ export async function runRound(
       }
       return null;
     })();
-    let writesLost = 0;
-    let duplicates = 0;
-    if (!live) violations.push('no node is live after the round');
-    else {
-      const reconciled = await service.reconcile(live.url, acks, acks);
-      writesLost = reconciled.writesLost;
-      duplicates = reconciled.duplicates;
-      violations.push(...reconciled.violations);
-    }
-    for (const p of [primary, b]) if (p.lines.some((l) => /DIVERGENCE/.test(l.msg))) violations.push(`${p.name} reported a divergence`);
-
-    const speakers = speakerViolations(released);
-    violations.push(...speakers.violations);
+    const { writesLost, duplicates, ...checks } = await endOfRoundChecks(live, service, acks, [primary, b], released);
+    violations.push(...checks.violations);
 
     return {
       round,
@@ -256,7 +245,7 @@ export async function runRound(
       writesLost,
       duplicates,
       liveNode: live?.p.name ?? null,
-      epochs: speakers.epochs,
+      epochs: checks.epochs,
       violations,
       ...(lateCovered > 0 ? { lateCovered } : {}),
       ...(violations.length > 0 ? { evidence: evidenceOf([primary, b]) } : {}),
