@@ -15,7 +15,7 @@ import pino from 'pino';
 import { type LogLine, NodeProcess, timeOf } from './child.js';
 import type { RoundResult, WorkloadOptions } from './drill.js';
 import { chooseService } from './drill-service.js';
-import { caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
+import { caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, findLiveNode, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
 import { buildTopology, ensureTool, flushRules, iptables, NetnsUnavailable, netemAvailable, netemDelay, netnsUnavailableReason, type Topology } from './netns/topology.js';
 import { Router } from './router.js';
 
@@ -314,25 +314,13 @@ export async function runNetnsRound(
     violations.push(...workload.violations);
     progress(`round ${round}: load stopped: ${acks.length} writes acknowledged of ${workload.issued} issued; checking the live node`);
 
-    let live: { p: NodeProcess; url: string } | null = null;
-    for (let i = 0; i < 100 && !live; i++) {
-      const up = await Promise.all(
-        [primary, b].map(async (p) => {
-          const url = `http://${p === primary ? t.ip.primary : t.ip.backup}:${NODE_PORT}`;
-          try {
-            const res = await fetch(`${url}/_ft/health`, { signal: AbortSignal.timeout(1000) });
-            await res.arrayBuffer();
-            return res.status === 200 ? { p, url } : null;
-          } catch {
-            return null;
-          }
-        }),
-      );
-      const liveNodes = up.filter((x) => x !== null);
-      if (liveNodes.length > 1) violations.push(`two nodes report live: ${liveNodes.map((n) => n!.p.name).join(', ')}`);
-      live = liveNodes[0] ?? null;
-      if (!live) await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const live = await findLiveNode(
+      [
+        { p: primary, url: `http://${t.ip.primary}:${NODE_PORT}` },
+        { p: b, url: `http://${t.ip.backup}:${NODE_PORT}` },
+      ],
+      violations,
+    );
     const { writesLost, duplicates, ...checks } = await endOfRoundChecks(live, service, acks, [primary, b], released);
     violations.push(...checks.violations);
     return {

@@ -309,3 +309,32 @@ export async function endOfRoundChecks(
   violations.push(...speakers.violations);
   return { writesLost, duplicates, epochs: speakers.epochs, violations };
 }
+
+/** Health polls of a round's end: at most this many, LIVE_POLL_MS apart. */
+const LIVE_POLLS = 100;
+const LIVE_POLL_MS = 50;
+
+/**
+ * The node that answers /_ft/health with 200 (live), polled until one does; two at once is a
+ * violation (pushed to `violations`). null: none became live.
+ */
+export async function findLiveNode<P extends { name: string }>(candidates: ReadonlyArray<{ p: P; url: string }>, violations: string[]): Promise<{ p: P; url: string } | null> {
+  for (let i = 0; i < LIVE_POLLS; i++) {
+    const up = await Promise.all(
+      candidates.map(async (c) => {
+        try {
+          const res = await fetch(`${c.url}/_ft/health`, { signal: AbortSignal.timeout(1000) });
+          await res.arrayBuffer();
+          return res.status === 200 ? c : null;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    const live = up.filter((x) => x !== null);
+    if (live.length > 1) violations.push(`two nodes report live: ${live.map((n) => n.p.name).join(', ')}`);
+    if (live.length >= 1) return live[0]!;
+    await new Promise((resolve) => setTimeout(resolve, LIVE_POLL_MS));
+  }
+  return null;
+}

@@ -18,7 +18,7 @@ import { freePort, type LogLine, NodeProcess, timeOf } from './child.js';
 import { DEFAULT_FAULT_HOLD_MS, DEFAULT_LOSS_PERCENT, NETNS_FAULTS, type NetnsFault, NetnsLab, runNetnsRound } from './drill-netns.js';
 import { type ReprotectRound, runReprotectDrill } from './drill-reprotect.js';
 import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
-import { arbiterArgs, caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
+import { arbiterArgs, caller, clientGapMs, type DrillTiming, endOfRoundChecks, findLiveNode, evidenceOf, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
 import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
@@ -210,27 +210,13 @@ export async function runRound(
     progress(`round ${round}: load stopped: ${acks.length} writes acknowledged of ${workload.issued} issued; checking the live node`);
 
     // Checks on the node that is live now.
-    const live = await (async () => {
-      for (let i = 0; i < 100; i++) {
-        const results = await Promise.all(
-          [primary, b].map(async (p) => {
-            const url = p === primary ? `http://127.0.0.1:${primaryPort}` : `http://127.0.0.1:${backupPort}`;
-            try {
-              const res = await fetch(`${url}/_ft/health`, { signal: AbortSignal.timeout(1000) });
-              await res.arrayBuffer();
-              return res.status === 200 ? { p, url } : null;
-            } catch {
-              return null;
-            }
-          }),
-        );
-        const liveNodes = results.filter((r) => r !== null);
-        if (liveNodes.length > 1) violations.push(`two nodes report live: ${liveNodes.map((n) => n!.p.name).join(', ')}`);
-        if (liveNodes.length >= 1) return liveNodes[0]!;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return null;
-    })();
+    const live = await findLiveNode(
+      [
+        { p: primary, url: `http://127.0.0.1:${primaryPort}` },
+        { p: b, url: `http://127.0.0.1:${backupPort}` },
+      ],
+      violations,
+    );
     const { writesLost, duplicates, ...checks } = await endOfRoundChecks(live, service, acks, [primary, b], released);
     violations.push(...checks.violations);
 
