@@ -18,7 +18,7 @@ import { freePort, type LogLine, NodeProcess, timeOf } from './child.js';
 import { DEFAULT_FAULT_HOLD_MS, DEFAULT_LOSS_PERCENT, NETNS_FAULTS, type NetnsFault, NetnsLab, runNetnsRound } from './drill-netns.js';
 import { type ReprotectRound, runReprotectDrill } from './drill-reprotect.js';
 import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
-import { arbiterArgs, caller, clientGapMs, type DrillTiming, endOfRoundChecks, findLiveNode, evidenceOf, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
+import { arbiterArgs, caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, findLiveNode, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
 import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
