@@ -343,7 +343,7 @@ export async function runNetnsRound(
       ...(violations.length > 0 ? { evidence: evidenceOf([primary, b]) } : {}),
     };
   } finally {
-    router.stop();
+    await router.stop(0); // the workload has ended: nothing left in flight to wait for
     lab.heal();
     await primary.kill();
     await backup?.kill();

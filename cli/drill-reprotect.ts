@@ -202,7 +202,7 @@ export async function runReprotectDrill(
     }
     return results;
   } finally {
-    router.stop();
+    await router.stop(0); // the workload has ended: nothing left in flight to wait for
     await Promise.all(nodes.map((n) => n.proc.kill()));
     rmSync(sharedDir, { recursive: true, force: true });
   }

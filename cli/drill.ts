@@ -237,7 +237,7 @@ export async function runRound(
       ...(violations.length > 0 ? { evidence: evidenceOf([primary, b]) } : {}),
     };
   } finally {
-    router.stop();
+    await router.stop(0); // the workload has ended: nothing left in flight to wait for
     relay?.close();
     await primary.kill();
     await backup?.kill();

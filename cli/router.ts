@@ -22,13 +22,23 @@ export interface RouterOptions {
   adminToken?: string | null;
 }
 
+/** How long stop() waits for requests in flight to be answered. */
+const DRAIN_MS = 2_000;
+
 export class Router {
   private live: { name: string; url: string } | null = null;
   private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  /** Requests still being answered; stop() lets them finish (a 502 says more than a reset). */
+  private readonly inFlight = new Set<http.ServerResponse>();
   readonly server: http.Server;
 
   constructor(private readonly options: RouterOptions) {
-    this.server = http.createServer((req, res) => void this.forward(req, res));
+    this.server = http.createServer((req, res) => {
+      this.inFlight.add(res);
+      res.once('close', () => this.inFlight.delete(res));
+      void this.forward(req, res);
+    });
   }
 
   start(): void {
@@ -37,9 +47,17 @@ export class Router {
     this.timer = setInterval(poll, this.options.healthIntervalMs);
   }
 
-  stop(): void {
+  /**
+   * Stops accepting, then gives each request in flight up to `drainMs` to get its answer (its node
+   * may just have died: the client is owed the 502 that says so, not a reset connection).
+   */
+  async stop(drainMs = DRAIN_MS): Promise<void> {
+    this.stopping = true;
     clearInterval(this.timer);
     this.server.close();
+    this.server.closeIdleConnections();
+    const deadline = Date.now() + drainMs;
+    while (this.inFlight.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     this.server.closeAllConnections();
   }
 
@@ -78,7 +96,7 @@ export class Router {
 
   private async target(): Promise<{ name: string; url: string } | null> {
     const deadline = Date.now() + this.options.waitForLiveMs;
-    while (!this.live && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, this.options.healthIntervalMs));
+    while (!this.live && !this.stopping && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, this.options.healthIntervalMs));
     return this.live;
   }
 
@@ -118,7 +136,10 @@ export class Router {
         }
         if (!retriable || Date.now() >= deadline) break;
         if (this.live?.name === node.name) this.live = null; // look again before the next attempt
-      } else break;
+      } else {
+        if (this.stopping) lastError = 'the front door is stopping';
+        break;
+      }
       await new Promise((resolve) => setTimeout(resolve, this.options.healthIntervalMs));
     }
     res.writeHead(retriable ? 503 : 502, { 'content-type': 'application/json', 'retry-after': '1' });

@@ -174,12 +174,12 @@ async function runUp(program: Command, command: Command, entry: string, flags: U
     stopping = true;
     watch.stop();
     logger.info('stopping the pair');
-    router.stop();
+    const drained = router.stop();
     const children = [...watch.members.values()].map((m) => m.child);
     for (const child of children) child.kill('SIGTERM');
     const killer = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), STOP_GRACE_MS);
     const exits = children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(null) : c.once('exit', resolve))));
-    void Promise.all(exits).then(() => {
+    void Promise.all([...exits, drained]).then(() => {
       clearTimeout(killer);
       removeTemp();
       process.exit(exitCode);
