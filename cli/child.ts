@@ -6,6 +6,10 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('./ftjs.js', import.meta.url));
 
+/** pino's level number for error (fatal is 60). */
+const ERROR_LEVEL = 50;
+const STDERR_TAIL_CHARS = 2000;
+
 export interface LogLine {
   level: number;
   time: string;
@@ -25,6 +29,8 @@ export class NodeProcess {
   signal: NodeJS.Signals | null = null;
   readonly exited: Promise<void>;
   private readonly watchers: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  /** The end of what the node wrote to stderr (a crash before its logger ran lands there). */
+  private stderrTail = '';
 
   constructor(
     readonly name: string,
@@ -62,7 +68,10 @@ export class NodeProcess {
         onLine?.(text, parsed);
       }
     });
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => onLine?.(chunk.trimEnd(), null));
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+      onLine?.(chunk.trimEnd(), null);
+    });
     this.exited = new Promise((resolve) =>
       this.child.on('exit', (code, signal) => {
         this.exitCode = code;
@@ -84,7 +93,7 @@ export class NodeProcess {
       const timer = setTimeout(() => reject(new Error(`${this.name}: no "${what}" within ${timeoutMs} ms`)), timeoutMs);
       void this.exited.then(() => {
         clearTimeout(timer);
-        reject(new Error(`${this.name} exited (code ${this.exitCode ?? this.signal}) before "${what}"`));
+        reject(new Error(`${this.name} exited (code ${this.exitCode ?? this.signal}) before "${what}"${this.lastWords()}`));
       });
       this.watchers.push({
         match,
@@ -94,6 +103,14 @@ export class NodeProcess {
         },
       });
     });
+  }
+
+  /** Why the node stopped, as it said: its last error (or fatal) log line, else the end of its stderr. */
+  private lastWords(): string {
+    const said = this.lines.findLast((l) => l.level >= ERROR_LEVEL);
+    if (said) return `: ${said.msg}`;
+    const tail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+    return tail ? `: ${tail}` : '';
   }
 
   signalSafe(signal: NodeJS.Signals): void {
