@@ -60,14 +60,12 @@ test('a guest sorting 3x10^6 numbers is preempted at its CPU budget (503), the n
   (await import('node:fs')).writeFileSync(app, sortGuest);
   await recordAndReplay(app, ['--task-budget-ms', '1000'], async (url) => {
     for (const kind of ['array', 'typed']) {
-      const started = performance.now();
       const big = await send(url, { method: 'GET', path: `/${kind}?n=3000000` });
-      const elapsedMs = performance.now() - started;
       expect(big.status, big.body).toBe(503);
       expect(big.body).toContain('--task-budget-ms');
       // Natively it answered 200 after 4.3 s (array; ~14 s for the JS merge unstopped). The 503 is the
-      // proof it was stopped; the bound allows for a loaded machine (the VM worker runs at low priority).
-      expect(elapsedMs).toBeLessThan(4000);
+      // proof it was stopped. No bound on its wall time: the budget counts the VM thread's CPU time, and
+      // on a loaded machine the niced VM worker gets a tenth of a core (test/task-budget.test.ts).
     }
     // The node serves on (sorts past the native threshold are checked, without a clock, below).
     const small = await send(url, { method: 'GET', path: '/array?n=100' });
