@@ -74,11 +74,12 @@ async function round(n: number) {
     }
     const catchUpMs = performance.now() - joinStarted;
     await sleep(Math.random() * killWindowMs);
-    const atKill = await status(url);
+    const [atKill, backupAtKill] = await Promise.all([status(url), status(backupUrl)]);
     const killedAt = performance.now();
     await kill(primary.child);
     while ((await fetch(`${backupUrl}/_ft/health`).catch(() => null))?.status !== 200) await sleep(5);
     const goLiveMs = performance.now() - killedAt;
+    const drained = await backup.waitFor((l) => typeof l.drainMs === 'number');
     stop = true;
     await Promise.all(writers);
     const r = {
@@ -87,7 +88,13 @@ async function round(n: number) {
       catchUpMs: Math.round(catchUpMs),
       maxReportedBacklogMs: maxBacklog,
       backlogAtKillMs: atKill.replayBacklogMs,
+      backupBacklogAtKillMs: backupAtKill.replayBacklogMs,
+      backupQueuedAtKill: backupAtKill.queuedTasks,
+      drainEstimatedMs: drained.estimatedMs,
+      drainTasks: drained.drainedTasks,
+      drainMs: drained.drainMs,
       goLiveMs: Math.round(goLiveMs),
+      withinBound: goLiveMs <= heartbeatTimeoutMs + 1000,
       writesOk: ok,
       writesRefusedOrFailed: refused,
     };
@@ -109,4 +116,14 @@ for (let n = 1; n <= rounds; n++) {
   }
 }
 const goLive = results.map((r) => r.goLiveMs).sort((a, b) => a - b);
-console.log(JSON.stringify({ rounds, entries, goLiveP50Ms: median(goLive), goLiveMaxMs: goLive[goLive.length - 1], catchUpP50Ms: median(results.map((r) => r.catchUpMs)) }));
+console.log(
+  JSON.stringify({
+    rounds,
+    entries,
+    goLiveP50Ms: median(goLive),
+    goLiveMaxMs: goLive[goLive.length - 1],
+    boundMs: heartbeatTimeoutMs + 1000,
+    withinBound: results.filter((r) => r.withinBound).length,
+    catchUpP50Ms: median(results.map((r) => r.catchUpMs)),
+  }),
+);

@@ -117,6 +117,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   /** When the primary was declared lost (the drain began), and when the first claim went out: go-live timings. */
   private lostAtMs: number | null = null;
   private claimStartedAtMs: number | null = null;
+  /** At the drain's start: the tasks queued and the backlog estimated for them (the estimate's check). */
+  private drainEstimate: { tasks: number; estimateMs: number } | null = null;
   /** Once live: the same serving side a primary has (live loop, Output Rule, channel for a new backup). */
   private serving: Serving | null = null;
   private log: Log | null = null;
@@ -423,6 +425,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       case 'drain':
         // Everything received is replayed, including the task in flight, before the claim.
         this.lostAtMs = this.env.clock.monoMs();
+        this.drainEstimate = { tasks: this.progress.queuedTasks, estimateMs: Math.round(this.replayBacklogMs) };
         this.draining = true;
         this.pump();
         break;
@@ -432,7 +435,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         if (!this.serving && this.claimStartedAtMs === null) {
           this.claimStartedAtMs = this.env.clock.monoMs();
           const drainMs = this.lostAtMs === null ? null : Math.round(this.claimStartedAtMs - this.lostAtMs);
-          this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs }, `drained in ${drainMs} ms; claiming epoch ${epoch}`);
+          const estimate = this.drainEstimate;
+          this.logger.info(
+            { epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs, drainedTasks: estimate?.tasks ?? null, estimatedMs: estimate?.estimateMs ?? null },
+            `drained in ${drainMs} ms${estimate ? ` (${estimate.tasks} tasks, estimated ${estimate.estimateMs} ms)` : ''}; claiming epoch ${epoch}`,
+          );
         }
         void this.arbiter
           .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs)
