@@ -327,6 +327,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     }
     for (const item of assembled) {
       this.queue.push(item);
+      if (item.type === 'task') this.backlog.queued(item.entries);
       // The trace takes whole tasks only: a task cut off by the primary's death never completed
       // there either (its outputs were never released), and after go-live the log continues
       // from the last whole task.
@@ -366,11 +367,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.vm.replay(tasks, REPLAY_SLICE_MS).then(
       (reply) => {
         this.replaying = false;
-        this.backlog.replayed(reply.results.length, this.env.clock.monoMs() - replayStartedMs);
         if (reply.results.length < 1 || reply.results.length > tasks.length) {
           this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `replay returned ${reply.results.length} results for ${tasks.length} tasks` });
           return;
         }
+        this.backlog.replayed(tasks.slice(0, reply.results.length), this.env.clock.monoMs() - replayStartedMs);
         this.queue.splice(0, reply.results.length);
         this.replayBatchTasks = Math.min(REPLAY_BATCH_TASKS, 2 * reply.results.length);
         for (let i = 0; i < reply.results.length; i++) {
@@ -578,11 +579,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     return { receivedSeq: this.channel?.receivedSeq ?? 0, replayedSeq: this.replayedSeq, queuedTasks: tasks };
   }
 
-  /** What a takeover would have to replay now, estimated in ms (the tasks queued, at the measured cost). */
+  /** What a takeover would have to replay now, estimated in ms (the tasks queued, by their recorded work, at the measured cost). */
   get replayBacklogMs(): number {
-    let tasks = 0;
-    for (const item of this.queue) if (item.type === 'task') tasks++;
-    return this.backlog.estimateMs(tasks);
+    return this.backlog.estimateMs();
   }
 
   async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {
