@@ -29,6 +29,13 @@ export const TASK_OVERHEAD_POLLS = 1_000;
 export const REPLAY_FAST_WINDOW_MS = 100;
 /** A slowdown is remembered over about this much replay time, in ms. */
 export const REPLAY_SLOWDOWN_MEMORY_MS = 2_000;
+/**
+ * The peak is held only after this much replay time (not counting the first call, by then long gone
+ * from the average): a fresh worker's first calls are cold (the engine's code not yet optimised, 10x
+ * slower and more), which a warm drain never is; held, they kept a joining backup "catching up" 3-5 s
+ * longer in the 50k-entry join.
+ */
+export const REPLAY_WARMUP_MS = 1_000;
 /** The default counts as this much replay time already measured: one slow first call (a cold worker) does not dominate. */
 const PRIOR_MS = 32 * DEFAULT_REPLAY_TASK_MS;
 
@@ -65,6 +72,8 @@ class Rate {
 class PeakRate {
   private readonly fast: Rate;
   private peak: number;
+  private measuredMs = 0;
+  private calls = 0;
 
   constructor(priorMsPerUnit: number) {
     this.fast = new Rate(REPLAY_FAST_WINDOW_MS, priorMsPerUnit);
@@ -74,7 +83,8 @@ class PeakRate {
   add(ms: number, units: number): void {
     this.fast.add(ms, units);
     const now = this.fast.msPerUnit;
-    this.peak = Math.max(now, now + (this.peak - now) * Math.exp(-ms / REPLAY_SLOWDOWN_MEMORY_MS));
+    if (this.calls++ > 0) this.measuredMs += ms;
+    this.peak = this.measuredMs < REPLAY_WARMUP_MS ? now : Math.max(now, now + (this.peak - now) * Math.exp(-ms / REPLAY_SLOWDOWN_MEMORY_MS));
   }
 
   get msPerUnit(): number {

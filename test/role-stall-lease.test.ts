@@ -7,7 +7,7 @@ import { EXIT_LOST_EPOCH, type RoleAction, type RoleConfig, type RoleInput, Role
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { decodeFrame, encodeHeartbeatFrame } from '../dist/logging-channel/frames.js';
 import { DEFAULT_REPLAY_ENTRY_MS, ReplayLag } from '../dist/recorder/replay-lag.js';
-import { DEFAULT_REPLAY_TASK_MS, REPLAY_FAST_WINDOW_MS, REPLAY_SLOWDOWN_MEMORY_MS, ReplayBacklog, TASK_OVERHEAD_POLLS } from '../dist/replayer/replay-backlog.js';
+import { DEFAULT_REPLAY_TASK_MS, REPLAY_FAST_WINDOW_MS, REPLAY_SLOWDOWN_MEMORY_MS, REPLAY_WARMUP_MS, ReplayBacklog, TASK_OVERHEAD_POLLS } from '../dist/replayer/replay-backlog.js';
 
 const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1000 };
 const acts = (m: RoleMachine, input: RoleInput): RoleAction[] => m.step(input).filter((a) => a.type !== 'log');
@@ -180,6 +180,25 @@ describe('replay backlog', () => {
     const perUnit = 0.12 / (TASK_OVERHEAD_POLLS + 200);
     expect(b.estimateMs()).toBeCloseTo((10 * (TASK_OVERHEAD_POLLS + 200) + 4_000_000 + TASK_OVERHEAD_POLLS) * perUnit, 1);
     expect(b.estimateMs()).toBeGreaterThan(300);
+  });
+
+  test('a cold start is not held: a first call 10,000x slower is forgotten within a few windows of warm replay', () => {
+    const task: Entry[] = [
+      { seq: 0, pos: 0, kind: 1, payload: new Uint8Array(0) },
+      { seq: 0, pos: 0, kind: 1, payload: new Uint8Array(0) },
+    ];
+    const b = new ReplayBacklog();
+    b.queued(task);
+    b.replayed([task], 2_500);
+    for (let t = 0; t < REPLAY_WARMUP_MS + 10 * REPLAY_FAST_WINDOW_MS; t += 2.5) {
+      for (let i = 0; i < 10; i++) b.queued(task);
+      b.replayed(
+        Array.from({ length: 10 }, () => task),
+        2.5,
+      );
+    }
+    for (let i = 0; i < 1_000; i++) b.queued(task);
+    expect(b.estimateMs()).toBeLessThan(260);
   });
 
   test('a slowdown of the replay counts at once; a speedup only once it has lasted', () => {
