@@ -240,11 +240,10 @@ test('repeat, padStart, padEnd and join give the native results (errors too), an
     const body = probe.replace('export default', 'return').replace(/Response\.json\(/, '(');
     const expected = new Function(body)().fetch({ url: 'http://x/' });
     expect(JSON.parse(res.body)).toEqual(JSON.parse(JSON.stringify(expected)));
-    // Building and joining 10^7 numbers takes 1 to 1.5 s: natively it ran to its end past the budget; now it is stopped.
-    const started = performance.now();
+    // Building and joining 10^7 numbers takes 1 to 1.5 s: natively it ran to its end past the budget; now it is
+    // stopped. The 503 is the proof (no clock: the budget is the VM thread's CPU time, a loaded host stretches it).
     const big = await send(url, { method: 'GET', path: '/join?n=10000000' });
     expect(big.status, big.body).toBe(503);
-    expect(performance.now() - started).toBeLessThan(4000);
     expect((await send(url, { method: 'GET', path: '/join?n=100000' })).body).toBe(
       String(
         new Array(100000)
