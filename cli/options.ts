@@ -5,7 +5,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { CronError, parseCron } from '../hypervisor/node/cron.js';
 import { DEFAULT_MAX_REQUEST_BYTES } from '../hypervisor/node/front-door.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
-import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, type VmLimits } from '../hypervisor/vm/limits.js';
+import { DEFAULT_LIMITS, MAX_STACK_KB_LIMIT, MAX_STACK_WHY, TASK_WALL_BACKSTOP_BUDGETS, type VmLimits } from '../hypervisor/vm/limits.js';
 import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES, MAX_TRACE_OUTPUTS_MAX_BYTES } from '../logging-channel/task-outputs.js';
 
 export function positiveInt(name: string) {
@@ -85,7 +85,12 @@ export function addVmOptions(command: Command): Command {
     .option('--env <KEY=VALUE>', 'a string the guest sees in env (repeatable)', envPair, {})
     .option('--memory-limit-mb <mb>', 'guest heap limit; over it the guest gets an out-of-memory error', positiveInt('--memory-limit-mb'), DEFAULT_LIMITS.memoryLimitBytes / MiB)
     .option('--max-stack-kb <kb>', `guest stack (at most ${MAX_STACK_KB_LIMIT}); deeper recursion is a guest stack-overflow error`, maxStackKb, DEFAULT_LIMITS.maxStackBytes / 1024)
-    .option('--task-budget-ms <ms>', 'CPU budget of one task; past it the task is preempted and its request gets 503', positiveInt('--task-budget-ms'), DEFAULT_LIMITS.taskBudgetMs)
+    .option(
+      '--task-budget-ms <ms>',
+      `CPU budget of one task, in the VM thread's CPU time (${TASK_WALL_BACKSTOP_BUDGETS}x it in wall time at most); past it the task is preempted and its request gets 503`,
+      positiveInt('--task-budget-ms'),
+      DEFAULT_LIMITS.taskBudgetMs,
+    )
     .option('--max-response-bytes <n>', 'largest response body a guest may return (else 500)', positiveInt('--max-response-bytes'), DEFAULT_LIMITS.maxResponseBytes)
     .option(
       '--max-streamed-response-bytes <n>',

@@ -60,14 +60,12 @@ test('a guest sorting 3x10^6 numbers is preempted at its CPU budget (503), the n
   (await import('node:fs')).writeFileSync(app, sortGuest);
   await recordAndReplay(app, ['--task-budget-ms', '1000'], async (url) => {
     for (const kind of ['array', 'typed']) {
-      const started = performance.now();
       const big = await send(url, { method: 'GET', path: `/${kind}?n=3000000` });
-      const elapsedMs = performance.now() - started;
       expect(big.status, big.body).toBe(503);
       expect(big.body).toContain('--task-budget-ms');
       // Natively it answered 200 after 4.3 s (array; ~14 s for the JS merge unstopped). The 503 is the
-      // proof it was stopped; the bound allows for a loaded machine (the VM worker runs at low priority).
-      expect(elapsedMs).toBeLessThan(4000);
+      // proof it was stopped. No bound on its wall time: the budget counts the VM thread's CPU time, and
+      // on a loaded machine the niced VM worker gets a tenth of a core (test/task-budget.test.ts).
     }
     // The node serves on (sorts past the native threshold are checked, without a clock, below).
     const small = await send(url, { method: 'GET', path: '/array?n=100' });
@@ -242,11 +240,10 @@ test('repeat, padStart, padEnd and join give the native results (errors too), an
     const body = probe.replace('export default', 'return').replace(/Response\.json\(/, '(');
     const expected = new Function(body)().fetch({ url: 'http://x/' });
     expect(JSON.parse(res.body)).toEqual(JSON.parse(JSON.stringify(expected)));
-    // Building and joining 10^7 numbers takes 1 to 1.5 s: natively it ran to its end past the budget; now it is stopped.
-    const started = performance.now();
+    // Building and joining 10^7 numbers takes 1 to 1.5 s: natively it ran to its end past the budget; now it is
+    // stopped. The 503 is the proof (no clock: the budget is the VM thread's CPU time, a loaded host stretches it).
     const big = await send(url, { method: 'GET', path: '/join?n=10000000' });
     expect(big.status, big.body).toBe(503);
-    expect(performance.now() - started).toBeLessThan(4000);
     expect((await send(url, { method: 'GET', path: '/join?n=100000' })).body).toBe(
       String(
         new Array(100000)
@@ -337,4 +334,6 @@ test('JSON.stringify and JSON.parse keep the native results (errors too), and hu
     expect((await send(url, { method: 'GET', path: '/stringify?n=1000' })).body).toBe(String(JSON.stringify(new Array(1000).fill(1.5)).length));
     expect((await send(url, { method: 'GET', path: '/parse?n=1000' })).body).toBe('1001');
   });
-}, 180_000);
+  // Under two CPU hogs on the shared machine (load 15) this test took 189 s: the budget is CPU time, so
+  // the two stopped requests may take up to 10 budgets of wall time each on a starved host.
+}, 300_000);

@@ -4,9 +4,10 @@
 
 import { describe, expect, test } from 'vitest';
 import { EXIT_LOST_EPOCH, type RoleAction, type RoleConfig, type RoleInput, RoleMachine } from '../dist/hypervisor/node/role.js';
+import type { Entry } from '../dist/logging-channel/entry.js';
 import { decodeFrame, encodeHeartbeatFrame } from '../dist/logging-channel/frames.js';
 import { DEFAULT_REPLAY_ENTRY_MS, ReplayLag } from '../dist/recorder/replay-lag.js';
-import { ReplayBacklog } from '../dist/replayer/replay-backlog.js';
+import { DEFAULT_REPLAY_TASK_MS, REPLAY_FAST_WINDOW_MS, REPLAY_SLOWDOWN_MEMORY_MS, REPLAY_WARMUP_MS, ReplayBacklog, TASK_OVERHEAD_POLLS } from '../dist/replayer/replay-backlog.js';
 
 const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1000 };
 const acts = (m: RoleMachine, input: RoleInput): RoleAction[] => m.step(input).filter((a) => a.type !== 'log');
@@ -151,19 +152,81 @@ describe('replay backlog', () => {
     expect(m.protecting).toBe(true);
   });
 
-  test('the backup estimates its backlog from its measured replay cost per task', () => {
+  test('the backup weighs each queued task by its recorded polls, at its measured cost per unit of weight', () => {
+    const task = (polls: number): Entry[] => [
+      { seq: 0, pos: 1_000, kind: 1, payload: new Uint8Array(0) },
+      { seq: 0, pos: 1_000 + polls, kind: 1, payload: new Uint8Array(0) },
+    ];
     const b = new ReplayBacklog();
-    expect(b.estimateMs(100)).toBe(100); // the default 1 ms per task before any measurement
-    // 10 tasks in 50 ms against the default's weight of 32 tasks at 1 ms: (32 + 50) / 42 per task.
-    b.replayed(10, 50);
-    expect(b.taskMs).toBeCloseTo(82 / 42, 9);
-    // A cold first call of one task in 2.5 s moves it, but many measured tasks soon dominate.
-    const cold = new ReplayBacklog();
-    cold.replayed(1, 2_500);
-    expect(cold.taskMs).toBeLessThan(80);
-    for (let i = 0; i < 100; i++) cold.replayed(64, 64 * 2);
-    expect(cold.taskMs).toBeGreaterThan(2);
-    expect(cold.taskMs).toBeLessThan(2.1);
+    expect(b.estimateMs()).toBe(0);
+    // Before any measurement: the default 1 ms for a task of no polls.
+    for (let i = 0; i < 100; i++) b.queued(task(0));
+    expect(b.estimateMs()).toBeCloseTo(100 * DEFAULT_REPLAY_TASK_MS, 6);
+    // Light tasks (200 polls) measured at 0.12 ms each for many seconds of replay.
+    const light = Array.from({ length: 50 }, () => task(200));
+    for (let i = 0; i < 5_000; i++) {
+      for (const t of light) b.queued(t);
+      b.replayed(light, 50 * 0.12);
+    }
+    b.replayed(
+      Array.from({ length: 100 }, () => task(0)),
+      100 * 0.12 * (TASK_OVERHEAD_POLLS / (TASK_OVERHEAD_POLLS + 200)),
+    );
+    expect(b.estimateMs()).toBeCloseTo(0, 6);
+    expect(b.taskMs).toBeCloseTo(0.12, 2);
+    // A heavy task queued behind ten light ones counts by its polls (a count of tasks said 1.3 ms).
+    for (let i = 0; i < 10; i++) b.queued(task(200));
+    b.queued(task(4_000_000));
+    const perUnit = 0.12 / (TASK_OVERHEAD_POLLS + 200);
+    expect(b.estimateMs()).toBeCloseTo((10 * (TASK_OVERHEAD_POLLS + 200) + 4_000_000 + TASK_OVERHEAD_POLLS) * perUnit, 1);
+    expect(b.estimateMs()).toBeGreaterThan(300);
+  });
+
+  test('a cold start is not held: a first call 10,000x slower is forgotten within a few windows of warm replay', () => {
+    const task: Entry[] = [
+      { seq: 0, pos: 0, kind: 1, payload: new Uint8Array(0) },
+      { seq: 0, pos: 0, kind: 1, payload: new Uint8Array(0) },
+    ];
+    const b = new ReplayBacklog();
+    b.queued(task);
+    b.replayed([task], 2_500);
+    for (let t = 0; t < REPLAY_WARMUP_MS + 10 * REPLAY_FAST_WINDOW_MS; t += 2.5) {
+      for (let i = 0; i < 10; i++) b.queued(task);
+      b.replayed(
+        Array.from({ length: 10 }, () => task),
+        2.5,
+      );
+    }
+    for (let i = 0; i < 1_000; i++) b.queued(task);
+    expect(b.estimateMs()).toBeLessThan(260);
+  });
+
+  test('a slowdown of the replay counts at once; a speedup only once it has lasted', () => {
+    const task: Entry[] = [
+      { seq: 0, pos: 0, kind: 1, payload: new Uint8Array(0) },
+      { seq: 0, pos: 0, kind: 1, payload: new Uint8Array(0) },
+    ];
+    const batch = Array.from({ length: 10 }, () => task);
+    const b = new ReplayBacklog();
+    const run = (replayMs: number, msPerTask: number) => {
+      for (let t = 0; t < replayMs; t += 10 * msPerTask) {
+        for (const x of batch) b.queued(x);
+        b.replayed(batch, 10 * msPerTask);
+      }
+    };
+    run(20 * REPLAY_SLOWDOWN_MEMORY_MS, 0.1);
+    for (let i = 0; i < 1_000; i++) b.queued(task);
+    expect(b.estimateMs()).toBeCloseTo(100, 0);
+    // The host's share falls: at 4x the cost, the estimate follows within a few windows of replay.
+    run(REPLAY_FAST_WINDOW_MS, 0.4);
+    expect(b.estimateMs()).toBeGreaterThan(150);
+    run(2 * REPLAY_FAST_WINDOW_MS, 0.4);
+    expect(b.estimateMs()).toBeGreaterThan(300);
+    // Back to the old speed: a few windows of it do not forget the slowdown; many memories do.
+    run(3 * REPLAY_FAST_WINDOW_MS, 0.1);
+    expect(b.estimateMs()).toBeGreaterThan(250);
+    run(10 * REPLAY_SLOWDOWN_MEMORY_MS, 0.1);
+    expect(b.estimateMs()).toBeLessThan(101);
   });
 
   test('the primary adds what the backup has not received yet, at the per-entry cost its report implies', () => {

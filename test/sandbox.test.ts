@@ -92,7 +92,8 @@ describe('bad guests are stopped and the VM keeps serving', () => {
     expect(replay.code).toBe(0);
     // The replay reproduced the preemption at the recorded position (its 503 and console lines are in the task hash).
     expect(replay.console.some((c) => c.text.includes('task preempted'))).toBe(true);
-  });
+    // Two tasks run to the CPU budget: on a starved host each may take up to 10 budgets of wall time.
+  }, 120_000);
 
   test('request and response bodies over their limits are refused with a clear message', async () => {
     const node = await startRun('guest-apps/random.js', { args: ['--max-request-bytes', '1000', '--max-response-bytes', '2000'] });

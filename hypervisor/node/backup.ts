@@ -117,6 +117,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
   /** When the primary was declared lost (the drain began), and when the first claim went out: go-live timings. */
   private lostAtMs: number | null = null;
   private claimStartedAtMs: number | null = null;
+  /** At the drain's start: the tasks queued and the backlog estimated for them (the estimate's check). */
+  private drainEstimate: { tasks: number; estimateMs: number } | null = null;
   /** Once live: the same serving side a primary has (live loop, Output Rule, channel for a new backup). */
   private serving: Serving | null = null;
   private log: Log | null = null;
@@ -325,6 +327,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     }
     for (const item of assembled) {
       this.queue.push(item);
+      if (item.type === 'task') this.backlog.queued(item.entries);
       // The trace takes whole tasks only: a task cut off by the primary's death never completed
       // there either (its outputs were never released), and after go-live the log continues
       // from the last whole task.
@@ -364,11 +367,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     this.vm.replay(tasks, REPLAY_SLICE_MS).then(
       (reply) => {
         this.replaying = false;
-        this.backlog.replayed(reply.results.length, this.env.clock.monoMs() - replayStartedMs);
         if (reply.results.length < 1 || reply.results.length > tasks.length) {
           this.step({ type: 'fatal', nowMs: this.env.clock.monoMs(), reason: `replay returned ${reply.results.length} results for ${tasks.length} tasks` });
           return;
         }
+        this.backlog.replayed(tasks.slice(0, reply.results.length), this.env.clock.monoMs() - replayStartedMs);
         this.queue.splice(0, reply.results.length);
         this.replayBatchTasks = Math.min(REPLAY_BATCH_TASKS, 2 * reply.results.length);
         for (let i = 0; i < reply.results.length; i++) {
@@ -423,6 +426,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
       case 'drain':
         // Everything received is replayed, including the task in flight, before the claim.
         this.lostAtMs = this.env.clock.monoMs();
+        this.drainEstimate = { tasks: this.progress.queuedTasks, estimateMs: Math.round(this.replayBacklogMs) };
         this.draining = true;
         this.pump();
         break;
@@ -432,7 +436,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
         if (!this.serving && this.claimStartedAtMs === null) {
           this.claimStartedAtMs = this.env.clock.monoMs();
           const drainMs = this.lostAtMs === null ? null : Math.round(this.claimStartedAtMs - this.lostAtMs);
-          this.logger.info({ epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs }, `drained in ${drainMs} ms; claiming epoch ${epoch}`);
+          const estimate = this.drainEstimate;
+          this.logger.info(
+            { epoch, replayedSeq: this.replayedSeq, receivedSeq: this.channel.receivedSeq, drainMs, drainedTasks: estimate?.tasks ?? null, estimatedMs: estimate?.estimateMs ?? null },
+            `drained in ${drainMs} ms${estimate ? ` (${estimate.tasks} tasks, estimated ${estimate.estimateMs} ms)` : ''}; claiming epoch ${epoch}`,
+          );
         }
         void this.arbiter
           .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs)
@@ -571,11 +579,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     return { receivedSeq: this.channel?.receivedSeq ?? 0, replayedSeq: this.replayedSeq, queuedTasks: tasks };
   }
 
-  /** What a takeover would have to replay now, estimated in ms (the tasks queued, at the measured cost). */
+  /** What a takeover would have to replay now, estimated in ms (the tasks queued, by their recorded work, at the measured cost). */
   get replayBacklogMs(): number {
-    let tasks = 0;
-    for (const item of this.queue) if (item.type === 'task') tasks++;
-    return this.backlog.estimateMs(tasks);
+    return this.backlog.estimateMs();
   }
 
   async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {

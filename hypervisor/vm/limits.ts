@@ -7,7 +7,8 @@ export interface VmLimits {
   memoryLimitBytes: number;
   /** Guest stack. Deeper recursion is a guest `InternalError: stack overflow`. */
   maxStackBytes: number;
-  /** Wall-clock CPU budget of one task on the live side; past it the task is preempted (503). */
+  /** CPU budget of one task on the live side, in the VM thread's CPU time (wall time where there is no
+   *  per-thread clock); past it, or past TASK_WALL_BACKSTOP_BUDGETS times it in wall time, the task is preempted (503). */
   taskBudgetMs: number;
   /** Largest response body a guest may return; larger gives the client a 500. */
   maxResponseBytes: number;
@@ -30,6 +31,12 @@ export interface VmLimits {
   /** A request not answered within this many guest milliseconds gets 504 (its handler may run on). */
   responseTimeoutMs: number;
 }
+
+/**
+ * A task is preempted once it has run this many budgets of wall time, whatever its CPU time: a thread
+ * starved for good (or a CPU clock that stands still) cannot hold a request forever.
+ */
+export const TASK_WALL_BACKSTOP_BUDGETS = 10;
 
 export const DEFAULT_LIMITS: Readonly<VmLimits> = Object.freeze({
   memoryLimitBytes: 256 * 1024 * 1024,
