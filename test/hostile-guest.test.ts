@@ -180,7 +180,8 @@ test('a handler that never resolves gets 504 at --response-timeout-ms, other req
     expect(timedOut.status).toBe(504);
     expect(JSON.parse(timedOut.body).error).toContain('--response-timeout-ms');
     expect(elapsedMs).toBeGreaterThanOrEqual(timeoutMs);
-    expect(elapsedMs).toBeLessThan(timeoutMs * 1.1 + 1500);
+    // Not late either, in the guest's own time rather than a loaded host's wall clock: /late below
+    // answers at twice the timeout, and its client already has the 504.
     expect((await keyedHang).status).toBe(504);
     // Its key was forgotten: a retry runs afresh (and hangs, and times out, again).
     expect((await send(url, { method: 'GET', path: '/hang', headers: { 'idempotency-key': 'h1' } })).status).toBe(504);
