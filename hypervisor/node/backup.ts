@@ -30,7 +30,8 @@ import { checkEpoch } from './epoch-check.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
-import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
+import { rejoinTarget } from './replication-record.js';
+import { EXIT_DIVERGED, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
 import { type ReplicationListen, Serving } from './serving.js';
 
 export interface BackupOptions {
@@ -550,8 +551,11 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     if (this.stopped) return;
     const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ exitCode: event.exitCode, heldOutputsDropped: dropped }, `backup halted: ${event.reason}`);
-    const rejoin = event.exitCode === EXIT_LOST_EPOCH && this.serving === null;
-    void this.stop().then(() => this.emit('halt', rejoin ? { ...event, rejoin } : event));
+    // One that never served joins the primary it was given when no newer holder is recorded.
+    const fallback = this.serving === null ? this.options.primaryUrl : null;
+    void this.stop()
+      .then(() => rejoinTarget(event, this.arbiter, this.options.nodeId, this.env, this.options.pair.claimRetryMs, fallback))
+      .then((e) => this.emit('halt', e));
   }
 
   /** The role machine, for read-only views (the simulator's checks). */
