@@ -190,7 +190,7 @@ function loopOptions(flags: ServeFlags): LiveLoopOptions {
  * node. Any other halt, or no address to join, ends the process with the halt's exit code. SIGINT and
  * SIGTERM stop whichever node runs now.
  */
-function keepRejoining(first: PrimaryNode | BackupNode, givenPrimary: string | null, start: (primaryUrl: string, rejoins: number) => Promise<BackupNode>, logger: Logger): void {
+function keepRejoining(first: PrimaryNode | BackupNode, givenPrimary: string | null, start: (primaryUrl: string, rejoins: number, joinsEpoch?: number) => Promise<BackupNode>, logger: Logger): void {
   let node: PrimaryNode | BackupNode = first;
   let rejoins = 0;
   const watch = (n: PrimaryNode | BackupNode) =>
@@ -202,9 +202,9 @@ function keepRejoining(first: PrimaryNode | BackupNode, givenPrimary: string | n
         process.exit(e.exitCode);
       }
       rejoins++;
-      const whom = e.rejoinUrl ? `the node that serves now, ${e.winner ?? "the newest epoch's holder"}, at ${target},` : 'it again';
+      const whom = e.winner ? `the node that serves now, ${e.winner.nodeId} (epoch ${e.winner.epoch}), at ${target},` : 'it again';
       logger.warn({ rejoins, primary: target }, `lost epoch (${e.reason}); joining ${whom} as a fresh backup`);
-      void start(target, rejoins).then(
+      void start(target, rejoins, e.winner?.epoch).then(
         (fresh) => {
           node = fresh;
           watch(fresh);
@@ -300,9 +300,10 @@ export function registerPair(program: Command): void {
     // Fenced (a newer epoch serves): it joins the winner as a fresh backup, on the ports it had, so
     // that once live again it serves where it served and takes backups where it took them.
     const ports = { http: portOf(node.url) ?? flags.port, replication: portOf(node.replicationUrl) ?? flags.replicationPort };
-    const rejoin = (primaryUrl: string, rejoins: number) =>
+    const rejoin = (primaryUrl: string, rejoins: number, joinsEpoch?: number) =>
       BackupNode.start({
         primaryUrl,
+        ...(joinsEpoch !== undefined ? { joinsEpoch } : {}),
         nodeId,
         host: flags.host,
         port: ports.http,
@@ -364,9 +365,10 @@ export function registerPair(program: Command): void {
     const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
     const checkpoints = checkpointOptions(flags, arbiter);
     const guestHash = entry ? (await prepareGuest(entry, flags, logger)).hash : undefined;
-    const start = (primaryUrl: string, rejoins: number) =>
+    const start = (primaryUrl: string, rejoins: number, joinsEpoch?: number) =>
       BackupNode.start({
         primaryUrl,
+        ...(joinsEpoch !== undefined ? { joinsEpoch } : {}),
         nodeId,
         host: flags.host,
         port: flags.port,

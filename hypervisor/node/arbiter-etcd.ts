@@ -21,7 +21,7 @@ import type { ClaimResult, EpochClaim } from './arbiter.js';
 import type { CheckpointRecord } from './checkpoint-record.js';
 import type { LeaseCheck } from './env.js';
 import { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
-import type { ReplicationRecord } from './replication-record.js';
+import { parseReplicationRecord, type ReplicationRecord } from './replication-record.js';
 
 // In their own module so that the CLI can check a URL without loading the etcd client.
 export { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
@@ -235,8 +235,7 @@ export class EtcdArbiter {
   async replicationRecord(epoch: number): Promise<ReplicationRecord | null> {
     try {
       const value = await this.withTimeout(this.client.get(`${this.prefix}replication-${pad(epoch)}`).string());
-      const record = value === null ? null : (JSON.parse(value) as Partial<ReplicationRecord>);
-      return record && typeof record.url === 'string' && record.epoch === epoch ? (record as ReplicationRecord) : null;
+      return value === null ? null : parseReplicationRecord(value, epoch);
     } catch {
       return null;
     }

@@ -45,8 +45,8 @@ export interface HaltEvent {
    * primary or live node that lost its epoch rejoins only with it.
    */
   rejoinUrl?: string;
-  /** The holder of that address, for the log: `node (epoch N)`. */
-  winner?: string;
+  /** The holder of that address and the epoch it holds (the rejoining backup's BackupOptions.joinsEpoch). */
+  winner?: { nodeId: string; epoch: number };
 }
 
 export const DEFAULT_HEARTBEAT_MS = 100;

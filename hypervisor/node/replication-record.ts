@@ -5,9 +5,10 @@
 //
 // The shared directory keeps one file per epoch, `replication-NNNNNNNNNN`, renamed into place by that
 // epoch's holder once its channel listens (and again for each epoch it wins later); etcd keeps one key
-// per epoch, written only while the epoch is the newest (hypervisor/node/arbiter-etcd.ts). An epoch with
-// no record (written by an older ftjs, a node with no channel for backups, or one that listens on a
-// wildcard address, which names no host to dial) is read as "no address": the fenced node exits as it
+// per epoch, written only while the epoch is the newest (hypervisor/node/arbiter-etcd.ts). A holder with
+// no channel for backups (or one on a wildcard address, which names no host to dial) records that it
+// has none; an epoch with no record at all (an older ftjs wrote it, or its holder died before it
+// listened) is waited for a while, then read as "no address". Either way the fenced node exits, as it
 // did before.
 
 import { promises as fs } from 'node:fs';
@@ -20,8 +21,12 @@ import { EXIT_LOST_EPOCH } from './role.js';
 export interface ReplicationRecord {
   epoch: number;
   nodeId: string;
-  /** ws:// or wss:// address of the holder's logging channel. */
-  url: string;
+  /**
+   * ws:// or wss:// address of the holder's logging channel; null: it takes no backups (no channel
+   * configured, or one on a wildcard address, which names no host to dial), so a fenced node exits at
+   * once rather than wait for an address that will not come.
+   */
+  url: string | null;
   recordedAt: string;
 }
 
@@ -30,20 +35,28 @@ export interface ReplicationRecord {
  * writes it once its channel listens, a moment after its claim (a backup drains before it claims, not
  * after). Asked again every claimRetryMs meanwhile.
  */
-export const WINNER_LOOKUP_MS = 10_000;
+export const WINNER_LOOKUP_MS = 5_000;
 
 const RECORD_FILE = (epoch: number) => `replication-${String(epoch).padStart(10, '0')}`;
 
-/** The record for `url`, or null when its host is a wildcard (0.0.0.0, ::): no one can dial that. */
-export function replicationRecordFor(epoch: number, nodeId: string, url: string, nowIso: string): ReplicationRecord | null {
-  let host: string;
+/** The record for a holder whose channel is at `url` (null: none); a wildcard host (0.0.0.0, ::) names no address either. */
+export function replicationRecordFor(epoch: number, nodeId: string, url: string | null, nowIso: string): ReplicationRecord {
+  return { epoch, nodeId, url: url !== null && dialable(url) ? url : null, recordedAt: nowIso };
+}
+
+function dialable(url: string): boolean {
   try {
-    host = new URL(url).hostname;
+    const host = new URL(url).hostname;
+    return !(host === '0.0.0.0' || host === '[::]' || host === '::' || host === '');
   } catch {
-    return null;
+    return false;
   }
-  if (host === '0.0.0.0' || host === '[::]' || host === '::' || host === '') return null;
-  return { epoch, nodeId, url, recordedAt: nowIso };
+}
+
+/** A record as read back (a file or an etcd value): well formed for `epoch`, or null. */
+export function parseReplicationRecord(text: string, epoch: number): ReplicationRecord | null {
+  const record = JSON.parse(text) as Partial<ReplicationRecord>;
+  return (typeof record.url === 'string' || record.url === null) && record.epoch === epoch && typeof record.nodeId === 'string' ? (record as ReplicationRecord) : null;
 }
 
 /** Shared directory: writes the record of `record.epoch` (a temporary file renamed over it). */
@@ -54,8 +67,7 @@ export function writeDirReplication(sharedDir: string, record: ReplicationRecord
 /** Shared directory: the record of `epoch`, or null when none was written (or it cannot be read). */
 export async function readDirReplication(sharedDir: string, epoch: number): Promise<ReplicationRecord | null> {
   try {
-    const record = JSON.parse(await fs.readFile(path.join(sharedDir, RECORD_FILE(epoch)), 'utf8')) as Partial<ReplicationRecord>;
-    return typeof record.url === 'string' && record.epoch === epoch ? (record as ReplicationRecord) : null;
+    return parseReplicationRecord(await fs.readFile(path.join(sharedDir, RECORD_FILE(epoch)), 'utf8'), epoch);
   } catch {
     return null;
   }
@@ -87,6 +99,6 @@ export async function findWinner(arbiter: ArbiterStore, self: string, world: { c
 export async function rejoinTarget(event: HaltEvent, arbiter: ArbiterStore, self: string, world: { clock: Clock; timers: Timers }, retryMs: number, fallbackUrl: string | null): Promise<HaltEvent> {
   if (event.exitCode !== EXIT_LOST_EPOCH) return event;
   const winner = await findWinner(arbiter, self, world, fallbackUrl === null ? retryMs : Number.POSITIVE_INFINITY);
-  if (winner) return { ...event, rejoin: true, rejoinUrl: winner.url, winner: `${winner.nodeId} (epoch ${winner.epoch})` };
+  if (winner?.url) return { ...event, rejoin: true, rejoinUrl: winner.url, winner: { nodeId: winner.nodeId, epoch: winner.epoch } };
   return fallbackUrl === null ? event : { ...event, rejoin: true };
 }

@@ -190,6 +190,7 @@ export class Serving {
   /** Opens the logging channel for a backup (when this node has one configured). */
   async listen(): Promise<void> {
     const replication = this.options.replication;
+    if (!replication) this.recordReplication(this.host.machine()?.epoch ?? this.host.bootEpoch); // none: a node it fences exits at once
     if (!replication || this.channel) return;
     const { host, options } = this;
     const { logger } = options;
@@ -250,14 +251,13 @@ export class Serving {
    */
   private recordReplication(epoch: number): void {
     const { host, options } = this;
-    if (!host.arbiter.recordReplication || this.replicationUrl === null) return;
+    if (!host.arbiter.recordReplication) return;
     const record = replicationRecordFor(epoch, options.nodeId, this.replicationUrl, new Date(host.env.clock.wallMs()).toISOString());
-    if (record === null) {
+    if (record.url === null && this.replicationUrl !== null) {
       options.logger.warn(
         { replication: this.replicationUrl },
         `the logging channel listens on a wildcard address (${this.replicationUrl}): no address recorded, so a node this one fences exits instead of joining it`,
       );
-      return;
     }
     void host.arbiter.recordReplication(record).then((ok) => {
       if (!ok)

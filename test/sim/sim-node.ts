@@ -233,12 +233,13 @@ export class SimHost implements Owner {
    * A backup (fresh: it joins, by snapshot once the log is long) of whichever node serves, or of the
    * node at `primaryUrl` (a node that lost its epoch joins the winner the arbiter records).
    */
-  startBackup(primaryUrl = CHANNEL_URL): void {
+  startBackup(primaryUrl = CHANNEL_URL, joinsEpoch?: number): void {
     // Its start does real work only (a look for a checkpoint to offer as a join base): the world waits for it.
     void this.world
       .track(
         BackupNode.start({
           primaryUrl,
+          ...(joinsEpoch !== undefined ? { joinsEpoch } : {}),
           nodeId: this.id,
           host: 'sim',
           port: 0,
@@ -274,11 +275,11 @@ export class SimHost implements Owner {
       if (e.rejoin) {
         // As cli/pair.ts does: a node that lost its epoch joins the winner as a fresh backup, on the same host.
         const url = e.rejoinUrl ?? CHANNEL_URL;
-        this.sim.note(`${this.id}: REJOIN as a fresh backup of ${url}${e.winner ? ` (${e.winner})` : ''}`);
+        this.sim.note(`${this.id}: REJOIN as a fresh backup of ${url}${e.winner ? ` (${e.winner.nodeId} (epoch ${e.winner.epoch}))` : ''}`);
         this.rejoins++;
         this.seenEpoch = null;
         this.node = null;
-        this.startBackup(url);
+        this.startBackup(url, e.winner?.epoch);
         return;
       }
       this.halted = e;
