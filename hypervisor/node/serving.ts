@@ -254,7 +254,7 @@ export class Serving {
     if (!host.arbiter.recordReplication) return;
     const record = replicationRecordFor(epoch, options.nodeId, this.replicationUrl, new Date(host.env.clock.wallMs()).toISOString());
     if (record.url === null && this.replicationUrl !== null) {
-      options.logger.warn(
+      options.logger.info(
         { replication: this.replicationUrl },
         `the logging channel listens on a wildcard address (${this.replicationUrl}): no address recorded, so a node this one fences exits instead of joining it`,
       );
