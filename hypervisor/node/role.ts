@@ -715,13 +715,15 @@ export class RoleMachine {
     if (this.claimingFor === 'backup') out.push({ type: 'go-live', epoch: input.epoch });
     if (keptPeer) {
       this.claimingFor = null;
-      out.push({
-        type: 'log',
-        level: 'info',
-        msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`} with backup ${this.peerId ?? ''} attached: a primary again; outputs wait for its acknowledgement`,
-        data: { claimMs },
-      });
-      out.push({ type: 'epoch-won', epoch: input.epoch });
+      out.push(
+        { type: 'epoch-won', epoch: input.epoch },
+        {
+          type: 'log',
+          level: 'info',
+          msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`} with backup ${this.peerId ?? ''} attached: a primary again; outputs wait for its acknowledgement`,
+          data: { claimMs },
+        },
+      );
       this.release(out);
     } else {
       out.push(
