@@ -15,12 +15,25 @@ import pino from 'pino';
 import { type LogLine, NodeProcess, timeOf } from './child.js';
 import type { RoundResult, WorkloadOptions } from './drill.js';
 import { chooseService } from './drill-service.js';
-import { caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, findLiveNode, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
+import {
+  caller,
+  clientGapMs,
+  type DrillTiming,
+  endOfRoundChecks,
+  evidenceOf,
+  fencedAsExpected,
+  findLiveNode,
+  goLiveViolation,
+  lateReleases,
+  REJOINED,
+  takeoverSeqOf,
+  timingArgs,
+  within,
+} from './drill-workload.js';
 import { buildTopology, ensureTool, flushRules, iptables, NetnsUnavailable, netemAvailable, netemDelay, netnsUnavailableReason, type Topology } from './netns/topology.js';
 import { Router } from './router.js';
 
 /** What a losing backup logs when it joins the winner again instead of exiting (cli/pair.ts). */
-const REJOIN = /joining it again as a fresh backup/;
 
 /** Fault kinds of a netns drill. */
 export const NETNS_FAULTS = ['kill-primary', 'pause-primary', 'partition', 'partition-oneway', 'arbiter-primary', 'clients', 'loss'] as const;
@@ -281,16 +294,15 @@ export async function runNetnsRound(
         if (fault === 'pause-primary') {
           const resumedAt = Date.now();
           primary.signalSafe('SIGCONT');
-          await within(primary.exited, 10_000);
+          await Promise.race([within(primary.exited, 10_000), primary.waitFor((l) => REJOINED.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
           const late = lateReleases(released, resumedAt, takeoverSeqOf(b));
           if (late.violation) violations.push(late.violation);
           lateCovered = late.covered;
         } else if (fault !== 'kill-primary') {
-          await Promise.race([within(loser.exited, 10_000), loser.waitFor((l) => REJOIN.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
+          await Promise.race([within(loser.exited, 10_000), loser.waitFor((l) => REJOINED.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
         }
-        // A losing backup may instead join the winner again, fresh (it released nothing): a delay, not a node.
-        const rejoins = loser === b && loser.lines.some((l) => REJOIN.test(l.msg));
-        if (fault !== 'kill-primary' && loser.exitCode !== 75 && !rejoins)
+        // The loser may instead join the winner as a fresh backup (it released nothing since): a delay, not a node.
+        if (fault !== 'kill-primary' && !fencedAsExpected(loser))
           violations.push(`${fault}: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch) or a rejoin`);
       }
     } else {

@@ -310,6 +310,17 @@ export async function endOfRoundChecks(
   return { writesLost, duplicates, epochs: speakers.epochs, violations };
 }
 
+/**
+ * A node that lost its epoch and joined the winner as a fresh backup instead of exiting (cli/pair.ts):
+ * a node kept, not a violation (it released nothing since it was fenced, and its held outputs were dropped).
+ */
+export const REJOINED = /as a fresh backup/;
+
+/** The node lost its epoch as it should: it exited 75, or it joined the winner again (REJOINED). */
+export function fencedAsExpected(p: { exitCode: number | null; lines: ReadonlyArray<{ msg: string }> }): boolean {
+  return p.exitCode === 75 || p.lines.some((l) => REJOINED.test(l.msg));
+}
+
 /** Health polls of a round's end: at most this many, LIVE_POLL_MS apart. */
 const LIVE_POLLS = 100;
 const LIVE_POLL_MS = 50;

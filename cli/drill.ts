@@ -18,7 +18,22 @@ import { freePort, type LogLine, NodeProcess, timeOf } from './child.js';
 import { DEFAULT_FAULT_HOLD_MS, DEFAULT_LOSS_PERCENT, NETNS_FAULTS, type NetnsFault, NetnsLab, runNetnsRound } from './drill-netns.js';
 import { type ReprotectRound, runReprotectDrill } from './drill-reprotect.js';
 import { chooseService, WORKLOADS, type WorkloadChoice } from './drill-service.js';
-import { arbiterArgs, caller, clientGapMs, type DrillTiming, endOfRoundChecks, evidenceOf, findLiveNode, goLiveViolation, lateReleases, takeoverSeqOf, timingArgs, within } from './drill-workload.js';
+import {
+  arbiterArgs,
+  caller,
+  clientGapMs,
+  type DrillTiming,
+  endOfRoundChecks,
+  evidenceOf,
+  fencedAsExpected,
+  findLiveNode,
+  goLiveViolation,
+  lateReleases,
+  REJOINED,
+  takeoverSeqOf,
+  timingArgs,
+  within,
+} from './drill-workload.js';
 import { heartbeatTimeoutFor, positiveInt } from './options.js';
 import { Relay } from './relay.js';
 import { Router } from './router.js';
@@ -172,11 +187,9 @@ export async function runRound(
         liveLine = winner.l;
         lostLine = winner.node.lines.find((l) => timeOf(l) >= faultAt && /^(primary|backup) lost: /.test(l.msg)) ?? null;
         const loser = winner.node === primary ? b : primary;
-        await Promise.race([within(loser.exited, 10_000), loser.waitFor((l) => /joining it again as a fresh backup/.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
-        // A losing backup may instead join the winner again, fresh (it released nothing): a delay, not a node.
-        const rejoins = loser === b && loser.lines.some((l) => /joining it again as a fresh backup/.test(l.msg));
-        if (loser.exitCode !== 75 && !rejoins)
-          violations.push(`partition: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch) or a rejoin`);
+        await Promise.race([within(loser.exited, 10_000), loser.waitFor((l) => REJOINED.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
+        // The loser may instead join the winner as a fresh backup (it released nothing since): a delay, not a node.
+        if (!fencedAsExpected(loser)) violations.push(`partition: the losing ${loser.name} ended with ${loser.exitCode ?? loser.signal ?? 'still running'}, expected exit 75 (lost epoch) or a rejoin`);
       }
     } else {
       liveLine = await survivor.waitFor(wonEpoch, 'won epoch', 15_000).catch(() => null);
@@ -195,8 +208,9 @@ export async function runRound(
       // anything it releases from here on would be a response from a replaced primary.
       const resumedAt = Date.now();
       primary.signalSafe('SIGCONT');
-      await within(primary.exited, 10_000);
-      if (primary.exitCode !== 75) violations.push(`the paused primary did not halt with exit 75 after it resumed (got ${primary.exitCode ?? primary.signal ?? 'still running'})`);
+      await Promise.race([within(primary.exited, 10_000), primary.waitFor((l) => REJOINED.test(l.msg), 'a rejoin', 10_000).catch(() => null)]);
+      if (!fencedAsExpected(primary))
+        violations.push(`the paused primary did not halt with exit 75 (or join the winner as a fresh backup) after it resumed (got ${primary.exitCode ?? primary.signal ?? 'still running'})`);
       const late = lateReleases(released, resumedAt, takeoverSeqOf(b));
       if (late.violation) violations.push(late.violation);
       lateCovered = late.covered;

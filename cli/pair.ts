@@ -182,15 +182,40 @@ function loopOptions(flags: ServeFlags): LiveLoopOptions {
   return { ...DEFAULT_LIVE_LOOP_OPTIONS, maxQueuedEvents: flags.maxQueuedRequests, fetchTimeoutMs: flags.fetchTimeoutMs, maxFetchResponseBytes: flags.maxFetchResponseBytes };
 }
 
-function exitOnHalt(node: { on(event: 'halt', listener: (e: HaltEvent) => void): unknown }, logger: Logger): void {
-  node.on('halt', (e) => {
-    logger.error({ exitCode: e.exitCode }, `exiting: ${e.reason}`);
-    logger.flush?.();
-    process.exit(e.exitCode);
-  });
-}
-
-function stopOnSignals(node: { stop(): Promise<void> }, logger: Logger): void {
+/**
+ * The one path for a node that halts (primary or backup). One that lost its epoch (a backup's lost
+ * claim, or a primary or live node fenced by a newer epoch) joins the epoch's winner as a fresh backup:
+ * the address the arbiter records for it (HaltEvent.rejoinUrl), or a backup's own --primary
+ * (`givenPrimary`; null for a primary, which never had one). A false suspicion costs a delay, never a
+ * node. Any other halt, or no address to join, ends the process with the halt's exit code. SIGINT and
+ * SIGTERM stop whichever node runs now.
+ */
+function keepRejoining(first: PrimaryNode | BackupNode, givenPrimary: string | null, start: (primaryUrl: string, rejoins: number, joinsEpoch?: number) => Promise<BackupNode>, logger: Logger): void {
+  let node: PrimaryNode | BackupNode = first;
+  let rejoins = 0;
+  const watch = (n: PrimaryNode | BackupNode) =>
+    n.once('halt', (e: HaltEvent) => {
+      const target = e.rejoin ? (e.rejoinUrl ?? givenPrimary) : null;
+      if (target === null) {
+        logger.error({ exitCode: e.exitCode }, `exiting: ${e.reason}`);
+        logger.flush?.();
+        process.exit(e.exitCode);
+      }
+      rejoins++;
+      const whom = e.winner ? `the node that serves now, ${e.winner.nodeId} (epoch ${e.winner.epoch}), at ${target},` : 'it again';
+      logger.warn({ rejoins, primary: target }, `lost epoch (${e.reason}); joining ${whom} as a fresh backup`);
+      void start(target, rejoins, e.winner?.epoch).then(
+        (fresh) => {
+          node = fresh;
+          watch(fresh);
+        },
+        (error: Error) => {
+          logger.error({ err: error }, `cannot join ${target}: ${error.message}`);
+          process.exit(e.exitCode);
+        },
+      );
+    });
+  watch(first);
   const stop = (signal: string) => {
     logger.info({ signal }, 'stopping');
     void node.stop().then(() => process.exit(0));
@@ -245,6 +270,8 @@ export function registerPair(program: Command): void {
     const arbiter = await loadedArbiter(flags);
     const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
     const checkpoints = checkpointOptions(flags, arbiter);
+    const env = nodeEnv(arbiter, edge);
+    const secret = secretFrom(flags, logger);
     const node = await PrimaryNode.start({
       config: makeBootConfig(await prepareGuest(entry, flags, logger), flags.env, limitsFrom(flags), flags.cron),
       nodeId,
@@ -253,9 +280,9 @@ export function registerPair(program: Command): void {
       replicationHost: flags.replicationHost,
       replicationPort: flags.replicationPort,
       sharedDir: arbiter.where,
-      env: nodeEnv(arbiter, edge),
+      env,
       frontDoor: edge.frontDoor,
-      secret: secretFrom(flags, logger),
+      secret,
       ...tlsFrom(flags),
       pair: pairSettings(flags),
       maxRequestBytes: flags.maxRequestBytes,
@@ -270,8 +297,31 @@ export function registerPair(program: Command): void {
       if (p !== undefined) edge.ownPort(p);
     }
     logger.info({ url: node.url, replication: node.replicationUrl, arbiter: arbiter.where }, `primary serving ${entry} on ${node.url}; logging channel on ${node.replicationUrl}`);
-    exitOnHalt(node, logger);
-    stopOnSignals(node, logger);
+    // Fenced (a newer epoch serves): it joins the winner as a fresh backup, on the ports it had, so
+    // that once live again it serves where it served and takes backups where it took them.
+    const ports = { http: portOf(node.url) ?? flags.port, replication: portOf(node.replicationUrl) ?? flags.replicationPort };
+    const rejoin = (primaryUrl: string, rejoins: number, joinsEpoch?: number) =>
+      BackupNode.start({
+        primaryUrl,
+        ...(joinsEpoch !== undefined ? { joinsEpoch } : {}),
+        nodeId,
+        host: flags.host,
+        port: ports.http,
+        sharedDir: arbiter.where,
+        env,
+        frontDoor: edge.frontDoor,
+        secret,
+        ...tlsFrom(flags),
+        guestHash: node.config.guestHash,
+        replication: { host: flags.replicationHost, port: ports.replication, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter, ...tlsFrom(flags) },
+        pair: pairSettings(flags),
+        maxRequestBytes: flags.maxRequestBytes,
+        loop: loopOptions(flags),
+        ...(flags.trace ? { tracePath: `${flags.trace}.rejoin-${rejoins}`, traceSegmentBytes: traceSegmentBytes(flags), traceOutputsMaxBytes: flags.traceOutputsMaxBytes } : {}),
+        ...(checkpoints.checkpoint ? { checkpoint: checkpoints.checkpoint } : {}),
+        logger,
+      });
+    keepRejoining(node, null, rejoin, logger);
   });
 
   const backup = program
@@ -315,9 +365,10 @@ export function registerPair(program: Command): void {
     const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
     const checkpoints = checkpointOptions(flags, arbiter);
     const guestHash = entry ? (await prepareGuest(entry, flags, logger)).hash : undefined;
-    const start = (rejoins: number) =>
+    const start = (primaryUrl: string, rejoins: number, joinsEpoch?: number) =>
       BackupNode.start({
-        primaryUrl: flags.primary,
+        primaryUrl,
+        ...(joinsEpoch !== undefined ? { joinsEpoch } : {}),
         nodeId,
         host: flags.host,
         port: flags.port,
@@ -339,34 +390,10 @@ export function registerPair(program: Command): void {
         ...checkpoints,
         logger,
       });
-    let node = await start(0);
+    const node = await start(flags.primary, 0);
     const bound = portOf(node.url);
     if (bound !== undefined) edge.ownPort(bound);
     logger.info({ url: node.url, primary: flags.primary, arbiter: arbiter.where }, `backup of ${flags.primary}; health and status on ${node.url}`);
-    // A backup that lost its claim to the node it followed joins that node again, fresh (a false
-    // suspicion costs a delay, never a node); any other halt ends the process.
-    let rejoins = 0;
-    const watch = (n: BackupNode) =>
-      n.on('halt', (e) => {
-        if (!e.rejoin) {
-          logger.error({ exitCode: e.exitCode }, `exiting: ${e.reason}`);
-          logger.flush?.();
-          process.exit(e.exitCode);
-        }
-        rejoins++;
-        logger.warn({ rejoins }, `lost the claim to the node that serves (${e.reason}); joining it again as a fresh backup`);
-        void start(rejoins).then(
-          (fresh) => {
-            node = fresh;
-            watch(fresh);
-          },
-          (error: Error) => {
-            logger.error({ err: error }, `cannot join again: ${error.message}`);
-            process.exit(e.exitCode);
-          },
-        );
-      });
-    watch(node);
-    stopOnSignals({ stop: () => node.stop() }, logger);
+    keepRejoining(node, flags.primary, start, logger);
   });
 }

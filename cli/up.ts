@@ -132,7 +132,9 @@ async function runUp(program: Command, command: Command, entry: string, flags: U
     return launch({ name, port: httpPort, replicationPort }, args);
   };
 
-  // A lost node: the survivor runs alone; a fresh backup joins it as soon as it is live.
+  // A lost node: the survivor runs alone; a fresh backup joins it as soon as it is live. (A node fenced
+  // by a newer epoch does not exit: it joins the winner as a fresh backup itself, cli/pair.ts, and stays
+  // a member; its status says backup, and protection returns once it is attached and in sync.)
   const onExit = async (m: Member, code: number | null, signal: NodeJS.Signals | null) => {
     watch.members.delete(m.name);
     router.removeNode(m.name);

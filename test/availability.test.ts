@@ -73,3 +73,54 @@ test('a backup that loses its claim to the node that serves joins it again, fres
     primary.child.kill('SIGCONT');
   }
 }, 60_000);
+
+test('a primary stopped past the timeout is fenced when it wakes, and joins the node that took over as a fresh backup: protected again, no acknowledged write lost', async () => {
+  const primary = await startPrimary('guest-apps/kv.js', { heartbeatTimeoutMs: 300 });
+  running.push(primary);
+  // The backup takes backups once live: its logging channel's address is recorded with its epoch.
+  const backup = await startBackup(primary.replication, primary.sharedDir, { heartbeatTimeoutMs: 300, backupArgs: ['--replication-port', '0'] });
+  running.push(backup);
+  await waitFor(async () => (await status(primary.url)).protection === 'protected', 'the primary to report itself protected', 30_000);
+  const acked: string[] = [];
+  const put = async (url: string, key: string) => {
+    const res = await fetch(`${url}/kv/${key}`, { method: 'PUT', body: `v-${key}`, headers: { 'idempotency-key': key } });
+    await res.arrayBuffer();
+    if (res.status === 200) acked.push(key);
+    return res.status;
+  };
+  for (let i = 0; i < 10; i++) expect(await put(primary.url, `before-${i}`)).toBe(200);
+
+  primary.child.kill('SIGSTOP');
+  try {
+    await waitFor(async () => (await health(backup.url)) === 200, 'the backup to take over', 15_000);
+    for (let i = 0; i < 10; i++) expect(await put(backup.url, `during-${i}`)).toBe(200);
+  } finally {
+    primary.child.kill('SIGCONT');
+  }
+  // Awake, it finds epoch 2 on the shared directory: it halts its outputs, then joins the winner.
+  await primary.waitForLog((l) => /epoch 2 was claimed by another node|lease check: epoch 2 exists/.test(String(l.msg)), 'the old primary to learn it was fenced', 15_000);
+  await primary.waitForLog(
+    (l) => /joining the node that serves now, backup \(epoch 2\), at ws:\/\/127\.0\.0\.1:\d+, as a fresh backup/.test(String(l.msg)),
+    'the old primary to join the winner',
+    20_000,
+  );
+  // Same process, same HTTP port: a backup of the new primary, attached and protecting it.
+  await waitFor(async () => (await status(backup.url)).protection === 'protected', 'the new primary to be protected again', 40_000);
+  const old = await status(primary.url);
+  expect(old.role).toBe('backup');
+  expect(old.connected).toBe(true);
+  expect(old.primary).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+  const live = await status(backup.url);
+  expect(live.role).toBe('primary');
+  expect(live.epoch).toBe(2);
+  expect(live.backupAttached).toBe(true);
+  expect(await health(primary.url)).not.toBe(200);
+  expect(primary.exitCode).toBeNull();
+  // Outputs wait for the rejoined backup's acks again, and nothing acknowledged was lost.
+  for (let i = 0; i < 5; i++) expect(await put(backup.url, `after-${i}`)).toBe(200);
+  for (const key of acked) {
+    const res = await fetch(`${backup.url}/kv/${key}`);
+    expect([key, res.status, ((await res.json()) as { value?: string }).value]).toEqual([key, 200, `v-${key}`]);
+  }
+  await waitFor(async () => ((await status(primary.url)).replayedSeq as number) >= ((await status(backup.url)).seq as number) - 5, 'the rejoined backup to replay the writes', 20_000);
+}, 120_000);

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Arbiter } from '../dist/hypervisor/node/arbiter.js';
 import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
 import { type CheckpointRecord, newestNamedSeq, olderThanRecorded, readDirRecord, recordFor, writeDirRecord } from '../dist/hypervisor/node/checkpoint-record.js';
+import { rejoinTarget, replicationRecordFor, WINNER_LOOKUP_MS } from '../dist/hypervisor/node/replication-record.js';
+import { EXIT_LOST_EPOCH } from '../dist/hypervisor/node/role.js';
 import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
 import { type FtjsProcess, ftjs, spawnFtjs, TEST_SECRET, tempDir, waitFor } from './helpers.js';
 
@@ -42,6 +44,52 @@ afterAll(async () => {
 });
 
 const KV = 'guest-apps/kv.js';
+
+// Where each epoch's holder takes backups (hypervisor/node/replication-record.ts): what a node that
+// this epoch fences reads to join it as a fresh backup instead of exiting.
+for (const kind of ['shared-dir', 'etcd'] as const) {
+  test(`${kind}: the replication record rides with its epoch: written only by the newest epoch's holder, read per epoch; a fenced node joins the newest holder`, async () => {
+    const shared = tempDir('ftjs-shared-');
+    const where = etcd.arbiterUrl(`replrec-${process.pid}`);
+    const arbiter = (id: string) => (kind === 'etcd' ? new EtcdArbiter(where, id) : new Arbiter(shared, id));
+    const [a, b, c] = [arbiter('a'), arbiter('b'), arbiter('c')];
+    // A simulated clock for the lookup's wait: timers fire at once, moving the clock on.
+    let nowMs = 0;
+    const world = {
+      clock: { monoMs: () => nowMs, wallMs: () => nowMs },
+      timers: { after: (ms: number, fn: () => void) => ((nowMs += ms), setImmediate(fn), { cancel() {} }), soon: setImmediate, every: () => ({ cancel() {} }) },
+    };
+    const fenced = { reason: 'lease check: epoch 2 exists', exitCode: EXIT_LOST_EPOCH };
+    try {
+      // Nothing claimed or recorded (an older ftjs's directory reads the same): no address, after waiting it out.
+      expect(await a.replicationRecord(1)).toBeNull();
+      expect(await rejoinTarget(fenced, a, 'a', world, 250, null)).toEqual(fenced);
+      expect(nowMs).toBeGreaterThanOrEqual(WINNER_LOOKUP_MS - 250);
+      expect((await a.claim(1, 'primary')).result).toBe('won');
+      expect(await a.recordReplication(replicationRecordFor(1, 'a', 'ws://127.0.0.1:9091', 'now'))).toBe(true);
+      expect(await b.replicationRecord(1)).toMatchObject({ epoch: 1, nodeId: 'a', url: 'ws://127.0.0.1:9091' });
+      // Its own epoch's holder is no one to join.
+      expect(await rejoinTarget(fenced, a, 'a', world, 250, null)).toEqual(fenced);
+      // Epoch 2's holder takes no backups: recorded as none; the fenced node exits at once (no wait).
+      expect((await b.claim(2, 'backup')).result).toBe('won');
+      expect(await a.recordReplication(replicationRecordFor(1, 'a', 'ws://127.0.0.1:9092', 'now'))).toBe(false); // not the newest any more
+      expect((await b.replicationRecord(1))?.url).toBe('ws://127.0.0.1:9091');
+      expect(await b.recordReplication(replicationRecordFor(2, 'b', null, 'now'))).toBe(true);
+      nowMs = 0;
+      expect(await rejoinTarget(fenced, a, 'a', world, 250, null)).toEqual(fenced);
+      expect(nowMs).toBe(0);
+      // A wildcard listener names no address either.
+      expect(replicationRecordFor(3, 'c', 'ws://0.0.0.0:9093', 'now').url).toBeNull();
+      // Epoch 3's holder listens: the fenced node joins it; other halts never rejoin.
+      expect((await c.claim(3, 'primary')).result).toBe('won');
+      expect(await c.recordReplication(replicationRecordFor(3, 'c', 'wss://node-c:9093', 'now'))).toBe(true);
+      expect(await rejoinTarget(fenced, a, 'a', world, 250, null)).toEqual({ ...fenced, rejoin: true, rejoinUrl: 'wss://node-c:9093', winner: { nodeId: 'c', epoch: 3 } });
+      expect(await rejoinTarget({ reason: 'diverged', exitCode: 76 }, a, 'a', world, 250, null)).toEqual({ reason: 'diverged', exitCode: 76 });
+    } finally {
+      for (const x of [a, b, c]) if (x instanceof EtcdArbiter) await x.close();
+    }
+  });
+}
 
 async function put(url: string, key: string, value: string): Promise<void> {
   const r = await fetch(`${url}/kv/${key}`, { method: 'PUT', body: value });

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Relay } from '../dist/cli/relay.js';
 import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
+import { replicationRecordFor } from '../dist/hypervisor/node/replication-record.js';
 import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
 import { type FtjsProcess, spawnFtjs, TEST_SECRET, waitFor } from './helpers.js';
 
@@ -107,6 +108,8 @@ test('the primary cut off from etcd (its connection relayed and cut): nothing re
     await waitFor(async () => ((await other.previousHolders(2))?.length === 0 ? true : null), "the old primary's etcd lease to expire", 20_000);
     expect((await other.claim(2, 'primary')).result).toBe('won');
     const claimedAt = performance.now();
+    // The intruder takes no backups, and says so: the fenced node exits (75) instead of joining it.
+    expect(await other.recordReplication(replicationRecordFor(2, 'intruder', null, new Date().toISOString()))).toBe(true);
     const late = clients.received.filter((t) => t > cutAt + LEASE_MS + RECEIPT_SLACK_MS);
     expect(late, `responses ${late.map((t) => Math.round(t - cutAt)).join(', ')} ms after the cut`).toEqual([]);
     expect(Math.max(...clients.received)).toBeLessThan(claimedAt);
@@ -130,10 +133,12 @@ test("a newer epoch claimed by another node fences the lone primary at once (etc
     await waitFor(() => clients.received.length >= 50 || null, 'writes acknowledged first');
     expect((await other.claim(2, 'primary')).result).toBe('won');
     const claimedAt = performance.now();
-    expect(await node.exited).toBe(75);
+    expect(await other.recordReplication(replicationRecordFor(2, 'intruder', null, new Date().toISOString()))).toBe(true);
+    await node.waitForLog((l) => /^primary halted: epoch 2 was claimed \(seen by the arbiter's watch\)/.test(String(l.msg)), 'the primary to be fenced', 10_000);
     const fencedMs = performance.now() - claimedAt;
-    expect(node.lines.some((l) => /epoch 2 was claimed \(seen by the arbiter's watch\)/.test(String(l.msg)))).toBe(true);
     expect(fencedMs).toBeLessThan(LEASE_MS);
+    // The intruder recorded that it takes no backups: nothing to join, it exits 75.
+    expect(await node.exited).toBe(75);
     const late = clients.received.filter((t) => t > claimedAt + LEASE_MS);
     expect(late).toEqual([]);
     // It gave its lease back when it halted: nothing holds an epoch before 2 any more.

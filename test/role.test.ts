@@ -398,20 +398,43 @@ describe('primary: backup silent past the timeout', () => {
     expect(m.hasBackup).toBe(false);
   });
 
-  test('a claiming node still refuses a backup that attaches mid-claim (drop-peer, stays claiming)', () => {
+  test('a claiming primary keeps a backup that attaches mid-claim: nothing released until the win, then a primary again holding for its acks', () => {
+    const m = attachedPrimary();
+    expect(acked(m, 5, 3)).toEqual([releaseThrough(3)]);
+    expect(fatal(m, 10)).toEqual([dropPeer(), claim(2)]);
+    const out = m.step({ type: 'peer-up', nowMs: 20, peer: 'b' });
+    expect(out).toEqual([logLine('info', /backup b attached while this node claims epoch 2: kept/)]);
+    expect(m.role).toBe('claiming');
+    expect(m.holdsOutputs).toBe(true);
+    expect(acked(m, 25, 7)).toEqual([]); // nothing leaves mid-claim, whatever it acks
+    const wonOut = m.step({ type: 'claim-result', nowMs: 30, epoch: 2, result: 'won', detail: 'created' });
+    // No release-all: only what the kept backup acknowledged leaves.
+    expect(wonOut).toEqual([won(2), logLine('info', /won epoch 2 .*with backup b attached: a primary again/), releaseThrough(7)]);
+    expect(m.role).toBe('primary');
+    expect(m.epoch).toBe(2);
+    expect(m.hasBackup).toBe(true);
+    expect(acked(m, 40, 9)).toEqual([releaseThrough(9)]);
+    // Its silence is suspected as any backup's, and the next claim is one epoch on.
+    expect(tickRange(m, 40, 340).at(-1)).toEqual([340, [NOOP, dropPeer(), claim(3)]]);
+  });
+
+  test('a backup kept mid-claim that drops again before the win: the win runs alone (release-all)', () => {
     const m = attachedPrimary();
     expect(fatal(m, 10)).toEqual([dropPeer(), claim(2)]);
-    const out = m.step({ type: 'peer-up', nowMs: 20 });
-    expect(out).toEqual([dropPeer()]);
-    expect(m.role).toBe('claiming');
-    expect(m.hasBackup).toBe(true); // still epoch 1's backup
+    expect(peerUp(m, 20)).toEqual([]);
+    expect(peerDown(m, 25)).toEqual([]);
     expect(claimResult(m, 30, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
-    // Claiming after a re-protection alike.
-    expect(peerUp(m, 40)).toEqual([HOLD]);
-    expect(fatal(m, 50)).toEqual([dropPeer(), claim(3)]);
-    expect(peerUp(m, 60)).toEqual([dropPeer()]);
-    expect(m.role).toBe('claiming');
-    expect(m.epoch).toBe(2);
+    expect(m.role).toBe('live');
+    expect(m.hasBackup).toBe(false);
+  });
+
+  test('a claiming primary that keeps a backup still halts when its claim is lost', () => {
+    const m = attachedPrimary();
+    expect(fatal(m, 10)).toEqual([dropPeer(), claim(2)]);
+    expect(peerUp(m, 20)).toEqual([]);
+    expect(acked(m, 25, 7)).toEqual([]);
+    expect(claimResult(m, 30, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expectInert(m, 40);
   });
 
   test('claim lost: halts with EXIT_LOST_EPOCH and is inert from then on', () => {
@@ -530,7 +553,6 @@ describe('primary: backup silent past the timeout', () => {
     expect(tick(m, 400)).toEqual([NOOP, dropPeer(), claim(2)]);
     expect(acked(m, 410, 9)).toEqual([]);
     expect(acked(m, 420, 12)).toEqual([]);
-    expect(peerUp(m, 425)).toEqual([dropPeer()]); // a backup attaching mid-claim is refused
     expect(claimResult(m, 430, 2, 'unreachable')).toEqual([]);
     expect(acked(m, 440, 13)).toEqual([]);
     expect(claimResult(m, 450, 2, 'won')).toEqual([won(2), RELEASE_ALL]);
@@ -1692,6 +1714,8 @@ const ALLOWED_MOVES = new Set([
   'backup→halted',
   'claiming→claiming',
   'claiming→live',
+  // A primary's claim won with a backup that attached meanwhile: a primary again, in the new epoch.
+  'claiming→primary',
   'claiming→halted',
   'live→live',
   'live→primary',
@@ -1859,6 +1883,8 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const newerFound = answersNewest && checked.newestEpoch !== null && checked.newestEpoch > (roleBefore === 'claiming' ? Math.max(epochBefore, claimEpoch) : epochBefore);
     const claimAnswer = roleBefore === 'claiming' && input.type === 'claim-result' && claimEpoch !== 0 && input.epoch === claimEpoch ? input.result : null;
     const wonClaim = claimAnswer === 'won';
+    // A primary's claim won while a backup that attached mid-claim is still connected: kept, a primary again.
+    const wonWithPeer = wonClaim && claimingFor === 'primary' && peerConnected;
     const fatalHalts = input.type === 'fatal' && (roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup'));
     const fatalIgnored = input.type === 'fatal' && (roleBefore === 'live' || (roleBefore === 'claiming' && claimingFor === 'primary'));
     const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? ((input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED) : null;
@@ -1875,8 +1901,9 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const following = roleBefore === 'backup' || (roleBefore === 'claiming' && claimingFor === 'backup' && claimEpoch === 0);
     // A new backup attaching to a live node re-protects it: primary again, same epoch, holding for it.
     const reprotect = input.type === 'peer-up' && roleBefore === 'live';
-    // A node that is claiming takes no peer; a primary that claims drops the backup still connected.
-    const expectDrops = (input.type === 'peer-up' && roleBefore === 'claiming' ? 1 : 0) + (expectClaim && roleBefore === 'primary' && peerConnected ? 1 : 0);
+    // A claiming backup takes no peer (a claiming primary keeps one); a primary that claims drops the backup still connected.
+    const keepsPeer = input.type === 'peer-up' && roleBefore === 'claiming' && claimingFor === 'primary';
+    const expectDrops = (input.type === 'peer-up' && roleBefore === 'claiming' && !keepsPeer ? 1 : 0) + (expectClaim && roleBefore === 'primary' && peerConnected ? 1 : 0);
 
     const out = m.step(input);
     const roleAfter: Role = m.role;
@@ -1972,10 +1999,12 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const drops = acts.filter((a) => a.type === 'drop-peer').length;
     if (drops !== expectDrops) return fail(`${drops} drop-peer, expected ${expectDrops} (peer connected ${peerConnected})`);
     if (drops > 0) bump(cov, input.type === 'peer-up' ? 'drop:claiming-refuses' : reprotections > 0 ? 'drop:reprotected-backup-lost' : 'drop:backup-lost');
+    if (keepsPeer) bump(cov, 'claiming:keeps-peer');
 
     // ---- Releases, exactly.
     let expectedReleases: string[] = [];
-    if (wonClaim) expectedReleases = ['release-all'];
+    if (wonWithPeer) expectedReleases = maxAcked > lastReleased ? [`release-through:${maxAcked}`] : [];
+    else if (wonClaim) expectedReleases = ['release-all'];
     else if (confirms) expectedReleases = direct ? ['release-all'] : maxAcked > lastReleased ? [`release-through:${maxAcked}`] : [];
     else if (input.type === 'acked' && roleBefore === 'primary' && attached && !verifyingBefore && !gapCheck && maxAcked > lastReleased) expectedReleases = [`release-through:${maxAcked}`];
     const gotReleases = releases.map(show);
@@ -2003,9 +2032,10 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     // ---- Winning: go-live (backup), epoch-won, release-all, in that order; live in the claimed epoch.
     const winning = acts.filter((a) => a.type === 'go-live' || a.type === 'epoch-won' || a.type === 'release-all').map(show);
     if (wonClaim) {
-      const want = [...(claimingFor === 'backup' ? [`go-live:${claimEpoch}`] : []), `epoch-won:${claimEpoch}`, 'release-all'];
+      const want = [...(claimingFor === 'backup' ? [`go-live:${claimEpoch}`] : []), `epoch-won:${claimEpoch}`, ...(wonWithPeer ? [] : ['release-all'])];
       if (winning.join() !== want.join()) return fail(`won: ${JSON.stringify(winning)}, expected ${JSON.stringify(want)}`);
-      if (roleAfter !== 'live' || m.epoch !== claimEpoch || claimEpoch !== epochBefore + 1) return fail('won, but not live in epoch+1');
+      if (roleAfter !== (wonWithPeer ? 'primary' : 'live') || m.epoch !== claimEpoch || claimEpoch !== epochBefore + 1) return fail(`won, but not ${wonWithPeer ? 'primary' : 'live'} in epoch+1`);
+      if (wonWithPeer) bump(cov, 'won:kept-peer');
       if (verifyingBefore) bump(cov, 'won:while-verifying');
       epochsWon++;
       if (reprotections > 0) bump(cov, `won:after-reprotect:${claimingFor}`);
@@ -2091,7 +2121,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     }
     if (verifying && !shellHolding) return fail('outputs flow directly while the epoch is being verified');
     if (attachHold || reprotect) attached = true;
-    if (wonClaim) attached = false; // a new epoch: no backup attached in it yet
+    if (wonClaim) attached = wonWithPeer; // a new epoch: no backup attached in it yet, but one kept through the claim
     if (roleAfter !== 'halted') {
       const holdsOutputs = roleAfter === 'claiming' || verifying || (roleAfter === 'primary' && attached);
       if (m.holdsOutputs !== holdsOutputs) return fail(`holdsOutputs ${m.holdsOutputs}, expected ${holdsOutputs}`);
@@ -2105,7 +2135,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     if (input.type === 'peer-up') {
       lastHeardMs = nowMs;
       if (roleBefore === 'backup') welcomed = true;
-      if (roleBefore === 'primary' || roleBefore === 'backup' || roleBefore === 'live') peerConnected = true; // a claiming node refused it
+      if (roleBefore === 'primary' || roleBefore === 'backup' || roleBefore === 'live' || keepsPeer) peerConnected = true; // a claiming backup refused it
     } else if (input.type === 'peer-down') peerConnected = false;
     else if (input.type === 'acked') lastHeardMs = nowMs;
     else if (input.type === 'peer-traffic' && Number.isFinite(input.atMs)) lastHeardMs = Math.max(lastHeardMs, Math.min(input.atMs, nowMs));
@@ -2204,6 +2234,8 @@ describe('randomized (seeded)', () => {
       'release-through:after-reprotect',
       'throttle:after-reprotect',
       'drop:claiming-refuses',
+      'claiming:keeps-peer',
+      'won:kept-peer',
       'drop:backup-lost',
       'drop:reprotected-backup-lost',
       'junk:non-finite',

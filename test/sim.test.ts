@@ -43,6 +43,30 @@ describe('simulation', () => {
     expect(caught).toMatch(/two nodes live in epoch|two speakers in epoch|acknowledged effect lost/);
   }, 120_000);
 
+  // Named regressions (full profile, as `npm run sim -- --seed S`): a primary suspected its stalled
+  // backup and, while its fencing claim waited on a slow or cut-off shared directory, refused the backup
+  // that came back; the backup heard nothing, took over, and the old primary was the node it cost
+  // (the accuracy judge). Now the claiming primary keeps the backup (role.ts reattachWhileClaiming) and
+  // wins its epoch with it attached; a node fenced anyway joins the winner as a fresh backup.
+  it.each([
+    [204, /A: claim of epoch 2: won/],
+    [206, /A: claim of epoch 2: won/],
+    [548, /A: claim of epoch 2: won/],
+    [629, /A: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(B \(epoch 2\)\)/],
+    // The winner A rejoined crashed before A was welcomed; a newer epoch sends A on to its holder.
+    [74, /A: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(C \(epoch 3\)\)/],
+  ])(
+    'regression seed %i: a false suspicion costs a delay, never a node',
+    async (seed, pattern) => {
+      const sim = new Sim({ seed });
+      const result = await sim.run();
+      expect(result.violations).toEqual([]);
+      expect(result.accuracy).toEqual([]);
+      expect(sim.world.recent.join('\n')).toMatch(pattern);
+    },
+    60_000,
+  );
+
   it("two primaries on one shared directory: the first is fenced, and its backup never splices onto the second one's history (two-primaries, seeds 1-8)", async () => {
     // The backup of the fenced primary either loses its claim to the newer epoch or, if it dials the
     // second primary, is refused on its lineage (logging-channel/epoch-history.ts; test/lineage.test.ts
@@ -53,6 +77,8 @@ describe('simulation', () => {
       expect(result.violations, `seed ${seed}`).toEqual([]);
       const text = sim.world.recent.join('\n');
       expect(text).toMatch(/A: HALT \(75\)|C: HALT \(75\)/);
+      // The fenced primary is not lost: it joins the holder of the newer epoch as a fresh backup.
+      expect(text).toMatch(/([AC]): HALT \(75\)[^\n]*\n[\d.]+ \1: REJOIN as a fresh backup of ws:\/\/sim:\d+/);
       expect(text).toMatch(/B: HALT \(75\): lost the claim|B: HALT \(77\): the primary refused this backup \(4006\): cannot resume: lineage mismatch/);
     }
   }, 120_000);

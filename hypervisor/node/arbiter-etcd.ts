@@ -4,6 +4,7 @@
 //   epoch-NNNNNNNNNN  who claimed epoch N, and when
 //   live-NNNNNNNNNN   epoch N's holder's lease key: {epoch, nodeId}, gone when its lease expires
 //   checkpoint        where the newest durable checkpoint is: {epoch, nodeId, address, dir, seq}
+//   replication-NNNNNNNNNN  where epoch N's holder takes backups: {epoch, nodeId, url} (replication-record.ts)
 // Claiming epoch N is one transaction: if newest < N, then set newest = N, write epoch-N and live-N
 // (on a fresh lease of at least --lease-ms). etcd linearizes transactions, so of any nodes racing for
 // N exactly one wins, and none can claim an epoch at or below one that exists. An etcd that cannot be
@@ -20,6 +21,7 @@ import type { ClaimResult, EpochClaim } from './arbiter.js';
 import type { CheckpointRecord } from './checkpoint-record.js';
 import type { LeaseCheck } from './env.js';
 import { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
+import { parseReplicationRecord, type ReplicationRecord } from './replication-record.js';
 
 // In their own module so that the CLI can check a URL without loading the etcd client.
 export { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
@@ -213,6 +215,30 @@ export class EtcdArbiter {
   async checkpointRecord(): Promise<CheckpointRecord | null> {
     const value = await this.withTimeout(this.client.get(`${this.prefix}checkpoint`).string());
     return value === null ? null : (JSON.parse(value) as CheckpointRecord);
+  }
+
+  /** Where the holder of `record.epoch` takes backups: written only while that epoch is the newest. */
+  async recordReplication(record: ReplicationRecord): Promise<boolean> {
+    try {
+      const r = await this.withTimeout(
+        this.client
+          .if(`${this.prefix}newest`, 'Value', '==', pad(record.epoch))
+          .then(this.client.put(`${this.prefix}replication-${pad(record.epoch)}`).value(JSON.stringify(record)))
+          .commit(),
+      );
+      return r.succeeded;
+    } catch {
+      return false;
+    }
+  }
+
+  async replicationRecord(epoch: number): Promise<ReplicationRecord | null> {
+    try {
+      const value = await this.withTimeout(this.client.get(`${this.prefix}replication-${pad(epoch)}`).string());
+      return value === null ? null : parseReplicationRecord(value, epoch);
+    } catch {
+      return null;
+    }
   }
 
   private newLease(leaseMs: number): Lease {

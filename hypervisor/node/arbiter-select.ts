@@ -72,5 +72,19 @@ function lazyEtcd(where: string, nodeId: string, options: EtcdArbiterOptions): A
       }
     },
     checkpointRecord: async () => (await loading).checkpointRecord(),
+    recordReplication: async (record) => {
+      try {
+        return await (await loading).recordReplication(record);
+      } catch {
+        return false;
+      }
+    },
+    replicationRecord: async (epoch) => {
+      try {
+        return await (await loading).replicationRecord(epoch);
+      } catch {
+        return null;
+      }
+    },
   };
 }

@@ -7,6 +7,7 @@ import { constants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type CheckpointRecord, readDirRecord, writeDirRecord } from './checkpoint-record.js';
+import { type ReplicationRecord, readDirReplication, writeDirReplication } from './replication-record.js';
 
 export type ClaimResult = { result: 'won' | 'lost' | 'unreachable'; detail: string };
 
@@ -91,6 +92,15 @@ export class Arbiter {
 
   checkpointRecord(): Promise<CheckpointRecord | null> {
     return readDirRecord(this.dir);
+  }
+
+  /** Where this epoch's holder takes backups: a record file per epoch (hypervisor/node/replication-record.ts). */
+  async recordReplication(record: ReplicationRecord): Promise<boolean> {
+    return (await this.newestEpoch()) === record.epoch && writeDirReplication(this.dir, record);
+  }
+
+  replicationRecord(epoch: number): Promise<ReplicationRecord | null> {
+    return readDirReplication(this.dir, epoch);
   }
 
   private async create(file: string, claim: EpochClaim): Promise<void> {

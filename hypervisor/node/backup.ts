@@ -30,11 +30,18 @@ import { checkEpoch } from './epoch-check.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
+import { rejoinTarget } from './replication-record.js';
 import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
 import { type ReplicationListen, Serving } from './serving.js';
 
 export interface BackupOptions {
   primaryUrl: string;
+  /**
+   * A node that lost its epoch and rejoins: the epoch whose holder listens at primaryUrl (the arbiter's
+   * record, hypervisor/node/replication-record.ts). Until this backup holds a VM of its own, a newer
+   * epoch on the arbiter sends it on to that epoch's holder: the one it was joining may be gone.
+   */
+  joinsEpoch?: number;
   nodeId: string;
   host: string;
   port: number;
@@ -76,6 +83,8 @@ const REPLAY_BATCH_TASKS = 64;
  * the worker's nice value.
  */
 const REPLAY_SLICE_MS = 1;
+/** A rejoining backup with no VM yet asks the arbiter this often whether a newer epoch superseded the one it joins. */
+const REJOIN_RECHECK_MS = 1_000;
 /** Bound on the page hashes a joining backup offers (they travel in one handshake frame, as base64). */
 const MAX_JOIN_BASE_HASH_BYTES = 1024 * 1024;
 
@@ -411,8 +420,27 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     } else {
       const heardAt = this.channel.lastHeardAtMs;
       if (heardAt !== null) this.step({ type: 'peer-traffic', nowMs, atMs: heardAt });
+      this.recheckJoin(nowMs);
     }
     this.step({ type: 'tick', nowMs });
+  }
+
+  private recheckAtMs = 0;
+
+  /**
+   * A rejoining backup (joinsEpoch) that holds nothing yet: if a newer epoch exists, the holder it
+   * dials was superseded (maybe dead: found by the simulator, seed 74), and it would wait on it for
+   * ever. It halts as a node that lost its epoch, so the one rejoin path sends it to the newest holder.
+   */
+  private recheckJoin(nowMs: number): void {
+    const joins = this.options.joinsEpoch;
+    if (joins === undefined || this.vm !== null || nowMs < this.recheckAtMs) return;
+    this.recheckAtMs = Number.POSITIVE_INFINITY; // one read at a time
+    void this.arbiter.newestEpoch().then((newest) => {
+      this.recheckAtMs = this.env.clock.monoMs() + REJOIN_RECHECK_MS;
+      if (newest !== null && newest > joins && this.vm === null && this.serving === null)
+        this.halt({ reason: `epoch ${newest} superseded epoch ${joins}, whose holder this backup was joining (${this.options.primaryUrl}) before it received anything`, exitCode: EXIT_LOST_EPOCH });
+    });
   }
 
   private step(input: RoleInput): void {
@@ -558,8 +586,12 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     if (this.stopped) return;
     const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ exitCode: event.exitCode, heldOutputsDropped: dropped }, `backup halted: ${event.reason}`);
-    const rejoin = event.exitCode === EXIT_LOST_EPOCH && this.serving === null;
-    void this.stop().then(() => this.emit('halt', rejoin ? { ...event, rejoin } : event));
+    // One that never served joins the primary it was given when no newer holder is recorded (not a
+    // rejoin that was sent there by a record: that one waits for the newest holder's record).
+    const fallback = this.serving === null && this.options.joinsEpoch === undefined ? this.options.primaryUrl : null;
+    void this.stop()
+      .then(() => rejoinTarget(event, this.arbiter, this.options.nodeId, this.env, this.options.pair.claimRetryMs, fallback))
+      .then((e) => this.emit('halt', e));
   }
 
   /** The role machine, for read-only views (the simulator's checks). */

@@ -33,13 +33,17 @@ export function recordFor(epoch: number, nodeId: string, dir: string, seq: numbe
 }
 
 /** Shared directory: writes the record of `record.epoch` (atomically: a temporary file renamed over it). */
-export async function writeDirRecord(sharedDir: string, record: CheckpointRecord): Promise<boolean> {
-  const file = path.join(sharedDir, `newest-checkpoint-${String(record.epoch).padStart(10, '0')}`);
+export function writeDirRecord(sharedDir: string, record: CheckpointRecord): Promise<boolean> {
+  return writeRecordFile(path.join(sharedDir, `newest-checkpoint-${String(record.epoch).padStart(10, '0')}`), record);
+}
+
+/** Writes `value` as JSON to `file` atomically (a temporary file, fsynced, renamed over it); false when it could not. */
+export async function writeRecordFile(file: string, value: object): Promise<boolean> {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     const handle = await fs.open(tmp, 'w', 0o644);
     try {
-      await handle.writeFile(`${JSON.stringify(record)}\n`);
+      await handle.writeFile(`${JSON.stringify(value)}\n`);
       await handle.sync();
     } finally {
       await handle.close();

@@ -20,6 +20,7 @@ import { DirWitness, type Witness } from './beacon.js';
 import type { CheckpointRecord } from './checkpoint-record.js';
 import { listen } from './pair.js';
 import { probePort } from './port-probe.js';
+import type { ReplicationRecord } from './replication-record.js';
 
 export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
@@ -40,6 +41,10 @@ export interface ArbiterStore {
   recordCheckpoint?(record: CheckpointRecord): Promise<boolean>;
   /** Where the newest durable checkpoint is, as recorded (null: none recorded). Throws when the arbiter cannot be read. */
   checkpointRecord?(): Promise<CheckpointRecord | null>;
+  /** Records where the holder of `record.epoch` takes backups (hypervisor/node/replication-record.ts); false: not recorded. */
+  recordReplication?(record: ReplicationRecord): Promise<boolean>;
+  /** Where the holder of `epoch` takes backups, as recorded (null: none recorded, or unreadable). */
+  replicationRecord?(epoch: number): Promise<ReplicationRecord | null>;
 }
 
 export interface LeaseCheck {

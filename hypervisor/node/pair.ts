@@ -33,11 +33,20 @@ export interface HaltEvent {
   reason: string;
   exitCode: number;
   /**
-   * A backup that lost its claim before it ever served: the epoch's winner runs, and this node can
-   * join it again as a fresh backup (it released nothing, so nothing of its state is owed). What a
-   * false suspicion costs is then a delay, never a node.
+   * A node that lost its epoch (a backup that lost its claim, or a primary or live node fenced by a
+   * newer epoch): the epoch's winner runs, and this node can join it as a fresh backup (it released
+   * nothing since, and its held outputs are dropped, so nothing of its state is owed). What a false
+   * suspicion costs is then a delay, never a node.
    */
   rejoin?: boolean;
+  /**
+   * Whom to join (with rejoin): the logging channel of the newest epoch's holder, as the arbiter
+   * records it (hypervisor/node/replication-record.ts); absent: the primary this backup was given. A
+   * primary or live node that lost its epoch rejoins only with it.
+   */
+  rejoinUrl?: string;
+  /** The holder of that address and the epoch it holds (the rejoining backup's BackupOptions.joinsEpoch). */
+  winner?: { nodeId: string; epoch: number };
 }
 
 export const DEFAULT_HEARTBEAT_MS = 100;

@@ -30,6 +30,7 @@ import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import { awaitPreviousLeases } from './lease-wait.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { type HaltEvent, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
+import { rejoinTarget } from './replication-record.js';
 import { type RoleAction, RoleMachine } from './role.js';
 import { Serving } from './serving.js';
 
@@ -425,7 +426,9 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     if (this.stopped) return;
     const dropped = this.serving?.halt() ?? 0;
     this.logger.error({ heldOutputsDropped: dropped, exitCode: event.exitCode }, `primary halted: ${event.reason}`);
-    void this.stop().then(() => this.emit('halt', event));
+    void this.stop()
+      .then(() => rejoinTarget(event, this.arbiter, this.options.nodeId, this.env, this.options.pair.claimRetryMs, null))
+      .then((e) => this.emit('halt', e));
   }
 
   async status(options: { hash: boolean } = { hash: true }): Promise<Record<string, unknown>> {

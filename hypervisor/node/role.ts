@@ -523,9 +523,38 @@ export class RoleMachine {
       this.holding = true;
       this.claimingFor = null;
       out.push({ type: 'hold-outputs' }, { type: 'log', level: 'info', msg: `backup attached: re-protected in epoch ${this.epochNow}; outputs now wait for its acknowledgement` });
+    } else if (this.roleNow === 'claiming' && this.claimingFor === 'primary') {
+      this.reattachWhileClaiming(peer, out);
     } else {
       out.push({ type: 'drop-peer', reason: `this node is ${this.roleNow} in epoch ${this.epochNow} and does not take a peer` });
     }
+  }
+
+  /**
+   * A backup attaches while this serving node claims the next epoch (most often the very backup it
+   * suspected, back from a stall, resuming: its log a prefix of ours, in our epoch). It is kept, not
+   * refused: refusing it was what turned a false suspicion into a lost node (sim seeds 204, 206: the
+   * refused backup heard nothing more, took over, and the old primary lost its claim). Why this is safe
+   * (DESIGN invariants 2-4):
+   * - Nothing is released while claiming, whatever it acks (holdsOutputs; release() wants 'primary').
+   * - Claim won (epoch N+1): every node that could take over in N is fenced; this one is a primary
+   *   again in N+1 with this backup attached, and its outputs wait for the backup's acks (the Output
+   *   Rule), never a release-all past what it holds. Epoch N+1 is marked in the log it receives.
+   * - Claim lost: this node halts; nothing it held leaves. Whether the backup won (it drained what it
+   *   received, a prefix of our log, so everything ever released is in it) or a third node did.
+   * - Only one backup is attached at a time (the channel's admission), so no second node's acks mix in.
+   * What it gains: the backup hears us again and does not take over on the silence of our refusal;
+   * a false suspicion costs the claim's delay, not a node.
+   */
+  private reattachWhileClaiming(peer: string | undefined, out: RoleAction[]): void {
+    this.peerUp = true;
+    if (peer !== undefined) this.peerId = peer;
+    if (peer !== undefined && peer === this.lostPeer) this.lostPeer = null;
+    out.push({
+      type: 'log',
+      level: 'info',
+      msg: `backup${peer ? ` ${peer}` : ''} attached while this node claims epoch ${this.claimEpoch}: kept; outputs stay held until the claim is decided, then wait for its acknowledgement`,
+    });
   }
 
   private release(out: RoleAction[]): void {
@@ -668,13 +697,15 @@ export class RoleMachine {
       return;
     }
     this.epochNow = input.epoch;
-    this.holding = false;
+    // A backup that attached during a primary's claim (reattachWhileClaiming) stays: a primary again.
+    const keptPeer = this.claimingFor === 'primary' && this.peerUp;
+    this.holding = keptPeer;
     // A new epoch fences every backup of the old one: none of them can win it any more.
     this.lostPeer = null;
-    this.peerId = null;
+    if (!keptPeer) this.peerId = null;
     // Winning epoch N+1 proves no newer epoch exists: any check in flight is answered.
     this.verifying = false;
-    this.roleNow = 'live';
+    this.roleNow = keptPeer ? 'primary' : 'live';
     this.lastAppendMs = input.nowMs;
     this.leaseCheckedAtMs = input.nowMs;
     this.leaseFromMs = this.claimSentAtMs;
@@ -682,11 +713,25 @@ export class RoleMachine {
     const claimMs = this.claimStartedAtMs === null ? null : Math.round(input.nowMs - this.claimStartedAtMs);
     this.claimStartedAtMs = null;
     if (this.claimingFor === 'backup') out.push({ type: 'go-live', epoch: input.epoch });
-    out.push(
-      { type: 'epoch-won', epoch: input.epoch },
-      { type: 'release-all' },
-      { type: 'log', level: 'info', msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`}: running alone, outputs flow at once`, data: { claimMs } },
-    );
+    if (keptPeer) {
+      this.claimingFor = null;
+      out.push(
+        { type: 'epoch-won', epoch: input.epoch },
+        {
+          type: 'log',
+          level: 'info',
+          msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`} with backup ${this.peerId ?? ''} attached: a primary again; outputs wait for its acknowledgement`,
+          data: { claimMs },
+        },
+      );
+      this.release(out);
+    } else {
+      out.push(
+        { type: 'epoch-won', epoch: input.epoch },
+        { type: 'release-all' },
+        { type: 'log', level: 'info', msg: `won epoch ${input.epoch}${claimMs === null ? '' : ` (claim took ${claimMs} ms)`}: running alone, outputs flow at once`, data: { claimMs } },
+      );
+    }
     if (!this.admitting || this.rate < 1) {
       this.admitting = true;
       this.rate = 1;

@@ -27,6 +27,7 @@ import { recordFor } from './checkpoint-record.js';
 import type { ArbiterStore, Env, VmHandle } from './env.js';
 import { LiveLoop, type LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, type PairSettings, TRACE_FORMAT_VERSION } from './pair.js';
+import { replicationRecordFor } from './replication-record.js';
 import { EXIT_LOST_EPOCH, type RoleAction, type RoleInput, type RoleMachine } from './role.js';
 
 /** Where this node accepts a backup on the logging channel. */
@@ -189,6 +190,7 @@ export class Serving {
   /** Opens the logging channel for a backup (when this node has one configured). */
   async listen(): Promise<void> {
     const replication = this.options.replication;
+    if (!replication) this.recordReplication(this.host.machine()?.epoch ?? this.host.bootEpoch); // none: a node it fences exits at once
     if (!replication || this.channel) return;
     const { host, options } = this;
     const { logger } = options;
@@ -240,6 +242,27 @@ export class Serving {
     channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
     this.replicationUrl = `${channel.tls ? 'wss' : 'ws'}://${replication.host}:${channel.port}`;
+    this.recordReplication(host.machine()?.epoch ?? host.bootEpoch);
+  }
+
+  /**
+   * Tells the arbiter where this node, holding `epoch`, takes backups (hypervisor/node/replication-record.ts):
+   * a node that this epoch fences joins it there instead of exiting.
+   */
+  private recordReplication(epoch: number): void {
+    const { host, options } = this;
+    if (!host.arbiter.recordReplication) return;
+    const record = replicationRecordFor(epoch, options.nodeId, this.replicationUrl, new Date(host.env.clock.wallMs()).toISOString());
+    if (record.url === null && this.replicationUrl !== null) {
+      options.logger.info(
+        { replication: this.replicationUrl },
+        `the logging channel listens on a wildcard address (${this.replicationUrl}): no address recorded, so a node this one fences exits instead of joining it`,
+      );
+    }
+    void host.arbiter.recordReplication(record).then((ok) => {
+      if (!ok)
+        options.logger.warn({ epoch, replication: record.url }, `the arbiter did not record this node's logging channel for epoch ${epoch} (unreachable, or epoch ${epoch} is no longer the newest)`);
+    });
   }
 
   /**
@@ -387,6 +410,7 @@ export class Serving {
         return true;
       case 'epoch-won':
         this.markEpoch(action.epoch);
+        this.recordReplication(action.epoch);
         return true;
       case 'admit':
         this.admitting = action.admit;

@@ -4,6 +4,7 @@
 
 import type { ClaimResult } from '../../hypervisor/node/arbiter.js';
 import type { ArbiterStore } from '../../hypervisor/node/env.js';
+import type { ReplicationRecord } from '../../hypervisor/node/replication-record.js';
 import type { Owner, World } from './world.js';
 
 export interface DiskFaults {
@@ -17,9 +18,17 @@ export interface DiskFaults {
 
 /** An operation that gets no answer within this long is reported unreachable (DEFAULT_CLAIM_TIMEOUT_MS). */
 const TIMEOUT_MS = 2_000;
+/**
+ * The replication records' operations take a fixed latency, not one drawn from the seed: they came
+ * after the seeds' faults were chosen, and a draw would shift every later one (seeds named as
+ * regressions must keep the schedule they were named for).
+ */
+const RECORD_LATENCY_MS = 3;
 
 export class SharedDirectory {
   readonly claims = new Map<number, string>();
+  /** Where each epoch's holder takes backups (hypervisor/node/replication-record.ts). */
+  readonly replication = new Map<number, ReplicationRecord>();
   readonly faults: DiskFaults = { partitionedUntil: new Map(), failing: null, slow: null };
 
   constructor(private readonly world: World) {}
@@ -35,6 +44,18 @@ export class SharedDirectory {
     return {
       newestEpoch: () => this.op(owner, () => this.newest).then((r) => (r.ok ? r.value : null)),
       claim: (epoch, role) => this.claim(owner, epoch, role),
+      // As the directory's: written only while the epoch is the newest; read per epoch.
+      recordReplication: (record) =>
+        this.op(
+          owner,
+          () => {
+            if (this.newest !== record.epoch) return false;
+            this.replication.set(record.epoch, record);
+            return true;
+          },
+          RECORD_LATENCY_MS,
+        ).then((r) => r.ok && r.value),
+      replicationRecord: (epoch) => this.op(owner, () => this.replication.get(epoch) ?? null, RECORD_LATENCY_MS).then((r) => (r.ok ? r.value : null)),
     };
   }
 
@@ -57,11 +78,11 @@ export class SharedDirectory {
    * One filesystem operation from `owner`: it takes the disk's latency, then happens atomically
    * (or fails). A partitioned node's operation never reaches the disk and times out.
    */
-  private op<T>(owner: Owner, body: () => T): Promise<{ ok: true; value: T } | { ok: false; why: string }> {
+  private op<T>(owner: Owner, body: () => T, latencyMs?: number): Promise<{ ok: true; value: T } | { ok: false; why: string }> {
     const now = this.world.nowMs;
     const f = this.faults;
     const cut = (f.partitionedUntil.get(owner.id) ?? 0) > now;
-    const latency = f.slow && f.slow.untilMs > now ? f.slow.ms : this.world.int(1, 5);
+    const latency = f.slow && f.slow.untilMs > now ? f.slow.ms : (latencyMs ?? this.world.int(1, 5));
     return new Promise((resolve) => {
       if (cut || latency >= TIMEOUT_MS) {
         // A slow disk may still apply the create after the caller gave up (a claim that "timed out").

@@ -69,6 +69,8 @@ export class SimHost implements Owner {
   primaryId: string | null = null;
   /** The newest epoch this host was seen serving in (the checker reports each new one once). */
   seenEpoch: number | null = null;
+  /** How often a node on this host lost its epoch and joined the winner as a fresh backup. */
+  rejoins = 0;
   /** Serving sides already wrapped by the checker. */
   readonly wrapped = new WeakSet<Serving>();
 
@@ -114,6 +116,8 @@ export class SimHost implements Owner {
     const real = this.sim.directory.view(this);
     const { claimResult, newestEpoch } = this.faults;
     return {
+      recordReplication: (record) => real.recordReplication!(record),
+      replicationRecord: (epoch) => real.replicationRecord!(epoch),
       claim: async (epoch, role) => {
         const r = await real.claim(epoch, role);
         const result = claimResult ? claimResult(r.result) : r.result;
@@ -225,13 +229,17 @@ export class SimHost implements Owner {
     );
   }
 
-  /** A backup (fresh: it joins, by snapshot once the log is long) of whichever node serves. */
-  startBackup(): void {
+  /**
+   * A backup (fresh: it joins, by snapshot once the log is long) of whichever node serves, or of the
+   * node at `primaryUrl` (a node that lost its epoch joins the winner the arbiter records).
+   */
+  startBackup(primaryUrl = CHANNEL_URL, joinsEpoch?: number): void {
     // Its start does real work only (a look for a checkpoint to offer as a join base): the world waits for it.
     void this.world
       .track(
         BackupNode.start({
-          primaryUrl: CHANNEL_URL,
+          primaryUrl,
+          ...(joinsEpoch !== undefined ? { joinsEpoch } : {}),
           nodeId: this.id,
           host: 'sim',
           port: 0,
@@ -262,9 +270,19 @@ export class SimHost implements Owner {
     this.node = node;
     node.on('halt', (e) => {
       if (this.halted || this.crashed) return;
-      this.halted = e;
       this.sim.note(`${this.id}: HALT (${e.exitCode}): ${e.reason}`);
       this.sim.onHalt(this, e.reason, e.exitCode);
+      if (e.rejoin) {
+        // As cli/pair.ts does: a node that lost its epoch joins the winner as a fresh backup, on the same host.
+        const url = e.rejoinUrl ?? CHANNEL_URL;
+        this.sim.note(`${this.id}: REJOIN as a fresh backup of ${url}${e.winner ? ` (${e.winner.nodeId} (epoch ${e.winner.epoch}))` : ''}`);
+        this.rejoins++;
+        this.seenEpoch = null;
+        this.node = null;
+        this.startBackup(url, e.winner?.epoch);
+        return;
+      }
+      this.halted = e;
     });
   }
 

@@ -20,7 +20,7 @@ import { InvariantError } from '../../logging-channel/invariant.js';
 import { BANK_ACCOUNTS, BankClient, type Client, type HttpRequest, type HttpResponse, KvClient } from './clients.js';
 import { SharedDirectory } from './sim-arbiter.js';
 import { Network, pairKey, type SimListener } from './sim-net.js';
-import { type NodeFaults, SimHost } from './sim-node.js';
+import { CHANNEL_URL, type NodeFaults, SimHost } from './sim-node.js';
 import { type Owner, World } from './world.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -121,7 +121,7 @@ export class Sim {
     this.world = new World(options.seed);
     this.world.verbose = options.verbose ?? false;
     this.net = new Network(this.world, {
-      route: (from) => this.routeFor(from),
+      route: (from, url) => this.routeFor(from, url),
       onWire: (from, listener, frame) => this.onWire(from, listener, frame),
     });
     this.directory = new SharedDirectory(this.world);
@@ -218,8 +218,18 @@ export class Sim {
     if (this.options.strictAccuracy ?? true) this.violate(what);
   }
 
-  /** Where a backup dials: the node that serves (the operator's --primary, found by asking health), on its channel's listener. */
-  routeFor(from: Owner): SimListener | null {
+  /**
+   * Where a backup dials: the service address (CHANNEL_URL) reaches the node that serves (the operator's
+   * --primary, found by asking health), on its channel's listener; any other address names one listener
+   * (ws://sim:PORT, as a serving node reports and records it), refused once that is closed.
+   */
+  routeFor(from: Owner, url = CHANNEL_URL): SimListener | null {
+    if (url !== CHANNEL_URL) {
+      const port = Number(/:(\d+)$/.exec(url)?.[1]);
+      const listener = [...this.net.open].find((l) => 7000 + l.id === port) ?? null;
+      if (listener !== null && from instanceof SimHost) from.primaryId = listener.owner.id;
+      return listener;
+    }
     // Of the nodes that say they serve, the one in the newest epoch (a stopped old primary still says so).
     let best: { node: SimHost; listener: SimListener } | null = null;
     for (const n of this.nodes) {
