@@ -9,6 +9,7 @@ import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outp
 import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../../recorder/log.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
+import { startupMark } from '../vm/startup-marks.js';
 import type { BootConfig } from '../vm/vm.js';
 import { type Env, realEnv, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
@@ -71,7 +72,9 @@ export class StandaloneNode {
     const started = env.clock.monoMs();
     let bootReply;
     try {
+      startupMark('boot sent');
       bootReply = await vm.boot(config, 'live');
+      startupMark('boot reply');
     } catch (error) {
       await vm.terminate();
       await trace?.close();
@@ -123,6 +126,7 @@ export class StandaloneNode {
       server.once('error', reject);
       server.listen(options.port, options.host, () => resolve());
     });
+    startupMark('listening');
     const address = server.address() as AddressInfo;
     const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
     return new StandaloneNode(vm, loop, log, server, trace, traceOut, logger, url);

@@ -96,6 +96,9 @@ export interface BootKeyInput {
   bootFormat?: number;
 }
 
+/** Defined (true) by cli/cli-bundle-build.ts in the bundled command and worker; undeclared in tsc's output. */
+declare const FTJS_BUNDLED: boolean | undefined;
+
 let codeHash: string | undefined;
 
 /**
@@ -105,15 +108,17 @@ let codeHash: string | undefined;
 function hypervisorCodeHash(): string {
   if (codeHash) return codeHash;
   const h = createHash('sha256');
-  const dir = fileURLToPath(new URL('.', import.meta.url));
+  // Built by cli/cli-bundle-build.ts, the code that runs is the bundle's (dist/bundle/), not the files next to this module's tsc output.
+  const dir = fileURLToPath(new URL(typeof FTJS_BUNDLED === 'boolean' ? '../../bundle/' : '.', import.meta.url));
   const own = ['vm.js', 'engine.js', 'position.js', 'random-state.js', 'boot-image.js'];
   // In a bundle these files do not exist next to this module: the bundle itself holds them.
-  const files = own.every((f) => existsSync(path.join(dir, f)))
-    ? readdirSync(dir)
-        .filter((f) => f.endsWith('.js'))
-        .sort()
-        .map((f) => path.join(dir, f))
-    : [fileURLToPath(import.meta.url)];
+  const files =
+    typeof FTJS_BUNDLED === 'boolean' || own.every((f) => existsSync(path.join(dir, f)))
+      ? readdirSync(dir)
+          .filter((f) => f.endsWith('.js'))
+          .sort()
+          .map((f) => path.join(dir, f))
+      : [fileURLToPath(import.meta.url)];
   for (const file of files) h.update(`${path.basename(file)}\0`).update(readFileSync(file));
   try {
     const require = createRequire(import.meta.url);
