@@ -97,6 +97,7 @@ export class StandaloneNode {
       },
       'guest booted',
     );
+    if (bootReply.bootImage?.problems?.length) logger.warn({ problems: bootReply.bootImage.problems }, `boot image cache: ${bootReply.bootImage.problems.join('; ')}`);
 
     const node: { loop: LiveLoop } = { loop };
     const server = createFrontDoor(

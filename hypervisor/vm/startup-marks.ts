@@ -1,9 +1,9 @@
 // Cold-start phase marks (issue 19): with FTJS_STARTUP_MARKS=1, each phase of a node's start writes one
-// line `ftjs-mark <epoch ms> <thread> <phase>` to stderr, from the main thread and the VM worker alike,
+// line `ftjs-mark <epoch ms> <thread> <phase> <thread CPU ms>` to stderr, from the main thread and the VM worker alike,
 // so that a harness that knows when it spawned the process can lay the phases on one time line
 // (bench/cold-start.ts). Off, a mark costs one boolean test. The first request's marks fire once.
 
-import { writeSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 
 const enabled = process.env.FTJS_STARTUP_MARKS === '1';
@@ -15,8 +15,17 @@ export function startupMark(phase: string): void {
   seen.add(phase);
   const epochMs = performance.timeOrigin + performance.now();
   try {
-    writeSync(2, `ftjs-mark ${epochMs.toFixed(2)} ${isMainThread ? 'main' : 'worker'} ${phase}\n`);
+    writeSync(2, `ftjs-mark ${epochMs.toFixed(2)} ${isMainThread ? 'main' : 'worker'} ${phase} ${threadCpuMs().toFixed(2)}\n`);
   } catch {
     // stderr closed: marks are diagnostics only
+  }
+}
+
+/** This thread's CPU time so far (Linux: the scheduler's count, ns); under load, the steadier measure of a phase. */
+function threadCpuMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return Number.NaN;
   }
 }
