@@ -67,6 +67,8 @@ export async function buildCliBundle(): Promise<void> {
     plugins: [moduleUrls],
     logLevel: 'warning',
     legalComments: 'none',
+    // For --enable-source-maps: stack traces name the TypeScript sources, as tsc's output does.
+    sourcemap: true,
   });
   mkdirSync(BUNDLE_DIR, { recursive: true });
   for (const entry of ENTRIES) {
