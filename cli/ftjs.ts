@@ -2,7 +2,10 @@
 // The `ftjs` command.
 
 import type { Command } from 'commander';
+import { startupMark } from '../hypervisor/vm/startup-marks.js';
 import { watchParent } from './parent-watch.js';
+
+startupMark('cli entered');
 
 // A node started by `ftjs up` or a drill stops when its parent dies (no orphans).
 watchParent();
@@ -41,10 +44,12 @@ const helpOnly = process.argv.includes('--help') || process.argv.includes('-h');
 if (named && VM_COMMANDS.includes(named) && !helpOnly) {
   const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/worker/vm-host.js'), import('../hypervisor/vm/limits.js')]);
   VmHost.prestart(DEFAULT_LIMITS);
+  startupMark('worker spawned');
 }
 const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
 const [{ Command: CommandClass }, ...registers] = await Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())]);
 
+startupMark('command modules loaded');
 const program = new CommandClass();
 program.name('ftjs').description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.').version('0.1.0').showHelpAfterError();
 for (const register of registers) register(program);

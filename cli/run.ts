@@ -5,6 +5,7 @@ import { realEnv } from '../hypervisor/node/env.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS } from '../hypervisor/node/live-loop.js';
 import { StandaloneNode } from '../hypervisor/node/standalone.js';
 import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { startupMark } from '../hypervisor/vm/startup-marks.js';
 import { addEdgeOptions, type EdgeFlags, edgeFrom, portOf } from './edge-flags.js';
 import { type GuestFlags, prepareGuest } from './guest.js';
 import { createLogger } from './logger.js';
@@ -43,7 +44,10 @@ export function registerRun(program: Command): void {
   addLogOptions(command);
   command.action(async (entry: string, flags: RunFlags) => {
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: 'run' });
-    const config = makeBootConfig(await prepareGuest(entry, flags, logger), flags.env, limitsFrom(flags), flags.cron);
+    const guest = await prepareGuest(entry, flags, logger);
+    startupMark('guest prepared');
+    const config = makeBootConfig(guest, flags.env, limitsFrom(flags), flags.cron);
+    startupMark('boot config made');
     flags.record ??= flags.trace;
     const edge = edgeFrom(flags, [flags.port]);
     const node = await StandaloneNode.start({

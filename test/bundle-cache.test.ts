@@ -98,6 +98,28 @@ describe('guest bundle cache', () => {
     expect(readCachedBundle(entry, env)).toBeNull();
   });
 
+  it('keeps its files within FTJS_BUNDLE_CACHE_MAX_MB, the least recently written removed first; a bad value is an error', async () => {
+    const other = path.join(project, 'src', 'other.js');
+    writeFileSync(other, 'export default { fetch() { return new Response("other"); } };\n');
+    backdate();
+    await buildAndKeep();
+    const dir = path.join(env.FTJS_BOOT_CACHE_DIR!, 'bundles');
+    const [first] = readdirSync(dir);
+    const oneFileMb = readFileSync(path.join(dir, first!)).byteLength / (1024 * 1024);
+    // Room for one bundle file and a half: writing a second removes the first.
+    env = { ...env, FTJS_BUNDLE_CACHE_MAX_MB: String(oneFileMb * 1.5) };
+    const past = Date.now() / 1000 - 30;
+    utimesSync(path.join(dir, first!), past, past);
+    const bundled = await bundleGuest(other);
+    expect(await writeCachedBundle(other, bundled.inputs, bundled, Date.now(), env)).toBe(true);
+    expect(readdirSync(dir)).toHaveLength(1);
+    expect(readCachedBundle(other, env)?.sources[0]?.text).toContain('"other"');
+    expect(readCachedBundle(entry, env)).toBeNull();
+    await expect(writeCachedBundle(other, bundled.inputs, bundled, Date.now(), { ...env, FTJS_BUNDLE_CACHE_MAX_MB: 'lots' })).rejects.toThrow(
+      /FTJS_BUNDLE_CACHE_MAX_MB must be a number of MiB >= 0, got "lots"/,
+    );
+  });
+
   it('keeps nothing when the cache is off, or when an input changed around the build', async () => {
     const off = { FTJS_BOOT_CACHE_DIR: 'off' };
     const bundled = await bundleGuest(entry);

@@ -5,6 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { HeaderList } from '../../logging-channel/entry.js';
+import { startupMark } from '../vm/startup-marks.js';
 import { type LiveLoop, QueueFullError } from './live-loop.js';
 import { classifyTarget } from './request-target.js';
 import type { ResponseStream } from './response-stream.js';
@@ -44,6 +45,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te
 
 export function createFrontDoor(view: NodeView, options: FrontDoorOptions, logger: Logger): http.Server {
   const server = http.createServer((req, res) => {
+    startupMark('first request in');
     void handle(view, options, req, res).catch((error: Error) => {
       logger.error({ err: error }, 'front door: request failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error in the ftjs node' });
@@ -109,6 +111,7 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
   flat.push('content-length', String(req.method === 'HEAD' ? 0 : response.body.byteLength));
   res.writeHead(response.status, response.statusText || undefined, flat);
   res.end(req.method === 'HEAD' ? undefined : response.body);
+  startupMark('first response out');
 }
 
 /** The node's own endpoints: never the guest's, whatever spelling of /_ft/ reached them. */

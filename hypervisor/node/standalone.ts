@@ -9,6 +9,7 @@ import { DEFAULT_TRACE_OUTPUTS_MAX_BYTES } from '../../logging-channel/task-outp
 import { TraceWriter, traceOutputsHook } from '../../logging-channel/trace-writer.js';
 import { Log, traceSink } from '../../recorder/log.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
+import { startupMark } from '../vm/startup-marks.js';
 import type { BootConfig } from '../vm/vm.js';
 import { type Env, realEnv, type VmHandle } from './env.js';
 import { createFrontDoor, type EdgeOptions } from './front-door.js';
@@ -71,7 +72,9 @@ export class StandaloneNode {
     const started = env.clock.monoMs();
     let bootReply;
     try {
+      startupMark('boot sent');
       bootReply = await vm.boot(config, 'live');
+      startupMark('boot reply');
     } catch (error) {
       await vm.terminate();
       await trace?.close();
@@ -94,6 +97,7 @@ export class StandaloneNode {
       },
       'guest booted',
     );
+    if (bootReply.bootImage?.problems?.length) logger.warn({ problems: bootReply.bootImage.problems }, `boot image cache: ${bootReply.bootImage.problems.join('; ')}`);
 
     const node: { loop: LiveLoop } = { loop };
     const server = createFrontDoor(
@@ -123,6 +127,7 @@ export class StandaloneNode {
       server.once('error', reject);
       server.listen(options.port, options.host, () => resolve());
     });
+    startupMark('listening');
     const address = server.address() as AddressInfo;
     const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
     return new StandaloneNode(vm, loop, log, server, trace, traceOut, logger, url);

@@ -16,7 +16,7 @@
 // code, so that a changed build never reads another build's image.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -96,6 +96,9 @@ export interface BootKeyInput {
   bootFormat?: number;
 }
 
+/** Defined (true) by cli/cli-bundle-build.ts in the bundled command and worker; undeclared in tsc's output. */
+declare const FTJS_BUNDLED: boolean | undefined;
+
 let codeHash: string | undefined;
 
 /**
@@ -107,13 +110,16 @@ function hypervisorCodeHash(): string {
   const h = createHash('sha256');
   const dir = fileURLToPath(new URL('.', import.meta.url));
   const own = ['vm.js', 'engine.js', 'position.js', 'random-state.js', 'boot-image.js'];
-  // In a bundle these files do not exist next to this module: the bundle itself holds them.
-  const files = own.every((f) => existsSync(path.join(dir, f)))
-    ? readdirSync(dir)
-        .filter((f) => f.endsWith('.js'))
-        .sort()
-        .map((f) => path.join(dir, f))
-    : [fileURLToPath(import.meta.url)];
+  // Built by cli/cli-bundle-build.ts, the code that runs is the VM worker's bundle (dist/bundle/), not the files next to this module's tsc output.
+  const files =
+    typeof FTJS_BUNDLED === 'boolean'
+      ? bundleClosure(fileURLToPath(new URL('../../bundle/', import.meta.url)), 'vm-worker.js')
+      : own.every((f) => existsSync(path.join(dir, f)))
+        ? readdirSync(dir)
+            .filter((f) => f.endsWith('.js'))
+            .sort()
+            .map((f) => path.join(dir, f))
+        : [fileURLToPath(import.meta.url)];
   for (const file of files) h.update(`${path.basename(file)}\0`).update(readFileSync(file));
   try {
     const require = createRequire(import.meta.url);
@@ -123,6 +129,18 @@ function hypervisorCodeHash(): string {
   }
   codeHash = h.digest('hex');
   return codeHash;
+}
+
+/** `entry` in the bundle directory `dir` and every chunk it imports statically, sorted (what a VM worker runs). */
+function bundleClosure(dir: string, entry: string): string[] {
+  const seen = new Set<string>();
+  const visit = (name: string): void => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    for (const match of readFileSync(path.join(dir, name), 'utf8').matchAll(/^import\b[^'"]*['"]\.\/([^'"]+\.js)['"]/gm)) visit(match[1]!);
+  };
+  visit(entry);
+  return [...seen].sort().map((name) => path.join(dir, name));
 }
 
 /** Everything the pre-guest boot depends on. The guest, env and the other limits do not enter it. */
@@ -282,9 +300,18 @@ export class BootImageCache {
   readonly problems: string[] = [];
   private writing: Promise<void> = Promise.resolve();
 
+  /** Set when the directory cannot be written: images are then read from it if there, and kept in memory only. */
+  private readonly readOnly: boolean = false;
+
   constructor(readonly options: BootImageCacheOptions) {
     this.maxDiskBytes = options.maxDiskBytes ?? DEFAULT_BOOT_CACHE_MAX_BYTES;
     this.maxMemoryImages = options.maxMemoryImages ?? DEFAULT_MEMORY_IMAGES;
+    const why = options.dir ? unwritableReason(options.dir) : null;
+    if (why) {
+      // Said once: the first boot reports it (BootImageUse.problems); no later write is tried.
+      this.problems.push(`boot image cache ${options.dir} cannot be written (${why}): booting without kept images (FTJS_BOOT_CACHE_DIR relocates the cache, =off disables it)`);
+      this.readOnly = true;
+    }
   }
 
   private file(key: string): string {
@@ -324,7 +351,7 @@ export class BootImageCache {
   put(image: BootImage): void {
     this.remember(image);
     const dir = this.options.dir;
-    if (!dir) return;
+    if (!dir || this.readOnly) return;
     this.writing = this.writing.then(async () => {
       const file = this.file(image.key);
       const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
@@ -371,6 +398,17 @@ export class BootImageCache {
       total += f.bytes;
       if (total > this.maxDiskBytes) rmSync(f.file, { force: true });
     }
+  }
+}
+
+/** Why `dir` cannot hold cache files (created if missing), or null when it can. */
+function unwritableReason(dir: string): string | null {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, fsConstants.W_OK);
+    return null;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
   }
 }
 

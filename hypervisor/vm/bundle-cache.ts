@@ -12,10 +12,11 @@
 // checked against its recorded SHA-256 and guest hash on the way out, like any cached artefact.
 //
 // Lives next to the boot images (FTJS_BOOT_CACHE_DIR, default ~/.cache/ftjs/boot-images; "off"
-// disables both), in a bundles/ folder; one small JSON file per entry, rewritten on a miss.
+// disables both), in a bundles/ folder; one small JSON file per entry, rewritten on a miss, at most
+// FTJS_BUNDLE_CACHE_MAX_MB (default 64) of them, the least recently written removed first.
 
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -105,6 +106,33 @@ export function readCachedBundle(entryPath: string, env: NodeJS.ProcessEnv = pro
   }
 }
 
+/** Bytes of bundle files the cache keeps (FTJS_BUNDLE_CACHE_MAX_MB); the least recently written go first. */
+export const DEFAULT_BUNDLE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+
+function bundleCacheMaxBytes(env: NodeJS.ProcessEnv): number {
+  const configured = env.FTJS_BUNDLE_CACHE_MAX_MB;
+  if (configured === undefined || configured === '') return DEFAULT_BUNDLE_CACHE_MAX_BYTES;
+  const mb = Number(configured);
+  if (!Number.isFinite(mb) || mb < 0) throw new Error(`FTJS_BUNDLE_CACHE_MAX_MB must be a number of MiB >= 0, got ${JSON.stringify(configured)}`);
+  return Math.floor(mb * 1024 * 1024);
+}
+
+/** Keeps the newest bundle files of `dir` within `maxBytes` (the one just written first: it is the newest). */
+function evictBundles(dir: string, maxBytes: number): void {
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith('.json'))
+    .map((name) => {
+      const stat = statSync(path.join(dir, name), { throwIfNoEntry: false });
+      return { file: path.join(dir, name), bytes: stat?.size ?? 0, mtimeMs: stat?.mtimeMs ?? 0 };
+    })
+    .sort((a, b) => b.mtimeMs - a.mtimeMs);
+  let total = 0;
+  for (const f of files) {
+    total += f.bytes;
+    if (total > maxBytes) rmSync(f.file, { force: true });
+  }
+}
+
 /** Slack for file systems with coarse timestamps: a file changed this close to a build is not trusted. */
 const MTIME_SLACK_MS = 2000;
 
@@ -116,6 +144,7 @@ const MTIME_SLACK_MS = 2000;
  * might not be of the bytes esbuild read).
  */
 export async function writeCachedBundle(entryPath: string, inputs: string[], bundle: CachedBundle, buildStartedMs: number, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const maxBytes = bundleCacheMaxBytes(env); // a bad setting is an error, not a cache miss
   try {
     const dir = bootCacheDirFromEnv(env);
     if (!dir) return false;
@@ -136,6 +165,7 @@ export async function writeCachedBundle(entryPath: string, inputs: string[], bun
     const temp = `${target}.${process.pid}.tmp`;
     await writeFile(temp, JSON.stringify(file), { mode: 0o600 });
     await rename(temp, target);
+    evictBundles(path.dirname(target), maxBytes);
     return true;
   } catch {
     return false;

@@ -10,6 +10,7 @@ import { LivePort } from '../../recorder/live-port.js';
 import { CheckpointStore } from '../../replayer/checkpoints.js';
 import { ReplayPort } from '../../replayer/replay-port.js';
 import { prepareEngine } from '../vm/engine.js';
+import { startupMark } from '../vm/startup-marks.js';
 import { type BootConfig, type BootTimings, Vm } from '../vm/vm.js';
 import { evaluate, InspectPort } from '../vm/vm-eval.js';
 import { MemoryUpkeep } from './memory-upkeep.js';
@@ -43,8 +44,12 @@ function niceOnceLive(): void {
   setPriority(0, Math.min(19, getPriority(0) + VM_THREAD_NICE_OFFSET));
 }
 
+startupMark('modules loaded');
 // Compile the engine while the main thread is still getting ready to send the boot request.
-void prepareEngine().catch(() => {}); // a failure is reported by the boot that needs the engine
+void prepareEngine().then(
+  () => startupMark('engine compiled'),
+  () => {},
+); // a failure is reported by the boot that needs the engine
 
 let vm: Vm | null = null;
 let bootConfig: BootConfig | null = null;
@@ -114,6 +119,7 @@ function need(): Vm {
 async function handle(request: VmRequest): Promise<unknown> {
   switch (request.op) {
     case 'boot': {
+      startupMark('boot request');
       if (vm) throw new Error('VM already booted');
       const live = request.mode === 'live';
       let v: Vm;
@@ -123,8 +129,10 @@ async function handle(request: VmRequest): Promise<unknown> {
       vm = v;
       bootConfig = request.config;
       if (live) niceOnceLive();
+      startupMark('vm created');
       if (live && !request.snapshot) {
         const result = v.bootLive();
+        startupMark('guest booted');
         return { results: [result], state: state(v, false), bootImage: v.imageUse, bootTimings: roundedTimings(v.bootTimings) } satisfies RunReply;
       }
       return { results: [], state: state(v, false) } satisfies RunReply;
@@ -132,7 +140,9 @@ async function handle(request: VmRequest): Promise<unknown> {
     case 'run': {
       generation++;
       const v = need();
+      startupMark('first run in');
       const results = request.events.map((event) => v.runLive(event));
+      startupMark('first run out');
       return { results, state: state(v, false) } satisfies RunReply;
     }
     case 'replay': {

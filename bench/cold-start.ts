@@ -1,0 +1,157 @@
+// Cold start to the first 200 (issue 19): `ftjs run` against plain Node (bench/node-serve.ts: node:http
+// calling the same module's fetch), each a fresh process per sample, the variants alternating sample by
+// sample so that load from other work falls on all of them alike. For ftjs, the phases of its start
+// come from FTJS_STARTUP_MARKS=1 (hypervisor/vm/startup-marks.ts): ms from spawn, and CPU ms of the
+// thread at that point (the steadier figure on a shared machine).
+//
+//   node dist/bench/cold-start.js [--runs 9] [--guests kv.js,hono-60k] [--baseline <other built checkout>] [--json]
+//
+// The boot images and the guest bundle are kept in a cache directory of this run, filled by one
+// uncounted start per guest first (the steady state: a build's first start keeps them).
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { buildGuests } from './boot-guests.js';
+import { argNumber, median, projectPath } from './util.js';
+
+interface Sample {
+  firstOkMs: number;
+  /** CPU ms of the server process (every thread) at its first 200. */
+  cpuMs: number;
+  /** Phase → [ms from spawn, thread CPU ms]. */
+  marks: Map<string, [number, number]>;
+}
+
+const CLOCK_TICK_MS = 10; // USER_HZ = 100 on Linux
+
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+}
+
+function get(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Spawns `argv`, waits for its serving line, GETs / and measures from spawn to the 200. */
+function sample(argv: string[], env: NodeJS.ProcessEnv, keepUntil: () => boolean = () => true): Promise<Sample> {
+  return new Promise((resolve, reject) => {
+    const spawnedEpochMs = performance.timeOrigin + performance.now();
+    const child = spawn(process.execPath, argv, { env: { ...env, FTJS_STARTUP_MARKS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let done = false;
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      const match = done ? null : /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+      if (!match) return;
+      done = true;
+      get(`${match[1]}/`).then(
+        (status) => {
+          const firstOkMs = performance.timeOrigin + performance.now() - spawnedEpochMs;
+          const cpuMs = cpuMsOf(child.pid!);
+          // Marks written by the first request's response may still be on their way: let them land
+          // (and, in a warm-up start, the images its worker writes in the background).
+          const started = Date.now();
+          const stop = () => (keepUntil() || Date.now() - started > KEEP_MAX_MS ? child.kill('SIGKILL') : setTimeout(stop, 20));
+          setTimeout(stop, 20);
+          child.once('exit', () => {
+            const marks = new Map<string, [number, number]>();
+            for (const line of err.split('\n')) {
+              const m = /^ftjs-mark (\S+) (\S+) (.+) (\S+)$/.exec(line);
+              if (m) marks.set(`${m[2]}: ${m[3]}`, [Number(m[1]) - spawnedEpochMs, Number(m[4])]);
+            }
+            status === 200 ? resolve({ firstOkMs, cpuMs, marks }) : reject(new Error(`${argv.join(' ')}: GET / gave ${status}`));
+          });
+        },
+        (error: Error) => {
+          child.kill('SIGKILL');
+          reject(error);
+        },
+      );
+    });
+    child.on('exit', (code) => {
+      if (!done) reject(new Error(`${argv.join(' ')} exited with ${code} before serving: ${err.slice(-500)}`));
+    });
+  });
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+/** A warm-up start waits at most this long for its boot images to reach the disk. */
+const KEEP_MAX_MS = 10_000;
+
+async function main(): Promise<void> {
+  const runs = argNumber('--runs', 9);
+  const guestsAt = process.argv.indexOf('--guests');
+  const wanted = guestsAt >= 0 ? process.argv[guestsAt + 1]!.split(',') : ['kv.js', 'hono-60k'];
+  const baselineAt = process.argv.indexOf('--baseline');
+  const baselineCli = baselineAt >= 0 ? path.resolve(process.argv[baselineAt + 1]!, 'dist/cli/ftjs.js') : null;
+  const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-cold-'));
+  const env = { ...process.env, FTJS_BOOT_CACHE_DIR: path.join(dir, 'cache') };
+  const report: Record<string, unknown> = { runs, node: process.version, load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') };
+  try {
+    const guests = (await buildGuests(dir)).filter((g) => wanted.includes(g.name));
+    for (const guest of guests) {
+      const variants: Array<[string, string[]]> = [
+        ['node', [projectPath('dist/bench/node-serve.js'), guest.file]],
+        ['ftjs', [projectPath('dist/cli/ftjs.js'), 'run', guest.file, '-p', '0', '--log-level', 'info']],
+        ...(baselineCli ? ([['baseline', [baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info']]] as Array<[string, string[]]>) : []),
+      ];
+      // Uncounted: keeps this build's boot images (two more files: the glue's and the guest's) and the guest's bundle.
+      const images = () => (existsSync(env.FTJS_BOOT_CACHE_DIR) ? readdirSync(env.FTJS_BOOT_CACHE_DIR).filter((f) => f.endsWith('.img')).length : 0);
+      for (const [name, argv] of variants) {
+        const before = images();
+        if (name !== 'node') await sample(argv, env, () => images() >= before + 2);
+      }
+      const samples = new Map<string, Sample[]>(variants.map(([name]) => [name, []]));
+      for (let i = 0; i < runs; i++) for (const [name, argv] of variants) samples.get(name)!.push(await sample(argv, env));
+      const of = (name: string) => samples.get(name)!;
+      const nodeMs = median(of('node').map((s) => s.firstOkMs));
+      const entry: Record<string, unknown> = { bytes: guest.bytes };
+      for (const [name] of variants) {
+        const firstOk = of(name).map((s) => s.firstOkMs);
+        entry[name] = {
+          firstOkMs: round1(median(firstOk)),
+          ratioToNode: Math.round((median(firstOk) / nodeMs) * 100) / 100,
+          cpuMs: median(of(name).map((s) => s.cpuMs)),
+          samplesMs: firstOk.map(Math.round),
+        };
+      }
+      // The phases of ftjs's start: medians of each mark over the samples.
+      const phases = [...new Set(of('ftjs').flatMap((s) => [...s.marks.keys()]))].map((phase) => {
+        const at = of('ftjs')
+          .map((s) => s.marks.get(phase))
+          .filter((m): m is [number, number] => m !== undefined);
+        return { phase, ms: round1(median(at.map((m) => m[0]))), threadCpuMs: round1(median(at.map((m) => m[1]))) };
+      });
+      entry.phases = phases.sort((a, b) => a.ms - b.ms);
+      report[guest.name] = entry;
+      if (!process.argv.includes('--json')) {
+        process.stderr.write(`\n${guest.name} (${guest.bytes} B), ${runs} alternating runs, medians:\n`);
+        for (const [name] of variants) {
+          const v = entry[name] as { firstOkMs: number; ratioToNode: number; cpuMs: number; samplesMs: number[] };
+          process.stderr.write(`  ${name.padEnd(9)} first 200 ${String(v.firstOkMs).padStart(7)} ms  (${v.ratioToNode}x node)  CPU ${v.cpuMs} ms  [${v.samplesMs.join(' ')}]\n`);
+        }
+        process.stderr.write('  ftjs phases (ms from spawn, thread CPU ms):\n');
+        for (const p of phases) process.stderr.write(`    ${String(p.ms).padStart(7)}  ${String(p.threadCpuMs).padStart(6)}  ${p.phase}\n`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+}
+
+await main();
