@@ -41,10 +41,16 @@ execFileSync('taskset', ['-a', '-cp', String(CPU.load), String(process.pid)], { 
 // The platform binary itself (the package's bin is a Node shim that spawns it: its CPU would not be the server's).
 const WORKERD = projectPath(`node_modules/@cloudflare/workerd-${process.platform}-${process.arch === 'x64' ? '64' : process.arch}/bin/workerd`);
 const haveWorkerd = existsSync(WORKERD);
-type Config = 'run' | 'run-base' | 'node' | 'workerd' | 'pair' | 'run-long' | 'pair-long';
-const ALL: Config[] = ['run', 'run-base', 'node', 'workerd', 'pair', 'run-long', 'pair-long'];
+type Config = 'run' | 'run-base' | 'node' | 'workerd' | 'pair' | 'pair-base' | 'run-long' | 'pair-long';
+const ALL: Config[] = ['run', 'run-base', 'node', 'workerd', 'pair', 'pair-base', 'run-long', 'pair-long'];
 const configs = (onlyArg >= 0 ? (process.argv[onlyArg + 1]!.split(',') as Config[]) : ALL).flatMap((c) => (c === 'pair-long' ? (['run-long', 'pair-long'] as Config[]) : [c]));
-const chosen = ALL.filter((c) => (configs.includes(c) || (c === 'run-base' && BASELINE_CLI)) && (c !== 'workerd' || haveWorkerd) && (c !== 'run-base' || BASELINE_CLI));
+// With --baseline, the baseline's run and (when the pair is measured) its pair come along.
+const chosen = ALL.filter(
+  (c) =>
+    (configs.includes(c) || (c === 'run-base' && BASELINE_CLI) || (c === 'pair-base' && BASELINE_CLI && configs.includes('pair'))) &&
+    (c !== 'workerd' || haveWorkerd) &&
+    ((c !== 'run-base' && c !== 'pair-base') || BASELINE_CLI),
+);
 if (!haveWorkerd) process.stderr.write('workerd not installed (npm install --no-save workerd@1.20261123.1): its rows are skipped\n');
 
 interface Server {
@@ -141,12 +147,13 @@ const kv :Workerd.Worker = (
   };
 }
 
-async function startPair(): Promise<Server> {
+async function startPair(cli?: string): Promise<Server> {
   const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-shared-'));
   const env = { ...process.env, FTJS_SECRET: SECRET };
-  const primary = spawnFtjs(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], { env, cpu: CPU.server });
+  const which = cli ? { cli } : {};
+  const primary = spawnFtjs(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], { env, cpu: CPU.server, ...which });
   const p = await primary.waitFor((l: LogLine) => typeof l.replication === 'string');
-  const backup = spawnFtjs(['backup', '--primary', p.replication as string, '--port', '0', '--shared-dir', shared], { env, cpu: CPU.backup });
+  const backup = spawnFtjs(['backup', '--primary', p.replication as string, '--port', '0', '--shared-dir', shared], { env, cpu: CPU.backup, ...which });
   await backup.waitFor((l: LogLine) => typeof l.primary === 'string' && typeof l.url === 'string');
   const url = p.url as string;
   for (let i = 0; i < 200; i++) {
@@ -188,8 +195,9 @@ async function measure(config: Config): Promise<Sample> {
     'run-long': () => startFtjs(),
     node: startNode,
     workerd: startWorkerd,
-    pair: startPair,
-    'pair-long': startPair,
+    pair: () => startPair(),
+    'pair-base': () => startPair(BASELINE_CLI!),
+    'pair-long': () => startPair(),
   }[config];
   const server = await start();
   try {
@@ -198,6 +206,9 @@ async function measure(config: Config): Promise<Sample> {
     const mix = await measured(server, kvMix);
     const get = await measured(server, getOnly);
     return { mix, get };
+  } catch (error) {
+    // Say which server failed (a process that died mid-run leaves only a missing /proc entry).
+    throw new Error(`${config}: ${(error as Error).message}${existsSync(`/proc/${server.pid}`) ? '' : ` (server process ${server.pid} is gone)`}`);
   } finally {
     await server.stop();
   }
@@ -311,6 +322,8 @@ if (profile) {
           runOverRunBase: { mix: ratio('run', 'run-base', 'mix'), get: ratio('run', 'run-base', 'get') },
           runOverWorkerd: { mix: ratio('run', 'workerd', 'mix'), get: ratio('run', 'workerd', 'get') },
           pairOverRun: { mix: ratio('pair', 'run', 'mix'), get: ratio('pair', 'run', 'get') },
+          pairBaseOverRunBase: { mix: ratio('pair-base', 'run-base', 'mix'), get: ratio('pair-base', 'run-base', 'get') },
+          pairOverPairBase: { mix: ratio('pair', 'pair-base', 'mix'), get: ratio('pair', 'pair-base', 'get') },
           pairLongOverRunLong: { mix: ratio('pair-long', 'run-long', 'mix'), get: ratio('pair-long', 'run-long', 'get') },
         },
         cpuPerRequestRatios: {
@@ -320,6 +333,7 @@ if (profile) {
           runOverPrimary: { mix: cpuRatio('pair', 'run', 'mix'), get: cpuRatio('pair', 'run', 'get') },
         },
         p99AddedByPairMs: p99Added('pair', 'run'),
+        p99AddedByPairBaseMs: p99Added('pair-base', 'run-base'),
         p99AddedByPairLongMs: p99Added('pair-long', 'run-long'),
       },
       null,

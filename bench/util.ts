@@ -50,6 +50,16 @@ export function spawnFtjs(
   const [file, ...argv] = options.cpu === undefined ? command : ['taskset', '-c', String(options.cpu), ...command];
   const child = spawn(file!, argv, { env: options.env, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: LogLine[] = [];
+  // A bench stops its servers by signal: an exit with a code is the server failing, say so with its last words.
+  child.once('exit', (code) => {
+    if (code !== null && code !== 0)
+      process.stderr.write(
+        `ftjs ${args[0]} (pid ${child.pid}) exited with ${code}; last log lines:\n${lines
+          .slice(-5)
+          .map((l) => JSON.stringify(l))
+          .join('\n')}\n`,
+      );
+  });
   const watchers: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
   let buffered = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {

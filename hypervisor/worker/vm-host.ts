@@ -6,6 +6,7 @@ import type { Entry } from '../../logging-channel/entry.js';
 import { type VmLimits, workerStackSizeMb } from '../vm/limits.js';
 import type { BootConfig, LiveEvent, Snapshot } from '../vm/vm.js';
 import type { EvalResult } from '../vm/vm-eval.js';
+import { decodeRunReply, encodeEvents, encodeTasks } from './run-wire.js';
 import type { CheckpointReply, PendingFetch, PrecopyReply, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 export class VmError extends Error {
@@ -97,12 +98,12 @@ export class VmHost {
     return this.dead === null;
   }
 
-  private call<T>(request: VmRequest): Promise<T> {
+  private call<T>(request: VmRequest, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.worker.postMessage({ id, request });
+      this.worker.postMessage({ id, request }, transfer);
     });
   }
 
@@ -110,13 +111,17 @@ export class VmHost {
     return this.call({ op: 'boot', config, mode, ...(snapshot ? { snapshot } : {}) });
   }
 
-  run(events: LiveEvent[]): Promise<RunReply> {
-    return this.call({ op: 'run', events });
+  /** The events go encoded, their buffer transferred (run-wire.ts); so does the reply. */
+  async run(events: LiveEvent[]): Promise<RunReply> {
+    const encoded = encodeEvents(events);
+    const reply = encoded ? this.call<Uint8Array>({ op: 'run', events: encoded }, [encoded.buffer as ArrayBuffer]) : this.call<Uint8Array | RunReply>({ op: 'run', events });
+    return decodeRunReply(await reply);
   }
 
   /** Replays `tasks`, or only a prefix of them once `sliceMs` has passed (see the results' length). */
-  replay(tasks: Entry[][], sliceMs?: number): Promise<RunReply> {
-    return this.call({ op: 'replay', tasks, ...(sliceMs === undefined ? {} : { sliceMs }) });
+  async replay(tasks: Entry[][], sliceMs?: number): Promise<RunReply> {
+    const encoded = encodeTasks(tasks);
+    return decodeRunReply(await this.call<Uint8Array | RunReply>({ op: 'replay', tasks: encoded, ...(sliceMs === undefined ? {} : { sliceMs }) }, [encoded.buffer as ArrayBuffer]));
   }
 
   goLive(limits?: Partial<VmLimits>): Promise<VmState> {

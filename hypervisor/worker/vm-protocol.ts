@@ -8,9 +8,10 @@ import type { BootConfig, BootTimings, LiveEvent, Output, Snapshot, TaskResult }
 
 export type VmRequest =
   | { op: 'boot'; config: BootConfig; mode: 'live' | 'replay'; snapshot?: Snapshot }
-  | { op: 'run'; events: LiveEvent[] }
+  /** `events` encoded by run-wire.ts (transferred), or cloned when they cannot be. */
+  | { op: 'run'; events: LiveEvent[] | Uint8Array }
   /** Replays a prefix of `tasks`: all of them, or those done once `sliceMs` has passed (at least one). */
-  | { op: 'replay'; tasks: Entry[][]; sliceMs?: number }
+  | { op: 'replay'; tasks: Entry[][] | Uint8Array; sliceMs?: number }
   | { op: 'go-live'; limits?: Partial<VmLimits> }
   | { op: 'state'; hash: boolean }
   /** The VM as it is now; its memory is the kept copy (shared), leased until 'snapshot-release'. */

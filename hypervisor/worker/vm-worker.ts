@@ -14,6 +14,7 @@ import { startupMark } from '../vm/startup-marks.js';
 import { type BootConfig, type BootTimings, Vm } from '../vm/vm.js';
 import { evaluate, InspectPort } from '../vm/vm-eval.js';
 import { MemoryUpkeep } from './memory-upkeep.js';
+import { decodeEvents, decodeTasks, encodeRunReply } from './run-wire.js';
 import type { CheckpointReply, RunReply, VmReply, VmRequest, VmState } from './vm-protocol.js';
 
 if (!parentPort) throw new Error('vm-worker must run as a worker thread');
@@ -141,13 +142,13 @@ async function handle(request: VmRequest): Promise<unknown> {
       generation++;
       const v = need();
       startupMark('first run in');
-      const results = request.events.map((event) => v.runLive(event));
+      const results = decodeEvents(request.events).map((event) => v.runLive(event));
       startupMark('first run out');
       return { results, state: state(v, false) } satisfies RunReply;
     }
     case 'replay': {
       generation++;
-      return replayTasks(need(), request.tasks, request.sliceMs);
+      return replayTasks(need(), decodeTasks(request.tasks), request.sliceMs);
     }
     case 'go-live': {
       generation++;
@@ -254,8 +255,11 @@ port.on('message', (message: { id: number; request: VmRequest }) => {
       }
     }
     // A snapshot's memory is the kept copy (shared, not copied) or, if that was leased, a fresh copy:
-    // hand that over instead of copying it again.
-    const memory = reply.ok && message.request.op === 'snapshot' ? (reply.value as { memory: Uint8Array }).memory : null;
+    // hand that over instead of copying it again. Run and replay replies go encoded (run-wire.ts).
+    const op = message.request.op;
+    const encoded = reply.ok && (op === 'run' || op === 'replay') ? encodeRunReply(reply.value as RunReply) : null;
+    if (encoded) reply = { id: message.id, ok: true, value: encoded };
+    const memory = reply.ok && op === 'snapshot' ? (reply.value as { memory: Uint8Array }).memory : encoded;
     const transfer = memory && memory.buffer instanceof ArrayBuffer ? [memory.buffer] : [];
     port.postMessage(reply, transfer);
     upkeep.busy--;
