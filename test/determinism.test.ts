@@ -48,7 +48,7 @@ interface Recording {
 async function record(name: string, workload: Workload, suffix: string): Promise<Recording> {
   const trace = path.join(dir, `${name}-${suffix}.trace`);
   // The outbound workload's upstream is on 127.0.0.1, which the egress policy refuses unless allowed.
-  const node = await startRun(workload.app, { record: trace, env: workload.env ?? {}, processEnv: RECORD_ENV, args: ['--allow-fetch', '127.0.0.1'] });
+  const node = await startRun(workload.app, { record: trace, env: workload.env ?? {}, processEnv: RECORD_ENV, args: ['--allow-fetch', '127.0.0.1', ...(workload.args ?? [])] });
   try {
     const results = await runSteps(node.url, workload.steps);
     if (name === 'timers') {

@@ -30,6 +30,8 @@ export interface Workload {
   /** Path of the guest module, relative to the repository root. */
   app: string;
   env?: Record<string, string>;
+  /** Node flags for the recording (limits); a replay takes them from the trace. */
+  args?: string[];
   steps: Step[];
 }
 
@@ -376,7 +378,9 @@ export const workloads: Record<string, Workload> = {
   bank: { app: 'guest-apps/bank.js', steps: bankSteps() },
   timers: { app: 'guest-apps/timers.js', steps: timersSteps() },
   random: { app: 'guest-apps/random.js', steps: randomSteps() },
-  cpu: { app: 'guest-apps/cpu.js', steps: cpuSteps() },
+  // Its hostile steps run into the limits (a loop to the CPU budget, a memory bomb to the heap limit),
+  // recorded and replayed twice each: lower limits make each cheaper and prove the same.
+  cpu: { app: 'guest-apps/cpu.js', args: ['--task-budget-ms', '300', '--memory-limit-mb', '48'], steps: cpuSteps() },
   outbound: { app: 'guest-apps/outbound.js', env: { UPSTREAM: UPSTREAM_PLACEHOLDER }, steps: outboundSteps() },
   probe: { app: 'guest-apps/probe.js', steps: probeSteps() },
 };
