@@ -119,4 +119,43 @@ describe('etcd arbiter, three members', () => {
       await etcd.stop();
     }
   }, 120_000);
+
+  it('never gives one epoch to two nodes while the leader is cut off (SIGSTOP: it hears and says nothing) and comes back a follower', async () => {
+    const etcd = await startEtcd(3);
+    const url = etcd.arbiterUrl('cut');
+    const nodes = ['node-a', 'node-b', 'node-c'].map((id) => new EtcdArbiter(url, id, { timeoutMs: 1000 }));
+    const winners = new Map<number, string[]>();
+    let cut: Awaited<ReturnType<typeof etcd.leader>> | null = null;
+    try {
+      for (let epoch = 1; epoch <= 32; epoch++) {
+        if (epoch === 5) {
+          cut = await etcd.leader();
+          cut.process.kill('SIGSTOP');
+        }
+        if (epoch === 17) {
+          cut!.process.kill('SIGCONT');
+          const back = cut!;
+          cut = null;
+          // It rejoins as a follower of the leader elected while it was away.
+          await waitFor(async () => (await etcd.leader()).name !== back.name, 'the cluster to be led by another member');
+        }
+        const results = await Promise.all(nodes.map((n) => n.claim(epoch, 'backup')));
+        winners.set(
+          epoch,
+          nodes.filter((_, i) => results[i]!.result === 'won').map((n) => n.nodeId),
+        );
+        for (const r of results) expect(['won', 'lost', 'unreachable']).toContain(r.result);
+      }
+      for (const [epoch, won] of winners) expect(won.length, `epoch ${epoch}: ${won.join(', ')}`).toBeLessThanOrEqual(1);
+      // Won again both while the old leader was cut off (a new one elected) and after it came back.
+      expect([...winners].filter(([epoch, won]) => epoch >= 10 && epoch < 17 && won.length === 1).length).toBeGreaterThanOrEqual(3);
+      const late = [...winners].filter(([epoch, won]) => epoch >= 17 && won.length === 1);
+      expect(late.length).toBeGreaterThan(10);
+      for (const [epoch, won] of late) expect((await nodes[0]!.owner(epoch))?.nodeId).toBe(won[0]);
+    } finally {
+      cut?.process.kill('SIGCONT');
+      await Promise.all(nodes.map((n) => n.close()));
+      await etcd.stop();
+    }
+  }, 120_000);
 });
