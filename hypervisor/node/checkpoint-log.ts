@@ -16,8 +16,12 @@ import { logFileName } from './checkpoint-file.js';
  */
 export class CheckpointLog {
   private current: { writer: TraceWriter; file: string; sync: fsp.FileHandle } | null = null;
-  /** Set between roll() and the new file being open: entries wait here, in order. */
-  private pending: { afterSeq: number; backlog: Entry[] } | null = null;
+  /**
+   * Set between roll() and the new log taking over. Entries wait in `backlog` (in order) only until
+   * the new file exists (one turn); from then on they are written through to it at once, even while
+   * the old log's fsync runs: a process killed meanwhile must not lose entries whose responses left.
+   */
+  private pending: { afterSeq: number; backlog: Entry[]; writer: TraceWriter | null } | null = null;
   private flushQueued = false;
   private syncing = false;
   private closed = false;
@@ -44,8 +48,13 @@ export class CheckpointLog {
 
   readonly sink = (entries: readonly Entry[]): void => {
     if (this.closed) return;
-    if (this.pending) {
-      for (const e of entries) this.pending.backlog.push(e);
+    const pending = this.pending;
+    if (pending?.writer) {
+      this.writeThrough(pending, pending.writer, entries);
+      return;
+    }
+    if (pending) {
+      for (const e of entries) pending.backlog.push(e);
       return;
     }
     const current = this.current;
@@ -58,6 +67,19 @@ export class CheckpointLog {
     }
     this.queueFlush();
   };
+
+  /** Entries of a log still taking over, written (not fsynced) in the turn they come. */
+  private writeThrough(pending: NonNullable<CheckpointLog['pending']>, writer: TraceWriter, entries: readonly Entry[]): void {
+    try {
+      writer.append(entries);
+      writer.flush();
+    } catch (error) {
+      this.pending = null; // the roll sees it is superseded and closes the writer
+      this.fail(`cannot append to ${logFileName(pending.afterSeq)}: ${(error as Error).message}`);
+      return;
+    }
+    this.writtenSeq = writer.nextSeq - 1;
+  }
 
   private queueFlush(): void {
     if (this.flushQueued) return;
@@ -136,7 +158,7 @@ export class CheckpointLog {
     }
     const closing = this.current; // null if fail() above already closed it
     this.current = null;
-    const pending = { afterSeq, backlog: [] as Entry[] };
+    const pending = { afterSeq, backlog: [] as Entry[], writer: null as TraceWriter | null };
     this.pending = pending;
     const file = path.join(this.dir, logFileName(afterSeq));
     this.opening = (async () => {
@@ -160,20 +182,21 @@ export class CheckpointLog {
         this.fail(`cannot start ${file}: ${(error as Error).message}`);
         return;
       }
-      // The old log ends at afterSeq: durable and closed before anything of the new one counts.
+      if (this.pending === pending && !this.closed) {
+        const waiting = pending.backlog;
+        pending.backlog = [];
+        pending.writer = writer;
+        if (waiting.length > 0) this.writeThrough(pending, writer, waiting);
+      }
+      // The old log ends at afterSeq: fsynced and closed before the new one's fsyncs count.
       if (closing) await this.closeOld(closing, afterSeq);
       if (this.pending !== pending || this.closed) {
-        writer.close();
+        try {
+          writer.close();
+        } catch {
+          /* failed while written through: already reported */
+        }
         await sync.close();
-        return;
-      }
-      try {
-        if (pending.backlog.length > 0) writer.append(pending.backlog);
-      } catch (error) {
-        this.pending = null;
-        writer.close();
-        await sync.close();
-        this.fail(`cannot append to ${file}: ${(error as Error).message}`);
         return;
       }
       this.pending = null;
