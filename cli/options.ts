@@ -106,7 +106,7 @@ export function addVmOptions(command: Command): Command {
     .option('--idempotency-ttl-ms <ms>', 'how long a finished Idempotency-Key is remembered', positiveInt('--idempotency-ttl-ms'), DEFAULT_LIMITS.idempotencyTtlMs)
     .option(
       '--response-timeout-ms <ms>',
-      'a request the guest has not answered within this time gets 504 (at most a quarter later: a recorded runtime timer ticks every quarter of it)',
+      'a request the guest has not answered within this time gets 504 (decided on the recorded clock)',
       positiveInt('--response-timeout-ms'),
       DEFAULT_LIMITS.responseTimeoutMs,
     );

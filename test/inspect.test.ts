@@ -18,8 +18,8 @@ let preemptSeq = 0;
 beforeAll(async () => {
   // /forever is the one preemption; the budget leaves the finite requests room on a loaded host (a
   // 200 ms budget preempted the cold first request too under two CPU hogs). The response deadline's
-  // runtime timer ticks every quarter of --response-timeout-ms after an async handler: a long one
-  // keeps its tick out of a recording that a loaded host stretched past 7.5 s (the tasks are counted).
+  // runtime timer fires --response-timeout-ms after an async handler: a long one keeps that Timer task
+  // out of a recording however long a loaded host stretches it (the tasks are counted).
   const node = await startRun('guest-apps/cpu.js', { record: trace, args: ['--task-budget-ms', '1000', '--response-timeout-ms', '600000'] });
   try {
     await runSteps(node.url, [

@@ -292,30 +292,22 @@
   // ---------- response deadline ----------
   // A request the guest has not answered within --response-timeout-ms gets 504, and its idempotency key
   // is forgotten (its handler may run on; a late response is dropped by the host). Decided by a
-  // runtime-owned timer, so replay agrees. Counted in ticks of that timer, not read off the clock: a
-  // clock read is a recorded input, and nearly every request of an async handler would pay one (an
-  // entry in the log, the trace and the channel) for a deadline that almost never fires. The timer
-  // ticks every timeout / DEADLINE_TICKS_PER_TIMEOUT while something awaits its answer; a request
-  // watched during tick g is late at tick g + DEADLINE_TICKS_PER_TIMEOUT + 1, that is after between
-  // 1 and 1 + 1/DEADLINE_TICKS_PER_TIMEOUT timeouts. Not cleared when a request is answered: a tick
-  // that finds nothing waiting is simply not followed by another.
-  const DEADLINE_TICKS_PER_TIMEOUT = 4;
+  // runtime-owned timer on the recorded clock, so replay agrees. A request whose handler returned a
+  // promise notes the time then (one clock read; the handler's synchronous part is bounded by the CPU
+  // budget); one timer, armed for the oldest deadline, serves them all and is not cleared when a
+  // request is answered (it finds nothing to do, and is armed again only when needed).
   let responseTimeoutMs = 0; // from the boot config; 0: no deadline
   let deadlineTimerId = 0; // the armed deadline timer, or 0
-  let deadlineTick = 0; // ticks so far (a re-armed timer starts a new tick)
-  const awaitingResponse = new MapCtor(); // request id -> tick it was watched in, in arrival order
+  const awaitingResponse = new MapCtor(); // request id -> deadline (guest ms), in arrival order
   function watchDeadline(id) {
     if (responseTimeoutMs <= 0) return;
-    if (deadlineTimerId === 0) {
-      deadlineTick++;
-      armDeadlineTimer();
-    }
-    MapSet(awaitingResponse, id, deadlineTick);
+    MapSet(awaitingResponse, id, DateNow() + responseTimeoutMs);
+    if (deadlineTimerId === 0) armDeadlineTimer(responseTimeoutMs);
   }
-  function armDeadlineTimer() {
+  function armDeadlineTimer(delayMs) {
     const id = nextTimerId++;
     try {
-      host(OP_TIMER_SET, id, MathMax(1, MathFloor((responseTimeoutMs + DEADLINE_TICKS_PER_TIMEOUT - 1) / DEADLINE_TICKS_PER_TIMEOUT)), 0);
+      host(OP_TIMER_SET, id, delayMs, 0);
     } catch (error) {
       reportError('response deadline', error); // the guest holds every timer it may (--max-timers)
       return;
@@ -325,15 +317,19 @@
   }
   function deadlineDue() {
     deadlineTimerId = 0;
-    deadlineTick++;
+    const nowMs = DateNow();
     const late = [];
+    let nextDueMs = 0;
     const it = MapEntries(awaitingResponse);
     for (let step = MapIteratorNext(it); !step.done; step = MapIteratorNext(it)) {
-      if (deadlineTick - step.value[1] <= DEADLINE_TICKS_PER_TIMEOUT) break;
+      if (step.value[1] > nowMs) {
+        nextDueMs = step.value[1];
+        break;
+      }
       late[late.length] = step.value[0];
     }
     for (let i = 0; i < late.length; i++) timeOut(late[i]);
-    if (MapSize(awaitingResponse) > 0) armDeadlineTimer();
+    if (nextDueMs > 0) armDeadlineTimer(MathMax(1, nextDueMs - nowMs));
   }
   function timeOut(id) {
     MapDelete(awaitingResponse, id);
