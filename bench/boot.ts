@@ -13,14 +13,13 @@
 // build keeps one); "full": no image on disk (a build's first boot, which also keeps one in memory).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { buildGuests } from './boot-guests.js';
-import { argNumber, median, projectPath } from './util.js';
+import { argNumber, cpuMsOf, httpGetStatus as get, median, projectPath } from './util.js';
 
 // ------------------------------------------------------------------------------------------ children
 
@@ -94,24 +93,6 @@ function runChild(args: string[], env: NodeJS.ProcessEnv = process.env): Promise
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as Record<string, number | string>) : reject(new Error(`child ${args.join(' ')} exited with ${code}`))));
   });
-}
-
-function get(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      })
-      .on('error', reject);
-  });
-}
-
-/** CPU ms (user + system, every thread) the process `pid` has used so far (Linux). */
-function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ = 100 on Linux
 }
 
 /**

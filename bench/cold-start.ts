@@ -11,11 +11,10 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildGuests } from './boot-guests.js';
-import { argNumber, median, projectPath } from './util.js';
+import { argNumber, cpuMsOf, httpGetStatus as get, median, projectPath } from './util.js';
 
 interface Sample {
   firstOkMs: number;
@@ -23,25 +22,6 @@ interface Sample {
   cpuMs: number;
   /** Phase → [ms from spawn, thread CPU ms]. */
   marks: Map<string, [number, number]>;
-}
-
-const CLOCK_TICK_MS = 10; // USER_HZ = 100 on Linux
-
-function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
-}
-
-function get(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      })
-      .on('error', reject);
-  });
 }
 
 /** Spawns `argv`, waits for its serving line, GETs / and measures from spawn to the 200. */

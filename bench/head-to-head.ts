@@ -16,13 +16,13 @@
 // `ftjs run` given the same warm-up in the same round ("run-long") so that its ratio is like for like.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { aggregate, PARTS } from './cpu-profile.js';
 import { closedLoop, kvMix, type LoadRequest, type LoadResult } from './load.js';
-import { argNumber, type LogLine, median, projectPath, spawnFtjs } from './util.js';
+import { argNumber, cpuMsOf, type LogLine, median, projectPath, spawnFtjs } from './util.js';
 
 const rounds = argNumber('--rounds', 5);
 const seconds = argNumber('--seconds', 4);
@@ -59,14 +59,6 @@ interface Server {
   /** The serving process (every thread): its CPU time per request is the measure least moved by other load. */
   pid: number;
 }
-
-/** CPU ms (user + system, every thread) the process `pid` has used so far. */
-function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
-}
-const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 function waitExit(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
