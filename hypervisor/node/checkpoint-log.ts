@@ -75,7 +75,7 @@ export class CheckpointLog {
       writer.flush();
     } catch (error) {
       this.pending = null; // the roll sees it is superseded and closes the writer
-      this.fail(`cannot append to ${logFileName(pending.afterSeq)}: ${(error as Error).message}`);
+      this.fail(`cannot append to ${path.join(this.dir, logFileName(pending.afterSeq))}: ${(error as Error).message}`);
       return;
     }
     this.writtenSeq = writer.nextSeq - 1;
