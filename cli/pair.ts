@@ -2,7 +2,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { Logger } from 'pino';
 import { arbiterFactory } from '../hypervisor/node/arbiter-select.js';
 import { BackupNode } from '../hypervisor/node/backup.js';
@@ -36,6 +36,7 @@ import {
   traceSegmentBytes,
   type VmFlags,
 } from './options.js';
+import { DEFAULT_PRIORITY_BOOST_STEPS, describePriority, PRIORITY_BOOST_FLAG, priorityChange } from './priority.js';
 import { readSecret } from './secret.js';
 
 interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, EdgeFlags {
@@ -108,9 +109,28 @@ function addPairOptions(command: Command): Command {
           positiveInt('--max-log-buffer-bytes'),
           DEFAULT_PAIR_SETTINGS.maxLogBufferBytes,
         )
-        .option('--trace <file>', "also write this node's log as a trace file (replayable with ftjs replay)"),
+        .option('--trace <file>', "also write this node's log as a trace file (replayable with ftjs replay)")
+        .option(
+          `${PRIORITY_BOOST_FLAG} <steps>`,
+          'nice steps this node asks for above the priority it was started with (at most nice -10), so that heartbeats and replay are not starved by ordinary work on a busy host; needs root or CAP_SYS_NICE, else the node runs as started and logs why; 0: off',
+          boostSteps,
+          DEFAULT_PRIORITY_BOOST_STEPS,
+        ),
     ),
   );
+}
+
+function boostSteps(value: string): number {
+  const steps = nonNegativeInt(PRIORITY_BOOST_FLAG)(value);
+  if (steps > 20) throw new InvalidArgumentError(`${PRIORITY_BOOST_FLAG} must be at most 20 (the whole nice range), got ${steps}`);
+  return steps;
+}
+
+/** What cli/ftjs.ts did to the node's priority before its threads started, said once at start. */
+function logPriority(logger: Logger): void {
+  const change = priorityChange();
+  if (!change) return;
+  logger.info({ nice: change.kind === 'raised' ? change.toNice : change.nice }, describePriority(change));
 }
 
 interface CheckpointFlags {
@@ -267,6 +287,7 @@ export function registerPair(program: Command): void {
   primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number; cron: string[] }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
+    logPriority(logger);
     const arbiter = await loadedArbiter(flags);
     const edge = edgeFrom(flags, [flags.port, flags.replicationPort]);
     const checkpoints = checkpointOptions(flags, arbiter);
@@ -357,6 +378,7 @@ export function registerPair(program: Command): void {
   backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & { primary: string; replicationPort?: number; replicationHost: string; joinBySnapshotAfter: number }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
+    logPriority(logger);
     const secret = secretFrom(flags, logger);
     const tls = tlsFrom(flags);
     // Before anything starts: a scheme that does not match the TLS flags is a usage error.
