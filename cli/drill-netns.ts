@@ -224,7 +224,9 @@ export async function runNetnsRound(
   const arbiter = `${lab.etcdUrl}/drill-${process.pid}-${Date.now()}-r${round}`;
   const common = ['--arbiter', arbiter, '--host', '0.0.0.0', '--port', String(NODE_PORT), ...timingArgs(timing), '--log-level', 'info'];
   const env = { FTJS_SECRET: secret };
-  const primary = new NodeProcess('primary', ['primary', entry, '--replication-host', '0.0.0.0', '--replication-port', String(CHANNEL_PORT), '--node-id', 'primary', ...common], env, undefined, [
+  // Each node takes backups on its own address, so that the one fenced by a failover joins the other as a backup.
+  const channel = (ip: string) => ['--replication-host', '0.0.0.0', '--replication-port', String(CHANNEL_PORT), '--replication-advertise-host', ip];
+  const primary = new NodeProcess('primary', ['primary', entry, ...channel(t.ip.primary), '--node-id', 'primary', ...common], env, undefined, [
     'ip',
     'netns',
     'exec',
@@ -249,7 +251,7 @@ export async function runNetnsRound(
   try {
     await primary.waitFor((l) => typeof l.replication === 'string', 'primary serving', 30_000);
     const target = await lab.channelTarget();
-    backup = new NodeProcess('backup', ['backup', '--primary', target, '--node-id', 'backup', ...common], env, undefined, ['ip', 'netns', 'exec', t.ns.backup]);
+    backup = new NodeProcess('backup', ['backup', '--primary', target, ...channel(t.ip.backup), '--node-id', 'backup', ...common], env, undefined, ['ip', 'netns', 'exec', t.ns.backup]);
     await backup.waitFor((l) => typeof l.primary === 'string' && typeof l.url === 'string', 'backup listening', 30_000);
     await primary.waitFor((l) => l.msg === 'backup attached', 'backup attached', 30_000);
     await new Promise<void>((resolve) => router.server.listen(0, '127.0.0.1', resolve));

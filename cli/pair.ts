@@ -120,6 +120,22 @@ function addPairOptions(command: Command): Command {
   );
 }
 
+const ADVERTISE_HELP =
+  'the host other nodes dial to reach this logging channel, recorded with each epoch this node holds so that a node it fences joins it as a backup; needed when --replication-host is a wildcard address such as 0.0.0.0 (default: --replication-host)';
+
+/** `--replication-advertise-host`: a host name or address another node can dial, not a wildcard. */
+function advertiseHost(value: string): string {
+  const bracketed = value.includes(':') && !value.startsWith('[') ? `[${value}]` : value;
+  let host: string;
+  try {
+    host = new URL(`ws://${bracketed}:1`).hostname;
+  } catch {
+    throw new InvalidArgumentError(`--replication-advertise-host must be a host name or an IP address, got "${value}"`);
+  }
+  if (host === '0.0.0.0' || host === '[::]') throw new InvalidArgumentError(`--replication-advertise-host must name an address others can dial, not the wildcard "${value}"`);
+  return value;
+}
+
 function boostSteps(value: string): number {
   const steps = nonNegativeInt(PRIORITY_BOOST_FLAG)(value);
   if (steps > 20) throw new InvalidArgumentError(`${PRIORITY_BOOST_FLAG} must be at most 20 (the whole nice range), got ${steps}`);
@@ -131,6 +147,24 @@ function logPriority(logger: Logger): void {
   const change = priorityChange();
   if (!change) return;
   logger.info({ nice: change.kind === 'raised' ? change.toNice : change.nice }, describePriority(change));
+}
+
+interface ReplicationFlags {
+  replicationHost: string;
+  replicationAdvertiseHost?: string;
+  joinBySnapshotAfter: number;
+}
+
+/** The logging channel a node listens on for backups, as `{ replication }`, with the host it advertises. */
+function replicationListen(flags: ReplicationFlags, port: number, secret: string, tls: { tls?: ChannelTls }) {
+  return {
+    host: flags.replicationHost,
+    port,
+    secret,
+    joinBySnapshotAfterEntries: flags.joinBySnapshotAfter,
+    ...(flags.replicationAdvertiseHost !== undefined ? { advertiseHost: flags.replicationAdvertiseHost } : {}),
+    ...tls,
+  };
 }
 
 interface CheckpointFlags {
@@ -256,6 +290,7 @@ export function registerPair(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--replication-port <port>', 'port of the logging channel (WebSocket)', port, 9091)
     .option('--replication-host <host>', 'address of the logging channel', '127.0.0.1')
+    .option('--replication-advertise-host <host>', ADVERTISE_HELP, advertiseHost)
     .option(
       '--join-by-snapshot-after <entries>',
       'a fresh backup joins by a snapshot of the VM (then the log after it) once the log is this long; 0: always',
@@ -284,7 +319,7 @@ export function registerPair(program: Command): void {
   addBundleOption(primary);
   addServeOptions(primary);
   addLogOptions(primary);
-  primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & { replicationPort: number; replicationHost: string; joinBySnapshotAfter: number; cron: string[] }) => {
+  primary.action(async (entry: string, flags: PairFlags & VmFlags & CheckpointFlags & ReplicationFlags & { replicationPort: number; cron: string[] }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-primary-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     logPriority(logger);
@@ -300,6 +335,7 @@ export function registerPair(program: Command): void {
       port: flags.port,
       replicationHost: flags.replicationHost,
       replicationPort: flags.replicationPort,
+      ...(flags.replicationAdvertiseHost !== undefined ? { replicationAdvertiseHost: flags.replicationAdvertiseHost } : {}),
       sharedDir: arbiter.where,
       env,
       frontDoor: edge.frontDoor,
@@ -334,7 +370,7 @@ export function registerPair(program: Command): void {
         secret,
         ...tlsFrom(flags),
         guestHash: node.config.guestHash,
-        replication: { host: flags.replicationHost, port: ports.replication, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter, ...tlsFrom(flags) },
+        replication: replicationListen(flags, ports.replication, secret, tlsFrom(flags)),
         pair: pairSettings(flags),
         maxRequestBytes: flags.maxRequestBytes,
         loop: loopOptions(flags),
@@ -365,6 +401,7 @@ export function registerPair(program: Command): void {
       port,
     )
     .option('--replication-host <host>', 'address of that logging channel', '127.0.0.1')
+    .option('--replication-advertise-host <host>', ADVERTISE_HELP, advertiseHost)
     .option(
       '--join-by-snapshot-after <entries>',
       'once live: a fresh backup joins by snapshot once the log is this long; 0: always',
@@ -375,7 +412,7 @@ export function registerPair(program: Command): void {
   addServeOptions(backup);
   addBundleOption(backup);
   addLogOptions(backup);
-  backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & { primary: string; replicationPort?: number; replicationHost: string; joinBySnapshotAfter: number }) => {
+  backup.action(async (entry: string | undefined, flags: PairFlags & CheckpointFlags & ReplicationFlags & { primary: string; replicationPort?: number }) => {
     const nodeId = flags.nodeId ?? `${hostname()}-backup-${randomUUID().slice(0, 8)}`;
     const logger = createLogger({ pretty: flags.pretty, level: flags.logLevel, name: nodeId });
     logPriority(logger);
@@ -400,9 +437,7 @@ export function registerPair(program: Command): void {
         secret,
         ...tls,
         ...(guestHash !== undefined ? { guestHash } : {}),
-        ...(flags.replicationPort !== undefined
-          ? { replication: { host: flags.replicationHost, port: flags.replicationPort, secret, joinBySnapshotAfterEntries: flags.joinBySnapshotAfter, ...tls } }
-          : {}),
+        ...(flags.replicationPort !== undefined ? { replication: replicationListen(flags, flags.replicationPort, secret, tls) } : {}),
         pair: pairSettings(flags),
         maxRequestBytes: flags.maxRequestBytes,
         loop: loopOptions(flags),

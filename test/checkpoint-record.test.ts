@@ -147,3 +147,41 @@ for (const kind of ['shared-dir', 'etcd'] as const) {
     }
   }, 120_000);
 }
+
+describe('a channel on a wildcard address', () => {
+  test('records the --replication-advertise-host for a fenced node to dial; without it, no address, and says why', async () => {
+    const started: FtjsProcess[] = [];
+    try {
+      const primaryOn = async (extra: string[]) => {
+        const dir = tempDir('ftjs-shared-');
+        const p = spawnFtjs(['primary', 'guest-apps/kv.js', '--port', '0', '--replication-host', '0.0.0.0', '--replication-port', '0', '--shared-dir', dir, ...extra], {
+          FTJS_SECRET: TEST_SECRET,
+        });
+        started.push(p);
+        const line = await p.waitForLog((l) => typeof l.replication === 'string', 'the primary to serve');
+        return { p, dir, port: new URL(line.replication as string).port };
+      };
+      const advertised = await primaryOn(['--replication-advertise-host', '127.0.0.1']);
+      const named = await waitFor(() => new Arbiter(advertised.dir, 'reader').replicationRecord(1), 'the replication record of epoch 1');
+      expect(named.url).toBe(`ws://127.0.0.1:${advertised.port}`);
+
+      const wildcard = await primaryOn([]);
+      const record = await waitFor(() => new Arbiter(wildcard.dir, 'reader').replicationRecord(1), 'the replication record of epoch 1');
+      expect(record.url).toBeNull();
+      expect(wildcard.p.find((l) => l.msg.includes('no --replication-advertise-host names it'))?.msg).toBe(
+        `the logging channel listens on a wildcard address (ws://0.0.0.0:${wildcard.port}) and no --replication-advertise-host names it: no address recorded, so a node this one fences exits instead of joining it`,
+      );
+    } finally {
+      await Promise.all(started.map((p) => p.stop('SIGKILL')));
+    }
+  });
+
+  test('refuses a wildcard or malformed advertised host, naming the flag', async () => {
+    const wildcard = await ftjs(['primary', 'guest-apps/kv.js', '--replication-advertise-host', '0.0.0.0']);
+    expect(wildcard.code).toBe(1);
+    expect(wildcard.stderr).toContain('--replication-advertise-host must name an address others can dial, not the wildcard "0.0.0.0"');
+    const malformed = await ftjs(['backup', '--primary', 'ws://127.0.0.1:1', '--replication-advertise-host', 'a b']);
+    expect(malformed.code).toBe(1);
+    expect(malformed.stderr).toContain('--replication-advertise-host must be a host name or an IP address, got "a b"');
+  });
+});

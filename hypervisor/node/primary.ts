@@ -44,6 +44,8 @@ export interface PrimaryOptions {
   port: number;
   replicationHost: string;
   replicationPort: number;
+  /** The host recorded for a fenced node to join this one (ReplicationListen.advertiseHost). */
+  replicationAdvertiseHost?: string;
   sharedDir: string;
   secret: string;
   /** Serve the logging channel as wss:// with mutual TLS. */
@@ -238,6 +240,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
           host: options.replicationHost,
           port: options.replicationPort,
           secret: options.secret,
+          ...(options.replicationAdvertiseHost !== undefined ? { advertiseHost: options.replicationAdvertiseHost } : {}),
           ...(options.tls ? { tls: options.tls } : {}),
           ...(options.joinBySnapshotAfterEntries !== undefined ? { joinBySnapshotAfterEntries: options.joinBySnapshotAfterEntries } : {}),
         },

@@ -40,6 +40,12 @@ export interface ReplicationListen {
   joinBySnapshotAfterEntries?: number;
   /** Serve the channel as wss:// with mutual TLS. */
   tls?: ChannelTls;
+  /**
+   * The host a node this one fences dials to join it, recorded with each epoch this node holds
+   * (replication-record.ts); default `host`. Needed where `host` is a wildcard address, which names
+   * no host to dial.
+   */
+  advertiseHost?: string;
 }
 
 export interface ServingOptions {
@@ -245,6 +251,14 @@ export class Serving {
     this.recordReplication(host.machine()?.epoch ?? host.bootEpoch);
   }
 
+  /** Where other nodes dial this node's logging channel: the advertised host, else the one it listens on. */
+  private advertisedReplicationUrl(): string | null {
+    const advertiseHost = this.options.replication?.advertiseHost;
+    if (this.replicationUrl === null || advertiseHost === undefined) return this.replicationUrl;
+    const url = new URL(this.replicationUrl);
+    return `${url.protocol}//${advertiseHost.includes(':') && !advertiseHost.startsWith('[') ? `[${advertiseHost}]` : advertiseHost}:${url.port}`;
+  }
+
   /**
    * Tells the arbiter where this node, holding `epoch`, takes backups (hypervisor/node/replication-record.ts):
    * a node that this epoch fences joins it there instead of exiting.
@@ -252,11 +266,12 @@ export class Serving {
   private recordReplication(epoch: number): void {
     const { host, options } = this;
     if (!host.arbiter.recordReplication) return;
-    const record = replicationRecordFor(epoch, options.nodeId, this.replicationUrl, new Date(host.env.clock.wallMs()).toISOString());
-    if (record.url === null && this.replicationUrl !== null) {
+    const advertised = this.advertisedReplicationUrl();
+    const record = replicationRecordFor(epoch, options.nodeId, advertised, new Date(host.env.clock.wallMs()).toISOString());
+    if (record.url === null && advertised !== null) {
       options.logger.info(
-        { replication: this.replicationUrl },
-        `the logging channel listens on a wildcard address (${this.replicationUrl}): no address recorded, so a node this one fences exits instead of joining it`,
+        { replication: advertised },
+        `the logging channel listens on a wildcard address (${advertised}) and no --replication-advertise-host names it: no address recorded, so a node this one fences exits instead of joining it`,
       );
     }
     void host.arbiter.recordReplication(record).then((ok) => {
