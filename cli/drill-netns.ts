@@ -226,12 +226,7 @@ export async function runNetnsRound(
   const env = { FTJS_SECRET: secret };
   // Each node takes backups on its own address, so that the one fenced by a failover joins the other as a backup.
   const channel = (ip: string) => ['--replication-host', '0.0.0.0', '--replication-port', String(CHANNEL_PORT), '--replication-advertise-host', ip];
-  const primary = new NodeProcess('primary', ['primary', entry, ...channel(t.ip.primary), '--node-id', 'primary', ...common], env, undefined, [
-    'ip',
-    'netns',
-    'exec',
-    t.ns.primary,
-  ]);
+  const primary = new NodeProcess('primary', ['primary', entry, ...channel(t.ip.primary), '--node-id', 'primary', ...common], env, undefined, ['ip', 'netns', 'exec', t.ns.primary]);
   const released: Array<{ node: string; epoch: number; seq: number; atMs: number }> = [];
   const router = new Router({
     nodes: [
