@@ -408,7 +408,7 @@ export function registerDrill(program: Command): void {
             } catch (error) {
               // A round that could not even run (a node that did not start) is a broken round, not the end of the drill.
               const broken = { round, fault: flags.fault, workload: '?', detectionMs: null, goLiveMs: null, clientGapMs: 0, writesAcked: 0, writesLost: 0, duplicates: 0, liveNode: null, epochs: {} };
-              report({ ...broken, violations: [`the round did not run: ${(error as Error).message}`] });
+              report({ ...broken, violations: [`the round did not run: ${whatFailed(error as Error)}`] });
             }
           }
         } finally {
@@ -448,4 +448,14 @@ function printRow(r: RoundResult, header: boolean): void {
   const widths = [5, 16, 9, 10, 7, 6, 5, 5, 8, 3];
   if (header) console.log(cols.map((c, i) => c.padEnd(widths[i]!)).join(' '));
   console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join(' '));
+}
+
+/**
+ * An error that broke a round, with its cause ("fetch failed" alone names no socket error) and the
+ * drill's own frame that met it, so a round that did not run can be traced.
+ */
+function whatFailed(error: Error): string {
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  const frame = error.stack?.split('\n').find((line) => line.includes('/dist/') && !line.includes('node_modules'));
+  return `${error.message}${cause}${frame ? `, at ${frame.trim().replace(/^at /, '')}` : ''}`;
 }
