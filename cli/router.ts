@@ -72,6 +72,11 @@ export class Router {
     if (i >= 0) this.options.nodes.splice(i, 1);
   }
 
+  /** Requests received and not yet answered. */
+  get requestsInFlight(): number {
+    return this.inFlight.size;
+  }
+
   get liveNode(): string | null {
     return this.live?.name ?? null;
   }

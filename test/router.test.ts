@@ -49,8 +49,9 @@ test('a retriable request waiting for a live node is answered 503 once the door 
   const door = await listen(router.server);
   router.start();
   const keyed = fetch(`${door}/kv/a`, { method: 'PUT', body: 'x', headers: { 'idempotency-key': 'k1' } });
-  // The request is parked in the door (no node is live); stopping answers it within the drain.
-  await waitFor(async () => (await new Promise<number>((resolve) => router.server.getConnections((_e, n) => resolve(n)))) >= 1, 'the request to reach the door');
+  // The request is parked in the door (no node is live); stopping answers it within the drain. (A
+  // connection accepted before its request was read is idle, and a stop closes it: wait for the request.)
+  await waitFor(() => router.requestsInFlight === 1, 'the request to reach the door');
   await router.stop();
   const res = await keyed;
   expect(res.status).toBe(503);
