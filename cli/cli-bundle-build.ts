@@ -36,9 +36,12 @@ const FIRST = { engine: 'hypervisor/vm/engine.ts' };
  * Packages left to Node's loader: the engine (engine.ts recognises its emscripten imports by their
  * source text, which a bundler reprints), esbuild and pino-pretty (loaded on demand), and packages that
  * read files beside their own (etcd3's grpc protos) or are large and loaded only at first use (undici).
- * Everything else a command loads at start (commander, pino, ws) is bundled.
+ * Everything else a command or the VM worker loads at start (commander, pino, the guest module lexer,
+ * the source-map decoder) is bundled: left to Node's ESM loader, es-module-lexer and trace-mapping cost
+ * ~4–5 ms of CPU each in every VM worker's start. ws is loaded by a require at the first dial or listen
+ * (logging-channel/ws-transport.ts), so `ftjs run` never loads it.
  */
-const EXTERNAL = ['@jitl/*', 'quickjs-emscripten-core', 'esbuild', 'pino-pretty', 'etcd3', '@grpc/*', 'undici', 'tr46', '@formatjs/*', 'es-module-lexer', '@jridgewell/*', 'fflate', '@exodus/*'];
+const EXTERNAL = ['@jitl/*', 'quickjs-emscripten-core', 'esbuild', 'pino-pretty', 'etcd3', '@grpc/*', 'undici', 'tr46', '@formatjs/*', 'fflate', '@exodus/*'];
 
 /** `import.meta.url` in a project module → the URL of its tsc output, so that relative lookups find the same files. */
 const moduleUrls: Plugin = {
