@@ -2,9 +2,8 @@
 // The `ftjs` command.
 
 import type { Command } from 'commander';
-import { DEFAULT_LIMITS } from '../hypervisor/vm/limits.js';
 import { startupMark } from '../hypervisor/vm/startup-marks.js';
-import { VmHost } from '../hypervisor/worker/vm-host.js';
+import { prestartForArgv } from '../hypervisor/worker/worker-spawn.js';
 import { watchParent } from './parent-watch.js';
 
 startupMark('cli entered');
@@ -37,17 +36,10 @@ const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
   [['drill'], async () => (await import('./drill.js')).registerDrill],
 ];
 
-const VM_COMMANDS = ['run', 'primary', 'backup', 'replay'];
-
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
 // A command that runs a VM starts its worker first, so that the worker's start overlaps loading the
-// command's modules (a --max-stack-kb other than the default makes the node start another one). The
-// worker's host is imported statically: a dynamic import here put 2–10 ms before the spawn.
-const helpOnly = process.argv.includes('--help') || process.argv.includes('-h');
-if (named && VM_COMMANDS.includes(named) && !helpOnly) {
-  VmHost.prestart(DEFAULT_LIMITS);
-  startupMark('worker spawned');
-}
+// command's modules. The bundled command's stub has done it already, before loading this bundle.
+prestartForArgv();
 const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
 const [{ Command: CommandClass }, ...registers] = await Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())]);
 
