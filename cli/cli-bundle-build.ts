@@ -37,9 +37,9 @@ const FIRST = {
     source: 'hypervisor/vm/engine.ts',
     call: 'prepareEngine',
     comment: 'The engine compiles while the rest of the worker loads (a failure is reported by the boot that needs it).',
-    then: '.catch(() => {})',
+    onError: '.catch(() => {})',
   },
-  'worker-spawn': { source: 'hypervisor/worker/worker-spawn.ts', call: 'prestartForArgv', comment: 'A command that runs a VM starts its worker before its own modules load.', then: '' },
+  'worker-spawn': { source: 'hypervisor/worker/worker-spawn.ts', call: 'prestartForArgv', comment: 'A command that runs a VM starts its worker before its own modules load.', onError: '' },
 } as const;
 
 /**
@@ -103,7 +103,7 @@ export async function buildCliBundle(): Promise<void> {
       return target.startsWith('.') ? target : `./${target}`;
     };
     const first = FIRST[entry.first];
-    const load = `import { ${first.call} } from '${relative(entry.first)}';\n// ${first.comment}\nvoid ${first.call}()${first.then};\nawait import('${relative(entry.name)}');\n`;
+    const load = `import { ${first.call} } from '${relative(entry.first)}';\n// ${first.comment}\nvoid ${first.call}()${first.onError};\nawait import('${relative(entry.name)}');\n`;
     writeFileSync(stub, `${entry.shebang ? '#!/usr/bin/env node\n' : ''}// Built by cli/cli-bundle-build.ts: the bundle of ${entry.source}.\n${load}`);
     if (entry.shebang) chmodSync(stub, 0o755);
   }
