@@ -109,14 +109,20 @@ async function main(): Promise<void> {
           samplesMs: firstOk.map(Math.round),
         };
       }
-      // The phases of ftjs's start: medians of each mark over the samples.
-      const phases = [...new Set(of('ftjs').flatMap((s) => [...s.marks.keys()]))].map((phase) => {
-        const at = of('ftjs')
-          .map((s) => s.marks.get(phase))
-          .filter((m): m is [number, number] => m !== undefined);
-        return { phase, ms: round1(median(at.map((m) => m[0]))), threadCpuMs: round1(median(at.map((m) => m[1]))) };
-      });
-      entry.phases = phases.sort((a, b) => a.ms - b.ms);
+      // The phases of ftjs's start (and the baseline's): medians of each mark over the samples.
+      const phasesOf = (name: string) =>
+        [...new Set(of(name).flatMap((s) => [...s.marks.keys()]))]
+          .map((phase) => {
+            const at = of(name)
+              .map((s) => s.marks.get(phase))
+              .filter((m): m is [number, number] => m !== undefined);
+            return { phase, ms: round1(median(at.map((m) => m[0]))), threadCpuMs: round1(median(at.map((m) => m[1]))) };
+          })
+          .sort((a, b) => a.ms - b.ms);
+      const phases = phasesOf('ftjs');
+      entry.phases = phases;
+      const baselinePhases = baselineCli ? phasesOf('baseline') : [];
+      if (baselineCli) entry.baselinePhases = baselinePhases;
       report[guest.name] = entry;
       if (!process.argv.includes('--json')) {
         process.stderr.write(`\n${guest.name} (${guest.bytes} B), ${runs} alternating runs, medians:\n`);
@@ -124,8 +130,11 @@ async function main(): Promise<void> {
           const v = entry[name] as { firstOkMs: number; ratioToNode: number; cpuMs: number; samplesMs: number[] };
           process.stderr.write(`  ${name.padEnd(9)} first 200 ${String(v.firstOkMs).padStart(7)} ms  (${v.ratioToNode}x node)  CPU ${v.cpuMs} ms  [${v.samplesMs.join(' ')}]\n`);
         }
-        process.stderr.write('  ftjs phases (ms from spawn, thread CPU ms):\n');
-        for (const p of phases) process.stderr.write(`    ${String(p.ms).padStart(7)}  ${String(p.threadCpuMs).padStart(6)}  ${p.phase}\n`);
+        process.stderr.write(`  ftjs phases (ms from spawn, thread CPU ms${baselineCli ? "; the baseline's beside" : ''}):\n`);
+        for (const p of phases) {
+          const b = baselinePhases.find((q) => q.phase === p.phase);
+          process.stderr.write(`    ${String(p.ms).padStart(7)}  ${String(p.threadCpuMs).padStart(6)}${b ? `   ${String(b.ms).padStart(7)}  ${String(b.threadCpuMs).padStart(6)}` : ''}  ${p.phase}\n`);
+        }
       }
     }
   } finally {

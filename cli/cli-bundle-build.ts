@@ -23,22 +23,35 @@ export const BUNDLE_DIR = path.join(DIST, 'bundle');
  * Entry → the tsc output it replaces with a stub. The worker's stub loads the engine's module first and
  * starts compiling the engine (prepareEngine, on V8's background threads) before it loads the rest of
  * the worker: the compile then overlaps the worker's module loading instead of following it (the boot
- * request otherwise waited ~10 ms for it). The engine's module state is one (a shared chunk).
+ * request otherwise waited ~10 ms for it). The command's stub likewise spawns the VM worker of a VM
+ * command before it loads the command's bundle (5–11 ms of CPU). Each first module's state is one (a
+ * chunk shared with the bundle).
  */
 const ENTRIES = [
-  { name: 'ftjs', source: 'cli/ftjs.ts', stub: 'cli/ftjs.js', shebang: true, first: null },
+  { name: 'ftjs', source: 'cli/ftjs.ts', stub: 'cli/ftjs.js', shebang: true, first: 'worker-spawn' },
   { name: 'vm-worker', source: 'hypervisor/worker/vm-worker.ts', stub: 'hypervisor/worker/vm-worker.js', shebang: false, first: 'engine' },
-];
-/** Entries loaded only by a stub, ahead of its bundle. */
-const FIRST = { engine: 'hypervisor/vm/engine.ts' };
+] as const;
+/** Entries loaded only by a stub, ahead of its bundle, and what the stub calls of each. */
+const FIRST = {
+  engine: {
+    source: 'hypervisor/vm/engine.ts',
+    call: 'prepareEngine',
+    comment: 'The engine compiles while the rest of the worker loads (a failure is reported by the boot that needs it).',
+    onError: '.catch(() => {})',
+  },
+  'worker-spawn': { source: 'hypervisor/worker/worker-spawn.ts', call: 'prestartForArgv', comment: 'A command that runs a VM starts its worker before its own modules load.', onError: '' },
+} as const;
 
 /**
  * Packages left to Node's loader: the engine (engine.ts recognises its emscripten imports by their
  * source text, which a bundler reprints), esbuild and pino-pretty (loaded on demand), and packages that
  * read files beside their own (etcd3's grpc protos) or are large and loaded only at first use (undici).
- * Everything else a command loads at start (commander, pino, ws) is bundled.
+ * Everything else a command or the VM worker loads at start (commander, pino, the guest module lexer,
+ * the source-map decoder) is bundled: left to Node's ESM loader, es-module-lexer and trace-mapping cost
+ * ~4–5 ms of CPU each in every VM worker's start. ws is loaded by a require at the first dial or listen
+ * (logging-channel/ws-transport.ts), so `ftjs run` never loads it.
  */
-const EXTERNAL = ['@jitl/*', 'quickjs-emscripten-core', 'esbuild', 'pino-pretty', 'etcd3', '@grpc/*', 'undici', 'tr46', '@formatjs/*', 'es-module-lexer', '@jridgewell/*', 'fflate', '@exodus/*'];
+const EXTERNAL = ['@jitl/*', 'quickjs-emscripten-core', 'esbuild', 'pino-pretty', 'etcd3', '@grpc/*', 'undici', 'tr46', '@formatjs/*', 'fflate', '@exodus/*'];
 
 /** `import.meta.url` in a project module → the URL of its tsc output, so that relative lookups find the same files. */
 const moduleUrls: Plugin = {
@@ -58,7 +71,9 @@ const moduleUrls: Plugin = {
 export async function buildCliBundle(): Promise<void> {
   rmSync(BUNDLE_DIR, { recursive: true, force: true });
   await build({
-    entryPoints: Object.fromEntries([...ENTRIES.map((e) => [e.name, e.source] as const), ...Object.entries(FIRST)].map(([name, source]) => [name, path.join(ROOT, source)])),
+    entryPoints: Object.fromEntries(
+      [...ENTRIES.map((e) => [e.name, e.source] as const), ...Object.entries(FIRST).map(([name, first]) => [name, first.source] as const)].map(([name, source]) => [name, path.join(ROOT, source)]),
+    ),
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -87,9 +102,8 @@ export async function buildCliBundle(): Promise<void> {
         .join('/');
       return target.startsWith('.') ? target : `./${target}`;
     };
-    const load = entry.first
-      ? `import { prepareEngine } from '${relative(entry.first)}';\n// The engine compiles while the rest of the worker loads (a failure is reported by the boot that needs it).\nvoid prepareEngine().catch(() => {});\nawait import('${relative(entry.name)}');\n`
-      : `import '${relative(entry.name)}';\n`;
+    const first = FIRST[entry.first];
+    const load = `import { ${first.call} } from '${relative(entry.first)}';\n// ${first.comment}\nvoid ${first.call}()${first.onError};\nawait import('${relative(entry.name)}');\n`;
     writeFileSync(stub, `${entry.shebang ? '#!/usr/bin/env node\n' : ''}// Built by cli/cli-bundle-build.ts: the bundle of ${entry.source}.\n${load}`);
     if (entry.shebang) chmodSync(stub, 0o755);
   }

@@ -3,8 +3,8 @@
 
 import type { Command } from 'commander';
 import { startupMark } from '../hypervisor/vm/startup-marks.js';
+import { prestartForArgv } from '../hypervisor/worker/worker-spawn.js';
 import { watchParent } from './parent-watch.js';
-import { priorityBoostFrom, raisePriority } from './priority.js';
 
 startupMark('cli entered');
 
@@ -36,20 +36,10 @@ const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
   [['drill'], async () => (await import('./drill.js')).registerDrill],
 ];
 
-const VM_COMMANDS = ['run', 'primary', 'backup', 'replay'];
-
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
 // A command that runs a VM starts its worker first, so that the worker's start overlaps loading the
-// command's modules (a --max-stack-kb other than the default makes the node start another one).
-const helpOnly = process.argv.includes('--help') || process.argv.includes('-h');
-// A node of a pair runs above ordinary work where permitted, and every thread it starts inherits that:
-// so before the worker (cli/priority.ts).
-if ((named === 'primary' || named === 'backup') && !helpOnly) raisePriority(priorityBoostFrom(process.argv));
-if (named && VM_COMMANDS.includes(named) && !helpOnly) {
-  const [{ VmHost }, { DEFAULT_LIMITS }] = await Promise.all([import('../hypervisor/worker/vm-host.js'), import('../hypervisor/vm/limits.js')]);
-  VmHost.prestart(DEFAULT_LIMITS);
-  startupMark('worker spawned');
-}
+// command's modules. The bundled command's stub has done it already, before loading this bundle.
+prestartForArgv();
 const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
 const [{ Command: CommandClass }, ...registers] = await Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())]);
 

@@ -12,6 +12,7 @@ import { DEFAULT_LIVE_LOOP_OPTIONS, type LiveLoopOptions } from '../hypervisor/n
 import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../hypervisor/node/pair.js';
 import { type CheckpointSettings, type HaltEvent, PrimaryNode } from '../hypervisor/node/primary.js';
 import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
+import { DEFAULT_PRIORITY_BOOST_STEPS, describePriority, PRIORITY_BOOST_FLAG, priorityChange } from '../hypervisor/worker/priority.js';
 import { type ChannelTls, checkChannelUrl, readChannelTls, type TlsFlags } from '../logging-channel/channel-tls.js';
 import { DEFAULT_JOIN_BY_SNAPSHOT_AFTER_ENTRIES } from '../logging-channel/primary-channel.js';
 import { type ArbiterChoice, type ArbiterFlags, addArbiterOptions, arbiterFrom, checkpointDirFor } from './arbiter-flags.js';
@@ -36,7 +37,6 @@ import {
   traceSegmentBytes,
   type VmFlags,
 } from './options.js';
-import { DEFAULT_PRIORITY_BOOST_STEPS, describePriority, PRIORITY_BOOST_FLAG, priorityChange } from './priority.js';
 import { readSecret } from './secret.js';
 
 interface PairFlags extends ServeFlags, GuestFlags, TlsFlags, ArbiterFlags, EdgeFlags {

@@ -4,10 +4,10 @@
 // connections and the upgrade's duration hold here, before any frame reaches a shell.
 
 import * as http from 'node:http';
-import * as https from 'node:https';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { closeReason } from './auth.js';
 import { backupTlsOptions, primaryTlsOptions } from './channel-tls.js';
 import type { Connection, ConnectionHandlers, DialOptions, Listener, ListenOptions, Transport } from './transport.js';
@@ -19,10 +19,22 @@ const CLOSE_GRACE_MS = 1000;
 /** How often HTTP connections are checked against the header/request timeouts, in ms. */
 const HTTP_TIMEOUT_CHECK_MS = 1000;
 
+/**
+ * ws (200 KB bundled) and node:https (tls) load at the first dial or listen, not when this module
+ * loads: every node imports the transport through its Env, and `ftjs run`, which never dials, paid
+ * for them on its cold start (issue 19). ws is CommonJS, so a synchronous require serves `dial`.
+ */
+const lazyRequire = createRequire(import.meta.url);
+let wsModule: typeof import('ws') | undefined;
+function wsLib(): typeof import('ws') {
+  wsModule ??= lazyRequire('ws') as typeof import('ws');
+  return wsModule;
+}
+
 export const wsTransport: Transport = {
   listen: listenWs,
   dial(url: string, options: DialOptions): Connection {
-    const ws = new WebSocket(url, { maxPayload: options.maxFrameBytes, perMessageDeflate: false, ...(options.tls ? backupTlsOptions(options.tls) : {}) });
+    const ws = new (wsLib().WebSocket)(url, { maxPayload: options.maxFrameBytes, perMessageDeflate: false, ...(options.tls ? backupTlsOptions(options.tls) : {}) });
     return new WsConnection(ws, url);
   },
 };
@@ -36,7 +48,7 @@ class WsConnection implements Connection {
   ) {}
 
   get open(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
+    return this.ws.readyState === this.ws.OPEN;
   }
 
   get bufferedBytes(): number {
@@ -55,25 +67,25 @@ class WsConnection implements Connection {
   }
 
   send(frame: Uint8Array, written?: (error?: Error) => void): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.readyState !== this.ws.OPEN) return;
     this.ws.send(frame, { binary: true }, written ? (err) => written(err ?? undefined) : undefined);
   }
 
   close(code: number, reason: string): void {
     const ws = this.ws;
-    if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
-    else if (ws.readyState === WebSocket.CONNECTING) {
+    if (ws.readyState === ws.OPEN) ws.close(code, closeReason(reason));
+    else if (ws.readyState === ws.CONNECTING) {
       ws.terminate();
       return;
     }
-    if (this.closeTimer === undefined && ws.readyState !== WebSocket.CLOSED) {
+    if (this.closeTimer === undefined && ws.readyState !== ws.CLOSED) {
       this.closeTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
       this.closeTimer.unref();
     }
   }
 
   terminate(): void {
-    if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate();
+    if (this.ws.readyState !== this.ws.CLOSED) this.ws.terminate();
   }
 }
 
@@ -85,7 +97,7 @@ async function listenWs(options: ListenOptions, onConnection: (connection: Conne
     requestTimeout: options.handshakeTimeoutMs,
     connectionsCheckingInterval: Math.min(HTTP_TIMEOUT_CHECK_MS, options.handshakeTimeoutMs),
   };
-  const server = options.tls ? https.createServer({ ...httpOptions, ...primaryTlsOptions(options.tls) }) : http.createServer(httpOptions);
+  const server = options.tls ? (lazyRequire('node:https') as typeof import('node:https')).createServer({ ...httpOptions, ...primaryTlsOptions(options.tls) }) : http.createServer(httpOptions);
   if (options.tls) {
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       // No certificate, one not signed by our CA, or not TLS at all: refused before any WebSocket.
@@ -93,7 +105,7 @@ async function listenWs(options: ListenOptions, onConnection: (connection: Conne
     });
   }
   server.maxConnections = MAX_CONNECTIONS;
-  const wss = new WebSocketServer({
+  const wss = new (wsLib().WebSocketServer)({
     noServer: true,
     maxPayload: options.maxFrameBytes,
     // Compression would let a small frame inflate past our bounds' intent and costs CPU on the hot path.
@@ -148,7 +160,7 @@ async function listenWs(options: ListenOptions, onConnection: (connection: Conne
         [...open].map(
           (ws) =>
             new Promise<void>((resolve) => {
-              if (ws.readyState === WebSocket.CLOSED) return resolve();
+              if (ws.readyState === ws.CLOSED) return resolve();
               ws.once('close', () => resolve());
               setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
             }),

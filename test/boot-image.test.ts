@@ -3,11 +3,11 @@
 // VMs booted with and without images, live and in replay, from memory and from disk; a trace recorded
 // with images replays on a VM without them, and the reverse. Math.random still differs per boot.
 
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
-import { BOOT_FORMAT, BootImageCache } from '../dist/hypervisor/vm/boot-image.js';
+import { BOOT_FORMAT, BootImageCache, bootImageKey, guestImageKey, readVerifiedImage } from '../dist/hypervisor/vm/boot-image.js';
 import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/vm/glue.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
 import { type BootConfig, type LiveEvent, type TaskResult, Vm } from '../dist/hypervisor/vm/vm.js';
@@ -158,6 +158,34 @@ test('an image file is reused by another cache on the same directory, verified, 
   expect(rebooted.vm.imageUse.problems?.join('\n')).toMatch(/checksum mismatch/);
   expect(rebooted.steps).toEqual(first.steps);
   await third.flush();
+});
+
+test('an image another thread read and verified is what the next boot takes (not the file); a corrupt file is never handed over', async () => {
+  const dir = tempDir('ftjs-images-');
+  const config = configOf('kv.js');
+  const writer = new BootImageCache({ dir });
+  const first = await record(config, KV_EVENTS, writer);
+  await writer.flush();
+
+  // As the main thread does for its VM worker (VmHost.boot): read and verify the guest's image.
+  const key = guestImageKey(config);
+  const read = readVerifiedImage(key, dir);
+  expect(read?.key).toBe(key);
+  // Its file gone (evicted meanwhile), only the adopted image can give a boot from the guest's image.
+  rmSync(path.join(dir, `${key}.img`));
+  const reader = new BootImageCache({ dir });
+  reader.adoptRead(read!);
+  const adopted = await replay(config, first.tasks, reader);
+  expect(adopted.vm.imageUse).toMatchObject({ source: 'disk', guest: 'disk' });
+  expect(adopted.steps).toEqual(first.steps);
+
+  // A flipped byte in the pre-guest image: not handed over; the reading cache finds it bad itself.
+  const preGuest = path.join(dir, `${bootImageKey(config)}.img`);
+  const bytes = readFileSync(preGuest);
+  bytes[bytes.length - 100] ^= 0xff;
+  writeFileSync(preGuest, bytes);
+  expect(readVerifiedImage(bootImageKey(config), dir)).toBeNull();
+  expect(readVerifiedImage(key, dir)).toBeNull(); // and no file, no image
 });
 
 test('a snapshot restored through an image layout (no glue evaluation) continues like the original', async () => {

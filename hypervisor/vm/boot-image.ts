@@ -294,6 +294,8 @@ export interface BootImageUse {
 
 export class BootImageCache {
   private readonly images = new Map<string, BootImage>();
+  /** Images another thread read from this cache's files and verified (adoptRead), not yet asked for. */
+  private readonly preread = new Map<string, BootImage>();
   private readonly maxDiskBytes: number;
   private readonly maxMemoryImages: number;
   /** Problems met reading or writing files (a cache never fails a boot). */
@@ -328,6 +330,18 @@ export class BootImageCache {
     }
     if (!this.options.dir) return null;
     const file = this.file(key);
+    const read = this.preread.get(key);
+    this.preread.clear(); // offered for the next boot only
+    if (read) {
+      this.remember(read);
+      try {
+        const now = new Date();
+        utimesSync(file, now, now);
+      } catch {
+        // evicted since it was read: the image in hand is verified all the same
+      }
+      return { image: read, source: 'disk' };
+    }
     let bytes: Uint8Array;
     try {
       bytes = readFileSync(file);
@@ -345,6 +359,15 @@ export class BootImageCache {
       rmSync(file, { force: true });
       return null;
     }
+  }
+
+  /**
+   * An image of this cache's directory that another thread of this process has read and verified with
+   * decodeImage (readVerifiedImage): the next get() of its key takes it instead of reading the file.
+   * The main thread does this while the VM worker is still starting (issue 19, cold start).
+   */
+  adoptRead(image: BootImage): void {
+    this.preread.set(image.key, image);
   }
 
   /** Keeps `image` in memory and, in the background, on disk (written whole, then renamed into place). */
@@ -419,6 +442,19 @@ export function bootCacheDirFromEnv(env: NodeJS.ProcessEnv = process.env): strin
   if (configured) return path.resolve(configured);
   const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(base, 'ftjs', 'boot-images');
+}
+
+/**
+ * The image file of `key` in `dir`, read and verified as get() verifies it; null if there is none or it
+ * does not verify (the VM worker's own get() then finds the bad file, reports and removes it).
+ */
+export function readVerifiedImage(key: string, dir: string | null = bootCacheDirFromEnv()): BootImage | null {
+  if (!dir) return null;
+  try {
+    return decodeImage(readFileSync(path.join(dir, `${key}.img`)), key);
+  } catch {
+    return null;
+  }
 }
 
 let processCache: BootImageCache | undefined;

@@ -1,13 +1,15 @@
 // The main thread's handle on a VM worker: request/reply over postMessage, one request at a time
 // in order (the worker serialises them), and a loud, single fatal signal if the VM dies.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Entry } from '../../logging-channel/entry.js';
+import { BOOT_FORMAT, guestImageKey, readVerifiedImage } from '../vm/boot-image.js';
 import { type VmLimits, workerStackSizeMb } from '../vm/limits.js';
 import type { BootConfig, LiveEvent, Snapshot } from '../vm/vm.js';
 import type { EvalResult } from '../vm/vm-eval.js';
 import { decodeRunReply, encodeEvents, encodeTasks } from './run-wire.js';
 import type { CheckpointReply, PendingFetch, PrecopyReply, RunReply, VmFatalMessage, VmReply, VmRequest, VmState } from './vm-protocol.js';
+import { spawnWorker, takePrestarted } from './worker-spawn.js';
 
 export class VmError extends Error {
   constructor(
@@ -19,19 +21,6 @@ export class VmError extends Error {
     this.name = name;
   }
 }
-
-/**
- * The VM worker's young generation (V8 semi-spaces of 32 MiB, against 16 by default): each request
- * allocates handles, strings and buffers that die by its end, and a larger nursery scavenges them
- * less often (kv.js: ~5% less CPU per request in process, +7.5% throughput in issue 19).
- */
-const VM_WORKER_YOUNG_GENERATION_MB = 96;
-
-function spawnWorker(stackSizeMb: number): Worker {
-  return new Worker(new URL('./vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb, maxYoungGenerationSizeMb: VM_WORKER_YOUNG_GENERATION_MB }, stdout: false, stderr: false });
-}
-
-let prestarted: { worker: Worker; stackSizeMb: number } | null = null;
 
 export class VmHost {
   private nextId = 1;
@@ -58,32 +47,7 @@ export class VmHost {
 
   static start(limits: VmLimits): VmHost {
     const stackSizeMb = workerStackSizeMb(limits);
-    const early = prestarted;
-    prestarted = null;
-    if (early?.stackSizeMb === stackSizeMb) {
-      early.worker.ref();
-      return new VmHost(early.worker);
-    }
-    void early?.worker.terminate();
-    return new VmHost(spawnWorker(stackSizeMb));
-  }
-
-  /**
-   * Starts a VM worker before the node knows its guest (a worker takes tens of ms to start and
-   * compiles the engine as it starts): the next start() with the same limits adopts it. It does not
-   * keep the process alive while unclaimed.
-   */
-  static prestart(limits: VmLimits): void {
-    if (prestarted) return;
-    const stackSizeMb = workerStackSizeMb(limits);
-    const worker = spawnWorker(stackSizeMb);
-    worker.unref();
-    // Until adopted, a failure to start is reported by no one; the adopting host hears of an exit.
-    worker.on('error', () => {});
-    worker.once('exit', () => {
-      if (prestarted?.worker === worker) prestarted = null;
-    });
-    prestarted = { worker, stackSizeMb };
+    return new VmHost(takePrestarted(stackSizeMb) ?? spawnWorker(stackSizeMb));
   }
 
   private die(error: Error): void {
@@ -107,8 +71,16 @@ export class VmHost {
     });
   }
 
+  /**
+   * A live boot of a guest whose boot image is in the cache: this thread reads and verifies the image
+   * and hands it over (transferred) with the request. The worker is the slower to get ready at a cold
+   * start, and the image's read and checksum (~3 ms) are then off its path (issue 19).
+   */
   boot(config: BootConfig, mode: 'live' | 'replay', snapshot?: Snapshot): Promise<RunReply> {
-    return this.call({ op: 'boot', config, mode, ...(snapshot ? { snapshot } : {}) });
+    const image = mode === 'live' && !snapshot && config.bootFormat === BOOT_FORMAT ? readVerifiedImage(guestImageKey(config)) : null;
+    // The file's own buffers, never Node's shared pool (buffers of at most Buffer.poolSize): detaching that would break other Buffers.
+    const transfer = image ? [...new Set([image.data.buffer, image.pages.buffer])].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer && b.byteLength > Buffer.poolSize) : [];
+    return this.call({ op: 'boot', config, mode, ...(snapshot ? { snapshot } : {}), ...(image ? { image } : {}) }, transfer);
   }
 
   /** The events go encoded, their buffer transferred (run-wire.ts); so does the reply. */

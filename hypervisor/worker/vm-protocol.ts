@@ -2,12 +2,13 @@
 // owns sockets, timers and the log. Everything crossing here is structured-cloneable data.
 
 import type { Entry } from '../../logging-channel/entry.js';
-import type { BootImageUse } from '../vm/boot-image.js';
+import type { BootImage, BootImageUse } from '../vm/boot-image.js';
 import type { VmLimits } from '../vm/limits.js';
 import type { BootConfig, BootTimings, LiveEvent, Output, Snapshot, TaskResult } from '../vm/vm.js';
 
 export type VmRequest =
-  | { op: 'boot'; config: BootConfig; mode: 'live' | 'replay'; snapshot?: Snapshot }
+  /** `image`: the boot image the worker would read from its cache for this config, read and verified by the host (boot-image.ts adoptRead). */
+  | { op: 'boot'; config: BootConfig; mode: 'live' | 'replay'; snapshot?: Snapshot; image?: BootImage }
   /** `events` encoded by run-wire.ts (transferred), or cloned when they cannot be. */
   | { op: 'run'; events: LiveEvent[] | Uint8Array }
   /** Replays a prefix of `tasks`: all of them, or those done once `sliceMs` has passed (at least one). */

@@ -9,6 +9,7 @@ import type { Entry } from '../../logging-channel/entry.js';
 import { LivePort } from '../../recorder/live-port.js';
 import { CheckpointStore } from '../../replayer/checkpoints.js';
 import { ReplayPort } from '../../replayer/replay-port.js';
+import { defaultBootImageCache } from '../vm/boot-image.js';
 import { prepareEngine } from '../vm/engine.js';
 import { startupMark } from '../vm/startup-marks.js';
 import { type BootConfig, type BootTimings, Vm } from '../vm/vm.js';
@@ -122,6 +123,7 @@ async function handle(request: VmRequest): Promise<unknown> {
     case 'boot': {
       startupMark('boot request');
       if (vm) throw new Error('VM already booted');
+      if (request.image) defaultBootImageCache().adoptRead(request.image);
       const live = request.mode === 'live';
       let v: Vm;
       if (!live) replayPort = new ReplayPort();

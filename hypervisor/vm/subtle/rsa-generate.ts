@@ -40,8 +40,17 @@ function gcd(a: bigint, b: bigint): bigint {
   return a;
 }
 
-/** Odd primes below 2^16, for the sieve. */
-const SMALL_PRIMES: number[] = (() => {
+/**
+ * Odd primes below 2^16, for the sieve. Computed at the first key generation, not when the module
+ * loads: every VM worker loads this module, and the sieve cost 3–12 ms of its start (issue 19).
+ */
+let smallPrimes: number[] | undefined;
+function oddPrimesBelow65536(): number[] {
+  smallPrimes ??= sieve();
+  return smallPrimes;
+}
+
+function sieve(): number[] {
   const limit = 1 << 16;
   const composite = new Uint8Array(limit);
   const primes: number[] = [];
@@ -51,7 +60,7 @@ const SMALL_PRIMES: number[] = (() => {
     for (let j = i * i; j < limit; j += 2 * i) composite[j] = 1;
   }
   return primes;
-})();
+}
 /** How far an incremental search goes from one random start before drawing another. */
 const MAX_SEARCH_STEP = 1 << 20;
 
@@ -63,11 +72,12 @@ const MAX_SEARCH_STEP = 1 << 20;
 function prime(bits: number, e: bigint, stream: Stream): bigint {
   const top = (3n << BigInt(bits - 2)) | 1n;
   const mask = (1n << BigInt(bits)) - 1n;
+  const sievePrimes = oddPrimesBelow65536();
   for (;;) {
     const start = (bytesBigint(stream.next(Math.ceil(bits / 8))) & mask) | top;
-    const residues = SMALL_PRIMES.map((p) => Number(start % BigInt(p)));
+    const residues = sievePrimes.map((p) => Number(start % BigInt(p)));
     search: for (let step = 0; step < MAX_SEARCH_STEP; step += 2) {
-      for (let i = 0; i < SMALL_PRIMES.length; i++) if ((residues[i]! + step) % SMALL_PRIMES[i]! === 0) continue search;
+      for (let i = 0; i < sievePrimes.length; i++) if ((residues[i]! + step) % sievePrimes[i]! === 0) continue search;
       const candidate = start + BigInt(step);
       if (candidate > mask) break; // ran past `bits` bits: draw a new start
       if (gcd(candidate - 1n, e) !== 1n) continue;

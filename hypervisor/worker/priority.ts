@@ -6,7 +6,7 @@
 // runs as it was started where it is not.
 //
 // It must happen before the node's first thread starts: on Linux a nice value belongs to one thread,
-// and a thread starts with its creator's. So ftjs.ts calls it before it prestarts the VM worker; the
+// and a thread starts with its creator's. So worker-spawn.ts calls it before it prestarts the VM worker; the
 // VM worker, the beacon thread and everything the node starts later inherit it (the VM worker still
 // drops 10 steps below that once it runs live: hypervisor/worker/vm-worker.ts).
 
@@ -36,8 +36,9 @@ export function priorityBoostFrom(argv: readonly string[]): number {
   return DEFAULT_PRIORITY_BOOST_STEPS;
 }
 
-/** Raises the calling thread's priority by `steps` nice steps, where permitted. Call once, first. */
+/** Raises the calling thread's priority by `steps` nice steps, where permitted; the first call only. */
 export function raisePriority(steps: number): PriorityChange {
+  if (change) return change; // once: the stub and the bundle both prestart (worker-spawn.ts)
   const fromNice = getPriority(0);
   const toNice = Math.max(MOST_FAVOURABLE_NICE, fromNice - steps);
   if (steps === 0 || toNice >= fromNice) {
