@@ -390,7 +390,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
         const epoch = action.epoch;
         void this.arbiter
           .claim(epoch, 'primary', this.options.pair.leaseMs)
-          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
+          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail, ...(r.voided ? { voided: true } : {}) }));
         break;
       }
       case 'check-epoch':

@@ -77,7 +77,7 @@ export type RoleInput =
   | { type: 'drained'; nowMs: number }
   /** Backup: the primary's log says it holds `epoch`. */
   | { type: 'epoch-seen'; nowMs: number; epoch: number }
-  | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
+  | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string; voided?: boolean }
   /**
    * Result of the 'check-epoch' with this `checkId`: the newest epoch on the shared directory, or null if
    * unreachable. `leaseRetaken`: the arbiter's own lease on this node's epoch had expired (etcd) and a new
@@ -692,6 +692,14 @@ export class RoleMachine {
       return;
     }
     this.noteReachable(input.nowMs, out);
+    if (input.result === 'lost' && input.voided === true) {
+      // Epoch N was never activated and is void now: it has no speaker and no entry, so what made
+      // claiming N safe makes claiming N+1 safe (the argument: arbiter.ts, Activation).
+      this.claimEpoch = input.epoch + 1;
+      this.claimSentAtMs = input.nowMs;
+      out.push({ type: 'log', level: 'warn', msg: `lost the claim for epoch ${input.epoch}: ${input.detail}; claiming epoch ${this.claimEpoch}` }, { type: 'claim', epoch: this.claimEpoch });
+      return;
+    }
     if (input.result === 'lost') {
       this.halt(out, `lost the claim for epoch ${input.epoch}: ${input.detail}`, EXIT_LOST_EPOCH);
       return;

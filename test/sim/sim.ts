@@ -189,6 +189,10 @@ export class Sim {
     const other = this.epochBases.get(epoch);
     if (other && other.node !== node.id) this.violate(`two nodes live in epoch ${epoch}: ${other.node} and ${node.id}`);
     this.epochBases.set(epoch, { node: node.id, baseSeq });
+    // A node speaks in an epoch only once it activated it (hypervisor/node/arbiter.ts, Activation).
+    const seal = this.directory.seals.get(epoch);
+    if (seal?.kind !== 'activated' || seal.nodeId !== node.id)
+      this.violate(`${node.id} is live in epoch ${epoch}, which it did not activate (seal: ${seal ? `${seal.kind} by ${seal.nodeId}` : 'none'})`);
     if (tookOverFrom !== null) this.judgeAccuracy(node, tookOverFrom);
     for (const r of this.releases) {
       if (r.epoch < epoch && r.seq > baseSeq && r.node !== node.id) {
