@@ -7,8 +7,10 @@
 // claimer can then crash: the epoch then has a holder that never served, and no survivor could tell
 // that from a holder serving alone. So winning takes a second exclusive create, `seal-N`, which holds
 // either "activated" (written by epoch N's holder, before `claim` reports 'won', so before it releases
-// anything in N) or "void" (written by a node that lost the claim of N, N being the newest epoch). Exactly
-// one of the two exists. Why that keeps DESIGN's invariants:
+// anything in N) or "void" (written by a node that lost the claim of N, N being the newest epoch, on a
+// second look: a claim loser is first told 'lost' with `unactivated`, and voids only when it claims again
+// with `mayVoid`, a claim-retry period later, so that a holder that is alive has activated by then and
+// a plain race keeps its winner). Exactly one of the two exists. Why that keeps DESIGN's invariants:
 // - One speaker per epoch: a node speaks in N only after its own activation of N; the seal is one
 //   exclusive create, and only N's holder writes "activated", so at most one node speaks in N, and none
 //   once N is void.
@@ -27,8 +29,12 @@ import path from 'node:path';
 import { type CheckpointRecord, readDirRecord, writeDirRecord } from './checkpoint-record.js';
 import { type ReplicationRecord, readDirReplication, writeDirReplication } from './replication-record.js';
 
-/** `voided`: the epoch lost was never activated and is now void (see Activation above): claim the next one. */
-export type ClaimResult = { result: 'won' | 'lost' | 'unreachable'; detail: string; voided?: boolean };
+/**
+ * `unactivated`: lost to a holder that has not activated the epoch (yet): a claim again with mayVoid may
+ * void it. `voided`: the epoch lost was never activated and is now void (see Activation above): claim
+ * the next one.
+ */
+export type ClaimResult = { result: 'won' | 'lost' | 'unreachable'; detail: string; unactivated?: boolean; voided?: boolean };
 
 /** The seal of an epoch: activated by its holder, or voided by a node that lost the claim (exactly one). */
 export interface EpochSeal {
@@ -90,7 +96,7 @@ export class Arbiter {
     }
   }
 
-  async claim(epoch: number, role: string): Promise<ClaimResult> {
+  async claim(epoch: number, role: string, _leaseMs?: number, mayVoid = false): Promise<ClaimResult> {
     const file = path.join(this.dir, epochFileName(epoch));
     const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString() };
     try {
@@ -101,7 +107,7 @@ export class Arbiter {
         // A claim that timed out earlier may have completed after all: the file then names us.
         const owner = await this.owner(epoch);
         if (owner?.nodeId === this.nodeId) return this.confirm(epoch);
-        return this.lostTo(epoch, owner ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})` : `epoch ${epoch} is already claimed`);
+        return this.lostTo(epoch, mayVoid, owner ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})` : `epoch ${epoch} is already claimed`);
       }
       return { result: 'unreachable', detail: `${this.dir}: ${code ?? (error as Error).message}` };
     }
@@ -120,10 +126,11 @@ export class Arbiter {
     return { result: 'won', detail: `created ${path.join(this.dir, epochFileName(epoch))}` };
   }
 
-  /** Lost the claim of `epoch`: if it is the newest and was never activated, void it (see Activation). */
-  private async lostTo(epoch: number, detail: string): Promise<ClaimResult> {
+  /** Lost the claim of `epoch`: if it is the newest and was never activated, say so, or void it (see Activation). */
+  private async lostTo(epoch: number, mayVoid: boolean, detail: string): Promise<ClaimResult> {
     if ((await this.newestEpoch()) !== epoch) return { result: 'lost', detail };
-    const seal = await this.seal(epoch, 'void');
+    const seal = mayVoid ? await this.seal(epoch, 'void') : await this.readSeal(epoch);
+    if (seal === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
     if (seal === null) return { result: 'unreachable', detail: `${this.dir}: cannot write or read ${sealFileName(epoch)} (${detail})` };
     if (seal.kind === 'activated') return { result: 'lost', detail };
     return { result: 'lost', voided: true, detail: `${detail}, but it was never activated: void (by ${seal.nodeId})` };
@@ -139,11 +146,16 @@ export class Arbiter {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return null;
     }
+    return (await this.readSeal(epoch)) ?? null;
+  }
+
+  /** The seal of `epoch`; undefined when there is none, null when it cannot be read. */
+  private async readSeal(epoch: number): Promise<EpochSeal | null | undefined> {
     try {
-      const seal = JSON.parse(await withTimeout(fs.readFile(file, 'utf8'), this.claimTimeoutMs)) as EpochSeal;
+      const seal = JSON.parse(await withTimeout(fs.readFile(path.join(this.dir, sealFileName(epoch)), 'utf8'), this.claimTimeoutMs)) as EpochSeal;
       return seal.kind === 'activated' || seal.kind === 'void' ? seal : null;
-    } catch {
-      return null;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : null;
     }
   }
 

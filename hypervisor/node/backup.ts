@@ -471,8 +471,18 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
           );
         }
         void this.arbiter
-          .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs)
-          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail, ...(r.voided ? { voided: true } : {}) }));
+          .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs, action.mayVoid === true)
+          .then((r) =>
+            this.step({
+              type: 'claim-result',
+              nowMs: this.env.clock.monoMs(),
+              epoch,
+              result: r.result,
+              detail: r.detail,
+              ...(r.unactivated ? { unactivated: true } : {}),
+              ...(r.voided ? { voided: true } : {}),
+            }),
+          );
         break;
       }
       case 'go-live':

@@ -52,7 +52,7 @@ export class SharedDirectory {
   view(owner: Owner): ArbiterStore {
     return {
       newestEpoch: () => this.op(owner, () => this.newest).then((r) => (r.ok ? r.value : null)),
-      claim: (epoch, role) => this.claim(owner, epoch, role),
+      claim: (epoch, role, _leaseMs, mayVoid) => this.claim(owner, epoch, role, mayVoid === true),
       // As the directory's: written only while the epoch is the newest; read per epoch.
       recordReplication: (record) =>
         this.op(
@@ -68,7 +68,7 @@ export class SharedDirectory {
     };
   }
 
-  private async claim(owner: Owner, epoch: number, role: string): Promise<ClaimResult> {
+  private async claim(owner: Owner, epoch: number, role: string, mayVoid: boolean): Promise<ClaimResult> {
     const created = await this.op(owner, () => {
       if (this.claims.has(epoch)) return this.claims.get(epoch)!;
       this.claims.set(epoch, owner.id);
@@ -76,7 +76,7 @@ export class SharedDirectory {
       return owner.id;
     });
     if (!created.ok) return { result: 'unreachable', detail: `shared dir: ${created.why}` };
-    if (created.value !== owner.id) return this.lostTo(owner, epoch, `epoch ${epoch} is held by ${created.value}`);
+    if (created.value !== owner.id) return this.lostTo(owner, epoch, mayVoid, `epoch ${epoch} is held by ${created.value}`);
     const newest = await this.op(owner, () => this.newest);
     if (!newest.ok) return { result: 'unreachable', detail: `shared dir: cannot list epochs after claiming ${epoch}` };
     if (newest.value > epoch) return { result: 'lost', detail: `epoch ${newest.value} already exists beyond epoch ${epoch}` };
@@ -87,9 +87,15 @@ export class SharedDirectory {
   }
 
   /** As the directory's lostTo: the newest epoch, never activated, is voided. */
-  private async lostTo(owner: Owner, epoch: number, detail: string): Promise<ClaimResult> {
+  private async lostTo(owner: Owner, epoch: number, mayVoid: boolean, detail: string): Promise<ClaimResult> {
     const newest = await this.op(owner, () => this.newest, SEAL_LATENCY_MS);
     if (!newest.ok || newest.value !== epoch) return { result: 'lost', detail };
+    if (!mayVoid) {
+      const read = await this.op(owner, () => this.seals.get(epoch), SEAL_LATENCY_MS);
+      if (!read.ok) return { result: 'unreachable', detail: `shared dir: cannot read the seal of epoch ${epoch} (${detail})` };
+      if (read.value === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
+      return { result: 'lost', detail };
+    }
     const seal = await this.seal(owner, epoch, 'void');
     if (seal === null) return { result: 'unreachable', detail: `shared dir: cannot seal epoch ${epoch} (${detail})` };
     if (seal.kind === 'activated') return { result: 'lost', detail };
