@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, test } from 'vitest';
-import { Arbiter, epochFileName } from '../dist/hypervisor/node/arbiter.js';
+import { Arbiter, epochFileName, sealFileName } from '../dist/hypervisor/node/arbiter.js';
 import { tempDir } from './helpers.js';
 
 const dirs: string[] = [];
@@ -98,4 +98,71 @@ test('a missing directory is unreachable: no claim is won and no epoch is guesse
   expect(result.detail).toContain(dir);
   expect(await arbiter.newestEpoch()).toBeNull();
   expect(await arbiter.owner(1)).toBeNull();
+});
+
+/** What a claim leaves when it lands after its claimer gave up on it (a slow directory) and crashed: an epoch file, no seal. */
+function landedLate(dir: string, epoch: number, nodeId: string): void {
+  writeFileSync(path.join(dir, epochFileName(epoch)), `${JSON.stringify({ epoch, nodeId, role: 'backup', pid: 1, host: 'h', claimedAt: new Date().toISOString() })}\n`);
+}
+
+test('an epoch its holder never activated: a loser is told so, voids it on a claim with mayVoid, and wins the next; the holder then loses it', async () => {
+  const dir = freshDir();
+  const a = new Arbiter(dir, 'node-a');
+  expect((await a.claim(1, 'primary')).result).toBe('won');
+  expect(JSON.parse(readFileSync(path.join(dir, sealFileName(1)), 'utf8'))).toMatchObject({ epoch: 1, kind: 'activated', nodeId: 'node-a' });
+  landedLate(dir, 2, 'node-b');
+  const first = await a.claim(2, 'primary');
+  expect(first).toMatchObject({ result: 'lost', unactivated: true });
+  expect(first.detail).toMatch(/epoch 2 is held by node-b .*not activated yet/);
+  expect(readdirSync(dir).filter((n) => n.startsWith('seal-'))).toEqual([sealFileName(1)]);
+  const second = await a.claim(2, 'primary', undefined, true);
+  expect(second).toMatchObject({ result: 'lost', voided: true });
+  expect(JSON.parse(readFileSync(path.join(dir, sealFileName(2)), 'utf8'))).toMatchObject({ epoch: 2, kind: 'void', nodeId: 'node-a' });
+  // node-b comes back and retries its claim (it landed, so the file names it): void, it lost.
+  const late = await new Arbiter(dir, 'node-b').claim(2, 'backup');
+  expect(late.result).toBe('lost');
+  expect(late.detail).toContain('epoch 2 was voided by node-a before this node activated it');
+  expect((await a.claim(3, 'primary')).result).toBe('won');
+  // No temporary file of the seal's create is left behind.
+  expect(readdirSync(dir).sort()).toEqual([epochFileName(1), epochFileName(2), epochFileName(3), sealFileName(1), sealFileName(2), sealFileName(3)]);
+});
+
+test('an activated epoch is never voided, and an old epoch (not the newest) is never voided', async () => {
+  const dir = freshDir();
+  const a = new Arbiter(dir, 'node-a');
+  const b = new Arbiter(dir, 'node-b');
+  expect((await a.claim(1, 'primary')).result).toBe('won');
+  const lost = await b.claim(1, 'backup', undefined, true);
+  expect(lost.result).toBe('lost');
+  expect(lost.unactivated).toBeUndefined();
+  expect(lost.voided).toBeUndefined();
+  expect((await a.claim(1, 'primary')).result).toBe('won');
+  landedLate(dir, 2, 'node-c');
+  expect((await a.claim(3, 'primary')).result).toBe('won');
+  expect(await b.claim(2, 'backup', undefined, true)).toMatchObject({ result: 'lost' });
+  expect(readdirSync(dir).includes(sealFileName(2))).toBe(false);
+});
+
+test('the holder activating and a loser voiding race: exactly one seal stands, and the holder wins only if it is "activated"', async () => {
+  const dir = freshDir();
+  for (let epoch = 1; epoch <= 60; epoch++) {
+    landedLate(dir, epoch, 'node-h');
+    const holder = new Arbiter(dir, 'node-h');
+    const loser = new Arbiter(dir, 'node-l');
+    const [h, l] =
+      epoch % 2
+        ? await Promise.all([holder.claim(epoch, 'primary'), loser.claim(epoch, 'backup', undefined, true)])
+        : (await Promise.all([loser.claim(epoch, 'backup', undefined, true), holder.claim(epoch, 'primary')])).reverse();
+    const seal = JSON.parse(readFileSync(path.join(dir, sealFileName(epoch)), 'utf8')) as { kind: string; nodeId: string };
+    if (seal.kind === 'activated') {
+      expect(seal.nodeId).toBe('node-h');
+      expect(h!.result, `epoch ${epoch}`).toBe('won');
+      expect(l!).toMatchObject({ result: 'lost' });
+      expect(l!.voided).toBeUndefined();
+    } else {
+      expect(seal).toMatchObject({ kind: 'void', nodeId: 'node-l' });
+      expect(h!.result, `epoch ${epoch}`).toBe('lost');
+      expect(l!).toMatchObject({ result: 'lost', voided: true });
+    }
+  }
 });

@@ -590,6 +590,32 @@ describe('backup', () => {
     expectInert(m, 330);
   });
 
+  test('claim lost to a holder that never activated: claims again after claimRetryMs with mayVoid; voided, claims the next epoch and goes live in it', () => {
+    const m = welcomedBackup();
+    tick(m, 300);
+    expect(drained(m, 310)).toEqual([claim(2)]);
+    expect(m.step({ type: 'claim-result', nowMs: 320, epoch: 2, result: 'lost', unactivated: true, detail: 'epoch 2 is held by c, not activated yet' })).toEqual([
+      logLine('warn', 'claiming it again in 500 ms, to void it'),
+    ]);
+    expect(m.role).toBe('claiming');
+    expect(tickRange(m, 320, 810, 10)).toEqual([]);
+    expect(tick(m, 820)).toEqual([{ type: 'claim', epoch: 2, mayVoid: true }]);
+    expect(m.step({ type: 'claim-result', nowMs: 830, epoch: 2, result: 'lost', voided: true, detail: 'void' })).toEqual([logLine('warn', 'claiming epoch 3'), claim(3)]);
+    expect(claimResult(m, 840, 2, 'won')).toEqual([]); // a stale answer for the void epoch
+    expect(claimResult(m, 850, 3, 'won')).toEqual([goLive(3), won(3), RELEASE_ALL]);
+    expect(m.epoch).toBe(3);
+  });
+
+  test('claim lost to a holder that activated meanwhile (the second look): halts', () => {
+    const m = welcomedBackup();
+    tick(m, 300);
+    expect(drained(m, 310)).toEqual([claim(2)]);
+    m.step({ type: 'claim-result', nowMs: 320, epoch: 2, result: 'lost', unactivated: true, detail: 'not activated yet' });
+    expect(tick(m, 820)).toEqual([{ type: 'claim', epoch: 2, mayVoid: true }]);
+    expect(claimResult(m, 830, 2, 'lost')).toEqual([halt(EXIT_LOST_EPOCH)]);
+    expect(m.epoch).toBe(1);
+  });
+
   test('claim unreachable: retries the same epoch after claimRetryMs, never live on a guess', () => {
     const m = welcomedBackup();
     tick(m, 300);

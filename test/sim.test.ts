@@ -67,6 +67,34 @@ describe('simulation', () => {
     60_000,
   );
 
+  // Named regressions for liveness (issue 17's sweep). 1356 and 4566: the backup's claim of epoch 2 timed
+  // out on a slow directory, landed after it gave up, and the backup crashed; epoch 2 had a holder that
+  // never served. Now a claim loser voids an epoch never activated and claims the next
+  // (hypervisor/node/arbiter.ts, Activation). 7615: a reordered frame overtook its connection's opening
+  // and was dropped (a simulator fault no stream has; test/sim/sim-net.ts arrivalAt).
+  it.each([
+    [1356, /arbiter: A sealed epoch 2: void[\s\S]*A: claim of epoch 3: won/],
+    [4566, /arbiter: A sealed epoch 2: void[\s\S]*A: claim of epoch 3: won/],
+    [7615, /B: LIVE in epoch 2/],
+  ])(
+    'regression seed %i: the survivors go live and protected',
+    async (seed, pattern) => {
+      const sim = new Sim({ seed });
+      const result = await sim.run();
+      expect(result.violations).toEqual([]);
+      expect(result.unavailable).toBeNull();
+      expect(sim.world.recent.join('\n')).toMatch(pattern);
+    },
+    60_000,
+  );
+
+  it('regression seed 5590: every node holding the newest served epoch crashed; the end is said unavailable, not judged live', async () => {
+    // A paused; B took over (epoch 2), C joined it; B and C crashed; A, fenced, can never know what B released.
+    const result = await new Sim({ seed: 5590 }).run();
+    expect(result.violations).toEqual([]);
+    expect(result.unavailable).toMatch(/held the log of epoch 2 .* crashed: B, C/);
+  }, 60_000);
+
   it("two primaries on one shared directory: the first is fenced, and its backup never splices onto the second one's history (two-primaries, seeds 1-8)", async () => {
     // The backup of the fenced primary either loses its claim to the newer epoch or, if it dials the
     // second primary, is refused on its lineage (logging-channel/epoch-history.ts; test/lineage.test.ts

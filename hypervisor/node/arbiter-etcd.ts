@@ -5,6 +5,8 @@
 //   live-NNNNNNNNNN   epoch N's holder's lease key: {epoch, nodeId}, gone when its lease expires
 //   checkpoint        where the newest durable checkpoint is: {epoch, nodeId, address, dir, seq}
 //   replication-NNNNNNNNNN  where epoch N's holder takes backups: {epoch, nodeId, url} (replication-record.ts)
+//   seal-NNNNNNNNNN   epoch N activated by its holder or voided by a claim loser: {epoch, kind, nodeId, at}
+//                     (one put-if-absent transaction; why it is safe: arbiter.ts, Activation)
 // Claiming epoch N is one transaction: if newest < N, then set newest = N, write epoch-N and live-N
 // (on a fresh lease of at least --lease-ms). etcd linearizes transactions, so of any nodes racing for
 // N exactly one wins, and none can claim an epoch at or below one that exists. An etcd that cannot be
@@ -17,7 +19,7 @@
 
 import os from 'node:os';
 import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Lease, type Watcher } from 'etcd3';
-import type { ClaimResult, EpochClaim } from './arbiter.js';
+import type { ClaimResult, EpochClaim, EpochSeal } from './arbiter.js';
 import type { CheckpointRecord } from './checkpoint-record.js';
 import type { LeaseCheck } from './env.js';
 import { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
@@ -84,7 +86,7 @@ export class EtcdArbiter {
     }
   }
 
-  async claim(epoch: number, role: string, leaseMs?: number): Promise<ClaimResult> {
+  async claim(epoch: number, role: string, leaseMs?: number, mayVoid = false): Promise<ClaimResult> {
     if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch >= 10 ** EPOCH_DIGITS) throw new RangeError(`bad epoch ${epoch}`);
     const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString() };
     const newestKey = `${this.prefix}newest`;
@@ -110,7 +112,7 @@ export class EtcdArbiter {
       );
       if (result.succeeded) {
         if (lease) this.hold(epoch, lease);
-        return { result: 'won', detail: `etcd ${this.url}: epoch ${epoch} claimed` };
+        return this.activate(epoch, `etcd ${this.url}: epoch ${epoch} claimed`);
       }
     } catch (error) {
       void lease?.revoke().catch(() => undefined);
@@ -121,13 +123,61 @@ export class EtcdArbiter {
     const owner = await this.owner(epoch);
     if (owner?.nodeId === this.nodeId && owner.claimedAt !== claim.claimedAt) {
       const newest = await this.newestEpoch();
-      if (newest === epoch) return { result: 'won', detail: `etcd ${this.url}: epoch ${epoch} was claimed by an earlier attempt of this node` };
+      if (newest === epoch) return this.activate(epoch, `etcd ${this.url}: epoch ${epoch} was claimed by an earlier attempt of this node`);
     }
     const newest = await this.newestEpoch();
-    return {
-      result: 'lost',
-      detail: owner ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})` : `epoch ${newest ?? '?'} already exists at or beyond epoch ${epoch}`,
-    };
+    const detail = owner
+      ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})`
+      : `epoch ${newest ?? '?'} already exists at or beyond epoch ${epoch}`;
+    // The newest epoch, never activated: void it (arbiter.ts, Activation).
+    if (newest !== epoch || owner === null) return { result: 'lost', detail };
+    const seal = mayVoid ? await this.seal(epoch, 'void') : await this.readSeal(epoch);
+    if (seal === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
+    if (seal === null) return { result: 'unreachable', detail: `etcd ${this.url}: cannot write or read the seal of epoch ${epoch} (${detail})` };
+    if (seal.kind === 'activated') return { result: 'lost', detail };
+    return { result: 'lost', voided: true, detail: `${detail}, but it was never activated: void (by ${seal.nodeId})` };
+  }
+
+  /** The holder's activation of `epoch`, before it reports 'won' (so before it releases anything). */
+  private async activate(epoch: number, detail: string): Promise<ClaimResult> {
+    const seal = await this.seal(epoch, 'activated');
+    if (seal === null) return { result: 'unreachable', detail: `etcd ${this.url}: cannot write or read the seal of epoch ${epoch} after claiming it` };
+    if (seal.kind === 'void') {
+      if (this.held?.epoch === epoch) await this.releaseLease();
+      return { result: 'lost', detail: `epoch ${epoch} was voided by ${seal.nodeId} before this node activated it` };
+    }
+    if (seal.nodeId !== this.nodeId) throw new Error(`invariant: epoch ${epoch} activated by ${seal.nodeId}, but ${this.nodeId} holds it`);
+    return { result: 'won', detail };
+  }
+
+  /** Puts seal-N as `kind` unless it exists (one transaction); the seal that stands, or null when unreachable. */
+  private async seal(epoch: number, kind: EpochSeal['kind']): Promise<EpochSeal | null> {
+    const key = `${this.prefix}seal-${pad(epoch)}`;
+    const mine: EpochSeal = { epoch, kind, nodeId: this.nodeId, at: new Date().toISOString() };
+    try {
+      const put = await this.withTimeout(
+        this.client
+          .if(key, 'Create', '==', 0)
+          .then(this.client.put(key).value(JSON.stringify(mine)))
+          .commit(),
+      );
+      if (put.succeeded) return mine;
+    } catch {
+      return null;
+    }
+    return (await this.readSeal(epoch)) ?? null;
+  }
+
+  /** The seal of `epoch`; undefined when there is none, null when etcd cannot be read. */
+  private async readSeal(epoch: number): Promise<EpochSeal | null | undefined> {
+    try {
+      const value = await this.withTimeout(this.client.get(`${this.prefix}seal-${pad(epoch)}`).string());
+      if (value === null) return undefined;
+      const seal = JSON.parse(value) as EpochSeal;
+      return seal.kind === 'activated' || seal.kind === 'void' ? seal : null;
+    } catch {
+      return null;
+    }
   }
 
   /**

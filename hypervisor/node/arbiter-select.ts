@@ -37,14 +37,14 @@ function lazyEtcd(where: string, nodeId: string, options: EtcdArbiterOptions): A
         return null;
       }
     },
-    claim: async (epoch, role, leaseMs): Promise<ClaimResult> => {
+    claim: async (epoch, role, leaseMs, mayVoid): Promise<ClaimResult> => {
       let arbiter: EtcdArbiter;
       try {
         arbiter = await loading;
       } catch (error) {
         return { result: 'unreachable', detail: `etcd ${where}: ${(error as Error).message}` };
       }
-      return arbiter.claim(epoch, role, leaseMs);
+      return arbiter.claim(epoch, role, leaseMs, mayVoid);
     },
     checkLease: async (epoch, leaseMs) => {
       try {

@@ -2,6 +2,26 @@
 // exclusive create of the file `epoch-N` (open with O_CREAT|O_EXCL), with who and when written
 // inside and fsynced. Exactly one node can create it; whoever did owns the epoch. A directory that
 // cannot be reached gives 'unreachable', never a guess.
+//
+// Activation (the seal). A claim can land after its claimer gave up on it (a slow directory) and the
+// claimer can then crash: the epoch then has a holder that never served, and no survivor could tell
+// that from a holder serving alone. So winning takes a second exclusive create, `seal-N`, which holds
+// either "activated" (written by epoch N's holder, before `claim` reports 'won', so before it releases
+// anything in N) or "void" (written by a node that lost the claim of N, N being the newest epoch, on a
+// second look: a claim loser is first told 'lost' with `unactivated`, and voids only when it claims again
+// with `mayVoid`, a claim-retry period later, so that a holder that is alive has activated by then and
+// a plain race keeps its winner). Exactly one of the two exists. Why that keeps DESIGN's invariants:
+// - One speaker per epoch: a node speaks in N only after its own activation of N; the seal is one
+//   exclusive create, and only N's holder writes "activated", so at most one node speaks in N, and none
+//   once N is void.
+// - Output Rule, no acknowledged effect lost: nothing is released in a void epoch (no speaker). The node
+//   that voided N was claiming N under the role machine's conditions for claiming N (it held epoch N-1,
+//   or followed its holder and drained); nothing released since then, so the same conditions hold for
+//   N+1, which it claims next (ClaimResult.voided). A claim of N+1 that finds it taken goes by the same
+//   rule: activated, the claimer lost; never activated, it may be voided in turn.
+// - Lineage: the log's epoch marks skip a void epoch (N-1, then N+1); no entry was written in N.
+// - The holder whose activation finds "void" lost: it halts as any claim loser, having released nothing.
+// A seal that cannot be written or read is 'unreachable' (the claim is retried), never a guess.
 
 import { constants, promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -9,7 +29,20 @@ import path from 'node:path';
 import { type CheckpointRecord, readDirRecord, writeDirRecord } from './checkpoint-record.js';
 import { type ReplicationRecord, readDirReplication, writeDirReplication } from './replication-record.js';
 
-export type ClaimResult = { result: 'won' | 'lost' | 'unreachable'; detail: string };
+/**
+ * `unactivated`: lost to a holder that has not activated the epoch (yet): a claim again with mayVoid may
+ * void it. `voided`: the epoch lost was never activated and is now void (see Activation above): claim
+ * the next one.
+ */
+export type ClaimResult = { result: 'won' | 'lost' | 'unreachable'; detail: string; unactivated?: boolean; voided?: boolean };
+
+/** The seal of an epoch: activated by its holder, or voided by a node that lost the claim (exactly one). */
+export interface EpochSeal {
+  epoch: number;
+  kind: 'activated' | 'void';
+  nodeId: string;
+  at: string;
+}
 
 export interface EpochClaim {
   epoch: number;
@@ -27,6 +60,10 @@ export const DEFAULT_CLAIM_TIMEOUT_MS = 2_000;
 export function epochFileName(epoch: number): string {
   if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch > 9_999_999_999) throw new RangeError(`bad epoch ${epoch}`);
   return `epoch-${String(epoch).padStart(10, '0')}`;
+}
+
+export function sealFileName(epoch: number): string {
+  return `seal-${epochFileName(epoch).slice('epoch-'.length)}`;
 }
 
 export class Arbiter {
@@ -59,7 +96,7 @@ export class Arbiter {
     }
   }
 
-  async claim(epoch: number, role: string): Promise<ClaimResult> {
+  async claim(epoch: number, role: string, _leaseMs?: number, mayVoid = false): Promise<ClaimResult> {
     const file = path.join(this.dir, epochFileName(epoch));
     const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString() };
     try {
@@ -70,7 +107,7 @@ export class Arbiter {
         // A claim that timed out earlier may have completed after all: the file then names us.
         const owner = await this.owner(epoch);
         if (owner?.nodeId === this.nodeId) return this.confirm(epoch);
-        return { result: 'lost', detail: owner ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})` : `epoch ${epoch} is already claimed` };
+        return this.lostTo(epoch, mayVoid, owner ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})` : `epoch ${epoch} is already claimed`);
       }
       return { result: 'unreachable', detail: `${this.dir}: ${code ?? (error as Error).message}` };
     }
@@ -82,7 +119,44 @@ export class Arbiter {
     const newest = await this.newestEpoch();
     if (newest === null) return { result: 'unreachable', detail: `${this.dir}: cannot list epochs after claiming ${epoch}` };
     if (newest > epoch) return { result: 'lost', detail: `epoch ${newest} already exists beyond epoch ${epoch}` };
+    const seal = await this.seal(epoch, 'activated');
+    if (seal === null) return { result: 'unreachable', detail: `${this.dir}: cannot write or read ${sealFileName(epoch)} after claiming ${epoch}` };
+    if (seal.kind === 'void') return { result: 'lost', detail: `epoch ${epoch} was voided by ${seal.nodeId} before this node activated it` };
+    if (seal.nodeId !== this.nodeId) throw new Error(`invariant: ${sealFileName(epoch)} activated by ${seal.nodeId}, but ${this.nodeId} holds epoch ${epoch}`);
     return { result: 'won', detail: `created ${path.join(this.dir, epochFileName(epoch))}` };
+  }
+
+  /** Lost the claim of `epoch`: if it is the newest and was never activated, say so, or void it (see Activation). */
+  private async lostTo(epoch: number, mayVoid: boolean, detail: string): Promise<ClaimResult> {
+    if ((await this.newestEpoch()) !== epoch) return { result: 'lost', detail };
+    const seal = mayVoid ? await this.seal(epoch, 'void') : await this.readSeal(epoch);
+    if (seal === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
+    if (seal === null) return { result: 'unreachable', detail: `${this.dir}: cannot write or read ${sealFileName(epoch)} (${detail})` };
+    if (seal.kind === 'activated') return { result: 'lost', detail };
+    return { result: 'lost', voided: true, detail: `${detail}, but it was never activated: void (by ${seal.nodeId})` };
+  }
+
+  /** Creates `seal-N` as `kind` unless it exists; either way the seal that stands, or null when unreachable. */
+  private async seal(epoch: number, kind: EpochSeal['kind']): Promise<EpochSeal | null> {
+    const file = path.join(this.dir, sealFileName(epoch));
+    const mine: EpochSeal = { epoch, kind, nodeId: this.nodeId, at: new Date().toISOString() };
+    try {
+      await withTimeout(this.createWhole(file, mine), this.claimTimeoutMs);
+      return mine;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return null;
+    }
+    return (await this.readSeal(epoch)) ?? null;
+  }
+
+  /** The seal of `epoch`; undefined when there is none, null when it cannot be read. */
+  private async readSeal(epoch: number): Promise<EpochSeal | null | undefined> {
+    try {
+      const seal = JSON.parse(await withTimeout(fs.readFile(path.join(this.dir, sealFileName(epoch)), 'utf8'), this.claimTimeoutMs)) as EpochSeal;
+      return seal.kind === 'activated' || seal.kind === 'void' ? seal : null;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : null;
+    }
   }
 
   /** Where the newest durable checkpoint is: a record file per epoch (hypervisor/node/checkpoint-record.ts). */
@@ -101,6 +175,33 @@ export class Arbiter {
 
   replicationRecord(epoch: number): Promise<ReplicationRecord | null> {
     return readDirReplication(this.dir, epoch);
+  }
+
+  /**
+   * An exclusive create that is never seen half-written: the content goes to a private temporary file
+   * first, then link() names it (atomic, EEXIST when the name exists). A seal nobody can read would
+   * leave its epoch undecidable for good.
+   */
+  private async createWhole(file: string, seal: EpochSeal): Promise<void> {
+    const temp = `${file}.${this.nodeId.replace(/[^\w.-]/g, '_')}.${process.pid}.${Date.now()}.tmp`;
+    const handle = await fs.open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+    try {
+      await handle.writeFile(`${JSON.stringify(seal)}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await fs.link(temp, file);
+    } finally {
+      await fs.unlink(temp).catch(() => undefined);
+    }
+    const dirHandle = await fs.open(this.dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
   }
 
   private async create(file: string, claim: EpochClaim): Promise<void> {

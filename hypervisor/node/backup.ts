@@ -470,9 +470,17 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
             `drained in ${drainMs} ms${estimate ? ` (${estimate.tasks} tasks, estimated ${estimate.estimateMs} ms)` : ''}; claiming epoch ${epoch}`,
           );
         }
-        void this.arbiter
-          .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs)
-          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
+        void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs, action.mayVoid === true).then((r) =>
+          this.step({
+            type: 'claim-result',
+            nowMs: this.env.clock.monoMs(),
+            epoch,
+            result: r.result,
+            detail: r.detail,
+            ...(r.unactivated ? { unactivated: true } : {}),
+            ...(r.voided ? { voided: true } : {}),
+          }),
+        );
         break;
       }
       case 'go-live':

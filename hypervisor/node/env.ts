@@ -28,7 +28,8 @@ export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from
 export interface ArbiterStore {
   newestEpoch(): Promise<number | null>;
   /** `leaseMs`: the claimer will hold the epoch's lease (etcd grants one with the claim). */
-  claim(epoch: number, role: string, leaseMs?: number): Promise<ClaimResult>;
+  /** `mayVoid`: void the epoch if its holder still has not activated it (arbiter.ts, Activation). */
+  claim(epoch: number, role: string, leaseMs?: number, mayVoid?: boolean): Promise<ClaimResult>;
   /** The holder of `epoch` renews its lease and reads the newest epoch (etcd; elsewhere the shell reads newestEpoch). */
   checkLease?(epoch: number, leaseMs: number): Promise<LeaseCheck>;
   /** Holders of epochs before `epoch` whose lease still runs (etcd), or null when unreadable. */

@@ -391,9 +391,17 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     switch (action.type) {
       case 'claim': {
         const epoch = action.epoch;
-        void this.arbiter
-          .claim(epoch, 'primary', this.options.pair.leaseMs)
-          .then((r) => this.step({ type: 'claim-result', nowMs: this.env.clock.monoMs(), epoch, result: r.result, detail: r.detail }));
+        void this.arbiter.claim(epoch, 'primary', this.options.pair.leaseMs, action.mayVoid === true).then((r) =>
+          this.step({
+            type: 'claim-result',
+            nowMs: this.env.clock.monoMs(),
+            epoch,
+            result: r.result,
+            detail: r.detail,
+            ...(r.unactivated ? { unactivated: true } : {}),
+            ...(r.voided ? { voided: true } : {}),
+          }),
+        );
         break;
       }
       case 'check-epoch':

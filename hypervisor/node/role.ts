@@ -77,7 +77,7 @@ export type RoleInput =
   | { type: 'drained'; nowMs: number }
   /** Backup: the primary's log says it holds `epoch`. */
   | { type: 'epoch-seen'; nowMs: number; epoch: number }
-  | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string }
+  | { type: 'claim-result'; nowMs: number; epoch: number; result: 'won' | 'lost' | 'unreachable'; detail: string; unactivated?: boolean; voided?: boolean }
   /**
    * Result of the 'check-epoch' with this `checkId`: the newest epoch on the shared directory, or null if
    * unreachable. `leaseRetaken`: the arbiter's own lease on this node's epoch had expired (etcd) and a new
@@ -104,7 +104,7 @@ export type RoleAction =
   | { type: 'drop-peer'; reason: string }
   /** Backup: finish replaying everything received, then report 'drained'. */
   | { type: 'drain' }
-  | { type: 'claim'; epoch: number }
+  | { type: 'claim'; epoch: number; mayVoid?: boolean }
   /** Read the newest epoch on the shared directory (start the read now) and report 'epoch-checked' with this id. */
   | { type: 'check-epoch'; checkId: number }
   /** An epoch was won: mark it in the log. */
@@ -156,6 +156,8 @@ export class RoleMachine {
   private rate = 1;
   private claimEpoch = 0;
   private claimRetryAtMs: number | null = null;
+  /** The claim retried next may void its epoch: its holder had not activated it a retry period ago. */
+  private voidOnRetry = false;
   private claimingFor: 'backup' | 'primary' | null = null;
   /** Releases wait while the node verifies its epoch after a gap in its own clock. */
   private verifying = false;
@@ -485,7 +487,7 @@ export class RoleMachine {
         if (this.claimRetryAtMs !== null && nowMs >= this.claimRetryAtMs) {
           this.claimRetryAtMs = null;
           this.claimSentAtMs = nowMs;
-          out.push({ type: 'claim', epoch: this.claimEpoch });
+          out.push({ type: 'claim', epoch: this.claimEpoch, ...(this.voidOnRetry ? { mayVoid: true } : {}) });
         }
         break;
     }
@@ -692,6 +694,27 @@ export class RoleMachine {
       return;
     }
     this.noteReachable(input.nowMs, out);
+    if (input.result === 'lost' && input.unactivated === true && !this.voidOnRetry) {
+      // Its holder may be alive and about to activate (a plain race): look again a retry period later,
+      // then void it if it still is not (arbiter.ts, Activation).
+      this.voidOnRetry = true;
+      this.claimRetryAtMs = input.nowMs + this.config.claimRetryMs;
+      out.push({
+        type: 'log',
+        level: 'warn',
+        msg: `lost the claim for epoch ${input.epoch}: ${input.detail}; claiming it again in ${this.config.claimRetryMs} ms, to void it if its holder still has not activated it`,
+      });
+      return;
+    }
+    this.voidOnRetry = false;
+    if (input.result === 'lost' && input.voided === true) {
+      // Epoch N was never activated and is void now: it has no speaker and no entry, so what made
+      // claiming N safe makes claiming N+1 safe (the argument: arbiter.ts, Activation).
+      this.claimEpoch = input.epoch + 1;
+      this.claimSentAtMs = input.nowMs;
+      out.push({ type: 'log', level: 'warn', msg: `lost the claim for epoch ${input.epoch}: ${input.detail}; claiming epoch ${this.claimEpoch}` }, { type: 'claim', epoch: this.claimEpoch });
+      return;
+    }
     if (input.result === 'lost') {
       this.halt(out, `lost the claim for epoch ${input.epoch}: ${input.detail}`, EXIT_LOST_EPOCH);
       return;

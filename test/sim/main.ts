@@ -207,6 +207,8 @@ async function main(): Promise<void> {
       accuracy++;
       if (args.verbose || args.seeds.length === 1) console.log(`seed ${seed}: ${result.accuracy.join('; ')}`);
     }
+    // Rare, and a judgement worth seeing in a sweep: say each one.
+    if (result.unavailable !== null) console.log(`seed ${seed}: liveness not judged: ${result.unavailable}`);
     if (!result.ok) {
       failed++;
       console.log(

@@ -24,9 +24,18 @@ const TIMEOUT_MS = 2_000;
  * regressions must keep the schedule they were named for).
  */
 const RECORD_LATENCY_MS = 3;
+/**
+ * The seal (activation or void) and the newest-epoch read before a void take no time of their own on a
+ * healthy disk, so that every seed keeps the schedule it had before seals existed (a later claim would
+ * shift every event after it). A slow, failing or cut-off directory delays or fails them as any other
+ * operation: that is where their races are.
+ */
+const SEAL_LATENCY_MS = 0;
 
 export class SharedDirectory {
   readonly claims = new Map<number, string>();
+  /** Each epoch's seal: activated by its holder or voided by a claim loser (hypervisor/node/arbiter.ts, Activation). */
+  readonly seals = new Map<number, { kind: 'activated' | 'void'; nodeId: string }>();
   /** Where each epoch's holder takes backups (hypervisor/node/replication-record.ts). */
   readonly replication = new Map<number, ReplicationRecord>();
   readonly faults: DiskFaults = { partitionedUntil: new Map(), failing: null, slow: null };
@@ -43,7 +52,7 @@ export class SharedDirectory {
   view(owner: Owner): ArbiterStore {
     return {
       newestEpoch: () => this.op(owner, () => this.newest).then((r) => (r.ok ? r.value : null)),
-      claim: (epoch, role) => this.claim(owner, epoch, role),
+      claim: (epoch, role, _leaseMs, mayVoid) => this.claim(owner, epoch, role, mayVoid === true),
       // As the directory's: written only while the epoch is the newest; read per epoch.
       recordReplication: (record) =>
         this.op(
@@ -59,7 +68,7 @@ export class SharedDirectory {
     };
   }
 
-  private async claim(owner: Owner, epoch: number, role: string): Promise<ClaimResult> {
+  private async claim(owner: Owner, epoch: number, role: string, mayVoid: boolean): Promise<ClaimResult> {
     const created = await this.op(owner, () => {
       if (this.claims.has(epoch)) return this.claims.get(epoch)!;
       this.claims.set(epoch, owner.id);
@@ -67,11 +76,46 @@ export class SharedDirectory {
       return owner.id;
     });
     if (!created.ok) return { result: 'unreachable', detail: `shared dir: ${created.why}` };
-    if (created.value !== owner.id) return { result: 'lost', detail: `epoch ${epoch} is held by ${created.value}` };
+    if (created.value !== owner.id) return this.lostTo(owner, epoch, mayVoid, `epoch ${epoch} is held by ${created.value}`);
     const newest = await this.op(owner, () => this.newest);
     if (!newest.ok) return { result: 'unreachable', detail: `shared dir: cannot list epochs after claiming ${epoch}` };
     if (newest.value > epoch) return { result: 'lost', detail: `epoch ${newest.value} already exists beyond epoch ${epoch}` };
+    const seal = await this.seal(owner, epoch, 'activated');
+    if (seal === null) return { result: 'unreachable', detail: `shared dir: cannot seal epoch ${epoch}` };
+    if (seal.kind === 'void') return { result: 'lost', detail: `epoch ${epoch} was voided by ${seal.nodeId} before this node activated it` };
     return { result: 'won', detail: `created epoch ${epoch}` };
+  }
+
+  /** As the directory's lostTo: the newest epoch, never activated, is voided. */
+  private async lostTo(owner: Owner, epoch: number, mayVoid: boolean, detail: string): Promise<ClaimResult> {
+    const newest = await this.op(owner, () => this.newest, SEAL_LATENCY_MS);
+    if (!newest.ok || newest.value !== epoch) return { result: 'lost', detail };
+    if (!mayVoid) {
+      const read = await this.op(owner, () => this.seals.get(epoch), SEAL_LATENCY_MS);
+      if (!read.ok) return { result: 'unreachable', detail: `shared dir: cannot read the seal of epoch ${epoch} (${detail})` };
+      if (read.value === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
+      return { result: 'lost', detail };
+    }
+    const seal = await this.seal(owner, epoch, 'void');
+    if (seal === null) return { result: 'unreachable', detail: `shared dir: cannot seal epoch ${epoch} (${detail})` };
+    if (seal.kind === 'activated') return { result: 'lost', detail };
+    return { result: 'lost', voided: true, detail: `${detail}, but it was never activated: void (by ${seal.nodeId})` };
+  }
+
+  /** One exclusive create of the seal (see SEAL_LATENCY_MS); the seal that stands, or null. */
+  private async seal(owner: Owner, epoch: number, kind: 'activated' | 'void'): Promise<{ kind: 'activated' | 'void'; nodeId: string } | null> {
+    const r = await this.op(
+      owner,
+      () => {
+        if (!this.seals.has(epoch)) {
+          this.seals.set(epoch, { kind, nodeId: owner.id });
+          this.world.note(`arbiter: ${owner.id} sealed epoch ${epoch}: ${kind}`);
+        }
+        return this.seals.get(epoch)!;
+      },
+      SEAL_LATENCY_MS,
+    );
+    return r.ok ? r.value : null;
   }
 
   /**

@@ -46,6 +46,8 @@ export class SimEnd implements Connection {
   private handlers: ConnectionHandlers | null = null;
   private ended = false;
   private lastArrivalMs = 0;
+  /** When the dialler's end opens (its upgrade answered): no frame arrives before it. */
+  openArrivalMs = 0;
 
   constructor(
     private readonly net: Network,
@@ -122,9 +124,13 @@ export class SimEnd implements Connection {
     this.handlers?.close(code, reason);
   }
 
-  /** In-order delivery on this direction unless a frame is picked to overtake (a reordering fault). */
+  /**
+   * In-order delivery on this direction unless a frame is picked to overtake (a reordering fault), but
+   * never ahead of the connection's opening: a stream's first frame follows its upgrade, and one that
+   * came first would be dropped (deliver) on a connection that carries on, a loss no stream has.
+   */
   arrivalAt(atMs: number, overtake: boolean): number {
-    const at = overtake ? atMs : Math.max(atMs, this.lastArrivalMs);
+    const at = overtake ? Math.max(atMs, this.openArrivalMs) : Math.max(atMs, this.lastArrivalMs);
     this.lastArrivalMs = Math.max(this.lastArrivalMs, at);
     return at;
   }
@@ -208,6 +214,7 @@ export class Network {
       theirs.open = true;
       // The upgrade's answer reaches the dialler before anything the listener sends after it.
       const openAt = mine.arrivalAt(w.nowMs + half, false);
+      mine.openArrivalMs = openAt;
       w.at(openAt - w.nowMs, from, () => mine.opened());
       listener.onConnection(theirs);
     });

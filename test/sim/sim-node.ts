@@ -118,8 +118,8 @@ export class SimHost implements Owner {
     return {
       recordReplication: (record) => real.recordReplication!(record),
       replicationRecord: (epoch) => real.replicationRecord!(epoch),
-      claim: async (epoch, role) => {
-        const r = await real.claim(epoch, role);
+      claim: async (epoch, role, leaseMs, mayVoid) => {
+        const r = await real.claim(epoch, role, leaseMs, mayVoid);
         const result = claimResult ? claimResult(r.result) : r.result;
         this.sim.note(`${this.id}: claim of epoch ${epoch}: ${r.result}${result !== r.result ? ` (planted: reported ${result})` : ''}`);
         return { ...r, result };
