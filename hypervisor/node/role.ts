@@ -146,6 +146,8 @@ export class RoleMachine {
   /** A backup has been attached in this epoch: outputs are held for its acks. */
   private holding = false;
   private lastPeerTrafficMs: number;
+  /** When this node last came back from a stall of its own (discountStall), or null. */
+  private stallEndedAtMs: number | null = null;
   private lastAppendMs: number;
   private lastTickMs: number;
   private suspected = false;
@@ -287,6 +289,7 @@ export class RoleMachine {
         if (this.peerUp) out.push({ type: 'log', level: 'warn', msg: `peer connection lost: ${input.reason}` });
         if (this.peerUp && this.roleNow === 'primary') this.lostPeer = this.peerId ?? input.peer ?? null;
         this.peerUp = false;
+        this.forgetSilenceBeforeStall();
         break;
       case 'peer-traffic':
         if (Number.isFinite(input.atMs)) {
@@ -419,6 +422,30 @@ export class RoleMachine {
     const beforeMs = Math.max(0, nowMs - gapMs - this.lastPeerTrafficMs);
     this.lastPeerTrafficMs = nowMs - Math.min(beforeMs, this.config.heartbeatTimeoutMs / 2);
     this.suspicion?.restart(this.lastPeerTrafficMs);
+    this.stallEndedAtMs = nowMs;
+  }
+
+  /**
+   * The connection closed, and nothing was heard since our own stall ended: the silence kept from
+   * before the stall (above) is dropped, and suspicion needs a full timeout from the stall's end.
+   *
+   * Why: that kept half timeout presumes the connection that carried the silence is the one that
+   * would carry the peer's answer, with frames still unread in it. A close found after the stall
+   * says the world moved while this node did not run: typically a partition began the silence, the
+   * peer dropped this node meanwhile (its close lost in the partition, the reset heard only once the
+   * path healed), and it is alive and reachable now. The silence this node watched itself since then
+   * is all that speaks of the peer, and a full timeout outlasts the channel's redial
+   * (DEFAULT_RECONNECT_DELAY_MS, 200 ms), so a live primary is dialled again before any claim.
+   * The simulator's accuracy judge (test/sim/sim.ts, judgeAccuracy) holds a takeover to the same
+   * fact: a claim issued soon after the taker's own stall, against a primary alive, running and
+   * reachable all along, rested on the stall. The price is bounded: a peer that really died during
+   * the stall is suspected a full timeout after it, half a timeout later than with the kept part.
+   */
+  private forgetSilenceBeforeStall(): void {
+    const endedAtMs = this.stallEndedAtMs;
+    if (endedAtMs === null || !(this.lastPeerTrafficMs < endedAtMs)) return;
+    this.lastPeerTrafficMs = endedAtMs;
+    this.suspicion?.restart(endedAtMs);
   }
 
   /**
