@@ -95,6 +95,11 @@ export class SimEnd implements Connection {
     this.net.closeLater(this, 1006, '', 0);
   }
 
+  /** Its host has ended this socket (closed or destroyed): segments that reach it now are reset. */
+  get destroyed(): boolean {
+    return this.ended;
+  }
+
   /** Delivered by the network, as an event of this end's owner. */
   deliver(frame: Uint8Array): void {
     if (!this.open || this.ended) return;
@@ -231,7 +236,11 @@ export class Network {
       const at = to.arrivalAt(w.nowMs + this.delayMs(), c !== null && w.chance(c.reorder));
       w.at(at - w.nowMs, to.owner, () => {
         if (this.cut(from.owner.id, to.owner.id)) return;
-        to.deliver(frame);
+        // A segment into a socket its host has destroyed (a close it sent across a partition, never
+        // answered) is answered by a reset: the sender learns the connection is gone once the path
+        // heals, as TCP's RST tells it, instead of waiting on silence forever.
+        if (to.destroyed) this.closeLater(from, 1006, '', this.delayMs());
+        else to.deliver(frame);
       });
     }
   }
