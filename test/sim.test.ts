@@ -67,6 +67,32 @@ describe('simulation', () => {
     60_000,
   );
 
+  // Named regressions of the 10,000-seed sweep's accuracy failures: a backup partitioned from its
+  // primary, then stalled, went live. 6128: the primary dropped it in the partition (close lost); after
+  // its stall the reset came, and the half timeout kept from before the stall let it claim before its
+  // redial. Now a close found after a stall drops that kept part (role.ts forgetSilenceBeforeStall), the
+  // redial reaches the primary and the primary wins its fencing claim with it attached. 4134, 5665,
+  // 7102: the claim was sent in the partition, before the stall; only its answer came after (a slow
+  // directory), so the judge now decides at the claim. 7109: the primary the taker followed crashed; the
+  // judge had blamed the stale node it last dialled.
+  it.each([
+    [6128, /A: claim of epoch 2: won/],
+    [4134, /A: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(B \(epoch 2\)\)/],
+    [5665, /A: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(B \(epoch 2\)\)/],
+    [7102, /B: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(C \(epoch 3\)\)/],
+    [7109, /B: CRASH\n(?:.*\n)*?[\d.]+ C: claim of epoch 3: won/],
+  ])(
+    'regression seed %i: a takeover after a partition and an own stall is judged on the silence the taker watched',
+    async (seed, pattern) => {
+      const sim = new Sim({ seed });
+      const result = await sim.run();
+      expect(result.violations).toEqual([]);
+      expect(result.accuracy).toEqual([]);
+      expect(sim.world.recent.join('\n')).toMatch(pattern);
+    },
+    60_000,
+  );
+
   it("two primaries on one shared directory: the first is fenced, and its backup never splices onto the second one's history (two-primaries, seeds 1-8)", async () => {
     // The backup of the fenced primary either loses its claim to the newer epoch or, if it dials the
     // second primary, is refused on its lineage (logging-channel/epoch-history.ts; test/lineage.test.ts
