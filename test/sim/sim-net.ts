@@ -46,6 +46,8 @@ export class SimEnd implements Connection {
   private handlers: ConnectionHandlers | null = null;
   private ended = false;
   private lastArrivalMs = 0;
+  /** When the upgrade's answer reaches this (dialling) end: nothing sent after it may arrive sooner. */
+  notBeforeMs = 0;
 
   constructor(
     private readonly net: Network,
@@ -129,7 +131,9 @@ export class SimEnd implements Connection {
 
   /** In-order delivery on this direction unless a frame is picked to overtake (a reordering fault). */
   arrivalAt(atMs: number, overtake: boolean): number {
-    const at = overtake ? atMs : Math.max(atMs, this.lastArrivalMs);
+    // A reordered frame may overtake other frames, never the connection's opening (one TCP stream:
+    // the upgrade's answer comes first); before, one that did was dropped unseen and the handshake hung.
+    const at = overtake ? Math.max(atMs, this.notBeforeMs) : Math.max(atMs, this.lastArrivalMs);
     this.lastArrivalMs = Math.max(this.lastArrivalMs, at);
     return at;
   }
@@ -213,6 +217,7 @@ export class Network {
       theirs.open = true;
       // The upgrade's answer reaches the dialler before anything the listener sends after it.
       const openAt = mine.arrivalAt(w.nowMs + half, false);
+      mine.notBeforeMs = openAt;
       w.at(openAt - w.nowMs, from, () => mine.opened());
       listener.onConnection(theirs);
     });
