@@ -436,10 +436,15 @@ export class RoleMachine {
    * path healed), and it is alive and reachable now. The silence this node watched itself since then
    * is all that speaks of the peer, and a full timeout outlasts the channel's redial
    * (DEFAULT_RECONNECT_DELAY_MS, 200 ms), so a live primary is dialled again before any claim.
-   * The simulator's accuracy judge (test/sim/sim.ts, judgeAccuracy) holds a takeover to the same
-   * fact: a claim issued soon after the taker's own stall, against a primary alive, running and
-   * reachable all along, rested on the stall. The price is bounded: a peer that really died during
-   * the stall is suspected a full timeout after it, half a timeout later than with the kept part.
+   * The simulator's accuracy judge (test/sim/sim.ts, judgeAccuracy) calls a takeover wrong when the
+   * taker stalled within 3 timeouts before its claim while the primary stayed alive, running and
+   * reachable (no channel or directory fault) through them. The rule and the judge agree because such
+   * a primary's frames reach this node within a heartbeat period of its stall's end: on an open
+   * connection they simply arrive (the kept half timeout covers that), and a closed one is reported
+   * at once and redialled within the full timeout this rule then waits. So a claim after an own
+   * stall can only rest on silence the node watched itself: a dead, stalled or unreachable primary.
+   * The price is bounded: a peer that really died during the stall is suspected a full timeout after
+   * it, half a timeout later than with the kept part.
    */
   private forgetSilenceBeforeStall(): void {
     const endedAtMs = this.stallEndedAtMs;

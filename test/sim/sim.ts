@@ -201,7 +201,8 @@ export class Sim {
   /**
    * A backup took over from `fromId`: was that primary really gone? If it was alive, not stalled and
    * reachable over the channel, and the backup itself had just stalled, the takeover was on the
-   * backup's own silence (DESIGN invariant 7).
+   * backup's own silence (DESIGN invariant 7). Why a correct node never trips this, and the stall rule
+   * it holds the node to: role.ts, forgetSilenceBeforeStall.
    */
   private judgeAccuracy(node: SimHost, fromId: string, epoch: number): void {
     const old = this.nodes.find((n) => n.id === fromId);
