@@ -1896,8 +1896,11 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
       stallEndMs = nowMs;
     }
     // A connection that closes with nothing heard since the stall: that kept half timeout is dropped,
-    // and the silence counts from the stall's end.
-    if (input.type === 'peer-down' && roleBefore !== 'halted' && stallEndMs !== null && lastHeardMs < stallEndMs) lastHeardMs = stallEndMs;
+    // and the silence counts from the close (once per stall).
+    if (input.type === 'peer-down' && roleBefore !== 'halted' && stallEndMs !== null && lastHeardMs < stallEndMs) {
+      lastHeardMs = Math.max(stallEndMs, nowMs);
+      stallEndMs = null;
+    }
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
     const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent && epochBefore > 0;
     const expectClaim =
