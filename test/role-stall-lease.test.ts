@@ -39,6 +39,43 @@ describe('own stalls', () => {
     expect(ticks(m, 3_360, 3_360)).toEqual([{ type: 'drain' }]);
   });
 
+  test('a connection found closed after the stall drops the silence kept from before it: a full timeout from the close, time to redial (sim seed 6128)', () => {
+    const m = new RoleMachine(CFG, 'backup', 1, 0);
+    acts(m, { type: 'peer-up', nowMs: 0 });
+    expect(ticks(m, 20, 200)).toEqual([]);
+    // A partition begins the silence at 200; this node stalls from 400 to 3400. Meanwhile the primary
+    // dropped it (its close lost in the partition); the reset arrives once the path healed.
+    expect(acts(m, { type: 'tick', nowMs: 3_400 })).toEqual([]);
+    expect(acts(m, { type: 'peer-down', nowMs: 3_401, reason: 'connection closed by the primary (code 1006)' })).toEqual([]);
+    // With the connection open, suspicion would come at 3_550 (150 ms kept); now a full timeout from the close.
+    expect(ticks(m, 3_420, 3_680)).toEqual([]);
+    // The redial (200 ms) reaches the live primary: heard, no claim.
+    acts(m, { type: 'peer-up', nowMs: 3_601 });
+    expect(ticks(m, 3_700, 3_880)).toEqual([]);
+    expect(m.role).toBe('backup');
+  });
+
+  test('a dead primary is still suspected when the connection closes after the stall: a full timeout after the close', () => {
+    const m = new RoleMachine(CFG, 'backup', 1, 0);
+    acts(m, { type: 'peer-up', nowMs: 0 });
+    expect(ticks(m, 20, 200)).toEqual([]);
+    expect(acts(m, { type: 'tick', nowMs: 3_400 })).toEqual([]);
+    acts(m, { type: 'peer-down', nowMs: 3_401, reason: 'connection closed by the primary (code 1006)' });
+    expect(ticks(m, 3_420, 3_700)).toEqual([]);
+    expect(ticks(m, 3_720, 3_720)).toEqual([{ type: 'drain' }]);
+  });
+
+  test('a close heard after fresh traffic changes nothing: the silence counts from the last frame', () => {
+    const m = new RoleMachine(CFG, 'backup', 1, 0);
+    acts(m, { type: 'peer-up', nowMs: 0 });
+    expect(ticks(m, 20, 200)).toEqual([]);
+    expect(acts(m, { type: 'tick', nowMs: 3_400 })).toEqual([]);
+    acts(m, { type: 'peer-traffic', nowMs: 3_450, atMs: 3_450 });
+    acts(m, { type: 'peer-down', nowMs: 3_460, reason: 'r' });
+    expect(ticks(m, 3_460, 3_740)).toEqual([]);
+    expect(ticks(m, 3_760, 3_760)).toEqual([{ type: 'drain' }]);
+  });
+
   test('a primary stalled past the timeout does not claim against its backup on waking (it verifies its epoch instead)', () => {
     const m = new RoleMachine(CFG, 'primary', 1, 0);
     acts(m, { type: 'peer-up', nowMs: 0, peer: 'b' });

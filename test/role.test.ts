@@ -1792,6 +1792,7 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
   // What the environment knows.
   let lastSeenMs = now; // the newest clock reading given to the machine
   let lastHeardMs = now; // when the peer was last heard (peer-up, acks, peer-traffic)
+  let stallEndMs: number | null = null; // when the last own stall ended
   let maxAcked = 0;
   let lastReleased = 0;
   let welcomed = false; // backup: a peer-up arrived while it was a backup
@@ -1916,7 +1917,16 @@ function runSeed(seed: number, start: 'primary' | 'backup', cov: Coverage): stri
     const expectedHalt = claimAnswer === 'lost' || newerFound ? EXIT_LOST_EPOCH : fatalHalts ? ((input as { exitCode?: number }).exitCode ?? EXIT_DIVERGED) : null;
     // Every role: a gap in its own clock does not count as the peer's silence: what the peer was silent
     // before the stall is kept up to half a timeout, the stall itself not at all.
-    if (gap && roleBefore !== 'halted') lastHeardMs = Math.max(lastHeardMs, nowMs - Math.min(Math.max(0, stallStartMs - lastHeardMs), cfg.heartbeatTimeoutMs / 2));
+    if (gap && roleBefore !== 'halted') {
+      lastHeardMs = Math.max(lastHeardMs, nowMs - Math.min(Math.max(0, stallStartMs - lastHeardMs), cfg.heartbeatTimeoutMs / 2));
+      stallEndMs = nowMs;
+    }
+    // A connection that closes with nothing heard since the stall: that kept half timeout is dropped,
+    // and the silence counts from the close (once per stall).
+    if (input.type === 'peer-down' && roleBefore !== 'halted' && stallEndMs !== null && lastHeardMs < stallEndMs) {
+      lastHeardMs = Math.max(stallEndMs, nowMs);
+      stallEndMs = null;
+    }
     const silent = nowMs - lastHeardMs >= cfg.heartbeatTimeoutMs;
     const expectDrain = input.type === 'tick' && roleBefore === 'backup' && welcomed && silent && epochBefore > 0;
     const expectClaim =

@@ -46,8 +46,8 @@ export class SimEnd implements Connection {
   private handlers: ConnectionHandlers | null = null;
   private ended = false;
   private lastArrivalMs = 0;
-  /** When the dialler's end opens (its upgrade answered): no frame arrives before it. */
-  openArrivalMs = 0;
+  /** When the upgrade's answer reaches this (dialling) end: nothing sent after it may arrive sooner. */
+  notBeforeMs = 0;
 
   constructor(
     private readonly net: Network,
@@ -97,6 +97,11 @@ export class SimEnd implements Connection {
     this.net.closeLater(this, 1006, '', 0);
   }
 
+  /** Its host has ended this socket (closed or destroyed): segments that reach it now are reset. */
+  get destroyed(): boolean {
+    return this.ended;
+  }
+
   /** Delivered by the network, as an event of this end's owner. */
   deliver(frame: Uint8Array): void {
     if (!this.open || this.ended) return;
@@ -124,13 +129,11 @@ export class SimEnd implements Connection {
     this.handlers?.close(code, reason);
   }
 
-  /**
-   * In-order delivery on this direction unless a frame is picked to overtake (a reordering fault), but
-   * never ahead of the connection's opening: a stream's first frame follows its upgrade, and one that
-   * came first would be dropped (deliver) on a connection that carries on, a loss no stream has.
-   */
+  /** In-order delivery on this direction unless a frame is picked to overtake (a reordering fault). */
   arrivalAt(atMs: number, overtake: boolean): number {
-    const at = overtake ? Math.max(atMs, this.openArrivalMs) : Math.max(atMs, this.lastArrivalMs);
+    // A reordered frame may overtake other frames, never the connection's opening (one TCP stream:
+    // the upgrade's answer comes first); before, one that did was dropped unseen and the handshake hung.
+    const at = overtake ? Math.max(atMs, this.notBeforeMs) : Math.max(atMs, this.lastArrivalMs);
     this.lastArrivalMs = Math.max(this.lastArrivalMs, at);
     return at;
   }
@@ -214,7 +217,7 @@ export class Network {
       theirs.open = true;
       // The upgrade's answer reaches the dialler before anything the listener sends after it.
       const openAt = mine.arrivalAt(w.nowMs + half, false);
-      mine.openArrivalMs = openAt;
+      mine.notBeforeMs = openAt;
       w.at(openAt - w.nowMs, from, () => mine.opened());
       listener.onConnection(theirs);
     });
@@ -238,7 +241,11 @@ export class Network {
       const at = to.arrivalAt(w.nowMs + this.delayMs(), c !== null && w.chance(c.reorder));
       w.at(at - w.nowMs, to.owner, () => {
         if (this.cut(from.owner.id, to.owner.id)) return;
-        to.deliver(frame);
+        // A segment into a socket its host has destroyed (a close it sent across a partition, never
+        // answered) is answered by a reset: the sender learns the connection is gone once the path
+        // heals, as TCP's RST tells it, instead of waiting on silence forever.
+        if (to.destroyed) this.closeLater(from, 1006, '', this.delayMs());
+        else to.deliver(frame);
       });
     }
   }

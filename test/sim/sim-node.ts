@@ -65,6 +65,11 @@ export class SimHost implements Owner {
   node: PrimaryNode | BackupNode | null = null;
   /** The VM the node started last (the one it runs). */
   vm: SimVm | null = null;
+  /**
+   * When this host first asked for each epoch, and when it had last stalled then: a claim, once sent,
+   * cannot be taken back, so accuracy is judged at that decision, not when its answer arrives.
+   */
+  readonly claimedAt = new Map<number, { atMs: number; lastStallAtMs: number }>();
   /** The node this backup dialled last (the one it follows). */
   primaryId: string | null = null;
   /** The newest epoch this host was seen serving in (the checker reports each new one once). */
@@ -119,6 +124,7 @@ export class SimHost implements Owner {
       recordReplication: (record) => real.recordReplication!(record),
       replicationRecord: (epoch) => real.replicationRecord!(epoch),
       claim: async (epoch, role, leaseMs, mayVoid) => {
+        if (!this.claimedAt.has(epoch)) this.claimedAt.set(epoch, { atMs: this.world.nowMs, lastStallAtMs: this.lastStallAtMs });
         const r = await real.claim(epoch, role, leaseMs, mayVoid);
         const result = claimResult ? claimResult(r.result) : r.result;
         this.sim.note(`${this.id}: claim of epoch ${epoch}: ${r.result}${result !== r.result ? ` (planted: reported ${result})` : ''}`);

@@ -198,7 +198,7 @@ export class Sim {
     const seal = this.directory.seals.get(epoch);
     if (seal?.kind !== 'activated' || seal.nodeId !== node.id)
       this.violate(`${node.id} is live in epoch ${epoch}, which it did not activate (seal: ${seal ? `${seal.kind} by ${seal.nodeId}` : 'none'})`);
-    if (tookOverFrom !== null) this.judgeAccuracy(node, tookOverFrom);
+    if (tookOverFrom !== null) this.judgeAccuracy(node, tookOverFrom, epoch);
     for (const r of this.releases) {
       if (r.epoch < epoch && r.seq > baseSeq && r.node !== node.id) {
         this.violate(`acknowledged effect lost: ${r.node} released seq ${r.seq} in epoch ${r.epoch}, but ${node.id} goes live in epoch ${epoch} from seq ${baseSeq}`);
@@ -210,20 +210,25 @@ export class Sim {
   /**
    * A backup took over from `fromId`: was that primary really gone? If it was alive, not stalled and
    * reachable over the channel, and the backup itself had just stalled, the takeover was on the
-   * backup's own silence (DESIGN invariant 7).
+   * backup's own silence (DESIGN invariant 7). Why a correct node never trips this, and the stall rule
+   * it holds the node to: role.ts, forgetSilenceBeforeStall.
    */
-  private judgeAccuracy(node: SimHost, fromId: string): void {
+  private judgeAccuracy(node: SimHost, fromId: string, epoch: number): void {
     const old = this.nodes.find((n) => n.id === fromId);
     if (!old || old.crashed || old.halted) return;
+    // Judged at the taker's decision, its first claim of this epoch: once sent, a claim cannot be
+    // taken back (the shared directory decides it when it lands), so a stall while it is in flight
+    // (a slow directory) did not make it. A stall counts only if it came before the claim.
+    const decision = node.claimedAt.get(epoch) ?? { atMs: this.world.nowMs, lastStallAtMs: node.lastStallAtMs };
     const windowMs = 3 * SIM_PAIR.heartbeatTimeoutMs;
-    const since = this.world.nowMs - windowMs;
+    const since = decision.atMs - windowMs;
     if (old.lastStallAtMs >= since) return;
     if ((this.netFaultUntil.get(pairKey(node.id, old.id)) ?? -Infinity) >= since || (this.netFaultUntil.get('*') ?? -Infinity) >= since) return;
     // A directory that was slow or failing may have kept the old primary from fencing first (its claim
     // against the taker did not complete); the takeover is then a race, not a stall mistaken for a death.
     if (Math.max(this.dirFaultUntil, this.directory.faults.slow?.untilMs ?? -Infinity) >= since) return;
-    if (node.lastStallAtMs < since) return;
-    const what = `accuracy: ${node.id} took over from ${old.id}, which was alive and reachable, on the silence of its own stall (it stalled until t=${node.lastStallAtMs.toFixed(0)})`;
+    if (decision.lastStallAtMs < since) return;
+    const what = `accuracy: ${node.id} took over from ${old.id}, which was alive and reachable, on the silence of its own stall (it stalled until t=${decision.lastStallAtMs.toFixed(0)}, claimed at t=${decision.atMs.toFixed(0)})`;
     this.accuracy.push(`t=${this.world.nowMs.toFixed(1)} ms: ${what}`);
     if (this.options.strictAccuracy ?? true) this.violate(what);
   }
@@ -309,7 +314,11 @@ export class Sim {
     // A fresh primary's boot epoch is not a go-live; a backup's first epoch is its takeover.
     if (first && !n.isBackupNode) return;
     if (first) this.note(`${n.id}: LIVE in epoch ${last.epoch} from seq ${last.fromSeq - 1}`);
-    this.onLive(n, last.epoch, last.fromSeq - 1, first ? n.primaryId : null);
+    // It took over from the node that spoke in the epoch whose log it followed (the last one dialled
+    // may be another: a stale node that refused it).
+    const followed = history[history.length - 2];
+    const from = followed === undefined ? n.primaryId : (this.speakers.get(followed.epoch) ?? this.epochBases.get(followed.epoch)?.node ?? n.primaryId);
+    this.onLive(n, last.epoch, last.fromSeq - 1, first ? from : null);
   }
 
   // ---------------------------------------------------------------- the front door
