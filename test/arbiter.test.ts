@@ -101,9 +101,23 @@ test('a missing directory is unreachable: no claim is won and no epoch is guesse
 });
 
 /** What a claim leaves when it lands after its claimer gave up on it (a slow directory) and crashed: an epoch file, no seal. */
-function landedLate(dir: string, epoch: number, nodeId: string): void {
-  writeFileSync(path.join(dir, epochFileName(epoch)), `${JSON.stringify({ epoch, nodeId, role: 'backup', pid: 1, host: 'h', claimedAt: new Date().toISOString() })}\n`);
+function landedLate(dir: string, epoch: number, nodeId: string, seals: boolean = true): void {
+  const claim = { epoch, nodeId, role: 'backup', pid: 1, host: 'h', claimedAt: new Date().toISOString(), ...(seals ? { seals: 1 } : {}) };
+  writeFileSync(path.join(dir, epochFileName(epoch)), `${JSON.stringify(claim)}\n`);
 }
+
+test('an epoch claimed by a version that never seals is never voided: its holder may be serving', async () => {
+  const dir = freshDir();
+  const a = new Arbiter(dir, 'node-a');
+  expect((await a.claim(1, 'primary')).result).toBe('won');
+  expect(JSON.parse(readFileSync(path.join(dir, epochFileName(1)), 'utf8')).seals).toBe(1);
+  landedLate(dir, 2, 'old-node', false);
+  for (const mayVoid of [false, true]) {
+    const lost = await a.claim(2, 'primary', undefined, mayVoid);
+    expect(lost).toEqual({ result: 'lost', detail: expect.stringMatching(/^epoch 2 is held by old-node /) });
+  }
+  expect(readdirSync(dir).includes(sealFileName(2))).toBe(false);
+});
 
 test('an epoch its holder never activated: a loser is told so, voids it on a claim with mayVoid, and wins the next; the holder then loses it', async () => {
   const dir = freshDir();

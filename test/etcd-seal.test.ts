@@ -21,12 +21,12 @@ describe('etcd arbiter: epoch seals', () => {
   });
 
   /** What the claim transaction leaves when it lands after its claimer gave up and crashed: newest and epoch-N, no seal. */
-  async function landedLate(prefix: string, epoch: number, nodeId: string): Promise<void> {
+  async function landedLate(prefix: string, epoch: number, nodeId: string, seals = true): Promise<void> {
     await raw
       .if(`/${prefix}/newest`, 'Create', '>', -1)
       .then(
         raw.put(`/${prefix}/newest`).value(pad(epoch)),
-        raw.put(`/${prefix}/epoch-${pad(epoch)}`).value(JSON.stringify({ epoch, nodeId, role: 'backup', pid: 1, host: 'h', claimedAt: new Date().toISOString() })),
+        raw.put(`/${prefix}/epoch-${pad(epoch)}`).value(JSON.stringify({ epoch, nodeId, role: 'backup', pid: 1, host: 'h', claimedAt: new Date().toISOString(), ...(seals ? { seals: 1 } : {}) })),
       )
       .commit();
   }
@@ -83,6 +83,21 @@ describe('etcd arbiter: epoch seals', () => {
       }
     } finally {
       await Promise.all([h.close(), l.close()]);
+    }
+  });
+
+  it('an epoch claimed by a version that never seals is never voided: its holder may be serving', async () => {
+    const a = new EtcdArbiter(etcd.arbiterUrl('old'), 'node-a');
+    try {
+      expect((await a.claim(1, 'primary')).result).toBe('won');
+      await landedLate('old', 2, 'old-node', false);
+      for (const mayVoid of [false, true]) {
+        const lost = await a.claim(2, 'primary', undefined, mayVoid);
+        expect(lost).toEqual({ result: 'lost', detail: expect.stringMatching(/^epoch 2 is held by old-node /) });
+      }
+      expect(await seal('old', 2)).toBeNull();
+    } finally {
+      await a.close();
     }
   });
 });

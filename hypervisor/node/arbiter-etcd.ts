@@ -19,7 +19,7 @@
 
 import os from 'node:os';
 import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Lease, type Watcher } from 'etcd3';
-import type { ClaimResult, EpochClaim, EpochSeal } from './arbiter.js';
+import { type ClaimResult, type EpochClaim, type EpochSeal, voidable } from './arbiter.js';
 import type { CheckpointRecord } from './checkpoint-record.js';
 import type { LeaseCheck } from './env.js';
 import { EtcdArbiterError, parseEtcdUrl } from './etcd-url.js';
@@ -88,7 +88,7 @@ export class EtcdArbiter {
 
   async claim(epoch: number, role: string, leaseMs?: number, mayVoid = false): Promise<ClaimResult> {
     if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch >= 10 ** EPOCH_DIGITS) throw new RangeError(`bad epoch ${epoch}`);
-    const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString() };
+    const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString(), seals: 1 };
     const newestKey = `${this.prefix}newest`;
     let lease: Lease | null = null;
     try {
@@ -130,7 +130,7 @@ export class EtcdArbiter {
       ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})`
       : `epoch ${newest ?? '?'} already exists at or beyond epoch ${epoch}`;
     // The newest epoch, never activated: void it (arbiter.ts, Activation).
-    if (newest !== epoch || owner === null) return { result: 'lost', detail };
+    if (newest !== epoch || !voidable(owner)) return { result: 'lost', detail };
     const seal = mayVoid ? await this.seal(epoch, 'void') : await this.readSeal(epoch);
     if (seal === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
     if (seal === null) return { result: 'unreachable', detail: `etcd ${this.url}: cannot write or read the seal of epoch ${epoch} (${detail})` };

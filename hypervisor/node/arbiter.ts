@@ -51,6 +51,16 @@ export interface EpochClaim {
   pid: number;
   host: string;
   claimedAt: string;
+  /**
+   * 1: the claimer seals what it wins (Activation above). A claim without it was written by a version
+   * that never seals: its epoch is never voided, since its holder may serve without an activation.
+   */
+  seals?: 1;
+}
+
+/** Whether an epoch held by `owner` may be voided: only one whose holder would have activated it. */
+export function voidable(owner: EpochClaim | null): owner is EpochClaim {
+  return owner?.seals === 1;
 }
 
 const EPOCH_FILE = /^epoch-(\d{10})$/;
@@ -98,7 +108,7 @@ export class Arbiter {
 
   async claim(epoch: number, role: string, _leaseMs?: number, mayVoid = false): Promise<ClaimResult> {
     const file = path.join(this.dir, epochFileName(epoch));
-    const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString() };
+    const claim: EpochClaim = { epoch, nodeId: this.nodeId, role, pid: process.pid, host: os.hostname(), claimedAt: new Date().toISOString(), seals: 1 };
     try {
       await withTimeout(this.create(file, claim), this.claimTimeoutMs);
     } catch (error) {
@@ -107,7 +117,8 @@ export class Arbiter {
         // A claim that timed out earlier may have completed after all: the file then names us.
         const owner = await this.owner(epoch);
         if (owner?.nodeId === this.nodeId) return this.confirm(epoch);
-        return this.lostTo(epoch, mayVoid, owner ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})` : `epoch ${epoch} is already claimed`);
+        const detail = owner ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})` : `epoch ${epoch} is already claimed`;
+        return voidable(owner) ? this.lostTo(epoch, mayVoid, detail) : { result: 'lost', detail };
       }
       return { result: 'unreachable', detail: `${this.dir}: ${code ?? (error as Error).message}` };
     }
