@@ -615,6 +615,66 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     expect(small.console[0]!.textBytes).toBe(80);
   });
 
+  it('a task far under the cap is kept exactly as the measuring path keeps one that just fits', async () => {
+    const { captureTaskOutputs, encodeOutputsBlocks } = await import('../dist/logging-channel/task-outputs.js');
+    const { ByteWriter } = await import('../dist/logging-channel/bytes.js');
+    const body = new TextEncoder().encode('{"key":"k1","value":"v"}');
+    const outputs = [
+      { kind: 'response' as const, requestId: 7, status: 200, statusText: 'OK é', headers: [['content-type', 'application/json; charset=utf-8']] as [string, string][], body },
+      { kind: 'fetch' as const, fetchId: 2, method: 'PUT', url: 'http://up/\u{1F600}', headers: [['x', 'lone \ud800']] as [string, string][], body },
+      { kind: 'head' as const, requestId: 8, status: 206, statusText: '', headers: [], body: new Uint8Array(0) },
+      { kind: 'chunk' as const, requestId: 8, body },
+      { kind: 'end' as const, requestId: 8, error: 'Error: ☃', body: new Uint8Array(0) },
+    ];
+    const lines = [
+      { level: 'log', text: 'plain' },
+      { level: 'warn', text: 'ünïcode \ud83d' },
+    ];
+    const bytesOf = (cap: number) => {
+      const w = new ByteWriter(64);
+      const out: Uint8Array[] = [];
+      encodeOutputsBlocks(w, [captureTaskOutputs(5, outputs, lines, cap)], 1 << 20, 0, (start, end) => out.push(w.view(start, end).slice()));
+      return out[0]!;
+    };
+    // Every byte the measuring path counts: status texts, header names and values, method, url, error, bodies, console texts.
+    const utf8 = (t: string) => Buffer.byteLength(t, 'utf8');
+    const exact =
+      utf8('OK é') +
+      utf8('content-type') +
+      utf8('application/json; charset=utf-8') +
+      utf8('PUT') +
+      utf8('http://up/\u{1F600}') +
+      utf8('x') +
+      utf8('lone \ud800') +
+      utf8('Error: ☃') +
+      3 * body.byteLength +
+      utf8('plain') +
+      utf8('ünïcode \ud83d');
+    const justFits = captureTaskOutputs(5, outputs, lines, exact + 1);
+    const farUnder = captureTaskOutputs(5, outputs, lines, 1 << 20);
+    expect(justFits.truncated).toBe(false);
+    expect(farUnder).toEqual(justFits);
+    expect(bytesOf(1 << 20)).toEqual(bytesOf(exact + 1));
+    // The count is the measuring path's own: at exactly that cap all is kept, one byte less cuts the last line.
+    expect(captureTaskOutputs(5, outputs, lines, exact).truncated).toBe(false);
+    expect(captureTaskOutputs(5, outputs, lines, exact - 1).truncated).toBe(true);
+  });
+
+  it('ByteWriter.str writes short ASCII byte by byte with the same bytes as the UTF-8 path', async () => {
+    const { ByteReader, ByteWriter, CodecError } = await import('../dist/logging-channel/bytes.js');
+    const texts = ['', 'GET', 'content-type', 'x'.repeat(127), 'x'.repeat(128), 'é', `${'a'.repeat(60)}é`, '\u{1F600}', '\u007f\u0000'];
+    for (const text of texts) {
+      const w = new ByteWriter(1);
+      w.str(text);
+      const expected = Buffer.concat([Buffer.from(varuint(Buffer.byteLength(text, 'utf8'))), Buffer.from(text, 'utf8')]);
+      expect(Buffer.from(w.view(0, w.length))).toEqual(expected);
+      expect(new ByteReader(w.view(0, w.length), 0, w.length, 'test').str()).toBe(text);
+    }
+    // A lone surrogate after ASCII still has no exact UTF-8 form, short or not.
+    expect(() => new ByteWriter(1).str('ab\ud800')).toThrow(CodecError);
+    expect(() => new ByteWriter(1).str(42 as unknown as string)).toThrow(CodecError);
+  });
+
   it("a streamed response's head, chunk and end outputs round-trip through an outputs block", async () => {
     const { captureTaskOutputs, decodeOutputsBlock, encodeOutputsBlocks } = await import('../dist/logging-channel/task-outputs.js');
     const { ByteWriter } = await import('../dist/logging-channel/bytes.js');
@@ -655,3 +715,14 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     w2.close();
   });
 });
+
+/** Unsigned LEB128, written out independently of the codec under test. */
+function varuint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
