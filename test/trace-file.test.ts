@@ -705,6 +705,60 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     ]);
   });
 
+  it('a flush writes its entries and outputs in one write, yet the entries go out when the outputs do not fit', async () => {
+    const { captureTaskOutputs, recordTaskHash } = await import('../dist/logging-channel/task-outputs.js');
+    const { openTraceSegments } = await import('../dist/logging-channel/trace-segments.js');
+    const entries = makeEntries(4); // Boot, Request, Clock, TaskEnd (seq 4)
+    const record = () => captureTaskOutputs(4, [{ kind: 'response', requestId: 2, status: 200, statusText: 'OK', headers: [], body: new Uint8Array(40) }], [], 64);
+    entries[3]!.payload = encodeTaskEnd({ outputCount: 1, hash: recordTaskHash(record())! });
+    // The size of the file with the entries block alone.
+    const alone = tmp('alone');
+    const a = await TraceWriter.open(alone, v2);
+    a.append(entries);
+    a.close();
+    const entriesOnlyBytes = fs.statSync(alone).size;
+
+    // Room for the entries block and not for the outputs block after it: the outputs are dropped, the entries kept.
+    const full = tmp('full');
+    const b = await TraceWriter.open(full, v2, { maxBytes: entriesOnlyBytes });
+    b.append(entries);
+    b.appendOutputs(record());
+    b.flush();
+    expect(b.outputsDropped).toBe(1);
+    expect(b.blocksWritten).toBe(1);
+    b.close();
+    expect(fs.statSync(full).size).toBe(entriesOnlyBytes);
+    expect(plain((await readTrace(full)).entries)).toEqual(plain(entries));
+
+    // With room for both: one write, two blocks, both read back.
+    const both = tmp('both');
+    const c = await TraceWriter.open(both, v2);
+    c.append(entries);
+    c.appendOutputs(record());
+    c.flush();
+    expect(c.blocksWritten).toBe(2);
+    c.close();
+    const read = await readTrace(both);
+    expect(plain(read.entries)).toEqual(plain(entries));
+    expect(read.outputs.map((r) => r.seq)).toEqual([4]);
+
+    // Segments: the outputs block would take the first segment past its bound, so it starts the next one.
+    const seg = tmp('seg');
+    const d = await TraceWriter.open(seg, v2, { segmentBytes: entriesOnlyBytes + 10 });
+    d.append(entries);
+    d.appendOutputs(record());
+    d.flush();
+    d.close();
+    expect(d.segments).toBe(2);
+    const kept: number[] = [];
+    const segmented: Entry[] = [];
+    const reader = await openTraceSegments(seg, { onOutputs: (block) => kept.push(...block.records.map((r) => r.seq)) });
+    for await (const block of reader) segmented.push(...block.entries);
+    await reader.close();
+    expect(plain(segmented)).toEqual(plain(entries));
+    expect(kept).toEqual([4]);
+  });
+
   it('appendOutputs refuses a trace without outputs and a record for a seq not yet appended', async () => {
     const w1 = await TraceWriter.open(tmp(), header);
     expect(() => w1.appendOutputs({ seq: 1, truncated: false, outputs: [], console: [], consoleOmitted: 0 })).toThrow(/keeps no outputs/);
