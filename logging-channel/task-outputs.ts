@@ -281,12 +281,42 @@ function wellFormed(text: string): string {
   return (text as string & { toWellFormed?: () => string }).toWellFormed?.() ?? Buffer.from(text, 'utf8').toString('utf8');
 }
 
-/** Encodes one record into `w`. */
-function encodeRecord(w: ByteWriter, r: TaskOutputsRecord): void {
+const NO_HEADERS: HeaderList = [];
+
+/** A task kept whole, as emitted (encodeRecord fills in what a record that cut nothing holds). */
+interface WholeTask {
+  seq: number;
+  truncated: false;
+  outputs: readonly EmittedOutput[];
+  console: ReadonlyArray<{ level: string; text: string }>;
+  consoleOmitted: 0;
+}
+
+/**
+ * Encodes the record of one task into `w`, exactly as encodeRecord(captureTaskOutputs(...)) would,
+ * without building the record when the task is far enough under the cap to be kept whole (the
+ * recording path's common case: no objects per task, no UTF-8 measuring).
+ */
+export function encodeTaskOutputs(w: ByteWriter, seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>, maxBytes: number): void {
+  if (surelyUnderCap(outputs, consoleLines, maxBytes)) encodeRecord(w, { seq, truncated: false, outputs, console: consoleLines, consoleOmitted: 0 });
+  else encodeRecord(w, captureTaskOutputs(seq, outputs, consoleLines, maxBytes));
+}
+
+/** Encodes one record (as captured by captureTaskOutputs) into `w`. */
+export function encodeTaskOutputsRecord(w: ByteWriter, record: TaskOutputsRecord): void {
+  encodeRecord(w, record);
+}
+
+/**
+ * Encodes one record into `w`: a TaskOutputsRecord, or (for a task kept whole) the task's outputs and
+ * console lines as emitted, whose missing fields are those of a record that cut nothing. One encoder
+ * for both, so a task kept whole has the same bytes either way.
+ */
+function encodeRecord(w: ByteWriter, r: TaskOutputsRecord | WholeTask): void {
   w.varuint(r.seq, 'seq');
   w.u8(r.truncated ? 1 : 0, 'flags');
   w.varuint(r.outputs.length, 'output count');
-  for (const o of r.outputs) {
+  for (const o of r.outputs as ReadonlyArray<RecordedOutput | EmittedOutput>) {
     if (o.kind === 'response') {
       w.u8(0, 'output kind');
       w.varuint(o.requestId, 'requestId');
@@ -308,19 +338,20 @@ function encodeRecord(w: ByteWriter, r: TaskOutputsRecord): void {
       w.str(wellFormed(o.method), 'method');
       w.str(wellFormed(o.url), 'url');
     }
-    w.varuint(o.headers.length, 'header count');
-    for (const [name, value] of o.headers) {
+    const headers = 'headers' in o ? o.headers : NO_HEADERS;
+    w.varuint(headers.length, 'header count');
+    for (const [name, value] of headers) {
       w.str(wellFormed(name), 'header name');
       w.str(wellFormed(value), 'header value');
     }
-    w.varuint(o.headersOmitted, 'headers omitted');
-    w.varuint(o.bodyBytes, 'body bytes');
+    w.varuint('headersOmitted' in o ? o.headersOmitted : 0, 'headers omitted');
+    w.varuint('bodyBytes' in o ? o.bodyBytes : o.body.byteLength, 'body bytes');
     w.bytes(o.body, 'body');
   }
   w.varuint(r.console.length, 'console count');
-  for (const l of r.console) {
+  for (const l of r.console as ReadonlyArray<RecordedConsoleLine | { level: string; text: string }>) {
     w.str(wellFormed(l.level), 'console level');
-    w.varuint(l.textBytes, 'console text bytes');
+    w.varuint('textBytes' in l ? l.textBytes : Buffer.byteLength(l.text, 'utf8'), 'console text bytes');
     w.str(wellFormed(l.text), 'console text');
   }
   w.varuint(r.consoleOmitted, 'console omitted');
@@ -345,9 +376,7 @@ export function encodeOutputsBlocks(
     w.reset();
     w.skip(headroomBytes);
     const start = w.length;
-    w.u8(OUTPUTS_MAGIC, 'magic');
-    w.u8(OUTPUTS_BLOCK_VERSION, 'version');
-    const countAt = w.skip(4);
+    const countAt = beginOutputsBlock(w);
     let count = 0;
     while (i < records.length) {
       const before = w.length;
@@ -365,11 +394,26 @@ export function encodeOutputsBlocks(
       i++;
     }
     if (count === 0) break;
-    w.setU32At(countAt, count);
-    w.u32(crc32(w.view(start, w.length)), 'crc');
+    endOutputsBlock(w, start, countAt, count);
     emit(start, w.length, count);
   }
   return dropped;
+}
+
+/** Bytes before the first record of an outputs block: magic, version, count. */
+export const OUTPUTS_BLOCK_HEAD_BYTES = 1 + 1 + 4;
+
+/** Writes an outputs block's head (magic, version, a count to be set) into `w`; returns where the count goes. */
+export function beginOutputsBlock(w: ByteWriter): number {
+  w.u8(OUTPUTS_MAGIC, 'magic');
+  w.u8(OUTPUTS_BLOCK_VERSION, 'version');
+  return w.skip(4);
+}
+
+/** Sets the count of the outputs block begun at `start` (count at `countAt`) and appends its CRC. */
+export function endOutputsBlock(w: ByteWriter, start: number, countAt: number, count: number): void {
+  w.setU32At(countAt, count);
+  w.u32(crc32(w.view(start, w.length)), 'crc');
 }
 
 /** Decodes one outputs block (exactly `bytes`). Throws CodecError saying what and where. */

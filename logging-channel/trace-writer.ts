@@ -6,7 +6,16 @@ import * as path from 'node:path';
 import { ByteWriter } from './bytes.js';
 import { encodeBatchInto, MAX_BATCH_BYTES, MIN_BATCH_BYTES } from './codec.js';
 import { type Entry, isKnownKind } from './entry.js';
-import { captureTaskOutputs, type EmittedOutput, encodeOutputsBlocks, type TaskOutputsRecord } from './task-outputs.js';
+import {
+  beginOutputsBlock,
+  type EmittedOutput,
+  encodeTaskOutputs,
+  encodeTaskOutputsRecord,
+  endOutputsBlock,
+  OUTPUTS_BLOCK_HEAD_BYTES,
+  OUTPUTS_BLOCK_OVERHEAD_BYTES,
+  type TaskOutputsRecord,
+} from './task-outputs.js';
 import { DEFAULT_BLOCK_BYTES, DEFAULT_MAX_TRACE_BYTES, encodeTraceHeader, FRAME_PREFIX_BYTES, TraceFullError, type TraceHeader } from './trace-format.js';
 import { traceSegmentPath } from './trace-segments.js';
 
@@ -14,6 +23,10 @@ import { traceSegmentPath } from './trace-segments.js';
 const BATCH_OVERHEAD_MAX_BYTES = 1 + 5 + 8 + 8 + 8 + 4;
 /** Upper bound of one entry's framing inside a batch (kind, posDelta, payload length). */
 const ENTRY_OVERHEAD_MAX_BYTES = 1 + 8 + 8;
+/** The CRC at an outputs block's end. */
+const OUTPUTS_CRC_BYTES = OUTPUTS_BLOCK_OVERHEAD_BYTES - OUTPUTS_BLOCK_HEAD_BYTES;
+/** A pending-outputs writer grown past this for one flush (big bodies) is replaced after it. */
+const MAX_KEPT_OUTPUTS_WRITER_BYTES = 4 * 1024 * 1024;
 
 export interface TraceWriterOptions {
   /**
@@ -49,9 +62,17 @@ export class TraceWriter {
   private pending: Entry[] = [];
   /** Upper bound of the encoded size of `pending` (entries + their framing), in bytes. */
   private pendingBytes = 0;
-  /** Task outputs records waiting for the next flush (written after the entries). */
-  private pendingOutputs: TaskOutputsRecord[] = [];
+  /**
+   * Task outputs records waiting for the next flush (written after the entries), encoded as they
+   * come, after the frame prefix and head of the outputs block they will most likely go out as.
+   */
+  private outputsPending = new ByteWriter(16 * 1024);
+  /** Where that block's record count goes in `outputsPending`. */
+  private outputsCountAt = 0;
+  /** End offset in `outputsPending` of each record there (empty: none pending). */
+  private outputsRecordEnds: number[] = [];
   private lastOutputsSeq = 0;
+  /** Blocks of pending records that did not fit one block together, copied out one block at a time. */
   private outputsWriter = new ByteWriter(16 * 1024);
   /** Task outputs records not written: they did not fit in a block, or the trace was at maxBytes. */
   outputsDropped = 0;
@@ -177,13 +198,39 @@ export class TraceWriter {
    * after the previous record's. Record it with captureTaskOutputs (which applies the per-task cap).
    */
   appendOutputs(record: TaskOutputsRecord): void {
+    this.pendOutputs(record.seq, (w) => encodeTaskOutputsRecord(w, record));
+  }
+
+  /**
+   * Buffer what the task whose TaskEnd is `seq` emitted, cut to this trace's per-task cap: what
+   * appendOutputs(captureTaskOutputs(...)) does, encoded straight from the task's outputs.
+   */
+  appendTaskOutputs(seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): void {
+    const maxBytes = this.outputsMaxBytesPerTask ?? 0;
+    this.pendOutputs(seq, (w) => encodeTaskOutputs(w, seq, outputs, consoleLines, maxBytes));
+  }
+
+  private pendOutputs(seq: number, encode: (w: ByteWriter) => void): void {
     this.assertWritable();
     if (!this.keepsOutputs) throw new Error(`${this.path}: appendOutputs: this trace keeps no outputs (its header has no outputs field)`);
-    if (!Number.isSafeInteger(record.seq) || record.seq >= this.seqNext || record.seq <= this.lastOutputsSeq) {
-      throw new RangeError(`${this.path}: appendOutputs: seq ${record.seq} is not an appended TaskEnd after seq ${this.lastOutputsSeq}`);
+    if (!Number.isSafeInteger(seq) || seq >= this.seqNext || seq <= this.lastOutputsSeq) {
+      throw new RangeError(`${this.path}: appendOutputs: seq ${seq} is not an appended TaskEnd after seq ${this.lastOutputsSeq}`);
     }
-    this.lastOutputsSeq = record.seq;
-    this.pendingOutputs.push(record);
+    const w = this.outputsPending;
+    if (this.outputsRecordEnds.length === 0) {
+      w.reset();
+      w.skip(FRAME_PREFIX_BYTES);
+      this.outputsCountAt = beginOutputsBlock(w);
+    }
+    const before = w.length;
+    try {
+      encode(w);
+    } catch (err) {
+      w.truncate(before);
+      throw err;
+    }
+    this.lastOutputsSeq = seq;
+    this.outputsRecordEnds.push(w.length);
     // No flush from here: the records go out with the next flush of entries (once per tick with
     // traceSink), so keeping outputs adds no write and no failure mode of its own to a task.
   }
@@ -238,12 +285,12 @@ export class TraceWriter {
         count++;
       }
       const block = count === this.pending.length ? this.pending : this.pending.slice(0, count);
-      this.writeBlock(block, count === this.pending.length && this.pendingOutputs.length > 0);
+      this.writeBlock(block, count === this.pending.length && this.outputsRecordEnds.length > 0);
       this.pending = count === this.pending.length ? [] : this.pending.slice(count);
       this.pendingBytes -= bytes - BATCH_OVERHEAD_MAX_BYTES;
     }
     this.pendingBytes = 0;
-    if (this.pendingOutputs.length > 0) this.writeOutputs();
+    if (this.outputsRecordEnds.length > 0) this.writeOutputs();
   }
 
   /**
@@ -251,42 +298,84 @@ export class TraceWriter {
    * the trace past maxBytes is dropped (counted in outputsDropped), never an error.
    */
   private writeOutputs(): void {
-    const records = this.pendingOutputs;
-    this.pendingOutputs = [];
-    const w = this.outputsWriter;
+    const w = this.outputsPending;
+    const ends = this.outputsRecordEnds;
+    this.outputsRecordEnds = [];
+    const blockAt = FRAME_PREFIX_BYTES;
     try {
-      // Not `outputsDropped += encode...(...)`: that reads the count before the callback adds to it.
-      const tooLarge = encodeOutputsBlocks(w, records, this.maxBatchBytes, FRAME_PREFIX_BYTES, (start, end, count) => {
-        const frameAt = start - FRAME_PREFIX_BYTES;
-        w.setU32At(frameAt, end - start);
-        const frame = w.view(frameAt, end);
-        const held = this.held;
-        const heldBytes = held === null ? 0 : held.byteLength;
-        const total = (this.segmentBytes === null ? this.written : this.writtenBefore + this.written) + heldBytes;
-        if (total + frame.byteLength > this.maxBytes) {
-          this.outputsDropped += count;
-          return;
-        }
-        const rotates = this.segmentBytes !== null && this.blocksInSegment + (held === null ? 0 : 1) > 0 && this.written + heldBytes + frame.byteLength > this.segmentBytes;
-        if (held !== null && !rotates) {
-          this.held = null;
-          this.writeFrames(held, frame);
-        } else {
-          this.writeHeld();
-          // Rotating: the next segment starts at the next entry's seq (the entries are all written).
-          if (rotates) this.rotate(this.seqNext);
-          this.writeFrame(frame);
-        }
-        this.outputsWritten += count;
-      });
-      this.outputsDropped += tooLarge;
+      if (w.length - blockAt + OUTPUTS_CRC_BYTES <= this.maxBatchBytes) {
+        // The common case: the records fit one block, framed where they were encoded.
+        endOutputsBlock(w, blockAt, this.outputsCountAt, ends.length);
+        w.setU32At(0, w.length - blockAt);
+        this.writeOutputsFrame(w.view(0, w.length), ends.length);
+      } else {
+        this.writeOutputsSplit(w, ends);
+      }
     } finally {
       w.reset();
-      if (w.capacity > 4 * 1024 * 1024) this.outputsWriter = new ByteWriter(16 * 1024);
+      if (w.capacity > MAX_KEPT_OUTPUTS_WRITER_BYTES) this.outputsPending = new ByteWriter(16 * 1024);
       // The entries block goes out whatever became of the outputs, unless a write already failed.
       if (this.broken === null) this.writeHeld();
       else this.held = null;
     }
+  }
+
+  /** Pending records over several blocks, each as large as fits; a record that fits none alone is dropped. */
+  private writeOutputsSplit(pending: ByteWriter, ends: readonly number[]): void {
+    const b = this.outputsWriter;
+    let recordAt = FRAME_PREFIX_BYTES + OUTPUTS_BLOCK_HEAD_BYTES;
+    let i = 0;
+    try {
+      while (i < ends.length) {
+        b.reset();
+        b.skip(FRAME_PREFIX_BYTES);
+        const countAt = beginOutputsBlock(b);
+        let count = 0;
+        for (; i < ends.length; i++) {
+          const record = pending.view(recordAt, ends[i]!);
+          if (b.length - FRAME_PREFIX_BYTES + record.byteLength + OUTPUTS_CRC_BYTES > this.maxBatchBytes) {
+            if (count > 0) break;
+            this.outputsDropped++;
+          } else {
+            b.raw(record, 'outputs record');
+            count++;
+          }
+          recordAt = ends[i]!;
+        }
+        if (count === 0) break;
+        endOutputsBlock(b, FRAME_PREFIX_BYTES, countAt, count);
+        b.setU32At(0, b.length - FRAME_PREFIX_BYTES);
+        this.writeOutputsFrame(b.view(0, b.length), count);
+      }
+    } finally {
+      b.reset();
+      if (b.capacity > MAX_KEPT_OUTPUTS_WRITER_BYTES) this.outputsWriter = new ByteWriter(16 * 1024);
+    }
+  }
+
+  /**
+   * One outputs block (`frame`, with its length prefix set) after the entries: with the held entries
+   * block in one write when it can be. Dropped (counted) if it would take the trace past maxBytes.
+   */
+  private writeOutputsFrame(frame: Uint8Array, count: number): void {
+    const held = this.held;
+    const heldBytes = held === null ? 0 : held.byteLength;
+    const total = (this.segmentBytes === null ? this.written : this.writtenBefore + this.written) + heldBytes;
+    if (total + frame.byteLength > this.maxBytes) {
+      this.outputsDropped += count;
+      return;
+    }
+    const rotates = this.segmentBytes !== null && this.blocksInSegment + (held === null ? 0 : 1) > 0 && this.written + heldBytes + frame.byteLength > this.segmentBytes;
+    if (held !== null && !rotates) {
+      this.held = null;
+      this.writeFrames(held, frame);
+    } else {
+      this.writeHeld();
+      // Rotating: the next segment starts at the next entry's seq (the entries are all written).
+      if (rotates) this.rotate(this.seqNext);
+      this.writeFrame(frame);
+    }
+    this.outputsWritten += count;
   }
 
   /** Write the held entries block, if any, by itself. */
@@ -441,7 +530,7 @@ export function traceOutputsHook(trace: TraceWriter): ((seq: number, result: { o
   if (max === null) return null;
   return (seq, result) => {
     if (!trace.writable) return;
-    trace.appendOutputs(captureTaskOutputs(seq, result.outputs, result.console, max));
+    trace.appendTaskOutputs(seq, result.outputs, result.console);
   };
 }
 

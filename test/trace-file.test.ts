@@ -759,6 +759,50 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     expect(kept).toEqual([4]);
   });
 
+  it('appendTaskOutputs writes the same file as appendOutputs(captureTaskOutputs(...)), split over blocks or in one', async () => {
+    const { captureTaskOutputs } = await import('../dist/logging-channel/task-outputs.js');
+    const wide: TraceHeader = { ...v2, outputs: { maxBytesPerTask: 4096 } };
+    const emittedFor = (seq: number) => {
+      // Every 5th task is past the per-task cap (cut to 4 KiB); those and every 7th are too large for a 1 KiB block alone (dropped).
+      const size = seq % 7 === 0 ? 2000 : seq % 5 === 0 ? 5000 : 30 + (seq % 11);
+      const outputs = [
+        {
+          kind: 'response' as const,
+          requestId: seq,
+          status: 200,
+          statusText: seq % 2 ? 'OK' : 'Ökay',
+          headers: [['content-type', 'text/plain']] as [string, string][],
+          body: new Uint8Array(size).fill(seq),
+        },
+        { kind: 'chunk' as const, requestId: seq, body: new Uint8Array(3) },
+      ];
+      const lines = seq % 3 ? [{ level: 'log', text: `line ${seq} é` }] : [];
+      return { outputs, lines };
+    };
+    const write = async (file: string, maxBatchBytes: number, direct: boolean) => {
+      const entries = makeEntries(120);
+      const w = await TraceWriter.open(file, wide, { maxBatchBytes, blockBytes: 600 });
+      for (const e of entries) {
+        w.append([e]);
+        if (e.kind !== Kind.TaskEnd) continue;
+        const { outputs, lines } = emittedFor(e.seq);
+        if (direct) w.appendTaskOutputs(e.seq, outputs, lines);
+        else w.appendOutputs(captureTaskOutputs(e.seq, outputs, lines, 4096));
+      }
+      w.close();
+      return { bytes: fs.readFileSync(file), dropped: w.outputsDropped, written: w.outputsWritten };
+    };
+    for (const maxBatchBytes of [1024, 1 << 20]) {
+      const viaRecords = await write(tmp('records'), maxBatchBytes, false);
+      const direct = await write(tmp('direct'), maxBatchBytes, true);
+      // Same bytes but for the header's createdAt, which is the same object here: the whole file.
+      expect(direct.bytes.equals(viaRecords.bytes), `maxBatchBytes ${maxBatchBytes}`).toBe(true);
+      expect([direct.dropped, direct.written]).toEqual([viaRecords.dropped, viaRecords.written]);
+      // TaskEnds at seq 4, 7, ..., 118: 6 multiples of 7 and 7 other multiples of 5.
+      expect(direct.dropped).toBe(maxBatchBytes === 1024 ? 13 : 0);
+    }
+  });
+
   it('appendOutputs refuses a trace without outputs and a record for a seq not yet appended', async () => {
     const w1 = await TraceWriter.open(tmp(), header);
     expect(() => w1.appendOutputs({ seq: 1, truncated: false, outputs: [], console: [], consoleOmitted: 0 })).toThrow(/keeps no outputs/);
