@@ -198,7 +198,15 @@ export class TraceWriter {
    * after the previous record's. Record it with captureTaskOutputs (which applies the per-task cap).
    */
   appendOutputs(record: TaskOutputsRecord): void {
-    this.pendOutputs(record.seq, (w) => encodeTaskOutputsRecord(w, record));
+    const w = this.beginOutputs(record.seq);
+    const before = w.length;
+    try {
+      encodeTaskOutputsRecord(w, record);
+    } catch (err) {
+      w.truncate(before); // no partial record
+      throw err;
+    }
+    this.endOutputs(record.seq);
   }
 
   /**
@@ -206,11 +214,19 @@ export class TraceWriter {
    * appendOutputs(captureTaskOutputs(...)) does, encoded straight from the task's outputs.
    */
   appendTaskOutputs(seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): void {
-    const maxBytes = this.outputsMaxBytesPerTask ?? 0;
-    this.pendOutputs(seq, (w) => encodeTaskOutputs(w, seq, outputs, consoleLines, maxBytes));
+    const w = this.beginOutputs(seq);
+    const before = w.length;
+    try {
+      encodeTaskOutputs(w, seq, outputs, consoleLines, this.outputsMaxBytesPerTask!);
+    } catch (err) {
+      w.truncate(before); // no partial record
+      throw err;
+    }
+    this.endOutputs(seq);
   }
 
-  private pendOutputs(seq: number, encode: (w: ByteWriter) => void): void {
+  /** Checks `seq` and returns the writer to encode its record into (opening a block if none is pending). */
+  private beginOutputs(seq: number): ByteWriter {
     this.assertWritable();
     if (!this.keepsOutputs) throw new Error(`${this.path}: appendOutputs: this trace keeps no outputs (its header has no outputs field)`);
     if (!Number.isSafeInteger(seq) || seq >= this.seqNext || seq <= this.lastOutputsSeq) {
@@ -222,15 +238,13 @@ export class TraceWriter {
       w.skip(FRAME_PREFIX_BYTES);
       this.outputsCountAt = beginOutputsBlock(w);
     }
-    const before = w.length;
-    try {
-      encode(w);
-    } catch (err) {
-      w.truncate(before);
-      throw err;
-    }
+    return w;
+  }
+
+  /** Keeps the record just encoded for `seq`. */
+  private endOutputs(seq: number): void {
     this.lastOutputsSeq = seq;
-    this.outputsRecordEnds.push(w.length);
+    this.outputsRecordEnds.push(this.outputsPending.length);
     // No flush from here: the records go out with the next flush of entries (once per tick with
     // traceSink), so keeping outputs adds no write and no failure mode of its own to a task.
   }
