@@ -3,11 +3,14 @@
 // the log entries and each task's outputs (--trace-outputs-max-bytes, default 16 KiB per task); also
 // with entries only (--trace-outputs-max-bytes 0). Prints throughput, CPU per request (the process's
 // user + system time over all its threads, VM worker included: unlike throughput it does not count
-// time spent waiting for a core, so it holds its meaning on a shared host) and the ratios.
+// time spent waiting for a core, so it holds its meaning on a shared host) and the ratios. On Linux
+// it also splits that CPU into the main thread's (where recording happens: the trace's encoding and
+// writes) and the other threads' (the VM worker, GC helpers), from the kernel's per-thread run time:
+// the recording's own cost, apart from how batching moved the worker's.
 //
 //   npm run build && node dist/bench/record-overhead.js [--requests N] [--rounds R] [--concurrency C]
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -28,7 +31,7 @@ const config = makeBootConfig(loadGuest(projectPath('guest-apps/kv.js')), {});
 const encoder = new TextEncoder();
 
 /** null: unrecorded; else the outputs kept per task (0: entries only). */
-async function once(outputsMaxBytes: number | null, dir: string, round: number): Promise<{ rps: number; cpuUsPerRequest: number; traceBytes: number }> {
+async function once(outputsMaxBytes: number | null, dir: string, round: number): Promise<{ rps: number; cpuUsPerRequest: number; mainCpuUsPerRequest: number | null; traceBytes: number }> {
   const vm = VmHost.start(config.limits);
   const log = new Log();
   const trace = outputsMaxBytes !== null ? await TraceWriter.open(path.join(dir, `r${round}-${outputsMaxBytes}.trace`), traceHeaderFor(config, 'bench', { outputsMaxBytes })) : null;
@@ -50,13 +53,26 @@ async function once(outputsMaxBytes: number | null, dir: string, round: number):
   };
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
+  const mainBefore = mainThreadCpuNs();
   await Promise.all(Array.from({ length: concurrency }, worker));
   const cpu = process.cpuUsage(cpuBefore);
+  const mainAfter = mainThreadCpuNs();
+  // The trace's last flush (a microtask after the last append) happened before the last response resolved.
   const seconds = (performance.now() - started) / 1000;
   await loop.stop();
   const traceBytes = trace ? (trace.close(), trace.bytesWritten) : 0;
   await vm.terminate();
-  return { rps: requests / seconds, cpuUsPerRequest: (cpu.user + cpu.system) / requests, traceBytes };
+  const mainCpuUsPerRequest = mainBefore !== null && mainAfter !== null ? (mainAfter - mainBefore) / 1000 / requests : null;
+  return { rps: requests / seconds, cpuUsPerRequest: (cpu.user + cpu.system) / requests, mainCpuUsPerRequest, traceBytes };
+}
+
+/** The main thread's CPU time so far in ns (Linux schedstat, ns resolution), or null where there is none. */
+function mainThreadCpuNs(): number | null {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return null;
+  }
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-'));
@@ -64,6 +80,7 @@ const plain: number[] = [];
 const recorded: number[] = [];
 const entriesOnly: number[] = [];
 const cpu = { plain: [] as number[], recorded: [] as number[], entriesOnly: [] as number[] };
+const mainCpu = { plain: [] as number[], recorded: [] as number[], entriesOnly: [] as number[] };
 let bytesPerRequest = 0;
 let entriesOnlyBytesPerRequest = 0;
 try {
@@ -72,17 +89,20 @@ try {
     const bareRun = await once(null, dir, r);
     plain.push(bareRun.rps);
     cpu.plain.push(bareRun.cpuUsPerRequest);
+    if (bareRun.mainCpuUsPerRequest !== null) mainCpu.plain.push(bareRun.mainCpuUsPerRequest);
     const rec = await once(DEFAULT_TRACE_OUTPUTS_MAX_BYTES, dir, r);
     recorded.push(rec.rps);
     cpu.recorded.push(rec.cpuUsPerRequest);
+    if (rec.mainCpuUsPerRequest !== null) mainCpu.recorded.push(rec.mainCpuUsPerRequest);
     bytesPerRequest = rec.traceBytes / requests;
     const bare = await once(0, dir, r);
     entriesOnly.push(bare.rps);
     cpu.entriesOnly.push(bare.cpuUsPerRequest);
+    if (bare.mainCpuUsPerRequest !== null) mainCpu.entriesOnly.push(bare.mainCpuUsPerRequest);
     entriesOnlyBytesPerRequest = bare.traceBytes / requests;
-    const us = (xs: number[]) => `${xs[r]!.toFixed(1)} µs CPU`;
+    const us = (xs: number[], main: number[]) => `${xs[r]!.toFixed(1)} µs CPU${main.length > r ? ` (main ${main[r]!.toFixed(1)})` : ''}`;
     process.stderr.write(
-      `round ${r + 1}/${rounds}: unrecorded ${plain[r]!.toFixed(0)} req/s ${us(cpu.plain)}, recorded ${recorded[r]!.toFixed(0)} req/s ${us(cpu.recorded)}, entries only ${entriesOnly[r]!.toFixed(0)} req/s ${us(cpu.entriesOnly)}\n`,
+      `round ${r + 1}/${rounds}: unrecorded ${plain[r]!.toFixed(0)} req/s ${us(cpu.plain, mainCpu.plain)}, recorded ${recorded[r]!.toFixed(0)} req/s ${us(cpu.recorded, mainCpu.recorded)}, entries only ${entriesOnly[r]!.toFixed(0)} req/s ${us(cpu.entriesOnly, mainCpu.entriesOnly)}\n`,
     );
   }
 } finally {
@@ -105,6 +125,22 @@ const result = {
   /** Extra CPU per request for recording with outputs kept: the issue's ≤ 3% target. */
   cpuOverhead: Number((median(cpu.recorded) / median(cpu.plain) - 1).toFixed(4)),
   entriesOnlyCpuOverhead: Number((median(cpu.entriesOnly) / median(cpu.plain) - 1).toFixed(4)),
+  /**
+   * The main thread's share (Linux only): recording's own work is all here, so the difference between
+   * configurations is its cost, free of the worker's batching. Per round: recorded minus unrecorded.
+   */
+  mainThreadCpuUsPerRequest:
+    mainCpu.plain.length === rounds
+      ? {
+          unrecorded: round1(median(mainCpu.plain)),
+          recorded: round1(median(mainCpu.recorded)),
+          entriesOnly: round1(median(mainCpu.entriesOnly)),
+          recordedExtraPerRound: round1(median(mainCpu.recorded.map((x, i) => x - mainCpu.plain[i]!))),
+          entriesOnlyExtraPerRound: round1(median(mainCpu.entriesOnly.map((x, i) => x - mainCpu.plain[i]!))),
+        }
+      : null,
+  /** Recorded minus unrecorded CPU per request (all threads), median of each round's own difference. */
+  cpuExtraUsPerRequestPerRound: round1(median(cpu.recorded.map((x, i) => x - cpu.plain[i]!))),
 };
 console.log(JSON.stringify(result, null, 2));
 

@@ -6,6 +6,7 @@ import { projectPath } from './util.js';
 
 const benches: Array<[string, string[]]> = [
   ['record-overhead', ['--requests', '20000', '--rounds', '5']],
+  ['ffi-calls', []],
   ['pair-vs-run', ['--seconds', '5', '--rounds', '3']],
   ['checkpoint', ['--keys', '20000', '--rounds', '10']],
   ['snapshot-delta', ['--keys', '20480', '--rounds', '3']],

@@ -192,6 +192,25 @@ export class ByteWriter {
 
   /** Length-prefixed UTF-8. Throws on lone surrogates (they could not round-trip exactly). */
   str(text: string, what = 'string'): void {
+    // Short ASCII (methods, header names and values, status texts) byte by byte: the general path's
+    // surrogate scan, Buffer.byteLength and Buffer.write cost more than the copy for these. Same bytes.
+    const n = typeof text === 'string' ? text.length : 0xff;
+    if (n < TWO_POW_7) {
+      this.ensure(n + 1);
+      const buf = this.buf;
+      const start = this.len;
+      let i = 0;
+      for (; i < n; i++) {
+        const unit = text.charCodeAt(i);
+        if (unit >= TWO_POW_7) break;
+        buf[start + 1 + i] = unit;
+      }
+      if (i === n) {
+        buf[start] = n;
+        this.len = start + 1 + n;
+        return;
+      }
+    }
     const byteLength = utf8Length(text, what, this.len);
     this.varuint(byteLength, what);
     this.utf8(text, byteLength, what);

@@ -80,6 +80,7 @@ export type EmittedOutput =
  * kept by reference (a view when cut): the caller must not mutate them.
  */
 export function captureTaskOutputs(seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>, maxBytes: number): TaskOutputsRecord {
+  if (surelyUnderCap(outputs, consoleLines, maxBytes)) return wholeRecord(seq, outputs, consoleLines);
   let budget = maxBytes;
   let truncated = false;
   const fitText = (text: string): string => {
@@ -157,6 +158,65 @@ export function captureTaskOutputs(seq: number, outputs: readonly EmittedOutput[
   return { seq, truncated, outputs: recorded, console: lines, consoleOmitted };
 }
 
+/**
+ * Whether a task's outputs and console lines are below the cap by a bound that needs no UTF-8
+ * measuring: a UTF-16 unit is at most 3 UTF-8 bytes. Strictly below, so no console line meets an
+ * empty budget. Then the record keeps everything, as the measuring path would, for less work per task.
+ */
+function surelyUnderCap(outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>, maxBytes: number): boolean {
+  let units = 0;
+  let bodyBytes = 0;
+  for (const o of outputs) {
+    bodyBytes += o.body.byteLength;
+    if (o.kind === 'response' || o.kind === 'head') units += o.statusText.length;
+    else if (o.kind === 'fetch') units += o.method.length + o.url.length;
+    else if (o.kind === 'end' && o.error !== null) units += o.error.length;
+    if (o.kind === 'response' || o.kind === 'head' || o.kind === 'fetch') for (const [name, value] of o.headers) units += name.length + value.length;
+  }
+  for (const line of consoleLines) units += line.text.length;
+  return 3 * units + bodyBytes < maxBytes;
+}
+
+/** The record of a task that fits the cap whole (captureTaskOutputs' result when nothing is cut). */
+function wholeRecord(seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): TaskOutputsRecord {
+  const recorded: RecordedOutput[] = new Array(outputs.length);
+  for (let i = 0; i < outputs.length; i++) {
+    const o = outputs[i]!;
+    const bodyBytes = o.body.byteLength;
+    switch (o.kind) {
+      case 'response':
+        recorded[i] = { kind: 'response', requestId: o.requestId, status: o.status, statusText: o.statusText, headers: o.headers, headersOmitted: 0, body: o.body, bodyBytes };
+        break;
+      case 'fetch':
+        recorded[i] = { kind: 'fetch', fetchId: o.fetchId, method: o.method, url: o.url, headers: o.headers, headersOmitted: 0, body: o.body, bodyBytes };
+        break;
+      case 'head':
+        recorded[i] = { kind: 'head', requestId: o.requestId, status: o.status, statusText: o.statusText, error: null, headers: o.headers, headersOmitted: 0, body: o.body, bodyBytes };
+        break;
+      case 'chunk':
+      case 'end':
+        recorded[i] = {
+          kind: o.kind,
+          requestId: o.requestId,
+          status: 0,
+          statusText: '',
+          error: o.kind === 'end' ? o.error : null,
+          headers: [],
+          headersOmitted: 0,
+          body: o.body,
+          bodyBytes,
+        };
+        break;
+    }
+  }
+  const lines: RecordedConsoleLine[] = new Array(consoleLines.length);
+  for (let i = 0; i < consoleLines.length; i++) {
+    const line = consoleLines[i]!;
+    lines[i] = { level: line.level, text: line.text, textBytes: Buffer.byteLength(line.text, 'utf8') };
+  }
+  return { seq, truncated: false, outputs: recorded, console: lines, consoleOmitted: 0 };
+}
+
 /** The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that ends on a whole character. */
 /** An output as the task hash sees it: a VM's Output or a whole RecordedOutput. */
 export type HashedOutput =
@@ -221,12 +281,42 @@ function wellFormed(text: string): string {
   return (text as string & { toWellFormed?: () => string }).toWellFormed?.() ?? Buffer.from(text, 'utf8').toString('utf8');
 }
 
-/** Encodes one record into `w`. */
-function encodeRecord(w: ByteWriter, r: TaskOutputsRecord): void {
+const NO_HEADERS: HeaderList = [];
+
+/** A task kept whole, as emitted (encodeRecord fills in what a record that cut nothing holds). */
+interface WholeTask {
+  seq: number;
+  truncated: false;
+  outputs: readonly EmittedOutput[];
+  console: ReadonlyArray<{ level: string; text: string }>;
+  consoleOmitted: 0;
+}
+
+/**
+ * Encodes the record of one task into `w`, exactly as encodeRecord(captureTaskOutputs(...)) would,
+ * without building the record when the task is far enough under the cap to be kept whole (the
+ * recording path's common case: no objects per task, no UTF-8 measuring).
+ */
+export function encodeTaskOutputs(w: ByteWriter, seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>, maxBytes: number): void {
+  if (surelyUnderCap(outputs, consoleLines, maxBytes)) encodeRecord(w, { seq, truncated: false, outputs, console: consoleLines, consoleOmitted: 0 });
+  else encodeRecord(w, captureTaskOutputs(seq, outputs, consoleLines, maxBytes));
+}
+
+/** Encodes one record (as captured by captureTaskOutputs) into `w`. */
+export function encodeTaskOutputsRecord(w: ByteWriter, record: TaskOutputsRecord): void {
+  encodeRecord(w, record);
+}
+
+/**
+ * Encodes one record into `w`: a TaskOutputsRecord, or (for a task kept whole) the task's outputs and
+ * console lines as emitted, whose missing fields are those of a record that cut nothing. One encoder
+ * for both, so a task kept whole has the same bytes either way.
+ */
+function encodeRecord(w: ByteWriter, r: TaskOutputsRecord | WholeTask): void {
   w.varuint(r.seq, 'seq');
   w.u8(r.truncated ? 1 : 0, 'flags');
   w.varuint(r.outputs.length, 'output count');
-  for (const o of r.outputs) {
+  for (const o of r.outputs as ReadonlyArray<RecordedOutput | EmittedOutput>) {
     if (o.kind === 'response') {
       w.u8(0, 'output kind');
       w.varuint(o.requestId, 'requestId');
@@ -248,19 +338,20 @@ function encodeRecord(w: ByteWriter, r: TaskOutputsRecord): void {
       w.str(wellFormed(o.method), 'method');
       w.str(wellFormed(o.url), 'url');
     }
-    w.varuint(o.headers.length, 'header count');
-    for (const [name, value] of o.headers) {
+    const headers = 'headers' in o ? o.headers : NO_HEADERS;
+    w.varuint(headers.length, 'header count');
+    for (const [name, value] of headers) {
       w.str(wellFormed(name), 'header name');
       w.str(wellFormed(value), 'header value');
     }
-    w.varuint(o.headersOmitted, 'headers omitted');
-    w.varuint(o.bodyBytes, 'body bytes');
+    w.varuint('headersOmitted' in o ? o.headersOmitted : 0, 'headers omitted');
+    w.varuint('bodyBytes' in o ? o.bodyBytes : o.body.byteLength, 'body bytes');
     w.bytes(o.body, 'body');
   }
   w.varuint(r.console.length, 'console count');
-  for (const l of r.console) {
+  for (const l of r.console as ReadonlyArray<RecordedConsoleLine | { level: string; text: string }>) {
     w.str(wellFormed(l.level), 'console level');
-    w.varuint(l.textBytes, 'console text bytes');
+    w.varuint('textBytes' in l ? l.textBytes : Buffer.byteLength(l.text, 'utf8'), 'console text bytes');
     w.str(wellFormed(l.text), 'console text');
   }
   w.varuint(r.consoleOmitted, 'console omitted');
@@ -285,9 +376,7 @@ export function encodeOutputsBlocks(
     w.reset();
     w.skip(headroomBytes);
     const start = w.length;
-    w.u8(OUTPUTS_MAGIC, 'magic');
-    w.u8(OUTPUTS_BLOCK_VERSION, 'version');
-    const countAt = w.skip(4);
+    const countAt = beginOutputsBlock(w);
     let count = 0;
     while (i < records.length) {
       const before = w.length;
@@ -305,11 +394,26 @@ export function encodeOutputsBlocks(
       i++;
     }
     if (count === 0) break;
-    w.setU32At(countAt, count);
-    w.u32(crc32(w.view(start, w.length)), 'crc');
+    endOutputsBlock(w, start, countAt, count);
     emit(start, w.length, count);
   }
   return dropped;
+}
+
+/** Bytes before the first record of an outputs block: magic, version, count. */
+export const OUTPUTS_BLOCK_HEAD_BYTES = 1 + 1 + 4;
+
+/** Writes an outputs block's head (magic, version, a count to be set) into `w`; returns where the count goes. */
+export function beginOutputsBlock(w: ByteWriter): number {
+  w.u8(OUTPUTS_MAGIC, 'magic');
+  w.u8(OUTPUTS_BLOCK_VERSION, 'version');
+  return w.skip(4);
+}
+
+/** Sets the count of the outputs block begun at `start` (count at `countAt`) and appends its CRC. */
+export function endOutputsBlock(w: ByteWriter, start: number, countAt: number, count: number): void {
+  w.setU32At(countAt, count);
+  w.u32(crc32(w.view(start, w.length)), 'crc');
 }
 
 /** Decodes one outputs block (exactly `bytes`). Throws CodecError saying what and where. */

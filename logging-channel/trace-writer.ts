@@ -6,7 +6,16 @@ import * as path from 'node:path';
 import { ByteWriter } from './bytes.js';
 import { encodeBatchInto, MAX_BATCH_BYTES, MIN_BATCH_BYTES } from './codec.js';
 import { type Entry, isKnownKind } from './entry.js';
-import { captureTaskOutputs, type EmittedOutput, encodeOutputsBlocks, type TaskOutputsRecord } from './task-outputs.js';
+import {
+  beginOutputsBlock,
+  type EmittedOutput,
+  encodeTaskOutputs,
+  encodeTaskOutputsRecord,
+  endOutputsBlock,
+  OUTPUTS_BLOCK_HEAD_BYTES,
+  OUTPUTS_BLOCK_OVERHEAD_BYTES,
+  type TaskOutputsRecord,
+} from './task-outputs.js';
 import { DEFAULT_BLOCK_BYTES, DEFAULT_MAX_TRACE_BYTES, encodeTraceHeader, FRAME_PREFIX_BYTES, TraceFullError, type TraceHeader } from './trace-format.js';
 import { traceSegmentPath } from './trace-segments.js';
 
@@ -14,6 +23,10 @@ import { traceSegmentPath } from './trace-segments.js';
 const BATCH_OVERHEAD_MAX_BYTES = 1 + 5 + 8 + 8 + 8 + 4;
 /** Upper bound of one entry's framing inside a batch (kind, posDelta, payload length). */
 const ENTRY_OVERHEAD_MAX_BYTES = 1 + 8 + 8;
+/** The CRC at an outputs block's end. */
+const OUTPUTS_CRC_BYTES = OUTPUTS_BLOCK_OVERHEAD_BYTES - OUTPUTS_BLOCK_HEAD_BYTES;
+/** A pending-outputs writer grown past this for one flush (big bodies) is replaced after it. */
+const MAX_KEPT_OUTPUTS_WRITER_BYTES = 4 * 1024 * 1024;
 
 export interface TraceWriterOptions {
   /**
@@ -49,9 +62,17 @@ export class TraceWriter {
   private pending: Entry[] = [];
   /** Upper bound of the encoded size of `pending` (entries + their framing), in bytes. */
   private pendingBytes = 0;
-  /** Task outputs records waiting for the next flush (written after the entries). */
-  private pendingOutputs: TaskOutputsRecord[] = [];
+  /**
+   * Task outputs records waiting for the next flush (written after the entries), encoded as they
+   * come, after the frame prefix and head of the outputs block they will most likely go out as.
+   */
+  private outputsPending = new ByteWriter(16 * 1024);
+  /** Where that block's record count goes in `outputsPending`. */
+  private outputsCountAt = 0;
+  /** End offset in `outputsPending` of each record there (empty: none pending). */
+  private outputsRecordEnds: number[] = [];
   private lastOutputsSeq = 0;
+  /** Blocks of pending records that did not fit one block together, copied out one block at a time. */
   private outputsWriter = new ByteWriter(16 * 1024);
   /** Task outputs records not written: they did not fit in a block, or the trace was at maxBytes. */
   outputsDropped = 0;
@@ -66,6 +87,11 @@ export class TraceWriter {
   private blockCount = 0;
   private blocksInSegment = 0;
   private segmentIndex = 0;
+  /**
+   * The flush's last entries block, encoded with its room ensured, when task outputs follow it: the
+   * two go to the file in one write (one syscall per flush instead of two).
+   */
+  private held: Uint8Array | null = null;
   /** Set when a write failed: the file was cut back to its last whole block and is closed for writing. */
   private broken: Error | null = null;
 
@@ -172,13 +198,53 @@ export class TraceWriter {
    * after the previous record's. Record it with captureTaskOutputs (which applies the per-task cap).
    */
   appendOutputs(record: TaskOutputsRecord): void {
+    const w = this.beginOutputs(record.seq);
+    const before = w.length;
+    try {
+      encodeTaskOutputsRecord(w, record);
+    } catch (err) {
+      w.truncate(before); // no partial record
+      throw err;
+    }
+    this.endOutputs(record.seq);
+  }
+
+  /**
+   * Buffer what the task whose TaskEnd is `seq` emitted, cut to this trace's per-task cap: what
+   * appendOutputs(captureTaskOutputs(...)) does, encoded straight from the task's outputs.
+   */
+  appendTaskOutputs(seq: number, outputs: readonly EmittedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): void {
+    const w = this.beginOutputs(seq);
+    const before = w.length;
+    try {
+      encodeTaskOutputs(w, seq, outputs, consoleLines, this.outputsMaxBytesPerTask!);
+    } catch (err) {
+      w.truncate(before); // no partial record
+      throw err;
+    }
+    this.endOutputs(seq);
+  }
+
+  /** Checks `seq` and returns the writer to encode its record into (opening a block if none is pending). */
+  private beginOutputs(seq: number): ByteWriter {
     this.assertWritable();
     if (!this.keepsOutputs) throw new Error(`${this.path}: appendOutputs: this trace keeps no outputs (its header has no outputs field)`);
-    if (!Number.isSafeInteger(record.seq) || record.seq >= this.seqNext || record.seq <= this.lastOutputsSeq) {
-      throw new RangeError(`${this.path}: appendOutputs: seq ${record.seq} is not an appended TaskEnd after seq ${this.lastOutputsSeq}`);
+    if (!Number.isSafeInteger(seq) || seq >= this.seqNext || seq <= this.lastOutputsSeq) {
+      throw new RangeError(`${this.path}: appendOutputs: seq ${seq} is not an appended TaskEnd after seq ${this.lastOutputsSeq}`);
     }
-    this.lastOutputsSeq = record.seq;
-    this.pendingOutputs.push(record);
+    const w = this.outputsPending;
+    if (this.outputsRecordEnds.length === 0) {
+      w.reset();
+      w.skip(FRAME_PREFIX_BYTES);
+      this.outputsCountAt = beginOutputsBlock(w);
+    }
+    return w;
+  }
+
+  /** Keeps the record just encoded for `seq`. */
+  private endOutputs(seq: number): void {
+    this.lastOutputsSeq = seq;
+    this.outputsRecordEnds.push(this.outputsPending.length);
     // No flush from here: the records go out with the next flush of entries (once per tick with
     // traceSink), so keeping outputs adds no write and no failure mode of its own to a task.
   }
@@ -233,12 +299,12 @@ export class TraceWriter {
         count++;
       }
       const block = count === this.pending.length ? this.pending : this.pending.slice(0, count);
-      this.writeBlock(block);
+      this.writeBlock(block, count === this.pending.length && this.outputsRecordEnds.length > 0);
       this.pending = count === this.pending.length ? [] : this.pending.slice(count);
       this.pendingBytes -= bytes - BATCH_OVERHEAD_MAX_BYTES;
     }
     this.pendingBytes = 0;
-    if (this.pendingOutputs.length > 0) this.writeOutputs();
+    if (this.outputsRecordEnds.length > 0) this.writeOutputs();
   }
 
   /**
@@ -246,31 +312,96 @@ export class TraceWriter {
    * the trace past maxBytes is dropped (counted in outputsDropped), never an error.
    */
   private writeOutputs(): void {
-    const records = this.pendingOutputs;
-    this.pendingOutputs = [];
-    const w = this.outputsWriter;
+    const w = this.outputsPending;
+    const ends = this.outputsRecordEnds;
+    this.outputsRecordEnds = [];
+    const blockAt = FRAME_PREFIX_BYTES;
     try {
-      this.outputsDropped += encodeOutputsBlocks(w, records, this.maxBatchBytes, FRAME_PREFIX_BYTES, (start, end, count) => {
-        const frameAt = start - FRAME_PREFIX_BYTES;
-        w.setU32At(frameAt, end - start);
-        const frame = w.view(frameAt, end);
-        const total = this.segmentBytes === null ? this.written : this.writtenBefore + this.written;
-        if (total + frame.byteLength > this.maxBytes) {
-          this.outputsDropped += count;
-          return;
-        }
-        // Rotating: the next segment starts at the next entry's seq (the entries are all written).
-        if (this.segmentBytes !== null && this.blocksInSegment > 0 && this.written + frame.byteLength > this.segmentBytes) this.rotate(this.seqNext);
-        this.writeFrame(frame);
-        this.outputsWritten += count;
-      });
+      if (w.length - blockAt + OUTPUTS_CRC_BYTES <= this.maxBatchBytes) {
+        // The common case: the records fit one block, framed where they were encoded.
+        endOutputsBlock(w, blockAt, this.outputsCountAt, ends.length);
+        w.setU32At(0, w.length - blockAt);
+        this.writeOutputsFrame(w.view(0, w.length), ends.length);
+      } else {
+        this.writeOutputsSplit(w, ends);
+      }
     } finally {
       w.reset();
-      if (w.capacity > 4 * 1024 * 1024) this.outputsWriter = new ByteWriter(16 * 1024);
+      if (w.capacity > MAX_KEPT_OUTPUTS_WRITER_BYTES) this.outputsPending = new ByteWriter(16 * 1024);
+      // The entries block goes out whatever became of the outputs, unless a write already failed.
+      if (this.broken === null) this.writeHeld();
+      else this.held = null;
     }
   }
 
-  private writeBlock(entries: readonly Entry[]): void {
+  /** Pending records over several blocks, each as large as fits; a record that fits none alone is dropped. */
+  private writeOutputsSplit(pending: ByteWriter, ends: readonly number[]): void {
+    const b = this.outputsWriter;
+    let recordAt = FRAME_PREFIX_BYTES + OUTPUTS_BLOCK_HEAD_BYTES;
+    let i = 0;
+    try {
+      while (i < ends.length) {
+        b.reset();
+        b.skip(FRAME_PREFIX_BYTES);
+        const countAt = beginOutputsBlock(b);
+        let count = 0;
+        for (; i < ends.length; i++) {
+          const record = pending.view(recordAt, ends[i]!);
+          if (b.length - FRAME_PREFIX_BYTES + record.byteLength + OUTPUTS_CRC_BYTES > this.maxBatchBytes) {
+            if (count > 0) break;
+            this.outputsDropped++;
+          } else {
+            b.raw(record, 'outputs record');
+            count++;
+          }
+          recordAt = ends[i]!;
+        }
+        if (count === 0) break;
+        endOutputsBlock(b, FRAME_PREFIX_BYTES, countAt, count);
+        b.setU32At(0, b.length - FRAME_PREFIX_BYTES);
+        this.writeOutputsFrame(b.view(0, b.length), count);
+      }
+    } finally {
+      b.reset();
+      if (b.capacity > MAX_KEPT_OUTPUTS_WRITER_BYTES) this.outputsWriter = new ByteWriter(16 * 1024);
+    }
+  }
+
+  /**
+   * One outputs block (`frame`, with its length prefix set) after the entries: with the held entries
+   * block in one write when it can be. Dropped (counted) if it would take the trace past maxBytes.
+   */
+  private writeOutputsFrame(frame: Uint8Array, count: number): void {
+    const held = this.held;
+    const heldBytes = held === null ? 0 : held.byteLength;
+    const total = (this.segmentBytes === null ? this.written : this.writtenBefore + this.written) + heldBytes;
+    if (total + frame.byteLength > this.maxBytes) {
+      this.outputsDropped += count;
+      return;
+    }
+    const rotates = this.segmentBytes !== null && this.blocksInSegment + (held === null ? 0 : 1) > 0 && this.written + heldBytes + frame.byteLength > this.segmentBytes;
+    if (held !== null && !rotates) {
+      this.held = null;
+      this.writeFrames(held, frame);
+    } else {
+      this.writeHeld();
+      // Rotating: the next segment starts at the next entry's seq (the entries are all written).
+      if (rotates) this.rotate(this.seqNext);
+      this.writeFrame(frame);
+    }
+    this.outputsWritten += count;
+  }
+
+  /** Write the held entries block, if any, by itself. */
+  private writeHeld(): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    this.writeFrame(held);
+  }
+
+  /** `hold`: keep the encoded block in `held` for writeOutputs to write with the outputs after it. */
+  private writeBlock(entries: readonly Entry[], hold = false): void {
     const w = this.writer;
     w.reset();
     // Encode with room for the u32 frame length right before the batch, so the frame is one
@@ -280,8 +411,28 @@ export class TraceWriter {
     w.setU32At(frameAt, end - start);
     const frame = w.view(frameAt, end);
     this.ensureRoom(frame.byteLength, entries[0]!.seq);
-    this.writeFrame(frame);
+    if (hold) this.held = frame;
+    else this.writeFrame(frame);
     w.reset();
+  }
+
+  /** Two whole blocks in one positioned write; on failure the file is cut back to its last whole block. */
+  private writeFrames(first: Uint8Array, second: Uint8Array): void {
+    const fd = this.fd!;
+    try {
+      writevFully(fd, first, second, this.written);
+    } catch (err) {
+      this.broken = err instanceof Error ? err : new Error(String(err));
+      try {
+        fs.ftruncateSync(fd, this.written);
+      } catch {
+        // As in writeFrame: the reader will see a torn tail.
+      }
+      throw err;
+    }
+    this.written += first.byteLength + second.byteLength;
+    this.blockCount += 2;
+    this.blocksInSegment += 2;
   }
 
   /** One positioned write of a whole block; on failure the file is cut back to its last whole block. */
@@ -393,8 +544,19 @@ export function traceOutputsHook(trace: TraceWriter): ((seq: number, result: { o
   if (max === null) return null;
   return (seq, result) => {
     if (!trace.writable) return;
-    trace.appendOutputs(captureTaskOutputs(seq, result.outputs, result.console, max));
+    trace.appendTaskOutputs(seq, result.outputs, result.console);
   };
+}
+
+/** `first` then `second` at `position`: one writev, finished by plain writes if the kernel took less. */
+function writevFully(fd: number, first: Uint8Array, second: Uint8Array, position: number): void {
+  const done = fs.writevSync(fd, [first, second], position);
+  if (done < first.byteLength) {
+    writeFully(fd, first.subarray(done), position + done);
+    writeFully(fd, second, position + first.byteLength);
+  } else if (done < first.byteLength + second.byteLength) {
+    writeFully(fd, second.subarray(done - first.byteLength), position + done);
+  }
 }
 
 function writeFully(fd: number, bytes: Uint8Array, position: number): void {

@@ -615,6 +615,66 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     expect(small.console[0]!.textBytes).toBe(80);
   });
 
+  it('a task far under the cap is kept exactly as the measuring path keeps one that just fits', async () => {
+    const { captureTaskOutputs, encodeOutputsBlocks } = await import('../dist/logging-channel/task-outputs.js');
+    const { ByteWriter } = await import('../dist/logging-channel/bytes.js');
+    const body = new TextEncoder().encode('{"key":"k1","value":"v"}');
+    const outputs = [
+      { kind: 'response' as const, requestId: 7, status: 200, statusText: 'OK é', headers: [['content-type', 'application/json; charset=utf-8']] as [string, string][], body },
+      { kind: 'fetch' as const, fetchId: 2, method: 'PUT', url: 'http://up/\u{1F600}', headers: [['x', 'lone \ud800']] as [string, string][], body },
+      { kind: 'head' as const, requestId: 8, status: 206, statusText: '', headers: [], body: new Uint8Array(0) },
+      { kind: 'chunk' as const, requestId: 8, body },
+      { kind: 'end' as const, requestId: 8, error: 'Error: ☃', body: new Uint8Array(0) },
+    ];
+    const lines = [
+      { level: 'log', text: 'plain' },
+      { level: 'warn', text: 'ünïcode \ud83d' },
+    ];
+    const bytesOf = (cap: number) => {
+      const w = new ByteWriter(64);
+      const out: Uint8Array[] = [];
+      encodeOutputsBlocks(w, [captureTaskOutputs(5, outputs, lines, cap)], 1 << 20, 0, (start, end) => out.push(w.view(start, end).slice()));
+      return out[0]!;
+    };
+    // Every byte the measuring path counts: status texts, header names and values, method, url, error, bodies, console texts.
+    const utf8 = (t: string) => Buffer.byteLength(t, 'utf8');
+    const exact =
+      utf8('OK é') +
+      utf8('content-type') +
+      utf8('application/json; charset=utf-8') +
+      utf8('PUT') +
+      utf8('http://up/\u{1F600}') +
+      utf8('x') +
+      utf8('lone \ud800') +
+      utf8('Error: ☃') +
+      3 * body.byteLength +
+      utf8('plain') +
+      utf8('ünïcode \ud83d');
+    const justFits = captureTaskOutputs(5, outputs, lines, exact + 1);
+    const farUnder = captureTaskOutputs(5, outputs, lines, 1 << 20);
+    expect(justFits.truncated).toBe(false);
+    expect(farUnder).toEqual(justFits);
+    expect(bytesOf(1 << 20)).toEqual(bytesOf(exact + 1));
+    // The count is the measuring path's own: at exactly that cap all is kept, one byte less cuts the last line.
+    expect(captureTaskOutputs(5, outputs, lines, exact).truncated).toBe(false);
+    expect(captureTaskOutputs(5, outputs, lines, exact - 1).truncated).toBe(true);
+  });
+
+  it('ByteWriter.str writes short ASCII byte by byte with the same bytes as the UTF-8 path', async () => {
+    const { ByteReader, ByteWriter, CodecError } = await import('../dist/logging-channel/bytes.js');
+    const texts = ['', 'GET', 'content-type', 'x'.repeat(127), 'x'.repeat(128), 'é', `${'a'.repeat(60)}é`, '\u{1F600}', '\u007f\u0000'];
+    for (const text of texts) {
+      const w = new ByteWriter(1);
+      w.str(text);
+      const expected = Buffer.concat([Buffer.from(varuint(Buffer.byteLength(text, 'utf8'))), Buffer.from(text, 'utf8')]);
+      expect(Buffer.from(w.view(0, w.length))).toEqual(expected);
+      expect(new ByteReader(w.view(0, w.length), 0, w.length, 'test').str()).toBe(text);
+    }
+    // A lone surrogate after ASCII still has no exact UTF-8 form, short or not.
+    expect(() => new ByteWriter(1).str('ab\ud800')).toThrow(CodecError);
+    expect(() => new ByteWriter(1).str(42 as unknown as string)).toThrow(CodecError);
+  });
+
   it("a streamed response's head, chunk and end outputs round-trip through an outputs block", async () => {
     const { captureTaskOutputs, decodeOutputsBlock, encodeOutputsBlocks } = await import('../dist/logging-channel/task-outputs.js');
     const { ByteWriter } = await import('../dist/logging-channel/bytes.js');
@@ -645,6 +705,104 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     ]);
   });
 
+  it('a flush writes its entries and outputs in one write, yet the entries go out when the outputs do not fit', async () => {
+    const { captureTaskOutputs, recordTaskHash } = await import('../dist/logging-channel/task-outputs.js');
+    const { openTraceSegments } = await import('../dist/logging-channel/trace-segments.js');
+    const entries = makeEntries(4); // Boot, Request, Clock, TaskEnd (seq 4)
+    const record = () => captureTaskOutputs(4, [{ kind: 'response', requestId: 2, status: 200, statusText: 'OK', headers: [], body: new Uint8Array(40) }], [], 64);
+    entries[3]!.payload = encodeTaskEnd({ outputCount: 1, hash: recordTaskHash(record())! });
+    // The size of the file with the entries block alone.
+    const alone = tmp('alone');
+    const a = await TraceWriter.open(alone, v2);
+    a.append(entries);
+    a.close();
+    const entriesOnlyBytes = fs.statSync(alone).size;
+
+    // Room for the entries block and not for the outputs block after it: the outputs are dropped, the entries kept.
+    const full = tmp('full');
+    const b = await TraceWriter.open(full, v2, { maxBytes: entriesOnlyBytes });
+    b.append(entries);
+    b.appendOutputs(record());
+    b.flush();
+    expect(b.outputsDropped).toBe(1);
+    expect(b.blocksWritten).toBe(1);
+    b.close();
+    expect(fs.statSync(full).size).toBe(entriesOnlyBytes);
+    expect(plain((await readTrace(full)).entries)).toEqual(plain(entries));
+
+    // With room for both: one write, two blocks, both read back.
+    const both = tmp('both');
+    const c = await TraceWriter.open(both, v2);
+    c.append(entries);
+    c.appendOutputs(record());
+    c.flush();
+    expect(c.blocksWritten).toBe(2);
+    c.close();
+    const read = await readTrace(both);
+    expect(plain(read.entries)).toEqual(plain(entries));
+    expect(read.outputs.map((r) => r.seq)).toEqual([4]);
+
+    // Segments: the outputs block would take the first segment past its bound, so it starts the next one.
+    const seg = tmp('seg');
+    const d = await TraceWriter.open(seg, v2, { segmentBytes: entriesOnlyBytes + 10 });
+    d.append(entries);
+    d.appendOutputs(record());
+    d.flush();
+    d.close();
+    expect(d.segments).toBe(2);
+    const kept: number[] = [];
+    const segmented: Entry[] = [];
+    const reader = await openTraceSegments(seg, { onOutputs: (block) => kept.push(...block.records.map((r) => r.seq)) });
+    for await (const block of reader) segmented.push(...block.entries);
+    await reader.close();
+    expect(plain(segmented)).toEqual(plain(entries));
+    expect(kept).toEqual([4]);
+  });
+
+  it('appendTaskOutputs writes the same file as appendOutputs(captureTaskOutputs(...)), split over blocks or in one', async () => {
+    const { captureTaskOutputs } = await import('../dist/logging-channel/task-outputs.js');
+    const wide: TraceHeader = { ...v2, outputs: { maxBytesPerTask: 4096 } };
+    const emittedFor = (seq: number) => {
+      // Every 5th task is past the per-task cap (cut to 4 KiB); those and every 7th are too large for a 1 KiB block alone (dropped).
+      const size = seq % 7 === 0 ? 2000 : seq % 5 === 0 ? 5000 : 30 + (seq % 11);
+      const outputs = [
+        {
+          kind: 'response' as const,
+          requestId: seq,
+          status: 200,
+          statusText: seq % 2 ? 'OK' : 'Ökay',
+          headers: [['content-type', 'text/plain']] as [string, string][],
+          body: new Uint8Array(size).fill(seq),
+        },
+        { kind: 'chunk' as const, requestId: seq, body: new Uint8Array(3) },
+      ];
+      const lines = seq % 3 ? [{ level: 'log', text: `line ${seq} é` }] : [];
+      return { outputs, lines };
+    };
+    const write = async (file: string, maxBatchBytes: number, direct: boolean) => {
+      const entries = makeEntries(120);
+      const w = await TraceWriter.open(file, wide, { maxBatchBytes, blockBytes: 600 });
+      for (const e of entries) {
+        w.append([e]);
+        if (e.kind !== Kind.TaskEnd) continue;
+        const { outputs, lines } = emittedFor(e.seq);
+        if (direct) w.appendTaskOutputs(e.seq, outputs, lines);
+        else w.appendOutputs(captureTaskOutputs(e.seq, outputs, lines, 4096));
+      }
+      w.close();
+      return { bytes: fs.readFileSync(file), dropped: w.outputsDropped, written: w.outputsWritten };
+    };
+    for (const maxBatchBytes of [1024, 1 << 20]) {
+      const viaRecords = await write(tmp('records'), maxBatchBytes, false);
+      const direct = await write(tmp('direct'), maxBatchBytes, true);
+      // Same bytes but for the header's createdAt, which is the same object here: the whole file.
+      expect(direct.bytes.equals(viaRecords.bytes), `maxBatchBytes ${maxBatchBytes}`).toBe(true);
+      expect([direct.dropped, direct.written]).toEqual([viaRecords.dropped, viaRecords.written]);
+      // TaskEnds at seq 4, 7, ..., 118: 6 multiples of 7 and 7 other multiples of 5.
+      expect(direct.dropped).toBe(maxBatchBytes === 1024 ? 13 : 0);
+    }
+  });
+
   it('appendOutputs refuses a trace without outputs and a record for a seq not yet appended', async () => {
     const w1 = await TraceWriter.open(tmp(), header);
     expect(() => w1.appendOutputs({ seq: 1, truncated: false, outputs: [], console: [], consoleOmitted: 0 })).toThrow(/keeps no outputs/);
@@ -655,3 +813,14 @@ describe('outputs blocks (format 2): what tasks emitted, trace-only', () => {
     w2.close();
   });
 });
+
+/** Unsigned LEB128, written out independently of the codec under test. */
+function varuint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
