@@ -382,7 +382,7 @@ export class TraceWriter {
     const rotates = this.segmentBytes !== null && this.blocksInSegment + (held === null ? 0 : 1) > 0 && this.written + heldBytes + frame.byteLength > this.segmentBytes;
     if (held !== null && !rotates) {
       this.held = null;
-      this.writeFrames(held, frame);
+      this.writeFrame(held, frame);
     } else {
       this.writeHeld();
       // Rotating: the next segment starts at the next entry's seq (the entries are all written).
@@ -416,44 +416,29 @@ export class TraceWriter {
     w.reset();
   }
 
-  /** Two whole blocks in one positioned write; on failure the file is cut back to its last whole block. */
-  private writeFrames(first: Uint8Array, second: Uint8Array): void {
+  /**
+   * One or two whole blocks in one positioned write (writev for two). On failure the file is cut back
+   * to its last whole block and further writes are refused: we cannot tell what the disk holds if even
+   * that fails, and if the cut fails too the reader sees a torn tail, which is what torn tails are for.
+   */
+  private writeFrame(first: Uint8Array, second?: Uint8Array): void {
     const fd = this.fd!;
     try {
-      writevFully(fd, first, second, this.written);
+      if (second) writevFully(fd, first, second, this.written);
+      else writeFully(fd, first, this.written);
     } catch (err) {
       this.broken = err instanceof Error ? err : new Error(String(err));
       try {
         fs.ftruncateSync(fd, this.written);
       } catch {
-        // As in writeFrame: the reader will see a torn tail.
+        // a torn tail (above)
       }
       throw err;
     }
-    this.written += first.byteLength + second.byteLength;
-    this.blockCount += 2;
-    this.blocksInSegment += 2;
-  }
-
-  /** One positioned write of a whole block; on failure the file is cut back to its last whole block. */
-  private writeFrame(frame: Uint8Array): void {
-    const fd = this.fd!;
-    try {
-      writeFully(fd, frame, this.written);
-    } catch (err) {
-      // Cut the torn block off so the file stays whole blocks, then refuse further writes: we
-      // cannot tell what the disk holds if even that fails.
-      this.broken = err instanceof Error ? err : new Error(String(err));
-      try {
-        fs.ftruncateSync(fd, this.written);
-      } catch {
-        // The reader will see a torn tail instead; that is what torn tails are for.
-      }
-      throw err;
-    }
-    this.written += frame.byteLength;
-    this.blockCount++;
-    this.blocksInSegment++;
+    const blocks = second ? 2 : 1;
+    this.written += first.byteLength + (second?.byteLength ?? 0);
+    this.blockCount += blocks;
+    this.blocksInSegment += blocks;
   }
 
   /**

@@ -31,7 +31,7 @@ import { createFrontDoor, type EdgeOptions } from './front-door.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { engineIdentity, type HaltEvent, type PairSettings, roleConfig, Stepper, TRACE_FORMAT_VERSION, tickMs } from './pair.js';
 import { rejoinTarget } from './replication-record.js';
-import { EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
+import { claimResultInput, EXIT_DIVERGED, EXIT_LOST_EPOCH, EXIT_REFUSED, type RoleAction, type RoleInput, RoleMachine } from './role.js';
 import { type ReplicationListen, Serving } from './serving.js';
 
 export interface BackupOptions {
@@ -470,17 +470,9 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
             `drained in ${drainMs} ms${estimate ? ` (${estimate.tasks} tasks, estimated ${estimate.estimateMs} ms)` : ''}; claiming epoch ${epoch}`,
           );
         }
-        void this.arbiter.claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs, action.mayVoid === true).then((r) =>
-          this.step({
-            type: 'claim-result',
-            nowMs: this.env.clock.monoMs(),
-            epoch,
-            result: r.result,
-            detail: r.detail,
-            ...(r.unactivated ? { unactivated: true } : {}),
-            ...(r.voided ? { voided: true } : {}),
-          }),
-        );
+        void this.arbiter
+          .claim(epoch, this.serving ? 'primary' : 'backup', this.options.pair.leaseMs, action.mayVoid === true)
+          .then((r) => this.step(claimResultInput(epoch, this.env.clock.monoMs(), r)));
         break;
       }
       case 'go-live':

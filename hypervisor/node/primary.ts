@@ -31,7 +31,7 @@ import { awaitPreviousLeases } from './lease-wait.js';
 import type { LiveLoopOptions } from './live-loop.js';
 import { type HaltEvent, type PairSettings, roleConfig, Stepper, tickMs } from './pair.js';
 import { rejoinTarget } from './replication-record.js';
-import { type RoleAction, RoleMachine } from './role.js';
+import { claimResultInput, type RoleAction, RoleMachine } from './role.js';
 import { Serving } from './serving.js';
 
 export type { CheckpointSettings, CheckpointStats } from './checkpoint.js';
@@ -391,17 +391,7 @@ export class PrimaryNode extends EventEmitter<{ halt: [HaltEvent] }> {
     switch (action.type) {
       case 'claim': {
         const epoch = action.epoch;
-        void this.arbiter.claim(epoch, 'primary', this.options.pair.leaseMs, action.mayVoid === true).then((r) =>
-          this.step({
-            type: 'claim-result',
-            nowMs: this.env.clock.monoMs(),
-            epoch,
-            result: r.result,
-            detail: r.detail,
-            ...(r.unactivated ? { unactivated: true } : {}),
-            ...(r.voided ? { voided: true } : {}),
-          }),
-        );
+        void this.arbiter.claim(epoch, 'primary', this.options.pair.leaseMs, action.mayVoid === true).then((r) => this.step(claimResultInput(epoch, this.env.clock.monoMs(), r)));
         break;
       }
       case 'check-epoch':

@@ -896,3 +896,12 @@ export class RoleMachine {
     out.push({ type: 'log', level: 'error', msg: `halting: ${reason}` }, { type: 'halt', reason, exitCode });
   }
 }
+
+/** The role machine's input for an arbiter's answer to a claim of `epoch` (the nodes' one mapping of it). */
+export function claimResultInput(
+  epoch: number,
+  nowMs: number,
+  r: { result: 'won' | 'lost' | 'unreachable'; detail: string; unactivated?: boolean; voided?: boolean },
+): Extract<RoleInput, { type: 'claim-result' }> {
+  return { type: 'claim-result', nowMs, epoch, result: r.result, detail: r.detail, ...(r.unactivated ? { unactivated: true } : {}), ...(r.voided ? { voided: true } : {}) };
+}
