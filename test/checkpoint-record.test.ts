@@ -3,13 +3,13 @@
 // newest durable checkpoint, and a restore refuses an older directory, naming the one to use.
 import { cpSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { Arbiter } from '../dist/hypervisor/node/arbiter.js';
 import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
 import { type CheckpointRecord, newestNamedSeq, olderThanRecorded, readDirRecord, recordFor, writeDirRecord } from '../dist/hypervisor/node/checkpoint-record.js';
 import { rejoinTarget, replicationRecordFor, WINNER_LOOKUP_MS } from '../dist/hypervisor/node/replication-record.js';
 import { EXIT_LOST_EPOCH } from '../dist/hypervisor/node/role.js';
-import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
+import { useEtcd } from './etcd-cluster.js';
 import { type FtjsProcess, ftjs, spawnFtjs, TEST_SECRET, tempDir, waitFor } from './helpers.js';
 
 describe('the record', () => {
@@ -35,13 +35,7 @@ describe('the record', () => {
   });
 });
 
-let etcd: EtcdCluster;
-beforeAll(async () => {
-  etcd = await startEtcd(1);
-}, 60_000);
-afterAll(async () => {
-  await etcd?.stop();
-});
+const etcd = useEtcd();
 
 const KV = 'guest-apps/kv.js';
 

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { waitFor } from './helpers.js';
 
 async function freePort(): Promise<number> {
@@ -117,4 +118,33 @@ export async function startEtcd(size = 1): Promise<EtcdCluster> {
     },
   };
   return cluster;
+}
+
+/**
+ * One etcd for the file that calls this at its top level: started in beforeAll, stopped (and a member
+ * a test left SIGSTOPped resumed first) in afterAll. The cluster is usable inside tests and hooks only.
+ */
+export function useEtcd(size = 1): EtcdCluster {
+  let cluster: EtcdCluster | null = null;
+  const started = (): EtcdCluster => {
+    if (cluster === null) throw new Error('useEtcd: the etcd cluster starts in beforeAll; use it inside a test or hook');
+    return cluster;
+  };
+  beforeAll(async () => {
+    cluster = await startEtcd(size);
+  }, 60_000);
+  afterAll(async () => {
+    if (cluster === null) return;
+    for (const m of cluster.members) if (!m.exited) m.process.kill('SIGCONT');
+    await cluster.stop();
+  });
+  return {
+    get members() {
+      return started().members;
+    },
+    arbiterUrl: (prefix) => started().arbiterUrl(prefix),
+    kill: (member) => started().kill(member),
+    leader: () => started().leader(),
+    stop: () => started().stop(),
+  };
 }

@@ -2,21 +2,14 @@
 // its connection cut) releases nothing once its lease is gone; another node claims only once that
 // lease expired, and the old one halts when it hears of the newer epoch; a newer epoch claimed while it
 // is connected fences it at once (etcd's watch). Real etcd, real processes.
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { Relay } from '../dist/cli/relay.js';
 import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
 import { replicationRecordFor } from '../dist/hypervisor/node/replication-record.js';
-import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
+import { useEtcd } from './etcd-cluster.js';
 import { type FtjsProcess, spawnFtjs, TEST_SECRET, waitFor } from './helpers.js';
 
-let etcd: EtcdCluster;
-beforeAll(async () => {
-  etcd = await startEtcd(1);
-}, 60_000);
-afterAll(async () => {
-  etcd?.members[0]?.process.kill('SIGCONT');
-  await etcd?.stop();
-});
+const etcd = useEtcd();
 
 const LEASE_MS = 1000;
 /** A response read by the client may trail its release by a scheduling delay on a loaded machine. */

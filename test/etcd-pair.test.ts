@@ -1,17 +1,11 @@
 // A pair whose epoch claims go to a real etcd (issue 18): `--arbiter etcd://...` instead of a shared
 // directory, on primary and backup, and on `ftjs drill`.
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { EtcdArbiter } from '../dist/hypervisor/node/arbiter-etcd.js';
-import { type EtcdCluster, startEtcd } from './etcd-cluster.js';
+import { useEtcd } from './etcd-cluster.js';
 import { type FtjsProcess, ftjs, spawnFtjs, status, TEST_SECRET, waitFor } from './helpers.js';
 
-let etcd: EtcdCluster;
-beforeAll(async () => {
-  etcd = await startEtcd(1);
-}, 60_000);
-afterAll(async () => {
-  await etcd?.stop();
-});
+const etcd = useEtcd();
 
 const timing = ['--heartbeat-ms', '100', '--heartbeat-timeout-ms', '1000'];
 

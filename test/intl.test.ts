@@ -5,7 +5,7 @@
 // for bit under another time zone and locale.
 
 import path from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
 import { guestHash, sha256Hex } from '../dist/hypervisor/vm/sources.js';
 import { Vm } from '../dist/hypervisor/vm/vm.js';
@@ -96,11 +96,17 @@ const KNOWN_DIFFERENCES: KnownDifference[] = [
 
 describe('Intl in the guest against Node 20', () => {
   let vm: Vm;
+  const hostTz = process.env.TZ;
   beforeAll(async () => {
     // Node's reference for default-time-zone cases: the guest's time zone is UTC whatever the host's.
     process.env.TZ = 'UTC';
     vm = await bootVm();
   }, 60_000);
+  // The worker runs other files after this one (isolate: false): they get the host's zone back.
+  afterAll(() => {
+    if (hostTz === undefined) delete process.env.TZ;
+    else process.env.TZ = hostTz;
+  });
 
   test('nothing is loaded at boot: Intl exists, its members are accessors until first use', () => {
     const state = JSON.parse(

@@ -13,8 +13,12 @@ afterEach(async () => {
   pair = null;
 });
 
+// Lock-step on bank only: kv's is in every other kv pair here (4 concurrent writers in 'traces across a
+// failover', whose backup trace replays bit for bit), in channel-tamper and loader (waitInSync), and in
+// the simulator, which runs kv and bank on the production nodes and compares both VMs byte for byte at
+// the end of every seed (test/sim.test.ts).
 describe('lock-step', () => {
-  test.each(Object.entries(MIXED_APPS))("after a workload on %s, once quiet, the backup has the primary's seq and state hash", async (service, app) => {
+  test.each([['bank', MIXED_APPS.bank]] as const)("after a workload on %s, once quiet, the backup has the primary's seq and state hash", async (service, app) => {
     pair = await startPair(app);
     const steps = mixedWorkload(120, 7).filter((s) => s.service === service);
     expect(steps.length).toBeGreaterThan(20);
