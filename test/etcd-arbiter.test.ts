@@ -126,30 +126,35 @@ describe('etcd arbiter, three members', () => {
     const nodes = ['node-a', 'node-b', 'node-c'].map((id) => new EtcdArbiter(url, id, { timeoutMs: 1000 }));
     const winners = new Map<number, string[]>();
     let cut: Awaited<ReturnType<typeof etcd.leader>> | null = null;
+    const race = async (epoch: number) => {
+      const results = await Promise.all(nodes.map((n) => n.claim(epoch, 'backup')));
+      for (const r of results) expect(['won', 'lost', 'unreachable']).toContain(r.result);
+      const won = nodes.filter((_, i) => results[i]!.result === 'won').map((n) => n.nodeId);
+      winners.set(epoch, won);
+      return won.length === 1;
+    };
     try {
-      for (let epoch = 1; epoch <= 32; epoch++) {
-        if (epoch === 5) {
-          cut = await etcd.leader();
-          cut.process.kill('SIGSTOP');
-        }
-        if (epoch === 17) {
-          cut!.process.kill('SIGCONT');
-          const back = cut!;
-          cut = null;
-          // It rejoins as a follower of the leader elected while it was away.
-          await waitFor(async () => (await etcd.leader()).name !== back.name, 'the cluster to be led by another member');
-        }
-        const results = await Promise.all(nodes.map((n) => n.claim(epoch, 'backup')));
-        winners.set(
-          epoch,
-          nodes.filter((_, i) => results[i]!.result === 'won').map((n) => n.nodeId),
-        );
-        for (const r of results) expect(['won', 'lost', 'unreachable']).toContain(r.result);
+      let epoch = 1;
+      for (; epoch <= 4; epoch++) await race(epoch);
+      cut = await etcd.leader();
+      cut.process.kill('SIGSTOP');
+      // Races go on until claims are won again under a leader elected meanwhile (a loaded host takes
+      // its time to elect; the count of races it took is no property of the arbiter).
+      const cutFrom = epoch;
+      let wonWhileCut = 0;
+      for (; wonWhileCut < 3; epoch++) {
+        expect(epoch - cutFrom, 'races while the leader is cut off before 3 are won').toBeLessThan(40);
+        if (await race(epoch)) wonWhileCut++;
       }
-      for (const [epoch, won] of winners) expect(won.length, `epoch ${epoch}: ${won.join(', ')}`).toBeLessThanOrEqual(1);
-      // Won again both while the old leader was cut off (a new one elected) and after it came back.
-      expect([...winners].filter(([epoch, won]) => epoch >= 10 && epoch < 17 && won.length === 1).length).toBeGreaterThanOrEqual(3);
-      const late = [...winners].filter(([epoch, won]) => epoch >= 17 && won.length === 1);
+      cut.process.kill('SIGCONT');
+      const back = cut;
+      cut = null;
+      // It rejoins as a follower of the leader elected while it was away.
+      await waitFor(async () => (await etcd.leader()).name !== back.name, 'the cluster to be led by another member');
+      const backFrom = epoch;
+      for (; epoch < backFrom + 16; epoch++) await race(epoch);
+      for (const [e, won] of winners) expect(won.length, `epoch ${e}: ${won.join(', ')}`).toBeLessThanOrEqual(1);
+      const late = [...winners].filter(([e, won]) => e >= backFrom && won.length === 1);
       expect(late.length).toBeGreaterThan(10);
       for (const [epoch, won] of late) expect((await nodes[0]!.owner(epoch))?.nodeId).toBe(won[0]);
     } finally {
