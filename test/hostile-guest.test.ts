@@ -298,6 +298,8 @@ test('JSON.stringify and JSON.parse keep the native results (errors too), and hu
         Object.getPrototypeOf(parsedBig) === Object.prototype && parsedBig.__proto__.polluted === true,
         parsedBig.dup,
         JSON.parse(pad + '[1, 2, {"k": 3, "drop": 4}]' + pad, (k, v) => (typeof v === 'number' ? v + 1 : k === 'drop' ? undefined : v)),
+        // A guest's Object.prototype.get is no part of the parser's property definitions.
+        attempt(() => { Object.prototype.get = () => 1; try { return JSON.parse(pad + '{"a": [1, {"b": 2}]}' + pad); } finally { delete Object.prototype.get; } }),
         attempt(() => JSON.parse(pad + '1 x')),
         attempt(() => JSON.parse(pad + '[1, 2')),
         attempt(() => JSON.parse(pad + '"\\\\u12"')),

@@ -20,6 +20,7 @@ import {
   JSONStringify,
   ObjectDefineProperty,
   ObjectKeys,
+  RegExpExec,
   SetAdd,
   SetCtor,
   SetHas,
@@ -133,9 +134,22 @@ function syntaxError(text, at, what) {
   return new SyntaxErrorCtor(`JSON.parse: ${what} at position ${at} (of ${text.length})`);
 }
 
+/**
+ * One descriptor for every property the parser defines: no allocation per value, and no prototype, so
+ * a `get` or `set` a guest put on Object.prototype is not read as part of it (which made every
+ * definition a TypeError).
+ */
+const DATA = { __proto__: null, value: undefined, writable: true, enumerable: true, configurable: true };
+
 function defineData(obj, key, value) {
-  ObjectDefineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  DATA.value = value;
+  ObjectDefineProperty(obj, key, DATA);
+  DATA.value = undefined;
 }
+
+/** Whitespace code units skipped by one native call (tens of µs): a budget poll comes between strides. */
+const WS_STRIDE = 1 << 16;
+const WS_RUN = new RegExp(`[ \\t\\n\\r]{1,${WS_STRIDE}}`, 'y');
 
 /** A recursive-descent parser over one long text; every string and number token goes to the native parser. */
 class Parser {
@@ -147,7 +161,18 @@ class Parser {
   ws() {
     const text = this.text;
     let c = StringCharCodeAt(text, this.at);
-    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = StringCharCodeAt(text, ++this.at);
+    // Short runs (indentation) one code unit at a time; a long one in native strides of at most
+    // WS_STRIDE code units, so a text padded with megabytes of whitespace costs little and every
+    // stride still ends at a poll of the budget.
+    for (let n = 0; c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; n++) {
+      if (n < 16) c = StringCharCodeAt(text, ++this.at);
+      else {
+        WS_RUN.lastIndex = this.at;
+        RegExpExec(WS_RUN, text);
+        this.at = WS_RUN.lastIndex;
+        c = StringCharCodeAt(text, this.at);
+      }
+    }
     return c;
   }
 
