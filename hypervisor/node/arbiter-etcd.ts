@@ -130,7 +130,10 @@ export class EtcdArbiter {
       ? `epoch ${epoch} is held by ${owner.nodeId} (${owner.role}, pid ${owner.pid}, since ${owner.claimedAt})`
       : `epoch ${newest ?? '?'} already exists at or beyond epoch ${epoch}`;
     // The newest epoch, never activated: void it (arbiter.ts, Activation).
-    if (newest !== epoch || !voidable(owner)) return { result: 'lost', detail };
+    if (!voidable(owner)) return { result: 'lost', detail };
+    // Not knowing whether N is the newest is not knowing whether it may be voided: ask again, never halt on it.
+    if (newest === null) return { result: 'unreachable', detail: `etcd ${this.url}: cannot read the newest epoch (${detail})` };
+    if (newest !== epoch) return { result: 'lost', detail };
     const seal = mayVoid ? await this.seal(epoch, 'void') : await this.readSeal(epoch);
     if (seal === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
     if (seal === null) return { result: 'unreachable', detail: `etcd ${this.url}: cannot write or read the seal of epoch ${epoch} (${detail})` };

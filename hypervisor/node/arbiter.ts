@@ -139,7 +139,10 @@ export class Arbiter {
 
   /** Lost the claim of `epoch`: if it is the newest and was never activated, say so, or void it (see Activation). */
   private async lostTo(epoch: number, mayVoid: boolean, detail: string): Promise<ClaimResult> {
-    if ((await this.newestEpoch()) !== epoch) return { result: 'lost', detail };
+    const newest = await this.newestEpoch();
+    // Not knowing whether N is the newest is not knowing whether it may be voided: ask again, never halt on it.
+    if (newest === null) return { result: 'unreachable', detail: `${this.dir}: cannot list epochs (${detail})` };
+    if (newest !== epoch) return { result: 'lost', detail };
     const seal = mayVoid ? await this.seal(epoch, 'void') : await this.readSeal(epoch);
     if (seal === undefined) return { result: 'lost', unactivated: true, detail: `${detail}, not activated yet` };
     if (seal === null) return { result: 'unreachable', detail: `${this.dir}: cannot write or read ${sealFileName(epoch)} (${detail})` };

@@ -89,7 +89,8 @@ export class SharedDirectory {
   /** As the directory's lostTo: the newest epoch, never activated, is voided. */
   private async lostTo(owner: Owner, epoch: number, mayVoid: boolean, detail: string): Promise<ClaimResult> {
     const newest = await this.op(owner, () => this.newest, SEAL_LATENCY_MS);
-    if (!newest.ok || newest.value !== epoch) return { result: 'lost', detail };
+    if (!newest.ok) return { result: 'unreachable', detail: `shared dir: cannot list epochs (${detail})` };
+    if (newest.value !== epoch) return { result: 'lost', detail };
     if (!mayVoid) {
       const read = await this.op(owner, () => this.seals.get(epoch), SEAL_LATENCY_MS);
       if (!read.ok) return { result: 'unreachable', detail: `shared dir: cannot read the seal of epoch ${epoch} (${detail})` };
