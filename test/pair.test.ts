@@ -261,7 +261,7 @@ describe('ftjs up', () => {
       await waitFor(async () => ((await status(backupUrl!)).receivedSeq as number) >= seq, 'the backup to hold the request');
       process.kill(pids[0]!, 'SIGKILL');
       const retried = await keyed.response;
-      expect(retried.status).toBe(200);
+      expect(retried.status, `${retried.status}: ${await retried.clone().text()}`).toBe(200);
       expect(retried.headers.get('ftjs-node')).toBe('backup');
       expect(retried.headers.get('ftjs-epoch')).toBe('2');
       expect(retried.headers.get('idempotent-replayed')).toBe('true');
