@@ -14,7 +14,17 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { argNumber, type LogLine, median, projectPath, spawnFtjs } from './util.js';
+import { argNumber, exitOnHelp, type LogLine, median, projectPath, spawnFtjs } from './util.js';
+
+exitOnHelp(`
+usage: node dist/bench/failover-after-join.js [--entries 50000] [--rounds 5] [--kill-window-ms 3000] [--heartbeat-timeout-ms 300] [--hogs 0]
+
+A fresh backup joins a primary by replaying a log of --entries entries under write load; once the
+primary reports it protected, the primary is SIGKILLed at a random moment in the next
+--kill-window-ms, and go-live (kill to the backup's /_ft/health 200) is timed against the bound
+(heartbeat timeout + 1 s). --hogs N runs N busy loops through the join and the failover. One JSON
+line per round, then a summary line.
+`);
 
 const entries = argNumber('--entries', 50_000);
 const rounds = argNumber('--rounds', 5);

@@ -6,6 +6,13 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** `--help` or `-h`: prints `usage` and exits 0, before the bench starts any work. */
+export function exitOnHelp(usage: string): void {
+  if (!process.argv.includes('--help') && !process.argv.includes('-h')) return;
+  process.stdout.write(`${usage.trim()}\n`);
+  process.exit(0);
+}
+
 export function argNumber(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
