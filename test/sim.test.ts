@@ -43,6 +43,16 @@ describe('simulation', () => {
     expect(caught).toMatch(/two nodes live in epoch|two speakers in epoch|acknowledged effect lost/);
   }, 120_000);
 
+  /** A named regression seed (full profile, as `npm run sim -- --seed S`): clean on every count, and its log shows `pattern`. */
+  const cleanSeed = async (seed: number, pattern: RegExp) => {
+    const sim = new Sim({ seed });
+    const result = await sim.run();
+    expect(result.violations).toEqual([]);
+    expect(result.accuracy).toEqual([]);
+    expect(result.unavailable).toBeNull();
+    expect(sim.world.recent.join('\n')).toMatch(pattern);
+  };
+
   // Named regressions (full profile, as `npm run sim -- --seed S`): a primary suspected its stalled
   // backup and, while its fencing claim waited on a slow or cut-off shared directory, refused the backup
   // that came back; the backup heard nothing, took over, and the old primary was the node it cost
@@ -55,17 +65,7 @@ describe('simulation', () => {
     [629, /A: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(B \(epoch 2\)\)/],
     // The winner A rejoined crashed before A was welcomed; a newer epoch sends A on to its holder.
     [74, /A: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(C \(epoch 3\)\)/],
-  ])(
-    'regression seed %i: a false suspicion costs a delay, never a node',
-    async (seed, pattern) => {
-      const sim = new Sim({ seed });
-      const result = await sim.run();
-      expect(result.violations).toEqual([]);
-      expect(result.accuracy).toEqual([]);
-      expect(sim.world.recent.join('\n')).toMatch(pattern);
-    },
-    60_000,
-  );
+  ])('regression seed %i: a false suspicion costs a delay, never a node', cleanSeed, 60_000);
 
   // Named regressions for liveness (issue 17's sweep). 1356 and 4566: the backup's claim of epoch 2 timed
   // out on a slow directory, landed after it gave up, and the backup crashed; epoch 2 had a holder that
@@ -79,17 +79,7 @@ describe('simulation', () => {
     // 5919: A crashed with its claim of epoch 2 in flight (it landed, never activated); B's second look
     // found the directory unreachable and took that for a plain loss. Not knowing is asking again.
     [5919, /B: claim of epoch 2: unreachable[\s\S]*B sealed epoch 2: void[\s\S]*B: LIVE in epoch 3/],
-  ])(
-    'regression seed %i: the survivors go live and protected',
-    async (seed, pattern) => {
-      const sim = new Sim({ seed });
-      const result = await sim.run();
-      expect(result.violations).toEqual([]);
-      expect(result.unavailable).toBeNull();
-      expect(sim.world.recent.join('\n')).toMatch(pattern);
-    },
-    60_000,
-  );
+  ])('regression seed %i: the survivors go live and protected', cleanSeed, 60_000);
 
   // Named regressions of the 10,000-seed sweep's accuracy failures: a backup partitioned from its
   // primary, then stalled, went live. 6128: the primary dropped it in the partition (close lost); after
@@ -106,17 +96,7 @@ describe('simulation', () => {
     [5665, /A sealed epoch 2: void[\s\S]*B: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(A \(epoch 3\)\)/],
     [7102, /B: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(C \(epoch 3\)\)/],
     [7109, /B: CRASH\n(?:.*\n)*?[\d.]+ C: claim of epoch 3: won/],
-  ])(
-    'regression seed %i: a takeover after a partition and an own stall is judged on the silence the taker watched',
-    async (seed, pattern) => {
-      const sim = new Sim({ seed });
-      const result = await sim.run();
-      expect(result.violations).toEqual([]);
-      expect(result.accuracy).toEqual([]);
-      expect(sim.world.recent.join('\n')).toMatch(pattern);
-    },
-    60_000,
-  );
+  ])('regression seed %i: a takeover after a partition and an own stall is judged on the silence the taker watched', cleanSeed, 60_000);
 
   it('regression seed 5590: every node holding the newest served epoch crashed; the end is said unavailable, not judged live', async () => {
     // A paused; B took over (epoch 2), C joined it; B and C crashed; A, fenced, can never know what B released.
