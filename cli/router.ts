@@ -29,6 +29,7 @@ export class Router {
   private live: { name: string; url: string } | null = null;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private foundLive = false;
   /** Requests still being answered; stop() lets them finish (a 502 says more than a reset). */
   private readonly inFlight = new Set<http.ServerResponse>();
   readonly server: http.Server;
@@ -72,6 +73,11 @@ export class Router {
     if (i >= 0) this.options.nodes.splice(i, 1);
   }
 
+  /** Some node of the pair has answered live since the door started (it stays true). */
+  get everFoundLive(): boolean {
+    return this.foundLive;
+  }
+
   /** Requests received and not yet answered. */
   get requestsInFlight(): number {
     return this.inFlight.size;
@@ -97,6 +103,7 @@ export class Router {
     }
     if (found?.name !== this.live?.name) this.options.logger.info({ live: found?.name ?? null }, found ? `front door now routes to ${found.name}` : 'front door: no node is live');
     this.live = found;
+    if (found) this.foundLive = true;
   }
 
   private async target(): Promise<{ name: string; url: string } | null> {

@@ -34,8 +34,15 @@ export class ProtectionWatch {
   private statuses = new Map<string, Status | null>();
   private lostNodes: Array<{ node: string; why: string; at: string }> = [];
   private backupLagEntries: number | null = null;
-  /** Some node has served: before that, a lost node means the pair cannot start (a bad guest, a bad flag). */
-  everLive = false;
+  private sawLive = false;
+  /**
+   * Some node has served: before that, a lost node means the pair cannot start (a bad guest, a bad
+   * flag). The front door's own health polls count too: they run more often than this watch, and a
+   * node that dies right after it served must not be taken for one that never did.
+   */
+  get everLive(): boolean {
+    return this.sawLive || (this.router?.everFoundLive ?? false);
+  }
 
   constructor(private readonly options: { logger: Logger; adminToken: string | null; router: Router | null }) {
     this.router = options.router;
@@ -94,7 +101,7 @@ export class ProtectionWatch {
     const live = this.liveMember();
     const liveStatus = live ? this.statuses.get(live.name) : null;
     if (!live || !liveStatus) return this.set(false, 'no node is live');
-    this.everLive = true;
+    this.sawLive = true;
     if (liveStatus.backupAttached !== true) return this.set(false, `${live.name} runs alone: no backup attached`);
     const backups = members.filter((m) => m !== live && this.statuses.get(m.name)?.role === 'backup' && this.statuses.get(m.name)?.connected === true);
     const liveSeq = Number(liveStatus.seq ?? 0);

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { expect, test } from 'vitest';
 import { Router } from '../dist/cli/router.js';
+import { ProtectionWatch } from '../dist/cli/up-watch.js';
 import { waitFor } from './helpers.js';
 
 async function listen(server: http.Server): Promise<string> {
@@ -56,4 +57,25 @@ test('a retriable request waiting for a live node is answered 503 once the door 
   const res = await keyed;
   expect(res.status).toBe(503);
   expect(await res.text()).toContain('the front door is stopping');
+});
+
+test('`up` counts the service as having served once the front door has found a live node, before its own status watch polls', async () => {
+  // A node that dies right after the door found it live must not be taken for a pair that never
+  // started (up stopped the whole service then: "the front door is stopping").
+  const node = http.createServer((req, res) => void res.end(req.url === '/_ft/health' ? 'ok' : ''));
+  const nodeUrl = await listen(node);
+  const router = new Router({ nodes: [{ name: 'primary', url: nodeUrl }], healthIntervalMs: 20, waitForLiveMs: 1_000, logger: pino({ level: 'silent' }) });
+  const watch = new ProtectionWatch({ logger: pino({ level: 'silent' }), adminToken: null, router });
+  try {
+    expect(watch.everLive).toBe(false);
+    router.start();
+    await waitFor(() => router.liveNode === 'primary', 'the door to find the live node');
+    node.close();
+    node.closeAllConnections();
+    await waitFor(() => router.liveNode === null, 'the door to lose the node');
+    expect(watch.everLive).toBe(true);
+  } finally {
+    node.close();
+    await router.stop(0);
+  }
 });
