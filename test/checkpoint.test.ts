@@ -49,8 +49,14 @@ async function waitDurable(url: string, seq: number, taken = 1): Promise<{ state
       if (again.stateHash === s.stateHash) return { stateHash: s.stateHash, seq: s.seq };
     }
     return null;
-  }, `checkpoints (${taken}) and the log written through seq ${seq}`);
+  }, `checkpoints (${taken}) and the log written through seq ${seq}`, DURABLE_WAIT_MS);
 }
+
+/**
+ * Checkpoints compress the VM's memory and fsync: when this file starts beside the suite's heaviest
+ * guest work (a clean clone, vitest's first minute), four of them took over 20 s.
+ */
+const DURABLE_WAIT_MS = 45_000;
 
 async function put(url: string, key: string, value: string): Promise<number> {
   const res = await fetch(`${url}/kv/${key}`, { method: 'PUT', body: value });
@@ -78,7 +84,7 @@ async function restore(app: string, dir: string, extra: string[] = []): Promise<
   return Object.assign(p, { restored: restored! });
 }
 
-describe('restore after both nodes are lost', () => {
+describe('restore after both nodes are lost', { timeout: 120_000 }, () => {
   test('kill -9 primary and backup; --restore-from brings back every write the log held, with the state a clean replay gives; and again after a second loss', async () => {
     const dir = tempDir('ftjs-shared-');
     const trace = path.join(tempDir(), 'primary.trace');
