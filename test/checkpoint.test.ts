@@ -41,15 +41,19 @@ async function checkpointStatus(url: string): Promise<CheckpointStatus & { seq: 
 
 /** Waits until at least `taken` checkpoints are durable, none is in progress, and the log is written through `seq`. */
 async function waitDurable(url: string, seq: number, taken = 1): Promise<{ stateHash: string; seq: number }> {
-  return waitFor(async () => {
-    const s = await checkpointStatus(url);
-    if (s.taken >= taken && !s.inProgress && s.logWrittenSeq >= seq && s.logError === null) {
-      // The state at that point: read twice so no task ran in between.
-      const again = await checkpointStatus(url);
-      if (again.stateHash === s.stateHash) return { stateHash: s.stateHash, seq: s.seq };
-    }
-    return null;
-  }, `checkpoints (${taken}) and the log written through seq ${seq}`, DURABLE_WAIT_MS);
+  return waitFor(
+    async () => {
+      const s = await checkpointStatus(url);
+      if (s.taken >= taken && !s.inProgress && s.logWrittenSeq >= seq && s.logError === null) {
+        // The state at that point: read twice so no task ran in between.
+        const again = await checkpointStatus(url);
+        if (again.stateHash === s.stateHash) return { stateHash: s.stateHash, seq: s.seq };
+      }
+      return null;
+    },
+    `checkpoints (${taken}) and the log written through seq ${seq}`,
+    DURABLE_WAIT_MS,
+  );
 }
 
 /**
