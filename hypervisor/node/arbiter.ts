@@ -198,41 +198,18 @@ export class Arbiter {
    */
   private async createWhole(file: string, seal: EpochSeal): Promise<void> {
     const temp = `${file}.${this.nodeId.replace(/[^\w.-]/g, '_')}.${process.pid}.${Date.now()}.tmp`;
-    const handle = await fs.open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-    try {
-      await handle.writeFile(`${JSON.stringify(seal)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeNewFile(temp, seal);
     try {
       await fs.link(temp, file);
     } finally {
       await fs.unlink(temp).catch(() => undefined);
     }
-    const dirHandle = await fs.open(this.dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await syncDirectory(this.dir);
   }
 
   private async create(file: string, claim: EpochClaim): Promise<void> {
-    const handle = await fs.open(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-    try {
-      await handle.writeFile(`${JSON.stringify(claim)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    // Make the new name itself durable.
-    const dirHandle = await fs.open(this.dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await writeNewFile(file, claim);
+    await syncDirectory(this.dir); // the new name itself durable
   }
 }
 
@@ -242,4 +219,25 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
     timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Creates `file` (EEXIST if it exists) holding `value` as a JSON line, fsynced. */
+async function writeNewFile(file: string, value: object): Promise<void> {
+  const handle = await fs.open(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+  try {
+    await handle.writeFile(`${JSON.stringify(value)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync a directory, so that names created in it survive a crash. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
