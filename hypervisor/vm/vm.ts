@@ -37,6 +37,7 @@ import {
   nonZeroPages,
 } from './boot-image.js';
 import { bootEngine, DEFAULT_INITIAL_MEMORY_BYTES, ENGINE_NAME, ENGINE_VERSION, type Engine } from './engine.js';
+import { EngineCalls } from './engine-calls.js';
 import { type Glue, lazyGlueSource, splitWebGlue } from './glue.js';
 import { assertLimits, type VmLimits } from './limits.js';
 import { MemoryTracker, withoutTrackingMap } from './memory-tracker.js';
@@ -81,6 +82,11 @@ export interface BootTimings {
 export interface VmOptions {
   /** Where boot images come from and go (boot format 2); null boots in full every time. Default: this thread's cache. */
   bootImages?: BootImageCache | null;
+  /**
+   * Tests only: make the per-event engine calls through quickjs-emscripten's handle API, as before
+   * engine-calls.ts, instead of its low-level FFI: the reference the direct calls are compared with.
+   */
+  handleApi?: boolean;
 }
 
 export type Output =
@@ -207,6 +213,9 @@ export class Vm {
   private runtime!: QuickJSRuntime;
   private context!: QuickJSContext;
   private dispatch!: QuickJSHandle;
+  /** The per-event engine calls on the low-level FFI (engine-calls.ts); null: through the handle API. */
+  private calls: EngineCalls | null = null;
+  private handleApi = false;
   private handlerCalls = 0;
   private engineBooted = false;
   private calibrating = false;
@@ -306,6 +315,7 @@ export class Vm {
       // it hands out is overwritten by the snapshot's memory), then copies the snapshot in. With a
       // boot image's layout the glue need not run: the snapshot's memory replaces its work anyway.
       vm = new Vm(engine, config, new NullPort());
+      vm.handleApi = options.handleApi === true;
       vm.bootImages = images;
       vm.image = found?.image ?? null;
       vm.layoutOnly = vm.image !== null;
@@ -315,6 +325,7 @@ export class Vm {
     } else {
       // The engine boot itself happens inside the Boot task (format 1: its clock read seeds Math.random).
       vm = new Vm(engine, config, port);
+      vm.handleApi = options.handleApi === true;
       vm.bootTimings.engineMs = engineMs;
       vm.bootImages = images;
       vm.image = found?.image ?? null;
@@ -390,6 +401,7 @@ export class Vm {
     if (this.config.bootFormat === BOOT_FORMAT) return this.bootFormat2(runtime);
     const context = runtime.newContext();
     this.context = context;
+    this.useEngineCalls();
     this.calibrate();
 
     const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
@@ -462,6 +474,7 @@ export class Vm {
       this.fixedClock = false;
     }
     const context = this.context;
+    this.useEngineCalls();
     const hostFn = context.newFunction('host', (...args) => this.onHostCall(args));
     context.setProp(context.global, '__ftjs_host', hostFn);
     hostFn.dispose();
@@ -510,6 +523,13 @@ export class Vm {
       data,
     });
     this.imageUse = { ...this.imageUse, source: 'captured' };
+  }
+
+  /** Host calls, event delivery and job drains go through the low-level FFI from here on (unless handleApi). */
+  private useEngineCalls(): void {
+    if (this.handleApi) return;
+    this.calls = new EngineCalls(this.runtime, this.context);
+    this.calls.routeHostCalls();
   }
 
   private layout(): BootLayout {
@@ -1071,6 +1091,7 @@ export class Vm {
   }
 
   private deliver(kind: number, id: number, meta: string, body: Uint8Array | string): void {
+    if (this.calls) return this.calls.callEvent(this.dispatch, kind, id, meta, body, (error) => this.guestError('event delivery', error));
     const c = this.context;
     const bodyHandle = typeof body === 'string' ? c.newString(body) : body.byteLength > 0 ? c.newArrayBuffer(body.slice().buffer) : c.undefined;
     const args = [c.newNumber(kind), c.newNumber(id), c.newString(meta), bodyHandle];
@@ -1084,6 +1105,17 @@ export class Vm {
   }
 
   private drainJobs(): void {
+    const calls = this.calls;
+    if (calls) {
+      // The engine runs jobs until none is left or one throws: a round ends empty or with an exception.
+      for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
+        if (!calls.hasPendingJob()) return;
+        const error = calls.executePendingJobs();
+        if (!error) return;
+        this.guestError('promise job', error);
+      }
+      throw new VmFatal(`task did not reach quiescence within ${MAX_DRAIN_ROUNDS} job rounds`);
+    }
     for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
       if (!this.runtime.hasPendingJob()) return;
       const result = this.runtime.executePendingJobs();

@@ -1,0 +1,93 @@
+// CPU per kv.js request of `Vm.runLive` alone, in process (no worker, no HTTP): the engine, the glue,
+// the guest and the VM's own code around them. With --baseline <another checkout, built>, the same
+// workload runs on that checkout's Vm too, rounds alternating in one process, so the two share the
+// machine's load; medians and the ratio are printed. CPU is this thread's own (Linux schedstat: the
+// GC's helper threads are left out), so a round preempted by other work on the host does not count
+// the wait. Issue 19: what one crossing per event saves.
+//
+//   npm run build && node dist/bench/vm-request.js [--requests N] [--rounds R] [--baseline DIR]
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { argNumber, exitOnHelp, median, projectPath } from './util.js';
+
+exitOnHelp('node dist/bench/vm-request.js [--requests N] [--rounds R] [--baseline DIR]');
+const requests = argNumber('--requests', 5000);
+const rounds = argNumber('--rounds', 7);
+const baselineAt = process.argv.indexOf('--baseline');
+const baseline = baselineAt >= 0 ? path.resolve(process.argv[baselineAt + 1]!) : null;
+
+interface Subject {
+  name: string;
+  serve: (i: number) => void;
+}
+
+/** A booted kv.js VM of the checkout at `root` (its dist/), serving requests in process. */
+async function subject(name: string, root: string): Promise<Subject> {
+  const load = (file: string) => import(pathToFileURL(path.join(root, 'dist', file)).href);
+  const { makeBootConfig } = await load('hypervisor/vm/boot-config.js');
+  const { loadGuest } = await load('hypervisor/vm/sources.js');
+  const { Vm } = await load('hypervisor/vm/vm.js');
+  const { LivePort } = await load('recorder/live-port.js');
+  const config = makeBootConfig(loadGuest(path.join(root, 'guest-apps/kv.js')), {});
+  // Two checkouts' Vm classes, typed by neither.
+  let vm: any = null;
+  const port = new LivePort({ push: (e: unknown) => vm.sink.push(e) }, { taskBudgetMs: 10_000 });
+  vm = await Vm.create(config, port);
+  vm.bootLive();
+  const encoder = new TextEncoder();
+  const serve = (i: number) => {
+    const key = `k${i % 1000}`;
+    const result =
+      i % 2 === 0
+        ? vm.runLive({ kind: 'request', method: 'PUT', url: `http://bench/kv/${key}`, headers: [['content-type', 'text/plain']], body: encoder.encode(`value-${i}`) })
+        : vm.runLive({ kind: 'request', method: 'GET', url: `http://bench/kv/${key}`, headers: [], body: new Uint8Array(0) });
+    const status = result.outputs[0]?.status;
+    if (status !== 200 && status !== 404) throw new Error(`${name}: request ${i} answered ${status}`);
+  };
+  for (let i = 0; i < 2000; i++) serve(i); // warm: lazy glue, JIT
+  return { name, serve };
+}
+
+function threadCpuNs(): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    const u = process.cpuUsage();
+    return (u.user + u.system) * 1000;
+  }
+}
+
+const subjects = [await subject('this', projectPath('.'))];
+if (baseline) subjects.push(await subject('baseline', baseline));
+const perRequestUs = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
+let next = 10_000;
+// The measured window's start on the monotonic clock (V8 profiles use it): for `--cpu-prof` runs.
+if (process.argv.includes('--mark')) console.error(`measuring from ${process.hrtime.bigint() / 1000n} us`);
+for (let round = 0; round < rounds; round++) {
+  // Alternate which goes first, so neither always runs right after the other's garbage.
+  const order = round % 2 === 0 ? subjects : [...subjects].reverse();
+  for (const s of order) {
+    const before = threadCpuNs();
+    for (let i = 0; i < requests; i++) s.serve(next + i);
+    perRequestUs.get(s.name)!.push((threadCpuNs() - before) / 1000 / requests);
+  }
+  next += requests;
+}
+const medians = Object.fromEntries([...perRequestUs].map(([name, v]) => [name, Number(median(v).toFixed(2))]));
+console.log(
+  JSON.stringify(
+    {
+      benchmark: 'vm-request',
+      guest: 'kv.js (50% PUT, 50% GET, 1000 keys)',
+      requests,
+      rounds,
+      cpuUsPerRequest: medians,
+      ...(baseline ? { ratio: Number((medians.this! / medians.baseline!).toFixed(3)), baseline } : {}),
+      rounds_us: Object.fromEntries([...perRequestUs].map(([name, v]) => [name, v.map((x) => Number(x.toFixed(1)))])),
+    },
+    null,
+    2,
+  ),
+);
