@@ -1,7 +1,9 @@
 // Crossings into the engine per request: every QuickJS FFI call (quickjs-emscripten's QTS_* functions)
-// made while a VM serves kv.js requests (50% PUT, 50% GET) in process, by function. Issue 19's next
-// per-request cut is one crossing per event (a compact binary record instead of handles and scopes);
-// this counts what there is to cut, and shows the cut once made. Counts are exact, not timed.
+// made while a VM serves kv.js requests (50% PUT, 50% GET) in process, by function. Counts are exact,
+// not timed. Since hypervisor/vm/engine-calls.ts the VM makes these calls on the FFI directly, without
+// the handle API's Lifetimes, Scopes and generators; it keeps every call that can write the engine's
+// memory (any wasm call may leave locals on the wasm stack), so the count barely moved (27 -> 26) while
+// their host-side cost fell. bench/vm-request.ts times it.
 //
 //   npm run build && node dist/bench/ffi-calls.js [--requests N]
 
