@@ -125,6 +125,16 @@ test.each(WORKLOADS)('%s: direct engine calls and the handle API leave the same 
   }
 });
 
+test('a boot config of boot format 1 (traces from before boot formats) too', async () => {
+  const { bootFormat: _, ...config } = makeBootConfig(loadGuest(path.join(ROOT, 'guest-apps/random.js')), {});
+  const events = [request('GET', '/roll?n=5'), request('PUT', '/kv/x', 'y'), request('GET', '/uuid?n=2')];
+  for (const recordWithHandleApi of [true, false]) {
+    const recorded = await record(config, events, recordWithHandleApi);
+    const replayed = await replay(config, recorded.tasks, !recordWithHandleApi);
+    expect(replayed).toEqual(recorded.steps);
+  }
+});
+
 test('a host call that throws into the guest, and a guest that patched the builtins, end alike on both', async () => {
   // With one timer allowed, the second setTimeout makes the host throw (too many timers) into the guest.
   const timers = makeBootConfig(loadGuest(path.join(ROOT, 'guest-apps/timers.js')), {}, { maxTimers: 1 });
