@@ -20,26 +20,31 @@ const DIST = path.join(ROOT, 'dist');
 export const BUNDLE_DIR = path.join(DIST, 'bundle');
 
 /**
- * Entry → the tsc output it replaces with a stub. The worker's stub loads the engine's module first and
- * starts compiling the engine (prepareEngine, on V8's background threads) before it loads the rest of
- * the worker: the compile then overlaps the worker's module loading instead of following it (the boot
- * request otherwise waited ~10 ms for it). The command's stub likewise spawns the VM worker of a VM
- * command before it loads the command's bundle (5–11 ms of CPU). Each first module's state is one (a
+ * Entry → the tsc output it replaces with a stub. The command's stub spawns the VM worker of a VM
+ * command before it loads the command's bundle (5–11 ms of CPU). Its first module's state is one (a
  * chunk shared with the bundle).
  */
-const ENTRIES = [
-  { name: 'ftjs', source: 'cli/ftjs.ts', stub: 'cli/ftjs.js', shebang: true, first: 'worker-spawn' },
-  { name: 'vm-worker', source: 'hypervisor/worker/vm-worker.ts', stub: 'hypervisor/worker/vm-worker.js', shebang: false, first: 'engine' },
-] as const;
+const ENTRIES = [{ name: 'ftjs', source: 'cli/ftjs.ts', stub: 'cli/ftjs.js', shebang: true, first: 'worker-spawn' }] as const;
 /** Entries loaded only by a stub, ahead of its bundle, and what the stub calls of each. */
 const FIRST = {
-  engine: {
-    source: 'hypervisor/vm/engine.ts',
-    call: 'prepareEngine',
-    comment: 'The engine compiles while the rest of the worker loads (a failure is reported by the boot that needs it).',
-    onError: '.catch(() => {})',
-  },
   'worker-spawn': { source: 'hypervisor/worker/worker-spawn.ts', call: 'prestartForArgv', comment: 'A command that runs a VM starts its worker before its own modules load.', onError: '' },
+} as const;
+
+/**
+ * The VM worker is one CommonJS script (dist/bundle/vm-worker.cjs), not ES modules: Node 20 keeps no
+ * compiled code of ES modules between processes, while a script compiled through vm.Script can be
+ * compiled from V8's code cache (hypervisor/worker/code-cache.ts). Its loader is the worker's first
+ * file (dist/hypervisor/worker/vm-worker.cjs, started by worker-spawn.ts); dist/hypervisor/worker/
+ * vm-worker.js becomes a stub that runs the loader, for those who start the worker by that name.
+ * In the script, `import.meta.url` is the loader's `__ftjsBundleUrl` (a file of dist/bundle/), and the
+ * packages left outside (ES modules) load through its `__ftjsImport`.
+ */
+const WORKER = {
+  entry: 'hypervisor/worker/vm-worker-entry.ts',
+  bundle: 'vm-worker.cjs',
+  loader: 'hypervisor/worker/vm-worker-loader.ts',
+  loaderOut: 'hypervisor/worker/vm-worker.cjs',
+  stub: 'hypervisor/worker/vm-worker.js',
 } as const;
 
 /**
@@ -53,8 +58,11 @@ const FIRST = {
  */
 const EXTERNAL = ['@jitl/*', 'quickjs-emscripten-core', 'esbuild', 'pino-pretty', 'etcd3', '@grpc/*', 'undici', 'tr46', '@formatjs/*', 'fflate', '@exodus/*'];
 
-/** `import.meta.url` in a project module → the URL of its tsc output, so that relative lookups find the same files. */
-const moduleUrls: Plugin = {
+/**
+ * `import.meta.url` in a project module → the URL of its tsc output, so that relative lookups find the
+ * same files; `base` is the URL of a file of dist/bundle/ in the output.
+ */
+const moduleUrls = (base: string): Plugin => ({
   name: 'ftjs-module-urls',
   setup(b) {
     b.onLoad({ filter: /\.ts$/ }, (args) => {
@@ -63,10 +71,21 @@ const moduleUrls: Plugin = {
       if (!text.includes('import.meta.url')) return { contents: text, loader: 'ts' };
       const output = path.join(DIST, path.relative(ROOT, args.path)).replace(/\.ts$/, '.js');
       const relative = path.relative(BUNDLE_DIR, output).split(path.sep).join('/');
-      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(relative)}, import.meta.url).href`), loader: 'ts' };
+      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(relative)}, ${base}).href`), loader: 'ts' };
     });
   },
-};
+});
+
+/** The worker bundle's `import("pkg")` of each package left outside → `__ftjsImport("pkg")`; any other import() of one fails the build. */
+function routeExternalImports(text: string): string {
+  const out = text.replace(/\bimport\((["'])([^"']+)\1\)/g, (call, _quote: string, specifier: string) =>
+    EXTERNAL.some((e) => (e.endsWith('/*') ? specifier.startsWith(e.slice(0, -1)) : specifier === e || specifier.startsWith(`${e}/`))) ? `__ftjsImport(${JSON.stringify(specifier)})` : call,
+  );
+  const left = /\bimport\((["'])(@jitl|quickjs-emscripten)/.exec(out);
+  if (left) throw new Error(`worker bundle: an import() of an engine package was left unrouted: ${out.slice(left.index, left.index + 80)}`);
+  if (!out.includes('__ftjsImport(')) throw new Error('worker bundle: no engine package is imported through __ftjsImport; has engine.ts changed how it loads them?');
+  return out;
+}
 
 export async function buildCliBundle(): Promise<void> {
   rmSync(BUNDLE_DIR, { recursive: true, force: true });
@@ -86,12 +105,13 @@ export async function buildCliBundle(): Promise<void> {
     banner: { js: "import { createRequire as __ftjsCreateRequire } from 'node:module';\nconst require = __ftjsCreateRequire(import.meta.url);" },
     // A bundled module is marked so that the boot-image code hash covers the bundle that runs (boot-image.ts).
     define: { FTJS_BUNDLED: 'true' },
-    plugins: [moduleUrls],
+    plugins: [moduleUrls('import.meta.url')],
     logLevel: 'warning',
     legalComments: 'none',
     // For --enable-source-maps: stack traces name the TypeScript sources, as tsc's output does.
     sourcemap: true,
   });
+  await buildWorker();
   mkdirSync(BUNDLE_DIR, { recursive: true });
   for (const entry of ENTRIES) {
     const stub = path.join(DIST, entry.stub);
@@ -102,11 +122,48 @@ export async function buildCliBundle(): Promise<void> {
         .join('/');
       return target.startsWith('.') ? target : `./${target}`;
     };
-    const first = FIRST[entry.first];
+    const first = FIRST[entry.first] as { call: string; comment: string; onError: string };
     const load = `import { ${first.call} } from '${relative(entry.first)}';\n// ${first.comment}\nvoid ${first.call}()${first.onError};\nawait import('${relative(entry.name)}');\n`;
     writeFileSync(stub, `${entry.shebang ? '#!/usr/bin/env node\n' : ''}// Built by cli/cli-bundle-build.ts: the bundle of ${entry.source}.\n${load}`);
     if (entry.shebang) chmodSync(stub, 0o755);
   }
+}
+
+/** The VM worker's CommonJS bundle, its loader, and the ES module stub that runs the loader (WORKER). */
+async function buildWorker(): Promise<void> {
+  const bundle = path.join(BUNDLE_DIR, WORKER.bundle);
+  await build({
+    entryPoints: [path.join(ROOT, WORKER.entry)],
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    outfile: bundle,
+    external: EXTERNAL,
+    define: { FTJS_BUNDLED: 'true' },
+    plugins: [moduleUrls('__ftjsBundleUrl')],
+    logLevel: 'warning',
+    legalComments: 'none',
+  });
+  writeFileSync(bundle, routeExternalImports(readFileSync(bundle, 'utf8')));
+  const loaderOut = path.join(DIST, WORKER.loaderOut);
+  const toBundle = path.relative(path.dirname(loaderOut), bundle).split(path.sep).join('/');
+  await build({
+    stdin: {
+      contents: `import path from 'node:path';\nimport { runWorkerBundle } from './vm-worker-loader.js';\nrunWorkerBundle(path.join(__dirname, ${JSON.stringify(toBundle)}), (specifier) => import(specifier));\n`,
+      resolveDir: path.join(ROOT, path.dirname(WORKER.loader)),
+      sourcefile: 'vm-worker-loader-main.ts',
+      loader: 'ts',
+    },
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    outfile: loaderOut,
+    logLevel: 'warning',
+    legalComments: 'none',
+  });
+  writeFileSync(path.join(DIST, WORKER.stub), `// Built by cli/cli-bundle-build.ts: runs the VM worker's loader (${WORKER.loaderOut}).\nimport './vm-worker.cjs';\n`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

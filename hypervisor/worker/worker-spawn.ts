@@ -19,8 +19,13 @@ const VM_WORKER_YOUNG_GENERATION_MB = 96;
 /** The commands that run a VM, and so start a worker at once. */
 const VM_COMMANDS = ['run', 'primary', 'backup', 'replay'];
 
+/** Defined (true) by cli/cli-bundle-build.ts in the bundled command; undeclared in tsc's output. */
+declare const FTJS_BUNDLED: boolean | undefined;
+/** Built, the worker starts from its CommonJS loader, which compiles the worker's bundle with V8's code cache (vm-worker-loader.ts). */
+const WORKER_FILE = typeof FTJS_BUNDLED === 'boolean' ? './vm-worker.cjs' : './vm-worker.js';
+
 export function spawnWorker(stackSizeMb: number): Worker {
-  return new Worker(new URL('./vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb, maxYoungGenerationSizeMb: VM_WORKER_YOUNG_GENERATION_MB }, stdout: false, stderr: false });
+  return new Worker(new URL(WORKER_FILE, import.meta.url), { resourceLimits: { stackSizeMb, maxYoungGenerationSizeMb: VM_WORKER_YOUNG_GENERATION_MB }, stdout: false, stderr: false });
 }
 
 let prestarted: { worker: Worker; stackSizeMb: number } | null = null;
