@@ -90,8 +90,8 @@ async function main(): Promise<void> {
         ...(baselineCli ? ([['baseline', [baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info']]] as Array<[string, string[]]>) : []),
       ];
       // Uncounted: keeps this build's boot images (two more files: the glue's and the guest's) and the guest's bundle.
-      // And the VM worker's V8 code cache (a build that keeps one writes it right after its boot; one
-      // that does not is given half a second).
+      // And the V8 code caches of the command and the VM worker (a build that keeps them writes them
+      // within ~300 ms of its start; one that does not is given a second).
       const files = (ext: string) => (existsSync(env.FTJS_BOOT_CACHE_DIR) ? readdirSync(env.FTJS_BOOT_CACHE_DIR).filter((f) => f.endsWith(ext)).length : 0);
       for (const [name, argv] of variants) {
         const [before, codeBefore] = [files('.img'), files('.jscache')];
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
         const kept = () => {
           if (files('.img') < before + 2) return false;
           imagesAtMs ||= Date.now();
-          return files('.jscache') > codeBefore || Date.now() - imagesAtMs > 500;
+          return files('.jscache') >= codeBefore + 2 || Date.now() - imagesAtMs > 1000;
         };
         if (name !== 'node') await sample(argv, env, kept);
       }

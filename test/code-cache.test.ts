@@ -1,8 +1,8 @@
 // The VM worker's V8 code cache (issue 19, cold start; hypervisor/worker/code-cache.ts): a script
 // compiles from a cache file only when the file is this script's, whole and unaltered, and V8 accepts
 // it. A corrupt, truncated, foreign or rejected file is refused by name, removed, and rewritten from
-// this compile; a cache that cannot be written never fails the script. End to end, `ftjs run` with a
-// corrupt cache file says so once and serves.
+// this compile; a cache that cannot be written never fails the script. End to end, `ftjs run` with
+// corrupt cache files (its worker's and its command's) says so once each and serves.
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { expect, test } from 'vitest';
+import { wrapBundle } from '../dist/hypervisor/worker/cached-bundle.js';
 import { CODE_CACHE_EXTENSION, codeCacheFile, codeCacheKey, encodeCodeCache } from '../dist/hypervisor/worker/code-cache.js';
 import { send, startRun, tempDir, waitFor } from './helpers.js';
 
@@ -115,36 +116,45 @@ test('the directory keeps the most recently used cache files only', () => {
   expect(cacheFiles(dir).sort()).toEqual([codeCacheFile(dir, codeCacheKey(source('c'))), codeCacheFile(dir, codeCacheKey(source('d')))].map((f) => path.basename(f)).sort());
 });
 
-test('ftjs run: a corrupt code cache file is said once, the node serves, and the file is rewritten', async () => {
+/** The cache file of a built script (dist/bundle/`name`) in `dir`. */
+const scriptCacheFile = (dir: string, name: string) => codeCacheFile(dir, codeCacheKey(wrapBundle(readFileSync(fileURLToPath(new URL(`../dist/bundle/${name}`, import.meta.url)), 'utf8'))));
+
+test('ftjs run: corrupt code cache files are said once each, the node serves, and the files are rewritten', async () => {
   const cache = tempDir('ftjs-cache-');
   const env = { FTJS_BOOT_CACHE_DIR: cache };
+  const files = [scriptCacheFile(cache, 'vm-worker.cjs'), scriptCacheFile(cache, 'ftjs.cjs')];
   const first = await startRun('guest-apps/kv.js', { processEnv: env });
   try {
     expect((await send(first.url, { method: 'GET', path: '/kv/x' })).status).toBe(404);
-    await waitFor(() => cacheFiles(cache).length === 1, 'the worker writes its code cache');
+    await waitFor(() => files.every((f) => existsSync(f)), "the worker's and the command's code caches");
   } finally {
     await first.stop();
   }
-  const file = path.join(cache, cacheFiles(cache)[0]!);
-  const written = readFileSync(file);
-  const corrupt = Buffer.from(written);
-  corrupt[corrupt.length - 1]! ^= 0xff;
-  writeFileSync(file, corrupt);
+  const corrupt = files.map((file) => {
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1]! ^= 0xff;
+    writeFileSync(file, bytes);
+    return bytes;
+  });
   const second = await startRun('guest-apps/kv.js', { processEnv: env });
   try {
+    // The worker's, in the boot's log line; the command's, on stderr before its logger exists.
     const warning = await second.waitForLog((l) => l.level === 40 && String(l.msg).includes('V8 code cache'), 'the warning');
+    expect(String(warning.msg)).toContain(files[0]);
     expect(String(warning.msg)).toMatch(/corrupt \(payload SHA-256 differs\): refused, compiled from source, rewritten/);
+    expect(second.stderr).toContain(`ftjs: V8 code cache ${files[1]}: corrupt (payload SHA-256 differs): refused, compiled from source, rewritten`);
     expect((await send(second.url, { method: 'PUT', path: '/kv/x', body: 'y' })).status).toBe(200);
     expect((await send(second.url, { method: 'GET', path: '/kv/x' })).body).toContain('y');
-    await waitFor(() => existsSync(file) && !readFileSync(file).equals(corrupt), 'the rewritten cache file');
+    await waitFor(() => files.every((f, i) => existsSync(f) && !readFileSync(f).equals(corrupt[i]!)), 'the rewritten cache files');
   } finally {
     await second.stop();
   }
   expect(second.lines.filter((l) => String(l.msg).includes('V8 code cache'))).toHaveLength(1);
-  // The rewritten file is used without a word: read and kept in place (its inode), marked as used (its mtime).
+  expect(second.stderr.split('V8 code cache')).toHaveLength(2);
+  // The rewritten files are used without a word: read and kept in place (inode), marked as used (mtime).
   const old = new Date(Date.UTC(2020, 0, 1));
-  utimesSync(file, old, old);
-  const inode = statSync(file).ino;
+  for (const f of files) utimesSync(f, old, old);
+  const inodes = files.map((f) => statSync(f).ino);
   const third = await startRun('guest-apps/kv.js', { processEnv: env });
   try {
     expect((await send(third.url, { method: 'GET', path: '/kv/x' })).status).toBe(404);
@@ -152,6 +162,7 @@ test('ftjs run: a corrupt code cache file is said once, the node serves, and the
     await third.stop();
   }
   expect(third.lines.filter((l) => String(l.msg).includes('V8 code cache'))).toHaveLength(0);
-  expect(statSync(file).ino).toBe(inode);
-  expect(statSync(file).mtimeMs).toBeGreaterThan(old.getTime());
+  expect(third.stderr).not.toContain('V8 code cache');
+  expect(files.map((f) => statSync(f).ino)).toEqual(inodes);
+  for (const f of files) expect(statSync(f).mtimeMs).toBeGreaterThan(old.getTime());
 });
