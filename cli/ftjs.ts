@@ -38,7 +38,7 @@ const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
 
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
 // A command that runs a VM starts its worker first, so that the worker's start overlaps loading the
-// command's modules. The bundled command's stub has done it already, before loading this bundle.
+// command's modules. Built, the command's loader has done it already, before loading this script.
 prestartForArgv();
 const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
 // No top-level await: the built command is one CommonJS script (cli/cli-bundle-build.ts).

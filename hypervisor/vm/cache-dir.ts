@@ -1,6 +1,6 @@
 // Where ftjs keeps its caches (boot images, guest bundles, the VM worker's V8 code cache): one directory,
 // so that one setting moves or disables them all. Its own module so that the VM worker's loader
-// (hypervisor/worker/vm-worker-loader.ts) can find it without loading the engine.
+// (hypervisor/worker/cached-bundle.ts) can find it without loading the engine.
 
 import os from 'node:os';
 import path from 'node:path';

@@ -1,4 +1,4 @@
-// The entry of the VM worker's CommonJS bundle (cli/cli-bundle-build.ts; vm-worker-loader.ts runs it):
+// The entry of the VM worker's CommonJS bundle (cli/cli-bundle-build.ts; cached-bundle.ts runs it):
 // the engine starts compiling (on V8's background threads) before the rest of the worker initialises,
 // so that the compile overlaps it. A failure is reported by the boot that needs the engine.
 

@@ -46,7 +46,7 @@ function niceOnceLive(): void {
   setPriority(0, Math.min(19, getPriority(0) + VM_THREAD_NICE_OFFSET));
 }
 
-/** Given by the built worker's loader (vm-worker-loader.ts), which compiled this bundle with V8's code cache. */
+/** Given by the built worker's loader (cached-bundle.ts), which compiled this bundle with V8's code cache. */
 declare const __ftjsCodeCache: { problems: string[]; save(): void } | undefined;
 const codeCache = typeof __ftjsCodeCache === 'object' ? __ftjsCodeCache : undefined;
 // A bad cache file is said in the first boot's reply, with the boot image cache's problems.
