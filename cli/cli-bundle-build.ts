@@ -153,7 +153,11 @@ async function buildLoader(main: string, out: string, stub: string, shebang: boo
     legalComments: 'none',
   });
   const stubFile = path.join(DIST, stub);
-  writeFileSync(stubFile, `${shebang ? '#!/usr/bin/env node\n' : ''}// Built by cli/cli-bundle-build.ts: runs the loader ${out}.\nimport './${path.basename(out)}';\n`);
+  // A require, not an import: Node's ES module loader would parse the CommonJS file for its exports first (~2 ms of CPU).
+  writeFileSync(
+    stubFile,
+    `${shebang ? '#!/usr/bin/env node\n' : ''}// Built by cli/cli-bundle-build.ts: runs the loader ${out}.\nimport { createRequire } from 'node:module';\ncreateRequire(import.meta.url)('./${path.basename(out)}');\n`,
+  );
   if (shebang) chmodSync(stubFile, 0o755);
 }
 
