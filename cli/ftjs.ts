@@ -38,17 +38,19 @@ const COMMANDS: Array<[names: string[], load: () => Promise<Register>]> = [
 
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
 // A command that runs a VM starts its worker first, so that the worker's start overlaps loading the
-// command's modules. The bundled command's stub has done it already, before loading this bundle.
+// command's modules. Built, the command's loader has done it already, before loading this script.
 prestartForArgv();
 const chosen = COMMANDS.filter(([names]) => named !== undefined && names.includes(named));
-const [{ Command: CommandClass }, ...registers] = await Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())]);
-
-startupMark('command modules loaded');
-const program = new CommandClass();
-program.name('ftjs').description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.').version('0.1.0').showHelpAfterError();
-for (const register of registers) register(program);
-
-program.parseAsync(process.argv).catch((error: Error) => {
-  process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);
-  process.exit(process.exitCode && process.exitCode !== 0 ? process.exitCode : 1);
-});
+// No top-level await: the built command is one CommonJS script (cli/cli-bundle-build.ts).
+void Promise.all([import('commander'), ...(chosen.length === 1 ? chosen : COMMANDS).map(([, load]) => load())])
+  .then(([{ Command: CommandClass }, ...registers]) => {
+    startupMark('command modules loaded');
+    const program = new CommandClass();
+    program.name('ftjs').description('Fault-tolerant runtime for JavaScript services: record/replay QuickJS VMs, primary/backup lock-step, failover.').version('0.1.0').showHelpAfterError();
+    for (const register of registers) register(program);
+    return program.parseAsync(process.argv);
+  })
+  .catch((error: Error) => {
+    process.stderr.write(`ftjs: ${error.name === 'Error' ? '' : `${error.name}: `}${error.message}\n`);
+    process.exit(process.exitCode && process.exitCode !== 0 ? process.exitCode : 1);
+  });

@@ -19,9 +19,9 @@ import { createHash } from 'node:crypto';
 import { accessSync, existsSync, constants as fsConstants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bootCacheDirFromEnv } from './cache-dir.js';
 import { ENGINE_WASM_SHA256 } from './engine.js';
 import type { Glue } from './glue.js';
 import type { VmLimits } from './limits.js';
@@ -34,6 +34,8 @@ import type { BootConfig, ConsoleLine } from './vm.js';
  * in vm.ts bootSequence, whose pre-guest part is cacheable.
  */
 export const BOOT_FORMAT = 2;
+export { bootCacheDirFromEnv };
+
 /** File format of a boot image on disk. */
 const IMAGE_MAGIC = 'FTJSIMG1';
 /** Granularity of the sparse copy: only pages that are not all zero are kept. */
@@ -110,10 +112,10 @@ function hypervisorCodeHash(): string {
   const h = createHash('sha256');
   const dir = fileURLToPath(new URL('.', import.meta.url));
   const own = ['vm.js', 'engine.js', 'position.js', 'random-state.js', 'boot-image.js'];
-  // Built by cli/cli-bundle-build.ts, the code that runs is the VM worker's bundle (dist/bundle/), not the files next to this module's tsc output.
+  // Built by cli/cli-bundle-build.ts, the code that runs is the VM worker's bundle (dist/bundle/vm-worker.cjs, one file), not the files next to this module's tsc output.
   const files =
     typeof FTJS_BUNDLED === 'boolean'
-      ? bundleClosure(fileURLToPath(new URL('../../bundle/', import.meta.url)), 'vm-worker.js')
+      ? [fileURLToPath(new URL('../../bundle/vm-worker.cjs', import.meta.url))]
       : own.every((f) => existsSync(path.join(dir, f)))
         ? readdirSync(dir)
             .filter((f) => f.endsWith('.js'))
@@ -129,18 +131,6 @@ function hypervisorCodeHash(): string {
   }
   codeHash = h.digest('hex');
   return codeHash;
-}
-
-/** `entry` in the bundle directory `dir` and every chunk it imports statically, sorted (what a VM worker runs). */
-function bundleClosure(dir: string, entry: string): string[] {
-  const seen = new Set<string>();
-  const visit = (name: string): void => {
-    if (seen.has(name)) return;
-    seen.add(name);
-    for (const match of readFileSync(path.join(dir, name), 'utf8').matchAll(/^import\b[^'"]*['"]\.\/([^'"]+\.js)['"]/gm)) visit(match[1]!);
-  };
-  visit(entry);
-  return [...seen].sort().map((name) => path.join(dir, name));
 }
 
 /** Everything the pre-guest boot depends on. The guest, env and the other limits do not enter it. */
@@ -433,15 +423,6 @@ function unwritableReason(dir: string): string | null {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
   }
-}
-
-/** The cache directory the environment asks for: FTJS_BOOT_CACHE_DIR (a path, or "off"), else ~/.cache/ftjs/boot-images. */
-export function bootCacheDirFromEnv(env: NodeJS.ProcessEnv = process.env): string | null {
-  const configured = env.FTJS_BOOT_CACHE_DIR;
-  if (configured === 'off') return null;
-  if (configured) return path.resolve(configured);
-  const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'ftjs', 'boot-images');
 }
 
 /**

@@ -46,6 +46,12 @@ function niceOnceLive(): void {
   setPriority(0, Math.min(19, getPriority(0) + VM_THREAD_NICE_OFFSET));
 }
 
+/** Given by the built worker's loader (cached-bundle.ts), which compiled this bundle with V8's code cache. */
+declare const __ftjsCodeCache: { problems: string[]; save(): void } | undefined;
+const codeCache = typeof __ftjsCodeCache === 'object' ? __ftjsCodeCache : undefined;
+// A bad cache file is said in the first boot's reply, with the boot image cache's problems.
+if (codeCache?.problems.length) defaultBootImageCache().problems.push(...codeCache.problems);
+
 startupMark('modules loaded');
 // Compile the engine while the main thread is still getting ready to send the boot request.
 void prepareEngine().then(
@@ -133,6 +139,8 @@ async function handle(request: VmRequest): Promise<unknown> {
       bootConfig = request.config;
       if (live) niceOnceLive();
       startupMark('vm created');
+      // Once the boot's reply is out: the cache then holds what the boot compiled too.
+      if (codeCache) setImmediate(codeCache.save);
       if (live && !request.snapshot) {
         const result = v.bootLive();
         startupMark('guest booted');

@@ -1,7 +1,8 @@
 // Spawning VM workers, and the one a VM command starts before anything else (issue 19, cold start).
 // The worker is the slower of the two threads to get ready for the boot, so it starts first: the
-// `ftjs` stub loads this module alone and calls prestartForArgv before it loads the command's bundle
-// (cli/cli-bundle-build.ts), which took 5–11 ms of the main thread's CPU before the spawn otherwise.
+// `ftjs` command's loader calls prestartForArgv before it loads the command's script
+// (cli/cli-bundle-build.ts; the script shares this module with the loader), which took 5–11 ms of the
+// main thread's CPU before the spawn otherwise.
 // VmHost.start adopts the prestarted worker.
 
 import { Worker } from 'node:worker_threads';
@@ -19,8 +20,13 @@ const VM_WORKER_YOUNG_GENERATION_MB = 96;
 /** The commands that run a VM, and so start a worker at once. */
 const VM_COMMANDS = ['run', 'primary', 'backup', 'replay'];
 
+/** Defined (true) by cli/cli-bundle-build.ts in the bundled command; undeclared in tsc's output. */
+declare const FTJS_BUNDLED: boolean | undefined;
+/** Built, the worker starts from its CommonJS loader, which compiles the worker's bundle with V8's code cache (cached-bundle.ts). */
+const WORKER_FILE = typeof FTJS_BUNDLED === 'boolean' ? './vm-worker.cjs' : './vm-worker.js';
+
 export function spawnWorker(stackSizeMb: number): Worker {
-  return new Worker(new URL('./vm-worker.js', import.meta.url), { resourceLimits: { stackSizeMb, maxYoungGenerationSizeMb: VM_WORKER_YOUNG_GENERATION_MB }, stdout: false, stderr: false });
+  return new Worker(new URL(WORKER_FILE, import.meta.url), { resourceLimits: { stackSizeMb, maxYoungGenerationSizeMb: VM_WORKER_YOUNG_GENERATION_MB }, stdout: false, stderr: false });
 }
 
 let prestarted: { worker: Worker; stackSizeMb: number } | null = null;
