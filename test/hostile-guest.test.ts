@@ -71,11 +71,12 @@ export default {
 test('a guest sorting 10^6 numbers is preempted at its CPU budget (503) before the sort ends, the node stays responsive, and the run replays', async () => {
   const app = path.join(dir, 'sort.js');
   (await import('node:fs')).writeFileSync(app, sortGuest);
-  // 200 ms: the budget is CPU time, so a small one proves the same as the default 1000 ms at a fifth
-  // of the cost (the replay runs each preempted sort again to the same position).
-  await recordAndReplay(app, ['--task-budget-ms', '200'], async (url) => {
+  // 500 ms: the budget is CPU time, so a smaller one proves the same as the default 1000 ms at half
+  // the cost (the replay runs each preempted sort again to the same position). Not much smaller: a
+  // task also stops at 10 budgets of wall time, and at load 25 a 200 ms budget stopped a fill part.
+  await recordAndReplay(app, ['--task-budget-ms', '500'], async (url) => {
     const n = 1_000_000;
-    const part = 250_000;
+    const part = 125_000;
     for (const kind of ['array', 'typed']) {
       for (let from = 0; from < n; from += part) {
         const filled = await send(url, { method: 'GET', path: `/fill/${kind}?n=${n}&from=${from}&to=${from + part}` });
@@ -350,12 +351,12 @@ test('JSON.stringify and JSON.parse keep the native results (errors too), and hu
     expect(got).toEqual(JSON.parse(JSON.stringify(expected)));
     expect(got.at(-2)).toBe(true); // the big text did take the JS parser
   });
-  // 200 ms: the budget is CPU time, so a small one proves the same as the default 1000 ms at a fifth
-  // of the cost (the replay runs each preempted call again to the same position).
-  await recordAndReplay(app, ['--task-budget-ms', '200'], async (url) => {
+  // 500 ms: as for the sort above, half the default's cost and still 5 s of wall time before the
+  // backstop stops an input's build on a loaded host.
+  await recordAndReplay(app, ['--task-budget-ms', '500'], async (url) => {
     // Natively these ran to their end past the budget (they answered 200); now they are stopped. The
     // JS versions take ~0.7 s per 10^6 values (stringify) and per 4 MiB of text (parse): 5x10^6
-    // values and 24 MB of text are far past 200 ms of CPU.
+    // values and 24 MB of text are far past 500 ms of CPU.
     for (const [what, n, length] of [
       ['stringify', 5_000_000, 5_000_000],
       ['parse', 6_000_000, 24_000_005],
