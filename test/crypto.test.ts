@@ -719,10 +719,8 @@ describe('a guest that generates keys and signs', () => {
       expect.stringMatching(/^keys [0-9a-f]{64}$/),
       ...a.signed.map((s) => expect.stringMatching(new RegExp(`^signed ${s.body.length} bytes: [0-9a-f]{64}$`))),
     ]);
-    // Keys come from the recorded entropy: a second recording made other keys, and replays too.
+    // Keys come from the recorded entropy: a second recording made other keys. (Its replay would prove
+    // again what the first one's did, at the cost of generating the RSA keys once more.)
     expect(b.keys).not.toEqual(a.keys);
-    const replayB = await replayJson(traceB, { TZ: 'Pacific/Chatham' });
-    expect(replayB.summary.divergence).toBeNull();
-    expect(replayB.code).toBe(0);
   });
 });

@@ -43,6 +43,8 @@ export class FtjsProcess {
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
   readonly exited: Promise<number | null>;
+  /** Called on every new log line and on exit: the pending waitForLog calls. */
+  private readonly lineWaiters = new Set<() => void>();
 
   constructor(readonly child: ChildProcess) {
     let buffered = '';
@@ -61,6 +63,7 @@ export class FtjsProcess {
           }
         }
       }
+      for (const waiter of [...this.lineWaiters]) waiter();
     });
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
     this.exited = new Promise((resolve) =>
@@ -68,6 +71,7 @@ export class FtjsProcess {
         this.exitCode = code;
         this.signal = signal;
         resolve(code);
+        for (const waiter of [...this.lineWaiters]) waiter();
       }),
     );
   }
@@ -76,17 +80,36 @@ export class FtjsProcess {
     return this.lines.find(predicate);
   }
 
+  /**
+   * The first log line (earlier ones included) that `predicate` accepts. Each line is tested once, as it
+   * arrives: no polling (a 20 ms poll re-tested every line of a chatty node 50 times a second, and
+   * answered up to 20 ms late). A line the predicate throws on does not match.
+   */
   waitForLog(predicate: (line: LogLine) => boolean, what: string, timeoutMs = 20_000): Promise<LogLine> {
-    return waitFor(
-      () => {
-        const found = this.find(predicate);
-        if (found) return found;
-        if (this.exitCode !== null) throw new Error(`process exited with ${this.exitCode} before ${what}: ${this.stderr.slice(-2000)}`);
-        return undefined;
-      },
-      what,
-      timeoutMs,
-    );
+    return new Promise((resolve, reject) => {
+      let tested = 0;
+      const settle = (finish: () => void) => {
+        clearTimeout(timer);
+        this.lineWaiters.delete(check);
+        finish();
+      };
+      const check = () => {
+        for (; tested < this.lines.length; tested++) {
+          const line = this.lines[tested]!;
+          let matched = false;
+          try {
+            matched = predicate(line);
+          } catch {
+            /* not a match */
+          }
+          if (matched) return settle(() => resolve(line));
+        }
+        if (this.exitCode !== null) settle(() => reject(new Error(`process exited with ${this.exitCode} before ${what}: ${this.stderr.slice(-2000)}`)));
+      };
+      const timer = setTimeout(() => settle(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))), timeoutMs);
+      this.lineWaiters.add(check);
+      check();
+    });
   }
 
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
