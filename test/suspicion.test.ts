@@ -127,6 +127,35 @@ describe('suspicion before a claim (simulated time)', () => {
     expect(acts).toContainEqual(expect.objectContaining({ type: 'log', msg: expect.stringContaining('beacon moved') }));
   });
 
+  test('witness: each change in what the beacon shows is logged (not yet read over a period, then moving), so the reason the wait goes on is never stale', () => {
+    const m = primary();
+    // The backup beats until 1,000, then its main thread is busy; its beacon thread runs on. This
+    // node's reads of the beacon are starved: none is answered before 1,250.
+    const acts: RoleAction[] = [];
+    let pendingRead: number | null = null;
+    for (let t = 0; t <= 3_000; t += TICK_MS) {
+      const inputs: RoleInput[] = [
+        { type: 'peer-traffic', nowMs: t, atMs: t < 1_000 ? Math.floor(t / 100) * 100 : 900 },
+        { type: 'tick', nowMs: t },
+      ];
+      if (pendingRead !== null && t >= 1_250) {
+        inputs.push({ type: 'witness', nowMs: t, readId: pendingRead, value: `${Math.floor(t / 100)}:1000` });
+        pendingRead = null;
+      }
+      for (const input of inputs) {
+        for (const a of m.step(input)) {
+          acts.push(a);
+          if (a.type === 'read-witness') pendingRead = a.readId;
+        }
+      }
+    }
+    expect(acts.some((a) => a.type === 'claim' || a.type === 'drain')).toBe(false);
+    const deferrals = acts.flatMap((a) => (a.type === 'log' && a.msg.startsWith('backup not suspected yet') ? [a.msg] : []));
+    expect(deferrals.length).toBe(2);
+    expect(deferrals[0]).toContain('not read over a beacon period yet');
+    expect(deferrals[1]).toContain('beacon moved');
+  });
+
   test('witness: a beacon that stands still is no evidence; the backup is suspected at the timeout', () => {
     const m = primary();
     const { claimAtMs } = run(m, 0, 3_000, beats(1_000), () => '42:7');

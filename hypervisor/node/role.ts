@@ -17,7 +17,7 @@
 
 import { invariant } from '../../logging-channel/invariant.js';
 import { admitRate } from './admission.js';
-import { Suspicion, type SuspicionConfig } from './suspicion.js';
+import { Suspicion, type SuspicionConfig, type Verdict } from './suspicion.js';
 
 export type Role = 'primary' | 'backup' | 'claiming' | 'live' | 'halted';
 
@@ -185,8 +185,8 @@ export class RoleMachine {
   private unreachable: { sinceMs: number; attempts: number; warnedAtMs: number } | null = null;
   /** Confirms a silence past the timeout before a claim (null: the timeout alone decides). */
   private readonly suspicion: Suspicion | null;
-  /** The evidence that last put suspicion off in this silence (logged once per kind). */
-  private deferredBy: 'phi' | 'witness' | null = null;
+  /** What the evidence that last put suspicion off in this silence showed (logged at each change). */
+  private deferredBy: Exclude<Verdict, { suspect: true }>['shows'] | null = null;
 
   constructor(
     readonly config: RoleConfig,
@@ -475,8 +475,8 @@ export class RoleMachine {
     }
     if (verdict.by === 'timeout') {
       this.deferredBy = null;
-    } else if (this.deferredBy !== verdict.by) {
-      this.deferredBy = verdict.by;
+    } else if (this.deferredBy !== verdict.shows) {
+      this.deferredBy = verdict.shows;
       const who = this.roleNow === 'backup' ? 'primary' : 'backup';
       out.push({ type: 'log', level: 'info', msg: `${who} not suspected yet: ${verdict.why}`, data: { suspicionDeferredBy: verdict.by } });
     }

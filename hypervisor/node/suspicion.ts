@@ -106,8 +106,11 @@ export class PhiAccrual {
 
 export type Verdict =
   | { suspect: true; why: string }
-  /** Not yet, and which evidence says so (the timeout floor, the learned jitter, or the witness). */
-  | { suspect: false; by: 'timeout' | 'phi' | 'witness'; why: string };
+  /**
+   * Not yet, and which evidence says so (the timeout floor, the learned jitter, or the witness), and
+   * what exactly it showed: a node logs each change of it, so an operator sees why the wait went on.
+   */
+  | { suspect: false; by: 'timeout' | 'phi' | 'witness'; shows: 'under-timeout' | 'jitter' | 'beacon-busy' | 'beacon-running' | 'beacon-unread'; why: string };
 
 /** One peer's suspicion: what was heard, the learned jitter, the witness reads of this silence. */
 export class Suspicion {
@@ -237,22 +240,28 @@ export class Suspicion {
     const silentMs = this.silentMs(nowMs);
     const timeout = this.heartbeatTimeoutMs;
     const s = Math.round(silentMs);
-    if (silentMs < timeout) return { suspect: false, by: 'timeout', why: `silent ${s} ms, under the ${timeout} ms timeout` };
+    if (silentMs < timeout) return { suspect: false, by: 'timeout', shows: 'under-timeout', why: `silent ${s} ms, under the ${timeout} ms timeout` };
     const pastMs = silentMs - timeout;
     if (this.witnessBusy(nowMs) && pastMs < this.config.witnessGraceMs) {
       return {
         suspect: false,
         by: 'witness',
+        shows: 'beacon-busy',
         why: `silent ${s} ms, but its beacon moved ${Math.round(nowMs - this.beatChangedAtMs!)} ms ago while its main thread stood still: alive, only busy (waiting up to ${timeout + this.config.witnessGraceMs} ms)`,
       };
     }
     // The short waits below share one bound: a real death goes live within the timeout + 1 s.
     if (pastMs < this.config.phiMaxDelayMs) {
       if (this.config.witness && this.witnessRunning(nowMs)) {
-        return { suspect: false, by: 'witness', why: `silent ${s} ms, but its beacon shows its main thread running: its frames may be late (waiting up to ${timeout + this.config.phiMaxDelayMs} ms)` };
+        return {
+          suspect: false,
+          by: 'witness',
+          shows: 'beacon-running',
+          why: `silent ${s} ms, but its beacon shows its main thread running: its frames may be late (waiting up to ${timeout + this.config.phiMaxDelayMs} ms)`,
+        };
       }
       if (this.config.witness && !this.witnessSettled()) {
-        return { suspect: false, by: 'witness', why: `silent ${s} ms; its beacon not read over a beacon period yet (${this.witnessReads} reads)` };
+        return { suspect: false, by: 'witness', shows: 'beacon-unread', why: `silent ${s} ms; its beacon not read over a beacon period yet (${this.witnessReads} reads)` };
       }
       if (this.phiNow.count >= PHI_MIN_SAMPLES) {
         const phi = this.phiNow.phi(silentMs);
@@ -260,6 +269,7 @@ export class Suspicion {
           return {
             suspect: false,
             by: 'phi',
+            shows: 'jitter',
             why: `silent ${s} ms, phi ${phi.toFixed(1)} < ${this.config.phiThreshold} (learned jitter: mean ${Math.round(this.phiNow.meanMs)} ms, sd ${Math.round(this.phiNow.stdDevMs)} ms)`,
           };
         }
