@@ -450,6 +450,8 @@ export class Serving {
     const holds = this.host.machine()?.holdsOutputs ?? false;
     return {
       tasks: this.loop.tasksRun,
+      batches: this.loop.batchesRun,
+      framesSent: this.channel?.framesSent ?? 0,
       ackedSeq: this.channel?.ackedSeq ?? 0,
       backupAttached: this.attached,
       protection: this.protection(),
