@@ -51,11 +51,13 @@ function threadCpuMs(pid: number): Map<number, number> {
 
 /**
  * Samples the primary's status every --status-ms for `forMs`: how many samples saw each admission
- * state, the largest replay backlog it reported, and the output hold times of its last sample.
+ * state, the replay backlog it estimated (and the backup's own estimate, sampled just after), and the
+ * output hold times of its last sample.
  */
 async function sampleStatus(at: string, forMs: number): Promise<Record<string, unknown>> {
   const admission: Record<string, number> = {};
   const backlogs: number[] = [];
+  const backupOwn: number[] = [];
   let hold: unknown = null;
   type Counts = { tasks?: number; batches?: number; framesSent?: number };
   let first: Counts | null = null;
@@ -73,6 +75,10 @@ async function sampleStatus(at: string, forMs: number): Promise<Record<string, u
       };
       first ??= s;
       last = s;
+      if (backupUrl !== null) {
+        const b = (await (await fetch(`${backupUrl}/_ft/status?hash=0`)).json()) as { replayBacklogMs?: number };
+        if (typeof b.replayBacklogMs === 'number') backupOwn.push(b.replayBacklogMs);
+      }
       admission[s.admission ?? '?'] = (admission[s.admission ?? '?'] ?? 0) + 1;
       if (typeof s.replayBacklogMs === 'number') backlogs.push(s.replayBacklogMs);
       hold = s.outputHoldMs;
@@ -99,6 +105,8 @@ const env = { ...process.env, FTJS_SECRET: 'bench-secret-0123456789abcdef' };
 const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-warmup-'));
 const children: Array<{ role: string; pid: number; kill: () => void }> = [];
 let url: string;
+/** The pair's backup: its own replay backlog estimate, beside the primary's view of it. */
+let backupUrl: string | null = null;
 try {
   if (mode === 'pair') {
     const primary = spawnFtjs(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], { env, cpu: CPU.server, cli });
@@ -106,7 +114,7 @@ try {
     const p = await primary.waitFor((l: LogLine) => typeof l.replication === 'string');
     const backup = spawnFtjs(['backup', '--primary', p.replication as string, '--port', '0', '--shared-dir', shared], { env, cpu: CPU.backup, cli });
     children.push({ role: 'backup', pid: backup.child.pid!, kill: () => backup.child.kill('SIGKILL') });
-    await backup.waitFor((l: LogLine) => typeof l.primary === 'string' && typeof l.url === 'string');
+    backupUrl = (await backup.waitFor((l: LogLine) => typeof l.primary === 'string' && typeof l.url === 'string')).url as string;
     url = p.url as string;
     for (let i = 0; i < 200; i++) {
       const s = (await (await fetch(`${url}/_ft/status?hash=0`)).json()) as { backupAttached?: boolean };
