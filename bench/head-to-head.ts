@@ -253,18 +253,31 @@ if (profile) {
   if (BASELINE_CLI) await profileRun(BASELINE_CLI);
 } else {
   const samples = new Map<Config, Sample[]>(chosen.map((c) => [c, []]));
-  for (let r = 0; r < rounds; r++) {
+  // A round in which a server failed (on a loaded host a pair's backup may take over, and the fenced
+  // primary exits) is reported and run again, up to `rounds` times more: the ratios pair rounds.
+  const missed: string[] = [];
+  for (let r = 0, done = 0; done < rounds; r++) {
+    if (missed.length > rounds) throw new Error(`${missed.length} rounds missed:\n${missed.join('\n')}`);
     // Rotate the order each round, so that no configuration always runs first (or after the pair).
     const order = chosen.map((_, i) => chosen[(i + r) % chosen.length]!);
     const line: string[] = [];
-    for (const config of order) {
-      const s = await measure(config);
-      samples.get(config)!.push(s);
-      line.push(
-        `${config} mix ${s.mix.rps.toFixed(0)} (${s.mix.cpuUsPerRequest.toFixed(0)} µs CPU) get ${s.get.rps.toFixed(0)} (p99 ${s.mix.p99Ms.toFixed(2)} ms)${s.mix.errors + s.get.errors ? ` errors ${s.mix.errors + s.get.errors}` : ''}`,
-      );
+    const round = new Map<Config, Sample>();
+    try {
+      for (const config of order) {
+        const s = await measure(config);
+        round.set(config, s);
+        line.push(
+          `${config} mix ${s.mix.rps.toFixed(0)} (${s.mix.cpuUsPerRequest.toFixed(0)} µs CPU) get ${s.get.rps.toFixed(0)} (p99 ${s.mix.p99Ms.toFixed(2)} ms)${s.mix.errors + s.get.errors ? ` errors ${s.mix.errors + s.get.errors}` : ''}`,
+        );
+      }
+    } catch (error) {
+      missed.push(`round ${r + 1}: ${(error as Error).message}`);
+      process.stderr.write(`round ${r + 1} MISSED (run again): ${(error as Error).message}\n`);
+      continue;
     }
-    process.stderr.write(`round ${r + 1}/${rounds}: ${line.join(' | ')}\n`);
+    for (const [config, s] of round) samples.get(config)!.push(s);
+    done++;
+    process.stderr.write(`round ${r + 1} (${done}/${rounds}): ${line.join(' | ')}\n`);
   }
   const med = (c: Config, w: 'mix' | 'get', f: 'rps' | 'p50Ms' | 'p99Ms' | 'cpuUsPerRequest') => median(samples.get(c)!.map((s) => s[w][f]));
   const has = (c: Config) => samples.has(c);
@@ -303,6 +316,7 @@ if (profile) {
         guest: 'kv.js',
         pinned: CPU,
         rounds,
+        missedRounds: missed,
         seconds,
         warmupSeconds,
         longWarmupSeconds,

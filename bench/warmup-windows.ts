@@ -5,6 +5,7 @@
 // Pinned as head-to-head.ts: servers on CPU 0, the pair's backup and the load generator on CPU 1.
 //
 //   npm run build && node dist/bench/warmup-windows.js [--mode pair|run] [--windows 0,3,7,10,14] [--baseline <dir>]
+//       [--status-ms 100]   # also sample /_ft/status (the pair's primary): admission, replay backlog, output hold, tasks per batch
 //
 // Threads are named by role: main (the node's main thread, same tid as the process), vm (the VM
 // worker: the busiest other thread), v8 (the rest: V8's compile and GC helpers, libuv's pool).
@@ -25,6 +26,9 @@ if (edges.length < 2 || edges.some((e, i) => !Number.isFinite(e) || (i > 0 && e 
 const baselineAt = process.argv.indexOf('--baseline');
 const cli = baselineAt >= 0 ? path.resolve(process.argv[baselineAt + 1]!, 'dist/cli/ftjs.js') : projectPath('dist/cli/ftjs.js');
 const KV = projectPath('guest-apps/kv.js');
+const statusAt = process.argv.indexOf('--status-ms');
+const statusEveryMs = statusAt >= 0 ? Number(process.argv[statusAt + 1]) : 0;
+if (!(statusEveryMs >= 0)) throw new Error('--status-ms needs a number of ms (0: no status samples)');
 const CPU = { server: 0, backup: 1, load: 1 } as const;
 const CONNECTIONS = 32;
 execFileSync('taskset', ['-a', '-cp', String(CPU.load), String(process.pid)], { stdio: 'ignore' });
@@ -45,10 +49,64 @@ function threadCpuMs(pid: number): Map<number, number> {
   return out;
 }
 
+/**
+ * Samples the primary's status every --status-ms for `forMs`: how many samples saw each admission
+ * state, the replay backlog it estimated (and the backup's own estimate, sampled just after), and the
+ * output hold times of its last sample.
+ */
+async function sampleStatus(at: string, forMs: number): Promise<Record<string, unknown>> {
+  const admission: Record<string, number> = {};
+  const backlogs: number[] = [];
+  const backupOwn: number[] = [];
+  let hold: unknown = null;
+  type Counts = { tasks?: number; batches?: number; framesSent?: number };
+  let first: Counts | null = null;
+  let last: Counts | null = null;
+  const endAt = Date.now() + forMs;
+  while (Date.now() < endAt) {
+    try {
+      const s = (await (await fetch(`${at}/_ft/status?hash=0`)).json()) as {
+        admission?: string;
+        replayBacklogMs?: number | null;
+        outputHoldMs?: unknown;
+        tasks?: number;
+        batches?: number;
+        framesSent?: number;
+      };
+      first ??= s;
+      last = s;
+      if (backupUrl !== null) {
+        const b = (await (await fetch(`${backupUrl}/_ft/status?hash=0`)).json()) as { replayBacklogMs?: number };
+        if (typeof b.replayBacklogMs === 'number') backupOwn.push(b.replayBacklogMs);
+      }
+      admission[s.admission ?? '?'] = (admission[s.admission ?? '?'] ?? 0) + 1;
+      if (typeof s.replayBacklogMs === 'number') backlogs.push(s.replayBacklogMs);
+      hold = s.outputHoldMs;
+    } catch {
+      admission.failed = (admission.failed ?? 0) + 1;
+    }
+    await new Promise((r) => setTimeout(r, statusEveryMs));
+  }
+  const per = (k: 'tasks' | 'framesSent') => {
+    const [a, b] = [first as Counts | null, last as Counts | null];
+    return a && b ? Number((((b[k] ?? 0) - (a[k] ?? 0)) / Math.max(1, (b.batches ?? 0) - (a.batches ?? 0))).toFixed(2)) : null;
+  };
+  return {
+    tasksPerBatch: per('tasks'),
+    framesPerBatch: per('framesSent'),
+    admission,
+    replayBacklogMaxMs: backlogs.length ? Math.max(...backlogs) : null,
+    replayBacklogsMs: backlogs,
+    outputHoldMs: hold,
+  };
+}
+
 const env = { ...process.env, FTJS_SECRET: 'bench-secret-0123456789abcdef' };
 const shared = mkdtempSync(path.join(tmpdir(), 'ftjs-warmup-'));
 const children: Array<{ role: string; pid: number; kill: () => void }> = [];
 let url: string;
+/** The pair's backup: its own replay backlog estimate, beside the primary's view of it. */
+let backupUrl: string | null = null;
 try {
   if (mode === 'pair') {
     const primary = spawnFtjs(['primary', KV, '--port', '0', '--replication-port', '0', '--shared-dir', shared], { env, cpu: CPU.server, cli });
@@ -56,7 +114,7 @@ try {
     const p = await primary.waitFor((l: LogLine) => typeof l.replication === 'string');
     const backup = spawnFtjs(['backup', '--primary', p.replication as string, '--port', '0', '--shared-dir', shared], { env, cpu: CPU.backup, cli });
     children.push({ role: 'backup', pid: backup.child.pid!, kill: () => backup.child.kill('SIGKILL') });
-    await backup.waitFor((l: LogLine) => typeof l.primary === 'string' && typeof l.url === 'string');
+    backupUrl = (await backup.waitFor((l: LogLine) => typeof l.primary === 'string' && typeof l.url === 'string')).url as string;
     url = p.url as string;
     for (let i = 0; i < 200; i++) {
       const s = (await (await fetch(`${url}/_ft/status?hash=0`)).json()) as { backupAttached?: boolean };
@@ -71,7 +129,9 @@ try {
   const windows = [];
   for (let w = 1; w < edges.length; w++) {
     const before = children.map((c) => threadCpuMs(c.pid));
+    const sampling = statusEveryMs > 0 ? sampleStatus(url, (edges[w]! - edges[w - 1]!) * 1000) : null;
     const result = await closedLoop(url, CONNECTIONS, (edges[w]! - edges[w - 1]!) * 1000, kvMix);
+    const status = sampling ? await sampling : undefined;
     const cpu: Record<string, Record<string, number>> = {};
     children.forEach((c, i) => {
       const deltas = [...threadCpuMs(c.pid)].map(([tid, ms]) => [tid, ms - (before[i]!.get(tid) ?? 0)] as const);
@@ -80,7 +140,7 @@ try {
       const sum = (pick: (tid: number) => boolean) => us(deltas.filter(([tid]) => pick(tid)).reduce((a, [, ms]) => a + ms, 0));
       cpu[c.role] = { total: sum(() => true), main: sum((t) => t === c.pid), vm: sum((t) => t === vmTid), v8: sum((t) => t !== c.pid && t !== vmTid) };
     });
-    windows.push({ seconds: `${edges[w - 1]}-${edges[w]}`, rps: Math.round(result.rps), p99Ms: Number(result.p99Ms.toFixed(1)), cpuUsPerRequest: cpu });
+    windows.push({ seconds: `${edges[w - 1]}-${edges[w]}`, rps: Math.round(result.rps), p99Ms: Number(result.p99Ms.toFixed(1)), cpuUsPerRequest: cpu, ...(status ? { status } : {}) });
   }
   process.stdout.write(`${JSON.stringify({ benchmark: 'warmup-windows', mode, ftjs: baselineAt >= 0 ? cli : 'this checkout', connections: CONNECTIONS, windows }, null, 1)}\n`);
 } finally {

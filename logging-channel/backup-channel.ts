@@ -551,6 +551,13 @@ export class BackupChannel extends EventEmitter<BackupChannelEvents> {
     }
   }
 
+  /** The node replayed more of what it received: report it soon (BackupSession.progressed). */
+  progressed(): void {
+    const conn = this.conn;
+    const open = conn !== null && conn.state === 'open' ? conn : null;
+    this.performStream(open, this.stream.progressed(this.clock.monoMs(), open !== null));
+  }
+
   // -------------------------------------------------------------------------------------------
   // Liveness
 

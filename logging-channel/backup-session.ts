@@ -17,6 +17,18 @@ import { EpochHistory, type EpochStart } from './epoch-history.js';
 import { invariant } from './invariant.js';
 import type { StreamTiming } from './primary-session.js';
 
+/**
+ * A backup that received this many entries since its last progress report sends the next one as
+ * soon as its replay moves (not only with the periodic heartbeat). The primary bounds the replay
+ * backlog from these reports and counts every entry appended since the last one as unreplayed:
+ * with a report only every heartbeat (100 ms on a 75 ms tick: up to 150 ms apart), that was up to
+ * 3,000 entries at 10k req/s, an estimate of 100–400 ms against a true 2–10 ms, enough to slow
+ * admission (BENCHMARKS.md, warm19). A light stream (under ~2k entries/s) sends no extra frame.
+ */
+export const PROGRESS_REPORT_ENTRIES = 256;
+/** ... and at most one such report per this many ms. */
+export const PROGRESS_REPORT_MIN_MS = 10;
+
 /** Largest snapshot a backup accepts when joining (a VM's memory is at most 2 GiB). */
 export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024;
 
@@ -45,6 +57,8 @@ export class BackupSession {
   private primaryLast = 0;
   private lastHeard: number | null = null;
   private lastHeartbeatAtMs = 0;
+  /** receivedSeq as of the last heartbeat sent (each carries the replay progress). */
+  private reportedSeq = 0;
   private silentReported = false;
   private lineageNow: EpochHistory;
 
@@ -54,6 +68,7 @@ export class BackupSession {
     history: readonly EpochStart[] = [],
   ) {
     this.received = receivedSeq;
+    this.reportedSeq = receivedSeq;
     this.lineageNow = new EpochHistory(history);
   }
 
@@ -122,6 +137,8 @@ export class BackupSession {
   snapshotReceived(seq: number, nowMs: number): BackupSessionAction[] {
     invariant(this.received === 0, `a snapshot received after seq ${this.received}`);
     this.received = seq;
+    // The snapshot's seqs are replayed by loading it, not one by one: count from here.
+    this.reportedSeq = seq;
     return [...this.heard(nowMs), { type: 'send-ack', seq }];
   }
 
@@ -162,13 +179,26 @@ export class BackupSession {
     this.silentReported = false;
   }
 
+  /**
+   * Replay made progress: a heartbeat (which carries it) if PROGRESS_REPORT_ENTRIES or more were
+   * received since the last one and none went out for PROGRESS_REPORT_MIN_MS. `open`: welcomed, not
+   * mid-snapshot.
+   */
+  progressed(nowMs: number, open: boolean): BackupSessionAction[] {
+    if (!open || this.received - this.reportedSeq < PROGRESS_REPORT_ENTRIES || nowMs - this.lastHeartbeatAtMs < PROGRESS_REPORT_MIN_MS) return [];
+    return [this.heartbeat(nowMs)];
+  }
+
+  private heartbeat(nowMs: number): BackupSessionAction {
+    this.lastHeartbeatAtMs = nowMs;
+    this.reportedSeq = this.received;
+    return { type: 'send-heartbeat', seq: this.received };
+  }
+
   /** Periodic: heartbeat on an open stream (`open`: welcomed, not mid-snapshot); report silence once (not while paused). */
   tick(nowMs: number, open: boolean, paused: boolean): BackupSessionAction[] {
     const out: BackupSessionAction[] = [];
-    if (open && nowMs - this.lastHeartbeatAtMs >= this.timing.heartbeatMs) {
-      this.lastHeartbeatAtMs = nowMs;
-      out.push({ type: 'send-heartbeat', seq: this.received });
-    }
+    if (open && nowMs - this.lastHeartbeatAtMs >= this.timing.heartbeatMs) out.push(this.heartbeat(nowMs));
     if (this.lastHeard === null || this.silentReported || paused) return out;
     const silentMs = Math.round(nowMs - this.lastHeard);
     if (silentMs < this.timing.heartbeatTimeoutMs) return out;

@@ -15,6 +15,7 @@ import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } fr
 import type { Snapshot } from '../dist/hypervisor/vm/vm.js';
 import { type AuthMessage, computeProof, encodeSnapshotBaseOffer, RefuseCode, type SnapshotBaseOffer, secretBytes } from '../dist/logging-channel/auth.js';
 import { BackupChannel, type BackupChannelOptions, type SnapshotEvent, type WelcomeEvent } from '../dist/logging-channel/backup-channel.js';
+import { PROGRESS_REPORT_ENTRIES } from '../dist/logging-channel/backup-session.js';
 import { type Entry, Kind } from '../dist/logging-channel/entry.js';
 import { deriveChannelKeys, FRAME_TAG_BYTES, FrameOpener, FrameSealer } from '../dist/logging-channel/frame-mac.js';
 import { decodeFrame, encodeAckFrame, encodeControlFrame, encodeEntriesFrame, encodeHeartbeatFrame, entriesBudgetBytes, type Frame, FrameError, FrameType } from '../dist/logging-channel/frames.js';
@@ -1049,6 +1050,36 @@ describe('logging channel: heartbeats', () => {
     const now = performance.now();
     expect(now - p.primary.lastHeardAtMs!).toBeLessThan(300);
     expect(now - b.backup.lastHeardAtMs!).toBeLessThan(300);
+  });
+
+  it('a backup that received PROGRESS_REPORT_ENTRIES since its last report sends its replay progress at once, not at the next heartbeat', async () => {
+    // Heartbeats an hour apart on both sides: any heartbeat frame here is an early progress report.
+    const slow = { heartbeatMs: 3_600_000, heartbeatTimeoutMs: 7_200_000 };
+    const p = await startPrimary(slow);
+    const b = startBackup(p.url, slow);
+    const reports: Array<{ receivedSeq: number; replayedSeq: number; backlogMs: number }> = [];
+    p.primary.on('replay', (r) => reports.push(r));
+    let replayed = 0;
+    b.backup.replayProgress = () => ({ replayedSeq: replayed, backlogMs: 7 });
+    await waitFor(() => p.primary.attached && b.backup.connected, 5000, 'attach');
+    let heartbeats = 0;
+    spySends((data) => {
+      if (data[0] === FrameType.Heartbeat) heartbeats++;
+    });
+    p.append(PROGRESS_REPORT_ENTRIES - 1);
+    await waitFor(() => b.backup.receivedSeq === PROGRESS_REPORT_ENTRIES - 1, 5000, 'first entries received');
+    replayed = 100;
+    b.backup.progressed();
+    expect(heartbeats).toBe(0); // too few entries since the last report (the welcome): no extra frame
+    p.append(1);
+    await waitFor(() => b.backup.receivedSeq === PROGRESS_REPORT_ENTRIES, 5000, 'entries received');
+    b.backup.progressed();
+    expect(heartbeats).toBe(1);
+    await waitFor(() => reports.length === 1, 5000, 'the primary hears the report');
+    expect(reports[0]).toEqual({ receivedSeq: PROGRESS_REPORT_ENTRIES, replayedSeq: 100, backlogMs: 7 });
+    // Counted from that report: the next progress alone sends nothing.
+    b.backup.progressed();
+    expect(heartbeats).toBe(1);
   });
 
   it('backup reports a silent primary and keeps dialling', async () => {

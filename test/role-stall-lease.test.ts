@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { EXIT_LOST_EPOCH, type RoleAction, type RoleConfig, type RoleInput, RoleMachine } from '../dist/hypervisor/node/role.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { decodeFrame, encodeHeartbeatFrame } from '../dist/logging-channel/frames.js';
-import { DEFAULT_REPLAY_ENTRY_MS, ReplayLag } from '../dist/recorder/replay-lag.js';
+import { DEFAULT_REPLAY_ENTRY_MS, MIN_DEMONSTRATED_ENTRIES, ReplayLag } from '../dist/recorder/replay-lag.js';
 import { DEFAULT_REPLAY_TASK_MS, REPLAY_FAST_WINDOW_MS, REPLAY_SLOWDOWN_MEMORY_MS, REPLAY_WARMUP_MS, ReplayBacklog, TASK_OVERHEAD_POLLS } from '../dist/replayer/replay-backlog.js';
 
 const CFG: RoleConfig = { heartbeatMs: 100, heartbeatTimeoutMs: 300, claimRetryMs: 500, maxLagMs: 1000, maxLagBytes: 1_000_000, maxReplayLagMs: 700, leaseMs: 1000 };
@@ -270,15 +270,39 @@ describe('replay backlog', () => {
     const lag = new ReplayLag();
     expect(lag.backlogMs(50_000)).toBeNull();
     // A joining backup holds seqs 1..1000, replayed none, and says that is 500 ms of replay.
-    lag.reported({ receivedSeq: 1_000, replayedSeq: 0, backlogMs: 500 });
+    lag.reported({ receivedSeq: 1_000, replayedSeq: 0, backlogMs: 500 }, 0);
     expect(lag.backlogMs(50_000)).toBe(500 + 49_000 * 0.5);
-    // Fully caught up: nothing held, the last cost per entry stays.
-    lag.reported({ receivedSeq: 50_000, replayedSeq: 50_000, backlogMs: 0 });
+    // Fully caught up: nothing held, the last cost per entry stays, unless the pace the backup showed
+    // bounds it: here 50,000 entries replayed in the 30 s since its last report, 0.6 ms each, is slower.
+    lag.reported({ receivedSeq: 50_000, replayedSeq: 50_000, backlogMs: 0 }, 30_000);
     expect(lag.backlogMs(50_010)).toBe(5);
     // Before any backlog worth measuring, the default cost per entry.
     const fresh = new ReplayLag();
-    fresh.reported({ receivedSeq: 10, replayedSeq: 5, backlogMs: 3 });
+    fresh.reported({ receivedSeq: 10, replayedSeq: 5, backlogMs: 3 }, 0);
     expect(fresh.backlogMs(1_010)).toBe(3 + 1_000 * DEFAULT_REPLAY_ENTRY_MS);
+  });
+
+  test('a cost per entry measured on cold code does not stay: the pace the backup showed over the last DEMONSTRATED_SPAN_MS bounds it', () => {
+    const lag = new ReplayLag();
+    // A fresh backup's first replays run on cold code: 40 entries held, 400 ms of estimated replay.
+    lag.reported({ receivedSeq: 40, replayedSeq: 0, backlogMs: 400 }, 0);
+    expect(lag.backlogMs(140)).toBe(400 + 100 * 10);
+    // Slowed by that, the stream is thin: the next reports hold under 16 entries, too few to measure
+    // a cost by; but the backup replayed 200 entries in the 100 ms between two of them: 0.5 ms each at most.
+    lag.reported({ receivedSeq: 205, replayedSeq: 200, backlogMs: 1 }, 50);
+    expect(lag.backlogMs(305)).toBe(1 + 100 * 10); // 50 ms: too short a span to judge a pace by
+    lag.reported({ receivedSeq: 405, replayedSeq: 400, backlogMs: 1 }, 150);
+    expect(lag.backlogMs(505)).toBe(1 + 100 * 0.5);
+    // Two reports bunched on arrival: the span still runs from the newest report DEMONSTRATED_SPAN_MS
+    // old (the one at 50 ms): 206 entries in 101 ms, not 6 in 1 ms.
+    lag.reported({ receivedSeq: 410, replayedSeq: 406, backlogMs: 1 }, 151);
+    expect(lag.backlogMs(510)).toBeCloseTo(1 + 100 * (101 / 206), 9);
+    // A backup that replayed almost nothing over the span shows no pace: the measured cost stands.
+    lag.reported({ receivedSeq: 430, replayedSeq: 406 + MIN_DEMONSTRATED_ENTRIES - 1, backlogMs: 2 }, 400);
+    expect(lag.backlogMs(530)).toBe(2 + 100 * 10);
+    // Nor does a pace raise the cost: a backup idle between reports replays "slowly".
+    lag.reported({ receivedSeq: 500, replayedSeq: 500, backlogMs: 0 }, 60_000);
+    expect(lag.backlogMs(600)).toBe(100 * 10);
   });
 
   test('a heartbeat carries the replay progress; a plain one still decodes', () => {

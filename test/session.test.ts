@@ -4,7 +4,7 @@
 
 import { describe, expect, test } from 'vitest';
 import { RefusalError } from '../dist/logging-channel/auth.js';
-import { BackupSession } from '../dist/logging-channel/backup-session.js';
+import { BackupSession, PROGRESS_REPORT_ENTRIES, PROGRESS_REPORT_MIN_MS } from '../dist/logging-channel/backup-session.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { InvariantError } from '../dist/logging-channel/invariant.js';
 import { PrimarySession } from '../dist/logging-channel/primary-session.js';
@@ -108,5 +108,29 @@ describe('backup session', () => {
     s.resumed(500);
     expect(s.tick(700, false, false)).toEqual([]);
     expect(s.tick(800, false, false)).toContainEqual({ type: 'primary-silent', silentMs: 300 });
+  });
+
+  test('replay progress is reported early once PROGRESS_REPORT_ENTRIES were received since the last report, at most every PROGRESS_REPORT_MIN_MS', () => {
+    const s = new BackupSession(TIMING);
+    s.welcome(1, null, 0);
+    expect(s.tick(100, true, false)).toEqual([{ type: 'send-heartbeat', seq: 0 }]);
+    // A light stream waits for the periodic heartbeat: no extra frame.
+    s.onEntries(entries(1, PROGRESS_REPORT_ENTRIES - 1), 101);
+    expect(s.progressed(150, true)).toEqual([]);
+    s.onEntries(entries(PROGRESS_REPORT_ENTRIES, PROGRESS_REPORT_ENTRIES), 151);
+    expect(s.progressed(152, true)).toEqual([{ type: 'send-heartbeat', seq: PROGRESS_REPORT_ENTRIES }]);
+    // Counted from that report, and never closer than PROGRESS_REPORT_MIN_MS to the last heartbeat.
+    s.onEntries(entries(PROGRESS_REPORT_ENTRIES + 1, 3 * PROGRESS_REPORT_ENTRIES), 153);
+    expect(s.progressed(152 + PROGRESS_REPORT_MIN_MS - 1, true)).toEqual([]);
+    expect(s.progressed(152 + PROGRESS_REPORT_MIN_MS, true)).toEqual([{ type: 'send-heartbeat', seq: 3 * PROGRESS_REPORT_ENTRIES }]);
+    // The periodic heartbeat counts as a report too, and restarts its own period from the early one.
+    expect(s.tick(152 + PROGRESS_REPORT_MIN_MS + 99, true, false)).toEqual([]);
+    // Not welcomed, or mid-snapshot: nothing to report on.
+    s.onEntries(entries(3 * PROGRESS_REPORT_ENTRIES + 1, 5 * PROGRESS_REPORT_ENTRIES), 300);
+    expect(s.progressed(400, false)).toEqual([]);
+    expect(s.progressed(400, true)).toEqual([{ type: 'send-heartbeat', seq: 5 * PROGRESS_REPORT_ENTRIES }]);
+    // A backup resuming from seq N (or loading a snapshot through N) counts from N, not from 0.
+    const resumed = new BackupSession(TIMING, 10_000);
+    expect(resumed.progressed(1_000, true)).toEqual([]);
   });
 });

@@ -394,6 +394,8 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
           this.replayedPos = result.pos;
           for (const line of result.console) this.logger.debug({ seq: this.replayedSeq, guest: true, replay: true, level: line.level }, line.text);
         }
+        // The primary counts what it appended since our last report as unreplayed: keep reports fresh.
+        this.channel.progressed();
         this.pump();
       },
       (error: Error) => {

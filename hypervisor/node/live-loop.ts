@@ -82,6 +82,8 @@ export class LiveLoop {
   /** Seq of the last TaskEnd appended: the state the VM is in. */
   lastTaskSeq = 0;
   tasksRun = 0;
+  /** VM runs (batches of events) so far: tasks per batch is what spreads the per-batch costs. */
+  batchesRun = 0;
   onFatal: (error: Error) => void = () => {};
   /** Called with each task's TaskEnd seq and result once its entries are in the log (the trace keeps its outputs). */
   onTask: ((seq: number, result: TaskResult) => void) | null = null;
@@ -202,6 +204,7 @@ export class LiveLoop {
     try {
       const batch = this.queue.splice(0, rate < 1 ? Math.max(1, Math.floor(this.options.batchMaxEvents * rate)) : this.options.batchMaxEvents);
       for (const item of batch) if (item.event.kind === 'timer') this.timersQueued.delete(item.event.timerId);
+      this.batchesRun++;
       const reply = await this.vm.run(batch.map((b) => b.event));
       // Map each request to the VM's id for it before any output is processed: a response can come
       // from a later task of the same batch.

@@ -242,8 +242,9 @@ export class Serving {
     });
     channel.on('replay', (progress) => {
       if (!this.replay) this.replay = new ReplayLag();
-      this.replay.reported(progress);
-      this.reportLag(this.host.env.clock.monoMs());
+      const nowMs = this.host.env.clock.monoMs();
+      this.replay.reported(progress, nowMs);
+      this.reportLag(nowMs);
     });
     channel.on('detached', (e) => host.step({ type: 'peer-down', nowMs: this.host.env.clock.monoMs(), reason: `${e.nodeId}: ${e.reason}`, peer: e.nodeId }));
     channel.on('error', (error) => logger.error({ err: error }, 'logging channel error'));
@@ -450,6 +451,8 @@ export class Serving {
     const holds = this.host.machine()?.holdsOutputs ?? false;
     return {
       tasks: this.loop.tasksRun,
+      batches: this.loop.batchesRun,
+      framesSent: this.channel?.framesSent ?? 0,
       ackedSeq: this.channel?.ackedSeq ?? 0,
       backupAttached: this.attached,
       protection: this.protection(),

@@ -114,6 +114,7 @@ export class StandaloneNode {
           taskSeq: node.loop.lastTaskSeq,
           pos: node.loop.vmState?.pos ?? 0,
           tasks: node.loop.tasksRun,
+          batches: node.loop.batchesRun,
           queued: node.loop.queued,
           guestTimeMs: node.loop.vmState?.guestTimeMs ?? 0,
           memoryBytes: node.loop.vmState?.memoryBytes ?? 0,
