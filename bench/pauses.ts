@@ -108,16 +108,48 @@ function randomFill(bytes: Uint8Array): void {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The host's noise over a window as long as an operation's, taken right after it: the worst gap of the
+ * same traffic with nothing else running (a longer window sees a worse gap on a busy host).
+ */
+async function quietGap(traffic: Traffic, ms: number): Promise<number> {
+  const from = performance.now();
+  await sleep(ms);
+  const to = performance.now();
+  await sleep(60);
+  return traffic.worstGap(from, to);
+}
+
 interface Row {
   sizeMiB: number;
   memoryMiB: number;
   quietWorstGapMs: number[];
   /** Worst gap over a quiet window as long as a checkpoint's write (the noise a long window sees). */
   quietLongWorstGapMs: number;
-  status: { hashMs: number[]; worstGapMs: number[] };
-  checkpoint: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; writeMs: number[]; compressedChunks: number[] };
-  firstCheckpoint: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; writeMs: number[]; compressedChunks: number[] };
-  join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[] };
+  status: { hashMs: number[]; worstGapMs: number[]; pairedQuietGapMs: number[] };
+  checkpoint: {
+    precopyMs: number[];
+    pauseMs: number[];
+    worstGapMs: number[];
+    precopyGapMs: number[];
+    afterGapMs: number[];
+    writeMs: number[];
+    compressMs: number[];
+    compressedChunks: number[];
+    pairedQuietGapMs: number[];
+  };
+  firstCheckpoint: {
+    precopyMs: number[];
+    pauseMs: number[];
+    worstGapMs: number[];
+    precopyGapMs: number[];
+    afterGapMs: number[];
+    writeMs: number[];
+    compressMs: number[];
+    compressedChunks: number[];
+    pairedQuietGapMs: number[];
+  };
+  join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[]; pairedQuietGapMs: number[] };
   before: { sha256WholeMs: number; copyWholeMs: number; pageHashesWholeMs: number };
 }
 
@@ -147,10 +179,10 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       memoryMiB: Math.round((memoryBytes / MIB) * 10) / 10,
       quietWorstGapMs: [],
       quietLongWorstGapMs: 0,
-      status: { hashMs: [], worstGapMs: [] },
-      checkpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressedChunks: [] },
-      firstCheckpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressedChunks: [] },
-      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [] },
+      status: { hashMs: [], worstGapMs: [], pairedQuietGapMs: [] },
+      checkpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressMs: [], compressedChunks: [], pairedQuietGapMs: [] },
+      firstCheckpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressMs: [], compressedChunks: [], pairedQuietGapMs: [] },
+      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [] },
       before: { sha256WholeMs: 0, copyWholeMs: 0, pageHashesWholeMs: 0 },
     };
     const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-pauses-'));
@@ -168,6 +200,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
         row.status.hashMs.push(t1 - t0);
         await sleep(60);
         row.status.worstGapMs.push(traffic.worstGap(t0, t1));
+        row.status.pairedQuietGapMs.push(await quietGap(traffic, t1 - t0));
 
         for (const op of ['first checkpoint', 'checkpoint', 'join'] as const) {
           const start = performance.now();
@@ -185,6 +218,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
               const target = op === 'checkpoint' ? row.checkpoint : row.firstCheckpoint;
               target.writeMs.push(performance.now() - resumed);
               target.compressedChunks.push(written.compressedChunks);
+              target.compressMs.push(written.compressMs);
             } else {
               const data = await encodeSnapshot(snapshot, base);
               row.join.encodeMs.push(performance.now() - resumed);
@@ -202,6 +236,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
           target.worstGapMs.push(Math.max(traffic.worstGap(start, end), resumed - paused));
           target.precopyGapMs.push(traffic.worstGap(start, precopied));
           target.afterGapMs.push(traffic.worstGap(resumed + 20, end));
+          target.pairedQuietGapMs.push(await quietGap(traffic, end - start));
           await sleep(100);
         }
       }
@@ -236,20 +271,26 @@ const summary = rows.map((row) => ({
   quietLongWorstGapMs: r1(row.quietLongWorstGapMs),
   statusReplyMs: r1(median(row.status.hashMs)),
   statusWorstGapMs: { median: r1(median(row.status.worstGapMs)), max: r1(Math.max(...row.status.worstGapMs)) },
+  statusPairedQuietGapMs: r1(median(row.status.pairedQuietGapMs)),
   checkpointPauseMs: { median: r1(median(row.checkpoint.pauseMs)), max: r1(Math.max(...row.checkpoint.pauseMs)) },
   checkpointWorstGapMs: { median: r1(median(row.checkpoint.worstGapMs)), max: r1(Math.max(...row.checkpoint.worstGapMs)) },
+  checkpointPairedQuietGapMs: r1(median(row.checkpoint.pairedQuietGapMs)),
   checkpointGapDuringPrecopyMs: r1(median(row.checkpoint.precopyGapMs)),
   checkpointGapDuringWriteMs: r1(median(row.checkpoint.afterGapMs)),
   checkpointPrecopyMs: r1(median(row.checkpoint.precopyMs)),
   checkpointWriteMs: r1(median(row.checkpoint.writeMs)),
   checkpointCompressedChunks: median(row.checkpoint.compressedChunks),
+  checkpointCompressMs: r1(median(row.checkpoint.compressMs)),
   firstCheckpointPauseMs: { median: r1(median(row.firstCheckpoint.pauseMs)), max: r1(Math.max(...row.firstCheckpoint.pauseMs)) },
   firstCheckpointWorstGapMs: { median: r1(median(row.firstCheckpoint.worstGapMs)), max: r1(Math.max(...row.firstCheckpoint.worstGapMs)) },
+  firstCheckpointPairedQuietGapMs: r1(median(row.firstCheckpoint.pairedQuietGapMs)),
   firstCheckpointGapDuringWriteMs: r1(median(row.firstCheckpoint.afterGapMs)),
   firstCheckpointWriteMs: r1(median(row.firstCheckpoint.writeMs)),
   firstCheckpointCompressedChunks: median(row.firstCheckpoint.compressedChunks),
+  firstCheckpointCompressMs: r1(median(row.firstCheckpoint.compressMs)),
   joinPauseMs: { median: r1(median(row.join.pauseMs)), max: r1(Math.max(...row.join.pauseMs)) },
   joinWorstGapMs: { median: r1(median(row.join.worstGapMs)), max: r1(Math.max(...row.join.worstGapMs)) },
+  joinPairedQuietGapMs: r1(median(row.join.pairedQuietGapMs)),
   joinGapDuringPrecopyMs: r1(median(row.join.precopyGapMs)),
   joinGapDuringEncodeMs: r1(median(row.join.afterGapMs)),
   joinPrecopyMs: r1(median(row.join.precopyMs)),
