@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { afterAll, describe, expect, test } from 'vitest';
-import { checkDutyPercent, MemoryCompressor } from '../dist/hypervisor/node/checkpoint-compress.js';
+import { checkDutyPercent, DutyCycle, MemoryCompressor } from '../dist/hypervisor/node/checkpoint-compress.js';
 import { readCheckpoint, writeCheckpoint } from '../dist/hypervisor/node/checkpoint-file.js';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
 import { pageHashes } from '../dist/hypervisor/vm/page-delta.js';
@@ -145,6 +145,24 @@ describe('pacing (simulated time)', () => {
     sim.sleeps.length = 0;
     await sim.c.compress(memory, pageHashes(memory));
     expect(sim.sleeps).toEqual([]);
+  });
+
+  test('a duty cycle paces any work (the file writes too): synchronous or not, it returns its result', async () => {
+    let now = 0;
+    const sleeps: number[] = [];
+    const pacer = new DutyCycle(
+      20,
+      () => now,
+      async (ms) => {
+        sleeps.push(ms);
+        now += ms;
+      },
+    );
+    expect(await pacer.run(() => ((now += 4), 'sync'))).toBe('sync');
+    expect(await pacer.run(async () => ((now += 1), 'async'))).toBe('async');
+    expect(sleeps).toEqual([16, 4]);
+    expect({ busy: pacer.busyMs, idle: pacer.idleMs }).toEqual({ busy: 5, idle: 20 });
+    expect(() => new DutyCycle(0)).toThrow(/--checkpoint-compress-percent/);
   });
 
   test('a duty cycle outside 1–100 is refused with the flag named', async () => {

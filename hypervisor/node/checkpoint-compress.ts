@@ -14,7 +14,9 @@
 //   it was (the whole image against the header's state hash).
 // - Pacing. Chunks that must be compressed go to the thread pool one at a time, and after each the
 //   compressor waits so that it keeps a thread busy at most `dutyPercent` of the wall time: the VM
-//   worker gets a core between chunks.
+//   worker gets a core between chunks. The file's CRC and writes (checkpoint-file.ts) are paced the
+//   same way, in 1 MiB batches: writing a 150 MB image is a copy into the page cache on a thread-pool
+//   thread, and its gaps were as long as compression's (random-text guest, shared machine).
 //
 // Memory: the previous checkpoint's pieces (its compressed size) and 32 B of page hash per 4 KiB page
 // (0.8% of the memory) stay held between checkpoints.
@@ -77,6 +79,40 @@ interface Piece {
   piece: Buffer;
 }
 
+/**
+ * Runs work (a thread-pool job, or a slice of the main thread's) and then waits so that the work takes
+ * at most `percent` of the wall time: after work that took t ms, t × (100 − percent) / percent ms.
+ */
+export class DutyCycle {
+  busyMs = 0;
+  idleMs = 0;
+  private owedIdleMs = 0;
+
+  constructor(
+    readonly percent: number,
+    private readonly now: () => number = () => performance.now(),
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  ) {
+    checkDutyPercent(percent);
+  }
+
+  async run<T>(work: () => T | Promise<T>): Promise<T> {
+    const t0 = this.now();
+    const result = await work();
+    const busy = this.now() - t0;
+    this.busyMs += busy;
+    this.owedIdleMs += (busy * (100 - this.percent)) / this.percent;
+    if (this.owedIdleMs >= MIN_WAIT_MS) {
+      const t1 = this.now();
+      await this.sleep(this.owedIdleMs);
+      const slept = this.now() - t1;
+      this.idleMs += slept;
+      this.owedIdleMs = Math.max(0, this.owedIdleMs - slept);
+    }
+    return result;
+  }
+}
+
 /** One per checkpoint writer: it keeps the pieces of its last checkpoint to reuse in the next. */
 export class MemoryCompressor {
   readonly level: number;
@@ -101,6 +137,11 @@ export class MemoryCompressor {
     this.zeroHashes = Buffer.from(hashPages(new Uint8Array(this.chunkBytes)));
   }
 
+  /** A fresh duty cycle at this compressor's share: the checkpoint's file writes are paced by one too. */
+  pacer(): DutyCycle {
+    return new DutyCycle(this.dutyPercent, this.now, this.sleep);
+  }
+
   /**
    * `memory` as one raw deflate stream, in pieces. `pageHashes` (page-delta.ts format, of this very
    * memory) lets unchanged chunks reuse the previous call's pieces; without them every chunk is deflated.
@@ -111,22 +152,8 @@ export class MemoryCompressor {
     const keyed = pageHashes !== undefined && memory.byteLength % PAGE_BYTES === 0 && pageHashes.byteLength === (memory.byteLength / PAGE_BYTES) * PAGE_DIGEST_BYTES;
     const out: CompressedMemory = { pieces: [], compressedBytes: 0, compressedChunks: 0, reusedChunks: 0, zeroChunks: 0, busyMs: 0, idleMs: 0 };
     const next: Array<Piece | undefined> = [];
-    let owedIdleMs = 0;
-    const deflatePaced = async (chunk: Uint8Array): Promise<Buffer> => {
-      const t0 = this.now();
-      const piece = await this.deflate(chunk, this.level);
-      const busy = this.now() - t0;
-      out.busyMs += busy;
-      owedIdleMs += (busy * (100 - this.dutyPercent)) / this.dutyPercent;
-      if (owedIdleMs >= MIN_WAIT_MS) {
-        const t1 = this.now();
-        await this.sleep(owedIdleMs);
-        const slept = this.now() - t1;
-        out.idleMs += slept;
-        owedIdleMs = Math.max(0, owedIdleMs - slept);
-      }
-      return piece;
-    };
+    const pacer = this.pacer();
+    const deflatePaced = (chunk: Uint8Array): Promise<Buffer> => pacer.run(() => this.deflate(chunk, this.level));
     for (let i = 0; i < chunks; i++) {
       const from = i * chunkBytes;
       const chunk = memory.subarray(from, Math.min(memory.byteLength, from + chunkBytes));
@@ -154,6 +181,8 @@ export class MemoryCompressor {
       out.pieces.push(piece);
       out.compressedBytes += piece.byteLength;
     }
+    out.busyMs = pacer.busyMs;
+    out.idleMs = pacer.idleMs;
     out.pieces.push(FINAL_BLOCK);
     out.compressedBytes += FINAL_BLOCK.byteLength;
     // Without page hashes nothing can be matched next time: what was kept is stale either way.
