@@ -2,7 +2,7 @@
 //
 // Deflating 207 MiB in one call kept a thread-pool thread busy for 300 ms at the node's priority, above
 // the niced VM worker (hypervisor/worker/vm-worker.ts): on two shared cores the guest's traffic then
-// stalled 56–187 ms. Two changes, neither touching the file format:
+// stalled 56–187 ms. Three changes, none touching the file format:
 //
 // - Pieces. The memory is deflated in independent chunks of CHECKPOINT_CHUNK_BYTES, each ended by a
 //   full flush (byte-aligned, no reference into the previous chunk), and the pieces are concatenated
