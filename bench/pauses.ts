@@ -7,7 +7,10 @@
 //
 //   status      vm.state(true): the page hashes catch up between requests, then the state hash
 //   checkpoint  vm.precopy() with traffic, then admission paused for vm.snapshot() only, then
-//               writeCheckpoint (compression on the thread pool) with traffic, then the release
+//               writeCheckpoint with traffic, then the release. The compressor is kept from round to
+//               round, as a node's Checkpointer keeps it: only chunks written since are compressed
+//   first checkpoint  the same with a fresh compressor: every chunk of the memory is compressed
+//               (paced: --compress-percent, default the node's)
 //   join        the same pre-copy and pause, then encodeSnapshot as a delta against a base the
 //               joiner holds (the memory when growth ended), with traffic
 //
@@ -15,13 +18,15 @@
 // the serving path: SHA-256 of the whole memory on the VM thread (status), a copy of the whole memory
 // on the VM thread (checkpoint, join) and page hashes of the whole memory on the main thread (join).
 //
-//   npm run build && node dist/bench/pauses.js [--sizes 50,100,200] [--rounds 5]
+//   npm run build && node dist/bench/pauses.js [--sizes 50,100,200] [--rounds 5] [--compress-percent 50]
+//     [--values repeat|random]   the 1 MiB values: one byte repeated (default), or random text (6 bits a byte)
 
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { writeCheckpoint } from '../hypervisor/node/checkpoint-file.js';
+import { DEFAULT_COMPRESS_DUTY_PERCENT, MemoryCompressor } from '../hypervisor/node/checkpoint-compress.js';
+import { CHECKPOINT_COMPRESSION_LEVEL, writeCheckpoint } from '../hypervisor/node/checkpoint-file.js';
 import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
 import { pageHashes } from '../hypervisor/vm/page-delta.js';
 import { encodeSnapshot, snapshotBaseOf } from '../hypervisor/vm/snapshot-wire.js';
@@ -33,6 +38,9 @@ import { argNumber, median, projectPath } from './util.js';
 const sizesArg = process.argv.includes('--sizes') ? process.argv[process.argv.indexOf('--sizes') + 1]! : '50,100,200';
 const sizesMiB = sizesArg.split(',').map(Number);
 const rounds = argNumber('--rounds', 5);
+const compressPercent = argNumber('--compress-percent', DEFAULT_COMPRESS_DUTY_PERCENT);
+const values = process.argv.includes('--values') ? process.argv[process.argv.indexOf('--values') + 1]! : 'repeat';
+if (values !== 'repeat' && values !== 'random') throw new Error(`--values must be repeat or random, got ${values}`);
 const MIB = 1024 * 1024;
 
 const request = (method: string, url: string, body: Uint8Array = new Uint8Array()): LiveEvent => ({ kind: 'request', method, url, headers: [], body });
@@ -76,7 +84,10 @@ class Traffic {
   }
 
   worstGap(from: number, to: number): number {
-    return Math.max(0, ...this.gaps.filter((g) => g.at >= from && g.at <= to + 50).map((g) => g.ms));
+    // A loop, not Math.max(...): a long window holds more gaps than a call's arguments may.
+    let worst = 0;
+    for (const g of this.gaps) if (g.at >= from && g.at <= to + 50 && g.ms > worst) worst = g.ms;
+    return worst;
   }
 
   async stop(): Promise<void> {
@@ -86,7 +97,31 @@ class Traffic {
   }
 }
 
+/** Random text values (kv.js keeps text): 64 symbols, 6 bits a byte, so deflate has real work to do (xorshift). */
+const SYMBOLS = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
+let seed = 0x9e3779b9;
+function randomFill(bytes: Uint8Array): void {
+  for (let i = 0; i < bytes.length; i++) {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    bytes[i] = SYMBOLS[(seed >>> 0) & 63]!;
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The host's noise over a window as long as an operation's, taken right after it: the worst gap of the
+ * same traffic with nothing else running (a longer window sees a worse gap on a busy host).
+ */
+async function quietGap(traffic: Traffic, ms: number): Promise<number> {
+  const from = performance.now();
+  await sleep(ms);
+  const to = performance.now();
+  await sleep(60);
+  return traffic.worstGap(from, to);
+}
 
 interface Row {
   sizeMiB: number;
@@ -94,9 +129,30 @@ interface Row {
   quietWorstGapMs: number[];
   /** Worst gap over a quiet window as long as a checkpoint's write (the noise a long window sees). */
   quietLongWorstGapMs: number;
-  status: { hashMs: number[]; worstGapMs: number[] };
-  checkpoint: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; writeMs: number[] };
-  join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[] };
+  status: { hashMs: number[]; worstGapMs: number[]; pairedQuietGapMs: number[] };
+  checkpoint: {
+    precopyMs: number[];
+    pauseMs: number[];
+    worstGapMs: number[];
+    precopyGapMs: number[];
+    afterGapMs: number[];
+    writeMs: number[];
+    compressMs: number[];
+    compressedChunks: number[];
+    pairedQuietGapMs: number[];
+  };
+  firstCheckpoint: {
+    precopyMs: number[];
+    pauseMs: number[];
+    worstGapMs: number[];
+    precopyGapMs: number[];
+    afterGapMs: number[];
+    writeMs: number[];
+    compressMs: number[];
+    compressedChunks: number[];
+    pairedQuietGapMs: number[];
+  };
+  join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[]; pairedQuietGapMs: number[] };
   before: { sha256WholeMs: number; copyWholeMs: number; pageHashesWholeMs: number };
 }
 
@@ -107,6 +163,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
     const value = new Uint8Array(MIB).fill(0x61);
     let memoryBytes = 0;
     for (let i = 0; memoryBytes < sizeMiB * MIB; i++) {
+      if (values === 'random') randomFill(value);
       value[0] = 0x41 + (i % 26);
       const reply = await vm.run([request('PUT', `http://vm/kv/big-${i}`, value)]);
       memoryBytes = reply.state.memoryBytes;
@@ -125,13 +182,24 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       memoryMiB: Math.round((memoryBytes / MIB) * 10) / 10,
       quietWorstGapMs: [],
       quietLongWorstGapMs: 0,
-      status: { hashMs: [], worstGapMs: [] },
-      checkpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [] },
-      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [] },
+      status: { hashMs: [], worstGapMs: [], pairedQuietGapMs: [] },
+      checkpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressMs: [], compressedChunks: [], pairedQuietGapMs: [] },
+      firstCheckpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressMs: [], compressedChunks: [], pairedQuietGapMs: [] },
+      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [] },
       before: { sha256WholeMs: 0, copyWholeMs: 0, pageHashesWholeMs: 0 },
     };
     const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-pauses-'));
+    // As a node's Checkpointer: one compressor for all its checkpoints, the first of them taken before
+    // the rounds (a node that has been checkpointing; "first checkpoint" is the cold case).
+    const kept = new MemoryCompressor({ level: CHECKPOINT_COMPRESSION_LEVEL, dutyPercent: compressPercent });
     try {
+      const warm = await vm.snapshot();
+      try {
+        await writeCheckpoint(dir, config, warm, { seq: 1_000, pos: 1, epoch: 1, node: 'bench', guestTimeMs: warm.devices.clockLastMs }, kept);
+      } finally {
+        vm.releaseSnapshot(warm);
+      }
+      await sleep(300);
       for (let r = 0; r < rounds; r++) {
         let t0 = performance.now();
         await sleep(150);
@@ -143,8 +211,9 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
         row.status.hashMs.push(t1 - t0);
         await sleep(60);
         row.status.worstGapMs.push(traffic.worstGap(t0, t1));
+        row.status.pairedQuietGapMs.push(await quietGap(traffic, t1 - t0));
 
-        for (const op of ['checkpoint', 'join'] as const) {
+        for (const op of ['first checkpoint', 'checkpoint', 'join'] as const) {
           const start = performance.now();
           await vm.precopy();
           const precopied = performance.now();
@@ -154,9 +223,13 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
           const resumed = performance.now();
           traffic.release();
           try {
-            if (op === 'checkpoint') {
-              await writeCheckpoint(dir, config, snapshot, { seq: r + 1, pos: 1, epoch: 1, node: 'bench', guestTimeMs: snapshot.devices.clockLastMs });
-              row.checkpoint.writeMs.push(performance.now() - resumed);
+            if (op !== 'join') {
+              const compressor = op === 'checkpoint' ? kept : new MemoryCompressor({ level: CHECKPOINT_COMPRESSION_LEVEL, dutyPercent: compressPercent });
+              const written = await writeCheckpoint(dir, config, snapshot, { seq: r + 1, pos: 1, epoch: 1, node: 'bench', guestTimeMs: snapshot.devices.clockLastMs }, compressor);
+              const target = op === 'checkpoint' ? row.checkpoint : row.firstCheckpoint;
+              target.writeMs.push(performance.now() - resumed);
+              target.compressedChunks.push(written.compressedChunks);
+              target.compressMs.push(written.compressMs);
             } else {
               const data = await encodeSnapshot(snapshot, base);
               row.join.encodeMs.push(performance.now() - resumed);
@@ -167,13 +240,14 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
           }
           const end = performance.now();
           await sleep(60);
-          const target = op === 'checkpoint' ? row.checkpoint : row.join;
+          const target = op === 'checkpoint' ? row.checkpoint : op === 'join' ? row.join : row.firstCheckpoint;
           target.precopyMs.push(precopied - start);
           target.pauseMs.push(resumed - paused);
           // The pause itself, plus any gap while pre-copying or encoding/writing with traffic on.
           target.worstGapMs.push(Math.max(traffic.worstGap(start, end), resumed - paused));
           target.precopyGapMs.push(traffic.worstGap(start, precopied));
           target.afterGapMs.push(traffic.worstGap(resumed + 20, end));
+          target.pairedQuietGapMs.push(await quietGap(traffic, end - start));
           await sleep(100);
         }
       }
@@ -208,14 +282,26 @@ const summary = rows.map((row) => ({
   quietLongWorstGapMs: r1(row.quietLongWorstGapMs),
   statusReplyMs: r1(median(row.status.hashMs)),
   statusWorstGapMs: { median: r1(median(row.status.worstGapMs)), max: r1(Math.max(...row.status.worstGapMs)) },
+  statusPairedQuietGapMs: r1(median(row.status.pairedQuietGapMs)),
   checkpointPauseMs: { median: r1(median(row.checkpoint.pauseMs)), max: r1(Math.max(...row.checkpoint.pauseMs)) },
   checkpointWorstGapMs: { median: r1(median(row.checkpoint.worstGapMs)), max: r1(Math.max(...row.checkpoint.worstGapMs)) },
+  checkpointPairedQuietGapMs: r1(median(row.checkpoint.pairedQuietGapMs)),
   checkpointGapDuringPrecopyMs: r1(median(row.checkpoint.precopyGapMs)),
   checkpointGapDuringWriteMs: r1(median(row.checkpoint.afterGapMs)),
   checkpointPrecopyMs: r1(median(row.checkpoint.precopyMs)),
   checkpointWriteMs: r1(median(row.checkpoint.writeMs)),
+  checkpointCompressedChunks: median(row.checkpoint.compressedChunks),
+  checkpointCompressMs: r1(median(row.checkpoint.compressMs)),
+  firstCheckpointPauseMs: { median: r1(median(row.firstCheckpoint.pauseMs)), max: r1(Math.max(...row.firstCheckpoint.pauseMs)) },
+  firstCheckpointWorstGapMs: { median: r1(median(row.firstCheckpoint.worstGapMs)), max: r1(Math.max(...row.firstCheckpoint.worstGapMs)) },
+  firstCheckpointPairedQuietGapMs: r1(median(row.firstCheckpoint.pairedQuietGapMs)),
+  firstCheckpointGapDuringWriteMs: r1(median(row.firstCheckpoint.afterGapMs)),
+  firstCheckpointWriteMs: r1(median(row.firstCheckpoint.writeMs)),
+  firstCheckpointCompressedChunks: median(row.firstCheckpoint.compressedChunks),
+  firstCheckpointCompressMs: r1(median(row.firstCheckpoint.compressMs)),
   joinPauseMs: { median: r1(median(row.join.pauseMs)), max: r1(Math.max(...row.join.pauseMs)) },
   joinWorstGapMs: { median: r1(median(row.join.worstGapMs)), max: r1(Math.max(...row.join.worstGapMs)) },
+  joinPairedQuietGapMs: r1(median(row.join.pairedQuietGapMs)),
   joinGapDuringPrecopyMs: r1(median(row.join.precopyGapMs)),
   joinGapDuringEncodeMs: r1(median(row.join.afterGapMs)),
   joinPrecopyMs: r1(median(row.join.precopyMs)),
@@ -223,4 +309,4 @@ const summary = rows.map((row) => ({
   joinDeltaPages: median(row.join.deltaPages),
   before: { sha256WholeMs: r1(row.before.sha256WholeMs), copyWholeMs: r1(row.before.copyWholeMs), pageHashesWholeMs: r1(row.before.pageHashesWholeMs) },
 }));
-console.log(JSON.stringify({ rounds, rows: summary, raw: rows }, null, 1));
+console.log(JSON.stringify({ rounds, compressPercent, values, rows: summary, raw: rows }, null, 1));

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { arbiterFactory } from '../hypervisor/node/arbiter-select.js';
 import { BackupNode } from '../hypervisor/node/backup.js';
 import { DEFAULT_CHECKPOINT_KEEP } from '../hypervisor/node/checkpoint.js';
+import { COMPRESS_DUTY_FLAG, checkDutyPercent, DEFAULT_COMPRESS_DUTY_PERCENT } from '../hypervisor/node/checkpoint-compress.js';
 import { type Env, realEnv } from '../hypervisor/node/env.js';
 import { DEFAULT_LIVE_LOOP_OPTIONS, type LiveLoopOptions } from '../hypervisor/node/live-loop.js';
 import { DEFAULT_PAIR_SETTINGS, type PairSettings } from '../hypervisor/node/pair.js';
@@ -171,6 +172,7 @@ interface CheckpointFlags {
   checkpointEvery?: number;
   checkpointEveryMs?: number;
   checkpointKeep: number;
+  checkpointCompressPercent: number;
   checkpointDir?: string;
   restoreFrom?: string;
 }
@@ -182,11 +184,23 @@ function checkpointOptions(flags: PairFlags & CheckpointFlags, arbiter: ArbiterC
     ? {
         dir: checkpointDirFor(arbiter, flags.checkpointDir),
         keep: flags.checkpointKeep,
+        compressDutyPercent: flags.checkpointCompressPercent,
         ...(flags.checkpointEvery !== undefined ? { everyEntries: flags.checkpointEvery } : {}),
         ...(flags.checkpointEveryMs !== undefined ? { everyMs: flags.checkpointEveryMs } : {}),
       }
     : undefined;
   return { ...(checkpoint ? { checkpoint } : {}), ...(flags.restoreFrom !== undefined ? { restoreFrom: flags.restoreFrom } : {}) };
+}
+
+const COMPRESS_DUTY_OPTION = `${COMPRESS_DUTY_FLAG} <percent>`;
+const COMPRESS_DUTY_HELP = "durable checkpoints: the share of time (1-100) a checkpoint's compression may keep a core busy; it waits the rest, so the guest's traffic is not stalled behind it";
+
+function compressDutyPercent(value: string): number {
+  try {
+    return checkDutyPercent(Number(value));
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function secretFrom(flags: PairFlags, logger: Logger): string {
@@ -308,6 +322,7 @@ export function registerPair(program: Command): void {
       positiveInt('--checkpoint-every-ms'),
     )
     .option('--checkpoint-keep <n>', 'checkpoints kept; older ones and the logs only they need are removed', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
+    .option(COMPRESS_DUTY_OPTION, COMPRESS_DUTY_HELP, compressDutyPercent, DEFAULT_COMPRESS_DUTY_PERCENT)
     .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir; required with --arbiter etcd)')
     .option(
       '--restore-from <dir>',
@@ -394,6 +409,7 @@ export function registerPair(program: Command): void {
     .option('--checkpoint-every <entries>', 'once live (after a failover): durable checkpoints every this many log entries (default: off)', positiveInt('--checkpoint-every'))
     .option('--checkpoint-every-ms <ms>', 'once live: durable checkpoints also (or only) this often, if the guest ran since (default: off)', positiveInt('--checkpoint-every-ms'))
     .option('--checkpoint-keep <n>', 'checkpoints kept', positiveInt('--checkpoint-keep'), DEFAULT_CHECKPOINT_KEEP)
+    .option(COMPRESS_DUTY_OPTION, COMPRESS_DUTY_HELP, compressDutyPercent, DEFAULT_COMPRESS_DUTY_PERCENT)
     .option('--checkpoint-dir <dir>', 'where checkpoints and their logs go (default: --shared-dir; required with --arbiter etcd)')
     .option(
       '--replication-port <port>',

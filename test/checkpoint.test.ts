@@ -115,6 +115,13 @@ describe('restore after both nodes are lost', { timeout: 120_000 }, () => {
     expect(first.restored.chainBroken).toBeNull();
     expect(first.restored.msg).toMatch(new RegExp(`durable end of the log is seq ${first.restored.durableSeq as number}.*ftjs-epoch 1 with ftjs-seq > ${first.restored.durableSeq as number}`));
     expect(pair.primary.lines.filter((l) => /checkpoint failed/.test(l.msg))).toEqual([]);
+    // After the first, a checkpoint deflates only the chunks written since and reuses the rest
+    // (checkpoint-compress.ts); the restore below is from such a checkpoint.
+    const durable = pair.primary.lines.filter((l) => /^checkpoint at seq \d+ durable/.test(l.msg));
+    expect(durable.length).toBeGreaterThanOrEqual(3);
+    const firstDeflated = durable[0]!.compressedChunks as number;
+    expect(firstDeflated).toBeGreaterThan(0);
+    expect(durable.slice(1).some((l) => (l.compressedChunks as number) < firstDeflated && (l.reusedChunks as number) > 0)).toBe(true);
     // The state right after the restore (before any request touches it): the primary's state when it
     // was killed, and what a clean replay of the primary's own trace gives.
     const restoredState = await checkpointStatus(first.url);

@@ -5,6 +5,8 @@
 //   checkpoint-<seq, 12 digits>.ftck   the VM at `seq` (a task boundary)
 //     "FTJSCKP2" | u32 header length | header JSON | u32 CRC-32 of the bytes before it
 //     | VM memory, deflate-raw (level 1) | u32 CRC-32 of every byte before it
+//     The memory's deflate stream is made of independently compressed chunks (checkpoint-compress.ts),
+//     one stream to a reader.
 //     Written to a temporary name, fsynced, renamed, then the directory is fsynced: a crash leaves
 //     either the whole file under its name or nothing under its name.
 //   log-<seq, 12 digits>.trace         the log after `seq`: a trace file whose first entry is seq + 1
@@ -26,19 +28,22 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { crc32, deflateRaw, inflateRaw } from 'node:zlib';
+import { crc32, inflateRaw } from 'node:zlib';
 import { CONTAINER_PREFIX_BYTES, checkContainerHead, checkContainerPrefix, encodeContainerHead } from '../../logging-channel/container.js';
 import type { TraceHeader } from '../../logging-channel/trace-format.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../vm/engine.js';
 import { fullStateHashAsync } from '../vm/state-hash.js';
 import type { BootConfig, DeviceState, Snapshot } from '../vm/vm.js';
+import { MemoryCompressor } from './checkpoint-compress.js';
 
 // Format 2: the state hash is state-hash.ts's page-hash tree (format 1 hashed the memory in one pass).
 export const CHECKPOINT_MAGIC = 'FTJSCKP2';
 export const CHECKPOINT_FORMAT_VERSION = 2;
 /** zlib level for the memory image: level 1 is several times faster than 6 for a few % more bytes. */
 export const CHECKPOINT_COMPRESSION_LEVEL = 1;
+/** The file is written (and its CRC computed) in buffers of about this size (~0.3–1 ms each), paced. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
 /** A temporary checkpoint file older than this is left over from a crash and is removed when pruning. */
 const STALE_TEMP_MS = 60_000;
 /** Upper bound on a checkpoint's header JSON. */
@@ -50,7 +55,6 @@ const CHECKPOINT_FILE = /^checkpoint-(\d{12})\.ftck$/;
 const LOG_FILE = /^log-(\d{12})\.trace$/;
 const TEMP_FILE = /^checkpoint-\d{12}\.ftck\.tmp-/;
 
-const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
 
 export interface CheckpointHeader {
@@ -136,6 +140,9 @@ export interface WrittenCheckpoint {
   bytes: number;
   memoryBytes: number;
   compressMs: number;
+  /** Chunks of the memory deflated for this checkpoint, and reused (unchanged since the last, or zero). */
+  compressedChunks: number;
+  reusedChunks: number;
   hashMs: number;
   /** Write + fsync + rename + directory fsync. */
   syncMs: number;
@@ -147,12 +154,19 @@ export interface WrittenCheckpoint {
 /**
  * Writes a checkpoint of `snapshot` (the VM after entry `meta.seq`) into `dir`, durably: compressed
  * and hashed off the main thread's hot path, written to a temporary name, fsynced, renamed, and the
- * directory fsynced. Returns once the file is durable under its final name.
+ * directory fsynced. Returns once the file is durable under its final name. `compressor` keeps the
+ * pieces of the last checkpoint it compressed (checkpoint-compress.ts): a writer passes its own.
  */
-export async function writeCheckpoint(dir: string, config: BootConfig, snapshot: Snapshot, meta: CheckpointMeta, level = CHECKPOINT_COMPRESSION_LEVEL): Promise<WrittenCheckpoint> {
+export async function writeCheckpoint(
+  dir: string,
+  config: BootConfig,
+  snapshot: Snapshot,
+  meta: CheckpointMeta,
+  compressor = new MemoryCompressor({ level: CHECKPOINT_COMPRESSION_LEVEL }),
+): Promise<WrittenCheckpoint> {
   const t0 = performance.now();
-  // Compressed on the libuv threadpool, in large chunks (fewer round trips to the main thread).
-  const compressed = await deflateRawAsync(snapshot.memory, { level, chunkSize: 1024 * 1024 });
+  // In paced pieces on the thread pool, reusing the chunks that did not change since the last one.
+  const compressed = await compressor.compress(snapshot.memory, snapshot.pageHashes);
   const t1 = performance.now();
   // A VM's snapshot carries its state hash (kept up to date page by page): no pass over the memory here.
   const stateHash = snapshot.stateHash ?? (await snapshotStateHash(snapshot));
@@ -170,12 +184,26 @@ export async function writeCheckpoint(dir: string, config: BootConfig, snapshot:
     snapshotEngine: snapshot.engine,
     boot: traceHeaderFor(config, meta.node),
     devices: snapshot.devices,
-    memory: { bytes: snapshot.memory.byteLength, encoding: 'deflate-raw', level, compressedBytes: compressed.byteLength },
+    memory: { bytes: snapshot.memory.byteLength, encoding: 'deflate-raw', level: compressor.level, compressedBytes: compressed.compressedBytes },
   };
   const head = encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'));
+  // The file in batches of about WRITE_BATCH_BYTES, its CRC computed and the batches written one by
+  // one, at the compressor's duty cycle: a CRC, copy or write (the kernel copies it into the page cache on
+  // a thread-pool thread) of a whole large image would take a core from the VM for as long.
+  const pacer = compressor.pacer();
+  const batches: Uint8Array[] = [];
+  let crc = 0;
+  for (const group of groupPieces([head, ...compressed.pieces], WRITE_BATCH_BYTES)) {
+    await pacer.run(() => {
+      const batch = group.length === 1 ? group[0]! : Buffer.concat(group);
+      crc = crc32(batch, crc);
+      batches.push(batch);
+    });
+    await new Promise((resolve) => setImmediate(resolve)); // at 100% too, the event loop turns between batches
+  }
   const trailer = Buffer.alloc(4);
-  trailer.writeUInt32LE(crc32(compressed, crc32(head)), 0);
-  const parts = [head, compressed, trailer];
+  trailer.writeUInt32LE(crc, 0);
+  const parts = [...batches, trailer];
   const bytes = parts.reduce((n, p) => n + p.byteLength, 0);
 
   const file = path.join(dir, checkpointFileName(meta.seq));
@@ -185,7 +213,7 @@ export async function writeCheckpoint(dir: string, config: BootConfig, snapshot:
     let at = 0;
     for (const part of parts) {
       for (let done = 0; done < part.byteLength; ) {
-        const { bytesWritten } = await handle.write(part, done, part.byteLength - done, at);
+        const { bytesWritten } = await pacer.run(() => handle.write(part, done, part.byteLength - done, at));
         done += bytesWritten;
         at += bytesWritten;
       }
@@ -205,7 +233,34 @@ export async function writeCheckpoint(dir: string, config: BootConfig, snapshot:
   }
   await syncDirectory(dir);
   const t3 = performance.now();
-  return { file, bytes, memoryBytes: snapshot.memory.byteLength, compressMs: t1 - t0, hashMs: t2 - t1, syncMs: t3 - t2, totalMs: t3 - t0, stateHash };
+  return {
+    file,
+    bytes,
+    memoryBytes: snapshot.memory.byteLength,
+    compressMs: t1 - t0,
+    compressedChunks: compressed.compressedChunks,
+    reusedChunks: compressed.reusedChunks + compressed.zeroChunks,
+    hashMs: t2 - t1,
+    syncMs: t3 - t2,
+    totalMs: t3 - t0,
+    stateHash,
+  };
+}
+
+/** `pieces` in consecutive groups of about `bytes` each (a piece larger than that is a group alone). */
+function* groupPieces(pieces: Uint8Array[], bytes: number): Generator<Uint8Array[]> {
+  let group: Uint8Array[] = [];
+  let size = 0;
+  for (const piece of pieces) {
+    if (size > 0 && size + piece.byteLength > bytes) {
+      yield group;
+      group = [];
+      size = 0;
+    }
+    group.push(piece);
+    size += piece.byteLength;
+  }
+  if (group.length > 0) yield group;
 }
 
 /** The state hash over memory + device tables, as Vm.stateHash() computes it (state-hash.ts), yielding between slices. */

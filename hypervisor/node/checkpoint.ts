@@ -8,7 +8,8 @@ import { Kind } from '../../logging-channel/entry.js';
 import type { Log } from '../../recorder/log.js';
 import { traceHeaderFor } from '../vm/boot-config.js';
 import type { BootConfig, Snapshot } from '../vm/vm.js';
-import { pruneCheckpoints, writeCheckpoint } from './checkpoint-file.js';
+import { DEFAULT_COMPRESS_DUTY_PERCENT, MemoryCompressor } from './checkpoint-compress.js';
+import { CHECKPOINT_COMPRESSION_LEVEL, pruneCheckpoints, writeCheckpoint } from './checkpoint-file.js';
 import { CheckpointLog } from './checkpoint-log.js';
 import type { VmHandle as VmHost } from './env.js';
 import type { LiveLoop } from './live-loop.js';
@@ -25,6 +26,8 @@ export interface CheckpointSettings {
   everyMs?: number;
   /** Checkpoints kept; older ones (and the logs only they need) are removed. */
   keep: number;
+  /** Percent of wall time compression may run (--checkpoint-compress-percent; checkpoint-compress.ts). */
+  compressDutyPercent?: number;
 }
 
 /** Figures of the newest durable checkpoint (in /_ft/status as lastCheckpoint). */
@@ -86,11 +89,14 @@ export class Checkpointer {
   private failures = 0;
   private retryAtMs = 0;
   private closed = false;
+  /** Keeps the last checkpoint's compressed pieces: the next compresses only the chunks written since. */
+  private readonly compressor: MemoryCompressor;
 
   constructor(
     readonly settings: CheckpointSettings,
     private readonly host: CheckpointHost,
   ) {
+    this.compressor = new MemoryCompressor({ level: CHECKPOINT_COMPRESSION_LEVEL, dutyPercent: settings.compressDutyPercent ?? DEFAULT_COMPRESS_DUTY_PERCENT });
     this.logFile = new CheckpointLog(settings.dir, traceHeaderFor(host.config, host.nodeId), host.logger);
     // A log that cannot be written leaves a gap: the next checkpoint starts a fresh chain, soon.
     this.logFile.onError = () => {
@@ -196,7 +202,8 @@ export class Checkpointer {
         return;
       }
       phase = 'write';
-      const written = await writeCheckpoint(settings.dir, host.config, snapshot, { seq, pos, epoch, node: host.nodeId, guestTimeMs: snapshot.devices.clockLastMs });
+      const meta = { seq, pos, epoch, node: host.nodeId, guestTimeMs: snapshot.devices.clockLastMs };
+      const written = await writeCheckpoint(settings.dir, host.config, snapshot, meta, this.compressor);
       this.logFile.covered(seq);
       this.taken++;
       this.last = {
@@ -212,7 +219,7 @@ export class Checkpointer {
         takenAt: new Date().toISOString(),
       };
       logger.info(
-        { reason, ...this.last, hashMs: round2(written.hashMs), syncMs: round2(written.syncMs) },
+        { reason, ...this.last, hashMs: round2(written.hashMs), syncMs: round2(written.syncMs), compressedChunks: written.compressedChunks, reusedChunks: written.reusedChunks },
         `checkpoint at seq ${seq} durable: ${path.basename(written.file)} (${(written.bytes / 1048576).toFixed(1)} MiB of ${(written.memoryBytes / 1048576).toFixed(1)} MiB memory; paused ${pauseMs.toFixed(1)} ms, written in ${written.totalMs.toFixed(0)} ms)`,
       );
       phase = 'prune';
@@ -236,6 +243,7 @@ export class Checkpointer {
       everyEntries: this.settings.everyEntries ?? null,
       everyMs: this.settings.everyMs ?? null,
       keep: this.settings.keep,
+      compressPercent: this.compressor.dutyPercent,
       taken: this.taken,
       failures: this.failures,
       inProgress: this.inFlight !== null,
