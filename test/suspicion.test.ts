@@ -156,6 +156,20 @@ describe('suspicion before a claim (simulated time)', () => {
     expect(deferrals[1]).toContain('beacon moved');
   });
 
+  test('witness: a busy backup whose beacon thread misses beats for up to phiMaxDelayMs is kept; one that dies while busy is suspected within timeout + phiMaxDelayMs of its last beat', () => {
+    const heard = (t: number) => (t < 1_000 ? Math.floor(t / 100) * 100 : 900);
+    // Busy from 1,000 on; its beacon thread is itself starved from 2,000 to 2,550 (beats every 100 ms).
+    const hiccup = primary();
+    const kept = run(hiccup, 0, 4_000, heard, (t) => `${Math.floor((t >= 2_000 && t < 2_550 ? 2_000 : t) / 100)}:1000`);
+    expect(kept.claimAtMs).toBeNull();
+    // Dies at 2,000 while busy: its beacon stands still from then on.
+    const dead = primary();
+    const lost = run(dead, 0, 4_000, heard, (t) => `${Math.floor(Math.min(t, 2_000) / 100)}:1000`);
+    expect(lost.claimAtMs).not.toBeNull();
+    expect(lost.claimAtMs!).toBeGreaterThan(2_000 + CFG.heartbeatTimeoutMs);
+    expect(lost.claimAtMs!).toBeLessThanOrEqual(2_000 + CFG.heartbeatTimeoutMs + SUSPICION.phiMaxDelayMs + TICK_MS);
+  });
+
   test('witness: a beacon that stands still is no evidence; the backup is suspected at the timeout', () => {
     const m = primary();
     const { claimAtMs } = run(m, 0, 3_000, beats(1_000), () => '42:7');

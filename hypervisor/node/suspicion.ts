@@ -212,12 +212,15 @@ export class Suspicion {
 
   /**
    * The peer is alive but busy: during this silence its beacon thread moved (within the last
-   * heartbeat timeout) while its main thread stood still for at least a heartbeat period. A peer
+   * heartbeat timeout, plus phiMaxDelayMs) while its main thread stood still for at least a heartbeat
+   * period. The extra phiMaxDelayMs: a beacon thread on a starved host misses beats too (a 300+ ms
+   * gap seen beside a test's checkpoint writes cut a busy backup's 5 s grace short and cost it its
+   * place); a peer that died while busy is still suspected that much after its last beat. A peer
    * whose main thread moves too runs normally and is still not heard: its frames are late, or it is
    * unreachable (a partition); that is worth a short wait only (witnessRunning).
    */
   private witnessBusy(nowMs: number): boolean {
-    if (this.beatChangedAtMs === null || nowMs - this.beatChangedAtMs > this.heartbeatTimeoutMs) return false;
+    if (this.beatChangedAtMs === null || nowMs - this.beatChangedAtMs > this.heartbeatTimeoutMs + this.config.phiMaxDelayMs) return false;
     const mainStillSinceMs = this.mainChangedAtMs ?? this.witnessFirstAtMs!;
     return nowMs - mainStillSinceMs >= this.heartbeatMs;
   }
