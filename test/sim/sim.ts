@@ -45,6 +45,13 @@ export interface SimOptions {
   /** A fixed scenario instead of the seed's random faults. */
   scenario?: Scenario;
   verbose?: boolean;
+  /**
+   * Joins' snapshot bodies deflated as in production (deflateBodies), instead of the simulator's
+   * zero-page codec (zero-page-bodies.ts, a sixth of a seed cheaper). Another codec sends another
+   * number of frames, so another schedule: the seeds named before the zero-page codec were found with
+   * deflate, and replay their runs with it.
+   */
+  deflateJoins?: boolean;
 }
 
 export type Plant = 'early-release' | 'loser-serves' | 'stall-claim' | 'replay-backlog' | 'no-reverify';
