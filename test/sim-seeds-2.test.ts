@@ -9,5 +9,6 @@ const { first, last } = quickSeedRange(1);
 describe('simulation, quick seeds part 2', () => {
   it(`seeds ${first}-${last} run clean (Output Rule, one speaker per epoch, lineage, client histories, exactly once, liveness)`, async () => {
     expect(await quickSeedFailures(first, last)).toEqual([]);
-  }, 300_000);
+    // ~15-25 s of one core; a suite beside five others' builds (load ~25 on 2 cores) has taken 300 s.
+  }, 600_000);
 });
