@@ -27,6 +27,7 @@ import {
   type ControlObject,
   decodeFrame,
   encodeControlFrame,
+  encodedJsonOf,
   encodeEntriesFrame,
   encodeHeartbeatFrame,
   encodeSnapshotFrame,
@@ -168,6 +169,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
   private readonly randomBytes: ((length: number) => Uint8Array) | undefined;
   private readonly secret: Buffer;
   private readonly identity: PrimaryIdentity;
+  /** The welcome's boot config, encoded once (EncodedJson) when it is an object. */
   private readonly bootConfig: unknown;
   private readonly log: RetainedLog;
   private readonly heartbeatMs: number;
@@ -196,7 +198,6 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     super();
     this.secret = secretBytes(opts.secret);
     this.identity = { ...opts.identity };
-    this.bootConfig = opts.bootConfig;
     this.log = opts.log;
     const settings = channelSettings('PrimaryChannel', opts);
     this.heartbeatMs = settings.heartbeatMs;
@@ -210,6 +211,8 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     this.timers = opts.timers ?? realTimers;
     this.stream = new PrimarySession({ heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs });
     // Fail at startup, not at the first backup: a welcome that cannot be sent would refuse every backup.
+    // Encoded once (and once per boot config object): every welcome carries it.
+    this.bootConfig = typeof opts.bootConfig === 'object' && opts.bootConfig !== null ? encodedJsonOf(opts.bootConfig) : opts.bootConfig;
     const welcomeBytes = encodeControlFrame({ t: 'welcome', proof: '0'.repeat(64), bootConfig: this.bootConfig, firstSeq: Number.MAX_SAFE_INTEGER }).byteLength;
     if (welcomeBytes > this.maxFrameBytes) {
       throw new RangeError(`PrimaryChannel: the boot config makes a ${welcomeBytes}-byte welcome frame, above maxFrameBytes (${this.maxFrameBytes})`);

@@ -271,7 +271,7 @@ export class BackupNode extends EventEmitter<{ halt: [HaltEvent]; live: [{ epoch
     const base = this.joinBase;
     this.joinBase = null; // the base's memory can go once the snapshot is decoded
     try {
-      const snapshot = await decodeSnapshot(e.data, e.delta ? base?.memory : null);
+      const snapshot = await decodeSnapshot(e.data, e.delta ? base?.memory : null, this.env.snapshotCodec);
       if (snapshot.guestHash !== this.config.guestHash) throw new Error('the snapshot is of another guest');
       this.replayedSeq = e.seq;
       this.replayedPos = e.pos;

@@ -13,6 +13,7 @@ import { type Clock, realClock, realTimers, type Timers } from '../../logging-ch
 import type { Transport } from '../../logging-channel/transport.js';
 import { wsTransport } from '../../logging-channel/ws-transport.js';
 import type { VmLimits } from '../vm/limits.js';
+import type { SnapshotBodyCodec } from '../vm/snapshot-wire.js';
 import { VmHost } from '../worker/vm-host.js';
 import type { ClaimResult } from './arbiter.js';
 import { arbiterFactory, isEtcdLocation } from './arbiter-select.js';
@@ -94,6 +95,8 @@ export interface Env {
    * the learned jitter alone.
    */
   witness?(where: string, nodeId: string, periodMs: number): Witness | null;
+  /** How a join's snapshot body is compressed (hypervisor/vm/snapshot-wire.ts); absent: deflate. */
+  snapshotCodec?: SnapshotBodyCodec;
 }
 
 /** Today's behaviour: performance.now/Date.now, Node timers, the shared directory or etcd, a VM worker, global fetch (the CLI puts the egress policy's fetch in its place). */

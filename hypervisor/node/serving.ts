@@ -351,7 +351,7 @@ export class Serving {
     let data: Uint8Array | null = null;
     if (base) {
       try {
-        data = await encodeSnapshot(snapshot, base);
+        data = await encodeSnapshot(snapshot, base, host.env.snapshotCodec);
       } catch (error) {
         // A base that cannot serve (another page size, a larger memory than ours): send it whole.
         this.options.logger.warn({ err: error }, `cannot send a delta against the joining backup's base: ${(error as Error).message}; sending the whole snapshot`);
@@ -359,7 +359,7 @@ export class Serving {
     }
     const kind = data ? 'incremental' : 'full';
     try {
-      if (!data) data = await encodeSnapshot(snapshot);
+      if (!data) data = await encodeSnapshot(snapshot, null, host.env.snapshotCodec);
     } finally {
       host.vm.releaseSnapshot?.(snapshot);
     }

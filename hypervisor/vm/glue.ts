@@ -41,7 +41,23 @@ export function localGlue(): Glue {
   return loaded;
 }
 
+/** The last glue hashed and its hash: every welcome a backup gets carries the same megabyte of glue. */
+let lastHashed: { web: string; runtime: string; lazy: Record<string, string>; sha256: string } | null = null;
+
 export function glueHash(web: string, runtime: string, lazy: Record<string, string> = {}): string {
+  const last = lastHashed;
+  if (last !== null && last.web === web && last.runtime === runtime && sameChunks(last.lazy, lazy)) return last.sha256;
+  const sha256 = hashGlue(web, runtime, lazy);
+  lastHashed = { web, runtime, lazy: { ...lazy }, sha256 };
+  return sha256;
+}
+
+function sameChunks(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
+function hashGlue(web: string, runtime: string, lazy: Record<string, string>): string {
   // A glue without lazy chunks hashes as it did before they existed, so older traces still verify.
   const chunks = Object.keys(lazy)
     .sort()

@@ -21,6 +21,33 @@ import type { Snapshot } from './vm.js';
 const deflateRaw = promisify(zlib.deflateRaw);
 const inflateRaw = promisify(zlib.inflateRaw);
 
+/**
+ * How a snapshot's body is compressed. Production: raw deflate, level 1 (deflateBodies). The simulator
+ * injects a cheaper one through the node's Env (test/sim/zero-page-bodies.ts); both ends of a join
+ * use their own Env's, so a world uses one.
+ */
+export interface SnapshotBodyCodec {
+  compress(bytes: Uint8Array): Promise<Uint8Array>;
+  /** The body back; rejects when it is malformed or does not make exactly `expectedBytes` bytes. */
+  decompress(body: Uint8Array, expectedBytes: number): Promise<Uint8Array>;
+}
+
+export const deflateBodies: SnapshotBodyCodec = {
+  compress: (bytes) => deflateRaw(bytes, { level: 1 }),
+  async decompress(body, expectedBytes) {
+    let out: Buffer;
+    try {
+      out = await inflateRaw(body, { maxOutputLength: Math.max(1, expectedBytes) });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`inflates to more than the ${expectedBytes} bytes the header says`);
+      throw new Error(`does not inflate: ${e.message}`);
+    }
+    if (out.byteLength !== expectedBytes) throw new Error(`inflates to ${out.byteLength} bytes, the header says ${expectedBytes}`);
+    return out;
+  },
+};
+
 export class SnapshotWireError extends Error {
   override name = 'SnapshotWireError';
 }
@@ -66,9 +93,9 @@ export type SnapshotHeader = FullHeader | DeltaHeader;
  * differ from it (pages past the base's end always count as changed: memory may have grown), always a
  * delta even when every page changed (the caller decides whether a delta is worth it, from the size).
  */
-export async function encodeSnapshot(snapshot: Snapshot, base?: SnapshotBase | null): Promise<Uint8Array> {
+export async function encodeSnapshot(snapshot: Snapshot, base?: SnapshotBase | null, codec: SnapshotBodyCodec = deflateBodies): Promise<Uint8Array> {
   const common: CommonHeader = { engine: snapshot.engine, guestHash: snapshot.guestHash, devices: snapshot.devices, memoryBytes: snapshot.memory.byteLength };
-  if (!base) return frame({ kind: 'full', ...common }, await deflateRaw(snapshot.memory, { level: 1 }));
+  if (!base) return frame({ kind: 'full', ...common }, await codec.compress(snapshot.memory));
   checkBase(base);
   // A VM's snapshot carries its 4 KiB page hashes (kept up to date page by page): no pass over the memory.
   const known = snapshot.pageHashes;
@@ -83,18 +110,18 @@ export async function encodeSnapshot(snapshot: Snapshot, base?: SnapshotBase | n
     base: { digest: base.digest, memoryBytes: base.memoryBytes },
     pages,
   };
-  return frame(header, await deflateRaw(gatherPages(snapshot.memory, pages, base.pageBytes), { level: 1 }));
+  return frame(header, await codec.compress(gatherPages(snapshot.memory, pages, base.pageBytes)));
 }
 
 /**
  * Decode a snapshot. A delta needs `baseMemory`: the memory whose digest the delta names (a full
  * snapshot ignores it). `baseMemory` is only read; the returned memory is a new buffer.
  */
-export async function decodeSnapshot(data: Uint8Array, baseMemory?: Uint8Array | null): Promise<Snapshot> {
+export async function decodeSnapshot(data: Uint8Array, baseMemory?: Uint8Array | null, codec: SnapshotBodyCodec = deflateBodies): Promise<Snapshot> {
   const { header, body } = split(data);
   const snapshotOf = (memory: Uint8Array): Snapshot => ({ engine: header.engine, guestHash: header.guestHash, devices: header.devices, memory });
   // A copy of its own: the inflated bytes may be a view into a larger buffer.
-  if (header.kind === 'full') return snapshotOf(new Uint8Array(await inflate(body, header.memoryBytes, 'snapshot memory')));
+  if (header.kind === 'full') return snapshotOf(new Uint8Array(await inflate(codec, body, header.memoryBytes, 'snapshot memory')));
 
   const base = header.base;
   if (!baseMemory) {
@@ -107,7 +134,7 @@ export async function decodeSnapshot(data: Uint8Array, baseMemory?: Uint8Array |
   if (baseDigest !== base.digest) {
     throw new SnapshotWireError(`wrong base memory for this delta: its digest is ${baseDigest}, the delta was made against ${base.digest}`);
   }
-  const pageData = await inflate(body, pagesBytes(header.pages, header.memoryBytes, header.pageBytes), `delta of ${header.pages.length} pages`);
+  const pageData = await inflate(codec, body, pagesBytes(header.pages, header.memoryBytes, header.pageBytes), `delta of ${header.pages.length} pages`);
   let memory: Uint8Array;
   try {
     memory = applyPages(baseMemory, header.memoryBytes, header.pages, pageData, header.pageBytes);
@@ -131,12 +158,12 @@ export function readSnapshotHeader(data: Uint8Array): SnapshotHeader {
 
 // ---------------------------------------------------------------------------------------------
 
-function frame(header: SnapshotHeader, body: Buffer): Uint8Array {
+function frame(header: SnapshotHeader, body: Uint8Array): Uint8Array {
   const json = Buffer.from(JSON.stringify(header));
   const out = Buffer.allocUnsafe(4 + json.byteLength + body.byteLength);
   out.writeUInt32LE(json.byteLength, 0);
   json.copy(out, 4);
-  body.copy(out, 4 + json.byteLength);
+  out.set(body, 4 + json.byteLength);
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
@@ -191,17 +218,12 @@ function checkBase(base: SnapshotBase): void {
 }
 
 /** Inflates exactly `expectedBytes` (never more: a corrupt or hostile body cannot balloon memory). */
-async function inflate(body: Buffer, expectedBytes: number, what: string): Promise<Buffer> {
-  let out: Buffer;
+async function inflate(codec: SnapshotBodyCodec, body: Buffer, expectedBytes: number, what: string): Promise<Uint8Array> {
   try {
-    out = await inflateRaw(body, { maxOutputLength: Math.max(1, expectedBytes) });
+    return await codec.decompress(body, expectedBytes);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ERR_BUFFER_TOO_LARGE') throw new SnapshotWireError(`${what} inflates to more than the ${expectedBytes} bytes the header says`);
-    throw new SnapshotWireError(`${what} does not inflate: ${e.message}`);
+    throw new SnapshotWireError(`${what} ${(err as Error).message}`);
   }
-  if (out.byteLength !== expectedBytes) throw new SnapshotWireError(`${what} inflates to ${out.byteLength} bytes, the header says ${expectedBytes}`);
-  return out;
 }
 
 const isByteCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

@@ -1247,6 +1247,16 @@ export class Vm {
 
   private cachedHash: { at: string; hash: string } | null = null;
 
+  /**
+   * The live linear memory, not copied: for comparing two VMs between tasks without copying each
+   * (the simulator's divergence check). Its tracking map is not state (withoutTrackingMap). Read it
+   * at once and never write it: the next task changes it, and a growth detaches it.
+   */
+  memoryView(): Uint8Array {
+    if (this.inTask) throw new VmFatal('memory view inside a task');
+    return new Uint8Array(this.engine.memory.buffer);
+  }
+
   snapshot(): Snapshot {
     if (this.inTask) throw new VmFatal('snapshot inside a task');
     return {

@@ -1,5 +1,5 @@
 // `npm run sim -- --seeds N | --seed S [--first-seed F] [--jobs J] [--plant NAME]
-// [--scenario two-primaries|slow-join] [--lenient-accuracy] [--verbose]`: runs seeded simulations of
+// [--scenario two-primaries|slow-join] [--lenient-accuracy] [--deflate-joins] [--verbose]`: runs seeded simulations of
 // the whole pair (test/sim/sim.ts) and prints one line per failing seed with the command that replays
 // it. --jobs J splits the seeds over J processes (seed first+k, first+k+J, ... in process k) and sums
 // their results; SIGINT or SIGTERM stops the run and reports the seeds that completed.
@@ -24,6 +24,8 @@ liveness. Each failing seed prints the one command that replays it. Exit 0: all 
   --plant NAME         plant a bug to check the simulator catches it: ${PLANTS.join(', ')}
   --scenario NAME      a fixed scenario instead of random faults: ${SCENARIOS.join(', ')}
   --lenient-accuracy   count a takeover on the backup's own stall instead of failing the seed
+  --deflate-joins      deflate joins' snapshots as production does (the default leaves zero pages
+                       out: cheaper, and another schedule; seeds named before it need this)
   --verbose            one line per seed, and each seed's accuracy findings
   --help               this text`;
 
@@ -37,6 +39,7 @@ interface Args {
   scenario?: Scenario;
   verbose: boolean;
   strictAccuracy: boolean;
+  deflateJoins: boolean;
 }
 
 function parse(argv: string[]): Args {
@@ -44,6 +47,7 @@ function parse(argv: string[]): Args {
   let plant: Plant | undefined;
   let verbose = false;
   let strictAccuracy = true;
+  let deflateJoins = false;
   let scenario: Scenario | undefined;
   let first = 1;
   let count = 0;
@@ -75,7 +79,10 @@ function parse(argv: string[]): Args {
       passOn.push(a, p);
     } else if (a === '--verbose') verbose = true;
     else if (a === '--strict-accuracy') strictAccuracy = true;
-    else if (a === '--lenient-accuracy') {
+    else if (a === '--deflate-joins') {
+      deflateJoins = true;
+      passOn.push(a);
+    } else if (a === '--lenient-accuracy') {
       strictAccuracy = false;
       passOn.push(a);
     } else if (a === '--scenario') {
@@ -89,12 +96,12 @@ function parse(argv: string[]): Args {
   if (!Number.isSafeInteger(stride) || stride < 1) throw new Error(`--stride must be an integer >= 1, got ${stride}`);
   if (jobs > 1) {
     if (count === 0) throw new Error('--jobs needs --seeds N');
-    return { seeds: [], jobs, child, argv: passOn, verbose, strictAccuracy, first, count } as Args & { first: number; count: number };
+    return { seeds: [], jobs, child, argv: passOn, verbose, strictAccuracy, deflateJoins, first, count } as Args & { first: number; count: number };
   }
   if (count > 0) for (let i = 0; i < count; i++) seeds.push(first + i * stride);
   if (seeds.length === 0) seeds = [first];
   for (const s of seeds) if (!Number.isSafeInteger(s) || s < 0) throw new Error(`bad seed ${s}`);
-  return { seeds, jobs, child, argv: passOn, verbose, strictAccuracy, ...(plant ? { plant } : {}), ...(scenario ? { scenario } : {}) };
+  return { seeds, jobs, child, argv: passOn, verbose, strictAccuracy, deflateJoins, ...(plant ? { plant } : {}), ...(scenario ? { scenario } : {}) };
 }
 
 interface Totals {
@@ -199,6 +206,7 @@ async function main(): Promise<void> {
       verbose: args.verbose,
       ...(args.plant ? { plant: args.plant } : {}),
       strictAccuracy: args.strictAccuracy,
+      deflateJoins: args.deflateJoins,
       ...(args.scenario ? { scenario: args.scenario } : {}),
     }).run();
     simMs += result.simMs;
@@ -212,7 +220,7 @@ async function main(): Promise<void> {
     if (!result.ok) {
       failed++;
       console.log(
-        `seed ${seed} (${result.app}) FAILED: ${result.violations.join('; ')}\n  faults: ${result.faults.join(', ') || 'none'}\n  reproduce: ${reproduce(seed, args.plant, args.strictAccuracy, args.scenario)}`,
+        `seed ${seed} (${result.app}) FAILED: ${result.violations.join('; ')}\n  faults: ${result.faults.join(', ') || 'none'}\n  reproduce: ${reproduce(seed, args.plant, args.strictAccuracy, args.scenario, args.deflateJoins)}`,
       );
     } else if (args.seeds.length === 1 || args.verbose) {
       console.log(

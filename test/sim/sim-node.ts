@@ -16,10 +16,12 @@ import type { PairSettings } from '../../hypervisor/node/pair.js';
 import { PrimaryNode } from '../../hypervisor/node/primary.js';
 import type { RoleMachine } from '../../hypervisor/node/role.js';
 import type { Serving } from '../../hypervisor/node/serving.js';
+import { deflateBodies } from '../../hypervisor/vm/snapshot-wire.js';
 import type { BootConfig } from '../../hypervisor/vm/vm.js';
 import type { Sim } from './sim.js';
 import { SimVm, type SimVmTiming } from './sim-vm.js';
 import type { Owner, World } from './world.js';
+import { zeroPageBodies } from './zero-page-bodies.js';
 
 /** Wall clock of the simulated world at virtual time 0 (2026-01-01). */
 const WALL_EPOCH_MS = 1_767_225_600_000;
@@ -114,6 +116,7 @@ export class SimHost implements Owner {
       arbiter: () => this.arbiter(),
       startVm: () => this.startVm(),
       fetch: () => Promise.reject(new Error('no outbound network in the simulation')),
+      snapshotCodec: sim.options.deflateJoins ? deflateBodies : zeroPageBodies,
     };
   }
 
