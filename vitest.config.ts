@@ -9,8 +9,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Process-level tests start real nodes and then mostly wait on them: with 2 workers on 2 cores the
-    // suite kept ~1.4 cores busy (vitest 221 s); 3 took 166 s, 4 no less (164 s), all passing.
-    maxWorkers: 3,
+    // suite kept ~1.4 cores busy (vitest 221 s); 3 took 166 s, 4 no less (164 s), all passing. With
+    // 300 simulator seeds in three files (2026-12-06, quiet): 3 workers 146 s, 4 workers 136 s.
+    maxWorkers: 4,
     fileParallelism: true,
     sequence: { sequencer: LongestFirstSequencer },
     // A worker runs its files one after another in one process instead of a fresh one per file: 20

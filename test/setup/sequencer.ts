@@ -9,6 +9,8 @@ const LONGEST_FIRST = [
   'checkpoint',
   'determinism',
   'sim',
+  'sim-seeds-2',
+  'sim-seeds-3',
   'sandbox',
   'boot-image',
   'etcd-arbiter',
