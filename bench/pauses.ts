@@ -123,6 +123,19 @@ async function quietGap(traffic: Traffic, ms: number): Promise<number> {
   return traffic.worstGap(from, to);
 }
 
+/** A checkpoint's figures, one entry per round. */
+interface CheckpointRounds {
+  precopyMs: number[];
+  pauseMs: number[];
+  worstGapMs: number[];
+  precopyGapMs: number[];
+  afterGapMs: number[];
+  writeMs: number[];
+  compressMs: number[];
+  compressedChunks: number[];
+  pairedQuietGapMs: number[];
+}
+
 interface Row {
   sizeMiB: number;
   memoryMiB: number;
@@ -130,31 +143,23 @@ interface Row {
   /** Worst gap over a quiet window as long as a checkpoint's write (the noise a long window sees). */
   quietLongWorstGapMs: number;
   status: { hashMs: number[]; worstGapMs: number[]; pairedQuietGapMs: number[] };
-  checkpoint: {
-    precopyMs: number[];
-    pauseMs: number[];
-    worstGapMs: number[];
-    precopyGapMs: number[];
-    afterGapMs: number[];
-    writeMs: number[];
-    compressMs: number[];
-    compressedChunks: number[];
-    pairedQuietGapMs: number[];
-  };
-  firstCheckpoint: {
-    precopyMs: number[];
-    pauseMs: number[];
-    worstGapMs: number[];
-    precopyGapMs: number[];
-    afterGapMs: number[];
-    writeMs: number[];
-    compressMs: number[];
-    compressedChunks: number[];
-    pairedQuietGapMs: number[];
-  };
+  checkpoint: CheckpointRounds;
+  firstCheckpoint: CheckpointRounds;
   join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[]; pairedQuietGapMs: number[] };
   before: { sha256WholeMs: number; copyWholeMs: number; pageHashesWholeMs: number };
 }
+
+const checkpointRounds = (): CheckpointRounds => ({
+  precopyMs: [],
+  pauseMs: [],
+  worstGapMs: [],
+  precopyGapMs: [],
+  afterGapMs: [],
+  writeMs: [],
+  compressMs: [],
+  compressedChunks: [],
+  pairedQuietGapMs: [],
+});
 
 async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
   const vm = VmHost.start(config.limits);
@@ -183,8 +188,8 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       quietWorstGapMs: [],
       quietLongWorstGapMs: 0,
       status: { hashMs: [], worstGapMs: [], pairedQuietGapMs: [] },
-      checkpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressMs: [], compressedChunks: [], pairedQuietGapMs: [] },
-      firstCheckpoint: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], writeMs: [], compressMs: [], compressedChunks: [], pairedQuietGapMs: [] },
+      checkpoint: checkpointRounds(),
+      firstCheckpoint: checkpointRounds(),
       join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [] },
       before: { sha256WholeMs: 0, copyWholeMs: 0, pageHashesWholeMs: 0 },
     };
