@@ -72,12 +72,18 @@ const round1 = (x: number) => Math.round(x * 10) / 10;
 /** A warm-up start waits at most this long for its boot images to reach the disk. */
 const KEEP_MAX_MS = 10_000;
 
+/** The `ftjs` command as a user starts it: the package's bin (an older checkout's may be its ES module entry). */
+function binOf(root: string): string {
+  const bin = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: { ftjs: string } }).bin.ftjs;
+  return path.join(root, bin);
+}
+
 async function main(): Promise<void> {
   const runs = argNumber('--runs', 9);
   const guestsAt = process.argv.indexOf('--guests');
   const wanted = guestsAt >= 0 ? process.argv[guestsAt + 1]!.split(',') : ['kv.js', 'hono-60k'];
   const baselineAt = process.argv.indexOf('--baseline');
-  const baselineCli = baselineAt >= 0 ? path.resolve(process.argv[baselineAt + 1]!, 'dist/cli/ftjs.js') : null;
+  const baselineCli = baselineAt >= 0 ? binOf(path.resolve(process.argv[baselineAt + 1]!)) : null;
   const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-cold-'));
   const env = { ...process.env, FTJS_BOOT_CACHE_DIR: path.join(dir, 'cache') };
   const report: Record<string, unknown> = { runs, node: process.version, load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') };
@@ -86,7 +92,7 @@ async function main(): Promise<void> {
     for (const guest of guests) {
       const variants: Array<[string, string[]]> = [
         ['node', [projectPath('dist/bench/node-serve.js'), guest.file]],
-        ['ftjs', [projectPath('dist/cli/ftjs.js'), 'run', guest.file, '-p', '0', '--log-level', 'info']],
+        ['ftjs', [binOf(projectPath('.')), 'run', guest.file, '-p', '0', '--log-level', 'info']],
         ...(baselineCli ? ([['baseline', [baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info']]] as Array<[string, string[]]>) : []),
       ];
       // Uncounted: keeps this build's boot images (two more files: the glue's and the guest's) and the guest's bundle.

@@ -2,7 +2,7 @@
 // command's), compiled with V8's code cache (code-cache.ts): Node 20 compiles ES modules from source at
 // every start, and the two threads of a cold start spent ~20–25 ms of CPU each doing it. The loaders
 // that call this (built by cli-bundle-build.ts as dist/hypervisor/worker/vm-worker.cjs and
-// dist/cli/ftjs-loader.cjs) are small CommonJS files: a CommonJS worker also starts ~2–3 ms of CPU
+// dist/cli/ftjs.cjs) are small CommonJS files: a CommonJS worker also starts ~2–3 ms of CPU
 // sooner than an ES module one.
 
 import { readFileSync } from 'node:fs';
