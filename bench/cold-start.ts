@@ -24,11 +24,11 @@ interface Sample {
   marks: Map<string, [number, number]>;
 }
 
-/** Spawns `argv`, waits for its serving line, GETs / and measures from spawn to the 200. */
+/** Spawns `argv` (the command first), waits for its serving line, GETs / and measures from spawn to the 200. */
 function sample(argv: string[], env: NodeJS.ProcessEnv, keepUntil: () => boolean = () => true): Promise<Sample> {
   return new Promise((resolve, reject) => {
     const spawnedEpochMs = performance.timeOrigin + performance.now();
-    const child = spawn(process.execPath, argv, { env: { ...env, FTJS_STARTUP_MARKS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...env, FTJS_STARTUP_MARKS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let done = false;
@@ -72,7 +72,7 @@ const round1 = (x: number) => Math.round(x * 10) / 10;
 /** A warm-up start waits at most this long for its boot images to reach the disk. */
 const KEEP_MAX_MS = 10_000;
 
-/** The `ftjs` command as a user starts it: the package's bin (an older checkout's may be its ES module entry). */
+/** The `ftjs` command as a user starts it: the package's bin, run by its shebang (an older checkout's may be its ES module entry). */
 function binOf(root: string): string {
   const bin = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: { ftjs: string } }).bin.ftjs;
   return path.join(root, bin);
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     const guests = (await buildGuests(dir)).filter((g) => wanted.includes(g.name));
     for (const guest of guests) {
       const variants: Array<[string, string[]]> = [
-        ['node', [projectPath('dist/bench/node-serve.js'), guest.file]],
+        ['node', [process.execPath, projectPath('dist/bench/node-serve.js'), guest.file]],
         ['ftjs', [binOf(projectPath('.')), 'run', guest.file, '-p', '0', '--log-level', 'info']],
         ...(baselineCli ? ([['baseline', [baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info']]] as Array<[string, string[]]>) : []),
       ];

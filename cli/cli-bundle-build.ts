@@ -52,6 +52,8 @@ const SHARED = { workerSpawn: 'hypervisor/worker/worker-spawn.ts', priority: 'hy
  * compiled (a VM command's first boot), and the save (~2–5 ms) runs once per build and Node version.
  */
 const COMMAND_CODE_CACHE_DELAY_MS = 300;
+/** Node's flags for the `ftjs` command started as the package's bin (see buildLoader). */
+const BIN_NODE_FLAGS = '--v8-pool-size=1';
 
 /**
  * Packages left to Node's loader: the engine (engine.ts recognises its emscripten imports by their
@@ -146,9 +148,13 @@ async function buildLoader(main: string, out: string, stub: string, shebang: boo
     define: { FTJS_BUNDLED: 'true' },
     // The loader's own modules (worker-spawn.ts) find files as from dist/bundle/, as in the scripts.
     // The command's loader is the package's bin: a CommonJS entry spares Node's ES module loader
-    // (~5 ms of the start to the worker's spawn, measured against the ES module stub).
+    // (~5 ms of the start to the worker's spawn, measured against the ES module stub). One V8 platform
+    // thread: on a cold start the VM worker competed with V8's background compile threads (wasm
+    // tier-up) for the cores; hono-60k's first 200 came 21% sooner (181.6 against 231.3 ms, kv.js
+    // 131.9 against 135.1, medians of 7 alternating starts), and `ftjs run`'s throughput was the same
+    // (1.00 mix, 0.99 GET, 3 alternating rounds). A flag of Node's own start, so it rides the shebang.
     banner: {
-      js: `${shebang ? '#!/usr/bin/env node\n' : ''}const __ftjsBundleUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(path.relative(path.dirname(file), path.join(BUNDLE_DIR, 'bundle.js')).split(path.sep).join('/'))})).href;`,
+      js: `${shebang ? `#!/usr/bin/env -S node ${BIN_NODE_FLAGS}\n` : ''}const __ftjsBundleUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(path.relative(path.dirname(file), path.join(BUNDLE_DIR, 'bundle.js')).split(path.sep).join('/'))})).href;`,
     },
     plugins: [moduleUrls('__ftjsBundleUrl')],
     logLevel: 'warning',
