@@ -1,4 +1,4 @@
-// vitest file order: the longest files start first, so the 3 workers end together. vitest orders by
+// vitest file order: the longest files start first, so the workers end together. vitest orders by
 // the durations it cached from the last run, but a clean clone (CI) has no cache and falls back to
 // file size, which starts sim.test.ts (small file, ~20-45 s) near the end. These files, longest first
 // by a measured run (4 workers, 2026-12-06; a file that mostly waits on etcd's timers placed early,
