@@ -34,8 +34,6 @@ import type { BootConfig, ConsoleLine } from './vm.js';
  * in vm.ts bootSequence, whose pre-guest part is cacheable.
  */
 export const BOOT_FORMAT = 2;
-export { bootCacheDirFromEnv };
-
 /** File format of a boot image on disk. */
 const IMAGE_MAGIC = 'FTJSIMG1';
 /** Granularity of the sparse copy: only pages that are not all zero are kept. */

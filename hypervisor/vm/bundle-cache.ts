@@ -21,7 +21,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootCacheDirFromEnv } from './boot-image.js';
+import { bootCacheDirFromEnv } from './cache-dir.js';
 import { type GuestCode, type GuestSource, guestHash, sha256Hex } from './sources.js';
 
 /** What a cached bundle gives back: the guest code and what the CLI logs about it. */

@@ -1,15 +1,17 @@
-// V8's code cache for the VM worker's bundle (issue 19, cold start). Node 20 compiles every ES module
-// from its source at each start (module.enableCompileCache came in Node 22), and a VM worker is the
-// critical path of a cold start: it spent ~20 ms of CPU loading its bundle before it could boot. Built
-// as one CommonJS script (cli/cli-bundle-build.ts) and compiled through vm.Script, the bundle can be
-// compiled from the code V8 serialised in an earlier process (`cachedData`) instead of its source.
+// V8's code cache for the VM worker's bundle and the `ftjs` command's (issue 19, cold start). Node 20
+// compiles every ES module from its source at each start (module.enableCompileCache came in Node 22),
+// and a VM worker is the critical path of a cold start: it spent ~20 ms of CPU loading its bundle before
+// it could boot. Built as one CommonJS script (cli/cli-bundle-build.ts) and compiled through vm.Script,
+// a bundle can be compiled from the code V8 serialised in an earlier process (`cachedData`) instead of
+// its source.
 //
 // A cache file is never trusted as it is. It is keyed by the bundle's SHA-256 and the Node and V8
 // versions and architecture (V8's own check of the source is only its length), and carries the SHA-256
 // of its payload, checked before V8 sees it; V8 then checks its version and flags and may still reject
 // it (`cachedDataRejected`: another V8 build, or other flags on the command line). A file that fails any
-// of these is removed and written again from this process, and the problem is said in the first boot's
-// reply. The key holds no path: a project moved or copied elsewhere finds its cache.
+// of these is removed and written again from this process, and the problem is said once (the worker's
+// in the first boot's reply, the command's on stderr). The key holds no path: a project moved or
+// copied elsewhere finds its cache.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
