@@ -281,15 +281,17 @@ const rows: Row[] = [];
 for (const size of sizesMiB) rows.push(await measureSize(config, size));
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
+/** A figure's median and worst over the rounds. */
+const spread = (xs: number[]) => ({ median: r1(median(xs)), max: r1(Math.max(...xs)) });
 const summary = rows.map((row) => ({
   memoryMiB: row.memoryMiB,
   quietWorstGapMs: r1(median(row.quietWorstGapMs)),
   quietLongWorstGapMs: r1(row.quietLongWorstGapMs),
   statusReplyMs: r1(median(row.status.hashMs)),
-  statusWorstGapMs: { median: r1(median(row.status.worstGapMs)), max: r1(Math.max(...row.status.worstGapMs)) },
+  statusWorstGapMs: spread(row.status.worstGapMs),
   statusPairedQuietGapMs: r1(median(row.status.pairedQuietGapMs)),
-  checkpointPauseMs: { median: r1(median(row.checkpoint.pauseMs)), max: r1(Math.max(...row.checkpoint.pauseMs)) },
-  checkpointWorstGapMs: { median: r1(median(row.checkpoint.worstGapMs)), max: r1(Math.max(...row.checkpoint.worstGapMs)) },
+  checkpointPauseMs: spread(row.checkpoint.pauseMs),
+  checkpointWorstGapMs: spread(row.checkpoint.worstGapMs),
   checkpointPairedQuietGapMs: r1(median(row.checkpoint.pairedQuietGapMs)),
   checkpointGapDuringPrecopyMs: r1(median(row.checkpoint.precopyGapMs)),
   checkpointGapDuringWriteMs: r1(median(row.checkpoint.afterGapMs)),
@@ -297,15 +299,15 @@ const summary = rows.map((row) => ({
   checkpointWriteMs: r1(median(row.checkpoint.writeMs)),
   checkpointCompressedChunks: median(row.checkpoint.compressedChunks),
   checkpointCompressMs: r1(median(row.checkpoint.compressMs)),
-  firstCheckpointPauseMs: { median: r1(median(row.firstCheckpoint.pauseMs)), max: r1(Math.max(...row.firstCheckpoint.pauseMs)) },
-  firstCheckpointWorstGapMs: { median: r1(median(row.firstCheckpoint.worstGapMs)), max: r1(Math.max(...row.firstCheckpoint.worstGapMs)) },
+  firstCheckpointPauseMs: spread(row.firstCheckpoint.pauseMs),
+  firstCheckpointWorstGapMs: spread(row.firstCheckpoint.worstGapMs),
   firstCheckpointPairedQuietGapMs: r1(median(row.firstCheckpoint.pairedQuietGapMs)),
   firstCheckpointGapDuringWriteMs: r1(median(row.firstCheckpoint.afterGapMs)),
   firstCheckpointWriteMs: r1(median(row.firstCheckpoint.writeMs)),
   firstCheckpointCompressedChunks: median(row.firstCheckpoint.compressedChunks),
   firstCheckpointCompressMs: r1(median(row.firstCheckpoint.compressMs)),
-  joinPauseMs: { median: r1(median(row.join.pauseMs)), max: r1(Math.max(...row.join.pauseMs)) },
-  joinWorstGapMs: { median: r1(median(row.join.worstGapMs)), max: r1(Math.max(...row.join.worstGapMs)) },
+  joinPauseMs: spread(row.join.pauseMs),
+  joinWorstGapMs: spread(row.join.worstGapMs),
   joinPairedQuietGapMs: r1(median(row.join.pairedQuietGapMs)),
   joinGapDuringPrecopyMs: r1(median(row.join.precopyGapMs)),
   joinGapDuringEncodeMs: r1(median(row.join.afterGapMs)),
