@@ -679,7 +679,7 @@
     let result;
     try {
       if (typeof app.fetch !== 'function') throw new TypeErrorCtor('the guest module exports no fetch(request, env, ctx) handler (only scheduled): it cannot answer requests');
-      result = app.fetch(request, env, executionContext());
+      result = app.fetch(request, env, new ExecutionContext());
     } catch (error) {
       fail(id, error);
       return;
@@ -711,9 +711,6 @@
     }
     passThroughOnException() {}
   }
-  function executionContext() {
-    return new ExecutionContext();
-  }
 
   // ---------- cron triggers ----------
   let warnedNoScheduled = false;
@@ -729,7 +726,7 @@
     const controller = ObjectFreeze({ cron, scheduledTime, type: 'scheduled', noRetry() {} });
     let result;
     try {
-      result = app.scheduled(controller, env, executionContext());
+      result = app.scheduled(controller, env, new ExecutionContext());
     } catch (error) {
       reportError('scheduled handler', error);
       return;

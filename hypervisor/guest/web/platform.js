@@ -3577,9 +3577,7 @@ function headJson(status, statusText, list) {
 const hypervisorInterface = {
   // Inbound request: no validation (the hypervisor's HTTP layer already parsed it). Headers are
   // materialised lazily; their names are lower-cased then.
-  makeRequest(method, url, headers, body) {
-    return requestFast(method, url, headers, body);
-  },
+  makeRequest: requestFast, // (method, url, headers, body): one call less per request than a wrapper
   // Outbound fetch result: immutable headers, type "basic".
   makeResponse(status, statusText, headers, body, url) {
     return responseFast(status, statusText, headersFromRaw(headers, GUARD_IMMUTABLE), body, 'basic', url);
