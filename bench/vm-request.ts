@@ -9,6 +9,8 @@
 // text body, GET, on /kv/<key>); bench/guests/ holds one per piece of the guest path (the glue's
 // floor, new URL, a Response with headers, text(), ...). Every guest runs on both checkouts, all
 // rounds alternating, so the pieces' figures share the machine's load.
+// --http-headers gives each request the headers `ftjs run`'s front door passes on from node:http for
+// the kv mix (host; for a PUT also content-type and content-length) instead of none (GET) or one (PUT).
 //
 //   npm run build && node dist/bench/vm-request.js [--requests N] [--rounds R] [--baseline DIR] [--guest PATH[,PATH...]]
 
@@ -17,12 +19,13 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { argNumber, exitOnHelp, median, projectPath } from './util.js';
 
-exitOnHelp('node dist/bench/vm-request.js [--requests N] [--rounds R] [--baseline DIR] [--guest PATH[,PATH...]]');
+exitOnHelp('node dist/bench/vm-request.js [--requests N] [--rounds R] [--baseline DIR] [--guest PATH[,PATH...]] [--http-headers]');
 const requests = argNumber('--requests', 5000);
 const rounds = argNumber('--rounds', 7);
 const baselineAt = process.argv.indexOf('--baseline');
 const baseline = baselineAt >= 0 ? path.resolve(process.argv[baselineAt + 1]!) : null;
 const guestAt = process.argv.indexOf('--guest');
+const httpHeaders = process.argv.includes('--http-headers');
 const guests = guestAt >= 0 ? process.argv[guestAt + 1]!.split(',').map((p) => path.resolve(p)) : [null];
 
 interface Subject {
@@ -44,12 +47,22 @@ async function subject(name: string, root: string, guest: string | null): Promis
   vm = await Vm.create(config, port);
   vm.bootLive();
   const encoder = new TextEncoder();
+  const host = httpHeaders ? '127.0.0.1:8080' : 'bench';
+  const getHeaders = httpHeaders ? [['host', host]] : [];
+  const putHeaders = (i: number) =>
+    httpHeaders
+      ? [
+          ['host', host],
+          ['content-type', 'text/plain'],
+          ['content-length', String(`value-${i}`.length)],
+        ]
+      : [['content-type', 'text/plain']];
   const serve = (i: number) => {
     const key = `k${i % 1000}`;
     const result =
       i % 2 === 0
-        ? vm.runLive({ kind: 'request', method: 'PUT', url: `http://bench/kv/${key}`, headers: [['content-type', 'text/plain']], body: encoder.encode(`value-${i}`) })
-        : vm.runLive({ kind: 'request', method: 'GET', url: `http://bench/kv/${key}`, headers: [], body: new Uint8Array(0) });
+        ? vm.runLive({ kind: 'request', method: 'PUT', url: `http://${host}/kv/${key}`, headers: putHeaders(i), body: encoder.encode(`value-${i}`) })
+        : vm.runLive({ kind: 'request', method: 'GET', url: `http://${host}/kv/${key}`, headers: getHeaders, body: new Uint8Array(0) });
     const status = result.outputs[0]?.status;
     if (status !== 200 && status !== 404) throw new Error(`${name}: request ${i} answered ${status}`);
   };
@@ -99,6 +112,7 @@ console.log(
   JSON.stringify(
     {
       benchmark: 'vm-request',
+      headers: httpHeaders ? 'as node:http gives them (host; content-type, content-length)' : 'none (GET), content-type (PUT)',
       guest: `${guests[0] === null ? 'kv.js' : guests.map((g) => path.basename(g!)).join(', ')} (50% PUT, 50% GET, 1000 keys)`,
       requests,
       rounds,
