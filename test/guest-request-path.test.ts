@@ -121,6 +121,11 @@ describe('a request through a VM', () => {
             runs++;
             return new Response('run ' + runs + ': ' + (await request.text()), { headers: { 'X-Q': 'say "hi"' }, statusText: 'Fine' });
           }
+          if (url.pathname === '/patch') {
+            for (const name of ['get', 'set', 'has', 'delete', 'clear']) Map.prototype[name] = () => { throw new Error('patched Map.prototype.' + name); };
+            return new Response('patched');
+          }
+          if (url.pathname === '/n') return new Response('n', { headers: { 'X-N': 'value-' + url.search } });
           return new Response('?', { status: 404 });
         },
       };`,
@@ -174,5 +179,21 @@ describe('a request through a VM', () => {
     });
     expect(text(b.outputs[0]!.body)).toBe('run 1: one');
     expect(text(c.outputs[0]!.body)).toBe('run 2: one');
+  });
+
+  // Last: it leaves Map.prototype patched in this VM.
+  it('answers past the quoted-string cache with Map.prototype patched by the guest', () => {
+    expect(text(run(get('/patch')).outputs[0]!.body)).toBe('patched');
+    for (let i = 0; i < 300; i++) {
+      const result = run(get(`/n?${i}`));
+      expect(result.outputs[0]).toMatchObject({
+        kind: 'response',
+        status: 200,
+        headers: [
+          ['x-n', `value-?${i}`],
+          ['content-type', 'text/plain;charset=UTF-8'],
+        ],
+      });
+    }
   });
 });
