@@ -186,6 +186,8 @@ describe('installation', () => {
       'readAll:function',
       'requestParts:function',
       'requestSignal:function',
+      'responseBody:object',
+      'responseHead:function',
       'responseParts:function',
       'toRequest:function',
       'useTimer:function',

@@ -556,16 +556,17 @@
       fail(id, new TypeErrorCtor('fetch handler must return a Response (or a promise of one), got ' + (response === null ? 'null' : typeof response)));
       return;
     }
-    let parts;
+    let meta;
     try {
-      parts = web.responseParts(response);
+      meta = web.responseHead(response);
     } catch (error) {
       fail(id, error);
       return;
     }
-    const meta = JSONstringify([parts.status, parts.statusText, parts.headers]);
-    let body = parts.body;
-    if (web.isStream(body)) {
+    let body = web.responseBody;
+    web.responseBody = null;
+    // A string (or no body) is never a stream: only an object needs the question.
+    if (body !== null && typeof body === 'object' && web.isStream(body)) {
       // A stream made from bytes that nothing read: sent whole, as any other body.
       const intact = web.intactBytes(body);
       if (intact === null) return streamOut(id, meta, body);
@@ -665,7 +666,9 @@
     const url = parsed[1];
     const headers = parsed[2];
     const bodyDigest = parsed[3];
-    for (let i = 0; i < headers.length; i++) {
+    // The host digests the body exactly when the request has an Idempotency-Key (hypervisor/vm/vm.ts):
+    // no digest, no key to look for.
+    if (bodyDigest !== '') for (let i = 0; i < headers.length; i++) {
       if (headers[i][0] === 'idempotency-key') {
         if (idempotent(id, headers[i][1], method, url, bodyDigest)) return;
         break;
@@ -676,7 +679,7 @@
     let result;
     try {
       if (typeof app.fetch !== 'function') throw new TypeErrorCtor('the guest module exports no fetch(request, env, ctx) handler (only scheduled): it cannot answer requests');
-      result = app.fetch(request, env, executionContext());
+      result = app.fetch(request, env, new ExecutionContext());
     } catch (error) {
       fail(id, error);
       return;
@@ -698,13 +701,15 @@
   // ctx of a handler. waitUntil: the task runs every promise to quiescence anyway, so it only reports
   // a rejection. passThroughOnException: there is no origin behind an ftjs node to pass through to;
   // it is accepted and changes nothing (an exception still gives the 500 answer and is logged).
-  function executionContext() {
-    return {
-      waitUntil(promise) {
-        settle(promise, undefined, (error) => reportError('waitUntil', error));
-      },
-      passThroughOnException() {},
-    };
+  // A fresh instance per call (as workerd's ExecutionContext, methods on its prototype): an object
+  // literal's methods point back at it (their home object), a cycle only QuickJS's cycle collector
+  // frees, so each request used to leave garbage that made every later collection longer.
+  const reportWaitUntil = (error) => reportError('waitUntil', error);
+  class ExecutionContext {
+    waitUntil(promise) {
+      settle(promise, undefined, reportWaitUntil);
+    }
+    passThroughOnException() {}
   }
 
   // ---------- cron triggers ----------
@@ -721,7 +726,7 @@
     const controller = ObjectFreeze({ cron, scheduledTime, type: 'scheduled', noRetry() {} });
     let result;
     try {
-      result = app.scheduled(controller, env, executionContext());
+      result = app.scheduled(controller, env, new ExecutionContext());
     } catch (error) {
       reportError('scheduled handler', error);
       return;
