@@ -50,8 +50,8 @@ const ONE_SHOT_MAX_FRAME_BYTES = 64 * 1024;
  * Computed as RFC 2104 defines it, H((K ^ opad) || H((K ^ ipad) || message)), with the two padded
  * keys made once per connection and each hash one call of crypto.hash: createHmac builds an object,
  * copies the key and derives both pads again for every frame, and a frame is tagged twice per batch
- * (the log frame sealed, its ack opened) on each node. The tag is the same bytes as before (the test
- * checks it against createHmac and RFC 4231's vectors): no change on the wire.
+ * (the log frame sealed, its ack opened) on each node. The tag is the same bytes as before
+ * (test/frame-mac.test.ts checks it against createHmac): no change on the wire.
  */
 class FrameTagger {
   /** (K ^ ipad) || u64be(seq) || frame, rewritten per frame (a frame is tagged synchronously, so one scratch serves). */
