@@ -8,7 +8,8 @@
 //       [--status-ms 100]   # also sample /_ft/status (the pair's primary): admission, replay backlog, output hold, tasks per batch
 //
 // Threads are named by role: main (the node's main thread, same tid as the process), vm (the VM
-// worker: the busiest other thread), v8 (the rest: V8's compile and GC helpers, libuv's pool).
+// worker: the busiest other thread), v8 (the rest: V8's compile and GC helpers, libuv's pool);
+// loadGenerator is this process (on CPU 1 with the backup). idlePercent: each CPU's idle share of the window.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -45,6 +46,19 @@ function threadCpuMs(pid: number): Map<number, number> {
     } catch {
       // the thread ended between the listing and the read
     }
+  }
+  return out;
+}
+
+/** Idle and total CPU ms of each CPU so far (/proc/stat), by CPU number. */
+function cpuIdleMs(): Map<number, { idle: number; total: number }> {
+  const out = new Map<number, { idle: number; total: number }>();
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    const ms = (ticks: number) => (ticks * 1000) / CLOCK_TICKS_PER_S;
+    out.set(Number(m[1]), { idle: ms(f[3]! + f[4]!), total: ms(f.reduce((a, b) => a + b, 0)) });
   }
   return out;
 }
@@ -129,6 +143,10 @@ try {
   const windows = [];
   for (let w = 1; w < edges.length; w++) {
     const before = children.map((c) => threadCpuMs(c.pid));
+    // The load generator shares CPU 1 with the pair's backup: its own CPU and each core's idle time
+    // show whether the pair's requests wait outside the primary (an idle CPU 0 with a busy CPU 1).
+    const loadBefore = threadCpuMs(process.pid);
+    const idleBefore = cpuIdleMs();
     const sampling = statusEveryMs > 0 ? sampleStatus(url, (edges[w]! - edges[w - 1]!) * 1000) : null;
     const result = await closedLoop(url, CONNECTIONS, (edges[w]! - edges[w - 1]!) * 1000, kvMix);
     const status = sampling ? await sampling : undefined;
@@ -140,7 +158,14 @@ try {
       const sum = (pick: (tid: number) => boolean) => us(deltas.filter(([tid]) => pick(tid)).reduce((a, [, ms]) => a + ms, 0));
       cpu[c.role] = { total: sum(() => true), main: sum((t) => t === c.pid), vm: sum((t) => t === vmTid), v8: sum((t) => t !== c.pid && t !== vmTid) };
     });
-    windows.push({ seconds: `${edges[w - 1]}-${edges[w]}`, rps: Math.round(result.rps), p99Ms: Number(result.p99Ms.toFixed(1)), cpuUsPerRequest: cpu, ...(status ? { status } : {}) });
+    const loadMs = [...threadCpuMs(process.pid)].reduce((a, [tid, ms]) => a + ms - (loadBefore.get(tid) ?? 0), 0);
+    cpu.loadGenerator = { total: Number(((loadMs * 1000) / result.requests).toFixed(1)) };
+    const idlePercent: Record<string, number> = {};
+    for (const [n, now] of cpuIdleMs()) {
+      const was = idleBefore.get(n);
+      if (was && now.total > was.total) idlePercent[`cpu${n}`] = Math.round((100 * (now.idle - was.idle)) / (now.total - was.total));
+    }
+    windows.push({ seconds: `${edges[w - 1]}-${edges[w]}`, rps: Math.round(result.rps), p99Ms: Number(result.p99Ms.toFixed(1)), cpuUsPerRequest: cpu, idlePercent, ...(status ? { status } : {}) });
   }
   process.stdout.write(`${JSON.stringify({ benchmark: 'warmup-windows', mode, ftjs: baselineAt >= 0 ? cli : 'this checkout', connections: CONNECTIONS, windows }, null, 1)}\n`);
 } finally {

@@ -295,8 +295,25 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     return entriesBudgetBytes(this.maxFrameBytes);
   }
 
-  /** The node appended to the log: schedule a send. Calls in the same tick share one pass. */
+  /**
+   * The node appended to the log: schedule a send. Calls in the same job share one pass. The pass
+   * runs as soon as the appending code has returned (a microtask), not after the event loop's next
+   * poll: every output of the batch waits on the backup's ack of this frame, and an immediate left
+   * the frame behind every socket callback of the turn (requests parsed, responses written).
+   */
   notifyAppended(): void {
+    if (this.session === null || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    const pass = () => {
+      this.pumpScheduled = false;
+      this.pump();
+    };
+    if (this.timers.afterCurrentJob) this.timers.afterCurrentJob(pass);
+    else this.timers.soon(pass);
+  }
+
+  /** A send pass after the event loop's next turn (a slice ran out, or the socket drained): others go first. */
+  private pumpLater(): void {
     if (this.session === null || this.pumpScheduled) return;
     this.pumpScheduled = true;
     this.timers.soon(() => {
@@ -570,7 +587,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     while (this.stream.sentSeq < log.lastSeq) {
       if (this.clock.monoMs() >= sliceEndsMs) {
         // Heartbeats, acks and timers go first; the rest of the log follows on the next turn.
-        this.notifyAppended();
+        this.pumpLater();
         return;
       }
       if (s.link.bufferedBytes > this.maxBufferedBytes) {
@@ -609,7 +626,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
     if (err != null || !s.blocked || this.session !== s) return;
     if (s.link.bufferedBytes <= this.maxBufferedBytes / 2) {
       s.blocked = false;
-      this.notifyAppended();
+      this.pumpLater();
     }
   }
 

@@ -21,6 +21,11 @@ export interface Timers {
   every(periodMs: number, fn: () => void, background?: boolean): TimerHandle;
   /** Calls `fn` once, after the work of this turn (Node's setImmediate: sends coalesce, nothing waits a timer's ms). */
   soon(fn: () => void): void;
+  /**
+   * Calls `fn` once the code running now has returned, before the process turns to other work (a
+   * microtask). Absent (the simulator): `soon`.
+   */
+  afterCurrentJob?(fn: () => void): void;
 }
 
 export const realClock: Clock = {
@@ -41,5 +46,8 @@ export const realTimers: Timers = {
   },
   soon(fn) {
     setImmediate(fn);
+  },
+  afterCurrentJob(fn) {
+    queueMicrotask(fn);
   },
 };

@@ -645,6 +645,34 @@ describe('logging channel: streaming', () => {
     expect(acksSeen).toBeGreaterThanOrEqual(checked);
   });
 
+  it('hands a frame to the socket as soon as the appending code returns, before the event loop turns', async () => {
+    // Every output of a batch waits on the ack of its frame: a send deferred to the next turn (an
+    // immediate) waited behind every socket callback of the turn. Here the frame must be on the
+    // socket by the first microtask after the append, before any I/O callback or immediate.
+    const sentThrough: number[] = [];
+    spySends((data) => {
+      if (data[0] !== FrameType.Entries) return;
+      const f = decodeFrame(data.subarray(0, data.byteLength - FRAME_TAG_BYTES));
+      if (f.type === 'entries') sentThrough.push(f.entries.at(-1)!.seq);
+    });
+    const p = await startPrimary({ entries: 5 });
+    const b = startBackup(p.url);
+    await waitFor(() => p.primary.ackedSeq === 5, 5000, 'first batch acked');
+    for (let i = 1; i <= 10; i++) {
+      let immediateRan = false;
+      setImmediate(() => {
+        immediateRan = true;
+      });
+      p.append(3);
+      p.append(2); // same job: the same frame
+      await Promise.resolve();
+      expect(immediateRan).toBe(false);
+      expect(sentThrough.at(-1)).toBe(5 + 5 * i);
+      await waitFor(() => b.backup.receivedSeq === 5 + 5 * i, 5000, 'received');
+    }
+    expect(sentThrough.slice(-10)).toEqual([10, 15, 20, 25, 30, 35, 40, 45, 50, 55]);
+  });
+
   it('resumes after the connection is cut mid-stream: no loss, no duplicates', async () => {
     const p = await startPrimary({ maxFrameBytes: 16 * 1024 });
     const b = startBackup(p.url, { maxFrameBytes: 16 * 1024 });
