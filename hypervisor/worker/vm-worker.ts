@@ -271,6 +271,9 @@ port.on('message', (message: { id: number; request: VmRequest }) => {
     if (encoded) reply = { id: message.id, ok: true, value: encoded };
     const memory = reply.ok && op === 'snapshot' ? (reply.value as { memory: Uint8Array }).memory : encoded;
     const transfer = memory && memory.buffer instanceof ArrayBuffer ? [memory.buffer] : [];
+    // A snapshot's page hashes (1.7 MB at 200 MiB, a fresh copy) are handed over too, not cloned while admission is held.
+    const hashes = reply.ok && op === 'snapshot' ? (reply.value as { pageHashes?: Uint8Array }).pageHashes : undefined;
+    if (hashes && hashes.buffer instanceof ArrayBuffer && !transfer.includes(hashes.buffer)) transfer.push(hashes.buffer);
     port.postMessage(reply, transfer);
     upkeep.busy--;
     upkeep.schedule();
