@@ -22,9 +22,10 @@
 //     [--values repeat|random]   the 1 MiB values: one byte repeated (default), or random text (6 bits a byte)
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { DEFAULT_COMPRESS_DUTY_PERCENT, MemoryCompressor } from '../hypervisor/node/checkpoint-compress.js';
 import { CHECKPOINT_COMPRESSION_LEVEL, writeCheckpoint } from '../hypervisor/node/checkpoint-file.js';
 import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
@@ -42,6 +43,34 @@ const compressPercent = argNumber('--compress-percent', DEFAULT_COMPRESS_DUTY_PE
 const values = process.argv.includes('--values') ? process.argv[process.argv.indexOf('--values') + 1]! : 'repeat';
 if (values !== 'repeat' && values !== 'random') throw new Error(`--values must be repeat or random, got ${values}`);
 const MIB = 1024 * 1024;
+
+/**
+ * What an operation cost the main thread, whatever the host's load: its CPU time (Linux:
+ * /proc/thread-self/schedstat; elsewhere 0) and its GC pauses (gc performance entries). A gap under
+ * load is mostly the runqueue's; these are ours.
+ */
+const gcPauses: Array<{ at: number; ms: number }> = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push({ at: e.startTime, ms: e.duration });
+}).observe({ entryTypes: ['gc'] });
+function mainCpuMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return 0;
+  }
+}
+/** GC pauses on the main thread that began in [from, to]: their sum and the longest. */
+function gcIn(from: number, to: number): { ms: number; maxMs: number } {
+  let ms = 0;
+  let maxMs = 0;
+  for (const g of gcPauses) {
+    if (g.at < from || g.at > to) continue;
+    ms += g.ms;
+    maxMs = Math.max(maxMs, g.ms);
+  }
+  return { ms, maxMs };
+}
 
 const request = (method: string, url: string, body: Uint8Array = new Uint8Array()): LiveEvent => ({ kind: 'request', method, url, headers: [], body });
 
@@ -105,8 +134,13 @@ class Traffic {
     this.resume = null;
   }
 
-  worstGap(from: number, to: number): number {
-    // Completion times ascend: the first one in the window by bisection, then a scan to its end.
+  /**
+   * The worst gap between completions that overlaps [from, to]: one that ended in it, or began in it
+   * and ended after (the stall an operation's end left behind). With `startingIn`, only gaps that began
+   * in it (not the one running into the window from before it).
+   */
+  worstGap(from: number, to: number, startingIn = false): number {
+    // Completion times ascend: the first gap ending at or after `from` by bisection.
     let lo = 0;
     let hi = this.count;
     while (lo < hi) {
@@ -115,7 +149,12 @@ class Traffic {
       else hi = mid;
     }
     let worst = 0;
-    for (let i = lo; i < this.count && this.at[i]! <= to + 50; i++) if (this.ms[i]! > worst) worst = this.ms[i]!;
+    for (let i = lo; i < this.count; i++) {
+      const began = this.at[i]! - this.ms[i]!;
+      if (began > to) break; // completions ascend, and so do the starts of the gaps (each is the previous completion)
+      if (startingIn && began < from) continue;
+      if (this.ms[i]! > worst) worst = this.ms[i]!;
+    }
     return worst;
   }
 
@@ -163,6 +202,9 @@ interface CheckpointRounds {
   compressMs: number[];
   compressedChunks: number[];
   pairedQuietGapMs: number[];
+  mainCpuMs: number[];
+  mainGcMs: number[];
+  mainGcMaxMs: number[];
 }
 
 interface Row {
@@ -174,7 +216,21 @@ interface Row {
   status: { hashMs: number[]; worstGapMs: number[]; pairedQuietGapMs: number[] };
   checkpoint: CheckpointRounds;
   firstCheckpoint: CheckpointRounds;
-  join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[]; pairedQuietGapMs: number[] };
+  join: {
+    precopyMs: number[];
+    pauseMs: number[];
+    worstGapMs: number[];
+    precopyGapMs: number[];
+    afterGapMs: number[];
+    encodeMs: number[];
+    deltaPages: number[];
+    pairedQuietGapMs: number[];
+    mainCpuMs: number[];
+    mainGcMs: number[];
+    mainGcMaxMs: number[];
+  };
+  /** The main thread's CPU and GC over quiet windows as long as each operation (the client's own share). */
+  quietMain: { cpuMsPerS: number[]; gcMs: number[]; gcMaxMs: number[] };
   before: { sha256WholeMs: number; copyWholeMs: number; pageHashesWholeMs: number };
 }
 
@@ -188,6 +244,9 @@ const checkpointRounds = (): CheckpointRounds => ({
   compressMs: [],
   compressedChunks: [],
   pairedQuietGapMs: [],
+  mainCpuMs: [],
+  mainGcMs: [],
+  mainGcMaxMs: [],
 });
 
 async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
@@ -219,7 +278,8 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       status: { hashMs: [], worstGapMs: [], pairedQuietGapMs: [] },
       checkpoint: checkpointRounds(),
       firstCheckpoint: checkpointRounds(),
-      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [] },
+      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [], mainCpuMs: [], mainGcMs: [], mainGcMaxMs: [] },
+      quietMain: { cpuMsPerS: [], gcMs: [], gcMaxMs: [] },
       before: { sha256WholeMs: 0, copyWholeMs: 0, pageHashesWholeMs: 0 },
     };
     const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-pauses-'));
@@ -237,7 +297,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       for (let r = 0; r < rounds; r++) {
         let t0 = performance.now();
         await sleep(150);
-        row.quietWorstGapMs.push(traffic.worstGap(t0, performance.now() - 50));
+        row.quietWorstGapMs.push(traffic.worstGap(t0, performance.now()));
 
         t0 = performance.now();
         await vm.state(true);
@@ -249,6 +309,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
 
         for (const op of ['first checkpoint', 'checkpoint', 'join'] as const) {
           const start = performance.now();
+          const cpu0 = mainCpuMs();
           await vm.precopy();
           const precopied = performance.now();
           await traffic.hold();
@@ -273,6 +334,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
             vm.releaseSnapshot(snapshot);
           }
           const end = performance.now();
+          const cpu1 = mainCpuMs();
           await sleep(60);
           const target = op === 'checkpoint' ? row.checkpoint : op === 'join' ? row.join : row.firstCheckpoint;
           target.precopyMs.push(precopied - start);
@@ -280,14 +342,26 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
           // The pause itself, plus any gap while pre-copying or encoding/writing with traffic on.
           target.worstGapMs.push(Math.max(traffic.worstGap(start, end), resumed - paused));
           target.precopyGapMs.push(traffic.worstGap(start, precopied));
-          target.afterGapMs.push(traffic.worstGap(resumed + 20, end));
+          target.afterGapMs.push(traffic.worstGap(resumed, end, true));
+          const gc = gcIn(start, end);
+          target.mainCpuMs.push(cpu1 - cpu0);
+          target.mainGcMs.push(gc.ms);
+          target.mainGcMaxMs.push(gc.maxMs);
+          const q0 = performance.now();
+          const qc0 = mainCpuMs();
           target.pairedQuietGapMs.push(await quietGap(traffic, end - start));
+          // The quiet window's own main-thread cost (quietGap waits 60 ms more: counted in its rate).
+          const q1 = performance.now();
+          const qgc = gcIn(q0, q1);
+          row.quietMain.cpuMsPerS.push(((mainCpuMs() - qc0) / (q1 - q0)) * 1000);
+          row.quietMain.gcMs.push(qgc.ms);
+          row.quietMain.gcMaxMs.push(qgc.maxMs);
           await sleep(100);
         }
       }
       const quietFrom = performance.now();
       await sleep(Math.max(1000, median(row.checkpoint.writeMs)));
-      row.quietLongWorstGapMs = traffic.worstGap(quietFrom, performance.now() - 50);
+      row.quietLongWorstGapMs = traffic.worstGap(quietFrom, performance.now());
     } finally {
       await traffic.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -319,7 +393,12 @@ const summary = rows.map((row) => ({
   statusReplyMs: r1(median(row.status.hashMs)),
   statusWorstGapMs: spread(row.status.worstGapMs),
   statusPairedQuietGapMs: r1(median(row.status.pairedQuietGapMs)),
+  quietMainCpuMsPerS: r1(median(row.quietMain.cpuMsPerS)),
+  quietMainGcMaxMs: spread(row.quietMain.gcMaxMs),
   checkpointPauseMs: spread(row.checkpoint.pauseMs),
+  checkpointMainCpuMs: r1(median(row.checkpoint.mainCpuMs)),
+  checkpointMainGcMs: spread(row.checkpoint.mainGcMs),
+  checkpointMainGcMaxMs: spread(row.checkpoint.mainGcMaxMs),
   checkpointWorstGapMs: spread(row.checkpoint.worstGapMs),
   checkpointPairedQuietGapMs: r1(median(row.checkpoint.pairedQuietGapMs)),
   checkpointGapDuringPrecopyMs: r1(median(row.checkpoint.precopyGapMs)),
@@ -329,6 +408,9 @@ const summary = rows.map((row) => ({
   checkpointCompressedChunks: median(row.checkpoint.compressedChunks),
   checkpointCompressMs: r1(median(row.checkpoint.compressMs)),
   firstCheckpointPauseMs: spread(row.firstCheckpoint.pauseMs),
+  firstCheckpointMainCpuMs: r1(median(row.firstCheckpoint.mainCpuMs)),
+  firstCheckpointMainGcMs: spread(row.firstCheckpoint.mainGcMs),
+  firstCheckpointMainGcMaxMs: spread(row.firstCheckpoint.mainGcMaxMs),
   firstCheckpointWorstGapMs: spread(row.firstCheckpoint.worstGapMs),
   firstCheckpointPairedQuietGapMs: r1(median(row.firstCheckpoint.pairedQuietGapMs)),
   firstCheckpointGapDuringWriteMs: r1(median(row.firstCheckpoint.afterGapMs)),
@@ -336,6 +418,9 @@ const summary = rows.map((row) => ({
   firstCheckpointCompressedChunks: median(row.firstCheckpoint.compressedChunks),
   firstCheckpointCompressMs: r1(median(row.firstCheckpoint.compressMs)),
   joinPauseMs: spread(row.join.pauseMs),
+  joinMainCpuMs: r1(median(row.join.mainCpuMs)),
+  joinMainGcMs: spread(row.join.mainGcMs),
+  joinMainGcMaxMs: spread(row.join.mainGcMaxMs),
   joinWorstGapMs: spread(row.join.worstGapMs),
   joinPairedQuietGapMs: r1(median(row.join.pairedQuietGapMs)),
   joinGapDuringPrecopyMs: r1(median(row.join.precopyGapMs)),
