@@ -13,6 +13,8 @@
 //               (paced: --compress-percent, default the node's)
 //   join        the same pre-copy and pause, then encodeSnapshot as a delta against a base the
 //               joiner holds (the memory when growth ended), with traffic
+//   full join   the same for a joiner without a base (a fresh backup): the whole memory compressed
+//               (with the node's body codec: paced pieces, hypervisor/node/snapshot-body.ts)
 //
 // Also, timed on a buffer of each size in the same run, what the code before these changes did on
 // the serving path: SHA-256 of the whole memory on the VM thread (status), a copy of the whole memory
@@ -30,7 +32,7 @@ import { DEFAULT_COMPRESS_DUTY_PERCENT, MemoryCompressor } from '../hypervisor/n
 import { CHECKPOINT_COMPRESSION_LEVEL, writeCheckpoint } from '../hypervisor/node/checkpoint-file.js';
 import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
 import { pageHashes } from '../hypervisor/vm/page-delta.js';
-import { encodeSnapshot, snapshotBaseOf } from '../hypervisor/vm/snapshot-wire.js';
+import { deflateBodies, encodeSnapshot, type SnapshotBodyCodec, snapshotBaseOf } from '../hypervisor/vm/snapshot-wire.js';
 import { loadGuest } from '../hypervisor/vm/sources.js';
 import type { BootConfig, LiveEvent } from '../hypervisor/vm/vm.js';
 import { VmHost } from '../hypervisor/worker/vm-host.js';
@@ -43,6 +45,14 @@ const compressPercent = argNumber('--compress-percent', DEFAULT_COMPRESS_DUTY_PE
 const values = process.argv.includes('--values') ? process.argv[process.argv.indexOf('--values') + 1]! : 'repeat';
 if (values !== 'repeat' && values !== 'random') throw new Error(`--values must be repeat or random, got ${values}`);
 const MIB = 1024 * 1024;
+/**
+ * A join's body codec as the node's Env has it: paced pieces where the build has them
+ * (hypervisor/node/snapshot-body.ts), else one deflate (builds before it, run as a baseline).
+ */
+const joinCodec: SnapshotBodyCodec = await import('../hypervisor/node/snapshot-body.js').then(
+  (m: { pacedDeflateBodies: (percent?: number) => SnapshotBodyCodec }) => m.pacedDeflateBodies(compressPercent),
+  () => deflateBodies,
+);
 
 /**
  * What an operation cost the main thread, whatever the host's load: its CPU time (Linux:
@@ -229,6 +239,8 @@ interface Row {
     mainGcMs: number[];
     mainGcMaxMs: number[];
   };
+  /** A join without a base (a fresh backup): the whole memory compressed, with traffic. */
+  fullJoin: Row['join'];
   /** The main thread's CPU and GC over quiet windows as long as each operation (the client's own share). */
   quietMain: { cpuMsPerS: number[]; gcMs: number[]; gcMaxMs: number[] };
   before: { sha256WholeMs: number; copyWholeMs: number; pageHashesWholeMs: number };
@@ -279,6 +291,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       checkpoint: checkpointRounds(),
       firstCheckpoint: checkpointRounds(),
       join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [], mainCpuMs: [], mainGcMs: [], mainGcMaxMs: [] },
+      fullJoin: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [], mainCpuMs: [], mainGcMs: [], mainGcMaxMs: [] },
       quietMain: { cpuMsPerS: [], gcMs: [], gcMaxMs: [] },
       before: { sha256WholeMs: 0, copyWholeMs: 0, pageHashesWholeMs: 0 },
     };
@@ -307,7 +320,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
         row.status.worstGapMs.push(traffic.worstGap(t0, t1));
         row.status.pairedQuietGapMs.push(await quietGap(traffic, t1 - t0));
 
-        for (const op of ['first checkpoint', 'checkpoint', 'join'] as const) {
+        for (const op of ['first checkpoint', 'checkpoint', 'join', 'full join'] as const) {
           const start = performance.now();
           const cpu0 = mainCpuMs();
           await vm.precopy();
@@ -318,7 +331,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
           const resumed = performance.now();
           traffic.release();
           try {
-            if (op !== 'join') {
+            if (op === 'first checkpoint' || op === 'checkpoint') {
               const compressor = op === 'checkpoint' ? kept : new MemoryCompressor({ level: CHECKPOINT_COMPRESSION_LEVEL, dutyPercent: compressPercent });
               const written = await writeCheckpoint(dir, config, snapshot, { seq: r + 1, pos: 1, epoch: 1, node: 'bench', guestTimeMs: snapshot.devices.clockLastMs }, compressor);
               const target = op === 'checkpoint' ? row.checkpoint : row.firstCheckpoint;
@@ -326,9 +339,10 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
               target.compressedChunks.push(written.compressedChunks);
               target.compressMs.push(written.compressMs);
             } else {
-              const data = await encodeSnapshot(snapshot, base);
-              row.join.encodeMs.push(performance.now() - resumed);
-              row.join.deltaPages.push(JSON.parse(Buffer.from(data.subarray(4, 4 + Buffer.from(data).readUInt32LE(0))).toString()).pages.length);
+              const data = await encodeSnapshot(snapshot, op === 'join' ? base : null, joinCodec);
+              const target = op === 'join' ? row.join : row.fullJoin;
+              target.encodeMs.push(performance.now() - resumed);
+              target.deltaPages.push(JSON.parse(Buffer.from(data.subarray(4, 4 + Buffer.from(data).readUInt32LE(0))).toString()).pages?.length ?? 0);
             }
           } finally {
             vm.releaseSnapshot(snapshot);
@@ -336,7 +350,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
           const end = performance.now();
           const cpu1 = mainCpuMs();
           await sleep(60);
-          const target = op === 'checkpoint' ? row.checkpoint : op === 'join' ? row.join : row.firstCheckpoint;
+          const target = op === 'checkpoint' ? row.checkpoint : op === 'join' ? row.join : op === 'full join' ? row.fullJoin : row.firstCheckpoint;
           target.precopyMs.push(precopied - start);
           target.pauseMs.push(resumed - paused);
           // The pause itself, plus any gap while pre-copying or encoding/writing with traffic on.
@@ -428,6 +442,13 @@ const summary = rows.map((row) => ({
   joinPrecopyMs: r1(median(row.join.precopyMs)),
   joinEncodeMs: r1(median(row.join.encodeMs)),
   joinDeltaPages: median(row.join.deltaPages),
+  fullJoinPauseMs: spread(row.fullJoin.pauseMs),
+  fullJoinMainCpuMs: r1(median(row.fullJoin.mainCpuMs)),
+  fullJoinMainGcMaxMs: spread(row.fullJoin.mainGcMaxMs),
+  fullJoinWorstGapMs: spread(row.fullJoin.worstGapMs),
+  fullJoinPairedQuietGapMs: r1(median(row.fullJoin.pairedQuietGapMs)),
+  fullJoinGapDuringEncodeMs: r1(median(row.fullJoin.afterGapMs)),
+  fullJoinEncodeMs: r1(median(row.fullJoin.encodeMs)),
   before: { sha256WholeMs: r1(row.before.sha256WholeMs), copyWholeMs: r1(row.before.copyWholeMs), pageHashesWholeMs: r1(row.before.pageHashesWholeMs) },
 }));
 console.log(JSON.stringify({ rounds, compressPercent, values, rows: summary, raw: rows }, null, 1));

@@ -2,7 +2,8 @@
 // pause part): a checkpoint's pieces deflated through one zlib stream, the same bytes as before and
 // each decodable on its own; the join's changed-page scan and memory digest, the same answers as the
 // plain forms; the compressor's scan of reused chunks letting the event loop turn; and the checkpoint
-// head written in pieces with its glue encoded once, the same bytes as the head encoded in one go.
+// head written in pieces with its glue encoded once, the same bytes as the head encoded in one go; a
+// join's body compressed in paced pieces reads back with plain inflate.
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -10,10 +11,13 @@ import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { MemoryCompressor, SCAN_YIELD_CHUNKS } from '../dist/hypervisor/node/checkpoint-compress.js';
 import { CHECKPOINT_MAGIC, readCheckpoint, writeCheckpoint } from '../dist/hypervisor/node/checkpoint-file.js';
+import { realEnv } from '../dist/hypervisor/node/env.js';
 import { PieceDeflater } from '../dist/hypervisor/node/piece-deflater.js';
+import { pacedDeflateBodies } from '../dist/hypervisor/node/snapshot-body.js';
 import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../dist/hypervisor/vm/engine.js';
 import { changedPagesOfHashes, memoryDigest, memoryDigestSliced, PAGE_BYTES, PAGE_DIGEST_BYTES, pageHashes } from '../dist/hypervisor/vm/page-delta.js';
+import { decodeSnapshot, deflateBodies, encodeSnapshot, readSnapshotHeader, snapshotBaseOf } from '../dist/hypervisor/vm/snapshot-wire.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
 import type { Snapshot } from '../dist/hypervisor/vm/vm.js';
 import { encodeContainerHead } from '../dist/logging-channel/container.js';
@@ -110,6 +114,27 @@ describe("the join's delta, on the main thread in short steps", () => {
     const hashes = new Uint8Array(randomBytes(3000 * PAGE_DIGEST_BYTES));
     for (const slice of [1, 4096, 100_000, 1 << 30]) expect(await memoryDigestSliced(hashes, memoryBytes, PAGE_BYTES, slice)).toBe(memoryDigest(hashes, memoryBytes));
     await expect(memoryDigestSliced(hashes.subarray(1), memoryBytes)).rejects.toThrow(/page hashes are 95999 bytes/);
+  });
+});
+
+describe("a join's body in paced pieces (the node's Env codec)", () => {
+  test('a full snapshot and a delta encoded in pieces decode with plain inflate to the same memory', async () => {
+    const codec = pacedDeflateBodies();
+    expect(realEnv.snapshotCodec).toBeDefined();
+    const memory = new Uint8Array(300 * PAGE_BYTES); // 19 chunks, the last one short
+    memory.set(randomBytes(40 * PAGE_BYTES), 17 * PAGE_BYTES);
+    memory.fill(0x61, 200 * PAGE_BYTES, 299 * PAGE_BYTES + 100);
+    const snapshot: Snapshot = { engine: 'e@1', guestHash: 'g', memory, devices: {} as Snapshot['devices'] };
+    const full = await encodeSnapshot(snapshot, null, codec);
+    expect(readSnapshotHeader(full).kind).toBe('full');
+    expect(Buffer.from((await decodeSnapshot(full, null, deflateBodies)).memory).equals(memory)).toBe(true);
+
+    const base = memory.slice();
+    memory[5] = 1;
+    memory.fill(0x62, 250 * PAGE_BYTES, 251 * PAGE_BYTES);
+    const delta = await encodeSnapshot({ ...snapshot, memory }, snapshotBaseOf(base), codec);
+    expect(readSnapshotHeader(delta)).toMatchObject({ kind: 'delta', pages: [0, 250] });
+    expect(Buffer.from((await decodeSnapshot(delta, base, deflateBodies)).memory).equals(memory)).toBe(true);
   });
 });
 
