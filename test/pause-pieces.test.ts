@@ -146,19 +146,23 @@ describe('the checkpoint header', () => {
     memory.fill(3, 5000, 9000);
     const snapshot: Snapshot = { engine: `${ENGINE_NAME}@${ENGINE_VERSION}`, guestHash: config.guestHash, memory, devices: { clockLastMs: 0 } as unknown as Snapshot['devices'] };
     const compressor = new MemoryCompressor({ level: 1 });
-    for (const [seq, node] of [
-      [1, 'a'],
-      [2, 'a'],
-      [3, 'b "quoted"'],
+    // A guest whose env holds the very marker the glue is spliced at: its head is encoded in one go.
+    const marked = makeBootConfig(loadGuest(`${ROOT}/guest-apps/kv.js`), { X: '\u0000ftjs-glue\u0000' });
+    for (const [seq, node, cfg] of [
+      [1, 'a', config],
+      [2, 'a', config],
+      [3, 'b "quoted"', config],
+      [4, 'a', marked],
     ] as const) {
-      const written = await writeCheckpoint(dir, config, { ...snapshot, stateHash: `hash-${seq}` }, { seq, pos: 1, epoch: 1, node, guestTimeMs: 0 }, compressor);
+      const written = await writeCheckpoint(dir, cfg, { ...snapshot, guestHash: cfg.guestHash, stateHash: `hash-${seq}` }, { seq, pos: 1, epoch: 1, node, guestTimeMs: 0 }, compressor);
       const data = readFileSync(written.file);
       const json = data.subarray(12, 12 + data.readUInt32LE(8));
       const header = JSON.parse(json.toString('utf8'));
       // The head written in pieces is byte for byte the one encodeContainerHead makes of JSON.stringify(header).
       const expected = encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'));
       expect(data.subarray(0, expected.byteLength).equals(expected)).toBe(true);
-      expect(header.boot.boot.glue).toEqual(JSON.parse(JSON.stringify(config.glue)));
+      expect(header.boot.boot.glue).toEqual(JSON.parse(JSON.stringify(cfg.glue)));
+      expect(header.boot.boot.env).toEqual(cfg.env);
       expect({ seq: header.seq, node: header.node, bootNode: header.boot.node, stateHash: header.stateHash }).toEqual({ seq, node, bootNode: node, stateHash: `hash-${seq}` });
       // The file is whole: its CRCs hold and the memory inflates; only the made-up state hash differs.
       await expect(readCheckpoint(written.file)).rejects.toThrow(new RegExp(`hash to [0-9a-f]{12}…, the header says hash-${seq}…`));

@@ -202,8 +202,10 @@ export async function writeCheckpoint(
   const handle = await fsp.open(temp, 'wx');
   try {
     for (const group of groupPieces([...head, ...compressed.pieces], WRITE_BATCH_BYTES)) {
-      for (const piece of group) crc = crc32(piece, crc);
-      await pacer.run(() => writeAll(handle, group, bytes));
+      await pacer.run(() => {
+        for (const piece of group) crc = crc32(piece, crc);
+        return writeAll(handle, group, bytes);
+      });
       for (const piece of group) bytes += piece.byteLength;
       await new Promise((resolve) => setImmediate(resolve)); // at 100% too, the event loop turns between groups
     }
@@ -291,7 +293,8 @@ function encodeHead(header: CheckpointHeader, config: BootConfig): Buffer[] {
   if (glueJson === undefined) glueJsonCache.set(glue, (glueJson = Buffer.from(JSON.stringify(glue), 'utf8')));
   const text = JSON.stringify({ ...header, boot: { ...header.boot, boot: { ...header.boot.boot, glue: GLUE_MARK } } });
   const at = text.indexOf(GLUE_MARK_JSON);
-  if (at < 0 || text.indexOf(GLUE_MARK_JSON, at + 1) >= 0) throw new Error('checkpoint header: the glue marker is not found exactly once');
+  // The marker elsewhere too (a guest's env holding that very string): encoded in one go instead.
+  if (at < 0 || text.indexOf(GLUE_MARK_JSON, at + 1) >= 0) return [encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'))];
   const before = Buffer.from(text.slice(0, at), 'utf8');
   const after = Buffer.from(text.slice(at + GLUE_MARK_JSON.length), 'utf8');
   const prefix = Buffer.alloc(CONTAINER_PREFIX_BYTES);
@@ -302,7 +305,7 @@ function encodeHead(header: CheckpointHeader, config: BootConfig): Buffer[] {
   crc.writeUInt32LE(pieces.reduce((c, piece) => crc32(piece, c), 0));
   return [...pieces, crc];
 }
-/** Stands for the glue while the rest of the header is encoded (control characters: in no real header). */
+/** Stands for the glue while the rest of the header is encoded (a header holding it too is encoded in one go). */
 const GLUE_MARK = '\u0000ftjs-glue\u0000';
 const GLUE_MARK_JSON = JSON.stringify(GLUE_MARK);
 const glueJsonCache = new WeakMap<object, Buffer>();
