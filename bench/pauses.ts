@@ -13,6 +13,8 @@
 //               (paced: --compress-percent, default the node's)
 //   join        the same pre-copy and pause, then encodeSnapshot as a delta against a base the
 //               joiner holds (the memory when growth ended), with traffic
+//   full join   the same for a joiner without a base (a fresh backup): the whole memory compressed
+//               (with the node's body codec: paced pieces, hypervisor/node/snapshot-body.ts)
 //
 // Also, timed on a buffer of each size in the same run, what the code before these changes did on
 // the serving path: SHA-256 of the whole memory on the VM thread (status), a copy of the whole memory
@@ -22,14 +24,15 @@
 //     [--values repeat|random]   the 1 MiB values: one byte repeated (default), or random text (6 bits a byte)
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { DEFAULT_COMPRESS_DUTY_PERCENT, MemoryCompressor } from '../hypervisor/node/checkpoint-compress.js';
 import { CHECKPOINT_COMPRESSION_LEVEL, writeCheckpoint } from '../hypervisor/node/checkpoint-file.js';
 import { makeBootConfig } from '../hypervisor/vm/boot-config.js';
 import { pageHashes } from '../hypervisor/vm/page-delta.js';
-import { encodeSnapshot, snapshotBaseOf } from '../hypervisor/vm/snapshot-wire.js';
+import { deflateBodies, encodeSnapshot, type SnapshotBodyCodec, snapshotBaseOf } from '../hypervisor/vm/snapshot-wire.js';
 import { loadGuest } from '../hypervisor/vm/sources.js';
 import type { BootConfig, LiveEvent } from '../hypervisor/vm/vm.js';
 import { VmHost } from '../hypervisor/worker/vm-host.js';
@@ -42,6 +45,42 @@ const compressPercent = argNumber('--compress-percent', DEFAULT_COMPRESS_DUTY_PE
 const values = process.argv.includes('--values') ? process.argv[process.argv.indexOf('--values') + 1]! : 'repeat';
 if (values !== 'repeat' && values !== 'random') throw new Error(`--values must be repeat or random, got ${values}`);
 const MIB = 1024 * 1024;
+/**
+ * A join's body codec as the node's Env has it: paced pieces where the build has them
+ * (hypervisor/node/snapshot-body.ts), else one deflate (builds before it, run as a baseline).
+ */
+const joinCodec: SnapshotBodyCodec = await import('../hypervisor/node/snapshot-body.js').then(
+  (m: { pacedDeflateBodies: (percent?: number) => SnapshotBodyCodec }) => m.pacedDeflateBodies(compressPercent),
+  () => deflateBodies,
+);
+
+/**
+ * What an operation cost the main thread, whatever the host's load: its CPU time (Linux:
+ * /proc/thread-self/schedstat; elsewhere 0) and its GC pauses (gc performance entries). A gap under
+ * load is mostly the runqueue's; these are ours.
+ */
+const gcPauses: Array<{ at: number; ms: number }> = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push({ at: e.startTime, ms: e.duration });
+}).observe({ entryTypes: ['gc'] });
+function mainCpuMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return 0;
+  }
+}
+/** GC pauses on the main thread that began in [from, to]: their sum and the longest. */
+function gcIn(from: number, to: number): { ms: number; maxMs: number } {
+  let ms = 0;
+  let maxMs = 0;
+  for (const g of gcPauses) {
+    if (g.at < from || g.at > to) continue;
+    ms += g.ms;
+    maxMs = Math.max(maxMs, g.ms);
+  }
+  return { ms, maxMs };
+}
 
 const request = (method: string, url: string, body: Uint8Array = new Uint8Array()): LiveEvent => ({ kind: 'request', method, url, headers: [], body });
 
@@ -50,7 +89,13 @@ class Traffic {
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   private last = 0;
-  gaps: Array<{ at: number; ms: number }> = [];
+  /**
+   * Completion times and gaps, in preallocated typed arrays: a growing array of objects (about 5,000
+   * a second) made the client's own heap grow and its major GCs stall the traffic it measures.
+   */
+  private at = new Float64Array(1 << 20);
+  private ms = new Float64Array(1 << 20);
+  private count = 0;
   held = false;
   private resume: (() => void) | null = null;
 
@@ -64,7 +109,7 @@ class Traffic {
         if (this.held) await new Promise<void>((resolve) => (this.resume = resolve));
         await this.vm.run([request('GET', 'http://vm/kv/key-1')]);
         const now = performance.now();
-        this.gaps.push({ at: now, ms: now - this.last });
+        this.record(now, now - this.last);
         this.last = now;
       }
     })();
@@ -73,8 +118,24 @@ class Traffic {
   /** Admission paused (as the node pauses it): resolves once the request in flight completed. */
   async hold(): Promise<void> {
     this.held = true;
-    const n = this.gaps.length;
-    while (this.gaps.length === n) await new Promise((resolve) => setImmediate(resolve));
+    const n = this.count;
+    while (this.count === n) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  private record(at: number, ms: number): void {
+    if (this.count === this.at.length) {
+      // Grown rarely (doubling), outside any window that matters more than any other.
+      const grow = (a: Float64Array) => {
+        const b = new Float64Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.at = grow(this.at);
+      this.ms = grow(this.ms);
+    }
+    this.at[this.count] = at;
+    this.ms[this.count] = ms;
+    this.count++;
   }
 
   release(): void {
@@ -83,10 +144,27 @@ class Traffic {
     this.resume = null;
   }
 
-  worstGap(from: number, to: number): number {
-    // A loop, not Math.max(...): a long window holds more gaps than a call's arguments may.
+  /**
+   * The worst gap between completions that overlaps [from, to]: one that ended in it, or began in it
+   * and ended after (the stall an operation's end left behind). With `startingIn`, only gaps that began
+   * in it (not the one running into the window from before it).
+   */
+  worstGap(from: number, to: number, startingIn = false): number {
+    // Completion times ascend: the first gap ending at or after `from` by bisection.
+    let lo = 0;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.at[mid]! < from) lo = mid + 1;
+      else hi = mid;
+    }
     let worst = 0;
-    for (const g of this.gaps) if (g.at >= from && g.at <= to + 50 && g.ms > worst) worst = g.ms;
+    for (let i = lo; i < this.count; i++) {
+      const began = this.at[i]! - this.ms[i]!;
+      if (began > to) break; // completions ascend, and so do the starts of the gaps (each is the previous completion)
+      if (startingIn && began < from) continue;
+      if (this.ms[i]! > worst) worst = this.ms[i]!;
+    }
     return worst;
   }
 
@@ -134,6 +212,9 @@ interface CheckpointRounds {
   compressMs: number[];
   compressedChunks: number[];
   pairedQuietGapMs: number[];
+  mainCpuMs: number[];
+  mainGcMs: number[];
+  mainGcMaxMs: number[];
 }
 
 interface Row {
@@ -145,7 +226,23 @@ interface Row {
   status: { hashMs: number[]; worstGapMs: number[]; pairedQuietGapMs: number[] };
   checkpoint: CheckpointRounds;
   firstCheckpoint: CheckpointRounds;
-  join: { precopyMs: number[]; pauseMs: number[]; worstGapMs: number[]; precopyGapMs: number[]; afterGapMs: number[]; encodeMs: number[]; deltaPages: number[]; pairedQuietGapMs: number[] };
+  join: {
+    precopyMs: number[];
+    pauseMs: number[];
+    worstGapMs: number[];
+    precopyGapMs: number[];
+    afterGapMs: number[];
+    encodeMs: number[];
+    deltaPages: number[];
+    pairedQuietGapMs: number[];
+    mainCpuMs: number[];
+    mainGcMs: number[];
+    mainGcMaxMs: number[];
+  };
+  /** A join without a base (a fresh backup): the whole memory compressed, with traffic. */
+  fullJoin: Row['join'];
+  /** The main thread's CPU and GC over quiet windows as long as each operation (the client's own share). */
+  quietMain: { cpuMsPerS: number[]; gcMs: number[]; gcMaxMs: number[] };
   before: { sha256WholeMs: number; copyWholeMs: number; pageHashesWholeMs: number };
 }
 
@@ -159,6 +256,9 @@ const checkpointRounds = (): CheckpointRounds => ({
   compressMs: [],
   compressedChunks: [],
   pairedQuietGapMs: [],
+  mainCpuMs: [],
+  mainGcMs: [],
+  mainGcMaxMs: [],
 });
 
 async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
@@ -190,7 +290,9 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       status: { hashMs: [], worstGapMs: [], pairedQuietGapMs: [] },
       checkpoint: checkpointRounds(),
       firstCheckpoint: checkpointRounds(),
-      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [] },
+      join: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [], mainCpuMs: [], mainGcMs: [], mainGcMaxMs: [] },
+      fullJoin: { precopyMs: [], pauseMs: [], worstGapMs: [], precopyGapMs: [], afterGapMs: [], encodeMs: [], deltaPages: [], pairedQuietGapMs: [], mainCpuMs: [], mainGcMs: [], mainGcMaxMs: [] },
+      quietMain: { cpuMsPerS: [], gcMs: [], gcMaxMs: [] },
       before: { sha256WholeMs: 0, copyWholeMs: 0, pageHashesWholeMs: 0 },
     };
     const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-pauses-'));
@@ -208,7 +310,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
       for (let r = 0; r < rounds; r++) {
         let t0 = performance.now();
         await sleep(150);
-        row.quietWorstGapMs.push(traffic.worstGap(t0, performance.now() - 50));
+        row.quietWorstGapMs.push(traffic.worstGap(t0, performance.now()));
 
         t0 = performance.now();
         await vm.state(true);
@@ -218,8 +320,9 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
         row.status.worstGapMs.push(traffic.worstGap(t0, t1));
         row.status.pairedQuietGapMs.push(await quietGap(traffic, t1 - t0));
 
-        for (const op of ['first checkpoint', 'checkpoint', 'join'] as const) {
+        for (const op of ['first checkpoint', 'checkpoint', 'join', 'full join'] as const) {
           const start = performance.now();
+          const cpu0 = mainCpuMs();
           await vm.precopy();
           const precopied = performance.now();
           await traffic.hold();
@@ -228,7 +331,7 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
           const resumed = performance.now();
           traffic.release();
           try {
-            if (op !== 'join') {
+            if (op === 'first checkpoint' || op === 'checkpoint') {
               const compressor = op === 'checkpoint' ? kept : new MemoryCompressor({ level: CHECKPOINT_COMPRESSION_LEVEL, dutyPercent: compressPercent });
               const written = await writeCheckpoint(dir, config, snapshot, { seq: r + 1, pos: 1, epoch: 1, node: 'bench', guestTimeMs: snapshot.devices.clockLastMs }, compressor);
               const target = op === 'checkpoint' ? row.checkpoint : row.firstCheckpoint;
@@ -236,29 +339,43 @@ async function measureSize(config: BootConfig, sizeMiB: number): Promise<Row> {
               target.compressedChunks.push(written.compressedChunks);
               target.compressMs.push(written.compressMs);
             } else {
-              const data = await encodeSnapshot(snapshot, base);
-              row.join.encodeMs.push(performance.now() - resumed);
-              row.join.deltaPages.push(JSON.parse(Buffer.from(data.subarray(4, 4 + Buffer.from(data).readUInt32LE(0))).toString()).pages.length);
+              const data = await encodeSnapshot(snapshot, op === 'join' ? base : null, joinCodec);
+              const target = op === 'join' ? row.join : row.fullJoin;
+              target.encodeMs.push(performance.now() - resumed);
+              target.deltaPages.push(JSON.parse(Buffer.from(data.subarray(4, 4 + Buffer.from(data).readUInt32LE(0))).toString()).pages?.length ?? 0);
             }
           } finally {
             vm.releaseSnapshot(snapshot);
           }
           const end = performance.now();
+          const cpu1 = mainCpuMs();
           await sleep(60);
-          const target = op === 'checkpoint' ? row.checkpoint : op === 'join' ? row.join : row.firstCheckpoint;
+          const target = op === 'checkpoint' ? row.checkpoint : op === 'join' ? row.join : op === 'full join' ? row.fullJoin : row.firstCheckpoint;
           target.precopyMs.push(precopied - start);
           target.pauseMs.push(resumed - paused);
           // The pause itself, plus any gap while pre-copying or encoding/writing with traffic on.
           target.worstGapMs.push(Math.max(traffic.worstGap(start, end), resumed - paused));
           target.precopyGapMs.push(traffic.worstGap(start, precopied));
-          target.afterGapMs.push(traffic.worstGap(resumed + 20, end));
+          target.afterGapMs.push(traffic.worstGap(resumed, end, true));
+          const gc = gcIn(start, end);
+          target.mainCpuMs.push(cpu1 - cpu0);
+          target.mainGcMs.push(gc.ms);
+          target.mainGcMaxMs.push(gc.maxMs);
+          const q0 = performance.now();
+          const qc0 = mainCpuMs();
           target.pairedQuietGapMs.push(await quietGap(traffic, end - start));
+          // The quiet window's own main-thread cost (quietGap waits 60 ms more: counted in its rate).
+          const q1 = performance.now();
+          const qgc = gcIn(q0, q1);
+          row.quietMain.cpuMsPerS.push(((mainCpuMs() - qc0) / (q1 - q0)) * 1000);
+          row.quietMain.gcMs.push(qgc.ms);
+          row.quietMain.gcMaxMs.push(qgc.maxMs);
           await sleep(100);
         }
       }
       const quietFrom = performance.now();
       await sleep(Math.max(1000, median(row.checkpoint.writeMs)));
-      row.quietLongWorstGapMs = traffic.worstGap(quietFrom, performance.now() - 50);
+      row.quietLongWorstGapMs = traffic.worstGap(quietFrom, performance.now());
     } finally {
       await traffic.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -290,7 +407,12 @@ const summary = rows.map((row) => ({
   statusReplyMs: r1(median(row.status.hashMs)),
   statusWorstGapMs: spread(row.status.worstGapMs),
   statusPairedQuietGapMs: r1(median(row.status.pairedQuietGapMs)),
+  quietMainCpuMsPerS: r1(median(row.quietMain.cpuMsPerS)),
+  quietMainGcMaxMs: spread(row.quietMain.gcMaxMs),
   checkpointPauseMs: spread(row.checkpoint.pauseMs),
+  checkpointMainCpuMs: r1(median(row.checkpoint.mainCpuMs)),
+  checkpointMainGcMs: spread(row.checkpoint.mainGcMs),
+  checkpointMainGcMaxMs: spread(row.checkpoint.mainGcMaxMs),
   checkpointWorstGapMs: spread(row.checkpoint.worstGapMs),
   checkpointPairedQuietGapMs: r1(median(row.checkpoint.pairedQuietGapMs)),
   checkpointGapDuringPrecopyMs: r1(median(row.checkpoint.precopyGapMs)),
@@ -300,6 +422,9 @@ const summary = rows.map((row) => ({
   checkpointCompressedChunks: median(row.checkpoint.compressedChunks),
   checkpointCompressMs: r1(median(row.checkpoint.compressMs)),
   firstCheckpointPauseMs: spread(row.firstCheckpoint.pauseMs),
+  firstCheckpointMainCpuMs: r1(median(row.firstCheckpoint.mainCpuMs)),
+  firstCheckpointMainGcMs: spread(row.firstCheckpoint.mainGcMs),
+  firstCheckpointMainGcMaxMs: spread(row.firstCheckpoint.mainGcMaxMs),
   firstCheckpointWorstGapMs: spread(row.firstCheckpoint.worstGapMs),
   firstCheckpointPairedQuietGapMs: r1(median(row.firstCheckpoint.pairedQuietGapMs)),
   firstCheckpointGapDuringWriteMs: r1(median(row.firstCheckpoint.afterGapMs)),
@@ -307,6 +432,9 @@ const summary = rows.map((row) => ({
   firstCheckpointCompressedChunks: median(row.firstCheckpoint.compressedChunks),
   firstCheckpointCompressMs: r1(median(row.firstCheckpoint.compressMs)),
   joinPauseMs: spread(row.join.pauseMs),
+  joinMainCpuMs: r1(median(row.join.mainCpuMs)),
+  joinMainGcMs: spread(row.join.mainGcMs),
+  joinMainGcMaxMs: spread(row.join.mainGcMaxMs),
   joinWorstGapMs: spread(row.join.worstGapMs),
   joinPairedQuietGapMs: r1(median(row.join.pairedQuietGapMs)),
   joinGapDuringPrecopyMs: r1(median(row.join.precopyGapMs)),
@@ -314,6 +442,13 @@ const summary = rows.map((row) => ({
   joinPrecopyMs: r1(median(row.join.precopyMs)),
   joinEncodeMs: r1(median(row.join.encodeMs)),
   joinDeltaPages: median(row.join.deltaPages),
+  fullJoinPauseMs: spread(row.fullJoin.pauseMs),
+  fullJoinMainCpuMs: r1(median(row.fullJoin.mainCpuMs)),
+  fullJoinMainGcMaxMs: spread(row.fullJoin.mainGcMaxMs),
+  fullJoinWorstGapMs: spread(row.fullJoin.worstGapMs),
+  fullJoinPairedQuietGapMs: r1(median(row.fullJoin.pairedQuietGapMs)),
+  fullJoinGapDuringEncodeMs: r1(median(row.fullJoin.afterGapMs)),
+  fullJoinEncodeMs: r1(median(row.fullJoin.encodeMs)),
   before: { sha256WholeMs: r1(row.before.sha256WholeMs), copyWholeMs: r1(row.before.copyWholeMs), pageHashesWholeMs: r1(row.before.pageHashesWholeMs) },
 }));
 console.log(JSON.stringify({ rounds, compressPercent, values, rows: summary, raw: rows }, null, 1));

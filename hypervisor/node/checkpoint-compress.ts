@@ -20,11 +20,12 @@
 //
 // Memory: the previous checkpoint's pieces (its compressed size) and 32 B of page hash per 4 KiB page
 // (0.8% of the memory) stay held between checkpoints.
-// A first checkpoint of 200 MiB is about 3,300 pieces: one thread-pool round trip each.
+// A first checkpoint of 200 MiB is about 3,300 pieces: one thread-pool round trip each, all through
+// one zlib stream (piece-deflater.ts: a stream per piece churned ~700 MB of zlib state through the
+// main thread's GC).
 
-import { promisify } from 'node:util';
-import { constants, deflateRaw } from 'node:zlib';
 import { pageHashes as hashPages, PAGE_BYTES, PAGE_DIGEST_BYTES } from '../vm/page-delta.js';
+import { PieceDeflater } from './piece-deflater.js';
 
 /**
  * Memory deflated as one piece: 16 pages. The VM worker waits behind at most one piece on a shared core.
@@ -36,10 +37,14 @@ export const CHECKPOINT_CHUNK_BYTES = 64 * 1024;
 /** Percent of wall time a checkpoint's compression may keep a thread busy (the rest it waits). */
 export const DEFAULT_COMPRESS_DUTY_PERCENT = 50;
 export const COMPRESS_DUTY_FLAG = '--checkpoint-compress-percent';
+/**
+ * Chunks looked at (reused ones cost a compare of their page hashes, ~1 µs) between two turns of the
+ * event loop: a warm checkpoint of 200 MiB is ~3,300 chunks of which a dozen are deflated.
+ */
+export const SCAN_YIELD_CHUNKS = 256;
 /** Waits shorter than this are carried over to the next chunk (a timer cannot wait less). */
 const MIN_WAIT_MS = 1;
 
-const deflateRawAsync = promisify(deflateRaw);
 /** A final fixed-Huffman block holding only its end code: closes a stream of full-flushed pieces. */
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 
@@ -120,7 +125,7 @@ export class MemoryCompressor {
   readonly chunkBytes: number;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly deflate: (chunk: Uint8Array, level: number) => Promise<Buffer>;
+  private readonly deflate: ((chunk: Uint8Array, level: number) => Promise<Buffer>) | undefined;
   private previous: Array<Piece | undefined> = [];
   private readonly zeroPieces = new Map<number, Buffer>();
   private readonly zeroHashes: Buffer;
@@ -133,7 +138,7 @@ export class MemoryCompressor {
       throw new RangeError(`checkpoint chunk of ${this.chunkBytes} bytes: it must be a positive multiple of ${PAGE_BYTES}`);
     this.now = options.now ?? (() => performance.now());
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-    this.deflate = options.deflate ?? ((chunk, level) => deflateRawAsync(chunk, { level, finishFlush: constants.Z_FULL_FLUSH }));
+    this.deflate = options.deflate;
     this.zeroHashes = Buffer.from(hashPages(new Uint8Array(this.chunkBytes)));
   }
 
@@ -153,33 +158,50 @@ export class MemoryCompressor {
     const out: CompressedMemory = { pieces: [], compressedBytes: 0, compressedChunks: 0, reusedChunks: 0, zeroChunks: 0, busyMs: 0, idleMs: 0 };
     const next: Array<Piece | undefined> = [];
     const pacer = this.pacer();
-    const deflatePaced = (chunk: Uint8Array): Promise<Buffer> => pacer.run(() => this.deflate(chunk, this.level));
-    for (let i = 0; i < chunks; i++) {
-      const from = i * chunkBytes;
-      const chunk = memory.subarray(from, Math.min(memory.byteLength, from + chunkBytes));
-      let piece: Buffer;
-      if (keyed) {
-        const key = pageHashes.subarray((from / PAGE_BYTES) * PAGE_DIGEST_BYTES, ((from + chunk.byteLength) / PAGE_BYTES) * PAGE_DIGEST_BYTES);
-        const before = this.previous[i];
-        if (this.zeroHashes.subarray(0, key.byteLength).equals(key)) {
-          piece = this.zeroPieces.get(chunk.byteLength) ?? (await deflatePaced(chunk));
-          this.zeroPieces.set(chunk.byteLength, piece);
-          out.zeroChunks++;
-        } else if (before?.key.equals(key)) {
-          piece = before.piece;
-          out.reusedChunks++;
+    // One zlib stream for the whole checkpoint (piece-deflater.ts), unless a test injected its own.
+    const deflater = this.deflate ? null : new PieceDeflater(this.level);
+    const deflatePaced = (chunk: Uint8Array): Promise<Buffer> => pacer.run(() => (deflater ? deflater.deflate(chunk) : this.deflate!(chunk, this.level)));
+    let unyielded = 0;
+    try {
+      for (let i = 0; i < chunks; i++) {
+        const from = i * chunkBytes;
+        const chunk = memory.subarray(from, Math.min(memory.byteLength, from + chunkBytes));
+        let piece: Buffer;
+        if (keyed) {
+          const key = pageHashes.subarray((from / PAGE_BYTES) * PAGE_DIGEST_BYTES, ((from + chunk.byteLength) / PAGE_BYTES) * PAGE_DIGEST_BYTES);
+          const before = this.previous[i];
+          const zeroKey = this.zeroHashes.subarray(0, key.byteLength);
+          let keep: Buffer;
+          if (zeroKey.equals(key)) {
+            piece = this.zeroPieces.get(chunk.byteLength) ?? (await deflatePaced(chunk));
+            this.zeroPieces.set(chunk.byteLength, piece);
+            out.zeroChunks++;
+            keep = zeroKey; // never changed: shared, not copied
+          } else if (before?.key.equals(key)) {
+            piece = before.piece;
+            out.reusedChunks++;
+            keep = before.key;
+          } else {
+            piece = await deflatePaced(chunk);
+            out.compressedChunks++;
+            // Copied: the caller's page hashes may be reused or changed after this returns.
+            keep = Buffer.from(key);
+          }
+          next[i] = { key: keep, piece };
         } else {
           piece = await deflatePaced(chunk);
           out.compressedChunks++;
         }
-        // The key is copied: the caller's page hashes may be reused or changed after this returns.
-        next[i] = { key: before?.key.equals(key) ? before.key : Buffer.from(key), piece };
-      } else {
-        piece = await deflatePaced(chunk);
-        out.compressedChunks++;
+        out.pieces.push(piece);
+        out.compressedBytes += piece.byteLength;
+        // A long run of reused chunks runs without awaiting anything: let the event loop turn.
+        if (++unyielded >= SCAN_YIELD_CHUNKS) {
+          unyielded = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
       }
-      out.pieces.push(piece);
-      out.compressedBytes += piece.byteLength;
+    } finally {
+      deflater?.close();
     }
     out.busyMs = pacer.busyMs;
     out.idleMs = pacer.idleMs;

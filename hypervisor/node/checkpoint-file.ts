@@ -26,10 +26,11 @@
 // The log: checkpoint-log.ts; when to take one: checkpoint.ts; restoring: checkpoint-restore.ts.
 
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { crc32, inflateRaw } from 'node:zlib';
-import { CONTAINER_PREFIX_BYTES, checkContainerHead, checkContainerPrefix, encodeContainerHead } from '../../logging-channel/container.js';
+import { CONTAINER_CRC_BYTES, CONTAINER_MAGIC_BYTES, CONTAINER_PREFIX_BYTES, checkContainerHead, checkContainerPrefix, encodeContainerHead } from '../../logging-channel/container.js';
 import type { TraceHeader } from '../../logging-channel/trace-format.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../vm/engine.js';
@@ -44,6 +45,8 @@ export const CHECKPOINT_FORMAT_VERSION = 2;
 export const CHECKPOINT_COMPRESSION_LEVEL = 1;
 /** The file is written (and its CRC computed) in buffers of about this size (~0.3–1 ms each), paced. */
 const WRITE_BATCH_BYTES = 1024 * 1024;
+/** Pieces in one group at most: one writev (IOV_MAX is 1024 on Linux; libuv splits beyond it anyway). */
+const WRITE_BATCH_PIECES = 1024;
 /** A temporary checkpoint file older than this is left over from a crash and is removed when pruning. */
 const STALE_TEMP_MS = 60_000;
 /** Upper bound on a checkpoint's header JSON. */
@@ -186,38 +189,30 @@ export async function writeCheckpoint(
     devices: snapshot.devices,
     memory: { bytes: snapshot.memory.byteLength, encoding: 'deflate-raw', level: compressor.level, compressedBytes: compressed.compressedBytes },
   };
-  const head = encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'));
-  // The file in batches of about WRITE_BATCH_BYTES, its CRC computed and the batches written one by
-  // one, at the compressor's duty cycle: a CRC, copy or write (the kernel copies it into the page cache on
-  // a thread-pool thread) of a whole large image would take a core from the VM for as long.
+  const head = encodeHead(header, config);
+  // The file in groups of pieces of about WRITE_BATCH_BYTES, each group's CRC computed and the group
+  // written (one writev: the pieces are not copied into a batch first), at the compressor's duty
+  // cycle: a CRC or write (the kernel copies it into the page cache on a thread-pool thread) of a
+  // whole large image would take a core from the VM for as long.
   const pacer = compressor.pacer();
-  const batches: Uint8Array[] = [];
   let crc = 0;
-  for (const group of groupPieces([head, ...compressed.pieces], WRITE_BATCH_BYTES)) {
-    await pacer.run(() => {
-      const batch = group.length === 1 ? group[0]! : Buffer.concat(group);
-      crc = crc32(batch, crc);
-      batches.push(batch);
-    });
-    await new Promise((resolve) => setImmediate(resolve)); // at 100% too, the event loop turns between batches
-  }
-  const trailer = Buffer.alloc(4);
-  trailer.writeUInt32LE(crc, 0);
-  const parts = [...batches, trailer];
-  const bytes = parts.reduce((n, p) => n + p.byteLength, 0);
-
+  let bytes = 0;
   const file = path.join(dir, checkpointFileName(meta.seq));
   const temp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const handle = await fsp.open(temp, 'wx');
   try {
-    let at = 0;
-    for (const part of parts) {
-      for (let done = 0; done < part.byteLength; ) {
-        const { bytesWritten } = await pacer.run(() => handle.write(part, done, part.byteLength - done, at));
-        done += bytesWritten;
-        at += bytesWritten;
-      }
+    for (const group of groupPieces([...head, ...compressed.pieces], WRITE_BATCH_BYTES)) {
+      await pacer.run(() => {
+        for (const piece of group) crc = crc32(piece, crc);
+        return writeAll(handle, group, bytes);
+      });
+      for (const piece of group) bytes += piece.byteLength;
+      await new Promise((resolve) => setImmediate(resolve)); // at 100% too, the event loop turns between groups
     }
+    const trailer = Buffer.alloc(4);
+    trailer.writeUInt32LE(crc, 0);
+    await writeAll(handle, [trailer], bytes);
+    bytes += trailer.byteLength;
     await handle.sync();
   } catch (error) {
     await handle.close().catch(() => {});
@@ -247,12 +242,15 @@ export async function writeCheckpoint(
   };
 }
 
-/** `pieces` in consecutive groups of about `bytes` each (a piece larger than that is a group alone). */
+/**
+ * `pieces` in consecutive groups of about `bytes` each (a piece larger than that is a group alone), of
+ * at most WRITE_BATCH_PIECES pieces (one writev's buffers).
+ */
 function* groupPieces(pieces: Uint8Array[], bytes: number): Generator<Uint8Array[]> {
   let group: Uint8Array[] = [];
   let size = 0;
   for (const piece of pieces) {
-    if (size > 0 && size + piece.byteLength > bytes) {
+    if (size > 0 && (size + piece.byteLength > bytes || group.length === WRITE_BATCH_PIECES)) {
       yield group;
       group = [];
       size = 0;
@@ -262,6 +260,55 @@ function* groupPieces(pieces: Uint8Array[], bytes: number): Generator<Uint8Array
   }
   if (group.length > 0) yield group;
 }
+
+/** Writes `buffers` one after the other at `position`, whatever the kernel's short writes. */
+async function writeAll(handle: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+  let { bytesWritten } = await handle.writev(buffers, position);
+  for (const buffer of buffers) {
+    // Whole buffers written are skipped; the rest of a partly written one, and those after, are written.
+    if (bytesWritten >= buffer.byteLength) {
+      bytesWritten -= buffer.byteLength;
+      position += buffer.byteLength;
+      continue;
+    }
+    for (let done = bytesWritten; done < buffer.byteLength; ) {
+      const written = (await handle.write(buffer, done, buffer.byteLength - done, position + done)).bytesWritten;
+      done += written;
+    }
+    position += buffer.byteLength;
+    bytesWritten = 0;
+  }
+}
+
+/**
+ * The file's head (encodeContainerHead's bytes: magic, JSON length, header JSON, CRC) as pieces to be
+ * written one after the other, the boot config's glue (~1 MB) among them as it was encoded once per
+ * glue object: a JSON.stringify of it took 2–6 ms of the main thread at each checkpoint while the
+ * guest's traffic waited, and copying it into one buffer twice more made work for the GC.
+ */
+function encodeHead(header: CheckpointHeader, config: BootConfig): Buffer[] {
+  const glue = header.boot.boot.glue;
+  if (glue !== config.glue || typeof glue !== 'object' || glue === null) return [encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'))];
+  let glueJson = glueJsonCache.get(glue);
+  if (glueJson === undefined) glueJsonCache.set(glue, (glueJson = Buffer.from(JSON.stringify(glue), 'utf8')));
+  const text = JSON.stringify({ ...header, boot: { ...header.boot, boot: { ...header.boot.boot, glue: GLUE_MARK } } });
+  const at = text.indexOf(GLUE_MARK_JSON);
+  // The marker elsewhere too (a guest's env holding that very string): encoded in one go instead.
+  if (at < 0 || text.indexOf(GLUE_MARK_JSON, at + 1) >= 0) return [encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'))];
+  const before = Buffer.from(text.slice(0, at), 'utf8');
+  const after = Buffer.from(text.slice(at + GLUE_MARK_JSON.length), 'utf8');
+  const prefix = Buffer.alloc(CONTAINER_PREFIX_BYTES);
+  prefix.write(CHECKPOINT_MAGIC, 0, 'latin1');
+  prefix.writeUInt32LE(before.byteLength + glueJson.byteLength + after.byteLength, CONTAINER_MAGIC_BYTES);
+  const pieces = [prefix, before, glueJson, after];
+  const crc = Buffer.alloc(CONTAINER_CRC_BYTES);
+  crc.writeUInt32LE(pieces.reduce((c, piece) => crc32(piece, c), 0));
+  return [...pieces, crc];
+}
+/** Stands for the glue while the rest of the header is encoded (a header holding it too is encoded in one go). */
+const GLUE_MARK = '\u0000ftjs-glue\u0000';
+const GLUE_MARK_JSON = JSON.stringify(GLUE_MARK);
+const glueJsonCache = new WeakMap<object, Buffer>();
 
 /** The state hash over memory + device tables, as Vm.stateHash() computes it (state-hash.ts), yielding between slices. */
 export async function snapshotStateHash(snapshot: Snapshot): Promise<string> {

@@ -22,6 +22,7 @@ import type { CheckpointRecord } from './checkpoint-record.js';
 import { listen } from './pair.js';
 import { probePort } from './port-probe.js';
 import type { ReplicationRecord } from './replication-record.js';
+import { pacedDeflateBodies } from './snapshot-body.js';
 
 export { type Clock, realClock, realTimers, type TimerHandle, type Timers } from '../../logging-channel/time.js';
 
@@ -110,4 +111,5 @@ export const realEnv: Env = {
   startVm: (limits) => VmHost.start(limits),
   fetch: (url, init) => fetch(url, init),
   witness: (where, nodeId, periodMs) => (isEtcdLocation(where) ? null : new DirWitness(where, nodeId, periodMs)),
+  snapshotCodec: pacedDeflateBodies(),
 };

@@ -90,6 +90,23 @@ export function memoryDigest(hashes: Uint8Array, memoryBytes: number, pageBytes 
 }
 
 /**
+ * memoryDigest, hashing the page hashes in slices of `sliceBytes` with a turn of the event loop
+ * between them: at 200 MiB they are 1.7 MB, 1–3 ms of SHA-256 on the main thread in one go.
+ */
+export async function memoryDigestSliced(hashes: Uint8Array, memoryBytes: number, pageBytes = PAGE_BYTES, sliceBytes = DIGEST_SLICE_BYTES): Promise<string> {
+  const pages = pageCount(memoryBytes, pageBytes);
+  if (hashes.byteLength !== pages * PAGE_DIGEST_BYTES) return memoryDigest(hashes, memoryBytes, pageBytes); // its error
+  const h = createHash('sha256').update(`${MEMORY_DIGEST_TAG}|${pageBytes}|${memoryBytes}|`);
+  for (let at = 0; at < hashes.byteLength; at += sliceBytes) {
+    if (at > 0) await new Promise((resolve) => setImmediate(resolve));
+    h.update(hashes.subarray(at, Math.min(hashes.byteLength, at + sliceBytes)));
+  }
+  return h.digest('hex');
+}
+/** Bytes of page hashes memoryDigestSliced hashes between two turns of the event loop (~0.2 ms). */
+export const DIGEST_SLICE_BYTES = 256 * 1024;
+
+/**
  * Indices (ascending) of the pages of `memory` that differ from the base whose page hashes are
  * `baseHashes`. Pages the base does not have (the memory grew) always count as changed; so does a page
  * whose length differs from the base's (a short last page), since its digest covers different bytes.
@@ -109,8 +126,16 @@ export function changedPagesOfHashes(hashes: Uint8Array, baseHashes: Uint8Array)
   const basePages = baseHashes.byteLength / PAGE_DIGEST_BYTES;
   const changed: number[] = [];
   const pages = hashes.byteLength / PAGE_DIGEST_BYTES;
-  for (let i = 0; i < pages; i++) {
-    if (i >= basePages || !digestsEqual(hashes, baseHashes, i * PAGE_DIGEST_BYTES)) changed.push(i);
+  const a = Buffer.from(hashes.buffer, hashes.byteOffset, hashes.byteLength);
+  const b = Buffer.from(baseHashes.buffer, baseHashes.byteOffset, baseHashes.byteLength);
+  // Runs of pages compared with one memcmp each, page by page only inside a run that differs: a
+  // join's delta at 200 MiB compares 51,000 page hashes, 5–8 ms byte by byte on the main thread.
+  for (let run = 0; run < pages; run += COMPARE_RUN_PAGES) {
+    const end = Math.min(pages, run + COMPARE_RUN_PAGES);
+    if (end <= basePages && a.subarray(run * PAGE_DIGEST_BYTES, end * PAGE_DIGEST_BYTES).equals(b.subarray(run * PAGE_DIGEST_BYTES, end * PAGE_DIGEST_BYTES))) continue;
+    for (let i = run; i < end; i++) {
+      if (i >= basePages || !digestsEqual(hashes, baseHashes, i * PAGE_DIGEST_BYTES)) changed.push(i);
+    }
   }
   return changed;
 }
@@ -132,6 +157,9 @@ export function changedPagesByCompare(memory: Uint8Array, base: Uint8Array, page
   }
   return changed;
 }
+
+/** Pages whose hashes changedPagesOfHashes compares in one memcmp. */
+const COMPARE_RUN_PAGES = 256;
 
 function digestsEqual(a: Uint8Array, b: Uint8Array, offset: number): boolean {
   for (let j = 0; j < PAGE_DIGEST_BYTES; j++) if (a[offset + j] !== b[offset + j]) return false;

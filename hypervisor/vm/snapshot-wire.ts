@@ -15,7 +15,20 @@
 
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { applyPages, changedPagesOfHashes, gatherPages, MAX_PAGE_BYTES, memoryDigest, PAGE_BYTES, PAGE_DIGEST_BYTES, PageDeltaError, pageCount, pageHashes, pagesBytes } from './page-delta.js';
+import {
+  applyPages,
+  changedPagesOfHashes,
+  gatherPages,
+  MAX_PAGE_BYTES,
+  memoryDigest,
+  memoryDigestSliced,
+  PAGE_BYTES,
+  PAGE_DIGEST_BYTES,
+  PageDeltaError,
+  pageCount,
+  pageHashes,
+  pagesBytes,
+} from './page-delta.js';
 import type { Snapshot } from './vm.js';
 
 const deflateRaw = promisify(zlib.deflateRaw);
@@ -105,7 +118,7 @@ export async function encodeSnapshot(snapshot: Snapshot, base?: SnapshotBase | n
   const header: DeltaHeader = {
     kind: 'delta',
     ...common,
-    memoryDigest: memoryDigest(hashes, snapshot.memory.byteLength, base.pageBytes),
+    memoryDigest: await memoryDigestSliced(hashes, snapshot.memory.byteLength, base.pageBytes),
     pageBytes: base.pageBytes,
     base: { digest: base.digest, memoryBytes: base.memoryBytes },
     pages,

@@ -271,6 +271,10 @@ port.on('message', (message: { id: number; request: VmRequest }) => {
     if (encoded) reply = { id: message.id, ok: true, value: encoded };
     const memory = reply.ok && op === 'snapshot' ? (reply.value as { memory: Uint8Array }).memory : encoded;
     const transfer = memory && memory.buffer instanceof ArrayBuffer ? [memory.buffer] : [];
+    // A snapshot's page hashes (1.7 MB at 200 MiB, a fresh copy) are handed over too, not cloned while
+    // admission is held: only a copy that owns its whole buffer, never a view into what the VM keeps.
+    const hashes = reply.ok && op === 'snapshot' ? (reply.value as { pageHashes?: Uint8Array }).pageHashes : undefined;
+    if (hashes && hashes.buffer instanceof ArrayBuffer && hashes.byteOffset === 0 && hashes.byteLength === hashes.buffer.byteLength && !transfer.includes(hashes.buffer)) transfer.push(hashes.buffer);
     port.postMessage(reply, transfer);
     upkeep.busy--;
     upkeep.schedule();
