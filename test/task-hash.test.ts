@@ -6,17 +6,24 @@ import { createHash } from 'node:crypto';
 import { expect, test } from 'vitest';
 import { type HashedOutput, taskHash, taskHashStreaming } from '../dist/logging-channel/task-outputs.js';
 
+function metaOf(o: HashedOutput): string {
+  switch (o.kind) {
+    case 'response':
+    case 'head':
+      return JSON.stringify([o.kind, o.requestId, o.status, o.statusText, o.headers]);
+    case 'fetch':
+      return JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers]);
+    case 'chunk':
+      return JSON.stringify(['chunk', o.requestId]);
+    case 'end':
+      return JSON.stringify(['end', o.requestId, o.error]);
+  }
+}
+
 function reference(outputs: readonly HashedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): Uint8Array {
   const h = createHash('sha256');
   for (const o of outputs) {
-    const meta =
-      o.kind === 'response' || o.kind === 'head'
-        ? JSON.stringify([o.kind, o.requestId, o.status, o.statusText, o.headers])
-        : o.kind === 'fetch'
-          ? JSON.stringify(['fetch', o.fetchId, o.method, o.url, o.headers])
-          : o.kind === 'chunk'
-            ? JSON.stringify(['chunk', o.requestId])
-            : JSON.stringify(['end', o.requestId, o.error]);
+    const meta = metaOf(o);
     h.update(`${meta.length}:${meta}${o.body.byteLength}:`);
     h.update(o.body);
   }
