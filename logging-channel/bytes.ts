@@ -286,6 +286,11 @@ export class ByteWriter {
   }
 }
 
+/** Strings up to this long are checked for ASCII and copied out as Latin-1 (past it the decoder is faster). */
+const SHORT_STRING_BYTES = 256;
+/** Node's own Latin-1 slice of a Uint8Array (what Buffer#toString('latin1') calls), without making a Buffer. */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+
 /**
  * Bounds-checked reader over `bytes[offset, end)`. Byte and string reads return views into the
  * input (no copy); callers that keep them keep the input alive.
@@ -402,18 +407,15 @@ export class ByteReader {
     const input = this.input;
     const from = this.at;
     const to = from + byteLength;
-    // Short ASCII strings (methods, header names) are the common case; skip the decoder for them.
-    if (byteLength <= 32) {
-      let ascii = '';
+    // Short ASCII strings (methods, URLs, header names and values) are the common case; skip the
+    // decoder for them. ASCII reads the same as Latin-1, which Node copies out in one native call
+    // (issue 19: half the time of building the string a character at a time, and a flat string).
+    if (byteLength <= SHORT_STRING_BYTES) {
       let i = from;
-      for (; i < to; i++) {
-        const byte = input[i]!;
-        if (byte >= 0x80) break;
-        ascii += String.fromCharCode(byte);
-      }
+      while (i < to && input[i]! < 0x80) i++;
       if (i === to) {
         this.at = to;
-        return ascii;
+        return latin1Slice.call(input, from, to);
       }
     }
     let text: string;

@@ -21,7 +21,7 @@
 //   varuint body bytes (as emitted) | bytes body (kept: a prefix when cut)
 // console line: str level | varuint text bytes (as emitted) | str text (kept: a prefix when cut)
 
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { ByteReader, type ByteWriter, CodecError } from './bytes.js';
 import type { HeaderList } from './entry.js';
@@ -230,6 +230,16 @@ export type HashedOutput =
  * length-framed. The VM computes it live and in replay; a trace reader recomputes it from a whole record.
  */
 export function taskHash(outputs: readonly HashedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): Uint8Array {
+  const framed = frameForHash(outputs, consoleLines);
+  const digest = framed ? hash('sha256', framed, 'buffer') : taskHashStreaming(outputs, consoleLines);
+  return new Uint8Array(digest.buffer, digest.byteOffset, 16).slice();
+}
+
+/**
+ * The same hash fed piece by piece to a hash object: for a task whose framed bytes would not fit the
+ * scratch buffer (a large body). Exported for the test that checks both ways give the same bytes.
+ */
+export function taskHashStreaming(outputs: readonly HashedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): Buffer {
   const h = createHash('sha256');
   for (const o of outputs) {
     const meta = outputMeta(o);
@@ -237,7 +247,44 @@ export function taskHash(outputs: readonly HashedOutput[], consoleLines: Readonl
     h.update(o.body);
   }
   for (const line of consoleLines) h.update(`console:${line.level}:${line.text.length}:${line.text}`);
-  return new Uint8Array(h.digest().subarray(0, 16));
+  return h.digest();
+}
+
+/**
+ * Every task hashes its outputs (issue 19: createHash, update per piece and digest cost ~2.3 µs for a
+ * kv.js response): the framed bytes are written into one reused buffer and hashed in one call, the
+ * very bytes the streaming form feeds (a string goes in as UTF-8 either way, a lone surrogate as
+ * U+FFFD). Null when they would not fit in HASH_SCRATCH_MAX_BYTES.
+ */
+const HASH_SCRATCH_MAX_BYTES = 256 * 1024;
+let hashScratch = Buffer.allocUnsafeSlow(4096);
+
+function frameForHash(outputs: readonly HashedOutput[], consoleLines: ReadonlyArray<{ level: string; text: string }>): Buffer | null {
+  let len = 0;
+  const room = (n: number): boolean => {
+    if (len + n <= hashScratch.byteLength) return true;
+    if (len + n > HASH_SCRATCH_MAX_BYTES) return false;
+    let capacity = hashScratch.byteLength * 2;
+    while (capacity < len + n) capacity *= 2;
+    const next = Buffer.allocUnsafeSlow(capacity);
+    hashScratch.copy(next, 0, 0, len);
+    hashScratch = next;
+    return true;
+  };
+  // At most 3 UTF-8 bytes per UTF-16 unit (a surrogate pair is 4 bytes for 2 units).
+  const text = (s: string): boolean => {
+    if (!room(s.length * 3)) return false;
+    len += hashScratch.write(s, len);
+    return true;
+  };
+  for (const o of outputs) {
+    const meta = outputMeta(o);
+    if (!text(`${meta.length}:${meta}${o.body.byteLength}:`) || !room(o.body.byteLength)) return null;
+    hashScratch.set(o.body, len);
+    len += o.body.byteLength;
+  }
+  for (const line of consoleLines) if (!text(`console:${line.level}:${line.text.length}:${line.text}`)) return null;
+  return hashScratch.subarray(0, len);
 }
 
 /** What identifies an output besides its body, for the task hash. */

@@ -97,6 +97,33 @@ describe('ByteWriter / ByteReader', () => {
     expectCodecError(() => new ByteReader(Uint8Array.of(0x81, 0x81), 0, 2, 'ctx').varuint('len'), /^ctx: truncated: varuint len runs past the end at byte 0$/);
   });
 
+  it('reads every string as the UTF-8 decoder does: ASCII of any length, at any offset, and non-ASCII; invalid UTF-8 refused', () => {
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const texts: string[] = [];
+    for (const n of [0, 1, 31, 32, 33, 100, 255, 256, 257, 1000]) {
+      const ascii = Array.from({ length: n }, (_, i) => String.fromCharCode(32 + ((i * 7) % 95))).join('');
+      texts.push(ascii, `${ascii}é`, `é${ascii}`, `${ascii.slice(0, n >> 1)}\u007f😀${ascii.slice(n >> 1)}`, ascii.replace(/./g, '\u0001'));
+    }
+    const w = new ByteWriter();
+    w.u8(0xaa); // so that every string starts at an odd offset
+    for (const t of texts) w.str(t);
+    const bytes = w.finish();
+    // A view into a larger buffer: offsets are the view's own.
+    const padded = new Uint8Array(bytes.byteLength + 10);
+    padded.set(bytes, 5);
+    for (const input of [bytes, padded.subarray(5, 5 + bytes.byteLength)]) {
+      const r = new ByteReader(input);
+      r.u8();
+      for (const t of texts) {
+        const s = r.str('text');
+        expect(s).toBe(t);
+        expect(s).toBe(decoder.decode(new TextEncoder().encode(t)));
+      }
+      r.expectEnd();
+    }
+    for (const bad of [Uint8Array.of(2, 0x41, 0x80), Uint8Array.of(1, 0xff), Uint8Array.of(3, 0x41, 0xc3, 0x28)]) expectCodecError(() => new ByteReader(bad).str('name'), /name is not valid UTF-8/);
+  });
+
   it('bounds-checks every fixed-size read and names it', () => {
     const bytes = Uint8Array.of(1, 2, 3);
     expectCodecError(() => new ByteReader(bytes, 3).u8('kind'), /kind needs 1 bytes, only 0 left at byte 3/);

@@ -2,7 +2,7 @@
 // guest's URL, whose origin comes from a validated Host and whose path from the request-target.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classifyTarget, hostProblem, normalizePath, publicOrigin } from '../dist/hypervisor/node/request-target.js';
+import { classifyTarget, hostProblem, normalizePath, normalizePathSlow, publicOrigin } from '../dist/hypervisor/node/request-target.js';
 import { type FtjsProcess, startRun } from './helpers.js';
 
 describe('classifyTarget', () => {
@@ -31,6 +31,27 @@ describe('classifyTarget', () => {
     expect(classifyTarget('/_ftx/status', 'example.com', null).kind).toBe('guest');
     expect(normalizePath('/a/%2F/b')).toBe('/a/%2F/b');
     expect(normalizePath('/a/b/')).toBe('/a/b/');
+  });
+
+  it('normalizes every path as the general form does (the fast path takes only paths that are their own normal form)', () => {
+    const parts = ['/', 'a', 'B', '.', '..', '%', '%5F', '%2f', '%7e', '%zz', '_ft', '~', '-', '?', ';', ':', '@', '+'];
+    let seed = 19;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 20_000; i++) {
+      let path = '/';
+      const n = Math.floor(next() * 9);
+      for (let j = 0; j < n; j++) path += parts[Math.floor(next() * parts.length)];
+      expect(normalizePath(path), path).toBe(normalizePathSlow(path));
+    }
+    for (const path of ['/', '/a', '/a/', '/.well-known/x', '/a/.', '/a/..', '/..', '//', '/a//b', '/%41', '']) expect(normalizePath(path), path).toBe(normalizePathSlow(path));
+  });
+
+  it('checks every Host that differs from the last good one (the check is remembered for one string only)', () => {
+    expect(classifyTarget('/h', 'example.com', null).kind).toBe('guest');
+    expect(classifyTarget('/h', 'example.com', null).kind).toBe('guest');
+    expect(classifyTarget('/h', 'example.com/x', null).kind).toBe('bad');
+    expect(classifyTarget('/h', 'a@example.com', null).kind).toBe('bad');
+    expect(classifyTarget('/h', 'example.com', null)).toEqual({ kind: 'guest', url: 'http://example.com/h' });
   });
 
   it('accepts only an origin as --public-url', () => {

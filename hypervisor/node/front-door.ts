@@ -25,6 +25,8 @@ export type EdgeOptions = Pick<FrontDoorOptions, 'publicOrigin' | 'adminToken'>;
 
 export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
 
+const EMPTY_BODY = new Uint8Array(0);
+
 export interface NodeView {
   /** The loop serving guest traffic, or null when this node is not live. */
   liveLoop(): LiveLoop | null;
@@ -76,7 +78,9 @@ async function handle(view: NodeView, options: FrontDoorOptions, req: http.Incom
     req.resume();
     return sendJson(res, 413, { error: `request body of ${declared} bytes exceeds the limit of ${options.maxRequestBytes} bytes (--max-request-bytes)` }, true);
   }
-  const body = await readBody(req, options.maxRequestBytes);
+  // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): no need to
+  // wait for its end (node:http discards the empty rest once the response is sent).
+  const body = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined ? EMPTY_BODY : await readBody(req, options.maxRequestBytes);
   if (body === null) {
     return sendJson(res, 413, { error: `request body exceeds the limit of ${options.maxRequestBytes} bytes (--max-request-bytes)` }, true);
   }
