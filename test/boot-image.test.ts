@@ -127,6 +127,35 @@ test('a guest that calls Math.random at its top level is not kept as an image: e
   expect(ids[0]).not.toBe(ids[1]);
 });
 
+test('a guest that uses streams at its top level is kept as an image (a lazy module is no input), the same state as a full boot', async () => {
+  const dir = tempDir('ftjs-guest-');
+  writeFileSync(
+    path.join(dir, 'upper.js'),
+    `class Upper extends TransformStream { constructor() { super({ transform(chunk, c) { c.enqueue(chunk.toUpperCase()); } }); } }
+const decoder = new TextDecoderStream();
+export default { async fetch() {
+  const piped = new Response('abc').body.pipeThrough(new TextDecoderStream()).pipeThrough(new Upper()).pipeThrough(new TextEncoderStream());
+  return new Response((await new Response(piped).text()) + ' ' + typeof decoder.readable + ' ' + typeof CompressionStream);
+} };\n`,
+  );
+  const config = makeBootConfig(loadGuest(path.join(dir, 'upper.js')), {});
+  const events = [request('GET', '/'), request('GET', '/')];
+  const images = new BootImageCache({ dir: null });
+  const capturing = await record(config, events, images);
+  expect(capturing.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
+  expect(body(capturing.results[1]!)).toEqual(['ABC object function']);
+  // Its recording replayed from the image and in full: the same state and position after every task.
+  const fromImage = await replay(config, capturing.tasks, images);
+  expect(fromImage.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+  expect(fromImage.steps).toEqual(capturing.steps);
+  expect((await replay(config, capturing.tasks, null)).steps).toEqual(capturing.steps);
+  // Recorded from the image, replayed in full.
+  const imaged = await record(config, events, images);
+  expect(imaged.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+  expect(imaged.results.slice(1).map(body)).toEqual(capturing.results.slice(1).map(body));
+  expect((await replay(config, imaged.tasks, null)).steps).toEqual(imaged.steps);
+});
+
 test('an image file is reused by another cache on the same directory, verified, and a corrupt one is dropped', async () => {
   const dir = tempDir('ftjs-images-');
   const config = configOf('kv.js');

@@ -222,7 +222,11 @@ export class Vm {
   private readonly randomState: RandomState;
   /** Boot format 2: the engine's own clock read in JS_NewContext gets a constant, not an input. */
   private fixedClock = false;
-  /** Host calls so far: a boot that made one before the guest is not captured as an image. */
+  /**
+   * Host calls so far that may carry an input: a boot that made one before the guest is not captured
+   * as an image. A lazy web module's code (HostOp.LazyModule) is a pure function of the boot config
+   * and does not count: the glue loads streams at boot, and a guest may touch them at its top level.
+   */
   private hostCallCount = 0;
   private bootImages: BootImageCache | null = null;
   private image: BootImage | null = null;
@@ -708,9 +712,9 @@ export class Vm {
   // ---------------------------------------------------------------- host calls
 
   private onHostCall(args: QuickJSHandle[]): QuickJSHandle | undefined {
-    this.hostCallCount++;
     const c = this.context;
     const op = c.getNumber(args[0]!);
+    if (op !== HostOp.LazyModule) this.hostCallCount++;
     switch (op) {
       case HostOp.Respond:
         this.respond(c.getNumber(args[1]!), c.getString(args[2]!), this.bytesArg(args[3]));
