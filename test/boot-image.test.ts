@@ -11,6 +11,7 @@ import { BOOT_FORMAT, BootImageCache, bootImageKey, guestImageKey, readVerifiedI
 import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/vm/glue.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
 import { type BootConfig, type LiveEvent, type TaskResult, Vm } from '../dist/hypervisor/vm/vm.js';
+import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { LivePort } from '../dist/recorder/live-port.js';
 import { Log } from '../dist/recorder/log.js';
@@ -94,6 +95,25 @@ test.each([
   const check = await replay(config, imaged.tasks, null);
   expect(check.steps).toEqual(imaged.steps);
   expect(imaged.results.map(body).length).toBe(events.length + 1);
+});
+
+test('the VM worker (the glue as CommonJS) replays an in-process recording (the glue as an ES module) to the same state after every task', async () => {
+  const config = configOf('kv.js');
+  const plain = await record(config, KV_EVENTS, null);
+  const host = VmHost.start(config.limits);
+  try {
+    await host.boot(config, 'replay');
+    const steps: Step[] = [];
+    for (const task of plain.tasks) {
+      const reply = await host.replay([task]);
+      expect(reply.results[0]?.divergence ?? null).toBeNull();
+      const state = await host.state(true);
+      steps.push({ pos: state.pos, stateHash: state.stateHash! });
+    }
+    expect(steps).toEqual(plain.steps);
+  } finally {
+    await host.terminate();
+  }
 });
 
 test('an image does not fix Math.random or the entropy: each boot from it draws its own seed', async () => {
