@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
-import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { bootConfigFromTrace, makeBootConfig, traceHeaderFor } from '../dist/hypervisor/vm/boot-config.js';
 import { BOOT_FORMAT, BootImageCache, bootImageKey, guestImageKey, readVerifiedImage } from '../dist/hypervisor/vm/boot-image.js';
 import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/vm/glue.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
@@ -116,6 +116,35 @@ test('the VM worker (the glue as CommonJS) replays an in-process recording (the 
   }
 });
 
+test('a guest naming streams or a body gets them loaded by its boot task, into its image; one naming neither keeps them lazy', async () => {
+  const dir = tempDir('ftjs-guest-');
+  // The preload reads the ReadableStream global (which then becomes a data property), as a first use would.
+  // (Spelled in two halves: a guest that names it gets the preload.)
+  const probe = "const d = () => 'value' in Object.getOwnPropertyDescriptor(globalThis, 'Readable' + 'Stream');";
+  writeFileSync(path.join(dir, 'named.js'), `${probe}\nconst atTop = d();\nexport default { fetch(r) { void r.body; return new Response(String([atTop, d()])); } };\n`);
+  writeFileSync(path.join(dir, 'plain.js'), `${probe}\nconst atTop = d();\nexport default { fetch() { return new Response(String([atTop, d()])); } };\n`);
+  for (const [file, preload, answer] of [
+    ['named.js', ['streams'], 'true,true'],
+    ['plain.js', undefined, 'false,false'],
+  ] as const) {
+    const config = makeBootConfig(loadGuest(path.join(dir, file)), {});
+    expect(config.preload).toEqual(preload);
+    const images = new BootImageCache({ dir: null });
+    const captured = await record(config, [request('GET', '/')], images);
+    expect(body(captured.results[1]!)).toEqual([answer]);
+    const fromImage = await replay(config, captured.tasks, images);
+    expect(fromImage.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+    expect(fromImage.steps).toEqual(captured.steps);
+    expect((await replay(config, captured.tasks, null)).steps).toEqual(captured.steps);
+  }
+  // The list travels in the boot config (trace header, welcome, checkpoint); an unknown name is refused.
+  const named = makeBootConfig(loadGuest(path.join(dir, 'named.js')), {});
+  expect(bootConfigFromTrace(traceHeaderFor(named), 'test').preload).toEqual(['streams']);
+  const header = traceHeaderFor(named);
+  header.boot.preload = ['intl'];
+  expect(() => bootConfigFromTrace(header, 'test.trace')).toThrow(/test.trace: the boot config's preload \["intl"\] names a module this ftjs cannot load at boot/);
+});
+
 test('an image does not fix Math.random or the entropy: each boot from it draws its own seed', async () => {
   const config = configOf('random.js');
   const images = new BootImageCache({ dir: null });
@@ -147,7 +176,7 @@ test('a guest that calls Math.random at its top level is not kept as an image: e
   expect(ids[0]).not.toBe(ids[1]);
 });
 
-test('a guest that uses streams at its top level is kept as an image (a lazy module is no input), the same state as a full boot', async () => {
+test('a guest that uses streams at its top level is kept as an image (a lazy module is no input, the boot task preloads them), the same state as a full boot', async () => {
   const dir = tempDir('ftjs-guest-');
   writeFileSync(
     path.join(dir, 'upper.js'),
@@ -159,6 +188,7 @@ export default { async fetch() {
 } };\n`,
   );
   const config = makeBootConfig(loadGuest(path.join(dir, 'upper.js')), {});
+  expect(config.preload).toEqual(['streams']);
   const events = [request('GET', '/'), request('GET', '/')];
   const images = new BootImageCache({ dir: null });
   const capturing = await record(config, events, images);

@@ -1,6 +1,5 @@
 // Installs the WHATWG Streams globals (and Compression Streams) as lazy globals: the modules
-// (hypervisor/guest/lazy/streams.js, compression.js) are separate chunks of the glue; compression is
-// evaluated on first use, streams at boot (installStreams).
+// (hypervisor/guest/lazy/streams.js, compression.js) are evaluated on first use, not at every boot.
 // The platform's bodies reach streams through the functions here, which never load the module
 // for a body that is only bytes (the hot path of every request).
 
@@ -38,10 +37,5 @@ export function installStreams(imports) {
   platformImports = imports;
   for (const name of ['AbortController', 'AbortSignal', 'DOMException', 'TextEncoder', 'TextDecoder']) provideIntrinsic(name, imports[name]);
   lazyGlobals(STREAM_GLOBALS, streams);
-  // Streams are evaluated here, at boot, not on first use: a boot from an image (every boot but a
-  // build's first) copies them in for free, while a first use costs ~30-40 ms of CPU inside the task
-  // that makes it, on an engine whose wasm is still cold (Hono's first request reads a Response's
-  // body). The globals stay accessors until first read, so nothing else changes for the guest.
-  streams();
   lazyGlobals(COMPRESSION_GLOBALS, () => lazyModule('compression', { ...streams(), viewBufferSource: imports.viewBufferSource }));
 }
