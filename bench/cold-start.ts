@@ -4,7 +4,11 @@
 // come from FTJS_STARTUP_MARKS=1 (hypervisor/vm/startup-marks.ts): ms from spawn, and CPU ms of the
 // thread at that point (the steadier figure on a shared machine).
 //
-//   node dist/bench/cold-start.js [--runs 9] [--guests kv.js,hono-60k] [--baseline <other built checkout>] [--json]
+//   node dist/bench/cold-start.js [--runs 9] [--guests kv.js,hono-60k] [--baseline <other built checkout>]
+//        [--variant 'NAME:NODE FLAGS'] ... [--json]
+//
+// --variant: this build's bin run as `node NODE FLAGS <bin>` (the shebang's flags are not applied then:
+// repeat them), alternating with the others, e.g. --variant 'eager:--v8-pool-size=1 --no-wasm-lazy-compilation'.
 //
 // The boot images, the guest bundle and the VM worker's code cache are kept in a cache directory of this run, filled by one
 // uncounted start per guest first (the steady state: a build's first start keeps them).
@@ -84,6 +88,21 @@ async function main(): Promise<void> {
   const wanted = guestsAt >= 0 ? process.argv[guestsAt + 1]!.split(',') : ['kv.js', 'hono-60k'];
   const baselineAt = process.argv.indexOf('--baseline');
   const baselineCli = baselineAt >= 0 ? binOf(path.resolve(process.argv[baselineAt + 1]!)) : null;
+  const extraVariants = process.argv.flatMap((arg, i): Array<[string, string[]]> => {
+    if (arg !== '--variant') return [];
+    const spec = process.argv[i + 1] ?? '';
+    const at = spec.indexOf(':');
+    if (at <= 0) throw new Error(`--variant ${spec}: expected NAME:NODE FLAGS`);
+    return [
+      [
+        spec.slice(0, at),
+        spec
+          .slice(at + 1)
+          .split(' ')
+          .filter(Boolean),
+      ],
+    ];
+  });
   const dir = mkdtempSync(path.join(tmpdir(), 'ftjs-bench-cold-'));
   const env = { ...process.env, FTJS_BOOT_CACHE_DIR: path.join(dir, 'cache') };
   const report: Record<string, unknown> = { runs, node: process.version, load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') };
@@ -94,6 +113,7 @@ async function main(): Promise<void> {
         ['node', [process.execPath, projectPath('dist/bench/node-serve.js'), guest.file]],
         ['ftjs', [binOf(projectPath('.')), 'run', guest.file, '-p', '0', '--log-level', 'info']],
         ...(baselineCli ? ([['baseline', [baselineCli, 'run', guest.file, '-p', '0', '--log-level', 'info']]] as Array<[string, string[]]>) : []),
+        ...extraVariants.map(([name, flags]): [string, string[]] => [name, [process.execPath, ...flags, binOf(projectPath('.')), 'run', guest.file, '-p', '0', '--log-level', 'info']]),
       ];
       // Uncounted: keeps this build's boot images (two more files: the glue's and the guest's) and the guest's bundle.
       // And the V8 code caches of the command and the VM worker (a build that keeps them writes them
@@ -135,8 +155,10 @@ async function main(): Promise<void> {
           .sort((a, b) => a.ms - b.ms);
       const phases = phasesOf('ftjs');
       entry.phases = phases;
-      const baselinePhases = baselineCli ? phasesOf('baseline') : [];
-      if (baselineCli) entry.baselinePhases = baselinePhases;
+      const others = variants.map(([name]) => name).filter((name) => name !== 'node' && name !== 'ftjs');
+      const otherPhases = new Map(others.map((name) => [name, phasesOf(name)]));
+      if (baselineCli) entry.baselinePhases = otherPhases.get('baseline');
+      for (const name of others) if (name !== 'baseline') entry[`${name}Phases`] = otherPhases.get(name);
       report[guest.name] = entry;
       if (!process.argv.includes('--json')) {
         process.stderr.write(`\n${guest.name} (${guest.bytes} B), ${runs} alternating runs, medians:\n`);
@@ -144,16 +166,21 @@ async function main(): Promise<void> {
           const v = entry[name] as { firstOkMs: number; ratioToNode: number; cpuMs: number; samplesMs: number[] };
           process.stderr.write(`  ${name.padEnd(9)} first 200 ${String(v.firstOkMs).padStart(7)} ms  (${v.ratioToNode}x node)  CPU ${v.cpuMs} ms  [${v.samplesMs.join(' ')}]\n`);
         }
-        process.stderr.write(`  ftjs phases (ms from spawn, thread CPU ms${baselineCli ? "; the baseline's beside" : ''}):\n`);
+        process.stderr.write(`  ftjs phases (ms from spawn, thread CPU ms${others.length > 0 ? `; then ${others.join(', ')}` : ''}):\n`);
         for (const p of phases) {
-          const b = baselinePhases.find((q) => q.phase === p.phase);
-          process.stderr.write(`    ${String(p.ms).padStart(7)}  ${String(p.threadCpuMs).padStart(6)}${b ? `   ${String(b.ms).padStart(7)}  ${String(b.threadCpuMs).padStart(6)}` : ''}  ${p.phase}\n`);
+          const beside = others.map((name) => {
+            const b = otherPhases.get(name)!.find((q) => q.phase === p.phase);
+            return b ? `   ${String(b.ms).padStart(7)}  ${String(b.threadCpuMs).padStart(6)}` : ' '.repeat(18);
+          });
+          process.stderr.write(`    ${String(p.ms).padStart(7)}  ${String(p.threadCpuMs).padStart(6)}${beside.join('')}  ${p.phase}\n`);
         }
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  report.loadAfter = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  process.stderr.write(`load average before ${report.load}, after ${report.loadAfter}\n`);
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }
 

@@ -6,11 +6,12 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
-import { makeBootConfig } from '../dist/hypervisor/vm/boot-config.js';
+import { bootConfigFromTrace, makeBootConfig, traceHeaderFor } from '../dist/hypervisor/vm/boot-config.js';
 import { BOOT_FORMAT, BootImageCache, bootImageKey, guestImageKey, readVerifiedImage } from '../dist/hypervisor/vm/boot-image.js';
 import { glueHash, LAZY_MODULES_MARKER } from '../dist/hypervisor/vm/glue.js';
 import { loadGuest } from '../dist/hypervisor/vm/sources.js';
 import { type BootConfig, type LiveEvent, type TaskResult, Vm } from '../dist/hypervisor/vm/vm.js';
+import { VmHost } from '../dist/hypervisor/worker/vm-host.js';
 import type { Entry } from '../dist/logging-channel/entry.js';
 import { LivePort } from '../dist/recorder/live-port.js';
 import { Log } from '../dist/recorder/log.js';
@@ -96,6 +97,54 @@ test.each([
   expect(imaged.results.map(body).length).toBe(events.length + 1);
 });
 
+test('the VM worker (the glue as CommonJS) replays an in-process recording (the glue as an ES module) to the same state after every task', async () => {
+  const config = configOf('kv.js');
+  const plain = await record(config, KV_EVENTS, null);
+  const host = VmHost.start(config.limits);
+  try {
+    await host.boot(config, 'replay');
+    const steps: Step[] = [];
+    for (const task of plain.tasks) {
+      const reply = await host.replay([task]);
+      expect(reply.results[0]?.divergence ?? null).toBeNull();
+      const state = await host.state(true);
+      steps.push({ pos: state.pos, stateHash: state.stateHash! });
+    }
+    expect(steps).toEqual(plain.steps);
+  } finally {
+    await host.terminate();
+  }
+});
+
+test('a guest naming streams or a body gets them loaded by its boot task, into its image; one naming neither keeps them lazy', async () => {
+  const dir = tempDir('ftjs-guest-');
+  // The preload reads the ReadableStream global (which then becomes a data property), as a first use would.
+  // (Spelled in two halves: a guest that names it gets the preload.)
+  const probe = "const d = () => 'value' in Object.getOwnPropertyDescriptor(globalThis, 'Readable' + 'Stream');";
+  writeFileSync(path.join(dir, 'named.js'), `${probe}\nconst atTop = d();\nexport default { fetch(r) { void r.body; return new Response(String([atTop, d()])); } };\n`);
+  writeFileSync(path.join(dir, 'plain.js'), `${probe}\nconst atTop = d();\nexport default { fetch() { return new Response(String([atTop, d()])); } };\n`);
+  for (const [file, preload, answer] of [
+    ['named.js', ['streams'], 'true,true'],
+    ['plain.js', undefined, 'false,false'],
+  ] as const) {
+    const config = makeBootConfig(loadGuest(path.join(dir, file)), {});
+    expect(config.preload).toEqual(preload);
+    const images = new BootImageCache({ dir: null });
+    const captured = await record(config, [request('GET', '/')], images);
+    expect(body(captured.results[1]!)).toEqual([answer]);
+    const fromImage = await replay(config, captured.tasks, images);
+    expect(fromImage.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+    expect(fromImage.steps).toEqual(captured.steps);
+    expect((await replay(config, captured.tasks, null)).steps).toEqual(captured.steps);
+  }
+  // The list travels in the boot config (trace header, welcome, checkpoint); an unknown name is refused.
+  const named = makeBootConfig(loadGuest(path.join(dir, 'named.js')), {});
+  expect(bootConfigFromTrace(traceHeaderFor(named), 'test').preload).toEqual(['streams']);
+  const header = traceHeaderFor(named);
+  header.boot.preload = ['intl'];
+  expect(() => bootConfigFromTrace(header, 'test.trace')).toThrow(/test.trace: the boot config's preload \["intl"\] names a module this ftjs cannot load at boot/);
+});
+
 test('an image does not fix Math.random or the entropy: each boot from it draws its own seed', async () => {
   const config = configOf('random.js');
   const images = new BootImageCache({ dir: null });
@@ -125,6 +174,36 @@ test('a guest that calls Math.random at its top level is not kept as an image: e
     expect(check.steps).toEqual(r.steps);
   }
   expect(ids[0]).not.toBe(ids[1]);
+});
+
+test('a guest that uses streams at its top level is kept as an image (a lazy module is no input, the boot task preloads them), the same state as a full boot', async () => {
+  const dir = tempDir('ftjs-guest-');
+  writeFileSync(
+    path.join(dir, 'upper.js'),
+    `class Upper extends TransformStream { constructor() { super({ transform(chunk, c) { c.enqueue(chunk.toUpperCase()); } }); } }
+const decoder = new TextDecoderStream();
+export default { async fetch() {
+  const piped = new Response('abc').body.pipeThrough(new TextDecoderStream()).pipeThrough(new Upper()).pipeThrough(new TextEncoderStream());
+  return new Response((await new Response(piped).text()) + ' ' + typeof decoder.readable + ' ' + typeof CompressionStream);
+} };\n`,
+  );
+  const config = makeBootConfig(loadGuest(path.join(dir, 'upper.js')), {});
+  expect(config.preload).toEqual(['streams']);
+  const events = [request('GET', '/'), request('GET', '/')];
+  const images = new BootImageCache({ dir: null });
+  const capturing = await record(config, events, images);
+  expect(capturing.vm.imageUse).toMatchObject({ source: 'captured', guest: 'captured' });
+  expect(body(capturing.results[1]!)).toEqual(['ABC object function']);
+  // Its recording replayed from the image and in full: the same state and position after every task.
+  const fromImage = await replay(config, capturing.tasks, images);
+  expect(fromImage.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+  expect(fromImage.steps).toEqual(capturing.steps);
+  expect((await replay(config, capturing.tasks, null)).steps).toEqual(capturing.steps);
+  // Recorded from the image, replayed in full.
+  const imaged = await record(config, events, images);
+  expect(imaged.vm.imageUse).toMatchObject({ source: 'memory', guest: 'memory' });
+  expect(imaged.results.slice(1).map(body)).toEqual(capturing.results.slice(1).map(body));
+  expect((await replay(config, imaged.tasks, null)).steps).toEqual(imaged.steps);
 });
 
 test('an image file is reused by another cache on the same directory, verified, and a corrupt one is dropped', async () => {

@@ -1,6 +1,9 @@
 // The engine boot refuses any build whose imports it cannot identify: a VM that could read the host's
 // clock or time zone behind the input port's back must never boot.
 
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect, test } from 'vitest';
 import { EngineError, wrapImports } from '../dist/hypervisor/vm/engine.js';
 
@@ -44,4 +47,25 @@ test('a build without an identifiable clock import is refused', () => {
 
 test('a missing import module is refused', () => {
   expect(() => wrapImports({} as never, memory, clock)).toThrow(/no import module "a"/);
+});
+
+// The package ships its glue twice, minified apart: the ES module (in process, the tests) and the
+// CommonJS build (the bundled VM worker loads it: cli/cli-bundle-build.ts). Both must be recognised
+// whole, with the clock replaced, from the real files.
+test.each(['emscripten-module.mjs', 'emscripten-module.cjs'])('the pinned package glue %s is recognised import by import, its clock replaced', async (file) => {
+  const dir = path.dirname(createRequire(import.meta.url).resolve('@jitl/quickjs-wasmfile-release-sync/wasm'));
+  const glue = file.endsWith('.cjs') ? createRequire(import.meta.url)(path.join(dir, file)) : (await import(pathToFileURL(path.join(dir, file)).href)).default;
+  const imports = await new Promise<{ a: Record<string, unknown> }>((resolve) => {
+    (glue as (arg: object) => Promise<unknown>)({
+      instantiateWasm(captured: { a: Record<string, unknown> }) {
+        resolve(captured);
+        return {};
+      },
+    }).catch(() => {}); // no instance is made: the glue's own start fails after this, as expected
+  });
+  const functions = Object.keys(imports.a).filter((name) => typeof imports.a[name] === 'function');
+  expect(functions.length).toBe(19);
+  const clockName = functions.find((name) => String(imports.a[name]) === '()=>Date.now()')!;
+  wrapImports(imports as never, memory, clock);
+  expect((imports.a[clockName] as () => number)()).toBe(42);
 });

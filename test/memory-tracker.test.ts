@@ -4,7 +4,7 @@
 // tracking missed would be a page no hash and no copy sees, so real guests are checked after every task
 // against a hash recomputed from scratch. Real VMs and real engine bytes, no mocks.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -134,6 +134,34 @@ describe('the store rewrite', () => {
 // The hash tree against the hash from scratch.
 
 describe('the page-hash tree', () => {
+  test('the state hash is the formula of state-hash.ts, SHA-256 of every page, zero pages (compared, not hashed) included', () => {
+    // Independent of the tree: every page hashed, in groups of 256, then the root over the tag, sizes and devices.
+    const reference = (memory: Uint8Array, devices: string): string => {
+      const pages = memory.byteLength / TRACK_PAGE_BYTES;
+      const groups: Buffer[] = [];
+      for (let g = 0; g * 256 < pages; g++) {
+        const pageHashes: Buffer[] = [];
+        for (let p = g * 256; p < Math.min(pages, (g + 1) * 256); p++) {
+          const page = p >= TRACK_MAP_FIRST_PAGE && p < TRACK_MAP_END_PAGE ? new Uint8Array(TRACK_PAGE_BYTES) : memory.subarray(p * TRACK_PAGE_BYTES, (p + 1) * TRACK_PAGE_BYTES);
+          pageHashes.push(createHash('sha256').update(page).digest());
+        }
+        groups.push(createHash('sha256').update(Buffer.concat(pageHashes)).digest());
+      }
+      return createHash('sha256').update(`ftjs-state/v2|${TRACK_PAGE_BYTES}|${memory.byteLength}|`).update(Buffer.concat(groups)).update(devices).digest('hex');
+    };
+    const memory = new Uint8Array(2 * 1024 * 1024);
+    // Zero pages, and pages that differ from zero only in their first or last byte.
+    memory[3 * TRACK_PAGE_BYTES] = 1;
+    memory[5 * TRACK_PAGE_BYTES - 1] = 1;
+    memory.set(randomBytes(3 * TRACK_PAGE_BYTES), 100 * TRACK_PAGE_BYTES);
+    const devices = '{"tasks":3}';
+    expect(fullStateHash(memory, devices)).toBe(reference(memory, devices));
+    memory[5 * TRACK_PAGE_BYTES - 1] = 0;
+    memory[300 * TRACK_PAGE_BYTES - 1] = 9;
+    expect(fullStateHash(memory, devices)).toBe(reference(memory, devices));
+    expect(fullStateHash(new Uint8Array(memory.byteLength), devices)).toBe(reference(new Uint8Array(memory.byteLength), devices));
+  });
+
   test('after random page writes and growth, the incremental state hash equals the one from scratch', () => {
     let seed = 7;
     const rand = (n: number) => {

@@ -147,7 +147,7 @@ export function bootImageKey(input: BootKeyInput): string {
 
 /** An image of the VM after the guest's boot task: the pre-guest key plus everything the guest's boot sees. */
 export function guestImageKey(config: BootConfig): string {
-  const parts = { boot: bootImageKey(config), guest: config.guestHash, entry: config.entry, env: config.env, limits: config.limits };
+  const parts = { boot: bootImageKey(config), guest: config.guestHash, entry: config.entry, env: config.env, limits: config.limits, ...(config.preload ? { preload: config.preload } : {}) };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
 }
 

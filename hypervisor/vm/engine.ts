@@ -44,22 +44,27 @@ type ImportRole = 'date_now' | 'localtime' | 'tzset' | 'environ_get' | 'environ_
 
 // Every import of the pinned build, recognised by what its glue source does (names are minified).
 // Passthrough imports touch nothing nondeterministic: assertions, abort, exit, fd stubs, heap resize,
-// and the quickjs-emscripten callbacks. Anything not in this table fails the boot.
+// and the quickjs-emscripten callbacks. Anything not in this table fails the boot. The package ships
+// the same glue twice, as an ES module (emscripten-module.mjs: in process, and the tests) and as
+// CommonJS (emscripten-module.cjs: the bundled VM worker, cli/cli-bundle-build.ts), minified apart:
+// where a pattern names a minified identifier it takes any (measured on both).
+/** fd_write: decodes the bytes written with its TextDecoder (`la` in the .mjs glue, `ha` in the .cjs). */
+const FD_WRITE = /\b\w+\.decode\(p\.buffer\?p\.subarray\(0,l\)/;
 const IMPORT_TABLE: Array<[ImportRole, (source: string) => boolean]> = [
   ['date_now', (s) => /^\(\)\s*=>\s*Date\.now\(\)$/.test(s)],
   ['localtime', (s) => s.includes('getTimezoneOffset') && s.includes('getSeconds')],
   ['tzset', (s) => s.includes('getTimezoneOffset') && s.includes('UTC')],
   ['setitimer', (s) => s.includes('setTimeout')],
   ['environ_get', (s) => /for\s*\(\s*\w+ of \w+\(\)\)/.test(s)],
-  ['environ_sizes_get', (s) => /=\w+\(\);M\[a>>2\]=b\.length/.test(s)],
+  ['environ_sizes_get', (s) => /=\w+\(\);\w+\[a>>2\]=b\.length/.test(s)],
   ['passthrough', (s) => s.includes('Assertion failed')], // __assert_fail
-  ['passthrough', (s) => s === '()=>N("")'], // abort
+  ['passthrough', (s) => /^\(\)=>\w+\(""\)$/.test(s)], // abort
   ['passthrough', (s) => s === '()=>{Q=!1;S=0}'], // keepalive clear
   ['passthrough', (s) => s === '()=>52' || s === 'function(){return 70}'], // fd_close / fd_seek stubs
-  ['passthrough', (s) => s.includes('la.decode')], // fd_write to stdout/stderr: QuickJS never prints in this build
+  ['passthrough', (s) => FD_WRITE.test(s)], // fd_write to stdout/stderr: QuickJS never prints in this build
   ['passthrough', (s) => s.includes('.grow(')], // emscripten_resize_heap
   ['passthrough', (s) => s.includes('onExit')], // proc_exit
-  ['passthrough', (s) => s.includes('d.callbacks.')], // quickjs-emscripten host callbacks
+  ['passthrough', (s) => /\b\w\.callbacks\./.test(s)], // quickjs-emscripten host callbacks
 ];
 
 function classify(source: string): ImportRole | null {
@@ -148,7 +153,7 @@ export async function bootEngine(clock: EngineClock, initialMemoryBytes: number,
   return { module, memory, wasmSha256: sha256, dirty, maxMemoryBytes: maximumPages * WASM_PAGE_BYTES };
 }
 
-/** The pinned glue's minified export names of malloc and stackAlloc (emscripten-module.mjs: d._malloc=b.v, Y=b.Na). */
+/** The pinned wasm's export names of malloc and stackAlloc (either glue: _malloc=b.v, …=b.Na). */
 const MALLOC_EXPORT = 'v';
 const STACK_ALLOC_EXPORT = 'Na';
 
@@ -181,7 +186,7 @@ export function wrapImports(imports: WebAssembly.Imports, memory: WebAssembly.Me
     if (role === null) throw new EngineError(`engine build mismatch: unrecognised emscripten import "a.${name}": ${source.slice(0, 120)}`);
     if (role === 'passthrough') {
       // fd_write reports the bytes written through an out-parameter: a host write into memory.
-      if (dirty && source.includes('la.decode')) table[name] = markingOut(value as (...args: number[]) => number, 3, dirty);
+      if (dirty && FD_WRITE.test(source)) table[name] = markingOut(value as (...args: number[]) => number, 3, dirty);
       continue;
     }
     if (found.has(role)) throw new EngineError(`engine build mismatch: two imports look like ${role} ("a.${found.get(role)}" and "a.${name}")`);

@@ -24,7 +24,8 @@ const DIGEST = 32;
 /** Names the formula: a state hash can never be mistaken for one computed another way. */
 const STATE_HASH_TAG = 'ftjs-state/v2';
 
-const ZERO_PAGE_HASH = hash('sha256', new Uint8Array(STATE_HASH_PAGE_BYTES), 'buffer');
+const ZERO_PAGE = new Uint8Array(STATE_HASH_PAGE_BYTES);
+const ZERO_PAGE_HASH = hash('sha256', ZERO_PAGE, 'buffer');
 
 function stateDigest(groupHashes: Uint8Array, memoryBytes: number, devicesJson: string): string {
   return createHash('sha256').update(`${STATE_HASH_TAG}|${STATE_HASH_PAGE_BYTES}|${memoryBytes}|`).update(groupHashes).update(devicesJson).digest('hex');
@@ -119,7 +120,10 @@ export class PageHashTree {
       const p = this.staleList.pop()!;
       this.stalePage[p] = 0;
       const at = p * STATE_HASH_PAGE_BYTES;
-      this.pageHashes.set(hash('sha256', memory.subarray(at, at + STATE_HASH_PAGE_BYTES), 'buffer'), p * DIGEST);
+      const page = memory.subarray(at, at + STATE_HASH_PAGE_BYTES);
+      // A zero page is compared, not hashed (~0.5 against ~4 µs): after a boot from an image every page
+      // is stale, and ~85% of a fresh VM's 16 MiB are zero (12 ms less of the VM thread at start).
+      this.pageHashes.set(Buffer.compare(page, ZERO_PAGE) === 0 ? ZERO_PAGE_HASH : hash('sha256', page, 'buffer'), p * DIGEST);
       this.markGroup(Math.floor(p / GROUP_PAGES));
     }
     return this.staleList.length;

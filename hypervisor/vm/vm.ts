@@ -62,6 +62,11 @@ export interface BootConfig {
   glue: Glue;
   /** The boot sequence (hypervisor/vm/boot-image.ts BOOT_FORMAT); absent in traces written before it. */
   bootFormat?: number;
+  /**
+   * Lazy web modules the boot task loads before the guest's module (boot-config.ts preloadFor), so that
+   * they are in the guest's boot image instead of the first request that touches them. Absent: none.
+   */
+  preload?: string[];
 }
 
 export interface BootTimings {
@@ -222,7 +227,11 @@ export class Vm {
   private readonly randomState: RandomState;
   /** Boot format 2: the engine's own clock read in JS_NewContext gets a constant, not an input. */
   private fixedClock = false;
-  /** Host calls so far: a boot that made one before the guest is not captured as an image. */
+  /**
+   * Host calls so far that may carry an input: a boot that made one before the guest is not captured
+   * as an image. A lazy web module's code (HostOp.LazyModule) is a pure function of the boot config
+   * and does not count: the glue loads streams at boot, and a guest may touch them at its top level.
+   */
   private hostCallCount = 0;
   private bootImages: BootImageCache | null = null;
   private image: BootImage | null = null;
@@ -708,9 +717,9 @@ export class Vm {
   // ---------------------------------------------------------------- host calls
 
   private onHostCall(args: QuickJSHandle[]): QuickJSHandle | undefined {
-    this.hostCallCount++;
     const c = this.context;
     const op = c.getNumber(args[0]!);
+    if (op !== HostOp.LazyModule) this.hostCallCount++;
     switch (op) {
       case HostOp.Respond:
         this.respond(c.getNumber(args[1]!), c.getString(args[2]!), this.bytesArg(args[3]));
@@ -1014,6 +1023,12 @@ export class Vm {
             break;
           }
           if (this.config.bootFormat === BOOT_FORMAT) this.markGuestPhase();
+          if (this.config.preload?.includes('streams')) {
+            // Reading the global loads the module (hypervisor/guest/web/lazy.js): what the guest's first
+            // use would do, before any guest code, so that the guest's image holds it. Not the guest's work.
+            this.evalScript('void globalThis.ReadableStream;', 'ftjs:preload.js').dispose();
+            this.port.restartBudget?.();
+          }
           this.deliver(
             GuestEvent.Boot,
             0,
