@@ -308,8 +308,7 @@ export class PrimaryChannel extends EventEmitter<PrimaryChannelEvents> {
       this.pumpScheduled = false;
       this.pump();
     };
-    if (this.timers.afterCurrentJob) this.timers.afterCurrentJob(pass);
-    else this.timers.soon(pass);
+    this.timers.afterCurrentJob(pass);
   }
 
   /** A send pass after the event loop's next turn (a slice ran out, or the socket drained): others go first. */

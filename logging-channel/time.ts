@@ -23,9 +23,9 @@ export interface Timers {
   soon(fn: () => void): void;
   /**
    * Calls `fn` once the code running now has returned, before the process turns to other work (a
-   * microtask). Absent (the simulator): `soon`.
+   * microtask). The simulator runs it before its next event, as the event loop does.
    */
-  afterCurrentJob?(fn: () => void): void;
+  afterCurrentJob(fn: () => void): void;
 }
 
 export const realClock: Clock = {

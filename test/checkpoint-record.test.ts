@@ -51,7 +51,7 @@ for (const kind of ['shared-dir', 'etcd'] as const) {
     let nowMs = 0;
     const world = {
       clock: { monoMs: () => nowMs, wallMs: () => nowMs },
-      timers: { after: (ms: number, fn: () => void) => ((nowMs += ms), setImmediate(fn), { cancel() {} }), soon: setImmediate, every: () => ({ cancel() {} }) },
+      timers: { after: (ms: number, fn: () => void) => ((nowMs += ms), setImmediate(fn), { cancel() {} }), soon: setImmediate, afterCurrentJob: queueMicrotask, every: () => ({ cancel() {} }) },
     };
     const fenced = { reason: 'lease check: epoch 2 exists', exitCode: EXIT_LOST_EPOCH };
     try {

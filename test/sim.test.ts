@@ -102,16 +102,16 @@ describe('simulation', () => {
   // primary, then stalled, went live. 6128: the primary dropped it in the partition (close lost); after
   // its stall the reset came, and the half timeout kept from before the stall let it claim before its
   // redial. Now a close found after a stall drops that kept part (role.ts forgetSilenceBeforeStall), the
-  // redial reaches the primary and the primary wins its fencing claim with it attached. 4134, 5665,
-  // 7102: the claim was sent in the partition, before the stall; only its answer came after (a slow
-  // directory), so the judge now decides at the claim. 7109: the primary the taker followed crashed; the
-  // judge had blamed the stale node it last dialled.
+  // redial reaches the primary and the primary wins its fencing claim with it attached. 4134, 5665
+  // (and 7102, until the simulator ran log sends after the appending job as production does, which
+  // moved its schedule): the claim was sent in the partition, before the stall; only its answer came
+  // after (a slow directory), so the judge now decides at the claim. 7109: the primary the taker
+  // followed crashed; the judge had blamed the stale node it last dialled.
   it.each([
     [6128, /A: claim of epoch 2: won/],
     [4134, /A: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(B \(epoch 2\)\)/],
     // With seals (arbiter.ts, Activation) A voids the epoch 2 B's slow claim created, and B rejoins A.
     [5665, /A sealed epoch 2: void[\s\S]*B: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(A \(epoch 3\)\)/],
-    [7102, /B: REJOIN as a fresh backup of ws:\/\/sim:\d+ \(C \(epoch 3\)\)/],
     [7109, /B: CRASH\n(?:.*\n)*?[\d.]+ C: claim of epoch 3: won/],
   ])('regression seed %i: a takeover after a partition and an own stall is judged on the silence the taker watched', cleanSeed, 60_000);
 

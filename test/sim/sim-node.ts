@@ -95,6 +95,12 @@ export class SimHost implements Owner {
       clock: { monoMs: () => world.nowMs + this.clockOffsetMs, wallMs: () => WALL_EPOCH_MS + world.nowMs + this.wallOffsetMs },
       timers: {
         soon: (fn) => void world.at(0, this, fn),
+        // As production's queueMicrotask: after the event's own code, before the next event (the world
+        // drains every promise job between events). A crash in that event leaves it undone, as a kill does.
+        afterCurrentJob: (fn) =>
+          queueMicrotask(() => {
+            if (!this.crashed) fn();
+          }),
         after: (delayMs, fn) => world.at(delayMs, this, fn),
         every: (periodMs, fn) => {
           let handle: TimerHandle = { cancel() {} };
