@@ -33,14 +33,24 @@ export type HeadCheck = { ok: true; json: unknown } | { ok: false; problem: 'CHE
 
 /** The head as it sits at the start of the file: `magic` (8 characters), JSON length, JSON, CRC. */
 export function encodeContainerHead(magic: string, json: Uint8Array): Buffer {
+  return Buffer.concat(containerHeadPieces(magic, [json]));
+}
+
+/**
+ * The same head as pieces to be written one after the other, its JSON given in pieces too (a large
+ * part encoded once and kept, hypervisor/node/checkpoint-file.ts): no copy of the JSON is made.
+ */
+export function containerHeadPieces(magic: string, json: readonly Uint8Array[]): Uint8Array[] {
   if (magic.length !== CONTAINER_MAGIC_BYTES) throw new RangeError(`container magic "${magic}" is not ${CONTAINER_MAGIC_BYTES} characters`);
-  const out = Buffer.alloc(CONTAINER_PREFIX_BYTES + json.byteLength + U32_BYTES);
-  out.write(magic, 0, 'latin1');
-  out.writeUInt32LE(json.byteLength, CONTAINER_MAGIC_BYTES);
-  out.set(json, CONTAINER_PREFIX_BYTES);
-  const crcAt = CONTAINER_PREFIX_BYTES + json.byteLength;
-  out.writeUInt32LE(crc32(out.subarray(0, crcAt)), crcAt);
-  return out;
+  const prefix = Buffer.alloc(CONTAINER_PREFIX_BYTES);
+  prefix.write(magic, 0, 'latin1');
+  prefix.writeUInt32LE(
+    json.reduce((n, piece) => n + piece.byteLength, 0),
+    CONTAINER_MAGIC_BYTES,
+  );
+  const crc = Buffer.alloc(U32_BYTES);
+  crc.writeUInt32LE(json.reduce((c, piece) => crc32(piece, c), crc32(prefix)));
+  return [prefix, ...json, crc];
 }
 
 /**

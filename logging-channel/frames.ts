@@ -163,17 +163,27 @@ export function encodeControlFrame(message: ControlObject): Uint8Array {
     Buffer.from(out.buffer, out.byteOffset, out.byteLength).write(json, TYPE_BYTES, 'utf8');
     return out;
   }
-  // The encoded value's bytes go where its marker is: the same text as JSON.stringify of the value itself.
-  const at = json.indexOf(MARKER_JSON);
-  if (at < 0 || json.indexOf(MARKER_JSON, at + 1) >= 0) throw new RangeError(`CONTROL frame '${message.t}': the EncodedJson marker is not there exactly once`);
-  const head = Buffer.from(json.slice(0, at), 'utf8');
-  const tail = Buffer.from(json.slice(at + MARKER_JSON.length), 'utf8');
-  const out = new Uint8Array(TYPE_BYTES + head.byteLength + encoded.bytes.byteLength + tail.byteLength);
+  const pieces = spliceEncodedJson(json, encoded);
+  if (pieces === null) throw new RangeError(`CONTROL frame '${message.t}': the EncodedJson marker is not there exactly once`);
+  const out = new Uint8Array(TYPE_BYTES + pieces.reduce((n, piece) => n + piece.byteLength, 0));
   out[0] = FrameType.Control;
-  out.set(head, TYPE_BYTES);
-  out.set(encoded.bytes, TYPE_BYTES + head.byteLength);
-  out.set(tail, TYPE_BYTES + head.byteLength + encoded.bytes.byteLength);
+  let at = TYPE_BYTES;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.byteLength;
+  }
   return out;
+}
+
+/**
+ * `json` (a JSON.stringify of a value holding `encoded` once) as UTF-8 pieces with the encoded bytes
+ * where its marker is: the same text as JSON.stringify of the value with the original in its place.
+ * Null when the marker is not there exactly once (a string of the value's own that spells it).
+ */
+export function spliceEncodedJson(json: string, encoded: EncodedJson): Uint8Array[] | null {
+  const at = json.indexOf(MARKER_JSON);
+  if (at < 0 || json.indexOf(MARKER_JSON, at + 1) >= 0) return null;
+  return [Buffer.from(json.slice(0, at), 'utf8'), encoded.bytes, Buffer.from(json.slice(at + MARKER_JSON.length), 'utf8')];
 }
 
 /** What an EncodedJson stands for in its message's JSON text until its bytes are spliced in. */

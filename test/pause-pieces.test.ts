@@ -146,8 +146,8 @@ describe('the checkpoint header', () => {
     memory.fill(3, 5000, 9000);
     const snapshot: Snapshot = { engine: `${ENGINE_NAME}@${ENGINE_VERSION}`, guestHash: config.guestHash, memory, devices: { clockLastMs: 0 } as unknown as Snapshot['devices'] };
     const compressor = new MemoryCompressor({ level: 1 });
-    // A guest whose env holds the very marker the glue is spliced at: its head is encoded in one go.
-    const marked = makeBootConfig(loadGuest(`${ROOT}/guest-apps/kv.js`), { X: '\u0000ftjs-glue\u0000' });
+    // A guest whose env holds the very marker the glue is spliced at (EncodedJson's, logging-channel/frames.ts): its head is encoded in one go.
+    const marked = makeBootConfig(loadGuest(`${ROOT}/guest-apps/kv.js`), { X: '\u0000ftjs:encoded-json\u0000' });
     for (const [seq, node, cfg] of [
       [1, 'a', config],
       [2, 'a', config],

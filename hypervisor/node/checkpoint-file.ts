@@ -30,7 +30,8 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { crc32, inflateRaw } from 'node:zlib';
-import { CONTAINER_CRC_BYTES, CONTAINER_MAGIC_BYTES, CONTAINER_PREFIX_BYTES, checkContainerHead, checkContainerPrefix, encodeContainerHead } from '../../logging-channel/container.js';
+import { CONTAINER_PREFIX_BYTES, checkContainerHead, checkContainerPrefix, containerHeadPieces } from '../../logging-channel/container.js';
+import { encodedJsonOf, spliceEncodedJson } from '../../logging-channel/frames.js';
 import type { TraceHeader } from '../../logging-channel/trace-format.js';
 import { bootConfigFromTrace, traceHeaderFor } from '../vm/boot-config.js';
 import { ENGINE_NAME, ENGINE_VERSION } from '../vm/engine.js';
@@ -286,29 +287,15 @@ async function writeAll(handle: FileHandle, buffers: Uint8Array[], position: num
  * glue object: a JSON.stringify of it took 2–6 ms of the main thread at each checkpoint while the
  * guest's traffic waited, and copying it into one buffer twice more made work for the GC.
  */
-function encodeHead(header: CheckpointHeader, config: BootConfig): Buffer[] {
+function encodeHead(header: CheckpointHeader, config: BootConfig): Uint8Array[] {
   const glue = header.boot.boot.glue;
-  if (glue !== config.glue || typeof glue !== 'object' || glue === null) return [encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'))];
-  let glueJson = glueJsonCache.get(glue);
-  if (glueJson === undefined) glueJsonCache.set(glue, (glueJson = Buffer.from(JSON.stringify(glue), 'utf8')));
-  const text = JSON.stringify({ ...header, boot: { ...header.boot, boot: { ...header.boot.boot, glue: GLUE_MARK } } });
-  const at = text.indexOf(GLUE_MARK_JSON);
+  const whole = (): Uint8Array[] => containerHeadPieces(CHECKPOINT_MAGIC, [Buffer.from(JSON.stringify(header), 'utf8')]);
+  if (glue !== config.glue || typeof glue !== 'object' || glue === null) return whole();
+  const encoded = encodedJsonOf(glue);
+  const pieces = spliceEncodedJson(JSON.stringify({ ...header, boot: { ...header.boot, boot: { ...header.boot.boot, glue: encoded } } }), encoded);
   // The marker elsewhere too (a guest's env holding that very string): encoded in one go instead.
-  if (at < 0 || text.indexOf(GLUE_MARK_JSON, at + 1) >= 0) return [encodeContainerHead(CHECKPOINT_MAGIC, Buffer.from(JSON.stringify(header), 'utf8'))];
-  const before = Buffer.from(text.slice(0, at), 'utf8');
-  const after = Buffer.from(text.slice(at + GLUE_MARK_JSON.length), 'utf8');
-  const prefix = Buffer.alloc(CONTAINER_PREFIX_BYTES);
-  prefix.write(CHECKPOINT_MAGIC, 0, 'latin1');
-  prefix.writeUInt32LE(before.byteLength + glueJson.byteLength + after.byteLength, CONTAINER_MAGIC_BYTES);
-  const pieces = [prefix, before, glueJson, after];
-  const crc = Buffer.alloc(CONTAINER_CRC_BYTES);
-  crc.writeUInt32LE(pieces.reduce((c, piece) => crc32(piece, c), 0));
-  return [...pieces, crc];
+  return pieces === null ? whole() : containerHeadPieces(CHECKPOINT_MAGIC, pieces);
 }
-/** Stands for the glue while the rest of the header is encoded (a header holding it too is encoded in one go). */
-const GLUE_MARK = '\u0000ftjs-glue\u0000';
-const GLUE_MARK_JSON = JSON.stringify(GLUE_MARK);
-const glueJsonCache = new WeakMap<object, Buffer>();
 
 /** The state hash over memory + device tables, as Vm.stateHash() computes it (state-hash.ts), yielding between slices. */
 export async function snapshotStateHash(snapshot: Snapshot): Promise<string> {
